@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent setup for a fresh clone: Python torch (pinned, cached outside the clone), npm packages,
+# the native addon, the TypeScript build and the default `tiny` model export. Each step is skipped
+# when its inputs have not changed, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+CXRMASK_HOME="${CXRMASK_HOME:-$HOME/.cache/cxrmask}"
+req_hash=$(sha256sum tools/requirements.txt | cut -c1-12)
+VENV="${CXRMASK_VENV:-$CXRMASK_HOME/venv-$req_hash}"
+mkdir -p build "$CXRMASK_HOME"
+
+# 1. Python torch + exporter deps, in a venv outside the clone so CI does not re-download GBs.
+if [ -n "${LIBTORCH:-}${Torch_DIR:-}" ] && [ -z "${CXRMASK_FORCE_VENV:-}" ] && [ ! -x "$VENV/bin/python" ]; then
+  log "LIBTORCH/Torch_DIR set: the addon builds against it; the Python venv is still needed for export"
+fi
+if [ ! -f "$VENV/.complete" ]; then
+  log "creating Python venv $VENV (torch pinned in tools/requirements.txt)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet -r tools/requirements.txt
+  touch "$VENV/.complete"
+fi
+export PATH="$VENV/bin:$PATH"
+printf '{"python": "%s"}\n' "$VENV/bin/python" > build/env.json
+
+# 2. npm packages.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+# 3. Native addon (cmake-js; incremental when nothing changed).
+log "building native addon"
+npx cmake-js compile --parallel "${CXRMASK_JOBS:-2}" --log-level warn ${CXRMASK_CMAKE_ARGS:-}
+
+# 4. TypeScript.
+log "building TypeScript"
+npx tsc -p tsconfig.json
+
+# 5. Default model export (tiny preset, random init, with Python reference outputs).
+if [ ! -f models/tiny/model.json ] || [ tools/export_biomedclip.py -nt models/tiny/model.json ]; then
+  log "exporting tiny model to models/tiny"
+  python tools/export_biomedclip.py --random-init tiny --out models/tiny --seed 0
+fi
+log "ready"
