@@ -1,0 +1,329 @@
+/**
+ * Metrics for multi-label chest X-ray classification over the five FINDINGS.
+ *
+ * Conventions (shared by every function here):
+ * - `probs`, `labels`, `mask` are row-major `[n, K]` arrays (K = 5 in FINDINGS order).
+ * - `mask[i,k] = 0` means the label is ignored (U-Ignore / missing): the pair (i,k) is left out of
+ *   every per-label count. A label with no positive or no negative among the counted pairs has an
+ *   undefined AUROC, returned as `NaN` (serialised as `null` in JSON).
+ *
+ * Definitions (see docs/experiments.md):
+ * - `meanLabelAccuracy` — the paper's "accuracy averaged across the five findings":
+ *     acc_k = #{i counted: 1[p_ik >= t_k] == y_ik} / #{i counted}, meanLabelAccuracy = mean_k acc_k
+ *   over findings with ≥ 1 counted image, with per-finding thresholds t_k (rule: see `chooseThresholds`).
+ * - `exactMatch` — fraction of images whose thresholded predictions equal the labels on every counted
+ *   label (images with no counted label are skipped).
+ * - `auroc_k` — Mann–Whitney U / (P·N) with mid-ranks for ties; `macroAUROC` = mean of defined auroc_k.
+ * - sensitivity_k = TP/(TP+FN), specificity_k = TN/(TN+FP), F1_k = 2TP/(2TP+FP+FN), NaN when the
+ *   denominator is 0; their macro versions average the defined per-label values.
+ */
+export type ThresholdRule = 'youden' | 'f1' | 'accuracy' | 'fixed';
+
+export interface LabelArrays {
+  probs: Float32Array | number[];
+  labels: Float32Array | number[];
+  mask?: Float32Array | number[] | null;
+  n: number;
+  k: number;
+}
+
+export interface PerLabelMetrics {
+  auroc: number;
+  accuracy: number;
+  sensitivity: number;
+  specificity: number;
+  f1: number;
+  threshold: number;
+  positives: number;
+  negatives: number;
+}
+
+export interface MetricSet {
+  meanLabelAccuracy: number;
+  exactMatch: number;
+  macroAUROC: number;
+  macroSensitivity: number;
+  macroSpecificity: number;
+  macroF1: number;
+  perLabel: PerLabelMetrics[];
+  n: number;
+}
+
+function isCounted(mask: LabelArrays['mask'], idx: number): boolean {
+  return !mask || mask[idx]! > 0.5;
+}
+
+/** Scores and 0/1 labels of the counted pairs for label `k`, optionally restricted to `rows`. */
+export function column(a: LabelArrays, k: number, rows?: ArrayLike<number>): { s: number[]; y: number[] } {
+  const s: number[] = [];
+  const y: number[] = [];
+  const m = rows ? rows.length : a.n;
+  for (let r = 0; r < m; r++) {
+    const i = rows ? rows[r]! : r;
+    const idx = i * a.k + k;
+    if (!isCounted(a.mask, idx)) continue;
+    s.push(a.probs[idx]!);
+    y.push(a.labels[idx]! > 0.5 ? 1 : 0);
+  }
+  return { s, y };
+}
+
+/** ROC AUC via the rank-sum (Mann–Whitney) statistic with mid-ranks for ties. NaN if one class is absent. */
+export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const n = scores.length;
+  let pos = 0;
+  for (let i = 0; i < n; i++) if (labels[i]! > 0.5) pos++;
+  const neg = n - pos;
+  if (pos === 0 || neg === 0) return Number.NaN;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  let rankSumPos = 0;
+  let i = 0;
+  while (i < n) {
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
+    const midRank = (i + j) / 2 + 1; // 1-based mid-rank of the tie group
+    for (let t = i; t <= j; t++) if (labels[order[t]!]! > 0.5) rankSumPos += midRank;
+    i = j + 1;
+  }
+  return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+export interface Confusion {
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+export function confusion(s: ArrayLike<number>, y: ArrayLike<number>, t: number): Confusion {
+  const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
+  for (let i = 0; i < s.length; i++) {
+    const p = s[i]! >= t;
+    if (y[i]! > 0.5) p ? c.tp++ : c.fn++;
+    else p ? c.fp++ : c.tn++;
+  }
+  return c;
+}
+
+const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
+export const sensitivity = (c: Confusion) => ratio(c.tp, c.tp + c.fn);
+export const specificity = (c: Confusion) => ratio(c.tn, c.tn + c.fp);
+export const f1 = (c: Confusion) => ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
+export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn);
+
+/** Mean of the finite values; NaN when none. */
+export function nanMean(xs: ArrayLike<number>): number {
+  let s = 0;
+  let c = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const v = xs[i]!;
+    if (Number.isFinite(v)) {
+      s += v;
+      c++;
+    }
+  }
+  return c > 0 ? s / c : Number.NaN;
+}
+
+/**
+ * One threshold for one label, chosen on validation scores.
+ * - `youden`: maximise sensitivity + specificity − 1;
+ * - `f1`: maximise F1; `accuracy`: maximise accuracy;
+ * - `fixed`: `fixed` (default 0.5).
+ * Candidates are midpoints between consecutive distinct scores (plus ±∞ ends); ties in the objective go
+ * to the candidate closest to 0.5. With one class absent on validation (objective undefined) → 0.5.
+ */
+export function chooseThreshold(s: ArrayLike<number>, y: ArrayLike<number>, rule: ThresholdRule, fixed = 0.5): number {
+  if (rule === 'fixed') return fixed;
+  const sorted = Array.from(s).sort((a, b) => a - b);
+  const cands: number[] = [];
+  if (sorted.length === 0) return fixed;
+  cands.push(sorted[0]! - 1e-6);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i] !== sorted[i - 1]) cands.push((sorted[i]! + sorted[i - 1]!) / 2);
+  }
+  cands.push(sorted[sorted.length - 1]! + 1e-6);
+  let best = fixed;
+  let bestVal = Number.NEGATIVE_INFINITY;
+  for (const t of cands) {
+    const c = confusion(s, y, t);
+    const v =
+      rule === 'youden' ? sensitivity(c) + specificity(c) - 1 : rule === 'f1' ? f1(c) : accuracy(c);
+    if (!Number.isFinite(v)) continue;
+    if (v > bestVal + 1e-12 || (Math.abs(v - bestVal) <= 1e-12 && Math.abs(t - 0.5) < Math.abs(best - 0.5))) {
+      bestVal = v;
+      best = t;
+    }
+  }
+  return Number.isFinite(bestVal) ? best : fixed;
+}
+
+/** Per-label thresholds chosen on a validation set. */
+export function chooseThresholds(val: LabelArrays, rule: ThresholdRule, fixed = 0.5): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < val.k; k++) {
+    const { s, y } = column(val, k);
+    out.push(chooseThreshold(s, y, rule, fixed));
+  }
+  return out;
+}
+
+/** Fraction of images (with ≥ 1 counted label) whose thresholded predictions match on all counted labels. */
+export function exactMatch(a: LabelArrays, thresholds: number[], rows?: ArrayLike<number>): number {
+  let ok = 0;
+  let tot = 0;
+  const m = rows ? rows.length : a.n;
+  for (let r = 0; r < m; r++) {
+    const i = rows ? rows[r]! : r;
+    let any = false;
+    let all = true;
+    for (let k = 0; k < a.k; k++) {
+      const idx = i * a.k + k;
+      if (!isCounted(a.mask, idx)) continue;
+      any = true;
+      if (a.probs[idx]! >= thresholds[k]! !== a.labels[idx]! > 0.5) all = false;
+    }
+    if (any) {
+      tot++;
+      if (all) ok++;
+    }
+  }
+  return ratio(ok, tot);
+}
+
+/** Every metric of a `MetricSet` at the given thresholds, optionally on a subset of rows (bootstrap). */
+export function computeMetrics(a: LabelArrays, thresholds: number[], rows?: ArrayLike<number>): MetricSet {
+  const perLabel: PerLabelMetrics[] = [];
+  for (let k = 0; k < a.k; k++) {
+    const { s, y } = column(a, k, rows);
+    const c = confusion(s, y, thresholds[k]!);
+    perLabel.push({
+      auroc: auroc(s, y),
+      accuracy: accuracy(c),
+      sensitivity: sensitivity(c),
+      specificity: specificity(c),
+      f1: f1(c),
+      threshold: thresholds[k]!,
+      positives: c.tp + c.fn,
+      negatives: c.tn + c.fp,
+    });
+  }
+  return {
+    meanLabelAccuracy: nanMean(perLabel.map((p) => p.accuracy)),
+    exactMatch: exactMatch(a, thresholds, rows),
+    macroAUROC: nanMean(perLabel.map((p) => p.auroc)),
+    macroSensitivity: nanMean(perLabel.map((p) => p.sensitivity)),
+    macroSpecificity: nanMean(perLabel.map((p) => p.specificity)),
+    macroF1: nanMean(perLabel.map((p) => p.f1)),
+    perLabel,
+    n: rows ? rows.length : a.n,
+  };
+}
+
+/**
+ * 5-way top-1 accuracy (the "5x200" protocol): over images with exactly one counted positive among the
+ * K labels (and every label counted), the fraction whose argmax score is that label.
+ */
+export function top1Accuracy(a: LabelArrays): { accuracy: number; n: number } {
+  let ok = 0;
+  let tot = 0;
+  for (let i = 0; i < a.n; i++) {
+    let posK = -1;
+    let npos = 0;
+    let allCounted = true;
+    for (let k = 0; k < a.k; k++) {
+      const idx = i * a.k + k;
+      if (!isCounted(a.mask, idx)) allCounted = false;
+      if (a.labels[idx]! > 0.5) {
+        npos++;
+        posK = k;
+      }
+    }
+    if (!allCounted || npos !== 1) continue;
+    let arg = 0;
+    for (let k = 1; k < a.k; k++) if (a.probs[i * a.k + k]! > a.probs[i * a.k + arg]!) arg = k;
+    tot++;
+    if (arg === posK) ok++;
+  }
+  return { accuracy: ratio(ok, tot), n: tot };
+}
+
+/** Small deterministic PRNG (mulberry32) — seeds bootstrap resampling and data order. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export interface PairedCondition {
+  original: LabelArrays;
+  masked: LabelArrays;
+  thresholdsOriginal: number[];
+  thresholdsMasked: number[];
+}
+
+export interface DiffCI {
+  metric: string;
+  diff: number;
+  lo: number;
+  hi: number;
+  samples: number;
+}
+
+export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | 'macroF1';
+
+/**
+ * Paired bootstrap 95 % CI of (masked − original) for a scalar metric, averaged over `pairs` (the seeds),
+ * which must share the same test images (same n and row order). Each replicate resamples test images
+ * with replacement once and applies the same rows to every pair and both conditions. Replicates whose
+ * difference is undefined (e.g. a label lost a class) are dropped; `samples` counts the kept ones.
+ */
+export function bootstrapDiff(
+  pairs: PairedCondition[],
+  metric: ScalarMetric,
+  { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
+): DiffCI {
+  const diffOf = (rows?: ArrayLike<number>) =>
+    nanMean(
+      pairs.map(
+        (p) =>
+          computeMetrics(p.masked, p.thresholdsMasked, rows)[metric] -
+          computeMetrics(p.original, p.thresholdsOriginal, rows)[metric],
+      ),
+    );
+  const point = diffOf();
+  if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
+  const n = pairs[0]!.original.n;
+  const rand = rng(seed);
+  const ds: number[] = [];
+  const rows = new Uint32Array(n);
+  for (let b = 0; b < iterations; b++) {
+    for (let i = 0; i < n; i++) rows[i] = Math.floor(rand() * n);
+    const d = diffOf(rows);
+    if (Number.isFinite(d)) ds.push(d);
+  }
+  ds.sort((a, b) => a - b);
+  return { metric, diff: point, lo: quantile(ds, alpha / 2), hi: quantile(ds, 1 - alpha / 2), samples: ds.length };
+}
+
+/** Mean and sample standard deviation (n−1) of the finite values; sd = 0 for one value, NaN for none. */
+export function meanSd(xs: number[]): { mean: number; sd: number; n: number } {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return { mean: Number.NaN, sd: Number.NaN, n: 0 };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, sd, n: v.length };
+}
