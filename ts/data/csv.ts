@@ -1,0 +1,123 @@
+/** Streaming CSV reading (csv-parse over an optional gunzip), with header checks and file-named errors. */
+import { createReadStream, existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { parse } from 'csv-parse';
+import { DataError } from './errors.js';
+
+export interface CsvRecord {
+  /** 1-based data row number (the header is row 0). */
+  row: number;
+  values: string[];
+}
+
+export interface CsvReader {
+  header: string[];
+  /** Column index by name; throws a DataError naming the file if absent. */
+  col(name: string): number;
+  records: AsyncIterable<CsvRecord>;
+}
+
+function isGzip(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(2);
+    const n = readSync(fd, b, 0, 2, 0);
+    return n === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Finds `<base>.csv.gz` or `<base>.csv` (first that exists). */
+export function findCsv(pathWithoutExt: string): string {
+  for (const ext of ['.csv.gz', '.csv']) {
+    if (existsSync(pathWithoutExt + ext)) return pathWithoutExt + ext;
+  }
+  throw new DataError('missing-file', `neither ${pathWithoutExt}.csv.gz nor ${pathWithoutExt}.csv exists`, {
+    file: pathWithoutExt,
+  });
+}
+
+/**
+ * Opens a CSV (gzip detected by magic bytes) and reads its header. `required` columns must all be
+ * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole.
+ */
+export async function openCsv(path: string, required: readonly string[] = []): Promise<CsvReader> {
+  if (!existsSync(path)) throw new DataError('missing-file', 'file does not exist', { file: path });
+  const gz = isGzip(path);
+  const source = createReadStream(path, { highWaterMark: 1 << 20 });
+  const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: true });
+  let failed: Error | null = null;
+  const fail = (e: Error) => {
+    if (!failed) {
+      const msg = /unexpected end of file/i.test(e.message)
+        ? 'truncated gzip stream (unexpected end of file)'
+        : `${gz && /incorrect header|invalid|zlib/i.test(e.message) ? 'corrupt gzip: ' : ''}${e.message}`;
+      failed = new DataError(gz ? 'bad-gzip' : 'bad-csv', msg, { file: path });
+    }
+    parser.destroy(failed);
+  };
+  source.on('error', fail);
+  if (gz) {
+    const gunzip = createGunzip();
+    gunzip.on('error', fail);
+    source.pipe(gunzip).pipe(parser);
+  } else source.pipe(parser);
+
+  const it = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  const wrapErr = (e: unknown): Error => {
+    if (failed) return failed;
+    if (e instanceof DataError) return e;
+    const err = e as Error & { lines?: number };
+    return new DataError('bad-csv', `CSV parse error: ${err.message}`, { file: path });
+  };
+  let first: IteratorResult<string[]>;
+  try {
+    first = await it.next();
+  } catch (e) {
+    throw wrapErr(e);
+  }
+  if (first.done) {
+    throw failed ?? new DataError('bad-csv', 'file is empty (no header row)', { file: path });
+  }
+  const header = first.value.map((h) => h.trim());
+  const index = new Map<string, number>();
+  header.forEach((h, i) => index.set(h, i));
+  const missing = required.filter((r) => !index.has(r));
+  if (missing.length) {
+    parser.destroy();
+    source.destroy();
+    throw new DataError(
+      'missing-column',
+      `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}; header is: ${header.join(',')}`,
+      { file: path },
+    );
+  }
+  const records: AsyncIterable<CsvRecord> = {
+    async *[Symbol.asyncIterator]() {
+      let row = 0;
+      try {
+        while (true) {
+          const r = await it.next();
+          if (r.done) break;
+          row++;
+          yield { row, values: r.value };
+        }
+      } catch (e) {
+        throw wrapErr(e);
+      } finally {
+        source.destroy();
+      }
+      if (failed) throw failed;
+    },
+  };
+  return {
+    header,
+    col(name: string) {
+      const i = index.get(name);
+      if (i === undefined) throw new DataError('missing-column', `missing column "${name}"`, { file: path });
+      return i;
+    },
+    records,
+  };
+}

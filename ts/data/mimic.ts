@@ -1,0 +1,339 @@
+/**
+ * MIMIC-CXR-JPG index: streams the metadata, chexpert and split CSVs (plain or gzipped) of a MIMIC root
+ * and produces one entry per kept image with its five labels, label mask and split.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rename, writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { FINDINGS } from '../labels.js';
+import { findCsv, openCsv } from './csv.js';
+import { DataError, ReasonCounter } from './errors.js';
+
+export type Split = 'train' | 'validate' | 'test';
+export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
+
+export interface IndexEntry {
+  dicomId: string;
+  subjectId: string;
+  studyId: string;
+  view: string;
+  split: Split;
+  /** Relative to the MIMIC root: files/pXX/pSUBJECT/sSTUDY/DICOM.jpg */
+  path: string;
+  /** Five labels in FINDINGS order, 0/1 after the policies. */
+  labels: number[];
+  /** 1 = counts, 0 = ignored. */
+  labelMask: number[];
+  /** Image size from the metadata (Rows/Columns), when present. */
+  width?: number;
+  height?: number;
+}
+
+export const METADATA_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'ViewPosition'] as const;
+export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
+export const SPLIT_COLUMNS = ['dicom_id', 'split'] as const;
+
+export const IndexOptionsSchema = z.object({
+  root: z.string().min(1),
+  /** ViewPosition values kept. */
+  views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
+  /** -1 labels: zeros → 0, ones → 1, ignore → masked out. */
+  uncertain: z.enum(['zeros', 'ones', 'ignore']).default('zeros'),
+  /** Blank labels: zeros → 0 (usual), ignore → masked out. */
+  blank: z.enum(['zeros', 'ignore']).default('zeros'),
+  /** Keep only images with at least one positive (raw 1.0) among the five (the paper's filter). */
+  requirePositive: z.boolean().default(false),
+  /** official: the split CSV; patient: a seeded patient-level split. */
+  split: z.enum(['official', 'patient']).default('official'),
+  splitSeed: z.number().int().default(0),
+  /** train/validate/test fractions for the patient split. */
+  splitFractions: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]).default([0.8, 0.1, 0.1]),
+  /** Drop entries whose JPEG is not on disk. */
+  checkFiles: z.boolean().default(true),
+});
+export type IndexOptions = z.input<typeof IndexOptionsSchema>;
+
+export const PRESETS: Record<string, Partial<IndexOptions>> = {
+  /** The paper: frontal, five labels, at least one positive, official split. */
+  paper: { views: ['PA', 'AP'], requirePositive: true, split: 'official', uncertain: 'zeros', blank: 'zeros' },
+  default: {},
+};
+
+export interface IndexSummary {
+  root: string;
+  options: Omit<z.output<typeof IndexOptionsSchema>, 'root'>;
+  files: { metadata: string; chexpert: string; split: string | null };
+  metadataRows: number;
+  kept: number;
+  perSplit: Record<Split, number>;
+  perView: Record<string, number>;
+  /** Kept images per view before the view filter too: every ViewPosition seen in the metadata. */
+  viewsSeen: Record<string, number>;
+  /** Per label: positives / negatives / ignored (mask 0) among kept entries, and the raw uncertain/blank counts. */
+  perLabel: Record<string, { positive: number; negative: number; ignored: number; rawUncertain: number; rawBlank: number }>;
+  subjects: number;
+  studies: number;
+  dropped: { counts: Record<string, number>; examples: Record<string, string[]> };
+  patientsInSeveralSplits: number;
+}
+
+export function imagePath(subjectId: string, studyId: string, dicomId: string): string {
+  return `files/p${subjectId.slice(0, 2)}/p${subjectId}/s${studyId}/${dicomId}.jpg`;
+}
+
+/** Deterministic 32-bit PRNG. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded patient-level split: subjects are shuffled with the seed and cut by the fractions. */
+export function patientSplit(subjects: Iterable<string>, seed: number, fractions: [number, number, number]): Map<string, Split> {
+  const list = [...new Set(subjects)].sort();
+  const rnd = mulberry32(seed ^ 0x5eed);
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+  const total = fractions[0] + fractions[1] + fractions[2];
+  if (!(total > 0)) throw new RangeError('splitFractions must not all be zero');
+  const nTrain = Math.round((list.length * fractions[0]) / total);
+  const nVal = Math.round((list.length * fractions[1]) / total);
+  const m = new Map<string, Split>();
+  list.forEach((s, i) => m.set(s, i < nTrain ? 'train' : i < nTrain + nVal ? 'validate' : 'test'));
+  return m;
+}
+
+function parseLabel(cell: string | undefined): number | null {
+  const s = (cell ?? '').trim();
+  if (s === '' || s.toLowerCase() === 'nan') return null;
+  const v = Number(s);
+  return Number.isFinite(v) ? v : Number.NaN;
+}
+
+/** Builds the index by streaming the three CSVs. Bad rows are dropped and counted per reason. */
+export async function buildIndex(options: IndexOptions): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
+  const opts = IndexOptionsSchema.parse(options);
+  const { root } = opts;
+  const base = join(root, 'mimic-cxr-2.0.0-');
+  const metaPath = findCsv(`${base}metadata`);
+  const chexPath = findCsv(`${base}chexpert`);
+  const splitPath = opts.split === 'official' ? findCsv(`${base}split`) : null;
+  const dropped = new ReasonCounter();
+
+  // 1. Labels per study (small: one row per study).
+  const labelsByStudy = new Map<string, (number | null)[]>();
+  {
+    const csv = await openCsv(chexPath, CHEXPERT_COLUMNS);
+    const subj = csv.col('subject_id');
+    const stud = csv.col('study_id');
+    const cols = FINDINGS.map((f) => csv.col(f));
+    for await (const { row, values } of csv.records) {
+      const labels = cols.map((c) => parseLabel(values[c]));
+      const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
+      if (bad >= 0) {
+        dropped.add('bad-label-value', `${chexPath}, row ${row}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`);
+        continue;
+      }
+      labelsByStudy.set(`${values[subj].trim()}/${values[stud].trim()}`, labels);
+    }
+  }
+  // 2. Official split per image.
+  const splitByDicom = new Map<string, Split>();
+  if (splitPath) {
+    const csv = await openCsv(splitPath, SPLIT_COLUMNS);
+    const d = csv.col('dicom_id');
+    const s = csv.col('split');
+    for await (const { row, values } of csv.records) {
+      const sp = (values[s] ?? '').trim();
+      if (!SPLITS.includes(sp as Split)) {
+        dropped.add('bad-split-value', `${splitPath}, row ${row}, field "split": "${sp}"`);
+        continue;
+      }
+      splitByDicom.set(values[d].trim(), sp as Split);
+    }
+  }
+  // 3. Metadata, streamed, joined.
+  const csv = await openCsv(metaPath, METADATA_COLUMNS);
+  const ci = {
+    dicom: csv.col('dicom_id'),
+    subject: csv.col('subject_id'),
+    study: csv.col('study_id'),
+    view: csv.col('ViewPosition'),
+    rows: csv.header.indexOf('Rows'),
+    cols: csv.header.indexOf('Columns'),
+  };
+  const views = new Set(opts.views);
+  const viewsSeen: Record<string, number> = {};
+  const pending: (IndexEntry & { rawLabels: (number | null)[] })[] = [];
+  let metadataRows = 0;
+  for await (const { row, values } of csv.records) {
+    metadataRows++;
+    const dicomId = (values[ci.dicom] ?? '').trim();
+    const subjectId = (values[ci.subject] ?? '').trim();
+    const studyId = (values[ci.study] ?? '').trim();
+    const view = (values[ci.view] ?? '').trim();
+    const vkey = view === '' ? '(blank)' : view;
+    viewsSeen[vkey] = (viewsSeen[vkey] ?? 0) + 1;
+    const where = `${metaPath}, row ${row}, id ${dicomId}`;
+    if (!dicomId || !/^\d+$/.test(subjectId) || !/^\d+$/.test(studyId)) {
+      dropped.add('bad-metadata-row', `${where}: dicom_id/subject_id/study_id missing or not numeric`);
+      continue;
+    }
+    if (!views.has(view)) {
+      dropped.add(`view-not-selected:${vkey}`);
+      continue;
+    }
+    const rawLabels = labelsByStudy.get(`${subjectId}/${studyId}`);
+    if (!rawLabels) {
+      dropped.add('no-labels-for-study', `${where}: study s${studyId} has no row in ${chexPath}`);
+      continue;
+    }
+    let split: Split = 'train';
+    if (splitPath) {
+      const sp = splitByDicom.get(dicomId);
+      if (!sp) {
+        dropped.add('no-split-row', `${where}: dicom_id absent from ${splitPath}`);
+        continue;
+      }
+      split = sp;
+    }
+    if (opts.requirePositive && !rawLabels.some((v) => v === 1)) {
+      dropped.add('no-positive-label');
+      continue;
+    }
+    const labels: number[] = [];
+    const labelMask: number[] = [];
+    for (const v of rawLabels) {
+      if (v === 1 || v === 0) {
+        labels.push(v);
+        labelMask.push(1);
+      } else if (v === -1) {
+        labels.push(opts.uncertain === 'ones' ? 1 : 0);
+        labelMask.push(opts.uncertain === 'ignore' ? 0 : 1);
+      } else {
+        labels.push(0);
+        labelMask.push(opts.blank === 'ignore' ? 0 : 1);
+      }
+    }
+    const path = imagePath(subjectId, studyId, dicomId);
+    if (opts.checkFiles && !existsSync(join(root, path))) {
+      dropped.add('image-missing', `${where}: ${join(root, path)} does not exist`);
+      continue;
+    }
+    const e: IndexEntry & { rawLabels: (number | null)[] } = {
+      dicomId,
+      subjectId,
+      studyId,
+      view,
+      split,
+      path,
+      labels,
+      labelMask,
+      rawLabels,
+    };
+    const h = ci.rows >= 0 ? Number(values[ci.rows]) : Number.NaN;
+    const w = ci.cols >= 0 ? Number(values[ci.cols]) : Number.NaN;
+    if (Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0) {
+      e.height = h;
+      e.width = w;
+    }
+    pending.push(e);
+  }
+  if (opts.split === 'patient') {
+    const m = patientSplit(
+      pending.map((e) => e.subjectId),
+      opts.splitSeed,
+      opts.splitFractions,
+    );
+    for (const e of pending) e.split = m.get(e.subjectId) as Split;
+  }
+  // Summary.
+  const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
+  const perView: Record<string, number> = {};
+  const perLabel: IndexSummary['perLabel'] = {};
+  for (const f of FINDINGS) perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
+  const subjects = new Set<string>();
+  const studies = new Set<string>();
+  const splitsOfSubject = new Map<string, Set<Split>>();
+  const entries: IndexEntry[] = [];
+  for (const { rawLabels, ...e } of pending) {
+    perSplit[e.split]++;
+    perView[e.view] = (perView[e.view] ?? 0) + 1;
+    FINDINGS.forEach((f, k) => {
+      const pl = perLabel[f];
+      if (!e.labelMask[k]) pl.ignored++;
+      else if (e.labels[k]) pl.positive++;
+      else pl.negative++;
+      if (rawLabels[k] === -1) pl.rawUncertain++;
+      if (rawLabels[k] === null) pl.rawBlank++;
+    });
+    subjects.add(e.subjectId);
+    studies.add(`${e.subjectId}/${e.studyId}`);
+    const s = splitsOfSubject.get(e.subjectId) ?? new Set<Split>();
+    s.add(e.split);
+    splitsOfSubject.set(e.subjectId, s);
+    entries.push(e);
+  }
+  let patientsInSeveralSplits = 0;
+  for (const s of splitsOfSubject.values()) if (s.size > 1) patientsInSeveralSplits++;
+  const { root: _r, ...optRest } = opts;
+  return {
+    entries,
+    summary: {
+      root,
+      options: optRest,
+      files: { metadata: metaPath, chexpert: chexPath, split: splitPath },
+      metadataRows,
+      kept: entries.length,
+      perSplit,
+      perView,
+      viewsSeen,
+      perLabel,
+      subjects: subjects.size,
+      studies: studies.size,
+      dropped: dropped.toJSON(),
+      patientsInSeveralSplits,
+    },
+  };
+}
+
+/** Writes `index.jsonl` (one entry per line) and `summary.json` atomically into `dir`. */
+export async function writeIndex(dir: string, entries: IndexEntry[], summary: unknown): Promise<{ index: string; summary: string }> {
+  await mkdir(dir, { recursive: true });
+  const index = join(dir, 'index.jsonl');
+  const sum = join(dir, 'summary.json');
+  await atomicWrite(index, entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
+  await atomicWrite(sum, `${JSON.stringify(summary, null, 2)}\n`);
+  return { index, summary: sum };
+}
+
+/** Reads an `index.jsonl` written by writeIndex (or a directory holding one). */
+export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
+  const p = pathOrDir.endsWith('.jsonl') ? pathOrDir : join(pathOrDir, 'index.jsonl');
+  const text = await readFile(p, 'utf8');
+  const out: IndexEntry[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      out.push(JSON.parse(line) as IndexEntry);
+    } catch (e) {
+      throw new DataError('bad-index', `not JSON: ${(e as Error).message}`, { file: p, row: i + 1 });
+    }
+  });
+  return out;
+}
+
+let tmpCounter = 0;
+export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}

@@ -1,0 +1,81 @@
+/** Polygon filling and mask-boundary bands on a pixel grid (pixel (i, j) has its centre at x = j, y = i). */
+
+/**
+ * Fills a closed polygon (flat [x0, y0, x1, y1, …] in pixel coordinates) into `out` (row-major w×h),
+ * OR-ing `value` into the pixels whose centre lies inside (even-odd rule). Clipped to the grid.
+ */
+export function fillPolygon(poly: ArrayLike<number>, w: number, h: number, out: Uint8Array, value = 1): Uint8Array {
+  const n = poly.length >> 1;
+  if (n < 3) return out;
+  let minY = Number.POSITIVE_INFINITY;
+  let maxY = Number.NEGATIVE_INFINITY;
+  for (let k = 0; k < n; k++) {
+    const y = poly[2 * k + 1];
+    if (y < minY) minY = y;
+    if (y > maxY) maxY = y;
+  }
+  const i0 = Math.max(0, Math.ceil(minY));
+  const i1 = Math.min(h - 1, Math.floor(maxY));
+  const xs: number[] = [];
+  for (let i = i0; i <= i1; i++) {
+    xs.length = 0;
+    for (let k = 0; k < n; k++) {
+      const x0 = poly[2 * k];
+      const y0 = poly[2 * k + 1];
+      const k1 = k + 1 === n ? 0 : k + 1;
+      const x1 = poly[2 * k1];
+      const y1 = poly[2 * k1 + 1];
+      if ((y0 <= i && i < y1) || (y1 <= i && i < y0)) xs.push(x0 + ((i - y0) * (x1 - x0)) / (y1 - y0));
+    }
+    if (xs.length < 2) continue;
+    xs.sort((a, b) => a - b);
+    const row = i * w;
+    for (let k = 0; k + 1 < xs.length; k += 2) {
+      const ja = Math.max(0, Math.ceil(xs[k]));
+      const jb = Math.min(w - 1, Math.floor(xs[k + 1]));
+      for (let j = ja; j <= jb; j++) out[row + j] |= value;
+    }
+  }
+  return out;
+}
+
+/**
+ * The boundary band of a binary mask: mask pixels within `thickness` 4-connected erosion steps of a
+ * non-mask pixel of the grid. With thickness 1 these are exactly the mask pixels having a 4-neighbour
+ * outside the mask. Pixels beyond the grid edge count as inside (a mask cut by the crop gets no line
+ * along the crop). ORs `bit` into `out` (allocated if absent).
+ */
+export function maskBoundary(
+  mask: Uint8Array,
+  w: number,
+  h: number,
+  thickness = 1,
+  out?: Uint8Array,
+  bit = 1,
+): Uint8Array {
+  const res = out ?? new Uint8Array(w * h);
+  if (thickness <= 0) return res;
+  let cur = new Uint8Array(w * h);
+  for (let p = 0; p < w * h; p++) cur[p] = mask[p] ? 1 : 0;
+  let next = new Uint8Array(w * h);
+  for (let t = 0; t < thickness; t++) {
+    for (let i = 0; i < h; i++) {
+      const r = i * w;
+      for (let j = 0; j < w; j++) {
+        const p = r + j;
+        if (!cur[p]) {
+          next[p] = 0;
+          continue;
+        }
+        const keep =
+          (j === 0 || cur[p - 1]) && (j === w - 1 || cur[p + 1]) && (i === 0 || cur[p - w]) && (i === h - 1 || cur[p + w]);
+        next[p] = keep ? 1 : 0;
+      }
+    }
+    const tmp = cur;
+    cur = next;
+    next = tmp;
+  }
+  for (let p = 0; p < w * h; p++) if (mask[p] && !cur[p]) res[p] |= bit;
+  return res;
+}

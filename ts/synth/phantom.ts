@@ -1,0 +1,336 @@
+/**
+ * Procedural chest-radiograph phantoms. A frontal phantom has lungs (dark), a heart (bright), spine,
+ * ribs, soft tissue and noise; each finding changes what is drawn the way it looks on a radiograph:
+ *  - Cardiomegaly: larger heart (cardiothoracic ratio > 0.5); lungs' medial borders follow it.
+ *  - Pleural Effusion: fluid fills a costophrenic angle with a meniscus; the (aerated) lung outline stops at it.
+ *  - Consolidation: dense, lobulated airspace opacity in one lung.
+ *  - Edema: bilateral perihilar haze with diffuse increased density.
+ *  - Atelectasis: plate-like linear opacity at a base with volume loss (raised lung base).
+ * Landmarks returned are those a segmenter would give (RL 44, LL 50, H 26), in pixel coordinates.
+ */
+import { fillPolygon } from '../masks/raster.js';
+import { LUNG_CTRL_UV, closedSpline } from './shapes.js';
+
+export type Rng = () => number;
+
+export interface FindingsShown {
+  atelectasis: boolean;
+  cardiomegaly: boolean;
+  consolidation: boolean;
+  edema: boolean;
+  effusion: boolean;
+}
+
+export interface Phantom {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+  /** 240 numbers, integer pixel coordinates; null for laterals. */
+  landmarks: Float64Array | null;
+}
+
+const gauss = (rng: Rng) => {
+  // Irwin–Hall approximation of N(0, 1): cheap and deterministic.
+  return (rng() + rng() + rng() + rng() - 2) * 1.732;
+};
+const U = (rng: Rng, a: number, b: number) => a + (b - a) * rng();
+
+function lungOutline(
+  rng: Rng,
+  lat: number,
+  med: number,
+  top: number,
+  bot: number,
+  n: number,
+  jitter: number,
+  mirror: boolean,
+): Float64Array {
+  const ctrl: number[] = [];
+  const pts = mirror ? [...LUNG_CTRL_UV].reverse() : LUNG_CTRL_UV; // keep clockwise order in image space
+  for (const [u, v] of pts) {
+    const uu = Math.min(1, Math.max(0, u + jitter * gauss(rng)));
+    const vv = Math.min(1, Math.max(0, v + jitter * gauss(rng)));
+    ctrl.push(lat + uu * (med - lat), top + vv * (bot - top));
+  }
+  return closedSpline(ctrl, n);
+}
+
+function heartOutline(cx: number, cy: number, a: number, b: number, rot: number, floorY: number, n: number): Float64Array {
+  const out = new Float64Array(2 * n);
+  const c = Math.cos(rot);
+  const s = Math.sin(rot);
+  for (let k = 0; k < n; k++) {
+    const t = -Math.PI / 2 + (2 * Math.PI * k) / n;
+    // slightly squarer than an ellipse
+    const ex = Math.sign(Math.cos(t)) * Math.abs(Math.cos(t)) ** 0.85 * a;
+    const ey = Math.sign(Math.sin(t)) * Math.abs(Math.sin(t)) ** 0.9 * b;
+    out[2 * k] = cx + ex * c - ey * s;
+    out[2 * k + 1] = Math.min(floorY, cy + ex * s + ey * c);
+  }
+  return out;
+}
+
+/** Heart left/right extent at row y (scanning the polygon), or null. */
+function rowExtent(poly: Float64Array, y: number): [number, number] | null {
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  const n = poly.length >> 1;
+  for (let k = 0; k < n; k++) {
+    const k1 = (k + 1) % n;
+    const y0 = poly[2 * k + 1];
+    const y1 = poly[2 * k1 + 1];
+    if ((y0 <= y && y < y1) || (y1 <= y && y < y0)) {
+      const x = poly[2 * k] + ((y - y0) * (poly[2 * k1] - poly[2 * k])) / (y1 - y0);
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, ap: boolean): Phantom {
+  const img = new Float32Array(W * H);
+  const mx = W * (0.5 + 0.02 * gauss(rng));
+  const halfThorax = W * U(rng, 0.37, 0.41);
+  const top = H * U(rng, 0.1, 0.15);
+  const bot = H * U(rng, 0.7, 0.78);
+  const gap = W * U(rng, 0.045, 0.065);
+
+  // Heart.
+  const thoraxW = 2 * halfThorax;
+  let ctr = f.cardiomegaly ? U(rng, 0.57, 0.67) : U(rng, 0.4, 0.48);
+  if (ap) ctr *= 1.05; // AP magnifies the heart a little (a known confounder)
+  const ha = (ctr * thoraxW) / 2;
+  const hb = H * U(rng, 0.13, 0.16) * (f.cardiomegaly ? 1.12 : 1);
+  const hcx = mx + W * 0.035 + ha * 0.12;
+  const hcy = top + (bot - top) * 0.74;
+  const floorY = bot - (bot - top) * 0.03;
+  const heart = heartOutline(hcx, hcy, ha, hb, U(rng, -0.35, -0.15), floorY, 26);
+
+  // Anatomical lungs (image-left = patient's right lung).
+  const jit = 0.012;
+  const volLossR = f.atelectasis && rng() < 0.5;
+  const volLossL = f.atelectasis && !volLossR;
+  const rl = lungOutline(rng, mx - halfThorax, mx - gap, top, bot - (volLossR ? 0.08 * (bot - top) : 0), 44, jit, false);
+  const ll = lungOutline(rng, mx + halfThorax, mx + gap, top + 0.01 * H, bot - (volLossL ? 0.08 * (bot - top) : 0), 50, jit, true);
+  // Medial borders give way to the heart (with a little overlap, as segmentations do).
+  const overlap = W * 0.015;
+  for (const [poly, side] of [
+    [rl, -1],
+    [ll, 1],
+  ] as const) {
+    for (let k = 0; k < poly.length; k += 2) {
+      const ext = rowExtent(heart, poly[k + 1]);
+      if (!ext) continue;
+      if (side < 0 && poly[k] > ext[0] + overlap && poly[k] < mx) poly[k] = ext[0] + overlap;
+      if (side > 0 && poly[k] < ext[1] - overlap && poly[k] > mx) poly[k] = ext[1] - overlap;
+    }
+  }
+  const rlMask = fillPolygon(rl, W, H, new Uint8Array(W * H));
+  const llMask = fillPolygon(ll, W, H, new Uint8Array(W * H));
+  const heartMask = fillPolygon(heart, W, H, new Uint8Array(W * H));
+
+  // Base image: background, body, spine, abdomen.
+  const bodyA = W * U(rng, 0.47, 0.52);
+  const bodyB = H * 0.66;
+  const bodyCy = H * 0.52;
+  const soft = U(rng, 125, 150);
+  const bg = U(rng, 8, 25);
+  const spineHalf = W * 0.045;
+  for (let i = 0; i < H; i++) {
+    const dy = (i - bodyCy) / bodyB;
+    for (let j = 0; j < W; j++) {
+      const dx = (j - mx) / bodyA;
+      const r = dx * dx + dy * dy;
+      let v = r < 1 ? soft + 25 * (1 - r) : bg;
+      if (r >= 1 && r < 1.08) v = bg + (soft - bg) * (1 - (r - 1) / 0.08);
+      const ds = Math.abs(j - mx) / spineHalf;
+      if (ds < 1 && r < 1) v += 28 * (1 - ds * ds);
+      if (i > bot && r < 1) v += 12;
+      img[i * W + j] = v;
+    }
+  }
+  // Lungs: air is dark; density rises towards the bases and the edges (blur softens it later).
+  const air = U(rng, 85, 105);
+  const ribSp = (bot - top) / U(rng, 8.5, 10);
+  const ribAmp = U(rng, 14, 24);
+  for (let i = 0; i < H; i++) {
+    const vv = (i - top) / (bot - top);
+    for (let j = 0; j < W; j++) {
+      const p = i * W + j;
+      const inLung = rlMask[p] | llMask[p];
+      const dxm = Math.abs(j - mx) / halfThorax;
+      if (inLung) img[p] -= air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+      // Posterior ribs: arcs descending laterally.
+      const phase = (i - top - 0.22 * (bot - top) * dxm * dxm) / ribSp;
+      const fr = phase - Math.floor(phase);
+      const band = fr < 0.32 ? Math.sin((fr / 0.32) * Math.PI) : 0;
+      if (vv > -0.05 && vv < 1.05 && dxm < 1.05) img[p] += band * (inLung ? ribAmp : ribAmp * 0.35);
+    }
+  }
+  // Heart over everything in the mediastinum.
+  const heartAdd = U(rng, 60, 75);
+  for (let p = 0; p < W * H; p++) if (heartMask[p]) img[p] += rlMask[p] | llMask[p] ? heartAdd + 15 : heartAdd * 0.5;
+
+  const lungs = [
+    { poly: rl, mask: rlMask, lat: mx - halfThorax, med: mx - gap },
+    { poly: ll, mask: llMask, lat: mx + halfThorax, med: mx + gap },
+  ];
+  const addBlob = (cx: number, cy: number, sx: number, sy: number, amp: number, mask: Uint8Array | null) => {
+    const x0 = Math.max(0, Math.floor(cx - 3 * sx));
+    const x1 = Math.min(W - 1, Math.ceil(cx + 3 * sx));
+    const y0 = Math.max(0, Math.floor(cy - 3 * sy));
+    const y1 = Math.min(H - 1, Math.ceil(cy + 3 * sy));
+    for (let i = y0; i <= y1; i++) {
+      const gy = ((i - cy) / sy) ** 2;
+      for (let j = x0; j <= x1; j++) {
+        const p = i * W + j;
+        if (mask && !mask[p]) continue;
+        img[p] += amp * Math.exp(-0.5 * (gy + ((j - cx) / sx) ** 2));
+      }
+    }
+  };
+  const bothLungs = new Uint8Array(W * H);
+  for (let p = 0; p < W * H; p++) bothLungs[p] = rlMask[p] | llMask[p];
+
+  if (f.edema) {
+    const amp = U(rng, 32, 45);
+    for (const L of lungs) {
+      const cx = L.lat + 0.72 * (L.med - L.lat);
+      const cy = top + 0.5 * (bot - top);
+      addBlob(cx, cy, Math.abs(L.med - L.lat) * 0.32, (bot - top) * 0.22, amp, L.mask);
+      // Kerley-like short lines at the lateral bases.
+      for (let k = 0; k < 4; k++) {
+        const y = Math.round(top + (0.72 + 0.05 * k) * (bot - top));
+        const xa = L.lat + (L.med - L.lat) * 0.05;
+        const len = Math.abs(L.med - L.lat) * 0.18;
+        const dir = Math.sign(L.med - L.lat);
+        for (let t = 0; t < len; t++) {
+          const j = Math.round(xa + dir * t);
+          if (y >= 0 && y < H && j >= 0 && j < W && L.mask[y * W + j]) img[y * W + j] += 22;
+        }
+      }
+    }
+    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 12;
+  }
+  if (f.consolidation) {
+    const L = lungs[rng() < 0.5 ? 0 : 1];
+    const lobes = 2 + Math.floor(rng() * 3);
+    const cu = U(rng, 0.3, 0.7);
+    const cv = U(rng, 0.45, 0.82);
+    const base = Math.abs(L.med - L.lat);
+    const amp = U(rng, 55, 75);
+    for (let k = 0; k < lobes; k++) {
+      const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
+      const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
+      addBlob(cx, cy, base * U(rng, 0.1, 0.17), (bot - top) * U(rng, 0.06, 0.11), amp / Math.sqrt(lobes) * 1.4, L.mask);
+    }
+  }
+  const annotated = [rl, ll].map((p) => Float64Array.from(p));
+  if (f.effusion) {
+    const sides = rng() < 0.35 ? [0, 1] : [rng() < 0.5 ? 0 : 1];
+    for (const s of sides) {
+      const L = lungs[s];
+      const level = top + U(rng, 0.72, 0.84) * (bot - top);
+      const rise = U(rng, 0.08, 0.14) * (bot - top);
+      const span = L.med - L.lat;
+      const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
+      const amp = U(rng, 65, 85);
+      for (let i = Math.floor(level - rise - 4); i < H; i++) {
+        if (i < 0) continue;
+        for (let j = 0; j < W; j++) {
+          const p = i * W + j;
+          if (!L.mask[p]) continue;
+          const d = i - meniscus(j);
+          if (d > -4) img[p] += amp * Math.min(1, (d + 4) / 8);
+        }
+      }
+      // The segmenter follows the aerated lung: points below the meniscus are lifted onto it.
+      const a = annotated[s];
+      for (let k = 0; k < a.length; k += 2) {
+        const m = meniscus(a[k]);
+        if (a[k + 1] > m) a[k + 1] = m;
+      }
+    }
+  }
+  if (f.atelectasis) {
+    const s = volLossL ? 1 : 0;
+    const L = lungs[s];
+    const span = L.med - L.lat;
+    const y0 = top + U(rng, 0.55, 0.68) * (bot - top);
+    const tilt = U(rng, -0.06, 0.1) * (bot - top);
+    const thick = H * U(rng, 0.012, 0.02);
+    const amp = U(rng, 55, 75);
+    for (let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top))); i < Math.min(H, y0 + 0.25 * (bot - top)); i++) {
+      for (let j = 0; j < W; j++) {
+        const p = i * W + j;
+        if (!L.mask[p]) continue;
+        const u = (j - L.lat) / span;
+        if (u < 0.12 || u > 0.9) continue;
+        const yl = y0 + tilt * u;
+        img[p] += amp * Math.exp(-0.5 * ((i - yl) / thick) ** 2);
+      }
+    }
+    addBlob(L.lat + 0.5 * span, y0 + 0.12 * (bot - top), Math.abs(span) * 0.25, (bot - top) * 0.07, 25, L.mask);
+  }
+  // Exposure, noise, quantisation.
+  const gain = U(rng, 0.9, 1.1);
+  const offset = U(rng, -10, 10);
+  const sigma = ap ? U(rng, 5, 8) : U(rng, 3, 6);
+  const pixels = new Uint8Array(W * H);
+  for (let p = 0; p < W * H; p++) {
+    const v = img[p] * gain + offset + sigma * (rng() + rng() + rng() - 1.5) * 2;
+    pixels[p] = v < 0 ? 0 : v > 255 ? 255 : v;
+  }
+  const landmarks = new Float64Array(240);
+  landmarks.set(annotated[0], 0);
+  landmarks.set(annotated[1], 88);
+  landmarks.set(heart, 188);
+  for (let k = 0; k < 240; k++) landmarks[k] = Math.round(landmarks[k]);
+  return { pixels, width: W, height: H, landmarks };
+}
+
+export function renderLateral(rng: Rng, W: number, H: number, f: FindingsShown): Phantom {
+  const img = new Float32Array(W * H);
+  const cx = W * (0.5 + 0.02 * gauss(rng));
+  const cy = H * 0.5;
+  const bodyA = W * 0.44;
+  const bodyB = H * 0.6;
+  const lungA = W * 0.3;
+  const lungB = H * 0.3;
+  const lcy = H * 0.42;
+  const heartX = cx - W * 0.12;
+  const heartR = W * (f.cardiomegaly ? 0.2 : 0.15);
+  const soft = U(rng, 130, 155);
+  for (let i = 0; i < H; i++) {
+    for (let j = 0; j < W; j++) {
+      const r = ((j - cx) / bodyA) ** 2 + ((i - cy) / bodyB) ** 2;
+      let v = r < 1 ? soft : 15;
+      const rl = ((j - cx) / lungA) ** 2 + ((i - lcy) / lungB) ** 2;
+      if (rl < 1) v -= 70 * (1 - 0.3 * rl);
+      const rh = ((j - heartX) / heartR) ** 2 + ((i - lcy - lungB * 0.45) / (heartR * 1.1)) ** 2;
+      if (rh < 1) v += 45;
+      if (Math.abs(j - (cx + W * 0.3)) < W * 0.04 && r < 1) v += 35; // spine
+      if (f.effusion && rl < 1 && i > lcy + lungB * 0.7) v += 55;
+      if ((f.consolidation || f.edema) && rl < 0.5) v += 20;
+      img[i * W + j] = v + 5 * (rng() + rng() - 1);
+    }
+  }
+  const pixels = new Uint8Array(W * H);
+  for (let p = 0; p < W * H; p++) pixels[p] = Math.max(0, Math.min(255, img[p]));
+  return { pixels, width: W, height: H, landmarks: null };
+}
+
+/** Moves landmarks by a smooth random field: what a poor segmentation (low RCA) looks like. */
+export function perturbLandmarks(rng: Rng, lm: Float64Array, W: number, H: number, strength: number): Float64Array {
+  const out = Float64Array.from(lm);
+  const ax = strength * W * gauss(rng);
+  const ay = strength * H * gauss(rng);
+  const ph = rng() * Math.PI * 2;
+  for (let k = 0; k < out.length; k += 2) {
+    const t = k / out.length;
+    out[k] = Math.round(out[k] + ax * Math.sin(2 * Math.PI * 3 * t + ph));
+    out[k + 1] = Math.round(out[k + 1] + ay * Math.cos(2 * Math.PI * 2 * t + ph));
+  }
+  return out;
+}
