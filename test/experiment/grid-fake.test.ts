@@ -1,0 +1,115 @@
+/**
+ * Grid orchestration, resume and reports against the pure-JS fake backend (no LibTorch): fast.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { plannedCells } from '../../ts/experiment/grid.js';
+import { type Results, runExperiment } from '../../ts/experiment/run.js';
+import { InterruptedError } from '../../ts/experiment/train.js';
+import { fakeBackend } from './fake-backend.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-grid-'));
+const cfg = (over: Record<string, unknown> = {}) =>
+  parseConfig({
+    runsDir: join(tmp, 'runs'),
+    name: 'fake',
+    data: { cache: 'unused' },
+    seeds: [0, 1, 2],
+    linearProbe: { epochs: 4, batchSize: 16, lr: 0.05 },
+    finetune: { epochs: 3, batchSize: 16, lrHead: 0.02 },
+    metrics: { bootstrap: 100 },
+    ...over,
+  });
+
+function strip(r: Results) {
+  // everything but timings / run metadata
+  return JSON.parse(JSON.stringify({ e: r.evaluation, t: r.training.map((x) => ({ ...x, history: x.history?.map((h) => ({ ...h, seconds: 0 })) })) }));
+}
+
+test('full grid: every cell present, reports written, new folder per run', async () => {
+  const config = cfg();
+  const { runDir, results } = await runExperiment({ config, backend: fakeBackend({ bad: [5, 7] }) });
+  const onDisk = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
+  const groups = onDisk.evaluation.groups.map((g) => g.key).sort();
+  assert.equal(groups, [
+    'finetune/masked',
+    'finetune/original',
+    'linear-probe/masked',
+    'linear-probe/original',
+    'zeroshot/per-finding',
+    'zeroshot/softmax-5way',
+  ]);
+  // 2 zero-shot protocols × 2 test variants + 2 setups × 2 train variants × 3 seeds × 2 test variants
+  assert.is(onDisk.evaluation.cells.length, 4 + 24);
+  assert.is(onDisk.evaluation.summary.length, 12);
+  for (const s of onDisk.evaluation.summary) {
+    assert.ok(s.metrics.meanLabelAccuracy.mean !== null, `${s.group} ${s.testVariant}`);
+    assert.ok(s.metrics.macroAUROC.mean !== null);
+  }
+  assert.is(onDisk.evaluation.differences.length, 6 * 2);
+  // trained rows learn the (easy) fake task
+  const jft = onDisk.evaluation.summary.find((s) => s.group === 'finetune/original' && s.testVariant === 'original')!;
+  assert.ok(jft.metrics.macroAUROC.mean > 0.75, `jft auroc ${jft.metrics.macroAUROC.mean}`);
+  assert.is(jft.seeds, 3);
+  // unreadable images: skipped and counted, not fatal (row 5 is test, 7 is train)
+  assert.is(onDisk.data.skippedImages.features['original'], 2);
+  assert.ok(onDisk.run.git !== undefined && onDisk.config.seeds.length === 3);
+  for (const f of ['table2.md', 'per_disease.md', 'report.md', 'report.html', 'plots/macroAUROC.png', 'plots/per_disease_delta_auroc.png', 'plots/overlay_example.png'])
+    assert.ok(existsSync(join(runDir, f)), f);
+  const t2 = readFileSync(join(runDir, 'table2.md'), 'utf8');
+  assert.match(t2, /Mean per-finding accuracy/);
+  assert.match(t2, /Joint fine-tuning \| masked/);
+  assert.match(t2, / ± /);
+  assert.ok(results.run.timings.totalSeconds > 0);
+  const second = await runExperiment({ config, backend: fakeBackend({ bad: [5, 7] }) });
+  assert.is.not(second.runDir, runDir);
+  assert.equal(strip(second.results), strip(results), 'deterministic');
+});
+
+test('interrupt mid-cell then --resume equals an uninterrupted run', async () => {
+  const config = cfg({ name: 'resume', seeds: [0], zeroshot: { enabled: false }, linearProbe: { enabled: false } });
+  const full = await runExperiment({ config, backend: fakeBackend() });
+  let steps = 0;
+  const signal = { stop: false };
+  // stop in the 2nd epoch of the first fine-tuning cell (6 steps per epoch with 72 train rows / 16)
+  const b = fakeBackend({
+    beforeTrainStep: () => {
+      if (++steps === 8) signal.stop = true;
+    },
+  });
+  let runDir = '';
+  try {
+    await runExperiment({
+      config,
+      backend: b,
+      signal,
+      onEvent: (e) => {
+        if (e.kind === 'phase' && e.name === 'plan') runDir = '';
+      },
+    });
+    assert.unreachable('should be interrupted');
+  } catch (e) {
+    assert.instance(e, InterruptedError);
+  }
+  const runs = readdirSync(join(tmp, 'runs')).filter((d) => d.includes('resume')).sort();
+  runDir = join(tmp, 'runs', runs[runs.length - 1]!);
+  const state = JSON.parse(readFileSync(join(runDir, 'cells', 'jft-original-s0', 'state.json'), 'utf8'));
+  assert.is(state.epochsDone, 1, 'epoch 1 checkpointed, epoch 2 lost');
+  const resumed = await runExperiment({ config, backend: fakeBackend(), resume: runDir });
+  assert.is(resumed.runDir, runDir);
+  assert.ok(resumed.results.run.resumed);
+  assert.equal(strip(resumed.results), strip(full.results));
+});
+
+test('plannedCells lists every unit', () => {
+  const ids = plannedCells(cfg({ seeds: [3, 4, 5] }));
+  assert.is(ids.length, 1 + 2 * 2 * 3);
+  assert.ok(ids.includes('jft-masked-s5') && ids.includes('lp-original-s3') && ids[0] === 'zeroshot');
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();

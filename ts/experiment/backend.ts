@@ -1,0 +1,76 @@
+/**
+ * What the experiment layer needs from the model and data layers (docs/contracts.md), as interfaces.
+ * `realBackend()` binds them to ts/model/* and ts/data; tests may pass a pure-JS stand-in to check
+ * orchestration, resume and reports without the native addon.
+ */
+import type { Variant } from './config.js';
+
+export type Split = 'train' | 'validate' | 'test';
+
+export interface Batch {
+  x: Float32Array;
+  n: number;
+  labels: Float32Array;
+  labelMask: Float32Array;
+}
+
+export interface CacheEntryLike {
+  dicomId: string;
+  split: Split | string;
+  labels?: number[];
+  labelMask?: number[];
+  [k: string]: unknown;
+}
+
+export interface CacheLike {
+  entries: CacheEntryLike[];
+  indicesOf(split: Split): number[];
+  batch(indices: number[], variant: Variant): Batch | Promise<Batch>;
+}
+
+export interface ClipLike {
+  embedDim: number;
+  logitScale: number;
+  device?: string;
+  encodeImage(x: Float32Array, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
+  encodeText(ids: BigInt64Array, n: number): Promise<Float32Array>;
+  dispose(): void;
+}
+
+export interface TokenizerLike {
+  encode(texts: string[]): BigInt64Array;
+  contextLength: number;
+}
+
+export interface ClassifierOptions {
+  modelDir?: string | null;
+  inputDim?: number;
+  numLabels?: number;
+  device?: string;
+  lrEncoder?: number;
+  lrHead?: number;
+  weightDecay?: number;
+  gradClip?: number;
+  bf16?: boolean;
+  seed?: number;
+}
+
+export interface ClassifierLike {
+  trainStep(x: Float32Array, n: number, labels: Float32Array, labelMask?: Float32Array): Promise<{ loss: number }>;
+  predict(x: Float32Array, n: number): Promise<Float32Array>;
+  save(path: string): Promise<void>;
+  load(path: string): Promise<void>;
+  dispose(): void;
+}
+
+export interface Backend {
+  name: string;
+  openCache(dir: string): CacheLike | Promise<CacheLike>;
+  loadClip(dir: string, device: string): Promise<ClipLike>;
+  loadTokenizer(dir: string): TokenizerLike | Promise<TokenizerLike>;
+  createClassifier(opts: ClassifierOptions): Promise<ClassifierLike>;
+  /** Resolved device ('cpu' | 'cuda') for a requested one ('auto' | 'cpu' | 'cuda'). */
+  resolveDevice(requested: string): string;
+  setThreads?(n: number): void;
+  versions(): Record<string, unknown>;
+}

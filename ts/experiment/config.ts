@@ -1,0 +1,175 @@
+/**
+ * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
+ * size knobs live in DEMO below, nowhere else).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export const VARIANTS = ['original', 'masked'] as const;
+export type Variant = (typeof VARIANTS)[number];
+export const SETUPS = ['zeroshot', 'linear-probe', 'finetune'] as const;
+export type Setup = (typeof SETUPS)[number];
+
+const positiveInt = z.number().int().positive();
+const lr = z.number().positive().max(1);
+
+export const TrainSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    epochs: positiveInt.default(10),
+    batchSize: positiveInt.default(32),
+    weightDecay: z.number().min(0).default(1e-4),
+    /** Stop a cell's training after this many epochs without a better validation score (0 = never). */
+    patience: z.number().int().min(0).default(0),
+    /** Use at most this many training images (null = all); the first N in a fixed seeded order. */
+    maxTrainImages: positiveInt.nullable().default(null),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** Free-text name; appended to the run folder name. */
+    name: z.string().regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-"').default(''),
+    /** Parent folder of run folders; each run gets a new `<timestamp>-<name>` folder inside. */
+    runsDir: z.string().min(1).default('runs'),
+    data: z
+      .object({
+        /** Decoded-image cache folder (from `cxrmask cache`); built first from `root` when missing. */
+        cache: z.string().min(1),
+        /** Dataset root with mimic/ and chexmask/ (needed only to build a missing cache). */
+        root: z.string().min(1).nullable().default(null),
+        /** CheXmask CSV; default `<root>/chexmask/MIMIC-CXR-JPG.csv`. */
+        chexmask: z.string().min(1).nullable().default(null),
+        views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
+        uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
+        minDice: z.number().min(0).max(1).default(0.7),
+      })
+      .strict(),
+    model: z
+      .object({
+        dir: z.string().min(1).default('models/tiny'),
+        device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+        /** Intra-op threads (null = library default). */
+        threads: positiveInt.nullable().default(null),
+      })
+      .strict()
+      .default({ dir: 'models/tiny', device: 'auto', threads: null }),
+    seeds: z.array(z.number().int().min(0)).min(1).default([0, 1, 2]),
+    zeroshot: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** `{finding}` is replaced by the finding's text (FINDINGS name, lower-cased). */
+        prompt: z.string().includes('{finding}', { message: 'must contain {finding}' }).default('a chest X-ray showing {finding}'),
+        /** Negative prompt for the per-finding protocol; null = raw scaled cosine → sigmoid. */
+        negativePrompt: z
+          .string()
+          .includes('{finding}', { message: 'must contain {finding}' })
+          .nullable()
+          .default('a chest X-ray showing no {finding}'),
+        batchSize: positiveInt.default(64),
+      })
+      .strict()
+      .prefault({}),
+    linearProbe: TrainSchema.extend({ lr: lr.default(1e-3), epochs: positiveInt.default(30), batchSize: positiveInt.default(256) }).prefault({}),
+    finetune: TrainSchema.extend({
+      lrEncoder: lr.default(1e-5),
+      lrHead: lr.default(1e-3),
+      gradClip: z.number().positive().nullable().default(1),
+      /** bf16 autocast: `auto` = on for CUDA, off on CPU. */
+      bf16: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    }).prefault({}),
+    metrics: z
+      .object({
+        /** Per-finding threshold rule applied on the validation split (see docs/experiments.md). */
+        thresholdRule: z.enum(['youden', 'f1', 'accuracy', 'fixed']).default('youden'),
+        fixedThreshold: z.number().min(0).max(1).default(0.5),
+        /** Model selection metric on validation. */
+        selection: z.enum(['macroAUROC', 'meanLabelAccuracy', 'loss']).default('macroAUROC'),
+        bootstrap: z.number().int().min(0).default(1000),
+        /** The metric shown in Table 2. */
+        primary: z.enum(['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1']).default('meanLabelAccuracy'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ExperimentConfig = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Human-readable list of zod issues: `path.to.field: message`. */
+export function formatIssues(err: z.ZodError): string {
+  return err.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of plain objects (arrays and scalars from `b` replace those of `a`; undefined skipped). */
+export function deepMerge(a: unknown, b: unknown): unknown {
+  if (b === undefined) return a;
+  if (!isObj(a) || !isObj(b)) return b;
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = deepMerge(a[k], v);
+  return out;
+}
+
+/** Validate a config object; throws ConfigError listing every problem. */
+export function parseConfig(input: unknown, source = 'config'): ExperimentConfig {
+  const r = ConfigSchema.safeParse(input);
+  if (!r.success) throw new ConfigError(`invalid ${source}:\n${formatIssues(r.error)}`);
+  return r.data;
+}
+
+/** Read a JSON config file (if any), deep-merge `overrides` on top (flags win), validate. */
+export function loadConfig(file: string | null | undefined, overrides: unknown = {}): ExperimentConfig {
+  let base: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    try {
+      base = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (!isObj(base)) throw new ConfigError(`config file ${file} must hold a JSON object`);
+  }
+  return parseConfig(deepMerge(base, overrides), file ? `config (${file} + flags)` : 'config');
+}
+
+/**
+ * The demo's sizes, in one place. Tuned so `cxrmask demo` (synthesize → index → cache → full grid,
+ * 3 seeds) stays well under 15 minutes on 2 CPU cores with the `tiny` model.
+ */
+export const DEMO = {
+  images: 400,
+  synthSeed: 7,
+  imageWidth: 256,
+  imageHeight: 256,
+  seeds: [0, 1, 2],
+  linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
+  finetune: { epochs: 4, batchSize: 16, lrEncoder: 5e-4, lrHead: 3e-3 },
+  bootstrap: 500,
+} as const;
+
+/** Config used by `cxrmask demo` for a synthetic dataset under `dataDir`. */
+export function demoConfig(dataDir: string, overrides: unknown = {}): ExperimentConfig {
+  const base: ConfigInput = {
+    name: 'demo',
+    data: { cache: `${dataDir}/cache`, root: dataDir, minDice: 0 },
+    seeds: [...DEMO.seeds],
+    linearProbe: { ...DEMO.linearProbe },
+    finetune: { ...DEMO.finetune },
+    metrics: { bootstrap: DEMO.bootstrap },
+  };
+  return parseConfig(deepMerge(base, overrides), 'demo config');
+}

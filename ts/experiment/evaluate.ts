@@ -1,0 +1,200 @@
+/**
+ * From stored predictions to numbers. For every (model, test variant): per-finding thresholds are
+ * chosen on the validation split *of that test variant* (rule `metrics.thresholdRule`), then every
+ * metric is computed on the test split. Seeds are aggregated as mean ± sd; masked − original
+ * differences get a paired bootstrap 95 % CI over test images (same resample for all seeds).
+ */
+import { FINDINGS, NUM_LABELS } from '../labels.js';
+import type { ExperimentConfig, Setup, Variant } from './config.js';
+import { VARIANTS } from './config.js';
+import type { CellResult, PredSet, SplitData, ZeroShotResult } from './grid.js';
+import {
+  bootstrapDiff,
+  chooseThresholds,
+  computeMetrics,
+  type DiffCI,
+  type LabelArrays,
+  type MetricSet,
+  meanSd,
+  type PairedCondition,
+  type ScalarMetric,
+  top1Accuracy,
+} from './metrics.js';
+
+export const SCALARS = [
+  'meanLabelAccuracy',
+  'exactMatch',
+  'macroAUROC',
+  'macroSensitivity',
+  'macroSpecificity',
+  'macroF1',
+  'top1Accuracy',
+] as const;
+export type Scalar = (typeof SCALARS)[number];
+
+export const METRIC_LABELS: Record<Scalar, string> = {
+  meanLabelAccuracy: 'Mean per-finding accuracy',
+  exactMatch: 'Exact-match accuracy',
+  macroAUROC: 'Macro AUROC',
+  macroSensitivity: 'Macro sensitivity',
+  macroSpecificity: 'Macro specificity',
+  macroF1: 'Macro F1',
+  top1Accuracy: '5-way top-1 accuracy',
+};
+
+/** A row of Table 2: one setup (+ zero-shot protocol) and one training variant. */
+export interface GroupKey {
+  key: string;
+  setup: Setup;
+  protocol: string;
+  trainVariant: Variant | 'none';
+  label: string;
+}
+
+export interface EvalCell {
+  group: string;
+  seed: number | null;
+  testVariant: Variant;
+  thresholds: number[];
+  metrics: MetricSet;
+  top1: { accuracy: number; n: number };
+}
+
+export interface MeanSdT {
+  mean: number;
+  sd: number;
+  n: number;
+}
+
+export interface SummaryCell {
+  group: string;
+  testVariant: Variant;
+  seeds: number;
+  metrics: Record<Scalar, MeanSdT>;
+  perLabel: { finding: string; auroc: MeanSdT; accuracy: MeanSdT; f1: MeanSdT; sensitivity: MeanSdT; specificity: MeanSdT }[];
+}
+
+export interface DiffRow extends DiffCI {
+  group: string;
+}
+
+export interface Evaluation {
+  groups: GroupKey[];
+  cells: EvalCell[];
+  summary: SummaryCell[];
+  differences: DiffRow[];
+}
+
+export function groupKey(setup: Setup, trainVariant: Variant | 'none', protocol = ''): GroupKey {
+  const key = setup === 'zeroshot' ? `zeroshot/${protocol}` : `${setup}/${trainVariant}`;
+  const name = setup === 'zeroshot' ? 'Zero-shot' : setup === 'linear-probe' ? 'Linear probing' : 'Joint fine-tuning';
+  const label = setup === 'zeroshot' ? `${name} (${protocol})` : `${name}, trained on ${trainVariant}`;
+  return { key, setup, protocol: setup === 'zeroshot' ? protocol : '', trainVariant, label };
+}
+
+/** Labels for `idx`, with rows whose prediction is missing (unreadable image) ignored. */
+export function labelArrays(pred: PredSet, idx: number[], sd: SplitData): LabelArrays {
+  const k = NUM_LABELS;
+  const labels = new Float32Array(idx.length * k);
+  const mask = new Float32Array(idx.length * k);
+  idx.forEach((row, j) => {
+    for (let c = 0; c < k; c++) {
+      labels[j * k + c] = sd.labels[row * k + c]!;
+      const p = pred.probs[j * k + c];
+      mask[j * k + c] = p === null || p === undefined || !Number.isFinite(p) ? 0 : sd.labelMask[row * k + c]!;
+    }
+  });
+  const probs = Float32Array.from(pred.probs, (p) => (p === null || !Number.isFinite(p) ? 0 : p));
+  return { probs, labels, mask, n: idx.length, k };
+}
+
+interface ModelPreds {
+  group: GroupKey;
+  seed: number | null;
+  preds: CellResult['predictions'];
+}
+
+export function evaluate(
+  config: ExperimentConfig,
+  sd: SplitData,
+  zs: ZeroShotResult | null,
+  trained: CellResult[],
+): Evaluation {
+  const rule = config.metrics.thresholdRule;
+  const models: ModelPreds[] = [];
+  const groups = new Map<string, GroupKey>();
+  if (zs) {
+    for (const p of ['per-finding', 'softmax-5way'] as const) {
+      const g = groupKey('zeroshot', 'none', p);
+      groups.set(g.key, g);
+      models.push({ group: g, seed: null, preds: zs.protocols[p] });
+    }
+  }
+  for (const setup of ['linear-probe', 'finetune'] as const) {
+    for (const v of VARIANTS) {
+      const cs = trained.filter((c) => c.setup === setup && c.trainVariant === v);
+      if (!cs.length) continue;
+      const g = groupKey(setup, v);
+      groups.set(g.key, g);
+      for (const c of cs) models.push({ group: g, seed: c.seed, preds: c.predictions });
+    }
+  }
+
+  const cells: EvalCell[] = [];
+  const pairsByGroup = new Map<string, PairedCondition[]>();
+  for (const m of models) {
+    const cond: Partial<Record<Variant, { a: LabelArrays; t: number[] }>> = {};
+    for (const v of VARIANTS) {
+      const val = labelArrays(m.preds.validate[v], sd.validate, sd);
+      const test = labelArrays(m.preds.test[v], sd.test, sd);
+      const thresholds = chooseThresholds(val, rule, config.metrics.fixedThreshold);
+      cells.push({
+        group: m.group.key,
+        seed: m.seed,
+        testVariant: v,
+        thresholds,
+        metrics: computeMetrics(test, thresholds),
+        top1: top1Accuracy(test),
+      });
+      cond[v] = { a: test, t: thresholds };
+    }
+    const list = pairsByGroup.get(m.group.key) ?? [];
+    list.push({
+      original: cond.original!.a,
+      masked: cond.masked!.a,
+      thresholdsOriginal: cond.original!.t,
+      thresholdsMasked: cond.masked!.t,
+    });
+    pairsByGroup.set(m.group.key, list);
+  }
+
+  const summary: SummaryCell[] = [];
+  for (const g of groups.values()) {
+    for (const v of VARIANTS) {
+      const cs = cells.filter((c) => c.group === g.key && c.testVariant === v);
+      const metrics = {} as Record<Scalar, MeanSdT>;
+      for (const s of SCALARS) {
+        metrics[s] = meanSd(cs.map((c) => (s === 'top1Accuracy' ? c.top1.accuracy : c.metrics[s])));
+      }
+      const perLabel = FINDINGS.map((finding, k) => ({
+        finding,
+        auroc: meanSd(cs.map((c) => c.metrics.perLabel[k]!.auroc)),
+        accuracy: meanSd(cs.map((c) => c.metrics.perLabel[k]!.accuracy)),
+        f1: meanSd(cs.map((c) => c.metrics.perLabel[k]!.f1)),
+        sensitivity: meanSd(cs.map((c) => c.metrics.perLabel[k]!.sensitivity)),
+        specificity: meanSd(cs.map((c) => c.metrics.perLabel[k]!.specificity)),
+      }));
+      summary.push({ group: g.key, testVariant: v, seeds: cs.length, metrics, perLabel });
+    }
+  }
+
+  const differences: DiffRow[] = [];
+  const diffMetrics = [...new Set<ScalarMetric>([config.metrics.primary, 'macroAUROC'])];
+  for (const [group, pairs] of pairsByGroup) {
+    for (const metric of diffMetrics) {
+      const ci = bootstrapDiff(pairs, metric, { iterations: config.metrics.bootstrap, seed: 20240601 });
+      differences.push({ group, ...ci });
+    }
+  }
+  return { groups: [...groups.values()], cells, summary, differences };
+}

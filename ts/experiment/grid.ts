@@ -1,0 +1,369 @@
+/**
+ * The Table-2 grid. Units of work ("cells"), each resumable with its outputs on disk:
+ *   features/<variant>            image-tower features, once per variant (shared by zero-shot and LP)
+ *   cells/zeroshot.json           zero-shot predictions (both protocols), val + test, both variants
+ *   cells/<setup>-<train>-s<seed>/  LP or JFT trained on `train` ∈ {original, masked} with one seed:
+ *       state.json + epoch-<e>.ckpt + best.ckpt while training, result.json when finished
+ *       (validation + test predictions on original and masked images of the best epoch).
+ * `--resume` skips finished cells, resumes an unfinished one from its last epoch checkpoint, then
+ * re-aggregates (evaluate.ts) into results.json and the reports.
+ */
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { NUM_LABELS } from '../labels.js';
+import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
+import { type ExperimentConfig, type Setup, VARIANTS, type Variant } from './config.js';
+import { computeFeatures, type FeatureSet, gatherRows, loadFeatures } from './features.js';
+import { readJson, writeJsonAtomic } from './io.js';
+import {
+  type BatchSource,
+  type EpochRecord,
+  type Predictions,
+  predictAll,
+  type StopSignal,
+  shuffled,
+  type TrainProgress,
+  trainWithCheckpoints,
+} from './train.js';
+import { encodePrompts, ZS_PROTOCOLS, type ZeroShotProtocol, zeroShotScores } from './zeroshot.js';
+
+export type TrainedSetup = Exclude<Setup, 'zeroshot'>;
+
+export interface PredSet {
+  /** probabilities [n, 5] (NaN rows = unreadable images) */
+  probs: number[];
+  failed: number[];
+}
+
+/** Predictions of one trained/zero-shot model: split → test variant → probabilities. */
+export type PredGrid = Record<'validate' | 'test', Record<Variant, PredSet>>;
+
+export interface CellResult {
+  id: string;
+  setup: Setup;
+  trainVariant: Variant | 'none';
+  seed: number | null;
+  protocol?: ZeroShotProtocol;
+  predictions: PredGrid;
+  history?: EpochRecord[];
+  bestEpoch?: number;
+  seconds: number;
+  device: string;
+  finishedAt: string;
+}
+
+export interface ZeroShotResult {
+  id: 'zeroshot';
+  prompts: string[];
+  negativePrompts: string[] | null;
+  logitScale: number;
+  protocols: Record<ZeroShotProtocol, PredGrid>;
+  seconds: number;
+  finishedAt: string;
+}
+
+export type GridEvent =
+  | { kind: 'phase'; name: string; detail?: string }
+  | { kind: 'features'; variant: Variant; done: number; total: number }
+  | { kind: 'cell-start'; id: string; epochs: number; resumedFrom: number }
+  | { kind: 'cell-progress'; id: string; progress: TrainProgress }
+  | { kind: 'cell-epoch'; id: string; record: EpochRecord }
+  | { kind: 'cell-done'; id: string; skipped: boolean; seconds: number };
+
+export interface SplitData {
+  train: number[];
+  validate: number[];
+  test: number[];
+  labels: Float32Array; // [N, 5] for all cache rows
+  labelMask: Float32Array;
+}
+
+export interface GridContext {
+  config: ExperimentConfig;
+  backend: Backend;
+  runDir: string;
+  cache: CacheLike;
+  signal?: StopSignal;
+  onEvent?: (e: GridEvent) => void;
+}
+
+export const cellId = (setup: TrainedSetup, train: Variant, seed: number) =>
+  `${setup === 'linear-probe' ? 'lp' : 'jft'}-${train}-s${seed}`;
+
+/** Split indices and the label matrix of every cache row (from entries when they carry labels). */
+export async function splitData(cache: CacheLike): Promise<SplitData> {
+  const N = cache.entries.length;
+  const labels = new Float32Array(N * NUM_LABELS);
+  const labelMask = new Float32Array(N * NUM_LABELS);
+  const missing: number[] = [];
+  cache.entries.forEach((e, i) => {
+    if (Array.isArray(e.labels) && e.labels.length === NUM_LABELS) {
+      labels.set(e.labels, i * NUM_LABELS);
+      labelMask.set(Array.isArray(e.labelMask) ? e.labelMask : new Array(NUM_LABELS).fill(1), i * NUM_LABELS);
+    } else missing.push(i);
+  });
+  for (let s = 0; s < missing.length; s += 64) {
+    const idx = missing.slice(s, s + 64);
+    const b = await cache.batch(idx, 'original');
+    idx.forEach((row, j) => {
+      labels.set(b.labels.subarray(j * NUM_LABELS, (j + 1) * NUM_LABELS), row * NUM_LABELS);
+      labelMask.set(b.labelMask.subarray(j * NUM_LABELS, (j + 1) * NUM_LABELS), row * NUM_LABELS);
+    });
+  }
+  return {
+    train: cache.indicesOf('train'),
+    validate: cache.indicesOf('validate'),
+    test: cache.indicesOf('test'),
+    labels,
+    labelMask,
+  };
+}
+
+function rowsOf(a: Float32Array, idx: number[], k = NUM_LABELS): Float32Array {
+  return gatherRows(a, k, idx);
+}
+
+function toPredSet(p: Predictions): PredSet {
+  return { probs: Array.from(p.probs), failed: p.failed };
+}
+
+function limitTrain(train: number[], max: number | null, seed: number): number[] {
+  if (max === null || train.length <= max) return train;
+  return shuffled(train, 99_991 + seed).slice(0, max);
+}
+
+/** A batch source over cached features (linear probe). */
+function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
+  return async (idx) => {
+    for (const i of idx) if (f.failed.includes(i)) throw new Error(`row ${i} has no features`);
+    return {
+      x: gatherRows(f.x, f.dim, idx),
+      n: idx.length,
+      labels: rowsOf(sd.labels, idx),
+      labelMask: rowsOf(sd.labelMask, idx),
+    };
+  };
+}
+
+function imageSource(cache: CacheLike, variant: Variant): BatchSource {
+  return async (idx) => (await cache.batch(idx, variant)) as Batch;
+}
+
+export class Grid {
+  readonly sd: Promise<SplitData>;
+  private features = new Map<Variant, FeatureSet>();
+  readonly device: string;
+
+  constructor(readonly ctx: GridContext) {
+    this.sd = splitData(ctx.cache);
+    this.device = ctx.backend.resolveDevice(ctx.config.model.device);
+    mkdirSync(join(ctx.runDir, 'cells'), { recursive: true });
+  }
+
+  private emit(e: GridEvent) {
+    this.ctx.onEvent?.(e);
+  }
+
+  get bf16(): boolean {
+    const b = this.ctx.config.finetune.bf16;
+    return b === 'auto' ? this.device === 'cuda' : b;
+  }
+
+  /** Features of every cache row for both variants (loads the CLIP model only if something is missing). */
+  async ensureFeatures(): Promise<void> {
+    const { config, backend, cache, runDir } = this.ctx;
+    const dir = join(runDir, 'features');
+    let clip: Awaited<ReturnType<Backend['loadClip']>> | null = null;
+    try {
+      for (const v of VARIANTS) {
+        if (this.features.has(v)) continue;
+        let f = loadFeatures(dir, v);
+        if (!f) {
+          clip ??= await backend.loadClip(config.model.dir, this.device);
+          this.emit({ kind: 'phase', name: 'features', detail: v });
+          f = await computeFeatures(clip, cache, v, dir, {
+            batchSize: config.zeroshot.batchSize,
+            bf16: this.bf16,
+            signal: this.ctx.signal,
+            onProgress: (done, total) => this.emit({ kind: 'features', variant: v, done, total }),
+          });
+        }
+        this.features.set(v, f);
+      }
+    } finally {
+      clip?.dispose();
+    }
+  }
+
+  async zeroShot(): Promise<ZeroShotResult> {
+    const path = join(this.ctx.runDir, 'cells', 'zeroshot.json');
+    const done = readJson<ZeroShotResult>(path);
+    if (done) {
+      this.emit({ kind: 'cell-done', id: 'zeroshot', skipped: true, seconds: done.seconds });
+      return done;
+    }
+    const t0 = performance.now();
+    this.emit({ kind: 'cell-start', id: 'zeroshot', epochs: 0, resumedFrom: 0 });
+    await this.ensureFeatures();
+    const { config, backend } = this.ctx;
+    const sd = await this.sd;
+    const clip = await backend.loadClip(config.model.dir, this.device);
+    let res: ZeroShotResult;
+    try {
+      const tok = await backend.loadTokenizer(config.model.dir);
+      const bank = await encodePrompts(clip, tok, config.zeroshot.prompt, config.zeroshot.negativePrompt);
+      const protocols = {} as Record<ZeroShotProtocol, PredGrid>;
+      for (const p of ZS_PROTOCOLS) protocols[p] = { validate: {}, test: {} } as PredGrid;
+      for (const split of ['validate', 'test'] as const) {
+        for (const v of VARIANTS) {
+          const f = this.features.get(v)!;
+          const idx = sd[split];
+          const scores = zeroShotScores(gatherRows(f.x, f.dim, idx), idx.length, bank, clip.logitScale);
+          const failed = idx.filter((i) => f.failed.includes(i));
+          for (const p of ZS_PROTOCOLS) protocols[p][split][v] = { probs: Array.from(scores[p]), failed };
+        }
+      }
+      res = {
+        id: 'zeroshot',
+        prompts: bank.prompts,
+        negativePrompts: bank.negativePrompts,
+        logitScale: clip.logitScale,
+        protocols,
+        seconds: (performance.now() - t0) / 1000,
+        finishedAt: new Date().toISOString(),
+      };
+    } finally {
+      clip.dispose();
+    }
+    writeJsonAtomic(path, res);
+    this.emit({ kind: 'cell-done', id: 'zeroshot', skipped: false, seconds: res.seconds });
+    return res;
+  }
+
+  /** Train (or resume, or skip when finished) one LP/JFT cell; returns its predictions. */
+  async trainCell(setup: TrainedSetup, trainVariant: Variant, seed: number): Promise<CellResult> {
+    const { config, backend, cache, runDir } = this.ctx;
+    const id = cellId(setup, trainVariant, seed);
+    const dir = join(runDir, 'cells', id);
+    const resultPath = join(dir, 'result.json');
+    const done = readJson<CellResult>(resultPath);
+    if (done) {
+      this.emit({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
+      return done;
+    }
+    mkdirSync(dir, { recursive: true });
+    const t0 = performance.now();
+    const prior = readJson<{ secondsBefore: number }>(join(dir, 'timing.json'))?.secondsBefore ?? 0;
+    const sd = await this.sd;
+    const lp = setup === 'linear-probe';
+    const tc = lp ? config.linearProbe : config.finetune;
+    let clf: ClassifierLike;
+    let sources: Record<Variant, BatchSource>;
+    if (lp) {
+      await this.ensureFeatures();
+      const fo = this.features.get('original')!;
+      sources = { original: featureSource(fo, sd), masked: featureSource(this.features.get('masked')!, sd) };
+      clf = await backend.createClassifier({
+        modelDir: null,
+        inputDim: fo.dim,
+        numLabels: NUM_LABELS,
+        device: this.device,
+        lrHead: config.linearProbe.lr,
+        weightDecay: config.linearProbe.weightDecay,
+        seed,
+      });
+    } else {
+      sources = { original: imageSource(cache, 'original'), masked: imageSource(cache, 'masked') };
+      const ft = config.finetune;
+      clf = await backend.createClassifier({
+        modelDir: config.model.dir,
+        numLabels: NUM_LABELS,
+        device: this.device,
+        lrEncoder: ft.lrEncoder,
+        lrHead: ft.lrHead,
+        weightDecay: ft.weightDecay,
+        ...(ft.gradClip === null ? {} : { gradClip: ft.gradClip }),
+        bf16: this.bf16,
+        seed,
+      });
+    }
+    try {
+      const existing = readJson<{ epochsDone: number }>(join(dir, 'state.json'));
+      this.emit({ kind: 'cell-start', id, epochs: tc.epochs, resumedFrom: existing?.epochsDone ?? 0 });
+      const trainIdx = limitTrain(sd.train, tc.maxTrainImages, seed);
+      const st = await trainWithCheckpoints(clf, {
+        dir,
+        epochs: tc.epochs,
+        batchSize: tc.batchSize,
+        seed,
+        trainIdx,
+        valIdx: sd.validate,
+        source: sources[trainVariant],
+        selection: config.metrics.selection,
+        patience: tc.patience,
+        thresholdRule: config.metrics.thresholdRule,
+        signal: this.ctx.signal,
+        onProgress: (progress) => this.emit({ kind: 'cell-progress', id, progress }),
+        onEpoch: (record) => {
+          writeJsonAtomic(join(dir, 'timing.json'), { secondsBefore: prior + (performance.now() - t0) / 1000 });
+          this.emit({ kind: 'cell-epoch', id, record });
+        },
+      });
+      const predictions = { validate: {}, test: {} } as PredGrid;
+      for (const split of ['validate', 'test'] as const) {
+        for (const v of VARIANTS) {
+          const p = await predictAll(
+            (x, n) => clf.predict(x, n),
+            sources[v],
+            sd[split],
+            tc.batchSize,
+            NUM_LABELS,
+            this.ctx.signal,
+          );
+          predictions[split][v] = toPredSet(p);
+        }
+      }
+      const res: CellResult = {
+        id,
+        setup,
+        trainVariant,
+        seed,
+        predictions,
+        history: st.history,
+        bestEpoch: st.bestEpoch,
+        seconds: prior + (performance.now() - t0) / 1000,
+        device: this.device,
+        finishedAt: new Date().toISOString(),
+      };
+      writeJsonAtomic(resultPath, res);
+      this.emit({ kind: 'cell-done', id, skipped: false, seconds: res.seconds });
+      return res;
+    } finally {
+      clf.dispose();
+    }
+  }
+}
+
+/** Cell ids the config asks for, in run order. */
+export function plannedCells(config: ExperimentConfig): string[] {
+  const ids: string[] = [];
+  if (config.zeroshot.enabled) ids.push('zeroshot');
+  for (const setup of ['linear-probe', 'finetune'] as const) {
+    const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
+    if (!enabled) continue;
+    for (const seed of config.seeds) for (const v of VARIANTS) ids.push(cellId(setup, v, seed));
+  }
+  return ids;
+}
+
+/** Which planned cells already have results on disk. */
+export function finishedCells(runDir: string): Set<string> {
+  const out = new Set<string>();
+  const cells = join(runDir, 'cells');
+  if (!existsSync(cells)) return out;
+  if (existsSync(join(cells, 'zeroshot.json'))) out.add('zeroshot');
+  for (const d of readdirSync(cells)) if (existsSync(join(cells, d, 'result.json'))) out.add(d);
+  return out;
+}
+
+export type { Split };

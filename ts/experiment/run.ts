@@ -1,0 +1,228 @@
+/**
+ * `runExperiment`: a new run folder (never reusing an old one) or `resume` of an existing one, the
+ * whole grid, then results.json + the reports. Library entry point behind `cxrmask run` / `demo`.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FINDINGS, NUM_LABELS } from '../labels.js';
+import { writeReports } from '../report/index.js';
+import type { Backend } from './backend.js';
+import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
+import { type Evaluation, evaluate } from './evaluate.js';
+import { type CellResult, Grid, type GridEvent, plannedCells, type SplitData, type ZeroShotResult } from './grid.js';
+import { readJson, writeJsonAtomic } from './io.js';
+import type { StopSignal } from './train.js';
+
+export interface RunOptions {
+  config: ExperimentConfig;
+  backend: Backend;
+  /** Resume this run folder (its saved config wins over `config`). */
+  resume?: string | null;
+  signal?: StopSignal;
+  onEvent?: (e: GridEvent) => void;
+  /** Extra facts recorded in results.json (e.g. cache summary, skipped images). */
+  extra?: Record<string, unknown>;
+}
+
+export interface RunResult {
+  runDir: string;
+  results: Results;
+}
+
+export interface Results {
+  schema: 1;
+  run: {
+    dir: string;
+    startedAt: string;
+    finishedAt: string;
+    resumed: boolean;
+    git: { commit: string | null; dirty: boolean | null };
+    versions: Record<string, unknown>;
+    device: string;
+    timings: { totalSeconds: number; features: Record<string, number>; cells: Record<string, number> };
+  };
+  config: ExperimentConfig;
+  seeds: number[];
+  data: {
+    counts: Record<'train' | 'validate' | 'test', number>;
+    testPrevalence: Record<string, number>;
+    skippedImages: { features: Record<string, number>; predictions: number };
+    [k: string]: unknown;
+  };
+  definitions: Record<string, string>;
+  zeroshot: { prompts: string[]; negativePrompts: string[] | null; logitScale: number } | null;
+  evaluation: Evaluation;
+  training: { id: string; bestEpoch: number | undefined; history: CellResult['history'] }[];
+}
+
+export const DEFINITIONS: Record<string, string> = {
+  meanLabelAccuracy:
+    "The paper's 'accuracy averaged across the five findings': for each finding k, acc_k = fraction of test images (label not ignored) whose thresholded prediction 1[p_k >= t_k] equals the label; the mean of acc_k over the five findings.",
+  thresholds:
+    'Per-finding thresholds t_k are chosen on the validation split of the same test variant (original or masked) by the rule in config.metrics.thresholdRule (youden: max sensitivity+specificity-1; f1; accuracy; fixed: config.metrics.fixedThreshold). Ties go to the threshold closest to 0.5; a finding with one class on validation gets 0.5.',
+  exactMatch: 'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
+  macroAUROC:
+    'Mean over findings of ROC AUC (Mann-Whitney, mid-ranks for ties); a finding with only one class among its non-ignored test labels has AUROC undefined (null) and is left out of the mean.',
+  sensitivity: 'TP/(TP+FN) at t_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
+  top1Accuracy:
+    "5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).",
+  difference:
+    'masked - original on the test split for the same trained models (mean over seeds); 95% CI by paired bootstrap over test images (the same resampled images for both variants and all seeds).',
+  zeroshotPerFinding:
+    'P(k) = softmax over {positive prompt, negative prompt} of exp(logit_scale)*cosine(image, text), first component; without a negative prompt, sigmoid of the scaled cosine.',
+  zeroshotSoftmax5: 'P = softmax over the five positive prompts of exp(logit_scale)*cosine(image, text).',
+  aggregation: 'mean ± sample sd (n-1) over seeds; zero-shot is deterministic (one run).',
+};
+
+function timestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');
+}
+
+/** A fresh folder `<runsDir>/<timestamp>[-name][-k]`; never an existing one. */
+export function newRunDir(runsDir: string, name: string): string {
+  mkdirSync(runsDir, { recursive: true });
+  const base = join(runsDir, `${timestamp()}${name ? `-${name}` : ''}`);
+  let dir = base;
+  for (let k = 2; existsSync(dir); k++) dir = `${base}-${k}`;
+  mkdirSync(dir);
+  return dir;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function gitInfo(): { commit: string | null; dirty: boolean | null } {
+  try {
+    const cwd = resolve(here, '..', '..');
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim().length > 0;
+    return { commit, dirty };
+  } catch {
+    return { commit: null, dirty: null };
+  }
+}
+
+export function packageVersion(): string {
+  try {
+    return JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function runExperiment(o: RunOptions): Promise<RunResult> {
+  const started = new Date();
+  let config = o.config;
+  let runDir: string;
+  const resumed = !!o.resume;
+  if (o.resume) {
+    runDir = o.resume;
+    const saved = readJson<unknown>(join(runDir, 'config.json'));
+    if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
+    config = parseConfig(saved, `${runDir}/config.json`);
+  } else {
+    runDir = newRunDir(config.runsDir, config.name);
+    writeJsonAtomic(join(runDir, 'config.json'), config);
+  }
+  if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
+  const cache = await o.backend.openCache(config.data.cache);
+  const grid = new Grid({ config, backend: o.backend, runDir, cache, signal: o.signal, onEvent: o.onEvent });
+  o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
+
+  let zs: ZeroShotResult | null = null;
+  if (config.zeroshot.enabled) zs = await grid.zeroShot();
+  const trained: CellResult[] = [];
+  for (const setup of ['linear-probe', 'finetune'] as const) {
+    const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
+    if (!enabled) continue;
+    for (const seed of config.seeds) for (const v of VARIANTS) trained.push(await grid.trainCell(setup, v, seed));
+  }
+
+  o.onEvent?.({ kind: 'phase', name: 'evaluate' });
+  const sd = await grid.sd;
+  const evaluation = evaluate(config, sd, zs, trained);
+  const results = assembleResults({ config, runDir, started, resumed, backend: o.backend, device: grid.device, sd, zs, trained, evaluation, extra: o.extra });
+  writeJsonAtomic(join(runDir, 'results.json'), results);
+  o.onEvent?.({ kind: 'phase', name: 'report' });
+  await writeReports(runDir, results, { cache });
+  return { runDir, results };
+}
+
+function assembleResults(a: {
+  config: ExperimentConfig;
+  runDir: string;
+  started: Date;
+  resumed: boolean;
+  backend: Backend;
+  device: string;
+  sd: SplitData;
+  zs: ZeroShotResult | null;
+  trained: CellResult[];
+  evaluation: Evaluation;
+  extra?: Record<string, unknown>;
+}): Results {
+  const { sd } = a;
+  const prevalence: Record<string, number> = {};
+  const K = NUM_LABELS;
+  FINDINGS.forEach((f, k) => {
+    let pos = 0;
+    let cnt = 0;
+    for (const i of sd.test) {
+      if (sd.labelMask[i * K + k]! > 0.5) {
+        cnt++;
+        if (sd.labels[i * K + k]! > 0.5) pos++;
+      }
+    }
+    prevalence[f] = cnt ? pos / cnt : Number.NaN;
+  });
+  const featTimes: Record<string, number> = {};
+  const featSkipped: Record<string, number> = {};
+  for (const v of VARIANTS) {
+    const m = readJson<{ seconds: number; failed: number[] }>(join(a.runDir, 'features', `${v}.json`));
+    if (m) {
+      featTimes[v] = m.seconds;
+      featSkipped[v] = m.failed.length;
+    }
+  }
+  let predSkipped = 0;
+  for (const c of a.trained) predSkipped += c.predictions.test.original.failed.length + c.predictions.test.masked.failed.length;
+  const cellTimes: Record<string, number> = {};
+  if (a.zs) cellTimes['zeroshot'] = a.zs.seconds;
+  for (const c of a.trained) cellTimes[c.id] = c.seconds;
+  const finished = new Date();
+  return {
+    schema: 1,
+    run: {
+      dir: a.runDir,
+      startedAt: a.started.toISOString(),
+      finishedAt: finished.toISOString(),
+      resumed: a.resumed,
+      git: gitInfo(),
+      versions: { cxrmask: packageVersion(), node: process.version, ...a.backend.versions() },
+      device: a.device,
+      timings: {
+        totalSeconds: (finished.getTime() - a.started.getTime()) / 1000,
+        features: featTimes,
+        cells: cellTimes,
+      },
+    },
+    config: a.config,
+    seeds: a.config.seeds,
+    data: {
+      counts: { train: sd.train.length, validate: sd.validate.length, test: sd.test.length },
+      testPrevalence: prevalence,
+      skippedImages: { features: featSkipped, predictions: predSkipped },
+      ...(a.extra ?? {}),
+    },
+    definitions: DEFINITIONS,
+    zeroshot: a.zs ? { prompts: a.zs.prompts, negativePrompts: a.zs.negativePrompts, logitScale: a.zs.logitScale } : null,
+    evaluation: a.evaluation,
+    training: a.trained.map((c) => ({ id: c.id, bestEpoch: c.bestEpoch, history: c.history })),
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * The training loop shared by linear probing (inputs = cached features, head-only classifier) and
+ * joint fine-tuning (inputs = images, encoder + head). One epoch = one seeded shuffle of the training
+ * rows; the order of epoch e depends only on (seed, e), so a resumed run replays exactly the same
+ * batches. After every epoch: the model (weights + optimizer state, via Classifier.save) goes to
+ * `epoch-<e>.ckpt`, the best-so-far on validation to `best.ckpt`, and only then `state.json` is
+ * replaced (atomic rename) — a crash at any point leaves a consistent state that loses at most the
+ * epoch in progress.
+ */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Batch, ClassifierLike } from './backend.js';
+import { readJson, withAtomicPath, writeJsonAtomic } from './io.js';
+import { chooseThresholds, computeMetrics, type LabelArrays, rng } from './metrics.js';
+
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
+/** Set `stop = true` (e.g. on SIGINT) to make training stop at the next step boundary. */
+export interface StopSignal {
+  stop: boolean;
+}
+
+export type BatchSource = (indices: number[]) => Promise<Batch>;
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  val: { macroAUROC: number; meanLabelAccuracy: number; loss: number };
+  seconds: number;
+}
+
+export interface TrainState {
+  epochsDone: number;
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestScore: number | null;
+  lastCheckpoint: string | null;
+  done: boolean;
+}
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  step: number;
+  steps: number;
+  loss?: number;
+}
+
+export interface TrainOptions {
+  dir: string;
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  trainIdx: number[];
+  valIdx: number[];
+  source: BatchSource;
+  selection: 'macroAUROC' | 'meanLabelAccuracy' | 'loss';
+  patience?: number;
+  thresholdRule?: Parameters<typeof chooseThresholds>[1];
+  signal?: StopSignal;
+  onProgress?: (p: TrainProgress) => void;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+/** Fisher–Yates with the shared mulberry32 PRNG. */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const a = xs.slice();
+  const r = rng(seed);
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+export const epochSeed = (seed: number, epoch: number) => (seed * 1_000_003 + epoch * 7919 + 17) >>> 0;
+
+export interface Predictions {
+  probs: Float32Array;
+  labels: Float32Array;
+  labelMask: Float32Array;
+  /** Rows whose batch could not be loaded: probabilities NaN, labelMask 0 (ignored by metrics). */
+  failed: number[];
+}
+
+/**
+ * Predict `indices` in batches. A batch that fails to load is retried image by image; an image that
+ * still fails is skipped (its row is NaN, its labels ignored) and counted in `failed`.
+ */
+export async function predictAll(
+  predict: (x: Float32Array, n: number) => Promise<Float32Array>,
+  source: BatchSource,
+  indices: number[],
+  batchSize: number,
+  k = 5,
+  signal?: StopSignal,
+): Promise<Predictions> {
+  const n = indices.length;
+  const probs = new Float32Array(n * k).fill(Number.NaN);
+  const labels = new Float32Array(n * k);
+  const labelMask = new Float32Array(n * k);
+  const failed: number[] = [];
+  const put = async (start: number, idx: number[]) => {
+    const b = await source(idx);
+    const p = await predict(b.x, b.n);
+    probs.set(p.subarray(0, b.n * k), start * k);
+    labels.set(b.labels.subarray(0, b.n * k), start * k);
+    labelMask.set(b.labelMask.subarray(0, b.n * k), start * k);
+  };
+  for (let s = 0; s < n; s += batchSize) {
+    if (signal?.stop) throw new InterruptedError('interrupted');
+    const idx = indices.slice(s, s + batchSize);
+    try {
+      await put(s, idx);
+    } catch {
+      for (let j = 0; j < idx.length; j++) {
+        try {
+          await put(s + j, [idx[j]!]);
+        } catch {
+          failed.push(indices[s + j]!);
+        }
+      }
+    }
+  }
+  return { probs, labels, labelMask, failed };
+}
+
+/** Masked mean BCE of probabilities (clamped) — the validation loss. */
+export function bceLoss(p: Predictions, k = 5): number {
+  let s = 0;
+  let c = 0;
+  for (let i = 0; i < p.probs.length; i++) {
+    if (!(p.labelMask[i]! > 0.5) || !Number.isFinite(p.probs[i]!)) continue;
+    const q = Math.min(1 - 1e-7, Math.max(1e-7, p.probs[i]!));
+    s += p.labels[i]! > 0.5 ? -Math.log(q) : -Math.log(1 - q);
+    c++;
+  }
+  void k;
+  return c ? s / c : Number.NaN;
+}
+
+export function asLabelArrays(p: Predictions, k = 5): LabelArrays {
+  return { probs: p.probs, labels: p.labels, mask: p.labelMask, n: p.probs.length / k, k };
+}
+
+function score(rec: EpochRecord['val'], selection: TrainOptions['selection']): number {
+  return selection === 'loss' ? -rec.loss : rec[selection];
+}
+
+/**
+ * Train `clf` with per-epoch checkpoints in `dir`, resuming from `dir/state.json` when present.
+ * On return the classifier holds the weights of the best validation epoch.
+ */
+export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions): Promise<TrainState> {
+  const statePath = join(o.dir, 'state.json');
+  const bestPath = join(o.dir, 'best.ckpt');
+  let st: TrainState = readJson<TrainState>(statePath) ?? {
+    epochsDone: 0,
+    history: [],
+    bestEpoch: 0,
+    bestScore: null,
+    lastCheckpoint: null,
+    done: false,
+  };
+  if (st.lastCheckpoint) await clf.load(join(o.dir, st.lastCheckpoint));
+  const patience = o.patience ?? 0;
+  const steps = Math.ceil(o.trainIdx.length / o.batchSize);
+  while (!st.done && st.epochsDone < o.epochs) {
+    const epoch = st.epochsDone + 1;
+    const t0 = performance.now();
+    const order = shuffled(o.trainIdx, epochSeed(o.seed, epoch));
+    let lossSum = 0;
+    let lossN = 0;
+    for (let s = 0; s < steps; s++) {
+      if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
+      const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
+      let b: Batch;
+      try {
+        b = await o.source(idx);
+      } catch {
+        continue; // an unreadable batch is skipped (counted by the cache/eval layers)
+      }
+      const { loss } = await clf.trainStep(b.x, b.n, b.labels, b.labelMask);
+      if (Number.isFinite(loss)) {
+        lossSum += loss * b.n;
+        lossN += b.n;
+      }
+      o.onProgress?.({ epoch, epochs: o.epochs, step: s + 1, steps, loss });
+    }
+    const vp = await predictAll((x, n) => clf.predict(x, n), o.source, o.valIdx, o.batchSize, 5, o.signal);
+    const va = asLabelArrays(vp);
+    const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
+    const rec: EpochRecord = {
+      epoch,
+      trainLoss: lossN ? lossSum / lossN : Number.NaN,
+      val: { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) },
+      seconds: (performance.now() - t0) / 1000,
+    };
+    const sc = score(rec.val, o.selection);
+    const improved = st.bestScore === null || (Number.isFinite(sc) && sc > st.bestScore);
+    if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp));
+    const ckpt = `epoch-${epoch}.ckpt`;
+    await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
+    const prev = st.lastCheckpoint;
+    st = {
+      epochsDone: epoch,
+      history: [...st.history, rec],
+      bestEpoch: improved ? epoch : st.bestEpoch,
+      bestScore: improved ? (Number.isFinite(sc) ? sc : null) : st.bestScore,
+      lastCheckpoint: ckpt,
+      done: false,
+    };
+    if (patience > 0 && epoch - st.bestEpoch >= patience) st.done = true;
+    if (epoch >= o.epochs) st.done = true;
+    writeJsonAtomic(statePath, st);
+    if (prev && prev !== ckpt) rmSync(join(o.dir, prev), { force: true, recursive: true });
+    o.onEpoch?.(rec);
+  }
+  if (existsSync(bestPath)) await clf.load(bestPath);
+  // Keep only best + last checkpoint.
+  for (const f of readdirSync(o.dir)) {
+    if (/^epoch-\d+\.ckpt$/.test(f) && f !== st.lastCheckpoint) rmSync(join(o.dir, f), { force: true, recursive: true });
+  }
+  return st;
+}

@@ -1,0 +1,127 @@
+/** Markdown tables: Table 2 (paper layout) and the per-disease comparison (§5.2). */
+import { FINDINGS } from '../labels.js';
+import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
+import type { Results } from '../experiment/run.js';
+
+export function fmt(x: number | null | undefined, digits = 3): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
+}
+
+export function fmtSigned(x: number | null | undefined, digits = 3): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
+  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+}
+
+export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
+  if (!m || !Number.isFinite(m.mean)) return 'n/a';
+  return m.n > 1 ? `${m.mean.toFixed(digits)} ± ${m.sd.toFixed(digits)}` : m.mean.toFixed(digits);
+}
+
+function thresholdRuleText(r: Results): string {
+  const m = r.config.metrics;
+  return m.thresholdRule === 'fixed'
+    ? `fixed threshold ${m.fixedThreshold}`
+    : `per-finding thresholds chosen on the validation split (${m.thresholdRule})`;
+}
+
+/** The rows of Table 2 (multi-label groups only; the 5-way softmax protocol gets its own line). */
+export function table2Groups(r: Results) {
+  return r.evaluation.groups.filter((g) => g.key !== 'zeroshot/softmax-5way');
+}
+
+function summaryOf(r: Results, group: string, v: 'original' | 'masked') {
+  return r.evaluation.summary.find((s) => s.group === group && s.testVariant === v);
+}
+
+export function metricTable(r: Results, metric: Scalar, withDiff = true): string {
+  const lines = [
+    `| Setup | Trained on | Test: original | Test: masked |${withDiff ? ' Δ masked − original [95 % CI] |' : ''}`,
+    `|---|---|---|---|${withDiff ? '---|' : ''}`,
+  ];
+  for (const g of table2Groups(r)) {
+    const o = summaryOf(r, g.key, 'original');
+    const m = summaryOf(r, g.key, 'masked');
+    const setup = g.setup === 'zeroshot' ? 'Zero-shot' : g.setup === 'linear-probe' ? 'Linear probing' : 'Joint fine-tuning';
+    const trained = g.trainVariant === 'none' ? '—' : g.trainVariant;
+    let row = `| ${setup} | ${trained} | ${fmtMeanSd(o?.metrics[metric])} | ${fmtMeanSd(m?.metrics[metric])} |`;
+    if (withDiff) {
+      const d = r.evaluation.differences.find((x) => x.group === g.key && x.metric === metric);
+      const dm = Number.isFinite(o?.metrics[metric].mean ?? Number.NaN)
+        ? (m?.metrics[metric].mean ?? Number.NaN) - (o?.metrics[metric].mean ?? Number.NaN)
+        : Number.NaN;
+      row += d ? ` ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] |` : ` ${fmtSigned(dm)} |`;
+    }
+    lines.push(row);
+  }
+  return lines.join('\n');
+}
+
+export function table2Markdown(r: Results): string {
+  const primary = r.config.metrics.primary;
+  const seeds = r.seeds.length;
+  const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
+  const out = [
+    `# Table 2 — ${METRIC_LABELS[primary]} (\`${primary}\`)`,
+    '',
+    `Test split, ${r.data.counts.test} images. Mean ± sd over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ` +
+      `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`,
+    '',
+    metricTable(r, primary),
+    '',
+  ];
+  if (primary !== 'macroAUROC') {
+    out.push('## Macro AUROC (threshold-free)', '', metricTable(r, 'macroAUROC'), '');
+  }
+  if (zs5.length) {
+    const o = zs5.find((s) => s.testVariant === 'original');
+    const m = zs5.find((s) => s.testVariant === 'masked');
+    const n = r.evaluation.cells.find((c) => c.group === 'zeroshot/softmax-5way')?.top1.n ?? 0;
+    out.push(
+      '## Zero-shot, 5-way softmax protocol',
+      '',
+      `Top-1 accuracy over the ${n} test images with exactly one positive finding (chance 0.200): ` +
+        `original ${fmtMeanSd(o?.metrics.top1Accuracy)}, masked ${fmtMeanSd(m?.metrics.top1Accuracy)}.`,
+      '',
+    );
+  }
+  out.push(
+    `Metric definition: ${r.definitions['meanLabelAccuracy'] ?? ''}`,
+    '',
+    `Other metrics (exact match, sensitivity, specificity, F1, per-finding AUROC) are in results.json and per_disease.md.`,
+    '',
+  );
+  return out.join('\n');
+}
+
+export function perDiseaseMarkdown(r: Results): string {
+  const out = [
+    '# Per-finding results: original vs masked test images',
+    '',
+    `AUROC and accuracy per finding (test split; mean ± sd over seeds; accuracy at ${thresholdRuleText(r)}). ` +
+      'Δ = masked − original. n/a: undefined (e.g. a finding with a single class in the test set).',
+    '',
+  ];
+  for (const g of r.evaluation.groups) {
+    const o = summaryOf(r, g.key, 'original');
+    const m = summaryOf(r, g.key, 'masked');
+    if (!o || !m) continue;
+    out.push(`## ${g.label}`, '');
+    out.push('| Finding | AUROC original | AUROC masked | Δ AUROC | Acc. original | Acc. masked | Δ acc. | F1 original | F1 masked |');
+    out.push('|---|---|---|---|---|---|---|---|---|');
+    FINDINGS.forEach((f, k) => {
+      const po = o.perLabel[k]!;
+      const pm = m.perLabel[k]!;
+      out.push(
+        `| ${f} | ${fmtMeanSd(po.auroc)} | ${fmtMeanSd(pm.auroc)} | ${fmtSigned(pm.auroc.mean - po.auroc.mean)} | ` +
+          `${fmtMeanSd(po.accuracy)} | ${fmtMeanSd(pm.accuracy)} | ${fmtSigned(pm.accuracy.mean - po.accuracy.mean)} | ` +
+          `${fmtMeanSd(po.f1)} | ${fmtMeanSd(pm.f1)} |`,
+      );
+    });
+    out.push('');
+  }
+  const prev = Object.entries(r.data.testPrevalence)
+    .map(([f, p]) => `${f} ${fmt(p, 2)}`)
+    .join(', ');
+  out.push(`Test prevalence: ${prev}.`, '');
+  return out.join('\n');
+}
