@@ -1,0 +1,136 @@
+/**
+ * Eq. 1 of the paper, x̃ = x + α·Contour(m): the contour of each region (lungs red, heart blue by
+ * default) is added to the grayscale image made RGB, and clipped to [0, 1]. Contours are computed on
+ * the output grid (see docs/data.md): each region's polygon (from the landmarks, mapped through the
+ * same resize/crop as the image) or its RLE mask (resampled onto the grid) is filled, and its inner
+ * boundary band of `thickness` pixels is the contour. Outside those pixels the masked image equals the
+ * original exactly.
+ */
+import { z } from 'zod';
+import type { ChexmaskRow } from '../data/chexmask.js';
+import { DataError } from '../data/errors.js';
+import { type Region, REGIONS, regionPolygon } from '../data/landmarks.js';
+import { decodeRle } from '../data/rle.js';
+import { type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
+import { fillPolygon, maskBoundary } from './raster.js';
+
+export const REGION_BITS: Record<Region, number> = { rightLung: 1, leftLung: 2, heart: 4 };
+
+const Rgb = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1)]);
+
+/** How contours are made (these change the cached contour maps). */
+export const ContourOptionsSchema = z.object({
+  /** Band width in output-grid pixels. */
+  thickness: z.number().int().min(1).max(16).default(2),
+  /** landmarks: polygons from the 120 points; rle: the RLE masks (needs rows joined with keepRle). */
+  source: z.enum(['landmarks', 'rle']).default('landmarks'),
+});
+export type ContourOptions = z.input<typeof ContourOptionsSchema>;
+
+/** How contours are painted (applied when tensors are made; not part of the cache key). */
+export const PaintOptionsSchema = z.object({
+  alpha: z.number().min(0).max(10).default(1),
+  colors: z
+    .object({ rightLung: Rgb, leftLung: Rgb, heart: Rgb })
+    .default({ rightLung: [1, 0, 0], leftLung: [1, 0, 0], heart: [0, 0, 1] }),
+});
+export type PaintOptions = z.input<typeof PaintOptionsSchema>;
+
+export const OverlayOptionsSchema = ContourOptionsSchema.extend(PaintOptionsSchema.shape);
+export type OverlayOptions = z.input<typeof OverlayOptionsSchema>;
+export type ResolvedOverlay = z.output<typeof OverlayOptionsSchema>;
+
+/** Masks given directly (row-major, source grid), instead of a CheXmask row. */
+export interface RegionMasks {
+  width: number;
+  height: number;
+  masks: Partial<Record<Region, Uint8Array | null>>;
+}
+
+/** Refuses a CheXmask row whose grid is not the image's; a swapped Height/Width is named as such. */
+export function checkRowSize(row: { dicomId?: string; height: number; width: number }, width: number, height: number, file?: string): void {
+  if (row.height === height && row.width === width) return;
+  const swapped = row.height === width && row.width === height;
+  throw new DataError(
+    swapped ? 'size-swapped' : 'size-mismatch',
+    swapped
+      ? `CheXmask Height/Width ${row.height}×${row.width} are swapped relative to the JPEG (${height} rows × ${width} cols); refusing to draw a misaligned mask`
+      : `CheXmask Height/Width ${row.height}×${row.width} do not match the JPEG (${height} rows × ${width} cols); refusing to draw a misaligned mask`,
+    { file, id: row.dicomId, field: 'Height/Width' },
+  );
+}
+
+/** Region masks on the output grid. */
+export function regionMasksOnGrid(
+  src: ChexmaskRow | RegionMasks,
+  g: Geometry,
+  source: 'landmarks' | 'rle' = 'landmarks',
+): Record<Region, Uint8Array | null> {
+  const out = {} as Record<Region, Uint8Array | null>;
+  if ('masks' in src) {
+    for (const r of REGIONS) {
+      const m = src.masks[r];
+      out[r] = m ? sampleMask(m, g) : null;
+    }
+    return out;
+  }
+  if (source === 'rle') {
+    if (!src.rle) {
+      throw new DataError('no-rle', 'contour source is "rle" but the row holds no RLE cells (join with keepRle: true)', {
+        id: src.dicomId,
+      });
+    }
+    for (const r of REGIONS) {
+      if (src.emptyMasks.includes(r)) {
+        out[r] = null;
+        continue;
+      }
+      const full = decodeRle(src.rle[r], src.height, src.width, { id: src.dicomId, field: r });
+      out[r] = sampleMask(full, g);
+    }
+    return out;
+  }
+  for (const r of REGIONS) {
+    const pts = mapPoints(regionPolygon(src.landmarks, r), g);
+    out[r] = fillPolygon(pts, g.outW, g.outH, new Uint8Array(g.outW * g.outH));
+  }
+  return out;
+}
+
+/** Contour bit map on the output grid: bit 1 right lung, 2 left lung, 4 heart. */
+export function contourMap(src: ChexmaskRow | RegionMasks, g: Geometry, opts: ContourOptions = {}): Uint8Array {
+  const o = ContourOptionsSchema.parse(opts);
+  const masks = regionMasksOnGrid(src, g, o.source);
+  const out = new Uint8Array(g.outW * g.outH);
+  for (const r of REGIONS) {
+    const m = masks[r];
+    if (m) maskBoundary(m, g.outW, g.outH, o.thickness, out, REGION_BITS[r]);
+  }
+  return out;
+}
+
+/** Per contour-bit value (0..7): the RGB increment α·Σ colour, precomputed. */
+export function paintTable(paint: PaintOptions = {}): Float32Array {
+  const p = PaintOptionsSchema.parse(paint);
+  const t = new Float32Array(8 * 3);
+  for (let b = 0; b < 8; b++) {
+    for (const r of REGIONS) {
+      if (b & REGION_BITS[r]) for (let c = 0; c < 3; c++) t[b * 3 + c] += p.alpha * p.colors[r][c];
+    }
+  }
+  return t;
+}
+
+/** Interleaved RGB uint8 picture of x̃ (or of x when contour is null), for figures. */
+export function overlayRgb(gray: Uint8Array, contour: Uint8Array | null, paint: PaintOptions = {}): Uint8Array {
+  const table = paintTable(paint);
+  const out = new Uint8Array(gray.length * 3);
+  for (let p = 0; p < gray.length; p++) {
+    const b = contour ? contour[p] : 0;
+    for (let c = 0; c < 3; c++) {
+      const v = gray[p] / 255 + table[b * 3 + c];
+      out[p * 3 + c] = Math.round((v > 1 ? 1 : v) * 255);
+    }
+  }
+  return out;
+}
