@@ -1,0 +1,363 @@
+/**
+ * Preprocessed on-disk cache. Each JPEG is decoded once into a size×size uint8 grayscale plane plus a
+ * size×size contour bit map (1 right lung, 2 left lung, 4 heart); both are stored as fixed-size records
+ * in shard files (memory-mappable raw bytes). Original and masked batches are made from the records
+ * without touching the JPEG again. The cache directory is keyed by the settings that change the
+ * records (resize geometry, kernel, shrink-on-load, contour thickness and source); mean/std and the
+ * paint (α, colours) are applied when batches are made. Shards are written atomically (temp + rename)
+ * with a manifest, so an interrupted build resumes at the first missing shard.
+ */
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, statSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
+import { DataError, ReasonCounter } from '../data/errors.js';
+import { type IndexEntry, type Split, atomicWrite } from '../data/mimic.js';
+import { NUM_LABELS } from '../labels.js';
+import {
+  type ContourOptions,
+  ContourOptionsSchema,
+  type PaintOptions,
+  checkRowSize,
+  contourMap,
+  paintTable,
+} from '../masks/overlay.js';
+import { type PreprocessOptions, type ResolvedPreprocess, decodePlane, planeToTensor, resolvePreprocess, settingsKey } from './preprocess.js';
+
+export const CACHE_VERSION = 1;
+
+export interface BuildCacheOptions {
+  entries: IndexEntry[];
+  /** MIMIC root the entry paths are relative to. */
+  root: string;
+  /** Joined CheXmask rows, or a CheXmask CSV path (joined here with minDice / keepRle as needed), or null. */
+  chexmask: Map<string, ChexmaskRow> | string | null;
+  /** Parent directory; the cache goes to out/<settings key>/. */
+  out: string;
+  preprocess?: PreprocessOptions;
+  /** Contour geometry (thickness, source). Paint options are accepted and ignored here. */
+  overlay?: ContourOptions & PaintOptions;
+  minDice?: number;
+  /** Skip entries with no usable CheXmask row (default true: original and masked sets stay identical). */
+  requireMask?: boolean;
+  shardSize?: number;
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CacheSummary {
+  dir: string;
+  key: string;
+  planned: number;
+  cached: number;
+  perSplit: Record<Split, number>;
+  skipped: { counts: Record<string, number>; examples: Record<string, string[]> };
+  shardsBuilt: number;
+  shardsReused: number;
+  seconds: number;
+  /** Images decoded per second in this run (reused shards excluded). */
+  imagesPerSecond: number;
+  chexmask?: unknown;
+}
+
+interface ShardManifest {
+  version: number;
+  key: string;
+  planned: string[];
+  records: string[];
+  failures: { dicomId: string; reason: string; message: string }[];
+}
+
+interface CacheMeta {
+  version: number;
+  key: string;
+  size: number;
+  recordBytes: number;
+  preprocess: ResolvedPreprocess;
+  contour: z.output<typeof ContourOptionsSchema>;
+  shards: { file: string; count: number }[];
+  count: number;
+  skipped: CacheSummary['skipped'];
+}
+
+export interface CachedEntry extends IndexEntry {
+  shard: number;
+  slot: number;
+}
+
+const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}`;
+
+export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
+  const t0 = performance.now();
+  const pp = resolvePreprocess(options.preprocess);
+  const contour = ContourOptionsSchema.parse({ thickness: options.overlay?.thickness, source: options.overlay?.source });
+  const key = settingsKey(pp, contour);
+  const dir = join(options.out, key);
+  await mkdir(dir, { recursive: true });
+  const shardSize = z.number().int().min(1).parse(options.shardSize ?? 1024);
+  const concurrency = z.number().int().min(1).max(256).parse(options.concurrency ?? availableParallelism());
+  const requireMask = options.requireMask ?? true;
+  const S = pp.size;
+  const plane = S * S;
+  const recordBytes = 2 * plane;
+
+  let rows: Map<string, ChexmaskRow> | null = null;
+  let chexmaskSummary: unknown;
+  if (typeof options.chexmask === 'string') {
+    const j = await joinChexmask(
+      options.chexmask,
+      options.entries.map((e) => e.dicomId),
+      { minDice: options.minDice ?? 0.7, keepRle: contour.source === 'rle' },
+    );
+    rows = j.rows;
+    chexmaskSummary = j.summary;
+  } else rows = options.chexmask;
+
+  const skipped = new ReasonCounter();
+  const planned: IndexEntry[] = [];
+  for (const e of options.entries) {
+    if (requireMask && !rows?.has(e.dicomId)) skipped.add('no-chexmask', `${e.dicomId}: no usable CheXmask row (absent, refused or below minDice)`);
+    else planned.push(e);
+  }
+  const byId = new Map(planned.map((e) => [e.dicomId, e]));
+  const nShards = Math.ceil(planned.length / shardSize);
+  const shards: { file: string; count: number }[] = [];
+  const cachedEntries: CachedEntry[] = [];
+  let shardsBuilt = 0;
+  let shardsReused = 0;
+  let decoded = 0;
+  let done = 0;
+  let decodeSeconds = 0;
+
+  for (let k = 0; k < nShards; k++) {
+    const part = planned.slice(k * shardSize, (k + 1) * shardSize);
+    const ids = part.map((e) => e.dicomId);
+    const binPath = join(dir, `${shardName(k)}.bin`);
+    const manPath = join(dir, `${shardName(k)}.json`);
+    let manifest: ShardManifest | null = null;
+    if (existsSync(manPath) && existsSync(binPath)) {
+      try {
+        const m = JSON.parse(readFileSync(manPath, 'utf8')) as ShardManifest;
+        if (
+          m.version === CACHE_VERSION &&
+          m.key === key &&
+          m.planned.length === ids.length &&
+          m.planned.every((id, i) => id === ids[i]) &&
+          statSync(binPath).size === m.records.length * recordBytes
+        ) {
+          manifest = m;
+          shardsReused++;
+          done += part.length;
+          options.onProgress?.(done, planned.length);
+        }
+      } catch {
+        manifest = null;
+      }
+    }
+    if (!manifest) {
+      const t1 = performance.now();
+      const buf = Buffer.alloc(part.length * recordBytes);
+      const ok = new Uint8Array(part.length);
+      const failures: ShardManifest['failures'] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < part.length) {
+          const i = next++;
+          const e = part[i];
+          const file = join(options.root, e.path);
+          try {
+            const { gray, geometry } = await decodePlane(file, pp);
+            buf.set(gray, i * recordBytes);
+            const row = rows?.get(e.dicomId);
+            if (row) {
+              checkRowSize(row, geometry.srcW, geometry.srcH, file);
+              buf.set(contourMap(row, geometry, contour), i * recordBytes + plane);
+            }
+            ok[i] = 1;
+          } catch (err) {
+            const reason = err instanceof DataError ? err.reason : 'error';
+            const message = err instanceof Error ? err.message : String(err);
+            failures.push({ dicomId: e.dicomId, reason, message });
+          }
+          done++;
+          options.onProgress?.(done, planned.length);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, part.length) }, worker));
+      // Compact in planned order (deterministic regardless of completion order).
+      const records: string[] = [];
+      const out = Buffer.alloc(part.length * recordBytes);
+      for (let i = 0; i < part.length; i++) {
+        if (!ok[i]) continue;
+        buf.copy(out, records.length * recordBytes, i * recordBytes, (i + 1) * recordBytes);
+        records.push(ids[i]);
+      }
+      failures.sort((a, b) => ids.indexOf(a.dicomId) - ids.indexOf(b.dicomId));
+      const tmp = `${binPath}.tmp-${process.pid}`;
+      await writeFile(tmp, out.subarray(0, records.length * recordBytes));
+      await rename(tmp, binPath);
+      manifest = { version: CACHE_VERSION, key, planned: ids, records, failures };
+      await atomicWrite(manPath, JSON.stringify(manifest));
+      shardsBuilt++;
+      decoded += part.length;
+      decodeSeconds += (performance.now() - t1) / 1000;
+    }
+    for (const f of manifest.failures) skipped.add(f.reason, f.message);
+    manifest.records.forEach((id, slot) => {
+      cachedEntries.push({ ...(byId.get(id) as IndexEntry), shard: k, slot });
+    });
+    shards.push({ file: `${shardName(k)}.bin`, count: manifest.records.length });
+  }
+  const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
+  for (const e of cachedEntries) perSplit[e.split]++;
+  const meta: CacheMeta = {
+    version: CACHE_VERSION,
+    key,
+    size: S,
+    recordBytes,
+    preprocess: pp,
+    contour,
+    shards,
+    count: cachedEntries.length,
+    skipped: skipped.toJSON(),
+  };
+  await atomicWrite(join(dir, 'entries.jsonl'), cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : ''));
+  await atomicWrite(join(dir, 'cache.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  return {
+    dir,
+    key,
+    planned: planned.length,
+    cached: cachedEntries.length,
+    perSplit,
+    skipped: skipped.toJSON(),
+    shardsBuilt,
+    shardsReused,
+    seconds: (performance.now() - t0) / 1000,
+    imagesPerSecond: decodeSeconds > 0 ? decoded / decodeSeconds : 0,
+    chexmask: chexmaskSummary,
+  };
+}
+
+export interface Batch {
+  /** NCHW [n, 3, size, size], normalised. */
+  x: Float32Array;
+  n: number;
+  labels: Float32Array;
+  labelMask: Float32Array;
+}
+
+export class Cache {
+  readonly dir: string;
+  readonly key: string;
+  readonly size: number;
+  readonly preprocess: ResolvedPreprocess;
+  readonly contour: z.output<typeof ContourOptionsSchema>;
+  readonly entries: CachedEntry[];
+  readonly skipped: CacheSummary['skipped'];
+  private readonly meta: CacheMeta;
+  private readonly fds = new Map<number, number>();
+  private readonly defaultTable: Float32Array;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.meta = JSON.parse(readFileSync(join(dir, 'cache.json'), 'utf8')) as CacheMeta;
+    if (this.meta.version !== CACHE_VERSION) throw new DataError('bad-cache', `cache version ${this.meta.version} ≠ ${CACHE_VERSION}`, { file: dir });
+    this.key = this.meta.key;
+    this.size = this.meta.size;
+    this.preprocess = this.meta.preprocess;
+    this.contour = this.meta.contour;
+    this.skipped = this.meta.skipped;
+    const text = readFileSync(join(dir, 'entries.jsonl'), 'utf8');
+    this.entries = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as CachedEntry);
+    this.defaultTable = paintTable({});
+  }
+
+  get length(): number {
+    return this.entries.length;
+  }
+
+  indicesOf(split: Split): number[] {
+    const out: number[] = [];
+    this.entries.forEach((e, i) => {
+      if (e.split === split) out.push(i);
+    });
+    return out;
+  }
+
+  /** The stored gray plane and contour map of entry i. */
+  planes(i: number): { gray: Uint8Array; contour: Uint8Array } {
+    const e = this.entries[i];
+    if (!e) throw new RangeError(`cache entry ${i} out of range (0..${this.entries.length - 1})`);
+    let fd = this.fds.get(e.shard);
+    if (fd === undefined) {
+      fd = openSync(join(this.dir, this.meta.shards[e.shard].file), 'r');
+      this.fds.set(e.shard, fd);
+    }
+    const rb = this.meta.recordBytes;
+    const buf = new Uint8Array(rb);
+    const got = readSync(fd, buf, 0, rb, e.slot * rb);
+    if (got !== rb) throw new DataError('bad-cache', `short read (${got} of ${rb} bytes)`, { file: this.meta.shards[e.shard].file, row: e.slot });
+    const plane = this.size * this.size;
+    return { gray: buf.subarray(0, plane), contour: buf.subarray(plane) };
+  }
+
+  /**
+   * A batch in the native core's layout. `masked` paints the contours (Eq. 1) with `paint`
+   * (default α 1, lungs red, heart blue); mean/std come from the cache's preprocess settings
+   * unless `norm` overrides them.
+   */
+  batch(
+    indices: number[],
+    variant: 'original' | 'masked',
+    opts: { paint?: PaintOptions; norm?: { mean: [number, number, number]; std: [number, number, number] }; out?: Float32Array } = {},
+  ): Batch {
+    const n = indices.length;
+    const per = 3 * this.size * this.size;
+    const x = opts.out && opts.out.length >= n * per ? opts.out : new Float32Array(n * per);
+    const labels = new Float32Array(n * NUM_LABELS);
+    const labelMask = new Float32Array(n * NUM_LABELS);
+    const pp = opts.norm ? { ...this.preprocess, ...opts.norm } : this.preprocess;
+    const table = variant === 'masked' ? (opts.paint ? paintTable(opts.paint) : this.defaultTable) : null;
+    indices.forEach((idx, b) => {
+      const { gray, contour } = this.planes(idx);
+      planeToTensor(gray, variant === 'masked' ? contour : null, pp, table, x, b * per);
+      const e = this.entries[idx];
+      for (let k = 0; k < NUM_LABELS; k++) {
+        labels[b * NUM_LABELS + k] = e.labels[k];
+        labelMask[b * NUM_LABELS + k] = e.labelMask[k];
+      }
+    });
+    return { x, n, labels, labelMask };
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeSync(fd);
+    this.fds.clear();
+  }
+}
+
+/**
+ * Opens a cache: `dir` is either a keyed cache directory (holding cache.json) or the parent given to
+ * buildCache; in the latter case the settings pick the key, or the only cache there is used.
+ */
+export function openCache(dir: string, settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions } = {}): Cache {
+  if (existsSync(join(dir, 'cache.json'))) return new Cache(dir);
+  if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
+  if (settings.preprocess || settings.overlay) {
+    const key = settingsKey(resolvePreprocess(settings.preprocess), ContourOptionsSchema.parse(settings.overlay ?? {}));
+    if (existsSync(join(dir, key, 'cache.json'))) return new Cache(join(dir, key));
+    throw new DataError('missing-cache', `no cache for these settings (key ${key}); build it first`, { file: dir });
+  }
+  const keys = readdirSync(dir).filter((d) => existsSync(join(dir, d, 'cache.json')));
+  if (keys.length === 1) return new Cache(join(dir, keys[0]));
+  throw new DataError(
+    'missing-cache',
+    keys.length ? `several caches (${keys.join(', ')}); pass the settings or a keyed directory` : 'no cache.json found',
+    { file: dir },
+  );
+}
