@@ -36,12 +36,16 @@ export const ConfigSchema = z
       .object({
         /** Decoded-image cache folder (from `cxrmask cache`); built first from `root` when missing. */
         cache: z.string().min(1),
-        /** Dataset root with mimic/ and chexmask/ (needed only to build a missing cache). */
+        /** MIMIC-CXR-JPG root (the three CSVs + files/); needed only to build a missing cache. */
         root: z.string().min(1).nullable().default(null),
-        /** CheXmask CSV; default `<root>/chexmask/MIMIC-CXR-JPG.csv`. */
+        /** CheXmask CSV (MIMIC-CXR-JPG.csv); needed only to build a missing cache. */
         chexmask: z.string().min(1).nullable().default(null),
         views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
+        /** CheXpert −1 labels: ignore (masked out of loss and metrics), zeros or ones. */
         uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
+        /** Keep only images with ≥ 1 positive among the five findings (the paper's filter). */
+        requirePositive: z.boolean().default(false),
+        /** CheXmask quality filter (Dice RCA mean). */
         minDice: z.number().min(0).max(1).default(0.7),
       })
       .strict(),
@@ -55,6 +59,12 @@ export const ConfigSchema = z
       .strict()
       .default({ dir: 'models/tiny', device: 'auto', threads: null }),
     seeds: z.array(z.number().int().min(0)).min(1).default([0, 1, 2]),
+    /** Which image variants LP/JFT models are trained on (each is tested on both). */
+    trainVariants: z
+      .array(z.enum(VARIANTS))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'no duplicates')
+      .default(['original', 'masked']),
     zeroshot: z
       .object({
         enabled: z.boolean().default(true),
@@ -165,7 +175,7 @@ export const DEMO = {
 export function demoConfig(dataDir: string, overrides: unknown = {}): ExperimentConfig {
   const base: ConfigInput = {
     name: 'demo',
-    data: { cache: `${dataDir}/cache`, root: dataDir, minDice: 0 },
+    data: { cache: `${dataDir}/cache`, root: `${dataDir}/mimic`, chexmask: `${dataDir}/chexmask/MIMIC-CXR-JPG.csv` },
     seeds: [...DEMO.seeds],
     linearProbe: { ...DEMO.linearProbe },
     finetune: { ...DEMO.finetune },

@@ -351,7 +351,7 @@ export function plannedCells(config: ExperimentConfig): string[] {
   for (const setup of ['linear-probe', 'finetune'] as const) {
     const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
     if (!enabled) continue;
-    for (const seed of config.seeds) for (const v of VARIANTS) ids.push(cellId(setup, v, seed));
+    for (const seed of config.seeds) for (const v of config.trainVariants) ids.push(cellId(setup, v, seed));
   }
   return ids;
 }

@@ -3,7 +3,7 @@
  * whole grid, then results.json + the reports. Library entry point behind `cxrmask run` / `demo`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
@@ -11,7 +11,15 @@ import { writeReports } from '../report/index.js';
 import type { Backend } from './backend.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import { type Evaluation, evaluate } from './evaluate.js';
-import { type CellResult, Grid, type GridEvent, plannedCells, type SplitData, type ZeroShotResult } from './grid.js';
+import {
+  type CellResult,
+  Grid,
+  type GridEvent,
+  plannedCells,
+  type SplitData,
+  splitData,
+  type ZeroShotResult,
+} from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
 import type { StopSignal } from './train.js';
 
@@ -22,6 +30,8 @@ export interface RunOptions {
   resume?: string | null;
   signal?: StopSignal;
   onEvent?: (e: GridEvent) => void;
+  /** Called with the run folder as soon as it exists. */
+  onRunDir?: (dir: string) => void;
   /** Extra facts recorded in results.json (e.g. cache summary, skipped images). */
   extra?: Record<string, unknown>;
 }
@@ -108,6 +118,40 @@ export function gitInfo(): { commit: string | null; dirty: boolean | null } {
   }
 }
 
+/**
+ * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
+ * metric settings (threshold rule, bootstrap, primary metric); rewrites results.json and the reports.
+ */
+export async function reevaluate(
+  runDir: string,
+  backend: Backend,
+  metricOverrides: Partial<ExperimentConfig['metrics']> = {},
+): Promise<RunResult> {
+  const started = new Date();
+  const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
+  if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
+  const config = parseConfig({ ...saved, metrics: { ...saved.metrics, ...metricOverrides } }, `${runDir}/config.json`);
+  const zs = readJson<ZeroShotResult>(join(runDir, 'cells', 'zeroshot.json'));
+  const trained: CellResult[] = [];
+  const cellsDir = join(runDir, 'cells');
+  if (existsSync(cellsDir)) {
+    for (const d of readdirSync(cellsDir).sort()) {
+      const c = readJson<CellResult>(join(cellsDir, d, 'result.json'));
+      if (c) trained.push(c);
+    }
+  }
+  if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
+  const cache = await backend.openCache(config.data.cache);
+  const sd = await splitData(cache);
+  const evaluation = evaluate(config, sd, zs, trained);
+  const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
+  const results = assembleResults({ config, runDir, started, resumed: true, backend, device, sd, zs, trained, evaluation });
+  writeJsonAtomic(join(runDir, 'results.json'), results);
+  writeJsonAtomic(join(runDir, 'config.json'), config);
+  await writeReports(runDir, results, { cache });
+  return { runDir, results };
+}
+
 export function packageVersion(): string {
   try {
     return JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')).version;
@@ -130,6 +174,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     runDir = newRunDir(config.runsDir, config.name);
     writeJsonAtomic(join(runDir, 'config.json'), config);
   }
+  o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const cache = await o.backend.openCache(config.data.cache);
   const grid = new Grid({ config, backend: o.backend, runDir, cache, signal: o.signal, onEvent: o.onEvent });
@@ -141,7 +186,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   for (const setup of ['linear-probe', 'finetune'] as const) {
     const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
     if (!enabled) continue;
-    for (const seed of config.seeds) for (const v of VARIANTS) trained.push(await grid.trainCell(setup, v, seed));
+    for (const seed of config.seeds) for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
   }
 
   o.onEvent?.({ kind: 'phase', name: 'evaluate' });

@@ -1,0 +1,48 @@
+/** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { configFromArgv, type ExperimentArgv, experimentOptions, runCommand } from './common.js';
+import { executeRun } from './run.js';
+
+export interface TrainArgv extends ExperimentArgv {
+  setup: 'linear-probe' | 'finetune';
+  trainOn: ('original' | 'masked')[];
+  progress?: boolean;
+}
+
+export const trainCommand: CommandModule<object, TrainArgv> = {
+  command: 'train',
+  describe:
+    'Train linear-probe or joint fine-tuning models (BCE, AdamW, model selection on validation, a checkpoint per epoch) on original and/or masked images, then test each on both; resumable with `cxrmask run --resume`',
+  builder: (y: Argv<object>) =>
+    experimentOptions(y)
+      .option('setup', {
+        choices: ['linear-probe', 'finetune'] as const,
+        demandOption: true,
+        describe: 'linear-probe: frozen features + linear head; finetune: encoder + head, separate learning rates',
+      })
+      .option('train-on', {
+        type: 'array',
+        choices: ['original', 'masked'],
+        default: ['original', 'masked'],
+        describe: 'training image variants',
+      })
+      .example('$0 train --setup finetune --train-on masked --seeds 0 --cache data/cache', 'one fine-tuning cell') as unknown as Argv<TrainArgv>,
+  handler: async (argv: ArgumentsCamelCase<TrainArgv>) => {
+    let dir: string | null = null;
+    await runCommand(
+      async () => {
+        const config = configFromArgv(argv, {
+          name: argv.name ?? argv.setup,
+          trainVariants: argv.trainOn,
+          zeroshot: { enabled: false },
+          linearProbe: { enabled: argv.setup === 'linear-probe' },
+          finetune: { enabled: argv.setup === 'finetune' },
+        });
+        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d) });
+      },
+      { resume: () => dir },
+    );
+  },
+};
+
+export default trainCommand;

@@ -1,0 +1,32 @@
+/** `cxrmask zeroshot`: zero-shot only (both protocols), on original and masked test images. */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { configFromArgv, type ExperimentArgv, experimentOptions, runCommand } from './common.js';
+import { executeRun } from './run.js';
+
+export const zeroshotCommand: CommandModule<object, ExperimentArgv & { progress?: boolean }> = {
+  command: 'zeroshot',
+  describe:
+    'Zero-shot classification with prompts (default "a chest X-ray showing {finding}") on original and masked test images; two protocols: per-finding scores (multi-label metrics) and 5-way softmax (top-1)',
+  builder: (y: Argv<object>) =>
+    experimentOptions(y).example(
+      '$0 zeroshot --cache data/cache --prompt "chest radiograph with {finding}"',
+      'custom prompt',
+    ) as unknown as Argv<ExperimentArgv & { progress?: boolean }>,
+  handler: async (argv: ArgumentsCamelCase<ExperimentArgv & { progress?: boolean }>) => {
+    let dir: string | null = null;
+    await runCommand(
+      async () => {
+        const config = configFromArgv(argv, {
+          name: argv.name ?? 'zeroshot',
+          zeroshot: { enabled: true },
+          linearProbe: { enabled: false },
+          finetune: { enabled: false },
+        });
+        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d) });
+      },
+      { resume: () => dir },
+    );
+  },
+};
+
+export default zeroshotCommand;
