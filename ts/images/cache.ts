@@ -277,6 +277,11 @@ export class Cache {
     this.defaultTable = paintTable({});
   }
 
+  /** What was built and what was skipped (for run records). */
+  get summary(): { key: string; count: number; size: number; preprocess: ResolvedPreprocess; contour: z.output<typeof ContourOptionsSchema>; skipped: CacheSummary['skipped'] } {
+    return { key: this.key, count: this.entries.length, size: this.size, preprocess: this.preprocess, contour: this.contour, skipped: this.skipped };
+  }
+
   get length(): number {
     return this.entries.length;
   }

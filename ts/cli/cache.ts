@@ -1,0 +1,71 @@
+/** `cxrmask cache`: index + CheXmask → decode-once preprocessed cache (original and masked from one decode). */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { joinChexmask } from '../data/chexmask.js';
+import { readIndex } from '../data/mimic.js';
+import { progress, runDataCommand } from '../data/progress.js';
+import { buildCache } from '../images/cache.js';
+
+export interface CacheArgv {
+  index: string;
+  root: string;
+  chexmask: string;
+  out: string;
+  minDice: number;
+  preset: 'biomedclip' | 'paper';
+  size?: number;
+  thickness: number;
+  source: 'landmarks' | 'rle';
+  fastShrink: boolean;
+  requireMask: boolean;
+  concurrency?: number;
+  shardSize: number;
+  progress: boolean;
+}
+
+const command: CommandModule<object, CacheArgv> = {
+  command: 'cache',
+  describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
+  builder: (y: Argv<object>) =>
+    y
+      .option('index', { type: 'string', demandOption: true, describe: 'index.jsonl (or its folder) from `cxrmask index`' })
+      .option('root', { type: 'string', demandOption: true, describe: 'MIMIC-CXR-JPG root the index paths are relative to' })
+      .option('chexmask', { type: 'string', demandOption: true, describe: 'CheXmask CSV (e.g. OriginalResolution/MIMIC-CXR-JPG.csv)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'cache parent folder (the cache goes to OUT/<settings key>/)' })
+      .option('min-dice', { type: 'number', default: 0.7, describe: 'minimum Dice RCA (Mean)' })
+      .option('preset', { choices: ['biomedclip', 'paper'] as const, default: 'biomedclip' as const, describe: 'preprocessing preset' })
+      .option('size', { type: 'number', describe: 'output size (default 224)' })
+      .option('thickness', { type: 'number', default: 2, describe: 'contour thickness in output pixels' })
+      .option('source', { choices: ['landmarks', 'rle'] as const, default: 'landmarks' as const, describe: 'contours from landmark polygons or RLE masks' })
+      .option('fast-shrink', { type: 'boolean', default: false, describe: 'JPEG shrink-on-load (faster, slightly further from PIL)' })
+      .option('require-mask', { type: 'boolean', default: true, describe: 'skip images without a usable CheXmask row' })
+      .option('concurrency', { type: 'number', describe: 'images decoded in parallel (default: CPU count)' })
+      .option('shard-size', { type: 'number', default: 1024, describe: 'images per shard' })
+      .option('progress', { type: 'boolean', default: true, describe: 'progress bar' }) as unknown as Argv<CacheArgv>,
+  handler: (argv: ArgumentsCamelCase<CacheArgv>) =>
+    runDataCommand(async () => {
+      const entries = await readIndex(argv.index);
+      process.stderr.write(`[cache] ${entries.length} index entries; joining ${argv.chexmask}\n`);
+      const { rows, summary: join } = await joinChexmask(
+        argv.chexmask,
+        entries.map((e) => e.dicomId),
+        { minDice: argv.minDice, keepRle: argv.source === 'rle' },
+      );
+      process.stderr.write(`[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`);
+      const bar = progress('cache', argv.progress);
+      const s = await buildCache({
+        entries,
+        root: argv.root,
+        chexmask: rows,
+        out: argv.out,
+        preprocess: { preset: argv.preset, fastShrinkOnLoad: argv.fastShrink, ...(argv.size ? { size: argv.size } : {}) },
+        overlay: { thickness: argv.thickness, source: argv.source },
+        requireMask: argv.requireMask,
+        concurrency: argv.concurrency,
+        shardSize: argv.shardSize,
+        onProgress: bar.update,
+      });
+      bar.stop();
+      process.stdout.write(`${JSON.stringify({ ...s, chexmask: join }, null, 2)}\n`);
+    }),
+};
+export default command;

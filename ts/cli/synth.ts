@@ -1,0 +1,52 @@
+/** `cxrmask synth`: a synthetic MIMIC-CXR-JPG tree + CheXmask CSV (the demo's and the tests' data). */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { progress, runDataCommand } from '../data/progress.js';
+import { synthesize } from '../synth/index.js';
+
+export interface SynthArgv {
+  out: string;
+  n: number;
+  seed: number;
+  width: number;
+  height: number;
+  lateralRate?: number;
+  lowRcaRate?: number;
+  landmarks: 'numpy' | 'flat';
+  progress: boolean;
+}
+
+const command: CommandModule<object, SynthArgv> = {
+  command: 'synth',
+  describe: 'Generate a synthetic MIMIC-CXR-JPG tree (JPEGs, gzipped CSVs) and a CheXmask-shaped CSV for it',
+  builder: (y: Argv<object>) =>
+    y
+      .option('out', { type: 'string', demandOption: true, describe: 'output folder (gets mimic/ and chexmask/)' })
+      .option('n', { type: 'number', default: 500, describe: 'number of images' })
+      .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed → same files)' })
+      .option('width', { type: 'number', default: 320, describe: 'nominal image width (±6% per image)' })
+      .option('height', { type: 'number', default: 384, describe: 'nominal image height (±6% per image)' })
+      .option('lateral-rate', { type: 'number', describe: 'fraction of studies with a lateral image (default 0.25)' })
+      .option('low-rca-rate', { type: 'number', describe: 'fraction of CheXmask rows with Dice RCA < 0.7 (default 0.06)' })
+      .option('landmarks', { choices: ['numpy', 'flat'] as const, default: 'numpy' as const, describe: 'landmark serialisation' })
+      .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
+      .example('$0 synth --out data/synth --n 1000 --seed 1', '') as unknown as Argv<SynthArgv>,
+  handler: (argv: ArgumentsCamelCase<SynthArgv>) =>
+    runDataCommand(async () => {
+      const bar = progress('synth', argv.progress);
+      const s = await synthesize({
+        out: argv.out,
+        n: argv.n,
+        seed: argv.seed,
+        width: argv.width,
+        height: argv.height,
+        lateralRate: argv.lateralRate,
+        lowRcaRate: argv.lowRcaRate,
+        landmarkFormat: argv.landmarks,
+        onProgress: bar.update,
+      });
+      bar.stop();
+      const { images: _i, ...rest } = s;
+      process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+    }),
+};
+export default command;
