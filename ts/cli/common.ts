@@ -23,6 +23,7 @@ export function experimentOptions<T>(y: Argv<T>) {
     .option('config', { type: 'string', describe: 'experiment config JSON (see docs/experiments.md); flags override it' })
     .option('cache', { type: 'string', describe: 'image cache folder (from `cxrmask cache`)' })
     .option('data-root', { type: 'string', describe: 'dataset root with mimic/ and chexmask/ (to build a missing cache)' })
+    .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
     .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })
     .option('name', { type: 'string', describe: 'suffix of the run folder name' })
     .option('seeds', { type: 'string', describe: 'comma-separated seeds, e.g. 0,1,2' })
@@ -47,6 +48,7 @@ export interface ExperimentArgv {
   config?: string;
   cache?: string;
   dataRoot?: string;
+  chexmask?: string;
   runsDir?: string;
   name?: string;
   seeds?: string;
@@ -90,7 +92,7 @@ export function overridesFromArgv(a: ExperimentArgv): Record<string, unknown> {
       name: a.name,
       runsDir: a.runsDir,
       seeds: parseSeeds(a.seeds),
-      data: drop({ cache: a.cache, root: a.dataRoot }),
+      data: drop({ cache: a.cache, root: a.dataRoot, chexmask: a.chexmask }),
       model: drop({ dir: a.model, device: a.device, threads: a.threads }),
       zeroshot: drop({
         prompt: a.prompt,

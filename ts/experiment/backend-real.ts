@@ -65,6 +65,7 @@ export async function realBackend(): Promise<Backend> {
   return {
     name: 'libtorch',
     openCache: (dir: string) => data.openCache(dir) as CacheLike,
+
     loadClip: (dir: string, device: string) => m.clip.ClipModel.load(dir, { device }),
     loadTokenizer: (dir: string) => m.tokenizer.loadTokenizer(dir),
     createClassifier: (opts: ClassifierOptions) => m.classifier.Classifier.create(opts),
@@ -86,17 +87,23 @@ export async function realBackend(): Promise<Backend> {
  */
 export async function prepareData(
   config: ExperimentConfig,
-  { signal, log = (s: string) => process.stderr.write(`${s}\n`) }: { signal?: StopSignal; log?: (s: string) => void } = {},
+  {
+    signal,
+    log = (s: string) => process.stderr.write(`${s}\n`),
+    onProgress,
+  }: { signal?: StopSignal; log?: (s: string) => void; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<Record<string, unknown>> {
   const data = await dataModules();
   const d = config.data;
+  const meta = readModelMeta(config.model.dir);
+  const preprocess = preprocessFor(meta);
   try {
-    const cache = await data.openCache(d.cache);
-    return { cache: { dir: d.cache, entries: cache.entries.length, summary: cache.summary ?? null } };
+    const cache = data.openCache(d.cache, { preprocess });
+    return { cache: { dir: cache.dir, entries: cache.entries.length, skipped: cache.skipped ?? null } };
   } catch (e) {
     if (!d.root || !d.chexmask)
       throw new ConfigError(
-        `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root) to build it, or run \`cxrmask cache\``,
+        `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root/--chexmask) to build it, or run \`cxrmask cache\``,
       );
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
@@ -107,20 +114,16 @@ export async function prepareData(
     uncertain: d.uncertain,
     requirePositive: d.requirePositive,
   });
-  log(`[data] ${entries.length} images; joining CheXmask ${d.chexmask}`);
-  const { rows, summary: chexmaskSummary } = await data.joinChexmask(
-    d.chexmask,
-    entries.map((x: { dicomId: string }) => x.dicomId),
-    { minDice: d.minDice },
-  );
-  const meta = readModelMeta(config.model.dir);
-  log(`[data] building the image cache ${d.cache}`);
+  log(`[data] ${entries.length} images; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`);
   const cacheSummary = await data.buildCache({
     entries,
     root: d.root,
-    chexmask: rows,
+    chexmask: d.chexmask,
+    minDice: d.minDice,
     out: d.cache,
-    preprocess: preprocessFor(meta),
+    preprocess,
+    onProgress,
   });
-  return { index: indexSummary, chexmask: chexmaskSummary, cache: cacheSummary };
+  log(`[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`);
+  return { index: indexSummary, cache: cacheSummary };
 }

@@ -35,7 +35,7 @@ export const ConfigSchema = z
     data: z
       .object({
         /** Decoded-image cache folder (from `cxrmask cache`); built first from `root` when missing. */
-        cache: z.string().min(1),
+        cache: z.string({ error: (iss) => (iss.input === undefined ? 'required (--cache DIR)' : undefined) }).min(1),
         /** MIMIC-CXR-JPG root (the three CSVs + files/); needed only to build a missing cache. */
         root: z.string().min(1).nullable().default(null),
         /** CheXmask CSV (MIMIC-CXR-JPG.csv); needed only to build a missing cache. */
@@ -47,6 +47,9 @@ export const ConfigSchema = z
         requirePositive: z.boolean().default(false),
         /** CheXmask quality filter (Dice RCA mean). */
         minDice: z.number().min(0).max(1).default(0.7),
+      }, {
+        error: (iss) =>
+          iss.input === undefined ? 'required: the image cache folder, as "data": { "cache": DIR } or --cache DIR' : undefined,
       })
       .strict(),
     model: z

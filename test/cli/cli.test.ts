@@ -1,0 +1,99 @@
+/**
+ * CLI: help text of every command, config errors reported before any work, flag parsing.
+ * Subprocesses run the TypeScript entry point through tsx (no build needed).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { configFromArgv, overridesFromArgv } from '../../ts/cli/common.js';
+import { buildCli } from '../../ts/cli/main.js';
+import { ConfigError } from '../../ts/experiment/config.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+async function help(args: string): Promise<string> {
+  const y = await buildCli([]);
+  let output = '';
+  await y.exitProcess(false).parseAsync(args, {}, (_e: unknown, _a: unknown, o: string) => {
+    output = o;
+  });
+  return output;
+}
+
+test('top-level help lists every command', async () => {
+  const out = await help('--help');
+  for (const c of ['demo', 'run', 'zeroshot', 'train', 'eval', 'predict']) assert.match(out, new RegExp(`cxrmask ${c}`));
+});
+
+test('per-command help is specific', async () => {
+  assert.match(await help('run --help'), /--resume/);
+  assert.match(await help('run --help'), /--config/);
+  assert.match(await help('zeroshot --help'), /--prompt/);
+  assert.match(await help('train --help'), /--setup/);
+  assert.match(await help('train --help'), /linear-probe/);
+  assert.match(await help('eval --help'), /--threshold-rule/);
+  assert.match(await help('predict --help'), /--checkpoint/);
+  assert.match(await help('demo --help'), /--images/);
+});
+
+test('flags override the config file', () => {
+  const f = join(tmp, 'exp.json');
+  writeFileSync(f, JSON.stringify({ data: { cache: 'c1' }, seeds: [5, 6, 7], finetune: { epochs: 9, lrHead: 0.01 } }));
+  const c = configFromArgv({ config: f, seeds: '1,2', ftEpochs: 3, cache: 'c2' });
+  assert.equal(c.seeds, [1, 2]);
+  assert.is(c.finetune.epochs, 3);
+  assert.is(c.finetune.lrHead, 0.01);
+  assert.is(c.data.cache, 'c2');
+  assert.equal(overridesFromArgv({}), {});
+  assert.throws(() => configFromArgv({ config: f, seeds: '1,x' }), (e: Error) => e instanceof ConfigError && /--seeds/.test(e.message));
+});
+
+test('invalid config: clear error, exit 2, nothing started', () => {
+  const f = join(tmp, 'bad.json');
+  writeFileSync(f, JSON.stringify({ data: { cache: 'x' }, seeds: [], finetune: { lrHead: -1 }, typo: 1 }));
+  const r = cli(['run', '--config', f, '--runs-dir', join(tmp, 'runs')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /invalid config/);
+  assert.match(r.err, /seeds/);
+  assert.match(r.err, /finetune\.lrHead/);
+  assert.match(r.err, /Unrecognized key.*typo/);
+  assert.not.match(r.err, /run folder/);
+  const missing = cli(['run', '--config', join(tmp, 'nope.json')]);
+  assert.is(missing.code, 2);
+  assert.match(missing.err, /cannot read config file/);
+  const notJson = join(tmp, 'notjson.json');
+  writeFileSync(notJson, '{ seeds: ');
+  assert.match(cli(['run', '--config', notJson]).err, /not valid JSON/);
+  const noCache = cli(['run', '--seeds', '0']);
+  assert.is(noCache.code, 2);
+  assert.match(noCache.err, /--cache/);
+});
+
+test('unknown command / option is rejected', () => {
+  const r = cli(['frobnicate']);
+  assert.ok(r.code !== 0);
+  assert.match(r.err, /Unknown argument|Did you mean|unknown/i);
+  const o = cli(['run', '--no-such-flag']);
+  assert.ok(o.code !== 0);
+  assert.match(o.err, /Unknown argument/);
+});
+
+test('resume of a folder that is not a run: clear error', () => {
+  const r = cli(['run', '--resume', tmp]);
+  assert.is(r.code, 2);
+  assert.match(r.err, /not a run folder/);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
