@@ -1,0 +1,93 @@
+/** MaskingPredictor (inference-time masking library call) against the pure-JS fake backend. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Backend, ClassifierLike } from '../../ts/experiment/backend.js';
+import { FINDINGS } from '../../ts/labels.js';
+import { inferKind, MaskingPredictor } from '../../ts/service/index.js';
+import { fakeBackend, fakeCache } from './fake-backend.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-'));
+const cache = fakeCache({ n: 20 });
+// "images" are cache rows; the fake preprocess returns the cache tensors (3×8×8) for a row id.
+const preprocessFn = async (image: string | Buffer, chexmask: unknown) => {
+  const row = Number(String(image));
+  const o = cache.batch([row], 'original') as { x: Float32Array };
+  const m = chexmask ? (cache.batch([row], 'masked') as { x: Float32Array }).x : null;
+  await new Promise((r) => setTimeout(r, 2));
+  return { original: o.x, masked: m };
+};
+
+test('zero-shot predictor: original and masked probabilities per finding', async () => {
+  const p = await MaskingPredictor.load({ modelDir: 'unused', backend: fakeBackend(), preprocessFn });
+  assert.is(p.kind, 'zeroshot');
+  const r = await p.predict('3', { any: 'row' });
+  assert.equal(Object.keys(r.original), [...FINDINGS]);
+  for (const f of FINDINGS) {
+    assert.ok(r.original[f] >= 0 && r.original[f] <= 1);
+    assert.ok(r.masked![f] >= 0 && r.masked![f] <= 1);
+    assert.ok(Math.abs(r.delta![f] - (r.masked![f] - r.original[f])) < 1e-12);
+  }
+  const noMask = await p.predict('3', null);
+  assert.is(noMask.masked, null);
+  await p.dispose();
+  try {
+    await p.predict('3', null);
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /disposed/);
+  }
+});
+
+test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one at a time', async () => {
+  const base = fakeBackend();
+  const seed = await base.createClassifier({ modelDir: 'm', seed: 3 });
+  const ckpt = join(tmp, 'jft-masked-s0', 'best.ckpt');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(tmp, 'jft-masked-s0'));
+  await seed.save(ckpt);
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const backend: Backend = {
+    ...base,
+    createClassifier: async (o) => {
+      const c = await base.createClassifier(o);
+      const wrapped: ClassifierLike = Object.create(c);
+      wrapped.predict = async (x, n) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        const out = await c.predict(x, n);
+        inFlight--;
+        return out;
+      };
+      wrapped.load = (path) => c.load(path);
+      return wrapped;
+    },
+  };
+  assert.is(inferKind(ckpt), 'finetune');
+  assert.is(inferKind('runs/x/cells/lp-original-s1/best.ckpt'), 'linear-probe');
+  const p = await MaskingPredictor.load({ modelDir: 'm', checkpoint: ckpt, backend, preprocessFn });
+  assert.is(p.kind, 'finetune');
+  const calls = Array.from({ length: 8 }, (_, i) => p.predict(String(i), i % 2 ? { row: i } : null));
+  assert.ok(p.pending > 0);
+  const rs = await Promise.all(calls);
+  assert.is(maxInFlight, 1, 'serialized');
+  assert.is(rs.length, 8);
+  assert.ok(rs[1]!.masked !== null && rs[0]!.masked === null);
+  // same input → same answer, regardless of the queue
+  const again = await p.predict('1', { row: 1 });
+  assert.equal(again, rs[1]);
+  // a failing call does not break the queue
+  try {
+    await p.predict('999', null);
+    assert.unreachable();
+  } catch {}
+  assert.ok((await p.predict('2', null)).original);
+  await p.dispose();
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
