@@ -1,0 +1,87 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildIndex, formatLandmarksFlat, joinChexmask, parseChexmaskRecord } from '../../ts/data/index.js';
+import { rejects, synthTree, tempDir } from './helpers.js';
+
+test('join keeps indexed rows, refuses low Dice RCA, counts absent ids — as the generator wrote', async () => {
+  const s = await synthTree();
+  const { entries } = await buildIndex({ root: s.mimicRoot });
+  const ids = entries.map((e) => e.dicomId);
+  const { rows, summary } = await joinChexmask(s.chexmaskCsv, ids);
+  const inIndex = new Set(ids);
+  const imgs = s.images.filter((im) => inIndex.has(im.dicomId));
+  assert.is(summary.kept, imgs.filter((im) => im.chexmask === 'ok').length);
+  assert.is(summary.refused.counts['low-dice'] ?? 0, imgs.filter((im) => im.chexmask === 'low-rca').length);
+  assert.is(summary.missing, imgs.filter((im) => im.chexmask === 'missing').length);
+  assert.ok((summary.refused.counts['low-dice'] ?? 0) > 0, 'generator should write low-RCA rows');
+  assert.is(summary.rowsRead, s.chexmaskRows);
+  for (const im of imgs.filter((x) => x.chexmask === 'ok')) {
+    const r = rows.get(im.dicomId);
+    assert.ok(r);
+    assert.is(r?.width, im.width);
+    assert.is(r?.height, im.height);
+    assert.is(r?.landmarks.length, 240);
+    assert.ok((r?.diceMean ?? 0) >= 0.7);
+  }
+  // minDice is configurable and reported
+  const all = await joinChexmask(s.chexmaskCsv, ids, { minDice: 0 });
+  assert.is(all.summary.kept, summary.kept + (summary.refused.counts['low-dice'] ?? 0));
+  assert.is(all.summary.minDice, 0);
+});
+
+const HEADER = 'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width';
+const LM = formatLandmarksFlat(Array.from({ length: 240 }, (_, i) => 10 + (i % 7)));
+
+test('bad rows are refused per row, counted, named; good rows survive', async () => {
+  const dir = tempDir();
+  const csv = join(dir, 'cm.csv');
+  writeFileSync(
+    csv,
+    [
+      HEADER,
+      `good,0.9,0.95,"${LM}",1 4,5 4,9 2,4,4`,
+      `odd,0.9,0.95,"${LM}",1 4 7,5 4,9 2,4,4`,
+      `beyond,0.9,0.95,"${LM}",1 4,15 4,9 2,4,4`,
+      `empty,0.9,0.95,"${LM}",,,9 2,4,4`,
+      `badlm,0.9,0.95,"1,2,3",1 4,5 4,9 2,4,4`,
+      `badsize,0.9,0.95,"${LM}",1 4,5 4,9 2,four,4`,
+      `low,0.5,0.6,"${LM}",1 4,5 4,9 2,4,4`,
+      `good,0.9,0.95,"${LM}",1 4,5 4,9 2,4,4`,
+      `notwanted,0.9,0.95,"${LM}",1 4,5 4,9 2,4,4`,
+    ].join('\n'),
+  );
+  const ids = ['good', 'odd', 'beyond', 'empty', 'badlm', 'badsize', 'low', 'absent'];
+  const { rows, summary } = await joinChexmask(csv, ids, { keepRle: true });
+  assert.equal([...rows.keys()].sort(), ['empty', 'good']);
+  assert.equal(rows.get('empty')?.emptyMasks, ['rightLung', 'leftLung']);
+  assert.is(summary.emptyMaskCells.leftLung, 1);
+  assert.is(summary.refused.counts['bad-rle'], 2);
+  assert.is(summary.refused.counts['bad-landmarks'], 1);
+  assert.is(summary.refused.counts['bad-size'], 1);
+  assert.is(summary.refused.counts['low-dice'], 1);
+  assert.is(summary.refused.counts.duplicate, 1);
+  assert.is(summary.missing, 1);
+  assert.equal(summary.missingExamples, ['absent']);
+  const ex = summary.refused.examples['bad-rle'].join('\n');
+  assert.match(ex, /cm\.csv, row 2, id odd, field "Left Lung": malformed RLE: odd number/);
+  assert.match(ex, /row 3, id beyond, field "Right Lung": .*runs beyond the 4×4 mask/);
+  assert.match(summary.refused.examples['bad-size'][0], /field "Height": not an integer: "four"/);
+});
+
+test('a CSV missing a column fails up front, naming the file and the column', async () => {
+  const dir = tempDir();
+  const csv = join(dir, 'cm.csv');
+  writeFileSync(csv, `dicom_id,Dice RCA (Mean),Landmarks,Left Lung,Right Lung,Height,Width\nx,0.9,"${LM}",,,4,4\n`);
+  await rejects(joinChexmask(csv, ['x']), /cm\.csv: missing column\(s\) "Heart"/);
+});
+
+test('parseChexmaskRecord: a row given as an object (for services)', () => {
+  const r = parseChexmaskRecord({ dicom_id: 'a', 'Dice RCA (Mean)': 0.8, Landmarks: LM, 'Left Lung': '1 2', 'Right Lung': '', Heart: '3 1', Height: 2, Width: 2 });
+  assert.is(r.dicomId, 'a');
+  assert.equal(r.emptyMasks, ['rightLung']);
+  assert.is(r.rle, undefined);
+});
+
+test.run();

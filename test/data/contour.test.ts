@@ -1,0 +1,155 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  type ChexmaskRow,
+  computeGeometry,
+  contourMap,
+  encodeRle,
+  fillPolygon,
+  maskBoundary,
+  mulberry32,
+  planeToTensor,
+  paintTable,
+  regionMasksOnGrid,
+  regionPolygon,
+  resolvePreprocess,
+} from '../../ts/data/index.js';
+import { identityGeometry } from '../../ts/images/geometry.js';
+import { renderFrontal } from '../../ts/synth/phantom.js';
+
+function blob(w: number, h: number, seed: number): Uint8Array {
+  const rnd = mulberry32(seed);
+  const m = new Uint8Array(w * h);
+  for (let k = 0; k < 3; k++) {
+    const cx = rnd() * w;
+    const cy = rnd() * h;
+    const rx = 3 + rnd() * w * 0.3;
+    const ry = 3 + rnd() * h * 0.3;
+    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) if (((j - cx) / rx) ** 2 + ((i - cy) / ry) ** 2 < 1) m[i * w + j] = 1;
+  }
+  return m;
+}
+
+/** Mask pixels with a 4-neighbour inside the grid that is not in the mask. */
+function boundary(m: Uint8Array, w: number, h: number): Uint8Array {
+  const b = new Uint8Array(w * h);
+  for (let i = 0; i < h; i++)
+    for (let j = 0; j < w; j++) {
+      const p = i * w + j;
+      if (!m[p]) continue;
+      if ((j > 0 && !m[p - 1]) || (j < w - 1 && !m[p + 1]) || (i > 0 && !m[p - w]) || (i < h - 1 && !m[p + w])) b[p] = 1;
+    }
+  return b;
+}
+
+test('thickness 1: contour pixels are exactly the mask boundary (on it, and nowhere else)', () => {
+  for (let s = 0; s < 20; s++) {
+    const w = 40 + s;
+    const h = 50 - s;
+    const m = blob(w, h, s);
+    const c = maskBoundary(m, w, h, 1);
+    assert.equal(Array.from(c), Array.from(boundary(m, w, h)), `seed ${s}`);
+  }
+});
+
+test('thickness t: contour ⊂ mask, each pixel within t steps of the outside, boundary ⊂ contour', () => {
+  const w = 64;
+  const h = 48;
+  for (let s = 0; s < 10; s++) {
+    const m = blob(w, h, 100 + s);
+    for (const t of [2, 3]) {
+      const c = maskBoundary(m, w, h, t);
+      const b = boundary(m, w, h);
+      for (let p = 0; p < w * h; p++) {
+        if (c[p]) assert.ok(m[p], 'contour pixel outside the mask');
+        if (b[p]) assert.ok(c[p], 'boundary pixel missing from the contour');
+        if (c[p]) {
+          // 4-distance to a non-mask pixel of the grid ≤ t
+          const i = Math.floor(p / w);
+          const j = p % w;
+          let near = false;
+          for (let di = -t; di <= t && !near; di++)
+            for (let dj = -t; dj <= t && !near; dj++) {
+              if (Math.abs(di) + Math.abs(dj) > t) continue;
+              const ii = i + di;
+              const jj = j + dj;
+              if (ii >= 0 && ii < h && jj >= 0 && jj < w && !m[ii * w + jj]) near = true;
+            }
+          assert.ok(near, `contour pixel (${i},${j}) is deeper than ${t}`);
+        }
+      }
+    }
+  }
+});
+
+test('a mask cut by the grid edge gets no line along the edge', () => {
+  const w = 10;
+  const h = 10;
+  const m = new Uint8Array(w * h).fill(1);
+  assert.is(maskBoundary(m, w, h, 2).reduce((a, b) => a + b, 0), 0);
+});
+
+function phantomRow(): { row: ChexmaskRow; w: number; h: number; masks: Uint8Array[] } {
+  const w = 300;
+  const h = 360;
+  const ph = renderFrontal(mulberry32(3), w, h, { atelectasis: false, cardiomegaly: true, consolidation: false, edema: false, effusion: true }, false);
+  const lm = ph.landmarks as Float64Array;
+  const masks = (['rightLung', 'leftLung', 'heart'] as const).map((r) => fillPolygon(regionPolygon(lm, r), w, h, new Uint8Array(w * h)));
+  const row: ChexmaskRow = {
+    dicomId: 'x',
+    diceMean: 0.9,
+    diceMax: 0.95,
+    height: h,
+    width: w,
+    landmarks: lm,
+    rle: { rightLung: encodeRle(masks[0], h, w), leftLung: encodeRle(masks[1], h, w), heart: encodeRle(masks[2], h, w) },
+    emptyMasks: [],
+  };
+  return { row, w, h, masks };
+}
+
+test('landmark and RLE sources agree: exactly on the source grid, closely on the 224 grid', () => {
+  const { row, w, h } = phantomRow();
+  const g = identityGeometry(w, h);
+  assert.equal(Array.from(contourMap(row, g, { source: 'rle' })), Array.from(contourMap(row, g, { source: 'landmarks' })));
+  const g224 = computeGeometry(w, h, 224, 'shortest-crop');
+  const a = regionMasksOnGrid(row, g224, 'landmarks');
+  const b = regionMasksOnGrid(row, g224, 'rle');
+  for (const r of ['rightLung', 'leftLung', 'heart'] as const) {
+    let inter = 0;
+    let uni = 0;
+    const ma = a[r] as Uint8Array;
+    const mb = b[r] as Uint8Array;
+    for (let p = 0; p < ma.length; p++) {
+      inter += ma[p] & mb[p];
+      uni += ma[p] | mb[p];
+    }
+    assert.ok(inter / uni > 0.95, `${r} IoU ${inter / uni}`);
+  }
+});
+
+test('Eq. 1: masked equals original exactly outside the contour, and differs on it', () => {
+  const { row, w, h } = phantomRow();
+  const g = computeGeometry(w, h, 224, 'shortest-crop');
+  const c = contourMap(row, g, { thickness: 2 });
+  const rnd = mulberry32(9);
+  const gray = new Uint8Array(224 * 224).map(() => Math.floor(rnd() * 255));
+  const pp = resolvePreprocess();
+  const orig = planeToTensor(gray, null, pp, null);
+  const masked = planeToTensor(gray, c, pp, paintTable({ alpha: 0.5 }));
+  let on = 0;
+  for (let p = 0; p < 224 * 224; p++) {
+    const same = [0, 1, 2].every((ch) => orig[ch * 224 * 224 + p] === masked[ch * 224 * 224 + p]);
+    if (c[p]) {
+      on++;
+      assert.ok(!same, 'contour pixel unchanged');
+    } else assert.ok(same, 'pixel outside the contour changed');
+  }
+  assert.ok(on > 500, `too few contour pixels: ${on}`);
+  // lungs red (bits 1, 2), heart blue (bit 4)
+  const lungPix = c.findIndex((b) => b === 1);
+  assert.ok(masked[lungPix] > orig[lungPix] || gray[lungPix] > 127);
+  assert.is(masked[2 * 224 * 224 + lungPix], orig[2 * 224 * 224 + lungPix]);
+});
+
+test.run();

@@ -1,0 +1,76 @@
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, computeGeometry, decodePlane, preprocess, resolvePreprocess } from '../../ts/data/index.js';
+import { pyRound } from '../../ts/images/geometry.js';
+import { FIXTURES, cc0Image } from './helpers.js';
+
+test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {
+  assert.equal(computeGeometry(786, 899, 224, 'shortest-crop'), { srcW: 786, srcH: 899, resizeW: 224, resizeH: 256, left: 0, top: 16, outW: 224, outH: 224 });
+  // 2544×3056 (typical MIMIC): int(224*3056/2544) = 269; round(45/2) = 22 (half to even)
+  const g = computeGeometry(2544, 3056, 224, 'shortest-crop');
+  assert.is(g.resizeH, 269);
+  assert.is(g.top, 22);
+  assert.is(computeGeometry(3000, 2500, 224, 'shortest-crop').left, pyRound((268 - 224) / 2));
+  assert.equal([pyRound(0.5), pyRound(1.5), pyRound(2.5), pyRound(-0.5)], [0, 2, 2, -0]);
+  assert.equal(computeGeometry(3000, 2500, 224, 'squash').resizeW, 224);
+});
+
+/**
+ * Closeness to torchvision-on-PIL (reference planes made by fixtures/make_pil_reference.py with the
+ * project's Python venv; committed so this test needs no Python). Measured when written:
+ * phantom 640×768 MAD 0.0006 (max 1/255); CC0 786×899 MAD 0.0006 (max 1/255) biomedclip, 0.0012 (max 7/255) paper.
+ */
+async function compare(img: string, name: string, preset: 'biomedclip' | 'paper', fast: boolean) {
+  const ref = await sharp(join(FIXTURES, `pil-${name}-${preset}.png`)).extractChannel(0).raw().toBuffer();
+  const { gray } = await decodePlane(img, resolvePreprocess({ preset, fastShrinkOnLoad: fast }));
+  let sum = 0;
+  let max = 0;
+  for (let i = 0; i < gray.length; i++) {
+    const d = Math.abs(gray[i] - ref[i]) / 255;
+    sum += d;
+    if (d > max) max = d;
+  }
+  return { mad: sum / gray.length, max };
+}
+
+test('within 0.002 mean abs diff ([0,1] scale) of torchvision-on-PIL, both presets', async () => {
+  const imgs: [string, string][] = [[join(FIXTURES, 'phantom-640x768.jpg'), 'phantom']];
+  const cc0 = cc0Image();
+  if (cc0) imgs.push([cc0, 'cc0']);
+  for (const [img, name] of imgs) {
+    for (const preset of ['biomedclip', 'paper'] as const) {
+      const r = await compare(img, name, preset, false);
+      assert.ok(r.mad < 0.002, `${name}/${preset}: MAD ${r.mad}`);
+      assert.ok(r.max <= 8 / 255, `${name}/${preset}: max ${r.max * 255}/255`);
+      const f = await compare(img, name, preset, true);
+      assert.ok(f.mad < 0.004, `${name}/${preset} shrink-on-load: MAD ${f.mad}`);
+    }
+  }
+});
+
+test('tensors: CHW, gray replicated, normalised with the preset statistics', async () => {
+  const img = join(FIXTURES, 'phantom-640x768.jpg');
+  const r = await preprocess(img);
+  assert.is(r.original.length, 3 * 224 * 224);
+  assert.is(r.masked, null);
+  const p = 224 * 100 + 77;
+  for (let c = 0; c < 3; c++) {
+    const want = (r.gray[p] / 255 - CLIP_MEAN[c]) / CLIP_STD[c];
+    assert.ok(Math.abs(r.original[c * 224 * 224 + p] - want) < 1e-6);
+  }
+  const paper = await preprocess(img, null, { preprocess: { preset: 'paper' } });
+  assert.equal(paper.settings.mean, [...IMAGENET_MEAN]);
+  assert.is(paper.settings.resize, 'squash');
+});
+
+test('a Buffer works like a path', async () => {
+  const img = join(FIXTURES, 'phantom-640x768.jpg');
+  const { readFile } = await import('node:fs/promises');
+  const a = await preprocess(img);
+  const b = await preprocess(await readFile(img));
+  assert.equal(Array.from(a.gray), Array.from(b.gray));
+});
+
+test.run();
