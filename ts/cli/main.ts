@@ -3,10 +3,14 @@
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { packageVersion } from '../experiment/run.js';
+import cache from './cache.js';
 import demo from './demo.js';
 import evalCmd from './eval.js';
+import indexCmd from './index.js';
+import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
+import synth from './synth.js';
 import train from './train.js';
 import zeroshot from './zeroshot.js';
 
@@ -17,10 +21,10 @@ function isCommand(x: unknown): x is AnyCommand {
   return typeof x === 'object' && x !== null && 'command' in x && 'handler' in x;
 }
 
-/** Command modules of the data and native layers (index, cache, overlay, synth, doctor). */
+/** Command modules loaded lazily (the native layer's doctor), skipped when absent. */
 async function layerCommands(): Promise<AnyCommand[]> {
   const out: AnyCommand[] = [];
-  for (const name of ['index', 'cache', 'overlay', 'synth', 'doctor']) {
+  for (const name of ['doctor']) {
     const spec = `./${name}.js`;
     try {
       const mod = (await import(spec)) as Record<string, unknown>;
@@ -34,7 +38,19 @@ async function layerCommands(): Promise<AnyCommand[]> {
 }
 
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
-  const commands: AnyCommand[] = [demo, run, zeroshot, train, evalCmd, predict, ...(await layerCommands())];
+  const commands: AnyCommand[] = [
+    demo,
+    run,
+    zeroshot,
+    train,
+    evalCmd,
+    predict,
+    indexCmd,
+    cache,
+    overlay,
+    synth,
+    ...(await layerCommands()),
+  ];
   return yargs(argv)
     .scriptName('cxrmask')
     .usage('$0 <command> [options]\n\nAnatomical masking (CheXmask contours) as visual priors for chest X-ray classification.')

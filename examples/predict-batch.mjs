@@ -1,0 +1,28 @@
+// Score a few images of a synthetic data set, original vs masked, with concurrent calls.
+//
+//   node dist/cli/main.js synth --out .cache/example-data --n 40
+//   node examples/predict-batch.mjs .cache/example-data
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { MaskingPredictor, chexmaskRowFor, FINDINGS } from '../dist/index.js';
+
+const dir = process.argv[2] ?? '.cache/example-data';
+const csv = join(dir, 'chexmask', 'MIMIC-CXR-JPG.csv');
+const meta = gunzipSync(readFileSync(join(dir, 'mimic', 'mimic-cxr-2.0.0-metadata.csv.gz'))).toString().split('\n');
+const header = meta[0].split(',');
+const rows = meta.slice(1).filter(Boolean).map((l) => Object.fromEntries(l.split(',').map((v, i) => [header[i], v])));
+const frontal = rows.filter((r) => r.ViewPosition === 'PA' || r.ViewPosition === 'AP').slice(0, 4);
+
+const predictor = await MaskingPredictor.load({ modelDir: 'models/tiny' });
+const results = await Promise.all(
+  frontal.map(async (r) => {
+    const path = join(dir, 'mimic', 'files', `p${r.subject_id.slice(0, 2)}`, `p${r.subject_id}`, `s${r.study_id}`, `${r.dicom_id}.jpg`);
+    const row = await chexmaskRowFor(csv, r.dicom_id).catch(() => null);
+    return { id: r.dicom_id, ...(await predictor.predict(path, row)) };
+  }),
+);
+for (const r of results) {
+  console.log(r.id, FINDINGS.map((f) => `${f}: ${r.original[f].toFixed(3)} → ${r.masked ? r.masked[f].toFixed(3) : 'n/a'}`).join(', '));
+}
+await predictor.dispose();
