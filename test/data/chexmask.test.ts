@@ -73,12 +73,24 @@ test('bad rows are refused per row, counted, named; good rows survive', async ()
 test('a CSV missing a column fails up front, naming the file and the column', async () => {
   const dir = tempDir();
   const csv = join(dir, 'cm.csv');
-  writeFileSync(csv, `dicom_id,Dice RCA (Mean),Landmarks,Left Lung,Right Lung,Height,Width\nx,0.9,"${LM}",,,4,4\n`);
+  writeFileSync(
+    csv,
+    `dicom_id,Dice RCA (Mean),Landmarks,Left Lung,Right Lung,Height,Width\nx,0.9,"${LM}",,,4,4\n`,
+  );
   await rejects(joinChexmask(csv, ['x']), /cm\.csv: missing column\(s\) "Heart"/);
 });
 
 test('parseChexmaskRecord: a row given as an object (for services)', () => {
-  const r = parseChexmaskRecord({ dicom_id: 'a', 'Dice RCA (Mean)': 0.8, Landmarks: LM, 'Left Lung': '1 2', 'Right Lung': '', Heart: '3 1', Height: 2, Width: 2 });
+  const r = parseChexmaskRecord({
+    dicom_id: 'a',
+    'Dice RCA (Mean)': 0.8,
+    Landmarks: LM,
+    'Left Lung': '1 2',
+    'Right Lung': '',
+    Heart: '3 1',
+    Height: 2,
+    Width: 2,
+  });
   assert.is(r.dicomId, 'a');
   assert.equal(r.emptyMasks, ['rightLung']);
   assert.is(r.rle, undefined);

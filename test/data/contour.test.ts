@@ -8,8 +8,8 @@ import {
   fillPolygon,
   maskBoundary,
   mulberry32,
-  planeToTensor,
   paintTable,
+  planeToTensor,
   regionMasksOnGrid,
   regionPolygon,
   resolvePreprocess,
@@ -25,7 +25,8 @@ function blob(w: number, h: number, seed: number): Uint8Array {
     const cy = rnd() * h;
     const rx = 3 + rnd() * w * 0.3;
     const ry = 3 + rnd() * h * 0.3;
-    for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) if (((j - cx) / rx) ** 2 + ((i - cy) / ry) ** 2 < 1) m[i * w + j] = 1;
+    for (let i = 0; i < h; i++)
+      for (let j = 0; j < w; j++) if (((j - cx) / rx) ** 2 + ((i - cy) / ry) ** 2 < 1) m[i * w + j] = 1;
   }
   return m;
 }
@@ -37,7 +38,13 @@ function boundary(m: Uint8Array, w: number, h: number): Uint8Array {
     for (let j = 0; j < w; j++) {
       const p = i * w + j;
       if (!m[p]) continue;
-      if ((j > 0 && !m[p - 1]) || (j < w - 1 && !m[p + 1]) || (i > 0 && !m[p - w]) || (i < h - 1 && !m[p + w])) b[p] = 1;
+      if (
+        (j > 0 && !m[p - 1]) ||
+        (j < w - 1 && !m[p + 1]) ||
+        (i > 0 && !m[p - w]) ||
+        (i < h - 1 && !m[p + w])
+      )
+        b[p] = 1;
     }
   return b;
 }
@@ -86,15 +93,26 @@ test('a mask cut by the grid edge gets no line along the edge', () => {
   const w = 10;
   const h = 10;
   const m = new Uint8Array(w * h).fill(1);
-  assert.is(maskBoundary(m, w, h, 2).reduce((a, b) => a + b, 0), 0);
+  assert.is(
+    maskBoundary(m, w, h, 2).reduce((a, b) => a + b, 0),
+    0,
+  );
 });
 
 function phantomRow(): { row: ChexmaskRow; w: number; h: number; masks: Uint8Array[] } {
   const w = 300;
   const h = 360;
-  const ph = renderFrontal(mulberry32(3), w, h, { atelectasis: false, cardiomegaly: true, consolidation: false, edema: false, effusion: true }, false);
+  const ph = renderFrontal(
+    mulberry32(3),
+    w,
+    h,
+    { atelectasis: false, cardiomegaly: true, consolidation: false, edema: false, effusion: true },
+    false,
+  );
   const lm = ph.landmarks as Float64Array;
-  const masks = (['rightLung', 'leftLung', 'heart'] as const).map((r) => fillPolygon(regionPolygon(lm, r), w, h, new Uint8Array(w * h)));
+  const masks = (['rightLung', 'leftLung', 'heart'] as const).map((r) =>
+    fillPolygon(regionPolygon(lm, r), w, h, new Uint8Array(w * h)),
+  );
   const row: ChexmaskRow = {
     dicomId: 'x',
     diceMean: 0.9,
@@ -102,7 +120,11 @@ function phantomRow(): { row: ChexmaskRow; w: number; h: number; masks: Uint8Arr
     height: h,
     width: w,
     landmarks: lm,
-    rle: { rightLung: encodeRle(masks[0], h, w), leftLung: encodeRle(masks[1], h, w), heart: encodeRle(masks[2], h, w) },
+    rle: {
+      rightLung: encodeRle(masks[0], h, w),
+      leftLung: encodeRle(masks[1], h, w),
+      heart: encodeRle(masks[2], h, w),
+    },
     emptyMasks: [],
   };
   return { row, w, h, masks };
@@ -111,7 +133,10 @@ function phantomRow(): { row: ChexmaskRow; w: number; h: number; masks: Uint8Arr
 test('landmark and RLE sources agree: exactly on the source grid, closely on the 224 grid', () => {
   const { row, w, h } = phantomRow();
   const g = identityGeometry(w, h);
-  assert.equal(Array.from(contourMap(row, g, { source: 'rle' })), Array.from(contourMap(row, g, { source: 'landmarks' })));
+  assert.equal(
+    Array.from(contourMap(row, g, { source: 'rle' })),
+    Array.from(contourMap(row, g, { source: 'landmarks' })),
+  );
   const g224 = computeGeometry(w, h, 224, 'shortest-crop');
   const a = regionMasksOnGrid(row, g224, 'landmarks');
   const b = regionMasksOnGrid(row, g224, 'rle');
@@ -147,7 +172,7 @@ test('Eq. 1: masked equals original exactly outside the contour, and differs on 
   }
   assert.ok(on > 500, `too few contour pixels: ${on}`);
   // lungs red (bits 1, 2), heart blue (bit 4)
-  const lungPix = c.findIndex((b) => b === 1);
+  const lungPix = c.indexOf(1);
   assert.ok(masked[lungPix] > orig[lungPix] || gray[lungPix] > 127);
   assert.is(masked[2 * 224 * 224 + lungPix], orig[2 * 224 * 224 + lungPix]);
 });

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FINDINGS } from '../../ts/labels.js';
 import { buildIndex, INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/index.js';
+import { FINDINGS } from '../../ts/labels.js';
 import type { SynthImage } from '../../ts/synth/index.js';
 import { synthTree, tempDir } from './helpers.js';
 
@@ -14,24 +14,37 @@ test('default index: counts per split, view, label and drops equal what the gene
   assert.is(entries.length, want.length);
   assert.is(summary.metadataRows, s.n);
   assert.equal(new Set(entries.map((e) => e.dicomId)), new Set(want.map((w) => w.dicomId)));
-  for (const sp of ['train', 'validate', 'test'] as const) assert.is(summary.perSplit[sp], want.filter((w) => w.split === sp).length, sp);
+  for (const sp of ['train', 'validate', 'test'] as const)
+    assert.is(summary.perSplit[sp], want.filter((w) => w.split === sp).length, sp);
   for (const v of ['PA', 'AP']) assert.is(summary.perView[v], want.filter((w) => w.view === v).length, v);
   const notSel = s.images.filter((im) => !frontal(im));
-  const dropped = Object.entries(summary.dropped.counts).reduce((a, [k, n]) => a + (k.startsWith('view-not-selected') ? n : 0), 0);
+  const dropped = Object.entries(summary.dropped.counts).reduce(
+    (a, [k, n]) => a + (k.startsWith('view-not-selected') ? n : 0),
+    0,
+  );
   assert.is(dropped, notSel.length);
-  assert.ok(notSel.some((im) => im.view === 'LATERAL'), 'generator should write laterals');
+  assert.ok(
+    notSel.some((im) => im.view === 'LATERAL'),
+    'generator should write laterals',
+  );
   FINDINGS.forEach((f, k) => {
     assert.is(summary.perLabel[f].positive, want.filter((w) => w.labels[k] === 1).length, f);
     assert.is(summary.perLabel[f].rawUncertain, want.filter((w) => w.labels[k] === -1).length, f);
     assert.is(summary.perLabel[f].rawBlank, want.filter((w) => w.labels[k] === null).length, f);
     assert.is(summary.perLabel[f].ignored, 0);
   });
-  assert.ok(FINDINGS.some((_, k) => want.some((w) => w.labels[k] === -1)), 'generator should write uncertain labels');
+  assert.ok(
+    FINDINGS.some((_, k) => want.some((w) => w.labels[k] === -1)),
+    'generator should write uncertain labels',
+  );
   // per-entry labels and paths
   const byId = new Map(want.map((w) => [w.dicomId, w]));
   for (const e of entries) {
     const w = byId.get(e.dicomId) as SynthImage;
-    assert.equal(e.labels, w.labels.map((v) => (v === 1 ? 1 : 0)));
+    assert.equal(
+      e.labels,
+      w.labels.map((v) => (v === 1 ? 1 : 0)),
+    );
     assert.equal(e.labelMask, [1, 1, 1, 1, 1]);
     assert.is(e.path, w.path);
     assert.is(e.split, w.split);
@@ -46,11 +59,17 @@ test('uncertain policies ones / ignore and blank ignore', async () => {
   const ign = await buildIndex({ root: s.mimicRoot, uncertain: 'ignore', blank: 'ignore' });
   for (const e of ones.entries) {
     const w = want.get(e.dicomId) as SynthImage;
-    assert.equal(e.labels, w.labels.map((v) => (v === 1 || v === -1 ? 1 : 0)));
+    assert.equal(
+      e.labels,
+      w.labels.map((v) => (v === 1 || v === -1 ? 1 : 0)),
+    );
   }
   for (const e of ign.entries) {
     const w = want.get(e.dicomId) as SynthImage;
-    assert.equal(e.labelMask, w.labels.map((v) => (v === 1 || v === 0 ? 1 : 0)));
+    assert.equal(
+      e.labelMask,
+      w.labels.map((v) => (v === 1 || v === 0 ? 1 : 0)),
+    );
   }
   FINDINGS.forEach((f, k) => {
     const n = [...want.values()].filter((w) => w.labels[k] === -1 || w.labels[k] === null).length;
@@ -69,7 +88,15 @@ test('paper preset keeps only images with a positive among the five', async () =
 
 test('official and seeded patient-level splits have no patient in two splits', async () => {
   const s = await synthTree();
-  for (const opts of [{}, { split: 'patient' as const, splitSeed: 1 }, { split: 'patient' as const, splitSeed: 2, splitFractions: [0.5, 0.25, 0.25] as [number, number, number] }]) {
+  for (const opts of [
+    {},
+    { split: 'patient' as const, splitSeed: 1 },
+    {
+      split: 'patient' as const,
+      splitSeed: 2,
+      splitFractions: [0.5, 0.25, 0.25] as [number, number, number],
+    },
+  ]) {
     const { entries, summary } = await buildIndex({ root: s.mimicRoot, ...opts });
     const splitOf = new Map<string, string>();
     for (const e of entries) {
@@ -78,13 +105,22 @@ test('official and seeded patient-level splits have no patient in two splits', a
       splitOf.set(e.subjectId, e.split);
     }
     assert.is(summary.patientsInSeveralSplits, 0);
-    assert.ok(summary.perSplit.train > 0 && summary.perSplit.validate > 0 && summary.perSplit.test > 0, JSON.stringify(summary.perSplit));
+    assert.ok(
+      summary.perSplit.train > 0 && summary.perSplit.validate > 0 && summary.perSplit.test > 0,
+      JSON.stringify(summary.perSplit),
+    );
   }
   const a = await buildIndex({ root: s.mimicRoot, split: 'patient', splitSeed: 1 });
   const b = await buildIndex({ root: s.mimicRoot, split: 'patient', splitSeed: 1 });
   const c = await buildIndex({ root: s.mimicRoot, split: 'patient', splitSeed: 3 });
-  assert.equal(a.entries.map((e) => e.split), b.entries.map((e) => e.split));
-  assert.not.equal(a.entries.map((e) => e.split), c.entries.map((e) => e.split));
+  assert.equal(
+    a.entries.map((e) => e.split),
+    b.entries.map((e) => e.split),
+  );
+  assert.not.equal(
+    a.entries.map((e) => e.split),
+    c.entries.map((e) => e.split),
+  );
 });
 
 test('views are configurable; index file round-trips', async () => {

@@ -1,6 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError, formatLandmarksFlat, formatLandmarksNumpy, parseLandmarks, regionPolygon } from '../../ts/data/index.js';
+import {
+  DataError,
+  formatLandmarksFlat,
+  formatLandmarksNumpy,
+  parseLandmarks,
+  regionPolygon,
+} from '../../ts/data/index.js';
 
 const pts = Array.from({ length: 240 }, (_, i) => (i % 2 ? 500 + i : i * 3 - 40)); // includes negatives
 

@@ -2,12 +2,29 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, computeGeometry, decodePlane, preprocess, resolvePreprocess } from '../../ts/data/index.js';
+import {
+  CLIP_MEAN,
+  CLIP_STD,
+  computeGeometry,
+  decodePlane,
+  IMAGENET_MEAN,
+  preprocess,
+  resolvePreprocess,
+} from '../../ts/data/index.js';
 import { pyRound } from '../../ts/images/geometry.js';
-import { FIXTURES, cc0Image } from './helpers.js';
+import { cc0Image, FIXTURES } from './helpers.js';
 
 test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {
-  assert.equal(computeGeometry(786, 899, 224, 'shortest-crop'), { srcW: 786, srcH: 899, resizeW: 224, resizeH: 256, left: 0, top: 16, outW: 224, outH: 224 });
+  assert.equal(computeGeometry(786, 899, 224, 'shortest-crop'), {
+    srcW: 786,
+    srcH: 899,
+    resizeW: 224,
+    resizeH: 256,
+    left: 0,
+    top: 16,
+    outW: 224,
+    outH: 224,
+  });
   // 2544×3056 (typical MIMIC): int(224*3056/2544) = 269; round(45/2) = 22 (half to even)
   const g = computeGeometry(2544, 3056, 224, 'shortest-crop');
   assert.is(g.resizeH, 269);
@@ -23,7 +40,10 @@ test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {
  * phantom 640×768 MAD 0.0006 (max 1/255); CC0 786×899 MAD 0.0006 (max 1/255) biomedclip, 0.0012 (max 7/255) paper.
  */
 async function compare(img: string, name: string, preset: 'biomedclip' | 'paper', fast: boolean) {
-  const ref = await sharp(join(FIXTURES, `pil-${name}-${preset}.png`)).extractChannel(0).raw().toBuffer();
+  const ref = await sharp(join(FIXTURES, `pil-${name}-${preset}.png`))
+    .extractChannel(0)
+    .raw()
+    .toBuffer();
   const { gray } = await decodePlane(img, resolvePreprocess({ preset, fastShrinkOnLoad: fast }));
   let sum = 0;
   let max = 0;

@@ -29,7 +29,10 @@ test('encode matches the CheXmask convention and round-trips random masks', () =
 
 test('empty cells are empty masks', () => {
   for (const cell of ['', '  ', 'nan', 'NaN', null, undefined]) {
-    assert.is(decodeRle(cell as string, 2, 2).reduce((a, b) => a + b, 0), 0);
+    assert.is(
+      decodeRle(cell as string, 2, 2).reduce((a, b) => a + b, 0),
+      0,
+    );
   }
 });
 

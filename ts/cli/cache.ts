@@ -27,20 +27,56 @@ const command: CommandModule<object, CacheArgv> = {
   describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
   builder: (y: Argv<object>) =>
     y
-      .option('index', { type: 'string', demandOption: true, describe: 'index.jsonl (or its folder) from `cxrmask index`' })
-      .option('root', { type: 'string', demandOption: true, describe: 'MIMIC-CXR-JPG root the index paths are relative to' })
-      .option('chexmask', { type: 'string', demandOption: true, describe: 'CheXmask CSV (e.g. OriginalResolution/MIMIC-CXR-JPG.csv)' })
-      .option('out', { type: 'string', demandOption: true, describe: 'cache parent folder (the cache goes to OUT/<settings key>/)' })
+      .option('index', {
+        type: 'string',
+        demandOption: true,
+        describe: 'index.jsonl (or its folder) from `cxrmask index`',
+      })
+      .option('root', {
+        type: 'string',
+        demandOption: true,
+        describe: 'MIMIC-CXR-JPG root the index paths are relative to',
+      })
+      .option('chexmask', {
+        type: 'string',
+        demandOption: true,
+        describe: 'CheXmask CSV (e.g. OriginalResolution/MIMIC-CXR-JPG.csv)',
+      })
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'cache parent folder (the cache goes to OUT/<settings key>/)',
+      })
       .option('min-dice', { type: 'number', default: 0.7, describe: 'minimum Dice RCA (Mean)' })
-      .option('preset', { choices: ['biomedclip', 'paper'] as const, default: 'biomedclip' as const, describe: 'preprocessing preset' })
+      .option('preset', {
+        choices: ['biomedclip', 'paper'] as const,
+        default: 'biomedclip' as const,
+        describe: 'preprocessing preset',
+      })
       .option('size', { type: 'number', describe: 'output size (default 224)' })
       .option('thickness', { type: 'number', default: 2, describe: 'contour thickness in output pixels' })
-      .option('source', { choices: ['landmarks', 'rle'] as const, default: 'landmarks' as const, describe: 'contours from landmark polygons or RLE masks' })
-      .option('fast-shrink', { type: 'boolean', default: false, describe: 'JPEG shrink-on-load (faster, slightly further from PIL)' })
-      .option('require-mask', { type: 'boolean', default: true, describe: 'skip images without a usable CheXmask row' })
+      .option('source', {
+        choices: ['landmarks', 'rle'] as const,
+        default: 'landmarks' as const,
+        describe: 'contours from landmark polygons or RLE masks',
+      })
+      .option('fast-shrink', {
+        type: 'boolean',
+        default: false,
+        describe: 'JPEG shrink-on-load (faster, slightly further from PIL)',
+      })
+      .option('require-mask', {
+        type: 'boolean',
+        default: true,
+        describe: 'skip images without a usable CheXmask row',
+      })
       .option('concurrency', { type: 'number', describe: 'images decoded in parallel (default: CPU count)' })
       .option('shard-size', { type: 'number', default: 1024, describe: 'images per shard' })
-      .option('progress', { type: 'boolean', default: true, describe: 'progress bar' }) as unknown as Argv<CacheArgv>,
+      .option('progress', {
+        type: 'boolean',
+        default: true,
+        describe: 'progress bar',
+      }) as unknown as Argv<CacheArgv>,
   handler: (argv: ArgumentsCamelCase<CacheArgv>) =>
     runDataCommand(async () => {
       const entries = await readIndex(argv.index);
@@ -50,14 +86,20 @@ const command: CommandModule<object, CacheArgv> = {
         entries.map((e) => e.dicomId),
         { minDice: argv.minDice, keepRle: argv.source === 'rle' },
       );
-      process.stderr.write(`[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`);
+      process.stderr.write(
+        `[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`,
+      );
       const bar = progress('cache', argv.progress);
       const s = await buildCache({
         entries,
         root: argv.root,
         chexmask: rows,
         out: argv.out,
-        preprocess: { preset: argv.preset, fastShrinkOnLoad: argv.fastShrink, ...(argv.size ? { size: argv.size } : {}) },
+        preprocess: {
+          preset: argv.preset,
+          fastShrinkOnLoad: argv.fastShrink,
+          ...(argv.size ? { size: argv.size } : {}),
+        },
         overlay: { thickness: argv.thickness, source: argv.source },
         requireMask: argv.requireMask,
         concurrency: argv.concurrency,

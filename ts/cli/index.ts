@@ -1,6 +1,6 @@
 /** `cxrmask index`: MIMIC-CXR-JPG root → index.jsonl + summary.json. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { PRESETS, buildIndex, writeIndex, type IndexOptions } from '../data/mimic.js';
+import { buildIndex, type IndexOptions, PRESETS, writeIndex } from '../data/mimic.js';
 import { parseList, runDataCommand } from '../data/progress.js';
 
 export interface IndexArgv {
@@ -22,17 +22,44 @@ const command: CommandModule<object, IndexArgv> = {
   describe: 'Index a MIMIC-CXR-JPG root (frontal views, five labels, split) into index.jsonl + summary.json',
   builder: (y: Argv<object>) =>
     y
-      .option('root', { type: 'string', demandOption: true, describe: 'MIMIC-CXR-JPG root (files/ and the mimic-cxr-2.0.0-*.csv[.gz])' })
+      .option('root', {
+        type: 'string',
+        demandOption: true,
+        describe: 'MIMIC-CXR-JPG root (files/ and the mimic-cxr-2.0.0-*.csv[.gz])',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
-      .option('preset', { choices: ['default', 'paper'] as const, default: 'default' as const, describe: 'paper: at least one positive, official split' })
+      .option('preset', {
+        choices: ['default', 'paper'] as const,
+        default: 'default' as const,
+        describe: 'paper: at least one positive, official split',
+      })
       .option('views', { type: 'string', describe: 'comma-separated ViewPosition values (default PA,AP)' })
-      .option('uncertain', { choices: ['zeros', 'ones', 'ignore'] as const, describe: 'policy for -1 labels (default zeros)' })
-      .option('blank', { choices: ['zeros', 'ignore'] as const, describe: 'policy for blank labels (default zeros)' })
-      .option('require-positive', { type: 'boolean', describe: 'keep only images with a positive among the five' })
-      .option('split', { choices: ['official', 'patient'] as const, describe: 'official split CSV or a seeded patient-level split' })
+      .option('uncertain', {
+        choices: ['zeros', 'ones', 'ignore'] as const,
+        describe: 'policy for -1 labels (default zeros)',
+      })
+      .option('blank', {
+        choices: ['zeros', 'ignore'] as const,
+        describe: 'policy for blank labels (default zeros)',
+      })
+      .option('require-positive', {
+        type: 'boolean',
+        describe: 'keep only images with a positive among the five',
+      })
+      .option('split', {
+        choices: ['official', 'patient'] as const,
+        describe: 'official split CSV or a seeded patient-level split',
+      })
       .option('split-seed', { type: 'number', describe: 'seed of the patient-level split' })
-      .option('split-fractions', { type: 'string', describe: 'train,validate,test fractions (default 0.8,0.1,0.1)' })
-      .option('check-files', { type: 'boolean', default: true, describe: 'drop entries whose JPEG is missing' })
+      .option('split-fractions', {
+        type: 'string',
+        describe: 'train,validate,test fractions (default 0.8,0.1,0.1)',
+      })
+      .option('check-files', {
+        type: 'boolean',
+        default: true,
+        describe: 'drop entries whose JPEG is missing',
+      })
       .example('$0 index --root mimic --out data/index --preset paper', '') as unknown as Argv<IndexArgv>,
   handler: (argv: ArgumentsCamelCase<IndexArgv>) =>
     runDataCommand(async () => {

@@ -34,7 +34,7 @@ function color(s: string, opt: string): [number, number, number] {
 
 const command: CommandModule<object, OverlayArgv> = {
   command: 'overlay',
-  describe: 'Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper\'s Figure 1',
+  describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
   builder: (y: Argv<object>) =>
     y
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG' })
@@ -42,20 +42,49 @@ const command: CommandModule<object, OverlayArgv> = {
       .option('id', { type: 'string', demandOption: true, describe: 'dicom_id of the row' })
       .option('out', { type: 'string', demandOption: true, describe: 'output PNG (or .jpg)' })
       .option('alpha', { type: 'number', default: 1, describe: 'α of Eq. 1' })
-      .option('thickness', { type: 'number', default: 2, describe: 'contour thickness in 224-grid pixels (scaled at full resolution)' })
-      .option('source', { choices: ['landmarks', 'rle'] as const, default: 'landmarks' as const, describe: 'contours from landmarks or RLE masks' })
+      .option('thickness', {
+        type: 'number',
+        default: 2,
+        describe: 'contour thickness in 224-grid pixels (scaled at full resolution)',
+      })
+      .option('source', {
+        choices: ['landmarks', 'rle'] as const,
+        default: 'landmarks' as const,
+        describe: 'contours from landmarks or RLE masks',
+      })
       .option('lung-color', { type: 'string', default: '#ff0000', describe: 'lung contour colour' })
       .option('heart-color', { type: 'string', default: '#0000ff', describe: 'heart contour colour' })
-      .option('layout', { choices: ['pair', 'masked'] as const, default: 'pair' as const, describe: 'original | masked side by side, or masked only' })
-      .option('grid', { choices: ['full', 'preprocessed'] as const, default: 'full' as const, describe: 'full resolution or the 224 model input' })
-      .option('preset', { choices: ['biomedclip', 'paper'] as const, default: 'biomedclip' as const, describe: 'preprocessing (with --grid preprocessed)' })
-      .option('min-dice', { type: 'number', default: 0, describe: 'refuse the row below this Dice RCA (Mean)' }) as unknown as Argv<OverlayArgv>,
+      .option('layout', {
+        choices: ['pair', 'masked'] as const,
+        default: 'pair' as const,
+        describe: 'original | masked side by side, or masked only',
+      })
+      .option('grid', {
+        choices: ['full', 'preprocessed'] as const,
+        default: 'full' as const,
+        describe: 'full resolution or the 224 model input',
+      })
+      .option('preset', {
+        choices: ['biomedclip', 'paper'] as const,
+        default: 'biomedclip' as const,
+        describe: 'preprocessing (with --grid preprocessed)',
+      })
+      .option('min-dice', {
+        type: 'number',
+        default: 0,
+        describe: 'refuse the row below this Dice RCA (Mean)',
+      }) as unknown as Argv<OverlayArgv>,
   handler: (argv: ArgumentsCamelCase<OverlayArgv>) =>
     runDataCommand(async () => {
-      const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], { minDice: argv.minDice, keepRle: argv.source === 'rle' });
+      const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
+        minDice: argv.minDice,
+        keepRle: argv.source === 'rle',
+      });
       const row = rows.get(argv.id);
       if (!row) {
-        const why = summary.missing ? 'no row with this dicom_id' : Object.values(summary.refused.examples).flat()[0] ?? 'row refused';
+        const why = summary.missing
+          ? 'no row with this dicom_id'
+          : (Object.values(summary.refused.examples).flat()[0] ?? 'row refused');
         throw new DataError('no-chexmask', why, { file: argv.chexmask, id: argv.id });
       }
       const lung = color(argv.lungColor, 'lung-color');
@@ -64,7 +93,12 @@ const command: CommandModule<object, OverlayArgv> = {
         argv.image,
         row,
         {
-          overlay: { alpha: argv.alpha, thickness: argv.thickness, source: argv.source, colors: { rightLung: lung, leftLung: lung, heart } },
+          overlay: {
+            alpha: argv.alpha,
+            thickness: argv.thickness,
+            source: argv.source,
+            colors: { rightLung: lung, leftLung: lung, heart },
+          },
           layout: argv.layout,
           grid: argv.grid,
           preprocess: { preset: argv.preset },

@@ -20,14 +20,28 @@ const command: CommandModule<object, SynthArgv> = {
   describe: 'Generate a synthetic MIMIC-CXR-JPG tree (JPEGs, gzipped CSVs) and a CheXmask-shaped CSV for it',
   builder: (y: Argv<object>) =>
     y
-      .option('out', { type: 'string', demandOption: true, describe: 'output folder (gets mimic/ and chexmask/)' })
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'output folder (gets mimic/ and chexmask/)',
+      })
       .option('n', { type: 'number', default: 500, describe: 'number of images' })
       .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed → same files)' })
       .option('width', { type: 'number', default: 320, describe: 'nominal image width (±6% per image)' })
       .option('height', { type: 'number', default: 384, describe: 'nominal image height (±6% per image)' })
-      .option('lateral-rate', { type: 'number', describe: 'fraction of studies with a lateral image (default 0.25)' })
-      .option('low-rca-rate', { type: 'number', describe: 'fraction of CheXmask rows with Dice RCA < 0.7 (default 0.06)' })
-      .option('landmarks', { choices: ['numpy', 'flat'] as const, default: 'numpy' as const, describe: 'landmark serialisation' })
+      .option('lateral-rate', {
+        type: 'number',
+        describe: 'fraction of studies with a lateral image (default 0.25)',
+      })
+      .option('low-rca-rate', {
+        type: 'number',
+        describe: 'fraction of CheXmask rows with Dice RCA < 0.7 (default 0.06)',
+      })
+      .option('landmarks', {
+        choices: ['numpy', 'flat'] as const,
+        default: 'numpy' as const,
+        describe: 'landmark serialisation',
+      })
       .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
       .example('$0 synth --out data/synth --n 1000 --seed 1', '') as unknown as Argv<SynthArgv>,
   handler: (argv: ArgumentsCamelCase<SynthArgv>) =>

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { openCsv } from './csv.js';
 import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
-import { type Landmarks, type Region, REGIONS, parseLandmarks } from './landmarks.js';
+import { type Landmarks, parseLandmarks, REGIONS, type Region } from './landmarks.js';
 import { parseRle } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
@@ -78,17 +78,24 @@ export function parseChexmaskRecord(
     const s = raw === null || raw === undefined ? '' : String(raw).trim();
     const v = Number(s);
     if (s === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-      throw new DataError(integer ? 'bad-size' : 'bad-dice', `not a${integer ? 'n integer' : ' number'}: "${s}"`, {
-        ...w0,
-        field: col,
-      });
+      throw new DataError(
+        integer ? 'bad-size' : 'bad-dice',
+        `not a${integer ? 'n integer' : ' number'}: "${s}"`,
+        {
+          ...w0,
+          field: col,
+        },
+      );
     }
     return v;
   };
   const height = num(CHEXMASK_COLUMNS.height, true);
   const width = num(CHEXMASK_COLUMNS.width, true);
   if (height <= 0 || width <= 0) {
-    throw new DataError('bad-size', `invalid mask size Height=${height} Width=${width}`, { ...w0, field: 'Height/Width' });
+    throw new DataError('bad-size', `invalid mask size Height=${height} Width=${width}`, {
+      ...w0,
+      field: 'Height/Width',
+    });
   }
   const diceMean = num(CHEXMASK_COLUMNS.diceMean, false);
   const diceMaxRaw = rec[CHEXMASK_COLUMNS.diceMax];
@@ -128,7 +135,10 @@ export async function joinChexmask(
   const idColumn = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => probe.header.includes(c)) ?? 'dicom_id';
   for await (const _ of probe.records) break; // closes the probe stream
   // Re-open with the full column requirement so the error lists everything missing at once.
-  const required = [idColumn, ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax)];
+  const required = [
+    idColumn,
+    ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
+  ];
   const csv = await openCsv(csvPath, required);
   const idIdx = csv.col(idColumn);
   const colIdx: Record<string, number> = {};
@@ -155,7 +165,10 @@ export async function joinChexmask(
       continue;
     }
     if (values.length !== csv.header.length) {
-      refused.add('bad-row', `${csvPath}, row ${row}, id ${id}: ${values.length} cells, header has ${csv.header.length}`);
+      refused.add(
+        'bad-row',
+        `${csvPath}, row ${row}, id ${id}: ${values.length} cells, header has ${csv.header.length}`,
+      );
       continue;
     }
     const rec: Record<string, string> = {};
@@ -170,7 +183,11 @@ export async function joinChexmask(
       continue;
     }
     try {
-      const r = parseChexmaskRecord(rec, { keepRle: opts.keepRle, validateRle: opts.validateRle, idColumn }, where);
+      const r = parseChexmaskRecord(
+        rec,
+        { keepRle: opts.keepRle, validateRle: opts.validateRle, idColumn },
+        where,
+      );
       for (const e of r.emptyMasks) emptyMaskCells[e]++;
       rows.set(id, r);
       diceSumKept += r.diceMean;

@@ -1,5 +1,5 @@
 /** Streaming CSV reading (csv-parse over an optional gunzip), with header checks and file-named errors. */
-import { createReadStream, existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import { DataError } from './errors.js';
@@ -82,7 +82,9 @@ export async function openCsv(path: string, required: readonly string[] = []): P
   }
   const header = first.value.map((h) => h.trim());
   const index = new Map<string, number>();
-  header.forEach((h, i) => index.set(h, i));
+  header.forEach((h, i) => {
+    index.set(h, i);
+  });
   const missing = required.filter((r) => !index.has(r));
   if (missing.length) {
     parser.destroy();

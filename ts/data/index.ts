@@ -1,69 +1,78 @@
 /** Public API of the data layer (issue 3): index, CheXmask, masks, preprocessing, cache, synthetic data. */
-export { DataError, ReasonCounter } from './errors.js';
-export { openCsv, findCsv } from './csv.js';
-export { parseRle, decodeRle, encodeRle, runsToMask } from './rle.js';
+
 export {
-  parseLandmarks,
-  regionPolygon,
-  formatLandmarksFlat,
-  formatLandmarksNumpy,
-  REGIONS,
-  REGION_POINTS,
-  NUM_LANDMARKS,
-  type Region,
-  type Landmarks,
-} from './landmarks.js';
+  type Batch,
+  type BuildCacheOptions,
+  buildCache,
+  Cache,
+  type CachedEntry,
+  type CacheSummary,
+  openCache,
+} from '../images/cache.js';
+export { computeGeometry, type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
 export {
-  buildIndex,
-  writeIndex,
-  readIndex,
-  patientSplit,
-  imagePath,
-  mulberry32,
-  PRESETS as INDEX_PRESETS,
-  SPLITS,
-  type IndexEntry,
-  type IndexOptions,
-  type IndexSummary,
-  type Split,
-} from './mimic.js';
-export {
-  joinChexmask,
-  parseChexmaskRecord,
-  CHEXMASK_COLUMNS,
-  type ChexmaskRow,
-  type JoinOptions,
-  type JoinSummary,
-} from './chexmask.js';
-export {
-  contourMap,
-  regionMasksOnGrid,
-  overlayRgb,
-  paintTable,
-  checkRowSize,
-  REGION_BITS,
-  type OverlayOptions,
-  type ContourOptions,
-  type PaintOptions,
-  type RegionMasks,
-} from '../masks/overlay.js';
-export { fillPolygon, maskBoundary } from '../masks/raster.js';
-export { computeGeometry, mapPoints, sampleMask, type Geometry } from '../images/geometry.js';
-export {
-  preprocess,
-  decodePlane,
-  decodeFull,
-  planeToTensor,
-  resolvePreprocess,
-  settingsKey,
   CLIP_MEAN,
   CLIP_STD,
+  decodeFull,
+  decodePlane,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type PreprocessOptions,
   type PreprocessResult,
+  planeToTensor,
+  preprocess,
   type ResolvedPreprocess,
+  resolvePreprocess,
+  settingsKey,
 } from '../images/preprocess.js';
-export { buildCache, openCache, Cache, type Batch, type BuildCacheOptions, type CacheSummary, type CachedEntry } from '../images/cache.js';
-export { renderFigure, type FigureOptions } from '../masks/figure.js';
-export { synthesize, type SynthOptions, type SynthSummary, type SynthImage } from '../synth/index.js';
+export { type FigureOptions, renderFigure } from '../masks/figure.js';
+export {
+  type ContourOptions,
+  checkRowSize,
+  contourMap,
+  type OverlayOptions,
+  overlayRgb,
+  type PaintOptions,
+  paintTable,
+  REGION_BITS,
+  type RegionMasks,
+  regionMasksOnGrid,
+} from '../masks/overlay.js';
+export { fillPolygon, maskBoundary } from '../masks/raster.js';
+export { type SynthImage, type SynthOptions, type SynthSummary, synthesize } from '../synth/index.js';
+export {
+  CHEXMASK_COLUMNS,
+  type ChexmaskRow,
+  type JoinOptions,
+  type JoinSummary,
+  joinChexmask,
+  parseChexmaskRecord,
+} from './chexmask.js';
+export { findCsv, openCsv } from './csv.js';
+export { DataError, ReasonCounter } from './errors.js';
+export {
+  formatLandmarksFlat,
+  formatLandmarksNumpy,
+  type Landmarks,
+  NUM_LANDMARKS,
+  parseLandmarks,
+  REGION_POINTS,
+  REGIONS,
+  type Region,
+  regionPolygon,
+} from './landmarks.js';
+export {
+  buildIndex,
+  type IndexEntry,
+  type IndexOptions,
+  type IndexSummary,
+  imagePath,
+  mulberry32,
+  PRESETS as INDEX_PRESETS,
+  patientSplit,
+  readIndex,
+  SPLITS,
+  type Split,
+  writeIndex,
+} from './mimic.js';
+export { decodeRle, encodeRle, parseRle, runsToMask } from './rle.js';

@@ -3,7 +3,7 @@
  * and produces one entry per kept image with its five labels, label mask and split.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FINDINGS } from '../labels.js';
@@ -56,7 +56,13 @@ export type IndexOptions = z.input<typeof IndexOptionsSchema>;
 
 export const PRESETS: Record<string, Partial<IndexOptions>> = {
   /** The paper: frontal, five labels, at least one positive, official split. */
-  paper: { views: ['PA', 'AP'], requirePositive: true, split: 'official', uncertain: 'zeros', blank: 'zeros' },
+  paper: {
+    views: ['PA', 'AP'],
+    requirePositive: true,
+    split: 'official',
+    uncertain: 'zeros',
+    blank: 'zeros',
+  },
   default: {},
 };
 
@@ -71,7 +77,10 @@ export interface IndexSummary {
   /** Kept images per view before the view filter too: every ViewPosition seen in the metadata. */
   viewsSeen: Record<string, number>;
   /** Per label: positives / negatives / ignored (mask 0) among kept entries, and the raw uncertain/blank counts. */
-  perLabel: Record<string, { positive: number; negative: number; ignored: number; rawUncertain: number; rawBlank: number }>;
+  perLabel: Record<
+    string,
+    { positive: number; negative: number; ignored: number; rawUncertain: number; rawBlank: number }
+  >;
   subjects: number;
   studies: number;
   dropped: { counts: Record<string, number>; examples: Record<string, string[]> };
@@ -95,7 +104,11 @@ export function mulberry32(seed: number): () => number {
 }
 
 /** Seeded patient-level split: subjects are shuffled with the seed and cut by the fractions. */
-export function patientSplit(subjects: Iterable<string>, seed: number, fractions: [number, number, number]): Map<string, Split> {
+export function patientSplit(
+  subjects: Iterable<string>,
+  seed: number,
+  fractions: [number, number, number],
+): Map<string, Split> {
   const list = [...new Set(subjects)].sort();
   const rnd = mulberry32(seed ^ 0x5eed);
   for (let i = list.length - 1; i > 0; i--) {
@@ -107,7 +120,9 @@ export function patientSplit(subjects: Iterable<string>, seed: number, fractions
   const nTrain = Math.round((list.length * fractions[0]) / total);
   const nVal = Math.round((list.length * fractions[1]) / total);
   const m = new Map<string, Split>();
-  list.forEach((s, i) => m.set(s, i < nTrain ? 'train' : i < nTrain + nVal ? 'validate' : 'test'));
+  list.forEach((s, i) => {
+    m.set(s, i < nTrain ? 'train' : i < nTrain + nVal ? 'validate' : 'test');
+  });
   return m;
 }
 
@@ -119,7 +134,9 @@ function parseLabel(cell: string | undefined): number | null {
 }
 
 /** Builds the index by streaming the three CSVs. Bad rows are dropped and counted per reason. */
-export async function buildIndex(options: IndexOptions): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
+export async function buildIndex(
+  options: IndexOptions,
+): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
   const opts = IndexOptionsSchema.parse(options);
   const { root } = opts;
   const base = join(root, 'mimic-cxr-2.0.0-');
@@ -139,7 +156,10 @@ export async function buildIndex(options: IndexOptions): Promise<{ entries: Inde
       const labels = cols.map((c) => parseLabel(values[c]));
       const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
       if (bad >= 0) {
-        dropped.add('bad-label-value', `${chexPath}, row ${row}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`);
+        dropped.add(
+          'bad-label-value',
+          `${chexPath}, row ${row}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`,
+        );
         continue;
       }
       labelsByStudy.set(`${values[subj].trim()}/${values[stud].trim()}`, labels);
@@ -259,7 +279,8 @@ export async function buildIndex(options: IndexOptions): Promise<{ entries: Inde
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
   const perView: Record<string, number> = {};
   const perLabel: IndexSummary['perLabel'] = {};
-  for (const f of FINDINGS) perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
+  for (const f of FINDINGS)
+    perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
   const subjects = new Set<string>();
   const studies = new Set<string>();
   const splitsOfSubject = new Map<string, Set<Split>>();
@@ -306,7 +327,11 @@ export async function buildIndex(options: IndexOptions): Promise<{ entries: Inde
 }
 
 /** Writes `index.jsonl` (one entry per line) and `summary.json` atomically into `dir`. */
-export async function writeIndex(dir: string, entries: IndexEntry[], summary: unknown): Promise<{ index: string; summary: string }> {
+export async function writeIndex(
+  dir: string,
+  entries: IndexEntry[],
+  summary: unknown,
+): Promise<{ index: string; summary: string }> {
   await mkdir(dir, { recursive: true });
   const index = join(dir, 'index.jsonl');
   const sum = join(dir, 'summary.json');

@@ -2,7 +2,10 @@
 import cliProgress from 'cli-progress';
 import { DataError } from './errors.js';
 
-export function progress(label: string, enabled = true): { update: (done: number, total: number) => void; stop: () => void } {
+export function progress(
+  label: string,
+  enabled = true,
+): { update: (done: number, total: number) => void; stop: () => void } {
   if (!enabled) return { update: () => {}, stop: () => {} };
   if (!process.stderr.isTTY) {
     let lastPct = -1;
@@ -18,7 +21,11 @@ export function progress(label: string, enabled = true): { update: (done: number
     };
   }
   const bar = new cliProgress.SingleBar(
-    { format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted} left`, stream: process.stderr, hideCursor: true },
+    {
+      format: `${label} [{bar}] {percentage}% {value}/{total} {eta_formatted} left`,
+      stream: process.stderr,
+      hideCursor: true,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;

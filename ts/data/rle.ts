@@ -5,7 +5,12 @@
 import { DataError, type DataErrorWhere } from './errors.js';
 
 /** Parses an RLE string into a flat Uint32Array of (start0, length) pairs (starts made 0-based), validated. */
-export function parseRle(rle: string | null | undefined, height: number, width: number, where: DataErrorWhere = {}): Uint32Array {
+export function parseRle(
+  rle: string | null | undefined,
+  height: number,
+  width: number,
+  where: DataErrorWhere = {},
+): Uint32Array {
   if (!Number.isInteger(height) || !Number.isInteger(width) || height <= 0 || width <= 0) {
     throw new DataError('bad-size', `invalid mask size ${height}×${width}`, where);
   }
@@ -34,18 +39,31 @@ export function parseRle(rle: string | null | undefined, height: number, width: 
     if (i === start || (i < n && !(c === 32 || c === 9 || c === 10 || c === 13))) {
       const tokEnd = s.indexOf(' ', start);
       const tok = s.slice(start, tokEnd < 0 ? Math.min(n, start + 20) : tokEnd);
-      throw new DataError('bad-rle', `malformed RLE: "${tok}" at character ${start} is not a non-negative integer`, where);
+      throw new DataError(
+        'bad-rle',
+        `malformed RLE: "${tok}" at character ${start} is not a non-negative integer`,
+        where,
+      );
     }
     out.push(v);
   }
   if (out.length % 2 !== 0) {
-    throw new DataError('bad-rle', `malformed RLE: odd number of values (${out.length}); expected start/length pairs`, where);
+    throw new DataError(
+      'bad-rle',
+      `malformed RLE: odd number of values (${out.length}); expected start/length pairs`,
+      where,
+    );
   }
   const runs = new Uint32Array(out.length);
   for (let k = 0; k < out.length; k += 2) {
     const st = out[k];
     const len = out[k + 1];
-    if (st < 1) throw new DataError('bad-rle', `malformed RLE: pair ${k / 2} has start ${st}; starts are 1-based`, where);
+    if (st < 1)
+      throw new DataError(
+        'bad-rle',
+        `malformed RLE: pair ${k / 2} has start ${st}; starts are 1-based`,
+        where,
+      );
     if (st - 1 + len > total) {
       throw new DataError(
         'bad-rle',
@@ -60,7 +78,12 @@ export function parseRle(rle: string | null | undefined, height: number, width: 
 }
 
 /** Decodes an RLE string into a Uint8Array(H*W) of 0/1 (row-major). */
-export function decodeRle(rle: string | null | undefined, height: number, width: number, where: DataErrorWhere = {}): Uint8Array {
+export function decodeRle(
+  rle: string | null | undefined,
+  height: number,
+  width: number,
+  where: DataErrorWhere = {},
+): Uint8Array {
   return runsToMask(parseRle(rle, height, width, where), height, width);
 }
 
@@ -73,7 +96,8 @@ export function runsToMask(runs: Uint32Array, height: number, width: number): Ui
 /** Encodes a row-major 0/non-zero mask the way CheXmask does (1-based starts). Empty mask → ''. */
 export function encodeRle(mask: ArrayLike<number>, height: number, width: number): string {
   const total = height * width;
-  if (mask.length !== total) throw new RangeError(`encodeRle: mask has ${mask.length} values, expected ${total}`);
+  if (mask.length !== total)
+    throw new RangeError(`encodeRle: mask has ${mask.length} values, expected ${total}`);
   const parts: string[] = [];
   let i = 0;
   while (i < total) {

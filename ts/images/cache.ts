@@ -7,24 +7,31 @@
  * paint (α, colours) are applied when batches are made. Shards are written atomically (temp + rename)
  * with a manifest, so an interrupted build resumes at the first missing shard.
  */
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
-import { type IndexEntry, type Split, atomicWrite } from '../data/mimic.js';
+import { atomicWrite, type IndexEntry, type Split } from '../data/mimic.js';
 import { NUM_LABELS } from '../labels.js';
 import {
   type ContourOptions,
   ContourOptionsSchema,
-  type PaintOptions,
   checkRowSize,
   contourMap,
+  type PaintOptions,
   paintTable,
 } from '../masks/overlay.js';
-import { type PreprocessOptions, type ResolvedPreprocess, decodePlane, planeToTensor, resolvePreprocess, settingsKey } from './preprocess.js';
+import {
+  decodePlane,
+  type PreprocessOptions,
+  planeToTensor,
+  type ResolvedPreprocess,
+  resolvePreprocess,
+  settingsKey,
+} from './preprocess.js';
 
 export const CACHE_VERSION = 1;
 
@@ -92,12 +99,24 @@ const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}`;
 export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
   const t0 = performance.now();
   const pp = resolvePreprocess(options.preprocess);
-  const contour = ContourOptionsSchema.parse({ thickness: options.overlay?.thickness, source: options.overlay?.source });
+  const contour = ContourOptionsSchema.parse({
+    thickness: options.overlay?.thickness,
+    source: options.overlay?.source,
+  });
   const key = settingsKey(pp, contour);
   const dir = join(options.out, key);
   await mkdir(dir, { recursive: true });
-  const shardSize = z.number().int().min(1).parse(options.shardSize ?? 1024);
-  const concurrency = z.number().int().min(1).max(256).parse(options.concurrency ?? availableParallelism());
+  const shardSize = z
+    .number()
+    .int()
+    .min(1)
+    .parse(options.shardSize ?? 1024);
+  const concurrency = z
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .parse(options.concurrency ?? availableParallelism());
   const requireMask = options.requireMask ?? true;
   const S = pp.size;
   const plane = S * S;
@@ -118,7 +137,8 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   const skipped = new ReasonCounter();
   const planned: IndexEntry[] = [];
   for (const e of options.entries) {
-    if (requireMask && !rows?.has(e.dicomId)) skipped.add('no-chexmask', `${e.dicomId}: no usable CheXmask row (absent, refused or below minDice)`);
+    if (requireMask && !rows?.has(e.dicomId))
+      skipped.add('no-chexmask', `${e.dicomId}: no usable CheXmask row (absent, refused or below minDice)`);
     else planned.push(e);
   }
   const byId = new Map(planned.map((e) => [e.dicomId, e]));
@@ -223,7 +243,10 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     count: cachedEntries.length,
     skipped: skipped.toJSON(),
   };
-  await atomicWrite(join(dir, 'entries.jsonl'), cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : ''));
+  await atomicWrite(
+    join(dir, 'entries.jsonl'),
+    cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : ''),
+  );
   await atomicWrite(join(dir, 'cache.json'), `${JSON.stringify(meta, null, 2)}\n`);
   return {
     dir,
@@ -263,7 +286,10 @@ export class Cache {
   constructor(dir: string) {
     this.dir = dir;
     this.meta = JSON.parse(readFileSync(join(dir, 'cache.json'), 'utf8')) as CacheMeta;
-    if (this.meta.version !== CACHE_VERSION) throw new DataError('bad-cache', `cache version ${this.meta.version} ≠ ${CACHE_VERSION}`, { file: dir });
+    if (this.meta.version !== CACHE_VERSION)
+      throw new DataError('bad-cache', `cache version ${this.meta.version} ≠ ${CACHE_VERSION}`, {
+        file: dir,
+      });
     this.key = this.meta.key;
     this.size = this.meta.size;
     this.preprocess = this.meta.preprocess;
@@ -278,8 +304,22 @@ export class Cache {
   }
 
   /** What was built and what was skipped (for run records). */
-  get summary(): { key: string; count: number; size: number; preprocess: ResolvedPreprocess; contour: z.output<typeof ContourOptionsSchema>; skipped: CacheSummary['skipped'] } {
-    return { key: this.key, count: this.entries.length, size: this.size, preprocess: this.preprocess, contour: this.contour, skipped: this.skipped };
+  get summary(): {
+    key: string;
+    count: number;
+    size: number;
+    preprocess: ResolvedPreprocess;
+    contour: z.output<typeof ContourOptionsSchema>;
+    skipped: CacheSummary['skipped'];
+  } {
+    return {
+      key: this.key,
+      count: this.entries.length,
+      size: this.size,
+      preprocess: this.preprocess,
+      contour: this.contour,
+      skipped: this.skipped,
+    };
   }
 
   get length(): number {
@@ -306,7 +346,11 @@ export class Cache {
     const rb = this.meta.recordBytes;
     const buf = new Uint8Array(rb);
     const got = readSync(fd, buf, 0, rb, e.slot * rb);
-    if (got !== rb) throw new DataError('bad-cache', `short read (${got} of ${rb} bytes)`, { file: this.meta.shards[e.shard].file, row: e.slot });
+    if (got !== rb)
+      throw new DataError('bad-cache', `short read (${got} of ${rb} bytes)`, {
+        file: this.meta.shards[e.shard].file,
+        row: e.slot,
+      });
     const plane = this.size * this.size;
     return { gray: buf.subarray(0, plane), contour: buf.subarray(plane) };
   }
@@ -319,7 +363,11 @@ export class Cache {
   batch(
     indices: number[],
     variant: 'original' | 'masked',
-    opts: { paint?: PaintOptions; norm?: { mean: [number, number, number]; std: [number, number, number] }; out?: Float32Array } = {},
+    opts: {
+      paint?: PaintOptions;
+      norm?: { mean: [number, number, number]; std: [number, number, number] };
+      out?: Float32Array;
+    } = {},
   ): Batch {
     const n = indices.length;
     const per = 3 * this.size * this.size;
@@ -350,19 +398,29 @@ export class Cache {
  * Opens a cache: `dir` is either a keyed cache directory (holding cache.json) or the parent given to
  * buildCache; in the latter case the settings pick the key, or the only cache there is used.
  */
-export function openCache(dir: string, settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions } = {}): Cache {
+export function openCache(
+  dir: string,
+  settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions } = {},
+): Cache {
   if (existsSync(join(dir, 'cache.json'))) return new Cache(dir);
   if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
   if (settings.preprocess || settings.overlay) {
-    const key = settingsKey(resolvePreprocess(settings.preprocess), ContourOptionsSchema.parse(settings.overlay ?? {}));
+    const key = settingsKey(
+      resolvePreprocess(settings.preprocess),
+      ContourOptionsSchema.parse(settings.overlay ?? {}),
+    );
     if (existsSync(join(dir, key, 'cache.json'))) return new Cache(join(dir, key));
-    throw new DataError('missing-cache', `no cache for these settings (key ${key}); build it first`, { file: dir });
+    throw new DataError('missing-cache', `no cache for these settings (key ${key}); build it first`, {
+      file: dir,
+    });
   }
   const keys = readdirSync(dir).filter((d) => existsSync(join(dir, d, 'cache.json')));
   if (keys.length === 1) return new Cache(join(dir, keys[0]));
   throw new DataError(
     'missing-cache',
-    keys.length ? `several caches (${keys.join(', ')}); pass the settings or a keyed directory` : 'no cache.json found',
+    keys.length
+      ? `several caches (${keys.join(', ')}); pass the settings or a keyed directory`
+      : 'no cache.json found',
     { file: dir },
   );
 }

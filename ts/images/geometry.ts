@@ -69,7 +69,8 @@ export function sampleMask(src: Uint8Array, g: Geometry): Uint8Array {
   const fx = g.srcW / g.resizeW;
   const fy = g.srcH / g.resizeH;
   const xs = new Int32Array(g.outW);
-  for (let j = 0; j < g.outW; j++) xs[j] = Math.min(g.srcW - 1, Math.max(0, Math.floor((j + g.left + 0.5) * fx)));
+  for (let j = 0; j < g.outW; j++)
+    xs[j] = Math.min(g.srcW - 1, Math.max(0, Math.floor((j + g.left + 0.5) * fx)));
   for (let i = 0; i < g.outH; i++) {
     const y = Math.min(g.srcH - 1, Math.max(0, Math.floor((i + g.top + 0.5) * fy)));
     const srow = y * g.srcW;

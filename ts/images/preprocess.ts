@@ -13,16 +13,16 @@ import type { ChexmaskRow } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import {
   type ContourOptions,
-  ContourOptionsSchema,
+  type ContourOptionsSchema,
+  checkRowSize,
+  contourMap,
   type OverlayOptions,
   OverlayOptionsSchema,
   type PaintOptions,
-  type RegionMasks,
-  checkRowSize,
-  contourMap,
   paintTable,
+  type RegionMasks,
 } from '../masks/overlay.js';
-import { type Geometry, computeGeometry } from './geometry.js';
+import { computeGeometry, type Geometry } from './geometry.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -87,23 +87,33 @@ async function toBuffer(input: string | Buffer): Promise<{ buf: Buffer; name: st
   try {
     return { buf: await readFile(input), name: input };
   } catch (e) {
-    throw new DataError('image-missing', `cannot read image: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      file: input,
-    });
+    throw new DataError(
+      'image-missing',
+      `cannot read image: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        file: input,
+      },
+    );
   }
 }
 
 /** Reads the JPEG header for its size, then decodes once into the output-grid grayscale plane. */
-export async function decodePlane(input: string | Buffer, pp: ResolvedPreprocess): Promise<DecodedPlane & { buf: Buffer }> {
+export async function decodePlane(
+  input: string | Buffer,
+  pp: ResolvedPreprocess,
+): Promise<DecodedPlane & { buf: Buffer }> {
   const { buf, name } = await toBuffer(input);
   try {
     const meta = await sharp(buf).metadata();
     if (!meta.width || !meta.height) throw new Error('image has no size');
     const g = computeGeometry(meta.width, meta.height, pp.size, pp.resize);
-    let pipe = sharp(buf, { failOn: 'warning' })
-      .grayscale()
-      .resize(g.resizeW, g.resizeH, { fit: 'fill', kernel: pp.kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
-    if (g.resizeW !== g.outW || g.resizeH !== g.outH) pipe = pipe.extract({ left: g.left, top: g.top, width: g.outW, height: g.outH });
+    let pipe = sharp(buf, { failOn: 'warning' }).grayscale().resize(g.resizeW, g.resizeH, {
+      fit: 'fill',
+      kernel: pp.kernel,
+      fastShrinkOnLoad: pp.fastShrinkOnLoad,
+    });
+    if (g.resizeW !== g.outW || g.resizeH !== g.outH)
+      pipe = pipe.extract({ left: g.left, top: g.top, width: g.outW, height: g.outH });
     const { data, info } = await pipe.raw().toBuffer({ resolveWithObject: true });
     if (info.channels !== 1 || info.width !== g.outW || info.height !== g.outH) {
       throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
@@ -111,18 +121,31 @@ export async function decodePlane(input: string | Buffer, pp: ResolvedPreprocess
     return { gray: new Uint8Array(data.buffer, data.byteOffset, data.length), geometry: g, buf };
   } catch (e) {
     if (e instanceof DataError) throw e;
-    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, { file: name });
+    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, {
+      file: name,
+    });
   }
 }
 
 /** Full-resolution grayscale decode (for figures). */
-export async function decodeFull(input: string | Buffer): Promise<{ gray: Uint8Array; width: number; height: number }> {
+export async function decodeFull(
+  input: string | Buffer,
+): Promise<{ gray: Uint8Array; width: number; height: number }> {
   const { buf, name } = await toBuffer(input);
   try {
-    const { data, info } = await sharp(buf, { failOn: 'warning' }).grayscale().raw().toBuffer({ resolveWithObject: true });
-    return { gray: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+    const { data, info } = await sharp(buf, { failOn: 'warning' })
+      .grayscale()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return {
+      gray: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+    };
   } catch (e) {
-    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, { file: name });
+    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, {
+      file: name,
+    });
   }
 }
 

@@ -6,8 +6,15 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { identityGeometry } from '../images/geometry.js';
-import { decodeFull, decodePlane, resolvePreprocess, type PreprocessOptions } from '../images/preprocess.js';
-import { checkRowSize, contourMap, type OverlayOptions, OverlayOptionsSchema, overlayRgb, type RegionMasks } from './overlay.js';
+import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
+import {
+  checkRowSize,
+  contourMap,
+  type OverlayOptions,
+  OverlayOptionsSchema,
+  overlayRgb,
+  type RegionMasks,
+} from './overlay.js';
 
 export interface FigureOptions {
   overlay?: OverlayOptions;
@@ -63,7 +70,9 @@ export async function renderFigure(
       rgb.set(masked.subarray(i * w * 3, (i + 1) * w * 3), (i * W + w + gap) * 3);
     }
   } else rgb = masked;
-  let pipe = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), { raw: { width: W, height: h, channels: 3 } });
+  let pipe = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), {
+    raw: { width: W, height: h, channels: 3 },
+  });
   pipe = out && /\.jpe?g$/i.test(out) ? pipe.jpeg({ quality: 92 }) : pipe.png();
   const data = await pipe.toBuffer();
   if (out) await writeFile(out, data);

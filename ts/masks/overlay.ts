@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
-import { type Region, REGIONS, regionPolygon } from '../data/landmarks.js';
+import { REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
 import { decodeRle } from '../data/rle.js';
 import { type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
 import { fillPolygon, maskBoundary } from './raster.js';
@@ -48,7 +48,12 @@ export interface RegionMasks {
 }
 
 /** Refuses a CheXmask row whose grid is not the image's; a swapped Height/Width is named as such. */
-export function checkRowSize(row: { dicomId?: string; height: number; width: number }, width: number, height: number, file?: string): void {
+export function checkRowSize(
+  row: { dicomId?: string; height: number; width: number },
+  width: number,
+  height: number,
+  file?: string,
+): void {
   if (row.height === height && row.width === width) return;
   const swapped = row.height === width && row.width === height;
   throw new DataError(
@@ -76,9 +81,13 @@ export function regionMasksOnGrid(
   }
   if (source === 'rle') {
     if (!src.rle) {
-      throw new DataError('no-rle', 'contour source is "rle" but the row holds no RLE cells (join with keepRle: true)', {
-        id: src.dicomId,
-      });
+      throw new DataError(
+        'no-rle',
+        'contour source is "rle" but the row holds no RLE cells (join with keepRle: true)',
+        {
+          id: src.dicomId,
+        },
+      );
     }
     for (const r of REGIONS) {
       if (src.emptyMasks.includes(r)) {
@@ -98,7 +107,11 @@ export function regionMasksOnGrid(
 }
 
 /** Contour bit map on the output grid: bit 1 right lung, 2 left lung, 4 heart. */
-export function contourMap(src: ChexmaskRow | RegionMasks, g: Geometry, opts: ContourOptions = {}): Uint8Array {
+export function contourMap(
+  src: ChexmaskRow | RegionMasks,
+  g: Geometry,
+  opts: ContourOptions = {},
+): Uint8Array {
   const o = ContourOptionsSchema.parse(opts);
   const masks = regionMasksOnGrid(src, g, o.source);
   const out = new Uint8Array(g.outW * g.outH);
@@ -122,14 +135,18 @@ export function paintTable(paint: PaintOptions = {}): Float32Array {
 }
 
 /** Interleaved RGB uint8 picture of x̃ (or of x when contour is null), for figures. */
-export function overlayRgb(gray: Uint8Array, contour: Uint8Array | null, paint: PaintOptions = {}): Uint8Array {
+export function overlayRgb(
+  gray: Uint8Array,
+  contour: Uint8Array | null,
+  paint: PaintOptions = {},
+): Uint8Array {
   const table = paintTable(paint);
   const out = new Uint8Array(gray.length * 3);
   for (let p = 0; p < gray.length; p++) {
     const b = contour ? contour[p] : 0;
     for (let c = 0; c < 3; c++) {
       const v = gray[p] / 255 + table[b * 3 + c];
-      out[p * 3 + c] = Math.round((v > 1 ? 1 : v) * 255);
+      out[p * 3 + c] = Math.round(Math.min(1, v) * 255);
     }
   }
   return out;

@@ -4,7 +4,13 @@
  * Fills a closed polygon (flat [x0, y0, x1, y1, …] in pixel coordinates) into `out` (row-major w×h),
  * OR-ing `value` into the pixels whose centre lies inside (even-odd rule). Clipped to the grid.
  */
-export function fillPolygon(poly: ArrayLike<number>, w: number, h: number, out: Uint8Array, value = 1): Uint8Array {
+export function fillPolygon(
+  poly: ArrayLike<number>,
+  w: number,
+  h: number,
+  out: Uint8Array,
+  value = 1,
+): Uint8Array {
   const n = poly.length >> 1;
   if (n < 3) return out;
   let minY = Number.POSITIVE_INFINITY;
@@ -68,7 +74,10 @@ export function maskBoundary(
           continue;
         }
         const keep =
-          (j === 0 || cur[p - 1]) && (j === w - 1 || cur[p + 1]) && (i === 0 || cur[p - w]) && (i === h - 1 || cur[p + w]);
+          (j === 0 || cur[p - 1]) &&
+          (j === w - 1 || cur[p + 1]) &&
+          (i === 0 || cur[p - w]) &&
+          (i === h - 1 || cur[p + w]);
         next[p] = keep ? 1 : 0;
       }
     }

@@ -9,12 +9,12 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { encodeRle } from '../data/rle.js';
 import { formatLandmarksFlat, formatLandmarksNumpy, regionPolygon } from '../data/landmarks.js';
 import { atomicWrite, imagePath, mulberry32, type Split } from '../data/mimic.js';
-import { fillPolygon } from '../masks/raster.js';
+import { encodeRle } from '../data/rle.js';
 import { FINDINGS } from '../labels.js';
-import { type FindingsShown, perturbLandmarks, renderFrontal, renderLateral, type Rng } from './phantom.js';
+import { fillPolygon } from '../masks/raster.js';
+import { type FindingsShown, perturbLandmarks, type Rng, renderFrontal, renderLateral } from './phantom.js';
 
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
@@ -36,7 +36,9 @@ export const SynthOptionsSchema = z.object({
   concurrency: z.number().int().min(1).max(64).default(4),
   clean: z.boolean().default(true),
 });
-export type SynthOptions = z.input<typeof SynthOptionsSchema> & { onProgress?: (done: number, total: number) => void };
+export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
+  onProgress?: (done: number, total: number) => void;
+};
 
 export type RawLabel = 1 | 0 | -1 | null;
 
@@ -75,7 +77,10 @@ export interface SynthSummary {
   images: SynthImage[];
 }
 
-const hex8 = (rng: Rng) => Math.floor(rng() * 0x100000000).toString(16).padStart(8, '0');
+const hex8 = (rng: Rng) =>
+  Math.floor(rng() * 0x100000000)
+    .toString(16)
+    .padStart(8, '0');
 const fmt = (v: RawLabel) => (v === null ? '' : v.toFixed(1));
 
 function sampleStudy(rng: Rng): { shown: boolean[]; labels: RawLabel[] } {
@@ -95,7 +100,13 @@ function sampleStudy(rng: Rng): { shown: boolean[]; labels: RawLabel[] } {
 }
 
 function asFindings(shown: boolean[]): FindingsShown {
-  return { atelectasis: shown[0], cardiomegaly: shown[1], consolidation: shown[2], edema: shown[3], effusion: shown[4] };
+  return {
+    atelectasis: shown[0],
+    cardiomegaly: shown[1],
+    consolidation: shown[2],
+    edema: shown[3],
+    effusion: shown[4],
+  };
 }
 
 export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
@@ -181,17 +192,32 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     const rng = mulberry32((o.seed * 0x9e3779b1) ^ (img.stream * 0x85ebca6b + 0x165667b1));
     const f = asFindings(img.shown);
     const frontal = img.view !== 'LATERAL' && img.view !== 'LL';
-    const ph = frontal ? renderFrontal(rng, img.width, img.height, f, img.view === 'AP') : renderLateral(rng, img.width, img.height, f);
+    const ph = frontal
+      ? renderFrontal(rng, img.width, img.height, f, img.view === 'AP')
+      : renderLateral(rng, img.width, img.height, f);
     if (img.chexmask === 'ok' || img.chexmask === 'low-rca') {
       let lm = ph.landmarks as Float64Array;
       if (img.chexmask === 'low-rca') lm = perturbLandmarks(rng, lm, img.width, img.height, 0.05);
       const cells = (['leftLung', 'rightLung', 'heart'] as const).map((r) => {
-        const m = fillPolygon(regionPolygon(lm, r), img.width, img.height, new Uint8Array(img.width * img.height));
+        const m = fillPolygon(
+          regionPolygon(lm, r),
+          img.width,
+          img.height,
+          new Uint8Array(img.width * img.height),
+        );
         return encodeRle(m, img.height, img.width);
       });
       const lmText = o.landmarkFormat === 'numpy' ? formatLandmarksNumpy(lm) : formatLandmarksFlat(lm);
       const rcaMax = Math.min(0.99, (img.rca as number) + 0.03 + 0.02 * rng());
-      chexRows[img.stream] = [img.dicomId, img.rca, rcaMax.toFixed(4), `"${lmText}"`, ...cells, img.height, img.width].join(',');
+      chexRows[img.stream] = [
+        img.dicomId,
+        img.rca,
+        rcaMax.toFixed(4),
+        `"${lmText}"`,
+        ...cells,
+        img.height,
+        img.width,
+      ].join(',');
     }
     const p = sharp(Buffer.from(ph.pixels.buffer, ph.pixels.byteOffset, ph.pixels.length), {
       raw: { width: img.width, height: img.height, channels: 1 },
@@ -213,15 +239,61 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const meta = [
     'dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning',
   ];
-  const viewMeaning: Record<string, string> = { PA: 'postero-anterior', AP: 'antero-posterior', LATERAL: 'lateral', LL: 'left lateral', '': '' };
+  const viewMeaning: Record<string, string> = {
+    PA: 'postero-anterior',
+    AP: 'antero-posterior',
+    LATERAL: 'lateral',
+    LL: 'left lateral',
+    '': '',
+  };
   for (const im of plan) {
     const date = 21000101 + (Number(im.studyId) % 28);
     meta.push(
-      [im.dicomId, im.subjectId, im.studyId, 'CHEST (PA AND LAT)', im.view, im.height, im.width, date, '101500.000', 'CHEST (PA AND LAT)', viewMeaning[im.view] ?? '', 'Erect'].join(','),
+      [
+        im.dicomId,
+        im.subjectId,
+        im.studyId,
+        'CHEST (PA AND LAT)',
+        im.view,
+        im.height,
+        im.width,
+        date,
+        '101500.000',
+        'CHEST (PA AND LAT)',
+        viewMeaning[im.view] ?? '',
+        'Erect',
+      ].join(','),
     );
   }
-  const otherLabels = ['Enlarged Cardiomediastinum', 'Fracture', 'Lung Lesion', 'Lung Opacity', 'No Finding', 'Pleural Other', 'Pneumonia', 'Pneumothorax', 'Support Devices'];
-  const chexHeader = ['subject_id', 'study_id', 'Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Enlarged Cardiomediastinum', 'Fracture', 'Lung Lesion', 'Lung Opacity', 'No Finding', 'Pleural Effusion', 'Pleural Other', 'Pneumonia', 'Pneumothorax', 'Support Devices'];
+  const otherLabels = [
+    'Enlarged Cardiomediastinum',
+    'Fracture',
+    'Lung Lesion',
+    'Lung Opacity',
+    'No Finding',
+    'Pleural Other',
+    'Pneumonia',
+    'Pneumothorax',
+    'Support Devices',
+  ];
+  const chexHeader = [
+    'subject_id',
+    'study_id',
+    'Atelectasis',
+    'Cardiomegaly',
+    'Consolidation',
+    'Edema',
+    'Enlarged Cardiomediastinum',
+    'Fracture',
+    'Lung Lesion',
+    'Lung Opacity',
+    'No Finding',
+    'Pleural Effusion',
+    'Pleural Other',
+    'Pneumonia',
+    'Pneumothorax',
+    'Support Devices',
+  ];
   const chex = [chexHeader.join(',')];
   const seenStudy = new Set<string>();
   for (const im of plan) {
@@ -236,13 +308,19 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     for (const ol of otherLabels) byName[ol] = ol === 'No Finding' ? (anyPos ? '' : '1.0') : '';
     chex.push([im.subjectId, im.studyId, ...chexHeader.slice(2).map((h) => byName[h])].join(','));
   }
-  const split = ['dicom_id,study_id,subject_id,split', ...plan.map((im) => [im.dicomId, im.studyId, im.subjectId, im.split].join(','))];
+  const split = [
+    'dicom_id,study_id,subject_id,split',
+    ...plan.map((im) => [im.dicomId, im.studyId, im.subjectId, im.split].join(',')),
+  ];
   const base = join(mimicRoot, 'mimic-cxr-2.0.0-');
   await writeFile(`${base}metadata.csv.gz`, gzipSync(`${meta.join('\n')}\n`));
   await writeFile(`${base}chexpert.csv.gz`, gzipSync(`${chex.join('\n')}\n`));
   await writeFile(`${base}split.csv.gz`, gzipSync(`${split.join('\n')}\n`));
   const chexmaskCsv = join(chexDir, 'MIMIC-CXR-JPG.csv');
-  const chexLines = ['dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width', ...chexRows.filter((r) => r !== '')];
+  const chexLines = [
+    'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width',
+    ...chexRows.filter((r) => r !== ''),
+  ];
   await atomicWrite(chexmaskCsv, `${chexLines.join('\n')}\n`);
 
   const perView: Record<string, number> = {};

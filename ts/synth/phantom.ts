@@ -9,7 +9,7 @@
  * Landmarks returned are those a segmenter would give (RL 44, LL 50, H 26), in pixel coordinates.
  */
 import { fillPolygon } from '../masks/raster.js';
-import { LUNG_CTRL_UV, closedSpline } from './shapes.js';
+import { closedSpline, LUNG_CTRL_UV } from './shapes.js';
 
 export type Rng = () => number;
 
@@ -55,7 +55,15 @@ function lungOutline(
   return closedSpline(ctrl, n);
 }
 
-function heartOutline(cx: number, cy: number, a: number, b: number, rot: number, floorY: number, n: number): Float64Array {
+function heartOutline(
+  cx: number,
+  cy: number,
+  a: number,
+  b: number,
+  rot: number,
+  floorY: number,
+  n: number,
+): Float64Array {
   const out = new Float64Array(2 * n);
   const c = Math.cos(rot);
   const s = Math.sin(rot);
@@ -111,8 +119,26 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const jit = 0.012;
   const volLossR = f.atelectasis && rng() < 0.5;
   const volLossL = f.atelectasis && !volLossR;
-  const rl = lungOutline(rng, mx - halfThorax, mx - gap, top, bot - (volLossR ? 0.08 * (bot - top) : 0), 44, jit, false);
-  const ll = lungOutline(rng, mx + halfThorax, mx + gap, top + 0.01 * H, bot - (volLossL ? 0.08 * (bot - top) : 0), 50, jit, true);
+  const rl = lungOutline(
+    rng,
+    mx - halfThorax,
+    mx - gap,
+    top,
+    bot - (volLossR ? 0.08 * (bot - top) : 0),
+    44,
+    jit,
+    false,
+  );
+  const ll = lungOutline(
+    rng,
+    mx + halfThorax,
+    mx + gap,
+    top + 0.01 * H,
+    bot - (volLossL ? 0.08 * (bot - top) : 0),
+    50,
+    jit,
+    true,
+  );
   // Medial borders give way to the heart (with a little overlap, as segmentations do).
   const overlap = W * 0.015;
   for (const [poly, side] of [
@@ -170,7 +196,8 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   }
   // Heart over everything in the mediastinum.
   const heartAdd = U(rng, 60, 75);
-  for (let p = 0; p < W * H; p++) if (heartMask[p]) img[p] += rlMask[p] | llMask[p] ? heartAdd + 15 : heartAdd * 0.5;
+  for (let p = 0; p < W * H; p++)
+    if (heartMask[p]) img[p] += rlMask[p] | llMask[p] ? heartAdd + 15 : heartAdd * 0.5;
 
   const lungs = [
     { poly: rl, mask: rlMask, lat: mx - halfThorax, med: mx - gap },
@@ -223,7 +250,14 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     for (let k = 0; k < lobes; k++) {
       const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
       const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
-      addBlob(cx, cy, base * U(rng, 0.1, 0.17), (bot - top) * U(rng, 0.06, 0.11), amp / Math.sqrt(lobes) * 1.4, L.mask);
+      addBlob(
+        cx,
+        cy,
+        base * U(rng, 0.1, 0.17),
+        (bot - top) * U(rng, 0.06, 0.11),
+        (amp / Math.sqrt(lobes)) * 1.4,
+        L.mask,
+      );
     }
   }
   const annotated = [rl, ll].map((p) => Float64Array.from(p));
@@ -261,7 +295,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const tilt = U(rng, -0.06, 0.1) * (bot - top);
     const thick = H * U(rng, 0.012, 0.02);
     const amp = U(rng, 55, 75);
-    for (let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top))); i < Math.min(H, y0 + 0.25 * (bot - top)); i++) {
+    for (
+      let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top)));
+      i < Math.min(H, y0 + 0.25 * (bot - top));
+      i++
+    ) {
       for (let j = 0; j < W; j++) {
         const p = i * W + j;
         if (!L.mask[p]) continue;
@@ -271,7 +309,14 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
         img[p] += amp * Math.exp(-0.5 * ((i - yl) / thick) ** 2);
       }
     }
-    addBlob(L.lat + 0.5 * span, y0 + 0.12 * (bot - top), Math.abs(span) * 0.25, (bot - top) * 0.07, 25, L.mask);
+    addBlob(
+      L.lat + 0.5 * span,
+      y0 + 0.12 * (bot - top),
+      Math.abs(span) * 0.25,
+      (bot - top) * 0.07,
+      25,
+      L.mask,
+    );
   }
   // Exposure, noise, quantisation.
   const gain = U(rng, 0.9, 1.1);
@@ -280,7 +325,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const pixels = new Uint8Array(W * H);
   for (let p = 0; p < W * H; p++) {
     const v = img[p] * gain + offset + sigma * (rng() + rng() + rng() - 1.5) * 2;
-    pixels[p] = v < 0 ? 0 : v > 255 ? 255 : v;
+    pixels[p] = Math.max(0, Math.min(255, v));
   }
   const landmarks = new Float64Array(240);
   landmarks.set(annotated[0], 0);
@@ -322,7 +367,13 @@ export function renderLateral(rng: Rng, W: number, H: number, f: FindingsShown):
 }
 
 /** Moves landmarks by a smooth random field: what a poor segmentation (low RCA) looks like. */
-export function perturbLandmarks(rng: Rng, lm: Float64Array, W: number, H: number, strength: number): Float64Array {
+export function perturbLandmarks(
+  rng: Rng,
+  lm: Float64Array,
+  W: number,
+  H: number,
+  strength: number,
+): Float64Array {
   const out = Float64Array.from(lm);
   const ax = strength * W * gauss(rng);
   const ay = strength * H * gauss(rng);

@@ -1,0 +1,125 @@
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildCache, buildIndex, joinChexmask, openCache, preprocess } from '../../ts/data/index.js';
+import { synthTree, tempDir } from './helpers.js';
+
+async function setup() {
+  const s = await synthTree();
+  const { entries } = await buildIndex({ root: s.mimicRoot });
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    entries.map((e) => e.dicomId),
+  );
+  return { s, entries, rows };
+}
+
+test('cache gives the same tensors as the direct path (original and masked), in the native layout', async () => {
+  const { s, entries, rows } = await setup();
+  const out = tempDir();
+  const sum = await buildCache({
+    entries,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out,
+    shardSize: 40,
+    concurrency: 2,
+  });
+  assert.is(sum.cached, rows.size);
+  assert.is(sum.skipped.counts['no-chexmask'], entries.length - rows.size);
+  const cache = openCache(out);
+  assert.is(cache.entries.length, rows.size);
+  const idx = [0, 5, cache.entries.length - 1];
+  for (const variant of ['original', 'masked'] as const) {
+    const b = cache.batch(idx, variant);
+    assert.is(b.n, 3);
+    assert.is(b.x.length, 3 * 3 * 224 * 224);
+    assert.is(b.labels.length, 15);
+    idx.forEach((i, k) => {
+      const e = cache.entries[i];
+      assert.equal(Array.from(b.labels.subarray(k * 5, k * 5 + 5)), e.labels);
+      assert.equal(Array.from(b.labelMask.subarray(k * 5, k * 5 + 5)), e.labelMask);
+    });
+    for (let k = 0; k < idx.length; k++) {
+      const e = cache.entries[idx[k]];
+      const direct = await preprocess(join(s.mimicRoot, e.path), rows.get(e.dicomId));
+      const want = variant === 'original' ? direct.original : (direct.masked as Float32Array);
+      const got = b.x.subarray(k * 3 * 224 * 224, (k + 1) * 3 * 224 * 224);
+      assert.ok(
+        want.every((v, p) => v === got[p]),
+        `${variant} entry ${idx[k]} differs`,
+      );
+    }
+  }
+  // masked and original agree outside the contour
+  const o = cache.batch([1], 'original').x;
+  const m = cache.batch([1], 'masked').x;
+  const { contour } = cache.planes(1);
+  for (let p = 0; p < 224 * 224; p++)
+    if (!contour[p]) for (let c = 0; c < 3; c++) assert.is(m[c * 224 * 224 + p], o[c * 224 * 224 + p]);
+  assert.is(
+    cache.indicesOf('train').length + cache.indicesOf('validate').length + cache.indicesOf('test').length,
+    cache.entries.length,
+  );
+  cache.close();
+  // no temp files left behind
+  const files = readdirSync(sum.dir);
+  assert.ok(
+    files.every((f) => !f.includes('.tmp')),
+    files.join(','),
+  );
+});
+
+test('resumable: a rebuild reuses finished shards and redoes a missing one; settings key the directory', async () => {
+  const { s, entries, rows } = await setup();
+  const out = tempDir();
+  const part = entries.slice(0, 50);
+  const a = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.ok(a.shardsBuilt >= 3);
+  const b = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.is(b.shardsBuilt, 0);
+  assert.is(b.shardsReused, a.shardsBuilt);
+  rmSync(join(a.dir, 'shard-00001.json'));
+  const c = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.is(c.shardsBuilt, 1);
+  assert.is(c.cached, a.cached);
+  const d = await buildCache({
+    entries: part,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out,
+    shardSize: 16,
+    overlay: { thickness: 1 },
+  });
+  assert.is.not(d.key, a.key);
+  assert.throws(() => openCache(out), /several caches/);
+  assert.is(openCache(out, { overlay: { thickness: 1 } }).key, d.key);
+  // mean/std are not part of the key: the paper's squash preset is
+  const e = await buildCache({
+    entries: part.slice(0, 4),
+    root: s.mimicRoot,
+    chexmask: rows,
+    out: tempDir(),
+    preprocess: { preset: 'paper' },
+  });
+  assert.is.not(e.key, a.key);
+});
+
+test('paint options apply at batch time (α, colours) without a rebuild', async () => {
+  const { s, entries, rows } = await setup();
+  const out = tempDir();
+  await buildCache({ entries: entries.slice(0, 6), root: s.mimicRoot, chexmask: rows, out });
+  const cache = openCache(out);
+  const a = cache.batch([0], 'masked', { paint: { alpha: 0.2 } }).x;
+  const b = cache.batch([0], 'masked', { paint: { alpha: 1 } }).x;
+  const o = cache.batch([0], 'original').x;
+  const { contour } = cache.planes(0);
+  const p = contour.findIndex((v) => v === 1 || v === 2);
+  assert.ok(p >= 0);
+  assert.ok(o[p] < a[p] || a[p] === b[p]);
+  assert.ok(a[p] <= b[p]);
+  cache.close();
+});
+
+test.run();

@@ -1,0 +1,163 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import yargs from 'yargs';
+import cacheCmd from '../../ts/cli/cache.js';
+import indexCmd from '../../ts/cli/index.js';
+import overlayCmd from '../../ts/cli/overlay.js';
+import synthCmd from '../../ts/cli/synth.js';
+import { tempDir } from './helpers.js';
+
+async function cli(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
+  const ow = process.stdout.write.bind(process.stdout);
+  const ew = process.stderr.write.bind(process.stderr);
+  let out = '';
+  let err = '';
+  process.stdout.write = ((s: string) => {
+    out += s;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => {
+    err += s;
+    return true;
+  }) as typeof process.stderr.write;
+  const before = process.exitCode;
+  process.exitCode = undefined;
+  try {
+    // biome-ignore lint/suspicious/noExplicitAny: command modules with their own argv types
+    const cmds = [synthCmd, indexCmd, cacheCmd, overlayCmd] as any[];
+    await yargs(args)
+      .command(cmds)
+      .strict()
+      .exitProcess(false)
+      .fail((m: string) => {
+        throw new Error(m);
+      })
+      .parseAsync();
+  } finally {
+    process.stdout.write = ow;
+    process.stderr.write = ew;
+  }
+  const code = process.exitCode as number | undefined;
+  process.exitCode = before;
+  return { out, err, code };
+}
+
+test('synth → index → cache → overlay through the command modules', async () => {
+  const d = tempDir();
+  const s = await cli([
+    'synth',
+    '--out',
+    d,
+    '--n',
+    '24',
+    '--seed',
+    '3',
+    '--width',
+    '120',
+    '--height',
+    '140',
+    '--no-progress',
+  ]);
+  assert.is(s.code, undefined, s.err);
+  assert.is(JSON.parse(s.out).n, 24);
+  const root = join(d, 'mimic');
+  const i = await cli([
+    'index',
+    '--root',
+    root,
+    '--out',
+    join(d, 'idx'),
+    '--uncertain',
+    'ignore',
+    '--split',
+    'patient',
+    '--split-seed',
+    '2',
+  ]);
+  assert.is(i.code, undefined, i.err);
+  const summary = JSON.parse(readFileSync(join(d, 'idx', 'summary.json'), 'utf8'));
+  assert.is(summary.options.uncertain, 'ignore');
+  assert.is(summary.options.split, 'patient');
+  const csv = join(d, 'chexmask', 'MIMIC-CXR-JPG.csv');
+  const c = await cli([
+    'cache',
+    '--index',
+    join(d, 'idx'),
+    '--root',
+    root,
+    '--chexmask',
+    csv,
+    '--out',
+    join(d, 'cache'),
+    '--no-progress',
+    '--thickness',
+    '1',
+  ]);
+  assert.is(c.code, undefined, c.err);
+  const cs = JSON.parse(c.out);
+  assert.ok(cs.cached > 0);
+  assert.ok(existsSync(join(cs.dir, 'cache.json')));
+  const first = JSON.parse(readFileSync(join(d, 'idx', 'index.jsonl'), 'utf8').split('\n')[0]);
+  const rowIds = new Set(
+    readFileSync(csv, 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',')[0]),
+  );
+  const entry =
+    readFileSync(join(d, 'idx', 'index.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => rowIds.has(e.dicomId)) ?? first;
+  const png = join(d, 'fig.png');
+  const o = await cli([
+    'overlay',
+    '--image',
+    join(root, entry.path),
+    '--chexmask',
+    csv,
+    '--id',
+    entry.dicomId,
+    '--out',
+    png,
+    '--alpha',
+    '0.7',
+  ]);
+  assert.is(o.code, undefined, o.err);
+  const meta = await sharp(png).metadata();
+  assert.is(meta.height, entry.height);
+  assert.ok((meta.width as number) > 2 * entry.width);
+  const bad = await cli([
+    'overlay',
+    '--image',
+    join(root, entry.path),
+    '--chexmask',
+    csv,
+    '--id',
+    'no-such-id',
+    '--out',
+    png,
+  ]);
+  assert.is(bad.code, 2);
+  assert.match(bad.err, /id no-such-id: no row with this dicom_id/);
+  const badColor = await cli([
+    'overlay',
+    '--image',
+    join(root, entry.path),
+    '--chexmask',
+    csv,
+    '--id',
+    entry.dicomId,
+    '--out',
+    png,
+    '--lung-color',
+    'pink',
+  ]);
+  assert.match(badColor.err, /--lung-color must be/);
+});
+
+test.run();
