@@ -67,8 +67,18 @@ endif()
 file(STRINGS "${_cxr_torch_dir}/TorchConfig.cmake" _cxr_abi REGEX "_GLIBCXX_USE_CXX11_ABI=[01]")
 if(_cxr_abi)
   string(REGEX REPLACE ".*(_GLIBCXX_USE_CXX11_ABI=[01]).*" "-D\\1" CXRMASK_TORCH_CXX_FLAGS "${_cxr_abi}")
-else()
-  set(CXRMASK_TORCH_CXX_FLAGS "")
+elseif(CXRMASK_PYTHON AND NOT LIBTORCH)
+  # Newer TorchConfig.cmake files no longer spell the ABI out; ask the torch we are linking.
+  execute_process(
+    COMMAND "${CXRMASK_PYTHON}" -c "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))"
+    OUTPUT_VARIABLE _cxr_abi_v OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _cxr_rc ERROR_QUIET)
+  if(_cxr_rc EQUAL 0 AND _cxr_abi_v MATCHES "^[01]$")
+    set(CXRMASK_TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=${_cxr_abi_v}")
+  endif()
+endif()
+if(NOT CXRMASK_TORCH_CXX_FLAGS)
+  # Every LibTorch since 2.7 is built with the cxx11 ABI only (pytorch/pytorch#146200).
+  set(CXRMASK_TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=1")
 endif()
 set(CXRMASK_TORCH_CUDA OFF)
 if(EXISTS "${CXRMASK_TORCH_PREFIX}/lib/libtorch_cuda.so")

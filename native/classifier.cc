@@ -1,0 +1,227 @@
+#include "classifier.h"
+
+#include <stdexcept>
+
+#include "clip_model.h"
+#include "runtime.h"
+#include "tensor_bridge.h"
+
+namespace cxrmask {
+namespace {
+std::mutex g_seed_mu;  // manual_seed + init touch the global generator
+
+constexpr int64_t kFormatVersion = 1;
+}  // namespace
+
+Classifier::Classifier(const ClassifierOptions& opts)
+    : opts_(opts), device_(ResolveDevice(opts.device)) {}
+
+std::shared_ptr<Classifier> Classifier::Create(const ClassifierOptions& opts) {
+  std::shared_ptr<Classifier> c(new Classifier(opts));
+  ApplyThreadsInWorker();
+  c->bf16_active_ = opts.bf16 && Bf16Supported(c->device_);
+  if (!opts.model_path.empty()) {
+    torch::jit::Module clip = LoadTorchScript(opts.model_path, c->device_);
+    if (!clip.hasattr("visual")) {
+      throw std::invalid_argument(opts.model_path + " has no `visual` submodule (image tower)");
+    }
+    torch::jit::Module visual = clip.attr("visual").toModule();
+    c->encoder_ = visual;
+    // Probe the feature size with one small forward.
+    {
+      c10::InferenceMode guard;
+      visual.eval();
+      auto probe = at::zeros({1, 3, opts.image_size, opts.image_size}, at::TensorOptions(c->device_));
+      c->input_dim_ = visual.forward({probe}).toTensor().size(1);
+    }
+    if (opts.input_dim > 0 && opts.input_dim != c->input_dim_) {
+      throw std::invalid_argument("inputDim " + std::to_string(opts.input_dim) +
+                                  " does not match the encoder's output size " +
+                                  std::to_string(c->input_dim_));
+    }
+  } else {
+    if (opts.input_dim <= 0) throw std::invalid_argument("head-only classifier needs inputDim > 0");
+    c->input_dim_ = opts.input_dim;
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_seed_mu);
+    torch::manual_seed(static_cast<uint64_t>(opts.seed));
+    c->head_ = torch::nn::Linear(c->input_dim_, opts.num_labels);
+  }
+  c->head_->to(c->device_);
+
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (c->encoder_) {
+    std::vector<at::Tensor> enc;
+    for (const auto& p : c->encoder_->parameters()) {
+      p.requires_grad_(!opts.freeze_encoder);
+      if (!opts.freeze_encoder) enc.push_back(p);
+    }
+    if (!enc.empty()) {
+      auto o = std::make_unique<torch::optim::AdamWOptions>(opts.lr_encoder);
+      o->weight_decay(opts.weight_decay);
+      c->trainable_.insert(c->trainable_.end(), enc.begin(), enc.end());
+      groups.emplace_back(enc, std::move(o));
+    }
+  }
+  std::vector<at::Tensor> head = c->head_->parameters();
+  c->trainable_.insert(c->trainable_.end(), head.begin(), head.end());
+  auto o = std::make_unique<torch::optim::AdamWOptions>(opts.lr_head);
+  o->weight_decay(opts.weight_decay);
+  groups.emplace_back(head, std::move(o));
+  c->optimizer_ = std::make_unique<torch::optim::AdamW>(
+      std::move(groups), torch::optim::AdamWOptions(opts.lr_head).weight_decay(opts.weight_decay));
+  return c;
+}
+
+at::Tensor Classifier::Features(const at::Tensor& x, bool train) {
+  if (!encoder_) {
+    if (x.dim() != 2 || x.size(1) != input_dim_) {
+      throw std::invalid_argument("head-only classifier expects features [n," +
+                                  std::to_string(input_dim_) + "]");
+    }
+    return x;
+  }
+  const bool encoder_trains = train && !opts_.freeze_encoder;
+  if (encoder_trains) {
+    encoder_->train();
+    return encoder_->forward({x}).toTensor();
+  }
+  encoder_->eval();
+  torch::NoGradGuard no_grad;
+  return encoder_->forward({x}).toTensor();
+}
+
+StepResult Classifier::TrainStep(const at::Tensor& x_in, const at::Tensor& labels_in,
+                                 const std::optional<at::Tensor>& mask_in) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ApplyThreadsInWorker();
+  RequireFinite(x_in, "input batch");
+  RequireFinite(labels_in, "labels");
+  torch::AutoGradMode grad_mode(true);
+  head_->train();
+  auto x = x_in.to(device_);
+  auto labels = labels_in.to(device_);
+  at::Tensor loss;
+  {
+    AutocastGuard autocast(device_.type(), bf16_active_);
+    auto feats = Features(x, /*train=*/true);
+    auto logits = head_->forward(feats).to(at::kFloat);
+    auto per = torch::binary_cross_entropy_with_logits(logits, labels, {}, {},
+                                                       at::Reduction::None);
+    if (mask_in) {
+      auto mask = mask_in->to(device_);
+      loss = (per * mask).sum() / mask.sum().clamp_min(1.0);
+    } else {
+      loss = per.mean();
+    }
+  }
+  optimizer_->zero_grad();
+  loss.backward();
+  StepResult r;
+  if (opts_.grad_clip > 0) {
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, opts_.grad_clip);
+  }
+  optimizer_->step();
+  r.loss = loss.item<double>();
+  r.step = ++step_;
+  return r;
+}
+
+at::Tensor Classifier::Predict(const at::Tensor& x_in) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ApplyThreadsInWorker();
+  RequireFinite(x_in, "input batch");
+  torch::NoGradGuard no_grad;
+  head_->eval();
+  AutocastGuard autocast(device_.type(), bf16_active_);
+  auto feats = Features(x_in.to(device_), /*train=*/false);
+  return torch::sigmoid(head_->forward(feats).to(at::kFloat)).to(at::kCPU).contiguous();
+}
+
+at::Tensor Classifier::Embed(const at::Tensor& x_in) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ApplyThreadsInWorker();
+  if (!encoder_) throw std::invalid_argument("embed() needs an image encoder (head-only classifier)");
+  RequireFinite(x_in, "input batch");
+  torch::NoGradGuard no_grad;
+  AutocastGuard autocast(device_.type(), bf16_active_);
+  return Features(x_in.to(device_), false).to(at::kFloat).to(at::kCPU).contiguous();
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Classifier::State() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (encoder_) {
+    for (const auto& p : encoder_->named_parameters()) out.emplace_back("encoder." + p.name, p.value);
+    for (const auto& b : encoder_->named_buffers()) out.emplace_back("encoder." + b.name, b.value);
+  }
+  for (const auto& p : head_->named_parameters()) out.emplace_back("head." + p.key(), p.value());
+  return out;
+}
+
+void Classifier::Save(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  torch::serialize::OutputArchive ar;
+  ar.write("format", c10::IValue(kFormatVersion));
+  ar.write("step", c10::IValue(step_));
+  ar.write("headOnly", c10::IValue(head_only()));
+  ar.write("inputDim", c10::IValue(input_dim_));
+  ar.write("numLabels", c10::IValue(opts_.num_labels));
+  ar.write("freezeEncoder", c10::IValue(opts_.freeze_encoder));
+  torch::serialize::OutputArchive params;
+  for (const auto& kv : State()) params.write(kv.first, kv.second.detach().to(at::kCPU));
+  ar.write("params", params);
+  torch::serialize::OutputArchive opt;
+  optimizer_->save(opt);
+  ar.write("optimizer", opt);
+  try {
+    ar.save_to(path);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot write " + path + ": " + e.what_without_backtrace());
+  }
+}
+
+void Classifier::Load(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mu_);
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path, device_);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read classifier state " + path + ": " +
+                             e.what_without_backtrace());
+  }
+  auto read_int = [&](const char* key) {
+    c10::IValue v;
+    ar.read(key, v);
+    return v.toInt();
+  };
+  c10::IValue head_only_v, frozen_v;
+  ar.read("headOnly", head_only_v);
+  ar.read("freezeEncoder", frozen_v);
+  if (read_int("format") != kFormatVersion || head_only_v.toBool() != head_only() ||
+      read_int("inputDim") != input_dim_ || read_int("numLabels") != opts_.num_labels ||
+      frozen_v.toBool() != opts_.freeze_encoder) {
+    throw std::invalid_argument(path +
+                                " was saved by a classifier with another configuration "
+                                "(mode, inputDim, numLabels or freezeEncoder differ)");
+  }
+  torch::serialize::InputArchive params;
+  ar.read("params", params);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& kv : State()) {
+      at::Tensor t;
+      params.read(kv.first, t);
+      if (!t.sizes().equals(kv.second.sizes())) {
+        throw std::invalid_argument(path + ": tensor " + kv.first + " has another shape");
+      }
+      kv.second.copy_(t);
+    }
+  }
+  torch::serialize::InputArchive opt;
+  ar.read("optimizer", opt);
+  optimizer_->load(opt);
+  step_ = read_int("step");
+}
+
+}  // namespace cxrmask

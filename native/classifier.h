@@ -1,0 +1,74 @@
+// Image tower + linear head (or head only over cached features), trained with masked
+// BCE-with-logits and AdamW. Pure C++; the N-API side lives in addon.cc / workers.cc.
+#pragma once
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cxrmask {
+
+struct ClassifierOptions {
+  std::string model_path;  // empty = head-only over feature vectors of input_dim
+  int64_t input_dim = 0;   // head-only: feature size; otherwise inferred from the encoder
+  int64_t num_labels = 5;
+  std::string device = "cpu";
+  double lr_encoder = 1e-5;
+  double lr_head = 1e-3;
+  double weight_decay = 0.01;
+  bool freeze_encoder = false;
+  double grad_clip = 0;  // 0 = off; else max global L2 norm
+  bool bf16 = false;
+  int64_t seed = 0;
+  int64_t image_size = 224;
+};
+
+struct StepResult {
+  double loss = 0;
+  double grad_norm = 0;
+  int64_t step = 0;
+};
+
+class Classifier {
+ public:
+  static std::shared_ptr<Classifier> Create(const ClassifierOptions& opts);
+
+  // x: [n,3,S,S] images, or [n,input_dim] features in head-only mode. labels/mask: [n,L].
+  StepResult TrainStep(const at::Tensor& x, const at::Tensor& labels,
+                       const std::optional<at::Tensor>& mask);
+  at::Tensor Predict(const at::Tensor& x);  // sigmoid probabilities [n,L]
+  at::Tensor Embed(const at::Tensor& x);    // encoder features [n,input_dim]
+  void Save(const std::string& path);
+  void Load(const std::string& path);
+
+  bool head_only() const { return !encoder_.has_value(); }
+  int64_t input_dim() const { return input_dim_; }
+  int64_t num_labels() const { return opts_.num_labels; }
+  int64_t step() const { return step_; }
+  bool bf16_active() const { return bf16_active_; }
+  const c10::Device& device() const { return device_; }
+  const ClassifierOptions& options() const { return opts_; }
+
+ private:
+  explicit Classifier(const ClassifierOptions& opts);
+  at::Tensor Features(const at::Tensor& x, bool train);
+  std::vector<std::pair<std::string, at::Tensor>> State() const;
+
+  ClassifierOptions opts_;
+  c10::Device device_;
+  std::optional<torch::jit::Module> encoder_;
+  torch::nn::Linear head_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<at::Tensor> trainable_;
+  int64_t input_dim_ = 0;
+  int64_t step_ = 0;
+  bool bf16_active_ = false;
+  std::mutex mu_;
+};
+
+}  // namespace cxrmask

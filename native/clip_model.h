@@ -1,0 +1,37 @@
+// BiomedCLIP TorchScript towers (pure C++, no N-API): load, encode_image, encode_text.
+#pragma once
+
+#include <torch/script.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace cxrmask {
+
+class ClipModel {
+ public:
+  // Throws std::runtime_error / std::invalid_argument with a message naming the file.
+  static std::shared_ptr<ClipModel> Load(const std::string& path, const std::string& device);
+
+  // x: float32 [n,3,S,S] (CPU, may alias JS memory). Returns [n,D] (device tensor).
+  at::Tensor EncodeImage(const at::Tensor& x, bool bf16);
+  // ids: int64 [n,L]. Returns [n,D].
+  at::Tensor EncodeText(const at::Tensor& ids);
+
+  const c10::Device& device() const { return device_; }
+  double logit_scale() const { return logit_scale_; }
+  bool bf16_supported() const;
+
+ private:
+  ClipModel(torch::jit::Module m, c10::Device d);
+  torch::jit::Module module_;
+  c10::Device device_;
+  double logit_scale_ = 0;
+  std::mutex mu_;  // one op at a time per model (JS also queues; this is the safety net)
+};
+
+// Loads a TorchScript file with a readable error for missing / non-TorchScript files.
+torch::jit::Module LoadTorchScript(const std::string& path, const c10::Device& device);
+
+}  // namespace cxrmask

@@ -1,0 +1,151 @@
+#include <memory>
+
+#include "js_objects.h"
+#include "workers.h"
+
+namespace cxrmask {
+namespace {
+
+double NumberOr(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool BoolOr(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return v.ToBoolean().Value();
+}
+
+class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
+ public:
+  explicit JsClassifier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsClassifier>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) {
+      throw Napi::TypeError::New(info.Env(), "use Classifier.create(options)");
+    }
+    model_ = *info[0].As<Napi::External<std::shared_ptr<Classifier>>>().Data();
+  }
+
+  // create({ modelPath?, inputDim?, numLabels, device, lrEncoder, lrHead, weightDecay,
+  //          freezeEncoder, gradClip, bf16, seed, imageSize })  -- already validated in TS
+  static Napi::Value Create(const Napi::CallbackInfo& info) {
+    if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
+    auto o = info[0].As<Napi::Object>();
+    ClassifierOptions opts;
+    Napi::Value mp = o.Get("modelPath");
+    if (mp.IsString()) opts.model_path = mp.As<Napi::String>().Utf8Value();
+    opts.input_dim = static_cast<int64_t>(NumberOr(o, "inputDim", 0));
+    opts.num_labels = static_cast<int64_t>(NumberOr(o, "numLabels", 5));
+    Napi::Value dev = o.Get("device");
+    if (dev.IsString()) opts.device = dev.As<Napi::String>().Utf8Value();
+    opts.lr_encoder = NumberOr(o, "lrEncoder", opts.lr_encoder);
+    opts.lr_head = NumberOr(o, "lrHead", opts.lr_head);
+    opts.weight_decay = NumberOr(o, "weightDecay", opts.weight_decay);
+    opts.freeze_encoder = BoolOr(o, "freezeEncoder", false);
+    opts.grad_clip = NumberOr(o, "gradClip", 0);
+    opts.bf16 = BoolOr(o, "bf16", false);
+    opts.seed = static_cast<int64_t>(NumberOr(o, "seed", 0));
+    opts.image_size = static_cast<int64_t>(NumberOr(o, "imageSize", 224));
+    auto* w = new CreateClassifierWorker(info.Env(), std::move(opts));
+    w->Queue();
+    return w->Promise();
+  }
+
+  // trainStep(x, shape, labels, mask | null)
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    auto model = Live(info.Env());
+    auto x = PinnedInput::From(info[0], napi_float32_array, "x");
+    auto shape = ShapeArg(info[1], "shape");
+    auto labels = PinnedInput::From(info[2], napi_float32_array, "labels");
+    PinnedInput mask;
+    if (!info[3].IsUndefined() && !info[3].IsNull()) {
+      mask = PinnedInput::From(info[3], napi_float32_array, "labelMask");
+    }
+    auto* w = new TrainStepWorker(info.Env(), model, std::move(x), std::move(shape),
+                                  std::move(labels), std::move(mask));
+    w->Keep(info.This().As<Napi::Object>());
+    w->Queue();
+    return w->Promise();
+  }
+
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    return Infer(info, InferWorker::Kind::kPredict);
+  }
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    return Infer(info, InferWorker::Kind::kEmbed);
+  }
+  Napi::Value Save(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kSave); }
+  Napi::Value Load(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kLoad); }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    model_.reset();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    auto m = Live(info.Env());
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("inputDim", static_cast<double>(m->input_dim()));
+    o.Set("numLabels", static_cast<double>(m->num_labels()));
+    o.Set("headOnly", m->head_only());
+    o.Set("bf16Active", m->bf16_active());
+    o.Set("device", m->device().str());
+    o.Set("step", static_cast<double>(m->step()));
+    return o;
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), !model_);
+  }
+
+ private:
+  Napi::Value Infer(const Napi::CallbackInfo& info, InferWorker::Kind kind) {
+    auto model = Live(info.Env());
+    auto x = PinnedInput::From(info[0], napi_float32_array, "x");
+    auto shape = ShapeArg(info[1], "shape");
+    auto* w = new InferWorker(info.Env(), model, std::move(x), std::move(shape), kind);
+    w->Keep(info.This().As<Napi::Object>());
+    w->Queue();
+    return w->Promise();
+  }
+  Napi::Value State(const Napi::CallbackInfo& info, StateWorker::Kind kind) {
+    auto model = Live(info.Env());
+    auto* w = new StateWorker(info.Env(), model, StringArg(info[0], "path"), kind);
+    w->Keep(info.This().As<Napi::Object>());
+    w->Queue();
+    return w->Promise();
+  }
+  std::shared_ptr<Classifier> Live(Napi::Env env) const {
+    if (!model_) throw Napi::Error::New(env, "Classifier is disposed");
+    return model_;
+  }
+  std::shared_ptr<Classifier> model_;
+};
+
+}  // namespace
+
+Napi::Function DefineJsClassifier(Napi::Env env) {
+  return JsClassifier::DefineClass(
+      env, "Classifier",
+      {
+          JsClassifier::StaticMethod<&JsClassifier::Create>("create"),
+          JsClassifier::InstanceMethod<&JsClassifier::TrainStep>("trainStep"),
+          JsClassifier::InstanceMethod<&JsClassifier::Predict>("predict"),
+          JsClassifier::InstanceMethod<&JsClassifier::Embed>("embed"),
+          JsClassifier::InstanceMethod<&JsClassifier::Save>("save"),
+          JsClassifier::InstanceMethod<&JsClassifier::Load>("load"),
+          JsClassifier::InstanceMethod<&JsClassifier::Dispose>("dispose"),
+          JsClassifier::InstanceMethod<&JsClassifier::Info>("info"),
+          JsClassifier::InstanceAccessor<&JsClassifier::Disposed>("disposed"),
+      });
+}
+
+Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model) {
+  auto* data = env.GetInstanceData<AddonData>();
+  std::shared_ptr<Classifier> holder = std::move(model);
+  auto ext = Napi::External<std::shared_ptr<Classifier>>::New(env, &holder);
+  return data->classifier_ctor.New({ext});
+}
+
+}  // namespace cxrmask

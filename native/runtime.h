@@ -1,0 +1,38 @@
+// Process-wide torch runtime facts and thread-local guards used inside worker threads.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace cxrmask {
+
+// "cpu" | "cuda" | "cuda:N" | "auto" -> a device; throws std::invalid_argument with a clear message.
+c10::Device ResolveDevice(const std::string& spec);
+
+// True when bf16 autocast is worth using on this device (CUDA, or a CPU with AVX512-BF16/AMX).
+bool Bf16Supported(const c10::Device& device);
+
+// Intra-op threads requested from JS (0 = torch default). Applied again inside each worker,
+// since OpenMP thread counts are per calling thread.
+void SetRequestedThreads(int n);
+int RequestedThreads();
+void ApplyThreadsInWorker();
+
+// RAII: bf16 autocast for one device type on the current thread; restores the previous state.
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType type, bool enabled);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType type_;
+  bool enabled_;
+  bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kBFloat16;
+};
+
+}  // namespace cxrmask

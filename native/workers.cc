@@ -1,0 +1,141 @@
+#include "workers.h"
+
+#include <c10/util/Exception.h>
+
+#include <stdexcept>
+
+#include "js_objects.h"
+
+namespace cxrmask {
+
+PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
+    : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+void PromiseWorker::Execute() {
+  try {
+    Run();
+  } catch (const c10::Error& e) {
+    code_ = "ERR_TORCH";
+    SetError(e.what_without_backtrace());
+  } catch (const std::invalid_argument& e) {
+    code_ = "ERR_INVALID_ARG";
+    SetError(e.what());
+  } catch (const std::exception& e) {
+    code_ = "ERR_NATIVE";
+    SetError(e.what());
+  } catch (...) {
+    code_ = "ERR_NATIVE";
+    SetError("unknown native error");
+  }
+}
+
+void PromiseWorker::OnOK() {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  try {
+    deferred_.Resolve(Result(env));
+  } catch (const Napi::Error& e) {
+    deferred_.Reject(e.Value());
+  } catch (const std::exception& e) {
+    deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+  }
+}
+
+void PromiseWorker::OnError(const Napi::Error& e) {
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  Napi::Object err = Napi::Error::New(env, e.Message()).Value();
+  err.Set("code", Napi::String::New(env, code_));
+  deferred_.Reject(err);
+}
+
+// ---- ClipModel ------------------------------------------------------------------------------
+LoadClipWorker::LoadClipWorker(Napi::Env env, std::string path, std::string device)
+    : PromiseWorker(env, "cxrmask.ClipModel.load"),
+      path_(std::move(path)),
+      device_(std::move(device)) {}
+void LoadClipWorker::Run() { model_ = ClipModel::Load(path_, device_); }
+Napi::Value LoadClipWorker::Result(Napi::Env env) { return NewJsClip(env, model_); }
+
+EncodeImageWorker::EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput x,
+                                     std::vector<int64_t> shape, bool bf16)
+    : PromiseWorker(env, "cxrmask.ClipModel.encodeImage"),
+      model_(std::move(m)),
+      x_(std::move(x)),
+      shape_(std::move(shape)),
+      bf16_(bf16) {}
+void EncodeImageWorker::Run() {
+  out_ = model_->EncodeImage(x_.View(shape_), bf16_).to(at::kCPU).contiguous();
+}
+Napi::Value EncodeImageWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
+
+EncodeTextWorker::EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput ids,
+                                   std::vector<int64_t> shape)
+    : PromiseWorker(env, "cxrmask.ClipModel.encodeText"),
+      model_(std::move(m)),
+      ids_(std::move(ids)),
+      shape_(std::move(shape)) {}
+void EncodeTextWorker::Run() {
+  out_ = model_->EncodeText(ids_.View(shape_)).to(at::kCPU).contiguous();
+}
+Napi::Value EncodeTextWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
+
+// ---- Classifier -----------------------------------------------------------------------------
+CreateClassifierWorker::CreateClassifierWorker(Napi::Env env, ClassifierOptions opts)
+    : PromiseWorker(env, "cxrmask.Classifier.create"), opts_(std::move(opts)) {}
+void CreateClassifierWorker::Run() { model_ = Classifier::Create(opts_); }
+Napi::Value CreateClassifierWorker::Result(Napi::Env env) { return NewJsClassifier(env, model_); }
+
+TrainStepWorker::TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
+                                 std::vector<int64_t> shape, PinnedInput labels, PinnedInput mask)
+    : PromiseWorker(env, "cxrmask.Classifier.trainStep"),
+      model_(std::move(m)),
+      x_(std::move(x)),
+      labels_(std::move(labels)),
+      mask_(std::move(mask)),
+      shape_(std::move(shape)) {}
+void TrainStepWorker::Run() {
+  const int64_t n = shape_.at(0);
+  const int64_t l = model_->num_labels();
+  std::optional<at::Tensor> mask;
+  if (!mask_.empty()) mask = mask_.View({n, l});
+  result_ = model_->TrainStep(x_.View(shape_), labels_.View({n, l}), mask);
+}
+Napi::Value TrainStepWorker::Result(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", result_.loss);
+  o.Set("gradNorm", result_.grad_norm);
+  o.Set("step", static_cast<double>(result_.step));
+  return o;
+}
+
+InferWorker::InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
+                         std::vector<int64_t> shape, Kind kind)
+    : PromiseWorker(env, kind == Kind::kPredict ? "cxrmask.Classifier.predict"
+                                                : "cxrmask.Classifier.embed"),
+      model_(std::move(m)),
+      x_(std::move(x)),
+      shape_(std::move(shape)),
+      kind_(kind) {}
+void InferWorker::Run() {
+  auto x = x_.View(shape_);
+  out_ = kind_ == Kind::kPredict ? model_->Predict(x) : model_->Embed(x);
+}
+Napi::Value InferWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
+
+StateWorker::StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind)
+    : PromiseWorker(env, kind == Kind::kSave ? "cxrmask.Classifier.save"
+                                             : "cxrmask.Classifier.load"),
+      model_(std::move(m)),
+      path_(std::move(path)),
+      kind_(kind) {}
+void StateWorker::Run() {
+  if (kind_ == Kind::kSave) {
+    model_->Save(path_);
+  } else {
+    model_->Load(path_);
+  }
+}
+Napi::Value StateWorker::Result(Napi::Env env) { return env.Undefined(); }
+
+}  // namespace cxrmask

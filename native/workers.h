@@ -1,0 +1,148 @@
+// One Napi::AsyncWorker per heavy op. Each resolves a Promise; C++ exceptions (c10::Error
+// included) become rejected JS errors with a `code`. Thread-local torch guards (no-grad,
+// inference mode, autocast) are created inside the core calls, i.e. on the worker thread.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "classifier.h"
+#include "clip_model.h"
+#include "tensor_bridge.h"
+
+namespace cxrmask {
+
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* name);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  // Keeps a JS object (the owning model wrapper, an input array) alive until the op ends.
+  void Keep(const Napi::Object& obj) { keep_.push_back(Napi::Persistent(obj)); }
+
+ protected:
+  virtual void Run() = 0;                        // worker thread: no N-API calls
+  virtual Napi::Value Result(Napi::Env env) = 0;  // JS thread
+
+ private:
+  void Execute() final;
+  void OnOK() final;
+  void OnError(const Napi::Error& e) final;
+  Napi::Promise::Deferred deferred_;
+  std::string code_ = "ERR_NATIVE";
+  std::vector<Napi::ObjectReference> keep_;
+};
+
+class LoadClipWorker : public PromiseWorker {
+ public:
+  LoadClipWorker(Napi::Env env, std::string path, std::string device);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::string path_, device_;
+  std::shared_ptr<ClipModel> model_;
+};
+
+class EncodeImageWorker : public PromiseWorker {
+ public:
+  EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput x,
+                    std::vector<int64_t> shape, bool bf16);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<ClipModel> model_;
+  PinnedInput x_;
+  std::vector<int64_t> shape_;
+  bool bf16_;
+  at::Tensor out_;
+};
+
+class EncodeTextWorker : public PromiseWorker {
+ public:
+  EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput ids,
+                   std::vector<int64_t> shape);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<ClipModel> model_;
+  PinnedInput ids_;
+  std::vector<int64_t> shape_;
+  at::Tensor out_;
+};
+
+class CreateClassifierWorker : public PromiseWorker {
+ public:
+  CreateClassifierWorker(Napi::Env env, ClassifierOptions opts);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  ClassifierOptions opts_;
+  std::shared_ptr<Classifier> model_;
+};
+
+class TrainStepWorker : public PromiseWorker {
+ public:
+  TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
+                  std::vector<int64_t> shape, PinnedInput labels, PinnedInput mask);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  PinnedInput x_, labels_, mask_;
+  std::vector<int64_t> shape_;
+  StepResult result_;
+};
+
+// predict (sigmoid probabilities) or embed (encoder features).
+class InferWorker : public PromiseWorker {
+ public:
+  enum class Kind { kPredict, kEmbed };
+  InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
+              std::vector<int64_t> shape, Kind kind);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  PinnedInput x_;
+  std::vector<int64_t> shape_;
+  Kind kind_;
+  at::Tensor out_;
+};
+
+class StateWorker : public PromiseWorker {
+ public:
+  enum class Kind { kSave, kLoad };
+  StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  std::string path_;
+  Kind kind_;
+};
+
+}  // namespace cxrmask
