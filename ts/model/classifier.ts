@@ -1,0 +1,186 @@
+/**
+ * Image tower + linear head (fine-tuning / linear probing), or a head alone over cached feature
+ * vectors. Loss: BCE-with-logits averaged over the labels whose mask is 1 (the paper's Eq. 2 with
+ * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
+ */
+import { NUM_LABELS } from '../labels.js';
+import { type DeviceSpec, loadNative, type NativeClassifier, type NativeClassifierInfo } from '../native.js';
+import { modelFile, readModelMeta } from './meta.js';
+import { SerialQueue } from './serial.js';
+import { device as checkDevice, finiteNumber, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
+
+export interface ClassifierCreateOptions {
+  /** Exported model folder (clip.pt + model.json). null/absent = head-only over features. */
+  modelDir?: string | null;
+  /** Feature size in head-only mode (e.g. 512 for BiomedCLIP embeddings). */
+  inputDim?: number;
+  numLabels?: number;
+  device?: DeviceSpec;
+  lrEncoder?: number;
+  lrHead?: number;
+  weightDecay?: number;
+  /** Linear probing: encoder weights fixed, features computed without gradients. */
+  freezeEncoder?: boolean;
+  /** Max global gradient L2 norm; 0 = off. */
+  gradClip?: number;
+  /** bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX; ignored elsewhere, see bf16Active). */
+  bf16?: boolean;
+  seed?: number;
+}
+
+const KEYS = [
+  'modelDir',
+  'inputDim',
+  'numLabels',
+  'device',
+  'lrEncoder',
+  'lrHead',
+  'weightDecay',
+  'freezeEncoder',
+  'gradClip',
+  'bf16',
+  'seed',
+] as const;
+
+export class Classifier {
+  private readonly queue = new SerialQueue();
+  private native: NativeClassifier | null;
+  /** Per-sample input size: 3*S*S for images, inputDim for features. */
+  private readonly sampleSize: number;
+  private readonly sampleShape: number[];
+
+  private constructor(
+    native: NativeClassifier,
+    readonly options: Readonly<ClassifierCreateOptions>,
+    imageSize: number | null,
+  ) {
+    this.native = native;
+    const info = native.info();
+    this.sampleShape = imageSize ? [3, imageSize, imageSize] : [info.inputDim];
+    this.sampleSize = this.sampleShape.reduce((a, b) => a * b, 1);
+  }
+
+  static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
+    knownKeys(options, KEYS, 'Classifier.create');
+    const modelDir = options.modelDir ?? null;
+    let imageSize: number | null = null;
+    let modelPath: string | null = null;
+    if (modelDir !== null) {
+      if (typeof modelDir !== 'string' || modelDir === '') throw new TypeError('modelDir must be a non-empty string');
+      const meta = readModelMeta(modelDir);
+      imageSize = meta.imageSize;
+      modelPath = modelFile(modelDir, meta);
+    } else {
+      positiveInt(options.inputDim, 'inputDim (required without modelDir)');
+    }
+    const numLabels = options.numLabels === undefined ? NUM_LABELS : positiveInt(options.numLabels, 'numLabels');
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
+    const native = await withJsStack(
+      loadNative().Classifier.create({
+        modelPath,
+        inputDim: options.inputDim ?? 0,
+        numLabels,
+        device: checkDevice(options.device),
+        lrEncoder: finiteNumber(options.lrEncoder ?? 1e-5, 'lrEncoder', { min: 0 }),
+        lrHead: finiteNumber(options.lrHead ?? 1e-3, 'lrHead', { min: 0 }),
+        weightDecay: finiteNumber(options.weightDecay ?? 0.01, 'weightDecay', { min: 0 }),
+        freezeEncoder: options.freezeEncoder === true,
+        gradClip: finiteNumber(options.gradClip ?? 0, 'gradClip', { min: 0 }),
+        bf16: options.bf16 === true,
+        seed,
+        imageSize: imageSize ?? 224,
+      }),
+      'Classifier.create',
+    );
+    return new Classifier(native, { ...options }, imageSize);
+  }
+
+  get info(): NativeClassifierInfo {
+    return this.live().info();
+  }
+  get inputDim(): number {
+    return this.info.inputDim;
+  }
+  get numLabels(): number {
+    return this.info.numLabels;
+  }
+  get headOnly(): boolean {
+    return this.info.headOnly;
+  }
+  get device(): string {
+    return this.info.device;
+  }
+  get bf16Active(): boolean {
+    return this.info.bf16Active;
+  }
+  get disposed(): boolean {
+    return this.native === null;
+  }
+
+  /** One optimiser step on a batch; resolves with the (masked mean) loss before the step. */
+  trainStep(
+    x: Float32Array,
+    n: number,
+    labels: Float32Array,
+    labelMask?: Float32Array | null,
+  ): Promise<{ loss: number; gradNorm: number; step: number }> {
+    positiveInt(n, 'n');
+    const native = this.live();
+    const shape = [n, ...this.sampleShape];
+    float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
+    const l = native.info().numLabels;
+    float32(labels, 'labels', n * l, `[${n},${l}]`);
+    if (labelMask !== undefined && labelMask !== null) float32(labelMask, 'labelMask', n * l, `[${n},${l}]`);
+    return this.queue.run(() =>
+      withJsStack(native.trainStep(x, shape, labels, labelMask ?? null), 'Classifier.trainStep'),
+    );
+  }
+
+  /** Sigmoid probabilities [n, numLabels]. */
+  predict(x: Float32Array, n: number): Promise<Float32Array> {
+    return this.infer(x, n, 'predict');
+  }
+
+  /** Encoder features [n, inputDim] (not in head-only mode). */
+  embed(x: Float32Array, n: number): Promise<Float32Array> {
+    if (this.headOnly) return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
+    return this.infer(x, n, 'embed');
+  }
+
+  /** Whole trainable state: encoder + head weights, AdamW moments, step count. */
+  save(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const native = this.live();
+    return this.queue.run(() => withJsStack(native.save(path), 'Classifier.save'));
+  }
+
+  /** Restores what save() wrote; the classifier must have been created with the same options. */
+  load(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const native = this.live();
+    return this.queue.run(() => withJsStack(native.load(path), 'Classifier.load'));
+  }
+
+  dispose(): void {
+    this.native?.dispose();
+    this.native = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private infer(x: Float32Array, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
+    positiveInt(n, 'n');
+    const native = this.live();
+    const shape = [n, ...this.sampleShape];
+    float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
+    return this.queue.run(() => withJsStack(native[op](x, shape), `Classifier.${op}`));
+  }
+
+  private live(): NativeClassifier {
+    if (!this.native) throw new Error('Classifier is disposed');
+    return this.native;
+  }
+}

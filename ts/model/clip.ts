@@ -1,0 +1,99 @@
+/** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
+import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
+import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
+import { SerialQueue } from './serial.js';
+import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
+
+export interface ClipLoadOptions {
+  device?: DeviceSpec;
+}
+
+export class ClipModel {
+  private readonly queue = new SerialQueue();
+  private native: NativeClipModel | null;
+
+  private constructor(
+    native: NativeClipModel,
+    readonly meta: ModelMeta,
+    readonly dir: string,
+  ) {
+    this.native = native;
+  }
+
+  /** Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default). */
+  static async load(dir: string, options: ClipLoadOptions = {}): Promise<ClipModel> {
+    if (typeof dir !== 'string' || dir === '') throw new TypeError('model dir must be a non-empty string');
+    knownKeys(options, ['device'], 'ClipModel.load');
+    const dev = checkDevice(options.device);
+    const meta = readModelMeta(dir);
+    const native = await withJsStack(loadNative().ClipModel.load(modelFile(dir, meta), dev), 'ClipModel.load');
+    return new ClipModel(native, meta, dir);
+  }
+
+  get device(): string {
+    return this.live().device;
+  }
+  get embedDim(): number {
+    return this.meta.embedDim;
+  }
+  get imageSize(): number {
+    return this.meta.imageSize;
+  }
+  get contextLength(): number {
+    return this.meta.contextLength;
+  }
+  /** The multiplier for cosine similarities: exp of the model's stored log scale. */
+  get logitScale(): number {
+    return Math.exp(this.live().logitScale);
+  }
+  /** The stored (log) value of `logit_scale`. */
+  get logitScaleLog(): number {
+    return this.live().logitScale;
+  }
+  /** Whether bf16 autocast is available on this device (CUDA, or a CPU with AVX512-BF16/AMX). */
+  get bf16Supported(): boolean {
+    return this.live().bf16Supported;
+  }
+  get disposed(): boolean {
+    return this.native === null;
+  }
+
+  /**
+   * Image embeddings [n, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S].
+   * `x` is read in place (no copy) and must not be modified until the promise settles.
+   */
+  encodeImage(x: Float32Array, n: number, options: { bf16?: boolean } = {}): Promise<Float32Array> {
+    const s = this.meta.imageSize;
+    positiveInt(n, 'n');
+    float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
+    knownKeys(options, ['bf16'], 'encodeImage');
+    const native = this.live();
+    return this.queue.run(() =>
+      withJsStack(native.encodeImage(x, [n, 3, s, s], options.bf16 === true), 'ClipModel.encodeImage'),
+    );
+  }
+
+  /** Text embeddings [n, embedDim] for token ids [n, contextLength] (see loadTokenizer). */
+  encodeText(ids: BigInt64Array, n: number): Promise<Float32Array> {
+    const l = this.meta.contextLength;
+    positiveInt(n, 'n');
+    bigint64(ids, 'ids', n * l, `[${n},${l}]`);
+    const native = this.live();
+    return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), 'ClipModel.encodeText'));
+  }
+
+  /** Frees the model now (an op already running finishes first). Further calls throw. */
+  dispose(): void {
+    this.native?.dispose();
+    this.native = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  private live(): NativeClipModel {
+    if (!this.native) throw new Error('ClipModel is disposed');
+    return this.native;
+  }
+}

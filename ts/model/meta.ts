@@ -1,0 +1,40 @@
+/** model.json, written by tools/export_biomedclip.py beside clip.pt (docs/contracts.md). */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface ModelMeta {
+  preset: string;
+  source?: string;
+  embedDim: number;
+  imageSize: number;
+  patchSize?: number;
+  contextLength: number;
+  vocabSize?: number;
+  padId?: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  logitScale?: number;
+  visionWidth?: number;
+  torchVersion?: string;
+  files?: { model?: string; tokenizer?: string; reference?: string };
+  [k: string]: unknown;
+}
+
+export function readModelMeta(dir: string): ModelMeta {
+  const p = join(dir, 'model.json');
+  if (!existsSync(p)) {
+    throw new Error(
+      `model folder ${dir} has no model.json; export one with ` +
+        '`python tools/export_biomedclip.py --random-init tiny --out models/tiny` (or run scripts/setup.sh)',
+    );
+  }
+  const meta = JSON.parse(readFileSync(p, 'utf8')) as ModelMeta;
+  for (const k of ['embedDim', 'imageSize', 'contextLength'] as const) {
+    if (typeof meta[k] !== 'number') throw new Error(`${p}: field ${k} is missing or not a number`);
+  }
+  return meta;
+}
+
+export function modelFile(dir: string, meta: ModelMeta): string {
+  return join(dir, meta.files?.model ?? 'clip.pt');
+}

@@ -1,0 +1,146 @@
+/**
+ * Loads the native addon (build/Release/cxrmask_native.node) once. On failure the error says what
+ * to install. Everything else in ts/model goes through `loadNative()`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
+
+export interface Diagnostics {
+  torch: { version: string; cxx11Abi: boolean; cudaBuild: boolean; linkedVia: string };
+  cuda: {
+    available: boolean;
+    deviceCount: number;
+    version: string;
+    cudnn: boolean;
+    devices: { index: number; name: string }[];
+  };
+  blas: { blas: string; lapack: string; mkl: boolean; mkldnn: boolean; mkldnnVersion: string; fast: boolean };
+  cpu: { bf16: boolean; capability: string };
+  threads: { intraOp: number; interOp: number; requested: number };
+  buildConfig: string;
+  parallelInfo: string;
+  addonPath: string;
+}
+
+export interface NativeClipModel {
+  encodeImage(x: Float32Array, shape: number[], bf16: boolean): Promise<Float32Array>;
+  encodeText(ids: BigInt64Array, shape: number[]): Promise<Float32Array>;
+  dispose(): void;
+  readonly device: string;
+  readonly logitScale: number;
+  readonly bf16Supported: boolean;
+  readonly disposed: boolean;
+}
+
+export interface NativeClassifierOptions {
+  modelPath: string | null;
+  inputDim: number;
+  numLabels: number;
+  device: string;
+  lrEncoder: number;
+  lrHead: number;
+  weightDecay: number;
+  freezeEncoder: boolean;
+  gradClip: number;
+  bf16: boolean;
+  seed: number;
+  imageSize: number;
+}
+
+export interface NativeClassifierInfo {
+  inputDim: number;
+  numLabels: number;
+  headOnly: boolean;
+  bf16Active: boolean;
+  device: string;
+  step: number;
+}
+
+export interface NativeClassifier {
+  trainStep(
+    x: Float32Array,
+    shape: number[],
+    labels: Float32Array,
+    labelMask: Float32Array | null,
+  ): Promise<{ loss: number; gradNorm: number; step: number }>;
+  predict(x: Float32Array, shape: number[]): Promise<Float32Array>;
+  embed(x: Float32Array, shape: number[]): Promise<Float32Array>;
+  save(path: string): Promise<void>;
+  load(path: string): Promise<void>;
+  info(): NativeClassifierInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
+export interface NativeBinding {
+  ClipModel: { load(path: string, device: string): Promise<NativeClipModel> };
+  Classifier: { create(options: NativeClassifierOptions): Promise<NativeClassifier> };
+  diagnostics(): Omit<Diagnostics, 'addonPath'>;
+  setThreads(n: number): void;
+  getThreads(): number;
+}
+
+/** The package root (this file is ts/native.ts or dist/native.js). */
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Where the addon is looked for: $CXRMASK_ADDON, then build/Release. */
+export function addonCandidates(): string[] {
+  const env = process.env['CXRMASK_ADDON'];
+  return [...(env ? [resolve(env)] : []), join(packageRoot, 'build', 'Release', 'cxrmask_native.node')];
+}
+
+const HELP = [
+  'Possible solutions:',
+  '  - run `bash scripts/setup.sh` (creates a Python venv with torch, then builds the addon against its LibTorch),',
+  '  - or build it yourself: `npx cmake-js compile` with `python3 -c "import torch"` working on PATH,',
+  '    or with LIBTORCH=/path/to/libtorch (an unpacked LibTorch zip, cxx11 ABI) set,',
+  '  - "libtorch*.so: cannot open shared object file" means the LibTorch it was built against moved or was',
+  '    removed: rebuild with `npx cmake-js rebuild`.',
+].join('\n');
+
+let cached: { binding: NativeBinding; path: string } | null = null;
+
+export function loadNative(): NativeBinding {
+  if (cached) return cached.binding;
+  const require = createRequire(import.meta.url);
+  const errors: string[] = [];
+  for (const p of addonCandidates()) {
+    if (!existsSync(p)) {
+      errors.push(`${p}: not built`);
+      continue;
+    }
+    try {
+      cached = { binding: require(p) as NativeBinding, path: p };
+      return cached.binding;
+    } catch (e) {
+      errors.push(`${p}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`cannot load the cxrmask native addon (LibTorch):\n  ${errors.join('\n  ')}\n${HELP}`);
+}
+
+/** Path of the loaded addon (loads it if needed). */
+export function addonPath(): string {
+  loadNative();
+  return cached!.path;
+}
+
+/** torch version, CUDA availability and devices, BLAS, threads, addon path. */
+export function diagnostics(): Diagnostics {
+  const d = loadNative().diagnostics();
+  return { ...d, addonPath: addonPath() };
+}
+
+/** Intra-op threads used by every later native op (applied inside the worker threads too). */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
+  loadNative().setThreads(n);
+}
+
+export function getThreads(): number {
+  return loadNative().getThreads();
+}
