@@ -7,6 +7,19 @@
 #include "js_objects.h"
 
 namespace cxrmask {
+namespace {
+// TorchScript interpreter failures carry a serialized traceback; the last line is the reason.
+std::string Summarize(const std::string& msg) {
+  if (msg.find("TorchScript interpreter") == std::string::npos) return msg;
+  size_t end = msg.find_last_not_of(" \n");
+  if (end == std::string::npos) return msg;
+  size_t start = msg.find_last_of('\n', end);
+  std::string last = msg.substr(start == std::string::npos ? 0 : start + 1, end - start);
+  const std::string prefix = "RuntimeError: ";
+  if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
+  return "TorchScript model failed: " + last;
+}
+}  // namespace
 
 PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
     : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
@@ -16,13 +29,14 @@ void PromiseWorker::Execute() {
     Run();
   } catch (const c10::Error& e) {
     code_ = "ERR_TORCH";
-    SetError(e.what_without_backtrace());
+    SetError(Summarize(e.what_without_backtrace()));
   } catch (const std::invalid_argument& e) {
     code_ = "ERR_INVALID_ARG";
     SetError(e.what());
   } catch (const std::exception& e) {
-    code_ = "ERR_NATIVE";
-    SetError(e.what());
+    std::string msg = e.what();
+    code_ = msg.find("TorchScript interpreter") != std::string::npos ? "ERR_TORCH" : "ERR_NATIVE";
+    SetError(Summarize(msg));
   } catch (...) {
     code_ = "ERR_NATIVE";
     SetError("unknown native error");

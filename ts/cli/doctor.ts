@@ -12,7 +12,10 @@ const doctor: CommandModule<object, DoctorArgs> = {
   builder: (y: Argv<object>) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'print the full diagnostics as JSON' })
-      .option('threads', { type: 'number', describe: 'set intra-op threads first (to check it takes)' }) as Argv<DoctorArgs>,
+      .option('threads', {
+        type: 'number',
+        describe: 'set intra-op threads first (to check it takes)',
+      }) as Argv<DoctorArgs>,
   handler: async (argv: ArgumentsCamelCase<DoctorArgs>) => {
     const native = await import('../native.js');
     const { formatDiagnostics } = await import('../model/diagnostics.js');
@@ -21,7 +24,8 @@ const doctor: CommandModule<object, DoctorArgs> = {
       if (argv.threads !== undefined) native.setThreads(argv.threads);
       d = native.diagnostics();
     } catch (e) {
-      if (argv.json) process.stdout.write(`${JSON.stringify({ ok: false, error: (e as Error).message }, null, 2)}\n`);
+      if (argv.json)
+        process.stdout.write(`${JSON.stringify({ ok: false, error: (e as Error).message }, null, 2)}\n`);
       else process.stderr.write(`${(e as Error).message}\n`);
       process.exitCode = 1;
       return;

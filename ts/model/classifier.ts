@@ -7,7 +7,14 @@ import { NUM_LABELS } from '../labels.js';
 import { type DeviceSpec, loadNative, type NativeClassifier, type NativeClassifierInfo } from '../native.js';
 import { modelFile, readModelMeta } from './meta.js';
 import { SerialQueue } from './serial.js';
-import { device as checkDevice, finiteNumber, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
+import {
+  device as checkDevice,
+  finiteNumber,
+  float32,
+  knownKeys,
+  positiveInt,
+  withJsStack,
+} from './validate.js';
 
 export interface ClassifierCreateOptions {
   /** Exported model folder (clip.pt + model.json). null/absent = head-only over features. */
@@ -66,16 +73,19 @@ export class Classifier {
     let imageSize: number | null = null;
     let modelPath: string | null = null;
     if (modelDir !== null) {
-      if (typeof modelDir !== 'string' || modelDir === '') throw new TypeError('modelDir must be a non-empty string');
+      if (typeof modelDir !== 'string' || modelDir === '')
+        throw new TypeError('modelDir must be a non-empty string');
       const meta = readModelMeta(modelDir);
       imageSize = meta.imageSize;
       modelPath = modelFile(modelDir, meta);
     } else {
       positiveInt(options.inputDim, 'inputDim (required without modelDir)');
     }
-    const numLabels = options.numLabels === undefined ? NUM_LABELS : positiveInt(options.numLabels, 'numLabels');
+    const numLabels =
+      options.numLabels === undefined ? NUM_LABELS : positiveInt(options.numLabels, 'numLabels');
     const seed = options.seed ?? 0;
-    if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
+    if (!Number.isInteger(seed) || seed < 0)
+      throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
     const native = await withJsStack(
       loadNative().Classifier.create({
         modelPath,
@@ -144,7 +154,8 @@ export class Classifier {
 
   /** Encoder features [n, inputDim] (not in head-only mode). */
   embed(x: Float32Array, n: number): Promise<Float32Array> {
-    if (this.headOnly) return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
+    if (this.headOnly)
+      return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
     return this.infer(x, n, 'embed');
   }
 
@@ -162,9 +173,11 @@ export class Classifier {
     return this.queue.run(() => withJsStack(native.load(path), 'Classifier.load'));
   }
 
+  /** New calls throw from now on; calls already queued still run, then the native model is freed. */
   dispose(): void {
-    this.native?.dispose();
+    const native = this.native;
     this.native = null;
+    if (native) void this.queue.idle().then(() => native.dispose());
   }
 
   [Symbol.dispose](): void {

@@ -26,7 +26,10 @@ export class ClipModel {
     knownKeys(options, ['device'], 'ClipModel.load');
     const dev = checkDevice(options.device);
     const meta = readModelMeta(dir);
-    const native = await withJsStack(loadNative().ClipModel.load(modelFile(dir, meta), dev), 'ClipModel.load');
+    const native = await withJsStack(
+      loadNative().ClipModel.load(modelFile(dir, meta), dev),
+      'ClipModel.load',
+    );
     return new ClipModel(native, meta, dir);
   }
 
@@ -82,10 +85,11 @@ export class ClipModel {
     return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), 'ClipModel.encodeText'));
   }
 
-  /** Frees the model now (an op already running finishes first). Further calls throw. */
+  /** New calls throw from now on; calls already queued still run, then the native model is freed. */
   dispose(): void {
-    this.native?.dispose();
+    const native = this.native;
     this.native = null;
+    if (native) void this.queue.idle().then(() => native.dispose());
   }
 
   [Symbol.dispose](): void {

@@ -11,7 +11,9 @@ export function diagnostics(): Diagnostics {
 export function warnings(d: Diagnostics): string[] {
   const w: string[] = [];
   if (!d.blas.fast)
-    w.push(`torch uses a slow BLAS (${d.blas.blas || 'none'}); install a torch build with MKL or OpenBLAS (the pip wheel has MKL on x86_64)`);
+    w.push(
+      `torch uses a slow BLAS (${d.blas.blas || 'none'}); install a torch build with MKL or OpenBLAS (the pip wheel has MKL on x86_64)`,
+    );
   if (d.torch.cudaBuild && !d.cuda.available)
     w.push('LibTorch is a CUDA build but no GPU is visible: running on CPU (fine for tests and the demo)');
   return w;

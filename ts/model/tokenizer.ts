@@ -20,7 +20,10 @@ const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', a
 function unescapeHtml(s: string): string {
   return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, body: string) => {
     if (body[0] === '#') {
-      const code = body[1] === 'x' || body[1] === 'X' ? Number.parseInt(body.slice(2), 16) : Number.parseInt(body.slice(1), 10);
+      const code =
+        body[1] === 'x' || body[1] === 'X'
+          ? Number.parseInt(body.slice(2), 16)
+          : Number.parseInt(body.slice(1), 10);
       return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : m;
     }
     return NAMED[body.toLowerCase()] ?? m;
@@ -34,10 +37,13 @@ export function cleanText(text: string): string {
 
 export function loadTokenizer(dir: string, options: { contextLength?: number } = {}): TextTokenizer {
   const path = join(dir, 'tokenizer.json');
-  if (!existsSync(path)) throw new Error(`${dir} has no tokenizer.json (export the model with tools/export_biomedclip.py)`);
+  if (!existsSync(path))
+    throw new Error(`${dir} has no tokenizer.json (export the model with tools/export_biomedclip.py)`);
   const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
   const cfgPath = join(dir, 'tokenizer_config.json');
-  const config = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : {};
+  const config = existsSync(cfgPath)
+    ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>)
+    : {};
   const contextLength = options.contextLength ?? readModelMeta(dir).contextLength;
   const tok = new Tokenizer(json, config);
   const id = (t: string): number => {

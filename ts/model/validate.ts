@@ -8,7 +8,9 @@ export function positiveInt(v: unknown, name: string): number {
 
 export function finiteNumber(v: unknown, name: string, { min = -Infinity } = {}): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min)
-    throw new RangeError(`${name} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${String(v)}`);
+    throw new RangeError(
+      `${name} must be a finite number${min > -Infinity ? ` >= ${min}` : ''}, got ${String(v)}`,
+    );
   return v;
 }
 
@@ -19,7 +21,8 @@ function typeName(v: unknown): string {
 }
 
 export function float32(v: unknown, name: string, length: number, shape: string): Float32Array {
-  if (!(v instanceof Float32Array)) throw new TypeError(`${name} must be a Float32Array ${shape}, got ${typeName(v)}`);
+  if (!(v instanceof Float32Array))
+    throw new TypeError(`${name} must be a Float32Array ${shape}, got ${typeName(v)}`);
   if (v.length !== length)
     throw new RangeError(`${name} must hold ${length} values (${shape}), got ${v.length}`);
   return v;
@@ -42,7 +45,8 @@ export function device(v: unknown): string {
 /** Rejects misspelled option names (better-sqlite3 style). */
 export function knownKeys(opts: object, allowed: readonly string[], what: string): void {
   for (const k of Object.keys(opts))
-    if (!allowed.includes(k)) throw new TypeError(`unknown ${what} option '${k}' (known: ${allowed.join(', ')})`);
+    if (!allowed.includes(k))
+      throw new TypeError(`unknown ${what} option '${k}' (known: ${allowed.join(', ')})`);
 }
 
 /** Re-targets a native rejection onto a stack captured in JS before the call (sharp's trick). */

@@ -1,0 +1,128 @@
+/** Bad input gives a clear JS error; the process survives and the model still works. */
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Classifier } from '../../ts/model/classifier.js';
+import { ClipModel } from '../../ts/model/clip.js';
+import { diagnostics } from '../../ts/model/diagnostics.js';
+import { expectReject, MODEL_DIR, readF32, reference, requireModel } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-err-'));
+let model: ClipModel;
+let good: Float32Array;
+
+test.before(async () => {
+  requireModel();
+  model = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  good = readF32(reference().images);
+});
+
+const stillWorks = async () => {
+  const out = await model.encodeImage(good, 2);
+  assert.is(out.length, 2 * model.embedDim);
+  assert.ok(out.every(Number.isFinite));
+};
+
+test('missing model folder / missing clip.pt', async () => {
+  await expectReject(ClipModel.load(join(tmp, 'nope')), /no model\.json/);
+  const dir = join(tmp, 'no-pt');
+  rmSync(dir, { recursive: true, force: true });
+  await import('node:fs').then((fs) => fs.mkdirSync(dir));
+  copyFileSync(join(MODEL_DIR, 'model.json'), join(dir, 'model.json'));
+  await expectReject(ClipModel.load(dir), /model file not found/);
+  await stillWorks();
+});
+
+test('a file that is not TorchScript', async () => {
+  const dir = mkdtempSync(join(tmp, 'bad-'));
+  copyFileSync(join(MODEL_DIR, 'model.json'), join(dir, 'model.json'));
+  writeFileSync(join(dir, 'clip.pt'), 'this is not a zip archive');
+  const e = await expectReject(ClipModel.load(dir, { device: 'cpu' }), /cannot load TorchScript model/);
+  assert.is((e as Error & { code?: string }).code, 'ERR_NATIVE');
+  await expectReject(Classifier.create({ modelDir: dir, device: 'cpu' }), /cannot load TorchScript model/);
+  await stillWorks();
+});
+
+test('wrong shape', async () => {
+  await expectReject(() => model.encodeImage(good, 3), /must hold 451584 values/);
+  await expectReject(() => model.encodeImage(good.subarray(0, 100), 1), /must hold 150528 values/);
+  await expectReject(() => model.encodeImage(good, 0), /n must be a positive integer/);
+  await expectReject(() => model.encodeText(new BigInt64Array(5), 1), /ids must hold/);
+  const c = await Classifier.create({ inputDim: 8, device: 'cpu' });
+  await expectReject(() => c.trainStep(new Float32Array(16), 2, new Float32Array(5)), /labels must hold 10/);
+  c.dispose();
+  await stillWorks();
+});
+
+test('wrong dtype', async () => {
+  await expectReject(
+    () => model.encodeImage(new Float64Array(good) as unknown as Float32Array, 2),
+    /Float32Array/,
+  );
+  await expectReject(
+    () => model.encodeText(new Int32Array(10) as unknown as BigInt64Array, 1),
+    /BigInt64Array/,
+  );
+  await expectReject(() => model.encodeImage([1, 2, 3] as unknown as Float32Array, 1), /Float32Array/);
+  await stillWorks();
+});
+
+test('wrong dtype reaching the native layer directly is a TypeError, not a crash', async () => {
+  const { loadNative } = await import('../../ts/native.js');
+  const native = await loadNative().ClipModel.load(join(MODEL_DIR, 'clip.pt'), 'cpu');
+  assert.throws(
+    () => native.encodeImage(new Float64Array(4) as unknown as Float32Array, [1, 3, 2, 2], false),
+    /Float32Array/,
+  );
+  await expectReject(native.encodeImage(new Float32Array(5), [1, 3, 2, 2], false), /expected 12/);
+  // A shape the model cannot take: the c10::Error surfaces as a JS error with its message.
+  const e = await expectReject(
+    native.encodeImage(new Float32Array(3 * 32 * 32), [1, 3, 32, 32], false),
+    /.+/,
+  );
+  assert.is((e as Error & { code?: string }).code, 'ERR_TORCH');
+  assert.not.match(e.message, /Exception raised from/);
+  native.dispose();
+  await stillWorks();
+});
+
+test('NaN input', async () => {
+  const bad = good.slice();
+  bad[1234] = Number.NaN;
+  const e = await expectReject(model.encodeImage(bad, 2), /NaN or Inf/);
+  assert.is((e as Error & { code?: string }).code, 'ERR_INVALID_ARG');
+  const c = await Classifier.create({ inputDim: 4, device: 'cpu' });
+  await expectReject(c.trainStep(Float32Array.of(1, 2, Number.NaN, 4), 1, new Float32Array(5)), /NaN or Inf/);
+  await expectReject(
+    c.trainStep(Float32Array.of(1, 2, 3, 4), 1, Float32Array.of(0, 1, Number.NaN, 0, 1)),
+    /NaN or Inf/,
+  );
+  assert.ok((await c.trainStep(Float32Array.of(1, 2, 3, 4), 1, new Float32Array(5))).loss > 0);
+  c.dispose();
+  await stillWorks();
+});
+
+test('cuda requested without a GPU', async () => {
+  if (diagnostics().cuda.available) return;
+  await expectReject(ClipModel.load(MODEL_DIR, { device: 'cuda' }), /CUDA is not available/);
+  await expectReject(Classifier.create({ inputDim: 4, device: 'cuda' }), /CUDA is not available/);
+  await expectReject(() => ClipModel.load(MODEL_DIR, { device: 'tpu' as 'cpu' }), /device must be/);
+  await stillWorks();
+});
+
+test('bad options are named', async () => {
+  await expectReject(
+    () => Classifier.create({ inputDim: 4, lrhead: 1 } as never),
+    /unknown Classifier\.create option 'lrhead'/,
+  );
+  await expectReject(() => Classifier.create({}), /inputDim/);
+  await expectReject(() => Classifier.create({ inputDim: 4, lrHead: -1 }), /lrHead/);
+});
+
+test.after(() => {
+  model?.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+});
+test.run();
