@@ -1,8 +1,7 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), ClipModel, Classifier
-#include <napi.h>
-
 #include <ATen/Parallel.h>
+#include <napi.h>
 
 #include "diagnostics.h"
 #include "js_objects.h"

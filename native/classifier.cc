@@ -31,7 +31,8 @@ std::shared_ptr<Classifier> Classifier::Create(const ClassifierOptions& opts) {
     {
       c10::InferenceMode guard;
       visual.eval();
-      auto probe = at::zeros({1, 3, opts.image_size, opts.image_size}, at::TensorOptions(c->device_));
+      auto probe =
+          at::zeros({1, 3, opts.image_size, opts.image_size}, at::TensorOptions(c->device_));
       c->input_dim_ = visual.forward({probe}).toTensor().size(1);
     }
     if (opts.input_dim > 0 && opts.input_dim != c->input_dim_) {
@@ -107,8 +108,7 @@ StepResult Classifier::TrainStep(const at::Tensor& x_in, const at::Tensor& label
     AutocastGuard autocast(device_.type(), bf16_active_);
     auto feats = Features(x, /*train=*/true);
     auto logits = head_->forward(feats).to(at::kFloat);
-    auto per = torch::binary_cross_entropy_with_logits(logits, labels, {}, {},
-                                                       at::Reduction::None);
+    auto per = torch::binary_cross_entropy_with_logits(logits, labels, {}, {}, at::Reduction::None);
     if (mask_in) {
       auto mask = mask_in->to(device_);
       loss = (per * mask).sum() / mask.sum().clamp_min(1.0);
@@ -142,7 +142,8 @@ at::Tensor Classifier::Predict(const at::Tensor& x_in) {
 at::Tensor Classifier::Embed(const at::Tensor& x_in) {
   std::lock_guard<std::mutex> lock(mu_);
   ApplyThreadsInWorker();
-  if (!encoder_) throw std::invalid_argument("embed() needs an image encoder (head-only classifier)");
+  if (!encoder_)
+    throw std::invalid_argument("embed() needs an image encoder (head-only classifier)");
   RequireFinite(x_in, "input batch");
   torch::NoGradGuard no_grad;
   AutocastGuard autocast(device_.type(), bf16_active_);
@@ -152,7 +153,8 @@ at::Tensor Classifier::Embed(const at::Tensor& x_in) {
 std::vector<std::pair<std::string, at::Tensor>> Classifier::State() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   if (encoder_) {
-    for (const auto& p : encoder_->named_parameters()) out.emplace_back("encoder." + p.name, p.value);
+    for (const auto& p : encoder_->named_parameters())
+      out.emplace_back("encoder." + p.name, p.value);
     for (const auto& b : encoder_->named_buffers()) out.emplace_back("encoder." + b.name, b.value);
   }
   for (const auto& p : head_->named_parameters()) out.emplace_back("head." + p.key(), p.value());

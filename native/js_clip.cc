@@ -17,8 +17,8 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
   }
 
   static Napi::Value Load(const Napi::CallbackInfo& info) {
-    auto* w = new LoadClipWorker(info.Env(), StringArg(info[0], "path"),
-                                 StringArg(info[1], "device"));
+    auto* w =
+        new LoadClipWorker(info.Env(), StringArg(info[0], "path"), StringArg(info[1], "device"));
     w->Queue();
     return w->Promise();
   }
@@ -80,18 +80,17 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
 }  // namespace
 
 Napi::Function DefineJsClip(Napi::Env env) {
-  return JsClip::DefineClass(
-      env, "ClipModel",
-      {
-          JsClip::StaticMethod<&JsClip::Load>("load"),
-          JsClip::InstanceMethod<&JsClip::EncodeImage>("encodeImage"),
-          JsClip::InstanceMethod<&JsClip::EncodeText>("encodeText"),
-          JsClip::InstanceMethod<&JsClip::Dispose>("dispose"),
-          JsClip::InstanceAccessor<&JsClip::Device>("device"),
-          JsClip::InstanceAccessor<&JsClip::LogitScale>("logitScale"),
-          JsClip::InstanceAccessor<&JsClip::Bf16Supported>("bf16Supported"),
-          JsClip::InstanceAccessor<&JsClip::Disposed>("disposed"),
-      });
+  return JsClip::DefineClass(env, "ClipModel",
+                             {
+                                 JsClip::StaticMethod<&JsClip::Load>("load"),
+                                 JsClip::InstanceMethod<&JsClip::EncodeImage>("encodeImage"),
+                                 JsClip::InstanceMethod<&JsClip::EncodeText>("encodeText"),
+                                 JsClip::InstanceMethod<&JsClip::Dispose>("dispose"),
+                                 JsClip::InstanceAccessor<&JsClip::Device>("device"),
+                                 JsClip::InstanceAccessor<&JsClip::LogitScale>("logitScale"),
+                                 JsClip::InstanceAccessor<&JsClip::Bf16Supported>("bf16Supported"),
+                                 JsClip::InstanceAccessor<&JsClip::Disposed>("disposed"),
+                             });
 }
 
 Napi::Object NewJsClip(Napi::Env env, std::shared_ptr<ClipModel> model) {
@@ -108,7 +107,8 @@ std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value e = arr.Get(i);
     if (!e.IsNumber() || e.As<Napi::Number>().Int64Value() <= 0 ||
-        e.As<Napi::Number>().DoubleValue() != static_cast<double>(e.As<Napi::Number>().Int64Value())) {
+        e.As<Napi::Number>().DoubleValue() !=
+            static_cast<double>(e.As<Napi::Number>().Int64Value())) {
       throw Napi::RangeError::New(v.Env(), std::string(name) + " must hold positive integers");
     }
     out.push_back(e.As<Napi::Number>().Int64Value());

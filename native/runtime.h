@@ -8,7 +8,8 @@
 
 namespace cxrmask {
 
-// "cpu" | "cuda" | "cuda:N" | "auto" -> a device; throws std::invalid_argument with a clear message.
+// "cpu" | "cuda" | "cuda:N" | "auto" -> a device; throws std::invalid_argument with a clear
+// message.
 c10::Device ResolveDevice(const std::string& spec);
 
 // True when bf16 autocast is worth using on this device (CUDA, or a CPU with AVX512-BF16/AMX).

@@ -31,8 +31,8 @@ PinnedInput PinnedInput::From(const Napi::Value& value, napi_typedarray_type typ
   }
   auto arr = value.As<Napi::TypedArray>();
   if (arr.TypedArrayType() != type) {
-    throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type) +
-                                        ", got " + TypeName(arr.TypedArrayType()));
+    throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type) + ", got " +
+                                        TypeName(arr.TypedArrayType()));
   }
   PinnedInput in;
   napi_typedarray_type t;

@@ -125,8 +125,8 @@ Napi::Value TrainStepWorker::Result(Napi::Env env) {
 
 InferWorker::InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
                          std::vector<int64_t> shape, Kind kind)
-    : PromiseWorker(env, kind == Kind::kPredict ? "cxrmask.Classifier.predict"
-                                                : "cxrmask.Classifier.embed"),
+    : PromiseWorker(
+          env, kind == Kind::kPredict ? "cxrmask.Classifier.predict" : "cxrmask.Classifier.embed"),
       model_(std::move(m)),
       x_(std::move(x)),
       shape_(std::move(shape)),
@@ -138,8 +138,8 @@ void InferWorker::Run() {
 Napi::Value InferWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
 
 StateWorker::StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind)
-    : PromiseWorker(env, kind == Kind::kSave ? "cxrmask.Classifier.save"
-                                             : "cxrmask.Classifier.load"),
+    : PromiseWorker(env,
+                    kind == Kind::kSave ? "cxrmask.Classifier.save" : "cxrmask.Classifier.load"),
       model_(std::move(m)),
       path_(std::move(path)),
       kind_(kind) {}

@@ -24,7 +24,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Keep(const Napi::Object& obj) { keep_.push_back(Napi::Persistent(obj)); }
 
  protected:
-  virtual void Run() = 0;                        // worker thread: no N-API calls
+  virtual void Run() = 0;                         // worker thread: no N-API calls
   virtual Napi::Value Result(Napi::Env env) = 0;  // JS thread
 
  private:
