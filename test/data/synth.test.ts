@@ -11,6 +11,17 @@ test('deterministic per seed: identical CSVs and JPEG bytes; another seed differ
   const a = await synthesize({ out: tempDir(), n: 12, seed: 4, width: 96, height: 112 });
   const b = await synthesize({ out: tempDir(), n: 12, seed: 4, width: 96, height: 112 });
   const c = await synthesize({ out: tempDir(), n: 12, seed: 5, width: 96, height: 112 });
+  const w = await synthesize({ out: tempDir(), n: 12, seed: 4, width: 96, height: 112, workers: 2 });
+  for (const im of a.images)
+    assert.ok(
+      readFileSync(join(a.mimicRoot, im.path)).equals(readFileSync(join(w.mimicRoot, im.path))),
+      'worker threads change the output',
+    );
+  assert.ok(
+    readFileSync(join(a.out, 'chexmask/MIMIC-CXR-JPG.csv')).equals(
+      readFileSync(join(w.out, 'chexmask/MIMIC-CXR-JPG.csv')),
+    ),
+  );
   for (const f of [
     'mimic/mimic-cxr-2.0.0-metadata.csv.gz',
     'mimic/mimic-cxr-2.0.0-chexpert.csv.gz',

@@ -12,6 +12,7 @@ export interface SynthArgv {
   lateralRate?: number;
   lowRcaRate?: number;
   landmarks: 'numpy' | 'flat';
+  workers: number;
   progress: boolean;
 }
 
@@ -42,6 +43,11 @@ const command: CommandModule<object, SynthArgv> = {
         default: 'numpy' as const,
         describe: 'landmark serialisation',
       })
+      .option('workers', {
+        type: 'number',
+        default: 0,
+        describe: 'worker threads rendering images (0: this thread)',
+      })
       .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
       .example('$0 synth --out data/synth --n 1000 --seed 1', '') as unknown as Argv<SynthArgv>,
   handler: (argv: ArgumentsCamelCase<SynthArgv>) =>
@@ -56,6 +62,7 @@ const command: CommandModule<object, SynthArgv> = {
         lateralRate: argv.lateralRate,
         lowRcaRate: argv.lowRcaRate,
         landmarkFormat: argv.landmarks,
+        workers: argv.workers,
         onProgress: bar.update,
       });
       bar.stop();

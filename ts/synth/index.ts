@@ -4,17 +4,18 @@
  * layout: RLE + numpy-form landmarks + RCA + Height/Width) for the same frontal images.
  * Deterministic per seed: every image has its own PRNG stream derived from (seed, image number).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
-import sharp from 'sharp';
 import { z } from 'zod';
-import { formatLandmarksFlat, formatLandmarksNumpy, regionPolygon } from '../data/landmarks.js';
 import { atomicWrite, imagePath, mulberry32, type Split } from '../data/mimic.js';
-import { encodeRle } from '../data/rle.js';
 import { FINDINGS } from '../labels.js';
-import { fillPolygon } from '../masks/raster.js';
-import { type FindingsShown, perturbLandmarks, type Rng, renderFrontal, renderLateral } from './phantom.js';
+import type { Rng } from './phantom.js';
+import { type PlannedImage, type RenderSettings, renderOne } from './render.js';
 
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
@@ -34,6 +35,8 @@ export const SynthOptionsSchema = z.object({
   landmarkFormat: z.enum(['numpy', 'flat']).default('numpy'),
   quality: z.number().int().min(50).max(100).default(90),
   concurrency: z.number().int().min(1).max(64).default(4),
+  /** Worker threads rendering images (0 = in this thread, the default: on small machines threads cost more than they save). */
+  workers: z.number().int().min(0).max(64).optional(),
   clean: z.boolean().default(true),
 });
 export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
@@ -41,6 +44,82 @@ export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
 };
 
 export type RawLabel = 1 | 0 | -1 | null;
+
+/** A worker running ./worker.js (built) or ./worker.ts (under tsx, which the worker must register itself). */
+function makeWorkerFactory(): (() => Worker) | null {
+  const js = new URL('./worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(js))) return () => new Worker(js);
+  const ts = new URL('./worker.ts', import.meta.url);
+  if (!existsSync(fileURLToPath(ts))) return null;
+  let api: string;
+  try {
+    api = import.meta.resolve('tsx/esm/api');
+  } catch {
+    return null;
+  }
+  const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(ts.href)}); });`;
+  return () => new Worker(code, { eval: true });
+}
+
+/** Renders every planned image; returns the CheXmask CSV line per image ('' when none). */
+async function renderAll(
+  plan: PlannedImage[],
+  settings: RenderSettings,
+  nWorkers: number,
+  concurrency: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<string[]> {
+  const lines: string[] = new Array(plan.length).fill('');
+  let done = 0;
+  const tick = () => {
+    done++;
+    onProgress?.(done, plan.length);
+  };
+  const factory = nWorkers > 0 ? makeWorkerFactory() : null;
+  if (factory) {
+    const workers = Array.from({ length: nWorkers }, factory);
+    try {
+      let next = 0;
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve, reject) => {
+              const send = () => {
+                if (next >= plan.length) return resolve();
+                const job = next++;
+                w.postMessage({ job, img: plan[job], settings });
+              };
+              w.on('message', (m: { job: number; line?: string; error?: string }) => {
+                if (m.error !== undefined)
+                  return reject(new Error(`synth image ${plan[m.job]?.path}: ${m.error}`));
+                lines[m.job] = m.line ?? '';
+                tick();
+                send();
+              });
+              w.on('error', reject);
+              send();
+            }),
+        ),
+      );
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+    return lines;
+  }
+  const inflight = new Set<Promise<void>>();
+  for (let k = 0; k < plan.length; k++) {
+    const job = k;
+    const p: Promise<void> = renderOne(plan[job], settings).then((line) => {
+      lines[job] = line;
+      tick();
+    });
+    const tracked: Promise<void> = p.finally(() => inflight.delete(tracked));
+    inflight.add(tracked);
+    if (inflight.size >= concurrency) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+  return lines;
+}
 
 export interface SynthImage {
   dicomId: string;
@@ -97,16 +176,6 @@ function sampleStudy(rng: Rng): { shown: boolean[]; labels: RawLabel[] } {
     return r < 0.45 ? 0 : null;
   });
   return { shown, labels };
-}
-
-function asFindings(shown: boolean[]): FindingsShown {
-  return {
-    atelectasis: shown[0],
-    cardiomegaly: shown[1],
-    consolidation: shown[2],
-    edema: shown[3],
-    effusion: shown[4],
-  };
 }
 
 export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
@@ -182,58 +251,17 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     }
   }
 
-  // 2. Render + encode, a few encodes in flight while the next image is drawn.
-  const chexRows: string[] = new Array(plan.length).fill('');
+  // 2. Render + encode: in worker threads when there is enough work, else in this thread.
   const dirs = new Set(plan.map((p) => dirname(join(mimicRoot, p.path))));
   await Promise.all([...dirs].map((d) => mkdir(d, { recursive: true })));
-  const inflight = new Set<Promise<void>>();
-  let done = 0;
-  for (const img of plan) {
-    const rng = mulberry32((o.seed * 0x9e3779b1) ^ (img.stream * 0x85ebca6b + 0x165667b1));
-    const f = asFindings(img.shown);
-    const frontal = img.view !== 'LATERAL' && img.view !== 'LL';
-    const ph = frontal
-      ? renderFrontal(rng, img.width, img.height, f, img.view === 'AP')
-      : renderLateral(rng, img.width, img.height, f);
-    if (img.chexmask === 'ok' || img.chexmask === 'low-rca') {
-      let lm = ph.landmarks as Float64Array;
-      if (img.chexmask === 'low-rca') lm = perturbLandmarks(rng, lm, img.width, img.height, 0.05);
-      const cells = (['leftLung', 'rightLung', 'heart'] as const).map((r) => {
-        const m = fillPolygon(
-          regionPolygon(lm, r),
-          img.width,
-          img.height,
-          new Uint8Array(img.width * img.height),
-        );
-        return encodeRle(m, img.height, img.width);
-      });
-      const lmText = o.landmarkFormat === 'numpy' ? formatLandmarksNumpy(lm) : formatLandmarksFlat(lm);
-      const rcaMax = Math.min(0.99, (img.rca as number) + 0.03 + 0.02 * rng());
-      chexRows[img.stream] = [
-        img.dicomId,
-        img.rca,
-        rcaMax.toFixed(4),
-        `"${lmText}"`,
-        ...cells,
-        img.height,
-        img.width,
-      ].join(',');
-    }
-    const p = sharp(Buffer.from(ph.pixels.buffer, ph.pixels.byteOffset, ph.pixels.length), {
-      raw: { width: img.width, height: img.height, channels: 1 },
-    })
-      .blur(0.7)
-      .jpeg({ quality: o.quality })
-      .toFile(join(mimicRoot, img.path))
-      .then(() => {
-        done++;
-        options.onProgress?.(done, plan.length);
-      });
-    const tracked: Promise<void> = p.finally(() => inflight.delete(tracked));
-    inflight.add(tracked);
-    if (inflight.size >= o.concurrency) await Promise.race(inflight);
-  }
-  await Promise.all(inflight);
+  const settings: RenderSettings = {
+    seed: o.seed,
+    mimicRoot,
+    quality: o.quality,
+    landmarkFormat: o.landmarkFormat,
+  };
+  const nWorkers = Math.min(o.workers ?? 0, availableParallelism(), plan.length);
+  const chexRows = await renderAll(plan, settings, nWorkers, o.concurrency, options.onProgress);
 
   // 3. CSVs.
   const meta = [

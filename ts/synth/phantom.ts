@@ -29,6 +29,20 @@ export interface Phantom {
   landmarks: Float64Array | null;
 }
 
+/** Rib band profile: sin over the first 32 % of a rib period, sampled at 1/800 of a period. */
+const RIB_LUT = Float32Array.from({ length: 257 }, (_, k) => Math.sin((Math.min(k, 256) / 256) * Math.PI));
+/** Shared table of N(0,1)-ish noise (deterministic), indexed per image from a random start and stride. */
+const NOISE = (() => {
+  let a = 0x1234567;
+  const t = new Float32Array(1 << 16);
+  const u = () => {
+    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+    return a / 4294967296;
+  };
+  for (let k = 0; k < t.length; k++) t[k] = (u() + u() + u() + u() - 2) * 1.732;
+  return t;
+})();
+
 const gauss = (rng: Rng) => {
   // Irwin–Hall approximation of N(0, 1): cheap and deterministic.
   return (rng() + rng() + rng() + rng() - 2) * 1.732;
@@ -180,18 +194,24 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const air = U(rng, 85, 105);
   const ribSp = (bot - top) / U(rng, 8.5, 10);
   const ribAmp = U(rng, 14, 24);
+  const dx2 = new Float32Array(W); // squared lateral distance from the midline, per column
+  for (let j = 0; j < W; j++) dx2[j] = ((j - mx) / halfThorax) ** 2;
+  const bend = (0.22 * (bot - top)) / ribSp;
   for (let i = 0; i < H; i++) {
     const vv = (i - top) / (bot - top);
+    const dark = air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+    const ribRow = vv > -0.05 && vv < 1.05;
+    const base = (i - top) / ribSp;
     for (let j = 0; j < W; j++) {
       const p = i * W + j;
       const inLung = rlMask[p] | llMask[p];
-      const dxm = Math.abs(j - mx) / halfThorax;
-      if (inLung) img[p] -= air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+      if (inLung) img[p] -= dark;
       // Posterior ribs: arcs descending laterally.
-      const phase = (i - top - 0.22 * (bot - top) * dxm * dxm) / ribSp;
-      const fr = phase - Math.floor(phase);
-      const band = fr < 0.32 ? Math.sin((fr / 0.32) * Math.PI) : 0;
-      if (vv > -0.05 && vv < 1.05 && dxm < 1.05) img[p] += band * (inLung ? ribAmp : ribAmp * 0.35);
+      if (ribRow && dx2[j] < 1.1025) {
+        const phase = base - bend * dx2[j];
+        const fr = phase - Math.floor(phase);
+        if (fr < 0.32) img[p] += RIB_LUT[(fr * 800) | 0] * (inLung ? ribAmp : ribAmp * 0.35);
+      }
     }
   }
   // Heart over everything in the mediastinum.
@@ -208,12 +228,15 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const x1 = Math.min(W - 1, Math.ceil(cx + 3 * sx));
     const y0 = Math.max(0, Math.floor(cy - 3 * sy));
     const y1 = Math.min(H - 1, Math.ceil(cy + 3 * sy));
+    if (x1 < x0) return;
+    const ex = new Float32Array(x1 - x0 + 1); // separable Gaussian
+    for (let j = x0; j <= x1; j++) ex[j - x0] = Math.exp(-0.5 * ((j - cx) / sx) ** 2);
     for (let i = y0; i <= y1; i++) {
-      const gy = ((i - cy) / sy) ** 2;
+      const ey = amp * Math.exp(-0.5 * ((i - cy) / sy) ** 2);
       for (let j = x0; j <= x1; j++) {
         const p = i * W + j;
         if (mask && !mask[p]) continue;
-        img[p] += amp * Math.exp(-0.5 * (gy + ((j - cx) / sx) ** 2));
+        img[p] += ey * ex[j - x0];
       }
     }
   };
@@ -270,12 +293,13 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       const span = L.med - L.lat;
       const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
       const amp = U(rng, 65, 85);
-      for (let i = Math.floor(level - rise - 4); i < H; i++) {
-        if (i < 0) continue;
+      const men = new Float32Array(W);
+      for (let j = 0; j < W; j++) men[j] = meniscus(j);
+      for (let i = Math.max(0, Math.floor(level - rise - 4)); i < H; i++) {
         for (let j = 0; j < W; j++) {
           const p = i * W + j;
           if (!L.mask[p]) continue;
-          const d = i - meniscus(j);
+          const d = i - men[j];
           if (d > -4) img[p] += amp * Math.min(1, (d + 4) / 8);
         }
       }
@@ -323,8 +347,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const offset = U(rng, -10, 10);
   const sigma = ap ? U(rng, 5, 8) : U(rng, 3, 6);
   const pixels = new Uint8Array(W * H);
+  let q = Math.floor(rng() * NOISE.length);
+  const stride = 1 + 2 * Math.floor(rng() * 1000); // odd: visits the whole table
   for (let p = 0; p < W * H; p++) {
-    const v = img[p] * gain + offset + sigma * (rng() + rng() + rng() - 1.5) * 2;
+    q = (q + stride) & 0xffff;
+    const v = img[p] * gain + offset + sigma * NOISE[q];
     pixels[p] = Math.max(0, Math.min(255, v));
   }
   const landmarks = new Float64Array(240);

@@ -1,0 +1,63 @@
+/** Renders one planned synthetic image: JPEG on disk + its CheXmask CSV line (or '' when it has none). */
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { formatLandmarksFlat, formatLandmarksNumpy, regionPolygon } from '../data/landmarks.js';
+import { mulberry32 } from '../data/mimic.js';
+import { encodeRle } from '../data/rle.js';
+import { fillPolygon } from '../masks/raster.js';
+import { perturbLandmarks, renderFrontal, renderLateral } from './phantom.js';
+
+export interface PlannedImage {
+  dicomId: string;
+  view: string;
+  width: number;
+  height: number;
+  path: string;
+  shown: boolean[];
+  chexmask: 'ok' | 'low-rca' | 'missing' | 'none';
+  rca: number | null;
+  stream: number;
+}
+
+export interface RenderSettings {
+  seed: number;
+  mimicRoot: string;
+  quality: number;
+  landmarkFormat: 'numpy' | 'flat';
+}
+
+export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<string> {
+  const rng = mulberry32((s.seed * 0x9e3779b1) ^ (img.stream * 0x85ebca6b + 0x165667b1));
+  const [atelectasis, cardiomegaly, consolidation, edema, effusion] = img.shown;
+  const f = { atelectasis, cardiomegaly, consolidation, edema, effusion };
+  const frontal = img.view !== 'LATERAL' && img.view !== 'LL';
+  const ph = frontal
+    ? renderFrontal(rng, img.width, img.height, f, img.view === 'AP')
+    : renderLateral(rng, img.width, img.height, f);
+  let line = '';
+  if (img.chexmask === 'ok' || img.chexmask === 'low-rca') {
+    let lm = ph.landmarks as Float64Array;
+    if (img.chexmask === 'low-rca') lm = perturbLandmarks(rng, lm, img.width, img.height, 0.05);
+    const cells = (['leftLung', 'rightLung', 'heart'] as const).map((r) => {
+      const m = fillPolygon(
+        regionPolygon(lm, r),
+        img.width,
+        img.height,
+        new Uint8Array(img.width * img.height),
+      );
+      return encodeRle(m, img.height, img.width);
+    });
+    const lmText = s.landmarkFormat === 'numpy' ? formatLandmarksNumpy(lm) : formatLandmarksFlat(lm);
+    const rcaMax = Math.min(0.99, (img.rca as number) + 0.03 + 0.02 * rng());
+    line = [img.dicomId, img.rca, rcaMax.toFixed(4), `"${lmText}"`, ...cells, img.height, img.width].join(
+      ',',
+    );
+  }
+  await sharp(Buffer.from(ph.pixels.buffer, ph.pixels.byteOffset, ph.pixels.length), {
+    raw: { width: img.width, height: img.height, channels: 1 },
+  })
+    .blur(0.7)
+    .jpeg({ quality: s.quality })
+    .toFile(join(s.mimicRoot, img.path));
+  return line;
+}
