@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { packageVersion } from '../experiment/run.js';
 import cache from './cache.js';
 import demo from './demo.js';
+import doctor from './doctor.js';
 import evalCmd from './eval.js';
 import indexCmd from './index.js';
 import overlay from './overlay.js';
@@ -16,26 +17,6 @@ import zeroshot from './zeroshot.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: command modules have their own argv types
 type AnyCommand = CommandModule<any, any>;
-
-function isCommand(x: unknown): x is AnyCommand {
-  return typeof x === 'object' && x !== null && 'command' in x && 'handler' in x;
-}
-
-/** Command modules loaded lazily (the native layer's doctor), skipped when absent. */
-async function layerCommands(): Promise<AnyCommand[]> {
-  const out: AnyCommand[] = [];
-  for (const name of ['doctor']) {
-    const spec = `./${name}.js`;
-    try {
-      const mod = (await import(spec)) as Record<string, unknown>;
-      const cmd = isCommand(mod['default']) ? mod['default'] : Object.values(mod).find(isCommand);
-      if (cmd) out.push(cmd);
-    } catch (e) {
-      if (process.env['CXRMASK_DEBUG']) process.stderr.write(`command ${name} unavailable: ${(e as Error).message}\n`);
-    }
-  }
-  return out;
-}
 
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
   const commands: AnyCommand[] = [
@@ -49,7 +30,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     cache,
     overlay,
     synth,
-    ...(await layerCommands()),
+    doctor,
   ];
   return yargs(argv)
     .scriptName('cxrmask')

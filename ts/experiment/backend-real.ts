@@ -9,23 +9,15 @@ import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
 import { ConfigError, type ExperimentConfig } from './config.js';
 import { InterruptedError, type StopSignal } from './train.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: modules typed by their own packages
-type Any = any;
+import * as data from '../data/index.js';
+import { Classifier } from '../model/classifier.js';
+import { ClipModel } from '../model/clip.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { diagnostics, type Diagnostics, setThreads } from '../native.js';
 
-const load = (spec: string): Promise<Any> => import(spec);
-
-async function modelModules() {
-  const [clip, classifier, tokenizer, native] = await Promise.all([
-    load('../model/clip.js'),
-    load('../model/classifier.js'),
-    load('../model/tokenizer.js'),
-    load('../native.js'),
-  ]);
-  return { clip, classifier, tokenizer, native };
-}
-
-export async function dataModules(): Promise<Any> {
-  return load('../data/index.js');
+/** The data layer barrel (kept as a function for callers that load it lazily). */
+export async function dataModules(): Promise<typeof data> {
+  return data;
 }
 
 export interface ModelMeta {
@@ -55,28 +47,26 @@ export function preprocessFor(meta: ModelMeta): Record<string, unknown> {
 }
 
 export async function realBackend(): Promise<Backend> {
-  const m = await modelModules();
-  const data = await dataModules();
-  let diag: Any = null;
-  const diagnostics = () => {
-    diag ??= m.native.diagnostics();
+  let diag: Diagnostics | null = null;
+  const diagnose = () => {
+    diag ??= diagnostics();
     return diag;
   };
   return {
     name: 'libtorch',
-    openCache: (dir: string) => data.openCache(dir) as CacheLike,
-
-    loadClip: (dir: string, device: string) => m.clip.ClipModel.load(dir, { device }),
-    loadTokenizer: (dir: string) => m.tokenizer.loadTokenizer(dir),
-    createClassifier: (opts: ClassifierOptions) => m.classifier.Classifier.create(opts),
+    openCache: (dir: string) => data.openCache(dir) as unknown as CacheLike,
+    loadClip: (dir: string, device: string) => ClipModel.load(dir, { device: device as 'cpu' }),
+    loadTokenizer: (dir: string) => loadTokenizer(dir),
+    createClassifier: (opts: ClassifierOptions) =>
+      Classifier.create({ ...opts, device: opts.device as 'cpu' | undefined }),
     resolveDevice: (requested: string) => {
       if (requested !== 'auto') return requested;
-      return diagnostics()?.cuda?.available ? 'cuda' : 'cpu';
+      return diagnose().cuda?.available ? 'cuda' : 'cpu';
     },
-    setThreads: (n: number) => m.native.setThreads(n),
+    setThreads: (n: number) => setThreads(n),
     versions: () => {
-      const d = diagnostics();
-      return { torch: d?.torch?.version ?? null, cuda: d?.cuda ?? null, blas: d?.blas ?? null, threads: d?.threads ?? null };
+      const d = diagnose();
+      return { torch: d.torch?.version ?? null, cuda: d.cuda ?? null, blas: d.blas ?? null, threads: d.threads ?? null };
     },
   };
 }
@@ -93,7 +83,6 @@ export async function prepareData(
     onProgress,
   }: { signal?: StopSignal; log?: (s: string) => void; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<Record<string, unknown>> {
-  const data = await dataModules();
   const d = config.data;
   const meta = readModelMeta(config.model.dir);
   const preprocess = preprocessFor(meta);
