@@ -30,16 +30,38 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# 3. Native addon (cmake-js; incremental when nothing changed).
-log "building native addon"
-npx cmake-js compile --parallel "${CXRMASK_JOBS:-2}" --log-level warn ${CXRMASK_CMAKE_ARGS:-}
+# 3. Native addon (cmake-js). Skipped when the .node is newer than every native source and was built
+#    against the same LibTorch (stamp); otherwise an incremental build.
+torch_facts=$(python - <<'PY'
+import re, torch
+cfg = torch.__config__.show()
+m = re.search(r"BLAS_INFO=(\w+)", cfg)
+print(torch.__version__, torch.__file__, m.group(1) if m else "none")
+PY
+)
+blas=${torch_facts##* }
+case "$blas" in
+  mkl|openblas|accelerate|blis|armpl|flexi*) ;;
+  *) log "WARNING: torch uses BLAS '$blas', which is slow; install the pip torch wheel (MKL on x86_64) or a build with OpenBLAS" ;;
+esac
+stamp="${LIBTORCH:-}|${Torch_DIR:-}|${torch_facts}|${CXRMASK_CMAKE_ARGS:-}"
+addon=build/Release/cxrmask_native.node
+newest_src=$(ls -t native/* CMakeLists.txt third_party/*.cmake tools/requirements.txt 2>/dev/null | head -1)
+if [ -f "$addon" ] && [ "$addon" -nt "$newest_src" ] && [ "$(cat build/native.stamp 2>/dev/null)" = "$stamp" ]; then
+  log "native addon up to date"
+else
+  log "building native addon (LibTorch: ${LIBTORCH:-${Torch_DIR:-python torch ${torch_facts%% *}}})"
+  npx cmake-js compile --parallel "${CXRMASK_JOBS:-2}" --log-level warn ${CXRMASK_CMAKE_ARGS:-}
+  printf '%s' "$stamp" > build/native.stamp
+fi
 
 # 4. TypeScript.
 log "building TypeScript"
 npx tsc -p tsconfig.json
 
 # 5. Default model export (tiny preset, random init, with Python reference outputs).
-if [ ! -f models/tiny/model.json ] || [ tools/export_biomedclip.py -nt models/tiny/model.json ]; then
+if [ ! -f models/tiny/model.json ] || [ ! -f models/tiny/reference.json ] \
+  || [ tools/export_biomedclip.py -nt models/tiny/model.json ]; then
   log "exporting tiny model to models/tiny"
   python tools/export_biomedclip.py --random-init tiny --out models/tiny --seed 0
 fi

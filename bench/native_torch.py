@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Python PyTorch side of bench/native.ts: the same TorchScript file, batch, threads and work as
+the addon (image-encoder forward; train step = encoder + Linear(D,5) head, BCE-with-logits, AdamW
+with two learning rates), in fp32 and with bf16 autocast. Prints one JSON object on stdout."""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def timed(fn, warmup, iters):
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    return (time.perf_counter() - t) / iters
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True, help="clip.pt")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--modes", default="fp32,bf16")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    clip = torch.jit.load(args.model, map_location="cpu")
+    visual = clip.visual
+    b, s = args.batch, args.image_size
+    idx = torch.arange(b * 3 * s * s, dtype=torch.float32)
+    x = (0.5 * torch.sin(0.37 * idx)).reshape(b, 3, s, s)
+    y = (torch.arange(b * 5) % 2).float().reshape(b, 5)
+    with torch.inference_mode():
+        dim = visual(x[:1]).shape[1]
+    torch.manual_seed(0)
+    head = torch.nn.Linear(dim, 5)
+    enc_params = list(visual.parameters())
+    opt = torch.optim.AdamW([
+        {"params": enc_params, "lr": 1e-5, "weight_decay": 0.01},
+        {"params": list(head.parameters()), "lr": 1e-3, "weight_decay": 0.01},
+    ])
+
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "results": {}}
+    for mode in args.modes.split(","):
+        bf16 = mode == "bf16"
+
+        def forward():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                visual.eval()
+                visual(x).float()
+
+        def train_step():
+            visual.train()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = head(visual(x)).float()
+                loss = F.binary_cross_entropy_with_logits(logits, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        t_fwd = timed(forward, args.warmup, args.iters)
+        t_train = timed(train_step, args.warmup, args.iters)
+        out["results"][mode] = {"forward_img_s": b / t_fwd, "train_img_s": b / t_train}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
