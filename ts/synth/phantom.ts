@@ -112,18 +112,19 @@ function rowExtent(poly: Float64Array, y: number): [number, number] | null {
 
 export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, ap: boolean): Phantom {
   const img = new Float32Array(W * H);
-  const mx = W * (0.5 + 0.02 * gauss(rng));
-  const halfThorax = W * U(rng, 0.37, 0.41);
-  const top = H * U(rng, 0.1, 0.15);
-  const bot = H * U(rng, 0.7, 0.78);
+  const mx = W * (0.5 + 0.03 * gauss(rng));
+  const halfThorax = W * U(rng, 0.33, 0.42);
+  const shiftY = H * U(rng, -0.04, 0.04);
+  const top = H * U(rng, 0.09, 0.15) + shiftY;
+  const bot = H * U(rng, 0.69, 0.79) + shiftY;
   const gap = W * U(rng, 0.045, 0.065);
 
   // Heart.
   const thoraxW = 2 * halfThorax;
-  let ctr = f.cardiomegaly ? U(rng, 0.57, 0.67) : U(rng, 0.4, 0.48);
+  let ctr = f.cardiomegaly ? U(rng, 0.48, 0.63) : U(rng, 0.37, 0.52);
   if (ap) ctr *= 1.05; // AP magnifies the heart a little (a known confounder)
   const ha = (ctr * thoraxW) / 2;
-  const hb = H * U(rng, 0.13, 0.16) * (f.cardiomegaly ? 1.12 : 1);
+  const hb = H * U(rng, 0.13, 0.16) * (f.cardiomegaly ? 1.06 : 1);
   const hcx = mx + W * 0.035 + ha * 0.12;
   const hcy = top + (bot - top) * 0.74;
   const floorY = bot - (bot - top) * 0.03;
@@ -138,7 +139,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     mx - halfThorax,
     mx - gap,
     top,
-    bot - (volLossR ? 0.08 * (bot - top) : 0),
+    bot - (volLossR ? 0.05 * (bot - top) : 0),
     44,
     jit,
     false,
@@ -148,7 +149,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     mx + halfThorax,
     mx + gap,
     top + 0.01 * H,
-    bot - (volLossL ? 0.08 * (bot - top) : 0),
+    bot - (volLossL ? 0.05 * (bot - top) : 0),
     50,
     jit,
     true,
@@ -214,14 +215,59 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       }
     }
   }
+  // Lung markings: a few random low-frequency waves inside the lungs (anatomical variability).
+  const waves = Array.from({ length: 4 }, () => ({
+    kx: (U(rng, 2, 7) * 2 * Math.PI) / W,
+    ky: (U(rng, 2, 7) * 2 * Math.PI) / H,
+    ph: U(rng, 0, 2 * Math.PI),
+    a: U(rng, 2, 6),
+  }));
+  // sin(kx·j + ph + ky·i) = sin(kx·j + ph)·cos(ky·i) + cos(kx·j + ph)·sin(ky·i): per-column tables.
+  const sinC = new Float32Array(W * waves.length);
+  const cosC = new Float32Array(W * waves.length);
+  waves.forEach((wv, k) => {
+    for (let j = 0; j < W; j++) {
+      sinC[k * W + j] = wv.a * Math.sin(wv.kx * j + wv.ph);
+      cosC[k * W + j] = wv.a * Math.cos(wv.kx * j + wv.ph);
+    }
+  });
+  const cy = new Float32Array(waves.length);
+  const sy = new Float32Array(waves.length);
+  for (let i = 0; i < H; i++) {
+    for (let k = 0; k < waves.length; k++) {
+      cy[k] = Math.cos(waves[k].ky * i);
+      sy[k] = Math.sin(waves[k].ky * i);
+    }
+    for (let j = 0; j < W; j++) {
+      const p = i * W + j;
+      if (!(rlMask[p] | llMask[p])) continue;
+      let v = 0;
+      for (let k = 0; k < waves.length; k++) v += sinC[k * W + j] * cy[k] + cosC[k * W + j] * sy[k];
+      img[p] += v;
+    }
+  }
   // Heart over everything in the mediastinum.
   const heartAdd = U(rng, 60, 75);
-  for (let p = 0; p < W * H; p++)
-    if (heartMask[p]) img[p] += rlMask[p] | llMask[p] ? heartAdd + 15 : heartAdd * 0.5;
+  for (let i = 0; i < H; i++) {
+    // Inside the lungs the heart first cancels the air darkness (same row profile as above).
+    const vv = (i - top) / (bot - top);
+    const dark = air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+    for (let j = 0; j < W; j++) {
+      const p = i * W + j;
+      if (heartMask[p]) img[p] += (rlMask[p] | llMask[p] ? dark : 0) + heartAdd * 0.5;
+    }
+  }
 
+  // Findings live in the aerated lung, not behind the heart.
+  const rlAir = new Uint8Array(W * H);
+  const llAir = new Uint8Array(W * H);
+  for (let p = 0; p < W * H; p++) {
+    rlAir[p] = rlMask[p] & (heartMask[p] ^ 1);
+    llAir[p] = llMask[p] & (heartMask[p] ^ 1);
+  }
   const lungs = [
-    { poly: rl, mask: rlMask, lat: mx - halfThorax, med: mx - gap },
-    { poly: ll, mask: llMask, lat: mx + halfThorax, med: mx + gap },
+    { poly: rl, mask: rlAir, lat: mx - halfThorax, med: mx - gap },
+    { poly: ll, mask: llAir, lat: mx + halfThorax, med: mx + gap },
   ];
   const addBlob = (cx: number, cy: number, sx: number, sy: number, amp: number, mask: Uint8Array | null) => {
     const x0 = Math.max(0, Math.floor(cx - 3 * sx));
@@ -241,10 +287,10 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     }
   };
   const bothLungs = new Uint8Array(W * H);
-  for (let p = 0; p < W * H; p++) bothLungs[p] = rlMask[p] | llMask[p];
+  for (let p = 0; p < W * H; p++) bothLungs[p] = rlAir[p] | llAir[p];
 
   if (f.edema) {
-    const amp = U(rng, 32, 45);
+    const amp = U(rng, 15, 32);
     for (const L of lungs) {
       const cx = L.lat + 0.72 * (L.med - L.lat);
       const cy = top + 0.5 * (bot - top);
@@ -261,7 +307,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
         }
       }
     }
-    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 12;
+    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 4;
   }
   if (f.consolidation) {
     const L = lungs[rng() < 0.5 ? 0 : 1];
@@ -269,7 +315,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const cu = U(rng, 0.3, 0.7);
     const cv = U(rng, 0.45, 0.82);
     const base = Math.abs(L.med - L.lat);
-    const amp = U(rng, 55, 75);
+    const amp = U(rng, 30, 60);
     for (let k = 0; k < lobes; k++) {
       const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
       const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
@@ -288,11 +334,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const sides = rng() < 0.35 ? [0, 1] : [rng() < 0.5 ? 0 : 1];
     for (const s of sides) {
       const L = lungs[s];
-      const level = top + U(rng, 0.72, 0.84) * (bot - top);
+      const level = top + U(rng, 0.7, 0.86) * (bot - top);
       const rise = U(rng, 0.08, 0.14) * (bot - top);
       const span = L.med - L.lat;
       const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
-      const amp = U(rng, 65, 85);
+      const amp = U(rng, 45, 80);
       const men = new Float32Array(W);
       for (let j = 0; j < W; j++) men[j] = meniscus(j);
       for (let i = Math.max(0, Math.floor(level - rise - 4)); i < H; i++) {
@@ -318,7 +364,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const y0 = top + U(rng, 0.55, 0.68) * (bot - top);
     const tilt = U(rng, -0.06, 0.1) * (bot - top);
     const thick = H * U(rng, 0.012, 0.02);
-    const amp = U(rng, 55, 75);
+    const amp = U(rng, 35, 60);
     for (
       let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top)));
       i < Math.min(H, y0 + 0.25 * (bot - top));
@@ -342,10 +388,19 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       L.mask,
     );
   }
+  // Distractors every image may have (vessels seen end-on, nipple shadows): small soft opacities.
+  const nDistract = Math.floor(rng() * 4);
+  for (let k = 0; k < nDistract; k++) {
+    const L = lungs[rng() < 0.5 ? 0 : 1];
+    const cx = L.lat + U(rng, 0.2, 0.8) * (L.med - L.lat);
+    const cy = top + U(rng, 0.3, 0.85) * (bot - top);
+    const r = W * U(rng, 0.02, 0.05);
+    addBlob(cx, cy, r, r, U(rng, 15, 35), L.mask);
+  }
   // Exposure, noise, quantisation.
-  const gain = U(rng, 0.9, 1.1);
-  const offset = U(rng, -10, 10);
-  const sigma = ap ? U(rng, 5, 8) : U(rng, 3, 6);
+  const gain = U(rng, 0.8, 1.2);
+  const offset = U(rng, -15, 15);
+  const sigma = ap ? U(rng, 6, 11) : U(rng, 4, 8);
   const pixels = new Uint8Array(W * H);
   let q = Math.floor(rng() * NOISE.length);
   const stride = 1 + 2 * Math.floor(rng() * 1000); // odd: visits the whole table
