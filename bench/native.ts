@@ -88,7 +88,6 @@ async function main() {
   clip.dispose();
 
   // --- Python PyTorch on the same file (run after, so the two never share the CPU) -----------
-  if (device === 'cuda') process.stderr.write('[bench] note: the Python side runs on CPU only\n');
   const py = spawnSync(
     pythonExe(),
     [
@@ -107,6 +106,8 @@ async function main() {
       String(s),
       '--modes',
       modes.join(','),
+      '--device',
+      device,
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
   );

@@ -10,12 +10,14 @@ import torch
 import torch.nn.functional as F
 
 
-def timed(fn, warmup, iters):
+def timed(fn, warmup, iters, sync):
     for _ in range(warmup):
         fn()
+    sync()
     t = time.perf_counter()
     for _ in range(iters):
         fn()
+    sync()
     return (time.perf_counter() - t) / iters
 
 
@@ -28,46 +30,52 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--modes", default="fp32,bf16")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    clip = torch.jit.load(args.model, map_location="cpu")
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    clip = torch.jit.load(args.model, map_location=dev)
     visual = clip.visual
     b, s = args.batch, args.image_size
     idx = torch.arange(b * 3 * s * s, dtype=torch.float32)
-    x = (0.5 * torch.sin(0.37 * idx)).reshape(b, 3, s, s)
-    y = (torch.arange(b * 5) % 2).float().reshape(b, 5)
+    # Inputs start on the host, as the addon's do (it copies them to the device per call).
+    x_host = (0.5 * torch.sin(0.37 * idx)).reshape(b, 3, s, s)
+    y_host = (torch.arange(b * 5) % 2).float().reshape(b, 5)
+    x = x_host.to(dev)
+    y = y_host.to(dev)
     with torch.inference_mode():
         dim = visual(x[:1]).shape[1]
     torch.manual_seed(0)
-    head = torch.nn.Linear(dim, 5)
+    head = torch.nn.Linear(dim, 5).to(dev)
     enc_params = list(visual.parameters())
     opt = torch.optim.AdamW([
         {"params": enc_params, "lr": 1e-5, "weight_decay": 0.01},
         {"params": list(head.parameters()), "lr": 1e-3, "weight_decay": 0.01},
     ])
 
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "results": {}}
+    out = {"device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "results": {}}
     for mode in args.modes.split(","):
         bf16 = mode == "bf16"
 
         def forward():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 visual.eval()
-                visual(x).float()
+                visual(x_host.to(dev)).float().cpu()
 
         def train_step():
             visual.train()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = head(visual(x)).float()
-                loss = F.binary_cross_entropy_with_logits(logits, y)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = head(visual(x_host.to(dev))).float()
+                loss = F.binary_cross_entropy_with_logits(logits, y_host.to(dev))
             opt.zero_grad()
             loss.backward()
             opt.step()
             return loss.item()
 
-        t_fwd = timed(forward, args.warmup, args.iters)
-        t_train = timed(train_step, args.warmup, args.iters)
+        t_fwd = timed(forward, args.warmup, args.iters, sync)
+        t_train = timed(train_step, args.warmup, args.iters, sync)
         out["results"][mode] = {"forward_img_s": b / t_fwd, "train_img_s": b / t_train}
     print(json.dumps(out))
 

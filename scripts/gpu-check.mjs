@@ -1,0 +1,111 @@
+// CUDA checks for a GPU machine without Node tooling (run by scripts/gpu-check.sh with a carried Node):
+// diagnostics, CUDA parity against the Python reference of models/tiny, training/save/load on CUDA,
+// CPU<->CUDA state round trip, then (when open_clip is importable) addon vs Python on CUDA at
+// biomedclip size. Uses the compiled TypeScript in dist/ (npx tsc), not tsx.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(import.meta.url), '..', '..');
+const { ClipModel } = await import(join(root, 'dist/model/clip.js'));
+const { Classifier } = await import(join(root, 'dist/model/classifier.js'));
+const { loadTokenizer } = await import(join(root, 'dist/model/tokenizer.js'));
+const native = await import(join(root, 'dist/native.js'));
+
+const python = process.env.PYTHON ?? 'python3';
+const tiny = process.env.CXRMASK_TEST_MODEL ?? join(root, 'models/tiny');
+let failures = 0;
+const check = (ok, what) => {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures++;
+};
+const f32 = (dir, blob) => {
+  const b = readFileSync(join(dir, blob.file));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+};
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+const d = native.diagnostics();
+console.log(JSON.stringify({ torch: d.torch, cuda: d.cuda, blas: d.blas.blas, threads: d.threads }, null, 1));
+check(d.cuda.available, `CUDA available (${d.cuda.devices.map((x) => x.name).join(', ')})`);
+if (!d.cuda.available) process.exit(1);
+
+// --- parity on CUDA --------------------------------------------------------------------------
+const ref = JSON.parse(readFileSync(join(tiny, 'reference.json'), 'utf8'));
+const clip = await ClipModel.load(tiny, { device: 'cuda' });
+check(clip.device.startsWith('cuda'), `model on ${clip.device}`);
+const n = ref.images.shape[0];
+const img = await clip.encodeImage(f32(tiny, ref.images), n);
+const dImg = maxDiff(img, f32(tiny, ref.imageEmbeddings));
+check(dImg <= 5e-3, `CUDA image embeddings vs Python CPU reference: max|diff| ${dImg.toExponential(2)} (<= 5e-3, TF32 convs)`);
+const ids = loadTokenizer(tiny).encode(ref.prompts);
+const txt = await clip.encodeText(ids, ref.prompts.length);
+const dTxt = maxDiff(txt, f32(tiny, ref.textEmbeddings));
+check(dTxt <= 5e-3, `CUDA text embeddings: max|diff| ${dTxt.toExponential(2)}`);
+const imgBf16 = await clip.encodeImage(f32(tiny, ref.images), n, { bf16: true });
+check(imgBf16.every(Number.isFinite), `bf16 autocast forward on CUDA (max|diff| vs fp32 ${maxDiff(imgBf16, img).toExponential(2)})`);
+clip.dispose();
+
+// --- training on CUDA, state round trip CUDA -> CPU -------------------------------------------
+const s = 224;
+const bs = 16;
+const x = Float32Array.from({ length: bs * 3 * s * s }, (_, i) => ((Math.floor(i / (3 * s * s)) % 2) ? 0.6 : -0.6) + 0.2 * Math.sin(0.37 * i));
+const y = Float32Array.from({ length: bs * 5 }, (_, i) => ((Math.floor(i / 5) % 2) + (i % 5)) % 2);
+for (const bf16 of [false, true]) {
+  const c = await Classifier.create({ modelDir: tiny, device: 'cuda', lrEncoder: 1e-3, lrHead: 1e-2, gradClip: 1, bf16, seed: 1 });
+  const losses = [];
+  for (let i = 0; i < 6; i++) losses.push((await c.trainStep(x, bs, y)).loss);
+  check(losses[5] < losses[0], `CUDA train ${bf16 ? 'bf16' : 'fp32'}: loss ${losses[0].toFixed(4)} -> ${losses[5].toFixed(4)} (bf16Active ${c.bf16Active})`);
+  if (!bf16) {
+    const path = join(mkdtempSync(join(tmpdir(), 'cxrmask-gpu-')), 'state.pt');
+    await c.save(path);
+    const onCpu = await Classifier.create({ modelDir: tiny, device: 'cpu', lrEncoder: 1e-3, lrHead: 1e-2, gradClip: 1, seed: 9 });
+    await onCpu.load(path);
+    const dp = maxDiff(await onCpu.predict(x, bs), await c.predict(x, bs));
+    check(dp < 1e-3, `CUDA-saved state loads on CPU: prediction max|diff| ${dp.toExponential(2)}`);
+    onCpu.dispose();
+  }
+  c.dispose();
+}
+
+// --- benchmark at biomedclip size on CUDA -----------------------------------------------------
+const probe = spawnSync(python, ['-c', 'import open_clip, timm, transformers'], { stdio: 'ignore' });
+if (probe.status !== 0) {
+  console.log('skip benchmark: open_clip/timm/transformers not importable by', python);
+} else {
+  const dir = process.env.CXRMASK_BENCH_MODEL ?? join(tmpdir(), 'cxrmask-biomedclip');
+  if (!existsSync(join(dir, 'clip.pt'))) {
+    const ex = spawnSync(python, [join(root, 'tools/export_biomedclip.py'), '--random-init', 'biomedclip', '--out', dir, '--seed', '0'], { stdio: 'inherit' });
+    if (ex.status !== 0) throw new Error('export failed');
+  }
+  const batch = Number(process.env.BENCH_BATCH ?? 64);
+  const xb = Float32Array.from({ length: batch * 3 * s * s }, (_, i) => 0.5 * Math.sin(0.37 * i));
+  const yb = Float32Array.from({ length: batch * 5 }, (_, i) => i % 2);
+  const timed = async (fn, warm = 3, iters = 10) => {
+    for (let i = 0; i < warm; i++) await fn();
+    const t = performance.now();
+    for (let i = 0; i < iters; i++) await fn();
+    return (performance.now() - t) / 1000 / iters;
+  };
+  const m = await ClipModel.load(dir, { device: 'cuda' });
+  const addon = {};
+  for (const mode of ['fp32', 'bf16']) {
+    const c = await Classifier.create({ modelDir: dir, device: 'cuda', bf16: mode === 'bf16' });
+    addon[mode] = {
+      forward_img_s: batch / (await timed(() => m.encodeImage(xb, batch, { bf16: mode === 'bf16' }))),
+      train_img_s: batch / (await timed(() => c.trainStep(xb, batch, yb))),
+    };
+    c.dispose();
+  }
+  m.dispose();
+  const py = spawnSync(python, [join(root, 'bench/native_torch.py'), '--model', join(dir, 'clip.pt'), '--batch', String(batch), '--device', 'cuda', '--warmup', '3', '--iters', '10', '--threads', String(d.threads.intraOp)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const pr = JSON.parse(py.stdout.trim().split('\n').pop()).results;
+  for (const mode of ['fp32', 'bf16'])
+    for (const k of ['forward_img_s', 'train_img_s'])
+      console.log(`bench cuda ${mode} ${k}: addon ${addon[mode][k].toFixed(1)} python ${pr[mode][k].toFixed(1)} ratio ${(addon[mode][k] / pr[mode][k]).toFixed(2)}x`);
+  console.log(`bench cuda forward addon bf16 / python fp32: ${(addon.bf16.forward_img_s / pr.fp32.forward_img_s).toFixed(2)}x`);
+}
+console.log(failures ? `${failures} check(s) FAILED` : 'all GPU checks passed');
+process.exit(failures ? 1 : 0);
