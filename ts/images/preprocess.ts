@@ -162,25 +162,40 @@ export function planeToTensor(
   offset = 0,
 ): Float32Array {
   const hw = gray.length;
+  const lut = normLut(pp);
   for (let c = 0; c < 3; c++) {
     const m = pp.mean[c];
     const inv = 1 / pp.std[c];
     const base = offset + c * hw;
-    if (!contour || !table) {
-      for (let p = 0; p < hw; p++) out[base + p] = (gray[p] / 255 - m) * inv;
-    } else {
+    const l = c * 256;
+    for (let p = 0; p < hw; p++) out[base + p] = lut[l + gray[p]];
+    if (contour && table) {
       for (let p = 0; p < hw; p++) {
-        let v = gray[p] / 255;
         const b = contour[p];
-        if (b) {
-          v += table[b * 3 + c];
-          if (v > 1) v = 1;
-        }
+        if (!b) continue;
+        let v = gray[p] / 255 + table[b * 3 + c];
+        if (v > 1) v = 1;
         out[base + p] = (v - m) * inv;
       }
     }
   }
   return out;
+}
+
+let lutKey = '';
+let lutCache = new Float64Array(0);
+/** (v/255 − mean)/std for every uint8 v and channel, computed exactly as the per-pixel formula. */
+function normLut(pp: ResolvedPreprocess): Float64Array {
+  const key = `${pp.mean.join(',')}|${pp.std.join(',')}`;
+  if (key !== lutKey) {
+    lutCache = new Float64Array(3 * 256);
+    for (let c = 0; c < 3; c++) {
+      const inv = 1 / pp.std[c];
+      for (let v = 0; v < 256; v++) lutCache[c * 256 + v] = (v / 255 - pp.mean[c]) * inv;
+    }
+    lutKey = key;
+  }
+  return lutCache;
 }
 
 export interface PreprocessResult {
