@@ -70,6 +70,21 @@ test('bad rows are refused per row, counted, named; good rows survive', async ()
   assert.match(summary.refused.examples['bad-size'][0], /field "Height": not an integer: "four"/);
 });
 
+test('stopEarly stops at the last wanted id; onProgress reports rows read', async () => {
+  const s = await synthTree();
+  const ids = s.images.filter((im) => im.chexmask === 'ok').map((im) => im.dicomId);
+  let last = 0;
+  const { rows, summary } = await joinChexmask(s.chexmaskCsv, [ids[2]], {
+    stopEarly: true,
+    onProgress: (n) => {
+      last = n;
+    },
+  });
+  assert.is(rows.size, 1);
+  assert.ok(summary.rowsRead < s.chexmaskRows, `${summary.rowsRead} rows read`);
+  assert.is(last, summary.rowsRead);
+});
+
 test('a CSV missing a column fails up front, naming the file and the column', async () => {
   const dir = tempDir();
   const csv = join(dir, 'cm.csv');

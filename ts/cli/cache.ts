@@ -84,7 +84,14 @@ const command: CommandModule<object, CacheArgv> = {
       const { rows, summary: join } = await joinChexmask(
         argv.chexmask,
         entries.map((e) => e.dicomId),
-        { minDice: argv.minDice, keepRle: argv.source === 'rle' },
+        {
+          minDice: argv.minDice,
+          keepRle: argv.source === 'rle',
+          onProgress: (n, kept) => {
+            if (argv.progress && n % 50000 === 0)
+              process.stderr.write(`[cache] CheXmask: ${n} rows read, ${kept} kept\n`);
+          },
+        },
       );
       process.stderr.write(
         `[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`,

@@ -79,6 +79,7 @@ const command: CommandModule<object, OverlayArgv> = {
       const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
         minDice: argv.minDice,
         keepRle: argv.source === 'rle',
+        stopEarly: true,
       });
       const row = rows.get(argv.id);
       if (!row) {

@@ -43,8 +43,13 @@ export const JoinOptionsSchema = z.object({
   /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
   validateRle: z.boolean().default(true),
   idColumn: z.string().optional(),
+  /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
+  stopEarly: z.boolean().default(false),
 });
-export type JoinOptions = z.input<typeof JoinOptionsSchema>;
+export type JoinOptions = z.input<typeof JoinOptionsSchema> & {
+  /** Called every 10,000 rows read (and at the end) with the rows read so far and rows kept. */
+  onProgress?: (rowsRead: number, kept: number) => void;
+};
 
 export interface JoinSummary {
   file: string;
@@ -155,6 +160,8 @@ export async function joinChexmask(
   let diceSumKept = 0;
   for await (const { row, values } of csv.records) {
     rowsRead++;
+    if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead, rows.size);
+    if (opts.stopEarly && matchedIds.size === wanted.size) break;
     const id = (values[idIdx] ?? '').trim();
     if (!wanted.has(id)) continue;
     matched++;
@@ -196,6 +203,7 @@ export async function joinChexmask(
       else throw e;
     }
   }
+  options.onProgress?.(rowsRead, rows.size);
   const missingExamples: string[] = [];
   let missing = 0;
   for (const id of wanted) {
