@@ -9,7 +9,11 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { z } from 'zod';
-import type { ChexmaskRow } from '../data/chexmask.js';
+import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
+
+/** One CheXmask CSV record as column name → cell (e.g. from a service's own CSV reader). */
+export type ChexmaskRecord = Record<string, string | number | null | undefined>;
+
 import { DataError } from '../data/errors.js';
 import {
   type ContourOptions,
@@ -210,16 +214,22 @@ export interface PreprocessResult {
 }
 
 /**
- * For a service: one image (path or Buffer) and optionally its CheXmask row (or masks) → the original
+ * For a service: one image (path or Buffer) and optionally its CheXmask row (a parsed ChexmaskRow, a raw
+ * CSV record, or region masks) → the original
  * and masked preprocessed tensors. A row whose Height/Width differ from the JPEG is refused (DataError).
  */
 export async function preprocess(
   image: string | Buffer,
-  chexmask?: ChexmaskRow | RegionMasks | null,
+  row?: ChexmaskRow | RegionMasks | ChexmaskRecord | null,
   options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions } = {},
 ): Promise<PreprocessResult> {
   const pp = resolvePreprocess(options.preprocess);
   const ov = OverlayOptionsSchema.parse(options.overlay ?? {});
+  // A raw CSV record (column name → cell) is parsed first (and refused with a DataError if malformed).
+  const chexmask =
+    row && 'Landmarks' in row
+      ? parseChexmaskRecord(row as ChexmaskRecord, { keepRle: ov.source === 'rle' })
+      : (row as ChexmaskRow | RegionMasks | null | undefined);
   const { gray, geometry } = await decodePlane(image, pp);
   const original = planeToTensor(gray, null, pp, null);
   let contour: Uint8Array | null = null;
