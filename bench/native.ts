@@ -5,9 +5,11 @@
  *
  *   node --import tsx bench/native.ts --model models/biomedclip --batch 8 --threads 2
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Classifier } from '../ts/model/classifier.js';
 import { ClipModel } from '../ts/model/clip.js';
@@ -20,6 +22,7 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '2' },
     iters: { type: 'string', default: '3' },
+    // median over iters; each addon call is followed by the same Python call
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -40,11 +43,37 @@ function pythonExe(): string {
   return 'python3';
 }
 
-async function timed(fn: () => Promise<unknown>, warmup: number, iters: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const t = performance.now();
-  for (let i = 0; i < iters; i++) await fn();
-  return (performance.now() - t) / 1000 / iters;
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** bench/native_torch.py --serve: one timed Python call per request line. */
+class PythonSide {
+  private constructor(
+    private readonly proc: ChildProcessByStdio<Writable, Readable, null>,
+    private readonly lines: AsyncIterator<string>,
+  ) {}
+
+  static async start(exe: string, args: string[]): Promise<PythonSide> {
+    const proc = spawn(exe, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const side = new PythonSide(proc, createInterface({ input: proc.stdout })[Symbol.asyncIterator]());
+    const first = await side.lines.next();
+    if (first.done) throw new Error(`Python bench did not start; is torch importable by ${exe}?`);
+    return side;
+  }
+
+  async time(metric: string, mode: string): Promise<number> {
+    this.proc.stdin.write(`${metric} ${mode}\n`);
+    const r = await this.lines.next();
+    if (r.done) throw new Error('Python bench exited');
+    return (JSON.parse(r.value) as { seconds: number }).seconds;
+  }
+
+  close(): void {
+    this.proc.stdin.end();
+  }
 }
 
 async function main() {
@@ -71,52 +100,64 @@ async function main() {
     `[bench] ${meta.preset} ${opt.model}, batch ${batch}, ${threads} threads, ${device}, modes ${modes.join('+')}, torch ${diag.torch.version}, BLAS ${diag.blas.blas}\n`,
   );
 
-  // --- addon ---------------------------------------------------------------------------------
+  // Python PyTorch on the same file runs as a server; each timed addon call is followed by the same
+  // timed Python call, so both see the same machine load (medians over the iterations).
+  const py = await PythonSide.start(pythonExe(), [
+    join(packageRoot, 'bench', 'native_torch.py'),
+    '--serve',
+    '--model',
+    clipPath,
+    '--batch',
+    String(batch),
+    '--threads',
+    String(threads),
+    '--image-size',
+    String(s),
+    '--device',
+    device,
+  ]);
   const x = new Float32Array(batch * 3 * s * s);
   for (let i = 0; i < x.length; i++) x[i] = 0.5 * Math.sin(0.37 * i);
   const y = Float32Array.from({ length: batch * 5 }, (_, i) => i % 2);
   const addon: Record<string, Side> = {};
+  const python: { results: Record<string, Side> } = { results: {} };
   const clip = await ClipModel.load(opt.model!, { device });
-  for (const mode of modes) {
-    const clf = await Classifier.create({ modelDir: opt.model!, device, bf16: mode === 'bf16', seed: 0 });
-    const tf = await timed(() => clip.encodeImage(x, batch, { bf16: mode === 'bf16' }), warmup, iters);
-    const tt = await timed(() => clf.trainStep(x, batch, y), warmup, iters);
-    clf.dispose();
-    addon[mode] = { forward_img_s: batch / tf, train_img_s: batch / tt };
-    process.stderr.write(`[bench] addon ${mode}: ${JSON.stringify(addon[mode])}\n`);
+  try {
+    for (const mode of modes) {
+      const clf = await Classifier.create({ modelDir: opt.model!, device, bf16: mode === 'bf16', seed: 0 });
+      const fns = {
+        forward: () => clip.encodeImage(x, batch, { bf16: mode === 'bf16' }),
+        train: () => clf.trainStep(x, batch, y),
+      };
+      const a: Record<string, number> = {};
+      const p: Record<string, number> = {};
+      for (const metric of ['forward', 'train'] as const) {
+        for (let i = 0; i < warmup; i++) {
+          await fns[metric]();
+          await py.time(metric, mode);
+        }
+        const ta: number[] = [];
+        const tp: number[] = [];
+        for (let i = 0; i < iters; i++) {
+          const t = performance.now();
+          await fns[metric]();
+          ta.push((performance.now() - t) / 1000);
+          tp.push(await py.time(metric, mode));
+        }
+        a[metric] = batch / median(ta);
+        p[metric] = batch / median(tp);
+        process.stderr.write(
+          `[bench] ${mode} ${metric}: addon ${ta.map((t) => t.toFixed(2)).join(' ')} s, python ${tp.map((t) => t.toFixed(2)).join(' ')} s\n`,
+        );
+      }
+      clf.dispose();
+      addon[mode] = { forward_img_s: a['forward']!, train_img_s: a['train']! };
+      python.results[mode] = { forward_img_s: p['forward']!, train_img_s: p['train']! };
+    }
+  } finally {
+    clip.dispose();
+    py.close();
   }
-  clip.dispose();
-
-  // --- Python PyTorch on the same file (run after, so the two never share the CPU) -----------
-  const py = spawnSync(
-    pythonExe(),
-    [
-      join(packageRoot, 'bench', 'native_torch.py'),
-      '--model',
-      clipPath,
-      '--batch',
-      String(batch),
-      '--threads',
-      String(threads),
-      '--warmup',
-      String(warmup),
-      '--iters',
-      String(iters),
-      '--image-size',
-      String(s),
-      '--modes',
-      modes.join(','),
-      '--device',
-      device,
-    ],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  if (py.status !== 0)
-    throw new Error(`Python bench failed (${py.status}); is torch importable by ${pythonExe()}?`);
-  const python = JSON.parse(py.stdout.trim().split('\n').pop()!) as {
-    torch: string;
-    results: Record<string, Side>;
-  };
 
   // --- report ----------------------------------------------------------------------------------
   const rows: string[][] = [['metric', 'mode', 'addon img/s', 'python img/s', 'addon/python']];

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Python PyTorch side of bench/native.ts: the same TorchScript file, batch, threads and work as
 the addon (image-encoder forward; train step = encoder + Linear(D,5) head, BCE-with-logits, AdamW
-with two learning rates), in fp32 and with bf16 autocast. Prints one JSON object on stdout."""
+with two learning rates), in fp32 and with bf16 autocast.
+
+Default: times everything and prints one JSON object. --serve: reads `<forward|train> <fp32|bf16>`
+lines on stdin and answers each with `{"seconds": t}` for one call, so bench/native.ts can
+interleave addon and Python calls (fair on a shared, noisy machine)."""
+import sys
 import argparse
 import json
 import time
@@ -31,6 +36,7 @@ def main():
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--modes", default="fp32,bf16")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--serve", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -54,6 +60,39 @@ def main():
         {"params": enc_params, "lr": 1e-5, "weight_decay": 0.01},
         {"params": list(head.parameters()), "lr": 1e-3, "weight_decay": 0.01},
     ])
+
+    def make(mode):
+        bf16 = mode == "bf16"
+
+        def forward():
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                visual.eval()
+                visual(x_host.to(dev)).float().cpu()
+
+        def train_step():
+            visual.train()
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = head(visual(x_host.to(dev))).float()
+                loss = F.binary_cross_entropy_with_logits(logits, y_host.to(dev))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        return {"forward": forward, "train": train_step}
+
+    if args.serve:
+        fns = {m: make(m) for m in ("fp32", "bf16")}
+        print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+        for line in sys.stdin:
+            parts = line.split()
+            if len(parts) != 2:
+                break
+            t = time.perf_counter()
+            fns[parts[1]][parts[0]]()
+            sync()
+            print(json.dumps({"seconds": time.perf_counter() - t}), flush=True)
+        return
 
     out = {"device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "results": {}}
     for mode in args.modes.split(","):
