@@ -15,7 +15,7 @@ set(CXRMASK_PYTHON "" CACHE FILEPATH "Python interpreter whose torch is used whe
 
 set(_cxr_install_help
   "Install one of:\n"
-  "  * PyTorch for Python (the addon links the wheel's LibTorch):  pip install torch==${CXRMASK_TORCH_PIN}\n"
+  "  * PyTorch for Python (the addon links the wheel's LibTorch):  pip install \"torch==${CXRMASK_TORCH_PIN}.*\"\n"
   "    (scripts/setup.sh does this in a venv and puts it on PATH), or\n"
   "  * a LibTorch zip from https://pytorch.org/get-started/locally/ (C++/Java, cxx11 ABI), unpacked, then\n"
   "    export LIBTORCH=/path/to/libtorch   (or pass --CDTorch_DIR=/path/to/libtorch/share/cmake/Torch).\n")
