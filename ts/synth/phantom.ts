@@ -112,19 +112,19 @@ function rowExtent(poly: Float64Array, y: number): [number, number] | null {
 
 export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, ap: boolean): Phantom {
   const img = new Float32Array(W * H);
-  const mx = W * (0.5 + 0.03 * gauss(rng));
-  const halfThorax = W * U(rng, 0.33, 0.42);
-  const shiftY = H * U(rng, -0.04, 0.04);
+  const mx = W * (0.5 + 0.02 * gauss(rng));
+  const halfThorax = W * U(rng, 0.35, 0.41);
+  const shiftY = H * U(rng, -0.025, 0.025);
   const top = H * U(rng, 0.09, 0.15) + shiftY;
   const bot = H * U(rng, 0.69, 0.79) + shiftY;
   const gap = W * U(rng, 0.045, 0.065);
 
   // Heart.
   const thoraxW = 2 * halfThorax;
-  let ctr = f.cardiomegaly ? U(rng, 0.48, 0.63) : U(rng, 0.37, 0.52);
+  let ctr = f.cardiomegaly ? U(rng, 0.53, 0.66) : U(rng, 0.37, 0.49);
   if (ap) ctr *= 1.05; // AP magnifies the heart a little (a known confounder)
   const ha = (ctr * thoraxW) / 2;
-  const hb = H * U(rng, 0.13, 0.16) * (f.cardiomegaly ? 1.06 : 1);
+  const hb = H * U(rng, 0.13, 0.16) * (f.cardiomegaly ? 1.1 : 1);
   const hcx = mx + W * 0.035 + ha * 0.12;
   const hcy = top + (bot - top) * 0.74;
   const floorY = bot - (bot - top) * 0.03;
@@ -139,7 +139,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     mx - halfThorax,
     mx - gap,
     top,
-    bot - (volLossR ? 0.05 * (bot - top) : 0),
+    bot - (volLossR ? 0.08 * (bot - top) : 0),
     44,
     jit,
     false,
@@ -149,7 +149,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     mx + halfThorax,
     mx + gap,
     top + 0.01 * H,
-    bot - (volLossL ? 0.05 * (bot - top) : 0),
+    bot - (volLossL ? 0.08 * (bot - top) : 0),
     50,
     jit,
     true,
@@ -220,7 +220,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     kx: (U(rng, 2, 7) * 2 * Math.PI) / W,
     ky: (U(rng, 2, 7) * 2 * Math.PI) / H,
     ph: U(rng, 0, 2 * Math.PI),
-    a: U(rng, 2, 6),
+    a: U(rng, 1.5, 4),
   }));
   // sin(kx·j + ph + ky·i) = sin(kx·j + ph)·cos(ky·i) + cos(kx·j + ph)·sin(ky·i): per-column tables.
   const sinC = new Float32Array(W * waves.length);
@@ -290,7 +290,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   for (let p = 0; p < W * H; p++) bothLungs[p] = rlAir[p] | llAir[p];
 
   if (f.edema) {
-    const amp = U(rng, 15, 32);
+    const amp = U(rng, 35, 55);
     for (const L of lungs) {
       const cx = L.lat + 0.72 * (L.med - L.lat);
       const cy = top + 0.5 * (bot - top);
@@ -307,7 +307,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
         }
       }
     }
-    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 4;
+    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 10;
   }
   if (f.consolidation) {
     const L = lungs[rng() < 0.5 ? 0 : 1];
@@ -315,15 +315,15 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const cu = U(rng, 0.3, 0.7);
     const cv = U(rng, 0.45, 0.82);
     const base = Math.abs(L.med - L.lat);
-    const amp = U(rng, 30, 60);
+    const amp = U(rng, 55, 85);
     for (let k = 0; k < lobes; k++) {
       const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
       const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
       addBlob(
         cx,
         cy,
-        base * U(rng, 0.1, 0.17),
-        (bot - top) * U(rng, 0.06, 0.11),
+        base * U(rng, 0.14, 0.24),
+        (bot - top) * U(rng, 0.08, 0.14),
         (amp / Math.sqrt(lobes)) * 1.4,
         L.mask,
       );
@@ -334,11 +334,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const sides = rng() < 0.35 ? [0, 1] : [rng() < 0.5 ? 0 : 1];
     for (const s of sides) {
       const L = lungs[s];
-      const level = top + U(rng, 0.7, 0.86) * (bot - top);
+      const level = top + U(rng, 0.64, 0.8) * (bot - top);
       const rise = U(rng, 0.08, 0.14) * (bot - top);
       const span = L.med - L.lat;
       const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
-      const amp = U(rng, 45, 80);
+      const amp = U(rng, 70, 95);
       const men = new Float32Array(W);
       for (let j = 0; j < W; j++) men[j] = meniscus(j);
       for (let i = Math.max(0, Math.floor(level - rise - 4)); i < H; i++) {
@@ -363,8 +363,8 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const span = L.med - L.lat;
     const y0 = top + U(rng, 0.55, 0.68) * (bot - top);
     const tilt = U(rng, -0.06, 0.1) * (bot - top);
-    const thick = H * U(rng, 0.012, 0.02);
-    const amp = U(rng, 35, 60);
+    const thick = H * U(rng, 0.018, 0.03);
+    const amp = U(rng, 55, 80);
     for (
       let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top)));
       i < Math.min(H, y0 + 0.25 * (bot - top));
@@ -395,12 +395,12 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const cx = L.lat + U(rng, 0.2, 0.8) * (L.med - L.lat);
     const cy = top + U(rng, 0.3, 0.85) * (bot - top);
     const r = W * U(rng, 0.02, 0.05);
-    addBlob(cx, cy, r, r, U(rng, 15, 35), L.mask);
+    addBlob(cx, cy, r, r, U(rng, 12, 28), L.mask);
   }
   // Exposure, noise, quantisation.
-  const gain = U(rng, 0.8, 1.2);
-  const offset = U(rng, -15, 15);
-  const sigma = ap ? U(rng, 6, 11) : U(rng, 4, 8);
+  const gain = U(rng, 0.88, 1.12);
+  const offset = U(rng, -12, 12);
+  const sigma = ap ? U(rng, 5, 9) : U(rng, 3, 7);
   const pixels = new Uint8Array(W * H);
   let q = Math.floor(rng() * NOISE.length);
   const stride = 1 + 2 * Math.floor(rng() * 1000); // odd: visits the whole table
