@@ -167,17 +167,22 @@ export function planeToTensor(
 ): Float32Array {
   const hw = gray.length;
   const lut = normLut(pp);
+  // Contour pixels are a few per cent of the image: list them once, then touch only those.
+  let nc = 0;
+  if (contour && table) {
+    if (scratch.length < hw) scratch = new Int32Array(hw);
+    for (let p = 0; p < hw; p++) if (contour[p]) scratch[nc++] = p;
+  }
   for (let c = 0; c < 3; c++) {
     const m = pp.mean[c];
     const inv = 1 / pp.std[c];
     const base = offset + c * hw;
     const l = c * 256;
     for (let p = 0; p < hw; p++) out[base + p] = lut[l + gray[p]];
-    if (contour && table) {
-      for (let p = 0; p < hw; p++) {
-        const b = contour[p];
-        if (!b) continue;
-        let v = gray[p] / 255 + table[b * 3 + c];
+    if (nc && contour && table) {
+      for (let k = 0; k < nc; k++) {
+        const p = scratch[k];
+        let v = gray[p] / 255 + table[contour[p] * 3 + c];
         if (v > 1) v = 1;
         out[base + p] = (v - m) * inv;
       }
@@ -186,6 +191,7 @@ export function planeToTensor(
   return out;
 }
 
+let scratch = new Int32Array(0);
 let lutKey = '';
 let lutCache = new Float64Array(0);
 /** (v/255 − mean)/std for every uint8 v and channel, computed exactly as the per-pixel formula. */
