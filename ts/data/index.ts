@@ -11,6 +11,7 @@ export {
 } from '../images/cache.js';
 export { computeGeometry, type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
 export {
+  type ChexmaskRecord,
   CLIP_MEAN,
   CLIP_STD,
   decodeFull,
