@@ -2,7 +2,14 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildCache, buildIndex, joinChexmask, openCache, preprocess } from '../../ts/data/index.js';
+import {
+  buildCache,
+  buildIndex,
+  type ChexmaskRow,
+  joinChexmask,
+  openCache,
+  preprocess,
+} from '../../ts/data/index.js';
 import { synthTree, tempDir } from './helpers.js';
 
 async function setup() {
@@ -84,6 +91,13 @@ test('resumable: a rebuild reuses finished shards and redoes a missing one; sett
   const c = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
   assert.is(c.shardsBuilt, 1);
   assert.is(c.cached, a.cached);
+  // a changed CheXmask row (same ids) rebuilds only its shard
+  const moved = new Map(rows);
+  const id0 = part.find((e) => rows.has(e.dicomId))?.dicomId as string;
+  const r0 = rows.get(id0) as typeof rows extends Map<string, infer R> ? R : never;
+  moved.set(id0, { ...r0, landmarks: r0.landmarks.map((v) => v + 3) });
+  const m = await buildCache({ entries: part, root: s.mimicRoot, chexmask: moved, out, shardSize: 16 });
+  assert.is(m.shardsBuilt, 1);
   const d = await buildCache({
     entries: part,
     root: s.mimicRoot,

@@ -7,6 +7,7 @@
  * paint (α, colours) are applied when batches are made. Shards are written atomically (temp + rename)
  * with a manifest, so an interrupted build resumes at the first missing shard.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -72,6 +73,8 @@ export interface CacheSummary {
 interface ShardManifest {
   version: number;
   key: string;
+  /** Hash of the CheXmask rows used (grid size + landmarks, or RLE cells): new rows rebuild the shard. */
+  rowsHash: string;
   planned: string[];
   records: string[];
   failures: { dicomId: string; reason: string; message: string }[];
@@ -95,6 +98,20 @@ export interface CachedEntry extends IndexEntry {
 }
 
 const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}`;
+
+function rowsFingerprint(part: IndexEntry[], rows: Map<string, ChexmaskRow> | null, source: string): string {
+  const h = createHash('sha1');
+  for (const e of part) {
+    const r = rows?.get(e.dicomId);
+    h.update(`${e.dicomId}|`);
+    if (!r) continue;
+    h.update(`${r.height}x${r.width}|`);
+    if (source === 'rle' && r.rle)
+      h.update(`${r.rle.rightLung}|${r.rle.leftLung}|${r.rle.heart}|${r.emptyMasks.join()}`);
+    else h.update(new Uint8Array(r.landmarks.buffer, r.landmarks.byteOffset, r.landmarks.byteLength));
+  }
+  return h.digest('hex').slice(0, 16);
+}
 
 export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
   const t0 = performance.now();
@@ -154,6 +171,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   for (let k = 0; k < nShards; k++) {
     const part = planned.slice(k * shardSize, (k + 1) * shardSize);
     const ids = part.map((e) => e.dicomId);
+    const rowsHash = rowsFingerprint(part, rows, contour.source);
     const binPath = join(dir, `${shardName(k)}.bin`);
     const manPath = join(dir, `${shardName(k)}.json`);
     let manifest: ShardManifest | null = null;
@@ -163,6 +181,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
         if (
           m.version === CACHE_VERSION &&
           m.key === key &&
+          m.rowsHash === rowsHash &&
           m.planned.length === ids.length &&
           m.planned.every((id, i) => id === ids[i]) &&
           statSync(binPath).size === m.records.length * recordBytes
@@ -218,7 +237,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
       const tmp = `${binPath}.tmp-${process.pid}`;
       await writeFile(tmp, out.subarray(0, records.length * recordBytes));
       await rename(tmp, binPath);
-      manifest = { version: CACHE_VERSION, key, planned: ids, records, failures };
+      manifest = { version: CACHE_VERSION, key, rowsHash, planned: ids, records, failures };
       await atomicWrite(manPath, JSON.stringify(manifest));
       shardsBuilt++;
       decoded += part.length;
