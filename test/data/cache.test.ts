@@ -94,7 +94,7 @@ test('resumable: a rebuild reuses finished shards and redoes a missing one; sett
   // a changed CheXmask row (same ids) rebuilds only its shard
   const moved = new Map(rows);
   const id0 = part.find((e) => rows.has(e.dicomId))?.dicomId as string;
-  const r0 = rows.get(id0) as typeof rows extends Map<string, infer R> ? R : never;
+  const r0 = rows.get(id0) as ChexmaskRow;
   moved.set(id0, { ...r0, landmarks: r0.landmarks.map((v) => v + 3) });
   const m = await buildCache({ entries: part, root: s.mimicRoot, chexmask: moved, out, shardSize: 16 });
   assert.is(m.shardsBuilt, 1);
