@@ -15,6 +15,23 @@ test('diagnostics report torch, cuda, blas, threads and the addon path', () => {
   assert.match(d.addonPath, /cxrmask_native\.node$/);
 });
 
+test('setThreads is applied to later native work', async () => {
+  const { getThreads, setThreads } = await import('../../ts/native.js');
+  const before = getThreads();
+  const model = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  try {
+    setThreads(1);
+    assert.is(diagnostics().threads.requested, 1);
+    const ref = reference();
+    const out = await model.encodeImage(readF32(ref.images), ref.images.shape[0]!);
+    assert.ok(maxAbsDiff(out, readF32(ref.imageEmbeddings)) <= 1e-4);
+    assert.throws(() => setThreads(0), /positive integer/);
+  } finally {
+    setThreads(before);
+    model.dispose();
+  }
+});
+
 test('image and text embeddings equal the Python reference (max abs diff <= 1e-4)', async () => {
   const ref = reference();
   const model = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
