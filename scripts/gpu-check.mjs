@@ -15,6 +15,8 @@ const { loadTokenizer } = await import(join(root, 'dist/model/tokenizer.js'));
 const native = await import(join(root, 'dist/native.js'));
 
 const python = process.env.PYTHON ?? 'python3';
+// CXRMASK_GPU_CHECK_DEVICE=cpu dry-runs the same checks on CPU (to test this script without a GPU).
+const dev = process.env.CXRMASK_GPU_CHECK_DEVICE ?? 'cuda';
 const tiny = process.env.CXRMASK_TEST_MODEL ?? join(root, 'models/tiny');
 let failures = 0;
 const check = (ok, what) => {
@@ -29,13 +31,15 @@ const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])),
 
 const d = native.diagnostics();
 console.log(JSON.stringify({ torch: d.torch, cuda: d.cuda, blas: d.blas.blas, threads: d.threads }, null, 1));
-check(d.cuda.available, `CUDA available (${d.cuda.devices.map((x) => x.name).join(', ')})`);
-if (!d.cuda.available) process.exit(1);
+if (dev === 'cuda') {
+  check(d.cuda.available, `CUDA available (${d.cuda.devices.map((x) => x.name).join(', ')})`);
+  if (!d.cuda.available) process.exit(1);
+}
 
 // --- parity on CUDA --------------------------------------------------------------------------
 const ref = JSON.parse(readFileSync(join(tiny, 'reference.json'), 'utf8'));
-const clip = await ClipModel.load(tiny, { device: 'cuda' });
-check(clip.device.startsWith('cuda'), `model on ${clip.device}`);
+const clip = await ClipModel.load(tiny, { device: dev });
+check(clip.device.startsWith(dev), `model on ${clip.device}`);
 const n = ref.images.shape[0];
 const img = await clip.encodeImage(f32(tiny, ref.images), n);
 const dImg = maxDiff(img, f32(tiny, ref.imageEmbeddings));
@@ -54,7 +58,7 @@ const bs = 16;
 const x = Float32Array.from({ length: bs * 3 * s * s }, (_, i) => ((Math.floor(i / (3 * s * s)) % 2) ? 0.6 : -0.6) + 0.2 * Math.sin(0.37 * i));
 const y = Float32Array.from({ length: bs * 5 }, (_, i) => ((Math.floor(i / 5) % 2) + (i % 5)) % 2);
 for (const bf16 of [false, true]) {
-  const c = await Classifier.create({ modelDir: tiny, device: 'cuda', lrEncoder: 1e-3, lrHead: 1e-2, gradClip: 1, bf16, seed: 1 });
+  const c = await Classifier.create({ modelDir: tiny, device: dev, lrEncoder: 1e-3, lrHead: 1e-2, gradClip: 1, bf16, seed: 1 });
   const losses = [];
   for (let i = 0; i < 6; i++) losses.push((await c.trainStep(x, bs, y)).loss);
   check(losses[5] < losses[0], `CUDA train ${bf16 ? 'bf16' : 'fp32'}: loss ${losses[0].toFixed(4)} -> ${losses[5].toFixed(4)} (bf16Active ${c.bf16Active})`);
@@ -72,7 +76,9 @@ for (const bf16 of [false, true]) {
 
 // --- benchmark at biomedclip size on CUDA -----------------------------------------------------
 const probe = spawnSync(python, ['-c', 'import open_clip, timm, transformers'], { stdio: 'ignore' });
-if (probe.status !== 0) {
+if (dev !== 'cuda') {
+  console.log('skip benchmark: dry run on', dev);
+} else if (probe.status !== 0) {
   console.log('skip benchmark: open_clip/timm/transformers not importable by', python);
 } else {
   const dir = process.env.CXRMASK_BENCH_MODEL ?? join(tmpdir(), 'cxrmask-biomedclip');

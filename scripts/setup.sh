@@ -46,7 +46,7 @@ case "$blas" in
 esac
 stamp="${LIBTORCH:-}|${Torch_DIR:-}|${torch_facts}|${CXRMASK_CMAKE_ARGS:-}"
 addon=build/Release/cxrmask_native.node
-newest_src=$(ls -t native/* CMakeLists.txt third_party/*.cmake tools/requirements.txt 2>/dev/null | head -1)
+newest_src=$( (ls -t native/* CMakeLists.txt third_party/*.cmake tools/requirements.txt 2>/dev/null || true) | head -1)
 if [ -f "$addon" ] && [ "$addon" -nt "$newest_src" ] && [ "$(cat build/native.stamp 2>/dev/null)" = "$stamp" ]; then
   log "native addon up to date"
 else
