@@ -33,7 +33,8 @@ async function help(args: string): Promise<string> {
 
 test('top-level help lists every command', async () => {
   const out = await help('--help');
-  for (const c of ['demo', 'run', 'zeroshot', 'train', 'eval', 'predict']) assert.match(out, new RegExp(`cxrmask ${c}`));
+  for (const c of ['demo', 'run', 'zeroshot', 'train', 'eval', 'predict'])
+    assert.match(out, new RegExp(`cxrmask ${c}`));
 });
 
 test('per-command help is specific', async () => {
@@ -49,14 +50,20 @@ test('per-command help is specific', async () => {
 
 test('flags override the config file', () => {
   const f = join(tmp, 'exp.json');
-  writeFileSync(f, JSON.stringify({ data: { cache: 'c1' }, seeds: [5, 6, 7], finetune: { epochs: 9, lrHead: 0.01 } }));
+  writeFileSync(
+    f,
+    JSON.stringify({ data: { cache: 'c1' }, seeds: [5, 6, 7], finetune: { epochs: 9, lrHead: 0.01 } }),
+  );
   const c = configFromArgv({ config: f, seeds: '1,2', ftEpochs: 3, cache: 'c2' });
   assert.equal(c.seeds, [1, 2]);
   assert.is(c.finetune.epochs, 3);
   assert.is(c.finetune.lrHead, 0.01);
   assert.is(c.data.cache, 'c2');
   assert.equal(overridesFromArgv({}), {});
-  assert.throws(() => configFromArgv({ config: f, seeds: '1,x' }), (e: Error) => e instanceof ConfigError && /--seeds/.test(e.message));
+  assert.throws(
+    () => configFromArgv({ config: f, seeds: '1,x' }),
+    (e: Error) => e instanceof ConfigError && /--seeds/.test(e.message),
+  );
 });
 
 test('invalid config: clear error, exit 2, nothing started', () => {

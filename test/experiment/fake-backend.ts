@@ -49,7 +49,9 @@ export function fakeCache({ n = 120, seed = 1, bad = [] }: FakeOptions = {}): Ca
         for (let p = 0; p < PIX; p++) {
           const k = Math.floor(p / (PIX / K + 1));
           x[j * PIX + p] =
-            noise[row * PIX + p]! + 0.8 * (e.labels[k] ?? 0) + (variant === 'masked' && p % 7 === 0 ? 0.3 : 0);
+            noise[row * PIX + p]! +
+            0.8 * (e.labels[k] ?? 0) +
+            (variant === 'masked' && p % 7 === 0 ? 0.3 : 0);
         }
         labels.set(e.labels, j * K);
         labelMask.set(e.labelMask, j * K);

@@ -27,7 +27,12 @@ const cfg = (over: Record<string, unknown> = {}) =>
 
 function strip(r: Results) {
   // everything but timings / run metadata
-  return JSON.parse(JSON.stringify({ e: r.evaluation, t: r.training.map((x) => ({ ...x, history: x.history?.map((h) => ({ ...h, seconds: 0 })) })) }));
+  return JSON.parse(
+    JSON.stringify({
+      e: r.evaluation,
+      t: r.training.map((x) => ({ ...x, history: x.history?.map((h) => ({ ...h, seconds: 0 })) })),
+    }),
+  );
 }
 
 test('full grid: every cell present, reports written, new folder per run', async () => {
@@ -52,13 +57,23 @@ test('full grid: every cell present, reports written, new folder per run', async
   }
   assert.is(onDisk.evaluation.differences.length, 6 * 2);
   // trained rows learn the (easy) fake task
-  const jft = onDisk.evaluation.summary.find((s) => s.group === 'finetune/original' && s.testVariant === 'original')!;
+  const jft = onDisk.evaluation.summary.find(
+    (s) => s.group === 'finetune/original' && s.testVariant === 'original',
+  )!;
   assert.ok(jft.metrics.macroAUROC.mean > 0.75, `jft auroc ${jft.metrics.macroAUROC.mean}`);
   assert.is(jft.seeds, 3);
   // unreadable images: skipped and counted, not fatal (row 5 is test, 7 is train)
   assert.is(onDisk.data.skippedImages.features['original'], 2);
   assert.ok(onDisk.run.git !== undefined && onDisk.config.seeds.length === 3);
-  for (const f of ['table2.md', 'per_disease.md', 'report.md', 'report.html', 'plots/macroAUROC.png', 'plots/per_disease_delta_auroc.png', 'plots/overlay_example.png'])
+  for (const f of [
+    'table2.md',
+    'per_disease.md',
+    'report.md',
+    'report.html',
+    'plots/macroAUROC.png',
+    'plots/per_disease_delta_auroc.png',
+    'plots/overlay_example.png',
+  ])
     assert.ok(existsSync(join(runDir, f)), f);
   const t2 = readFileSync(join(runDir, 'table2.md'), 'utf8');
   assert.match(t2, /Mean per-finding accuracy/);
@@ -71,7 +86,12 @@ test('full grid: every cell present, reports written, new folder per run', async
 });
 
 test('interrupt mid-cell then --resume equals an uninterrupted run', async () => {
-  const config = cfg({ name: 'resume', seeds: [0], zeroshot: { enabled: false }, linearProbe: { enabled: false } });
+  const config = cfg({
+    name: 'resume',
+    seeds: [0],
+    zeroshot: { enabled: false },
+    linearProbe: { enabled: false },
+  });
   const full = await runExperiment({ config, backend: fakeBackend() });
   let steps = 0;
   const signal = { stop: false };
@@ -95,7 +115,9 @@ test('interrupt mid-cell then --resume equals an uninterrupted run', async () =>
   } catch (e) {
     assert.instance(e, InterruptedError);
   }
-  const runs = readdirSync(join(tmp, 'runs')).filter((d) => d.includes('resume')).sort();
+  const runs = readdirSync(join(tmp, 'runs'))
+    .filter((d) => d.includes('resume'))
+    .sort();
   runDir = join(tmp, 'runs', runs[runs.length - 1]!);
   const state = JSON.parse(readFileSync(join(runDir, 'cells', 'jft-original-s0', 'state.json'), 'utf8'));
   assert.is(state.epochsDone, 1, 'epoch 1 checkpointed, epoch 2 lost');

@@ -20,28 +20,44 @@ export function modelOptions<T>(y: Argv<T>) {
 /** Options that map onto the experiment config (flags override the --config file). */
 export function experimentOptions<T>(y: Argv<T>) {
   return modelOptions(y)
-    .option('config', { type: 'string', describe: 'experiment config JSON (see docs/experiments.md); flags override it' })
+    .option('config', {
+      type: 'string',
+      describe: 'experiment config JSON (see docs/experiments.md); flags override it',
+    })
     .option('cache', { type: 'string', describe: 'image cache folder (from `cxrmask cache`)' })
-    .option('data-root', { type: 'string', describe: 'dataset root with mimic/ and chexmask/ (to build a missing cache)' })
+    .option('data-root', {
+      type: 'string',
+      describe: 'dataset root with mimic/ and chexmask/ (to build a missing cache)',
+    })
     .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
     .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })
     .option('name', { type: 'string', describe: 'suffix of the run folder name' })
     .option('seeds', { type: 'string', describe: 'comma-separated seeds, e.g. 0,1,2' })
     .option('prompt', { type: 'string', describe: 'zero-shot prompt template with {finding}' })
-    .option('negative-prompt', { type: 'string', describe: 'zero-shot negative prompt with {finding}; "none" for raw cosine' })
+    .option('negative-prompt', {
+      type: 'string',
+      describe: 'zero-shot negative prompt with {finding}; "none" for raw cosine',
+    })
     .option('lp-epochs', { type: 'number', describe: 'linear-probe epochs' })
     .option('ft-epochs', { type: 'number', describe: 'fine-tuning epochs' })
     .option('ft-batch-size', { type: 'number', describe: 'fine-tuning batch size' })
     .option('lr-encoder', { type: 'number', describe: 'fine-tuning encoder learning rate' })
     .option('lr-head', { type: 'number', describe: 'fine-tuning head learning rate' })
     .option('max-train-images', { type: 'number', describe: 'cap on training images per cell' })
-    .option('threshold-rule', { choices: ['youden', 'f1', 'accuracy', 'fixed'] as const, describe: 'per-finding threshold rule on validation' })
+    .option('threshold-rule', {
+      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      describe: 'per-finding threshold rule on validation',
+    })
     .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
     .option('primary', {
       choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
       describe: 'metric shown in Table 2',
     })
-    .option('progress', { type: 'boolean', default: true, describe: 'progress bars (--no-progress: plain log lines)' });
+    .option('progress', {
+      type: 'boolean',
+      default: true,
+      describe: 'progress bars (--no-progress: plain log lines)',
+    });
 }
 
 export interface ExperimentArgv {
@@ -200,7 +216,8 @@ export function progressReporter(plain = !process.stderr.isTTY) {
         break;
       }
       case 'cell-epoch':
-        if (plain)
+        // plain logs: every epoch that took ≥ 1 s, else every 10th (linear probes run many fast epochs)
+        if (plain && (e.record.seconds >= 1 || e.record.epoch % 10 === 0))
           log(
             `[${e.id}] epoch ${e.record.epoch}: train loss ${e.record.trainLoss.toFixed(4)}, val AUROC ${
               Number.isFinite(e.record.val.macroAUROC) ? e.record.val.macroAUROC.toFixed(3) : 'n/a'
@@ -209,7 +226,8 @@ export function progressReporter(plain = !process.stderr.isTTY) {
         break;
       case 'cell-done':
         done++;
-        if (plain) log(`[${e.id}] ${e.skipped ? 'already done (skipped)' : `done in ${e.seconds.toFixed(1)} s`}`);
+        if (plain)
+          log(`[${e.id}] ${e.skipped ? 'already done (skipped)' : `done in ${e.seconds.toFixed(1)} s`}`);
         else {
           ensure();
           if (cellBar) {
@@ -225,7 +243,10 @@ export function progressReporter(plain = !process.stderr.isTTY) {
 }
 
 /** Run a command body; map known errors to clear messages and exit codes (2 usage/config, 130 Ctrl-C). */
-export async function runCommand(body: () => Promise<void>, hints: { resume?: () => string | null } = {}): Promise<void> {
+export async function runCommand(
+  body: () => Promise<void>,
+  hints: { resume?: () => string | null } = {},
+): Promise<void> {
   try {
     await body();
   } catch (e) {
@@ -235,7 +256,9 @@ export async function runCommand(body: () => Promise<void>, hints: { resume?: ()
       process.exitCode = 2;
     } else if (err instanceof InterruptedError) {
       const dir = hints.resume?.();
-      process.stderr.write(`interrupted: ${err.message}.${dir ? ` Resume with: cxrmask run --resume ${dir}` : ''}\n`);
+      process.stderr.write(
+        `interrupted: ${err.message}.${dir ? ` Resume with: cxrmask run --resume ${dir}` : ''}\n`,
+      );
       process.exitCode = 130;
     } else {
       process.stderr.write(`error: ${err.message}\n`);

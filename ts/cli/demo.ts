@@ -2,8 +2,10 @@
  * `cxrmask demo`: fresh clone → synthetic MIMIC-CXR-JPG/CheXmask data → image cache → the whole grid
  * with the exported `tiny` model → Table 2 on stdout. Sizes come from DEMO (ts/experiment/config.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { readModelMeta } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
@@ -21,19 +23,43 @@ export interface DemoArgv {
   progress?: boolean;
 }
 
+/** Hash of the synthetic generator's code, so a changed generator re-synthesizes the demo data. */
+export function synthFingerprint(): string {
+  const dir = fileURLToPath(new URL('../synth/', import.meta.url));
+  const h = createHash('sha256');
+  try {
+    for (const f of readdirSync(dir).sort())
+      if (/\.(ts|js)$/.test(f)) h.update(f).update(readFileSync(join(dir, f)));
+  } catch {
+    return 'unknown';
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
 /** Synthesize the demo data set unless an identical one is already there. */
-export async function ensureDemoData(dir: string, n: number, seed: number): Promise<{ mimicRoot: string; chexmaskCsv: string; reused: boolean }> {
+export async function ensureDemoData(
+  dir: string,
+  n: number,
+  seed: number,
+): Promise<{ mimicRoot: string; chexmaskCsv: string; reused: boolean }> {
   const stamp = join(dir, 'synth.json');
-  const want = { n, seed, width: DEMO.imageWidth, height: DEMO.imageHeight };
+  const want = { n, seed, width: DEMO.imageWidth, height: DEMO.imageHeight, generator: synthFingerprint() };
   if (existsSync(stamp)) {
     const have = JSON.parse(readFileSync(stamp, 'utf8'));
     if (JSON.stringify(have.params) === JSON.stringify(want) && existsSync(have.chexmaskCsv))
       return { mimicRoot: have.mimicRoot, chexmaskCsv: have.chexmaskCsv, reused: true };
   }
+  for (const f of existsSync(dir) ? readdirSync(dir) : [])
+    if (f.startsWith('cache-')) rmSync(join(dir, f), { recursive: true, force: true });
   const { synthesize } = await import('../synth/index.js');
   process.stderr.write(`[demo] synthesizing ${n} images into ${dir}\n`);
   const s = await synthesize({ out: dir, n, seed, width: want.width, height: want.height });
-  writeJsonAtomic(stamp, { params: want, mimicRoot: s.mimicRoot, chexmaskCsv: s.chexmaskCsv, perSplit: s.perSplit });
+  writeJsonAtomic(stamp, {
+    params: want,
+    mimicRoot: s.mimicRoot,
+    chexmaskCsv: s.chexmaskCsv,
+    perSplit: s.perSplit,
+  });
   return { mimicRoot: s.mimicRoot, chexmaskCsv: s.chexmaskCsv, reused: false };
 }
 
@@ -43,13 +69,24 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
     'Generate a synthetic MIMIC-CXR-JPG + CheXmask data set, cache it, run the whole grid (zero-shot, linear probing, joint fine-tuning × original/masked × 3 seeds) with the tiny model and print Table 2',
   builder: (y: Argv<object>) =>
     y
-      .option('data', { type: 'string', default: '.cache/demo-data', describe: 'where the synthetic data set and its cache go' })
+      .option('data', {
+        type: 'string',
+        default: '.cache/demo-data',
+        describe: 'where the synthetic data set and its cache go',
+      })
       .option('runs-dir', { type: 'string', default: 'runs', describe: 'parent folder of run folders' })
       .option('model', { type: 'string', default: 'models/tiny', describe: 'exported model folder' })
       .option('images', { type: 'number', default: DEMO.images, describe: 'number of synthetic images' })
-      .option('seeds', { type: 'string', describe: `comma-separated seeds (default ${DEMO.seeds.join(',')})` })
+      .option('seeds', {
+        type: 'string',
+        describe: `comma-separated seeds (default ${DEMO.seeds.join(',')})`,
+      })
       .option('device', { choices: ['auto', 'cpu', 'cuda'], default: 'auto', describe: 'where to run' })
-      .option('progress', { type: 'boolean', default: true, describe: 'progress bars (--no-progress: plain log lines)' })
+      .option('progress', {
+        type: 'boolean',
+        default: true,
+        describe: 'progress bars (--no-progress: plain log lines)',
+      })
       .example('$0 demo', 'the README demo (about 10 minutes on 2 CPU cores)') as unknown as Argv<DemoArgv>,
   handler: async (argv: ArgumentsCamelCase<DemoArgv>) => {
     let dir: string | null = null;

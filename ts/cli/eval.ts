@@ -20,12 +20,25 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
     'Re-evaluate a run folder from its stored validation/test predictions (e.g. another threshold rule or primary metric); rewrites results.json, table2.md, per_disease.md, plots and the report',
   builder: (y: Argv<object>) =>
     y
-      .positional('run', { type: 'string', describe: 'run folder (runs/<timestamp>-<name>)', demandOption: true })
-      .option('threshold-rule', { choices: ['youden', 'f1', 'accuracy', 'fixed'] as const, describe: 'per-finding threshold rule on validation' })
+      .positional('run', {
+        type: 'string',
+        describe: 'run folder (runs/<timestamp>-<name>)',
+        demandOption: true,
+      })
+      .option('threshold-rule', {
+        choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+        describe: 'per-finding threshold rule on validation',
+      })
       .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
       .option('bootstrap', { type: 'number', describe: 'bootstrap resamples' })
-      .option('primary', { choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const, describe: 'metric of Table 2' })
-      .example('$0 eval runs/20250101-120000-demo --threshold-rule fixed --threshold 0.5', 'accuracy at 0.5') as unknown as Argv<EvalArgv>,
+      .option('primary', {
+        choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
+        describe: 'metric of Table 2',
+      })
+      .example(
+        '$0 eval runs/20250101-120000-demo --threshold-rule fixed --threshold 0.5',
+        'accuracy at 0.5',
+      ) as unknown as Argv<EvalArgv>,
   handler: async (argv: ArgumentsCamelCase<EvalArgv>) => {
     await runCommand(async () => {
       if (!argv.run) throw new UsageError('a run folder is required');

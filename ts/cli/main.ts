@@ -34,7 +34,9 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
   ];
   return yargs(argv)
     .scriptName('cxrmask')
-    .usage('$0 <command> [options]\n\nAnatomical masking (CheXmask contours) as visual priors for chest X-ray classification.')
+    .usage(
+      '$0 <command> [options]\n\nAnatomical masking (CheXmask contours) as visual priors for chest X-ray classification.',
+    )
     .command(commands)
     .demandCommand(1, 'Choose a command (see the list above).')
     .strict()

@@ -23,14 +23,30 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
     y
       .positional('image', { type: 'string', describe: 'JPEG/PNG file', demandOption: true })
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row of this image' })
-      .option('dicom-id', { type: 'string', describe: 'row id in the CheXmask CSV (default: the image file name without extension)' })
+      .option('dicom-id', {
+        type: 'string',
+        describe: 'row id in the CheXmask CSV (default: the image file name without extension)',
+      })
       .option('model', { type: 'string', default: 'models/tiny', describe: 'exported model folder' })
-      .option('checkpoint', { type: 'string', describe: 'best.ckpt of a trained cell (runs/<run>/cells/<cell>/best.ckpt)' })
-      .option('kind', { choices: ['zeroshot', 'linear-probe', 'finetune'] as const, describe: 'default: from the checkpoint path' })
-      .option('device', { choices: ['auto', 'cpu', 'cuda'] as const, default: 'auto' as const, describe: 'where to run' })
+      .option('checkpoint', {
+        type: 'string',
+        describe: 'best.ckpt of a trained cell (runs/<run>/cells/<cell>/best.ckpt)',
+      })
+      .option('kind', {
+        choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
+        describe: 'default: from the checkpoint path',
+      })
+      .option('device', {
+        choices: ['auto', 'cpu', 'cuda'] as const,
+        default: 'auto' as const,
+        describe: 'where to run',
+      })
       .option('json', { type: 'boolean', describe: 'print JSON' })
       .example('$0 predict x.jpg --chexmask MIMIC-CXR-JPG.csv', 'zero-shot, original vs masked')
-      .example('$0 predict x.jpg --chexmask cm.csv --checkpoint runs/R/cells/jft-masked-s0/best.ckpt', 'a fine-tuned model') as unknown as Argv<PredictArgv>,
+      .example(
+        '$0 predict x.jpg --chexmask cm.csv --checkpoint runs/R/cells/jft-masked-s0/best.ckpt',
+        'a fine-tuned model',
+      ) as unknown as Argv<PredictArgv>,
   handler: async (argv: ArgumentsCamelCase<PredictArgv>) => {
     await runCommand(async () => {
       if (argv.dicomId && !argv.chexmask) throw new UsageError('--dicom-id needs --chexmask');
@@ -48,7 +64,11 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
           process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
           return;
         }
-        const lines = [`${r.kind} — ${argv.image}`, '| Finding | original | masked | Δ |', '|---|---|---|---|'];
+        const lines = [
+          `${r.kind} — ${argv.image}`,
+          '| Finding | original | masked | Δ |',
+          '|---|---|---|---|',
+        ];
         for (const f of FINDINGS) {
           const m = r.masked ? r.masked[f].toFixed(3) : 'n/a';
           const d = r.delta ? `${r.delta[f] >= 0 ? '+' : ''}${r.delta[f].toFixed(3)}` : 'n/a';

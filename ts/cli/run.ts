@@ -70,11 +70,15 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     experimentOptions(y)
       .option('resume', {
         type: 'string',
-        describe: 'resume an interrupted run folder: finished cells are kept, an unfinished one restarts from its last epoch',
+        describe:
+          'resume an interrupted run folder: finished cells are kept, an unfinished one restarts from its last epoch',
       })
       .example('$0 run --config exp.json', 'run the grid from a config file')
       .example('$0 run --cache data/cache --seeds 0,1,2 --ft-epochs 5', 'flags override the file')
-      .example('$0 run --resume runs/20250101-120000-demo', 'continue an interrupted run') as unknown as Argv<RunArgv>,
+      .example(
+        '$0 run --resume runs/20250101-120000-demo',
+        'continue an interrupted run',
+      ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
     let dir: string | null = null;
     await runCommand(
@@ -93,7 +97,8 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
 };
 
 function configFromResume(dir: string): ExperimentConfig {
-  if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`--resume ${dir}: not a run folder (no config.json)`);
+  if (!existsSync(join(dir, 'config.json')))
+    throw new UsageError(`--resume ${dir}: not a run folder (no config.json)`);
   return loadConfig(join(dir, 'config.json'));
 }
 

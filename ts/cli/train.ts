@@ -18,7 +18,8 @@ export const trainCommand: CommandModule<object, TrainArgv> = {
       .option('setup', {
         choices: ['linear-probe', 'finetune'] as const,
         demandOption: true,
-        describe: 'linear-probe: frozen features + linear head; finetune: encoder + head, separate learning rates',
+        describe:
+          'linear-probe: frozen features + linear head; finetune: encoder + head, separate learning rates',
       })
       .option('train-on', {
         type: 'array',
@@ -26,7 +27,10 @@ export const trainCommand: CommandModule<object, TrainArgv> = {
         default: ['original', 'masked'],
         describe: 'training image variants',
       })
-      .example('$0 train --setup finetune --train-on masked --seeds 0 --cache data/cache', 'one fine-tuning cell') as unknown as Argv<TrainArgv>,
+      .example(
+        '$0 train --setup finetune --train-on masked --seeds 0 --cache data/cache',
+        'one fine-tuning cell',
+      ) as unknown as Argv<TrainArgv>,
   handler: async (argv: ArgumentsCamelCase<TrainArgv>) => {
     let dir: string | null = null;
     await runCommand(

@@ -5,15 +5,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
-import { ConfigError, type ExperimentConfig } from './config.js';
-import { InterruptedError, type StopSignal } from './train.js';
-
 import * as data from '../data/index.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { diagnostics, type Diagnostics, setThreads } from '../native.js';
+import { type Diagnostics, diagnostics, setThreads } from '../native.js';
+import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
+import { ConfigError, type ExperimentConfig } from './config.js';
+import { InterruptedError, type StopSignal } from './train.js';
 
 /** The data layer barrel (kept as a function for callers that load it lazily). */
 export async function dataModules(): Promise<typeof data> {
@@ -33,7 +32,9 @@ export interface ModelMeta {
 export function readModelMeta(dir: string): ModelMeta {
   const p = join(dir, 'model.json');
   if (!existsSync(p))
-    throw new ConfigError(`model folder ${dir} has no model.json (export one with scripts/setup.sh or tools/export_biomedclip.py)`);
+    throw new ConfigError(
+      `model folder ${dir} has no model.json (export one with scripts/setup.sh or tools/export_biomedclip.py)`,
+    );
   return JSON.parse(readFileSync(p, 'utf8')) as ModelMeta;
 }
 
@@ -66,7 +67,12 @@ export async function realBackend(): Promise<Backend> {
     setThreads: (n: number) => setThreads(n),
     versions: () => {
       const d = diagnose();
-      return { torch: d.torch?.version ?? null, cuda: d.cuda ?? null, blas: d.blas ?? null, threads: d.threads ?? null };
+      return {
+        torch: d.torch?.version ?? null,
+        cuda: d.cuda ?? null,
+        blas: d.blas ?? null,
+        threads: d.threads ?? null,
+      };
     },
   };
 }
@@ -81,7 +87,11 @@ export async function prepareData(
     signal,
     log = (s: string) => process.stderr.write(`${s}\n`),
     onProgress,
-  }: { signal?: StopSignal; log?: (s: string) => void; onProgress?: (done: number, total: number) => void } = {},
+  }: {
+    signal?: StopSignal;
+    log?: (s: string) => void;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<Record<string, unknown>> {
   const d = config.data;
   const meta = readModelMeta(config.model.dir);
@@ -113,6 +123,8 @@ export async function prepareData(
     preprocess,
     onProgress,
   });
-  log(`[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`);
+  log(
+    `[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`,
+  );
   return { index: indexSummary, cache: cacheSummary };
 }

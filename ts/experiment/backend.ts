@@ -56,7 +56,12 @@ export interface ClassifierOptions {
 }
 
 export interface ClassifierLike {
-  trainStep(x: Float32Array, n: number, labels: Float32Array, labelMask?: Float32Array): Promise<{ loss: number }>;
+  trainStep(
+    x: Float32Array,
+    n: number,
+    labels: Float32Array,
+    labelMask?: Float32Array,
+  ): Promise<{ loss: number }>;
   predict(x: Float32Array, n: number): Promise<Float32Array>;
   save(path: string): Promise<void>;
   load(path: string): Promise<void>;

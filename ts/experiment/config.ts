@@ -29,28 +29,38 @@ export const TrainSchema = z
 export const ConfigSchema = z
   .object({
     /** Free-text name; appended to the run folder name. */
-    name: z.string().regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-"').default(''),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-"')
+      .default(''),
     /** Parent folder of run folders; each run gets a new `<timestamp>-<name>` folder inside. */
     runsDir: z.string().min(1).default('runs'),
     data: z
-      .object({
-        /** Decoded-image cache folder (from `cxrmask cache`); built first from `root` when missing. */
-        cache: z.string({ error: (iss) => (iss.input === undefined ? 'required (--cache DIR)' : undefined) }).min(1),
-        /** MIMIC-CXR-JPG root (the three CSVs + files/); needed only to build a missing cache. */
-        root: z.string().min(1).nullable().default(null),
-        /** CheXmask CSV (MIMIC-CXR-JPG.csv); needed only to build a missing cache. */
-        chexmask: z.string().min(1).nullable().default(null),
-        views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
-        /** CheXpert −1 labels: ignore (masked out of loss and metrics), zeros or ones. */
-        uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
-        /** Keep only images with ≥ 1 positive among the five findings (the paper's filter). */
-        requirePositive: z.boolean().default(false),
-        /** CheXmask quality filter (Dice RCA mean). */
-        minDice: z.number().min(0).max(1).default(0.7),
-      }, {
-        error: (iss) =>
-          iss.input === undefined ? 'required: the image cache folder, as "data": { "cache": DIR } or --cache DIR' : undefined,
-      })
+      .object(
+        {
+          /** Decoded-image cache folder (from `cxrmask cache`); built first from `root` when missing. */
+          cache: z
+            .string({ error: (iss) => (iss.input === undefined ? 'required (--cache DIR)' : undefined) })
+            .min(1),
+          /** MIMIC-CXR-JPG root (the three CSVs + files/); needed only to build a missing cache. */
+          root: z.string().min(1).nullable().default(null),
+          /** CheXmask CSV (MIMIC-CXR-JPG.csv); needed only to build a missing cache. */
+          chexmask: z.string().min(1).nullable().default(null),
+          views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
+          /** CheXpert −1 labels: ignore (masked out of loss and metrics), zeros or ones. */
+          uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
+          /** Keep only images with ≥ 1 positive among the five findings (the paper's filter). */
+          requirePositive: z.boolean().default(false),
+          /** CheXmask quality filter (Dice RCA mean). */
+          minDice: z.number().min(0).max(1).default(0.7),
+        },
+        {
+          error: (iss) =>
+            iss.input === undefined
+              ? 'required: the image cache folder, as "data": { "cache": DIR } or --cache DIR'
+              : undefined,
+        },
+      )
       .strict(),
     model: z
       .object({
@@ -72,7 +82,10 @@ export const ConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         /** `{finding}` is replaced by the finding's text (FINDINGS name, lower-cased). */
-        prompt: z.string().includes('{finding}', { message: 'must contain {finding}' }).default('a chest X-ray showing {finding}'),
+        prompt: z
+          .string()
+          .includes('{finding}', { message: 'must contain {finding}' })
+          .default('a chest X-ray showing {finding}'),
         /** Negative prompt for the per-finding protocol; null = raw scaled cosine → sigmoid. */
         negativePrompt: z
           .string()
@@ -83,7 +96,11 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
-    linearProbe: TrainSchema.extend({ lr: lr.default(1e-3), epochs: positiveInt.default(30), batchSize: positiveInt.default(256) }).prefault({}),
+    linearProbe: TrainSchema.extend({
+      lr: lr.default(1e-3),
+      epochs: positiveInt.default(30),
+      batchSize: positiveInt.default(256),
+    }).prefault({}),
     finetune: TrainSchema.extend({
       lrEncoder: lr.default(1e-5),
       lrHead: lr.default(1e-3),
@@ -100,7 +117,9 @@ export const ConfigSchema = z
         selection: z.enum(['macroAUROC', 'meanLabelAccuracy', 'loss']).default('macroAUROC'),
         bootstrap: z.number().int().min(0).default(1000),
         /** The metric shown in Table 2. */
-        primary: z.enum(['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1']).default('meanLabelAccuracy'),
+        primary: z
+          .enum(['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'])
+          .default('meanLabelAccuracy'),
       })
       .strict()
       .prefault({}),
@@ -164,13 +183,13 @@ export function loadConfig(file: string | null | undefined, overrides: unknown =
  * 3 seeds) stays well under 15 minutes on 2 CPU cores with the `tiny` model.
  */
 export const DEMO = {
-  images: 400,
+  images: 1500,
   synthSeed: 7,
   imageWidth: 256,
   imageHeight: 256,
   seeds: [0, 1, 2],
   linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
-  finetune: { epochs: 4, batchSize: 16, lrEncoder: 5e-4, lrHead: 3e-3 },
+  finetune: { epochs: 5, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
   bootstrap: 500,
 } as const;
 
@@ -178,7 +197,11 @@ export const DEMO = {
 export function demoConfig(dataDir: string, overrides: unknown = {}): ExperimentConfig {
   const base: ConfigInput = {
     name: 'demo',
-    data: { cache: `${dataDir}/cache`, root: `${dataDir}/mimic`, chexmask: `${dataDir}/chexmask/MIMIC-CXR-JPG.csv` },
+    data: {
+      cache: `${dataDir}/cache`,
+      root: `${dataDir}/mimic`,
+      chexmask: `${dataDir}/chexmask/MIMIC-CXR-JPG.csv`,
+    },
     seeds: [...DEMO.seeds],
     linearProbe: { ...DEMO.linearProbe },
     finetune: { ...DEMO.finetune },

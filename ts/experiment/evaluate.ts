@@ -71,7 +71,14 @@ export interface SummaryCell {
   testVariant: Variant;
   seeds: number;
   metrics: Record<Scalar, MeanSdT>;
-  perLabel: { finding: string; auroc: MeanSdT; accuracy: MeanSdT; f1: MeanSdT; sensitivity: MeanSdT; specificity: MeanSdT }[];
+  perLabel: {
+    finding: string;
+    auroc: MeanSdT;
+    accuracy: MeanSdT;
+    f1: MeanSdT;
+    sensitivity: MeanSdT;
+    specificity: MeanSdT;
+  }[];
 }
 
 export interface DiffRow extends DiffCI {
@@ -87,7 +94,8 @@ export interface Evaluation {
 
 export function groupKey(setup: Setup, trainVariant: Variant | 'none', protocol = ''): GroupKey {
   const key = setup === 'zeroshot' ? `zeroshot/${protocol}` : `${setup}/${trainVariant}`;
-  const name = setup === 'zeroshot' ? 'Zero-shot' : setup === 'linear-probe' ? 'Linear probing' : 'Joint fine-tuning';
+  const name =
+    setup === 'zeroshot' ? 'Zero-shot' : setup === 'linear-probe' ? 'Linear probing' : 'Joint fine-tuning';
   const label = setup === 'zeroshot' ? `${name} (${protocol})` : `${name}, trained on ${trainVariant}`;
   return { key, setup, protocol: setup === 'zeroshot' ? protocol : '', trainVariant, label };
 }

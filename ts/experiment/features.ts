@@ -37,7 +37,12 @@ export async function computeFeatures(
   cache: CacheLike,
   variant: Variant,
   dir: string,
-  { batchSize = 64, bf16 = false, signal, onProgress }: {
+  {
+    batchSize = 64,
+    bf16 = false,
+    signal,
+    onProgress,
+  }: {
     batchSize?: number;
     bf16?: boolean;
     signal?: StopSignal;
@@ -81,6 +86,7 @@ export async function computeFeatures(
 /** Rows `indices` of a feature matrix as one contiguous array. */
 export function gatherRows(x: Float32Array, dim: number, indices: number[]): Float32Array {
   const out = new Float32Array(indices.length * dim);
-  for (let j = 0; j < indices.length; j++) out.set(x.subarray(indices[j]! * dim, (indices[j]! + 1) * dim), j * dim);
+  for (let j = 0; j < indices.length; j++)
+    out.set(x.subarray(indices[j]! * dim, (indices[j]! + 1) * dim), j * dim);
   return out;
 }

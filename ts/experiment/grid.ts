@@ -25,7 +25,7 @@ import {
   type TrainProgress,
   trainWithCheckpoints,
 } from './train.js';
-import { encodePrompts, ZS_PROTOCOLS, type ZeroShotProtocol, zeroShotScores } from './zeroshot.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
 
 export type TrainedSetup = Exclude<Setup, 'zeroshot'>;
 
@@ -305,7 +305,9 @@ export class Grid {
         signal: this.ctx.signal,
         onProgress: (progress) => this.emit({ kind: 'cell-progress', id, progress }),
         onEpoch: (record) => {
-          writeJsonAtomic(join(dir, 'timing.json'), { secondsBefore: prior + (performance.now() - t0) / 1000 });
+          writeJsonAtomic(join(dir, 'timing.json'), {
+            secondsBefore: prior + (performance.now() - t0) / 1000,
+          });
           this.emit({ kind: 'cell-epoch', id, record });
         },
       });

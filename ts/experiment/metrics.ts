@@ -133,7 +133,12 @@ export function nanMean(xs: ArrayLike<number>): number {
  * Candidates are midpoints between consecutive distinct scores (plus ±∞ ends); ties in the objective go
  * to the candidate closest to 0.5. With one class absent on validation (objective undefined) → 0.5.
  */
-export function chooseThreshold(s: ArrayLike<number>, y: ArrayLike<number>, rule: ThresholdRule, fixed = 0.5): number {
+export function chooseThreshold(
+  s: ArrayLike<number>,
+  y: ArrayLike<number>,
+  rule: ThresholdRule,
+  fixed = 0.5,
+): number {
   if (rule === 'fixed') return fixed;
   const sorted = Array.from(s).sort((a, b) => a - b);
   const cands: number[] = [];
@@ -147,8 +152,7 @@ export function chooseThreshold(s: ArrayLike<number>, y: ArrayLike<number>, rule
   let bestVal = Number.NEGATIVE_INFINITY;
   for (const t of cands) {
     const c = confusion(s, y, t);
-    const v =
-      rule === 'youden' ? sensitivity(c) + specificity(c) - 1 : rule === 'f1' ? f1(c) : accuracy(c);
+    const v = rule === 'youden' ? sensitivity(c) + specificity(c) - 1 : rule === 'f1' ? f1(c) : accuracy(c);
     if (!Number.isFinite(v)) continue;
     if (v > bestVal + 1e-12 || (Math.abs(v - bestVal) <= 1e-12 && Math.abs(t - 0.5) < Math.abs(best - 0.5))) {
       bestVal = v;
@@ -316,7 +320,13 @@ export function bootstrapDiff(
     if (Number.isFinite(d)) ds.push(d);
   }
   ds.sort((a, b) => a - b);
-  return { metric, diff: point, lo: quantile(ds, alpha / 2), hi: quantile(ds, 1 - alpha / 2), samples: ds.length };
+  return {
+    metric,
+    diff: point,
+    lo: quantile(ds, alpha / 2),
+    hi: quantile(ds, 1 - alpha / 2),
+    samples: ds.length,
+  };
 }
 
 /** Mean and sample standard deviation (n−1) of the finite values; sd = 0 for one value, NaN for none. */

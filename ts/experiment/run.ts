@@ -58,6 +58,8 @@ export interface Results {
   data: {
     counts: Record<'train' | 'validate' | 'test', number>;
     testPrevalence: Record<string, number>;
+    /** meanLabelAccuracy of predicting every finding absent (the trivial baseline). */
+    allNegativeMeanLabelAccuracy: number;
     skippedImages: { features: Record<string, number>; predictions: number };
     [k: string]: unknown;
   };
@@ -72,12 +74,14 @@ export const DEFINITIONS: Record<string, string> = {
     "The paper's 'accuracy averaged across the five findings': for each finding k, acc_k = fraction of test images (label not ignored) whose thresholded prediction 1[p_k >= t_k] equals the label; the mean of acc_k over the five findings.",
   thresholds:
     'Per-finding thresholds t_k are chosen on the validation split of the same test variant (original or masked) by the rule in config.metrics.thresholdRule (youden: max sensitivity+specificity-1; f1; accuracy; fixed: config.metrics.fixedThreshold). Ties go to the threshold closest to 0.5; a finding with one class on validation gets 0.5.',
-  exactMatch: 'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
+  exactMatch:
+    'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
   macroAUROC:
     'Mean over findings of ROC AUC (Mann-Whitney, mid-ranks for ties); a finding with only one class among its non-ignored test labels has AUROC undefined (null) and is left out of the mean.',
-  sensitivity: 'TP/(TP+FN) at t_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
+  sensitivity:
+    'TP/(TP+FN) at t_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
   top1Accuracy:
-    "5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).",
+    '5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).',
   difference:
     'masked - original on the test split for the same trained models (mean over seeds); 95% CI by paired bootstrap over test images (the same resampled images for both variants and all seeds).',
   zeroshotPerFinding:
@@ -109,7 +113,10 @@ export function gitInfo(): { commit: string | null; dirty: boolean | null } {
       .toString()
       .trim();
     const dirty =
-      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] })
+      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+        cwd,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
         .toString()
         .trim().length > 0;
     return { commit, dirty };
@@ -130,7 +137,10 @@ export async function reevaluate(
   const started = new Date();
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
   if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
-  const config = parseConfig({ ...saved, metrics: { ...saved.metrics, ...metricOverrides } }, `${runDir}/config.json`);
+  const config = parseConfig(
+    { ...saved, metrics: { ...saved.metrics, ...metricOverrides } },
+    `${runDir}/config.json`,
+  );
   const zs = readJson<ZeroShotResult>(join(runDir, 'cells', 'zeroshot.json'));
   const trained: CellResult[] = [];
   const cellsDir = join(runDir, 'cells');
@@ -145,7 +155,18 @@ export async function reevaluate(
   const sd = await splitData(cache);
   const evaluation = evaluate(config, sd, zs, trained);
   const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
-  const results = assembleResults({ config, runDir, started, resumed: true, backend, device, sd, zs, trained, evaluation });
+  const results = assembleResults({
+    config,
+    runDir,
+    started,
+    resumed: true,
+    backend,
+    device,
+    sd,
+    zs,
+    trained,
+    evaluation,
+  });
   writeJsonAtomic(join(runDir, 'results.json'), results);
   writeJsonAtomic(join(runDir, 'config.json'), config);
   await writeReports(runDir, results, { cache });
@@ -186,13 +207,26 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   for (const setup of ['linear-probe', 'finetune'] as const) {
     const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
     if (!enabled) continue;
-    for (const seed of config.seeds) for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
+    for (const seed of config.seeds)
+      for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
   }
 
   o.onEvent?.({ kind: 'phase', name: 'evaluate' });
   const sd = await grid.sd;
   const evaluation = evaluate(config, sd, zs, trained);
-  const results = assembleResults({ config, runDir, started, resumed, backend: o.backend, device: grid.device, sd, zs, trained, evaluation, extra: o.extra });
+  const results = assembleResults({
+    config,
+    runDir,
+    started,
+    resumed,
+    backend: o.backend,
+    device: grid.device,
+    sd,
+    zs,
+    trained,
+    evaluation,
+    extra: o.extra,
+  });
   writeJsonAtomic(join(runDir, 'results.json'), results);
   o.onEvent?.({ kind: 'phase', name: 'report' });
   await writeReports(runDir, results, { cache });
@@ -226,6 +260,8 @@ function assembleResults(a: {
     }
     prevalence[f] = cnt ? pos / cnt : Number.NaN;
   });
+  const prev = Object.values(prevalence).filter(Number.isFinite);
+  const allNegative = prev.length ? 1 - prev.reduce((x, y) => x + y, 0) / prev.length : Number.NaN;
   const featTimes: Record<string, number> = {};
   const featSkipped: Record<string, number> = {};
   for (const v of VARIANTS) {
@@ -236,7 +272,8 @@ function assembleResults(a: {
     }
   }
   let predSkipped = 0;
-  for (const c of a.trained) predSkipped += c.predictions.test.original.failed.length + c.predictions.test.masked.failed.length;
+  for (const c of a.trained)
+    predSkipped += c.predictions.test.original.failed.length + c.predictions.test.masked.failed.length;
   const cellTimes: Record<string, number> = {};
   if (a.zs) cellTimes['zeroshot'] = a.zs.seconds;
   for (const c of a.trained) cellTimes[c.id] = c.seconds;
@@ -262,11 +299,14 @@ function assembleResults(a: {
     data: {
       counts: { train: sd.train.length, validate: sd.validate.length, test: sd.test.length },
       testPrevalence: prevalence,
+      allNegativeMeanLabelAccuracy: allNegative,
       skippedImages: { features: featSkipped, predictions: predSkipped },
       ...(a.extra ?? {}),
     },
     definitions: DEFINITIONS,
-    zeroshot: a.zs ? { prompts: a.zs.prompts, negativePrompts: a.zs.negativePrompts, logitScale: a.zs.logitScale } : null,
+    zeroshot: a.zs
+      ? { prompts: a.zs.prompts, negativePrompts: a.zs.negativePrompts, logitScale: a.zs.logitScale }
+      : null,
     evaluation: a.evaluation,
     training: a.trained.map((c) => ({ id: c.id, bestEpoch: c.bestEpoch, history: c.history })),
   };

@@ -221,7 +221,8 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
   if (existsSync(bestPath)) await clf.load(bestPath);
   // Keep only best + last checkpoint.
   for (const f of readdirSync(o.dir)) {
-    if (/^epoch-\d+\.ckpt$/.test(f) && f !== st.lastCheckpoint) rmSync(join(o.dir, f), { force: true, recursive: true });
+    if (/^epoch-\d+\.ckpt$/.test(f) && f !== st.lastCheckpoint)
+      rmSync(join(o.dir, f), { force: true, recursive: true });
   }
   return st;
 }

@@ -52,7 +52,9 @@ export async function encodePrompts(
   const negativePrompts = negativePrompt ? FINDINGS.map((f) => fillPrompt(negativePrompt, f)) : null;
   const d = clip.embedDim;
   const pos = await clip.encodeText(tok.encode(prompts), prompts.length);
-  const neg = negativePrompts ? await clip.encodeText(tok.encode(negativePrompts), negativePrompts.length) : null;
+  const neg = negativePrompts
+    ? await clip.encodeText(tok.encode(negativePrompts), negativePrompts.length)
+    : null;
   return {
     positive: l2normalize(pos, prompts.length, d),
     negative: neg ? l2normalize(neg, prompts.length, d) : null,

@@ -9,8 +9,8 @@ import { overlayExamplePng, pickExample } from './overlay.js';
 import { metricBarsSvg, perDiseaseDeltaSvg, svgToPng } from './plots.js';
 import { fmt, fmtSigned, metricTable, perDiseaseMarkdown, table2Markdown } from './tables.js';
 
-export { metricTable, perDiseaseMarkdown, table2Markdown } from './tables.js';
 export { groupedBarSvg, svgToPng } from './plots.js';
+export { metricTable, perDiseaseMarkdown, table2Markdown } from './tables.js';
 
 export interface ReportFiles {
   table2: string;
@@ -37,11 +37,17 @@ function mdToHtml(md: string): string {
     if (l.startsWith('|')) {
       const rows: string[][] = [];
       while (i < lines.length && lines[i]!.startsWith('|')) {
-        rows.push(lines[i]!.slice(1, -1).split('|').map((c) => c.trim()));
+        rows.push(
+          lines[i]!.slice(1, -1)
+            .split('|')
+            .map((c) => c.trim()),
+        );
         i++;
       }
       const [head, , ...body] = rows;
-      html.push('<table><thead><tr>' + head!.map((c) => `<th>${inline(c)}</th>`).join('') + '</tr></thead><tbody>');
+      html.push(
+        '<table><thead><tr>' + head!.map((c) => `<th>${inline(c)}</th>`).join('') + '</tr></thead><tbody>',
+      );
       for (const r of body) html.push('<tr>' + r.map((c) => `<td>${inline(c)}</td>`).join('') + '</tr>');
       html.push('</tbody></table>');
       continue;
@@ -69,9 +75,11 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
     `Run \`${r.run.dir}\` · device ${r.run.device} · ${r.seeds.length} seed(s) · git ${r.run.git.commit?.slice(0, 10) ?? 'unknown'}${r.run.git.dirty ? ' (dirty)' : ''} · ${fmt(r.run.timings.totalSeconds / 60, 1)} min.`,
     '',
     `Data: ${r.data.counts.train} train / ${r.data.counts.validate} validation / ${r.data.counts.test} test images; ` +
-      `skipped (unreadable) images: ${Object.entries(r.data.skippedImages.features)
-        .map(([v, n]) => `${v} ${n}`)
-        .join(', ') || '0'}.`,
+      `skipped (unreadable) images: ${
+        Object.entries(r.data.skippedImages.features)
+          .map(([v, n]) => `${v} ${n}`)
+          .join(', ') || '0'
+      }.`,
     '',
   ];
   if (files.overlay) {
@@ -86,7 +94,10 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
   }
   out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', metricTable(r, primary), '');
   if (primary !== 'macroAUROC') out.push('### Macro AUROC', '', metricTable(r, 'macroAUROC'), '');
-  out.push('Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).', '');
+  out.push(
+    'Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).',
+    '',
+  );
   for (const p of files.plots) out.push(`![${p}](${p})`, '');
   out.push('## Does masking help?', '');
   for (const d of r.evaluation.differences.filter((x) => x.metric === primary || x.metric === 'macroAUROC')) {
@@ -98,7 +109,9 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
         : d.hi < 0
           ? 'masked worse (CI excludes 0)'
           : 'no clear difference (CI includes 0)';
-    out.push(`- ${g?.label ?? d.group}, ${d.metric}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`);
+    out.push(
+      `- ${g?.label ?? d.group}, ${d.metric}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
+    );
   }
   out.push('', '## Metric definitions', '');
   for (const [k, v] of Object.entries(r.definitions)) out.push(`- **${k}**: ${v}`);
@@ -106,7 +119,11 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
   return out.join('\n');
 }
 
-export async function writeReports(runDir: string, r: Results, opts: { cache?: CacheLike } = {}): Promise<ReportFiles> {
+export async function writeReports(
+  runDir: string,
+  r: Results,
+  opts: { cache?: CacheLike } = {},
+): Promise<ReportFiles> {
   const table2 = join(runDir, 'table2.md');
   const perDisease = join(runDir, 'per_disease.md');
   writeFileAtomic(table2, table2Markdown(r));

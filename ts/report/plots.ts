@@ -1,8 +1,8 @@
 /** Bar charts as SVG strings, rendered to PNG with sharp. */
 import sharp from 'sharp';
-import { FINDINGS } from '../labels.js';
 import { METRIC_LABELS, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/run.js';
+import { FINDINGS } from '../labels.js';
 
 const COLORS = { original: '#4c72b0', masked: '#dd8452' } as const;
 const FINDING_COLORS = ['#4c72b0', '#dd8452', '#55a868', '#c44e52', '#8172b2'];
@@ -33,7 +33,8 @@ export function groupedBarSvg(o: {
   const m = { l: 70, r: 20, t: 50, b: 110 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
-  const y = (v: number) => m.t + ph - ((Math.min(Math.max(v, o.yMin), o.yMax) - o.yMin) / (o.yMax - o.yMin)) * ph;
+  const y = (v: number) =>
+    m.t + ph - ((Math.min(Math.max(v, o.yMin), o.yMax) - o.yMin) / (o.yMax - o.yMin)) * ph;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -48,7 +49,9 @@ export function groupedBarSvg(o: {
     );
   }
   if (o.refLine !== undefined && o.refLine >= o.yMin && o.refLine <= o.yMax) {
-    parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${y(o.refLine)}" y2="${y(o.refLine)}" stroke="#333" stroke-dasharray="4 3"/>`);
+    parts.push(
+      `<line x1="${m.l}" x2="${W - m.r}" y1="${y(o.refLine)}" y2="${y(o.refLine)}" stroke="#333" stroke-dasharray="4 3"/>`,
+    );
   }
   const gw = pw / Math.max(1, o.categories.length);
   const bw = (gw * 0.8) / Math.max(1, o.series.length);
@@ -64,7 +67,9 @@ export function groupedBarSvg(o: {
       }
       const top = Math.min(y(v), zero);
       const h = Math.abs(zero - y(v));
-      parts.push(`<rect x="${x + 1}" y="${top}" width="${bw - 2}" height="${Math.max(h, 0.5)}" fill="${s.color}"/>`);
+      parts.push(
+        `<rect x="${x + 1}" y="${top}" width="${bw - 2}" height="${Math.max(h, 0.5)}" fill="${s.color}"/>`,
+      );
       const e = s.errors?.[ci];
       if (e !== undefined && Number.isFinite(e) && e > 0) {
         const cx = x + bw / 2;
@@ -74,9 +79,11 @@ export function groupedBarSvg(o: {
       }
     });
     const lines = c.split('\n');
-    lines.forEach((ln, li) =>
-      parts.push(`<text x="${m.l + ci * gw + gw / 2}" y="${H - m.b + 20 + li * 15}" font-size="12" text-anchor="middle">${esc(ln)}</text>`),
-    );
+    lines.forEach((ln, li) => {
+      parts.push(
+        `<text x="${m.l + ci * gw + gw / 2}" y="${H - m.b + 20 + li * 15}" font-size="12" text-anchor="middle">${esc(ln)}</text>`,
+      );
+    });
   });
   parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${zero}" y2="${zero}" stroke="black"/>`);
   parts.push(
@@ -107,9 +114,13 @@ function shortLabel(label: string): string {
 
 /** Plot 1: the primary metric per setup, original vs masked test images (± sd over seeds). */
 export function metricBarsSvg(r: Results, metric: Scalar): string {
-  const groups = r.evaluation.groups.filter((g) => metric === 'top1Accuracy' || g.key !== 'zeroshot/softmax-5way');
+  const groups = r.evaluation.groups.filter(
+    (g) => metric === 'top1Accuracy' || g.key !== 'zeroshot/softmax-5way',
+  );
   const series = (['original', 'masked'] as const).map((v) => {
-    const rows = groups.map((g) => r.evaluation.summary.find((s) => s.group === g.key && s.testVariant === v)!);
+    const rows = groups.map(
+      (g) => r.evaluation.summary.find((s) => s.group === g.key && s.testVariant === v)!,
+    );
     return {
       name: `test: ${v}`,
       color: COLORS[v],
@@ -134,7 +145,9 @@ export function perDiseaseDeltaSvg(r: Results): string {
   const deltas = groups.map((g) => {
     const o = r.evaluation.summary.find((s) => s.group === g.key && s.testVariant === 'original');
     const m = r.evaluation.summary.find((s) => s.group === g.key && s.testVariant === 'masked');
-    return FINDINGS.map((_, k) => (m?.perLabel[k]!.auroc.mean ?? Number.NaN) - (o?.perLabel[k]!.auroc.mean ?? Number.NaN));
+    return FINDINGS.map(
+      (_, k) => (m?.perLabel[k]?.auroc.mean ?? Number.NaN) - (o?.perLabel[k]?.auroc.mean ?? Number.NaN),
+    );
   });
   const finite = deltas.flat().filter(Number.isFinite);
   const lim = Math.max(0.05, ...finite.map((d) => Math.abs(d)));
@@ -143,7 +156,11 @@ export function perDiseaseDeltaSvg(r: Results): string {
     title: 'Per-finding AUROC change when test images are masked (masked − original)',
     yLabel: 'Δ AUROC',
     categories: groups.map((g) => shortLabel(g.label)),
-    series: FINDINGS.map((f, k) => ({ name: f, color: FINDING_COLORS[k]!, values: deltas.map((d) => d[k]!) })),
+    series: FINDINGS.map((f, k) => ({
+      name: f,
+      color: FINDING_COLORS[k]!,
+      values: deltas.map((d) => d[k]!),
+    })),
     yMin: -span,
     yMax: span,
     width: 1000,

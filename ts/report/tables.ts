@@ -1,7 +1,8 @@
 /** Markdown tables: Table 2 (paper layout) and the per-disease comparison (§5.2). */
-import { FINDINGS } from '../labels.js';
+
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/run.js';
+import { FINDINGS } from '../labels.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {
   return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
@@ -41,7 +42,12 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
   for (const g of table2Groups(r)) {
     const o = summaryOf(r, g.key, 'original');
     const m = summaryOf(r, g.key, 'masked');
-    const setup = g.setup === 'zeroshot' ? 'Zero-shot' : g.setup === 'linear-probe' ? 'Linear probing' : 'Joint fine-tuning';
+    const setup =
+      g.setup === 'zeroshot'
+        ? 'Zero-shot'
+        : g.setup === 'linear-probe'
+          ? 'Linear probing'
+          : 'Joint fine-tuning';
     const trained = g.trainVariant === 'none' ? '—' : g.trainVariant;
     let row = `| ${setup} | ${trained} | ${fmtMeanSd(o?.metrics[metric])} | ${fmtMeanSd(m?.metrics[metric])} |`;
     if (withDiff) {
@@ -68,6 +74,13 @@ export function table2Markdown(r: Results): string {
     '',
     metricTable(r, primary),
     '',
+    ...(primary === 'meanLabelAccuracy'
+      ? [
+          `Reference points: predicting every finding absent scores ${fmt(r.data.allNegativeMeanLabelAccuracy)} on this test split; ` +
+            'random scores give about 0.5 with validation-chosen Youden thresholds. Threshold-free comparison: macro AUROC below (chance 0.5).',
+          '',
+        ]
+      : []),
   ];
   if (primary !== 'macroAUROC') {
     out.push('## Macro AUROC (threshold-free)', '', metricTable(r, 'macroAUROC'), '');
@@ -106,7 +119,9 @@ export function perDiseaseMarkdown(r: Results): string {
     const m = summaryOf(r, g.key, 'masked');
     if (!o || !m) continue;
     out.push(`## ${g.label}`, '');
-    out.push('| Finding | AUROC original | AUROC masked | Δ AUROC | Acc. original | Acc. masked | Δ acc. | F1 original | F1 masked |');
+    out.push(
+      '| Finding | AUROC original | AUROC masked | Δ AUROC | Acc. original | Acc. masked | Δ acc. | F1 original | F1 masked |',
+    );
     out.push('|---|---|---|---|---|---|---|---|---|');
     FINDINGS.forEach((f, k) => {
       const po = o.perLabel[k]!;

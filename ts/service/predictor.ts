@@ -9,10 +9,11 @@
  * (per-finding protocol). With a checkpoint from a run: `finetune` (encoder + head, jft-* cells) or
  * `linear-probe` (frozen image tower + head, lp-* cells), inferred from the cell folder name.
  */
-import { FINDINGS, type Finding } from '../labels.js';
+
 import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js';
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
+import { FINDINGS, type Finding } from '../labels.js';
 
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 
@@ -94,7 +95,10 @@ export class MaskingPredictor {
     const prep: PreprocessFn =
       o.preprocessFn ?? ((await import('../images/preprocess.js')).preprocess as unknown as PreprocessFn);
     const meta = o.preprocessFn ? {} : readModelMeta(o.modelDir);
-    const prepOptions = { preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) }, overlay: o.overlay ?? {} };
+    const prepOptions = {
+      preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
+      overlay: o.overlay ?? {},
+    };
     let clip: ClipLike | null = null;
     let clf: ClassifierLike | null = null;
     let bank: TextBank | null = null;
@@ -108,7 +112,12 @@ export class MaskingPredictor {
         o.negativePrompt === undefined ? 'a chest X-ray showing no {finding}' : o.negativePrompt,
       );
     } else if (kind === 'linear-probe') {
-      clf = await backend.createClassifier({ modelDir: null, inputDim: clip!.embedDim, numLabels: FINDINGS.length, device });
+      clf = await backend.createClassifier({
+        modelDir: null,
+        inputDim: clip!.embedDim,
+        numLabels: FINDINGS.length,
+        device,
+      });
       await clf.load(o.checkpoint!);
     } else {
       clf = await backend.createClassifier({ modelDir: o.modelDir, numLabels: FINDINGS.length, device });
