@@ -3,7 +3,7 @@
  * image-encoder forward and classifier train step (img/s), fp32 and bf16 autocast (when the CPU has
  * AVX512-BF16/AMX or the device is CUDA). Prints a table of ratios; --json writes bench/out/native.json.
  *
- *   node --import tsx bench/native.ts --model models/biomedclip --batch 8 --threads 2
+ *   node --import tsx bench/native.ts --model models/biomedclip [--batch 4 --threads 2 --warmup 1 --iters 3]
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,9 +18,9 @@ import { diagnostics, packageRoot, setThreads } from '../ts/native.js';
 const { values: opt } = parseArgs({
   options: {
     model: { type: 'string', default: join(packageRoot, 'models', 'biomedclip') },
-    batch: { type: 'string', default: '8' },
+    batch: { type: 'string', default: '4' },
     threads: { type: 'string', default: '2' },
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '1' },
     iters: { type: 'string', default: '3' },
     // median over iters; each addon call is followed by the same Python call
     device: { type: 'string', default: 'cpu' },
