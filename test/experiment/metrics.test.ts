@@ -52,6 +52,17 @@ test('computeMetrics at 0.5: accuracy, exact match, sens/spec/F1, AUROC with a m
   close(exactMatch(A, [0.5, 0.85]), 0.75); // now row1 wrong (.7 < .85), row3 right
 });
 
+test('operating thresholds drive sensitivity/specificity/F1, thresholds drive accuracy', () => {
+  const m = computeMetrics(A, [0.5, 0.5], undefined, [0.5, 0.75]);
+  close(m.perLabel[1]!.accuracy, 2 / 3); // at 0.5
+  // label 1 at 0.75: scores .2,.7,.8 labels 0,1,0 → preds 0,0,1: TP0 FN1 FP1 TN1
+  close(m.perLabel[1]!.sensitivity, 0);
+  close(m.perLabel[1]!.specificity, 0.5);
+  close(m.perLabel[1]!.f1, 0);
+  assert.is(m.perLabel[1]!.operatingThreshold, 0.75);
+  close(m.exactMatch, 0.75);
+});
+
 test('single-class label: AUROC NaN and excluded from the macro mean', () => {
   const B = { probs: [0.9, 0.1, 0.2, 0.3], labels: [1, 0, 0, 0], n: 2, k: 2 };
   const m = computeMetrics(B, [0.5, 0.5]);

@@ -46,7 +46,11 @@ export function experimentOptions<T>(y: Argv<T>) {
     .option('max-train-images', { type: 'number', describe: 'cap on training images per cell' })
     .option('threshold-rule', {
       choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-      describe: 'per-finding threshold rule on validation',
+      describe: 'threshold rule of the accuracy metrics, per finding on validation (default accuracy)',
+    })
+    .option('operating-point-rule', {
+      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
     })
     .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
     .option('primary', {
@@ -77,6 +81,7 @@ export interface ExperimentArgv {
   lrHead?: number;
   maxTrainImages?: number;
   thresholdRule?: string;
+  operatingPointRule?: string;
   bootstrap?: number;
   primary?: string;
   model?: string;
@@ -122,7 +127,12 @@ export function overridesFromArgv(a: ExperimentArgv): Record<string, unknown> {
         lrHead: a.lrHead,
         maxTrainImages: a.maxTrainImages,
       }),
-      metrics: drop({ thresholdRule: a.thresholdRule, bootstrap: a.bootstrap, primary: a.primary }),
+      metrics: drop({
+        thresholdRule: a.thresholdRule,
+        operatingPointRule: a.operatingPointRule,
+        bootstrap: a.bootstrap,
+        primary: a.primary,
+      }),
     }) ?? {}
   );
 }

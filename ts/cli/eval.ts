@@ -9,6 +9,7 @@ import { runCommand, UsageError } from './common.js';
 export interface EvalArgv {
   run: string;
   thresholdRule?: 'youden' | 'f1' | 'accuracy' | 'fixed';
+  operatingPointRule?: 'youden' | 'f1' | 'accuracy' | 'fixed';
   threshold?: number;
   bootstrap?: number;
   primary?: 'meanLabelAccuracy' | 'macroAUROC' | 'exactMatch' | 'macroF1';
@@ -27,7 +28,11 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
       })
       .option('threshold-rule', {
         choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-        describe: 'per-finding threshold rule on validation',
+        describe: 'threshold rule of the accuracy metrics, per finding on validation',
+      })
+      .option('operating-point-rule', {
+        choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+        describe: 'threshold rule of sensitivity/specificity/F1',
       })
       .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
       .option('bootstrap', { type: 'number', describe: 'bootstrap resamples' })
@@ -45,6 +50,7 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
       const overrides = Object.fromEntries(
         Object.entries({
           thresholdRule: argv.thresholdRule,
+          operatingPointRule: argv.operatingPointRule,
           fixedThreshold: argv.threshold,
           bootstrap: argv.bootstrap,
           primary: argv.primary,

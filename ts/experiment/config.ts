@@ -110,8 +110,10 @@ export const ConfigSchema = z
     }).prefault({}),
     metrics: z
       .object({
-        /** Per-finding threshold rule applied on the validation split (see docs/experiments.md). */
-        thresholdRule: z.enum(['youden', 'f1', 'accuracy', 'fixed']).default('youden'),
+        /** Threshold rule of the accuracy metrics, applied per finding on validation (docs/experiments.md). */
+        thresholdRule: z.enum(['youden', 'f1', 'accuracy', 'fixed']).default('accuracy'),
+        /** Threshold rule of sensitivity / specificity / F1 (the operating point), on validation. */
+        operatingPointRule: z.enum(['youden', 'f1', 'accuracy', 'fixed']).default('youden'),
         fixedThreshold: z.number().min(0).max(1).default(0.5),
         /** Model selection metric on validation. */
         selection: z.enum(['macroAUROC', 'meanLabelAccuracy', 'loss']).default('macroAUROC'),
@@ -189,7 +191,7 @@ export const DEMO = {
   imageHeight: 256,
   seeds: [0, 1, 2],
   linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
-  finetune: { epochs: 5, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
+  finetune: { epochs: 8, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
   bootstrap: 500,
 } as const;
 

@@ -1,7 +1,8 @@
 /**
  * From stored predictions to numbers. For every (model, test variant): per-finding thresholds are
- * chosen on the validation split *of that test variant* (rule `metrics.thresholdRule`), then every
- * metric is computed on the test split. Seeds are aggregated as mean ± sd; masked − original
+ * chosen on the validation split *of that test variant* (accuracy metrics: `metrics.thresholdRule`;
+ * sensitivity/specificity/F1: `metrics.operatingPointRule`), then every metric is computed on the
+ * test split. Seeds are aggregated as mean ± sd; masked − original
  * differences get a paired bootstrap 95 % CI over test images (same resample for all seeds).
  */
 import { FINDINGS, NUM_LABELS } from '../labels.js';
@@ -56,6 +57,7 @@ export interface EvalCell {
   seed: number | null;
   testVariant: Variant;
   thresholds: number[];
+  operatingThresholds: number[];
   metrics: MetricSet;
   top1: { accuracy: number; n: number };
 }
@@ -151,20 +153,26 @@ export function evaluate(
   const cells: EvalCell[] = [];
   const pairsByGroup = new Map<string, PairedCondition[]>();
   for (const m of models) {
-    const cond: Partial<Record<Variant, { a: LabelArrays; t: number[] }>> = {};
+    const cond: Partial<Record<Variant, { a: LabelArrays; t: number[]; o: number[] }>> = {};
     for (const v of VARIANTS) {
       const val = labelArrays(m.preds.validate[v], sd.validate, sd);
       const test = labelArrays(m.preds.test[v], sd.test, sd);
       const thresholds = chooseThresholds(val, rule, config.metrics.fixedThreshold);
+      const operatingThresholds = chooseThresholds(
+        val,
+        config.metrics.operatingPointRule,
+        config.metrics.fixedThreshold,
+      );
       cells.push({
         group: m.group.key,
         seed: m.seed,
         testVariant: v,
         thresholds,
-        metrics: computeMetrics(test, thresholds),
+        operatingThresholds,
+        metrics: computeMetrics(test, thresholds, undefined, operatingThresholds),
         top1: top1Accuracy(test),
       });
-      cond[v] = { a: test, t: thresholds };
+      cond[v] = { a: test, t: thresholds, o: operatingThresholds };
     }
     const list = pairsByGroup.get(m.group.key) ?? [];
     list.push({
@@ -172,6 +180,8 @@ export function evaluate(
       masked: cond.masked!.a,
       thresholdsOriginal: cond.original!.t,
       thresholdsMasked: cond.masked!.t,
+      operatingOriginal: cond.original!.o,
+      operatingMasked: cond.masked!.o,
     });
     pairsByGroup.set(m.group.key, list);
   }

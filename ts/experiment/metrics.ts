@@ -10,12 +10,14 @@
  * Definitions (see docs/experiments.md):
  * - `meanLabelAccuracy` — the paper's "accuracy averaged across the five findings":
  *     acc_k = #{i counted: 1[p_ik >= t_k] == y_ik} / #{i counted}, meanLabelAccuracy = mean_k acc_k
- *   over findings with ≥ 1 counted image, with per-finding thresholds t_k (rule: see `chooseThresholds`).
+ *   over findings with ≥ 1 counted image, with per-finding thresholds t_k (rule: see `chooseThresholds`;
+ *   the grid uses the accuracy-maximising threshold on validation).
  * - `exactMatch` — fraction of images whose thresholded predictions equal the labels on every counted
  *   label (images with no counted label are skipped).
  * - `auroc_k` — Mann–Whitney U / (P·N) with mid-ranks for ties; `macroAUROC` = mean of defined auroc_k.
- * - sensitivity_k = TP/(TP+FN), specificity_k = TN/(TN+FP), F1_k = 2TP/(2TP+FP+FN), NaN when the
- *   denominator is 0; their macro versions average the defined per-label values.
+ * - sensitivity_k = TP/(TP+FN), specificity_k = TN/(TN+FP), F1_k = 2TP/(2TP+FP+FN) at the operating
+ *   threshold o_k (the grid uses Youden's J on validation), NaN when the denominator is 0; their
+ *   macro versions average the defined per-label values.
  */
 export type ThresholdRule = 'youden' | 'f1' | 'accuracy' | 'fixed';
 
@@ -33,7 +35,10 @@ export interface PerLabelMetrics {
   sensitivity: number;
   specificity: number;
   f1: number;
+  /** Threshold of the accuracy metrics. */
   threshold: number;
+  /** Threshold of sensitivity / specificity / F1 (the operating point). */
+  operatingThreshold: number;
   positives: number;
   negatives: number;
 }
@@ -195,19 +200,30 @@ export function exactMatch(a: LabelArrays, thresholds: number[], rows?: ArrayLik
   return ratio(ok, tot);
 }
 
-/** Every metric of a `MetricSet` at the given thresholds, optionally on a subset of rows (bootstrap). */
-export function computeMetrics(a: LabelArrays, thresholds: number[], rows?: ArrayLike<number>): MetricSet {
+/**
+ * Every metric of a `MetricSet`, optionally on a subset of rows (bootstrap). Accuracy metrics
+ * (per-finding accuracy, exact match) use `thresholds`; sensitivity, specificity and F1 use
+ * `operatingThresholds` (default: the same thresholds).
+ */
+export function computeMetrics(
+  a: LabelArrays,
+  thresholds: number[],
+  rows?: ArrayLike<number>,
+  operatingThresholds: number[] = thresholds,
+): MetricSet {
   const perLabel: PerLabelMetrics[] = [];
   for (let k = 0; k < a.k; k++) {
     const { s, y } = column(a, k, rows);
     const c = confusion(s, y, thresholds[k]!);
+    const op = operatingThresholds === thresholds ? c : confusion(s, y, operatingThresholds[k]!);
     perLabel.push({
       auroc: auroc(s, y),
       accuracy: accuracy(c),
-      sensitivity: sensitivity(c),
-      specificity: specificity(c),
-      f1: f1(c),
+      sensitivity: sensitivity(op),
+      specificity: specificity(op),
+      f1: f1(op),
       threshold: thresholds[k]!,
+      operatingThreshold: operatingThresholds[k]!,
       positives: c.tp + c.fn,
       negatives: c.tn + c.fp,
     });
@@ -277,6 +293,9 @@ export interface PairedCondition {
   masked: LabelArrays;
   thresholdsOriginal: number[];
   thresholdsMasked: number[];
+  /** Operating-point thresholds (sensitivity/specificity/F1); default: the thresholds above. */
+  operatingOriginal?: number[];
+  operatingMasked?: number[];
 }
 
 export interface DiffCI {
@@ -304,8 +323,12 @@ export function bootstrapDiff(
     nanMean(
       pairs.map(
         (p) =>
-          computeMetrics(p.masked, p.thresholdsMasked, rows)[metric] -
-          computeMetrics(p.original, p.thresholdsOriginal, rows)[metric],
+          computeMetrics(p.masked, p.thresholdsMasked, rows, p.operatingMasked ?? p.thresholdsMasked)[
+            metric
+          ] -
+          computeMetrics(p.original, p.thresholdsOriginal, rows, p.operatingOriginal ?? p.thresholdsOriginal)[
+            metric
+          ],
       ),
     );
   const point = diffOf();

@@ -73,13 +73,13 @@ export const DEFINITIONS: Record<string, string> = {
   meanLabelAccuracy:
     "The paper's 'accuracy averaged across the five findings': for each finding k, acc_k = fraction of test images (label not ignored) whose thresholded prediction 1[p_k >= t_k] equals the label; the mean of acc_k over the five findings.",
   thresholds:
-    'Per-finding thresholds t_k are chosen on the validation split of the same test variant (original or masked) by the rule in config.metrics.thresholdRule (youden: max sensitivity+specificity-1; f1; accuracy; fixed: config.metrics.fixedThreshold). Ties go to the threshold closest to 0.5; a finding with one class on validation gets 0.5.',
+    "Per-finding thresholds are chosen on the validation split of the same test variant (original or masked). Accuracy metrics (meanLabelAccuracy, exactMatch) use t_k from config.metrics.thresholdRule (default accuracy: the threshold maximising that finding's validation accuracy); sensitivity, specificity and F1 use the operating point o_k from config.metrics.operatingPointRule (default youden: max sensitivity+specificity-1). Other rules: f1, fixed (config.metrics.fixedThreshold). Candidates are midpoints between distinct validation scores; ties go to the threshold closest to 0.5; a finding with one class on validation gets 0.5.",
   exactMatch:
     'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
   macroAUROC:
     'Mean over findings of ROC AUC (Mann-Whitney, mid-ranks for ties); a finding with only one class among its non-ignored test labels has AUROC undefined (null) and is left out of the mean.',
   sensitivity:
-    'TP/(TP+FN) at t_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
+    'TP/(TP+FN) at the operating point o_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
   top1Accuracy:
     '5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).',
   difference:

@@ -18,11 +18,19 @@ export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
   return m.n > 1 ? `${m.mean.toFixed(digits)} ± ${m.sd.toFixed(digits)}` : m.mean.toFixed(digits);
 }
 
+function ruleText(rule: string, fixed: number): string {
+  const name = rule === 'accuracy' ? 'maximise accuracy' : rule === 'youden' ? "Youden's J" : 'maximise F1';
+  return rule === 'fixed'
+    ? `a fixed threshold ${fixed}`
+    : `per-finding thresholds chosen on the validation split (${name})`;
+}
+
 function thresholdRuleText(r: Results): string {
-  const m = r.config.metrics;
-  return m.thresholdRule === 'fixed'
-    ? `fixed threshold ${m.fixedThreshold}`
-    : `per-finding thresholds chosen on the validation split (${m.thresholdRule})`;
+  return ruleText(r.config.metrics.thresholdRule, r.config.metrics.fixedThreshold);
+}
+
+function operatingRuleText(r: Results): string {
+  return ruleText(r.config.metrics.operatingPointRule, r.config.metrics.fixedThreshold);
 }
 
 /** The rows of Table 2 (multi-label groups only; the 5-way softmax protocol gets its own line). */
@@ -76,8 +84,8 @@ export function table2Markdown(r: Results): string {
     '',
     ...(primary === 'meanLabelAccuracy'
       ? [
-          `Reference points: predicting every finding absent scores ${fmt(r.data.allNegativeMeanLabelAccuracy)} on this test split; ` +
-            'random scores give about 0.5 with validation-chosen Youden thresholds. Threshold-free comparison: macro AUROC below (chance 0.5).',
+          `Reference point: predicting every finding absent scores ${fmt(r.data.allNegativeMeanLabelAccuracy)} on this test split ` +
+            '(accuracy is dominated by negatives). Threshold-free comparison: macro AUROC below (chance 0.5).',
           '',
         ]
       : []),
@@ -110,7 +118,7 @@ export function perDiseaseMarkdown(r: Results): string {
   const out = [
     '# Per-finding results: original vs masked test images',
     '',
-    `AUROC and accuracy per finding (test split; mean ± sd over seeds; accuracy at ${thresholdRuleText(r)}). ` +
+    `AUROC, accuracy and F1 per finding (test split; mean ± sd over seeds; accuracy at ${thresholdRuleText(r)}; F1 at ${operatingRuleText(r)}). ` +
       'Δ = masked − original. n/a: undefined (e.g. a finding with a single class in the test set).',
     '',
   ];
