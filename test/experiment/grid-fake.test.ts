@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { plannedCells } from '../../ts/experiment/grid.js';
-import { type Results, runExperiment } from '../../ts/experiment/run.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
 import { InterruptedError } from '../../ts/experiment/train.js';
 import { fakeBackend } from './fake-backend.js';
 
@@ -125,6 +125,23 @@ test('interrupt mid-cell then --resume equals an uninterrupted run', async () =>
   assert.is(resumed.runDir, runDir);
   assert.ok(resumed.results.run.resumed);
   assert.equal(strip(resumed.results), strip(full.results));
+});
+
+test('eval: re-evaluation from stored predictions keeps the run facts', async () => {
+  const config = cfg({ name: 'reeval', seeds: [0], finetune: { enabled: false } });
+  const { runDir, results } = await runExperiment({ config, backend: fakeBackend() });
+  const re = await reevaluate(runDir, fakeBackend(), { thresholdRule: 'fixed', fixedThreshold: 0.5 });
+  assert.is(re.results.config.metrics.thresholdRule, 'fixed');
+  assert.is(re.results.run.startedAt, results.run.startedAt);
+  assert.ok(re.results.run.reevaluatedAt);
+  const t = re.results.evaluation.cells.find((c) => c.group === 'linear-probe/original')!;
+  assert.equal(t.thresholds, [0.5, 0.5, 0.5, 0.5, 0.5]);
+  // threshold-free numbers do not change
+  assert.equal(
+    re.results.evaluation.cells.map((c) => c.metrics.macroAUROC),
+    results.evaluation.cells.map((c) => c.metrics.macroAUROC),
+  );
+  assert.match(readFileSync(join(runDir, 'table2.md'), 'utf8'), /fixed threshold 0\.5/);
 });
 
 test('plannedCells lists every unit', () => {

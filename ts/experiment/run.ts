@@ -48,6 +48,7 @@ export interface Results {
     startedAt: string;
     finishedAt: string;
     resumed: boolean;
+    reevaluatedAt?: string;
     git: { commit: string | null; dirty: boolean | null };
     versions: Record<string, unknown>;
     device: string;
@@ -167,6 +168,12 @@ export async function reevaluate(
     trained,
     evaluation,
   });
+  // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
+  const before = readJson<Results>(join(runDir, 'results.json'));
+  if (before) {
+    results.run = { ...before.run, reevaluatedAt: new Date().toISOString() };
+    results.data = { ...before.data, ...results.data };
+  }
   writeJsonAtomic(join(runDir, 'results.json'), results);
   writeJsonAtomic(join(runDir, 'config.json'), config);
   await writeReports(runDir, results, { cache });
