@@ -24,3 +24,5 @@ export {
   type PredictorKind,
   type PredictorOptions,
 } from './service/index.js';
+// Data-layer helpers a service typically needs next to the predictor.
+export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
