@@ -51,6 +51,8 @@ export interface Results {
     reevaluatedAt?: string;
     git: { commit: string | null; dirty: boolean | null };
     versions: Record<string, unknown>;
+    /** From model.json: preset, source (e.g. random-init), sizes, export-time torch. */
+    model: Record<string, unknown> | null;
     device: string;
     timings: { totalSeconds: number; features: Record<string, number>; cells: Record<string, number> };
   };
@@ -180,6 +182,13 @@ export async function reevaluate(
   return { runDir, results };
 }
 
+function modelFacts(dir: string): Record<string, unknown> | null {
+  const m = readJson<Record<string, unknown>>(join(dir, 'model.json'));
+  if (!m) return null;
+  const keep = ['preset', 'source', 'seed', 'embedDim', 'imageSize', 'contextLength', 'torchVersion'];
+  return { dir, ...Object.fromEntries(keep.filter((k) => k in m).map((k) => [k, m[k]])) };
+}
+
 export function packageVersion(): string {
   try {
     return JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')).version;
@@ -294,6 +303,7 @@ function assembleResults(a: {
       resumed: a.resumed,
       git: gitInfo(),
       versions: { cxrmask: packageVersion(), node: process.version, ...a.backend.versions() },
+      model: modelFacts(a.config.model.dir),
       device: a.device,
       timings: {
         totalSeconds: (finished.getTime() - a.started.getTime()) / 1000,

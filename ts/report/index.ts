@@ -74,6 +74,17 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
     '',
     `Run \`${r.run.dir}\` · device ${r.run.device} · ${r.seeds.length} seed(s) · git ${r.run.git.commit?.slice(0, 10) ?? 'unknown'}${r.run.git.dirty ? ' (dirty)' : ''} · ${fmt(r.run.timings.totalSeconds / 60, 1)} min.`,
     '',
+    ...(r.run.model?.['source'] === 'random-init'
+      ? [
+          `Model: \`${r.run.model['preset']}\` preset with **random initial weights** (no pretraining): zero-shot is at chance by construction; the trained rows show what the images themselves teach.`,
+          '',
+        ]
+      : r.run.model
+        ? [
+            `Model: \`${r.run.model['preset'] ?? r.run.model['dir']}\` (${r.run.model['source'] ?? 'exported checkpoint'}).`,
+            '',
+          ]
+        : []),
     `Data: ${r.data.counts.train} train / ${r.data.counts.validate} validation / ${r.data.counts.test} test images; ` +
       `skipped (unreadable) images: ${
         Object.entries(r.data.skippedImages.features)
