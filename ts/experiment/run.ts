@@ -173,7 +173,7 @@ export async function reevaluate(
   // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
   const before = readJson<Results>(join(runDir, 'results.json'));
   if (before) {
-    results.run = { ...before.run, reevaluatedAt: new Date().toISOString() };
+    results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
     results.data = { ...before.data, ...results.data };
   }
   writeJsonAtomic(join(runDir, 'results.json'), results);
