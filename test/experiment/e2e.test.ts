@@ -28,9 +28,8 @@ async function setup(): Promise<void> {
     backend = await realBackend();
     backend.setThreads?.(2);
     const { synthesize } = await import('../../ts/synth/index.js');
-    const s = await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
+    await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
     await prepareData(cfg({}), { log: () => {} });
-    void s;
   } catch (e) {
     skip = `real backend unavailable: ${(e as Error).message.split('\n')[0]}`;
     backend = null;
@@ -57,7 +56,7 @@ function cfg(over: Record<string, unknown>) {
 test.before(setup);
 
 test('grid end to end: results.json has every cell', async () => {
-  if (!backend) return console.log(`  skipped: ${skip}`);
+  if (!backend) throw new Error(`e2e needs the real backend (npm test runs setup first): ${skip}`);
   const { runDir } = await runExperiment({ config: cfg({ name: 'e2e' }), backend });
   const r = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
   assert.is(r.evaluation.groups.length, 6);
@@ -73,7 +72,7 @@ test('grid end to end: results.json has every cell', async () => {
 });
 
 test('interrupted fine-tuning resumes to the same result', async () => {
-  if (!backend) return console.log(`  skipped: ${skip}`);
+  if (!backend) throw new Error(`e2e needs the real backend (npm test runs setup first): ${skip}`);
   const config = cfg({
     name: 'resume',
     seeds: [0],
@@ -123,7 +122,7 @@ test('interrupted fine-tuning resumes to the same result', async () => {
 });
 
 test('fine-tuning clearly beats chance on the synthetic data', async () => {
-  if (!backend) return console.log(`  skipped: ${skip}`);
+  if (!backend) throw new Error(`e2e needs the real backend (npm test runs setup first): ${skip}`);
   const config = cfg({
     name: 'learn',
     seeds: [0],
