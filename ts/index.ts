@@ -1,5 +1,7 @@
 /** cxrmask public library API. */
 
+// Data-layer helpers a service typically needs next to the predictor.
+export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
 export type { Backend } from './experiment/backend.js';
 export { prepareData, realBackend } from './experiment/backend-real.js';
 export {
@@ -24,5 +26,3 @@ export {
   type PredictorKind,
   type PredictorOptions,
 } from './service/index.js';
-// Data-layer helpers a service typically needs next to the predictor.
-export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
