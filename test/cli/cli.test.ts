@@ -3,7 +3,7 @@
  * Subprocesses run the TypeScript entry point through tsx (no build needed).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -30,6 +30,14 @@ async function help(args: string): Promise<string> {
   });
   return output;
 }
+
+test('runs when started through a symlink, as npm bin links and npx do', () => {
+  const link = join(tmp, 'cxrmask-link.ts');
+  symlinkSync(join(process.cwd(), 'ts/cli/main.ts'), link);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', link, '--version'], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+});
 
 test('top-level help lists every command', async () => {
   const out = await help('--help');

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `cxrmask` CLI: one yargs command module per command. */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { packageVersion } from '../experiment/run.js';
@@ -48,8 +50,17 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .epilogue('Docs: README.md, docs/experiments.md');
 }
 
-const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain || process.argv[1]?.endsWith('/cli/main.js') || process.argv[1]?.endsWith('/cli/main.ts')) {
+// Run when executed directly, also through the symlinks npm makes for `bin` (npx, node_modules/.bin).
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+if (isEntryPoint()) {
   const cli = await buildCli();
   await cli.parseAsync();
 }
