@@ -96,25 +96,9 @@ def main():
 
     out = {"device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": b, "results": {}}
     for mode in args.modes.split(","):
-        bf16 = mode == "bf16"
-
-        def forward():
-            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                visual.eval()
-                visual(x_host.to(dev)).float().cpu()
-
-        def train_step():
-            visual.train()
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = head(visual(x_host.to(dev))).float()
-                loss = F.binary_cross_entropy_with_logits(logits, y_host.to(dev))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        t_fwd = timed(forward, args.warmup, args.iters, sync)
-        t_train = timed(train_step, args.warmup, args.iters, sync)
+        fns = make(mode)
+        t_fwd = timed(fns["forward"], args.warmup, args.iters, sync)
+        t_train = timed(fns["train"], args.warmup, args.iters, sync)
         out["results"][mode] = {"forward_img_s": b / t_fwd, "train_img_s": b / t_train}
     print(json.dumps(out))
 
