@@ -3,7 +3,15 @@
  * `tiny` model (LibTorch addon) → results.json with every cell; resume equivalence; fine-tuning
  * beats chance. Skipped (with a message) when the addon or models/tiny is not built.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -29,6 +37,12 @@ async function setup(): Promise<void> {
     backend.setThreads?.(2);
     const { synthesize } = await import('../../ts/synth/index.js');
     await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
+    // One unreadable and one missing training image: the run must skip them (counted), not die.
+    const { buildIndex } = await import('../../ts/data/index.js');
+    const { entries } = await buildIndex({ root: join(tmp, 'data', 'mimic') });
+    const train = entries.filter((e) => e.split === 'train');
+    writeFileSync(join(tmp, 'data', 'mimic', train[0]!.path), Buffer.from('not a jpeg'));
+    unlinkSync(join(tmp, 'data', 'mimic', train[1]!.path));
     await prepareData(cfg({}), { log: () => {} });
   } catch (e) {
     skip = `real backend unavailable: ${(e as Error).message.split('\n')[0]}`;
@@ -69,6 +83,10 @@ test('grid end to end: results.json has every cell', async () => {
     assert.ok(existsSync(join(runDir, f)), f);
   assert.ok(r.run.versions['torch'], 'torch version recorded');
   assert.ok(r.data.counts.test > 0);
+  const skipped = r.data.skippedImages.cache ?? {};
+  assert.is(skipped['image-corrupt'], 1, 'the corrupt JPEG is counted');
+  // the missing one never reaches the cache: the index drops it (`image-missing`, tested in test/data)
+  assert.is(skipped['image-missing'], undefined);
 });
 
 test('interrupted fine-tuning resumes to the same result', async () => {

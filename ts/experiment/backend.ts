@@ -24,6 +24,8 @@ export interface CacheEntryLike {
 
 export interface CacheLike {
   entries: CacheEntryLike[];
+  /** Images the cache build left out, per reason (corrupt/missing JPEG, no CheXmask row, …). */
+  skipped?: { counts: Record<string, number> };
   indicesOf(split: Split): number[];
   batch(indices: number[], variant: Variant): Batch | Promise<Batch>;
 }

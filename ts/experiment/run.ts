@@ -63,7 +63,12 @@ export interface Results {
     testPrevalence: Record<string, number>;
     /** meanLabelAccuracy of predicting every finding absent (the trivial baseline). */
     allNegativeMeanLabelAccuracy: number;
-    skippedImages: { features: Record<string, number>; predictions: number };
+    skippedImages: {
+      features: Record<string, number>;
+      predictions: number;
+      /** Left out when the image cache was built, per reason. */
+      cache: Record<string, number> | null;
+    };
     [k: string]: unknown;
   };
   definitions: Record<string, string>;
@@ -169,6 +174,7 @@ export async function reevaluate(
     zs,
     trained,
     evaluation,
+    cacheSkipped: cache.skipped?.counts ?? null,
   });
   // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
   const before = readJson<Results>(join(runDir, 'results.json'));
@@ -241,6 +247,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     zs,
     trained,
     evaluation,
+    cacheSkipped: cache.skipped?.counts ?? null,
     extra: o.extra,
   });
   writeJsonAtomic(join(runDir, 'results.json'), results);
@@ -260,6 +267,7 @@ function assembleResults(a: {
   zs: ZeroShotResult | null;
   trained: CellResult[];
   evaluation: Evaluation;
+  cacheSkipped?: Record<string, number> | null;
   extra?: Record<string, unknown>;
 }): Results {
   const { sd } = a;
@@ -317,7 +325,7 @@ function assembleResults(a: {
       counts: { train: sd.train.length, validate: sd.validate.length, test: sd.test.length },
       testPrevalence: prevalence,
       allNegativeMeanLabelAccuracy: allNegative,
-      skippedImages: { features: featSkipped, predictions: predSkipped },
+      skippedImages: { features: featSkipped, predictions: predSkipped, cache: a.cacheSkipped ?? null },
       ...(a.extra ?? {}),
     },
     definitions: DEFINITIONS,

@@ -90,6 +90,10 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
         Object.entries(r.data.skippedImages.features)
           .map(([v, n]) => `${v} ${n}`)
           .join(', ') || '0'
+      }; left out when the cache was built: ${
+        Object.entries(r.data.skippedImages.cache ?? {})
+          .map(([why, n]) => `${why} ${n}`)
+          .join(', ') || 'none'
       }.`,
     '',
   ];
