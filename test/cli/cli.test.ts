@@ -68,6 +68,9 @@ test('flags override the config file', () => {
   assert.is(c.finetune.lrHead, 0.01);
   assert.is(c.data.cache, 'c2');
   assert.equal(overridesFromArgv({}), {});
+  const fixed = configFromArgv({ config: f, thresholdRule: 'fixed', threshold: 0.3 });
+  assert.is(fixed.metrics.thresholdRule, 'fixed');
+  assert.is(fixed.metrics.fixedThreshold, 0.3);
   assert.throws(
     () => configFromArgv({ config: f, seeds: '1,x' }),
     (e: Error) => e instanceof ConfigError && /--seeds/.test(e.message),

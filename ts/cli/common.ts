@@ -17,9 +17,28 @@ export function modelOptions<T>(y: Argv<T>) {
     .option('threads', { type: 'number', describe: 'intra-op CPU threads' });
 }
 
+/** How predictions become metrics (shared by the commands that evaluate: run, train, eval …). */
+export function metricOptions<T>(y: Argv<T>) {
+  return y
+    .option('threshold-rule', {
+      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      describe: 'threshold rule of the accuracy metrics, per finding on validation (default accuracy)',
+    })
+    .option('operating-point-rule', {
+      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
+    })
+    .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
+    .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
+    .option('primary', {
+      choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
+      describe: 'metric shown in Table 2',
+    });
+}
+
 /** Options that map onto the experiment config (flags override the --config file). */
 export function experimentOptions<T>(y: Argv<T>) {
-  return modelOptions(y)
+  return metricOptions(modelOptions(y))
     .option('config', {
       type: 'string',
       describe: 'experiment config JSON (see docs/experiments.md); flags override it',
@@ -44,19 +63,6 @@ export function experimentOptions<T>(y: Argv<T>) {
     .option('lr-encoder', { type: 'number', describe: 'fine-tuning encoder learning rate' })
     .option('lr-head', { type: 'number', describe: 'fine-tuning head learning rate' })
     .option('max-train-images', { type: 'number', describe: 'cap on training images per cell' })
-    .option('threshold-rule', {
-      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-      describe: 'threshold rule of the accuracy metrics, per finding on validation (default accuracy)',
-    })
-    .option('operating-point-rule', {
-      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-      describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
-    })
-    .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
-    .option('primary', {
-      choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
-      describe: 'metric shown in Table 2',
-    })
     .option('progress', {
       type: 'boolean',
       default: true,
@@ -82,6 +88,7 @@ export interface ExperimentArgv {
   maxTrainImages?: number;
   thresholdRule?: string;
   operatingPointRule?: string;
+  threshold?: number;
   bootstrap?: number;
   primary?: string;
   model?: string;
@@ -130,6 +137,7 @@ export function overridesFromArgv(a: ExperimentArgv): Record<string, unknown> {
       metrics: drop({
         thresholdRule: a.thresholdRule,
         operatingPointRule: a.operatingPointRule,
+        fixedThreshold: a.threshold,
         bootstrap: a.bootstrap,
         primary: a.primary,
       }),

@@ -4,7 +4,7 @@ import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
 import { reevaluate } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
-import { runCommand, UsageError } from './common.js';
+import { metricOptions, runCommand, UsageError } from './common.js';
 
 export interface EvalArgv {
   run: string;
@@ -20,25 +20,11 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
   describe:
     'Re-evaluate a run folder from its stored validation/test predictions (e.g. another threshold rule or primary metric); rewrites results.json, table2.md, per_disease.md, plots and the report',
   builder: (y: Argv<object>) =>
-    y
+    metricOptions(y)
       .positional('run', {
         type: 'string',
         describe: 'run folder (runs/<timestamp>-<name>)',
         demandOption: true,
-      })
-      .option('threshold-rule', {
-        choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-        describe: 'threshold rule of the accuracy metrics, per finding on validation',
-      })
-      .option('operating-point-rule', {
-        choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
-        describe: 'threshold rule of sensitivity/specificity/F1',
-      })
-      .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
-      .option('bootstrap', { type: 'number', describe: 'bootstrap resamples' })
-      .option('primary', {
-        choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
-        describe: 'metric of Table 2',
       })
       .example(
         '$0 eval runs/20250101-120000-demo --threshold-rule fixed --threshold 0.5',
