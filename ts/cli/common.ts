@@ -17,15 +17,17 @@ export function modelOptions<T>(y: Argv<T>) {
     .option('threads', { type: 'number', describe: 'intra-op CPU threads' });
 }
 
+const THRESHOLD_RULES = ['youden', 'f1', 'accuracy', 'fixed'] as const;
+
 /** How predictions become metrics (shared by the commands that evaluate: run, train, eval …). */
 export function metricOptions<T>(y: Argv<T>) {
   return y
     .option('threshold-rule', {
-      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      choices: THRESHOLD_RULES,
       describe: 'threshold rule of the accuracy metrics, per finding on validation (default accuracy)',
     })
     .option('operating-point-rule', {
-      choices: ['youden', 'f1', 'accuracy', 'fixed'] as const,
+      choices: THRESHOLD_RULES,
       describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
     })
     .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
