@@ -1,13 +1,15 @@
 /**
  * CheXmask join: stream a per-dataset CheXmask CSV (several GB for MIMIC-CXR-JPG) and keep only the
  * rows whose id is wanted, parsed and validated. Rows are refused, counted and reported per reason;
- * nothing here ever throws for a single bad row.
+ * nothing here ever throws for a single bad row. The file is read by the chunked scanner (csvscan.ts):
+ * the id cell is looked at first, unwanted rows are skipped at memchr speed, and cells the contour
+ * source does not need are never decoded.
  */
 import { z } from 'zod';
-import { openCsv } from './csv.js';
+import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
 import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
 import { type Landmarks, parseLandmarks, REGIONS, type Region } from './landmarks.js';
-import { parseRle } from './rle.js';
+import { parseRle, rleBytesValid } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
   diceMean: 'Dice RCA (Mean)',
@@ -39,16 +41,42 @@ export interface ChexmaskRow {
 
 export const JoinOptionsSchema = z.object({
   minDice: z.number().min(0).max(1).default(0.7),
-  keepRle: z.boolean().default(false),
+  /**
+   * The contour source the rows are for. 'landmarks': the RLE cells are only looked at for emptiness
+   * (validateRle and keepRle default to false). 'rle': the RLE cells are kept (keepRle defaults to
+   * true). Unset: as before, RLE cells are validated but not kept.
+   */
+  source: z.enum(['landmarks', 'rle']).optional(),
+  keepRle: z.boolean().optional(),
   /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
-  validateRle: z.boolean().default(true),
+  validateRle: z.boolean().optional(),
   idColumn: z.string().optional(),
   /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
   stopEarly: z.boolean().default(false),
+  /** Bytes per read (the scan buffer grows only for a large kept cell). */
+  chunkBytes: z
+    .number()
+    .int()
+    .min(16)
+    .default(16 << 20),
+  /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
+  maxFieldBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(256 << 20),
+  /** Largest total of held cells in one row. */
+  maxRecordBytes: z
+    .number()
+    .int()
+    .min(1)
+    .default(256 << 20),
 });
 export type JoinOptions = z.input<typeof JoinOptionsSchema> & {
   /** Called every 10,000 rows read (and at the end) with the rows read so far and rows kept. */
   onProgress?: (rowsRead: number, kept: number) => void;
+  /** Called after every chunk read with the file bytes read so far (compressed bytes for .gz). */
+  onBytes?: (bytesRead: number, totalBytes: number) => void;
 };
 
 export interface JoinSummary {
@@ -68,18 +96,32 @@ export interface JoinSummary {
   diceMeanOfKept: number | null;
 }
 
-/** Turns one CheXmask record (column name → cell) into a validated row; throws DataError naming the field. */
-export function parseChexmaskRecord(
-  rec: Record<string, string | number | null | undefined>,
-  opts: { keepRle?: boolean; validateRle?: boolean; idColumn?: string } = {},
-  where: DataErrorWhere = {},
+/** One RLE cell as the row builder needs it: is it empty, is it valid, and (when kept) its text. */
+interface RleCell {
+  blank: boolean;
+  validate(height: number, width: number, where: DataErrorWhere): void;
+  text(): string;
+}
+
+interface RowParseOptions {
+  keepRle?: boolean;
+  validateRle?: boolean;
+  idColumn?: string;
+}
+
+/** The checks shared by the object form and the scanned form of a record; throws DataError naming the field. */
+function buildRow(
+  idCol: string,
+  cell: (col: string) => string | number | null | undefined,
+  rleCell: (col: string) => RleCell,
+  opts: RowParseOptions,
+  where: DataErrorWhere,
 ): ChexmaskRow {
-  const idCol = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => rec[c] !== undefined) ?? 'dicom_id';
-  const dicomId = String(rec[idCol] ?? '').trim();
+  const dicomId = String(cell(idCol) ?? '').trim();
   const w0 = { ...where, id: dicomId || where.id };
   if (!dicomId) throw new DataError('bad-id', 'empty id', { ...w0, field: idCol });
   const num = (col: string, integer: boolean): number => {
-    const raw = rec[col];
+    const raw = cell(col);
     const s = raw === null || raw === undefined ? '' : String(raw).trim();
     const v = Number(s);
     if (s === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
@@ -103,9 +145,9 @@ export function parseChexmaskRecord(
     });
   }
   const diceMean = num(CHEXMASK_COLUMNS.diceMean, false);
-  const diceMaxRaw = rec[CHEXMASK_COLUMNS.diceMax];
+  const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);
-  const landmarks = parseLandmarks(rec[CHEXMASK_COLUMNS.landmarks] as string | undefined, {
+  const landmarks = parseLandmarks(cell(CHEXMASK_COLUMNS.landmarks) as string | undefined, {
     ...w0,
     field: CHEXMASK_COLUMNS.landmarks,
   });
@@ -113,16 +155,56 @@ export function parseChexmaskRecord(
   const rle = {} as Record<Region, string>;
   for (const r of REGIONS) {
     const col = CHEXMASK_COLUMNS[r];
-    const raw = rec[col];
-    const cell = raw === null || raw === undefined ? '' : String(raw);
-    const t = cell.trim();
-    if (t === '' || t.toLowerCase() === 'nan') emptyMasks.push(r);
-    else if (opts.validateRle !== false) parseRle(cell, height, width, { ...w0, field: col });
-    rle[r] = cell;
+    const c = rleCell(col);
+    if (c.blank) emptyMasks.push(r);
+    else if (opts.validateRle !== false) c.validate(height, width, { ...w0, field: col });
+    if (opts.keepRle) rle[r] = c.text();
   }
   const row: ChexmaskRow = { dicomId, diceMean, diceMax, height, width, landmarks, emptyMasks };
   if (opts.keepRle) row.rle = rle;
   return row;
+}
+
+/** Turns one CheXmask record (column name → cell) into a validated row; throws DataError naming the field. */
+export function parseChexmaskRecord(
+  rec: Record<string, string | number | null | undefined>,
+  opts: RowParseOptions = {},
+  where: DataErrorWhere = {},
+): ChexmaskRow {
+  const idCol = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => rec[c] !== undefined) ?? 'dicom_id';
+  const rleCell = (col: string): RleCell => {
+    const raw = rec[col];
+    const text = raw === null || raw === undefined ? '' : String(raw);
+    const t = text.trim();
+    return {
+      blank: t === '' || t.toLowerCase() === 'nan',
+      validate: (h, w, at) => {
+        parseRle(text, h, w, at);
+      },
+      text: () => text,
+    };
+  };
+  return buildRow(idCol, (c) => rec[c], rleCell, opts, where);
+}
+
+/** A scanned record's RLE cell: checked on its bytes; text only made when the cell is kept. */
+function scannedRleCell(rec: ScannedRecord, idx: number): RleCell {
+  const v = rec.values[idx];
+  if (!v) {
+    // PEEK columns: only emptiness is known; nothing to validate or keep.
+    return {
+      blank: rec.blank[idx] ?? true,
+      validate: () => {},
+      text: () => '',
+    };
+  }
+  return {
+    blank: isBlankCell(v),
+    validate: (h, w, at) => {
+      if (!rleBytesValid(v, h, w)) parseRle(v.toString('utf8'), h, w, at);
+    },
+    text: () => v.toString('utf8'),
+  };
 }
 
 /**
@@ -135,19 +217,52 @@ export async function joinChexmask(
   options: JoinOptions = {},
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
   const opts = JoinOptionsSchema.parse(options);
+  const keepRle = opts.keepRle ?? opts.source === 'rle';
+  const validateRle = opts.validateRle ?? opts.source !== 'landmarks';
   const wanted = ids instanceof Set ? (ids as Set<string>) : new Set(ids);
-  const probe = await openCsv(csvPath);
-  const idColumn = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => probe.header.includes(c)) ?? 'dicom_id';
-  for await (const _ of probe.records) break; // closes the probe stream
-  // Re-open with the full column requirement so the error lists everything missing at once.
+  const csv = await CsvScanner.open(
+    csvPath,
+    { chunkBytes: opts.chunkBytes, maxFieldBytes: opts.maxFieldBytes, maxRecordBytes: opts.maxRecordBytes },
+    options.onBytes,
+  );
+  try {
+    return await joinScanned(csv, wanted, { ...opts, keepRle, validateRle }, options);
+  } finally {
+    await csv.close();
+  }
+}
+
+async function joinScanned(
+  csv: CsvScanner,
+  wanted: Set<string>,
+  opts: z.output<typeof JoinOptionsSchema> & { keepRle: boolean; validateRle: boolean },
+  options: JoinOptions,
+): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
+  const csvPath = csv.file;
+  const header = csv.header;
+  const idColumn = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header.includes(c)) ?? 'dicom_id';
   const required = [
     idColumn,
     ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
   ];
-  const csv = await openCsv(csvPath, required);
-  const idIdx = csv.col(idColumn);
-  const colIdx: Record<string, number> = {};
-  for (const c of csv.header) colIdx[c] = csv.header.indexOf(c);
+  const missingCols = required.filter((r) => !header.includes(r));
+  if (missingCols.length) {
+    throw new DataError(
+      'missing-column',
+      `missing column(s) ${missingCols.map((m) => `"${m}"`).join(', ')}; header is: ${header.join(',')}`,
+      { file: csvPath },
+    );
+  }
+  // Which cells are read: the id first, the small cells, and the RLE cells only as far as needed.
+  // (A repeated header name: the id is its last column, the others their first, as before.)
+  const idIdx = header.lastIndexOf(idColumn);
+  const colIdx = (c: string) => header.indexOf(c);
+  const plan = new Uint8Array(header.length);
+  for (const c of Object.values(CHEXMASK_COLUMNS)) if (colIdx(c) >= 0) plan[colIdx(c)] = KEEP;
+  for (const r of REGIONS) {
+    plan[colIdx(CHEXMASK_COLUMNS[r])] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
+  }
+  plan[idIdx] = KEY;
 
   const rows = new Map<string, ChexmaskRow>();
   const refused = new ReasonCounter();
@@ -158,11 +273,23 @@ export async function joinChexmask(
   let diceSumMatched = 0;
   let diceNMatched = 0;
   let diceSumKept = 0;
-  for await (const { row, values } of csv.records) {
+  const onKey = (key: string) => {
+    const id = key.trim();
+    return wanted.has(id) && !rows.has(id);
+  };
+  const text = (rec: ScannedRecord, c: string): string | undefined => {
+    const i = colIdx(c);
+    const v = i < 0 ? undefined : rec.values[i];
+    return v === undefined ? (i < 0 ? undefined : '') : v.toString('utf8');
+  };
+  for (;;) {
+    const rec = await csv.next(plan, onKey);
+    if (!rec) break;
+    const row = rec.row;
     rowsRead++;
     if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead, rows.size);
     if (opts.stopEarly && matchedIds.size === wanted.size) break;
-    const id = (values[idIdx] ?? '').trim();
+    const id = (rec.key ?? '').trim();
     if (!wanted.has(id)) continue;
     matched++;
     matchedIds.add(id);
@@ -171,16 +298,14 @@ export async function joinChexmask(
       refused.add('duplicate', `${csvPath}, row ${row}, id ${id}: duplicate row (first kept)`);
       continue;
     }
-    if (values.length !== csv.header.length) {
+    if (rec.fields !== header.length) {
       refused.add(
         'bad-row',
-        `${csvPath}, row ${row}, id ${id}: ${values.length} cells, header has ${csv.header.length}`,
+        `${csvPath}, row ${row}, id ${id}: ${rec.fields} cells, header has ${header.length}`,
       );
       continue;
     }
-    const rec: Record<string, string> = {};
-    for (const c of csv.header) rec[c] = values[colIdx[c]];
-    const dice = Number(rec[CHEXMASK_COLUMNS.diceMean]);
+    const dice = Number(text(rec, CHEXMASK_COLUMNS.diceMean));
     if (Number.isFinite(dice)) {
       diceSumMatched += dice;
       diceNMatched++;
@@ -189,10 +314,16 @@ export async function joinChexmask(
       refused.add('low-dice', `${csvPath}, row ${row}, id ${id}: Dice RCA (Mean) ${dice} < ${opts.minDice}`);
       continue;
     }
+    if (rec.oversize) {
+      refused.add(rec.oversize.reason, rec.oversize.message);
+      continue;
+    }
     try {
-      const r = parseChexmaskRecord(
-        rec,
-        { keepRle: opts.keepRle, validateRle: opts.validateRle, idColumn },
+      const r = buildRow(
+        idColumn,
+        (c) => (c === idColumn ? id : text(rec, c)),
+        (c) => scannedRleCell(rec, colIdx(c)),
+        { keepRle: opts.keepRle, validateRle: opts.validateRle },
         where,
       );
       for (const e of r.emptyMasks) emptyMaskCells[e]++;

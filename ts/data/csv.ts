@@ -17,7 +17,8 @@ export interface CsvReader {
   records: AsyncIterable<CsvRecord>;
 }
 
-function isGzip(path: string): boolean {
+/** Gzip is recognised by its magic bytes, not the file name. */
+export function isGzip(path: string): boolean {
   const fd = openSync(path, 'r');
   try {
     const b = Buffer.alloc(2);

@@ -1,0 +1,163 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { parse } from 'csv-parse/sync';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CsvScanner, KEEP, KEY, PEEK, type ScanLimits, SKIP } from '../../ts/data/csvscan.js';
+import { DataError } from '../../ts/data/errors.js';
+import { rejects, tempDir } from './helpers.js';
+
+const dir = tempDir();
+let k = 0;
+function file(text: string | Buffer, gz = false): string {
+  const p = join(dir, `f${k++}.csv${gz ? '.gz' : ''}`);
+  writeFileSync(p, gz ? gzipSync(text) : text);
+  return p;
+}
+
+/** Every record, every field kept, as strings (header first). */
+export async function scanAll(path: string, limits: Partial<ScanLimits> = {}): Promise<string[][]> {
+  const sc = await CsvScanner.open(path, limits);
+  const out = [sc.header];
+  try {
+    for (;;) {
+      const r = await sc.next(new Uint8Array(0), undefined, KEEP);
+      if (!r) break;
+      out.push(r.values.map((v) => (v ? v.toString('utf8') : '')));
+    }
+  } finally {
+    await sc.close();
+  }
+  return out;
+}
+
+/** What openCsv's csv-parse settings make of the same text (header trimmed like openCsv). */
+export function csvParse(text: string): string[][] {
+  const recs = parse(text, { bom: true, relax_column_count: true, skip_empty_lines: true }) as string[][];
+  if (recs.length) recs[0] = recs[0].map((h) => h.trim());
+  return recs;
+}
+
+const CASES: Record<string, string> = {
+  plain: 'a,b,c\n1,2,3\n4,5,6\n',
+  'no final newline': 'a,b\n1,2\n3,4',
+  crlf: 'a,b\r\n1,2\r\n"x\r\ny",4\r\n',
+  'quoted commas, newlines, escapes': 'id,txt\n1,"a, b"\n2,"line1\nline2"\n3,"say ""hi"""\n4,""\n5,""""\n',
+  'empty lines are skipped': '\na,b\n\n1,2\n\n\n3,4\n\n',
+  'empty CRLF lines are skipped': 'a,b\r\n\r\n1,2\r\n\r\n',
+  'trailing comma and short/long rows': 'a,b,c\n1,2,\n1\n1,2,3,4\n,,\n',
+  bom: '\ufeffdicom_id,x\nq,1\n',
+  'header spaces trimmed': ' a , b\n1,2\n',
+  'quoted last field at EOF': 'a,b\n1,"2\n3"',
+  'unicode cells': 'a,b\né,"ü,ß"\n',
+};
+
+for (const [name, text] of Object.entries(CASES)) {
+  test(`scanner = csv-parse: ${name} (whole, and cut at every chunk size)`, async () => {
+    const expected = csvParse(text);
+    const p = file(text);
+    assert.equal(await scanAll(p), expected);
+    for (const chunkBytes of [1, 2, 3, 5, 8, 13]) assert.equal(await scanAll(p, { chunkBytes }), expected);
+    assert.equal(await scanAll(file(text, true)), expected, 'gzip');
+  });
+}
+
+test('skipped and peeked cells are not returned; peek says blank/nan', async () => {
+  const p = file('id,a,b,c\nx,1 2,"  NaN ",\ny,  ,"big, skipped",nan x\n');
+  const sc = await CsvScanner.open(p, { chunkBytes: 4 });
+  const plan = new Uint8Array([KEY, PEEK, PEEK, PEEK]);
+  const r1 = await sc.next(plan);
+  assert.is(r1?.key, 'x');
+  assert.equal(r1?.blank, [undefined, false, true, true]);
+  assert.is(r1?.values[1], undefined);
+  const r2 = await sc.next(new Uint8Array([KEY, PEEK, SKIP, PEEK]));
+  assert.equal(r2?.blank.slice(1), [true, undefined, false]);
+  assert.is(r2?.values[2], undefined);
+  assert.is(r2?.fields, 4);
+  assert.is(await sc.next(plan), null);
+  await sc.close();
+});
+
+test('a rejected key skips the rest of the record, and the next record is intact', async () => {
+  const p = file('v,id,w\n"1,1",a,"big\n,cell"\n2,b,3\n');
+  const sc = await CsvScanner.open(p, { chunkBytes: 3 });
+  const plan = new Uint8Array([KEEP, KEY, KEEP]);
+  const onKey = (key: string) => key === 'b';
+  const r1 = await sc.next(plan, onKey);
+  assert.ok(r1?.rejected);
+  assert.is(r1?.values[0]?.toString(), '1,1');
+  assert.is(r1?.values[2], undefined);
+  assert.is(r1?.fields, 3);
+  const r2 = await sc.next(plan, onKey);
+  assert.not.ok(r2?.rejected);
+  assert.equal(
+    r2?.values.map((v) => v?.toString()),
+    ['2', 'b', '3'],
+  );
+  assert.is(r2?.row, 2);
+  await sc.close();
+});
+
+test('caps: a kept cell over maxFieldBytes flags its row (file, row, field); a skipped one is free', async () => {
+  const big = 'x'.repeat(5000);
+  const p = file(`id,rle,small\na,${big},1\nb,"${big}",2\nc,1 2,3\n`);
+  for (const chunkBytes of [16, 1 << 20]) {
+    const sc = await CsvScanner.open(p, { chunkBytes, maxFieldBytes: 1000 });
+    const keep = new Uint8Array([KEY, KEEP, KEEP]);
+    const a = await sc.next(keep);
+    assert.instance(a?.oversize, DataError);
+    assert.is(a?.oversize?.reason, 'too-large');
+    assert.match(a?.oversize?.message ?? '', /f\d+\.csv, row 1, field "rle": the cell is over \d+ bytes/);
+    assert.is(a?.key, 'a');
+    assert.is(a?.values[2], undefined, 'later cells dropped');
+    const b = await sc.next(new Uint8Array([KEY, SKIP, KEEP]));
+    assert.is(b?.oversize, null, 'a skipped cell has no size limit');
+    assert.is(b?.values[2]?.toString(), '2');
+    const c = await sc.next(keep);
+    assert.is(c?.values[1]?.toString(), '1 2');
+    await sc.close();
+  }
+  const sc = await CsvScanner.open(p, { maxRecordBytes: 100 });
+  const r = await sc.next(new Uint8Array([KEY, KEEP, KEEP]));
+  assert.match(r?.oversize?.message ?? '', /row 1, field "rle": the record is over/);
+  await sc.close();
+});
+
+test('malformed quoting: clear DataErrors naming file, row and field', async () => {
+  const open = async (text: string, chunkBytes?: number) => {
+    const sc = await CsvScanner.open(file(text), { chunkBytes });
+    try {
+      while (await sc.next(new Uint8Array(0), undefined, SKIP));
+    } finally {
+      await sc.close();
+    }
+  };
+  for (const cb of [undefined, 4]) {
+    await rejects(open('a,b\n1,"2\n3,4\n', cb), /row 1, field "b": the file ends inside a quoted field/);
+    await rejects(
+      open('a,b\n1,2\n3,"x"y\n', cb),
+      /row 2, field "b": malformed CSV: "y" after the closing quote/,
+    );
+  }
+  await rejects(CsvScanner.open(file('')), /file is empty/);
+  await rejects(CsvScanner.open(join(dir, 'nope.csv')), /nope\.csv: file does not exist/);
+});
+
+test('gzip: truncated stream is a bad-gzip DataError; progress counts file bytes', async () => {
+  const rows = ['id,v', ...Array.from({ length: 5000 }, (_, i) => `${i},${Math.sin(i)}`)].join('\n');
+  const gz = gzipSync(rows);
+  const p = file(gz.subarray(0, Math.floor(gz.length * 0.6)));
+  const err = await rejects(scanAll(p), /truncated gzip stream/);
+  assert.is((err as DataError).reason, 'bad-gzip');
+  const q = file(rows);
+  let last = [0, 0];
+  const sc = await CsvScanner.open(q, { chunkBytes: 1024 }, (a, b) => {
+    last = [a, b];
+  });
+  while (await sc.next(new Uint8Array(0)));
+  await sc.close();
+  assert.equal(last, [rows.length, rows.length]);
+});
+
+test.run();

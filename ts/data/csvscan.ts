@@ -1,0 +1,460 @@
+/**
+ * RFC-4180 record scanner for multi-GB CSVs. It reads large chunks into one reused buffer and finds
+ * field ends with Buffer.indexOf (memchr speed). The caller says per column whether a field is kept
+ * (bytes handed back), peeked (only "blank or nan?" is answered) or skipped. Skipped and peeked
+ * fields are never decoded or copied, and are dropped from the buffer as the scan passes them, so
+ * their size does not matter. Kept fields are held until the record ends, within maxFieldBytes and
+ * maxRecordBytes. Past a cap the record is flagged (`oversize`) and the scan goes on.
+ *
+ * Semantics follow csv-parse as openCsv uses it (bom, relax_column_count, skip_empty_lines):
+ * "" escapes, quoted commas/newlines, \n or \r\n line ends, a last line without a newline.
+ * Lenient where csv-parse throws: a quote inside an unquoted field is kept as a literal.
+ */
+import { type ByteSource, openBytes } from './chunks.js';
+import { DataError } from './errors.js';
+
+/** Per-column actions. */
+export const SKIP = 0;
+export const KEEP = 1;
+/** Kept, and passed to `onKey` as soon as it ends; a false answer skips the rest of the record. */
+export const KEY = 2;
+/** Not kept; the record only says whether the cell is blank or "nan" (an empty mask). */
+export const PEEK = 3;
+
+export interface ScanLimits {
+  /** Bytes read per fs call, and the initial buffer size. */
+  chunkBytes: number;
+  /** Largest kept field. */
+  maxFieldBytes: number;
+  /** Largest total of kept fields in one record. */
+  maxRecordBytes: number;
+}
+export const DEFAULT_LIMITS: ScanLimits = {
+  chunkBytes: 16 << 20,
+  maxFieldBytes: 256 << 20,
+  maxRecordBytes: 256 << 20,
+};
+
+export interface ScannedRecord {
+  /** 1-based data row (the header is row 0). */
+  row: number;
+  /** Number of fields in the record. */
+  fields: number;
+  /** Kept fields by column; views into the scan buffer, valid until the next call to `next`. */
+  values: (Buffer | undefined)[];
+  /** For PEEK columns: whether the cell was blank/"nan". */
+  blank: boolean[];
+  /** The KEY field as text (undefined when the record is shorter than the key column). */
+  key: string | undefined;
+  /** `onKey` said no: the fields after the key were skipped. */
+  rejected: boolean;
+  /** A kept field went past a cap: it and the later non-key fields were dropped. */
+  oversize: DataError | null;
+}
+
+const START = 0;
+const UNQUOTED = 1;
+const QUOTED = 2;
+const AFTER_QUOTE = 3;
+
+const COMMA = 0x2c;
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+
+/** Peek states: 0 blank so far, 1–3 matched "n","na","nan" (then only blanks), 4 not blank. */
+const NOT_BLANK = 4;
+function isSpace(b: number): boolean {
+  return b === 32 || (b >= 9 && b <= 13);
+}
+function peekStep(state: number, buf: Uint8Array, s: number, e: number): number {
+  for (let i = s; i < e && state !== NOT_BLANK; i++) {
+    const b = buf[i] | 0x20; // lower-case letters; spaces are unaffected below
+    if (isSpace(buf[i])) state = state === 0 || state === 3 ? state : NOT_BLANK;
+    else if (b === 0x6e && (state === 0 || state === 2)) state++;
+    else if (b === 0x61 && state === 1) state = 2;
+    else state = NOT_BLANK;
+  }
+  return state;
+}
+
+/** Whether a cell is blank or "nan" after trimming (how CheXmask writes an empty mask). */
+export function isBlankCell(b: Uint8Array): boolean {
+  return peekStep(0, b, 0, b.length) !== NOT_BLANK;
+}
+
+function unescapeQuotes(v: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(v.length);
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    out[n++] = v[i];
+    if (v[i] === QUOTE && v[i + 1] === QUOTE) i++;
+  }
+  return out.subarray(0, n);
+}
+
+export class CsvScanner {
+  header: string[] = [];
+  private buf: Buffer;
+  private view: Buffer;
+  private pos = 0;
+  private end = 0;
+  private eof = false;
+  private started = false;
+  /** Cached next ',' / '\n' at or after pos: -1 none before `end`, -2 unknown. */
+  private nc = -2;
+  private nn = -2;
+  /** Records returned so far; the header is record 0. */
+  private records = -1;
+
+  // State of the record in progress; it survives buffer refills.
+  private inRecord = false;
+  private fi = 0;
+  private phase = START;
+  private mode = SKIP;
+  private fs = 0;
+  private qpos = 0;
+  private esc = false;
+  private dropped = 0;
+  private droppedCR = false;
+  private peek = 0;
+  private held = 0;
+  private viewCols: number[] = [];
+  private rec: ScannedRecord = {
+    row: 0,
+    fields: 0,
+    values: [],
+    blank: [],
+    key: undefined,
+    rejected: false,
+    oversize: null,
+  };
+
+  private constructor(
+    readonly file: string,
+    private readonly src: ByteSource,
+    private readonly limits: ScanLimits,
+    private readonly onBytes?: (bytesRead: number, totalBytes: number) => void,
+  ) {
+    this.buf = Buffer.allocUnsafe(Math.max(16, limits.chunkBytes));
+    this.view = this.buf.subarray(0, 0);
+  }
+
+  /** Opens `path` (plain or gzip) and reads its header row (trimmed names). */
+  static async open(
+    path: string,
+    limits: Partial<ScanLimits> = {},
+    onBytes?: (bytesRead: number, totalBytes: number) => void,
+  ): Promise<CsvScanner> {
+    const l: ScanLimits = {
+      chunkBytes: limits.chunkBytes ?? DEFAULT_LIMITS.chunkBytes,
+      maxFieldBytes: limits.maxFieldBytes ?? DEFAULT_LIMITS.maxFieldBytes,
+      maxRecordBytes: limits.maxRecordBytes ?? DEFAULT_LIMITS.maxRecordBytes,
+    };
+    const sc = new CsvScanner(path, await openBytes(path), l, onBytes);
+    try {
+      const h = await sc.next(new Uint8Array(0), undefined, KEEP);
+      if (!h) throw new DataError('bad-csv', 'file is empty (no header row)', { file: path });
+      if (h.oversize) throw h.oversize;
+      sc.header = h.values.map((v) => (v ? v.toString('utf8').trim() : ''));
+      return sc;
+    } catch (e) {
+      await sc.close();
+      throw e;
+    }
+  }
+
+  get totalBytes(): number {
+    return this.src.totalBytes;
+  }
+  bytesRead(): number {
+    return this.src.bytesRead();
+  }
+
+  async close(): Promise<void> {
+    await this.src.close();
+  }
+
+  /**
+   * The next record, or null at the end. `plan[i]` is the action for column i (columns past the
+   * plan get `rest`). The returned object is reused by the next call.
+   */
+  async next(
+    plan: Uint8Array,
+    onKey?: (key: string) => boolean,
+    rest: number = SKIP,
+  ): Promise<ScannedRecord | null> {
+    for (;;) {
+      if (this.step(plan, onKey, rest)) return this.rec;
+      if (!(await this.fill())) return this.finishAtEof(plan, onKey, rest);
+    }
+  }
+
+  private beginRecord(): void {
+    const r = this.rec;
+    r.values.length = 0;
+    r.blank.length = 0;
+    r.key = undefined;
+    r.rejected = false;
+    r.oversize = null;
+    this.viewCols.length = 0;
+    this.held = 0;
+    this.fi = 0;
+    this.inRecord = true;
+  }
+
+  private fieldName(): string {
+    return this.header[this.fi] ?? `column ${this.fi + 1}`;
+  }
+
+  private tooLarge(bytes: number, cap: number, what: string): void {
+    this.rec.oversize ??= new DataError(
+      'too-large',
+      `${what} is over ${bytes} bytes, above the ${cap}-byte cap; the record's remaining cells were skipped`,
+      { file: this.file, row: this.records + 1, field: this.fieldName() },
+    );
+    this.mode = SKIP;
+  }
+
+  /** Finishes the current field with content [s, e). */
+  private endField(s: number, e: number, onKey: ((k: string) => boolean) | undefined): void {
+    const mode = this.mode;
+    if (mode === SKIP) return;
+    if (mode === PEEK) {
+      this.rec.blank[this.fi] = peekStep(this.peek, this.buf, s, e) !== NOT_BLANK;
+      return;
+    }
+    const len = e - s;
+    if (len > this.limits.maxFieldBytes) {
+      this.tooLarge(len, this.limits.maxFieldBytes, 'the cell');
+      return;
+    }
+    if (this.held + len > this.limits.maxRecordBytes) {
+      this.tooLarge(this.held + len, this.limits.maxRecordBytes, 'the record');
+      return;
+    }
+    this.held += len;
+    let v = this.buf.subarray(s, e);
+    if (this.esc) v = unescapeQuotes(v);
+    else this.viewCols.push(this.fi);
+    this.rec.values[this.fi] = v;
+    if (mode === KEY) {
+      const key = v.toString('utf8');
+      this.rec.key = key;
+      if (onKey && !onKey(key)) this.rec.rejected = true;
+    }
+  }
+
+  /** Ends the record at a line end; false for an empty line, which is not a record. */
+  private endRecord(emptyLine: boolean): boolean {
+    this.inRecord = false;
+    this.phase = START;
+    if (emptyLine) return false;
+    this.records++;
+    this.rec.row = this.records;
+    this.rec.fields = this.fi + 1;
+    return true;
+  }
+
+  private startField(plan: Uint8Array, rest: number, pos: number): number {
+    if (!this.inRecord) this.beginRecord();
+    let mode = this.fi < plan.length ? plan[this.fi] : rest;
+    if ((this.rec.rejected || this.rec.oversize) && mode !== KEY) mode = SKIP;
+    this.mode = mode;
+    this.dropped = 0;
+    this.droppedCR = false;
+    this.peek = 0;
+    this.esc = false;
+    if (pos < this.end && this.buf[pos] === QUOTE) {
+      this.phase = QUOTED;
+      pos++;
+    } else this.phase = UNQUOTED;
+    this.fs = pos;
+    return pos;
+  }
+
+  /** Scans from pos; true when a record ended, false when the buffer ran out first. */
+  private step(plan: Uint8Array, onKey: ((k: string) => boolean) | undefined, rest: number): boolean {
+    const buf = this.buf;
+    const view = this.view;
+    const end = this.end;
+    let pos = this.pos;
+    for (;;) {
+      if (this.phase === START) {
+        if (pos >= end) break;
+        pos = this.startField(plan, rest, pos);
+      }
+      if (this.phase === UNQUOTED) {
+        let c = this.nc;
+        if (c !== -1 && c < pos) c = this.nc = view.indexOf(COMMA, pos);
+        let n = this.nn;
+        if (n !== -1 && n < pos) n = this.nn = view.indexOf(LF, pos);
+        const e = c === -1 ? n : n === -1 ? c : Math.min(c, n);
+        if (e === -1) {
+          pos = end;
+          break;
+        }
+        if (e === n) {
+          const cr = e > this.fs ? buf[e - 1] === CR : this.droppedCR;
+          const ce = cr && e > this.fs ? e - 1 : e;
+          this.endField(this.fs, ce, onKey);
+          pos = e + 1;
+          const empty = this.fi === 0 && this.dropped + (e - this.fs) - (cr ? 1 : 0) === 0;
+          if (this.endRecord(empty)) {
+            this.pos = pos;
+            return true;
+          }
+        } else {
+          this.endField(this.fs, e, onKey);
+          pos = e + 1;
+          this.fi++;
+          this.phase = START;
+        }
+        continue;
+      }
+      if (this.phase === QUOTED) {
+        const q = view.indexOf(QUOTE, pos);
+        if (q === -1) {
+          pos = end;
+          break;
+        }
+        this.qpos = q;
+        pos = q + 1;
+        this.phase = AFTER_QUOTE;
+      }
+      // AFTER_QUOTE: the byte after a quote says escape, field end, or record end.
+      if (pos >= end) break;
+      const b = buf[pos];
+      if (b === QUOTE) {
+        this.esc = true;
+        pos++;
+        this.phase = QUOTED;
+        continue;
+      }
+      if (b === COMMA) {
+        this.endField(this.fs, this.qpos, onKey);
+        pos++;
+        this.fi++;
+        this.phase = START;
+        continue;
+      }
+      if (b === CR && pos + 1 >= end && !this.eof) break; // need the next byte
+      if (b === LF || (b === CR && (pos + 1 >= end || buf[pos + 1] === LF))) {
+        this.endField(this.fs, this.qpos, onKey);
+        pos += b === CR && pos + 1 < end ? 2 : 1;
+        this.endRecord(false);
+        this.pos = pos;
+        return true;
+      }
+      throw new DataError(
+        'bad-csv',
+        `malformed CSV: ${JSON.stringify(String.fromCharCode(b))} after the closing quote of a quoted field`,
+        { file: this.file, row: this.records + 1, field: this.fieldName() },
+      );
+    }
+    this.pos = pos;
+    return false;
+  }
+
+  /** At the end of the data: finish a last record that has no line end. */
+  private finishAtEof(
+    plan: Uint8Array,
+    onKey: ((k: string) => boolean) | undefined,
+    rest: number,
+  ): ScannedRecord | null {
+    if (!this.inRecord) return null;
+    if (this.phase === QUOTED) {
+      throw new DataError(
+        'bad-csv',
+        'the file ends inside a quoted field (truncated last row?); no closing quote',
+        { file: this.file, row: this.records + 1, field: this.fieldName() },
+      );
+    }
+    if (this.phase === START) {
+      // A trailing comma: the last field is empty.
+      this.startField(plan, rest, this.end);
+      this.endField(this.end, this.end, onKey);
+    } else if (this.phase === UNQUOTED) this.endField(this.fs, this.end, onKey);
+    else this.endField(this.fs, this.qpos, onKey);
+    const empty = this.fi === 0 && this.phase === UNQUOTED && this.dropped + this.end - this.fs === 0;
+    return this.endRecord(empty) ? this.rec : null;
+  }
+
+  /**
+   * Refills the buffer. Consumed bytes are dropped; only a kept field in progress is moved to the
+   * front (the buffer grows for it, up to the caps). Kept fields already ended become copies.
+   */
+  private async fill(): Promise<boolean> {
+    if (this.eof) return false;
+    const buf = this.buf;
+    const r = this.rec;
+    if (this.inRecord) {
+      for (const i of this.viewCols) {
+        const v = r.values[i];
+        if (v) r.values[i] = Buffer.from(v);
+      }
+      this.viewCols.length = 0;
+    }
+    const inField = this.inRecord && this.phase !== START;
+    let keepFrom = this.pos;
+    if (inField && (this.mode === KEEP || this.mode === KEY)) {
+      const size = this.end - this.fs;
+      const { maxFieldBytes, maxRecordBytes } = this.limits;
+      if (size > maxFieldBytes) this.tooLarge(size, maxFieldBytes, 'the cell');
+      else if (this.held + size > maxRecordBytes)
+        this.tooLarge(this.held + size, maxRecordBytes, 'the record');
+      else keepFrom = this.fs;
+    }
+    if (inField && keepFrom > this.fs) {
+      // The field's start leaves the buffer: remember what a peek or an empty-line check needs.
+      const s = this.fs;
+      const e = this.phase === AFTER_QUOTE ? this.qpos : keepFrom;
+      if (this.mode === PEEK) this.peek = peekStep(this.peek, buf, s, e);
+      if (e > s) {
+        this.dropped += e - s;
+        this.droppedCR = buf[e - 1] === CR;
+      }
+    }
+    const shift = keepFrom;
+    if (shift > 0) buf.copyWithin(0, shift, this.end);
+    this.end -= shift;
+    this.pos -= shift;
+    this.fs = Math.max(0, this.fs - shift);
+    this.qpos = Math.max(0, this.qpos - shift);
+    // Grow for a kept field in progress (never past one cap plus a chunk); shrink back after one.
+    const chunkBytes = Math.max(16, this.limits.chunkBytes);
+    const maxFieldBytes = this.limits.maxFieldBytes;
+    let size = buf.length;
+    if (size - this.end < size / 4) size = Math.max(size, Math.min(size * 2, maxFieldBytes + chunkBytes));
+    else if (size > 2 * chunkBytes && this.end < chunkBytes / 4) size = chunkBytes;
+    let b = buf;
+    if (size !== buf.length) {
+      b = Buffer.allocUnsafe(size);
+      buf.copy(b, 0, 0, this.end);
+      this.buf = b;
+    }
+    if (!this.started) {
+      this.started = true;
+      const n = await this.readMore();
+      // A UTF-8 byte-order mark is not part of the first header name.
+      if (n >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) {
+        b.copyWithin(0, 3, this.end);
+        this.end -= 3;
+        this.view = b.subarray(0, this.end);
+      }
+      return n > 0 || this.end > this.pos;
+    }
+    return (await this.readMore()) > 0;
+  }
+
+  private async readMore(): Promise<number> {
+    const n = await this.src.read(this.buf, this.end, this.buf.length - this.end);
+    if (n === 0) this.eof = true;
+    this.end += n;
+    this.view = this.buf.subarray(0, this.end);
+    this.nc = -2;
+    this.nn = -2;
+    this.onBytes?.(this.src.bytesRead(), this.src.totalBytes);
+    return n;
+  }
+}
