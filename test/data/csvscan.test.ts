@@ -1,11 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parse } from 'csv-parse/sync';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CsvScanner, KEEP, KEY, PEEK, type ScanLimits, SKIP } from '../../ts/data/csvscan.js';
+import { CsvScanner, KEEP, KEY, PEEK, SKIP } from '../../ts/data/csvscan.js';
 import { DataError } from '../../ts/data/errors.js';
+import { csvParse, scanAll } from './csvscan-helpers.js';
 import { rejects, tempDir } from './helpers.js';
 
 const dir = tempDir();
@@ -14,29 +14,6 @@ function file(text: string | Buffer, gz = false): string {
   const p = join(dir, `f${k++}.csv${gz ? '.gz' : ''}`);
   writeFileSync(p, gz ? gzipSync(text) : text);
   return p;
-}
-
-/** Every record, every field kept, as strings (header first). */
-export async function scanAll(path: string, limits: Partial<ScanLimits> = {}): Promise<string[][]> {
-  const sc = await CsvScanner.open(path, limits);
-  const out = [sc.header];
-  try {
-    for (;;) {
-      const r = await sc.next(new Uint8Array(0), undefined, KEEP);
-      if (!r) break;
-      out.push(r.values.map((v) => (v ? v.toString('utf8') : '')));
-    }
-  } finally {
-    await sc.close();
-  }
-  return out;
-}
-
-/** What openCsv's csv-parse settings make of the same text (header trimmed like openCsv). */
-export function csvParse(text: string): string[][] {
-  const recs = parse(text, { bom: true, relax_column_count: true, skip_empty_lines: true }) as string[][];
-  if (recs.length) recs[0] = recs[0].map((h) => h.trim());
-  return recs;
 }
 
 const CASES: Record<string, string> = {

@@ -57,7 +57,7 @@ export const JoinOptionsSchema = z.object({
   chunkBytes: z
     .number()
     .int()
-    .min(16)
+    .min(1)
     .default(16 << 20),
   /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
   maxFieldBytes: z

@@ -121,8 +121,9 @@ function checkPair(
  * throws the precise error. The cell must not be blank/"nan" (callers test that first).
  */
 export function rleBytesValid(b: Uint8Array, height: number, width: number): boolean {
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height <= 0 || width <= 0) return false;
   const total = height * width;
-  if (!Number.isInteger(total) || height <= 0 || width <= 0 || total > MAX_MASK_PIXELS) return false;
+  if (total > MAX_MASK_PIXELS) return false;
   let i = 0;
   let e = b.length;
   while (i < e && (b[i] === 32 || (b[i] >= 9 && b[i] <= 13))) i++;
