@@ -3,9 +3,10 @@
  * and produces one entry per kept image with its five labels, label mask and split.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomicAsync as atomicWrite } from '../experiment/io.js';
 import { FINDINGS } from '../labels.js';
 import { findCsv, openCsv } from './csv.js';
 import { DataError, ReasonCounter } from './errors.js';
@@ -356,9 +357,5 @@ export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
   return out;
 }
 
-let tmpCounter = 0;
-export async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${tmpCounter++}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
+/** Crash-safe write (fsync + rename + folder fsync); the single implementation lives in experiment/io.ts. */
+export { atomicWrite };

@@ -1,22 +1,87 @@
-/** Atomic file writes (temp file in the same folder + rename) and JSON helpers that keep NaN as null. */
+/**
+ * The one copy of the crash-safe write (every module that must survive a crash uses it): parent
+ * folders made, data written to a temp file in the same folder, fsynced, renamed over the target,
+ * then the folder fsynced so the rename itself is durable; the temp file is removed on error. Without
+ * the fsyncs a power loss after the rename can leave a zero-length or partial file under the final
+ * name (ext4/xfs delayed allocation). Also JSON helpers that keep NaN as null.
+ */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export function tmpPathFor(path: string): string {
   return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** fsync a file, or a folder's files (recursively) and then the folder; a folder is fsynced read-only. */
+export function fsyncPath(path: string): void {
+  if (statSync(path).isDirectory()) for (const f of readdirSync(path)) fsyncPath(join(path, f));
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    // some filesystems refuse fsync on a folder opened read-only; the data itself was synced above
+    if (!statSync(path).isDirectory()) throw e;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAllSync(path: string, data: string | Uint8Array): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const fd = openSync(path, 'w');
+  try {
+    for (let off = 0; off < buf.byteLength; ) off += writeSync(fd, buf, off, buf.byteLength - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tmpPathFor(path);
   try {
-    writeFileSync(tmp, data);
+    writeAllSync(tmp, data);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
   }
+  fsyncPath(dirname(path));
+}
+
+/** writeFileAtomic without blocking the event loop (large cache shards). */
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = tmpPathFor(path);
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  fsyncPath(dirname(path));
 }
 
 /** JSON.stringify with non-finite numbers as null (JSON has no NaN) and typed arrays as arrays. */
@@ -53,9 +118,11 @@ export async function withAtomicPath(path: string, write: (tmp: string) => Promi
   const tmp = tmpPathFor(path);
   try {
     await write(tmp);
+    fsyncPath(tmp);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true, recursive: true });
     throw e;
   }
+  fsyncPath(dirname(path));
 }
