@@ -2,14 +2,15 @@
  * MIMIC-CXR-JPG index: streams the metadata, chexpert and split CSVs (plain or gzipped) of a MIMIC root
  * and produces one entry per kept image with its five labels, label mask and split.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicAsync as atomicWrite } from '../experiment/io.js';
 import { FINDINGS } from '../labels.js';
 import { findCsv, openCsv } from './csv.js';
 import { DataError, ReasonCounter } from './errors.js';
+import { idProblem, idsProblem } from './mimic-ids.js';
 
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
@@ -154,6 +155,19 @@ export async function buildIndex(
     const stud = csv.col('study_id');
     const cols = FINDINGS.map((f) => csv.col(f));
     for await (const { row, values } of csv.records) {
+      // a short row (e.g. one field) would otherwise read as "all labels blank"
+      if (values.length < csv.header.length) {
+        dropped.add(
+          'short-chexpert-row',
+          `${chexPath}, row ${row}: ${values.length} field(s), the header has ${csv.header.length}`,
+        );
+        continue;
+      }
+      const idBad = idsProblem({ subject_id: values[subj]?.trim(), study_id: values[stud]?.trim() });
+      if (idBad) {
+        dropped.add('bad-chexpert-id', `${chexPath}, row ${row}: ${idBad}`);
+        continue;
+      }
       const labels = cols.map((c) => parseLabel(values[c]));
       const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
       if (bad >= 0) {
@@ -163,7 +177,7 @@ export async function buildIndex(
         );
         continue;
       }
-      labelsByStudy.set(`${values[subj].trim()}/${values[stud].trim()}`, labels);
+      labelsByStudy.set(`${values[subj]!.trim()}/${values[stud]!.trim()}`, labels);
     }
   }
   // 2. Official split per image.
@@ -178,7 +192,12 @@ export async function buildIndex(
         dropped.add('bad-split-value', `${splitPath}, row ${row}, field "split": "${sp}"`);
         continue;
       }
-      splitByDicom.set(values[d].trim(), sp as Split);
+      const id = (values[d] ?? '').trim();
+      if (idProblem('dicom_id', id)) {
+        dropped.add('bad-split-id', `${splitPath}, row ${row}: ${idProblem('dicom_id', id)}`);
+        continue;
+      }
+      splitByDicom.set(id, sp as Split);
     }
   }
   // 3. Metadata, streamed, joined.
@@ -204,8 +223,10 @@ export async function buildIndex(
     const vkey = view === '' ? '(blank)' : view;
     viewsSeen[vkey] = (viewsSeen[vkey] ?? 0) + 1;
     const where = `${metaPath}, row ${row}, id ${dicomId}`;
-    if (!dicomId || !/^\d+$/.test(subjectId) || !/^\d+$/.test(studyId)) {
-      dropped.add('bad-metadata-row', `${where}: dicom_id/subject_id/study_id missing or not numeric`);
+    // ids become a path below: anything but their real shape is refused here
+    const idBad = idsProblem({ dicom_id: dicomId, subject_id: subjectId, study_id: studyId });
+    if (idBad) {
+      dropped.add('bad-metadata-row', `${where}: ${idBad}`);
       continue;
     }
     if (!views.has(view)) {
@@ -348,13 +369,63 @@ export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
   const out: IndexEntry[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
+    let v: unknown;
     try {
-      out.push(JSON.parse(line) as IndexEntry);
+      v = JSON.parse(line);
     } catch (e) {
       throw new DataError('bad-index', `not JSON: ${(e as Error).message}`, { file: p, row: i + 1 });
     }
+    const bad = indexEntryProblem(v);
+    if (bad) throw new DataError('bad-index', bad.message, { file: p, row: i + 1, field: bad.field });
+    out.push(v as IndexEntry);
   });
   return out;
+}
+
+/** The uncertain/blank label handling an index was built with (its summary.json), or null if unknown. */
+export function indexLabelPolicy(pathOrDir: string): { uncertain: string; blank: string } | null {
+  const dir = pathOrDir.endsWith('.jsonl') ? dirname(pathOrDir) : pathOrDir;
+  const p = join(dir, 'summary.json');
+  if (!existsSync(p)) return null;
+  let o: { uncertain?: unknown; blank?: unknown } | undefined;
+  try {
+    o = (JSON.parse(readFileSync(p, 'utf8')) as IndexSummary).options;
+  } catch (e) {
+    throw new DataError('bad-index', `summary is not JSON: ${(e as Error).message}`, { file: p });
+  }
+  if (typeof o?.uncertain !== 'string' || typeof o?.blank !== 'string') return null;
+  return { uncertain: o.uncertain, blank: o.blank };
+}
+
+const is01 = (x: unknown) => x === 0 || x === 1;
+
+/**
+ * What is wrong with an index entry (from a file or a caller), or null. The path is only ever the one
+ * the ids name (files/pXX/pSUBJECT/sSTUDY/DICOM.jpg), so an entry cannot point outside the image tree.
+ */
+export function indexEntryProblem(v: unknown): { field: string; message: string } | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return { field: '(entry)', message: 'not a JSON object' };
+  const e = v as Record<string, unknown>;
+  for (const [field, key] of [
+    ['dicom_id', 'dicomId'],
+    ['subject_id', 'subjectId'],
+    ['study_id', 'studyId'],
+  ] as const) {
+    const p = idProblem(field, typeof e[key] === 'string' ? (e[key] as string) : undefined);
+    if (p) return { field: key, message: p.replace(`field "${field}"`, key) };
+  }
+  if (!(SPLITS as readonly unknown[]).includes(e.split))
+    return { field: 'split', message: `${JSON.stringify(e.split)} is not one of ${SPLITS.join(', ')}` };
+  const want = imagePath(e.subjectId as string, e.studyId as string, e.dicomId as string);
+  if (e.path !== want)
+    return { field: 'path', message: `${JSON.stringify(e.path)} is not the image path of its ids (${want})` };
+  for (const key of ['labels', 'labelMask'] as const) {
+    const a = e[key];
+    if (!Array.isArray(a) || a.length !== FINDINGS.length || !a.every(is01))
+      return { field: key, message: `expected ${FINDINGS.length} values, each 0 or 1` };
+  }
+  return null;
 }
 
 /** Crash-safe write (fsync + rename + folder fsync); the single implementation lives in experiment/io.ts. */

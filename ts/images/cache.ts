@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
-import { atomicWrite, type IndexEntry, type Split } from '../data/mimic.js';
+import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
 import { NUM_LABELS } from '../labels.js';
 import {
   type ContourOptions,
@@ -151,6 +151,12 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     chexmaskSummary = j.summary;
   } else rows = options.chexmask;
 
+  // entries name files under root: an entry whose path is not the one its ids give never reaches a read
+  options.entries.forEach((e, i) => {
+    const bad = indexEntryProblem(e);
+    if (bad)
+      throw new DataError('bad-index', bad.message, { file: 'index entries', row: i + 1, field: bad.field });
+  });
   const skipped = new ReasonCounter();
   const planned: IndexEntry[] = [];
   for (const e of options.entries) {
