@@ -1,7 +1,7 @@
 /** `cxrmask cache`: index + CheXmask → decode-once preprocessed cache (original and masked from one decode). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
-import { readIndex } from '../data/mimic.js';
+import { indexLabelPolicy, readIndex } from '../data/mimic.js';
 import { progress, runDataCommand } from '../data/progress.js';
 import { buildCache } from '../images/cache.js';
 
@@ -101,6 +101,9 @@ const command: CommandModule<object, CacheArgv> = {
         entries,
         root: argv.root,
         chexmask: rows,
+        // part of the cache key: another --min-dice or label policy builds another cache folder
+        minDice: argv.minDice,
+        labelPolicy: indexLabelPolicy(argv.index),
         out: argv.out,
         preprocess: {
           preset: argv.preset,

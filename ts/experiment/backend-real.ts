@@ -96,21 +96,26 @@ export async function prepareData(
   const d = config.data;
   const meta = readModelMeta(config.model.dir);
   const preprocess = preprocessFor(meta);
+  // the index's label policy and the CheXmask filter are part of the cache key (settingsKey)
+  const labelPolicy = { uncertain: d.uncertain, blank: 'zeros' as const };
   try {
-    const cache = data.openCache(d.cache, { preprocess });
+    const cache = data.openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
     return { cache: { dir: cache.dir, entries: cache.entries.length, skipped: cache.skipped ?? null } };
   } catch (e) {
     if (!d.root || !d.chexmask)
       throw new ConfigError(
         `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root/--chexmask) to build it, or run \`cxrmask cache\``,
       );
+    // a damaged cache is rebuilt (intact shards are reused after their checksum is verified); say so
+    if ((e as { reason?: string }).reason === 'bad-cache') log(`[data] ${(e as Error).message}`);
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
   log(`[data] indexing ${d.root}`);
   const { entries, summary: indexSummary } = await data.buildIndex({
     root: d.root,
     views: d.views,
-    uncertain: d.uncertain,
+    uncertain: labelPolicy.uncertain,
+    blank: labelPolicy.blank,
     requirePositive: d.requirePositive,
   });
   log(`[data] ${entries.length} images; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`);
@@ -119,6 +124,7 @@ export async function prepareData(
     root: d.root,
     chexmask: d.chexmask,
     minDice: d.minDice,
+    labelPolicy,
     out: d.cache,
     preprocess,
     onProgress,

@@ -9,13 +9,14 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
 import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
+import { writeFileAtomicAsync } from '../experiment/io.js';
 import { NUM_LABELS } from '../labels.js';
 import {
   type ContourOptions,
@@ -26,6 +27,16 @@ import {
   paintTable,
 } from '../masks/overlay.js';
 import {
+  cacheDigest,
+  checkContent,
+  recordStamps,
+  type ShardInfo,
+  sha256,
+  sha256File,
+  verifyShards,
+} from './cache-verify.js';
+import {
+  type CacheDataSettings,
   decodePlane,
   type PreprocessOptions,
   planeToTensor,
@@ -34,7 +45,8 @@ import {
   settingsKey,
 } from './preprocess.js';
 
-export const CACHE_VERSION = 1;
+/** 2: shards carry size + SHA-256, cache.json the entries digest and the join settings. */
+export const CACHE_VERSION = 2;
 
 export interface BuildCacheOptions {
   entries: IndexEntry[];
@@ -48,6 +60,8 @@ export interface BuildCacheOptions {
   /** Contour geometry (thickness, source). Paint options are accepted and ignored here. */
   overlay?: ContourOptions & PaintOptions;
   minDice?: number;
+  /** The index's uncertain/blank label handling (indexLabelPolicy); part of the cache key. */
+  labelPolicy?: { uncertain: string; blank: string } | null;
   /** Skip entries with no usable CheXmask row (default true: original and masked sets stay identical). */
   requireMask?: boolean;
   shardSize?: number;
@@ -78,6 +92,18 @@ interface ShardManifest {
   planned: string[];
   records: string[];
   failures: { dicomId: string; reason: string; message: string }[];
+  /** Size and SHA-256 of the .bin this manifest describes: a manifest is never paired with another build's shard. */
+  bytes: number;
+  sha256: string;
+}
+
+/** The settings that decided which images (and labels) the cache holds; recorded by runs. */
+export interface CacheBuildSettings {
+  minDice: number;
+  labelPolicy: { uncertain: string; blank: string } | null;
+  requireMask: boolean;
+  /** CheXmask CSV path, or null when the caller passed joined rows. */
+  chexmask: string | null;
 }
 
 interface CacheMeta {
@@ -87,9 +113,14 @@ interface CacheMeta {
   recordBytes: number;
   preprocess: ResolvedPreprocess;
   contour: z.output<typeof ContourOptionsSchema>;
-  shards: { file: string; count: number }[];
+  shards: ShardInfo[];
   count: number;
   skipped: CacheSummary['skipped'];
+  /** SHA-256 of entries.jsonl. */
+  entriesSha256: string;
+  /** One digest over entries and shard checksums (cacheDigest). */
+  digest: string;
+  build: CacheBuildSettings;
 }
 
 export interface CachedEntry extends IndexEntry {
@@ -120,7 +151,9 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     thickness: options.overlay?.thickness,
     source: options.overlay?.source,
   });
-  const key = settingsKey(pp, contour);
+  const minDice = options.minDice ?? 0.7;
+  const labelPolicy = options.labelPolicy ?? null;
+  const key = settingsKey(pp, contour, { minDice, labelPolicy });
   const dir = join(options.out, key);
   await mkdir(dir, { recursive: true });
   const shardSize = z
@@ -145,7 +178,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     const j = await joinChexmask(
       options.chexmask,
       options.entries.map((e) => e.dicomId),
-      { minDice: options.minDice ?? 0.7, keepRle: contour.source === 'rle' },
+      { minDice, keepRle: contour.source === 'rle' },
     );
     rows = j.rows;
     chexmaskSummary = j.summary;
@@ -166,7 +199,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   }
   const byId = new Map(planned.map((e) => [e.dicomId, e]));
   const nShards = Math.ceil(planned.length / shardSize);
-  const shards: { file: string; count: number }[] = [];
+  const shards: ShardInfo[] = [];
   const cachedEntries: CachedEntry[] = [];
   let shardsBuilt = 0;
   let shardsReused = 0;
@@ -190,7 +223,9 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
           m.rowsHash === rowsHash &&
           m.planned.length === ids.length &&
           m.planned.every((id, i) => id === ids[i]) &&
-          statSync(binPath).size === m.records.length * recordBytes
+          m.bytes === m.records.length * recordBytes &&
+          statSync(binPath).size === m.bytes &&
+          sha256File(binPath) === m.sha256 // a bit-flipped or foreign shard is rebuilt, never reused
         ) {
           manifest = m;
           shardsReused++;
@@ -240,10 +275,18 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
         records.push(ids[i]);
       }
       failures.sort((a, b) => ids.indexOf(a.dicomId) - ids.indexOf(b.dicomId));
-      const tmp = `${binPath}.tmp-${process.pid}`;
-      await writeFile(tmp, out.subarray(0, records.length * recordBytes));
-      await rename(tmp, binPath);
-      manifest = { version: CACHE_VERSION, key, rowsHash, planned: ids, records, failures };
+      const bin = out.subarray(0, records.length * recordBytes);
+      await writeFileAtomicAsync(binPath, bin);
+      manifest = {
+        version: CACHE_VERSION,
+        key,
+        rowsHash,
+        planned: ids,
+        records,
+        failures,
+        bytes: bin.byteLength,
+        sha256: sha256(bin),
+      };
       await atomicWrite(manPath, JSON.stringify(manifest));
       shardsBuilt++;
       decoded += part.length;
@@ -253,10 +296,18 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     manifest.records.forEach((id, slot) => {
       cachedEntries.push({ ...(byId.get(id) as IndexEntry), shard: k, slot });
     });
-    shards.push({ file: `${shardName(k)}.bin`, count: manifest.records.length });
+    shards.push({
+      file: `${shardName(k)}.bin`,
+      count: manifest.records.length,
+      bytes: manifest.bytes,
+      sha256: manifest.sha256,
+    });
   }
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
   for (const e of cachedEntries) perSplit[e.split]++;
+  const entriesText =
+    cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : '');
+  const entriesSha256 = sha256(entriesText);
   const meta: CacheMeta = {
     version: CACHE_VERSION,
     key,
@@ -267,12 +318,19 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     shards,
     count: cachedEntries.length,
     skipped: skipped.toJSON(),
+    entriesSha256,
+    digest: cacheDigest(entriesSha256, shards),
+    build: {
+      minDice,
+      labelPolicy,
+      requireMask,
+      chexmask: typeof options.chexmask === 'string' ? options.chexmask : null,
+    },
   };
-  await atomicWrite(
-    join(dir, 'entries.jsonl'),
-    cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : ''),
-  );
+  await atomicWrite(join(dir, 'entries.jsonl'), entriesText);
   await atomicWrite(join(dir, 'cache.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  // every shard's content was hashed above (written or reused): opening this cache need not re-hash it
+  recordStamps(dir, shards);
   return {
     dir,
     key,
@@ -304,27 +362,56 @@ export class Cache {
   readonly contour: z.output<typeof ContourOptionsSchema>;
   readonly entries: CachedEntry[];
   readonly skipped: CacheSummary['skipped'];
+  /** Digest of entries + shard checksums, and the join settings: what a run records as its data. */
+  readonly digest: string;
+  readonly build: CacheBuildSettings;
   private readonly meta: CacheMeta;
   private readonly fds = new Map<number, number>();
   private readonly defaultTable: Float32Array;
 
+  /**
+   * Opens and verifies (cache-verify.ts): cache.json's version, entries.jsonl against its digest, every
+   * entry's shard/slot, every shard's size, and shard content unless a fresh stamp vouches for it.
+   */
   constructor(dir: string) {
     this.dir = dir;
-    this.meta = JSON.parse(readFileSync(join(dir, 'cache.json'), 'utf8')) as CacheMeta;
-    if (this.meta.version !== CACHE_VERSION)
-      throw new DataError('bad-cache', `cache version ${this.meta.version} ≠ ${CACHE_VERSION}`, {
-        file: dir,
+    const metaPath = join(dir, 'cache.json');
+    try {
+      this.meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CacheMeta;
+    } catch (e) {
+      throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
+        file: metaPath,
       });
+    }
+    if (this.meta.version !== CACHE_VERSION)
+      throw new DataError(
+        'bad-cache',
+        `cache version ${this.meta.version} ≠ ${CACHE_VERSION} (written by another cxrmask); rebuild it with \`cxrmask cache\``,
+        { file: metaPath },
+      );
     this.key = this.meta.key;
     this.size = this.meta.size;
     this.preprocess = this.meta.preprocess;
     this.contour = this.meta.contour;
     this.skipped = this.meta.skipped;
-    const text = readFileSync(join(dir, 'entries.jsonl'), 'utf8');
+    this.digest = this.meta.digest;
+    this.build = this.meta.build;
+    const entriesPath = join(dir, 'entries.jsonl');
+    const text = readFileSync(entriesPath, 'utf8');
+    checkContent(dir, 'entries.jsonl', sha256(text), this.meta.entriesSha256);
     this.entries = text
       .split('\n')
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as CachedEntry);
+    const shards = this.meta.shards;
+    this.entries.forEach((e, i) => {
+      if (!(e.shard >= 0 && e.shard < shards.length && e.slot >= 0 && e.slot < shards[e.shard]!.count))
+        throw new DataError('bad-cache', `shard ${e.shard} slot ${e.slot} is not in cache.json`, {
+          file: entriesPath,
+          row: i + 1,
+        });
+    });
+    verifyShards(dir, shards, this.meta.recordBytes);
     this.defaultTable = paintTable({});
   }
 
@@ -425,14 +512,15 @@ export class Cache {
  */
 export function openCache(
   dir: string,
-  settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions } = {},
+  settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings } = {},
 ): Cache {
   if (existsSync(join(dir, 'cache.json'))) return new Cache(dir);
   if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
-  if (settings.preprocess || settings.overlay) {
+  if (settings.preprocess || settings.overlay || settings.data) {
     const key = settingsKey(
       resolvePreprocess(settings.preprocess),
       ContourOptionsSchema.parse(settings.overlay ?? {}),
+      settings.data,
     );
     if (existsSync(join(dir, key, 'cache.json'))) return new Cache(join(dir, key));
     throw new DataError('missing-cache', `no cache for these settings (key ${key}); build it first`, {

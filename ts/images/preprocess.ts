@@ -73,10 +73,36 @@ export function resolvePreprocess(opts: PreprocessOptions = {}): ResolvedPreproc
   };
 }
 
-/** Short hash of everything that changes the cached planes (preprocess + contour geometry). */
-export function settingsKey(pp: ResolvedPreprocess, contour: z.output<typeof ContourOptionsSchema>): string {
+/** The data settings that change which images a cache holds and with which labels. */
+export interface CacheDataSettings {
+  /** CheXmask quality filter the rows were joined with (default 0.7, as joinChexmask). */
+  minDice?: number;
+  /** The index's uncertain (-1) and blank label handling; null when not known (an index without summary). */
+  labelPolicy?: { uncertain: string; blank: string } | null;
+}
+
+/**
+ * Short hash of everything that changes the cached planes (preprocess + contour geometry) and of the
+ * data settings that change the cached set and its labels (minDice, label policy): a rebuild with
+ * another --min-dice or label policy goes to another folder instead of replacing a run's data.
+ */
+export function settingsKey(
+  pp: ResolvedPreprocess,
+  contour: z.output<typeof ContourOptionsSchema>,
+  data: CacheDataSettings = {},
+): string {
   const { mean: _m, std: _s, ...geom } = pp; // mean/std are applied when batches are made
-  const text = JSON.stringify({ v: 1, ...geom, thickness: contour.thickness, source: contour.source });
+  const labels = data.labelPolicy
+    ? { uncertain: data.labelPolicy.uncertain, blank: data.labelPolicy.blank }
+    : null;
+  const text = JSON.stringify({
+    v: 2,
+    ...geom,
+    thickness: contour.thickness,
+    source: contour.source,
+    minDice: data.minDice ?? 0.7,
+    labels,
+  });
   return createHash('sha1').update(text).digest('hex').slice(0, 12);
 }
 
