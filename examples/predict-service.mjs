@@ -1,48 +1,48 @@
-// Inference-time masking from a Node service, without the CLI.
+// Inference-time masking over HTTP: one model, one queue, CheXmask rows looked up by dicomId.
 //
 //   npm run setup                      # builds dist/ and exports models/tiny
 //   node dist/cli/main.js synth --out .cache/example-data --n 40   # (or real MIMIC + CheXmask files)
-//   node examples/predict-service.mjs .cache/example-data/chexmask/MIMIC-CXR-JPG.csv [checkpoint]
+//   node examples/predict-service.mjs --chexmask .cache/example-data/chexmask/MIMIC-CXR-JPG.csv
 //
-// Then: curl --data-binary @some.jpg 'http://localhost:8080/predict?dicomId=<id>'
+// Then: curl --data-binary @some.jpg 'http://127.0.0.1:8080/predict?dicomId=<id>'
+// Options: --checkpoint runs/<run>/cells/<cell>/best.ckpt  --model models/tiny  --host 127.0.0.1
+//          --port 8080  --body-limit-mb 20  --max-queue 16  --min-dice 0.7  --contours landmarks|rle
+// Ctrl-C / SIGTERM: stops accepting, finishes in-flight requests, frees the model, exits 0.
 //
-// In your own project: import { MaskingPredictor, chexmaskRowFor } from 'cxrmask';
-import { createServer } from 'node:http';
-import { MaskingPredictor, chexmaskRowFor } from '../dist/index.js';
+// In your own project: import { ChexmaskIndex, closeOnSignals, createServer, MaskingPredictor } from 'cxrmask';
+import { parseArgs } from 'node:util';
+import { ChexmaskIndex, closeOnSignals, createServer, MaskingPredictor } from '../dist/index.js';
 
-const [chexmaskCsv, checkpoint] = process.argv.slice(2);
-if (!chexmaskCsv) {
-  console.error('usage: node examples/predict-service.mjs <chexmask.csv> [best.ckpt]');
-  process.exit(2);
-}
-
-// Load once (model on CPU or CUDA); zero-shot without a checkpoint, else the trained model of a run cell.
-const predictor = await MaskingPredictor.load({ modelDir: 'models/tiny', checkpoint: checkpoint ?? null });
-
-const server = createServer(async (req, res) => {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  if (req.method !== 'POST' || url.pathname !== '/predict') {
-    res.writeHead(404).end();
-    return;
-  }
-  try {
-    const chunks = [];
-    for await (const c of req) chunks.push(c);
-    const image = Buffer.concat(chunks);
-    const dicomId = url.searchParams.get('dicomId');
-    // The CheXmask row (landmarks + mask grid size) of this image; null → only the original is scored.
-    const row = dicomId ? await chexmaskRowFor(chexmaskCsv, dicomId) : null;
-    // Safe under concurrent requests: calls are queued and run one at a time on the model.
-    const r = await predictor.predict(image, row);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r));
-  } catch (e) {
-    res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: e.message }));
-  }
+const { values: a } = parseArgs({
+  options: {
+    chexmask: { type: 'string' },
+    checkpoint: { type: 'string' },
+    model: { type: 'string', default: 'models/tiny' },
+    host: { type: 'string', default: '127.0.0.1' }, // 0.0.0.0 only behind a proxy you control
+    port: { type: 'string', default: '8080' },
+    'body-limit-mb': { type: 'string', default: '20' },
+    'max-queue': { type: 'string', default: '16' },
+    'min-dice': { type: 'string', default: '0.7' },
+    contours: { type: 'string', default: 'landmarks' },
+  },
 });
 
-server.listen(8080, () => console.log(`cxrmask ${predictor.kind} predictor on http://localhost:8080/predict`));
-process.on('SIGINT', async () => {
-  server.close();
-  await predictor.dispose();
-  process.exit(0);
+// The CSV is read once here (a pass over the whole file); requests then read only their own row.
+const chexmask = a.chexmask
+  ? await ChexmaskIndex.build(a.chexmask, { minDice: Number(a['min-dice']), keepRle: a.contours === 'rle' })
+  : null;
+if (chexmask) console.log(`CheXmask index: ${chexmask.size} rows in ${chexmask.summary.seconds.toFixed(1)} s`);
+const predictor = await MaskingPredictor.load({
+  modelDir: a.model,
+  checkpoint: a.checkpoint ?? null, // zero-shot without one
+  overlay: { source: a.contours },
 });
+const app = createServer({
+  predictor,
+  chexmask,
+  bodyLimit: Number(a['body-limit-mb']) * 1024 * 1024,
+  maxQueue: Number(a['max-queue']),
+  logger: { level: 'info' },
+});
+closeOnSignals(app);
+await app.listen({ host: a.host, port: Number(a.port) });

@@ -18,6 +18,8 @@ export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './labels.js';
 export { writeReports } from './report/index.js';
+export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
+export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {
   chexmaskRowFor,
   type FindingScores,
@@ -26,3 +28,4 @@ export {
   type PredictorKind,
   type PredictorOptions,
 } from './service/index.js';
+export { closeOnSignals, type ShutdownOptions } from './service/shutdown.js';

@@ -1,0 +1,229 @@
+/**
+ * CheXmask rows for a long-running service. One streaming pass over the CSV at start records, per id,
+ * where its row lies in the file (byte offset, length) and its Dice; a request then reads and parses
+ * only that row.
+ *
+ * Why byte offsets and not parsed rows: the server cannot know which ids will be asked for, so it must
+ * be ready for all of them (243 k rows in CheXmask's MIMIC-CXR-JPG file). Parsed landmarks alone are
+ * 240 float64 per row (≈ 2 KB with the object, ≈ 0.5 GB in all) and the RLE cells that the `rle`
+ * contour source needs are most of the multi-GB file. The offset table holds an id string, two numbers
+ * and a float per row (≈ 100 B, ≈ 25 MB in all), serves either contour source, and a lookup costs one
+ * positioned read of one row plus its parse — far below one model call.
+ */
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { parse } from 'csv-parse';
+import { parse as parseSync } from 'csv-parse/sync';
+import {
+  CHEXMASK_COLUMNS,
+  CHEXMASK_ID_COLUMNS,
+  type ChexmaskRow,
+  parseChexmaskRecord,
+} from '../data/chexmask.js';
+import { DataError } from '../data/errors.js';
+
+export interface ChexmaskIndexOptions {
+  /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */
+  minDice?: number;
+  /** Keep the RLE cells in looked-up rows (needed by the `rle` contour source). Default false. */
+  keepRle?: boolean;
+  /** Id column; default: the first of CHEXMASK_ID_COLUMNS in the header. */
+  idColumn?: string;
+  /** Called every 10,000 rows while the index is built. */
+  onProgress?: (rowsRead: number) => void;
+}
+
+export interface ChexmaskIndexSummary {
+  rows: number;
+  /** Later rows of an id already seen; the first is served, as joinChexmask does. */
+  duplicates: number;
+  /** Rows whose id cell was empty. */
+  noId: number;
+  seconds: number;
+}
+
+function isGzip(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(2);
+    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Growable columns of the offset table (typed arrays: no per-row objects). */
+class Table {
+  offset = new Float64Array(1024);
+  length = new Uint32Array(1024);
+  dice = new Float32Array(1024);
+  size = 0;
+  push(offset: number, length: number, dice: number): number {
+    if (this.size === this.offset.length) {
+      const grow = <T extends Float64Array | Uint32Array | Float32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.offset = grow(this.offset);
+      this.length = grow(this.length);
+      this.dice = grow(this.dice);
+    }
+    this.offset[this.size] = offset;
+    this.length[this.size] = length;
+    this.dice[this.size] = dice;
+    return this.size++;
+  }
+}
+
+export class ChexmaskIndex {
+  private constructor(
+    private readonly file: FileHandle,
+    private readonly header: string[],
+    private readonly idColumn: string,
+    private readonly ids: Map<string, number>,
+    private readonly table: Table,
+    private readonly options: { minDice: number; keepRle: boolean },
+    readonly summary: ChexmaskIndexSummary,
+  ) {}
+
+  /** Builds the index in one streaming pass. A gzipped CSV is refused: offsets need the plain file. */
+  static async build(csvPath: string, options: ChexmaskIndexOptions = {}): Promise<ChexmaskIndex> {
+    const t0 = performance.now();
+    const file = await open(csvPath, 'r').catch((e: NodeJS.ErrnoException) => {
+      throw new DataError('missing-file', `cannot open: ${e.code ?? e.message}`, { file: csvPath });
+    });
+    try {
+      if (isGzip(csvPath)) {
+        throw new DataError('bad-csv', 'gzipped CheXmask CSV: gunzip it once, rows are read by byte offset', {
+          file: csvPath,
+        });
+      }
+      const source = createReadStream(csvPath, { highWaterMark: 1 << 20 });
+      const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true });
+      source.on('error', (e) => parser.destroy(e));
+      source.pipe(parser);
+
+      let header: string[] | null = null;
+      let idColumn = '';
+      let idIdx = -1;
+      let diceIdx = -1;
+      const ids = new Map<string, number>();
+      const table = new Table();
+      let start = 0;
+      let last = -1;
+      let rowsRead = 0;
+      let duplicates = 0;
+      let noId = 0;
+      try {
+        for await (const { record, info } of parser as AsyncIterable<{
+          record: string[];
+          info: { bytes: number };
+        }>) {
+          // info.bytes: bytes consumed through this record's line break (BOM included).
+          const end = info.bytes;
+          if (!header) {
+            header = record.map((h) => h.trim());
+            idColumn = options.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header!.includes(c)) ?? 'dicom_id';
+            const required = [
+              idColumn,
+              ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
+            ];
+            const missing = required.filter((c) => !header!.includes(c));
+            if (missing.length) {
+              throw new DataError(
+                'missing-column',
+                `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
+                {
+                  file: csvPath,
+                },
+              );
+            }
+            idIdx = header.indexOf(idColumn);
+            diceIdx = header.indexOf(CHEXMASK_COLUMNS.diceMean);
+            start = end;
+            continue;
+          }
+          rowsRead++;
+          if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead);
+          const id = (record[idIdx] ?? '').trim();
+          if (!id) noId++;
+          else if (ids.has(id)) duplicates++;
+          else {
+            const dice = Number(record[diceIdx]);
+            last = table.push(start, end - start, Number.isFinite(dice) ? dice : Number.NaN);
+            ids.set(id, last);
+          }
+          start = end;
+        }
+      } catch (e) {
+        source.destroy();
+        if (e instanceof DataError) throw e;
+        throw new DataError('bad-csv', `CSV parse error: ${(e as Error).message}`, { file: csvPath });
+      }
+      if (!header) throw new DataError('bad-csv', 'file is empty (no header row)', { file: csvPath });
+      // A last row without a line break: read to the end of the file.
+      if (last >= 0 && table.offset[last]! + table.length[last]! === start) {
+        const { size } = await file.stat();
+        table.length[last] = size - table.offset[last]!;
+      }
+      options.onProgress?.(rowsRead);
+      return new ChexmaskIndex(
+        file,
+        header,
+        idColumn,
+        ids,
+        table,
+        { minDice: options.minDice ?? 0.7, keepRle: options.keepRle ?? false },
+        { rows: ids.size, duplicates, noId, seconds: (performance.now() - t0) / 1000 },
+      );
+    } catch (e) {
+      await file.close();
+      throw e;
+    }
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+
+  /**
+   * The parsed row of `id`. Throws a DataError: reason `unknown-id` (no row), `low-dice` (below the
+   * quality threshold), or the parse reason of a malformed row (`bad-landmarks`, `bad-size`, …).
+   */
+  async row(id: string): Promise<ChexmaskRow> {
+    const k = this.ids.get(id);
+    if (k === undefined) throw new DataError('unknown-id', 'no CheXmask row', { id });
+    const dice = this.table.dice[k]!;
+    if (dice < this.options.minDice) {
+      throw new DataError('low-dice', `Dice RCA (Mean) ${dice.toFixed(3)} < ${this.options.minDice}`, { id });
+    }
+    const buf = Buffer.allocUnsafe(this.table.length[k]!);
+    const { bytesRead } = await this.file.read(buf, 0, buf.length, this.table.offset[k]!);
+    const records = parseSync(buf.subarray(0, bytesRead), {
+      relax_column_count: true,
+      skip_empty_lines: true,
+    }) as string[][];
+    const values = records[0] ?? [];
+    // The file changed since the index was built: refuse rather than serve another image's row.
+    if ((values[this.header.indexOf(this.idColumn)] ?? '').trim() !== id || records.length !== 1) {
+      throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', { id });
+    }
+    if (values.length !== this.header.length) {
+      throw new DataError('bad-row', `${values.length} cells, header has ${this.header.length}`, { id });
+    }
+    const rec: Record<string, string> = {};
+    this.header.forEach((c, i) => {
+      rec[c] = values[i]!;
+    });
+    return parseChexmaskRecord(rec, { keepRle: this.options.keepRle, idColumn: this.idColumn }, { id });
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
