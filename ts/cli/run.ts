@@ -45,6 +45,8 @@ export async function executeRun(
       resume: opts.resume ?? null,
       signal,
       extra,
+      // the keyed folder the data step opened or built (config.data.cache may hold several)
+      cacheDir: (extra['cache'] as { dir?: string } | undefined)?.dir ?? null,
       onEvent: progress.onEvent,
       onRunDir: (d) => {
         runDir = d;

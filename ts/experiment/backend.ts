@@ -24,6 +24,11 @@ export interface CacheEntryLike {
 
 export interface CacheLike {
   entries: CacheEntryLike[];
+  /** Facts a run records as its data fingerprint (fingerprint.ts), when the cache has them. */
+  dir?: string;
+  key?: string;
+  digest?: string;
+  build?: unknown;
   /** Images the cache build left out, per reason (corrupt/missing JPEG, no CheXmask row, …). */
   skipped?: { counts: Record<string, number> };
   indicesOf(split: Split): number[];

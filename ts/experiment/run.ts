@@ -8,9 +8,17 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { writeReports } from '../report/index.js';
-import type { Backend } from './backend.js';
+import type { Backend, CacheLike } from './backend.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import { type Evaluation, evaluate } from './evaluate.js';
+import {
+  checkSameData,
+  type DataFingerprint,
+  dataFingerprint,
+  type RunData,
+  readRunData,
+  writeRunData,
+} from './fingerprint.js';
 import {
   type CellResult,
   Grid,
@@ -34,6 +42,8 @@ export interface RunOptions {
   onRunDir?: (dir: string) => void;
   /** Extra facts recorded in results.json (e.g. cache summary, skipped images). */
   extra?: Record<string, unknown>;
+  /** The keyed cache folder the data step opened or built (default: the recorded one on resume, else config.data.cache). */
+  cacheDir?: string | null;
 }
 
 export interface RunResult {
@@ -69,6 +79,8 @@ export interface Results {
       /** Left out when the image cache was built, per reason. */
       cache: Record<string, number> | null;
     };
+    /** What data the run used (fingerprint.ts); a resume or re-evaluation must see the same. */
+    fingerprint: DataFingerprint;
     [k: string]: unknown;
   };
   definitions: Record<string, string>;
@@ -159,7 +171,11 @@ export async function reevaluate(
     }
   }
   if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
-  const cache = await backend.openCache(config.data.cache);
+  const recorded = readRunData(runDir);
+  const cache = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
+  const fingerprint = dataFingerprint(cache);
+  // stored predictions are scored against the cache's labels: they must be the labels they were made for
+  if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
   const sd = await splitData(cache);
   const evaluation = evaluate(config, sd, zs, trained);
   const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
@@ -175,6 +191,8 @@ export async function reevaluate(
     trained,
     evaluation,
     cacheSkipped: cache.skipped?.counts ?? null,
+    fingerprint,
+    extra: recorded?.summaries,
   });
   // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
   const before = readJson<Results>(join(runDir, 'results.json'));
@@ -186,6 +204,22 @@ export async function reevaluate(
   writeJsonAtomic(join(runDir, 'config.json'), config);
   await writeReports(runDir, results, { cache });
   return { runDir, results };
+}
+
+/** The recorded keyed cache folder when it still exists (the config may name a parent holding several). */
+function recordedCacheDir(recorded: RunData | null): string | null {
+  const dir = recorded?.fingerprint.cacheDir;
+  return dir && existsSync(dir) ? dir : null;
+}
+
+/** What results.json shows under data.cache when the data step gave no summary (e.g. a resume). */
+function cacheFacts(cache: CacheLike): Record<string, unknown> {
+  return {
+    dir: cache.dir ?? null,
+    key: cache.key ?? null,
+    entries: cache.entries.length,
+    skipped: cache.skipped ?? null,
+  };
 }
 
 function modelFacts(dir: string): Record<string, unknown> | null {
@@ -219,7 +253,17 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   }
   o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
-  const cache = await o.backend.openCache(config.data.cache);
+  const recorded = resumed ? readRunData(runDir) : null;
+  const cache = await o.backend.openCache(o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache);
+  // the data are fixed for the life of a run: recorded when it starts, checked before a resume does anything
+  const fingerprint = dataFingerprint(cache);
+  if (recorded) checkSameData(runDir, recorded, fingerprint, `resume ${runDir}`);
+  const summaries = {
+    cache: cacheFacts(cache),
+    ...(recorded?.summaries ?? {}),
+    ...(o.extra ?? {}),
+  };
+  if (!recorded) writeRunData(runDir, fingerprint, summaries);
   const grid = new Grid({ config, backend: o.backend, runDir, cache, signal: o.signal, onEvent: o.onEvent });
   o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
 
@@ -248,7 +292,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     trained,
     evaluation,
     cacheSkipped: cache.skipped?.counts ?? null,
-    extra: o.extra,
+    fingerprint,
+    extra: summaries,
   });
   writeJsonAtomic(join(runDir, 'results.json'), results);
   o.onEvent?.({ kind: 'phase', name: 'report' });
@@ -268,6 +313,7 @@ function assembleResults(a: {
   trained: CellResult[];
   evaluation: Evaluation;
   cacheSkipped?: Record<string, number> | null;
+  fingerprint: DataFingerprint;
   extra?: Record<string, unknown>;
 }): Results {
   const { sd } = a;
@@ -327,6 +373,7 @@ function assembleResults(a: {
       allNegativeMeanLabelAccuracy: allNegative,
       skippedImages: { features: featSkipped, predictions: predSkipped, cache: a.cacheSkipped ?? null },
       ...(a.extra ?? {}),
+      fingerprint: a.fingerprint,
     },
     definitions: DEFINITIONS,
     zeroshot: a.zs

@@ -1,0 +1,102 @@
+/**
+ * Resume and re-evaluation against changed data are refused (issue 8, item 2), and a resumed run's
+ * results.json keeps data.cache (item 9). Pure-JS fake backend: no native addon.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { fakeBackend, fakeCache } from './fake-backend.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));
+const config = parseConfig({
+  runsDir: join(tmp, 'runs'),
+  name: 'data',
+  data: { cache: 'unused' },
+  seeds: [0],
+  zeroshot: { enabled: false },
+  finetune: { enabled: false },
+  linearProbe: { epochs: 2, batchSize: 16, lr: 0.05 },
+  metrics: { bootstrap: 20 },
+});
+
+const JOIN = {
+  minDice: 0.7,
+  labelPolicy: { uncertain: 'ignore', blank: 'zeros' },
+  requireMask: true,
+  chexmask: null,
+};
+
+/** The fake backend over another cache (what `cxrmask cache --min-dice 0.9` into the same folder gives). */
+function withCache(cache: CacheLike): Backend {
+  return { ...fakeBackend(), openCache: () => cache };
+}
+const keyed = (c: CacheLike, over: Partial<CacheLike> = {}): CacheLike =>
+  Object.assign(c, { key: 'k1', dir: join(tmp, 'no-such-cache'), digest: 'd1', build: JOIN, ...over });
+
+let runDir = '';
+let first: Results;
+
+test('a run records its data fingerprint in data.json and results.json', async () => {
+  const r = await runExperiment({ config, backend: withCache(keyed(fakeCache())) });
+  runDir = r.runDir;
+  first = r.results;
+  const recorded = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8'));
+  assert.is(recorded.fingerprint.cacheKey, 'k1');
+  assert.is(recorded.fingerprint.entries, 120);
+  assert.equal(recorded.fingerprint.join, JOIN);
+  assert.equal(first.data.fingerprint, recorded.fingerprint);
+  assert.ok(first.data['cache'], 'data.cache in results.json');
+});
+
+test('resume after a rebuild with fewer images is refused, naming what changed; nothing is recomputed', async () => {
+  const cell = join(runDir, 'cells', 'lp-masked-s0', 'result.json');
+  rmSync(cell);
+  const smaller = keyed(fakeCache({ n: 100 }), { digest: 'd2', build: { ...JOIN, minDice: 0.9 } });
+  try {
+    await runExperiment({ config, backend: withCache(smaller), resume: runDir });
+    assert.unreachable('resume against other data must fail');
+  } catch (e) {
+    const m = (e as Error).message;
+    assert.is((e as Error).name, 'DataError');
+    assert.match(m, /cannot resume/);
+    assert.match(m, /data\.json/);
+    assert.match(m, /cached images 120 → 100/);
+    assert.match(m, /join setting minDice: 0\.7 → 0\.9/);
+    assert.match(m, /cache content differs/);
+  }
+  assert.not.ok(existsSync(cell), 'the deleted cell was not recomputed on the new data');
+});
+
+test('same ids, other labels (another label policy) are refused too', async () => {
+  const relabelled = keyed(fakeCache());
+  relabelled.entries[3] = { ...relabelled.entries[3]!, labelMask: [0, 0, 0, 0, 0] };
+  try {
+    await runExperiment({ config, backend: withCache(relabelled), resume: runDir });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /ids, splits or labels differ/);
+  }
+  try {
+    await reevaluate(runDir, withCache(relabelled));
+    assert.unreachable('eval against other labels must fail');
+  } catch (e) {
+    assert.match((e as Error).message, /cannot re-evaluate/);
+  }
+});
+
+test('resume on the same data finishes the run; results.json keeps data.cache and the fingerprint', async () => {
+  const r = await runExperiment({ config, backend: withCache(keyed(fakeCache())), resume: runDir });
+  assert.ok(r.results.run.resumed);
+  assert.ok(existsSync(join(runDir, 'cells', 'lp-masked-s0', 'result.json')));
+  const onDisk = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
+  assert.equal(onDisk.data['cache'], first.data['cache']);
+  assert.equal(onDisk.data.fingerprint, first.data.fingerprint);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();

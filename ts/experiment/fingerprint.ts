@@ -1,0 +1,98 @@
+/**
+ * What data a run used, recorded in `<run>/data.json` when the run starts and in results.json: the
+ * cache key, the cache's content digest (entries + shard checksums), a digest of every row's id,
+ * split and labels as the run saw them, and the join settings (minDice, label policy, …). Finished
+ * cells, features and predictions were computed on that data, so `--resume` and `eval` refuse a cache
+ * whose fingerprint differs, naming what changed, instead of scoring stale predictions against new labels.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { DataError } from '../data/errors.js';
+import type { CacheLike } from './backend.js';
+import { readJson, writeJsonAtomic } from './io.js';
+
+export interface DataFingerprint {
+  /** The cache's settings key (folder name), null for a cache without one. */
+  cacheKey: string | null;
+  /** Where the cache was opened (not compared: a moved cache with the same content is the same data). */
+  cacheDir: string | null;
+  /** Digest over entries.jsonl and every shard's SHA-256 (images + labels), null if the cache has none. */
+  cacheDigest: string | null;
+  entries: number;
+  /** SHA-256 over every row's dicomId, split, labels and label mask, in cache order. */
+  entriesDigest: string;
+  /** Join settings the cache was built with (minDice, label policy, requireMask, CheXmask file). */
+  join: Record<string, unknown> | null;
+}
+
+/** `<run>/data.json`: the fingerprint plus the data summaries recorded when the run started. */
+export interface RunData {
+  fingerprint: DataFingerprint;
+  recordedAt: string;
+  /** The data facts results.json shows under `data` (index/cache summaries), kept for resumed runs. */
+  summaries: Record<string, unknown>;
+}
+
+export const RUN_DATA_FILE = 'data.json';
+
+export function dataFingerprint(cache: CacheLike): DataFingerprint {
+  const h = createHash('sha256');
+  for (const e of cache.entries)
+    h.update(`${e.dicomId}\t${e.split}\t${e.labels?.join(',') ?? '-'}\t${e.labelMask?.join(',') ?? '-'}\n`);
+  return {
+    cacheKey: cache.key ?? null,
+    cacheDir: cache.dir ?? null,
+    cacheDigest: cache.digest ?? null,
+    entries: cache.entries.length,
+    entriesDigest: h.digest('hex').slice(0, 32),
+    join: (cache.build as Record<string, unknown> | undefined) ?? null,
+  };
+}
+
+const short = (v: unknown) =>
+  typeof v === 'string' && v.length > 12 ? `${v.slice(0, 12)}…` : JSON.stringify(v);
+
+/** Human-readable differences between two fingerprints (empty when the data are the same). */
+export function fingerprintChanges(before: DataFingerprint, now: DataFingerprint): string[] {
+  const out: string[] = [];
+  if (before.cacheKey !== now.cacheKey)
+    out.push(`cache key ${short(before.cacheKey)} → ${short(now.cacheKey)} (other image/join settings)`);
+  if (before.entries !== now.entries) out.push(`cached images ${before.entries} → ${now.entries}`);
+  if (before.entriesDigest !== now.entriesDigest)
+    out.push(
+      `image ids, splits or labels differ (digest ${short(before.entriesDigest)} → ${short(now.entriesDigest)})`,
+    );
+  if (before.cacheDigest !== now.cacheDigest)
+    out.push(`cache content differs (digest ${short(before.cacheDigest)} → ${short(now.cacheDigest)})`);
+  const a = before.join ?? {};
+  const b = now.join ?? {};
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+      out.push(`join setting ${k}: ${JSON.stringify(a[k] ?? null)} → ${JSON.stringify(b[k] ?? null)}`);
+  return out;
+}
+
+export function readRunData(runDir: string): RunData | null {
+  return readJson<RunData>(join(runDir, RUN_DATA_FILE));
+}
+
+export function writeRunData(
+  runDir: string,
+  fingerprint: DataFingerprint,
+  summaries: Record<string, unknown>,
+): RunData {
+  const d: RunData = { fingerprint, recordedAt: new Date().toISOString(), summaries };
+  writeJsonAtomic(join(runDir, RUN_DATA_FILE), d);
+  return d;
+}
+
+/** Throws a DataError naming what changed when `now` is not the data `runDir` recorded. */
+export function checkSameData(runDir: string, recorded: RunData, now: DataFingerprint, action: string): void {
+  const changes = fingerprintChanges(recorded.fingerprint, now);
+  if (!changes.length) return;
+  throw new DataError(
+    'data-changed',
+    `cannot ${action}: the data differ from what this run used (recorded ${recorded.recordedAt}${recorded.fingerprint.cacheDir ? ` from ${recorded.fingerprint.cacheDir}` : ''}): ${changes.join('; ')}. Its finished cells were computed on the recorded data; restore that cache or start a new run`,
+    { file: join(runDir, RUN_DATA_FILE) },
+  );
+}
