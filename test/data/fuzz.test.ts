@@ -11,7 +11,12 @@ import * as assert from 'uvu/assert';
 import { joinChexmask, parseChexmaskRecord } from '../../ts/data/chexmask.js';
 import { CsvScanner, KEEP } from '../../ts/data/csvscan.js';
 import { DataError } from '../../ts/data/errors.js';
-import { formatLandmarksFlat, formatLandmarksNumpy, parseLandmarks } from '../../ts/data/landmarks.js';
+import {
+  formatLandmarksFlat,
+  formatLandmarksNumpy,
+  parseLandmarks,
+  parseLandmarksBytes,
+} from '../../ts/data/landmarks.js';
 import { decodeRle, encodeRle, parseRle, rleBytesValid } from '../../ts/data/rle.js';
 import { csvParse, scanAll } from './csvscan-helpers.js';
 import { tempDir } from './helpers.js';
@@ -157,20 +162,26 @@ test('RLE: a run that covers more than H×W is refused before any H×W allocatio
 });
 
 const lmText = fc.oneof(
-  fc.string({ unit: fc.constantFrom('1', '-', '.', 'e', '[', ']', ' ', ',', '\n', 'x'), maxLength: 60 }),
+  fc.string({
+    unit: fc.constantFrom('1', '7', '-', '+', '.', 'e', 'E', 'n', 'a', '[', ']', ' ', ',', '\n', 'x'),
+    maxLength: 60,
+  }),
+  fc.array(fc.double({ noNaN: true }), { minLength: 240, maxLength: 240 }).map((a) => a.join(',')),
   fc
     .array(fc.integer({ min: -5000, max: 5000 }), { minLength: 238, maxLength: 242 })
     .chain((a) => fc.constantFrom(formatLandmarksFlat(a), formatLandmarksNumpy(a))),
 );
 
-test('landmarks: any text gives 240 finite numbers or a DataError', () => {
+test('landmarks: any text gives 240 numbers or a DataError; the byte parser agrees exactly', () => {
   fc.assert(
     fc.property(lmText, (s) => {
       const r = dataErrorOk(() => parseLandmarks(s));
+      const rb = dataErrorOk(() => parseLandmarksBytes(Buffer.from(s)));
       if (!(r instanceof DataError)) {
         assert.is(r.length, 240);
         assert.ok(r.every((v) => !Number.isNaN(v)));
-      }
+        assert.equal(Array.from(rb as Float64Array), Array.from(r), 'the byte parser reads the same numbers');
+      } else assert.is((rb as Error).message, r.message, 'the byte parser fails the same way');
     }),
     { seed: SEED, numRuns: 3000 },
   );

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
 import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
-import { type Landmarks, parseLandmarks, REGIONS, type Region } from './landmarks.js';
+import { type Landmarks, parseLandmarks, parseLandmarksBytes, REGIONS, type Region } from './landmarks.js';
 import { parseRle, rleBytesValid } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
@@ -109,33 +109,40 @@ interface RowParseOptions {
   idColumn?: string;
 }
 
+function numberCell(
+  raw: string | number | null | undefined,
+  col: string,
+  integer: boolean,
+  where: DataErrorWhere,
+): number {
+  const s = raw === null || raw === undefined ? '' : String(raw).trim();
+  const v = Number(s);
+  if (s === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+    throw new DataError(
+      integer ? 'bad-size' : 'bad-dice',
+      `not a${integer ? 'n integer' : ' number'}: "${s}"`,
+      {
+        ...where,
+        field: col,
+      },
+    );
+  }
+  return v;
+}
+
 /** The checks shared by the object form and the scanned form of a record; throws DataError naming the field. */
 function buildRow(
   idCol: string,
   cell: (col: string) => string | number | null | undefined,
   rleCell: (col: string) => RleCell,
+  parseLms: (where: DataErrorWhere) => Landmarks,
   opts: RowParseOptions,
   where: DataErrorWhere,
 ): ChexmaskRow {
   const dicomId = String(cell(idCol) ?? '').trim();
   const w0 = { ...where, id: dicomId || where.id };
   if (!dicomId) throw new DataError('bad-id', 'empty id', { ...w0, field: idCol });
-  const num = (col: string, integer: boolean): number => {
-    const raw = cell(col);
-    const s = raw === null || raw === undefined ? '' : String(raw).trim();
-    const v = Number(s);
-    if (s === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-      throw new DataError(
-        integer ? 'bad-size' : 'bad-dice',
-        `not a${integer ? 'n integer' : ' number'}: "${s}"`,
-        {
-          ...w0,
-          field: col,
-        },
-      );
-    }
-    return v;
-  };
+  const num = (col: string, integer: boolean): number => numberCell(cell(col), col, integer, w0);
   const height = num(CHEXMASK_COLUMNS.height, true);
   const width = num(CHEXMASK_COLUMNS.width, true);
   if (height <= 0 || width <= 0) {
@@ -147,10 +154,7 @@ function buildRow(
   const diceMean = num(CHEXMASK_COLUMNS.diceMean, false);
   const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);
-  const landmarks = parseLandmarks(cell(CHEXMASK_COLUMNS.landmarks) as string | undefined, {
-    ...w0,
-    field: CHEXMASK_COLUMNS.landmarks,
-  });
+  const landmarks = parseLms({ ...w0, field: CHEXMASK_COLUMNS.landmarks });
   const emptyMasks: Region[] = [];
   const rle = {} as Record<Region, string>;
   for (const r of REGIONS) {
@@ -184,27 +188,27 @@ export function parseChexmaskRecord(
       text: () => text,
     };
   };
-  return buildRow(idCol, (c) => rec[c], rleCell, opts, where);
+  const lms = (at: DataErrorWhere) =>
+    parseLandmarks(rec[CHEXMASK_COLUMNS.landmarks] as string | undefined, at);
+  return buildRow(idCol, (c) => rec[c], rleCell, lms, opts, where);
 }
 
 /** A scanned record's RLE cell: checked on its bytes; text only made when the cell is kept. */
-function scannedRleCell(rec: ScannedRecord, idx: number): RleCell {
-  const v = rec.values[idx];
-  if (!v) {
-    // PEEK columns: only emptiness is known; nothing to validate or keep.
-    return {
-      blank: rec.blank[idx] ?? true,
-      validate: () => {},
-      text: () => '',
-    };
+class ScannedRleCell implements RleCell {
+  readonly blank: boolean;
+  constructor(
+    private readonly v: Buffer | undefined,
+    peekedBlank: boolean | undefined,
+  ) {
+    // PEEK columns carry no bytes: only emptiness is known, nothing to validate or keep.
+    this.blank = v ? isBlankCell(v) : (peekedBlank ?? true);
   }
-  return {
-    blank: isBlankCell(v),
-    validate: (h, w, at) => {
-      if (!rleBytesValid(v, h, w)) parseRle(v.toString('utf8'), h, w, at);
-    },
-    text: () => v.toString('utf8'),
-  };
+  validate(h: number, w: number, at: DataErrorWhere): void {
+    if (this.v && !rleBytesValid(this.v, h, w)) parseRle(this.v.toString('utf8'), h, w, at);
+  }
+  text(): string {
+    return this.v ? this.v.toString('utf8') : '';
+  }
 }
 
 /**
@@ -263,6 +267,7 @@ async function joinScanned(
     plan[colIdx(CHEXMASK_COLUMNS[r])] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
   }
   plan[idIdx] = KEY;
+  const lmIdx = colIdx(CHEXMASK_COLUMNS.landmarks);
 
   const rows = new Map<string, ChexmaskRow>();
   const refused = new ReasonCounter();
@@ -322,7 +327,8 @@ async function joinScanned(
       const r = buildRow(
         idColumn,
         (c) => (c === idColumn ? id : text(rec, c)),
-        (c) => scannedRleCell(rec, colIdx(c)),
+        (c) => new ScannedRleCell(rec.values[colIdx(c)], rec.blank[colIdx(c)]),
+        (at) => parseLandmarksBytes(rec.values[lmIdx] ?? Buffer.alloc(0), at),
         { keepRle: opts.keepRle, validateRle: opts.validateRle },
         where,
       );
