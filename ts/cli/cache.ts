@@ -81,18 +81,18 @@ const command: CommandModule<object, CacheArgv> = {
     runDataCommand(async () => {
       const entries = await readIndex(argv.index);
       process.stderr.write(`[cache] ${entries.length} index entries; joining ${argv.chexmask}\n`);
+      // The join reads only the cells this contour source needs; progress is in MB of the file.
+      const joinBar = progress('CheXmask MB', argv.progress);
       const { rows, summary: join } = await joinChexmask(
         argv.chexmask,
         entries.map((e) => e.dicomId),
         {
           minDice: argv.minDice,
-          keepRle: argv.source === 'rle',
-          onProgress: (n, kept) => {
-            if (argv.progress && n % 50000 === 0)
-              process.stderr.write(`[cache] CheXmask: ${n} rows read, ${kept} kept\n`);
-          },
+          source: argv.source,
+          onBytes: (bytes, total) => joinBar.update(Math.round(bytes / 1e6), Math.round(total / 1e6)),
         },
       );
+      joinBar.stop();
       process.stderr.write(
         `[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`,
       );
