@@ -301,6 +301,7 @@ export class Grid {
         source: sources[trainVariant],
         selection: config.metrics.selection,
         patience: tc.patience,
+        maxUnreadableShare: tc.maxUnreadableShare,
         thresholdRule: config.metrics.thresholdRule,
         signal: this.ctx.signal,
         onProgress: (progress) => this.emit({ kind: 'cell-progress', id, progress }),

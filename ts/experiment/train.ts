@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Batch, ClassifierLike } from './backend.js';
 import { readJson, withAtomicPath, writeJsonAtomic } from './io.js';
 import { chooseThresholds, computeMetrics, type LabelArrays, rng } from './metrics.js';
+import { MAX_UNREADABLE_SHARE, readablePart, UnreadableTally } from './unreadable.js';
 
 export class InterruptedError extends Error {
   override name = 'InterruptedError';
@@ -29,6 +30,8 @@ export interface EpochRecord {
   trainLoss: number;
   val: { macroAUROC: number; meanLabelAccuracy: number; loss: number };
   seconds: number;
+  /** Training images that could not be read this epoch (skipped), and the batches they were in. */
+  unreadable?: { images: number; batches: number };
 }
 
 export interface TrainState {
@@ -62,6 +65,8 @@ export interface TrainOptions {
   signal?: StopSignal;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
+  /** Share of the training split that may be unreadable in an epoch before training stops (default 0.01). */
+  maxUnreadableShare?: number;
 }
 
 /** Fisher–Yates with the shared mulberry32 PRNG. */
@@ -173,15 +178,22 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     const order = shuffled(o.trainIdx, epochSeed(o.seed, epoch));
     let lossSum = 0;
     let lossN = 0;
+    const unreadable = new UnreadableTally(
+      o.trainIdx.length,
+      o.maxUnreadableShare ?? MAX_UNREADABLE_SHARE,
+      epoch,
+    );
     for (let s = 0; s < steps; s++) {
       if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
       const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
-      let b: Batch;
+      let b: Batch | null;
       try {
         b = await o.source(idx);
       } catch {
-        continue; // an unreadable batch is skipped (counted by the cache/eval layers)
+        // a batch that fails to load: train on its readable images, count the others (unreadable.ts)
+        b = await readablePart(o.source, idx, unreadable);
       }
+      if (!b) continue;
       const { loss } = await clf.trainStep(b.x, b.n, b.labels, b.labelMask);
       if (Number.isFinite(loss)) {
         lossSum += loss * b.n;
@@ -197,6 +209,7 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       trainLoss: lossN ? lossSum / lossN : Number.NaN,
       val: { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) },
       seconds: (performance.now() - t0) / 1000,
+      unreadable: unreadable.toJSON(),
     };
     const sc = score(rec.val, o.selection);
     const improved = st.bestScore === null || (Number.isFinite(sc) && sc > st.bestScore);
