@@ -117,4 +117,36 @@ test('open re-hashes only shards changed since they were verified', async () => 
   }
 });
 
+test('minDice and the label policy key the cache: a rebuild with other data settings gets its own folder', async () => {
+  const out = tempDir();
+  const { sum, all } = await build(out);
+  const s = await synthTree();
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    all.map((e) => e.dicomId),
+    { minDice: 0.9 },
+  );
+  const strict = await buildCache({
+    entries: all,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out,
+    shardSize: 12,
+    minDice: 0.9,
+  });
+  const policy = { uncertain: 'ignore', blank: 'zeros' };
+  const relabelled = await buildCache({
+    entries: all,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out,
+    shardSize: 12,
+    minDice: 0.9,
+    labelPolicy: policy,
+  });
+  assert.equal(new Set([sum.key, strict.key, relabelled.key]).size, 3);
+  assert.is(openCache(out, { data: { minDice: 0.9, labelPolicy: policy } }).key, relabelled.key);
+  assert.is(openCache(sum.dir).entries.length, sum.cached, 'the first cache is untouched');
+});
+
 test.run();
