@@ -18,7 +18,7 @@ Classifier::Classifier(const ClassifierOptions& opts)
 
 std::shared_ptr<Classifier> Classifier::Create(const ClassifierOptions& opts) {
   std::shared_ptr<Classifier> c(new Classifier(opts));
-  ApplyThreadsInWorker();
+  ApplyWorkerSettings();
   c->bf16_active_ = opts.bf16 && Bf16Supported(c->device_);
   if (!opts.model_path.empty()) {
     torch::jit::Module clip = LoadTorchScript(opts.model_path, c->device_);
@@ -93,15 +93,21 @@ at::Tensor Classifier::Features(const at::Tensor& x, bool train) {
   return encoder_->forward({x}).toTensor();
 }
 
-StepResult Classifier::TrainStep(const at::Tensor& x_in, const at::Tensor& labels_in,
+StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& labels_in,
                                  const std::optional<at::Tensor>& mask_in) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyThreadsInWorker();
-  RequireFinite(x_in, "input batch");
+  ApplyWorkerSettings();
   RequireFinite(labels_in, "labels");
+  // A NaN/negative mask would poison the loss and, through the step, every weight.
+  if (mask_in) {
+    RequireFinite(*mask_in, "labelMask");
+    if (mask_in->lt(0).any().item<bool>()) {
+      throw std::invalid_argument("labelMask must be >= 0");
+    }
+  }
   torch::AutoGradMode grad_mode(true);
   head_->train();
-  auto x = x_in.to(device_);
+  auto x = x_in.On(device_);
   auto labels = labels_in.to(device_);
   at::Tensor loss;
   {
@@ -128,26 +134,26 @@ StepResult Classifier::TrainStep(const at::Tensor& x_in, const at::Tensor& label
   return r;
 }
 
-at::Tensor Classifier::Predict(const at::Tensor& x_in) {
+at::Tensor Classifier::Predict(const ImageBatch& x_in) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyThreadsInWorker();
-  RequireFinite(x_in, "input batch");
+  ApplyWorkerSettings();
   torch::NoGradGuard no_grad;
   head_->eval();
+  auto x = x_in.On(device_);
   AutocastGuard autocast(device_.type(), bf16_active_);
-  auto feats = Features(x_in.to(device_), /*train=*/false);
+  auto feats = Features(x, /*train=*/false);
   return torch::sigmoid(head_->forward(feats).to(at::kFloat)).to(at::kCPU).contiguous();
 }
 
-at::Tensor Classifier::Embed(const at::Tensor& x_in) {
+at::Tensor Classifier::Embed(const ImageBatch& x_in) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyThreadsInWorker();
+  ApplyWorkerSettings();
   if (!encoder_)
     throw std::invalid_argument("embed() needs an image encoder (head-only classifier)");
-  RequireFinite(x_in, "input batch");
   torch::NoGradGuard no_grad;
+  auto x = x_in.On(device_);
   AutocastGuard autocast(device_.type(), bf16_active_);
-  return Features(x_in.to(device_), false).to(at::kFloat).to(at::kCPU).contiguous();
+  return Features(x, false).to(at::kFloat).to(at::kCPU).contiguous();
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Classifier::State() const {
@@ -161,10 +167,11 @@ std::vector<std::pair<std::string, at::Tensor>> Classifier::State() const {
   return out;
 }
 
-void Classifier::Save(const std::string& path) {
+void Classifier::Save(const std::string& path, bool weights_only) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(kFormatVersion));
+  ar.write("weightsOnly", c10::IValue(weights_only));
   ar.write("step", c10::IValue(step_));
   ar.write("headOnly", c10::IValue(head_only()));
   ar.write("inputDim", c10::IValue(input_dim_));
@@ -173,9 +180,11 @@ void Classifier::Save(const std::string& path) {
   torch::serialize::OutputArchive params;
   for (const auto& kv : State()) params.write(kv.first, kv.second.detach().to(at::kCPU));
   ar.write("params", params);
-  torch::serialize::OutputArchive opt;
-  optimizer_->save(opt);
-  ar.write("optimizer", opt);
+  if (!weights_only) {
+    torch::serialize::OutputArchive opt;
+    optimizer_->save(opt);
+    ar.write("optimizer", opt);
+  }
   try {
     ar.save_to(path);
   } catch (const c10::Error& e) {
@@ -207,23 +216,45 @@ void Classifier::Load(const std::string& path) {
                                 " was saved by a classifier with another configuration "
                                 "(mode, inputDim, numLabels or freezeEncoder differ)");
   }
+  c10::IValue weights_only_v(false);
+  ar.try_read("weightsOnly", weights_only_v);
+  const bool weights_only = weights_only_v.isBool() && weights_only_v.toBool();
+  // Read and check every tensor before touching the model, so a bad file changes nothing.
   torch::serialize::InputArchive params;
   ar.read("params", params);
+  auto state = State();
+  std::vector<at::Tensor> incoming;
+  incoming.reserve(state.size());
+  for (const auto& kv : state) {
+    at::Tensor t;
+    if (!params.try_read(kv.first, t)) {
+      throw std::invalid_argument(path + ": tensor " + kv.first + " is missing");
+    }
+    if (!t.sizes().equals(kv.second.sizes())) {
+      throw std::invalid_argument(path + ": tensor " + kv.first + " has another shape");
+    }
+    if (!t.is_floating_point() && kv.second.is_floating_point()) {
+      throw std::invalid_argument(path + ": tensor " + kv.first + " has another dtype");
+    }
+    incoming.push_back(std::move(t));
+  }
+  // The optimizer state is loaded into a fresh AdamW first: it throws on a mismatch without
+  // touching ours.
+  std::unique_ptr<torch::optim::AdamW> loaded;
+  if (!weights_only) {
+    torch::serialize::InputArchive opt;
+    ar.read("optimizer", opt);
+    loaded = std::make_unique<torch::optim::AdamW>(optimizer_->param_groups(),
+                                                   torch::optim::AdamWOptions(opts_.lr_head));
+    loaded->load(opt);
+  }
+  const int64_t step = read_int("step");
   {
     torch::NoGradGuard no_grad;
-    for (auto& kv : State()) {
-      at::Tensor t;
-      params.read(kv.first, t);
-      if (!t.sizes().equals(kv.second.sizes())) {
-        throw std::invalid_argument(path + ": tensor " + kv.first + " has another shape");
-      }
-      kv.second.copy_(t);
-    }
+    for (size_t i = 0; i < state.size(); ++i) state[i].second.copy_(incoming[i]);
   }
-  torch::serialize::InputArchive opt;
-  ar.read("optimizer", opt);
-  optimizer_->load(opt);
-  step_ = read_int("step");
+  if (loaded) optimizer_ = std::move(loaded);
+  step_ = step;
 }
 
 }  // namespace cxrmask

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "pixels.h"
+
 namespace cxrmask {
 
 struct ClassifierOptions {
@@ -38,12 +40,15 @@ class Classifier {
  public:
   static std::shared_ptr<Classifier> Create(const ClassifierOptions& opts);
 
-  // x: [n,3,S,S] images, or [n,input_dim] features in head-only mode. labels/mask: [n,L].
-  StepResult TrainStep(const at::Tensor& x, const at::Tensor& labels,
+  // x: [n,3,S,S] images or cache records (pixels.h), or [n,input_dim] features in head-only mode.
+  // labels/mask: [n,L].
+  StepResult TrainStep(const ImageBatch& x, const at::Tensor& labels,
                        const std::optional<at::Tensor>& mask);
-  at::Tensor Predict(const at::Tensor& x);  // sigmoid probabilities [n,L]
-  at::Tensor Embed(const at::Tensor& x);    // encoder features [n,input_dim]
-  void Save(const std::string& path);
+  at::Tensor Predict(const ImageBatch& x);  // sigmoid probabilities [rows,L]
+  at::Tensor Embed(const ImageBatch& x);    // encoder features [rows,input_dim]
+  // Full state (weights, AdamW moments, step) or, with weights_only, what inference needs.
+  void Save(const std::string& path, bool weights_only = false);
+  // All or nothing: on any error the classifier keeps the state it had.
   void Load(const std::string& path);
 
   bool head_only() const { return !encoder_.has_value(); }

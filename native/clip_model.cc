@@ -43,20 +43,20 @@ ClipModel::ClipModel(torch::jit::Module m, c10::Device d) : module_(std::move(m)
 
 bool ClipModel::bf16_supported() const { return Bf16Supported(device_); }
 
-at::Tensor ClipModel::EncodeImage(const at::Tensor& x, bool bf16) {
+at::Tensor ClipModel::EncodeImage(const ImageBatch& x, bool bf16) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyThreadsInWorker();
-  RequireFinite(x, "image batch");
+  ApplyWorkerSettings();
   // Thread-local guards: created here, on the worker thread that runs the op.
   c10::InferenceMode inference;
+  auto images = x.On(device_);
   AutocastGuard autocast(device_.type(), bf16 && Bf16Supported(device_));
-  auto out = module_.get_method("encode_image")({x.to(device_)}).toTensor();
+  auto out = module_.get_method("encode_image")({images}).toTensor();
   return out.to(at::kFloat);
 }
 
 at::Tensor ClipModel::EncodeText(const at::Tensor& ids) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyThreadsInWorker();
+  ApplyWorkerSettings();
   c10::InferenceMode inference;
   return module_.get_method("encode_text")({ids.to(device_)}).toTensor().to(at::kFloat);
 }

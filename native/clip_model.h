@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string>
 
+#include "pixels.h"
+
 namespace cxrmask {
 
 class ClipModel {
@@ -14,8 +16,8 @@ class ClipModel {
   // Throws std::runtime_error / std::invalid_argument with a message naming the file.
   static std::shared_ptr<ClipModel> Load(const std::string& path, const std::string& device);
 
-  // x: float32 [n,3,S,S] (CPU, may alias JS memory). Returns [n,D] (device tensor).
-  at::Tensor EncodeImage(const at::Tensor& x, bool bf16);
+  // x: float32 [n,3,S,S] or cache records (see pixels.h). Returns [rows,D] (device tensor).
+  at::Tensor EncodeImage(const ImageBatch& x, bool bf16);
   // ids: int64 [n,L]. Returns [n,D].
   at::Tensor EncodeText(const at::Tensor& ids);
 

@@ -53,18 +53,20 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     return w->Promise();
   }
 
-  // trainStep(x, shape, labels, mask | null)
+  // trainStep(x, shape, labels, mask | null, pixels?)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     auto model = Live(info.Env());
-    auto x = PinnedInput::From(info[0], napi_float32_array, "x");
-    auto shape = ShapeArg(info[1], "shape");
-    auto labels = PinnedInput::From(info[2], napi_float32_array, "labels");
-    PinnedInput mask;
-    if (!info[3].IsUndefined() && !info[3].IsNull()) {
-      mask = PinnedInput::From(info[3], napi_float32_array, "labelMask");
+    ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[4]);
+    if (x.pixels && x.pixels->variants() != 1) {
+      throw Napi::RangeError::New(info.Env(), "trainStep takes one variant of the records");
     }
-    auto* w = new TrainStepWorker(info.Env(), model, std::move(x), std::move(shape),
-                                  std::move(labels), std::move(mask));
+    auto labels = InputCopy::From(info[2], napi_float32_array, "labels");
+    InputCopy mask;
+    if (!info[3].IsUndefined() && !info[3].IsNull()) {
+      mask = InputCopy::From(info[3], napi_float32_array, "labelMask");
+    }
+    auto* w =
+        new TrainStepWorker(info.Env(), model, std::move(x), std::move(labels), std::move(mask));
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();
@@ -76,6 +78,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
   Napi::Value Embed(const Napi::CallbackInfo& info) {
     return Infer(info, InferWorker::Kind::kEmbed);
   }
+  // save(path, weightsOnly?)
   Napi::Value Save(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kSave); }
   Napi::Value Load(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kLoad); }
 
@@ -102,16 +105,16 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
  private:
   Napi::Value Infer(const Napi::CallbackInfo& info, InferWorker::Kind kind) {
     auto model = Live(info.Env());
-    auto x = PinnedInput::From(info[0], napi_float32_array, "x");
-    auto shape = ShapeArg(info[1], "shape");
-    auto* w = new InferWorker(info.Env(), model, std::move(x), std::move(shape), kind);
+    ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[2]);
+    auto* w = new InferWorker(info.Env(), model, std::move(x), kind);
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();
   }
   Napi::Value State(const Napi::CallbackInfo& info, StateWorker::Kind kind) {
     auto model = Live(info.Env());
-    auto* w = new StateWorker(info.Env(), model, StringArg(info[0], "path"), kind);
+    auto* w = new StateWorker(info.Env(), model, StringArg(info[0], "path"), kind,
+                              info[1].ToBoolean().Value());
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();

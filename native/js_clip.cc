@@ -23,16 +23,15 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
     return w->Promise();
   }
 
-  // encodeImage(x: Float32Array, shape: number[4], bf16: boolean)
+  // encodeImage(x: Float32Array [n,3,S,S] | Uint8Array records [n,2,S,S], shape, bf16, pixels?)
   Napi::Value EncodeImage(const Napi::CallbackInfo& info) {
     auto model = Live(info.Env());
-    auto x = PinnedInput::From(info[0], napi_float32_array, "x");
     auto shape = ShapeArg(info[1], "shape");
-    if (shape.size() != 4 || shape[1] != 3) {
+    ImageBatch x = ImageArg(info[0], shape, info[3]);
+    if (!x.pixels && (shape.size() != 4 || shape[1] != 3)) {
       throw Napi::RangeError::New(info.Env(), "image shape must be [n,3,S,S]");
     }
-    auto* w = new EncodeImageWorker(info.Env(), model, std::move(x), std::move(shape),
-                                    info[2].ToBoolean().Value());
+    auto* w = new EncodeImageWorker(info.Env(), model, std::move(x), info[2].ToBoolean().Value());
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();
@@ -41,7 +40,7 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
   // encodeText(ids: BigInt64Array, shape: number[2])
   Napi::Value EncodeText(const Napi::CallbackInfo& info) {
     auto model = Live(info.Env());
-    auto ids = PinnedInput::From(info[0], napi_bigint64_array, "ids");
+    auto ids = InputCopy::From(info[0], napi_bigint64_array, "ids");
     auto shape = ShapeArg(info[1], "shape");
     if (shape.size() != 2) throw Napi::RangeError::New(info.Env(), "token shape must be [n,L]");
     auto* w = new EncodeTextWorker(info.Env(), model, std::move(ids), std::move(shape));

@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <ATen/cpu/Utils.h>
+#include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/cuda.h>
 
 #include <atomic>
@@ -71,9 +72,20 @@ void SetRequestedThreads(int n) {
 
 int RequestedThreads() { return g_threads.load(); }
 
-void ApplyThreadsInWorker() {
+namespace {
+std::atomic<bool> g_graph_optimize{false};
+}  // namespace
+
+void SetGraphOptimize(bool on) { g_graph_optimize = on; }
+bool GraphOptimize() { return g_graph_optimize.load(); }
+
+void ApplyWorkerSettings() {
   int n = g_threads.load();
   if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
+  const bool optimize = g_graph_optimize.load();
+  if (torch::jit::getGraphExecutorOptimize() != optimize) {
+    torch::jit::setGraphExecutorOptimize(optimize);
+  }
 }
 
 AutocastGuard::AutocastGuard(c10::DeviceType type, bool enabled) : type_(type), enabled_(enabled) {

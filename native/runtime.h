@@ -19,7 +19,15 @@ bool Bf16Supported(const c10::Device& device);
 // since OpenMP thread counts are per calling thread.
 void SetRequestedThreads(int n);
 int RequestedThreads();
-void ApplyThreadsInWorker();
+
+// TorchScript graph-executor optimisation (profiling, autodiff subgraphs, fusion). Off by default:
+// for the ViT it adds ~30 % to a CPU training step and gains nothing measurable in inference
+// (docs/native.md). The flag is thread-local in torch, hence applied in each worker.
+void SetGraphOptimize(bool on);
+bool GraphOptimize();
+
+// Applies the settings above on the calling (worker) thread.
+void ApplyWorkerSettings();
 
 // RAII: bf16 autocast for one device type on the current thread; restores the previous state.
 class AutocastGuard {

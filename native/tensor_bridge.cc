@@ -1,5 +1,6 @@
 #include "tensor_bridge.h"
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -23,8 +24,20 @@ const char* TypeName(napi_typedarray_type t) {
 }
 }  // namespace
 
-PinnedInput PinnedInput::From(const Napi::Value& value, napi_typedarray_type type,
-                              const char* name) {
+namespace {
+at::ScalarType TorchType(napi_typedarray_type t) {
+  switch (t) {
+    case napi_bigint64_array:
+      return at::kLong;
+    case napi_uint8_array:
+      return at::kByte;
+    default:
+      return at::kFloat;
+  }
+}
+}  // namespace
+
+InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, const char* name) {
   Napi::Env env = value.Env();
   if (!value.IsTypedArray()) {
     throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type));
@@ -34,27 +47,92 @@ PinnedInput PinnedInput::From(const Napi::Value& value, napi_typedarray_type typ
     throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type) + ", got " +
                                         TypeName(arr.TypedArrayType()));
   }
-  PinnedInput in;
   napi_typedarray_type t;
   size_t len = 0;
   void* data = nullptr;
   napi_status s = napi_get_typedarray_info(env, arr, &t, &len, &data, nullptr, nullptr);
-  NAPI_THROW_IF_FAILED(env, s, PinnedInput());
-  in.ref_ = Napi::Persistent(arr);
-  in.data_ = data;
-  in.length_ = len;
-  in.dtype_ = type == napi_bigint64_array ? at::kLong : at::kFloat;
+  NAPI_THROW_IF_FAILED(env, s, InputCopy());
+  InputCopy in;
+  in.t_ = at::empty({static_cast<int64_t>(len)}, at::TensorOptions().dtype(TorchType(type)));
+  if (len > 0) std::memcpy(in.t_.data_ptr(), data, in.t_.nbytes());
   return in;
 }
 
-at::Tensor PinnedInput::View(at::IntArrayRef sizes) const {
+InputCopy InputCopy::FromImages(const Napi::Value& value, const char* name) {
+  if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    return From(value, napi_uint8_array, name);
+  }
+  return From(value, napi_float32_array, name);
+}
+
+at::Tensor InputCopy::View(at::IntArrayRef sizes) const {
   int64_t n = 1;
   for (auto s : sizes) n *= s;
-  if (static_cast<size_t>(n) != length_) {
-    throw std::invalid_argument("input has " + std::to_string(length_) + " elements, expected " +
+  if (static_cast<size_t>(n) != length()) {
+    throw std::invalid_argument("input has " + std::to_string(length()) + " elements, expected " +
                                 std::to_string(n));
   }
-  return at::from_blob(data_, sizes, at::TensorOptions().dtype(dtype_));
+  return t_.view(sizes);
+}
+
+namespace {
+std::array<double, 3> Triple(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) {
+    throw Napi::TypeError::New(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
+  }
+  std::array<double, 3> out{};
+  for (uint32_t c = 0; c < 3; ++c) {
+    Napi::Value e = v.As<Napi::Array>().Get(c);
+    if (!e.IsNumber()) {
+      throw Napi::TypeError::New(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
+    }
+    out[c] = e.As<Napi::Number>().DoubleValue();
+  }
+  return out;
+}
+}  // namespace
+
+ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi::Value& pixels) {
+  Napi::Env env = x.Env();
+  ImageBatch batch;
+  InputCopy data = InputCopy::FromImages(x, "x");
+  if (data.dtype() != at::kByte) {
+    if (!pixels.IsUndefined() && !pixels.IsNull()) {
+      throw Napi::TypeError::New(env, "pixels apply to Uint8Array cache records only");
+    }
+    try {
+      batch.data = data.View(shape);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::RangeError::New(env, e.what());
+    }
+    return batch;
+  }
+  if (shape.size() != 4 || shape[1] != 2 || shape[2] != shape[3]) {
+    throw Napi::RangeError::New(env, "record shape must be [n,2,S,S]");
+  }
+  if (!pixels.IsObject()) throw Napi::TypeError::New(env, "records need a pixels spec");
+  auto o = pixels.As<Napi::Object>();
+  PixelSpec spec;
+  spec.mean = Triple(o, "mean");
+  spec.std = Triple(o, "std");
+  spec.original = o.Get("original").ToBoolean().Value();
+  spec.masked = o.Get("masked").ToBoolean().Value();
+  Napi::Value paint = o.Get("paint");
+  if (!paint.IsTypedArray() ||
+      paint.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      paint.As<Napi::Float32Array>().ElementLength() != 24) {
+    throw Napi::TypeError::New(env, "pixels.paint must be a Float32Array(24)");
+  }
+  auto table = paint.As<Napi::Float32Array>();
+  for (size_t i = 0; i < 24; ++i) spec.paint[i] = table[i];
+  try {
+    batch.data = data.View(shape);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::RangeError::New(env, e.what());
+  }
+  batch.pixels = spec;
+  return batch;
 }
 
 Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {

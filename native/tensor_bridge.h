@@ -1,30 +1,38 @@
-// TypedArray <-> at::Tensor without copies: inputs are viewed in place (the JS array is pinned by a
-// reference until the worker finishes), outputs hand the tensor's own buffer to an ArrayBuffer.
+// TypedArray <-> at::Tensor. Inputs are copied on the JS thread when the call is made, so a worker
+// never reads JS memory (JS may transfer/detach an ArrayBuffer, and GC then frees it, while an op
+// runs); outputs hand the tensor's own buffer to an ArrayBuffer without a copy.
 #pragma once
 
 #include <ATen/ATen.h>
 #include <napi.h>
 
+#include "pixels.h"
+
 namespace cxrmask {
 
-class PinnedInput {
+class InputCopy {
  public:
-  PinnedInput() = default;
+  InputCopy() = default;
   // Throws Napi::TypeError when `value` is not a TypedArray of `type`.
-  static PinnedInput From(const Napi::Value& value, napi_typedarray_type type, const char* name);
+  static InputCopy From(const Napi::Value& value, napi_typedarray_type type, const char* name);
+  // Float32Array (images / features) or Uint8Array (cache records).
+  static InputCopy FromImages(const Napi::Value& value, const char* name);
 
-  bool empty() const { return data_ == nullptr && length_ == 0 && ref_.IsEmpty(); }
-  size_t length() const { return length_; }
-  // A tensor over the JS memory (valid while this object lives). Only call off the JS thread
-  // for reading; the data pointer was captured on the JS thread.
+  bool empty() const { return !t_.defined(); }
+  size_t length() const { return t_.defined() ? static_cast<size_t>(t_.numel()) : 0; }
+  at::ScalarType dtype() const { return t_.scalar_type(); }
+  // The copy with `sizes`; throws std::invalid_argument when the element count differs.
   at::Tensor View(at::IntArrayRef sizes) const;
 
  private:
-  Napi::Reference<Napi::TypedArray> ref_;
-  void* data_ = nullptr;
-  size_t length_ = 0;
-  at::ScalarType dtype_ = at::kFloat;
+  at::Tensor t_;
 };
+
+// An image-op input from JS: x (Float32Array [n,3,S,S] / [n,D], or Uint8Array cache records
+// [n,2,S,S]), its shape, and for records the paint spec
+// { mean: number[3], std: number[3], paint: Float32Array(24), original: bool, masked: bool }.
+// Throws Napi errors naming the argument.
+ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi::Value& pixels);
 
 // A CPU float32 contiguous copy-free view of `t` as a Float32Array (t is converted first when it is
 // on another device or dtype). The ArrayBuffer owns a heap reference to the tensor storage.

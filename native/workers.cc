@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "js_objects.h"
+#include "runtime.h"
 
 namespace cxrmask {
 namespace {
@@ -71,19 +72,16 @@ LoadClipWorker::LoadClipWorker(Napi::Env env, std::string path, std::string devi
 void LoadClipWorker::Run() { model_ = ClipModel::Load(path_, device_); }
 Napi::Value LoadClipWorker::Result(Napi::Env env) { return NewJsClip(env, model_); }
 
-EncodeImageWorker::EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput x,
-                                     std::vector<int64_t> shape, bool bf16)
+EncodeImageWorker::EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, ImageBatch x,
+                                     bool bf16)
     : PromiseWorker(env, "cxrmask.ClipModel.encodeImage"),
       model_(std::move(m)),
       x_(std::move(x)),
-      shape_(std::move(shape)),
       bf16_(bf16) {}
-void EncodeImageWorker::Run() {
-  out_ = model_->EncodeImage(x_.View(shape_), bf16_).to(at::kCPU).contiguous();
-}
+void EncodeImageWorker::Run() { out_ = model_->EncodeImage(x_, bf16_).to(at::kCPU).contiguous(); }
 Napi::Value EncodeImageWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
 
-EncodeTextWorker::EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput ids,
+EncodeTextWorker::EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, InputCopy ids,
                                    std::vector<int64_t> shape)
     : PromiseWorker(env, "cxrmask.ClipModel.encodeText"),
       model_(std::move(m)),
@@ -100,20 +98,19 @@ CreateClassifierWorker::CreateClassifierWorker(Napi::Env env, ClassifierOptions 
 void CreateClassifierWorker::Run() { model_ = Classifier::Create(opts_); }
 Napi::Value CreateClassifierWorker::Result(Napi::Env env) { return NewJsClassifier(env, model_); }
 
-TrainStepWorker::TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
-                                 std::vector<int64_t> shape, PinnedInput labels, PinnedInput mask)
+TrainStepWorker::TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x,
+                                 InputCopy labels, InputCopy mask)
     : PromiseWorker(env, "cxrmask.Classifier.trainStep"),
       model_(std::move(m)),
       x_(std::move(x)),
       labels_(std::move(labels)),
-      mask_(std::move(mask)),
-      shape_(std::move(shape)) {}
+      mask_(std::move(mask)) {}
 void TrainStepWorker::Run() {
-  const int64_t n = shape_.at(0);
+  const int64_t n = x_.rows();
   const int64_t l = model_->num_labels();
   std::optional<at::Tensor> mask;
   if (!mask_.empty()) mask = mask_.View({n, l});
-  result_ = model_->TrainStep(x_.View(shape_), labels_.View({n, l}), mask);
+  result_ = model_->TrainStep(x_, labels_.View({n, l}), mask);
 }
 Napi::Value TrainStepWorker::Result(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
@@ -123,33 +120,41 @@ Napi::Value TrainStepWorker::Result(Napi::Env env) {
   return o;
 }
 
-InferWorker::InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
-                         std::vector<int64_t> shape, Kind kind)
+InferWorker::InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x, Kind kind)
     : PromiseWorker(
           env, kind == Kind::kPredict ? "cxrmask.Classifier.predict" : "cxrmask.Classifier.embed"),
       model_(std::move(m)),
       x_(std::move(x)),
-      shape_(std::move(shape)),
       kind_(kind) {}
 void InferWorker::Run() {
-  auto x = x_.View(shape_);
-  out_ = kind_ == Kind::kPredict ? model_->Predict(x) : model_->Embed(x);
+  out_ = kind_ == Kind::kPredict ? model_->Predict(x_) : model_->Embed(x_);
 }
 Napi::Value InferWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
 
-StateWorker::StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind)
+StateWorker::StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind,
+                         bool weights_only)
     : PromiseWorker(env,
                     kind == Kind::kSave ? "cxrmask.Classifier.save" : "cxrmask.Classifier.load"),
       model_(std::move(m)),
       path_(std::move(path)),
-      kind_(kind) {}
+      kind_(kind),
+      weights_only_(weights_only) {}
 void StateWorker::Run() {
   if (kind_ == Kind::kSave) {
-    model_->Save(path_);
+    model_->Save(path_, weights_only_);
   } else {
     model_->Load(path_);
   }
 }
 Napi::Value StateWorker::Result(Napi::Env env) { return env.Undefined(); }
+
+// ---- Records --------------------------------------------------------------------------------
+RecordsWorker::RecordsWorker(Napi::Env env, ImageBatch x, std::string device)
+    : PromiseWorker(env, "cxrmask.recordsToImages"), x_(std::move(x)), device_(std::move(device)) {}
+void RecordsWorker::Run() {
+  ApplyWorkerSettings();
+  out_ = x_.On(ResolveDevice(device_)).to(at::kCPU).contiguous();
+}
+Napi::Value RecordsWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
 
 }  // namespace cxrmask

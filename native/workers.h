@@ -51,8 +51,7 @@ class LoadClipWorker : public PromiseWorker {
 
 class EncodeImageWorker : public PromiseWorker {
  public:
-  EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput x,
-                    std::vector<int64_t> shape, bool bf16);
+  EncodeImageWorker(Napi::Env env, std::shared_ptr<ClipModel> m, ImageBatch x, bool bf16);
 
  protected:
   void Run() override;
@@ -60,15 +59,14 @@ class EncodeImageWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<ClipModel> model_;
-  PinnedInput x_;
-  std::vector<int64_t> shape_;
+  ImageBatch x_;
   bool bf16_;
   at::Tensor out_;
 };
 
 class EncodeTextWorker : public PromiseWorker {
  public:
-  EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, PinnedInput ids,
+  EncodeTextWorker(Napi::Env env, std::shared_ptr<ClipModel> m, InputCopy ids,
                    std::vector<int64_t> shape);
 
  protected:
@@ -77,7 +75,7 @@ class EncodeTextWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<ClipModel> model_;
-  PinnedInput ids_;
+  InputCopy ids_;
   std::vector<int64_t> shape_;
   at::Tensor out_;
 };
@@ -97,8 +95,8 @@ class CreateClassifierWorker : public PromiseWorker {
 
 class TrainStepWorker : public PromiseWorker {
  public:
-  TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
-                  std::vector<int64_t> shape, PinnedInput labels, PinnedInput mask);
+  TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x, InputCopy labels,
+                  InputCopy mask);
 
  protected:
   void Run() override;
@@ -106,8 +104,8 @@ class TrainStepWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<Classifier> model_;
-  PinnedInput x_, labels_, mask_;
-  std::vector<int64_t> shape_;
+  ImageBatch x_;
+  InputCopy labels_, mask_;
   StepResult result_;
 };
 
@@ -115,8 +113,7 @@ class TrainStepWorker : public PromiseWorker {
 class InferWorker : public PromiseWorker {
  public:
   enum class Kind { kPredict, kEmbed };
-  InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, PinnedInput x,
-              std::vector<int64_t> shape, Kind kind);
+  InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x, Kind kind);
 
  protected:
   void Run() override;
@@ -124,8 +121,7 @@ class InferWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<Classifier> model_;
-  PinnedInput x_;
-  std::vector<int64_t> shape_;
+  ImageBatch x_;
   Kind kind_;
   at::Tensor out_;
 };
@@ -133,7 +129,8 @@ class InferWorker : public PromiseWorker {
 class StateWorker : public PromiseWorker {
  public:
   enum class Kind { kSave, kLoad };
-  StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind);
+  StateWorker(Napi::Env env, std::shared_ptr<Classifier> m, std::string path, Kind kind,
+              bool weights_only = false);
 
  protected:
   void Run() override;
@@ -143,6 +140,22 @@ class StateWorker : public PromiseWorker {
   std::shared_ptr<Classifier> model_;
   std::string path_;
   Kind kind_;
+  bool weights_only_;
+};
+
+// recordsToImages: the uint8 -> normalised float conversion alone (tests, figures, benchmarks).
+class RecordsWorker : public PromiseWorker {
+ public:
+  RecordsWorker(Napi::Env env, ImageBatch x, std::string device);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  ImageBatch x_;
+  std::string device_;
+  at::Tensor out_;
 };
 
 }  // namespace cxrmask

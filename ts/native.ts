@@ -26,8 +26,22 @@ export interface Diagnostics {
   addonPath: string;
 }
 
+/** Paint spec for Uint8Array record inputs (ts/model/records.ts). */
+export interface NativePixels {
+  mean: number[];
+  std: number[];
+  paint: Float32Array;
+  original: boolean;
+  masked: boolean;
+}
+
 export interface NativeClipModel {
-  encodeImage(x: Float32Array, shape: number[], bf16: boolean): Promise<Float32Array>;
+  encodeImage(
+    x: Float32Array | Uint8Array,
+    shape: number[],
+    bf16: boolean,
+    pixels?: NativePixels,
+  ): Promise<Float32Array>;
   encodeText(ids: BigInt64Array, shape: number[]): Promise<Float32Array>;
   dispose(): void;
   readonly device: string;
@@ -62,14 +76,15 @@ export interface NativeClassifierInfo {
 
 export interface NativeClassifier {
   trainStep(
-    x: Float32Array,
+    x: Float32Array | Uint8Array,
     shape: number[],
     labels: Float32Array,
     labelMask: Float32Array | null,
+    pixels?: NativePixels,
   ): Promise<{ loss: number; gradNorm: number; step: number }>;
-  predict(x: Float32Array, shape: number[]): Promise<Float32Array>;
-  embed(x: Float32Array, shape: number[]): Promise<Float32Array>;
-  save(path: string): Promise<void>;
+  predict(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  embed(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  save(path: string, weightsOnly?: boolean): Promise<void>;
   load(path: string): Promise<void>;
   info(): NativeClassifierInfo;
   dispose(): void;
@@ -82,6 +97,13 @@ export interface NativeBinding {
   diagnostics(): Omit<Diagnostics, 'addonPath'>;
   setThreads(n: number): void;
   getThreads(): number;
+  setGraphOptimize(on: boolean): void;
+  recordsToImages(
+    records: Uint8Array,
+    shape: number[],
+    pixels: NativePixels,
+    device: string,
+  ): Promise<Float32Array>;
 }
 
 /** The package root (this file is ts/native.ts or dist/native.js). */
@@ -143,4 +165,13 @@ export function setThreads(n: number): void {
 
 export function getThreads(): number {
   return loadNative().getThreads();
+}
+
+/**
+ * TorchScript graph-executor optimisation for later ops (default off: on the ViT it slows a CPU
+ * training step by ~30 % and does not speed up inference; docs/native.md).
+ */
+export function setGraphOptimize(on: boolean): void {
+  if (typeof on !== 'boolean') throw new TypeError(`on must be a boolean, got ${typeof on}`);
+  loadNative().setGraphOptimize(on);
 }

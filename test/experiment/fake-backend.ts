@@ -7,11 +7,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type {
   Backend,
-  Batch,
   CacheLike,
   ClassifierLike,
   ClassifierOptions,
   ClipLike,
+  FloatBatch,
   Split,
 } from '../../ts/experiment/backend.js';
 import { rng } from '../../ts/experiment/metrics.js';
@@ -39,7 +39,7 @@ export function fakeCache({ n = 120, seed = 1, bad = [] }: FakeOptions = {}): Ca
   return {
     entries,
     indicesOf: (s) => entries.flatMap((e, i) => (e.split === s ? [i] : [])),
-    batch(indices, variant): Batch {
+    batch(indices, variant): FloatBatch {
       const x = new Float32Array(indices.length * PIX);
       const labels = new Float32Array(indices.length * K);
       const labelMask = new Float32Array(indices.length * K);

@@ -31,7 +31,16 @@ function strip(r: Results) {
   return JSON.parse(
     JSON.stringify({
       e: r.evaluation,
-      t: r.training.map((x) => ({ ...x, history: x.history?.map((h) => ({ ...h, seconds: 0 })) })),
+      t: r.training.map((x) => ({
+        ...x,
+        history: x.history?.map((h) => ({
+          ...h,
+          seconds: 0,
+          trainSeconds: 0,
+          dataWaitSeconds: 0,
+          checkpoint: { bytes: h.checkpoint?.bytes, seconds: 0 },
+        })),
+      })),
     }),
   );
 }

@@ -3,15 +3,22 @@
  * `realBackend()` binds them to ts/model/* and ts/data; tests may pass a pure-JS stand-in to check
  * orchestration, resume and reports without the native addon.
  */
+import type { ImageInput } from '../model/records.js';
 import type { Variant } from './config.js';
 
 export type Split = 'train' | 'validate' | 'test';
 
 export interface Batch {
-  x: Float32Array;
+  /** Normalised images or features (float32), or cache records the addon paints and normalises. */
+  x: ImageInput;
   n: number;
   labels: Float32Array;
   labelMask: Float32Array;
+}
+
+/** A batch of normalised float32 images (the reference path; figures and services use it). */
+export interface FloatBatch extends Batch {
+  x: Float32Array;
 }
 
 export interface CacheEntryLike {
@@ -32,14 +39,21 @@ export interface CacheLike {
   /** Images the cache build left out, per reason (corrupt/missing JPEG, no CheXmask row, …). */
   skipped?: { counts: Record<string, number> };
   indicesOf(split: Split): number[];
-  batch(indices: number[], variant: Variant): Batch | Promise<Batch>;
+  batch(indices: number[], variant: Variant): FloatBatch | Promise<FloatBatch>;
+  /**
+   * The same images as cache records for the addon's uint8 path, read off the main thread; with both
+   * variants the model gets 2n rows (originals, then masked) from one read. Optional: without it the
+   * float32 `batch` is used.
+   */
+  recordBatch?(indices: number[], variants: readonly Variant[]): Promise<Batch>;
+  close?(): void;
 }
 
 export interface ClipLike {
   embedDim: number;
   logitScale: number;
   device?: string;
-  encodeImage(x: Float32Array, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
+  encodeImage(x: ImageInput, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array>;
   dispose(): void;
 }
@@ -64,13 +78,14 @@ export interface ClassifierOptions {
 
 export interface ClassifierLike {
   trainStep(
-    x: Float32Array,
+    x: ImageInput,
     n: number,
     labels: Float32Array,
     labelMask?: Float32Array,
   ): Promise<{ loss: number }>;
-  predict(x: Float32Array, n: number): Promise<Float32Array>;
-  save(path: string): Promise<void>;
+  predict(x: ImageInput, n: number): Promise<Float32Array>;
+  /** Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). */
+  save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
   load(path: string): Promise<void>;
   dispose(): void;
 }

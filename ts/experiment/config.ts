@@ -23,6 +23,8 @@ export const TrainSchema = z
     patience: z.number().int().min(0).default(0),
     /** Use at most this many training images (null = all); the first N in a fixed seeded order. */
     maxTrainImages: positiveInt.nullable().default(null),
+    /** Full-state epoch checkpoints kept per cell (resume needs the last; best.ckpt is weights only). */
+    keepCheckpoints: positiveInt.default(1),
     /** Share of the training split that may be unreadable per epoch before the cell fails (skips are counted). */
     maxUnreadableShare: z.number().min(0).max(1).default(0.01),
   })

@@ -1,13 +1,14 @@
 /**
- * Image features (frozen image tower) computed once per variant and cached on disk as raw float32
+ * Image features (frozen image tower) computed once for both variants and cached on disk as raw float32
  * `<dir>/<variant>.f32` ([N, D], rows = cache entry order) + `<variant>.json` metadata. Rows that could
  * not be encoded (unreadable image) are NaN and listed in `failed`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CacheLike, ClipLike } from './backend.js';
+import type { Batch, CacheLike, ClipLike } from './backend.js';
 import type { Variant } from './config.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './io.js';
+import { DataWait, prefetch } from './prefetch.js';
 import { InterruptedError, type StopSignal } from './train.js';
 
 export interface FeatureMeta {
@@ -16,6 +17,8 @@ export interface FeatureMeta {
   dim: number;
   failed: number[];
   seconds: number;
+  /** Time the loop waited for records not yet read (the rest is model time). */
+  dataWaitSeconds?: number;
 }
 
 export interface FeatureSet extends FeatureMeta {
@@ -32,10 +35,15 @@ export function loadFeatures(dir: string, variant: Variant): FeatureSet | null {
   return { ...meta, x: new Float32Array(x) };
 }
 
+/**
+ * Features of every cache row for `variants`, computed in one pass: with a record-reading cache each
+ * record is read once and the model embeds both variants from it (2n rows per call). Batch k+1 is
+ * read while batch k is embedded.
+ */
 export async function computeFeatures(
   clip: ClipLike,
   cache: CacheLike,
-  variant: Variant,
+  variants: readonly Variant[],
   dir: string,
   {
     batchSize = 64,
@@ -48,39 +56,78 @@ export async function computeFeatures(
     signal?: StopSignal;
     onProgress?: (done: number, total: number) => void;
   } = {},
-): Promise<FeatureSet> {
-  const cached = loadFeatures(dir, variant);
-  if (cached) return cached;
+): Promise<Map<Variant, FeatureSet>> {
+  const out = new Map<Variant, FeatureSet>();
+  const todo: Variant[] = [];
+  for (const v of variants) {
+    const cached = loadFeatures(dir, v);
+    if (cached) out.set(v, cached);
+    else todo.push(v);
+  }
+  if (!todo.length) return out;
   const t0 = performance.now();
   const n = cache.entries.length;
   const d = clip.embedDim;
-  const x = new Float32Array(n * d).fill(Number.NaN);
+  const xs = todo.map(() => new Float32Array(n * d).fill(Number.NaN));
   const failed: number[] = [];
-  const encode = async (idx: number[]) => {
-    const b = await cache.batch(idx, variant);
-    const f = await clip.encodeImage(b.x, b.n, { bf16 });
-    for (let j = 0; j < idx.length; j++) x.set(f.subarray(j * d, (j + 1) * d), idx[j]! * d);
+  const wait = new DataWait();
+  // One batch holding every variant still to do: records when the cache has them, else floats per variant.
+  const load = async (idx: number[]): Promise<{ x: Batch['x']; n: number }[]> => {
+    if (cache.recordBatch) {
+      const b = await cache.recordBatch(idx, todo);
+      return [{ x: b.x, n: b.n }];
+    }
+    return Promise.all(todo.map(async (v) => ({ x: (await cache.batch(idx, v)).x, n: idx.length })));
   };
-  for (let s = 0; s < n; s += batchSize) {
+  const encode = async (idx: number[], parts: { x: Batch['x']; n: number }[]) => {
+    const rows = idx.length;
+    const fs = await Promise.all(parts.map((p) => clip.encodeImage(p.x, p.n, { bf16 })));
+    // Records: one result of todo.length·rows rows; floats: one result per variant.
+    const all = fs.length === 1 ? fs[0]! : concat(fs);
+    todo.forEach((_, t) => {
+      for (let j = 0; j < rows; j++)
+        xs[t]!.set(all.subarray((t * rows + j) * d, (t * rows + j + 1) * d), idx[j]! * d);
+    });
+  };
+  const batchOf = (k: number) =>
+    Array.from({ length: Math.min(batchSize, n - k * batchSize) }, (_, j) => k * batchSize + j);
+  const batches = prefetch(Math.ceil(n / batchSize), (k) => load(batchOf(k)), { wait });
+  for await (const item of batches) {
     if (signal?.stop) throw new InterruptedError('interrupted while computing features');
-    const idx = Array.from({ length: Math.min(batchSize, n - s) }, (_, j) => s + j);
+    const idx = batchOf(item.i);
     try {
-      await encode(idx);
+      if (!item.ok) throw item.error;
+      await encode(idx, item.value);
     } catch {
       for (const i of idx) {
         try {
-          await encode([i]);
+          await encode([i], await load([i]));
         } catch {
           failed.push(i);
         }
       }
     }
-    onProgress?.(Math.min(s + batchSize, n), n);
+    onProgress?.(Math.min((item.i + 1) * batchSize, n), n);
   }
-  const meta: FeatureMeta = { variant, n, dim: d, failed, seconds: (performance.now() - t0) / 1000 };
-  writeFileAtomic(join(dir, `${variant}.f32`), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-  writeJsonAtomic(join(dir, `${variant}.json`), meta);
-  return { ...meta, x };
+  const seconds = (performance.now() - t0) / 1000;
+  todo.forEach((v, t) => {
+    const x = xs[t]!;
+    const meta: FeatureMeta = { variant: v, n, dim: d, failed, seconds, dataWaitSeconds: wait.seconds };
+    writeFileAtomic(join(dir, `${v}.f32`), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    writeJsonAtomic(join(dir, `${v}.json`), meta);
+    out.set(v, { ...meta, x });
+  });
+  return out;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
 }
 
 /** Rows `indices` of a feature matrix as one contiguous array. */

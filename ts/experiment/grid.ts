@@ -64,7 +64,7 @@ export interface ZeroShotResult {
 
 export type GridEvent =
   | { kind: 'phase'; name: string; detail?: string }
-  | { kind: 'features'; variant: Variant; done: number; total: number }
+  | { kind: 'features'; variant: string; done: number; total: number }
   | { kind: 'cell-start'; id: string; epochs: number; resumedFrom: number }
   | { kind: 'cell-progress'; id: string; progress: TrainProgress }
   | { kind: 'cell-epoch'; id: string; record: EpochRecord }
@@ -145,7 +145,9 @@ function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
   };
 }
 
+/** Images of one variant: cache records for the addon's uint8 path when the cache has them. */
 function imageSource(cache: CacheLike, variant: Variant): BatchSource {
+  if (cache.recordBatch) return (idx) => cache.recordBatch!(idx, [variant]);
   return async (idx) => (await cache.batch(idx, variant)) as Batch;
 }
 
@@ -175,21 +177,21 @@ export class Grid {
     const dir = join(runDir, 'features');
     let clip: Awaited<ReturnType<Backend['loadClip']>> | null = null;
     try {
-      for (const v of VARIANTS) {
-        if (this.features.has(v)) continue;
-        let f = loadFeatures(dir, v);
-        if (!f) {
-          clip ??= await backend.loadClip(config.model.dir, this.device);
-          this.emit({ kind: 'phase', name: 'features', detail: v });
-          f = await computeFeatures(clip, cache, v, dir, {
+      const missing = VARIANTS.filter((v) => !this.features.has(v) && !loadFeatures(dir, v));
+      if (missing.length) {
+        clip = await backend.loadClip(config.model.dir, this.device);
+        this.emit({ kind: 'phase', name: 'features', detail: missing.join('+') });
+      }
+      const sets = clip
+        ? await computeFeatures(clip, cache, VARIANTS, dir, {
             batchSize: config.zeroshot.batchSize,
             bf16: this.bf16,
             signal: this.ctx.signal,
-            onProgress: (done, total) => this.emit({ kind: 'features', variant: v, done, total }),
-          });
-        }
-        this.features.set(v, f);
-      }
+            onProgress: (done, total) =>
+              this.emit({ kind: 'features', variant: missing.join('+'), done, total }),
+          })
+        : new Map(VARIANTS.map((v) => [v, loadFeatures(dir, v)!] as const));
+      for (const [v, f] of sets) this.features.set(v, f);
     } finally {
       clip?.dispose();
     }
@@ -301,6 +303,7 @@ export class Grid {
         source: sources[trainVariant],
         selection: config.metrics.selection,
         patience: tc.patience,
+        keepCheckpoints: tc.keepCheckpoints,
         maxUnreadableShare: tc.maxUnreadableShare,
         thresholdRule: config.metrics.thresholdRule,
         signal: this.ctx.signal,

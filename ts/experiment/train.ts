@@ -3,15 +3,19 @@
  * joint fine-tuning (inputs = images, encoder + head). One epoch = one seeded shuffle of the training
  * rows; the order of epoch e depends only on (seed, e), so a resumed run replays exactly the same
  * batches. After every epoch: the model (weights + optimizer state, via Classifier.save) goes to
- * `epoch-<e>.ckpt`, the best-so-far on validation to `best.ckpt`, and only then `state.json` is
- * replaced (atomic rename) — a crash at any point leaves a consistent state that loses at most the
- * epoch in progress.
+ * `epoch-<e>.ckpt`, the best-so-far on validation to `best.ckpt` (weights only: prediction needs no
+ * AdamW moments, a third of the bytes for BiomedCLIP), and only then `state.json` is replaced (atomic
+ * rename) — a crash at any point leaves a consistent state that loses at most the epoch in progress.
+ * `keepCheckpoints` full-state epoch files are kept (default 1, the one resume needs). Batches are
+ * prefetched (ts/experiment/prefetch.ts) and the time spent waiting for them is recorded per epoch.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ImageInput } from '../model/records.js';
 import type { Batch, ClassifierLike } from './backend.js';
 import { readJson, withAtomicPath, writeJsonAtomic } from './io.js';
 import { chooseThresholds, computeMetrics, type LabelArrays, rng } from './metrics.js';
+import { DataWait, prefetch } from './prefetch.js';
 import { MAX_UNREADABLE_SHARE, readablePart, UnreadableTally } from './unreadable.js';
 
 export class InterruptedError extends Error {
@@ -30,6 +34,12 @@ export interface EpochRecord {
   trainLoss: number;
   val: { macroAUROC: number; meanLabelAccuracy: number; loss: number };
   seconds: number;
+  /** Training steps only (validation and checkpoint excluded). */
+  trainSeconds?: number;
+  /** Time the loop waited for a batch that was not yet loaded (training + validation). */
+  dataWaitSeconds?: number;
+  /** Time and bytes of this epoch's checkpoint writes (best weights + full epoch state). */
+  checkpoint?: { seconds: number; bytes: number };
   /** Training images that could not be read this epoch (skipped), and the batches they were in. */
   unreadable?: { images: number; batches: number };
 }
@@ -65,6 +75,8 @@ export interface TrainOptions {
   signal?: StopSignal;
   onProgress?: (p: TrainProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
+  /** Full-state epoch checkpoints kept on disk (newest first; resume needs only the last). Default 1. */
+  keepCheckpoints?: number;
   /** Share of the training split that may be unreadable in an epoch before training stops (default 0.01). */
   maxUnreadableShare?: number;
 }
@@ -95,34 +107,44 @@ export interface Predictions {
  * still fails is skipped (its row is NaN, its labels ignored) and counted in `failed`.
  */
 export async function predictAll(
-  predict: (x: Float32Array, n: number) => Promise<Float32Array>,
+  predict: (x: ImageInput, n: number) => Promise<Float32Array>,
   source: BatchSource,
   indices: number[],
   batchSize: number,
   k = 5,
   signal?: StopSignal,
+  wait?: DataWait,
 ): Promise<Predictions> {
   const n = indices.length;
   const probs = new Float32Array(n * k).fill(Number.NaN);
   const labels = new Float32Array(n * k);
   const labelMask = new Float32Array(n * k);
   const failed: number[] = [];
-  const put = async (start: number, idx: number[]) => {
-    const b = await source(idx);
-    const p = await predict(b.x, b.n);
+  const put = (start: number, b: Batch, p: Float32Array) => {
     probs.set(p.subarray(0, b.n * k), start * k);
     labels.set(b.labels.subarray(0, b.n * k), start * k);
     labelMask.set(b.labelMask.subarray(0, b.n * k), start * k);
   };
-  for (let s = 0; s < n; s += batchSize) {
+  const batches = prefetch(
+    Math.ceil(n / batchSize),
+    (j) => source(indices.slice(j * batchSize, (j + 1) * batchSize)),
+    {
+      wait,
+    },
+  );
+  for await (const item of batches) {
     if (signal?.stop) throw new InterruptedError('interrupted');
+    const s = item.i * batchSize;
     const idx = indices.slice(s, s + batchSize);
     try {
-      await put(s, idx);
+      if (!item.ok) throw item.error;
+      put(s, item.value, await predict(item.value.x, item.value.n));
     } catch {
+      // Retry image by image; an image that still fails is skipped and counted.
       for (let j = 0; j < idx.length; j++) {
         try {
-          await put(s + j, [idx[j]!]);
+          const b = await source([idx[j]!]);
+          put(s + j, b, await predict(b.x, b.n));
         } catch {
           failed.push(indices[s + j]!);
         }
@@ -171,6 +193,9 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
   };
   if (st.lastCheckpoint) await clf.load(join(o.dir, st.lastCheckpoint));
   const patience = o.patience ?? 0;
+  const keep = o.keepCheckpoints ?? 1;
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new RangeError(`keepCheckpoints must be a positive integer, got ${String(keep)}`);
   const steps = Math.ceil(o.trainIdx.length / o.batchSize);
   while (!st.done && st.epochsDone < o.epochs) {
     const epoch = st.epochsDone + 1;
@@ -178,21 +203,23 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     const order = shuffled(o.trainIdx, epochSeed(o.seed, epoch));
     let lossSum = 0;
     let lossN = 0;
+    const wait = new DataWait();
     const unreadable = new UnreadableTally(
       o.trainIdx.length,
       o.maxUnreadableShare ?? MAX_UNREADABLE_SHARE,
       epoch,
     );
-    for (let s = 0; s < steps; s++) {
+    // Batch k+1 is read while step k runs.
+    const batches = prefetch(steps, (s) => o.source(order.slice(s * o.batchSize, (s + 1) * o.batchSize)), {
+      wait,
+    });
+    for await (const item of batches) {
+      const s = item.i;
       if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
-      const idx = order.slice(s * o.batchSize, (s + 1) * o.batchSize);
-      let b: Batch | null;
-      try {
-        b = await o.source(idx);
-      } catch {
-        // a batch that fails to load: train on its readable images, count the others (unreadable.ts)
-        b = await readablePart(o.source, idx, unreadable);
-      }
+      // a batch that fails to load: train on its readable images, count the others (unreadable.ts)
+      const b = item.ok
+        ? item.value
+        : await readablePart(o.source, order.slice(s * o.batchSize, (s + 1) * o.batchSize), unreadable);
       if (!b) continue;
       const { loss } = await clf.trainStep(b.x, b.n, b.labels, b.labelMask);
       if (Number.isFinite(loss)) {
@@ -201,22 +228,40 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       }
       o.onProgress?.({ epoch, epochs: o.epochs, step: s + 1, steps, loss });
     }
-    const vp = await predictAll((x, n) => clf.predict(x, n), o.source, o.valIdx, o.batchSize, 5, o.signal);
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const vp = await predictAll(
+      (x, n) => clf.predict(x, n),
+      o.source,
+      o.valIdx,
+      o.batchSize,
+      5,
+      o.signal,
+      wait,
+    );
     const va = asLabelArrays(vp);
     const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
     const rec: EpochRecord = {
       epoch,
       trainLoss: lossN ? lossSum / lossN : Number.NaN,
       val: { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) },
-      seconds: (performance.now() - t0) / 1000,
+      seconds: 0,
+      trainSeconds,
+      dataWaitSeconds: wait.seconds,
+      checkpoint: { seconds: 0, bytes: 0 },
       unreadable: unreadable.toJSON(),
     };
     const sc = score(rec.val, o.selection);
     const improved = st.bestScore === null || (Number.isFinite(sc) && sc > st.bestScore);
-    if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp));
+    const tSave = performance.now();
+    // best.ckpt: weights only (what prediction needs); epoch-<e>.ckpt: the full state resume needs.
+    if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
     const ckpt = `epoch-${epoch}.ckpt`;
     await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
-    const prev = st.lastCheckpoint;
+    rec.checkpoint = {
+      seconds: (performance.now() - tSave) / 1000,
+      bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
+    };
+    rec.seconds = (performance.now() - t0) / 1000;
     st = {
       epochsDone: epoch,
       history: [...st.history, rec],
@@ -228,14 +273,28 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     if (patience > 0 && epoch - st.bestEpoch >= patience) st.done = true;
     if (epoch >= o.epochs) st.done = true;
     writeJsonAtomic(statePath, st);
-    if (prev && prev !== ckpt) rmSync(join(o.dir, prev), { force: true, recursive: true });
+    pruneCheckpoints(o.dir, keep);
     o.onEpoch?.(rec);
   }
   if (existsSync(bestPath)) await clf.load(bestPath);
-  // Keep only best + last checkpoint.
-  for (const f of readdirSync(o.dir)) {
-    if (/^epoch-\d+\.ckpt$/.test(f) && f !== st.lastCheckpoint)
-      rmSync(join(o.dir, f), { force: true, recursive: true });
-  }
+  pruneCheckpoints(o.dir, keep);
   return st;
+}
+
+function fileBytes(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Keeps the newest `keep` full-state epoch checkpoints (state.json names the newest). */
+function pruneCheckpoints(dir: string, keep: number): void {
+  const epochs = readdirSync(dir)
+    .map((f) => /^epoch-(\d+)\.ckpt$/.exec(f))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  for (const e of epochs.slice(keep)) rmSync(join(dir, `epoch-${e}.ckpt`), { force: true, recursive: true });
 }

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -26,6 +26,7 @@ import {
   type PaintOptions,
   paintTable,
 } from '../masks/overlay.js';
+import type { RecordBatch } from '../model/records.js';
 import {
   cacheDigest,
   checkContent,
@@ -367,6 +368,7 @@ export class Cache {
   readonly build: CacheBuildSettings;
   private readonly meta: CacheMeta;
   private readonly fds = new Map<number, number>();
+  private readonly handles = new Map<number, Promise<FileHandle>>();
   private readonly defaultTable: Float32Array;
 
   /**
@@ -500,10 +502,98 @@ export class Cache {
     return { x, n, labels, labelMask };
   }
 
+  /**
+   * A batch as cache records, for the addon's uint8 path: one Uint8Array of n records (no per-pixel
+   * work here; the addon paints and normalises where the model runs). `variants` picks the images the
+   * model gets per record: ['original'], ['masked'] or both (then rows are originals, then masked).
+   * Reads run on libuv's pool (positional reads, consecutive slots coalesced), off the main thread.
+   */
+  async recordBatch(
+    indices: number[],
+    variants: readonly ('original' | 'masked')[],
+    opts: {
+      paint?: PaintOptions;
+      norm?: { mean: [number, number, number]; std: [number, number, number] };
+    } = {},
+  ): Promise<RecordInputBatch> {
+    const n = indices.length;
+    const rb = this.meta.recordBytes;
+    const records = new Uint8Array(n * rb);
+    const labels = new Float32Array(n * NUM_LABELS);
+    const labelMask = new Float32Array(n * NUM_LABELS);
+    const reads: Promise<void>[] = [];
+    let j = 0;
+    while (j < n) {
+      const e = this.entry(indices[j]!);
+      // Extend the run while the next index is the next slot of the same shard.
+      let k = j + 1;
+      while (k < n) {
+        const f = this.entry(indices[k]!);
+        if (f.shard !== e.shard || f.slot !== e.slot + (k - j)) break;
+        k++;
+      }
+      reads.push(this.readRun(e, records.subarray(j * rb, k * rb)));
+      j = k;
+    }
+    indices.forEach((idx, b) => {
+      const e = this.entries[idx]!;
+      for (let c = 0; c < NUM_LABELS; c++) {
+        labels[b * NUM_LABELS + c] = e.labels[c]!;
+        labelMask[b * NUM_LABELS + c] = e.labelMask[c]!;
+      }
+    });
+    await Promise.all(reads);
+    const norm = opts.norm ?? this.preprocess;
+    const x: RecordBatch = {
+      kind: 'records',
+      records,
+      size: this.size,
+      pixels: {
+        mean: [...norm.mean],
+        std: [...norm.std],
+        paint: opts.paint ? paintTable(opts.paint) : this.defaultTable,
+        original: variants.includes('original'),
+        masked: variants.includes('masked'),
+      },
+    };
+    return { x, n, labels, labelMask };
+  }
+
+  private entry(i: number): CachedEntry {
+    const e = this.entries[i];
+    if (!e) throw new RangeError(`cache entry ${i} out of range (0..${this.entries.length - 1})`);
+    return e;
+  }
+
+  private async readRun(first: CachedEntry, into: Uint8Array): Promise<void> {
+    const file = this.meta.shards[first.shard]!.file;
+    let fh = this.handles.get(first.shard);
+    if (!fh) {
+      fh = open(join(this.dir, file), 'r');
+      this.handles.set(first.shard, fh);
+    }
+    const { bytesRead } = await (await fh).read(into, 0, into.length, first.slot * this.meta.recordBytes);
+    if (bytesRead !== into.length)
+      throw new DataError('bad-cache', `short read (${bytesRead} of ${into.length} bytes)`, {
+        file,
+        row: first.slot,
+      });
+  }
+
   close(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    for (const fh of this.handles.values()) void fh.then((h) => h.close()).catch(() => {});
+    this.handles.clear();
   }
+}
+
+/** A batch whose images are cache records (see Cache.recordBatch). */
+export interface RecordInputBatch {
+  x: RecordBatch;
+  n: number;
+  labels: Float32Array;
+  labelMask: Float32Array;
 }
 
 /**

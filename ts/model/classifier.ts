@@ -6,6 +6,7 @@
 import { NUM_LABELS } from '../labels.js';
 import { type DeviceSpec, loadNative, type NativeClassifier, type NativeClassifierInfo } from '../native.js';
 import { modelFile, readModelMeta } from './meta.js';
+import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
 import { SerialQueue } from './serial.js';
 import {
   device as checkDevice,
@@ -55,6 +56,7 @@ export class Classifier {
   /** Per-sample input size: 3*S*S for images, inputDim for features. */
   private readonly sampleSize: number;
   private readonly sampleShape: number[];
+  private readonly imageSize: number | null;
 
   private constructor(
     native: NativeClassifier,
@@ -62,6 +64,7 @@ export class Classifier {
     imageSize: number | null,
   ) {
     this.native = native;
+    this.imageSize = imageSize;
     const info = native.info();
     this.sampleShape = imageSize ? [3, imageSize, imageSize] : [info.inputDim];
     this.sampleSize = this.sampleShape.reduce((a, b) => a * b, 1);
@@ -128,49 +131,64 @@ export class Classifier {
     return this.native === null;
   }
 
-  /** One optimiser step on a batch; resolves with the (masked mean) loss before the step. */
+  /**
+   * One optimiser step on a batch (images, features, or cache records of one variant); resolves with
+   * the (masked mean) loss before the step. Inputs are copied when the call is made.
+   */
   trainStep(
-    x: Float32Array,
+    x: ImageInput,
     n: number,
     labels: Float32Array,
     labelMask?: Float32Array | null,
   ): Promise<{ loss: number; gradNorm: number; step: number }> {
     positiveInt(n, 'n');
     const native = this.live();
-    const shape = [n, ...this.sampleShape];
-    float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
+    const stack = new Error('Classifier.trainStep');
+    const { data, shape, pixels } = this.input(x, n);
+    if (variantsOf(x) !== 1)
+      throw new RangeError('trainStep takes records of one variant (original or masked)');
     const l = native.info().numLabels;
     float32(labels, 'labels', n * l, `[${n},${l}]`);
     if (labelMask !== undefined && labelMask !== null) float32(labelMask, 'labelMask', n * l, `[${n},${l}]`);
     return this.queue.run(() =>
-      withJsStack(native.trainStep(x, shape, labels, labelMask ?? null), 'Classifier.trainStep'),
+      withJsStack(native.trainStep(data, shape, labels, labelMask ?? null, pixels), stack),
     );
   }
 
-  /** Sigmoid probabilities [n, numLabels]. */
-  predict(x: Float32Array, n: number): Promise<Float32Array> {
+  /** Sigmoid probabilities [rows, numLabels] (records asking for both variants: originals first). */
+  predict(x: ImageInput, n: number): Promise<Float32Array> {
     return this.infer(x, n, 'predict');
   }
 
-  /** Encoder features [n, inputDim] (not in head-only mode). */
-  embed(x: Float32Array, n: number): Promise<Float32Array> {
+  /** Encoder features [rows, inputDim] (not in head-only mode). */
+  embed(x: ImageInput, n: number): Promise<Float32Array> {
     if (this.headOnly)
       return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
     return this.infer(x, n, 'embed');
   }
 
-  /** Whole trainable state: encoder + head weights, AdamW moments, step count. */
-  save(path: string): Promise<void> {
+  /**
+   * Whole trainable state: encoder + head weights, AdamW moments, step count — what resume needs. With
+   * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict.
+   */
+  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    knownKeys(options, ['weightsOnly'], 'Classifier.save');
     const native = this.live();
-    return this.queue.run(() => withJsStack(native.save(path), 'Classifier.save'));
+    const stack = new Error('Classifier.save');
+    return this.queue.run(() => withJsStack(native.save(path, options.weightsOnly === true), stack));
   }
 
-  /** Restores what save() wrote; the classifier must have been created with the same options. */
+  /**
+   * Restores what save() wrote (the classifier must have been created with the same options). All or
+   * nothing: a file that does not fit leaves the classifier as it was. A weights-only file keeps the
+   * current optimiser state.
+   */
   load(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
     const native = this.live();
-    return this.queue.run(() => withJsStack(native.load(path), 'Classifier.load'));
+    const stack = new Error('Classifier.load');
+    return this.queue.run(() => withJsStack(native.load(path), stack));
   }
 
   /** New calls throw from now on; calls already queued still run, then the native model is freed. */
@@ -184,12 +202,27 @@ export class Classifier {
     this.dispose();
   }
 
-  private infer(x: Float32Array, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
+  private infer(x: ImageInput, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
     positiveInt(n, 'n');
     const native = this.live();
+    const stack = new Error(`Classifier.${op}`);
+    const { data, shape, pixels } = this.input(x, n);
+    return this.queue.run(() => withJsStack(native[op](data, shape, pixels), stack));
+  }
+
+  /** Validated native arguments for an image/feature input of n rows. */
+  private input(
+    x: ImageInput,
+    n: number,
+  ): { data: Float32Array | Uint8Array; shape: number[]; pixels?: RecordBatch['pixels'] } {
+    if (isRecordBatch(x)) {
+      if (this.imageSize === null)
+        throw new TypeError('x: cache records need an image encoder (this classifier is head-only)');
+      return { data: x.records, shape: checkRecords(x, n, this.imageSize), pixels: x.pixels };
+    }
     const shape = [n, ...this.sampleShape];
     float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
-    return this.queue.run(() => withJsStack(native[op](x, shape), `Classifier.${op}`));
+    return { data: x, shape };
   }
 
   private live(): NativeClassifier {

@@ -1,6 +1,7 @@
 /** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
+import { checkRecords, type ImageInput, isRecordBatch } from './records.js';
 import { SerialQueue } from './serial.js';
 import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
 
@@ -62,18 +63,24 @@ export class ClipModel {
   }
 
   /**
-   * Image embeddings [n, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S].
-   * `x` is read in place (no copy) and must not be modified until the promise settles.
+   * Image embeddings [rows, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S], or for
+   * n cache records (rows = n per variant asked for: originals first, then masked). The input is
+   * copied when the call is made; it may be reused or transferred right after.
    */
-  encodeImage(x: Float32Array, n: number, options: { bf16?: boolean } = {}): Promise<Float32Array> {
+  encodeImage(x: ImageInput, n: number, options: { bf16?: boolean } = {}): Promise<Float32Array> {
     const s = this.meta.imageSize;
     positiveInt(n, 'n');
-    float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
     knownKeys(options, ['bf16'], 'encodeImage');
     const native = this.live();
-    return this.queue.run(() =>
-      withJsStack(native.encodeImage(x, [n, 3, s, s], options.bf16 === true), 'ClipModel.encodeImage'),
-    );
+    const bf16 = options.bf16 === true;
+    if (isRecordBatch(x)) {
+      const shape = checkRecords(x, n, s);
+      const stack = new Error('ClipModel.encodeImage');
+      return this.queue.run(() => withJsStack(native.encodeImage(x.records, shape, bf16, x.pixels), stack));
+    }
+    float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
+    const stack = new Error('ClipModel.encodeImage');
+    return this.queue.run(() => withJsStack(native.encodeImage(x, [n, 3, s, s], bf16), stack));
   }
 
   /** Text embeddings [n, embedDim] for token ids [n, contextLength] (see loadTokenizer). */

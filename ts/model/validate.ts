@@ -14,7 +14,7 @@ export function finiteNumber(v: unknown, name: string, { min = -Infinity } = {})
   return v;
 }
 
-function typeName(v: unknown): string {
+export function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
   return typeof v;
@@ -49,14 +49,17 @@ export function knownKeys(opts: object, allowed: readonly string[], what: string
       throw new TypeError(`unknown ${what} option '${k}' (known: ${allowed.join(', ')})`);
 }
 
-/** Re-targets a native rejection onto a stack captured in JS before the call (sharp's trick). */
-export async function withJsStack<T>(p: Promise<T>, where: string): Promise<T> {
-  const holder = new Error(where);
+/**
+ * Re-targets a native rejection onto a stack captured in JS before the call (sharp's trick). Pass an
+ * Error made synchronously in the public method (before queueing) so the stack names the caller.
+ */
+export async function withJsStack<T>(p: Promise<T>, where: string | Error): Promise<T> {
+  const holder = typeof where === 'string' ? new Error(where) : where;
   try {
     return await p;
   } catch (e) {
     if (e instanceof Error) {
-      e.message = `${where}: ${e.message}`;
+      e.message = `${holder.message}: ${e.message}`;
       e.stack = `${e.name}: ${e.message}\n${(holder.stack ?? '').split('\n').slice(1).join('\n')}`;
     }
     throw e;

@@ -1,0 +1,41 @@
+// Cache records -> normalised image tensors (the paper's Eq. 1 paint + mean/std), done where the
+// model runs: a fused loop on CPU, tensor ops on CUDA. A record is what the image cache stores for
+// one image: an S×S uint8 gray plane followed by an S×S contour bit map (1 right lung, 2 left lung,
+// 4 heart). Handing records instead of float32 RGB cuts host work and host->device bytes by 6×.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/core/Device.h>
+
+#include <array>
+#include <optional>
+
+namespace cxrmask {
+
+struct PixelSpec {
+  std::array<double, 3> mean{};
+  std::array<double, 3> std{};
+  // paint[b*3+c]: what contour bits b add to channel c (α·colour summed over the regions in b).
+  std::array<float, 24> paint{};
+  bool original = true;  // emit the unpainted image
+  bool masked = false;   // emit the painted image (after the original ones when both are set)
+  int variants() const { return (original ? 1 : 0) + (masked ? 1 : 0); }
+};
+
+// records: uint8 [n,2,S,S] on CPU. Returns float32 [variants*n,3,S,S] on `device`: the original
+// images first, then the masked ones. On CPU the values equal TypeScript's planeToTensor exactly
+// (same double arithmetic); on CUDA they are computed in float32 (|diff| < 1e-6).
+at::Tensor RecordsToImages(const at::Tensor& records, const PixelSpec& spec,
+                           const c10::Device& device);
+
+// What a model op receives: float32 tensors as they are, or cache records plus how to paint them.
+struct ImageBatch {
+  at::Tensor data;
+  std::optional<PixelSpec> pixels;
+  // Input rows: records count once per variant.
+  int64_t rows() const;
+  // Float32 images (or features) on `device`, checked for NaN/Inf when they came as floats.
+  at::Tensor On(const c10::Device& device) const;
+};
+
+}  // namespace cxrmask

@@ -1,0 +1,200 @@
+/**
+ * The uint8 record path: the addon paints (Eq. 1) and normalises cache records itself. Reference: the
+ * TypeScript planeToTensor path. Also: inputs are copied at call time (transfer + GC during an op is
+ * safe), a NaN label mask is refused before the step, a weights-only checkpoint restores predictions.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { rng } from '../../ts/experiment/metrics.js';
+import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { paintTable } from '../../ts/masks/overlay.js';
+import { Classifier } from '../../ts/model/classifier.js';
+import { ClipModel } from '../../ts/model/clip.js';
+import { type RecordBatch, recordsToImages } from '../../ts/model/records.js';
+import { MODEL_DIR, maxAbsDiff, requireModel } from './helpers.js';
+
+/** n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix. */
+function records(n: number, S: number, seed = 1): Uint8Array {
+  const r = rng(seed);
+  const out = new Uint8Array(n * 2 * S * S);
+  for (let i = 0; i < n; i++) {
+    const base = i * 2 * S * S;
+    for (let p = 0; p < S * S; p++) {
+      out[base + p] = Math.min(255, Math.floor(((p % S) / S) * 200 + r() * 56));
+      if (r() < 0.06) out[base + S * S + p] = 1 + Math.floor(r() * 7);
+    }
+  }
+  return out;
+}
+
+const pp = resolvePreprocess({});
+
+function batchOf(rec: Uint8Array, S: number, original: boolean, masked: boolean, alpha = 1): RecordBatch {
+  return {
+    kind: 'records',
+    records: rec,
+    size: S,
+    pixels: { mean: [...pp.mean], std: [...pp.std], paint: paintTable({ alpha }), original, masked },
+  };
+}
+
+/** The TypeScript reference: [n,3,S,S] per variant. */
+function reference(rec: Uint8Array, n: number, S: number, masked: boolean, alpha = 1): Float32Array {
+  const plane = S * S;
+  const out = new Float32Array(n * 3 * plane);
+  const table = paintTable({ alpha });
+  const p = { ...pp, size: S };
+  for (let i = 0; i < n; i++) {
+    const gray = rec.subarray(i * 2 * plane, i * 2 * plane + plane);
+    const contour = rec.subarray(i * 2 * plane + plane, (i + 1) * 2 * plane);
+    planeToTensor(gray, masked ? contour : null, p, masked ? table : null, out, i * 3 * plane);
+  }
+  return out;
+}
+
+test('recordsToImages equals planeToTensor (original, masked, both; α 0.6)', async () => {
+  const n = 3;
+  const S = 40;
+  const rec = records(n, S);
+  const orig = reference(rec, n, S, false);
+  const masked = reference(rec, n, S, true);
+  assert.ok(maxAbsDiff(orig, masked) > 0.1, 'the fixture paints nothing');
+  assert.ok(maxAbsDiff(await recordsToImages(batchOf(rec, S, true, false), n), orig) <= 1e-6);
+  assert.ok(maxAbsDiff(await recordsToImages(batchOf(rec, S, false, true), n), masked) <= 1e-6);
+  const both = await recordsToImages(batchOf(rec, S, true, true), n);
+  assert.is(both.length, 2 * orig.length);
+  assert.ok(maxAbsDiff(both.subarray(0, orig.length), orig) <= 1e-6);
+  assert.ok(maxAbsDiff(both.subarray(orig.length), masked) <= 1e-6);
+  const a6 = await recordsToImages(batchOf(rec, S, false, true, 0.6), n);
+  assert.ok(maxAbsDiff(a6, reference(rec, n, S, true, 0.6)) <= 1e-6);
+});
+
+test('records that are not cache records are refused with a clear error', async () => {
+  const S = 8;
+  const rec = records(1, S);
+  rec[S * S + 3] = 9; // contour bits go up to 7
+  try {
+    await recordsToImages(batchOf(rec, S, false, true), 1);
+    assert.unreachable('accepted a contour byte of 9');
+  } catch (e) {
+    assert.match((e as Error).message, /contour byte above 7/);
+  }
+  assert.throws(() => recordsToImages(batchOf(rec.subarray(1), S, true, false), 1), /must hold 128 bytes/);
+  const noVariant = batchOf(rec, S, false, false);
+  assert.throws(() => recordsToImages(noVariant, 1), /neither original nor masked/);
+});
+
+test('model ops on records equal the same ops on planeToTensor floats', async () => {
+  requireModel();
+  const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  const n = 2;
+  const S = clip.imageSize;
+  const rec = records(n, S, 7);
+  try {
+    const fo = await clip.encodeImage(reference(rec, n, S, false), n);
+    const fm = await clip.encodeImage(reference(rec, n, S, true), n);
+    const both = await clip.encodeImage(batchOf(rec, S, true, true), n);
+    assert.ok(maxAbsDiff(both.subarray(0, fo.length), fo) <= 1e-5);
+    assert.ok(maxAbsDiff(both.subarray(fo.length), fm) <= 1e-5);
+  } finally {
+    clip.dispose();
+  }
+  const labels = Float32Array.from({ length: n * 5 }, (_, i) => i % 2);
+  const a = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 3, lrEncoder: 1e-3 });
+  const b = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 3, lrEncoder: 1e-3 });
+  try {
+    const la = await a.trainStep(batchOf(rec, S, false, true), n, labels);
+    const lb = await b.trainStep(reference(rec, n, S, true), n, labels);
+    assert.ok(Math.abs(la.loss - lb.loss) <= 1e-6, `${la.loss} vs ${lb.loss}`);
+    const pa = await a.predict(batchOf(rec, S, true, false), n);
+    const pb = await b.predict(reference(rec, n, S, false), n);
+    assert.ok(maxAbsDiff(pa, pb) <= 1e-5);
+    assert.throws(() => a.trainStep(batchOf(rec, S, true, true), n, labels), /one variant/);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+});
+
+test('an input transferred and collected while the op runs does not reach the worker', async () => {
+  requireModel();
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  try {
+    const S = clip.imageSize;
+    const n = 4;
+    const x = reference(records(n, S, 11), n, S, true);
+    const want = await clip.encodeImage(x.slice(), n);
+    for (let k = 0; k < 3; k++) {
+      const y = x.slice();
+      const p = clip.encodeImage(y, n);
+      await new Promise((r) => setImmediate(r));
+      structuredClone(y.buffer, { transfer: [y.buffer] });
+      gc();
+      assert.is(y.length, 0, 'the buffer was not detached');
+      assert.is(maxAbsDiff(await p, want), 0);
+    }
+  } finally {
+    clip.dispose();
+  }
+});
+
+test('a NaN or negative label mask is refused before the step; the weights stay as they were', async () => {
+  requireModel();
+  const c = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 4, lrEncoder: 1e-2 });
+  try {
+    const S = 224;
+    const n = 2;
+    const x = reference(records(n, S, 5), n, S, false);
+    const labels = new Float32Array(n * 5).fill(1);
+    const p0 = await c.predict(x, n);
+    for (const bad of [new Float32Array(n * 5).fill(Number.NaN), new Float32Array(n * 5).fill(-1)]) {
+      try {
+        await c.trainStep(x, n, labels, bad);
+        assert.unreachable('bad labelMask accepted');
+      } catch (e) {
+        assert.match((e as Error).message, /labelMask/);
+        assert.is((e as { code?: string }).code, 'ERR_INVALID_ARG');
+      }
+    }
+    assert.is(maxAbsDiff(p0, await c.predict(x, n)), 0);
+    assert.ok((await c.predict(x, n)).every(Number.isFinite));
+  } finally {
+    c.dispose();
+  }
+});
+
+test('weights-only checkpoint: about a third of the full state, restores predictions, keeps AdamW state', async () => {
+  requireModel();
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-ckpt-'));
+  const a = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 5, lrEncoder: 1e-3 });
+  const b = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 6, lrEncoder: 1e-3 });
+  try {
+    const S = 224;
+    const n = 2;
+    const x = reference(records(n, S, 9), n, S, false);
+    const labels = Float32Array.from({ length: n * 5 }, (_, i) => i % 2);
+    await a.trainStep(x, n, labels);
+    await a.save(join(dir, 'full.ckpt'));
+    await a.save(join(dir, 'weights.ckpt'), { weightsOnly: true });
+    const full = statSync(join(dir, 'full.ckpt')).size;
+    const weights = statSync(join(dir, 'weights.ckpt')).size;
+    assert.ok(weights < full * 0.4, `weights-only ${weights} B vs full ${full} B`);
+    await b.load(join(dir, 'weights.ckpt'));
+    assert.is(maxAbsDiff(await a.predict(x, n), await b.predict(x, n)), 0);
+    // b keeps its own (empty) AdamW state and step count from the file; it can still train.
+    assert.ok(Number.isFinite((await b.trainStep(x, n, labels)).loss));
+  } finally {
+    a.dispose();
+    b.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
