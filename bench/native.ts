@@ -1,7 +1,10 @@
 /**
- * Addon vs Python PyTorch on the same TorchScript file, batch and thread count, in one run:
- * image-encoder forward and classifier train step (img/s), fp32 and bf16 autocast (when the CPU has
- * AVX512-BF16/AMX or the device is CUDA). Prints a table of ratios; --json writes bench/out/native.json.
+ * Addon vs Python PyTorch, same batch and thread count, in one run: image-encoder forward and
+ * classifier train step (img/s), fp32 and bf16 autocast (when the CPU has AVX512-BF16/AMX or the device
+ * is CUDA). Two Python sides: the eager open_clip image tower (what a PyTorch user runs; the headline
+ * ratio) and the same TorchScript file the addon runs (a check of the binding). Prints a table of
+ * ratios; --json writes bench/out/native.json. --graph-optimize turns the addon's TorchScript
+ * graph-executor optimisation on (default off; see docs/native.md).
  *
  *   node --import tsx bench/native.ts --model models/biomedclip [--batch 4 --threads 2 --warmup 1 --iters 3]
  */
@@ -13,7 +16,7 @@ import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Classifier } from '../ts/model/classifier.js';
 import { ClipModel } from '../ts/model/clip.js';
-import { diagnostics, packageRoot, setThreads } from '../ts/native.js';
+import { diagnostics, packageRoot, setGraphOptimize, setThreads } from '../ts/native.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -26,8 +29,12 @@ const { values: opt } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string' },
     json: { type: 'boolean', default: false },
+    'graph-optimize': { type: 'boolean', default: false },
   },
 });
+
+const IMPLS = ['eager', 'script'] as const;
+type Impl = (typeof IMPLS)[number];
 
 type Mode = 'fp32' | 'bf16';
 interface Side {
@@ -64,8 +71,8 @@ class PythonSide {
     return side;
   }
 
-  async time(metric: string, mode: string): Promise<number> {
-    this.proc.stdin.write(`${metric} ${mode}\n`);
+  async time(metric: string, mode: string, impl: Impl): Promise<number> {
+    this.proc.stdin.write(`${metric} ${mode} ${impl}\n`);
     const r = await this.lines.next();
     if (r.done) throw new Error('Python bench exited');
     return (JSON.parse(r.value) as { seconds: number }).seconds;
@@ -88,6 +95,7 @@ async function main() {
       `${clipPath} missing: python tools/export_biomedclip.py --random-init biomedclip --out ${opt.model} --seed 0`,
     );
   setThreads(threads);
+  setGraphOptimize(opt['graph-optimize'] === true);
   const diag = diagnostics();
   const bf16 = device === 'cuda' || diag.cpu.bf16;
   const modes: Mode[] = bf16 ? ['fp32', 'bf16'] : ['fp32'];
@@ -115,12 +123,13 @@ async function main() {
     String(s),
     '--device',
     device,
+    '--eager',
   ]);
   const x = new Float32Array(batch * 3 * s * s);
   for (let i = 0; i < x.length; i++) x[i] = 0.5 * Math.sin(0.37 * i);
   const y = Float32Array.from({ length: batch * 5 }, (_, i) => i % 2);
   const addon: Record<string, Side> = {};
-  const python: { results: Record<string, Side> } = { results: {} };
+  const python: Record<Impl, Record<string, Side>> = { eager: {}, script: {} };
   const clip = await ClipModel.load(opt.model!, { device });
   try {
     for (const mode of modes) {
@@ -130,29 +139,31 @@ async function main() {
         train: () => clf.trainStep(x, batch, y),
       };
       const a: Record<string, number> = {};
-      const p: Record<string, number> = {};
+      const p: Record<Impl, Record<string, number>> = { eager: {}, script: {} };
       for (const metric of ['forward', 'train'] as const) {
         for (let i = 0; i < warmup; i++) {
           await fns[metric]();
-          await py.time(metric, mode);
+          for (const impl of IMPLS) await py.time(metric, mode, impl);
         }
         const ta: number[] = [];
-        const tp: number[] = [];
+        const tp: Record<Impl, number[]> = { eager: [], script: [] };
         for (let i = 0; i < iters; i++) {
           const t = performance.now();
           await fns[metric]();
           ta.push((performance.now() - t) / 1000);
-          tp.push(await py.time(metric, mode));
+          for (const impl of IMPLS) tp[impl].push(await py.time(metric, mode, impl));
         }
         a[metric] = batch / median(ta);
-        p[metric] = batch / median(tp);
+        for (const impl of IMPLS) p[impl][metric] = batch / median(tp[impl]);
+        const fmt = (v: number[]) => v.map((t) => t.toFixed(2)).join(' ');
         process.stderr.write(
-          `[bench] ${mode} ${metric}: addon ${ta.map((t) => t.toFixed(2)).join(' ')} s, python ${tp.map((t) => t.toFixed(2)).join(' ')} s\n`,
+          `[bench] ${mode} ${metric}: addon ${fmt(ta)} s, eager ${fmt(tp.eager)} s, script ${fmt(tp.script)} s\n`,
         );
       }
       clf.dispose();
       addon[mode] = { forward_img_s: a['forward']!, train_img_s: a['train']! };
-      python.results[mode] = { forward_img_s: p['forward']!, train_img_s: p['train']! };
+      for (const impl of IMPLS)
+        python[impl][mode] = { forward_img_s: p[impl]['forward']!, train_img_s: p[impl]['train']! };
     }
   } finally {
     clip.dispose();
@@ -160,20 +171,33 @@ async function main() {
   }
 
   // --- report ----------------------------------------------------------------------------------
-  const rows: string[][] = [['metric', 'mode', 'addon img/s', 'python img/s', 'addon/python']];
+  const rows: string[][] = [
+    ['metric', 'mode', 'addon img/s', 'eager img/s', 'script img/s', 'addon/eager', 'addon/script'],
+  ];
   const ratios: Record<string, number> = {};
   for (const mode of modes) {
     for (const k of ['forward_img_s', 'train_img_s'] as const) {
       const a = addon[mode]![k];
-      const p = python.results[mode]![k];
-      ratios[`${k.replace('_img_s', '')}_${mode}`] = a / p;
-      rows.push([k.replace('_img_s', ''), mode, a.toFixed(2), p.toFixed(2), `${(a / p).toFixed(2)}x`]);
+      const pe = python.eager[mode]![k];
+      const ps = python.script[mode]![k];
+      const name = k.replace('_img_s', '');
+      ratios[`${name}_${mode}_vs_eager`] = a / pe;
+      ratios[`${name}_${mode}_vs_script`] = a / ps;
+      rows.push([
+        name,
+        mode,
+        a.toFixed(2),
+        pe.toFixed(2),
+        ps.toFixed(2),
+        `${(a / pe).toFixed(2)}x`,
+        `${(a / ps).toFixed(2)}x`,
+      ]);
     }
   }
   if (bf16) {
-    const r = addon['bf16']!.forward_img_s / python.results['fp32']!.forward_img_s;
-    ratios['forward_bf16_addon_vs_fp32_python'] = r;
-    rows.push(['forward', 'addon bf16 / python fp32', '', '', `${r.toFixed(2)}x`]);
+    const r = addon['bf16']!.forward_img_s / python.eager['fp32']!.forward_img_s;
+    ratios['forward_bf16_addon_vs_fp32_eager'] = r;
+    rows.push(['forward', 'addon bf16 / eager fp32', '', '', '', `${r.toFixed(2)}x`, '']);
   }
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(w[i]!)).join('  ')}\n`);
@@ -183,8 +207,10 @@ async function main() {
     threads,
     device,
     torch: diag.torch.version,
+    graphOptimize: opt['graph-optimize'] === true,
+    loadavg: existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').trim() : null,
     addon,
-    python: python.results,
+    python,
     ratios,
   };
   if (opt.json) {

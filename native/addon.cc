@@ -1,7 +1,6 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), ClipModel, Classifier
 #include <ATen/Parallel.h>
-#include <malloc.h>
 #include <napi.h>
 
 #include "diagnostics.h"
@@ -44,13 +43,6 @@ Napi::Value JsGetThreads(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-#ifdef M_MMAP_THRESHOLD
-  // Inputs are copied per call (hundreds of KB to tens of MB) and freed on another schedule than
-  // they were allocated. glibc's adaptive mmap threshold would move such blocks onto the heap after
-  // the first free and fragment it (RSS +50 MiB per 1,000 calls, test/native/memory.test.ts); a
-  // fixed threshold keeps them mmapped and returned to the OS on free.
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-#endif
   auto* data = new AddonData();
   Napi::Function clip = DefineJsClip(env);
   Napi::Function classifier = DefineJsClassifier(env);

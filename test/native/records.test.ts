@@ -3,7 +3,8 @@
  * TypeScript planeToTensor path. Also: inputs are copied at call time (transfer + GC during an op is
  * safe), a NaN label mask is refused before the step, a weights-only checkpoint restores predictions.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -16,7 +17,7 @@ import { paintTable } from '../../ts/masks/overlay.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { type RecordBatch, recordsToImages } from '../../ts/model/records.js';
-import { MODEL_DIR, maxAbsDiff, requireModel } from './helpers.js';
+import { MODEL_DIR, maxAbsDiff, ROOT, requireModel } from './helpers.js';
 
 /** n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix. */
 function records(n: number, S: number, seed = 1): Uint8Array {
@@ -190,6 +191,59 @@ test('weights-only checkpoint: about a third of the full state, restores predict
     assert.is(maxAbsDiff(await a.predict(x, n), await b.predict(x, n)), 0);
     // b keeps its own (empty) AdamW state and step count from the file; it can still train.
     assert.ok(Number.isFinite((await b.trainStep(x, n, labels)).loss));
+  } finally {
+    a.dispose();
+    b.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The setup venv's Python (scripts/setup.sh writes build/env.json). */
+function python(): string {
+  const env = join(ROOT, 'build', 'env.json');
+  return existsSync(env) ? (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python : 'python3';
+}
+
+test('a checkpoint whose last tensor has another shape changes nothing (all-or-nothing load)', async () => {
+  requireModel();
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-ckpt-'));
+  const a = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 7 });
+  const b = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 8 });
+  try {
+    const good = join(dir, 'a.ckpt');
+    const bad = join(dir, 'bad.ckpt');
+    await a.save(good);
+    // head.bias is read last: before the fix every encoder tensor and head.weight were already copied.
+    const py = spawnSync(
+      python(),
+      [
+        '-c',
+        [
+          'import sys, torch',
+          'm = torch.jit.load(sys.argv[1])',
+          "t = m.params._c.getattr('head.bias')",
+          "m.params._c.setattr('head.bias', torch.zeros(t.shape[0] + 1))",
+          'm.save(sys.argv[2])',
+        ].join('\n'),
+        good,
+        bad,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.is(py.status, 0, py.stderr);
+    const x = reference(records(2, 224, 3), 2, 224, false);
+    const before = await b.predict(x, 2);
+    const stepBefore = b.info.step;
+    try {
+      await b.load(bad);
+      assert.unreachable('a checkpoint with a wrong shape was loaded');
+    } catch (e) {
+      assert.match((e as Error).message, /head\.bias has another shape/);
+    }
+    assert.is(maxAbsDiff(before, await b.predict(x, 2)), 0, 'the failed load changed the model');
+    assert.is(b.info.step, stepBefore);
+    await b.load(good);
+    assert.is(maxAbsDiff(await a.predict(x, 2), await b.predict(x, 2)), 0);
   } finally {
     a.dispose();
     b.dispose();
