@@ -256,49 +256,61 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const recorded = resumed ? readRunData(runDir) : null;
   const cache = await o.backend.openCache(o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache);
   // the data are fixed for the life of a run: recorded when it starts, checked before a resume does anything
-  const fingerprint = dataFingerprint(cache);
-  if (recorded) checkSameData(runDir, recorded, fingerprint, `resume ${runDir}`);
-  const summaries = {
-    cache: cacheFacts(cache),
-    ...(recorded?.summaries ?? {}),
-    ...(o.extra ?? {}),
-  };
-  if (!recorded) writeRunData(runDir, fingerprint, summaries);
-  const grid = new Grid({ config, backend: o.backend, runDir, cache, signal: o.signal, onEvent: o.onEvent });
-  o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
+  // Shard file handles are released however the run ends (done, interrupted, failed).
+  try {
+    const fingerprint = dataFingerprint(cache);
+    if (recorded) checkSameData(runDir, recorded, fingerprint, `resume ${runDir}`);
+    const summaries = {
+      cache: cacheFacts(cache),
+      ...(recorded?.summaries ?? {}),
+      ...(o.extra ?? {}),
+    };
+    if (!recorded) writeRunData(runDir, fingerprint, summaries);
+    const grid = new Grid({
+      config,
+      backend: o.backend,
+      runDir,
+      cache,
+      signal: o.signal,
+      onEvent: o.onEvent,
+    });
+    o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
 
-  let zs: ZeroShotResult | null = null;
-  if (config.zeroshot.enabled) zs = await grid.zeroShot();
-  const trained: CellResult[] = [];
-  for (const setup of ['linear-probe', 'finetune'] as const) {
-    const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
-    if (!enabled) continue;
-    for (const seed of config.seeds)
-      for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
+    let zs: ZeroShotResult | null = null;
+    if (config.zeroshot.enabled) zs = await grid.zeroShot();
+    const trained: CellResult[] = [];
+    for (const setup of ['linear-probe', 'finetune'] as const) {
+      const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
+      if (!enabled) continue;
+      for (const seed of config.seeds)
+        for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
+    }
+
+    o.onEvent?.({ kind: 'phase', name: 'evaluate' });
+    const sd = await grid.sd;
+    const evaluation = evaluate(config, sd, zs, trained);
+    const results = assembleResults({
+      config,
+      runDir,
+      started,
+      resumed,
+      backend: o.backend,
+      device: grid.device,
+      sd,
+      zs,
+      trained,
+      evaluation,
+      cacheSkipped: cache.skipped?.counts ?? null,
+      fingerprint,
+      extra: summaries,
+    });
+    writeJsonAtomic(join(runDir, 'results.json'), results);
+    o.onEvent?.({ kind: 'phase', name: 'report' });
+    await writeReports(runDir, results, { cache });
+    return { runDir, results };
+  } finally {
+    cache.close?.();
   }
-
-  o.onEvent?.({ kind: 'phase', name: 'evaluate' });
-  const sd = await grid.sd;
-  const evaluation = evaluate(config, sd, zs, trained);
-  const results = assembleResults({
-    config,
-    runDir,
-    started,
-    resumed,
-    backend: o.backend,
-    device: grid.device,
-    sd,
-    zs,
-    trained,
-    evaluation,
-    cacheSkipped: cache.skipped?.counts ?? null,
-    fingerprint,
-    extra: summaries,
-  });
-  writeJsonAtomic(join(runDir, 'results.json'), results);
-  o.onEvent?.({ kind: 'phase', name: 'report' });
-  await writeReports(runDir, results, { cache });
-  return { runDir, results };
 }
 
 function assembleResults(a: {

@@ -179,7 +179,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     const j = await joinChexmask(
       options.chexmask,
       options.entries.map((e) => e.dicomId),
-      { minDice, keepRle: contour.source === 'rle' },
+      { minDice, source: contour.source },
     );
     rows = j.rows;
     chexmaskSummary = j.summary;
