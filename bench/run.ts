@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- <name> [args...]]`: runs bench/<name>.ts (native: addon vs Python PyTorch;
- * data: sharp pipeline vs PIL), or every bench in turn with its defaults.
+ * data: sharp pipeline vs PIL; pipeline: cache → addon → model throughput), or every bench in turn
+ * with its defaults.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...rest] = process.argv.slice(2);
-const names = name ? [name] : ['native', 'data'];
+const names = name ? [name] : ['native', 'data', 'pipeline'];
 let status = 0;
 for (const n of names) {
   const file = join(here, `${n}.ts`);
