@@ -117,7 +117,7 @@ export function createServer(options: ServiceOptions): FastifyInstance {
 
   app.setErrorHandler((e, req, reply) => {
     const h = toHttpError(e, bodyLimit);
-    if (h.statusCode >= 500) req.log.error({ err: e }, 'request failed');
+    if (h.statusCode === 500) req.log.error({ err: e }, 'request failed');
     if (h.statusCode === 413) reply.header('connection', 'close'); // do not read the rest of the body
     if (h.statusCode === 503) reply.header('retry-after', '1');
     return reply.code(h.statusCode).send({ error: h.code, message: h.message });
