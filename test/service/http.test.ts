@@ -182,8 +182,9 @@ test('503 when the model queue is full, before the body is read', async () => {
 
 test('SIGTERM: in-flight requests finish with 200, then the model is freed and exit(0)', async () => {
   let exited: number | null = null;
+  let remove = () => {};
   const exitedP = new Promise<void>((resolve) => {
-    closeOnSignals(app, {
+    remove = closeOnSignals(app, {
       exit: (code) => {
         exited = code;
         resolve();
@@ -196,6 +197,7 @@ test('SIGTERM: in-flight requests finish with 200, then the model is freed and e
   process.emit('SIGTERM', 'SIGTERM');
   for (const r of await Promise.all(inFlight)) assert.is(r.status, 200);
   await exitedP;
+  remove(); // uvu runs every file in one process: leave Ctrl-C to its default
   assert.is(exited, 0);
   await fetch(`${base}/health`).then(
     () => assert.unreachable('no longer listening'),
