@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "diagnostics.h"
+#include "host_buffers.h"
 #include "js_objects.h"
 #include "runtime.h"
 #include "workers.h"
@@ -36,6 +37,15 @@ Napi::Value JsRecordsToImages(const Napi::CallbackInfo& info) {
   return w->Promise();
 }
 
+// allocHostBuffer(bytes): an ArrayBuffer over addon-owned (pinned when a GPU is present) memory.
+Napi::Value JsAllocHostBuffer(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0 ||
+      info[0].As<Napi::Number>().DoubleValue() > 1e12) {
+    throw Napi::RangeError::New(info.Env(), "bytes must be a number between 0 and 1e12");
+  }
+  return NewHostBuffer(info.Env(), static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()));
+}
+
 Napi::Value JsGetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
@@ -54,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("diagnostics", Napi::Function::New<JsDiagnostics>(env, "diagnostics"));
   exports.Set("setThreads", Napi::Function::New<JsSetThreads>(env, "setThreads"));
   exports.Set("getThreads", Napi::Function::New<JsGetThreads>(env, "getThreads"));
+  exports.Set("allocHostBuffer", Napi::Function::New<JsAllocHostBuffer>(env, "allocHostBuffer"));
   exports.Set("recordsToImages", Napi::Function::New<JsRecordsToImages>(env, "recordsToImages"));
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
   return exports;

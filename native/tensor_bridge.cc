@@ -1,10 +1,10 @@
 #include "tensor_bridge.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 #include <stdexcept>
 #include <string>
+
+#include "host_buffers.h"
 
 namespace cxrmask {
 namespace {
@@ -39,20 +39,6 @@ at::ScalarType TorchType(napi_typedarray_type t) {
 }
 }  // namespace
 
-// Large copies get their own mapping, unmapped when the op is done. Through malloc, blocks that are
-// allocated on the JS thread and freed after a worker ran would raise glibc's adaptive mmap
-// threshold and fragment the heap (RSS +50 MiB per 1,000 calls, test/native/memory.test.ts); a
-// process-wide fixed threshold instead slows torch's own allocations by 25-40 %.
-static at::Tensor HostBuffer(int64_t numel, at::ScalarType dtype) {
-  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  if (bytes < (256u << 10)) return at::empty({numel}, at::TensorOptions().dtype(dtype));
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-                 -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  return at::from_blob(
-      p, {numel}, [bytes](void* q) { munmap(q, bytes); }, at::TensorOptions().dtype(dtype));
-}
-
 InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, const char* name) {
   Napi::Env env = value.Env();
   if (!value.IsTypedArray()) {
@@ -69,7 +55,13 @@ InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, c
   napi_status s = napi_get_typedarray_info(env, arr, &t, &len, &data, nullptr, nullptr);
   NAPI_THROW_IF_FAILED(env, s, InputCopy());
   InputCopy in;
-  in.t_ = HostBuffer(static_cast<int64_t>(len), TorchType(type));
+  // A view of an addon-owned host buffer is borrowed (kept alive by reference), anything else
+  // copied.
+  if (auto lent = BorrowHostBuffer(data, static_cast<int64_t>(len), TorchType(type))) {
+    in.t_ = *lent;
+    return in;
+  }
+  in.t_ = NewHostTensor(static_cast<int64_t>(len), TorchType(type));
   if (len > 0) std::memcpy(in.t_.data_ptr(), data, in.t_.nbytes());
   return in;
 }

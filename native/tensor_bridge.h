@@ -1,6 +1,7 @@
 // TypedArray <-> at::Tensor. Inputs are copied on the JS thread when the call is made, so a worker
 // never reads JS memory (JS may transfer/detach an ArrayBuffer, and GC then frees it, while an op
-// runs); outputs hand the tensor's own buffer to an ArrayBuffer without a copy.
+// runs) — except views of addon-owned host buffers (host_buffers.h), which are borrowed by
+// reference. Outputs hand the tensor's own buffer to an ArrayBuffer without a copy.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -104,6 +104,7 @@ export interface NativeBinding {
     pixels: NativePixels,
     device: string,
   ): Promise<Float32Array>;
+  allocHostBuffer(bytes: number): ArrayBuffer;
 }
 
 /** The package root (this file is ts/native.ts or dist/native.js). */

@@ -16,7 +16,7 @@ import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js'
 import { paintTable } from '../../ts/masks/overlay.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
-import { type RecordBatch, recordsToImages } from '../../ts/model/records.js';
+import { hostBytes, type RecordBatch, recordsToImages } from '../../ts/model/records.js';
 import { MODEL_DIR, maxAbsDiff, ROOT, requireModel } from './helpers.js';
 
 /** n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix. */
@@ -195,6 +195,36 @@ test('weights-only checkpoint: about a third of the full state, restores predict
     a.dispose();
     b.dispose();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('records in addon-owned host memory are borrowed, and stay valid when JS transfers and drops them', async () => {
+  requireModel();
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  try {
+    const S = clip.imageSize;
+    const n = 3;
+    const rec = records(n, S, 13);
+    const want = await clip.encodeImage(batchOf(rec, S, true, true), n);
+    for (let k = 0; k < 3; k++) {
+      let lent: Uint8Array | null = hostBytes(rec.length);
+      lent.set(rec);
+      const p = clip.encodeImage(batchOf(lent, S, true, true), n);
+      await new Promise((r) => setImmediate(r));
+      // Transferring may move or copy an external buffer; either way JS lets go of it and GC runs.
+      structuredClone(lent.buffer, { transfer: [lent.buffer] });
+      lent = null;
+      gc();
+      assert.is(maxAbsDiff(await p, want), 0);
+    }
+    // A view at an offset inside a host buffer is borrowed too.
+    const big = hostBytes(rec.length + 64);
+    big.set(rec, 64);
+    assert.is(maxAbsDiff(await clip.encodeImage(batchOf(big.subarray(64), S, true, true), n), want), 0);
+  } finally {
+    clip.dispose();
   }
 });
 

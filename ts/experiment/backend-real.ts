@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as data from '../data/index.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
+import { hostBytes } from '../model/records.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
 import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
@@ -55,7 +56,12 @@ export async function realBackend(): Promise<Backend> {
   };
   return {
     name: 'libtorch',
-    openCache: (dir: string) => data.openCache(dir) as unknown as CacheLike,
+    openCache: (dir: string) => {
+      const cache = data.openCache(dir);
+      // Records are read straight into addon-owned memory: batches reach the model without a copy.
+      cache.allocate = hostBytes;
+      return cache as unknown as CacheLike;
+    },
     loadClip: (dir: string, device: string) => ClipModel.load(dir, { device: device as 'cpu' }),
     loadTokenizer: (dir: string) => loadTokenizer(dir),
     createClassifier: (opts: ClassifierOptions) =>

@@ -369,6 +369,11 @@ export class Cache {
   private readonly meta: CacheMeta;
   private readonly fds = new Map<number, number>();
   private readonly handles = new Map<number, Promise<FileHandle>>();
+  /**
+   * Where recordBatch puts records. The real backend sets the addon's host-buffer allocator
+   * (ts/model/records.ts hostBytes) so model ops borrow the bytes instead of copying them.
+   */
+  allocate: (bytes: number) => Uint8Array = (bytes) => new Uint8Array(bytes);
   private readonly defaultTable: Float32Array;
 
   /**
@@ -518,7 +523,7 @@ export class Cache {
   ): Promise<RecordInputBatch> {
     const n = indices.length;
     const rb = this.meta.recordBytes;
-    const records = new Uint8Array(n * rb);
+    const records = this.allocate(n * rb);
     const labels = new Float32Array(n * NUM_LABELS);
     const labelMask = new Float32Array(n * NUM_LABELS);
     const reads: Promise<void>[] = [];

@@ -83,3 +83,15 @@ export function recordsToImages(
     stack,
   );
 }
+
+/**
+ * `bytes` of addon-owned host memory (page-locked when a GPU is present) as a Uint8Array. Model ops
+ * borrow views of it instead of copying them, so reading cache records straight into it makes the
+ * host side of a batch one positional read per record. Do not write into it while an op that was
+ * given it runs (the op reads it in place); dropping or transferring it is safe.
+ */
+export function hostBytes(bytes: number): Uint8Array {
+  if (!Number.isInteger(bytes) || bytes < 0)
+    throw new RangeError(`bytes must be a non-negative integer, got ${bytes}`);
+  return new Uint8Array(loadNative().allocHostBuffer(bytes));
+}
