@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "compute_thread.h"
 #include "js_objects.h"
 #include "runtime.h"
 
@@ -27,7 +28,7 @@ PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
 
 void PromiseWorker::Execute() {
   try {
-    Run();
+    RunOnComputeThread(DeviceKey(), [this] { Run(); });
   } catch (const c10::Error& e) {
     code_ = "ERR_TORCH";
     SetError(Summarize(e.what_without_backtrace()));

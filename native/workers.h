@@ -12,6 +12,7 @@
 
 #include "classifier.h"
 #include "clip_model.h"
+#include "runtime.h"
 #include "tensor_bridge.h"
 
 namespace cxrmask {
@@ -24,8 +25,10 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Keep(const Napi::Object& obj) { keep_.push_back(Napi::Persistent(obj)); }
 
  protected:
-  virtual void Run() = 0;                         // worker thread: no N-API calls
+  virtual void Run() = 0;                         // compute thread: no N-API calls
   virtual Napi::Value Result(Napi::Env env) = 0;  // JS thread
+  // Which compute thread runs the op (compute_thread.h): the device the model lives on.
+  virtual std::string DeviceKey() const { return "cpu"; }
 
  private:
   void Execute() final;
@@ -43,6 +46,7 @@ class LoadClipWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return ResolveDevice(device_).str(); }
 
  private:
   std::string path_, device_;
@@ -56,6 +60,7 @@ class EncodeImageWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<ClipModel> model_;
@@ -72,6 +77,7 @@ class EncodeTextWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<ClipModel> model_;
@@ -87,6 +93,7 @@ class CreateClassifierWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return ResolveDevice(opts_.device).str(); }
 
  private:
   ClassifierOptions opts_;
@@ -101,6 +108,7 @@ class TrainStepWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<Classifier> model_;
@@ -118,6 +126,7 @@ class InferWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<Classifier> model_;
@@ -135,6 +144,7 @@ class StateWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<Classifier> model_;
@@ -151,6 +161,7 @@ class RecordsWorker : public PromiseWorker {
  protected:
   void Run() override;
   Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return ResolveDevice(device_).str(); }
 
  private:
   ImageBatch x_;
