@@ -137,4 +137,25 @@ test('gzip: truncated stream is a bad-gzip DataError; progress counts file bytes
   assert.equal(last, [rows.length, rows.length]);
 });
 
+test('record byte ranges cut out records that splitRecord reads as csv-parse does (BOM, CRLF, empty lines)', async () => {
+  const lf = '\ufeffid,note,n\n' + 'a,"x, ""y""\r\nz",1\n' + '\n' + '\n' + '"b",plain,2\n' + 'c,"",3';
+  for (const [text, chunkBytes] of [lf, lf.replace(/\n/g, '\r\n')].flatMap((t) =>
+    [1, 2, 3, 5, 1 << 20].map((c) => [t, c] as const),
+  )) {
+    const p = file(text);
+    const bytes = Buffer.from(text);
+    const want = csvParse(text).slice(1);
+    const sc = await CsvScanner.open(p, { chunkBytes });
+    const got: string[][] = [];
+    for (let r = await sc.next(new Uint8Array(0)); r; r = await sc.next(new Uint8Array(0))) {
+      got.push(CsvScanner.splitRecord(bytes.subarray(r.start, r.end)) ?? ['not one record']);
+    }
+    await sc.close();
+    assert.equal(got, want, `chunkBytes ${chunkBytes}`);
+  }
+  assert.is(CsvScanner.splitRecord(Buffer.from('a,b\nc,d\n')), null, 'two records are refused');
+  assert.is(CsvScanner.splitRecord(Buffer.from('a,"b\n')), null, 'an open quote is refused');
+  assert.is(CsvScanner.splitRecord(Buffer.from('\r\n')), null, 'an empty line is no record');
+});
+
 test.run();

@@ -38,6 +38,9 @@ export const DEFAULT_LIMITS: ScanLimits = {
 export interface ScannedRecord {
   /** 1-based data row (the header is row 0). */
   row: number;
+  /** Byte range of the record in the (decompressed) data, line break included: what an offset index stores. */
+  start: number;
+  end: number;
   /** Number of fields in the record. */
   fields: number;
   /** Kept fields by column; views into the scan buffer, valid until the next call to `next`. */
@@ -93,10 +96,21 @@ function unescapeQuotes(v: Buffer): Buffer {
   return out.subarray(0, n);
 }
 
+/** The source of a scanner over bytes already in memory (nothing more to read). */
+const IN_MEMORY: ByteSource = {
+  totalBytes: 0,
+  gzip: false,
+  read: async () => 0,
+  bytesRead: () => 0,
+  close: async () => {},
+};
+
 export class CsvScanner {
   header: string[] = [];
   private buf: Buffer;
   private view: Buffer;
+  /** Data offset of buf[0]. */
+  private base = 0;
   private pos = 0;
   private end = 0;
   private eof = false;
@@ -122,6 +136,8 @@ export class CsvScanner {
   private viewCols: number[] = [];
   private rec: ScannedRecord = {
     row: 0,
+    start: 0,
+    end: 0,
     fields: 0,
     values: [],
     blank: [],
@@ -164,6 +180,28 @@ export class CsvScanner {
     }
   }
 
+  /**
+   * The fields of one record already in memory (an offset index cuts it out with `start`/`end`), read
+   * as `next` reads them; null unless the bytes hold exactly one well-formed record.
+   */
+  static splitRecord(bytes: Buffer): string[] | null {
+    const sc = new CsvScanner('', IN_MEMORY, { ...DEFAULT_LIMITS, chunkBytes: 0 });
+    sc.buf = sc.view = bytes;
+    sc.end = bytes.length;
+    sc.started = sc.eof = true;
+    const all = new Uint8Array(0);
+    const read = () => (sc.step(all, undefined, KEEP) ? sc.rec : sc.finishAtEof(all, undefined, KEEP));
+    try {
+      const r = read();
+      if (!r || r.oversize) return null;
+      const fields = Array.from({ length: r.fields }, (_, i) => r.values[i]?.toString('utf8') ?? '');
+      return read() ? null : fields;
+    } catch (e) {
+      if (e instanceof DataError) return null;
+      throw e;
+    }
+  }
+
   get totalBytes(): number {
     return this.src.totalBytes;
   }
@@ -190,8 +228,9 @@ export class CsvScanner {
     }
   }
 
-  private beginRecord(): void {
+  private beginRecord(pos: number): void {
     const r = this.rec;
+    r.start = this.base + pos;
     r.values.length = 0;
     r.blank.length = 0;
     r.key = undefined;
@@ -246,18 +285,19 @@ export class CsvScanner {
   }
 
   /** Ends the record at a line end; false for an empty line, which is not a record. */
-  private endRecord(emptyLine: boolean): boolean {
+  private endRecord(emptyLine: boolean, pos: number): boolean {
     this.inRecord = false;
     this.phase = START;
     if (emptyLine) return false;
     this.records++;
     this.rec.row = this.records;
+    this.rec.end = this.base + pos;
     this.rec.fields = this.fi + 1;
     return true;
   }
 
   private startField(plan: Uint8Array, rest: number, pos: number): number {
-    if (!this.inRecord) this.beginRecord();
+    if (!this.inRecord) this.beginRecord(pos);
     let mode = this.fi < plan.length ? plan[this.fi] : rest;
     if ((this.rec.rejected || this.rec.oversize) && mode !== KEY) mode = SKIP;
     this.mode = mode;
@@ -300,7 +340,7 @@ export class CsvScanner {
           this.endField(this.fs, ce, onKey);
           pos = e + 1;
           const empty = this.fi === 0 && this.dropped + (e - this.fs) - (cr ? 1 : 0) === 0;
-          if (this.endRecord(empty)) {
+          if (this.endRecord(empty, pos)) {
             this.pos = pos;
             return true;
           }
@@ -342,7 +382,7 @@ export class CsvScanner {
       if (b === LF || (b === CR && (pos + 1 >= end || buf[pos + 1] === LF))) {
         this.endField(this.fs, this.qpos, onKey);
         pos += b === CR && pos + 1 < end ? 2 : 1;
-        this.endRecord(false);
+        this.endRecord(false, pos);
         this.pos = pos;
         return true;
       }
@@ -377,7 +417,7 @@ export class CsvScanner {
     } else if (this.phase === UNQUOTED) this.endField(this.fs, this.end, onKey);
     else this.endField(this.fs, this.qpos, onKey);
     const empty = this.fi === 0 && this.phase === UNQUOTED && this.dropped + this.end - this.fs === 0;
-    return this.endRecord(empty) ? this.rec : null;
+    return this.endRecord(empty, this.end) ? this.rec : null;
   }
 
   /**
@@ -417,6 +457,7 @@ export class CsvScanner {
     }
     const shift = keepFrom;
     if (shift > 0) buf.copyWithin(0, shift, this.end);
+    this.base += shift;
     this.end -= shift;
     this.pos -= shift;
     this.fs = Math.max(0, this.fs - shift);
@@ -439,6 +480,7 @@ export class CsvScanner {
       // A UTF-8 byte-order mark is not part of the first header name.
       if (n >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) {
         b.copyWithin(0, 3, this.end);
+        this.base += 3;
         this.end -= 3;
         this.view = b.subarray(0, this.end);
       }

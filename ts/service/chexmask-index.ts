@@ -10,7 +10,6 @@
  * and a float per row (measured 111 B, 26 MB in all), serves either contour source, and a lookup costs one
  * positioned read of one row plus its parse — far below one model call.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import {
   CHEXMASK_COLUMNS,
@@ -18,8 +17,9 @@ import {
   type ChexmaskRow,
   parseChexmaskRecord,
 } from '../data/chexmask.js';
+import { isGzip } from '../data/csv.js';
+import { CsvScanner, KEEP } from '../data/csvscan.js';
 import { DataError } from '../data/errors.js';
-import { scanCsvRows, splitCsvRecord } from './csv-scan.js';
 
 export interface ChexmaskIndexOptions {
   /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */
@@ -39,16 +39,6 @@ export interface ChexmaskIndexSummary {
   /** Rows whose id cell was empty. */
   noId: number;
   seconds: number;
-}
-
-function isGzip(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(2);
-    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Growable columns of the offset table (typed arrays: no per-row objects). */
@@ -98,51 +88,55 @@ export class ChexmaskIndex {
           file: csvPath,
         });
       }
-      let idColumn = '';
       const ids = new Map<string, number>();
       const table = new Table();
       let rowsRead = 0;
       let duplicates = 0;
       let noId = 0;
-      const header = await scanCsvRows(
-        csvPath,
-        (h) => {
-          idColumn = options.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => h.includes(c)) ?? 'dicom_id';
-          const required = [
-            idColumn,
-            ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
-          ];
-          const missing = required.filter((c) => !h.includes(c));
-          if (missing.length) {
-            throw new DataError(
-              'missing-column',
-              `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
-              { file: csvPath },
-            );
-          }
-          return [h.indexOf(idColumn), h.indexOf(CHEXMASK_COLUMNS.diceMean)];
-        },
-        (start, end, [id = '', dice = '']) => {
+      const csv = await CsvScanner.open(csvPath);
+      const header = csv.header;
+      let idColumn: string;
+      try {
+        idColumn = options.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header.includes(c)) ?? 'dicom_id';
+        const required = [
+          idColumn,
+          ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
+        ];
+        const missing = required.filter((c) => !header.includes(c));
+        if (missing.length) {
+          throw new DataError(
+            'missing-column',
+            `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
+            { file: csvPath },
+          );
+        }
+        // Only the id and Dice cells are decoded; the scanner steps over the rest at memchr speed.
+        const idIdx = header.indexOf(idColumn);
+        const diceIdx = header.indexOf(CHEXMASK_COLUMNS.diceMean);
+        const plan = new Uint8Array(header.length);
+        plan[idIdx] = KEEP;
+        plan[diceIdx] = KEEP;
+        for (let rec = await csv.next(plan); rec; rec = await csv.next(plan)) {
           rowsRead++;
           if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead);
+          const id = rec.values[idIdx]?.toString('utf8').trim() ?? '';
           if (!id) noId++;
           else if (ids.has(id)) duplicates++;
           else {
-            const d = dice === '' ? Number.NaN : Number(dice);
-            ids.set(id, table.push(start, end - start, d));
+            const dice = rec.values[diceIdx]?.toString('utf8').trim() ?? '';
+            ids.set(id, table.push(rec.start, rec.end - rec.start, dice === '' ? Number.NaN : Number(dice)));
           }
-        },
-      ).catch((e: unknown) => {
+        }
+      } catch (e) {
         if (e instanceof DataError) throw e;
         throw new DataError(
           'bad-csv',
           `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-          {
-            file: csvPath,
-          },
+          { file: csvPath },
         );
-      });
-      if (!header.length) throw new DataError('bad-csv', 'file is empty (no header row)', { file: csvPath });
+      } finally {
+        await csv.close();
+      }
       options.onProgress?.(rowsRead);
       return new ChexmaskIndex(
         file,
@@ -180,9 +174,9 @@ export class ChexmaskIndex {
     }
     const buf = Buffer.allocUnsafe(this.table.length[k]!);
     const { bytesRead } = await this.file.read(buf, 0, buf.length, this.table.offset[k]!);
-    const values = splitCsvRecord(buf.subarray(0, bytesRead));
+    const values = CsvScanner.splitRecord(buf.subarray(0, bytesRead));
     // The file changed since the index was built: refuse rather than serve another image's row.
-    if (!values || values[this.header.indexOf(this.idColumn)] !== id) {
+    if (!values || values[this.header.indexOf(this.idColumn)]?.trim() !== id) {
       throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', { id });
     }
     if (values.length !== this.header.length) {
