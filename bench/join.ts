@@ -24,9 +24,7 @@ import { runInNewContext } from 'node:vm';
 import { CHEXMASK_COLUMNS, joinChexmask } from '../ts/data/chexmask.js';
 import { formatLandmarksNumpy } from '../ts/data/landmarks.js';
 import { mulberry32 } from '../ts/data/mimic.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
+import { benchDir, root, venvPython } from './common.js';
 
 export interface JoinBench {
   joinMBps: number;
@@ -130,11 +128,11 @@ function warm(path: string): void {
   closeSync(fd);
 }
 
+/** Only the project's venv: pandas is installed into it on demand, never into a system Python. */
 function python(): string {
-  const env = join(root, 'build', 'env.json');
-  if (!existsSync(env))
-    throw new Error('build/env.json is missing: run scripts/setup.sh first (it creates the venv)');
-  return (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python;
+  const py = venvPython();
+  if (!py) throw new Error('build/env.json is missing: run scripts/setup.sh first (it creates the venv)');
+  return py;
 }
 
 /** pandas into the project venv on demand, at the version pinned for the benches. */
@@ -175,7 +173,7 @@ function gc(): void {
 
 export async function benchJoin(o: { sizeGB?: number; dir?: string } = {}): Promise<JoinBench> {
   const sizeGB = o.sizeGB ?? 1;
-  const dir = resolve(o.dir ?? join(here, 'out'));
+  const dir = resolve(o.dir ?? join(benchDir, 'out'));
   const file = join(dir, `chexmask-${sizeGB}GB.csv`);
   const made = makeChexmaskFile(file, Math.round(sizeGB * 1e9));
   const fileBytes = statSync(file).size;

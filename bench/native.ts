@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Classifier } from '../ts/model/classifier.js';
 import { ClipModel } from '../ts/model/clip.js';
 import { diagnostics, packageRoot, setGraphOptimize, setThreads } from '../ts/native.js';
+import { median, pythonExe } from './common.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -40,20 +41,6 @@ type Mode = 'fp32' | 'bf16';
 interface Side {
   forward_img_s: number;
   train_img_s: number;
-}
-
-function pythonExe(): string {
-  if (opt.python) return opt.python;
-  if (process.env['CXRMASK_PYTHON']) return process.env['CXRMASK_PYTHON'];
-  const env = join(packageRoot, 'build', 'env.json');
-  if (existsSync(env)) return (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python;
-  return 'python3';
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** bench/native_torch.py --serve: one timed Python call per request line. */
@@ -110,7 +97,7 @@ async function main() {
 
   // Python PyTorch on the same file runs as a server; each timed addon call is followed by the same
   // timed Python call, so both see the same machine load (medians over the iterations).
-  const py = await PythonSide.start(pythonExe(), [
+  const py = await PythonSide.start(pythonExe(opt.python), [
     join(packageRoot, 'bench', 'native_torch.py'),
     '--serve',
     '--model',

@@ -16,8 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
-OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+# The exporter's wrapper gives the null towers the exact surface of a real export.
+from export_biomedclip import OPENAI_MEAN, OPENAI_STD, ClipExport  # noqa: E402
+
+LOGIT_SCALE = 2.6592600345611572  # ln(1/0.07), CLIP's initial value
 
 
 class NullVisual(nn.Module):
@@ -45,25 +48,6 @@ class NullText(nn.Module):
         return ids.new_zeros((ids.size(0), self.embed_dim), dtype=torch.float32)
 
 
-class NullClip(nn.Module):
-    def __init__(self, embed_dim: int):
-        super().__init__()
-        self.visual = NullVisual(embed_dim)
-        self.text = NullText(embed_dim)
-        self.logit_scale = nn.Parameter(torch.tensor(2.6592600345611572))
-
-    @torch.jit.export
-    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        return self.visual(x)
-
-    @torch.jit.export
-    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.text(ids)
-
-    def forward(self, x: torch.Tensor, ids: torch.Tensor):
-        return self.encode_image(x), self.encode_text(ids), self.logit_scale.exp()
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -75,13 +59,14 @@ def main(argv=None):
         ap.error("--embed-dim must not exceed --image-size (encode_image slices one image row)")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    m = torch.jit.script(NullClip(args.embed_dim))
+    d = args.embed_dim
+    m = torch.jit.script(ClipExport(NullVisual(d), NullText(d), torch.tensor(LOGIT_SCALE)))
     m.eval()
     m.save(str(out / "clip.pt"))
     meta = {
         "preset": "null", "source": "bench/null_model.py", "embedDim": args.embed_dim,
         "imageSize": args.image_size, "contextLength": args.context_length, "padId": 0,
-        "mean": OPENAI_MEAN, "std": OPENAI_STD, "logitScale": 2.6592600345611572,
+        "mean": OPENAI_MEAN, "std": OPENAI_STD, "logitScale": LOGIT_SCALE,
         "torchVersion": torch.__version__.split("+")[0], "files": {"model": "clip.pt"},
     }
     (out / "model.json").write_text(json.dumps(meta, indent=1))

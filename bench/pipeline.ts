@@ -22,8 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildIndex } from '../ts/data/mimic.js';
 import type { Batch } from '../ts/experiment/backend.js';
@@ -36,14 +35,12 @@ import { ClipModel } from '../ts/model/clip.js';
 import { modelFile, readModelMeta } from '../ts/model/meta.js';
 import { hostBytes, recordsToImages } from '../ts/model/records.js';
 import { type DeviceSpec, diagnostics, loadNative, type NativeClipModel, setThreads } from '../ts/native.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..');
+import { benchDir, pythonExe, root } from './common.js';
 
 const { values: opt } = parseArgs({
   options: {
     only: { type: 'string', default: 'host,epoch,join,build' },
-    dir: { type: 'string', default: join(here, 'out') },
+    dir: { type: 'string', default: join(benchDir, 'out') },
     json: { type: 'string' },
     python: { type: 'string' },
     // host: one core, null model
@@ -88,14 +85,6 @@ const out = resolve(String(opt.dir));
 mkdirSync(out, { recursive: true });
 const log = (s: string) => process.stderr.write(`[bench pipeline] ${s}\n`);
 const load = () => loadavg().map((v) => Number(v.toFixed(2)));
-
-function python(): string {
-  if (opt.python) return opt.python;
-  if (process.env['CXRMASK_PYTHON']) return process.env['CXRMASK_PYTHON'];
-  const env = join(root, 'build', 'env.json');
-  if (existsSync(env)) return (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python;
-  return 'python3';
-}
 
 /** Synthetic MIMIC/CheXmask tree under dir, reused while its parameters are unchanged. */
 async function synthData(dir: string, p: { n: number; width: number; height: number }) {
@@ -162,7 +151,9 @@ async function dataCache(
 function nullModel(): string {
   const dir = join(out, 'null-model');
   if (!existsSync(join(dir, 'clip.pt'))) {
-    const r = spawnSync(python(), [join(here, 'null_model.py'), '--out', dir], { stdio: 'inherit' });
+    const r = spawnSync(pythonExe(opt.python), [join(benchDir, 'null_model.py'), '--out', dir], {
+      stdio: 'inherit',
+    });
     if (r.status !== 0) throw new Error('bench/null_model.py failed');
   }
   return dir;
@@ -420,10 +411,18 @@ async function benchModel() {
   if (!opt['skip-eager']) {
     const list = join(out, 'pipeline-jpegs.txt');
     writeFileSync(list, `${cache.entries.map((e) => join(mimicRoot, e.path)).join('\n')}\n`);
-    const args = [join(here, 'pipeline_torch.py'), '--model', modelDir, '--list', list, '--device', device];
+    const args = [
+      join(benchDir, 'pipeline_torch.py'),
+      '--model',
+      modelDir,
+      '--list',
+      list,
+      '--device',
+      device,
+    ];
     args.push('--feature-batch', String(fb), '--train-batch', String(tb), '--seconds', String(seconds));
     args.push('--workers', String(opt['eager-workers']), ...(bf16 ? ['--bf16'] : []));
-    const r = spawnSync(python(), args, {
+    const r = spawnSync(pythonExe(opt.python), args, {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       timeout: (6 * seconds + 120) * 1000,

@@ -177,7 +177,6 @@ export async function reevaluate(
   // stored predictions are scored against the cache's labels: they must be the labels they were made for
   if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
   const sd = await splitData(cache);
-  const evaluation = evaluate(config, sd, zs, trained);
   const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
   const results = assembleResults({
     config,
@@ -189,8 +188,7 @@ export async function reevaluate(
     sd,
     zs,
     trained,
-    evaluation,
-    cacheSkipped: cache.skipped?.counts ?? null,
+    cache,
     fingerprint,
     extra: recorded?.summaries,
   });
@@ -288,7 +286,6 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
 
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const sd = await grid.sd;
-    const evaluation = evaluate(config, sd, zs, trained);
     const results = assembleResults({
       config,
       runDir,
@@ -299,8 +296,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       sd,
       zs,
       trained,
-      evaluation,
-      cacheSkipped: cache.skipped?.counts ?? null,
+      cache,
       fingerprint,
       extra: summaries,
     });
@@ -313,6 +309,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   }
 }
 
+/** Scores the predictions and puts results.json together: a finished run and a re-evaluation alike. */
 function assembleResults(a: {
   config: ExperimentConfig;
   runDir: string;
@@ -323,12 +320,12 @@ function assembleResults(a: {
   sd: SplitData;
   zs: ZeroShotResult | null;
   trained: CellResult[];
-  evaluation: Evaluation;
-  cacheSkipped?: Record<string, number> | null;
+  cache: CacheLike;
   fingerprint: DataFingerprint;
   extra?: Record<string, unknown>;
 }): Results {
   const { sd } = a;
+  const evaluation = evaluate(a.config, sd, a.zs, a.trained);
   const prevalence: Record<string, number> = {};
   const K = NUM_LABELS;
   FINDINGS.forEach((f, k) => {
@@ -383,7 +380,11 @@ function assembleResults(a: {
       counts: { train: sd.train.length, validate: sd.validate.length, test: sd.test.length },
       testPrevalence: prevalence,
       allNegativeMeanLabelAccuracy: allNegative,
-      skippedImages: { features: featSkipped, predictions: predSkipped, cache: a.cacheSkipped ?? null },
+      skippedImages: {
+        features: featSkipped,
+        predictions: predSkipped,
+        cache: a.cache.skipped?.counts ?? null,
+      },
       ...(a.extra ?? {}),
       fingerprint: a.fingerprint,
     },
@@ -391,7 +392,7 @@ function assembleResults(a: {
     zeroshot: a.zs
       ? { prompts: a.zs.prompts, negativePrompts: a.zs.negativePrompts, logitScale: a.zs.logitScale }
       : null,
-    evaluation: a.evaluation,
+    evaluation,
     training: a.trained.map((c) => ({ id: c.id, bestEpoch: c.bestEpoch, history: c.history })),
   };
 }
