@@ -10,7 +10,7 @@ import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
-import { type Evaluation, evaluate } from './evaluate.js';
+import { evaluate } from './evaluate.js';
 import {
   checkSameData,
   type DataFingerprint,
@@ -29,7 +29,10 @@ import {
   type ZeroShotResult,
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
+import type { Results } from './results.js';
 import type { StopSignal } from './train.js';
+
+export type { Results };
 
 export interface RunOptions {
   config: ExperimentConfig;
@@ -49,44 +52,6 @@ export interface RunOptions {
 export interface RunResult {
   runDir: string;
   results: Results;
-}
-
-export interface Results {
-  schema: 1;
-  run: {
-    dir: string;
-    startedAt: string;
-    finishedAt: string;
-    resumed: boolean;
-    reevaluatedAt?: string;
-    git: { commit: string | null; dirty: boolean | null };
-    versions: Record<string, unknown>;
-    /** From model.json: preset, source (e.g. random-init), sizes, export-time torch. */
-    model: Record<string, unknown> | null;
-    device: string;
-    timings: { totalSeconds: number; features: Record<string, number>; cells: Record<string, number> };
-  };
-  config: ExperimentConfig;
-  seeds: number[];
-  data: {
-    counts: Record<'train' | 'validate' | 'test', number>;
-    testPrevalence: Record<string, number>;
-    /** meanLabelAccuracy of predicting every finding absent (the trivial baseline). */
-    allNegativeMeanLabelAccuracy: number;
-    skippedImages: {
-      features: Record<string, number>;
-      predictions: number;
-      /** Left out when the image cache was built, per reason. */
-      cache: Record<string, number> | null;
-    };
-    /** What data the run used (fingerprint.ts); a resume or re-evaluation must see the same. */
-    fingerprint: DataFingerprint;
-    [k: string]: unknown;
-  };
-  definitions: Record<string, string>;
-  zeroshot: { prompts: string[]; negativePrompts: string[] | null; logitScale: number } | null;
-  evaluation: Evaluation;
-  training: { id: string; bestEpoch: number | undefined; history: CellResult['history'] }[];
 }
 
 export const DEFINITIONS: Record<string, string> = {

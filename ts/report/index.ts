@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { CacheLike } from '../experiment/backend.js';
 import { METRIC_LABELS } from '../experiment/evaluate.js';
 import { writeFileAtomic } from '../experiment/io.js';
-import type { Results } from '../experiment/run.js';
+import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
 import { overlayExamplePng, pickExample } from './overlay.js';
 import { metricBarsSvg, perDiseaseDeltaSvg, svgToPng } from './plots.js';

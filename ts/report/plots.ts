@@ -1,7 +1,7 @@
 /** Bar charts as SVG strings, rendered to PNG with sharp. */
 import sharp from 'sharp';
 import { METRIC_LABELS, type Scalar } from '../experiment/evaluate.js';
-import type { Results } from '../experiment/run.js';
+import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
 
 const COLORS = { original: '#4c72b0', masked: '#dd8452' } as const;

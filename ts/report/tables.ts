@@ -1,7 +1,7 @@
 /** Markdown tables: Table 2 (paper layout) and the per-disease comparison (§5.2). */
 
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
-import type { Results } from '../experiment/run.js';
+import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {
