@@ -114,7 +114,7 @@ std::optional<at::Tensor> BorrowHostBuffer(const void* data, int64_t numel, at::
   }
   return at::from_blob(
       const_cast<void*>(data), {numel}, [memory](void*) mutable { memory.reset(); },
-      at::TensorOptions().dtype(dtype).pinned_memory(memory.is_pinned()));
+      at::TensorOptions().dtype(dtype));
 }
 
 }  // namespace cxrmask

@@ -72,7 +72,9 @@ at::Tensor RecordsToImagesCpu(const at::Tensor& records, const PixelSpec& spec) 
 
 at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spec,
                                  const c10::Device& device) {
-  auto rec = records.to(device);
+  // Pinned records (host buffers on a GPU machine) copy asynchronously; the batch keeps them alive
+  // until the op has finished.
+  auto rec = records.to(device, /*non_blocking=*/records.is_pinned());
   if (rec.select(1, 1).gt(7).any().item<bool>()) {
     throw std::invalid_argument("records hold a contour byte above 7 (not cache records)");
   }

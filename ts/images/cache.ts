@@ -16,7 +16,7 @@ import { z } from 'zod';
 import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
 import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
-import { writeFileAtomicAsync } from '../experiment/io.js';
+import { withAtomicPath } from '../experiment/io.js';
 import { NUM_LABELS } from '../labels.js';
 import {
   type ContourOptions,
@@ -239,45 +239,65 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     }
     if (!manifest) {
       const t1 = performance.now();
-      const buf = Buffer.alloc(part.length * recordBytes);
       const ok = new Uint8Array(part.length);
       const failures: ShardManifest['failures'] = [];
-      let next = 0;
-      const worker = async () => {
-        while (next < part.length) {
-          const i = next++;
-          const e = part[i];
-          const file = join(options.root, e.path);
-          try {
-            const { gray, geometry } = await decodePlane(file, pp);
-            buf.set(gray, i * recordBytes);
-            const row = rows?.get(e.dicomId);
-            if (row) {
-              checkRowSize(row, geometry.srcW, geometry.srcH, file);
-              buf.set(contourMap(row, geometry, contour), i * recordBytes + plane);
+      let records: string[] = [];
+      let bytes = 0;
+      let digest = '';
+      // Records go to the shard file as they are decoded (one record buffer per worker), so memory
+      // stays at concurrency × record size whatever the shard size (a 1,024-image shard at 2048² is
+      // 8.6 GB; it used to be held twice).
+      await withAtomicPath(binPath, async (tmp) => {
+        const fh = await open(tmp, 'w+');
+        try {
+          let next = 0;
+          const worker = async () => {
+            const rec = Buffer.alloc(recordBytes);
+            while (next < part.length) {
+              const i = next++;
+              const e = part[i];
+              const file = join(options.root, e.path);
+              try {
+                const { gray, geometry } = await decodePlane(file, pp);
+                rec.set(gray, 0);
+                const row = rows?.get(e.dicomId);
+                if (row) {
+                  checkRowSize(row, geometry.srcW, geometry.srcH, file);
+                  rec.set(contourMap(row, geometry, contour), plane);
+                } else rec.fill(0, plane);
+                ok[i] = 1;
+              } catch (err) {
+                const reason = err instanceof DataError ? err.reason : 'error';
+                const message = err instanceof Error ? err.message : String(err);
+                failures.push({ dicomId: e.dicomId, reason, message });
+              }
+              // A write error (disk full) is the build's, not the image's: it ends the build.
+              if (ok[i]) await fh.write(rec, 0, recordBytes, i * recordBytes);
+              done++;
+              options.onProgress?.(done, planned.length);
             }
-            ok[i] = 1;
-          } catch (err) {
-            const reason = err instanceof DataError ? err.reason : 'error';
-            const message = err instanceof Error ? err.message : String(err);
-            failures.push({ dicomId: e.dicomId, reason, message });
+          };
+          await Promise.all(Array.from({ length: Math.min(concurrency, part.length) }, worker));
+          // Compact in planned order (deterministic whatever the completion order) and hash what stays.
+          const h = createHash('sha256');
+          const rec = Buffer.alloc(recordBytes);
+          records = [];
+          for (let i = 0; i < part.length; i++) {
+            if (!ok[i]) continue;
+            const w = records.length;
+            await fh.read(rec, 0, recordBytes, i * recordBytes);
+            h.update(rec);
+            if (w !== i) await fh.write(rec, 0, recordBytes, w * recordBytes);
+            records.push(ids[i]);
           }
-          done++;
-          options.onProgress?.(done, planned.length);
+          bytes = records.length * recordBytes;
+          await fh.truncate(bytes);
+          digest = h.digest('hex');
+        } finally {
+          await fh.close();
         }
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, part.length) }, worker));
-      // Compact in planned order (deterministic regardless of completion order).
-      const records: string[] = [];
-      const out = Buffer.alloc(part.length * recordBytes);
-      for (let i = 0; i < part.length; i++) {
-        if (!ok[i]) continue;
-        buf.copy(out, records.length * recordBytes, i * recordBytes, (i + 1) * recordBytes);
-        records.push(ids[i]);
-      }
+      });
       failures.sort((a, b) => ids.indexOf(a.dicomId) - ids.indexOf(b.dicomId));
-      const bin = out.subarray(0, records.length * recordBytes);
-      await writeFileAtomicAsync(binPath, bin);
       manifest = {
         version: CACHE_VERSION,
         key,
@@ -285,8 +305,8 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
         planned: ids,
         records,
         failures,
-        bytes: bin.byteLength,
-        sha256: sha256(bin),
+        bytes,
+        sha256: digest,
       };
       await atomicWrite(manPath, JSON.stringify(manifest));
       shardsBuilt++;
