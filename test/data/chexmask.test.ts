@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/data/errors.js';
 import { buildIndex, formatLandmarksFlat, joinChexmask, parseChexmaskRecord } from '../../ts/data/index.js';
 import { rejects, synthTree, tempDir } from './helpers.js';
 
@@ -109,6 +110,38 @@ test('parseChexmaskRecord: a row given as an object (for services)', () => {
   assert.is(r.dicomId, 'a');
   assert.equal(r.emptyMasks, ['rightLung']);
   assert.is(r.rle, undefined);
+});
+
+test('hostile numbers: hex sizes, infinite or far-away landmarks are refused naming the field', () => {
+  const base = {
+    dicom_id: 'a',
+    'Dice RCA (Mean)': '0.8',
+    Landmarks: formatLandmarksFlat(Array.from({ length: 240 }, (_, i) => 100 + (i % 50))),
+    'Left Lung': '1 2',
+    'Right Lung': '',
+    Heart: '3 1',
+    Height: '397',
+    Width: '400',
+  };
+  assert.is(parseChexmaskRecord(base).height, 397);
+  const refused = (patch: Record<string, string>, re: RegExp) => {
+    try {
+      parseChexmaskRecord({ ...base, ...patch });
+      assert.unreachable(`accepted ${JSON.stringify(patch).slice(0, 80)}`);
+    } catch (e) {
+      assert.instance(e, DataError);
+      assert.match((e as Error).message, re);
+    }
+  };
+  refused({ Height: '0x18d' }, /Height/);
+  refused({ Width: '1e3' }, /Width/);
+  refused({ 'Dice RCA (Mean)': '0x1' }, /Dice RCA \(Mean\)/);
+  const lm = Array.from({ length: 240 }, (_, i) => 100 + (i % 50));
+  refused(
+    { Landmarks: formatLandmarksFlat(lm.map((v, i) => (i === 7 ? 1e12 : v))) },
+    /Landmarks.*point 3 y = 1000000000000/s,
+  );
+  refused({ Landmarks: formatLandmarksFlat(lm).replace(/^100/, '1e999') }, /Landmarks.*Infinity/s);
 });
 
 test.run();

@@ -8,7 +8,14 @@
 import { z } from 'zod';
 import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
 import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
-import { type Landmarks, parseLandmarks, parseLandmarksBytes, REGIONS, type Region } from './landmarks.js';
+import {
+  checkLandmarkRange,
+  type Landmarks,
+  parseLandmarks,
+  parseLandmarksBytes,
+  REGIONS,
+  type Region,
+} from './landmarks.js';
 import { parseRle, rleBytesValid } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
@@ -109,6 +116,9 @@ interface RowParseOptions {
   idColumn?: string;
 }
 
+const INTEGER_RE = /^[+-]?\d+(?:\.0*)?$/;
+const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
 function numberCell(
   raw: string | number | null | undefined,
   col: string,
@@ -117,7 +127,9 @@ function numberCell(
 ): number {
   const s = raw === null || raw === undefined ? '' : String(raw).trim();
   const v = Number(s);
-  if (s === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+  // Number() also accepts "0x18d", "0b101" and "Infinity"; CSV numbers are plain decimals.
+  const plain = integer ? INTEGER_RE.test(s) : DECIMAL_RE.test(s);
+  if (!plain || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
     throw new DataError(
       integer ? 'bad-size' : 'bad-dice',
       `not a${integer ? 'n integer' : ' number'}: "${s}"`,
@@ -155,6 +167,7 @@ function buildRow(
   const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);
   const landmarks = parseLms({ ...w0, field: CHEXMASK_COLUMNS.landmarks });
+  checkLandmarkRange(landmarks, height, width, { ...w0, field: CHEXMASK_COLUMNS.landmarks });
   const emptyMasks: Region[] = [];
   const rle = {} as Record<Region, string>;
   for (const r of REGIONS) {

@@ -39,6 +39,32 @@ export function parseLandmarks(text: string | null | undefined, where: DataError
 }
 
 /**
+ * Refuses landmarks that cannot belong to a mask of height×width: non-finite values (1e999 parses as
+ * Infinity) or points far outside the grid (x = 1e12), which would draw an empty or distorted contour
+ * and leave the "masked" image silently unmasked. The bound is generous (4× the larger side, at least
+ * 256 px) so that segmentations that run a little past the image edge still pass.
+ */
+export function checkLandmarkRange(
+  lm: Landmarks,
+  height: number,
+  width: number,
+  where: DataErrorWhere = {},
+): void {
+  const limit = 4 * Math.max(height, width, 64);
+  for (let i = 0; i < lm.length; i++) {
+    const v = lm[i]!;
+    if (!Number.isFinite(v) || v < -limit || v > limit) {
+      const point = i >> 1;
+      throw new DataError(
+        'bad-landmarks',
+        `point ${point} ${i % 2 ? 'y' : 'x'} = ${v} is outside the ${width}×${height} mask grid (allowed ±${limit})`,
+        where,
+      );
+    }
+  }
+}
+
+/**
  * parseLandmarks on bytes (the join's cells): the same tokens as NUM_RE, read without making a
  * string, so a 243k-row join does not run a regex over every cell. Same errors as parseLandmarks.
  */
