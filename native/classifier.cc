@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "clip_model.h"
+#include "fused_adamw.h"
 #include "runtime.h"
 #include "tensor_bridge.h"
 
@@ -128,7 +129,7 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   if (opts_.grad_clip > 0) {
     r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, opts_.grad_clip);
   }
-  optimizer_->step();
+  FusedAdamWStep(*optimizer_);
   r.loss = loss.item<double>();
   r.step = ++step_;
   return r;

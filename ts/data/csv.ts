@@ -39,15 +39,29 @@ export function findCsv(pathWithoutExt: string): string {
   });
 }
 
+/** Largest record openCsv holds by default: MIMIC's tables have rows of well under 1 KB. */
+export const MAX_CSV_RECORD_CHARS = 16 << 20;
+
 /**
  * Opens a CSV (gzip detected by magic bytes) and reads its header. `required` columns must all be
- * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole.
+ * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole,
+ * and a record over `maxRecordChars` (one huge field, or a file without line breaks) is a DataError
+ * naming the file and row instead of unbounded memory.
  */
-export async function openCsv(path: string, required: readonly string[] = []): Promise<CsvReader> {
+export async function openCsv(
+  path: string,
+  required: readonly string[] = [],
+  { maxRecordChars = MAX_CSV_RECORD_CHARS }: { maxRecordChars?: number } = {},
+): Promise<CsvReader> {
   if (!existsSync(path)) throw new DataError('missing-file', 'file does not exist', { file: path });
   const gz = isGzip(path);
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
-  const parser = parse({ bom: true, relax_column_count: true, skip_empty_lines: true });
+  const parser = parse({
+    bom: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    max_record_size: maxRecordChars,
+  });
   let failed: Error | null = null;
   const fail = (e: Error) => {
     if (!failed) {
@@ -69,7 +83,12 @@ export async function openCsv(path: string, required: readonly string[] = []): P
   const wrapErr = (e: unknown): Error => {
     if (failed) return failed;
     if (e instanceof DataError) return e;
-    const err = e as Error & { lines?: number };
+    const err = e as Error & { lines?: number; code?: string };
+    if (err.code === 'CSV_MAX_RECORD_SIZE')
+      return new DataError('too-large', `a record exceeds ${maxRecordChars} characters`, {
+        file: path,
+        ...(err.lines ? { row: err.lines } : {}),
+      });
     return new DataError('bad-csv', `CSV parse error: ${err.message}`, { file: path });
   };
   let first: IteratorResult<string[]>;
