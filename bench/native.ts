@@ -3,8 +3,8 @@
  * classifier train step (img/s), fp32 and bf16 autocast (when the CPU has AVX512-BF16/AMX or the device
  * is CUDA). Two Python sides: the eager open_clip image tower (what a PyTorch user runs; the headline
  * ratio) and the same TorchScript file the addon runs (a check of the binding). Prints a table of
- * ratios; --json writes bench/out/native.json. --graph-optimize turns the addon's TorchScript
- * graph-executor optimisation on (default off; see docs/native.md).
+ * ratios; --json writes bench/out/native.json. --graph-optimize forces the addon's TorchScript
+ * graph-executor optimisation on for training too (default 'auto': inference only; docs/native.md).
  *
  *   node --import tsx bench/native.ts --model models/biomedclip [--batch 4 --threads 2 --warmup 1 --iters 3]
  */
@@ -82,7 +82,7 @@ async function main() {
       `${clipPath} missing: python tools/export_biomedclip.py --random-init biomedclip --out ${opt.model} --seed 0`,
     );
   setThreads(threads);
-  setGraphOptimize(opt['graph-optimize'] === true);
+  setGraphOptimize(opt['graph-optimize'] ? true : 'auto');
   const diag = diagnostics();
   const bf16 = device === 'cuda' || diag.cpu.bf16;
   const modes: Mode[] = bf16 ? ['fp32', 'bf16'] : ['fp32'];
@@ -194,7 +194,7 @@ async function main() {
     threads,
     device,
     torch: diag.torch.version,
-    graphOptimize: opt['graph-optimize'] === true,
+    graphOptimize: opt['graph-optimize'] ? true : 'auto',
     loadavg: existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').trim() : null,
     addon,
     python,

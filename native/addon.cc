@@ -22,9 +22,16 @@ Napi::Value JsSetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setGraphOptimize(true | false | 'auto')
 Napi::Value JsSetGraphOptimize(const Napi::CallbackInfo& info) {
-  if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "on must be a boolean");
-  SetGraphOptimize(info[0].As<Napi::Boolean>().Value());
+  if (info[0].IsBoolean()) {
+    SetGraphOptimize(info[0].As<Napi::Boolean>().Value() ? GraphOptimizeMode::kOn
+                                                         : GraphOptimizeMode::kOff);
+  } else if (info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "auto") {
+    SetGraphOptimize(GraphOptimizeMode::kAuto);
+  } else {
+    throw Napi::TypeError::New(info.Env(), "mode must be true, false or 'auto'");
+  }
   return info.Env().Undefined();
 }
 

@@ -97,7 +97,7 @@ at::Tensor Classifier::Features(const at::Tensor& x, bool train) {
 StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& labels_in,
                                  const std::optional<at::Tensor>& mask_in) {
   std::lock_guard<std::mutex> lock(mu_);
-  ApplyWorkerSettings();
+  ApplyWorkerSettings(/*training=*/true);
   RequireFinite(labels_in, "labels");
   // A NaN/negative mask would poison the loss and, through the step, every weight.
   if (mask_in) {

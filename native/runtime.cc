@@ -73,16 +73,17 @@ void SetRequestedThreads(int n) {
 int RequestedThreads() { return g_threads.load(); }
 
 namespace {
-std::atomic<bool> g_graph_optimize{false};
+std::atomic<GraphOptimizeMode> g_graph_optimize{GraphOptimizeMode::kAuto};
 }  // namespace
 
-void SetGraphOptimize(bool on) { g_graph_optimize = on; }
-bool GraphOptimize() { return g_graph_optimize.load(); }
+void SetGraphOptimize(GraphOptimizeMode mode) { g_graph_optimize = mode; }
 
-void ApplyWorkerSettings() {
+void ApplyWorkerSettings(bool training) {
   int n = g_threads.load();
   if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
-  const bool optimize = g_graph_optimize.load();
+  const GraphOptimizeMode mode = g_graph_optimize.load();
+  const bool optimize =
+      mode == GraphOptimizeMode::kAuto ? !training : mode == GraphOptimizeMode::kOn;
   if (torch::jit::getGraphExecutorOptimize() != optimize) {
     torch::jit::setGraphExecutorOptimize(optimize);
   }

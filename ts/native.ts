@@ -97,7 +97,7 @@ export interface NativeBinding {
   diagnostics(): Omit<Diagnostics, 'addonPath'>;
   setThreads(n: number): void;
   getThreads(): number;
-  setGraphOptimize(on: boolean): void;
+  setGraphOptimize(mode: boolean | 'auto'): void;
   recordsToImages(
     records: Uint8Array,
     shape: number[],
@@ -169,10 +169,12 @@ export function getThreads(): number {
 }
 
 /**
- * TorchScript graph-executor optimisation for later ops (default off: on the ViT it slows a CPU
- * training step by ~30 % and does not speed up inference; docs/native.md).
+ * TorchScript graph-executor optimisation for later ops: 'auto' (default) = on for inference, off for
+ * training steps (on the ViT the optimised plan slows a CPU training step and speeds inference up by a
+ * few per cent; docs/native.md); true/false force it.
  */
-export function setGraphOptimize(on: boolean): void {
-  if (typeof on !== 'boolean') throw new TypeError(`on must be a boolean, got ${typeof on}`);
-  loadNative().setGraphOptimize(on);
+export function setGraphOptimize(mode: boolean | 'auto'): void {
+  if (typeof mode !== 'boolean' && mode !== 'auto')
+    throw new TypeError(`mode must be true, false or 'auto', got ${String(mode)}`);
+  loadNative().setGraphOptimize(mode);
 }
