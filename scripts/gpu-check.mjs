@@ -38,6 +38,7 @@ if (dev === 'cuda') {
   if (!d.cuda.available) process.exit(1);
 }
 
+const s0 = 224;
 // --- parity on CUDA --------------------------------------------------------------------------
 const ref = JSON.parse(readFileSync(join(tiny, 'reference.json'), 'utf8'));
 const clip = await ClipModel.load(tiny, { device: dev });
@@ -53,6 +54,26 @@ check(dTxt <= 5e-3, `CUDA text embeddings: max|diff| ${dTxt.toExponential(2)}`);
 const imgBf16 = await clip.encodeImage(f32(tiny, ref.images), n, { bf16: true });
 check(imgBf16.every(Number.isFinite), `bf16 autocast forward on CUDA (max|diff| vs fp32 ${maxDiff(imgBf16, img).toExponential(2)})`);
 clip.dispose();
+
+// --- cache records painted + normalised on the GPU == the CPU path (== TypeScript planeToTensor) --------
+{
+  const { hostBytes, recordsToImages } = await import(join(root, 'dist/model/records.js'));
+  const { paintTable } = await import(join(root, 'dist/masks/overlay.js'));
+  const rn = 4;
+  const plane = s0 * s0;
+  const rec = hostBytes(rn * 2 * plane); // pinned on a GPU machine: the asynchronous copy path
+  for (let i = 0; i < rec.length; i++) {
+    const p = i % (2 * plane);
+    rec[i] = p < plane ? (i * 2654435761) % 251 : (i * 40503) % 97 < 5 ? 1 + ((i >> 3) % 7) : 0;
+  }
+  const batch = (device) => recordsToImages(
+    { kind: 'records', records: rec, size: s0, pixels: { mean: [0.48, 0.46, 0.41], std: [0.27, 0.26, 0.28], paint: paintTable({ alpha: 0.6 }), original: true, masked: true } },
+    rn,
+    { device },
+  );
+  const dRec = maxDiff(await batch(dev), await batch('cpu'));
+  check(dRec <= 1e-6, `records painted + normalised on ${dev} vs CPU: max|diff| ${dRec.toExponential(2)} (<= 1e-6)`);
+}
 
 // --- training on CUDA, state round trip CUDA -> CPU -------------------------------------------
 const s = 224;
