@@ -31,6 +31,24 @@ export const CHEXMASK_COLUMNS = {
 /** Id column names used by the CheXmask files of the different datasets, tried in this order. */
 export const CHEXMASK_ID_COLUMNS = ['dicom_id', 'image_id', 'Image Index', 'Path'] as const;
 
+/**
+ * The id column of a CheXmask header (the given one, or the first of CHEXMASK_ID_COLUMNS present);
+ * throws a DataError naming the file when it or a required column is missing.
+ */
+export function chexmaskIdColumn(header: readonly string[], file: string, idColumn?: string): string {
+  const id = idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header.includes(c)) ?? 'dicom_id';
+  const required = [id, ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax)];
+  const missing = required.filter((r) => !header.includes(r));
+  if (missing.length) {
+    throw new DataError(
+      'missing-column',
+      `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}; header is: ${header.join(',')}`,
+      { file },
+    );
+  }
+  return id;
+}
+
 export interface ChexmaskRow {
   dicomId: string;
   diceMean: number;
@@ -257,19 +275,7 @@ async function joinScanned(
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
   const csvPath = csv.file;
   const header = csv.header;
-  const idColumn = opts.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header.includes(c)) ?? 'dicom_id';
-  const required = [
-    idColumn,
-    ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
-  ];
-  const missingCols = required.filter((r) => !header.includes(r));
-  if (missingCols.length) {
-    throw new DataError(
-      'missing-column',
-      `missing column(s) ${missingCols.map((m) => `"${m}"`).join(', ')}; header is: ${header.join(',')}`,
-      { file: csvPath },
-    );
-  }
+  const idColumn = chexmaskIdColumn(header, csvPath, opts.idColumn);
   // Which cells are read: the id first, the small cells, and the RLE cells only as far as needed.
   // (A repeated header name: the id is its last column, the others their first, as before.)
   const idIdx = header.lastIndexOf(idColumn);

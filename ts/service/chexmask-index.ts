@@ -13,8 +13,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import {
   CHEXMASK_COLUMNS,
-  CHEXMASK_ID_COLUMNS,
   type ChexmaskRow,
+  chexmaskIdColumn,
   parseChexmaskRecord,
 } from '../data/chexmask.js';
 import { isGzip } from '../data/csv.js';
@@ -97,19 +97,7 @@ export class ChexmaskIndex {
       const header = csv.header;
       let idColumn: string;
       try {
-        idColumn = options.idColumn ?? CHEXMASK_ID_COLUMNS.find((c) => header.includes(c)) ?? 'dicom_id';
-        const required = [
-          idColumn,
-          ...Object.values(CHEXMASK_COLUMNS).filter((c) => c !== CHEXMASK_COLUMNS.diceMax),
-        ];
-        const missing = required.filter((c) => !header.includes(c));
-        if (missing.length) {
-          throw new DataError(
-            'missing-column',
-            `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}`,
-            { file: csvPath },
-          );
-        }
+        idColumn = chexmaskIdColumn(header, csvPath, options.idColumn);
         // Only the id and Dice cells are decoded; the scanner steps over the rest at memchr speed.
         const idIdx = header.indexOf(idColumn);
         const diceIdx = header.indexOf(CHEXMASK_COLUMNS.diceMean);
