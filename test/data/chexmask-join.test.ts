@@ -19,8 +19,8 @@ import {
 import { openCsv } from '../../ts/data/csv.js';
 import { DataError, ReasonCounter } from '../../ts/data/errors.js';
 import { formatLandmarksFlat, formatLandmarksNumpy, REGIONS, type Region } from '../../ts/data/landmarks.js';
-import { mulberry32 } from '../../ts/data/mimic.js';
 import { encodeRle } from '../../ts/data/rle.js';
+import { mulberry32 } from '../../ts/random.js';
 import { rejects, synthTree, tempDir } from './helpers.js';
 
 /** The previous joinChexmask (csv-parse, every cell a string), minus progress: the reference. */

@@ -14,7 +14,7 @@ import type {
   FloatBatch,
   Split,
 } from '../../ts/experiment/backend.js';
-import { rng } from '../../ts/experiment/metrics.js';
+import { mulberry32 } from '../../ts/random.js';
 
 const K = 5;
 const S = 8;
@@ -28,7 +28,7 @@ export interface FakeOptions {
 }
 
 export function fakeCache({ n = 120, seed = 1, bad = [] }: FakeOptions = {}): CacheLike {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const entries = Array.from({ length: n }, (_, i) => {
     const split: Split = i % 5 === 0 ? 'test' : i % 5 === 1 ? 'validate' : 'train';
     const labels = Array.from({ length: K }, () => (r() < 0.35 ? 1 : 0));
@@ -66,7 +66,7 @@ class FakeClip implements ClipLike {
   logitScale = 10;
   private w: Float32Array;
   constructor() {
-    const r = rng(42);
+    const r = mulberry32(42);
     this.w = Float32Array.from({ length: this.embedDim * PIX }, () => r() - 0.5);
   }
   async encodeImage(x: Float32Array, n: number) {
@@ -86,7 +86,7 @@ class FakeClip implements ClipLike {
     for (let i = 0; i < n; i++) {
       let h = 0;
       for (let t = 0; t < L; t++) h = (h * 31 + Number(ids[i * L + t]!)) >>> 0;
-      const r = rng(h);
+      const r = mulberry32(h);
       for (let j = 0; j < this.embedDim; j++) out[i * this.embedDim + j] = r() - 0.5;
     }
     return out;
@@ -104,7 +104,7 @@ class FakeClassifier implements ClassifierLike {
     readonly lr: number,
     seed: number,
   ) {
-    const r = rng(seed + 1);
+    const r = mulberry32(seed + 1);
     this.w = Float64Array.from({ length: (dim + 1) * K }, () => (r() - 0.5) * 0.01);
     this.m = new Float64Array(this.w.length);
     this.v = new Float64Array(this.w.length);

@@ -8,9 +8,13 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicAsync as atomicWrite } from '../experiment/io.js';
 import { FINDINGS } from '../labels.js';
+import { mulberry32 } from '../random.js';
 import { findCsv, openCsv } from './csv.js';
 import { DataError, ReasonCounter } from './errors.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
+
+/** Re-exported for callers that imported the generator from here. */
+export { mulberry32 };
 
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
@@ -91,18 +95,6 @@ export interface IndexSummary {
 
 export function imagePath(subjectId: string, studyId: string, dicomId: string): string {
   return `files/p${subjectId.slice(0, 2)}/p${subjectId}/s${studyId}/${dicomId}.jpg`;
-}
-
-/** Deterministic 32-bit PRNG. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Seeded patient-level split: subjects are shuffled with the seed and cut by the fractions. */

@@ -19,6 +19,8 @@
  *   threshold o_k (the grid uses Youden's J on validation), NaN when the denominator is 0; their
  *   macro versions average the defined per-label values.
  */
+import { mulberry32 } from '../random.js';
+
 export type ThresholdRule = 'youden' | 'f1' | 'accuracy' | 'fixed';
 
 export interface LabelArrays {
@@ -268,17 +270,8 @@ export function top1Accuracy(a: LabelArrays): { accuracy: number; n: number } {
   return { accuracy: ratio(ok, tot), n: tot };
 }
 
-/** Small deterministic PRNG (mulberry32) — seeds bootstrap resampling and data order. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The shared seeded generator, under the name the experiment code uses. */
+export { mulberry32 as rng } from '../random.js';
 
 export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -334,7 +327,7 @@ export function bootstrapDiff(
   const point = diffOf();
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
   const n = pairs[0]!.original.n;
-  const rand = rng(seed);
+  const rand = mulberry32(seed);
   const ds: number[] = [];
   const rows = new Uint32Array(n);
   for (let b = 0; b < iterations; b++) {
