@@ -1,5 +1,6 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
-//   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), ClipModel, Classifier
+//   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setErrorClass(ctor),
+//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -16,7 +17,7 @@ Napi::Value JsDiagnostics(const Napi::CallbackInfo& info) { return Diagnostics(i
 
 Napi::Value JsSetThreads(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1) {
-    throw Napi::RangeError::New(info.Env(), "threads must be a positive integer");
+    throw ArgRangeError(info.Env(), "threads must be a positive integer");
   }
   SetRequestedThreads(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -30,7 +31,7 @@ Napi::Value JsSetGraphOptimize(const Napi::CallbackInfo& info) {
   } else if (info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "auto") {
     SetGraphOptimize(GraphOptimizeMode::kAuto);
   } else {
-    throw Napi::TypeError::New(info.Env(), "mode must be true, false or 'auto'");
+    throw ArgTypeError(info.Env(), "mode must be true, false or 'auto'");
   }
   return info.Env().Undefined();
 }
@@ -38,7 +39,7 @@ Napi::Value JsSetGraphOptimize(const Napi::CallbackInfo& info) {
 // recordsToImages(records: Uint8Array, shape: [n,2,S,S], pixels, device)
 Napi::Value JsRecordsToImages(const Napi::CallbackInfo& info) {
   ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[2]);
-  if (!x.pixels) throw Napi::TypeError::New(info.Env(), "records must be a Uint8Array");
+  if (!x.pixels) throw ArgTypeError(info.Env(), "records must be a Uint8Array");
   auto* w = new RecordsWorker(info.Env(), std::move(x), StringArg(info[3], "device"));
   w->Queue();
   return w->Promise();
@@ -48,9 +49,17 @@ Napi::Value JsRecordsToImages(const Napi::CallbackInfo& info) {
 Napi::Value JsAllocHostBuffer(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber() || info[0].As<Napi::Number>().DoubleValue() < 0 ||
       info[0].As<Napi::Number>().DoubleValue() > 1e12) {
-    throw Napi::RangeError::New(info.Env(), "bytes must be a number between 0 and 1e12");
+    throw ArgRangeError(info.Env(), "bytes must be a number between 0 and 1e12");
   }
   return NewHostBuffer(info.Env(), static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()));
+}
+
+// setErrorClass(NativeError): the class worker rejections are made with (ts/native.ts, at load).
+Napi::Value JsSetErrorClass(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw ArgTypeError(info.Env(), "error class must be a constructor");
+  info.Env().GetInstanceData<AddonData>()->error_ctor =
+      Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
 }
 
 Napi::Value JsGetThreads(const Napi::CallbackInfo& info) {
@@ -74,6 +83,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocHostBuffer", Napi::Function::New<JsAllocHostBuffer>(env, "allocHostBuffer"));
   exports.Set("recordsToImages", Napi::Function::New<JsRecordsToImages>(env, "recordsToImages"));
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
+  exports.Set("setErrorClass", Napi::Function::New<JsSetErrorClass>(env, "setErrorClass"));
   return exports;
 }
 

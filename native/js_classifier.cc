@@ -9,7 +9,7 @@ namespace {
 double NumberOr(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number");
+  if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
   return v.As<Napi::Number>().DoubleValue();
 }
 
@@ -23,7 +23,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
  public:
   explicit JsClassifier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsClassifier>(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), "use Classifier.create(options)");
+      throw ArgTypeError(info.Env(), "use Classifier.create(options)");
     }
     model_ = *info[0].As<Napi::External<std::shared_ptr<Classifier>>>().Data();
   }
@@ -31,7 +31,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
   // create({ modelPath?, inputDim?, numLabels, device, lrEncoder, lrHead, weightDecay,
   //          freezeEncoder, gradClip, bf16, seed, imageSize })  -- already validated in TS
   static Napi::Value Create(const Napi::CallbackInfo& info) {
-    if (!info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "options must be an object");
+    if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();
     ClassifierOptions opts;
     Napi::Value mp = o.Get("modelPath");
@@ -58,7 +58,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     auto model = Live(info.Env());
     ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[4]);
     if (x.pixels && x.pixels->variants() != 1) {
-      throw Napi::RangeError::New(info.Env(), "trainStep takes one variant of the records");
+      throw ArgRangeError(info.Env(), "trainStep takes one variant of the records");
     }
     auto labels = InputCopy::From(info[2], napi_float32_array, "labels");
     InputCopy mask;

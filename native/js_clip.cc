@@ -11,7 +11,7 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
  public:
   explicit JsClip(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsClip>(info) {
     if (info.Length() != 1 || !info[0].IsExternal()) {
-      throw Napi::TypeError::New(info.Env(), "use ClipModel.load(path, device)");
+      throw ArgTypeError(info.Env(), "use ClipModel.load(path, device)");
     }
     model_ = *info[0].As<Napi::External<std::shared_ptr<ClipModel>>>().Data();
   }
@@ -29,7 +29,7 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
     auto shape = ShapeArg(info[1], "shape");
     ImageBatch x = ImageArg(info[0], shape, info[3]);
     if (!x.pixels && (shape.size() != 4 || shape[1] != 3)) {
-      throw Napi::RangeError::New(info.Env(), "image shape must be [n,3,S,S]");
+      throw ArgRangeError(info.Env(), "image shape must be [n,3,S,S]");
     }
     auto* w = new EncodeImageWorker(info.Env(), model, std::move(x), info[2].ToBoolean().Value());
     w->Keep(info.This().As<Napi::Object>());
@@ -42,7 +42,7 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
     auto model = Live(info.Env());
     auto ids = InputCopy::From(info[0], napi_bigint64_array, "ids");
     auto shape = ShapeArg(info[1], "shape");
-    if (shape.size() != 2) throw Napi::RangeError::New(info.Env(), "token shape must be [n,L]");
+    if (shape.size() != 2) throw ArgRangeError(info.Env(), "token shape must be [n,L]");
     auto* w = new EncodeTextWorker(info.Env(), model, std::move(ids), std::move(shape));
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
@@ -100,7 +100,7 @@ Napi::Object NewJsClip(Napi::Env env, std::shared_ptr<ClipModel> model) {
 }
 
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
-  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must be an array");
+  if (!v.IsArray()) throw ArgTypeError(v.Env(), std::string(name) + " must be an array");
   auto arr = v.As<Napi::Array>();
   std::vector<int64_t> out;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
@@ -108,7 +108,7 @@ std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
     if (!e.IsNumber() || e.As<Napi::Number>().Int64Value() <= 0 ||
         e.As<Napi::Number>().DoubleValue() !=
             static_cast<double>(e.As<Napi::Number>().Int64Value())) {
-      throw Napi::RangeError::New(v.Env(), std::string(name) + " must hold positive integers");
+      throw ArgRangeError(v.Env(), std::string(name) + " must hold positive integers");
     }
     out.push_back(e.As<Napi::Number>().Int64Value());
   }
@@ -116,7 +116,7 @@ std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
 }
 
 std::string StringArg(const Napi::Value& v, const char* name) {
-  if (!v.IsString()) throw Napi::TypeError::New(v.Env(), std::string(name) + " must be a string");
+  if (!v.IsString()) throw ArgTypeError(v.Env(), std::string(name) + " must be a string");
   return v.As<Napi::String>().Utf8Value();
 }
 

@@ -6,6 +6,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 
 #include "classifier.h"
 #include "clip_model.h"
@@ -15,7 +16,25 @@ namespace cxrmask {
 struct AddonData {
   Napi::FunctionReference clip_ctor;
   Napi::FunctionReference classifier_ctor;
+  // ts/errors.ts NativeError, handed over by loadNative() (setErrorClass): rejections are
+  // instanceof it. Empty until then, and plain Errors are used.
+  Napi::FunctionReference error_ctor;
 };
+
+// Argument errors thrown synchronously keep their JS type and carry code 'ERR_INVALID_ARG', as
+// Node's own argument checks do, so callers can branch on the code whatever the class.
+template <typename E>
+E InvalidArg(Napi::Env env, const std::string& message) {
+  E e = E::New(env, message);
+  e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG"));
+  return e;
+}
+inline Napi::TypeError ArgTypeError(Napi::Env env, const std::string& message) {
+  return InvalidArg<Napi::TypeError>(env, message);
+}
+inline Napi::RangeError ArgRangeError(Napi::Env env, const std::string& message) {
+  return InvalidArg<Napi::RangeError>(env, message);
+}
 
 Napi::Function DefineJsClip(Napi::Env env);
 Napi::Function DefineJsClassifier(Napi::Env env);

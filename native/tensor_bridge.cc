@@ -5,6 +5,7 @@
 #include <string>
 
 #include "host_buffers.h"
+#include "js_objects.h"
 
 namespace cxrmask {
 namespace {
@@ -42,12 +43,12 @@ at::ScalarType TorchType(napi_typedarray_type t) {
 InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, const char* name) {
   Napi::Env env = value.Env();
   if (!value.IsTypedArray()) {
-    throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type));
+    throw ArgTypeError(env, std::string(name) + " must be a " + TypeName(type));
   }
   auto arr = value.As<Napi::TypedArray>();
   if (arr.TypedArrayType() != type) {
-    throw Napi::TypeError::New(env, std::string(name) + " must be a " + TypeName(type) + ", got " +
-                                        TypeName(arr.TypedArrayType()));
+    throw ArgTypeError(env, std::string(name) + " must be a " + TypeName(type) + ", got " +
+                                TypeName(arr.TypedArrayType()));
   }
   napi_typedarray_type t;
   size_t len = 0;
@@ -87,13 +88,13 @@ namespace {
 std::array<double, 3> Triple(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) {
-    throw Napi::TypeError::New(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
+    throw ArgTypeError(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
   }
   std::array<double, 3> out{};
   for (uint32_t c = 0; c < 3; ++c) {
     Napi::Value e = v.As<Napi::Array>().Get(c);
     if (!e.IsNumber()) {
-      throw Napi::TypeError::New(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
+      throw ArgTypeError(o.Env(), std::string("pixels.") + key + " must be 3 numbers");
     }
     out[c] = e.As<Napi::Number>().DoubleValue();
   }
@@ -107,19 +108,19 @@ ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi
   InputCopy data = InputCopy::FromImages(x, "x");
   if (data.dtype() != at::kByte) {
     if (!pixels.IsUndefined() && !pixels.IsNull()) {
-      throw Napi::TypeError::New(env, "pixels apply to Uint8Array cache records only");
+      throw ArgTypeError(env, "pixels apply to Uint8Array cache records only");
     }
     try {
       batch.data = data.View(shape);
     } catch (const std::invalid_argument& e) {
-      throw Napi::RangeError::New(env, e.what());
+      throw ArgRangeError(env, e.what());
     }
     return batch;
   }
   if (shape.size() != 4 || shape[1] != 2 || shape[2] != shape[3]) {
-    throw Napi::RangeError::New(env, "record shape must be [n,2,S,S]");
+    throw ArgRangeError(env, "record shape must be [n,2,S,S]");
   }
-  if (!pixels.IsObject()) throw Napi::TypeError::New(env, "records need a pixels spec");
+  if (!pixels.IsObject()) throw ArgTypeError(env, "records need a pixels spec");
   auto o = pixels.As<Napi::Object>();
   PixelSpec spec;
   spec.mean = Triple(o, "mean");
@@ -130,14 +131,14 @@ ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi
   if (!paint.IsTypedArray() ||
       paint.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
       paint.As<Napi::Float32Array>().ElementLength() != 24) {
-    throw Napi::TypeError::New(env, "pixels.paint must be a Float32Array(24)");
+    throw ArgTypeError(env, "pixels.paint must be a Float32Array(24)");
   }
   auto table = paint.As<Napi::Float32Array>();
   for (size_t i = 0; i < 24; ++i) spec.paint[i] = table[i];
   try {
     batch.data = data.View(shape);
   } catch (const std::invalid_argument& e) {
-    throw Napi::RangeError::New(env, e.what());
+    throw ArgRangeError(env, e.what());
   }
   batch.pixels = spec;
   return batch;

@@ -21,6 +21,20 @@ std::string Summarize(const std::string& msg) {
   if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
   return "TorchScript model failed: " + last;
 }
+
+// A rejection value: `new NativeError(message, code)` once ts/native.ts has handed the class over,
+// else a plain Error; `code` is set on either.
+Napi::Value NativeErrorValue(Napi::Env env, const std::string& message, const std::string& code) {
+  auto* data = env.GetInstanceData<AddonData>();
+  Napi::Object err;
+  if (data != nullptr && !data->error_ctor.IsEmpty()) {
+    err = data->error_ctor.New({Napi::String::New(env, message), Napi::String::New(env, code)});
+  } else {
+    err = Napi::Error::New(env, message).Value();
+  }
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
 }  // namespace
 
 PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
@@ -53,16 +67,14 @@ void PromiseWorker::OnOK() {
   } catch (const Napi::Error& e) {
     deferred_.Reject(e.Value());
   } catch (const std::exception& e) {
-    deferred_.Reject(Napi::Error::New(env, e.what()).Value());
+    deferred_.Reject(NativeErrorValue(env, e.what(), "ERR_NATIVE"));
   }
 }
 
 void PromiseWorker::OnError(const Napi::Error& e) {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  Napi::Object err = Napi::Error::New(env, e.Message()).Value();
-  err.Set("code", Napi::String::New(env, code_));
-  deferred_.Reject(err);
+  deferred_.Reject(NativeErrorValue(env, e.Message(), code_));
 }
 
 // ---- ClipModel ------------------------------------------------------------------------------

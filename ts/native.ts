@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NativeError } from './errors.js';
 
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -105,6 +106,8 @@ export interface NativeBinding {
     device: string,
   ): Promise<Float32Array>;
   allocHostBuffer(bytes: number): ArrayBuffer;
+  /** The class failed ops reject with (called once, at load). */
+  setErrorClass(ctor: typeof NativeError): void;
 }
 
 /** The package root (this file is ts/native.ts or dist/native.js). */
@@ -137,7 +140,9 @@ export function loadNative(): NativeBinding {
       continue;
     }
     try {
-      cached = { binding: require(p) as NativeBinding, path: p };
+      const binding = require(p) as NativeBinding;
+      binding.setErrorClass(NativeError);
+      cached = { binding, path: p };
       return cached.binding;
     } catch (e) {
       errors.push(`${p}: ${(e as Error).message}`);

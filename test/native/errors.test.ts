@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { NativeError } from '../../ts/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { diagnostics } from '../../ts/model/diagnostics.js';
@@ -40,7 +41,11 @@ test('a file that is not TorchScript', async () => {
   copyFileSync(join(MODEL_DIR, 'model.json'), join(dir, 'model.json'));
   writeFileSync(join(dir, 'clip.pt'), 'this is not a zip archive');
   const e = await expectReject(ClipModel.load(dir, { device: 'cpu' }), /cannot load TorchScript model/);
-  assert.is((e as Error & { code?: string }).code, 'ERR_NATIVE');
+  assert.instance(e, NativeError);
+  assert.is((e as NativeError).code, 'ERR_NATIVE');
+  // withJsStack re-targets the stack onto the caller without changing the class or the code.
+  assert.match(e.stack ?? '', /^NativeError: ClipModel\.load: /);
+  assert.match(e.stack ?? '', /errors\.test\.ts/);
   await expectReject(Classifier.create({ modelDir: dir, device: 'cpu' }), /cannot load TorchScript model/);
   await stillWorks();
 });
@@ -76,6 +81,23 @@ test('wrong dtype reaching the native layer directly is a TypeError, not a crash
     () => native.encodeImage(new Float64Array(4) as unknown as Float32Array, [1, 3, 2, 2], false),
     /Float32Array/,
   );
+  // Synchronous argument errors keep their JS type and carry ERR_INVALID_ARG (Node style).
+  const thrown = (fn: () => unknown): Error & { code?: string } => {
+    try {
+      fn();
+    } catch (err) {
+      return err as Error & { code?: string };
+    }
+    throw new Error('expected a throw');
+  };
+  const te = thrown(() =>
+    native.encodeImage(new Float64Array(4) as unknown as Float32Array, [1, 3, 2, 2], false),
+  );
+  assert.instance(te, TypeError);
+  assert.is(te.code, 'ERR_INVALID_ARG');
+  const re = thrown(() => native.encodeText(new BigInt64Array(4), [4]));
+  assert.instance(re, RangeError);
+  assert.is(re.code, 'ERR_INVALID_ARG');
   // Checked when the call is made (the input is copied then), not in the worker.
   assert.throws(() => native.encodeImage(new Float32Array(5), [1, 3, 2, 2], false), /expected 12/);
   // A shape the model cannot take: the c10::Error surfaces as a JS error with its message.
@@ -83,7 +105,8 @@ test('wrong dtype reaching the native layer directly is a TypeError, not a crash
     native.encodeImage(new Float32Array(3 * 32 * 32), [1, 3, 32, 32], false),
     /.+/,
   );
-  assert.is((e as Error & { code?: string }).code, 'ERR_TORCH');
+  assert.instance(e, NativeError);
+  assert.is((e as NativeError).code, 'ERR_TORCH');
   assert.not.match(e.message, /Exception raised from/);
   native.dispose();
   await stillWorks();
@@ -93,7 +116,8 @@ test('NaN input', async () => {
   const bad = good.slice();
   bad[1234] = Number.NaN;
   const e = await expectReject(model.encodeImage(bad, 2), /NaN or Inf/);
-  assert.is((e as Error & { code?: string }).code, 'ERR_INVALID_ARG');
+  assert.instance(e, NativeError);
+  assert.is((e as NativeError).code, 'ERR_INVALID_ARG');
   const c = await Classifier.create({ inputDim: 4, device: 'cpu' });
   await expectReject(c.trainStep(Float32Array.of(1, 2, Number.NaN, 4), 1, new Float32Array(5)), /NaN or Inf/);
   await expectReject(
