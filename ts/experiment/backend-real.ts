@@ -3,11 +3,12 @@
  * bound to the interfaces of backend.ts. Modules are loaded lazily so that commands which never touch
  * a model (e.g. `--help`, config errors) do not load the native addon.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as data from '../data/index.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
+import { type ModelMeta, readModelMeta as readMeta } from '../model/meta.js';
 import { hostBytes } from '../model/records.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
@@ -20,27 +21,24 @@ export async function dataModules(): Promise<typeof data> {
   return data;
 }
 
-export interface ModelMeta {
-  preset?: string;
-  embedDim?: number;
-  imageSize?: number;
-  contextLength?: number;
-  mean?: [number, number, number];
-  std?: [number, number, number];
-  [k: string]: unknown;
-}
+export type { ModelMeta };
 
+/**
+ * model.json of an exported model folder (ts/model/meta.ts reads it); a missing file is the user's
+ * setting, so it is a ConfigError here rather than the model layer's plain Error.
+ */
 export function readModelMeta(dir: string): ModelMeta {
-  const p = join(dir, 'model.json');
-  if (!existsSync(p))
+  if (!existsSync(join(dir, 'model.json')))
     throw new ConfigError(
       `model folder ${dir} has no model.json (export one with scripts/setup.sh or tools/export_biomedclip.py)`,
     );
-  return JSON.parse(readFileSync(p, 'utf8')) as ModelMeta;
+  return readMeta(dir);
 }
 
 /** Preprocessing options matching an exported model (size, mean, std). */
-export function preprocessFor(meta: ModelMeta): Record<string, unknown> {
+export function preprocessFor(
+  meta: Partial<Pick<ModelMeta, 'imageSize' | 'mean' | 'std'>>,
+): Record<string, unknown> {
   return {
     ...(meta.imageSize ? { size: meta.imageSize } : {}),
     ...(meta.mean ? { mean: meta.mean } : {}),

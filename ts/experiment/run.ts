@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
+import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
@@ -185,9 +186,10 @@ function cacheFacts(cache: CacheLike): Record<string, unknown> {
   };
 }
 
+/** The model.json fields results.json records; null when the folder has none (e.g. a fake backend). */
 function modelFacts(dir: string): Record<string, unknown> | null {
-  const m = readJson<Record<string, unknown>>(join(dir, 'model.json'));
-  if (!m) return null;
+  if (!existsSync(join(dir, 'model.json'))) return null;
+  const m = readModelMeta(dir);
   const keep = ['preset', 'source', 'seed', 'embedDim', 'imageSize', 'contextLength', 'torchVersion'];
   return { dir, ...Object.fromEntries(keep.filter((k) => k in m).map((k) => [k, m[k]])) };
 }
