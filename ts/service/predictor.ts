@@ -14,6 +14,7 @@ import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
 import { FINDINGS, type Finding } from '../labels.js';
+import { SerialQueue } from '../model/serial.js';
 
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 
@@ -74,8 +75,8 @@ export function inferKind(checkpoint: string | null | undefined): PredictorKind 
 }
 
 export class MaskingPredictor {
-  private tail: Promise<unknown> = Promise.resolve();
-  private queued = 0;
+  /** One predict call on the model at a time (the native layer runs one op per model). */
+  private readonly queue = new SerialQueue();
   private disposed = false;
 
   private constructor(
@@ -128,7 +129,7 @@ export class MaskingPredictor {
 
   /** Calls waiting or running. */
   get pending(): number {
-    return this.queued;
+    return this.queue.pending;
   }
 
   /**
@@ -137,10 +138,7 @@ export class MaskingPredictor {
    */
   predict(image: string | Buffer, chexmask?: unknown): Promise<Prediction> {
     if (this.disposed) return Promise.reject(new Error('MaskingPredictor is disposed'));
-    this.queued++;
-    const job = this.tail.then(() => this.run(image, chexmask));
-    this.tail = job.catch(() => undefined).finally(() => this.queued--);
-    return job;
+    return this.queue.run(() => this.run(image, chexmask));
   }
 
   private async scores(x: Float32Array, n: number): Promise<Float32Array> {
@@ -170,7 +168,7 @@ export class MaskingPredictor {
   /** Waits for queued calls, then frees the model. */
   async dispose(): Promise<void> {
     this.disposed = true;
-    await this.tail.catch(() => undefined);
+    await this.queue.idle();
     this.clf?.dispose();
     this.clip?.dispose();
   }
