@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configFromArgv, overridesFromArgv } from '../../ts/cli/common.js';
+import { configFromArgv, overridesFromArgv, runCommand, UsageError } from '../../ts/cli/common.js';
 import { buildCli } from '../../ts/cli/main.js';
-import { ConfigError } from '../../ts/experiment/config.js';
+import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
 
@@ -111,6 +111,32 @@ test('resume of a folder that is not a run: clear error', () => {
   const r = cli(['run', '--resume', tmp]);
   assert.is(r.code, 2);
   assert.match(r.err, /not a run folder/);
+});
+
+test('one exit code per kind of error, whatever the command', async () => {
+  const exitOf = async (err: Error): Promise<number | undefined> => {
+    const before = process.exitCode;
+    const write = process.stderr.write;
+    process.exitCode = undefined;
+    process.stderr.write = () => true;
+    try {
+      await runCommand(async () => {
+        throw err;
+      });
+      return process.exitCode as number | undefined;
+    } finally {
+      process.stderr.write = write;
+      process.exitCode = before;
+    }
+  };
+  const zod = Object.assign(new Error('bad'), { name: 'ZodError' });
+  assert.is(await exitOf(new DataError('bad-csv', 'broken')), 2);
+  assert.is(await exitOf(new ConfigError('bad config')), 2);
+  assert.is(await exitOf(new UsageError('bad usage')), 2);
+  assert.is(await exitOf(zod), 2);
+  assert.is(await exitOf(new InterruptedError('stopped')), 130);
+  assert.is(await exitOf(new NativeError('torch failed', 'ERR_TORCH')), 1);
+  assert.is(await exitOf(new Error('bug')), 1);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -2,8 +2,9 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, readIndex } from '../data/mimic.js';
-import { progress, runDataCommand } from '../data/progress.js';
 import { buildCache } from '../images/cache.js';
+import { runCommand } from './common.js';
+import { progress } from './progress.js';
 
 export interface CacheArgv {
   index: string;
@@ -78,7 +79,7 @@ const command: CommandModule<object, CacheArgv> = {
         describe: 'progress bar',
       }) as unknown as Argv<CacheArgv>,
   handler: (argv: ArgumentsCamelCase<CacheArgv>) =>
-    runDataCommand(async () => {
+    runCommand(async () => {
       const entries = await readIndex(argv.index);
       process.stderr.write(`[cache] ${entries.length} index entries; joining ${argv.chexmask}\n`);
       // The join reads only the cells this contour source needs; progress is in MB of the file.

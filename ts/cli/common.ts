@@ -1,6 +1,7 @@
-/** Shared CLI pieces: option groups, config from file + flags, progress bars, Ctrl-C, error exits. */
+/** Shared CLI pieces: option groups, config from file + flags, grid progress bars, Ctrl-C, error exits. */
 import cliProgress from 'cli-progress';
 import type { Argv } from 'yargs';
+import { DataError } from '../data/errors.js';
 import { ConfigError, deepMerge, type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import type { GridEvent } from '../experiment/grid.js';
 import { InterruptedError, type StopSignal } from '../experiment/train.js';
@@ -262,7 +263,10 @@ export function progressReporter(plain = !process.stderr.isTTY) {
   return { onEvent, stop: stopAll };
 }
 
-/** Run a command body; map known errors to clear messages and exit codes (2 usage/config, 130 Ctrl-C). */
+/**
+ * The one runner of every command body: one `error:` line, then the exit code — 2 for what the user
+ * can fix (bad input data, config, options, usage), 130 for Ctrl-C, 1 for anything else.
+ */
 export async function runCommand(
   body: () => Promise<void>,
   hints: { resume?: () => string | null } = {},
@@ -270,20 +274,32 @@ export async function runCommand(
   try {
     await body();
   } catch (e) {
-    const err = e as Error;
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      process.stderr.write(`error: ${err.message}\n`);
-      process.exitCode = 2;
-    } else if (err instanceof InterruptedError) {
-      const dir = hints.resume?.();
-      process.stderr.write(
-        `interrupted: ${err.message}.${dir ? ` Resume with: cxrmask run --resume ${dir}` : ''}\n`,
-      );
-      process.exitCode = 130;
-    } else {
-      process.stderr.write(`error: ${err.message}\n`);
-      if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = 1;
-    }
+    process.exitCode = reportError(e as Error, hints);
   }
+}
+
+function reportError(err: Error, hints: { resume?: () => string | null }): number {
+  if (err instanceof InterruptedError) {
+    const dir = hints.resume?.();
+    process.stderr.write(
+      `interrupted: ${err.message}.${dir ? ` Resume with: cxrmask run --resume ${dir}` : ''}\n`,
+    );
+    return 130;
+  }
+  // zod errors reach here from option schemas parsed inside command bodies.
+  const zod = err.name === 'ZodError';
+  process.stderr.write(`error: ${zod ? `invalid option: ${err.message}` : err.message}\n`);
+  if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
+  const userFixable =
+    zod || err instanceof DataError || err instanceof ConfigError || err instanceof UsageError;
+  return userFixable ? 2 : 1;
+}
+
+/** `a,b , c` → ['a','b','c'] (undefined stays undefined). */
+export function parseList(s: string | undefined): string[] | undefined {
+  if (s === undefined) return undefined;
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 }

@@ -1,7 +1,7 @@
 /** `cxrmask index`: MIMIC-CXR-JPG root → index.jsonl + summary.json. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { buildIndex, type IndexOptions, PRESETS, writeIndex } from '../data/mimic.js';
-import { parseList, runDataCommand } from '../data/progress.js';
+import { parseList, runCommand } from './common.js';
 
 export interface IndexArgv {
   root: string;
@@ -62,7 +62,7 @@ const command: CommandModule<object, IndexArgv> = {
       })
       .example('$0 index --root mimic --out data/index --preset paper', '') as unknown as Argv<IndexArgv>,
   handler: (argv: ArgumentsCamelCase<IndexArgv>) =>
-    runDataCommand(async () => {
+    runCommand(async () => {
       const fr = parseList(argv.splitFractions)?.map(Number);
       const opts: IndexOptions = {
         ...PRESETS[argv.preset],

@@ -2,8 +2,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
-import { parseList, runDataCommand } from '../data/progress.js';
 import { renderFigure } from '../masks/figure.js';
+import { parseList, runCommand } from './common.js';
 
 export interface OverlayArgv {
   image: string;
@@ -75,7 +75,7 @@ const command: CommandModule<object, OverlayArgv> = {
         describe: 'refuse the row below this Dice RCA (Mean)',
       }) as unknown as Argv<OverlayArgv>,
   handler: (argv: ArgumentsCamelCase<OverlayArgv>) =>
-    runDataCommand(async () => {
+    runCommand(async () => {
       const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
         minDice: argv.minDice,
         keepRle: argv.source === 'rle',

@@ -1,7 +1,8 @@
 /** `cxrmask synth`: a synthetic MIMIC-CXR-JPG tree + CheXmask CSV (the demo's and the tests' data). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { progress, runDataCommand } from '../data/progress.js';
 import { synthesize } from '../synth/index.js';
+import { runCommand } from './common.js';
+import { progress } from './progress.js';
 
 export interface SynthArgv {
   out: string;
@@ -51,7 +52,7 @@ const command: CommandModule<object, SynthArgv> = {
       .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
       .example('$0 synth --out data/synth --n 1000 --seed 1', '') as unknown as Argv<SynthArgv>,
   handler: (argv: ArgumentsCamelCase<SynthArgv>) =>
-    runDataCommand(async () => {
+    runCommand(async () => {
       const bar = progress('synth', argv.progress);
       const s = await synthesize({
         out: argv.out,

@@ -1,6 +1,5 @@
-/** Progress reporting for the data commands: a cli-progress bar on a TTY, sparse log lines otherwise. */
+/** Progress of the data commands (cache, synth): a cli-progress bar on a TTY, sparse log lines otherwise. */
 import cliProgress from 'cli-progress';
-import { DataError } from './errors.js';
 
 export function progress(
   label: string,
@@ -41,25 +40,4 @@ export function progress(
       if (started) bar.stop();
     },
   };
-}
-
-/** Runs a command body; data errors and option errors print one clear line and set the exit code. */
-export async function runDataCommand(body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    const err = e as Error;
-    const zod = err.name === 'ZodError';
-    process.stderr.write(`error: ${zod ? `invalid option: ${err.message}` : err.message}\n`);
-    if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = err instanceof DataError || zod ? 2 : 1;
-  }
-}
-
-export function parseList(s: string | undefined): string[] | undefined {
-  if (s === undefined) return undefined;
-  return s
-    .split(',')
-    .map((x) => x.trim())
-    .filter(Boolean);
 }
