@@ -3,23 +3,16 @@
  * `realBackend()` binds them to ts/model/* and ts/data; tests may pass a pure-JS stand-in to check
  * orchestration, resume and reports without the native addon.
  */
+import type { Batch as FloatBatch, Split } from '../data/index.js';
+import type { ClassifierCreateOptions } from '../model/classifier.js';
 import type { ImageInput } from '../model/records.js';
 import type { Variant } from './config.js';
 
-export type Split = 'train' | 'validate' | 'test';
+/** FloatBatch: normalised float32 images (the reference path; figures and services use it). */
+export type { FloatBatch, Split };
 
-export interface Batch {
-  /** Normalised images or features (float32), or cache records the addon paints and normalises. */
-  x: ImageInput;
-  n: number;
-  labels: Float32Array;
-  labelMask: Float32Array;
-}
-
-/** A batch of normalised float32 images (the reference path; figures and services use it). */
-export interface FloatBatch extends Batch {
-  x: Float32Array;
-}
+/** The data layer's batch with `x` widened: images or features (float32), or cache records the addon paints and normalises. */
+export type Batch = Omit<FloatBatch, 'x'> & { x: ImageInput };
 
 export interface CacheEntryLike {
   dicomId: string;
@@ -63,18 +56,8 @@ export interface TokenizerLike {
   contextLength: number;
 }
 
-export interface ClassifierOptions {
-  modelDir?: string | null;
-  inputDim?: number;
-  numLabels?: number;
-  device?: string;
-  lrEncoder?: number;
-  lrHead?: number;
-  weightDecay?: number;
-  gradClip?: number;
-  bf16?: boolean;
-  seed?: number;
-}
+/** Classifier.create's options, with the device as the experiment resolves it ('cpu' | 'cuda'). */
+export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { device?: string };
 
 export interface ClassifierLike {
   trainStep(

@@ -5,6 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
+/** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
+export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
+export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
+
 export const VARIANTS = ['original', 'masked'] as const;
 export type Variant = (typeof VARIANTS)[number];
 export const SETUPS = ['zeroshot', 'linear-probe', 'finetune'] as const;
@@ -89,13 +93,13 @@ export const ConfigSchema = z
         prompt: z
           .string()
           .includes('{finding}', { message: 'must contain {finding}' })
-          .default('a chest X-ray showing {finding}'),
+          .default(DEFAULT_PROMPT),
         /** Negative prompt for the per-finding protocol; null = raw scaled cosine → sigmoid. */
         negativePrompt: z
           .string()
           .includes('{finding}', { message: 'must contain {finding}' })
           .nullable()
-          .default('a chest X-ray showing no {finding}'),
+          .default(DEFAULT_NEGATIVE_PROMPT),
         batchSize: positiveInt.default(64),
       })
       .strict()

@@ -350,16 +350,24 @@ export class Grid {
   }
 }
 
-/** Cell ids the config asks for, in run order. */
-export function plannedCells(config: ExperimentConfig): string[] {
-  const ids: string[] = [];
-  if (config.zeroshot.enabled) ids.push('zeroshot');
+/** The trained cells of a config, in run order: setup, then seed, then training variant. */
+export function trainedCells(
+  config: ExperimentConfig,
+): { setup: TrainedSetup; train: Variant; seed: number }[] {
+  const cells: { setup: TrainedSetup; train: Variant; seed: number }[] = [];
   for (const setup of ['linear-probe', 'finetune'] as const) {
     const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
     if (!enabled) continue;
-    for (const seed of config.seeds) for (const v of config.trainVariants) ids.push(cellId(setup, v, seed));
+    for (const seed of config.seeds)
+      for (const train of config.trainVariants) cells.push({ setup, train, seed });
   }
-  return ids;
+  return cells;
+}
+
+/** Cell ids the config asks for, in run order. */
+export function plannedCells(config: ExperimentConfig): string[] {
+  const ids = trainedCells(config).map((c) => cellId(c.setup, c.train, c.seed));
+  return config.zeroshot.enabled ? ['zeroshot', ...ids] : ids;
 }
 
 /** Which planned cells already have results on disk. */

@@ -27,6 +27,7 @@ import {
   plannedCells,
   type SplitData,
   splitData,
+  trainedCells,
   type ZeroShotResult,
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
@@ -244,12 +245,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     let zs: ZeroShotResult | null = null;
     if (config.zeroshot.enabled) zs = await grid.zeroShot();
     const trained: CellResult[] = [];
-    for (const setup of ['linear-probe', 'finetune'] as const) {
-      const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
-      if (!enabled) continue;
-      for (const seed of config.seeds)
-        for (const v of config.trainVariants) trained.push(await grid.trainCell(setup, v, seed));
-    }
+    for (const c of trainedCells(config)) trained.push(await grid.trainCell(c.setup, c.train, c.seed));
 
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const sd = await grid.sd;

@@ -12,6 +12,7 @@
 
 import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js';
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
+import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
 import { FINDINGS, type Finding } from '../labels.js';
 import { SerialQueue } from '../model/serial.js';
@@ -109,8 +110,8 @@ export class MaskingPredictor {
       bank = await encodePrompts(
         clip!,
         tok,
-        o.prompt ?? 'a chest X-ray showing {finding}',
-        o.negativePrompt === undefined ? 'a chest X-ray showing no {finding}' : o.negativePrompt,
+        o.prompt ?? DEFAULT_PROMPT,
+        o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt,
       );
     } else if (kind === 'linear-probe') {
       clf = await backend.createClassifier({
