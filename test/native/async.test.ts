@@ -64,4 +64,36 @@ test('dispose while an op runs: the op finishes, later calls throw', async () =>
   await expectReject(() => model.encodeImage(x, 8), /disposed/);
 });
 
+test('dispose() settles after queued calls: they resolve first, then dispose, then calls throw', async () => {
+  const model = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  const c = await Classifier.create({ inputDim: 8, device: 'cpu' });
+  const { x } = toyBatch(4, 224);
+  const order: string[] = [];
+  const running = model.encodeImage(x, 4).then(() => order.push('running'));
+  const queued = model.encodeImage(x, 4).then(() => order.push('queued'));
+  const headQueued = c.predict(new Float32Array(16), 2).then(() => order.push('head'));
+  const disposed = Promise.all([
+    model.dispose().then(() => order.push('clip disposed')),
+    c.dispose().then(() => order.push('classifier disposed')),
+  ]);
+  assert.is(model.dispose(), model.dispose(), 'one promise however often dispose() is called');
+  await Promise.all([running, queued, headQueued, disposed]);
+  assert.ok(order.indexOf('queued') < order.indexOf('clip disposed'), order.join(','));
+  assert.ok(order.indexOf('running') < order.indexOf('queued'), order.join(','));
+  assert.ok(order.indexOf('head') < order.indexOf('classifier disposed'), order.join(','));
+  await expectReject(() => model.encodeImage(x, 4), /ClipModel is disposed/);
+  await expectReject(() => c.predict(new Float32Array(16), 2), /Classifier is disposed/);
+  assert.throws(() => model.device, /disposed/);
+});
+
+test('await using frees the model when the block ends', async () => {
+  let seen: ClipModel | undefined;
+  {
+    await using model = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+    seen = model;
+    assert.ok(!model.disposed);
+  }
+  assert.ok(seen.disposed);
+});
+
 test.run();

@@ -5,9 +5,9 @@
  */
 import { NUM_LABELS } from '../labels.js';
 import { type DeviceSpec, loadNative, type NativeClassifier, type NativeClassifierInfo } from '../native.js';
+import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
-import { SerialQueue } from './serial.js';
 import {
   device as checkDevice,
   finiteNumber,
@@ -50,9 +50,7 @@ const KEYS = [
   'seed',
 ] as const;
 
-export class Classifier {
-  private readonly queue = new SerialQueue();
-  private native: NativeClassifier | null;
+export class Classifier extends NativeLifecycle<NativeClassifier> {
   /** Per-sample input size: 3*S*S for images, inputDim for features. */
   private readonly sampleSize: number;
   private readonly sampleShape: number[];
@@ -63,7 +61,7 @@ export class Classifier {
     readonly options: Readonly<ClassifierCreateOptions>,
     imageSize: number | null,
   ) {
-    this.native = native;
+    super(native, 'Classifier');
     this.imageSize = imageSize;
     const info = native.info();
     this.sampleShape = imageSize ? [3, imageSize, imageSize] : [info.inputDim];
@@ -127,10 +125,6 @@ export class Classifier {
   get bf16Active(): boolean {
     return this.info.bf16Active;
   }
-  get disposed(): boolean {
-    return this.native === null;
-  }
-
   /**
    * One optimiser step on a batch (images, features, or cache records of one variant); resolves with
    * the (masked mean) loss before the step. Inputs are copied when the call is made.
@@ -191,17 +185,6 @@ export class Classifier {
     return this.queue.run(() => withJsStack(native.load(path), stack));
   }
 
-  /** New calls throw from now on; calls already queued still run, then the native model is freed. */
-  dispose(): void {
-    const native = this.native;
-    this.native = null;
-    if (native) void this.queue.idle().then(() => native.dispose());
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-
   private infer(x: ImageInput, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
     positiveInt(n, 'n');
     const native = this.live();
@@ -223,10 +206,5 @@ export class Classifier {
     const shape = [n, ...this.sampleShape];
     float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
     return { data: x, shape };
-  }
-
-  private live(): NativeClassifier {
-    if (!this.native) throw new Error('Classifier is disposed');
-    return this.native;
   }
 }

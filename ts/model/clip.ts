@@ -1,24 +1,21 @@
 /** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
+import { NativeLifecycle } from './lifecycle.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch } from './records.js';
-import { SerialQueue } from './serial.js';
 import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
 
 export interface ClipLoadOptions {
   device?: DeviceSpec;
 }
 
-export class ClipModel {
-  private readonly queue = new SerialQueue();
-  private native: NativeClipModel | null;
-
+export class ClipModel extends NativeLifecycle<NativeClipModel> {
   private constructor(
     native: NativeClipModel,
     readonly meta: ModelMeta,
     readonly dir: string,
   ) {
-    this.native = native;
+    super(native, 'ClipModel');
   }
 
   /** Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default). */
@@ -58,10 +55,6 @@ export class ClipModel {
   get bf16Supported(): boolean {
     return this.live().bf16Supported;
   }
-  get disposed(): boolean {
-    return this.native === null;
-  }
-
   /**
    * Image embeddings [rows, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S], or for
    * n cache records (rows = n per variant asked for: originals first, then masked). The input is
@@ -90,21 +83,5 @@ export class ClipModel {
     bigint64(ids, 'ids', n * l, `[${n},${l}]`);
     const native = this.live();
     return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), 'ClipModel.encodeText'));
-  }
-
-  /** New calls throw from now on; calls already queued still run, then the native model is freed. */
-  dispose(): void {
-    const native = this.native;
-    this.native = null;
-    if (native) void this.queue.idle().then(() => native.dispose());
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
-
-  private live(): NativeClipModel {
-    if (!this.native) throw new Error('ClipModel is disposed');
-    return this.native;
   }
 }
