@@ -1,7 +1,16 @@
-/** cxrmask public library API. */
+/** cxrmask public library API: what README and docs/native.md present, and nothing else. */
 
 // Data-layer helpers a service typically needs next to the predictor.
 export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
+// Every error class thrown on purpose (ts/errors.ts).
+export {
+  ConfigError,
+  DataError,
+  type DataErrorWhere,
+  InterruptedError,
+  NativeError,
+  type NativeErrorCode,
+} from './errors.js';
 export type { Backend } from './experiment/backend.js';
 export { prepareData, realBackend } from './experiment/backend-real.js';
 export {
@@ -17,6 +26,19 @@ export {
 export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './labels.js';
+// Model layer over the LibTorch addon (docs/native.md).
+export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
+export { type ClipLoadOptions, ClipModel } from './model/clip.js';
+export { type Diagnostics, diagnostics } from './model/diagnostics.js';
+export {
+  hostBytes,
+  type ImageInput,
+  type PixelSpec,
+  type RecordBatch,
+  recordsToImages,
+} from './model/records.js';
+export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
+export { type DeviceSpec, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
