@@ -16,6 +16,7 @@ import {
   REGIONS,
   type Region,
 } from './landmarks.js';
+import { parseOptions } from './options.js';
 import { parseRle, rleBytesValid } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
@@ -64,39 +65,41 @@ export interface ChexmaskRow {
   emptyMasks: Region[];
 }
 
-export const JoinOptionsSchema = z.object({
-  minDice: z.number().min(0).max(1).default(0.7),
-  /**
-   * The contour source the rows are for. 'landmarks': the RLE cells are only looked at for emptiness
-   * (validateRle and keepRle default to false). 'rle': the RLE cells are kept (keepRle defaults to
-   * true). Unset: as before, RLE cells are validated but not kept.
-   */
-  source: z.enum(['landmarks', 'rle']).optional(),
-  keepRle: z.boolean().optional(),
-  /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
-  validateRle: z.boolean().optional(),
-  idColumn: z.string().optional(),
-  /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
-  stopEarly: z.boolean().default(false),
-  /** Bytes per read (the scan buffer grows only for a large kept cell). */
-  chunkBytes: z
-    .number()
-    .int()
-    .min(1)
-    .default(16 << 20),
-  /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
-  maxFieldBytes: z
-    .number()
-    .int()
-    .min(1)
-    .default(256 << 20),
-  /** Largest total of held cells in one row. */
-  maxRecordBytes: z
-    .number()
-    .int()
-    .min(1)
-    .default(256 << 20),
-});
+export const JoinOptionsSchema = z
+  .object({
+    minDice: z.number().min(0).max(1).default(0.7),
+    /**
+     * The contour source the rows are for. 'landmarks': the RLE cells are only looked at for emptiness
+     * (validateRle and keepRle default to false). 'rle': the RLE cells are kept (keepRle defaults to
+     * true). Unset: as before, RLE cells are validated but not kept.
+     */
+    source: z.enum(['landmarks', 'rle']).optional(),
+    keepRle: z.boolean().optional(),
+    /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
+    validateRle: z.boolean().optional(),
+    idColumn: z.string().optional(),
+    /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
+    stopEarly: z.boolean().default(false),
+    /** Bytes per read (the scan buffer grows only for a large kept cell). */
+    chunkBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(16 << 20),
+    /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
+    maxFieldBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(256 << 20),
+    /** Largest total of held cells in one row. */
+    maxRecordBytes: z
+      .number()
+      .int()
+      .min(1)
+      .default(256 << 20),
+  })
+  .strict();
 export type JoinOptions = z.input<typeof JoinOptionsSchema> & {
   /** Called every 10,000 rows read (and at the end) with the rows read so far and rows kept. */
   onProgress?: (rowsRead: number, kept: number) => void;
@@ -251,7 +254,9 @@ export async function joinChexmask(
   ids: Iterable<string>,
   options: JoinOptions = {},
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
-  const opts = JoinOptionsSchema.parse(options);
+  // the callbacks are not schema fields; everything else must be
+  const { onProgress: _p, onBytes: _b, ...schemaOptions } = options;
+  const opts = parseOptions(JoinOptionsSchema, schemaOptions, 'joinChexmask');
   const keepRle = opts.keepRle ?? opts.source === 'rle';
   const validateRle = opts.validateRle ?? opts.source !== 'landmarks';
   const wanted = ids instanceof Set ? (ids as Set<string>) : new Set(ids);

@@ -12,6 +12,7 @@ import { mulberry32 } from '../random.js';
 import { findCsv, openCsv } from './csv.js';
 import { DataError, ReasonCounter } from './errors.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
+import { parseOptions } from './options.js';
 
 /** Re-exported for callers that imported the generator from here. */
 export { mulberry32 };
@@ -40,24 +41,28 @@ export const METADATA_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'ViewPosi
 export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
 export const SPLIT_COLUMNS = ['dicom_id', 'split'] as const;
 
-export const IndexOptionsSchema = z.object({
-  root: z.string().min(1),
-  /** ViewPosition values kept. */
-  views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
-  /** -1 labels: zeros → 0, ones → 1, ignore → masked out. */
-  uncertain: z.enum(['zeros', 'ones', 'ignore']).default('zeros'),
-  /** Blank labels: zeros → 0 (usual), ignore → masked out. */
-  blank: z.enum(['zeros', 'ignore']).default('zeros'),
-  /** Keep only images with at least one positive (raw 1.0) among the five (the paper's filter). */
-  requirePositive: z.boolean().default(false),
-  /** official: the split CSV; patient: a seeded patient-level split. */
-  split: z.enum(['official', 'patient']).default('official'),
-  splitSeed: z.number().int().default(0),
-  /** train/validate/test fractions for the patient split. */
-  splitFractions: z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]).default([0.8, 0.1, 0.1]),
-  /** Drop entries whose JPEG is not on disk. */
-  checkFiles: z.boolean().default(true),
-});
+export const IndexOptionsSchema = z
+  .object({
+    root: z.string().min(1),
+    /** ViewPosition values kept. */
+    views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
+    /** -1 labels: zeros → 0, ones → 1, ignore → masked out. */
+    uncertain: z.enum(['zeros', 'ones', 'ignore']).default('zeros'),
+    /** Blank labels: zeros → 0 (usual), ignore → masked out. */
+    blank: z.enum(['zeros', 'ignore']).default('zeros'),
+    /** Keep only images with at least one positive (raw 1.0) among the five (the paper's filter). */
+    requirePositive: z.boolean().default(false),
+    /** official: the split CSV; patient: a seeded patient-level split. */
+    split: z.enum(['official', 'patient']).default('official'),
+    splitSeed: z.number().int().default(0),
+    /** train/validate/test fractions for the patient split. */
+    splitFractions: z
+      .tuple([z.number().min(0), z.number().min(0), z.number().min(0)])
+      .default([0.8, 0.1, 0.1]),
+    /** Drop entries whose JPEG is not on disk. */
+    checkFiles: z.boolean().default(true),
+  })
+  .strict();
 export type IndexOptions = z.input<typeof IndexOptionsSchema>;
 
 export const PRESETS: Record<string, Partial<IndexOptions>> = {
@@ -131,7 +136,7 @@ function parseLabel(cell: string | undefined): number | null {
 export async function buildIndex(
   options: IndexOptions,
 ): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
-  const opts = IndexOptionsSchema.parse(options);
+  const opts = parseOptions(IndexOptionsSchema, options, 'buildIndex');
   const { root } = opts;
   const base = join(root, 'mimic-cxr-2.0.0-');
   const metaPath = findCsv(`${base}metadata`);

@@ -16,6 +16,7 @@ import { z } from 'zod';
 import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
 import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
+import { parseOptions } from '../data/options.js';
 import { withAtomicPath } from '../experiment/io.js';
 import { NUM_LABELS } from '../labels.js';
 import {
@@ -23,10 +24,13 @@ import {
   ContourOptionsSchema,
   checkRowSize,
   contourMap,
+  contourPart,
+  OverlayOptionsSchema,
   type PaintOptions,
   paintTable,
 } from '../masks/overlay.js';
 import type { RecordBatch } from '../model/records.js';
+import { knownKeys } from '../model/validate.js';
 import {
   cacheDigest,
   checkContent,
@@ -69,6 +73,22 @@ export interface BuildCacheOptions {
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every BuildCacheOptions key: a misspelled option is refused instead of silently ignored. */
+const BUILD_CACHE_KEYS = [
+  'entries',
+  'root',
+  'chexmask',
+  'out',
+  'preprocess',
+  'overlay',
+  'minDice',
+  'labelPolicy',
+  'requireMask',
+  'shardSize',
+  'concurrency',
+  'onProgress',
+] as const satisfies readonly (keyof BuildCacheOptions)[];
 
 export interface CacheSummary {
   dir: string;
@@ -147,27 +167,21 @@ function rowsFingerprint(part: IndexEntry[], rows: Map<string, ChexmaskRow> | nu
 
 export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
   const t0 = performance.now();
+  knownKeys(options, BUILD_CACHE_KEYS, 'buildCache');
   const pp = resolvePreprocess(options.preprocess);
-  const contour = ContourOptionsSchema.parse({
-    thickness: options.overlay?.thickness,
-    source: options.overlay?.source,
-  });
+  const contour = contourPart(
+    parseOptions(OverlayOptionsSchema, options.overlay ?? {}, 'buildCache overlay'),
+  );
   const minDice = options.minDice ?? 0.7;
   const labelPolicy = options.labelPolicy ?? null;
   const key = settingsKey(pp, contour, { minDice, labelPolicy });
   const dir = join(options.out, key);
   await mkdir(dir, { recursive: true });
-  const shardSize = z
-    .number()
-    .int()
-    .min(1)
-    .parse(options.shardSize ?? 1024);
-  const concurrency = z
-    .number()
-    .int()
-    .min(1)
-    .max(256)
-    .parse(options.concurrency ?? availableParallelism());
+  const { shardSize, concurrency } = parseOptions(
+    z.object({ shardSize: z.number().int().min(1), concurrency: z.number().int().min(1).max(256) }),
+    { shardSize: options.shardSize ?? 1024, concurrency: options.concurrency ?? availableParallelism() },
+    'buildCache',
+  );
   const requireMask = options.requireMask ?? true;
   const S = pp.size;
   const plane = S * S;
@@ -629,12 +643,13 @@ export function openCache(
   dir: string,
   settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings } = {},
 ): Cache {
+  knownKeys(settings, ['preprocess', 'overlay', 'data'], 'openCache');
   if (existsSync(join(dir, 'cache.json'))) return new Cache(dir);
   if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
   if (settings.preprocess || settings.overlay || settings.data) {
     const key = settingsKey(
       resolvePreprocess(settings.preprocess),
-      ContourOptionsSchema.parse(settings.overlay ?? {}),
+      parseOptions(ContourOptionsSchema, settings.overlay ?? {}, 'openCache overlay'),
       settings.data,
     );
     if (existsSync(join(dir, key, 'cache.json'))) return new Cache(join(dir, key));

@@ -15,14 +15,17 @@ import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
 
 import { DataError } from '../data/errors.js';
+import { parseOptions } from '../data/options.js';
 import {
   type ContourOptions,
   type ContourOptionsSchema,
   checkRowSize,
   contourMap,
+  contourPart,
   type OverlayOptions,
   OverlayOptionsSchema,
   type PaintOptions,
+  paintPart,
   paintTable,
   type RegionMasks,
 } from '../masks/overlay.js';
@@ -34,20 +37,22 @@ export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
-export const PreprocessOptionsSchema = z.object({
-  /** biomedclip: shortest-side bicubic + centre crop + CLIP stats; paper: squash to size + ImageNet stats. */
-  preset: z.enum(['biomedclip', 'paper']).default('biomedclip'),
-  size: z.number().int().min(16).max(2048).default(224),
-  resize: z.enum(['shortest-crop', 'squash']).optional(),
-  kernel: z.enum(['cubic', 'lanczos3', 'linear', 'mitchell', 'nearest']).default('cubic'),
-  mean: Triple.optional(),
-  std: Triple.optional(),
-  /**
-   * JPEG shrink-on-load (DCT scaling): several times faster on large images but further from PIL
-   * (mean abs diff ≈0.002 instead of ≈0.0006 on the [0,1] scale); off by default.
-   */
-  fastShrinkOnLoad: z.boolean().default(false),
-});
+export const PreprocessOptionsSchema = z
+  .object({
+    /** biomedclip: shortest-side bicubic + centre crop + CLIP stats; paper: squash to size + ImageNet stats. */
+    preset: z.enum(['biomedclip', 'paper']).default('biomedclip'),
+    size: z.number().int().min(16).max(2048).default(224),
+    resize: z.enum(['shortest-crop', 'squash']).optional(),
+    kernel: z.enum(['cubic', 'lanczos3', 'linear', 'mitchell', 'nearest']).default('cubic'),
+    mean: Triple.optional(),
+    std: Triple.optional(),
+    /**
+     * JPEG shrink-on-load (DCT scaling): several times faster on large images but further from PIL
+     * (mean abs diff ≈0.002 instead of ≈0.0006 on the [0,1] scale); off by default.
+     */
+    fastShrinkOnLoad: z.boolean().default(false),
+  })
+  .strict();
 export type PreprocessOptions = z.input<typeof PreprocessOptionsSchema>;
 export interface ResolvedPreprocess {
   preset: 'biomedclip' | 'paper';
@@ -60,7 +65,7 @@ export interface ResolvedPreprocess {
 }
 
 export function resolvePreprocess(opts: PreprocessOptions = {}): ResolvedPreprocess {
-  const o = PreprocessOptionsSchema.parse(opts);
+  const o = parseOptions(PreprocessOptionsSchema, opts, 'preprocess');
   const paper = o.preset === 'paper';
   return {
     preset: o.preset,
@@ -256,7 +261,7 @@ export async function preprocess(
   options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions } = {},
 ): Promise<PreprocessResult> {
   const pp = resolvePreprocess(options.preprocess);
-  const ov = OverlayOptionsSchema.parse(options.overlay ?? {});
+  const ov = parseOptions(OverlayOptionsSchema, options.overlay ?? {}, 'overlay');
   // A raw CSV record (column name → cell) is parsed first (and refused with a DataError if malformed).
   const chexmask =
     row && 'Landmarks' in row
@@ -268,8 +273,8 @@ export async function preprocess(
   let masked: Float32Array | null = null;
   if (chexmask) {
     checkRowSize(chexmask, geometry.srcW, geometry.srcH, typeof image === 'string' ? image : undefined);
-    contour = contourMap(chexmask, geometry, ov);
-    masked = planeToTensor(gray, contour, pp, paintTable(ov));
+    contour = contourMap(chexmask, geometry, contourPart(ov));
+    masked = planeToTensor(gray, contour, pp, paintTable(paintPart(ov)));
   }
   return { original, masked, gray, contour, geometry, settings: pp };
 }

@@ -5,14 +5,17 @@
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ChexmaskRow } from '../data/chexmask.js';
+import { parseOptions } from '../data/options.js';
 import { identityGeometry } from '../images/geometry.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
 import {
   checkRowSize,
   contourMap,
+  contourPart,
   type OverlayOptions,
   OverlayOptionsSchema,
   overlayRgb,
+  paintPart,
   type RegionMasks,
 } from './overlay.js';
 
@@ -34,7 +37,7 @@ export async function renderFigure(
   opts: FigureOptions = {},
   out?: string,
 ): Promise<{ width: number; height: number; data: Buffer }> {
-  const ov = OverlayOptionsSchema.parse(opts.overlay ?? {});
+  const ov = parseOptions(OverlayOptionsSchema, opts.overlay ?? {}, 'overlay');
   const file = typeof image === 'string' ? image : undefined;
   let gray: Uint8Array;
   let w: number;
@@ -55,9 +58,9 @@ export async function renderFigure(
     w = d.geometry.outW;
     h = d.geometry.outH;
     checkRowSize(chexmask, d.geometry.srcW, d.geometry.srcH, file);
-    contour = contourMap(chexmask, d.geometry, ov);
+    contour = contourMap(chexmask, d.geometry, contourPart(ov));
   }
-  const masked = overlayRgb(gray, contour, ov);
+  const masked = overlayRgb(gray, contour, paintPart(ov));
   let rgb: Uint8Array;
   let W = w;
   if ((opts.layout ?? 'pair') === 'pair') {

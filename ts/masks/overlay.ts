@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import { REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
+import { parseOptions } from '../data/options.js';
 import { decodeRle } from '../data/rle.js';
 import { type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
 import { fillPolygon, maskBoundary } from './raster.js';
@@ -19,26 +20,42 @@ export const REGION_BITS: Record<Region, number> = { rightLung: 1, leftLung: 2, 
 const Rgb = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1)]);
 
 /** How contours are made (these change the cached contour maps). */
-export const ContourOptionsSchema = z.object({
-  /** Band width in output-grid pixels. */
-  thickness: z.number().int().min(1).max(16).default(2),
-  /** landmarks: polygons from the 120 points; rle: the RLE masks (needs rows joined with keepRle). */
-  source: z.enum(['landmarks', 'rle']).default('landmarks'),
-});
+export const ContourOptionsSchema = z
+  .object({
+    /** Band width in output-grid pixels. */
+    thickness: z.number().int().min(1).max(16).default(2),
+    /** landmarks: polygons from the 120 points; rle: the RLE masks (needs rows joined with keepRle). */
+    source: z.enum(['landmarks', 'rle']).default('landmarks'),
+  })
+  .strict();
 export type ContourOptions = z.input<typeof ContourOptionsSchema>;
 
 /** How contours are painted (applied when tensors are made; not part of the cache key). */
-export const PaintOptionsSchema = z.object({
-  alpha: z.number().min(0).max(10).default(1),
-  colors: z
-    .object({ rightLung: Rgb, leftLung: Rgb, heart: Rgb })
-    .default({ rightLung: [1, 0, 0], leftLung: [1, 0, 0], heart: [0, 0, 1] }),
-});
+export const PaintOptionsSchema = z
+  .object({
+    alpha: z.number().min(0).max(10).default(1),
+    colors: z
+      .object({ rightLung: Rgb, leftLung: Rgb, heart: Rgb })
+      .strict()
+      .default({ rightLung: [1, 0, 0], leftLung: [1, 0, 0], heart: [0, 0, 1] }),
+  })
+  .strict();
 export type PaintOptions = z.input<typeof PaintOptionsSchema>;
 
 export const OverlayOptionsSchema = ContourOptionsSchema.extend(PaintOptionsSchema.shape);
 export type OverlayOptions = z.input<typeof OverlayOptionsSchema>;
 export type ResolvedOverlay = z.output<typeof OverlayOptionsSchema>;
+
+/** The contour half of resolved overlay options (what contourMap takes; the schemas refuse the rest). */
+export const contourPart = (o: ResolvedOverlay): z.output<typeof ContourOptionsSchema> => ({
+  thickness: o.thickness,
+  source: o.source,
+});
+/** The paint half of resolved overlay options (what paintTable takes). */
+export const paintPart = (o: ResolvedOverlay): z.output<typeof PaintOptionsSchema> => ({
+  alpha: o.alpha,
+  colors: o.colors,
+});
 
 /** Masks given directly (row-major, source grid), instead of a CheXmask row. */
 export interface RegionMasks {
@@ -112,7 +129,7 @@ export function contourMap(
   g: Geometry,
   opts: ContourOptions = {},
 ): Uint8Array {
-  const o = ContourOptionsSchema.parse(opts);
+  const o = parseOptions(ContourOptionsSchema, opts, 'contour');
   const masks = regionMasksOnGrid(src, g, o.source);
   const out = new Uint8Array(g.outW * g.outH);
   for (const r of REGIONS) {
@@ -124,7 +141,7 @@ export function contourMap(
 
 /** Per contour-bit value (0..7): the RGB increment α·Σ colour, precomputed. */
 export function paintTable(paint: PaintOptions = {}): Float32Array {
-  const p = PaintOptionsSchema.parse(paint);
+  const p = parseOptions(PaintOptionsSchema, paint, 'paint');
   const t = new Float32Array(8 * 3);
   for (let b = 0; b < 8; b++) {
     for (const r of REGIONS) {
