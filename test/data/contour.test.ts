@@ -14,7 +14,7 @@ import {
   regionPolygon,
   resolvePreprocess,
 } from '../../ts/data/index.js';
-import { identityGeometry } from '../../ts/images/geometry.js';
+import { identityGeometry } from '../../ts/masks/geometry.js';
 import { renderFrontal } from '../../ts/synth/phantom.js';
 
 function blob(w: number, h: number, seed: number): Uint8Array {

@@ -14,7 +14,7 @@ import {
   preprocess,
   resolvePreprocess,
 } from '../../ts/data/index.js';
-import { identityGeometry } from '../../ts/images/geometry.js';
+import { identityGeometry } from '../../ts/masks/geometry.js';
 import { rejects, tempDir } from './helpers.js';
 
 const sync = (f: () => unknown) => rejects(Promise.resolve().then(f), /./);

@@ -11,7 +11,7 @@ import {
   preprocess,
   resolvePreprocess,
 } from '../../ts/data/index.js';
-import { pyRound } from '../../ts/images/geometry.js';
+import { pyRound } from '../../ts/masks/geometry.js';
 import { cc0Image, FIXTURES } from './helpers.js';
 
 test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {

@@ -9,7 +9,6 @@ export {
   type CacheSummary,
   openCache,
 } from '../images/cache.js';
-export { computeGeometry, type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
 export {
   type ChexmaskRecord,
   CLIP_MEAN,
@@ -26,7 +25,7 @@ export {
   resolvePreprocess,
   settingsKey,
 } from '../images/preprocess.js';
-export { type FigureOptions, renderFigure } from '../masks/figure.js';
+export { computeGeometry, type Geometry, mapPoints, sampleMask } from '../masks/geometry.js';
 export {
   type ContourOptions,
   checkRowSize,
@@ -40,6 +39,7 @@ export {
   regionMasksOnGrid,
 } from '../masks/overlay.js';
 export { fillPolygon, maskBoundary } from '../masks/raster.js';
+export { type FigureOptions, renderFigure } from '../report/figure.js';
 export { type SynthImage, type SynthOptions, type SynthSummary, synthesize } from '../synth/index.js';
 export {
   CHEXMASK_COLUMNS,

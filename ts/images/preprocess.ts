@@ -16,6 +16,7 @@ export type ChexmaskRecord = Record<string, string | number | null | undefined>;
 
 import { DataError } from '../data/errors.js';
 import { parseOptions } from '../data/options.js';
+import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {
   type ContourOptions,
   type ContourOptionsSchema,
@@ -29,7 +30,6 @@ import {
   paintTable,
   type RegionMasks,
 } from '../masks/overlay.js';
-import { computeGeometry, type Geometry } from './geometry.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;

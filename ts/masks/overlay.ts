@@ -12,7 +12,7 @@ import { DataError } from '../data/errors.js';
 import { REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
 import { parseOptions } from '../data/options.js';
 import { decodeRle } from '../data/rle.js';
-import { type Geometry, mapPoints, sampleMask } from '../images/geometry.js';
+import { type Geometry, mapPoints, sampleMask } from './geometry.js';
 import { fillPolygon, maskBoundary } from './raster.js';
 
 export const REGION_BITS: Record<Region, number> = { rightLung: 1, leftLung: 2, heart: 4 };

@@ -1,0 +1,83 @@
+/**
+ * A picture like the paper's Figure 1: the original radiograph and its masked version (Eq. 1) side by
+ * side, or the masked image alone, at full resolution or on the preprocessed grid.
+ */
+import { writeFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import type { ChexmaskRow } from '../data/chexmask.js';
+import { parseOptions } from '../data/options.js';
+import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
+import { identityGeometry } from '../masks/geometry.js';
+import {
+  checkRowSize,
+  contourMap,
+  contourPart,
+  type OverlayOptions,
+  OverlayOptionsSchema,
+  overlayRgb,
+  paintPart,
+  type RegionMasks,
+} from '../masks/overlay.js';
+
+export interface FigureOptions {
+  overlay?: OverlayOptions;
+  /** 'pair' (original | masked) or 'masked'. */
+  layout?: 'pair' | 'masked';
+  /** 'full': the JPEG's own grid (contour thickness scaled by min(W,H)/224); 'preprocessed': the 224 grid. */
+  grid?: 'full' | 'preprocessed';
+  preprocess?: PreprocessOptions;
+  /** Gap between the panels, in pixels. */
+  gap?: number;
+}
+
+/** Renders the figure and writes it (PNG/JPEG by extension) when `out` is given; returns the encoded bytes. */
+export async function renderFigure(
+  image: string | Buffer,
+  chexmask: ChexmaskRow | RegionMasks,
+  opts: FigureOptions = {},
+  out?: string,
+): Promise<{ width: number; height: number; data: Buffer }> {
+  const ov = parseOptions(OverlayOptionsSchema, opts.overlay ?? {}, 'overlay');
+  const file = typeof image === 'string' ? image : undefined;
+  let gray: Uint8Array;
+  let w: number;
+  let h: number;
+  let contour: Uint8Array;
+  if ((opts.grid ?? 'full') === 'full') {
+    const d = await decodeFull(image);
+    gray = d.gray;
+    w = d.width;
+    h = d.height;
+    checkRowSize(chexmask, w, h, file);
+    const thickness = Math.max(1, Math.round((ov.thickness * Math.min(w, h)) / 224));
+    contour = contourMap(chexmask, identityGeometry(w, h), { thickness, source: ov.source });
+  } else {
+    const pp = resolvePreprocess(opts.preprocess);
+    const d = await decodePlane(image, pp);
+    gray = d.gray;
+    w = d.geometry.outW;
+    h = d.geometry.outH;
+    checkRowSize(chexmask, d.geometry.srcW, d.geometry.srcH, file);
+    contour = contourMap(chexmask, d.geometry, contourPart(ov));
+  }
+  const masked = overlayRgb(gray, contour, paintPart(ov));
+  let rgb: Uint8Array;
+  let W = w;
+  if ((opts.layout ?? 'pair') === 'pair') {
+    const gap = opts.gap ?? Math.max(2, Math.round(w / 100));
+    W = 2 * w + gap;
+    rgb = new Uint8Array(W * h * 3).fill(255);
+    const orig = overlayRgb(gray, null);
+    for (let i = 0; i < h; i++) {
+      rgb.set(orig.subarray(i * w * 3, (i + 1) * w * 3), i * W * 3);
+      rgb.set(masked.subarray(i * w * 3, (i + 1) * w * 3), (i * W + w + gap) * 3);
+    }
+  } else rgb = masked;
+  let pipe = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.length), {
+    raw: { width: W, height: h, channels: 3 },
+  });
+  pipe = out && /\.jpe?g$/i.test(out) ? pipe.jpeg({ quality: 92 }) : pipe.png();
+  const data = await pipe.toBuffer();
+  if (out) await writeFile(out, data);
+  return { width: W, height: h, data };
+}
