@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeError } from './errors.js';
+import { NativeError } from './native-error.js';
 
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 

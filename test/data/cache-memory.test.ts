@@ -34,9 +34,10 @@ test('peak RSS of a 2048² cache build does not grow with the shard', async () =
   const small = peak(s.mimicRoot, 2);
   const big = peak(s.mimicRoot, 24);
   assert.is(big.cached, 24);
-  // 22 more records of 8 MiB: 176 MiB if held once, 352 MiB as before; allow 64 MiB of noise.
+  // 22 more records of 8 MiB: 176 MiB if held once, 352 MiB as before (316 measured); the streaming
+  // build stays flat, and 128 MiB leaves room for libvips caches and a loaded machine.
   const grown = big.maxRssMB - small.maxRssMB;
-  assert.ok(grown < 64, `peak RSS grew by ${grown.toFixed(0)} MiB from 2 to 24 records`);
+  assert.ok(grown < 128, `peak RSS grew by ${grown.toFixed(0)} MiB from 2 to 24 records`);
 });
 
 test.run();

@@ -286,8 +286,9 @@ function reportError(err: Error, hints: { resume?: () => string | null }): numbe
     );
     return 130;
   }
-  // zod errors reach here from option schemas parsed inside command bodies.
-  const zod = err.name === 'ZodError';
+  // Option schemas parsed inside command bodies: raw zod errors, or the library's TypeError/RangeError
+  // naming the option (ts/data/options.ts keeps the ZodError as `cause`).
+  const zod = err.name === 'ZodError' || (err.cause as Error | undefined)?.name === 'ZodError';
   process.stderr.write(`error: ${zod ? `invalid option: ${err.message}` : err.message}\n`);
   if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
   const userFixable =

@@ -2,7 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
-import { renderFigure } from '../masks/figure.js';
+import { renderFigure } from '../report/figure.js';
 import { parseList, runCommand } from './common.js';
 
 export interface OverlayArgv {
