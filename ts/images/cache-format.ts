@@ -1,0 +1,55 @@
+/** The cache's on-disk description (cache.json) and entry shape: shared by the writer (cache-build.ts) and the reader (cache.ts). */
+import type { z } from 'zod';
+import type { IndexEntry, Split } from '../data/mimic.js';
+import type { ContourOptionsSchema } from '../masks/overlay.js';
+import type { ShardInfo } from './cache-verify.js';
+import type { ResolvedPreprocess } from './preprocess.js';
+
+/** 2: shards carry size + SHA-256, cache.json the entries digest and the join settings. */
+export const CACHE_VERSION = 2;
+
+export interface CacheSummary {
+  dir: string;
+  key: string;
+  planned: number;
+  cached: number;
+  perSplit: Record<Split, number>;
+  skipped: { counts: Record<string, number>; examples: Record<string, string[]> };
+  shardsBuilt: number;
+  shardsReused: number;
+  seconds: number;
+  /** Images decoded per second in this run (reused shards excluded). */
+  imagesPerSecond: number;
+  chexmask?: unknown;
+}
+
+/** The settings that decided which images (and labels) the cache holds; recorded by runs. */
+export interface CacheBuildSettings {
+  minDice: number;
+  labelPolicy: { uncertain: string; blank: string } | null;
+  requireMask: boolean;
+  /** CheXmask CSV path, or null when the caller passed joined rows. */
+  chexmask: string | null;
+}
+
+export interface CacheMeta {
+  version: number;
+  key: string;
+  size: number;
+  recordBytes: number;
+  preprocess: ResolvedPreprocess;
+  contour: z.output<typeof ContourOptionsSchema>;
+  shards: ShardInfo[];
+  count: number;
+  skipped: CacheSummary['skipped'];
+  /** SHA-256 of entries.jsonl. */
+  entriesSha256: string;
+  /** One digest over entries and shard checksums (cacheDigest). */
+  digest: string;
+  build: CacheBuildSettings;
+}
+
+export interface CachedEntry extends IndexEntry {
+  shard: number;
+  slot: number;
+}
