@@ -1,5 +1,5 @@
 // Image tower + linear head (or head only over cached features), trained with masked
-// BCE-with-logits and AdamW. Pure C++; the N-API side lives in addon.cc / workers.cc.
+// BCE-with-logits and AdamW. Pure C++; the N-API side lives in js_classifier.cc / workers.cc.
 #pragma once
 
 #include <torch/script.h>

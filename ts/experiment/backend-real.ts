@@ -1,7 +1,8 @@
 /**
  * The real backend: ts/model/* (LibTorch addon) and ts/data (index, CheXmask join, image cache),
- * bound to the interfaces of backend.ts. Modules are loaded lazily so that commands which never touch
- * a model (e.g. `--help`, config errors) do not load the native addon.
+ * bound to the interfaces of backend.ts. The imports are static; the native addon itself is loaded on
+ * first use (ts/native.ts loadNative), so commands that never touch a model (e.g. `--help`, config
+ * errors) do not load it.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
