@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { configFromArgv, overridesFromArgv, runCommand, UsageError } from '../../ts/cli/common.js';
+import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js';
 import { buildCli } from '../../ts/cli/main.js';
+import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));

@@ -3,8 +3,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, readIndex } from '../data/mimic.js';
 import { buildCache } from '../images/cache.js';
-import { runCommand } from './common.js';
 import { progress } from './progress.js';
+import { runCommand } from './run-command.js';
 
 export interface CacheArgv {
   index: string;

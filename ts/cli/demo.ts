@@ -10,8 +10,9 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { readModelMeta } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { writeJsonAtomic } from '../experiment/io.js';
-import { runCommand } from './common.js';
+import { parseSeeds } from './config-merge.js';
 import { executeRun } from './run.js';
+import { runCommand } from './run-command.js';
 
 export interface DemoArgv {
   data: string;
@@ -93,7 +94,6 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
     await runCommand(
       async () => {
         const t0 = performance.now();
-        const { parseSeeds } = await import('./common.js');
         const seeds = parseSeeds(argv.seeds);
         readModelMeta(argv.model); // clear error before any work if the model is missing
         const data = await ensureDemoData(argv.data, argv.images, DEMO.synthSeed);

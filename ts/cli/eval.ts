@@ -4,7 +4,8 @@ import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
 import { reevaluate } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
-import { metricOptions, runCommand, UsageError } from './common.js';
+import { metricOptions } from './options.js';
+import { runCommand, UsageError } from './run-command.js';
 
 export interface EvalArgv {
   run: string;

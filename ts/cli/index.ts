@@ -1,7 +1,8 @@
 /** `cxrmask index`: MIMIC-CXR-JPG root → index.jsonl + summary.json. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { buildIndex, type IndexOptions, PRESETS, writeIndex } from '../data/mimic.js';
-import { parseList, runCommand } from './common.js';
+import { parseList } from './options.js';
+import { runCommand } from './run-command.js';
 
 export interface IndexArgv {
   root: string;

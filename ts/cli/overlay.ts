@@ -3,7 +3,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import { renderFigure } from '../report/figure.js';
-import { parseList, runCommand } from './common.js';
+import { parseList } from './options.js';
+import { runCommand } from './run-command.js';
 
 export interface OverlayArgv {
   image: string;

@@ -2,7 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../labels.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
-import { runCommand, UsageError } from './common.js';
+import { runCommand, UsageError } from './run-command.js';
 
 export interface PredictArgv {
   image: string;

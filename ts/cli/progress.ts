@@ -1,5 +1,9 @@
-/** Progress of the data commands (cache, synth): a cli-progress bar on a TTY, sparse log lines otherwise. */
+/**
+ * Progress display: `progress` for the data commands (cache, synth), `progressReporter` for the grid
+ * (run, train, …). cli-progress bars on a TTY, log lines otherwise.
+ */
 import cliProgress from 'cli-progress';
+import type { GridEvent } from '../experiment/grid.js';
 
 export function progress(
   label: string,
@@ -40,4 +44,98 @@ export function progress(
       if (started) bar.stop();
     },
   };
+}
+
+/** Progress bars for grid events (plain lines when stderr is not a TTY or --no-progress). */
+export function progressReporter(plain = !process.stderr.isTTY) {
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  let multi: cliProgress.MultiBar | null = null;
+  let bar: cliProgress.SingleBar | null = null;
+  let cellBar: cliProgress.SingleBar | null = null;
+  let total = 0;
+  let done = 0;
+  const stopAll = () => {
+    multi?.stop();
+    multi = null;
+    bar = null;
+    cellBar = null;
+  };
+  const ensure = () => {
+    if (plain || multi) return;
+    multi = new cliProgress.MultiBar(
+      {
+        clearOnComplete: false,
+        hideCursor: true,
+        stream: process.stderr,
+        format: ' {name} |{bar}| {value}/{total} {info}',
+        barsize: 30,
+      },
+      cliProgress.Presets.shades_grey,
+    );
+    bar = multi.create(total || 1, done, { name: 'grid    ', info: '' });
+  };
+  const onEvent = (e: GridEvent) => {
+    switch (e.kind) {
+      case 'phase':
+        if (e.name === 'plan') {
+          total = e.detail ? e.detail.split(',').length : 0;
+          if (plain) log(`[grid] ${total} cells: ${e.detail}`);
+          else ensure();
+        } else if (plain) log(`[grid] ${e.name}${e.detail ? ` ${e.detail}` : ''}`);
+        else if (e.name === 'evaluate' || e.name === 'report') stopAll();
+        break;
+      case 'features':
+        if (plain) {
+          if (e.done === e.total) log(`[features] ${e.variant}: ${e.total} images`);
+        } else {
+          ensure();
+          if (!cellBar) cellBar = multi!.create(e.total, 0, { name: `features`, info: e.variant });
+          cellBar.setTotal(e.total);
+          cellBar.update(e.done, { info: e.variant });
+          if (e.done === e.total) {
+            multi!.remove(cellBar);
+            cellBar = null;
+          }
+        }
+        break;
+      case 'cell-start':
+        if (plain) log(`[${e.id}] start${e.resumedFrom ? ` (resuming after epoch ${e.resumedFrom})` : ''}`);
+        break;
+      case 'cell-progress': {
+        const p = e.progress;
+        if (!plain) {
+          ensure();
+          const tot = p.epochs * p.steps;
+          const val = (p.epoch - 1) * p.steps + p.step;
+          if (!cellBar) cellBar = multi!.create(tot, val, { name: e.id.padEnd(8).slice(0, 16), info: '' });
+          cellBar.setTotal(tot);
+          cellBar.update(val, { info: `epoch ${p.epoch}/${p.epochs} loss ${p.loss?.toFixed(4) ?? ''}` });
+        }
+        break;
+      }
+      case 'cell-epoch':
+        // plain logs: every epoch that took ≥ 1 s, else every 10th (linear probes run many fast epochs)
+        if (plain && (e.record.seconds >= 1 || e.record.epoch % 10 === 0))
+          log(
+            `[${e.id}] epoch ${e.record.epoch}: train loss ${e.record.trainLoss.toFixed(4)}, val AUROC ${
+              Number.isFinite(e.record.val.macroAUROC) ? e.record.val.macroAUROC.toFixed(3) : 'n/a'
+            } (${e.record.seconds.toFixed(1)} s)`,
+          );
+        break;
+      case 'cell-done':
+        done++;
+        if (plain)
+          log(`[${e.id}] ${e.skipped ? 'already done (skipped)' : `done in ${e.seconds.toFixed(1)} s`}`);
+        else {
+          ensure();
+          if (cellBar) {
+            multi!.remove(cellBar);
+            cellBar = null;
+          }
+          bar!.update(done, { info: e.id });
+        }
+        break;
+    }
+  };
+  return { onEvent, stop: stopAll };
 }

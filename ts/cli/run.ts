@@ -6,15 +6,11 @@ import { prepareData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { runExperiment } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
-import {
-  configFromArgv,
-  type ExperimentArgv,
-  experimentOptions,
-  installStop,
-  progressReporter,
-  runCommand,
-  UsageError,
-} from './common.js';
+import { configFromArgv } from './config-merge.js';
+import { type ExperimentArgv, experimentOptions } from './options.js';
+import { progressReporter } from './progress.js';
+import { runCommand, UsageError } from './run-command.js';
+import { installStop } from './signals.js';
 
 export interface RunArgv extends ExperimentArgv {
   resume?: string;

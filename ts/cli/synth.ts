@@ -1,8 +1,8 @@
 /** `cxrmask synth`: a synthetic MIMIC-CXR-JPG tree + CheXmask CSV (the demo's and the tests' data). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { synthesize } from '../synth/index.js';
-import { runCommand } from './common.js';
 import { progress } from './progress.js';
+import { runCommand } from './run-command.js';
 
 export interface SynthArgv {
   out: string;

@@ -1,7 +1,9 @@
 /** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { configFromArgv, type ExperimentArgv, experimentOptions, runCommand } from './common.js';
+import { configFromArgv } from './config-merge.js';
+import { type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
+import { runCommand } from './run-command.js';
 
 export interface TrainArgv extends ExperimentArgv {
   setup: 'linear-probe' | 'finetune';

@@ -1,7 +1,9 @@
 /** `cxrmask zeroshot`: zero-shot only (both protocols), on original and masked test images. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { configFromArgv, type ExperimentArgv, experimentOptions, runCommand } from './common.js';
+import { configFromArgv } from './config-merge.js';
+import { type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
+import { runCommand } from './run-command.js';
 
 export const zeroshotCommand: CommandModule<object, ExperimentArgv & { progress?: boolean }> = {
   command: 'zeroshot',

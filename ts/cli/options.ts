@@ -1,0 +1,100 @@
+/** Option groups shared by the commands (yargs definitions), their argv shape, and list-valued flags. */
+import type { Argv } from 'yargs';
+
+/** Options shared by every command that runs models. */
+export function modelOptions<T>(y: Argv<T>) {
+  return y
+    .option('model', { type: 'string', describe: 'exported model folder (default models/tiny)' })
+    .option('device', { choices: ['auto', 'cpu', 'cuda'] as const, describe: 'where to run (default auto)' })
+    .option('threads', { type: 'number', describe: 'intra-op CPU threads' });
+}
+
+const THRESHOLD_RULES = ['youden', 'f1', 'accuracy', 'fixed'] as const;
+
+/** How predictions become metrics (shared by the commands that evaluate: run, train, eval …). */
+export function metricOptions<T>(y: Argv<T>) {
+  return y
+    .option('threshold-rule', {
+      choices: THRESHOLD_RULES,
+      describe: 'threshold rule of the accuracy metrics, per finding on validation (default accuracy)',
+    })
+    .option('operating-point-rule', {
+      choices: THRESHOLD_RULES,
+      describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
+    })
+    .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
+    .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
+    .option('primary', {
+      choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,
+      describe: 'metric shown in Table 2',
+    });
+}
+
+/** Options that map onto the experiment config (flags override the --config file). */
+export function experimentOptions<T>(y: Argv<T>) {
+  return metricOptions(modelOptions(y))
+    .option('config', {
+      type: 'string',
+      describe: 'experiment config JSON (see docs/experiments.md); flags override it',
+    })
+    .option('cache', { type: 'string', describe: 'image cache folder (from `cxrmask cache`)' })
+    .option('data-root', {
+      type: 'string',
+      describe: 'dataset root with mimic/ and chexmask/ (to build a missing cache)',
+    })
+    .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
+    .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })
+    .option('name', { type: 'string', describe: 'suffix of the run folder name' })
+    .option('seeds', { type: 'string', describe: 'comma-separated seeds, e.g. 0,1,2' })
+    .option('prompt', { type: 'string', describe: 'zero-shot prompt template with {finding}' })
+    .option('negative-prompt', {
+      type: 'string',
+      describe: 'zero-shot negative prompt with {finding}; "none" for raw cosine',
+    })
+    .option('lp-epochs', { type: 'number', describe: 'linear-probe epochs' })
+    .option('ft-epochs', { type: 'number', describe: 'fine-tuning epochs' })
+    .option('ft-batch-size', { type: 'number', describe: 'fine-tuning batch size' })
+    .option('lr-encoder', { type: 'number', describe: 'fine-tuning encoder learning rate' })
+    .option('lr-head', { type: 'number', describe: 'fine-tuning head learning rate' })
+    .option('max-train-images', { type: 'number', describe: 'cap on training images per cell' })
+    .option('progress', {
+      type: 'boolean',
+      default: true,
+      describe: 'progress bars (--no-progress: plain log lines)',
+    });
+}
+
+export interface ExperimentArgv {
+  config?: string;
+  cache?: string;
+  dataRoot?: string;
+  chexmask?: string;
+  runsDir?: string;
+  name?: string;
+  seeds?: string;
+  prompt?: string;
+  negativePrompt?: string;
+  lpEpochs?: number;
+  ftEpochs?: number;
+  ftBatchSize?: number;
+  lrEncoder?: number;
+  lrHead?: number;
+  maxTrainImages?: number;
+  thresholdRule?: string;
+  operatingPointRule?: string;
+  threshold?: number;
+  bootstrap?: number;
+  primary?: string;
+  model?: string;
+  device?: string;
+  threads?: number;
+}
+
+/** `a,b , c` → ['a','b','c'] (undefined stays undefined). */
+export function parseList(s: string | undefined): string[] | undefined {
+  if (s === undefined) return undefined;
+  return s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+}

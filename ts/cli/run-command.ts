@@ -1,0 +1,42 @@
+/** Command bodies' errors → one `error:` line and the exit code. */
+import { DataError } from '../data/errors.js';
+import { ConfigError } from '../experiment/config.js';
+import { InterruptedError } from '../experiment/train.js';
+
+/** Misuse of the command line that the option parser cannot catch (exit code 2). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * The one runner of every command body: one `error:` line, then the exit code — 2 for what the user
+ * can fix (bad input data, config, options, usage), 130 for Ctrl-C, 1 for anything else.
+ */
+export async function runCommand(
+  body: () => Promise<void>,
+  hints: { resume?: () => string | null } = {},
+): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    process.exitCode = reportError(e as Error, hints);
+  }
+}
+
+function reportError(err: Error, hints: { resume?: () => string | null }): number {
+  if (err instanceof InterruptedError) {
+    const dir = hints.resume?.();
+    process.stderr.write(
+      `interrupted: ${err.message}.${dir ? ` Resume with: cxrmask run --resume ${dir}` : ''}\n`,
+    );
+    return 130;
+  }
+  // Option schemas parsed inside command bodies: raw zod errors, or the library's TypeError/RangeError
+  // naming the option (ts/data/options.ts keeps the ZodError as `cause`).
+  const zod = err.name === 'ZodError' || (err.cause as Error | undefined)?.name === 'ZodError';
+  process.stderr.write(`error: ${zod ? `invalid option: ${err.message}` : err.message}\n`);
+  if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
+  const userFixable =
+    zod || err instanceof DataError || err instanceof ConfigError || err instanceof UsageError;
+  return userFixable ? 2 : 1;
+}
