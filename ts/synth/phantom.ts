@@ -110,16 +110,81 @@ function rowExtent(poly: Float64Array, y: number): [number, number] | null {
   return lo <= hi ? [lo, hi] : null;
 }
 
+/** Where the thorax sits in the frame (pixels): every later step places itself relative to these. */
+interface Thorax {
+  /** Midline x. */
+  mx: number;
+  halfThorax: number;
+  /** Lung apex and base rows. */
+  top: number;
+  bot: number;
+  /** Half the mediastinal gap between the lungs' medial borders. */
+  gap: number;
+}
+
+/** The image being drawn (float, unclamped) and its size. */
+interface Canvas {
+  img: Float32Array;
+  W: number;
+  H: number;
+}
+
+/** Outlines (landmark order) and their filled masks. */
+interface Anatomy {
+  heart: Float64Array;
+  rl: Float64Array;
+  ll: Float64Array;
+  heartMask: Uint8Array;
+  rlMask: Uint8Array;
+  llMask: Uint8Array;
+  /** Atelectasis raised the left base (else the right one, when atelectasis is shown). */
+  volLossL: boolean;
+}
+
+/** A lung's aerated part (mask) and its lateral/medial x: where findings are drawn. */
+interface AeratedLung {
+  mask: Uint8Array;
+  lat: number;
+  med: number;
+}
+
+/**
+ * A frontal phantom. The steps draw from `rng` in a fixed order (geometry, outlines, body, lungs,
+ * markings, heart, findings, distractors, exposure): keep it, or every seeded image changes.
+ */
 export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, ap: boolean): Phantom {
-  const img = new Float32Array(W * H);
+  const c: Canvas = { img: new Float32Array(W * H), W, H };
+  const t = placeThorax(rng, W, H);
+  const a = drawOutlines(rng, W, H, t, f, ap);
+  paintBody(rng, c, t);
+  const air = paintLungs(rng, c, t, a);
+  paintMarkings(rng, c, a);
+  paintHeart(rng, c, t, a, air);
+  const lungs = aeratedLungs(W, H, t, a);
+  if (f.edema) paintEdema(rng, c, t, lungs);
+  if (f.consolidation) paintConsolidation(rng, c, t, lungs);
+  const annotated = [a.rl, a.ll].map((p) => Float64Array.from(p));
+  if (f.effusion) paintEffusion(rng, c, t, lungs, annotated);
+  if (f.atelectasis) paintAtelectasis(rng, c, t, lungs[a.volLossL ? 1 : 0]);
+  paintDistractors(rng, c, t, lungs);
+  const pixels = expose(rng, c, ap);
+  return { pixels, width: W, height: H, landmarks: roundedLandmarks(annotated[0], annotated[1], a.heart) };
+}
+
+/** Patient position and build vary per image (midline, thorax width, vertical shift). */
+function placeThorax(rng: Rng, W: number, H: number): Thorax {
   const mx = W * (0.5 + 0.02 * gauss(rng));
   const halfThorax = W * U(rng, 0.35, 0.41);
   const shiftY = H * U(rng, -0.025, 0.025);
   const top = H * U(rng, 0.09, 0.15) + shiftY;
   const bot = H * U(rng, 0.69, 0.79) + shiftY;
   const gap = W * U(rng, 0.045, 0.065);
+  return { mx, halfThorax, top, bot, gap };
+}
 
-  // Heart.
+/** Heart, then lungs whose medial borders give way to it: the shapes the landmarks describe. */
+function drawOutlines(rng: Rng, W: number, H: number, t: Thorax, f: FindingsShown, ap: boolean): Anatomy {
+  const { mx, halfThorax, top, bot, gap } = t;
   const thoraxW = 2 * halfThorax;
   let ctr = f.cardiomegaly ? U(rng, 0.53, 0.66) : U(rng, 0.37, 0.49);
   if (ap) ctr *= 1.05; // AP magnifies the heart a little (a known confounder)
@@ -170,8 +235,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const rlMask = fillPolygon(rl, W, H, new Uint8Array(W * H));
   const llMask = fillPolygon(ll, W, H, new Uint8Array(W * H));
   const heartMask = fillPolygon(heart, W, H, new Uint8Array(W * H));
+  return { heart, rl, ll, heartMask, rlMask, llMask, volLossL };
+}
 
-  // Base image: background, body, spine, abdomen.
+/** Base image: background, body, spine, abdomen. */
+function paintBody(rng: Rng, { img, W, H }: Canvas, { mx, bot }: Thorax): void {
   const bodyA = W * U(rng, 0.47, 0.52);
   const bodyB = H * 0.66;
   const bodyCy = H * 0.52;
@@ -191,7 +259,17 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       img[i * W + j] = v;
     }
   }
-  // Lungs: air is dark; density rises towards the bases and the edges (blur softens it later).
+}
+
+/** Air darkness of row i: denser towards apex and base. paintHeart cancels exactly this. */
+function rowDarkness(air: number, { top, bot }: Thorax, i: number): number {
+  const vv = (i - top) / (bot - top);
+  return air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+}
+
+/** Lungs: air is dark; posterior ribs cross them (fainter outside). Returns the air level. */
+function paintLungs(rng: Rng, { img, W, H }: Canvas, t: Thorax, { rlMask, llMask }: Anatomy): number {
+  const { mx, halfThorax, top, bot } = t;
   const air = U(rng, 85, 105);
   const ribSp = (bot - top) / U(rng, 8.5, 10);
   const ribAmp = U(rng, 14, 24);
@@ -200,7 +278,7 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   const bend = (0.22 * (bot - top)) / ribSp;
   for (let i = 0; i < H; i++) {
     const vv = (i - top) / (bot - top);
-    const dark = air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+    const dark = rowDarkness(air, t, i);
     const ribRow = vv > -0.05 && vv < 1.05;
     const base = (i - top) / ribSp;
     for (let j = 0; j < W; j++) {
@@ -215,7 +293,11 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       }
     }
   }
-  // Lung markings: a few random low-frequency waves inside the lungs (anatomical variability).
+  return air;
+}
+
+/** Lung markings: a few random low-frequency waves inside the lungs (anatomical variability). */
+function paintMarkings(rng: Rng, { img, W, H }: Canvas, { rlMask, llMask }: Anatomy): void {
   const waves = Array.from({ length: 4 }, () => ({
     kx: (U(rng, 2, 7) * 2 * Math.PI) / W,
     ky: (U(rng, 2, 7) * 2 * Math.PI) / H,
@@ -246,158 +328,194 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
       img[p] += v;
     }
   }
-  // Heart over everything in the mediastinum.
+}
+
+/** Heart over everything in the mediastinum; inside the lungs it first cancels the air darkness. */
+function paintHeart(rng: Rng, { img, W, H }: Canvas, t: Thorax, a: Anatomy, air: number): void {
+  const { heartMask, rlMask, llMask } = a;
   const heartAdd = U(rng, 60, 75);
   for (let i = 0; i < H; i++) {
-    // Inside the lungs the heart first cancels the air darkness (same row profile as above).
-    const vv = (i - top) / (bot - top);
-    const dark = air * (0.85 + 0.15 * Math.sin(Math.PI * Math.min(1, Math.max(0, vv))));
+    const dark = rowDarkness(air, t, i);
     for (let j = 0; j < W; j++) {
       const p = i * W + j;
       if (heartMask[p]) img[p] += (rlMask[p] | llMask[p] ? dark : 0) + heartAdd * 0.5;
     }
   }
+}
 
-  // Findings live in the aerated lung, not behind the heart.
+/** Findings live in the aerated lung, not behind the heart. [right, left]. */
+function aeratedLungs(W: number, H: number, { mx, halfThorax, gap }: Thorax, a: Anatomy): AeratedLung[] {
   const rlAir = new Uint8Array(W * H);
   const llAir = new Uint8Array(W * H);
   for (let p = 0; p < W * H; p++) {
-    rlAir[p] = rlMask[p] & (heartMask[p] ^ 1);
-    llAir[p] = llMask[p] & (heartMask[p] ^ 1);
+    rlAir[p] = a.rlMask[p] & (a.heartMask[p] ^ 1);
+    llAir[p] = a.llMask[p] & (a.heartMask[p] ^ 1);
   }
-  const lungs = [
-    { poly: rl, mask: rlAir, lat: mx - halfThorax, med: mx - gap },
-    { poly: ll, mask: llAir, lat: mx + halfThorax, med: mx + gap },
+  return [
+    { mask: rlAir, lat: mx - halfThorax, med: mx - gap },
+    { mask: llAir, lat: mx + halfThorax, med: mx + gap },
   ];
-  const addBlob = (cx: number, cy: number, sx: number, sy: number, amp: number, mask: Uint8Array | null) => {
-    const x0 = Math.max(0, Math.floor(cx - 3 * sx));
-    const x1 = Math.min(W - 1, Math.ceil(cx + 3 * sx));
-    const y0 = Math.max(0, Math.floor(cy - 3 * sy));
-    const y1 = Math.min(H - 1, Math.ceil(cy + 3 * sy));
-    if (x1 < x0) return;
-    const ex = new Float32Array(x1 - x0 + 1); // separable Gaussian
-    for (let j = x0; j <= x1; j++) ex[j - x0] = Math.exp(-0.5 * ((j - cx) / sx) ** 2);
-    for (let i = y0; i <= y1; i++) {
-      const ey = amp * Math.exp(-0.5 * ((i - cy) / sy) ** 2);
-      for (let j = x0; j <= x1; j++) {
-        const p = i * W + j;
-        if (mask && !mask[p]) continue;
-        img[p] += ey * ex[j - x0];
-      }
-    }
-  };
-  const bothLungs = new Uint8Array(W * H);
-  for (let p = 0; p < W * H; p++) bothLungs[p] = rlAir[p] | llAir[p];
+}
 
-  if (f.edema) {
-    const amp = U(rng, 35, 55);
-    for (const L of lungs) {
-      const cx = L.lat + 0.72 * (L.med - L.lat);
-      const cy = top + 0.5 * (bot - top);
-      addBlob(cx, cy, Math.abs(L.med - L.lat) * 0.32, (bot - top) * 0.22, amp, L.mask);
-      // Kerley-like short lines at the lateral bases.
-      for (let k = 0; k < 4; k++) {
-        const y = Math.round(top + (0.72 + 0.05 * k) * (bot - top));
-        const xa = L.lat + (L.med - L.lat) * 0.05;
-        const len = Math.abs(L.med - L.lat) * 0.18;
-        const dir = Math.sign(L.med - L.lat);
-        for (let t = 0; t < len; t++) {
-          const j = Math.round(xa + dir * t);
-          if (y >= 0 && y < H && j >= 0 && j < W && L.mask[y * W + j]) img[y * W + j] += 22;
-        }
-      }
-    }
-    for (let p = 0; p < W * H; p++) if (bothLungs[p]) img[p] += 10;
-  }
-  if (f.consolidation) {
-    const L = lungs[rng() < 0.5 ? 0 : 1];
-    const lobes = 2 + Math.floor(rng() * 3);
-    const cu = U(rng, 0.3, 0.7);
-    const cv = U(rng, 0.45, 0.82);
-    const base = Math.abs(L.med - L.lat);
-    const amp = U(rng, 55, 85);
-    for (let k = 0; k < lobes; k++) {
-      const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
-      const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
-      addBlob(
-        cx,
-        cy,
-        base * U(rng, 0.14, 0.24),
-        (bot - top) * U(rng, 0.08, 0.14),
-        (amp / Math.sqrt(lobes)) * 1.4,
-        L.mask,
-      );
+/** Adds a separable Gaussian opacity (3σ box), only where `mask` is set when one is given. */
+function addBlob(
+  { img, W, H }: Canvas,
+  cx: number,
+  cy: number,
+  sx: number,
+  sy: number,
+  amp: number,
+  mask: Uint8Array | null,
+): void {
+  const x0 = Math.max(0, Math.floor(cx - 3 * sx));
+  const x1 = Math.min(W - 1, Math.ceil(cx + 3 * sx));
+  const y0 = Math.max(0, Math.floor(cy - 3 * sy));
+  const y1 = Math.min(H - 1, Math.ceil(cy + 3 * sy));
+  if (x1 < x0) return;
+  const ex = new Float32Array(x1 - x0 + 1); // separable Gaussian
+  for (let j = x0; j <= x1; j++) ex[j - x0] = Math.exp(-0.5 * ((j - cx) / sx) ** 2);
+  for (let i = y0; i <= y1; i++) {
+    const ey = amp * Math.exp(-0.5 * ((i - cy) / sy) ** 2);
+    for (let j = x0; j <= x1; j++) {
+      const p = i * W + j;
+      if (mask && !mask[p]) continue;
+      img[p] += ey * ex[j - x0];
     }
   }
-  const annotated = [rl, ll].map((p) => Float64Array.from(p));
-  if (f.effusion) {
-    const sides = rng() < 0.35 ? [0, 1] : [rng() < 0.5 ? 0 : 1];
-    for (const s of sides) {
-      const L = lungs[s];
-      const level = top + U(rng, 0.64, 0.8) * (bot - top);
-      const rise = U(rng, 0.08, 0.14) * (bot - top);
-      const span = L.med - L.lat;
-      const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
-      const amp = U(rng, 70, 95);
-      const men = new Float32Array(W);
-      for (let j = 0; j < W; j++) men[j] = meniscus(j);
-      for (let i = Math.max(0, Math.floor(level - rise - 4)); i < H; i++) {
-        for (let j = 0; j < W; j++) {
-          const p = i * W + j;
-          if (!L.mask[p]) continue;
-          const d = i - men[j];
-          if (d > -4) img[p] += amp * Math.min(1, (d + 4) / 8);
-        }
-      }
-      // The segmenter follows the aerated lung: points below the meniscus are lifted onto it.
-      const a = annotated[s];
-      for (let k = 0; k < a.length; k += 2) {
-        const m = meniscus(a[k]);
-        if (a[k + 1] > m) a[k + 1] = m;
+}
+
+/** Edema: bilateral perihilar haze, Kerley-like lines at the bases, diffuse extra density. */
+function paintEdema(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: AeratedLung[]): void {
+  const { img, W, H } = c;
+  const amp = U(rng, 35, 55);
+  for (const L of lungs) {
+    const cx = L.lat + 0.72 * (L.med - L.lat);
+    const cy = top + 0.5 * (bot - top);
+    addBlob(c, cx, cy, Math.abs(L.med - L.lat) * 0.32, (bot - top) * 0.22, amp, L.mask);
+    // Kerley-like short lines at the lateral bases.
+    for (let k = 0; k < 4; k++) {
+      const y = Math.round(top + (0.72 + 0.05 * k) * (bot - top));
+      const xa = L.lat + (L.med - L.lat) * 0.05;
+      const len = Math.abs(L.med - L.lat) * 0.18;
+      const dir = Math.sign(L.med - L.lat);
+      for (let t = 0; t < len; t++) {
+        const j = Math.round(xa + dir * t);
+        if (y >= 0 && y < H && j >= 0 && j < W && L.mask[y * W + j]) img[y * W + j] += 22;
       }
     }
   }
-  if (f.atelectasis) {
-    const s = volLossL ? 1 : 0;
-    const L = lungs[s];
-    const span = L.med - L.lat;
-    const y0 = top + U(rng, 0.55, 0.68) * (bot - top);
-    const tilt = U(rng, -0.06, 0.1) * (bot - top);
-    const thick = H * U(rng, 0.018, 0.03);
-    const amp = U(rng, 55, 80);
-    for (
-      let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top)));
-      i < Math.min(H, y0 + 0.25 * (bot - top));
-      i++
-    ) {
-      for (let j = 0; j < W; j++) {
-        const p = i * W + j;
-        if (!L.mask[p]) continue;
-        const u = (j - L.lat) / span;
-        if (u < 0.12 || u > 0.9) continue;
-        const yl = y0 + tilt * u;
-        img[p] += amp * Math.exp(-0.5 * ((i - yl) / thick) ** 2);
-      }
-    }
+  const [r, l] = lungs;
+  for (let p = 0; p < W * H; p++) if (r.mask[p] | l.mask[p]) img[p] += 10;
+}
+
+/** Consolidation: a few overlapping blobs (lobulated opacity) in one lung. */
+function paintConsolidation(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: AeratedLung[]): void {
+  const L = lungs[rng() < 0.5 ? 0 : 1];
+  const lobes = 2 + Math.floor(rng() * 3);
+  const cu = U(rng, 0.3, 0.7);
+  const cv = U(rng, 0.45, 0.82);
+  const base = Math.abs(L.med - L.lat);
+  const amp = U(rng, 55, 85);
+  for (let k = 0; k < lobes; k++) {
+    const cx = L.lat + (cu + 0.12 * gauss(rng)) * (L.med - L.lat);
+    const cy = top + (cv + 0.07 * gauss(rng)) * (bot - top);
     addBlob(
-      L.lat + 0.5 * span,
-      y0 + 0.12 * (bot - top),
-      Math.abs(span) * 0.25,
-      (bot - top) * 0.07,
-      25,
+      c,
+      cx,
+      cy,
+      base * U(rng, 0.14, 0.24),
+      (bot - top) * U(rng, 0.08, 0.14),
+      (amp / Math.sqrt(lobes)) * 1.4,
       L.mask,
     );
   }
-  // Distractors every image may have (vessels seen end-on, nipple shadows): small soft opacities.
+}
+
+/**
+ * Effusion: fluid under a meniscus in one or both costophrenic angles. `annotated` (the lung
+ * landmarks) is lifted onto the meniscus, as a segmenter follows the aerated lung.
+ */
+function paintEffusion(
+  rng: Rng,
+  { img, W, H }: Canvas,
+  { top, bot }: Thorax,
+  lungs: AeratedLung[],
+  annotated: Float64Array[],
+): void {
+  const sides = rng() < 0.35 ? [0, 1] : [rng() < 0.5 ? 0 : 1];
+  for (const s of sides) {
+    const L = lungs[s];
+    const level = top + U(rng, 0.64, 0.8) * (bot - top);
+    const rise = U(rng, 0.08, 0.14) * (bot - top);
+    const span = L.med - L.lat;
+    const meniscus = (x: number) => level - rise * Math.max(0, 1 - (x - L.lat) / span) ** 2;
+    const amp = U(rng, 70, 95);
+    const men = new Float32Array(W);
+    for (let j = 0; j < W; j++) men[j] = meniscus(j);
+    for (let i = Math.max(0, Math.floor(level - rise - 4)); i < H; i++) {
+      for (let j = 0; j < W; j++) {
+        const p = i * W + j;
+        if (!L.mask[p]) continue;
+        const d = i - men[j];
+        if (d > -4) img[p] += amp * Math.min(1, (d + 4) / 8);
+      }
+    }
+    // The segmenter follows the aerated lung: points below the meniscus are lifted onto it.
+    const a = annotated[s];
+    for (let k = 0; k < a.length; k += 2) {
+      const m = meniscus(a[k]);
+      if (a[k + 1] > m) a[k + 1] = m;
+    }
+  }
+}
+
+/** Atelectasis: a plate-like linear band plus a faint blob at the base whose volume was lost. */
+function paintAtelectasis(rng: Rng, c: Canvas, { top, bot }: Thorax, L: AeratedLung): void {
+  const { img, W, H } = c;
+  const span = L.med - L.lat;
+  const y0 = top + U(rng, 0.55, 0.68) * (bot - top);
+  const tilt = U(rng, -0.06, 0.1) * (bot - top);
+  const thick = H * U(rng, 0.018, 0.03);
+  const amp = U(rng, 55, 80);
+  for (
+    let i = Math.max(0, Math.floor(y0 - 0.2 * (bot - top)));
+    i < Math.min(H, y0 + 0.25 * (bot - top));
+    i++
+  ) {
+    for (let j = 0; j < W; j++) {
+      const p = i * W + j;
+      if (!L.mask[p]) continue;
+      const u = (j - L.lat) / span;
+      if (u < 0.12 || u > 0.9) continue;
+      const yl = y0 + tilt * u;
+      img[p] += amp * Math.exp(-0.5 * ((i - yl) / thick) ** 2);
+    }
+  }
+  addBlob(
+    c,
+    L.lat + 0.5 * span,
+    y0 + 0.12 * (bot - top),
+    Math.abs(span) * 0.25,
+    (bot - top) * 0.07,
+    25,
+    L.mask,
+  );
+}
+
+/** Distractors every image may have (vessels seen end-on, nipple shadows): small soft opacities. */
+function paintDistractors(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: AeratedLung[]): void {
   const nDistract = Math.floor(rng() * 4);
   for (let k = 0; k < nDistract; k++) {
     const L = lungs[rng() < 0.5 ? 0 : 1];
     const cx = L.lat + U(rng, 0.2, 0.8) * (L.med - L.lat);
     const cy = top + U(rng, 0.3, 0.85) * (bot - top);
-    const r = W * U(rng, 0.02, 0.05);
-    addBlob(cx, cy, r, r, U(rng, 12, 28), L.mask);
+    const r = c.W * U(rng, 0.02, 0.05);
+    addBlob(c, cx, cy, r, r, U(rng, 12, 28), L.mask);
   }
-  // Exposure, noise, quantisation.
+}
+
+/** Exposure (gain, offset), noise (AP films are noisier) and quantisation to 8 bits. */
+function expose(rng: Rng, { img, W, H }: Canvas, ap: boolean): Uint8Array {
   const gain = U(rng, 0.88, 1.12);
   const offset = U(rng, -12, 12);
   const sigma = ap ? U(rng, 5, 9) : U(rng, 3, 7);
@@ -409,12 +527,17 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
     const v = img[p] * gain + offset + sigma * NOISE[q];
     pixels[p] = Math.max(0, Math.min(255, v));
   }
+  return pixels;
+}
+
+/** The 240 landmark numbers (RL 44, LL 50, H 26 points) rounded to whole pixels, as CheXmask stores them. */
+function roundedLandmarks(rl: Float64Array, ll: Float64Array, heart: Float64Array): Float64Array {
   const landmarks = new Float64Array(240);
-  landmarks.set(annotated[0], 0);
-  landmarks.set(annotated[1], 88);
+  landmarks.set(rl, 0);
+  landmarks.set(ll, 88);
   landmarks.set(heart, 188);
   for (let k = 0; k < 240; k++) landmarks[k] = Math.round(landmarks[k]);
-  return { pixels, width: W, height: H, landmarks };
+  return landmarks;
 }
 
 export function renderLateral(rng: Rng, W: number, H: number, f: FindingsShown): Phantom {
