@@ -130,6 +130,13 @@ const HELP = [
 
 let cached: { binding: NativeBinding; path: string } | null = null;
 
+/**
+ * The addon's binding, loaded once from the first of addonCandidates() that loads (later calls return
+ * the same binding).
+ * @throws {Error} no candidate exists or loads (e.g. a missing libtorch*.so); the message lists each
+ *   path with its reason, then what to install or rebuild. A failed load is not cached: a later call
+ *   tries again.
+ */
 export function loadNative(): NativeBinding {
   if (cached) return cached.binding;
   const require = createRequire(import.meta.url);
@@ -163,7 +170,11 @@ export function diagnostics(): Diagnostics {
   return { ...d, addonPath: addonPath() };
 }
 
-/** Intra-op threads used by every later native op (applied inside the worker threads too). */
+/**
+ * Intra-op threads used by every later native op (applied inside the worker threads too).
+ * @throws {RangeError} `n` is not a positive integer.
+ * @throws {Error} the addon cannot be loaded (loadNative).
+ */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
   loadNative().setThreads(n);
@@ -177,6 +188,8 @@ export function getThreads(): number {
  * TorchScript graph-executor optimisation for later ops: 'auto' (default) = on for inference, off for
  * training steps (on the ViT the optimised plan slows a CPU training step and speeds inference up by a
  * few per cent; docs/native.md); true/false force it.
+ * @throws {TypeError} `mode` is not true, false or 'auto'.
+ * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function setGraphOptimize(mode: boolean | 'auto'): void {
   if (typeof mode !== 'boolean' && mode !== 'auto')

@@ -203,7 +203,12 @@ function buildRow(
   return row;
 }
 
-/** Turns one CheXmask record (column name → cell) into a validated row; throws DataError naming the field. */
+/**
+ * Turns one CheXmask record (column name → cell) into a validated row.
+ * @throws {DataError} a bad cell, naming the field (and `where`'s file/row/id): reason `bad-id` (empty
+ *   id), `bad-size` (Height/Width not a positive integer), `bad-dice` (a Dice cell not a number), or the
+ *   RLE/landmark parsers' reasons (an RLE cell is only checked when `validateRle`/`keepRle` ask for it).
+ */
 export function parseChexmaskRecord(
   rec: Record<string, string | number | null | undefined>,
   opts: RowParseOptions = {},
@@ -248,6 +253,12 @@ class ScannedRleCell implements RleCell {
 /**
  * Streams `csvPath` and keeps the rows whose id is in `ids` and whose `Dice RCA (Mean)` ≥ minDice.
  * Height/Width are checked against the JPEG later (buildCache / preprocess), where the image is read.
+ * A bad or duplicate row never throws: it is left out and counted in `summary` by reason.
+ * @throws {TypeError|RangeError} (rejects) an unknown option or a bad option value, naming it
+ *   (parseOptions).
+ * @throws {DataError} (rejects) whole-file problems, naming the file: `missing-file`, `bad-csv` (no
+ *   header, malformed quoting, a file ending inside a quoted field), `bad-gzip`, or `missing-column`
+ *   (no id column or a required CheXmask column).
  */
 export async function joinChexmask(
   csvPath: string,

@@ -47,6 +47,9 @@ export const MAX_CSV_RECORD_CHARS = 16 << 20;
  * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole,
  * and a record over `maxRecordChars` (one huge field, or a file without line breaks) is a DataError
  * naming the file and row instead of unbounded memory.
+ * @throws {DataError} (rejects) `missing-file`, `bad-csv` (empty file / parse error), `bad-gzip`,
+ *   `too-large` (header record over `maxRecordChars`) or `missing-column`; iterating `records` throws
+ *   the same DataErrors for later rows, and `col(name)` throws `missing-column`.
  */
 export async function openCsv(
   path: string,

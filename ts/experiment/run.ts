@@ -115,6 +115,11 @@ export function gitInfo(): { commit: string | null; dirty: boolean | null } {
 /**
  * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
  * metric settings (threshold rule, bootstrap, primary metric); rewrites results.json and the reports.
+ * @throws {Error} (rejects) `runDir` has no config.json, or no finished cell (zeroshot.json or a cell's
+ *   result.json).
+ * @throws {ConfigError} (rejects) the saved config with `metricOverrides` does not validate.
+ * @throws {DataError} (rejects) the cache cannot be opened (the backend's openCache), or its data
+ *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed).
  */
 export async function reevaluate(
   runDir: string,
@@ -203,6 +208,18 @@ export function packageVersion(): string {
   }
 }
 
+/**
+ * Runs the grid (zero-shot, then every LP/JFT cell) in a new run folder, or resumes `o.resume`, and
+ * writes results.json and the reports. Finished cells are skipped; an unfinished one restarts from its
+ * last epoch checkpoint.
+ * @throws {Error} (rejects) `o.resume` has no config.json.
+ * @throws {ConfigError} (rejects) the resumed folder's config.json does not validate.
+ * @throws {DataError} (rejects) the cache cannot be opened; on resume, its data differ from data.json
+ *   (`data-changed`); a cell's training split has more unreadable images than `maxUnreadableShare`
+ *   (`unreadable-training-images`).
+ * @throws {InterruptedError} (rejects) `o.signal` asked to stop; the run can be resumed.
+ * @throws {NativeError} (rejects) a model op fails (see ts/model).
+ */
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const started = new Date();
   let config = o.config;

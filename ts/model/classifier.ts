@@ -68,6 +68,15 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     this.sampleSize = this.sampleShape.reduce((a, b) => a * b, 1);
   }
 
+  /**
+   * A classifier over the image tower of `modelDir` (joint fine-tuning), or head-only over features of
+   * `inputDim` when `modelDir` is absent (linear probing).
+   * @throws {TypeError} (rejects) an unknown option, or `modelDir` not a non-empty string.
+   * @throws {RangeError} (rejects) `inputDim` missing/not a positive integer without `modelDir`, a bad
+   *   `numLabels`, `seed`, `device` or a negative/non-finite learning rate, weight decay or gradClip.
+   * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, or the addon cannot load.
+   * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
+   */
   static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
     knownKeys(options, KEYS, 'Classifier.create');
     const modelDir = options.modelDir ?? null;
@@ -128,6 +137,12 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   /**
    * One optimiser step on a batch (images, features, or cache records of one variant); resolves with
    * the (masked mean) loss before the step. Inputs are copied when the call is made.
+   * @throws {TypeError} (synchronously) `x`, `labels` or `labelMask` of the wrong type; cache records
+   *   on a head-only classifier.
+   * @throws {RangeError} (synchronously) `n` not a positive integer, a wrong length, or records asking
+   *   for both variants.
+   * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {NativeError} (rejects) the native step fails (e.g. out of memory).
    */
   trainStep(
     x: ImageInput,
@@ -149,12 +164,22 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     );
   }
 
-  /** Sigmoid probabilities [rows, numLabels] (records asking for both variants: originals first). */
+  /**
+   * Sigmoid probabilities [rows, numLabels] (records asking for both variants: originals first).
+   * @throws {TypeError|RangeError} (synchronously) a bad `x` or `n`, as trainStep.
+   * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {NativeError} (rejects) the native forward fails.
+   */
   predict(x: ImageInput, n: number): Promise<Float32Array> {
     return this.infer(x, n, 'predict');
   }
 
-  /** Encoder features [rows, inputDim] (not in head-only mode). */
+  /**
+   * Encoder features [rows, inputDim].
+   * @throws {Error} (rejects) on a head-only classifier; (synchronously) when disposed.
+   * @throws {TypeError|RangeError} (synchronously) a bad `x` or `n`, as predict.
+   * @throws {NativeError} (rejects) the native forward fails.
+   */
   embed(x: ImageInput, n: number): Promise<Float32Array> {
     if (this.headOnly)
       return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
@@ -164,6 +189,9 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   /**
    * Whole trainable state: encoder + head weights, AdamW moments, step count — what resume needs. With
    * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string, or an unknown option.
+   * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
@@ -177,6 +205,9 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * Restores what save() wrote (the classifier must have been created with the same options). All or
    * nothing: a file that does not fit leaves the classifier as it was. A weights-only file keeps the
    * current optimiser state.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.
    */
   load(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');

@@ -18,7 +18,14 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     super(native, 'ClipModel');
   }
 
-  /** Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default). */
+  /**
+   * Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default).
+   * @throws {TypeError} (rejects) `dir` is not a non-empty string, or an unknown option.
+   * @throws {RangeError} (rejects) a bad `device`.
+   * @throws {Error} (rejects) `<dir>/model.json` is missing or lacks a size field, or the addon
+   *   cannot be loaded (loadNative).
+   * @throws {NativeError} (rejects) LibTorch cannot load the file or the device (`ERR_TORCH`).
+   */
   static async load(dir: string, options: ClipLoadOptions = {}): Promise<ClipModel> {
     if (typeof dir !== 'string' || dir === '') throw new TypeError('model dir must be a non-empty string');
     knownKeys(options, ['device'], 'ClipModel.load');
@@ -59,6 +66,12 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    * Image embeddings [rows, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S], or for
    * n cache records (rows = n per variant asked for: originals first, then masked). The input is
    * copied when the call is made; it may be reused or transferred right after.
+   * @throws {TypeError} (synchronously) `x` is not a Float32Array/RecordBatch of the right kind, or an
+   *   unknown option.
+   * @throws {RangeError} (synchronously) `n` is not a positive integer, or `x` has the wrong length or
+   *   image size (checkRecords).
+   * @throws {Error} (synchronously) the model is disposed.
+   * @throws {NativeError} (rejects) the native forward fails.
    */
   encodeImage(x: ImageInput, n: number, options: { bf16?: boolean } = {}): Promise<Float32Array> {
     const s = this.meta.imageSize;
@@ -76,7 +89,13 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     return this.queue.run(() => withJsStack(native.encodeImage(x, [n, 3, s, s], bf16), stack));
   }
 
-  /** Text embeddings [n, embedDim] for token ids [n, contextLength] (see loadTokenizer). */
+  /**
+   * Text embeddings [n, embedDim] for token ids [n, contextLength] (see loadTokenizer).
+   * @throws {TypeError} (synchronously) `ids` is not a BigInt64Array.
+   * @throws {RangeError} (synchronously) `n` is not a positive integer or `ids` is not n × contextLength.
+   * @throws {Error} (synchronously) the model is disposed.
+   * @throws {NativeError} (rejects) the native forward fails.
+   */
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array> {
     const l = this.meta.contextLength;
     positiveInt(n, 'n');

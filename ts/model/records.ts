@@ -39,7 +39,13 @@ export function variantsOf(x: ImageInput): number {
   return isRecordBatch(x) ? Number(x.pixels.original) + Number(x.pixels.masked) : 1;
 }
 
-/** Checks a record batch of n images for a model of image size `size`; returns the native shape. */
+/**
+ * Checks a record batch of n images for a model of image size `size`; returns the native shape.
+ * @throws {TypeError} `records` is not a Uint8Array, `pixels` is not an object, mean/std are not 3
+ *   finite numbers, or `paint` is not a Float32Array(24).
+ * @throws {RangeError} `size` differs from the model's, `records` is not n·2·size² bytes, a std ≤ 0,
+ *   a non-finite paint value, or neither `original` nor `masked` is set.
+ */
 export function checkRecords(x: RecordBatch, n: number, size: number, name = 'x'): number[] {
   if (!(x.records instanceof Uint8Array))
     throw new TypeError(`${name}.records must be a Uint8Array, got ${typeName(x.records)}`);
@@ -68,6 +74,9 @@ export function checkRecords(x: RecordBatch, n: number, size: number, name = 'x'
  * The addon's record → image conversion alone: normalised float32 [rows,3,S,S] (originals first, then
  * masked), computed on `device` and returned on the host. Model ops do the same internally; this is for
  * figures, checks and benchmarks.
+ * @throws {TypeError|RangeError} (synchronously) a bad batch (checkRecords), `n` or `device`.
+ * @throws {Error} (synchronously) the addon cannot be loaded (loadNative).
+ * @throws {NativeError} (rejects) the native conversion fails.
  */
 export function recordsToImages(
   x: RecordBatch,
@@ -89,6 +98,8 @@ export function recordsToImages(
  * borrow views of it instead of copying them, so reading cache records straight into it makes the
  * host side of a batch one positional read per record. Do not write into it while an op that was
  * given it runs (the op reads it in place); dropping or transferring it is safe.
+ * @throws {RangeError} `bytes` is not a non-negative integer, or is over 1e12 (checked by the addon).
+ * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function hostBytes(bytes: number): Uint8Array {
   if (!Number.isInteger(bytes) || bytes < 0)

@@ -92,6 +92,13 @@ function toHttpError(e: unknown, bodyLimit: number): HttpError {
   return new HttpError(500, 'internal', 'internal error');
 }
 
+/**
+ * A fastify instance serving `options.predictor` (routes above); the caller calls `listen()`, and
+ * `close()` disposes the predictor and closes the index unless `disposeOnClose` is false. Request
+ * failures never throw out of it: they are answered as above (HttpError), anything unexpected as 500.
+ * @throws {FastifyError} `bodyLimit` is not a positive integer
+ *   (`FST_ERR_ROUTE_BODY_LIMIT_OPTION_NOT_INT`, thrown by fastify).
+ */
 export function createServer(options: ServiceOptions): FastifyInstance {
   const { predictor, chexmask = null } = options;
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
