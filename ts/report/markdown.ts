@@ -1,0 +1,72 @@
+/** The text of report.md: run facts, the overlay figure, Table 2, plots, masked − original verdicts. */
+import { METRIC_LABELS } from '../experiment/evaluate.js';
+import type { Results } from '../experiment/results.js';
+import { FINDINGS } from '../labels.js';
+import { fmt, fmtSigned, metricTable } from './tables.js';
+
+export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
+  const primary = r.config.metrics.primary;
+  const out: string[] = [
+    '# cxrmask run report',
+    '',
+    `Run \`${r.run.dir}\` · device ${r.run.device} · ${r.seeds.length} seed(s) · git ${r.run.git.commit?.slice(0, 10) ?? 'unknown'}${r.run.git.dirty ? ' (dirty)' : ''} · ${fmt(r.run.timings.totalSeconds / 60, 1)} min.`,
+    '',
+    ...(r.run.model?.['source'] === 'random-init'
+      ? [
+          `Model: \`${r.run.model['preset']}\` preset with **random initial weights** (no pretraining): zero-shot is at chance by construction; the trained rows show what the images themselves teach.`,
+          '',
+        ]
+      : r.run.model
+        ? [
+            `Model: \`${r.run.model['preset'] ?? r.run.model['dir']}\` (${r.run.model['source'] ?? 'exported checkpoint'}).`,
+            '',
+          ]
+        : []),
+    `Data: ${r.data.counts.train} train / ${r.data.counts.validate} validation / ${r.data.counts.test} test images; ` +
+      `skipped (unreadable) images: ${
+        Object.entries(r.data.skippedImages.features)
+          .map(([v, n]) => `${v} ${n}`)
+          .join(', ') || '0'
+      }; left out when the cache was built: ${
+        Object.entries(r.data.skippedImages.cache ?? {})
+          .map(([why, n]) => `${why} ${n}`)
+          .join(', ') || 'none'
+      }.`,
+    '',
+  ];
+  if (files.overlay) {
+    out.push(
+      '## Anatomical masking (Figure 1 style)',
+      '',
+      'Left: the test image as the model sees it; right: the same image with the CheXmask lung (red) and heart (blue) contours drawn in (Eq. 1).',
+      '',
+      `![original vs masked](${files.overlay})`,
+      '',
+    );
+  }
+  out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', metricTable(r, primary), '');
+  if (primary !== 'macroAUROC') out.push('### Macro AUROC', '', metricTable(r, 'macroAUROC'), '');
+  out.push(
+    'Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).',
+    '',
+  );
+  for (const p of files.plots) out.push(`![${p}](${p})`, '');
+  out.push('## Does masking help?', '');
+  for (const d of r.evaluation.differences.filter((x) => x.metric === primary || x.metric === 'macroAUROC')) {
+    const g = r.evaluation.groups.find((x) => x.key === d.group);
+    const verdict = !Number.isFinite(d.lo)
+      ? 'undetermined'
+      : d.lo > 0
+        ? 'masked better (CI excludes 0)'
+        : d.hi < 0
+          ? 'masked worse (CI excludes 0)'
+          : 'no clear difference (CI includes 0)';
+    out.push(
+      `- ${g?.label ?? d.group}, ${d.metric}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
+    );
+  }
+  out.push('', '## Metric definitions', '');
+  for (const [k, v] of Object.entries(r.definitions)) out.push(`- **${k}**: ${v}`);
+  out.push('', `Findings: ${FINDINGS.join(', ')}. Every number is in results.json.`, '');
+  return out.join('\n');
+}

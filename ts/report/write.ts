@@ -1,0 +1,61 @@
+/** Writes a run's reports next to results.json: table2.md, per_disease.md, plots/*.png, report.md/html. */
+import { join } from 'node:path';
+import type { CacheLike } from '../experiment/backend.js';
+import { writeFileAtomic } from '../experiment/io.js';
+import type { Results } from '../experiment/results.js';
+import { reportHtml } from './html.js';
+import { reportMarkdown } from './markdown.js';
+import { overlayExamplePng, pickExample } from './overlay.js';
+import { metricBarsSvg, perDiseaseDeltaSvg, svgToPng } from './plots.js';
+import { perDiseaseMarkdown, table2Markdown } from './tables.js';
+
+export interface ReportFiles {
+  table2: string;
+  perDisease: string;
+  plots: string[];
+  overlay: string | null;
+  reportMd: string;
+  reportHtml: string;
+}
+
+export async function writeReports(
+  runDir: string,
+  r: Results,
+  opts: { cache?: CacheLike } = {},
+): Promise<ReportFiles> {
+  const table2 = join(runDir, 'table2.md');
+  const perDisease = join(runDir, 'per_disease.md');
+  writeFileAtomic(table2, table2Markdown(r));
+  writeFileAtomic(perDisease, perDiseaseMarkdown(r));
+  const plots: string[] = [];
+  const plotDefs: [string, () => string][] = [
+    [`plots/${r.config.metrics.primary}.png`, () => metricBarsSvg(r, r.config.metrics.primary)],
+    ['plots/macroAUROC.png', () => metricBarsSvg(r, 'macroAUROC')],
+    ['plots/per_disease_delta_auroc.png', () => perDiseaseDeltaSvg(r)],
+  ];
+  for (const [name, svg] of plotDefs) {
+    if (plots.includes(name)) continue;
+    writeFileAtomic(join(runDir, name), await svgToPng(svg()));
+    plots.push(name);
+  }
+  let overlay: string | null = null;
+  if (opts.cache) {
+    const idx = pickExample(opts.cache);
+    const png = idx === null ? null : await overlayExamplePng(opts.cache, idx);
+    if (png) {
+      overlay = 'plots/overlay_example.png';
+      writeFileAtomic(join(runDir, overlay), png);
+    }
+  }
+  const md = reportMarkdown(r, { plots, overlay });
+  writeFileAtomic(join(runDir, 'report.md'), md);
+  writeFileAtomic(join(runDir, 'report.html'), reportHtml(md));
+  return {
+    table2,
+    perDisease,
+    plots,
+    overlay,
+    reportMd: join(runDir, 'report.md'),
+    reportHtml: join(runDir, 'report.html'),
+  };
+}
