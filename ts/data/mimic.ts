@@ -12,10 +12,11 @@ import { mulberry32 } from '../random.js';
 import { findCsv, openCsv } from './csv.js';
 import { DataError, ReasonCounter } from './errors.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
+import { applyLabelPolicy, CHEXPERT_COLUMNS, readStudyLabels } from './mimic-labels.js';
 import { parseOptions } from './options.js';
 
-/** Re-exported for callers that imported the generator from here. */
-export { mulberry32 };
+/** Re-exported for callers that imported these from here. */
+export { CHEXPERT_COLUMNS, mulberry32 };
 
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
@@ -38,7 +39,6 @@ export interface IndexEntry {
 }
 
 export const METADATA_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'ViewPosition'] as const;
-export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
 export const SPLIT_COLUMNS = ['dicom_id', 'split'] as const;
 
 export const IndexOptionsSchema = z
@@ -125,13 +125,6 @@ export function patientSplit(
   return m;
 }
 
-function parseLabel(cell: string | undefined): number | null {
-  const s = (cell ?? '').trim();
-  if (s === '' || s.toLowerCase() === 'nan') return null;
-  const v = Number(s);
-  return Number.isFinite(v) ? v : Number.NaN;
-}
-
 /** Builds the index by streaming the three CSVs. Bad rows are dropped and counted per reason. */
 export async function buildIndex(
   options: IndexOptions,
@@ -144,39 +137,7 @@ export async function buildIndex(
   const splitPath = opts.split === 'official' ? findCsv(`${base}split`) : null;
   const dropped = new ReasonCounter();
 
-  // 1. Labels per study (small: one row per study).
-  const labelsByStudy = new Map<string, (number | null)[]>();
-  {
-    const csv = await openCsv(chexPath, CHEXPERT_COLUMNS);
-    const subj = csv.col('subject_id');
-    const stud = csv.col('study_id');
-    const cols = FINDINGS.map((f) => csv.col(f));
-    for await (const { row, values } of csv.records) {
-      // a short row (e.g. one field) would otherwise read as "all labels blank"
-      if (values.length < csv.header.length) {
-        dropped.add(
-          'short-chexpert-row',
-          `${chexPath}, row ${row}: ${values.length} field(s), the header has ${csv.header.length}`,
-        );
-        continue;
-      }
-      const idBad = idsProblem({ subject_id: values[subj]?.trim(), study_id: values[stud]?.trim() });
-      if (idBad) {
-        dropped.add('bad-chexpert-id', `${chexPath}, row ${row}: ${idBad}`);
-        continue;
-      }
-      const labels = cols.map((c) => parseLabel(values[c]));
-      const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
-      if (bad >= 0) {
-        dropped.add(
-          'bad-label-value',
-          `${chexPath}, row ${row}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`,
-        );
-        continue;
-      }
-      labelsByStudy.set(`${values[subj]!.trim()}/${values[stud]!.trim()}`, labels);
-    }
-  }
+  const labelsByStudy = await readStudyLabels(chexPath, dropped);
   // 2. Official split per image.
   const splitByDicom = new Map<string, Split>();
   if (splitPath) {
@@ -248,20 +209,7 @@ export async function buildIndex(
       dropped.add('no-positive-label');
       continue;
     }
-    const labels: number[] = [];
-    const labelMask: number[] = [];
-    for (const v of rawLabels) {
-      if (v === 1 || v === 0) {
-        labels.push(v);
-        labelMask.push(1);
-      } else if (v === -1) {
-        labels.push(opts.uncertain === 'ones' ? 1 : 0);
-        labelMask.push(opts.uncertain === 'ignore' ? 0 : 1);
-      } else {
-        labels.push(0);
-        labelMask.push(opts.blank === 'ignore' ? 0 : 1);
-      }
-    }
+    const { labels, labelMask } = applyLabelPolicy(rawLabels, opts);
     const path = imagePath(subjectId, studyId, dicomId);
     if (opts.checkFiles && !existsSync(join(root, path))) {
       dropped.add('image-missing', `${where}: ${join(root, path)} does not exist`);
