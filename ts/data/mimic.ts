@@ -125,6 +125,62 @@ export function patientSplit(
   return m;
 }
 
+/** The official split CSV: split per dicom_id; bad rows are counted in `dropped`. */
+async function readOfficialSplit(splitPath: string, dropped: ReasonCounter): Promise<Map<string, Split>> {
+  const splitByDicom = new Map<string, Split>();
+  const csv = await openCsv(splitPath, SPLIT_COLUMNS);
+  const d = csv.col('dicom_id');
+  const s = csv.col('split');
+  for await (const { row, values } of csv.records) {
+    const sp = (values[s] ?? '').trim();
+    if (!SPLITS.includes(sp as Split)) {
+      dropped.add('bad-split-value', `${splitPath}, row ${row}, field "split": "${sp}"`);
+      continue;
+    }
+    const id = (values[d] ?? '').trim();
+    if (idProblem('dicom_id', id)) {
+      dropped.add('bad-split-id', `${splitPath}, row ${row}: ${idProblem('dicom_id', id)}`);
+      continue;
+    }
+    splitByDicom.set(id, sp as Split);
+  }
+  return splitByDicom;
+}
+
+/** Counts per split, view and label (raw uncertain/blank too), subjects, studies, and patients in several splits. */
+function tallyIndex(pending: (IndexEntry & { rawLabels: (number | null)[] })[]) {
+  const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
+  const perView: Record<string, number> = {};
+  const perLabel: IndexSummary['perLabel'] = {};
+  for (const f of FINDINGS)
+    perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
+  const subjects = new Set<string>();
+  const studies = new Set<string>();
+  const splitsOfSubject = new Map<string, Set<Split>>();
+  const entries: IndexEntry[] = [];
+  for (const { rawLabels, ...e } of pending) {
+    perSplit[e.split]++;
+    perView[e.view] = (perView[e.view] ?? 0) + 1;
+    FINDINGS.forEach((f, k) => {
+      const pl = perLabel[f];
+      if (!e.labelMask[k]) pl.ignored++;
+      else if (e.labels[k]) pl.positive++;
+      else pl.negative++;
+      if (rawLabels[k] === -1) pl.rawUncertain++;
+      if (rawLabels[k] === null) pl.rawBlank++;
+    });
+    subjects.add(e.subjectId);
+    studies.add(`${e.subjectId}/${e.studyId}`);
+    const s = splitsOfSubject.get(e.subjectId) ?? new Set<Split>();
+    s.add(e.split);
+    splitsOfSubject.set(e.subjectId, s);
+    entries.push(e);
+  }
+  let patientsInSeveralSplits = 0;
+  for (const s of splitsOfSubject.values()) if (s.size > 1) patientsInSeveralSplits++;
+  return { entries, perSplit, perView, perLabel, subjects, studies, patientsInSeveralSplits };
+}
+
 /** Builds the index by streaming the three CSVs. Bad rows are dropped and counted per reason. */
 export async function buildIndex(
   options: IndexOptions,
@@ -138,26 +194,7 @@ export async function buildIndex(
   const dropped = new ReasonCounter();
 
   const labelsByStudy = await readStudyLabels(chexPath, dropped);
-  // 2. Official split per image.
-  const splitByDicom = new Map<string, Split>();
-  if (splitPath) {
-    const csv = await openCsv(splitPath, SPLIT_COLUMNS);
-    const d = csv.col('dicom_id');
-    const s = csv.col('split');
-    for await (const { row, values } of csv.records) {
-      const sp = (values[s] ?? '').trim();
-      if (!SPLITS.includes(sp as Split)) {
-        dropped.add('bad-split-value', `${splitPath}, row ${row}, field "split": "${sp}"`);
-        continue;
-      }
-      const id = (values[d] ?? '').trim();
-      if (idProblem('dicom_id', id)) {
-        dropped.add('bad-split-id', `${splitPath}, row ${row}: ${idProblem('dicom_id', id)}`);
-        continue;
-      }
-      splitByDicom.set(id, sp as Split);
-    }
-  }
+  const splitByDicom = splitPath ? await readOfficialSplit(splitPath, dropped) : new Map<string, Split>();
   // 3. Metadata, streamed, joined.
   const csv = await openCsv(metaPath, METADATA_COLUMNS);
   const ci = {
@@ -242,36 +279,8 @@ export async function buildIndex(
     );
     for (const e of pending) e.split = m.get(e.subjectId) as Split;
   }
-  // Summary.
-  const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
-  const perView: Record<string, number> = {};
-  const perLabel: IndexSummary['perLabel'] = {};
-  for (const f of FINDINGS)
-    perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
-  const subjects = new Set<string>();
-  const studies = new Set<string>();
-  const splitsOfSubject = new Map<string, Set<Split>>();
-  const entries: IndexEntry[] = [];
-  for (const { rawLabels, ...e } of pending) {
-    perSplit[e.split]++;
-    perView[e.view] = (perView[e.view] ?? 0) + 1;
-    FINDINGS.forEach((f, k) => {
-      const pl = perLabel[f];
-      if (!e.labelMask[k]) pl.ignored++;
-      else if (e.labels[k]) pl.positive++;
-      else pl.negative++;
-      if (rawLabels[k] === -1) pl.rawUncertain++;
-      if (rawLabels[k] === null) pl.rawBlank++;
-    });
-    subjects.add(e.subjectId);
-    studies.add(`${e.subjectId}/${e.studyId}`);
-    const s = splitsOfSubject.get(e.subjectId) ?? new Set<Split>();
-    s.add(e.split);
-    splitsOfSubject.set(e.subjectId, s);
-    entries.push(e);
-  }
-  let patientsInSeveralSplits = 0;
-  for (const s of splitsOfSubject.values()) if (s.size > 1) patientsInSeveralSplits++;
+  const { entries, perSplit, perView, perLabel, subjects, studies, patientsInSeveralSplits } =
+    tallyIndex(pending);
   const { root: _r, ...optRest } = opts;
   return {
     entries,
