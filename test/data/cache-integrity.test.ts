@@ -147,6 +147,24 @@ test('minDice and the label policy key the cache: a rebuild with other data sett
   assert.equal(new Set([sum.key, strict.key, relabelled.key]).size, 3);
   assert.is(openCache(out, { data: { minDice: 0.9, labelPolicy: policy } }).key, relabelled.key);
   assert.is(openCache(sum.dir).entries.length, sum.cached, 'the first cache is untouched');
+  // A keyed folder given directly must match the settings asked for (else a U-Zeros cache would be
+  // trained on under a U-Ignore config).
+  const zeros = { uncertain: 'zeros', blank: 'zeros' };
+  try {
+    openCache(relabelled.dir, { data: { minDice: 0.9, labelPolicy: zeros } });
+    assert.unreachable('opened a cache built with another label policy');
+  } catch (e) {
+    assert.is((e as { reason?: string }).reason, 'cache-mismatch');
+    assert.match(
+      (e as Error).message,
+      /label policy uncertain=ignore, blank=zeros \(cache\) vs uncertain=zeros/,
+    );
+  }
+  assert.throws(
+    () => openCache(relabelled.dir, { data: { minDice: 0.7, labelPolicy: policy } }),
+    /minDice 0\.9 \(cache\) vs 0\.7/,
+  );
+  assert.is(openCache(relabelled.dir, { data: { minDice: 0.9, labelPolicy: policy } }).key, relabelled.key);
 });
 
 test.run();

@@ -88,7 +88,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         default: true,
         describe: 'progress bars (--no-progress: plain log lines)',
       })
-      .example('$0 demo', 'the README demo (about 10 minutes on 2 CPU cores)') as unknown as Argv<DemoArgv>,
+      .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)') as unknown as Argv<DemoArgv>,
   handler: async (argv: ArgumentsCamelCase<DemoArgv>) => {
     let dir: string | null = null;
     await runCommand(

@@ -40,7 +40,7 @@ export function experimentOptions<T>(y: Argv<T>) {
     .option('cache', { type: 'string', describe: 'image cache folder (from `cxrmask cache`)' })
     .option('data-root', {
       type: 'string',
-      describe: 'dataset root with mimic/ and chexmask/ (to build a missing cache)',
+      describe: 'MIMIC-CXR-JPG root (the three CSVs + files/), to build a missing cache',
     })
     .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
     .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })

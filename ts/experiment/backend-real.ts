@@ -107,6 +107,11 @@ export async function prepareData(
     const cache = data.openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
     return { cache: { dir: cache.dir, entries: cache.entries.length, skipped: cache.skipped ?? null } };
   } catch (e) {
+    // A keyed cache folder built with another label policy / minDice / size: never train on it.
+    if ((e as { reason?: string }).reason === 'cache-mismatch')
+      throw new ConfigError(
+        `the image cache ${d.cache} does not match this config: ${(e as Error).message.replace(/^.*?built with/, 'built with')}. Set data.uncertain/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
+      );
     if (!d.root || !d.chexmask)
       throw new ConfigError(
         `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root/--chexmask) to build it, or run \`cxrmask cache\``,

@@ -313,16 +313,34 @@ export function openCache(
   settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings } = {},
 ): Cache {
   knownKeys(settings, ['preprocess', 'overlay', 'data'], 'openCache');
-  if (existsSync(join(dir, 'cache.json'))) return new Cache(dir);
-  if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
-  if (settings.preprocess || settings.overlay || settings.data) {
-    const key = settingsKey(
+  const given = Boolean(settings.preprocess || settings.overlay || settings.data);
+  const key = () =>
+    settingsKey(
       resolvePreprocess(settings.preprocess),
       parseOptions(ContourOptionsSchema, settings.overlay ?? {}, 'openCache overlay'),
       settings.data,
     );
-    if (existsSync(join(dir, key, 'cache.json'))) return new Cache(join(dir, key));
-    throw new DataError('missing-cache', `no cache for these settings (key ${key}); build it first`, {
+  if (existsSync(join(dir, 'cache.json'))) {
+    const cache = new Cache(dir);
+    // A keyed folder given directly must still be the one these settings make: otherwise a run would
+    // train on, say, U-Zeros labels while its config (and results.json) says U-Ignore.
+    if (given && key() !== cache.key) {
+      cache.close();
+      throw new DataError(
+        'cache-mismatch',
+        `built with other settings than asked: ${settingsDiff(cache, settings)}`,
+        {
+          file: dir,
+        },
+      );
+    }
+    return cache;
+  }
+  if (!existsSync(dir)) throw new DataError('missing-file', 'cache directory does not exist', { file: dir });
+  if (given) {
+    const k = key();
+    if (existsSync(join(dir, k, 'cache.json'))) return new Cache(join(dir, k));
+    throw new DataError('missing-cache', `no cache for these settings (key ${k}); build it first`, {
       file: dir,
     });
   }
@@ -335,4 +353,27 @@ export function openCache(
       : 'no cache.json found',
     { file: dir },
   );
+}
+
+/** What differs between a cache's recorded build and the settings asked for, in words. */
+function settingsDiff(
+  cache: Cache,
+  settings: { preprocess?: PreprocessOptions; data?: CacheDataSettings },
+): string {
+  const out: string[] = [];
+  const want = settings.data;
+  if (want?.labelPolicy !== undefined) {
+    const have = cache.build?.labelPolicy ?? null;
+    const a = have ? `uncertain=${have.uncertain}, blank=${have.blank}` : 'none recorded';
+    const b = want.labelPolicy
+      ? `uncertain=${want.labelPolicy.uncertain}, blank=${want.labelPolicy.blank}`
+      : 'none';
+    if (a !== b) out.push(`label policy ${a} (cache) vs ${b} (asked)`);
+  }
+  if (want?.minDice !== undefined && cache.build && cache.build.minDice !== want.minDice)
+    out.push(`minDice ${cache.build.minDice} (cache) vs ${want.minDice} (asked)`);
+  const size = settings.preprocess ? resolvePreprocess(settings.preprocess).size : undefined;
+  if (size !== undefined && size !== cache.size)
+    out.push(`image size ${cache.size} (cache) vs ${size} (asked)`);
+  return out.length ? out.join('; ') : `cache key ${cache.key} differs (preprocessing or contour settings)`;
 }
