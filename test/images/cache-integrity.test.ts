@@ -16,7 +16,7 @@ import {
   openCache,
 } from '../../ts/data/index.js';
 import { type ShardInfo, verifyShards } from '../../ts/images/cache-verify.js';
-import { synthTree, tempDir } from './helpers.js';
+import { synthTree, tempDir } from '../data/helpers.js';
 
 async function build(out: string, entries?: IndexEntry[]) {
   const s = await synthTree();

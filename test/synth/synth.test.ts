@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { decodeRle, joinChexmask, regionPolygon } from '../../ts/data/index.js';
 import { synthesize } from '../../ts/synth/index.js';
-import { synthTree, tempDir } from './helpers.js';
+import { synthTree, tempDir } from '../data/helpers.js';
 
 test('deterministic per seed: identical CSVs and JPEG bytes; another seed differs', async () => {
   const a = await synthesize({ out: tempDir(), n: 12, seed: 4, width: 96, height: 112 });

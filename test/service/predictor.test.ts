@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import type { Backend, ClassifierLike } from '../../ts/experiment/backend.js';
 import { FINDINGS } from '../../ts/labels.js';
 import { inferKind, MaskingPredictor } from '../../ts/service/index.js';
-import { fakeBackend, fakeCache } from './fake-backend.js';
+import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-'));
 const cache = fakeCache({ n: 20 });

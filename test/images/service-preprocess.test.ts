@@ -12,7 +12,7 @@ import {
   regionPolygon,
   renderFigure,
 } from '../../ts/data/index.js';
-import { cc0Image, FIXTURES, tempDir } from './helpers.js';
+import { cc0Image, FIXTURES, tempDir } from '../data/helpers.js';
 
 /** Landmarks drawn by hand-ish on the image grid: ellipses where lungs and heart sit on a PA film. */
 function ellipseLandmarks(w: number, h: number): Float64Array {

@@ -8,7 +8,7 @@ import cacheCmd from '../../ts/cli/cache.js';
 import indexCmd from '../../ts/cli/index.js';
 import overlayCmd from '../../ts/cli/overlay.js';
 import synthCmd from '../../ts/cli/synth.js';
-import { tempDir } from './helpers.js';
+import { tempDir } from '../data/helpers.js';
 
 async function cli(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
   const ow = process.stdout.write.bind(process.stdout);

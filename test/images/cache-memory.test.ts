@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { synthTree, tempDir } from './helpers.js';
+import { synthTree, tempDir } from '../data/helpers.js';
 
 const SCRIPT = `
 const { buildIndex, buildCache } = await import('./ts/data/index.ts');

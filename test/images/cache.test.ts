@@ -10,7 +10,7 @@ import {
   openCache,
   preprocess,
 } from '../../ts/data/index.js';
-import { synthTree, tempDir } from './helpers.js';
+import { synthTree, tempDir } from '../data/helpers.js';
 
 async function setup() {
   const s = await synthTree();

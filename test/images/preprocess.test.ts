@@ -12,7 +12,7 @@ import {
   resolvePreprocess,
 } from '../../ts/data/index.js';
 import { pyRound } from '../../ts/masks/geometry.js';
-import { cc0Image, FIXTURES } from './helpers.js';
+import { cc0Image, FIXTURES } from '../data/helpers.js';
 
 test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {
   assert.equal(computeGeometry(786, 899, 224, 'shortest-crop'), {
