@@ -165,6 +165,13 @@ test('minDice and the label policy key the cache: a rebuild with other data sett
     /minDice 0\.9 \(cache\) vs 0\.7/,
   );
   assert.is(openCache(relabelled.dir, { data: { minDice: 0.9, labelPolicy: policy } }).key, relabelled.key);
+  // Only what is asked is compared: contour settings count when given, not when left out.
+  assert.throws(
+    () =>
+      openCache(relabelled.dir, { data: { minDice: 0.9, labelPolicy: policy }, overlay: { thickness: 5 } }),
+    /contour thickness \d+ \(cache\) vs 5/,
+  );
+  assert.is(openCache(strict.dir, { data: { minDice: 0.9, labelPolicy: null } }).key, strict.key);
 });
 
 test.run();

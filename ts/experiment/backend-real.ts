@@ -110,7 +110,7 @@ export async function prepareData(
     // A keyed cache folder built with another label policy / minDice / size: never train on it.
     if ((e as { reason?: string }).reason === 'cache-mismatch')
       throw new ConfigError(
-        `the image cache ${d.cache} does not match this config: ${(e as Error).message.replace(/^.*?built with/, 'built with')}. Set data.uncertain/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
+        `the image cache does not match this config: ${(e as Error).message}. Set data.uncertain/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
       );
     if (!d.root || !d.chexmask)
       throw new ConfigError(

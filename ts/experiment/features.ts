@@ -36,12 +36,13 @@ export function loadFeatures(dir: string, variant: Variant): FeatureSet | null {
 }
 
 /**
- * Features of every cache row for `variants`, computed in one pass: with a record-reading cache each
- * record is read once and the model embeds both variants from it (2n rows per call). Batch k+1 is
- * read while batch k is embedded.
+ * Features of every cache row for `variants`: those on disk are loaded, the rest computed in one pass.
+ * With a record-reading cache each record is read once and the model embeds every missing variant
+ * from it; `batchSize` counts rows per model call either way. Batch k+1 is read while batch k is
+ * embedded. `clip` may be null only when every variant is on disk.
  */
 export async function computeFeatures(
-  clip: ClipLike,
+  clip: ClipLike | null,
   cache: CacheLike,
   variants: readonly Variant[],
   dir: string,
@@ -65,9 +66,13 @@ export async function computeFeatures(
     else todo.push(v);
   }
   if (!todo.length) return out;
+  if (!clip) throw new Error(`features ${todo.join(', ')} are not in ${dir} and no model was given`);
+  const model = clip;
+  // Records give every missing variant per image in one call: fewer images keep the rows at batchSize.
+  const images = cache.recordBatch ? Math.max(1, Math.floor(batchSize / todo.length)) : batchSize;
   const t0 = performance.now();
   const n = cache.entries.length;
-  const d = clip.embedDim;
+  const d = model.embedDim;
   const xs = todo.map(() => new Float32Array(n * d).fill(Number.NaN));
   const failed: number[] = [];
   const wait = new DataWait();
@@ -81,7 +86,7 @@ export async function computeFeatures(
   };
   const encode = async (idx: number[], parts: { x: Batch['x']; n: number }[]) => {
     const rows = idx.length;
-    const fs = await Promise.all(parts.map((p) => clip.encodeImage(p.x, p.n, { bf16 })));
+    const fs = await Promise.all(parts.map((p) => model.encodeImage(p.x, p.n, { bf16 })));
     // Records: one result of todo.length·rows rows; floats: one result per variant.
     const all = fs.length === 1 ? fs[0]! : concat(fs);
     todo.forEach((_, t) => {
@@ -90,8 +95,8 @@ export async function computeFeatures(
     });
   };
   const batchOf = (k: number) =>
-    Array.from({ length: Math.min(batchSize, n - k * batchSize) }, (_, j) => k * batchSize + j);
-  const batches = prefetch(Math.ceil(n / batchSize), (k) => load(batchOf(k)), { wait });
+    Array.from({ length: Math.min(images, n - k * images) }, (_, j) => k * images + j);
+  const batches = prefetch(Math.ceil(n / images), (k) => load(batchOf(k)), { wait });
   for await (const item of batches) {
     if (signal?.stop) throw new InterruptedError('interrupted while computing features');
     const idx = batchOf(item.i);
@@ -107,7 +112,7 @@ export async function computeFeatures(
         }
       }
     }
-    onProgress?.(Math.min((item.i + 1) * batchSize, n), n);
+    onProgress?.(Math.min((item.i + 1) * images, n), n);
   }
   const seconds = (performance.now() - t0) / 1000;
   todo.forEach((v, t) => {

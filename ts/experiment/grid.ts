@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
 import { type ExperimentConfig, type Setup, VARIANTS, type Variant } from './config.js';
-import { computeFeatures, type FeatureSet, gatherRows, loadFeatures } from './features.js';
+import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { readJson, writeJsonAtomic } from './io.js';
 import {
   type BatchSource,
@@ -175,22 +175,19 @@ export class Grid {
   async ensureFeatures(): Promise<void> {
     const { config, backend, cache, runDir } = this.ctx;
     const dir = join(runDir, 'features');
-    let clip: Awaited<ReturnType<Backend['loadClip']>> | null = null;
+    if (VARIANTS.every((v) => this.features.has(v))) return;
+    // computeFeatures loads what is on disk and computes the rest in one pass over the records.
+    const onDisk = (v: Variant) => existsSync(join(dir, `${v}.json`)) && existsSync(join(dir, `${v}.f32`));
+    const missing = VARIANTS.filter((v) => !onDisk(v));
+    const clip = missing.length ? await backend.loadClip(config.model.dir, this.device) : null;
     try {
-      const missing = VARIANTS.filter((v) => !this.features.has(v) && !loadFeatures(dir, v));
-      if (missing.length) {
-        clip = await backend.loadClip(config.model.dir, this.device);
-        this.emit({ kind: 'phase', name: 'features', detail: missing.join('+') });
-      }
-      const sets = clip
-        ? await computeFeatures(clip, cache, VARIANTS, dir, {
-            batchSize: config.zeroshot.batchSize,
-            bf16: this.bf16,
-            signal: this.ctx.signal,
-            onProgress: (done, total) =>
-              this.emit({ kind: 'features', variant: missing.join('+'), done, total }),
-          })
-        : new Map(VARIANTS.map((v) => [v, loadFeatures(dir, v)!] as const));
+      if (missing.length) this.emit({ kind: 'phase', name: 'features', detail: missing.join('+') });
+      const sets = await computeFeatures(clip, cache, VARIANTS, dir, {
+        batchSize: config.zeroshot.batchSize,
+        bf16: this.bf16,
+        signal: this.ctx.signal,
+        onProgress: (done, total) => this.emit({ kind: 'features', variant: missing.join('+'), done, total }),
+      });
       for (const [v, f] of sets) this.features.set(v, f);
     } finally {
       clip?.dispose();

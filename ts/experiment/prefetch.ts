@@ -29,7 +29,8 @@ export async function* prefetch<T>(
         ),
     );
   };
-  while (next < count && inFlight.length < depth + 1) start();
+  // `depth` reads stay in flight ahead of the batch the consumer is working on.
+  while (next < count && inFlight.length < Math.max(1, depth)) start();
   while (inFlight.length) {
     const t0 = performance.now();
     const r = await inFlight.shift()!;

@@ -145,35 +145,40 @@ export async function reevaluate(
   if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
   const recorded = readRunData(runDir);
   const cache = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
-  const fingerprint = dataFingerprint(cache);
-  // stored predictions are scored against the cache's labels: they must be the labels they were made for
-  if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
-  const sd = await splitData(cache);
-  const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
-  const results = assembleResults({
-    config,
-    runDir,
-    started,
-    resumed: true,
-    backend,
-    device,
-    sd,
-    zs,
-    trained,
-    cache,
-    fingerprint,
-    extra: recorded?.summaries,
-  });
-  // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
-  const before = readJson<Results>(join(runDir, 'results.json'));
-  if (before) {
-    results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
-    results.data = { ...before.data, ...results.data };
+  // Shard handles are released however re-evaluation ends.
+  try {
+    const fingerprint = dataFingerprint(cache);
+    // stored predictions are scored against the cache's labels: they must be the labels they were made for
+    if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
+    const sd = await splitData(cache);
+    const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
+    const results = assembleResults({
+      config,
+      runDir,
+      started,
+      resumed: true,
+      backend,
+      device,
+      sd,
+      zs,
+      trained,
+      cache,
+      fingerprint,
+      extra: recorded?.summaries,
+    });
+    // keep the facts of the original run (timings, commit, data summaries); note the re-evaluation
+    const before = readJson<Results>(join(runDir, 'results.json'));
+    if (before) {
+      results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
+      results.data = { ...before.data, ...results.data };
+    }
+    writeJsonAtomic(join(runDir, 'results.json'), results);
+    writeJsonAtomic(join(runDir, 'config.json'), config);
+    await writeReports(runDir, results, { cache });
+    return { runDir, results };
+  } finally {
+    cache.close?.();
   }
-  writeJsonAtomic(join(runDir, 'results.json'), results);
-  writeJsonAtomic(join(runDir, 'config.json'), config);
-  await writeReports(runDir, results, { cache });
-  return { runDir, results };
 }
 
 /** The recorded keyed cache folder when it still exists (the config may name a parent holding several). */

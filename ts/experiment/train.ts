@@ -191,11 +191,13 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     lastCheckpoint: null,
     done: false,
   };
-  if (st.lastCheckpoint) await clf.load(join(o.dir, st.lastCheckpoint));
   const patience = o.patience ?? 0;
   const keep = o.keepCheckpoints ?? 1;
   if (!Number.isInteger(keep) || keep < 1)
     throw new RangeError(`keepCheckpoints must be a positive integer, got ${String(keep)}`);
+  // The full state is needed only to train on; a finished cell goes straight to best.ckpt below.
+  const trains = !st.done && st.epochsDone < o.epochs;
+  if (st.lastCheckpoint && (trains || !existsSync(bestPath))) await clf.load(join(o.dir, st.lastCheckpoint));
   const steps = Math.ceil(o.trainIdx.length / o.batchSize);
   while (!st.done && st.epochsDone < o.epochs) {
     const epoch = st.epochsDone + 1;
@@ -273,11 +275,11 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     if (patience > 0 && epoch - st.bestEpoch >= patience) st.done = true;
     if (epoch >= o.epochs) st.done = true;
     writeJsonAtomic(statePath, st);
-    pruneCheckpoints(o.dir, keep);
+    pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
     o.onEpoch?.(rec);
   }
   if (existsSync(bestPath)) await clf.load(bestPath);
-  pruneCheckpoints(o.dir, keep);
+  pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
   return st;
 }
 
@@ -289,12 +291,15 @@ function fileBytes(path: string): number {
   }
 }
 
-/** Keeps the newest `keep` full-state epoch checkpoints (state.json names the newest). */
-function pruneCheckpoints(dir: string, keep: number): void {
+/** Keeps the newest `keep` full-state epoch checkpoints, and always the one state.json names. */
+function pruneCheckpoints(dir: string, keep: number, named: string | null): void {
   const epochs = readdirSync(dir)
     .map((f) => /^epoch-(\d+)\.ckpt$/.exec(f))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
     .sort((a, b) => b - a);
-  for (const e of epochs.slice(keep)) rmSync(join(dir, `epoch-${e}.ckpt`), { force: true, recursive: true });
+  for (const e of epochs.slice(keep)) {
+    const f = `epoch-${e}.ckpt`;
+    if (f !== named) rmSync(join(dir, f), { force: true, recursive: true });
+  }
 }

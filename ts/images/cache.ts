@@ -279,6 +279,8 @@ export class Cache {
     if (!fh) {
       fh = open(join(this.dir, file), 'r');
       this.handles.set(first.shard, fh);
+      // A failed open (EMFILE, a shard briefly missing) is not remembered: the next read retries.
+      fh.catch(() => this.handles.delete(first.shard));
     }
     const { bytesRead } = await (await fh).read(into, 0, into.length, first.slot * this.meta.recordBytes);
     if (bytesRead !== into.length)
@@ -324,15 +326,14 @@ export function openCache(
     const cache = new Cache(dir);
     // A keyed folder given directly must still be the one these settings make: otherwise a run would
     // train on, say, U-Zeros labels while its config (and results.json) says U-Ignore.
-    if (given && key() !== cache.key) {
+    // Only the settings given are compared (a cache built with other contour settings is still the
+    // one asked for when the caller names none).
+    const diff = given ? settingsDiff(cache, settings) : [];
+    if (diff.length) {
       cache.close();
-      throw new DataError(
-        'cache-mismatch',
-        `built with other settings than asked: ${settingsDiff(cache, settings)}`,
-        {
-          file: dir,
-        },
-      );
+      throw new DataError('cache-mismatch', `built with other settings than asked: ${diff.join('; ')}`, {
+        file: dir,
+      });
     }
     return cache;
   }
@@ -358,22 +359,26 @@ export function openCache(
 /** What differs between a cache's recorded build and the settings asked for, in words. */
 function settingsDiff(
   cache: Cache,
-  settings: { preprocess?: PreprocessOptions; data?: CacheDataSettings },
-): string {
+  settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings },
+): string[] {
   const out: string[] = [];
   const want = settings.data;
-  if (want?.labelPolicy !== undefined) {
-    const have = cache.build?.labelPolicy ?? null;
-    const a = have ? `uncertain=${have.uncertain}, blank=${have.blank}` : 'none recorded';
-    const b = want.labelPolicy
-      ? `uncertain=${want.labelPolicy.uncertain}, blank=${want.labelPolicy.blank}`
-      : 'none';
-    if (a !== b) out.push(`label policy ${a} (cache) vs ${b} (asked)`);
-  }
+  const policy = (p: { uncertain: string; blank: string } | null | undefined) =>
+    p ? `uncertain=${p.uncertain}, blank=${p.blank}` : 'none';
+  if (want?.labelPolicy !== undefined && policy(cache.build?.labelPolicy) !== policy(want.labelPolicy))
+    out.push(
+      `label policy ${policy(cache.build?.labelPolicy)} (cache) vs ${policy(want.labelPolicy)} (asked)`,
+    );
   if (want?.minDice !== undefined && cache.build && cache.build.minDice !== want.minDice)
     out.push(`minDice ${cache.build.minDice} (cache) vs ${want.minDice} (asked)`);
-  const size = settings.preprocess ? resolvePreprocess(settings.preprocess).size : undefined;
-  if (size !== undefined && size !== cache.size)
-    out.push(`image size ${cache.size} (cache) vs ${size} (asked)`);
-  return out.length ? out.join('; ') : `cache key ${cache.key} differs (preprocessing or contour settings)`;
+  if (settings.preprocess) {
+    const size = resolvePreprocess(settings.preprocess).size;
+    if (size !== cache.size) out.push(`image size ${cache.size} (cache) vs ${size} (asked)`);
+  }
+  for (const k of ['thickness', 'source'] as const) {
+    const asked = settings.overlay?.[k];
+    if (asked !== undefined && asked !== cache.contour[k])
+      out.push(`contour ${k} ${cache.contour[k]} (cache) vs ${asked} (asked)`);
+  }
+  return out;
 }

@@ -136,7 +136,8 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   }
   /**
    * One optimiser step on a batch (images, features, or cache records of one variant); resolves with
-   * the (masked mean) loss before the step. Inputs are copied when the call is made.
+   * the (masked mean) loss before the step. Inputs are copied when the call is made, except views
+   * of `hostBytes` memory, which are borrowed until the promise settles.
    * @throws {TypeError} (synchronously) `x`, `labels` or `labelMask` of the wrong type; cache records
    *   on a head-only classifier.
    * @throws {RangeError} (synchronously) `n` not a positive integer, a wrong length, or records asking

@@ -65,7 +65,8 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
   /**
    * Image embeddings [rows, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S], or for
    * n cache records (rows = n per variant asked for: originals first, then masked). The input is
-   * copied when the call is made; it may be reused or transferred right after.
+   * copied when the call is made (it may be reused or transferred right after), except views of
+   * `hostBytes` memory, which the op borrows: do not write into those until the promise settles.
    * @throws {TypeError} (synchronously) `x` is not a Float32Array/RecordBatch of the right kind, or an
    *   unknown option.
    * @throws {RangeError} (synchronously) `n` is not a positive integer, or `x` has the wrong length or
@@ -101,6 +102,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     positiveInt(n, 'n');
     bigint64(ids, 'ids', n * l, `[${n},${l}]`);
     const native = this.live();
-    return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), 'ClipModel.encodeText'));
+    const stack = new Error('ClipModel.encodeText');
+    return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), stack));
   }
 }

@@ -45,11 +45,11 @@ export interface ChexmaskIndexSummary {
 class Table {
   offset = new Float64Array(1024);
   length = new Uint32Array(1024);
-  dice = new Float32Array(1024);
+  dice = new Float64Array(1024); // Float64: a Dice of 0.7 must not round below a 0.7 threshold
   size = 0;
   push(offset: number, length: number, dice: number): number {
     if (this.size === this.offset.length) {
-      const grow = <T extends Float64Array | Uint32Array | Float32Array>(a: T): T => {
+      const grow = <T extends Float64Array | Uint32Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
         b.set(a);
         return b;
@@ -67,6 +67,7 @@ class Table {
 
 export class ChexmaskIndex {
   private constructor(
+    private readonly csvPath: string,
     private readonly file: FileHandle,
     private readonly header: string[],
     private readonly idColumn: string,
@@ -127,6 +128,7 @@ export class ChexmaskIndex {
       }
       options.onProgress?.(rowsRead);
       return new ChexmaskIndex(
+        csvPath,
         file,
         header,
         idColumn,
@@ -155,26 +157,28 @@ export class ChexmaskIndex {
    */
   async row(id: string): Promise<ChexmaskRow> {
     const k = this.ids.get(id);
-    if (k === undefined) throw new DataError('unknown-id', 'no CheXmask row', { id });
+    if (k === undefined) throw new DataError('unknown-id', 'no CheXmask row', { file: this.csvPath, id });
+    // Errors name the CSV and the id (the HTTP layer answers with fixed texts only).
+    const where = { file: this.csvPath, id };
     const dice = this.table.dice[k]!;
     if (dice < this.options.minDice) {
-      throw new DataError('low-dice', `Dice RCA (Mean) ${dice.toFixed(3)} < ${this.options.minDice}`, { id });
+      throw new DataError('low-dice', `Dice RCA (Mean) ${dice.toFixed(3)} < ${this.options.minDice}`, where);
     }
     const buf = Buffer.allocUnsafe(this.table.length[k]!);
     const { bytesRead } = await this.file.read(buf, 0, buf.length, this.table.offset[k]!);
     const values = CsvScanner.splitRecord(buf.subarray(0, bytesRead));
     // The file changed since the index was built: refuse rather than serve another image's row.
     if (!values || values[this.header.indexOf(this.idColumn)]?.trim() !== id) {
-      throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', { id });
+      throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', where);
     }
     if (values.length !== this.header.length) {
-      throw new DataError('bad-row', `${values.length} cells, header has ${this.header.length}`, { id });
+      throw new DataError('bad-row', `${values.length} cells, header has ${this.header.length}`, where);
     }
     const rec: Record<string, string> = {};
     this.header.forEach((c, i) => {
       rec[c] = values[i]!;
     });
-    return parseChexmaskRecord(rec, { keepRle: this.options.keepRle, idColumn: this.idColumn }, { id });
+    return parseChexmaskRecord(rec, { keepRle: this.options.keepRle, idColumn: this.idColumn }, where);
   }
 
   async close(): Promise<void> {
