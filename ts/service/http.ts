@@ -75,7 +75,7 @@ function dataErrorToHttp(reason: string): HttpError {
   }
 }
 
-function toHttpError(e: unknown, bodyLimit: number): HttpError {
+function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError {
   if (e instanceof HttpError) return e;
   const err = e as FastifyError & { reason?: unknown; validation?: unknown };
   if (err?.name === 'DataError' && typeof err.reason === 'string') return dataErrorToHttp(err.reason);
@@ -83,8 +83,8 @@ function toHttpError(e: unknown, bodyLimit: number): HttpError {
     return new HttpError(413, 'too-large', `image body larger than ${bodyLimit} bytes`);
   }
   if (err?.validation) return new HttpError(400, 'bad-request', err.message);
-  if (/disposed/.test(err?.message ?? ''))
-    return new HttpError(503, 'shutting-down', 'the server is shutting down');
+  // A model call that fails because the server is closing (its predictor is being disposed).
+  if (closing) return new HttpError(503, 'shutting-down', 'the server is shutting down');
   // fastify's own 4xx (bad content length, aborted body, …) carry fixed texts without server details.
   if (typeof err?.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
     return new HttpError(err.statusCode, 'bad-request', err.message);
@@ -115,6 +115,8 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
+  // Set by preClose (below): errors from then on are the shutdown's, not the request's.
+  let closing = false;
   // Requests admitted but not yet handed to the predictor (reading the body, looking up the row).
   let admitted = 0;
   const holding = new WeakSet<object>();
@@ -123,7 +125,7 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   };
 
   app.setErrorHandler((e, req, reply) => {
-    const h = toHttpError(e, bodyLimit);
+    const h = toHttpError(e, bodyLimit, closing);
     if (h.statusCode === 500) req.log.error({ err: e }, 'request failed');
     if (h.statusCode === 413) reply.header('connection', 'close'); // do not read the rest of the body
     if (h.statusCode === 503) reply.header('retry-after', '1');
@@ -182,7 +184,6 @@ export function createServer(options: ServiceOptions): FastifyInstance {
 
   // Once closing, answers close their connection: a kept-alive client would otherwise hold close()
   // open until its keep-alive timeout.
-  let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });
