@@ -239,7 +239,9 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
           await fh.close();
         }
       });
-      failures.sort((a, b) => ids.indexOf(a.dicomId) - ids.indexOf(b.dicomId));
+      // Plan order, whatever order the concurrent decoders finished in (a map: a shard may hold thousands).
+      const order = new Map(ids.map((id, k) => [id, k]));
+      failures.sort((a, b) => (order.get(a.dicomId) ?? 0) - (order.get(b.dicomId) ?? 0));
       manifest = {
         version: CACHE_VERSION,
         key,
