@@ -110,6 +110,7 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   head_->train();
   // Data-parallel: a replica without rows this step still joins its collectives.
   const bool idle = sync_ && x_in.rows() == 0;
+  if (!sync_ && x_in.rows() == 0) throw std::invalid_argument("a step without rows needs a group");
   at::Tensor loss;
   if (idle) {
     loss = SyncedLoss(at::zeros({0, opts_.num_labels}, at::TensorOptions(device_)), std::nullopt);

@@ -88,6 +88,9 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     return AttachGroupToClassifier(info.Env(), Live(info.Env()), info[0],
                                    info.This().As<Napi::Object>());
   }
+  Napi::Value IdleStep(const Napi::CallbackInfo& info) {
+    return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>());
+  }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     model_.reset();
@@ -146,6 +149,7 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
           JsClassifier::InstanceMethod<&JsClassifier::Save>("save"),
           JsClassifier::InstanceMethod<&JsClassifier::Load>("load"),
           JsClassifier::InstanceMethod<&JsClassifier::AttachGroup>("attachGroup"),
+          JsClassifier::InstanceMethod<&JsClassifier::IdleStep>("idleStep"),
           JsClassifier::InstanceMethod<&JsClassifier::Dispose>("dispose"),
           JsClassifier::InstanceMethod<&JsClassifier::Info>("info"),
           JsClassifier::InstanceAccessor<&JsClassifier::Disposed>("disposed"),

@@ -98,6 +98,32 @@ class AttachGroupWorker : public PromiseWorker {
   std::shared_ptr<DistributedGroup> group_;
 };
 
+// A data-parallel step for a replica with no rows this step: joins the group's collectives.
+class IdleStepWorker : public PromiseWorker {
+ public:
+  IdleStepWorker(Napi::Env env, std::shared_ptr<Classifier> m)
+      : PromiseWorker(env, "cxrmask.Classifier.idleStep"), model_(std::move(m)) {}
+
+ protected:
+  void Run() override {
+    ImageBatch none;
+    none.data = at::zeros({0, model_->input_dim()});
+    result_ = model_->TrainStep(none, at::zeros({0, model_->num_labels()}), std::nullopt);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("loss", result_.loss);
+    o.Set("gradNorm", result_.grad_norm);
+    o.Set("step", static_cast<double>(result_.step));
+    return o;
+  }
+  std::string DeviceKey() const override { return model_->device().str(); }
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  StepResult result_;
+};
+
 class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
  public:
   explicit JsProcessGroup(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsProcessGroup>(info) {
@@ -223,6 +249,14 @@ Napi::Value AttachGroupToClassifier(Napi::Env env, std::shared_ptr<Classifier> m
   auto* w = new AttachGroupWorker(env, std::move(model), std::move(g));
   w->Keep(keep);
   if (group.IsObject()) w->Keep(group.As<Napi::Object>());
+  w->Queue();
+  return w->Promise();
+}
+
+Napi::Value IdleStepOnClassifier(Napi::Env env, std::shared_ptr<Classifier> model,
+                                 const Napi::Object& keep) {
+  auto* w = new IdleStepWorker(env, std::move(model));
+  w->Keep(keep);
   w->Queue();
   return w->Promise();
 }

@@ -15,4 +15,8 @@ Napi::Function DefineJsProcessGroup(Napi::Env env);
 Napi::Value AttachGroupToClassifier(Napi::Env env, std::shared_ptr<Classifier> model,
                                     const Napi::Value& group, const Napi::Object& keep);
 
+// idleStep(): a step without rows for a replica of a group (Classifier::AttachSync).
+Napi::Value IdleStepOnClassifier(Napi::Env env, std::shared_ptr<Classifier> model,
+                                 const Napi::Object& keep);
+
 }  // namespace cxrmask
