@@ -5,8 +5,9 @@
  * makes the pending op reject with a NativeError (code ERR_DIST_PEER or ERR_DIST_TIMEOUT) within the
  * timeout, never a hang.
  */
-import { loadNative, type NativeProcessGroup } from '../native.js';
+
 import { positiveInt, withJsStack } from '../model/validate.js';
+import { loadNative, type NativeProcessGroup } from '../native.js';
 import { backendFor, type DistEnv, distTimeoutMs } from './env.js';
 
 export interface ProcessGroupOptions {
