@@ -1,18 +1,8 @@
 /** Spawning the ranks of a local data-parallel job for the tests (gloo on 127.0.0.1). */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../../ts/distributed/launch.js';
 
-/** A TCP port that was free a moment ago (rank 0's TCPStore binds it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Rank {
   child: ChildProcess;

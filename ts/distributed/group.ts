@@ -32,7 +32,12 @@ export interface DataParallel {
   barrier(): Promise<void>;
 }
 
-export class ProcessGroup implements DataParallel {
+/** A group a classifier can attach to (Classifier.attachGroup) and training can use. */
+export interface GroupLike extends DataParallel {
+  readonly nativeGroup: NativeProcessGroup;
+}
+
+export class ProcessGroup implements GroupLike {
   private constructor(readonly nativeGroup: NativeProcessGroup) {}
 
   /** Which backends this build of the addon has. */

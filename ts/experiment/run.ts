@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { broadcastString, type GroupLike } from '../distributed/group.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
@@ -49,6 +50,13 @@ export interface RunOptions {
   extra?: Record<string, unknown>;
   /** The keyed cache folder the data step opened or built (default: the recorded one on resume, else config.data.cache). */
   cacheDir?: string | null;
+  /**
+   * Data parallel (ts/distributed): every rank calls runExperiment; rank 0 picks the run folder and
+   * alone writes config, data facts, results and reports; each cell trains on the whole group.
+   */
+  dist?: GroupLike;
+  /** This process's device (e.g. cuda:LOCAL_RANK under a launcher); default config.model.device. */
+  device?: string;
 }
 
 export interface RunResult {
@@ -235,10 +243,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     const saved = readJson<unknown>(join(runDir, 'config.json'));
     if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
     config = parseConfig(saved, `${runDir}/config.json`);
+  } else if (o.dist && o.dist.rank !== 0) {
+    // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)
+    runDir = await broadcastString(o.dist, '');
   } else {
     runDir = newRunDir(config.runsDir, config.name);
     writeJsonAtomic(join(runDir, 'config.json'), config);
+    if (o.dist) await broadcastString(o.dist, runDir);
   }
+  const root = !o.dist || o.dist.rank === 0;
   o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
@@ -253,7 +266,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       ...(recorded?.summaries ?? {}),
       ...(o.extra ?? {}),
     };
-    if (!recorded) writeRunData(runDir, fingerprint, summaries);
+    if (!recorded && root) writeRunData(runDir, fingerprint, summaries);
     const grid = new Grid({
       config,
       backend: o.backend,
@@ -261,6 +274,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       cache,
       signal: o.signal,
       onEvent: o.onEvent,
+      ...(o.dist ? { dist: o.dist } : {}),
+      ...(o.device ? { device: o.device } : {}),
     });
     o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
 
@@ -285,9 +300,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       fingerprint,
       extra: summaries,
     });
-    writeJsonAtomic(join(runDir, 'results.json'), results);
-    o.onEvent?.({ kind: 'phase', name: 'report' });
-    await writeReports(runDir, results, { cache });
+    if (root) {
+      writeJsonAtomic(join(runDir, 'results.json'), results);
+      o.onEvent?.({ kind: 'phase', name: 'report' });
+      await writeReports(runDir, results, { cache });
+    }
+    await o.dist?.barrier();
     return { runDir, results };
   } finally {
     cache.close?.();
