@@ -20,7 +20,6 @@ import {
   type BatchSource,
   type EpochRecord,
   type Predictions,
-  predictAll,
   predictAllSharded,
   type StopSignal,
   shuffled,
