@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { parseDevices } from '../distributed/devices.js';
 import { readDistEnv } from '../distributed/env.js';
 import { launchLocal } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
@@ -19,6 +20,7 @@ export interface RunArgv extends ExperimentArgv {
   resume?: string;
   progress?: boolean;
   nproc?: number;
+  devices?: string;
 }
 
 /** Shared by run / zeroshot / train / demo: data → grid → print Table 2. */
@@ -30,6 +32,8 @@ export async function executeRun(
     quiet?: boolean;
     extra?: Record<string, unknown>;
     onRunDir?: (dir: string) => void;
+    /** Independent cells side by side, one process per device (`--devices`). */
+    devices?: string[];
   } = {},
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
@@ -59,6 +63,7 @@ export async function executeRun(
         if (!quiet) process.stderr.write(`run folder: ${d}\n`);
       },
       ...(dist ? { dist: dist.group, device: dist.device } : {}),
+      ...(opts.devices ? { devices: opts.devices } : {}),
     });
   } finally {
     progress.stop();
@@ -82,6 +87,11 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
         describe:
           'data-parallel training in N local processes (like torchrun --standalone --nproc-per-node N): one per GPU on CUDA (cuda:0..N-1), else N CPU processes over gloo; see docs/distributed.md',
       })
+      .option('devices', {
+        type: 'string',
+        describe:
+          'run independent cells side by side, one process per listed device, e.g. cuda:0,cuda:1 or cpu,cpu (same results as one after the other)',
+      })
       .option('resume', {
         type: 'string',
         describe:
@@ -101,13 +111,22 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     let dir: string | null = null;
     await runCommand(
       async () => {
+        if (argv.devices !== undefined && argv.nproc !== undefined && argv.nproc > 1)
+          throw new UsageError(
+            '--devices and --nproc do not combine: cells side by side, or each cell on all',
+          );
+        const devices = argv.devices === undefined ? {} : { devices: parseDevices(argv.devices) };
         if (argv.resume) {
           dir = argv.resume;
-          await executeRun(configFromResume(argv.resume), { resume: argv.resume, progress: argv.progress });
+          await executeRun(configFromResume(argv.resume), {
+            resume: argv.resume,
+            progress: argv.progress,
+            ...devices,
+          });
           return;
         }
         const config = configFromArgv(argv);
-        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d) });
+        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d), ...devices });
       },
       { resume: () => dir },
     );

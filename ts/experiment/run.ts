@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCellsOnDevices } from '../distributed/devices.js';
 import { broadcastString, type GroupLike } from '../distributed/group.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
@@ -23,6 +24,8 @@ import {
 } from './fingerprint.js';
 import {
   type CellResult,
+  cellId,
+  finishedCells,
   Grid,
   type GridEvent,
   plannedCells,
@@ -57,6 +60,8 @@ export interface RunOptions {
   dist?: GroupLike;
   /** This process's device (e.g. cuda:LOCAL_RANK under a launcher); default config.model.device. */
   device?: string;
+  /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts). */
+  devices?: readonly string[];
 }
 
 export interface RunResult {
@@ -255,7 +260,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
-  const cache = await o.backend.openCache(o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache);
+  const cacheDir = o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache;
+  const cache = await o.backend.openCache(cacheDir);
   // the data are fixed for the life of a run: recorded when it starts, checked before a resume does anything
   // Shard file handles are released however the run ends (done, interrupted, failed).
   try {
@@ -281,6 +287,26 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
 
     let zs: ZeroShotResult | null = null;
     if (config.zeroshot.enabled) zs = await grid.zeroShot();
+    if (o.devices && o.devices.length > 1) {
+      // linear probes read the features from disk: computed once here, before the cells fan out
+      if (config.linearProbe.enabled) await grid.ensureFeatures();
+      const done = finishedCells(runDir);
+      await runCellsOnDevices({
+        runDir,
+        cacheDir,
+        devices: o.devices,
+        cells: trainedCells(config)
+          .map((c) => cellId(c.setup, c.train, c.seed))
+          .filter((id) => !done.has(id)),
+        onCell: (cell, device, phase) =>
+          o.onEvent?.({
+            kind: 'phase',
+            name: phase === 'start' ? 'cell-on-device' : 'cell-off-device',
+            detail: `${cell}@${device}`,
+          }),
+      });
+    }
+    // every cell (finished ones are read back from their result.json)
     const trained: CellResult[] = [];
     for (const c of trainedCells(config)) trained.push(await grid.trainCell(c.setup, c.train, c.seed));
 
