@@ -167,7 +167,6 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Create(const GroupOptions& o
 
 void DistributedGroup::AllReduceSum(const std::vector<at::Tensor>& tensors) {
   if (!backend_) throw DistributedError("the process group is closed", "ERR_DIST_CLOSED");
-  if (opts_.world_size == 1) return;
   Guarded("allreduce", [&] {
     // Every bucket is queued before any is awaited, so transfers overlap the flat copies.
     std::vector<std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>>> pending;
@@ -186,7 +185,6 @@ void DistributedGroup::AllReduceSum(const std::vector<at::Tensor>& tensors) {
 
 void DistributedGroup::BroadcastFromRoot(const std::vector<at::Tensor>& tensors) {
   if (!backend_) throw DistributedError("the process group is closed", "ERR_DIST_CLOSED");
-  if (opts_.world_size == 1) return;
   Guarded("broadcast", [&] {
     for (auto& bucket : Buckets(tensors)) {
       std::vector<at::Tensor> flat{Flatten(bucket)};
@@ -200,7 +198,6 @@ void DistributedGroup::BroadcastFromRoot(const std::vector<at::Tensor>& tensors)
 
 void DistributedGroup::Barrier() {
   if (!backend_) throw DistributedError("the process group is closed", "ERR_DIST_CLOSED");
-  if (opts_.world_size == 1) return;
   // A one-element all-reduce: the same rendezvous as barrier() on every backend, and on NCCL it
   // needs no guess of which GPU this rank uses.
   Guarded("barrier", [&] {

@@ -40,6 +40,8 @@ struct GroupOptions {
   std::string device = "cpu";  // where collective tensors live (nccl: cuda:LOCAL_RANK)
 };
 
+// A 1-rank group runs every collective too (no shortcut): it measures the fixed per-step cost of
+// data parallelism on one device (scripts/gpu-check.mjs) and tests the same code path.
 class DistributedGroup : public GradientSync {
  public:
   // Blocks until all world_size ranks joined (or timeout_ms passed).

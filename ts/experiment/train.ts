@@ -326,10 +326,13 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
       await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
     }
-    rec.checkpoint = {
-      seconds: (performance.now() - tSave) / 1000,
-      bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
-    };
+    // data parallel: only rank 0 writes (the others record none)
+    rec.checkpoint = root
+      ? {
+          seconds: (performance.now() - tSave) / 1000,
+          bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
+        }
+      : { seconds: 0, bytes: 0 };
     rec.seconds = (performance.now() - t0) / 1000;
     st = {
       epochsDone: epoch,
