@@ -1,11 +1,12 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setErrorClass(ctor),
-//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier
+//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 
 #include "diagnostics.h"
 #include "host_buffers.h"
+#include "js_distributed.h"
 #include "js_objects.h"
 #include "runtime.h"
 #include "workers.h"
@@ -77,6 +78,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when the env goes away
   exports.Set("ClipModel", clip);
   exports.Set("Classifier", classifier);
+  exports.Set("ProcessGroup", DefineJsProcessGroup(env));
   exports.Set("diagnostics", Napi::Function::New<JsDiagnostics>(env, "diagnostics"));
   exports.Set("setThreads", Napi::Function::New<JsSetThreads>(env, "setThreads"));
   exports.Set("getThreads", Napi::Function::New<JsGetThreads>(env, "getThreads"));

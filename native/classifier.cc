@@ -108,15 +108,22 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   }
   torch::AutoGradMode grad_mode(true);
   head_->train();
-  auto x = x_in.On(device_);
-  auto labels = labels_in.to(device_);
+  // Data-parallel: a replica without rows this step still joins its collectives.
+  const bool idle = sync_ && x_in.rows() == 0;
+  if (!sync_ && x_in.rows() == 0) throw std::invalid_argument("a step without rows needs a group");
   at::Tensor loss;
-  {
+  if (idle) {
+    loss = SyncedLoss(at::zeros({0, opts_.num_labels}, at::TensorOptions(device_)), std::nullopt);
+  } else {
+    auto x = x_in.On(device_);
+    auto labels = labels_in.to(device_);
     AutocastGuard autocast(device_.type(), bf16_active_);
     auto feats = Features(x, /*train=*/true);
     auto logits = head_->forward(feats).to(at::kFloat);
     auto per = torch::binary_cross_entropy_with_logits(logits, labels, {}, {}, at::Reduction::None);
-    if (mask_in) {
+    if (sync_) {
+      loss = SyncedLoss(per, mask_in);
+    } else if (mask_in) {
       auto mask = mask_in->to(device_);
       loss = (per * mask).sum() / mask.sum().clamp_min(1.0);
     } else {
@@ -124,7 +131,8 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
     }
   }
   optimizer_->zero_grad();
-  loss.backward();
+  if (!idle) loss.backward();
+  if (sync_) AverageGradients(loss);
   StepResult r;
   if (opts_.grad_clip > 0) {
     r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, opts_.grad_clip);
@@ -133,6 +141,68 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   r.loss = loss.item<double>();
   r.step = ++step_;
   return r;
+}
+
+// The group's loss is sum(per*mask) over all replicas' rows / the group's mask count. Each replica
+// differentiates its own sum scaled by world/count; averaging the gradients (AverageGradients)
+// then gives exactly the gradient one process computes on the union batch, also when replicas
+// hold different numbers of rows or labelled entries.
+at::Tensor Classifier::SyncedLoss(const at::Tensor& per, const std::optional<at::Tensor>& mask_in) {
+  at::Tensor sum, count;
+  if (mask_in) {
+    auto mask = mask_in->to(device_);
+    sum = (per * mask).sum();
+    count = mask.sum().to(at::kDouble);
+  } else {
+    sum = per.sum();
+    count = at::full({}, static_cast<double>(per.numel()),
+                     at::TensorOptions(device_).dtype(at::kDouble));
+  }
+  count = count.reshape({1}).clone();
+  sync_->AllReduceSum({count});
+  const double world = sync_->world_size();
+  return sum * (world / count.clamp_min(1.0)).to(at::kFloat).squeeze();
+}
+
+// Sums gradients (flattened into buckets) and the loss across replicas and divides by the world
+// size. A parameter no replica produced a gradient for keeps none, as in a single process (AdamW
+// skips it); one only this replica lacks (it had no rows) counts as zeros.
+void Classifier::AverageGradients(const at::Tensor& loss) {
+  torch::NoGradGuard no_grad;
+  auto used = at::zeros({static_cast<int64_t>(trainable_.size())},
+                        at::TensorOptions(device_).dtype(at::kFloat));
+  for (size_t i = 0; i < trainable_.size(); ++i) {
+    auto& p = trainable_[i];
+    if (p.grad().defined()) {
+      used[static_cast<int64_t>(i)] = 1;
+    } else {
+      p.mutable_grad() = at::zeros_like(p);
+    }
+  }
+  std::vector<at::Tensor> all;
+  all.reserve(trainable_.size() + 2);
+  for (auto& p : trainable_) all.push_back(p.grad());
+  all.push_back(used);
+  all.push_back(loss.detach().reshape({1}));
+  sync_->AllReduceSum(all);
+  const double inv = 1.0 / sync_->world_size();
+  for (auto& p : trainable_) p.grad().mul_(inv);
+  loss.detach().mul_(inv);
+  auto used_cpu = used.to(at::kCPU);
+  for (size_t i = 0; i < trainable_.size(); ++i) {
+    if (used_cpu[static_cast<int64_t>(i)].item<float>() == 0) trainable_[i].mutable_grad().reset();
+  }
+}
+
+void Classifier::AttachSync(std::shared_ptr<GradientSync> sync) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sync) {
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> state;
+    for (const auto& kv : State()) state.push_back(kv.second);
+    sync->BroadcastFromRoot(state);
+  }
+  sync_ = std::move(sync);
 }
 
 at::Tensor Classifier::Predict(const ImageBatch& x_in) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gradient_sync.h"
 #include "pixels.h"
 
 namespace cxrmask {
@@ -50,6 +51,10 @@ class Classifier {
   void Save(const std::string& path, bool weights_only = false);
   // All or nothing: on any error the classifier keeps the state it had.
   void Load(const std::string& path);
+  // Data-parallel training (null detaches): copies rank 0's weights into this replica, then every
+  // TrainStep averages gradients and loss across replicas before the optimizer step. A replica
+  // with no rows for a step still joins it (x with 0 rows) and contributes nothing.
+  void AttachSync(std::shared_ptr<GradientSync> sync);
 
   bool head_only() const { return !encoder_.has_value(); }
   int64_t input_dim() const { return input_dim_; }
@@ -63,6 +68,8 @@ class Classifier {
   explicit Classifier(const ClassifierOptions& opts);
   at::Tensor Features(const at::Tensor& x, bool train);
   std::vector<std::pair<std::string, at::Tensor>> State() const;
+  at::Tensor SyncedLoss(const at::Tensor& per, const std::optional<at::Tensor>& mask);
+  void AverageGradients(const at::Tensor& loss);
 
   ClassifierOptions opts_;
   c10::Device device_;
@@ -74,6 +81,7 @@ class Classifier {
   int64_t step_ = 0;
   bool bf16_active_ = false;
   std::mutex mu_;
+  std::shared_ptr<GradientSync> sync_;
 };
 
 }  // namespace cxrmask

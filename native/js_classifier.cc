@@ -1,5 +1,6 @@
 #include <memory>
 
+#include "js_distributed.h"
 #include "js_objects.h"
 #include "workers.h"
 
@@ -82,6 +83,15 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
   Napi::Value Save(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kSave); }
   Napi::Value Load(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kLoad); }
 
+  // attachGroup(group | null): data-parallel training over a ProcessGroup (js_distributed.cc).
+  Napi::Value AttachGroup(const Napi::CallbackInfo& info) {
+    return AttachGroupToClassifier(info.Env(), Live(info.Env()), info[0],
+                                   info.This().As<Napi::Object>());
+  }
+  Napi::Value IdleStep(const Napi::CallbackInfo& info) {
+    return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>());
+  }
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     model_.reset();
     return info.Env().Undefined();
@@ -138,6 +148,8 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
           JsClassifier::InstanceMethod<&JsClassifier::Embed>("embed"),
           JsClassifier::InstanceMethod<&JsClassifier::Save>("save"),
           JsClassifier::InstanceMethod<&JsClassifier::Load>("load"),
+          JsClassifier::InstanceMethod<&JsClassifier::AttachGroup>("attachGroup"),
+          JsClassifier::InstanceMethod<&JsClassifier::IdleStep>("idleStep"),
           JsClassifier::InstanceMethod<&JsClassifier::Dispose>("dispose"),
           JsClassifier::InstanceMethod<&JsClassifier::Info>("info"),
           JsClassifier::InstanceAccessor<&JsClassifier::Disposed>("disposed"),

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "compute_thread.h"
+#include "distributed.h"
 #include "js_objects.h"
 #include "runtime.h"
 
@@ -43,6 +44,9 @@ PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
 void PromiseWorker::Execute() {
   try {
     RunOnComputeThread(DeviceKey(), [this] { Run(); });
+  } catch (const DistributedError& e) {
+    code_ = e.code();
+    SetError(e.what());
   } catch (const c10::Error& e) {
     code_ = "ERR_TORCH";
     SetError(Summarize(e.what_without_backtrace()));

@@ -1,7 +1,7 @@
 // CUDA checks for a GPU machine without Node tooling (run by scripts/gpu-check.sh with a carried Node):
 // diagnostics, CUDA parity against the Python reference of models/tiny, training/save/load on CUDA,
 // CPU<->CUDA state round trip, then (when open_clip is importable) addon vs Python on CUDA at
-// biomedclip size, then the data-path bench (bench/pipeline.ts --model under tsx: LP features and
+// biomedclip size, the data-parallel all-reduce overhead per step (NCCL), then the data-path bench (bench/pipeline.ts --model under tsx: LP features and
 // fine-tuning fed from cache records, GPU wait share, Python eager over the same JPEGs). The checks use
 // the compiled TypeScript in dist/ (npx tsc); results go to $OUT/pipeline.json when OUT is set.
 import { spawnSync } from 'node:child_process';
@@ -136,6 +136,57 @@ if (dev !== 'cuda') {
     for (const k of ['forward_img_s', 'train_img_s'])
       console.log(`bench cuda ${mode} ${k}: addon ${addon[mode][k].toFixed(1)} python ${pr[mode][k].toFixed(1)} ratio ${(addon[mode][k] / pr[mode][k]).toFixed(2)}x`);
   console.log(`bench cuda forward addon bf16 / python fp32: ${(addon.bf16.forward_img_s / pr.fp32.forward_img_s).toFixed(2)}x`);
+}
+// --- data parallel: per-step all-reduce overhead at biomedclip size (NCCL on CUDA, gloo on CPU) ----
+// NCCL refuses two ranks on one GPU, so this is a 1-rank group: each step takes the whole N-rank path
+// (group loss-count all-reduce, gradients flattened into 25 MB buckets, NCCL all-reduce, averaged,
+// copied back), and its time minus an ungrouped step's is the fixed per-step overhead. With N GPUs the
+// ring all-reduce adds about 2(N-1)/N x gradient bytes / bus bandwidth (docs/distributed.md).
+{
+  const { ProcessGroup } = await import(join(root, 'dist/distributed/group.js'));
+  const { freePort } = await import(join(root, 'dist/distributed/launch.js'));
+  const backends = ProcessGroup.backends();
+  check(backends.gloo, `addon has the gloo backend (nccl: ${backends.nccl})`);
+  const cuda = dev === 'cuda';
+  if (cuda && !backends.nccl) {
+    console.log('skip NCCL overhead: addon built without NCCL (CMake found no nccl.h or no CUDA toolkit crt/ headers)');
+  } else {
+    const device = cuda ? 'cuda:0' : 'cpu';
+    const model = cuda && existsSync(join(bigDir, 'clip.pt')) ? bigDir : tiny;
+    const batch = cuda ? 32 : 2;
+    const size = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8')).imageSize;
+    const xb = new Float32Array(batch * 3 * size * size).map((_, i) => Math.sin(i) * 0.5);
+    const yb = new Float32Array(batch * 5).map((_, i) => i % 2);
+    const iters = cuda ? 20 : 3;
+    const timed = async (fn) => {
+      for (let i = 0; i < 3; i++) await fn();
+      const t = performance.now();
+      for (let i = 0; i < iters; i++) await fn();
+      return (performance.now() - t) / iters;
+    };
+    try {
+      const g = await ProcessGroup.create({ rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: await freePort(), device, timeoutMs: 120_000 });
+      const c = await Classifier.create({ modelDir: model, device, bf16: cuda, seed: 0 });
+      // alternating blocks (attachGroup(null) detaches), medians: drifts in clock or load cancel out
+      const plainMs = [];
+      const groupedMs = [];
+      for (let k = 0; k < 3; k++) {
+        await c.attachGroup(null);
+        plainMs.push(await timed(() => c.trainStep(xb, batch, yb)));
+        await c.attachGroup(g);
+        groupedMs.push(await timed(() => c.trainStep(xb, batch, yb)));
+      }
+      const median = (a) => a.slice().sort((x, y) => x - y)[1];
+      const plain = median(plainMs);
+      const grouped = median(groupedMs);
+      const extra = grouped - plain;
+      check(Number.isFinite(extra), `data parallel (${g.backend}, 1 rank, ${model.split('/').pop()}, batch ${batch} on ${device}): step ${plain.toFixed(1)} ms -> ${grouped.toFixed(1)} ms, all-reduce overhead ${extra.toFixed(1)} ms/step (${((100 * extra) / plain).toFixed(1)} %)`);
+      await c.dispose();
+      await g.close();
+    } catch (e) {
+      check(false, `data-parallel overhead: ${e.message}`);
+    }
+  }
 }
 // --- data path: cache records -> addon on CUDA (biomedclip), GPU wait share, Python eager ---------
 // One bounded child: synthetic full-size JPEGs + cache (made there), then timed loops; the dry run uses

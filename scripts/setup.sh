@@ -30,6 +30,17 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
+# 2b. gloo headers for torch.distributed's CPU backend (ProcessGroup 'gloo'): the LibTorch wheel ships
+#     c10d's headers and gloo's code, not gloo's headers. Debian/Ubuntu package them as libgloo-dev.
+if [ ! -f /usr/include/gloo/algorithm.h ] && [ -z "${GLOO_INCLUDE_DIR:-}" ] && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing libgloo-dev (gloo headers for distributed training on CPU)"
+    { apt-get update -qq && apt-get install -y -qq libgloo-dev; } >&2 || log "WARNING: libgloo-dev not installed; the gloo ProcessGroup will be off"
+  else
+    log "WARNING: no gloo headers: run \`sudo apt-get install libgloo-dev\` for distributed training on CPU"
+  fi
+fi
+
 # 3. Native addon (cmake-js). Skipped when the .node is newer than every native source and was built
 #    against the same LibTorch (stamp); otherwise an incremental build.
 torch_facts=$(python - <<'PY'

@@ -2,6 +2,10 @@
 
 // Data-layer helpers a service typically needs next to the predictor.
 export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
+// Data parallel over torch.distributed's c10d (docs/distributed.md).
+export { type DistEnv, readDistEnv } from './distributed/env.js';
+export { ProcessGroup, type ProcessGroupOptions } from './distributed/group.js';
+export { rankBatch, stepsPerEpoch } from './distributed/sampler.js';
 // Every error class thrown on purpose (ts/errors.ts).
 export {
   ConfigError,

@@ -4,8 +4,21 @@
  * whose errors ts/errors.ts re-exports.
  */
 
-/** ERR_TORCH: LibTorch/TorchScript failed; ERR_INVALID_ARG: the input was refused; ERR_NATIVE: other. */
-export type NativeErrorCode = 'ERR_TORCH' | 'ERR_INVALID_ARG' | 'ERR_NATIVE';
+/**
+ * ERR_TORCH: LibTorch/TorchScript failed; ERR_INVALID_ARG: the input was refused; ERR_NATIVE: other.
+ * Distributed (ts/distributed): ERR_DIST_TIMEOUT a peer did not answer within the group's timeout,
+ * ERR_DIST_PEER a peer closed its connection (e.g. it died), ERR_DIST_CLOSED the group was closed,
+ * ERR_DIST_UNAVAILABLE the backend is not built in, ERR_DIST other c10d failures.
+ */
+export type NativeErrorCode =
+  | 'ERR_TORCH'
+  | 'ERR_INVALID_ARG'
+  | 'ERR_NATIVE'
+  | 'ERR_DIST'
+  | 'ERR_DIST_TIMEOUT'
+  | 'ERR_DIST_PEER'
+  | 'ERR_DIST_CLOSED'
+  | 'ERR_DIST_UNAVAILABLE';
 
 export class NativeError extends Error {
   readonly code: NativeErrorCode;

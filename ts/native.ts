@@ -88,13 +88,48 @@ export interface NativeClassifier {
   save(path: string, weightsOnly?: boolean): Promise<void>;
   load(path: string): Promise<void>;
   info(): NativeClassifierInfo;
+  /** Data-parallel steps over a process group (null detaches); broadcasts rank 0's weights first. */
+  attachGroup(group: NativeProcessGroup | null): Promise<void>;
+  /** A data-parallel step for a replica without rows (joins the group's all-reduce). */
+  idleStep(): Promise<{ loss: number; gradNorm: number; step: number }>;
   dispose(): void;
   readonly disposed: boolean;
+}
+
+export interface NativeProcessGroupOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  backend: 'gloo' | 'nccl';
+  timeoutMs: number;
+  device: string;
+}
+
+/** torch.distributed's C++ engine (c10d): TCPStore rendezvous + ProcessGroupGloo / ProcessGroupNCCL. */
+export interface NativeProcessGroup {
+  allReduce(values: Float32Array): Promise<Float32Array>;
+  broadcast(values: Float32Array): Promise<Float32Array>;
+  barrier(): Promise<void>;
+  close(): Promise<void>;
+  info(): {
+    rank: number;
+    worldSize: number;
+    backend: string;
+    device: string;
+    masterAddr: string;
+    masterPort: number;
+    closed: boolean;
+  };
 }
 
 export interface NativeBinding {
   ClipModel: { load(path: string, device: string): Promise<NativeClipModel> };
   Classifier: { create(options: NativeClassifierOptions): Promise<NativeClassifier> };
+  ProcessGroup: {
+    create(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
+    backends(): { gloo: boolean; nccl: boolean };
+  };
   diagnostics(): Omit<Diagnostics, 'addonPath'>;
   setThreads(n: number): void;
   getThreads(): number;

@@ -2,6 +2,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { parseDevices } from '../distributed/devices.js';
+import { readDistEnv } from '../distributed/env.js';
+import { launchLocal } from '../distributed/launch.js';
+import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { runExperiment } from '../experiment/run.js';
@@ -15,6 +19,8 @@ import { installStop } from './signals.js';
 export interface RunArgv extends ExperimentArgv {
   resume?: string;
   progress?: boolean;
+  nproc?: number;
+  devices?: string;
 }
 
 /** Shared by run / zeroshot / train / demo: data → grid → print Table 2. */
@@ -26,13 +32,20 @@ export async function executeRun(
     quiet?: boolean;
     extra?: Record<string, unknown>;
     onRunDir?: (dir: string) => void;
+    /** Independent cells side by side, one process per device (`--devices`). */
+    devices?: string[];
   } = {},
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
   const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   const backend = await realBackend();
+  // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
+  const dist = await joinGroupFromEnv(backend, config);
+  const quiet = opts.quiet || (dist !== null && dist.group.rank !== 0);
+  if (dist && dist.group.rank !== 0) await dist.group.barrier();
   const extra = { ...(opts.extra ?? {}), ...(opts.resume ? {} : await prepareData(config, { signal })) };
-  const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
+  if (dist && dist.group.rank === 0) await dist.group.barrier();
+  const progress = progressReporter(opts.progress === false || quiet || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
   try {
     result = await runExperiment({
@@ -47,13 +60,16 @@ export async function executeRun(
       onRunDir: (d) => {
         runDir = d;
         opts.onRunDir?.(d);
-        process.stderr.write(`run folder: ${d}\n`);
+        if (!quiet) process.stderr.write(`run folder: ${d}\n`);
       },
+      ...(dist ? { dist: dist.group, device: dist.device } : {}),
+      ...(opts.devices ? { devices: opts.devices } : {}),
     });
   } finally {
     progress.stop();
+    await dist?.group.close();
   }
-  if (!opts.quiet) {
+  if (!quiet) {
     process.stdout.write(`\n${table2Markdown(result.results)}\n`);
     process.stdout.write(`Results: ${result.runDir}/results.json, report: ${result.runDir}/report.html\n`);
   }
@@ -66,6 +82,16 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     'Run the whole grid: zero-shot, linear probing and joint fine-tuning, each trained on original and masked images, tested on both, for every seed; writes results.json, table2.md, per_disease.md, plots and report.md/html in a new run folder',
   builder: (y: Argv<object>) =>
     experimentOptions(y)
+      .option('nproc', {
+        type: 'number',
+        describe:
+          'data-parallel training in N local processes (like torchrun --standalone --nproc-per-node N): one per GPU on CUDA (cuda:0..N-1), else N CPU processes over gloo; see docs/distributed.md',
+      })
+      .option('devices', {
+        type: 'string',
+        describe:
+          'run independent cells side by side, one process per listed device, e.g. cuda:0,cuda:1 or cpu,cpu (same results as one after the other)',
+      })
       .option('resume', {
         type: 'string',
         describe:
@@ -78,16 +104,29 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
         'continue an interrupted run',
       ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
+    if (argv.nproc !== undefined && argv.nproc > 1 && !readDistEnv()) {
+      process.exitCode = await launchLocal(argv.nproc);
+      return;
+    }
     let dir: string | null = null;
     await runCommand(
       async () => {
+        if (argv.devices !== undefined && argv.nproc !== undefined && argv.nproc > 1)
+          throw new UsageError(
+            '--devices and --nproc do not combine: cells side by side, or each cell on all',
+          );
+        const devices = argv.devices === undefined ? {} : { devices: parseDevices(argv.devices) };
         if (argv.resume) {
           dir = argv.resume;
-          await executeRun(configFromResume(argv.resume), { resume: argv.resume, progress: argv.progress });
+          await executeRun(configFromResume(argv.resume), {
+            resume: argv.resume,
+            progress: argv.progress,
+            ...devices,
+          });
           return;
         }
         const config = configFromArgv(argv);
-        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d) });
+        await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d), ...devices });
       },
       { resume: () => dir },
     );

@@ -6,6 +6,7 @@
 import type { Batch as FloatBatch, Split } from '../data/index.js';
 import type { ClassifierCreateOptions } from '../model/classifier.js';
 import type { ImageInput } from '../model/records.js';
+import type { NativeProcessGroup } from '../native.js';
 import type { Variant } from './config.js';
 
 /** FloatBatch: normalised float32 images (the reference path; figures and services use it). */
@@ -71,6 +72,9 @@ export interface ClassifierLike {
   save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
   load(path: string): Promise<void>;
   dispose(): void;
+  /** Data parallel (ts/distributed): join a group; a step for a rank with no rows. */
+  attachGroup?(group: { readonly nativeGroup: NativeProcessGroup } | null): Promise<void>;
+  idleStep?(): Promise<{ loss: number }>;
 }
 
 export interface Backend {

@@ -10,6 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { GroupLike } from '../distributed/group.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
 import { type ExperimentConfig, type Setup, VARIANTS, type Variant } from './config.js';
@@ -19,7 +20,7 @@ import {
   type BatchSource,
   type EpochRecord,
   type Predictions,
-  predictAll,
+  predictAllSharded,
   type StopSignal,
   shuffled,
   type TrainProgress,
@@ -85,6 +86,10 @@ export interface GridContext {
   cache: CacheLike;
   signal?: StopSignal;
   onEvent?: (e: GridEvent) => void;
+  /** Data-parallel cells (ts/distributed): every rank runs the grid; rank 0 alone writes files. */
+  dist?: GroupLike;
+  /** This process's device when a launcher chose it (e.g. cuda:LOCAL_RANK); default config.model.device. */
+  device?: string;
 }
 
 export const cellId = (setup: TrainedSetup, train: Variant, seed: number) =>
@@ -158,7 +163,7 @@ export class Grid {
 
   constructor(readonly ctx: GridContext) {
     this.sd = splitData(ctx.cache);
-    this.device = ctx.backend.resolveDevice(ctx.config.model.device);
+    this.device = ctx.device ?? ctx.backend.resolveDevice(ctx.config.model.device);
     mkdirSync(join(ctx.runDir, 'cells'), { recursive: true });
   }
 
@@ -168,11 +173,30 @@ export class Grid {
 
   get bf16(): boolean {
     const b = this.ctx.config.finetune.bf16;
-    return b === 'auto' ? this.device === 'cuda' : b;
+    return b === 'auto' ? this.device.startsWith('cuda') : b;
+  }
+
+  /** Data parallel: rank 0 runs `fn` (which writes files) while the others wait; then they run it. */
+  private async rootFirst<T>(fn: () => Promise<T>): Promise<T> {
+    const d = this.ctx.dist;
+    if (!d || d.worldSize === 1) return fn();
+    if (d.rank === 0) {
+      const r = await fn();
+      await d.barrier();
+      return r;
+    }
+    await d.barrier();
+    return fn();
   }
 
   /** Features of every cache row for both variants (loads the CLIP model only if something is missing). */
   async ensureFeatures(): Promise<void> {
+    if (VARIANTS.every((v) => this.features.has(v))) return;
+    // data parallel: rank 0 computes and writes the feature files, the others then read them
+    return this.rootFirst(() => this.ensureFeaturesHere());
+  }
+
+  private async ensureFeaturesHere(): Promise<void> {
     const { config, backend, cache, runDir } = this.ctx;
     const dir = join(runDir, 'features');
     if (VARIANTS.every((v) => this.features.has(v))) return;
@@ -195,6 +219,10 @@ export class Grid {
   }
 
   async zeroShot(): Promise<ZeroShotResult> {
+    return this.rootFirst(() => this.zeroShotHere());
+  }
+
+  private async zeroShotHere(): Promise<ZeroShotResult> {
     const path = join(this.ctx.runDir, 'cells', 'zeroshot.json');
     const done = readJson<ZeroShotResult>(path);
     if (done) {
@@ -286,7 +314,13 @@ export class Grid {
         seed,
       });
     }
+    const dist = this.ctx.dist && this.ctx.dist.worldSize > 1 ? this.ctx.dist : undefined;
+    const root = !dist || dist.rank === 0;
     try {
+      if (dist) {
+        if (!clf.attachGroup) throw new Error('data-parallel training needs a classifier with attachGroup()');
+        await clf.attachGroup(dist);
+      }
       const existing = readJson<{ epochsDone: number }>(join(dir, 'state.json'));
       this.emit({ kind: 'cell-start', id, epochs: tc.epochs, resumedFrom: existing?.epochsDone ?? 0 });
       const trainIdx = limitTrain(sd.train, tc.maxTrainImages, seed);
@@ -305,23 +339,27 @@ export class Grid {
         thresholdRule: config.metrics.thresholdRule,
         signal: this.ctx.signal,
         onProgress: (progress) => this.emit({ kind: 'cell-progress', id, progress }),
+        ...(dist ? { dist } : {}),
         onEpoch: (record) => {
-          writeJsonAtomic(join(dir, 'timing.json'), {
-            secondsBefore: prior + (performance.now() - t0) / 1000,
-          });
+          if (root)
+            writeJsonAtomic(join(dir, 'timing.json'), {
+              secondsBefore: prior + (performance.now() - t0) / 1000,
+            });
           this.emit({ kind: 'cell-epoch', id, record });
         },
       });
       const predictions = { validate: {}, test: {} } as PredGrid;
       for (const split of ['validate', 'test'] as const) {
         for (const v of VARIANTS) {
-          const p = await predictAll(
+          const p = await predictAllSharded(
             (x, n) => clf.predict(x, n),
             sources[v],
             sd[split],
             tc.batchSize,
             NUM_LABELS,
             this.ctx.signal,
+            undefined,
+            dist,
           );
           predictions[split][v] = toPredSet(p);
         }
@@ -338,7 +376,8 @@ export class Grid {
         device: this.device,
         finishedAt: new Date().toISOString(),
       };
-      writeJsonAtomic(resultPath, res);
+      if (root) writeJsonAtomic(resultPath, res);
+      await dist?.barrier();
       this.emit({ kind: 'cell-done', id, skipped: false, seconds: res.seconds });
       return res;
     } finally {

@@ -6,6 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCellsOnDevices } from '../distributed/devices.js';
+import { broadcastString, type GroupLike } from '../distributed/group.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
@@ -22,6 +24,8 @@ import {
 } from './fingerprint.js';
 import {
   type CellResult,
+  cellId,
+  finishedCells,
   Grid,
   type GridEvent,
   plannedCells,
@@ -49,6 +53,15 @@ export interface RunOptions {
   extra?: Record<string, unknown>;
   /** The keyed cache folder the data step opened or built (default: the recorded one on resume, else config.data.cache). */
   cacheDir?: string | null;
+  /**
+   * Data parallel (ts/distributed): every rank calls runExperiment; rank 0 picks the run folder and
+   * alone writes config, data facts, results and reports; each cell trains on the whole group.
+   */
+  dist?: GroupLike;
+  /** This process's device (e.g. cuda:LOCAL_RANK under a launcher); default config.model.device. */
+  device?: string;
+  /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts). */
+  devices?: readonly string[];
 }
 
 export interface RunResult {
@@ -235,14 +248,20 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     const saved = readJson<unknown>(join(runDir, 'config.json'));
     if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
     config = parseConfig(saved, `${runDir}/config.json`);
+  } else if (o.dist && o.dist.rank !== 0) {
+    // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)
+    runDir = await broadcastString(o.dist, '');
   } else {
     runDir = newRunDir(config.runsDir, config.name);
     writeJsonAtomic(join(runDir, 'config.json'), config);
+    if (o.dist) await broadcastString(o.dist, runDir);
   }
+  const root = !o.dist || o.dist.rank === 0;
   o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
-  const cache = await o.backend.openCache(o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache);
+  const cacheDir = o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache;
+  const cache = await o.backend.openCache(cacheDir);
   // the data are fixed for the life of a run: recorded when it starts, checked before a resume does anything
   // Shard file handles are released however the run ends (done, interrupted, failed).
   try {
@@ -253,7 +272,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       ...(recorded?.summaries ?? {}),
       ...(o.extra ?? {}),
     };
-    if (!recorded) writeRunData(runDir, fingerprint, summaries);
+    if (!recorded && root) writeRunData(runDir, fingerprint, summaries);
     const grid = new Grid({
       config,
       backend: o.backend,
@@ -261,11 +280,33 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       cache,
       signal: o.signal,
       onEvent: o.onEvent,
+      ...(o.dist ? { dist: o.dist } : {}),
+      ...(o.device ? { device: o.device } : {}),
     });
     o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
 
     let zs: ZeroShotResult | null = null;
     if (config.zeroshot.enabled) zs = await grid.zeroShot();
+    if (o.devices && o.devices.length > 1) {
+      // linear probes read the features from disk: computed once here, before the cells fan out
+      if (config.linearProbe.enabled) await grid.ensureFeatures();
+      const done = finishedCells(runDir);
+      await runCellsOnDevices({
+        runDir,
+        cacheDir,
+        devices: o.devices,
+        cells: trainedCells(config)
+          .map((c) => cellId(c.setup, c.train, c.seed))
+          .filter((id) => !done.has(id)),
+        onCell: (cell, device, phase) =>
+          o.onEvent?.({
+            kind: 'phase',
+            name: phase === 'start' ? 'cell-on-device' : 'cell-off-device',
+            detail: `${cell}@${device}`,
+          }),
+      });
+    }
+    // every cell (finished ones are read back from their result.json)
     const trained: CellResult[] = [];
     for (const c of trainedCells(config)) trained.push(await grid.trainCell(c.setup, c.train, c.seed));
 
@@ -285,9 +326,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       fingerprint,
       extra: summaries,
     });
-    writeJsonAtomic(join(runDir, 'results.json'), results);
-    o.onEvent?.({ kind: 'phase', name: 'report' });
-    await writeReports(runDir, results, { cache });
+    if (root) {
+      writeJsonAtomic(join(runDir, 'results.json'), results);
+      o.onEvent?.({ kind: 'phase', name: 'report' });
+      await writeReports(runDir, results, { cache });
+    }
+    await o.dist?.barrier();
     return { runDir, results };
   } finally {
     cache.close?.();

@@ -11,6 +11,8 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DataParallel } from '../distributed/group.js';
+import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from '../distributed/sampler.js';
 import type { ImageInput } from '../model/records.js';
 import type { Batch, ClassifierLike } from './backend.js';
 import { readJson, withAtomicPath, writeJsonAtomic } from './io.js';
@@ -79,6 +81,13 @@ export interface TrainOptions {
   keepCheckpoints?: number;
   /** Share of the training split that may be unreadable in an epoch before training stops (default 0.01). */
   maxUnreadableShare?: number;
+  /**
+   * Data-parallel training (ts/distributed): `clf` has this group attached, batchSize is per rank
+   * (global batch = batchSize × worldSize, sharded by distributed/sampler.ts), validation is
+   * sharded and gathered, rank 0 alone writes checkpoints and state.json (the others wait at a
+   * barrier and read them from the shared `dir`).
+   */
+  dist?: DataParallel;
 }
 
 /** Fisher–Yates with the shared mulberry32 PRNG. */
@@ -154,6 +163,43 @@ export async function predictAll(
   return { probs, labels, labelMask, failed };
 }
 
+/**
+ * predictAll over a group: each rank predicts its contiguous share of `indices`, then one all-reduce
+ * (every rank's rows are zero on the others) gives every rank the whole, identical Predictions.
+ */
+export async function predictAllSharded(
+  predict: (x: ImageInput, n: number) => Promise<Float32Array>,
+  source: BatchSource,
+  indices: number[],
+  batchSize: number,
+  k: number,
+  signal: StopSignal | undefined,
+  wait: DataWait | undefined,
+  dist: DataParallel | undefined,
+): Promise<Predictions> {
+  if (!dist || dist.worldSize === 1) return predictAll(predict, source, indices, batchSize, k, signal, wait);
+  const n = indices.length;
+  const mine = shardOf(indices, dist.rank, dist.worldSize);
+  const off = Math.floor((dist.rank * n) / dist.worldSize);
+  const p = await predictAll(predict, source, mine, batchSize, k, signal, wait);
+  // [probs | labels | labelMask | failed flag per row]; a failed row's NaN probabilities stay NaN.
+  const buf = new Float32Array(3 * n * k + n);
+  buf.set(p.probs, off * k);
+  buf.set(p.labels, n * k + off * k);
+  buf.set(p.labelMask, 2 * n * k + off * k);
+  const failedSet = new Set(p.failed);
+  for (let j = 0; j < mine.length; j++) if (failedSet.has(mine[j]!)) buf[3 * n * k + off + j] = 1;
+  const all = await dist.allReduce(buf);
+  const failed: number[] = [];
+  for (let i = 0; i < n; i++) if (all[3 * n * k + i]! > 0.5) failed.push(indices[i]!);
+  return {
+    probs: all.slice(0, n * k),
+    labels: all.slice(n * k, 2 * n * k),
+    labelMask: all.slice(2 * n * k, 3 * n * k),
+    failed,
+  };
+}
+
 /** Masked mean BCE of probabilities (clamped) — the validation loss. */
 export function bceLoss(p: Predictions, k = 5): number {
   let s = 0;
@@ -198,7 +244,20 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
   // The full state is needed only to train on; a finished cell goes straight to best.ckpt below.
   const trains = !st.done && st.epochsDone < o.epochs;
   if (st.lastCheckpoint && (trains || !existsSync(bestPath))) await clf.load(join(o.dir, st.lastCheckpoint));
-  const steps = Math.ceil(o.trainIdx.length / o.batchSize);
+  const dist = o.dist && o.dist.worldSize > 1 ? o.dist : undefined;
+  const root = !dist || dist.rank === 0;
+  const steps = dist
+    ? stepsPerEpoch(o.trainIdx.length, o.batchSize, dist.worldSize)
+    : Math.ceil(o.trainIdx.length / o.batchSize);
+  // This rank's rows of step s (data parallel: its shard of the global batch).
+  const rowsOf = (order: number[], s: number) =>
+    dist
+      ? rankBatch(order, s, o.batchSize, dist.rank, dist.worldSize)
+      : order.slice(s * o.batchSize, (s + 1) * o.batchSize);
+  const idle = async () => {
+    if (!clf.idleStep) throw new Error('data-parallel training needs a classifier with idleStep()');
+    return clf.idleStep();
+  };
   while (!st.done && st.epochsDone < o.epochs) {
     const epoch = st.epochsDone + 1;
     const t0 = performance.now();
@@ -212,26 +271,31 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       epoch,
     );
     // Batch k+1 is read while step k runs.
-    const batches = prefetch(steps, (s) => o.source(order.slice(s * o.batchSize, (s + 1) * o.batchSize)), {
-      wait,
-    });
+    const batches = prefetch(
+      steps,
+      (s) => {
+        const idx = rowsOf(order, s);
+        return idx.length ? o.source(idx) : Promise.resolve(null);
+      },
+      { wait },
+    );
     for await (const item of batches) {
       const s = item.i;
       if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
       // a batch that fails to load: train on its readable images, count the others (unreadable.ts)
-      const b = item.ok
-        ? item.value
-        : await readablePart(o.source, order.slice(s * o.batchSize, (s + 1) * o.batchSize), unreadable);
-      if (!b) continue;
-      const { loss } = await clf.trainStep(b.x, b.n, b.labels, b.labelMask);
+      const b = item.ok ? item.value : await readablePart(o.source, rowsOf(order, s), unreadable);
+      if (!b && !dist) continue;
+      // a rank without rows still joins the group's step; the loss is the group's (all ranks agree)
+      const { loss } = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask) : await idle();
+      const rows = dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n;
       if (Number.isFinite(loss)) {
-        lossSum += loss * b.n;
-        lossN += b.n;
+        lossSum += loss * rows;
+        lossN += rows;
       }
       o.onProgress?.({ epoch, epochs: o.epochs, step: s + 1, steps, loss });
     }
     const trainSeconds = (performance.now() - t0) / 1000;
-    const vp = await predictAll(
+    const vp = await predictAllSharded(
       (x, n) => clf.predict(x, n),
       o.source,
       o.valIdx,
@@ -239,6 +303,7 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       5,
       o.signal,
       wait,
+      dist,
     );
     const va = asLabelArrays(vp);
     const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
@@ -256,13 +321,18 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     const improved = st.bestScore === null || (Number.isFinite(sc) && sc > st.bestScore);
     const tSave = performance.now();
     // best.ckpt: weights only (what prediction needs); epoch-<e>.ckpt: the full state resume needs.
-    if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
     const ckpt = `epoch-${epoch}.ckpt`;
-    await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
-    rec.checkpoint = {
-      seconds: (performance.now() - tSave) / 1000,
-      bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
-    };
+    if (root) {
+      if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
+      await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
+    }
+    // data parallel: only rank 0 writes (the others record none)
+    rec.checkpoint = root
+      ? {
+          seconds: (performance.now() - tSave) / 1000,
+          bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
+        }
+      : { seconds: 0, bytes: 0 };
     rec.seconds = (performance.now() - t0) / 1000;
     st = {
       epochsDone: epoch,
@@ -274,12 +344,16 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     };
     if (patience > 0 && epoch - st.bestEpoch >= patience) st.done = true;
     if (epoch >= o.epochs) st.done = true;
-    writeJsonAtomic(statePath, st);
-    pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
+    if (root) {
+      writeJsonAtomic(statePath, st);
+      pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
+    }
+    // the others wait until rank 0's files are complete (a resume reads them on every rank)
+    await dist?.barrier();
     o.onEpoch?.(rec);
   }
   if (existsSync(bestPath)) await clf.load(bestPath);
-  pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
+  if (root) pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
   return st;
 }
 

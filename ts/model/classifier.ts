@@ -4,7 +4,13 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { NUM_LABELS } from '../labels.js';
-import { type DeviceSpec, loadNative, type NativeClassifier, type NativeClassifierInfo } from '../native.js';
+import {
+  type DeviceSpec,
+  loadNative,
+  type NativeClassifier,
+  type NativeClassifierInfo,
+  type NativeProcessGroup,
+} from '../native.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
@@ -215,6 +221,38 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     const native = this.live();
     const stack = new Error('Classifier.load');
     return this.queue.run(() => withJsStack(native.load(path), stack));
+  }
+
+  /**
+   * Data-parallel training over a process group (ts/distributed/group.ts), or back to a single
+   * process with null: copies rank 0's weights into this replica, then every trainStep averages
+   * gradients and loss across the group before AdamW. Every rank must call it, and then take the
+   * same number of steps (idleStep for a step without rows).
+   * @throws {TypeError} (synchronously) `group` is not a ProcessGroup or null.
+   * @throws {NativeError} (rejects) the broadcast fails (ERR_DIST_*).
+   */
+  attachGroup(group: { readonly nativeGroup: NativeProcessGroup } | null): Promise<void> {
+    const native = this.live();
+    const stack = new Error('Classifier.attachGroup');
+    const g = group === null ? null : group.nativeGroup;
+    return this.queue.run(async () => {
+      await withJsStack(native.attachGroup(g), stack);
+      this.grouped = g !== null;
+    });
+  }
+  private grouped = false;
+
+  /**
+   * A data-parallel step for a rank that has no rows this step (the last, short global batch; a
+   * batch whose images all failed to load): joins the group's all-reduce with no gradient, then
+   * takes the same AdamW step as its peers.
+   * @throws {Error} (rejects) no group is attached.
+   */
+  idleStep(): Promise<{ loss: number; gradNorm: number; step: number }> {
+    const native = this.live();
+    if (!this.grouped) return Promise.reject(new Error('idleStep() needs a process group (attachGroup)'));
+    const stack = new Error('Classifier.idleStep');
+    return this.queue.run(() => withJsStack(native.idleStep(), stack));
   }
 
   private infer(x: ImageInput, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {

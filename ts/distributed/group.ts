@@ -1,0 +1,136 @@
+/**
+ * A torch.distributed process group from TypeScript: rendezvous at MASTER_ADDR:MASTER_PORT (rank 0
+ * hosts c10d's TCPStore), collectives over gloo (CPU) or NCCL (CUDA). Every op is async and runs on
+ * the device's compute thread, in order with the model's steps. A peer that dies or stops answering
+ * makes the pending op reject with a NativeError (code ERR_DIST_PEER or ERR_DIST_TIMEOUT) within the
+ * timeout, never a hang.
+ */
+
+import { positiveInt, withJsStack } from '../model/validate.js';
+import { loadNative, type NativeProcessGroup } from '../native.js';
+import { backendFor, type DistEnv, distTimeoutMs } from './env.js';
+
+export interface ProcessGroupOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  /** Default: nccl for a CUDA device, gloo for cpu. */
+  backend?: 'gloo' | 'nccl';
+  /** Default CXRMASK_DIST_TIMEOUT seconds (600). */
+  timeoutMs?: number;
+  /** Where collective tensors live: 'cpu' (gloo) or 'cuda:N' (nccl). Default 'cpu'. */
+  device?: string;
+}
+
+/** What training needs from a group (train.ts); ProcessGroup is one, tests may pass another. */
+export interface DataParallel {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(values: Float32Array): Promise<Float32Array>;
+  broadcast(values: Float32Array): Promise<Float32Array>;
+  barrier(): Promise<void>;
+}
+
+/** A group a classifier can attach to (Classifier.attachGroup) and training can use. */
+export interface GroupLike extends DataParallel {
+  readonly nativeGroup: NativeProcessGroup;
+}
+
+export class ProcessGroup implements GroupLike {
+  private constructor(readonly nativeGroup: NativeProcessGroup) {}
+
+  /** Which backends this build of the addon has. */
+  static backends(): { gloo: boolean; nccl: boolean } {
+    return loadNative().ProcessGroup.backends();
+  }
+
+  /**
+   * Joins the group; resolves once all `worldSize` ranks have.
+   * @throws {RangeError} (synchronously) rank/worldSize/port/timeout out of range.
+   * @throws {NativeError} (rejects) the rendezvous times out (ERR_DIST_TIMEOUT), the backend is not
+   *   built in (ERR_DIST_UNAVAILABLE), or c10d fails (ERR_DIST).
+   */
+  static async create(o: ProcessGroupOptions): Promise<ProcessGroup> {
+    const worldSize = positiveInt(o.worldSize, 'worldSize');
+    if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= worldSize)
+      throw new RangeError(`rank must be an integer in [0, ${worldSize}), got ${String(o.rank)}`);
+    const port = positiveInt(o.masterPort, 'masterPort');
+    if (port > 65535) throw new RangeError(`masterPort must be a TCP port, got ${port}`);
+    const device = o.device ?? 'cpu';
+    const timeoutMs = positiveInt(o.timeoutMs ?? distTimeoutMs(), 'timeoutMs');
+    const native = await withJsStack(
+      loadNative().ProcessGroup.create({
+        rank: o.rank,
+        worldSize,
+        masterAddr: o.masterAddr,
+        masterPort: port,
+        backend: o.backend ?? backendFor(device),
+        timeoutMs,
+        device,
+      }),
+      'ProcessGroup.create',
+    );
+    return new ProcessGroup(native);
+  }
+
+  /** The group this process's environment describes (env.ts), on `device`. */
+  static fromEnv(dist: DistEnv, device: string, timeoutMs?: number): Promise<ProcessGroup> {
+    return ProcessGroup.create({
+      rank: dist.rank,
+      worldSize: dist.worldSize,
+      masterAddr: dist.masterAddr,
+      masterPort: dist.masterPort,
+      device,
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+  }
+
+  get rank(): number {
+    return this.nativeGroup.info().rank;
+  }
+  get worldSize(): number {
+    return this.nativeGroup.info().worldSize;
+  }
+  get backend(): string {
+    return this.nativeGroup.info().backend;
+  }
+  get device(): string {
+    return this.nativeGroup.info().device;
+  }
+
+  /** Element-wise sum over all ranks (a new array; the input is copied when the call is made). */
+  allReduce(values: Float32Array): Promise<Float32Array> {
+    if (!(values instanceof Float32Array)) throw new TypeError('values must be a Float32Array');
+    return withJsStack(this.nativeGroup.allReduce(values), 'ProcessGroup.allReduce');
+  }
+
+  /** Rank 0's values on every rank (same length everywhere). */
+  broadcast(values: Float32Array): Promise<Float32Array> {
+    if (!(values instanceof Float32Array)) throw new TypeError('values must be a Float32Array');
+    return withJsStack(this.nativeGroup.broadcast(values), 'ProcessGroup.broadcast');
+  }
+
+  barrier(): Promise<void> {
+    return withJsStack(this.nativeGroup.barrier(), 'ProcessGroup.barrier');
+  }
+
+  /** Leaves the group (peers blocked on this rank then fail with ERR_DIST_PEER). Idempotent. */
+  close(): Promise<void> {
+    return this.nativeGroup.close();
+  }
+}
+
+/** A string (e.g. the run folder rank 0 chose) sent from rank 0 to every rank. */
+export async function broadcastString(g: DataParallel, s: string, maxBytes = 4096): Promise<string> {
+  const bytes = new TextEncoder().encode(s);
+  if (bytes.length > maxBytes) throw new RangeError(`broadcastString: more than ${maxBytes} bytes`);
+  const buf = new Float32Array(maxBytes + 1);
+  if (g.rank === 0) {
+    buf[0] = bytes.length;
+    buf.set(bytes, 1);
+  }
+  const out = await g.broadcast(buf);
+  const n = out[0]!;
+  return new TextDecoder().decode(Uint8Array.from(out.subarray(1, 1 + n)));
+}

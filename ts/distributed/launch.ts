@@ -1,0 +1,89 @@
+/**
+ * `cxrmask … --nproc N`: starts N local copies of this command with torchrun's variables (RANK,
+ * LOCAL_RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1, MASTER_PORT=a free port), like
+ * `torchrun --standalone --nproc-per-node N`. When one rank fails, the others are stopped (they would
+ * otherwise wait for it until the collective timeout), and the launcher exits with its code.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** argv without `--nproc N` / `--nproc=N` (the children must not launch again). */
+export function withoutNproc(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--nproc') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--nproc=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/**
+ * Runs `nproc` ranks of `args` (a node script and its arguments) and resolves with the exit code:
+ * 0 when all succeed, else the first failing rank's code (1 when it died of a signal).
+ */
+export async function launchLocal(
+  nproc: number,
+  args: readonly string[] = process.argv.slice(1),
+  opts: { env?: NodeJS.ProcessEnv; execArgv?: readonly string[] } = {},
+): Promise<number> {
+  if (!Number.isInteger(nproc) || nproc < 1)
+    throw new RangeError(`--nproc must be a positive integer, got ${nproc}`);
+  const port = await freePort();
+  const children: ChildProcess[] = [];
+  const ends = Array.from({ length: nproc }, (_, rank) => {
+    const child = spawn(process.execPath, [...(opts.execArgv ?? process.execArgv), ...withoutNproc(args)], {
+      env: {
+        ...(opts.env ?? process.env),
+        RANK: String(rank),
+        LOCAL_RANK: String(rank),
+        WORLD_SIZE: String(nproc),
+        LOCAL_WORLD_SIZE: String(nproc),
+        MASTER_ADDR: '127.0.0.1',
+        MASTER_PORT: String(port),
+      },
+      stdio: 'inherit',
+    });
+    children.push(child);
+    return new Promise<{ rank: number; code: number }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ rank, code: code ?? (signal ? 1 : 0) })),
+    );
+  });
+  // Ctrl-C reaches every child through the terminal's process group; a SIGTERM to the launcher is
+  // passed on.
+  const forward = () => {
+    for (const c of children) c.kill('SIGTERM');
+  };
+  process.once('SIGTERM', forward);
+  let first: { rank: number; code: number } | null = null;
+  const pending = new Set(ends);
+  while (pending.size) {
+    const done = await Promise.race([...pending].map((p) => p.then((r) => ({ p, r }))));
+    pending.delete(done.p);
+    if (done.r.code !== 0 && !first) {
+      first = done.r;
+      process.stderr.write(
+        `cxrmask: rank ${done.r.rank} exited with code ${done.r.code}; stopping the others\n`,
+      );
+      for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    }
+  }
+  process.off('SIGTERM', forward);
+  return first ? first.code : 0;
+}
