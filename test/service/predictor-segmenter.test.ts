@@ -20,6 +20,7 @@ import { MaskingPredictor } from '../../ts/service/index.js';
 import { contourFromRegionBits, regionBitsOnGrid } from '../../ts/service/region-bits.js';
 import type { SegmenterLike } from '../../ts/service/segmenter-like.js';
 import { synthesize } from '../../ts/synth/index.js';
+import { assertSameArray } from './same-array.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-seg-'));
@@ -64,7 +65,7 @@ test('contour of rasterised CheXmask region bits equals contourMap of the row', 
   const pp = await preprocess(image.path, image.row, opts);
   const bits = regionBitsOnGrid(image.row, pp.geometry);
   for (const t of [1, 2, 3]) {
-    assert.equal(
+    assertSameArray(
       contourFromRegionBits(bits, SIZE, t),
       contourMap(image.row, pp.geometry, { thickness: t }),
       `thickness ${t}`,
@@ -88,7 +89,8 @@ test('JPEG alone + segmenter: masked probabilities, overlay and masks equal the 
   const fromSeg = await p.predict(image.bytes, null, extras);
   assert.is(fromRow.maskSource, 'chexmask');
   assert.is(fromSeg.maskSource, 'segmenter');
-  assert.equal(seg.inputs, [pp.original], 'the segmenter sees the normalised original image');
+  assert.is(seg.inputs.length, 1);
+  assertSameArray(seg.inputs[0]!, pp.original, 'the segmenter sees the normalised original image');
   assert.equal(fromSeg.original, fromRow.original);
   assert.equal(fromSeg.masked, fromRow.masked);
   assert.equal(fromSeg.delta, fromRow.delta);
@@ -96,12 +98,13 @@ test('JPEG alone + segmenter: masked probabilities, overlay and masks equal the 
     FINDINGS.some((f) => fromSeg.delta![f] !== 0),
     'the contours change the model input, so some score moves',
   );
-  assert.equal(fromSeg.masks, { size: SIZE, bits });
-  assert.equal(fromRow.masks, { size: SIZE, bits });
+  assert.is(fromSeg.masks!.size, SIZE);
+  assertSameArray(fromSeg.masks!.bits, bits, 'predicted region bits');
+  assertSameArray(fromRow.masks!.bits, bits, 'CheXmask region bits');
   assert.ok(fromSeg.overlayPng!.equals(fromRow.overlayPng!));
   const { data, info } = await sharp(fromSeg.overlayPng!).raw().toBuffer({ resolveWithObject: true });
   assert.equal([info.width, info.height, info.channels], [SIZE, SIZE, 3]);
-  assert.equal(new Uint8Array(data), overlayRgb(pp.gray, pp.contour));
+  assertSameArray(data, overlayRgb(pp.gray, pp.contour), 'overlay PNG');
 
   // Without extras: no overlay or masks fields; concurrent calls are queued and agree.
   const many = await Promise.all([1, 2, 3].map(() => p.predict(image.path)));

@@ -13,6 +13,7 @@ import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
+import serve from './serve.js';
 import synth from './synth.js';
 import train from './train.js';
 import zeroshot from './zeroshot.js';
@@ -28,6 +29,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     train,
     evalCmd,
     predict,
+    serve,
     indexCmd,
     cache,
     overlay,
