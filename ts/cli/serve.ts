@@ -4,6 +4,7 @@
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
 import { resolveModelSource } from '../service/model-source.js';
@@ -23,6 +24,7 @@ export interface ServeArgv {
   maxQueue: number;
   bodyLimit: string;
   device: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
   grace: number;
   log: 'info' | 'warn' | 'error' | 'silent';
 }
@@ -84,6 +86,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         default: 'auto' as const,
         describe: 'where to run',
       })
+      .option('threads', { type: 'number', describe: 'intra-op CPU threads of the models' })
       .option('grace', {
         type: 'number',
         default: 30,
@@ -108,6 +111,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
       }
       const bodyLimit = parseSize(argv.bodyLimit);
+      if (argv.threads !== undefined) setThreads(argv.threads);
       const src = resolveModelSource(argv.model, argv.checkpoint ?? null);
       const chexmask = argv.chexmask
         ? await ChexmaskIndex.build(argv.chexmask, {
