@@ -41,24 +41,26 @@ def main():
     ap.add_argument("--bank", required=True)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("images", nargs="+")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    clip = torch.jit.load(a.clip).eval()
-    seg = torch.jit.load(a.seg).eval()
+    dev = torch.device(a.device)
+    clip = torch.jit.load(a.clip, map_location=dev).eval()
+    seg = torch.jit.load(a.seg, map_location=dev).eval()
     bank = json.load(open(a.bank))
     size = bank["size"]
-    pos = torch.tensor(bank["positive"]).reshape(5, -1)
-    neg = torch.tensor(bank["negative"]).reshape(5, -1)
+    pos = torch.tensor(bank["positive"], device=dev).reshape(5, -1)
+    neg = torch.tensor(bank["negative"], device=dev).reshape(5, -1)
     scale = bank["logitScale"]
 
     def one(path):
         x = load_plane(path, size)
         orig = (np.broadcast_to(x, (3, size, size)) - MEAN) / STD
         with torch.inference_mode():
-            logits = seg.segment(torch.from_numpy(orig.astype(np.float32))[None])[0]
-            masks = (torch.sigmoid(logits) > 0.5).numpy()
+            logits = seg.segment(torch.from_numpy(orig.astype(np.float32))[None].to(dev))[0]
+            masks = (torch.sigmoid(logits) > 0.5).cpu().numpy()
         add = np.zeros((3, size, size), np.float32)
         for c in range(3):
             m = masks[c]
@@ -68,10 +70,10 @@ def main():
             add += (m & ~e)[None] * (ALPHA * COLORS[c])[:, None, None]
         painted = np.minimum(1.0, x[None] + add)
         masked = (painted - MEAN) / STD
-        batch = torch.from_numpy(np.stack([orig, masked]).astype(np.float32))
+        batch = torch.from_numpy(np.stack([orig, masked]).astype(np.float32)).to(dev)
         with torch.inference_mode():
             f = torch.nn.functional.normalize(clip.encode_image(batch), dim=-1)
-        probs = torch.sigmoid(scale * (f @ pos.T - f @ neg.T)).numpy()
+        probs = torch.sigmoid(scale * (f @ pos.T - f @ neg.T)).cpu().numpy()
         buf = io.BytesIO()
         Image.fromarray((painted.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(buf, "PNG")
         return probs, buf.getvalue()
