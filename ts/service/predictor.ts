@@ -8,8 +8,9 @@
  * CheXmask row: its lung/heart masks are predicted on the model grid and their contours drawn in. A
  * row, when given, still wins (`maskSource` says which was used).
  *
- * Load once; `predict` may be called concurrently — calls are queued and run one at a time on the
- * model (the native layer runs one op per model). Without a checkpoint the model is used zero-shot
+ * Load once; `predict` may be called concurrently: JPEG decoding and the overlay PNG run alongside,
+ * while the model steps (segment, classify) are queued and run one image at a time (the native layer
+ * runs one op per model). Without a checkpoint the model is used zero-shot
  * (per-finding protocol). With a checkpoint from a run: `finetune` (encoder + head, jft-* cells) or
  * `linear-probe` (frozen image tower + head, lp-* cells), inferred from the cell folder name.
  */
@@ -122,6 +123,8 @@ export function inferKind(checkpoint: string | null | undefined): PredictorKind 
 export class MaskingPredictor {
   /** One predict call on the model at a time (the native layer runs one op per model). */
   private readonly queue = new SerialQueue();
+  /** Calls accepted and not yet settled (decoding, queued for the model, or on it). */
+  private readonly calls = new Set<Promise<unknown>>();
   private disposed = false;
 
   private readonly pp: ResolvedPreprocess;
@@ -187,9 +190,9 @@ export class MaskingPredictor {
     return new MaskingPredictor(kind, clip, clf, bank, prep, prepOptions, o.segmenter ?? null);
   }
 
-  /** Calls waiting or running. */
+  /** Calls accepted and not yet answered (decoding, waiting for the model, or on it). */
   get pending(): number {
-    return this.queue.pending;
+    return this.calls.size;
   }
 
   /**
@@ -199,7 +202,13 @@ export class MaskingPredictor {
    */
   predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
     if (this.disposed) return Promise.reject(new Error('MaskingPredictor is disposed'));
-    return this.queue.run(() => this.run(image, chexmask, extras));
+    const call = this.run(image, chexmask, extras);
+    const settled: Promise<unknown> = call.then(
+      () => this.calls.delete(settled),
+      () => this.calls.delete(settled),
+    );
+    this.calls.add(settled);
+    return call;
   }
 
   private async scores(x: Float32Array, n: number): Promise<Float32Array> {
@@ -215,7 +224,31 @@ export class MaskingPredictor {
       chexmask && typeof chexmask === 'object' && 'Landmarks' in chexmask
         ? parseChexmaskRecord(chexmask as Record<string, string>, { keepRle: this.ov.source === 'rle' })
         : ((chexmask ?? null) as ChexmaskRow | RegionMasks | null);
+    // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
     const pp = await this.prep(image, row, this.prepOptions);
+    const { p, bits, maskSource } = await this.queue.run(() => this.modelSteps(pp, row));
+    const both = pp.masked !== null;
+    const original = toScores(p, 0);
+    const masked = both ? toScores(p, 1) : null;
+    let delta: FindingScores | null = null;
+    if (masked) {
+      delta = {} as FindingScores;
+      for (const f of FINDINGS) delta[f] = masked[f] - original[f];
+    }
+    const out: Prediction = { kind: this.kind, original, masked, delta, maskSource };
+    if (extras.overlay) out.overlayPng = both && pp.gray ? await this.overlayPng(pp.gray, pp.contour!) : null;
+    if (extras.masks) {
+      const b = bits ?? (row && pp.geometry ? regionBitsOnGrid(row, pp.geometry, this.ov.source) : null);
+      out.masks = b ? { size: this.pp.size, bits: b } : null;
+    }
+    return out;
+  }
+
+  /** Segment (when there is no row) and classify: the part that runs on the models, one image at a time. */
+  private async modelSteps(
+    pp: PreprocessedPair,
+    row: ChexmaskRow | RegionMasks | null,
+  ): Promise<{ p: Float32Array; bits: Uint8Array | null; maskSource: MaskSource }> {
     let maskSource: MaskSource = row ? 'chexmask' : null;
     let bits: Uint8Array | null = null;
     if (!row && this.segmenter) {
@@ -233,21 +266,7 @@ export class MaskingPredictor {
     const x = new Float32Array(pp.original.length * (both ? 2 : 1));
     x.set(pp.original, 0);
     if (both) x.set(pp.masked!, pp.original.length);
-    const p = await this.scores(x, both ? 2 : 1);
-    const original = toScores(p, 0);
-    const masked = both ? toScores(p, 1) : null;
-    let delta: FindingScores | null = null;
-    if (masked) {
-      delta = {} as FindingScores;
-      for (const f of FINDINGS) delta[f] = masked[f] - original[f];
-    }
-    const out: Prediction = { kind: this.kind, original, masked, delta, maskSource };
-    if (extras.overlay) out.overlayPng = both && pp.gray ? await this.overlayPng(pp.gray, pp.contour!) : null;
-    if (extras.masks) {
-      if (!bits && row && pp.geometry) bits = regionBitsOnGrid(row, pp.geometry, this.ov.source);
-      out.masks = bits ? { size: this.pp.size, bits } : null;
-    }
-    return out;
+    return { p: await this.scores(x, both ? 2 : 1), bits, maskSource };
   }
 
   private overlayPng(gray: Uint8Array, contour: Uint8Array): Promise<Buffer> {
@@ -258,10 +277,10 @@ export class MaskingPredictor {
       .toBuffer();
   }
 
-  /** Waits for queued calls, then frees the model (and the segmenter). */
+  /** Refuses new calls, lets accepted ones finish, then frees the model (and the segmenter). */
   async dispose(): Promise<void> {
     this.disposed = true;
-    await this.queue.idle();
+    await Promise.all([...this.calls]);
     this.clf?.dispose();
     this.clip?.dispose();
     await this.segmenter?.dispose();
