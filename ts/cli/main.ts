@@ -13,6 +13,7 @@ import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
+import segmenter from './segmenter.js';
 import synth from './synth.js';
 import train from './train.js';
 import zeroshot from './zeroshot.js';
@@ -33,6 +34,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     overlay,
     synth,
     doctor,
+    segmenter,
   ];
   return yargs(argv)
     .scriptName('cxrmask')
