@@ -48,12 +48,14 @@ at::Tensor RecordsToImagesCpu(const at::Tensor& records, const PixelSpec& spec) 
         }
         if (!paint) continue;
         for (int64_t p = 0; p < hw; ++p) {
-          const uint8_t b = bits[p];
-          if (b == 0) continue;
-          if (b > 7) {
+          // Bits 0-2: contour per region; bits 3-5: region fill (segmentation targets, not
+          // painted).
+          if (bits[p] > kMaxMaskByte) {
             bad = i;
             continue;
           }
+          const uint8_t b = bits[p] & kContourBits;
+          if (b == 0) continue;
           for (int c = 0; c < 3; ++c) {
             double x = gray[p] / 255.0 + static_cast<double>(spec.paint[b * 3 + c]);
             if (x > 1) x = 1;
@@ -65,7 +67,7 @@ at::Tensor RecordsToImagesCpu(const at::Tensor& records, const PixelSpec& spec) 
   });
   if (bad >= 0) {
     throw std::invalid_argument("record " + std::to_string(bad.load()) +
-                                " has a contour byte above 7 (not a cache record)");
+                                " has a mask byte above 63 (not a cache record)");
   }
   return out;
 }
@@ -75,8 +77,8 @@ at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spe
   // Pinned records (host buffers on a GPU machine) copy asynchronously; the batch keeps them alive
   // until the op has finished.
   auto rec = records.to(device, /*non_blocking=*/records.is_pinned());
-  if (rec.select(1, 1).gt(7).any().item<bool>()) {
-    throw std::invalid_argument("records hold a contour byte above 7 (not cache records)");
+  if (rec.select(1, 1).gt(kMaxMaskByte).any().item<bool>()) {
+    throw std::invalid_argument("records hold a mask byte above 63 (not cache records)");
   }
   auto f = at::TensorOptions().dtype(at::kFloat);
   auto mean = at::tensor(std::vector<float>(spec.mean.begin(), spec.mean.end()), f)
@@ -90,7 +92,7 @@ at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spe
   if (spec.original) parts.push_back((gray - mean) / stdv);
   if (spec.masked) {
     auto table = at::from_blob(const_cast<float*>(spec.paint.data()), {8, 3}, f).to(device);
-    auto bits = rec.select(1, 1).to(at::kLong);  // [n,S,S]
+    auto bits = rec.select(1, 1).bitwise_and(kContourBits).to(at::kLong);  // [n,S,S]
     auto add =
         table.index_select(0, bits.flatten()).view({rec.size(0), rec.size(2), rec.size(3), 3});
     auto x = (gray + add.permute({0, 3, 1, 2})).clamp_max(1.0);

@@ -1,7 +1,9 @@
 // Cache records -> normalised image tensors (the paper's Eq. 1 paint + mean/std), done where the
 // model runs: a fused loop on CPU, tensor ops on CUDA. A record is what the image cache stores for
-// one image: an S×S uint8 gray plane followed by an S×S contour bit map (1 right lung, 2 left lung,
-// 4 heart). Handing records instead of float32 RGB cuts host work and host->device bytes by 6×.
+// one image: an S×S uint8 gray plane followed by an S×S mask plane: bits 0-2 the contour of each
+// region (1 right lung, 2 left lung, 4 heart), bits 3-5 the same regions filled (the segmenter's
+// training targets and the anatomy masks of attribution; never painted). Handing records instead of
+// float32 RGB cuts host work and host->device bytes by 6×.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -11,6 +13,10 @@
 #include <optional>
 
 namespace cxrmask {
+
+constexpr uint8_t kContourBits = 7;   // bits 0-2 of the mask plane
+constexpr uint8_t kFillShift = 3;     // bits 3-5: region fill
+constexpr uint8_t kMaxMaskByte = 63;  // anything above is not a cache record
 
 struct PixelSpec {
   std::array<double, 3> mean{};

@@ -10,6 +10,8 @@ import {
   openCache,
   preprocess,
 } from '../../ts/data/index.js';
+import { REGIONS } from '../../ts/data/landmarks.js';
+import { CONTOUR_BITS, REGION_BITS, regionMasksOnGrid } from '../../ts/masks/overlay.js';
 import { synthTree, tempDir } from '../data/helpers.js';
 
 async function setup() {
@@ -64,7 +66,22 @@ test('cache gives the same tensors as the direct path (original and masked), in 
   const m = cache.batch([1], 'masked').x;
   const { contour } = cache.planes(1);
   for (let p = 0; p < 224 * 224; p++)
-    if (!contour[p]) for (let c = 0; c < 3; c++) assert.is(m[c * 224 * 224 + p], o[c * 224 * 224 + p]);
+    if (!(contour[p] & CONTOUR_BITS))
+      for (let c = 0; c < 3; c++) assert.is(m[c * 224 * 224 + p], o[c * 224 * 224 + p]);
+  // the plane also keeps the filled regions (bits 3-5): equal to the masks drawn from the row, and
+  // every contour pixel lies inside its region
+  const e1 = cache.entries[1];
+  const direct1 = await preprocess(join(s.mimicRoot, e1.path), rows.get(e1.dicomId));
+  const filled = regionMasksOnGrid(rows.get(e1.dicomId) as ChexmaskRow, direct1.geometry);
+  const got = cache.regionMasks([1]);
+  let inside = 0;
+  for (let p = 0; p < 224 * 224; p++) {
+    const want = REGIONS.reduce((b, r) => b | (filled[r]?.[p] ? REGION_BITS[r] : 0), 0);
+    assert.is(got[p], want, `region bits at pixel ${p}`);
+    assert.is(contour[p] & CONTOUR_BITS & ~got[p], 0, `contour outside its region at ${p}`);
+    if (got[p]) inside++;
+  }
+  assert.ok(inside > 0.15 * 224 * 224, `regions cover ${inside} pixels`);
   assert.is(
     cache.indicesOf('train').length + cache.indicesOf('validate').length + cache.indicesOf('test').length,
     cache.entries.length,
@@ -129,7 +146,7 @@ test('paint options apply at batch time (α, colours) without a rebuild', async 
   const b = cache.batch([0], 'masked', { paint: { alpha: 1 } }).x;
   const o = cache.batch([0], 'original').x;
   const { contour } = cache.planes(0);
-  const p = contour.findIndex((v) => v === 1 || v === 2);
+  const p = contour.findIndex((v) => (v & CONTOUR_BITS) === 1 || (v & CONTOUR_BITS) === 2);
   assert.ok(p >= 0);
   assert.ok(o[p] < a[p] || a[p] === b[p]);
   assert.ok(a[p] <= b[p]);

@@ -19,7 +19,10 @@ import { ClipModel } from '../../ts/model/clip.js';
 import { hostBytes, type RecordBatch, recordsToImages } from '../../ts/model/records.js';
 import { MODEL_DIR, maxAbsDiff, ROOT, requireModel } from './helpers.js';
 
-/** n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix. */
+/**
+ * n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix,
+ * and region-fill bits (3-5) on a third of the pixels, which must never be painted.
+ */
 function records(n: number, S: number, seed = 1): Uint8Array {
   const r = rng(seed);
   const out = new Uint8Array(n * 2 * S * S);
@@ -28,6 +31,7 @@ function records(n: number, S: number, seed = 1): Uint8Array {
     for (let p = 0; p < S * S; p++) {
       out[base + p] = Math.min(255, Math.floor(((p % S) / S) * 200 + r() * 56));
       if (r() < 0.06) out[base + S * S + p] = 1 + Math.floor(r() * 7);
+      if (r() < 0.3) out[base + S * S + p] |= (1 + Math.floor(r() * 7)) << 3;
     }
   }
   return out;
@@ -78,12 +82,12 @@ test('recordsToImages equals planeToTensor (original, masked, both; α 0.6)', as
 test('records that are not cache records are refused with a clear error', async () => {
   const S = 8;
   const rec = records(1, S);
-  rec[S * S + 3] = 9; // contour bits go up to 7
+  rec[S * S + 3] = 64; // contour bits 0-2 and fill bits 3-5 go up to 63
   try {
     await recordsToImages(batchOf(rec, S, false, true), 1);
-    assert.unreachable('accepted a contour byte of 9');
+    assert.unreachable('accepted a mask byte of 64');
   } catch (e) {
-    assert.match((e as Error).message, /contour byte above 7/);
+    assert.match((e as Error).message, /mask byte above 63/);
   }
   assert.throws(() => recordsToImages(batchOf(rec.subarray(1), S, true, false), 1), /must hold 128 bytes/);
   const noVariant = batchOf(rec, S, false, false);

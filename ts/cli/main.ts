@@ -13,6 +13,7 @@ import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
+import segmenter from './segmenter.js';
 import serve from './serve.js';
 import synth from './synth.js';
 import train from './train.js';
@@ -35,6 +36,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     overlay,
     synth,
     doctor,
+    segmenter,
   ];
   return yargs(argv)
     .scriptName('cxrmask')

@@ -17,8 +17,8 @@ import { withAtomicPath } from '../experiment/io.js';
 import {
   type ContourOptions,
   checkRowSize,
-  contourMap,
   contourPart,
+  maskPlane,
   OverlayOptionsSchema,
   type PaintOptions,
 } from '../masks/overlay.js';
@@ -205,7 +205,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
                 const row = rows?.get(e.dicomId);
                 if (row) {
                   checkRowSize(row, geometry.srcW, geometry.srcH, file);
-                  rec.set(contourMap(row, geometry, contour), plane);
+                  rec.set(maskPlane(row, geometry, contour), plane);
                 } else rec.fill(0, plane);
                 ok[i] = 1;
               } catch (err) {

@@ -5,8 +5,11 @@ import type { ContourOptionsSchema } from '../masks/overlay.js';
 import type { ShardInfo } from './cache-verify.js';
 import type { ResolvedPreprocess } from './preprocess.js';
 
-/** 2: shards carry size + SHA-256, cache.json the entries digest and the join settings. */
-export const CACHE_VERSION = 2;
+/**
+ * 2: shards carry size + SHA-256, cache.json the entries digest and the join settings.
+ * 3: the mask plane also holds the filled regions (bits 3-5, maskPlane in ../masks/overlay.ts).
+ */
+export const CACHE_VERSION = 3;
 
 export interface CacheSummary {
   dir: string;

@@ -21,6 +21,7 @@ import {
   ContourOptionsSchema,
   type PaintOptions,
   paintTable,
+  regionBits,
 } from '../masks/overlay.js';
 import type { RecordBatch } from '../model/records.js';
 import { knownKeys } from '../model/validate.js';
@@ -208,6 +209,16 @@ export class Cache {
       }
     });
     return { x, n, labels, labelMask };
+  }
+
+  /** Filled regions [n, S, S] (bit 1 right lung, 2 left lung, 4 heart) of cache rows; zero without a CheXmask row. */
+  regionMasks(indices: number[]): Uint8Array {
+    const hw = this.size * this.size;
+    const out = new Uint8Array(indices.length * hw);
+    indices.forEach((idx, b) => {
+      regionBits(this.planes(idx).contour, out, b * hw);
+    });
+    return out;
   }
 
   /**

@@ -18,6 +18,7 @@ import { DataError } from '../data/errors.js';
 import { parseOptions } from '../data/options.js';
 import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {
+  CONTOUR_BITS,
   type ContourOptions,
   type ContourOptionsSchema,
   checkRowSize,
@@ -101,7 +102,7 @@ export function settingsKey(
     ? { uncertain: data.labelPolicy.uncertain, blank: data.labelPolicy.blank }
     : null;
   const text = JSON.stringify({
-    v: 2,
+    v: 3,
     ...geom,
     thickness: contour.thickness,
     source: contour.source,
@@ -202,7 +203,8 @@ export function planeToTensor(
   let nc = 0;
   if (contour && table) {
     if (scratch.length < hw) scratch = new Int32Array(hw);
-    for (let p = 0; p < hw; p++) if (contour[p]) scratch[nc++] = p;
+    // Only bits 0-2 are painted (a cache mask plane also holds the filled regions in bits 3-5).
+    for (let p = 0; p < hw; p++) if (contour[p] & CONTOUR_BITS) scratch[nc++] = p;
   }
   for (let c = 0; c < 3; c++) {
     const m = pp.mean[c];
@@ -213,7 +215,7 @@ export function planeToTensor(
     if (nc && contour && table) {
       for (let k = 0; k < nc; k++) {
         const p = scratch[k];
-        let v = gray[p] / 255 + table[contour[p] * 3 + c];
+        let v = gray[p] / 255 + table[(contour[p] & CONTOUR_BITS) * 3 + c];
         if (v > 1) v = 1;
         out[base + p] = (v - m) * inv;
       }

@@ -16,6 +16,9 @@ import { type Geometry, mapPoints, sampleMask } from './geometry.js';
 import { fillPolygon, maskBoundary } from './raster.js';
 
 export const REGION_BITS: Record<Region, number> = { rightLung: 1, leftLung: 2, heart: 4 };
+/** The cache's mask plane: bits 0-2 the contours (painted), bits 3-5 the filled regions (not painted). */
+export const CONTOUR_BITS = 7;
+export const FILL_SHIFT = 3;
 
 const Rgb = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1)]);
 
@@ -129,13 +132,45 @@ export function contourMap(
   g: Geometry,
   opts: ContourOptions = {},
 ): Uint8Array {
+  return drawMasks(src, g, opts, false);
+}
+
+/**
+ * The cache's mask plane: contourMap's bits, plus each filled region at bit << FILL_SHIFT (the
+ * segmenter's targets and the anatomy of attribution maps, kept so neither needs the CheXmask row).
+ */
+export function maskPlane(
+  src: ChexmaskRow | RegionMasks,
+  g: Geometry,
+  opts: ContourOptions = {},
+): Uint8Array {
+  return drawMasks(src, g, opts, true);
+}
+
+function drawMasks(
+  src: ChexmaskRow | RegionMasks,
+  g: Geometry,
+  opts: ContourOptions,
+  fill: boolean,
+): Uint8Array {
   const o = parseOptions(ContourOptionsSchema, opts, 'contour');
   const masks = regionMasksOnGrid(src, g, o.source);
   const out = new Uint8Array(g.outW * g.outH);
   for (const r of REGIONS) {
     const m = masks[r];
-    if (m) maskBoundary(m, g.outW, g.outH, o.thickness, out, REGION_BITS[r]);
+    if (!m) continue;
+    maskBoundary(m, g.outW, g.outH, o.thickness, out, REGION_BITS[r]);
+    if (fill) {
+      const bit = REGION_BITS[r] << FILL_SHIFT;
+      for (let p = 0; p < m.length; p++) if (m[p]) out[p] |= bit;
+    }
   }
+  return out;
+}
+
+/** Region bits (1 right lung, 2 left lung, 4 heart) of a mask plane, into `out` at `offset`. */
+export function regionBits(plane: Uint8Array, out = new Uint8Array(plane.length), offset = 0): Uint8Array {
+  for (let p = 0; p < plane.length; p++) out[offset + p] = (plane[p] >> FILL_SHIFT) & CONTOUR_BITS;
   return out;
 }
 
@@ -160,7 +195,7 @@ export function overlayRgb(
   const table = paintTable(paint);
   const out = new Uint8Array(gray.length * 3);
   for (let p = 0; p < gray.length; p++) {
-    const b = contour ? contour[p] : 0;
+    const b = contour ? contour[p] & CONTOUR_BITS : 0;
     for (let c = 0; c < 3; c++) {
       const v = gray[p] / 255 + table[b * 3 + c];
       out[p * 3 + c] = Math.round(Math.min(1, v) * 255);
