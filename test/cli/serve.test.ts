@@ -1,6 +1,6 @@
 /**
- * `cxrmask serve` as a user runs it: a child process on 127.0.0.1 (tiny model, a synthetic CheXmask
- * CSV), driven over real HTTP with concurrent, multipart, oversized and malformed requests. Answers
+ * `cxrmask serve` as a user runs it: a child process on 127.0.0.1 (tiny model, tiny segmenter, a
+ * synthetic CheXmask CSV), driven over real HTTP with concurrent, multipart, oversized and malformed requests. Answers
  * equal in-process MaskingPredictor calls; status codes are the documented ones; the server's own RSS
  * (read from its /metrics) stays bounded; SIGTERM lets in-flight requests finish and exits 0.
  */
@@ -18,6 +18,7 @@ import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.j
 import { preprocess } from '../../ts/images/preprocess.js';
 import { FINDINGS } from '../../ts/labels.js';
 import { overlayRgb } from '../../ts/masks/overlay.js';
+import { Segmenter } from '../../ts/model/segmenter.js';
 import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
 import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
 import { synthesize } from '../../ts/synth/index.js';
@@ -50,7 +51,8 @@ test.before(async () => {
   await p.dispose();
 
   const args = ['serve', '--model', MODEL, '--device', 'cpu', '--chexmask', s.chexmaskCsv, '--min-dice', '0'];
-  args.push('--port', '0', '--max-queue', '4', '--body-limit', '1mb', '--log', 'error');
+  args.push('--segmenter', 'models/seg-tiny', '--port', '0', '--max-queue', '4', '--body-limit', '1mb');
+  args.push('--log', 'error');
   child = spawn(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -113,7 +115,7 @@ test('healthz; raw JPEG and multipart give the in-process answers; overlay and m
   assert.equal(h, {
     status: 'ok',
     kind: 'zeroshot',
-    segmenter: false,
+    segmenter: true,
     pending: 0,
     maxQueue: 4,
     chexmaskRows: h.chexmaskRows,
@@ -139,10 +141,20 @@ test('healthz; raw JPEG and multipart give the in-process answers; overlay and m
   assert.is(mp.status, 200, JSON.stringify(mp.body));
   const { overlayPng: _o, masks: _m, ...plain } = raw.body;
   assert.equal(mp.body, plain);
-  const bare = await post(form(im.bytes, 'file'));
-  assert.is(bare.status, 200);
-  assert.is(bare.body.maskSource, null);
-  assert.is(bare.body.masked, null);
+  // No dicomId: the segmenter's masks (the same bits as the Segmenter called directly).
+  const bare = await post(form(im.bytes, 'file'), '?masks=1');
+  assert.is(bare.status, 200, JSON.stringify(bare.body));
+  assert.is(bare.body.maskSource, 'segmenter');
+  const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  const predicted = await seg.predictMasks(pp.original, 1);
+  await seg.dispose();
+  const got = await sharp(Buffer.from(bare.body.masks as string, 'base64'))
+    .extractChannel(0)
+    .raw()
+    .toBuffer();
+  assertSameArray(got, predicted, 'predicted region bits over HTTP');
+  assert.equal(bare.body.original, raw.body.original);
+  assert.not.equal(bare.body.masked, raw.body.masked, 'predicted masks are not CheXmask’s');
 });
 
 test('concurrent requests: each answered 200 with its own image’s scores, or 503 + Retry-After', async () => {

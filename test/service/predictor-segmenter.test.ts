@@ -1,6 +1,6 @@
 /**
  * MaskingPredictor with a segmenter: an image without a CheXmask row is masked with predicted regions.
- * The segmenter here returns a fixed, known mask — the fixture's CheXmask landmarks rasterised on the
+ * The addon's Segmenter (models/seg-tiny) runs end to end; the other segmenter here returns a fixed, known mask — the fixture's CheXmask landmarks rasterised on the
  * model grid — so the predicted-mask path must give exactly what the CheXmask-row path gives (same
  * contour, same tensor, same probabilities), on the real tiny model, sharp and the raster code.
  */
@@ -16,9 +16,9 @@ import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.j
 import { preprocess } from '../../ts/images/preprocess.js';
 import { FINDINGS } from '../../ts/labels.js';
 import { contourMap, overlayRgb } from '../../ts/masks/overlay.js';
+import { Segmenter, type SegmenterLike } from '../../ts/model/segmenter.js';
 import { MaskingPredictor } from '../../ts/service/index.js';
 import { contourFromRegionBits, regionBitsOnGrid } from '../../ts/service/region-bits.js';
-import type { SegmenterLike } from '../../ts/service/segmenter-like.js';
 import { synthesize } from '../../ts/synth/index.js';
 import { assertSameArray } from './same-array.js';
 
@@ -147,6 +147,39 @@ test('a segmenter returning the wrong number of pixels is an error, not a wrong 
     (e: Error) => assert.match(e.message, /returned 10 mask pixels/),
   );
   await p.dispose();
+});
+
+test('the real tiny Segmenter (addon): JPEG alone → its masks, drawn as a fixed mask of the same bits would be', async () => {
+  const pp = await preprocess(image.bytes, null, opts);
+  const direct = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  const bits = await direct.predictMasks(pp.original, 1);
+  await direct.dispose();
+  assert.ok(
+    [1, 2, 4].every((b) => bits.some((v) => v & b)),
+    'the random-init segmenter marks some pixels of each structure',
+  );
+  const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', segmenter: seg });
+  const got = await Promise.all([1, 2].map(() => p.predict(image.bytes, null, { masks: true })));
+  await p.dispose();
+  assert.ok(seg.disposed, 'disposed with the predictor');
+  const fixed = await MaskingPredictor.load({
+    modelDir: MODEL,
+    device: 'cpu',
+    segmenter: new FixedMaskSegmenter(SIZE, bits),
+  });
+  const want = await fixed.predict(image.bytes, null);
+  await fixed.dispose();
+  for (const g of got) {
+    assert.is(g.maskSource, 'segmenter');
+    assertSameArray(g.masks!.bits, bits, 'predicted region bits');
+    assert.equal(g.masked, want.masked);
+    assert.equal(g.original, want.original);
+  }
+  assert.ok(
+    FINDINGS.some((f) => got[0]!.delta![f] !== 0),
+    'the predicted contours change the model input',
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -4,6 +4,7 @@
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { Segmenter } from '../model/segmenter.js';
 import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
@@ -56,6 +57,11 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
         describe: 'default: from the checkpoint path',
       })
+      .option('segmenter', {
+        type: 'string',
+        describe:
+          'segmenter folder (cxrmask segmenter train, or models/seg-tiny): images without a CheXmask row get predicted lung/heart masks',
+      })
       .option('chexmask', {
         type: 'string',
         describe: 'CheXmask CSV: requests with ?dicomId= use that row (indexed once at start)',
@@ -97,7 +103,10 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         default: 'info' as const,
         describe: 'request log level (JSON lines on stderr)',
       })
-      .example('$0 serve --model runs/R/cells/jft-masked-s0 --chexmask MIMIC-CXR-JPG.csv', '')
+      .example(
+        '$0 serve --model runs/R/cells/jft-masked-s0 --segmenter models/seg --chexmask MIMIC-CXR-JPG.csv',
+        '',
+      )
       .example(
         "curl --data-binary @x.jpg 'http://127.0.0.1:8080/predict?overlay=1'",
         '',
@@ -119,7 +128,9 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
             keepRle: src.overlay?.source === 'rle',
           })
         : null;
+      const segmenter = argv.segmenter ? await Segmenter.load(argv.segmenter, { device: argv.device }) : null;
       const predictor = await MaskingPredictor.load({
+        segmenter,
         modelDir: src.modelDir,
         checkpoint: src.checkpoint,
         ...(argv.kind ? { kind: argv.kind } : {}),

@@ -33,9 +33,9 @@ import {
   type RegionMasks,
   type ResolvedOverlay,
 } from '../masks/overlay.js';
+import type { SegmenterLike } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
-import type { SegmenterLike } from './segmenter-like.js';
 
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 
