@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/errors.js';
 import { RUN_DATA_FILE } from '../../ts/experiment/fingerprint.js';
-import { resolveModelSource } from '../../ts/service/model-source.js';
+import { checkpointContour, resolveModelSource } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
 const run = join(tmp, 'runs', 'R');
@@ -38,6 +38,11 @@ test('a cell (folder or its best.ckpt) brings its checkpoint, model folder and c
   };
   assert.equal(resolveModelSource(cell), want);
   assert.equal(resolveModelSource(join(cell, 'best.ckpt')), want);
+});
+
+test('a checkpoint inside a run carries the run cache’s contour settings; others none', () => {
+  assert.equal(checkpointContour(join(cell, 'best.ckpt')), { thickness: 3, source: 'rle' });
+  assert.is(checkpointContour(join(tmp, 'elsewhere', 'best.ckpt')), undefined);
 });
 
 test('anything else is a ConfigError naming the problem', () => {

@@ -44,10 +44,22 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
     throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);
   }
   const out: ModelSource = { modelDir, checkpoint: ckpt };
+  const contour = runContour(runDir);
+  if (contour) out.overlay = contour;
+  return out;
+}
+
+/** The contour settings of the cache a run trained on (its data.json names the keyed cache folder). */
+export function runContour(runDir: string): ModelSource['overlay'] {
   const cacheDir = readRunData(runDir)?.fingerprint.cacheDir;
-  const contour = cacheDir
+  const c = cacheDir
     ? readJson<{ contour?: ModelSource['overlay'] }>(join(cacheDir, 'cache.json'))?.contour
     : undefined;
-  if (contour) out.overlay = { thickness: contour.thickness, source: contour.source };
-  return out;
+  return c ? { thickness: c.thickness, source: c.source } : undefined;
+}
+
+/** runContour of the run holding `runs/<run>/cells/<cell>/best.ckpt`; undefined for any other path. */
+export function checkpointContour(checkpoint: string): ModelSource['overlay'] {
+  const cells = dirname(dirname(checkpoint));
+  return basename(cells) === 'cells' ? runContour(dirname(cells)) : undefined;
 }

@@ -35,6 +35,7 @@ import {
 } from '../masks/overlay.js';
 import type { SegmenterLike } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
+import { checkpointContour } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
@@ -65,7 +66,10 @@ export interface PredictorOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   prompt?: string;
   negativePrompt?: string | null;
-  /** Overlay (contour) options passed to the data layer (colours, alpha, thickness). */
+  /**
+   * Overlay (contour) options passed to the data layer (colours, alpha, thickness). Default: for a
+   * checkpoint inside runs/<run>/cells/, the contour thickness and source of the run's cache.
+   */
   overlay?: Record<string, unknown>;
   /** Preprocessing overrides (default: matches model.json). */
   preprocess?: Record<string, unknown>;
@@ -155,7 +159,8 @@ export class MaskingPredictor {
     const meta = o.preprocessFn ? {} : readModelMeta(o.modelDir);
     const prepOptions = {
       preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
-      overlay: o.overlay ?? {},
+      // A run's cell draws its contours as thick as the cache it was trained on.
+      overlay: o.overlay ?? (o.checkpoint ? checkpointContour(o.checkpoint) : undefined) ?? {},
     };
     const size = resolvePreprocess(prepOptions.preprocess).size;
     if (o.segmenter && o.segmenter.size !== size) {
