@@ -1,48 +1,46 @@
-// Inference-time masking over HTTP: one model, one queue, CheXmask rows looked up by dicomId.
+// A thin client of `cxrmask serve`: posts each JPEG to /predict, prints original / masked / Δ per
+// finding and where the masks came from, and saves the overlay PNGs the server drew.
 //
-//   npm run setup                      # builds dist/ and exports models/tiny
-//   node dist/cli/main.js synth --out .cache/example-data --n 40   # (or real MIMIC + CheXmask files)
-//   node examples/predict-service.mjs --chexmask .cache/example-data/chexmask/MIMIC-CXR-JPG.csv
+//   npx cxrmask serve --segmenter models/seg-tiny        # in another terminal (see docs/service.md)
+//   node examples/predict-service.mjs [--url http://127.0.0.1:8080] [--dicom-id ID] [--overlays DIR] a.jpg …
 //
-// Then: curl --data-binary @some.jpg 'http://127.0.0.1:8080/predict?dicomId=<id>'
-// Options: --checkpoint runs/<run>/cells/<cell>/best.ckpt  --model models/tiny  --host 127.0.0.1
-//          --port 8080  --body-limit-mb 20  --max-queue 16  --min-dice 0.7  --contours landmarks|rle
-// Ctrl-C / SIGTERM: stops accepting, finishes in-flight requests, frees the model, exits 0.
-//
-// In your own project: import { ChexmaskIndex, closeOnSignals, createServer, MaskingPredictor } from 'cxrmask';
+// With --dicom-id (one image) the server uses that CheXmask row (it needs --chexmask); otherwise its
+// segmenter predicts the masks, or, without one, only the original image is scored.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ChexmaskIndex, closeOnSignals, createServer, MaskingPredictor } from '../dist/index.js';
 
-const { values: a } = parseArgs({
+const { values: a, positionals: images } = parseArgs({
+  allowPositionals: true,
   options: {
-    chexmask: { type: 'string' },
-    checkpoint: { type: 'string' },
-    model: { type: 'string', default: 'models/tiny' },
-    host: { type: 'string', default: '127.0.0.1' }, // 0.0.0.0 only behind a proxy you control
-    port: { type: 'string', default: '8080' },
-    'body-limit-mb': { type: 'string', default: '20' },
-    'max-queue': { type: 'string', default: '16' },
-    'min-dice': { type: 'string', default: '0.7' },
-    contours: { type: 'string', default: 'landmarks' },
+    url: { type: 'string', default: 'http://127.0.0.1:8080' },
+    'dicom-id': { type: 'string' },
+    overlays: { type: 'string' },
   },
 });
+if (images.length === 0) throw new Error('give one or more JPEG files');
 
-// The CSV is read once here (a pass over the whole file); requests then read only their own row.
-const chexmask = a.chexmask
-  ? await ChexmaskIndex.build(a.chexmask, { minDice: Number(a['min-dice']), keepRle: a.contours === 'rle' })
-  : null;
-if (chexmask) console.log(`CheXmask index: ${chexmask.size} rows in ${chexmask.summary.seconds.toFixed(1)} s`);
-const predictor = await MaskingPredictor.load({
-  modelDir: a.model,
-  checkpoint: a.checkpoint ?? null, // zero-shot without one
-  overlay: { source: a.contours },
-});
-const app = createServer({
-  predictor,
-  chexmask,
-  bodyLimit: Number(a['body-limit-mb']) * 1024 * 1024,
-  maxQueue: Number(a['max-queue']),
-  logger: { level: 'info' },
-});
-closeOnSignals(app);
-await app.listen({ host: a.host, port: Number(a.port) });
+for (const file of images) {
+  const q = new URLSearchParams();
+  if (a['dicom-id']) q.set('dicomId', a['dicom-id']);
+  if (a.overlays) q.set('overlay', '1');
+  const res = await fetch(`${a.url}/predict?${q}`, { method: 'POST', body: readFileSync(file) });
+  const body = await res.json();
+  if (res.status !== 200) {
+    console.error(`${file}: ${res.status} ${body.error}: ${body.message}`);
+    process.exitCode = 1;
+    continue;
+  }
+  console.log(`${file} (${body.kind}, masks: ${body.maskSource ?? 'none'})`);
+  for (const [f, p] of Object.entries(body.original)) {
+    const m = body.masked ? body.masked[f].toFixed(3) : 'n/a';
+    const d = body.delta ? `${body.delta[f] >= 0 ? '+' : ''}${body.delta[f].toFixed(3)}` : '';
+    console.log(`  ${f.padEnd(18)} ${p.toFixed(3)}  ${m}  ${d}`);
+  }
+  if (a.overlays && body.overlayPng) {
+    mkdirSync(a.overlays, { recursive: true });
+    const out = join(a.overlays, `${basename(file).replace(/\.[^.]+$/, '')}-overlay.png`);
+    writeFileSync(out, Buffer.from(body.overlayPng, 'base64'));
+    console.log(`  overlay: ${out}`);
+  }
+}

@@ -1,6 +1,6 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setErrorClass(ctor),
-//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier, ProcessGroup
+//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier, Segmenter, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -75,10 +75,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function classifier = DefineJsClassifier(env);
   data->clip_ctor = Napi::Persistent(clip);
   data->classifier_ctor = Napi::Persistent(classifier);
+  data->segmenter_ctor = Napi::Persistent(DefineJsSegmenter(env));
   env.SetInstanceData<AddonData>(data);  // deleted by N-API when the env goes away
   exports.Set("ClipModel", clip);
   exports.Set("Classifier", classifier);
   exports.Set("ProcessGroup", DefineJsProcessGroup(env));
+  exports.Set("Segmenter", data->segmenter_ctor.Value());
   exports.Set("diagnostics", Napi::Function::New<JsDiagnostics>(env, "diagnostics"));
   exports.Set("setThreads", Napi::Function::New<JsSetThreads>(env, "setThreads"));
   exports.Set("getThreads", Napi::Function::New<JsGetThreads>(env, "getThreads"));

@@ -16,6 +16,7 @@ namespace cxrmask {
 struct AddonData {
   Napi::FunctionReference clip_ctor;
   Napi::FunctionReference classifier_ctor;
+  Napi::FunctionReference segmenter_ctor;  // js_segmenter.cc
   // ts/errors.ts NativeError, handed over by loadNative() (setErrorClass): rejections are
   // instanceof it. Empty until then, and plain Errors are used.
   Napi::FunctionReference error_ctor;
@@ -38,6 +39,7 @@ inline Napi::RangeError ArgRangeError(Napi::Env env, const std::string& message)
 
 Napi::Function DefineJsClip(Napi::Env env);
 Napi::Function DefineJsClassifier(Napi::Env env);
+Napi::Function DefineJsSegmenter(Napi::Env env);
 
 Napi::Object NewJsClip(Napi::Env env, std::shared_ptr<ClipModel> model);
 Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);

@@ -2,7 +2,8 @@
 // diagnostics, CUDA parity against the Python reference of models/tiny, training/save/load on CUDA,
 // CPU<->CUDA state round trip, then (when open_clip is importable) addon vs Python on CUDA at
 // biomedclip size, the data-parallel all-reduce overhead per step (NCCL), then the data-path bench (bench/pipeline.ts --model under tsx: LP features and
-// fine-tuning fed from cache records, GPU wait share, Python eager over the same JPEGs). The checks use
+// fine-tuning fed from cache records, GPU wait share, Python eager over the same JPEGs), then the
+// serving bench (bench/serve.ts: segment + overlay + classify per JPEG, in-process and HTTP). The checks use
 // the compiled TypeScript in dist/ (npx tsc); results go to $OUT/pipeline.json when OUT is set.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -217,6 +218,32 @@ if (dev !== 'cuda') {
       if (m.eager?.features) console.log(`pipeline python eager: features ${m.eager.features.imgPerSec.toFixed(0)} img/s (wait ${(100 * m.eager.features.waitFraction).toFixed(1)} %), train ${m.eager.train.imgPerSec.toFixed(0)} img/s (wait ${(100 * m.eager.train.waitFraction).toFixed(1)} %); ratio ours/python features ${m.ratio?.features?.toFixed(2)}x train ${m.ratio?.train?.toFixed(2)}x`);
       else if (m.eager) console.log(`pipeline python eager: ${JSON.stringify(m.eager)}`);
     }
+  }
+}
+
+// --- serving: JPEG -> segment + overlay + classify (bench/serve.ts: in-process and over HTTP, c=1 and 8,
+// vs PIL + torch.jit on the same files). Real size on CUDA (biomedclip + the `unet` segmenter, exported
+// here when missing); the dry run uses models/tiny + unet-tiny on small images.
+{
+  const cuda = dev === 'cuda';
+  const segDir = join(root, cuda ? 'models/seg' : 'models/seg-tiny');
+  if (!existsSync(join(segDir, 'model.json'))) {
+    spawnSync(python, [join(root, 'tools/segmenter_export.py'), '--random-init', cuda ? 'unet' : 'unet-tiny', '--out', segDir, '--seed', '0'], { stdio: 'inherit' });
+  }
+  const model = cuda && existsSync(join(bigDir, 'clip.pt')) ? bigDir : tiny;
+  const out = process.env.OUT || join(root, '.cache/gpu/out');
+  const sizes = cuda
+    ? ['--n', process.env.SERVE_IMAGES ?? '32', '--reps', '2', '--width', '2500', '--height', '3000']
+    : ['--n', '4', '--reps', '1', '--width', '320', '--height', '384'];
+  if (!existsSync(join(root, 'node_modules/tsx/package.json')) || !existsSync(join(segDir, 'model.json'))) {
+    console.log('skip serve bench: tsx not carried or no segmenter export');
+  } else {
+    const limit = Number(process.env.SERVE_TIMEOUT_S ?? (cuda ? 240 : 180));
+    const args = ['--import', 'tsx', join(root, 'bench/serve.ts'), '--model', model, '--segmenter', segDir, '--device', dev, '--python', python, '--out', out, ...sizes];
+    const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], timeout: limit * 1000, killSignal: 'SIGKILL' });
+    const json = join(out, 'serve.json');
+    const res = r.status === 0 && existsSync(json) ? JSON.parse(readFileSync(json, 'utf8')) : null;
+    check(res?.http?.c8?.imagesPerSecond > 0, `serve bench (${model} + ${segDir} on ${dev}): ${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}, ${json}`);
   }
 }
 

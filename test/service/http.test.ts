@@ -199,7 +199,7 @@ test('SIGTERM: in-flight requests finish with 200, then the model is freed and e
   await exitedP;
   remove(); // uvu runs every file in one process: leave Ctrl-C to its default
   assert.is(exited, 0);
-  await fetch(`${base}/health`).then(
+  await fetch(`${base}/healthz`).then(
     () => assert.unreachable('no longer listening'),
     () => undefined,
   );

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Backend, ClassifierLike } from '../../ts/experiment/backend.js';
+import type { Backend, ClassifierLike, ClipLike } from '../../ts/experiment/backend.js';
 import { FINDINGS } from '../../ts/labels.js';
 import { inferKind, MaskingPredictor } from '../../ts/service/index.js';
 import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
@@ -88,6 +88,47 @@ test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one a
   assert.ok(failed, 'an unknown image was predicted');
   assert.ok((await p.predict('2', null)).original);
   await p.dispose();
+});
+
+test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {
+  let decoding = 0;
+  let maxDecoding = 0;
+  const slowPrep = async (image: string | Buffer, chexmask: unknown) => {
+    decoding++;
+    maxDecoding = Math.max(maxDecoding, decoding);
+    await new Promise((r) => setTimeout(r, 10));
+    decoding--;
+    return preprocessFn(image, chexmask);
+  };
+  // A model that fails when used after dispose(), as the native one does.
+  const base = fakeBackend();
+  const backend: Backend = {
+    ...base,
+    loadClip: async (dir, device) => {
+      const c = await base.loadClip(dir, device);
+      let freed = false;
+      const w: ClipLike = Object.create(c);
+      w.encodeImage = (x, n) =>
+        freed ? Promise.reject(new Error('used after dispose')) : c.encodeImage(x, n);
+      w.dispose = () => {
+        freed = true;
+      };
+      return w;
+    },
+  };
+  const p = await MaskingPredictor.load({ modelDir: 'unused', backend, preprocessFn: slowPrep });
+  const calls = Array.from({ length: 6 }, (_, i) => p.predict(String(i), null));
+  assert.is(p.pending, 6);
+  const disposed = p.dispose(); // while all six are still decoding
+  const rs = await Promise.all(calls);
+  await disposed;
+  assert.is(rs.length, 6);
+  assert.ok(maxDecoding > 1, `images are decoded concurrently (max ${maxDecoding})`);
+  assert.is(p.pending, 0);
+  await p.predict('1', null).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /disposed/),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -13,6 +13,8 @@ import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
+import segmenter from './segmenter.js';
+import serve from './serve.js';
 import synth from './synth.js';
 import train from './train.js';
 import zeroshot from './zeroshot.js';
@@ -28,11 +30,13 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     train,
     evalCmd,
     predict,
+    serve,
     indexCmd,
     cache,
     overlay,
     synth,
     doctor,
+    segmenter,
   ];
   return yargs(argv)
     .scriptName('cxrmask')

@@ -1,12 +1,14 @@
-/** `cxrmask predict`: one image, with and without its CheXmask contours → per-finding probabilities. */
+/** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../labels.js';
+import { Segmenter } from '../model/segmenter.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
 import { runCommand, UsageError } from './run-command.js';
 
 export interface PredictArgv {
   image: string;
   chexmask?: string;
+  segmenter?: string;
   dicomId?: string;
   model: string;
   checkpoint?: string;
@@ -23,6 +25,10 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
     y
       .positional('image', { type: 'string', describe: 'JPEG/PNG file', demandOption: true })
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row of this image' })
+      .option('segmenter', {
+        type: 'string',
+        describe: 'segmenter folder: without --chexmask, the masks are predicted from the image',
+      })
       .option('dicom-id', {
         type: 'string',
         describe: 'row id in the CheXmask CSV (default: the image file name without extension)',
@@ -43,6 +49,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       })
       .option('json', { type: 'boolean', describe: 'print JSON' })
       .example('$0 predict x.jpg --chexmask MIMIC-CXR-JPG.csv', 'zero-shot, original vs masked')
+      .example('$0 predict x.jpg --segmenter models/seg-tiny', 'masks predicted from the image')
       .example(
         '$0 predict x.jpg --chexmask cm.csv --checkpoint runs/R/cells/jft-masked-s0/best.ckpt',
         'a fine-tuned model',
@@ -52,7 +59,9 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       if (argv.dicomId && !argv.chexmask) throw new UsageError('--dicom-id needs --chexmask');
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
+      const segmenter = argv.segmenter ? await Segmenter.load(argv.segmenter, { device: argv.device }) : null;
       const p = await MaskingPredictor.load({
+        segmenter,
         modelDir: argv.model,
         checkpoint: argv.checkpoint ?? null,
         ...(argv.kind ? { kind: argv.kind } : {}),
@@ -65,7 +74,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
           return;
         }
         const lines = [
-          `${r.kind} — ${argv.image}`,
+          `${r.kind} — ${argv.image} (masks: ${r.maskSource ?? 'none'})`,
           '| Finding | original | masked | Δ |',
           '|---|---|---|---|',
         ];

@@ -38,3 +38,34 @@ export function readModelMeta(dir: string): ModelMeta {
 export function modelFile(dir: string, meta: ModelMeta): string {
   return join(dir, meta.files?.model ?? 'clip.pt');
 }
+
+/** model.json of a segmenter, written by tools/segmenter_export.py beside seg.pt. */
+export interface SegmenterMeta {
+  kind: 'segmenter';
+  preset: string;
+  imageSize: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  structures?: string[];
+  params?: number;
+  files?: { model?: string; reference?: string };
+  [k: string]: unknown;
+}
+
+export function readSegmenterMeta(dir: string): SegmenterMeta {
+  const p = join(dir, 'model.json');
+  if (!existsSync(p)) {
+    throw new Error(
+      `segmenter folder ${dir} has no model.json; export one with ` +
+        '`python tools/segmenter_export.py --random-init unet-tiny --out models/seg-tiny` (or run scripts/setup.sh)',
+    );
+  }
+  const meta = JSON.parse(readFileSync(p, 'utf8')) as SegmenterMeta;
+  if (meta.kind !== 'segmenter') throw new Error(`${p}: kind is ${String(meta.kind)}, not 'segmenter'`);
+  if (typeof meta.imageSize !== 'number') throw new Error(`${p}: field imageSize is missing or not a number`);
+  for (const k of ['mean', 'std'] as const) {
+    const v = meta[k];
+    if (!Array.isArray(v) || v.length !== 3) throw new Error(`${p}: field ${k} must be 3 numbers`);
+  }
+  return meta;
+}

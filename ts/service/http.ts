@@ -1,31 +1,49 @@
 /**
- * The HTTP face of one MaskingPredictor (fastify):
+ * The HTTP face of one MaskingPredictor (fastify); `cxrmask serve` runs it (docs/service.md):
  *
- *   POST /predict[?dicomId=<id>]   body: the JPEG/PNG bytes (any content type)
- *     200 { dicomId, kind, original, masked, delta }  (masked/delta null without a dicomId)
- *     400 bad image / empty body / bad query · 404 no CheXmask row for the id · 413 body too large
- *     422 the id's row is unusable for this image · 503 queue full or shutting down
- *   GET /health  { status, kind, pending, chexmaskRows }
+ *   POST /predict[?dicomId=<id>][&overlay=1][&masks=1]
+ *        body: the JPEG/PNG bytes (any content type), or multipart/form-data with one file part
+ *     200 { dicomId, kind, maskSource, original, masked, delta[, overlayPng][, masks] }
+ *         maskSource: "chexmask" (the id's row), "segmenter" (predicted masks), or null (no masks:
+ *         masked/delta null); overlayPng / masks: base64 PNGs on the model grid (masks: pixel value =
+ *         region bits, 1 right lung, 2 left lung, 4 heart)
+ *     400 bad image / empty body / malformed multipart or no file part / bad query
+ *     404 no CheXmask row for the id · 413 body or file too large, too many parts
+ *     422 the id's row is unusable for this image · 503 queue full or shutting down (Retry-After: 1)
+ *   GET /healthz  { status, kind, segmenter, pending, maxQueue, chexmaskRows }
+ *   GET /metrics  Prometheus text: requests by route/status, latency histograms, queue depth, process
  *
  * Error bodies are `{ error, message }` with fixed texts: no server paths, no stack traces (the full
  * error goes to the log). Bodies are buffered only once admitted, so memory stays under
  * maxQueue × bodyLimit however many clients there are.
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import multipart from '@fastify/multipart';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
+import sharp from 'sharp';
 import type { ChexmaskIndex } from './chexmask-index.js';
-import type { MaskingPredictor } from './predictor.js';
+import { createMetrics } from './metrics.js';
+import type { MaskingPredictor, Prediction } from './predictor.js';
 
 export interface ServiceOptions {
   /** Loaded once by the caller; every request goes through its queue. */
-  predictor: Pick<MaskingPredictor, 'kind' | 'pending' | 'predict' | 'dispose'>;
+  predictor: Pick<MaskingPredictor, 'kind' | 'pending' | 'predict' | 'dispose'> & {
+    readonly segmenter?: unknown;
+  };
   /** Lookup of CheXmask rows by dicomId; without it only `/predict` without a dicomId is served. */
   chexmask?: Pick<ChexmaskIndex, 'row' | 'size' | 'close'> | null;
-  /** Largest image body in bytes; larger ones get 413 without being buffered. Default 20 MiB. */
+  /** Largest image body (or multipart file) in bytes; larger ones get 413 without being buffered. Default 20 MiB. */
   bodyLimit?: number;
   /** Requests admitted (body being read, waiting for or on the model) before new ones get 503. Default 16. */
   maxQueue?: number;
   /** Refuse requests without a dicomId (400) instead of scoring the original image only. Default false. */
   requireRow?: boolean;
+  /** A request (headers + body) must arrive within this many ms, else 408. Default 60 s. */
+  requestTimeoutMs?: number;
   /** Dispose the predictor and close the index when the server closes. Default true. */
   disposeOnClose?: boolean;
   /** fastify's logger option. Default false. */
@@ -79,8 +97,22 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
   if (e instanceof HttpError) return e;
   const err = e as FastifyError & { reason?: unknown; validation?: unknown };
   if (err?.name === 'DataError' && typeof err.reason === 'string') return dataErrorToHttp(err.reason);
-  if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+  if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err?.code === 'FST_REQ_FILE_TOO_LARGE') {
     return new HttpError(413, 'too-large', `image body larger than ${bodyLimit} bytes`);
+  }
+  if (
+    err?.code === 'FST_PARTS_LIMIT' ||
+    err?.code === 'FST_FILES_LIMIT' ||
+    err?.code === 'FST_FIELDS_LIMIT'
+  ) {
+    return new HttpError(413, 'too-many-parts', 'send one file part (and at most a few small fields)');
+  }
+  // busboy's refusals of a malformed form (bad boundary, truncated part, bad headers).
+  if (
+    err instanceof Error &&
+    /multipart|boundary|Unexpected end of form|Malformed part header/i.test(err.message)
+  ) {
+    return new HttpError(400, 'bad-multipart', 'malformed multipart/form-data body');
   }
   if (err?.validation) return new HttpError(400, 'bad-request', err.message);
   // A model call that fails because the server is closing (its predictor is being disposed).
@@ -90,6 +122,32 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
     return new HttpError(err.statusCode, 'bad-request', err.message);
   }
   return new HttpError(500, 'internal', 'internal error');
+}
+
+/** The first file part of a multipart request, buffered (its size bounded by the multipart limits). */
+async function filePart(req: FastifyRequest): Promise<Buffer> {
+  const part = await req.file();
+  if (!part)
+    throw new HttpError(400, 'no-file', 'the multipart body has no file part (send the image as a file)');
+  return part.toBuffer();
+}
+
+/** A prediction as JSON: PNG outputs as base64 (the region bits as an 8-bit gray PNG). */
+async function toJson(dicomId: string | null, r: Prediction) {
+  const { overlayPng, masks, ...rest } = r;
+  const out: Record<string, unknown> = { dicomId, ...rest };
+  if (overlayPng !== undefined) out.overlayPng = overlayPng ? overlayPng.toString('base64') : null;
+  if (masks !== undefined) {
+    out.masks = masks
+      ? (
+          await sharp(masks.bits, { raw: { width: masks.size, height: masks.size, channels: 1 } })
+            .toColourspace('b-w') // one 8-bit channel (PIL mode "L"), not sRGB
+            .png()
+            .toBuffer()
+        ).toString('base64')
+      : null;
+  }
+  return out;
 }
 
 /**
@@ -105,6 +163,7 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
   const app = Fastify({
     bodyLimit,
+    requestTimeout: options.requestTimeoutMs ?? 60_000,
     logger: options.logger ?? false,
     return503OnClosing: true,
     // A misspelt query parameter is a 400, not silently dropped (fastify's default strips it).
@@ -114,6 +173,10 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   // The body is the image whatever the client calls it (curl --data-binary sends a form type).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  // multipart/form-data (browser forms, curl -F): the first file part is the image; read in the handler.
+  app.register(multipart, {
+    limits: { fileSize: bodyLimit, files: 1, fields: 8, fieldSize: 1024, parts: 9, headerPairs: 64 },
+  });
 
   // Set by preClose (below): errors from then on are the shutdown's, not the request's.
   let closing = false;
@@ -123,6 +186,11 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   const release = (raw: object) => {
     if (holding.delete(raw)) admitted--;
   };
+  const metrics = createMetrics(() => admitted + predictor.pending, maxQueue);
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
 
   app.setErrorHandler((e, req, reply) => {
     const h = toHttpError(e, bodyLimit, closing);
@@ -135,20 +203,32 @@ export function createServer(options: ServiceOptions): FastifyInstance {
     reply.code(404).send({ error: 'not-found', message: 'no such route' }),
   );
 
-  app.get('/health', async () => ({
-    status: 'ok',
+  app.get('/healthz', async () => ({
+    status: closing ? 'closing' : 'ok',
     kind: predictor.kind,
-    pending: predictor.pending,
+    segmenter: Boolean(predictor.segmenter),
+    pending: admitted + predictor.pending,
+    maxQueue,
     chexmaskRows: chexmask?.size ?? 0,
   }));
 
-  app.post<{ Querystring: { dicomId?: string } }>(
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  const flag = { type: 'string', enum: ['0', '1', 'true', 'false'] };
+  app.post<{ Querystring: { dicomId?: string; overlay?: string; masks?: string } }>(
     '/predict',
     {
       schema: {
         querystring: {
           type: 'object',
-          properties: { dicomId: { type: 'string', minLength: 1, maxLength: 256 } },
+          properties: {
+            dicomId: { type: 'string', minLength: 1, maxLength: 256 },
+            overlay: flag,
+            masks: flag,
+          },
           additionalProperties: false,
         },
       },
@@ -164,21 +244,26 @@ export function createServer(options: ServiceOptions): FastifyInstance {
       onRequestAbort: async (req) => release(req.raw),
     },
     async (req) => {
-      const image = req.body;
-      if (!Buffer.isBuffer(image) || image.length === 0) {
-        throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
-      }
+      const t0 = performance.now();
       const dicomId = req.query.dicomId ?? null;
       if (!dicomId && options.requireRow) throw new HttpError(400, 'no-dicom-id', 'dicomId is required');
       if (dicomId && !chexmask) throw new HttpError(400, 'no-index', 'this server has no CheXmask rows');
-      let job: ReturnType<typeof predictor.predict>;
+      const on = (v: string | undefined) => v === '1' || v === 'true';
+      const extras = { overlay: on(req.query.overlay), masks: on(req.query.masks) };
+      let job: Promise<Prediction>;
       try {
+        const image = req.isMultipart() ? await filePart(req) : req.body;
+        if (!Buffer.isBuffer(image) || image.length === 0) {
+          throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
+        }
         const row = dicomId ? await chexmask!.row(dicomId) : null;
-        job = predictor.predict(image, row);
+        job = predictor.predict(image, row, extras) as Promise<Prediction>;
       } finally {
         release(req.raw);
       }
-      return { dicomId, ...(await job) };
+      const r = await job;
+      metrics.observePrediction(r.maskSource ?? 'none', (performance.now() - t0) / 1000);
+      return toJson(dicomId, r);
     },
   );
 

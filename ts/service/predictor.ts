@@ -4,18 +4,39 @@
  *   const p = await MaskingPredictor.load({ modelDir: 'models/tiny', checkpoint: 'runs/…/cells/jft-original-s0/best.ckpt' });
  *   const { original, masked } = await p.predict(jpegBufferOrPath, chexmaskRow);
  *
- * Load once; `predict` may be called concurrently — calls are queued and run one at a time on the
- * model (the native layer runs one op per model). Without a checkpoint the model is used zero-shot
+ * With a segmenter (`segmenter:` a SegmenterLike, e.g. the addon's Segmenter) an image needs no
+ * CheXmask row: its lung/heart masks are predicted on the model grid and their contours drawn in. A
+ * row, when given, still wins (`maskSource` says which was used).
+ *
+ * Load once; `predict` may be called concurrently: JPEG decoding and the overlay PNG run alongside,
+ * while the model steps (segment, classify) are queued and run one image at a time (the native layer
+ * runs one op per model). Without a checkpoint the model is used zero-shot
  * (per-finding protocol). With a checkpoint from a run: `finetune` (encoder + head, jft-* cells) or
  * `linear-probe` (frozen image tower + head, lp-* cells), inferred from the cell folder name.
  */
 
+import sharp from 'sharp';
+import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
+import { parseOptions } from '../data/options.js';
 import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js';
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
-import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
+import { ConfigError, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
+import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
 import { FINDINGS, type Finding } from '../labels.js';
+import type { Geometry } from '../masks/geometry.js';
+import {
+  OverlayOptionsSchema,
+  overlayRgb,
+  paintPart,
+  paintTable,
+  type RegionMasks,
+  type ResolvedOverlay,
+} from '../masks/overlay.js';
+import type { SegmenterLike } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
+import { checkpointContour } from './model-source.js';
+import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 
@@ -23,6 +44,10 @@ export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 export interface PreprocessedPair {
   original: Float32Array;
   masked: Float32Array | null;
+  /** size×size grayscale plane and contour map; needed for predicted masks and the overlay PNG. */
+  gray?: Uint8Array;
+  contour?: Uint8Array | null;
+  geometry?: Geometry;
 }
 
 export type PreprocessFn = (
@@ -41,10 +66,18 @@ export interface PredictorOptions {
   device?: 'auto' | 'cpu' | 'cuda';
   prompt?: string;
   negativePrompt?: string | null;
-  /** Overlay (contour) options passed to the data layer (colours, alpha, thickness). */
+  /**
+   * Overlay (contour) options passed to the data layer (colours, alpha, thickness). Default: for a
+   * checkpoint inside runs/<run>/cells/, the contour thickness and source of the run's cache.
+   */
   overlay?: Record<string, unknown>;
   /** Preprocessing overrides (default: matches model.json). */
   preprocess?: Record<string, unknown>;
+  /**
+   * Lung/heart segmenter for images given without a CheXmask row; its `size` must be the model's
+   * image size. The predictor owns it from here on: `dispose()` disposes it too.
+   */
+  segmenter?: SegmenterLike | null;
   /** For tests / custom stacks. */
   backend?: Backend;
   preprocessFn?: PreprocessFn;
@@ -52,14 +85,30 @@ export interface PredictorOptions {
 
 export type FindingScores = Record<Finding, number>;
 
+/** Where the masks of the masked input came from: a CheXmask row (or given masks), the segmenter, none. */
+export type MaskSource = 'chexmask' | 'segmenter' | null;
+
+/** Extra outputs of `predict`, each computed only when asked for. */
+export interface PredictExtras {
+  /** PNG (size×size RGB) of the masked input as the model sees it, before normalisation. */
+  overlay?: boolean;
+  /** The region bit map used (size×size: bit 1 right lung, 2 left lung, 4 heart). */
+  masks?: boolean;
+}
+
 export interface Prediction {
   kind: PredictorKind;
   /** Per-finding probabilities for the image as given. */
   original: FindingScores;
-  /** The same with the CheXmask contours drawn in; null when no CheXmask row/masks were given. */
+  /** The same with the lung/heart contours drawn in; null when there were no masks to draw. */
   masked: FindingScores | null;
   /** masked − original per finding (null without masks). */
   delta: FindingScores | null;
+  maskSource: MaskSource;
+  /** With `{ overlay: true }` and masks: the painted image as PNG bytes. */
+  overlayPng?: Buffer | null;
+  /** With `{ masks: true }` and masks: region bits on the model grid. */
+  masks?: { size: number; bits: Uint8Array } | null;
 }
 
 function toScores(p: Float32Array, row: number): FindingScores {
@@ -78,7 +127,13 @@ export function inferKind(checkpoint: string | null | undefined): PredictorKind 
 export class MaskingPredictor {
   /** One predict call on the model at a time (the native layer runs one op per model). */
   private readonly queue = new SerialQueue();
+  /** Calls accepted and not yet settled (decoding, queued for the model, or on it). */
+  private readonly calls = new Set<Promise<unknown>>();
   private disposed = false;
+
+  private readonly pp: ResolvedPreprocess;
+  private readonly ov: ResolvedOverlay;
+  private readonly paint: Float32Array;
 
   private constructor(
     readonly kind: PredictorKind,
@@ -87,7 +142,12 @@ export class MaskingPredictor {
     private readonly bank: TextBank | null,
     private readonly prep: PreprocessFn,
     private readonly prepOptions: { preprocess?: Record<string, unknown>; overlay?: Record<string, unknown> },
-  ) {}
+    readonly segmenter: SegmenterLike | null,
+  ) {
+    this.pp = resolvePreprocess(prepOptions.preprocess);
+    this.ov = parseOptions(OverlayOptionsSchema, prepOptions.overlay ?? {}, 'overlay');
+    this.paint = paintTable(paintPart(this.ov));
+  }
 
   static async load(o: PredictorOptions): Promise<MaskingPredictor> {
     const backend = o.backend ?? (await realBackend());
@@ -99,8 +159,15 @@ export class MaskingPredictor {
     const meta = o.preprocessFn ? {} : readModelMeta(o.modelDir);
     const prepOptions = {
       preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
-      overlay: o.overlay ?? {},
+      // A run's cell draws its contours as thick as the cache it was trained on.
+      overlay: o.overlay ?? (o.checkpoint ? checkpointContour(o.checkpoint) : undefined) ?? {},
     };
+    const size = resolvePreprocess(prepOptions.preprocess).size;
+    if (o.segmenter && o.segmenter.size !== size) {
+      throw new ConfigError(
+        `the segmenter's grid is ${o.segmenter.size}×${o.segmenter.size} but the classifier's images are ${size}×${size}`,
+      );
+    }
     let clip: ClipLike | null = null;
     let clf: ClassifierLike | null = null;
     let bank: TextBank | null = null;
@@ -125,21 +192,28 @@ export class MaskingPredictor {
       clf = await backend.createClassifier({ modelDir: o.modelDir, numLabels: FINDINGS.length, device });
       await clf.load(o.checkpoint!);
     }
-    return new MaskingPredictor(kind, clip, clf, bank, prep, prepOptions);
+    return new MaskingPredictor(kind, clip, clf, bank, prep, prepOptions, o.segmenter ?? null);
   }
 
-  /** Calls waiting or running. */
+  /** Calls accepted and not yet answered (decoding, waiting for the model, or on it). */
   get pending(): number {
-    return this.queue.pending;
+    return this.calls.size;
   }
 
   /**
    * Per-finding probabilities for `image` (JPEG/PNG path or Buffer) as given and with the anatomical
-   * contours of `chexmask` (a CheXmask row from ts/data `joinChexmask`, or region masks) drawn in.
+   * contours drawn in: those of `chexmask` (a CheXmask row from ts/data `joinChexmask`, a raw CSV
+   * record, or region masks) when given, else those the segmenter predicts, else none (masked null).
    */
-  predict(image: string | Buffer, chexmask?: unknown): Promise<Prediction> {
+  predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
     if (this.disposed) return Promise.reject(new Error('MaskingPredictor is disposed'));
-    return this.queue.run(() => this.run(image, chexmask));
+    const call = this.run(image, chexmask, extras);
+    const settled: Promise<unknown> = call.then(
+      () => this.calls.delete(settled),
+      () => this.calls.delete(settled),
+    );
+    this.calls.add(settled);
+    return call;
   }
 
   private async scores(x: Float32Array, n: number): Promise<Float32Array> {
@@ -149,13 +223,16 @@ export class MaskingPredictor {
     return zeroShotScores(f, n, this.bank!, this.clip!.logitScale)['per-finding'];
   }
 
-  private async run(image: string | Buffer, chexmask: unknown): Promise<Prediction> {
-    const pp = await this.prep(image, chexmask ?? null, this.prepOptions);
+  private async run(image: string | Buffer, chexmask: unknown, extras: PredictExtras): Promise<Prediction> {
+    // A raw CSV record is parsed once here, so that its region bits can be returned too.
+    const row =
+      chexmask && typeof chexmask === 'object' && 'Landmarks' in chexmask
+        ? parseChexmaskRecord(chexmask as Record<string, string>, { keepRle: this.ov.source === 'rle' })
+        : ((chexmask ?? null) as ChexmaskRow | RegionMasks | null);
+    // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
+    const pp = await this.prep(image, row, this.prepOptions);
+    const { p, bits, maskSource } = await this.queue.run(() => this.modelSteps(pp, row));
     const both = pp.masked !== null;
-    const x = new Float32Array(pp.original.length * (both ? 2 : 1));
-    x.set(pp.original, 0);
-    if (both) x.set(pp.masked!, pp.original.length);
-    const p = await this.scores(x, both ? 2 : 1);
     const original = toScores(p, 0);
     const masked = both ? toScores(p, 1) : null;
     let delta: FindingScores | null = null;
@@ -163,15 +240,55 @@ export class MaskingPredictor {
       delta = {} as FindingScores;
       for (const f of FINDINGS) delta[f] = masked[f] - original[f];
     }
-    return { kind: this.kind, original, masked, delta };
+    const out: Prediction = { kind: this.kind, original, masked, delta, maskSource };
+    if (extras.overlay) out.overlayPng = both && pp.gray ? await this.overlayPng(pp.gray, pp.contour!) : null;
+    if (extras.masks) {
+      const b = bits ?? (row && pp.geometry ? regionBitsOnGrid(row, pp.geometry, this.ov.source) : null);
+      out.masks = b ? { size: this.pp.size, bits: b } : null;
+    }
+    return out;
   }
 
-  /** Waits for queued calls, then frees the model. */
+  /** Segment (when there is no row) and classify: the part that runs on the models, one image at a time. */
+  private async modelSteps(
+    pp: PreprocessedPair,
+    row: ChexmaskRow | RegionMasks | null,
+  ): Promise<{ p: Float32Array; bits: Uint8Array | null; maskSource: MaskSource }> {
+    let maskSource: MaskSource = row ? 'chexmask' : null;
+    let bits: Uint8Array | null = null;
+    if (!row && this.segmenter) {
+      if (!pp.gray) throw new Error('predicted masks need the gray plane from the preprocess function');
+      const S = this.segmenter.size;
+      bits = await this.segmenter.predictMasks(pp.original, 1);
+      if (bits.length !== S * S) {
+        throw new Error(`the segmenter returned ${bits.length} mask pixels for one ${S}×${S} image`);
+      }
+      pp.contour = contourFromRegionBits(bits, S, this.ov.thickness);
+      pp.masked = planeToTensor(pp.gray, pp.contour, this.pp, this.paint);
+      maskSource = 'segmenter';
+    }
+    const both = pp.masked !== null;
+    const x = new Float32Array(pp.original.length * (both ? 2 : 1));
+    x.set(pp.original, 0);
+    if (both) x.set(pp.masked!, pp.original.length);
+    return { p: await this.scores(x, both ? 2 : 1), bits, maskSource };
+  }
+
+  private overlayPng(gray: Uint8Array, contour: Uint8Array): Promise<Buffer> {
+    const S = this.pp.size;
+    const rgb = overlayRgb(gray, contour, paintPart(this.ov));
+    return sharp(rgb, { raw: { width: S, height: S, channels: 3 } })
+      .png()
+      .toBuffer();
+  }
+
+  /** Refuses new calls, lets accepted ones finish, then frees the model (and the segmenter). */
   async dispose(): Promise<void> {
     this.disposed = true;
-    await this.queue.idle();
+    await Promise.all([...this.calls]);
     this.clf?.dispose();
     this.clip?.dispose();
+    await this.segmenter?.dispose();
   }
 }
 

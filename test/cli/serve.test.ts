@@ -1,0 +1,283 @@
+/**
+ * `cxrmask serve` as a user runs it: a child process on 127.0.0.1 (tiny model, tiny segmenter, a
+ * synthetic CheXmask CSV), driven over real HTTP with concurrent, multipart, oversized and malformed requests. Answers
+ * equal in-process MaskingPredictor calls; status codes are the documented ones; the server's own RSS
+ * (read from its /metrics) stays bounded; SIGTERM lets in-flight requests finish and exits 0.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseSize } from '../../ts/cli/serve.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/index.js';
+import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
+import { preprocess } from '../../ts/images/preprocess.js';
+import { FINDINGS } from '../../ts/labels.js';
+import { overlayRgb } from '../../ts/masks/overlay.js';
+import { Segmenter } from '../../ts/model/segmenter.js';
+import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
+import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
+import { synthesize } from '../../ts/synth/index.js';
+import { assertSameArray } from '../service/same-array.js';
+
+const MODEL = 'models/tiny';
+const SIZE = readModelMeta(MODEL).imageSize;
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-serve-'));
+let child: ChildProcess;
+let base = '';
+let stderr = '';
+let images: { dicomId: string; bytes: Buffer; row: ChexmaskRow }[] = [];
+const expected = new Map<string, Prediction>();
+
+test.before(async () => {
+  const s = await synthesize({ out: join(tmp, 'data'), n: 12, seed: 9, width: 256, height: 288 });
+  const ok = s.images.filter((im) => im.chexmask === 'ok').slice(0, 4);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    ok.map((im) => im.dicomId),
+    { minDice: 0 },
+  );
+  images = ok.map((im) => ({
+    dicomId: im.dicomId,
+    bytes: readFileSync(join(s.mimicRoot, im.path)),
+    row: rows.get(im.dicomId)!,
+  }));
+  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu' });
+  for (const im of images) expected.set(im.dicomId, await p.predict(im.bytes, im.row));
+  await p.dispose();
+
+  const args = ['serve', '--model', MODEL, '--device', 'cpu', '--chexmask', s.chexmaskCsv, '--min-dice', '0'];
+  args.push('--segmenter', 'models/seg-tiny', '--port', '0', '--max-queue', '4', '--body-limit', '1mb');
+  args.push('--log', 'error');
+  child = spawn(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
+  base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+  });
+});
+
+type Answer = { status: number; headers: Headers; body: Record<string, unknown> };
+async function post(body: BodyInit, query = '', headers: Record<string, string> = {}): Promise<Answer> {
+  const r = await fetch(`${base}/predict${query}`, { method: 'POST', body, headers });
+  return { status: r.status, headers: r.headers, body: (await r.json()) as Record<string, unknown> };
+}
+const form = (bytes: Buffer, field = 'image') => {
+  const fd = new FormData();
+  fd.append('note', 'a small text field is allowed');
+  fd.append(field, new Blob([new Uint8Array(bytes)], { type: 'image/jpeg' }), 'x.jpg');
+  return fd;
+};
+
+/** A value of the server's own metrics, e.g. `cxrmask_process_resident_memory_bytes`. */
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+function assertScores(got: Record<string, unknown>, want: Prediction) {
+  for (const k of ['original', 'masked', 'delta'] as const) {
+    const g = got[k] as Record<string, number>;
+    for (const f of FINDINGS) assert.ok(Math.abs(g[f]! - want[k]![f]) < 1e-5, `${k} ${f}`);
+  }
+}
+
+/** Error bodies name neither files nor code. */
+function assertClean(body: Record<string, unknown>) {
+  const text = JSON.stringify(body);
+  assert.not.ok(text.includes(tmp) || /node_modules|\.ts:|\.js:|\n\s+at |\/work\//.test(text), text);
+  assert.type(body.error, 'string');
+}
+
+test('--body-limit sizes', () => {
+  assert.is(parseSize('1mb'), 1 << 20);
+  assert.is(parseSize('512K'), 512 << 10);
+  assert.is(parseSize('1000'), 1000);
+  assert.throws(() => parseSize('lots'), /--body-limit lots/);
+});
+
+test('healthz; raw JPEG and multipart give the in-process answers; overlay and masks are PNGs', async () => {
+  const h = (await (await fetch(`${base}/healthz`)).json()) as Record<string, unknown>;
+  assert.equal(h, {
+    status: 'ok',
+    kind: 'zeroshot',
+    segmenter: true,
+    pending: 0,
+    maxQueue: 4,
+    chexmaskRows: h.chexmaskRows,
+  });
+  assert.ok((h.chexmaskRows as number) >= images.length);
+  const im = images[0]!;
+  const raw = await post(new Uint8Array(im.bytes), `?dicomId=${im.dicomId}&overlay=1&masks=true`);
+  assert.is(raw.status, 200, JSON.stringify(raw.body));
+  assert.is(raw.body.maskSource, 'chexmask');
+  assertScores(raw.body, expected.get(im.dicomId)!);
+  const png = await sharp(Buffer.from(raw.body.overlayPng as string, 'base64'))
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  assert.equal([png.info.width, png.info.height, png.info.channels], [SIZE, SIZE, 3]);
+  const maskPng = Buffer.from(raw.body.masks as string, 'base64');
+  assert.is((await sharp(maskPng).metadata()).channels, 1, 'one gray channel');
+  const masks = await sharp(maskPng).extractChannel(0).raw().toBuffer();
+  const pp = await preprocess(im.bytes, im.row, { preprocess: preprocessFor(readModelMeta(MODEL)) });
+  assertSameArray(masks, regionBitsOnGrid(im.row, pp.geometry), 'region bits as gray PNG');
+  assertSameArray(png.data, overlayRgb(pp.gray, pp.contour), 'overlay PNG');
+
+  const mp = await post(form(im.bytes), `?dicomId=${im.dicomId}`);
+  assert.is(mp.status, 200, JSON.stringify(mp.body));
+  const { overlayPng: _o, masks: _m, ...plain } = raw.body;
+  assert.equal(mp.body, plain);
+  // No dicomId: the segmenter's masks (the same bits as the Segmenter called directly).
+  const bare = await post(form(im.bytes, 'file'), '?masks=1');
+  assert.is(bare.status, 200, JSON.stringify(bare.body));
+  assert.is(bare.body.maskSource, 'segmenter');
+  const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  const predicted = await seg.predictMasks(pp.original, 1);
+  await seg.dispose();
+  const got = await sharp(Buffer.from(bare.body.masks as string, 'base64'))
+    .extractChannel(0)
+    .raw()
+    .toBuffer();
+  assertSameArray(got, predicted, 'predicted region bits over HTTP');
+  assert.equal(bare.body.original, raw.body.original);
+  assert.not.equal(bare.body.masked, raw.body.masked, 'predicted masks are not CheXmask’s');
+});
+
+test('concurrent requests: each answered 200 with its own image’s scores, or 503 + Retry-After', async () => {
+  const sends = Array.from({ length: 16 }, (_, i) => {
+    const im = images[i % images.length]!;
+    const body = i % 2 ? form(im.bytes) : new Uint8Array(im.bytes);
+    return post(body, `?dicomId=${im.dicomId}`).then((a) => ({ a, im }));
+  });
+  const got = await Promise.all(sends);
+  let served = 0;
+  for (const { a, im } of got) {
+    if (a.status === 503) {
+      assert.is(a.body.error, 'queue-full');
+      assert.is(a.headers.get('retry-after'), '1');
+      continue;
+    }
+    assert.is(a.status, 200, JSON.stringify(a.body));
+    assertScores(a.body, expected.get(im.dicomId)!);
+    served++;
+  }
+  assert.ok(served >= 4, `at least the queue's worth served (${served})`);
+  assert.is(await metric('cxrmask_queue_depth'), 0, 'nothing left queued');
+});
+
+test('malformed requests: 400/404/413 with fixed texts and no server details', async () => {
+  const im = images[0]!;
+  const noFile = new FormData();
+  noFile.append('dicomId', im.dicomId);
+  const cases: [Promise<Answer>, number, string][] = [
+    [post(new TextEncoder().encode('not an image')), 400, 'bad-image'],
+    [post(new Uint8Array(im.bytes.subarray(0, 300))), 400, 'bad-image'],
+    [post(new Uint8Array(0)), 400, 'empty-body'],
+    [post(noFile), 400, 'no-file'],
+    [
+      post('--zzz\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\nabc', '', {
+        'content-type': 'multipart/form-data; boundary=zzz',
+      }),
+      400,
+      'bad-multipart',
+    ],
+    [post('xyz', '', { 'content-type': 'multipart/form-data' }), 400, 'bad-multipart'],
+    [post(new Uint8Array(im.bytes), '?overlay=yes'), 400, 'bad-request'],
+    [post(new Uint8Array(im.bytes), '?dicomId=nope'), 404, 'unknown-id'],
+    [post(form(Buffer.alloc(3 << 20, 1))), 413, 'too-large'],
+  ];
+  for (const [p, status, error] of cases) {
+    const r = await p;
+    assert.is(r.status, status, JSON.stringify(r.body));
+    assert.is(r.body.error, error, JSON.stringify(r.body));
+    assertClean(r.body);
+  }
+  const r = await fetch(`${base}/nowhere`);
+  assert.is(r.status, 404);
+  assertClean((await r.json()) as Record<string, unknown>);
+});
+
+/** Streams `total` bytes in 1 MiB chunks (chunked encoding) until the server answers. */
+function stream(total: number): Promise<{ status: number; sent: number }> {
+  return new Promise((resolve, reject) => {
+    const chunk = Buffer.alloc(1 << 20, 7);
+    let sent = 0;
+    let answered = false;
+    const req = request(`${base}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' } });
+    req.on('response', (res) => {
+      answered = true;
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, sent }));
+    });
+    req.on('error', (e) => {
+      if (!answered) reject(e);
+    });
+    const pump = () => {
+      while (!answered && sent < total) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+test('oversized bodies in parallel: 413 each, the server’s RSS stays bounded, and it still serves', async () => {
+  const rss0 = await metric('cxrmask_process_resident_memory_bytes');
+  assert.ok(rss0 > 0, 'the server reports its RSS');
+  const big = await Promise.all([0, 1, 2, 3].map(() => stream(200 << 20)));
+  for (const b of big) {
+    assert.is(b.status, 413);
+    assert.ok(b.sent < 100 << 20, `the client stopped once answered (sent ${b.sent >> 20} MB)`);
+  }
+  const grew = (await metric('cxrmask_process_resident_memory_bytes')) - rss0;
+  assert.ok(grew < 96 << 20, `server RSS grew ${(grew / 2 ** 20).toFixed(0)} MB for 4×200 MB bodies`);
+  const im = images[1]!;
+  const after = await post(new Uint8Array(im.bytes), `?dicomId=${im.dicomId}`);
+  assert.is(after.status, 200);
+  assert.ok(
+    (await metric('cxrmask_http_requests_total', 'route="/predict",method="POST",status="413"')) >= 5,
+  );
+  assert.ok(
+    (await metric('cxrmask_http_requests_total', 'route="/predict",method="POST",status="200"')) >= 5,
+  );
+  assert.ok((await metric('cxrmask_prediction_seconds_count', 'mask_source="chexmask"')) >= 5);
+});
+
+test('SIGTERM: in-flight requests finish with 200, then the process exits 0', async () => {
+  const inFlight = images.map((im) => post(new Uint8Array(im.bytes), `?dicomId=${im.dicomId}`));
+  for (let i = 0; i < 500; i++) {
+    const h = (await (await fetch(`${base}/healthz`)).json()) as { pending: number };
+    if (h.pending >= 2) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  for (const r of await Promise.all(inFlight)) assert.is(r.status, 200);
+  assert.is(await exited, 0, stderr);
+  await fetch(`${base}/healthz`).then(
+    () => assert.unreachable('no longer listening'),
+    () => undefined,
+  );
+});
+
+test.after(() => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
+test.run();

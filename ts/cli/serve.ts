@@ -1,0 +1,157 @@
+/**
+ * `cxrmask serve`: the inference-time masking service (ts/service/http.ts) on one classifier, an
+ * optional segmenter (images without a CheXmask row get predicted masks) and an optional CheXmask
+ * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { Segmenter } from '../model/segmenter.js';
+import { setThreads } from '../native.js';
+import { ChexmaskIndex } from '../service/chexmask-index.js';
+import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
+import { resolveModelSource } from '../service/model-source.js';
+import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
+import { closeOnSignals } from '../service/shutdown.js';
+import { runCommand, UsageError } from './run-command.js';
+
+export interface ServeArgv {
+  model: string;
+  checkpoint?: string;
+  kind?: PredictorKind;
+  segmenter?: string;
+  chexmask?: string;
+  minDice: number;
+  host: string;
+  port: number;
+  maxQueue: number;
+  bodyLimit: string;
+  device: 'auto' | 'cpu' | 'cuda';
+  threads?: number;
+  grace: number;
+  log: 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** `20mb`, `512k`, `1048576` → bytes (binary units). */
+export function parseSize(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
+  if (!m) throw new UsageError(`--body-limit ${s}: expected a size such as 20mb, 512kb or 1048576`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const bytes = Math.floor(Number(m[1]) * { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit]!);
+  if (bytes < 1) throw new UsageError(`--body-limit ${s}: must be at least 1 byte`);
+  return bytes;
+}
+
+export const serveCommand: CommandModule<object, ServeArgv> = {
+  command: 'serve',
+  describe:
+    'HTTP service: POST a chest X-ray JPEG to /predict → probabilities on the original and on the lung/heart-masked image (CheXmask row by dicomId, or predicted by --segmenter); /healthz, /metrics',
+  builder: (y: Argv<object>) =>
+    y
+      .option('model', {
+        type: 'string',
+        default: 'models/tiny',
+        describe:
+          'exported model folder (zero-shot, or with --checkpoint) or a trained cell runs/<run>/cells/<cell>',
+      })
+      .option('checkpoint', { type: 'string', describe: 'best.ckpt of a trained cell, with a model folder' })
+      .option('kind', {
+        choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
+        describe: 'default: from the checkpoint path',
+      })
+      .option('segmenter', {
+        type: 'string',
+        describe:
+          'segmenter folder (cxrmask segmenter train, or models/seg-tiny): images without a CheXmask row get predicted lung/heart masks',
+      })
+      .option('chexmask', {
+        type: 'string',
+        describe: 'CheXmask CSV: requests with ?dicomId= use that row (indexed once at start)',
+      })
+      .option('min-dice', {
+        type: 'number',
+        default: 0.7,
+        describe: 'CheXmask quality filter for --chexmask',
+      })
+      .option('host', {
+        type: 'string',
+        default: '127.0.0.1',
+        describe: 'interface to listen on (0.0.0.0 only behind a proxy you control)',
+      })
+      .option('port', { type: 'number', default: 8080, describe: 'port (0: any free one, printed)' })
+      .option('max-queue', {
+        type: 'number',
+        default: DEFAULT_MAX_QUEUE,
+        describe: 'requests admitted at once (reading, queued, on the model); more get 503',
+      })
+      .option('body-limit', {
+        type: 'string',
+        default: `${DEFAULT_BODY_LIMIT / 2 ** 20}mb`,
+        describe: 'largest image body or multipart file (e.g. 20mb); larger get 413',
+      })
+      .option('device', {
+        choices: ['auto', 'cpu', 'cuda'] as const,
+        default: 'auto' as const,
+        describe: 'where to run',
+      })
+      .option('threads', { type: 'number', describe: 'intra-op CPU threads of the models' })
+      .option('grace', {
+        type: 'number',
+        default: 30,
+        describe: 'seconds to let in-flight requests finish on SIGINT/SIGTERM',
+      })
+      .option('log', {
+        choices: ['info', 'warn', 'error', 'silent'] as const,
+        default: 'info' as const,
+        describe: 'request log level (JSON lines on stderr)',
+      })
+      .example(
+        '$0 serve --model runs/R/cells/jft-masked-s0 --segmenter models/seg --chexmask MIMIC-CXR-JPG.csv',
+        '',
+      )
+      .example(
+        "curl --data-binary @x.jpg 'http://127.0.0.1:8080/predict?overlay=1'",
+        '',
+      ) as unknown as Argv<ServeArgv>,
+  handler: (argv: ArgumentsCamelCase<ServeArgv>) =>
+    runCommand(async () => {
+      if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) {
+        throw new UsageError(`--port ${argv.port}: expected 0–65535`);
+      }
+      if (!Number.isInteger(argv.maxQueue) || argv.maxQueue < 1) {
+        throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
+      }
+      const bodyLimit = parseSize(argv.bodyLimit);
+      if (argv.threads !== undefined) setThreads(argv.threads);
+      const src = resolveModelSource(argv.model, argv.checkpoint ?? null);
+      const chexmask = argv.chexmask
+        ? await ChexmaskIndex.build(argv.chexmask, {
+            minDice: argv.minDice,
+            keepRle: src.overlay?.source === 'rle',
+          })
+        : null;
+      const segmenter = argv.segmenter ? await Segmenter.load(argv.segmenter, { device: argv.device }) : null;
+      const predictor = await MaskingPredictor.load({
+        segmenter,
+        modelDir: src.modelDir,
+        checkpoint: src.checkpoint,
+        ...(argv.kind ? { kind: argv.kind } : {}),
+        device: argv.device,
+        ...(src.overlay ? { overlay: src.overlay } : {}),
+      });
+      const app = createServer({
+        predictor,
+        chexmask,
+        bodyLimit,
+        maxQueue: argv.maxQueue,
+        logger: argv.log === 'silent' ? false : { level: argv.log },
+      });
+      closeOnSignals(app, { graceMs: argv.grace * 1000 });
+      await app.listen({ host: argv.host, port: argv.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : argv.port;
+      process.stdout.write(
+        `cxrmask serve: listening on http://${argv.host}:${port} (${predictor.kind}, segmenter ${predictor.segmenter ? 'yes' : 'no'}, CheXmask rows ${chexmask?.size ?? 0})\n`,
+      );
+    }),
+};
+
+export default serveCommand;

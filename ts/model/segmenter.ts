@@ -1,0 +1,211 @@
+/**
+ * Lung/heart segmenter over the native addon (native/segmenter.cc): a TorchScript U-Net exported by
+ * tools/segmenter_export.py whose `segment(x)` gives per-pixel logits for right lung, left lung and
+ * heart. Trained with BCE-with-logits + soft Dice and AdamW; predicts region bit masks (REGION_BITS:
+ * 1 right lung, 2 left lung, 4 heart) on the model grid. Inputs are normalised [n,3,S,S] float32
+ * images (the classifier's preprocessing) or cache records, whose mask plane carries the training
+ * targets (bits 3-5), so training reads records and decodes nothing.
+ */
+import { join } from 'node:path';
+import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
+import { NativeLifecycle } from './lifecycle.js';
+import { readSegmenterMeta, type SegmenterMeta } from './meta.js';
+import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch } from './records.js';
+import {
+  device as checkDevice,
+  finiteNumber,
+  float32,
+  knownKeys,
+  positiveInt,
+  typeName,
+  withJsStack,
+} from './validate.js';
+
+/** What a predictor needs from a segmenter (the service codes against this). */
+export interface SegmenterLike {
+  /** Model grid side S (the classifier's image size). */
+  readonly size: number;
+  /** Region bit masks [n,S,S] (1 right lung, 2 left lung, 4 heart) from normalised [n,3,S,S] images. */
+  predictMasks(x: Float32Array, n: number): Promise<Uint8Array>;
+  dispose(): Promise<void>;
+}
+
+export interface SegmenterLoadOptions {
+  device?: DeviceSpec;
+  /** AdamW learning rate (default 1e-3). */
+  lr?: number;
+  /** AdamW weight decay (default 1e-4). */
+  weightDecay?: number;
+  /** Max global gradient L2 norm; 0 = off. */
+  gradClip?: number;
+  /** bf16 autocast where supported (CUDA; see bf16Active). */
+  bf16?: boolean;
+  /** Probability above which a pixel belongs to a structure (default 0.5). */
+  threshold?: number;
+}
+
+const KEYS = ['device', 'lr', 'weightDecay', 'gradClip', 'bf16', 'threshold'] as const;
+
+export interface SegmentStep {
+  /** BCE + (1 − soft Dice) of the batch before the step. */
+  loss: number;
+  /** Soft Dice (mean over the 3 structures) of the batch before the step. */
+  dice: number;
+  gradNorm: number;
+  step: number;
+}
+
+export class Segmenter extends NativeLifecycle<NativeSegmenter> implements SegmenterLike {
+  readonly size: number;
+  readonly threshold: number;
+
+  private constructor(
+    native: NativeSegmenter,
+    readonly meta: SegmenterMeta,
+    readonly dir: string,
+    threshold: number,
+  ) {
+    super(native, 'Segmenter');
+    this.size = meta.imageSize;
+    this.threshold = threshold;
+  }
+
+  /**
+   * Loads `<dir>/seg.pt` (random-init export or any TorchScript module with `segment(x)`).
+   * @throws {TypeError} (rejects) `dir` not a non-empty string, or an unknown option.
+   * @throws {RangeError} (rejects) a bad `device`, a negative/non-finite lr, weightDecay or gradClip,
+   *   or a threshold outside (0, 1).
+   * @throws {Error} (rejects) `<dir>/model.json` is missing, not a segmenter's, or the addon cannot load.
+   * @throws {NativeError} (rejects) LibTorch cannot load the file, or it has no `segment` method.
+   */
+  static async load(dir: string, options: SegmenterLoadOptions = {}): Promise<Segmenter> {
+    if (typeof dir !== 'string' || dir === '')
+      throw new TypeError('segmenter dir must be a non-empty string');
+    knownKeys(options, KEYS, 'Segmenter.load');
+    const meta = readSegmenterMeta(dir);
+    const threshold = finiteNumber(options.threshold ?? 0.5, 'threshold');
+    if (!(threshold > 0 && threshold < 1))
+      throw new RangeError(`threshold must be in (0, 1), got ${threshold}`);
+    const native = await withJsStack(
+      loadNative().Segmenter.create({
+        modelPath: join(dir, meta.files?.model ?? 'seg.pt'),
+        device: checkDevice(options.device),
+        lr: finiteNumber(options.lr ?? 1e-3, 'lr', { min: 0 }),
+        weightDecay: finiteNumber(options.weightDecay ?? 1e-4, 'weightDecay', { min: 0 }),
+        gradClip: finiteNumber(options.gradClip ?? 0, 'gradClip', { min: 0 }),
+        bf16: options.bf16 === true,
+      }),
+      'Segmenter.load',
+    );
+    return new Segmenter(native, meta, dir, threshold);
+  }
+
+  get info(): NativeSegmenterInfo {
+    return this.live().info();
+  }
+  get device(): string {
+    return this.info.device;
+  }
+  get bf16Active(): boolean {
+    return this.info.bf16Active;
+  }
+  get step(): number {
+    return this.info.step;
+  }
+
+  /**
+   * One AdamW step. Targets: `regionBits` [n,S,S] (1 right lung, 2 left lung, 4 heart), or, for cache
+   * records without it, the records' own filled regions. Records are segmented as original images.
+   * @throws {TypeError} (synchronously) `x` or `regionBits` of the wrong type; float images without
+   *   `regionBits`.
+   * @throws {RangeError} (synchronously) `n` not a positive integer or a wrong length.
+   * @throws {Error} (synchronously) the segmenter is disposed.
+   * @throws {NativeError} (rejects) region bits above 7, or the native step fails.
+   */
+  trainStep(x: ImageInput, n: number, regionBits?: Uint8Array | null): Promise<SegmentStep> {
+    positiveInt(n, 'n');
+    const native = this.live();
+    const stack = new Error('Segmenter.trainStep');
+    const { data, shape, pixels } = this.input(x, n);
+    if (regionBits !== undefined && regionBits !== null) {
+      if (!(regionBits instanceof Uint8Array))
+        throw new TypeError(`regionBits must be a Uint8Array, got ${typeName(regionBits)}`);
+      const want = n * this.size * this.size;
+      if (regionBits.length !== want)
+        throw new RangeError(
+          `regionBits must hold ${want} values ([${n},${this.size},${this.size}]), got ${regionBits.length}`,
+        );
+    } else if (!pixels) {
+      throw new TypeError('regionBits ([n,S,S] Uint8Array) is required with float images');
+    }
+    return this.queue.run(() =>
+      withJsStack(native.trainStep(data, shape, regionBits ?? null, pixels), stack),
+    );
+  }
+
+  /**
+   * Per-pixel logits [n,3,S,S] (right lung, left lung, heart).
+   * @throws {TypeError|RangeError} (synchronously) a bad `x` or `n`; {Error} when disposed.
+   * @throws {NativeError} (rejects) the native forward fails.
+   */
+  logits(x: ImageInput, n: number): Promise<Float32Array> {
+    positiveInt(n, 'n');
+    const native = this.live();
+    const stack = new Error('Segmenter.logits');
+    const { data, shape, pixels } = this.input(x, n);
+    return this.queue.run(() => withJsStack(native.logits(data, shape, pixels), stack));
+  }
+
+  /**
+   * Region bit masks [n,S,S]: bit 1 right lung, 2 left lung, 4 heart where the structure's probability
+   * is above the threshold.
+   * @throws {TypeError|RangeError} (synchronously) a bad `x` or `n`; {Error} when disposed.
+   * @throws {NativeError} (rejects) the native forward fails.
+   */
+  predictMasks(x: ImageInput, n: number): Promise<Uint8Array> {
+    positiveInt(n, 'n');
+    const native = this.live();
+    const stack = new Error('Segmenter.predictMasks');
+    const { data, shape, pixels } = this.input(x, n);
+    return this.queue.run(() => withJsStack(native.predictMasks(data, shape, this.threshold, pixels), stack));
+  }
+
+  /**
+   * Weights, AdamW moments and step (exact resume), or with `weightsOnly` the weights alone.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string, or an unknown option.
+   * @throws {NativeError} (rejects) the file cannot be written.
+   */
+  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    knownKeys(options, ['weightsOnly'], 'Segmenter.save');
+    const native = this.live();
+    const stack = new Error('Segmenter.save');
+    return this.queue.run(() => withJsStack(native.save(path, options.weightsOnly === true), stack));
+  }
+
+  /**
+   * Restores what save() wrote; all or nothing. A weights-only file keeps the current optimiser state.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {NativeError} (rejects) the file is missing, unreadable or from another model.
+   */
+  load(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    const native = this.live();
+    const stack = new Error('Segmenter.load');
+    return this.queue.run(() => withJsStack(native.load(path), stack));
+  }
+
+  /** Native arguments for n images; records are always segmented as the original (unpainted) image. */
+  private input(
+    x: ImageInput,
+    n: number,
+  ): { data: Float32Array | Uint8Array; shape: number[]; pixels?: RecordBatch['pixels'] } {
+    if (isRecordBatch(x)) {
+      const shape = checkRecords(x, n, this.size);
+      return { data: x.records, shape, pixels: { ...x.pixels, original: true, masked: false } };
+    }
+    const shape = [n, 3, this.size, this.size];
+    float32(x, 'x', n * 3 * this.size * this.size, `[${shape.join(',')}]`);
+    return { data: x, shape };
+  }
+}

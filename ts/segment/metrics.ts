@@ -1,0 +1,164 @@
+/**
+ * Segmentation quality per structure on the model grid: Dice and HD95. HD95 follows medpy's `hd95`:
+ * the larger of the two directed 95th percentiles of the distances from one mask's boundary pixels
+ * to the other's, in model-grid pixels (Euclidean, pixel centres). A structure empty in both masks
+ * has Dice 1 and HD95 0; empty in exactly one, Dice 0 and HD95 undefined (NaN, left out of means).
+ */
+import { quantile } from '../experiment/metrics.js';
+import { REGION_BITS } from '../masks/overlay.js';
+
+export const STRUCTURES = ['rightLung', 'leftLung', 'heart'] as const;
+export type Structure = (typeof STRUCTURES)[number];
+
+/** Dice of structure bit `bit` between two region-bit masks of one image. */
+export function dice(pred: Uint8Array, ref: Uint8Array, bit: number): number {
+  let a = 0;
+  let b = 0;
+  let both = 0;
+  for (let p = 0; p < pred.length; p++) {
+    const x = pred[p]! & bit;
+    const y = ref[p]! & bit;
+    if (x) a++;
+    if (y) b++;
+    if (x && y) both++;
+  }
+  return a + b === 0 ? 1 : (2 * both) / (a + b);
+}
+
+/** Boundary pixels of structure `bit`: set pixels with a 4-neighbour unset or outside the grid. */
+function boundary(m: Uint8Array, s: number, bit: number): number[] {
+  const out: number[] = [];
+  for (let y = 0; y < s; y++)
+    for (let x = 0; x < s; x++) {
+      const p = y * s + x;
+      if (!(m[p]! & bit)) continue;
+      if (
+        x === 0 ||
+        y === 0 ||
+        x === s - 1 ||
+        y === s - 1 ||
+        !(m[p - 1]! & bit) ||
+        !(m[p + 1]! & bit) ||
+        !(m[p - s]! & bit) ||
+        !(m[p + s]! & bit)
+      )
+        out.push(p);
+    }
+  return out;
+}
+
+const INF = 1e20;
+
+/** 1-D squared distance transform (Felzenszwalb & Huttenlocher) of f into d. */
+function edt1d(f: Float64Array, n: number, d: Float64Array, v: Int32Array, z: Float64Array): void {
+  let k = 0;
+  v[0] = 0;
+  z[0] = -INF;
+  z[1] = INF;
+  for (let q = 1; q < n; q++) {
+    let s = (f[q]! + q * q - (f[v[k]!]! + v[k]! * v[k]!)) / (2 * q - 2 * v[k]!);
+    while (s <= z[k]!) {
+      k--;
+      s = (f[q]! + q * q - (f[v[k]!]! + v[k]! * v[k]!)) / (2 * q - 2 * v[k]!);
+    }
+    k++;
+    v[k] = q;
+    z[k] = s;
+    z[k + 1] = INF;
+  }
+  k = 0;
+  for (let q = 0; q < n; q++) {
+    while (z[k + 1]! < q) k++;
+    d[q] = (q - v[k]!) ** 2 + f[v[k]!]!;
+  }
+}
+
+/** Squared Euclidean distance of every pixel to the nearest of `points` on an s×s grid. */
+function distanceMap(points: number[], s: number): Float64Array {
+  const g = new Float64Array(s * s).fill(INF);
+  for (const p of points) g[p] = 0;
+  const f = new Float64Array(s);
+  const d = new Float64Array(s);
+  const v = new Int32Array(s);
+  const z = new Float64Array(s + 1);
+  for (let x = 0; x < s; x++) {
+    for (let y = 0; y < s; y++) f[y] = g[y * s + x]!;
+    edt1d(f, s, d, v, z);
+    for (let y = 0; y < s; y++) g[y * s + x] = d[y]!;
+  }
+  for (let y = 0; y < s; y++) {
+    for (let x = 0; x < s; x++) f[x] = g[y * s + x]!;
+    edt1d(f, s, d, v, z);
+    for (let x = 0; x < s; x++) g[y * s + x] = d[x]!;
+  }
+  return g;
+}
+
+function directed95(from: number[], to: Float64Array): number {
+  const ds = from.map((p) => Math.sqrt(to[p]!)).sort((a, b) => a - b);
+  return quantile(ds, 0.95);
+}
+
+/** HD95 of structure `bit` between two region-bit masks of one s×s image, in grid pixels. */
+export function hd95(pred: Uint8Array, ref: Uint8Array, s: number, bit: number): number {
+  const a = boundary(pred, s, bit);
+  const b = boundary(ref, s, bit);
+  if (a.length === 0 && b.length === 0) return 0;
+  if (a.length === 0 || b.length === 0) return Number.NaN;
+  return Math.max(directed95(a, distanceMap(b, s)), directed95(b, distanceMap(a, s)));
+}
+
+/** Per-image, per-structure Dice and HD95 of n masks [n,S,S]. */
+export interface SegScores {
+  dice: Record<Structure, number[]>;
+  hd95: Record<Structure, number[]>;
+}
+
+export function emptyScores(): SegScores {
+  return {
+    dice: { rightLung: [], leftLung: [], heart: [] },
+    hd95: { rightLung: [], leftLung: [], heart: [] },
+  };
+}
+
+export function scoreMasks(
+  pred: Uint8Array,
+  ref: Uint8Array,
+  n: number,
+  s: number,
+  into = emptyScores(),
+): SegScores {
+  const hw = s * s;
+  for (let i = 0; i < n; i++) {
+    const p = pred.subarray(i * hw, (i + 1) * hw);
+    const r = ref.subarray(i * hw, (i + 1) * hw);
+    for (const st of STRUCTURES) {
+      into.dice[st].push(dice(p, r, REGION_BITS[st]));
+      into.hd95[st].push(hd95(p, r, s, REGION_BITS[st]));
+    }
+  }
+  return into;
+}
+
+export interface Summary {
+  mean: number;
+  median: number;
+  sd: number;
+  /** Values that were defined (HD95 is NaN when a structure is missing from one mask). */
+  n: number;
+}
+
+export function summarize(xs: number[]): Summary {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return { mean: Number.NaN, median: Number.NaN, sd: Number.NaN, n: 0 };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, median: quantile(v, 0.5), sd, n: v.length };
+}
+
+/** Mean Dice per structure of a score set (validation's selection metric: their mean). */
+export function meanDice(s: SegScores): Record<Structure, number> & { mean: number } {
+  const r = {} as Record<Structure, number>;
+  for (const st of STRUCTURES) r[st] = summarize(s.dice[st]).mean;
+  return { ...r, mean: (r.rightLung + r.leftLung + r.heart) / 3 };
+}

@@ -1,0 +1,169 @@
+/**
+ * Training the segmenter on an image cache: the train split's records carry image and targets (mask
+ * plane bits 3-5), so an epoch reads records and decodes nothing. Each epoch ends with validation
+ * (Dice per structure on the validate split); the best epoch's weights (best.pt) and the full state
+ * after every epoch (state-<epoch>.pt: weights, AdamW moments, step; train.json names it and keeps the
+ * history) are written atomically, so an interrupted run resumes exactly where the last epoch ended.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, withAtomicPath, writeJsonAtomic } from '../experiment/io.js';
+import { DataWait, prefetch } from '../experiment/prefetch.js';
+import { epochSeed, InterruptedError, type StopSignal, shuffled } from '../experiment/train.js';
+import type { Cache } from '../images/cache.js';
+import type { Segmenter } from '../model/segmenter.js';
+import { meanDice, type SegScores, scoreMasks } from './metrics.js';
+
+export interface SegTrainOptions {
+  cache: Cache;
+  segmenter: Segmenter;
+  /** Output folder: best.pt, state.pt, train.json. */
+  out: string;
+  epochs: number;
+  batchSize: number;
+  seed: number;
+  /** Cap on validation images (default all). */
+  maxValidate?: number;
+  /** What the checkpoint belongs to; a train.json with another fingerprint is not resumed. */
+  fingerprint: Record<string, unknown>;
+  signal?: StopSignal;
+  onEpoch?: (e: SegEpoch) => void;
+  onBatch?: (done: number, total: number, loss: number) => void;
+}
+
+export interface SegEpoch {
+  epoch: number;
+  step: number;
+  loss: number;
+  trainDice: number;
+  val: ReturnType<typeof meanDice>;
+  seconds: number;
+  dataWaitSeconds: number;
+}
+
+export interface SegTrainState {
+  fingerprint: Record<string, unknown>;
+  /** Epochs finished (the next one to run is this + 1). */
+  epoch: number;
+  /** Full-state checkpoint of that epoch, in the output folder. */
+  checkpoint: string | null;
+  step: number;
+  history: SegEpoch[];
+  best: { epoch: number; valDice: number } | null;
+  done: boolean;
+}
+
+/** Cache rows of a split that have anatomy (a non-empty filled region): the segmenter's data. */
+export function maskedIndices(cache: Cache, split: 'train' | 'validate' | 'test'): number[] {
+  const all = cache.indicesOf(split);
+  if (cache.build.requireMask) return all;
+  return all.filter((i) => cache.regionMasks([i]).some((b) => b !== 0));
+}
+
+/** Predicted region masks of cache rows, batch by batch, scored against the cache's own regions. */
+export async function scoreSplit(
+  seg: Segmenter,
+  cache: Cache,
+  indices: number[],
+  batchSize: number,
+  onMasks?: (indices: number[], masks: Uint8Array) => void,
+): Promise<SegScores> {
+  let scores: SegScores | undefined;
+  const batches = Math.ceil(indices.length / batchSize);
+  for await (const r of prefetch(batches, async (b) => {
+    const idx = indices.slice(b * batchSize, (b + 1) * batchSize);
+    return { idx, batch: await cache.recordBatch(idx, ['original']) };
+  })) {
+    if (!r.ok) throw r.error;
+    const { idx, batch } = r.value;
+    const masks = await seg.predictMasks(batch.x, idx.length);
+    onMasks?.(idx, masks);
+    scores = scoreMasks(masks, cache.regionMasks(idx), idx.length, cache.size, scores);
+  }
+  return scores ?? scoreMasks(new Uint8Array(0), new Uint8Array(0), 0, cache.size);
+}
+
+const sameFingerprint = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState> {
+  const { cache, segmenter: seg } = o;
+  const statePath = join(o.out, 'train.json');
+  const best = join(o.out, 'best.pt');
+  let state: SegTrainState = {
+    fingerprint: o.fingerprint,
+    epoch: 0,
+    checkpoint: null,
+    step: 0,
+    history: [],
+    best: null,
+    done: false,
+  };
+  const prev = readJson<SegTrainState>(statePath);
+  if (
+    prev?.checkpoint &&
+    sameFingerprint(prev.fingerprint, o.fingerprint) &&
+    existsSync(join(o.out, prev.checkpoint))
+  ) {
+    await seg.load(join(o.out, prev.checkpoint));
+    state = { ...prev, done: prev.epoch >= o.epochs };
+  }
+  const train = maskedIndices(cache, 'train');
+  if (train.length === 0) throw new Error('the cache has no train rows with CheXmask anatomy');
+  let val = maskedIndices(cache, 'validate');
+  if (o.maxValidate !== undefined) val = val.slice(0, o.maxValidate);
+  for (let epoch = state.epoch + 1; epoch <= o.epochs; epoch++) {
+    const t0 = performance.now();
+    const order = shuffled(train, epochSeed(o.seed, epoch));
+    const batches = Math.ceil(order.length / o.batchSize);
+    const wait = new DataWait();
+    let lossSum = 0;
+    let diceSum = 0;
+    let done = 0;
+    for await (const r of prefetch(
+      batches,
+      (b) => cache.recordBatch(order.slice(b * o.batchSize, (b + 1) * o.batchSize), ['original']),
+      { wait },
+    )) {
+      if (!r.ok) throw r.error;
+      if (o.signal?.stop) throw new InterruptedError(`stopped in segmenter epoch ${epoch}`);
+      const step = await seg.trainStep(r.value.x, r.value.n);
+      lossSum += step.loss * r.value.n;
+      diceSum += step.dice * r.value.n;
+      done += r.value.n;
+      o.onBatch?.(done, order.length, step.loss);
+    }
+    const valDice = meanDice(
+      await scoreSplit(seg, cache, val.length ? val : train.slice(0, 64), o.batchSize),
+    );
+    const rec: SegEpoch = {
+      epoch,
+      step: seg.step,
+      loss: lossSum / done,
+      trainDice: diceSum / done,
+      val: valDice,
+      seconds: (performance.now() - t0) / 1000,
+      dataWaitSeconds: wait.seconds,
+    };
+    if (!state.best || valDice.mean > state.best.valDice) {
+      await withAtomicPath(best, (tmp) => seg.save(tmp, { weightsOnly: true }));
+      state.best = { epoch, valDice: valDice.mean };
+    }
+    // The new checkpoint, then train.json naming it, then the old one goes: a crash anywhere in between
+    // leaves a train.json whose checkpoint exists and matches it.
+    const checkpoint = `state-${epoch}.pt`;
+    await withAtomicPath(join(o.out, checkpoint), (tmp) => seg.save(tmp));
+    const old = state.checkpoint;
+    state = {
+      ...state,
+      epoch,
+      checkpoint,
+      step: seg.step,
+      history: [...state.history, rec],
+      done: epoch >= o.epochs,
+    };
+    writeJsonAtomic(statePath, state);
+    if (old && old !== checkpoint) rmSync(join(o.out, old), { force: true });
+    o.onEpoch?.(rec);
+  }
+  return state;
+}

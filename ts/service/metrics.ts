@@ -1,0 +1,65 @@
+/**
+ * The service's Prometheus metrics (prom-client), one registry per server so that several servers in
+ * one process (tests, a host app) keep their own counts. `GET /metrics` serves `registry.metrics()`.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface ServiceMetrics {
+  registry: Registry;
+  /** One finished HTTP request: its route pattern (or "unmatched"), status and seconds taken. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** One answered prediction: where its masks came from and the seconds spent queued + on the model. */
+  observePrediction(maskSource: string, seconds: number): void;
+}
+
+// Per-image CPU latencies of the tiny model are ~10–100 ms; real-size ones on CPU ~1 s.
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** `queueDepth()` is read at scrape time (requests admitted and not yet answered by the model). */
+export function createMetrics(queueDepth: () => number, maxQueue: number): ServiceMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'cxrmask_' });
+  const requests = new Counter({
+    name: 'cxrmask_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status code',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'cxrmask_http_request_duration_seconds',
+    help: 'Time from request start to response sent, by route',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const predictions = new Histogram({
+    name: 'cxrmask_prediction_seconds',
+    help: 'Time from admission to prediction (queue wait + segment + overlay + classify), by mask source',
+    labelNames: ['mask_source'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'cxrmask_queue_depth',
+    help: 'Prediction requests admitted and not yet answered by the model',
+    registers: [registry],
+    collect() {
+      this.set(queueDepth());
+    },
+  });
+  new Gauge({
+    name: 'cxrmask_queue_limit',
+    help: 'Queue depth at which new prediction requests get 503',
+    registers: [registry],
+  }).set(maxQueue);
+  return {
+    registry,
+    observeRequest(route, method, status, seconds) {
+      requests.inc({ route, method, status: String(status) });
+      duration.observe({ route }, seconds);
+    },
+    observePrediction(maskSource, seconds) {
+      predictions.observe({ mask_source: maskSource }, seconds);
+    },
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * What `--model` names for the commands that serve a classifier: an exported model folder (zero-shot,
+ * or with `--checkpoint`), or a trained cell of a run (`runs/<run>/cells/<cell>`, or its best.ckpt),
+ * whose run config names the model folder and whose cache recorded the contour settings the model
+ * was trained with (so predicted contours are drawn as thick as the training ones).
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError, type ExperimentConfig } from '../experiment/config.js';
+import { readRunData } from '../experiment/fingerprint.js';
+import { readJson } from '../experiment/io.js';
+
+export interface ModelSource {
+  modelDir: string;
+  checkpoint: string | null;
+  /** Contour settings of the cache the cell was trained on (absent for a bare model folder). */
+  overlay?: { thickness: number; source: 'landmarks' | 'rle' };
+}
+
+/**
+ * @throws {ConfigError} `model` is neither a model folder (model.json) nor a trained cell (best.ckpt
+ *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder.
+ */
+export function resolveModelSource(model: string, checkpoint?: string | null): ModelSource {
+  if (existsSync(join(model, 'model.json'))) return { modelDir: model, checkpoint: checkpoint ?? null };
+  const isFile = existsSync(model) && statSync(model).isFile();
+  const cell = isFile ? dirname(model) : model;
+  const ckpt = isFile ? model : join(cell, 'best.ckpt');
+  if (!existsSync(ckpt)) {
+    throw new ConfigError(
+      `--model ${model} is neither an exported model folder (model.json) nor a trained cell (best.ckpt)`,
+    );
+  }
+  if (checkpoint)
+    throw new ConfigError('--checkpoint is for a model folder; a cell brings its own best.ckpt');
+  const runDir = dirname(dirname(cell));
+  if (basename(dirname(cell)) !== 'cells') {
+    throw new ConfigError(`${cell} is not inside a run's cells/ folder, so its model folder is unknown`);
+  }
+  const config = readJson<ExperimentConfig>(join(runDir, 'config.json'));
+  const modelDir = config?.model?.dir;
+  if (!modelDir) throw new ConfigError(`${runDir} has no config.json naming the model folder`);
+  if (!existsSync(join(modelDir, 'model.json'))) {
+    throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);
+  }
+  const out: ModelSource = { modelDir, checkpoint: ckpt };
+  const contour = runContour(runDir);
+  if (contour) out.overlay = contour;
+  return out;
+}
+
+/** The contour settings of the cache a run trained on (its data.json names the keyed cache folder). */
+export function runContour(runDir: string): ModelSource['overlay'] {
+  const cacheDir = readRunData(runDir)?.fingerprint.cacheDir;
+  const c = cacheDir
+    ? readJson<{ contour?: ModelSource['overlay'] }>(join(cacheDir, 'cache.json'))?.contour
+    : undefined;
+  return c ? { thickness: c.thickness, source: c.source } : undefined;
+}
+
+/** runContour of the run holding `runs/<run>/cells/<cell>/best.ckpt`; undefined for any other path. */
+export function checkpointContour(checkpoint: string): ModelSource['overlay'] {
+  const cells = dirname(dirname(checkpoint));
+  return basename(cells) === 'cells' ? runContour(dirname(cells)) : undefined;
+}
