@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseDevices } from '../distributed/devices.js';
-import { readDistEnv } from '../distributed/env.js';
-import { launchLocal } from '../distributed/launch.js';
+import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
@@ -84,8 +83,7 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     experimentOptions(y)
       .option('nproc', {
         type: 'number',
-        describe:
-          'data-parallel training in N local processes (like torchrun --standalone --nproc-per-node N): one per GPU on CUDA (cuda:0..N-1), else N CPU processes over gloo; see docs/distributed.md',
+        describe: NPROC_HELP,
       })
       .option('devices', {
         type: 'string',
@@ -104,10 +102,7 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
         'continue an interrupted run',
       ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
-    if (argv.nproc !== undefined && argv.nproc > 1 && !readDistEnv()) {
-      process.exitCode = await launchLocal(argv.nproc);
-      return;
-    }
+    if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(
       async () => {
