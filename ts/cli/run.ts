@@ -40,11 +40,13 @@ export async function executeRun(
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
   const dist = await joinGroupFromEnv(backend, config);
-  const quiet = opts.quiet || (dist !== null && dist.group.rank !== 0);
+  // ranks other than 0 print nothing: rank 0 reports for the group
+  const otherRank = dist !== null && dist.group.rank !== 0;
+  const quiet = opts.quiet || otherRank;
   if (dist && dist.group.rank !== 0) await dist.group.barrier();
   const extra = { ...(opts.extra ?? {}), ...(opts.resume ? {} : await prepareData(config, { signal })) };
   if (dist && dist.group.rank === 0) await dist.group.barrier();
-  const progress = progressReporter(opts.progress === false || quiet || !process.stderr.isTTY);
+  const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
   try {
     result = await runExperiment({
@@ -55,7 +57,7 @@ export async function executeRun(
       extra,
       // the keyed folder the data step opened or built (config.data.cache may hold several)
       cacheDir: (extra['cache'] as { dir?: string } | undefined)?.dir ?? null,
-      onEvent: progress.onEvent,
+      ...(otherRank ? {} : { onEvent: progress.onEvent }),
       onRunDir: (d) => {
         runDir = d;
         opts.onRunDir?.(d);
