@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseDevices } from '../distributed/devices.js';
-import { readDistEnv } from '../distributed/env.js';
-import { launchLocal } from '../distributed/launch.js';
+import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
@@ -41,11 +40,13 @@ export async function executeRun(
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
   const dist = await joinGroupFromEnv(backend, config);
-  const quiet = opts.quiet || (dist !== null && dist.group.rank !== 0);
+  // ranks other than 0 print nothing: rank 0 reports for the group
+  const otherRank = dist !== null && dist.group.rank !== 0;
+  const quiet = opts.quiet || otherRank;
   if (dist && dist.group.rank !== 0) await dist.group.barrier();
   const extra = { ...(opts.extra ?? {}), ...(opts.resume ? {} : await prepareData(config, { signal })) };
   if (dist && dist.group.rank === 0) await dist.group.barrier();
-  const progress = progressReporter(opts.progress === false || quiet || !process.stderr.isTTY);
+  const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
   try {
     result = await runExperiment({
@@ -56,7 +57,7 @@ export async function executeRun(
       extra,
       // the keyed folder the data step opened or built (config.data.cache may hold several)
       cacheDir: (extra['cache'] as { dir?: string } | undefined)?.dir ?? null,
-      onEvent: progress.onEvent,
+      ...(otherRank ? {} : { onEvent: progress.onEvent }),
       onRunDir: (d) => {
         runDir = d;
         opts.onRunDir?.(d);
@@ -84,8 +85,7 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     experimentOptions(y)
       .option('nproc', {
         type: 'number',
-        describe:
-          'data-parallel training in N local processes (like torchrun --standalone --nproc-per-node N): one per GPU on CUDA (cuda:0..N-1), else N CPU processes over gloo; see docs/distributed.md',
+        describe: NPROC_HELP,
       })
       .option('devices', {
         type: 'string',
@@ -104,10 +104,7 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
         'continue an interrupted run',
       ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
-    if (argv.nproc !== undefined && argv.nproc > 1 && !readDistEnv()) {
-      process.exitCode = await launchLocal(argv.nproc);
-      return;
-    }
+    if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(
       async () => {

@@ -1,5 +1,6 @@
 /** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
 import { configFromArgv } from './config-merge.js';
 import { type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
@@ -9,6 +10,7 @@ export interface TrainArgv extends ExperimentArgv {
   setup: 'linear-probe' | 'finetune';
   trainOn: ('original' | 'masked')[];
   progress?: boolean;
+  nproc?: number;
 }
 
 export const trainCommand: CommandModule<object, TrainArgv> = {
@@ -29,11 +31,13 @@ export const trainCommand: CommandModule<object, TrainArgv> = {
         default: ['original', 'masked'],
         describe: 'training image variants',
       })
+      .option('nproc', { type: 'number', describe: NPROC_HELP })
       .example(
         '$0 train --setup finetune --train-on masked --seeds 0 --cache data/cache',
         'one fine-tuning cell',
       ) as unknown as Argv<TrainArgv>,
   handler: async (argv: ArgumentsCamelCase<TrainArgv>) => {
+    if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(
       async () => {

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { readDistEnv } from './env.js';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {
@@ -86,4 +87,18 @@ export async function launchLocal(
   }
   process.off('SIGTERM', forward);
   return first ? first.code : 0;
+}
+
+/** The `--nproc` option's help, shared by the training commands. */
+export const NPROC_HELP =
+  'data-parallel training in N local processes (like torchrun --standalone --nproc-per-node N): one per GPU on CUDA (cuda:0..N-1), else N CPU processes over gloo; see docs/distributed.md';
+
+/**
+ * `--nproc N` in a process that is not yet a rank: launches the N ranks, sets the exit code, and
+ * returns true (the caller stops); otherwise false (a single process, or already a rank).
+ */
+export async function launchIfAsked(nproc: number | undefined): Promise<boolean> {
+  if (nproc === undefined || nproc <= 1 || readDistEnv()) return false;
+  process.exitCode = await launchLocal(nproc);
+  return true;
 }
