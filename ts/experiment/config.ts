@@ -219,6 +219,8 @@ export const DEMO = {
   linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
   finetune: { epochs: 8, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
   bootstrap: 500,
+  /** The tiny segmenter the demo trains for its predicted-mask column (cxrmask segmenter train). */
+  segmenter: { model: 'models/seg-tiny', epochs: 2, batchSize: 16, lr: 3e-3, maxTrainImages: 600 },
 } as const;
 
 /** Config used by `cxrmask demo` for a synthetic dataset under `dataDir`. */
