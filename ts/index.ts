@@ -37,6 +37,12 @@ export {
   type RecordBatch,
   recordsToImages,
 } from './model/records.js';
+export {
+  Segmenter,
+  type SegmenterLike,
+  type SegmenterLoadOptions,
+  type SegmentStep,
+} from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
