@@ -221,15 +221,53 @@ if (dev !== 'cuda') {
   }
 }
 
+// --- segmenter: parity of the tiny export on the device, then train/predict throughput of `unet` ---------
+{
+  const { Segmenter } = await import(join(root, 'dist/model/segmenter.js'));
+  const segTiny = process.env.CXRMASK_TEST_SEGMENTER ?? join(root, 'models/seg-tiny');
+  if (!existsSync(join(segTiny, 'seg.pt'))) {
+    console.log('skip segmenter: models/seg-tiny not carried (scripts/setup.sh exports it)');
+  } else {
+    const sref = JSON.parse(readFileSync(join(segTiny, 'reference.json'), 'utf8'));
+    const seg = await Segmenter.load(segTiny, { device: dev });
+    const sn = sref.images.shape[0];
+    const dSeg = maxDiff(await seg.logits(f32(segTiny, sref.images), sn), f32(segTiny, sref.logits));
+    check(dSeg <= 1e-3, `segmenter logits on ${dev} vs Python CPU reference: max |diff| ${dSeg.toExponential(2)}`);
+    await seg.dispose();
+    // Throughput at the real preset (exported here: random init, ~7.8M params) on CUDA; tiny in the dry run.
+    let segDir = segTiny;
+    if (dev === 'cuda') {
+      segDir = join(root, '.cache/gpu/seg-unet');
+      if (!existsSync(join(segDir, 'seg.pt'))) {
+        const ex = spawnSync(python, [join(root, 'tools/segmenter_export.py'), '--random-init', 'unet', '--out', segDir], { stdio: 'inherit' });
+        if (ex.status !== 0) throw new Error('segmenter export failed');
+      }
+    }
+    const sb = dev === 'cuda' ? Number(process.env.SEG_BENCH_BATCH ?? 64) : 4;
+    const xs = Float32Array.from({ length: sb * 3 * s * s }, (_, i) => 0.5 * Math.sin(0.37 * i));
+    const bits = Uint8Array.from({ length: sb * s * s }, (_, i) => ((i % (s * s)) % s < s / 2 ? 1 : 2));
+    const timedSeg = async (fn, warm = 2, iters = dev === 'cuda' ? 10 : 2) => {
+      for (let i = 0; i < warm; i++) await fn();
+      const t = performance.now();
+      for (let i = 0; i < iters; i++) await fn();
+      return (performance.now() - t) / 1000 / iters;
+    };
+    for (const bf16 of [false, true]) {
+      const m = await Segmenter.load(segDir, { device: dev, bf16 });
+      const train = sb / (await timedSeg(() => m.trainStep(xs, sb, bits)));
+      const pred = sb / (await timedSeg(() => m.predictMasks(xs, sb)));
+      console.log(`segmenter ${m.meta.preset} on ${dev} ${bf16 && m.bf16Active ? 'bf16' : 'fp32'} batch ${sb}: train ${train.toFixed(1)} img/s, predict masks ${pred.toFixed(1)} img/s`);
+      await m.dispose();
+    }
+  }
+}
+
 // --- serving: JPEG -> segment + overlay + classify (bench/serve.ts: in-process and over HTTP, c=1 and 8,
-// vs PIL + torch.jit on the same files). Real size on CUDA (biomedclip + the `unet` segmenter, exported
-// here when missing); the dry run uses models/tiny + unet-tiny on small images.
+// vs PIL + torch.jit on the same files). Real size on CUDA (biomedclip + the `unet` segmenter exported
+// by the segmenter check above); the dry run uses models/tiny + unet-tiny on small images.
 {
   const cuda = dev === 'cuda';
-  const segDir = join(root, cuda ? 'models/seg' : 'models/seg-tiny');
-  if (!existsSync(join(segDir, 'model.json'))) {
-    spawnSync(python, [join(root, 'tools/segmenter_export.py'), '--random-init', cuda ? 'unet' : 'unet-tiny', '--out', segDir, '--seed', '0'], { stdio: 'inherit' });
-  }
+  const segDir = cuda ? join(root, '.cache/gpu/seg-unet') : join(root, 'models/seg-tiny');
   const model = cuda && existsSync(join(bigDir, 'clip.pt')) ? bigDir : tiny;
   const out = process.env.OUT || join(root, '.cache/gpu/out');
   const sizes = cuda

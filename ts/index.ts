@@ -45,6 +45,7 @@ export {
   Segmenter,
   type SegmenterLike,
   type SegmenterLoadOptions,
+  type SegmentStep,
 } from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setThreads } from './native.js';

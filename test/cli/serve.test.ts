@@ -211,7 +211,11 @@ test('malformed requests: 400/404/413 with fixed texts and no server details', a
   assertClean((await r.json()) as Record<string, unknown>);
 });
 
-/** Streams `total` bytes in 1 MiB chunks (chunked encoding) until the server answers. */
+/**
+ * Streams `total` bytes in 1 MiB chunks (chunked encoding) until the server answers. The server
+ * closes the connection after its 413, so a write may fail before the answer is parsed: that counts
+ * as status 0 ("cut off"), with the bytes sent so far.
+ */
 function stream(total: number): Promise<{ status: number; sent: number }> {
   return new Promise((resolve, reject) => {
     const chunk = Buffer.alloc(1 << 20, 7);
@@ -223,11 +227,13 @@ function stream(total: number): Promise<{ status: number; sent: number }> {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode!, sent }));
     });
-    req.on('error', (e) => {
-      if (!answered) reject(e);
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (answered) return;
+      if (e.code === 'EPIPE' || e.code === 'ECONNRESET') resolve({ status: 0, sent });
+      else reject(e);
     });
     const pump = () => {
-      while (!answered && sent < total) {
+      while (!answered && !req.destroyed && sent < total) {
         sent += chunk.length;
         if (!req.write(chunk)) return void req.once('drain', pump);
       }
@@ -242,9 +248,13 @@ test('oversized bodies in parallel: 413 each, the server’s RSS stays bounded, 
   assert.ok(rss0 > 0, 'the server reports its RSS');
   const big = await Promise.all([0, 1, 2, 3].map(() => stream(200 << 20)));
   for (const b of big) {
-    assert.is(b.status, 413);
+    assert.ok(b.status === 413 || b.status === 0, `413 or cut off, got ${b.status}`);
     assert.ok(b.sent < 100 << 20, `the client stopped once answered (sent ${b.sent >> 20} MB)`);
   }
+  assert.ok(
+    big.some((b) => b.status === 413),
+    'the 413 answer arrives (at least once before the cut)',
+  );
   const grew = (await metric('cxrmask_process_resident_memory_bytes')) - rss0;
   assert.ok(grew < 96 << 20, `server RSS grew ${(grew / 2 ** 20).toFixed(0)} MB for 4×200 MB bodies`);
   const im = images[1]!;
@@ -261,14 +271,23 @@ test('oversized bodies in parallel: 413 each, the server’s RSS stays bounded, 
 
 test('SIGTERM: in-flight requests finish with 200, then the process exits 0', async () => {
   const inFlight = images.map((im) => post(new Uint8Array(im.bytes), `?dicomId=${im.dicomId}`));
-  for (let i = 0; i < 500; i++) {
-    const h = (await (await fetch(`${base}/healthz`)).json()) as { pending: number };
-    if (h.pending >= 2) break;
-    await new Promise((r) => setTimeout(r, 2));
+  // Wait until the server holds at least two of them (a request not yet arrived would get 503).
+  let admitted = 0;
+  const deadline = Date.now() + 10_000;
+  while (admitted < 2 && Date.now() < deadline) {
+    admitted = ((await (await fetch(`${base}/healthz`)).json()) as { pending: number }).pending;
+    if (admitted < 2) await new Promise((r) => setTimeout(r, 2));
   }
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
-  for (const r of await Promise.all(inFlight)) assert.is(r.status, 200);
+  const answers = await Promise.allSettled(inFlight);
+  const served = answers.filter((a) => a.status === 'fulfilled' && a.value.status === 200).length;
+  // Every request the server held when the signal came is answered 200; a later one can only be
+  // refused (503 shutting-down, or no connection once the listener is closed).
+  assert.ok(served >= Math.max(admitted, 1), `${served} answered 200, ${admitted} were held`);
+  for (const a of answers) {
+    if (a.status === 'fulfilled' && a.value.status !== 200) assert.is(a.value.body.error, 'shutting-down');
+  }
   assert.is(await exited, 0, stderr);
   await fetch(`${base}/healthz`).then(
     () => assert.unreachable('no longer listening'),

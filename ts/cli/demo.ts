@@ -7,9 +7,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { readModelMeta } from '../experiment/backend-real.js';
+import { prepareData, readModelMeta } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { writeJsonAtomic } from '../experiment/io.js';
+import { demoSegmenter } from '../segment/demo.js';
 import { parseSeeds } from './config-merge.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
@@ -22,6 +23,7 @@ export interface DemoArgv {
   seeds?: string;
   device?: string;
   progress?: boolean;
+  segmenter: boolean;
 }
 
 /** Hash of the synthetic generator's code, so a changed generator re-synthesizes the demo data. */
@@ -88,6 +90,11 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         default: true,
         describe: 'progress bars (--no-progress: plain log lines)',
       })
+      .option('segmenter', {
+        type: 'boolean',
+        default: true,
+        describe: `train the tiny segmenter (${DEMO.segmenter.model}) and add the predicted-mask column (--no-segmenter: CheXmask masks only)`,
+      })
       .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)') as unknown as Argv<DemoArgv>,
   handler: async (argv: ArgumentsCamelCase<DemoArgv>) => {
     let dir: string | null = null;
@@ -98,12 +105,24 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         readModelMeta(argv.model); // clear error before any work if the model is missing
         const data = await ensureDemoData(argv.data, argv.images, DEMO.synthSeed);
         const size = readModelMeta(argv.model).imageSize ?? 224;
-        const config = demoConfig(argv.data, {
+        const overrides = {
           runsDir: argv.runsDir,
           model: { dir: argv.model, device: argv.device },
           data: { cache: join(argv.data, `cache-${size}`), root: data.mimicRoot, chexmask: data.chexmaskCsv },
           ...(seeds ? { seeds } : {}),
-        });
+        };
+        let config = demoConfig(argv.data, overrides);
+        if (argv.segmenter) {
+          // The cache first (the segmenter trains on it), then the segmenter, then the grid with its masks.
+          const prepared = await prepareData(config);
+          const cacheDir = (prepared['cache'] as { dir: string }).dir;
+          const seg = await demoSegmenter(cacheDir, argv.data, {
+            device: argv.device ?? 'auto',
+            log: (line) => process.stderr.write(`${line}\n`),
+          });
+          process.stderr.write(`[demo] segmenter ready in ${seg.seconds.toFixed(0)} s\n`);
+          config = demoConfig(argv.data, { ...overrides, segmenter: { dir: seg.dir, weights: seg.weights } });
+        }
         await executeRun(config, { progress: argv.progress, onRunDir: (d) => (dir = d) });
         process.stdout.write(`Demo wall time: ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);
       },

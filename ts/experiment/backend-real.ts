@@ -11,6 +11,7 @@ import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import { type ModelMeta, readModelMeta as readMeta } from '../model/meta.js';
 import { hostBytes } from '../model/records.js';
+import { Segmenter } from '../model/segmenter.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
 import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
@@ -62,6 +63,14 @@ export async function realBackend(): Promise<Backend> {
       return cache as unknown as CacheLike;
     },
     loadClip: (dir: string, device: string) => ClipModel.load(dir, { device: device as 'cpu' }),
+    loadSegmenter: async (dir, weights, o) => {
+      const seg = await Segmenter.load(dir, { device: o.device as 'cpu', threshold: o.threshold });
+      await seg.load(weights).catch(async (e) => {
+        await seg.dispose();
+        throw e;
+      });
+      return seg;
+    },
     loadTokenizer: (dir: string) => loadTokenizer(dir),
     createClassifier: (opts: ClassifierOptions) =>
       Classifier.create({ ...opts, device: opts.device as 'cpu' | undefined }),

@@ -77,12 +77,24 @@ export interface ClassifierLike {
   idleStep?(): Promise<{ loss: number }>;
 }
 
+/** A trained segmenter as the grid uses it (ts/model/segmenter.ts). */
+export interface SegmenterBackendLike {
+  predictMasks(x: ImageInput, n: number): Promise<Uint8Array>;
+  dispose(): Promise<void>;
+}
+
 export interface Backend {
   name: string;
   openCache(dir: string): CacheLike | Promise<CacheLike>;
   loadClip(dir: string, device: string): Promise<ClipLike>;
   loadTokenizer(dir: string): TokenizerLike | Promise<TokenizerLike>;
   createClassifier(opts: ClassifierOptions): Promise<ClassifierLike>;
+  /** A segmenter with trained weights, for test-time masks (config.segmenter); optional. */
+  loadSegmenter?(
+    dir: string,
+    weights: string,
+    o: { device: string; threshold: number },
+  ): Promise<SegmenterBackendLike>;
   /** Resolved device ('cpu' | 'cuda') for a requested one ('auto' | 'cpu' | 'cuda'). */
   resolveDevice(requested: string): string;
   setThreads?(n: number): void;

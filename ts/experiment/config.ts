@@ -11,6 +11,9 @@ export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
 
 export const VARIANTS = ['original', 'masked'] as const;
 export type Variant = (typeof VARIANTS)[number];
+/** What a model is tested on: the training variants, plus contours predicted by a segmenter (config.segmenter). */
+export const PREDICTED = 'masked-pred' as const;
+export type TestVariant = Variant | typeof PREDICTED;
 export const SETUPS = ['zeroshot', 'linear-probe', 'finetune'] as const;
 export type Setup = (typeof SETUPS)[number];
 
@@ -79,6 +82,21 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ dir: 'models/tiny', device: 'auto', threads: null }),
+    /**
+     * Test-time masks from a trained segmenter (`cxrmask segmenter train`): every model is also tested
+     * on images masked with the predicted contours ('masked-pred'). null = CheXmask contours only.
+     */
+    segmenter: z
+      .object({
+        /** Exported segmenter folder (seg.pt + model.json). */
+        dir: z.string().min(1),
+        /** Trained weights (best.pt of `cxrmask segmenter train`). */
+        weights: z.string().min(1),
+        threshold: z.number().gt(0).lt(1).default(0.5),
+      })
+      .strict()
+      .nullable()
+      .default(null),
     seeds: z.array(z.number().int().min(0)).min(1).default([0, 1, 2]),
     /** Which image variants LP/JFT models are trained on (each is tested on both). */
     trainVariants: z
@@ -201,6 +219,8 @@ export const DEMO = {
   linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
   finetune: { epochs: 8, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
   bootstrap: 500,
+  /** The tiny segmenter the demo trains for its predicted-mask column (cxrmask segmenter train). */
+  segmenter: { model: 'models/seg-tiny', epochs: 2, batchSize: 16, lr: 3e-3, maxTrainImages: 600 },
 } as const;
 
 /** Config used by `cxrmask demo` for a synthetic dataset under `dataDir`. */

@@ -6,8 +6,8 @@
  * differences get a paired bootstrap 95 % CI over test images (same resample for all seeds).
  */
 import { FINDINGS, NUM_LABELS } from '../labels.js';
-import type { ExperimentConfig, Setup, Variant } from './config.js';
-import { VARIANTS } from './config.js';
+import type { ExperimentConfig, Setup, TestVariant, Variant } from './config.js';
+import { PREDICTED, VARIANTS } from './config.js';
 import type { CellResult, PredSet, SplitData, ZeroShotResult } from './grid.js';
 import {
   bootstrapDiff,
@@ -55,7 +55,7 @@ export interface GroupKey {
 export interface EvalCell {
   group: string;
   seed: number | null;
-  testVariant: Variant;
+  testVariant: TestVariant;
   thresholds: number[];
   operatingThresholds: number[];
   metrics: MetricSet;
@@ -70,7 +70,7 @@ export interface MeanSdT {
 
 export interface SummaryCell {
   group: string;
-  testVariant: Variant;
+  testVariant: TestVariant;
   seeds: number;
   metrics: Record<Scalar, MeanSdT>;
   perLabel: {
@@ -85,6 +85,9 @@ export interface SummaryCell {
 
 export interface DiffRow extends DiffCI {
   group: string;
+  /** What is compared (b − a); absent: masked − original. With config.segmenter also
+   * 'masked-pred − original' and 'masked-pred − masked'. */
+  contrast?: 'masked-pred − original' | 'masked-pred − masked';
 }
 
 export interface Evaluation {
@@ -152,11 +155,16 @@ export function evaluate(
 
   const cells: EvalCell[] = [];
   const pairsByGroup = new Map<string, PairedCondition[]>();
+  // With predicted masks: per group, pairs (original, masked-pred) and (masked, masked-pred).
+  const predPairs = new Map<string, { vsOriginal: PairedCondition[]; vsMasked: PairedCondition[] }>();
+  const hasPred = models.some((m) => m.preds.test[PREDICTED] !== undefined);
+  const testVariants: TestVariant[] = hasPred ? [...VARIANTS, PREDICTED] : [...VARIANTS];
   for (const m of models) {
-    const cond: Partial<Record<Variant, { a: LabelArrays; t: number[]; o: number[] }>> = {};
-    for (const v of VARIANTS) {
-      const val = labelArrays(m.preds.validate[v], sd.validate, sd);
-      const test = labelArrays(m.preds.test[v], sd.test, sd);
+    const cond: Partial<Record<TestVariant, { a: LabelArrays; t: number[]; o: number[] }>> = {};
+    for (const v of testVariants) {
+      if (!m.preds.test[v] || !m.preds.validate[v]) continue;
+      const val = labelArrays(m.preds.validate[v]!, sd.validate, sd);
+      const test = labelArrays(m.preds.test[v]!, sd.test, sd);
       const thresholds = chooseThresholds(val, rule, config.metrics.fixedThreshold);
       const operatingThresholds = chooseThresholds(
         val,
@@ -184,12 +192,28 @@ export function evaluate(
       operatingMasked: cond.masked!.o,
     });
     pairsByGroup.set(m.group.key, list);
+    const p = cond[PREDICTED];
+    if (p) {
+      const pair = (a: { a: LabelArrays; t: number[]; o: number[] }): PairedCondition => ({
+        original: a.a,
+        masked: p.a,
+        thresholdsOriginal: a.t,
+        thresholdsMasked: p.t,
+        operatingOriginal: a.o,
+        operatingMasked: p.o,
+      });
+      const e = predPairs.get(m.group.key) ?? { vsOriginal: [], vsMasked: [] };
+      e.vsOriginal.push(pair(cond.original!));
+      e.vsMasked.push(pair(cond.masked!));
+      predPairs.set(m.group.key, e);
+    }
   }
 
   const summary: SummaryCell[] = [];
   for (const g of groups.values()) {
-    for (const v of VARIANTS) {
+    for (const v of testVariants) {
       const cs = cells.filter((c) => c.group === g.key && c.testVariant === v);
+      if (!cs.length) continue;
       const metrics = {} as Record<Scalar, MeanSdT>;
       for (const s of SCALARS) {
         metrics[s] = meanSd(cs.map((c) => (s === 'top1Accuracy' ? c.top1.accuracy : c.metrics[s])));
@@ -212,6 +236,21 @@ export function evaluate(
     for (const metric of diffMetrics) {
       const ci = bootstrapDiff(pairs, metric, { iterations: config.metrics.bootstrap, seed: 20240601 });
       differences.push({ group, ...ci });
+    }
+  }
+  for (const [group, e] of predPairs) {
+    for (const metric of diffMetrics) {
+      const opts = { iterations: config.metrics.bootstrap, seed: 20240601 };
+      differences.push({
+        group,
+        contrast: 'masked-pred − original',
+        ...bootstrapDiff(e.vsOriginal, metric, opts),
+      });
+      differences.push({
+        group,
+        contrast: 'masked-pred − masked',
+        ...bootstrapDiff(e.vsMasked, metric, opts),
+      });
     }
   }
   return { groups: [...groups.values()], cells, summary, differences };

@@ -13,9 +13,15 @@ import { join } from 'node:path';
 import type { GroupLike } from '../distributed/group.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
-import { type ExperimentConfig, type Setup, VARIANTS, type Variant } from './config.js';
+import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { readJson, writeJsonAtomic } from './io.js';
+import {
+  ensurePredictedMasks,
+  type PredictedMasks,
+  predictedFeatures,
+  predictedSource,
+} from './predicted-masks.js';
 import {
   type BatchSource,
   type EpochRecord,
@@ -36,8 +42,11 @@ export interface PredSet {
   failed: number[];
 }
 
-/** Predictions of one trained/zero-shot model: split → test variant → probabilities. */
-export type PredGrid = Record<'validate' | 'test', Record<Variant, PredSet>>;
+/** Predictions of one trained/zero-shot model: split → test variant → probabilities ('masked-pred' with config.segmenter). */
+export type PredGrid = Record<
+  'validate' | 'test',
+  Record<Variant, PredSet> & Partial<Record<typeof PREDICTED, PredSet>>
+>;
 
 export interface CellResult {
   id: string;
@@ -159,6 +168,8 @@ function imageSource(cache: CacheLike, variant: Variant): BatchSource {
 export class Grid {
   readonly sd: Promise<SplitData>;
   private features = new Map<Variant, FeatureSet>();
+  private predicted: Promise<PredictedMasks> | null = null;
+  private predFeatures: Promise<FeatureSet> | null = null;
   readonly device: string;
 
   constructor(readonly ctx: GridContext) {
@@ -218,6 +229,50 @@ export class Grid {
     }
   }
 
+  /** Masks predicted by config.segmenter for the validation and test rows (once per run, on disk); null without one. */
+  ensurePredicted(): Promise<PredictedMasks> | null {
+    const { config, backend, cache, runDir } = this.ctx;
+    const sc = config.segmenter;
+    if (!sc) return null;
+    this.predicted ??= (async () => {
+      const sd = await this.sd;
+      const { loadSegmenter } = backend;
+      if (!loadSegmenter) throw new Error(`backend ${backend.name} cannot load a segmenter`);
+      const c = cache as CacheLike & { size?: number; contour?: { thickness: number } };
+      this.emit({ kind: 'phase', name: 'predicted masks', detail: sc.dir });
+      return ensurePredictedMasks(
+        () => loadSegmenter(sc.dir, sc.weights, { device: this.device, threshold: sc.threshold }),
+        cache,
+        {
+          dir: join(runDir, 'predicted-masks'),
+          rows: [...sd.validate, ...sd.test],
+          size: c.size ?? 224,
+          thickness: c.contour?.thickness ?? 2,
+          segmenter: { dir: sc.dir, weights: sc.weights, threshold: sc.threshold },
+          batchSize: config.zeroshot.batchSize,
+          signal: this.ctx.signal,
+        },
+      );
+    })();
+    return this.predicted;
+  }
+
+  /** Image-tower features of the predicted-mask images (LP and zero-shot); null without a segmenter. */
+  private ensurePredFeatures(): Promise<FeatureSet> | null {
+    const pm = this.ensurePredicted();
+    if (!pm) return null;
+    const { config, backend } = this.ctx;
+    this.predFeatures ??= pm.then((p) =>
+      predictedFeatures(() => backend.loadClip(config.model.dir, this.device), this.ctx.cache, p, {
+        dir: join(this.ctx.runDir, 'features'),
+        batchSize: config.zeroshot.batchSize,
+        bf16: this.bf16,
+        signal: this.ctx.signal,
+      }),
+    );
+    return this.predFeatures;
+  }
+
   async zeroShot(): Promise<ZeroShotResult> {
     return this.rootFirst(() => this.zeroShotHere());
   }
@@ -232,6 +287,7 @@ export class Grid {
     const t0 = performance.now();
     this.emit({ kind: 'cell-start', id: 'zeroshot', epochs: 0, resumedFrom: 0 });
     await this.ensureFeatures();
+    const predF = await this.ensurePredFeatures();
     const { config, backend } = this.ctx;
     const sd = await this.sd;
     const clip = await backend.loadClip(config.model.dir, this.device);
@@ -248,6 +304,17 @@ export class Grid {
           const scores = zeroShotScores(gatherRows(f.x, f.dim, idx), idx.length, bank, clip.logitScale);
           const failed = idx.filter((i) => f.failed.includes(i));
           for (const p of ZS_PROTOCOLS) protocols[p][split][v] = { probs: Array.from(scores[p]), failed };
+        }
+        if (predF) {
+          const idx = sd[split];
+          const scores = zeroShotScores(
+            gatherRows(predF.x, predF.dim, idx),
+            idx.length,
+            bank,
+            clip.logitScale,
+          );
+          for (const p of ZS_PROTOCOLS)
+            protocols[p][split][PREDICTED] = { probs: Array.from(scores[p]), failed: [] };
         }
       }
       res = {
@@ -362,6 +429,22 @@ export class Grid {
             dist,
           );
           predictions[split][v] = toPredSet(p);
+        }
+      }
+      const pm = this.ensurePredicted();
+      if (pm) {
+        const predF = lp ? await this.ensurePredFeatures() : null;
+        const source = predF ? featureSource(predF, sd) : predictedSource(cache, await pm);
+        for (const split of ['validate', 'test'] as const) {
+          const p = await predictAll(
+            (x, n) => clf.predict(x, n),
+            source,
+            sd[split],
+            tc.batchSize,
+            NUM_LABELS,
+            this.ctx.signal,
+          );
+          predictions[split][PREDICTED] = toPredSet(p);
         }
       }
       const res: CellResult = {

@@ -61,8 +61,9 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
         : d.hi < 0
           ? 'masked worse (CI excludes 0)'
           : 'no clear difference (CI includes 0)';
+    const what = d.contrast ? ` (${d.contrast.replace('masked-pred', 'predicted masks')})` : '';
     out.push(
-      `- ${g?.label ?? d.group}, ${d.metric}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
+      `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
     );
   }
   out.push('', '## Metric definitions', '');

@@ -38,14 +38,16 @@ export function table2Groups(r: Results) {
   return r.evaluation.groups.filter((g) => g.key !== 'zeroshot/softmax-5way');
 }
 
-function summaryOf(r: Results, group: string, v: 'original' | 'masked') {
+function summaryOf(r: Results, group: string, v: 'original' | 'masked' | 'masked-pred') {
   return r.evaluation.summary.find((s) => s.group === group && s.testVariant === v);
 }
 
 export function metricTable(r: Results, metric: Scalar, withDiff = true): string {
+  // With config.segmenter: test images masked with predicted contours, and their paired differences.
+  const pred = r.evaluation.summary.some((s) => s.testVariant === 'masked-pred');
   const lines = [
-    `| Setup | Trained on | Test: original | Test: masked |${withDiff ? ' Δ masked − original [95 % CI] |' : ''}`,
-    `|---|---|---|---|${withDiff ? '---|' : ''}`,
+    `| Setup | Trained on | Test: original | Test: masked |${pred ? ' Test: masked (predicted) |' : ''}${withDiff ? ' Δ masked − original [95 % CI] |' : ''}${withDiff && pred ? ' Δ predicted − original [95 % CI] | Δ predicted − masked [95 % CI] |' : ''}`,
+    `|---|---|---|---|${pred ? '---|' : ''}${withDiff ? '---|' : ''}${withDiff && pred ? '---|---|' : ''}`,
   ];
   for (const g of table2Groups(r)) {
     const o = summaryOf(r, g.key, 'original');
@@ -58,12 +60,20 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
           : 'Joint fine-tuning';
     const trained = g.trainVariant === 'none' ? '—' : g.trainVariant;
     let row = `| ${setup} | ${trained} | ${fmtMeanSd(o?.metrics[metric])} | ${fmtMeanSd(m?.metrics[metric])} |`;
+    if (pred) row += ` ${fmtMeanSd(summaryOf(r, g.key, 'masked-pred')?.metrics[metric])} |`;
     if (withDiff) {
-      const d = r.evaluation.differences.find((x) => x.group === g.key && x.metric === metric);
+      const d = r.evaluation.differences.find((x) => x.group === g.key && x.metric === metric && !x.contrast);
       const dm = Number.isFinite(o?.metrics[metric].mean ?? Number.NaN)
         ? (m?.metrics[metric].mean ?? Number.NaN) - (o?.metrics[metric].mean ?? Number.NaN)
         : Number.NaN;
       row += d ? ` ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] |` : ` ${fmtSigned(dm)} |`;
+      if (pred)
+        for (const c of ['masked-pred − original', 'masked-pred − masked'] as const) {
+          const e = r.evaluation.differences.find(
+            (x) => x.group === g.key && x.metric === metric && x.contrast === c,
+          );
+          row += e ? ` ${fmtSigned(e.diff)} [${fmtSigned(e.lo)}, ${fmtSigned(e.hi)}] |` : ' — |';
+        }
     }
     lines.push(row);
   }

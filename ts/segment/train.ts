@@ -24,6 +24,8 @@ export interface SegTrainOptions {
   seed: number;
   /** Cap on validation images (default all). */
   maxValidate?: number;
+  /** Train on at most this many images (a fixed seeded subset; default all). */
+  maxTrain?: number;
   /** What the checkpoint belongs to; a train.json with another fingerprint is not resumed. */
   fingerprint: Record<string, unknown>;
   signal?: StopSignal;
@@ -107,7 +109,9 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     await seg.load(join(o.out, prev.checkpoint));
     state = { ...prev, done: prev.epoch >= o.epochs };
   }
-  const train = maskedIndices(cache, 'train');
+  let train = maskedIndices(cache, 'train');
+  if (o.maxTrain !== undefined && train.length > o.maxTrain)
+    train = shuffled(train, 99_991 + o.seed).slice(0, o.maxTrain);
   if (train.length === 0) throw new Error('the cache has no train rows with CheXmask anatomy');
   let val = maskedIndices(cache, 'validate');
   if (o.maxValidate !== undefined) val = val.slice(0, o.maxValidate);

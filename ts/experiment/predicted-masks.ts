@@ -1,0 +1,174 @@
+/**
+ * Test-time masks predicted by a segmenter (config.segmenter): the deployment case, where an image has
+ * no CheXmask row. Once per run the segmenter reads the cache records (gray plane) of the validation
+ * and test rows; its region bits become contour bits with the cache's own thickness (maskBoundary, as
+ * the cache draws CheXmask's) and are stored as mask planes in `<runDir>/predicted-masks/`. A
+ * 'masked-pred' batch is the cache's records with that plane in place of CheXmask's, painted as usual.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REGIONS } from '../data/landmarks.js';
+import { FILL_SHIFT, REGION_BITS } from '../masks/overlay.js';
+import { maskBoundary } from '../masks/raster.js';
+import { isRecordBatch } from '../model/records.js';
+import type { Batch, CacheLike, ClipLike, SegmenterBackendLike } from './backend.js';
+import type { FeatureSet } from './features.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from './io.js';
+import { prefetch } from './prefetch.js';
+import { InterruptedError, type StopSignal } from './train.js';
+
+export interface PredictedMasks {
+  size: number;
+  rows: number[];
+  /** planes[j]: mask plane (contour bits 0-2, region bits 3-5) of cache row rows[j]. */
+  planes: Uint8Array;
+  slot: Map<number, number>;
+  meta: PredictedMeta;
+}
+
+interface PredictedMeta {
+  rows: number[];
+  size: number;
+  thickness: number;
+  segmenter: { dir: string; weights: string; threshold: number };
+  seconds: number;
+}
+
+/** The cache's mask plane for predicted region bits (1 right lung, 2 left lung, 4 heart) of one image. */
+export function predictedPlane(bits: Uint8Array, size: number, thickness: number): Uint8Array {
+  const out = new Uint8Array(size * size);
+  const m = new Uint8Array(size * size);
+  for (const r of REGIONS) {
+    const bit = REGION_BITS[r];
+    for (let p = 0; p < m.length; p++) m[p] = bits[p]! & bit ? 1 : 0;
+    maskBoundary(m, size, size, thickness, out, bit);
+  }
+  for (let p = 0; p < out.length; p++) out[p]! |= (bits[p]! & 7) << FILL_SHIFT;
+  return out;
+}
+
+/** Loads `<dir>/planes.*` when it was made for the same rows and segmenter, else predicts and stores. */
+export async function ensurePredictedMasks(
+  load: () => Promise<SegmenterBackendLike>,
+  cache: CacheLike,
+  o: {
+    dir: string;
+    rows: number[];
+    size: number;
+    thickness: number;
+    segmenter: PredictedMeta['segmenter'];
+    batchSize: number;
+    signal?: StopSignal;
+  },
+): Promise<PredictedMasks> {
+  const hw = o.size * o.size;
+  const metaPath = join(o.dir, 'planes.json');
+  const binPath = join(o.dir, 'planes.u8');
+  const slot = new Map(o.rows.map((r, j) => [r, j]));
+  const have = readJson<PredictedMeta>(metaPath);
+  const same = (m: PredictedMeta) =>
+    JSON.stringify([m.rows, m.size, m.thickness, m.segmenter]) ===
+    JSON.stringify([o.rows, o.size, o.thickness, o.segmenter]);
+  if (have && same(have) && existsSync(binPath)) {
+    const b = readFileSync(binPath);
+    if (b.length === o.rows.length * hw)
+      return { size: o.size, rows: o.rows, planes: new Uint8Array(b), slot, meta: have };
+  }
+  if (!cache.recordBatch) throw new Error('predicted masks need a cache with records (Cache.recordBatch)');
+  const t0 = performance.now();
+  const planes = new Uint8Array(o.rows.length * hw);
+  const seg = await load();
+  try {
+    const batches = Math.ceil(o.rows.length / o.batchSize);
+    const idxOf = (k: number) => o.rows.slice(k * o.batchSize, (k + 1) * o.batchSize);
+    for await (const r of prefetch(batches, (k) => cache.recordBatch!(idxOf(k), ['original']))) {
+      if (o.signal?.stop) throw new InterruptedError('interrupted while predicting masks');
+      if (!r.ok) throw r.error;
+      const idx = idxOf(r.i);
+      const bits = await seg.predictMasks(r.value.x, idx.length);
+      idx.forEach((_, j) => {
+        planes.set(
+          predictedPlane(bits.subarray(j * hw, (j + 1) * hw), o.size, o.thickness),
+          (r.i * o.batchSize + j) * hw,
+        );
+      });
+    }
+  } finally {
+    await seg.dispose();
+  }
+  const meta: PredictedMeta = {
+    rows: o.rows,
+    size: o.size,
+    thickness: o.thickness,
+    segmenter: o.segmenter,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  writeFileAtomic(binPath, planes);
+  writeJsonAtomic(metaPath, meta);
+  return { size: o.size, rows: o.rows, planes, slot, meta };
+}
+
+/** Batches of cache rows masked with the predicted contours (records with the predicted plane). */
+export function predictedSource(cache: CacheLike, pm: PredictedMasks): (idx: number[]) => Promise<Batch> {
+  const hw = pm.size * pm.size;
+  return async (idx) => {
+    const b = await cache.recordBatch!(idx, ['masked']);
+    if (!isRecordBatch(b.x)) throw new Error('predicted masks need record batches');
+    const rec = b.x.records;
+    idx.forEach((row, j) => {
+      const k = pm.slot.get(row);
+      if (k === undefined)
+        throw new Error(`cache row ${row} has no predicted mask (validate/test rows only)`);
+      rec.set(pm.planes.subarray(k * hw, (k + 1) * hw), j * 2 * hw + hw);
+    });
+    return b;
+  };
+}
+
+/** Image-tower features of the predicted-mask images of `pm.rows` ([N,D], other rows NaN), cached on disk. */
+export async function predictedFeatures(
+  clip: () => Promise<ClipLike>,
+  cache: CacheLike,
+  pm: PredictedMasks,
+  o: { dir: string; batchSize: number; bf16: boolean; signal?: StopSignal },
+): Promise<FeatureSet> {
+  const metaPath = join(o.dir, 'masked-pred.json');
+  const binPath = join(o.dir, 'masked-pred.f32');
+  const n = cache.entries.length;
+  const have = readJson<Omit<FeatureSet, 'x'> & { rows: number }>(metaPath);
+  if (have && have.rows === pm.rows.length && existsSync(binPath)) {
+    const b = readFileSync(binPath);
+    const x = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    if (x.length === have.n * have.dim) return { ...have, x };
+  }
+  const t0 = performance.now();
+  const model = await clip();
+  try {
+    const d = model.embedDim;
+    const x = new Float32Array(n * d).fill(Number.NaN);
+    const source = predictedSource(cache, pm);
+    const idxOf = (k: number) => pm.rows.slice(k * o.batchSize, (k + 1) * o.batchSize);
+    for await (const r of prefetch(Math.ceil(pm.rows.length / o.batchSize), (k) => source(idxOf(k)))) {
+      if (o.signal?.stop) throw new InterruptedError('interrupted while computing features');
+      if (!r.ok) throw r.error;
+      const idx = idxOf(r.i);
+      const f = await model.encodeImage(r.value.x, idx.length, { bf16: o.bf16 });
+      idx.forEach((row, j) => {
+        x.set(f.subarray(j * d, (j + 1) * d), row * d);
+      });
+    }
+    const meta = {
+      variant: 'masked' as const,
+      n,
+      dim: d,
+      failed: [] as number[],
+      seconds: (performance.now() - t0) / 1000,
+      rows: pm.rows.length,
+    };
+    writeFileAtomic(binPath, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+    writeJsonAtomic(metaPath, meta);
+    return { ...meta, x };
+  } finally {
+    model.dispose();
+  }
+}
