@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 
+#include "attribution.h"
 #include "pixels.h"
 
 namespace cxrmask {
@@ -20,6 +21,11 @@ class ClipModel {
   at::Tensor EncodeImage(const ImageBatch& x, bool bf16);
   // ids: int64 [n,L]. Returns [n,D].
   at::Tensor EncodeText(const at::Tensor& ids);
+  // Attribution of the zero-shot logit to the pixels (model_attribution.cc). text: prompt
+  // embeddings [1,D] (score s·cos(img,t0)) or [2,D] (s·(cos(img,t0) - cos(img,t1)), the per-finding
+  // positive-vs-negative logit), s = exp(logit_scale).
+  AttributionResult Attribute(const ImageBatch& x, const at::Tensor& text,
+                              const AttributionOptions& opts);
 
   const c10::Device& device() const { return device_; }
   double logit_scale() const { return logit_scale_; }

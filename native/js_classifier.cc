@@ -1,5 +1,6 @@
 #include <memory>
 
+#include "js_attribution.h"
 #include "js_objects.h"
 #include "workers.h"
 
@@ -82,6 +83,11 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
   Napi::Value Save(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kSave); }
   Napi::Value Load(const Napi::CallbackInfo& info) { return State(info, StateWorker::Kind::kLoad); }
 
+  // attribute(x, shape, pixels | undefined, options): js_attribution.cc
+  Napi::Value Attribute(const Napi::CallbackInfo& info) {
+    return QueueClassifierAttribution(info, Live(info.Env()));
+  }
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     model_.reset();
     return info.Env().Undefined();
@@ -138,6 +144,7 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
           JsClassifier::InstanceMethod<&JsClassifier::Embed>("embed"),
           JsClassifier::InstanceMethod<&JsClassifier::Save>("save"),
           JsClassifier::InstanceMethod<&JsClassifier::Load>("load"),
+          JsClassifier::InstanceMethod<&JsClassifier::Attribute>("attribute"),
           JsClassifier::InstanceMethod<&JsClassifier::Dispose>("dispose"),
           JsClassifier::InstanceMethod<&JsClassifier::Info>("info"),
           JsClassifier::InstanceAccessor<&JsClassifier::Disposed>("disposed"),
