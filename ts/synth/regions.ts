@@ -30,6 +30,20 @@ export async function writeRegions(
   return true;
 }
 
+/** The finding bits of `imagePath` in source pixels; null when it has no sidecar. */
+export async function readRegions(
+  imagePath: string,
+): Promise<{ data: Uint8Array; width: number; height: number } | null> {
+  const file = regionsPath(imagePath);
+  if (!existsSync(file)) return null;
+  const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, info.width * info.height),
+    width: info.width,
+    height: info.height,
+  };
+}
+
 /**
  * The finding bits of `imagePath` on a size×size model grid (nearest neighbour, the image's geometry);
  * null when the image has no sidecar (no finding drawn, a lateral, or not a synthetic image).
@@ -39,9 +53,6 @@ export async function readRegionsOnGrid(
   size: number,
   mode: ResizeMode,
 ): Promise<Uint8Array | null> {
-  const file = regionsPath(imagePath);
-  if (!existsSync(file)) return null;
-  const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  const src = new Uint8Array(data.buffer, data.byteOffset, info.width * info.height);
-  return sampleMask(src, computeGeometry(info.width, info.height, size, mode));
+  const src = await readRegions(imagePath);
+  return src ? sampleMask(src.data, computeGeometry(src.width, src.height, size, mode)) : null;
 }
