@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- <name> [args...]]`: runs bench/<name>.ts (native: addon vs Python PyTorch;
- * data: sharp pipeline vs PIL; pipeline: cache → addon → model throughput), or every bench in turn
+ * data: sharp pipeline vs PIL; pipeline: cache → addon → model throughput; attribution: maps/s vs PyTorch), or every bench in turn
  * with its defaults.
  */
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...rest] = process.argv.slice(2);
-const names = name ? [name] : ['native', 'data', 'pipeline'];
+const names = name ? [name] : ['native', 'data', 'pipeline', 'attribution'];
 let status = 0;
 for (const n of names) {
   const file = join(here, `${n}.ts`);
