@@ -22,7 +22,7 @@ a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
 clip = torch.jit.load(a.model, map_location=dev).eval()
-torch._C._jit_set_graph_executor_optimize(False)  # as the addon does for backward passes
+torch._C._set_graph_executor_optimize(False)  # as the addon does for backward passes
 g = torch.Generator().manual_seed(0)
 x = torch.randn((a.n, 3, a.size, a.size), generator=g).to(dev)
 d = clip.encode_image(x[:1]).shape[1]
