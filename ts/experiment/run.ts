@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
@@ -22,6 +23,7 @@ import {
 } from './fingerprint.js';
 import {
   type CellResult,
+  cellId,
   Grid,
   type GridEvent,
   plannedCells,
@@ -172,6 +174,8 @@ export async function reevaluate(
       results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
       results.data = { ...before.data, ...results.data };
     }
+    const attribution = readGridAttribution(runDir);
+    if (attribution) results.attribution = attribution;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -269,8 +273,21 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     const trained: CellResult[] = [];
     for (const c of trainedCells(config)) trained.push(await grid.trainCell(c.setup, c.train, c.seed));
 
-    o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const sd = await grid.sd;
+    if (config.attribution.enabled) o.onEvent?.({ kind: 'phase', name: 'attribution' });
+    const attribution = await gridAttribution({
+      config,
+      runDir,
+      cache,
+      testRows: sd.test.filter((i) =>
+        sd.labels.subarray(i * NUM_LABELS, (i + 1) * NUM_LABELS).some((v) => v === 1),
+      ),
+      device: grid.device,
+      cells: trainedCells(config).map((c) => ({ id: cellId(c.setup, c.train, c.seed), setup: c.setup })),
+      ...(config.data.root ? { imageRoot: config.data.root } : {}),
+    });
+
+    o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({
       config,
       runDir,
@@ -285,6 +302,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       fingerprint,
       extra: summaries,
     });
+    if (attribution) results.attribution = attribution;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     o.onEvent?.({ kind: 'phase', name: 'report' });
     await writeReports(runDir, results, { cache });

@@ -6,12 +6,18 @@
  * positive for; its number is the mean over those findings. Kept cheap: `images` test rows per model.
  */
 import { join } from 'node:path';
+import { ConfigError } from '../errors.js';
 import type { Batch, FloatBatch } from '../experiment/backend.js';
 import type { Variant } from '../experiment/config.js';
+import { readJson, writeJsonAtomic } from '../experiment/io.js';
 import { rng as mulberry32, quantile } from '../experiment/metrics.js';
+import { fillPrompt } from '../experiment/zeroshot.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import type { ResizeMode } from '../masks/geometry.js';
+import { Classifier } from '../model/classifier.js';
+import { ClipModel } from '../model/clip.js';
 import type { ImageInput } from '../model/records.js';
+import { loadTokenizer } from '../model/tokenizer.js';
 import { readRegionsOnGrid } from '../synth/regions.js';
 import type { Attribution } from './attribution.js';
 import { massInside } from './measures.js';
@@ -180,4 +186,123 @@ export function attributionTable(results: ModelAttribution[]): string {
       `| ${r.model} | ${r.images} | ${pct(r.anatomy.original.mean)} | ${pct(r.anatomy.masked.mean)} | ${ci(r.anatomyDiff)} | ${pct(r.anatomyArea)} | ${pct(r.finding?.original.mean)} | ${pct(r.finding?.masked.mean)} | ${ci(r.findingDiff)} | ${pct(r.findingArea)} |`,
     );
   return `${lines.join('\n')}\n\nShare of attribution mass (sum over channels of |IG| unless stated) inside the region; "area" is the region's share of the image, the share an even map would give. Findings explained: those the image is labelled positive for (${FINDINGS.length} possible).\n`;
+}
+
+/** results.json's `attribution` (also runDir/attribution.json). */
+export interface GridAttribution {
+  method: string;
+  steps: number;
+  imagesPerModel: number;
+  map: string;
+  models: ModelAttribution[];
+  skipped: { model: string; reason: string }[];
+}
+
+/** The config block (ts/experiment/config.ts `attribution`). */
+export interface GridAttributionConfig {
+  enabled: boolean;
+  images: number;
+  method: 'gradient' | 'smoothgrad' | 'ig';
+  steps: number;
+  samples: number;
+}
+
+/**
+ * After the cells: the zero-shot model and every JFT cell (best.ckpt), each on the same test rows.
+ * LP cells are listed as skipped: their heads sit on cached features, and attributing them needs the
+ * head inside an image-tower classifier (not built yet). Writes runDir/attribution.json.
+ */
+export async function gridAttribution(a: {
+  config: {
+    attribution: GridAttributionConfig;
+    model: { dir: string };
+    zeroshot: { enabled: boolean; prompt: string; negativePrompt: string | null };
+    finetune: { bf16: boolean | 'auto' };
+  };
+  runDir: string;
+  /** The run's cache; attribution needs its filled-region masks (ts/images/cache.ts Cache). */
+  cache: Omit<AttributionCache, 'regionMasks' | 'size'> & {
+    size?: number;
+    regionMasks?: AttributionCache['regionMasks'];
+  };
+  testRows: number[];
+  device: string;
+  cells: { id: string; setup: string }[];
+  imageRoot?: string;
+}): Promise<GridAttribution | null> {
+  const c = a.config.attribution;
+  if (!c.enabled) return null;
+  const cache = a.cache;
+  if (typeof cache.regionMasks !== 'function' || typeof cache.size !== 'number')
+    throw new ConfigError('attribution.enabled needs an image cache with region masks (cache format 3)');
+  const withMasks = cache as AttributionCache;
+  const device = a.device as 'cpu' | 'cuda';
+  const bf16 =
+    a.config.finetune.bf16 === true || (a.config.finetune.bf16 === 'auto' && device.startsWith('cuda'));
+  const opts = { method: c.method, steps: c.steps, samples: c.samples, bf16 };
+  const measureOpts = { images: c.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
+  const models: ModelAttribution[] = [];
+  const skipped: { model: string; reason: string }[] = [];
+  if (a.config.zeroshot.enabled) {
+    const clip = await ClipModel.load(a.config.model.dir, { device });
+    try {
+      const tok = loadTokenizer(a.config.model.dir);
+      const texts: Float32Array[] = [];
+      for (const f of FINDINGS) {
+        const prompts = [fillPrompt(a.config.zeroshot.prompt, f)];
+        if (a.config.zeroshot.negativePrompt) prompts.push(fillPrompt(a.config.zeroshot.negativePrompt, f));
+        texts.push(await clip.encodeText(tok.encode(prompts), prompts.length));
+      }
+      models.push(
+        await measureModelAttribution(
+          'zeroshot',
+          (x, n, k) => clip.attribute(x, n, texts[k]!, opts),
+          withMasks,
+          a.testRows,
+          measureOpts,
+        ),
+      );
+    } finally {
+      await clip.dispose();
+    }
+  }
+  for (const cell of a.cells) {
+    if (cell.setup !== 'finetune') {
+      skipped.push({
+        model: cell.id,
+        reason: 'linear-probe heads sit on cached features (not attributable yet)',
+      });
+      continue;
+    }
+    const clf = await Classifier.create({ modelDir: a.config.model.dir, device, bf16 });
+    try {
+      await clf.load(join(a.runDir, 'cells', cell.id, 'best.ckpt'));
+      models.push(
+        await measureModelAttribution(
+          cell.id,
+          (x, n, k) => clf.attribute(x, n, k, opts),
+          withMasks,
+          a.testRows,
+          measureOpts,
+        ),
+      );
+    } finally {
+      await clf.dispose();
+    }
+  }
+  const out: GridAttribution = {
+    method: c.method,
+    steps: c.steps,
+    imagesPerModel: c.images,
+    map: 'per pixel: sum over channels of |attribution|; explained: the logit of each finding the image is positive for',
+    models,
+    skipped,
+  };
+  writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
+  return out;
+}
+
+/** runDir/attribution.json when the run measured attribution (re-evaluation keeps it). */
+export function readGridAttribution(runDir: string): GridAttribution | null {
+  return readJson<GridAttribution>(join(runDir, 'attribution.json'));
 }
