@@ -1,6 +1,7 @@
 #include "js_attribution.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -124,10 +125,16 @@ Napi::Value QueueClipAttribution(const Napi::CallbackInfo& info, std::shared_ptr
     throw ArgRangeError(info.Env(), "text must hold textRows embeddings");
   }
   at::Tensor text = text_copy.View({rows, static_cast<int64_t>(text_copy.length()) / rows});
+  // linearBias present: a linear probe's logit (embedding·text + bias) instead of the zero-shot
+  // one.
+  std::optional<double> linear_bias;
+  Napi::Value lb = o.Get("linearBias");
+  if (!lb.IsUndefined() && !lb.IsNull()) linear_bias = Num(o, "linearBias", 0);
   std::string device = model->device().str();
-  auto* w = new AttributeWorker(
-      info.Env(), "cxrmask.ClipModel.attribute", device,
-      [model, x = std::move(x), text, opts] { return model->Attribute(x, text, opts); });
+  auto* w = new AttributeWorker(info.Env(), "cxrmask.ClipModel.attribute", device,
+                                [model, x = std::move(x), text, opts, linear_bias] {
+                                  return model->Attribute(x, text, opts, linear_bias);
+                                });
   w->Keep(info.This().As<Napi::Object>());
   w->Queue();
   return w->Promise();

@@ -35,7 +35,8 @@ AttributionResult Classifier::Attribute(const ImageBatch& x_in, int64_t label,
 }
 
 AttributionResult ClipModel::Attribute(const ImageBatch& x_in, const at::Tensor& text,
-                                       const AttributionOptions& opts) {
+                                       const AttributionOptions& opts,
+                                       std::optional<double> linear_bias) {
   std::lock_guard<std::mutex> lock(mu_);
   if (text.dim() != 2 || (text.size(0) != 1 && text.size(0) != 2)) {
     throw std::invalid_argument(
@@ -43,12 +44,23 @@ AttributionResult ClipModel::Attribute(const ImageBatch& x_in, const at::Tensor&
   }
   ApplyWorkerSettings(/*training=*/true);
   auto x = x_in.On(device_);
+  const bool bf16 = opts.bf16 && Bf16Supported(device_);
+  if (linear_bias) {
+    if (text.size(0) != 1) throw std::invalid_argument("a linear score takes one weight row [1,D]");
+    auto w = text.to(device_, at::kFloat);
+    const double b = *linear_bias;
+    ScoreFn lin = [this, w, b, bf16](const at::Tensor& images) {
+      AutocastGuard autocast(device_.type(), bf16);
+      auto e = module_.get_method("encode_image")({images}).toTensor().to(at::kFloat);
+      return e.matmul(w.t()).select(1, 0) + b;
+    };
+    return cxrmask::Attribute(lin, x, opts);
+  }
   auto t = torch::nn::functional::normalize(text.to(device_, at::kFloat),
                                             torch::nn::functional::NormalizeFuncOptions().dim(1));
   auto sign =
       text.size(0) == 1 ? at::ones({1}, t.options()) : at::tensor({1.0f, -1.0f}, t.options());
   const double scale = std::exp(logit_scale_);
-  const bool bf16 = opts.bf16 && Bf16Supported(device_);
   ScoreFn f = [this, t, sign, scale, bf16](const at::Tensor& images) {
     AutocastGuard autocast(device_.type(), bf16);
     auto e = module_.get_method("encode_image")({images}).toTensor().to(at::kFloat);

@@ -52,6 +52,8 @@ export interface NativeAttributionOptions {
   /** ClipModel: prompt embeddings [textRows, D]. */
   text?: Float32Array;
   textRows?: number;
+  /** ClipModel: explain a linear probe's logit, embedding·text + linearBias (text [1,D]). */
+  linearBias?: number;
 }
 
 export interface NativeAttribution {

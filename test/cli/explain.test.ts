@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Classifier } from '../../ts/model/classifier.js';
 import { synthesize } from '../../ts/synth/index.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
@@ -54,6 +55,33 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     assert.type(i.baselineScore, 'number');
   }
   assert.ok(j.anatomyShare > 0.1 && j.anatomyShare < 0.9);
+  // A linear-probe cell checkpoint (head over the embedding) is recognised and explained.
+  const lp = await Classifier.create({ inputDim: 64, device: 'cpu', seed: 2 });
+  const ckpt = join(tempDir(), 'lp.ckpt');
+  await lp.save(ckpt, { weightsOnly: true });
+  await lp.dispose();
+  const rl = cli([
+    'explain',
+    '--image',
+    join(syn.mimicRoot, im.path),
+    '--model',
+    MODEL_DIR,
+    '--checkpoint',
+    ckpt,
+    '--finding',
+    'Cardiomegaly',
+    '--method',
+    'gradient',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+  ]);
+  assert.is(rl.status, 0, rl.stderr);
+  const jl = JSON.parse(readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
+  assert.match(jl.explained, /linear-probe classifier/);
+  assert.is(jl.inputs.length, 1);
+  assert.is(jl.inputs[0].massInLungsHeart, null);
   // Unknown finding and a lone --id are refused with a message naming the option.
   const bad = cli([
     'explain',

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { linearHead } from '../../ts/explain/grid-attribution.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
@@ -98,6 +99,54 @@ test('classifier: IG of one finding logit with an image baseline equals PyTorch'
     assert.ok(relDiff(got.signed!, ref.signed) <= 1e-4);
   } finally {
     await clf.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('linear probe: the head read back through predict() and the linear score equal the LP logit', async () => {
+  requireModel();
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-attr-lp-'));
+  const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  const d = clip.embedDim;
+  const lp = await Classifier.create({ inputDim: d, device: 'cpu', seed: 4, lrHead: 0.05 });
+  try {
+    const x = images(N, S, 3);
+    const feats = await clip.encodeImage(x, N);
+    await lp.trainStep(
+      feats,
+      N,
+      Float32Array.from({ length: N * 5 }, (_, i) => (i * 3) % 2),
+    );
+    await lp.save(join(dir, 'lp.ckpt'), { weightsOnly: true });
+    const head = await linearHead(join(dir, 'lp.ckpt'), d, 'cpu');
+    const p = await lp.predict(feats, N);
+    for (let k = 0; k < 5; k++) {
+      const r = await clip.attributeLinear(x, N, head.weight.subarray(k * d, (k + 1) * d), head.bias[k]!);
+      for (let i = 0; i < N; i++) {
+        const want = Math.log(p[i * 5 + k]! / (1 - p[i * 5 + k]!));
+        assert.ok(
+          Math.abs(r.score[i]! - want) < 1e-3,
+          `finding ${k} image ${i}: ${r.score[i]} vs LP logit ${want}`,
+        );
+      }
+    }
+    // IG's completeness holds for the linear score as for any (32 steps: within 5 %).
+    const w = head.weight.subarray(0, d);
+    const r = await clip.attributeLinear(x.subarray(0, 3 * S * S), 1, w, head.bias[0]!, {
+      method: 'ig',
+      steps: 32,
+      signed: true,
+    });
+    const delta = r.score[0]! - r.baselineScore![0]!;
+    const gap = Math.abs(sum(r.signed!) - delta);
+    assert.ok(gap <= 0.05 * Math.abs(delta) + 1e-3, `completeness gap ${gap} of ${delta}`);
+    assert.throws(
+      () => clip.attributeLinear(x, N, new Float32Array(3), 0),
+      /weight must be a Float32Array of 64 values/,
+    );
+  } finally {
+    await clip.dispose();
+    await lp.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,6 +1,6 @@
 /**
- * `cxrmask explain`: one image (+ its CheXmask row), a model (zero-shot export, or a JFT checkpoint
- * over it), a finding and a method → a PNG (image | map on the original input | map on the masked
+ * `cxrmask explain`: one image (+ its CheXmask row), a model (zero-shot export, or a JFT/LP cell
+ * checkpoint over it), a finding and a method → a PNG (image | map on the original input | map on the masked
  * input, one colour scale) and the numbers as JSON (scores, share of attribution mass in lungs ∪ heart).
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
@@ -12,6 +12,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
 import { fillPrompt } from '../experiment/zeroshot.js';
 import { ATTRIBUTION_METHODS, type Attribution, type AttributionMethod } from '../explain/attribution.js';
 import { attributionFigure, sharedScale } from '../explain/figure.js';
+import { linearHead } from '../explain/grid-attribution.js';
 import { massInside } from '../explain/measures.js';
 import { preprocess } from '../images/preprocess.js';
 import { FINDINGS } from '../labels.js';
@@ -110,21 +111,41 @@ const command: CommandModule<object, ExplainArgv> = {
       if (pp.masked) x.set(pp.masked, hw);
       const options = { method: argv.method, steps: argv.steps, samples: argv.samples, seed: argv.seed };
       const device = argv.device as DeviceSpec;
-      let result: Attribution;
+      let result!: Attribution;
       let explained: string;
       if (argv.checkpoint) {
+        // A JFT checkpoint (image tower + head) or a LP one (head over the tower's embedding).
         const clf = await Classifier.create({ modelDir: argv.model, device });
+        let jft = true;
         try {
-          await clf.load(argv.checkpoint).catch((e: Error) => {
-            throw new ConfigError(
-              `${argv.checkpoint} does not fit an image-tower classifier over ${argv.model} (LP cells keep a head over cached features: explain a JFT cell, or zero-shot without --checkpoint): ${e.message}`,
-            );
+          await clf.load(argv.checkpoint).catch(() => {
+            jft = false;
           });
-          result = await clf.attribute(x, n, k, options);
+          if (jft) result = await clf.attribute(x, n, k, options);
         } finally {
           await clf.dispose();
         }
-        explained = `logit of ${FINDINGS[k]} (classifier ${argv.checkpoint})`;
+        if (!jft) {
+          const clip = await ClipModel.load(argv.model, { device });
+          try {
+            const head = await linearHead(argv.checkpoint, clip.embedDim, clip.device).catch((e: Error) => {
+              throw new ConfigError(
+                `${argv.checkpoint} is neither a JFT nor a linear-probe checkpoint over ${argv.model}: ${e.message}`,
+              );
+            });
+            const d = clip.embedDim;
+            result = await clip.attributeLinear(
+              x,
+              n,
+              head.weight.subarray(k * d, (k + 1) * d),
+              head.bias[k]!,
+              options,
+            );
+          } finally {
+            await clip.dispose();
+          }
+        }
+        explained = `logit of ${FINDINGS[k]} (${jft ? 'fine-tuned' : 'linear-probe'} classifier ${argv.checkpoint})`;
       } else {
         const clip = await ClipModel.load(argv.model, { device });
         try {

@@ -208,9 +208,8 @@ export interface GridAttributionConfig {
 }
 
 /**
- * After the cells: the zero-shot model and every JFT cell (best.ckpt), each on the same test rows.
- * LP cells are listed as skipped: their heads sit on cached features, and attributing them needs the
- * head inside an image-tower classifier (not built yet). Writes runDir/attribution.json.
+ * After the cells: the zero-shot model, every LP cell (its head over the image tower's embedding) and
+ * every JFT cell (best.ckpt), each on the same test rows. Writes runDir/attribution.json.
  */
 export async function gridAttribution(a: {
   config: {
@@ -243,9 +242,10 @@ export async function gridAttribution(a: {
   const measureOpts = { images: c.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
   const models: ModelAttribution[] = [];
   const skipped: { model: string; reason: string }[] = [];
-  if (a.config.zeroshot.enabled) {
-    const clip = await ClipModel.load(a.config.model.dir, { device });
-    try {
+  // One image tower for the zero-shot model and the LP heads (a LP logit is embedding·w + b).
+  const clip = await ClipModel.load(a.config.model.dir, { device });
+  try {
+    if (a.config.zeroshot.enabled) {
       const tok = loadTokenizer(a.config.model.dir);
       const texts: Float32Array[] = [];
       for (const f of FINDINGS) {
@@ -253,42 +253,30 @@ export async function gridAttribution(a: {
         if (a.config.zeroshot.negativePrompt) prompts.push(fillPrompt(a.config.zeroshot.negativePrompt, f));
         texts.push(await clip.encodeText(tok.encode(prompts), prompts.length));
       }
-      models.push(
-        await measureModelAttribution(
-          'zeroshot',
-          (x, n, k) => clip.attribute(x, n, texts[k]!, opts),
-          withMasks,
-          a.testRows,
-          measureOpts,
-        ),
-      );
-    } finally {
-      await clip.dispose();
+      const explain: ExplainBatch = (x, n, k) => clip.attribute(x, n, texts[k]!, opts);
+      models.push(await measureModelAttribution('zeroshot', explain, withMasks, a.testRows, measureOpts));
     }
-  }
-  for (const cell of a.cells) {
-    if (cell.setup !== 'finetune') {
-      skipped.push({
-        model: cell.id,
-        reason: 'linear-probe heads sit on cached features (not attributable yet)',
-      });
-      continue;
+    for (const cell of a.cells) {
+      const ckpt = join(a.runDir, 'cells', cell.id, 'best.ckpt');
+      if (cell.setup === 'linear-probe') {
+        const d = clip.embedDim;
+        const head = await linearHead(ckpt, d, device);
+        const explain: ExplainBatch = (x, n, k) =>
+          clip.attributeLinear(x, n, head.weight.subarray(k * d, (k + 1) * d), head.bias[k]!, opts);
+        models.push(await measureModelAttribution(cell.id, explain, withMasks, a.testRows, measureOpts));
+        continue;
+      }
+      const clf = await Classifier.create({ modelDir: a.config.model.dir, device, bf16 });
+      try {
+        await clf.load(ckpt);
+        const explain: ExplainBatch = (x, n, k) => clf.attribute(x, n, k, opts);
+        models.push(await measureModelAttribution(cell.id, explain, withMasks, a.testRows, measureOpts));
+      } finally {
+        await clf.dispose();
+      }
     }
-    const clf = await Classifier.create({ modelDir: a.config.model.dir, device, bf16 });
-    try {
-      await clf.load(join(a.runDir, 'cells', cell.id, 'best.ckpt'));
-      models.push(
-        await measureModelAttribution(
-          cell.id,
-          (x, n, k) => clf.attribute(x, n, k, opts),
-          withMasks,
-          a.testRows,
-          measureOpts,
-        ),
-      );
-    } finally {
-      await clf.dispose();
-    }
+  } finally {
+    await clip.dispose();
   }
   const out: GridAttribution = {
     method: c.method,
@@ -300,6 +288,32 @@ export async function gridAttribution(a: {
   };
   writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
   return out;
+}
+
+/**
+ * A linear-probe cell's head, read back through predict(): p = sigmoid(F·Wᵀ + b) at F = 0 gives b, at
+ * F = the unit vectors W's columns (float32 probabilities: logits good to ~1e-4 while |logit| < 8).
+ */
+export async function linearHead(
+  ckpt: string,
+  dim: number,
+  device: string,
+): Promise<{ weight: Float32Array; bias: Float64Array }> {
+  const clf = await Classifier.create({ inputDim: dim, numLabels: NUM_LABELS, device: device as 'cpu' });
+  try {
+    await clf.load(ckpt);
+    const f = new Float32Array((dim + 1) * dim);
+    for (let j = 0; j < dim; j++) f[(j + 1) * dim + j] = 1;
+    const p = await clf.predict(f, dim + 1);
+    const logit = (v: number) => Math.log(v / (1 - v));
+    const bias = Float64Array.from({ length: NUM_LABELS }, (_, k) => logit(p[k]!));
+    const weight = new Float32Array(NUM_LABELS * dim);
+    for (let k = 0; k < NUM_LABELS; k++)
+      for (let j = 0; j < dim; j++) weight[k * dim + j] = logit(p[(j + 1) * NUM_LABELS + k]!) - bias[k]!;
+    return { weight, bias };
+  } finally {
+    await clf.dispose();
+  }
 }
 
 /** runDir/attribution.json when the run measured attribution (re-evaluation keeps it). */

@@ -110,6 +110,16 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     text: Float32Array,
     options: AttributionOptions = {},
   ): Promise<Attribution> {
+    return this.attributeScore(x, n, text, options);
+  }
+
+  private attributeScore(
+    x: ImageInput,
+    n: number,
+    text: Float32Array,
+    options: AttributionOptions,
+    linearBias?: number,
+  ): Promise<Attribution> {
     const s = this.meta.imageSize;
     const d = this.meta.embedDim;
     positiveInt(n, 'n');
@@ -118,7 +128,12 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
         `text must be a Float32Array of ${d} or ${2 * d} values ([1|2,${d}] prompt embeddings)`,
       );
     const rows = n * variantsOf(x);
-    const opts = { ...attributionOptions(options, rows, s), text, textRows: text.length / d };
+    const opts = {
+      ...attributionOptions(options, rows, s),
+      text,
+      textRows: text.length / d,
+      ...(linearBias === undefined ? {} : { linearBias }),
+    };
     const native = this.live();
     let data: Float32Array | Uint8Array;
     let shape: number[];
@@ -140,6 +155,27 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
         s,
       ),
     );
+  }
+
+  /**
+   * Attribution of a linear probe's logit over this image tower, embedding·weight + bias (the LP cells'
+   * model: a head over unnormalised image embeddings).
+   * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `weight`, `bias` or option.
+   * @throws {Error} (synchronously) the model is disposed.
+   * @throws {NativeError} (rejects) the native passes fail.
+   */
+  attributeLinear(
+    x: ImageInput,
+    n: number,
+    weight: Float32Array,
+    bias: number,
+    options: AttributionOptions = {},
+  ): Promise<Attribution> {
+    const d = this.meta.embedDim;
+    if (!(weight instanceof Float32Array) || weight.length !== d)
+      throw new TypeError(`weight must be a Float32Array of ${d} values`);
+    if (!Number.isFinite(bias)) throw new RangeError(`bias must be finite, got ${bias}`);
+    return this.attributeScore(x, n, weight, options, bias);
   }
 
   /**
