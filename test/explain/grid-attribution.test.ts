@@ -1,5 +1,4 @@
 /** The grid's attribution measure on a real cache of synthetic images: anatomy and finding shares. */
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { joinChexmask } from '../../ts/data/chexmask.js';

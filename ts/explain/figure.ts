@@ -28,7 +28,7 @@ export interface Panel {
   title: string;
 }
 
-const escape = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const escXml = (s: string) => s.replace(/[<>&"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** PNG bytes: panels side by side (titles above), then a colour bar from 0 to `scale`. */
 export async function attributionFigure(
@@ -67,7 +67,7 @@ export async function attributionFigure(
     for (let j = 0; j < barW; j++) img.set(h, ((i + top) * width + bx + j) * 3);
   }
   const texts = panels
-    .map((p, k) => `<text x="${k * (size + gap) + 2}" y="15">${escape(p.title)}</text>`)
+    .map((p, k) => `<text x="${k * (size + gap) + 2}" y="15">${escXml(p.title)}</text>`)
     .concat([
       `<text x="${bx + barW + 3}" y="${top + 10}">${scale.toPrecision(3)}</text>`,
       `<text x="${bx + barW + 3}" y="${top + size}">0</text>`,
