@@ -54,8 +54,16 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
   }
   assert.ok(existsSync(join(runDir, 'attribution.json')));
   assert.ok(existsSync(join(runDir, 'plots', 'attribution_anatomy.png')));
+  // Example figures: zero-shot and the first JFT cell, each on up to two test images; linked in the report.
+  assert.ok(a.examples!.some((e) => e.startsWith('plots/attribution-zeroshot-')));
+  assert.ok(a.examples!.some((e) => e.startsWith('plots/attribution-jft-masked-s0-')));
+  for (const e of a.examples!) assert.ok(existsSync(join(runDir, e)), e);
   const md = readFileSync(join(runDir, 'report.md'), 'utf8');
   assert.match(md, /## Where the models look \(attribution\)/);
+  assert.match(
+    readFileSync(join(runDir, 'report.html'), 'utf8'),
+    /<img src="plots\/attribution-jft-masked-s0-\d+\.png"/,
+  );
   assert.match(md, /\| jft-masked-s0 \| [123] \|/);
   // Re-evaluation rebuilds results.json and keeps the measured attribution.
   await reevaluate(runDir, backend);

@@ -5,11 +5,12 @@
  * masked − original over the test images. Each image is explained for each finding it is labelled
  * positive for; its number is the mean over those findings. Kept cheap: `images` test rows per model.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { Batch, FloatBatch } from '../experiment/backend.js';
 import type { Variant } from '../experiment/config.js';
-import { readJson, writeJsonAtomic } from '../experiment/io.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
 import { rng as mulberry32, quantile } from '../experiment/metrics.js';
 import { fillPrompt } from '../experiment/zeroshot.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
@@ -18,8 +19,10 @@ import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import type { ImageInput } from '../model/records.js';
 import { loadTokenizer } from '../model/tokenizer.js';
+import { tensorToRgb } from '../report/overlay.js';
 import { readRegionsOnGrid } from '../synth/regions.js';
 import type { Attribution } from './attribution.js';
+import { attributionFigure, sharedScale } from './figure.js';
 import { massInside } from './measures.js';
 
 /** What is measured needs from the cache (ts/images/cache.ts Cache has all of it). */
@@ -196,6 +199,8 @@ export interface GridAttribution {
   map: string;
   models: ModelAttribution[];
   skipped: { model: string; reason: string }[];
+  /** Example figures (relative to the run folder): image | map on original | map on masked. */
+  examples?: string[];
 }
 
 /** The config block (ts/experiment/config.ts `attribution`). */
@@ -242,6 +247,7 @@ export async function gridAttribution(a: {
   const measureOpts = { images: c.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
   const models: ModelAttribution[] = [];
   const skipped: { model: string; reason: string }[] = [];
+  const examples: string[] = [];
   // One image tower for the zero-shot model and the LP heads (a LP logit is embedding·w + b).
   const clip = await ClipModel.load(a.config.model.dir, { device });
   try {
@@ -255,6 +261,7 @@ export async function gridAttribution(a: {
       }
       const explain: ExplainBatch = (x, n, k) => clip.attribute(x, n, texts[k]!, opts);
       models.push(await measureModelAttribution('zeroshot', explain, withMasks, a.testRows, measureOpts));
+      examples.push(...(await exampleFigures('zeroshot', explain, withMasks, a.testRows, a.runDir)));
     }
     for (const cell of a.cells) {
       const ckpt = join(a.runDir, 'cells', cell.id, 'best.ckpt');
@@ -271,6 +278,9 @@ export async function gridAttribution(a: {
         await clf.load(ckpt);
         const explain: ExplainBatch = (x, n, k) => clf.attribute(x, n, k, opts);
         models.push(await measureModelAttribution(cell.id, explain, withMasks, a.testRows, measureOpts));
+        // Figures for the first fine-tuned cell (the model the paper's claim is about).
+        if (!examples.some((e) => e.includes('-jft-')))
+          examples.push(...(await exampleFigures(cell.id, explain, withMasks, a.testRows, a.runDir)));
       } finally {
         await clf.dispose();
       }
@@ -285,6 +295,7 @@ export async function gridAttribution(a: {
     map: 'per pixel: sum over channels of |attribution|; explained: the logit of each finding the image is positive for',
     models,
     skipped,
+    examples,
   };
   writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
   return out;
@@ -314,6 +325,49 @@ export async function linearHead(
   } finally {
     await clf.dispose();
   }
+}
+
+/**
+ * Up to `count` test images (the first rows measured) as figures: the image, the map on the original and
+ * on the masked input, for the first finding the image is positive for. Returns paths relative to runDir.
+ */
+export async function exampleFigures(
+  model: string,
+  explain: ExplainBatch,
+  cache: AttributionCache,
+  testRows: number[],
+  runDir: string,
+  count = 2,
+): Promise<string[]> {
+  const out: string[] = [];
+  const S = cache.size;
+  const hw = S * S;
+  for (const row of spread(testRows, count)) {
+    const k = cache.entries[row]?.labels?.indexOf(1) ?? -1;
+    if (k < 0) continue;
+    const imgs = await Promise.all((['original', 'masked'] as const).map((v) => cache.batch([row], v)));
+    const maps: Float32Array[] = [];
+    for (const v of ['original', 'masked'] as const) {
+      const x = cache.recordBatch ? (await cache.recordBatch([row], [v])).x : (await cache.batch([row], v)).x;
+      maps.push((await explain(x, 1, k)).map.subarray(0, hw));
+    }
+    const orig = imgs[0]!.x as Float32Array;
+    const masked = imgs[1]!.x as Float32Array;
+    const png = await attributionFigure(
+      [
+        { rgb: tensorToRgb(orig, S), map: null, title: `${FINDINGS[k]} (test row ${row})` },
+        { rgb: tensorToRgb(orig, S), map: maps[0]!, title: `${model}: original` },
+        { rgb: tensorToRgb(masked, S), map: maps[1]!, title: `${model}: masked` },
+      ],
+      S,
+      sharedScale(maps),
+    );
+    const name = `plots/attribution-${model}-${row}.png`;
+    mkdirSync(join(runDir, 'plots'), { recursive: true });
+    writeFileAtomic(join(runDir, name), png);
+    out.push(name);
+  }
+  return out;
 }
 
 /** runDir/attribution.json when the run measured attribution (re-evaluation keeps it). */

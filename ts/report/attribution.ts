@@ -29,5 +29,13 @@ export function attributionMarkdown(g: GridAttribution): string {
     attributionTable(g.models),
   ];
   for (const s of g.skipped) out.push(`- ${s.model}: not measured — ${s.reason}`);
+  if (g.examples?.length) {
+    out.push(
+      '',
+      'Examples (image | map on the original input | map on the masked input; one colour scale per figure):',
+      '',
+    );
+    for (const e of g.examples) out.push(`![${e}](${e})`, '');
+  }
   return `${out.join('\n')}\n`;
 }
