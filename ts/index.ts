@@ -11,6 +11,13 @@ export {
   NativeError,
   type NativeErrorCode,
 } from './errors.js';
+// Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
+export {
+  ATTRIBUTION_METHODS,
+  type Attribution,
+  type AttributionMethod,
+  type AttributionOptions,
+} from './explain/attribution.js';
 export type { Backend } from './experiment/backend.js';
 export { prepareData, realBackend } from './experiment/backend-real.js';
 export {
