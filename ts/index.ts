@@ -11,13 +11,6 @@ export {
   NativeError,
   type NativeErrorCode,
 } from './errors.js';
-// Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
-export {
-  ATTRIBUTION_METHODS,
-  type Attribution,
-  type AttributionMethod,
-  type AttributionOptions,
-} from './explain/attribution.js';
 export type { Backend } from './experiment/backend.js';
 export { prepareData, realBackend } from './experiment/backend-real.js';
 export {
@@ -32,6 +25,13 @@ export {
 } from './experiment/config.js';
 export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
+// Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
+export {
+  ATTRIBUTION_METHODS,
+  type Attribution,
+  type AttributionMethod,
+  type AttributionOptions,
+} from './explain/attribution.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './labels.js';
 // Model layer over the LibTorch addon (docs/native.md).
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
