@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- <name> [args...]]`: runs bench/<name>.ts (native: addon vs Python PyTorch;
  * data: sharp pipeline vs PIL; pipeline: cache → addon → model throughput; serve: JPEG → segment +
- * overlay + classify, in-process and over HTTP, vs PIL + torch.jit), or every bench in turn
+ * overlay + classify, in-process and over HTTP, vs PIL + torch.jit; attribution: maps/s vs PyTorch),
+ * or every bench in turn
  * with its defaults.
  */
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [name, ...rest] = process.argv.slice(2);
-const names = name ? [name] : ['native', 'data', 'pipeline', 'serve'];
+const names = name ? [name] : ['native', 'data', 'pipeline', 'serve', 'attribution'];
 let status = 0;
 for (const n of names) {
   const file = join(here, `${n}.ts`);

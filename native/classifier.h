@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradient_sync.h"
+#include "attribution.h"
 #include "pixels.h"
 
 namespace cxrmask {
@@ -47,6 +48,8 @@ class Classifier {
                        const std::optional<at::Tensor>& mask);
   at::Tensor Predict(const ImageBatch& x);  // sigmoid probabilities [rows,L]
   at::Tensor Embed(const ImageBatch& x);    // encoder features [rows,input_dim]
+  // Attribution of one label's logit to the pixels (model_attribution.cc; needs the encoder).
+  AttributionResult Attribute(const ImageBatch& x, int64_t label, const AttributionOptions& opts);
   // Full state (weights, AdamW moments, step) or, with weights_only, what inference needs.
   void Save(const std::string& path, bool weights_only = false);
   // All or nothing: on any error the classifier keeps the state it had.

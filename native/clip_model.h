@@ -5,8 +5,10 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
+#include "attribution.h"
 #include "pixels.h"
 
 namespace cxrmask {
@@ -20,6 +22,13 @@ class ClipModel {
   at::Tensor EncodeImage(const ImageBatch& x, bool bf16);
   // ids: int64 [n,L]. Returns [n,D].
   at::Tensor EncodeText(const at::Tensor& ids);
+  // Attribution of the zero-shot logit to the pixels (model_attribution.cc). text: prompt
+  // embeddings [1,D] (score s·cos(img,t0)) or [2,D] (s·(cos(img,t0) - cos(img,t1)), the per-finding
+  // positive-vs-negative logit), s = exp(logit_scale).
+  // With linear_bias: a linear probe's logit instead, embedding·text[0] + bias (text [1,D]).
+  AttributionResult Attribute(const ImageBatch& x, const at::Tensor& text,
+                              const AttributionOptions& opts,
+                              std::optional<double> linear_bias = std::nullopt);
 
   const c10::Device& device() const { return device_; }
   double logit_scale() const { return logit_scale_; }

@@ -1,6 +1,7 @@
 #include <memory>
 
 #include "js_distributed.h"
+#include "js_attribution.h"
 #include "js_objects.h"
 #include "workers.h"
 
@@ -92,6 +93,11 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>());
   }
 
+  // attribute(x, shape, pixels | undefined, options): js_attribution.cc
+  Napi::Value Attribute(const Napi::CallbackInfo& info) {
+    return QueueClassifierAttribution(info, Live(info.Env()));
+  }
+
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     model_.reset();
     return info.Env().Undefined();
@@ -150,6 +156,7 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
           JsClassifier::InstanceMethod<&JsClassifier::Load>("load"),
           JsClassifier::InstanceMethod<&JsClassifier::AttachGroup>("attachGroup"),
           JsClassifier::InstanceMethod<&JsClassifier::IdleStep>("idleStep"),
+          JsClassifier::InstanceMethod<&JsClassifier::Attribute>("attribute"),
           JsClassifier::InstanceMethod<&JsClassifier::Dispose>("dispose"),
           JsClassifier::InstanceMethod<&JsClassifier::Info>("info"),
           JsClassifier::InstanceAccessor<&JsClassifier::Disposed>("disposed"),

@@ -1,5 +1,6 @@
 #include <memory>
 
+#include "js_attribution.h"
 #include "js_objects.h"
 #include "runtime.h"
 #include "workers.h"
@@ -49,6 +50,11 @@ class JsClip : public Napi::ObjectWrap<JsClip> {
     return w->Promise();
   }
 
+  // attribute(x, shape, pixels | undefined, options): js_attribution.cc
+  Napi::Value Attribute(const Napi::CallbackInfo& info) {
+    return QueueClipAttribution(info, Live(info.Env()));
+  }
+
   // Drops this wrapper's reference; an op still running keeps the model alive until it ends.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     model_.reset();
@@ -84,6 +90,7 @@ Napi::Function DefineJsClip(Napi::Env env) {
                                  JsClip::StaticMethod<&JsClip::Load>("load"),
                                  JsClip::InstanceMethod<&JsClip::EncodeImage>("encodeImage"),
                                  JsClip::InstanceMethod<&JsClip::EncodeText>("encodeText"),
+                                 JsClip::InstanceMethod<&JsClip::Attribute>("attribute"),
                                  JsClip::InstanceMethod<&JsClip::Dispose>("dispose"),
                                  JsClip::InstanceAccessor<&JsClip::Device>("device"),
                                  JsClip::InstanceAccessor<&JsClip::LogitScale>("logitScale"),

@@ -189,6 +189,27 @@ if (dev !== 'cuda') {
     }
   }
 }
+// --- attribution on the device == on the CPU (tiny), bf16 finite; biomedclip maps/s vs Python ------------
+{
+  const a = await ClipModel.load(tiny, { device: dev });
+  const b = await ClipModel.load(tiny, { device: 'cpu' });
+  const an = 2;
+  const ax = Float32Array.from({ length: an * 3 * s0 * s0 }, (_, i) => Math.sin(0.37 * i) * 1.2);
+  const text = Float32Array.from({ length: 2 * a.embedDim }, (_, i) => Math.cos(0.9 * i));
+  for (const o of [{ method: 'gradient' }, { method: 'smoothgrad', samples: 3, seed: 2 }, { method: 'ig', steps: 8, batch: 5 }]) {
+    const [g, c] = [await a.attribute(ax, an, text, o), await b.attribute(ax, an, text, o)];
+    const rel = maxDiff(g.map, c.map) / c.map.reduce((m, v) => Math.max(m, v), 0);
+    check(rel <= 1e-3, `attribution ${o.method} on ${dev} vs CPU: relative max|diff| ${rel.toExponential(2)} (<= 1e-3)`);
+  }
+  const bf = await a.attribute(ax, an, text, { method: 'ig', steps: 8, bf16: true });
+  check(bf.map.every(Number.isFinite), `attribution IG under bf16 autocast on ${dev}: finite`);
+  a.dispose();
+  b.dispose();
+  if (dev === 'cuda' && existsSync(join(bigDir, 'clip.pt'))) {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'bench/attribution.ts'), '--model', bigDir, '--device', 'cuda', '--n', '8', '--batch', '32', '--python', python], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 240_000, killSignal: 'SIGKILL' });
+    console.log(r.status === 0 ? r.stdout.trim() : `attribution bench failed: exit ${r.status ?? r.signal}`);
+  }
+}
 // --- data path: cache records -> addon on CUDA (biomedclip), GPU wait share, Python eager ---------
 // One bounded child: synthetic full-size JPEGs + cache (made there), then timed loops; the dry run uses
 // models/tiny with tiny sizes to prove the paths.

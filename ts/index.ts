@@ -29,6 +29,13 @@ export {
 } from './experiment/config.js';
 export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
+// Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
+export {
+  ATTRIBUTION_METHODS,
+  type Attribution,
+  type AttributionMethod,
+  type AttributionOptions,
+} from './explain/attribution.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './labels.js';
 // Model layer over the LibTorch addon (docs/native.md).
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';

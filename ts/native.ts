@@ -36,6 +36,33 @@ export interface NativePixels {
   masked: boolean;
 }
 
+/** Attribution options as the addon takes them (validated in ts/explain/attribution.ts). */
+export interface NativeAttributionOptions {
+  method: 'gradient' | 'smoothgrad' | 'ig';
+  samples: number;
+  sigma: number;
+  steps: number;
+  batch: number;
+  seed: number;
+  signed: boolean;
+  bf16: boolean;
+  baseline: Float32Array | null;
+  /** Classifier: the label whose logit is explained. */
+  label?: number;
+  /** ClipModel: prompt embeddings [textRows, D]. */
+  text?: Float32Array;
+  textRows?: number;
+  /** ClipModel: explain a linear probe's logit, embedding·text + linearBias (text [1,D]). */
+  linearBias?: number;
+}
+
+export interface NativeAttribution {
+  map: Float32Array;
+  score: Float32Array;
+  signed?: Float32Array;
+  baselineScore?: Float32Array;
+}
+
 export interface NativeClipModel {
   encodeImage(
     x: Float32Array | Uint8Array,
@@ -44,6 +71,12 @@ export interface NativeClipModel {
     pixels?: NativePixels,
   ): Promise<Float32Array>;
   encodeText(ids: BigInt64Array, shape: number[]): Promise<Float32Array>;
+  attribute(
+    x: Float32Array | Uint8Array,
+    shape: number[],
+    pixels: NativePixels | undefined,
+    options: NativeAttributionOptions,
+  ): Promise<NativeAttribution>;
   dispose(): void;
   readonly device: string;
   readonly logitScale: number;
@@ -85,6 +118,12 @@ export interface NativeClassifier {
   ): Promise<{ loss: number; gradNorm: number; step: number }>;
   predict(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
   embed(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  attribute(
+    x: Float32Array | Uint8Array,
+    shape: number[],
+    pixels: NativePixels | undefined,
+    options: NativeAttributionOptions,
+  ): Promise<NativeAttribution>;
   save(path: string, weightsOnly?: boolean): Promise<void>;
   load(path: string): Promise<void>;
   info(): NativeClassifierInfo;

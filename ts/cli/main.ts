@@ -9,6 +9,7 @@ import cache from './cache.js';
 import demo from './demo.js';
 import doctor from './doctor.js';
 import evalCmd from './eval.js';
+import explain from './explain.js';
 import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
@@ -34,6 +35,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     indexCmd,
     cache,
     overlay,
+    explain,
     synth,
     doctor,
     segmenter,

@@ -134,6 +134,18 @@ export const ConfigSchema = z
       /** bf16 autocast: `auto` = on for CUDA, off on CPU. */
       bf16: z.union([z.boolean(), z.literal('auto')]).default('auto'),
     }).prefault({}),
+    /** Attribution maps after the cells (ts/explain/grid-attribution.ts; docs/attribution.md). Off by default. */
+    attribution: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Test images per model (evenly spaced over the test split's images with a positive finding). */
+        images: positiveInt.default(8),
+        method: z.enum(['gradient', 'smoothgrad', 'ig']).default('ig'),
+        steps: positiveInt.default(16),
+        samples: positiveInt.default(8),
+      })
+      .strict()
+      .prefault({}),
     metrics: z
       .object({
         /** Threshold rule of the accuracy metrics, applied per finding on validation (docs/experiments.md). */

@@ -436,13 +436,15 @@ export class Grid {
         const predF = lp ? await this.ensurePredFeatures() : null;
         const source = predF ? featureSource(predF, sd) : predictedSource(cache, await pm);
         for (const split of ['validate', 'test'] as const) {
-          const p = await predictAll(
+          const p = await predictAllSharded(
             (x, n) => clf.predict(x, n),
             source,
             sd[split],
             tc.batchSize,
             NUM_LABELS,
             this.ctx.signal,
+            undefined,
+            dist,
           );
           predictions[split][PREDICTED] = toPredSet(p);
         }

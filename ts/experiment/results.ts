@@ -2,6 +2,7 @@
  * The shape of a run's results.json, in a module of its own: the reports read it without importing the
  * run (which writes the reports).
  */
+import type { GridAttribution } from '../explain/grid-attribution.js';
 import type { ExperimentConfig } from './config.js';
 import type { Evaluation } from './evaluate.js';
 import type { DataFingerprint } from './fingerprint.js';
@@ -43,4 +44,6 @@ export interface Results {
   zeroshot: { prompts: string[]; negativePrompts: string[] | null; logitScale: number } | null;
   evaluation: Evaluation;
   training: { id: string; bestEpoch: number | undefined; history: CellResult['history'] }[];
+  /** Attribution maps' mass in lungs ∪ heart and in the finding region (config.attribution). */
+  attribution?: GridAttribution | null;
 }

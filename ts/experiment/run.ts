@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCellsOnDevices } from '../distributed/devices.js';
 import { broadcastString, type GroupLike } from '../distributed/group.js';
+import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
@@ -185,6 +186,8 @@ export async function reevaluate(
       results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
       results.data = { ...before.data, ...results.data };
     }
+    const attribution = readGridAttribution(runDir);
+    if (attribution) results.attribution = attribution;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -310,8 +313,24 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     const trained: CellResult[] = [];
     for (const c of trainedCells(config)) trained.push(await grid.trainCell(c.setup, c.train, c.seed));
 
-    o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const sd = await grid.sd;
+    if (config.attribution.enabled && root) o.onEvent?.({ kind: 'phase', name: 'attribution' });
+    // Rank 0 alone measures and writes attribution (the other ranks hold the same weights).
+    const attribution = !root
+      ? null
+      : await gridAttribution({
+          config,
+          runDir,
+          cache,
+          testRows: sd.test.filter((i) =>
+            sd.labels.subarray(i * NUM_LABELS, (i + 1) * NUM_LABELS).some((v) => v === 1),
+          ),
+          device: grid.device,
+          cells: trainedCells(config).map((c) => ({ id: cellId(c.setup, c.train, c.seed), setup: c.setup })),
+          ...(config.data.root ? { imageRoot: config.data.root } : {}),
+        });
+
+    o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({
       config,
       runDir,
@@ -326,6 +345,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       fingerprint,
       extra: summaries,
     });
+    if (attribution) results.attribution = attribution;
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });

@@ -3,6 +3,12 @@
  * vectors. Loss: BCE-with-logits averaged over the labels whose mask is 1 (the paper's Eq. 2 with
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
+import {
+  type Attribution,
+  type AttributionOptions,
+  attributionOptions,
+  attributionResult,
+} from '../explain/attribution.js';
 import { NUM_LABELS } from '../labels.js';
 import {
   type DeviceSpec,
@@ -191,6 +197,36 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     if (this.headOnly)
       return Promise.reject(new Error('embed() needs an image encoder (this classifier is head-only)'));
     return this.infer(x, n, 'embed');
+  }
+
+  /**
+   * Attribution of finding `label`'s logit to the input pixels (ts/explain/attribution.ts): maps
+   * [rows,S,S] (records asking for both variants: originals first).
+   * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `label` or option; a head-only classifier.
+   * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {NativeError} (rejects) the native passes fail.
+   */
+  attribute(x: ImageInput, n: number, label: number, options: AttributionOptions = {}): Promise<Attribution> {
+    positiveInt(n, 'n');
+    if (this.imageSize === null)
+      throw new TypeError('attribute() needs an image encoder (this classifier is head-only)');
+    const native = this.live();
+    const l = native.info().numLabels;
+    if (!Number.isInteger(label) || label < 0 || label >= l)
+      throw new RangeError(`label must be an integer in [0,${l}), got ${String(label)}`);
+    const rows = n * variantsOf(x);
+    const opts = { ...attributionOptions(options, rows, this.imageSize), label };
+    const stack = new Error('Classifier.attribute');
+    const { data, shape, pixels } = this.input(x, n);
+    const size = this.imageSize;
+    return this.queue.run(async () =>
+      attributionResult(
+        await withJsStack(native.attribute(data, shape, pixels, opts), stack),
+        opts.method,
+        rows,
+        size,
+      ),
+    );
   }
 
   /**

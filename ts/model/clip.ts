@@ -1,8 +1,14 @@
 /** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
+import {
+  type Attribution,
+  type AttributionOptions,
+  attributionOptions,
+  attributionResult,
+} from '../explain/attribution.js';
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
-import { checkRecords, type ImageInput, isRecordBatch } from './records.js';
+import { checkRecords, type ImageInput, isRecordBatch, variantsOf } from './records.js';
 import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
 
 export interface ClipLoadOptions {
@@ -88,6 +94,88 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
     const stack = new Error('ClipModel.encodeImage');
     return this.queue.run(() => withJsStack(native.encodeImage(x, [n, 3, s, s], bf16), stack));
+  }
+
+  /**
+   * Attribution of the zero-shot logit to the input pixels (ts/explain/attribution.ts). `text`: one
+   * prompt embedding [D] (score s·cos(image, prompt)) or two [2,D] (positive, negative: s·(cos⁺ − cos⁻),
+   * the per-finding protocol's logit), s = logitScale.
+   * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `text` or option.
+   * @throws {Error} (synchronously) the model is disposed.
+   * @throws {NativeError} (rejects) the native passes fail.
+   */
+  attribute(
+    x: ImageInput,
+    n: number,
+    text: Float32Array,
+    options: AttributionOptions = {},
+  ): Promise<Attribution> {
+    return this.attributeScore(x, n, text, options);
+  }
+
+  private attributeScore(
+    x: ImageInput,
+    n: number,
+    text: Float32Array,
+    options: AttributionOptions,
+    linearBias?: number,
+  ): Promise<Attribution> {
+    const s = this.meta.imageSize;
+    const d = this.meta.embedDim;
+    positiveInt(n, 'n');
+    if (!(text instanceof Float32Array) || (text.length !== d && text.length !== 2 * d))
+      throw new TypeError(
+        `text must be a Float32Array of ${d} or ${2 * d} values ([1|2,${d}] prompt embeddings)`,
+      );
+    const rows = n * variantsOf(x);
+    const opts = {
+      ...attributionOptions(options, rows, s),
+      text,
+      textRows: text.length / d,
+      ...(linearBias === undefined ? {} : { linearBias }),
+    };
+    const native = this.live();
+    let data: Float32Array | Uint8Array;
+    let shape: number[];
+    const pixels = isRecordBatch(x) ? x.pixels : undefined;
+    if (isRecordBatch(x)) {
+      shape = checkRecords(x, n, s);
+      data = x.records;
+    } else {
+      float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
+      shape = [n, 3, s, s];
+      data = x;
+    }
+    const stack = new Error('ClipModel.attribute');
+    return this.queue.run(async () =>
+      attributionResult(
+        await withJsStack(native.attribute(data, shape, pixels, opts), stack),
+        opts.method,
+        rows,
+        s,
+      ),
+    );
+  }
+
+  /**
+   * Attribution of a linear probe's logit over this image tower, embedding·weight + bias (the LP cells'
+   * model: a head over unnormalised image embeddings).
+   * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `weight`, `bias` or option.
+   * @throws {Error} (synchronously) the model is disposed.
+   * @throws {NativeError} (rejects) the native passes fail.
+   */
+  attributeLinear(
+    x: ImageInput,
+    n: number,
+    weight: Float32Array,
+    bias: number,
+    options: AttributionOptions = {},
+  ): Promise<Attribution> {
+    const d = this.meta.embedDim;
+    if (!(weight instanceof Float32Array) || weight.length !== d)
+      throw new TypeError(`weight must be a Float32Array of ${d} values`);
+    if (!Number.isFinite(bias)) throw new RangeError(`bias must be finite, got ${bias}`);
+    return this.attributeScore(x, n, weight, options, bias);
   }
 
   /**

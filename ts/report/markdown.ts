@@ -1,7 +1,9 @@
 /** The text of report.md: run facts, the overlay figure, Table 2, plots, masked − original verdicts. */
+
 import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
+import { attributionMarkdown } from './attribution.js';
 import { fmt, fmtSigned, metricTable } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
@@ -66,6 +68,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
       `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
     );
   }
+  if (r.attribution) out.push('', attributionMarkdown(r.attribution));
   out.push('', '## Metric definitions', '');
   for (const [k, v] of Object.entries(r.definitions)) out.push(`- **${k}**: ${v}`);
   out.push('', `Findings: ${FINDINGS.join(', ')}. Every number is in results.json.`, '');

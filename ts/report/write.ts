@@ -1,8 +1,10 @@
 /** Writes a run's reports next to results.json: table2.md, per_disease.md, plots/*.png, report.md/html. */
+
 import { join } from 'node:path';
 import type { CacheLike } from '../experiment/backend.js';
 import { writeFileAtomic } from '../experiment/io.js';
 import type { Results } from '../experiment/results.js';
+import { attributionBarsSvg } from './attribution.js';
 import { reportHtml } from './html.js';
 import { reportMarkdown } from './markdown.js';
 import { overlayExamplePng, pickExample } from './overlay.js';
@@ -33,6 +35,9 @@ export async function writeReports(
     ['plots/macroAUROC.png', () => metricBarsSvg(r, 'macroAUROC')],
     ['plots/per_disease_delta_auroc.png', () => perDiseaseDeltaSvg(r)],
   ];
+  const attribution = r.attribution;
+  if (attribution?.models.length)
+    plotDefs.push(['plots/attribution_anatomy.png', () => attributionBarsSvg(attribution)]);
   for (const [name, svg] of plotDefs) {
     if (plots.includes(name)) continue;
     writeFileAtomic(join(runDir, name), await svgToPng(svg()));

@@ -7,6 +7,8 @@
  *  - Edema: bilateral perihilar haze with diffuse increased density.
  *  - Atelectasis: plate-like linear opacity at a base with volume loss (raised lung base).
  * Landmarks returned are those a segmenter would give (RL 44, LL 50, H 26), in pixel coordinates.
+ * Where each finding is drawn is recorded too (`regions`, FINDING_REGION_BITS) without drawing anything
+ * from the random stream, so recording changes no pixel.
  */
 import { fillPolygon } from '../masks/raster.js';
 import { closedSpline, LUNG_CTRL_UV } from './shapes.js';
@@ -21,8 +23,24 @@ export interface FindingsShown {
   effusion: boolean;
 }
 
+/** Bit of each finding in Phantom.regions: 1 << its column in FINDINGS (ts/labels.ts). */
+export const FINDING_REGION_BITS = {
+  atelectasis: 1,
+  cardiomegaly: 2,
+  consolidation: 4,
+  edema: 8,
+  effusion: 16,
+} as const;
+/** A pixel belongs to a finding's region where the finding added at least this share of its peak. */
+export const REGION_MIN_SHARE = 0.25;
+
 export interface Phantom {
   pixels: Uint8Array;
+  /**
+   * W×H finding bits (FINDING_REGION_BITS): where each shown finding was drawn (the enlarged heart for
+   * cardiomegaly). null for laterals.
+   */
+  regions: Uint8Array | null;
   width: number;
   height: number;
   /** 240 numbers, integer pixel coordinates; null for laterals. */
@@ -127,6 +145,8 @@ interface Canvas {
   img: Float32Array;
   W: number;
   H: number;
+  /** Finding bits per pixel (Phantom.regions); written, never read while drawing. */
+  regions: Uint8Array;
 }
 
 /** Outlines (landmark order) and their filled masks. */
@@ -153,9 +173,11 @@ interface AeratedLung {
  * markings, heart, findings, distractors, exposure): keep it, or every seeded image changes.
  */
 export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, ap: boolean): Phantom {
-  const c: Canvas = { img: new Float32Array(W * H), W, H };
+  const c: Canvas = { img: new Float32Array(W * H), W, H, regions: new Uint8Array(W * H) };
   const t = placeThorax(rng, W, H);
   const a = drawOutlines(rng, W, H, t, f, ap);
+  if (f.cardiomegaly)
+    for (let p = 0; p < W * H; p++) c.regions[p] |= a.heartMask[p] * FINDING_REGION_BITS.cardiomegaly;
   paintBody(rng, c, t);
   const air = paintLungs(rng, c, t, a);
   paintMarkings(rng, c, a);
@@ -168,7 +190,13 @@ export function renderFrontal(rng: Rng, W: number, H: number, f: FindingsShown, 
   if (f.atelectasis) paintAtelectasis(rng, c, t, lungs[a.volLossL ? 1 : 0]);
   paintDistractors(rng, c, t, lungs);
   const pixels = expose(rng, c, ap);
-  return { pixels, width: W, height: H, landmarks: roundedLandmarks(annotated[0], annotated[1], a.heart) };
+  return {
+    pixels,
+    regions: c.regions,
+    width: W,
+    height: H,
+    landmarks: roundedLandmarks(annotated[0], annotated[1], a.heart),
+  };
 }
 
 /** Patient position and build vary per image (midline, thorax width, vertical shift). */
@@ -357,16 +385,21 @@ function aeratedLungs(W: number, H: number, { mx, halfThorax, gap }: Thorax, a: 
   ];
 }
 
-/** Adds a separable Gaussian opacity (3σ box), only where `mask` is set when one is given. */
+/**
+ * Adds a separable Gaussian opacity (3σ box), only where `mask` is set when one is given; marks `bit`
+ * in the regions where it adds at least REGION_MIN_SHARE of `amp`.
+ */
 function addBlob(
-  { img, W, H }: Canvas,
+  { img, W, H, regions }: Canvas,
   cx: number,
   cy: number,
   sx: number,
   sy: number,
   amp: number,
   mask: Uint8Array | null,
+  bit = 0,
 ): void {
+  const min = REGION_MIN_SHARE * amp;
   const x0 = Math.max(0, Math.floor(cx - 3 * sx));
   const x1 = Math.min(W - 1, Math.ceil(cx + 3 * sx));
   const y0 = Math.max(0, Math.floor(cy - 3 * sy));
@@ -379,7 +412,9 @@ function addBlob(
     for (let j = x0; j <= x1; j++) {
       const p = i * W + j;
       if (mask && !mask[p]) continue;
-      img[p] += ey * ex[j - x0];
+      const v = ey * ex[j - x0];
+      img[p] += v;
+      if (v >= min) regions[p] |= bit;
     }
   }
 }
@@ -391,7 +426,16 @@ function paintEdema(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: AeratedLun
   for (const L of lungs) {
     const cx = L.lat + 0.72 * (L.med - L.lat);
     const cy = top + 0.5 * (bot - top);
-    addBlob(c, cx, cy, Math.abs(L.med - L.lat) * 0.32, (bot - top) * 0.22, amp, L.mask);
+    addBlob(
+      c,
+      cx,
+      cy,
+      Math.abs(L.med - L.lat) * 0.32,
+      (bot - top) * 0.22,
+      amp,
+      L.mask,
+      FINDING_REGION_BITS.edema,
+    );
     // Kerley-like short lines at the lateral bases.
     for (let k = 0; k < 4; k++) {
       const y = Math.round(top + (0.72 + 0.05 * k) * (bot - top));
@@ -400,7 +444,10 @@ function paintEdema(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: AeratedLun
       const dir = Math.sign(L.med - L.lat);
       for (let t = 0; t < len; t++) {
         const j = Math.round(xa + dir * t);
-        if (y >= 0 && y < H && j >= 0 && j < W && L.mask[y * W + j]) img[y * W + j] += 22;
+        if (y >= 0 && y < H && j >= 0 && j < W && L.mask[y * W + j]) {
+          img[y * W + j] += 22;
+          c.regions[y * W + j] |= FINDING_REGION_BITS.edema;
+        }
       }
     }
   }
@@ -427,6 +474,7 @@ function paintConsolidation(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: Ae
       (bot - top) * U(rng, 0.08, 0.14),
       (amp / Math.sqrt(lobes)) * 1.4,
       L.mask,
+      FINDING_REGION_BITS.consolidation,
     );
   }
 }
@@ -437,7 +485,7 @@ function paintConsolidation(rng: Rng, c: Canvas, { top, bot }: Thorax, lungs: Ae
  */
 function paintEffusion(
   rng: Rng,
-  { img, W, H }: Canvas,
+  { img, W, H, regions }: Canvas,
   { top, bot }: Thorax,
   lungs: AeratedLung[],
   annotated: Float64Array[],
@@ -457,7 +505,10 @@ function paintEffusion(
         const p = i * W + j;
         if (!L.mask[p]) continue;
         const d = i - men[j];
-        if (d > -4) img[p] += amp * Math.min(1, (d + 4) / 8);
+        if (d <= -4) continue;
+        const share = Math.min(1, (d + 4) / 8);
+        img[p] += amp * share;
+        if (share >= REGION_MIN_SHARE) regions[p] |= FINDING_REGION_BITS.effusion;
       }
     }
     // The segmenter follows the aerated lung: points below the meniscus are lifted onto it.
@@ -488,7 +539,9 @@ function paintAtelectasis(rng: Rng, c: Canvas, { top, bot }: Thorax, L: AeratedL
       const u = (j - L.lat) / span;
       if (u < 0.12 || u > 0.9) continue;
       const yl = y0 + tilt * u;
-      img[p] += amp * Math.exp(-0.5 * ((i - yl) / thick) ** 2);
+      const share = Math.exp(-0.5 * ((i - yl) / thick) ** 2);
+      img[p] += amp * share;
+      if (share >= REGION_MIN_SHARE) c.regions[p] |= FINDING_REGION_BITS.atelectasis;
     }
   }
   addBlob(
@@ -499,6 +552,7 @@ function paintAtelectasis(rng: Rng, c: Canvas, { top, bot }: Thorax, L: AeratedL
     (bot - top) * 0.07,
     25,
     L.mask,
+    FINDING_REGION_BITS.atelectasis,
   );
 }
 
@@ -568,7 +622,7 @@ export function renderLateral(rng: Rng, W: number, H: number, f: FindingsShown):
   }
   const pixels = new Uint8Array(W * H);
   for (let p = 0; p < W * H; p++) pixels[p] = Math.max(0, Math.min(255, img[p]));
-  return { pixels, width: W, height: H, landmarks: null };
+  return { pixels, regions: null, width: W, height: H, landmarks: null };
 }
 
 /** Moves landmarks by a smooth random field: what a poor segmentation (low RCA) looks like. */

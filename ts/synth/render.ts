@@ -6,6 +6,7 @@ import { mulberry32 } from '../data/mimic.js';
 import { encodeRle } from '../data/rle.js';
 import { fillPolygon } from '../masks/raster.js';
 import { perturbLandmarks, renderFrontal, renderLateral } from './phantom.js';
+import { writeRegions } from './regions.js';
 
 export interface PlannedImage {
   dicomId: string;
@@ -59,5 +60,7 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
     .blur(0.7)
     .jpeg({ quality: s.quality })
     .toFile(join(s.mimicRoot, img.path));
+  // Ground truth for attribution: where each finding was drawn (no pixel above depends on it).
+  if (ph.regions) await writeRegions(join(s.mimicRoot, img.path), ph.regions, img.width, img.height);
   return line;
 }

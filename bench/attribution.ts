@@ -1,0 +1,90 @@
+/**
+ * Attribution throughput (images/s per method) of the addon vs the same computation in eager PyTorch on
+ * the same TorchScript file (bench/attribution_torch.py), in one run, as a ratio. Zero-shot logit of a
+ * positive/negative prompt pair; SmoothGrad with --samples, IG with --steps, both in batches of --batch.
+ *
+ *   node --import tsx bench/attribution.ts [--model models/tiny --n 4 --threads 2 --device cpu --json]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ATTRIBUTION_METHODS } from '../ts/explain/attribution.js';
+import { ClipModel } from '../ts/model/clip.js';
+import { packageRoot, setThreads } from '../ts/native.js';
+import { benchDir, median, pythonExe } from './common.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    model: { type: 'string', default: join(packageRoot, 'models', 'tiny') },
+    n: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '16' },
+    samples: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '16' },
+    threads: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '1' },
+    iters: { type: 'string', default: '3' },
+    device: { type: 'string', default: 'cpu' },
+    python: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const n = Number(opt.n);
+const num = (k: 'batch' | 'samples' | 'steps' | 'threads' | 'warmup' | 'iters') => Number(opt[k]);
+setThreads(num('threads'));
+const clip = await ClipModel.load(opt.model!, { device: opt.device as 'cpu' });
+const s = clip.imageSize;
+const x = Float32Array.from({ length: n * 3 * s * s }, (_, i) => Math.sin(i * 0.37) * 1.5);
+const text = Float32Array.from({ length: 2 * clip.embedDim }, (_, i) => Math.cos(i * 0.9));
+const addon: Record<string, number> = {};
+for (const method of ATTRIBUTION_METHODS) {
+  const o = { method, samples: num('samples'), steps: num('steps'), batch: num('batch') };
+  for (let w = 0; w < num('warmup'); w++) await clip.attribute(x, n, text, o);
+  const ts: number[] = [];
+  for (let k = 0; k < num('iters'); k++) {
+    const t0 = performance.now();
+    await clip.attribute(x, n, text, o);
+    ts.push((performance.now() - t0) / 1000);
+  }
+  addon[method] = n / median(ts);
+}
+await clip.dispose();
+const args = ['n', 'batch', 'samples', 'steps', 'threads', 'warmup', 'iters', 'device'].flatMap((k) => [
+  `--${k}`,
+  String(opt[k as keyof typeof opt]),
+]);
+const py = spawnSync(
+  pythonExe(opt.python),
+  [
+    join(benchDir, 'attribution_torch.py'),
+    '--model',
+    join(opt.model!, 'clip.pt'),
+    '--size',
+    String(s),
+    ...args,
+  ],
+  { encoding: 'utf8' },
+);
+if (py.status !== 0) throw new Error(`bench/attribution_torch.py failed: ${py.stderr}`);
+const torch = JSON.parse(py.stdout.trim().split('\n').pop()!) as Record<string, number>;
+const rows = ATTRIBUTION_METHODS.map((m) => ({
+  method: m,
+  addonImgS: addon[m]!,
+  torchImgS: torch[m]!,
+  ratio: addon[m]! / torch[m]!,
+}));
+console.log(
+  `attribution, ${opt.model} on ${opt.device}, n=${n}, batch ${opt.batch}, SmoothGrad ${opt.samples} samples, IG ${opt.steps} steps, ${opt.threads} threads`,
+);
+console.log('method       addon img/s  torch img/s  addon/torch');
+for (const r of rows)
+  console.log(
+    `${r.method.padEnd(12)} ${r.addonImgS.toFixed(2).padStart(11)}  ${r.torchImgS.toFixed(2).padStart(11)}  ${r.ratio.toFixed(2).padStart(11)}`,
+  );
+if (opt.json) {
+  mkdirSync(join(benchDir, 'out'), { recursive: true });
+  writeFileSync(
+    join(benchDir, 'out', 'attribution.json'),
+    `${JSON.stringify({ options: opt, rows }, null, 2)}\n`,
+  );
+}

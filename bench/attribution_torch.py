@@ -1,0 +1,86 @@
+"""Python side of bench/attribution.ts: the same attributions in eager PyTorch on the same TorchScript
+file, batched the way a PyTorch user would (Captum-style: all IG steps / SmoothGrad samples of an image
+in one batch of `batch` rows). Prints one JSON line: method -> images/s (median of iters)."""
+import argparse
+import json
+import time
+
+import torch
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--model", required=True)
+ap.add_argument("--n", type=int, default=4)
+ap.add_argument("--batch", type=int, default=16)
+ap.add_argument("--samples", type=int, default=8)
+ap.add_argument("--steps", type=int, default=16)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--warmup", type=int, default=1)
+ap.add_argument("--iters", type=int, default=3)
+ap.add_argument("--size", type=int, default=224)
+ap.add_argument("--device", default="cpu")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+dev = torch.device(a.device)
+clip = torch.jit.load(a.model, map_location=dev).eval()
+torch._C._set_graph_executor_optimize(False)  # as the addon does for backward passes
+g = torch.Generator().manual_seed(0)
+x = torch.randn((a.n, 3, a.size, a.size), generator=g).to(dev)
+d = clip.encode_image(x[:1]).shape[1]
+t = torch.nn.functional.normalize(torch.randn((2, d), generator=g), dim=1).to(dev)
+sign = torch.tensor([1.0, -1.0], device=dev)
+scale = clip.logit_scale.exp().item()
+
+
+def f(img):
+    e = torch.nn.functional.normalize(clip.encode_image(img), dim=1)
+    return (e @ t.T * sign).sum(1) * scale
+
+
+def grads(inp):
+    out = []
+    for s in range(0, inp.shape[0], a.batch):
+        z = inp[s : s + a.batch].detach().requires_grad_(True)
+        (gz,) = torch.autograd.grad(f(z).sum(), z)
+        out.append(gz)
+    return torch.cat(out)
+
+
+def gradient():
+    return grads(x).abs().sum(1)
+
+
+def smoothgrad():
+    maps = []
+    for i in range(a.n):
+        xi = x[i : i + 1]
+        sd = 0.15 * (xi.max() - xi.min())
+        noisy = xi + torch.randn((a.samples, 3, a.size, a.size), generator=g).to(dev) * sd
+        maps.append(grads(noisy).abs().sum(1).mean(0))
+    return torch.stack(maps)
+
+
+def ig():
+    alphas = (torch.arange(a.steps, device=dev) + 0.5) / a.steps
+    path = (alphas.view(1, -1, 1, 1, 1) * x.unsqueeze(1)).reshape(-1, 3, a.size, a.size)
+    gr = grads(path).view(a.n, a.steps, 3, a.size, a.size).mean(1)
+    with torch.no_grad():
+        f(torch.cat([x, torch.zeros_like(x)]))
+    return (x * gr).abs().sum(1)
+
+
+res = {}
+for name, fn in (("gradient", gradient), ("smoothgrad", smoothgrad), ("ig", ig)):
+    for _ in range(a.warmup):
+        fn()
+    ts = []
+    for _ in range(a.iters):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    res[name] = a.n / ts[len(ts) // 2]
+print(json.dumps(res))

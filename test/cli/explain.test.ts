@@ -1,0 +1,115 @@
+/** `cxrmask explain`: PNG + JSON for an image with its CheXmask row; bad input named. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Classifier } from '../../ts/model/classifier.js';
+import { synthesize } from '../../ts/synth/index.js';
+import { tempDir } from '../data/helpers.js';
+import { MODEL_DIR, requireModel } from '../native/helpers.js';
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], { encoding: 'utf8' });
+}
+
+test('explain writes the three-panel PNG and the numbers (zero-shot, IG, original and masked input)', async () => {
+  requireModel();
+  const syn = await synthesize({ out: tempDir(), n: 10, seed: 3, width: 160, height: 192 });
+  const im = syn.images.find((i) => i.chexmask === 'ok')!;
+  const out = join(tempDir(), 'ex.png');
+  const r = cli([
+    'explain',
+    '--image',
+    join(syn.mimicRoot, im.path),
+    '--chexmask',
+    syn.chexmaskCsv,
+    '--id',
+    im.dicomId,
+    '--model',
+    MODEL_DIR,
+    '--finding',
+    'edema',
+    '--method',
+    'ig',
+    '--steps',
+    '4',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+  ]);
+  assert.is(r.status, 0, r.stderr);
+  const meta = await sharp(out).metadata();
+  assert.is(meta.height, 224 + 26);
+  assert.ok(meta.width! > 3 * 224, `width ${meta.width}`);
+  const j = JSON.parse(readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
+  assert.is(j.finding, 'Edema');
+  assert.equal(
+    j.inputs.map((i: { input: string }) => i.input),
+    ['original', 'masked'],
+  );
+  for (const i of j.inputs) {
+    assert.ok(i.massInLungsHeart > 0 && i.massInLungsHeart < 1);
+    assert.type(i.baselineScore, 'number');
+  }
+  assert.ok(j.anatomyShare > 0.1 && j.anatomyShare < 0.9);
+  // A linear-probe cell checkpoint (head over the embedding) is recognised and explained.
+  const lp = await Classifier.create({ inputDim: 64, device: 'cpu', seed: 2 });
+  const ckpt = join(tempDir(), 'lp.ckpt');
+  await lp.save(ckpt, { weightsOnly: true });
+  await lp.dispose();
+  const rl = cli([
+    'explain',
+    '--image',
+    join(syn.mimicRoot, im.path),
+    '--model',
+    MODEL_DIR,
+    '--checkpoint',
+    ckpt,
+    '--finding',
+    'Cardiomegaly',
+    '--method',
+    'gradient',
+    '--device',
+    'cpu',
+    '--out',
+    out,
+  ]);
+  assert.is(rl.status, 0, rl.stderr);
+  const jl = JSON.parse(readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
+  assert.match(jl.explained, /linear-probe classifier/);
+  assert.is(jl.inputs.length, 1);
+  assert.is(jl.inputs[0].massInLungsHeart, null);
+  // Unknown finding and a lone --id are refused with a message naming the option.
+  const bad = cli([
+    'explain',
+    '--image',
+    join(syn.mimicRoot, im.path),
+    '--model',
+    MODEL_DIR,
+    '--finding',
+    'fracture',
+    '--out',
+    out,
+  ]);
+  assert.is.not(bad.status, 0);
+  assert.match(bad.stderr, /--finding must be one of Atelectasis/);
+  const lone = cli([
+    'explain',
+    '--image',
+    join(syn.mimicRoot, im.path),
+    '--id',
+    'x',
+    '--model',
+    MODEL_DIR,
+    '--finding',
+    '0',
+    '--out',
+    out,
+  ]);
+  assert.match(lone.stderr, /--chexmask and --id go together/);
+});
+
+test.run();

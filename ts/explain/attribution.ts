@@ -1,0 +1,110 @@
+/**
+ * Attribution options and results (the addon computes them: native/attribution.h). Which input pixels
+ * a score depends on, for a classifier's logit of one finding (Classifier.attribute) or the zero-shot
+ * logit against prompt embeddings (ClipModel.attribute). docs/attribution.md says what each method shows.
+ */
+
+import { finiteNumber, knownKeys, positiveInt, typeName } from '../model/validate.js';
+import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
+
+export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
+export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];
+
+export interface AttributionOptions {
+  /** 'gradient' (vanilla), 'smoothgrad' or 'ig' (Integrated Gradients). Default 'gradient'. */
+  method?: AttributionMethod;
+  /** SmoothGrad: noisy copies per image (default 16). */
+  samples?: number;
+  /** SmoothGrad: noise std as a fraction of each image's value range (default 0.15). */
+  sigma?: number;
+  /** IG: midpoint Riemann steps (default 32). */
+  steps?: number;
+  /** IG: 'zeros' (the normalised-space origin, default) or an image [3,S,S] or [rows,3,S,S]. */
+  baseline?: 'zeros' | Float32Array;
+  /** Rows per forward/backward pass (IG steps and SmoothGrad samples are batched; default 16). */
+  batch?: number;
+  /** SmoothGrad noise seed (default 0): the same seed gives the same map on any device. */
+  seed?: number;
+  /** Also return the signed per-channel attribution [rows,3,S,S]. */
+  signed?: boolean;
+  /** bf16 autocast where the device supports it. */
+  bf16?: boolean;
+}
+
+const KEYS = ['method', 'samples', 'sigma', 'steps', 'baseline', 'batch', 'seed', 'signed', 'bf16'] as const;
+
+export interface Attribution {
+  method: AttributionMethod;
+  rows: number;
+  size: number;
+  /** [rows,S,S]: per pixel, the sum over the three channels of |attribution| (non-negative). */
+  map: Float32Array;
+  /** [rows,3,S,S] when asked: the attribution itself (IG: sums to score − baselineScore). */
+  signed?: Float32Array;
+  /** [rows]: the explained score at the input (a logit). */
+  score: Float32Array;
+  /** [rows], IG only: the score at the baseline. */
+  baselineScore?: Float32Array;
+}
+
+/**
+ * Checked native options for `rows` images of size S (label/text are added by the model class).
+ * @throws {TypeError} an unknown option, a non-string method, or a baseline that is not a Float32Array.
+ * @throws {RangeError} an unknown method, samples/steps/batch not positive integers, sigma < 0, a
+ *   negative or non-integer seed, or a baseline of the wrong length.
+ */
+export function attributionOptions(
+  options: AttributionOptions,
+  rows: number,
+  size: number,
+): NativeAttributionOptions {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`attribution options must be an object, got ${typeName(options)}`);
+  knownKeys(options, KEYS, 'attribute');
+  const method = options.method ?? 'gradient';
+  if (!ATTRIBUTION_METHODS.includes(method as AttributionMethod))
+    throw new RangeError(`method must be one of ${ATTRIBUTION_METHODS.join(', ')}, got ${String(method)}`);
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`seed must be a non-negative integer, got ${String(seed)}`);
+  let baseline: Float32Array | null = null;
+  if (options.baseline !== undefined && options.baseline !== 'zeros') {
+    if (!(options.baseline instanceof Float32Array))
+      throw new TypeError(`baseline must be 'zeros' or a Float32Array, got ${typeName(options.baseline)}`);
+    const one = 3 * size * size;
+    if (options.baseline.length !== one && options.baseline.length !== rows * one)
+      throw new RangeError(
+        `baseline must hold ${one} values ([3,${size},${size}]) or ${rows * one} ([${rows},3,${size},${size}]), got ${options.baseline.length}`,
+      );
+    baseline = options.baseline;
+  }
+  return {
+    method: method as AttributionMethod,
+    samples: positiveInt(options.samples ?? 16, 'samples'),
+    sigma: finiteNumber(options.sigma ?? 0.15, 'sigma', { min: 0 }),
+    steps: positiveInt(options.steps ?? 32, 'steps'),
+    batch: positiveInt(options.batch ?? 16, 'batch'),
+    seed,
+    signed: options.signed === true,
+    bf16: options.bf16 === true,
+    baseline,
+  };
+}
+
+/** The addon's answer with its shape. */
+export function attributionResult(
+  r: NativeAttribution,
+  method: AttributionMethod,
+  rows: number,
+  size: number,
+): Attribution {
+  return {
+    method,
+    rows,
+    size,
+    map: r.map,
+    score: r.score,
+    ...(r.signed ? { signed: r.signed } : {}),
+    ...(r.baselineScore ? { baselineScore: r.baselineScore } : {}),
+  };
+}
