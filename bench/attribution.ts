@@ -1,13 +1,14 @@
 /**
  * Attribution throughput (images/s per method) of the addon vs the same computation in eager PyTorch on
- * the same TorchScript file (bench/attribution_torch.py), in one run, as a ratio. Zero-shot logit of a
+ * the same TorchScript file (bench/attribution_torch.py), interleaved call by call in one run, as a ratio. Zero-shot logit of a
  * positive/negative prompt pair; SmoothGrad with --samples, IG with --steps, both in batches of --batch.
  *
  *   node --import tsx bench/attribution.ts [--model models/tiny --n 4 --threads 2 --device cpu --json]
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ATTRIBUTION_METHODS } from '../ts/explain/attribution.js';
 import { ClipModel } from '../ts/model/clip.js';
@@ -22,8 +23,8 @@ const { values: opt } = parseArgs({
     samples: { type: 'string', default: '8' },
     steps: { type: 'string', default: '16' },
     threads: { type: 'string', default: '2' },
-    warmup: { type: 'string', default: '1' },
-    iters: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2' },
+    iters: { type: 'string', default: '5' },
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string' },
     json: { type: 'boolean', default: false },
@@ -36,37 +37,55 @@ const clip = await ClipModel.load(opt.model!, { device: opt.device as 'cpu' });
 const s = clip.imageSize;
 const x = Float32Array.from({ length: n * 3 * s * s }, (_, i) => Math.sin(i * 0.37) * 1.5);
 const text = Float32Array.from({ length: 2 * clip.embedDim }, (_, i) => Math.cos(i * 0.9));
-const addon: Record<string, number> = {};
-for (const method of ATTRIBUTION_METHODS) {
-  const o = { method, samples: num('samples'), steps: num('steps'), batch: num('batch') };
-  for (let w = 0; w < num('warmup'); w++) await clip.attribute(x, n, text, o);
-  const ts: number[] = [];
-  for (let k = 0; k < num('iters'); k++) {
-    const t0 = performance.now();
-    await clip.attribute(x, n, text, o);
-    ts.push((performance.now() - t0) / 1000);
-  }
-  addon[method] = n / median(ts);
-}
-await clip.dispose();
-const args = ['n', 'batch', 'samples', 'steps', 'threads', 'warmup', 'iters', 'device'].flatMap((k) => [
+const args = ['n', 'batch', 'samples', 'steps', 'threads', 'device'].flatMap((k) => [
   `--${k}`,
   String(opt[k as keyof typeof opt]),
 ]);
-const py = spawnSync(
+// Python in --serve mode: each addon call is followed by the same Python call, so both see the same load.
+const py = spawn(
   pythonExe(opt.python),
   [
     join(benchDir, 'attribution_torch.py'),
+    '--serve',
     '--model',
     join(opt.model!, 'clip.pt'),
     '--size',
     String(s),
     ...args,
   ],
-  { encoding: 'utf8' },
+  { stdio: ['pipe', 'pipe', 'inherit'] },
 );
-if (py.status !== 0) throw new Error(`bench/attribution_torch.py failed: ${py.stderr}`);
-const torch = JSON.parse(py.stdout.trim().split('\n').pop()!) as Record<string, number>;
+const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
+const first = await lines.next();
+if (first.done || first.value !== 'ready')
+  throw new Error('bench/attribution_torch.py did not start (is torch importable?)');
+async function pyTime(method: string): Promise<number> {
+  py.stdin.write(`${method}\n`);
+  const r = await lines.next();
+  if (r.done) throw new Error('bench/attribution_torch.py ended early');
+  return Number(r.value);
+}
+const addon: Record<string, number> = {};
+const torch: Record<string, number> = {};
+for (const method of ATTRIBUTION_METHODS) {
+  const o = { method, samples: num('samples'), steps: num('steps'), batch: num('batch') };
+  for (let w = 0; w < num('warmup'); w++) {
+    await clip.attribute(x, n, text, o);
+    await pyTime(method);
+  }
+  const ta: number[] = [];
+  const tp: number[] = [];
+  for (let k = 0; k < num('iters'); k++) {
+    const t0 = performance.now();
+    await clip.attribute(x, n, text, o);
+    ta.push((performance.now() - t0) / 1000);
+    tp.push(await pyTime(method));
+  }
+  addon[method] = n / median(ta);
+  torch[method] = n / median(tp);
+}
+py.stdin.end();
+await clip.dispose();
 const rows = ATTRIBUTION_METHODS.map((m) => ({
   method: m,
   addonImgS: addon[m]!,

@@ -1,6 +1,8 @@
 """Python side of bench/attribution.ts: the same attributions in eager PyTorch on the same TorchScript
 file, batched the way a PyTorch user would (Captum-style: all IG steps / SmoothGrad samples of an image
-in one batch of `batch` rows). Prints one JSON line: method -> images/s (median of iters)."""
+in one batch of `batch` rows). With --serve: prints "ready", then for each method name read from stdin
+runs it once and prints its seconds (the addon's calls interleave with these, so both see the same
+machine load). Without: one JSON line, method -> images/s (median of iters)."""
 import argparse
 import json
 import time
@@ -18,6 +20,7 @@ ap.add_argument("--warmup", type=int, default=1)
 ap.add_argument("--iters", type=int, default=3)
 ap.add_argument("--size", type=int, default=224)
 ap.add_argument("--device", default="cpu")
+ap.add_argument("--serve", action="store_true")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
@@ -67,6 +70,27 @@ def ig():
         f(torch.cat([x, torch.zeros_like(x)]))
     return (x * gr).abs().sum(1)
 
+
+METHODS = {"gradient": gradient, "smoothgrad": smoothgrad, "ig": ig}
+
+
+def timed(fn):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+if a.serve:
+    import sys
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(timed(METHODS[line.strip()]), flush=True)
+    sys.exit(0)
 
 res = {}
 for name, fn in (("gradient", gradient), ("smoothgrad", smoothgrad), ("ig", ig)):
