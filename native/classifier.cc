@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "checkpoint.h"
 #include "clip_model.h"
 #include "fused_adamw.h"
 #include "runtime.h"
@@ -248,30 +249,13 @@ void Classifier::Save(const std::string& path, bool weights_only) {
   ar.write("inputDim", c10::IValue(input_dim_));
   ar.write("numLabels", c10::IValue(opts_.num_labels));
   ar.write("freezeEncoder", c10::IValue(opts_.freeze_encoder));
-  torch::serialize::OutputArchive params;
-  for (const auto& kv : State()) params.write(kv.first, kv.second.detach().to(at::kCPU));
-  ar.write("params", params);
-  if (!weights_only) {
-    torch::serialize::OutputArchive opt;
-    optimizer_->save(opt);
-    ar.write("optimizer", opt);
-  }
-  try {
-    ar.save_to(path);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot write " + path + ": " + e.what_without_backtrace());
-  }
+  SaveCheckpoint(ar, State(), weights_only ? nullptr : optimizer_.get(), path);
 }
 
 void Classifier::Load(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path, device_);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot read classifier state " + path + ": " +
-                             e.what_without_backtrace());
-  }
+  OpenCheckpoint(ar, path, device_, "classifier state");
   auto read_int = [&](const char* key) {
     c10::IValue v;
     ar.read(key, v);
@@ -291,39 +275,11 @@ void Classifier::Load(const std::string& path) {
   ar.try_read("weightsOnly", weights_only_v);
   const bool weights_only = weights_only_v.isBool() && weights_only_v.toBool();
   // Read and check every tensor before touching the model, so a bad file changes nothing.
-  torch::serialize::InputArchive params;
-  ar.read("params", params);
   auto state = State();
-  std::vector<at::Tensor> incoming;
-  incoming.reserve(state.size());
-  for (const auto& kv : state) {
-    at::Tensor t;
-    if (!params.try_read(kv.first, t)) {
-      throw std::invalid_argument(path + ": tensor " + kv.first + " is missing");
-    }
-    if (!t.sizes().equals(kv.second.sizes())) {
-      throw std::invalid_argument(path + ": tensor " + kv.first + " has another shape");
-    }
-    if (!t.is_floating_point() && kv.second.is_floating_point()) {
-      throw std::invalid_argument(path + ": tensor " + kv.first + " has another dtype");
-    }
-    incoming.push_back(std::move(t));
-  }
-  // The optimizer state is loaded into a fresh AdamW first: it throws on a mismatch without
-  // touching ours.
-  std::unique_ptr<torch::optim::AdamW> loaded;
-  if (!weights_only) {
-    torch::serialize::InputArchive opt;
-    ar.read("optimizer", opt);
-    loaded = std::make_unique<torch::optim::AdamW>(optimizer_->param_groups(),
-                                                   torch::optim::AdamWOptions(opts_.lr_head));
-    loaded->load(opt);
-  }
+  const std::vector<at::Tensor> incoming = ReadParams(ar, state, path);
+  auto loaded = ReadOptimizer(ar, *optimizer_, opts_.lr_head, weights_only);
   const int64_t step = read_int("step");
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < state.size(); ++i) state[i].second.copy_(incoming[i]);
-  }
+  CommitParams(state, incoming);
   if (loaded) optimizer_ = std::move(loaded);
   step_ = step;
 }

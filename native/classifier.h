@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "gradient_sync.h"
 #include "attribution.h"
+#include "gradient_sync.h"
 #include "pixels.h"
 
 namespace cxrmask {

@@ -16,15 +16,18 @@ struct Lent {
   at::Tensor memory;
 };
 
+// The registries are never destroyed (like the compute threads): buffers JS still holds at exit are
+// released during static destruction, and their deleters must find the pool alive (a destroyed pool
+// corrupted the heap at exit: malloc_consolidate in scripts/gpu-check.mjs).
 std::mutex g_mu;
-std::map<uintptr_t, Lent> g_lent;  // by start address
+auto& g_lent = *new std::map<uintptr_t, Lent>();  // by start address
 
 // Idle mappings by size, reused before new ones are made: a fresh MAP_POPULATE mapping costs a page
 // fault per 4 KiB (about 1 ms per 64-record batch here), a reused one nothing. Bounded: past
 // kMaxIdleBytes blocks go back to the OS.
 constexpr size_t kMaxIdleBytes = size_t{512} << 20;
 std::mutex g_pool_mu;
-std::multimap<size_t, void*> g_idle;
+auto& g_idle = *new std::multimap<size_t, void*>();
 size_t g_idle_bytes = 0;
 
 void* TakeMapping(size_t bytes) {

@@ -1,7 +1,7 @@
 #include <memory>
 
-#include "js_distributed.h"
 #include "js_attribution.h"
+#include "js_distributed.h"
 #include "js_objects.h"
 #include "workers.h"
 

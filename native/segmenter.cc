@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "checkpoint.h"
 #include "clip_model.h"
 #include "fused_adamw.h"
 #include "runtime.h"
@@ -148,30 +149,13 @@ void Segmenter::Save(const std::string& path, bool weights_only) {
   ar.write("weightsOnly", c10::IValue(weights_only));
   ar.write("step", c10::IValue(step_));
   ar.write("numParams", c10::IValue(num_params_));
-  torch::serialize::OutputArchive params;
-  for (const auto& kv : State()) params.write(kv.first, kv.second.detach().to(at::kCPU));
-  ar.write("params", params);
-  if (!weights_only) {
-    torch::serialize::OutputArchive opt;
-    optimizer_->save(opt);
-    ar.write("optimizer", opt);
-  }
-  try {
-    ar.save_to(path);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot write " + path + ": " + e.what_without_backtrace());
-  }
+  SaveCheckpoint(ar, State(), weights_only ? nullptr : optimizer_.get(), path);
 }
 
 void Segmenter::Load(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path, device_);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot read segmenter state " + path + ": " +
-                             e.what_without_backtrace());
-  }
+  OpenCheckpoint(ar, path, device_, "segmenter state");
   c10::IValue kind, format, num_params, weights_only_v(false), step_v;
   if (!ar.try_read("kind", kind) || !kind.isString() || kind.toStringRef() != "segmenter") {
     throw std::invalid_argument(path + " is not a segmenter checkpoint");
@@ -184,34 +168,11 @@ void Segmenter::Load(const std::string& path) {
   ar.try_read("weightsOnly", weights_only_v);
   const bool weights_only = weights_only_v.isBool() && weights_only_v.toBool();
   // Read and check every tensor before touching the model, so a bad file changes nothing.
-  torch::serialize::InputArchive params;
-  ar.read("params", params);
   auto state = State();
-  std::vector<at::Tensor> incoming;
-  incoming.reserve(state.size());
-  for (const auto& kv : state) {
-    at::Tensor t;
-    if (!params.try_read(kv.first, t)) {
-      throw std::invalid_argument(path + ": tensor " + kv.first + " is missing");
-    }
-    if (!t.sizes().equals(kv.second.sizes())) {
-      throw std::invalid_argument(path + ": tensor " + kv.first + " has another shape");
-    }
-    incoming.push_back(std::move(t));
-  }
-  std::unique_ptr<torch::optim::AdamW> loaded;
-  if (!weights_only) {
-    torch::serialize::InputArchive opt;
-    ar.read("optimizer", opt);
-    loaded = std::make_unique<torch::optim::AdamW>(optimizer_->param_groups(),
-                                                   torch::optim::AdamWOptions(opts_.lr));
-    loaded->load(opt);
-  }
+  const std::vector<at::Tensor> incoming = ReadParams(ar, state, path);
+  auto loaded = ReadOptimizer(ar, *optimizer_, opts_.lr, weights_only);
   ar.read("step", step_v);
-  {
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < state.size(); ++i) state[i].second.copy_(incoming[i]);
-  }
+  CommitParams(state, incoming);
   if (loaded) optimizer_ = std::move(loaded);
   step_ = step_v.toInt();
 }

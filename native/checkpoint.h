@@ -1,0 +1,38 @@
+// The checkpoint layout trainable models share (Classifier, Segmenter): a torch archive with the
+// model's own header fields, "params" (every tensor of State(), on CPU) and, unless weights-only,
+// "optimizer" (the AdamW state). Loading is all or nothing: everything is read and checked first.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cxrmask {
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// Writes params (and the optimizer state when `optimizer` is given) into `ar`, then saves it.
+void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& state,
+                    torch::optim::AdamW* optimizer, const std::string& path);
+
+// Opens `path` onto `device`; `what` names the kind of state in the error ("classifier state").
+void OpenCheckpoint(torch::serialize::InputArchive& ar, const std::string& path,
+                    const c10::Device& device, const std::string& what);
+
+// Every tensor of `state` from the archive's "params", checked for presence, shape and dtype kind.
+std::vector<at::Tensor> ReadParams(torch::serialize::InputArchive& ar, const NamedTensors& state,
+                                   const std::string& path);
+
+// The optimizer state loaded into a fresh AdamW over `current`'s parameters (it throws on a
+// mismatch without touching `current`); null when the checkpoint is weights-only.
+std::unique_ptr<torch::optim::AdamW> ReadOptimizer(torch::serialize::InputArchive& ar,
+                                                   const torch::optim::AdamW& current, double lr,
+                                                   bool weights_only);
+
+// Copies the checked tensors into the model's state (after every read succeeded).
+void CommitParams(const NamedTensors& state, const std::vector<at::Tensor>& incoming);
+
+}  // namespace cxrmask
