@@ -12,14 +12,7 @@
 namespace cxrmask {
 namespace {
 
-// Options were validated in TS (ts/explain/attribution.ts); these checks only keep C++ safe.
-double Num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
+// Options were validated in TS (ts/explain/attribution.ts); the checks here only keep C++ safe.
 AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>& image_shape) {
   Napi::Env env = v.Env();
   if (!v.IsObject()) throw ArgTypeError(env, "attribution options must be an object");
@@ -35,11 +28,11 @@ AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>
   } else {
     throw ArgRangeError(env, "method must be 'gradient', 'smoothgrad' or 'ig'");
   }
-  opts.samples = static_cast<int64_t>(Num(o, "samples", 16));
-  opts.sigma = Num(o, "sigma", 0.15);
-  opts.steps = static_cast<int64_t>(Num(o, "steps", 32));
-  opts.batch = static_cast<int64_t>(Num(o, "batch", 16));
-  opts.seed = static_cast<uint64_t>(Num(o, "seed", 0));
+  opts.samples = static_cast<int64_t>(NumberOr(o, "samples", 16));
+  opts.sigma = NumberOr(o, "sigma", 0.15);
+  opts.steps = static_cast<int64_t>(NumberOr(o, "steps", 32));
+  opts.batch = static_cast<int64_t>(NumberOr(o, "batch", 16));
+  opts.seed = static_cast<uint64_t>(NumberOr(o, "seed", 0));
   opts.want_signed = o.Get("signed").ToBoolean().Value();
   opts.bf16 = o.Get("bf16").ToBoolean().Value();
   if (opts.samples < 1 || opts.steps < 1 || opts.batch < 1 || !(opts.sigma >= 0)) {
@@ -104,7 +97,7 @@ Napi::Value QueueClassifierAttribution(const Napi::CallbackInfo& info,
   std::vector<int64_t> shape;
   ImageBatch x = Images(info, &shape);
   AttributionOptions opts = ParseOptions(info[3], shape);
-  const auto label = static_cast<int64_t>(Num(info[3].As<Napi::Object>(), "label", -1));
+  const auto label = static_cast<int64_t>(NumberOr(info[3].As<Napi::Object>(), "label", -1));
   std::string device = model->device().str();
   auto* w = new AttributeWorker(
       info.Env(), "cxrmask.Classifier.attribute", device,
@@ -120,7 +113,7 @@ Napi::Value QueueClipAttribution(const Napi::CallbackInfo& info, std::shared_ptr
   AttributionOptions opts = ParseOptions(info[3], shape);
   auto o = info[3].As<Napi::Object>();
   auto text_copy = InputCopy::From(o.Get("text"), napi_float32_array, "text");
-  const auto rows = static_cast<int64_t>(Num(o, "textRows", 1));
+  const auto rows = static_cast<int64_t>(NumberOr(o, "textRows", 1));
   if (rows < 1 || text_copy.length() % static_cast<size_t>(rows) != 0) {
     throw ArgRangeError(info.Env(), "text must hold textRows embeddings");
   }
@@ -129,7 +122,7 @@ Napi::Value QueueClipAttribution(const Napi::CallbackInfo& info, std::shared_ptr
   // one.
   std::optional<double> linear_bias;
   Napi::Value lb = o.Get("linearBias");
-  if (!lb.IsUndefined() && !lb.IsNull()) linear_bias = Num(o, "linearBias", 0);
+  if (!lb.IsUndefined() && !lb.IsNull()) linear_bias = NumberOr(o, "linearBias", 0);
   std::string device = model->device().str();
   auto* w = new AttributeWorker(info.Env(), "cxrmask.ClipModel.attribute", device,
                                 [model, x = std::move(x), text, opts, linear_bias] {

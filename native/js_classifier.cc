@@ -8,19 +8,6 @@
 namespace cxrmask {
 namespace {
 
-double NumberOr(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
-bool BoolOr(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  return v.ToBoolean().Value();
-}
-
 class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
  public:
   explicit JsClassifier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsClassifier>(info) {

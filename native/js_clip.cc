@@ -122,6 +122,19 @@ std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
   return out;
 }
 
+double NumberOr(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool BoolOr(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return v.ToBoolean().Value();
+}
+
 std::string StringArg(const Napi::Value& v, const char* name) {
   if (!v.IsString()) throw ArgTypeError(v.Env(), std::string(name) + " must be a string");
   return v.As<Napi::String>().Utf8Value();

@@ -47,5 +47,9 @@ Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);
 // Helpers shared by the wrappers.
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name);
 std::string StringArg(const Napi::Value& v, const char* name);
+// An option of an options object, or `fallback` when it is undefined/null (numbers are
+// type-checked).
+double NumberOr(const Napi::Object& o, const char* key, double fallback);
+bool BoolOr(const Napi::Object& o, const char* key, bool fallback);
 
 }  // namespace cxrmask

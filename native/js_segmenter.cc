@@ -11,13 +11,6 @@
 namespace cxrmask {
 namespace {
 
-double NumberOr(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
-  return v.As<Napi::Number>().DoubleValue();
-}
-
 Napi::Uint8Array ToUint8Array(Napi::Env env, const at::Tensor& t) {
   auto out = Napi::Uint8Array::New(env, static_cast<size_t>(t.numel()));
   if (t.numel() > 0) std::memcpy(out.Data(), t.data_ptr<uint8_t>(), t.numel());

@@ -22,7 +22,8 @@ if [ ! -f "$VENV/.complete" ]; then
   touch "$VENV/.complete"
 fi
 export PATH="$VENV/bin:$PATH"
-printf '{"python": "%s"}\n' "$VENV/bin/python" > build/env.json
+write_env() { mkdir -p build && printf '{"python": "%s"}\n' "$VENV/bin/python" > build/env.json; }
+write_env
 
 # 2. npm packages.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
@@ -65,6 +66,9 @@ else
   npx cmake-js compile --parallel "${CXRMASK_JOBS:-2}" --log-level warn ${CXRMASK_CMAKE_ARGS:-}
   printf '%s' "$stamp" > build/native.stamp
 fi
+
+# cmake-js may clear build/ when it reconfigures; the tests and benches read the venv from here.
+write_env
 
 # 4. TypeScript.
 log "building TypeScript"

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pythonExe } from '../../bench/common.js';
 import { MODEL_DIR, ROOT } from '../native/helpers.js';
 
 /** n normalised images [n,3,S,S] with image-dependent structure (values in about [-2, 2]). */
@@ -18,11 +19,8 @@ export function images(n: number, size: number, seed = 0): Float32Array {
   return x;
 }
 
-/** The setup venv's Python (scripts/setup.sh writes build/env.json). */
-export function python(): string {
-  const env = join(ROOT, 'build', 'env.json');
-  return existsSync(env) ? (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python : 'python3';
-}
+/** The setup venv's Python (one definition: bench/common.ts). */
+export const python = (): string => pythonExe();
 
 function f32(file: string): Float32Array {
   const b = readFileSync(file);

@@ -4,20 +4,21 @@
  * safe), a NaN label mask is refused before the step, a weights-only checkpoint restores predictions.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { pythonExe as python } from '../../bench/common.js';
 import { rng } from '../../ts/experiment/metrics.js';
 import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { paintTable } from '../../ts/masks/overlay.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { hostBytes, type RecordBatch, recordsToImages } from '../../ts/model/records.js';
-import { MODEL_DIR, maxAbsDiff, ROOT, requireModel } from './helpers.js';
+import { MODEL_DIR, maxAbsDiff, requireModel } from './helpers.js';
 
 /**
  * n records of size S: smooth gray ramps with noise, a few per cent contour pixels of every bit mix,
@@ -246,12 +247,6 @@ test('records in addon-owned host memory are borrowed, and stay valid when JS tr
     clip.dispose();
   }
 });
-
-/** The setup venv's Python (scripts/setup.sh writes build/env.json). */
-function python(): string {
-  const env = join(ROOT, 'build', 'env.json');
-  return existsSync(env) ? (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python : 'python3';
-}
 
 test('a checkpoint whose last tensor has another shape changes nothing (all-or-nothing load)', async () => {
   requireModel();

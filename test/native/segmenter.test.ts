@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { pythonExe as python } from '../../bench/common.js';
 import { paintTable } from '../../ts/masks/overlay.js';
 import { type RecordBatch, recordsToImages } from '../../ts/model/records.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
@@ -42,11 +43,6 @@ const f32 = (b: Blob) => {
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 };
 const u8 = (b: Blob) => new Uint8Array(blob(b));
-
-function python(): string {
-  const env = join(ROOT, 'build', 'env.json');
-  return existsSync(env) ? (JSON.parse(readFileSync(env, 'utf8')) as { python: string }).python : 'python3';
-}
 
 /** Records of the reference region masks: a gray gradient plus fill bits (3-5) and no contour. */
 function records(bits: Uint8Array, n: number, s: number): RecordBatch {
