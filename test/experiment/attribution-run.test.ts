@@ -52,6 +52,17 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
       assert.ok(m.anatomy[v].mean > 0 && m.anatomy[v].mean < 1);
     assert.ok(m.anatomyDiff.lo <= m.anatomyDiff.diff && m.anatomyDiff.diff <= m.anatomyDiff.hi);
   }
+  // Synthetic ground truth: per finding, mass inside the drawn region and the pointing game vs chance.
+  const located = a.models.filter((m) => m.localisation);
+  assert.ok(located.length > 0, 'no model measured against the synthetic finding regions');
+  for (const m of located)
+    for (const v of ['original', 'masked'] as const) {
+      assert.ok(m.localisation![v].length > 0, `${m.model} ${v}: no finding`);
+      for (const f of m.localisation![v]) {
+        assert.ok(f.images >= 1 && f.chance > 0 && f.chance < 1, `${m.model} ${f.finding}`);
+        assert.ok(f.massInside >= 0 && f.massInside <= 1 && f.pointingRate >= 0 && f.pointingRate <= 1);
+      }
+    }
   assert.ok(existsSync(join(runDir, 'attribution.json')));
   assert.ok(existsSync(join(runDir, 'plots', 'attribution_anatomy.png')));
   // Example figures: zero-shot and the first JFT cell, each on up to two test images; linked in the report.
@@ -65,6 +76,10 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
     /<img src="plots\/attribution-jft-masked-s0-\d+\.png"/,
   );
   assert.match(md, /\| jft-masked-s0 \| [123] \|/);
+  assert.match(
+    md,
+    /\| model \| finding \| images \| mass inside: original \| masked \| pointing game: original/,
+  );
   // Re-evaluation rebuilds results.json and keeps the measured attribution.
   await reevaluate(runDir, backend);
   const again = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;

@@ -23,6 +23,7 @@ import { tensorToRgb } from '../report/overlay.js';
 import { readRegionsOnGrid } from '../synth/regions.js';
 import type { Attribution } from './attribution.js';
 import { attributionFigure, sharedScale } from './figure.js';
+import { type FindingLocalisation, type LocalisationSample, summarizeLocalisation } from './localisation.js';
 import { massInside } from './measures.js';
 
 /** What is measured needs from the cache (ts/images/cache.ts Cache has all of it). */
@@ -63,6 +64,8 @@ export interface ModelAttribution {
   finding: Record<Variant, MeasureShare> | null;
   findingArea: number | null;
   findingDiff: DiffInterval | null;
+  /** Synthetic data only, per finding and test variant: mass inside, pointing game, chance. */
+  localisation?: Record<Variant, FindingLocalisation[]> | null;
 }
 
 export interface AttributionOptions {
@@ -131,6 +134,7 @@ export async function measureModelAttribution(
   const anat: Record<Variant, number[][]> = { original: rows.map(() => []), masked: rows.map(() => []) };
   const find: Record<Variant, number[][]> = { original: rows.map(() => []), masked: rows.map(() => []) };
   const findArea: number[] = [];
+  const located: Record<Variant, LocalisationSample[]> = { original: [], masked: [] };
   for (let k = 0; k < NUM_LABELS; k++) {
     const which = rows.map((r, j) => ({ r, j })).filter(({ r }) => cache.entries[r]?.labels?.[k] === 1);
     if (which.length === 0) continue;
@@ -144,6 +148,7 @@ export async function measureModelAttribution(
         const reg = regions[j];
         if (reg?.some((b) => b & (1 << k))) {
           find[v][j]!.push(massInside(map, reg, 1 << k));
+          located[v].push({ finding: k, map, regions: reg });
           if (v === 'original') findArea.push(reg.reduce((s, b) => s + (b & (1 << k) ? 1 : 0), 0) / hw);
         }
       });
@@ -169,7 +174,38 @@ export async function measureModelAttribution(
       : null,
     findingArea: hasFinding ? nanMean(findArea) : null,
     findingDiff: hasFinding ? pairedMeanCI(diffs(find), options.bootstrap) : null,
+    localisation: hasFinding
+      ? {
+          original: summarizeLocalisation(located.original, S),
+          masked: summarizeLocalisation(located.masked, S),
+        }
+      : null,
   };
+}
+
+/**
+ * Markdown table per model and finding (synthetic data): attribution mass inside the drawn finding
+ * and pointing-game hit rate, original and masked input, against chance (the region's grid share).
+ */
+export function localisationTable(results: ModelAttribution[]): string {
+  const pct = (x: number | undefined) =>
+    x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)} %`;
+  const lines: string[] = [];
+  for (const r of results) {
+    if (!r.localisation) continue;
+    for (const o of r.localisation.original) {
+      const m = r.localisation.masked.find((x) => x.finding === o.finding);
+      lines.push(
+        `| ${r.model} | ${o.finding} | ${o.images} | ${pct(o.massInside)} | ${pct(m?.massInside)} | ${pct(o.pointingRate)} | ${pct(m?.pointingRate)} | ${pct(o.chance)} |`,
+      );
+    }
+  }
+  if (lines.length === 0) return '';
+  return [
+    '| model | finding | images | mass inside: original | masked | pointing game: original | masked | chance |',
+    '|---|---|---|---|---|---|---|---|',
+    ...lines,
+  ].join('\n');
 }
 
 /** Markdown table of several models' numbers (for the report). */

@@ -1,5 +1,5 @@
 /** The report's attribution section and figure (results.json `attribution`, ts/explain/grid-attribution.ts). */
-import { attributionTable, type GridAttribution } from '../explain/grid-attribution.js';
+import { attributionTable, type GridAttribution, localisationTable } from '../explain/grid-attribution.js';
 import { groupedBarSvg } from './plots.js';
 
 /** Figure: share of attribution mass in lungs ∪ heart per model, original vs masked test images. */
@@ -28,6 +28,14 @@ export function attributionMarkdown(g: GridAttribution): string {
     '',
     attributionTable(g.models),
   ];
+  const located = localisationTable(g.models);
+  if (located)
+    out.push(
+      '',
+      'Per finding, on the synthetic ground truth (where the generator drew it): share of attribution mass inside the region and pointing-game hit rate (the map peak inside it), against chance (the region share of the grid):',
+      '',
+      located,
+    );
   for (const s of g.skipped) out.push(`- ${s.model}: not measured — ${s.reason}`);
   if (g.examples?.length) {
     out.push(
