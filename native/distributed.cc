@@ -196,13 +196,15 @@ void DistributedGroup::BroadcastFromRoot(const std::vector<at::Tensor>& tensors)
   });
 }
 
-void DistributedGroup::Barrier() {
+void DistributedGroup::Barrier(int64_t timeout_ms) {
   if (!backend_) throw DistributedError("the process group is closed", "ERR_DIST_CLOSED");
   // A one-element all-reduce: the same rendezvous as barrier() on every backend, and on NCCL it
   // needs no guess of which GPU this rank uses.
   Guarded("barrier", [&] {
     std::vector<at::Tensor> t{at::zeros({1}, at::TensorOptions(device_))};
-    backend_->allreduce(t, c10d::AllreduceOptions{})->wait();
+    c10d::AllreduceOptions ao;
+    if (timeout_ms > 0) ao.timeout = std::chrono::milliseconds(timeout_ms);
+    backend_->allreduce(t, ao)->wait();
   });
 }
 

@@ -57,7 +57,9 @@ class DistributedGroup : public GradientSync {
 
   void AllReduceSum(const std::vector<at::Tensor>& tensors) override;
   void BroadcastFromRoot(const std::vector<at::Tensor>& tensors) override;
-  void Barrier();
+  // timeout_ms > 0: this barrier waits that long instead of the group timeout (a rank waiting
+  // while rank 0 alone builds a cache or writes reports; a dead peer still fails at once).
+  void Barrier(int64_t timeout_ms = 0);
   // Ends the group: later collectives throw; peers waiting on us see a closed connection.
   void Shutdown();
   bool closed() const { return !backend_; }

@@ -39,18 +39,23 @@ class CreateGroupWorker : public PromiseWorker {
 class GroupOpWorker : public PromiseWorker {
  public:
   enum class Kind { kAllReduce, kBroadcast, kBarrier, kClose };
-  GroupOpWorker(Napi::Env env, std::shared_ptr<DistributedGroup> g, Kind kind, InputCopy data)
+  GroupOpWorker(Napi::Env env, std::shared_ptr<DistributedGroup> g, Kind kind, InputCopy data,
+                int64_t timeout_ms = 0)
       : PromiseWorker(env, "cxrmask.ProcessGroup.op"),
         group_(std::move(g)),
         kind_(kind),
-        data_(std::move(data)) {}
+        data_(std::move(data)),
+        timeout_ms_(timeout_ms) {}
 
  protected:
   void Run() override {
     switch (kind_) {
       case Kind::kAllReduce:
       case Kind::kBroadcast: {
-        auto t = data_.View({static_cast<int64_t>(data_.length())}).to(group_->device());
+        // A copy even on CPU: the collective writes into it, and the input may be a borrowed host
+        // buffer JS can see.
+        auto t = data_.View({static_cast<int64_t>(data_.length())})
+                     .to(group_->device(), /*non_blocking=*/false, /*copy=*/true);
         if (kind_ == Kind::kAllReduce) {
           group_->AllReduceSum({t});
         } else {
@@ -60,7 +65,7 @@ class GroupOpWorker : public PromiseWorker {
         break;
       }
       case Kind::kBarrier:
-        group_->Barrier();
+        group_->Barrier(timeout_ms_);
         break;
       case Kind::kClose:
         group_->Shutdown();
@@ -77,6 +82,7 @@ class GroupOpWorker : public PromiseWorker {
   std::shared_ptr<DistributedGroup> group_;
   Kind kind_;
   InputCopy data_;
+  int64_t timeout_ms_;
   at::Tensor out_;
 };
 
@@ -171,8 +177,10 @@ class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
     return Op(info, GroupOpWorker::Kind::kBroadcast,
               InputCopy::From(info[0], napi_float32_array, "values"));
   }
+  // barrier(timeoutMs?): a positive timeout replaces the group's for this wait.
   Napi::Value Barrier(const Napi::CallbackInfo& info) {
-    return Op(info, GroupOpWorker::Kind::kBarrier, InputCopy());
+    const int64_t timeout_ms = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
+    return Op(info, GroupOpWorker::Kind::kBarrier, InputCopy(), timeout_ms);
   }
   // close(): ends the group (peers blocked on us get ERR_DIST_PEER); idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -198,8 +206,9 @@ class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
   }
 
  private:
-  Napi::Value Op(const Napi::CallbackInfo& info, GroupOpWorker::Kind kind, InputCopy data) {
-    auto* w = new GroupOpWorker(info.Env(), Live(info.Env()), kind, std::move(data));
+  Napi::Value Op(const Napi::CallbackInfo& info, GroupOpWorker::Kind kind, InputCopy data,
+                 int64_t timeout_ms = 0) {
+    auto* w = new GroupOpWorker(info.Env(), Live(info.Env()), kind, std::move(data), timeout_ms);
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();

@@ -172,9 +172,10 @@ void Segmenter::Load(const std::string& path) {
   const std::vector<at::Tensor> incoming = ReadParams(ar, state, path);
   auto loaded = ReadOptimizer(ar, *optimizer_, opts_.lr, weights_only);
   ar.read("step", step_v);
+  const int64_t step = step_v.toInt();  // before anything is committed: all or nothing
   CommitParams(state, incoming);
   if (loaded) optimizer_ = std::move(loaded);
-  step_ = step_v.toInt();
+  step_ = step;
 }
 
 }  // namespace cxrmask

@@ -149,7 +149,8 @@ export interface NativeProcessGroupOptions {
 export interface NativeProcessGroup {
   allReduce(values: Float32Array): Promise<Float32Array>;
   broadcast(values: Float32Array): Promise<Float32Array>;
-  barrier(): Promise<void>;
+  /** timeoutMs > 0 replaces the group timeout for this wait. */
+  barrier(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
   info(): {
     rank: number;

@@ -37,6 +37,17 @@ test('the addon has the gloo backend; a 2-rank all-reduce and broadcast give exa
   }
 });
 
+test('a rank waiting on root-only work longer than the group timeout waits at a barrier with its own timeout', async () => {
+  const ranks = await spawnRanks('test/distributed/fixtures/barrier-worker.ts', 2, {});
+  for (const r of ranks) {
+    const e = await r.exited;
+    assert.is(e.code, 0, r.stderr());
+  }
+  const waited = JSON.parse(ranks[1]!.stdout().trim()) as { rank: number; waitedMs: number };
+  assert.is(waited.rank, 1);
+  assert.ok(waited.waitedMs > 4_000, `rank 1 waited ${waited.waitedMs} ms (past the 2 s group timeout)`);
+});
+
 test('rendezvous with a missing peer fails with ERR_DIST_TIMEOUT, not a hang', async () => {
   const port = await freePort();
   const t0 = performance.now();

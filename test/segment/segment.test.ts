@@ -9,11 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { CacheLike } from '../../ts/experiment/backend.js';
 import { realBackend } from '../../ts/experiment/backend-real.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { predictedPlane } from '../../ts/experiment/predicted-masks.js';
+import {
+  ensurePredictedMasks,
+  predictedFeatures,
+  predictedPlane,
+} from '../../ts/experiment/predicted-masks.js';
 import { type Results, runExperiment } from '../../ts/experiment/run.js';
-import { openCache } from '../../ts/images/cache.js';
+import { type Cache, openCache } from '../../ts/images/cache.js';
+import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';
@@ -135,6 +141,50 @@ test('trains on a synthetic cache to a Dice floor per structure, resumes, and ev
     await seg.dispose();
     cache.close();
   }
+});
+
+test('an unreadable image gets no predicted mask and fails alone; the other rows are unchanged', async () => {
+  const cache = openCache(join(tmp, 'cache'));
+  const rows = cache.indicesOf('test').slice(0, 6);
+  const bad = rows[2]!;
+  // the same cache, but one row's record cannot be read (as a damaged shard slot would)
+  const broken = Object.create(cache) as Cache;
+  broken.recordBatch = (idx, v) =>
+    idx.includes(bad) ? Promise.reject(new Error(`row ${bad}: short read`)) : cache.recordBatch(idx, v);
+  const opts = (dir: string) => ({
+    dir: join(tmp, dir),
+    rows,
+    size: cache.size,
+    thickness: 2,
+    segmenter: { dir: SEG, weights: 'none (the export)', threshold: 0.5 },
+    batchSize: 4,
+  });
+  const load = () => Segmenter.load(SEG, { device: 'cpu' });
+  const good = await ensurePredictedMasks(load, cache as unknown as CacheLike, opts('pm-good'));
+  const got = await ensurePredictedMasks(load, broken as unknown as CacheLike, opts('pm-broken'));
+  const hw = cache.size * cache.size;
+  rows.forEach((r, j) => {
+    const a = got.planes.subarray(j * hw, (j + 1) * hw);
+    if (r === bad)
+      assert.ok(
+        a.every((v) => v === 0),
+        'the unreadable row got a mask',
+      );
+    else assert.equal(Array.from(a), Array.from(good.planes.subarray(j * hw, (j + 1) * hw)), `row ${r}`);
+  });
+  const f = await predictedFeatures(
+    () => ClipModel.load('models/tiny', { device: 'cpu' }),
+    broken as unknown as CacheLike,
+    got,
+    {
+      dir: join(tmp, 'pf-broken'),
+      batchSize: 4,
+      bf16: false,
+    },
+  );
+  assert.equal(f.failed, [bad]);
+  for (const r of rows) assert.is(Number.isNaN(f.x[r * f.dim]), r === bad, `row ${r} features`);
+  cache.close();
 });
 
 test.run();

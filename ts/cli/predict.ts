@@ -1,7 +1,7 @@
 /** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../labels.js';
-import { Segmenter } from '../model/segmenter.js';
+import { openSegmenter } from '../segment/open.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
 import { runCommand, UsageError } from './run-command.js';
 
@@ -27,7 +27,8 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row of this image' })
       .option('segmenter', {
         type: 'string',
-        describe: 'segmenter folder: without --chexmask, the masks are predicted from the image',
+        describe:
+          'segmenter (a `cxrmask segmenter train` output folder, a .pt in one, or an export folder): without --chexmask, the masks are predicted from the image',
       })
       .option('dicom-id', {
         type: 'string',
@@ -59,7 +60,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       if (argv.dicomId && !argv.chexmask) throw new UsageError('--dicom-id needs --chexmask');
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
-      const segmenter = argv.segmenter ? await Segmenter.load(argv.segmenter, { device: argv.device }) : null;
+      const segmenter = argv.segmenter ? await openSegmenter(argv.segmenter, { device: argv.device }) : null;
       const p = await MaskingPredictor.load({
         segmenter,
         modelDir: argv.model,

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseDevices } from '../distributed/devices.js';
+import { ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, realBackend } from '../experiment/backend-real.js';
@@ -43,12 +44,13 @@ export async function executeRun(
   // ranks other than 0 print nothing: rank 0 reports for the group
   const otherRank = dist !== null && dist.group.rank !== 0;
   const quiet = opts.quiet || otherRank;
-  if (dist && dist.group.rank !== 0) await dist.group.barrier();
-  const extra = { ...(opts.extra ?? {}), ...(opts.resume ? {} : await prepareData(config, { signal })) };
-  if (dist && dist.group.rank === 0) await dist.group.barrier();
   const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
+  // the group is closed on every path (a rank 0 that fails preparing the data frees the others at once)
   try {
+    if (dist && dist.group.rank !== 0) await dist.group.barrier(ROOT_WORK_TIMEOUT_MS);
+    const extra = { ...(opts.extra ?? {}), ...(opts.resume ? {} : await prepareData(config, { signal })) };
+    if (dist && dist.group.rank === 0) await dist.group.barrier();
     result = await runExperiment({
       config,
       backend,

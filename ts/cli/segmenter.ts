@@ -77,6 +77,7 @@ const command: CommandModule<object, SegmenterArgv> = {
             cache,
             segmenter: seg,
             out: argv.out,
+            modelDir: argv.model,
             epochs: argv.epochs,
             batchSize: argv.batchSize,
             seed: argv.seed,

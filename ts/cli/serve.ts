@@ -4,8 +4,8 @@
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { Segmenter } from '../model/segmenter.js';
 import { setThreads } from '../native.js';
+import { openSegmenter } from '../segment/open.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
 import { resolveModelSource } from '../service/model-source.js';
@@ -60,7 +60,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       .option('segmenter', {
         type: 'string',
         describe:
-          'segmenter folder (cxrmask segmenter train, or models/seg-tiny): images without a CheXmask row get predicted lung/heart masks',
+          'segmenter: a `cxrmask segmenter train` output folder (its best.pt), a .pt weights file in one, or an exported folder such as models/seg-tiny (its own weights); images without a CheXmask row get predicted lung/heart masks',
       })
       .option('chexmask', {
         type: 'string',
@@ -128,7 +128,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
             keepRle: src.overlay?.source === 'rle',
           })
         : null;
-      const segmenter = argv.segmenter ? await Segmenter.load(argv.segmenter, { device: argv.device }) : null;
+      const segmenter = argv.segmenter ? await openSegmenter(argv.segmenter, { device: argv.device }) : null;
       const predictor = await MaskingPredictor.load({
         segmenter,
         modelDir: src.modelDir,

@@ -23,13 +23,23 @@ export interface ProcessGroupOptions {
   device?: string;
 }
 
+/**
+ * How long a rank waits at a barrier while rank 0 alone does root-only work (building the image cache,
+ * computing features, writing reports): hours at full scale, so not the collective timeout. A dead
+ * rank 0 still ends the wait at once (its connection drops). CXRMASK_DIST_ROOT_TIMEOUT (seconds) sets it.
+ */
+export const ROOT_WORK_TIMEOUT_MS = Math.round(
+  Number(process.env['CXRMASK_DIST_ROOT_TIMEOUT'] ?? 24 * 3600) * 1000,
+);
+
 /** What training needs from a group (train.ts); ProcessGroup is one, tests may pass another. */
 export interface DataParallel {
   readonly rank: number;
   readonly worldSize: number;
   allReduce(values: Float32Array): Promise<Float32Array>;
   broadcast(values: Float32Array): Promise<Float32Array>;
-  barrier(): Promise<void>;
+  /** `timeoutMs` replaces the group timeout for this wait (see ROOT_WORK_TIMEOUT_MS). */
+  barrier(timeoutMs?: number): Promise<void>;
 }
 
 /** A group a classifier can attach to (Classifier.attachGroup) and training can use. */
@@ -111,8 +121,10 @@ export class ProcessGroup implements GroupLike {
     return withJsStack(this.nativeGroup.broadcast(values), 'ProcessGroup.broadcast');
   }
 
-  barrier(): Promise<void> {
-    return withJsStack(this.nativeGroup.barrier(), 'ProcessGroup.barrier');
+  barrier(timeoutMs?: number): Promise<void> {
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0))
+      throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
+    return withJsStack(this.nativeGroup.barrier(timeoutMs), 'ProcessGroup.barrier');
   }
 
   /** Leaves the group (peers blocked on this rank then fail with ERR_DIST_PEER). Idempotent. */

@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GroupLike } from '../distributed/group.js';
+import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
 import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
@@ -196,7 +196,7 @@ export class Grid {
       await d.barrier();
       return r;
     }
-    await d.barrier();
+    await d.barrier(ROOT_WORK_TIMEOUT_MS);
     return fn();
   }
 
@@ -274,6 +274,9 @@ export class Grid {
   }
 
   async zeroShot(): Promise<ZeroShotResult> {
+    // features first, in their own phase: one barrier per phase on every rank (nested ones would pair
+    // rank 0's inner barrier with the others' outer one)
+    await this.ensureFeatures();
     return this.rootFirst(() => this.zeroShotHere());
   }
 

@@ -16,6 +16,7 @@ import type { FeatureSet } from './features.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './io.js';
 import { prefetch } from './prefetch.js';
 import { InterruptedError, type StopSignal } from './train.js';
+import { readableRows } from './unreadable.js';
 
 export interface PredictedMasks {
   size: number;
@@ -81,15 +82,17 @@ export async function ensurePredictedMasks(
   try {
     const batches = Math.ceil(o.rows.length / o.batchSize);
     const idxOf = (k: number) => o.rows.slice(k * o.batchSize, (k + 1) * o.batchSize);
-    for await (const r of prefetch(batches, (k) => cache.recordBatch!(idxOf(k), ['original']))) {
+    const read = (idx: number[]) => cache.recordBatch!(idx, ['original']);
+    for await (const r of prefetch(batches, (k) => read(idxOf(k)))) {
       if (o.signal?.stop) throw new InterruptedError('interrupted while predicting masks');
-      if (!r.ok) throw r.error;
-      const idx = idxOf(r.i);
-      const bits = await seg.predictMasks(r.value.x, idx.length);
-      idx.forEach((_, j) => {
+      // an unreadable image gets no mask (all zero); its predictions fail later, one row at a time
+      const part = r.ok ? { rows: idxOf(r.i), batch: r.value } : await readableRows(read, idxOf(r.i));
+      if (!part.batch) continue;
+      const bits = await seg.predictMasks(part.batch.x, part.rows.length);
+      part.rows.forEach((row, j) => {
         planes.set(
           predictedPlane(bits.subarray(j * hw, (j + 1) * hw), o.size, o.thickness),
-          (r.i * o.batchSize + j) * hw,
+          (slot.get(row) as number) * hw,
         );
       });
     }
@@ -148,12 +151,17 @@ export async function predictedFeatures(
     const x = new Float32Array(n * d).fill(Number.NaN);
     const source = predictedSource(cache, pm);
     const idxOf = (k: number) => pm.rows.slice(k * o.batchSize, (k + 1) * o.batchSize);
+    const failed: number[] = [];
     for await (const r of prefetch(Math.ceil(pm.rows.length / o.batchSize), (k) => source(idxOf(k)))) {
       if (o.signal?.stop) throw new InterruptedError('interrupted while computing features');
-      if (!r.ok) throw r.error;
-      const idx = idxOf(r.i);
-      const f = await model.encodeImage(r.value.x, idx.length, { bf16: o.bf16 });
-      idx.forEach((row, j) => {
+      // unreadable images keep NaN features and are listed as failed (like computeFeatures)
+      const part = r.ok
+        ? { rows: idxOf(r.i), batch: r.value, failed: [] }
+        : await readableRows(source, idxOf(r.i));
+      for (const f of part.failed) failed.push(...f.rows);
+      if (!part.batch) continue;
+      const f = await model.encodeImage(part.batch.x, part.rows.length, { bf16: o.bf16 });
+      part.rows.forEach((row, j) => {
         x.set(f.subarray(j * d, (j + 1) * d), row * d);
       });
     }
@@ -161,7 +169,7 @@ export async function predictedFeatures(
       variant: 'masked' as const,
       n,
       dim: d,
-      failed: [] as number[],
+      failed: failed.sort((a, b) => a - b),
       seconds: (performance.now() - t0) / 1000,
       rows: pm.rows.length,
     };

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCellsOnDevices } from '../distributed/devices.js';
-import { broadcastString, type GroupLike } from '../distributed/group.js';
+import { broadcastString, type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
@@ -351,7 +351,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       o.onEvent?.({ kind: 'phase', name: 'report' });
       await writeReports(runDir, results, { cache });
     }
-    await o.dist?.barrier();
+    // rank 0 alone measures attribution and writes the reports meanwhile
+    await o.dist?.barrier(root ? undefined : ROOT_WORK_TIMEOUT_MS);
     return { runDir, results };
   } finally {
     cache.close?.();

@@ -37,35 +37,53 @@ export class UnreadableTally {
   }
 }
 
+/** What readableRows found: the batch of the rows that load (null when none do) and why the others did not. */
+export interface ReadableRows {
+  rows: number[];
+  batch: Batch | null;
+  failed: { rows: number[]; reason: string }[];
+}
+
+/** A batch whose load failed, image by image: the rows that load alone, then those rows together. */
+export async function readableRows(
+  source: (idx: number[]) => Promise<Batch>,
+  idx: number[],
+): Promise<ReadableRows> {
+  const ok: number[] = [];
+  const failed: ReadableRows['failed'] = [];
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  for (const i of idx) {
+    try {
+      await source([i]);
+      ok.push(i);
+    } catch (e) {
+      failed.push({ rows: [i], reason: why(e) });
+    }
+  }
+  if (!ok.length) return { rows: [], batch: null, failed };
+  try {
+    return { rows: ok, batch: await source(ok), failed };
+  } catch (e) {
+    // images that load alone but not together: the batch counts as unreadable rather than guess
+    return { rows: [], batch: null, failed: [...failed, { rows: ok, reason: why(e) }] };
+  }
+}
+
 /**
- * The readable part of a batch whose load failed: each image is tried alone, the failures counted in
- * `tally`; null when none of them loads.
+ * The readable part of a batch whose load failed (readableRows), the failures counted in `tally`
+ * (which stops the run past its share); null when none of them loads.
  */
 export async function readablePart(
   source: (idx: number[]) => Promise<Batch>,
   idx: number[],
   tally: UnreadableTally,
 ): Promise<Batch | null> {
-  const ok: number[] = [];
-  for (const i of idx) {
-    try {
-      await source([i]);
-      ok.push(i);
-    } catch (e) {
-      tally.images++;
-      tally.first ??= `row ${i}: ${e instanceof Error ? e.message : String(e)}`;
-    }
+  const r = await readableRows(source, idx);
+  for (const f of r.failed) {
+    tally.images += f.rows.length;
+    tally.first ??= `${f.rows.length === 1 ? 'row' : 'rows'} ${f.rows.join(',')}: ${f.reason}`;
   }
   tally.batches++;
   tally.check();
-  if (!ok.length) return null;
-  try {
-    return await source(ok);
-  } catch (e) {
-    // images that load alone but not together: count the batch as unreadable rather than guess
-    tally.images += ok.length;
-    tally.first ??= `rows ${ok.join(',')}: ${e instanceof Error ? e.message : String(e)}`;
-    tally.check();
-    return null;
-  }
+  return r.batch;
 }

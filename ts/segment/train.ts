@@ -6,7 +6,7 @@
  * history) are written atomically, so an interrupted run resumes exactly where the last epoch ended.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readJson, withAtomicPath, writeJsonAtomic } from '../experiment/io.js';
 import { DataWait, prefetch } from '../experiment/prefetch.js';
 import { epochSeed, InterruptedError, type StopSignal, shuffled } from '../experiment/train.js';
@@ -19,6 +19,8 @@ export interface SegTrainOptions {
   segmenter: Segmenter;
   /** Output folder: best.pt, state.pt, train.json. */
   out: string;
+  /** The exported segmenter's folder, recorded in train.json so the output folder alone can be served. */
+  modelDir?: string;
   epochs: number;
   batchSize: number;
   seed: number;
@@ -45,6 +47,8 @@ export interface SegEpoch {
 
 export interface SegTrainState {
   fingerprint: Record<string, unknown>;
+  /** The exported segmenter (seg.pt, model.json) these weights belong to: what serve/predict load. */
+  modelDir?: string;
   /** Epochs finished (the next one to run is this + 1). */
   epoch: number;
   /** Full-state checkpoint of that epoch, in the output folder. */
@@ -93,6 +97,7 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
   const best = join(o.out, 'best.pt');
   let state: SegTrainState = {
     fingerprint: o.fingerprint,
+    ...(o.modelDir ? { modelDir: resolve(o.modelDir) } : {}),
     epoch: 0,
     checkpoint: null,
     step: 0,
@@ -107,7 +112,11 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     existsSync(join(o.out, prev.checkpoint))
   ) {
     await seg.load(join(o.out, prev.checkpoint));
-    state = { ...prev, done: prev.epoch >= o.epochs };
+    state = {
+      ...prev,
+      ...(o.modelDir ? { modelDir: resolve(o.modelDir) } : {}),
+      done: prev.epoch >= o.epochs,
+    };
   }
   let train = maskedIndices(cache, 'train');
   if (o.maxTrain !== undefined && train.length > o.maxTrain)

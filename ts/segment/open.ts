@@ -1,0 +1,53 @@
+/**
+ * A segmenter from what a user points at: an exported folder (model.json + seg.pt: its own weights),
+ * a `cxrmask segmenter train` output folder (train.json names the export; best.pt holds the trained
+ * weights), or a .pt weights file inside such a folder.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { readJson } from '../experiment/io.js';
+import { Segmenter, type SegmenterLoadOptions } from '../model/segmenter.js';
+import type { SegTrainState } from './train.js';
+
+export interface SegmenterSource {
+  /** The exported model folder (model.json, seg.pt). */
+  dir: string;
+  /** Trained weights to load over the export, or null for the export's own. */
+  weights: string | null;
+}
+
+export function resolveSegmenter(path: string): SegmenterSource {
+  if (!existsSync(path)) throw new ConfigError(`segmenter ${basename(path)}: no such file or folder`);
+  const isFile = statSync(path).isFile();
+  const folder = isFile ? dirname(path) : path;
+  if (!isFile && existsSync(join(folder, 'model.json'))) return { dir: folder, weights: null };
+  const state = readJson<SegTrainState>(join(folder, 'train.json'));
+  if (!state) {
+    throw new ConfigError(
+      `segmenter ${basename(path)}: neither an exported segmenter (model.json) nor a \`cxrmask segmenter train\` folder (train.json)`,
+    );
+  }
+  if (!state.modelDir || !existsSync(join(state.modelDir, 'model.json'))) {
+    throw new ConfigError(
+      `segmenter ${basename(path)}: train.json does not name an existing exported segmenter (retrain with this cxrmask, or give the export folder and the weights)`,
+    );
+  }
+  const weights = isFile ? path : join(folder, 'best.pt');
+  if (!existsSync(weights))
+    throw new ConfigError(`segmenter ${basename(path)}: no best.pt yet (training has not finished an epoch)`);
+  return { dir: state.modelDir, weights };
+}
+
+/** Loads the export, then the trained weights when there are any (disposed again if they do not fit). */
+export async function openSegmenter(path: string, options: SegmenterLoadOptions = {}): Promise<Segmenter> {
+  const src = resolveSegmenter(path);
+  const seg = await Segmenter.load(src.dir, options);
+  if (src.weights) {
+    await seg.load(src.weights).catch(async (e) => {
+      await seg.dispose();
+      throw e;
+    });
+  }
+  return seg;
+}
