@@ -11,7 +11,7 @@ import { ConfigError } from '../errors.js';
 import type { Batch, FloatBatch } from '../experiment/backend.js';
 import type { Variant } from '../experiment/config.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
-import { rng as mulberry32, quantile } from '../experiment/metrics.js';
+import { rng as mulberry32, nanMean, quantile } from '../experiment/metrics.js';
 import { fillPrompt } from '../experiment/zeroshot.js';
 import { FINDINGS, NUM_LABELS } from '../labels.js';
 import type { ResizeMode } from '../masks/geometry.js';
@@ -80,20 +80,15 @@ export interface AttributionOptions {
 export function pairedMeanCI(d: number[], { iterations = 1000, seed = 12345 } = {}): DiffInterval {
   const v = d.filter(Number.isFinite);
   if (v.length === 0) return { diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
-  const mean = (xs: ArrayLike<number>) => {
-    let s = 0;
-    for (let i = 0; i < xs.length; i++) s += xs[i]!;
-    return s / xs.length;
-  };
   const rand = mulberry32(seed);
   const reps: number[] = [];
   const pick = new Float64Array(v.length);
   for (let b = 0; b < iterations; b++) {
     for (let i = 0; i < v.length; i++) pick[i] = v[Math.floor(rand() * v.length)]!;
-    reps.push(mean(pick));
+    reps.push(nanMean(pick));
   }
   reps.sort((a, b) => a - b);
-  return { diff: mean(v), lo: quantile(reps, 0.025), hi: quantile(reps, 0.975), samples: iterations };
+  return { diff: nanMean(v), lo: quantile(reps, 0.025), hi: quantile(reps, 0.975), samples: iterations };
 }
 
 /** `k` rows evenly spaced over `rows` (all when there are fewer). */
@@ -101,11 +96,6 @@ export function spread(rows: number[], k: number): number[] {
   if (rows.length <= k) return [...rows];
   return Array.from({ length: k }, (_, i) => rows[Math.floor(((i + 0.5) * rows.length) / k)]!);
 }
-
-const nanMean = (xs: number[]) => {
-  const v = xs.filter(Number.isFinite);
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : Number.NaN;
-};
 
 /**
  * Measures one model on `testRows` of the cache (labels from the cache entries). Findings with no

@@ -4,7 +4,7 @@
  * to the other's, in model-grid pixels (Euclidean, pixel centres). A structure empty in both masks
  * has Dice 1 and HD95 0; empty in exactly one, Dice 0 and HD95 undefined (NaN, left out of means).
  */
-import { quantile } from '../experiment/metrics.js';
+import { meanSd, quantile } from '../experiment/metrics.js';
 import { REGION_BITS } from '../masks/overlay.js';
 
 export const STRUCTURES = ['rightLung', 'leftLung', 'heart'] as const;
@@ -149,11 +149,9 @@ export interface Summary {
 }
 
 export function summarize(xs: number[]): Summary {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return { mean: Number.NaN, median: Number.NaN, sd: Number.NaN, n: 0 };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
-  return { mean, median: quantile(v, 0.5), sd, n: v.length };
+  const { mean, sd, n } = meanSd(xs);
+  const sorted = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return { mean, median: n ? quantile(sorted, 0.5) : Number.NaN, sd, n };
 }
 
 /** Mean Dice per structure of a score set (validation's selection metric: their mean). */
