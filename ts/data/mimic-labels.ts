@@ -1,26 +1,32 @@
 /** The chexpert CSV read into raw labels per study, and the uncertain/blank policies that turn them into 0/1 + mask. */
 import { FINDINGS } from '../labels.js';
 import { openCsv } from './csv.js';
+import { DuplicateRows } from './duplicates.js';
 import type { ReasonCounter } from './errors.js';
 import { idsProblem } from './mimic-ids.js';
 
 export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
 
 /** Raw label cell: number, null when blank/nan, NaN when not a number (refused by the caller). */
-function parseLabel(cell: string | undefined): number | null {
+export function parseLabel(cell: string | undefined): number | null {
   const s = (cell ?? '').trim();
   if (s === '' || s.toLowerCase() === 'nan') return null;
   const v = Number(s);
   return Number.isFinite(v) ? v : Number.NaN;
 }
 
-/** Raw labels (1, 0, -1, null; FINDINGS order) keyed "subject/study"; bad rows are counted in `dropped`. */
+/**
+ * Raw labels (1, 0, -1, null; FINDINGS order) keyed "subject/study"; bad rows are counted in `dropped`,
+ * identical repeated rows in `duplicates`; a repeated study with other values throws (DuplicateRows).
+ */
 export async function readStudyLabels(
   chexPath: string,
   dropped: ReasonCounter,
+  duplicates: ReasonCounter,
 ): Promise<Map<string, (number | null)[]>> {
   const labelsByStudy = new Map<string, (number | null)[]>();
   const csv = await openCsv(chexPath, CHEXPERT_COLUMNS);
+  const seen = new DuplicateRows(chexPath, 'study', csv.header, duplicates);
   const subj = csv.col('subject_id');
   const stud = csv.col('study_id');
   const cols = FINDINGS.map((f) => csv.col(f));
@@ -47,7 +53,16 @@ export async function readStudyLabels(
       );
       continue;
     }
-    labelsByStudy.set(`${values[subj]!.trim()}/${values[stud]!.trim()}`, labels);
+    const key = `${values[subj]!.trim()}/${values[stud]!.trim()}`;
+    if (
+      !seen.take(
+        key,
+        row,
+        values.map((v) => v.trim()),
+      )
+    )
+      continue;
+    labelsByStudy.set(key, labels);
   }
   return labelsByStudy;
 }

@@ -10,6 +10,14 @@ import { writeFileAtomicAsync as atomicWrite } from '../experiment/io.js';
 import { FINDINGS } from '../labels.js';
 import { mulberry32 } from '../random.js';
 import { findCsv, openCsv } from './csv.js';
+import {
+  DATASETS,
+  type DatasetName,
+  datasetIdProblem,
+  datasetPathProblem,
+  isDatasetName,
+} from './datasets/names.js';
+import { DuplicateRows } from './duplicates.js';
 import { DataError, ReasonCounter } from './errors.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
 import { applyLabelPolicy, CHEXPERT_COLUMNS, readStudyLabels } from './mimic-labels.js';
@@ -22,6 +30,12 @@ export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
 
 export interface IndexEntry {
+  /** Which dataset the entry is from; absent means MIMIC-CXR-JPG (indexes written before there were others). */
+  dataset?: DatasetName;
+  /**
+   * The image's CheXmask id, the key of the join and of the cache: MIMIC's dicom_id, NIH's Image Index,
+   * CheXpert's Path without its root folder, PadChest's ImageID, VinDr's image_id.
+   */
   dicomId: string;
   subjectId: string;
   studyId: string;
@@ -78,9 +92,13 @@ export const PRESETS: Record<string, Partial<IndexOptions>> = {
 };
 
 export interface IndexSummary {
+  /** Absent for MIMIC-CXR-JPG. */
+  dataset?: DatasetName;
   root: string;
   options: Omit<z.output<typeof IndexOptionsSchema>, 'root'>;
-  files: { metadata: string; chexpert: string; split: string | null };
+  /** The tables read (MIMIC: metadata, chexpert, split). */
+  files: Record<string, string | null>;
+  /** Rows of the table that lists the images (MIMIC: the metadata CSV). */
   metadataRows: number;
   kept: number;
   perSplit: Record<Split, number>;
@@ -95,6 +113,8 @@ export interface IndexSummary {
   subjects: number;
   studies: number;
   dropped: { counts: Record<string, number>; examples: Record<string, string[]> };
+  /** Identical repeated rows, per file (skipped; a repeat that disagrees is an error instead). */
+  duplicates: { counts: Record<string, number>; examples: Record<string, string[]> };
   patientsInSeveralSplits: number;
 }
 
@@ -126,9 +146,14 @@ export function patientSplit(
 }
 
 /** The official split CSV: split per dicom_id; bad rows are counted in `dropped`. */
-async function readOfficialSplit(splitPath: string, dropped: ReasonCounter): Promise<Map<string, Split>> {
+async function readOfficialSplit(
+  splitPath: string,
+  dropped: ReasonCounter,
+  duplicates: ReasonCounter,
+): Promise<Map<string, Split>> {
   const splitByDicom = new Map<string, Split>();
   const csv = await openCsv(splitPath, SPLIT_COLUMNS);
+  const seen = new DuplicateRows(splitPath, 'dicom_id', csv.header, duplicates);
   const d = csv.col('dicom_id');
   const s = csv.col('split');
   for await (const { row, values } of csv.records) {
@@ -142,13 +167,21 @@ async function readOfficialSplit(splitPath: string, dropped: ReasonCounter): Pro
       dropped.add('bad-split-id', `${splitPath}, row ${row}: ${idProblem('dicom_id', id)}`);
       continue;
     }
+    if (
+      !seen.take(
+        id,
+        row,
+        values.map((v) => v.trim()),
+      )
+    )
+      continue;
     splitByDicom.set(id, sp as Split);
   }
   return splitByDicom;
 }
 
 /** Counts per split, view and label (raw uncertain/blank too), subjects, studies, and patients in several splits. */
-function tallyIndex(pending: (IndexEntry & { rawLabels: (number | null)[] })[]) {
+export function tallyIndex(pending: (IndexEntry & { rawLabels: (number | null)[] })[]) {
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
   const perView: Record<string, number> = {};
   const perLabel: IndexSummary['perLabel'] = {};
@@ -192,9 +225,12 @@ export async function buildIndex(
   const chexPath = findCsv(`${base}chexpert`);
   const splitPath = opts.split === 'official' ? findCsv(`${base}split`) : null;
   const dropped = new ReasonCounter();
+  const duplicates = new ReasonCounter();
 
-  const labelsByStudy = await readStudyLabels(chexPath, dropped);
-  const splitByDicom = splitPath ? await readOfficialSplit(splitPath, dropped) : new Map<string, Split>();
+  const labelsByStudy = await readStudyLabels(chexPath, dropped, duplicates);
+  const splitByDicom = splitPath
+    ? await readOfficialSplit(splitPath, dropped, duplicates)
+    : new Map<string, Split>();
   // 3. Metadata, streamed, joined.
   const csv = await openCsv(metaPath, METADATA_COLUMNS);
   const ci = {
@@ -205,6 +241,7 @@ export async function buildIndex(
     rows: csv.header.indexOf('Rows'),
     cols: csv.header.indexOf('Columns'),
   };
+  const seen = new DuplicateRows(metaPath, 'dicom_id', csv.header, duplicates);
   const views = new Set(opts.views);
   const viewsSeen: Record<string, number> = {};
   const pending: (IndexEntry & { rawLabels: (number | null)[] })[] = [];
@@ -224,6 +261,14 @@ export async function buildIndex(
       dropped.add('bad-metadata-row', `${where}: ${idBad}`);
       continue;
     }
+    if (
+      !seen.take(
+        dicomId,
+        row,
+        values.map((v) => v.trim()),
+      )
+    )
+      continue;
     if (!views.has(view)) {
       dropped.add(`view-not-selected:${vkey}`);
       continue;
@@ -297,6 +342,7 @@ export async function buildIndex(
       subjects: subjects.size,
       studies: studies.size,
       dropped: dropped.toJSON(),
+      duplicates: duplicates.toJSON(),
       patientsInSeveralSplits,
     },
   };
@@ -361,6 +407,10 @@ export function indexEntryProblem(v: unknown): { field: string; message: string 
   if (typeof v !== 'object' || v === null || Array.isArray(v))
     return { field: '(entry)', message: 'not a JSON object' };
   const e = v as Record<string, unknown>;
+  const dataset = e.dataset ?? 'mimic';
+  if (!isDatasetName(dataset))
+    return { field: 'dataset', message: `${JSON.stringify(e.dataset)} is not one of ${DATASETS.join(', ')}` };
+  if (dataset !== 'mimic') return otherEntryProblem(dataset, e);
   for (const [field, key] of [
     ['dicom_id', 'dicomId'],
     ['subject_id', 'subjectId'],
@@ -374,6 +424,33 @@ export function indexEntryProblem(v: unknown): { field: string; message: string 
   const want = imagePath(e.subjectId as string, e.studyId as string, e.dicomId as string);
   if (e.path !== want)
     return { field: 'path', message: `${JSON.stringify(e.path)} is not the image path of its ids (${want})` };
+  return labelsProblem(e);
+}
+
+const SIMPLE_ID = /^[A-Za-z0-9_.-]{1,200}$/;
+
+/** The checks of an entry of a dataset other than MIMIC: its id and path shapes (names.ts), then labels. */
+function otherEntryProblem(
+  dataset: DatasetName,
+  e: Record<string, unknown>,
+): { field: string; message: string } | null {
+  const idBad = datasetIdProblem(dataset, 'dicomId', e.dicomId);
+  if (idBad) return { field: 'dicomId', message: idBad };
+  for (const key of ['subjectId', 'studyId'] as const) {
+    if (typeof e[key] !== 'string' || !SIMPLE_ID.test(e[key] as string))
+      return {
+        field: key,
+        message: `${JSON.stringify(e[key])} is not a plain id (letters, digits, "_", "-", ".")`,
+      };
+  }
+  if (!(SPLITS as readonly unknown[]).includes(e.split))
+    return { field: 'split', message: `${JSON.stringify(e.split)} is not one of ${SPLITS.join(', ')}` };
+  const pathBad = datasetPathProblem(dataset, e.dicomId as string, e.path);
+  if (pathBad) return { field: 'path', message: pathBad };
+  return labelsProblem(e);
+}
+
+function labelsProblem(e: Record<string, unknown>): { field: string; message: string } | null {
   for (const key of ['labels', 'labelMask'] as const) {
     const a = e[key];
     if (!Array.isArray(a) || a.length !== FINDINGS.length || !a.every(is01))

@@ -1,0 +1,34 @@
+/** The dataset adapters by name, and the one entry point that indexes any of them. */
+
+import type { IndexEntry, IndexSummary } from '../mimic.js';
+import { parseOptions } from '../options.js';
+import type { DatasetAdapter } from './adapter.js';
+import { chexpert } from './chexpert.js';
+import { type DatasetIndexOptions, DatasetIndexOptionsSchema } from './common.js';
+import { mimic } from './mimic.js';
+import type { DatasetName } from './names.js';
+import { nih14 } from './nih14.js';
+
+export type { DatasetAdapter } from './adapter.js';
+export { type DatasetIndexOptions, DatasetIndexOptionsSchema } from './common.js';
+export { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, DATASETS, type DatasetName, isDatasetName } from './names.js';
+
+const ADAPTERS: Partial<Record<DatasetName, DatasetAdapter>> = { mimic, nih14, chexpert };
+
+/** The adapter of `name`; a dataset without one yet is a clear error. */
+export function adapterFor(name: DatasetName): DatasetAdapter {
+  const a = ADAPTERS[name];
+  if (!a)
+    throw new RangeError(
+      `dataset "${name}" has no adapter yet; available: ${Object.keys(ADAPTERS).join(', ')}`,
+    );
+  return a;
+}
+
+/** Indexes `options.dataset` (default mimic) under `options.root`. */
+export async function buildDatasetIndex(
+  options: DatasetIndexOptions,
+): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
+  const opts = parseOptions(DatasetIndexOptionsSchema, options, 'buildDatasetIndex');
+  return adapterFor(opts.dataset).buildIndex(opts);
+}

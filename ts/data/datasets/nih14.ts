@@ -1,0 +1,234 @@
+/**
+ * NIH ChestX-ray14 (CheXmask's "ChestX-ray8"): Data_Entry_2017_v2020.csv, the official
+ * train_val_list.txt / test_list.txt, and the PNGs under images/ (NIH Box, GCS) or
+ * images_NNN/images/ (Kaggle). Labels come from `Finding Labels`, pipe-separated, positives only
+ * (`Effusion` is Pleural Effusion); there is no uncertain label, so every label counts.
+ */
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { findCsv, openCsv } from '../csv.js';
+import { DuplicateRows } from '../duplicates.js';
+import { DataError, ReasonCounter } from '../errors.js';
+import type { Split } from '../mimic.js';
+import { applyLabelPolicy } from '../mimic-labels.js';
+import type { DatasetAdapter } from './adapter.js';
+import {
+  carveValidate,
+  finishIndex,
+  type PendingEntry,
+  type ResolvedIndexOptions,
+  splitByPatient,
+  viewKept,
+} from './common.js';
+import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
+
+/** The 15 tokens of `Finding Labels`. */
+export const NIH_FINDINGS = [
+  'Atelectasis',
+  'Cardiomegaly',
+  'Consolidation',
+  'Edema',
+  'Effusion',
+  'Emphysema',
+  'Fibrosis',
+  'Hernia',
+  'Infiltration',
+  'Mass',
+  'No Finding',
+  'Nodule',
+  'Pleural_Thickening',
+  'Pneumonia',
+  'Pneumothorax',
+] as const;
+/** Our five findings (FINDINGS order) as NIH spells them. */
+export const NIH_FIVE = ['Atelectasis', 'Cardiomegaly', 'Consolidation', 'Edema', 'Effusion'] as const;
+export const NIH_COLUMNS = ['Image Index', 'Finding Labels', 'Patient ID', 'View Position'] as const;
+export const NIH_SPLIT_FILES = { trainVal: 'train_val_list.txt', test: 'test_list.txt' } as const;
+
+const KNOWN = new Set<string>(NIH_FINDINGS);
+
+/** The label table: the v2020 file (corrected ages) when present, else the 2017 one. */
+export function nihTable(root: string): string {
+  for (const base of ['Data_Entry_2017_v2020', 'Data_Entry_2017']) {
+    try {
+      return findCsv(join(root, base));
+    } catch {}
+  }
+  throw new DataError(
+    'missing-file',
+    'no Data_Entry_2017_v2020.csv[.gz] or Data_Entry_2017.csv[.gz] (the NIH label table)',
+    { file: root },
+  );
+}
+
+/**
+ * The five raw labels (1/0, FINDINGS order) of a `Finding Labels` cell, or a message saying what is
+ * wrong with it (an unknown token, "No Finding" next to a finding, an empty cell).
+ */
+export function nihLabels(cell: string): number[] | string {
+  const tokens = cell.split('|').map((t) => t.trim());
+  const unknown = tokens.find((t) => !KNOWN.has(t));
+  if (unknown !== undefined) return `"${unknown}" is not an NIH finding (${NIH_FINDINGS.join(', ')})`;
+  if (tokens.includes('No Finding') && tokens.length > 1) return '"No Finding" next to a finding';
+  return NIH_FIVE.map((f) => (tokens.includes(f) ? 1 : 0));
+}
+
+/**
+ * The official split lists: file name → train (train_val_list) or test. A name listed twice in one file
+ * is counted; a name in both files is an error naming both lines.
+ */
+export async function readNihSplit(root: string, duplicates: ReasonCounter): Promise<Map<string, Split>> {
+  const out = new Map<string, { split: Split; where: string }>();
+  for (const [split, name] of [
+    ['train', NIH_SPLIT_FILES.trainVal],
+    ['test', NIH_SPLIT_FILES.test],
+  ] as const) {
+    const file = join(root, name);
+    if (!existsSync(file))
+      throw new DataError('missing-file', `the official split list is missing (or use --split patient)`, {
+        file,
+      });
+    let line = 0;
+    const rl = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+    for await (const raw of rl) {
+      line++;
+      const id = raw.trim();
+      if (!id) continue;
+      const seen = out.get(id);
+      if (seen && seen.split === split) {
+        duplicates.add(file, `${file}, line ${line} repeats ${seen.where} (${id})`);
+        continue;
+      }
+      if (seen)
+        throw new DataError(
+          'conflicting-duplicate',
+          `${id} is in both official split lists (${seen.where} and line ${line}); remove one`,
+          { file, row: line, id },
+        );
+      out.set(id, { split, where: `${file}, line ${line}` });
+    }
+  }
+  return new Map([...out].map(([k, v]) => [k, v.split]));
+}
+
+/** Where each PNG is: images/NAME.png (Box, GCS) or images_NNN/images/NAME.png (Kaggle), listed once. */
+export function listNihImages(root: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const dirs: string[] = [];
+  if (existsSync(join(root, 'images'))) dirs.push('images');
+  for (const d of existsSync(root) ? readdirSync(root).sort() : [])
+    if (/^images_\d{3}$/.test(d) && existsSync(join(root, d, 'images'))) dirs.push(`${d}/images`);
+  for (const d of dirs)
+    for (const f of readdirSync(join(root, d))) if (!found.has(f)) found.set(f, `${d}/${f}`);
+  return found;
+}
+
+async function buildNihIndex(opts: ResolvedIndexOptions) {
+  const { root } = opts;
+  const table = nihTable(root);
+  const dropped = new ReasonCounter();
+  const duplicates = new ReasonCounter();
+  const official = opts.split === 'official' ? await readNihSplit(root, duplicates) : null;
+  const images = opts.checkFiles ? listNihImages(root) : null;
+  const csv = await openCsv(table, NIH_COLUMNS);
+  const c = {
+    id: csv.col('Image Index'),
+    labels: csv.col('Finding Labels'),
+    patient: csv.col('Patient ID'),
+    view: csv.col('View Position'),
+  };
+  const seen = new DuplicateRows(table, 'Image Index', csv.header, duplicates);
+  const viewsSeen: Record<string, number> = {};
+  const pending: PendingEntry[] = [];
+  let rows = 0;
+  for await (const { row, values } of csv.records) {
+    rows++;
+    const cell = (i: number) => (values[i] ?? '').trim();
+    const id = cell(c.id);
+    const where = `${table}, row ${row}, id ${id}`;
+    const idBad = datasetIdProblem('nih14', 'Image Index', id);
+    if (idBad) {
+      dropped.add('bad-row', `${table}, row ${row}: ${idBad}`);
+      continue;
+    }
+    // the file name repeats the patient: a row that disagrees with itself is refused (its `Follow-up #`
+    // differs from the name's suffix in about a fifth of the real rows, so the name's suffix is the study)
+    const patient = cell(c.patient);
+    if (!/^\d{1,8}$/.test(patient) || Number(patient) !== Number(id.slice(0, 8))) {
+      dropped.add(
+        'bad-row',
+        `${where}, field "Patient ID": "${patient}" is not the patient of the file name`,
+      );
+      continue;
+    }
+    if (
+      !seen.take(
+        id,
+        row,
+        values.map((v) => v.trim()),
+      )
+    )
+      continue;
+    const raw = nihLabels(cell(c.labels));
+    if (typeof raw === 'string') {
+      dropped.add('bad-label-value', `${where}, field "Finding Labels": ${raw}`);
+      continue;
+    }
+    if (!viewKept(cell(c.view), opts, viewsSeen, dropped)) continue;
+    let split: Split = 'train';
+    if (official) {
+      const sp = official.get(id);
+      if (!sp) {
+        dropped.add(
+          'no-split-row',
+          `${where}: in neither ${NIH_SPLIT_FILES.trainVal} nor ${NIH_SPLIT_FILES.test}`,
+        );
+        continue;
+      }
+      split = sp;
+    }
+    if (opts.requirePositive && !raw.includes(1)) {
+      dropped.add('no-positive-label');
+      continue;
+    }
+    let path = `images/${id}`;
+    if (images) {
+      const p = images.get(id);
+      if (!p) {
+        dropped.add('image-missing', `${where}: no ${id} under images/ or images_NNN/images/`);
+        continue;
+      }
+      path = p;
+    }
+    const { labels, labelMask } = applyLabelPolicy(raw, opts);
+    pending.push({
+      dataset: 'nih14',
+      dicomId: id,
+      subjectId: id.slice(0, 8),
+      studyId: id.slice(9, 12),
+      view: cell(c.view),
+      split,
+      path,
+      labels,
+      labelMask,
+      rawLabels: raw,
+    });
+  }
+  if (official) carveValidate(pending, opts.validateFraction, opts.splitSeed);
+  else splitByPatient(pending, opts);
+  const files = {
+    labels: table,
+    trainVal: official ? join(root, NIH_SPLIT_FILES.trainVal) : null,
+    test: official ? join(root, NIH_SPLIT_FILES.test) : null,
+  };
+  return finishIndex('nih14', opts, files, rows, pending, viewsSeen, dropped, duplicates);
+}
+
+export const nih14: DatasetAdapter = {
+  name: 'nih14',
+  title: 'NIH ChestX-ray14 (Data_Entry_2017_v2020.csv, train_val_list.txt/test_list.txt, images/)',
+  chexmaskIdColumn: CHEXMASK_ID_COLUMN.nih14,
+  chexmaskFile: CHEXMASK_FILE.nih14,
+  buildIndex: buildNihIndex,
+};
