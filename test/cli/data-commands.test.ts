@@ -45,6 +45,75 @@ async function cli(args: string[]): Promise<{ out: string; err: string; code: nu
   return { out, err, code };
 }
 
+test('synth --dataset nih14 → index --dataset nih14 → cache: NIH layout, PNGs (some RGBA), Image Index join', async () => {
+  const d = tempDir();
+  const s = await cli([
+    'synth',
+    '--dataset',
+    'nih14',
+    '--out',
+    d,
+    '--n',
+    '40',
+    '--seed',
+    '5',
+    '--width',
+    '96',
+    '--height',
+    '112',
+    '--no-progress',
+  ]);
+  assert.is(s.code, undefined, s.err);
+  const synth = JSON.parse(s.out);
+  const root = join(d, 'nih14');
+  assert.is(synth.mimicRoot, root);
+  assert.is(synth.chexmaskCsv, join(d, 'chexmask', 'ChestX-Ray8.csv'));
+  const table = readFileSync(join(root, 'Data_Entry_2017_v2020.csv'), 'utf8').trim().split('\n');
+  assert.is(table[0].split(',').length, 11);
+  const ids = table.slice(1).map((l) => l.split(',')[0]);
+  assert.ok(ids.every((id) => /^\d{8}_\d{3}\.png$/.test(id)));
+  const kinds = await Promise.all(ids.map((id) => sharp(join(root, 'images', id)).metadata()));
+  assert.ok(kinds.every((m) => m.format === 'png'));
+  const rgba = kinds.filter((m) => m.channels === 4).length;
+  assert.ok(rgba >= 1, 'at least one RGBA PNG');
+  const ix = await cli([
+    'index',
+    '--dataset',
+    'nih14',
+    '--root',
+    root,
+    '--out',
+    join(d, 'index'),
+    '--validate-fraction',
+    '0.2',
+  ]);
+  assert.is(ix.code, undefined, ix.err);
+  const index = JSON.parse(ix.out);
+  assert.is(index.dataset, 'nih14');
+  assert.is(index.kept, ids.length);
+  assert.ok(index.perSplit.train > 0 && index.perSplit.validate > 0 && index.perSplit.test > 0, ix.out);
+  const c = await cli([
+    'cache',
+    '--index',
+    join(d, 'index'),
+    '--root',
+    root,
+    '--chexmask',
+    synth.chexmaskCsv,
+    '--out',
+    join(d, 'cache'),
+    '--size',
+    '32',
+    '--no-progress',
+  ]);
+  assert.is(c.code, undefined, c.err);
+  const cache = JSON.parse(c.out);
+  assert.is(cache.chexmask.idColumn, 'Image Index');
+  // every image with a good CheXmask row is cached, RGBA ones included; nothing fails to decode
+  assert.is(cache.cached, synth.chexmaskRows - synth.lowRcaRows);
+  assert.equal(Object.keys(cache.skipped.counts), ['no-chexmask']);
+});
+
 test('synth → index → cache → overlay through the command modules', async () => {
   const d = tempDir();
   const s = await cli([

@@ -16,6 +16,7 @@ import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
 
 export interface DemoArgv {
+  dataset: 'mimic' | 'nih14';
   data: string;
   runsDir: string;
   model: string;
@@ -44,9 +45,17 @@ export async function ensureDemoData(
   dir: string,
   n: number,
   seed: number,
+  dataset: 'mimic' | 'nih14' = 'mimic',
 ): Promise<{ mimicRoot: string; chexmaskCsv: string; reused: boolean }> {
   const stamp = join(dir, 'synth.json');
-  const want = { n, seed, width: DEMO.imageWidth, height: DEMO.imageHeight, generator: synthFingerprint() };
+  const want = {
+    n,
+    seed,
+    width: DEMO.imageWidth,
+    height: DEMO.imageHeight,
+    generator: synthFingerprint(),
+    ...(dataset === 'mimic' ? {} : { dataset }),
+  };
   if (existsSync(stamp)) {
     const have = JSON.parse(readFileSync(stamp, 'utf8'));
     if (JSON.stringify(have.params) === JSON.stringify(want) && existsSync(have.chexmaskCsv))
@@ -56,7 +65,7 @@ export async function ensureDemoData(
     if (f.startsWith('cache-')) rmSync(join(dir, f), { recursive: true, force: true });
   const { synthesize } = await import('../synth/index.js');
   process.stderr.write(`[demo] synthesizing ${n} images into ${dir}\n`);
-  const s = await synthesize({ out: dir, n, seed, width: want.width, height: want.height });
+  const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height });
   writeJsonAtomic(stamp, {
     params: want,
     mimicRoot: s.mimicRoot,
@@ -72,6 +81,11 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
     'Generate a synthetic MIMIC-CXR-JPG + CheXmask data set, cache it, run the whole grid (zero-shot, linear probing, joint fine-tuning × original/masked × 3 seeds) with the tiny model and print Table 2',
   builder: (y: Argv<object>) =>
     y
+      .option('dataset', {
+        choices: ['mimic', 'nih14'] as const,
+        default: 'mimic' as const,
+        describe: 'layout of the synthetic data: MIMIC-CXR-JPG or NIH ChestX-ray14 (PNGs, NIH tables)',
+      })
       .option('data', {
         type: 'string',
         default: '.cache/demo-data',
@@ -95,7 +109,8 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         default: true,
         describe: `train the tiny segmenter (${DEMO.segmenter.model}) and add the predicted-mask column (--no-segmenter: CheXmask masks only)`,
       })
-      .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)') as unknown as Argv<DemoArgv>,
+      .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)')
+      .example('$0 demo --dataset nih14 --data .cache/demo-nih', 'the same on NIH ChestX-ray14-shaped data') as unknown as Argv<DemoArgv>,
   handler: async (argv: ArgumentsCamelCase<DemoArgv>) => {
     let dir: string | null = null;
     await runCommand(
@@ -103,12 +118,17 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         const t0 = performance.now();
         const seeds = parseSeeds(argv.seeds);
         readModelMeta(argv.model); // clear error before any work if the model is missing
-        const data = await ensureDemoData(argv.data, argv.images, DEMO.synthSeed);
+        const data = await ensureDemoData(argv.data, argv.images, DEMO.synthSeed, argv.dataset);
         const size = readModelMeta(argv.model).imageSize ?? 224;
         const overrides = {
           runsDir: argv.runsDir,
           model: { dir: argv.model, device: argv.device },
-          data: { cache: join(argv.data, `cache-${size}`), root: data.mimicRoot, chexmask: data.chexmaskCsv },
+          data: {
+            dataset: argv.dataset,
+            cache: join(argv.data, `cache-${size}`),
+            root: data.mimicRoot,
+            chexmask: data.chexmaskCsv,
+          },
           ...(seeds ? { seeds } : {}),
         };
         let config = demoConfig(argv.data, overrides);

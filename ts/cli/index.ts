@@ -1,11 +1,19 @@
-/** `cxrmask index`: MIMIC-CXR-JPG root → index.jsonl + summary.json. */
+/** `cxrmask index`: a dataset root (MIMIC-CXR-JPG, NIH ChestX-ray14, CheXpert) → index.jsonl + summary.json. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { buildIndex, type IndexOptions, PRESETS, writeIndex } from '../data/mimic.js';
+import {
+  buildDatasetIndex,
+  DATASETS,
+  type DatasetIndexOptions,
+  type DatasetName,
+} from '../data/datasets/index.js';
+import { PRESETS, writeIndex } from '../data/mimic.js';
 import { parseList } from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface IndexArgv {
+  dataset: DatasetName;
   root: string;
+  validateFraction?: number;
   out: string;
   preset: 'default' | 'paper';
   views?: string;
@@ -20,13 +28,24 @@ export interface IndexArgv {
 
 const command: CommandModule<object, IndexArgv> = {
   command: 'index',
-  describe: 'Index a MIMIC-CXR-JPG root (frontal views, five labels, split) into index.jsonl + summary.json',
+  describe:
+    'Index a dataset root (frontal views, five labels, split, CheXmask id) into index.jsonl + summary.json',
   builder: (y: Argv<object>) =>
     y
+      .option('dataset', {
+        choices: DATASETS,
+        default: 'mimic' as const,
+        describe: 'which dataset the root holds (docs/data.md: its files, labels and split)',
+      })
       .option('root', {
         type: 'string',
         demandOption: true,
-        describe: 'MIMIC-CXR-JPG root (files/ and the mimic-cxr-2.0.0-*.csv[.gz])',
+        describe:
+          'dataset root (mimic: files/ + mimic-cxr-2.0.0-*.csv[.gz]; nih14: Data_Entry_2017_v2020.csv + the split lists + images/; chexpert: train.csv, valid.csv, train/, valid/)',
+      })
+      .option('validate-fraction', {
+        type: 'number',
+        describe: 'nih14/chexpert: fraction of the official training patients held out as validate (default 0.1)',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
       .option('preset', {
@@ -61,13 +80,16 @@ const command: CommandModule<object, IndexArgv> = {
         default: true,
         describe: 'drop entries whose JPEG is missing',
       })
-      .example('$0 index --root mimic --out data/index --preset paper', '') as unknown as Argv<IndexArgv>,
+      .example('$0 index --root mimic --out data/index --preset paper', '')
+      .example('$0 index --dataset nih14 --root nih --out data/nih-index', '') as unknown as Argv<IndexArgv>,
   handler: (argv: ArgumentsCamelCase<IndexArgv>) =>
     runCommand(async () => {
       const fr = parseList(argv.splitFractions)?.map(Number);
-      const opts: IndexOptions = {
+      const opts: DatasetIndexOptions = {
         ...PRESETS[argv.preset],
+        dataset: argv.dataset,
         root: argv.root,
+        ...(argv.validateFraction !== undefined ? { validateFraction: argv.validateFraction } : {}),
         checkFiles: argv.checkFiles,
         ...(argv.views ? { views: parseList(argv.views) } : {}),
         ...(argv.uncertain ? { uncertain: argv.uncertain } : {}),
@@ -77,10 +99,12 @@ const command: CommandModule<object, IndexArgv> = {
         ...(argv.splitSeed !== undefined ? { splitSeed: argv.splitSeed } : {}),
         ...(fr ? { splitFractions: fr as [number, number, number] } : {}),
       };
-      const { entries, summary } = await buildIndex(opts);
+      const { entries, summary } = await buildDatasetIndex(opts);
       const files = await writeIndex(argv.out, entries, summary);
+      const { kept, perSplit, perView } = summary;
+      const out = { ...files, dataset: argv.dataset, kept, perSplit, perView };
       process.stdout.write(
-        `${JSON.stringify({ ...files, kept: summary.kept, perSplit: summary.perSplit, perView: summary.perView, dropped: summary.dropped.counts }, null, 2)}\n`,
+        `${JSON.stringify({ ...out, dropped: summary.dropped.counts, duplicates: summary.duplicates.counts }, null, 2)}\n`,
       );
     }),
 };

@@ -6,6 +6,7 @@ import { runCommand } from './run-command.js';
 
 export interface SynthArgv {
   out: string;
+  dataset: 'mimic' | 'nih14';
   n: number;
   seed: number;
   width: number;
@@ -19,13 +20,19 @@ export interface SynthArgv {
 
 const command: CommandModule<object, SynthArgv> = {
   command: 'synth',
-  describe: 'Generate a synthetic MIMIC-CXR-JPG tree (JPEGs, gzipped CSVs) and a CheXmask-shaped CSV for it',
+  describe:
+    'Generate a synthetic dataset tree in MIMIC-CXR-JPG or NIH ChestX-ray14 layout and a CheXmask-shaped CSV for it',
   builder: (y: Argv<object>) =>
     y
       .option('out', {
         type: 'string',
         demandOption: true,
-        describe: 'output folder (gets mimic/ and chexmask/)',
+        describe: 'output folder (gets <dataset>/ and chexmask/)',
+      })
+      .option('dataset', {
+        choices: ['mimic', 'nih14'] as const,
+        default: 'mimic' as const,
+        describe: 'layout written: MIMIC-CXR-JPG or NIH ChestX-ray14 (tables, PNGs, CheXmask file)',
       })
       .option('n', { type: 'number', default: 500, describe: 'number of images' })
       .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed → same files)' })
@@ -50,12 +57,14 @@ const command: CommandModule<object, SynthArgv> = {
         describe: 'worker threads rendering images (0: this thread)',
       })
       .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
-      .example('$0 synth --out data/synth --n 1000 --seed 1', '') as unknown as Argv<SynthArgv>,
+      .example('$0 synth --out data/synth --n 1000 --seed 1', '')
+      .example('$0 synth --dataset nih14 --out data/synth-nih --n 500', '') as unknown as Argv<SynthArgv>,
   handler: (argv: ArgumentsCamelCase<SynthArgv>) =>
     runCommand(async () => {
       const bar = progress('synth', argv.progress);
       const s = await synthesize({
         out: argv.out,
+        dataset: argv.dataset,
         n: argv.n,
         seed: argv.seed,
         width: argv.width,

@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { adapterFor, buildDatasetIndex } from '../data/datasets/index.js';
 import * as data from '../data/index.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
@@ -130,7 +131,8 @@ export async function prepareData(
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
   log(`[data] indexing ${d.root}`);
-  const { entries, summary: indexSummary } = await data.buildIndex({
+  const { entries, summary: indexSummary } = await buildDatasetIndex({
+    dataset: d.dataset,
     root: d.root,
     views: d.views,
     uncertain: labelPolicy.uncertain,
@@ -142,6 +144,7 @@ export async function prepareData(
     entries,
     root: d.root,
     chexmask: d.chexmask,
+    chexmaskIdColumn: adapterFor(d.dataset).chexmaskIdColumn,
     minDice: d.minDice,
     labelPolicy,
     out: d.cache,

@@ -2,6 +2,7 @@
  * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
  * size knobs live in DEMO below, nowhere else).
  */
+import { DATASETS } from '../data/datasets/names.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
@@ -53,9 +54,11 @@ export const ConfigSchema = z
           cache: z
             .string({ error: (iss) => (iss.input === undefined ? 'required (--cache DIR)' : undefined) })
             .min(1),
-          /** MIMIC-CXR-JPG root (the three CSVs + files/); needed only to build a missing cache. */
+          /** Which dataset `root` holds (docs/data.md); its adapter indexes it and names CheXmask's id column. */
+          dataset: z.enum(DATASETS).default('mimic'),
+          /** Dataset root (MIMIC: the three CSVs + files/); needed only to build a missing cache. */
           root: z.string().min(1).nullable().default(null),
-          /** CheXmask CSV (MIMIC-CXR-JPG.csv); needed only to build a missing cache. */
+          /** CheXmask CSV of that dataset (MIMIC-CXR-JPG.csv, ChestX-Ray8.csv, …); needed only to build a missing cache. */
           chexmask: z.string().min(1).nullable().default(null),
           views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
           /** CheXpert −1 labels: ignore (masked out of loss and metrics), zeros or ones. */

@@ -33,6 +33,8 @@ export interface BuildCacheOptions {
   root: string;
   /** Joined CheXmask rows, or a CheXmask CSV path (joined here with minDice / keepRle as needed), or null. */
   chexmask: Map<string, ChexmaskRow> | string | null;
+  /** The id column of a CheXmask CSV path (the dataset adapter's); found from the header when unset. */
+  chexmaskIdColumn?: string;
   /** Parent directory; the cache goes to out/<settings key>/. */
   out: string;
   preprocess?: PreprocessOptions;
@@ -53,6 +55,7 @@ const BUILD_CACHE_KEYS = [
   'entries',
   'root',
   'chexmask',
+  'chexmaskIdColumn',
   'out',
   'preprocess',
   'overlay',
@@ -121,7 +124,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     const j = await joinChexmask(
       options.chexmask,
       options.entries.map((e) => e.dicomId),
-      { minDice, source: contour.source },
+      { minDice, source: contour.source, idColumn: options.chexmaskIdColumn },
     );
     rows = j.rows;
     chexmaskSummary = j.summary;

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { atomicWrite, type Split } from '../data/mimic.js';
 import { writeChexmaskCsv, writeMimicCsvs } from './mimic-csv.js';
+import { nihLayout, writeNihChexmask, writeNihTables } from './nih14.js';
 import { planImages, type SynthImage } from './plan.js';
 import type { RenderSettings } from './render.js';
 import { renderAll } from './render-all.js';
@@ -18,6 +19,8 @@ export type { RawLabel, SynthImage } from './plan.js';
 
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
+  /** The layout written: out/<dataset>/ plus CheXmask's file for it under out/chexmask/. */
+  dataset: z.enum(['mimic', 'nih14']).default('mimic'),
   n: z.number().int().min(1).max(1_000_000),
   seed: z.number().int().default(0),
   width: z.number().int().min(64).max(8192).default(320),
@@ -44,6 +47,8 @@ export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
 
 export interface SynthSummary {
   out: string;
+  dataset: 'mimic' | 'nih14';
+  /** The dataset root (out/<dataset>; the name predates the other layouts). */
   mimicRoot: string;
   chexmaskCsv: string;
   seed: number;
@@ -64,13 +69,15 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const t0 = performance.now();
   const o = SynthOptionsSchema.parse(options);
   const out = o.out;
-  const mimicRoot = join(out, 'mimic');
+  const mimicRoot = join(out, o.dataset);
   const chexDir = join(out, 'chexmask');
   if (o.clean) await rm(mimicRoot, { recursive: true, force: true });
   await mkdir(mimicRoot, { recursive: true });
   await mkdir(chexDir, { recursive: true });
 
-  const plan = planImages(o);
+  // NIH has frontal images only
+  const planned = planImages(o.dataset === 'nih14' ? { ...o, lateralRate: 0 } : o);
+  const plan = o.dataset === 'nih14' ? nihLayout(planned) : planned;
 
   // Render + encode: in worker threads when there is enough work, else in this thread.
   const dirs = new Set(plan.map((p) => dirname(join(mimicRoot, p.path))));
@@ -84,8 +91,16 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const nWorkers = Math.min(o.workers ?? 0, availableParallelism(), plan.length);
   const chexRows = await renderAll(plan, settings, nWorkers, o.concurrency, options.onProgress);
 
-  const studies = await writeMimicCsvs(plan, mimicRoot);
-  const chexmask = await writeChexmaskCsv(chexDir, chexRows);
+  let studies: number;
+  let chexmask: { path: string; rows: number };
+  if (o.dataset === 'nih14') {
+    await writeNihTables(plan, mimicRoot);
+    studies = plan.length;
+    chexmask = await writeNihChexmask(chexDir, chexRows);
+  } else {
+    studies = await writeMimicCsvs(plan, mimicRoot);
+    chexmask = await writeChexmaskCsv(chexDir, chexRows);
+  }
 
   const perView: Record<string, number> = {};
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
@@ -97,6 +112,7 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const images: SynthImage[] = plan.map(({ stream: _s, ...im }) => im);
   const summary: SynthSummary = {
     out,
+    dataset: o.dataset,
     mimicRoot,
     chexmaskCsv: chexmask.path,
     seed: o.seed,

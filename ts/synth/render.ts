@@ -18,10 +18,13 @@ export interface PlannedImage {
   chexmask: 'ok' | 'low-rca' | 'missing' | 'none';
   rca: number | null;
   stream: number;
+  /** File form (default JPEG, as MIMIC-CXR-JPG). */
+  format?: 'jpeg' | 'png' | 'png-rgba';
 }
 
 export interface RenderSettings {
   seed: number;
+  /** The dataset root the image paths are relative to. */
   mimicRoot: string;
   quality: number;
   landmarkFormat: 'numpy' | 'flat';
@@ -54,12 +57,13 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
       ',',
     );
   }
-  await sharp(Buffer.from(ph.pixels.buffer, ph.pixels.byteOffset, ph.pixels.length), {
+  const pipe = sharp(Buffer.from(ph.pixels.buffer, ph.pixels.byteOffset, ph.pixels.length), {
     raw: { width: img.width, height: img.height, channels: 1 },
-  })
-    .blur(0.7)
-    .jpeg({ quality: s.quality })
-    .toFile(join(s.mimicRoot, img.path));
+  }).blur(0.7);
+  const file = join(s.mimicRoot, img.path);
+  if (img.format === 'png') await pipe.png().toFile(file);
+  else if (img.format === 'png-rgba') await pipe.toColourspace('srgb').ensureAlpha(1).png().toFile(file);
+  else await pipe.jpeg({ quality: s.quality }).toFile(file);
   // Ground truth for attribution: where each finding was drawn (no pixel above depends on it).
   if (ph.regions) await writeRegions(join(s.mimicRoot, img.path), ph.regions, img.width, img.height);
   return line;
