@@ -253,7 +253,6 @@ export async function buildIndex(
     const studyId = (values[ci.study] ?? '').trim();
     const view = (values[ci.view] ?? '').trim();
     const vkey = view === '' ? '(blank)' : view;
-    viewsSeen[vkey] = (viewsSeen[vkey] ?? 0) + 1;
     const where = `${metaPath}, row ${row}, id ${dicomId}`;
     // ids become a path below: anything but their real shape is refused here
     const idBad = idsProblem({ dicom_id: dicomId, subject_id: subjectId, study_id: studyId });
