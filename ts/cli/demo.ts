@@ -110,7 +110,10 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         describe: `train the tiny segmenter (${DEMO.segmenter.model}) and add the predicted-mask column (--no-segmenter: CheXmask masks only)`,
       })
       .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)')
-      .example('$0 demo --dataset nih14 --data .cache/demo-nih', 'the same on NIH ChestX-ray14-shaped data') as unknown as Argv<DemoArgv>,
+      .example(
+        '$0 demo --dataset nih14 --data .cache/demo-nih',
+        'the same on NIH ChestX-ray14-shaped data',
+      ) as unknown as Argv<DemoArgv>,
   handler: async (argv: ArgumentsCamelCase<DemoArgv>) => {
     let dir: string | null = null;
     await runCommand(

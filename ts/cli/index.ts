@@ -45,7 +45,8 @@ const command: CommandModule<object, IndexArgv> = {
       })
       .option('validate-fraction', {
         type: 'number',
-        describe: 'nih14/chexpert: fraction of the official training patients held out as validate (default 0.1)',
+        describe:
+          'nih14/chexpert: fraction of the official training patients held out as validate (default 0.1)',
       })
       .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
       .option('preset', {

@@ -2,9 +2,10 @@
  * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
  * size knobs live in DEMO below, nowhere else).
  */
-import { DATASETS } from '../data/datasets/names.js';
+
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DATASETS } from '../data/datasets/names.js';
 
 /** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';

@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
 import { z } from 'zod';
 import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
 
@@ -31,6 +30,7 @@ import {
   paintTable,
   type RegionMasks,
 } from '../masks/overlay.js';
+import { imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -140,10 +140,9 @@ export async function decodePlane(
 ): Promise<DecodedPlane & { buf: Buffer }> {
   const { buf, name } = await toBuffer(input);
   try {
-    const meta = await sharp(buf).metadata();
-    if (!meta.width || !meta.height) throw new Error('image has no size');
-    const g = computeGeometry(meta.width, meta.height, pp.size, pp.resize);
-    let pipe = sharp(buf, { failOn: 'warning' }).grayscale().resize(g.resizeW, g.resizeH, {
+    const src = await imageSource(buf);
+    const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
+    let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
       kernel: pp.kernel,
       fastShrinkOnLoad: pp.fastShrinkOnLoad,
@@ -169,10 +168,7 @@ export async function decodeFull(
 ): Promise<{ gray: Uint8Array; width: number; height: number }> {
   const { buf, name } = await toBuffer(input);
   try {
-    const { data, info } = await sharp(buf, { failOn: 'warning' })
-      .grayscale()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const { data, info } = await (await imageSource(buf)).open().raw().toBuffer({ resolveWithObject: true });
     return {
       gray: new Uint8Array(data.buffer, data.byteOffset, data.length),
       width: info.width,

@@ -71,12 +71,21 @@ export async function writeNihTables(plan: SynthImage[], root: string): Promise<
       .filter((im) => want(im.split))
       .map((im) => im.dicomId)
       .join('\n')}\n`;
-  await writeFile(join(root, 'train_val_list.txt'), list((s) => s !== 'test'));
-  await writeFile(join(root, 'test_list.txt'), list((s) => s === 'test'));
+  await writeFile(
+    join(root, 'train_val_list.txt'),
+    list((s) => s !== 'test'),
+  );
+  await writeFile(
+    join(root, 'test_list.txt'),
+    list((s) => s === 'test'),
+  );
 }
 
 /** CheXmask's ChestX-Ray8.csv for the rendered rows ('' = no row). */
-export async function writeNihChexmask(chexDir: string, lines: string[]): Promise<{ path: string; rows: number }> {
+export async function writeNihChexmask(
+  chexDir: string,
+  lines: string[],
+): Promise<{ path: string; rows: number }> {
   const path = join(chexDir, 'ChestX-Ray8.csv');
   const all = [
     'Image Index,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width',

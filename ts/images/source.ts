@@ -1,0 +1,56 @@
+/**
+ * One decoded X-ray, whatever its file form, as a grayscale sharp pipeline on the 0–255 scale: JPEG and
+ * 8-bit PNG as they are (RGBA and palette PNGs made gray, alpha dropped), 16-bit PNG stretched from its
+ * real bit depth (bit-depth.ts).
+ */
+import sharp, { type Sharp } from 'sharp';
+import { bitsFor, pngSignificantBits } from './bit-depth.js';
+
+export interface ImageSource {
+  width: number;
+  height: number;
+  /** Bits per sample the values were scaled from (8 for 8-bit images). */
+  bits: number;
+  /** A fresh pipeline: grayscale, 8-bit. */
+  open(): Sharp;
+}
+
+/** A 16-bit gray plane scaled from `bits` to 0–255 (rounded), one byte per pixel. */
+export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
+  const out = new Uint8Array(values.length);
+  const k = 255 / (2 ** bits - 1);
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.round(values[i] * k);
+    out[i] = Math.min(v, 255);
+  }
+  return out;
+}
+
+export async function imageSource(buf: Buffer): Promise<ImageSource> {
+  const meta = await sharp(buf).metadata();
+  if (!meta.width || !meta.height) throw new Error('image has no size');
+  if (meta.depth !== 'ushort')
+    return {
+      width: meta.width,
+      height: meta.height,
+      bits: 8,
+      open: () => sharp(buf, { failOn: 'warning' }).grayscale(),
+    };
+  // 16-bit: sharp's own gray conversion keeps the top 8 bits, which leaves 12-bit data nearly black, so
+  // the samples are read at 16 bits and scaled here from the real depth.
+  const { data, info } = await sharp(buf, { failOn: 'warning' })
+    .toColourspace('grey16')
+    .raw({ depth: 'ushort' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1) throw new Error(`16-bit image decoded to ${info.channels} channels`);
+  const values = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
+  let bits = pngSignificantBits(buf);
+  if (bits === null) {
+    let max = 0;
+    for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
+    bits = bitsFor(max);
+  }
+  const gray = scaleTo8(values, bits);
+  const raw = { width: info.width, height: info.height, channels: 1 as const };
+  return { width: info.width, height: info.height, bits, open: () => sharp(gray, { raw }).grayscale() };
+}
