@@ -1,10 +1,12 @@
 /**
  * One decoded X-ray, whatever its file form, as a grayscale sharp pipeline on the 0–255 scale: JPEG and
  * 8-bit PNG as they are (RGBA and palette PNGs made gray, alpha dropped), 16-bit PNG stretched from its
- * real bit depth (bit-depth.ts).
+ * real bit depth (bit-depth.ts), DICOM through its rescale, VOI window and photometric interpretation
+ * (dicom.ts).
  */
 import sharp, { type Sharp } from 'sharp';
 import { bitsFor, pngSignificantBits } from './bit-depth.js';
+import { decodeDicom, isDicom } from './dicom.js';
 
 export interface ImageSource {
   width: number;
@@ -27,6 +29,16 @@ export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
 }
 
 export async function imageSource(buf: Buffer): Promise<ImageSource> {
+  if (isDicom(buf)) {
+    const d = await decodeDicom(buf);
+    const raw = { width: d.width, height: d.height, channels: 1 as const };
+    return {
+      width: d.width,
+      height: d.height,
+      bits: d.bitsStored,
+      open: () => sharp(d.gray, { raw }).grayscale(),
+    };
+  }
   const meta = await sharp(buf).metadata();
   if (!meta.width || !meta.height) throw new Error('image has no size');
   if (meta.depth !== 'ushort')

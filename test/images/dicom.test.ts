@@ -1,0 +1,177 @@
+/**
+ * DICOM decoding (VinDr-CXR): MONOCHROME1 inverted, rescale slope/intercept and the VOI window applied,
+ * native and compressed transfer syntaxes, against DCMTK's rendering of the same file; refusals name
+ * the fix. Fixtures are made here (dicom-writer.ts) or by DCMTK (fixtures/make_dicom_fixtures.sh).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DICOM_CONVERSION, decodeDicom, isDicom } from '../../ts/images/dicom.js';
+import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { type DicomFixture, writeDicom } from './dicom-writer.js';
+
+const FIX = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures');
+const W = 64;
+const H = 48;
+
+/** The uncompressed twin of fixtures/mono1-12bit-jpeg-lossless.dcm (same values, same tags). */
+export function mono1Fixture(over: Partial<DicomFixture> = {}): Buffer {
+  const v = new Uint16Array(W * H);
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++)
+      v[y * W + x] =
+        Math.round(((x + y) / (W + H - 2)) * 4095 * (0.6 + 0.4 * Math.sin(x / 5) * Math.cos(y / 7))) & 4095;
+  return writeDicom({
+    width: W,
+    height: H,
+    values: v,
+    bitsStored: 12,
+    photometric: 'MONOCHROME1',
+    slope: 2,
+    intercept: -1024,
+    window: [1500, 3000],
+    ...over,
+  });
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.is(a.length, b.length);
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+}
+
+test('native and JPEG Lossless DICOM decode alike and match DCMTK (rescale, VOI window, MONOCHROME1)', async () => {
+  const native = await decodeDicom(mono1Fixture());
+  const jll = await decodeDicom(readFileSync(join(FIX, 'mono1-12bit-jpeg-lossless.dcm')));
+  assert.is(jll.transferSyntax, '1.2.840.10008.1.2.4.70');
+  assert.equal([native.width, native.height, native.window], [W, H, [1500, 3000]]);
+  assert.is(maxDiff(native.gray, jll.gray), 0);
+  const ref = await sharp(readFileSync(join(FIX, 'mono1-12bit-dcmtk.png')))
+    .grayscale()
+    .raw()
+    .toBuffer();
+  assert.ok(maxDiff(native.gray, ref) <= 1, `vs DCMTK: ${maxDiff(native.gray, ref)}`);
+  // the window is not the min-max: values beyond it saturate
+  assert.ok(native.gray.filter((g) => g === 255).length > 50);
+});
+
+test('MONOCHROME1 is the inverse of MONOCHROME2; slope/intercept move the window; min-max without one', async () => {
+  const m1 = await decodeDicom(mono1Fixture());
+  const m2 = await decodeDicom(mono1Fixture({ photometric: 'MONOCHROME2' }));
+  for (let i = 0; i < m1.gray.length; i++) assert.is(m1.gray[i] + m2.gray[i], 255);
+  // x -> 2x - 1024 with window (1500, 3000) equals x with window ((1500+1024)/2, 1500)
+  const noRescale = await decodeDicom(
+    mono1Fixture({
+      photometric: 'MONOCHROME2',
+      slope: undefined,
+      intercept: undefined,
+      window: [1262, 1500.5],
+    }),
+  );
+  assert.ok(maxDiff(m2.gray, noRescale.gray) <= 1, `${maxDiff(m2.gray, noRescale.gray)}`);
+  const mm = await decodeDicom(mono1Fixture({ photometric: 'MONOCHROME2', window: undefined }));
+  assert.is(mm.window, null);
+  assert.is(Math.min(...mm.gray), 0);
+  assert.is(Math.max(...mm.gray), 255);
+});
+
+test('signed pixels and bits above Bits Stored are handled', async () => {
+  const vals = [-2048, -1, 0, 2047, -1000, 1000];
+  const stored = vals.map((v) => (v < 0 ? v + 65536 : v)); // two's complement in 16 bits
+  const d = await decodeDicom(
+    writeDicom({
+      width: 3,
+      height: 2,
+      values: stored,
+      bitsStored: 16,
+      signed: true,
+      photometric: 'MONOCHROME2',
+    }),
+  );
+  // min-max over -2048..2047: (v + 2048) / 4095 * 255, rounded
+  assert.equal([...d.gray], [0, 127, 128, 255, 65, 190]);
+  // 12 bits stored, garbage in the top 4 bits: masked away
+  const g = await decodeDicom(
+    writeDicom({ width: 2, height: 1, values: [0xf000, 0xafff], bitsStored: 12, photometric: 'MONOCHROME2' }),
+  );
+  assert.equal([...g.gray], [0, 255]);
+});
+
+test('JPEG 2000 DICOM (OpenJPEG) decodes to the native values', async () => {
+  const require = createRequire(import.meta.url);
+  const m = await (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: unknown) => Promise<any>)({
+    print: () => {},
+    printErr: () => {},
+  });
+  const enc = new m.J2KEncoder();
+  const w = 160;
+  const h = 120;
+  const into = enc.getDecodedBuffer({
+    width: w,
+    height: h,
+    bitsPerSample: 12,
+    componentCount: 1,
+    isSigned: false,
+  });
+  const vals = new Uint16Array(into.buffer, into.byteOffset, w * h);
+  for (let i = 0; i < w * h; i++) vals[i] = (i * 7) % 4096;
+  const copy = Uint16Array.from(vals);
+  enc.setQuality(true, 0);
+  enc.setDecompositions(2);
+  enc.encode();
+  const frame = Uint8Array.from(enc.getEncodedBuffer());
+  const j2k = await decodeDicom(
+    writeDicom({ width: w, height: h, bitsStored: 12, transferSyntax: '1.2.840.10008.1.2.4.90', frame }),
+  );
+  const native = await decodeDicom(writeDicom({ width: w, height: h, bitsStored: 12, values: copy }));
+  assert.is(maxDiff(j2k.gray, native.gray), 0);
+});
+
+test('unsupported transfer syntax, colour, short pixel data: clear errors; preprocess names the file', async () => {
+  const jls = writeDicom({
+    width: 4,
+    height: 4,
+    transferSyntax: '1.2.840.10008.1.2.4.80',
+    frame: new Uint8Array([0xff, 0xd8, 0xff, 0xd9]),
+  });
+  try {
+    await decodeDicom(jls);
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /transfer syntax 1\.2\.840\.10008\.1\.2\.4\.80 is not supported/);
+    assert.ok((e as Error).message.includes(DICOM_CONVERSION));
+  }
+  await decodeDicom(
+    writeDicom({ width: 2, height: 2, photometric: 'RGB', samplesPerPixel: 3, values: [] }),
+  ).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /RGB with 3 samples per pixel is not a gray X-ray/),
+  );
+  const short = mono1Fixture().subarray(0, 2000);
+  await decodeDicom(short).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /pixel data|DICOM/),
+  );
+  await decodePlane(jls, resolvePreprocess({ size: 16 })).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /cannot decode image: transfer syntax .* not supported/),
+  );
+});
+
+test('the image pipeline takes DICOM like any image: isDicom, decodeFull, decodePlane', async () => {
+  const buf = mono1Fixture();
+  assert.ok(isDicom(buf));
+  assert.not.ok(isDicom(Buffer.from('not dicom')));
+  const full = await decodeFull(buf);
+  assert.equal([full.width, full.height], [W, H]);
+  assert.is(maxDiff(full.gray, (await decodeDicom(buf)).gray), 0);
+  const plane = await decodePlane(buf, resolvePreprocess({ size: 32 }));
+  assert.is(plane.gray.length, 32 * 32);
+  assert.equal([plane.geometry.srcW, plane.geometry.srcH], [W, H]);
+});
+
+test.run();

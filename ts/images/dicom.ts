@@ -1,0 +1,264 @@
+/**
+ * DICOM X-rays (VinDr-CXR ships .dicom files) to an 8-bit gray plane, the way CheXmask prepared them:
+ * stored values masked to Bits Stored (sign-extended when signed), Rescale Slope/Intercept applied, then
+ * the first VOI window (Window Center/Width, LINEAR, LINEAR_EXACT or SIGMOID) or, without one, the
+ * image's own min–max, and MONOCHROME1 inverted so that bone is bright. Parsing is dicom-parser's;
+ * JPEG Lossless frames are decoded by jpeg-lossless-decoder-js, JPEG 2000 by OpenJPEG (WASM) and
+ * baseline JPEG by sharp. Any other transfer syntax is refused with the conversion that fixes it.
+ */
+import { createRequire } from 'node:module';
+import sharp from 'sharp';
+
+const require = createRequire(import.meta.url);
+
+/** The parts of dicom-parser's DataSet used here (the package ships no types). */
+interface DicomElement {
+  tag: string;
+  dataOffset: number;
+  length: number;
+  encapsulatedPixelData?: boolean;
+  fragments?: unknown[];
+  basicOffsetTable?: number[];
+}
+interface DicomDataSet {
+  byteArray: Uint8Array;
+  elements: Record<string, DicomElement>;
+  uint16(tag: string): number | undefined;
+  string(tag: string, index?: number): string | undefined;
+  floatString(tag: string, index?: number): number | undefined;
+  intString(tag: string, index?: number): number | undefined;
+}
+interface DicomParser {
+  parseDicom(bytes: Uint8Array, options?: unknown): DicomDataSet;
+  readEncapsulatedImageFrame(ds: DicomDataSet, el: DicomElement, frame: number): Uint8Array;
+  readEncapsulatedPixelDataFromFragments(
+    ds: DicomDataSet,
+    el: DicomElement,
+    start: number,
+    count?: number,
+  ): Uint8Array;
+}
+
+export const TRANSFER_SYNTAX = {
+  implicitLE: '1.2.840.10008.1.2',
+  explicitLE: '1.2.840.10008.1.2.1',
+  explicitBE: '1.2.840.10008.1.2.2',
+  jpegBaseline: '1.2.840.10008.1.2.4.50',
+  jpegLossless: '1.2.840.10008.1.2.4.57',
+  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
+  jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
+  jpeg2000: '1.2.840.10008.1.2.4.91',
+} as const;
+
+/** How to get a file this reader takes from one it refuses. */
+export const DICOM_CONVERSION =
+  'convert it to uncompressed little-endian first, e.g. `gdcmconv --raw in.dicom out.dicom` (GDCM) or `dcmdjpeg`/`dcmdjpls`/`dcmdrle in.dicom out.dicom` (DCMTK)';
+
+/** Largest image decoded (rows × columns), well above real chest X-rays. */
+export const DICOM_MAX_PIXELS = 100_000_000;
+
+export class DicomError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DicomError';
+  }
+}
+
+/** "DICM" at byte 128 (a DICOM Part 10 file). */
+export function isDicom(buf: Uint8Array): boolean {
+  return (
+    buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d
+  );
+}
+
+export interface DicomImage {
+  width: number;
+  height: number;
+  /** width × height, 0–255, bright = dense. */
+  gray: Uint8Array;
+  photometric: string;
+  transferSyntax: string;
+  bitsStored: number;
+  /** The VOI window applied ([center, width]) or null when min–max scaling was used. */
+  window: [number, number] | null;
+}
+
+let openjpeg: Promise<{ J2KDecoder: new () => J2KDecoder }> | null = null;
+interface J2KDecoder {
+  getEncodedBuffer(n: number): Uint8Array;
+  decode(): void;
+  getDecodedBuffer(): Uint8Array;
+  getFrameInfo(): {
+    width: number;
+    height: number;
+    bitsPerSample: number;
+    componentCount: number;
+    isSigned: boolean;
+  };
+  delete?(): void;
+}
+
+/** The stored sample values of frame 0, as read from the file (before masking to Bits Stored). */
+async function storedValues(
+  parser: DicomParser,
+  ds: DicomDataSet,
+  el: DicomElement,
+  ts: string,
+  n: number,
+  bitsAllocated: number,
+  signed: boolean,
+): Promise<ArrayLike<number>> {
+  if (
+    ts === TRANSFER_SYNTAX.implicitLE ||
+    ts === TRANSFER_SYNTAX.explicitLE ||
+    ts === TRANSFER_SYNTAX.explicitBE
+  ) {
+    const bytes = (bitsAllocated / 8) * n;
+    if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
+      throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
+    const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
+    if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
+    const view = new DataView(raw.buffer, raw.byteOffset, bytes);
+    const little = ts !== TRANSFER_SYNTAX.explicitBE;
+    const out = signed ? new Int16Array(n) : new Uint16Array(n);
+    for (let i = 0; i < n; i++)
+      out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
+    return out;
+  }
+  if (!el.encapsulatedPixelData)
+    throw new DicomError(`transfer syntax ${ts} needs encapsulated pixel data, the file has none`);
+  const frame =
+    el.basicOffsetTable && el.basicOffsetTable.length > 0
+      ? parser.readEncapsulatedImageFrame(ds, el, 0)
+      : parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments?.length ?? 0);
+  if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1) {
+    const { Decoder } = require('jpeg-lossless-decoder-js') as {
+      Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
+    };
+    const bytes = bitsAllocated <= 8 ? 1 : 2;
+    const out = new Decoder().decode(frame.buffer as ArrayBuffer, frame.byteOffset, frame.length, bytes);
+    if (bytes === 1) return new Uint8Array(out.buffer, out.byteOffset, n);
+    return signed
+      ? new Int16Array(out.buffer, out.byteOffset, n)
+      : new Uint16Array(out.buffer, out.byteOffset, n);
+  }
+  if (ts === TRANSFER_SYNTAX.jpeg2000Lossless || ts === TRANSFER_SYNTAX.jpeg2000) {
+    openjpeg ??= (
+      require('@cornerstonejs/codec-openjpeg/wasmjs') as (
+        o: unknown,
+      ) => Promise<{ J2KDecoder: new () => J2KDecoder }>
+    )({
+      print: () => {},
+      printErr: () => {},
+    });
+    const { J2KDecoder } = await openjpeg;
+    const d = new J2KDecoder();
+    try {
+      d.getEncodedBuffer(frame.length).set(frame);
+      d.decode();
+      const info = d.getFrameInfo();
+      if (info.width * info.height !== n || info.componentCount !== 1)
+        throw new DicomError(
+          `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
+        );
+      const out = d.getDecodedBuffer();
+      const copy = out.slice();
+      if (info.bitsPerSample <= 8) return copy;
+      return info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
+    } finally {
+      d.delete?.();
+    }
+  }
+  if (ts === TRANSFER_SYNTAX.jpegBaseline) {
+    const { data, info } = await sharp(frame).grayscale().raw().toBuffer({ resolveWithObject: true });
+    if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
+    return data;
+  }
+  throw new DicomError(`transfer syntax ${ts || '(none)'} is not supported; ${DICOM_CONVERSION}`);
+}
+
+/** The first value of a multi-valued decimal string, or undefined. */
+function firstFloat(ds: DicomDataSet, tag: string): number | undefined {
+  const v = ds.floatString(tag, 0);
+  return v !== undefined && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Decodes frame 0 of a DICOM file into an 8-bit gray plane (see the file comment for the steps).
+ * @throws {DicomError} not DICOM, not one gray sample per pixel, a size over DICOM_MAX_PIXELS, pixel
+ *   data shorter than the header says, or a transfer syntax without a codec here (naming the conversion).
+ */
+export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
+  const parser = require('dicom-parser') as DicomParser;
+  let ds: DicomDataSet;
+  try {
+    ds = parser.parseDicom(buf);
+  } catch (e) {
+    const m =
+      e instanceof Error
+        ? e.message
+        : typeof e === 'string'
+          ? e
+          : String((e as { exception?: string }).exception ?? e);
+    throw new DicomError(`not a readable DICOM file: ${m}`);
+  }
+  const ts = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  const height = ds.uint16('x00280010') ?? 0;
+  const width = ds.uint16('x00280011') ?? 0;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const bitsAllocated = ds.uint16('x00280100') ?? 16;
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const signed = (ds.uint16('x00280103') ?? 0) === 1;
+  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
+  const el = ds.elements.x7fe00010;
+  if (!el) throw new DicomError('no Pixel Data element (7FE0,0010)');
+  if (!width || !height) throw new DicomError(`Rows/Columns missing or zero (${height}×${width})`);
+  if (width * height > DICOM_MAX_PIXELS)
+    throw new DicomError(`${width}×${height} is above the ${DICOM_MAX_PIXELS}-pixel limit`);
+  if (samples !== 1 || !photometric.startsWith('MONOCHROME'))
+    throw new DicomError(`${photometric} with ${samples} samples per pixel is not a gray X-ray`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
+  const n = width * height;
+  const stored = await storedValues(parser, ds, el, ts, n, bitsAllocated, signed);
+  if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
+  const slope = firstFloat(ds, 'x00281053') ?? 1;
+  const intercept = firstFloat(ds, 'x00281052') ?? 0;
+  // stored → modality values (masked to Bits Stored, sign-extended when signed)
+  const mask = 2 ** bitsStored - 1;
+  const signBit = 2 ** (bitsStored - 1);
+  const values = new Float32Array(n);
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    let v = stored[i] & mask;
+    if (signed && v >= signBit) v -= 2 ** bitsStored;
+    const m = v * slope + intercept;
+    values[i] = m;
+    if (m < lo) lo = m;
+    if (m > hi) hi = m;
+  }
+  const center = firstFloat(ds, 'x00281050');
+  const widthW = firstFloat(ds, 'x00281051');
+  const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
+  const window: [number, number] | null =
+    center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
+  const gray = new Uint8Array(n);
+  const invert = photometric === 'MONOCHROME1';
+  for (let i = 0; i < n; i++) {
+    const x = values[i];
+    let y: number; // 0..1
+    if (window) {
+      const [c, w] = window;
+      if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
+      else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
+      else y = (x - (c - 0.5)) / (w - 1) + 0.5;
+    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
+    y = y < 0 ? 0 : y > 1 ? 1 : y;
+    const g = Math.round(y * 255);
+    gray[i] = invert ? 255 - g : g;
+  }
+  return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };
+}
