@@ -103,6 +103,7 @@ test('signed pixels and bits above Bits Stored are handled', async () => {
 
 test('JPEG 2000 DICOM (OpenJPEG) decodes to the native values', async () => {
   const require = createRequire(import.meta.url);
+  // biome-ignore lint/suspicious/noExplicitAny: the codec ships no types
   const m = await (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: unknown) => Promise<any>)({
     print: () => {},
     printErr: () => {},

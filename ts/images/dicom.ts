@@ -256,7 +256,7 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
       else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
       else y = (x - (c - 0.5)) / (w - 1) + 0.5;
     } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
-    y = y < 0 ? 0 : y > 1 ? 1 : y;
+    y = y < 0 ? 0 : Math.min(y, 1);
     const g = Math.round(y * 255);
     gray[i] = invert ? 255 - g : g;
   }
