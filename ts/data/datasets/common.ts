@@ -18,6 +18,8 @@ export const DatasetIndexOptionsSchema = IndexOptionsSchema.extend({
    * the fraction of the official training patients moved to validate, by a seeded patient shuffle.
    */
   validateFraction: z.number().min(0).max(0.9).default(0.1),
+  /** vindr: how several radiologists' reads of an image become one label. */
+  readerRule: z.enum(['majority', 'any']).default('majority'),
 });
 export type DatasetIndexOptions = z.input<typeof DatasetIndexOptionsSchema>;
 export type ResolvedIndexOptions = z.output<typeof DatasetIndexOptionsSchema>;
@@ -56,13 +58,17 @@ export function finishIndex(
 ): { entries: IndexEntry[]; summary: IndexSummary } {
   const { entries, perSplit, perView, perLabel, subjects, studies, patientsInSeveralSplits } =
     tallyIndex(pending);
-  const { root, dataset: _d, validateFraction, ...rest } = opts;
+  const { root, dataset: _d, validateFraction, readerRule, ...rest } = opts;
   return {
     entries,
     summary: {
       dataset,
       root,
-      options: { ...rest, validateFraction } as IndexSummary['options'],
+      options: {
+        ...rest,
+        validateFraction,
+        ...(dataset === 'vindr' ? { readerRule } : {}),
+      } as IndexSummary['options'],
       files,
       metadataRows: rows,
       kept: entries.length,

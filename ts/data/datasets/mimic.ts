@@ -9,5 +9,5 @@ export const mimic: DatasetAdapter = {
   chexmaskIdColumn: CHEXMASK_ID_COLUMN.mimic,
   chexmaskFile: CHEXMASK_FILE.mimic,
   // MIMIC has an official validate split: validateFraction does not apply
-  buildIndex: ({ dataset: _d, validateFraction: _v, ...opts }) => buildIndex(opts),
+  buildIndex: ({ dataset: _d, validateFraction: _v, readerRule: _r, ...opts }) => buildIndex(opts),
 };

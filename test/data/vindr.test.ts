@@ -1,0 +1,85 @@
+/** VinDr-CXR adapter: Kaggle VinBigData's real train.csv (67,914 box rows, from the torchxrayvision wheel), and the PhysioNet layout. */
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
+import { rejects, tempDir } from './helpers.js';
+import { realTables, realTablesMissing, TABLES } from './real-tables.js';
+
+const tables = realTables();
+
+if (tables) {
+  test('the real VinBigData train.csv: 15,000 images, 3 readers each, majority and any-reader counts, no Edema', async () => {
+    const root = tempDir('cxrmask-vinbig-');
+    symlinkSync(join(tables, TABLES.vinbig), join(root, 'train.csv'));
+    const maj = await buildDatasetIndex({ dataset: 'vindr', root, checkFiles: false });
+    assert.is(maj.summary.metadataRows, 67914);
+    assert.is(maj.entries.length, 15000);
+    const pos = (s: typeof maj.summary) => Object.values(s.perLabel).map((l) => l.positive);
+    assert.equal(pos(maj.summary), [62, 1817, 121, 0, 634]);
+    assert.is(maj.summary.perLabel.Edema.ignored, 15000);
+    assert.is(maj.summary.perLabel.Cardiomegaly.ignored, 0);
+    const any = await buildDatasetIndex({ dataset: 'vindr', root, checkFiles: false, readerRule: 'any' });
+    assert.equal(pos(any.summary), [186, 2300, 353, 0, 1032]);
+    const sp = maj.summary.perSplit;
+    assert.is(sp.train + sp.validate + sp.test, 15000);
+    assert.ok(sp.test > 1000 && sp.validate > 1000, JSON.stringify(sp));
+    assert.equal(maj.entries[0].path, `train/${maj.entries[0].dicomId}.dicom`);
+  });
+} else test(realTablesMissing(), () => {});
+
+const HEAD =
+  'image_id,rad_id,Aortic enlargement,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural effusion,No finding';
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(32);
+const C = 'c'.repeat(32);
+
+test('PhysioNet layout: wide reads per radiologist, consensus test rows, DICOM paths, missing images counted', async () => {
+  const root = tempDir('cxrmask-vindr-');
+  mkdirSync(join(root, 'annotations'));
+  writeFileSync(
+    join(root, 'annotations', 'image_labels_train.csv'),
+    [
+      HEAD,
+      `${A},R1,0,1,1,0,1,0,0`,
+      `${A},R2,0,0,1,0,1,0,0`,
+      `${A},R3,0,0,0,0,0,0,1`,
+      `${A},R3,0,0,0,0,0,0,1`,
+      `${B},R4,0,0,0,0,0,0,1`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(root, 'annotations', 'image_labels_test.csv'),
+    `image_id,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural effusion\n${C},0,0,1,0,1\n`,
+  );
+  for (const [dir, id] of [
+    ['train', A],
+    ['test', C],
+  ]) {
+    mkdirSync(join(root, dir), { recursive: true });
+    writeFileSync(join(root, dir, `${id}.dicom`), 'x');
+  }
+  const { entries, summary } = await buildDatasetIndex({ dataset: 'vindr', root, validateFraction: 0 });
+  const by = Object.fromEntries(entries.map((e) => [e.dicomId, e]));
+  // A: Cardiomegaly and Edema by 2 of 3 readers, Atelectasis by 1 of 3 (majority rule)
+  assert.equal(by[A].labels, [0, 1, 0, 1, 0]);
+  assert.equal(by[A].path, `train/${A}.dicom`);
+  assert.equal([by[C].split, by[C].labels], ['test', [0, 0, 1, 0, 1]]);
+  assert.is(by[B], undefined);
+  assert.is(summary.dropped.counts['image-missing'], 1);
+  assert.equal(summary.duplicates.counts, { [join(root, 'annotations', 'image_labels_train.csv')]: 1 });
+  const any = await buildDatasetIndex({ dataset: 'vindr', root, validateFraction: 0, readerRule: 'any' });
+  assert.equal(any.entries.find((e) => e.dicomId === A)?.labels, [1, 1, 0, 1, 0]);
+  writeFileSync(
+    join(root, 'annotations', 'image_labels_train.csv'),
+    [HEAD, `${A},R1,0,1,1,0,1,0,0`, `${A},R1,0,0,1,0,1,0,0`, ''].join('\n'),
+  );
+  await rejects(
+    buildDatasetIndex({ dataset: 'vindr', root }),
+    /image_labels_train\.csv, row 2, id a+\/R1, field "Atelectasis": rows 1 and 2 both give image_id\/rad_id/,
+  );
+});
+
+test.run();
