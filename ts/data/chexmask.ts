@@ -17,7 +17,7 @@ import {
   type Region,
 } from './landmarks.js';
 import { parseOptions } from './options.js';
-import { parseRle, rleBytesValid } from './rle.js';
+import { MAX_MASK_PIXELS, parseRle, rleBytesValid } from './rle.js';
 
 export const CHEXMASK_COLUMNS = {
   diceMean: 'Dice RCA (Mean)',
@@ -30,7 +30,7 @@ export const CHEXMASK_COLUMNS = {
   width: 'Width',
 } as const;
 /** Id column names used by the CheXmask files of the different datasets, tried in this order. */
-export const CHEXMASK_ID_COLUMNS = ['dicom_id', 'image_id', 'Image Index', 'Path'] as const;
+export const CHEXMASK_ID_COLUMNS = ['dicom_id', 'image_id', 'Image Index', 'Path', 'ImageID'] as const;
 
 /**
  * The id column of a CheXmask header (the given one, or the first of CHEXMASK_ID_COLUMNS present);
@@ -63,6 +63,34 @@ export interface ChexmaskRow {
   rle?: Record<Region, string>;
   /** Regions whose RLE cell was empty. */
   emptyMasks: Region[];
+  /**
+   * Set when the row's Height and Width cells were blank (PadChest): height/width are 0 until
+   * sizeRowFromImage fills them from the image, after checking that the masks fit it.
+   */
+  sizeFromImage?: { rleEnd: number };
+}
+
+/**
+ * A row whose size was blank, given the size of its image: refused (DataError `bad-size`) when an RLE
+ * run or a landmark falls outside it. Rows with their own size come back unchanged.
+ */
+export function sizeRowFromImage(
+  row: ChexmaskRow,
+  width: number,
+  height: number,
+  file?: string,
+): ChexmaskRow {
+  if (!row.sizeFromImage) return row;
+  const where = { file, id: row.dicomId, field: 'Height/Width' };
+  if (row.sizeFromImage.rleEnd > width * height)
+    throw new DataError(
+      'bad-size',
+      `Height/Width are blank and an RLE run ends at pixel ${row.sizeFromImage.rleEnd}, past the image's ${height}×${width}`,
+      where,
+    );
+  checkLandmarkRange(row.landmarks, height, width, { ...where, field: CHEXMASK_COLUMNS.landmarks });
+  const { sizeFromImage: _s, ...rest } = row;
+  return { ...rest, height, width };
 }
 
 export const JoinOptionsSchema = z
@@ -176,9 +204,13 @@ function buildRow(
   const w0 = { ...where, id: dicomId || where.id };
   if (!dicomId) throw new DataError('bad-id', 'empty id', { ...w0, field: idCol });
   const num = (col: string, integer: boolean): number => numberCell(cell(col), col, integer, w0);
-  const height = num(CHEXMASK_COLUMNS.height, true);
-  const width = num(CHEXMASK_COLUMNS.width, true);
-  if (height <= 0 || width <= 0) {
+  // PadChest's rows leave both blank: the size comes from the image (sizeRowFromImage)
+  const blankSize = [CHEXMASK_COLUMNS.height, CHEXMASK_COLUMNS.width].every(
+    (c) => String(cell(c) ?? '').trim() === '',
+  );
+  const height = blankSize ? 0 : num(CHEXMASK_COLUMNS.height, true);
+  const width = blankSize ? 0 : num(CHEXMASK_COLUMNS.width, true);
+  if (!blankSize && (height <= 0 || width <= 0)) {
     throw new DataError('bad-size', `invalid mask size Height=${height} Width=${width}`, {
       ...w0,
       field: 'Height/Width',
@@ -188,19 +220,30 @@ function buildRow(
   const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);
   const landmarks = parseLms({ ...w0, field: CHEXMASK_COLUMNS.landmarks });
-  checkLandmarkRange(landmarks, height, width, { ...w0, field: CHEXMASK_COLUMNS.landmarks });
+  if (!blankSize) checkLandmarkRange(landmarks, height, width, { ...w0, field: CHEXMASK_COLUMNS.landmarks });
   const emptyMasks: Region[] = [];
   const rle = {} as Record<Region, string>;
+  let rleEnd = 0;
   for (const r of REGIONS) {
     const col = CHEXMASK_COLUMNS[r];
     const c = rleCell(col);
     if (c.blank) emptyMasks.push(r);
+    else if (blankSize) rleEnd = Math.max(rleEnd, rleCellEnd(c.text(), { ...w0, field: col }));
     else if (opts.validateRle !== false) c.validate(height, width, { ...w0, field: col });
     if (opts.keepRle) rle[r] = c.text();
   }
   const row: ChexmaskRow = { dicomId, diceMean, diceMax, height, width, landmarks, emptyMasks };
+  if (blankSize) row.sizeFromImage = { rleEnd };
   if (opts.keepRle) row.rle = rle;
   return row;
+}
+
+/** Where an RLE cell's last run ends (its runs checked as far as they can be without the image size). */
+function rleCellEnd(text: string, where: DataErrorWhere): number {
+  const runs = parseRle(text, 1, MAX_MASK_PIXELS, where);
+  let end = 0;
+  for (let k = 0; k < runs.length; k += 2) end = Math.max(end, runs[k] + runs[k + 1]);
+  return end;
 }
 
 /**

@@ -9,7 +9,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
+import { type ChexmaskRow, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
 import { DataError, ReasonCounter } from '../data/errors.js';
 import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
 import { parseOptions } from '../data/options.js';
@@ -205,7 +205,8 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
               try {
                 const { gray, geometry } = await decodePlane(file, pp);
                 rec.set(gray, 0);
-                const row = rows?.get(e.dicomId);
+                const stored = rows?.get(e.dicomId);
+                const row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);
                 if (row) {
                   checkRowSize(row, geometry.srcW, geometry.srcH, file);
                   rec.set(maskPlane(row, geometry, contour), plane);

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
+import { type ChexmaskRow, parseChexmaskRecord, sizeRowFromImage } from '../data/chexmask.js';
 
 /** One CheXmask CSV record as column name → cell (e.g. from a service's own CSV reader). */
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
@@ -270,8 +270,11 @@ export async function preprocess(
   let contour: Uint8Array | null = null;
   let masked: Float32Array | null = null;
   if (chexmask) {
-    checkRowSize(chexmask, geometry.srcW, geometry.srcH, typeof image === 'string' ? image : undefined);
-    contour = contourMap(chexmask, geometry, contourPart(ov));
+    const file = typeof image === 'string' ? image : undefined;
+    const fitted =
+      'landmarks' in chexmask ? sizeRowFromImage(chexmask, geometry.srcW, geometry.srcH, file) : chexmask;
+    checkRowSize(fitted, geometry.srcW, geometry.srcH, file);
+    contour = contourMap(fitted, geometry, contourPart(ov));
     masked = planeToTensor(gray, contour, pp, paintTable(paintPart(ov)));
   }
   return { original, masked, gray, contour, geometry, settings: pp };
