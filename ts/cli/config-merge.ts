@@ -26,7 +26,7 @@ export function overridesFromArgv(a: ExperimentArgv): Record<string, unknown> {
       name: a.name,
       runsDir: a.runsDir,
       seeds: parseSeeds(a.seeds),
-      data: drop({ cache: a.cache, root: a.dataRoot, chexmask: a.chexmask }),
+      data: drop({ dataset: a.dataset, cache: a.cache, root: a.dataRoot, chexmask: a.chexmask }),
       model: drop({ dir: a.model, device: a.device, threads: a.threads }),
       zeroshot: drop({
         prompt: a.prompt,

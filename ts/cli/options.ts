@@ -1,5 +1,7 @@
 /** Option groups shared by the commands (yargs definitions), their argv shape, and list-valued flags. */
+
 import type { Argv } from 'yargs';
+import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 
 /** Options shared by every command that runs models. */
 export function modelOptions<T>(y: Argv<T>) {
@@ -38,9 +40,13 @@ export function experimentOptions<T>(y: Argv<T>) {
       describe: 'experiment config JSON (see docs/experiments.md); flags override it',
     })
     .option('cache', { type: 'string', describe: 'image cache folder (from `cxrmask cache`)' })
+    .option('dataset', {
+      choices: DATASETS,
+      describe: 'which dataset --data-root holds (default mimic; docs/data.md)',
+    })
     .option('data-root', {
       type: 'string',
-      describe: 'MIMIC-CXR-JPG root (the three CSVs + files/), to build a missing cache',
+      describe: 'dataset root (MIMIC-CXR-JPG: the three CSVs + files/), to build a missing cache',
     })
     .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
     .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })
@@ -67,6 +73,7 @@ export function experimentOptions<T>(y: Argv<T>) {
 export interface ExperimentArgv {
   config?: string;
   cache?: string;
+  dataset?: DatasetName;
   dataRoot?: string;
   chexmask?: string;
   runsDir?: string;
