@@ -118,8 +118,15 @@ async function storedValues(
       throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
     const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
     if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
-    const view = new DataView(raw.buffer, raw.byteOffset, bytes);
     const little = ts !== TRANSFER_SYNTAX.explicitBE;
+    // little-endian samples on a little-endian host are read in place (copied when unaligned)
+    if (little && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) {
+      const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+      return signed
+        ? new Int16Array(aligned.buffer, aligned.byteOffset, n)
+        : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+    }
+    const view = new DataView(raw.buffer, raw.byteOffset, bytes);
     const out = signed ? new Int16Array(n) : new Uint16Array(n);
     for (let i = 0; i < n; i++)
       out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
@@ -226,29 +233,32 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
   const slope = firstFloat(ds, 'x00281053') ?? 1;
   const intercept = firstFloat(ds, 'x00281052') ?? 0;
-  // stored → modality values (masked to Bits Stored, sign-extended when signed)
-  const mask = 2 ** bitsStored - 1;
-  const signBit = 2 ** (bitsStored - 1);
-  const values = new Float32Array(n);
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < n; i++) {
-    let v = stored[i] & mask;
-    if (signed && v >= signBit) v -= 2 ** bitsStored;
-    const m = v * slope + intercept;
-    values[i] = m;
-    if (m < lo) lo = m;
-    if (m > hi) hi = m;
-  }
+  // One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
+  // level: rescale, window and inversion are computed once per code, not once per pixel.
+  const codes = 2 ** bitsStored;
+  const mask = codes - 1;
+  const modality = (code: number) => (signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
   const center = firstFloat(ds, 'x00281050');
   const widthW = firstFloat(ds, 'x00281051');
   const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
   const window: [number, number] | null =
     center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
-  const gray = new Uint8Array(n);
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  if (!window) {
+    const seen = new Uint8Array(codes);
+    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
+    for (let code = 0; code < codes; code++) {
+      if (!seen[code]) continue;
+      const m = modality(code);
+      if (m < lo) lo = m;
+      if (m > hi) hi = m;
+    }
+  }
   const invert = photometric === 'MONOCHROME1';
-  for (let i = 0; i < n; i++) {
-    const x = values[i];
+  const lut = new Uint8Array(codes);
+  for (let code = 0; code < codes; code++) {
+    const x = modality(code);
     let y: number; // 0..1
     if (window) {
       const [c, w] = window;
@@ -258,7 +268,9 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
     } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
     y = y < 0 ? 0 : Math.min(y, 1);
     const g = Math.round(y * 255);
-    gray[i] = invert ? 255 - g : g;
+    lut[code] = invert ? 255 - g : g;
   }
+  const gray = new Uint8Array(n);
+  for (let i = 0; i < n; i++) gray[i] = lut[stored[i] & mask];
   return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };
 }

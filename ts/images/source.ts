@@ -19,12 +19,11 @@ export interface ImageSource {
 
 /** A 16-bit gray plane scaled from `bits` to 0–255 (rounded), one byte per pixel. */
 export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
-  const out = new Uint8Array(values.length);
   const k = 255 / (2 ** bits - 1);
-  for (let i = 0; i < values.length; i++) {
-    const v = Math.round(values[i] * k);
-    out[i] = Math.min(v, 255);
-  }
+  const lut = new Uint8Array(65536);
+  for (let v = 0; v < 65536; v++) lut[v] = Math.min(255, Math.round(v * k));
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = lut[values[i]];
   return out;
 }
 
