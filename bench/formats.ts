@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeDicom } from '../test/images/dicom-writer.js';
+import { writeDicom } from '../ts/synth/dicom.js';
 import { decodePlane, resolvePreprocess } from '../ts/images/preprocess.js';
 import { median, pythonExe } from './common.js';
 

@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DICOM_CONVERSION, decodeDicom, isDicom } from '../../ts/images/dicom.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
-import { type DicomFixture, writeDicom } from './dicom-writer.js';
+import { type DicomFixture, writeDicom } from '../../ts/synth/dicom.js';
 
 const FIX = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures');
 const W = 64;

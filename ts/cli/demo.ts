@@ -2,11 +2,13 @@
  * `cxrmask demo`: fresh clone → synthetic MIMIC-CXR-JPG/CheXmask data → image cache → the whole grid
  * with the exported `tiny` model → Table 2 on stdout. Sizes come from DEMO (ts/experiment/config.ts).
  */
+
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData, readModelMeta } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { writeJsonAtomic } from '../experiment/io.js';
@@ -16,7 +18,7 @@ import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
 
 export interface DemoArgv {
-  dataset: 'mimic' | 'nih14';
+  dataset: DatasetName;
   data: string;
   runsDir: string;
   model: string;
@@ -45,7 +47,7 @@ export async function ensureDemoData(
   dir: string,
   n: number,
   seed: number,
-  dataset: 'mimic' | 'nih14' = 'mimic',
+  dataset: DatasetName = 'mimic',
 ): Promise<{ mimicRoot: string; chexmaskCsv: string; reused: boolean }> {
   const stamp = join(dir, 'synth.json');
   const want = {
@@ -82,9 +84,9 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
   builder: (y: Argv<object>) =>
     y
       .option('dataset', {
-        choices: ['mimic', 'nih14'] as const,
+        choices: DATASETS,
         default: 'mimic' as const,
-        describe: 'layout of the synthetic data: MIMIC-CXR-JPG or NIH ChestX-ray14 (PNGs, NIH tables)',
+        describe: 'layout of the synthetic data (its tables, image files and CheXmask file; docs/data.md)',
       })
       .option('data', {
         type: 'string',

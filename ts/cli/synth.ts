@@ -1,12 +1,14 @@
 /** `cxrmask synth`: a synthetic MIMIC-CXR-JPG tree + CheXmask CSV (the demo's and the tests' data). */
+
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { synthesize } from '../synth/index.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 
 export interface SynthArgv {
   out: string;
-  dataset: 'mimic' | 'nih14';
+  dataset: DatasetName;
   n: number;
   seed: number;
   width: number;
@@ -30,9 +32,9 @@ const command: CommandModule<object, SynthArgv> = {
         describe: 'output folder (gets <dataset>/ and chexmask/)',
       })
       .option('dataset', {
-        choices: ['mimic', 'nih14'] as const,
+        choices: DATASETS,
         default: 'mimic' as const,
-        describe: 'layout written: MIMIC-CXR-JPG or NIH ChestX-ray14 (tables, PNGs, CheXmask file)',
+        describe: 'layout written: its tables, image files (JPEG, PNG, 16-bit PNG, DICOM) and CheXmask file',
       })
       .option('n', { type: 'number', default: 500, describe: 'number of images' })
       .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed → same files)' })

@@ -8,19 +8,24 @@ import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { atomicWrite, type Split } from '../data/mimic.js';
+import { writeDatasetChexmask } from './chexmask-csv.js';
+import { chexpertLayout, writeChexpertTables } from './chexpert.js';
 import { writeChexmaskCsv, writeMimicCsvs } from './mimic-csv.js';
-import { nihLayout, writeNihChexmask, writeNihTables } from './nih14.js';
+import { nihLayout, writeNihTables } from './nih14.js';
+import { padchestLayout, writePadchestTable } from './padchest.js';
 import { planImages, type SynthImage } from './plan.js';
 import type { RenderSettings } from './render.js';
 import { renderAll } from './render-all.js';
+import { vindrLayout, writeVindrTables } from './vindr.js';
 
 export type { RawLabel, SynthImage } from './plan.js';
 
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
   /** The layout written: out/<dataset>/ plus CheXmask's file for it under out/chexmask/. */
-  dataset: z.enum(['mimic', 'nih14']).default('mimic'),
+  dataset: z.enum(DATASETS).default('mimic'),
   n: z.number().int().min(1).max(1_000_000),
   seed: z.number().int().default(0),
   width: z.number().int().min(64).max(8192).default(320),
@@ -47,7 +52,7 @@ export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
 
 export interface SynthSummary {
   out: string;
-  dataset: 'mimic' | 'nih14';
+  dataset: DatasetName;
   /** The dataset root (out/<dataset>; the name predates the other layouts). */
   mimicRoot: string;
   chexmaskCsv: string;
@@ -75,9 +80,17 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   await mkdir(mimicRoot, { recursive: true });
   await mkdir(chexDir, { recursive: true });
 
-  // NIH has frontal images only
-  const planned = planImages(o.dataset === 'nih14' ? { ...o, lateralRate: 0 } : o);
-  const plan = o.dataset === 'nih14' ? nihLayout(planned) : planned;
+  // NIH and VinDr have frontal images only
+  const frontalOnly = o.dataset === 'nih14' || o.dataset === 'vindr';
+  const planned = planImages(frontalOnly ? { ...o, lateralRate: 0 } : o);
+  const layouts = {
+    mimic: (p: typeof planned) => p,
+    nih14: nihLayout,
+    chexpert: chexpertLayout,
+    padchest: padchestLayout,
+    vindr: vindrLayout,
+  };
+  const plan = layouts[o.dataset](planned);
 
   // Render + encode: in worker threads when there is enough work, else in this thread.
   const dirs = new Set(plan.map((p) => dirname(join(mimicRoot, p.path))));
@@ -91,16 +104,20 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const nWorkers = Math.min(o.workers ?? 0, availableParallelism(), plan.length);
   const chexRows = await renderAll(plan, settings, nWorkers, o.concurrency, options.onProgress);
 
-  let studies: number;
-  let chexmask: { path: string; rows: number };
-  if (o.dataset === 'nih14') {
-    await writeNihTables(plan, mimicRoot);
-    studies = plan.length;
-    chexmask = await writeNihChexmask(chexDir, chexRows);
-  } else {
-    studies = await writeMimicCsvs(plan, mimicRoot);
-    chexmask = await writeChexmaskCsv(chexDir, chexRows);
-  }
+  let studies = plan.length;
+  if (o.dataset === 'mimic') studies = await writeMimicCsvs(plan, mimicRoot);
+  else if (o.dataset === 'nih14') await writeNihTables(plan, mimicRoot);
+  else if (o.dataset === 'chexpert') {
+    await writeChexpertTables(plan, mimicRoot);
+    studies = new Set(plan.map((p) => `${p.subjectId}/${p.studyId}`)).size;
+  } else if (o.dataset === 'padchest') {
+    await writePadchestTable(plan, mimicRoot);
+    studies = new Set(plan.map((p) => p.studyId)).size;
+  } else await writeVindrTables(plan, mimicRoot);
+  const chexmask =
+    o.dataset === 'mimic'
+      ? await writeChexmaskCsv(chexDir, chexRows)
+      : await writeDatasetChexmask(chexDir, o.dataset, chexRows);
 
   const perView: Record<string, number> = {};
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };

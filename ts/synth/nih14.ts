@@ -7,7 +7,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NIH_FIVE } from '../data/datasets/nih14.js';
-import { atomicWrite } from '../data/mimic.js';
 import type { SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
 
@@ -79,18 +78,4 @@ export async function writeNihTables(plan: SynthImage[], root: string): Promise<
     join(root, 'test_list.txt'),
     list((s) => s === 'test'),
   );
-}
-
-/** CheXmask's ChestX-Ray8.csv for the rendered rows ('' = no row). */
-export async function writeNihChexmask(
-  chexDir: string,
-  lines: string[],
-): Promise<{ path: string; rows: number }> {
-  const path = join(chexDir, 'ChestX-Ray8.csv');
-  const all = [
-    'Image Index,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width',
-    ...lines.filter((l) => l !== ''),
-  ];
-  await atomicWrite(path, `${all.join('\n')}\n`);
-  return { path, rows: all.length - 1 };
 }

@@ -1,10 +1,13 @@
 /** Renders one planned synthetic image: JPEG on disk + its CheXmask CSV line (or '' when it has none). */
+
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { formatLandmarksFlat, formatLandmarksNumpy, regionPolygon } from '../data/landmarks.js';
 import { mulberry32 } from '../data/mimic.js';
 import { encodeRle } from '../data/rle.js';
 import { fillPolygon } from '../masks/raster.js';
+import { writeDicom } from './dicom.js';
 import { perturbLandmarks, renderFrontal, renderLateral } from './phantom.js';
 import { writeRegions } from './regions.js';
 
@@ -18,8 +21,8 @@ export interface PlannedImage {
   chexmask: 'ok' | 'low-rca' | 'missing' | 'none';
   rca: number | null;
   stream: number;
-  /** File form (default JPEG, as MIMIC-CXR-JPG). */
-  format?: 'jpeg' | 'png' | 'png-rgba';
+  /** File form (default JPEG, as MIMIC-CXR-JPG); png16 and dicom hold 12-bit values. */
+  format?: 'jpeg' | 'png' | 'png-rgba' | 'png16' | 'dicom';
 }
 
 export interface RenderSettings {
@@ -61,7 +64,30 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
     raw: { width: img.width, height: img.height, channels: 1 },
   }).blur(0.7);
   const file = join(s.mimicRoot, img.path);
-  if (img.format === 'png') await pipe.png().toFile(file);
+  if (img.format === 'png16' || img.format === 'dicom') {
+    // 12-bit detector values, as PadChest's PNGs and VinDr's DICOMs hold
+    const px = await pipe.raw().toBuffer();
+    const v = new Uint16Array(px.length);
+    for (let i = 0; i < px.length; i++) v[i] = Math.round((px[i] * 4095) / 255);
+    if (img.format === 'png16')
+      await sharp(v, { raw: { width: img.width, height: img.height, channels: 1 } })
+        .toColourspace('grey16')
+        .png()
+        .toFile(file);
+    else {
+      // stored inverted as MONOCHROME1 (as many VinDr files), windowed to the full range
+      for (let i = 0; i < v.length; i++) v[i] = 4095 - v[i];
+      const dicom = writeDicom({
+        width: img.width,
+        height: img.height,
+        values: v,
+        bitsStored: 12,
+        photometric: 'MONOCHROME1',
+        window: [2048, 4096],
+      });
+      await writeFile(file, dicom);
+    }
+  } else if (img.format === 'png') await pipe.png().toFile(file);
   else if (img.format === 'png-rgba') await pipe.toColourspace('srgb').ensureAlpha(1).png().toFile(file);
   else await pipe.jpeg({ quality: s.quality }).toFile(file);
   // Ground truth for attribution: where each finding was drawn (no pixel above depends on it).

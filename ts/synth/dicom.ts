@@ -1,4 +1,4 @@
-/** A small DICOM Part 10 writer (explicit VR little endian, native or encapsulated pixel data) for test fixtures. */
+/** A small DICOM Part 10 writer (explicit VR little endian, native or encapsulated pixel data): synthetic VinDr-CXR images and test fixtures. */
 
 export interface DicomFixture {
   width: number;
