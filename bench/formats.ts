@@ -13,8 +13,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeDicom } from '../ts/synth/dicom.js';
 import { decodePlane, resolvePreprocess } from '../ts/images/preprocess.js';
+import { writeDicom } from '../ts/synth/dicom.js';
 import { median, pythonExe } from './common.js';
 
 const args = process.argv.slice(2);
