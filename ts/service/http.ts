@@ -209,7 +209,10 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   app.setErrorHandler((e, req, reply) => {
     const h = toHttpError(e, bodyLimit, closing);
     if (h.statusCode === 500) req.log.error({ err: e }, 'request failed');
-    if (h.statusCode === 413) reply.header('connection', 'close'); // do not read the rest of the body
+    // An oversized body is not read to its end. The rest of a form with too many parts is short or
+    // discarded as it comes (busboy skips the extra files), so that answer keeps the connection:
+    // closing it with unread bytes resets it, and the client may never see the 413.
+    if (h.code === 'too-large') reply.header('connection', 'close');
     if (h.statusCode === 503) reply.header('retry-after', '1');
     return reply.code(h.statusCode).send({ error: h.code, message: h.message });
   });

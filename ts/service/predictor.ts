@@ -246,8 +246,10 @@ export class MaskingPredictor {
       chexmask && typeof chexmask === 'object' && 'Landmarks' in chexmask
         ? parseChexmaskRecord(chexmask as Record<string, string>, { keepRle: this.ov.source === 'rle' })
         : ((chexmask ?? null) as ChexmaskRow | RegionMasks | null);
-    // Before decoding: masks that do not fit their own width×height would draw wrong contours.
-    if (row) checkMaskSource(row, typeof image === 'string' ? image : undefined);
+    // Before decoding: region masks that do not fit their own width×height would draw wrong contours.
+    if (row && typeof row === 'object' && 'masks' in row) {
+      checkMaskSource(row, typeof image === 'string' ? image : undefined);
+    }
     // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
     const pp = await this.prep(image, row, this.prepOptions);
     const { p, bits, maskSource } = await this.queue.run(() => this.modelSteps(pp, row));
