@@ -86,7 +86,9 @@ test('a decompression bomb is 400 bad-image from its header; the server’s RSS 
 test('SVG, TIFF, GIF and WebP bodies are 400 bad-image before any decoder; JPEG and PNG are served', async () => {
   const small = sharp(jpeg).resize(64, 72);
   const bodies: Record<string, Buffer> = {
-    svg: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="72"><rect width="9"/></svg>'),
+    svg: Buffer.from(
+      '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="72"><rect width="9"/></svg>',
+    ),
     tiff: await small.clone().tiff().toBuffer(),
     gif: await small.clone().gif().toBuffer(),
     webp: await small.clone().webp().toBuffer(),
