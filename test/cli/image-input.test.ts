@@ -5,7 +5,7 @@
  * not fit their width×height are refused before anything says `maskSource: "chexmask"`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -30,6 +30,11 @@ function cli(args: string[]) {
   return r;
 }
 
+/** Opens and closes the FIFO's other end: a read that blocked on it (the defect) then ends, and so can this process. */
+function unblock(path: string): void {
+  closeSync(openSync(path, constants.O_RDWR | constants.O_NONBLOCK));
+}
+
 test('predict: /dev/zero and a FIFO are refused with exit 2 naming the file; the caps are flags', () => {
   const model = ['--model', 'models/tiny', '--device', 'cpu'];
   for (const [path, kind] of [
@@ -38,10 +43,7 @@ test('predict: /dev/zero and a FIFO are refused with exit 2 naming the file; the
   ] as const) {
     const r = cli(['predict', path, ...model]);
     assert.is(r.status, 2, r.stderr);
-    assert.is(
-      r.stderr.trim(),
-      `error: ${path}: not a regular file (${kind}); refusing to read it as an image`,
-    );
+    assert.is(r.stderr.trim(), `error: ${path}: not a regular file (${kind}); refusing to read it`);
   }
   const px = cli(['predict', PHANTOM, ...model, '--max-pixels', '491519']);
   assert.is(px.status, 2, px.stderr);
@@ -117,5 +119,8 @@ test('MaskingPredictor.predict(path): /dev/zero, a FIFO and mis-sized region mas
   }
 });
 
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.after(() => {
+  unblock(pipe);
+  rmSync(tmp, { recursive: true, force: true });
+});
 test.run();

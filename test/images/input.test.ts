@@ -11,7 +11,17 @@
  *           limitInputPixels: false }).toColourspace('b-w').jpeg({ progressive: true, quality: 90 })
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -62,11 +72,18 @@ async function refusal(p: Promise<unknown>, what: string): Promise<DataError> {
   throw new Error(`${what}: accepted`);
 }
 
+const fifos: string[] = [];
 function fifo(name: string): string {
   const p = join(dir, name);
   execFileSync('mkfifo', [p]);
+  fifos.push(p);
   return p;
 }
+
+/** Opens and closes each FIFO's other end: a read that blocked on one (the defect) then ends, and so can this process. */
+test.after(() => {
+  for (const p of fifos) closeSync(openSync(p, constants.O_RDWR | constants.O_NONBLOCK));
+});
 
 test('defaults sit well above real X-rays (~10 MP, a few MB) and below what fills a server', () => {
   assert.is(DEFAULT_MAX_PIXELS, 50_000_000);
@@ -247,6 +264,7 @@ test('cache build: a /dev/zero symlink, a FIFO, an SVG and an over-cap image are
   symlinkSync('/dev/zero', zero!);
   unlinkSync(pipe!);
   execFileSync('mkfifo', [pipe!]);
+  fifos.push(pipe!);
   writeFileSync(svg!, '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="192"/>');
   writeFileSync(big!, BOMB);
   const rss0 = process.memoryUsage().rss;

@@ -7,10 +7,11 @@
  * progressive JPEG can declare 16383×16383 and take ~800 MB to decode). The defaults live here.
  */
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { DataError } from '../data/errors.js';
+import { checkRegularFile, statRegularFile } from '../data/files.js';
 import { parseOptions } from '../data/options.js';
 
 /** Leading bytes of each format cxrmask may hand to a decoder. */
@@ -66,23 +67,6 @@ export function sniffFormat(
   return null;
 }
 
-function fileKind(st: {
-  isDirectory(): boolean;
-  isFIFO(): boolean;
-  isSocket(): boolean;
-  isCharacterDevice(): boolean;
-  isBlockDevice(): boolean;
-}): string {
-  if (st.isDirectory()) return 'a folder';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  return 'not a regular file';
-}
-
-const notFile = (file: string, kind: string) =>
-  new DataError('image-not-file', `not a regular file (${kind}); refusing to read it as an image`, { file });
 const tooManyBytes = (file: string, size: number, max: number) =>
   new DataError('image-too-large', `image file is ${size} bytes, over the limit of ${max} (maxFileBytes)`, {
     file,
@@ -101,17 +85,15 @@ export async function readImageFile(file: string, maxFileBytes = DEFAULT_MAX_FIL
       `cannot read image: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
       { file },
     );
-  const st0 = await stat(file).catch((e) => {
-    throw missing(e);
-  });
-  if (!st0.isFile()) throw notFile(file, fileKind(st0));
+  const reasons = { missing: 'image-missing', notFile: 'image-not-file', what: 'image' };
+  const st0 = await statRegularFile(file, reasons);
   if (st0.size > maxFileBytes) throw tooManyBytes(file, st0.size, maxFileBytes);
   const fh = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)).catch((e) => {
     throw missing(e);
   });
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw notFile(file, fileKind(st));
+    checkRegularFile(st, file, reasons.notFile);
     if (st.size > maxFileBytes) throw tooManyBytes(file, st.size, maxFileBytes);
     const buf = Buffer.allocUnsafe(st.size);
     let n = 0;
