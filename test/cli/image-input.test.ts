@@ -81,15 +81,22 @@ function within<T>(p: Promise<T>, what: string): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
+/** The error `p` rejects with; a failure naming `what` if it resolves. */
+async function refused(p: Promise<unknown>, what: string): Promise<DataError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as DataError;
+  }
+  throw new Error(`${what}: accepted`);
+}
+
 test('MaskingPredictor.predict(path): /dev/zero, a FIFO and mis-sized region masks are refused', async () => {
   const p = await MaskingPredictor.load({ modelDir: 'models/tiny', device: 'cpu' });
   try {
     const rss0 = process.memoryUsage().rss;
     for (const path of [zero, pipe]) {
-      const e = await within(p.predict(path), path).then(
-        () => assert.unreachable(`${path} was scored`),
-        (err: DataError) => err,
-      );
+      const e = await refused(within(p.predict(path), path), `${path} was scored`);
       assert.instance(e, DataError, e.message);
       assert.is(e.reason, 'image-not-file');
     }
@@ -106,10 +113,7 @@ test('MaskingPredictor.predict(path): /dev/zero, a FIFO and mis-sized region mas
       ['empty', { heart: new Uint8Array(0) }, 'masks.heart'],
       ['none', {}, 'masks'],
     ] as const) {
-      const e = await p.predict(PHANTOM, { width: w, height: h, masks }).then(
-        (got) => assert.unreachable(`${what}: answered with maskSource ${got.maskSource}`),
-        (err: DataError) => err,
-      );
+      const e = await refused(p.predict(PHANTOM, { width: w, height: h, masks }), `${what} masks`);
       assert.is(e.reason, 'bad-masks', `${what}: ${e.message}`);
       assert.is(e.where.field, field);
       assert.ok(e.message.startsWith(`${PHANTOM}, field "${field}": `), e.message);
