@@ -1,7 +1,15 @@
 /** cxrmask public library API: what README and docs/native.md present, and nothing else. */
 
 // Data-layer helpers a service typically needs next to the predictor.
-export { type ChexmaskRow, imagePath, joinChexmask, preprocess } from './data/index.js';
+export {
+  type ChexmaskRow,
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_PIXELS,
+  type ImageLimits,
+  imagePath,
+  joinChexmask,
+  preprocess,
+} from './data/index.js';
 // Data parallel over torch.distributed's c10d (docs/distributed.md).
 export { type DistEnv, readDistEnv } from './distributed/env.js';
 export { ProcessGroup, type ProcessGroupOptions } from './distributed/group.js';

@@ -3,10 +3,11 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, readIndex } from '../data/mimic.js';
 import { buildCache } from '../images/cache.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 
-export interface CacheArgv {
+export interface CacheArgv extends ImageLimitArgv {
   index: string;
   root: string;
   chexmask: string;
@@ -27,7 +28,7 @@ const command: CommandModule<object, CacheArgv> = {
   command: 'cache',
   describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
   builder: (y: Argv<object>) =>
-    y
+    imageLimitOptions(y)
       .option('index', {
         type: 'string',
         demandOption: true,
@@ -80,6 +81,7 @@ const command: CommandModule<object, CacheArgv> = {
       }) as unknown as Argv<CacheArgv>,
   handler: (argv: ArgumentsCamelCase<CacheArgv>) =>
     runCommand(async () => {
+      const imageLimits = imageLimitsFrom(argv);
       const entries = await readIndex(argv.index);
       process.stderr.write(`[cache] ${entries.length} index entries; joining ${argv.chexmask}\n`);
       // The join reads only the cells this contour source needs; progress is in MB of the file.
@@ -115,6 +117,7 @@ const command: CommandModule<object, CacheArgv> = {
         requireMask: argv.requireMask,
         concurrency: argv.concurrency,
         shardSize: argv.shardSize,
+        imageLimits,
         onProgress: bar.update,
       });
       bar.stop();

@@ -22,9 +22,10 @@ import { ClipModel } from '../model/clip.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { DeviceSpec } from '../native.js';
 import { tensorToRgb } from '../report/overlay.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand } from './run-command.js';
 
-export interface ExplainArgv {
+export interface ExplainArgv extends ImageLimitArgv {
   image: string;
   chexmask?: string;
   id?: string;
@@ -55,7 +56,7 @@ const command: CommandModule<object, ExplainArgv> = {
   command: 'explain',
   describe: 'Attribution map of one finding for an image, on the original and the masked input (PNG + JSON)',
   builder: (y: Argv<object>) =>
-    y
+    imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG/PNG' })
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row (for the masked input)' })
       .option('id', { type: 'string', describe: 'dicom_id of the row' })
@@ -89,6 +90,7 @@ const command: CommandModule<object, ExplainArgv> = {
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {
       const k = findingIndex(argv.finding);
+      const limits = imageLimitsFrom(argv);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))
         throw new ConfigError('--chexmask and --id go together');
       let row = null;
@@ -102,7 +104,7 @@ const command: CommandModule<object, ExplainArgv> = {
           throw new DataError('no-chexmask', why, { file: argv.chexmask, id: argv.id });
         }
       }
-      const pp = await preprocess(argv.image, row, { preprocess: { preset: argv.preset } });
+      const pp = await preprocess(argv.image, row, { preprocess: { preset: argv.preset }, limits });
       const size = pp.geometry.outW;
       const hw = 3 * size * size;
       const n = pp.masked ? 2 : 1;

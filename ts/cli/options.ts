@@ -2,6 +2,52 @@
 
 import type { Argv } from 'yargs';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
+import { UsageError } from './run-command.js';
+
+/** `20mb`, `512k`, `1048576` → bytes (binary units); `flag` names the option in the error. */
+export function parseSize(s: string, flag = '--body-limit'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
+  if (!m) throw new UsageError(`${flag} ${s}: expected a size such as 20mb, 512kb or 1048576`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const bytes = Math.floor(Number(m[1]) * { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit]!);
+  if (bytes < 1) throw new UsageError(`${flag} ${s}: must be at least 1 byte`);
+  return bytes;
+}
+
+/** Caps on each image read (ts/images/input.ts), shared by the commands that decode images. */
+export function imageLimitOptions<T>(y: Argv<T>) {
+  return y
+    .option('max-pixels', {
+      type: 'number',
+      describe: `largest width×height an image header may declare; larger images are refused before decoding (default ${DEFAULT_MAX_PIXELS})`,
+    })
+    .option('max-image-size', {
+      type: 'string',
+      describe: `largest image file, e.g. 64mb (default ${DEFAULT_MAX_FILE_BYTES / 2 ** 20}mb)`,
+    });
+}
+
+export interface ImageLimitArgv {
+  maxPixels?: number;
+  maxImageSize?: string;
+}
+
+/** The image limits the flags set (unset flags keep the defaults). */
+export function imageLimitsFrom(argv: ImageLimitArgv): ImageLimits {
+  const out: ImageLimits = {};
+  if (argv.maxPixels !== undefined) {
+    if (!Number.isSafeInteger(argv.maxPixels) || argv.maxPixels < 1) {
+      throw new UsageError(`--max-pixels ${argv.maxPixels}: expected a positive integer`);
+    }
+    out.maxPixels = argv.maxPixels;
+  }
+  if (argv.maxImageSize !== undefined) {
+    if (typeof argv.maxImageSize !== 'string') throw new UsageError('--max-image-size: give it once');
+    out.maxFileBytes = parseSize(argv.maxImageSize, '--max-image-size');
+  }
+  return out;
+}
 
 /** Options shared by every command that runs models. */
 export function modelOptions<T>(y: Argv<T>) {

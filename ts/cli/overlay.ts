@@ -3,10 +3,10 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import { renderFigure } from '../report/figure.js';
-import { parseList } from './options.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseList } from './options.js';
 import { runCommand } from './run-command.js';
 
-export interface OverlayArgv {
+export interface OverlayArgv extends ImageLimitArgv {
   image: string;
   chexmask: string;
   id: string;
@@ -37,7 +37,7 @@ const command: CommandModule<object, OverlayArgv> = {
   command: 'overlay',
   describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
   builder: (y: Argv<object>) =>
-    y
+    imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG' })
       .option('chexmask', { type: 'string', demandOption: true, describe: 'CheXmask CSV holding the row' })
       .option('id', { type: 'string', demandOption: true, describe: 'dicom_id of the row' })
@@ -104,6 +104,7 @@ const command: CommandModule<object, OverlayArgv> = {
           layout: argv.layout,
           grid: argv.grid,
           preprocess: { preset: argv.preset },
+          limits: imageLimitsFrom(argv),
         },
         argv.out,
       );

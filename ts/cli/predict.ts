@@ -3,9 +3,10 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../labels.js';
 import { openSegmenter } from '../segment/open.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
-export interface PredictArgv {
+export interface PredictArgv extends ImageLimitArgv {
   image: string;
   chexmask?: string;
   segmenter?: string;
@@ -22,7 +23,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
   describe:
     'Per-finding probabilities for one chest X-ray, as given and with its CheXmask lung/heart contours drawn in (inference-time masking); zero-shot without --checkpoint',
   builder: (y: Argv<object>) =>
-    y
+    imageLimitOptions(y)
       .positional('image', { type: 'string', describe: 'JPEG/PNG file', demandOption: true })
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row of this image' })
       .option('segmenter', {
@@ -58,6 +59,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
   handler: async (argv: ArgumentsCamelCase<PredictArgv>) => {
     await runCommand(async () => {
       if (argv.dicomId && !argv.chexmask) throw new UsageError('--dicom-id needs --chexmask');
+      const imageLimits = imageLimitsFrom(argv);
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
       const segmenter = argv.segmenter ? await openSegmenter(argv.segmenter, { device: argv.device }) : null;
@@ -67,6 +69,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
         checkpoint: argv.checkpoint ?? null,
         ...(argv.kind ? { kind: argv.kind } : {}),
         device: argv.device,
+        imageLimits,
       });
       try {
         const r = await p.predict(argv.image, row);

@@ -11,9 +11,10 @@ import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/
 import { resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
-export interface ServeArgv {
+export interface ServeArgv extends ImageLimitArgv {
   model: string;
   checkpoint?: string;
   kind?: PredictorKind;
@@ -30,22 +31,14 @@ export interface ServeArgv {
   log: 'info' | 'warn' | 'error' | 'silent';
 }
 
-/** `20mb`, `512k`, `1048576` → bytes (binary units). */
-export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
-  if (!m) throw new UsageError(`--body-limit ${s}: expected a size such as 20mb, 512kb or 1048576`);
-  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
-  const bytes = Math.floor(Number(m[1]) * { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit]!);
-  if (bytes < 1) throw new UsageError(`--body-limit ${s}: must be at least 1 byte`);
-  return bytes;
-}
+export { parseSize } from './options.js';
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
   command: 'serve',
   describe:
     'HTTP service: POST a chest X-ray JPEG to /predict → probabilities on the original and on the lung/heart-masked image (CheXmask row by dicomId, or predicted by --segmenter); /healthz, /metrics',
   builder: (y: Argv<object>) =>
-    y
+    imageLimitOptions(y)
       .option('model', {
         type: 'string',
         default: 'models/tiny',
@@ -120,6 +113,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
       }
       const bodyLimit = parseSize(argv.bodyLimit);
+      const imageLimits = imageLimitsFrom(argv);
       if (argv.threads !== undefined) setThreads(argv.threads);
       const src = resolveModelSource(argv.model, argv.checkpoint ?? null);
       const chexmask = argv.chexmask
@@ -136,6 +130,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         ...(argv.kind ? { kind: argv.kind } : {}),
         device: argv.device,
         ...(src.overlay ? { overlay: src.overlay } : {}),
+        imageLimits,
       });
       const app = createServer({
         predictor,

@@ -2,12 +2,13 @@
  * Large-chunk byte input for the CSV scanner: plain files are read with fs straight into the
  * caller's (reused) buffer; gzip files (sniffed by magic bytes) go through a streaming gunzip.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { isGzip } from './csv.js';
 import { DataError } from './errors.js';
+import { checkRegularFile } from './files.js';
 
 export interface ByteSource {
   /** Copies up to `len` bytes into `buf` at `off`; resolves 0 at the end of the data. */
@@ -20,12 +21,14 @@ export interface ByteSource {
 }
 
 export async function openBytes(path: string): Promise<ByteSource> {
-  let size: number;
+  let st: Stats;
   try {
-    size = (await stat(path)).size;
+    st = await stat(path);
   } catch {
     throw new DataError('missing-file', 'file does not exist', { file: path });
   }
+  checkRegularFile(st, path); // a FIFO would block the open, /dev/zero never end
+  const size = st.size;
   return isGzip(path) ? gunzipSource(path, size) : plainSource(path, size);
 }
 

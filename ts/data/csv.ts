@@ -3,6 +3,7 @@ import { closeSync, createReadStream, existsSync, openSync, readSync } from 'nod
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import { DataError } from './errors.js';
+import { statRegularFile } from './files.js';
 
 export interface CsvRecord {
   /** 1-based data row number (the header is row 0). */
@@ -57,6 +58,7 @@ export async function openCsv(
   { maxRecordChars = MAX_CSV_RECORD_CHARS }: { maxRecordChars?: number } = {},
 ): Promise<CsvReader> {
   if (!existsSync(path)) throw new DataError('missing-file', 'file does not exist', { file: path });
+  await statRegularFile(path); // a FIFO would block the read, /dev/zero never end
   const gz = isGzip(path);
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
   const parser = parse({

@@ -10,6 +10,17 @@ export {
   openCache,
 } from '../images/cache.js';
 export {
+  DATASET_FORMATS,
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_PIXELS,
+  IMAGE_SIGNATURES,
+  type ImageFormat,
+  type ImageLimits,
+  INPUT_FORMATS,
+  readImageFile,
+  sniffFormat,
+} from '../images/input.js';
+export {
   type ChexmaskRecord,
   CLIP_MEAN,
   CLIP_STD,
@@ -28,6 +39,7 @@ export {
 export { computeGeometry, type Geometry, mapPoints, sampleMask } from '../masks/geometry.js';
 export {
   type ContourOptions,
+  checkMaskSource,
   checkRowSize,
   contourMap,
   type OverlayOptions,

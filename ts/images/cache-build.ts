@@ -25,6 +25,7 @@ import {
 import { knownKeys } from '../model/validate.js';
 import { CACHE_VERSION, type CachedEntry, type CacheMeta, type CacheSummary } from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo, sha256, sha256File } from './cache-verify.js';
+import { DATASET_FORMATS, type ImageLimits, resolveImageLimits } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
 
 export interface BuildCacheOptions {
@@ -47,6 +48,11 @@ export interface BuildCacheOptions {
   requireMask?: boolean;
   shardSize?: number;
   concurrency?: number;
+  /**
+   * Per-image caps (ts/images/input.ts; default 256 MiB, 50 MP, the dataset formats): an image over
+   * them, or a path that is not a regular file, is skipped and counted like an undecodable one.
+   */
+  imageLimits?: ImageLimits;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -64,6 +70,7 @@ const BUILD_CACHE_KEYS = [
   'requireMask',
   'shardSize',
   'concurrency',
+  'imageLimits',
   'onProgress',
 ] as const satisfies readonly (keyof BuildCacheOptions)[];
 
@@ -100,6 +107,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   const t0 = performance.now();
   knownKeys(options, BUILD_CACHE_KEYS, 'buildCache');
   const pp = resolvePreprocess(options.preprocess);
+  const imageLimits = resolveImageLimits({ formats: [...DATASET_FORMATS], ...options.imageLimits });
   const contour = contourPart(
     parseOptions(OverlayOptionsSchema, options.overlay ?? {}, 'buildCache overlay'),
   );
@@ -203,7 +211,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
               const e = part[i];
               const file = join(options.root, e.path);
               try {
-                const { gray, geometry } = await decodePlane(file, pp);
+                const { gray, geometry } = await decodePlane(file, pp, imageLimits);
                 rec.set(gray, 0);
                 const stored = rows?.get(e.dicomId);
                 const row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);

@@ -190,6 +190,18 @@ function firstFloat(ds: DicomDataSet, tag: string): number | undefined {
   return v !== undefined && Number.isFinite(v) ? v : undefined;
 }
 
+/** Rows × Columns from the header alone (no pixel decoding), for the pixel cap before decoding. */
+export function dicomSize(buf: Uint8Array): { width: number; height: number } {
+  const parser = require('dicom-parser') as DicomParser;
+  let ds: DicomDataSet;
+  try {
+    ds = parser.parseDicom(buf, { untilTag: 'x7fe00010' });
+  } catch (e) {
+    throw new DicomError(`not a readable DICOM file: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return { width: ds.uint16('x00280011') ?? 0, height: ds.uint16('x00280010') ?? 0 };
+}
+
 /**
  * Decodes frame 0 of a DICOM file into an 8-bit gray plane (see the file comment for the steps).
  * @throws {DicomError} not DICOM, not one gray sample per pixel, a size over DICOM_MAX_PIXELS, pixel

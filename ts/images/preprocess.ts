@@ -6,7 +6,6 @@
  * and the contour map (see ../masks/overlay.ts).
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { type ChexmaskRow, parseChexmaskRecord, sizeRowFromImage } from '../data/chexmask.js';
 
@@ -20,6 +19,7 @@ import {
   CONTOUR_BITS,
   type ContourOptions,
   type ContourOptionsSchema,
+  checkMaskSource,
   checkRowSize,
   contourMap,
   contourPart,
@@ -30,6 +30,7 @@ import {
   paintTable,
   type RegionMasks,
 } from '../masks/overlay.js';
+import { checkedImage, type ImageLimits, resolveImageLimits } from './input.js';
 import { imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -118,29 +119,24 @@ export interface DecodedPlane {
   geometry: Geometry;
 }
 
-async function toBuffer(input: string | Buffer): Promise<{ buf: Buffer; name: string }> {
-  if (typeof input !== 'string') return { buf: input, name: '<buffer>' };
-  try {
-    return { buf: await readFile(input), name: input };
-  } catch (e) {
-    throw new DataError(
-      'image-missing',
-      `cannot read image: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      {
-        file: input,
-      },
-    );
-  }
-}
+const decodeError = (e: unknown, file: string) =>
+  e instanceof DataError
+    ? e
+    : new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, { file });
 
-/** Reads the JPEG header for its size, then decodes once into the output-grid grayscale plane. */
+/**
+ * Checks the input (ts/images/input.ts: a regular file within the byte cap, an accepted format, a
+ * header within the pixel cap), then decodes once into the output-grid grayscale plane.
+ */
 export async function decodePlane(
   input: string | Buffer,
   pp: ResolvedPreprocess,
+  limits: ImageLimits = {},
 ): Promise<DecodedPlane & { buf: Buffer }> {
-  const { buf, name } = await toBuffer(input);
+  const lim = resolveImageLimits(limits);
+  const { buf, name } = await checkedImage(input, lim);
   try {
-    const src = await imageSource(buf);
+    const src = await imageSource(buf, lim.maxPixels);
     const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
     let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
@@ -155,29 +151,29 @@ export async function decodePlane(
     }
     return { gray: new Uint8Array(data.buffer, data.byteOffset, data.length), geometry: g, buf };
   } catch (e) {
-    if (e instanceof DataError) throw e;
-    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, {
-      file: name,
-    });
+    throw decodeError(e, name);
   }
 }
 
-/** Full-resolution grayscale decode (for figures). */
+/** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */
 export async function decodeFull(
   input: string | Buffer,
+  limits: ImageLimits = {},
 ): Promise<{ gray: Uint8Array; width: number; height: number }> {
-  const { buf, name } = await toBuffer(input);
+  const lim = resolveImageLimits(limits);
+  const { buf, name } = await checkedImage(input, lim);
   try {
-    const { data, info } = await (await imageSource(buf)).open().raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await (await imageSource(buf, lim.maxPixels))
+      .open()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     return {
       gray: new Uint8Array(data.buffer, data.byteOffset, data.length),
       width: info.width,
       height: info.height,
     };
   } catch (e) {
-    throw new DataError('image-corrupt', `cannot decode image: ${(e as Error).message.split('\n')[0]}`, {
-      file: name,
-    });
+    throw decodeError(e, name);
   }
 }
 
@@ -250,13 +246,14 @@ export interface PreprocessResult {
 
 /**
  * For a service: one image (path or Buffer) and optionally its CheXmask row (a parsed ChexmaskRow, a raw
- * CSV record, or region masks) → the original
- * and masked preprocessed tensors. A row whose Height/Width differ from the JPEG is refused (DataError).
+ * CSV record, or region masks) → the original and masked preprocessed tensors. A row whose
+ * Height/Width differ from the JPEG, region masks whose arrays are not width×height, and an image
+ * outside `limits` (ts/images/input.ts: JPEG/PNG, ≤ 256 MiB, ≤ 50 MP by default) are refused (DataError).
  */
 export async function preprocess(
   image: string | Buffer,
   row?: ChexmaskRow | RegionMasks | ChexmaskRecord | null,
-  options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions } = {},
+  options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions; limits?: ImageLimits } = {},
 ): Promise<PreprocessResult> {
   const pp = resolvePreprocess(options.preprocess);
   const ov = parseOptions(OverlayOptionsSchema, options.overlay ?? {}, 'overlay');
@@ -265,7 +262,8 @@ export async function preprocess(
     row && 'Landmarks' in row
       ? parseChexmaskRecord(row as ChexmaskRecord, { keepRle: ov.source === 'rle' })
       : (row as ChexmaskRow | RegionMasks | null | undefined);
-  const { gray, geometry } = await decodePlane(image, pp);
+  if (chexmask) checkMaskSource(chexmask, typeof image === 'string' ? image : undefined);
+  const { gray, geometry } = await decodePlane(image, pp, options.limits);
   const original = planeToTensor(gray, null, pp, null);
   let contour: Uint8Array | null = null;
   let masked: Float32Array | null = null;

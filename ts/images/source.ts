@@ -27,7 +27,9 @@ export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
   return out;
 }
 
-export async function imageSource(buf: Buffer): Promise<ImageSource> {
+/** `maxPixels` is handed to sharp too, so its decoders stop at the same cap the header check used. */
+export async function imageSource(buf: Buffer, maxPixels: number | false = false): Promise<ImageSource> {
+  const opts = { failOn: 'warning' as const, limitInputPixels: maxPixels };
   if (isDicom(buf)) {
     const d = await decodeDicom(buf);
     const raw = { width: d.width, height: d.height, channels: 1 as const };
@@ -38,18 +40,18 @@ export async function imageSource(buf: Buffer): Promise<ImageSource> {
       open: () => sharp(d.gray, { raw }).grayscale(),
     };
   }
-  const meta = await sharp(buf).metadata();
+  const meta = await sharp(buf, { limitInputPixels: maxPixels }).metadata();
   if (!meta.width || !meta.height) throw new Error('image has no size');
   if (meta.depth !== 'ushort')
     return {
       width: meta.width,
       height: meta.height,
       bits: 8,
-      open: () => sharp(buf, { failOn: 'warning' }).grayscale(),
+      open: () => sharp(buf, opts).grayscale(),
     };
   // 16-bit: sharp's own gray conversion keeps the top 8 bits, which leaves 12-bit data nearly black, so
   // the samples are read at 16 bits and scaled here from the real depth.
-  const { data, info } = await sharp(buf, { failOn: 'warning' })
+  const { data, info } = await sharp(buf, opts)
     .toColourspace('grey16')
     .raw({ depth: 'ushort' })
     .toBuffer({ resolveWithObject: true });

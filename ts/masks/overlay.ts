@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
-import { REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
+import { NUM_LANDMARKS, REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
 import { parseOptions } from '../data/options.js';
 import { decodeRle } from '../data/rle.js';
 import { type Geometry, mapPoints, sampleMask } from './geometry.js';
@@ -67,6 +67,54 @@ export interface RegionMasks {
   masks: Partial<Record<Region, Uint8Array | null>>;
 }
 
+const isPositiveInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+
+/**
+ * Refuses masks that would draw wrong or no contours: region masks whose width/height are not
+ * positive integers, whose arrays are not Uint8Arrays of exactly width×height, with an unknown region
+ * name, or with no region at all; a row whose landmarks are not NUM_LANDMARKS finite points.
+ * @throws {DataError} `bad-masks`, naming the field.
+ */
+export function checkMaskSource(src: ChexmaskRow | RegionMasks, file?: string): void {
+  const fail = (field: string, message: string) => {
+    throw new DataError('bad-masks', message, { file, id: (src as { dicomId?: string }).dicomId, field });
+  };
+  if (!src || typeof src !== 'object') fail('masks', 'expected a CheXmask row or region masks');
+  if (!isPositiveInt(src.width)) fail('width', `width must be a positive integer, got ${String(src.width)}`);
+  if (!isPositiveInt(src.height))
+    fail('height', `height must be a positive integer, got ${String(src.height)}`);
+  if ('masks' in src) {
+    const masks = src.masks as Record<string, unknown>;
+    if (!masks || typeof masks !== 'object') fail('masks', 'masks must be an object of region → Uint8Array');
+    const hw = src.width * src.height;
+    let given = 0;
+    for (const [region, m] of Object.entries(masks)) {
+      const field = `masks.${region}`;
+      if (!(REGIONS as readonly string[]).includes(region)) {
+        fail(field, `unknown region "${region}" (expected ${REGIONS.join(', ')})`);
+      }
+      if (m === null || m === undefined) continue;
+      if (!(m instanceof Uint8Array))
+        fail(field, 'a region mask must be a Uint8Array (row-major, width×height)');
+      const n = (m as Uint8Array).length;
+      if (n !== hw) {
+        fail(field, `mask has ${n} values, expected width×height = ${src.width}×${src.height} = ${hw}`);
+      }
+      given++;
+    }
+    if (given === 0) fail('masks', `no region mask given (expected one or more of ${REGIONS.join(', ')})`);
+    return;
+  }
+  const lm = (src as ChexmaskRow).landmarks as unknown;
+  const typed = lm instanceof Float64Array || lm instanceof Float32Array;
+  if (!typed || lm.length !== NUM_LANDMARKS * 2) {
+    const n = typed ? lm.length : typeof lm;
+    fail('landmarks', `landmarks must be a Float64Array of ${NUM_LANDMARKS * 2} numbers, got ${n}`);
+  }
+  for (const v of lm as Float64Array | Float32Array)
+    if (!Number.isFinite(v)) fail('landmarks', 'landmarks must be finite');
+}
+
 /** Refuses a CheXmask row whose grid is not the image's; a swapped Height/Width is named as such. */
 export function checkRowSize(
   row: { dicomId?: string; height: number; width: number },
@@ -91,6 +139,7 @@ export function regionMasksOnGrid(
   g: Geometry,
   source: 'landmarks' | 'rle' = 'landmarks',
 ): Record<Region, Uint8Array | null> {
+  checkMaskSource(src);
   const out = {} as Record<Region, Uint8Array | null>;
   if ('masks' in src) {
     for (const r of REGIONS) {

@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { parseOptions } from '../data/options.js';
+import type { ImageLimits } from '../images/input.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
 import { identityGeometry } from '../masks/geometry.js';
 import {
@@ -28,6 +29,8 @@ export interface FigureOptions {
   preprocess?: PreprocessOptions;
   /** Gap between the panels, in pixels. */
   gap?: number;
+  /** What the image may be (ts/images/input.ts); default JPEG/PNG, 256 MiB, 50 MP. */
+  limits?: ImageLimits;
 }
 
 /** Renders the figure and writes it (PNG/JPEG by extension) when `out` is given; returns the encoded bytes. */
@@ -44,7 +47,7 @@ export async function renderFigure(
   let h: number;
   let contour: Uint8Array;
   if ((opts.grid ?? 'full') === 'full') {
-    const d = await decodeFull(image);
+    const d = await decodeFull(image, opts.limits);
     gray = d.gray;
     w = d.width;
     h = d.height;
@@ -53,7 +56,7 @@ export async function renderFigure(
     contour = contourMap(chexmask, identityGeometry(w, h), { thickness, source: ov.source });
   } else {
     const pp = resolvePreprocess(opts.preprocess);
-    const d = await decodePlane(image, pp);
+    const d = await decodePlane(image, pp, opts.limits);
     gray = d.gray;
     w = d.geometry.outW;
     h = d.geometry.outH;

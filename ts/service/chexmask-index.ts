@@ -20,6 +20,7 @@ import {
 import { isGzip } from '../data/csv.js';
 import { CsvScanner, KEEP } from '../data/csvscan.js';
 import { DataError } from '../data/errors.js';
+import { statRegularFile } from '../data/files.js';
 
 export interface ChexmaskIndexOptions {
   /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */
@@ -80,6 +81,7 @@ export class ChexmaskIndex {
   /** Builds the index in one streaming pass. A gzipped CSV is refused: offsets need the plain file. */
   static async build(csvPath: string, options: ChexmaskIndexOptions = {}): Promise<ChexmaskIndex> {
     const t0 = performance.now();
+    await statRegularFile(csvPath); // a FIFO would block the open below
     const file = await open(csvPath, 'r').catch((e: NodeJS.ErrnoException) => {
       throw new DataError('missing-file', `cannot open: ${e.code ?? e.message}`, { file: csvPath });
     });

@@ -25,6 +25,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import sharp from 'sharp';
+import { INPUT_FORMATS, sniffFormat } from '../images/input.js';
 import type { ChexmaskIndex } from './chexmask-index.js';
 import { createMetrics } from './metrics.js';
 import type { MaskingPredictor, Prediction } from './predictor.js';
@@ -64,11 +65,16 @@ export class HttpError extends Error {
   }
 }
 
+const TOO_MANY_PARTS = 'send one file part (and at most a few small fields)';
+const BAD_IMAGE = 'cannot decode the image (JPEG or PNG expected)';
+
 /** Data-layer refusals (DataError reasons) as client-facing answers; anything else is a 500. */
 function dataErrorToHttp(reason: string): HttpError {
   switch (reason) {
     case 'image-corrupt':
-      return new HttpError(400, 'bad-image', 'cannot decode the image (JPEG or PNG expected)');
+      return new HttpError(400, 'bad-image', BAD_IMAGE);
+    case 'image-too-large':
+      return new HttpError(400, 'bad-image', 'the image has more pixels than this server accepts');
     case 'unknown-id':
       return new HttpError(404, 'unknown-id', 'no CheXmask row for this dicomId');
     case 'low-dice':
@@ -105,7 +111,7 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
     err?.code === 'FST_FILES_LIMIT' ||
     err?.code === 'FST_FIELDS_LIMIT'
   ) {
-    return new HttpError(413, 'too-many-parts', 'send one file part (and at most a few small fields)');
+    return new HttpError(413, 'too-many-parts', TOO_MANY_PARTS);
   }
   // busboy's refusals of a malformed form (bad boundary, truncated part, bad headers).
   if (
@@ -124,12 +130,20 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
   return new HttpError(500, 'internal', 'internal error');
 }
 
-/** The first file part of a multipart request, buffered (its size bounded by the multipart limits). */
+/**
+ * The file part of a multipart request, buffered (its size bounded by the multipart limits). The
+ * whole body is read, so that a second file is refused (busboy's files limit, 413) instead of dropped.
+ */
 async function filePart(req: FastifyRequest): Promise<Buffer> {
-  const part = await req.file();
-  if (!part)
+  let image: Buffer | null = null;
+  for await (const part of req.parts()) {
+    if (part.type !== 'file') continue;
+    if (image) throw new HttpError(413, 'too-many-parts', TOO_MANY_PARTS);
+    image = await part.toBuffer();
+  }
+  if (!image)
     throw new HttpError(400, 'no-file', 'the multipart body has no file part (send the image as a file)');
-  return part.toBuffer();
+  return image;
 }
 
 /** A prediction as JSON: PNG outputs as base64 (the region bits as an 8-bit gray PNG). */
@@ -195,7 +209,10 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   app.setErrorHandler((e, req, reply) => {
     const h = toHttpError(e, bodyLimit, closing);
     if (h.statusCode === 500) req.log.error({ err: e }, 'request failed');
-    if (h.statusCode === 413) reply.header('connection', 'close'); // do not read the rest of the body
+    // An oversized body is not read to its end. The rest of a form with too many parts is short or
+    // discarded as it comes (busboy skips the extra files), so that answer keeps the connection:
+    // closing it with unread bytes resets it, and the client may never see the 413.
+    if (h.code === 'too-large') reply.header('connection', 'close');
     if (h.statusCode === 503) reply.header('retry-after', '1');
     return reply.code(h.statusCode).send({ error: h.code, message: h.message });
   });
@@ -256,6 +273,8 @@ export function createServer(options: ServiceOptions): FastifyInstance {
         if (!Buffer.isBuffer(image) || image.length === 0) {
           throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
         }
+        // Only JPEG and PNG reach a decoder (SVG, TIFF, GIF, WebP … would reach librsvg, libtiff …).
+        if (!sniffFormat(image, INPUT_FORMATS)) throw new HttpError(400, 'bad-image', BAD_IMAGE);
         const row = dicomId ? await chexmask!.row(dicomId) : null;
         job = predictor.predict(image, row, extras) as Promise<Prediction>;
       } finally {

@@ -22,10 +22,12 @@ import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
 import { ConfigError, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
+import { type ImageLimits, resolveImageLimits } from '../images/input.js';
 import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
 import { FINDINGS, type Finding } from '../labels.js';
 import type { Geometry } from '../masks/geometry.js';
 import {
+  checkMaskSource,
   OverlayOptionsSchema,
   overlayRgb,
   paintPart,
@@ -53,7 +55,11 @@ export interface PreprocessedPair {
 export type PreprocessFn = (
   image: string | Buffer,
   chexmask: unknown,
-  options: { preprocess?: Record<string, unknown>; overlay?: Record<string, unknown> },
+  options: {
+    preprocess?: Record<string, unknown>;
+    overlay?: Record<string, unknown>;
+    limits?: ImageLimits;
+  },
 ) => Promise<PreprocessedPair>;
 
 export interface PredictorOptions {
@@ -73,6 +79,12 @@ export interface PredictorOptions {
   overlay?: Record<string, unknown>;
   /** Preprocessing overrides (default: matches model.json). */
   preprocess?: Record<string, unknown>;
+  /**
+   * What an image may be (ts/images/input.ts): formats by their leading bytes (default JPEG, PNG),
+   * largest file (default 256 MiB) and pixel count from the header (default 50 MP); others are
+   * refused before decoding (DataError `image-corrupt` / `image-too-large` / `image-not-file`).
+   */
+  imageLimits?: ImageLimits;
   /**
    * Lung/heart segmenter for images given without a CheXmask row; its `size` must be the model's
    * image size. The predictor owns it from here on: `dispose()` disposes it too.
@@ -141,7 +153,11 @@ export class MaskingPredictor {
     private readonly clf: ClassifierLike | null,
     private readonly bank: TextBank | null,
     private readonly prep: PreprocessFn,
-    private readonly prepOptions: { preprocess?: Record<string, unknown>; overlay?: Record<string, unknown> },
+    private readonly prepOptions: {
+      preprocess?: Record<string, unknown>;
+      overlay?: Record<string, unknown>;
+      limits: ImageLimits;
+    },
     readonly segmenter: SegmenterLike | null,
   ) {
     this.pp = resolvePreprocess(prepOptions.preprocess);
@@ -161,6 +177,7 @@ export class MaskingPredictor {
       preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
       // A run's cell draws its contours as thick as the cache it was trained on.
       overlay: o.overlay ?? (o.checkpoint ? checkpointContour(o.checkpoint) : undefined) ?? {},
+      limits: resolveImageLimits(o.imageLimits),
     };
     const size = resolvePreprocess(prepOptions.preprocess).size;
     if (o.segmenter && o.segmenter.size !== size) {
@@ -229,6 +246,10 @@ export class MaskingPredictor {
       chexmask && typeof chexmask === 'object' && 'Landmarks' in chexmask
         ? parseChexmaskRecord(chexmask as Record<string, string>, { keepRle: this.ov.source === 'rle' })
         : ((chexmask ?? null) as ChexmaskRow | RegionMasks | null);
+    // Before decoding: region masks that do not fit their own width×height would draw wrong contours.
+    if (row && typeof row === 'object' && 'masks' in row) {
+      checkMaskSource(row, typeof image === 'string' ? image : undefined);
+    }
     // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
     const pp = await this.prep(image, row, this.prepOptions);
     const { p, bits, maskSource } = await this.queue.run(() => this.modelSteps(pp, row));
