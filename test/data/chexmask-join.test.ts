@@ -12,6 +12,7 @@ import {
   CHEXMASK_COLUMNS,
   CHEXMASK_ID_COLUMNS,
   type ChexmaskRow,
+  diceOf,
   type JoinOptions,
   joinChexmask,
   parseChexmaskRecord,
@@ -40,18 +41,26 @@ async function oracleJoin(csvPath: string, ids: Iterable<string>, o: JoinOptions
   const refused = new ReasonCounter();
   const emptyMaskCells: Record<Region, number> = { rightLung: 0, leftLung: 0, heart: 0 };
   const matchedIds = new Set<string>();
+  // The duplicate-id rule: an id's row is its first row whose Dice passes minDice (kept or not).
+  const claimed = new Set<string>();
   let [rowsRead, matched, sumM, nM, sumK] = [0, 0, 0, 0, 0];
+  const diceIdx = csv.header.indexOf(CHEXMASK_COLUMNS.diceMean);
   for await (const { row, values } of csv.records) {
     rowsRead++;
-    if (o.stopEarly && matchedIds.size === wanted.size) break;
+    if (o.stopEarly && claimed.size === wanted.size) break;
     const id = (values[idIdx] ?? '').trim();
     if (!wanted.has(id)) continue;
     matched++;
     matchedIds.add(id);
-    if (rows.has(id)) {
-      refused.add('duplicate', `${csvPath}, row ${row}, id ${id}: duplicate row (first kept)`);
+    if (claimed.has(id)) {
+      refused.add(
+        'duplicate',
+        `${csvPath}, row ${row}, id ${id}: duplicate row (an earlier row of this id passed the Dice threshold)`,
+      );
       continue;
     }
+    const dice = diceOf(values[diceIdx]);
+    if (dice >= minDice) claimed.add(id);
     if (values.length !== csv.header.length) {
       refused.add(
         'bad-row',
@@ -61,12 +70,11 @@ async function oracleJoin(csvPath: string, ids: Iterable<string>, o: JoinOptions
     }
     const rec: Record<string, string> = {};
     for (const c of csv.header) rec[c] = values[csv.header.indexOf(c)];
-    const dice = Number(rec[CHEXMASK_COLUMNS.diceMean]);
-    if (Number.isFinite(dice)) {
+    if (!Number.isNaN(dice)) {
       sumM += dice;
       nM++;
     }
-    if (Number.isFinite(dice) && dice < minDice) {
+    if (dice < minDice) {
       refused.add('low-dice', `${csvPath}, row ${row}, id ${id}: Dice RCA (Mean) ${dice} < ${minDice}`);
       continue;
     }
