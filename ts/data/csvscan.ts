@@ -134,6 +134,13 @@ export class CsvScanner {
   private peek = 0;
   private held = 0;
   private viewCols: number[] = [];
+  /**
+   * Read-ahead: while the scan parses `buf`, the next chunk is read into `spare` at `aheadAt`, leaving
+   * room before it for the unfinished record that the next fill carries over.
+   */
+  private spare: Buffer | null = null;
+  private ahead: Promise<number> | null = null;
+  private aheadAt = 0;
   private rec: ScannedRecord = {
     row: 0,
     start: 0,
@@ -210,6 +217,7 @@ export class CsvScanner {
   }
 
   async close(): Promise<void> {
+    await this.ahead?.catch(() => {});
     await this.src.close();
   }
 
@@ -455,6 +463,7 @@ export class CsvScanner {
         this.droppedCR = buf[e - 1] === CR;
       }
     }
+    if (this.ahead) return this.takeAhead(keepFrom);
     const shift = keepFrom;
     if (shift > 0) buf.copyWithin(0, shift, this.end);
     this.base += shift;
@@ -484,9 +493,65 @@ export class CsvScanner {
         this.end -= 3;
         this.view = b.subarray(0, this.end);
       }
+      if (n > 0) this.readAhead();
       return n > 0 || this.end > this.pos;
     }
     return (await this.readMore()) > 0;
+  }
+
+  /** Starts reading the next chunk into the spare buffer (the scan goes on with `buf` meanwhile). */
+  private readAhead(): void {
+    if (this.eof) return;
+    const chunkBytes = Math.max(16, this.limits.chunkBytes);
+    const head = chunkBytes >> 2;
+    if (!this.spare || this.spare.length !== head + chunkBytes)
+      this.spare = Buffer.allocUnsafe(head + chunkBytes);
+    this.aheadAt = head;
+    const p = this.src.read(this.spare, head, chunkBytes);
+    // a failure is thrown by the fill that awaits it; none goes unhandled meanwhile
+    p.catch(() => {});
+    this.ahead = p;
+  }
+
+  /**
+   * The fill when a chunk was read ahead: the bytes from `keepFrom` on (the unfinished record's held
+   * part) are carried in front of the new chunk. A carry that fits the room before it is copied there
+   * and the buffers swap; a larger one (a big kept cell) gets the chunk appended instead.
+   */
+  private async takeAhead(keepFrom: number): Promise<boolean> {
+    const n = await (this.ahead as Promise<number>);
+    this.ahead = null;
+    const spare = this.spare as Buffer;
+    const carry = this.end - keepFrom;
+    let move: number; // how far every position moves (buffer index of the carried bytes' start)
+    if (n === 0) this.eof = true;
+    if (carry <= this.aheadAt) {
+      move = this.aheadAt - carry;
+      this.buf.copy(spare, move, keepFrom, this.end);
+      this.spare = this.buf;
+      this.buf = spare;
+    } else {
+      move = 0;
+      const need = carry + n;
+      let b = this.buf;
+      if (b.length < need)
+        b = Buffer.allocUnsafe(Math.max(need, Math.min(b.length * 2, need + this.limits.chunkBytes)));
+      this.buf.copy(b, 0, keepFrom, this.end); // overlapping when b is buf: copy moves like memmove
+      spare.copy(b, carry, this.aheadAt, this.aheadAt + n);
+      this.buf = b;
+    }
+    const shift = keepFrom - move;
+    this.base += shift;
+    this.pos -= shift;
+    this.fs = Math.max(move, this.fs - shift);
+    this.qpos = Math.max(move, this.qpos - shift);
+    this.end = move + carry + n;
+    this.view = this.buf.subarray(0, this.end);
+    this.nc = -2;
+    this.nn = -2;
+    this.onBytes?.(this.src.bytesRead(), this.src.totalBytes);
+    if (n > 0) this.readAhead();
+    return n > 0;
   }
 
   private async readMore(): Promise<number> {
