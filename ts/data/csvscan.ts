@@ -1,6 +1,7 @@
 /**
- * RFC-4180 record scanner for multi-GB CSVs. It reads large chunks into one reused buffer and finds
- * field ends with Buffer.indexOf (memchr speed). The caller says per column whether a field is kept
+ * RFC-4180 record scanner for multi-GB CSVs. It reads large chunks into two reused buffers (the next
+ * chunk is read while the current one is scanned) and finds field ends with Buffer.indexOf (memchr
+ * speed). The caller says per column whether a field is kept
  * (bytes handed back), peeked (only "blank or nan?" is answered) or skipped. Skipped and peeked
  * fields are never decoded or copied, and are dropped from the buffer as the scan passes them, so
  * their size does not matter. Kept fields are held until the record ends, within maxFieldBytes and
