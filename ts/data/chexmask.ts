@@ -98,6 +98,38 @@ const INTEGER_RE = /^[+-]?\d+(?:\.0*)?$/;
 const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const ASCII_BLANKS = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
 
+const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16];
+
+/**
+ * A plain decimal without exponent ("0.8523697853088379", "-.5", "12.") read from bytes with no string
+ * made: the digits as an integer below 2^53 divided by a power of ten ≤ 1e16. Both are exact doubles,
+ * so the one division rounds exactly as Number() does. undefined for anything else (an exponent,
+ * more digits, any other character), which the caller reads the slow way.
+ */
+function shortDecimal(b: Uint8Array): number | undefined {
+  let s = 0;
+  let e = b.length;
+  while (s < e && (b[s] === 32 || (b[s]! >= 9 && b[s]! <= 13))) s++;
+  while (e > s && (b[e - 1] === 32 || (b[e - 1]! >= 9 && b[e - 1]! <= 13))) e--;
+  let neg = false;
+  if (s < e && (b[s] === 0x2d || b[s] === 0x2b)) neg = b[s++] === 0x2d;
+  let m = 0;
+  let digits = 0;
+  let frac = -1; // digits after the point; -1 before it
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c === 0x2e && frac < 0) frac = 0;
+    else if (c >= 0x30 && c <= 0x39) {
+      m = m * 10 + (c - 0x30);
+      digits++;
+      if (frac >= 0) frac++;
+    } else return undefined;
+  }
+  if (digits === 0 || digits > 16 || m > Number.MAX_SAFE_INTEGER) return undefined;
+  const v = frac > 0 ? m / POW10[frac]! : m;
+  return neg ? -v : v;
+}
+
 /**
  * The value of a `Dice RCA (Mean)` cell: the number when the cell, without surrounding ASCII blanks,
  * is a plain decimal ("0.85", "8.5e-1"), else NaN (blank, "nan", "0x1", "Infinity", "1e999").
@@ -106,6 +138,10 @@ const ASCII_BLANKS = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
 export function diceOf(cell: string | number | Uint8Array | null | undefined): number {
   if (cell === null || cell === undefined) return Number.NaN;
   if (typeof cell === 'number') return Number.isFinite(cell) ? cell : Number.NaN;
+  if (typeof cell !== 'string') {
+    const v = shortDecimal(cell);
+    if (v !== undefined) return v;
+  }
   const raw =
     typeof cell === 'string'
       ? cell
@@ -432,7 +468,10 @@ function fastScannedRow(
   const lmCell = values[cols.landmarks];
   if (!dicomId || height <= 0 || width <= 0 || Number.isNaN(diceMean) || !lmCell) return null;
   const maxCell = cols.diceMax < 0 ? undefined : values[cols.diceMax];
-  const diceMax = !maxCell || maxCell.length === 0 ? Number.NaN : Number(maxCell.toString('utf8'));
+  const diceMax =
+    !maxCell || maxCell.length === 0
+      ? Number.NaN
+      : (shortDecimal(maxCell) ?? Number(maxCell.toString('utf8')));
   const landmarks = blocks.next();
   if (scanLandmarkNumbers(lmCell, landmarks) !== landmarks.length) return null;
   if (!landmarksInRange(landmarks, height, width)) return null;
