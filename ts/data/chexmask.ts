@@ -537,7 +537,7 @@ async function joinScanned(
   for (;;) {
     curId = '';
     curWanted = wantsBlankId;
-    const rec = await csv.next(plan, onKey);
+    const rec = csv.nextBuffered(plan, onKey) ?? (await csv.next(plan, onKey));
     if (!rec) break;
     const row = rec.row;
     rowsRead++;
