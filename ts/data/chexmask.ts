@@ -21,6 +21,7 @@ import {
 } from './landmarks.js';
 import { parseOptions } from './options.js';
 import { parseRle, rleBytesValid } from './rle.js';
+import { WantedIds } from './wanted-ids.js';
 
 export const CHEXMASK_COLUMNS = {
   diceMean: 'Dice RCA (Mean)',
@@ -194,7 +195,10 @@ export const JoinOptionsSchema = z
     /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
     validateRle: z.boolean().optional(),
     idColumn: z.string().optional(),
-    /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
+    /**
+     * Stop reading once every wanted id has its row (the first passing the Dice threshold, claimsId);
+     * later duplicates then go unnoticed.
+     */
     stopEarly: z.boolean().default(false),
     /** Bytes per read (the scan buffer grows only for a large kept cell). */
     chunkBytes: z
@@ -388,7 +392,7 @@ export async function joinChexmask(
   const opts = parseOptions(JoinOptionsSchema, schemaOptions, 'joinChexmask');
   const keepRle = opts.keepRle ?? opts.source === 'rle';
   const validateRle = opts.validateRle ?? opts.source !== 'landmarks';
-  const wanted = ids instanceof Set ? (ids as Set<string>) : new Set(ids);
+  const wanted = new WantedIds(ids);
   const csv = await CsvScanner.open(
     csvPath,
     { chunkBytes: opts.chunkBytes, maxFieldBytes: opts.maxFieldBytes, maxRecordBytes: opts.maxRecordBytes },
@@ -493,7 +497,7 @@ function fastScannedRow(
 
 async function joinScanned(
   csv: CsvScanner,
-  wanted: Set<string>,
+  wanted: WantedIds,
   opts: z.output<typeof JoinOptionsSchema> & { keepRle: boolean; validateRle: boolean },
   options: JoinOptions,
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
@@ -514,10 +518,10 @@ async function joinScanned(
 
   const rows = new Map<string, ChexmaskRow>();
   const blocks = new LandmarkBlocks();
-  /** Ids whose row (claimsId) was refused as malformed: their later rows are duplicates too. */
-  const refusedClaims = new Set<string>();
-  /** Wanted ids seen with no row passing the threshold (yet). */
-  const unclaimed = new Set<string>();
+  // Per wanted id (by WantedIds index): 0 no row yet, 1 rows but none passing the threshold, 2 its
+  // row came (claimsId; kept or refused): later rows are duplicates.
+  const state = new Uint8Array(wanted.size);
+  let settled = 0;
   const refused = new ReasonCounter();
   const emptyMaskCells: Record<Region, number> = { rightLung: 0, leftLung: 0, heart: 0 };
   let rowsRead = 0;
@@ -525,29 +529,29 @@ async function joinScanned(
   let diceSumMatched = 0;
   let diceNMatched = 0;
   let diceSumKept = 0;
-  // The id of the record being read, trimmed and looked up once (by onKey, as the id cell ends).
-  const wantsBlankId = wanted.has('');
-  let curId = '';
-  let curWanted = wantsBlankId;
-  const onKey = (key: string) => {
-    curId = key.trim();
-    curWanted = wanted.has(curId);
-    return curWanted && !rows.has(curId) && !refusedClaims.has(curId);
+  // The id of the record being read, looked up once from its bytes, as the id cell ends.
+  const blankIdx = wanted.findText('');
+  let cur = -1;
+  const onKey = {
+    bytes: (cell: Buffer) => {
+      cur = wanted.find(cell);
+      return cur >= 0 && state[cur] !== 2;
+    },
   };
   for (;;) {
-    curId = '';
-    curWanted = wantsBlankId;
+    cur = blankIdx; // a record that ends before its id cell has the blank id
     const rec = csv.nextBuffered(plan, onKey) ?? (await csv.next(plan, onKey));
     if (!rec) break;
     const row = rec.row;
     rowsRead++;
     if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead, rows.size);
-    if (opts.stopEarly && rows.size + refusedClaims.size === wanted.size) break;
-    if (!curWanted) continue;
-    const id = curId;
+    if (opts.stopEarly && settled === wanted.size) break;
+    if (cur < 0) continue;
+    const k = cur;
+    const id = wanted.list[k]!;
     matched++;
-    // onKey already looked the id up, unless the record ended before its id cell
-    if (rec.rejected || (rec.key === undefined && (rows.has(id) || refusedClaims.has(id)))) {
+    // onKey already looked at the state, unless the record ended before its id cell
+    if (rec.rejected || (!rec.keyed && state[k] === 2)) {
       refused.add(
         'duplicate',
         `${csvPath}, row ${row}, id ${id}: duplicate row (an earlier row of this id passed the Dice threshold)`,
@@ -556,7 +560,10 @@ async function joinScanned(
     }
     const dice = diceOf(rec.values[cols.diceMean]);
     const claims = claimsId(dice, opts.minDice);
-    if (!claims) unclaimed.add(id);
+    if (claims) {
+      state[k] = 2;
+      settled++;
+    } else state[k] = 1;
     let r: ChexmaskRow | null = null;
     const fieldsOk = rec.fields === header.length;
     if (fieldsOk && !Number.isNaN(dice)) {
@@ -594,13 +601,14 @@ async function joinScanned(
       for (const e of r.emptyMasks) emptyMaskCells[e]++;
       rows.set(id, r);
       diceSumKept += r.diceMean;
-    } else if (claims) refusedClaims.add(id);
+    }
   }
   options.onProgress?.(rowsRead, rows.size);
   const missingExamples: string[] = [];
   let missing = 0;
-  for (const id of wanted) {
-    if (!rows.has(id) && !refusedClaims.has(id) && !unclaimed.has(id)) {
+  for (let j = 0; j < wanted.size; j++) {
+    const id = wanted.list[j]!;
+    if (state[j] === 0) {
       missing++;
       if (missingExamples.length < 5) missingExamples.push(id);
     }

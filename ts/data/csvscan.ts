@@ -22,6 +22,12 @@ export const KEY = 2;
 /** Not kept; the record only says whether the cell is blank or "nan" (an empty mask). */
 export const PEEK = 3;
 
+/**
+ * Says whether a record is wanted from its KEY cell: a function gets the cell as text (also stored as
+ * `key`); an object's `bytes` gets the cell's bytes and no string is made (`key` stays undefined).
+ */
+export type KeyFilter = ((key: string) => boolean) | { bytes(key: Buffer): boolean };
+
 export interface ScanLimits {
   /** Bytes read per fs call, and the initial buffer size. */
   chunkBytes: number;
@@ -48,8 +54,10 @@ export interface ScannedRecord {
   values: (Buffer | undefined)[];
   /** For PEEK columns: whether the cell was blank/"nan". */
   blank: boolean[];
-  /** The KEY field as text (undefined when the record is shorter than the key column). */
+  /** The KEY field as text (undefined when the record is shorter than the key column, or for a bytes filter). */
   key: string | undefined;
+  /** The KEY field ended (and the filter, if any, was asked). */
+  keyed: boolean;
   /** `onKey` said no: the fields after the key were skipped. */
   rejected: boolean;
   /** A kept field went past a cap: it and the later non-key fields were dropped. */
@@ -150,6 +158,7 @@ export class CsvScanner {
     values: [],
     blank: [],
     key: undefined,
+    keyed: false,
     rejected: false,
     oversize: null,
   };
@@ -226,11 +235,7 @@ export class CsvScanner {
    * The next record, or null at the end. `plan[i]` is the action for column i (columns past the
    * plan get `rest`). The returned object is reused by the next call.
    */
-  async next(
-    plan: Uint8Array,
-    onKey?: (key: string) => boolean,
-    rest: number = SKIP,
-  ): Promise<ScannedRecord | null> {
+  async next(plan: Uint8Array, onKey?: KeyFilter, rest: number = SKIP): Promise<ScannedRecord | null> {
     for (;;) {
       if (this.step(plan, onKey, rest)) return this.rec;
       if (!(await this.fill())) return this.finishAtEof(plan, onKey, rest);
@@ -242,11 +247,7 @@ export class CsvScanner {
    * a read is needed first (then call `next`, which goes on from where this stopped). A join over every
    * row saves a promise and a microtask per row.
    */
-  nextBuffered(
-    plan: Uint8Array,
-    onKey?: (key: string) => boolean,
-    rest: number = SKIP,
-  ): ScannedRecord | undefined {
+  nextBuffered(plan: Uint8Array, onKey?: KeyFilter, rest: number = SKIP): ScannedRecord | undefined {
     return this.step(plan, onKey, rest) ? this.rec : undefined;
   }
 
@@ -256,6 +257,7 @@ export class CsvScanner {
     r.values.length = 0;
     r.blank.length = 0;
     r.key = undefined;
+    r.keyed = false;
     r.rejected = false;
     r.oversize = null;
     this.viewCols.length = 0;
@@ -278,7 +280,7 @@ export class CsvScanner {
   }
 
   /** Finishes the current field with content [s, e). */
-  private endField(s: number, e: number, onKey: ((k: string) => boolean) | undefined): void {
+  private endField(s: number, e: number, onKey: KeyFilter | undefined): void {
     const mode = this.mode;
     if (mode === SKIP) return;
     if (mode === PEEK) {
@@ -300,9 +302,14 @@ export class CsvScanner {
     else this.viewCols.push(this.fi);
     this.rec.values[this.fi] = v;
     if (mode === KEY) {
-      const key = v.toString('utf8');
-      this.rec.key = key;
-      if (onKey && !onKey(key)) this.rec.rejected = true;
+      this.rec.keyed = true;
+      if (typeof onKey === 'object') {
+        if (!onKey.bytes(v)) this.rec.rejected = true;
+      } else {
+        const key = v.toString('utf8');
+        this.rec.key = key;
+        if (onKey && !onKey(key)) this.rec.rejected = true;
+      }
     }
   }
 
@@ -336,7 +343,7 @@ export class CsvScanner {
   }
 
   /** Scans from pos; true when a record ended, false when the buffer ran out first. */
-  private step(plan: Uint8Array, onKey: ((k: string) => boolean) | undefined, rest: number): boolean {
+  private step(plan: Uint8Array, onKey: KeyFilter | undefined, rest: number): boolean {
     const buf = this.buf;
     const view = this.view;
     const end = this.end;
@@ -419,11 +426,7 @@ export class CsvScanner {
   }
 
   /** At the end of the data: finish a last record that has no line end. */
-  private finishAtEof(
-    plan: Uint8Array,
-    onKey: ((k: string) => boolean) | undefined,
-    rest: number,
-  ): ScannedRecord | null {
+  private finishAtEof(plan: Uint8Array, onKey: KeyFilter | undefined, rest: number): ScannedRecord | null {
     if (!this.inRecord) return null;
     if (this.phase === QUOTED) {
       throw new DataError(
