@@ -200,12 +200,16 @@ export const JoinOptionsSchema = z
      * later duplicates then go unnoticed.
      */
     stopEarly: z.boolean().default(false),
-    /** Bytes per read (the scan buffer grows only for a large kept cell). */
+    /**
+     * Bytes per read (the scan buffer grows only for a large kept cell). 1 MB: the chunk being parsed
+     * stays in cache and the read ahead is short; 16 MB chunks were 3× slower in wall time on a busy
+     * machine and 15 % more CPU.
+     */
     chunkBytes: z
       .number()
       .int()
       .min(1)
-      .default(16 << 20),
+      .default(1 << 20),
     /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
     maxFieldBytes: z
       .number()

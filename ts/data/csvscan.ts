@@ -37,7 +37,7 @@ export interface ScanLimits {
   maxRecordBytes: number;
 }
 export const DEFAULT_LIMITS: ScanLimits = {
-  chunkBytes: 16 << 20,
+  chunkBytes: 1 << 20,
   maxFieldBytes: 256 << 20,
   maxRecordBytes: 256 << 20,
 };
