@@ -144,4 +144,30 @@ test('hostile numbers: hex sizes, infinite or far-away landmarks are refused nam
   refused({ Landmarks: formatLandmarksFlat(lm).replace(/^100/, '1e999') }, /Landmarks.*Infinity/s);
 });
 
+test('diceOf reads a Dice cell the same from bytes (fast path) and from text; NaN unless a plain decimal', async () => {
+  const { diceOf } = await import('../../ts/data/chexmask.js');
+  const { mulberry32 } = await import('../../ts/random.js');
+  const rnd = mulberry32(3);
+  const cells = [
+    '0.8523697853088379',
+    ' 0.5\t',
+    '-0',
+    '+.5',
+    '5.',
+    '9007199254740993',
+    '0.70000000000000001',
+  ];
+  for (let k = 0; k < 20000; k++) {
+    cells.push(String(rnd() * 10 ** Math.floor(rnd() * 6 - 3)), rnd().toFixed(Math.floor(rnd() * 18)));
+  }
+  for (const c of cells) {
+    const want = Number(c);
+    assert.ok(Object.is(diceOf(c), want), c);
+    assert.ok(Object.is(diceOf(Buffer.from(c)), want), `bytes ${c}`);
+  }
+  for (const c of ['', ' ', 'nan', '0x1', 'Infinity', '1e999', '.', '-', '1.2.3', '0,5']) {
+    assert.ok(Number.isNaN(diceOf(c)) && Number.isNaN(diceOf(Buffer.from(c))), c);
+  }
+});
+
 test.run();

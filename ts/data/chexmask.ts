@@ -11,13 +11,17 @@ import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
 import {
   checkLandmarkRange,
   type Landmarks,
+  landmarksInRange,
+  NUM_LANDMARKS,
   parseLandmarks,
   parseLandmarksBytes,
   REGIONS,
   type Region,
+  scanLandmarkNumbers,
 } from './landmarks.js';
 import { parseOptions } from './options.js';
 import { MAX_MASK_PIXELS, parseRle, rleBytesValid } from './rle.js';
+import { WantedIds } from './wanted-ids.js';
 
 export const CHEXMASK_COLUMNS = {
   diceMean: 'Dice RCA (Mean)',
@@ -50,6 +54,116 @@ export function chexmaskIdColumn(header: readonly string[], file: string, idColu
   return id;
 }
 
+/** Where each CheXmask column sits in one file's header: resolved once per file, by name. */
+export interface ChexmaskColumnIndex {
+  idColumn: string;
+  /** Column indexes; -1 for an absent optional column (Dice RCA (Max)). */
+  id: number;
+  diceMean: number;
+  diceMax: number;
+  landmarks: number;
+  height: number;
+  width: number;
+  rle: Record<Region, number>;
+}
+
+/**
+ * The column indexes of a CheXmask header. The id column is `idColumn` when given, else the first of
+ * CHEXMASK_ID_COLUMNS present (chexmaskIdColumn); a repeated name: the id is its last column, the
+ * others their first. Throws a DataError naming the file when a required column is missing.
+ */
+export function chexmaskColumnIndex(
+  header: readonly string[],
+  file: string,
+  idColumn?: string,
+): ChexmaskColumnIndex {
+  const id = chexmaskIdColumn(header, file, idColumn);
+  const at = (c: string) => header.indexOf(c);
+  return {
+    idColumn: id,
+    id: header.lastIndexOf(id),
+    diceMean: at(CHEXMASK_COLUMNS.diceMean),
+    diceMax: at(CHEXMASK_COLUMNS.diceMax),
+    landmarks: at(CHEXMASK_COLUMNS.landmarks),
+    height: at(CHEXMASK_COLUMNS.height),
+    width: at(CHEXMASK_COLUMNS.width),
+    rle: {
+      rightLung: at(CHEXMASK_COLUMNS.rightLung),
+      leftLung: at(CHEXMASK_COLUMNS.leftLung),
+      heart: at(CHEXMASK_COLUMNS.heart),
+    },
+  };
+}
+
+const INTEGER_RE = /^[+-]?\d+(?:\.0*)?$/;
+const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const ASCII_BLANKS = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
+
+const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16];
+
+/**
+ * A plain decimal without exponent ("0.8523697853088379", "-.5", "12.") read from bytes with no string
+ * made: the digits as an integer below 2^53 divided by a power of ten ≤ 1e16. Both are exact doubles,
+ * so the one division rounds exactly as Number() does. undefined for anything else (an exponent,
+ * more digits, any other character), which the caller reads the slow way.
+ */
+function shortDecimal(b: Uint8Array): number | undefined {
+  let s = 0;
+  let e = b.length;
+  while (s < e && (b[s] === 32 || (b[s]! >= 9 && b[s]! <= 13))) s++;
+  while (e > s && (b[e - 1] === 32 || (b[e - 1]! >= 9 && b[e - 1]! <= 13))) e--;
+  let neg = false;
+  if (s < e && (b[s] === 0x2d || b[s] === 0x2b)) neg = b[s++] === 0x2d;
+  let m = 0;
+  let digits = 0;
+  let frac = -1; // digits after the point; -1 before it
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c === 0x2e && frac < 0) frac = 0;
+    else if (c >= 0x30 && c <= 0x39) {
+      m = m * 10 + (c - 0x30);
+      digits++;
+      if (frac >= 0) frac++;
+    } else return undefined;
+  }
+  if (digits === 0 || digits > 16 || m > Number.MAX_SAFE_INTEGER) return undefined;
+  const v = frac > 0 ? m / POW10[frac]! : m;
+  return neg ? -v : v;
+}
+
+/**
+ * The value of a `Dice RCA (Mean)` cell: the number when the cell, without surrounding ASCII blanks,
+ * is a plain decimal ("0.85", "8.5e-1"), else NaN (blank, "nan", "0x1", "Infinity", "1e999").
+ * The one reading of the quality column: the duplicate-id rule, the threshold and the row use it.
+ */
+export function diceOf(cell: string | number | Uint8Array | null | undefined): number {
+  if (cell === null || cell === undefined) return Number.NaN;
+  if (typeof cell === 'number') return Number.isFinite(cell) ? cell : Number.NaN;
+  if (typeof cell !== 'string') {
+    const v = shortDecimal(cell);
+    if (v !== undefined) return v;
+  }
+  const raw =
+    typeof cell === 'string'
+      ? cell
+      : Buffer.from(cell.buffer, cell.byteOffset, cell.length).toString('latin1');
+  const t = raw.replace(ASCII_BLANKS, '');
+  if (!DECIMAL_RE.test(t)) return Number.NaN;
+  const v = Number(t);
+  return Number.isFinite(v) ? v : Number.NaN;
+}
+
+/**
+ * The duplicate-id rule, shared by joinChexmask and ChexmaskIndex: an id's row is its **first row whose
+ * Dice RCA (Mean) passes the threshold** (diceOf(cell) ≥ minDice). Earlier rows of the id that fail it
+ * are refused for their own reason (`low-dice`, `bad-dice`); later rows are duplicates. With no passing
+ * row the id is refused for its first row's reason. When the chosen row is malformed the id is refused
+ * (no later row is tried): the service decides from the id and Dice cells alone, as the join does.
+ */
+export function claimsId(dice: number, minDice: number): boolean {
+  return dice >= minDice;
+}
+
 export interface ChexmaskRow {
   dicomId: string;
   diceMean: number;
@@ -57,7 +171,10 @@ export interface ChexmaskRow {
   /** Mask grid (the image it was drawn on must have exactly this size). */
   height: number;
   width: number;
-  /** 120 points, flat [x, y, …] in the mask grid: RL 0–43, LL 44–93, H 94–119. */
+  /**
+   * 120 points, flat [x, y, …] in the mask grid: RL 0–43, LL 44–93, H 94–119. In joinChexmask's rows
+   * it is a view into a block shared with other rows (mind `byteOffset`; `slice()` before transferring).
+   */
   landmarks: Landmarks;
   /** Raw RLE cells, kept only with `keepRle` (they are large at original resolution). */
   rle?: Record<Region, string>;
@@ -106,14 +223,21 @@ export const JoinOptionsSchema = z
     /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
     validateRle: z.boolean().optional(),
     idColumn: z.string().optional(),
-    /** Stop reading once every wanted id has been seen (later duplicates then go unnoticed). */
+    /**
+     * Stop reading once every wanted id has its row (the first passing the Dice threshold, claimsId);
+     * later duplicates then go unnoticed.
+     */
     stopEarly: z.boolean().default(false),
-    /** Bytes per read (the scan buffer grows only for a large kept cell). */
+    /**
+     * Bytes per read (the scan buffer grows only for a large kept cell). 1 MB: the chunk being parsed
+     * stays in cache and the read ahead is short; 16 MB chunks were 3× slower in wall time on a busy
+     * machine and 15 % more CPU.
+     */
     chunkBytes: z
       .number()
       .int()
       .min(1)
-      .default(16 << 20),
+      .default(1 << 20),
     /** Largest cell the join holds (RLE cells when validated or kept); a larger one refuses its row. */
     maxFieldBytes: z
       .number()
@@ -165,9 +289,6 @@ interface RowParseOptions {
   idColumn?: string;
 }
 
-const INTEGER_RE = /^[+-]?\d+(?:\.0*)?$/;
-const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
-
 function numberCell(
   raw: string | number | null | undefined,
   col: string,
@@ -216,7 +337,12 @@ function buildRow(
       field: 'Height/Width',
     });
   }
-  const diceMean = num(CHEXMASK_COLUMNS.diceMean, false);
+  const diceMean = diceOf(cell(CHEXMASK_COLUMNS.diceMean));
+  if (Number.isNaN(diceMean)) num(CHEXMASK_COLUMNS.diceMean, false); // throws the bad-dice error
+  if (Number.isNaN(diceMean)) {
+    const raw = String(cell(CHEXMASK_COLUMNS.diceMean) ?? '').trim();
+    throw new DataError('bad-dice', `not a number: "${raw}"`, { ...w0, field: CHEXMASK_COLUMNS.diceMean });
+  }
   const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);
   const landmarks = parseLms({ ...w0, field: CHEXMASK_COLUMNS.landmarks });
@@ -313,7 +439,7 @@ export async function joinChexmask(
   const opts = parseOptions(JoinOptionsSchema, schemaOptions, 'joinChexmask');
   const keepRle = opts.keepRle ?? opts.source === 'rle';
   const validateRle = opts.validateRle ?? opts.source !== 'landmarks';
-  const wanted = ids instanceof Set ? (ids as Set<string>) : new Set(ids);
+  const wanted = new WantedIds(ids);
   const csv = await CsvScanner.open(
     csvPath,
     { chunkBytes: opts.chunkBytes, maxFieldBytes: opts.maxFieldBytes, maxRecordBytes: opts.maxRecordBytes },
@@ -326,103 +452,210 @@ export async function joinChexmask(
   }
 }
 
+/** A cell's bytes hold a blank ASCII character (the trimming csv values get). */
+function isBlankByte(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
+}
+
+/**
+ * Height/Width on bytes: a positive integer of 1–9 plain digits, blanks around allowed; 0 for anything
+ * else (the checked path then accepts it or says why).
+ */
+function plainSize(v: Uint8Array | undefined): number {
+  if (!v) return 0;
+  let s = 0;
+  let e = v.length;
+  while (s < e && isBlankByte(v[s]!)) s++;
+  while (e > s && isBlankByte(v[e - 1]!)) e--;
+  if (e === s || e - s > 9) return 0;
+  let x = 0;
+  for (let i = s; i < e; i++) {
+    const d = v[i]! - 0x30;
+    if (d < 0 || d > 9) return 0;
+    x = x * 10 + d;
+  }
+  return x;
+}
+
+/**
+ * Landmark arrays for joined rows, carved from shared 480 KB blocks (256 rows each): a typed array of
+ * its own costs a malloc plus external-memory bookkeeping, measured as the largest single per-row cost
+ * of a join that keeps every row. `next()` is the slot to fill; `commit()` keeps it.
+ */
+class LandmarkBlocks {
+  private block = new ArrayBuffer(0);
+  private used = 0;
+  private static readonly ROWS = 256;
+  next(): Float64Array {
+    const bytes = NUM_LANDMARKS * 2 * 8;
+    if (this.used + bytes > this.block.byteLength) {
+      this.block = new ArrayBuffer(bytes * LandmarkBlocks.ROWS);
+      this.used = 0;
+    }
+    return new Float64Array(this.block, this.used, NUM_LANDMARKS * 2);
+  }
+  commit(): void {
+    this.used += NUM_LANDMARKS * 2 * 8;
+  }
+}
+
+/**
+ * The join's per-row fast path on a scanned record: every cell read once from its bytes, with column
+ * indexes resolved once per file and no intermediate strings or error contexts. It returns a row only
+ * when every check passes; null sends the record to buildRow, which gives the same row or the precise
+ * error. So the fast path can be stricter than buildRow, never looser.
+ */
+function fastScannedRow(
+  rec: ScannedRecord,
+  cols: ChexmaskColumnIndex,
+  dicomId: string,
+  diceMean: number,
+  opts: { keepRle: boolean; validateRle: boolean },
+  blocks: LandmarkBlocks,
+): ChexmaskRow | null {
+  const values = rec.values;
+  const height = plainSize(values[cols.height]);
+  const width = plainSize(values[cols.width]);
+  const lmCell = values[cols.landmarks];
+  if (!dicomId || height <= 0 || width <= 0 || Number.isNaN(diceMean) || !lmCell) return null;
+  const maxCell = cols.diceMax < 0 ? undefined : values[cols.diceMax];
+  const diceMax =
+    !maxCell || maxCell.length === 0
+      ? Number.NaN
+      : (shortDecimal(maxCell) ?? Number(maxCell.toString('utf8')));
+  const landmarks = blocks.next();
+  if (scanLandmarkNumbers(lmCell, landmarks) !== landmarks.length) return null;
+  if (!landmarksInRange(landmarks, height, width)) return null;
+  const emptyMasks: Region[] = [];
+  let rle: Record<Region, string> | undefined;
+  if (opts.keepRle) rle = {} as Record<Region, string>;
+  for (const r of REGIONS) {
+    const i = cols.rle[r];
+    const v = values[i];
+    if (v ? isBlankCell(v) : (rec.blank[i] ?? true)) emptyMasks.push(r);
+    else if (opts.validateRle && v && !rleBytesValid(v, height, width)) return null;
+    if (rle) rle[r] = v ? v.toString('utf8') : '';
+  }
+  const row: ChexmaskRow = { dicomId, diceMean, diceMax, height, width, landmarks, emptyMasks };
+  if (rle) row.rle = rle;
+  blocks.commit();
+  return row;
+}
+
 async function joinScanned(
   csv: CsvScanner,
-  wanted: Set<string>,
+  wanted: WantedIds,
   opts: z.output<typeof JoinOptionsSchema> & { keepRle: boolean; validateRle: boolean },
   options: JoinOptions,
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
   const csvPath = csv.file;
   const header = csv.header;
-  const idColumn = chexmaskIdColumn(header, csvPath, opts.idColumn);
+  const cols = chexmaskColumnIndex(header, csvPath, opts.idColumn);
+  const idColumn = cols.idColumn;
   // Which cells are read: the id first, the small cells, and the RLE cells only as far as needed.
-  // (A repeated header name: the id is its last column, the others their first, as before.)
-  const idIdx = header.lastIndexOf(idColumn);
-  const colIdx = (c: string) => header.indexOf(c);
   const plan = new Uint8Array(header.length);
-  for (const c of Object.values(CHEXMASK_COLUMNS)) if (colIdx(c) >= 0) plan[colIdx(c)] = KEEP;
-  for (const r of REGIONS) {
-    plan[colIdx(CHEXMASK_COLUMNS[r])] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
-  }
-  plan[idIdx] = KEY;
-  const lmIdx = colIdx(CHEXMASK_COLUMNS.landmarks);
+  for (const c of Object.values(CHEXMASK_COLUMNS)) if (header.indexOf(c) >= 0) plan[header.indexOf(c)] = KEEP;
+  for (const r of REGIONS) plan[cols.rle[r]] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
+  plan[cols.id] = KEY;
+  const text = (rec: ScannedRecord, c: string): string | undefined => {
+    const i = header.indexOf(c);
+    const v = i < 0 ? undefined : rec.values[i];
+    return v === undefined ? (i < 0 ? undefined : '') : v.toString('utf8');
+  };
 
   const rows = new Map<string, ChexmaskRow>();
+  const blocks = new LandmarkBlocks();
+  // Per wanted id (by WantedIds index): 0 no row yet, 1 rows but none passing the threshold, 2 its
+  // row came (claimsId; kept or refused): later rows are duplicates.
+  const state = new Uint8Array(wanted.size);
+  let settled = 0;
   const refused = new ReasonCounter();
   const emptyMaskCells: Record<Region, number> = { rightLung: 0, leftLung: 0, heart: 0 };
-  const matchedIds = new Set<string>();
   let rowsRead = 0;
   let matched = 0;
   let diceSumMatched = 0;
   let diceNMatched = 0;
   let diceSumKept = 0;
-  const onKey = (key: string) => {
-    const id = key.trim();
-    return wanted.has(id) && !rows.has(id);
-  };
-  const text = (rec: ScannedRecord, c: string): string | undefined => {
-    const i = colIdx(c);
-    const v = i < 0 ? undefined : rec.values[i];
-    return v === undefined ? (i < 0 ? undefined : '') : v.toString('utf8');
+  // The id of the record being read, looked up once from its bytes, as the id cell ends.
+  const blankIdx = wanted.findText('');
+  let cur = -1;
+  const onKey = {
+    bytes: (cell: Buffer) => {
+      cur = wanted.find(cell);
+      return cur >= 0 && state[cur] !== 2;
+    },
   };
   for (;;) {
-    const rec = await csv.next(plan, onKey);
+    cur = blankIdx; // a record that ends before its id cell has the blank id
+    const rec = csv.nextBuffered(plan, onKey) ?? (await csv.next(plan, onKey));
     if (!rec) break;
     const row = rec.row;
     rowsRead++;
     if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead, rows.size);
-    if (opts.stopEarly && matchedIds.size === wanted.size) break;
-    const id = (rec.key ?? '').trim();
-    if (!wanted.has(id)) continue;
+    if (opts.stopEarly && settled === wanted.size) break;
+    if (cur < 0) continue;
+    const k = cur;
+    const id = wanted.list[k]!;
     matched++;
-    matchedIds.add(id);
-    const where = { file: csvPath, row, id };
-    if (rows.has(id)) {
-      refused.add('duplicate', `${csvPath}, row ${row}, id ${id}: duplicate row (first kept)`);
+    // onKey already looked at the state, unless the record ended before its id cell
+    if (rec.rejected || (!rec.keyed && state[k] === 2)) {
+      refused.add(
+        'duplicate',
+        `${csvPath}, row ${row}, id ${id}: duplicate row (an earlier row of this id passed the Dice threshold)`,
+      );
       continue;
     }
-    if (rec.fields !== header.length) {
+    const dice = diceOf(rec.values[cols.diceMean]);
+    const claims = claimsId(dice, opts.minDice);
+    if (claims) {
+      state[k] = 2;
+      settled++;
+    } else state[k] = 1;
+    let r: ChexmaskRow | null = null;
+    const fieldsOk = rec.fields === header.length;
+    if (fieldsOk && !Number.isNaN(dice)) {
+      diceSumMatched += dice;
+      diceNMatched++;
+    }
+    if (!fieldsOk) {
       refused.add(
         'bad-row',
         `${csvPath}, row ${row}, id ${id}: ${rec.fields} cells, header has ${header.length}`,
       );
-      continue;
-    }
-    const dice = Number(text(rec, CHEXMASK_COLUMNS.diceMean));
-    if (Number.isFinite(dice)) {
-      diceSumMatched += dice;
-      diceNMatched++;
-    }
-    if (Number.isFinite(dice) && dice < opts.minDice) {
+    } else if (!claims && !Number.isNaN(dice)) {
       refused.add('low-dice', `${csvPath}, row ${row}, id ${id}: Dice RCA (Mean) ${dice} < ${opts.minDice}`);
-      continue;
-    }
-    if (rec.oversize) {
+    } else if (rec.oversize) {
       refused.add(rec.oversize.reason, rec.oversize.message);
-      continue;
+    } else {
+      r = claims ? fastScannedRow(rec, cols, id, dice, opts, blocks) : null;
+      if (!r) {
+        try {
+          r = buildRow(
+            idColumn,
+            (c) => (c === idColumn ? id : text(rec, c)),
+            (c) => new ScannedRleCell(rec.values[header.indexOf(c)], rec.blank[header.indexOf(c)]),
+            (at) => parseLandmarksBytes(rec.values[cols.landmarks] ?? Buffer.alloc(0), at),
+            { keepRle: opts.keepRle, validateRle: opts.validateRle },
+            { file: csvPath, row, id },
+          );
+        } catch (e) {
+          if (e instanceof DataError) refused.add(e.reason, e.message);
+          else throw e;
+        }
+      }
     }
-    try {
-      const r = buildRow(
-        idColumn,
-        (c) => (c === idColumn ? id : text(rec, c)),
-        (c) => new ScannedRleCell(rec.values[colIdx(c)], rec.blank[colIdx(c)]),
-        (at) => parseLandmarksBytes(rec.values[lmIdx] ?? Buffer.alloc(0), at),
-        { keepRle: opts.keepRle, validateRle: opts.validateRle },
-        where,
-      );
+    if (r) {
       for (const e of r.emptyMasks) emptyMaskCells[e]++;
       rows.set(id, r);
       diceSumKept += r.diceMean;
-    } catch (e) {
-      if (e instanceof DataError) refused.add(e.reason, e.message);
-      else throw e;
     }
   }
   options.onProgress?.(rowsRead, rows.size);
   const missingExamples: string[] = [];
   let missing = 0;
-  for (const id of wanted) {
-    if (!matchedIds.has(id)) {
+  for (let j = 0; j < wanted.size; j++) {
+    const id = wanted.list[j]!;
+    if (state[j] === 0) {
       missing++;
       if (missingExamples.length < 5) missingExamples.push(id);
     }

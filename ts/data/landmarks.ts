@@ -38,6 +38,17 @@ export function parseLandmarks(text: string | null | undefined, where: DataError
   return out;
 }
 
+/** Whether checkLandmarkRange would accept `lm` (no error object is made). */
+export function landmarksInRange(lm: Landmarks, height: number, width: number): boolean {
+  const limit = 4 * Math.max(height, width, 64);
+  for (let i = 0; i < lm.length; i++) {
+    const v = lm[i]!;
+    // NaN fails both comparisons; ±Infinity fails one
+    if (!(v >= -limit && v <= limit)) return false;
+  }
+  return true;
+}
+
 /**
  * Refuses landmarks that cannot belong to a mask of height×width: non-finite values (1e999 parses as
  * Infinity) or points far outside the grid (x = 1e12), which would draw an empty or distorted contour
@@ -65,51 +76,61 @@ export function checkLandmarkRange(
 }
 
 /**
- * parseLandmarks on bytes (the join's cells): the same tokens as NUM_RE, read without making a
- * string, so a 243k-row join does not run a regex over every cell. Same errors as parseLandmarks.
+ * The numbers of a landmark cell held as bytes, the same tokens as NUM_RE, written into `out` (up to
+ * its length); returns how many there are (also past `out`'s length). No string is made except for a
+ * token with a fraction, an exponent or more than 15 digits. This is the join's per-row hot loop.
  */
-export function parseLandmarksBytes(b: Uint8Array, where: DataErrorWhere = {}): Landmarks {
-  const out = new Float64Array(NUM_LANDMARKS * 2);
+export function scanLandmarkNumbers(b: Uint8Array, out: Float64Array): number {
   const cap = out.length;
-  let count = 0;
   const n = b.length;
+  let count = 0;
   let i = 0;
   while (i < n) {
-    let c = b[i];
+    let d = b[i]! - 0x30;
     const start = i;
     let neg = false;
-    if (c === 0x2d) {
-      if (i + 1 >= n || b[i + 1] - 0x30 > 9 || b[i + 1] < 0x30) {
+    if (d < 0 || d > 9) {
+      // not a digit: a '-' starts a token only when a digit follows
+      if (d !== -3 || i + 1 >= n) {
+        i++;
+        continue;
+      }
+      d = b[i + 1]! - 0x30;
+      if (d < 0 || d > 9) {
         i++;
         continue;
       }
       neg = true;
-      c = b[++i];
-    } else if (c < 0x30 || c > 0x39) {
       i++;
-      continue;
     }
-    let v = 0;
     const d0 = i;
-    while (c >= 0x30 && c <= 0x39) {
+    let v = d;
+    i++;
+    let c = 0;
+    while (i < n) {
+      c = b[i]!;
+      if (c < 0x30 || c > 0x39) break;
       v = v * 10 + (c - 0x30);
-      c = ++i < n ? b[i] : 0;
+      i++;
     }
+    if (i >= n) c = 0;
     let simple = i - d0 <= 15;
     // Optional fraction and exponent, each only when followed by digits (as in NUM_RE).
-    if (c === 0x2e && i + 1 < n && b[i + 1] >= 0x30 && b[i + 1] <= 0x39) {
-      i += 2;
-      while (i < n && b[i] >= 0x30 && b[i] <= 0x39) i++;
-      c = i < n ? b[i] : 0;
-      simple = false;
-    }
-    if ((c | 0x20) === 0x65 && i < n) {
-      let j = i + 1;
-      if (j < n && (b[j] === 0x2b || b[j] === 0x2d)) j++;
-      if (j < n && b[j] >= 0x30 && b[j] <= 0x39) {
-        while (j < n && b[j] >= 0x30 && b[j] <= 0x39) j++;
-        i = j;
+    if (c === 0x2e || (c | 0x20) === 0x65) {
+      if (c === 0x2e && i + 1 < n && b[i + 1]! >= 0x30 && b[i + 1]! <= 0x39) {
+        i += 2;
+        while (i < n && b[i]! >= 0x30 && b[i]! <= 0x39) i++;
+        c = i < n ? b[i]! : 0;
         simple = false;
+      }
+      if ((c | 0x20) === 0x65 && i < n) {
+        let j = i + 1;
+        if (j < n && (b[j] === 0x2b || b[j] === 0x2d)) j++;
+        if (j < n && b[j]! >= 0x30 && b[j]! <= 0x39) {
+          while (j < n && b[j]! >= 0x30 && b[j]! <= 0x39) j++;
+          i = j;
+          simple = false;
+        }
       }
     }
     if (count < cap) {
@@ -121,7 +142,17 @@ export function parseLandmarksBytes(b: Uint8Array, where: DataErrorWhere = {}): 
     }
     count++;
   }
-  if (count !== cap) {
+  return count;
+}
+
+/**
+ * parseLandmarks on bytes (the join's cells): the same tokens as NUM_RE, read without making a
+ * string, so a 243k-row join does not run a regex over every cell. Same errors as parseLandmarks.
+ */
+export function parseLandmarksBytes(b: Uint8Array, where: DataErrorWhere = {}): Landmarks {
+  const out = new Float64Array(NUM_LANDMARKS * 2);
+  const count = scanLandmarkNumbers(b, out);
+  if (count !== out.length) {
     if (count === 0 && (isNanCell(b) || b.every((x) => x === 32 || (x >= 9 && x <= 13)))) {
       throw new DataError('bad-landmarks', 'landmarks are empty', where);
     }

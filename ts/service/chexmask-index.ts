@@ -12,9 +12,10 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import {
-  CHEXMASK_COLUMNS,
   type ChexmaskRow,
-  chexmaskIdColumn,
+  chexmaskColumnIndex,
+  claimsId,
+  diceOf,
   parseChexmaskRecord,
 } from '../data/chexmask.js';
 import { isGzip } from '../data/csv.js';
@@ -35,7 +36,10 @@ export interface ChexmaskIndexOptions {
 
 export interface ChexmaskIndexSummary {
   rows: number;
-  /** Later rows of an id already seen; the first is served, as joinChexmask does. */
+  /**
+   * Rows of an id that are not its row. The row served is the one joinChexmask keeps (claimsId: the
+   * first whose Dice passes minDice, else the first).
+   */
   duplicates: number;
   /** Rows whose id cell was empty. */
   noId: number;
@@ -48,6 +52,11 @@ class Table {
   length = new Uint32Array(1024);
   dice = new Float64Array(1024); // Float64: a Dice of 0.7 must not round below a 0.7 threshold
   size = 0;
+  set(k: number, offset: number, length: number, dice: number): void {
+    this.offset[k] = offset;
+    this.length[k] = length;
+    this.dice[k] = dice;
+  }
   push(offset: number, length: number, dice: number): number {
     if (this.size === this.offset.length) {
       const grow = <T extends Float64Array | Uint32Array>(a: T): T => {
@@ -72,6 +81,7 @@ export class ChexmaskIndex {
     private readonly file: FileHandle,
     private readonly header: string[],
     private readonly idColumn: string,
+    private readonly idIdx: number,
     private readonly ids: Map<string, number>,
     private readonly table: Table,
     private readonly options: { minDice: number; keepRle: boolean },
@@ -99,23 +109,30 @@ export class ChexmaskIndex {
       const csv = await CsvScanner.open(csvPath);
       const header = csv.header;
       let idColumn: string;
+      let idIdx: number;
+      const minDice = options.minDice ?? 0.7;
       try {
-        idColumn = chexmaskIdColumn(header, csvPath, options.idColumn);
+        const cols = chexmaskColumnIndex(header, csvPath, options.idColumn);
+        idColumn = cols.idColumn;
+        idIdx = cols.id;
         // Only the id and Dice cells are decoded; the scanner steps over the rest at memchr speed.
-        const idIdx = header.indexOf(idColumn);
-        const diceIdx = header.indexOf(CHEXMASK_COLUMNS.diceMean);
         const plan = new Uint8Array(header.length);
+        plan[cols.diceMean] = KEEP;
         plan[idIdx] = KEEP;
-        plan[diceIdx] = KEEP;
         for (let rec = await csv.next(plan); rec; rec = await csv.next(plan)) {
           rowsRead++;
           if (rowsRead % 10000 === 0) options.onProgress?.(rowsRead);
           const id = rec.values[idIdx]?.toString('utf8').trim() ?? '';
+          const dice = diceOf(rec.values[cols.diceMean]);
+          const k = id ? ids.get(id) : undefined;
           if (!id) noId++;
-          else if (ids.has(id)) duplicates++;
+          else if (k === undefined) ids.set(id, table.push(rec.start, rec.end - rec.start, dice));
           else {
-            const dice = rec.values[diceIdx]?.toString('utf8').trim() ?? '';
-            ids.set(id, table.push(rec.start, rec.end - rec.start, dice === '' ? Number.NaN : Number(dice)));
+            // the id's row is its first passing the threshold, as in joinChexmask
+            duplicates++;
+            if (!claimsId(table.dice[k]!, minDice) && claimsId(dice, minDice)) {
+              table.set(k, rec.start, rec.end - rec.start, dice);
+            }
           }
         }
       } catch (e) {
@@ -134,9 +151,10 @@ export class ChexmaskIndex {
         file,
         header,
         idColumn,
+        idIdx,
         ids,
         table,
-        { minDice: options.minDice ?? 0.7, keepRle: options.keepRle ?? false },
+        { minDice, keepRle: options.keepRle ?? false },
         { rows: ids.size, duplicates, noId, seconds: (performance.now() - t0) / 1000 },
       );
     } catch (e) {
@@ -163,14 +181,15 @@ export class ChexmaskIndex {
     // Errors name the CSV and the id (the HTTP layer answers with fixed texts only).
     const where = { file: this.csvPath, id };
     const dice = this.table.dice[k]!;
-    if (dice < this.options.minDice) {
+    // a Dice that is not a number is refused by the parse below (bad-dice), as in the join
+    if (!claimsId(dice, this.options.minDice) && !Number.isNaN(dice)) {
       throw new DataError('low-dice', `Dice RCA (Mean) ${dice.toFixed(3)} < ${this.options.minDice}`, where);
     }
     const buf = Buffer.allocUnsafe(this.table.length[k]!);
     const { bytesRead } = await this.file.read(buf, 0, buf.length, this.table.offset[k]!);
     const values = CsvScanner.splitRecord(buf.subarray(0, bytesRead));
     // The file changed since the index was built: refuse rather than serve another image's row.
-    if (!values || values[this.header.indexOf(this.idColumn)]?.trim() !== id) {
+    if (!values || values[this.idIdx]?.trim() !== id) {
       throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', where);
     }
     if (values.length !== this.header.length) {
