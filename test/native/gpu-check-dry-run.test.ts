@@ -21,7 +21,15 @@ interface Results {
   deadlineSeconds: number;
   tf32: { parity: string; speed: string };
   sections: Record<string, { status: 'ok' | 'fail' | 'skip'; seconds: number; note: string }>;
-  table: { work: string; unit: string; dtype: string; batch: number; addon: number; eager: number; ratio: number }[];
+  table: {
+    work: string;
+    unit: string;
+    dtype: string;
+    batch: number;
+    addon: number;
+    eager: number;
+    ratio: number;
+  }[];
 }
 
 function check(env: Record<string, string>, timeoutMs = 1_500_000) {
@@ -56,7 +64,17 @@ test('gpu-check CPU dry run: every section passes, results.json has each row wit
   assert.match(String(results.torch), /^2\.11/);
   assert.is(results.deadlineSeconds, 1400);
   assert.match(results.tf32.parity, /off/);
-  const names = ['env', 'parity', 'export', 'forward', 'pipeline', 'attribution', 'distributed', 'segmenter', 'serve'];
+  const names = [
+    'env',
+    'parity',
+    'export',
+    'forward',
+    'pipeline',
+    'attribution',
+    'distributed',
+    'segmenter',
+    'serve',
+  ];
   assert.equal(Object.keys(results.sections), names);
   for (const n of names) {
     const s = results.sections[n]!;
