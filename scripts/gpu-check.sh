@@ -157,8 +157,8 @@ TORCH_LIB=$(timeout 60 "$PY" -c 'import os, torch; print(os.path.join(os.path.di
 TORCH_VERSION=$(timeout 60 "$PY" -c 'import torch; print(torch.__version__)')
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-# 1. Node: on PATH, or the carried build.
-if ! command -v node >/dev/null 2>&1; then
+# 1. Node: on PATH, or the carried build (CXRMASK_GPU_CHECK_NODE=carried: always the carried one).
+if [ "${CXRMASK_GPU_CHECK_NODE:-}" = carried ] || ! command -v node >/dev/null 2>&1; then
   [ -f "$CARRY/node.tar.xz" ] || { setup_fail "no node on PATH and $CARRY/node.tar.xz not carried (run --prepare)"; }
   timeout 60 tar -xJf "$CARRY/node.tar.xz" -C "$RUN" && export PATH="$RUN/package/bin:$PATH"
 fi
