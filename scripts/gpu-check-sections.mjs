@@ -10,8 +10,16 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..');
+function readJson(file) {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
 const dist = (p) => import(join(root, 'dist', p));
-const python = process.env.PYTHON ?? 'python3';
+// $PYTHON (gpu-check.sh sets it), else the venv scripts/setup.sh made (build/env.json), else python3
+const python = process.env.PYTHON ?? readJson(join(root, 'build', 'env.json'))?.python ?? 'python3';
 // CXRMASK_GPU_CHECK_DEVICE=cpu: the dry run of the same sections on CPU (tiny presets, small sizes).
 const dev = process.env.CXRMASK_GPU_CHECK_DEVICE ?? 'cuda';
 const cuda = dev === 'cuda';
@@ -55,13 +63,6 @@ function lastJson(text) {
   }
   return null;
 }
-const readJson = (file) => {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return null;
-  }
-};
 /** Descendants of pid (from /proc), deepest first. */
 function descendants(pid) {
   const kids = new Map();
@@ -328,12 +329,12 @@ const sections = {
     check(backends.gloo, `addon has the gloo backend (nccl: ${backends.nccl})`);
     if (cuda) check(backends.nccl, 'addon has the NCCL backend (built with the carried CUDA crt/cccl headers)');
     const timed = async (fn, iters) => {
-      for (let i = 0; i < 3; i++) await fn();
+      for (let i = 0; i < (cuda ? 3 : 1); i++) await fn();
       const t = performance.now();
       for (let i = 0; i < iters; i++) await fn();
       return (performance.now() - t) / iters;
     };
-    const plans = [{ device: 'cpu', model: tiny, batch: 2, iters: 2, backend: 'gloo' }];
+    const plans = [{ device: 'cpu', model: tiny, batch: 2, iters: 1, backend: 'gloo' }];
     if (cuda) plans.push({ device: 'cuda:0', model: existsSync(join(clipDir, 'clip.pt')) ? clipDir : tiny, batch: 32, iters: 20, backend: 'nccl' });
     for (const p of plans) {
       if (!backends[p.backend]) continue;

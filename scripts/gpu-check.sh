@@ -94,8 +94,10 @@ prepare() {
     fi
     if [ "$(node -p "require('./build/Release/cxrmask_native.node').ProcessGroup.backends().nccl" 2>/dev/null)" != true ]; then
       log "building the addon with NCCL (CUDA headers from $hdr)"
-      PATH="$(dirname "$venv_py"):$PATH" npx cmake-js compile --parallel "${CXRMASK_JOBS:-2}" --log-level warn \
+      # configure (not compile, which keeps an existing configuration), then an incremental build
+      PATH="$(dirname "$venv_py"):$PATH" npx cmake-js configure --log-level warn \
         --CDCXRMASK_CUDA_HEADERS="$hdr/nvidia/cu13/include"
+      PATH="$(dirname "$venv_py"):$PATH" npx cmake-js build --parallel "${CXRMASK_JOBS:-2}" --log-level warn
     fi
     [ "$(node -p "require('./build/Release/cxrmask_native.node').ProcessGroup.backends().nccl")" = true ] \
       || die "the addon built here has no NCCL backend"
