@@ -96,6 +96,8 @@ const synth = await synthesize({
   seed: 21,
   width: Number(a.width),
   height: Number(a.height),
+  // big images render in worker threads when the machine has cores to spare
+  workers: Math.max(0, Math.min(os.availableParallelism(), 16) - 1),
 });
 const files = synth.images
   .filter((im) => im.view === 'PA' || im.view === 'AP')

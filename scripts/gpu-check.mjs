@@ -24,13 +24,13 @@ const resultsFile = join(out, 'results.json');
 const PLAN = [
   ['env', 10],
   ['parity', 30],
-  ['export', 60],
+  ['export', 80],
   ['forward', 45],
   ['pipeline', 110],
   ['attribution', 35],
   ['distributed', 20],
   ['segmenter', 30],
-  ['serve', 90],
+  ['serve', 80],
 ];
 const only = process.env.CXRMASK_GPU_CHECK_ONLY?.split(',');
 // CXRMASK_GPU_CHECK_ONLY=a,b: those sections, in that order (a rerun of what failed).
