@@ -86,7 +86,8 @@ void SetTf32(bool enabled) {
 }
 
 Tf32State GetTf32() {
-  return {at::globalContext().allowTF32CuDNN(at::Float32Op::CONV), at::globalContext().allowTF32CuBLAS()};
+  return {at::globalContext().allowTF32CuDNN(at::Float32Op::CONV),
+          at::globalContext().allowTF32CuBLAS()};
 }
 
 void ApplyWorkerSettings(bool training) {
