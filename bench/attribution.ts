@@ -3,11 +3,16 @@
  * the same TorchScript file (bench/attribution_torch.py), interleaved call by call in one run, as a ratio. Zero-shot logit of a
  * positive/negative prompt pair; SmoothGrad with --samples, IG with --steps, both in batches of --batch.
  *
+ * --eager compares with the open_clip image tower a PyTorch user builds (same weights) instead of the
+ * TorchScript file; --bf16 runs both sides under bf16 autocast; --methods picks methods; --out writes
+ * the JSON there (--json: bench/out/attribution.json).
+ *
  *   node --import tsx bench/attribution.ts [--model models/tiny --n 4 --threads 2 --device cpu --json]
+ *   node --import tsx bench/attribution.ts --model M --device cuda --methods ig --eager --bf16 --out F
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ATTRIBUTION_METHODS } from '../ts/explain/attribution.js';
@@ -28,7 +33,16 @@ const { values: opt } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string' },
     json: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    methods: { type: 'string', default: ATTRIBUTION_METHODS.join(',') },
+    eager: { type: 'boolean', default: false },
+    bf16: { type: 'boolean', default: false },
   },
+});
+const methods = opt.methods!.split(',').map((m) => {
+  const found = ATTRIBUTION_METHODS.find((k) => k === m);
+  if (!found) throw new RangeError(`--methods: unknown method '${m}' (${ATTRIBUTION_METHODS.join(', ')})`);
+  return found;
 });
 const n = Number(opt.n);
 const num = (k: 'batch' | 'samples' | 'steps' | 'threads' | 'warmup' | 'iters') => Number(opt[k]);
@@ -52,6 +66,8 @@ const py = spawn(
     '--size',
     String(s),
     ...args,
+    ...(opt.eager ? ['--eager'] : []),
+    ...(opt.bf16 ? ['--bf16'] : []),
   ],
   { stdio: ['pipe', 'pipe', 'inherit'] },
 );
@@ -67,8 +83,8 @@ async function pyTime(method: string): Promise<number> {
 }
 const addon: Record<string, number> = {};
 const torch: Record<string, number> = {};
-for (const method of ATTRIBUTION_METHODS) {
-  const o = { method, samples: num('samples'), steps: num('steps'), batch: num('batch') };
+for (const method of methods) {
+  const o = { method, samples: num('samples'), steps: num('steps'), batch: num('batch'), bf16: opt.bf16 };
   for (let w = 0; w < num('warmup'); w++) {
     await clip.attribute(x, n, text, o);
     await pyTime(method);
@@ -86,24 +102,22 @@ for (const method of ATTRIBUTION_METHODS) {
 }
 py.stdin.end();
 await clip.dispose();
-const rows = ATTRIBUTION_METHODS.map((m) => ({
+const rows = methods.map((m) => ({
   method: m,
   addonImgS: addon[m]!,
   torchImgS: torch[m]!,
   ratio: addon[m]! / torch[m]!,
 }));
 console.log(
-  `attribution, ${opt.model} on ${opt.device}, n=${n}, batch ${opt.batch}, SmoothGrad ${opt.samples} samples, IG ${opt.steps} steps, ${opt.threads} threads`,
+  `attribution, ${opt.model} on ${opt.device}, n=${n}, batch ${opt.batch}, SmoothGrad ${opt.samples} samples, IG ${opt.steps} steps, ${opt.threads} threads, ${opt.bf16 ? 'bf16 autocast' : 'fp32'}, Python ${opt.eager ? 'eager open_clip' : 'TorchScript'}`,
 );
 console.log('method       addon img/s  torch img/s  addon/torch');
 for (const r of rows)
   console.log(
     `${r.method.padEnd(12)} ${r.addonImgS.toFixed(2).padStart(11)}  ${r.torchImgS.toFixed(2).padStart(11)}  ${r.ratio.toFixed(2).padStart(11)}`,
   );
-if (opt.json) {
-  mkdirSync(join(benchDir, 'out'), { recursive: true });
-  writeFileSync(
-    join(benchDir, 'out', 'attribution.json'),
-    `${JSON.stringify({ options: opt, rows }, null, 2)}\n`,
-  );
+if (opt.json || opt.out) {
+  const file = opt.out ?? join(benchDir, 'out', 'attribution.json');
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ options: opt, rows }, null, 2)}\n`);
 }

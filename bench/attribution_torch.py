@@ -2,7 +2,9 @@
 file, batched the way a PyTorch user would (Captum-style: all IG steps / SmoothGrad samples of an image
 in one batch of `batch` rows). With --serve: prints "ready", then for each method name read from stdin
 runs it once and prints its seconds (the addon's calls interleave with these, so both see the same
-machine load). Without: one JSON line, method -> images/s (median of iters)."""
+machine load). Without: one JSON line, method -> images/s (median of iters). --eager runs the image
+tower as the open_clip model a PyTorch user builds (timm ViT, the file's weights copied in) instead of
+the TorchScript file; --bf16 runs it under bf16 autocast (what that user runs on a GPU)."""
 import argparse
 import json
 import time
@@ -21,21 +23,35 @@ ap.add_argument("--iters", type=int, default=3)
 ap.add_argument("--size", type=int, default=224)
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--serve", action="store_true")
+ap.add_argument("--eager", action="store_true", help="the eager open_clip image tower")
+ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
 clip = torch.jit.load(a.model, map_location=dev).eval()
 torch._C._set_graph_executor_optimize(False)  # as the addon does for backward passes
+encode = clip.encode_image
+if a.eager:
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from native_torch import eager_visual  # noqa: E402
+
+    encode = eager_visual(a.model, dev, clip.visual).eval()
 g = torch.Generator().manual_seed(0)
 x = torch.randn((a.n, 3, a.size, a.size), generator=g).to(dev)
-d = clip.encode_image(x[:1]).shape[1]
+with torch.no_grad():
+    d = encode(x[:1]).shape[1]
 t = torch.nn.functional.normalize(torch.randn((2, d), generator=g), dim=1).to(dev)
 sign = torch.tensor([1.0, -1.0], device=dev)
 scale = clip.logit_scale.exp().item()
 
 
 def f(img):
-    e = torch.nn.functional.normalize(clip.encode_image(img), dim=1)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+        e = encode(img)
+    e = torch.nn.functional.normalize(e.float(), dim=1)
     return (e @ t.T * sign).sum(1) * scale
 
 

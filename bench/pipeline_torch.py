@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """The Python eager counterpart of bench/pipeline.ts --model: the open_clip model built from a model
-folder's config (random weights: throughput only), a torch DataLoader over the same JPEGs with PIL
-preprocessing (BiomedCLIP's eval transform), LP feature extraction and fine-tuning (visual + linear
-head, AdamW, masked BCE), bf16 autocast when asked. Prints one JSON line.
+folder's config (random weights: throughput only), LP feature extraction and fine-tuning (visual +
+linear head, AdamW, masked BCE), bf16 autocast when asked. Two inputs:
+  --list: a torch DataLoader over the same JPEGs with PIL preprocessing (BiomedCLIP's eval transform);
+  --cache: a DataLoader over the same uint8 record cache the addon reads (numpy memmap of the shards,
+    pinned batches, non_blocking copies; records painted and normalised on the device, as the addon
+    does). Features then take both variants per record (original and masked rows), as the addon's.
+Prints one JSON line.
 
     python bench/pipeline_torch.py --model models/biomedclip --list jpegs.txt --device cuda --bf16
+    python bench/pipeline_torch.py --model models/biomedclip --cache CACHE_DIR --paint T --device cuda --bf16
 """
 
 import argparse
@@ -58,6 +63,55 @@ class Jpegs(torch.utils.data.Dataset):
         return x, torch.randint(0, 2, (5,)).float()
 
 
+class Records(torch.utils.data.Dataset):
+    """Cache records (uint8 [2,S,S]: grey plane, mask plane) read from memory-mapped shards."""
+
+    def __init__(self, cache_dir: Path, length):
+        meta = json.loads((cache_dir / "cache.json").read_text())
+        self.dir = cache_dir
+        self.size = meta["size"]
+        self.files = [sh["file"] for sh in meta["shards"]]
+        self.entries = [json.loads(line) for line in (cache_dir / "entries.jsonl").read_text().splitlines()
+                        if line.strip()]
+        self.length = length
+        self.maps = None
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        import numpy as np
+
+        if self.maps is None:  # opened in each worker
+            s = self.size
+            self.maps = [np.memmap(self.dir / f, dtype=np.uint8, mode="r").reshape(-1, 2, s, s) for f in self.files]
+        e = self.entries[i % len(self.entries)]
+        rec = torch.from_numpy(np.array(self.maps[e["shard"]][e["slot"]]))
+        return rec, torch.tensor(e["labels"], dtype=torch.float32)
+
+
+def find_cache(path: Path) -> Path:
+    """A keyed cache folder (holding cache.json), or the one such folder below `path`."""
+    if (path / "cache.json").exists():
+        return path
+    found = sorted(p.parent for p in path.glob("*/cache.json"))
+    if len(found) != 1:
+        raise SystemExit(f"{path}: expected one cache (cache.json) below it, found {len(found)}")
+    return found[0]
+
+
+def records_to_images(rec, mean, std, table, original, masked):
+    """[n,2,S,S] uint8 on the device -> normalised [rows,3,S,S] float: originals, then painted."""
+    gray = rec[:, 0].float().div_(255).unsqueeze(1)
+    parts = []
+    if original:
+        parts.append((gray - mean) / std)
+    if masked:
+        add = table[(rec[:, 1] & 7).long()].permute(0, 3, 1, 2)
+        parts.append(((gray + add).clamp_max_(1.0) - mean) / std)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def timed(loader, step, seconds, device, warm=3):
     """Warm-up steps, then steps until `seconds`; the time spent in next(loader) is the data wait."""
     it = iter(loader)
@@ -91,7 +145,10 @@ def timed(loader, step, seconds, device, warm=3):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--list", type=Path, required=True, help="JPEG paths, one a line")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--list", type=Path, help="JPEG paths, one a line")
+    src.add_argument("--cache", type=Path, help="the record cache the addon read (bench/pipeline.ts --dir)")
+    ap.add_argument("--paint", help="the paint table: 24 comma-separated floats (paintTable in ts/masks/overlay.ts)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--feature-batch", type=int, default=256)
@@ -103,25 +160,44 @@ def main(argv=None):
     device = torch.device(args.device)
     model, meta = build_model(args.model)
     visual = model.visual.to(device)
-    paths = [line for line in args.list.read_text().splitlines() if line]
     size = meta["imageSize"]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16)
+    if args.cache:
+        cache_dir = find_cache(args.cache)
+        cmeta = json.loads((cache_dir / "cache.json").read_text())
+        if not args.paint:
+            raise SystemExit("--cache needs --paint (the addon's paint table)")
+        table = torch.tensor([float(v) for v in args.paint.split(",")], device=device).view(8, 3)
+        mean = torch.tensor(cmeta["preprocess"]["mean"], device=device).view(1, 3, 1, 1)
+        std = torch.tensor(cmeta["preprocess"]["std"], device=device).view(1, 3, 1, 1)
+        n_items = len(Records(cache_dir, 0).entries)
+    else:
+        paths = [line for line in args.list.read_text().splitlines() if line]
+        n_items = len(paths)
 
     def loader(batch):
         # enough items for the budget at any speed; workers stop with the iterator
-        ds = Jpegs(paths, size, meta["mean"], meta["std"], length=batch * 100_000)
+        if args.cache:
+            ds = Records(cache_dir, length=batch * 100_000)
+        else:
+            ds = Jpegs(paths, size, meta["mean"], meta["std"], length=batch * 100_000)
         return torch.utils.data.DataLoader(
             ds, batch_size=batch, shuffle=False, num_workers=args.workers, pin_memory=device.type == "cuda",
             persistent_workers=False, prefetch_factor=4 if args.workers else None)
+
+    def images(x, original=True, masked=False):
+        return records_to_images(x, mean, std, table, original, masked) if args.cache else x
 
     visual.eval()
 
     @torch.no_grad()
     def feature_step(x, y):
         with autocast:
-            visual(x).float().cpu()
+            visual(images(x, True, bool(args.cache))).float().cpu()
 
     features = timed(loader(args.feature_batch), feature_step, args.seconds, device)
+    if args.cache:  # two model rows per record
+        features["rowsPerSec"] = 2 * features["imgPerSec"]
 
     visual.train()
     head = nn.Linear(meta["embedDim"], 5).to(device)
@@ -130,7 +206,7 @@ def main(argv=None):
 
     def train_step(x, y):
         with autocast:
-            logits = head(visual(x)).float()
+            logits = head(visual(images(x))).float()
         loss = bce(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -140,8 +216,10 @@ def main(argv=None):
 
     train = timed(loader(args.train_batch), train_step, args.seconds, device)
     out = {"torch": torch.__version__, "device": str(device), "bf16": args.bf16, "workers": args.workers,
-           "jpegs": len(paths), "features": features, "train": train,
-           "note": "features: original images only (no contour paint); JPEGs decoded every step"}
+           "input": "cache" if args.cache else "jpegs", "items": n_items, "features": features, "train": train,
+           "note": ("uint8 records from a numpy memmap, pinned, non_blocking; painted and normalised on the device; "
+                    "features: original and masked rows per record" if args.cache else
+                    "features: original images only (no contour paint); JPEGs decoded every step")}
     print(json.dumps(out))
     return 0
 

@@ -9,7 +9,10 @@
  *   node --import tsx bench/serve.ts [--n 16] [--reps 2] [--width 1024] [--height 1280]
  *     [--model models/tiny] [--segmenter models/seg-tiny] [--device cpu] [--threads T] [--python PATH]
  *
- * Writes bench/out/serve.json. The GPU run of the real-size presets is in scripts/gpu-check.mjs.
+ * --eager: the Python side builds the models as a PyTorch user does (open_clip image tower, U-Net
+ * nn.Module, same weights) instead of loading the TorchScript files; --bf16: under bf16 autocast.
+ * Writes bench/out/serve.json (--out: the synthetic JPEGs and serve.json there). The GPU run of the
+ * real-size presets is in scripts/gpu-check.mjs.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -38,6 +41,8 @@ const { values: a } = parseArgs({
     threads: { type: 'string' },
     python: { type: 'string' },
     out: { type: 'string', default: join(benchDir, 'out') },
+    eager: { type: 'boolean', default: false },
+    bf16: { type: 'boolean', default: false },
   },
 });
 const N = Number(a.n);
@@ -91,6 +96,8 @@ const synth = await synthesize({
   seed: 21,
   width: Number(a.width),
   height: Number(a.height),
+  // big images render in worker threads when the machine has cores to spare
+  workers: Math.max(0, Math.min(os.availableParallelism(), 16) - 1),
 });
 const files = synth.images
   .filter((im) => im.view === 'PA' || im.view === 'AP')
@@ -149,10 +156,11 @@ const segMeta = JSON.parse(readFileSync(join(a.segmenter, 'model.json'), 'utf8')
 let pythonInfo: { threads: number; torch: string } | null = null;
 const pyArgs = [join(benchDir, 'serve_torch.py'), '--clip', join(a.model, 'clip.pt')];
 pyArgs.push('--seg', join(a.segmenter, segMeta.files?.model ?? 'seg.pt'), '--bank', bankPath);
-pyArgs.push('--device', device, ...(a.threads ? ['--threads', a.threads] : []), ...files);
+pyArgs.push('--device', device, ...(a.threads ? ['--threads', a.threads] : []));
+pyArgs.push(...(a.eager ? ['--eager'] : []), ...(a.bf16 ? ['--bf16'] : []), ...files);
 /** One Python pass (its own process, its own warm-up), added to `into`; false when Python failed. */
 function pythonPass(into: Samples): boolean {
-  const r = spawnSync(pythonExe(a.python), pyArgs, { encoding: 'utf8' });
+  const r = spawnSync(pythonExe(a.python), pyArgs, { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) {
     process.stderr.write(`[serve] Python side failed (skipped): ${r.stderr.slice(-400)}\n`);
     return false;
@@ -222,7 +230,7 @@ const result = {
   size: `${a.width}x${a.height}`,
   inProcess,
   http,
-  python: pyStats ? { ...pyStats, ...python } : null,
+  python: pyStats ? { ...pyStats, ...python, eager: a.eager, bf16: a.bf16 } : null,
   loadAverage: os.loadavg(),
   ratios: pyStats
     ? Object.fromEntries(

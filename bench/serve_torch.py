@@ -6,6 +6,8 @@ segmenter's `segment(x)` → thresholded region masks → contour bands (Eq. 1 p
 features bench/serve.ts computed → the overlay PNG. One image at a time, an eager Python loop.
 
     python bench/serve_torch.py --clip clip.pt --seg seg.pt --bank bank.json --threads T IMG...
+--eager runs the models as a PyTorch user builds them (the open_clip image tower and the U-Net
+nn.Module, the files' weights copied in) instead of the TorchScript files; --bf16 under bf16 autocast.
 Prints one JSON object: per-image seconds, images/s, versions.
 """
 import argparse
@@ -34,6 +36,25 @@ def load_plane(path, size):
     return np.asarray(img.crop((left, top, left + size, top + size)), np.float32) / 255.0
 
 
+def eager_models(clip_path, seg_path, clip, seg, dev):
+    """The open_clip image tower and the U-Net nn.Module with the exported files' weights."""
+    import importlib.util
+    from pathlib import Path
+
+    from native_torch import eager_visual
+
+    visual = eager_visual(clip_path, dev, clip.visual).eval()
+    tool = Path(__file__).resolve().parent.parent / "tools" / "segmenter_export.py"
+    spec = importlib.util.spec_from_file_location("segmenter_export", tool)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    meta = json.loads((Path(seg_path).parent / "model.json").read_text())
+    net = ex.UNet(meta["base"], meta["depth"], meta["stem"])
+    ex.Exported(net).load_state_dict({k: v.cpu() for k, v in seg.state_dict().items()}, strict=True)
+    net = net.to(dev).eval()
+    return visual, net.segment
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", required=True)
@@ -42,6 +63,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--eager", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
     ap.add_argument("images", nargs="+")
     a = ap.parse_args()
     if a.threads > 0:
@@ -49,6 +72,10 @@ def main():
     dev = torch.device(a.device)
     clip = torch.jit.load(a.clip, map_location=dev).eval()
     seg = torch.jit.load(a.seg, map_location=dev).eval()
+    encode, segment = clip.encode_image, seg.segment
+    if a.eager:
+        encode, segment = eager_models(a.clip, a.seg, clip, seg, dev)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.bf16)
     bank = json.load(open(a.bank))
     size = bank["size"]
     pos = torch.tensor(bank["positive"], device=dev).reshape(5, -1)
@@ -59,7 +86,8 @@ def main():
         x = load_plane(path, size)
         orig = (np.broadcast_to(x, (3, size, size)) - MEAN) / STD
         with torch.inference_mode():
-            logits = seg.segment(torch.from_numpy(orig.astype(np.float32))[None].to(dev))[0]
+            with autocast:
+                logits = segment(torch.from_numpy(orig.astype(np.float32))[None].to(dev))[0].float()
             masks = (torch.sigmoid(logits) > 0.5).cpu().numpy()
         add = np.zeros((3, size, size), np.float32)
         for c in range(3):
@@ -72,7 +100,9 @@ def main():
         masked = (painted - MEAN) / STD
         batch = torch.from_numpy(np.stack([orig, masked]).astype(np.float32)).to(dev)
         with torch.inference_mode():
-            f = torch.nn.functional.normalize(clip.encode_image(batch), dim=-1)
+            with autocast:
+                f = encode(batch)
+            f = torch.nn.functional.normalize(f.float(), dim=-1)
         probs = torch.sigmoid(scale * (f @ pos.T - f @ neg.T)).cpu().numpy()
         buf = io.BytesIO()
         Image.fromarray((painted.transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(buf, "PNG")

@@ -1,6 +1,7 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
-//   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setErrorClass(ctor),
-//   recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier, Segmenter, ProcessGroup
+//   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setTf32(on),
+//   setErrorClass(ctor), recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier,
+//   Segmenter, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -34,6 +35,13 @@ Napi::Value JsSetGraphOptimize(const Napi::CallbackInfo& info) {
   } else {
     throw ArgTypeError(info.Env(), "mode must be true, false or 'auto'");
   }
+  return info.Env().Undefined();
+}
+
+// setTf32(enabled: boolean)
+Napi::Value JsSetTf32(const Napi::CallbackInfo& info) {
+  if (!info[0].IsBoolean()) throw ArgTypeError(info.Env(), "enabled must be a boolean");
+  SetTf32(info[0].As<Napi::Boolean>().Value());
   return info.Env().Undefined();
 }
 
@@ -87,6 +95,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocHostBuffer", Napi::Function::New<JsAllocHostBuffer>(env, "allocHostBuffer"));
   exports.Set("recordsToImages", Napi::Function::New<JsRecordsToImages>(env, "recordsToImages"));
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
+  exports.Set("setTf32", Napi::Function::New<JsSetTf32>(env, "setTf32"));
   exports.Set("setErrorClass", Napi::Function::New<JsSetErrorClass>(env, "setErrorClass"));
   return exports;
 }

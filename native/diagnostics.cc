@@ -89,6 +89,11 @@ Napi::Object Diagnostics(Napi::Env env) {
     devices.Set(static_cast<uint32_t>(i), d);
   }
   cuda.Set("devices", devices);
+  const Tf32State tf32 = GetTf32();
+  Napi::Object tf32_info = Napi::Object::New(env);
+  tf32_info.Set("cudnn", tf32.cudnn);
+  tf32_info.Set("cublas", tf32.cublas);
+  cuda.Set("tf32", tf32_info);
   out.Set("cuda", cuda);
 
   Napi::Object blas = Napi::Object::New(env);

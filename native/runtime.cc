@@ -1,5 +1,6 @@
 #include "runtime.h"
 
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/cpu/Utils.h>
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
@@ -77,6 +78,17 @@ std::atomic<GraphOptimizeMode> g_graph_optimize{GraphOptimizeMode::kAuto};
 }  // namespace
 
 void SetGraphOptimize(GraphOptimizeMode mode) { g_graph_optimize = mode; }
+
+// The legacy flags only: mixing them with the per-op fp32_precision API makes torch raise.
+void SetTf32(bool enabled) {
+  at::globalContext().setAllowTF32CuDNN(enabled);
+  at::globalContext().setAllowTF32CuBLAS(enabled);
+}
+
+Tf32State GetTf32() {
+  return {at::globalContext().allowTF32CuDNN(at::Float32Op::CONV),
+          at::globalContext().allowTF32CuBLAS()};
+}
 
 void ApplyWorkerSettings(bool training) {
   int n = g_threads.load();

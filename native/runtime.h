@@ -27,6 +27,16 @@ int RequestedThreads();
 enum class GraphOptimizeMode { kAuto, kOn, kOff };
 void SetGraphOptimize(GraphOptimizeMode mode);
 
+// TF32 for float32 convolutions (cuDNN) and matmuls (cuBLAS), process-wide. Torch's defaults are
+// cuDNN on and cuBLAS off; parity checks turn both off, since TF32 convolutions move U-Net logits
+// by ~2e-3 from the CPU reference.
+void SetTf32(bool enabled);
+struct Tf32State {
+  bool cudnn;
+  bool cublas;
+};
+Tf32State GetTf32();
+
 // Applies the settings above on the calling (compute) thread; `training`: the op runs autograd.
 void ApplyWorkerSettings(bool training = false);
 

@@ -63,7 +63,7 @@ export {
   type SegmentStep,
 } from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
-export { type DeviceSpec, setThreads } from './native.js';
+export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';

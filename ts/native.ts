@@ -18,6 +18,8 @@ export interface Diagnostics {
     version: string;
     cudnn: boolean;
     devices: { index: number; name: string }[];
+    /** TF32 for float32 convolutions (cuDNN) and matmuls (cuBLAS): setTf32. */
+    tf32: { cudnn: boolean; cublas: boolean };
   };
   blas: { blas: string; lapack: string; mkl: boolean; mkldnn: boolean; mkldnnVersion: string; fast: boolean };
   cpu: { bf16: boolean; capability: string };
@@ -213,6 +215,7 @@ export interface NativeBinding {
   setThreads(n: number): void;
   getThreads(): number;
   setGraphOptimize(mode: boolean | 'auto'): void;
+  setTf32(enabled: boolean): void;
   recordsToImages(
     records: Uint8Array,
     shape: number[],
@@ -309,4 +312,17 @@ export function setGraphOptimize(mode: boolean | 'auto'): void {
   if (typeof mode !== 'boolean' && mode !== 'auto')
     throw new TypeError(`mode must be true, false or 'auto', got ${String(mode)}`);
   loadNative().setGraphOptimize(mode);
+}
+
+/**
+ * TF32 for float32 work on CUDA, process-wide, for later ops: true lets cuDNN convolutions and cuBLAS
+ * matmuls round their inputs to TF32 (faster, ~1e-3 relative error), false keeps full float32 (what a
+ * comparison against a CPU reference needs). Torch's defaults, kept until this is called: cuDNN on, cuBLAS
+ * off. `diagnostics().cuda.tf32` reports the current state. No effect on CPU or under bf16 autocast.
+ * @throws {TypeError} `enabled` is not a boolean.
+ * @throws {Error} the addon cannot be loaded (loadNative).
+ */
+export function setTf32(enabled: boolean): void {
+  if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${String(enabled)}`);
+  loadNative().setTf32(enabled);
 }
