@@ -10,7 +10,11 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DICOM_CONVERSION, decodeDicom, isDicom } from '../../ts/images/dicom.js';
+import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
+
+/** Dataset files may be DICOM; callers' images (serve, predict) may not. */
+const dataset = { formats: [...DATASET_FORMATS] };
 import { type DicomFixture, writeDicom } from '../../ts/synth/dicom.js';
 
 const FIX = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures');
@@ -157,7 +161,7 @@ test('unsupported transfer syntax, colour, short pixel data: clear errors; prepr
     () => assert.unreachable(),
     (e) => assert.match(e.message, /pixel data|DICOM/),
   );
-  await decodePlane(jls, resolvePreprocess({ size: 16 })).then(
+  await decodePlane(jls, resolvePreprocess({ size: 16 }), dataset).then(
     () => assert.unreachable(),
     (e) => assert.match(e.message, /cannot decode image: transfer syntax .* not supported/),
   );
@@ -167,12 +171,21 @@ test('the image pipeline takes DICOM like any image: isDicom, decodeFull, decode
   const buf = mono1Fixture();
   assert.ok(isDicom(buf));
   assert.not.ok(isDicom(Buffer.from('not dicom')));
-  const full = await decodeFull(buf);
+  await decodeFull(buf).then(
+    () => assert.unreachable('a caller image (JPEG/PNG only by default) took DICOM'),
+    (e) => assert.match(e.message, /not a JPEG or PNG file/),
+  );
+  const full = await decodeFull(buf, dataset);
   assert.equal([full.width, full.height], [W, H]);
   assert.is(maxDiff(full.gray, (await decodeDicom(buf)).gray), 0);
-  const plane = await decodePlane(buf, resolvePreprocess({ size: 32 }));
+  const plane = await decodePlane(buf, resolvePreprocess({ size: 32 }), dataset);
   assert.is(plane.gray.length, 32 * 32);
   assert.equal([plane.geometry.srcW, plane.geometry.srcH], [W, H]);
+  // The pixel cap reads Rows × Columns from the DICOM header, before any pixel is decoded.
+  await decodePlane(buf, resolvePreprocess({ size: 32 }), { ...dataset, maxPixels: W * H - 1 }).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /over the limit of \d+ \(maxPixels\)/),
+  );
 });
 
 test.run();
