@@ -97,7 +97,17 @@ export const ConfigSchema = z
       .strict()
       .nullable()
       .default(null),
-    seeds: z.array(z.number().int().min(0)).min(1).default([0, 1, 2]),
+    /** One cell folder per seed: a repeated seed would train the same folder twice and count it twice. */
+    seeds: z
+      .array(z.number().int().min(0))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, {
+        error: (iss) => {
+          const a = iss.input as number[];
+          return `no duplicates (seed ${a.find((x, i) => a.indexOf(x) !== i)} is given twice)`;
+        },
+      })
+      .default([0, 1, 2]),
     /** Which image variants LP/JFT models are trained on (each is tested on both). */
     trainVariants: z
       .array(z.enum(VARIANTS))
