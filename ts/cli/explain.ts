@@ -22,6 +22,7 @@ import { ClipModel } from '../model/clip.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { DeviceSpec } from '../native.js';
 import { tensorToRgb } from '../report/overlay.js';
+import { checkOutputFile } from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface ExplainArgv {
@@ -88,6 +89,8 @@ const command: CommandModule<object, ExplainArgv> = {
       }) as unknown as Argv<ExplainArgv>,
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {
+      checkOutputFile('out', argv.out);
+      checkOutputFile('json', argv.json);
       const k = findingIndex(argv.finding);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))
         throw new ConfigError('--chexmask and --id go together');

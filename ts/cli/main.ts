@@ -2,7 +2,7 @@
 /** The `cxrmask` CLI: one yargs command module per command. */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import yargs, { type Argv, type CommandModule } from 'yargs';
+import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { packageVersion } from '../experiment/run.js';
 import cache from './cache.js';
@@ -23,12 +23,18 @@ import zeroshot from './zeroshot.js';
 // biome-ignore lint/suspicious/noExplicitAny: command modules have their own argv types
 type AnyCommand = CommandModule<any, any>;
 
+/** What yargs' (untyped) getOptions() reports: every declared option, and those declared as arrays. */
+interface DeclaredOptions {
+  key: Record<string, unknown>;
+  array: string[];
+}
+
 /**
  * Options given more than once: yargs collects them into an array, which a single-valued option's
  * code would take for its value (`--out a --out b` → a TypeError far from the flag). Refused here,
  * for every command, naming the option; options declared as arrays keep their lists.
  */
-export function repeatedOptions(argv: Record<string, unknown>, declared: ReturnType<Argv['getOptions']>) {
+export function repeatedOptions(argv: Record<string, unknown>, declared: DeclaredOptions) {
   const problems: string[] = [];
   for (const [k, v] of Object.entries(argv))
     if (Array.isArray(v) && k !== '_' && k in declared.key && !declared.array.includes(k))
@@ -63,7 +69,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .demandCommand(1, 'Choose a command (see the list above).')
     .strict()
     .check((a) => {
-      const problems = repeatedOptions(a, y.getOptions());
+      const problems = repeatedOptions(a, (y as unknown as { getOptions(): DeclaredOptions }).getOptions());
       if (problems.length) throw new Error(problems.join('\n'));
       return true;
     }, true)

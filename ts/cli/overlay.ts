@@ -3,7 +3,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import { renderFigure } from '../report/figure.js';
-import { parseList } from './options.js';
+import { checkOutputFile, parseList } from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface OverlayArgv {
@@ -77,6 +77,7 @@ const command: CommandModule<object, OverlayArgv> = {
       }) as unknown as Argv<OverlayArgv>,
   handler: (argv: ArgumentsCamelCase<OverlayArgv>) =>
     runCommand(async () => {
+      checkOutputFile('out', argv.out);
       const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
         minDice: argv.minDice,
         keepRle: argv.source === 'rle',

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { MAX_THREADS, threadsProblem } from '../threads.js';
 
 /** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
@@ -77,8 +78,11 @@ export const ConfigSchema = z
       .object({
         dir: z.string().min(1).default('models/tiny'),
         device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
-        /** Intra-op threads (null = library default). */
-        threads: positiveInt.nullable().default(null),
+        /** Intra-op threads (null = library default); at most MAX_THREADS (ts/threads.ts). */
+        threads: positiveInt
+          .max(MAX_THREADS, { error: (iss) => threadsProblem(iss.input) ?? undefined })
+          .nullable()
+          .default(null),
       })
       .strict()
       .default({ dir: 'models/tiny', device: 'auto', threads: null }),
