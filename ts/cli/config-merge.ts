@@ -13,7 +13,9 @@ export function parseSeeds(s: string | undefined): number[] | undefined {
     throw new ConfigError(`invalid --seeds "${s}": expected comma-separated non-negative integers`);
   const twice = seeds.find((x, i) => seeds.indexOf(x) !== i);
   if (twice !== undefined)
-    throw new ConfigError(`invalid --seeds "${s}": seed ${twice} is given twice (each seed is one run of every cell)`);
+    throw new ConfigError(
+      `invalid --seeds "${s}": seed ${twice} is given twice (each seed is one run of every cell)`,
+    );
   return seeds;
 }
 

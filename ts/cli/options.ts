@@ -114,7 +114,8 @@ export function checkCount(flag: string, value: number | undefined, min = 1): vo
 /** A positive finite number from the command line (a learning rate, seconds …), else a UsageError. */
 export function checkPositive(flag: string, value: number | undefined): void {
   if (value === undefined) return;
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${flag} ${value}: expected a positive number`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--${flag} ${value}: expected a positive number`);
 }
 
 /** An output file flag must not name a folder (checked before any work, not at the final write). */

@@ -8,7 +8,7 @@
  * resume is allowed.
  */
 import { join } from 'node:path';
-import { type ExperimentConfig, ConfigError } from './config.js';
+import { ConfigError, type ExperimentConfig } from './config.js';
 import { readJson, writeJsonAtomic } from './io.js';
 
 export interface CellRecord {
@@ -19,7 +19,9 @@ export interface CellRecord {
 }
 
 export function cellRecordPath(runDir: string, id: string): string {
-  return id === 'zeroshot' ? join(runDir, 'cells', 'zeroshot.cell.json') : join(runDir, 'cells', id, 'cell.json');
+  return id === 'zeroshot'
+    ? join(runDir, 'cells', 'zeroshot.cell.json')
+    : join(runDir, 'cells', id, 'cell.json');
 }
 
 /** The settings cell `id` ('zeroshot', 'lp-…', 'jft-…') depends on. */

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
-import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
 import { checkCellConfigs, recordCell } from './cell-config.js';
+import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { readJson, writeJsonAtomic } from './io.js';
 import {
@@ -23,6 +23,7 @@ import {
   predictedFeatures,
   predictedSource,
 } from './predicted-masks.js';
+import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import {
   type BatchSource,
   type EpochRecord,
@@ -33,7 +34,6 @@ import {
   type TrainProgress,
   trainWithCheckpoints,
 } from './train.js';
-import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
 
 export type TrainedSetup = Exclude<Setup, 'zeroshot'>;

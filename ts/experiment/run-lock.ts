@@ -6,7 +6,16 @@
  * a process that died (same host, pid no longer running) is stale and taken over; one from another
  * host cannot be checked and is reported with the way to remove it.
  */
-import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DataError } from '../data/errors.js';

@@ -13,8 +13,8 @@ import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
-import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import { checkCellConfigs } from './cell-config.js';
+import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import { evaluate } from './evaluate.js';
 import {
   checkSameData,
@@ -144,7 +144,8 @@ export async function reevaluate(
   metricOverrides: Partial<ExperimentConfig['metrics']> = {},
 ): Promise<RunResult> {
   const started = new Date();
-  if (!existsSync(join(runDir, 'config.json'))) throw new Error(`${runDir} is not a run folder (no config.json)`);
+  if (!existsSync(join(runDir, 'config.json')))
+    throw new Error(`${runDir} is not a run folder (no config.json)`);
   const lock = lockRun(runDir);
   try {
     return await reevaluateLocked(runDir, backend, metricOverrides, started);
@@ -196,7 +197,7 @@ async function reevaluateLocked(
     const sd = await splitData(cache);
     // stored predictions must fit the rows they are scored against
     if (zs) checkZeroShotResult(join(cellsDir, 'zeroshot.json'), zs, sd);
-    trained.forEach((c, i) => checkCellResult(resultFiles[i]!.file, c, resultFiles[i]!.id, sd));
+    for (const [i, c] of trained.entries()) checkCellResult(resultFiles[i]!.file, c, resultFiles[i]!.id, sd);
     const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
     const results = assembleResults({
       config,
@@ -283,7 +284,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   let lock: RunLock | null = null;
   if (o.resume) {
     runDir = o.resume;
-    if (!existsSync(join(runDir, 'config.json'))) throw new Error(`cannot resume ${runDir}: no config.json there`);
+    if (!existsSync(join(runDir, 'config.json')))
+      throw new Error(`cannot resume ${runDir}: no config.json there`);
     if (root) lock = lockRun(runDir);
   } else if (o.dist && o.dist.rank !== 0) {
     // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)

@@ -101,7 +101,8 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     ['batchSize', o.batchSize, 1],
     ['seed', o.seed, 0],
   ] as const)
-    if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer ≥ ${min}, got ${v}`);
+    if (!Number.isInteger(v) || v < min)
+      throw new RangeError(`${name} must be an integer ≥ ${min}, got ${v}`);
   const { cache, segmenter: seg } = o;
   const statePath = join(o.out, 'train.json');
   const best = join(o.out, 'best.pt');
