@@ -1,0 +1,188 @@
+/**
+ * Loose arguments (issue 18, items 5 and 14): every value that comes from the command line or a file
+ * is checked where it enters, with an error naming the option or the file — never a raw TypeError,
+ * EISDIR or ENOSPC, never a thread count that exhausts the process. CLI cases run the TypeScript
+ * entry point in a subprocess (tsx).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
+import { writeFileAtomic } from '../../ts/experiment/io.js';
+import { setThreads } from '../../ts/native.js';
+import { MAX_THREADS } from '../../ts/threads.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-args-'));
+const MAIN = join(process.cwd(), 'ts', 'cli', 'main.ts');
+
+function cli(args: string[], opts: { shell?: string } = {}) {
+  const r = opts.shell
+    ? spawnSync('bash', ['-c', opts.shell], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } })
+    : spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, FORCE_COLOR: '0' },
+      });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('run --seeds 0,0 is refused with exit 2 before any work', () => {
+  const r = cli(['run', '--seeds', '0,0', '--cache', join(tmp, 'no-cache'), '--runs-dir', join(tmp, 'runs')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: invalid --seeds "0,0": seed 0 is given twice/);
+  assert.not.ok(readdirSync(tmp).includes('runs'), 'no run folder was made');
+});
+
+test('an option given twice is refused for every single-valued option, naming it', () => {
+  const a = cli([
+    'explain',
+    '--image',
+    'x.jpg',
+    '--model',
+    'm',
+    '--finding',
+    'Edema',
+    '--out',
+    'a.png',
+    '--out',
+    'b.png',
+  ]);
+  assert.is(a.code, 1, a.err);
+  assert.match(a.err, /--out was given 2 times \(a\.png, b\.png\); it takes one value/);
+  assert.not.match(a.err, /TypeError/);
+  const b = cli(['serve', '--threads', '1', '--threads', '2', '--model', join(tmp, 'none')]);
+  assert.match(b.err, /--threads was given 2 times \(1, 2\)/);
+  const c = cli(['run', '--seeds', '0', '--seeds', '1', '--cache', join(tmp, 'none')]);
+  assert.match(c.err, /--seeds was given 2 times/);
+});
+
+test('serve: --threads above the bound, --grace negative or NaN are refused (exit 2)', () => {
+  const none = join(tmp, 'no-model');
+  const t = cli(['serve', '--threads', '100000', '--model', none]);
+  assert.is(t.code, 2, t.err);
+  assert.match(t.err, new RegExp(`--threads 100000: 100000 is above the limit of ${MAX_THREADS}`));
+  for (const g of ['-1', 'NaN']) {
+    const r = cli(['serve', `--grace=${g}`, '--model', none]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, /--grace NaN|--grace -1/);
+    assert.match(r.err, /expected seconds from 0 to 86400/);
+  }
+});
+
+test('setThreads and config model.threads are bounded', () => {
+  assert.throws(
+    () => setThreads(100_000),
+    (e: Error) => e instanceof RangeError && /above the limit/.test(e.message),
+  );
+  assert.throws(() => setThreads(0), /positive integer/);
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c' }, model: { threads: 100_000 } }),
+    (e: Error) => e instanceof ConfigError && /model\.threads: 100000 is above the limit/.test(e.message),
+  );
+  assert.is(
+    parseConfig({ data: { cache: 'c' }, model: { threads: MAX_THREADS } }).model.threads,
+    MAX_THREADS,
+  );
+});
+
+test('segmenter train --epochs 0 (and other bad counts) are refused before loading anything', () => {
+  const base = ['segmenter', 'train', '--cache', join(tmp, 'none'), '--out', join(tmp, 'seg')];
+  const e = cli([...base, '--epochs', '0']);
+  assert.is(e.code, 2, e.err);
+  assert.match(e.err, /error: --epochs 0: expected an integer ≥ 1/);
+  assert.match(cli([...base, '--batch-size', '2.5']).err, /--batch-size 2\.5: expected an integer ≥ 1/);
+  assert.match(cli([...base, '--lr', '-1']).err, /--lr -1: expected a positive number/);
+});
+
+test('explain --out naming a folder is refused before the model runs; a library write names the folder', () => {
+  const dir = join(tmp, 'a-folder');
+  mkdirSync(dir);
+  const r = cli([
+    'explain',
+    '--image',
+    'x.jpg',
+    '--model',
+    'models/tiny',
+    '--finding',
+    'Edema',
+    '--out',
+    dir,
+  ]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, new RegExp(`--out ${dir}: is a folder; give the path of the file to write`));
+  assert.not.match(r.err, /EISDIR/);
+  assert.throws(
+    () => writeFileAtomic(dir, 'x'),
+    (e: Error) => e.name === 'DataError' && e.message.startsWith(`${dir}: is a folder`),
+  );
+  assert.equal(readdirSync(dir), [], 'no temp file left');
+});
+
+test('a write that fails for lack of space names the file it was writing', () => {
+  // RLIMIT_FSIZE: the kernel refuses writes beyond 1 KiB (EFBIG), as a full disk refuses them (ENOSPC)
+  const target = join(tmp, 'limited', 'big.bin');
+  const script = join(tmp, 'write-big.ts');
+  writeFileSync(
+    script,
+    `import { writeFileAtomic } from ${JSON.stringify(join(process.cwd(), 'ts/experiment/io.ts'))};
+try { writeFileAtomic(${JSON.stringify(target)}, new Uint8Array(1 << 20)); } catch (e) { console.log(e.name, e.code, e.message); }`,
+  );
+  const r = cli([], {
+    shell: `ulimit -f 1; ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`,
+  });
+  assert.match(r.out, new RegExp(`^DataError EFBIG ${target}: cannot write: EFBIG`), r.out + r.err);
+  assert.equal(readdirSync(join(tmp, 'limited')), [], 'the temp file is removed');
+});
+
+test('cxrmask cache on a full disk names the file it could not write (small tmpfs)', () => {
+  // a private mount namespace with a 256 KiB tmpfs where user namespaces allow it
+  const probe = spawnSync('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${tmp}`]);
+  if (probe.status !== 0) {
+    console.log(`  (skipped: cannot mount a tmpfs here: ${String(probe.stderr).trim()})`);
+    return;
+  }
+  const d = join(tmp, 'data');
+  const synth = cli([
+    'synth',
+    '--out',
+    d,
+    '--n',
+    '24',
+    '--seed',
+    '3',
+    '--width',
+    '120',
+    '--height',
+    '140',
+    '--no-progress',
+  ]);
+  assert.is(synth.code, 0, synth.err);
+  const idx = cli(['index', '--root', join(d, 'mimic'), '--out', join(d, 'idx')]);
+  assert.is(idx.code, 0, idx.err);
+  const full = join(tmp, 'full');
+  mkdirSync(full);
+  const args = [
+    'cache',
+    '--index',
+    join(d, 'idx'),
+    '--root',
+    join(d, 'mimic'),
+    '--chexmask',
+    join(d, 'chexmask', 'MIMIC-CXR-JPG.csv'),
+    '--out',
+    join(full, 'cache'),
+    '--no-progress',
+  ]
+    .map((a) => JSON.stringify(a))
+    .join(' ');
+  const r = cli([], {
+    shell: `unshare -rm sh -c 'mount -t tmpfs -o size=256k tmpfs ${full} && exec ${JSON.stringify(process.execPath)} --import tsx ${MAIN} ${args.replaceAll("'", "'\\''")}'`,
+  });
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, new RegExp(`error: ${full}/cache/[^ ]+: cannot write: ENOSPC`), r.err);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
