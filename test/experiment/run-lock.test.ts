@@ -12,9 +12,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { reevaluate, runExperiment } from '../../ts/experiment/run.js';
-import { RUN_LOCK_FILE } from '../../ts/experiment/run-lock.js';
 import { fakeBackend } from './fake-backend.js';
 
+const RUN_LOCK_FILE = 'run.lock';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-run-lock-'));
 const worker = join(import.meta.dirname, 'fixtures', 'resume-worker.ts');
 const config = parseConfig({
@@ -40,6 +40,7 @@ function startWorker(
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.push(child);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -59,6 +60,7 @@ async function waitFor(path: string, ms = 60_000): Promise<void> {
 }
 
 let runDir = '';
+const children: ChildProcess[] = [];
 
 test('two processes resuming one folder at once: the second is refused, the first finishes', async () => {
   runDir = (await runExperiment({ config, backend: fakeBackend() })).runDir;
@@ -132,5 +134,8 @@ test("another host's lock is refused (its pid cannot be checked) with the way ou
   rmSync(join(runDir, RUN_LOCK_FILE));
 });
 
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.after(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
 test.run();
