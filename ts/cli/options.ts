@@ -105,10 +105,12 @@ export function parseList(s: string | undefined): string[] | undefined {
  * A count from the command line (epochs, batch size, images …): an integer ≥ `min`, else a UsageError
  * naming the flag. yargs' `type: 'number'` lets 0, -3, 2.5 and NaN through.
  */
-export function checkCount(flag: string, value: number | undefined, min = 1): void {
+export function checkCount(flag: string, value: number | undefined, min = 1, max = Infinity): void {
   if (value === undefined) return;
-  if (!Number.isInteger(value) || value < min)
-    throw new UsageError(`--${flag} ${value}: expected an integer ≥ ${min}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(
+      `--${flag} ${value}: expected an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`,
+    );
 }
 
 /** A positive finite number from the command line (a learning rate, seconds …), else a UsageError. */

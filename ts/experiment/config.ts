@@ -169,7 +169,8 @@ export const ConfigSchema = z
         fixedThreshold: z.number().min(0).max(1).default(0.5),
         /** Model selection metric on validation. */
         selection: z.enum(['macroAUROC', 'meanLabelAccuracy', 'loss']).default('macroAUROC'),
-        bootstrap: z.number().int().min(0).default(1000),
+        /** Paired-bootstrap resamples (0 = no CIs); bounded: each one re-scores every model's test set. */
+        bootstrap: z.number().int().min(0).max(100_000).default(1000),
         /** The metric shown in Table 2. */
         primary: z
           .enum(['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'])
