@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { distTimeoutMs, rootWorkTimeoutMs } from '../../ts/distributed/env.js';
 import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
 import { writeFileAtomic } from '../../ts/experiment/io.js';
 import { setThreads } from '../../ts/native.js';
@@ -179,6 +180,55 @@ test('cxrmask cache on a full disk names the file it could not write (small tmpf
   });
   assert.is(r.code, 2, r.err);
   assert.match(r.err, new RegExp(`error: ${full}/cache/[^ ]+: cannot write: ENOSPC`), r.err);
+});
+
+// The sweep: every other place a path, a size or a count comes from outside.
+
+test('--nproc is bounded and checked before any rank starts', () => {
+  const r = cli(['run', '--cache', join(tmp, 'none'), '--nproc', '100000']);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: --nproc 100000: expected an integer from 1 to \d+/);
+  assert.not.match(r.err, /\n\s+at /, 'no stack trace');
+});
+
+test('--config that is a device, a FIFO or a folder is refused instead of read without end', () => {
+  const fifo = join(tmp, 'config.fifo');
+  spawnSync('mkfifo', [fifo]);
+  for (const c of ['/dev/zero', fifo, tmp]) {
+    const r = cli(['run', '--config', c]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, new RegExp(`error: cannot read config file ${c}: not a regular file`));
+  }
+  const big = join(tmp, 'big.json');
+  writeFileSync(big, `{"name": "${'x'.repeat(2 << 20)}"}`);
+  assert.match(cli(['run', '--config', big]).err, /bytes, above the 1048576 a config may have/);
+});
+
+test('distributed timeouts from the environment are checked (a bad root timeout was silently 600 s)', () => {
+  assert.throws(
+    () => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: 'abc' }),
+    (e: Error) =>
+      e instanceof ConfigError && /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a number of seconds/.test(e.message),
+  );
+  assert.throws(() => distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '1e300' }), /CXRMASK_DIST_TIMEOUT=1e300/);
+  assert.throws(() => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: '-5' }), /in \(0, 2592000\]/);
+  assert.is(rootWorkTimeoutMs({}), 24 * 3600 * 1000);
+  assert.is(distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '90' }), 90_000);
+  const r = cli(['run', '--cache', join(tmp, 'none')], {
+    shell: `CXRMASK_DIST_ROOT_TIMEOUT=abc WORLD_SIZE=2 RANK=1 ${JSON.stringify(process.execPath)} --import tsx ${MAIN} run --cache ${join(tmp, 'none')}`,
+  });
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: CXRMASK_DIST_ROOT_TIMEOUT=abc/);
+});
+
+test('bootstrap resamples are bounded; raw option-schema errors read as option: problem', () => {
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c' }, metrics: { bootstrap: 1e9 } }),
+    /metrics\.bootstrap: Too big: expected number to be <=100000/,
+  );
+  const r = cli(['synth', '--out', join(tmp, 's'), '--n', '1e12', '--width', '1e6']);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: invalid option: n: Too big: expected number to be <=\d+; width: Too big/);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -2,7 +2,7 @@
  * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
  * size knobs live in DEMO below, nowhere else).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { MAX_THREADS, threadsProblem } from '../threads.js';
 
@@ -213,12 +213,20 @@ export function parseConfig(input: unknown, source = 'config'): ExperimentConfig
   return r.data;
 }
 
+/** Largest config file read (configs are a few KB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 /** Read a JSON config file (if any), deep-merge `overrides` on top (flags win), validate. */
 export function loadConfig(file: string | null | undefined, overrides: unknown = {}): ExperimentConfig {
   let base: unknown = {};
   if (file) {
     let text: string;
     try {
+      // a config is a few KB: a device (/dev/zero), a FIFO or a huge file would be read without end
+      const st = statSync(file);
+      if (!st.isFile()) throw new Error('not a regular file');
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`${st.size} bytes, above the ${MAX_CONFIG_BYTES} a config may have`);
       text = readFileSync(file, 'utf8');
     } catch (e) {
       throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);

@@ -92,7 +92,11 @@ export function lockRun(runDir: string): RunLock {
     try {
       fd = openSync(path, 'wx');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' || attempt >= 3)
+        throw new DataError('run-lock-failed', `cannot take the run folder's lock: ${(e as Error).message}`, {
+          file: path,
+        });
       const held = readLock(path);
       const stale = staleReason(path, held);
       if (stale === null) {
