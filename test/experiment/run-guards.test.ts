@@ -230,5 +230,18 @@ test('a null for a row listed in failed is a skipped image, not an error', async
   }
 });
 
+test('a truncated result.json is refused naming the file (was a bare SyntaxError)', async () => {
+  const path = join(runDir, 'cells', 'lp-original-s0', 'result.json');
+  const backup = `${path}.bak`;
+  copyFileSync(path, backup);
+  try {
+    writeFileSync(path, readFileSync(path, 'utf8').slice(0, 100));
+    await rejects(reevaluate(runDir, fakeBackend()), 'DataError', /result\.json: cannot read: /);
+  } finally {
+    copyFileSync(backup, path);
+    rmSync(backup);
+  }
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

@@ -120,9 +120,18 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${toJson(value)}\n`);
 }
 
+/**
+ * A JSON file, or null when there is none.
+ * @throws {DataError} (reason `bad-json`) it cannot be read or parsed, naming the file (a truncated
+ *   result.json or a folder in its place gave a bare SyntaxError / EISDIR).
+ */
 export function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new DataError('bad-json', `cannot read: ${(e as Error).message}`, { file: path });
+  }
 }
 
 /** null → NaN for numbers read back from JSON. */
