@@ -74,7 +74,7 @@ function secondsVar(env: NodeJS.ProcessEnv, name: string, defaultS: number): num
   if (s === undefined || s === '') return defaultS * 1000;
   const n = Number(s);
   if (!Number.isFinite(n) || n <= 0 || n > MAX_TIMEOUT_S)
-    throw new ConfigError(`${name}=${s} must be a number of seconds in (0, ${MAX_TIMEOUT_S}]`);
+    throw new ConfigError(`${name}=${s} must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`);
   return Math.round(n * 1000);
 }
 
