@@ -208,7 +208,8 @@ test('distributed timeouts from the environment are checked (a bad root timeout 
   assert.throws(
     () => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: 'abc' }),
     (e: Error) =>
-      e instanceof ConfigError && /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a positive number of seconds/.test(e.message),
+      e instanceof ConfigError &&
+      /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a positive number of seconds/.test(e.message),
   );
   assert.throws(() => distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '1e300' }), /CXRMASK_DIST_TIMEOUT=1e300/);
   assert.throws(() => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: '-5' }), /at most 2592000/);
