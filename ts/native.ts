@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeError } from './native-error.js';
+import { threadsProblem } from './threads.js';
 
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -289,11 +290,12 @@ export function diagnostics(): Diagnostics {
 
 /**
  * Intra-op threads used by every later native op (applied inside the worker threads too).
- * @throws {RangeError} `n` is not a positive integer.
+ * @throws {RangeError} `n` is not a positive integer, or is above MAX_THREADS (ts/threads.ts).
  * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function setThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
+  const problem = threadsProblem(n);
+  if (problem) throw new RangeError(`threads: ${problem}`);
   loadNative().setThreads(n);
 }
 

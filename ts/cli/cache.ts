@@ -111,7 +111,7 @@ const command: CommandModule<object, CacheArgv> = {
         preprocess: {
           preset: argv.preset,
           fastShrinkOnLoad: argv.fastShrink,
-          ...(argv.size ? { size: argv.size } : {}),
+          ...(argv.size !== undefined ? { size: argv.size } : {}),
         },
         overlay: { thickness: argv.thickness, source: argv.source },
         requireMask: argv.requireMask,

@@ -11,6 +11,11 @@ export function parseSeeds(s: string | undefined): number[] | undefined {
   const seeds = parts.map(Number);
   if (!parts.length || seeds.some((x) => !Number.isInteger(x) || x < 0))
     throw new ConfigError(`invalid --seeds "${s}": expected comma-separated non-negative integers`);
+  const twice = seeds.find((x, i) => seeds.indexOf(x) !== i);
+  if (twice !== undefined)
+    throw new ConfigError(
+      `invalid --seeds "${s}": seed ${twice} is given twice (each seed is one run of every cell)`,
+    );
   return seeds;
 }
 

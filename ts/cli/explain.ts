@@ -22,7 +22,7 @@ import { ClipModel } from '../model/clip.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { DeviceSpec } from '../native.js';
 import { tensorToRgb } from '../report/overlay.js';
-import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
+import { checkOutputFile, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface ExplainArgv extends ImageLimitArgv {
@@ -89,6 +89,8 @@ const command: CommandModule<object, ExplainArgv> = {
       }) as unknown as Argv<ExplainArgv>,
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {
+      checkOutputFile('out', argv.out);
+      checkOutputFile('json', argv.json);
       const k = findingIndex(argv.finding);
       const limits = imageLimitsFrom(argv);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))

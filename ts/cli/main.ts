@@ -23,6 +23,25 @@ import zeroshot from './zeroshot.js';
 // biome-ignore lint/suspicious/noExplicitAny: command modules have their own argv types
 type AnyCommand = CommandModule<any, any>;
 
+/** What yargs' (untyped) getOptions() reports: every declared option, and those declared as arrays. */
+interface DeclaredOptions {
+  key: Record<string, unknown>;
+  array: string[];
+}
+
+/**
+ * Options given more than once: yargs collects them into an array, which a single-valued option's
+ * code would take for its value (`--out a --out b` → a TypeError far from the flag). Refused here,
+ * for every command, naming the option; options declared as arrays keep their lists.
+ */
+export function repeatedOptions(argv: Record<string, unknown>, declared: DeclaredOptions) {
+  const problems: string[] = [];
+  for (const [k, v] of Object.entries(argv))
+    if (Array.isArray(v) && k !== '_' && k in declared.key && !declared.array.includes(k))
+      problems.push(`--${k} was given ${v.length} times (${v.map(String).join(', ')}); it takes one value`);
+  return problems;
+}
+
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
   const commands: AnyCommand[] = [
     demo,
@@ -40,7 +59,8 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     doctor,
     segmenter,
   ];
-  return yargs(argv)
+  const y = yargs(argv);
+  return y
     .scriptName('cxrmask')
     .usage(
       '$0 <command> [options]\n\nAnatomical masking (CheXmask contours) as visual priors for chest X-ray classification.',
@@ -48,6 +68,11 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .command(commands)
     .demandCommand(1, 'Choose a command (see the list above).')
     .strict()
+    .check((a) => {
+      const problems = repeatedOptions(a, (y as unknown as { getOptions(): DeclaredOptions }).getOptions());
+      if (problems.length) throw new Error(problems.join('\n'));
+      return true;
+    }, true)
     .recommendCommands()
     .version(packageVersion())
     .help()

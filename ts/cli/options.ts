@@ -1,5 +1,5 @@
 /** Option groups shared by the commands (yargs definitions), their argv shape, and list-valued flags. */
-
+import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
@@ -150,4 +150,33 @@ export function parseList(s: string | undefined): string[] | undefined {
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);
+}
+
+/**
+ * A count from the command line (epochs, batch size, images …): an integer ≥ `min`, else a UsageError
+ * naming the flag. yargs' `type: 'number'` lets 0, -3, 2.5 and NaN through.
+ */
+export function checkCount(flag: string, value: number | undefined, min = 1, max = Infinity): void {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(
+      `--${flag} ${value}: expected an integer ${max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`}`,
+    );
+}
+
+/** A positive finite number from the command line (a learning rate, seconds …), else a UsageError. */
+export function checkPositive(flag: string, value: number | undefined): void {
+  if (value === undefined) return;
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--${flag} ${value}: expected a positive number`);
+}
+
+/** An output file flag must not name a folder (checked before any work, not at the final write). */
+export function checkOutputFile(flag: string, path: string | undefined): void {
+  if (path === undefined) return;
+  let folder = false;
+  try {
+    folder = statSync(path).isDirectory();
+  } catch {}
+  if (folder) throw new UsageError(`--${flag} ${path}: is a folder; give the path of the file to write`);
 }

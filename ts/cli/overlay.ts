@@ -3,7 +3,13 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { DataError } from '../data/errors.js';
 import { renderFigure } from '../report/figure.js';
-import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseList } from './options.js';
+import {
+  checkOutputFile,
+  type ImageLimitArgv,
+  imageLimitOptions,
+  imageLimitsFrom,
+  parseList,
+} from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface OverlayArgv extends ImageLimitArgv {
@@ -77,6 +83,7 @@ const command: CommandModule<object, OverlayArgv> = {
       }) as unknown as Argv<OverlayArgv>,
   handler: (argv: ArgumentsCamelCase<OverlayArgv>) =>
     runCommand(async () => {
+      checkOutputFile('out', argv.out);
       const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
         minDice: argv.minDice,
         keepRle: argv.source === 'rle',

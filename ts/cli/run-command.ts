@@ -34,7 +34,13 @@ function reportError(err: Error, hints: { resume?: () => string | null }): numbe
   // Option schemas parsed inside command bodies: raw zod errors, or the library's TypeError/RangeError
   // naming the option (ts/data/options.ts keeps the ZodError as `cause`).
   const zod = err.name === 'ZodError' || (err.cause as Error | undefined)?.name === 'ZodError';
-  process.stderr.write(`error: ${zod ? `invalid option: ${err.message}` : err.message}\n`);
+  // a raw ZodError's message is its issues as JSON: one `option: problem` per issue instead
+  const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
+  const message =
+    err.name === 'ZodError' && Array.isArray(issues)
+      ? issues.map((i) => `${i.path.map(String).join('.') || '(options)'}: ${i.message}`).join('; ')
+      : err.message;
+  process.stderr.write(`error: ${zod ? `invalid option: ${message}` : message}\n`);
   if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
   const userFixable =
     zod || err instanceof DataError || err instanceof ConfigError || err instanceof UsageError;

@@ -4,14 +4,14 @@ import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { parseDevices } from '../distributed/devices.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
-import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
+import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { runExperiment } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
 import { configFromArgv } from './config-merge.js';
-import { type ExperimentArgv, experimentOptions } from './options.js';
+import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
 import { progressReporter } from './progress.js';
 import { runCommand, UsageError } from './run-command.js';
 import { installStop } from './signals.js';
@@ -106,6 +106,9 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
         'continue an interrupted run',
       ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
+    // checked before any rank is started (a typo would start that many processes)
+    await runCommand(async () => checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS));
+    if (process.exitCode) return;
     if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(

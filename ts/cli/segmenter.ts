@@ -8,6 +8,7 @@ import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';
 import { evaluateSegmenter, formatSegEval } from '../segment/eval.js';
 import { trainSegmenter } from '../segment/train.js';
+import { checkCount, checkPositive } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
@@ -67,6 +68,11 @@ const command: CommandModule<object, SegmenterArgv> = {
       .example('$0 segmenter eval --cache data/cache --out runs/seg', '') as unknown as Argv<SegmenterArgv>,
   handler: (argv: ArgumentsCamelCase<SegmenterArgv>) =>
     runCommand(async () => {
+      checkCount('epochs', argv.epochs);
+      checkCount('batch-size', argv.batchSize);
+      checkCount('seed', argv.seed, 0);
+      checkCount('max-images', argv.maxImages);
+      checkPositive('lr', argv.lr);
       const cache = openCache(argv.cache);
       const seg = await Segmenter.load(argv.model, { device: argv.device, lr: argv.lr, bf16: argv.bf16 });
       try {

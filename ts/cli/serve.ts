@@ -11,6 +11,7 @@ import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/
 import { resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
+import { threadsProblem } from '../threads.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
@@ -32,6 +33,9 @@ export interface ServeArgv extends ImageLimitArgv {
 }
 
 export { parseSize } from './options.js';
+
+/** Longest --grace: a day (setTimeout cannot wait beyond ~24.8 days, and no drain needs that long). */
+const MAX_GRACE_SECONDS = 86_400;
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
   command: 'serve',
@@ -112,9 +116,16 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       if (!Number.isInteger(argv.maxQueue) || argv.maxQueue < 1) {
         throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
       }
+      // a negative or NaN grace would exit at once (or never) on SIGTERM
+      if (!Number.isFinite(argv.grace) || argv.grace < 0 || argv.grace > MAX_GRACE_SECONDS)
+        throw new UsageError(`--grace ${argv.grace}: expected seconds from 0 to ${MAX_GRACE_SECONDS}`);
       const bodyLimit = parseSize(argv.bodyLimit);
       const imageLimits = imageLimitsFrom(argv);
-      if (argv.threads !== undefined) setThreads(argv.threads);
+      if (argv.threads !== undefined) {
+        const problem = threadsProblem(argv.threads);
+        if (problem) throw new UsageError(`--threads ${argv.threads}: ${problem}`);
+        setThreads(argv.threads);
+      }
       const src = resolveModelSource(argv.model, argv.checkpoint ?? null);
       const chexmask = argv.chexmask
         ? await ChexmaskIndex.build(argv.chexmask, {

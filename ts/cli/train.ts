@@ -1,8 +1,8 @@
 /** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { launchIfAsked, NPROC_HELP } from '../distributed/launch.js';
+import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { configFromArgv } from './config-merge.js';
-import { type ExperimentArgv, experimentOptions } from './options.js';
+import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
 
@@ -37,6 +37,9 @@ export const trainCommand: CommandModule<object, TrainArgv> = {
         'one fine-tuning cell',
       ) as unknown as Argv<TrainArgv>,
   handler: async (argv: ArgumentsCamelCase<TrainArgv>) => {
+    // checked before any rank is started (a typo would start that many processes)
+    await runCommand(async () => checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS));
+    if (process.exitCode) return;
     if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(

@@ -65,14 +65,30 @@ export function readDistEnv(env: NodeJS.ProcessEnv = process.env): DistEnv | nul
   return { rank, worldSize, localRank: localRank ?? 0, masterAddr, masterPort, source };
 }
 
+/** Longest timeout a variable may set: 30 days (a larger one overflows the native millisecond count). */
+const MAX_TIMEOUT_S = 30 * 86_400;
+
+/** `name` in seconds → ms (default `defaultS`); not a number in (0, 30 days] is a ConfigError. */
+function secondsVar(env: NodeJS.ProcessEnv, name: string, defaultS: number): number {
+  const s = env[name];
+  if (s === undefined || s === '') return defaultS * 1000;
+  const n = Number(s);
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_TIMEOUT_S)
+    throw new ConfigError(`${name}=${s} must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`);
+  return Math.round(n * 1000);
+}
+
 /** The collective timeout in ms: CXRMASK_DIST_TIMEOUT seconds, default DEFAULT_TIMEOUT_S. */
 export function distTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const s = env['CXRMASK_DIST_TIMEOUT'];
-  if (s === undefined || s === '') return DEFAULT_TIMEOUT_S * 1000;
-  const n = Number(s);
-  if (!Number.isFinite(n) || n <= 0)
-    throw new ConfigError(`CXRMASK_DIST_TIMEOUT=${s} must be a positive number of seconds`);
-  return Math.round(n * 1000);
+  return secondsVar(env, 'CXRMASK_DIST_TIMEOUT', DEFAULT_TIMEOUT_S);
+}
+
+/** Default seconds ranks wait for rank 0's own work (data prep, features, reports): 24 h. */
+export const DEFAULT_ROOT_WORK_TIMEOUT_S = 24 * 3600;
+
+/** How long ranks wait for rank 0's own work, in ms: CXRMASK_DIST_ROOT_TIMEOUT seconds (default 24 h). */
+export function rootWorkTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  return secondsVar(env, 'CXRMASK_DIST_ROOT_TIMEOUT', DEFAULT_ROOT_WORK_TIMEOUT_S);
 }
 
 /** Each rank on its own GPU (cuda:LOCAL_RANK) when the job runs on CUDA, else on the CPU. */

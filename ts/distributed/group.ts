@@ -8,7 +8,13 @@
 
 import { positiveInt, withJsStack } from '../model/validate.js';
 import { loadNative, type NativeProcessGroup } from '../native.js';
-import { backendFor, type DistEnv, distTimeoutMs } from './env.js';
+import {
+  backendFor,
+  DEFAULT_ROOT_WORK_TIMEOUT_S,
+  type DistEnv,
+  distTimeoutMs,
+  rootWorkTimeoutMs,
+} from './env.js';
 
 export interface ProcessGroupOptions {
   rank: number;
@@ -28,9 +34,14 @@ export interface ProcessGroupOptions {
  * computing features, writing reports): hours at full scale, so not the collective timeout. A dead
  * rank 0 still ends the wait at once (its connection drops). CXRMASK_DIST_ROOT_TIMEOUT (seconds) sets it.
  */
-export const ROOT_WORK_TIMEOUT_MS = Math.round(
-  Number(process.env['CXRMASK_DIST_ROOT_TIMEOUT'] ?? 24 * 3600) * 1000,
-);
+export const ROOT_WORK_TIMEOUT_MS = (() => {
+  // a bad value is refused (ConfigError) when a group is joined (run-group.ts), not at import
+  try {
+    return rootWorkTimeoutMs();
+  } catch {
+    return DEFAULT_ROOT_WORK_TIMEOUT_S * 1000;
+  }
+})();
 
 /** What training needs from a group (train.ts); ProcessGroup is one, tests may pass another. */
 export interface DataParallel {

@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { readDistEnv } from './env.js';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -35,6 +36,9 @@ export function withoutNproc(argv: readonly string[]): string[] {
   return out;
 }
 
+/** Most local ranks: one process each (a typo such as 100000 would fork until the machine gives out). */
+export const MAX_LOCAL_RANKS = Math.max(64, availableParallelism());
+
 /**
  * Runs `nproc` ranks of `args` (a node script and its arguments) and resolves with the exit code:
  * 0 when all succeed, else the first failing rank's code (1 when it died of a signal).
@@ -44,8 +48,8 @@ export async function launchLocal(
   args: readonly string[] = process.argv.slice(1),
   opts: { env?: NodeJS.ProcessEnv; execArgv?: readonly string[] } = {},
 ): Promise<number> {
-  if (!Number.isInteger(nproc) || nproc < 1)
-    throw new RangeError(`--nproc must be a positive integer, got ${nproc}`);
+  if (!Number.isInteger(nproc) || nproc < 1 || nproc > MAX_LOCAL_RANKS)
+    throw new RangeError(`--nproc must be an integer from 1 to ${MAX_LOCAL_RANKS}, got ${nproc}`);
   const port = await freePort();
   const children: ChildProcess[] = [];
   const ends = Array.from({ length: nproc }, (_, rank) => {

@@ -1,7 +1,7 @@
 /** Joining the group a launcher (torchrun, Slurm, --nproc) described, for the experiment commands. */
 import type { Backend } from '../experiment/backend.js';
 import type { ExperimentConfig } from '../experiment/config.js';
-import { rankDevice, readDistEnv } from './env.js';
+import { distTimeoutMs, rankDevice, readDistEnv, rootWorkTimeoutMs } from './env.js';
 import { ProcessGroup } from './group.js';
 
 /**
@@ -16,6 +16,9 @@ export async function joinGroupFromEnv(
 ): Promise<{ group: ProcessGroup; device: string } | null> {
   const env = readDistEnv();
   if (!env) return null;
+  // both timeouts are read from the environment: a bad one is refused before joining
+  distTimeoutMs();
+  rootWorkTimeoutMs();
   const device = rankDevice(env, backend.resolveDevice(config.model.device) === 'cuda');
   return { group: await ProcessGroup.fromEnv(env, device), device };
 }

@@ -2,10 +2,10 @@
  * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
  * size knobs live in DEMO below, nowhere else).
  */
-
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { DATASETS } from '../data/datasets/names.js';
+import { MAX_THREADS, threadsProblem } from '../threads.js';
 
 /** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
@@ -81,8 +81,11 @@ export const ConfigSchema = z
       .object({
         dir: z.string().min(1).default('models/tiny'),
         device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
-        /** Intra-op threads (null = library default). */
-        threads: positiveInt.nullable().default(null),
+        /** Intra-op threads (null = library default); at most MAX_THREADS (ts/threads.ts). */
+        threads: positiveInt
+          .max(MAX_THREADS, { error: (iss) => threadsProblem(iss.input) ?? undefined })
+          .nullable()
+          .default(null),
       })
       .strict()
       .default({ dir: 'models/tiny', device: 'auto', threads: null }),
@@ -101,7 +104,17 @@ export const ConfigSchema = z
       .strict()
       .nullable()
       .default(null),
-    seeds: z.array(z.number().int().min(0)).min(1).default([0, 1, 2]),
+    /** One cell folder per seed: a repeated seed would train the same folder twice and count it twice. */
+    seeds: z
+      .array(z.number().int().min(0))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, {
+        error: (iss) => {
+          const a = iss.input as number[];
+          return `no duplicates (seed ${a.find((x, i) => a.indexOf(x) !== i)} is given twice)`;
+        },
+      })
+      .default([0, 1, 2]),
     /** Which image variants LP/JFT models are trained on (each is tested on both). */
     trainVariants: z
       .array(z.enum(VARIANTS))
@@ -159,7 +172,8 @@ export const ConfigSchema = z
         fixedThreshold: z.number().min(0).max(1).default(0.5),
         /** Model selection metric on validation. */
         selection: z.enum(['macroAUROC', 'meanLabelAccuracy', 'loss']).default('macroAUROC'),
-        bootstrap: z.number().int().min(0).default(1000),
+        /** Paired-bootstrap resamples (0 = no CIs); bounded: each one re-scores every model's test set. */
+        bootstrap: z.number().int().min(0).max(100_000).default(1000),
         /** The metric shown in Table 2. */
         primary: z
           .enum(['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'])
@@ -202,12 +216,20 @@ export function parseConfig(input: unknown, source = 'config'): ExperimentConfig
   return r.data;
 }
 
+/** Largest config file read (configs are a few KB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
 /** Read a JSON config file (if any), deep-merge `overrides` on top (flags win), validate. */
 export function loadConfig(file: string | null | undefined, overrides: unknown = {}): ExperimentConfig {
   let base: unknown = {};
   if (file) {
     let text: string;
     try {
+      // a config is a few KB: a device (/dev/zero), a FIFO or a huge file would be read without end
+      const st = statSync(file);
+      if (!st.isFile()) throw new Error('not a regular file');
+      if (st.size > MAX_CONFIG_BYTES)
+        throw new Error(`${st.size} bytes, above the ${MAX_CONFIG_BYTES} a config may have`);
       text = readFileSync(file, 'utf8');
     } catch (e) {
       throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);

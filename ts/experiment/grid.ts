@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
+import { checkCellConfigs, recordCell } from './cell-config.js';
 import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { readJson, writeJsonAtomic } from './io.js';
@@ -22,6 +23,7 @@ import {
   predictedFeatures,
   predictedSource,
 } from './predicted-masks.js';
+import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import {
   type BatchSource,
   type EpochRecord,
@@ -284,9 +286,11 @@ export class Grid {
     const path = join(this.ctx.runDir, 'cells', 'zeroshot.json');
     const done = readJson<ZeroShotResult>(path);
     if (done) {
+      checkZeroShotResult(path, done, await this.sd);
       this.emit({ kind: 'cell-done', id: 'zeroshot', skipped: true, seconds: done.seconds });
       return done;
     }
+    recordCell(this.ctx.runDir, 'zeroshot', this.ctx.config);
     const t0 = performance.now();
     this.emit({ kind: 'cell-start', id: 'zeroshot', epochs: 0, resumedFrom: 0 });
     await this.ensureFeatures();
@@ -343,12 +347,16 @@ export class Grid {
     const id = cellId(setup, trainVariant, seed);
     const dir = join(runDir, 'cells', id);
     const resultPath = join(dir, 'result.json');
+    // a cell trained with other settings is not continued nor reported under these (cell-config.ts)
+    checkCellConfigs(runDir, config, [id], `continue cell ${id}`);
     const done = readJson<CellResult>(resultPath);
     if (done) {
+      checkCellResult(resultPath, done, id, await this.sd);
       this.emit({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
       return done;
     }
     mkdirSync(dir, { recursive: true });
+    if (!this.ctx.dist || this.ctx.dist.rank === 0) recordCell(runDir, id, config);
     const t0 = performance.now();
     const prior = readJson<{ secondsBefore: number }>(join(dir, 'timing.json'))?.secondsBefore ?? 0;
     const sd = await this.sd;

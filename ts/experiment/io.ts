@@ -21,6 +21,24 @@ import {
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { DataError } from '../data/errors.js';
+
+/**
+ * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
+ * `EISDIR` names none); the system error's code stays on `code`. Other errors pass unchanged.
+ */
+export function writeFailure(path: string, e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof err.syscall !== 'string' || typeof err.code !== 'string') return e;
+  let folder = false;
+  try {
+    folder = statSync(path).isDirectory();
+  } catch {}
+  const out = folder
+    ? new DataError('output-is-folder', 'is a folder; expected the path of a file to write', { file: path })
+    : new DataError('write-failed', `cannot write: ${err.message}`, { file: path });
+  return Object.assign(out, { code: err.code, cause: err });
+}
 
 export function tmpPathFor(path: string): string {
   return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -59,7 +77,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw writeFailure(path, e);
   }
   fsyncPath(dirname(path));
 }
@@ -79,7 +97,7 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw e;
+    throw writeFailure(path, e);
   }
   fsyncPath(dirname(path));
 }
@@ -102,9 +120,18 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${toJson(value)}\n`);
 }
 
+/**
+ * A JSON file, or null when there is none.
+ * @throws {DataError} (reason `bad-json`) it cannot be read or parsed, naming the file (a truncated
+ *   result.json or a folder in its place gave a bare SyntaxError / EISDIR).
+ */
 export function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;
-  return JSON.parse(readFileSync(path, 'utf8')) as T;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new DataError('bad-json', `cannot read: ${(e as Error).message}`, { file: path });
+  }
 }
 
 /** null → NaN for numbers read back from JSON. */
@@ -122,7 +149,7 @@ export async function withAtomicPath(path: string, write: (tmp: string) => Promi
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true, recursive: true });
-    throw e;
+    throw writeFailure(path, e);
   }
   fsyncPath(dirname(path));
 }

@@ -13,6 +13,7 @@ import { FINDINGS, NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
+import { checkCellConfigs } from './cell-config.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import { evaluate } from './evaluate.js';
 import {
@@ -37,6 +38,8 @@ import {
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
 import type { Results } from './results.js';
+import { lockRun, type RunLock } from './run-lock.js';
+import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import type { StopSignal } from './train.js';
 
 export type { Results };
@@ -141,6 +144,22 @@ export async function reevaluate(
   metricOverrides: Partial<ExperimentConfig['metrics']> = {},
 ): Promise<RunResult> {
   const started = new Date();
+  if (!existsSync(join(runDir, 'config.json')))
+    throw new Error(`${runDir} is not a run folder (no config.json)`);
+  const lock = lockRun(runDir);
+  try {
+    return await reevaluateLocked(runDir, backend, metricOverrides, started);
+  } finally {
+    lock.release();
+  }
+}
+
+async function reevaluateLocked(
+  runDir: string,
+  backend: Backend,
+  metricOverrides: Partial<ExperimentConfig['metrics']>,
+  started: Date,
+): Promise<RunResult> {
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
   if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
   const config = parseConfig(
@@ -149,14 +168,25 @@ export async function reevaluate(
   );
   const zs = readJson<ZeroShotResult>(join(runDir, 'cells', 'zeroshot.json'));
   const trained: CellResult[] = [];
+  const resultFiles: { file: string; id: string }[] = [];
   const cellsDir = join(runDir, 'cells');
   if (existsSync(cellsDir)) {
     for (const d of readdirSync(cellsDir).sort()) {
       const c = readJson<CellResult>(join(cellsDir, d, 'result.json'));
-      if (c) trained.push(c);
+      if (c) {
+        trained.push(c);
+        resultFiles.push({ file: join(cellsDir, d, 'result.json'), id: d });
+      }
     }
   }
   if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
+  // the settings the cells were computed with, before this evaluation's metric overrides
+  checkCellConfigs(
+    runDir,
+    parseConfig(saved, `${runDir}/config.json`),
+    [...(zs ? ['zeroshot'] : []), ...resultFiles.map((f) => f.id)],
+    `re-evaluate ${runDir}`,
+  );
   const recorded = readRunData(runDir);
   const cache = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
   // Shard handles are released however re-evaluation ends.
@@ -165,6 +195,9 @@ export async function reevaluate(
     // stored predictions are scored against the cache's labels: they must be the labels they were made for
     if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
     const sd = await splitData(cache);
+    // stored predictions must fit the rows they are scored against
+    if (zs) checkZeroShotResult(join(cellsDir, 'zeroshot.json'), zs, sd);
+    for (const [i, c] of trained.entries()) checkCellResult(resultFiles[i]!.file, c, resultFiles[i]!.id, sd);
     const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
     const results = assembleResults({
       config,
@@ -246,20 +279,47 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   let config = o.config;
   let runDir: string;
   const resumed = !!o.resume;
+  const root = !o.dist || o.dist.rank === 0;
+  // rank 0 holds the folder's lock for the group (the others run under its barriers)
+  let lock: RunLock | null = null;
   if (o.resume) {
     runDir = o.resume;
-    const saved = readJson<unknown>(join(runDir, 'config.json'));
-    if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
-    config = parseConfig(saved, `${runDir}/config.json`);
+    if (!existsSync(join(runDir, 'config.json')))
+      throw new Error(`cannot resume ${runDir}: no config.json there`);
+    if (root) lock = lockRun(runDir);
   } else if (o.dist && o.dist.rank !== 0) {
     // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)
     runDir = await broadcastString(o.dist, '');
   } else {
     runDir = newRunDir(config.runsDir, config.name);
+    lock = lockRun(runDir);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     if (o.dist) await broadcastString(o.dist, runDir);
   }
-  const root = !o.dist || o.dist.rank === 0;
+  try {
+    if (o.resume) {
+      const saved = readJson<unknown>(join(runDir, 'config.json'));
+      if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
+      config = parseConfig(saved, `${runDir}/config.json`);
+      // every cell already started was computed with the settings it recorded
+      checkCellConfigs(runDir, config, plannedCells(config), `resume ${runDir}`);
+    }
+    if (lock?.tookOver)
+      o.onEvent?.({ kind: 'phase', name: 'stale lock removed', detail: `${lock.path}: ${lock.tookOver}` });
+    return await runInFolder(o, config, runDir, started, resumed, root);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runInFolder(
+  o: RunOptions,
+  config: ExperimentConfig,
+  runDir: string,
+  started: Date,
+  resumed: boolean,
+  root: boolean,
+): Promise<RunResult> {
   o.onRunDir?.(runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;

@@ -3,6 +3,7 @@
  * vectors. Loss: BCE-with-logits averaged over the labels whose mask is 1 (the paper's Eq. 2 with
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
+import { join } from 'node:path';
 import {
   type Attribution,
   type AttributionOptions,
@@ -86,19 +87,22 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {TypeError} (rejects) an unknown option, or `modelDir` not a non-empty string.
    * @throws {RangeError} (rejects) `inputDim` missing/not a positive integer without `modelDir`, a bad
    *   `numLabels`, `seed`, `device` or a negative/non-finite learning rate, weight decay or gradClip.
-   * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, or the addon cannot load.
+   * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, its embedDim is not the
+   *   image tower's width, or the addon cannot load.
    * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
    */
   static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
     knownKeys(options, KEYS, 'Classifier.create');
     const modelDir = options.modelDir ?? null;
     let imageSize: number | null = null;
+    let embedDim: number | null = null;
     let modelPath: string | null = null;
     if (modelDir !== null) {
       if (typeof modelDir !== 'string' || modelDir === '')
         throw new TypeError('modelDir must be a non-empty string');
       const meta = readModelMeta(modelDir);
       imageSize = meta.imageSize;
+      embedDim = meta.embedDim;
       modelPath = modelFile(modelDir, meta);
     } else {
       positiveInt(options.inputDim, 'inputDim (required without modelDir)');
@@ -125,6 +129,14 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
       }),
       'Classifier.create',
     );
+    // the addon measured the image tower's width with a probe: model.json must say the same
+    const measured = native.info().inputDim;
+    if (modelDir !== null && measured !== embedDim) {
+      native.dispose();
+      throw new Error(
+        `${join(modelDir, 'model.json')}: embedDim ${embedDim}, but the model's image embeddings have ${measured} numbers`,
+      );
+    }
     return new Classifier(native, { ...options }, imageSize);
   }
 

@@ -1,4 +1,7 @@
 /** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   type Attribution,
   type AttributionOptions,
@@ -28,8 +31,8 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    * Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default).
    * @throws {TypeError} (rejects) `dir` is not a non-empty string, or an unknown option.
    * @throws {RangeError} (rejects) a bad `device`.
-   * @throws {Error} (rejects) `<dir>/model.json` is missing or lacks a size field, or the addon
-   *   cannot be loaded (loadNative).
+   * @throws {Error} (rejects) `<dir>/model.json` is missing or lacks a size field, its embedDim or
+   *   contextLength misstate the model (checkMetaAgainstModel), or the addon cannot be loaded.
    * @throws {NativeError} (rejects) LibTorch cannot load the file or the device (`ERR_TORCH`).
    */
   static async load(dir: string, options: ClipLoadOptions = {}): Promise<ClipModel> {
@@ -41,6 +44,12 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
       loadNative().ClipModel.load(modelFile(dir, meta), dev),
       'ClipModel.load',
     );
+    try {
+      await checkMetaAgainstModel(native, meta, dir);
+    } catch (e) {
+      native.dispose();
+      throw e;
+    }
     return new ClipModel(native, meta, dir);
   }
 
@@ -193,4 +202,38 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     const stack = new Error('ClipModel.encodeText');
     return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), stack));
   }
+}
+
+/**
+ * model.json's sizes, checked against the loaded model: one text of contextLength tokens must pass
+ * the text tower and give embedDim numbers (the image tower projects to the same width), and the
+ * tokenizer exported beside it must pad to the same length. A misstated embedDim would slice every
+ * embedding wrongly; a misstated contextLength truncates prompts or fails on the first one.
+ */
+async function checkMetaAgainstModel(native: NativeClipModel, meta: ModelMeta, dir: string): Promise<void> {
+  const file = join(dir, 'model.json');
+  const L = meta.contextLength;
+  if (!Number.isInteger(L) || L < 2) throw new Error(`${file}: contextLength ${L} is not an integer ≥ 2`);
+  if (!Number.isInteger(meta.embedDim) || meta.embedDim < 1)
+    throw new Error(`${file}: embedDim ${meta.embedDim} is not a positive integer`);
+  const tokCfg = join(dir, 'tokenizer_config.json');
+  if (existsSync(tokCfg)) {
+    const max = (JSON.parse(readFileSync(tokCfg, 'utf8')) as { model_max_length?: unknown }).model_max_length;
+    // Hugging Face writes ~1e30 when a tokenizer has no length of its own: nothing to compare then
+    if (typeof max === 'number' && max < 1e6 && max !== L)
+      throw new Error(`${file}: contextLength ${L}, but the exported tokenizer (${tokCfg}) pads to ${max}`);
+  }
+  const ids = new BigInt64Array(L).fill(BigInt(meta.padId ?? 0));
+  let out: Float32Array;
+  try {
+    out = await native.encodeText(ids, [1, L]);
+  } catch (e) {
+    throw new Error(
+      `${file}: contextLength ${L}: the text tower refuses ${L} tokens (${(e as Error).message})`,
+    );
+  }
+  if (out.length !== meta.embedDim)
+    throw new Error(
+      `${file}: embedDim ${meta.embedDim}, but the model's embeddings have ${out.length} numbers`,
+    );
 }

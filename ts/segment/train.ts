@@ -91,7 +91,18 @@ export async function scoreSplit(
 
 const sameFingerprint = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
+/**
+ * @throws {RangeError} epochs or batchSize is not a positive integer, seed not a non-negative one
+ *   (zero epochs would leave no best.pt to load).
+ */
 export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState> {
+  for (const [name, v, min] of [
+    ['epochs', o.epochs, 1],
+    ['batchSize', o.batchSize, 1],
+    ['seed', o.seed, 0],
+  ] as const)
+    if (!Number.isInteger(v) || v < min)
+      throw new RangeError(`${name} must be an integer ≥ ${min}, got ${v}`);
   const { cache, segmenter: seg } = o;
   const statePath = join(o.out, 'train.json');
   const best = join(o.out, 'best.pt');

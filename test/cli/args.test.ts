@@ -1,0 +1,236 @@
+/**
+ * Loose arguments (issue 18, items 5 and 14): every value that comes from the command line or a file
+ * is checked where it enters, with an error naming the option or the file — never a raw TypeError,
+ * EISDIR or ENOSPC, never a thread count that exhausts the process. CLI cases run the TypeScript
+ * entry point in a subprocess (tsx).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { distTimeoutMs, rootWorkTimeoutMs } from '../../ts/distributed/env.js';
+import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
+import { writeFileAtomic } from '../../ts/experiment/io.js';
+import { setThreads } from '../../ts/native.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-args-'));
+const MAIN = join(process.cwd(), 'ts', 'cli', 'main.ts');
+
+function cli(args: string[], opts: { shell?: string } = {}) {
+  const r = opts.shell
+    ? spawnSync('bash', ['-c', opts.shell], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } })
+    : spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, FORCE_COLOR: '0' },
+      });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('run --seeds 0,0 is refused with exit 2 before any work', () => {
+  const r = cli(['run', '--seeds', '0,0', '--cache', join(tmp, 'no-cache'), '--runs-dir', join(tmp, 'runs')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: invalid --seeds "0,0": seed 0 is given twice/);
+  assert.not.ok(readdirSync(tmp).includes('runs'), 'no run folder was made');
+});
+
+test('an option given twice is refused for every single-valued option, naming it', () => {
+  const a = cli([
+    'explain',
+    '--image',
+    'x.jpg',
+    '--model',
+    'm',
+    '--finding',
+    'Edema',
+    '--out',
+    'a.png',
+    '--out',
+    'b.png',
+  ]);
+  assert.is(a.code, 1, a.err);
+  assert.match(a.err, /--out was given 2 times \(a\.png, b\.png\); it takes one value/);
+  assert.not.match(a.err, /TypeError/);
+  const b = cli(['serve', '--threads', '1', '--threads', '2', '--model', join(tmp, 'none')]);
+  assert.match(b.err, /--threads was given 2 times \(1, 2\)/);
+  const c = cli(['run', '--seeds', '0', '--seeds', '1', '--cache', join(tmp, 'none')]);
+  assert.match(c.err, /--seeds was given 2 times/);
+});
+
+test('serve: --threads above the bound, --grace negative or NaN are refused (exit 2)', () => {
+  const none = join(tmp, 'no-model');
+  const t = cli(['serve', '--threads', '100000', '--model', none]);
+  assert.is(t.code, 2, t.err);
+  assert.match(t.err, /--threads 100000: 100000 is above the limit of \d+ \(4× the \d+ cores, at least 16\)/);
+  for (const g of ['-1', 'NaN']) {
+    const r = cli(['serve', `--grace=${g}`, '--model', none]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, /--grace NaN|--grace -1/);
+    assert.match(r.err, /expected seconds from 0 to 86400/);
+  }
+});
+
+test('setThreads and config model.threads are bounded', () => {
+  assert.throws(
+    () => setThreads(100_000),
+    (e: Error) => e instanceof RangeError && /above the limit/.test(e.message),
+  );
+  assert.throws(() => setThreads(0), /positive integer/);
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c' }, model: { threads: 100_000 } }),
+    (e: Error) => e instanceof ConfigError && /model\.threads: 100000 is above the limit/.test(e.message),
+  );
+  // the bound is at least 16 whatever the machine
+  assert.is(parseConfig({ data: { cache: 'c' }, model: { threads: 16 } }).model.threads, 16);
+});
+
+test('segmenter train --epochs 0 (and other bad counts) are refused before loading anything', () => {
+  const base = ['segmenter', 'train', '--cache', join(tmp, 'none'), '--out', join(tmp, 'seg')];
+  const e = cli([...base, '--epochs', '0']);
+  assert.is(e.code, 2, e.err);
+  assert.match(e.err, /error: --epochs 0: expected an integer ≥ 1/);
+  assert.match(cli([...base, '--batch-size', '2.5']).err, /--batch-size 2\.5: expected an integer ≥ 1/);
+  assert.match(cli([...base, '--lr', '-1']).err, /--lr -1: expected a positive number/);
+});
+
+test('explain --out naming a folder is refused before the model runs; a library write names the folder', () => {
+  const dir = join(tmp, 'a-folder');
+  mkdirSync(dir);
+  const r = cli([
+    'explain',
+    '--image',
+    'x.jpg',
+    '--model',
+    'models/tiny',
+    '--finding',
+    'Edema',
+    '--out',
+    dir,
+  ]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, new RegExp(`--out ${dir}: is a folder; give the path of the file to write`));
+  assert.not.match(r.err, /EISDIR/);
+  assert.throws(
+    () => writeFileAtomic(dir, 'x'),
+    (e: Error) => e.name === 'DataError' && e.message.startsWith(`${dir}: is a folder`),
+  );
+  assert.equal(readdirSync(dir), [], 'no temp file left');
+});
+
+test('a write that fails for lack of space names the file it was writing', () => {
+  // RLIMIT_FSIZE: the kernel refuses writes beyond 1 KiB (EFBIG), as a full disk refuses them (ENOSPC)
+  const target = join(tmp, 'limited', 'big.bin');
+  const script = join(tmp, 'write-big.ts');
+  writeFileSync(
+    script,
+    `import { writeFileAtomic } from ${JSON.stringify(join(process.cwd(), 'ts/experiment/io.ts'))};
+try { writeFileAtomic(${JSON.stringify(target)}, new Uint8Array(1 << 20)); } catch (e) { console.log(e.name, e.code, e.message); }`,
+  );
+  const r = cli([], {
+    shell: `ulimit -f 1; ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`,
+  });
+  assert.match(r.out, new RegExp(`^DataError EFBIG ${target}: cannot write: EFBIG`), r.out + r.err);
+  assert.equal(readdirSync(join(tmp, 'limited')), [], 'the temp file is removed');
+});
+
+test('cxrmask cache on a full disk names the file it could not write (small tmpfs)', () => {
+  // a private mount namespace with a 256 KiB tmpfs where user namespaces allow it
+  const probe = spawnSync('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${tmp}`]);
+  if (probe.status !== 0) {
+    console.log(`  (skipped: cannot mount a tmpfs here: ${String(probe.stderr).trim()})`);
+    return;
+  }
+  const d = join(tmp, 'data');
+  const synth = cli([
+    'synth',
+    '--out',
+    d,
+    '--n',
+    '24',
+    '--seed',
+    '3',
+    '--width',
+    '120',
+    '--height',
+    '140',
+    '--no-progress',
+  ]);
+  assert.is(synth.code, 0, synth.err);
+  const idx = cli(['index', '--root', join(d, 'mimic'), '--out', join(d, 'idx')]);
+  assert.is(idx.code, 0, idx.err);
+  const full = join(tmp, 'full');
+  mkdirSync(full);
+  const args = [
+    'cache',
+    '--index',
+    join(d, 'idx'),
+    '--root',
+    join(d, 'mimic'),
+    '--chexmask',
+    join(d, 'chexmask', 'MIMIC-CXR-JPG.csv'),
+    '--out',
+    join(full, 'cache'),
+    '--no-progress',
+  ]
+    .map((a) => JSON.stringify(a))
+    .join(' ');
+  const r = cli([], {
+    shell: `unshare -rm sh -c 'mount -t tmpfs -o size=256k tmpfs ${full} && exec ${JSON.stringify(process.execPath)} --import tsx ${MAIN} ${args.replaceAll("'", "'\\''")}'`,
+  });
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, new RegExp(`error: ${full}/cache/[^ ]+: cannot write: ENOSPC`), r.err);
+});
+
+// The sweep: every other place a path, a size or a count comes from outside.
+
+test('--nproc is bounded and checked before any rank starts', () => {
+  const r = cli(['run', '--cache', join(tmp, 'none'), '--nproc', '100000']);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: --nproc 100000: expected an integer from 1 to \d+/);
+  assert.not.match(r.err, /\n\s+at /, 'no stack trace');
+});
+
+test('--config that is a device, a FIFO or a folder is refused instead of read without end', () => {
+  const fifo = join(tmp, 'config.fifo');
+  spawnSync('mkfifo', [fifo]);
+  for (const c of ['/dev/zero', fifo, tmp]) {
+    const r = cli(['run', '--config', c]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, new RegExp(`error: cannot read config file ${c}: not a regular file`));
+  }
+  const big = join(tmp, 'big.json');
+  writeFileSync(big, `{"name": "${'x'.repeat(2 << 20)}"}`);
+  assert.match(cli(['run', '--config', big]).err, /bytes, above the 1048576 a config may have/);
+});
+
+test('distributed timeouts from the environment are checked (a bad root timeout was silently 600 s)', () => {
+  assert.throws(
+    () => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: 'abc' }),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a positive number of seconds/.test(e.message),
+  );
+  assert.throws(() => distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '1e300' }), /CXRMASK_DIST_TIMEOUT=1e300/);
+  assert.throws(() => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: '-5' }), /at most 2592000/);
+  assert.is(rootWorkTimeoutMs({}), 24 * 3600 * 1000);
+  assert.is(distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '90' }), 90_000);
+  const r = cli(['run', '--cache', join(tmp, 'none')], {
+    shell: `CXRMASK_DIST_ROOT_TIMEOUT=abc WORLD_SIZE=2 RANK=1 ${JSON.stringify(process.execPath)} --import tsx ${MAIN} run --cache ${join(tmp, 'none')}`,
+  });
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: CXRMASK_DIST_ROOT_TIMEOUT=abc/);
+});
+
+test('bootstrap resamples are bounded; raw option-schema errors read as option: problem', () => {
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c' }, metrics: { bootstrap: 1e9 } }),
+    /metrics\.bootstrap: Too big: expected number to be <=100000/,
+  );
+  const r = cli(['synth', '--out', join(tmp, 's'), '--n', '1e12', '--width', '1e6']);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /error: invalid option: n: Too big: expected number to be <=\d+; width: Too big/);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();

@@ -1,0 +1,141 @@
+/**
+ * One process per run folder (issue 18, item 13): two real processes resume the same folder; the
+ * second is refused with a clear error naming the holder, the first finishes untouched. A lock left
+ * by a dead process is taken over (and said so); a lock from another host is refused with the way out.
+ * Pure-JS fake backend; the processes run test/experiment/fixtures/resume-worker.ts.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { fakeBackend } from './fake-backend.js';
+
+const RUN_LOCK_FILE = 'run.lock';
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-run-lock-'));
+const worker = join(import.meta.dirname, 'fixtures', 'resume-worker.ts');
+const config = parseConfig({
+  runsDir: join(tmp, 'runs'),
+  name: 'lock',
+  data: { cache: 'unused' },
+  seeds: [0],
+  trainVariants: ['original'],
+  zeroshot: { enabled: false },
+  finetune: { enabled: false },
+  linearProbe: { epochs: 2, batchSize: 16, lr: 0.05 },
+  metrics: { bootstrap: 10 },
+});
+
+function startWorker(
+  runDir: string,
+  env: Record<string, string> = {},
+): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; out: string; err: string }>;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', worker, runDir], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+    child.on('exit', (code) => resolve({ code, out, err })),
+  );
+  return { child, done };
+}
+
+async function waitFor(path: string, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!existsSync(path)) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${path}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let runDir = '';
+const children: ChildProcess[] = [];
+
+test('two processes resuming one folder at once: the second is refused, the first finishes', async () => {
+  runDir = (await runExperiment({ config, backend: fakeBackend() })).runDir;
+  rmSync(join(runDir, 'cells', 'lp-original-s0'), { recursive: true });
+  const started = join(tmp, 'first-started');
+  const go = join(tmp, 'first-go');
+  // the first holds the folder in its first training step until `go` exists
+  const first = startWorker(runDir, { RESUME_WORKER_STARTED: started, RESUME_WORKER_GO: go });
+  await waitFor(started);
+  const lock = JSON.parse(readFileSync(join(runDir, RUN_LOCK_FILE), 'utf8'));
+  assert.is(lock.pid, first.child.pid);
+  assert.is(lock.host, hostname());
+  const second = await startWorker(runDir).done;
+  assert.is(second.code, 2, second.err);
+  assert.match(second.err, /DataError/);
+  assert.match(
+    second.err,
+    new RegExp(`run\\.lock: the run folder is in use by process ${first.child.pid} on `),
+  );
+  assert.match(second.err, /wait for it to finish, or stop it/);
+  writeFileSync(go, '');
+  const r = await first.done;
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /resumed/);
+  assert.ok(existsSync(join(runDir, 'cells', 'lp-original-s0', 'result.json')));
+  assert.not.ok(existsSync(join(runDir, RUN_LOCK_FILE)), 'the lock is removed when the holder ends');
+});
+
+test('a lock left by a dead process is taken over, and said so', async () => {
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  writeFileSync(
+    join(runDir, RUN_LOCK_FILE),
+    JSON.stringify({ pid: dead, host: hostname(), startedAt: '2026-01-01T00:00:00Z', command: 'x' }),
+  );
+  const phases: string[] = [];
+  await runExperiment({
+    config,
+    backend: fakeBackend(),
+    resume: runDir,
+    onEvent: (e) => {
+      if (e.kind === 'phase') phases.push(`${e.name}: ${e.detail ?? ''}`);
+    },
+  });
+  assert.ok(
+    phases.some(
+      (p) => p.includes('stale lock removed') && p.includes(`process ${dead} is no longer running`),
+    ),
+    phases.join('\n'),
+  );
+  assert.not.ok(existsSync(join(runDir, RUN_LOCK_FILE)));
+});
+
+test("another host's lock is refused (its pid cannot be checked) with the way out; eval takes the lock too", async () => {
+  writeFileSync(
+    join(runDir, RUN_LOCK_FILE),
+    JSON.stringify({ pid: 1, host: 'other-host', startedAt: '2026-01-01T00:00:00Z', command: 'cxrmask run' }),
+  );
+  for (const start of [
+    () => runExperiment({ config, backend: fakeBackend(), resume: runDir }),
+    () => reevaluate(runDir, fakeBackend()),
+  ]) {
+    try {
+      await start();
+      assert.unreachable('a held lock must refuse');
+    } catch (e) {
+      assert.is((e as Error).name, 'DataError');
+      assert.match((e as Error).message, /in use by process 1 on other-host/);
+      assert.match((e as Error).message, /if that process no longer runs, delete .*run\.lock/);
+    }
+  }
+  rmSync(join(runDir, RUN_LOCK_FILE));
+});
+
+test.after(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+});
+test.run();

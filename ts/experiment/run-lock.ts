@@ -1,0 +1,149 @@
+/**
+ * One process at a time per run folder. Two `--resume` (or a resume and an `eval`) of the same folder
+ * would train the same cells into the same checkpoints and temp files; the second is refused with the
+ * holder's pid, host and start time. The lock is `<run>/run.lock`, created with O_EXCL and holding
+ * {pid, host, startedAt, command}; it is removed when the holder ends, however it ends. A lock left by
+ * a process that died (same host, pid no longer running) is stale and taken over; one from another
+ * host cannot be checked and is reported with the way to remove it.
+ */
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { DataError } from '../data/errors.js';
+
+export const RUN_LOCK_FILE = 'run.lock';
+
+export interface RunLockInfo {
+  pid: number;
+  host: string;
+  startedAt: string;
+  command: string;
+}
+
+/** An empty or unreadable lock younger than this is being written by its holder, not stale. */
+const UNWRITTEN_LOCK_MS = 10_000;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, owned by someone else
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readLock(path: string): RunLockInfo | null {
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as RunLockInfo;
+    return Number.isInteger(v?.pid) && typeof v.host === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Why the lock at `path` no longer protects anything (null while its holder may still run). */
+function staleReason(path: string, info: RunLockInfo | null): string | null {
+  if (info === null) {
+    let age = 0;
+    try {
+      age = Date.now() - statSync(path).mtimeMs;
+    } catch {
+      return 'gone';
+    }
+    return age > UNWRITTEN_LOCK_MS ? 'unreadable and old' : null;
+  }
+  if (info.host !== hostname()) return null;
+  if (info.pid === process.pid) return null;
+  return alive(info.pid) ? null : `process ${info.pid} is no longer running`;
+}
+
+export interface RunLock {
+  path: string;
+  /** Set when a stale lock was taken over: why it was stale. */
+  tookOver: string | null;
+  release(): void;
+}
+
+/**
+ * Takes the lock of `runDir`.
+ * @throws {DataError} (reason `run-in-use`) another live process holds it, naming pid, host and start.
+ */
+export function lockRun(runDir: string): RunLock {
+  const path = join(runDir, RUN_LOCK_FILE);
+  const info: RunLockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    command: process.argv.slice(1).join(' '),
+  };
+  let tookOver: string | null = null;
+  for (let attempt = 0; ; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' || attempt >= 3)
+        throw new DataError('run-lock-failed', `cannot take the run folder's lock: ${(e as Error).message}`, {
+          file: path,
+        });
+      const held = readLock(path);
+      const stale = staleReason(path, held);
+      if (stale === null) {
+        const who = held
+          ? `process ${held.pid} on ${held.host} (since ${held.startedAt}: ${held.command})`
+          : 'a process that is starting';
+        const hint =
+          held && held.host !== hostname()
+            ? `; if that process no longer runs, delete ${path}`
+            : '; wait for it to finish, or stop it';
+        throw new DataError('run-in-use', `the run folder is in use by ${who}${hint}`, { file: path });
+      }
+      // Move the stale lock aside under a name of our own before deleting it: of two processes
+      // taking it over at once, one renames it and the other finds nothing to rename and retries.
+      // If what we moved was a fresh lock another process had just taken, it goes back.
+      const aside = `${path}.stale-${process.pid}`;
+      try {
+        renameSync(path, aside);
+      } catch {
+        continue;
+      }
+      if (staleReason(aside, readLock(aside)) === null) {
+        try {
+          linkSync(aside, path);
+        } catch {}
+        rmSync(aside, { force: true });
+        continue;
+      }
+      rmSync(aside, { force: true });
+      tookOver = stale;
+      continue;
+    }
+    try {
+      writeSync(fd, `${JSON.stringify(info)}\n`);
+    } finally {
+      closeSync(fd);
+    }
+    let released = false;
+    return {
+      path,
+      tookOver,
+      release() {
+        if (released) return;
+        released = true;
+        // only our own lock is removed
+        if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
+      },
+    };
+  }
+}
