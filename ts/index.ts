@@ -57,6 +57,7 @@ export {
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
+export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {

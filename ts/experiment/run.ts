@@ -37,6 +37,7 @@ import {
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
 import type { Results } from './results.js';
+import { segmenterQuality } from './segmenter-quality.js';
 import type { StopSignal } from './train.js';
 
 export type { Results };
@@ -188,6 +189,7 @@ export async function reevaluate(
     }
     const attribution = readGridAttribution(runDir);
     if (attribution) results.attribution = attribution;
+    if (before?.segmenter) results.segmenter = before.segmenter;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -346,6 +348,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
       extra: summaries,
     });
     if (attribution) results.attribution = attribution;
+    const predicted = root ? grid.ensurePredicted() : null;
+    if (predicted && config.segmenter)
+      results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
