@@ -31,6 +31,7 @@ export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 // Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
 export {
+  ATTRIBUTION_METHOD_NAMES,
   ATTRIBUTION_METHODS,
   type Attribution,
   type AttributionMethod,
