@@ -18,6 +18,7 @@ import {
   predictedPlane,
 } from '../../ts/experiment/predicted-masks.js';
 import { type Results, runExperiment } from '../../ts/experiment/run.js';
+import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
@@ -131,7 +132,24 @@ test('trains on a synthetic cache to a Dice floor per structure, resumes, and ev
         'masked-pred − original',
       ]);
       for (const d of contrasts) assert.ok(d.lo <= d.diff && d.diff <= d.hi, JSON.stringify(d));
+      // The run says which masks it used: the same Dice as evaluating the segmenter on the test split.
+      const q = res.segmenter!;
+      assert.ok(q, 'results.json has no segmenter');
+      assert.is(q.images, r.images);
+      for (const k of ['rightLung', 'leftLung', 'heart'] as const) {
+        assert.ok(
+          Math.abs(q.dice[k].mean - r.dice[k].mean) < 1e-9,
+          `${k}: ${q.dice[k].mean} vs ${r.dice[k].mean}`,
+        );
+        assert.ok(Math.abs(q.hd95[k].median - r.hd95[k].median) < 1e-9, `${k} HD95`);
+      }
+      assert.is(q.weightsSha256, await fileSha256(join(out, 'best.pt')));
+      assert.is(q.training?.epochs, 4);
+      assert.equal(q.training?.fingerprint, fingerprint);
       const table = readFileSync(join(runDir, 'table2.md'), 'utf8');
+      assert.ok(table.includes(`sha256 ${q.weightsSha256}`), 'table2.md does not name the weights');
+      assert.match(table, new RegExp(`right lung ${q.dice.rightLung.mean.toFixed(3)} \\(HD95`));
+      assert.ok(readFileSync(join(runDir, 'report.md'), 'utf8').includes(`sha256 ${q.weightsSha256}`));
       assert.match(table, /Test: masked \(predicted\)/);
       assert.match(table, /Δ predicted − original/);
     } finally {
