@@ -56,8 +56,8 @@ function torchOf(python) {
   }
 }
 
-function onPath(name) {
-  for (const dir of (process.env.PATH || '').split(delimiter)) {
+function onPath(name, env = process.env) {
+  for (const dir of (env.PATH || '').split(delimiter)) {
     const p = join(dir, name);
     if (dir && existsSync(p)) return p;
   }
@@ -67,9 +67,9 @@ function onPath(name) {
 const majorMinor = (v) => /^(\d+\.\d+)/.exec(v)?.[1] ?? v;
 
 /** Creates the pinned venv (pip shows its own progress when it has a terminal). */
-export function ensureVenv(paths = venvPaths()) {
+export function ensureVenv(paths = venvPaths(), env = process.env) {
   if (existsSync(join(paths.venv, '.complete'))) return paths.python;
-  const base = onPath('python3') || onPath('python');
+  const base = onPath('python3', env) || onPath('python', env);
   if (!base) throw new InstallError('no python3 on PATH to create the venv with (Python >= 3.10 with venv is needed)');
   mkdirSync(dirname(paths.venv), { recursive: true });
   log(`creating the Python venv ${paths.venv} (torch ${paths.pin} and the exporter's packages from`);
@@ -89,13 +89,13 @@ export function findTorch(env = process.env) {
   const paths = venvPaths(env);
   const venvPython = existsSync(join(paths.venv, '.complete')) ? paths.python : null;
   if (env.LIBTORCH || env.Torch_DIR) {
-    const py = [onPath('python3'), onPath('python'), venvPython].find((p) => p && torchOf(p));
+    const py = [onPath('python3', env), onPath('python', env), venvPython].find((p) => p && torchOf(p));
     const how = env.LIBTORCH ? `LIBTORCH=${env.LIBTORCH}` : `Torch_DIR=${env.Torch_DIR}`;
     return { how, python: py ?? null, facts: null, stampFacts: py ? torchOf(py) : null };
   }
   if (!env.CXRMASK_FORCE_VENV) {
     for (const name of ['python3', 'python']) {
-      const py = onPath(name);
+      const py = onPath(name, env);
       const facts = py && torchOf(py);
       if (!facts) continue;
       if (paths.pin && majorMinor(facts.version) !== paths.pin) {
@@ -105,7 +105,7 @@ export function findTorch(env = process.env) {
       return { how: `python torch ${facts.version} (${py})`, python: py, facts, stampFacts: facts };
     }
   }
-  const python = ensureVenv(paths);
+  const python = ensureVenv(paths, env);
   const facts = torchOf(python);
   if (!facts) throw new InstallError(`${python} cannot import torch; delete ${paths.venv} and rerun \`npx cxrmask setup\``);
   return { how: `pinned venv torch ${facts.version} (${paths.venv})`, python, facts, stampFacts: facts };
