@@ -58,12 +58,17 @@ test('README: every js block runs as written from a project folder', () => {
   js.forEach((code, i) => {
     const file = join(ws, `readme-${i}.mjs`);
     writeFileSync(file, code);
-    const r = spawnSync(process.execPath, [file], { cwd: ws, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [file], {
+      cwd: ws,
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+    });
     assert.is(r.status, 0, `README js block ${i} failed:\n${code}\n${r.stderr}`);
     if (/openSegmenter/.test(code)) {
       // The library example prints maskSource then the per-finding probabilities.
       assert.match(r.stdout, /^segmenter /, `block ${i} did not use the segmenter:\n${r.stdout}`);
-      assert.match(r.stdout, /Cardiomegaly: 0\.\d+/);
+      assert.match(r.stdout, /Cardiomegaly: 0\.\d+/, r.stdout);
     }
   });
 });
@@ -117,17 +122,9 @@ test('examples/predict-batch.mjs scores synthetic images original → masked', (
 });
 
 test('examples/predict-service.mjs against `cxrmask serve` with the trained segmenter', async () => {
-  const cli = join(ROOT, 'ts', 'cli', 'main.ts');
-  const args = [
-    '--import',
-    'tsx',
-    cli,
-    'serve',
-    '--model',
-    'models/tiny',
-    '--segmenter',
-    '.cache/demo-data/segmenter',
-  ];
+  // the built bin, as a project that installed cxrmask runs it
+  const cli = join(ws, 'node_modules', 'cxrmask', 'dist', 'cli', 'main.js');
+  const args = [cli, 'serve', '--model', 'models/tiny', '--segmenter', '.cache/demo-data/segmenter'];
   const s = await startServe(
     process.execPath,
     [...args, '--port', '0', '--device', 'cpu', '--log', 'error'],
