@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheLike } from '../../ts/experiment/backend.js';
@@ -22,8 +22,10 @@ import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
+import { demoSegmenter } from '../../ts/segment/demo.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';
+import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
 import { type SegTrainState, trainSegmenter } from '../../ts/segment/train.js';
 
 const SEG = 'models/seg-tiny';
@@ -203,6 +205,15 @@ test('an unreadable image gets no predicted mask and fails alone; the other rows
   assert.equal(f.failed, [bad]);
   for (const r of rows) assert.is(Number.isNaN(f.x[r * f.dim]), r === bad, `row ${r} features`);
   cache.close();
+});
+
+test("the demo's segmenter folder is what serve/predict/openSegmenter take (train.json names the export)", async () => {
+  const data = join(tmp, 'demo');
+  const seg = await demoSegmenter(join(tmp, 'cache'), data, { device: 'cpu', log: () => {} });
+  assert.equal(resolveSegmenter(join(data, 'segmenter')), { dir: resolve(SEG), weights: seg.weights });
+  const opened = await openSegmenter(join(data, 'segmenter'), { device: 'cpu' });
+  assert.is(opened.trained, true);
+  await opened.dispose();
 });
 
 test.run();
