@@ -108,14 +108,24 @@ process.stderr.write(`[serve] ${images.length} JPEGs ${a.width}×${a.height}, ${
 
 // 2. In process: the library call a Node service makes.
 const segmenter = await Segmenter.load(a.segmenter, { device });
-const predictor = await MaskingPredictor.load({ modelDir: a.model, device, segmenter });
+// Timing only: an untrained export segments as fast as a trained one.
+const predictor = await MaskingPredictor.load({ modelDir: a.model, device, segmenter, untrained: true });
 const call = async (b: Buffer) => {
   const r = await predictor.predict(b, null, { overlay: true });
   if (r.maskSource !== 'segmenter' || !r.overlayPng) throw new Error('no predicted-mask answer');
 };
 
 // 3. Over HTTP: `cxrmask serve` in a child process, the client here.
-const serveArgs = ['serve', '--model', a.model, '--segmenter', a.segmenter, '--device', device];
+const serveArgs = [
+  'serve',
+  '--model',
+  a.model,
+  '--segmenter',
+  a.segmenter,
+  '--allow-untrained',
+  '--device',
+  device,
+];
 serveArgs.push('--port', '0', '--max-queue', '64', '--log', 'error');
 if (a.threads) serveArgs.push('--threads', a.threads);
 const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'ts/cli/main.ts'), ...serveArgs], {

@@ -1,11 +1,11 @@
 // Score a few images of a synthetic data set, original vs masked, with concurrent calls.
 //
-//   node dist/cli/main.js synth --out .cache/example-data --n 40
+//   npx cxrmask synth --out .cache/example-data --n 40
 //   node examples/predict-batch.mjs .cache/example-data [runs/<run>/cells/jft-masked-s0/best.ckpt]
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { FINDINGS, imagePath, joinChexmask, MaskingPredictor } from '../dist/index.js';
+import { FINDINGS, imagePath, joinChexmask, MaskingPredictor } from 'cxrmask';
 
 const dir = process.argv[2] ?? '.cache/example-data';
 const checkpoint = process.argv[3] ?? null; // e.g. runs/<run>/cells/jft-masked-s0/best.ckpt

@@ -1,7 +1,7 @@
 // A thin client of `cxrmask serve`: posts each JPEG to /predict, prints original / masked / Δ per
 // finding and where the masks came from, and saves the overlay PNGs the server drew.
 //
-//   npx cxrmask serve --segmenter models/seg-tiny        # in another terminal (see docs/service.md)
+//   npx cxrmask serve --segmenter .cache/demo-data/segmenter   # in another terminal (see docs/service.md)
 //   node examples/predict-service.mjs [--url http://127.0.0.1:8080] [--dicom-id ID] [--overlays DIR] a.jpg …
 //
 // With --dicom-id (one image) the server uses that CheXmask row (it needs --chexmask); otherwise its

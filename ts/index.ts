@@ -39,6 +39,7 @@ export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 // Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
 export {
+  ATTRIBUTION_METHOD_NAMES,
   ATTRIBUTION_METHODS,
   type Attribution,
   type AttributionMethod,
@@ -65,6 +66,7 @@ export {
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
+export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {

@@ -239,7 +239,9 @@ export function addonCandidates(): string[] {
 
 const HELP = [
   'Possible solutions:',
-  '  - run `bash scripts/setup.sh` (creates a Python venv with torch, then builds the addon against its LibTorch),',
+  '  - run `npx cxrmask setup` (what `npm install` runs: finds LibTorch or creates the pinned Python venv with',
+  '    torch in ~/.cache/cxrmask, then builds the addon; in a clone `bash scripts/setup.sh` does the same and more),',
+  '  - npm skips dependency install scripts it has not been allowed to run: `npm install-scripts approve cxrmask`,',
   '  - or build it yourself: `npx cmake-js compile` with `python3 -c "import torch"` working on PATH,',
   '    or with LIBTORCH=/path/to/libtorch (an unpacked LibTorch zip, cxx11 ABI) set,',
   '  - "libtorch*.so: cannot open shared object file" means the LibTorch it was built against moved or was',

@@ -51,7 +51,8 @@ test.before(async () => {
   await p.dispose();
 
   const args = ['serve', '--model', MODEL, '--device', 'cpu', '--chexmask', s.chexmaskCsv, '--min-dice', '0'];
-  args.push('--segmenter', 'models/seg-tiny', '--port', '0', '--max-queue', '4', '--body-limit', '1mb');
+  args.push('--segmenter', 'models/seg-tiny', '--allow-untrained', '--port', '0');
+  args.push('--max-queue', '4', '--body-limit', '1mb');
   args.push('--log', 'error');
   child = spawn(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/errors.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
-import { ROOT } from '../native/helpers.js';
+import { MaskingPredictor } from '../../ts/service/index.js';
+import { MODEL_DIR, ROOT } from '../native/helpers.js';
 
 const SEG_DIR = join(ROOT, 'models', 'seg-tiny');
 const dirs: string[] = [];
@@ -40,7 +41,7 @@ test('a train output folder loads the export named in train.json with best.pt ov
   assert.equal(resolveSegmenter(SEG_DIR), { dir: SEG_DIR, weights: null });
 
   const fromRun = await openSegmenter(out, { device: 'cpu' });
-  const fromExport = await openSegmenter(SEG_DIR, { device: 'cpu' });
+  const fromExport = await openSegmenter(SEG_DIR, { device: 'cpu', untrained: true });
   const want = await trained.logits(x, n);
   const got = await fromRun.logits(x, n);
   assert.ok(
@@ -52,7 +53,39 @@ test('a train output folder loads the export named in train.json with best.pt ov
     untrained.some((v, i) => v !== want[i]),
     'the export has the trained weights?',
   );
+  assert.is(fromRun.trained, true);
+  assert.is(fromExport.trained, false);
   await Promise.all([trained.dispose(), fromRun.dispose(), fromExport.dispose()]);
+});
+
+test('an untrained export is refused by openSegmenter and MaskingPredictor unless asked for', async () => {
+  await openSegmenter(SEG_DIR, { device: 'cpu' }).then(
+    () => assert.unreachable('an untrained export opened'),
+    (e: Error) => {
+      assert.instance(e, ConfigError);
+      assert.match(e.message, /never trained.*untrained: true.*--allow-untrained/);
+    },
+  );
+  const seg = await Segmenter.load(SEG_DIR, { device: 'cpu', lr: 1e-2 });
+  assert.is(seg.trained, false);
+  await MaskingPredictor.load({ modelDir: MODEL_DIR, device: 'cpu', segmenter: seg }).then(
+    () => assert.unreachable('the predictor took an untrained segmenter'),
+    (e: Error) => assert.match(e.message, /seg-tiny was never trained/),
+  );
+  const p = await MaskingPredictor.load({
+    modelDir: MODEL_DIR,
+    device: 'cpu',
+    segmenter: seg,
+    untrained: true,
+  });
+  assert.is(p.segmenter, seg);
+  // One step makes it a trained segmenter: accepted without the flag.
+  const again = await Segmenter.load(SEG_DIR, { device: 'cpu', lr: 1e-2 });
+  const S = again.size;
+  await again.trainStep(new Float32Array(3 * S * S).fill(0.1), 1, new Uint8Array(S * S).fill(1));
+  assert.is(again.trained, true);
+  const q = await MaskingPredictor.load({ modelDir: MODEL_DIR, device: 'cpu', segmenter: again });
+  await Promise.all([p.dispose(), q.dispose()]);
 });
 
 test('folders that are neither, and train folders without weights or export, are ConfigErrors', () => {

@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CacheLike } from '../../ts/experiment/backend.js';
@@ -18,11 +18,14 @@ import {
   predictedPlane,
 } from '../../ts/experiment/predicted-masks.js';
 import { type Results, runExperiment } from '../../ts/experiment/run.js';
+import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
+import { demoSegmenter } from '../../ts/segment/demo.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';
+import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
 import { type SegTrainState, trainSegmenter } from '../../ts/segment/train.js';
 
 const SEG = 'models/seg-tiny';
@@ -131,7 +134,24 @@ test('trains on a synthetic cache to a Dice floor per structure, resumes, and ev
         'masked-pred − original',
       ]);
       for (const d of contrasts) assert.ok(d.lo <= d.diff && d.diff <= d.hi, JSON.stringify(d));
+      // The run says which masks it used: the same Dice as evaluating the segmenter on the test split.
+      const q = res.segmenter!;
+      assert.ok(q, 'results.json has no segmenter');
+      assert.is(q.images, r.images);
+      for (const k of ['rightLung', 'leftLung', 'heart'] as const) {
+        assert.ok(
+          Math.abs(q.dice[k].mean - r.dice[k].mean) < 1e-9,
+          `${k}: ${q.dice[k].mean} vs ${r.dice[k].mean}`,
+        );
+        assert.ok(Math.abs(q.hd95[k].median - r.hd95[k].median) < 1e-9, `${k} HD95`);
+      }
+      assert.is(q.weightsSha256, await fileSha256(join(out, 'best.pt')));
+      assert.is(q.training?.epochs, 4);
+      assert.equal(q.training?.fingerprint, fingerprint);
       const table = readFileSync(join(runDir, 'table2.md'), 'utf8');
+      assert.ok(table.includes(`sha256 ${q.weightsSha256}`), 'table2.md does not name the weights');
+      assert.match(table, new RegExp(`right lung ${q.dice.rightLung.mean.toFixed(3)} \\(HD95`));
+      assert.ok(readFileSync(join(runDir, 'report.md'), 'utf8').includes(`sha256 ${q.weightsSha256}`));
       assert.match(table, /Test: masked \(predicted\)/);
       assert.match(table, /Δ predicted − original/);
     } finally {
@@ -185,6 +205,15 @@ test('an unreadable image gets no predicted mask and fails alone; the other rows
   assert.equal(f.failed, [bad]);
   for (const r of rows) assert.is(Number.isNaN(f.x[r * f.dim]), r === bad, `row ${r} features`);
   cache.close();
+});
+
+test("the demo's segmenter folder is what serve/predict/openSegmenter take (train.json names the export)", async () => {
+  const data = join(tmp, 'demo');
+  const seg = await demoSegmenter(join(tmp, 'cache'), data, { device: 'cpu', log: () => {} });
+  assert.equal(resolveSegmenter(join(data, 'segmenter')), { dir: resolve(SEG), weights: seg.weights });
+  const opened = await openSegmenter(join(data, 'segmenter'), { device: 'cpu' });
+  assert.is(opened.trained, true);
+  await opened.dispose();
 });
 
 test.run();

@@ -82,7 +82,7 @@ test('JPEG alone + segmenter: masked probabilities, overlay and masks equal the 
   const pp = await preprocess(image.path, image.row, opts);
   const bits = regionBitsOnGrid(image.row, pp.geometry);
   const seg = new FixedMaskSegmenter(SIZE, bits);
-  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', segmenter: seg });
+  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', segmenter: seg, untrained: true });
   const extras = { overlay: true, masks: true };
   const fromRow = await p.predict(image.bytes, image.row, extras);
   assert.is(seg.inputs.length, 0, 'a CheXmask row wins over the segmenter');
@@ -159,7 +159,7 @@ test('the real tiny Segmenter (addon): JPEG alone → its masks, drawn as a fixe
     'the random-init segmenter marks some pixels of each structure',
   );
   const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
-  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', segmenter: seg });
+  const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', segmenter: seg, untrained: true });
   const got = await Promise.all([1, 2].map(() => p.predict(image.bytes, null, { masks: true })));
   await p.dispose();
   assert.ok(seg.disposed, 'disposed with the predictor');

@@ -10,7 +10,12 @@ import { ConfigError } from '../errors.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
 import { writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
 import { fillPrompt } from '../experiment/zeroshot.js';
-import { ATTRIBUTION_METHODS, type Attribution, type AttributionMethod } from '../explain/attribution.js';
+import {
+  ATTRIBUTION_METHOD_NAMES,
+  ATTRIBUTION_METHODS,
+  type Attribution,
+  type AttributionMethod,
+} from '../explain/attribution.js';
 import { attributionFigure, sharedScale } from '../explain/figure.js';
 import { linearHead } from '../explain/grid-attribution.js';
 import { massInside } from '../explain/measures.js';
@@ -74,10 +79,10 @@ const command: CommandModule<object, ExplainArgv> = {
       .option('method', {
         choices: ATTRIBUTION_METHODS,
         default: 'ig' as const,
-        describe: 'attribution method',
+        describe: `attribution method: ${ATTRIBUTION_METHODS.map((m) => `${m} = ${ATTRIBUTION_METHOD_NAMES[m]}`).join(', ')}`,
       })
-      .option('steps', { type: 'number', default: 32, describe: 'IG steps' })
-      .option('samples', { type: 'number', default: 16, describe: 'SmoothGrad samples' })
+      .option('steps', { type: 'number', default: 32, describe: 'Integrated Gradients steps (ig)' })
+      .option('samples', { type: 'number', default: 16, describe: 'SmoothGrad noisy samples (smoothgrad)' })
       .option('seed', { type: 'number', default: 0, describe: 'SmoothGrad noise seed' })
       .option('out', { type: 'string', demandOption: true, describe: 'output PNG' })
       .option('json', { type: 'string', describe: 'numbers as JSON (default: <out>.json)' })

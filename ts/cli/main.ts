@@ -10,12 +10,14 @@ import demo from './demo.js';
 import doctor from './doctor.js';
 import evalCmd from './eval.js';
 import explain from './explain.js';
+import exportCmd from './export.js';
 import indexCmd from './index.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';
 import segmenter from './segmenter.js';
 import serve from './serve.js';
+import setup from './setup.js';
 import synth from './synth.js';
 import train from './train.js';
 import zeroshot from './zeroshot.js';
@@ -58,6 +60,8 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     synth,
     doctor,
     segmenter,
+    exportCmd,
+    setup,
   ];
   const y = yargs(argv);
   return y

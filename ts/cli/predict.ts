@@ -10,6 +10,7 @@ export interface PredictArgv extends ImageLimitArgv {
   image: string;
   chexmask?: string;
   segmenter?: string;
+  allowUntrained?: boolean;
   dicomId?: string;
   model: string;
   checkpoint?: string;
@@ -29,7 +30,11 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       .option('segmenter', {
         type: 'string',
         describe:
-          'segmenter (a `cxrmask segmenter train` output folder, a .pt in one, or an export folder): without --chexmask, the masks are predicted from the image',
+          'segmenter (a `cxrmask segmenter train` output folder, a .pt in one, or an export folder of trained weights): without --chexmask, the masks are predicted from the image',
+      })
+      .option('allow-untrained', {
+        type: 'boolean',
+        describe: 'accept a --segmenter that was never trained (a random-init export: its masks are noise)',
       })
       .option('dicom-id', {
         type: 'string',
@@ -51,7 +56,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       })
       .option('json', { type: 'boolean', describe: 'print JSON' })
       .example('$0 predict x.jpg --chexmask MIMIC-CXR-JPG.csv', 'zero-shot, original vs masked')
-      .example('$0 predict x.jpg --segmenter models/seg-tiny', 'masks predicted from the image')
+      .example('$0 predict x.jpg --segmenter .cache/demo-data/segmenter', 'masks predicted from the image')
       .example(
         '$0 predict x.jpg --chexmask cm.csv --checkpoint runs/R/cells/jft-masked-s0/best.ckpt',
         'a fine-tuned model',
@@ -62,9 +67,13 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       const imageLimits = imageLimitsFrom(argv);
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
-      const segmenter = argv.segmenter ? await openSegmenter(argv.segmenter, { device: argv.device }) : null;
+      const untrained = argv.allowUntrained === true;
+      const segmenter = argv.segmenter
+        ? await openSegmenter(argv.segmenter, { device: argv.device, untrained })
+        : null;
       const p = await MaskingPredictor.load({
         segmenter,
+        untrained,
         modelDir: argv.model,
         checkpoint: argv.checkpoint ?? null,
         ...(argv.kind ? { kind: argv.kind } : {}),

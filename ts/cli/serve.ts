@@ -20,6 +20,7 @@ export interface ServeArgv extends ImageLimitArgv {
   checkpoint?: string;
   kind?: PredictorKind;
   segmenter?: string;
+  allowUntrained?: boolean;
   chexmask?: string;
   minDice: number;
   host: string;
@@ -57,7 +58,11 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       .option('segmenter', {
         type: 'string',
         describe:
-          'segmenter: a `cxrmask segmenter train` output folder (its best.pt), a .pt weights file in one, or an exported folder such as models/seg-tiny (its own weights); images without a CheXmask row get predicted lung/heart masks',
+          'segmenter: a `cxrmask segmenter train` output folder (its best.pt; the demo leaves one in <data>/segmenter), a .pt weights file in one, or an exported folder of trained weights; images without a CheXmask row get predicted lung/heart masks',
+      })
+      .option('allow-untrained', {
+        type: 'boolean',
+        describe: 'accept a --segmenter that was never trained (a random-init export: its masks are noise)',
       })
       .option('chexmask', {
         type: 'string',
@@ -133,9 +138,13 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
             keepRle: src.overlay?.source === 'rle',
           })
         : null;
-      const segmenter = argv.segmenter ? await openSegmenter(argv.segmenter, { device: argv.device }) : null;
+      const untrained = argv.allowUntrained === true;
+      const segmenter = argv.segmenter
+        ? await openSegmenter(argv.segmenter, { device: argv.device, untrained })
+        : null;
       const predictor = await MaskingPredictor.load({
         segmenter,
+        untrained,
         modelDir: src.modelDir,
         checkpoint: src.checkpoint,
         ...(argv.kind ? { kind: argv.kind } : {}),

@@ -257,6 +257,8 @@ export const DEMO = {
   linearProbe: { epochs: 40, batchSize: 64, lr: 3e-3 },
   finetune: { epochs: 8, batchSize: 16, lrEncoder: 1e-3, lrHead: 1e-2 },
   bootstrap: 500,
+  /** Attribution (Integrated Gradients) of every trained model on a few test images: the report's third claim. */
+  attribution: { enabled: true, images: 4, method: 'ig', steps: 8 },
   /** The tiny segmenter the demo trains for its predicted-mask column (cxrmask segmenter train). */
   segmenter: { model: 'models/seg-tiny', epochs: 2, batchSize: 16, lr: 3e-3, maxTrainImages: 600 },
 } as const;
@@ -274,6 +276,7 @@ export function demoConfig(dataDir: string, overrides: unknown = {}): Experiment
     linearProbe: { ...DEMO.linearProbe },
     finetune: { ...DEMO.finetune },
     metrics: { bootstrap: DEMO.bootstrap },
+    attribution: { ...DEMO.attribution },
   };
   return parseConfig(deepMerge(base, overrides), 'demo config');
 }

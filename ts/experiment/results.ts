@@ -7,6 +7,7 @@ import type { ExperimentConfig } from './config.js';
 import type { Evaluation } from './evaluate.js';
 import type { DataFingerprint } from './fingerprint.js';
 import type { CellResult } from './grid.js';
+import type { SegmenterQuality } from './segmenter-quality.js';
 
 export interface Results {
   schema: 1;
@@ -46,4 +47,6 @@ export interface Results {
   training: { id: string; bestEpoch: number | undefined; history: CellResult['history'] }[];
   /** Attribution maps' mass in lungs ∪ heart and in the finding region (config.attribution). */
   attribution?: GridAttribution | null;
+  /** With config.segmenter: its quality against CheXmask on the test split, weights and training data. */
+  segmenter?: SegmenterQuality | null;
 }

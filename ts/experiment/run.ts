@@ -39,6 +39,7 @@ import {
 import { readJson, writeJsonAtomic } from './io.js';
 import type { Results } from './results.js';
 import { lockRun, type RunLock } from './run-lock.js';
+import { segmenterQuality } from './segmenter-quality.js';
 import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import type { StopSignal } from './train.js';
 
@@ -221,6 +222,7 @@ async function reevaluateLocked(
     }
     const attribution = readGridAttribution(runDir);
     if (attribution) results.attribution = attribution;
+    if (before?.segmenter) results.segmenter = before.segmenter;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -406,6 +408,9 @@ async function runInFolder(
       extra: summaries,
     });
     if (attribution) results.attribution = attribution;
+    const predicted = root ? grid.ensurePredicted() : null;
+    if (predicted && config.segmenter)
+      results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });

@@ -9,6 +9,12 @@ import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
 
 export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
 export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];
+/** Each method's name in words (help texts, reports). */
+export const ATTRIBUTION_METHOD_NAMES: Record<AttributionMethod, string> = {
+  gradient: 'vanilla gradient (saliency)',
+  smoothgrad: 'SmoothGrad',
+  ig: 'Integrated Gradients',
+};
 
 export interface AttributionOptions {
   /** 'gradient' (vanilla), 'smoothgrad' or 'ig' (Integrated Gradients). Default 'gradient'. */

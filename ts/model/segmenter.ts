@@ -25,9 +25,23 @@ import {
 export interface SegmenterLike {
   /** Model grid side S (the classifier's image size). */
   readonly size: number;
+  /**
+   * False for a random-init export that has neither been trained nor loaded trained weights: its masks
+   * are noise, so MaskingPredictor refuses it unless asked (`untrained: true`). Absent = trusted.
+   */
+  readonly trained?: boolean;
   /** Region bit masks [n,S,S] (1 right lung, 2 left lung, 4 heart) from normalised [n,3,S,S] images. */
   predictMasks(x: Float32Array, n: number): Promise<Uint8Array>;
   dispose(): Promise<void>;
+}
+
+/** Why an untrained segmenter is refused, and how to get past it (one wording for library and CLI). */
+export function untrainedMessage(what: string): string {
+  return (
+    `segmenter ${what} was never trained (a random-init export), so its masks are noise; give the folder ` +
+    "`cxrmask segmenter train` wrote (or the demo's <data>/segmenter), or accept it explicitly with " +
+    '`untrained: true` (CLI: --allow-untrained)'
+  );
 }
 
 export interface SegmenterLoadOptions {
@@ -58,6 +72,7 @@ export interface SegmentStep {
 export class Segmenter extends NativeLifecycle<NativeSegmenter> implements SegmenterLike {
   readonly size: number;
   readonly threshold: number;
+  private weightsLoaded = false;
 
   private constructor(
     native: NativeSegmenter,
@@ -111,6 +126,10 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
   }
   get step(): number {
     return this.info.step;
+  }
+  /** Whether these weights were trained: an export from trained weights, a load() of saved ones, or a step. */
+  get trained(): boolean {
+    return this.meta.source !== 'random-init' || this.weightsLoaded || this.step > 0;
   }
 
   /**
@@ -192,7 +211,10 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
     const native = this.live();
     const stack = new Error('Segmenter.load');
-    return this.queue.run(() => withJsStack(native.load(path), stack));
+    return this.queue.run(async () => {
+      await withJsStack(native.load(path), stack);
+      this.weightsLoaded = true;
+    });
   }
 
   /** Native arguments for n images; records are always segmented as the original (unpainted) image. */

@@ -1,4 +1,5 @@
 /** The report's attribution section and figure (results.json `attribution`, ts/explain/grid-attribution.ts). */
+import { ATTRIBUTION_METHOD_NAMES, type AttributionMethod } from '../explain/attribution.js';
 import { attributionTable, type GridAttribution, localisationTable } from '../explain/grid-attribution.js';
 import { groupedBarSvg } from './plots.js';
 
@@ -24,7 +25,7 @@ export function attributionMarkdown(g: GridAttribution): string {
   const out = [
     '## Where the models look (attribution)',
     '',
-    `Method: ${g.method}${g.method === 'ig' ? ` (${g.steps} steps, zero baseline)` : ''}, up to ${g.imagesPerModel} test images per model; ${g.map}. docs/attribution.md says what the maps can and cannot show.`,
+    `Method: ${ATTRIBUTION_METHOD_NAMES[g.method as AttributionMethod] ?? g.method}${g.method === 'ig' ? ` (${g.steps} steps, zero baseline)` : ''}, up to ${g.imagesPerModel} test images per model; ${g.map}. docs/attribution.md says what the maps can and cannot show.`,
     '',
     attributionTable(g.models),
   ];

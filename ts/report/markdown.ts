@@ -4,6 +4,7 @@ import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
 import { attributionMarkdown } from './attribution.js';
+import { segmenterQualityMarkdown } from './segmenter.js';
 import { fmt, fmtSigned, metricTable } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
@@ -47,6 +48,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
     );
   }
   out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', metricTable(r, primary), '');
+  if (r.segmenter) out.push(segmenterQualityMarkdown(r.segmenter), '');
   if (primary !== 'macroAUROC') out.push('### Macro AUROC', '', metricTable(r, 'macroAUROC'), '');
   out.push(
     'Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).',

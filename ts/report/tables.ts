@@ -3,6 +3,7 @@
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
+import { segmenterQualityMarkdown } from './segmenter.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {
   return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
@@ -92,6 +93,7 @@ export function table2Markdown(r: Results): string {
     '',
     metricTable(r, primary),
     '',
+    ...(r.segmenter ? [segmenterQualityMarkdown(r.segmenter), ''] : []),
     ...(primary === 'meanLabelAccuracy'
       ? [
           `Reference point: predicting every finding absent scores ${fmt(r.data.allNegativeMeanLabelAccuracy)} on this test split ` +

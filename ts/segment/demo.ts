@@ -26,6 +26,7 @@ export async function demoSegmenter(
       cache,
       segmenter: seg,
       out,
+      modelDir: model,
       epochs: d.epochs,
       batchSize: d.batchSize,
       seed: 0,

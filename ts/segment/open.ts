@@ -7,7 +7,8 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { readJson } from '../experiment/io.js';
-import { Segmenter, type SegmenterLoadOptions } from '../model/segmenter.js';
+import { readSegmenterMeta } from '../model/meta.js';
+import { Segmenter, type SegmenterLoadOptions, untrainedMessage } from '../model/segmenter.js';
 import type { SegTrainState } from './train.js';
 
 export interface SegmenterSource {
@@ -39,10 +40,21 @@ export function resolveSegmenter(path: string): SegmenterSource {
   return { dir: state.modelDir, weights };
 }
 
-/** Loads the export, then the trained weights when there are any (disposed again if they do not fit). */
-export async function openSegmenter(path: string, options: SegmenterLoadOptions = {}): Promise<Segmenter> {
+export interface OpenSegmenterOptions extends SegmenterLoadOptions {
+  /** Accept a random-init export that was never trained (its masks are noise). Default false. */
+  untrained?: boolean;
+}
+
+/**
+ * Loads the export, then the trained weights when there are any (disposed again if they do not fit).
+ * @throws {ConfigError} the path is no segmenter, or an untrained export without `untrained: true`.
+ */
+export async function openSegmenter(path: string, options: OpenSegmenterOptions = {}): Promise<Segmenter> {
+  const { untrained, ...loadOptions } = options;
   const src = resolveSegmenter(path);
-  const seg = await Segmenter.load(src.dir, options);
+  if (!src.weights && !untrained && readSegmenterMeta(src.dir).source === 'random-init')
+    throw new ConfigError(untrainedMessage(basename(path)));
+  const seg = await Segmenter.load(src.dir, loadOptions);
   if (src.weights) {
     await seg.load(src.weights).catch(async (e) => {
       await seg.dispose();

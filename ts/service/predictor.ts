@@ -15,6 +15,7 @@
  * `linear-probe` (frozen image tower + head, lp-* cells), inferred from the cell folder name.
  */
 
+import { basename } from 'node:path';
 import sharp from 'sharp';
 import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
 import { parseOptions } from '../data/options.js';
@@ -35,7 +36,7 @@ import {
   type RegionMasks,
   type ResolvedOverlay,
 } from '../masks/overlay.js';
-import type { SegmenterLike } from '../model/segmenter.js';
+import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
 import { checkpointContour } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
@@ -90,6 +91,8 @@ export interface PredictorOptions {
    * image size. The predictor owns it from here on: `dispose()` disposes it too.
    */
   segmenter?: SegmenterLike | null;
+  /** Accept a segmenter that was never trained (`segmenter.trained === false`); default false. */
+  untrained?: boolean;
   /** For tests / custom stacks. */
   backend?: Backend;
   preprocessFn?: PreprocessFn;
@@ -180,6 +183,10 @@ export class MaskingPredictor {
       limits: resolveImageLimits(o.imageLimits),
     };
     const size = resolvePreprocess(prepOptions.preprocess).size;
+    if (o.segmenter && o.segmenter.trained === false && o.untrained !== true) {
+      const dir = (o.segmenter as { dir?: unknown }).dir;
+      throw new ConfigError(untrainedMessage(typeof dir === 'string' ? basename(dir) : '(given)'));
+    }
     if (o.segmenter && o.segmenter.size !== size) {
       throw new ConfigError(
         `the segmenter's grid is ${o.segmenter.size}×${o.segmenter.size} but the classifier's images are ${size}×${size}`,

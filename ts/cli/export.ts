@@ -1,0 +1,73 @@
+/**
+ * `cxrmask export`: runs the exporters shipped in the package (tools/*.py) with the Python that
+ * scripts/install.mjs chose (build/env.json, else the pinned venv, created when missing). No clone needed.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { packageRoot } from '../native.js';
+import { runCommand, UsageError } from './run-command.js';
+
+export interface ExportArgv {
+  randomInit?: 'tiny' | 'biomedclip';
+  checkpoint?: string;
+  segmenter?: 'unet-tiny' | 'unet';
+  out: string;
+  seed: number;
+}
+
+/** The exporters' Python (prints the venv's progress to stderr when it has to be created). */
+export function exporterPython(): string {
+  const r = spawnSync(process.execPath, [join(packageRoot, 'scripts', 'install.mjs'), '--python'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const py = r.stdout?.trim();
+  if (r.status !== 0 || !py) throw new Error('no Python with torch for the exporter (see the lines above)');
+  return py;
+}
+
+/** The exporter script and its arguments for one request. */
+export function exporterArgs(a: Omit<ExportArgv, 'seed'> & { seed?: number }): string[] {
+  const given = [a.randomInit, a.checkpoint, a.segmenter].filter((v) => v !== undefined).length;
+  if (given !== 1) throw new UsageError('give exactly one of --random-init, --checkpoint, --segmenter');
+  const seed = ['--seed', String(a.seed ?? 0)];
+  const tools = join(packageRoot, 'tools');
+  if (a.segmenter)
+    return [join(tools, 'segmenter_export.py'), '--random-init', a.segmenter, '--out', a.out, ...seed];
+  const src = a.randomInit ? ['--random-init', a.randomInit] : ['--checkpoint', a.checkpoint as string];
+  return [join(tools, 'export_biomedclip.py'), ...src, '--out', a.out, ...seed];
+}
+
+export const exportCommand: CommandModule<object, ExportArgv> = {
+  command: 'export',
+  describe:
+    'Export a model to TorchScript with the exporters shipped in the package: BiomedCLIP (random init or a published checkpoint) or the lung/heart segmenter (random init; train it with `cxrmask segmenter train`)',
+  builder: (y: Argv<object>) =>
+    y
+      .option('random-init', {
+        choices: ['tiny', 'biomedclip'] as const,
+        describe: 'BiomedCLIP architecture with random weights (tiny: a small model of the same kind)',
+      })
+      .option('checkpoint', {
+        type: 'string',
+        describe: 'folder with open_clip_pytorch_model.bin, open_clip_config.json and vocab.txt as published',
+      })
+      .option('segmenter', {
+        choices: ['unet-tiny', 'unet'] as const,
+        describe: 'lung/heart U-Net with random weights (untrained: predictions refuse it until trained)',
+      })
+      .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
+      .option('seed', { type: 'number', default: 0, describe: 'seed of the random weights' })
+      .example('$0 export --random-init tiny --out models/tiny', '')
+      .example('$0 export --checkpoint BiomedCLIP/ --out models/biomedclip', 'the published weights')
+      .example('$0 export --segmenter unet-tiny --out models/seg-tiny', '') as unknown as Argv<ExportArgv>,
+  handler: (argv: ArgumentsCamelCase<ExportArgv>) =>
+    runCommand(async () => {
+      const args = exporterArgs(argv);
+      const r = spawnSync(exporterPython(), args, { stdio: 'inherit' });
+      if (r.status !== 0) throw new Error(`the exporter failed (exit ${r.status ?? r.signal}): ${args[0]}`);
+    }),
+};
+
+export default exportCommand;

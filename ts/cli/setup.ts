@@ -1,0 +1,20 @@
+/** `cxrmask setup`: reruns the package's install step (scripts/install.mjs): LibTorch, venv, addon build. */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { packageRoot } from '../native.js';
+
+export const setupCommand: CommandModule<object, object> = {
+  command: 'setup',
+  describe:
+    'Find LibTorch (LIBTORCH / Torch_DIR, a Python torch on PATH, else the pinned venv in ~/.cache/cxrmask, created when missing) and build the native addon; what `npm install cxrmask` runs',
+  handler: () => {
+    const r = spawnSync(process.execPath, [join(packageRoot, 'scripts', 'install.mjs')], {
+      stdio: 'inherit',
+      env: { ...process.env, CXRMASK_SKIP_BUILD: '' },
+    });
+    process.exitCode = r.status ?? 1;
+  },
+};
+
+export default setupCommand;
