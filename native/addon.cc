@@ -1,6 +1,7 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setErrorClass(ctor),
-//   recordsToImages(...), allocHostBuffer(bytes), holdImages(...), holdArray(...), ClipModel, Classifier, Segmenter, ProcessGroup
+//   recordsToImages(...), allocHostBuffer(bytes), holdImages(...), holdArray(...), ClipModel,
+//   Classifier, Segmenter, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 

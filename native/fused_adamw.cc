@@ -35,8 +35,8 @@ void FusedAdamW::Step(torch::optim::AdamW& optimizer) {
       if (slot.count.defined() && slot.value == before && slot.count.device() == p.device()) {
         advance.push_back(slot.count);
       } else {
-        slot.count = at::full({}, before + 1,
-                              at::TensorOptions().dtype(at::kFloat).device(p.device()));
+        slot.count =
+            at::full({}, before + 1, at::TensorOptions().dtype(at::kFloat).device(p.device()));
       }
       slot.value = before + 1;
       c.params.push_back(p);

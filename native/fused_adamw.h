@@ -30,8 +30,8 @@ class FusedAdamW {
 
 // Scales the gradients of `params` so their global L2 norm is at most `max_norm` (as
 // torch.nn.utils.clip_grad_norm_: factor min(1, max_norm / (norm + 1e-6))), with the factor kept
-// on the device. Returns the norm before clipping, a float scalar on the gradients' device (undefined
-// when no parameter has a gradient).
+// on the device. Returns the norm before clipping, a float scalar on the gradients' device
+// (undefined when no parameter has a gradient).
 at::Tensor ClipGradNorm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace cxrmask

@@ -47,7 +47,8 @@ T* HeldOf(const Napi::Value& v, const napi_type_tag& tag) {
   return ext.CheckTypeTag(&tag) ? ext.Data() : nullptr;
 }
 
-// The copy's bytes are reported to V8 so that held values are collected at the pace they use memory.
+// The copy's bytes are reported to V8 so that held values are collected at the pace they use
+// memory.
 template <typename T>
 Napi::Value NewHeld(Napi::Env env, T* held, const napi_type_tag& tag) {
   Napi::MemoryManagement::AdjustExternalMemory(env, held->copied_bytes);

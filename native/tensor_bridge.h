@@ -1,9 +1,9 @@
 // TypedArray <-> at::Tensor. Inputs are taken synchronously when the JS call is made: copied on the
 // JS thread (into pinned memory when a GPU is present), so a worker never reads JS memory and
 // nothing JS does afterwards (reuse, transfer, GC) changes or reaches the op — except views of
-// addon-owned host buffers (host_buffers.h), which are borrowed by reference, not copied: JS must not
-// write into those until the op has settled. The TypeScript layer queues ops per model, so it takes
-// the inputs with holdImages/holdArray at the call and hands the held value to the queued op.
+// addon-owned host buffers (host_buffers.h), which are borrowed by reference, not copied: JS must
+// not write into those until the op has settled. The TypeScript layer queues ops per model, so it
+// takes the inputs with holdImages/holdArray at the call and hands the held value to the queued op.
 // Outputs hand the tensor's own buffer to an ArrayBuffer without a copy.
 #pragma once
 

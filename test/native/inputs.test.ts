@@ -135,7 +135,8 @@ test('encodeText: token ids reused or transferred right after the call', async (
 
 test('trainStep: images, labels and label mask reused right after the call train on the values at the call', async () => {
   requireModel();
-  const make = () => Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', lrEncoder: 1e-3, lrHead: 1e-2, seed: 5 });
+  const make = () =>
+    Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', lrEncoder: 1e-3, lrHead: 1e-2, seed: 5 });
   const ref = await make();
   const c = await make();
   try {

@@ -150,7 +150,11 @@ test('removeStaleTemps removes the temp files of dead processes only', () => {
     mkdirSync(join(dir, `best.ckpt.tmp-${deadPid}-00ff00ff`));
     const removed = removeStaleTemps(dir).sort();
     assert.equal(removed, [`best.ckpt.tmp-${deadPid}-00ff00ff`, files[1], files[0]].sort());
-    assert.equal(readdirSync(dir).sort(), ['epoch-1.ckpt', 'notes.tmp-x', `state.json.tmp-${process.pid}-deadbeef`]);
+    assert.equal(readdirSync(dir).sort(), [
+      'epoch-1.ckpt',
+      'notes.tmp-x',
+      `state.json.tmp-${process.pid}-deadbeef`,
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -71,7 +71,7 @@ test('clip + AdamW with lazily read losses match torch (clip_grad_norm_ + AdamW)
       'opt = torch.optim.AdamW([w, b], lr=0.05, weight_decay=0.1)',
       'losses, norms = [], []',
       'for xs, ys in batches:',
-      `    x = torch.tensor(xs).reshape(${N}, ${D}); y = torch.tensor(ys).reshape(${N}, 5)`,
+      `    x = torch.tensor(xs, dtype=torch.float32).reshape(${N}, ${D}); y = torch.tensor(ys, dtype=torch.float32).reshape(${N}, 5)`,
       '    opt.zero_grad(); loss = F.binary_cross_entropy_with_logits(x @ w.T + b, y); loss.backward()',
       '    norms.append(torch.nn.utils.clip_grad_norm_([w, b], 0.3).item()); opt.step(); losses.append(loss.item())',
       "ref = [get(d + '/after.ckpt', k) for k in ('head.weight', 'head.bias')]",
@@ -80,10 +80,16 @@ test('clip + AdamW with lazily read losses match torch (clip_grad_norm_ + AdamW)
     const py = spawnSync(python(), ['-c', script, dir, JSON.stringify(batches)], { encoding: 'utf8' });
     assert.is(py.status, 0, py.stderr);
     const ref = JSON.parse(py.stdout) as { losses: number[]; norms: number[]; diff: number };
-    assert.ok(ref.norms.some((g) => g > 0.3), 'the batches never needed clipping: the test proves nothing');
+    assert.ok(
+      ref.norms.some((g) => g > 0.3),
+      'the batches never needed clipping: the test proves nothing',
+    );
     assert.ok(ref.diff <= 1e-6, `weights vs torch after ${reads.length} steps: max |diff| ${ref.diff}`);
     for (let k = 0; k < losses.length; k++)
-      assert.ok(Math.abs(losses[k]! - ref.losses[k]!) <= 1e-6, `step ${k + 1}: ${losses[k]} vs ${ref.losses[k]}`);
+      assert.ok(
+        Math.abs(losses[k]! - ref.losses[k]!) <= 1e-6,
+        `step ${k + 1}: ${losses[k]} vs ${ref.losses[k]}`,
+      );
     assert.ok(Math.abs(lastNorm - ref.norms[5]!) <= 1e-5, `grad norm ${lastNorm} vs ${ref.norms[5]}`);
   } finally {
     await c.dispose();

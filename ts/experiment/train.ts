@@ -312,9 +312,7 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       if (!b && !dist) continue;
       // a rank without rows still joins the group's step; the loss is the group's (all ranks agree)
       const readLoss = !lazyLoss || (s + 1) % LOSS_READ_EVERY === 0 || s === steps - 1;
-      const r = b
-        ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss })
-        : await idle(readLoss);
+      const r = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss }) : await idle(readLoss);
       unreadRows.push(dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n);
       if (readLoss) take(r);
       o.onProgress?.({

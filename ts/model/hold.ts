@@ -17,6 +17,9 @@ export function holdImages(x: Float32Array | Uint8Array, shape: number[], pixels
 }
 
 /** Any other array input (labels, masks, token ids, region bits, baselines, prompt embeddings). */
-export function holdArray(x: Float32Array | Uint8Array | BigInt64Array | NativeHeld, name: string): NativeHeld {
+export function holdArray(
+  x: Float32Array | Uint8Array | BigInt64Array | NativeHeld,
+  name: string,
+): NativeHeld {
   return ArrayBuffer.isView(x) ? loadNative().holdArray(x, name) : x;
 }
