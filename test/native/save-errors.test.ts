@@ -15,8 +15,9 @@ import { DataError } from '../../ts/data/errors.js';
 import { removeStaleTemps, saveAtomic } from '../../ts/experiment/io.js';
 import { trainWithCheckpoints } from '../../ts/experiment/train.js';
 import { Classifier } from '../../ts/model/classifier.js';
+import { Segmenter } from '../../ts/model/segmenter.js';
 import { NativeError } from '../../ts/native-error.js';
-import { MODEL_DIR, requireModel, toyBatch } from './helpers.js';
+import { MODEL_DIR, ROOT, requireModel, toyBatch } from './helpers.js';
 
 async function rejectsWithIo(p: Promise<unknown>, path: string): Promise<void> {
   try {
@@ -63,6 +64,25 @@ test('a write failure rejects with ERR_IO, leaves nothing under the final name a
     await back.dispose();
   } finally {
     await c.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Segmenter.save fails the same way: ERR_IO, nothing left', async () => {
+  const segDir = process.env['CXRMASK_TEST_SEGMENTER'] ?? join(ROOT, 'models', 'seg-tiny');
+  if (!existsSync(join(segDir, 'seg.pt')))
+    throw new Error(`${segDir}/seg.pt missing: run bash scripts/setup.sh`);
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-full-'));
+  const seg = await Segmenter.load(segDir, { device: 'cpu' });
+  try {
+    const path = join(dir, 'state-1.pt');
+    await withFaultAfter(3000, () => rejectsWithIo(seg.save(path), path));
+    await withFaultAfter(0, () => rejectsWithIo(seg.save(path, { weightsOnly: true }), path));
+    assert.equal(readdirSync(dir), []);
+    await seg.save(path);
+    assert.equal(readdirSync(dir), ['state-1.pt']);
+  } finally {
+    await seg.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 });
