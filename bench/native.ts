@@ -5,6 +5,10 @@
  * ratio) and the same TorchScript file the addon runs (a check of the binding). Prints a table of
  * ratios; --json writes bench/out/native.json. --graph-optimize forces the addon's TorchScript
  * graph-executor optimisation on for training too (default 'auto': inference only; docs/native.md).
+ * The addon is fed as the real job feeds it (--input records, the default): cache records (uint8 gray +
+ * contour planes) in addon-owned host memory (`hostBytes`, pinned on CUDA), which ops borrow without a
+ * copy and turn into normalised images where the model runs. --input float hands it float32 images
+ * instead (copied at the call, checked for NaN on the host), the path of a caller without a cache.
  *
  *   node --import tsx bench/native.ts --model models/biomedclip [--batch 4 --threads 2 --warmup 1 --iters 3]
  */
@@ -14,8 +18,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import { resolvePreprocess } from '../ts/images/preprocess.js';
+import { paintTable } from '../ts/masks/overlay.js';
 import { Classifier } from '../ts/model/classifier.js';
 import { ClipModel } from '../ts/model/clip.js';
+import { hostBytes, type ImageInput, type RecordBatch } from '../ts/model/records.js';
 import { diagnostics, packageRoot, setGraphOptimize, setThreads } from '../ts/native.js';
 import { median, pythonExe } from './common.js';
 
@@ -31,6 +38,7 @@ const { values: opt } = parseArgs({
     python: { type: 'string' },
     json: { type: 'boolean', default: false },
     'graph-optimize': { type: 'boolean', default: false },
+    input: { type: 'string', default: 'records' },
   },
 });
 
@@ -70,6 +78,34 @@ class PythonSide {
   }
 }
 
+/** float32 [n,3,S,S] images: what a caller without an image cache hands over. */
+function floatBatch(n: number, s: number): Float32Array {
+  const x = new Float32Array(n * 3 * s * s);
+  for (let i = 0; i < x.length; i++) x[i] = 0.5 * Math.sin(0.37 * i);
+  return x;
+}
+
+/** n cache records in addon-owned host memory, as Cache.recordBatch hands them to the real job. */
+function recordBatch(n: number, s: number): RecordBatch {
+  const plane = s * s;
+  const records = hostBytes(n * 2 * plane);
+  for (let i = 0; i < n; i++) {
+    const base = i * 2 * plane;
+    for (let p = 0; p < plane; p++) {
+      records[base + p] = (128 + 100 * Math.sin(0.37 * p + i)) | 0;
+      // a contour pixel on ~3 % of the mask plane, every region bit mix
+      if ((p * 2654435761) % 97 < 3) records[base + plane + p] = 1 + (p % 7);
+    }
+  }
+  const pp = resolvePreprocess({});
+  return {
+    kind: 'records',
+    records,
+    size: s,
+    pixels: { mean: [...pp.mean], std: [...pp.std], paint: paintTable({}), original: true, masked: false },
+  };
+}
+
 async function main() {
   const batch = Number(opt.batch);
   const threads = Number(opt.threads);
@@ -92,7 +128,7 @@ async function main() {
   };
   const s = meta.imageSize;
   process.stderr.write(
-    `[bench] ${meta.preset} ${opt.model}, batch ${batch}, ${threads} threads, ${device}, modes ${modes.join('+')}, torch ${diag.torch.version}, BLAS ${diag.blas.blas}\n`,
+    `[bench] ${meta.preset} ${opt.model}, batch ${batch}, ${threads} threads, ${device}, input ${opt.input}, modes ${modes.join('+')}, torch ${diag.torch.version}, BLAS ${diag.blas.blas}\n`,
   );
 
   // Python PyTorch on the same file runs as a server; each timed addon call is followed by the same
@@ -112,8 +148,9 @@ async function main() {
     device,
     '--eager',
   ]);
-  const x = new Float32Array(batch * 3 * s * s);
-  for (let i = 0; i < x.length; i++) x[i] = 0.5 * Math.sin(0.37 * i);
+  if (opt.input !== 'records' && opt.input !== 'float')
+    throw new Error(`--input must be records or float, got ${opt.input}`);
+  const x: ImageInput = opt.input === 'records' ? recordBatch(batch, s) : floatBatch(batch, s);
   const y = Float32Array.from({ length: batch * 5 }, (_, i) => i % 2);
   const addon: Record<string, Side> = {};
   const python: Record<Impl, Record<string, Side>> = { eager: {}, script: {} };
@@ -195,6 +232,7 @@ async function main() {
     device,
     torch: diag.torch.version,
     graphOptimize: opt['graph-optimize'] ? true : 'auto',
+    input: opt.input,
     loadavg: existsSync('/proc/loadavg') ? readFileSync('/proc/loadavg', 'utf8').trim() : null,
     addon,
     python,

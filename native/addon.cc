@@ -1,7 +1,7 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setTf32(on),
-//   setErrorClass(ctor), recordsToImages(...), allocHostBuffer(bytes), ClipModel, Classifier,
-//   Segmenter, ProcessGroup
+//   setErrorClass(ctor), recordsToImages(...), allocHostBuffer(bytes), holdImages(...),
+//   holdArray(...), ClipModel, Classifier, Segmenter, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -93,6 +93,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New<JsSetThreads>(env, "setThreads"));
   exports.Set("getThreads", Napi::Function::New<JsGetThreads>(env, "getThreads"));
   exports.Set("allocHostBuffer", Napi::Function::New<JsAllocHostBuffer>(env, "allocHostBuffer"));
+  exports.Set("holdImages", Napi::Function::New<HoldImages>(env, "holdImages"));
+  exports.Set("holdArray", Napi::Function::New<HoldArray>(env, "holdArray"));
   exports.Set("recordsToImages", Napi::Function::New<JsRecordsToImages>(env, "recordsToImages"));
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
   exports.Set("setTf32", Napi::Function::New<JsSetTf32>(env, "setTf32"));

@@ -1,8 +1,145 @@
 #include "checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <random>
 #include <stdexcept>
 
 namespace cxrmask {
+namespace {
+
+const char* ErrnoName(int err) {
+  switch (err) {
+    case ENOSPC:
+      return "ENOSPC";
+    case EDQUOT:
+      return "EDQUOT";
+    case EFBIG:
+      return "EFBIG";
+    case EIO:
+      return "EIO";
+    case EACCES:
+      return "EACCES";
+    case EPERM:
+      return "EPERM";
+    case ENOENT:
+      return "ENOENT";
+    case ENOTDIR:
+      return "ENOTDIR";
+    case EISDIR:
+      return "EISDIR";
+    case EROFS:
+      return "EROFS";
+    default:
+      return "EIO";
+  }
+}
+
+[[noreturn]] void ThrowIo(const std::string& path, int err) {
+  throw IoError("cannot write " + path + ": " + std::strerror(err) + " (" + ErrnoName(err) + ")");
+}
+
+// Where torch's zip writer puts its bytes. It never sees a failure: an exception thrown inside the
+// writer unwinds into its destructor, which writes the end of the archive again, throws again and
+// terminates the process. The first error is kept instead, later bytes are dropped, and the caller
+// reports it once the writer has finished.
+class FileSink {
+ public:
+  explicit FileSink(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) err_ = errno;
+    const char* limit = std::getenv("CXRMASK_FAULT_WRITE_BYTES");
+    if (limit != nullptr && *limit != '\0') fault_after_ = std::strtoll(limit, nullptr, 10);
+  }
+  ~FileSink() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  size_t Write(const void* data, size_t n) {
+    if (err_ != 0) return n;
+    if (fault_after_ >= 0 && written_ + static_cast<int64_t>(n) > fault_after_) {
+      err_ = ENOSPC;
+      return n;
+    }
+    const char* p = static_cast<const char*>(data);
+    size_t left = n;
+    while (left > 0) {
+      const ssize_t w = ::write(fd_, p, left);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        err_ = errno;
+        break;
+      }
+      p += w;
+      left -= static_cast<size_t>(w);
+    }
+    written_ += static_cast<int64_t>(n);
+    return n;
+  }
+  // fsync + close; the first error of the whole write, or 0.
+  int Finish() {
+    if (fd_ >= 0) {
+      if (err_ == 0 && ::fsync(fd_) != 0) err_ = errno;
+      if (::close(fd_) != 0 && err_ == 0) err_ = errno;
+      fd_ = -1;
+    }
+    return err_;
+  }
+
+ private:
+  int fd_ = -1;
+  int err_ = 0;
+  int64_t written_ = 0;
+  int64_t fault_after_ = -1;
+};
+
+std::string TempPathFor(const std::string& path) {
+  std::random_device rd;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", rd());
+  return path + ".tmp-" + std::to_string(::getpid()) + "-" + hex;
+}
+
+void SyncParentDir(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);  // some filesystems refuse it on a folder; the data itself is synced
+  ::close(fd);
+}
+
+void SaveAtomically(torch::serialize::OutputArchive& ar, const std::string& path) {
+  const std::string tmp = TempPathFor(path);
+  int err = 0;
+  {
+    FileSink sink(tmp);
+    try {
+      ar.save_to([&sink](const void* data, size_t n) { return sink.Write(data, n); });
+    } catch (const c10::Error& e) {
+      sink.Finish();
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("cannot write " + path + ": " + e.what_without_backtrace());
+    } catch (...) {
+      sink.Finish();
+      ::unlink(tmp.c_str());
+      throw;
+    }
+    err = sink.Finish();
+  }
+  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    ::unlink(tmp.c_str());
+    ThrowIo(path, err);
+  }
+  SyncParentDir(path);
+}
+
+}  // namespace
 
 void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& state,
                     torch::optim::AdamW* optimizer, const std::string& path) {
@@ -14,11 +151,7 @@ void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& sta
     optimizer->save(opt);
     ar.write("optimizer", opt);
   }
-  try {
-    ar.save_to(path);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot write " + path + ": " + e.what_without_backtrace());
-  }
+  SaveAtomically(ar, path);
 }
 
 void OpenCheckpoint(torch::serialize::InputArchive& ar, const std::string& path,

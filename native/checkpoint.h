@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,7 +15,16 @@ namespace cxrmask {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
-// Writes params (and the optimizer state when `optimizer` is given) into `ar`, then saves it.
+// A file could not be written (full disk, quota, permissions): rejects with code ERR_IO.
+class IoError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Writes params (and the optimizer state when `optimizer` is given) into `ar`, then saves it
+// atomically: into `<path>.tmp-<pid>-<hex>` next to it, fsynced, renamed over `path`. On any write
+// error the temp file is removed, nothing appears under `path`, and IoError names the file and the
+// errno. Test-only: CXRMASK_FAULT_WRITE_BYTES=N makes the write fail with ENOSPC past N bytes.
 void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& state,
                     torch::optim::AdamW* optimizer, const std::string& path);
 

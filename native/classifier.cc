@@ -1,10 +1,10 @@
 #include "classifier.h"
 
+#include <limits>
 #include <stdexcept>
 
 #include "checkpoint.h"
 #include "clip_model.h"
-#include "fused_adamw.h"
 #include "runtime.h"
 #include "tensor_bridge.h"
 
@@ -135,13 +135,33 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   if (!idle) loss.backward();
   if (sync_) AverageGradients(loss);
   StepResult r;
-  if (opts_.grad_clip > 0) {
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, opts_.grad_clip);
-  }
-  FusedAdamWStep(*optimizer_);
-  r.loss = loss.item<double>();
+  if (opts_.grad_clip > 0) r.grad_norm = ClipGradNorm(trainable_, opts_.grad_clip);
+  adamw_.Step(*optimizer_);
+  r.loss = loss.detach();
   r.step = ++step_;
+  // Bounded even when the caller never reads: past the cap the oldest are dropped.
+  constexpr size_t kMaxUnread = 4096;
+  if (unread_losses_.size() >= kMaxUnread) unread_losses_.erase(unread_losses_.begin());
+  unread_losses_.push_back(r.loss);
+  last_grad_norm_ = r.grad_norm;
   return r;
+}
+
+std::pair<std::vector<double>, double> Classifier::ReadLosses() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<at::Tensor> all = unread_losses_;
+  const bool norm = last_grad_norm_.defined();
+  if (norm) all.push_back(last_grad_norm_);
+  std::vector<double> losses;
+  double grad_norm = std::numeric_limits<double>::quiet_NaN();
+  if (!all.empty()) {
+    auto host = at::stack(all).to(at::kCPU, at::kDouble).contiguous();
+    const double* v = host.data_ptr<double>();
+    losses.assign(v, v + unread_losses_.size());
+    if (norm) grad_norm = v[unread_losses_.size()];
+  }
+  unread_losses_.clear();
+  return {std::move(losses), grad_norm};
 }
 
 // The group's loss is sum(per*mask) over all replicas' rows / the group's mask count. Each replica
@@ -170,28 +190,37 @@ at::Tensor Classifier::SyncedLoss(const at::Tensor& per, const std::optional<at:
 // skips it); one only this replica lacks (it had no rows) counts as zeros.
 void Classifier::AverageGradients(const at::Tensor& loss) {
   torch::NoGradGuard no_grad;
-  auto used = at::zeros({static_cast<int64_t>(trainable_.size())},
-                        at::TensorOptions(device_).dtype(at::kFloat));
+  // Which gradients this replica has is known on the host; only a step where some are missing
+  // (an idle replica, a parameter outside the graph) needs the group's answer back on the host.
+  std::vector<float> used_host(trainable_.size(), 1.0f);
+  bool all_used = true;
   for (size_t i = 0; i < trainable_.size(); ++i) {
     auto& p = trainable_[i];
-    if (p.grad().defined()) {
-      used[static_cast<int64_t>(i)] = 1;
-    } else {
+    if (!p.grad().defined()) {
+      used_host[i] = 0;
+      all_used = false;
       p.mutable_grad() = at::zeros_like(p);
     }
   }
+  auto used = at::from_blob(used_host.data(), {static_cast<int64_t>(used_host.size())},
+                            at::TensorOptions().dtype(at::kFloat))
+                  .to(device_);
   std::vector<at::Tensor> all;
   all.reserve(trainable_.size() + 2);
   for (auto& p : trainable_) all.push_back(p.grad());
   all.push_back(used);
   all.push_back(loss.detach().reshape({1}));
   sync_->AllReduceSum(all);
-  const double inv = 1.0 / sync_->world_size();
-  for (auto& p : trainable_) p.grad().mul_(inv);
-  loss.detach().mul_(inv);
+  std::vector<at::Tensor> grads;
+  grads.reserve(trainable_.size());
+  for (auto& p : trainable_) grads.push_back(p.grad());
+  at::_foreach_mul_(grads, 1.0 / sync_->world_size());
+  loss.detach().mul_(1.0 / sync_->world_size());
+  if (all_used) return;  // every replica's OR includes ours: every parameter has a gradient
   auto used_cpu = used.to(at::kCPU);
+  const float* u = used_cpu.data_ptr<float>();
   for (size_t i = 0; i < trainable_.size(); ++i) {
-    if (used_cpu[static_cast<int64_t>(i)].item<float>() == 0) trainable_[i].mutable_grad().reset();
+    if (u[i] == 0) trainable_[i].mutable_grad().reset();
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attribution.h"
+#include "fused_adamw.h"
 #include "gradient_sync.h"
 #include "pixels.h"
 
@@ -32,9 +33,11 @@ struct ClassifierOptions {
   int64_t image_size = 224;
 };
 
+// What a training step leaves on the device. Nothing is read on the host inside the step: the
+// worker reads the values after the optimizer step has been queued, and only when asked to.
 struct StepResult {
-  double loss = 0;
-  double grad_norm = 0;
+  at::Tensor loss;       // 0-dim float32 (the group's loss when data-parallel)
+  at::Tensor grad_norm;  // 0-dim float32 before clipping; undefined without gradClip
   int64_t step = 0;
 };
 
@@ -46,6 +49,9 @@ class Classifier {
   // labels/mask: [n,L].
   StepResult TrainStep(const ImageBatch& x, const at::Tensor& labels,
                        const std::optional<at::Tensor>& mask);
+  // Host copies of the losses of every step since the last call (oldest first) and of the last
+  // step's gradient norm (NaN without gradClip): one device sync for any number of steps.
+  std::pair<std::vector<double>, double> ReadLosses();
   at::Tensor Predict(const ImageBatch& x);  // sigmoid probabilities [rows,L]
   at::Tensor Embed(const ImageBatch& x);    // encoder features [rows,input_dim]
   // Attribution of one label's logit to the pixels (model_attribution.cc; needs the encoder).
@@ -80,6 +86,9 @@ class Classifier {
   torch::nn::Linear head_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<at::Tensor> trainable_;
+  FusedAdamW adamw_;
+  std::vector<at::Tensor> unread_losses_;  // device scalars, read by ReadLosses
+  at::Tensor last_grad_norm_;
   int64_t input_dim_ = 0;
   int64_t step_ = 0;
   bool bf16_active_ = false;

@@ -73,6 +73,9 @@ bool UsePinned() {
 at::Tensor NewHostTensor(int64_t numel, at::ScalarType dtype) {
   const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
   if (bytes < (256u << 10)) return at::empty({numel}, at::TensorOptions().dtype(dtype));
+  // With a GPU, copies go to page-locked memory (CUDA's caching host allocator, pooled), so the
+  // op's host->device copy runs asynchronously.
+  if (UsePinned()) return at::empty({numel}, at::TensorOptions().dtype(dtype).pinned_memory(true));
   void* p = TakeMapping(bytes);
   return at::from_blob(
       p, {numel}, [bytes](void* q) { GiveMapping(q, bytes); }, at::TensorOptions().dtype(dtype));

@@ -42,7 +42,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     return w->Promise();
   }
 
-  // trainStep(x, shape, labels, mask | null, pixels?)
+  // trainStep(x, shape, labels, mask | null, pixels?, readLoss = true)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     auto model = Live(info.Env());
     ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[4]);
@@ -54,8 +54,17 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     if (!info[3].IsUndefined() && !info[3].IsNull()) {
       mask = InputCopy::From(info[3], napi_float32_array, "labelMask");
     }
-    auto* w =
-        new TrainStepWorker(info.Env(), model, std::move(x), std::move(labels), std::move(mask));
+    const bool read_loss = info[5].IsUndefined() || info[5].ToBoolean().Value();
+    auto* w = new TrainStepWorker(info.Env(), model, std::move(x), std::move(labels),
+                                  std::move(mask), read_loss);
+    w->Keep(info.This().As<Napi::Object>());
+    w->Queue();
+    return w->Promise();
+  }
+
+  // readLosses(): what steps run with readLoss false left on the device (one device sync).
+  Napi::Value ReadLosses(const Napi::CallbackInfo& info) {
+    auto* w = new ReadLossesWorker(info.Env(), Live(info.Env()));
     w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();
@@ -77,7 +86,9 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
                                    info.This().As<Napi::Object>());
   }
   Napi::Value IdleStep(const Napi::CallbackInfo& info) {
-    return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>());
+    const bool read_loss = info[0].IsUndefined() || info[0].ToBoolean().Value();
+    return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>(),
+                                read_loss);
   }
 
   // attribute(x, shape, pixels | undefined, options): js_attribution.cc
@@ -137,6 +148,7 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
       {
           JsClassifier::StaticMethod<&JsClassifier::Create>("create"),
           JsClassifier::InstanceMethod<&JsClassifier::TrainStep>("trainStep"),
+          JsClassifier::InstanceMethod<&JsClassifier::ReadLosses>("readLosses"),
           JsClassifier::InstanceMethod<&JsClassifier::Predict>("predict"),
           JsClassifier::InstanceMethod<&JsClassifier::Embed>("embed"),
           JsClassifier::InstanceMethod<&JsClassifier::Save>("save"),

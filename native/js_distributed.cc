@@ -107,27 +107,25 @@ class AttachGroupWorker : public PromiseWorker {
 // A data-parallel step for a replica with no rows this step: joins the group's collectives.
 class IdleStepWorker : public PromiseWorker {
  public:
-  IdleStepWorker(Napi::Env env, std::shared_ptr<Classifier> m)
-      : PromiseWorker(env, "cxrmask.Classifier.idleStep"), model_(std::move(m)) {}
+  IdleStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, bool read_loss)
+      : PromiseWorker(env, "cxrmask.Classifier.idleStep"),
+        model_(std::move(m)),
+        read_loss_(read_loss) {}
 
  protected:
   void Run() override {
     ImageBatch none;
     none.data = at::zeros({0, model_->input_dim()});
-    result_ = model_->TrainStep(none, at::zeros({0, model_->num_labels()}), std::nullopt);
+    StepResult r = model_->TrainStep(none, at::zeros({0, model_->num_labels()}), std::nullopt);
+    report_ = ReportStep(*model_, r, read_loss_);
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("loss", result_.loss);
-    o.Set("gradNorm", result_.grad_norm);
-    o.Set("step", static_cast<double>(result_.step));
-    return o;
-  }
+  Napi::Value Result(Napi::Env env) override { return StepReportObject(env, report_); }
   std::string DeviceKey() const override { return model_->device().str(); }
 
  private:
   std::shared_ptr<Classifier> model_;
-  StepResult result_;
+  bool read_loss_;
+  StepReport report_;
 };
 
 class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
@@ -263,8 +261,8 @@ Napi::Value AttachGroupToClassifier(Napi::Env env, std::shared_ptr<Classifier> m
 }
 
 Napi::Value IdleStepOnClassifier(Napi::Env env, std::shared_ptr<Classifier> model,
-                                 const Napi::Object& keep) {
-  auto* w = new IdleStepWorker(env, std::move(model));
+                                 const Napi::Object& keep, bool read_loss) {
+  auto* w = new IdleStepWorker(env, std::move(model), read_loss);
   w->Keep(keep);
   w->Queue();
   return w->Promise();

@@ -17,6 +17,6 @@ Napi::Value AttachGroupToClassifier(Napi::Env env, std::shared_ptr<Classifier> m
 
 // idleStep(): a step without rows for a replica of a group (Classifier::AttachSync).
 Napi::Value IdleStepOnClassifier(Napi::Env env, std::shared_ptr<Classifier> model,
-                                 const Napi::Object& keep);
+                                 const Napi::Object& keep, bool read_loss);
 
 }  // namespace cxrmask

@@ -1,6 +1,8 @@
 #include "pixels.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <atomic>
 #include <stdexcept>
@@ -72,14 +74,21 @@ at::Tensor RecordsToImagesCpu(const at::Tensor& records, const PixelSpec& spec) 
   return out;
 }
 
-at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spec,
-                                 const c10::Device& device) {
-  // Pinned records (host buffers on a GPU machine) copy asynchronously; the batch keeps them alive
-  // until the op has finished.
-  auto rec = records.to(device, /*non_blocking=*/records.is_pinned());
-  if (rec.select(1, 1).gt(kMaxMaskByte).any().item<bool>()) {
+// On the host, before the copy: reading a device-side check back would wait for the device.
+void CheckMaskBytes(const at::Tensor& records) {
+  if (records.numel() > 0 && records.select(1, 1).max().item<uint8_t>() > kMaxMaskByte) {
     throw std::invalid_argument("records hold a mask byte above 63 (not cache records)");
   }
+}
+
+at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spec,
+                                 const c10::Device& device, CopyFence* fence) {
+  CheckMaskBytes(records);
+  // Pinned records (host buffers on a GPU machine) copy asynchronously; the batch keeps them alive
+  // and the fence keeps the op from settling before the copy has run.
+  const bool async = records.is_pinned();
+  auto rec = records.to(device, /*non_blocking=*/async);
+  if (async && fence) fence->RecordOn(device);
   auto f = at::TensorOptions().dtype(at::kFloat);
   auto mean = at::tensor(std::vector<float>(spec.mean.begin(), spec.mean.end()), f)
                   .view({1, 3, 1, 1})
@@ -103,23 +112,43 @@ at::Tensor RecordsToImagesDevice(const at::Tensor& records, const PixelSpec& spe
 
 }  // namespace
 
+struct CopyFence::Impl {
+  c10::Event event;
+  explicit Impl(c10::DeviceType type) : event(type) {}
+};
+
+void CopyFence::RecordOn(const c10::Device& device) {
+  auto impl = std::make_shared<Impl>(device.type());
+  const auto* guard = c10::impl::getDeviceGuardImpl(device.type());
+  impl->event.record(guard->getStream(device));
+  impl_ = std::move(impl);
+}
+
+void CopyFence::Wait() {
+  if (impl_) impl_->event.synchronize();
+  impl_.reset();
+}
+
 at::Tensor RecordsToImages(const at::Tensor& records, const PixelSpec& spec,
-                           const c10::Device& device) {
+                           const c10::Device& device, CopyFence* fence) {
   CheckRecords(records);
   if (spec.variants() == 0) throw std::invalid_argument("pixels: no variant requested");
   for (int c = 0; c < 3; ++c) {
     if (!(spec.std[c] > 0)) throw std::invalid_argument("pixels: std must be > 0");
   }
   if (device.is_cpu()) return RecordsToImagesCpu(records.contiguous(), spec);
-  return RecordsToImagesDevice(records, spec, device);
+  return RecordsToImagesDevice(records, spec, device, fence);
 }
 
 int64_t ImageBatch::rows() const { return data.size(0) * (pixels ? pixels->variants() : 1); }
 
 at::Tensor ImageBatch::On(const c10::Device& device) const {
-  if (pixels) return RecordsToImages(data, *pixels, device);
+  if (pixels) return RecordsToImages(data, *pixels, device, fence.get());
   RequireFinite(data, "input batch");
-  return data.to(device);
+  if (device.is_cpu() || !data.is_pinned()) return data.to(device);
+  auto out = data.to(device, /*non_blocking=*/true);
+  fence->RecordOn(device);
+  return out;
 }
 
 }  // namespace cxrmask

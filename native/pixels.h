@@ -10,6 +10,7 @@
 #include <c10/core/Device.h>
 
 #include <array>
+#include <memory>
 #include <optional>
 
 namespace cxrmask {
@@ -28,11 +29,26 @@ struct PixelSpec {
   int variants() const { return (original ? 1 : 0) + (masked ? 1 : 0); }
 };
 
+// Marks when the device has finished reading host memory an op was given (an asynchronous copy from
+// pinned memory): the op settles only after it, so JS may write into that memory again as soon as
+// the promise has settled, while the op itself never waits for the device before its last kernel.
+class CopyFence {
+ public:
+  void RecordOn(const c10::Device& device);
+  void Wait();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
 // records: uint8 [n,2,S,S] on CPU. Returns float32 [variants*n,3,S,S] on `device`: the original
 // images first, then the masked ones. On CPU the values equal TypeScript's planeToTensor exactly
-// (same double arithmetic); on CUDA they are computed in float32 (|diff| < 1e-6).
+// (same double arithmetic); on CUDA they are computed in float32 (|diff| < 1e-6). The mask bytes
+// are checked on the host before the copy, so the device is never waited for. `fence`, when given,
+// is recorded after an asynchronous copy.
 at::Tensor RecordsToImages(const at::Tensor& records, const PixelSpec& spec,
-                           const c10::Device& device);
+                           const c10::Device& device, CopyFence* fence = nullptr);
 
 // What a model op receives: float32 tensors as they are, or cache records plus how to paint them.
 struct ImageBatch {
@@ -42,6 +58,10 @@ struct ImageBatch {
   int64_t rows() const;
   // Float32 images (or features) on `device`, checked for NaN/Inf when they came as floats.
   at::Tensor On(const c10::Device& device) const;
+  // Waits until the device has read the host memory On() copied from asynchronously (pinned
+  // input); returns at once otherwise. Called at the end of an op that does not read its output.
+  void Settle() const { fence->Wait(); }
+  std::shared_ptr<CopyFence> fence = std::make_shared<CopyFence>();
 };
 
 }  // namespace cxrmask

@@ -4,7 +4,6 @@
 
 #include "checkpoint.h"
 #include "clip_model.h"
-#include "fused_adamw.h"
 #include "runtime.h"
 #include "tensor_bridge.h"
 
@@ -100,12 +99,16 @@ SegmentStepResult Segmenter::TrainStep(const ImageBatch& x_in,
   optimizer_->zero_grad();
   loss.backward();
   SegmentStepResult r;
-  if (opts_.grad_clip > 0) {
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, opts_.grad_clip);
-  }
-  FusedAdamWStep(*optimizer_);
-  r.loss = loss.item<double>();
-  r.dice = dice.item<double>();
+  at::Tensor norm;
+  if (opts_.grad_clip > 0) norm = ClipGradNorm(params_, opts_.grad_clip);
+  adamw_.Step(*optimizer_);
+  // Read once, after the whole step is queued.
+  std::vector<at::Tensor> out{loss.detach().to(at::kFloat), dice.detach().to(at::kFloat)};
+  if (norm.defined()) out.push_back(norm);
+  auto host = at::stack(out).to(at::kCPU, at::kDouble).contiguous();
+  r.loss = host[0].item<double>();
+  r.dice = host[1].item<double>();
+  if (norm.defined()) r.grad_norm = host[2].item<double>();
   r.step = ++step_;
   return r;
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fused_adamw.h"
 #include "pixels.h"
 
 namespace cxrmask {
@@ -60,6 +61,7 @@ class Segmenter {
   SegmenterOptions opts_;
   c10::Device device_;
   std::optional<torch::jit::Module> module_;
+  FusedAdamW adamw_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<at::Tensor> params_;
   int64_t num_params_ = 0;

@@ -28,6 +28,38 @@ const char* TypeName(napi_typedarray_type t) {
 }  // namespace
 
 namespace {
+// What a held value holds; type tags tell a held value from any other External.
+struct HeldImages {
+  ImageBatch batch;
+  int64_t copied_bytes = 0;
+};
+struct HeldArray {
+  InputCopy copy;
+  int64_t copied_bytes = 0;
+};
+constexpr napi_type_tag kHeldImagesTag = {0x63786d61736b4849ULL, 0x6d61676573303031ULL};
+constexpr napi_type_tag kHeldArrayTag = {0x63786d61736b4841ULL, 0x7272617930303031ULL};
+
+template <typename T>
+T* HeldOf(const Napi::Value& v, const napi_type_tag& tag) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<T>>();
+  return ext.CheckTypeTag(&tag) ? ext.Data() : nullptr;
+}
+
+// The copy's bytes are reported to V8 so that held values are collected at the pace they use
+// memory.
+template <typename T>
+Napi::Value NewHeld(Napi::Env env, T* held, const napi_type_tag& tag) {
+  Napi::MemoryManagement::AdjustExternalMemory(env, held->copied_bytes);
+  auto ext = Napi::External<T>::New(env, held, [](Napi::Env env, T* h) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, -h->copied_bytes);
+    delete h;
+  });
+  ext.TypeTag(&tag);
+  return ext;
+}
+
 at::ScalarType TorchType(napi_typedarray_type t) {
   switch (t) {
     case napi_bigint64_array:
@@ -42,6 +74,12 @@ at::ScalarType TorchType(napi_typedarray_type t) {
 
 InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, const char* name) {
   Napi::Env env = value.Env();
+  if (const HeldArray* held = HeldOf<HeldArray>(value, kHeldArrayTag)) {
+    if (held->copy.empty() || held->copy.dtype() != TorchType(type)) {
+      throw ArgTypeError(env, std::string(name) + " must be a " + TypeName(type));
+    }
+    return held->copy;
+  }
   if (!value.IsTypedArray()) {
     throw ArgTypeError(env, std::string(name) + " must be a " + TypeName(type));
   }
@@ -60,6 +98,7 @@ InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, c
   // copied.
   if (auto lent = BorrowHostBuffer(data, static_cast<int64_t>(len), TorchType(type))) {
     in.t_ = *lent;
+    in.borrowed_ = true;
     return in;
   }
   in.t_ = NewHostTensor(static_cast<int64_t>(len), TorchType(type));
@@ -68,6 +107,12 @@ InputCopy InputCopy::From(const Napi::Value& value, napi_typedarray_type type, c
 }
 
 InputCopy InputCopy::FromImages(const Napi::Value& value, const char* name) {
+  if (const HeldArray* held = HeldOf<HeldArray>(value, kHeldArrayTag)) {
+    if (!held->copy.empty() && held->copy.dtype() == at::kByte) {
+      return From(value, napi_uint8_array, name);
+    }
+    return From(value, napi_float32_array, name);
+  }
   if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
     return From(value, napi_uint8_array, name);
   }
@@ -104,6 +149,14 @@ std::array<double, 3> Triple(const Napi::Object& o, const char* key) {
 
 ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi::Value& pixels) {
   Napi::Env env = x.Env();
+  if (const HeldImages* held = HeldOf<HeldImages>(x, kHeldImagesTag)) {
+    if (!held->batch.data.sizes().equals(shape)) {
+      throw ArgRangeError(env, "x: the held batch has another shape");
+    }
+    ImageBatch batch = held->batch;
+    batch.fence = std::make_shared<CopyFence>();  // one per op
+    return batch;
+  }
   ImageBatch batch;
   InputCopy data = InputCopy::FromImages(x, "x");
   if (data.dtype() != at::kByte) {
@@ -142,6 +195,43 @@ ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi
   }
   batch.pixels = spec;
   return batch;
+}
+
+Napi::Value HoldImages(const Napi::CallbackInfo& info) {
+  auto* held = new HeldImages();
+  try {
+    held->batch = ImageArg(info[0], ShapeArg(info[1], "shape"), info[2]);
+  } catch (...) {
+    delete held;
+    throw;
+  }
+  if (!BorrowHostBuffer(held->batch.data.data_ptr(), held->batch.data.numel(),
+                        held->batch.data.scalar_type())) {
+    held->copied_bytes = static_cast<int64_t>(held->batch.data.nbytes());
+  }
+  return NewHeld(info.Env(), held, kHeldImagesTag);
+}
+
+Napi::Value HoldArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string name = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "input";
+  napi_typedarray_type type = napi_float32_array;
+  if (info[0].IsTypedArray()) type = info[0].As<Napi::TypedArray>().TypedArrayType();
+  if (type != napi_float32_array && type != napi_uint8_array && type != napi_bigint64_array) {
+    throw ArgTypeError(env, name + " must be a Float32Array, Uint8Array or BigInt64Array");
+  }
+  auto* held = new HeldArray();
+  try {
+    held->copy = InputCopy::From(info[0], type, name.c_str());
+  } catch (...) {
+    delete held;
+    throw;
+  }
+  if (!held->copy.borrowed()) {
+    held->copied_bytes =
+        static_cast<int64_t>(held->copy.length() * c10::elementSize(held->copy.dtype()));
+  }
+  return NewHeld(env, held, kHeldArrayTag);
 }
 
 Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {

@@ -2,8 +2,11 @@
 
 #include <c10/util/Exception.h>
 
+#include <limits>
 #include <stdexcept>
+#include <tuple>
 
+#include "checkpoint.h"
 #include "compute_thread.h"
 #include "distributed.h"
 #include "js_objects.h"
@@ -46,6 +49,9 @@ void PromiseWorker::Execute() {
     RunOnComputeThread(DeviceKey(), [this] { Run(); });
   } catch (const DistributedError& e) {
     code_ = e.code();
+    SetError(e.what());
+  } catch (const IoError& e) {
+    code_ = "ERR_IO";
     SetError(e.what());
   } catch (const c10::Error& e) {
     code_ = "ERR_TORCH";
@@ -115,26 +121,56 @@ CreateClassifierWorker::CreateClassifierWorker(Napi::Env env, ClassifierOptions 
 void CreateClassifierWorker::Run() { model_ = Classifier::Create(opts_); }
 Napi::Value CreateClassifierWorker::Result(Napi::Env env) { return NewJsClassifier(env, model_); }
 
+StepReport ReportStep(Classifier& model, const StepResult& r, bool read_loss) {
+  StepReport out;
+  out.step = r.step;
+  out.read = read_loss;
+  if (read_loss) std::tie(out.losses, out.grad_norm) = model.ReadLosses();
+  return out;
+}
+
+Napi::Object StepReportObject(Napi::Env env, const StepReport& r) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", static_cast<double>(r.step));
+  o.Set("loss", r.read && !r.losses.empty() ? r.losses.back() : nan);
+  o.Set("gradNorm", r.read ? r.grad_norm : nan);
+  Napi::Array losses = Napi::Array::New(env, r.losses.size());
+  for (size_t i = 0; i < r.losses.size(); ++i) losses.Set(static_cast<uint32_t>(i), r.losses[i]);
+  o.Set("losses", losses);
+  return o;
+}
+
 TrainStepWorker::TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x,
-                                 InputCopy labels, InputCopy mask)
+                                 InputCopy labels, InputCopy mask, bool read_loss)
     : PromiseWorker(env, "cxrmask.Classifier.trainStep"),
       model_(std::move(m)),
       x_(std::move(x)),
       labels_(std::move(labels)),
-      mask_(std::move(mask)) {}
+      mask_(std::move(mask)),
+      read_loss_(read_loss) {}
 void TrainStepWorker::Run() {
   const int64_t n = x_.rows();
   const int64_t l = model_->num_labels();
   std::optional<at::Tensor> mask;
   if (!mask_.empty()) mask = mask_.View({n, l});
-  result_ = model_->TrainStep(x_, labels_.View({n, l}), mask);
+  StepResult r = model_->TrainStep(x_, labels_.View({n, l}), mask);
+  report_ = ReportStep(*model_, r, read_loss_);
+  // The op may settle only once the device has read pinned host input (ImageBatch::Settle).
+  x_.Settle();
 }
-Napi::Value TrainStepWorker::Result(Napi::Env env) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("loss", result_.loss);
-  o.Set("gradNorm", result_.grad_norm);
-  o.Set("step", static_cast<double>(result_.step));
-  return o;
+Napi::Value TrainStepWorker::Result(Napi::Env env) { return StepReportObject(env, report_); }
+
+ReadLossesWorker::ReadLossesWorker(Napi::Env env, std::shared_ptr<Classifier> m)
+    : PromiseWorker(env, "cxrmask.Classifier.readLosses"), model_(std::move(m)) {}
+void ReadLossesWorker::Run() { std::tie(losses_, grad_norm_) = model_->ReadLosses(); }
+Napi::Value ReadLossesWorker::Result(Napi::Env env) {
+  StepReport r;
+  r.step = model_->step();
+  r.read = true;
+  r.losses = losses_;
+  r.grad_norm = grad_norm_;
+  return StepReportObject(env, r);
 }
 
 InferWorker::InferWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x, Kind kind)

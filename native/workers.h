@@ -100,10 +100,22 @@ class CreateClassifierWorker : public PromiseWorker {
   std::shared_ptr<Classifier> model_;
 };
 
+// What trainStep/idleStep resolve with: { step, loss, gradNorm, losses }. With read_loss the step
+// waits for the device once, after its optimizer update is queued, and `losses` holds every step's
+// loss since the last read (this one last); without it nothing is read and loss/gradNorm are NaN.
+struct StepReport {
+  int64_t step = 0;
+  bool read = false;
+  std::vector<double> losses;
+  double grad_norm = 0;
+};
+StepReport ReportStep(Classifier& model, const StepResult& r, bool read_loss);
+Napi::Object StepReportObject(Napi::Env env, const StepReport& r);
+
 class TrainStepWorker : public PromiseWorker {
  public:
   TrainStepWorker(Napi::Env env, std::shared_ptr<Classifier> m, ImageBatch x, InputCopy labels,
-                  InputCopy mask);
+                  InputCopy mask, bool read_loss);
 
  protected:
   void Run() override;
@@ -114,7 +126,24 @@ class TrainStepWorker : public PromiseWorker {
   std::shared_ptr<Classifier> model_;
   ImageBatch x_;
   InputCopy labels_, mask_;
-  StepResult result_;
+  bool read_loss_;
+  StepReport report_;
+};
+
+// readLosses(): the losses of the steps that did not read them, and the last gradient norm.
+class ReadLossesWorker : public PromiseWorker {
+ public:
+  ReadLossesWorker(Napi::Env env, std::shared_ptr<Classifier> m);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return model_->device().str(); }
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  std::vector<double> losses_;
+  double grad_norm_ = 0;
 };
 
 // predict (sigmoid probabilities) or embed (encoder features).

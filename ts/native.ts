@@ -39,6 +39,30 @@ export interface NativePixels {
   masked: boolean;
 }
 
+declare const heldBrand: unique symbol;
+/**
+ * An op input taken when the call was made (holdImages/holdArray): copied, or a borrowed view of
+ * `hostBytes` memory. Opaque; every op accepts it where it accepts the array it was made from.
+ */
+export interface NativeHeld {
+  readonly [heldBrand]: true;
+}
+
+/** An image-op input: float32 images/features, uint8 cache records, or either held (NativeHeld). */
+export type NativeImages = Float32Array | Uint8Array | NativeHeld;
+
+/**
+ * What a classifier step resolves with. `losses`: every step's loss since the last step that read
+ * them, oldest first, this step's last; empty (and loss/gradNorm NaN) for a step run with readLoss
+ * false, which does not wait for the device.
+ */
+export interface NativeStepResult {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  losses: number[];
+}
+
 /** Attribution options as the addon takes them (validated in ts/explain/attribution.ts). */
 export interface NativeAttributionOptions {
   method: 'gradient' | 'smoothgrad' | 'ig';
@@ -49,11 +73,11 @@ export interface NativeAttributionOptions {
   seed: number;
   signed: boolean;
   bf16: boolean;
-  baseline: Float32Array | null;
+  baseline: Float32Array | NativeHeld | null;
   /** Classifier: the label whose logit is explained. */
   label?: number;
   /** ClipModel: prompt embeddings [textRows, D]. */
-  text?: Float32Array;
+  text?: Float32Array | NativeHeld;
   textRows?: number;
   /** ClipModel: explain a linear probe's logit, embedding·text + linearBias (text [1,D]). */
   linearBias?: number;
@@ -67,15 +91,10 @@ export interface NativeAttribution {
 }
 
 export interface NativeClipModel {
-  encodeImage(
-    x: Float32Array | Uint8Array,
-    shape: number[],
-    bf16: boolean,
-    pixels?: NativePixels,
-  ): Promise<Float32Array>;
-  encodeText(ids: BigInt64Array, shape: number[]): Promise<Float32Array>;
+  encodeImage(x: NativeImages, shape: number[], bf16: boolean, pixels?: NativePixels): Promise<Float32Array>;
+  encodeText(ids: BigInt64Array | NativeHeld, shape: number[]): Promise<Float32Array>;
   attribute(
-    x: Float32Array | Uint8Array,
+    x: NativeImages,
     shape: number[],
     pixels: NativePixels | undefined,
     options: NativeAttributionOptions,
@@ -113,16 +132,19 @@ export interface NativeClassifierInfo {
 
 export interface NativeClassifier {
   trainStep(
-    x: Float32Array | Uint8Array,
+    x: NativeImages,
     shape: number[],
-    labels: Float32Array,
-    labelMask: Float32Array | null,
+    labels: Float32Array | NativeHeld,
+    labelMask: Float32Array | NativeHeld | null,
     pixels?: NativePixels,
-  ): Promise<{ loss: number; gradNorm: number; step: number }>;
-  predict(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
-  embed(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+    readLoss?: boolean,
+  ): Promise<NativeStepResult>;
+  /** The losses steps run with readLoss false left on the device; `loss` is the last of them. */
+  readLosses(): Promise<NativeStepResult>;
+  predict(x: NativeImages, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  embed(x: NativeImages, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
   attribute(
-    x: Float32Array | Uint8Array,
+    x: NativeImages,
     shape: number[],
     pixels: NativePixels | undefined,
     options: NativeAttributionOptions,
@@ -133,7 +155,7 @@ export interface NativeClassifier {
   /** Data-parallel steps over a process group (null detaches); broadcasts rank 0's weights first. */
   attachGroup(group: NativeProcessGroup | null): Promise<void>;
   /** A data-parallel step for a replica without rows (joins the group's all-reduce). */
-  idleStep(): Promise<{ loss: number; gradNorm: number; step: number }>;
+  idleStep(readLoss?: boolean): Promise<NativeStepResult>;
   dispose(): void;
   readonly disposed: boolean;
 }
@@ -185,14 +207,14 @@ export interface NativeSegmenterInfo {
 /** native/js_segmenter.cc (ts/model/segmenter.ts validates the arguments). */
 export interface NativeSegmenter {
   trainStep(
-    x: Float32Array | Uint8Array,
+    x: NativeImages,
     shape: number[],
-    regionBits: Uint8Array | null,
+    regionBits: Uint8Array | NativeHeld | null,
     pixels?: NativePixels,
   ): Promise<{ loss: number; dice: number; gradNorm: number; step: number }>;
-  logits(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
+  logits(x: NativeImages, shape: number[], pixels?: NativePixels): Promise<Float32Array>;
   predictMasks(
-    x: Float32Array | Uint8Array,
+    x: NativeImages,
     shape: number[],
     threshold: number,
     pixels?: NativePixels,
@@ -224,6 +246,10 @@ export interface NativeBinding {
     device: string,
   ): Promise<Float32Array>;
   allocHostBuffer(bytes: number): ArrayBuffer;
+  /** Takes an image-op input now (copied, or borrowed when it is hostBytes memory). */
+  holdImages(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): NativeHeld;
+  /** Takes a Float32Array, Uint8Array or BigInt64Array now; `name` is used in its errors. */
+  holdArray(x: Float32Array | Uint8Array | BigInt64Array, name: string): NativeHeld;
   /** The class failed ops reject with (called once, at load). */
   setErrorClass(ctor: typeof NativeError): void;
 }

@@ -60,13 +60,22 @@ export interface TokenizerLike {
 /** Classifier.create's options, with the device as the experiment resolves it ('cpu' | 'cuda'). */
 export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { device?: string };
 
+/** A step's loss; `losses`, when given, holds every unread step's loss up to this one (Classifier.trainStep). */
+export interface StepLoss {
+  loss: number;
+  losses?: number[];
+}
+
 export interface ClassifierLike {
   trainStep(
     x: ImageInput,
     n: number,
     labels: Float32Array,
     labelMask?: Float32Array,
-  ): Promise<{ loss: number }>;
+    options?: { readLoss?: boolean },
+  ): Promise<StepLoss>;
+  /** When present, steps read their loss only once per logging interval (readLoss) and this at the end. */
+  readLosses?(): Promise<StepLoss>;
   predict(x: ImageInput, n: number): Promise<Float32Array>;
   /** Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). */
   save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
@@ -74,7 +83,7 @@ export interface ClassifierLike {
   dispose(): void;
   /** Data parallel (ts/distributed): join a group; a step for a rank with no rows. */
   attachGroup?(group: { readonly nativeGroup: NativeProcessGroup } | null): Promise<void>;
-  idleStep?(): Promise<{ loss: number }>;
+  idleStep?(options?: { readLoss?: boolean }): Promise<StepLoss>;
 }
 
 /** A trained segmenter as the grid uses it (ts/model/segmenter.ts). */

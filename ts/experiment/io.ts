@@ -22,6 +22,7 @@ import {
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataError } from '../data/errors.js';
+import { NativeError } from '../native-error.js';
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
@@ -42,6 +43,59 @@ export function writeFailure(path: string, e: unknown): unknown {
 
 export function tmpPathFor(path: string): string {
   return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** What tmpPathFor (and the addon's checkpoint writer) name a temp file: `<name>.tmp-<pid>[-<hex>]`. */
+const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files a killed or crashed writer left in `dir` (not recursive): those whose pid is
+ * not a live process. Returns the names removed. Resume calls it before it writes again.
+ */
+export function removeStaleTemps(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const f of names) {
+    const m = TEMP_NAME.exec(f);
+    if (!m || processAlive(Number(m[1]))) continue;
+    rmSync(join(dir, f), { force: true, recursive: true });
+    removed.push(f);
+  }
+  return removed;
+}
+
+/**
+ * withAtomicPath for a model's native save: nothing appears under `path` unless the whole file was
+ * written, the temp file is removed, and a write failure (full disk, quota: NativeError ERR_IO) becomes
+ * a DataError('write-failed') naming `path`.
+ */
+export async function saveAtomic(path: string, save: (tmp: string) => Promise<void>): Promise<void> {
+  try {
+    await withAtomicPath(path, save);
+  } catch (e) {
+    if (e instanceof NativeError && e.code === 'ERR_IO')
+      throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {
+        file: path,
+      });
+    if ((e as NodeJS.ErrnoException).code === 'ENOSPC' || (e as NodeJS.ErrnoException).code === 'EDQUOT')
+      throw new DataError('write-failed', `not written: ${(e as Error).message}`, { file: path });
+    throw e;
+  }
 }
 
 /** fsync a file, or a folder's files (recursively) and then the folder; a folder is fsynced read-only. */

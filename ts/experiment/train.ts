@@ -14,11 +14,14 @@ import { join } from 'node:path';
 import type { DataParallel } from '../distributed/group.js';
 import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from '../distributed/sampler.js';
 import type { ImageInput } from '../model/records.js';
-import type { Batch, ClassifierLike } from './backend.js';
-import { readJson, withAtomicPath, writeJsonAtomic } from './io.js';
+import type { Batch, ClassifierLike, StepLoss } from './backend.js';
+import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from './io.js';
 import { chooseThresholds, computeMetrics, type LabelArrays, rng } from './metrics.js';
 import { DataWait, prefetch } from './prefetch.js';
 import { MAX_UNREADABLE_SHARE, readablePart, UnreadableTally } from './unreadable.js';
+
+/** How often (in steps) a training loop reads the loss from the device. */
+export const LOSS_READ_EVERY = 20;
 
 export class InterruptedError extends Error {
   override name = 'InterruptedError';
@@ -60,6 +63,7 @@ export interface TrainProgress {
   epochs: number;
   step: number;
   steps: number;
+  /** The newest loss read from the device (they are read every LOSS_READ_EVERY steps); absent before the first. */
   loss?: number;
 }
 
@@ -237,6 +241,8 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     lastCheckpoint: null,
     done: false,
   };
+  // a run killed mid-write (or by a full disk before this was caught) left `*.tmp-<pid>` files
+  removeStaleTemps(o.dir);
   const patience = o.patience ?? 0;
   const keep = o.keepCheckpoints ?? 1;
   if (!Number.isInteger(keep) || keep < 1)
@@ -254,16 +260,35 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     dist
       ? rankBatch(order, s, o.batchSize, dist.rank, dist.worldSize)
       : order.slice(s * o.batchSize, (s + 1) * o.batchSize);
-  const idle = async () => {
+  const idle = async (readLoss: boolean) => {
     if (!clf.idleStep) throw new Error('data-parallel training needs a classifier with idleStep()');
-    return clf.idleStep();
+    return clf.idleStep({ readLoss });
   };
+  // The loss is read from the device once per LOSS_READ_EVERY steps (and at the end of the epoch), so
+  // steps in between never wait for it; a classifier without readLosses reads it every step.
+  const lazyLoss = typeof clf.readLosses === 'function';
   while (!st.done && st.epochsDone < o.epochs) {
     const epoch = st.epochsDone + 1;
     const t0 = performance.now();
     const order = shuffled(o.trainIdx, epochSeed(o.seed, epoch));
     let lossSum = 0;
     let lossN = 0;
+    let lastLoss = Number.NaN;
+    // rows of the steps whose loss has not been read yet, oldest first
+    let unreadRows: number[] = [];
+    const take = (r: StepLoss) => {
+      const losses = r.losses ?? [r.loss];
+      const off = unreadRows.length - losses.length;
+      losses.forEach((l, i) => {
+        const rows = unreadRows[i + off] ?? 0;
+        if (Number.isFinite(l)) {
+          lossSum += l * rows;
+          lossN += rows;
+        }
+      });
+      if (losses.length) lastLoss = losses[losses.length - 1]!;
+      unreadRows = [];
+    };
     const wait = new DataWait();
     const unreadable = new UnreadableTally(
       o.trainIdx.length,
@@ -286,14 +311,20 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
       const b = item.ok ? item.value : await readablePart(o.source, rowsOf(order, s), unreadable);
       if (!b && !dist) continue;
       // a rank without rows still joins the group's step; the loss is the group's (all ranks agree)
-      const { loss } = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask) : await idle();
-      const rows = dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n;
-      if (Number.isFinite(loss)) {
-        lossSum += loss * rows;
-        lossN += rows;
-      }
-      o.onProgress?.({ epoch, epochs: o.epochs, step: s + 1, steps, loss });
+      const readLoss = !lazyLoss || (s + 1) % LOSS_READ_EVERY === 0 || s === steps - 1;
+      const r = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss }) : await idle(readLoss);
+      unreadRows.push(dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n);
+      if (readLoss) take(r);
+      o.onProgress?.({
+        epoch,
+        epochs: o.epochs,
+        step: s + 1,
+        steps,
+        ...(Number.isFinite(lastLoss) ? { loss: lastLoss } : {}),
+      });
     }
+    // the epoch's last steps may have been skipped (unreadable batches) before reading
+    if (unreadRows.length && clf.readLosses) take(await clf.readLosses());
     const trainSeconds = (performance.now() - t0) / 1000;
     const vp = await predictAllSharded(
       (x, n) => clf.predict(x, n),
@@ -323,8 +354,8 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     // best.ckpt: weights only (what prediction needs); epoch-<e>.ckpt: the full state resume needs.
     const ckpt = `epoch-${epoch}.ckpt`;
     if (root) {
-      if (improved) await withAtomicPath(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
-      await withAtomicPath(join(o.dir, ckpt), (tmp) => clf.save(tmp));
+      if (improved) await saveAtomic(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
+      await saveAtomic(join(o.dir, ckpt), (tmp) => clf.save(tmp));
     }
     // data parallel: only rank 0 writes (the others record none)
     rec.checkpoint = root

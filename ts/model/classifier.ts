@@ -17,7 +17,9 @@ import {
   type NativeClassifier,
   type NativeClassifierInfo,
   type NativeProcessGroup,
+  type NativeStepResult,
 } from '../native.js';
+import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
@@ -159,11 +161,19 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     return this.info.bf16Active;
   }
   /**
-   * One optimiser step on a batch (images, features, or cache records of one variant); resolves with
-   * the (masked mean) loss before the step. Inputs are copied when the call is made, except views
-   * of `hostBytes` memory, which are borrowed until the promise settles.
+   * One optimiser step on a batch (images, features, or cache records of one variant). Inputs are taken
+   * when the call is made (ts/model/hold.ts): reusing or transferring them right after the call returned
+   * does not change the step; views of `hostBytes` memory are borrowed, not copied, and must not be
+   * written into until the promise settles.
+   *
+   * The step itself never waits for the device: gradient clipping and AdamW are queued with the loss
+   * still on the device. With `readLoss` (default true) the promise then waits once for the device and
+   * resolves with this step's (masked mean) loss and pre-clip gradient norm, plus `losses`: every step's
+   * loss since the last step that read them, oldest first, this one last. With `readLoss: false` it
+   * resolves as soon as the step is queued, with `loss` and `gradNorm` NaN and `losses` empty; a later
+   * reading step returns those losses. A training loop reads once per logging interval that way.
    * @throws {TypeError} (synchronously) `x`, `labels` or `labelMask` of the wrong type; cache records
-   *   on a head-only classifier.
+   *   on a head-only classifier; an unknown option.
    * @throws {RangeError} (synchronously) `n` not a positive integer, a wrong length, or records asking
    *   for both variants.
    * @throws {Error} (synchronously) the classifier is disposed.
@@ -174,8 +184,10 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     n: number,
     labels: Float32Array,
     labelMask?: Float32Array | null,
-  ): Promise<{ loss: number; gradNorm: number; step: number }> {
+    options: { readLoss?: boolean } = {},
+  ): Promise<NativeStepResult> {
     positiveInt(n, 'n');
+    knownKeys(options, ['readLoss'], 'Classifier.trainStep');
     const native = this.live();
     const stack = new Error('Classifier.trainStep');
     const { data, shape, pixels } = this.input(x, n);
@@ -184,9 +196,25 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     const l = native.info().numLabels;
     float32(labels, 'labels', n * l, `[${n},${l}]`);
     if (labelMask !== undefined && labelMask !== null) float32(labelMask, 'labelMask', n * l, `[${n},${l}]`);
+    const readLoss = options.readLoss !== false;
+    const heldX = holdImages(data, shape, pixels);
+    const heldLabels = holdArray(labels, 'labels');
+    const heldMask = labelMask ? holdArray(labelMask, 'labelMask') : null;
     return this.queue.run(() =>
-      withJsStack(native.trainStep(data, shape, labels, labelMask ?? null, pixels), stack),
+      withJsStack(native.trainStep(heldX, shape, heldLabels, heldMask, pixels, readLoss), stack),
     );
+  }
+
+  /**
+   * The losses of the steps since the last one that read them (oldest first; empty when there are
+   * none), and the last step's gradient norm: one wait for the device, queued after the steps. `loss`
+   * is the newest of them (NaN when none).
+   * @throws {Error} (synchronously) the classifier is disposed.
+   */
+  readLosses(): Promise<NativeStepResult> {
+    const native = this.live();
+    const stack = new Error('Classifier.readLosses');
+    return this.queue.run(() => withJsStack(native.readLosses(), stack));
   }
 
   /**
@@ -231,9 +259,11 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     const stack = new Error('Classifier.attribute');
     const { data, shape, pixels } = this.input(x, n);
     const size = this.imageSize;
+    const held = holdImages(data, shape, pixels);
+    const heldOpts = { ...opts, baseline: opts.baseline ? holdArray(opts.baseline, 'baseline') : null };
     return this.queue.run(async () =>
       attributionResult(
-        await withJsStack(native.attribute(data, shape, pixels, opts), stack),
+        await withJsStack(native.attribute(held, shape, pixels, heldOpts), stack),
         opts.method,
         rows,
         size,
@@ -293,14 +323,16 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   /**
    * A data-parallel step for a rank that has no rows this step (the last, short global batch; a
    * batch whose images all failed to load): joins the group's all-reduce with no gradient, then
-   * takes the same AdamW step as its peers.
+   * takes the same AdamW step as its peers. `readLoss` as in trainStep.
    * @throws {Error} (rejects) no group is attached.
    */
-  idleStep(): Promise<{ loss: number; gradNorm: number; step: number }> {
+  idleStep(options: { readLoss?: boolean } = {}): Promise<NativeStepResult> {
     const native = this.live();
+    knownKeys(options, ['readLoss'], 'Classifier.idleStep');
     if (!this.grouped) return Promise.reject(new Error('idleStep() needs a process group (attachGroup)'));
     const stack = new Error('Classifier.idleStep');
-    return this.queue.run(() => withJsStack(native.idleStep(), stack));
+    const readLoss = options.readLoss !== false;
+    return this.queue.run(() => withJsStack(native.idleStep(readLoss), stack));
   }
 
   private infer(x: ImageInput, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
@@ -308,7 +340,8 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     const native = this.live();
     const stack = new Error(`Classifier.${op}`);
     const { data, shape, pixels } = this.input(x, n);
-    return this.queue.run(() => withJsStack(native[op](data, shape, pixels), stack));
+    const held = holdImages(data, shape, pixels);
+    return this.queue.run(() => withJsStack(native[op](held, shape, pixels), stack));
   }
 
   /** Validated native arguments for an image/feature input of n rows. */

@@ -9,6 +9,7 @@ import {
   attributionResult,
 } from '../explain/attribution.js';
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
+import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, variantsOf } from './records.js';
@@ -80,8 +81,9 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
   /**
    * Image embeddings [rows, embedDim] (not L2-normalised) for normalised images `x` [n,3,S,S], or for
    * n cache records (rows = n per variant asked for: originals first, then masked). The input is
-   * copied when the call is made (it may be reused or transferred right after), except views of
-   * `hostBytes` memory, which the op borrows: do not write into those until the promise settles.
+   * taken when the call is made (ts/model/hold.ts): it may be reused or transferred right after the
+   * call returned; views of `hostBytes` memory are borrowed instead of copied: do not write into those
+   * until the promise settles.
    * @throws {TypeError} (synchronously) `x` is not a Float32Array/RecordBatch of the right kind, or an
    *   unknown option.
    * @throws {RangeError} (synchronously) `n` is not a positive integer, or `x` has the wrong length or
@@ -98,11 +100,13 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     if (isRecordBatch(x)) {
       const shape = checkRecords(x, n, s);
       const stack = new Error('ClipModel.encodeImage');
-      return this.queue.run(() => withJsStack(native.encodeImage(x.records, shape, bf16, x.pixels), stack));
+      const held = holdImages(x.records, shape, x.pixels);
+      return this.queue.run(() => withJsStack(native.encodeImage(held, shape, bf16, x.pixels), stack));
     }
     float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
     const stack = new Error('ClipModel.encodeImage');
-    return this.queue.run(() => withJsStack(native.encodeImage(x, [n, 3, s, s], bf16), stack));
+    const held = holdImages(x, [n, 3, s, s]);
+    return this.queue.run(() => withJsStack(native.encodeImage(held, [n, 3, s, s], bf16), stack));
   }
 
   /**
@@ -156,9 +160,15 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
       data = x;
     }
     const stack = new Error('ClipModel.attribute');
+    const held = holdImages(data, shape, pixels);
+    const heldOpts = {
+      ...opts,
+      text: holdArray(text, 'text'),
+      baseline: opts.baseline ? holdArray(opts.baseline, 'baseline') : null,
+    };
     return this.queue.run(async () =>
       attributionResult(
-        await withJsStack(native.attribute(data, shape, pixels, opts), stack),
+        await withJsStack(native.attribute(held, shape, pixels, heldOpts), stack),
         opts.method,
         rows,
         s,
@@ -200,7 +210,8 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     bigint64(ids, 'ids', n * l, `[${n},${l}]`);
     const native = this.live();
     const stack = new Error('ClipModel.encodeText');
-    return this.queue.run(() => withJsStack(native.encodeText(ids, [n, l]), stack));
+    const held = holdArray(ids, 'ids');
+    return this.queue.run(() => withJsStack(native.encodeText(held, [n, l]), stack));
   }
 }
 

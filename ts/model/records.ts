@@ -96,8 +96,9 @@ export function recordsToImages(
 /**
  * `bytes` of addon-owned host memory (page-locked when a GPU is present) as a Uint8Array. Model ops
  * borrow views of it instead of copying them, so reading cache records straight into it makes the
- * host side of a batch one positional read per record. Do not write into it while an op that was
- * given it runs (the op reads it in place); dropping or transferring it is safe.
+ * host side of a batch one positional read per record. Do not write into it until the promise of an op
+ * that was given it has settled (the op reads it in place; ts/model/hold.ts); dropping or transferring
+ * it is safe.
  * @throws {RangeError} `bytes` is not a non-negative integer, or is over 1e12 (checked by the addon).
  * @throws {Error} the addon cannot be loaded (loadNative).
  */

@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
+import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { readSegmenterMeta, type SegmenterMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch } from './records.js';
@@ -157,9 +158,9 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
     } else if (!pixels) {
       throw new TypeError('regionBits ([n,S,S] Uint8Array) is required with float images');
     }
-    return this.queue.run(() =>
-      withJsStack(native.trainStep(data, shape, regionBits ?? null, pixels), stack),
-    );
+    const held = holdImages(data, shape, pixels);
+    const heldBits = regionBits ? holdArray(regionBits, 'regionBits') : null;
+    return this.queue.run(() => withJsStack(native.trainStep(held, shape, heldBits, pixels), stack));
   }
 
   /**
@@ -172,7 +173,8 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
     const native = this.live();
     const stack = new Error('Segmenter.logits');
     const { data, shape, pixels } = this.input(x, n);
-    return this.queue.run(() => withJsStack(native.logits(data, shape, pixels), stack));
+    const held = holdImages(data, shape, pixels);
+    return this.queue.run(() => withJsStack(native.logits(held, shape, pixels), stack));
   }
 
   /**
@@ -186,7 +188,8 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
     const native = this.live();
     const stack = new Error('Segmenter.predictMasks');
     const { data, shape, pixels } = this.input(x, n);
-    return this.queue.run(() => withJsStack(native.predictMasks(data, shape, this.threshold, pixels), stack));
+    const held = holdImages(data, shape, pixels);
+    return this.queue.run(() => withJsStack(native.predictMasks(held, shape, this.threshold, pixels), stack));
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readJson, withAtomicPath, writeJsonAtomic } from '../experiment/io.js';
+import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../experiment/io.js';
 import { DataWait, prefetch } from '../experiment/prefetch.js';
 import { epochSeed, InterruptedError, type StopSignal, shuffled } from '../experiment/train.js';
 import type { Cache } from '../images/cache.js';
@@ -116,6 +116,7 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     best: null,
     done: false,
   };
+  removeStaleTemps(o.out);
   const prev = readJson<SegTrainState>(statePath);
   if (
     prev?.checkpoint &&
@@ -169,13 +170,13 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
       dataWaitSeconds: wait.seconds,
     };
     if (!state.best || valDice.mean > state.best.valDice) {
-      await withAtomicPath(best, (tmp) => seg.save(tmp, { weightsOnly: true }));
+      await saveAtomic(best, (tmp) => seg.save(tmp, { weightsOnly: true }));
       state.best = { epoch, valDice: valDice.mean };
     }
     // The new checkpoint, then train.json naming it, then the old one goes: a crash anywhere in between
     // leaves a train.json whose checkpoint exists and matches it.
     const checkpoint = `state-${epoch}.pt`;
-    await withAtomicPath(join(o.out, checkpoint), (tmp) => seg.save(tmp));
+    await saveAtomic(join(o.out, checkpoint), (tmp) => seg.save(tmp));
     const old = state.checkpoint;
     state = {
       ...state,
