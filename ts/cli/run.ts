@@ -6,7 +6,7 @@ import { parseDevices } from '../distributed/devices.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
-import { prepareData, realBackend } from '../experiment/backend-real.js';
+import { prepareData, prepareTestData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { runExperiment } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
@@ -67,6 +67,7 @@ export async function executeRun(
       },
       ...(dist ? { dist: dist.group, device: dist.device } : {}),
       ...(opts.devices ? { devices: opts.devices } : {}),
+      prepareTestData: (t) => prepareTestData(config, t, { signal }),
     });
   } finally {
     progress.stop();

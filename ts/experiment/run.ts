@@ -15,7 +15,8 @@ import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
 import { checkCellConfigs } from './cell-config.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
-import { evaluate } from './evaluate.js';
+import { crossDatasetEvaluations, type PrepareTestData, rescoreTestDatasets } from './cross-dataset.js';
+import { evaluate, testPrevalence } from './evaluate.js';
 import {
   checkSameData,
   type DataFingerprint,
@@ -67,6 +68,8 @@ export interface RunOptions {
   device?: string;
   /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts). */
   devices?: readonly string[];
+  /** Builds or opens a test dataset's cache (config.test.datasets); default: open its `cache` folder as is. */
+  prepareTestData?: PrepareTestData;
 }
 
 export interface RunResult {
@@ -223,6 +226,8 @@ async function reevaluateLocked(
     const attribution = readGridAttribution(runDir);
     if (attribution) results.attribution = attribution;
     if (before?.segmenter) results.segmenter = before.segmenter;
+    const tested = rescoreTestDatasets(runDir, config, sd, zs, trained);
+    if (Object.keys(tested).length) results.testDatasets = tested;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -411,6 +416,22 @@ async function runInFolder(
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
+    if (root && config.test.datasets.length) {
+      o.onEvent?.({ kind: 'phase', name: 'test datasets' });
+      results.testDatasets = await crossDatasetEvaluations({
+        config,
+        backend: o.backend,
+        runDir,
+        device: grid.device,
+        bf16: grid.bf16,
+        sd,
+        zs,
+        trained,
+        ...(o.prepareTestData ? { prepare: o.prepareTestData } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      });
+    }
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
@@ -441,21 +462,7 @@ function assembleResults(a: {
 }): Results {
   const { sd } = a;
   const evaluation = evaluate(a.config, sd, a.zs, a.trained);
-  const prevalence: Record<string, number> = {};
-  const K = NUM_LABELS;
-  FINDINGS.forEach((f, k) => {
-    let pos = 0;
-    let cnt = 0;
-    for (const i of sd.test) {
-      if (sd.labelMask[i * K + k]! > 0.5) {
-        cnt++;
-        if (sd.labels[i * K + k]! > 0.5) pos++;
-      }
-    }
-    prevalence[f] = cnt ? pos / cnt : Number.NaN;
-  });
-  const prev = Object.values(prevalence).filter(Number.isFinite);
-  const allNegative = prev.length ? 1 - prev.reduce((x, y) => x + y, 0) / prev.length : Number.NaN;
+  const { prevalence, allNegative } = testPrevalence(sd);
   const featTimes: Record<string, number> = {};
   const featSkipped: Record<string, number> = {};
   for (const v of VARIANTS) {
