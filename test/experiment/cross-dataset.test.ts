@@ -1,0 +1,215 @@
+/**
+ * Train on one dataset, test on another (config.test.datasets): a real tiny run trained on synthetic
+ * MIMIC-layout data and tested on a synthetic NIH ChestX-ray14 layout, with the real addon and
+ * models/tiny. Table 2 per test dataset in results.json and table2-<name>.md, thresholds from the
+ * training dataset's validation split, a finished evaluation skipped on resume, a lost prediction
+ * file redone alone, re-evaluation re-scoring the stored predictions.
+ */
+import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Backend } from '../../ts/experiment/backend.js';
+import { cellConfig } from '../../ts/experiment/cell-config.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import type { CrossDatasetResult, TestDatasetSpec } from '../../ts/experiment/cross-dataset.js';
+import type { GridEvent } from '../../ts/experiment/grid.js';
+import { toJson } from '../../ts/experiment/io.js';
+import { reevaluate, runExperiment } from '../../ts/experiment/run.js';
+
+const MODEL = 'models/tiny';
+
+const base = { data: { cache: 'c' } };
+const nih = { dataset: 'nih14', root: 'nih', chexmask: 'ChestX-Ray8.csv' };
+
+test('test.datasets: defaults to none; names, root and chexmask are required and checked', () => {
+  const c = parseConfig(base);
+  assert.equal(c.test.datasets, []);
+  const t = parseConfig({ ...base, test: { datasets: [nih] } }).test.datasets[0]!;
+  assert.equal([t.dataset, t.name, t.cache], ['nih14', null, null]);
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ dataset: 'nih14', chexmask: 'x.csv' }] } }),
+    /test\.datasets\.0\.root: required/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ dataset: 'nih14', root: 'r' }] } }),
+    /test\.datasets\.0\.chexmask: required/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ ...nih, dataset: 'nih' }] } }),
+    /test\.datasets\.0\.dataset/,
+  );
+  assert.throws(() => parseConfig({ ...base, test: { datasets: [nih, nih] } }), /test\.datasets\.1\.name:.*twice/);
+  // two copies of one dataset are fine under their own names
+  parseConfig({ ...base, test: { datasets: [nih, { ...nih, name: 'nih-site2', root: 'nih2' }] } });
+});
+
+test('test.datasets: the training dataset is refused unless allowed explicitly', () => {
+  const same = { dataset: 'mimic', root: 'm2', chexmask: 'MIMIC-CXR-JPG.csv' };
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [same] } }),
+    /test\.datasets\.0\.dataset: "mimic" is the training dataset.*allowSameDataset/,
+  );
+  const ok = parseConfig({ ...base, test: { datasets: [same], allowSameDataset: true } });
+  assert.is(ok.test.datasets[0]!.dataset, 'mimic');
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c', dataset: 'nih14' }, test: { datasets: [nih] } }),
+    /"nih14" is the training dataset/,
+  );
+});
+
+test('test.datasets is not part of any cell fingerprint: adding one on resume keeps every cell', () => {
+  const a = parseConfig(base);
+  const b = parseConfig({ ...base, test: { datasets: [nih] } });
+  for (const id of ['zeroshot', 'lp-original-s0', 'jft-masked-s1'])
+    assert.equal(cellConfig(b, id), cellConfig(a, id), id);
+});
+
+let backend: Backend | null = null;
+let skip = '';
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-'));
+let mimic: { root: string; chexmask: string };
+let nihData: { root: string; chexmask: string; test: number };
+
+async function setup(): Promise<void> {
+  if (!existsSync(join(MODEL, 'model.json'))) {
+    skip = `${MODEL} not exported (run scripts/setup.sh)`;
+    return;
+  }
+  const { realBackend } = await import('../../ts/experiment/backend-real.js');
+  backend = await realBackend();
+  backend.setThreads?.(2);
+  const { synthesize } = await import('../../ts/synth/index.js');
+  const m = await synthesize({ out: join(tmp, 'train'), n: 90, seed: 3, width: 96, height: 96 });
+  mimic = { root: m.mimicRoot, chexmask: m.chexmaskCsv };
+  const n = await synthesize({ out: join(tmp, 'nih'), dataset: 'nih14', n: 60, seed: 4, width: 96, height: 96 });
+  nihData = { root: n.mimicRoot, chexmask: n.chexmaskCsv, test: n.perSplit.test };
+}
+
+function cfg() {
+  return parseConfig({
+    runsDir: join(tmp, 'runs'),
+    data: { cache: join(tmp, 'cache'), root: mimic.root, chexmask: mimic.chexmask },
+    model: { dir: MODEL, device: 'cpu' },
+    seeds: [0],
+    linearProbe: { epochs: 1, batchSize: 16 },
+    finetune: { epochs: 1, batchSize: 8, maxTrainImages: 16 },
+    metrics: { bootstrap: 20 },
+    test: { datasets: [{ dataset: 'nih14', root: nihData.root, chexmask: nihData.chexmask }] },
+  });
+}
+
+test.before(setup);
+
+test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation thresholds, resume', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const { prepareData, prepareTestData } = await import('../../ts/experiment/backend-real.js');
+  const config = cfg();
+  const extra = await prepareData(config, { log: () => {} });
+  let prepared = 0;
+  const prepareTest = (t: TestDatasetSpec) => {
+    prepared++;
+    return prepareTestData(config, t, { log: () => {} });
+  };
+  const cacheDir = (extra['cache'] as { dir: string }).dir;
+  const first = await runExperiment({ config, backend, extra, cacheDir, prepareTestData: prepareTest });
+  const { runDir, results } = first;
+  assert.is(prepared, 1);
+
+  const x = results.testDatasets?.['nih14'] as CrossDatasetResult;
+  assert.ok(x, 'results.testDatasets.nih14');
+  assert.is(x.dataset, 'nih14');
+  // the test cache holds NIH's test split alone (official test_list.txt), every image of it with a mask row
+  assert.ok(x.counts.test > 0 && x.counts.test <= nihData.test, `${x.counts.test} of ${nihData.test}`);
+  assert.is(x.fingerprint.entries, x.counts.test);
+  assert.is.not(x.fingerprint.entriesDigest, results.data.fingerprint.entriesDigest);
+  // the same rows as the run's own Table 2: zero-shot (2 protocols), LP and JFT on original and masked
+  assert.equal(
+    x.evaluation.groups.map((g) => g.key),
+    results.evaluation.groups.map((g) => g.key),
+  );
+  assert.is(x.evaluation.groups.length, 6);
+  assert.is(x.evaluation.cells.length, 12);
+  assert.equal(x.models, ['zeroshot', 'lp-original-s0', 'lp-masked-s0', 'jft-original-s0', 'jft-masked-s0']);
+  for (const s of x.evaluation.summary) {
+    const where = `${s.group}/${s.testVariant}`;
+    const acc = s.metrics.meanLabelAccuracy.mean;
+    if (s.group !== 'zeroshot/softmax-5way') assert.ok(acc >= 0 && acc <= 1, `${where} accuracy ${acc}`);
+    const auc = s.metrics.macroAUROC.mean;
+    assert.ok(Number.isNaN(auc) || (auc >= 0 && auc <= 1), `${where} AUROC ${auc}`);
+    assert.is(s.perLabel.length, 5);
+  }
+  for (const p of Object.values(x.testPrevalence)) assert.ok(Number.isNaN(p) || (p >= 0 && p <= 1));
+  assert.ok(x.allNegativeMeanLabelAccuracy > 0 && x.allNegativeMeanLabelAccuracy <= 1);
+
+  // thresholds: the training dataset's validation split picks them (the run's own Table 2 uses the same
+  // ones), while the test metrics are NIH's
+  assert.is(x.thresholdsFrom, 'training dataset validation split');
+  for (const c of x.evaluation.cells) {
+    const own = results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds, `${c.group}/${c.testVariant}`);
+    assert.equal(c.operatingThresholds, own.operatingThresholds);
+  }
+  const aucs = (cells: typeof x.evaluation.cells) => cells.map((c) => c.metrics.macroAUROC).join();
+  assert.is.not(aucs(x.evaluation.cells), aucs(results.evaluation.cells));
+
+  // the reports
+  const table = readFileSync(join(runDir, 'table2-nih14.md'), 'utf8');
+  assert.match(table, /tested on nih14/);
+  assert.match(table, /Thresholds and operating points come from the mimic validation split/);
+  assert.match(table, new RegExp(`Test split, ${x.counts.test} images`));
+  assert.match(table, /\| Joint fine-tuning \| masked \|/);
+  const report = readFileSync(join(runDir, 'report.md'), 'utf8');
+  assert.match(report, /## Across datasets/);
+  assert.match(report, /\[table2-nih14\.md\]\(table2-nih14\.md\)/);
+
+  // resume: the finished evaluation is read back, the test data not even opened
+  const events: GridEvent[] = [];
+  const evalFile = join(runDir, 'cross', 'nih14', 'evaluation.json');
+  const mtime = statSync(evalFile).mtimeMs;
+  const again = await runExperiment({
+    config,
+    backend,
+    resume: runDir,
+    prepareTestData: prepareTest,
+    onEvent: (e) => events.push(e),
+  });
+  assert.is(prepared, 1);
+  assert.ok(events.some((e) => e.kind === 'cell-done' && e.id === 'test:nih14' && e.skipped));
+  assert.is(statSync(evalFile).mtimeMs, mtime);
+  assert.is(toJson(again.results.testDatasets?.['nih14']?.evaluation), toJson(x.evaluation));
+
+  // a lost evaluation and one lost prediction file: that model alone predicts again
+  const preds = join(runDir, 'cross', 'nih14', 'predictions');
+  const lpTime = statSync(join(preds, 'lp-original-s0.json')).mtimeMs;
+  unlinkSync(evalFile);
+  unlinkSync(join(preds, 'jft-masked-s0.json'));
+  const third = await runExperiment({ config, backend, resume: runDir, prepareTestData: prepareTest });
+  assert.is(prepared, 2);
+  assert.ok(existsSync(join(preds, 'jft-masked-s0.json')));
+  assert.is(statSync(join(preds, 'lp-original-s0.json')).mtimeMs, lpTime);
+  const y = third.results.testDatasets?.['nih14'] as CrossDatasetResult;
+  const close = (a: number, b: number) => (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) < 1e-6;
+  x.evaluation.cells.forEach((c, i) =>
+    assert.ok(close(c.metrics.macroAUROC, y.evaluation.cells[i]!.metrics.macroAUROC), c.group),
+  );
+
+  // re-evaluation with another threshold rule re-scores the stored NIH predictions with it
+  const re = await reevaluate(runDir, backend, { thresholdRule: 'youden', bootstrap: 0 });
+  const z = re.results.testDatasets?.['nih14'] as CrossDatasetResult;
+  for (const c of z.evaluation.cells) {
+    const own = re.results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds);
+  }
+  assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
+});
+
+test.run();
