@@ -13,9 +13,15 @@ import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import type { CrossDatasetResult, TestDatasetSpec } from '../../ts/experiment/cross-dataset.js';
+import type {
+  CrossData,
+  CrossDatasetResult,
+  CrossPredictions,
+  TestDatasetSpec,
+} from '../../ts/experiment/cross-dataset.js';
 import type { GridEvent } from '../../ts/experiment/grid.js';
 import { toJson } from '../../ts/experiment/io.js';
+import { chooseThresholds } from '../../ts/experiment/metrics.js';
 import { reevaluate, runExperiment } from '../../ts/experiment/run.js';
 
 const MODEL = 'models/tiny';
@@ -40,7 +46,10 @@ test('test.datasets: defaults to none; names, root and chexmask are required and
     () => parseConfig({ ...base, test: { datasets: [{ ...nih, dataset: 'nih' }] } }),
     /test\.datasets\.0\.dataset/,
   );
-  assert.throws(() => parseConfig({ ...base, test: { datasets: [nih, nih] } }), /test\.datasets\.1\.name:.*twice/);
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [nih, nih] } }),
+    /test\.datasets\.1\.name:.*twice/,
+  );
   // two copies of one dataset are fine under their own names
   parseConfig({ ...base, test: { datasets: [nih, { ...nih, name: 'nih-site2', root: 'nih2' }] } });
 });
@@ -81,9 +90,16 @@ async function setup(): Promise<void> {
   backend = await realBackend();
   backend.setThreads?.(2);
   const { synthesize } = await import('../../ts/synth/index.js');
-  const m = await synthesize({ out: join(tmp, 'train'), n: 90, seed: 3, width: 96, height: 96 });
+  const m = await synthesize({ out: join(tmp, 'train'), n: 150, seed: 3, width: 96, height: 96 });
   mimic = { root: m.mimicRoot, chexmask: m.chexmaskCsv };
-  const n = await synthesize({ out: join(tmp, 'nih'), dataset: 'nih14', n: 60, seed: 4, width: 96, height: 96 });
+  const n = await synthesize({
+    out: join(tmp, 'nih'),
+    dataset: 'nih14',
+    n: 240,
+    seed: 4,
+    width: 96,
+    height: 96,
+  });
   nihData = { root: n.mimicRoot, chexmask: n.chexmaskCsv, test: n.perSplit.test };
 }
 
@@ -158,6 +174,27 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   }
   const aucs = (cells: typeof x.evaluation.cells) => cells.map((c) => c.metrics.macroAUROC).join();
   assert.is.not(aucs(x.evaluation.cells), aucs(results.evaluation.cells));
+  assert.ok(x.evaluation.cells.some((c) => Number.isFinite(c.metrics.macroAUROC)));
+  // thresholds NIH's own test labels would pick are other ones: the check above can tell them apart
+  const data = JSON.parse(readFileSync(join(runDir, 'cross', 'nih14', 'data.json'), 'utf8')) as CrossData;
+  const lp = JSON.parse(
+    readFileSync(join(runDir, 'cross', 'nih14', 'predictions', 'lp-original-s0.json'), 'utf8'),
+  ) as CrossPredictions;
+  const k = 5;
+  const onTarget = chooseThresholds(
+    {
+      probs: Float32Array.from(lp.test!.original.probs),
+      labels: Float32Array.from(data.labels),
+      mask: Float32Array.from(data.labelMask),
+      n: data.rows,
+      k,
+    },
+    config.metrics.thresholdRule,
+  );
+  const lpCell = x.evaluation.cells.find(
+    (c) => c.group === 'linear-probe/original' && c.testVariant === 'original',
+  )!;
+  assert.is.not(onTarget.join(), lpCell.thresholds.join());
 
   // the reports
   const table = readFileSync(join(runDir, 'table2-nih14.md'), 'utf8');
@@ -196,9 +233,8 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   assert.is(statSync(join(preds, 'lp-original-s0.json')).mtimeMs, lpTime);
   const y = third.results.testDatasets?.['nih14'] as CrossDatasetResult;
   const close = (a: number, b: number) => (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) < 1e-6;
-  x.evaluation.cells.forEach((c, i) =>
-    assert.ok(close(c.metrics.macroAUROC, y.evaluation.cells[i]!.metrics.macroAUROC), c.group),
-  );
+  for (const [i, c] of x.evaluation.cells.entries())
+    assert.ok(close(c.metrics.macroAUROC, y.evaluation.cells[i]!.metrics.macroAUROC), c.group);
 
   // re-evaluation with another threshold rule re-scores the stored NIH predictions with it
   const re = await reevaluate(runDir, backend, { thresholdRule: 'youden', bootstrap: 0 });

@@ -144,7 +144,9 @@ export async function prepareData(
     requirePositive: d.requirePositive,
   });
   const entries = splits ? indexed.filter((e) => splits.includes(e.split)) : indexed;
-  log(`[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`);
+  log(
+    `[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`,
+  );
   const cacheSummary = await data.buildCache({
     entries,
     root: d.root,

@@ -51,7 +51,9 @@ export const TestDatasetSchema = z
       .nullable()
       .default(null),
     /** Dataset root, as for `cxrmask index --dataset`. */
-    root: z.string({ error: (iss) => (iss.input === undefined ? 'required: the dataset root' : undefined) }).min(1),
+    root: z
+      .string({ error: (iss) => (iss.input === undefined ? 'required: the dataset root' : undefined) })
+      .min(1),
     /** CheXmask CSV of that dataset. */
     chexmask: z
       .string({ error: (iss) => (iss.input === undefined ? 'required: its CheXmask CSV' : undefined) })

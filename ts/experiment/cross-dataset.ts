@@ -13,8 +13,8 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError } from '../data/errors.js';
 import type { DatasetName } from '../data/datasets/names.js';
+import { DataError } from '../data/errors.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, CacheLike, ClassifierLike } from './backend.js';
 import { type ExperimentConfig, VARIANTS, type Variant } from './config.js';
@@ -179,7 +179,10 @@ async function predictTestDataset(
   const fingerprint = dataFingerprint(cache);
   const before = readJson<CrossData>(dataPath);
   // other data than the stored predictions were made on: they are dropped, never scored
-  if (before && (!sameSpec(before.spec, spec) || fingerprintChanges(before.fingerprint, fingerprint).length)) {
+  if (
+    before &&
+    (!sameSpec(before.spec, spec) || fingerprintChanges(before.fingerprint, fingerprint).length)
+  ) {
     rmSync(join(dir, 'predictions'), { recursive: true, force: true });
     rmSync(join(dir, 'features'), { recursive: true, force: true });
     rmSync(join(dir, 'evaluation.json'), { force: true });
@@ -210,8 +213,7 @@ async function predictTestDataset(
 
   // image-tower features of both variants: zero-shot and the linear probes read them
   const needFeatures =
-    (ctx.zs && missing('zeroshot')) ||
-    ctx.trained.some((c) => c.setup === 'linear-probe' && missing(c.id));
+    (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => c.setup === 'linear-probe' && missing(c.id));
   const features = new Map<Variant, FeatureSet>();
   if (needFeatures) {
     const featDir = join(dir, 'features');
@@ -394,7 +396,9 @@ export function rescoreTestDatasets(
 ): Record<string, CrossDatasetResult> {
   const out: Record<string, CrossDatasetResult> = {};
   for (const spec of testDatasets(config)) {
-    if (!readJson<CrossDatasetResult>(join(crossDir(runDir, spec.name), 'evaluation.json'))) continue;
+    const done = readJson<CrossDatasetResult>(join(crossDir(runDir, spec.name), 'evaluation.json'));
+    // predictions of another dataset spec under this name are not this one's
+    if (!done || !sameSpec(done, spec)) continue;
     out[spec.name] = scoreTestDataset(runDir, config, spec, sd, zs, trained);
   }
   return out;

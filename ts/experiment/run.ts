@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { runCellsOnDevices } from '../distributed/devices.js';
 import { broadcastString, type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
-import { FINDINGS, NUM_LABELS } from '../labels.js';
+import { NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
