@@ -29,7 +29,7 @@ const MODEL = 'models/tiny';
 const base = { data: { cache: 'c' } };
 const nih = { dataset: 'nih14', root: 'nih', chexmask: 'ChestX-Ray8.csv' };
 
-test('test.datasets: defaults to none; names, root and chexmask are required and checked', () => {
+test('test.datasets: defaults to none; names, root and chexmask are required and checked', async () => {
   const c = parseConfig(base);
   assert.equal(c.test.datasets, []);
   const t = parseConfig({ ...base, test: { datasets: [nih] } }).test.datasets[0]!;
@@ -50,6 +50,17 @@ test('test.datasets: defaults to none; names, root and chexmask are required and
     () => parseConfig({ ...base, test: { datasets: [nih, nih] } }),
     /test\.datasets\.1\.name:.*twice/,
   );
+  const { testDatasets } = await import('../../ts/experiment/cross-dataset.js');
+  const specs = testDatasets(parseConfig({ data: { cache: 'data/cache/' }, test: { datasets: [nih] } }));
+  assert.equal(specs, [
+    {
+      name: 'nih14',
+      dataset: 'nih14',
+      root: 'nih',
+      chexmask: 'ChestX-Ray8.csv',
+      cache: 'data/cache-test-nih14',
+    },
+  ]);
   // two copies of one dataset are fine under their own names
   parseConfig({ ...base, test: { datasets: [nih, { ...nih, name: 'nih-site2', root: 'nih2' }] } });
 });

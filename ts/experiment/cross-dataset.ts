@@ -55,7 +55,8 @@ export function testDatasets(config: ExperimentConfig): TestDatasetSpec[] {
       dataset: t.dataset,
       root: t.root,
       chexmask: t.chexmask,
-      cache: t.cache ?? `${config.data.cache}-test-${name}`,
+      // a sibling of the run's cache folder (a trailing slash would put it inside)
+      cache: t.cache ?? `${config.data.cache.replace(/[\\/]+$/, '')}-test-${name}`,
     };
   });
 }

@@ -15,7 +15,12 @@ import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
 import { checkCellConfigs } from './cell-config.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
-import { crossDatasetEvaluations, type PrepareTestData, rescoreTestDatasets } from './cross-dataset.js';
+import {
+  crossDatasetEvaluations,
+  type PrepareTestData,
+  rescoreTestDatasets,
+  testDatasets,
+} from './cross-dataset.js';
 import { evaluate, testPrevalence } from './evaluate.js';
 import {
   checkSameData,
@@ -353,7 +358,8 @@ async function runInFolder(
       ...(o.dist ? { dist: o.dist } : {}),
       ...(o.device ? { device: o.device } : {}),
     });
-    o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
+    const plan = [...plannedCells(config), ...testDatasets(config).map((t) => `test:${t.name}`)];
+    o.onEvent?.({ kind: 'phase', name: 'plan', detail: plan.join(',') });
 
     let zs: ZeroShotResult | null = null;
     if (config.zeroshot.enabled) zs = await grid.zeroShot();
@@ -397,6 +403,24 @@ async function runInFolder(
           ...(config.data.root ? { imageRoot: config.data.root } : {}),
         });
 
+    // every model on each test dataset (rank 0 alone: prediction only, nothing to train)
+    let tested: Results['testDatasets'] | null = null;
+    if (root && config.test.datasets.length) {
+      o.onEvent?.({ kind: 'phase', name: 'test datasets' });
+      tested = await crossDatasetEvaluations({
+        config,
+        backend: o.backend,
+        runDir,
+        device: grid.device,
+        bf16: grid.bf16,
+        sd,
+        zs,
+        trained,
+        ...(o.prepareTestData ? { prepare: o.prepareTestData } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      });
+    }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({
       config,
@@ -416,22 +440,7 @@ async function runInFolder(
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
-    if (root && config.test.datasets.length) {
-      o.onEvent?.({ kind: 'phase', name: 'test datasets' });
-      results.testDatasets = await crossDatasetEvaluations({
-        config,
-        backend: o.backend,
-        runDir,
-        device: grid.device,
-        bf16: grid.bf16,
-        sd,
-        zs,
-        trained,
-        ...(o.prepareTestData ? { prepare: o.prepareTestData } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
-      });
-    }
+    if (tested) results.testDatasets = tested;
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
