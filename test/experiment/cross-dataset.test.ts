@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
-import { parseConfig } from '../../ts/experiment/config.js';
+import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
 import type {
   CrossData,
   CrossDatasetResult,
@@ -84,6 +84,26 @@ test('test.datasets is not part of any cell fingerprint: adding one on resume ke
   const b = parseConfig({ ...base, test: { datasets: [nih] } });
   for (const id of ['zeroshot', 'lp-original-s0', 'jft-masked-s1'])
     assert.equal(cellConfig(b, id), cellConfig(a, id), id);
+});
+
+test('a missing test dataset root fails when the run starts, before any training, naming the field', async () => {
+  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-paths-'));
+  const never = () => {
+    throw new Error('the data must not be opened');
+  };
+  const config = parseConfig({
+    runsDir: tmpRuns,
+    data: { cache: join(tmpRuns, 'cache') },
+    test: {
+      datasets: [{ dataset: 'nih14', root: join(tmpRuns, 'no-such-root'), chexmask: join(tmpRuns, 'x.csv') }],
+    },
+  });
+  const stub = { name: 'stub', openCache: never, resolveDevice: () => 'cpu', versions: () => ({}) };
+  let err: Error | null = null;
+  await runExperiment({ config, backend: stub as unknown as Backend }).catch((e: Error) => (err = e));
+  assert.instance(err, ConfigError);
+  assert.match(String(err), /test\.datasets\.0\.root: .*no-such-root does not exist/);
+  assert.match(String(err), /test\.datasets\.0\.chexmask: .*x\.csv does not exist/);
 });
 
 let backend: Backend | null = null;

@@ -17,7 +17,7 @@ import type { DatasetName } from '../data/datasets/names.js';
 import { DataError } from '../data/errors.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, CacheLike, ClassifierLike } from './backend.js';
-import { type ExperimentConfig, VARIANTS, type Variant } from './config.js';
+import { ConfigError, type ExperimentConfig, VARIANTS, type Variant } from './config.js';
 import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
@@ -59,6 +59,25 @@ export function testDatasets(config: ExperimentConfig): TestDatasetSpec[] {
       cache: t.cache ?? `${config.data.cache.replace(/[\\/]+$/, '')}-test-${name}`,
     };
   });
+}
+
+/**
+ * Checked when a run starts, before the grid: a test dataset still to evaluate needs its cache, or its
+ * root and CheXmask CSV to build one, so a mistyped path fails at once rather than after training.
+ * @throws {ConfigError} naming the field and the path.
+ */
+export function checkTestDatasets(config: ExperimentConfig, runDir: string): void {
+  const problems: string[] = [];
+  testDatasets(config).forEach((t, i) => {
+    const done = readJson<CrossDatasetResult>(join(crossDir(runDir, t.name), 'evaluation.json'));
+    if ((done && sameSpec(done, t)) || existsSync(t.cache)) return;
+    for (const k of ['root', 'chexmask'] as const)
+      if (!existsSync(t[k])) problems.push(`  - test.datasets.${i}.${k}: ${t[k]} does not exist`);
+  });
+  if (problems.length)
+    throw new ConfigError(
+      `cannot test on the datasets of test.datasets (no cache yet, and nothing to build one from):\n${problems.join('\n')}`,
+    );
 }
 
 /** Builds (or opens) a test dataset's cache; returns the keyed folder and the data step's summaries. */

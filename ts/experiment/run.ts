@@ -16,6 +16,7 @@ import type { Backend, CacheLike } from './backend.js';
 import { checkCellConfigs } from './cell-config.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
 import {
+  checkTestDatasets,
   crossDatasetEvaluations,
   type PrepareTestData,
   rescoreTestDatasets,
@@ -333,6 +334,7 @@ async function runInFolder(
   root: boolean,
 ): Promise<RunResult> {
   o.onRunDir?.(runDir);
+  if (root) checkTestDatasets(config, runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
   const cacheDir = o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache;
