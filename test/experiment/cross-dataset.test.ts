@@ -279,4 +279,49 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
 });
 
+test('with a segmenter, the test dataset is also tested on its predicted contours', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const { prepareTestData } = await import('../../ts/experiment/backend-real.js');
+  const { Segmenter } = await import('../../ts/model/segmenter.js');
+  // the exported segmenter's own weights: mask quality does not matter here, only where they are used
+  const weights = join(tmp, 'seg-weights.pt');
+  const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  await seg.save(weights, { weightsOnly: true }).finally(() => seg.dispose());
+  const config = parseConfig({
+    ...cfg(),
+    name: 'seg',
+    segmenter: { dir: 'models/seg-tiny', weights },
+    finetune: { enabled: false },
+    metrics: { bootstrap: 0 },
+  });
+  const { runDir, results } = await runExperiment({
+    config,
+    backend,
+    prepareTestData: (t) => prepareTestData(config, t, { log: () => {} }),
+  });
+  const x = results.testDatasets?.['nih14'] as CrossDatasetResult;
+  const planes = JSON.parse(
+    readFileSync(join(runDir, 'cross', 'nih14', 'predicted-masks', 'planes.json'), 'utf8'),
+  ) as { rows: number[] };
+  assert.is(planes.rows.length, x.counts.test);
+  for (const g of ['zeroshot/per-finding', 'linear-probe/original', 'linear-probe/masked']) {
+    const s = x.evaluation.summary.find((c) => c.group === g && c.testVariant === 'masked-pred');
+    assert.ok(s, `${g} tested on predicted masks`);
+    const acc = s.metrics.meanLabelAccuracy.mean;
+    assert.ok(acc >= 0 && acc <= 1, `${g} ${acc}`);
+  }
+  // its thresholds too come from the training dataset's validation split, predicted masks and all
+  for (const c of x.evaluation.cells.filter((c) => c.testVariant === 'masked-pred')) {
+    const own = results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds, c.group);
+  }
+  assert.ok(x.evaluation.differences.some((d) => d.contrast === 'masked-pred − original'));
+  assert.match(readFileSync(join(runDir, 'table2-nih14.md'), 'utf8'), /Test: masked \(predicted\)/);
+});
+
 test.run();

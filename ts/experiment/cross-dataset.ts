@@ -1,13 +1,14 @@
 /**
  * Testing a run's models on other datasets (config.test.datasets). After the grid, every model (the
  * zero-shot protocols and each trained cell's best.ckpt) predicts each test dataset's test split on
- * original and masked images. Thresholds and operating points come from the run's own validation
+ * original and masked images (and on predicted contours with config.segmenter). Thresholds and operating points come from the run's own validation
  * split (the training dataset), as a model deployed on another site's images carries them: the target
  * dataset's labels are never used to tune anything. One Table 2 per test dataset.
  *
  * On disk, per test dataset, `<run>/cross/<name>/`:
  *   data.json                 the dataset spec, its cache fingerprint and the test rows' labels
  *   features/<variant>.*      image-tower features of its cache rows (zero-shot, linear probes)
+ *   predicted-masks/          with config.segmenter: its contours on the test rows ('masked-pred')
  *   predictions/<model>.json  one model's test predictions, both variants (the unit of resume)
  *   evaluation.json           the scored section of results.json; present = finished, skipped on resume
  */
@@ -17,7 +18,7 @@ import type { DatasetName } from '../data/datasets/names.js';
 import { DataError } from '../data/errors.js';
 import { NUM_LABELS } from '../labels.js';
 import type { Backend, CacheLike, ClassifierLike } from './backend.js';
-import { ConfigError, type ExperimentConfig, VARIANTS, type Variant } from './config.js';
+import { ConfigError, type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
 import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
@@ -33,6 +34,13 @@ import {
   type ZeroShotResult,
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
+import {
+  ensurePredictedMasks,
+  type PredictedMasks,
+  predictedFeatures,
+  predictedSource,
+} from './predicted-masks.js';
+import type { BatchSource } from './train.js';
 import { predictAll, type StopSignal } from './train.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
 
@@ -97,13 +105,16 @@ export interface CrossData {
   recordedAt: string;
 }
 
+/** Test predictions per variant ('masked-pred' with config.segmenter). */
+type TestPreds = Record<Variant, PredSet> & Partial<Record<typeof PREDICTED, PredSet>>;
+
 /** `predictions/<model>.json`: a model's test predictions (zero-shot: per protocol). */
 export interface CrossPredictions {
   model: string;
   /** The test data's entries digest: predictions of other data are never scored. */
   entriesDigest: string;
-  test?: Record<Variant, PredSet>;
-  protocols?: Record<ZeroShotProtocol, Record<Variant, PredSet>>;
+  test?: TestPreds;
+  protocols?: Record<ZeroShotProtocol, TestPreds>;
 }
 
 /** One test dataset's section of results.json (and its evaluation.json). */
@@ -251,15 +262,29 @@ async function predictTestDataset(
     }
   }
 
+  // with config.segmenter: every model is also tested on contours its segmenter draws on these images
+  const anyMissing = (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => missing(c.id));
+  const pm = anyMissing ? await predictedMasks(ctx, cache, rows, join(dir, 'predicted-masks')) : null;
+  const predF =
+    pm && needFeatures
+      ? await predictedFeatures(() => backend.loadClip(config.model.dir, device), cache, pm, {
+          dir: join(dir, 'features'),
+          batchSize: config.zeroshot.batchSize,
+          bf16: ctx.bf16,
+          ...(signal ? { signal } : {}),
+        })
+      : null;
+
   if (ctx.zs && missing('zeroshot')) {
     const clip = await backend.loadClip(config.model.dir, device);
     try {
       const tok = await backend.loadTokenizer(config.model.dir);
       const bank = await encodePrompts(clip, tok, config.zeroshot.prompt, config.zeroshot.negativePrompt);
-      const protocols = {} as Record<ZeroShotProtocol, Record<Variant, PredSet>>;
-      for (const p of ZS_PROTOCOLS) protocols[p] = {} as Record<Variant, PredSet>;
-      for (const v of VARIANTS) {
-        const f = features.get(v)!;
+      const protocols = {} as Record<ZeroShotProtocol, TestPreds>;
+      for (const p of ZS_PROTOCOLS) protocols[p] = {} as TestPreds;
+      const sets: [Variant | typeof PREDICTED, FeatureSet][] = VARIANTS.map((v) => [v, features.get(v)!]);
+      if (predF) sets.push([PREDICTED, predF]);
+      for (const [v, f] of sets) {
         const scores = zeroShotScores(gatherRows(f.x, f.dim, rows), rows.length, bank, clip.logitScale);
         const failed = rows.filter((i) => f.failed.includes(i));
         for (const p of ZS_PROTOCOLS) protocols[p][v] = { probs: Array.from(scores[p]), failed };
@@ -281,10 +306,14 @@ async function predictTestDataset(
     const clf = await createFor(ctx, cell, lp ? features.get('original')!.dim : null);
     try {
       await clf.load(ckpt);
-      const test = {} as Record<Variant, PredSet>;
+      const test = {} as TestPreds;
       const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
-      for (const v of VARIANTS) {
-        const source = lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v);
+      const sources: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
+        v,
+        lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
+      ]);
+      if (pm) sources.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+      for (const [v, source] of sources) {
         const p = await predictAll((x, n) => clf.predict(x, n), source, rows, batchSize, NUM_LABELS, signal);
         test[v] = toPredSet(p);
       }
@@ -293,6 +322,33 @@ async function predictTestDataset(
       clf.dispose();
     }
   }
+}
+
+/** The run's segmenter's masks of the test rows (config.segmenter; null without one), on disk once. */
+async function predictedMasks(
+  ctx: CrossDatasetContext,
+  cache: CacheLike,
+  rows: number[],
+  dir: string,
+): Promise<PredictedMasks | null> {
+  const sc = ctx.config.segmenter;
+  if (!sc) return null;
+  const { loadSegmenter } = ctx.backend;
+  if (!loadSegmenter) throw new Error(`backend ${ctx.backend.name} cannot load a segmenter`);
+  const c = cache as CacheLike & { size?: number; contour?: { thickness: number } };
+  return ensurePredictedMasks(
+    () => loadSegmenter(sc.dir, sc.weights, { device: ctx.device, threshold: sc.threshold }),
+    cache,
+    {
+      dir,
+      rows,
+      size: c.size ?? 224,
+      thickness: c.contour?.thickness ?? 2,
+      segmenter: { dir: sc.dir, weights: sc.weights, threshold: sc.threshold },
+      batchSize: ctx.config.zeroshot.batchSize,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    },
+  );
 }
 
 /** A classifier of the cell's shape, for its best.ckpt (the optimizer settings do not matter to predict). */
