@@ -1,9 +1,10 @@
 /**
  * Testing a run's models on other datasets (config.test.datasets). After the grid, every model (the
  * zero-shot protocols and each trained cell's best.ckpt) predicts each test dataset's test split on
- * original and masked images (and on predicted contours with config.segmenter). Thresholds and operating points come from the run's own validation
- * split (the training dataset), as a model deployed on another site's images carries them: the target
- * dataset's labels are never used to tune anything. One Table 2 per test dataset.
+ * original and masked images (and on predicted contours with config.segmenter). Thresholds and
+ * operating points come from the run's own validation split (the training dataset), as a model
+ * deployed on another site's images carries them: the target dataset's labels never tune anything.
+ * One Table 2 per test dataset.
  *
  * On disk, per test dataset, `<run>/cross/<name>/`:
  *   data.json                 the dataset spec, its cache fingerprint and the test rows' labels
