@@ -181,6 +181,7 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   );
   assert.is(x.evaluation.groups.length, 6);
   assert.is(x.evaluation.cells.length, 12);
+  assert.ok(x.seconds > 0 && results.run.timings.cells['test:nih14'] === x.seconds);
   assert.equal(x.models, ['zeroshot', 'lp-original-s0', 'lp-masked-s0', 'jft-original-s0', 'jft-masked-s0']);
   for (const s of x.evaluation.summary) {
     const where = `${s.group}/${s.testVariant}`;

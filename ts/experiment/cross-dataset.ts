@@ -136,6 +136,8 @@ export interface CrossDatasetResult {
   summary: Record<string, unknown> | null;
   /** The models scored: 'zeroshot' and the trained cells' ids. */
   models: string[];
+  /** Time to predict (and score) this dataset, over the runs that did it. */
+  seconds: number;
   evaluation: Evaluation;
   evaluatedAt: string;
 }
@@ -179,7 +181,7 @@ export async function crossDatasetEvaluations(
     const id = `test:${spec.name}`;
     const done = readJson<CrossDatasetResult>(join(crossDir(ctx.runDir, spec.name), 'evaluation.json'));
     if (done && sameSpec(done, spec) && done.models.join() === models.join()) {
-      ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: 0 });
+      ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
       out[spec.name] = done;
       continue;
     }
@@ -192,8 +194,9 @@ export async function crossDatasetEvaluations(
     } finally {
       cache.close?.();
     }
-    out[spec.name] = scoreTestDataset(ctx.runDir, ctx.config, spec, ctx.sd, ctx.zs, ctx.trained);
-    ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds: (performance.now() - t0) / 1000 });
+    const seconds = (performance.now() - t0) / 1000;
+    out[spec.name] = scoreTestDataset(ctx.runDir, ctx.config, spec, ctx.sd, ctx.zs, ctx.trained, seconds);
+    ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
   }
   return out;
 }
@@ -412,8 +415,10 @@ export function scoreTestDataset(
   sd: SplitData,
   zs: ZeroShotResult | null,
   trained: CellResult[],
+  seconds?: number,
 ): CrossDatasetResult {
   const dir = crossDir(runDir, spec.name);
+  const before = readJson<CrossDatasetResult>(join(dir, 'evaluation.json'));
   const data = readJson<CrossData>(join(dir, 'data.json'));
   if (!data) throw new Error(`${dir} has no data.json: test dataset "${spec.name}" was not predicted`);
   const read = (m: string) => {
@@ -456,6 +461,8 @@ export function scoreTestDataset(
     fingerprint: data.fingerprint,
     summary: data.summary,
     models: modelIds(zs, trained),
+    // a re-scoring keeps the prediction time of the run that predicted
+    seconds: seconds ?? before?.seconds ?? 0,
     evaluation,
     evaluatedAt: new Date().toISOString(),
   };

@@ -442,7 +442,10 @@ async function runInFolder(
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
-    if (tested) results.testDatasets = tested;
+    if (tested) {
+      results.testDatasets = tested;
+      for (const [name, x] of Object.entries(tested)) results.run.timings.cells[`test:${name}`] = x.seconds;
+    }
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
