@@ -5,7 +5,8 @@
  * training dataset's validation split, a finished evaluation skipped on resume, a lost prediction
  * file redone alone, re-evaluation re-scoring the stored predictions.
  */
-import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -22,7 +23,7 @@ import type {
 import type { GridEvent } from '../../ts/experiment/grid.js';
 import { toJson } from '../../ts/experiment/io.js';
 import { chooseThresholds } from '../../ts/experiment/metrics.js';
-import { reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
 
 const MODEL = 'models/tiny';
 
@@ -278,6 +279,35 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
     assert.equal(c.thresholds, own.thresholds);
   }
   assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
+});
+
+test('cxrmask run --config with test.datasets writes table2-<name>.md (the CLI builds the test cache)', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const file = join(tmp, 'cli.json');
+  // its own test cache folder: the CLI indexes and caches NIH's test split itself
+  const config = cfg();
+  const t = { dataset: 'nih14', root: nihData.root, chexmask: nihData.chexmask, cache: join(tmp, 'cli-nih') };
+  writeFileSync(
+    file,
+    JSON.stringify({ ...config, name: 'cli', linearProbe: { enabled: false }, test: { datasets: [t] } }),
+  );
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join('ts', 'cli', 'main.ts'), 'run', '--config', file, '--no-progress'],
+    { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } },
+  );
+  assert.is(r.status, 0, r.stderr);
+  const runDir = /run folder: (.+)/.exec(r.stderr)?.[1]?.trim() ?? '';
+  assert.ok(existsSync(join(runDir, 'table2-nih14.md')), r.stderr);
+  assert.match(r.stdout, /Table 2 tested on nih14: .*table2-nih14\.md/);
+  const res = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
+  const x = res.testDatasets?.['nih14'];
+  assert.is(x?.cache, join(tmp, 'cli-nih'));
+  assert.ok(x && x.counts.test > 0 && x.evaluation.groups.length === 4);
+  assert.ok(existsSync(join(tmp, 'cli-nih')));
 });
 
 test('with a segmenter, the test dataset is also tested on its predicted contours', async () => {

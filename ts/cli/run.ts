@@ -75,6 +75,8 @@ export async function executeRun(
   }
   if (!quiet) {
     process.stdout.write(`\n${table2Markdown(result.results)}\n`);
+    for (const name of Object.keys(result.results.testDatasets ?? {}))
+      process.stdout.write(`Table 2 tested on ${name}: ${result.runDir}/table2-${name}.md\n`);
     process.stdout.write(`Results: ${result.runDir}/results.json, report: ${result.runDir}/report.html\n`);
   }
   return result.runDir;
