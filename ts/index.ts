@@ -24,7 +24,7 @@ export {
   type NativeErrorCode,
 } from './errors.js';
 export type { Backend } from './experiment/backend.js';
-export { prepareData, realBackend } from './experiment/backend-real.js';
+export { prepareData, prepareTestData, realBackend } from './experiment/backend-real.js';
 export {
   ConfigSchema,
   DEMO,
@@ -35,6 +35,12 @@ export {
   VARIANTS,
   type Variant,
 } from './experiment/config.js';
+export {
+  type CrossDatasetResult,
+  type PrepareTestData,
+  type TestDatasetSpec,
+  testDatasets,
+} from './experiment/cross-dataset.js';
 export * as metrics from './experiment/metrics.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 // Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.

@@ -6,7 +6,7 @@ import { parseDevices } from '../distributed/devices.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
-import { prepareData, realBackend } from '../experiment/backend-real.js';
+import { prepareData, prepareTestData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { runExperiment } from '../experiment/run.js';
 import { table2Markdown } from '../report/tables.js';
@@ -67,6 +67,7 @@ export async function executeRun(
       },
       ...(dist ? { dist: dist.group, device: dist.device } : {}),
       ...(opts.devices ? { devices: opts.devices } : {}),
+      prepareTestData: (t) => prepareTestData(config, t, { signal }),
     });
   } finally {
     progress.stop();
@@ -74,6 +75,8 @@ export async function executeRun(
   }
   if (!quiet) {
     process.stdout.write(`\n${table2Markdown(result.results)}\n`);
+    for (const name of Object.keys(result.results.testDatasets ?? {}))
+      process.stdout.write(`Table 2 tested on ${name}: ${result.runDir}/table2-${name}.md\n`);
     process.stdout.write(`Results: ${result.runDir}/results.json, report: ${result.runDir}/report.html\n`);
   }
   return result.runDir;

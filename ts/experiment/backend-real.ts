@@ -17,6 +17,7 @@ import { loadTokenizer } from '../model/tokenizer.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
 import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
 import { ConfigError, type ExperimentConfig } from './config.js';
+import type { TestDatasetSpec } from './cross-dataset.js';
 import { InterruptedError, type StopSignal } from './train.js';
 
 /** The data layer barrel (kept as a function for callers that load it lazily). */
@@ -102,10 +103,13 @@ export async function prepareData(
     signal,
     log = (s: string) => process.stderr.write(`${s}\n`),
     onProgress,
+    splits,
   }: {
     signal?: StopSignal;
     log?: (s: string) => void;
     onProgress?: (done: number, total: number) => void;
+    /** Cache only these splits' images (a test dataset needs its test split alone); default all. */
+    splits?: readonly data.Split[];
   } = {},
 ): Promise<Record<string, unknown>> {
   const d = config.data;
@@ -131,7 +135,7 @@ export async function prepareData(
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
   log(`[data] indexing ${d.root}`);
-  const { entries, summary: indexSummary } = await buildDatasetIndex({
+  const { entries: indexed, summary: indexSummary } = await buildDatasetIndex({
     dataset: d.dataset,
     root: d.root,
     views: d.views,
@@ -139,7 +143,10 @@ export async function prepareData(
     blank: labelPolicy.blank,
     requirePositive: d.requirePositive,
   });
-  log(`[data] ${entries.length} images; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`);
+  const entries = splits ? indexed.filter((e) => splits.includes(e.split)) : indexed;
+  log(
+    `[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`,
+  );
   const cacheSummary = await data.buildCache({
     entries,
     root: d.root,
@@ -155,4 +162,22 @@ export async function prepareData(
     `[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`,
   );
   return { index: indexSummary, cache: cacheSummary };
+}
+
+/**
+ * Builds (or opens) the image cache of a test dataset's test split (config.test.datasets), with the
+ * run's label policy, views and CheXmask filter. For RunOptions.prepareTestData.
+ */
+export async function prepareTestData(
+  config: ExperimentConfig,
+  t: TestDatasetSpec,
+  opts: { signal?: StopSignal; log?: (s: string) => void } = {},
+): Promise<{ cacheDir: string; summary: Record<string, unknown> }> {
+  const c: ExperimentConfig = {
+    ...config,
+    data: { ...config.data, dataset: t.dataset, root: t.root, chexmask: t.chexmask, cache: t.cache },
+  };
+  const summary = await prepareData(c, { ...opts, splits: ['test'] });
+  const dir = (summary['cache'] as { dir?: string } | undefined)?.dir ?? t.cache;
+  return { cacheDir: dir, summary };
 }

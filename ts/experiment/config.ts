@@ -39,6 +39,32 @@ export const TrainSchema = z
   })
   .strict();
 
+/** A dataset a run's trained models are also tested on (Table 2 per test dataset; cross-dataset.ts). */
+export const TestDatasetSchema = z
+  .object({
+    /** Which adapter indexes `root` (docs/data.md). */
+    dataset: z.enum(DATASETS),
+    /** Name of its section in results.json and of table2-<name>.md; default: the dataset's name. */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
+      .nullable()
+      .default(null),
+    /** Dataset root, as for `cxrmask index --dataset`. */
+    root: z
+      .string({ error: (iss) => (iss.input === undefined ? 'required: the dataset root' : undefined) })
+      .min(1),
+    /** CheXmask CSV of that dataset. */
+    chexmask: z
+      .string({ error: (iss) => (iss.input === undefined ? 'required: its CheXmask CSV' : undefined) })
+      .min(1),
+    /** Image cache of its test split; default `<data.cache>-test-<name>`. */
+    cache: z.string().min(1).nullable().default(null),
+  })
+  .strict();
+
+export type TestDatasetInput = z.input<typeof TestDatasetSchema>;
+
 export const ConfigSchema = z
   .object({
     /** Free-text name; appended to the run folder name. */
@@ -181,8 +207,36 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Other datasets the trained models are tested on, with thresholds from this run's validation split. */
+    test: z
+      .object({
+        datasets: z.array(TestDatasetSchema).default([]),
+        /** A test dataset of the same kind as data.dataset (e.g. another site's MIMIC copy) is refused unless set. */
+        allowSameDataset: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.test.datasets.forEach((t, i) => {
+      const name = t.name ?? t.dataset;
+      if (t.dataset === c.data.dataset && !c.test.allowSameDataset)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['test', 'datasets', i, 'dataset'],
+          message: `"${t.dataset}" is the training dataset (data.dataset); set test.allowSameDataset to test on another copy of it`,
+        });
+      if (seen.has(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['test', 'datasets', i, 'name'],
+          message: `"${name}" is given twice; give each test dataset its own name`,
+        });
+      seen.add(name);
+    });
+  });
 
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

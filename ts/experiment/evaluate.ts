@@ -255,3 +255,23 @@ export function evaluate(
   }
   return { groups: [...groups.values()], cells, summary, differences };
 }
+
+/** Per-finding prevalence on the test split, and the mean per-finding accuracy of predicting all absent. */
+export function testPrevalence(sd: SplitData): { prevalence: Record<string, number>; allNegative: number } {
+  const prevalence: Record<string, number> = {};
+  const K = NUM_LABELS;
+  FINDINGS.forEach((f, k) => {
+    let pos = 0;
+    let cnt = 0;
+    for (const i of sd.test) {
+      if (sd.labelMask[i * K + k]! > 0.5) {
+        cnt++;
+        if (sd.labels[i * K + k]! > 0.5) pos++;
+      }
+    }
+    prevalence[f] = cnt ? pos / cnt : Number.NaN;
+  });
+  const prev = Object.values(prevalence).filter(Number.isFinite);
+  const allNegative = prev.length ? 1 - prev.reduce((x, y) => x + y, 0) / prev.length : Number.NaN;
+  return { prevalence, allNegative };
+}

@@ -139,7 +139,7 @@ function rowsOf(a: Float32Array, idx: number[], k = NUM_LABELS): Float32Array {
   return gatherRows(a, k, idx);
 }
 
-function toPredSet(p: Predictions): PredSet {
+export function toPredSet(p: Predictions): PredSet {
   return { probs: Array.from(p.probs), failed: p.failed };
 }
 
@@ -149,7 +149,7 @@ function limitTrain(train: number[], max: number | null, seed: number): number[]
 }
 
 /** A batch source over cached features (linear probe). */
-function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
+export function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
   return async (idx) => {
     for (const i of idx) if (f.failed.includes(i)) throw new Error(`row ${i} has no features`);
     return {
@@ -162,7 +162,7 @@ function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
 }
 
 /** Images of one variant: cache records for the addon's uint8 path when the cache has them. */
-function imageSource(cache: CacheLike, variant: Variant): BatchSource {
+export function imageSource(cache: CacheLike, variant: Variant): BatchSource {
   if (cache.recordBatch) return (idx) => cache.recordBatch!(idx, [variant]);
   return async (idx) => (await cache.batch(idx, variant)) as Batch;
 }

@@ -4,6 +4,7 @@
  */
 import type { GridAttribution } from '../explain/grid-attribution.js';
 import type { ExperimentConfig } from './config.js';
+import type { CrossDatasetResult } from './cross-dataset.js';
 import type { Evaluation } from './evaluate.js';
 import type { DataFingerprint } from './fingerprint.js';
 import type { CellResult } from './grid.js';
@@ -49,4 +50,6 @@ export interface Results {
   attribution?: GridAttribution | null;
   /** With config.segmenter: its quality against CheXmask on the test split, weights and training data. */
   segmenter?: SegmenterQuality | null;
+  /** config.test.datasets: Table 2 on each other dataset, thresholds from this run's validation split. */
+  testDatasets?: Record<string, CrossDatasetResult>;
 }

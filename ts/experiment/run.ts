@@ -9,13 +9,20 @@ import { fileURLToPath } from 'node:url';
 import { runCellsOnDevices } from '../distributed/devices.js';
 import { broadcastString, type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
 import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
-import { FINDINGS, NUM_LABELS } from '../labels.js';
+import { NUM_LABELS } from '../labels.js';
 import { readModelMeta } from '../model/meta.js';
 import { writeReports } from '../report/index.js';
 import type { Backend, CacheLike } from './backend.js';
 import { checkCellConfigs } from './cell-config.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
-import { evaluate } from './evaluate.js';
+import {
+  checkTestDatasets,
+  crossDatasetEvaluations,
+  type PrepareTestData,
+  rescoreTestDatasets,
+  testDatasets,
+} from './cross-dataset.js';
+import { evaluate, testPrevalence } from './evaluate.js';
 import {
   checkSameData,
   type DataFingerprint,
@@ -67,6 +74,8 @@ export interface RunOptions {
   device?: string;
   /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts). */
   devices?: readonly string[];
+  /** Builds or opens a test dataset's cache (config.test.datasets); default: open its `cache` folder as is. */
+  prepareTestData?: PrepareTestData;
 }
 
 export interface RunResult {
@@ -223,6 +232,8 @@ async function reevaluateLocked(
     const attribution = readGridAttribution(runDir);
     if (attribution) results.attribution = attribution;
     if (before?.segmenter) results.segmenter = before.segmenter;
+    const tested = rescoreTestDatasets(runDir, config, sd, zs, trained);
+    if (Object.keys(tested).length) results.testDatasets = tested;
     writeJsonAtomic(join(runDir, 'results.json'), results);
     writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
@@ -323,6 +334,7 @@ async function runInFolder(
   root: boolean,
 ): Promise<RunResult> {
   o.onRunDir?.(runDir);
+  if (root) checkTestDatasets(config, runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
   const cacheDir = o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache;
@@ -348,7 +360,8 @@ async function runInFolder(
       ...(o.dist ? { dist: o.dist } : {}),
       ...(o.device ? { device: o.device } : {}),
     });
-    o.onEvent?.({ kind: 'phase', name: 'plan', detail: plannedCells(config).join(',') });
+    const plan = [...plannedCells(config), ...testDatasets(config).map((t) => `test:${t.name}`)];
+    o.onEvent?.({ kind: 'phase', name: 'plan', detail: plan.join(',') });
 
     let zs: ZeroShotResult | null = null;
     if (config.zeroshot.enabled) zs = await grid.zeroShot();
@@ -392,6 +405,24 @@ async function runInFolder(
           ...(config.data.root ? { imageRoot: config.data.root } : {}),
         });
 
+    // every model on each test dataset (rank 0 alone: prediction only, nothing to train)
+    let tested: Results['testDatasets'] | null = null;
+    if (root && config.test.datasets.length) {
+      o.onEvent?.({ kind: 'phase', name: 'test datasets' });
+      tested = await crossDatasetEvaluations({
+        config,
+        backend: o.backend,
+        runDir,
+        device: grid.device,
+        bf16: grid.bf16,
+        sd,
+        zs,
+        trained,
+        ...(o.prepareTestData ? { prepare: o.prepareTestData } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      });
+    }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({
       config,
@@ -411,6 +442,10 @@ async function runInFolder(
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
+    if (tested) {
+      results.testDatasets = tested;
+      for (const [name, x] of Object.entries(tested)) results.run.timings.cells[`test:${name}`] = x.seconds;
+    }
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
@@ -441,21 +476,7 @@ function assembleResults(a: {
 }): Results {
   const { sd } = a;
   const evaluation = evaluate(a.config, sd, a.zs, a.trained);
-  const prevalence: Record<string, number> = {};
-  const K = NUM_LABELS;
-  FINDINGS.forEach((f, k) => {
-    let pos = 0;
-    let cnt = 0;
-    for (const i of sd.test) {
-      if (sd.labelMask[i * K + k]! > 0.5) {
-        cnt++;
-        if (sd.labels[i * K + k]! > 0.5) pos++;
-      }
-    }
-    prevalence[f] = cnt ? pos / cnt : Number.NaN;
-  });
-  const prev = Object.values(prevalence).filter(Number.isFinite);
-  const allNegative = prev.length ? 1 - prev.reduce((x, y) => x + y, 0) / prev.length : Number.NaN;
+  const { prevalence, allNegative } = testPrevalence(sd);
   const featTimes: Record<string, number> = {};
   const featSkipped: Record<string, number> = {};
   for (const v of VARIANTS) {

@@ -4,6 +4,7 @@ import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { FINDINGS } from '../labels.js';
 import { attributionMarkdown } from './attribution.js';
+import { testDatasetsMarkdown } from './cross-dataset.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 import { fmt, fmtSigned, metricTable } from './tables.js';
 
@@ -70,6 +71,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
       `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
     );
   }
+  if (r.testDatasets && Object.keys(r.testDatasets).length) out.push('', testDatasetsMarkdown(r));
   if (r.attribution) out.push('', attributionMarkdown(r.attribution));
   out.push('', '## Metric definitions', '');
   for (const [k, v] of Object.entries(r.definitions)) out.push(`- **${k}**: ${v}`);

@@ -5,6 +5,7 @@ import type { CacheLike } from '../experiment/backend.js';
 import { writeFileAtomic } from '../experiment/io.js';
 import type { Results } from '../experiment/results.js';
 import { attributionBarsSvg } from './attribution.js';
+import { testDatasetTable2Markdown } from './cross-dataset.js';
 import { reportHtml } from './html.js';
 import { reportMarkdown } from './markdown.js';
 import { overlayExamplePng, pickExample } from './overlay.js';
@@ -14,6 +15,8 @@ import { perDiseaseMarkdown, table2Markdown } from './tables.js';
 export interface ReportFiles {
   table2: string;
   perDisease: string;
+  /** table2-<name>.md per test dataset (config.test.datasets). */
+  table2ByDataset: string[];
   plots: string[];
   overlay: string | null;
   reportMd: string;
@@ -29,6 +32,12 @@ export async function writeReports(
   const perDisease = join(runDir, 'per_disease.md');
   writeFileAtomic(table2, table2Markdown(r));
   writeFileAtomic(perDisease, perDiseaseMarkdown(r));
+  const table2ByDataset: string[] = [];
+  for (const x of Object.values(r.testDatasets ?? {})) {
+    const file = join(runDir, `table2-${x.name}.md`);
+    writeFileAtomic(file, testDatasetTable2Markdown(r, x));
+    table2ByDataset.push(file);
+  }
   const plots: string[] = [];
   const plotDefs: [string, () => string][] = [
     [`plots/${r.config.metrics.primary}.png`, () => metricBarsSvg(r, r.config.metrics.primary)],
@@ -58,6 +67,7 @@ export async function writeReports(
   return {
     table2,
     perDisease,
+    table2ByDataset,
     plots,
     overlay,
     reportMd: join(runDir, 'report.md'),

@@ -1,0 +1,358 @@
+/**
+ * Train on one dataset, test on another (config.test.datasets): a real tiny run trained on synthetic
+ * MIMIC-layout data and tested on a synthetic NIH ChestX-ray14 layout, with the real addon and
+ * models/tiny. Table 2 per test dataset in results.json and table2-<name>.md, thresholds from the
+ * training dataset's validation split, a finished evaluation skipped on resume, a lost prediction
+ * file redone alone, re-evaluation re-scoring the stored predictions.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Backend } from '../../ts/experiment/backend.js';
+import { cellConfig } from '../../ts/experiment/cell-config.js';
+import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
+import type {
+  CrossData,
+  CrossDatasetResult,
+  CrossPredictions,
+  TestDatasetSpec,
+} from '../../ts/experiment/cross-dataset.js';
+import type { GridEvent } from '../../ts/experiment/grid.js';
+import { toJson } from '../../ts/experiment/io.js';
+import { chooseThresholds } from '../../ts/experiment/metrics.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
+
+const MODEL = 'models/tiny';
+
+const base = { data: { cache: 'c' } };
+const nih = { dataset: 'nih14', root: 'nih', chexmask: 'ChestX-Ray8.csv' };
+
+test('test.datasets: defaults to none; names, root and chexmask are required and checked', async () => {
+  const c = parseConfig(base);
+  assert.equal(c.test.datasets, []);
+  const t = parseConfig({ ...base, test: { datasets: [nih] } }).test.datasets[0]!;
+  assert.equal([t.dataset, t.name, t.cache], ['nih14', null, null]);
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ dataset: 'nih14', chexmask: 'x.csv' }] } }),
+    /test\.datasets\.0\.root: required/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ dataset: 'nih14', root: 'r' }] } }),
+    /test\.datasets\.0\.chexmask: required/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [{ ...nih, dataset: 'nih' }] } }),
+    /test\.datasets\.0\.dataset/,
+  );
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [nih, nih] } }),
+    /test\.datasets\.1\.name:.*twice/,
+  );
+  const { testDatasets } = await import('../../ts/experiment/cross-dataset.js');
+  const specs = testDatasets(parseConfig({ data: { cache: 'data/cache/' }, test: { datasets: [nih] } }));
+  assert.equal(specs, [
+    {
+      name: 'nih14',
+      dataset: 'nih14',
+      root: 'nih',
+      chexmask: 'ChestX-Ray8.csv',
+      cache: 'data/cache-test-nih14',
+    },
+  ]);
+  // two copies of one dataset are fine under their own names
+  parseConfig({ ...base, test: { datasets: [nih, { ...nih, name: 'nih-site2', root: 'nih2' }] } });
+});
+
+test('test.datasets: the training dataset is refused unless allowed explicitly', () => {
+  const same = { dataset: 'mimic', root: 'm2', chexmask: 'MIMIC-CXR-JPG.csv' };
+  assert.throws(
+    () => parseConfig({ ...base, test: { datasets: [same] } }),
+    /test\.datasets\.0\.dataset: "mimic" is the training dataset.*allowSameDataset/,
+  );
+  const ok = parseConfig({ ...base, test: { datasets: [same], allowSameDataset: true } });
+  assert.is(ok.test.datasets[0]!.dataset, 'mimic');
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c', dataset: 'nih14' }, test: { datasets: [nih] } }),
+    /"nih14" is the training dataset/,
+  );
+});
+
+test('test.datasets is not part of any cell fingerprint: adding one on resume keeps every cell', () => {
+  const a = parseConfig(base);
+  const b = parseConfig({ ...base, test: { datasets: [nih] } });
+  for (const id of ['zeroshot', 'lp-original-s0', 'jft-masked-s1'])
+    assert.equal(cellConfig(b, id), cellConfig(a, id), id);
+});
+
+test('a missing test dataset root fails when the run starts, before any training, naming the field', async () => {
+  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-paths-'));
+  const never = () => {
+    throw new Error('the data must not be opened');
+  };
+  const config = parseConfig({
+    runsDir: tmpRuns,
+    data: { cache: join(tmpRuns, 'cache') },
+    test: {
+      datasets: [{ dataset: 'nih14', root: join(tmpRuns, 'no-such-root'), chexmask: join(tmpRuns, 'x.csv') }],
+    },
+  });
+  const stub = { name: 'stub', openCache: never, resolveDevice: () => 'cpu', versions: () => ({}) };
+  let err: Error | null = null;
+  await runExperiment({ config, backend: stub as unknown as Backend }).catch((e: Error) => (err = e));
+  assert.instance(err, ConfigError);
+  assert.match(String(err), /test\.datasets\.0\.root: .*no-such-root does not exist/);
+  assert.match(String(err), /test\.datasets\.0\.chexmask: .*x\.csv does not exist/);
+});
+
+let backend: Backend | null = null;
+let skip = '';
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-'));
+let mimic: { root: string; chexmask: string };
+let nihData: { root: string; chexmask: string; test: number };
+
+async function setup(): Promise<void> {
+  if (!existsSync(join(MODEL, 'model.json'))) {
+    skip = `${MODEL} not exported (run scripts/setup.sh)`;
+    return;
+  }
+  const { realBackend } = await import('../../ts/experiment/backend-real.js');
+  backend = await realBackend();
+  backend.setThreads?.(2);
+  const { synthesize } = await import('../../ts/synth/index.js');
+  const m = await synthesize({ out: join(tmp, 'train'), n: 150, seed: 3, width: 96, height: 96 });
+  mimic = { root: m.mimicRoot, chexmask: m.chexmaskCsv };
+  const n = await synthesize({
+    out: join(tmp, 'nih'),
+    dataset: 'nih14',
+    n: 240,
+    seed: 4,
+    width: 96,
+    height: 96,
+  });
+  nihData = { root: n.mimicRoot, chexmask: n.chexmaskCsv, test: n.perSplit.test };
+}
+
+function cfg() {
+  return parseConfig({
+    runsDir: join(tmp, 'runs'),
+    data: { cache: join(tmp, 'cache'), root: mimic.root, chexmask: mimic.chexmask },
+    model: { dir: MODEL, device: 'cpu' },
+    seeds: [0],
+    linearProbe: { epochs: 1, batchSize: 16 },
+    finetune: { epochs: 1, batchSize: 8, maxTrainImages: 16 },
+    metrics: { bootstrap: 20 },
+    test: { datasets: [{ dataset: 'nih14', root: nihData.root, chexmask: nihData.chexmask }] },
+  });
+}
+
+test.before(setup);
+
+test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation thresholds, resume', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const { prepareData, prepareTestData } = await import('../../ts/experiment/backend-real.js');
+  const config = cfg();
+  const extra = await prepareData(config, { log: () => {} });
+  let prepared = 0;
+  const prepareTest = (t: TestDatasetSpec) => {
+    prepared++;
+    return prepareTestData(config, t, { log: () => {} });
+  };
+  const cacheDir = (extra['cache'] as { dir: string }).dir;
+  const first = await runExperiment({ config, backend, extra, cacheDir, prepareTestData: prepareTest });
+  const { runDir, results } = first;
+  assert.is(prepared, 1);
+
+  const x = results.testDatasets?.['nih14'] as CrossDatasetResult;
+  assert.ok(x, 'results.testDatasets.nih14');
+  assert.is(x.dataset, 'nih14');
+  // the test cache holds NIH's test split alone (official test_list.txt), every image of it with a mask row
+  assert.ok(x.counts.test > 0 && x.counts.test <= nihData.test, `${x.counts.test} of ${nihData.test}`);
+  assert.is(x.fingerprint.entries, x.counts.test);
+  assert.is.not(x.fingerprint.entriesDigest, results.data.fingerprint.entriesDigest);
+  // the same rows as the run's own Table 2: zero-shot (2 protocols), LP and JFT on original and masked
+  assert.equal(
+    x.evaluation.groups.map((g) => g.key),
+    results.evaluation.groups.map((g) => g.key),
+  );
+  assert.is(x.evaluation.groups.length, 6);
+  assert.is(x.evaluation.cells.length, 12);
+  assert.ok(x.seconds > 0 && results.run.timings.cells['test:nih14'] === x.seconds);
+  assert.equal(x.models, ['zeroshot', 'lp-original-s0', 'lp-masked-s0', 'jft-original-s0', 'jft-masked-s0']);
+  for (const s of x.evaluation.summary) {
+    const where = `${s.group}/${s.testVariant}`;
+    const acc = s.metrics.meanLabelAccuracy.mean;
+    if (s.group !== 'zeroshot/softmax-5way') assert.ok(acc >= 0 && acc <= 1, `${where} accuracy ${acc}`);
+    const auc = s.metrics.macroAUROC.mean;
+    assert.ok(Number.isNaN(auc) || (auc >= 0 && auc <= 1), `${where} AUROC ${auc}`);
+    assert.is(s.perLabel.length, 5);
+  }
+  for (const p of Object.values(x.testPrevalence)) assert.ok(Number.isNaN(p) || (p >= 0 && p <= 1));
+  assert.ok(x.allNegativeMeanLabelAccuracy > 0 && x.allNegativeMeanLabelAccuracy <= 1);
+
+  // thresholds: the training dataset's validation split picks them (the run's own Table 2 uses the same
+  // ones), while the test metrics are NIH's
+  assert.is(x.thresholdsFrom, 'training dataset validation split');
+  for (const c of x.evaluation.cells) {
+    const own = results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds, `${c.group}/${c.testVariant}`);
+    assert.equal(c.operatingThresholds, own.operatingThresholds);
+  }
+  const aucs = (cells: typeof x.evaluation.cells) => cells.map((c) => c.metrics.macroAUROC).join();
+  assert.is.not(aucs(x.evaluation.cells), aucs(results.evaluation.cells));
+  assert.ok(x.evaluation.cells.some((c) => Number.isFinite(c.metrics.macroAUROC)));
+  // thresholds NIH's own test labels would pick are other ones: the check above can tell them apart
+  const data = JSON.parse(readFileSync(join(runDir, 'cross', 'nih14', 'data.json'), 'utf8')) as CrossData;
+  const lp = JSON.parse(
+    readFileSync(join(runDir, 'cross', 'nih14', 'predictions', 'lp-original-s0.json'), 'utf8'),
+  ) as CrossPredictions;
+  const k = 5;
+  const onTarget = chooseThresholds(
+    {
+      probs: Float32Array.from(lp.test!.original.probs),
+      labels: Float32Array.from(data.labels),
+      mask: Float32Array.from(data.labelMask),
+      n: data.rows,
+      k,
+    },
+    config.metrics.thresholdRule,
+  );
+  const lpCell = x.evaluation.cells.find(
+    (c) => c.group === 'linear-probe/original' && c.testVariant === 'original',
+  )!;
+  assert.is.not(onTarget.join(), lpCell.thresholds.join());
+
+  // the reports
+  const table = readFileSync(join(runDir, 'table2-nih14.md'), 'utf8');
+  assert.match(table, /tested on nih14/);
+  assert.match(table, /Thresholds and operating points come from the mimic validation split/);
+  assert.match(table, new RegExp(`Test split, ${x.counts.test} images`));
+  assert.match(table, /\| Joint fine-tuning \| masked \|/);
+  const report = readFileSync(join(runDir, 'report.md'), 'utf8');
+  assert.match(report, /## Across datasets/);
+  assert.match(report, /\[table2-nih14\.md\]\(table2-nih14\.md\)/);
+
+  // resume: the finished evaluation is read back, the test data not even opened
+  const events: GridEvent[] = [];
+  const evalFile = join(runDir, 'cross', 'nih14', 'evaluation.json');
+  const mtime = statSync(evalFile).mtimeMs;
+  const again = await runExperiment({
+    config,
+    backend,
+    resume: runDir,
+    prepareTestData: prepareTest,
+    onEvent: (e) => events.push(e),
+  });
+  assert.is(prepared, 1);
+  assert.ok(events.some((e) => e.kind === 'cell-done' && e.id === 'test:nih14' && e.skipped));
+  assert.is(statSync(evalFile).mtimeMs, mtime);
+  assert.is(toJson(again.results.testDatasets?.['nih14']?.evaluation), toJson(x.evaluation));
+
+  // a lost evaluation and one lost prediction file: that model alone predicts again
+  const preds = join(runDir, 'cross', 'nih14', 'predictions');
+  const lpTime = statSync(join(preds, 'lp-original-s0.json')).mtimeMs;
+  unlinkSync(evalFile);
+  unlinkSync(join(preds, 'jft-masked-s0.json'));
+  const third = await runExperiment({ config, backend, resume: runDir, prepareTestData: prepareTest });
+  assert.is(prepared, 2);
+  assert.ok(existsSync(join(preds, 'jft-masked-s0.json')));
+  assert.is(statSync(join(preds, 'lp-original-s0.json')).mtimeMs, lpTime);
+  const y = third.results.testDatasets?.['nih14'] as CrossDatasetResult;
+  const close = (a: number, b: number) => (Number.isNaN(a) && Number.isNaN(b)) || Math.abs(a - b) < 1e-6;
+  for (const [i, c] of x.evaluation.cells.entries())
+    assert.ok(close(c.metrics.macroAUROC, y.evaluation.cells[i]!.metrics.macroAUROC), c.group);
+
+  // re-evaluation with another threshold rule re-scores the stored NIH predictions with it
+  const re = await reevaluate(runDir, backend, { thresholdRule: 'youden', bootstrap: 0 });
+  const z = re.results.testDatasets?.['nih14'] as CrossDatasetResult;
+  for (const c of z.evaluation.cells) {
+    const own = re.results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds);
+  }
+  assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
+});
+
+test('cxrmask run --config with test.datasets writes table2-<name>.md (the CLI builds the test cache)', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const file = join(tmp, 'cli.json');
+  // its own test cache folder: the CLI indexes and caches NIH's test split itself
+  const config = cfg();
+  const t = { dataset: 'nih14', root: nihData.root, chexmask: nihData.chexmask, cache: join(tmp, 'cli-nih') };
+  writeFileSync(
+    file,
+    JSON.stringify({ ...config, name: 'cli', linearProbe: { enabled: false }, test: { datasets: [t] } }),
+  );
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join('ts', 'cli', 'main.ts'), 'run', '--config', file, '--no-progress'],
+    { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } },
+  );
+  assert.is(r.status, 0, r.stderr);
+  const runDir = /run folder: (.+)/.exec(r.stderr)?.[1]?.trim() ?? '';
+  assert.ok(existsSync(join(runDir, 'table2-nih14.md')), r.stderr);
+  assert.match(r.stdout, /Table 2 tested on nih14: .*table2-nih14\.md/);
+  const res = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
+  const x = res.testDatasets?.['nih14'];
+  assert.is(x?.cache, join(tmp, 'cli-nih'));
+  assert.ok(x && x.counts.test > 0 && x.evaluation.groups.length === 4);
+  assert.ok(existsSync(join(tmp, 'cli-nih')));
+});
+
+test('with a segmenter, the test dataset is also tested on its predicted contours', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const { prepareTestData } = await import('../../ts/experiment/backend-real.js');
+  const { Segmenter } = await import('../../ts/model/segmenter.js');
+  // the exported segmenter's own weights: mask quality does not matter here, only where they are used
+  const weights = join(tmp, 'seg-weights.pt');
+  const seg = await Segmenter.load('models/seg-tiny', { device: 'cpu' });
+  await seg.save(weights, { weightsOnly: true }).finally(() => seg.dispose());
+  const config = parseConfig({
+    ...cfg(),
+    name: 'seg',
+    segmenter: { dir: 'models/seg-tiny', weights },
+    finetune: { enabled: false },
+    metrics: { bootstrap: 0 },
+  });
+  const { runDir, results } = await runExperiment({
+    config,
+    backend,
+    prepareTestData: (t) => prepareTestData(config, t, { log: () => {} }),
+  });
+  const x = results.testDatasets?.['nih14'] as CrossDatasetResult;
+  const planes = JSON.parse(
+    readFileSync(join(runDir, 'cross', 'nih14', 'predicted-masks', 'planes.json'), 'utf8'),
+  ) as { rows: number[] };
+  assert.is(planes.rows.length, x.counts.test);
+  for (const g of ['zeroshot/per-finding', 'linear-probe/original', 'linear-probe/masked']) {
+    const s = x.evaluation.summary.find((c) => c.group === g && c.testVariant === 'masked-pred');
+    assert.ok(s, `${g} tested on predicted masks`);
+    const acc = s.metrics.meanLabelAccuracy.mean;
+    assert.ok(acc >= 0 && acc <= 1, `${g} ${acc}`);
+  }
+  // its thresholds too come from the training dataset's validation split, predicted masks and all
+  for (const c of x.evaluation.cells.filter((c) => c.testVariant === 'masked-pred')) {
+    const own = results.evaluation.cells.find(
+      (o) => o.group === c.group && o.seed === c.seed && o.testVariant === c.testVariant,
+    )!;
+    assert.equal(c.thresholds, own.thresholds, c.group);
+  }
+  assert.ok(x.evaluation.differences.some((d) => d.contrast === 'masked-pred − original'));
+  assert.match(readFileSync(join(runDir, 'table2-nih14.md'), 'utf8'), /Test: masked \(predicted\)/);
+});
+
+test.run();

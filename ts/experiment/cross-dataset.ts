@@ -1,0 +1,489 @@
+/**
+ * Testing a run's models on other datasets (config.test.datasets). After the grid, every model (the
+ * zero-shot protocols and each trained cell's best.ckpt) predicts each test dataset's test split on
+ * original and masked images (and on predicted contours with config.segmenter). Thresholds and
+ * operating points come from the run's own validation split (the training dataset), as a model
+ * deployed on another site's images carries them: the target dataset's labels never tune anything.
+ * One Table 2 per test dataset.
+ *
+ * On disk, per test dataset, `<run>/cross/<name>/`:
+ *   data.json                 the dataset spec, its cache fingerprint and the test rows' labels
+ *   features/<variant>.*      image-tower features of its cache rows (zero-shot, linear probes)
+ *   predicted-masks/          with config.segmenter: its contours on the test rows ('masked-pred')
+ *   predictions/<model>.json  one model's test predictions, both variants (the unit of resume)
+ *   evaluation.json           the scored section of results.json; present = finished, skipped on resume
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DatasetName } from '../data/datasets/names.js';
+import { DataError } from '../data/errors.js';
+import { NUM_LABELS } from '../labels.js';
+import type { Backend, CacheLike, ClassifierLike } from './backend.js';
+import { ConfigError, type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
+import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
+import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
+import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
+import {
+  type CellResult,
+  featureSource,
+  type GridEvent,
+  imageSource,
+  type PredSet,
+  type SplitData,
+  splitData,
+  toPredSet,
+  type ZeroShotResult,
+} from './grid.js';
+import { readJson, writeJsonAtomic } from './io.js';
+import {
+  ensurePredictedMasks,
+  type PredictedMasks,
+  predictedFeatures,
+  predictedSource,
+} from './predicted-masks.js';
+import type { BatchSource } from './train.js';
+import { predictAll, type StopSignal } from './train.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
+
+/** A test dataset with its defaults filled in. */
+export interface TestDatasetSpec {
+  name: string;
+  dataset: DatasetName;
+  root: string;
+  chexmask: string;
+  /** Cache folder of its test split (the parent of the keyed cache, as data.cache). */
+  cache: string;
+}
+
+/** config.test.datasets with names and cache folders resolved. */
+export function testDatasets(config: ExperimentConfig): TestDatasetSpec[] {
+  return config.test.datasets.map((t) => {
+    const name = t.name ?? t.dataset;
+    return {
+      name,
+      dataset: t.dataset,
+      root: t.root,
+      chexmask: t.chexmask,
+      // a sibling of the run's cache folder (a trailing slash would put it inside)
+      cache: t.cache ?? `${config.data.cache.replace(/[\\/]+$/, '')}-test-${name}`,
+    };
+  });
+}
+
+/**
+ * Checked when a run starts, before the grid: a test dataset still to evaluate needs its cache, or its
+ * root and CheXmask CSV to build one, so a mistyped path fails at once rather than after training.
+ * @throws {ConfigError} naming the field and the path.
+ */
+export function checkTestDatasets(config: ExperimentConfig, runDir: string): void {
+  const problems: string[] = [];
+  testDatasets(config).forEach((t, i) => {
+    const done = readJson<CrossDatasetResult>(join(crossDir(runDir, t.name), 'evaluation.json'));
+    if ((done && sameSpec(done, t)) || existsSync(t.cache)) return;
+    for (const k of ['root', 'chexmask'] as const)
+      if (!existsSync(t[k])) problems.push(`  - test.datasets.${i}.${k}: ${t[k]} does not exist`);
+  });
+  if (problems.length)
+    throw new ConfigError(
+      `cannot test on the datasets of test.datasets (no cache yet, and nothing to build one from):\n${problems.join('\n')}`,
+    );
+}
+
+/** Builds (or opens) a test dataset's cache; returns the keyed folder and the data step's summaries. */
+export type PrepareTestData = (
+  t: TestDatasetSpec,
+) => Promise<{ cacheDir: string; summary?: Record<string, unknown> }>;
+
+/** `data.json` of a test dataset: what its predictions were made on. */
+export interface CrossData {
+  spec: TestDatasetSpec;
+  fingerprint: DataFingerprint;
+  summary: Record<string, unknown> | null;
+  /** Test rows, in prediction order; labels and labelMask are [rows, 5] in that order. */
+  rows: number;
+  labels: number[];
+  labelMask: number[];
+  recordedAt: string;
+}
+
+/** Test predictions per variant ('masked-pred' with config.segmenter). */
+type TestPreds = Record<Variant, PredSet> & Partial<Record<typeof PREDICTED, PredSet>>;
+
+/** `predictions/<model>.json`: a model's test predictions (zero-shot: per protocol). */
+export interface CrossPredictions {
+  model: string;
+  /** The test data's entries digest: predictions of other data are never scored. */
+  entriesDigest: string;
+  test?: TestPreds;
+  protocols?: Record<ZeroShotProtocol, TestPreds>;
+}
+
+/** One test dataset's section of results.json (and its evaluation.json). */
+export interface CrossDatasetResult {
+  name: string;
+  dataset: DatasetName;
+  root: string;
+  chexmask: string;
+  cache: string;
+  /** Where each model's thresholds and operating points were chosen. */
+  thresholdsFrom: 'training dataset validation split';
+  counts: { test: number };
+  testPrevalence: Record<string, number>;
+  allNegativeMeanLabelAccuracy: number;
+  /** Test images a model could not read (counted over models and variants). */
+  skippedImages: { predictions: number };
+  fingerprint: DataFingerprint;
+  summary: Record<string, unknown> | null;
+  /** The models scored: 'zeroshot' and the trained cells' ids. */
+  models: string[];
+  /** Time to predict (and score) this dataset, over the runs that did it. */
+  seconds: number;
+  evaluation: Evaluation;
+  evaluatedAt: string;
+}
+
+export interface CrossDatasetContext {
+  config: ExperimentConfig;
+  backend: Backend;
+  runDir: string;
+  device: string;
+  bf16: boolean;
+  /** The run's own splits (validation predictions give the thresholds). */
+  sd: SplitData;
+  zs: ZeroShotResult | null;
+  trained: CellResult[];
+  /** Default: open `spec.cache` as it is (a cache built beforehand). */
+  prepare?: PrepareTestData;
+  signal?: StopSignal;
+  onEvent?: (e: GridEvent) => void;
+}
+
+const crossDir = (runDir: string, name: string) => join(runDir, 'cross', name);
+const sameSpec = (a: TestDatasetSpec, b: TestDatasetSpec) =>
+  a.dataset === b.dataset && a.root === b.root && a.chexmask === b.chexmask && a.cache === b.cache;
+
+function modelIds(zs: ZeroShotResult | null, trained: CellResult[]): string[] {
+  return [...(zs ? ['zeroshot'] : []), ...trained.map((c) => c.id)];
+}
+
+/**
+ * Every test dataset of the config, evaluated (or read back when finished with the same spec and
+ * models). Returns the sections of results.json by name.
+ * @throws {DataError} (rejects) a test dataset's cache has no test-split image, or a trained cell has
+ *   no best.ckpt.
+ */
+export async function crossDatasetEvaluations(
+  ctx: CrossDatasetContext,
+): Promise<Record<string, CrossDatasetResult>> {
+  const out: Record<string, CrossDatasetResult> = {};
+  const models = modelIds(ctx.zs, ctx.trained);
+  for (const spec of testDatasets(ctx.config)) {
+    const id = `test:${spec.name}`;
+    const done = readJson<CrossDatasetResult>(join(crossDir(ctx.runDir, spec.name), 'evaluation.json'));
+    if (done && sameSpec(done, spec) && done.models.join() === models.join()) {
+      ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
+      out[spec.name] = done;
+      continue;
+    }
+    const t0 = performance.now();
+    ctx.onEvent?.({ kind: 'cell-start', id, epochs: 0, resumedFrom: 0 });
+    const prepared = ctx.prepare ? await ctx.prepare(spec) : { cacheDir: spec.cache };
+    const cache = await ctx.backend.openCache(prepared.cacheDir);
+    try {
+      await predictTestDataset(ctx, spec, cache, prepared.summary ?? null);
+    } finally {
+      cache.close?.();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    out[spec.name] = scoreTestDataset(ctx.runDir, ctx.config, spec, ctx.sd, ctx.zs, ctx.trained, seconds);
+    ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
+  }
+  return out;
+}
+
+/** Writes data.json and every missing model's predictions/<model>.json for one test dataset. */
+async function predictTestDataset(
+  ctx: CrossDatasetContext,
+  spec: TestDatasetSpec,
+  cache: CacheLike,
+  summary: Record<string, unknown> | null,
+): Promise<void> {
+  const { config, backend, runDir, device, signal } = ctx;
+  const dir = crossDir(runDir, spec.name);
+  const dataPath = join(dir, 'data.json');
+  const fingerprint = dataFingerprint(cache);
+  const before = readJson<CrossData>(dataPath);
+  // other data than the stored predictions were made on: they are dropped, never scored
+  if (
+    before &&
+    (!sameSpec(before.spec, spec) || fingerprintChanges(before.fingerprint, fingerprint).length)
+  ) {
+    rmSync(join(dir, 'predictions'), { recursive: true, force: true });
+    rmSync(join(dir, 'features'), { recursive: true, force: true });
+    rmSync(join(dir, 'evaluation.json'), { force: true });
+  }
+  const sdT = await splitData(cache);
+  const rows = sdT.test;
+  if (!rows.length)
+    throw new DataError(
+      'no-test-images',
+      `test dataset "${spec.name}" (${spec.dataset}) has no test-split image in its cache`,
+      { file: cache.dir ?? spec.cache },
+    );
+  const data: CrossData = {
+    spec,
+    fingerprint,
+    summary,
+    rows: rows.length,
+    labels: Array.from(gatherRows(sdT.labels, NUM_LABELS, rows)),
+    labelMask: Array.from(gatherRows(sdT.labelMask, NUM_LABELS, rows)),
+    recordedAt: new Date().toISOString(),
+  };
+  writeJsonAtomic(dataPath, data);
+  const predPath = (m: string) => join(dir, 'predictions', `${m}.json`);
+  const missing = (m: string) =>
+    readJson<CrossPredictions>(predPath(m))?.entriesDigest !== fingerprint.entriesDigest;
+  const save = (p: Omit<CrossPredictions, 'entriesDigest'>) =>
+    writeJsonAtomic(predPath(p.model), { ...p, entriesDigest: fingerprint.entriesDigest });
+
+  // image-tower features of both variants: zero-shot and the linear probes read them
+  const needFeatures =
+    (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => c.setup === 'linear-probe' && missing(c.id));
+  const features = new Map<Variant, FeatureSet>();
+  if (needFeatures) {
+    const featDir = join(dir, 'features');
+    const onDisk = VARIANTS.every((v) => existsSync(join(featDir, `${v}.json`)));
+    const clip = onDisk ? null : await backend.loadClip(config.model.dir, device);
+    try {
+      const sets = await computeFeatures(clip, cache, VARIANTS, featDir, {
+        batchSize: config.zeroshot.batchSize,
+        bf16: ctx.bf16,
+        signal,
+      });
+      for (const [v, f] of sets) features.set(v, f);
+    } finally {
+      clip?.dispose();
+    }
+  }
+
+  // with config.segmenter: every model is also tested on contours its segmenter draws on these images
+  const anyMissing = (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => missing(c.id));
+  const pm = anyMissing ? await predictedMasks(ctx, cache, rows, join(dir, 'predicted-masks')) : null;
+  const predF =
+    pm && needFeatures
+      ? await predictedFeatures(() => backend.loadClip(config.model.dir, device), cache, pm, {
+          dir: join(dir, 'features'),
+          batchSize: config.zeroshot.batchSize,
+          bf16: ctx.bf16,
+          ...(signal ? { signal } : {}),
+        })
+      : null;
+
+  if (ctx.zs && missing('zeroshot')) {
+    const clip = await backend.loadClip(config.model.dir, device);
+    try {
+      const tok = await backend.loadTokenizer(config.model.dir);
+      const bank = await encodePrompts(clip, tok, config.zeroshot.prompt, config.zeroshot.negativePrompt);
+      const protocols = {} as Record<ZeroShotProtocol, TestPreds>;
+      for (const p of ZS_PROTOCOLS) protocols[p] = {} as TestPreds;
+      const sets: [Variant | typeof PREDICTED, FeatureSet][] = VARIANTS.map((v) => [v, features.get(v)!]);
+      if (predF) sets.push([PREDICTED, predF]);
+      for (const [v, f] of sets) {
+        const scores = zeroShotScores(gatherRows(f.x, f.dim, rows), rows.length, bank, clip.logitScale);
+        const failed = rows.filter((i) => f.failed.includes(i));
+        for (const p of ZS_PROTOCOLS) protocols[p][v] = { probs: Array.from(scores[p]), failed };
+      }
+      save({ model: 'zeroshot', protocols });
+    } finally {
+      clip.dispose();
+    }
+  }
+
+  for (const cell of ctx.trained) {
+    if (!missing(cell.id)) continue;
+    const ckpt = join(runDir, 'cells', cell.id, 'best.ckpt');
+    if (!existsSync(ckpt))
+      throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to test on "${spec.name}"`, {
+        file: ckpt,
+      });
+    const lp = cell.setup === 'linear-probe';
+    const clf = await createFor(ctx, cell, lp ? features.get('original')!.dim : null);
+    try {
+      await clf.load(ckpt);
+      const test = {} as TestPreds;
+      const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
+      const sources: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
+        v,
+        lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
+      ]);
+      if (pm) sources.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+      for (const [v, source] of sources) {
+        const p = await predictAll((x, n) => clf.predict(x, n), source, rows, batchSize, NUM_LABELS, signal);
+        test[v] = toPredSet(p);
+      }
+      save({ model: cell.id, test });
+    } finally {
+      clf.dispose();
+    }
+  }
+}
+
+/** The run's segmenter's masks of the test rows (config.segmenter; null without one), on disk once. */
+async function predictedMasks(
+  ctx: CrossDatasetContext,
+  cache: CacheLike,
+  rows: number[],
+  dir: string,
+): Promise<PredictedMasks | null> {
+  const sc = ctx.config.segmenter;
+  if (!sc) return null;
+  const { loadSegmenter } = ctx.backend;
+  if (!loadSegmenter) throw new Error(`backend ${ctx.backend.name} cannot load a segmenter`);
+  const c = cache as CacheLike & { size?: number; contour?: { thickness: number } };
+  return ensurePredictedMasks(
+    () => loadSegmenter(sc.dir, sc.weights, { device: ctx.device, threshold: sc.threshold }),
+    cache,
+    {
+      dir,
+      rows,
+      size: c.size ?? 224,
+      thickness: c.contour?.thickness ?? 2,
+      segmenter: { dir: sc.dir, weights: sc.weights, threshold: sc.threshold },
+      batchSize: ctx.config.zeroshot.batchSize,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    },
+  );
+}
+
+/** A classifier of the cell's shape, for its best.ckpt (the optimizer settings do not matter to predict). */
+function createFor(ctx: CrossDatasetContext, cell: CellResult, featureDim: number | null) {
+  const { config, backend, device } = ctx;
+  const seed = cell.seed ?? 0;
+  if (featureDim !== null)
+    return backend.createClassifier({
+      modelDir: null,
+      inputDim: featureDim,
+      numLabels: NUM_LABELS,
+      device,
+      lrHead: config.linearProbe.lr,
+      weightDecay: config.linearProbe.weightDecay,
+      seed,
+    }) as Promise<ClassifierLike>;
+  const ft = config.finetune;
+  return backend.createClassifier({
+    modelDir: config.model.dir,
+    numLabels: NUM_LABELS,
+    device,
+    lrEncoder: ft.lrEncoder,
+    lrHead: ft.lrHead,
+    weightDecay: ft.weightDecay,
+    bf16: ctx.bf16,
+    seed,
+  });
+}
+
+/**
+ * One label table for scoring: the run's rows (validation picks the thresholds) followed by the test
+ * dataset's test rows, so evaluate() scores source-tuned thresholds on target predictions unchanged.
+ */
+function joinedSplits(source: SplitData, data: CrossData): SplitData {
+  const n0 = source.labels.length / NUM_LABELS;
+  const labels = new Float32Array(source.labels.length + data.labels.length);
+  labels.set(source.labels);
+  labels.set(data.labels, source.labels.length);
+  const labelMask = new Float32Array(labels.length);
+  labelMask.set(source.labelMask);
+  labelMask.set(data.labelMask, source.labelMask.length);
+  return {
+    train: [],
+    validate: source.validate,
+    test: Array.from({ length: data.rows }, (_, j) => n0 + j),
+    labels,
+    labelMask,
+  };
+}
+
+/**
+ * Scores one test dataset from its files (data.json, predictions/) with the config's metric settings
+ * and writes evaluation.json. Used after predicting and by re-evaluation.
+ * @throws {Error} data.json or a model's predictions are missing.
+ */
+export function scoreTestDataset(
+  runDir: string,
+  config: ExperimentConfig,
+  spec: TestDatasetSpec,
+  sd: SplitData,
+  zs: ZeroShotResult | null,
+  trained: CellResult[],
+  seconds?: number,
+): CrossDatasetResult {
+  const dir = crossDir(runDir, spec.name);
+  const before = readJson<CrossDatasetResult>(join(dir, 'evaluation.json'));
+  const data = readJson<CrossData>(join(dir, 'data.json'));
+  if (!data) throw new Error(`${dir} has no data.json: test dataset "${spec.name}" was not predicted`);
+  const read = (m: string) => {
+    const p = readJson<CrossPredictions>(join(dir, 'predictions', `${m}.json`));
+    if (!p || p.entriesDigest !== data.fingerprint.entriesDigest)
+      throw new Error(`${dir}: no predictions of ${m} on the recorded data`);
+    return p;
+  };
+  const zsX: ZeroShotResult | null = zs
+    ? {
+        ...zs,
+        protocols: Object.fromEntries(
+          ZS_PROTOCOLS.map((p) => [
+            p,
+            { validate: zs.protocols[p].validate, test: read('zeroshot').protocols![p] },
+          ]),
+        ) as ZeroShotResult['protocols'],
+      }
+    : null;
+  const trainedX = trained.map((c) => ({
+    ...c,
+    predictions: { validate: c.predictions.validate, test: read(c.id).test! },
+  }));
+  const joined = joinedSplits(sd, data);
+  const evaluation = evaluate(config, joined, zsX, trainedX);
+  const { prevalence, allNegative } = testPrevalence(joined);
+  let skipped = 0;
+  for (const c of trainedX) for (const v of VARIANTS) skipped += c.predictions.test[v].failed.length;
+  const result: CrossDatasetResult = {
+    name: spec.name,
+    dataset: spec.dataset,
+    root: spec.root,
+    chexmask: spec.chexmask,
+    cache: spec.cache,
+    thresholdsFrom: 'training dataset validation split',
+    counts: { test: data.rows },
+    testPrevalence: prevalence,
+    allNegativeMeanLabelAccuracy: allNegative,
+    skippedImages: { predictions: skipped },
+    fingerprint: data.fingerprint,
+    summary: data.summary,
+    models: modelIds(zs, trained),
+    // a re-scoring keeps the prediction time of the run that predicted
+    seconds: seconds ?? before?.seconds ?? 0,
+    evaluation,
+    evaluatedAt: new Date().toISOString(),
+  };
+  writeJsonAtomic(join(dir, 'evaluation.json'), result);
+  return result;
+}
+
+/** Re-scores every test dataset that has stored predictions (re-evaluation with other metric settings). */
+export function rescoreTestDatasets(
+  runDir: string,
+  config: ExperimentConfig,
+  sd: SplitData,
+  zs: ZeroShotResult | null,
+  trained: CellResult[],
+): Record<string, CrossDatasetResult> {
+  const out: Record<string, CrossDatasetResult> = {};
+  for (const spec of testDatasets(config)) {
+    const done = readJson<CrossDatasetResult>(join(crossDir(runDir, spec.name), 'evaluation.json'));
+    // predictions of another dataset spec under this name are not this one's
+    if (!done || !sameSpec(done, spec)) continue;
+    out[spec.name] = scoreTestDataset(runDir, config, spec, sd, zs, trained);
+  }
+  return out;
+}
