@@ -15,6 +15,7 @@ import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/prep
 
 /** Dataset files may be DICOM; callers' images (serve, predict) may not. */
 const dataset = { formats: [...DATASET_FORMATS] };
+
 import { type DicomFixture, writeDicom } from '../../ts/synth/dicom.js';
 
 const FIX = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'fixtures');
