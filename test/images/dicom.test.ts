@@ -6,10 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DICOM_CONVERSION, decodeDicom, isDicom } from '../../ts/images/dicom.js';
+import { DICOM_CONVERSION, decodeDicom, isDicom, TRANSFER_SYNTAX } from '../../ts/images/dicom.js';
 import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
 
@@ -186,6 +187,109 @@ test('the image pipeline takes DICOM like any image: isDicom, decodeFull, decode
   await decodePlane(buf, resolvePreprocess({ size: 32 }), { ...dataset, maxPixels: W * H - 1 }).then(
     () => assert.unreachable(),
     (e) => assert.match(e.message, /over the limit of \d+ \(maxPixels\)/),
+  );
+});
+
+/** A J2K codestream of w×h 12-bit gray values, made by the codec the reader uses. */
+async function j2kFrame(w: number, h: number): Promise<{ frame: Uint8Array; values: Uint16Array }> {
+  const require = createRequire(import.meta.url);
+  // biome-ignore lint/suspicious/noExplicitAny: the codec ships no types
+  const m = await (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: unknown) => Promise<any>)({
+    print: () => {},
+    printErr: () => {},
+  });
+  const enc = new m.J2KEncoder();
+  const into = enc.getDecodedBuffer({
+    width: w,
+    height: h,
+    bitsPerSample: 12,
+    componentCount: 1,
+    isSigned: false,
+  });
+  const vals = new Uint16Array(into.buffer, into.byteOffset, w * h);
+  for (let i = 0; i < w * h; i++) vals[i] = (i * 7) % 4096;
+  const values = Uint16Array.from(vals);
+  enc.setQuality(true, 0);
+  enc.setDecompositions(2);
+  enc.encode();
+  const frame = Uint8Array.from(enc.getEncodedBuffer());
+  enc.delete?.();
+  return { frame, values };
+}
+
+/** Awaits `p`, which must be refused, and returns the message and the RSS growth it caused. */
+async function refusedWithRss(p: () => Promise<unknown>): Promise<{ message: string; grewMB: number }> {
+  const rss0 = process.memoryUsage().rss;
+  try {
+    await p();
+  } catch (e) {
+    return { message: (e as Error).message, grewMB: (process.memoryUsage().rss - rss0) / 2 ** 20 };
+  }
+  throw new Error('accepted');
+}
+
+test('a compressed frame larger than Rows × Columns is refused from its own header, before decoding', async () => {
+  // 1.3 KB gzipped: a progressive JPEG declaring 16383×16383 (~800 MB to decode), in a 64×64 DICOM
+  const bomb = gunzipSync(readFileSync(join(FIX, 'progressive-16383x16383.jpg.gz')));
+  const baseline = writeDicom({
+    width: 64,
+    height: 64,
+    bitsAllocated: 8,
+    transferSyntax: TRANSFER_SYNTAX.jpegBaseline,
+    frame: bomb,
+  });
+  const said =
+    /JPEG frame is 16383×16383, the DICOM header says 64×64 \(Columns × Rows\); refusing to decode it/;
+  for (const [what, call] of [
+    ['decodeDicom', () => decodeDicom(baseline)],
+    ['decodePlane', () => decodePlane(baseline, resolvePreprocess({ size: 32 }), dataset)],
+  ] as const) {
+    const r = await refusedWithRss(call);
+    assert.match(r.message, said, `${what}: ${r.message}`);
+    if (what === 'decodePlane') assert.match(r.message, /cannot decode image: JPEG frame is/);
+    assert.ok(r.grewMB < 100, `${what}: RSS grew ${r.grewMB.toFixed(0)} MB`);
+  }
+  // JPEG Lossless: the DCMTK fixture with its SOF3 size bytes set to 16383×16383
+  const jll = Buffer.from(readFileSync(join(FIX, 'mono1-12bit-jpeg-lossless.dcm')));
+  const sof = jll.indexOf(Buffer.from([0xff, 0xc3]), jll.indexOf(Buffer.from([0xff, 0xd8, 0xff])));
+  assert.ok(sof > 0);
+  assert.equal([jll.readUInt16BE(sof + 5), jll.readUInt16BE(sof + 7)], [H, W]);
+  jll.writeUInt16BE(16383, sof + 5);
+  jll.writeUInt16BE(16383, sof + 7);
+  const lossless = await refusedWithRss(() => decodeDicom(jll));
+  assert.match(lossless.message, /JPEG Lossless frame is 16383×16383, the DICOM header says 64×48/);
+  assert.ok(lossless.grewMB < 100, `lossless: RSS grew ${lossless.grewMB.toFixed(0)} MB`);
+  // JPEG 2000: a 160×120 codestream whose SIZ (image and tile size) says 16383×16383
+  const { frame } = await j2kFrame(160, 120);
+  const siz = 4; // SOC (2) then the SIZ marker (2)
+  assert.equal([frame[2], frame[3]], [0xff, 0x51]);
+  const patched = Buffer.from(frame);
+  for (const at of [4, 8, 20, 24]) patched.writeUInt32BE(16383, siz + at); // Xsiz, Ysiz, XTsiz, YTsiz
+  const j2k = await refusedWithRss(() =>
+    decodeDicom(
+      writeDicom({
+        width: 160,
+        height: 120,
+        bitsStored: 12,
+        transferSyntax: TRANSFER_SYNTAX.jpeg2000,
+        frame: patched,
+      }),
+    ),
+  );
+  assert.match(j2k.message, /JPEG 2000 frame is 16383×16383, the DICOM header says 160×120/);
+  assert.ok(j2k.grewMB < 100, `JPEG 2000: RSS grew ${j2k.grewMB.toFixed(0)} MB`);
+  // a frame smaller than the header is refused the same way, and a frame that is not JPEG at all
+  await decodeDicom(
+    writeDicom({ width: 64, height: 64, bitsStored: 12, transferSyntax: TRANSFER_SYNTAX.jpeg2000, frame }),
+  ).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /JPEG 2000 frame is 160×120, the DICOM header says 64×64/),
+  );
+  await decodeDicom(
+    writeDicom({ width: 4, height: 4, transferSyntax: TRANSFER_SYNTAX.jpegLosslessSV1, frame: frame }),
+  ).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /JPEG Lossless frame header: JPEG frame has no SOI marker/),
   );
 });
 

@@ -8,6 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
+import { CodestreamError, type FrameHeader, j2kFrameHeader, jpegFrameHeader } from './codestream.js';
 
 const require = createRequire(import.meta.url);
 
@@ -98,16 +99,46 @@ interface J2KDecoder {
   delete?(): void;
 }
 
+/**
+ * Reads a compressed frame's own header and refuses it unless it is exactly Rows × Columns (and, where
+ * asked, one component): the decoders allocate what the frame declares, so a 64×64 DICOM could
+ * otherwise carry a 16383×16383 frame.
+ */
+function checkFrame(
+  read: (b: Uint8Array) => FrameHeader,
+  frame: Uint8Array,
+  codec: string,
+  width: number,
+  height: number,
+  gray: boolean,
+): void {
+  let h: FrameHeader;
+  try {
+    h = read(frame);
+  } catch (e) {
+    if (e instanceof CodestreamError) throw new DicomError(`${codec} frame header: ${e.message}`);
+    throw e;
+  }
+  if (h.width !== width || h.height !== height)
+    throw new DicomError(
+      `${codec} frame is ${h.width}×${h.height}, the DICOM header says ${width}×${height} (Columns × Rows); refusing to decode it`,
+    );
+  if (gray && (h.components !== 1 || h.scanComponents !== 1))
+    throw new DicomError(`${codec} frame has ${h.components} components, a gray X-ray has 1`);
+}
+
 /** The stored sample values of frame 0, as read from the file (before masking to Bits Stored). */
 async function storedValues(
   parser: DicomParser,
   ds: DicomDataSet,
   el: DicomElement,
   ts: string,
-  n: number,
+  width: number,
+  height: number,
   bitsAllocated: number,
   signed: boolean,
 ): Promise<ArrayLike<number>> {
+  const n = width * height;
   if (
     ts === TRANSFER_SYNTAX.implicitLE ||
     ts === TRANSFER_SYNTAX.explicitLE ||
@@ -139,6 +170,7 @@ async function storedValues(
       ? parser.readEncapsulatedImageFrame(ds, el, 0)
       : parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments?.length ?? 0);
   if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1) {
+    checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
     const { Decoder } = require('jpeg-lossless-decoder-js') as {
       Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
     };
@@ -158,6 +190,7 @@ async function storedValues(
       print: () => {},
       printErr: () => {},
     });
+    checkFrame(j2kFrameHeader, frame, 'JPEG 2000', width, height, true);
     const { J2KDecoder } = await openjpeg;
     const d = new J2KDecoder();
     try {
@@ -177,7 +210,12 @@ async function storedValues(
     }
   }
   if (ts === TRANSFER_SYNTAX.jpegBaseline) {
-    const { data, info } = await sharp(frame).grayscale().raw().toBuffer({ resolveWithObject: true });
+    checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
+    // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
+    const { data, info } = await sharp(frame, { limitInputPixels: n, failOn: 'warning' })
+      .grayscale()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
     return data;
   }
@@ -205,7 +243,9 @@ export function dicomSize(buf: Uint8Array): { width: number; height: number } {
 /**
  * Decodes frame 0 of a DICOM file into an 8-bit gray plane (see the file comment for the steps).
  * @throws {DicomError} not DICOM, not one gray sample per pixel, a size over DICOM_MAX_PIXELS, pixel
- *   data shorter than the header says, or a transfer syntax without a codec here (naming the conversion).
+ *   data shorter than the header says, a compressed frame whose own header (JPEG SOF, JPEG 2000 SIZ) is
+ *   not Rows × Columns (checked before decoding), or a transfer syntax without a codec here (naming the
+ *   conversion).
  */
 export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   const parser = require('dicom-parser') as DicomParser;
@@ -241,7 +281,7 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   if (bitsStored < 1 || bitsStored > bitsAllocated)
     throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
   const n = width * height;
-  const stored = await storedValues(parser, ds, el, ts, n, bitsAllocated, signed);
+  const stored = await storedValues(parser, ds, el, ts, width, height, bitsAllocated, signed);
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
   const slope = firstFloat(ds, 'x00281053') ?? 1;
   const intercept = firstFloat(ds, 'x00281052') ?? 0;
