@@ -185,6 +185,13 @@ function failureParagraph(e) {
   ].join('\n');
 }
 
+/**
+ * As npm's `install` step of a consumer's `npm install`, a failed build leaves the package installed
+ * (exit 0) so that `npx cxrmask setup` is there to rerun it; npm would otherwise roll the package back.
+ * Run directly (`cxrmask setup`, setup.sh) a failure is exit 1.
+ */
+const asNpmInstallStep = () => process.env.npm_lifecycle_event === 'install';
+
 function main() {
   try {
     if (process.argv.includes('--python')) {
@@ -202,7 +209,7 @@ function main() {
   } catch (e) {
     if (!(e instanceof InstallError)) throw e;
     process.stderr.write(failureParagraph(e));
-    return 1;
+    return asNpmInstallStep() ? 0 : 1;
   }
 }
 

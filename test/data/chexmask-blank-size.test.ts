@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { joinChexmask, parseChexmaskRecord, sizeRowFromImage } from '../../ts/data/chexmask.js';
 import { buildCache, buildIndex } from '../../ts/data/index.js';
+import { renderFigure } from '../../ts/report/figure.js';
 import { synthTree, tempDir } from './helpers.js';
 
 /** The synthetic CheXmask CSV with Height/Width blanked (and ImageID as the id column, as PadChest's file). */
@@ -53,6 +54,24 @@ test('blank Height/Width: joined with ImageID detected from the header, sized fr
   assert.equal(a.skipped.counts, b.skipped.counts);
   for (const f of readdirSync(b.dir).filter((x) => x.endsWith('.bin')))
     assert.ok(readFileSync(join(a.dir, f)).equals(readFileSync(join(b.dir, f))), f);
+});
+
+test('blank Height/Width: the overlay figure takes the image size too (same figure as the sized row)', async () => {
+  const s = await synthTree();
+  const d = tempDir();
+  const csv = blanked(s.chexmaskCsv, join(d, 'Padchest.csv'));
+  const { entries } = await buildIndex({ root: s.mimicRoot });
+  const ids = entries.map((e) => e.dicomId);
+  const blank = await joinChexmask(csv, ids);
+  const sized = await joinChexmask(s.chexmaskCsv, ids);
+  const e = entries.find((x) => blank.rows.has(x.dicomId));
+  assert.ok(e);
+  const file = join(s.mimicRoot, e.path);
+  for (const grid of ['full', 'preprocessed'] as const) {
+    const a = await renderFigure(file, blank.rows.get(e.dicomId)!, { grid });
+    const b = await renderFigure(file, sized.rows.get(e.dicomId)!, { grid });
+    assert.ok(a.data.equals(b.data), grid);
+  }
 });
 
 test('blank Height/Width: an RLE run past the image is refused at the image, naming it', async () => {

@@ -94,7 +94,7 @@ function packageCopy(): string {
   return dir;
 }
 
-test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragraph and exit 1', () => {
+test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragraph and exit 1 (0 as npm install step)', () => {
   const dir = packageCopy();
   const run = (env: NodeJS.ProcessEnv) =>
     spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], {
@@ -107,8 +107,12 @@ test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragrap
   assert.is(skipped.status, 0);
   assert.match(skipped.stderr, /CXRMASK_SKIP_BUILD=1: not building/);
 
-  const failed = run({ LIBTORCH: join(tmp, 'no-libtorch-here') });
+  const failed = run({ LIBTORCH: join(tmp, 'no-libtorch-here'), npm_lifecycle_event: '' });
   assert.is(failed.status, 1, failed.stderr);
+  // inside a consumer's `npm install` the package stays installed, so `npx cxrmask setup` can rerun it
+  const asInstallStep = run({ LIBTORCH: join(tmp, 'no-libtorch-here'), npm_lifecycle_event: 'install' });
+  assert.is(asInstallStep.status, 0, asInstallStep.stderr);
+  assert.match(asInstallStep.stderr, /cxrmask: the native addon was not built/);
   const paragraph = failed.stderr.slice(failed.stderr.indexOf('cxrmask: the native addon was not built'));
   assert.match(
     paragraph,

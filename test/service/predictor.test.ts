@@ -90,6 +90,48 @@ test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one a
   await p.dispose();
 });
 
+test('a load that fails frees the models it made (linear probe: clip and head; fine-tuned: the classifier)', async () => {
+  const base = fakeBackend();
+  const live = new Set<string>();
+  let made = 0;
+  const backend: Backend = {
+    ...base,
+    loadClip: async (dir, device) => {
+      const c = await base.loadClip(dir, device);
+      const id = `clip${made++}`;
+      live.add(id);
+      const w: ClipLike = Object.create(c);
+      w.dispose = () => {
+        live.delete(id);
+        c.dispose();
+      };
+      return w;
+    },
+    createClassifier: async (o) => {
+      const c = await base.createClassifier(o);
+      const id = `clf${made++}`;
+      live.add(id);
+      const w: ClassifierLike = Object.create(c);
+      w.load = async () => {
+        throw new Error('checkpoint unreadable');
+      };
+      w.dispose = () => {
+        live.delete(id);
+        c.dispose();
+      };
+      return w;
+    },
+  };
+  for (const kind of ['linear-probe', 'finetune'] as const) {
+    await MaskingPredictor.load({ modelDir: 'm', checkpoint: 'x.ckpt', kind, backend, preprocessFn }).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.match(e.message, /checkpoint unreadable/),
+    );
+  }
+  assert.is(made, 3, 'clip + head, then the fine-tuned classifier');
+  assert.equal([...live], [], 'every model made by the failed loads was disposed');
+});
+
 test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {
   let decoding = 0;
   let maxDecoding = 0;

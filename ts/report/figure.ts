@@ -4,7 +4,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import type { ChexmaskRow } from '../data/chexmask.js';
+import { type ChexmaskRow, sizeRowFromImage } from '../data/chexmask.js';
 import { parseOptions } from '../data/options.js';
 import type { ImageLimits } from '../images/input.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
@@ -42,6 +42,9 @@ export async function renderFigure(
 ): Promise<{ width: number; height: number; data: Buffer }> {
   const ov = parseOptions(OverlayOptionsSchema, opts.overlay ?? {}, 'overlay');
   const file = typeof image === 'string' ? image : undefined;
+  // A row with blank Height/Width (PadChest) takes the image's size, as preprocess and the cache do.
+  const sized = (w: number, h: number) =>
+    'sizeFromImage' in chexmask && chexmask.sizeFromImage ? sizeRowFromImage(chexmask, w, h, file) : chexmask;
   let gray: Uint8Array;
   let w: number;
   let h: number;
@@ -51,17 +54,19 @@ export async function renderFigure(
     gray = d.gray;
     w = d.width;
     h = d.height;
-    checkRowSize(chexmask, w, h, file);
+    const row = sized(w, h);
+    checkRowSize(row, w, h, file);
     const thickness = Math.max(1, Math.round((ov.thickness * Math.min(w, h)) / 224));
-    contour = contourMap(chexmask, identityGeometry(w, h), { thickness, source: ov.source });
+    contour = contourMap(row, identityGeometry(w, h), { thickness, source: ov.source });
   } else {
     const pp = resolvePreprocess(opts.preprocess);
     const d = await decodePlane(image, pp, opts.limits);
     gray = d.gray;
     w = d.geometry.outW;
     h = d.geometry.outH;
-    checkRowSize(chexmask, d.geometry.srcW, d.geometry.srcH, file);
-    contour = contourMap(chexmask, d.geometry, contourPart(ov));
+    const row = sized(d.geometry.srcW, d.geometry.srcH);
+    checkRowSize(row, d.geometry.srcW, d.geometry.srcH, file);
+    contour = contourMap(row, d.geometry, contourPart(ov));
   }
   const masked = overlayRgb(gray, contour, paintPart(ov));
   let rgb: Uint8Array;

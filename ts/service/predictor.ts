@@ -88,7 +88,8 @@ export interface PredictorOptions {
   imageLimits?: ImageLimits;
   /**
    * Lung/heart segmenter for images given without a CheXmask row; its `size` must be the model's
-   * image size. The predictor owns it from here on: `dispose()` disposes it too.
+   * image size. Once `load` succeeds the predictor owns it: `dispose()` disposes it too (a load that
+   * throws leaves it to the caller).
    */
   segmenter?: SegmenterLike | null;
   /** Accept a segmenter that was never trained (`segmenter.trained === false`); default false. */
@@ -195,26 +196,34 @@ export class MaskingPredictor {
     let clip: ClipLike | null = null;
     let clf: ClassifierLike | null = null;
     let bank: TextBank | null = null;
-    if (kind === 'zeroshot' || kind === 'linear-probe') clip = await backend.loadClip(o.modelDir, device);
-    if (kind === 'zeroshot') {
-      const tok = await backend.loadTokenizer(o.modelDir);
-      bank = await encodePrompts(
-        clip!,
-        tok,
-        o.prompt ?? DEFAULT_PROMPT,
-        o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt,
-      );
-    } else if (kind === 'linear-probe') {
-      clf = await backend.createClassifier({
-        modelDir: null,
-        inputDim: clip!.embedDim,
-        numLabels: FINDINGS.length,
-        device,
-      });
-      await clf.load(o.checkpoint!);
-    } else {
-      clf = await backend.createClassifier({ modelDir: o.modelDir, numLabels: FINDINGS.length, device });
-      await clf.load(o.checkpoint!);
+    // A failed load frees the models it made (a service that retries must not leak them); the
+    // segmenter stays the caller's until a load succeeds.
+    try {
+      if (kind === 'zeroshot' || kind === 'linear-probe') clip = await backend.loadClip(o.modelDir, device);
+      if (kind === 'zeroshot') {
+        const tok = await backend.loadTokenizer(o.modelDir);
+        bank = await encodePrompts(
+          clip!,
+          tok,
+          o.prompt ?? DEFAULT_PROMPT,
+          o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt,
+        );
+      } else if (kind === 'linear-probe') {
+        clf = await backend.createClassifier({
+          modelDir: null,
+          inputDim: clip!.embedDim,
+          numLabels: FINDINGS.length,
+          device,
+        });
+        await clf.load(o.checkpoint!);
+      } else {
+        clf = await backend.createClassifier({ modelDir: o.modelDir, numLabels: FINDINGS.length, device });
+        await clf.load(o.checkpoint!);
+      }
+    } catch (e) {
+      (clf as ClassifierLike | null)?.dispose();
+      (clip as ClipLike | null)?.dispose();
+      throw e;
     }
     return new MaskingPredictor(kind, clip, clf, bank, prep, prepOptions, o.segmenter ?? null);
   }
