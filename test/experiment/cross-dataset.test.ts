@@ -6,7 +6,8 @@
  * file redone alone, re-evaluation re-scoring the stored predictions.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -134,6 +135,8 @@ async function setup(): Promise<void> {
   });
   nihData = { root: n.mimicRoot, chexmask: n.chexmaskCsv, test: n.perSplit.test };
 }
+
+const readPreds = (f: string) => JSON.parse(readFileSync(f, 'utf8')) as CrossPredictions;
 
 function cfg() {
   return parseConfig({
@@ -279,6 +282,58 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
     assert.equal(c.thresholds, own.thresholds);
   }
   assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
+
+  // retrained cells (their folders deleted, the run resumed; 2 epochs now, so another model): their NIH
+  // predictions are redone, never scored with the new model's thresholds; the other models' are kept
+  const sha = (f: string) => `sha256:${createHash('sha256').update(readFileSync(f)).digest('hex')}`;
+  const predFile = (m: string) => join(preds, `${m}.json`);
+  const kept = ['zeroshot', 'jft-original-s0', 'jft-masked-s0'];
+  const keptTimes = kept.map((m) => statSync(predFile(m)).mtimeMs);
+  const lpIds = ['lp-original-s0', 'lp-masked-s0'];
+  const oldLp = lpIds.map((m) => readPreds(predFile(m)));
+  for (const m of lpIds) {
+    assert.is(oldLp[lpIds.indexOf(m)]!.modelFingerprint, sha(join(runDir, 'cells', m, 'best.ckpt')));
+    rmSync(join(runDir, 'cells', m), { recursive: true });
+  }
+  const cfgPath = join(runDir, 'config.json');
+  const saved = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  writeFileSync(cfgPath, JSON.stringify({ ...saved, linearProbe: { ...saved.linearProbe, epochs: 2 } }));
+  const retrainEvents: GridEvent[] = [];
+  const fourth = await runExperiment({
+    config,
+    backend,
+    resume: runDir,
+    prepareTestData: prepareTest,
+    onEvent: (e) => retrainEvents.push(e),
+  });
+  const phases = retrainEvents.filter((e) => e.kind === 'phase').map((e) => `${e.name}: ${e.detail}`);
+  assert.ok(
+    retrainEvents.some((e) => e.kind === 'cell-done' && e.id === 'test:nih14' && !e.skipped),
+    phases.join('\n'),
+  );
+  for (const m of lpIds) {
+    assert.ok(
+      phases.some((p) => p.startsWith(`test predictions outdated: nih14/${m}: made by another model`)),
+    );
+    const now = readPreds(predFile(m));
+    const ckpt = sha(join(runDir, 'cells', m, 'best.ckpt'));
+    assert.is.not(ckpt, oldLp[lpIds.indexOf(m)]!.modelFingerprint, `${m} retrained into another model`);
+    assert.is(now.modelFingerprint, ckpt);
+    assert.is.not(toJson(now.test), toJson(oldLp[lpIds.indexOf(m)]!.test), `${m} predicted again`);
+  }
+  for (const [i, m] of kept.entries()) assert.is(statSync(predFile(m)).mtimeMs, keptTimes[i], `${m} kept`);
+  const w = fourth.results.testDatasets?.['nih14'] as CrossDatasetResult;
+  assert.is(w.modelFingerprints['lp-masked-s0'], sha(join(runDir, 'cells', 'lp-masked-s0', 'best.ckpt')));
+  // a prediction file of another model is refused by eval, naming it (never scored)
+  const stalePreds = readPreds(predFile('jft-original-s0'));
+  writeFileSync(predFile('jft-original-s0'), JSON.stringify({ ...stalePreds, modelFingerprint: 'sha256:0' }));
+  try {
+    await reevaluate(runDir, backend);
+    assert.unreachable('eval scored predictions of another model');
+  } catch (e) {
+    assert.match((e as Error).message, /predictions of jft-original-s0 were made by another model/);
+  }
+  writeFileSync(predFile('jft-original-s0'), JSON.stringify(stalePreds));
 });
 
 test('cxrmask run --config with test.datasets writes table2-<name>.md (the CLI builds the test cache)', async () => {

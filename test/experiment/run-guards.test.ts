@@ -243,5 +243,59 @@ test('a truncated result.json is refused naming the file (was a bare SyntaxError
   }
 });
 
+test('eval overrides under selection meanLabelAccuracy: later evals and resume still run; a training change is still refused', async () => {
+  // the threshold rule is recorded per cell here: it picked best.ckpt's epoch
+  const accCfg = parseConfig({
+    ...input,
+    name: 'eval-overrides',
+    metrics: { ...input.metrics, selection: 'meanLabelAccuracy' },
+  });
+  const { runDir: dir } = await runExperiment({ config: accCfg, backend: fakeBackend() });
+  const cfgPath = join(dir, 'config.json');
+  const trainingConfig = readFileSync(cfgPath, 'utf8');
+  const lpRecord = readJsonFile<{ config: { metrics: Record<string, unknown> } }>(
+    join(dir, 'cells', 'lp-original-s0', 'cell.json'),
+  );
+  assert.is(lpRecord.config.metrics['thresholdRule'], 'accuracy');
+
+  const e1 = await reevaluate(dir, fakeBackend(), { thresholdRule: 'youden' });
+  assert.is(
+    e1.results.config.metrics.thresholdRule,
+    'youden',
+    'results.json reports the rule it was scored with',
+  );
+  assert.equal(e1.results.run.evaluationOverrides, { thresholdRule: 'youden' });
+  assert.is(readFileSync(cfgPath, 'utf8'), trainingConfig, 'config.json keeps the training-time settings');
+  // the second eval was refused before (config.json held youden, the cells accuracy)
+  const e2 = await reevaluate(dir, fakeBackend(), { thresholdRule: 'youden' });
+  assert.equal(e2.results.evaluation, e1.results.evaluation);
+  // a later eval without flags keeps the earlier overrides; a new flag joins them
+  const e3 = await reevaluate(dir, fakeBackend(), { bootstrap: 11 });
+  assert.is(e3.results.config.metrics.thresholdRule, 'youden');
+  assert.is(e3.results.config.metrics.bootstrap, 11);
+  // resume is not refused either, and scores with the eval's settings
+  const r = await runExperiment({ config: accCfg, backend: fakeBackend(), resume: dir });
+  assert.is(r.results.config.metrics.thresholdRule, 'youden');
+  assert.is(r.results.config.metrics.selection, 'meanLabelAccuracy');
+  assert.equal(r.results.evaluation, e3.results.evaluation);
+
+  // a real change of what trained the cells is still refused, by resume and eval alike
+  const saved = readJsonFile<Record<string, Record<string, unknown>>>(cfgPath);
+  writeJsonFile(cfgPath, { ...saved, metrics: { ...saved['metrics'], thresholdRule: 'f1' } });
+  await rejects(
+    runExperiment({ config: accCfg, backend: fakeBackend(), resume: dir }),
+    'ConfigError',
+    /cannot resume/,
+    /lp-original-s0 .*metrics\.thresholdRule "accuracy" → "f1"/,
+  );
+  writeJsonFile(cfgPath, { ...saved, linearProbe: { ...saved['linearProbe'], epochs: 3 } });
+  await rejects(
+    reevaluate(dir, fakeBackend(), { thresholdRule: 'youden' }),
+    'ConfigError',
+    /cannot re-evaluate/,
+    /linearProbe\.epochs 2 → 3/,
+  );
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

@@ -12,6 +12,8 @@
  *   predicted-masks/          with config.segmenter: its contours on the test rows ('masked-pred')
  *   predictions/<model>.json  one model's test predictions, both variants (the unit of resume)
  *   evaluation.json           the scored section of results.json; present = finished, skipped on resume
+ * Both record the fingerprint of each model (model-fingerprint.ts): predictions of a model that has
+ * since changed (a retrained cell) are redone, never scored with the new model's thresholds.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +37,7 @@ import {
   type ZeroShotResult,
 } from './grid.js';
 import { readJson, writeJsonAtomic } from './io.js';
+import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {
   ensurePredictedMasks,
   type PredictedMasks,
@@ -114,6 +117,8 @@ export interface CrossPredictions {
   model: string;
   /** The test data's entries digest: predictions of other data are never scored. */
   entriesDigest: string;
+  /** The model that made them (model-fingerprint.ts): another model's predictions are redone. */
+  modelFingerprint: string;
   test?: TestPreds;
   protocols?: Record<ZeroShotProtocol, TestPreds>;
 }
@@ -136,6 +141,8 @@ export interface CrossDatasetResult {
   summary: Record<string, unknown> | null;
   /** The models scored: 'zeroshot' and the trained cells' ids. */
   models: string[];
+  /** Each model's fingerprint when it was scored (model-fingerprint.ts). */
+  modelFingerprints: Record<string, string>;
   /** Time to predict (and score) this dataset, over the runs that did it. */
   seconds: number;
   evaluation: Evaluation;
@@ -166,6 +173,24 @@ function modelIds(zs: ZeroShotResult | null, trained: CellResult[]): string[] {
   return [...(zs ? ['zeroshot'] : []), ...trained.map((c) => c.id)];
 }
 
+/** The fingerprint of every model now ('' for a cell without best.ckpt: predicting it fails clearly). */
+export function modelFingerprints(
+  runDir: string,
+  config: ExperimentConfig,
+  zs: ZeroShotResult | null,
+  trained: CellResult[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (zs) out['zeroshot'] = zeroShotModelFingerprint(config.model.dir, zs.prompts, zs.negativePrompts);
+  for (const c of trained) out[c.id] = cellModelFingerprint(runDir, c.id) ?? '';
+  return out;
+}
+
+/** The models whose recorded fingerprint differs from now (or was never recorded). */
+function changedModels(recorded: Record<string, string> | undefined, now: Record<string, string>): string[] {
+  return Object.keys(now).filter((m) => !now[m] || recorded?.[m] !== now[m]);
+}
+
 /**
  * Every test dataset of the config, evaluated (or read back when finished with the same spec and
  * models). Returns the sections of results.json by name.
@@ -177,25 +202,44 @@ export async function crossDatasetEvaluations(
 ): Promise<Record<string, CrossDatasetResult>> {
   const out: Record<string, CrossDatasetResult> = {};
   const models = modelIds(ctx.zs, ctx.trained);
-  for (const spec of testDatasets(ctx.config)) {
+  const specs = testDatasets(ctx.config);
+  const fingerprints = specs.length ? modelFingerprints(ctx.runDir, ctx.config, ctx.zs, ctx.trained) : {};
+  for (const spec of specs) {
     const id = `test:${spec.name}`;
     const done = readJson<CrossDatasetResult>(join(crossDir(ctx.runDir, spec.name), 'evaluation.json'));
     if (done && sameSpec(done, spec) && done.models.join() === models.join()) {
-      ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
-      out[spec.name] = done;
-      continue;
+      const changed = changedModels(done.modelFingerprints, fingerprints);
+      if (!changed.length) {
+        ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
+        out[spec.name] = done;
+        continue;
+      }
+      ctx.onEvent?.({
+        kind: 'phase',
+        name: 'test evaluation outdated',
+        detail: `${spec.name}: ${changed.join(',')} changed since it was scored`,
+      });
     }
     const t0 = performance.now();
     ctx.onEvent?.({ kind: 'cell-start', id, epochs: 0, resumedFrom: 0 });
     const prepared = ctx.prepare ? await ctx.prepare(spec) : { cacheDir: spec.cache };
     const cache = await ctx.backend.openCache(prepared.cacheDir);
     try {
-      await predictTestDataset(ctx, spec, cache, prepared.summary ?? null);
+      await predictTestDataset(ctx, spec, cache, prepared.summary ?? null, fingerprints);
     } finally {
       cache.close?.();
     }
     const seconds = (performance.now() - t0) / 1000;
-    out[spec.name] = scoreTestDataset(ctx.runDir, ctx.config, spec, ctx.sd, ctx.zs, ctx.trained, seconds);
+    out[spec.name] = scoreTestDataset(
+      ctx.runDir,
+      ctx.config,
+      spec,
+      ctx.sd,
+      ctx.zs,
+      ctx.trained,
+      seconds,
+      fingerprints,
+    );
     ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
   }
   return out;
@@ -207,6 +251,7 @@ async function predictTestDataset(
   spec: TestDatasetSpec,
   cache: CacheLike,
   summary: Record<string, unknown> | null,
+  fingerprints: Record<string, string>,
 ): Promise<void> {
   const { config, backend, runDir, device, signal } = ctx;
   const dir = crossDir(runDir, spec.name);
@@ -241,10 +286,29 @@ async function predictTestDataset(
   };
   writeJsonAtomic(dataPath, data);
   const predPath = (m: string) => join(dir, 'predictions', `${m}.json`);
+  // predictions of other data, or of a model that has changed since (a retrained cell), are redone
+  const stale = new Set<string>();
+  for (const m of Object.keys(fingerprints)) {
+    const p = readJson<CrossPredictions>(predPath(m));
+    if (p?.entriesDigest === fingerprint.entriesDigest && p.modelFingerprint !== fingerprints[m]) {
+      stale.add(m);
+      ctx.onEvent?.({
+        kind: 'phase',
+        name: 'test predictions outdated',
+        detail: `${spec.name}/${m}: made by another model than now, predicted again`,
+      });
+    }
+  }
   const missing = (m: string) =>
-    readJson<CrossPredictions>(predPath(m))?.entriesDigest !== fingerprint.entriesDigest;
-  const save = (p: Omit<CrossPredictions, 'entriesDigest'>) =>
-    writeJsonAtomic(predPath(p.model), { ...p, entriesDigest: fingerprint.entriesDigest });
+    stale.has(m) || readJson<CrossPredictions>(predPath(m))?.entriesDigest !== fingerprint.entriesDigest;
+  const save = (p: Omit<CrossPredictions, 'entriesDigest' | 'modelFingerprint'>) => {
+    writeJsonAtomic(predPath(p.model), {
+      ...p,
+      entriesDigest: fingerprint.entriesDigest,
+      modelFingerprint: fingerprints[p.model] ?? '',
+    });
+    stale.delete(p.model);
+  };
 
   // image-tower features of both variants: zero-shot and the linear probes read them
   const needFeatures =
@@ -416,6 +480,7 @@ export function scoreTestDataset(
   zs: ZeroShotResult | null,
   trained: CellResult[],
   seconds?: number,
+  fingerprints: Record<string, string> = modelFingerprints(runDir, config, zs, trained),
 ): CrossDatasetResult {
   const dir = crossDir(runDir, spec.name);
   const before = readJson<CrossDatasetResult>(join(dir, 'evaluation.json'));
@@ -425,6 +490,10 @@ export function scoreTestDataset(
     const p = readJson<CrossPredictions>(join(dir, 'predictions', `${m}.json`));
     if (!p || p.entriesDigest !== data.fingerprint.entriesDigest)
       throw new Error(`${dir}: no predictions of ${m} on the recorded data`);
+    if (p.modelFingerprint !== fingerprints[m])
+      throw new Error(
+        `${dir}: the predictions of ${m} were made by another model than the run's now (retrained?); \`cxrmask run --resume\` predicts them again`,
+      );
     return p;
   };
   const zsX: ZeroShotResult | null = zs
@@ -461,6 +530,7 @@ export function scoreTestDataset(
     fingerprint: data.fingerprint,
     summary: data.summary,
     models: modelIds(zs, trained),
+    modelFingerprints: Object.fromEntries(modelIds(zs, trained).map((m) => [m, fingerprints[m] ?? ''])),
     // a re-scoring keeps the prediction time of the run that predicted
     seconds: seconds ?? before?.seconds ?? 0,
     evaluation,
@@ -479,11 +549,13 @@ export function rescoreTestDatasets(
   trained: CellResult[],
 ): Record<string, CrossDatasetResult> {
   const out: Record<string, CrossDatasetResult> = {};
+  let fingerprints: Record<string, string> | null = null;
   for (const spec of testDatasets(config)) {
     const done = readJson<CrossDatasetResult>(join(crossDir(runDir, spec.name), 'evaluation.json'));
     // predictions of another dataset spec under this name are not this one's
     if (!done || !sameSpec(done, spec)) continue;
-    out[spec.name] = scoreTestDataset(runDir, config, spec, sd, zs, trained);
+    fingerprints ??= modelFingerprints(runDir, config, zs, trained);
+    out[spec.name] = scoreTestDataset(runDir, config, spec, sd, zs, trained, undefined, fingerprints);
   }
   return out;
 }

@@ -18,6 +18,8 @@ export interface Results {
     finishedAt: string;
     resumed: boolean;
     reevaluatedAt?: string;
+    /** The metric settings `cxrmask eval` set over config.json's (eval-settings.json); config.metrics has them merged. */
+    evaluationOverrides?: Partial<ExperimentConfig['metrics']>;
     git: { commit: string | null; dirty: boolean | null };
     versions: Record<string, unknown>;
     /** From model.json: preset, source (e.g. random-init), sizes, export-time torch. */

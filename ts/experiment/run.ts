@@ -22,6 +22,12 @@ import {
   rescoreTestDatasets,
   testDatasets,
 } from './cross-dataset.js';
+import {
+  type MetricOverrides,
+  readEvalOverrides,
+  withMetricOverrides,
+  writeEvalOverrides,
+} from './eval-settings.js';
 import { evaluate, testPrevalence } from './evaluate.js';
 import {
   checkSameData,
@@ -151,7 +157,7 @@ export function gitInfo(): { commit: string | null; dirty: boolean | null } {
 export async function reevaluate(
   runDir: string,
   backend: Backend,
-  metricOverrides: Partial<ExperimentConfig['metrics']> = {},
+  metricOverrides: MetricOverrides = {},
 ): Promise<RunResult> {
   const started = new Date();
   if (!existsSync(join(runDir, 'config.json')))
@@ -167,14 +173,16 @@ export async function reevaluate(
 async function reevaluateLocked(
   runDir: string,
   backend: Backend,
-  metricOverrides: Partial<ExperimentConfig['metrics']>,
+  metricOverrides: MetricOverrides,
   started: Date,
 ): Promise<RunResult> {
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
   if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
+  // earlier evals' overrides still apply; config.json keeps the training-time settings
+  const overrides = { ...readEvalOverrides(runDir), ...metricOverrides };
   const config = parseConfig(
-    { ...saved, metrics: { ...saved.metrics, ...metricOverrides } },
-    `${runDir}/config.json`,
+    { ...saved, metrics: { ...saved.metrics, ...overrides } },
+    `${runDir}/config.json + eval-settings.json`,
   );
   const zs = readJson<ZeroShotResult>(join(runDir, 'cells', 'zeroshot.json'));
   const trained: CellResult[] = [];
@@ -229,13 +237,15 @@ async function reevaluateLocked(
       results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
       results.data = { ...before.data, ...results.data };
     }
+    delete results.run.evaluationOverrides;
+    if (Object.keys(overrides).length) results.run.evaluationOverrides = overrides;
     const attribution = readGridAttribution(runDir);
     if (attribution) results.attribution = attribution;
     if (before?.segmenter) results.segmenter = before.segmenter;
     const tested = rescoreTestDatasets(runDir, config, sd, zs, trained);
     if (Object.keys(tested).length) results.testDatasets = tested;
+    if (Object.keys(overrides).length) writeEvalOverrides(runDir, overrides);
     writeJsonAtomic(join(runDir, 'results.json'), results);
-    writeJsonAtomic(join(runDir, 'config.json'), config);
     await writeReports(runDir, results, { cache });
     return { runDir, results };
   } finally {
@@ -405,12 +415,15 @@ async function runInFolder(
           ...(config.data.root ? { imageRoot: config.data.root } : {}),
         });
 
+    // scored with the metric settings of the run's latest `eval`, if any (training used config.json's)
+    const evalOverrides = resumed ? readEvalOverrides(runDir) : {};
+    const scoring = withMetricOverrides(config, evalOverrides);
     // every model on each test dataset (rank 0 alone: prediction only, nothing to train)
     let tested: Results['testDatasets'] | null = null;
     if (root && config.test.datasets.length) {
       o.onEvent?.({ kind: 'phase', name: 'test datasets' });
       tested = await crossDatasetEvaluations({
-        config,
+        config: scoring,
         backend: o.backend,
         runDir,
         device: grid.device,
@@ -425,7 +438,7 @@ async function runInFolder(
     }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({
-      config,
+      config: scoring,
       runDir,
       started,
       resumed,
@@ -439,6 +452,7 @@ async function runInFolder(
       extra: summaries,
     });
     if (attribution) results.attribution = attribution;
+    if (Object.keys(evalOverrides).length) results.run.evaluationOverrides = evalOverrides;
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
