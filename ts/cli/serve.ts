@@ -37,6 +37,8 @@ export { parseSize } from './options.js';
 
 /** Longest --grace: a day (setTimeout cannot wait beyond ~24.8 days, and no drain needs that long). */
 const MAX_GRACE_SECONDS = 86_400;
+/** Largest --body-limit: a request body is held in memory, and no X-ray comes near 1 GiB. */
+const MAX_BODY_LIMIT = 1024 ** 3;
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
   command: 'serve',
@@ -125,6 +127,8 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       if (!Number.isFinite(argv.grace) || argv.grace < 0 || argv.grace > MAX_GRACE_SECONDS)
         throw new UsageError(`--grace ${argv.grace}: expected seconds from 0 to ${MAX_GRACE_SECONDS}`);
       const bodyLimit = parseSize(argv.bodyLimit);
+      if (bodyLimit > MAX_BODY_LIMIT)
+        throw new UsageError(`--body-limit ${argv.bodyLimit}: at most ${MAX_BODY_LIMIT / 2 ** 20}mb`);
       const imageLimits = imageLimitsFrom(argv);
       if (argv.threads !== undefined) {
         const problem = threadsProblem(argv.threads);

@@ -3,7 +3,7 @@
  * refused from its stat, before it is opened: reading one either never ends, blocks forever, or fills
  * memory. Symlinks are followed (a link to a real file is fine).
  */
-import type { Stats } from 'node:fs';
+import { type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { DataError } from './errors.js';
 
@@ -42,4 +42,20 @@ export async function statRegularFile(
 export function checkRegularFile(st: Stats, file: string, reason = 'not-a-file'): void {
   const kind = nonFileKind(st);
   if (kind) throw new DataError(reason, `not a regular file (${kind}); refusing to read it`, { file });
+}
+
+/**
+ * Synchronously refuses `file` when it exists and is not a regular file (a FIFO would block the load
+ * that follows, a device never end); a missing file passes, for the caller's own "missing" error.
+ * @returns its stat, or null when it cannot be stat'ed.
+ */
+export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null {
+  let st: Stats;
+  try {
+    st = statSync(file);
+  } catch {
+    return null;
+  }
+  checkRegularFile(st, file, reason);
+  return st;
 }

@@ -4,6 +4,7 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
+import { refuseNonFile } from '../data/files.js';
 import {
   type Attribution,
   type AttributionOptions,
@@ -292,10 +293,16 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * current optimiser state.
    * @throws {TypeError} (synchronously) `path` not a non-empty string.
    * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.
    */
   load(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    try {
+      refuseNonFile(path); // a FIFO would block the compute thread, a device never end
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const native = this.live();
     const stack = new Error('Classifier.load');
     return this.queue.run(() => withJsStack(native.load(path), stack));

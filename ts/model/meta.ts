@@ -1,6 +1,10 @@
 /** model.json, written by tools/export_biomedclip.py beside clip.pt (docs/contracts.md). */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { refuseNonFile } from '../data/files.js';
+
+/** model.json is a few hundred bytes; anything past this is not one. */
+const MAX_MODEL_JSON_BYTES = 1024 * 1024;
 
 export interface ModelMeta {
   preset: string;
@@ -28,6 +32,9 @@ export function readModelMeta(dir: string): ModelMeta {
         '`python tools/export_biomedclip.py --random-init tiny --out models/tiny` (or run scripts/setup.sh)',
     );
   }
+  const st = refuseNonFile(p);
+  if (st && st.size > MAX_MODEL_JSON_BYTES)
+    throw new Error(`${p}: ${st.size} bytes, over the ${MAX_MODEL_JSON_BYTES} a model.json may have`);
   const meta = JSON.parse(readFileSync(p, 'utf8')) as ModelMeta;
   for (const k of ['embedDim', 'imageSize', 'contextLength'] as const) {
     if (typeof meta[k] !== 'number') throw new Error(`${p}: field ${k} is missing or not a number`);

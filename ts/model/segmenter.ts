@@ -7,6 +7,7 @@
  * targets (bits 3-5), so training reads records and decodes nothing.
  */
 import { join } from 'node:path';
+import { refuseNonFile } from '../data/files.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
 import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
@@ -208,10 +209,16 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
   /**
    * Restores what save() wrote; all or nothing. A weights-only file keeps the current optimiser state.
    * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or from another model.
    */
   load(path: string): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    try {
+      refuseNonFile(path); // a FIFO would block the compute thread, a device never end
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const native = this.live();
     const stack = new Error('Segmenter.load');
     return this.queue.run(async () => {
