@@ -5,9 +5,10 @@
  * When PyPI cannot be reached the tests that need them skip, saying so.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pythonExe } from '../../bench/common.js';
 
 export const TXRV = 'torchxrayvision==1.5.7';
 const DIR = join(process.env.CXRMASK_CACHE ?? join(homedir(), '.cache', 'cxrmask'), 'torchxrayvision-1.5.7');
@@ -18,14 +19,6 @@ export const TABLES = {
   padchest: 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz',
 } as const;
 
-function python(): string {
-  try {
-    const env = JSON.parse(readFileSync(join('build', 'env.json'), 'utf8')) as { python?: string };
-    if (env.python && existsSync(env.python)) return env.python;
-  } catch {}
-  return 'python3';
-}
-
 let why: string | null = null;
 /** The folder holding the tables, or null (with `realTablesMissing()` saying why). */
 export function realTables(): string | null {
@@ -33,7 +26,7 @@ export function realTables(): string | null {
   if (why) return null;
   const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-txrv-'));
   try {
-    const py = python();
+    const py = pythonExe();
     execFileSync(py, ['-m', 'pip', 'download', TXRV, '--no-deps', '-q', '-d', tmp], {
       stdio: ['ignore', 'ignore', 'pipe'],
       timeout: 300_000,
