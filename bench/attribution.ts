@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ATTRIBUTION_METHODS } from '../ts/explain/attribution.js';
+import { ATTRIBUTION_METHODS } from '../ts/model/attribution.js';
 import { ClipModel } from '../ts/model/clip.js';
 import { packageRoot, setThreads } from '../ts/native.js';
 import { benchDir, median, pythonExe } from './common.js';

@@ -6,15 +6,17 @@
  *
  *   node --import tsx bench/data.ts [--n 24] [--reps 3] [--width 2500] [--height 3000] [--python PATH]
  */
+
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { mulberry32 } from '../ts/common/random.js';
 import type { ChexmaskRow } from '../ts/data/chexmask.js';
 import type { IndexEntry } from '../ts/data/mimic.js';
-import { mulberry32 } from '../ts/data/mimic.js';
-import { buildCache, openCache } from '../ts/images/cache.js';
+import { openCache } from '../ts/images/cache.js';
+import { buildCache } from '../ts/images/cache-build.js';
 import { preprocess } from '../ts/images/preprocess.js';
 import { renderFrontal } from '../ts/synth/phantom.js';
 

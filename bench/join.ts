@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/join.ts [--size-gb 1 | --quick] [--repeat 3] [--shape preprocessed,original] [--dir bench/out]
  */
+
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -26,9 +27,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { mulberry32 } from '../ts/common/random.js';
 import { CHEXMASK_COLUMNS, type JoinSummary, joinChexmask } from '../ts/data/chexmask.js';
 import { formatLandmarksFlat, formatLandmarksNumpy } from '../ts/data/landmarks.js';
-import { mulberry32 } from '../ts/data/mimic.js';
+
 import { benchDir, root, venvPython } from './common.js';
 
 export interface JoinBench {

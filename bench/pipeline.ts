@@ -11,6 +11,7 @@
  *   node --import tsx bench/pipeline.ts [--only host,epoch,join,build,model] [--skip-join] [--join-gb 1 | --join-quick]
  *   node --import tsx bench/pipeline.ts --only model --model models/biomedclip --device cuda --bf16
  */
+
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -25,12 +26,14 @@ import {
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DataWait, prefetch } from '../ts/common/prefetch.js';
+import { shuffled } from '../ts/common/random.js';
 import { buildIndex } from '../ts/data/mimic.js';
 import type { Batch } from '../ts/experiment/backend.js';
 import { preprocessFor } from '../ts/experiment/backend-real.js';
-import { DataWait, prefetch } from '../ts/experiment/prefetch.js';
-import { shuffled, trainWithCheckpoints } from '../ts/experiment/train.js';
-import { buildCache, type Cache, openCache } from '../ts/images/cache.js';
+import { trainWithCheckpoints } from '../ts/experiment/train.js';
+import { type Cache, openCache } from '../ts/images/cache.js';
+import { buildCache } from '../ts/images/cache-build.js';
 import { Classifier } from '../ts/model/classifier.js';
 import { ClipModel } from '../ts/model/clip.js';
 import { modelFile, readModelMeta } from '../ts/model/meta.js';
@@ -95,7 +98,7 @@ async function synthData(dir: string, p: { n: number; width: number; height: num
   const mimicRoot = join(dir, 'mimic');
   const chexmaskCsv = join(dir, 'chexmask', 'MIMIC-CXR-JPG.csv');
   if (!(existsSync(stamp) && readFileSync(stamp, 'utf8') === want && existsSync(chexmaskCsv))) {
-    const { synthesize } = await import('../ts/synth/index.js');
+    const { synthesize } = await import('../ts/synth/synthesize.js');
     const t0 = performance.now();
     // big images render in worker threads when the machine has cores to spare
     const workers = Math.max(0, Math.min(availableParallelism(), 16) - 1);

@@ -26,7 +26,7 @@ import { Segmenter } from '../ts/model/segmenter.js';
 import { loadTokenizer } from '../ts/model/tokenizer.js';
 import { setThreads } from '../ts/native.js';
 import { MaskingPredictor } from '../ts/service/predictor.js';
-import { synthesize } from '../ts/synth/index.js';
+import { synthesize } from '../ts/synth/synthesize.js';
 import { benchDir, pythonExe, root } from './common.js';
 
 const { values: a } = parseArgs({

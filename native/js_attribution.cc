@@ -12,7 +12,7 @@
 namespace cxrmask {
 namespace {
 
-// Options were validated in TS (ts/explain/attribution.ts); the checks here only keep C++ safe.
+// Options were validated in TS (ts/model/attribution.ts); the checks here only keep C++ safe.
 AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>& image_shape) {
   Napi::Env env = v.Env();
   if (!v.IsObject()) throw ArgTypeError(env, "attribution options must be an object");

@@ -138,7 +138,7 @@ class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
   }
 
   // create({ rank, worldSize, masterAddr, masterPort, backend, timeoutMs, device }) -- validated
-  // in TypeScript (ts/distributed/group.ts).
+  // in TypeScript (ts/model/process-group.ts).
   static Napi::Value Create(const Napi::CallbackInfo& info) {
     if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();

@@ -322,7 +322,7 @@ const sections = {
 
   // Data parallel: gloo on CPU, NCCL on CUDA (both must be built in on CUDA), per-step all-reduce overhead.
   async distributed() {
-    const { ProcessGroup } = await dist('distributed/group.js');
+    const { ProcessGroup } = await dist('model/process-group.js');
     const { freePort } = await dist('distributed/launch.js');
     const { Classifier } = await dist('model/classifier.js');
     const backends = ProcessGroup.backends();

@@ -1,20 +1,7 @@
 /** cxrmask public library API: what README and docs/native.md present, and nothing else. */
 
 // Data-layer helpers a service typically needs next to the predictor.
-export {
-  type ChexmaskRow,
-  DEFAULT_MAX_FILE_BYTES,
-  DEFAULT_MAX_PIXELS,
-  type ImageLimits,
-  imagePath,
-  joinChexmask,
-  preprocess,
-} from './data/index.js';
-// Data parallel over torch.distributed's c10d (docs/distributed.md).
-export { type DistEnv, readDistEnv } from './distributed/env.js';
-export { ProcessGroup, type ProcessGroupOptions } from './distributed/group.js';
-export { rankBatch, stepsPerEpoch } from './distributed/sampler.js';
-// Every error class thrown on purpose (ts/errors.ts).
+
 export {
   ConfigError,
   DataError,
@@ -22,7 +9,19 @@ export {
   InterruptedError,
   NativeError,
   type NativeErrorCode,
-} from './errors.js';
+} from './common/errors.js';
+export { type ChexmaskRow, joinChexmask } from './data/chexmask.js';
+export { imagePath } from './data/mimic.js';
+export { rankBatch, stepsPerEpoch } from './experiment/sampler.js';
+export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from './images/input.js';
+export { preprocess } from './images/preprocess.js';
+// Data parallel over torch.distributed's c10d (docs/distributed.md).
+export { type DistEnv, readDistEnv } from './model/dist-env.js';
+export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
+
+// Every error class thrown on purpose (ts/common/errors.ts).
+
+export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
 export type { Backend } from './experiment/backend.js';
 export { prepareData, prepareTestData, realBackend } from './experiment/backend-real.js';
 export {
@@ -42,7 +41,6 @@ export {
   testDatasets,
 } from './experiment/cross-dataset.js';
 export * as metrics from './experiment/metrics.js';
-export { type Results, type RunOptions, reevaluate, runExperiment } from './experiment/run.js';
 // Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
 export {
   ATTRIBUTION_METHOD_NAMES,
@@ -50,8 +48,7 @@ export {
   type Attribution,
   type AttributionMethod,
   type AttributionOptions,
-} from './explain/attribution.js';
-export { FINDINGS, type Finding, NUM_LABELS } from './labels.js';
+} from './model/attribution.js';
 // Model layer over the LibTorch addon (docs/native.md).
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
@@ -72,6 +69,7 @@ export {
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
+export { type Results, type RunOptions, reevaluate, runExperiment } from './run/run.js';
 export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';

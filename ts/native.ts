@@ -2,12 +2,14 @@
  * Loads the native addon (build/Release/cxrmask_native.node) once. On failure the error says what
  * to install. Everything else in ts/model goes through `loadNative()`.
  */
+
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NativeError } from './native-error.js';
-import { threadsProblem } from './threads.js';
+import { NativeError } from './common/errors.js';
+
+import { threadsProblem } from './common/threads.js';
 
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
@@ -63,7 +65,7 @@ export interface NativeStepResult {
   losses: number[];
 }
 
-/** Attribution options as the addon takes them (validated in ts/explain/attribution.ts). */
+/** Attribution options as the addon takes them (validated in ts/model/attribution.ts). */
 export interface NativeAttributionOptions {
   method: 'gradient' | 'smoothgrad' | 'ig';
   samples: number;
@@ -318,7 +320,7 @@ export function diagnostics(): Diagnostics {
 
 /**
  * Intra-op threads used by every later native op (applied inside the worker threads too).
- * @throws {RangeError} `n` is not a positive integer, or is above MAX_THREADS (ts/threads.ts).
+ * @throws {RangeError} `n` is not a positive integer, or is above MAX_THREADS (ts/common/threads.ts).
  * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function setThreads(n: number): void {

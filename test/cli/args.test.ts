@@ -4,15 +4,17 @@
  * EISDIR or ENOSPC, never a thread count that exhausts the process. CLI cases run the TypeScript
  * entry point in a subprocess (tsx).
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { distTimeoutMs, rootWorkTimeoutMs } from '../../ts/distributed/env.js';
-import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
-import { writeFileAtomic } from '../../ts/experiment/io.js';
+import { ConfigError } from '../../ts/common/errors.js';
+import { writeFileAtomic } from '../../ts/common/io.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { distTimeoutMs, rootWorkTimeoutMs } from '../../ts/model/dist-env.js';
 import { setThreads } from '../../ts/native.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-args-'));
@@ -124,7 +126,7 @@ test('a write that fails for lack of space names the file it was writing', () =>
   const script = join(tmp, 'write-big.ts');
   writeFileSync(
     script,
-    `import { writeFileAtomic } from ${JSON.stringify(join(process.cwd(), 'ts/experiment/io.ts'))};
+    `import { writeFileAtomic } from ${JSON.stringify(join(process.cwd(), 'ts/common/io.ts'))};
 try { writeFileAtomic(${JSON.stringify(target)}, new Uint8Array(1 << 20)); } catch (e) { console.log(e.name, e.code, e.message); }`,
   );
   const r = cli([], {

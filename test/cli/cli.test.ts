@@ -2,6 +2,7 @@
  * CLI: help text of every command, config errors reported before any work, flag parsing.
  * Subprocesses run the TypeScript entry point through tsx (no build needed).
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import * as assert from 'uvu/assert';
 import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js';
 import { buildCli } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
-import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/errors.js';
+import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
 

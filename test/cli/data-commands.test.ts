@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import yargs from 'yargs';
 import cacheCmd from '../../ts/cli/cache.js';
-import indexCmd from '../../ts/cli/index.js';
+import indexCmd from '../../ts/cli/index-command.js';
 import overlayCmd from '../../ts/cli/overlay.js';
 import synthCmd from '../../ts/cli/synth.js';
 import { tempDir } from '../data/helpers.js';

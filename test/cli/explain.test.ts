@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Classifier } from '../../ts/model/classifier.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError } from '../../ts/data/errors.js';
+import { DataError } from '../../ts/common/errors.js';
 import { MaskingPredictor } from '../../ts/service/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-image-input-'));

@@ -12,7 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 
 const BOMB = gunzipSync(
   readFileSync(join(import.meta.dirname, '..', 'images', 'fixtures', 'progressive-16383x16383.jpg.gz')),

@@ -4,6 +4,7 @@
  * equal in-process MaskingPredictor calls; status codes are the documented ones; the server's own RSS
  * (read from its /metrics) stays bounded; SIGTERM lets in-flight requests finish and exits 0.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
@@ -13,15 +14,15 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSize } from '../../ts/cli/serve.js';
-import { type ChexmaskRow, joinChexmask } from '../../ts/data/index.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
-import { FINDINGS } from '../../ts/labels.js';
 import { overlayRgb } from '../../ts/masks/overlay.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
 import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { assertSameArray } from '../service/same-array.js';
 
 const MODEL = 'models/tiny';

@@ -3,15 +3,13 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  type ChexmaskRow,
-  DataError,
-  joinChexmask,
-  preprocess,
-} from '../../ts/data/index.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+import { preprocess } from '../../ts/images/preprocess.js';
+
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { rejects, tempDir } from './helpers.js';
 
 let small: Awaited<ReturnType<typeof synthesize>> | null = null;

@@ -1,10 +1,13 @@
 /** CheXmask rows with blank Height/Width (PadChest): the size comes from the image, after checking that the masks fit it. */
+
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { joinChexmask, parseChexmaskRecord, sizeRowFromImage } from '../../ts/data/chexmask.js';
-import { buildCache, buildIndex } from '../../ts/data/index.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+
 import { renderFigure } from '../../ts/report/figure.js';
 import { synthTree, tempDir } from './helpers.js';
 

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError, ReasonCounter } from '../../ts/common/errors.js';
+import { mulberry32 } from '../../ts/common/random.js';
 import {
   CHEXMASK_COLUMNS,
   CHEXMASK_ID_COLUMNS,
@@ -18,10 +20,8 @@ import {
   parseChexmaskRecord,
 } from '../../ts/data/chexmask.js';
 import { openCsv } from '../../ts/data/csv.js';
-import { DataError, ReasonCounter } from '../../ts/data/errors.js';
 import { formatLandmarksFlat, formatLandmarksNumpy, REGIONS, type Region } from '../../ts/data/landmarks.js';
 import { encodeRle } from '../../ts/data/rle.js';
-import { mulberry32 } from '../../ts/random.js';
 import { rejects, synthTree, tempDir } from './helpers.js';
 
 /** The previous joinChexmask (csv-parse, every cell a string), minus progress: the reference. */

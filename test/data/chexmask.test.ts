@@ -2,8 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError } from '../../ts/data/errors.js';
-import { buildIndex, formatLandmarksFlat, joinChexmask, parseChexmaskRecord } from '../../ts/data/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import { joinChexmask, parseChexmaskRecord } from '../../ts/data/chexmask.js';
+import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+
 import { rejects, synthTree, tempDir } from './helpers.js';
 
 test('join keeps indexed rows, refuses low Dice RCA, counts absent ids — as the generator wrote', async () => {
@@ -146,7 +149,7 @@ test('hostile numbers: hex sizes, infinite or far-away landmarks are refused nam
 
 test('diceOf reads a Dice cell the same from bytes (fast path) and from text; NaN unless a plain decimal', async () => {
   const { diceOf } = await import('../../ts/data/chexmask.js');
-  const { mulberry32 } = await import('../../ts/random.js');
+  const { mulberry32 } = await import('../../ts/common/random.js');
   const rnd = mulberry32(3);
   const cells = [
     '0.8523697853088379',

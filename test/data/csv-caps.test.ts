@@ -3,8 +3,8 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import { MAX_CSV_RECORD_CHARS, openCsv } from '../../ts/data/csv.js';
-import { DataError } from '../../ts/data/errors.js';
 import { tempDir } from './helpers.js';
 
 test('an 80 MB field is a too-large DataError naming the file, and RSS stays bounded', async () => {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import { CsvScanner, KEEP, KEY, PEEK, SKIP } from '../../ts/data/csvscan.js';
-import { DataError } from '../../ts/data/errors.js';
 import { csvParse, scanAll } from './csvscan-helpers.js';
 import { rejects, tempDir } from './helpers.js';
 

@@ -1,10 +1,12 @@
 /** Repeated rows in the MIMIC tables: an identical repeat is counted and taken once, a conflicting one is an error naming both rows. */
+
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildIndex } from '../../ts/data/index.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+
 import { rejects, synthTree, tempDir } from './helpers.js';
 
 /** A copy of the synthetic MIMIC root whose `table` CSV gets `edit` applied to its lines. */

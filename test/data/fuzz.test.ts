@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask, parseChexmaskRecord } from '../../ts/data/chexmask.js';
 import { CsvScanner, KEEP } from '../../ts/data/csvscan.js';
-import { DataError } from '../../ts/data/errors.js';
 import {
   formatLandmarksFlat,
   formatLandmarksNumpy,

@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { type SynthSummary, synthesize } from '../../ts/synth/index.js';
+import { type SynthSummary, synthesize } from '../../ts/synth/synthesize.js';
 
 const made: string[] = [];
 process.on('exit', () => {

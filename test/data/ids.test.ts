@@ -2,20 +2,17 @@
  * Ids that would name a file outside the image tree are refused before they touch a path (issue 8,
  * item 6); short label rows and broken index entries give DataErrors naming file and row (item 7).
  */
+
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  DataError,
-  type IndexEntry,
-  imagePath,
-  readIndex,
-} from '../../ts/data/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { buildIndex, type IndexEntry, imagePath, readIndex } from '../../ts/data/mimic.js';
+
 import { idProblem } from '../../ts/data/mimic-ids.js';
-import { FINDINGS } from '../../ts/labels.js';
+import { buildCache } from '../../ts/images/cache-build.js';
 import { rejects, tempDir } from './helpers.js';
 
 const GOOD = {

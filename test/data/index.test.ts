@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildIndex, INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/index.js';
-import { FINDINGS } from '../../ts/labels.js';
-import type { SynthImage } from '../../ts/synth/index.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { buildIndex, PRESETS as INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/mimic.js';
+import type { SynthImage } from '../../ts/synth/synthesize.js';
 import { synthTree, tempDir } from './helpers.js';
 
 const frontal = (im: SynthImage) => im.view === 'PA' || im.view === 'AP';

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import {
-  DataError,
   formatLandmarksFlat,
   formatLandmarksNumpy,
   parseLandmarks,
   regionPolygon,
-} from '../../ts/data/index.js';
+} from '../../ts/data/landmarks.js';
 
 const pts = Array.from({ length: 240 }, (_, i) => (i % 2 ? 500 + i : i * 3 - 40)); // includes negatives
 

@@ -2,19 +2,16 @@
  * The data layer's public entry points refuse unknown or out-of-range options with a TypeError /
  * RangeError naming the option (not a raw ZodError, and never silently ignored).
  */
+
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  contourMap,
-  joinChexmask,
-  openCache,
-  paintTable,
-  preprocess,
-  resolvePreprocess,
-} from '../../ts/data/index.js';
+import { joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+import { openCache } from '../../ts/images/cache.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+import { preprocess, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { identityGeometry } from '../../ts/masks/geometry.js';
+import { contourMap, paintTable } from '../../ts/masks/overlay.js';
 import { rejects, tempDir } from './helpers.js';
 
 const sync = (f: () => unknown) => rejects(Promise.resolve().then(f), /./);

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError, decodeRle, encodeRle, parseRle } from '../../ts/data/index.js';
-import { mulberry32 } from '../../ts/random.js';
+import { DataError } from '../../ts/common/errors.js';
+import { mulberry32 } from '../../ts/common/random.js';
+import { decodeRle, encodeRle, parseRle } from '../../ts/data/rle.js';
 
 test('decodes 1-based, row-major runs (hand-computed 3×4 mask)', () => {
   // 3 rows × 4 cols. "2 3" → flat 1..3 (row 0 cols 1–3); "8 2" → flat 7,8 (row 1 col 3, row 2 col 0).

@@ -1,8 +1,8 @@
 /** WantedIds.find on a cell's bytes answers exactly what `wanted.has(cell.trim())` answers. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mulberry32 } from '../../ts/common/random.js';
 import { WantedIds } from '../../ts/data/wanted-ids.js';
-import { mulberry32 } from '../../ts/random.js';
 
 test('byte lookup equals Set.has of the trimmed text: blanks, non-ASCII, empty and near-miss ids', () => {
   const rnd = mulberry32(9);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ProcessGroup } from '../../ts/distributed/group.js';
+import { ProcessGroup } from '../../ts/model/process-group.js';
 import { freePort, spawnRanks, spawnTs } from './helpers.js';
 
 const WORKER = 'test/distributed/fixtures/dp-worker.ts';

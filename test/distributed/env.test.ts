@@ -1,8 +1,8 @@
 /** Reading a job's layout from the environment (torchrun, Slurm) and the launcher's argv handling. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { backendFor, distTimeoutMs, rankDevice, readDistEnv } from '../../ts/distributed/env.js';
 import { withoutNproc } from '../../ts/distributed/launch.js';
+import { backendFor, distTimeoutMs, rankDevice, readDistEnv } from '../../ts/model/dist-env.js';
 
 test('no WORLD_SIZE and no multi-task Slurm step: a single process', () => {
   assert.is(readDistEnv({}), null);

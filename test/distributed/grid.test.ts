@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
 import type { CellResult } from '../../ts/experiment/grid.js';
-import { type Results, runExperiment } from '../../ts/experiment/run.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
 import { spawnTs } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dpgrid-'));
@@ -37,7 +37,7 @@ const input = (name: string, lpBatch: number, ftBatch: number): ConfigInput => (
 test.before(async () => {
   const { realBackend, prepareData } = await import('../../ts/experiment/backend-real.js');
   backend = await realBackend();
-  const { synthesize } = await import('../../ts/synth/index.js');
+  const { synthesize } = await import('../../ts/synth/synthesize.js');
   await synthesize({ out: join(tmp, 'data'), n: 240, seed: 5, width: 256, height: 256 });
   await prepareData(parseConfig(input('prep', 32, 8)), { log: () => {} });
 });

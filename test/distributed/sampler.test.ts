@@ -1,8 +1,9 @@
 /** Sharding an epoch's order across ranks: the union of every step is the single-process batch. */
+
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from '../../ts/distributed/sampler.js';
-import { epochSeed, shuffled } from '../../ts/experiment/train.js';
+import { epochSeed, shuffled } from '../../ts/common/random.js';
+import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from '../../ts/experiment/sampler.js';
 
 test('every step: the ranks’ rows, in rank order, are exactly the batch one process takes at b × world', () => {
   for (const [rows, b, world] of [

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
 import { requireModel } from '../native/helpers.js';
 
 test('a run with attribution enabled measures zero-shot and JFT cells on original and masked test images', async () => {
@@ -16,7 +16,7 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
   const { realBackend, prepareData } = await import('../../ts/experiment/backend-real.js');
   const backend = await realBackend();
   backend.setThreads?.(2);
-  const { synthesize } = await import('../../ts/synth/index.js');
+  const { synthesize } = await import('../../ts/synth/synthesize.js');
   await synthesize({ out: join(tmp, 'data'), n: 200, seed: 5, width: 160, height: 160 });
   const config = parseConfig({
     name: 'attr',

@@ -5,6 +5,7 @@
  * training dataset's validation split, a finished evaluation skipped on resume, a lost prediction
  * file redone alone, re-evaluation re-scoring the stored predictions.
  */
+
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -12,9 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError } from '../../ts/common/errors.js';
+import { toJson } from '../../ts/common/io.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
-import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
+import { parseConfig } from '../../ts/experiment/config.js';
 import type {
   CrossData,
   CrossDatasetResult,
@@ -22,9 +25,8 @@ import type {
   TestDatasetSpec,
 } from '../../ts/experiment/cross-dataset.js';
 import type { GridEvent } from '../../ts/experiment/grid.js';
-import { toJson } from '../../ts/experiment/io.js';
 import { chooseThresholds } from '../../ts/experiment/metrics.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
 
 const MODEL = 'models/tiny';
 
@@ -122,7 +124,7 @@ async function setup(): Promise<void> {
   const { realBackend } = await import('../../ts/experiment/backend-real.js');
   backend = await realBackend();
   backend.setThreads?.(2);
-  const { synthesize } = await import('../../ts/synth/index.js');
+  const { synthesize } = await import('../../ts/synth/synthesize.js');
   const m = await synthesize({ out: join(tmp, 'train'), n: 150, seed: 3, width: 96, height: 96 });
   mimic = { root: m.mimicRoot, chexmask: m.chexmaskCsv };
   const n = await synthesize({

@@ -17,7 +17,7 @@ test('data.dataset: defaults to mimic, takes the five names, refuses others nami
 if (existsSync(join(MODEL, 'model.json'))) {
   test('a run config without data.dataset still indexes MIMIC through its adapter', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dsconfig-mimic-'));
-    const { synthesize } = await import('../../ts/synth/index.js');
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
     const s = await synthesize({ out: join(tmp, 'data'), n: 40, seed: 2, width: 96, height: 96 });
     const { prepareData } = await import('../../ts/experiment/backend-real.js');
     const config = parseConfig({
@@ -36,7 +36,7 @@ if (existsSync(join(MODEL, 'model.json'))) {
 
   test('a run config with data.dataset nih14 indexes and caches an NIH-layout root', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dsconfig-'));
-    const { synthesize } = await import('../../ts/synth/index.js');
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
     const s = await synthesize({
       out: join(tmp, 'data'),
       dataset: 'nih14',

@@ -3,6 +3,7 @@
  * `tiny` model (LibTorch addon) → results.json with every cell; resume equivalence; fine-tuning
  * beats chance. Skipped (with a message) when the addon or models/tiny is not built.
  */
+
 import {
   existsSync,
   mkdtempSync,
@@ -16,10 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { InterruptedError } from '../../ts/common/errors.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { type Results, runExperiment } from '../../ts/experiment/run.js';
-import { InterruptedError } from '../../ts/experiment/train.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-e2e-'));
@@ -35,10 +36,10 @@ async function setup(): Promise<void> {
     const { realBackend, prepareData } = await import('../../ts/experiment/backend-real.js');
     backend = await realBackend();
     backend.setThreads?.(2);
-    const { synthesize } = await import('../../ts/synth/index.js');
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
     await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
     // One unreadable and one missing training image: the run must skip them (counted), not die.
-    const { buildIndex } = await import('../../ts/data/index.js');
+    const { buildIndex } = await import('../../ts/data/mimic.js');
     const { entries } = await buildIndex({ root: join(tmp, 'data', 'mimic') });
     const train = entries.filter((e) => e.split === 'train');
     writeFileSync(join(tmp, 'data', 'mimic', train[0]!.path), Buffer.from('not a jpeg'));

@@ -5,6 +5,7 @@
  * logistic regression trained with Adam whose state (weights + moments + step) is saved/loaded.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { mulberry32 } from '../../ts/common/random.js';
 import type {
   Backend,
   CacheLike,
@@ -14,7 +15,6 @@ import type {
   FloatBatch,
   Split,
 } from '../../ts/experiment/backend.js';
-import { mulberry32 } from '../../ts/random.js';
 
 const K = 5;
 const S = 8;

@@ -1,15 +1,17 @@
 /**
  * Grid orchestration, resume and reports against the pure-JS fake backend (no LibTorch): fast.
  */
+
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { InterruptedError } from '../../ts/common/errors.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { plannedCells } from '../../ts/experiment/grid.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
-import { InterruptedError } from '../../ts/experiment/train.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
+
 import { fakeBackend } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-grid-'));

@@ -4,21 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { atomicWrite } from '../../ts/data/mimic.js';
-import { withAtomicPath, writeFileAtomic, writeFileAtomicAsync } from '../../ts/experiment/io.js';
+
+import { withAtomicPath, writeFileAtomic, writeFileAtomicAsync } from '../../ts/common/io.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-io-'));
 
-test('data-layer atomicWrite is the experiment helper (mkdir -p, no temp left on error)', async () => {
-  assert.is(atomicWrite, writeFileAtomicAsync);
+test('writeFileAtomicAsync (mkdir -p, no temp left on error)', async () => {
   const deep = join(tmp, 'a', 'b', 'c.json');
-  await atomicWrite(deep, '{"x":1}\n');
+  await writeFileAtomicAsync(deep, '{"x":1}\n');
   assert.is(readFileSync(deep, 'utf8'), '{"x":1}\n');
   // the rename fails when the target is a non-empty folder: the temp file must not stay behind
   const blocked = join(tmp, 'blocked');
   mkdirSync(join(blocked, 'inside'), { recursive: true });
   try {
-    await atomicWrite(blocked, 'data');
+    await writeFileAtomicAsync(blocked, 'data');
     assert.unreachable('rename over a folder should fail');
   } catch (e) {
     assert.not.instance(e, assert.Assertion);

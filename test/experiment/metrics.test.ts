@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { meanSd } from '../../ts/common/stats.js';
 import {
   auroc,
   bootstrapDiff,
@@ -7,7 +8,6 @@ import {
   chooseThresholds,
   computeMetrics,
   exactMatch,
-  meanSd,
   top1Accuracy,
 } from '../../ts/experiment/metrics.js';
 

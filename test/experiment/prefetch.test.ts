@@ -1,7 +1,7 @@
 /** prefetch: order kept, at most `depth` reads ahead of the consumer, a failed load is a value. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataWait, prefetch } from '../../ts/experiment/prefetch.js';
+import { DataWait, prefetch } from '../../ts/common/prefetch.js';
 
 test('batches arrive in order, depth reads ahead, errors come back as values', async () => {
   let started = 0;

@@ -4,14 +4,16 @@
  * cell and the fields; stored predictions that do not fit their split (short, null, strings, outside
  * [0, 1], rows of another split) are refused naming the file and field. Pure-JS fake backend.
  */
+
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSeeds } from '../../ts/cli/config-merge.js';
-import { ConfigError, parseConfig } from '../../ts/experiment/config.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/experiment/run.js';
+import { ConfigError } from '../../ts/common/errors.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-run-guards-'));

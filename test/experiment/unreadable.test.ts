@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError } from '../../ts/data/errors.js';
+import { DataError } from '../../ts/common/errors.js';
 import type { Batch } from '../../ts/experiment/backend.js';
 import { type TrainOptions, trainWithCheckpoints } from '../../ts/experiment/train.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';

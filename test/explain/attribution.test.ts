@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { linearHead } from '../../ts/explain/grid-attribution.js';
+import { linearHead } from '../../ts/experiment/grid-attribution.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';

@@ -1,6 +1,8 @@
 /** The grid's attribution measure on a real cache of synthetic images: anatomy and finding shares. */
+
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FINDINGS } from '../../ts/common/labels.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/mimic.js';
 import {
@@ -8,11 +10,11 @@ import {
   measureModelAttribution,
   pairedMeanCI,
   spread,
-} from '../../ts/explain/grid-attribution.js';
-import { buildCache, openCache } from '../../ts/images/cache.js';
-import { FINDINGS } from '../../ts/labels.js';
+} from '../../ts/experiment/grid-attribution.js';
+import { openCache } from '../../ts/images/cache.js';
+import { buildCache } from '../../ts/images/cache-build.js';
 import { ClipModel } from '../../ts/model/clip.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
 

@@ -2,12 +2,12 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FINDINGS } from '../../ts/common/labels.js';
 import { summarizeLocalisation, syntheticLocalisation } from '../../ts/explain/localisation.js';
 import { areaShare, pointingHit, spearman } from '../../ts/explain/measures.js';
-import { FINDINGS } from '../../ts/labels.js';
 import { ClipModel } from '../../ts/model/clip.js';
-import { synthesize } from '../../ts/synth/index.js';
 import { readRegions } from '../../ts/synth/regions.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
 

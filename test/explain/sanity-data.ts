@@ -2,8 +2,8 @@
  * A tiny localisation task for the attribution sanity checks: smooth noise images, and in positives a
  * bright square at a random place. What decides the label is known pixel by pixel.
  */
-import { mulberry32 } from '../../ts/data/mimic.js';
 
+import { mulberry32 } from '../../ts/common/random.js';
 export interface SquareSet {
   x: Float32Array; // [n,3,S,S] normalised
   y: Float32Array; // [n,5]: column 0 = square present; the other columns are masked out

@@ -3,15 +3,16 @@
  * when the model's weights are randomised and when it was trained on permuted labels. Tiny model, a toy
  * localisation task (test/explain/sanity-data.ts) whose decisive pixels are known.
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mulberry32 } from '../../ts/data/mimic.js';
-import type { AttributionMethod } from '../../ts/explain/attribution.js';
+import { mulberry32 } from '../../ts/common/random.js';
 import { spearman } from '../../ts/explain/measures.js';
+import type { AttributionMethod } from '../../ts/model/attribution.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { MODEL_DIR, ROOT, requireModel } from '../native/helpers.js';
 import { python } from './helpers.js';

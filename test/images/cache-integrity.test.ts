@@ -3,18 +3,17 @@
  * bit-flipped shards are refused when the cache is opened and rebuilt (not reused) by a rebuild;
  * open stays cheap because verified shards are not re-hashed.
  */
+
 import { closeSync, openSync, readFileSync, readSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  DataError,
-  type IndexEntry,
-  joinChexmask,
-  openCache,
-} from '../../ts/data/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import { joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex, type IndexEntry } from '../../ts/data/mimic.js';
+import { openCache } from '../../ts/images/cache.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+
 import { type ShardInfo, verifyShards } from '../../ts/images/cache-verify.js';
 import { synthTree, tempDir } from '../data/helpers.js';
 

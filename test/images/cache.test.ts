@@ -2,15 +2,12 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  type ChexmaskRow,
-  joinChexmask,
-  openCache,
-  preprocess,
-} from '../../ts/data/index.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { REGIONS } from '../../ts/data/landmarks.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+import { openCache } from '../../ts/images/cache.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+import { preprocess } from '../../ts/images/preprocess.js';
 import { CONTOUR_BITS, REGION_BITS, regionMasksOnGrid } from '../../ts/masks/overlay.js';
 import { synthTree, tempDir } from '../data/helpers.js';
 

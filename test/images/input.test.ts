@@ -10,6 +10,7 @@
  *   sharp({ create: { width: 16383, height: 16383, channels: 3, background: '#808080' },
  *           limitInputPixels: false }).toColourspace('b-w').jpeg({ progressive: true, quality: 90 })
  */
+
 import { execFileSync } from 'node:child_process';
 import {
   closeSync,
@@ -27,25 +28,16 @@ import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  buildCache,
-  buildIndex,
-  contourMap,
-  DataError,
-  DEFAULT_MAX_FILE_BYTES,
-  DEFAULT_MAX_PIXELS,
-  decodeFull,
-  decodePlane,
-  joinChexmask,
-  preprocess,
-  type RegionMasks,
-  readImageFile,
-  renderFigure,
-  resolvePreprocess,
-} from '../../ts/data/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import { joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/mimic.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, readImageFile } from '../../ts/images/input.js';
+import { decodeFull, decodePlane, preprocess, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { computeGeometry } from '../../ts/masks/geometry.js';
-import { maskPlane } from '../../ts/masks/overlay.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { contourMap, maskPlane, type RegionMasks } from '../../ts/masks/overlay.js';
+import { renderFigure } from '../../ts/report/figure.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { FIXTURES, tempDir } from '../data/helpers.js';
 
 const PHANTOM = join(FIXTURES, 'phantom-640x768.jpg');

@@ -5,13 +5,13 @@ import * as assert from 'uvu/assert';
 import {
   CLIP_MEAN,
   CLIP_STD,
-  computeGeometry,
   decodePlane,
   IMAGENET_MEAN,
   preprocess,
   resolvePreprocess,
-} from '../../ts/data/index.js';
-import { pyRound } from '../../ts/masks/geometry.js';
+} from '../../ts/images/preprocess.js';
+
+import { computeGeometry, pyRound } from '../../ts/masks/geometry.js';
 import { cc0Image, FIXTURES } from '../data/helpers.js';
 
 test('geometry follows torchvision Resize(224) + CenterCrop(224)', () => {

@@ -2,16 +2,14 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  type ChexmaskRow,
-  DataError,
-  encodeRle,
-  fillPolygon,
-  formatLandmarksNumpy,
-  preprocess,
-  regionPolygon,
-  renderFigure,
-} from '../../ts/data/index.js';
+import { DataError } from '../../ts/common/errors.js';
+import type { ChexmaskRow } from '../../ts/data/chexmask.js';
+import { formatLandmarksNumpy, regionPolygon } from '../../ts/data/landmarks.js';
+import { encodeRle } from '../../ts/data/rle.js';
+import { preprocess } from '../../ts/images/preprocess.js';
+import { fillPolygon } from '../../ts/masks/raster.js';
+import { renderFigure } from '../../ts/report/figure.js';
+
 import { cc0Image, FIXTURES, tempDir } from '../data/helpers.js';
 
 /** Landmarks drawn by hand-ish on the image grid: ellipses where lungs and heart sit on a PA film. */

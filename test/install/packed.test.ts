@@ -22,8 +22,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FINDINGS } from '../../ts/labels.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { ROOT } from '../native/helpers.js';
 import { startServe } from './helpers.js';
 

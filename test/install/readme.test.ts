@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildCli } from '../../ts/cli/main.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { MODEL_DIR, ROOT } from '../native/helpers.js';
 import { startServe, trainedSegmenterFolder } from './helpers.js';
 

@@ -1,20 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  type ChexmaskRow,
-  computeGeometry,
-  contourMap,
-  encodeRle,
-  fillPolygon,
-  maskBoundary,
-  mulberry32,
-  paintTable,
-  planeToTensor,
-  regionMasksOnGrid,
-  regionPolygon,
-  resolvePreprocess,
-} from '../../ts/data/index.js';
-import { identityGeometry } from '../../ts/masks/geometry.js';
+import { mulberry32 } from '../../ts/common/random.js';
+import type { ChexmaskRow } from '../../ts/data/chexmask.js';
+import { regionPolygon } from '../../ts/data/landmarks.js';
+import { encodeRle } from '../../ts/data/rle.js';
+import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { computeGeometry, identityGeometry } from '../../ts/masks/geometry.js';
+import { contourMap, paintTable, regionMasksOnGrid } from '../../ts/masks/overlay.js';
+import { fillPolygon, maskBoundary } from '../../ts/masks/raster.js';
 import { renderFrontal } from '../../ts/synth/phantom.js';
 
 function blob(w: number, h: number, seed: number): Uint8Array {

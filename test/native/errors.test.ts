@@ -1,10 +1,12 @@
 /** Bad input gives a clear JS error; the process survives and the model still works. */
+
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NativeError } from '../../ts/errors.js';
+import { NativeError } from '../../ts/common/errors.js';
+
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { diagnostics } from '../../ts/model/diagnostics.js';

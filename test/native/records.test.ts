@@ -3,6 +3,7 @@
  * TypeScript planeToTensor path. Also: inputs are copied at call time (transfer + GC during an op is
  * safe), a NaN label mask is refused before the step, a weights-only checkpoint restores predictions.
  */
+
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,8 @@ import { runInNewContext } from 'node:vm';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pythonExe as python } from '../../bench/common.js';
-import { rng } from '../../ts/experiment/metrics.js';
+import { mulberry32 } from '../../ts/common/random.js';
+
 import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { paintTable } from '../../ts/masks/overlay.js';
 import { Classifier } from '../../ts/model/classifier.js';
@@ -25,7 +27,7 @@ import { MODEL_DIR, maxAbsDiff, requireModel } from './helpers.js';
  * and region-fill bits (3-5) on a third of the pixels, which must never be painted.
  */
 function records(n: number, S: number, seed = 1): Uint8Array {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const out = new Uint8Array(n * 2 * S * S);
   for (let i = 0; i < n; i++) {
     const base = i * 2 * S * S;

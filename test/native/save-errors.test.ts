@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError } from '../../ts/data/errors.js';
-import { removeStaleTemps, saveAtomic } from '../../ts/experiment/io.js';
+import { DataError, NativeError } from '../../ts/common/errors.js';
+import { removeStaleTemps, saveAtomic } from '../../ts/common/io.js';
 import { trainWithCheckpoints } from '../../ts/experiment/train.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
-import { NativeError } from '../../ts/native-error.js';
+
 import { MODEL_DIR, ROOT, requireModel, toyBatch } from './helpers.js';
 
 async function rejectsWithIo(p: Promise<unknown>, path: string): Promise<void> {

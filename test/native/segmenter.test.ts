@@ -1,5 +1,6 @@
 /** Segmenter: addon vs Python on the same TorchScript file (logits, loss, AdamW steps), records as
  * training input, exact resume, errors and the async lifecycle. */
+
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,10 +8,11 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pythonExe as python } from '../../bench/common.js';
+import { NativeError } from '../../ts/common/errors.js';
 import { paintTable } from '../../ts/masks/overlay.js';
 import { type RecordBatch, recordsToImages } from '../../ts/model/records.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
-import { NativeError } from '../../ts/native-error.js';
+
 import { expectReject, MODEL_DIR, maxAbsDiff, ROOT } from './helpers.js';
 
 const SEG_DIR = process.env['CXRMASK_TEST_SEGMENTER'] ?? join(ROOT, 'models', 'seg-tiny');

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { runExperiment } from '../../ts/experiment/run.js';
 import { reportHtml } from '../../ts/report/index.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-report-'));

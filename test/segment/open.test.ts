@@ -2,12 +2,14 @@
  * What serve/predict load for --segmenter: an export folder (its own weights), a `segmenter train`
  * output folder (train.json names the export, best.pt the trained weights), or a .pt in one.
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../ts/errors.js';
+import { ConfigError } from '../../ts/common/errors.js';
+
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
 import { MaskingPredictor } from '../../ts/service/index.js';

@@ -17,12 +17,12 @@ import {
   predictedFeatures,
   predictedPlane,
 } from '../../ts/experiment/predicted-masks.js';
-import { type Results, runExperiment } from '../../ts/experiment/run.js';
 import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
-import { demoSegmenter } from '../../ts/segment/demo.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
+import { demoSegmenter } from '../../ts/run/segmenter-demo.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
@@ -57,7 +57,7 @@ test('dice and hd95 by hand', () => {
 
 test('trains on a synthetic cache to a Dice floor per structure, resumes, and evaluates next to Dice RCA', async () => {
   if (!existsSync(join(SEG, 'seg.pt'))) throw new Error(`${SEG} missing: run scripts/setup.sh`);
-  const { synthesize } = await import('../../ts/synth/index.js');
+  const { synthesize } = await import('../../ts/synth/synthesize.js');
   const { prepareData } = await import('../../ts/experiment/backend-real.js');
   const s = await synthesize({ out: join(tmp, 'data'), n: 160, seed: 5, width: 256, height: 256 });
   const cfg = parseConfig({

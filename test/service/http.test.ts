@@ -3,6 +3,7 @@
  * answers equal direct MaskingPredictor calls, bodies are bounded, errors carry status codes and no
  * server details, a full queue answers 503, and a signal lets the in-flight request finish.
  */
+
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,12 +12,13 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type ChexmaskRow, joinChexmask } from '../../ts/data/index.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
+
 import { ChexmaskIndex } from '../../ts/service/chexmask-index.js';
 import { createServer } from '../../ts/service/http.js';
 import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
 import { closeOnSignals } from '../../ts/service/shutdown.js';
-import { type SynthImage, synthesize } from '../../ts/synth/index.js';
+import { type SynthImage, synthesize } from '../../ts/synth/synthesize.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-http-'));

@@ -1,10 +1,12 @@
 /** `--model` as a model folder or a trained cell: the cell's run names the model folder and its cache the contour settings. */
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../ts/errors.js';
+import { ConfigError } from '../../ts/common/errors.js';
+
 import { RUN_DATA_FILE } from '../../ts/experiment/fingerprint.js';
 import { checkpointContour, resolveModelSource } from '../../ts/service/model-source.js';
 

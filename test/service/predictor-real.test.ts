@@ -4,19 +4,21 @@
  * concurrent calls give the same answers as sequential ones, the masked input really differs, and a
  * fine-tuned checkpoint served by the predictor gives exactly what the Classifier itself predicts.
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildIndex, type ChexmaskRow, joinChexmask } from '../../ts/data/index.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/mimic.js';
 import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
-import { FINDINGS } from '../../ts/labels.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { MaskingPredictor } from '../../ts/service/index.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-real-'));

@@ -4,22 +4,24 @@
  * model grid — so the predicted-mask path must give exactly what the CheXmask-row path gives (same
  * contour, same tensor, same probabilities), on the real tiny model, sharp and the raster code.
  */
+
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildIndex, type ChexmaskRow, joinChexmask } from '../../ts/data/index.js';
-import { ConfigError } from '../../ts/errors.js';
+import { ConfigError } from '../../ts/common/errors.js';
+import { FINDINGS } from '../../ts/common/labels.js';
+import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/mimic.js';
 import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
-import { FINDINGS } from '../../ts/labels.js';
 import { contourMap, overlayRgb } from '../../ts/masks/overlay.js';
 import { Segmenter, type SegmenterLike } from '../../ts/model/segmenter.js';
 import { MaskingPredictor } from '../../ts/service/index.js';
 import { contourFromRegionBits, regionBitsOnGrid } from '../../ts/service/region-bits.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { assertSameArray } from './same-array.js';
 
 const MODEL = 'models/tiny';

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { FINDINGS } from '../../ts/common/labels.js';
 import type { Backend, ClassifierLike, ClipLike } from '../../ts/experiment/backend.js';
-import { FINDINGS } from '../../ts/labels.js';
 import { inferKind, MaskingPredictor } from '../../ts/service/index.js';
 import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
 

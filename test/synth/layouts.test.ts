@@ -1,13 +1,15 @@
 /** `synth --dataset X` writes each dataset's layout, and its adapter, join and cache take it end to end. */
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
-import { buildCache } from '../../ts/data/index.js';
+import { buildCache } from '../../ts/images/cache-build.js';
+
 import { isDicom } from '../../ts/images/dicom.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 
 for (const dataset of ['chexpert', 'padchest', 'vindr'] as const) {

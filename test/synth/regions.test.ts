@@ -1,15 +1,17 @@
 /** Finding regions of synthetic phantoms: recorded without changing a pixel, and where each finding is. */
+
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mulberry32 } from '../../ts/data/mimic.js';
+import { mulberry32 } from '../../ts/common/random.js';
+
 import { computeGeometry, sampleMask } from '../../ts/masks/geometry.js';
-import { synthesize } from '../../ts/synth/index.js';
 import { FINDING_REGION_BITS, renderFrontal } from '../../ts/synth/phantom.js';
 import { readRegionsOnGrid, regionsPath } from '../../ts/synth/regions.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 
 const KEYS = ['atelectasis', 'cardiomegaly', 'consolidation', 'edema', 'effusion'] as const;

@@ -3,8 +3,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodeRle, joinChexmask, regionPolygon } from '../../ts/data/index.js';
-import { synthesize } from '../../ts/synth/index.js';
+import { joinChexmask } from '../../ts/data/chexmask.js';
+import { regionPolygon } from '../../ts/data/landmarks.js';
+import { decodeRle } from '../../ts/data/rle.js';
+
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { synthTree, tempDir } from '../data/helpers.js';
 
 test('deterministic per seed: identical CSVs and JPEG bytes; another seed differs', async () => {

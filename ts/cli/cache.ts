@@ -1,8 +1,10 @@
 /** `cxrmask cache`: index + CheXmask → decode-once preprocessed cache (original and masked from one decode). */
+
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, readIndex } from '../data/mimic.js';
-import { buildCache } from '../images/cache.js';
+import { buildCache } from '../images/cache-build.js';
+
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';

@@ -1,5 +1,6 @@
 /** The experiment config of a command: the --config file, overridden by flags. */
-import { ConfigError, deepMerge, type ExperimentConfig, loadConfig } from '../experiment/config.js';
+import { ConfigError } from '../common/errors.js';
+import { deepMerge, type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import type { ExperimentArgv } from './options.js';
 
 export function parseSeeds(s: string | undefined): number[] | undefined {

@@ -8,11 +8,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { writeJsonAtomic } from '../common/io.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData, readModelMeta } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
-import { writeJsonAtomic } from '../experiment/io.js';
-import { demoSegmenter } from '../segment/demo.js';
+import { demoSegmenter } from '../run/segmenter-demo.js';
 import { parseSeeds } from './config-merge.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
@@ -65,7 +65,7 @@ export async function ensureDemoData(
   }
   for (const f of existsSync(dir) ? readdirSync(dir) : [])
     if (f.startsWith('cache-')) rmSync(join(dir, f), { recursive: true, force: true });
-  const { synthesize } = await import('../synth/index.js');
+  const { synthesize } = await import('../synth/synthesize.js');
   process.stderr.write(`[demo] synthesizing ${n} images into ${dir}\n`);
   const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height });
   writeJsonAtomic(stamp, {

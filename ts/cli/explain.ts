@@ -3,30 +3,31 @@
  * checkpoint over it), a finding and a method → a PNG (image | map on the original input | map on the masked
  * input, one colour scale) and the numbers as JSON (scores, share of attribution mass in lungs ∪ heart).
  */
+
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { ConfigError, DataError } from '../common/errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { FINDINGS } from '../common/labels.js';
 import { joinChexmask } from '../data/chexmask.js';
-import { DataError } from '../data/errors.js';
-import { ConfigError } from '../errors.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
-import { writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
+import { linearHead } from '../experiment/grid-attribution.js';
 import { fillPrompt } from '../experiment/zeroshot.js';
+import { attributionFigure, sharedScale } from '../explain/figure.js';
+import { massInside } from '../explain/measures.js';
+import { preprocess } from '../images/preprocess.js';
+import { tensorToRgb } from '../images/tensor-rgb.js';
+import { regionMasksOnGrid } from '../masks/overlay.js';
 import {
   ATTRIBUTION_METHOD_NAMES,
   ATTRIBUTION_METHODS,
   type Attribution,
   type AttributionMethod,
-} from '../explain/attribution.js';
-import { attributionFigure, sharedScale } from '../explain/figure.js';
-import { linearHead } from '../explain/grid-attribution.js';
-import { massInside } from '../explain/measures.js';
-import { preprocess } from '../images/preprocess.js';
-import { FINDINGS } from '../labels.js';
-import { regionMasksOnGrid } from '../masks/overlay.js';
+} from '../model/attribution.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { DeviceSpec } from '../native.js';
-import { tensorToRgb } from '../report/overlay.js';
+
 import { checkOutputFile, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand } from './run-command.js';
 

@@ -1,17 +1,18 @@
 #!/usr/bin/env node
-/** The `cxrmask` CLI: one yargs command module per command. */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { packageVersion } from '../experiment/run.js';
+/** The `cxrmask` CLI: one yargs command module per command. */
+import { packageVersion } from '../common/version.js';
+
 import cache from './cache.js';
 import demo from './demo.js';
 import doctor from './doctor.js';
 import evalCmd from './eval.js';
 import explain from './explain.js';
 import exportCmd from './export.js';
-import indexCmd from './index.js';
+import indexCmd from './index-command.js';
 import overlay from './overlay.js';
 import predict from './predict.js';
 import run from './run.js';

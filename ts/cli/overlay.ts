@@ -1,7 +1,7 @@
 /** `cxrmask overlay`: one image + its CheXmask row → a Figure-1-like picture (original | masked). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DataError } from '../common/errors.js';
 import { joinChexmask } from '../data/chexmask.js';
-import { DataError } from '../data/errors.js';
 import { renderFigure } from '../report/figure.js';
 import {
   checkOutputFile,

@@ -1,6 +1,6 @@
 /** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { FINDINGS } from '../labels.js';
+import { FINDINGS } from '../common/labels.js';
 import { openSegmenter } from '../segment/open.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';

@@ -1,7 +1,5 @@
 /** Command bodies' errors → one `error:` line and the exit code. */
-import { DataError } from '../data/errors.js';
-import { ConfigError } from '../experiment/config.js';
-import { InterruptedError } from '../experiment/train.js';
+import { ConfigError, DataError, InterruptedError } from '../common/errors.js';
 
 /** Misuse of the command line that the option parser cannot catch (exit code 2). */
 export class UsageError extends Error {

@@ -1,8 +1,8 @@
 /** `cxrmask segmenter train|eval`: the lung/heart segmenter trained on and measured against CheXmask. */
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { writeJsonAtomic } from '../common/io.js';
 import type { Split } from '../data/mimic.js';
-import { writeJsonAtomic } from '../experiment/io.js';
 import { openCache } from '../images/cache.js';
 import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';

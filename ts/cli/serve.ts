@@ -4,6 +4,7 @@
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
 import { openSegmenter } from '../segment/open.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
@@ -11,7 +12,6 @@ import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/
 import { resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
-import { threadsProblem } from '../threads.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 

@@ -1,7 +1,7 @@
 /** Ctrl-C / SIGTERM during long runs. */
-import type { StopSignal } from '../experiment/train.js';
 
 /** First Ctrl-C: stop at the next step boundary (finished epochs are kept). Second: exit now. */
+import type { StopSignal } from '../common/interrupt.js';
 export function installStop(hint: () => string): StopSignal {
   const signal: StopSignal = { stop: false };
   const onSig = () => {

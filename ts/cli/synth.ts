@@ -2,7 +2,7 @@
 
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
-import { synthesize } from '../synth/index.js';
+import { synthesize } from '../synth/synthesize.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 

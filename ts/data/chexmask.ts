@@ -6,8 +6,8 @@
  * source does not need are never decoded.
  */
 import { z } from 'zod';
+import { DataError, type DataErrorWhere, ReasonCounter } from '../common/errors.js';
 import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
-import { DataError, type DataErrorWhere, ReasonCounter } from './errors.js';
 import {
   checkLandmarkRange,
   type Landmarks,

@@ -6,9 +6,9 @@ import { createReadStream, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { DataError } from '../common/errors.js';
+import { checkRegularFile } from '../common/files.js';
 import { isGzip } from './csv.js';
-import { DataError } from './errors.js';
-import { checkRegularFile } from './files.js';
 
 export interface ByteSource {
   /** Copies up to `len` bytes into `buf` at `off`; resolves 0 at the end of the data. */

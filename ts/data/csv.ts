@@ -2,8 +2,8 @@
 import { closeSync, createReadStream, existsSync, openSync, readSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
-import { DataError } from './errors.js';
-import { statRegularFile } from './files.js';
+import { DataError } from '../common/errors.js';
+import { statRegularFile } from '../common/files.js';
 
 export interface CsvRecord {
   /** 1-based data row number (the header is row 0). */

@@ -11,8 +11,9 @@
  * "" escapes, quoted commas/newlines, \n or \r\n line ends, a last line without a newline.
  * Lenient where csv-parse throws: a quote inside an unquoted field is kept as a literal.
  */
+
+import { DataError } from '../common/errors.js';
 import { type ByteSource, openBytes } from './chunks.js';
-import { DataError } from './errors.js';
 
 /** Per-column actions. */
 export const SKIP = 0;

@@ -3,7 +3,7 @@
  * is counted and skipped, so an image never enters the index twice; a repeat that disagrees is an
  * error naming both rows and the first field that differs, because either row could be the right one.
  */
-import { DataError, type ReasonCounter } from './errors.js';
+import { DataError, type ReasonCounter } from '../common/errors.js';
 
 /** One table's rows by key: the first row number and the cells that matter, joined. */
 export class DuplicateRows {

@@ -4,7 +4,7 @@
  * Preprocessed files and a numpy repr ("[[403 115]\n [367 119] ...]") in OriginalResolution; both
  * are parsed by taking every (possibly negative, possibly decimal) number in order.
  */
-import { DataError, type DataErrorWhere } from './errors.js';
+import { DataError, type DataErrorWhere } from '../common/errors.js';
 
 export const REGIONS = ['rightLung', 'leftLung', 'heart'] as const;
 export type Region = (typeof REGIONS)[number];

@@ -1,8 +1,9 @@
 /** The chexpert CSV read into raw labels per study, and the uncertain/blank policies that turn them into 0/1 + mask. */
-import { FINDINGS } from '../labels.js';
+
+import type { ReasonCounter } from '../common/errors.js';
+import { FINDINGS } from '../common/labels.js';
 import { openCsv } from './csv.js';
 import { DuplicateRows } from './duplicates.js';
-import type { ReasonCounter } from './errors.js';
 import { idsProblem } from './mimic-ids.js';
 
 export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;

@@ -6,9 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomicAsync as atomicWrite } from '../experiment/io.js';
-import { FINDINGS } from '../labels.js';
-import { mulberry32 } from '../random.js';
+import { DataError, ReasonCounter } from '../common/errors.js';
+import { writeFileAtomicAsync } from '../common/io.js';
+import { FINDINGS } from '../common/labels.js';
+import { mulberry32 } from '../common/random.js';
 import { findCsv, openCsv } from './csv.js';
 import {
   DATASETS,
@@ -18,13 +19,12 @@ import {
   isDatasetName,
 } from './datasets/names.js';
 import { DuplicateRows } from './duplicates.js';
-import { DataError, ReasonCounter } from './errors.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
 import { applyLabelPolicy, CHEXPERT_COLUMNS, readStudyLabels } from './mimic-labels.js';
 import { parseOptions } from './options.js';
 
 /** Re-exported for callers that imported these from here. */
-export { CHEXPERT_COLUMNS, mulberry32 };
+export { CHEXPERT_COLUMNS };
 
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
@@ -356,8 +356,11 @@ export async function writeIndex(
   await mkdir(dir, { recursive: true });
   const index = join(dir, 'index.jsonl');
   const sum = join(dir, 'summary.json');
-  await atomicWrite(index, entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
-  await atomicWrite(sum, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFileAtomicAsync(
+    index,
+    entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''),
+  );
+  await writeFileAtomicAsync(sum, `${JSON.stringify(summary, null, 2)}\n`);
   return { index, summary: sum };
 }
 
@@ -457,6 +460,3 @@ function labelsProblem(e: Record<string, unknown>): { field: string; message: st
   }
   return null;
 }
-
-/** Crash-safe write (fsync + rename + folder fsync); the single implementation lives in experiment/io.ts. */
-export { atomicWrite };

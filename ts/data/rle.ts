@@ -2,7 +2,7 @@
  * CheXmask run-length encoding: space-separated `start length` pairs, starts 1-based into the
  * row-major (C-order) flattening of an H×W mask (index = y*W + x + 1). An empty cell is an empty mask.
  */
-import { DataError, type DataErrorWhere } from './errors.js';
+import { DataError, type DataErrorWhere } from '../common/errors.js';
 
 /** Masks larger than this (e.g. 16384×16384) are refused before anything is allocated for them. */
 export const MAX_MASK_PIXELS = 1 << 28;

@@ -3,10 +3,10 @@
  * run's config and cache, and trains the cell on its device into the run folder.
  */
 import { join } from 'node:path';
+import { readJson } from '../common/io.js';
 import { realBackend } from '../experiment/backend-real.js';
 import { parseConfig } from '../experiment/config.js';
 import { cellId, Grid, trainedCells } from '../experiment/grid.js';
-import { readJson } from '../experiment/io.js';
 import type { CellJob } from './devices.js';
 
 const job = JSON.parse(process.env['CXRMASK_CELL_JOB'] ?? 'null') as CellJob | null;

@@ -1,8 +1,8 @@
 /** Joining the group a launcher (torchrun, Slurm, --nproc) described, for the experiment commands. */
 import type { Backend } from '../experiment/backend.js';
 import type { ExperimentConfig } from '../experiment/config.js';
-import { distTimeoutMs, rankDevice, readDistEnv, rootWorkTimeoutMs } from './env.js';
-import { ProcessGroup } from './group.js';
+import { distTimeoutMs, rankDevice, readDistEnv, rootWorkTimeoutMs } from '../model/dist-env.js';
+import { ProcessGroup } from '../model/process-group.js';
 
 /**
  * The group of this process and the device it trains on (cuda:LOCAL_RANK when the config's device

@@ -4,10 +4,15 @@
  * first use (ts/native.ts loadNative), so commands that never touch a model (e.g. `--help`, config
  * errors) do not load it.
  */
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, InterruptedError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
 import { adapterFor, buildDatasetIndex } from '../data/datasets/index.js';
-import * as data from '../data/index.js';
+import type { Split } from '../data/mimic.js';
+import { openCache } from '../images/cache.js';
+import { buildCache } from '../images/cache-build.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import { type ModelMeta, readModelMeta as readMeta } from '../model/meta.js';
@@ -16,14 +21,8 @@ import { Segmenter } from '../model/segmenter.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
 import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
-import { ConfigError, type ExperimentConfig } from './config.js';
+import type { ExperimentConfig } from './config.js';
 import type { TestDatasetSpec } from './cross-dataset.js';
-import { InterruptedError, type StopSignal } from './train.js';
-
-/** The data layer barrel (kept as a function for callers that load it lazily). */
-export async function dataModules(): Promise<typeof data> {
-  return data;
-}
 
 export type { ModelMeta };
 
@@ -59,7 +58,7 @@ export async function realBackend(): Promise<Backend> {
   return {
     name: 'libtorch',
     openCache: (dir: string) => {
-      const cache = data.openCache(dir);
+      const cache = openCache(dir);
       // Records are read straight into addon-owned memory: batches reach the model without a copy.
       cache.allocate = hostBytes;
       return cache as unknown as CacheLike;
@@ -109,7 +108,7 @@ export async function prepareData(
     log?: (s: string) => void;
     onProgress?: (done: number, total: number) => void;
     /** Cache only these splits' images (a test dataset needs its test split alone); default all. */
-    splits?: readonly data.Split[];
+    splits?: readonly Split[];
   } = {},
 ): Promise<Record<string, unknown>> {
   const d = config.data;
@@ -118,7 +117,7 @@ export async function prepareData(
   // the index's label policy and the CheXmask filter are part of the cache key (settingsKey)
   const labelPolicy = { uncertain: d.uncertain, blank: 'zeros' as const };
   try {
-    const cache = data.openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
+    const cache = openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
     return { cache: { dir: cache.dir, entries: cache.entries.length, skipped: cache.skipped ?? null } };
   } catch (e) {
     // A keyed cache folder built with another label policy / minDice / size: never train on it.
@@ -147,7 +146,7 @@ export async function prepareData(
   log(
     `[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`,
   );
-  const cacheSummary = await data.buildCache({
+  const cacheSummary = await buildCache({
     entries,
     root: d.root,
     chexmask: d.chexmask,

@@ -3,7 +3,9 @@
  * `realBackend()` binds them to ts/model/* and ts/data; tests may pass a pure-JS stand-in to check
  * orchestration, resume and reports without the native addon.
  */
-import type { Batch as FloatBatch, Split } from '../data/index.js';
+import type { Split } from '../data/mimic.js';
+import type { Batch as FloatBatch } from '../images/cache.js';
+
 import type { ClassifierCreateOptions } from '../model/classifier.js';
 import type { ImageInput } from '../model/records.js';
 import type { NativeProcessGroup } from '../native.js';

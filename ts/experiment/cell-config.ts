@@ -7,9 +7,11 @@
  * retention, the unreadable-image tolerance, evaluation-only metrics) are left out: changing them on
  * resume is allowed.
  */
+
 import { join } from 'node:path';
-import { ConfigError, type ExperimentConfig } from './config.js';
-import { readJson, writeJsonAtomic } from './io.js';
+import { ConfigError } from '../common/errors.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import type { ExperimentConfig } from './config.js';
 
 export interface CellRecord {
   id: string;

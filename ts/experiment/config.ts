@@ -2,10 +2,12 @@
  * Experiment configuration: one zod schema, defaults for a real run, and the demo preset (all demo
  * size knobs live in DEMO below, nowhere else).
  */
+
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { ConfigError } from '../common/errors.js';
+import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS } from '../data/datasets/names.js';
-import { MAX_THREADS, threadsProblem } from '../threads.js';
 
 /** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
@@ -107,7 +109,7 @@ export const ConfigSchema = z
       .object({
         dir: z.string().min(1).default('models/tiny'),
         device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
-        /** Intra-op threads (null = library default); at most MAX_THREADS (ts/threads.ts). */
+        /** Intra-op threads (null = library default); at most MAX_THREADS (ts/common/threads.ts). */
         threads: positiveInt
           .max(MAX_THREADS, { error: (iss) => threadsProblem(iss.input) ?? undefined })
           .nullable()
@@ -177,7 +179,7 @@ export const ConfigSchema = z
       /** bf16 autocast: `auto` = on for CUDA, off on CPU. */
       bf16: z.union([z.boolean(), z.literal('auto')]).default('auto'),
     }).prefault({}),
-    /** Attribution maps after the cells (ts/explain/grid-attribution.ts; docs/attribution.md). Off by default. */
+    /** Attribution maps after the cells (ts/experiment/grid-attribution.ts; docs/attribution.md). Off by default. */
     attribution: z
       .object({
         enabled: z.boolean().default(false),
@@ -240,10 +242,6 @@ export const ConfigSchema = z
 
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 /** Human-readable list of zod issues: `path.to.field: message`. */
 export function formatIssues(err: z.ZodError): string {

@@ -15,13 +15,16 @@
  * Both record the fingerprint of each model (model-fingerprint.ts): predictions of a model that has
  * since changed (a retrained cell) are redone, never scored with the new model's thresholds.
  */
+
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError, DataError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
-import { DataError } from '../data/errors.js';
-import { NUM_LABELS } from '../labels.js';
 import type { Backend, CacheLike, ClassifierLike } from './backend.js';
-import { ConfigError, type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
+import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
 import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
@@ -36,7 +39,6 @@ import {
   toPredSet,
   type ZeroShotResult,
 } from './grid.js';
-import { readJson, writeJsonAtomic } from './io.js';
 import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {
   ensurePredictedMasks,
@@ -45,7 +47,7 @@ import {
   predictedSource,
 } from './predicted-masks.js';
 import type { BatchSource } from './train.js';
-import { predictAll, type StopSignal } from './train.js';
+import { predictAll } from './train.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
 
 /** A test dataset with its defaults filled in. */

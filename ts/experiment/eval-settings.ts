@@ -7,8 +7,8 @@
  * settings it was scored with (config.metrics, and run.evaluationOverrides).
  */
 import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { ExperimentConfig } from './config.js';
-import { readJson, writeJsonAtomic } from './io.js';
 
 export type MetricOverrides = Partial<ExperimentConfig['metrics']>;
 

@@ -5,7 +5,9 @@
  * test split. Seeds are aggregated as mean ± sd; masked − original
  * differences get a paired bootstrap 95 % CI over test images (same resample for all seeds).
  */
-import { FINDINGS, NUM_LABELS } from '../labels.js';
+
+import { FINDINGS, NUM_LABELS } from '../common/labels.js';
+import { meanSd } from '../common/stats.js';
 import type { ExperimentConfig, Setup, TestVariant, Variant } from './config.js';
 import { PREDICTED, VARIANTS } from './config.js';
 import type { CellResult, PredSet, SplitData, ZeroShotResult } from './grid.js';
@@ -16,7 +18,6 @@ import {
   type DiffCI,
   type LabelArrays,
   type MetricSet,
-  meanSd,
   type PairedCondition,
   type ScalarMetric,
   top1Accuracy,

@@ -3,13 +3,15 @@
  * `<dir>/<variant>.f32` ([N, D], rows = cache entry order) + `<variant>.json` metadata. Rows that could
  * not be encoded (unreadable image) are NaN and listed in `failed`.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InterruptedError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { DataWait, prefetch } from '../common/prefetch.js';
 import type { Batch, CacheLike, ClipLike } from './backend.js';
 import type { Variant } from './config.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from './io.js';
-import { DataWait, prefetch } from './prefetch.js';
-import { InterruptedError, type StopSignal } from './train.js';
 
 export interface FeatureMeta {
   variant: Variant;

@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DataError } from '../data/errors.js';
+import { DataError } from '../common/errors.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { CacheLike } from './backend.js';
-import { readJson, writeJsonAtomic } from './io.js';
 
 export interface DataFingerprint {
   /** The cache's settings key (folder name), null for a cache without one. */

@@ -8,15 +8,18 @@
  * `--resume` skips finished cells, resumes an unfinished one from its last epoch checkpoint, then
  * re-aggregates (evaluate.ts) into results.json and the reports.
  */
+
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
-import { NUM_LABELS } from '../labels.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import { NUM_LABELS } from '../common/labels.js';
+import { shuffled } from '../common/random.js';
+import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
 import { checkCellConfigs, recordCell } from './cell-config.js';
 import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
-import { readJson, writeJsonAtomic } from './io.js';
 import {
   ensurePredictedMasks,
   type PredictedMasks,
@@ -29,8 +32,6 @@ import {
   type EpochRecord,
   type Predictions,
   predictAllSharded,
-  type StopSignal,
-  shuffled,
   type TrainProgress,
   trainWithCheckpoints,
 } from './train.js';

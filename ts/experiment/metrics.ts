@@ -19,7 +19,9 @@
  *   threshold o_k (the grid uses Youden's J on validation), NaN when the denominator is 0; their
  *   macro versions average the defined per-label values.
  */
-import { mulberry32 } from '../random.js';
+
+import { mulberry32 } from '../common/random.js';
+import { nanMean, quantile } from '../common/stats.js';
 
 export type ThresholdRule = 'youden' | 'f1' | 'accuracy' | 'fixed';
 
@@ -117,20 +119,6 @@ export const sensitivity = (c: Confusion) => ratio(c.tp, c.tp + c.fn);
 export const specificity = (c: Confusion) => ratio(c.tn, c.tn + c.fp);
 export const f1 = (c: Confusion) => ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
 export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn);
-
-/** Mean of the finite values; NaN when none. */
-export function nanMean(xs: ArrayLike<number>): number {
-  let s = 0;
-  let c = 0;
-  for (let i = 0; i < xs.length; i++) {
-    const v = xs[i]!;
-    if (Number.isFinite(v)) {
-      s += v;
-      c++;
-    }
-  }
-  return c > 0 ? s / c : Number.NaN;
-}
 
 /**
  * One threshold for one label, chosen on validation scores.
@@ -270,17 +258,6 @@ export function top1Accuracy(a: LabelArrays): { accuracy: number; n: number } {
   return { accuracy: ratio(ok, tot), n: tot };
 }
 
-/** The shared seeded generator, under the name the experiment code uses. */
-export { mulberry32 as rng } from '../random.js';
-
-export function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
-}
-
 export interface PairedCondition {
   original: LabelArrays;
   masked: LabelArrays;
@@ -343,13 +320,4 @@ export function bootstrapDiff(
     hi: quantile(ds, 1 - alpha / 2),
     samples: ds.length,
   };
-}
-
-/** Mean and sample standard deviation (n−1) of the finite values; sd = 0 for one value, NaN for none. */
-export function meanSd(xs: number[]): { mean: number; sd: number; n: number } {
-  const v = xs.filter((x) => Number.isFinite(x));
-  if (v.length === 0) return { mean: Number.NaN, sd: Number.NaN, n: 0 };
-  const mean = v.reduce((a, b) => a + b, 0) / v.length;
-  const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
-  return { mean, sd, n: v.length };
 }

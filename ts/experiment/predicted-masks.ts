@@ -5,17 +5,20 @@
  * the cache draws CheXmask's) and are stored as mask planes in `<runDir>/predicted-masks/`. A
  * 'masked-pred' batch is the cache's records with that plane in place of CheXmask's, painted as usual.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { InterruptedError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { prefetch } from '../common/prefetch.js';
 import { REGIONS } from '../data/landmarks.js';
 import { FILL_SHIFT, REGION_BITS } from '../masks/overlay.js';
 import { maskBoundary } from '../masks/raster.js';
 import { isRecordBatch } from '../model/records.js';
 import type { Batch, CacheLike, ClipLike, SegmenterBackendLike } from './backend.js';
 import type { FeatureSet } from './features.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from './io.js';
-import { prefetch } from './prefetch.js';
-import { InterruptedError, type StopSignal } from './train.js';
+
 import { readableRows } from './unreadable.js';
 
 export interface PredictedMasks {

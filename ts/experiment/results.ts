@@ -2,12 +2,13 @@
  * The shape of a run's results.json, in a module of its own: the reports read it without importing the
  * run (which writes the reports).
  */
-import type { GridAttribution } from '../explain/grid-attribution.js';
+
 import type { ExperimentConfig } from './config.js';
 import type { CrossDatasetResult } from './cross-dataset.js';
 import type { Evaluation } from './evaluate.js';
 import type { DataFingerprint } from './fingerprint.js';
 import type { CellResult } from './grid.js';
+import type { GridAttribution } from './grid-attribution.js';
 import type { SegmenterQuality } from './segmenter-quality.js';
 
 export interface Results {

@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DataError } from '../data/errors.js';
+import { DataError } from '../common/errors.js';
 
 export const RUN_LOCK_FILE = 'run.lock';
 

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { readJson } from '../common/io.js';
 import { FILL_SHIFT } from '../masks/overlay.js';
 import { STRUCTURES, type Structure, type Summary, scoreMasks, summarize } from '../segment/metrics.js';
 import type { CacheLike } from './backend.js';
-import { readJson } from './io.js';
 import type { PredictedMasks } from './predicted-masks.js';
 
 export interface SegmenterQuality {

@@ -6,8 +6,8 @@
  * prediction) only for a row listed in `failed`; `failed` lists rows of that split. A bad file is a
  * DataError naming the file and the field; deleting it makes `--resume` compute the cell again.
  */
-import { DataError } from '../data/errors.js';
-import { NUM_LABELS } from '../labels.js';
+import { DataError } from '../common/errors.js';
+import { NUM_LABELS } from '../common/labels.js';
 import { PREDICTED, VARIANTS } from './config.js';
 import { ZS_PROTOCOLS } from './zeroshot.js';
 

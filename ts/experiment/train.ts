@@ -7,30 +7,25 @@
  * AdamW moments, a third of the bytes for BiomedCLIP), and only then `state.json` is replaced (atomic
  * rename) — a crash at any point leaves a consistent state that loses at most the epoch in progress.
  * `keepCheckpoints` full-state epoch files are kept (default 1, the one resume needs). Batches are
- * prefetched (ts/experiment/prefetch.ts) and the time spent waiting for them is recorded per epoch.
+ * prefetched (ts/common/prefetch.ts) and the time spent waiting for them is recorded per epoch.
  */
+
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataParallel } from '../distributed/group.js';
-import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from '../distributed/sampler.js';
+import { InterruptedError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
+import { DataWait, prefetch } from '../common/prefetch.js';
+import { epochSeed, shuffled } from '../common/random.js';
+import type { DataParallel } from '../model/process-group.js';
 import type { ImageInput } from '../model/records.js';
 import type { Batch, ClassifierLike, StepLoss } from './backend.js';
-import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from './io.js';
-import { chooseThresholds, computeMetrics, type LabelArrays, rng } from './metrics.js';
-import { DataWait, prefetch } from './prefetch.js';
+import { chooseThresholds, computeMetrics, type LabelArrays } from './metrics.js';
+import { globalBatch, rankBatch, shardOf, stepsPerEpoch } from './sampler.js';
 import { MAX_UNREADABLE_SHARE, readablePart, UnreadableTally } from './unreadable.js';
 
 /** How often (in steps) a training loop reads the loss from the device. */
 export const LOSS_READ_EVERY = 20;
-
-export class InterruptedError extends Error {
-  override name = 'InterruptedError';
-}
-
-/** Set `stop = true` (e.g. on SIGINT) to make training stop at the next step boundary. */
-export interface StopSignal {
-  stop: boolean;
-}
 
 export type BatchSource = (indices: number[]) => Promise<Batch>;
 
@@ -87,25 +82,12 @@ export interface TrainOptions {
   maxUnreadableShare?: number;
   /**
    * Data-parallel training (ts/distributed): `clf` has this group attached, batchSize is per rank
-   * (global batch = batchSize × worldSize, sharded by distributed/sampler.ts), validation is
+   * (global batch = batchSize × worldSize, sharded by experiment/sampler.ts), validation is
    * sharded and gathered, rank 0 alone writes checkpoints and state.json (the others wait at a
    * barrier and read them from the shared `dir`).
    */
   dist?: DataParallel;
 }
-
-/** Fisher–Yates with the shared mulberry32 PRNG. */
-export function shuffled<T>(xs: readonly T[], seed: number): T[] {
-  const a = xs.slice();
-  const r = rng(seed);
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
-
-export const epochSeed = (seed: number, epoch: number) => (seed * 1_000_003 + epoch * 7919 + 17) >>> 0;
 
 export interface Predictions {
   probs: Float32Array;

@@ -4,7 +4,7 @@
  * training stops with a DataError once more than `maxShare` of the training split is unreadable (a
  * damaged cache or image tree should not quietly become a smaller training set).
  */
-import { DataError } from '../data/errors.js';
+import { DataError } from '../common/errors.js';
 import type { Batch } from './backend.js';
 
 /** Default share of the training split that may be unreadable before training stops. */

@@ -9,7 +9,7 @@
  * - `softmax-5way`: P = softmax_k(s·cos(img, pos_k)) over the five findings; scored by top-1 accuracy
  *   on test images with exactly one positive (the "5x200" protocol; chance = 0.2).
  */
-import { FINDINGS } from '../labels.js';
+import { FINDINGS } from '../common/labels.js';
 import type { ClipLike, TokenizerLike } from './backend.js';
 
 export const ZS_PROTOCOLS = ['per-finding', 'softmax-5way'] as const;

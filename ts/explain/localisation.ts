@@ -6,11 +6,11 @@
  * region's share of the grid, for both).
  */
 
+import { FINDINGS, type Finding } from '../common/labels.js';
 import { type PreprocessOptions, preprocess } from '../images/preprocess.js';
-import { FINDINGS, type Finding } from '../labels.js';
 import { sampleMask } from '../masks/geometry.js';
+import type { Attribution } from '../model/attribution.js';
 import { readRegions } from '../synth/regions.js';
-import type { Attribution } from './attribution.js';
 import { areaShare, massInside, pointingHit } from './measures.js';
 
 /** One explained (image, finding): the map [S,S] and the finding bits on the same grid. */

@@ -1,5 +1,5 @@
 /**
- * Numbers about one attribution map [S,S] (non-negative, ts/explain/attribution.ts): how much of its
+ * Numbers about one attribution map [S,S] (non-negative, ts/model/attribution.ts): how much of its
  * mass a region holds, whether its peak falls in the region (pointing game, Zhang et al. 2018), and
  * rank agreement of two maps (Spearman, for the Adebayo et al. 2018 randomisation checks).
  */

@@ -9,11 +9,11 @@ import { mkdir, open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { DataError, ReasonCounter } from '../common/errors.js';
+import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { type ChexmaskRow, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
-import { DataError, ReasonCounter } from '../data/errors.js';
-import { atomicWrite, type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
+import { type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
 import { parseOptions } from '../data/options.js';
-import { withAtomicPath } from '../experiment/io.js';
 import {
   type ContourOptions,
   checkRowSize,
@@ -264,7 +264,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
         bytes,
         sha256: digest,
       };
-      await atomicWrite(manPath, JSON.stringify(manifest));
+      await writeFileAtomicAsync(manPath, JSON.stringify(manifest));
       shardsBuilt++;
       decoded += part.length;
       decodeSeconds += (performance.now() - t1) / 1000;
@@ -304,8 +304,8 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
       chexmask: typeof options.chexmask === 'string' ? options.chexmask : null,
     },
   };
-  await atomicWrite(join(dir, 'entries.jsonl'), entriesText);
-  await atomicWrite(join(dir, 'cache.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  await writeFileAtomicAsync(join(dir, 'entries.jsonl'), entriesText);
+  await writeFileAtomicAsync(join(dir, 'cache.json'), `${JSON.stringify(meta, null, 2)}\n`);
   // every shard's content was hashed above (written or reused): opening this cache need not re-hash it
   recordStamps(dir, shards);
   return {

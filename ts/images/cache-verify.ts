@@ -14,8 +14,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError } from '../data/errors.js';
-import { writeFileAtomic } from '../experiment/io.js';
+import { DataError } from '../common/errors.js';
+import { writeFileAtomic } from '../common/io.js';
 
 export interface ShardInfo {
   file: string;

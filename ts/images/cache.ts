@@ -12,10 +12,10 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } 
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { DataError } from '../data/errors.js';
+import { DataError } from '../common/errors.js';
+import { NUM_LABELS } from '../common/labels.js';
 import type { Split } from '../data/mimic.js';
 import { parseOptions } from '../data/options.js';
-import { NUM_LABELS } from '../labels.js';
 import {
   type ContourOptions,
   ContourOptionsSchema,
@@ -43,7 +43,6 @@ import {
 } from './preprocess.js';
 
 // The writer and the shared format live in their own modules; their names stay importable from here.
-export { type BuildCacheOptions, buildCache } from './cache-build.js';
 export {
   CACHE_VERSION,
   type CacheBuildSettings,

@@ -10,8 +10,8 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { DataError } from '../data/errors.js';
-import { checkRegularFile, statRegularFile } from '../data/files.js';
+import { DataError } from '../common/errors.js';
+import { checkRegularFile, statRegularFile } from '../common/files.js';
 import { parseOptions } from '../data/options.js';
 import { dicomSize } from './dicom.js';
 

@@ -12,7 +12,7 @@ import { type ChexmaskRow, parseChexmaskRecord, sizeRowFromImage } from '../data
 /** One CheXmask CSV record as column name → cell (e.g. from a service's own CSV reader). */
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
 
-import { DataError } from '../data/errors.js';
+import { DataError } from '../common/errors.js';
 import { parseOptions } from '../data/options.js';
 import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {

@@ -7,8 +7,8 @@
  * original exactly.
  */
 import { z } from 'zod';
+import { DataError } from '../common/errors.js';
 import type { ChexmaskRow } from '../data/chexmask.js';
-import { DataError } from '../data/errors.js';
 import { NUM_LANDMARKS, REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
 import { parseOptions } from '../data/options.js';
 import { decodeRle } from '../data/rle.js';

@@ -4,14 +4,8 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
-import { refuseNonFile } from '../data/files.js';
-import {
-  type Attribution,
-  type AttributionOptions,
-  attributionOptions,
-  attributionResult,
-} from '../explain/attribution.js';
-import { NUM_LABELS } from '../labels.js';
+import { refuseNonFile } from '../common/files.js';
+import { NUM_LABELS } from '../common/labels.js';
 import {
   type DeviceSpec,
   loadNative,
@@ -20,6 +14,12 @@ import {
   type NativeProcessGroup,
   type NativeStepResult,
 } from '../native.js';
+import {
+  type Attribution,
+  type AttributionOptions,
+  attributionOptions,
+  attributionResult,
+} from './attribution.js';
 import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
@@ -241,7 +241,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   }
 
   /**
-   * Attribution of finding `label`'s logit to the input pixels (ts/explain/attribution.ts): maps
+   * Attribution of finding `label`'s logit to the input pixels (ts/model/attribution.ts): maps
    * [rows,S,S] (records asking for both variants: originals first).
    * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `label` or option; a head-only classifier.
    * @throws {Error} (synchronously) the classifier is disposed.
@@ -309,7 +309,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   }
 
   /**
-   * Data-parallel training over a process group (ts/distributed/group.ts), or back to a single
+   * Data-parallel training over a process group (ts/model/process-group.ts), or back to a single
    * process with null: copies rank 0's weights into this replica, then every trainStep averages
    * gradients and loss across the group before AdamW. Every rank must call it, and then take the
    * same number of steps (idleStep for a step without rows).

@@ -2,13 +2,13 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
 import {
   type Attribution,
   type AttributionOptions,
   attributionOptions,
   attributionResult,
-} from '../explain/attribution.js';
-import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
+} from './attribution.js';
 import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
@@ -110,7 +110,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
   }
 
   /**
-   * Attribution of the zero-shot logit to the input pixels (ts/explain/attribution.ts). `text`: one
+   * Attribution of the zero-shot logit to the input pixels (ts/model/attribution.ts). `text`: one
    * prompt embedding [D] (score s·cos(image, prompt)) or two [2,D] (positive, negative: s·(cos⁺ − cos⁻),
    * the per-finding protocol's logit), s = logitScale.
    * @throws {TypeError|RangeError} (synchronously) a bad `x`, `n`, `text` or option.

@@ -1,7 +1,7 @@
 /** model.json, written by tools/export_biomedclip.py beside clip.pt (docs/contracts.md). */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { refuseNonFile } from '../data/files.js';
+import { refuseNonFile } from '../common/files.js';
 
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;

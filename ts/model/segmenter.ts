@@ -7,7 +7,7 @@
  * targets (bits 3-5), so training reads records and decodes nothing.
  */
 import { join } from 'node:path';
-import { refuseNonFile } from '../data/files.js';
+import { refuseNonFile } from '../common/files.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
 import { holdArray, holdImages } from './hold.js';
 import { NativeLifecycle } from './lifecycle.js';

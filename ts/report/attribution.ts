@@ -1,6 +1,7 @@
-/** The report's attribution section and figure (results.json `attribution`, ts/explain/grid-attribution.ts). */
-import { ATTRIBUTION_METHOD_NAMES, type AttributionMethod } from '../explain/attribution.js';
-import { attributionTable, type GridAttribution, localisationTable } from '../explain/grid-attribution.js';
+/** The report's attribution section and figure (results.json `attribution`, ts/experiment/grid-attribution.ts). */
+
+import { attributionTable, type GridAttribution, localisationTable } from '../experiment/grid-attribution.js';
+import { ATTRIBUTION_METHOD_NAMES, type AttributionMethod } from '../model/attribution.js';
 import { groupedBarSvg } from './plots.js';
 
 /** Figure: share of attribution mass in lungs ∪ heart per model, original vs masked test images. */

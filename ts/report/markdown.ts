@@ -1,8 +1,8 @@
 /** The text of report.md: run facts, the overlay figure, Table 2, plots, masked − original verdicts. */
 
+import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
-import { FINDINGS } from '../labels.js';
 import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { segmenterQualityMarkdown } from './segmenter.js';

@@ -1,8 +1,8 @@
 /** Bar charts as SVG strings, rendered to PNG with sharp. */
 import sharp from 'sharp';
+import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
-import { FINDINGS } from '../labels.js';
 
 const COLORS = { original: '#4c72b0', masked: '#dd8452' } as const;
 const FINDING_COLORS = ['#4c72b0', '#dd8452', '#55a868', '#c44e52', '#8172b2'];

@@ -1,8 +1,8 @@
 /** Markdown tables: Table 2 (paper layout) and the per-disease comparison (§5.2). */
 
+import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
-import { FINDINGS } from '../labels.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {

@@ -1,8 +1,8 @@
 /** Writes a run's reports next to results.json: table2.md, per_disease.md, plots/*.png, report.md/html. */
 
 import { join } from 'node:path';
+import { writeFileAtomic } from '../common/io.js';
 import type { CacheLike } from '../experiment/backend.js';
-import { writeFileAtomic } from '../experiment/io.js';
 import type { Results } from '../experiment/results.js';
 import { attributionBarsSvg } from './attribution.js';
 import { testDatasetTable2Markdown } from './cross-dataset.js';

@@ -4,7 +4,8 @@
  * to the other's, in model-grid pixels (Euclidean, pixel centres). A structure empty in both masks
  * has Dice 1 and HD95 0; empty in exactly one, Dice 0 and HD95 undefined (NaN, left out of means).
  */
-import { meanSd, quantile } from '../experiment/metrics.js';
+
+import { meanSd, quantile } from '../common/stats.js';
 import { REGION_BITS } from '../masks/overlay.js';
 
 export const STRUCTURES = ['rightLung', 'leftLung', 'heart'] as const;

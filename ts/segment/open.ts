@@ -3,10 +3,12 @@
  * a `cxrmask segmenter train` output folder (train.json names the export; best.pt holds the trained
  * weights), or a .pt weights file inside such a folder.
  */
+
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError } from '../errors.js';
-import { readJson } from '../experiment/io.js';
+import { ConfigError } from '../common/errors.js';
+
+import { readJson } from '../common/io.js';
 import { readSegmenterMeta } from '../model/meta.js';
 import { Segmenter, type SegmenterLoadOptions, untrainedMessage } from '../model/segmenter.js';
 import type { SegTrainState } from './train.js';

@@ -5,11 +5,15 @@
  * after every epoch (state-<epoch>.pt: weights, AdamW moments, step; train.json names it and keeps the
  * history) are written atomically, so an interrupted run resumes exactly where the last epoch ended.
  */
+
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../experiment/io.js';
-import { DataWait, prefetch } from '../experiment/prefetch.js';
-import { epochSeed, InterruptedError, type StopSignal, shuffled } from '../experiment/train.js';
+import { InterruptedError } from '../common/errors.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
+import { DataWait, prefetch } from '../common/prefetch.js';
+import { epochSeed, shuffled } from '../common/random.js';
+
 import type { Cache } from '../images/cache.js';
 import type { Segmenter } from '../model/segmenter.js';
 import { meanDice, type SegScores, scoreMasks } from './metrics.js';

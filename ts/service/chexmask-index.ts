@@ -11,6 +11,8 @@
  * positioned read of one row plus its parse — far below one model call.
  */
 import { type FileHandle, open } from 'node:fs/promises';
+import { DataError } from '../common/errors.js';
+import { statRegularFile } from '../common/files.js';
 import {
   type ChexmaskRow,
   chexmaskColumnIndex,
@@ -20,8 +22,6 @@ import {
 } from '../data/chexmask.js';
 import { isGzip } from '../data/csv.js';
 import { CsvScanner, KEEP } from '../data/csvscan.js';
-import { DataError } from '../data/errors.js';
-import { statRegularFile } from '../data/files.js';
 
 export interface ChexmaskIndexOptions {
   /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */

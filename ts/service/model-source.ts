@@ -4,11 +4,13 @@
  * whose run config names the model folder and whose cache recorded the contour settings the model
  * was trained with (so predicted contours are drawn as thick as the training ones).
  */
+
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError, type ExperimentConfig } from '../experiment/config.js';
+import { ConfigError } from '../common/errors.js';
+import { readJson } from '../common/io.js';
+import type { ExperimentConfig } from '../experiment/config.js';
 import { readRunData } from '../experiment/fingerprint.js';
-import { readJson } from '../experiment/io.js';
 
 export interface ModelSource {
   modelDir: string;

@@ -17,15 +17,16 @@
 
 import { basename } from 'node:path';
 import sharp from 'sharp';
-import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
+import { ConfigError } from '../common/errors.js';
+import { FINDINGS, type Finding } from '../common/labels.js';
+import { type ChexmaskRow, joinChexmask, parseChexmaskRecord } from '../data/chexmask.js';
 import { parseOptions } from '../data/options.js';
 import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js';
 import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
-import { ConfigError, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
+import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
 import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
 import { type ImageLimits, resolveImageLimits } from '../images/input.js';
 import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
-import { FINDINGS, type Finding } from '../labels.js';
 import type { Geometry } from '../masks/geometry.js';
 import {
   checkMaskSource,
@@ -331,9 +332,7 @@ export class MaskingPredictor {
 
 /** Convenience: the CheXmask row of one image from a CheXmask CSV (streams the file once). */
 export async function chexmaskRowFor(csvPath: string, dicomId: string, minDice = 0): Promise<unknown> {
-  const { dataModules } = await import('../experiment/backend-real.js');
-  const data = await dataModules();
-  const { rows } = await data.joinChexmask(csvPath, [dicomId], { minDice });
+  const { rows } = await joinChexmask(csvPath, [dicomId], { minDice });
   const row = rows.get(dicomId);
   if (!row) throw new Error(`no CheXmask row for ${dicomId} in ${csvPath} (or it failed the quality filter)`);
   return row;

@@ -1,7 +1,8 @@
 /** CheXmask's per-dataset CSV for a synthetic tree: its file name and id column, the rendered rows. */
+
 import { join } from 'node:path';
+import { writeFileAtomicAsync } from '../common/io.js';
 import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, type DatasetName } from '../data/datasets/names.js';
-import { atomicWrite } from '../data/mimic.js';
 
 /** Writes out/chexmask/<CheXmask file of the dataset> ('' lines are images without a row). */
 export async function writeDatasetChexmask(
@@ -15,6 +16,6 @@ export async function writeDatasetChexmask(
     // PadChest's rows leave Height and Width blank (the join takes them from the image)
     ...lines.filter((l) => l !== '').map((l) => (dataset === 'padchest' ? l.replace(/,\d+,\d+$/, ',,') : l)),
   ];
-  await atomicWrite(path, `${all.join('\n')}\n`);
+  await writeFileAtomicAsync(path, `${all.join('\n')}\n`);
   return { path, rows: all.length - 1 };
 }

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FINDINGS } from '../labels.js';
+import { FINDINGS } from '../common/labels.js';
 import type { RawLabel, SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
 

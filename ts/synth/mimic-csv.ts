@@ -1,9 +1,11 @@
 /** Writes the MIMIC-CXR-JPG CSVs (metadata, chexpert labels, split; gzipped) and the CheXmask CSV for a plan. */
+
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { atomicWrite } from '../data/mimic.js';
-import { FINDINGS } from '../labels.js';
+import { writeFileAtomicAsync } from '../common/io.js';
+
+import { FINDINGS } from '../common/labels.js';
 import type { RawLabel, SynthImage } from './plan.js';
 
 const fmt = (v: RawLabel) => (v === null ? '' : v.toFixed(1));
@@ -103,6 +105,6 @@ export async function writeChexmaskCsv(
     'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width',
     ...chexRows.filter((r) => r !== ''),
   ];
-  await atomicWrite(chexmaskCsv, `${chexLines.join('\n')}\n`);
+  await writeFileAtomicAsync(chexmaskCsv, `${chexLines.join('\n')}\n`);
   return { path: chexmaskCsv, rows: chexLines.length - 1 };
 }

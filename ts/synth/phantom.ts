@@ -23,7 +23,7 @@ export interface FindingsShown {
   effusion: boolean;
 }
 
-/** Bit of each finding in Phantom.regions: 1 << its column in FINDINGS (ts/labels.ts). */
+/** Bit of each finding in Phantom.regions: 1 << its column in FINDINGS (ts/common/labels.ts). */
 export const FINDING_REGION_BITS = {
   atelectasis: 1,
   cardiomegaly: 2,

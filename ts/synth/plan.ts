@@ -2,7 +2,8 @@
  * Plans the synthetic tree: subjects, their studies (findings shown + raw labels), and each study's
  * images (view, size, CheXmask status). Cheap and sequential, all from one master stream of the seed.
  */
-import { imagePath, mulberry32, type Split } from '../data/mimic.js';
+import { mulberry32 } from '../common/random.js';
+import { imagePath, type Split } from '../data/mimic.js';
 import type { Rng } from './phantom.js';
 import type { PlannedImage } from './render.js';
 

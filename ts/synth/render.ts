@@ -3,8 +3,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { mulberry32 } from '../common/random.js';
 import { formatLandmarksFlat, formatLandmarksNumpy, regionPolygon } from '../data/landmarks.js';
-import { mulberry32 } from '../data/mimic.js';
+
 import { encodeRle } from '../data/rle.js';
 import { fillPolygon } from '../masks/raster.js';
 import { writeDicom } from './dicom.js';

@@ -8,10 +8,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FINDINGS } from '../../labels.js';
+import { ReasonCounter } from '../../common/errors.js';
+import { FINDINGS } from '../../common/labels.js';
 import { findCsv, openCsv } from '../csv.js';
 import { DuplicateRows } from '../duplicates.js';
-import { ReasonCounter } from '../errors.js';
 import type { Split } from '../mimic.js';
 import { applyLabelPolicy, parseLabel } from '../mimic-labels.js';
 import type { DatasetAdapter } from './adapter.js';

@@ -1,6 +1,6 @@
 /** What every dataset adapter shares: its options, the validate carve-out, and the summary it returns. */
 import { z } from 'zod';
-import type { ReasonCounter } from '../errors.js';
+import type { ReasonCounter } from '../../common/errors.js';
 import {
   type IndexEntry,
   IndexOptionsSchema,

@@ -7,9 +7,9 @@
 import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { DataError, ReasonCounter } from '../../common/errors.js';
 import { findCsv, openCsv } from '../csv.js';
 import { DuplicateRows } from '../duplicates.js';
-import { DataError, ReasonCounter } from '../errors.js';
 import type { Split } from '../mimic.js';
 import { applyLabelPolicy } from '../mimic-labels.js';
 import type { DatasetAdapter } from './adapter.js';

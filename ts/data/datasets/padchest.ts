@@ -6,9 +6,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ReasonCounter } from '../../common/errors.js';
 import { findCsv, openCsv } from '../csv.js';
 import { DuplicateRows } from '../duplicates.js';
-import { ReasonCounter } from '../errors.js';
 import { applyLabelPolicy } from '../mimic-labels.js';
 import type { DatasetAdapter } from './adapter.js';
 import {

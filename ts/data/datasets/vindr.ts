@@ -11,9 +11,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { DataError, ReasonCounter } from '../../common/errors.js';
 import { openCsv } from '../csv.js';
 import { DuplicateRows } from '../duplicates.js';
-import { DataError, ReasonCounter } from '../errors.js';
 import type { Split } from '../mimic.js';
 import { applyLabelPolicy } from '../mimic-labels.js';
 import type { DatasetAdapter } from './adapter.js';

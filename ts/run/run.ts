@@ -2,33 +2,33 @@
  * `runExperiment`: a new run folder (never reusing an old one) or `resume` of an existing one, the
  * whole grid, then results.json + the reports. Library entry point behind `cxrmask run` / `demo`.
  */
+
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import { NUM_LABELS } from '../common/labels.js';
+import { packageVersion } from '../common/version.js';
 import { runCellsOnDevices } from '../distributed/devices.js';
-import { broadcastString, type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../distributed/group.js';
-import { gridAttribution, readGridAttribution } from '../explain/grid-attribution.js';
-import { NUM_LABELS } from '../labels.js';
-import { readModelMeta } from '../model/meta.js';
-import { writeReports } from '../report/index.js';
-import type { Backend, CacheLike } from './backend.js';
-import { checkCellConfigs } from './cell-config.js';
-import { type ExperimentConfig, parseConfig, VARIANTS } from './config.js';
+import type { Backend, CacheLike } from '../experiment/backend.js';
+import { checkCellConfigs } from '../experiment/cell-config.js';
+import { type ExperimentConfig, parseConfig, VARIANTS } from '../experiment/config.js';
 import {
   checkTestDatasets,
   crossDatasetEvaluations,
   type PrepareTestData,
   rescoreTestDatasets,
   testDatasets,
-} from './cross-dataset.js';
+} from '../experiment/cross-dataset.js';
 import {
   type MetricOverrides,
   readEvalOverrides,
   withMetricOverrides,
   writeEvalOverrides,
-} from './eval-settings.js';
-import { evaluate, testPrevalence } from './evaluate.js';
+} from '../experiment/eval-settings.js';
+import { evaluate, testPrevalence } from '../experiment/evaluate.js';
 import {
   checkSameData,
   type DataFingerprint,
@@ -36,7 +36,7 @@ import {
   type RunData,
   readRunData,
   writeRunData,
-} from './fingerprint.js';
+} from '../experiment/fingerprint.js';
 import {
   type CellResult,
   cellId,
@@ -48,13 +48,15 @@ import {
   splitData,
   trainedCells,
   type ZeroShotResult,
-} from './grid.js';
-import { readJson, writeJsonAtomic } from './io.js';
-import type { Results } from './results.js';
-import { lockRun, type RunLock } from './run-lock.js';
-import { segmenterQuality } from './segmenter-quality.js';
-import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
-import type { StopSignal } from './train.js';
+} from '../experiment/grid.js';
+import { gridAttribution, readGridAttribution } from '../experiment/grid-attribution.js';
+import type { Results } from '../experiment/results.js';
+import { lockRun, type RunLock } from '../experiment/run-lock.js';
+import { segmenterQuality } from '../experiment/segmenter-quality.js';
+import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
+import { readModelMeta } from '../model/meta.js';
+import { broadcastString, type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
+import { writeReports } from '../report/index.js';
 
 export type { Results };
 
@@ -275,14 +277,6 @@ function modelFacts(dir: string): Record<string, unknown> | null {
   const m = readModelMeta(dir);
   const keep = ['preset', 'source', 'seed', 'embedDim', 'imageSize', 'contextLength', 'torchVersion'];
   return { dir, ...Object.fromEntries(keep.filter((k) => k in m).map((k) => [k, m[k]])) };
-}
-
-export function packageVersion(): string {
-  try {
-    return JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 /**

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { DEMO } from '../experiment/config.js';
 import { openCache } from '../images/cache.js';
 import { Segmenter } from '../model/segmenter.js';
-import { evaluateSegmenter, formatSegEval } from './eval.js';
-import { trainSegmenter } from './train.js';
+import { evaluateSegmenter, formatSegEval } from '../segment/eval.js';
+import { trainSegmenter } from '../segment/train.js';
 
 export async function demoSegmenter(
   cacheDir: string,

@@ -1,4 +1,4 @@
-/** Errors of the data layer. Every message names the file, the row and the field it is about. */
+/** Every error class the library throws on purpose. Each message names the file, row, field or option it is about. */
 export interface DataErrorWhere {
   file?: string;
   /** 1-based data row (header excluded) or line number, as the message says. */
@@ -47,5 +47,43 @@ export class ReasonCounter {
   }
   toJSON(): { counts: Record<string, number>; examples: Record<string, string[]> } {
     return { counts: { ...this.counts }, examples: { ...this.examples } };
+  }
+}
+
+/** A configuration (file, option or saved run) that cannot be used; the message names the field. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** A run stopped on request (StopSignal) at a step boundary; what was saved so far stays valid. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+}
+
+/** What a failed native op rejects with; the addon is handed this class at load (ts/native.ts). */
+/**
+ * ERR_TORCH: LibTorch/TorchScript failed; ERR_INVALID_ARG: the input was refused; ERR_IO: a file could not
+ * be written (full disk, quota, permissions; the message names the file and the errno); ERR_NATIVE: other.
+ * Distributed (ts/model/process-group.ts): ERR_DIST_TIMEOUT a peer did not answer within the group's timeout,
+ * ERR_DIST_PEER a peer closed its connection (e.g. it died), ERR_DIST_CLOSED the group was closed,
+ * ERR_DIST_UNAVAILABLE the backend is not built in, ERR_DIST other c10d failures.
+ */
+export type NativeErrorCode =
+  | 'ERR_TORCH'
+  | 'ERR_INVALID_ARG'
+  | 'ERR_IO'
+  | 'ERR_NATIVE'
+  | 'ERR_DIST'
+  | 'ERR_DIST_TIMEOUT'
+  | 'ERR_DIST_PEER'
+  | 'ERR_DIST_CLOSED'
+  | 'ERR_DIST_UNAVAILABLE';
+
+export class NativeError extends Error {
+  readonly code: NativeErrorCode;
+  constructor(message: string, code: NativeErrorCode = 'ERR_NATIVE') {
+    super(message);
+    this.name = 'NativeError';
+    this.code = code;
   }
 }

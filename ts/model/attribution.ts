@@ -4,8 +4,8 @@
  * logit against prompt embeddings (ClipModel.attribute). docs/attribution.md says what each method shows.
  */
 
-import { finiteNumber, knownKeys, positiveInt, typeName } from '../model/validate.js';
 import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
+import { finiteNumber, knownKeys, positiveInt, typeName } from './validate.js';
 
 export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
 export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];

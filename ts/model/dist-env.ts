@@ -4,8 +4,8 @@
  * (the same variables), or Slurm's srun (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID) with MASTER_ADDR
  * and MASTER_PORT exported by the batch script.
  */
-import { ConfigError } from '../experiment/config.js';
 
+import { ConfigError } from '../common/errors.js';
 export interface DistEnv {
   rank: number;
   worldSize: number;

@@ -21,8 +21,7 @@ import {
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DataError } from '../data/errors.js';
-import { NativeError } from '../native-error.js';
+import { DataError, NativeError } from './errors.js';
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or

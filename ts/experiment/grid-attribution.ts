@@ -5,26 +5,33 @@
  * masked − original over the test images. Each image is explained for each finding it is labelled
  * positive for; its number is the mean over those findings. Kept cheap: `images` test rows per model.
  */
+
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../errors.js';
-import type { Batch, FloatBatch } from '../experiment/backend.js';
-import type { Variant } from '../experiment/config.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../experiment/io.js';
-import { rng as mulberry32, nanMean, quantile } from '../experiment/metrics.js';
-import { fillPrompt } from '../experiment/zeroshot.js';
-import { FINDINGS, NUM_LABELS } from '../labels.js';
+import { ConfigError } from '../common/errors.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { FINDINGS, NUM_LABELS } from '../common/labels.js';
+import { mulberry32 } from '../common/random.js';
+import { nanMean, quantile } from '../common/stats.js';
+import { attributionFigure, sharedScale } from '../explain/figure.js';
+import {
+  type FindingLocalisation,
+  type LocalisationSample,
+  summarizeLocalisation,
+} from '../explain/localisation.js';
+import { massInside } from '../explain/measures.js';
+import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { ResizeMode } from '../masks/geometry.js';
+import type { Attribution } from '../model/attribution.js';
 import { Classifier } from '../model/classifier.js';
 import { ClipModel } from '../model/clip.js';
 import type { ImageInput } from '../model/records.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { tensorToRgb } from '../report/overlay.js';
+
 import { readRegionsOnGrid } from '../synth/regions.js';
-import type { Attribution } from './attribution.js';
-import { attributionFigure, sharedScale } from './figure.js';
-import { type FindingLocalisation, type LocalisationSample, summarizeLocalisation } from './localisation.js';
-import { massInside } from './measures.js';
+import type { Batch, FloatBatch } from './backend.js';
+import type { Variant } from './config.js';
+import { fillPrompt } from './zeroshot.js';
 
 /** What is measured needs from the cache (ts/images/cache.ts Cache has all of it). */
 export interface AttributionCache {

@@ -6,7 +6,6 @@
  * timeout, never a hang.
  */
 
-import { positiveInt, withJsStack } from '../model/validate.js';
 import { loadNative, type NativeProcessGroup } from '../native.js';
 import {
   backendFor,
@@ -14,7 +13,8 @@ import {
   type DistEnv,
   distTimeoutMs,
   rootWorkTimeoutMs,
-} from './env.js';
+} from './dist-env.js';
+import { positiveInt, withJsStack } from './validate.js';
 
 export interface ProcessGroupOptions {
   rank: number;

@@ -4,12 +4,14 @@
  * layout: RLE + numpy-form landmarks + RCA + Height/Width) for the same frontal images.
  * Deterministic per seed: every image has its own PRNG stream derived from (seed, image number).
  */
+
 import { mkdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomicAsync } from '../common/io.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
-import { atomicWrite, type Split } from '../data/mimic.js';
+import type { Split } from '../data/mimic.js';
 import { writeDatasetChexmask } from './chexmask-csv.js';
 import { chexpertLayout, writeChexpertTables } from './chexpert.js';
 import { writeChexmaskCsv, writeMimicCsvs } from './mimic-csv.js';
@@ -145,6 +147,6 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     images,
   };
   const { images: _i, ...small } = summary;
-  await atomicWrite(join(out, 'synth-summary.json'), `${JSON.stringify(small, null, 2)}\n`);
+  await writeFileAtomicAsync(join(out, 'synth-summary.json'), `${JSON.stringify(small, null, 2)}\n`);
   return summary;
 }
