@@ -1,5 +1,5 @@
 /**
- * Data-path throughput, cache to model (project issue 7): how many images per second one host core
+ * Data-path throughput, cache to model: how many images per second one host core
  * feeds the addon on the uint8 record path (against today's float32 path), the record → image
  * conversion alone, the share of an epoch the `tiny` model waits for data, the CheXmask join against
  * pandas when every row is wanted (bench/join.ts: real-shaped Preprocessed rows, same file, as a ratio;

@@ -1,5 +1,5 @@
 /**
- * Loose arguments (issue 18, items 5 and 14): every value that comes from the command line or a file
+ * Loose arguments: every value that comes from the command line or a file
  * is checked where it enters, with an error naming the option or the file — never a raw TypeError,
  * EISDIR or ENOSPC, never a thread count that exhausts the process. CLI cases run the TypeScript
  * entry point in a subprocess (tsx).

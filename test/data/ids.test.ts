@@ -1,6 +1,6 @@
 /**
- * Ids that would name a file outside the image tree are refused before they touch a path (issue 8,
- * item 6); short label rows and broken index entries give DataErrors naming file and row (item 7).
+ * Ids that would name a file outside the image tree are refused before they touch a path;
+ * short label rows and broken index entries give DataErrors naming file and row.
  */
 
 import { mkdirSync, writeFileSync } from 'node:fs';

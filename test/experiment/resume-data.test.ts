@@ -1,5 +1,5 @@
 /**
- * Resume and re-evaluation against changed data are refused (issue 8, item 2), and a resumed run's
+ * Resume and re-evaluation against changed data are refused, and a resumed run's
  * results.json keeps data.cache (item 9). Pure-JS fake backend: no native addon.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * What a resumed or re-evaluated run may trust (issue 18, items 5, 6, 11): a seed given twice is
+ * What a resumed or re-evaluated run may trust: a seed given twice is
  * refused; a config.json edited after cells were trained is refused by --resume and eval, naming the
  * cell and the fields; stored predictions that do not fit their split (short, null, strings, outside
  * [0, 1], rows of another split) are refused naming the file and field. Pure-JS fake backend.

@@ -1,5 +1,5 @@
 /**
- * One process per run folder (issue 18, item 13): two real processes resume the same folder; the
+ * One process per run folder: two real processes resume the same folder; the
  * second is refused with a clear error naming the holder, the first finishes untouched. A lock left
  * by a dead process is taken over (and said so); a lock from another host is refused with the way out.
  * Pure-JS fake backend; the processes run test/experiment/fixtures/resume-worker.ts.

@@ -1,6 +1,6 @@
 /**
- * Unreadable training images are counted per epoch and stop training past the allowed share (issue 8,
- * item 3); one bad image no longer costs its whole batch. Pure-JS fake classifier, no addon.
+ * Unreadable training images are counted per epoch and stop training past the allowed share;
+ * one bad image no longer costs its whole batch. Pure-JS fake classifier, no addon.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * A damaged cache is an error naming the shard, never "bad images" (issue 8, item 3): truncated and
+ * A damaged cache is an error naming the shard, never "bad images": truncated and
  * bit-flipped shards are refused when the cache is opened and rebuilt (not reused) by a rebuild;
  * open stays cheap because verified shards are not re-hashed.
  */

@@ -1,5 +1,5 @@
 /**
- * model.json's sizes are checked against the loaded model (issue 18, item 14): an embedDim or a
+ * model.json's sizes are checked against the loaded model: an embedDim or a
  * contextLength that misstates the TorchScript export is refused at load, naming the file and the
  * field, instead of slicing embeddings wrongly or failing on the first prompt.
  */
