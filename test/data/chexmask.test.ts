@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask, parseChexmaskRecord } from '../../ts/data/chexmask.js';
 import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 
 import { rejects, synthTree, tempDir } from './helpers.js';
 

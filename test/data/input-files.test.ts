@@ -13,7 +13,8 @@ import * as assert from 'uvu/assert';
 import { tempDir } from './helpers.js';
 
 const SCRIPT = `
-const { joinChexmask, openCsv } = await import('./ts/data/index.ts');
+const { joinChexmask } = await import('./ts/data/chexmask.ts');
+const { openCsv } = await import('./ts/data/csv.ts');
 const { ChexmaskIndex } = await import('./ts/service/chexmask-index.ts');
 const out = [];
 for (const path of process.argv.slice(1)) {

@@ -10,7 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex, type IndexEntry } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
+import type { IndexEntry } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 

@@ -9,7 +9,8 @@ import * as assert from 'uvu/assert';
 import { synthTree, tempDir } from '../data/helpers.js';
 
 const SCRIPT = `
-const { buildIndex, buildCache } = await import('./ts/data/index.ts');
+const { buildIndex } = await import('./ts/data/datasets/mimic.ts');
+const { buildCache } = await import('./ts/images/cache-build.ts');
 const [root, out, n] = process.argv.slice(1);
 const { entries } = await buildIndex({ root });
 const s = await buildCache({ entries: entries.slice(0, Number(n)), root, chexmask: null, requireMask: false,
