@@ -62,7 +62,11 @@ async function readOfficialSplit(
 }
 
 /** Rows/Columns of the metadata, when both are positive integers. */
-function imageSize(values: readonly string[], rows: number, cols: number): { height: number; width: number } | null {
+function imageSize(
+  values: readonly string[],
+  rows: number,
+  cols: number,
+): { height: number; width: number } | null {
   const h = rows >= 0 ? Number(values[rows]) : Number.NaN;
   const w = cols >= 0 ? Number(values[cols]) : Number.NaN;
   return Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0 ? { height: h, width: w } : null;
@@ -92,8 +96,13 @@ async function readMetadata(
       read: (r) => {
         const dicomId = r.cell(ci.dicom);
         // ids become a path below: anything but their real shape is refused here
-        const idBad = idsProblem({ dicom_id: dicomId, subject_id: r.cell(ci.subject), study_id: r.cell(ci.study) });
-        if (idBad) return { drop: 'bad-metadata-row', message: `${metaPath}, row ${r.row}, id ${dicomId}: ${idBad}` };
+        const idBad = idsProblem({
+          dicom_id: dicomId,
+          subject_id: r.cell(ci.subject),
+          study_id: r.cell(ci.study),
+        });
+        if (idBad)
+          return { drop: 'bad-metadata-row', message: `${metaPath}, row ${r.row}, id ${dicomId}: ${idBad}` };
         return { key: dicomId, value: dicomId };
       },
       take: (dicomId, r) => {
@@ -104,7 +113,10 @@ async function readMetadata(
         if (!build.keepsView(view, false)) return;
         const raw = labels.byStudy.get(`${subjectId}/${studyId}`);
         if (!raw) {
-          build.dropped.add('no-labels-for-study', `${where}: study s${studyId} has no row in ${labels.file}`);
+          build.dropped.add(
+            'no-labels-for-study',
+            `${where}: study s${studyId} has no row in ${labels.file}`,
+          );
           return;
         }
         const sp = split ? split.byDicom.get(dicomId) : 'train';
@@ -112,7 +124,14 @@ async function readMetadata(
           build.dropped.add('no-split-row', `${where}: dicom_id absent from ${split?.file}`);
           return;
         }
-        const draft: EntryDraft = { dicomId, subjectId, studyId, view, split: sp, path: imagePath(subjectId, studyId, dicomId) };
+        const draft: EntryDraft = {
+          dicomId,
+          subjectId,
+          studyId,
+          view,
+          split: sp,
+          path: imagePath(subjectId, studyId, dicomId),
+        };
         const e = build.admit(draft, raw, build.onDisk(where));
         const size = imageSize(r.values, ci.rows, ci.cols);
         if (e && size) Object.assign(e, size);

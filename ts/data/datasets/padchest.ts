@@ -82,7 +82,10 @@ async function buildPadchestIndex(opts: ResolvedIndexOptions) {
         if (!build.keepsView(r.cell(c.Projection))) return;
         const items = padchestLabelList(r.cell(c.Labels));
         if (!items) {
-          build.dropped.add('no-labels', `${where}, field "Labels": "${r.cell(c.Labels)}" is not a label list`);
+          build.dropped.add(
+            'no-labels',
+            `${where}, field "Labels": "${r.cell(c.Labels)}" is not a label list`,
+          );
           return;
         }
         const draft = {

@@ -116,9 +116,13 @@ async function readRelease(
   const kaggle = join(root, 'train.csv');
   if (existsSync(physionet)) {
     const test = join(root, 'annotations', 'image_labels_test.csv');
-    const wide = (split: Split) => ['image_id', ...VINDR_FIVE.filter((f) => f !== 'Edema' || split === 'train')];
+    const wide = (split: Split) => [
+      'image_id',
+      ...VINDR_FIVE.filter((f) => f !== 'Edema' || split === 'train'),
+    ];
     await build.readListing(physionet, wide('train'), wideRows(physionet, 'train', reads, build.dropped));
-    if (existsSync(test)) await build.readListing(test, wide('test'), wideRows(test, 'test', reads, build.dropped));
+    if (existsSync(test))
+      await build.readListing(test, wide('test'), wideRows(test, 'test', reads, build.dropped));
     return { release: 'physionet', files: { train: physionet, test: existsSync(test) ? test : null } };
   }
   if (existsSync(kaggle)) {
