@@ -1,5 +1,4 @@
-/** Shared by the README/examples test and the packed-tarball test: a trained segmenter, a served CLI. */
-import { type ChildProcess, spawn } from 'node:child_process';
+/** Shared by the README/examples test and the packed-tarball test: a trained segmenter folder. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Segmenter } from '../../ts/model/segmenter.js';
@@ -34,30 +33,4 @@ export async function trainedSegmenterFolder(out: string, exportDir = SEG_EXPORT
   };
   writeFileSync(join(out, 'train.json'), JSON.stringify(state));
   return out;
-}
-
-/** Starts a `cxrmask serve` command line and resolves with its URL once it listens. */
-export function startServe(
-  cmd: string,
-  args: string[],
-  o: { cwd: string; env?: NodeJS.ProcessEnv },
-): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(cmd, args, {
-    cwd: o.cwd,
-    env: o.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((ok, fail) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) ok({ child, url: m[1]!, stderr: () => err });
-    });
-    child.on('exit', (code) => fail(new Error(`serve exited (${code}) before listening:\n${err}`)));
-  });
 }

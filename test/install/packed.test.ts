@@ -24,8 +24,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
+import { startServe } from '../cli/helpers.js';
 import { ROOT } from '../native/helpers.js';
-import { startServe } from './helpers.js';
 
 const realBuild = process.env['CXRMASK_TEST_PACKED_BUILD'] === '1';
 let app = '';

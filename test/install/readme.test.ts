@@ -20,8 +20,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildCli } from '../../ts/cli/main.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
+import { startServe } from '../cli/helpers.js';
 import { MODEL_DIR, ROOT } from '../native/helpers.js';
-import { startServe, trainedSegmenterFolder } from './helpers.js';
+import { trainedSegmenterFolder } from './helpers.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const blocks = (lang: RegExp) =>
