@@ -1,5 +1,5 @@
-/** Shared by the README/examples test and the packed-tarball test: a trained segmenter folder. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+/** Shared by the README/examples test and the packed-tarball test: a trained segmenter folder, a stable image. */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { ROOT } from '../native/helpers.js';
@@ -33,4 +33,16 @@ export async function trainedSegmenterFolder(out: string, exportDir = SEG_EXPORT
   };
   writeFileSync(join(out, 'train.json'), JSON.stringify(state));
   return out;
+}
+
+/** The first .jpg under `dir` in path order (a stable image of a synthetic tree). */
+export function firstJpeg(dir: string): string {
+  const jpegs: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }))
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.endsWith('.jpg')) jpegs.push(join(d, e.name));
+  };
+  walk(dir);
+  return jpegs.sort()[0]!;
 }
