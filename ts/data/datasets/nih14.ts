@@ -8,9 +8,9 @@ import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DataError, type ReasonCounter } from '../../common/errors.js';
-import { findCsv } from '../csv.js';
+import { type CsvReader, findCsv } from '../csv.js';
 import type { Split } from '../mimic.js';
-import type { Refusal, TableRow } from '../table.js';
+import type { Refusal, TableRow, TableRules } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
 import { datasetHead, IndexBuild, type ResolvedIndexOptions } from './common.js';
 import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
@@ -132,13 +132,17 @@ function nihIds(table: string, r: TableRow, c: { id: number; patient: number }):
   return null;
 }
 
-async function buildNihIndex(opts: ResolvedIndexOptions) {
-  const { root } = opts;
-  const table = nihTable(root);
-  const build = new IndexBuild(opts);
-  const official = opts.split === 'official' ? await readNihSplit(root, build.duplicates) : null;
-  const images = opts.checkFiles ? listNihImages(root) : null;
-  await build.readListing(table, NIH_COLUMNS, (csv) => {
+/**
+ * The label table's rows: labels, view, the official split list (when `official`), and the PNG among
+ * the listed ones (when `images`, i.e. checkFiles).
+ */
+function nihRows(
+  build: IndexBuild,
+  table: string,
+  official: Map<string, Split> | null,
+  images: Map<string, string> | null,
+) {
+  return (csv: CsvReader): TableRules<string> => {
     const c = {
       id: csv.col('Image Index'),
       labels: csv.col('Finding Labels'),
@@ -185,7 +189,16 @@ async function buildNihIndex(opts: ResolvedIndexOptions) {
         );
       },
     };
-  });
+  };
+}
+
+async function buildNihIndex(opts: ResolvedIndexOptions) {
+  const { root } = opts;
+  const table = nihTable(root);
+  const build = new IndexBuild(opts);
+  const official = opts.split === 'official' ? await readNihSplit(root, build.duplicates) : null;
+  const images = opts.checkFiles ? listNihImages(root) : null;
+  await build.readListing(table, NIH_COLUMNS, nihRows(build, table, official, images));
   if (official) build.carveValidate(opts.validateFraction);
   else build.splitByPatient();
   const files = {
