@@ -114,13 +114,7 @@ for name, fn in (("gradient", gradient), ("smoothgrad", smoothgrad), ("ig", ig))
         fn()
     ts = []
     for _ in range(a.iters):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t0)
+        ts.append(timed(fn))
     ts.sort()
     res[name] = a.n / ts[len(ts) // 2]
 print(json.dumps(res))

@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DataWait, prefetch } from '../ts/common/prefetch.js';
 import { shuffled } from '../ts/common/random.js';
-import { buildIndex } from '../ts/data/mimic.js';
+import { buildIndex } from '../ts/data/datasets/mimic.js';
 import type { Batch } from '../ts/experiment/backend.js';
 import { preprocessFor } from '../ts/experiment/backend-real.js';
 import { trainWithCheckpoints } from '../ts/experiment/train.js';

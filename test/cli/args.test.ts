@@ -16,29 +16,33 @@ import { writeFileAtomic } from '../../ts/common/io.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { distTimeoutMs, rootWorkTimeoutMs } from '../../ts/model/dist-env.js';
 import { setThreads } from '../../ts/native.js';
+import { MAIN, runCli, smallSynthArgs } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-args-'));
-const MAIN = join(process.cwd(), 'ts', 'cli', 'main.ts');
 
-function cli(args: string[], opts: { shell?: string } = {}) {
-  const r = opts.shell
-    ? spawnSync('bash', ['-c', opts.shell], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } })
-    : spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-        encoding: 'utf8',
-        env: { ...process.env, FORCE_COLOR: '0' },
-      });
+/** A bash command line (limits, namespaces, environment set around the CLI), colours off. */
+function shell(line: string) {
+  const r = spawnSync('bash', ['-c', line], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0' } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 test('run --seeds 0,0 is refused with exit 2 before any work', () => {
-  const r = cli(['run', '--seeds', '0,0', '--cache', join(tmp, 'no-cache'), '--runs-dir', join(tmp, 'runs')]);
+  const r = runCli([
+    'run',
+    '--seeds',
+    '0,0',
+    '--cache',
+    join(tmp, 'no-cache'),
+    '--runs-dir',
+    join(tmp, 'runs'),
+  ]);
   assert.is(r.code, 2, r.err);
   assert.match(r.err, /error: invalid --seeds "0,0": seed 0 is given twice/);
   assert.not.ok(readdirSync(tmp).includes('runs'), 'no run folder was made');
 });
 
 test('an option given twice is refused for every single-valued option, naming it', () => {
-  const a = cli([
+  const a = runCli([
     'explain',
     '--image',
     'x.jpg',
@@ -54,19 +58,19 @@ test('an option given twice is refused for every single-valued option, naming it
   assert.is(a.code, 1, a.err);
   assert.match(a.err, /--out was given 2 times \(a\.png, b\.png\); it takes one value/);
   assert.not.match(a.err, /TypeError/);
-  const b = cli(['serve', '--threads', '1', '--threads', '2', '--model', join(tmp, 'none')]);
+  const b = runCli(['serve', '--threads', '1', '--threads', '2', '--model', join(tmp, 'none')]);
   assert.match(b.err, /--threads was given 2 times \(1, 2\)/);
-  const c = cli(['run', '--seeds', '0', '--seeds', '1', '--cache', join(tmp, 'none')]);
+  const c = runCli(['run', '--seeds', '0', '--seeds', '1', '--cache', join(tmp, 'none')]);
   assert.match(c.err, /--seeds was given 2 times/);
 });
 
 test('serve: --threads above the bound, --grace negative or NaN are refused (exit 2)', () => {
   const none = join(tmp, 'no-model');
-  const t = cli(['serve', '--threads', '100000', '--model', none]);
+  const t = runCli(['serve', '--threads', '100000', '--model', none]);
   assert.is(t.code, 2, t.err);
   assert.match(t.err, /--threads 100000: 100000 is above the limit of \d+ \(4× the \d+ cores, at least 16\)/);
   for (const g of ['-1', 'NaN']) {
-    const r = cli(['serve', `--grace=${g}`, '--model', none]);
+    const r = runCli(['serve', `--grace=${g}`, '--model', none]);
     assert.is(r.code, 2, r.err);
     assert.match(r.err, /--grace NaN|--grace -1/);
     assert.match(r.err, /expected seconds from 0 to 86400/);
@@ -89,17 +93,17 @@ test('setThreads and config model.threads are bounded', () => {
 
 test('segmenter train --epochs 0 (and other bad counts) are refused before loading anything', () => {
   const base = ['segmenter', 'train', '--cache', join(tmp, 'none'), '--out', join(tmp, 'seg')];
-  const e = cli([...base, '--epochs', '0']);
+  const e = runCli([...base, '--epochs', '0']);
   assert.is(e.code, 2, e.err);
   assert.match(e.err, /error: --epochs 0: expected an integer ≥ 1/);
-  assert.match(cli([...base, '--batch-size', '2.5']).err, /--batch-size 2\.5: expected an integer ≥ 1/);
-  assert.match(cli([...base, '--lr', '-1']).err, /--lr -1: expected a positive number/);
+  assert.match(runCli([...base, '--batch-size', '2.5']).err, /--batch-size 2\.5: expected an integer ≥ 1/);
+  assert.match(runCli([...base, '--lr', '-1']).err, /--lr -1: expected a positive number/);
 });
 
 test('explain --out naming a folder is refused before the model runs; a library write names the folder', () => {
   const dir = join(tmp, 'a-folder');
   mkdirSync(dir);
-  const r = cli([
+  const r = runCli([
     'explain',
     '--image',
     'x.jpg',
@@ -129,9 +133,7 @@ test('a write that fails for lack of space names the file it was writing', () =>
     `import { writeFileAtomic } from ${JSON.stringify(join(process.cwd(), 'ts/common/io.ts'))};
 try { writeFileAtomic(${JSON.stringify(target)}, new Uint8Array(1 << 20)); } catch (e) { console.log(e.name, e.code, e.message); }`,
   );
-  const r = cli([], {
-    shell: `ulimit -f 1; ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`,
-  });
+  const r = shell(`ulimit -f 1; ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`);
   assert.match(r.out, new RegExp(`^DataError EFBIG ${target}: cannot write: EFBIG`), r.out + r.err);
   assert.equal(readdirSync(join(tmp, 'limited')), [], 'the temp file is removed');
 });
@@ -144,22 +146,9 @@ test('cxrmask cache on a full disk names the file it could not write (small tmpf
     return;
   }
   const d = join(tmp, 'data');
-  const synth = cli([
-    'synth',
-    '--out',
-    d,
-    '--n',
-    '24',
-    '--seed',
-    '3',
-    '--width',
-    '120',
-    '--height',
-    '140',
-    '--no-progress',
-  ]);
+  const synth = runCli(smallSynthArgs(d));
   assert.is(synth.code, 0, synth.err);
-  const idx = cli(['index', '--root', join(d, 'mimic'), '--out', join(d, 'idx')]);
+  const idx = runCli(['index', '--root', join(d, 'mimic'), '--out', join(d, 'idx')]);
   assert.is(idx.code, 0, idx.err);
   const full = join(tmp, 'full');
   mkdirSync(full);
@@ -177,9 +166,9 @@ test('cxrmask cache on a full disk names the file it could not write (small tmpf
   ]
     .map((a) => JSON.stringify(a))
     .join(' ');
-  const r = cli([], {
-    shell: `unshare -rm sh -c 'mount -t tmpfs -o size=256k tmpfs ${full} && exec ${JSON.stringify(process.execPath)} --import tsx ${MAIN} ${args.replaceAll("'", "'\\''")}'`,
-  });
+  const r = shell(
+    `unshare -rm sh -c 'mount -t tmpfs -o size=256k tmpfs ${full} && exec ${JSON.stringify(process.execPath)} --import tsx ${MAIN} ${args.replaceAll("'", "'\\''")}'`,
+  );
   assert.is(r.code, 2, r.err);
   assert.match(r.err, new RegExp(`error: ${full}/cache/[^ ]+: cannot write: ENOSPC`), r.err);
 });
@@ -187,7 +176,7 @@ test('cxrmask cache on a full disk names the file it could not write (small tmpf
 // The sweep: every other place a path, a size or a count comes from outside.
 
 test('--nproc is bounded and checked before any rank starts', () => {
-  const r = cli(['run', '--cache', join(tmp, 'none'), '--nproc', '100000']);
+  const r = runCli(['run', '--cache', join(tmp, 'none'), '--nproc', '100000']);
   assert.is(r.code, 2, r.err);
   assert.match(r.err, /error: --nproc 100000: expected an integer from 1 to \d+/);
   assert.not.match(r.err, /\n\s+at /, 'no stack trace');
@@ -197,13 +186,13 @@ test('--config that is a device, a FIFO or a folder is refused instead of read w
   const fifo = join(tmp, 'config.fifo');
   spawnSync('mkfifo', [fifo]);
   for (const c of ['/dev/zero', fifo, tmp]) {
-    const r = cli(['run', '--config', c]);
+    const r = runCli(['run', '--config', c]);
     assert.is(r.code, 2, r.err);
     assert.match(r.err, new RegExp(`error: cannot read config file ${c}: not a regular file`));
   }
   const big = join(tmp, 'big.json');
   writeFileSync(big, `{"name": "${'x'.repeat(2 << 20)}"}`);
-  assert.match(cli(['run', '--config', big]).err, /bytes, above the 1048576 a config may have/);
+  assert.match(runCli(['run', '--config', big]).err, /bytes, above the 1048576 a config may have/);
 });
 
 test('distributed timeouts from the environment are checked (a bad root timeout was silently 600 s)', () => {
@@ -217,9 +206,9 @@ test('distributed timeouts from the environment are checked (a bad root timeout 
   assert.throws(() => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: '-5' }), /at most 2592000/);
   assert.is(rootWorkTimeoutMs({}), 24 * 3600 * 1000);
   assert.is(distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '90' }), 90_000);
-  const r = cli(['run', '--cache', join(tmp, 'none')], {
-    shell: `CXRMASK_DIST_ROOT_TIMEOUT=abc WORLD_SIZE=2 RANK=1 ${JSON.stringify(process.execPath)} --import tsx ${MAIN} run --cache ${join(tmp, 'none')}`,
-  });
+  const r = shell(
+    `CXRMASK_DIST_ROOT_TIMEOUT=abc WORLD_SIZE=2 RANK=1 ${JSON.stringify(process.execPath)} --import tsx ${MAIN} run --cache ${join(tmp, 'none')}`,
+  );
   assert.is(r.code, 2, r.err);
   assert.match(r.err, /error: CXRMASK_DIST_ROOT_TIMEOUT=abc/);
 });
@@ -229,7 +218,7 @@ test('bootstrap resamples are bounded; raw option-schema errors read as option: 
     () => parseConfig({ data: { cache: 'c' }, metrics: { bootstrap: 1e9 } }),
     /metrics\.bootstrap: Too big: expected number to be <=100000/,
   );
-  const r = cli(['synth', '--out', join(tmp, 's'), '--n', '1e12', '--width', '1e6']);
+  const r = runCli(['synth', '--out', join(tmp, 's'), '--n', '1e12', '--width', '1e6']);
   assert.is(r.code, 2, r.err);
   assert.match(r.err, /error: invalid option: n: Too big: expected number to be <=\d+; width: Too big/);
 });

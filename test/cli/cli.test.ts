@@ -13,16 +13,9 @@ import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js'
 import { buildCli } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
+import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
-
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 
 async function help(args: string): Promise<string> {
   const y = await buildCli([]);
@@ -82,35 +75,35 @@ test('flags override the config file', () => {
 test('invalid config: clear error, exit 2, nothing started', () => {
   const f = join(tmp, 'bad.json');
   writeFileSync(f, JSON.stringify({ data: { cache: 'x' }, seeds: [], finetune: { lrHead: -1 }, typo: 1 }));
-  const r = cli(['run', '--config', f, '--runs-dir', join(tmp, 'runs')]);
+  const r = runCli(['run', '--config', f, '--runs-dir', join(tmp, 'runs')]);
   assert.is(r.code, 2, r.err);
   assert.match(r.err, /invalid config/);
   assert.match(r.err, /seeds/);
   assert.match(r.err, /finetune\.lrHead/);
   assert.match(r.err, /Unrecognized key.*typo/);
   assert.not.match(r.err, /run folder/);
-  const missing = cli(['run', '--config', join(tmp, 'nope.json')]);
+  const missing = runCli(['run', '--config', join(tmp, 'nope.json')]);
   assert.is(missing.code, 2);
   assert.match(missing.err, /cannot read config file/);
   const notJson = join(tmp, 'notjson.json');
   writeFileSync(notJson, '{ seeds: ');
-  assert.match(cli(['run', '--config', notJson]).err, /not valid JSON/);
-  const noCache = cli(['run', '--seeds', '0']);
+  assert.match(runCli(['run', '--config', notJson]).err, /not valid JSON/);
+  const noCache = runCli(['run', '--seeds', '0']);
   assert.is(noCache.code, 2);
   assert.match(noCache.err, /--cache/);
 });
 
 test('unknown command / option is rejected', () => {
-  const r = cli(['frobnicate']);
+  const r = runCli(['frobnicate']);
   assert.ok(r.code !== 0);
   assert.match(r.err, /Unknown argument|Did you mean|unknown/i);
-  const o = cli(['run', '--no-such-flag']);
+  const o = runCli(['run', '--no-such-flag']);
   assert.ok(o.code !== 0);
   assert.match(o.err, /Unknown argument/);
 });
 
 test('resume of a folder that is not a run: clear error', () => {
-  const r = cli(['run', '--resume', tmp]);
+  const r = runCli(['run', '--resume', tmp]);
   assert.is(r.code, 2);
   assert.match(r.err, /not a run folder/);
 });

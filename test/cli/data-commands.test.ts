@@ -9,6 +9,7 @@ import indexCmd from '../../ts/cli/index-command.js';
 import overlayCmd from '../../ts/cli/overlay.js';
 import synthCmd from '../../ts/cli/synth.js';
 import { tempDir } from '../data/helpers.js';
+import { smallSynthArgs } from './helpers.js';
 
 async function cli(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
   const ow = process.stdout.write.bind(process.stdout);
@@ -116,20 +117,7 @@ test('synth --dataset nih14 → index --dataset nih14 → cache: NIH layout, PNG
 
 test('synth → index → cache → overlay through the command modules', async () => {
   const d = tempDir();
-  const s = await cli([
-    'synth',
-    '--out',
-    d,
-    '--n',
-    '24',
-    '--seed',
-    '3',
-    '--width',
-    '120',
-    '--height',
-    '140',
-    '--no-progress',
-  ]);
+  const s = await cli(smallSynthArgs(d));
   assert.is(s.code, undefined, s.err);
   assert.is(JSON.parse(s.out).n, 24);
   const root = join(d, 'mimic');
@@ -183,49 +171,17 @@ test('synth → index → cache → overlay through the command modules', async 
       .map((l) => JSON.parse(l))
       .find((e) => rowIds.has(e.dicomId)) ?? first;
   const png = join(d, 'fig.png');
-  const o = await cli([
-    'overlay',
-    '--image',
-    join(root, entry.path),
-    '--chexmask',
-    csv,
-    '--id',
-    entry.dicomId,
-    '--out',
-    png,
-    '--alpha',
-    '0.7',
-  ]);
+  const overlay = (id: string, ...more: string[]) =>
+    cli(['overlay', '--image', join(root, entry.path), '--chexmask', csv, '--id', id, '--out', png, ...more]);
+  const o = await overlay(entry.dicomId, '--alpha', '0.7');
   assert.is(o.code, undefined, o.err);
   const meta = await sharp(png).metadata();
   assert.is(meta.height, entry.height);
   assert.ok((meta.width as number) > 2 * entry.width);
-  const bad = await cli([
-    'overlay',
-    '--image',
-    join(root, entry.path),
-    '--chexmask',
-    csv,
-    '--id',
-    'no-such-id',
-    '--out',
-    png,
-  ]);
+  const bad = await overlay('no-such-id');
   assert.is(bad.code, 2);
   assert.match(bad.err, /id no-such-id: no row with this dicom_id/);
-  const badColor = await cli([
-    'overlay',
-    '--image',
-    join(root, entry.path),
-    '--chexmask',
-    csv,
-    '--id',
-    entry.dicomId,
-    '--out',
-    png,
-    '--lung-color',
-    'pink',
-  ]);
+  const badColor = await overlay(entry.dicomId, '--lung-color', 'pink');
   assert.match(badColor.err, /--lung-color must be/);
 });
 

@@ -1,5 +1,4 @@
 /** `cxrmask explain`: PNG + JSON for an image with its CheXmask row; bad input named. */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,17 +8,14 @@ import { Classifier } from '../../ts/model/classifier.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
-
-function cli(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], { encoding: 'utf8' });
-}
+import { runCli } from './helpers.js';
 
 test('explain writes the three-panel PNG and the numbers (zero-shot, IG, original and masked input)', async () => {
   requireModel();
   const syn = await synthesize({ out: tempDir(), n: 10, seed: 3, width: 160, height: 192 });
   const im = syn.images.find((i) => i.chexmask === 'ok')!;
   const out = join(tempDir(), 'ex.png');
-  const r = cli([
+  const r = runCli([
     'explain',
     '--image',
     join(syn.mimicRoot, im.path),
@@ -40,7 +36,7 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     '--out',
     out,
   ]);
-  assert.is(r.status, 0, r.stderr);
+  assert.is(r.code, 0, r.err);
   const meta = await sharp(out).metadata();
   assert.is(meta.height, 224 + 26);
   assert.ok(meta.width! > 3 * 224, `width ${meta.width}`);
@@ -60,7 +56,7 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
   const ckpt = join(tempDir(), 'lp.ckpt');
   await lp.save(ckpt, { weightsOnly: true });
   await lp.dispose();
-  const rl = cli([
+  const rl = runCli([
     'explain',
     '--image',
     join(syn.mimicRoot, im.path),
@@ -77,13 +73,13 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     '--out',
     out,
   ]);
-  assert.is(rl.status, 0, rl.stderr);
+  assert.is(rl.code, 0, rl.err);
   const jl = JSON.parse(readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
   assert.match(jl.explained, /linear-probe classifier/);
   assert.is(jl.inputs.length, 1);
   assert.is(jl.inputs[0].massInLungsHeart, null);
   // Unknown finding and a lone --id are refused with a message naming the option.
-  const bad = cli([
+  const bad = runCli([
     'explain',
     '--image',
     join(syn.mimicRoot, im.path),
@@ -94,9 +90,9 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     '--out',
     out,
   ]);
-  assert.is.not(bad.status, 0);
-  assert.match(bad.stderr, /--finding must be one of Atelectasis/);
-  const lone = cli([
+  assert.is.not(bad.code, 0);
+  assert.match(bad.err, /--finding must be one of Atelectasis/);
+  const lone = runCli([
     'explain',
     '--image',
     join(syn.mimicRoot, im.path),
@@ -109,7 +105,7 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     '--out',
     out,
   ]);
-  assert.match(lone.stderr, /--chexmask and --id go together/);
+  assert.match(lone.err, /--chexmask and --id go together/);
 });
 
 test.run();

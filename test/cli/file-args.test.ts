@@ -3,26 +3,19 @@
  * as model.json is refused at once (it used to block the load or never end), and `serve --body-limit`
  * has a ceiling. Each CLI case runs in a subprocess with a timeout, so a regression fails, not hangs.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-file-args-'));
-const MAIN = join(process.cwd(), 'ts', 'cli', 'main.ts');
 const MODEL = process.env.CXRMASK_TEST_MODEL ?? join(process.cwd(), 'models', 'tiny');
 const IMAGE = join(process.cwd(), 'test', 'data', 'fixtures', 'phantom-640x768.jpg');
 
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, FORCE_COLOR: '0' },
-    timeout: 90_000,
-  });
-  return { code: r.status, err: r.stderr, timedOut: r.error !== undefined };
-}
+const cli = (args: string[]) => runCli(args, { timeoutMs: 90_000 });
 
 test('predict --checkpoint <FIFO> is refused at once, naming the file (exit 2)', () => {
   const fifo = join(tmp, 'best.ckpt');

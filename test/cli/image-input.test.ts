@@ -4,7 +4,7 @@
  * memory or blocking forever; `--max-pixels` / `--max-image-size` set the caps; region masks that do
  * not fit their width×height are refused before anything says `maskSource: "chexmask"`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { MaskingPredictor } from '../../ts/service/index.js';
+import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-image-input-'));
 const PHANTOM = join(import.meta.dirname, '..', 'data', 'fixtures', 'phantom-640x768.jpg');
@@ -22,11 +23,8 @@ execFileSync('mkfifo', [pipe]);
 
 /** The CLI with a 60 s watchdog (a read of /dev/zero or a FIFO used to run or block until killed). */
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  assert.is(r.signal, null, `${args.join(' ')}: killed after 60 s (${r.stderr})`);
+  const r = runCli(args, { timeoutMs: 60_000 });
+  assert.is(r.signal, null, `${args.join(' ')}: killed after 60 s (${r.err})`);
   return r;
 }
 
@@ -42,34 +40,34 @@ test('predict: /dev/zero and a FIFO are refused with exit 2 naming the file; the
     [pipe, 'a FIFO'],
   ] as const) {
     const r = cli(['predict', path, ...model]);
-    assert.is(r.status, 2, r.stderr);
-    assert.is(r.stderr.trim(), `error: ${path}: not a regular file (${kind}); refusing to read it`);
+    assert.is(r.code, 2, r.err);
+    assert.is(r.err.trim(), `error: ${path}: not a regular file (${kind}); refusing to read it`);
   }
   const px = cli(['predict', PHANTOM, ...model, '--max-pixels', '491519']);
-  assert.is(px.status, 2, px.stderr);
-  assert.match(px.stderr, 'image is 640×768 (491520 pixels), over the limit of 491519 (maxPixels)');
+  assert.is(px.code, 2, px.err);
+  assert.match(px.err, 'image is 640×768 (491520 pixels), over the limit of 491519 (maxPixels)');
   const bytes = cli(['predict', PHANTOM, ...model, '--max-image-size', '1kb']);
-  assert.is(bytes.status, 2, bytes.stderr);
-  assert.match(bytes.stderr, /image file is \d+ bytes, over the limit of 1024 \(maxFileBytes\)/);
+  assert.is(bytes.code, 2, bytes.err);
+  assert.match(bytes.err, /image file is \d+ bytes, over the limit of 1024 \(maxFileBytes\)/);
   for (const bad of [
     ['--max-pixels', '0'],
     ['--max-pixels', 'many'],
     ['--max-image-size', 'huge'],
   ]) {
     const r = cli(['predict', PHANTOM, ...model, ...bad]);
-    assert.is(r.status, 2, r.stderr);
-    assert.match(r.stderr, `error: ${bad[0]}`);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, `error: ${bad[0]}`);
   }
   const ok = cli(['predict', PHANTOM, ...model, '--max-pixels', '491520', '--json']);
-  assert.is(ok.status, 0, ok.stderr);
-  assert.is(JSON.parse(ok.stdout).kind, 'zeroshot');
+  assert.is(ok.code, 0, ok.err);
+  assert.is(JSON.parse(ok.out).kind, 'zeroshot');
 });
 
 test('explain: a FIFO as --image is refused at once', () => {
   const out = join(tmp, 'x.png');
   const r = cli(['explain', '--image', pipe, '--model', 'models/tiny', '--finding', 'Edema', '--out', out]);
-  assert.is(r.status, 2, r.stderr);
-  assert.match(r.stderr, `error: ${pipe}: not a regular file (a FIFO)`);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, `error: ${pipe}: not a regular file (a FIFO)`);
 });
 
 /** `p`, or a rejection after 10 s (a FIFO used to block the read forever). */

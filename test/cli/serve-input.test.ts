@@ -4,7 +4,7 @@
  * server's own RSS (from its /metrics) barely moves; SVG, TIFF, GIF and WebP never reach a decoder;
  * a second file part is 413 `too-many-parts`, not silently dropped.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { synthesize } from '../../ts/synth/synthesize.js';
+import { serveCli } from './helpers.js';
 
 const BOMB = gunzipSync(
   readFileSync(join(import.meta.dirname, '..', 'images', 'fixtures', 'progressive-16383x16383.jpg.gz')),
@@ -20,28 +21,24 @@ const BOMB = gunzipSync(
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-serve-input-'));
 let child: ChildProcess;
 let base = '';
-let stderr = '';
 let jpeg: Buffer;
 
 test.before(async () => {
   const s = await synthesize({ out: join(tmp, 'data'), n: 2, seed: 4, width: 256, height: 288 });
   jpeg = readFileSync(join(s.mimicRoot, s.images[0]!.path));
-  const args = ['serve', '--model', 'models/tiny', '--device', 'cpu', '--port', '0', '--max-queue', '8'];
-  child = spawn(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args, '--log', 'error'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
+  const args = [
+    '--model',
+    'models/tiny',
+    '--device',
+    'cpu',
+    '--port',
+    '0',
+    '--max-queue',
+    '8',
+    '--log',
+    'error',
+  ];
+  ({ child, url: base } = await serveCli(args));
 });
 
 type Answer = { status: number; body: Record<string, unknown> };

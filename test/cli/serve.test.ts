@@ -5,7 +5,7 @@
  * (read from its /metrics) stays bounded; SIGTERM lets in-flight requests finish and exits 0.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -24,13 +24,14 @@ import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
 import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { assertSameArray } from '../service/same-array.js';
+import { serveCli } from './helpers.js';
 
 const MODEL = 'models/tiny';
 const SIZE = readModelMeta(MODEL).imageSize;
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-serve-'));
 let child: ChildProcess;
 let base = '';
-let stderr = '';
+let stderr = () => '';
 let images: { dicomId: string; bytes: Buffer; row: ChexmaskRow }[] = [];
 const expected = new Map<string, Prediction>();
 
@@ -51,25 +52,11 @@ test.before(async () => {
   for (const im of images) expected.set(im.dicomId, await p.predict(im.bytes, im.row));
   await p.dispose();
 
-  const args = ['serve', '--model', MODEL, '--device', 'cpu', '--chexmask', s.chexmaskCsv, '--min-dice', '0'];
+  const args = ['--model', MODEL, '--device', 'cpu', '--chexmask', s.chexmaskCsv, '--min-dice', '0'];
   args.push('--segmenter', 'models/seg-tiny', '--allow-untrained', '--port', '0');
   args.push('--max-queue', '4', '--body-limit', '1mb');
   args.push('--log', 'error');
-  child = spawn(process.execPath, ['--import', 'tsx', 'ts/cli/main.ts', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.on('data', (d) => {
-    stderr += d;
-  });
-  base = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
-  });
+  ({ child, url: base, stderr } = await serveCli(args));
 });
 
 type Answer = { status: number; headers: Headers; body: Record<string, unknown> };
@@ -290,7 +277,7 @@ test('SIGTERM: in-flight requests finish with 200, then the process exits 0', as
   for (const a of answers) {
     if (a.status === 'fulfilled' && a.value.status !== 200) assert.is(a.value.body.error, 'shutting-down');
   }
-  assert.is(await exited, 0, stderr);
+  assert.is(await exited, 0, stderr());
   await fetch(`${base}/healthz`).then(
     () => assert.unreachable('no longer listening'),
     () => undefined,

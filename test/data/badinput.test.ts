@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { joinChexmask, parseChexmaskRecord, sizeRowFromImage } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 
 import { renderFigure } from '../../ts/report/figure.js';

@@ -4,8 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask, parseChexmaskRecord } from '../../ts/data/chexmask.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
-import { buildIndex } from '../../ts/data/mimic.js';
 
 import { rejects, synthTree, tempDir } from './helpers.js';
 

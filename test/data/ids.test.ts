@@ -9,7 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { FINDINGS } from '../../ts/common/labels.js';
-import { buildIndex, type IndexEntry, imagePath, readIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
+import { type IndexEntry, imagePath, readIndex } from '../../ts/data/mimic.js';
 
 import { idProblem } from '../../ts/data/mimic-ids.js';
 import { buildCache } from '../../ts/images/cache-build.js';

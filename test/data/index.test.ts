@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
-import { buildIndex, PRESETS as INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
+import { PRESETS as INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/mimic.js';
 import type { SynthImage } from '../../ts/synth/synthesize.js';
 import { synthTree, tempDir } from './helpers.js';
 

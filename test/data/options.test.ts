@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 import { preprocess, resolvePreprocess } from '../../ts/images/preprocess.js';

@@ -39,7 +39,7 @@ async function setup(): Promise<void> {
     const { synthesize } = await import('../../ts/synth/synthesize.js');
     await synthesize({ out: join(tmp, 'data'), n: 1000, seed: 3, width: 256, height: 256 });
     // One unreadable and one missing training image: the run must skip them (counted), not die.
-    const { buildIndex } = await import('../../ts/data/mimic.js');
+    const { buildIndex } = await import('../../ts/data/datasets/mimic.js');
     const { entries } = await buildIndex({ root: join(tmp, 'data', 'mimic') });
     const train = entries.filter((e) => e.split === 'train');
     writeFileSync(join(tmp, 'data', 'mimic', train[0]!.path), Buffer.from('not a jpeg'));

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import {
   attributionTable,
   measureModelAttribution,

@@ -10,7 +10,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex, type IndexEntry } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
+import type { IndexEntry } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 
@@ -125,24 +126,10 @@ test('minDice and the label policy key the cache: a rebuild with other data sett
     all.map((e) => e.dicomId),
     { minDice: 0.9 },
   );
-  const strict = await buildCache({
-    entries: all,
-    root: s.mimicRoot,
-    chexmask: rows,
-    out,
-    shardSize: 12,
-    minDice: 0.9,
-  });
+  const same = { entries: all, root: s.mimicRoot, chexmask: rows, out, shardSize: 12, minDice: 0.9 };
+  const strict = await buildCache(same);
   const policy = { uncertain: 'ignore', blank: 'zeros' };
-  const relabelled = await buildCache({
-    entries: all,
-    root: s.mimicRoot,
-    chexmask: rows,
-    out,
-    shardSize: 12,
-    minDice: 0.9,
-    labelPolicy: policy,
-  });
+  const relabelled = await buildCache({ ...same, labelPolicy: policy });
   assert.equal(new Set([sum.key, strict.key, relabelled.key]).size, 3);
   assert.is(openCache(out, { data: { minDice: 0.9, labelPolicy: policy } }).key, relabelled.key);
   assert.is(openCache(sum.dir).entries.length, sum.cached, 'the first cache is untouched');

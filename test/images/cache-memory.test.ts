@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { synthTree, tempDir } from '../data/helpers.js';
 
 const SCRIPT = `
-const { buildIndex } = await import('./ts/data/mimic.ts');
+const { buildIndex } = await import('./ts/data/datasets/mimic.ts');
 const { buildCache } = await import('./ts/images/cache-build.ts');
 const [root, out, n] = process.argv.slice(1);
 const { entries } = await buildIndex({ root });

@@ -4,12 +4,12 @@
  * the fix. Fixtures are made here (dicom-writer.ts) or by DCMTK (fixtures/make_dicom_fixtures.sh).
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { encodeJ2k } from '../../bench/j2k.js';
 import { DICOM_CONVERSION, decodeDicom, isDicom, TRANSFER_SYNTAX } from '../../ts/images/dicom.js';
 import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
@@ -108,33 +108,12 @@ test('signed pixels and bits above Bits Stored are handled', async () => {
 });
 
 test('JPEG 2000 DICOM (OpenJPEG) decodes to the native values', async () => {
-  const require = createRequire(import.meta.url);
-  // biome-ignore lint/suspicious/noExplicitAny: the codec ships no types
-  const m = await (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: unknown) => Promise<any>)({
-    print: () => {},
-    printErr: () => {},
-  });
-  const enc = new m.J2KEncoder();
-  const w = 160;
-  const h = 120;
-  const into = enc.getDecodedBuffer({
-    width: w,
-    height: h,
-    bitsPerSample: 12,
-    componentCount: 1,
-    isSigned: false,
-  });
-  const vals = new Uint16Array(into.buffer, into.byteOffset, w * h);
-  for (let i = 0; i < w * h; i++) vals[i] = (i * 7) % 4096;
-  const copy = Uint16Array.from(vals);
-  enc.setQuality(true, 0);
-  enc.setDecompositions(2);
-  enc.encode();
-  const frame = Uint8Array.from(enc.getEncodedBuffer());
+  const [w, h] = [160, 120];
+  const { frame, values } = await j2kFrame(w, h);
   const j2k = await decodeDicom(
     writeDicom({ width: w, height: h, bitsStored: 12, transferSyntax: '1.2.840.10008.1.2.4.90', frame }),
   );
-  const native = await decodeDicom(writeDicom({ width: w, height: h, bitsStored: 12, values: copy }));
+  const native = await decodeDicom(writeDicom({ width: w, height: h, bitsStored: 12, values }));
   assert.is(maxDiff(j2k.gray, native.gray), 0);
 });
 
@@ -190,31 +169,10 @@ test('the image pipeline takes DICOM like any image: isDicom, decodeFull, decode
   );
 });
 
-/** A J2K codestream of w×h 12-bit gray values, made by the codec the reader uses. */
+/** A J2K codestream of w×h 12-bit gray values (a ramp), and the values. */
 async function j2kFrame(w: number, h: number): Promise<{ frame: Uint8Array; values: Uint16Array }> {
-  const require = createRequire(import.meta.url);
-  // biome-ignore lint/suspicious/noExplicitAny: the codec ships no types
-  const m = await (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: unknown) => Promise<any>)({
-    print: () => {},
-    printErr: () => {},
-  });
-  const enc = new m.J2KEncoder();
-  const into = enc.getDecodedBuffer({
-    width: w,
-    height: h,
-    bitsPerSample: 12,
-    componentCount: 1,
-    isSigned: false,
-  });
-  const vals = new Uint16Array(into.buffer, into.byteOffset, w * h);
-  for (let i = 0; i < w * h; i++) vals[i] = (i * 7) % 4096;
-  const values = Uint16Array.from(vals);
-  enc.setQuality(true, 0);
-  enc.setDecompositions(2);
-  enc.encode();
-  const frame = Uint8Array.from(enc.getEncodedBuffer());
-  enc.delete?.();
-  return { frame, values };
+  const values = Uint16Array.from({ length: w * h }, (_, i) => (i * 7) % 4096);
+  return { frame: await encodeJ2k(values, w, h, { decompositions: 2 }), values };
 }
 
 /** Awaits `p`, which must be refused, and returns the message and the RSS growth it caused. */

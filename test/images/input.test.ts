@@ -30,7 +30,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, readImageFile } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, preprocess, resolvePreprocess } from '../../ts/images/preprocess.js';

@@ -1,6 +1,5 @@
-/** Shared by the README/examples test and the packed-tarball test: a trained segmenter, a served CLI. */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+/** Shared by the README/examples test and the packed-tarball test: a trained segmenter folder, a stable image. */
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { ROOT } from '../native/helpers.js';
@@ -36,28 +35,14 @@ export async function trainedSegmenterFolder(out: string, exportDir = SEG_EXPORT
   return out;
 }
 
-/** Starts a `cxrmask serve` command line and resolves with its URL once it listens. */
-export function startServe(
-  cmd: string,
-  args: string[],
-  o: { cwd: string; env?: NodeJS.ProcessEnv },
-): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(cmd, args, {
-    cwd: o.cwd,
-    env: o.env ?? process.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  return new Promise((ok, fail) => {
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) ok({ child, url: m[1]!, stderr: () => err });
-    });
-    child.on('exit', (code) => fail(new Error(`serve exited (${code}) before listening:\n${err}`)));
-  });
+/** The first .jpg under `dir` in path order (a stable image of a synthetic tree). */
+export function firstJpeg(dir: string): string {
+  const jpegs: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }))
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.endsWith('.jpg')) jpegs.push(join(d, e.name));
+  };
+  walk(dir);
+  return jpegs.sort()[0]!;
 }

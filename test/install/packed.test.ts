@@ -13,7 +13,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -24,8 +23,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
+import { startServe } from '../cli/helpers.js';
 import { ROOT } from '../native/helpers.js';
-import { startServe } from './helpers.js';
+import { firstJpeg } from './helpers.js';
 
 const realBuild = process.env['CXRMASK_TEST_PACKED_BUILD'] === '1';
 let app = '';
@@ -106,14 +106,7 @@ test('export tiny through the installed bin, then predict', async () => {
   for (const f of ['model.json', 'clip.pt', 'tokenizer.json'])
     assert.ok(existsSync(join(app, 'models', 'tiny', f)), f);
   const s = await synthesize({ out: join(tmp, 'data'), n: 6, seed: 5, width: 256, height: 256 });
-  const jpegs: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true }))
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name.endsWith('.jpg')) jpegs.push(join(d, e.name));
-  };
-  walk(s.mimicRoot);
-  jpeg = jpegs.sort()[0]!;
+  jpeg = firstJpeg(s.mimicRoot);
   const out = JSON.parse(run(bin, ['predict', jpeg, '--model', 'models/tiny', '--device', 'cpu', '--json']));
   assert.is(out.kind, 'zeroshot');
   for (const f of FINDINGS) assert.ok(out.original[f] > 0 && out.original[f] < 1, `${f}: ${out.original[f]}`);

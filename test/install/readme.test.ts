@@ -8,7 +8,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -20,8 +19,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildCli } from '../../ts/cli/main.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
+import { startServe } from '../cli/helpers.js';
 import { MODEL_DIR, ROOT } from '../native/helpers.js';
-import { startServe, trainedSegmenterFolder } from './helpers.js';
+import { firstJpeg, trainedSegmenterFolder } from './helpers.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 const blocks = (lang: RegExp) =>
@@ -40,14 +40,7 @@ test.before(async () => {
   await trainedSegmenterFolder(join(ws, '.cache', 'demo-data', 'segmenter'));
   data = join(ws, '.cache', 'example-data');
   const s = await synthesize({ out: data, n: 24, seed: 3, width: 256, height: 256 });
-  const jpegs: string[] = [];
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true }))
-      if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name.endsWith('.jpg')) jpegs.push(join(d, e.name));
-  };
-  walk(s.mimicRoot);
-  jpeg = jpegs.sort()[0]!;
+  jpeg = firstJpeg(s.mimicRoot);
   symlinkSync(jpeg, join(ws, 'x.jpg'));
 });
 test.after(() => rmSync(ws, { recursive: true, force: true }));

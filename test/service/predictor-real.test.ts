@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 import { Classifier } from '../../ts/model/classifier.js';

@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
-import { buildIndex } from '../../ts/data/mimic.js';
+import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 import { contourMap, overlayRgb } from '../../ts/masks/overlay.js';

@@ -2,9 +2,8 @@
 
 import type { ReasonCounter } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
-import { openCsv } from './csv.js';
-import { DuplicateRows } from './duplicates.js';
 import { idsProblem } from './mimic-ids.js';
+import { readTable, shortRow } from './table.js';
 
 export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
 
@@ -17,6 +16,21 @@ export function parseLabel(cell: string | undefined): number | null {
 }
 
 /**
+ * The five raw labels of a row coded the CheXpert way (MIMIC's chexpert table, CheXpert's own CSVs), read
+ * from `cols` (FINDINGS order), or the message naming the first cell that is not 1, 0, -1 or blank.
+ */
+export function chexpertCodedLabels(
+  values: readonly string[],
+  cols: readonly number[],
+  where: string,
+): (number | null)[] | string {
+  const labels = cols.map((c) => parseLabel(values[c]));
+  const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
+  if (bad < 0) return labels;
+  return `${where}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`;
+}
+
+/**
  * Raw labels (1, 0, -1, null; FINDINGS order) keyed "subject/study"; bad rows are counted in `dropped`,
  * identical repeated rows in `duplicates`; a repeated study with other values throws (DuplicateRows).
  */
@@ -26,45 +40,25 @@ export async function readStudyLabels(
   duplicates: ReasonCounter,
 ): Promise<Map<string, (number | null)[]>> {
   const labelsByStudy = new Map<string, (number | null)[]>();
-  const csv = await openCsv(chexPath, CHEXPERT_COLUMNS);
-  const seen = new DuplicateRows(chexPath, 'study', csv.header, duplicates);
-  const subj = csv.col('subject_id');
-  const stud = csv.col('study_id');
-  const cols = FINDINGS.map((f) => csv.col(f));
-  for await (const { row, values } of csv.records) {
-    // a short row (e.g. one field) would otherwise read as "all labels blank"
-    if (values.length < csv.header.length) {
-      dropped.add(
-        'short-chexpert-row',
-        `${chexPath}, row ${row}: ${values.length} field(s), the header has ${csv.header.length}`,
-      );
-      continue;
-    }
-    const idBad = idsProblem({ subject_id: values[subj]?.trim(), study_id: values[stud]?.trim() });
-    if (idBad) {
-      dropped.add('bad-chexpert-id', `${chexPath}, row ${row}: ${idBad}`);
-      continue;
-    }
-    const labels = cols.map((c) => parseLabel(values[c]));
-    const bad = labels.findIndex((v) => v !== null && (Number.isNaN(v) || ![1, 0, -1].includes(v)));
-    if (bad >= 0) {
-      dropped.add(
-        'bad-label-value',
-        `${chexPath}, row ${row}, field "${FINDINGS[bad]}": "${values[cols[bad]]}" is not 1, 0, -1 or blank`,
-      );
-      continue;
-    }
-    const key = `${values[subj]!.trim()}/${values[stud]!.trim()}`;
-    if (
-      !seen.take(
-        key,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    labelsByStudy.set(key, labels);
-  }
+  await readTable<(number | null)[]>(chexPath, CHEXPERT_COLUMNS, { dropped, duplicates }, (csv) => {
+    const subj = csv.col('subject_id');
+    const stud = csv.col('study_id');
+    const cols = FINDINGS.map((f) => csv.col(f));
+    return {
+      keyName: 'study',
+      read: (r) => {
+        // a short row (e.g. one field) would otherwise read as "all labels blank"
+        const short = shortRow(`${chexPath}, row ${r.row}`, r, csv.header);
+        if (short) return { drop: 'short-chexpert-row', message: short };
+        const idBad = idsProblem({ subject_id: r.cell(subj), study_id: r.cell(stud) });
+        if (idBad) return { drop: 'bad-chexpert-id', message: `${chexPath}, row ${r.row}: ${idBad}` };
+        const labels = chexpertCodedLabels(r.values, cols, `${chexPath}, row ${r.row}`);
+        if (typeof labels === 'string') return { drop: 'bad-label-value', message: labels };
+        return { key: `${r.cell(subj)}/${r.cell(stud)}`, value: labels };
+      },
+      take: (labels, _r, key) => labelsByStudy.set(key, labels),
+    };
+  });
   return labelsByStudy;
 }
 

@@ -1,16 +1,15 @@
 /**
- * MIMIC-CXR-JPG index: streams the metadata, chexpert and split CSVs (plain or gzipped) of a MIMIC root
- * and produces one entry per kept image with its five labels, label mask and split.
+ * The index every dataset builder writes (its entries, options and summary), its file format
+ * (index.jsonl + summary.json) and the checks of an entry read back. MIMIC-CXR-JPG's builder is in
+ * datasets/mimic.ts, the others' beside it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { DataError, ReasonCounter } from '../common/errors.js';
+import { DataError } from '../common/errors.js';
 import { writeFileAtomicAsync } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
-import { mulberry32 } from '../common/random.js';
-import { findCsv, openCsv } from './csv.js';
 import {
   DATASETS,
   type DatasetName,
@@ -18,13 +17,7 @@ import {
   datasetPathProblem,
   isDatasetName,
 } from './datasets/names.js';
-import { DuplicateRows } from './duplicates.js';
-import { idProblem, idsProblem } from './mimic-ids.js';
-import { applyLabelPolicy, CHEXPERT_COLUMNS, readStudyLabels } from './mimic-labels.js';
-import { parseOptions } from './options.js';
-
-/** Re-exported for callers that imported these from here. */
-export { CHEXPERT_COLUMNS };
+import { idProblem } from './mimic-ids.js';
 
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
@@ -51,9 +44,6 @@ export interface IndexEntry {
   width?: number;
   height?: number;
 }
-
-export const METADATA_COLUMNS = ['dicom_id', 'subject_id', 'study_id', 'ViewPosition'] as const;
-export const SPLIT_COLUMNS = ['dicom_id', 'split'] as const;
 
 export const IndexOptionsSchema = z
   .object({
@@ -120,231 +110,6 @@ export interface IndexSummary {
 
 export function imagePath(subjectId: string, studyId: string, dicomId: string): string {
   return `files/p${subjectId.slice(0, 2)}/p${subjectId}/s${studyId}/${dicomId}.jpg`;
-}
-
-/** Seeded patient-level split: subjects are shuffled with the seed and cut by the fractions. */
-export function patientSplit(
-  subjects: Iterable<string>,
-  seed: number,
-  fractions: [number, number, number],
-): Map<string, Split> {
-  const list = [...new Set(subjects)].sort();
-  const rnd = mulberry32(seed ^ 0x5eed);
-  for (let i = list.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [list[i], list[j]] = [list[j], list[i]];
-  }
-  const total = fractions[0] + fractions[1] + fractions[2];
-  if (!(total > 0)) throw new RangeError('splitFractions must not all be zero');
-  const nTrain = Math.round((list.length * fractions[0]) / total);
-  const nVal = Math.round((list.length * fractions[1]) / total);
-  const m = new Map<string, Split>();
-  list.forEach((s, i) => {
-    m.set(s, i < nTrain ? 'train' : i < nTrain + nVal ? 'validate' : 'test');
-  });
-  return m;
-}
-
-/** The official split CSV: split per dicom_id; bad rows are counted in `dropped`. */
-async function readOfficialSplit(
-  splitPath: string,
-  dropped: ReasonCounter,
-  duplicates: ReasonCounter,
-): Promise<Map<string, Split>> {
-  const splitByDicom = new Map<string, Split>();
-  const csv = await openCsv(splitPath, SPLIT_COLUMNS);
-  const seen = new DuplicateRows(splitPath, 'dicom_id', csv.header, duplicates);
-  const d = csv.col('dicom_id');
-  const s = csv.col('split');
-  for await (const { row, values } of csv.records) {
-    const sp = (values[s] ?? '').trim();
-    if (!SPLITS.includes(sp as Split)) {
-      dropped.add('bad-split-value', `${splitPath}, row ${row}, field "split": "${sp}"`);
-      continue;
-    }
-    const id = (values[d] ?? '').trim();
-    if (idProblem('dicom_id', id)) {
-      dropped.add('bad-split-id', `${splitPath}, row ${row}: ${idProblem('dicom_id', id)}`);
-      continue;
-    }
-    if (
-      !seen.take(
-        id,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    splitByDicom.set(id, sp as Split);
-  }
-  return splitByDicom;
-}
-
-/** Counts per split, view and label (raw uncertain/blank too), subjects, studies, and patients in several splits. */
-export function tallyIndex(pending: (IndexEntry & { rawLabels: (number | null)[] })[]) {
-  const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
-  const perView: Record<string, number> = {};
-  const perLabel: IndexSummary['perLabel'] = {};
-  for (const f of FINDINGS)
-    perLabel[f] = { positive: 0, negative: 0, ignored: 0, rawUncertain: 0, rawBlank: 0 };
-  const subjects = new Set<string>();
-  const studies = new Set<string>();
-  const splitsOfSubject = new Map<string, Set<Split>>();
-  const entries: IndexEntry[] = [];
-  for (const { rawLabels, ...e } of pending) {
-    perSplit[e.split]++;
-    perView[e.view] = (perView[e.view] ?? 0) + 1;
-    FINDINGS.forEach((f, k) => {
-      const pl = perLabel[f];
-      if (!e.labelMask[k]) pl.ignored++;
-      else if (e.labels[k]) pl.positive++;
-      else pl.negative++;
-      if (rawLabels[k] === -1) pl.rawUncertain++;
-      if (rawLabels[k] === null) pl.rawBlank++;
-    });
-    subjects.add(e.subjectId);
-    studies.add(`${e.subjectId}/${e.studyId}`);
-    const s = splitsOfSubject.get(e.subjectId) ?? new Set<Split>();
-    s.add(e.split);
-    splitsOfSubject.set(e.subjectId, s);
-    entries.push(e);
-  }
-  let patientsInSeveralSplits = 0;
-  for (const s of splitsOfSubject.values()) if (s.size > 1) patientsInSeveralSplits++;
-  return { entries, perSplit, perView, perLabel, subjects, studies, patientsInSeveralSplits };
-}
-
-/** Builds the index by streaming the three CSVs. Bad rows are dropped and counted per reason. */
-export async function buildIndex(
-  options: IndexOptions,
-): Promise<{ entries: IndexEntry[]; summary: IndexSummary }> {
-  const opts = parseOptions(IndexOptionsSchema, options, 'buildIndex');
-  const { root } = opts;
-  const base = join(root, 'mimic-cxr-2.0.0-');
-  const metaPath = findCsv(`${base}metadata`);
-  const chexPath = findCsv(`${base}chexpert`);
-  const splitPath = opts.split === 'official' ? findCsv(`${base}split`) : null;
-  const dropped = new ReasonCounter();
-  const duplicates = new ReasonCounter();
-
-  const labelsByStudy = await readStudyLabels(chexPath, dropped, duplicates);
-  const splitByDicom = splitPath
-    ? await readOfficialSplit(splitPath, dropped, duplicates)
-    : new Map<string, Split>();
-  // 3. Metadata, streamed, joined.
-  const csv = await openCsv(metaPath, METADATA_COLUMNS);
-  const ci = {
-    dicom: csv.col('dicom_id'),
-    subject: csv.col('subject_id'),
-    study: csv.col('study_id'),
-    view: csv.col('ViewPosition'),
-    rows: csv.header.indexOf('Rows'),
-    cols: csv.header.indexOf('Columns'),
-  };
-  const seen = new DuplicateRows(metaPath, 'dicom_id', csv.header, duplicates);
-  const views = new Set(opts.views);
-  const viewsSeen: Record<string, number> = {};
-  const pending: (IndexEntry & { rawLabels: (number | null)[] })[] = [];
-  let metadataRows = 0;
-  for await (const { row, values } of csv.records) {
-    metadataRows++;
-    const dicomId = (values[ci.dicom] ?? '').trim();
-    const subjectId = (values[ci.subject] ?? '').trim();
-    const studyId = (values[ci.study] ?? '').trim();
-    const view = (values[ci.view] ?? '').trim();
-    const vkey = view === '' ? '(blank)' : view;
-    const where = `${metaPath}, row ${row}, id ${dicomId}`;
-    // ids become a path below: anything but their real shape is refused here
-    const idBad = idsProblem({ dicom_id: dicomId, subject_id: subjectId, study_id: studyId });
-    if (idBad) {
-      dropped.add('bad-metadata-row', `${where}: ${idBad}`);
-      continue;
-    }
-    if (
-      !seen.take(
-        dicomId,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    if (!views.has(view)) {
-      dropped.add(`view-not-selected:${vkey}`);
-      continue;
-    }
-    const rawLabels = labelsByStudy.get(`${subjectId}/${studyId}`);
-    if (!rawLabels) {
-      dropped.add('no-labels-for-study', `${where}: study s${studyId} has no row in ${chexPath}`);
-      continue;
-    }
-    let split: Split = 'train';
-    if (splitPath) {
-      const sp = splitByDicom.get(dicomId);
-      if (!sp) {
-        dropped.add('no-split-row', `${where}: dicom_id absent from ${splitPath}`);
-        continue;
-      }
-      split = sp;
-    }
-    if (opts.requirePositive && !rawLabels.some((v) => v === 1)) {
-      dropped.add('no-positive-label');
-      continue;
-    }
-    const { labels, labelMask } = applyLabelPolicy(rawLabels, opts);
-    const path = imagePath(subjectId, studyId, dicomId);
-    if (opts.checkFiles && !existsSync(join(root, path))) {
-      dropped.add('image-missing', `${where}: ${join(root, path)} does not exist`);
-      continue;
-    }
-    const e: IndexEntry & { rawLabels: (number | null)[] } = {
-      dicomId,
-      subjectId,
-      studyId,
-      view,
-      split,
-      path,
-      labels,
-      labelMask,
-      rawLabels,
-    };
-    const h = ci.rows >= 0 ? Number(values[ci.rows]) : Number.NaN;
-    const w = ci.cols >= 0 ? Number(values[ci.cols]) : Number.NaN;
-    if (Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0) {
-      e.height = h;
-      e.width = w;
-    }
-    pending.push(e);
-  }
-  if (opts.split === 'patient') {
-    const m = patientSplit(
-      pending.map((e) => e.subjectId),
-      opts.splitSeed,
-      opts.splitFractions,
-    );
-    for (const e of pending) e.split = m.get(e.subjectId) as Split;
-  }
-  const { entries, perSplit, perView, perLabel, subjects, studies, patientsInSeveralSplits } =
-    tallyIndex(pending);
-  const { root: _r, ...optRest } = opts;
-  return {
-    entries,
-    summary: {
-      root,
-      options: optRest,
-      files: { metadata: metaPath, chexpert: chexPath, split: splitPath },
-      metadataRows,
-      kept: entries.length,
-      perSplit,
-      perView,
-      viewsSeen,
-      perLabel,
-      subjects: subjects.size,
-      studies: studies.size,
-      dropped: dropped.toJSON(),
-      duplicates: duplicates.toJSON(),
-      patientsInSeveralSplits,
-    },
-  };
 }
 
 /** Writes `index.jsonl` (one entry per line) and `summary.json` atomically into `dir`. */

@@ -7,20 +7,12 @@
 import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DataError, ReasonCounter } from '../../common/errors.js';
-import { findCsv, openCsv } from '../csv.js';
-import { DuplicateRows } from '../duplicates.js';
+import { DataError, type ReasonCounter } from '../../common/errors.js';
+import { type CsvReader, findCsv } from '../csv.js';
 import type { Split } from '../mimic.js';
-import { applyLabelPolicy } from '../mimic-labels.js';
+import type { Refusal, TableRow, TableRules } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
-import {
-  carveValidate,
-  finishIndex,
-  type PendingEntry,
-  type ResolvedIndexOptions,
-  splitByPatient,
-  viewKept,
-} from './common.js';
+import { datasetHead, IndexBuild, type ResolvedIndexOptions } from './common.js';
 import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
 
 /** The 15 tokens of `Finding Labels`. */
@@ -124,105 +116,97 @@ export function listNihImages(root: string): Map<string, string> {
   return found;
 }
 
+/** Checks a row's ids before the duplicate check: the file name, and the patient the name repeats. */
+function nihIds(table: string, r: TableRow, c: { id: number; patient: number }): Refusal | null {
+  const id = r.cell(c.id);
+  const idBad = datasetIdProblem('nih14', 'Image Index', id);
+  if (idBad) return { drop: 'bad-row', message: `${table}, row ${r.row}: ${idBad}` };
+  // a row that disagrees with itself is refused (its `Follow-up #` differs from the name's suffix in
+  // about a fifth of the real rows, so the name's suffix is the study)
+  const patient = r.cell(c.patient);
+  if (!/^\d{1,8}$/.test(patient) || Number(patient) !== Number(id.slice(0, 8)))
+    return {
+      drop: 'bad-row',
+      message: `${table}, row ${r.row}, id ${id}, field "Patient ID": "${patient}" is not the patient of the file name`,
+    };
+  return null;
+}
+
+/**
+ * The label table's rows: labels, view, the official split list (when `official`), and the PNG among
+ * the listed ones (when `images`, i.e. checkFiles).
+ */
+function nihRows(
+  build: IndexBuild,
+  table: string,
+  official: Map<string, Split> | null,
+  images: Map<string, string> | null,
+) {
+  return (csv: CsvReader): TableRules<string> => {
+    const c = {
+      id: csv.col('Image Index'),
+      labels: csv.col('Finding Labels'),
+      patient: csv.col('Patient ID'),
+      view: csv.col('View Position'),
+    };
+    return {
+      keyName: 'Image Index',
+      read: (r) => nihIds(table, r, c) ?? { key: r.cell(c.id), value: r.cell(c.id) },
+      take: (id, r) => {
+        const where = `${table}, row ${r.row}, id ${id}`;
+        const raw = nihLabels(r.cell(c.labels));
+        if (typeof raw === 'string') {
+          build.dropped.add('bad-label-value', `${where}, field "Finding Labels": ${raw}`);
+          return;
+        }
+        if (!build.keepsView(r.cell(c.view))) return;
+        const split = official ? official.get(id) : 'train';
+        if (!split) {
+          build.dropped.add(
+            'no-split-row',
+            `${where}: in neither ${NIH_SPLIT_FILES.trainVal} nor ${NIH_SPLIT_FILES.test}`,
+          );
+          return;
+        }
+        const draft = {
+          dataset: 'nih14' as const,
+          dicomId: id,
+          subjectId: id.slice(0, 8),
+          studyId: id.slice(9, 12),
+          view: r.cell(c.view),
+          split,
+          path: `images/${id}`,
+        };
+        // the PNG is wherever the download put it (checkFiles lists the folders once)
+        build.admit(
+          draft,
+          raw,
+          () =>
+            images?.get(id) ?? {
+              drop: 'image-missing',
+              message: `${where}: no ${id} under images/ or images_NNN/images/`,
+            },
+        );
+      },
+    };
+  };
+}
+
 async function buildNihIndex(opts: ResolvedIndexOptions) {
   const { root } = opts;
   const table = nihTable(root);
-  const dropped = new ReasonCounter();
-  const duplicates = new ReasonCounter();
-  const official = opts.split === 'official' ? await readNihSplit(root, duplicates) : null;
+  const build = new IndexBuild(opts);
+  const official = opts.split === 'official' ? await readNihSplit(root, build.duplicates) : null;
   const images = opts.checkFiles ? listNihImages(root) : null;
-  const csv = await openCsv(table, NIH_COLUMNS);
-  const c = {
-    id: csv.col('Image Index'),
-    labels: csv.col('Finding Labels'),
-    patient: csv.col('Patient ID'),
-    view: csv.col('View Position'),
-  };
-  const seen = new DuplicateRows(table, 'Image Index', csv.header, duplicates);
-  const viewsSeen: Record<string, number> = {};
-  const pending: PendingEntry[] = [];
-  let rows = 0;
-  for await (const { row, values } of csv.records) {
-    rows++;
-    const cell = (i: number) => (values[i] ?? '').trim();
-    const id = cell(c.id);
-    const where = `${table}, row ${row}, id ${id}`;
-    const idBad = datasetIdProblem('nih14', 'Image Index', id);
-    if (idBad) {
-      dropped.add('bad-row', `${table}, row ${row}: ${idBad}`);
-      continue;
-    }
-    // the file name repeats the patient: a row that disagrees with itself is refused (its `Follow-up #`
-    // differs from the name's suffix in about a fifth of the real rows, so the name's suffix is the study)
-    const patient = cell(c.patient);
-    if (!/^\d{1,8}$/.test(patient) || Number(patient) !== Number(id.slice(0, 8))) {
-      dropped.add(
-        'bad-row',
-        `${where}, field "Patient ID": "${patient}" is not the patient of the file name`,
-      );
-      continue;
-    }
-    if (
-      !seen.take(
-        id,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    const raw = nihLabels(cell(c.labels));
-    if (typeof raw === 'string') {
-      dropped.add('bad-label-value', `${where}, field "Finding Labels": ${raw}`);
-      continue;
-    }
-    if (!viewKept(cell(c.view), opts, viewsSeen, dropped)) continue;
-    let split: Split = 'train';
-    if (official) {
-      const sp = official.get(id);
-      if (!sp) {
-        dropped.add(
-          'no-split-row',
-          `${where}: in neither ${NIH_SPLIT_FILES.trainVal} nor ${NIH_SPLIT_FILES.test}`,
-        );
-        continue;
-      }
-      split = sp;
-    }
-    if (opts.requirePositive && !raw.includes(1)) {
-      dropped.add('no-positive-label');
-      continue;
-    }
-    let path = `images/${id}`;
-    if (images) {
-      const p = images.get(id);
-      if (!p) {
-        dropped.add('image-missing', `${where}: no ${id} under images/ or images_NNN/images/`);
-        continue;
-      }
-      path = p;
-    }
-    const { labels, labelMask } = applyLabelPolicy(raw, opts);
-    pending.push({
-      dataset: 'nih14',
-      dicomId: id,
-      subjectId: id.slice(0, 8),
-      studyId: id.slice(9, 12),
-      view: cell(c.view),
-      split,
-      path,
-      labels,
-      labelMask,
-      rawLabels: raw,
-    });
-  }
-  if (official) carveValidate(pending, opts.validateFraction, opts.splitSeed);
-  else splitByPatient(pending, opts);
+  await build.readListing(table, NIH_COLUMNS, nihRows(build, table, official, images));
+  if (official) build.carveValidate(opts.validateFraction);
+  else build.splitByPatient();
   const files = {
     labels: table,
     trainVal: official ? join(root, NIH_SPLIT_FILES.trainVal) : null,
     test: official ? join(root, NIH_SPLIT_FILES.test) : null,
   };
-  return finishIndex('nih14', opts, files, rows, pending, viewsSeen, dropped, duplicates);
+  return build.finish(datasetHead('nih14', opts, files));
 }
 
 export const nih14: DatasetAdapter = {

@@ -4,20 +4,10 @@
  * every label counts (no uncertainty); the five are matched on exact vocabulary strings (see PADCHEST_FIVE).
  * There is no official split: it is always the seeded split by PatientID.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReasonCounter } from '../../common/errors.js';
-import { findCsv, openCsv } from '../csv.js';
-import { DuplicateRows } from '../duplicates.js';
-import { applyLabelPolicy } from '../mimic-labels.js';
+import { findCsv } from '../csv.js';
 import type { DatasetAdapter } from './adapter.js';
-import {
-  finishIndex,
-  type PendingEntry,
-  type ResolvedIndexOptions,
-  splitByPatient,
-  viewKept,
-} from './common.js';
+import { datasetHead, IndexBuild, type ResolvedIndexOptions } from './common.js';
 import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
 
 export const PADCHEST_TABLE = 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19';
@@ -63,84 +53,56 @@ export function padchestLabels(items: readonly string[]): number[] {
   return PADCHEST_FIVE.map((names) => (items.some((t) => names.includes(t)) ? 1 : 0));
 }
 
+const PLAIN_ID = /^[A-Za-z0-9_.-]{1,200}$/;
+
 async function buildPadchestIndex(opts: ResolvedIndexOptions) {
-  const { root } = opts;
-  const table = findCsv(join(root, PADCHEST_TABLE));
-  const dropped = new ReasonCounter();
-  const duplicates = new ReasonCounter();
-  const csv = await openCsv(table, PADCHEST_COLUMNS);
-  const c = Object.fromEntries(PADCHEST_COLUMNS.map((k) => [k, csv.col(k)])) as Record<
-    (typeof PADCHEST_COLUMNS)[number],
-    number
-  >;
-  const seen = new DuplicateRows(table, 'ImageID', csv.header, duplicates);
-  const viewsSeen: Record<string, number> = {};
-  const pending: PendingEntry[] = [];
-  let rows = 0;
-  for await (const { row, values } of csv.records) {
-    rows++;
-    const cell = (i: number) => (values[i] ?? '').trim();
-    const id = cell(c.ImageID);
-    const where = `${table}, row ${row}, id ${id}`;
-    const idBad = datasetIdProblem('padchest', 'ImageID', id);
-    if (idBad) {
-      dropped.add('bad-row', `${table}, row ${row}: ${idBad}`);
-      continue;
-    }
-    const dir = cell(c.ImageDir);
-    const patient = cell(c.PatientID);
-    const study = cell(c.StudyID);
-    if (
-      !/^\d{1,3}$/.test(dir) ||
-      !/^[A-Za-z0-9_.-]{1,200}$/.test(patient) ||
-      !/^[A-Za-z0-9_.-]{1,200}$/.test(study)
-    ) {
-      dropped.add(
-        'bad-row',
-        `${where}: ImageDir "${dir}", PatientID "${patient}" or StudyID "${study}" is not a plain id`,
-      );
-      continue;
-    }
-    if (
-      !seen.take(
-        id,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    if (!viewKept(cell(c.Projection), opts, viewsSeen, dropped)) continue;
-    const items = padchestLabelList(cell(c.Labels));
-    if (!items) {
-      dropped.add('no-labels', `${where}, field "Labels": "${cell(c.Labels)}" is not a label list`);
-      continue;
-    }
-    const raw = padchestLabels(items);
-    if (opts.requirePositive && !raw.includes(1)) {
-      dropped.add('no-positive-label');
-      continue;
-    }
-    const path = `${Number(dir)}/${id}`;
-    if (opts.checkFiles && !existsSync(join(root, path))) {
-      dropped.add('image-missing', `${where}: ${join(root, path)} does not exist`);
-      continue;
-    }
-    const { labels, labelMask } = applyLabelPolicy(raw, opts);
-    pending.push({
-      dataset: 'padchest',
-      dicomId: id,
-      subjectId: patient,
-      studyId: study,
-      view: cell(c.Projection),
-      split: 'train',
-      path,
-      labels,
-      labelMask,
-      rawLabels: raw,
-    });
-  }
-  splitByPatient(pending, opts);
-  return finishIndex('padchest', opts, { labels: table }, rows, pending, viewsSeen, dropped, duplicates);
+  const table = findCsv(join(opts.root, PADCHEST_TABLE));
+  const build = new IndexBuild(opts);
+  await build.readListing<string>(table, PADCHEST_COLUMNS, (csv) => {
+    const c = Object.fromEntries(PADCHEST_COLUMNS.map((k) => [k, csv.col(k)])) as Record<
+      (typeof PADCHEST_COLUMNS)[number],
+      number
+    >;
+    return {
+      keyName: 'ImageID',
+      read: (r) => {
+        const id = r.cell(c.ImageID);
+        const idBad = datasetIdProblem('padchest', 'ImageID', id);
+        if (idBad) return { drop: 'bad-row', message: `${table}, row ${r.row}: ${idBad}` };
+        const [dir, patient, study] = [r.cell(c.ImageDir), r.cell(c.PatientID), r.cell(c.StudyID)];
+        if (!/^\d{1,3}$/.test(dir) || !PLAIN_ID.test(patient) || !PLAIN_ID.test(study))
+          return {
+            drop: 'bad-row',
+            message: `${table}, row ${r.row}, id ${id}: ImageDir "${dir}", PatientID "${patient}" or StudyID "${study}" is not a plain id`,
+          };
+        return { key: id, value: id };
+      },
+      take: (id, r) => {
+        const where = `${table}, row ${r.row}, id ${id}`;
+        if (!build.keepsView(r.cell(c.Projection))) return;
+        const items = padchestLabelList(r.cell(c.Labels));
+        if (!items) {
+          build.dropped.add(
+            'no-labels',
+            `${where}, field "Labels": "${r.cell(c.Labels)}" is not a label list`,
+          );
+          return;
+        }
+        const draft = {
+          dataset: 'padchest' as const,
+          dicomId: id,
+          subjectId: r.cell(c.PatientID),
+          studyId: r.cell(c.StudyID),
+          view: r.cell(c.Projection),
+          split: 'train' as const,
+          path: `${Number(r.cell(c.ImageDir))}/${id}`,
+        };
+        build.admit(draft, padchestLabels(items), build.onDisk(where));
+      },
+    };
+  });
+  build.splitByPatient();
+  return build.finish(datasetHead('padchest', opts, { labels: table }));
 }
 
 export const padchest: DatasetAdapter = {

@@ -11,20 +11,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, ReasonCounter } from '../../common/errors.js';
-import { openCsv } from '../csv.js';
-import { DuplicateRows } from '../duplicates.js';
+import { DataError, type ReasonCounter } from '../../common/errors.js';
+import type { CsvReader } from '../csv.js';
 import type { Split } from '../mimic.js';
-import { applyLabelPolicy } from '../mimic-labels.js';
+import type { Refusal, TableRow, TableRules } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
-import {
-  carveValidate,
-  finishIndex,
-  type PendingEntry,
-  type ResolvedIndexOptions,
-  splitByPatient,
-  viewKept,
-} from './common.js';
+import { datasetHead, type ImageLookup, IndexBuild, type ResolvedIndexOptions } from './common.js';
 import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
 
 /** Our five findings (FINDINGS order) as VinDr spells them. */
@@ -54,155 +46,133 @@ export function vindrLabels(r: Reads, rule: 'majority' | 'any'): number[] {
   return r.positive.map((p) => (rule === 'any' ? (p.size > 0 ? 1 : 0) : 2 * p.size > r.readers.size ? 1 : 0));
 }
 
+/** Checks an image_id before the duplicate check. */
+function vindrId(file: string, r: TableRow, col: number): Refusal | null {
+  const bad = datasetIdProblem('vindr', 'image_id', r.cell(col));
+  return bad ? { drop: 'bad-row', message: `${file}, row ${r.row}: ${bad}` } : null;
+}
+
+/** The reads of `imageId` so far, `reader` among its readers (made on its first row, in `split`). */
+function readBy(reads: Map<string, Reads>, imageId: string, reader: string, split: Split): Reads {
+  const r = reads.get(imageId) ?? newReads(split);
+  reads.set(imageId, r);
+  r.readers.add(reader);
+  return r;
+}
+
 /** PhysioNet's wide tables: one row per image and reader (train) or per image (test, consensus). */
-async function readWide(
-  file: string,
-  split: Split,
-  reads: Map<string, Reads>,
-  dropped: ReasonCounter,
-  duplicates: ReasonCounter,
-): Promise<number> {
-  const csv = await openCsv(file, [
-    'image_id',
-    ...VINDR_FIVE.filter((f) => f !== 'Edema' || split === 'train'),
-  ]);
-  const id = csv.col('image_id');
-  const rad = csv.header.indexOf('rad_id');
-  const cols = VINDR_FIVE.map((f) => csv.header.indexOf(f));
-  const seen = new DuplicateRows(file, 'image_id/rad_id', csv.header, duplicates);
-  let rows = 0;
-  for await (const { row, values } of csv.records) {
-    rows++;
-    const imageId = (values[id] ?? '').trim();
-    const bad = datasetIdProblem('vindr', 'image_id', imageId);
-    if (bad) {
-      dropped.add('bad-row', `${file}, row ${row}: ${bad}`);
-      continue;
-    }
-    const reader = rad >= 0 ? (values[rad] ?? '').trim() : 'consensus';
-    if (
-      !seen.take(
-        `${imageId}/${reader}`,
-        row,
-        values.map((v) => v.trim()),
-      )
-    )
-      continue;
-    const cells = cols.map((c) => (c < 0 ? '0' : (values[c] ?? '').trim()));
-    const k = cells.findIndex((c) => c !== '0' && c !== '1' && c !== '0.0' && c !== '1.0');
-    if (k >= 0) {
-      dropped.add(
-        'bad-label-value',
-        `${file}, row ${row}, field "${VINDR_FIVE[k]}": "${cells[k]}" is not 0 or 1`,
-      );
-      continue;
-    }
-    const r = reads.get(imageId) ?? newReads(split);
-    reads.set(imageId, r);
-    r.readers.add(reader);
-    cells.forEach((c, j) => {
-      if (Number(c) === 1) r.positive[j].add(reader);
-    });
-  }
-  return rows;
+function wideRows(file: string, split: Split, reads: Map<string, Reads>, dropped: ReasonCounter) {
+  return (csv: CsvReader): TableRules<string> => {
+    const id = csv.col('image_id');
+    const rad = csv.header.indexOf('rad_id');
+    const cols = VINDR_FIVE.map((f) => csv.header.indexOf(f));
+    const readerOf = (r: TableRow) => (rad >= 0 ? r.cell(rad) : 'consensus');
+    return {
+      keyName: 'image_id/rad_id',
+      read: (r) => vindrId(file, r, id) ?? { key: `${r.cell(id)}/${readerOf(r)}`, value: readerOf(r) },
+      take: (reader, r) => {
+        const cells = cols.map((c) => (c < 0 ? '0' : r.cell(c)));
+        const k = cells.findIndex((c) => c !== '0' && c !== '1' && c !== '0.0' && c !== '1.0');
+        if (k >= 0) {
+          dropped.add(
+            'bad-label-value',
+            `${file}, row ${r.row}, field "${VINDR_FIVE[k]}": "${cells[k]}" is not 0 or 1`,
+          );
+          return;
+        }
+        const image = readBy(reads, r.cell(id), reader, split);
+        cells.forEach((c, j) => {
+          if (Number(c) === 1) image.positive[j].add(reader);
+        });
+      },
+    };
+  };
 }
 
 /** Kaggle's long table: one row per box (or one "No finding" row per reader). */
-async function readLong(
-  file: string,
+function longRows(file: string, reads: Map<string, Reads>) {
+  return (csv: CsvReader): TableRules<null> => {
+    const c = { id: csv.col('image_id'), cls: csv.col('class_name'), rad: csv.col('rad_id') };
+    return {
+      // a box repeated verbatim is counted; two boxes of one class by one reader are one read
+      keyName: 'row',
+      read: (r) => vindrId(file, r, c.id) ?? { key: r.values.map((v) => v.trim()).join(','), value: null },
+      take: (_v, r) => {
+        const image = readBy(reads, r.cell(c.id), r.cell(c.rad), 'train');
+        const j = (VINDR_FIVE as readonly string[]).indexOf(r.cell(c.cls));
+        if (j >= 0) image.positive[j].add(r.cell(c.rad));
+      },
+    };
+  };
+}
+
+/** Reads whichever release is under the root into `reads`; says which one it was and the tables read. */
+async function readRelease(
+  build: IndexBuild,
   reads: Map<string, Reads>,
-  dropped: ReasonCounter,
-  duplicates: ReasonCounter,
-) {
-  const csv = await openCsv(file, ['image_id', 'class_name', 'rad_id']);
-  const c = { id: csv.col('image_id'), cls: csv.col('class_name'), rad: csv.col('rad_id') };
-  // a box repeated verbatim is counted; two boxes of one class by one reader are one read
-  const seen = new DuplicateRows(file, 'row', csv.header, duplicates);
-  let rows = 0;
-  for await (const { row, values } of csv.records) {
-    rows++;
-    const imageId = (values[c.id] ?? '').trim();
-    const bad = datasetIdProblem('vindr', 'image_id', imageId);
-    if (bad) {
-      dropped.add('bad-row', `${file}, row ${row}: ${bad}`);
-      continue;
-    }
-    const cells = values.map((v) => v.trim());
-    if (!seen.take(cells.join(','), row, cells)) continue;
-    const reader = (values[c.rad] ?? '').trim();
-    const r = reads.get(imageId) ?? newReads('train');
-    reads.set(imageId, r);
-    r.readers.add(reader);
-    const j = (VINDR_FIVE as readonly string[]).indexOf((values[c.cls] ?? '').trim());
-    if (j >= 0) r.positive[j].add(reader);
+): Promise<{ release: 'physionet' | 'kaggle'; files: Record<string, string | null> }> {
+  const { root } = build.opts;
+  const physionet = join(root, 'annotations', 'image_labels_train.csv');
+  const kaggle = join(root, 'train.csv');
+  if (existsSync(physionet)) {
+    const test = join(root, 'annotations', 'image_labels_test.csv');
+    const wide = (split: Split) => [
+      'image_id',
+      ...VINDR_FIVE.filter((f) => f !== 'Edema' || split === 'train'),
+    ];
+    await build.readListing(physionet, wide('train'), wideRows(physionet, 'train', reads, build.dropped));
+    if (existsSync(test))
+      await build.readListing(test, wide('test'), wideRows(test, 'test', reads, build.dropped));
+    return { release: 'physionet', files: { train: physionet, test: existsSync(test) ? test : null } };
   }
-  return rows;
+  if (existsSync(kaggle)) {
+    await build.readListing(kaggle, ['image_id', 'class_name', 'rad_id'], longRows(kaggle, reads));
+    return { release: 'kaggle', files: { train: kaggle } };
+  }
+  throw new DataError(
+    'missing-file',
+    'neither annotations/image_labels_train.csv (PhysioNet VinDr-CXR) nor train.csv (Kaggle VinBigData)',
+    { file: root },
+  );
+}
+
+/** The image of an entry: .dicom as released, or .dcm/.png where a user converted or renamed it. */
+function vindrImage(root: string, folder: string, imageId: string): ImageLookup {
+  return (path) =>
+    ['dicom', 'dcm', 'png']
+      .map((x) => `${folder}/${imageId}.${x}`)
+      .find((p) => existsSync(join(root, p))) ?? {
+      drop: 'image-missing',
+      message: `${imageId}: no ${path} (or .dcm/.png) under ${root}`,
+    };
 }
 
 async function buildVindrIndex(opts: ResolvedIndexOptions) {
-  const { root } = opts;
-  const dropped = new ReasonCounter();
-  const duplicates = new ReasonCounter();
+  const build = new IndexBuild(opts);
   const reads = new Map<string, Reads>();
-  const physionet = join(root, 'annotations', 'image_labels_train.csv');
-  const kaggle = join(root, 'train.csv');
-  let files: Record<string, string | null>;
-  let rows = 0;
-  if (existsSync(physionet)) {
-    const test = join(root, 'annotations', 'image_labels_test.csv');
-    rows += await readWide(physionet, 'train', reads, dropped, duplicates);
-    if (existsSync(test)) rows += await readWide(test, 'test', reads, dropped, duplicates);
-    files = { train: physionet, test: existsSync(test) ? test : null };
-  } else if (existsSync(kaggle)) {
-    rows += await readLong(kaggle, reads, dropped, duplicates);
-    files = { train: kaggle };
-  } else
-    throw new DataError(
-      'missing-file',
-      'neither annotations/image_labels_train.csv (PhysioNet VinDr-CXR) nor train.csv (Kaggle VinBigData)',
-      { file: root },
-    );
-  const hasEdema = files.train === physionet;
-  const viewsSeen: Record<string, number> = {};
-  const pending: PendingEntry[] = [];
+  const { release, files } = await readRelease(build, reads);
+  // Kaggle's release has no Edema class: it is masked out, never counted as a negative
+  const hasEdema = release === 'physionet';
   for (const [imageId, r] of reads) {
-    if (!viewKept('PA', opts, viewsSeen, dropped)) continue;
+    if (!build.keepsView('PA')) continue;
     const raw: (number | null)[] = vindrLabels(r, opts.readerRule);
     if (!hasEdema) raw[EDEMA] = null;
-    if (opts.requirePositive && !raw.includes(1)) {
-      dropped.add('no-positive-label');
-      continue;
-    }
     const folder = r.split === 'test' ? 'test' : 'train';
-    let path = `${folder}/${imageId}.dicom`;
-    if (opts.checkFiles) {
-      const found = ['dicom', 'dcm', 'png']
-        .map((x) => `${folder}/${imageId}.${x}`)
-        .find((p) => existsSync(join(root, p)));
-      if (!found) {
-        dropped.add('image-missing', `${imageId}: no ${path} (or .dcm/.png) under ${root}`);
-        continue;
-      }
-      path = found;
-    }
-    const { labels, labelMask } = applyLabelPolicy(raw, opts);
-    if (!hasEdema) labelMask[EDEMA] = 0;
-    pending.push({
-      dataset: 'vindr',
+    const draft = {
+      dataset: 'vindr' as const,
       dicomId: imageId,
       subjectId: imageId,
       studyId: imageId,
       view: 'PA',
       split: r.split,
-      path,
-      labels,
-      labelMask,
-      rawLabels: raw,
-    });
+      path: `${folder}/${imageId}.dicom`,
+    };
+    const e = build.admit(draft, raw, vindrImage(opts.root, folder, imageId));
+    if (e && !hasEdema) e.labelMask[EDEMA] = 0;
   }
-  if (opts.split === 'official' && hasEdema) carveValidate(pending, opts.validateFraction, opts.splitSeed);
-  else splitByPatient(pending, opts);
-  return finishIndex('vindr', opts, files, rows, pending, viewsSeen, dropped, duplicates);
+  if (opts.split === 'official' && hasEdema) build.carveValidate(opts.validateFraction);
+  else build.splitByPatient();
+  return build.finish(datasetHead('vindr', opts, files));
 }
 
 export const vindr: DatasetAdapter = {
