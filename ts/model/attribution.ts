@@ -43,13 +43,13 @@ export interface Attribution {
   method: AttributionMethod;
   rows: number;
   size: number;
-  /** [rows,S,S]: per pixel, the sum over the three channels of |attribution| (non-negative). */
+  /** `[rows,S,S]`: per pixel, the sum over the three channels of |attribution| (non-negative). */
   map: Float32Array;
-  /** [rows,3,S,S] when asked: the attribution itself (IG: sums to score − baselineScore). */
+  /** `[rows,3,S,S]` when asked: the attribution itself (IG: sums to score − baselineScore). */
   signed?: Float32Array;
-  /** [rows]: the explained score at the input (a logit). */
+  /** `[rows]`: the explained score at the input (a logit). */
   score: Float32Array;
-  /** [rows], IG only: the score at the baseline. */
+  /** `[rows]`, IG only: the score at the baseline. */
   baselineScore?: Float32Array;
 }
 
