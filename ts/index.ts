@@ -1,4 +1,9 @@
-/** cxrmask public library API: what README and docs/native.md present, and nothing else. */
+/**
+ * The cxrmask library: everything `import … from 'cxrmask'` gives. This file is the public API; the
+ * reference in docs/api/ is generated from it and its doc comments (`npm run docs`).
+ *
+ * @packageDocumentation
+ */
 
 // Data-layer helpers a service typically needs next to the predictor.
 
@@ -69,6 +74,10 @@ export type {
 export type { DataFingerprint } from './experiment/fingerprint.js';
 export type { GridEvent } from './experiment/grid.js';
 export type { GridAttribution, ModelAttribution } from './experiment/grid-attribution.js';
+/**
+ * Multi-label metrics over the five findings (AUROC, thresholds, accuracy, F1, sensitivity,
+ * specificity, paired bootstrap intervals), as the run computes them (docs/experiments.md).
+ */
 export * as metrics from './experiment/metrics.js';
 export type { SegmenterQuality } from './experiment/segmenter-quality.js';
 export type { EpochRecord, TrainProgress } from './experiment/train.js';

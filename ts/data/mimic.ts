@@ -26,6 +26,7 @@ import { parseOptions } from './options.js';
 /** Re-exported for callers that imported these from here. */
 export { CHEXPERT_COLUMNS };
 
+/** A split of the data set: training, validation (model selection, thresholds) or test. */
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
 
@@ -118,6 +119,7 @@ export interface IndexSummary {
   patientsInSeveralSplits: number;
 }
 
+/** An image's path inside a MIMIC-CXR-JPG root: `files/pXX/pSUBJECT/sSTUDY/DICOM.jpg`. */
 export function imagePath(subjectId: string, studyId: string, dicomId: string): string {
   return `files/p${subjectId.slice(0, 2)}/p${subjectId}/s${studyId}/${dicomId}.jpg`;
 }
