@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Segmenter } from '../../ts/model/segmenter.js';
+import { Segmenter } from '../../ts/index.js';
 import { ROOT } from '../native/helpers.js';
 
 export const SEG_EXPORT = join(ROOT, 'models', 'seg-tiny');

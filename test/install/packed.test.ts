@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FINDINGS } from '../../ts/common/labels.js';
+import { FINDINGS } from '../../ts/index.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { ROOT } from '../native/helpers.js';
 import { startServe } from './helpers.js';
