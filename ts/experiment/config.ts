@@ -244,7 +244,10 @@ export const ConfigSchema = z
     });
   });
 
-/** An experiment config with every default filled in (what `parseConfig` and `loadConfig` return). */
+/**
+ * An experiment config with every default filled in (what `parseConfig` and `loadConfig` return). Its
+ * fields are those of {@link ConfigSchema}; what each means, and its default: docs/experiments.md (Config).
+ */
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
