@@ -1,6 +1,7 @@
 /**
- * The cxrmask library: everything `import … from 'cxrmask'` gives. This file is the public API; the
- * reference in docs/api/ is generated from it and its doc comments (`npm run docs`).
+ * The cxrmask library: everything `import … from 'cxrmask'` gives. `ts/index.ts` is the public API;
+ * this reference (docs/api/) is generated from it and its doc comments by `npm run docs`. What the
+ * types do not say (array layouts, threading, copies, errors, lifetimes) is in docs/contracts.md.
  *
  * @packageDocumentation
  */
