@@ -156,7 +156,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   get inputDim(): number {
     return this.info.inputDim;
   }
-  /** Outputs per image (5). */
+  /** Outputs per image (`numLabels`, 5 by default). */
   get numLabels(): number {
     return this.info.numLabels;
   }
