@@ -23,9 +23,9 @@ import {
   Segmenter,
   setThreads,
 } from '../../ts/index.js';
+import { SEG_EXPORT } from '../install/helpers.js';
 import { MODEL_DIR, maxAbsDiff, readF32, reference, toyBatch } from '../native/helpers.js';
 
-const SEG_DIR = join(MODEL_DIR, '..', 'seg-tiny');
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-public-models-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -165,7 +165,7 @@ test('Classifier over the image tower: embeddings, probabilities and attribution
 });
 
 test('Segmenter: region bits per pixel; a training step moves the weights', async () => {
-  const seg = await Segmenter.load(SEG_DIR, { device: 'cpu' });
+  const seg = await Segmenter.load(SEG_EXPORT, { device: 'cpu' });
   try {
     const S = seg.size;
     const x = new Float32Array(2 * 3 * S * S).map((_, i) => Math.sin(i * 0.01));
