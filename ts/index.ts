@@ -1,4 +1,10 @@
-/** cxrmask public library API: what README and docs/native.md present, and nothing else. */
+/**
+ * The cxrmask library: everything `import … from 'cxrmask'` gives. `ts/index.ts` is the public API;
+ * this reference (docs/api/) is generated from it and its doc comments by `npm run docs`. What the
+ * types do not say (array layouts, threading, copies, errors, lifetimes) is in docs/contracts.md.
+ *
+ * @packageDocumentation
+ */
 
 // Data-layer helpers a service typically needs next to the predictor.
 
@@ -21,9 +27,26 @@ export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js
 
 // Every error class thrown on purpose (ts/common/errors.ts).
 
+// Types that appear in the signatures above, exported so that callers can name them and the API
+// reference (docs/api/, `npm run docs`) can link them.
+export type { StopSignal } from './common/interrupt.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
-export type { Backend } from './experiment/backend.js';
+export type { JoinOptions, JoinSummary } from './data/chexmask.js';
+export type { Landmarks, Region } from './data/landmarks.js';
+export type { Split } from './data/mimic.js';
+export type {
+  Backend,
+  CacheEntryLike,
+  CacheLike,
+  ClassifierLike,
+  ClassifierOptions,
+  ClipLike,
+  SegmenterBackendLike,
+  StepLoss,
+  TokenizerLike,
+} from './experiment/backend.js';
 export { prepareData, prepareTestData, realBackend } from './experiment/backend-real.js';
+export type { TestVariant } from './experiment/config.js';
 export {
   ConfigSchema,
   DEMO,
@@ -40,7 +63,28 @@ export {
   type TestDatasetSpec,
   testDatasets,
 } from './experiment/cross-dataset.js';
+export type { MetricOverrides } from './experiment/eval-settings.js';
+export type {
+  DiffRow,
+  EvalCell,
+  Evaluation,
+  GroupKey,
+  MeanSdT,
+  SummaryCell,
+} from './experiment/evaluate.js';
+export type { DataFingerprint } from './experiment/fingerprint.js';
+export type { GridEvent } from './experiment/grid.js';
+export type { GridAttribution, ModelAttribution } from './experiment/grid-attribution.js';
+/**
+ * Multi-label metrics over the five findings (AUROC, thresholds, accuracy, F1, sensitivity,
+ * specificity, paired bootstrap intervals), as the run computes them (docs/experiments.md).
+ */
 export * as metrics from './experiment/metrics.js';
+export type { SegmenterQuality } from './experiment/segmenter-quality.js';
+export type { EpochRecord, TrainProgress } from './experiment/train.js';
+export type { ChexmaskRecord, PreprocessResult, ResolvedPreprocess } from './images/preprocess.js';
+export type { Geometry } from './masks/geometry.js';
+export type { RegionMasks } from './masks/overlay.js';
 // Attribution maps (docs/attribution.md): options and results of Classifier/ClipModel.attribute.
 export {
   ATTRIBUTION_METHOD_NAMES,
@@ -53,6 +97,7 @@ export {
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
 export { type Diagnostics, diagnostics } from './model/diagnostics.js';
+export type { ModelMeta, SegmenterMeta } from './model/meta.js';
 export {
   hostBytes,
   type ImageInput,
@@ -67,10 +112,14 @@ export {
   type SegmentStep,
 } from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
+export type { NativeClassifierInfo, NativeSegmenterInfo, NativeStepResult } from './native.js';
 export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
+export type { ReportFiles } from './report/write.js';
+export type { RunResult } from './run/run.js';
 export { type Results, type RunOptions, reevaluate, runExperiment } from './run/run.js';
 export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
+export type { ChexmaskIndexSummary } from './service/chexmask-index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {
@@ -81,4 +130,5 @@ export {
   type PredictorKind,
   type PredictorOptions,
 } from './service/index.js';
+export type { MaskSource, PredictExtras, PreprocessedPair, PreprocessFn } from './service/predictor.js';
 export { closeOnSignals, type ShutdownOptions } from './service/shutdown.js';

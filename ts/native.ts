@@ -11,8 +11,10 @@ import { NativeError } from './common/errors.js';
 
 import { threadsProblem } from './common/threads.js';
 
+/** Where a model runs: 'cpu', 'cuda' (the first GPU), 'cuda:N', or 'auto' (a GPU when there is one). */
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
+/** What `diagnostics()` reports. */
 export interface Diagnostics {
   torch: { version: string; cxx11Abi: boolean; cudaBuild: boolean; linkedVia: string };
   cuda: {
@@ -123,6 +125,7 @@ export interface NativeClassifierOptions {
   imageSize: number;
 }
 
+/** A classifier's facts as the addon reports them. */
 export interface NativeClassifierInfo {
   inputDim: number;
   numLabels: number;
@@ -199,6 +202,7 @@ export interface NativeSegmenterOptions {
   bf16: boolean;
 }
 
+/** A segmenter's facts as the addon reports them. */
 export interface NativeSegmenterInfo {
   numParams: number;
   bf16Active: boolean;

@@ -1,7 +1,7 @@
 /** Shared by the README/examples test and the packed-tarball test: a trained segmenter folder, a stable image. */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Segmenter } from '../../ts/model/segmenter.js';
+import { Segmenter } from '../../ts/index.js';
 import { ROOT } from '../native/helpers.js';
 
 export const SEG_EXPORT = join(ROOT, 'models', 'seg-tiny');

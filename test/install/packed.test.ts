@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FINDINGS } from '../../ts/common/labels.js';
+import { FINDINGS } from '../../ts/index.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { startServe } from '../cli/helpers.js';
 import { ROOT } from '../native/helpers.js';

@@ -1,4 +1,5 @@
 /** Every error class the library throws on purpose. Each message names the file, row, field or option it is about. */
+/** Where bad data was found; the message starts with the same facts. */
 export interface DataErrorWhere {
   file?: string;
   /** 1-based data row (header excluded) or line number, as the message says. */
@@ -7,6 +8,10 @@ export interface DataErrorWhere {
   id?: string;
 }
 
+/**
+ * Input data that cannot be used: a bad file, row, cell or image. `reason` is a short machine-readable
+ * word (e.g. `bad-landmarks`, `unknown-id`); `where` says which file, row, id and field.
+ */
 export class DataError extends Error {
   readonly where: DataErrorWhere;
   readonly reason: string;
@@ -60,7 +65,6 @@ export class InterruptedError extends Error {
   override name = 'InterruptedError';
 }
 
-/** What a failed native op rejects with; the addon is handed this class at load (ts/native.ts). */
 /**
  * ERR_TORCH: LibTorch/TorchScript failed; ERR_INVALID_ARG: the input was refused; ERR_IO: a file could not
  * be written (full disk, quota, permissions; the message names the file and the errno); ERR_NATIVE: other.
@@ -79,6 +83,7 @@ export type NativeErrorCode =
   | 'ERR_DIST_CLOSED'
   | 'ERR_DIST_UNAVAILABLE';
 
+/** What a failed native op rejects with; the addon is handed this class at load (ts/native.ts). */
 export class NativeError extends Error {
   readonly code: NativeErrorCode;
   constructor(message: string, code: NativeErrorCode = 'ERR_NATIVE') {

@@ -6,5 +6,7 @@ export const FINDINGS = [
   'Edema',
   'Pleural Effusion',
 ] as const;
+/** One of the five findings, by its name in FINDINGS. */
 export type Finding = (typeof FINDINGS)[number];
+/** How many findings a classifier scores (5): the label width of every `[n, K]` array. */
 export const NUM_LABELS = FINDINGS.length;

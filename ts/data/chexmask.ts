@@ -164,6 +164,7 @@ export function claimsId(dice: number, minDice: number): boolean {
   return dice >= minDice;
 }
 
+/** One parsed CheXmask row: the image id, its quality scores, its size and its 120 landmark points. */
 export interface ChexmaskRow {
   dicomId: string;
   diceMean: number;
@@ -252,6 +253,7 @@ export const JoinOptionsSchema = z
       .default(256 << 20),
   })
   .strict();
+/** Options of joinChexmask: the Dice threshold, which cells to keep and check, and progress callbacks. */
 export type JoinOptions = z.input<typeof JoinOptionsSchema> & {
   /** Called every 10,000 rows read (and at the end) with the rows read so far and rows kept. */
   onProgress?: (rowsRead: number, kept: number) => void;
@@ -259,6 +261,7 @@ export type JoinOptions = z.input<typeof JoinOptionsSchema> & {
   onBytes?: (bytesRead: number, totalBytes: number) => void;
 };
 
+/** What joinChexmask read, matched, kept and dropped (and why), for a run's records. */
 export interface JoinSummary {
   file: string;
   idColumn: string;

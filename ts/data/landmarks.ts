@@ -7,6 +7,7 @@
 import { DataError, type DataErrorWhere } from '../common/errors.js';
 
 export const REGIONS = ['rightLung', 'leftLung', 'heart'] as const;
+/** A region drawn from CheXmask landmarks: the right lung, the left lung or the heart. */
 export type Region = (typeof REGIONS)[number];
 export const REGION_POINTS: Record<Region, [number, number]> = {
   rightLung: [0, 44],

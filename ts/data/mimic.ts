@@ -19,6 +19,7 @@ import {
 } from './datasets/names.js';
 import { idProblem } from './mimic-ids.js';
 
+/** A split of the data set: training, validation (model selection, thresholds) or test. */
 export type Split = 'train' | 'validate' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'validate', 'test'];
 
@@ -108,6 +109,7 @@ export interface IndexSummary {
   patientsInSeveralSplits: number;
 }
 
+/** An image's path inside a MIMIC-CXR-JPG root: `files/pXX/pSUBJECT/sSTUDY/DICOM.jpg`. */
 export function imagePath(subjectId: string, studyId: string, dicomId: string): string {
   return `files/p${subjectId.slice(0, 2)}/p${subjectId}/s${studyId}/${dicomId}.jpg`;
 }

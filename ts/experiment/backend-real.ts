@@ -49,6 +49,10 @@ export function preprocessFor(
   };
 }
 
+/**
+ * The Backend over the LibTorch addon, the image cache and the tokenizer: what the CLI gives
+ * `runExperiment`.
+ */
 export async function realBackend(): Promise<Backend> {
   let diag: Diagnostics | null = null;
   const diagnose = () => {

@@ -17,6 +17,7 @@ export type { FloatBatch, Split };
 /** The data layer's batch with `x` widened: images or features (float32), or cache records the addon paints and normalises. */
 export type Batch = Omit<FloatBatch, 'x'> & { x: ImageInput };
 
+/** One image of a cache: its id, split and labels. */
 export interface CacheEntryLike {
   dicomId: string;
   split: Split | string;
@@ -25,6 +26,7 @@ export interface CacheEntryLike {
   [k: string]: unknown;
 }
 
+/** The image cache as a run reads it: entries, split indices and batches. */
 export interface CacheLike {
   entries: CacheEntryLike[];
   /** Facts a run records as its data fingerprint (fingerprint.ts), when the cache has them. */
@@ -34,7 +36,9 @@ export interface CacheLike {
   build?: unknown;
   /** Images the cache build left out, per reason (corrupt/missing JPEG, no CheXmask row, …). */
   skipped?: { counts: Record<string, number> };
+  /** Indices of the entries in `split`. */
   indicesOf(split: Split): number[];
+  /** Float32 images and labels of these entries, original or masked. */
   batch(indices: number[], variant: Variant): FloatBatch | Promise<FloatBatch>;
   /**
    * The same images as cache records for the addon's uint8 path, read off the main thread; with both
@@ -42,19 +46,26 @@ export interface CacheLike {
    * float32 `batch` is used.
    */
   recordBatch?(indices: number[], variants: readonly Variant[]): Promise<Batch>;
+  /** Releases the open shard files. */
   close?(): void;
 }
 
+/** The CLIP model as a run uses it (ClipModel implements it). */
 export interface ClipLike {
   embedDim: number;
   logitScale: number;
   device?: string;
+  /** Image embeddings `[rows, D]`. */
   encodeImage(x: ImageInput, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
+  /** Text embeddings `[n, D]` of token ids `[n, L]`. */
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array>;
+  /** Frees the native model once queued calls are done. */
   dispose(): void;
 }
 
+/** The text tokenizer as a run uses it (TextTokenizer implements it). */
 export interface TokenizerLike {
+  /** Token ids, row-major `[texts.length, contextLength]`. */
   encode(texts: string[]): BigInt64Array;
   contextLength: number;
 }
@@ -68,7 +79,9 @@ export interface StepLoss {
   losses?: number[];
 }
 
+/** The classifier as a run uses it (Classifier implements it). */
 export interface ClassifierLike {
+  /** One optimiser step on a batch; resolves with the loss (NaN when not read). */
   trainStep(
     x: ImageInput,
     n: number,
@@ -78,27 +91,41 @@ export interface ClassifierLike {
   ): Promise<StepLoss>;
   /** When present, steps read their loss only once per logging interval (readLoss) and this at the end. */
   readLosses?(): Promise<StepLoss>;
+  /** Sigmoid probabilities `[rows, numLabels]`. */
   predict(x: ImageInput, n: number): Promise<Float32Array>;
   /** Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). */
   save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
+  /** Restores a state written by `save`. */
   load(path: string): Promise<void>;
+  /** Frees the native model once queued calls are done. */
   dispose(): void;
   /** Data parallel (ts/distributed): join a group; a step for a rank with no rows. */
   attachGroup?(group: { readonly nativeGroup: NativeProcessGroup } | null): Promise<void>;
+  /** A data-parallel step without rows, so that every rank runs the same number of steps. */
   idleStep?(options?: { readLoss?: boolean }): Promise<StepLoss>;
 }
 
 /** A trained segmenter as the grid uses it (ts/model/segmenter.ts). */
 export interface SegmenterBackendLike {
+  /** Region bit masks `[n, S, S]` (1 right lung, 2 left lung, 4 heart). */
   predictMasks(x: ImageInput, n: number): Promise<Uint8Array>;
+  /** Frees the model once queued calls are done. */
   dispose(): Promise<void>;
 }
 
+/**
+ * What an experiment run needs from the model and data layers; `realBackend()` is the one over the addon,
+ * tests may pass their own.
+ */
 export interface Backend {
   name: string;
+  /** Opens the image cache in `dir`. */
   openCache(dir: string): CacheLike | Promise<CacheLike>;
+  /** Loads the exported CLIP model in `dir` onto `device`. */
   loadClip(dir: string, device: string): Promise<ClipLike>;
+  /** Loads the text tokenizer of the exported model in `dir`. */
   loadTokenizer(dir: string): TokenizerLike | Promise<TokenizerLike>;
+  /** Creates a classifier (a fine-tuned encoder with a head, or a head over features). */
   createClassifier(opts: ClassifierOptions): Promise<ClassifierLike>;
   /** A segmenter with trained weights, for test-time masks (config.segmenter); optional. */
   loadSegmenter?(
@@ -108,6 +135,8 @@ export interface Backend {
   ): Promise<SegmenterBackendLike>;
   /** Resolved device ('cpu' | 'cuda') for a requested one ('auto' | 'cpu' | 'cuda'). */
   resolveDevice(requested: string): string;
+  /** Sets the intra-op thread count for later model calls. */
   setThreads?(n: number): void;
+  /** Versions recorded in a run's results (torch, CUDA, the addon). */
   versions(): Record<string, unknown>;
 }

@@ -13,10 +13,13 @@ import { DATASETS } from '../data/datasets/names.js';
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
 export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
 
+/** The two image variants a model is trained on: as given, and with the CheXmask contours drawn in. */
 export const VARIANTS = ['original', 'masked'] as const;
+/** 'original' or 'masked'. */
 export type Variant = (typeof VARIANTS)[number];
 /** What a model is tested on: the training variants, plus contours predicted by a segmenter (config.segmenter). */
 export const PREDICTED = 'masked-pred' as const;
+/** 'original', 'masked', or 'masked-pred' (contours from the segmenter's masks). */
 export type TestVariant = Variant | typeof PREDICTED;
 export const SETUPS = ['zeroshot', 'linear-probe', 'finetune'] as const;
 export type Setup = (typeof SETUPS)[number];
@@ -67,6 +70,7 @@ export const TestDatasetSchema = z
 
 export type TestDatasetInput = z.input<typeof TestDatasetSchema>;
 
+/** The zod schema of an experiment config: every field, its default and its bounds (docs/experiments.md). */
 export const ConfigSchema = z
   .object({
     /** Free-text name; appended to the run folder name. */
@@ -240,6 +244,10 @@ export const ConfigSchema = z
     });
   });
 
+/**
+ * An experiment config with every default filled in (what `parseConfig` and `loadConfig` return). Its
+ * fields are those of {@link ConfigSchema}; what each means, and its default: docs/experiments.md (Config).
+ */
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 

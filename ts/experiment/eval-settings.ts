@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { ExperimentConfig } from './config.js';
 
+/** Metric settings that `reevaluate` applies over the run's own config. */
 export type MetricOverrides = Partial<ExperimentConfig['metrics']>;
 
 interface EvalSettings {

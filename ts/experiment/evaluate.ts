@@ -53,6 +53,7 @@ export interface GroupKey {
   label: string;
 }
 
+/** One model (group and seed) on one test variant: its thresholds and metrics. */
 export interface EvalCell {
   group: string;
   seed: number | null;
@@ -63,12 +64,14 @@ export interface EvalCell {
   top1: { accuracy: number; n: number };
 }
 
+/** Mean and standard deviation of a metric over `n` seeds. */
 export interface MeanSdT {
   mean: number;
   sd: number;
   n: number;
 }
 
+/** A Table 2 cell: one group on one test variant, over its seeds. */
 export interface SummaryCell {
   group: string;
   testVariant: TestVariant;
@@ -84,6 +87,7 @@ export interface SummaryCell {
   }[];
 }
 
+/** A paired difference between test variants of one group, with its bootstrap interval. */
 export interface DiffRow extends DiffCI {
   group: string;
   /** What is compared (b − a); absent: masked − original. With config.segmenter also
@@ -91,6 +95,7 @@ export interface DiffRow extends DiffCI {
   contrast?: 'masked-pred − original' | 'masked-pred − masked';
 }
 
+/** A run's evaluation: the groups (Table 2 rows), every cell, their summaries and the paired differences. */
 export interface Evaluation {
   groups: GroupKey[];
   cells: EvalCell[];

@@ -11,6 +11,10 @@ import { DataError } from '../common/errors.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { CacheLike } from './backend.js';
 
+/**
+ * What identifies the data a run used: the cache key and digest, the entries and the CheXmask join; a
+ * resume or a re-evaluation checks it.
+ */
 export interface DataFingerprint {
   /** The cache's settings key (folder name), null for a cache without one. */
   cacheKey: string | null;

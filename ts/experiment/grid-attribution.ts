@@ -59,6 +59,7 @@ export interface DiffInterval {
   samples: number;
 }
 
+/** One trained model's attribution measure: where its maps put their mass (lungs, heart, outside). */
 export interface ModelAttribution {
   model: string;
   images: number;

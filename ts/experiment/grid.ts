@@ -75,6 +75,7 @@ export interface ZeroShotResult {
   finishedAt: string;
 }
 
+/** Progress of a run, as `RunOptions.onEvent` receives it (the CLI's progress bars). */
 export type GridEvent =
   | { kind: 'phase'; name: string; detail?: string }
   | { kind: 'features'; variant: string; done: number; total: number }

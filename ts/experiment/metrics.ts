@@ -23,8 +23,12 @@
 import { mulberry32 } from '../common/random.js';
 import { nanMean, quantile } from '../common/stats.js';
 
+/**
+ * How a per-finding threshold is chosen on validation: Youden's J, best F1, best accuracy, or a fixed value.
+ */
 export type ThresholdRule = 'youden' | 'f1' | 'accuracy' | 'fixed';
 
+/** Scores, labels and the label mask of `n` images, row-major `[n, k]`. */
 export interface LabelArrays {
   probs: Float32Array | number[];
   labels: Float32Array | number[];
@@ -33,6 +37,7 @@ export interface LabelArrays {
   k: number;
 }
 
+/** The metrics of one finding; NaN where undefined (no positive or no negative). */
 export interface PerLabelMetrics {
   auroc: number;
   accuracy: number;
@@ -47,6 +52,7 @@ export interface PerLabelMetrics {
   negatives: number;
 }
 
+/** All metrics of one model on one test set: the macro averages and each finding. */
 export interface MetricSet {
   meanLabelAccuracy: number;
   exactMatch: number;
@@ -97,6 +103,7 @@ export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): num
   return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
 }
 
+/** Counts of a thresholded score against labels. */
 export interface Confusion {
   tp: number;
   fp: number;
@@ -104,6 +111,7 @@ export interface Confusion {
   fn: number;
 }
 
+/** Confusion counts of scores `s` thresholded at `t` (score ≥ t is positive) against labels `y`. */
 export function confusion(s: ArrayLike<number>, y: ArrayLike<number>, t: number): Confusion {
   const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
   for (let i = 0; i < s.length; i++) {
@@ -115,9 +123,13 @@ export function confusion(s: ArrayLike<number>, y: ArrayLike<number>, t: number)
 }
 
 const ratio = (a: number, b: number) => (b > 0 ? a / b : Number.NaN);
+/** TP / (TP + FN); NaN when there is no positive. */
 export const sensitivity = (c: Confusion) => ratio(c.tp, c.tp + c.fn);
+/** TN / (TN + FP); NaN when there is no negative. */
 export const specificity = (c: Confusion) => ratio(c.tn, c.tn + c.fp);
+/** 2TP / (2TP + FP + FN); NaN when all three are 0. */
 export const f1 = (c: Confusion) => ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn);
+/** (TP + TN) / all; NaN for no pairs. */
 export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn);
 
 /**
@@ -258,6 +270,9 @@ export function top1Accuracy(a: LabelArrays): { accuracy: number; n: number } {
   return { accuracy: ratio(ok, tot), n: tot };
 }
 
+/**
+ * One seed of a paired comparison: the same images scored as original and as masked, with their thresholds.
+ */
 export interface PairedCondition {
   original: LabelArrays;
   masked: LabelArrays;
@@ -268,6 +283,7 @@ export interface PairedCondition {
   operatingMasked?: number[];
 }
 
+/** A difference (masked − original) of a metric and its bootstrap 95 % interval. */
 export interface DiffCI {
   metric: string;
   diff: number;
@@ -276,6 +292,7 @@ export interface DiffCI {
   samples: number;
 }
 
+/** The scalar metrics a paired bootstrap compares. */
 export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | 'macroF1';
 
 /**

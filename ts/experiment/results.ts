@@ -11,6 +11,7 @@ import type { CellResult } from './grid.js';
 import type { GridAttribution } from './grid-attribution.js';
 import type { SegmenterQuality } from './segmenter-quality.js';
 
+/** A run's results.json: its config, data, seeds, training histories, zero-shot settings and evaluation. */
 export interface Results {
   schema: 1;
   run: {

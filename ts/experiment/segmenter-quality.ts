@@ -13,6 +13,10 @@ import { STRUCTURES, type Structure, type Summary, scoreMasks, summarize } from 
 import type { CacheLike } from './backend.js';
 import type { PredictedMasks } from './predicted-masks.js';
 
+/**
+ * The segmenter behind a run's predicted-mask column: its weights, training data and test Dice/HD95 per
+ * structure.
+ */
 export interface SegmenterQuality {
   dir: string;
   weights: string;

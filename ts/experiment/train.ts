@@ -29,6 +29,7 @@ export const LOSS_READ_EVERY = 20;
 
 export type BatchSource = (indices: number[]) => Promise<Batch>;
 
+/** One training epoch: its loss, validation metrics and times. */
 export interface EpochRecord {
   epoch: number;
   trainLoss: number;
@@ -53,6 +54,7 @@ export interface TrainState {
   done: boolean;
 }
 
+/** Where a training cell is: epoch and step out of their totals. */
 export interface TrainProgress {
   epoch: number;
   epochs: number;

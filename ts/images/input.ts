@@ -34,6 +34,7 @@ export const DATASET_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'dicom'];
  * and well below what would exhaust a server's memory.
  */
 export const DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024;
+/** The default `maxPixels`: an image whose header declares more is refused before decoding (50 MP). */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
 const FORMAT_NAMES = Object.keys(IMAGE_SIGNATURES) as [ImageFormat, ...ImageFormat[]];
@@ -50,6 +51,7 @@ export const ImageLimitsSchema = z
       .default([...INPUT_FORMATS]),
   })
   .strict();
+/** Caps on an input image: file bytes, pixels, and the formats accepted. */
 export type ImageLimits = z.input<typeof ImageLimitsSchema>;
 export type ResolvedImageLimits = z.output<typeof ImageLimitsSchema>;
 

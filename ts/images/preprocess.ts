@@ -56,6 +56,7 @@ export const PreprocessOptionsSchema = z
   })
   .strict();
 export type PreprocessOptions = z.input<typeof PreprocessOptionsSchema>;
+/** Preprocessing settings with every default filled in. */
 export interface ResolvedPreprocess {
   preset: 'biomedclip' | 'paper';
   size: number;
@@ -233,6 +234,9 @@ function normLut(pp: ResolvedPreprocess): Float64Array {
   return lutCache;
 }
 
+/**
+ * What `preprocess` returns: the original and masked tensors, the gray plane and contours, and the geometry.
+ */
 export interface PreprocessResult {
   /** [3, size, size] normalised. */
   original: Float32Array;

@@ -5,6 +5,7 @@
  */
 export type ResizeMode = 'shortest-crop' | 'squash';
 
+/** How a source image maps onto the model grid: its size, the size after resizing, and the crop. */
 export interface Geometry {
   srcW: number;
   srcH: number;

@@ -7,7 +7,9 @@
 import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
 import { finiteNumber, knownKeys, positiveInt, typeName } from './validate.js';
 
+/** The attribution methods `attribute` accepts. */
 export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
+/** 'gradient' (vanilla), 'smoothgrad' or 'ig' (Integrated Gradients). */
 export type AttributionMethod = (typeof ATTRIBUTION_METHODS)[number];
 /** Each method's name in words (help texts, reports). */
 export const ATTRIBUTION_METHOD_NAMES: Record<AttributionMethod, string> = {
@@ -16,6 +18,7 @@ export const ATTRIBUTION_METHOD_NAMES: Record<AttributionMethod, string> = {
   ig: 'Integrated Gradients',
 };
 
+/** Options of `Classifier.attribute` and `ClipModel.attribute` (docs/attribution.md). */
 export interface AttributionOptions {
   /** 'gradient' (vanilla), 'smoothgrad' or 'ig' (Integrated Gradients). Default 'gradient'. */
   method?: AttributionMethod;
@@ -39,17 +42,18 @@ export interface AttributionOptions {
 
 const KEYS = ['method', 'samples', 'sigma', 'steps', 'baseline', 'batch', 'seed', 'signed', 'bf16'] as const;
 
+/** Attribution maps of `rows` images of size S, and the scores they explain. */
 export interface Attribution {
   method: AttributionMethod;
   rows: number;
   size: number;
-  /** [rows,S,S]: per pixel, the sum over the three channels of |attribution| (non-negative). */
+  /** `[rows,S,S]`: per pixel, the sum over the three channels of |attribution| (non-negative). */
   map: Float32Array;
-  /** [rows,3,S,S] when asked: the attribution itself (IG: sums to score − baselineScore). */
+  /** `[rows,3,S,S]` when asked: the attribution itself (IG: sums to score − baselineScore). */
   signed?: Float32Array;
-  /** [rows]: the explained score at the input (a logit). */
+  /** `[rows]`: the explained score at the input (a logit). */
   score: Float32Array;
-  /** [rows], IG only: the score at the baseline. */
+  /** `[rows]`, IG only: the score at the baseline. */
   baselineScore?: Float32Array;
 }
 

@@ -33,6 +33,7 @@ import {
   withJsStack,
 } from './validate.js';
 
+/** Options of `Classifier.create`; the defaults are the paper's (docs/native.md). */
 export interface ClassifierCreateOptions {
   /** Exported model folder (clip.pt + model.json). null/absent = head-only over features. */
   modelDir?: string | null;
@@ -66,6 +67,10 @@ const KEYS = [
   'seed',
 ] as const;
 
+/**
+ * A classifier over the addon: the BiomedCLIP image tower with a linear head (or the head alone over
+ * features), trained with AdamW.
+ */
 export class Classifier extends NativeLifecycle<NativeClassifier> {
   /** Per-sample input size: 3*S*S for images, inputDim for features. */
   private readonly sampleSize: number;
@@ -143,21 +148,27 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     return new Classifier(native, { ...options }, imageSize);
   }
 
+  /** The native model's facts: input size, labels, head-only, device, bf16, step. */
   get info(): NativeClassifierInfo {
     return this.live().info();
   }
+  /** Per-sample input size: 3·S·S for images, the feature size in head-only mode. */
   get inputDim(): number {
     return this.info.inputDim;
   }
+  /** Outputs per image (`numLabels`, 5 by default). */
   get numLabels(): number {
     return this.info.numLabels;
   }
+  /** True for a head over features (no encoder). */
   get headOnly(): boolean {
     return this.info.headOnly;
   }
+  /** The device the model runs on, e.g. 'cpu' or 'cuda:0'. */
   get device(): string {
     return this.info.device;
   }
+  /** Whether bf16 autocast is on (asked for, and supported by the device). */
   get bf16Active(): boolean {
     return this.info.bf16Active;
   }

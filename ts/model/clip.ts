@@ -15,10 +15,12 @@ import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
 import { checkRecords, type ImageInput, isRecordBatch, variantsOf } from './records.js';
 import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
 
+/** Options of `ClipModel.load`. */
 export interface ClipLoadOptions {
   device?: DeviceSpec;
 }
 
+/** The BiomedCLIP towers of an export folder over the addon: image and text embeddings, attribution. */
 export class ClipModel extends NativeLifecycle<NativeClipModel> {
   private constructor(
     native: NativeClipModel,
@@ -54,15 +56,19 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
     return new ClipModel(native, meta, dir);
   }
 
+  /** The device the model runs on, e.g. 'cpu' or 'cuda:0'. */
   get device(): string {
     return this.live().device;
   }
+  /** Embedding size D (512 for BiomedCLIP). */
   get embedDim(): number {
     return this.meta.embedDim;
   }
+  /** Input side S (224 for BiomedCLIP). */
   get imageSize(): number {
     return this.meta.imageSize;
   }
+  /** Token ids per text L (256 for BiomedCLIP). */
   get contextLength(): number {
     return this.meta.contextLength;
   }

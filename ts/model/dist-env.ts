@@ -6,6 +6,7 @@
  */
 
 import { ConfigError } from '../common/errors.js';
+/** This process's place in a data-parallel job. */
 export interface DistEnv {
   rank: number;
   worldSize: number;

@@ -16,6 +16,7 @@ export abstract class NativeLifecycle<N extends { dispose(): void }> {
     this.#native = native;
   }
 
+  /** True once `dispose()` was called (new calls throw). */
   get disposed(): boolean {
     return this.#native === null;
   }

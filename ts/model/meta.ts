@@ -6,6 +6,7 @@ import { refuseNonFile } from '../common/files.js';
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;
 
+/** model.json of an export folder: the preset, sizes, normalisation and the torch that wrote it. */
 export interface ModelMeta {
   preset: string;
   source?: string;

@@ -16,6 +16,7 @@ import {
 } from './dist-env.js';
 import { positiveInt, withJsStack } from './validate.js';
 
+/** Options of `ProcessGroup.create`: this rank, the world size and the rendezvous address. */
 export interface ProcessGroupOptions {
   rank: number;
   worldSize: number;
@@ -58,6 +59,10 @@ export interface GroupLike extends DataParallel {
   readonly nativeGroup: NativeProcessGroup;
 }
 
+/**
+ * A torch.distributed (c10d) process group over gloo or NCCL: what data-parallel training all-reduces through
+ * (docs/distributed.md).
+ */
 export class ProcessGroup implements GroupLike {
   private constructor(readonly nativeGroup: NativeProcessGroup) {}
 
@@ -107,15 +112,19 @@ export class ProcessGroup implements GroupLike {
     });
   }
 
+  /** This process's rank in the group. */
   get rank(): number {
     return this.nativeGroup.info().rank;
   }
+  /** The number of ranks. */
   get worldSize(): number {
     return this.nativeGroup.info().worldSize;
   }
+  /** 'gloo' or 'nccl'. */
   get backend(): string {
     return this.nativeGroup.info().backend;
   }
+  /** Where collective tensors live. */
   get device(): string {
     return this.nativeGroup.info().device;
   }

@@ -19,6 +19,7 @@ export interface PixelSpec {
   masked: boolean;
 }
 
+/** Cache records as model input: n records of `2·size²` bytes and how to turn them into images. */
 export interface RecordBatch {
   kind: 'records';
   /** n records of 2·size² bytes each. */

@@ -34,6 +34,7 @@ export interface SegmenterLike {
   readonly trained?: boolean;
   /** Region bit masks [n,S,S] (1 right lung, 2 left lung, 4 heart) from normalised [n,3,S,S] images. */
   predictMasks(x: Float32Array, n: number): Promise<Uint8Array>;
+  /** Frees the model once queued calls are done. */
   dispose(): Promise<void>;
 }
 
@@ -46,6 +47,7 @@ export function untrainedMessage(what: string): string {
   );
 }
 
+/** Options of `Segmenter.load`. */
 export interface SegmenterLoadOptions {
   device?: DeviceSpec;
   /** AdamW learning rate (default 1e-3). */
@@ -62,6 +64,7 @@ export interface SegmenterLoadOptions {
 
 const KEYS = ['device', 'lr', 'weightDecay', 'gradClip', 'bf16', 'threshold'] as const;
 
+/** What one segmenter training step reports. */
 export interface SegmentStep {
   /** BCE + (1 − soft Dice) of the batch before the step. */
   loss: number;
@@ -117,15 +120,19 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
     return new Segmenter(native, meta, dir, threshold);
   }
 
+  /** The native model's facts: parameters, bf16, device, step. */
   get info(): NativeSegmenterInfo {
     return this.live().info();
   }
+  /** The device the model runs on, e.g. 'cpu' or 'cuda:0'. */
   get device(): string {
     return this.info.device;
   }
+  /** Whether bf16 autocast is on (asked for, and supported by the device). */
   get bf16Active(): boolean {
     return this.info.bf16Active;
   }
+  /** Optimiser steps taken (restored by `load`). */
   get step(): number {
     return this.info.step;
   }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { readModelMeta } from './meta.js';
 
+/** The export's text tokenizer: the same ids as open_clip's HFTokenizer. */
 export interface TextTokenizer {
   /** Token ids, row-major [texts.length, contextLength]. */
   encode(texts: string[]): BigInt64Array;
@@ -35,6 +36,10 @@ export function cleanText(text: string): string {
   return unescapeHtml(unescapeHtml(text)).trim().split(/\s+/).join(' ').trim();
 }
 
+/**
+ * Loads `tokenizer.json` of an export folder: BERT WordPiece, uncased, `[CLS] … [SEP]` padded with
+ * `[PAD]` to the context length.
+ */
 export function loadTokenizer(dir: string, options: { contextLength?: number } = {}): TextTokenizer {
   const path = join(dir, 'tokenizer.json');
   if (!existsSync(path))

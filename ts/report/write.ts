@@ -12,6 +12,7 @@ import { overlayExamplePng, pickExample } from './overlay.js';
 import { metricBarsSvg, perDiseaseDeltaSvg, svgToPng } from './plots.js';
 import { perDiseaseMarkdown, table2Markdown } from './tables.js';
 
+/** The paths `writeReports` wrote. */
 export interface ReportFiles {
   table2: string;
   perDisease: string;
@@ -23,6 +24,7 @@ export interface ReportFiles {
   reportHtml: string;
 }
 
+/** Writes a run's reports from its results: table2.md, per_disease.md, plots, report.md and report.html. */
 export async function writeReports(
   runDir: string,
   r: Results,

@@ -60,12 +60,14 @@ import { writeReports } from '../report/index.js';
 
 export type { Results };
 
+/** What `runExperiment` runs, with what, and whom it tells. */
 export interface RunOptions {
   config: ExperimentConfig;
   backend: Backend;
   /** Resume this run folder (its saved config wins over `config`). */
   resume?: string | null;
   signal?: StopSignal;
+  /** Called with each progress event. */
   onEvent?: (e: GridEvent) => void;
   /** Called with the run folder as soon as it exists. */
   onRunDir?: (dir: string) => void;
@@ -86,6 +88,7 @@ export interface RunOptions {
   prepareTestData?: PrepareTestData;
 }
 
+/** The run folder and its results. */
 export interface RunResult {
   runDir: string;
   results: Results;

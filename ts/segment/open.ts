@@ -42,6 +42,7 @@ export function resolveSegmenter(path: string): SegmenterSource {
   return { dir: state.modelDir, weights };
 }
 
+/** Options of `openSegmenter`. */
 export interface OpenSegmenterOptions extends SegmenterLoadOptions {
   /** Accept a random-init export that was never trained (its masks are noise). Default false. */
   untrained?: boolean;

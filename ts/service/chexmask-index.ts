@@ -23,6 +23,7 @@ import {
 import { isGzip } from '../data/csv.js';
 import { CsvScanner, KEEP } from '../data/csvscan.js';
 
+/** Options of `ChexmaskIndex.build`. */
 export interface ChexmaskIndexOptions {
   /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */
   minDice?: number;
@@ -34,6 +35,7 @@ export interface ChexmaskIndexOptions {
   onProgress?: (rowsRead: number) => void;
 }
 
+/** What building the index read. */
 export interface ChexmaskIndexSummary {
   rows: number;
   /**
@@ -75,6 +77,10 @@ class Table {
   }
 }
 
+/**
+ * A CheXmask CSV indexed by image id (byte offsets, not rows), so that a service reads one image's row on
+ * demand.
+ */
 export class ChexmaskIndex {
   private constructor(
     private readonly csvPath: string,
@@ -163,10 +169,12 @@ export class ChexmaskIndex {
     }
   }
 
+  /** The number of ids in the index. */
   get size(): number {
     return this.ids.size;
   }
 
+  /** Whether the CSV has a row for `id`. */
   has(id: string): boolean {
     return this.ids.has(id);
   }
@@ -202,6 +210,7 @@ export class ChexmaskIndex {
     return parseChexmaskRecord(rec, { keepRle: this.options.keepRle, idColumn: this.idColumn }, where);
   }
 
+  /** Closes the CSV file. */
   async close(): Promise<void> {
     await this.file.close();
   }

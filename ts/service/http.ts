@@ -30,6 +30,7 @@ import type { ChexmaskIndex } from './chexmask-index.js';
 import { createMetrics } from './metrics.js';
 import type { MaskingPredictor, Prediction } from './predictor.js';
 
+/** Options of `createServer` (docs/service.md). */
 export interface ServiceOptions {
   /** Loaded once by the caller; every request goes through its queue. */
   predictor: Pick<MaskingPredictor, 'kind' | 'pending' | 'predict' | 'dispose'> & {

@@ -42,6 +42,7 @@ import { SerialQueue } from '../model/serial.js';
 import { checkpointContour } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
+/** Which model a predictor runs: zero-shot, a linear probe, or a fine-tuned classifier. */
 export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
 
 /** What `preprocess` of ts/images returns (only the fields used here). */
@@ -54,6 +55,7 @@ export interface PreprocessedPair {
   geometry?: Geometry;
 }
 
+/** Replaces `preprocess` (tests, other image sources). */
 export type PreprocessFn = (
   image: string | Buffer,
   chexmask: unknown,
@@ -64,6 +66,7 @@ export type PreprocessFn = (
   },
 ) => Promise<PreprocessedPair>;
 
+/** Options of `MaskingPredictor.load`. */
 export interface PredictorOptions {
   /** Exported model folder (model.json, clip.pt, tokenizer.json). */
   modelDir: string;
@@ -100,6 +103,7 @@ export interface PredictorOptions {
   preprocessFn?: PreprocessFn;
 }
 
+/** A probability per finding. */
 export type FindingScores = Record<Finding, number>;
 
 /** Where the masks of the masked input came from: a CheXmask row (or given masks), the segmenter, none. */
@@ -113,6 +117,7 @@ export interface PredictExtras {
   masks?: boolean;
 }
 
+/** What `MaskingPredictor.predict` returns. */
 export interface Prediction {
   kind: PredictorKind;
   /** Per-finding probabilities for the image as given. */
@@ -141,6 +146,9 @@ export function inferKind(checkpoint: string | null | undefined): PredictorKind 
   return /(^|[\\/])lp-[^\\/]*[\\/]/.test(checkpoint) ? 'linear-probe' : 'finetune';
 }
 
+/**
+ * Scores an X-ray as given and with the lung/heart contours drawn in (from a CheXmask row or the segmenter).
+ */
 export class MaskingPredictor {
   /** One predict call on the model at a time (the native layer runs one op per model). */
   private readonly queue = new SerialQueue();
@@ -170,6 +178,7 @@ export class MaskingPredictor {
     this.paint = paintTable(paintPart(this.ov));
   }
 
+  /** Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict. */
   static async load(o: PredictorOptions): Promise<MaskingPredictor> {
     const backend = o.backend ?? (await realBackend());
     const kind = o.kind ?? inferKind(o.checkpoint);

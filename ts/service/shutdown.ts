@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 
+/** Options of `closeOnSignals`. */
 export interface ShutdownOptions {
   signals?: NodeJS.Signals[];
   /** Longest wait for in-flight requests before giving up. Default 30 s. */
