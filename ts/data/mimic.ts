@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { DataError, ReasonCounter } from '../common/errors.js';
 import { writeFileAtomicAsync } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
+import { parseOptions } from '../common/options.js';
 import { mulberry32 } from '../common/random.js';
 import { findCsv, openCsv } from './csv.js';
 import {
@@ -21,7 +22,6 @@ import {
 import { DuplicateRows } from './duplicates.js';
 import { idProblem, idsProblem } from './mimic-ids.js';
 import { applyLabelPolicy, CHEXPERT_COLUMNS, readStudyLabels } from './mimic-labels.js';
-import { parseOptions } from './options.js';
 
 /** Re-exported for callers that imported these from here. */
 export { CHEXPERT_COLUMNS };
