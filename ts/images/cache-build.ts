@@ -67,9 +67,9 @@ const BuildCacheOptionsSchema = z
     chexmaskIdColumn: z.string().optional(),
     out: z.string(),
     /** Resolved by resolvePreprocess, overlay and imageLimits by their own schemas. */
-    preprocess: z.unknown(),
-    overlay: z.unknown(),
-    imageLimits: z.unknown(),
+    preprocess: z.unknown().optional(),
+    overlay: z.unknown().optional(),
+    imageLimits: z.unknown().optional(),
     minDice: or(z.number(), 0.7),
     labelPolicy: or(z.custom<{ uncertain: string; blank: string } | null>(), null),
     requireMask: or(z.boolean(), true),

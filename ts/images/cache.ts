@@ -317,7 +317,11 @@ export interface RecordInputBatch {
 
 /** openCache's settings: each part is checked by its own schema when it is used. */
 const OpenCacheSettingsSchema = z
-  .object({ preprocess: z.unknown(), overlay: z.unknown(), data: z.unknown() })
+  .object({
+    preprocess: z.unknown().optional(),
+    overlay: z.unknown().optional(),
+    data: z.unknown().optional(),
+  })
   .strict();
 
 /**

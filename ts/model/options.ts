@@ -23,7 +23,7 @@ export const ClassifierCreateSchema = z
   .object({
     modelDir: z.preprocess((v) => v ?? null, nonEmptyString.nullable()),
     /** Checked by Classifier.create: required without modelDir, not read with it. */
-    inputDim: z.unknown(),
+    inputDim: z.unknown().optional(),
     numLabels: or(positiveInt, CLASSIFIER_DEFAULTS.numLabels),
     device: deviceOption,
     lrEncoder: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrEncoder),
