@@ -135,8 +135,7 @@ export class ProcessGroup implements GroupLike {
   }
 
   barrier(timeoutMs?: number): Promise<void> {
-    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0))
-      throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
+    if (timeoutMs !== undefined) checkArg(positiveInt, timeoutMs, 'timeoutMs');
     return withJsStack(this.nativeGroup.barrier(timeoutMs), 'ProcessGroup.barrier');
   }
 

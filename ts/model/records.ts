@@ -4,7 +4,7 @@
  * records into normalised RGB where the model runs (Eq. 1 paint, then mean/std), so the host hands
  * over 2·S² bytes per image instead of 12·S² (float32 RGB) and does no per-pixel work.
  */
-import { checkArg, deviceName, positiveInt, typeName } from '../common/options.js';
+import { checkArg, deviceName, nonNegativeInt, positiveInt, typeName } from '../common/options.js';
 import { loadNative } from '../native.js';
 import { withJsStack } from './js-stack.js';
 
@@ -104,7 +104,6 @@ export function recordsToImages(
  * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function hostBytes(bytes: number): Uint8Array {
-  if (!Number.isInteger(bytes) || bytes < 0)
-    throw new RangeError(`bytes must be a non-negative integer, got ${bytes}`);
+  checkArg(nonNegativeInt, bytes, 'bytes');
   return new Uint8Array(loadNative().allocHostBuffer(bytes));
 }
