@@ -16,24 +16,49 @@ import { MODEL_DIR, ROOT, requireModel } from './helpers.js';
 
 const SEG_DIR = process.env['CXRMASK_TEST_SEGMENTER'] ?? join(ROOT, 'models', 'seg-tiny');
 
-/** Runs `f` with `holder[name]` wrapped so that the first argument of each call is recorded. */
+/**
+ * Runs `f` with the method `name` of `holder` wrapped so that the option object of each call (its
+ * argument `arg`) is recorded. The addon's methods are read-only: the wrapper is an own property of `holder` (for an
+ * instance) or `holder` is swapped on `owner` for an object with the wrapper (a class's static).
+ */
 async function recording<T>(
-  holder: Record<string, unknown>,
-  name: string,
+  target: {
+    holder: object;
+    name: string;
+    arg: number;
+    owner?: { object: Record<string, unknown>; key: string };
+  },
   f: () => Promise<T>,
 ): Promise<{ result: T; seen: Record<string, unknown>[] }> {
-  const original = holder[name] as (...a: unknown[]) => unknown;
+  const { holder, name, arg, owner } = target;
+  const original = (holder as Record<string, (...a: unknown[]) => unknown>)[name]!;
   const seen: Record<string, unknown>[] = [];
-  holder[name] = function (this: unknown, ...a: unknown[]) {
-    seen.push({ ...(a[0] as object) });
-    return original.apply(this, a);
+  const wrapper = (...a: unknown[]) => {
+    seen.push({ ...(a[arg] as object) });
+    return original.apply(holder, a);
   };
+  if (owner) owner.object[owner.key] = { [name]: wrapper };
+  else Object.defineProperty(holder, name, { value: wrapper, configurable: true, writable: true });
   try {
     return { result: await f(), seen };
   } finally {
-    holder[name] = original;
+    if (owner) owner.object[owner.key] = holder;
+    else delete (holder as Record<string, unknown>)[name];
   }
 }
+
+/** The static `create` of the addon's class `key`, for recording. */
+const staticCreate = (key: string) => {
+  const binding = loadNative() as unknown as Record<string, object>;
+  return { holder: binding[key]!, name: 'create', arg: 0, owner: { object: binding, key } };
+};
+
+/** `attribute(x, shape, pixels, options)` of a model class's live native object, for recording. */
+const nativeAttribute = (model: object) => ({
+  holder: (model as { live(): object }).live(),
+  name: 'attribute',
+  arg: 3,
+});
 
 /** Each key of `full` left out makes `call` throw a TypeError that names it. */
 function eachKeyRequired(full: Record<string, unknown>, call: (o: Record<string, unknown>) => unknown) {
@@ -54,8 +79,9 @@ function eachKeyRequired(full: Record<string, unknown>, call: (o: Record<string,
 
 test('Classifier: the TS class passes every key, defaults from model/defaults.ts; the addon requires each', async () => {
   requireModel();
-  const native = loadNative().Classifier as unknown as Record<string, unknown>;
-  const { result: clf, seen } = await recording(native, 'create', () => Classifier.create({ inputDim: 4 }));
+  const { result: clf, seen } = await recording(staticCreate('Classifier'), () =>
+    Classifier.create({ inputDim: 4 }),
+  );
   try {
     assert.is(clf.numLabels, CLASSIFIER_DEFAULTS.numLabels);
     assert.is(seen.length, 1);
@@ -92,11 +118,7 @@ test('attribution options: every key is required by the addon', async () => {
   try {
     const s = clip.meta.imageSize;
     const x = new Float32Array(3 * s * s);
-    const seenClf = await recording(
-      (clf as unknown as { live(): Record<string, unknown> }).live(),
-      'attribute',
-      () => clf.attribute(x, 1, 0),
-    );
+    const seenClf = await recording(nativeAttribute(clf), () => clf.attribute(x, 1, 0));
     const opts = seenClf.seen[0]!;
     assert.equal(Object.keys(opts).sort(), [
       'baseline',
@@ -114,11 +136,7 @@ test('attribution options: every key is required by the addon', async () => {
     eachKeyRequired(opts, (o) => rawClf.attribute(x, [1, 3, s, s], undefined, o));
 
     const text = new Float32Array(clip.embedDim).fill(0.1);
-    const seenClip = await recording(
-      (clip as unknown as { live(): Record<string, unknown> }).live(),
-      'attribute',
-      () => clip.attribute(x, 1, text),
-    );
+    const seenClip = await recording(nativeAttribute(clip), () => clip.attribute(x, 1, text));
     const clipOpts = seenClip.seen[0]!;
     assert.is(clipOpts['linearBias'], null);
     assert.ok('text' in clipOpts && 'textRows' in clipOpts);
@@ -131,8 +149,7 @@ test('attribution options: every key is required by the addon', async () => {
 });
 
 test('Segmenter: defaults from model/defaults.ts; the addon requires each key', async () => {
-  const native = loadNative().Segmenter as unknown as Record<string, unknown>;
-  const { result: seg, seen } = await recording(native, 'create', () => Segmenter.load(SEG_DIR));
+  const { result: seg, seen } = await recording(staticCreate('Segmenter'), () => Segmenter.load(SEG_DIR));
   try {
     assert.is(seg.threshold, SEGMENTER_DEFAULTS.threshold);
     const passed = seen[0]!;
