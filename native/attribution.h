@@ -14,18 +14,20 @@ namespace cxrmask {
 
 enum class AttributionMethod { kGradient, kSmoothGrad, kIntegratedGradients };
 
+// Every field is set from the JS option object (js_attribution.cc): the defaults live in
+// ts/model/defaults.ts only.
 struct AttributionOptions {
-  AttributionMethod method = AttributionMethod::kGradient;
-  int64_t samples = 16;  // SmoothGrad: noisy copies per image
+  AttributionMethod method{};
+  int64_t samples{};  // SmoothGrad: noisy copies per image
   // SmoothGrad: noise std as a fraction of each image's value range (max - min), Smilkov's σ.
-  double sigma = 0.15;
-  int64_t steps = 32;  // IG: midpoint Riemann steps along the straight path
+  double sigma{};
+  int64_t steps{};  // IG: midpoint Riemann steps along the straight path
   // IG baseline in normalised space, [3,S,S] (every image) or [rows,3,S,S]; none = zeros.
   std::optional<at::Tensor> baseline;
-  int64_t batch = 16;  // rows per forward/backward (IG steps and SmoothGrad samples are batched)
-  uint64_t seed = 0;   // SmoothGrad noise: a CPU generator, so maps agree across devices
-  bool want_signed = false;
-  bool bf16 = false;
+  int64_t batch{};  // rows per forward/backward (IG steps and SmoothGrad samples are batched)
+  uint64_t seed{};  // SmoothGrad noise: a CPU generator, so maps agree across devices
+  bool want_signed{};
+  bool bf16{};
 };
 
 struct AttributionResult {

@@ -18,19 +18,21 @@
 
 namespace cxrmask {
 
+// Every field is set from the JS option object (js_classifier.cc): the defaults live in
+// ts/model/defaults.ts only.
 struct ClassifierOptions {
   std::string model_path;  // empty = head-only over feature vectors of input_dim
-  int64_t input_dim = 0;   // head-only: feature size; otherwise inferred from the encoder
-  int64_t num_labels = 5;
-  std::string device = "cpu";
-  double lr_encoder = 1e-5;
-  double lr_head = 1e-3;
-  double weight_decay = 0.01;
-  bool freeze_encoder = false;
-  double grad_clip = 0;  // 0 = off; else max global L2 norm
-  bool bf16 = false;
-  int64_t seed = 0;
-  int64_t image_size = 224;
+  int64_t input_dim{};     // head-only: feature size; otherwise inferred from the encoder
+  int64_t num_labels{};
+  std::string device;
+  double lr_encoder{};
+  double lr_head{};
+  double weight_decay{};
+  bool freeze_encoder{};
+  double grad_clip{};  // 0 = off; else max global L2 norm
+  bool bf16{};
+  int64_t seed{};
+  int64_t image_size{};
 };
 
 // What a training step leaves on the device. Nothing is read on the host inside the step: the

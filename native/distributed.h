@@ -30,14 +30,16 @@ class DistributedError : public std::runtime_error {
   std::string code_;
 };
 
+// Every field is set from the JS option object (js_distributed.cc, filled in by
+// ts/model/process-group.ts).
 struct GroupOptions {
-  int rank = 0;
-  int world_size = 1;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 29500;
-  std::string backend = "gloo";  // gloo | nccl
-  int64_t timeout_ms = 300000;
-  std::string device = "cpu";  // where collective tensors live (nccl: cuda:LOCAL_RANK)
+  int rank{};
+  int world_size{};
+  std::string master_addr;
+  int master_port{};
+  std::string backend;  // gloo | nccl
+  int64_t timeout_ms{};
+  std::string device;  // where collective tensors live (nccl: cuda:LOCAL_RANK)
 };
 
 // A 1-rank group runs every collective too (no shortcut): it measures the fixed per-step cost of

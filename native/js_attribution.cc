@@ -12,13 +12,14 @@
 namespace cxrmask {
 namespace {
 
-// Options were validated in TS (ts/model/attribution.ts); the checks here only keep C++ safe.
+// Options were validated and filled in TS (ts/model/attribution.ts); every key is read strictly,
+// and the range checks here only keep C++ safe.
 AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>& image_shape) {
   Napi::Env env = v.Env();
   if (!v.IsObject()) throw ArgTypeError(env, "attribution options must be an object");
   auto o = v.As<Napi::Object>();
   AttributionOptions opts;
-  std::string method = o.Get("method").IsString() ? StringArg(o.Get("method"), "method") : "";
+  const std::string method = StringKey(o, "method");
   if (method == "gradient") {
     opts.method = AttributionMethod::kGradient;
   } else if (method == "smoothgrad") {
@@ -28,18 +29,18 @@ AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>
   } else {
     throw ArgRangeError(env, "method must be 'gradient', 'smoothgrad' or 'ig'");
   }
-  opts.samples = static_cast<int64_t>(NumberOr(o, "samples", 16));
-  opts.sigma = NumberOr(o, "sigma", 0.15);
-  opts.steps = static_cast<int64_t>(NumberOr(o, "steps", 32));
-  opts.batch = static_cast<int64_t>(NumberOr(o, "batch", 16));
-  opts.seed = static_cast<uint64_t>(NumberOr(o, "seed", 0));
-  opts.want_signed = o.Get("signed").ToBoolean().Value();
-  opts.bf16 = o.Get("bf16").ToBoolean().Value();
+  opts.samples = static_cast<int64_t>(NumberKey(o, "samples"));
+  opts.sigma = NumberKey(o, "sigma");
+  opts.steps = static_cast<int64_t>(NumberKey(o, "steps"));
+  opts.batch = static_cast<int64_t>(NumberKey(o, "batch"));
+  opts.seed = static_cast<uint64_t>(NumberKey(o, "seed"));
+  opts.want_signed = BoolKey(o, "signed");
+  opts.bf16 = BoolKey(o, "bf16");
   if (opts.samples < 1 || opts.steps < 1 || opts.batch < 1 || !(opts.sigma >= 0)) {
     throw ArgRangeError(env, "samples, steps and batch must be >= 1, sigma >= 0");
   }
-  Napi::Value b = o.Get("baseline");
-  if (!b.IsUndefined() && !b.IsNull()) {
+  Napi::Value b = RequiredKey(o, "baseline");
+  if (!b.IsNull()) {
     auto copy = InputCopy::From(b, napi_float32_array, "baseline");
     const int64_t s = image_shape.back();
     const int64_t one = 3 * s * s;
@@ -97,7 +98,7 @@ Napi::Value QueueClassifierAttribution(const Napi::CallbackInfo& info,
   std::vector<int64_t> shape;
   ImageBatch x = Images(info, &shape);
   AttributionOptions opts = ParseOptions(info[3], shape);
-  const auto label = static_cast<int64_t>(NumberOr(info[3].As<Napi::Object>(), "label", -1));
+  const auto label = static_cast<int64_t>(NumberKey(info[3].As<Napi::Object>(), "label"));
   std::string device = model->device().str();
   auto* w = new AttributeWorker(
       info.Env(), "cxrmask.Classifier.attribute", device,
@@ -112,17 +113,15 @@ Napi::Value QueueClipAttribution(const Napi::CallbackInfo& info, std::shared_ptr
   ImageBatch x = Images(info, &shape);
   AttributionOptions opts = ParseOptions(info[3], shape);
   auto o = info[3].As<Napi::Object>();
-  auto text_copy = InputCopy::From(o.Get("text"), napi_float32_array, "text");
-  const auto rows = static_cast<int64_t>(NumberOr(o, "textRows", 1));
+  auto text_copy = InputCopy::From(RequiredKey(o, "text"), napi_float32_array, "text");
+  const auto rows = static_cast<int64_t>(NumberKey(o, "textRows"));
   if (rows < 1 || text_copy.length() % static_cast<size_t>(rows) != 0) {
     throw ArgRangeError(info.Env(), "text must hold textRows embeddings");
   }
   at::Tensor text = text_copy.View({rows, static_cast<int64_t>(text_copy.length()) / rows});
-  // linearBias present: a linear probe's logit (embedding·text + bias) instead of the zero-shot
-  // one.
-  std::optional<double> linear_bias;
-  Napi::Value lb = o.Get("linearBias");
-  if (!lb.IsUndefined() && !lb.IsNull()) linear_bias = NumberOr(o, "linearBias", 0);
+  // linearBias a number: a linear probe's logit (embedding·text + bias) instead of the zero-shot
+  // one (null).
+  const std::optional<double> linear_bias = NullableNumberKey(o, "linearBias");
   std::string device = model->device().str();
   auto* w = new AttributeWorker(info.Env(), "cxrmask.ClipModel.attribute", device,
                                 [model, x = std::move(x), text, opts, linear_bias] {

@@ -17,26 +17,24 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     model_ = *info[0].As<Napi::External<std::shared_ptr<Classifier>>>().Data();
   }
 
-  // create({ modelPath?, inputDim?, numLabels, device, lrEncoder, lrHead, weightDecay,
-  //          freezeEncoder, gradClip, bf16, seed, imageSize })  -- already validated in TS
+  // create({ modelPath | null, inputDim, numLabels, device, lrEncoder, lrHead, weightDecay,
+  //          freezeEncoder, gradClip, bf16, seed, imageSize })  -- validated and filled in TS
   static Napi::Value Create(const Napi::CallbackInfo& info) {
     if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();
     ClassifierOptions opts;
-    Napi::Value mp = o.Get("modelPath");
-    if (mp.IsString()) opts.model_path = mp.As<Napi::String>().Utf8Value();
-    opts.input_dim = static_cast<int64_t>(NumberOr(o, "inputDim", 0));
-    opts.num_labels = static_cast<int64_t>(NumberOr(o, "numLabels", 5));
-    Napi::Value dev = o.Get("device");
-    if (dev.IsString()) opts.device = dev.As<Napi::String>().Utf8Value();
-    opts.lr_encoder = NumberOr(o, "lrEncoder", opts.lr_encoder);
-    opts.lr_head = NumberOr(o, "lrHead", opts.lr_head);
-    opts.weight_decay = NumberOr(o, "weightDecay", opts.weight_decay);
-    opts.freeze_encoder = BoolOr(o, "freezeEncoder", false);
-    opts.grad_clip = NumberOr(o, "gradClip", 0);
-    opts.bf16 = BoolOr(o, "bf16", false);
-    opts.seed = static_cast<int64_t>(NumberOr(o, "seed", 0));
-    opts.image_size = static_cast<int64_t>(NumberOr(o, "imageSize", 224));
+    opts.model_path = NullableStringKey(o, "modelPath").value_or("");
+    opts.input_dim = static_cast<int64_t>(NumberKey(o, "inputDim"));
+    opts.num_labels = static_cast<int64_t>(NumberKey(o, "numLabels"));
+    opts.device = StringKey(o, "device");
+    opts.lr_encoder = NumberKey(o, "lrEncoder");
+    opts.lr_head = NumberKey(o, "lrHead");
+    opts.weight_decay = NumberKey(o, "weightDecay");
+    opts.freeze_encoder = BoolKey(o, "freezeEncoder");
+    opts.grad_clip = NumberKey(o, "gradClip");
+    opts.bf16 = BoolKey(o, "bf16");
+    opts.seed = static_cast<int64_t>(NumberKey(o, "seed"));
+    opts.image_size = static_cast<int64_t>(NumberKey(o, "imageSize"));
     auto* w = new CreateClassifierWorker(info.Env(), std::move(opts));
     w->Queue();
     return w->Promise();

@@ -122,17 +122,37 @@ std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name) {
   return out;
 }
 
-double NumberOr(const Napi::Object& o, const char* key, double fallback) {
+Napi::Value RequiredKey(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (v.IsUndefined()) throw ArgTypeError(o.Env(), std::string("option '") + key + "' is missing");
+  return v;
+}
+
+double NumberKey(const Napi::Object& o, const char* key) {
+  Napi::Value v = RequiredKey(o, key);
   if (!v.IsNumber()) throw ArgTypeError(o.Env(), std::string(key) + " must be a number");
   return v.As<Napi::Number>().DoubleValue();
 }
 
-bool BoolOr(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  return v.ToBoolean().Value();
+bool BoolKey(const Napi::Object& o, const char* key) {
+  Napi::Value v = RequiredKey(o, key);
+  if (!v.IsBoolean()) throw ArgTypeError(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string StringKey(const Napi::Object& o, const char* key) {
+  return StringArg(RequiredKey(o, key), key);
+}
+
+std::optional<double> NullableNumberKey(const Napi::Object& o, const char* key) {
+  if (RequiredKey(o, key).IsNull()) return std::nullopt;
+  return NumberKey(o, key);
+}
+
+std::optional<std::string> NullableStringKey(const Napi::Object& o, const char* key) {
+  Napi::Value v = RequiredKey(o, key);
+  if (v.IsNull()) return std::nullopt;
+  return StringArg(v, key);
 }
 
 std::string StringArg(const Napi::Value& v, const char* name) {

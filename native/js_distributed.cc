@@ -142,19 +142,14 @@ class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
   static Napi::Value Create(const Napi::CallbackInfo& info) {
     if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();
-    auto num = [&](const char* k) {
-      Napi::Value v = o.Get(k);
-      if (!v.IsNumber()) throw ArgTypeError(info.Env(), std::string(k) + " must be a number");
-      return v.As<Napi::Number>().Int64Value();
-    };
     GroupOptions g;
-    g.rank = static_cast<int>(num("rank"));
-    g.world_size = static_cast<int>(num("worldSize"));
-    g.master_port = static_cast<int>(num("masterPort"));
-    g.timeout_ms = num("timeoutMs");
-    g.master_addr = StringArg(o.Get("masterAddr"), "masterAddr");
-    g.backend = StringArg(o.Get("backend"), "backend");
-    g.device = StringArg(o.Get("device"), "device");
+    g.rank = static_cast<int>(NumberKey(o, "rank"));
+    g.world_size = static_cast<int>(NumberKey(o, "worldSize"));
+    g.master_port = static_cast<int>(NumberKey(o, "masterPort"));
+    g.timeout_ms = static_cast<int64_t>(NumberKey(o, "timeoutMs"));
+    g.master_addr = StringKey(o, "masterAddr");
+    g.backend = StringKey(o, "backend");
+    g.device = StringKey(o, "device");
     auto* w = new CreateGroupWorker(info.Env(), std::move(g));
     w->Queue();
     return w->Promise();

@@ -1,11 +1,13 @@
 // The JS classes over the C++ cores: ClipModel and Classifier (Napi::ObjectWrap), plus the
-// per-env data holding their constructors. Validation and defaults live in TypeScript; these
-// re-check types cheaply and queue one worker per call.
+// per-env data holding their constructors. Validation and defaults live in TypeScript
+// (ts/model/defaults.ts); these read option objects strictly, re-check types cheaply and queue
+// one worker per call.
 #pragma once
 
 #include <napi.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "classifier.h"
@@ -47,9 +49,14 @@ Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);
 // Helpers shared by the wrappers.
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name);
 std::string StringArg(const Napi::Value& v, const char* name);
-// An option of an options object, or `fallback` when it is undefined/null (numbers are
-// type-checked).
-double NumberOr(const Napi::Object& o, const char* key, double fallback);
-bool BoolOr(const Napi::Object& o, const char* key, bool fallback);
+// Keys of an option object, read strictly: the TypeScript layer passes every key, so a missing
+// one (absent or undefined) is a TypeError naming it, and no default is guessed here. The
+// Nullable readers take null as "none"; the others refuse it.
+Napi::Value RequiredKey(const Napi::Object& o, const char* key);
+double NumberKey(const Napi::Object& o, const char* key);
+bool BoolKey(const Napi::Object& o, const char* key);
+std::string StringKey(const Napi::Object& o, const char* key);
+std::optional<double> NullableNumberKey(const Napi::Object& o, const char* key);
+std::optional<std::string> NullableStringKey(const Napi::Object& o, const char* key);
 
 }  // namespace cxrmask

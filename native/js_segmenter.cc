@@ -129,18 +129,17 @@ class JsSegmenter : public Napi::ObjectWrap<JsSegmenter> {
     model_ = *info[0].As<Napi::External<std::shared_ptr<Segmenter>>>().Data();
   }
 
-  // create({ modelPath, device, lr, weightDecay, gradClip, bf16 })  -- already validated in TS
+  // create({ modelPath, device, lr, weightDecay, gradClip, bf16 })  -- validated and filled in TS
   static Napi::Value Create(const Napi::CallbackInfo& info) {
     if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();
     SegmenterOptions opts;
-    opts.model_path = StringArg(o.Get("modelPath"), "modelPath");
-    Napi::Value dev = o.Get("device");
-    if (dev.IsString()) opts.device = dev.As<Napi::String>().Utf8Value();
-    opts.lr = NumberOr(o, "lr", opts.lr);
-    opts.weight_decay = NumberOr(o, "weightDecay", opts.weight_decay);
-    opts.grad_clip = NumberOr(o, "gradClip", 0);
-    opts.bf16 = o.Get("bf16").ToBoolean().Value();
+    opts.model_path = StringKey(o, "modelPath");
+    opts.device = StringKey(o, "device");
+    opts.lr = NumberKey(o, "lr");
+    opts.weight_decay = NumberKey(o, "weightDecay");
+    opts.grad_clip = NumberKey(o, "gradClip");
+    opts.bf16 = BoolKey(o, "bf16");
     auto* w = new CreateSegmenterWorker(info.Env(), std::move(opts));
     w->Queue();
     return w->Promise();

@@ -17,13 +17,15 @@
 
 namespace cxrmask {
 
+// Every field is set from the JS option object (js_segmenter.cc): the defaults live in
+// ts/model/defaults.ts only.
 struct SegmenterOptions {
   std::string model_path;
-  std::string device = "cpu";
-  double lr = 1e-3;
-  double weight_decay = 1e-4;
-  double grad_clip = 0;  // 0 = off; else max global L2 norm
-  bool bf16 = false;
+  std::string device;
+  double lr{};
+  double weight_decay{};
+  double grad_clip{};  // 0 = off; else max global L2 norm
+  bool bf16{};
 };
 
 struct SegmentStepResult {

@@ -83,8 +83,8 @@ export interface NativeAttributionOptions {
   /** ClipModel: prompt embeddings [textRows, D]. */
   text?: Float32Array | NativeHeld;
   textRows?: number;
-  /** ClipModel: explain a linear probe's logit, embedding·text + linearBias (text [1,D]). */
-  linearBias?: number;
+  /** ClipModel: explain a linear probe's logit, embedding·text + linearBias (text [1,D]); null: the zero-shot logit. */
+  linearBias?: number | null;
 }
 
 export interface NativeAttribution {

@@ -30,7 +30,7 @@ function reportError(err: Error, hints: { resume?: () => string | null }): numbe
     return 130;
   }
   // Option schemas parsed inside command bodies: raw zod errors, or the library's TypeError/RangeError
-  // naming the option (ts/data/options.ts keeps the ZodError as `cause`).
+  // naming the option (ts/common/options.ts keeps the ZodError as `cause`).
   const zod = err.name === 'ZodError' || (err.cause as Error | undefined)?.name === 'ZodError';
   // a raw ZodError's message is its issues as JSON: one `option: problem` per issue instead
   const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;

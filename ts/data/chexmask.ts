@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DataError, type DataErrorWhere, ReasonCounter } from '../common/errors.js';
+import { parseOptions } from '../common/options.js';
 import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
 import {
   checkLandmarkRange,
@@ -19,7 +20,6 @@ import {
   type Region,
   scanLandmarkNumbers,
 } from './landmarks.js';
-import { parseOptions } from './options.js';
 import { MAX_MASK_PIXELS, parseRle, rleBytesValid } from './rle.js';
 import { WantedIds } from './wanted-ids.js';
 

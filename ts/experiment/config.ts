@@ -6,8 +6,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
+import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS } from '../data/datasets/names.js';
+import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
 
 /** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
@@ -112,7 +114,7 @@ export const ConfigSchema = z
     model: z
       .object({
         dir: z.string().min(1).default('models/tiny'),
-        device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+        device: z.enum(['auto', 'cpu', 'cuda']).default(DEFAULT_DEVICE),
         /** Intra-op threads (null = library default); at most MAX_THREADS (ts/common/threads.ts). */
         threads: positiveInt
           .max(MAX_THREADS, { error: (iss) => threadsProblem(iss.input) ?? undefined })
@@ -120,7 +122,7 @@ export const ConfigSchema = z
           .default(null),
       })
       .strict()
-      .default({ dir: 'models/tiny', device: 'auto', threads: null }),
+      .default({ dir: 'models/tiny', device: DEFAULT_DEVICE, threads: null }),
     /**
      * Test-time masks from a trained segmenter (`cxrmask segmenter train`): every model is also tested
      * on images masked with the predicted contours ('masked-pred'). null = CheXmask contours only.
@@ -131,7 +133,7 @@ export const ConfigSchema = z
         dir: z.string().min(1),
         /** Trained weights (best.pt of `cxrmask segmenter train`). */
         weights: z.string().min(1),
-        threshold: z.number().gt(0).lt(1).default(0.5),
+        threshold: z.number().gt(0).lt(1).default(SEGMENTER_DEFAULTS.threshold),
       })
       .strict()
       .nullable()
@@ -177,8 +179,8 @@ export const ConfigSchema = z
       batchSize: positiveInt.default(256),
     }).prefault({}),
     finetune: TrainSchema.extend({
-      lrEncoder: lr.default(1e-5),
-      lrHead: lr.default(1e-3),
+      lrEncoder: lr.default(CLASSIFIER_DEFAULTS.lrEncoder),
+      lrHead: lr.default(CLASSIFIER_DEFAULTS.lrHead),
       gradClip: z.number().positive().nullable().default(1),
       /** bf16 autocast: `auto` = on for CUDA, off on CPU. */
       bf16: z.union([z.boolean(), z.literal('auto')]).default('auto'),
@@ -250,11 +252,6 @@ export const ConfigSchema = z
  */
 export type ExperimentConfig = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
-
-/** Human-readable list of zod issues: `path.to.field: message`. */
-export function formatIssues(err: z.ZodError): string {
-  return err.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('\n');
-}
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

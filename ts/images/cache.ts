@@ -11,11 +11,11 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { NUM_LABELS } from '../common/labels.js';
+import { parseOptions } from '../common/options.js';
 import type { Split } from '../data/mimic.js';
-import { parseOptions } from '../data/options.js';
 import {
   type ContourOptions,
   ContourOptionsSchema,
@@ -24,7 +24,6 @@ import {
   regionBits,
 } from '../masks/overlay.js';
 import type { RecordBatch } from '../model/records.js';
-import { knownKeys } from '../model/validate.js';
 import {
   CACHE_VERSION,
   type CacheBuildSettings,
@@ -316,6 +315,15 @@ export interface RecordInputBatch {
   labelMask: Float32Array;
 }
 
+/** openCache's settings: each part is checked by its own schema when it is used. */
+const OpenCacheSettingsSchema = z
+  .object({
+    preprocess: z.unknown().optional(),
+    overlay: z.unknown().optional(),
+    data: z.unknown().optional(),
+  })
+  .strict();
+
 /**
  * Opens a cache: `dir` is either a keyed cache directory (holding cache.json) or the parent given to
  * buildCache; in the latter case the settings pick the key, or the only cache there is used.
@@ -324,7 +332,7 @@ export function openCache(
   dir: string,
   settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings } = {},
 ): Cache {
-  knownKeys(settings, ['preprocess', 'overlay', 'data'], 'openCache');
+  parseOptions(OpenCacheSettingsSchema, settings, 'openCache');
   const given = Boolean(settings.preprocess || settings.overlay || settings.data);
   const key = () =>
     settingsKey(

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { checkRegularFile, statRegularFile } from '../common/files.js';
-import { parseOptions } from '../data/options.js';
+import { parseOptions } from '../common/options.js';
 import { dicomSize } from './dicom.js';
 
 /** Leading bytes of each format cxrmask may hand to a decoder. */

@@ -13,7 +13,7 @@ import { type ChexmaskRow, parseChexmaskRecord, sizeRowFromImage } from '../data
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
 
 import { DataError } from '../common/errors.js';
-import { parseOptions } from '../data/options.js';
+import { parseOptions } from '../common/options.js';
 import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {
   CONTOUR_BITS,

@@ -8,9 +8,9 @@
  */
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
+import { parseOptions } from '../common/options.js';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import { NUM_LANDMARKS, REGIONS, type Region, regionPolygon } from '../data/landmarks.js';
-import { parseOptions } from '../data/options.js';
 import { decodeRle } from '../data/rle.js';
 import { type Geometry, mapPoints, sampleMask } from './geometry.js';
 import { fillPolygon, maskBoundary } from './raster.js';

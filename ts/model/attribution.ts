@@ -4,8 +4,20 @@
  * logit against prompt embeddings (ClipModel.attribute). docs/attribution.md says what each method shows.
  */
 
+import { z } from 'zod';
+import {
+  flag,
+  nonNegativeInt,
+  nonNegativeNumber,
+  oneOf,
+  or,
+  parseOptions,
+  positiveInt,
+  rule,
+  typeName,
+} from '../common/options.js';
 import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
-import { finiteNumber, knownKeys, positiveInt, typeName } from './validate.js';
+import { ATTRIBUTION_DEFAULTS } from './defaults.js';
 
 /** The attribution methods `attribute` accepts. */
 export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
@@ -40,7 +52,27 @@ export interface AttributionOptions {
   bf16?: boolean;
 }
 
-const KEYS = ['method', 'samples', 'sigma', 'steps', 'baseline', 'batch', 'seed', 'signed', 'bf16'] as const;
+const AttributionOptionsSchema = z
+  .object({
+    method: or(oneOf(ATTRIBUTION_METHODS), ATTRIBUTION_DEFAULTS.method),
+    samples: or(positiveInt, ATTRIBUTION_DEFAULTS.samples),
+    sigma: or(nonNegativeNumber, ATTRIBUTION_DEFAULTS.sigma),
+    steps: or(positiveInt, ATTRIBUTION_DEFAULTS.steps),
+    /** Its length depends on the images: checked by attributionOptions. */
+    baseline: or(
+      rule<'zeros' | Float32Array>(
+        (v) => v === 'zeros' || v instanceof Float32Array,
+        (v) => `must be 'zeros' or a Float32Array, got ${typeName(v)}`,
+        'type',
+      ),
+      ATTRIBUTION_DEFAULTS.baseline,
+    ),
+    batch: or(positiveInt, ATTRIBUTION_DEFAULTS.batch),
+    seed: or(nonNegativeInt, ATTRIBUTION_DEFAULTS.seed),
+    signed: flag,
+    bf16: flag,
+  })
+  .strict();
 
 /** Attribution maps of `rows` images of size S, and the scores they explain. */
 export interface Attribution {
@@ -70,35 +102,17 @@ export function attributionOptions(
 ): NativeAttributionOptions {
   if (typeof options !== 'object' || options === null)
     throw new TypeError(`attribution options must be an object, got ${typeName(options)}`);
-  knownKeys(options, KEYS, 'attribute');
-  const method = options.method ?? 'gradient';
-  if (!ATTRIBUTION_METHODS.includes(method as AttributionMethod))
-    throw new RangeError(`method must be one of ${ATTRIBUTION_METHODS.join(', ')}, got ${String(method)}`);
-  const seed = options.seed ?? 0;
-  if (!Number.isSafeInteger(seed) || seed < 0)
-    throw new RangeError(`seed must be a non-negative integer, got ${String(seed)}`);
+  const o = parseOptions(AttributionOptionsSchema, options, 'attribute');
   let baseline: Float32Array | null = null;
-  if (options.baseline !== undefined && options.baseline !== 'zeros') {
-    if (!(options.baseline instanceof Float32Array))
-      throw new TypeError(`baseline must be 'zeros' or a Float32Array, got ${typeName(options.baseline)}`);
+  if (o.baseline instanceof Float32Array) {
     const one = 3 * size * size;
-    if (options.baseline.length !== one && options.baseline.length !== rows * one)
+    if (o.baseline.length !== one && o.baseline.length !== rows * one)
       throw new RangeError(
-        `baseline must hold ${one} values ([3,${size},${size}]) or ${rows * one} ([${rows},3,${size},${size}]), got ${options.baseline.length}`,
+        `baseline must hold ${one} values ([3,${size},${size}]) or ${rows * one} ([${rows},3,${size},${size}]), got ${o.baseline.length}`,
       );
-    baseline = options.baseline;
+    baseline = o.baseline;
   }
-  return {
-    method: method as AttributionMethod,
-    samples: positiveInt(options.samples ?? 16, 'samples'),
-    sigma: finiteNumber(options.sigma ?? 0.15, 'sigma', { min: 0 }),
-    steps: positiveInt(options.steps ?? 32, 'steps'),
-    batch: positiveInt(options.batch ?? 16, 'batch'),
-    seed,
-    signed: options.signed === true,
-    bf16: options.bf16 === true,
-    baseline,
-  };
+  return { ...o, baseline };
 }
 
 /** The addon's answer with its shape. */

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { refuseNonFile } from '../common/files.js';
-import { NUM_LABELS } from '../common/labels.js';
+import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
   loadNative,
@@ -21,17 +21,11 @@ import {
   attributionResult,
 } from './attribution.js';
 import { holdArray, holdImages } from './hold.js';
+import { withJsStack } from './js-stack.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
+import { ClassifierCreateSchema, ReadLossSchema, SaveSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
-import {
-  device as checkDevice,
-  finiteNumber,
-  float32,
-  knownKeys,
-  positiveInt,
-  withJsStack,
-} from './validate.js';
 
 /** Options of `Classifier.create`; the defaults are the paper's (docs/native.md). */
 export interface ClassifierCreateOptions {
@@ -52,20 +46,6 @@ export interface ClassifierCreateOptions {
   bf16?: boolean;
   seed?: number;
 }
-
-const KEYS = [
-  'modelDir',
-  'inputDim',
-  'numLabels',
-  'device',
-  'lrEncoder',
-  'lrHead',
-  'weightDecay',
-  'freezeEncoder',
-  'gradClip',
-  'bf16',
-  'seed',
-] as const;
 
 /**
  * A classifier over the addon: the BiomedCLIP image tower with a linear head (or the head alone over
@@ -100,40 +80,26 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
    */
   static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
-    knownKeys(options, KEYS, 'Classifier.create');
-    const modelDir = options.modelDir ?? null;
+    const { modelDir, inputDim, ...o } = parseOptions(ClassifierCreateSchema, options, 'Classifier.create');
     let imageSize: number | null = null;
     let embedDim: number | null = null;
     let modelPath: string | null = null;
     if (modelDir !== null) {
-      if (typeof modelDir !== 'string' || modelDir === '')
-        throw new TypeError('modelDir must be a non-empty string');
       const meta = readModelMeta(modelDir);
       imageSize = meta.imageSize;
       embedDim = meta.embedDim;
       modelPath = modelFile(modelDir, meta);
     } else {
-      positiveInt(options.inputDim, 'inputDim (required without modelDir)');
+      checkArg(positiveInt, inputDim, 'inputDim (required without modelDir)');
     }
-    const numLabels =
-      options.numLabels === undefined ? NUM_LABELS : positiveInt(options.numLabels, 'numLabels');
-    const seed = options.seed ?? 0;
-    if (!Number.isInteger(seed) || seed < 0)
-      throw new RangeError(`seed must be a non-negative integer, got ${seed}`);
     const native = await withJsStack(
       loadNative().Classifier.create({
+        ...o,
         modelPath,
-        inputDim: options.inputDim ?? 0,
-        numLabels,
-        device: checkDevice(options.device),
-        lrEncoder: finiteNumber(options.lrEncoder ?? 1e-5, 'lrEncoder', { min: 0 }),
-        lrHead: finiteNumber(options.lrHead ?? 1e-3, 'lrHead', { min: 0 }),
-        weightDecay: finiteNumber(options.weightDecay ?? 0.01, 'weightDecay', { min: 0 }),
-        freezeEncoder: options.freezeEncoder === true,
-        gradClip: finiteNumber(options.gradClip ?? 0, 'gradClip', { min: 0 }),
-        bf16: options.bf16 === true,
-        seed,
-        imageSize: imageSize ?? 224,
+        // with a model, an inputDim > 0 is checked against the measured one (0: not checked);
+        // head-only there is no image to size
+        inputDim: (inputDim as number | null | undefined) ?? 0,
+        imageSize: imageSize ?? 0,
       }),
       'Classifier.create',
     );
@@ -198,17 +164,17 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     labelMask?: Float32Array | null,
     options: { readLoss?: boolean } = {},
   ): Promise<NativeStepResult> {
-    positiveInt(n, 'n');
-    knownKeys(options, ['readLoss'], 'Classifier.trainStep');
+    checkArg(positiveInt, n, 'n');
+    const { readLoss } = parseOptions(ReadLossSchema, options, 'Classifier.trainStep');
     const native = this.live();
     const stack = new Error('Classifier.trainStep');
     const { data, shape, pixels } = this.input(x, n);
     if (variantsOf(x) !== 1)
       throw new RangeError('trainStep takes records of one variant (original or masked)');
     const l = native.info().numLabels;
-    float32(labels, 'labels', n * l, `[${n},${l}]`);
-    if (labelMask !== undefined && labelMask !== null) float32(labelMask, 'labelMask', n * l, `[${n},${l}]`);
-    const readLoss = options.readLoss !== false;
+    const perLabel = typedArray(Float32Array, n * l, `[${n},${l}]`);
+    checkArg(perLabel, labels, 'labels');
+    if (labelMask !== undefined && labelMask !== null) checkArg(perLabel, labelMask, 'labelMask');
     const heldX = holdImages(data, shape, pixels);
     const heldLabels = holdArray(labels, 'labels');
     const heldMask = labelMask ? holdArray(labelMask, 'labelMask') : null;
@@ -259,7 +225,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the native passes fail.
    */
   attribute(x: ImageInput, n: number, label: number, options: AttributionOptions = {}): Promise<Attribution> {
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     if (this.imageSize === null)
       throw new TypeError('attribute() needs an image encoder (this classifier is head-only)');
     const native = this.live();
@@ -292,10 +258,10 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
-    knownKeys(options, ['weightsOnly'], 'Classifier.save');
+    const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
     const stack = new Error('Classifier.save');
-    return this.queue.run(() => withJsStack(native.save(path, options.weightsOnly === true), stack));
+    return this.queue.run(() => withJsStack(native.save(path, weightsOnly), stack));
   }
 
   /**
@@ -346,15 +312,14 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    */
   idleStep(options: { readLoss?: boolean } = {}): Promise<NativeStepResult> {
     const native = this.live();
-    knownKeys(options, ['readLoss'], 'Classifier.idleStep');
+    const { readLoss } = parseOptions(ReadLossSchema, options, 'Classifier.idleStep');
     if (!this.grouped) return Promise.reject(new Error('idleStep() needs a process group (attachGroup)'));
     const stack = new Error('Classifier.idleStep');
-    const readLoss = options.readLoss !== false;
     return this.queue.run(() => withJsStack(native.idleStep(readLoss), stack));
   }
 
   private infer(x: ImageInput, n: number, op: 'predict' | 'embed'): Promise<Float32Array> {
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     const native = this.live();
     const stack = new Error(`Classifier.${op}`);
     const { data, shape, pixels } = this.input(x, n);
@@ -373,7 +338,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
       return { data: x.records, shape: checkRecords(x, n, this.imageSize), pixels: x.pixels };
     }
     const shape = [n, ...this.sampleShape];
-    float32(x, 'x', n * this.sampleSize, `[${shape.join(',')}]`);
+    checkArg(typedArray(Float32Array, n * this.sampleSize, `[${shape.join(',')}]`), x, 'x');
     return { data: x, shape };
   }
 }

@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
 import {
   type Attribution,
@@ -10,10 +11,11 @@ import {
   attributionResult,
 } from './attribution.js';
 import { holdArray, holdImages } from './hold.js';
+import { withJsStack } from './js-stack.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { type ModelMeta, modelFile, readModelMeta } from './meta.js';
+import { ClipLoadSchema, EncodeSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, variantsOf } from './records.js';
-import { bigint64, device as checkDevice, float32, knownKeys, positiveInt, withJsStack } from './validate.js';
 
 /** Options of `ClipModel.load`. */
 export interface ClipLoadOptions {
@@ -40,8 +42,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    */
   static async load(dir: string, options: ClipLoadOptions = {}): Promise<ClipModel> {
     if (typeof dir !== 'string' || dir === '') throw new TypeError('model dir must be a non-empty string');
-    knownKeys(options, ['device'], 'ClipModel.load');
-    const dev = checkDevice(options.device);
+    const { device: dev } = parseOptions(ClipLoadSchema, options, 'ClipModel.load');
     const meta = readModelMeta(dir);
     const native = await withJsStack(
       loadNative().ClipModel.load(modelFile(dir, meta), dev),
@@ -99,17 +100,16 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    */
   encodeImage(x: ImageInput, n: number, options: { bf16?: boolean } = {}): Promise<Float32Array> {
     const s = this.meta.imageSize;
-    positiveInt(n, 'n');
-    knownKeys(options, ['bf16'], 'encodeImage');
+    checkArg(positiveInt, n, 'n');
+    const { bf16 } = parseOptions(EncodeSchema, options, 'encodeImage');
     const native = this.live();
-    const bf16 = options.bf16 === true;
     if (isRecordBatch(x)) {
       const shape = checkRecords(x, n, s);
       const stack = new Error('ClipModel.encodeImage');
       const held = holdImages(x.records, shape, x.pixels);
       return this.queue.run(() => withJsStack(native.encodeImage(held, shape, bf16, x.pixels), stack));
     }
-    float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
+    checkArg(typedArray(Float32Array, n * 3 * s * s, `[${n},3,${s},${s}]`), x, 'x');
     const stack = new Error('ClipModel.encodeImage');
     const held = holdImages(x, [n, 3, s, s]);
     return this.queue.run(() => withJsStack(native.encodeImage(held, [n, 3, s, s], bf16), stack));
@@ -141,7 +141,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
   ): Promise<Attribution> {
     const s = this.meta.imageSize;
     const d = this.meta.embedDim;
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     if (!(text instanceof Float32Array) || (text.length !== d && text.length !== 2 * d))
       throw new TypeError(
         `text must be a Float32Array of ${d} or ${2 * d} values ([1|2,${d}] prompt embeddings)`,
@@ -151,7 +151,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
       ...attributionOptions(options, rows, s),
       text,
       textRows: text.length / d,
-      ...(linearBias === undefined ? {} : { linearBias }),
+      linearBias: linearBias ?? null,
     };
     const native = this.live();
     let data: Float32Array | Uint8Array;
@@ -161,7 +161,7 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
       shape = checkRecords(x, n, s);
       data = x.records;
     } else {
-      float32(x, 'x', n * 3 * s * s, `[${n},3,${s},${s}]`);
+      checkArg(typedArray(Float32Array, n * 3 * s * s, `[${n},3,${s},${s}]`), x, 'x');
       shape = [n, 3, s, s];
       data = x;
     }
@@ -212,8 +212,8 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    */
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array> {
     const l = this.meta.contextLength;
-    positiveInt(n, 'n');
-    bigint64(ids, 'ids', n * l, `[${n},${l}]`);
+    checkArg(positiveInt, n, 'n');
+    checkArg(typedArray(BigInt64Array, n * l, `[${n},${l}]`), ids, 'ids');
     const native = this.live();
     const stack = new Error('ClipModel.encodeText');
     const held = holdArray(ids, 'ids');

@@ -6,7 +6,9 @@
  * timeout, never a hang.
  */
 
+import { checkArg, positiveInt } from '../common/options.js';
 import { loadNative, type NativeProcessGroup } from '../native.js';
+import { PROCESS_GROUP_DEFAULTS } from './defaults.js';
 import {
   backendFor,
   DEFAULT_ROOT_WORK_TIMEOUT_S,
@@ -14,7 +16,7 @@ import {
   distTimeoutMs,
   rootWorkTimeoutMs,
 } from './dist-env.js';
-import { positiveInt, withJsStack } from './validate.js';
+import { withJsStack } from './js-stack.js';
 
 /** Options of `ProcessGroup.create`: this rank, the world size and the rendezvous address. */
 export interface ProcessGroupOptions {
@@ -78,13 +80,13 @@ export class ProcessGroup implements GroupLike {
    *   built in (ERR_DIST_UNAVAILABLE), or c10d fails (ERR_DIST).
    */
   static async create(o: ProcessGroupOptions): Promise<ProcessGroup> {
-    const worldSize = positiveInt(o.worldSize, 'worldSize');
+    const worldSize = checkArg(positiveInt, o.worldSize, 'worldSize');
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= worldSize)
       throw new RangeError(`rank must be an integer in [0, ${worldSize}), got ${String(o.rank)}`);
-    const port = positiveInt(o.masterPort, 'masterPort');
+    const port = checkArg(positiveInt, o.masterPort, 'masterPort');
     if (port > 65535) throw new RangeError(`masterPort must be a TCP port, got ${port}`);
-    const device = o.device ?? 'cpu';
-    const timeoutMs = positiveInt(o.timeoutMs ?? distTimeoutMs(), 'timeoutMs');
+    const device = o.device ?? PROCESS_GROUP_DEFAULTS.device;
+    const timeoutMs = checkArg(positiveInt, o.timeoutMs ?? distTimeoutMs(), 'timeoutMs');
     const native = await withJsStack(
       loadNative().ProcessGroup.create({
         rank: o.rank,
@@ -142,8 +144,7 @@ export class ProcessGroup implements GroupLike {
   }
 
   barrier(timeoutMs?: number): Promise<void> {
-    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0))
-      throw new RangeError(`timeoutMs must be a positive integer, got ${timeoutMs}`);
+    if (timeoutMs !== undefined) checkArg(positiveInt, timeoutMs, 'timeoutMs');
     return withJsStack(this.nativeGroup.barrier(timeoutMs), 'ProcessGroup.barrier');
   }
 

@@ -4,8 +4,9 @@
  * records into normalised RGB where the model runs (Eq. 1 paint, then mean/std), so the host hands
  * over 2·S² bytes per image instead of 12·S² (float32 RGB) and does no per-pixel work.
  */
+import { checkArg, deviceName, nonNegativeInt, positiveInt, typeName } from '../common/options.js';
 import { loadNative } from '../native.js';
-import { device as checkDevice, positiveInt, typeName, withJsStack } from './validate.js';
+import { withJsStack } from './js-stack.js';
 
 /** How records become images: the preset's mean/std, the paint table, and which variants to emit. */
 export interface PixelSpec {
@@ -84,9 +85,9 @@ export function recordsToImages(
   n: number,
   options: { device?: string } = {},
 ): Promise<Float32Array> {
-  positiveInt(n, 'n');
+  checkArg(positiveInt, n, 'n');
   const shape = checkRecords(x, n, x.size);
-  const dev = checkDevice(options.device ?? 'cpu');
+  const dev = checkArg(deviceName, options.device ?? 'cpu', 'device');
   const stack = new Error('recordsToImages');
   return withJsStack(
     loadNative().recordsToImages(x.records, shape, x.pixels, dev === 'auto' ? 'cpu' : dev),
@@ -104,7 +105,6 @@ export function recordsToImages(
  * @throws {Error} the addon cannot be loaded (loadNative).
  */
 export function hostBytes(bytes: number): Uint8Array {
-  if (!Number.isInteger(bytes) || bytes < 0)
-    throw new RangeError(`bytes must be a non-negative integer, got ${bytes}`);
+  checkArg(nonNegativeInt, bytes, 'bytes');
   return new Uint8Array(loadNative().allocHostBuffer(bytes));
 }

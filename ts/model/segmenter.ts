@@ -8,20 +8,14 @@
  */
 import { join } from 'node:path';
 import { refuseNonFile } from '../common/files.js';
+import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
 import { holdArray, holdImages } from './hold.js';
+import { withJsStack } from './js-stack.js';
 import { NativeLifecycle } from './lifecycle.js';
 import { readSegmenterMeta, type SegmenterMeta } from './meta.js';
+import { SaveSchema, SegmenterLoadSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch } from './records.js';
-import {
-  device as checkDevice,
-  finiteNumber,
-  float32,
-  knownKeys,
-  positiveInt,
-  typeName,
-  withJsStack,
-} from './validate.js';
 
 /** What a predictor needs from a segmenter (the service codes against this). */
 export interface SegmenterLike {
@@ -62,8 +56,6 @@ export interface SegmenterLoadOptions {
   threshold?: number;
 }
 
-const KEYS = ['device', 'lr', 'weightDecay', 'gradClip', 'bf16', 'threshold'] as const;
-
 /** What one segmenter training step reports. */
 export interface SegmentStep {
   /** BCE + (1 − soft Dice) of the batch before the step. */
@@ -101,20 +93,10 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
   static async load(dir: string, options: SegmenterLoadOptions = {}): Promise<Segmenter> {
     if (typeof dir !== 'string' || dir === '')
       throw new TypeError('segmenter dir must be a non-empty string');
-    knownKeys(options, KEYS, 'Segmenter.load');
+    const { threshold, ...o } = parseOptions(SegmenterLoadSchema, options, 'Segmenter.load');
     const meta = readSegmenterMeta(dir);
-    const threshold = finiteNumber(options.threshold ?? 0.5, 'threshold');
-    if (!(threshold > 0 && threshold < 1))
-      throw new RangeError(`threshold must be in (0, 1), got ${threshold}`);
     const native = await withJsStack(
-      loadNative().Segmenter.create({
-        modelPath: join(dir, meta.files?.model ?? 'seg.pt'),
-        device: checkDevice(options.device),
-        lr: finiteNumber(options.lr ?? 1e-3, 'lr', { min: 0 }),
-        weightDecay: finiteNumber(options.weightDecay ?? 1e-4, 'weightDecay', { min: 0 }),
-        gradClip: finiteNumber(options.gradClip ?? 0, 'gradClip', { min: 0 }),
-        bf16: options.bf16 === true,
-      }),
+      loadNative().Segmenter.create({ ...o, modelPath: join(dir, meta.files?.model ?? 'seg.pt') }),
       'Segmenter.load',
     );
     return new Segmenter(native, meta, dir, threshold);
@@ -151,18 +133,13 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) region bits above 7, or the native step fails.
    */
   trainStep(x: ImageInput, n: number, regionBits?: Uint8Array | null): Promise<SegmentStep> {
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     const native = this.live();
     const stack = new Error('Segmenter.trainStep');
     const { data, shape, pixels } = this.input(x, n);
     if (regionBits !== undefined && regionBits !== null) {
-      if (!(regionBits instanceof Uint8Array))
-        throw new TypeError(`regionBits must be a Uint8Array, got ${typeName(regionBits)}`);
       const want = n * this.size * this.size;
-      if (regionBits.length !== want)
-        throw new RangeError(
-          `regionBits must hold ${want} values ([${n},${this.size},${this.size}]), got ${regionBits.length}`,
-        );
+      checkArg(typedArray(Uint8Array, want, `[${n},${this.size},${this.size}]`), regionBits, 'regionBits');
     } else if (!pixels) {
       throw new TypeError('regionBits ([n,S,S] Uint8Array) is required with float images');
     }
@@ -177,7 +154,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) the native forward fails.
    */
   logits(x: ImageInput, n: number): Promise<Float32Array> {
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     const native = this.live();
     const stack = new Error('Segmenter.logits');
     const { data, shape, pixels } = this.input(x, n);
@@ -192,7 +169,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) the native forward fails.
    */
   predictMasks(x: ImageInput, n: number): Promise<Uint8Array> {
-    positiveInt(n, 'n');
+    checkArg(positiveInt, n, 'n');
     const native = this.live();
     const stack = new Error('Segmenter.predictMasks');
     const { data, shape, pixels } = this.input(x, n);
@@ -207,10 +184,10 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
-    knownKeys(options, ['weightsOnly'], 'Segmenter.save');
+    const { weightsOnly } = parseOptions(SaveSchema, options, 'Segmenter.save');
     const native = this.live();
     const stack = new Error('Segmenter.save');
-    return this.queue.run(() => withJsStack(native.save(path, options.weightsOnly === true), stack));
+    return this.queue.run(() => withJsStack(native.save(path, weightsOnly), stack));
   }
 
   /**
@@ -244,7 +221,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
       return { data: x.records, shape, pixels: { ...x.pixels, original: true, masked: false } };
     }
     const shape = [n, 3, this.size, this.size];
-    float32(x, 'x', n * 3 * this.size * this.size, `[${shape.join(',')}]`);
+    checkArg(typedArray(Float32Array, n * 3 * this.size * this.size, `[${shape.join(',')}]`), x, 'x');
     return { data: x, shape };
   }
 }

@@ -4,8 +4,8 @@
  */
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { parseOptions } from '../common/options.js';
 import { type ChexmaskRow, sizeRowFromImage } from '../data/chexmask.js';
-import { parseOptions } from '../data/options.js';
 import type { ImageLimits } from '../images/input.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
 import { identityGeometry } from '../masks/geometry.js';

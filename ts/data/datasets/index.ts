@@ -1,7 +1,7 @@
 /** The dataset adapters by name, and the one entry point that indexes any of them. */
 
+import { parseOptions } from '../../common/options.js';
 import type { IndexEntry, IndexSummary } from '../mimic.js';
-import { parseOptions } from '../options.js';
 import type { DatasetAdapter } from './adapter.js';
 import { chexpert } from './chexpert.js';
 import { type DatasetIndexOptions, DatasetIndexOptionsSchema } from './common.js';

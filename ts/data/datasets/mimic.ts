@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import type { ReasonCounter } from '../../common/errors.js';
+import { parseOptions } from '../../common/options.js';
 import { findCsv } from '../csv.js';
 import {
   type IndexEntry,
@@ -16,7 +17,6 @@ import {
 } from '../mimic.js';
 import { idProblem, idsProblem } from '../mimic-ids.js';
 import { readStudyLabels } from '../mimic-labels.js';
-import { parseOptions } from '../options.js';
 import { readTable } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
 import { type EntryDraft, IndexBuild } from './common.js';

@@ -1,0 +1,57 @@
+/**
+ * Every default of the model layer's options, in one place. The classes fill in each option from here
+ * and hand the addon a complete object (it reads strictly and has no defaults of its own); the
+ * experiment config (experiment/config.ts) takes the values it shares with the library from here too.
+ */
+import { NUM_LABELS } from '../common/labels.js';
+
+/** Where a model runs when no device is named: CUDA when present, else the CPU. */
+export const DEFAULT_DEVICE = 'auto';
+
+/** Classifier.create. */
+export const CLASSIFIER_DEFAULTS = {
+  numLabels: NUM_LABELS,
+  device: DEFAULT_DEVICE,
+  /** AdamW learning rate of the image tower (joint fine-tuning). */
+  lrEncoder: 1e-5,
+  /** AdamW learning rate of the linear head. */
+  lrHead: 1e-3,
+  weightDecay: 0.01,
+  freezeEncoder: false,
+  /** 0 = no gradient clipping. */
+  gradClip: 0,
+  bf16: false,
+  seed: 0,
+} as const;
+
+/** Segmenter.load. */
+export const SEGMENTER_DEFAULTS = {
+  device: DEFAULT_DEVICE,
+  lr: 1e-3,
+  weightDecay: 1e-4,
+  /** 0 = no gradient clipping. */
+  gradClip: 0,
+  bf16: false,
+  /** Probability above which a pixel belongs to a structure. */
+  threshold: 0.5,
+} as const;
+
+/** Classifier.attribute / ClipModel.attribute (docs/attribution.md). */
+export const ATTRIBUTION_DEFAULTS = {
+  method: 'gradient',
+  /** SmoothGrad: noisy copies per image. */
+  samples: 16,
+  /** SmoothGrad: noise std as a fraction of each image's value range. */
+  sigma: 0.15,
+  /** Integrated Gradients: midpoint Riemann steps. */
+  steps: 32,
+  /** Rows per forward/backward pass. */
+  batch: 16,
+  seed: 0,
+  signed: false,
+  bf16: false,
+  baseline: 'zeros',
+} as const;
+
+/** ProcessGroup.create: the device of the collective tensors. */
+export const PROCESS_GROUP_DEFAULTS = { device: 'cpu' } as const;

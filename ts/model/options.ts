@@ -1,0 +1,59 @@
+/**
+ * The option objects of the model classes as zod schemas (the vocabulary of common/options.ts), each
+ * option filled in from model/defaults.ts when left out. The classes parse with these and hand the
+ * addon every key: it reads its option objects strictly.
+ */
+import { z } from 'zod';
+import {
+  between,
+  deviceName,
+  flag,
+  nonEmptyString,
+  nonNegativeInt,
+  nonNegativeNumber,
+  or,
+  positiveInt,
+} from '../common/options.js';
+import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from './defaults.js';
+
+/** `device` of every model class. */
+export const deviceOption = or(deviceName, DEFAULT_DEVICE);
+
+export const ClassifierCreateSchema = z
+  .object({
+    modelDir: z.preprocess((v) => v ?? null, nonEmptyString.nullable()),
+    /** Checked by Classifier.create: required without modelDir, not read with it. */
+    inputDim: z.unknown().optional(),
+    numLabels: or(positiveInt, CLASSIFIER_DEFAULTS.numLabels),
+    device: deviceOption,
+    lrEncoder: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrEncoder),
+    lrHead: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrHead),
+    weightDecay: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.weightDecay),
+    freezeEncoder: flag,
+    gradClip: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.gradClip),
+    bf16: flag,
+    seed: or(nonNegativeInt, CLASSIFIER_DEFAULTS.seed),
+  })
+  .strict();
+
+export const SegmenterLoadSchema = z
+  .object({
+    device: deviceOption,
+    lr: or(nonNegativeNumber, SEGMENTER_DEFAULTS.lr),
+    weightDecay: or(nonNegativeNumber, SEGMENTER_DEFAULTS.weightDecay),
+    gradClip: or(nonNegativeNumber, SEGMENTER_DEFAULTS.gradClip),
+    bf16: flag,
+    threshold: or(between(0, 1), SEGMENTER_DEFAULTS.threshold),
+  })
+  .strict();
+
+export const ClipLoadSchema = z.object({ device: deviceOption }).strict();
+
+/** `save(path, { weightsOnly })` of the trainable models. */
+export const SaveSchema = z.object({ weightsOnly: flag }).strict();
+
+/** `trainStep(…, { readLoss })` / `idleStep({ readLoss })`: anything but false reads the loss. */
+export const ReadLossSchema = z.object({ readLoss: z.preprocess((v) => v !== false, z.boolean()) }).strict();
+
+/** `encodeImage(x, n, { bf16 })`. */
+export const EncodeSchema = z.object({ bf16: flag }).strict();
