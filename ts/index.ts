@@ -69,7 +69,8 @@ export {
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
-export { type Results, type RunOptions, reevaluate, runExperiment } from './run/run.js';
+export { reevaluate } from './run/reevaluate.js';
+export { type Results, type RunOptions, runExperiment } from './run/run.js';
 export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
