@@ -127,6 +127,103 @@ function checkFrame(
     throw new DicomError(`${codec} frame has ${h.components} components, a gray X-ray has 1`);
 }
 
+/** Uncompressed samples (implicit/explicit VR, either byte order), read in place where the host allows. */
+function nativeSamples(
+  ds: DicomDataSet,
+  el: DicomElement,
+  ts: string,
+  n: number,
+  bitsAllocated: number,
+  signed: boolean,
+): ArrayLike<number> {
+  const bytes = (bitsAllocated / 8) * n;
+  if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
+    throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
+  const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
+  if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
+  const little = ts !== TRANSFER_SYNTAX.explicitBE;
+  // little-endian samples on a little-endian host are read in place (copied when unaligned)
+  if (little && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) {
+    const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+    return signed
+      ? new Int16Array(aligned.buffer, aligned.byteOffset, n)
+      : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, bytes);
+  const out = signed ? new Int16Array(n) : new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
+  return out;
+}
+
+/** A JPEG Lossless frame (process 14), decoded by jpeg-lossless-decoder-js. */
+function jpegLosslessSamples(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+  bitsAllocated: number,
+  signed: boolean,
+): ArrayLike<number> {
+  const n = width * height;
+  checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
+  const { Decoder } = require('jpeg-lossless-decoder-js') as {
+    Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
+  };
+  const bytes = bitsAllocated <= 8 ? 1 : 2;
+  const out = new Decoder().decode(frame.buffer as ArrayBuffer, frame.byteOffset, frame.length, bytes);
+  if (bytes === 1) return new Uint8Array(out.buffer, out.byteOffset, n);
+  return signed
+    ? new Int16Array(out.buffer, out.byteOffset, n)
+    : new Uint16Array(out.buffer, out.byteOffset, n);
+}
+
+/** A JPEG 2000 frame, decoded by OpenJPEG (WebAssembly, loaded on first use). */
+async function jpeg2000Samples(frame: Uint8Array, width: number, height: number): Promise<ArrayLike<number>> {
+  const n = width * height;
+  openjpeg ??= (
+    require('@cornerstonejs/codec-openjpeg/wasmjs') as (
+      o: unknown,
+    ) => Promise<{ J2KDecoder: new () => J2KDecoder }>
+  )({
+    print: () => {},
+    printErr: () => {},
+  });
+  checkFrame(j2kFrameHeader, frame, 'JPEG 2000', width, height, true);
+  const { J2KDecoder } = await openjpeg;
+  const d = new J2KDecoder();
+  try {
+    d.getEncodedBuffer(frame.length).set(frame);
+    d.decode();
+    const info = d.getFrameInfo();
+    if (info.width * info.height !== n || info.componentCount !== 1)
+      throw new DicomError(
+        `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
+      );
+    const out = d.getDecodedBuffer();
+    const copy = out.slice();
+    if (info.bitsPerSample <= 8) return copy;
+    return info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
+  } finally {
+    d.delete?.();
+  }
+}
+
+/** A baseline (8-bit lossy) JPEG frame, decoded by sharp. */
+async function jpegBaselineSamples(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+): Promise<ArrayLike<number>> {
+  const n = width * height;
+  checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
+  // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
+  const { data, info } = await sharp(frame, { limitInputPixels: n, failOn: 'warning' })
+    .grayscale()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
+  return data;
+}
+
 /** The stored sample values of frame 0, as read from the file (before masking to Bits Stored). */
 async function storedValues(
   parser: DicomParser,
@@ -138,87 +235,23 @@ async function storedValues(
   bitsAllocated: number,
   signed: boolean,
 ): Promise<ArrayLike<number>> {
-  const n = width * height;
   if (
     ts === TRANSFER_SYNTAX.implicitLE ||
     ts === TRANSFER_SYNTAX.explicitLE ||
     ts === TRANSFER_SYNTAX.explicitBE
-  ) {
-    const bytes = (bitsAllocated / 8) * n;
-    if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
-      throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
-    const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
-    if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
-    const little = ts !== TRANSFER_SYNTAX.explicitBE;
-    // little-endian samples on a little-endian host are read in place (copied when unaligned)
-    if (little && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) {
-      const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
-      return signed
-        ? new Int16Array(aligned.buffer, aligned.byteOffset, n)
-        : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-    }
-    const view = new DataView(raw.buffer, raw.byteOffset, bytes);
-    const out = signed ? new Int16Array(n) : new Uint16Array(n);
-    for (let i = 0; i < n; i++)
-      out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
-    return out;
-  }
+  )
+    return nativeSamples(ds, el, ts, width * height, bitsAllocated, signed);
   if (!el.encapsulatedPixelData)
     throw new DicomError(`transfer syntax ${ts} needs encapsulated pixel data, the file has none`);
   const frame =
     el.basicOffsetTable && el.basicOffsetTable.length > 0
       ? parser.readEncapsulatedImageFrame(ds, el, 0)
       : parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments?.length ?? 0);
-  if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1) {
-    checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
-    const { Decoder } = require('jpeg-lossless-decoder-js') as {
-      Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
-    };
-    const bytes = bitsAllocated <= 8 ? 1 : 2;
-    const out = new Decoder().decode(frame.buffer as ArrayBuffer, frame.byteOffset, frame.length, bytes);
-    if (bytes === 1) return new Uint8Array(out.buffer, out.byteOffset, n);
-    return signed
-      ? new Int16Array(out.buffer, out.byteOffset, n)
-      : new Uint16Array(out.buffer, out.byteOffset, n);
-  }
-  if (ts === TRANSFER_SYNTAX.jpeg2000Lossless || ts === TRANSFER_SYNTAX.jpeg2000) {
-    openjpeg ??= (
-      require('@cornerstonejs/codec-openjpeg/wasmjs') as (
-        o: unknown,
-      ) => Promise<{ J2KDecoder: new () => J2KDecoder }>
-    )({
-      print: () => {},
-      printErr: () => {},
-    });
-    checkFrame(j2kFrameHeader, frame, 'JPEG 2000', width, height, true);
-    const { J2KDecoder } = await openjpeg;
-    const d = new J2KDecoder();
-    try {
-      d.getEncodedBuffer(frame.length).set(frame);
-      d.decode();
-      const info = d.getFrameInfo();
-      if (info.width * info.height !== n || info.componentCount !== 1)
-        throw new DicomError(
-          `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
-        );
-      const out = d.getDecodedBuffer();
-      const copy = out.slice();
-      if (info.bitsPerSample <= 8) return copy;
-      return info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
-    } finally {
-      d.delete?.();
-    }
-  }
-  if (ts === TRANSFER_SYNTAX.jpegBaseline) {
-    checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
-    // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
-    const { data, info } = await sharp(frame, { limitInputPixels: n, failOn: 'warning' })
-      .grayscale()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
-    return data;
-  }
+  if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1)
+    return jpegLosslessSamples(frame, width, height, bitsAllocated, signed);
+  if (ts === TRANSFER_SYNTAX.jpeg2000Lossless || ts === TRANSFER_SYNTAX.jpeg2000)
+    return jpeg2000Samples(frame, width, height);
+  if (ts === TRANSFER_SYNTAX.jpegBaseline) return jpegBaselineSamples(frame, width, height);
   throw new DicomError(`transfer syntax ${ts || '(none)'} is not supported; ${DICOM_CONVERSION}`);
 }
 
