@@ -605,8 +605,8 @@ function missingIds(wanted: WantedIds, state: Uint8Array): { missing: number; mi
 }
 
 /**
- * The join's row loop. Its per-record work stays inline here (one pass over ~240 k records of a
- * multi-GB file, measured by bench/join.ts); the setup and the summary are the steps around it.
+ * The join's row loop, long on purpose: its per-record work stays inline (one pass over ~240 k records
+ * of a multi-GB file, measured by bench/join.ts); the setup and the summary are the steps around it.
  */
 async function joinScanned(
   csv: CsvScanner,
