@@ -273,6 +273,93 @@ export function dicomSize(buf: Uint8Array): { width: number; height: number } {
   return { width: ds.uint16('x00280011') ?? 0, height: ds.uint16('x00280010') ?? 0 };
 }
 
+/** The header fields that say how frame 0 is stored, checked: one gray sample, 8 or 16 bits, a size within the cap. */
+interface PixelFormat {
+  ts: string;
+  width: number;
+  height: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  signed: boolean;
+  photometric: string;
+  el: DicomElement;
+}
+
+function pixelFormat(ds: DicomDataSet): PixelFormat {
+  const ts = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  const height = ds.uint16('x00280010') ?? 0;
+  const width = ds.uint16('x00280011') ?? 0;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const bitsAllocated = ds.uint16('x00280100') ?? 16;
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const signed = (ds.uint16('x00280103') ?? 0) === 1;
+  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
+  const el = ds.elements.x7fe00010;
+  if (!el) throw new DicomError('no Pixel Data element (7FE0,0010)');
+  if (!width || !height) throw new DicomError(`Rows/Columns missing or zero (${height}×${width})`);
+  if (width * height > DICOM_MAX_PIXELS)
+    throw new DicomError(`${width}×${height} is above the ${DICOM_MAX_PIXELS}-pixel limit`);
+  if (samples !== 1 || !photometric.startsWith('MONOCHROME'))
+    throw new DicomError(`${photometric} with ${samples} samples per pixel is not a gray X-ray`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
+  return { ts, width, height, bitsAllocated, bitsStored, signed, photometric, el };
+}
+
+/**
+ * One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
+ * level: rescale, window and inversion are computed once per code, not once per pixel. Without a VOI
+ * window the codes present in `stored` are scaled min–max.
+ */
+function grayTable(
+  ds: DicomDataSet,
+  f: PixelFormat,
+  stored: ArrayLike<number>,
+): { lut: Uint8Array; window: [number, number] | null } {
+  const n = f.width * f.height;
+  const slope = firstFloat(ds, 'x00281053') ?? 1;
+  const intercept = firstFloat(ds, 'x00281052') ?? 0;
+  const codes = 2 ** f.bitsStored;
+  const mask = codes - 1;
+  const modality = (code: number) =>
+    (f.signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
+  const center = firstFloat(ds, 'x00281050');
+  const widthW = firstFloat(ds, 'x00281051');
+  const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
+  const window: [number, number] | null =
+    center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  if (!window) {
+    const seen = new Uint8Array(codes);
+    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
+    for (let code = 0; code < codes; code++) {
+      if (!seen[code]) continue;
+      const m = modality(code);
+      if (m < lo) lo = m;
+      if (m > hi) hi = m;
+    }
+  }
+  const invert = f.photometric === 'MONOCHROME1';
+  const lut = new Uint8Array(codes);
+  for (let code = 0; code < codes; code++) {
+    const x = modality(code);
+    let y: number; // 0..1
+    if (window) {
+      const [c, w] = window;
+      if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
+      else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
+      else y = (x - (c - 0.5)) / (w - 1) + 0.5;
+    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
+    y = y < 0 ? 0 : Math.min(y, 1);
+    const g = Math.round(y * 255);
+    lut[code] = invert ? 255 - g : g;
+  }
+  return { lut, window };
+}
+
 /**
  * Decodes frame 0 of a DICOM file into an 8-bit gray plane (see the file comment for the steps).
  * @throws {DicomError} not DICOM, not one gray sample per pixel, a size over DICOM_MAX_PIXELS, pixel
@@ -294,67 +381,13 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
           : String((e as { exception?: string }).exception ?? e);
     throw new DicomError(`not a readable DICOM file: ${m}`);
   }
-  const ts = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
-  const height = ds.uint16('x00280010') ?? 0;
-  const width = ds.uint16('x00280011') ?? 0;
-  const samples = ds.uint16('x00280002') ?? 1;
-  const bitsAllocated = ds.uint16('x00280100') ?? 16;
-  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
-  const signed = (ds.uint16('x00280103') ?? 0) === 1;
-  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
-  const el = ds.elements.x7fe00010;
-  if (!el) throw new DicomError('no Pixel Data element (7FE0,0010)');
-  if (!width || !height) throw new DicomError(`Rows/Columns missing or zero (${height}×${width})`);
-  if (width * height > DICOM_MAX_PIXELS)
-    throw new DicomError(`${width}×${height} is above the ${DICOM_MAX_PIXELS}-pixel limit`);
-  if (samples !== 1 || !photometric.startsWith('MONOCHROME'))
-    throw new DicomError(`${photometric} with ${samples} samples per pixel is not a gray X-ray`);
-  if (bitsAllocated !== 8 && bitsAllocated !== 16)
-    throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
-  if (bitsStored < 1 || bitsStored > bitsAllocated)
-    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
+  const f = pixelFormat(ds);
+  const { ts, width, height, bitsStored, photometric } = f;
   const n = width * height;
-  const stored = await storedValues(parser, ds, el, ts, width, height, bitsAllocated, signed);
+  const stored = await storedValues(parser, ds, f.el, ts, width, height, f.bitsAllocated, f.signed);
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
-  const slope = firstFloat(ds, 'x00281053') ?? 1;
-  const intercept = firstFloat(ds, 'x00281052') ?? 0;
-  // One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
-  // level: rescale, window and inversion are computed once per code, not once per pixel.
-  const codes = 2 ** bitsStored;
-  const mask = codes - 1;
-  const modality = (code: number) => (signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
-  const center = firstFloat(ds, 'x00281050');
-  const widthW = firstFloat(ds, 'x00281051');
-  const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
-  const window: [number, number] | null =
-    center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  if (!window) {
-    const seen = new Uint8Array(codes);
-    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
-    for (let code = 0; code < codes; code++) {
-      if (!seen[code]) continue;
-      const m = modality(code);
-      if (m < lo) lo = m;
-      if (m > hi) hi = m;
-    }
-  }
-  const invert = photometric === 'MONOCHROME1';
-  const lut = new Uint8Array(codes);
-  for (let code = 0; code < codes; code++) {
-    const x = modality(code);
-    let y: number; // 0..1
-    if (window) {
-      const [c, w] = window;
-      if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
-      else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
-      else y = (x - (c - 0.5)) / (w - 1) + 0.5;
-    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
-    y = y < 0 ? 0 : Math.min(y, 1);
-    const g = Math.round(y * 255);
-    lut[code] = invert ? 255 - g : g;
-  }
+  const { lut, window } = grayTable(ds, f, stored);
+  const mask = 2 ** bitsStored - 1;
   const gray = new Uint8Array(n);
   for (let i = 0; i < n; i++) gray[i] = lut[stored[i] & mask];
   return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };
