@@ -206,6 +206,12 @@ function testOnDatasets(
   });
 }
 
+/** The test datasets' section of results.json, and their seconds among the cells' timings. */
+function addTestDatasets(results: Results, tested: NonNullable<Results['testDatasets']>): void {
+  results.testDatasets = tested;
+  for (const [name, x] of Object.entries(tested)) results.run.timings.cells[`test:${name}`] = x.seconds;
+}
+
 async function runInFolder(
   o: RunOptions,
   config: ExperimentConfig,
@@ -264,13 +270,11 @@ async function runInFolder(
     });
     if (attribution) results.attribution = attribution;
     if (Object.keys(evalOverrides).length) results.run.evaluationOverrides = evalOverrides;
+    // rank 0 alone: the segmenter's masks of the test images, scored against CheXmask's
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
-    if (tested) {
-      results.testDatasets = tested;
-      for (const [name, x] of Object.entries(tested)) results.run.timings.cells[`test:${name}`] = x.seconds;
-    }
+    if (tested) addTestDatasets(results, tested);
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
