@@ -116,8 +116,9 @@ export type { NativeClassifierInfo, NativeSegmenterInfo, NativeStepResult } from
 export { type DeviceSpec, setTf32, setThreads } from './native.js';
 export { writeReports } from './report/index.js';
 export type { ReportFiles } from './report/write.js';
+export { reevaluate } from './run/reevaluate.js';
 export type { RunResult } from './run/run.js';
-export { type Results, type RunOptions, reevaluate, runExperiment } from './run/run.js';
+export { type Results, type RunOptions, runExperiment } from './run/run.js';
 export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export type { ChexmaskIndexSummary } from './service/chexmask-index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/run/reevaluate.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
 import { requireModel } from '../native/helpers.js';
 
 test('a run with attribution enabled measures zero-shot and JFT cells on original and masked test images', async () => {

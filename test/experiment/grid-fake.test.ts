@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { plannedCells } from '../../ts/experiment/grid.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/run/reevaluate.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
 
 import { fakeBackend } from './fake-backend.js';
 

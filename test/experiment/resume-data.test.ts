@@ -9,7 +9,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/run/reevaluate.js';
+import { type Results, runExperiment } from '../../ts/run/run.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { reevaluate, runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/run/reevaluate.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from './fake-backend.js';
 
 const RUN_LOCK_FILE = 'run.lock';

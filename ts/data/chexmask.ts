@@ -545,27 +545,82 @@ function fastScannedRow(
   return row;
 }
 
+type ScanOptions = z.output<typeof JoinOptionsSchema> & { keepRle: boolean; validateRle: boolean };
+
+/**
+ * Which cells of a record are read: the id first (KEY), the small CheXmask cells, and the RLE cells
+ * only as far as needed (PEEK: emptiness alone, when they are neither kept nor validated).
+ */
+function readPlan(header: string[], cols: ChexmaskColumnIndex, opts: ScanOptions): Uint8Array {
+  const plan = new Uint8Array(header.length);
+  for (const c of Object.values(CHEXMASK_COLUMNS)) if (header.indexOf(c) >= 0) plan[header.indexOf(c)] = KEEP;
+  for (const r of REGIONS) plan[cols.rle[r]] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
+  plan[cols.id] = KEY;
+  return plan;
+}
+
+/**
+ * The checked path for a record the fast path gave up on (or one below the threshold): buildRow gives
+ * the row or the precise DataError, which is counted in `refused`. Rare, so it may look cells up by name.
+ */
+function checkedScannedRow(
+  rec: ScannedRecord,
+  header: string[],
+  cols: ChexmaskColumnIndex,
+  id: string,
+  opts: ScanOptions,
+  refused: ReasonCounter,
+  where: DataErrorWhere,
+): ChexmaskRow | null {
+  const idColumn = cols.idColumn;
+  const text = (c: string): string | undefined => {
+    const i = header.indexOf(c);
+    const v = i < 0 ? undefined : rec.values[i];
+    return v === undefined ? (i < 0 ? undefined : '') : v.toString('utf8');
+  };
+  try {
+    return buildRow(
+      idColumn,
+      (c) => (c === idColumn ? id : text(c)),
+      (c) => new ScannedRleCell(rec.values[header.indexOf(c)], rec.blank[header.indexOf(c)]),
+      (at) => parseLandmarksBytes(rec.values[cols.landmarks] ?? Buffer.alloc(0), at),
+      { keepRle: opts.keepRle, validateRle: opts.validateRle },
+      where,
+    );
+  } catch (e) {
+    if (e instanceof DataError) refused.add(e.reason, e.message);
+    else throw e;
+    return null;
+  }
+}
+
+/** Wanted ids that never had a row (state 0), and the first five of them. */
+function missingIds(wanted: WantedIds, state: Uint8Array): { missing: number; missingExamples: string[] } {
+  const missingExamples: string[] = [];
+  let missing = 0;
+  for (let j = 0; j < wanted.size; j++) {
+    if (state[j] === 0) {
+      missing++;
+      if (missingExamples.length < 5) missingExamples.push(wanted.list[j]!);
+    }
+  }
+  return { missing, missingExamples };
+}
+
+/**
+ * The join's row loop, long on purpose: its per-record work stays inline (one pass over ~240 k records
+ * of a multi-GB file, measured by bench/join.ts); the setup and the summary are the steps around it.
+ */
 async function joinScanned(
   csv: CsvScanner,
   wanted: WantedIds,
-  opts: z.output<typeof JoinOptionsSchema> & { keepRle: boolean; validateRle: boolean },
+  opts: ScanOptions,
   options: JoinOptions,
 ): Promise<{ rows: Map<string, ChexmaskRow>; summary: JoinSummary }> {
   const csvPath = csv.file;
   const header = csv.header;
   const cols = chexmaskColumnIndex(header, csvPath, opts.idColumn);
-  const idColumn = cols.idColumn;
-  // Which cells are read: the id first, the small cells, and the RLE cells only as far as needed.
-  const plan = new Uint8Array(header.length);
-  for (const c of Object.values(CHEXMASK_COLUMNS)) if (header.indexOf(c) >= 0) plan[header.indexOf(c)] = KEEP;
-  for (const r of REGIONS) plan[cols.rle[r]] = opts.keepRle || opts.validateRle ? KEEP : PEEK;
-  plan[cols.id] = KEY;
-  const text = (rec: ScannedRecord, c: string): string | undefined => {
-    const i = header.indexOf(c);
-    const v = i < 0 ? undefined : rec.values[i];
-    return v === undefined ? (i < 0 ? undefined : '') : v.toString('utf8');
-  };
-
+  const plan = readPlan(header, cols, opts);
   const rows = new Map<string, ChexmaskRow>();
   const blocks = new LandmarkBlocks();
   // Per wanted id (by WantedIds index): 0 no row yet, 1 rows but none passing the threshold, 2 its
@@ -631,21 +686,7 @@ async function joinScanned(
       refused.add(rec.oversize.reason, rec.oversize.message);
     } else {
       r = claims ? fastScannedRow(rec, cols, id, dice, opts, blocks) : null;
-      if (!r) {
-        try {
-          r = buildRow(
-            idColumn,
-            (c) => (c === idColumn ? id : text(rec, c)),
-            (c) => new ScannedRleCell(rec.values[header.indexOf(c)], rec.blank[header.indexOf(c)]),
-            (at) => parseLandmarksBytes(rec.values[cols.landmarks] ?? Buffer.alloc(0), at),
-            { keepRle: opts.keepRle, validateRle: opts.validateRle },
-            { file: csvPath, row, id },
-          );
-        } catch (e) {
-          if (e instanceof DataError) refused.add(e.reason, e.message);
-          else throw e;
-        }
-      }
+      r ??= checkedScannedRow(rec, header, cols, id, opts, refused, { file: csvPath, row, id });
     }
     if (r) {
       for (const e of r.emptyMasks) emptyMaskCells[e]++;
@@ -654,26 +695,16 @@ async function joinScanned(
     }
   }
   options.onProgress?.(rowsRead, rows.size);
-  const missingExamples: string[] = [];
-  let missing = 0;
-  for (let j = 0; j < wanted.size; j++) {
-    const id = wanted.list[j]!;
-    if (state[j] === 0) {
-      missing++;
-      if (missingExamples.length < 5) missingExamples.push(id);
-    }
-  }
   return {
     rows,
     summary: {
       file: csvPath,
-      idColumn,
+      idColumn: cols.idColumn,
       minDice: opts.minDice,
       rowsRead,
       matched,
       kept: rows.size,
-      missing,
-      missingExamples,
+      ...missingIds(wanted, state),
       refused: refused.toJSON(),
       emptyMaskCells,
       diceMeanOfMatched: diceNMatched ? diceSumMatched / diceNMatched : null,

@@ -43,23 +43,18 @@ export function findCsv(pathWithoutExt: string): string {
 /** Largest record openCsv holds by default: MIMIC's tables have rows of well under 1 KB. */
 export const MAX_CSV_RECORD_CHARS = 16 << 20;
 
-/**
- * Opens a CSV (gzip detected by magic bytes) and reads its header. `required` columns must all be
- * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole,
- * and a record over `maxRecordChars` (one huge field, or a file without line breaks) is a DataError
- * naming the file and row instead of unbounded memory.
- * @throws {DataError} (rejects) `missing-file`, `bad-csv` (empty file / parse error), `bad-gzip`,
- *   `too-large` (header record over `maxRecordChars`) or `missing-column`; iterating `records` throws
- *   the same DataErrors for later rows, and `col(name)` throws `missing-column`.
- */
-export async function openCsv(
-  path: string,
-  required: readonly string[] = [],
-  { maxRecordChars = MAX_CSV_RECORD_CHARS }: { maxRecordChars?: number } = {},
-): Promise<CsvReader> {
-  if (!existsSync(path)) throw new DataError('missing-file', 'file does not exist', { file: path });
-  await statRegularFile(path); // a FIFO would block the read, /dev/zero never end
-  const gz = isGzip(path);
+/** A CSV file as parsed records: read → (gunzip) → csv-parse, the first failure of any stage kept. */
+interface ParsedStream {
+  source: ReturnType<typeof createReadStream>;
+  parser: ReturnType<typeof parse>;
+  it: AsyncIterator<string[]>;
+  /** The stream's own failure (I/O, gzip) if any, else `e` as a DataError naming the file (and row). */
+  toDataError: (e: unknown) => Error;
+  /** The stream's failure, once one happened. */
+  failure: () => Error | null;
+}
+
+function parsedStream(path: string, gz: boolean, maxRecordChars: number): ParsedStream {
   const source = createReadStream(path, { highWaterMark: 1 << 20 });
   const parser = parse({
     bom: true,
@@ -83,9 +78,7 @@ export async function openCsv(
     gunzip.on('error', fail);
     source.pipe(gunzip).pipe(parser);
   } else source.pipe(parser);
-
-  const it = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
-  const wrapErr = (e: unknown): Error => {
+  const toDataError = (e: unknown): Error => {
     if (failed) return failed;
     if (e instanceof DataError) return e;
     const err = e as Error & { lines?: number; code?: string };
@@ -96,14 +89,58 @@ export async function openCsv(
       });
     return new DataError('bad-csv', `CSV parse error: ${err.message}`, { file: path });
   };
+  const it = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;
+  return { source, parser, it, toDataError, failure: () => failed };
+}
+
+/** The records after the header, numbered from 1; the file is closed however iteration ends. */
+function recordsAfterHeader(s: ParsedStream): AsyncIterable<CsvRecord> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      let row = 0;
+      try {
+        while (true) {
+          const r = await s.it.next();
+          if (r.done) break;
+          row++;
+          yield { row, values: r.value };
+        }
+      } catch (e) {
+        throw s.toDataError(e);
+      } finally {
+        s.source.destroy();
+      }
+      const failed = s.failure();
+      if (failed) throw failed;
+    },
+  };
+}
+
+/**
+ * Opens a CSV (gzip detected by magic bytes) and reads its header. `required` columns must all be
+ * present or a DataError lists the missing ones. Records are streamed; the file is never loaded whole,
+ * and a record over `maxRecordChars` (one huge field, or a file without line breaks) is a DataError
+ * naming the file and row instead of unbounded memory.
+ * @throws {DataError} (rejects) `missing-file`, `bad-csv` (empty file / parse error), `bad-gzip`,
+ *   `too-large` (header record over `maxRecordChars`) or `missing-column`; iterating `records` throws
+ *   the same DataErrors for later rows, and `col(name)` throws `missing-column`.
+ */
+export async function openCsv(
+  path: string,
+  required: readonly string[] = [],
+  { maxRecordChars = MAX_CSV_RECORD_CHARS }: { maxRecordChars?: number } = {},
+): Promise<CsvReader> {
+  if (!existsSync(path)) throw new DataError('missing-file', 'file does not exist', { file: path });
+  await statRegularFile(path); // a FIFO would block the read, /dev/zero never end
+  const s = parsedStream(path, isGzip(path), maxRecordChars);
   let first: IteratorResult<string[]>;
   try {
-    first = await it.next();
+    first = await s.it.next();
   } catch (e) {
-    throw wrapErr(e);
+    throw s.toDataError(e);
   }
   if (first.done) {
-    throw failed ?? new DataError('bad-csv', 'file is empty (no header row)', { file: path });
+    throw s.failure() ?? new DataError('bad-csv', 'file is empty (no header row)', { file: path });
   }
   const header = first.value.map((h) => h.trim());
   const index = new Map<string, number>();
@@ -112,32 +149,14 @@ export async function openCsv(
   });
   const missing = required.filter((r) => !index.has(r));
   if (missing.length) {
-    parser.destroy();
-    source.destroy();
+    s.parser.destroy();
+    s.source.destroy();
     throw new DataError(
       'missing-column',
       `missing column(s) ${missing.map((m) => `"${m}"`).join(', ')}; header is: ${header.join(',')}`,
       { file: path },
     );
   }
-  const records: AsyncIterable<CsvRecord> = {
-    async *[Symbol.asyncIterator]() {
-      let row = 0;
-      try {
-        while (true) {
-          const r = await it.next();
-          if (r.done) break;
-          row++;
-          yield { row, values: r.value };
-        }
-      } catch (e) {
-        throw wrapErr(e);
-      } finally {
-        source.destroy();
-      }
-      if (failed) throw failed;
-    },
-  };
   return {
     header,
     col(name: string) {
@@ -145,6 +164,6 @@ export async function openCsv(
       if (i === undefined) throw new DataError('missing-column', `missing column "${name}"`, { file: path });
       return i;
     },
-    records,
+    records: recordsAfterHeader(s),
   };
 }

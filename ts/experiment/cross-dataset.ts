@@ -247,20 +247,20 @@ export async function crossDatasetEvaluations(
   return out;
 }
 
-/** Writes data.json and every missing model's predictions/<model>.json for one test dataset. */
-async function predictTestDataset(
-  ctx: CrossDatasetContext,
+/**
+ * A test dataset's data.json, written afresh: its spec, fingerprint and the labels of its test rows.
+ * Stored predictions, features and evaluation of other data than these are dropped, never scored.
+ * @throws {DataError} `no-test-images`: the cache has no test-split row.
+ */
+async function recordTestData(
   spec: TestDatasetSpec,
   cache: CacheLike,
+  dir: string,
   summary: Record<string, unknown> | null,
-  fingerprints: Record<string, string>,
-): Promise<void> {
-  const { config, backend, runDir, device, signal } = ctx;
-  const dir = crossDir(runDir, spec.name);
+): Promise<{ sdT: SplitData; fingerprint: DataFingerprint }> {
   const dataPath = join(dir, 'data.json');
   const fingerprint = dataFingerprint(cache);
   const before = readJson<CrossData>(dataPath);
-  // other data than the stored predictions were made on: they are dropped, never scored
   if (
     before &&
     (!sameSpec(before.spec, spec) || fingerprintChanges(before.fingerprint, fingerprint).length)
@@ -287,53 +287,167 @@ async function predictTestDataset(
     recordedAt: new Date().toISOString(),
   };
   writeJsonAtomic(dataPath, data);
-  const predPath = (m: string) => join(dir, 'predictions', `${m}.json`);
-  // predictions of other data, or of a model that has changed since (a retrained cell), are redone
-  const stale = new Set<string>();
-  for (const m of Object.keys(fingerprints)) {
-    const p = readJson<CrossPredictions>(predPath(m));
-    if (p?.entriesDigest === fingerprint.entriesDigest && p.modelFingerprint !== fingerprints[m]) {
-      stale.add(m);
-      ctx.onEvent?.({
-        kind: 'phase',
-        name: 'test predictions outdated',
-        detail: `${spec.name}/${m}: made by another model than now, predicted again`,
-      });
+  return { sdT, fingerprint };
+}
+
+/**
+ * `predictions/<model>.json` of one test dataset: which models still need predicting (none stored for
+ * these data, or stored by another model than now, e.g. a retrained cell), and saving them.
+ */
+class TestPredictionFiles {
+  private readonly stale = new Set<string>();
+  constructor(
+    private readonly dir: string,
+    private readonly entriesDigest: string,
+    private readonly fingerprints: Record<string, string>,
+    onOutdated: (model: string) => void,
+  ) {
+    for (const m of Object.keys(fingerprints)) {
+      const p = readJson<CrossPredictions>(this.path(m));
+      if (p?.entriesDigest === entriesDigest && p.modelFingerprint !== fingerprints[m]) {
+        this.stale.add(m);
+        onOutdated(m);
+      }
     }
   }
-  const missing = (m: string) =>
-    stale.has(m) || readJson<CrossPredictions>(predPath(m))?.entriesDigest !== fingerprint.entriesDigest;
-  const save = (p: Omit<CrossPredictions, 'entriesDigest' | 'modelFingerprint'>) => {
-    writeJsonAtomic(predPath(p.model), {
+  private path(model: string): string {
+    return join(this.dir, 'predictions', `${model}.json`);
+  }
+  missing(model: string): boolean {
+    return (
+      this.stale.has(model) ||
+      readJson<CrossPredictions>(this.path(model))?.entriesDigest !== this.entriesDigest
+    );
+  }
+  save(p: Omit<CrossPredictions, 'entriesDigest' | 'modelFingerprint'>): void {
+    writeJsonAtomic(this.path(p.model), {
       ...p,
-      entriesDigest: fingerprint.entriesDigest,
-      modelFingerprint: fingerprints[p.model] ?? '',
+      entriesDigest: this.entriesDigest,
+      modelFingerprint: this.fingerprints[p.model] ?? '',
     });
-    stale.delete(p.model);
-  };
+    this.stale.delete(p.model);
+  }
+}
+
+/** Image-tower features of both variants of the test images (read back when on disk). */
+async function testFeatures(
+  ctx: CrossDatasetContext,
+  cache: CacheLike,
+  featDir: string,
+): Promise<Map<Variant, FeatureSet>> {
+  const { config, backend, device, signal } = ctx;
+  const features = new Map<Variant, FeatureSet>();
+  const onDisk = VARIANTS.every((v) => existsSync(join(featDir, `${v}.json`)));
+  const clip = onDisk ? null : await backend.loadClip(config.model.dir, device);
+  try {
+    const sets = await computeFeatures(clip, cache, VARIANTS, featDir, {
+      batchSize: config.zeroshot.batchSize,
+      bf16: ctx.bf16,
+      signal,
+    });
+    for (const [v, f] of sets) features.set(v, f);
+  } finally {
+    clip?.dispose();
+  }
+  return features;
+}
+
+/** Zero-shot scores of the test rows, per protocol and variant, from their features. */
+async function zeroShotTestPreds(
+  ctx: CrossDatasetContext,
+  rows: number[],
+  sets: [Variant | typeof PREDICTED, FeatureSet][],
+): Promise<Record<ZeroShotProtocol, TestPreds>> {
+  const { config, backend, device } = ctx;
+  const clip = await backend.loadClip(config.model.dir, device);
+  try {
+    const tok = await backend.loadTokenizer(config.model.dir);
+    const bank = await encodePrompts(clip, tok, config.zeroshot.prompt, config.zeroshot.negativePrompt);
+    const protocols = {} as Record<ZeroShotProtocol, TestPreds>;
+    for (const p of ZS_PROTOCOLS) protocols[p] = {} as TestPreds;
+    for (const [v, f] of sets) {
+      const scores = zeroShotScores(gatherRows(f.x, f.dim, rows), rows.length, bank, clip.logitScale);
+      const failed = rows.filter((i) => f.failed.includes(i));
+      for (const p of ZS_PROTOCOLS) protocols[p][v] = { probs: Array.from(scores[p]), failed };
+    }
+    return protocols;
+  } finally {
+    clip.dispose();
+  }
+}
+
+/**
+ * One trained cell's predictions of the test rows, from its best.ckpt: a linear probe on the
+ * features, a fine-tuned model on the images.
+ * @throws {DataError} `missing-file`: the cell has no best.ckpt.
+ */
+async function cellTestPreds(
+  ctx: CrossDatasetContext,
+  spec: TestDatasetSpec,
+  cell: CellResult,
+  sdT: SplitData,
+  sources: (lp: boolean) => [Variant | typeof PREDICTED, BatchSource][],
+  featureDim: () => number,
+): Promise<TestPreds> {
+  const { config, runDir, signal } = ctx;
+  const ckpt = join(runDir, 'cells', cell.id, 'best.ckpt');
+  if (!existsSync(ckpt))
+    throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to test on "${spec.name}"`, {
+      file: ckpt,
+    });
+  const lp = cell.setup === 'linear-probe';
+  const clf = await createFor(ctx, cell, lp ? featureDim() : null);
+  try {
+    await clf.load(ckpt);
+    const test = {} as TestPreds;
+    const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
+    for (const [v, source] of sources(lp)) {
+      const p = await predictAll(
+        (x, n) => clf.predict(x, n),
+        source,
+        sdT.test,
+        batchSize,
+        NUM_LABELS,
+        signal,
+      );
+      test[v] = toPredSet(p);
+    }
+    return test;
+  } finally {
+    clf.dispose();
+  }
+}
+
+/** Writes data.json and every missing model's predictions/<model>.json for one test dataset. */
+async function predictTestDataset(
+  ctx: CrossDatasetContext,
+  spec: TestDatasetSpec,
+  cache: CacheLike,
+  summary: Record<string, unknown> | null,
+  fingerprints: Record<string, string>,
+): Promise<void> {
+  const { config, backend, device, signal } = ctx;
+  const dir = crossDir(ctx.runDir, spec.name);
+  const { sdT, fingerprint } = await recordTestData(spec, cache, dir, summary);
+  const rows = sdT.test;
+  const files = new TestPredictionFiles(dir, fingerprint.entriesDigest, fingerprints, (m) =>
+    ctx.onEvent?.({
+      kind: 'phase',
+      name: 'test predictions outdated',
+      detail: `${spec.name}/${m}: made by another model than now, predicted again`,
+    }),
+  );
+  const zsMissing = () => Boolean(ctx.zs) && files.missing('zeroshot');
 
   // image-tower features of both variants: zero-shot and the linear probes read them
   const needFeatures =
-    (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => c.setup === 'linear-probe' && missing(c.id));
-  const features = new Map<Variant, FeatureSet>();
-  if (needFeatures) {
-    const featDir = join(dir, 'features');
-    const onDisk = VARIANTS.every((v) => existsSync(join(featDir, `${v}.json`)));
-    const clip = onDisk ? null : await backend.loadClip(config.model.dir, device);
-    try {
-      const sets = await computeFeatures(clip, cache, VARIANTS, featDir, {
-        batchSize: config.zeroshot.batchSize,
-        bf16: ctx.bf16,
-        signal,
-      });
-      for (const [v, f] of sets) features.set(v, f);
-    } finally {
-      clip?.dispose();
-    }
-  }
+    zsMissing() || ctx.trained.some((c) => c.setup === 'linear-probe' && files.missing(c.id));
+  const features = needFeatures
+    ? await testFeatures(ctx, cache, join(dir, 'features'))
+    : new Map<Variant, FeatureSet>();
 
   // with config.segmenter: every model is also tested on contours its segmenter draws on these images
-  const anyMissing = (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => missing(c.id));
+  const anyMissing = zsMissing() || ctx.trained.some((c) => files.missing(c.id));
   const pm = anyMissing ? await predictedMasks(ctx, cache, rows, join(dir, 'predicted-masks')) : null;
   const predF =
     pm && needFeatures
@@ -345,52 +459,24 @@ async function predictTestDataset(
         })
       : null;
 
-  if (ctx.zs && missing('zeroshot')) {
-    const clip = await backend.loadClip(config.model.dir, device);
-    try {
-      const tok = await backend.loadTokenizer(config.model.dir);
-      const bank = await encodePrompts(clip, tok, config.zeroshot.prompt, config.zeroshot.negativePrompt);
-      const protocols = {} as Record<ZeroShotProtocol, TestPreds>;
-      for (const p of ZS_PROTOCOLS) protocols[p] = {} as TestPreds;
-      const sets: [Variant | typeof PREDICTED, FeatureSet][] = VARIANTS.map((v) => [v, features.get(v)!]);
-      if (predF) sets.push([PREDICTED, predF]);
-      for (const [v, f] of sets) {
-        const scores = zeroShotScores(gatherRows(f.x, f.dim, rows), rows.length, bank, clip.logitScale);
-        const failed = rows.filter((i) => f.failed.includes(i));
-        for (const p of ZS_PROTOCOLS) protocols[p][v] = { probs: Array.from(scores[p]), failed };
-      }
-      save({ model: 'zeroshot', protocols });
-    } finally {
-      clip.dispose();
-    }
+  if (zsMissing()) {
+    const sets: [Variant | typeof PREDICTED, FeatureSet][] = VARIANTS.map((v) => [v, features.get(v)!]);
+    if (predF) sets.push([PREDICTED, predF]);
+    files.save({ model: 'zeroshot', protocols: await zeroShotTestPreds(ctx, rows, sets) });
   }
 
+  const sources = (lp: boolean) => {
+    const s: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
+      v,
+      lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
+    ]);
+    if (pm) s.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+    return s;
+  };
   for (const cell of ctx.trained) {
-    if (!missing(cell.id)) continue;
-    const ckpt = join(runDir, 'cells', cell.id, 'best.ckpt');
-    if (!existsSync(ckpt))
-      throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to test on "${spec.name}"`, {
-        file: ckpt,
-      });
-    const lp = cell.setup === 'linear-probe';
-    const clf = await createFor(ctx, cell, lp ? features.get('original')!.dim : null);
-    try {
-      await clf.load(ckpt);
-      const test = {} as TestPreds;
-      const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
-      const sources: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
-        v,
-        lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
-      ]);
-      if (pm) sources.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
-      for (const [v, source] of sources) {
-        const p = await predictAll((x, n) => clf.predict(x, n), source, rows, batchSize, NUM_LABELS, signal);
-        test[v] = toPredSet(p);
-      }
-      save({ model: cell.id, test });
-    } finally {
-      clf.dispose();
-    }
+    if (!files.missing(cell.id)) continue;
+    const test = await cellTestPreds(ctx, spec, cell, sdT, sources, () => features.get('original')!.dim);
+    files.save({ model: cell.id, test });
   }
 }
 

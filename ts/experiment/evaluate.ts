@@ -133,13 +133,24 @@ interface ModelPreds {
   preds: CellResult['predictions'];
 }
 
-export function evaluate(
-  config: ExperimentConfig,
-  sd: SplitData,
+/** One model on one test variant: its test labels and the thresholds chosen on validation. */
+interface Condition {
+  a: LabelArrays;
+  t: number[];
+  o: number[];
+}
+
+/** Predictions with predicted masks: per group, pairs (original, masked-pred) and (masked, masked-pred). */
+interface PredictedPairs {
+  vsOriginal: PairedCondition[];
+  vsMasked: PairedCondition[];
+}
+
+/** The models to score, in table order (zero-shot protocols, then LP and JFT by training variant). */
+function modelsOf(
   zs: ZeroShotResult | null,
   trained: CellResult[],
-): Evaluation {
-  const rule = config.metrics.thresholdRule;
+): { models: ModelPreds[]; groups: Map<string, GroupKey> } {
   const models: ModelPreds[] = [];
   const groups = new Map<string, GroupKey>();
   if (zs) {
@@ -158,65 +169,62 @@ export function evaluate(
       for (const c of cs) models.push({ group: g, seed: c.seed, preds: c.predictions });
     }
   }
+  return { models, groups };
+}
 
+/** Scores one model on every test variant it has predictions for; thresholds come from its validation split. */
+function scoreModel(
+  config: ExperimentConfig,
+  sd: SplitData,
+  m: ModelPreds,
+  testVariants: TestVariant[],
+): { cells: EvalCell[]; cond: Partial<Record<TestVariant, Condition>> } {
   const cells: EvalCell[] = [];
-  const pairsByGroup = new Map<string, PairedCondition[]>();
-  // With predicted masks: per group, pairs (original, masked-pred) and (masked, masked-pred).
-  const predPairs = new Map<string, { vsOriginal: PairedCondition[]; vsMasked: PairedCondition[] }>();
-  const hasPred = models.some((m) => m.preds.test[PREDICTED] !== undefined);
-  const testVariants: TestVariant[] = hasPred ? [...VARIANTS, PREDICTED] : [...VARIANTS];
-  for (const m of models) {
-    const cond: Partial<Record<TestVariant, { a: LabelArrays; t: number[]; o: number[] }>> = {};
-    for (const v of testVariants) {
-      if (!m.preds.test[v] || !m.preds.validate[v]) continue;
-      const val = labelArrays(m.preds.validate[v]!, sd.validate, sd);
-      const test = labelArrays(m.preds.test[v]!, sd.test, sd);
-      const thresholds = chooseThresholds(val, rule, config.metrics.fixedThreshold);
-      const operatingThresholds = chooseThresholds(
-        val,
-        config.metrics.operatingPointRule,
-        config.metrics.fixedThreshold,
-      );
-      cells.push({
-        group: m.group.key,
-        seed: m.seed,
-        testVariant: v,
-        thresholds,
-        operatingThresholds,
-        metrics: computeMetrics(test, thresholds, undefined, operatingThresholds),
-        top1: top1Accuracy(test),
-      });
-      cond[v] = { a: test, t: thresholds, o: operatingThresholds };
-    }
-    const list = pairsByGroup.get(m.group.key) ?? [];
-    list.push({
-      original: cond.original!.a,
-      masked: cond.masked!.a,
-      thresholdsOriginal: cond.original!.t,
-      thresholdsMasked: cond.masked!.t,
-      operatingOriginal: cond.original!.o,
-      operatingMasked: cond.masked!.o,
+  const cond: Partial<Record<TestVariant, Condition>> = {};
+  for (const v of testVariants) {
+    if (!m.preds.test[v] || !m.preds.validate[v]) continue;
+    const val = labelArrays(m.preds.validate[v]!, sd.validate, sd);
+    const test = labelArrays(m.preds.test[v]!, sd.test, sd);
+    const thresholds = chooseThresholds(val, config.metrics.thresholdRule, config.metrics.fixedThreshold);
+    const operatingThresholds = chooseThresholds(
+      val,
+      config.metrics.operatingPointRule,
+      config.metrics.fixedThreshold,
+    );
+    cells.push({
+      group: m.group.key,
+      seed: m.seed,
+      testVariant: v,
+      thresholds,
+      operatingThresholds,
+      metrics: computeMetrics(test, thresholds, undefined, operatingThresholds),
+      top1: top1Accuracy(test),
     });
-    pairsByGroup.set(m.group.key, list);
-    const p = cond[PREDICTED];
-    if (p) {
-      const pair = (a: { a: LabelArrays; t: number[]; o: number[] }): PairedCondition => ({
-        original: a.a,
-        masked: p.a,
-        thresholdsOriginal: a.t,
-        thresholdsMasked: p.t,
-        operatingOriginal: a.o,
-        operatingMasked: p.o,
-      });
-      const e = predPairs.get(m.group.key) ?? { vsOriginal: [], vsMasked: [] };
-      e.vsOriginal.push(pair(cond.original!));
-      e.vsMasked.push(pair(cond.masked!));
-      predPairs.set(m.group.key, e);
-    }
+    cond[v] = { a: test, t: thresholds, o: operatingThresholds };
   }
+  return { cells, cond };
+}
 
+/** `a` as the original side and `b` as the masked side of a paired comparison. */
+function paired(a: Condition, b: Condition): PairedCondition {
+  return {
+    original: a.a,
+    masked: b.a,
+    thresholdsOriginal: a.t,
+    thresholdsMasked: b.t,
+    operatingOriginal: a.o,
+    operatingMasked: b.o,
+  };
+}
+
+/** Mean ± sd over seeds of every scalar and per-finding metric, per (group, test variant). */
+function summarize(
+  groups: Iterable<GroupKey>,
+  cells: EvalCell[],
+  testVariants: TestVariant[],
+): SummaryCell[] {
   const summary: SummaryCell[] = [];
-  for (const g of groups.values()) {
+  for (const g of groups) {
     for (const v of testVariants) {
       const cs = cells.filter((c) => c.group === g.key && c.testVariant === v);
       if (!cs.length) continue;
@@ -235,18 +243,28 @@ export function evaluate(
       summary.push({ group: g.key, testVariant: v, seeds: cs.length, metrics, perLabel });
     }
   }
+  return summary;
+}
 
+/**
+ * Paired bootstrap CIs: masked − original per group, then (with predicted masks) masked-pred against
+ * both. One fixed seed, so every contrast resamples the same test images.
+ */
+function differencesOf(
+  config: ExperimentConfig,
+  pairsByGroup: Map<string, PairedCondition[]>,
+  predPairs: Map<string, PredictedPairs>,
+): DiffRow[] {
   const differences: DiffRow[] = [];
   const diffMetrics = [...new Set<ScalarMetric>([config.metrics.primary, 'macroAUROC'])];
+  const opts = { iterations: config.metrics.bootstrap, seed: 20240601 };
   for (const [group, pairs] of pairsByGroup) {
     for (const metric of diffMetrics) {
-      const ci = bootstrapDiff(pairs, metric, { iterations: config.metrics.bootstrap, seed: 20240601 });
-      differences.push({ group, ...ci });
+      differences.push({ group, ...bootstrapDiff(pairs, metric, opts) });
     }
   }
   for (const [group, e] of predPairs) {
     for (const metric of diffMetrics) {
-      const opts = { iterations: config.metrics.bootstrap, seed: 20240601 };
       differences.push({
         group,
         contrast: 'masked-pred − original',
@@ -259,7 +277,41 @@ export function evaluate(
       });
     }
   }
-  return { groups: [...groups.values()], cells, summary, differences };
+  return differences;
+}
+
+export function evaluate(
+  config: ExperimentConfig,
+  sd: SplitData,
+  zs: ZeroShotResult | null,
+  trained: CellResult[],
+): Evaluation {
+  const { models, groups } = modelsOf(zs, trained);
+  const cells: EvalCell[] = [];
+  const pairsByGroup = new Map<string, PairedCondition[]>();
+  const predPairs = new Map<string, PredictedPairs>();
+  const hasPred = models.some((m) => m.preds.test[PREDICTED] !== undefined);
+  const testVariants: TestVariant[] = hasPred ? [...VARIANTS, PREDICTED] : [...VARIANTS];
+  for (const m of models) {
+    const scored = scoreModel(config, sd, m, testVariants);
+    cells.push(...scored.cells);
+    const { original, masked, [PREDICTED]: pred } = scored.cond;
+    const list = pairsByGroup.get(m.group.key) ?? [];
+    list.push(paired(original!, masked!));
+    pairsByGroup.set(m.group.key, list);
+    if (pred) {
+      const e = predPairs.get(m.group.key) ?? { vsOriginal: [], vsMasked: [] };
+      e.vsOriginal.push(paired(original!, pred));
+      e.vsMasked.push(paired(masked!, pred));
+      predPairs.set(m.group.key, e);
+    }
+  }
+  return {
+    groups: [...groups.values()],
+    cells,
+    summary: summarize(groups.values(), cells, testVariants),
+    differences: differencesOf(config, pairsByGroup, predPairs),
+  };
 }
 
 /** Per-finding prevalence on the test split, and the mean per-finding accuracy of predicting all absent. */

@@ -210,6 +210,217 @@ function score(rec: EpochRecord['val'], selection: TrainOptions['selection']): n
   return selection === 'loss' ? -rec.loss : rec[selection];
 }
 
+const FRESH_STATE: TrainState = {
+  epochsDone: 0,
+  history: [],
+  bestEpoch: 0,
+  bestScore: null,
+  lastCheckpoint: null,
+  done: false,
+};
+
+/** How the steps of an epoch are laid out, alone or over a data-parallel group. */
+interface StepPlan {
+  /** The group when there are several ranks; undefined when training alone. */
+  dist: DataParallel | undefined;
+  /** This process writes checkpoints and state.json (rank 0, or the only one). */
+  root: boolean;
+  steps: number;
+  /** This rank's rows of step s (data parallel: its shard of the global batch). */
+  rowsOf: (order: number[], s: number) => number[];
+  /** The rows step s trains on across the group: what its loss is weighted by. */
+  stepRows: (order: number[], s: number, b: Batch | null) => number;
+}
+
+function stepPlan(o: TrainOptions): StepPlan {
+  const dist = o.dist && o.dist.worldSize > 1 ? o.dist : undefined;
+  return {
+    dist,
+    root: !dist || dist.rank === 0,
+    steps: dist
+      ? stepsPerEpoch(o.trainIdx.length, o.batchSize, dist.worldSize)
+      : Math.ceil(o.trainIdx.length / o.batchSize),
+    rowsOf: (order, s) =>
+      dist
+        ? rankBatch(order, s, o.batchSize, dist.rank, dist.worldSize)
+        : order.slice(s * o.batchSize, (s + 1) * o.batchSize),
+    stepRows: (order, s, b) => (dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n),
+  };
+}
+
+/**
+ * The epoch's training loss, weighted by rows. Losses are read from the device in bursts (every
+ * LOSS_READ_EVERY steps), so the rows of the steps not yet read are remembered, oldest first.
+ */
+class EpochLoss {
+  private sum = 0;
+  private n = 0;
+  private unreadRows: number[] = [];
+  /** The newest loss read (NaN before the first). */
+  last = Number.NaN;
+  stepped(rows: number): void {
+    this.unreadRows.push(rows);
+  }
+  get unread(): boolean {
+    return this.unreadRows.length > 0;
+  }
+  take(r: StepLoss): void {
+    const losses = r.losses ?? [r.loss];
+    const off = this.unreadRows.length - losses.length;
+    losses.forEach((l, i) => {
+      const rows = this.unreadRows[i + off] ?? 0;
+      if (Number.isFinite(l)) {
+        this.sum += l * rows;
+        this.n += rows;
+      }
+    });
+    if (losses.length) this.last = losses[losses.length - 1]!;
+    this.unreadRows = [];
+  }
+  mean(): number {
+    return this.n ? this.sum / this.n : Number.NaN;
+  }
+}
+
+/**
+ * Reads `dir/state.json` (or starts fresh), clears temp files a killed run left, and loads the last
+ * epoch checkpoint when there is training left (or no best.ckpt to fall back on).
+ */
+async function resumeState(clf: ClassifierLike, o: TrainOptions, statePath: string, bestPath: string) {
+  const st: TrainState = readJson<TrainState>(statePath) ?? { ...FRESH_STATE, history: [] };
+  // a run killed mid-write (or by a full disk before this was caught) left `*.tmp-<pid>` files
+  removeStaleTemps(o.dir);
+  const keep = o.keepCheckpoints ?? 1;
+  if (!Number.isInteger(keep) || keep < 1)
+    throw new RangeError(`keepCheckpoints must be a positive integer, got ${String(keep)}`);
+  // The full state is needed only to train on; a finished cell goes straight to best.ckpt.
+  const trains = !st.done && st.epochsDone < o.epochs;
+  if (st.lastCheckpoint && (trains || !existsSync(bestPath))) await clf.load(join(o.dir, st.lastCheckpoint));
+  return { st, keep };
+}
+
+/**
+ * The training steps of one epoch over `order`; returns the mean training loss. A batch that fails
+ * to load is trained on its readable images (unreadable.ts); a rank without rows still joins the
+ * group's step.
+ */
+async function trainEpoch(
+  clf: ClassifierLike,
+  o: TrainOptions,
+  plan: StepPlan,
+  epoch: number,
+  order: number[],
+  wait: DataWait,
+  unreadable: UnreadableTally,
+): Promise<number> {
+  const { dist, steps, rowsOf } = plan;
+  // The loss is read from the device once per LOSS_READ_EVERY steps (and at the end of the epoch), so
+  // steps in between never wait for it; a classifier without readLosses reads it every step.
+  const lazyLoss = typeof clf.readLosses === 'function';
+  const idle = async (readLoss: boolean) => {
+    if (!clf.idleStep) throw new Error('data-parallel training needs a classifier with idleStep()');
+    return clf.idleStep({ readLoss });
+  };
+  const loss = new EpochLoss();
+  // Batch k+1 is read while step k runs.
+  const batches = prefetch(
+    steps,
+    (s) => {
+      const idx = rowsOf(order, s);
+      return idx.length ? o.source(idx) : Promise.resolve(null);
+    },
+    { wait },
+  );
+  for await (const item of batches) {
+    const s = item.i;
+    if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
+    const b = item.ok ? item.value : await readablePart(o.source, rowsOf(order, s), unreadable);
+    if (!b && !dist) continue;
+    // the loss of a group's step is the group's (all ranks agree)
+    const readLoss = !lazyLoss || (s + 1) % LOSS_READ_EVERY === 0 || s === steps - 1;
+    const r = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss }) : await idle(readLoss);
+    loss.stepped(plan.stepRows(order, s, b));
+    if (readLoss) loss.take(r);
+    o.onProgress?.({
+      epoch,
+      epochs: o.epochs,
+      step: s + 1,
+      steps,
+      ...(Number.isFinite(loss.last) ? { loss: loss.last } : {}),
+    });
+  }
+  // the epoch's last steps may have been skipped (unreadable batches) before reading
+  if (loss.unread && clf.readLosses) loss.take(await clf.readLosses());
+  return loss.mean();
+}
+
+/** Validation metrics of the model as it is now (sharded over the group, gathered on every rank). */
+async function validateEpoch(
+  clf: ClassifierLike,
+  o: TrainOptions,
+  plan: StepPlan,
+  wait: DataWait,
+): Promise<EpochRecord['val']> {
+  const vp = await predictAllSharded(
+    (x, n) => clf.predict(x, n),
+    o.source,
+    o.valIdx,
+    o.batchSize,
+    5,
+    o.signal,
+    wait,
+    plan.dist,
+  );
+  const va = asLabelArrays(vp);
+  const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
+  return { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) };
+}
+
+/**
+ * best.ckpt (weights only: what prediction needs) when the epoch improved, and `epoch-<e>.ckpt` (the
+ * full state resume needs). Data parallel: only rank 0 writes, the others record nothing.
+ */
+async function saveEpochCheckpoints(
+  clf: ClassifierLike,
+  dir: string,
+  bestPath: string,
+  ckpt: string,
+  improved: boolean,
+  root: boolean,
+): Promise<NonNullable<EpochRecord['checkpoint']>> {
+  if (!root) return { seconds: 0, bytes: 0 };
+  const tSave = performance.now();
+  if (improved) await saveAtomic(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
+  await saveAtomic(join(dir, ckpt), (tmp) => clf.save(tmp));
+  return {
+    seconds: (performance.now() - tSave) / 1000,
+    bytes: fileBytes(join(dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
+  };
+}
+
+/** The state after `rec`: its history, the best epoch so far, and whether training is over. */
+function afterEpoch(
+  st: TrainState,
+  rec: EpochRecord,
+  ckpt: string,
+  improved: boolean,
+  sc: number,
+  o: TrainOptions,
+): TrainState {
+  const next: TrainState = {
+    epochsDone: rec.epoch,
+    history: [...st.history, rec],
+    bestEpoch: improved ? rec.epoch : st.bestEpoch,
+    bestScore: improved ? (Number.isFinite(sc) ? sc : null) : st.bestScore,
+    lastCheckpoint: ckpt,
+    done: false,
+  };
+  const patience = o.patience ?? 0;
+  if (patience > 0 && rec.epoch - next.bestEpoch >= patience) next.done = true;
+  if (rec.epoch >= o.epochs) next.done = true;
+  return next;
+}
+
 /**
  * Train `clf` with per-epoch checkpoints in `dir`, resuming from `dir/state.json` when present.
  * On return the classifier holds the weights of the best validation epoch.
@@ -217,115 +428,27 @@ function score(rec: EpochRecord['val'], selection: TrainOptions['selection']): n
 export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions): Promise<TrainState> {
   const statePath = join(o.dir, 'state.json');
   const bestPath = join(o.dir, 'best.ckpt');
-  let st: TrainState = readJson<TrainState>(statePath) ?? {
-    epochsDone: 0,
-    history: [],
-    bestEpoch: 0,
-    bestScore: null,
-    lastCheckpoint: null,
-    done: false,
-  };
-  // a run killed mid-write (or by a full disk before this was caught) left `*.tmp-<pid>` files
-  removeStaleTemps(o.dir);
-  const patience = o.patience ?? 0;
-  const keep = o.keepCheckpoints ?? 1;
-  if (!Number.isInteger(keep) || keep < 1)
-    throw new RangeError(`keepCheckpoints must be a positive integer, got ${String(keep)}`);
-  // The full state is needed only to train on; a finished cell goes straight to best.ckpt below.
-  const trains = !st.done && st.epochsDone < o.epochs;
-  if (st.lastCheckpoint && (trains || !existsSync(bestPath))) await clf.load(join(o.dir, st.lastCheckpoint));
-  const dist = o.dist && o.dist.worldSize > 1 ? o.dist : undefined;
-  const root = !dist || dist.rank === 0;
-  const steps = dist
-    ? stepsPerEpoch(o.trainIdx.length, o.batchSize, dist.worldSize)
-    : Math.ceil(o.trainIdx.length / o.batchSize);
-  // This rank's rows of step s (data parallel: its shard of the global batch).
-  const rowsOf = (order: number[], s: number) =>
-    dist
-      ? rankBatch(order, s, o.batchSize, dist.rank, dist.worldSize)
-      : order.slice(s * o.batchSize, (s + 1) * o.batchSize);
-  const idle = async (readLoss: boolean) => {
-    if (!clf.idleStep) throw new Error('data-parallel training needs a classifier with idleStep()');
-    return clf.idleStep({ readLoss });
-  };
-  // The loss is read from the device once per LOSS_READ_EVERY steps (and at the end of the epoch), so
-  // steps in between never wait for it; a classifier without readLosses reads it every step.
-  const lazyLoss = typeof clf.readLosses === 'function';
+  const resumed = await resumeState(clf, o, statePath, bestPath);
+  const keep = resumed.keep;
+  let st = resumed.st;
+  const plan = stepPlan(o);
   while (!st.done && st.epochsDone < o.epochs) {
     const epoch = st.epochsDone + 1;
     const t0 = performance.now();
     const order = shuffled(o.trainIdx, epochSeed(o.seed, epoch));
-    let lossSum = 0;
-    let lossN = 0;
-    let lastLoss = Number.NaN;
-    // rows of the steps whose loss has not been read yet, oldest first
-    let unreadRows: number[] = [];
-    const take = (r: StepLoss) => {
-      const losses = r.losses ?? [r.loss];
-      const off = unreadRows.length - losses.length;
-      losses.forEach((l, i) => {
-        const rows = unreadRows[i + off] ?? 0;
-        if (Number.isFinite(l)) {
-          lossSum += l * rows;
-          lossN += rows;
-        }
-      });
-      if (losses.length) lastLoss = losses[losses.length - 1]!;
-      unreadRows = [];
-    };
     const wait = new DataWait();
     const unreadable = new UnreadableTally(
       o.trainIdx.length,
       o.maxUnreadableShare ?? MAX_UNREADABLE_SHARE,
       epoch,
     );
-    // Batch k+1 is read while step k runs.
-    const batches = prefetch(
-      steps,
-      (s) => {
-        const idx = rowsOf(order, s);
-        return idx.length ? o.source(idx) : Promise.resolve(null);
-      },
-      { wait },
-    );
-    for await (const item of batches) {
-      const s = item.i;
-      if (o.signal?.stop) throw new InterruptedError(`interrupted in epoch ${epoch}`);
-      // a batch that fails to load: train on its readable images, count the others (unreadable.ts)
-      const b = item.ok ? item.value : await readablePart(o.source, rowsOf(order, s), unreadable);
-      if (!b && !dist) continue;
-      // a rank without rows still joins the group's step; the loss is the group's (all ranks agree)
-      const readLoss = !lazyLoss || (s + 1) % LOSS_READ_EVERY === 0 || s === steps - 1;
-      const r = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss }) : await idle(readLoss);
-      unreadRows.push(dist ? globalBatch(order, s, o.batchSize, dist.worldSize).length : b!.n);
-      if (readLoss) take(r);
-      o.onProgress?.({
-        epoch,
-        epochs: o.epochs,
-        step: s + 1,
-        steps,
-        ...(Number.isFinite(lastLoss) ? { loss: lastLoss } : {}),
-      });
-    }
-    // the epoch's last steps may have been skipped (unreadable batches) before reading
-    if (unreadRows.length && clf.readLosses) take(await clf.readLosses());
+    const trainLoss = await trainEpoch(clf, o, plan, epoch, order, wait, unreadable);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const vp = await predictAllSharded(
-      (x, n) => clf.predict(x, n),
-      o.source,
-      o.valIdx,
-      o.batchSize,
-      5,
-      o.signal,
-      wait,
-      dist,
-    );
-    const va = asLabelArrays(vp);
-    const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
+    const val = await validateEpoch(clf, o, plan, wait);
     const rec: EpochRecord = {
       epoch,
-      trainLoss: lossN ? lossSum / lossN : Number.NaN,
-      val: { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) },
+      trainLoss,
+      val,
       seconds: 0,
       trainSeconds,
       dataWaitSeconds: wait.seconds,
@@ -334,41 +457,20 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     };
     const sc = score(rec.val, o.selection);
     const improved = st.bestScore === null || (Number.isFinite(sc) && sc > st.bestScore);
-    const tSave = performance.now();
-    // best.ckpt: weights only (what prediction needs); epoch-<e>.ckpt: the full state resume needs.
     const ckpt = `epoch-${epoch}.ckpt`;
-    if (root) {
-      if (improved) await saveAtomic(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
-      await saveAtomic(join(o.dir, ckpt), (tmp) => clf.save(tmp));
-    }
-    // data parallel: only rank 0 writes (the others record none)
-    rec.checkpoint = root
-      ? {
-          seconds: (performance.now() - tSave) / 1000,
-          bytes: fileBytes(join(o.dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),
-        }
-      : { seconds: 0, bytes: 0 };
+    rec.checkpoint = await saveEpochCheckpoints(clf, o.dir, bestPath, ckpt, improved, plan.root);
     rec.seconds = (performance.now() - t0) / 1000;
-    st = {
-      epochsDone: epoch,
-      history: [...st.history, rec],
-      bestEpoch: improved ? epoch : st.bestEpoch,
-      bestScore: improved ? (Number.isFinite(sc) ? sc : null) : st.bestScore,
-      lastCheckpoint: ckpt,
-      done: false,
-    };
-    if (patience > 0 && epoch - st.bestEpoch >= patience) st.done = true;
-    if (epoch >= o.epochs) st.done = true;
-    if (root) {
+    st = afterEpoch(st, rec, ckpt, improved, sc, o);
+    if (plan.root) {
       writeJsonAtomic(statePath, st);
       pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
     }
     // the others wait until rank 0's files are complete (a resume reads them on every rank)
-    await dist?.barrier();
+    await plan.dist?.barrier();
     o.onEpoch?.(rec);
   }
   if (existsSync(bestPath)) await clf.load(bestPath);
-  if (root) pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
+  if (plan.root) pruneCheckpoints(o.dir, keep, st.lastCheckpoint);
   return st;
 }
 

@@ -127,6 +127,103 @@ function checkFrame(
     throw new DicomError(`${codec} frame has ${h.components} components, a gray X-ray has 1`);
 }
 
+/** Uncompressed samples (implicit/explicit VR, either byte order), read in place where the host allows. */
+function nativeSamples(
+  ds: DicomDataSet,
+  el: DicomElement,
+  ts: string,
+  n: number,
+  bitsAllocated: number,
+  signed: boolean,
+): ArrayLike<number> {
+  const bytes = (bitsAllocated / 8) * n;
+  if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
+    throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
+  const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
+  if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
+  const little = ts !== TRANSFER_SYNTAX.explicitBE;
+  // little-endian samples on a little-endian host are read in place (copied when unaligned)
+  if (little && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) {
+    const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
+    return signed
+      ? new Int16Array(aligned.buffer, aligned.byteOffset, n)
+      : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+  }
+  const view = new DataView(raw.buffer, raw.byteOffset, bytes);
+  const out = signed ? new Int16Array(n) : new Uint16Array(n);
+  for (let i = 0; i < n; i++) out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
+  return out;
+}
+
+/** A JPEG Lossless frame (process 14), decoded by jpeg-lossless-decoder-js. */
+function jpegLosslessSamples(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+  bitsAllocated: number,
+  signed: boolean,
+): ArrayLike<number> {
+  const n = width * height;
+  checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
+  const { Decoder } = require('jpeg-lossless-decoder-js') as {
+    Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
+  };
+  const bytes = bitsAllocated <= 8 ? 1 : 2;
+  const out = new Decoder().decode(frame.buffer as ArrayBuffer, frame.byteOffset, frame.length, bytes);
+  if (bytes === 1) return new Uint8Array(out.buffer, out.byteOffset, n);
+  return signed
+    ? new Int16Array(out.buffer, out.byteOffset, n)
+    : new Uint16Array(out.buffer, out.byteOffset, n);
+}
+
+/** A JPEG 2000 frame, decoded by OpenJPEG (WebAssembly, loaded on first use). */
+async function jpeg2000Samples(frame: Uint8Array, width: number, height: number): Promise<ArrayLike<number>> {
+  const n = width * height;
+  openjpeg ??= (
+    require('@cornerstonejs/codec-openjpeg/wasmjs') as (
+      o: unknown,
+    ) => Promise<{ J2KDecoder: new () => J2KDecoder }>
+  )({
+    print: () => {},
+    printErr: () => {},
+  });
+  checkFrame(j2kFrameHeader, frame, 'JPEG 2000', width, height, true);
+  const { J2KDecoder } = await openjpeg;
+  const d = new J2KDecoder();
+  try {
+    d.getEncodedBuffer(frame.length).set(frame);
+    d.decode();
+    const info = d.getFrameInfo();
+    if (info.width * info.height !== n || info.componentCount !== 1)
+      throw new DicomError(
+        `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
+      );
+    const out = d.getDecodedBuffer();
+    const copy = out.slice();
+    if (info.bitsPerSample <= 8) return copy;
+    return info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
+  } finally {
+    d.delete?.();
+  }
+}
+
+/** A baseline (8-bit lossy) JPEG frame, decoded by sharp. */
+async function jpegBaselineSamples(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+): Promise<ArrayLike<number>> {
+  const n = width * height;
+  checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
+  // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
+  const { data, info } = await sharp(frame, { limitInputPixels: n, failOn: 'warning' })
+    .grayscale()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
+  return data;
+}
+
 /** The stored sample values of frame 0, as read from the file (before masking to Bits Stored). */
 async function storedValues(
   parser: DicomParser,
@@ -138,87 +235,23 @@ async function storedValues(
   bitsAllocated: number,
   signed: boolean,
 ): Promise<ArrayLike<number>> {
-  const n = width * height;
   if (
     ts === TRANSFER_SYNTAX.implicitLE ||
     ts === TRANSFER_SYNTAX.explicitLE ||
     ts === TRANSFER_SYNTAX.explicitBE
-  ) {
-    const bytes = (bitsAllocated / 8) * n;
-    if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
-      throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
-    const raw = ds.byteArray.subarray(el.dataOffset, el.dataOffset + bytes);
-    if (bitsAllocated === 8) return signed ? new Int8Array(raw.buffer, raw.byteOffset, n) : raw;
-    const little = ts !== TRANSFER_SYNTAX.explicitBE;
-    // little-endian samples on a little-endian host are read in place (copied when unaligned)
-    if (little && new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) {
-      const aligned = raw.byteOffset % 2 === 0 ? raw : raw.slice();
-      return signed
-        ? new Int16Array(aligned.buffer, aligned.byteOffset, n)
-        : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
-    }
-    const view = new DataView(raw.buffer, raw.byteOffset, bytes);
-    const out = signed ? new Int16Array(n) : new Uint16Array(n);
-    for (let i = 0; i < n; i++)
-      out[i] = signed ? view.getInt16(2 * i, little) : view.getUint16(2 * i, little);
-    return out;
-  }
+  )
+    return nativeSamples(ds, el, ts, width * height, bitsAllocated, signed);
   if (!el.encapsulatedPixelData)
     throw new DicomError(`transfer syntax ${ts} needs encapsulated pixel data, the file has none`);
   const frame =
     el.basicOffsetTable && el.basicOffsetTable.length > 0
       ? parser.readEncapsulatedImageFrame(ds, el, 0)
       : parser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments?.length ?? 0);
-  if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1) {
-    checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
-    const { Decoder } = require('jpeg-lossless-decoder-js') as {
-      Decoder: new () => { decode(b: ArrayBuffer, off: number, len: number, bytes: number): ArrayBufferView };
-    };
-    const bytes = bitsAllocated <= 8 ? 1 : 2;
-    const out = new Decoder().decode(frame.buffer as ArrayBuffer, frame.byteOffset, frame.length, bytes);
-    if (bytes === 1) return new Uint8Array(out.buffer, out.byteOffset, n);
-    return signed
-      ? new Int16Array(out.buffer, out.byteOffset, n)
-      : new Uint16Array(out.buffer, out.byteOffset, n);
-  }
-  if (ts === TRANSFER_SYNTAX.jpeg2000Lossless || ts === TRANSFER_SYNTAX.jpeg2000) {
-    openjpeg ??= (
-      require('@cornerstonejs/codec-openjpeg/wasmjs') as (
-        o: unknown,
-      ) => Promise<{ J2KDecoder: new () => J2KDecoder }>
-    )({
-      print: () => {},
-      printErr: () => {},
-    });
-    checkFrame(j2kFrameHeader, frame, 'JPEG 2000', width, height, true);
-    const { J2KDecoder } = await openjpeg;
-    const d = new J2KDecoder();
-    try {
-      d.getEncodedBuffer(frame.length).set(frame);
-      d.decode();
-      const info = d.getFrameInfo();
-      if (info.width * info.height !== n || info.componentCount !== 1)
-        throw new DicomError(
-          `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
-        );
-      const out = d.getDecodedBuffer();
-      const copy = out.slice();
-      if (info.bitsPerSample <= 8) return copy;
-      return info.isSigned ? new Int16Array(copy.buffer, 0, n) : new Uint16Array(copy.buffer, 0, n);
-    } finally {
-      d.delete?.();
-    }
-  }
-  if (ts === TRANSFER_SYNTAX.jpegBaseline) {
-    checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
-    // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
-    const { data, info } = await sharp(frame, { limitInputPixels: n, failOn: 'warning' })
-      .grayscale()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.width * info.height !== n) throw new DicomError('JPEG frame size differs from Rows × Columns');
-    return data;
-  }
+  if (ts === TRANSFER_SYNTAX.jpegLossless || ts === TRANSFER_SYNTAX.jpegLosslessSV1)
+    return jpegLosslessSamples(frame, width, height, bitsAllocated, signed);
+  if (ts === TRANSFER_SYNTAX.jpeg2000Lossless || ts === TRANSFER_SYNTAX.jpeg2000)
+    return jpeg2000Samples(frame, width, height);
+  if (ts === TRANSFER_SYNTAX.jpegBaseline) return jpegBaselineSamples(frame, width, height);
   throw new DicomError(`transfer syntax ${ts || '(none)'} is not supported; ${DICOM_CONVERSION}`);
 }
 
@@ -238,6 +271,93 @@ export function dicomSize(buf: Uint8Array): { width: number; height: number } {
     throw new DicomError(`not a readable DICOM file: ${e instanceof Error ? e.message : String(e)}`);
   }
   return { width: ds.uint16('x00280011') ?? 0, height: ds.uint16('x00280010') ?? 0 };
+}
+
+/** The header fields that say how frame 0 is stored, checked: one gray sample, 8 or 16 bits, a size within the cap. */
+interface PixelFormat {
+  ts: string;
+  width: number;
+  height: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  signed: boolean;
+  photometric: string;
+  el: DicomElement;
+}
+
+function pixelFormat(ds: DicomDataSet): PixelFormat {
+  const ts = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
+  const height = ds.uint16('x00280010') ?? 0;
+  const width = ds.uint16('x00280011') ?? 0;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const bitsAllocated = ds.uint16('x00280100') ?? 16;
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const signed = (ds.uint16('x00280103') ?? 0) === 1;
+  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
+  const el = ds.elements.x7fe00010;
+  if (!el) throw new DicomError('no Pixel Data element (7FE0,0010)');
+  if (!width || !height) throw new DicomError(`Rows/Columns missing or zero (${height}×${width})`);
+  if (width * height > DICOM_MAX_PIXELS)
+    throw new DicomError(`${width}×${height} is above the ${DICOM_MAX_PIXELS}-pixel limit`);
+  if (samples !== 1 || !photometric.startsWith('MONOCHROME'))
+    throw new DicomError(`${photometric} with ${samples} samples per pixel is not a gray X-ray`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16)
+    throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
+  return { ts, width, height, bitsAllocated, bitsStored, signed, photometric, el };
+}
+
+/**
+ * One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
+ * level: rescale, window and inversion are computed once per code, not once per pixel. Without a VOI
+ * window the codes present in `stored` are scaled min–max.
+ */
+function grayTable(
+  ds: DicomDataSet,
+  f: PixelFormat,
+  stored: ArrayLike<number>,
+): { lut: Uint8Array; window: [number, number] | null } {
+  const n = f.width * f.height;
+  const slope = firstFloat(ds, 'x00281053') ?? 1;
+  const intercept = firstFloat(ds, 'x00281052') ?? 0;
+  const codes = 2 ** f.bitsStored;
+  const mask = codes - 1;
+  const modality = (code: number) =>
+    (f.signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
+  const center = firstFloat(ds, 'x00281050');
+  const widthW = firstFloat(ds, 'x00281051');
+  const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
+  const window: [number, number] | null =
+    center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = Number.NEGATIVE_INFINITY;
+  if (!window) {
+    const seen = new Uint8Array(codes);
+    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
+    for (let code = 0; code < codes; code++) {
+      if (!seen[code]) continue;
+      const m = modality(code);
+      if (m < lo) lo = m;
+      if (m > hi) hi = m;
+    }
+  }
+  const invert = f.photometric === 'MONOCHROME1';
+  const lut = new Uint8Array(codes);
+  for (let code = 0; code < codes; code++) {
+    const x = modality(code);
+    let y: number; // 0..1
+    if (window) {
+      const [c, w] = window;
+      if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
+      else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
+      else y = (x - (c - 0.5)) / (w - 1) + 0.5;
+    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
+    y = y < 0 ? 0 : Math.min(y, 1);
+    const g = Math.round(y * 255);
+    lut[code] = invert ? 255 - g : g;
+  }
+  return { lut, window };
 }
 
 /**
@@ -261,67 +381,13 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
           : String((e as { exception?: string }).exception ?? e);
     throw new DicomError(`not a readable DICOM file: ${m}`);
   }
-  const ts = (ds.string('x00020010') ?? '').replace(/\0/g, '').trim();
-  const height = ds.uint16('x00280010') ?? 0;
-  const width = ds.uint16('x00280011') ?? 0;
-  const samples = ds.uint16('x00280002') ?? 1;
-  const bitsAllocated = ds.uint16('x00280100') ?? 16;
-  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
-  const signed = (ds.uint16('x00280103') ?? 0) === 1;
-  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
-  const el = ds.elements.x7fe00010;
-  if (!el) throw new DicomError('no Pixel Data element (7FE0,0010)');
-  if (!width || !height) throw new DicomError(`Rows/Columns missing or zero (${height}×${width})`);
-  if (width * height > DICOM_MAX_PIXELS)
-    throw new DicomError(`${width}×${height} is above the ${DICOM_MAX_PIXELS}-pixel limit`);
-  if (samples !== 1 || !photometric.startsWith('MONOCHROME'))
-    throw new DicomError(`${photometric} with ${samples} samples per pixel is not a gray X-ray`);
-  if (bitsAllocated !== 8 && bitsAllocated !== 16)
-    throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
-  if (bitsStored < 1 || bitsStored > bitsAllocated)
-    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
+  const f = pixelFormat(ds);
+  const { ts, width, height, bitsStored, photometric } = f;
   const n = width * height;
-  const stored = await storedValues(parser, ds, el, ts, width, height, bitsAllocated, signed);
+  const stored = await storedValues(parser, ds, f.el, ts, width, height, f.bitsAllocated, f.signed);
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
-  const slope = firstFloat(ds, 'x00281053') ?? 1;
-  const intercept = firstFloat(ds, 'x00281052') ?? 0;
-  // One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
-  // level: rescale, window and inversion are computed once per code, not once per pixel.
-  const codes = 2 ** bitsStored;
-  const mask = codes - 1;
-  const modality = (code: number) => (signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
-  const center = firstFloat(ds, 'x00281050');
-  const widthW = firstFloat(ds, 'x00281051');
-  const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
-  const window: [number, number] | null =
-    center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
-  let lo = Number.POSITIVE_INFINITY;
-  let hi = Number.NEGATIVE_INFINITY;
-  if (!window) {
-    const seen = new Uint8Array(codes);
-    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
-    for (let code = 0; code < codes; code++) {
-      if (!seen[code]) continue;
-      const m = modality(code);
-      if (m < lo) lo = m;
-      if (m > hi) hi = m;
-    }
-  }
-  const invert = photometric === 'MONOCHROME1';
-  const lut = new Uint8Array(codes);
-  for (let code = 0; code < codes; code++) {
-    const x = modality(code);
-    let y: number; // 0..1
-    if (window) {
-      const [c, w] = window;
-      if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
-      else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
-      else y = (x - (c - 0.5)) / (w - 1) + 0.5;
-    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
-    y = y < 0 ? 0 : Math.min(y, 1);
-    const g = Math.round(y * 255);
-    lut[code] = invert ? 255 - g : g;
-  }
+  const { lut, window } = grayTable(ds, f, stored);
+  const mask = 2 ** bitsStored - 1;
   const gray = new Uint8Array(n);
   for (let i = 0; i < n; i++) gray[i] = lut[stored[i] & mask];
   return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };

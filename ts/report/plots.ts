@@ -16,8 +16,7 @@ export interface BarSeries {
   errors?: number[];
 }
 
-/** Grouped vertical bars with optional error bars; y range [yMin, yMax]. */
-export function groupedBarSvg(o: {
+export interface GroupedBars {
   title: string;
   yLabel: string;
   categories: string[];
@@ -27,7 +26,19 @@ export function groupedBarSvg(o: {
   width?: number;
   height?: number;
   refLine?: number;
-}): string {
+}
+
+/** The chart's geometry: size, margins, plot area, and the value → y mapping (clamped to the range). */
+interface ChartFrame {
+  W: number;
+  H: number;
+  m: { l: number; r: number; t: number; b: number };
+  pw: number;
+  ph: number;
+  y: (v: number) => number;
+}
+
+function chartFrame(o: GroupedBars): ChartFrame {
   const W = o.width ?? 900;
   const H = o.height ?? 480;
   const m = { l: 70, r: 20, t: 50, b: 110 };
@@ -35,11 +46,13 @@ export function groupedBarSvg(o: {
   const ph = H - m.t - m.b;
   const y = (v: number) =>
     m.t + ph - ((Math.min(Math.max(v, o.yMin), o.yMax) - o.yMin) / (o.yMax - o.yMin)) * ph;
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="28" font-size="18" text-anchor="middle">${esc(o.title)}</text>`,
-  ];
+  return { W, H, m, pw, ph, y };
+}
+
+/** Horizontal grid lines with their values, and the dashed reference line when it is in range. */
+function gridLines(f: ChartFrame, o: GroupedBars): string[] {
+  const { W, m, y } = f;
+  const parts: string[] = [];
   const ticks = 5;
   for (let i = 0; i <= ticks; i++) {
     const v = o.yMin + ((o.yMax - o.yMin) * i) / ticks;
@@ -53,33 +66,55 @@ export function groupedBarSvg(o: {
       `<line x1="${m.l}" x2="${W - m.r}" y1="${y(o.refLine)}" y2="${y(o.refLine)}" stroke="#333" stroke-dasharray="4 3"/>`,
     );
   }
+  return parts;
+}
+
+/** One bar (from the zero line, with its ± error bar), or "n/a" for a missing value. */
+function bar(
+  f: ChartFrame,
+  x: number,
+  bw: number,
+  zero: number,
+  v: number,
+  e: number | undefined,
+  color: string,
+): string[] {
+  const { y } = f;
+  if (!Number.isFinite(v))
+    return [`<text x="${x + bw / 2}" y="${zero - 4}" font-size="10" text-anchor="middle">n/a</text>`];
+  const top = Math.min(y(v), zero);
+  const h = Math.abs(zero - y(v));
+  const parts = [
+    `<rect x="${x + 1}" y="${top}" width="${bw - 2}" height="${Math.max(h, 0.5)}" fill="${color}"/>`,
+  ];
+  if (e !== undefined && Number.isFinite(e) && e > 0) {
+    const cx = x + bw / 2;
+    parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(v - e)}" y2="${y(v + e)}" stroke="black"/>`);
+    parts.push(`<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(v + e)}" y2="${y(v + e)}" stroke="black"/>`);
+    parts.push(`<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(v - e)}" y2="${y(v - e)}" stroke="black"/>`);
+  }
+  return parts;
+}
+
+/** Grouped vertical bars with optional error bars; y range [yMin, yMax]. */
+export function groupedBarSvg(o: GroupedBars): string {
+  const f = chartFrame(o);
+  const { W, H, m, pw, ph, y } = f;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="28" font-size="18" text-anchor="middle">${esc(o.title)}</text>`,
+    ...gridLines(f, o),
+  ];
   const gw = pw / Math.max(1, o.categories.length);
   const bw = (gw * 0.8) / Math.max(1, o.series.length);
   const zero = y(Math.max(o.yMin, Math.min(0, o.yMax)));
   o.categories.forEach((c, ci) => {
     const gx = m.l + ci * gw + gw * 0.1;
     o.series.forEach((s, si) => {
-      const v = s.values[ci]!;
-      const x = gx + si * bw;
-      if (!Number.isFinite(v)) {
-        parts.push(`<text x="${x + bw / 2}" y="${zero - 4}" font-size="10" text-anchor="middle">n/a</text>`);
-        return;
-      }
-      const top = Math.min(y(v), zero);
-      const h = Math.abs(zero - y(v));
-      parts.push(
-        `<rect x="${x + 1}" y="${top}" width="${bw - 2}" height="${Math.max(h, 0.5)}" fill="${s.color}"/>`,
-      );
-      const e = s.errors?.[ci];
-      if (e !== undefined && Number.isFinite(e) && e > 0) {
-        const cx = x + bw / 2;
-        parts.push(`<line x1="${cx}" x2="${cx}" y1="${y(v - e)}" y2="${y(v + e)}" stroke="black"/>`);
-        parts.push(`<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(v + e)}" y2="${y(v + e)}" stroke="black"/>`);
-        parts.push(`<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(v - e)}" y2="${y(v - e)}" stroke="black"/>`);
-      }
+      parts.push(...bar(f, gx + si * bw, bw, zero, s.values[ci]!, s.errors?.[ci], s.color));
     });
-    const lines = c.split('\n');
-    lines.forEach((ln, li) => {
+    c.split('\n').forEach((ln, li) => {
       parts.push(
         `<text x="${m.l + ci * gw + gw / 2}" y="${H - m.b + 20 + li * 15}" font-size="12" text-anchor="middle">${esc(ln)}</text>`,
       );
@@ -89,6 +124,7 @@ export function groupedBarSvg(o: {
   parts.push(
     `<text x="18" y="${m.t + ph / 2}" font-size="13" text-anchor="middle" transform="rotate(-90 18 ${m.t + ph / 2})">${esc(o.yLabel)}</text>`,
   );
+  // the legend: one swatch and name per series, along the bottom
   o.series.forEach((s, si) => {
     const lx = m.l + si * 170;
     const ly = H - 22;

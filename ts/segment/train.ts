@@ -95,11 +95,8 @@ export async function scoreSplit(
 
 const sameFingerprint = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
-/**
- * @throws {RangeError} epochs or batchSize is not a positive integer, seed not a non-negative one
- *   (zero epochs would leave no best.pt to load).
- */
-export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState> {
+/** @throws {RangeError} epochs or batchSize is not a positive integer, seed not a non-negative one. */
+function checkTrainNumbers(o: SegTrainOptions): void {
   for (const [name, v, min] of [
     ['epochs', o.epochs, 1],
     ['batchSize', o.batchSize, 1],
@@ -107,19 +104,14 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
   ] as const)
     if (!Number.isInteger(v) || v < min)
       throw new RangeError(`${name} must be an integer ≥ ${min}, got ${v}`);
-  const { cache, segmenter: seg } = o;
-  const statePath = join(o.out, 'train.json');
-  const best = join(o.out, 'best.pt');
-  let state: SegTrainState = {
-    fingerprint: o.fingerprint,
-    ...(o.modelDir ? { modelDir: resolve(o.modelDir) } : {}),
-    epoch: 0,
-    checkpoint: null,
-    step: 0,
-    history: [],
-    best: null,
-    done: false,
-  };
+}
+
+/**
+ * train.json of an earlier run on the same data, with its checkpoint loaded into the segmenter; else
+ * a fresh state. Temp files a killed run left are removed first.
+ */
+async function resumeSegState(o: SegTrainOptions, statePath: string): Promise<SegTrainState> {
+  const modelDir = o.modelDir ? { modelDir: resolve(o.modelDir) } : {};
   removeStaleTemps(o.out);
   const prev = readJson<SegTrainState>(statePath);
   if (
@@ -127,48 +119,82 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     sameFingerprint(prev.fingerprint, o.fingerprint) &&
     existsSync(join(o.out, prev.checkpoint))
   ) {
-    await seg.load(join(o.out, prev.checkpoint));
-    state = {
-      ...prev,
-      ...(o.modelDir ? { modelDir: resolve(o.modelDir) } : {}),
-      done: prev.epoch >= o.epochs,
-    };
+    await o.segmenter.load(join(o.out, prev.checkpoint));
+    return { ...prev, ...modelDir, done: prev.epoch >= o.epochs };
   }
-  let train = maskedIndices(cache, 'train');
+  return {
+    fingerprint: o.fingerprint,
+    ...modelDir,
+    epoch: 0,
+    checkpoint: null,
+    step: 0,
+    history: [],
+    best: null,
+    done: false,
+  };
+}
+
+/** The rows trained and validated on: cache rows with CheXmask anatomy, capped by maxTrain/maxValidate. */
+function segSplits(o: SegTrainOptions): { train: number[]; val: number[] } {
+  let train = maskedIndices(o.cache, 'train');
   if (o.maxTrain !== undefined && train.length > o.maxTrain)
     train = shuffled(train, 99_991 + o.seed).slice(0, o.maxTrain);
   if (train.length === 0) throw new Error('the cache has no train rows with CheXmask anatomy');
-  let val = maskedIndices(cache, 'validate');
+  let val = maskedIndices(o.cache, 'validate');
   if (o.maxValidate !== undefined) val = val.slice(0, o.maxValidate);
+  return { train, val };
+}
+
+/** One epoch's steps over `order`: the row-weighted mean loss and training Dice. */
+async function trainSegEpoch(
+  o: SegTrainOptions,
+  epoch: number,
+  order: number[],
+  wait: DataWait,
+): Promise<{ loss: number; trainDice: number }> {
+  const batches = Math.ceil(order.length / o.batchSize);
+  let lossSum = 0;
+  let diceSum = 0;
+  let done = 0;
+  for await (const r of prefetch(
+    batches,
+    (b) => o.cache.recordBatch(order.slice(b * o.batchSize, (b + 1) * o.batchSize), ['original']),
+    { wait },
+  )) {
+    if (!r.ok) throw r.error;
+    if (o.signal?.stop) throw new InterruptedError(`stopped in segmenter epoch ${epoch}`);
+    const step = await o.segmenter.trainStep(r.value.x, r.value.n);
+    lossSum += step.loss * r.value.n;
+    diceSum += step.dice * r.value.n;
+    done += r.value.n;
+    o.onBatch?.(done, order.length, step.loss);
+  }
+  return { loss: lossSum / done, trainDice: diceSum / done };
+}
+
+/**
+ * @throws {RangeError} epochs or batchSize is not a positive integer, seed not a non-negative one
+ *   (zero epochs would leave no best.pt to load).
+ */
+export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState> {
+  checkTrainNumbers(o);
+  const { cache, segmenter: seg } = o;
+  const statePath = join(o.out, 'train.json');
+  const best = join(o.out, 'best.pt');
+  let state = await resumeSegState(o, statePath);
+  const { train, val } = segSplits(o);
   for (let epoch = state.epoch + 1; epoch <= o.epochs; epoch++) {
     const t0 = performance.now();
     const order = shuffled(train, epochSeed(o.seed, epoch));
-    const batches = Math.ceil(order.length / o.batchSize);
     const wait = new DataWait();
-    let lossSum = 0;
-    let diceSum = 0;
-    let done = 0;
-    for await (const r of prefetch(
-      batches,
-      (b) => cache.recordBatch(order.slice(b * o.batchSize, (b + 1) * o.batchSize), ['original']),
-      { wait },
-    )) {
-      if (!r.ok) throw r.error;
-      if (o.signal?.stop) throw new InterruptedError(`stopped in segmenter epoch ${epoch}`);
-      const step = await seg.trainStep(r.value.x, r.value.n);
-      lossSum += step.loss * r.value.n;
-      diceSum += step.dice * r.value.n;
-      done += r.value.n;
-      o.onBatch?.(done, order.length, step.loss);
-    }
+    const trained = await trainSegEpoch(o, epoch, order, wait);
     const valDice = meanDice(
       await scoreSplit(seg, cache, val.length ? val : train.slice(0, 64), o.batchSize),
     );
     const rec: SegEpoch = {
       epoch,
       step: seg.step,
-      loss: lossSum / done,
-      trainDice: diceSum / done,
+      ...trained,
       val: valDice,
       seconds: (performance.now() - t0) / 1000,
       dataWaitSeconds: wait.seconds,

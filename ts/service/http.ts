@@ -166,16 +166,38 @@ async function toJson(dicomId: string | null, r: Prediction) {
 }
 
 /**
- * A fastify instance serving `options.predictor` (routes above); the caller calls `listen()`, and
- * `close()` disposes the predictor and closes the index unless `disposeOnClose` is false. Request
- * failures never throw out of it: they are answered as above (HttpError), anything unexpected as 500.
- * @throws {FastifyError} `bodyLimit` is not a positive integer
- *   (`FST_ERR_ROUTE_BODY_LIMIT_OPTION_NOT_INT`, thrown by fastify).
+ * Requests admitted but not yet handed to the predictor (reading the body, looking up the row): with
+ * the predictor's own queue, what the 503 admission limit counts. `closing` is set by preClose: errors
+ * from then on are the shutdown's, not the request's.
  */
-export function createServer(options: ServiceOptions): FastifyInstance {
-  const { predictor, chexmask = null } = options;
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+class Admission {
+  private admitted = 0;
+  private readonly holding = new WeakSet<object>();
+  closing = false;
+  constructor(
+    private readonly predictor: ServiceOptions['predictor'],
+    readonly maxQueue: number,
+  ) {}
+  /** Requests admitted plus those queued on or running in the model. */
+  get pending(): number {
+    return this.admitted + this.predictor.pending;
+  }
+  /** Admits the request behind `raw`, or throws 503 when the queue is full. */
+  admit(raw: object): void {
+    if (this.predictor.pending + this.admitted >= this.maxQueue) {
+      throw new HttpError(503, 'queue-full', 'the model queue is full; retry later');
+    }
+    this.admitted++;
+    this.holding.add(raw);
+  }
+  /** Once per request, whichever of handing over, responding or aborting comes first. */
+  release(raw: object): void {
+    if (this.holding.delete(raw)) this.admitted--;
+  }
+}
+
+/** fastify with the body parsers /predict reads: any content type as the image bytes, or a multipart form. */
+function newFastify(options: ServiceOptions, bodyLimit: number): FastifyInstance {
   const app = Fastify({
     bodyLimit,
     requestTimeout: options.requestTimeoutMs ?? 60_000,
@@ -184,7 +206,6 @@ export function createServer(options: ServiceOptions): FastifyInstance {
     // A misspelt query parameter is a 400, not silently dropped (fastify's default strips it).
     ajv: { customOptions: { removeAdditional: false } },
   });
-
   // The body is the image whatever the client calls it (curl --data-binary sends a form type).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
@@ -192,23 +213,13 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   app.register(multipart, {
     limits: { fileSize: bodyLimit, files: 1, fields: 8, fieldSize: 1024, parts: 9, headerPairs: 64 },
   });
+  return app;
+}
 
-  // Set by preClose (below): errors from then on are the shutdown's, not the request's.
-  let closing = false;
-  // Requests admitted but not yet handed to the predictor (reading the body, looking up the row).
-  let admitted = 0;
-  const holding = new WeakSet<object>();
-  const release = (raw: object) => {
-    if (holding.delete(raw)) admitted--;
-  };
-  const metrics = createMetrics(() => admitted + predictor.pending, maxQueue);
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
-  });
-
+/** Every failure answered as `{ error, message }` with its status (toHttpError); unknown routes 404. */
+function addErrorAnswers(app: FastifyInstance, bodyLimit: number, admission: Admission): void {
   app.setErrorHandler((e, req, reply) => {
-    const h = toHttpError(e, bodyLimit, closing);
+    const h = toHttpError(e, bodyLimit, admission.closing);
     if (h.statusCode === 500) req.log.error({ err: e }, 'request failed');
     // An oversized body is not read to its end. The rest of a form with too many parts is short or
     // discarded as it comes (busboy skips the extra files), so that answer keeps the connection:
@@ -220,46 +231,68 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   app.setNotFoundHandler((_req, reply) =>
     reply.code(404).send({ error: 'not-found', message: 'no such route' }),
   );
+}
 
+/** GET /healthz and GET /metrics. */
+function addStatusRoutes(
+  app: FastifyInstance,
+  options: ServiceOptions,
+  admission: Admission,
+  metrics: ReturnType<typeof createMetrics>,
+): void {
+  const { predictor, chexmask = null } = options;
   app.get('/healthz', async () => ({
-    status: closing ? 'closing' : 'ok',
+    status: admission.closing ? 'closing' : 'ok',
     kind: predictor.kind,
     segmenter: Boolean(predictor.segmenter),
-    pending: admitted + predictor.pending,
-    maxQueue,
+    pending: admission.pending,
+    maxQueue: admission.maxQueue,
     chexmaskRows: chexmask?.size ?? 0,
   }));
-
   app.get('/metrics', async (_req, reply) => {
     reply.type(metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+}
 
-  const flag = { type: 'string', enum: ['0', '1', 'true', 'false'] };
+const flag = { type: 'string', enum: ['0', '1', 'true', 'false'] };
+const PREDICT_QUERY = {
+  type: 'object',
+  properties: {
+    dicomId: { type: 'string', minLength: 1, maxLength: 256 },
+    overlay: flag,
+    masks: flag,
+  },
+  additionalProperties: false,
+};
+
+/** The image of a /predict request: a non-empty JPEG or PNG body or file part. */
+async function requestImage(req: FastifyRequest): Promise<Buffer> {
+  const image = req.isMultipart() ? await filePart(req) : req.body;
+  if (!Buffer.isBuffer(image) || image.length === 0) {
+    throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
+  }
+  // Only JPEG and PNG reach a decoder (SVG, TIFF, GIF, WebP … would reach librsvg, libtiff …).
+  if (!sniffFormat(image, INPUT_FORMATS)) throw new HttpError(400, 'bad-image', BAD_IMAGE);
+  return image;
+}
+
+/** POST /predict: admitted before its body is read, released once its job is on the predictor's queue. */
+function addPredictRoute(
+  app: FastifyInstance,
+  options: ServiceOptions,
+  admission: Admission,
+  metrics: ReturnType<typeof createMetrics>,
+): void {
+  const { predictor, chexmask = null } = options;
   app.post<{ Querystring: { dicomId?: string; overlay?: string; masks?: string } }>(
     '/predict',
     {
-      schema: {
-        querystring: {
-          type: 'object',
-          properties: {
-            dicomId: { type: 'string', minLength: 1, maxLength: 256 },
-            overlay: flag,
-            masks: flag,
-          },
-          additionalProperties: false,
-        },
-      },
+      schema: { querystring: PREDICT_QUERY },
       // Admission before the body is read: a full queue answers 503 without buffering anything.
-      onRequest: async (req) => {
-        if (predictor.pending + admitted >= maxQueue) {
-          throw new HttpError(503, 'queue-full', 'the model queue is full; retry later');
-        }
-        admitted++;
-        holding.add(req.raw);
-      },
-      onResponse: async (req) => release(req.raw),
-      onRequestAbort: async (req) => release(req.raw),
+      onRequest: async (req) => admission.admit(req.raw),
+      onResponse: async (req) => admission.release(req.raw),
+      onRequestAbort: async (req) => admission.release(req.raw),
     },
     async (req) => {
       const t0 = performance.now();
@@ -270,36 +303,55 @@ export function createServer(options: ServiceOptions): FastifyInstance {
       const extras = { overlay: on(req.query.overlay), masks: on(req.query.masks) };
       let job: Promise<Prediction>;
       try {
-        const image = req.isMultipart() ? await filePart(req) : req.body;
-        if (!Buffer.isBuffer(image) || image.length === 0) {
-          throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
-        }
-        // Only JPEG and PNG reach a decoder (SVG, TIFF, GIF, WebP … would reach librsvg, libtiff …).
-        if (!sniffFormat(image, INPUT_FORMATS)) throw new HttpError(400, 'bad-image', BAD_IMAGE);
+        const image = await requestImage(req);
         const row = dicomId ? await chexmask!.row(dicomId) : null;
         job = predictor.predict(image, row, extras) as Promise<Prediction>;
       } finally {
-        release(req.raw);
+        admission.release(req.raw);
       }
       const r = await job;
       metrics.observePrediction(r.maskSource ?? 'none', (performance.now() - t0) / 1000);
       return toJson(dicomId, r);
     },
   );
+}
 
+/** Closing: answers close their connection, and the predictor and index are disposed (unless told not to). */
+function addShutdownHooks(app: FastifyInstance, options: ServiceOptions, admission: Admission): void {
   // Once closing, answers close their connection: a kept-alive client would otherwise hold close()
   // open until its keep-alive timeout.
   app.addHook('preClose', async () => {
-    closing = true;
+    admission.closing = true;
   });
   app.addHook('onSend', async (_req, reply) => {
-    if (closing) reply.header('connection', 'close');
+    if (admission.closing) reply.header('connection', 'close');
   });
-
   app.addHook('onClose', async () => {
     if (options.disposeOnClose === false) return;
-    await predictor.dispose();
-    await chexmask?.close();
+    await options.predictor.dispose();
+    await options.chexmask?.close();
   });
+}
+
+/**
+ * A fastify instance serving `options.predictor` (routes above); the caller calls `listen()`, and
+ * `close()` disposes the predictor and closes the index unless `disposeOnClose` is false. Request
+ * failures never throw out of it: they are answered as above (HttpError), anything unexpected as 500.
+ * @throws {FastifyError} `bodyLimit` is not a positive integer
+ *   (`FST_ERR_ROUTE_BODY_LIMIT_OPTION_NOT_INT`, thrown by fastify).
+ */
+export function createServer(options: ServiceOptions): FastifyInstance {
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const admission = new Admission(options.predictor, options.maxQueue ?? DEFAULT_MAX_QUEUE);
+  const app = newFastify(options, bodyLimit);
+  const metrics = createMetrics(() => admission.pending, admission.maxQueue);
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+  addErrorAnswers(app, bodyLimit, admission);
+  addStatusRoutes(app, options, admission, metrics);
+  addPredictRoute(app, options, admission, metrics);
+  addShutdownHooks(app, options, admission);
   return app;
 }

@@ -10,18 +10,51 @@ import type { RawLabel, SynthImage } from './plan.js';
 
 const fmt = (v: RawLabel) => (v === null ? '' : v.toFixed(1));
 
-/** The three MIMIC CSVs under mimicRoot; returns the number of studies (one chexpert row each). */
-export async function writeMimicCsvs(plan: SynthImage[], mimicRoot: string): Promise<number> {
+const VIEW_MEANING: Record<string, string> = {
+  PA: 'postero-anterior',
+  AP: 'antero-posterior',
+  LATERAL: 'lateral',
+  LL: 'left lateral',
+  '': '',
+};
+
+/** The chexpert table's labels beyond the five findings (blank, but 'No Finding' 1.0 when none is positive). */
+const OTHER_LABELS = [
+  'Enlarged Cardiomediastinum',
+  'Fracture',
+  'Lung Lesion',
+  'Lung Opacity',
+  'No Finding',
+  'Pleural Other',
+  'Pneumonia',
+  'Pneumothorax',
+  'Support Devices',
+];
+
+const CHEXPERT_HEADER = [
+  'subject_id',
+  'study_id',
+  'Atelectasis',
+  'Cardiomegaly',
+  'Consolidation',
+  'Edema',
+  'Enlarged Cardiomediastinum',
+  'Fracture',
+  'Lung Lesion',
+  'Lung Opacity',
+  'No Finding',
+  'Pleural Effusion',
+  'Pleural Other',
+  'Pneumonia',
+  'Pneumothorax',
+  'Support Devices',
+];
+
+/** metadata.csv lines: one per image. */
+function metadataLines(plan: SynthImage[]): string[] {
   const meta = [
     'dicom_id,subject_id,study_id,PerformedProcedureStepDescription,ViewPosition,Rows,Columns,StudyDate,StudyTime,ProcedureCodeSequence_CodeMeaning,ViewCodeSequence_CodeMeaning,PatientOrientationCodeSequence_CodeMeaning',
   ];
-  const viewMeaning: Record<string, string> = {
-    PA: 'postero-anterior',
-    AP: 'antero-posterior',
-    LATERAL: 'lateral',
-    LL: 'left lateral',
-    '': '',
-  };
   for (const im of plan) {
     const date = 21000101 + (Number(im.studyId) % 28);
     meta.push(
@@ -36,41 +69,17 @@ export async function writeMimicCsvs(plan: SynthImage[], mimicRoot: string): Pro
         date,
         '101500.000',
         'CHEST (PA AND LAT)',
-        viewMeaning[im.view] ?? '',
+        VIEW_MEANING[im.view] ?? '',
         'Erect',
       ].join(','),
     );
   }
-  const otherLabels = [
-    'Enlarged Cardiomediastinum',
-    'Fracture',
-    'Lung Lesion',
-    'Lung Opacity',
-    'No Finding',
-    'Pleural Other',
-    'Pneumonia',
-    'Pneumothorax',
-    'Support Devices',
-  ];
-  const chexHeader = [
-    'subject_id',
-    'study_id',
-    'Atelectasis',
-    'Cardiomegaly',
-    'Consolidation',
-    'Edema',
-    'Enlarged Cardiomediastinum',
-    'Fracture',
-    'Lung Lesion',
-    'Lung Opacity',
-    'No Finding',
-    'Pleural Effusion',
-    'Pleural Other',
-    'Pneumonia',
-    'Pneumothorax',
-    'Support Devices',
-  ];
-  const chex = [chexHeader.join(',')];
+  return meta;
+}
+
+/** chexpert.csv lines: one per study (its first image's labels), and the number of studies. */
+function chexpertLines(plan: SynthImage[]): { lines: string[]; studies: number } {
+  const chex = [CHEXPERT_HEADER.join(',')];
   const seenStudy = new Set<string>();
   for (const im of plan) {
     const key = `${im.subjectId}/${im.studyId}`;
@@ -81,18 +90,25 @@ export async function writeMimicCsvs(plan: SynthImage[], mimicRoot: string): Pro
       byName[f] = fmt(im.labels[k]);
     });
     const anyPos = im.labels.some((v) => v === 1);
-    for (const ol of otherLabels) byName[ol] = ol === 'No Finding' ? (anyPos ? '' : '1.0') : '';
-    chex.push([im.subjectId, im.studyId, ...chexHeader.slice(2).map((h) => byName[h])].join(','));
+    for (const ol of OTHER_LABELS) byName[ol] = ol === 'No Finding' ? (anyPos ? '' : '1.0') : '';
+    chex.push([im.subjectId, im.studyId, ...CHEXPERT_HEADER.slice(2).map((h) => byName[h])].join(','));
   }
+  return { lines: chex, studies: seenStudy.size };
+}
+
+/** The three MIMIC CSVs under mimicRoot; returns the number of studies (one chexpert row each). */
+export async function writeMimicCsvs(plan: SynthImage[], mimicRoot: string): Promise<number> {
+  const meta = metadataLines(plan);
+  const chex = chexpertLines(plan);
   const split = [
     'dicom_id,study_id,subject_id,split',
     ...plan.map((im) => [im.dicomId, im.studyId, im.subjectId, im.split].join(',')),
   ];
   const base = join(mimicRoot, 'mimic-cxr-2.0.0-');
   await writeFile(`${base}metadata.csv.gz`, gzipSync(`${meta.join('\n')}\n`));
-  await writeFile(`${base}chexpert.csv.gz`, gzipSync(`${chex.join('\n')}\n`));
+  await writeFile(`${base}chexpert.csv.gz`, gzipSync(`${chex.lines.join('\n')}\n`));
   await writeFile(`${base}split.csv.gz`, gzipSync(`${split.join('\n')}\n`));
-  return seenStudy.size;
+  return chex.studies;
 }
 
 /** The CheXmask CSV (rows '' are images without one); returns its path and row count. */

@@ -1,0 +1,159 @@
+/**
+ * `reevaluate`: a finished (or partly finished) run scored again from its stored predictions, with
+ * other metric settings if asked; results.json and the reports are rewritten, nothing is trained.
+ */
+
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import type { Backend, CacheLike } from '../experiment/backend.js';
+import { checkCellConfigs } from '../experiment/cell-config.js';
+import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
+import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
+import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
+import { checkSameData, dataFingerprint, readRunData } from '../experiment/fingerprint.js';
+import { type CellResult, type SplitData, splitData, type ZeroShotResult } from '../experiment/grid.js';
+import { readGridAttribution } from '../experiment/grid-attribution.js';
+import type { Results } from '../experiment/results.js';
+import { lockRun } from '../experiment/run-lock.js';
+import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
+import { writeReports } from '../report/index.js';
+import type { RunResult } from './assemble.js';
+import { assembleResults } from './assemble.js';
+import { recordedCacheDir } from './run-folder.js';
+
+/**
+ * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
+ * metric settings (threshold rule, bootstrap, primary metric); rewrites results.json and the reports.
+ * @throws {Error} (rejects) `runDir` has no config.json, or no finished cell (zeroshot.json or a cell's
+ *   result.json).
+ * @throws {ConfigError} (rejects) the saved config with `metricOverrides` does not validate.
+ * @throws {DataError} (rejects) the cache cannot be opened (the backend's openCache), or its data
+ *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed).
+ */
+export async function reevaluate(
+  runDir: string,
+  backend: Backend,
+  metricOverrides: MetricOverrides = {},
+): Promise<RunResult> {
+  const started = new Date();
+  if (!existsSync(join(runDir, 'config.json')))
+    throw new Error(`${runDir} is not a run folder (no config.json)`);
+  const lock = lockRun(runDir);
+  try {
+    return await reevaluateLocked(runDir, backend, metricOverrides, started);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The stored results of a run: zeroshot.json and every cell's result.json (with its file and id). */
+interface FinishedCells {
+  zs: ZeroShotResult | null;
+  trained: CellResult[];
+  resultFiles: { file: string; id: string }[];
+}
+
+function readFinishedCells(runDir: string): FinishedCells {
+  const cellsDir = join(runDir, 'cells');
+  const zs = readJson<ZeroShotResult>(join(cellsDir, 'zeroshot.json'));
+  const trained: CellResult[] = [];
+  const resultFiles: { file: string; id: string }[] = [];
+  if (existsSync(cellsDir)) {
+    for (const d of readdirSync(cellsDir).sort()) {
+      const c = readJson<CellResult>(join(cellsDir, d, 'result.json'));
+      if (c) {
+        trained.push(c);
+        resultFiles.push({ file: join(cellsDir, d, 'result.json'), id: d });
+      }
+    }
+  }
+  if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
+  return { zs, trained, resultFiles };
+}
+
+/**
+ * The new scores with the facts of the original run kept (timings, commit, data summaries,
+ * attribution, segmenter quality), the re-evaluation noted, and the test datasets rescored.
+ */
+function withEarlierFacts(
+  results: Results,
+  runDir: string,
+  config: ExperimentConfig,
+  overrides: MetricOverrides,
+  cells: FinishedCells,
+  sd: SplitData,
+): Results {
+  const before = readJson<Results>(join(runDir, 'results.json'));
+  if (before) {
+    results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
+    results.data = { ...before.data, ...results.data };
+  }
+  delete results.run.evaluationOverrides;
+  if (Object.keys(overrides).length) results.run.evaluationOverrides = overrides;
+  const attribution = readGridAttribution(runDir);
+  if (attribution) results.attribution = attribution;
+  if (before?.segmenter) results.segmenter = before.segmenter;
+  const tested = rescoreTestDatasets(runDir, config, sd, cells.zs, cells.trained);
+  if (Object.keys(tested).length) results.testDatasets = tested;
+  return results;
+}
+
+async function reevaluateLocked(
+  runDir: string,
+  backend: Backend,
+  metricOverrides: MetricOverrides,
+  started: Date,
+): Promise<RunResult> {
+  const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
+  if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
+  // earlier evals' overrides still apply; config.json keeps the training-time settings
+  const overrides = { ...readEvalOverrides(runDir), ...metricOverrides };
+  const config = parseConfig(
+    { ...saved, metrics: { ...saved.metrics, ...overrides } },
+    `${runDir}/config.json + eval-settings.json`,
+  );
+  const cells = readFinishedCells(runDir);
+  const { zs, trained, resultFiles } = cells;
+  // the settings the cells were computed with, before this evaluation's metric overrides
+  checkCellConfigs(
+    runDir,
+    parseConfig(saved, `${runDir}/config.json`),
+    [...(zs ? ['zeroshot'] : []), ...resultFiles.map((f) => f.id)],
+    `re-evaluate ${runDir}`,
+  );
+  const recorded = readRunData(runDir);
+  const cache: CacheLike = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
+  // Shard handles are released however re-evaluation ends.
+  try {
+    const fingerprint = dataFingerprint(cache);
+    // stored predictions are scored against the cache's labels: they must be the labels they were made for
+    if (recorded) checkSameData(runDir, recorded, fingerprint, `re-evaluate ${runDir}`);
+    const sd = await splitData(cache);
+    // stored predictions must fit the rows they are scored against
+    if (zs) checkZeroShotResult(join(runDir, 'cells', 'zeroshot.json'), zs, sd);
+    for (const [i, c] of trained.entries()) checkCellResult(resultFiles[i]!.file, c, resultFiles[i]!.id, sd);
+    const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
+    const scored = assembleResults({
+      config,
+      runDir,
+      started,
+      resumed: true,
+      backend,
+      device,
+      sd,
+      zs,
+      trained,
+      cache,
+      fingerprint,
+      extra: recorded?.summaries,
+    });
+    const results = withEarlierFacts(scored, runDir, config, overrides, cells, sd);
+    if (Object.keys(overrides).length) writeEvalOverrides(runDir, overrides);
+    writeJsonAtomic(join(runDir, 'results.json'), results);
+    await writeReports(runDir, results, { cache });
+    return { runDir, results };
+  } finally {
+    cache.close?.();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The run folder: a fresh one for a new run (never reusing an old one), or an existing one to resume,
+ * held under its lock while the run works in it; and the cache folder a run recorded.
+ */
+
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from '../common/io.js';
+import { checkCellConfigs } from '../experiment/cell-config.js';
+import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
+import type { RunData } from '../experiment/fingerprint.js';
+import { plannedCells } from '../experiment/grid.js';
+import { lockRun, type RunLock } from '../experiment/run-lock.js';
+import { broadcastString, type GroupLike } from '../model/process-group.js';
+
+function timestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');
+}
+
+/** A fresh folder `<runsDir>/<timestamp>[-name][-k]`; never an existing one. */
+export function newRunDir(runsDir: string, name: string): string {
+  mkdirSync(runsDir, { recursive: true });
+  const base = join(runsDir, `${timestamp()}${name ? `-${name}` : ''}`);
+  let dir = base;
+  for (let k = 2; existsSync(dir); k++) dir = `${base}-${k}`;
+  mkdirSync(dir);
+  return dir;
+}
+
+/** The recorded keyed cache folder when it still exists (the config may name a parent holding several). */
+export function recordedCacheDir(recorded: RunData | null): string | null {
+  const dir = recorded?.fingerprint.cacheDir;
+  return dir && existsSync(dir) ? dir : null;
+}
+
+export interface RunFolder {
+  runDir: string;
+  /** rank 0 holds the folder's lock for the group (the others run under its barriers); null elsewhere. */
+  lock: RunLock | null;
+}
+
+/**
+ * The folder a run works in: `resume` (locked by rank 0), else a new one with config.json written (by
+ * rank 0, which tells the other ranks its name).
+ * @throws {Error} (rejects) `resume` has no config.json.
+ */
+export async function claimRunFolder(
+  config: ExperimentConfig,
+  resume: string | null | undefined,
+  dist: GroupLike | undefined,
+): Promise<RunFolder> {
+  const root = !dist || dist.rank === 0;
+  if (resume) {
+    if (!existsSync(join(resume, 'config.json')))
+      throw new Error(`cannot resume ${resume}: no config.json there`);
+    return { runDir: resume, lock: root ? lockRun(resume) : null };
+  }
+  if (dist && dist.rank !== 0) {
+    // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)
+    return { runDir: await broadcastString(dist, ''), lock: null };
+  }
+  const runDir = newRunDir(config.runsDir, config.name);
+  const lock = lockRun(runDir);
+  writeJsonAtomic(join(runDir, 'config.json'), config);
+  if (dist) await broadcastString(dist, runDir);
+  return { runDir, lock };
+}
+
+/**
+ * The config a resumed run goes on with: its saved config.json (which wins over the caller's), with
+ * every cell already started checked against the settings it recorded.
+ * @throws {Error} no config.json in `runDir`.
+ * @throws {ConfigError} the saved config does not validate, or a cell recorded other settings.
+ */
+export function resumedConfig(runDir: string): ExperimentConfig {
+  const saved = readJson<unknown>(join(runDir, 'config.json'));
+  if (!saved) throw new Error(`cannot resume ${runDir}: no config.json there`);
+  const config = parseConfig(saved, `${runDir}/config.json`);
+  checkCellConfigs(runDir, config, plannedCells(config), `resume ${runDir}`);
+  return config;
+}
