@@ -30,7 +30,7 @@ import { DataWait, prefetch } from '../ts/common/prefetch.js';
 import { shuffled } from '../ts/common/random.js';
 import { buildIndex } from '../ts/data/mimic.js';
 import type { Batch } from '../ts/experiment/backend.js';
-import { preprocessFor } from '../ts/experiment/backend-real.js';
+import { preprocessFor } from '../ts/model/backend-real.js';
 import { trainWithCheckpoints } from '../ts/experiment/train.js';
 import { type Cache, openCache } from '../ts/images/cache.js';
 import { buildCache } from '../ts/images/cache-build.js';

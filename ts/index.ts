@@ -53,6 +53,10 @@ export {
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
 export { type Diagnostics, diagnostics } from './model/diagnostics.js';
+// One model of any kind (zero-shot, linear probe, fine-tuned), the kind read from its checkpoint.
+export { MODEL_KINDS, type ModelKind, type TrainedKind } from './model/kinds.js';
+export { type OpenedModel, type OpenModelOptions, openModel } from './model/open.js';
+export { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from './model/prompts.js';
 export {
   hostBytes,
   type ImageInput,
@@ -80,5 +84,5 @@ export {
   type Prediction,
   type PredictorKind,
   type PredictorOptions,
-} from './service/index.js';
+} from './service/predictor.js';
 export { closeOnSignals, type ShutdownOptions } from './service/shutdown.js';

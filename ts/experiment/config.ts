@@ -8,10 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS } from '../data/datasets/names.js';
-
-/** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
-export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
-export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
+import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
 export const VARIANTS = ['original', 'masked'] as const;
 export type Variant = (typeof VARIANTS)[number];

@@ -48,7 +48,7 @@ import {
 } from './predicted-masks.js';
 import type { BatchSource } from './train.js';
 import { predictAll } from './train.js';
-import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 
 /** A test dataset with its defaults filled in. */
 export interface TestDatasetSpec {

@@ -35,7 +35,7 @@ import {
   type TrainProgress,
   trainWithCheckpoints,
 } from './train.js';
-import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 
 export type TrainedSetup = Exclude<Setup, 'zeroshot'>;
 

@@ -9,7 +9,7 @@
 import { DataError } from '../common/errors.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { PREDICTED, VARIANTS } from './config.js';
-import { ZS_PROTOCOLS } from './zeroshot.js';
+import { ZS_PROTOCOLS } from '../model/zeroshot.js';
 
 const SPLITS = ['validate', 'test'] as const;
 
