@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
-import type { CellResult } from '../../ts/experiment/grid.js';
+import type { CellResult } from '../../ts/experiment/cells.js';
 import { type Results, runExperiment } from '../../ts/run/run.js';
 import { spawnTs } from './helpers.js';
 

@@ -31,14 +31,14 @@ import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fin
 import {
   type CellResult,
   featureSource,
-  type GridEvent,
   imageSource,
   type PredSet,
   type SplitData,
   splitData,
   toPredSet,
   type ZeroShotResult,
-} from './grid.js';
+} from './cells.js';
+import type { GridEvent } from './grid.js';
 import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {
   ensurePredictedMasks,

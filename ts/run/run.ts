@@ -41,14 +41,13 @@ import {
   type CellResult,
   cellId,
   finishedCells,
-  Grid,
-  type GridEvent,
   plannedCells,
   type SplitData,
   splitData,
   trainedCells,
   type ZeroShotResult,
-} from '../experiment/grid.js';
+} from '../experiment/cells.js';
+import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution, readGridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
 import { lockRun, type RunLock } from '../experiment/run-lock.js';
