@@ -191,7 +191,12 @@ export function fakeBackend(opts: FakeOptions & { beforeTrainStep?: () => void }
       },
     }),
     createClassifier: async (o: ClassifierOptions) => {
-      const c = new FakeClassifier(o.modelDir ? PIX : o.inputDim!, o.lrHead ?? 1e-2, o.seed ?? 0, !o.modelDir);
+      const c = new FakeClassifier(
+        o.modelDir ? PIX : o.inputDim!,
+        o.lrHead ?? 1e-2,
+        o.seed ?? 0,
+        !o.modelDir,
+      );
       const hook = opts.beforeTrainStep;
       if (hook) {
         const orig = c.trainStep.bind(c);

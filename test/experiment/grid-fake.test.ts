@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
-import { parseConfig } from '../../ts/experiment/config.js';
 import { plannedCells } from '../../ts/experiment/cells.js';
+import { parseConfig } from '../../ts/experiment/config.js';
 import { type Results, reevaluate, runExperiment } from '../../ts/run/run.js';
 
 import { fakeBackend } from './fake-backend.js';

@@ -102,7 +102,7 @@ test('classifier: IG of one finding logit with an image baseline equals PyTorch'
   }
 });
 
-test('linear probe: the linear score over the head\'s weights equals the LP logit', async () => {
+test("linear probe: the linear score over the head's weights equals the LP logit", async () => {
   requireModel();
   const dir = mkdtempSync(join(tmpdir(), 'cxrmask-attr-lp-'));
   const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });

@@ -11,7 +11,12 @@ import * as assert from 'uvu/assert';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { openModel } from '../../ts/model/open.js';
-import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, findingPrompts, promptPair } from '../../ts/model/prompts.js';
+import {
+  DEFAULT_NEGATIVE_PROMPT,
+  DEFAULT_PROMPT,
+  findingPrompts,
+  promptPair,
+} from '../../ts/model/prompts.js';
 import { loadTokenizer } from '../../ts/model/tokenizer.js';
 import { tempDir } from '../data/helpers.js';
 import { python } from '../explain/helpers.js';
@@ -100,7 +105,13 @@ test('the kind is recorded in the checkpoint and read back (Python sees it too)'
   await c.jft.dispose();
   const lp = await Classifier.readHeader(c.lpCkpt);
   assert.equal(
-    { kind: lp.kind, recorded: lp.kindRecorded, headOnly: lp.headOnly, inputDim: lp.inputDim, numLabels: lp.numLabels },
+    {
+      kind: lp.kind,
+      recorded: lp.kindRecorded,
+      headOnly: lp.headOnly,
+      inputDim: lp.inputDim,
+      numLabels: lp.numLabels,
+    },
     { kind: 'linear-probe', recorded: true, headOnly: true, inputDim: c.d, numLabels: 5 },
   );
   const jft = await Classifier.readHeader(c.jftCkpt);
@@ -132,9 +143,13 @@ test('a checkpoint written before the kind was recorded: the kind follows what t
   ] as const) {
     const f = join(dir, `tower-${frozen}.ckpt`);
     const code = `m._c.setattr("headOnly", False)\nm._c.setattr("freezeEncoder", ${frozen ? 'True' : 'False'})\nm.save(sys.argv[2])`;
-    const r = spawnSync(python(), ['-c', `import sys, torch\nm = torch.jit.load(sys.argv[1])\n${code}`, old, f], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      python(),
+      ['-c', `import sys, torch\nm = torch.jit.load(sys.argv[1])\n${code}`, old, f],
+      {
+        encoding: 'utf8',
+      },
+    );
     assert.is(r.status, 0, r.stderr);
     const t = await Classifier.readHeader(f);
     assert.equal([t.kind, t.kindRecorded, t.headOnly], [want, false, false]);
@@ -151,10 +166,15 @@ test('openModel: each kind from its checkpoint; predictions and attributions as 
     const lp = await openModel({ modelDir: MODEL_DIR, checkpoint: c.lpCkpt, device: 'cpu' });
     assert.is(lp.kind, 'linear-probe');
     assert.equal(Array.from(await lp.predict(x, 2)), Array.from(await c.lp.predict(c.feats, 2)));
-    assert.equal(Array.from(await lp.predictFeatures!(c.feats, 2)), Array.from(await c.lp.predict(c.feats, 2)));
+    assert.equal(
+      Array.from(await lp.predictFeatures!(c.feats, 2)),
+      Array.from(await c.lp.predict(c.feats, 2)),
+    );
     const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
     const { weight, bias } = await c.lp.headWeights();
-    const want = await clip.attributeLinear(x, 2, weight.subarray(2 * c.d, 3 * c.d), bias[2]!, { method: 'gradient' });
+    const want = await clip.attributeLinear(x, 2, weight.subarray(2 * c.d, 3 * c.d), bias[2]!, {
+      method: 'gradient',
+    });
     const got = await lp.attribute(x, 2, 2, { method: 'gradient' });
     assert.equal(Array.from(got.map), Array.from(want.map));
     assert.match(lp.describe(1), /logit of Cardiomegaly \(linear-probe classifier .*lp\.ckpt\)/);
@@ -165,7 +185,10 @@ test('openModel: each kind from its checkpoint; predictions and attributions as 
     assert.is(jft.predictFeatures, undefined);
     assert.equal(Array.from(await jft.predict(x, 2)), Array.from(await c.jft.predict(x, 2)));
     const ja = await jft.attribute(x, 2, 0, { method: 'gradient' });
-    assert.equal(Array.from(ja.map), Array.from((await c.jft.attribute(x, 2, 0, { method: 'gradient' })).map));
+    assert.equal(
+      Array.from(ja.map),
+      Array.from((await c.jft.attribute(x, 2, 0, { method: 'gradient' })).map),
+    );
     await jft.dispose();
     // zero-shot: the default prompts, one finding's pair explained
     const zs = await openModel({ modelDir: MODEL_DIR, device: 'cpu' });
@@ -174,8 +197,14 @@ test('openModel: each kind from its checkpoint; predictions and attributions as 
     assert.equal(pair, ['a chest X-ray showing edema', 'a chest X-ray showing no edema']);
     const text = await clip.encodeText(loadTokenizer(MODEL_DIR).encode(pair), 2);
     const za = await zs.attribute(x, 2, 3, { method: 'gradient' });
-    assert.equal(Array.from(za.map), Array.from((await clip.attribute(x, 2, text, { method: 'gradient' })).map));
-    assert.is(zs.describe(3), 'zero-shot logit s·(cos(img, "a chest X-ray showing edema") − cos(img, "a chest X-ray showing no edema"))');
+    assert.equal(
+      Array.from(za.map),
+      Array.from((await clip.attribute(x, 2, text, { method: 'gradient' })).map),
+    );
+    assert.is(
+      zs.describe(3),
+      'zero-shot logit s·(cos(img, "a chest X-ray showing edema") − cos(img, "a chest X-ray showing no edema"))',
+    );
     await zs.dispose();
     await clip.dispose();
     // a kind the caller expects is checked against the recorded one, never used in its place

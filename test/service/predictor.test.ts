@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
-import type { ClassifierLike, ClipLike, ModelBackend as Backend } from '../../ts/model/backend.js';
+import type { ModelBackend as Backend, ClassifierLike, ClipLike } from '../../ts/model/backend.js';
 import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
 
@@ -107,7 +107,13 @@ test('the kind is the one the checkpoint records, whatever its folder is called;
     assert.is((await p.predict('4', null)).kind, kind);
     await p.dispose();
   }
-  await MaskingPredictor.load({ modelDir: 'm', checkpoint: ft, kind: 'linear-probe', backend: base, preprocessFn }).then(
+  await MaskingPredictor.load({
+    modelDir: 'm',
+    checkpoint: ft,
+    kind: 'linear-probe',
+    backend: base,
+    preprocessFn,
+  }).then(
     () => assert.unreachable(),
     (e: Error) => assert.match(e.message, /holds a finetune model, not linear-probe/),
   );

@@ -9,7 +9,11 @@ import { ConfigError } from '../common/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowOf, explainImage } from '../explain/image.js';
-import { ATTRIBUTION_METHOD_NAMES, ATTRIBUTION_METHODS, type AttributionMethod } from '../model/attribution.js';
+import {
+  ATTRIBUTION_METHOD_NAMES,
+  ATTRIBUTION_METHODS,
+  type AttributionMethod,
+} from '../model/attribution.js';
 import { checkOutputFile, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand } from './run-command.js';
 

@@ -5,8 +5,8 @@
 import { join } from 'node:path';
 import { readJson } from '../common/io.js';
 import { realBackend } from '../experiment/backend-real.js';
-import { parseConfig } from '../experiment/config.js';
 import { cellId, trainedCells } from '../experiment/cells.js';
+import { parseConfig } from '../experiment/config.js';
 import { Grid } from '../experiment/grid.js';
 import type { CellJob } from './devices.js';
 

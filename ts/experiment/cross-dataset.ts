@@ -23,11 +23,8 @@ import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 import type { Backend, CacheLike, ClassifierLike } from './backend.js';
-import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
-import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
-import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
-import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
 import {
   type CellResult,
   featureSource,
@@ -38,6 +35,10 @@ import {
   toPredSet,
   type ZeroShotResult,
 } from './cells.js';
+import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
+import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
+import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
+import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
 import type { GridEvent } from './grid.js';
 import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {
@@ -48,7 +49,6 @@ import {
 } from './predicted-masks.js';
 import type { BatchSource } from './train.js';
 import { predictAll } from './train.js';
-import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 
 /** A test dataset with its defaults filled in. */
 export interface TestDatasetSpec {

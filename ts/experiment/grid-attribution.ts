@@ -13,8 +13,8 @@ import {
   type AttributionCache,
   type ExplainBatch,
   exampleFigures,
-  measureModelAttribution,
   type ModelAttribution,
+  measureModelAttribution,
 } from './attribution-measure.js';
 
 /** results.json's `attribution` (also runDir/attribution.json). */
@@ -71,7 +71,11 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
     a.config.finetune.bf16 === true || (a.config.finetune.bf16 === 'auto' && a.device.startsWith('cuda'));
   const opts = { method: c.method, steps: c.steps, samples: c.samples, bf16 };
   const measureOpts = { images: c.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
-  const base = { modelDir: a.config.model.dir, device: a.device, ...(a.backend ? { backend: a.backend } : {}) };
+  const base = {
+    modelDir: a.config.model.dir,
+    device: a.device,
+    ...(a.backend ? { backend: a.backend } : {}),
+  };
   const models: ModelAttribution[] = [];
   const examples: string[] = [];
   let finetuneFigures = false;
@@ -83,8 +87,7 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
       // Figures for the zero-shot model and the first fine-tuned cell (the model the paper's claim is about).
       const figures = model.kind === 'zeroshot' || (model.kind === 'finetune' && !finetuneFigures);
       if (model.kind === 'finetune') finetuneFigures = true;
-      if (figures)
-        examples.push(...(await exampleFigures(name, explain, withMasks, a.testRows, a.runDir)));
+      if (figures) examples.push(...(await exampleFigures(name, explain, withMasks, a.testRows, a.runDir)));
     } finally {
       await model.dispose();
     }

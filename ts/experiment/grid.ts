@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
-import type { ImageInput } from '../model/records.js';
 import { classifierFor, inputOf } from '../model/kinds.js';
 import { type OpenedModel, openModel } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
+import type { ImageInput } from '../model/records.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
 import { checkCellConfigs, recordCell } from './cell-config.js';
@@ -331,7 +331,12 @@ export class Grid {
         await clf.attachGroup(dist);
       }
       const existing = readJson<{ epochsDone: number }>(join(cell.dir, 'state.json'));
-      this.emit({ kind: 'cell-start', id: cell.id, epochs: tc.epochs, resumedFrom: existing?.epochsDone ?? 0 });
+      this.emit({
+        kind: 'cell-start',
+        id: cell.id,
+        epochs: tc.epochs,
+        resumedFrom: existing?.epochsDone ?? 0,
+      });
       return await trainWithCheckpoints(clf, {
         dir: cell.dir,
         epochs: tc.epochs,
@@ -368,7 +373,11 @@ export class Grid {
     };
     if (cell.setup === 'linear-probe') {
       const lp = config.linearProbe;
-      return classifierFor(cell.setup, where, { lrHead: lp.lr, weightDecay: lp.weightDecay, seed: cell.seed });
+      return classifierFor(cell.setup, where, {
+        lrHead: lp.lr,
+        weightDecay: lp.weightDecay,
+        seed: cell.seed,
+      });
     }
     const ft = config.finetune;
     return classifierFor(cell.setup, where, {

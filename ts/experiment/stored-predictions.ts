@@ -8,8 +8,8 @@
  */
 import { DataError } from '../common/errors.js';
 import { NUM_LABELS } from '../common/labels.js';
-import { PREDICTED, VARIANTS } from './config.js';
 import { ZS_PROTOCOLS } from '../model/zeroshot.js';
+import { PREDICTED, VARIANTS } from './config.js';
 
 const SPLITS = ['validate', 'test'] as const;
 

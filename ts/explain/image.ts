@@ -84,14 +84,26 @@ export async function explainImage(o: ExplainImageOptions): Promise<ImageExplana
   } finally {
     await model.dispose();
   }
-  const maps = Array.from({ length: n }, (_, i) => result.map.subarray(i * size * size, (i + 1) * size * size));
+  const maps = Array.from({ length: n }, (_, i) =>
+    result.map.subarray(i * size * size, (i + 1) * size * size),
+  );
   const anatomy = o.row ? anatomyOnGrid(o.row, pp.geometry, size) : null;
   const png = await attributionFigure(
     [
       { rgb: tensorToRgb(pp.original, size), map: null, title: 'image' },
-      { rgb: tensorToRgb(pp.original, size), map: maps[0]!, title: `original: ${result.score[0]!.toPrecision(3)}` },
+      {
+        rgb: tensorToRgb(pp.original, size),
+        map: maps[0]!,
+        title: `original: ${result.score[0]!.toPrecision(3)}`,
+      },
       ...(pp.masked
-        ? [{ rgb: tensorToRgb(pp.masked, size), map: maps[1]!, title: `masked: ${result.score[1]!.toPrecision(3)}` }]
+        ? [
+            {
+              rgb: tensorToRgb(pp.masked, size),
+              map: maps[1]!,
+              title: `masked: ${result.score[1]!.toPrecision(3)}`,
+            },
+          ]
         : []),
     ],
     size,

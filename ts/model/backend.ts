@@ -16,7 +16,12 @@ export interface ClipLike {
   encodeImage(x: ImageInput, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array>;
   /** The zero-shot logit against prompt embeddings, explained (ClipModel.attribute); optional. */
-  attribute?(x: ImageInput, n: number, text: Float32Array, options?: AttributionOptions): Promise<Attribution>;
+  attribute?(
+    x: ImageInput,
+    n: number,
+    text: Float32Array,
+    options?: AttributionOptions,
+  ): Promise<Attribution>;
   /** embedding·weight + bias explained (ClipModel.attributeLinear); optional. */
   attributeLinear?(
     x: ImageInput,

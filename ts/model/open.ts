@@ -15,7 +15,13 @@ import type { Attribution, AttributionOptions } from './attribution.js';
 import type { CheckpointHeader, ClassifierLike, ClipLike, ModelBackend, TokenizerLike } from './backend.js';
 import { realModelBackend } from './backend-real.js';
 import { classifierFor, type ModelKind } from './kinds.js';
-import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT, type FindingPrompts, findingPrompts, promptPair } from './prompts.js';
+import {
+  DEFAULT_NEGATIVE_PROMPT,
+  DEFAULT_PROMPT,
+  type FindingPrompts,
+  findingPrompts,
+  promptPair,
+} from './prompts.js';
 import type { ImageInput } from './records.js';
 import { encodePrompts, type TextBank, zeroShotScores } from './zeroshot.js';
 
@@ -80,7 +86,11 @@ export async function openModel(o: OpenModelOptions): Promise<OpenedModel> {
     : openClassifier(o, backend, device, header);
 }
 
-async function openZeroShot(o: OpenModelOptions, backend: ModelBackend, device: string): Promise<OpenedModel> {
+async function openZeroShot(
+  o: OpenModelOptions,
+  backend: ModelBackend,
+  device: string,
+): Promise<OpenedModel> {
   const prompt = o.prompt ?? DEFAULT_PROMPT;
   const negative = o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt;
   const prompts = findingPrompts(prompt, negative);

@@ -31,6 +31,7 @@ export function findingPrompts(prompt: string, negativePrompt: string | null): F
 /** The texts whose zero-shot logit explains finding `k`: its positive prompt, then its negative one. */
 export function promptPair(p: FindingPrompts, k: number): string[] {
   const pos = p.prompts[k];
-  if (pos === undefined) throw new RangeError(`finding must be an integer in [0,${p.prompts.length}), got ${k}`);
+  if (pos === undefined)
+    throw new RangeError(`finding must be an integer in [0,${p.prompts.length}), got ${k}`);
   return p.negativePrompts ? [pos, p.negativePrompts[k]!] : [pos];
 }

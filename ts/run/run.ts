@@ -14,6 +14,16 @@ import { packageVersion } from '../common/version.js';
 import { runCellsOnDevices } from '../distributed/devices.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
+import {
+  type CellResult,
+  cellId,
+  finishedCells,
+  plannedCells,
+  type SplitData,
+  splitData,
+  trainedCells,
+  type ZeroShotResult,
+} from '../experiment/cells.js';
 import { type ExperimentConfig, parseConfig, VARIANTS } from '../experiment/config.js';
 import {
   checkTestDatasets,
@@ -37,16 +47,6 @@ import {
   readRunData,
   writeRunData,
 } from '../experiment/fingerprint.js';
-import {
-  type CellResult,
-  cellId,
-  finishedCells,
-  plannedCells,
-  type SplitData,
-  splitData,
-  trainedCells,
-  type ZeroShotResult,
-} from '../experiment/cells.js';
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution, readGridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
