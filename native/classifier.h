@@ -37,8 +37,8 @@ struct ClassifierOptions {
 struct ClassifierCheckpointHeader {
   int64_t format = 0;
   // "linear-probe" (a head over a fixed image tower: head-only, or the encoder frozen) or
-  // "finetune" (encoder and head trained). Written by Save; for files written before it was, derived
-  // from the headOnly/freezeEncoder fields the file holds (kind_recorded false).
+  // "finetune" (encoder and head trained). Written by Save; a file from before that is given
+  // the kind its headOnly/freezeEncoder fields say (kind_recorded false).
   std::string kind;
   bool kind_recorded = false;
   bool head_only = false;
