@@ -23,8 +23,11 @@ import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
+import { inputOf } from '../model/kinds.js';
+import { openModel } from '../model/open.js';
+import type { ImageInput } from '../model/records.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
-import type { Backend, CacheLike, ClassifierLike } from './backend.js';
+import type { Backend, CacheLike } from './backend.js';
 import {
   type CellResult,
   featureSource,
@@ -314,7 +317,8 @@ async function predictTestDataset(
 
   // image-tower features of both variants: zero-shot and the linear probes read them
   const needFeatures =
-    (ctx.zs && missing('zeroshot')) || ctx.trained.some((c) => c.setup === 'linear-probe' && missing(c.id));
+    (ctx.zs && missing('zeroshot')) ||
+    ctx.trained.some((c) => c.setup !== 'zeroshot' && inputOf(c.setup) === 'features' && missing(c.id));
   const features = new Map<Variant, FeatureSet>();
   if (needFeatures) {
     const featDir = join(dir, 'features');
@@ -372,24 +376,36 @@ async function predictTestDataset(
       throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to test on "${spec.name}"`, {
         file: ckpt,
       });
-    const lp = cell.setup === 'linear-probe';
-    const clf = await createFor(ctx, cell, lp ? features.get('original')!.dim : null);
+    // the kind best.ckpt records must be the cell's setup; it says what the model scores
+    const model = await openModel({
+      modelDir: config.model.dir,
+      checkpoint: ckpt,
+      kind: cell.setup,
+      device,
+      bf16: ctx.bf16,
+      backend,
+    });
     try {
-      await clf.load(ckpt);
+      const { predictFeatures } = model;
       const test = {} as TestPreds;
-      const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
+      const batchSize = predictFeatures ? config.linearProbe.batchSize : config.finetune.batchSize;
       const sources: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
         v,
-        lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
+        predictFeatures ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
       ]);
-      if (pm) sources.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+      if (pm)
+        sources.push([PREDICTED, predictFeatures ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+      // feature sources give Float32Array rows
+      const predict = predictFeatures
+        ? (x: ImageInput, n: number) => predictFeatures(x as Float32Array, n)
+        : model.predict;
       for (const [v, source] of sources) {
-        const p = await predictAll((x, n) => clf.predict(x, n), source, rows, batchSize, NUM_LABELS, signal);
+        const p = await predictAll(predict, source, rows, batchSize, NUM_LABELS, signal);
         test[v] = toPredSet(p);
       }
       save({ model: cell.id, test });
     } finally {
-      clf.dispose();
+      await model.dispose();
     }
   }
 }
@@ -419,33 +435,6 @@ async function predictedMasks(
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     },
   );
-}
-
-/** A classifier of the cell's shape, for its best.ckpt (the optimizer settings do not matter to predict). */
-function createFor(ctx: CrossDatasetContext, cell: CellResult, featureDim: number | null) {
-  const { config, backend, device } = ctx;
-  const seed = cell.seed ?? 0;
-  if (featureDim !== null)
-    return backend.createClassifier({
-      modelDir: null,
-      inputDim: featureDim,
-      numLabels: NUM_LABELS,
-      device,
-      lrHead: config.linearProbe.lr,
-      weightDecay: config.linearProbe.weightDecay,
-      seed,
-    }) as Promise<ClassifierLike>;
-  const ft = config.finetune;
-  return backend.createClassifier({
-    modelDir: config.model.dir,
-    numLabels: NUM_LABELS,
-    device,
-    lrEncoder: ft.lrEncoder,
-    lrHead: ft.lrHead,
-    weightDecay: ft.weightDecay,
-    bf16: ctx.bf16,
-    seed,
-  });
 }
 
 /**
