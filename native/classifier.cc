@@ -278,6 +278,7 @@ void Classifier::Save(const std::string& path, bool weights_only) {
   ar.write("inputDim", c10::IValue(input_dim_));
   ar.write("numLabels", c10::IValue(opts_.num_labels));
   ar.write("freezeEncoder", c10::IValue(opts_.freeze_encoder));
+  ar.write("kind", c10::IValue(std::string(kind())));
   SaveCheckpoint(ar, State(), weights_only ? nullptr : optimizer_.get(), path);
 }
 
@@ -311,6 +312,38 @@ void Classifier::Load(const std::string& path) {
   CommitParams(state, incoming);
   if (loaded) optimizer_ = std::move(loaded);
   step_ = step;
+}
+
+ClassifierCheckpointHeader Classifier::ReadHeader(const std::string& path) {
+  torch::serialize::InputArchive ar;
+  OpenCheckpoint(ar, path, c10::Device(c10::kCPU), "classifier state");
+  auto read = [&](const char* key) {
+    c10::IValue v;
+    if (!ar.try_read(key, v)) throw std::invalid_argument(path + ": no " + key + " field");
+    return v;
+  };
+  ClassifierCheckpointHeader h;
+  h.format = read("format").toInt();
+  h.head_only = read("headOnly").toBool();
+  h.freeze_encoder = read("freezeEncoder").toBool();
+  h.input_dim = read("inputDim").toInt();
+  h.num_labels = read("numLabels").toInt();
+  h.step = read("step").toInt();
+  c10::IValue weights_only(false), kind;
+  ar.try_read("weightsOnly", weights_only);
+  h.weights_only = weights_only.isBool() && weights_only.toBool();
+  h.kind_recorded = ar.try_read("kind", kind) && kind.isString();
+  h.kind = h.kind_recorded ? kind.toStringRef()
+                           : (h.head_only || h.freeze_encoder ? "linear-probe" : "finetune");
+  return h;
+}
+
+std::pair<at::Tensor, at::Tensor> Classifier::HeadWeights() {
+  std::lock_guard<std::mutex> lock(mu_);
+  torch::NoGradGuard no_grad;
+  // A copy: on the CPU `to` would return the live parameter, and JS would then share its memory.
+  auto host = [](const at::Tensor& t) { return t.detach().to(at::kCPU, at::kFloat).clone(); };
+  return {host(head_->weight), host(head_->bias)};
 }
 
 }  // namespace cxrmask

@@ -35,6 +35,22 @@ struct ClassifierOptions {
   int64_t image_size{};
 };
 
+// What a classifier checkpoint says about itself, read without a model to load it into.
+struct ClassifierCheckpointHeader {
+  int64_t format = 0;
+  // "linear-probe" (a head over a fixed image tower: head-only, or the encoder frozen) or
+  // "finetune" (encoder and head trained). Written by Save; a file from before that is given
+  // the kind its headOnly/freezeEncoder fields say (kind_recorded false).
+  std::string kind;
+  bool kind_recorded = false;
+  bool head_only = false;
+  bool freeze_encoder = false;
+  bool weights_only = false;
+  int64_t input_dim = 0;
+  int64_t num_labels = 0;
+  int64_t step = 0;
+};
+
 // What a training step leaves on the device. Nothing is read on the host inside the step: the
 // worker reads the values after the optimizer step has been queued, and only when asked to.
 struct StepResult {
@@ -62,6 +78,14 @@ class Classifier {
   void Save(const std::string& path, bool weights_only = false);
   // All or nothing: on any error the classifier keeps the state it had.
   void Load(const std::string& path);
+  // The header fields of a checkpoint Save wrote (reads the archive on the CPU).
+  static ClassifierCheckpointHeader ReadHeader(const std::string& path);
+  // Copies of the head's weight [num_labels,input_dim] and bias [num_labels], float32 on the CPU.
+  std::pair<at::Tensor, at::Tensor> HeadWeights();
+  // What Save records as "kind": a head over a fixed tower is a linear probe.
+  const char* kind() const {
+    return head_only() || opts_.freeze_encoder ? "linear-probe" : "finetune";
+  }
   // Data-parallel training (null detaches): copies rank 0's weights into this replica, then every
   // TrainStep averages gradients and loss across replicas before the optimizer step. A replica
   // with no rows for a step still joins it (x with 0 rows) and contributes nothing.

@@ -8,6 +8,54 @@
 namespace cxrmask {
 namespace {
 
+// headWeights(): { weight: Float32Array [numLabels*inputDim], bias: Float32Array [numLabels] }.
+class HeadWeightsWorker : public PromiseWorker {
+ public:
+  HeadWeightsWorker(Napi::Env env, std::shared_ptr<Classifier> m)
+      : PromiseWorker(env, "cxrmask.Classifier.headWeights"), model_(std::move(m)) {}
+
+ protected:
+  void Run() override { weights_ = model_->HeadWeights(); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("weight", ToFloat32Array(env, weights_.first));
+    o.Set("bias", ToFloat32Array(env, weights_.second));
+    return o;
+  }
+  std::string DeviceKey() const override { return model_->device().str(); }
+
+ private:
+  std::shared_ptr<Classifier> model_;
+  std::pair<at::Tensor, at::Tensor> weights_;
+};
+
+// Classifier.readHeader(path): what a checkpoint says about itself (Classifier::ReadHeader).
+class ReadHeaderWorker : public PromiseWorker {
+ public:
+  ReadHeaderWorker(Napi::Env env, std::string path)
+      : PromiseWorker(env, "cxrmask.Classifier.readHeader"), path_(std::move(path)) {}
+
+ protected:
+  void Run() override { header_ = Classifier::ReadHeader(path_); }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("format", static_cast<double>(header_.format));
+    o.Set("kind", header_.kind);
+    o.Set("kindRecorded", header_.kind_recorded);
+    o.Set("headOnly", header_.head_only);
+    o.Set("freezeEncoder", header_.freeze_encoder);
+    o.Set("weightsOnly", header_.weights_only);
+    o.Set("inputDim", static_cast<double>(header_.input_dim));
+    o.Set("numLabels", static_cast<double>(header_.num_labels));
+    o.Set("step", static_cast<double>(header_.step));
+    return o;
+  }
+
+ private:
+  std::string path_;
+  ClassifierCheckpointHeader header_;
+};
+
 class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
  public:
   explicit JsClassifier(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsClassifier>(info) {
@@ -36,6 +84,20 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     opts.seed = static_cast<int64_t>(NumberKey(o, "seed"));
     opts.image_size = static_cast<int64_t>(NumberKey(o, "imageSize"));
     auto* w = new CreateClassifierWorker(info.Env(), std::move(opts));
+    w->Queue();
+    return w->Promise();
+  }
+
+  // readHeader(path)
+  static Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
+    auto* w = new ReadHeaderWorker(info.Env(), StringArg(info[0], "path"));
+    w->Queue();
+    return w->Promise();
+  }
+
+  Napi::Value HeadWeights(const Napi::CallbackInfo& info) {
+    auto* w = new HeadWeightsWorker(info.Env(), Live(info.Env()));
+    w->Keep(info.This().As<Napi::Object>());
     w->Queue();
     return w->Promise();
   }
@@ -145,6 +207,8 @@ Napi::Function DefineJsClassifier(Napi::Env env) {
       env, "Classifier",
       {
           JsClassifier::StaticMethod<&JsClassifier::Create>("create"),
+          JsClassifier::StaticMethod<&JsClassifier::ReadHeader>("readHeader"),
+          JsClassifier::InstanceMethod<&JsClassifier::HeadWeights>("headWeights"),
           JsClassifier::InstanceMethod<&JsClassifier::TrainStep>("trainStep"),
           JsClassifier::InstanceMethod<&JsClassifier::ReadLosses>("readLosses"),
           JsClassifier::InstanceMethod<&JsClassifier::Predict>("predict"),

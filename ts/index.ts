@@ -34,6 +34,7 @@ export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
 export type { JoinOptions, JoinSummary } from './data/chexmask.js';
 export type { Landmarks, Region } from './data/landmarks.js';
 export type { Split } from './data/mimic.js';
+export type { ModelAttribution } from './experiment/attribution-measure.js';
 export type {
   Backend,
   CacheEntryLike,
@@ -74,7 +75,7 @@ export type {
 } from './experiment/evaluate.js';
 export type { DataFingerprint } from './experiment/fingerprint.js';
 export type { GridEvent } from './experiment/grid.js';
-export type { GridAttribution, ModelAttribution } from './experiment/grid-attribution.js';
+export type { GridAttribution } from './experiment/grid-attribution.js';
 /**
  * Multi-label metrics over the five findings (AUROC, thresholds, accuracy, F1, sensitivity,
  * specificity, paired bootstrap intervals), as the run computes them (docs/experiments.md).
@@ -97,7 +98,11 @@ export {
 export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
 export { type Diagnostics, diagnostics } from './model/diagnostics.js';
+// One model of any kind (zero-shot, linear probe, fine-tuned), the kind read from its checkpoint.
+export { MODEL_KINDS, type ModelKind, type TrainedKind } from './model/kinds.js';
 export type { ModelMeta, SegmenterMeta } from './model/meta.js';
+export { type OpenedModel, type OpenModelOptions, openModel } from './model/open.js';
+export { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from './model/prompts.js';
 export {
   hostBytes,
   type ImageInput,
@@ -123,6 +128,7 @@ export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export type { ChexmaskIndexSummary } from './service/chexmask-index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
+export type { MaskSource, PredictExtras, PreprocessedPair, PreprocessFn } from './service/predictor.js';
 export {
   chexmaskRowFor,
   type FindingScores,
@@ -130,6 +136,5 @@ export {
   type Prediction,
   type PredictorKind,
   type PredictorOptions,
-} from './service/index.js';
-export type { MaskSource, PredictExtras, PreprocessedPair, PreprocessFn } from './service/predictor.js';
+} from './service/predictor.js';
 export { closeOnSignals, type ShutdownOptions } from './service/shutdown.js';

@@ -135,6 +135,21 @@ export interface NativeClassifierInfo {
   step: number;
 }
 
+/** What a classifier checkpoint says about itself (native Classifier::ReadHeader). */
+export interface NativeClassifierHeader {
+  format: number;
+  /** 'linear-probe' (a head over a fixed image tower) or 'finetune' (encoder and head trained). */
+  kind: string;
+  /** false for a file written before the kind was recorded: `kind` then follows headOnly/freezeEncoder. */
+  kindRecorded: boolean;
+  headOnly: boolean;
+  freezeEncoder: boolean;
+  weightsOnly: boolean;
+  inputDim: number;
+  numLabels: number;
+  step: number;
+}
+
 export interface NativeClassifier {
   trainStep(
     x: NativeImages,
@@ -157,6 +172,8 @@ export interface NativeClassifier {
   save(path: string, weightsOnly?: boolean): Promise<void>;
   load(path: string): Promise<void>;
   info(): NativeClassifierInfo;
+  /** Copies of the head's weight [numLabels*inputDim] (row-major) and bias [numLabels]. */
+  headWeights(): Promise<{ weight: Float32Array; bias: Float32Array }>;
   /** Data-parallel steps over a process group (null detaches); broadcasts rank 0's weights first. */
   attachGroup(group: NativeProcessGroup | null): Promise<void>;
   /** A data-parallel step for a replica without rows (joins the group's all-reduce). */
@@ -234,7 +251,10 @@ export interface NativeSegmenter {
 
 export interface NativeBinding {
   ClipModel: { load(path: string, device: string): Promise<NativeClipModel> };
-  Classifier: { create(options: NativeClassifierOptions): Promise<NativeClassifier> };
+  Classifier: {
+    create(options: NativeClassifierOptions): Promise<NativeClassifier>;
+    readHeader(path: string): Promise<NativeClassifierHeader>;
+  };
   ProcessGroup: {
     create(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
     backends(): { gloo: boolean; nccl: boolean };

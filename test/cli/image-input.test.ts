@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
-import { MaskingPredictor } from '../../ts/service/index.js';
+import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-image-input-'));

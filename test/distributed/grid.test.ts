@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
+import type { CellResult } from '../../ts/experiment/cells.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
-import type { CellResult } from '../../ts/experiment/grid.js';
 import { type Results, runExperiment } from '../../ts/run/run.js';
 import { spawnTs } from './helpers.js';
 

@@ -162,7 +162,7 @@ test('fine-tuning clearly beats chance on the synthetic data', async () => {
   // paired bootstrap against a constant scorer (AUROC 0.5): the 95 % CI of (model − chance) excludes 0
   const { labelArrays } = await import('../../ts/experiment/evaluate.js');
   const { bootstrapDiff } = await import('../../ts/experiment/metrics.js');
-  const { splitData } = await import('../../ts/experiment/grid.js');
+  const { splitData } = await import('../../ts/experiment/cells.js');
   const sd = await splitData(await backend.openCache(config.data.cache));
   const cell = JSON.parse(
     readFileSync(join(results.run.dir, 'cells', 'jft-original-s0', 'result.json'), 'utf8'),

@@ -95,6 +95,8 @@ class FakeClip implements ClipLike {
 }
 
 class FakeClassifier implements ClassifierLike {
+  /** Recorded in the saved file, as the addon records it (Classifier.readHeader). */
+  readonly kind: 'linear-probe' | 'finetune';
   w: Float64Array;
   m: Float64Array;
   v: Float64Array;
@@ -103,7 +105,9 @@ class FakeClassifier implements ClassifierLike {
     readonly dim: number,
     readonly lr: number,
     seed: number,
+    headOnly = false,
   ) {
+    this.kind = headOnly ? 'linear-probe' : 'finetune';
     const r = mulberry32(seed + 1);
     this.w = Float64Array.from({ length: (dim + 1) * K }, () => (r() - 0.5) * 0.01);
     this.m = new Float64Array(this.w.length);
@@ -150,7 +154,14 @@ class FakeClassifier implements ClassifierLike {
   async save(path: string) {
     writeFileSync(
       path,
-      JSON.stringify({ w: Array.from(this.w), m: Array.from(this.m), v: Array.from(this.v), t: this.t }),
+      JSON.stringify({
+        kind: this.kind,
+        dim: this.dim,
+        w: Array.from(this.w),
+        m: Array.from(this.m),
+        v: Array.from(this.v),
+        t: this.t,
+      }),
     );
   }
   async load(path: string) {
@@ -180,7 +191,12 @@ export function fakeBackend(opts: FakeOptions & { beforeTrainStep?: () => void }
       },
     }),
     createClassifier: async (o: ClassifierOptions) => {
-      const c = new FakeClassifier(o.modelDir ? PIX : o.inputDim!, o.lrHead ?? 1e-2, o.seed ?? 0);
+      const c = new FakeClassifier(
+        o.modelDir ? PIX : o.inputDim!,
+        o.lrHead ?? 1e-2,
+        o.seed ?? 0,
+        !o.modelDir,
+      );
       const hook = opts.beforeTrainStep;
       if (hook) {
         const orig = c.trainStep.bind(c);
@@ -190,6 +206,11 @@ export function fakeBackend(opts: FakeOptions & { beforeTrainStep?: () => void }
         };
       }
       return c;
+    },
+    readCheckpointHeader: async (path: string) => {
+      const s = JSON.parse(readFileSync(path, 'utf8'));
+      const headOnly = s.kind === 'linear-probe';
+      return { kind: s.kind, headOnly, freezeEncoder: false, inputDim: s.dim, numLabels: K };
     },
     resolveDevice: (d) => (d === 'auto' ? 'cpu' : d),
     versions: () => ({ backend: 'fake' }),

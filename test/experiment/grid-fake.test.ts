@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
+import { plannedCells } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { plannedCells } from '../../ts/experiment/grid.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
 import { type Results, runExperiment } from '../../ts/run/run.js';
 

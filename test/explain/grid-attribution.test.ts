@@ -5,15 +5,11 @@ import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
-import {
-  attributionTable,
-  measureModelAttribution,
-  pairedMeanCI,
-  spread,
-} from '../../ts/experiment/grid-attribution.js';
+import { measureModelAttribution, pairedMeanCI, spread } from '../../ts/experiment/attribution-measure.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 import { ClipModel } from '../../ts/model/clip.js';
+import { attributionTable } from '../../ts/report/attribution.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';

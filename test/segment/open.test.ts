@@ -12,7 +12,7 @@ import { ConfigError } from '../../ts/common/errors.js';
 
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
-import { MaskingPredictor } from '../../ts/service/index.js';
+import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { MODEL_DIR, ROOT } from '../native/helpers.js';
 
 const SEG_DIR = join(ROOT, 'models', 'seg-tiny');

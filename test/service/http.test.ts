@@ -16,7 +16,7 @@ import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 
 import { ChexmaskIndex } from '../../ts/service/chexmask-index.js';
 import { createServer } from '../../ts/service/http.js';
-import { MaskingPredictor, type Prediction } from '../../ts/service/index.js';
+import { MaskingPredictor, type Prediction } from '../../ts/service/predictor.js';
 import { closeOnSignals } from '../../ts/service/shutdown.js';
 import { type SynthImage, synthesize } from '../../ts/synth/synthesize.js';
 

@@ -14,10 +14,10 @@ import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
-import { preprocessFor, readModelMeta } from '../../ts/experiment/backend-real.js';
 import { preprocess } from '../../ts/images/preprocess.js';
+import { preprocessFor, readModelMeta } from '../../ts/model/backend-real.js';
 import { Classifier } from '../../ts/model/classifier.js';
-import { MaskingPredictor } from '../../ts/service/index.js';
+import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 
 const MODEL = 'models/tiny';

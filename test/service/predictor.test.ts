@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
-import type { Backend, ClassifierLike, ClipLike } from '../../ts/experiment/backend.js';
-import { inferKind, MaskingPredictor } from '../../ts/service/index.js';
+import type { ModelBackend as Backend, ClassifierLike, ClipLike } from '../../ts/model/backend.js';
+import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-'));
@@ -67,8 +67,6 @@ test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one a
       return wrapped;
     },
   };
-  assert.is(inferKind(ckpt), 'finetune');
-  assert.is(inferKind('runs/x/cells/lp-original-s1/best.ckpt'), 'linear-probe');
   const p = await MaskingPredictor.load({ modelDir: 'm', checkpoint: ckpt, backend, preprocessFn });
   assert.is(p.kind, 'finetune');
   const calls = Array.from({ length: 8 }, (_, i) => p.predict(String(i), i % 2 ? { row: i } : null));
@@ -90,8 +88,43 @@ test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one a
   await p.dispose();
 });
 
+test('the kind is the one the checkpoint records, whatever its folder is called; another kind asked for is refused', async () => {
+  const base = fakeBackend();
+  const { mkdirSync } = await import('node:fs');
+  // a fine-tuned model in a folder named like a linear-probe cell, and the other way round
+  mkdirSync(join(tmp, 'lp-original-s1'));
+  mkdirSync(join(tmp, 'jft-original-s1'));
+  const ft = join(tmp, 'lp-original-s1', 'best.ckpt');
+  const lp = join(tmp, 'jft-original-s1', 'best.ckpt');
+  await (await base.createClassifier({ modelDir: 'm' })).save(ft);
+  await (await base.createClassifier({ modelDir: null, inputDim: 16 })).save(lp);
+  for (const [ckpt, kind] of [
+    [ft, 'finetune'],
+    [lp, 'linear-probe'],
+  ] as const) {
+    const p = await MaskingPredictor.load({ modelDir: 'm', checkpoint: ckpt, backend: base, preprocessFn });
+    assert.is(p.kind, kind);
+    assert.is((await p.predict('4', null)).kind, kind);
+    await p.dispose();
+  }
+  await MaskingPredictor.load({
+    modelDir: 'm',
+    checkpoint: ft,
+    kind: 'linear-probe',
+    backend: base,
+    preprocessFn,
+  }).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /holds a finetune model, not linear-probe/),
+  );
+});
+
 test('a load that fails frees the models it made (linear probe: clip and head; fine-tuned: the classifier)', async () => {
   const base = fakeBackend();
+  // checkpoints that record their kind, as a run writes them
+  const ckpts = { 'linear-probe': join(tmp, 'fail-lp.ckpt'), finetune: join(tmp, 'fail-ft.ckpt') };
+  await (await base.createClassifier({ modelDir: null, inputDim: 16 })).save(ckpts['linear-probe']);
+  await (await base.createClassifier({ modelDir: 'm' })).save(ckpts.finetune);
   const live = new Set<string>();
   let made = 0;
   const backend: Backend = {
@@ -123,7 +156,7 @@ test('a load that fails frees the models it made (linear probe: clip and head; f
     },
   };
   for (const kind of ['linear-probe', 'finetune'] as const) {
-    await MaskingPredictor.load({ modelDir: 'm', checkpoint: 'x.ckpt', kind, backend, preprocessFn }).then(
+    await MaskingPredictor.load({ modelDir: 'm', checkpoint: ckpts[kind], kind, backend, preprocessFn }).then(
       () => assert.unreachable(),
       (e: Error) => assert.match(e.message, /checkpoint unreadable/),
     );

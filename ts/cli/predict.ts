@@ -2,7 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../common/labels.js';
 import { openSegmenter } from '../segment/open.js';
-import { chexmaskRowFor, MaskingPredictor } from '../service/index.js';
+import { chexmaskRowFor, MaskingPredictor } from '../service/predictor.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
@@ -47,7 +47,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       })
       .option('kind', {
         choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
-        describe: 'default: from the checkpoint path',
+        describe: 'the kind the checkpoint must record (default: whatever it records; zeroshot without one)',
       })
       .option('device', {
         choices: ['auto', 'cpu', 'cuda'] as const,

@@ -55,7 +55,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       .option('checkpoint', { type: 'string', describe: 'best.ckpt of a trained cell, with a model folder' })
       .option('kind', {
         choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
-        describe: 'default: from the checkpoint path',
+        describe: 'the kind the checkpoint must record (default: whatever it records; zeroshot without one)',
       })
       .option('segmenter', {
         type: 'string',

@@ -5,8 +5,9 @@
 import { join } from 'node:path';
 import { readJson } from '../common/io.js';
 import { realBackend } from '../experiment/backend-real.js';
+import { cellId, trainedCells } from '../experiment/cells.js';
 import { parseConfig } from '../experiment/config.js';
-import { cellId, Grid, trainedCells } from '../experiment/grid.js';
+import { Grid } from '../experiment/grid.js';
 import type { CellJob } from './devices.js';
 
 const job = JSON.parse(process.env['CXRMASK_CELL_JOB'] ?? 'null') as CellJob | null;

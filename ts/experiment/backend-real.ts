@@ -1,97 +1,29 @@
 /**
- * The real backend: ts/model/* (LibTorch addon) and ts/data (index, CheXmask join, image cache),
- * bound to the interfaces of backend.ts. The imports are static; the native addon itself is loaded on
- * first use (ts/native.ts loadNative), so commands that never touch a model (e.g. `--help`, config
- * errors) do not load it.
+ * The real backend: the model backend of ts/model/backend-real.ts plus ts/data and ts/images (index,
+ * CheXmask join, image cache), and the steps that build a run's cache.
  */
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { ConfigError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { adapterFor, buildDatasetIndex } from '../data/datasets/index.js';
 import type { Split } from '../data/mimic.js';
 import { openCache } from '../images/cache.js';
 import { buildCache } from '../images/cache-build.js';
-import { Classifier } from '../model/classifier.js';
-import { ClipModel } from '../model/clip.js';
-import { type ModelMeta, readModelMeta as readMeta } from '../model/meta.js';
+import { preprocessFor, readModelMeta, realModelBackend } from '../model/backend-real.js';
 import { hostBytes } from '../model/records.js';
-import { Segmenter } from '../model/segmenter.js';
-import { loadTokenizer } from '../model/tokenizer.js';
-import { type Diagnostics, diagnostics, setThreads } from '../native.js';
-import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
+import type { Backend, CacheLike } from './backend.js';
 import type { ExperimentConfig } from './config.js';
 import type { TestDatasetSpec } from './cross-dataset.js';
 
-export type { ModelMeta };
-
-/**
- * model.json of an exported model folder (ts/model/meta.ts reads it); a missing file is the user's
- * setting, so it is a ConfigError here rather than the model layer's plain Error.
- */
-export function readModelMeta(dir: string): ModelMeta {
-  if (!existsSync(join(dir, 'model.json')))
-    throw new ConfigError(
-      `model folder ${dir} has no model.json (export one with scripts/setup.sh or tools/export_biomedclip.py)`,
-    );
-  return readMeta(dir);
-}
-
-/** Preprocessing options matching an exported model (size, mean, std). */
-export function preprocessFor(
-  meta: Partial<Pick<ModelMeta, 'imageSize' | 'mean' | 'std'>>,
-): Record<string, unknown> {
-  return {
-    ...(meta.imageSize ? { size: meta.imageSize } : {}),
-    ...(meta.mean ? { mean: meta.mean } : {}),
-    ...(meta.std ? { std: meta.std } : {}),
-  };
-}
-
-/**
- * The Backend over the LibTorch addon, the image cache and the tokenizer: what the CLI gives
- * `runExperiment`.
- */
+/** The real model backend (ts/model/backend-real.ts) with the image cache of ts/images. */
 export async function realBackend(): Promise<Backend> {
-  let diag: Diagnostics | null = null;
-  const diagnose = () => {
-    diag ??= diagnostics();
-    return diag;
-  };
   return {
-    name: 'libtorch',
+    ...realModelBackend(),
     openCache: (dir: string) => {
       const cache = openCache(dir);
       // Records are read straight into addon-owned memory: batches reach the model without a copy.
       cache.allocate = hostBytes;
       return cache as unknown as CacheLike;
-    },
-    loadClip: (dir: string, device: string) => ClipModel.load(dir, { device: device as 'cpu' }),
-    loadSegmenter: async (dir, weights, o) => {
-      const seg = await Segmenter.load(dir, { device: o.device as 'cpu', threshold: o.threshold });
-      await seg.load(weights).catch(async (e) => {
-        await seg.dispose();
-        throw e;
-      });
-      return seg;
-    },
-    loadTokenizer: (dir: string) => loadTokenizer(dir),
-    createClassifier: (opts: ClassifierOptions) =>
-      Classifier.create({ ...opts, device: opts.device as 'cpu' | undefined }),
-    resolveDevice: (requested: string) => {
-      if (requested !== 'auto') return requested;
-      return diagnose().cuda?.available ? 'cuda' : 'cpu';
-    },
-    setThreads: (n: number) => setThreads(n),
-    versions: () => {
-      const d = diagnose();
-      return {
-        torch: d.torch?.version ?? null,
-        cuda: d.cuda ?? null,
-        blas: d.blas ?? null,
-        threads: d.threads ?? null,
-      };
     },
   };
 }

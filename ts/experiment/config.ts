@@ -10,10 +10,7 @@ import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS } from '../data/datasets/names.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
-
-/** Zero-shot prompts of the runs and of the predictor; `{finding}` becomes the finding's text. */
-export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
-export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
+import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
 /** The two image variants a model is trained on: as given, and with the CheXmask contours drawn in. */
 export const VARIANTS = ['original', 'masked'] as const;

@@ -23,22 +23,26 @@ import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
-import type { Backend, CacheLike, ClassifierLike } from './backend.js';
-import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
-import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
-import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
-import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
+import { inputOf } from '../model/kinds.js';
+import { openModel } from '../model/open.js';
+import type { ImageInput } from '../model/records.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
+import type { Backend, CacheLike } from './backend.js';
 import {
   type CellResult,
   featureSource,
-  type GridEvent,
   imageSource,
   type PredSet,
   type SplitData,
   splitData,
   toPredSet,
   type ZeroShotResult,
-} from './grid.js';
+} from './cells.js';
+import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
+import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
+import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
+import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
+import type { GridEvent } from './grid.js';
 import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {
   ensurePredictedMasks,
@@ -48,7 +52,6 @@ import {
 } from './predicted-masks.js';
 import type { BatchSource } from './train.js';
 import { predictAll } from './train.js';
-import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
 
 /** A test dataset with its defaults filled in. */
 export interface TestDatasetSpec {
@@ -386,35 +389,38 @@ async function cellTestPreds(
   spec: TestDatasetSpec,
   cell: CellResult,
   sdT: SplitData,
-  sources: (lp: boolean) => [Variant | typeof PREDICTED, BatchSource][],
-  featureDim: () => number,
+  sources: (onFeatures: boolean) => [Variant | typeof PREDICTED, BatchSource][],
 ): Promise<TestPreds> {
-  const { config, runDir, signal } = ctx;
+  const { config, runDir, signal, backend, device } = ctx;
   const ckpt = join(runDir, 'cells', cell.id, 'best.ckpt');
   if (!existsSync(ckpt))
     throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to test on "${spec.name}"`, {
       file: ckpt,
     });
-  const lp = cell.setup === 'linear-probe';
-  const clf = await createFor(ctx, cell, lp ? featureDim() : null);
+  // the kind best.ckpt records must be the cell's setup; it says what the model scores
+  const model = await openModel({
+    modelDir: config.model.dir,
+    checkpoint: ckpt,
+    kind: cell.setup,
+    device,
+    bf16: ctx.bf16,
+    backend,
+  });
   try {
-    await clf.load(ckpt);
+    const { predictFeatures } = model;
     const test = {} as TestPreds;
-    const batchSize = lp ? config.linearProbe.batchSize : config.finetune.batchSize;
-    for (const [v, source] of sources(lp)) {
-      const p = await predictAll(
-        (x, n) => clf.predict(x, n),
-        source,
-        sdT.test,
-        batchSize,
-        NUM_LABELS,
-        signal,
-      );
+    const batchSize = predictFeatures ? config.linearProbe.batchSize : config.finetune.batchSize;
+    // feature sources give Float32Array rows
+    const predict = predictFeatures
+      ? (x: ImageInput, n: number) => predictFeatures(x as Float32Array, n)
+      : model.predict;
+    for (const [v, source] of sources(Boolean(predictFeatures))) {
+      const p = await predictAll(predict, source, sdT.test, batchSize, NUM_LABELS, signal);
       test[v] = toPredSet(p);
     }
     return test;
   } finally {
-    clf.dispose();
+    await model.dispose();
   }
 }
 
@@ -441,7 +447,8 @@ async function predictTestDataset(
 
   // image-tower features of both variants: zero-shot and the linear probes read them
   const needFeatures =
-    zsMissing() || ctx.trained.some((c) => c.setup === 'linear-probe' && files.missing(c.id));
+    zsMissing() ||
+    ctx.trained.some((c) => c.setup !== 'zeroshot' && inputOf(c.setup) === 'features' && files.missing(c.id));
   const features = needFeatures
     ? await testFeatures(ctx, cache, join(dir, 'features'))
     : new Map<Variant, FeatureSet>();
@@ -465,17 +472,17 @@ async function predictTestDataset(
     files.save({ model: 'zeroshot', protocols: await zeroShotTestPreds(ctx, rows, sets) });
   }
 
-  const sources = (lp: boolean) => {
+  const sources = (onFeatures: boolean) => {
     const s: [Variant | typeof PREDICTED, BatchSource][] = VARIANTS.map((v) => [
       v,
-      lp ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
+      onFeatures ? featureSource(features.get(v)!, sdT) : imageSource(cache, v),
     ]);
-    if (pm) s.push([PREDICTED, lp ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
+    if (pm) s.push([PREDICTED, onFeatures ? featureSource(predF!, sdT) : predictedSource(cache, pm)]);
     return s;
   };
   for (const cell of ctx.trained) {
     if (!files.missing(cell.id)) continue;
-    const test = await cellTestPreds(ctx, spec, cell, sdT, sources, () => features.get('original')!.dim);
+    const test = await cellTestPreds(ctx, spec, cell, sdT, sources);
     files.save({ model: cell.id, test });
   }
 }
@@ -505,33 +512,6 @@ async function predictedMasks(
       ...(ctx.signal ? { signal: ctx.signal } : {}),
     },
   );
-}
-
-/** A classifier of the cell's shape, for its best.ckpt (the optimizer settings do not matter to predict). */
-function createFor(ctx: CrossDatasetContext, cell: CellResult, featureDim: number | null) {
-  const { config, backend, device } = ctx;
-  const seed = cell.seed ?? 0;
-  if (featureDim !== null)
-    return backend.createClassifier({
-      modelDir: null,
-      inputDim: featureDim,
-      numLabels: NUM_LABELS,
-      device,
-      lrHead: config.linearProbe.lr,
-      weightDecay: config.linearProbe.weightDecay,
-      seed,
-    }) as Promise<ClassifierLike>;
-  const ft = config.finetune;
-  return backend.createClassifier({
-    modelDir: config.model.dir,
-    numLabels: NUM_LABELS,
-    device,
-    lrEncoder: ft.lrEncoder,
-    lrHead: ft.lrHead,
-    weightDecay: ft.weightDecay,
-    bf16: ctx.bf16,
-    seed,
-  });
 }
 
 /**

@@ -8,9 +8,9 @@
 
 import { FINDINGS, NUM_LABELS } from '../common/labels.js';
 import { meanSd } from '../common/stats.js';
+import type { CellResult, PredSet, SplitData, ZeroShotResult } from './cells.js';
 import type { ExperimentConfig, Setup, TestVariant, Variant } from './config.js';
 import { PREDICTED, VARIANTS } from './config.js';
-import type { CellResult, PredSet, SplitData, ZeroShotResult } from './grid.js';
 import {
   bootstrapDiff,
   chooseThresholds,

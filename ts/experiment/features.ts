@@ -61,12 +61,11 @@ export async function computeFeatures(
   } = {},
 ): Promise<Map<Variant, FeatureSet>> {
   const out = new Map<Variant, FeatureSet>();
-  const todo: Variant[] = [];
   for (const v of variants) {
     const cached = loadFeatures(dir, v);
     if (cached) out.set(v, cached);
-    else todo.push(v);
   }
+  const todo = variants.filter((v) => !out.has(v));
   if (!todo.length) return out;
   if (!clip) throw new Error(`features ${todo.join(', ')} are not in ${dir} and no model was given`);
   const model = clip;
@@ -118,13 +117,17 @@ export async function computeFeatures(
   }
   const seconds = (performance.now() - t0) / 1000;
   todo.forEach((v, t) => {
-    const x = xs[t]!;
     const meta: FeatureMeta = { variant: v, n, dim: d, failed, seconds, dataWaitSeconds: wait.seconds };
-    writeFileAtomic(join(dir, `${v}.f32`), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
-    writeJsonAtomic(join(dir, `${v}.json`), meta);
-    out.set(v, { ...meta, x });
+    out.set(v, saveFeatures(dir, meta, xs[t]!));
   });
   return out;
+}
+
+/** `<dir>/<variant>.f32` and `.json`, each written atomically. */
+function saveFeatures(dir: string, meta: FeatureMeta, x: Float32Array): FeatureSet {
+  writeFileAtomic(join(dir, `${meta.variant}.f32`), new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  writeJsonAtomic(join(dir, `${meta.variant}.json`), meta);
+  return { ...meta, x };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -8,36 +8,12 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
-import { readJson, writeJsonAtomic } from '../common/io.js';
+import { writeJsonAtomic } from '../common/io.js';
+import { type DataFingerprint, RUN_DATA_FILE, type RunData } from '../model/run-files.js';
 import type { CacheLike } from './backend.js';
 
-/**
- * What identifies the data a run used: the cache key and digest, the entries and the CheXmask join; a
- * resume or a re-evaluation checks it.
- */
-export interface DataFingerprint {
-  /** The cache's settings key (folder name), null for a cache without one. */
-  cacheKey: string | null;
-  /** Where the cache was opened (not compared: a moved cache with the same content is the same data). */
-  cacheDir: string | null;
-  /** Digest over entries.jsonl and every shard's SHA-256 (images + labels), null if the cache has none. */
-  cacheDigest: string | null;
-  entries: number;
-  /** SHA-256 over every row's dicomId, split, labels and label mask, in cache order. */
-  entriesDigest: string;
-  /** Join settings the cache was built with (minDice, label policy, requireMask, CheXmask file). */
-  join: Record<string, unknown> | null;
-}
-
-/** `<run>/data.json`: the fingerprint plus the data summaries recorded when the run started. */
-export interface RunData {
-  fingerprint: DataFingerprint;
-  recordedAt: string;
-  /** The data facts results.json shows under `data` (index/cache summaries), kept for resumed runs. */
-  summaries: Record<string, unknown>;
-}
-
-export const RUN_DATA_FILE = 'data.json';
+// The run folder's data.json is read below the experiment too (a service opening a run's cell).
+export { type DataFingerprint, RUN_DATA_FILE, type RunData, readRunData } from '../model/run-files.js';
 
 export function dataFingerprint(cache: CacheLike): DataFingerprint {
   const h = createHash('sha256');
@@ -74,10 +50,6 @@ export function fingerprintChanges(before: DataFingerprint, now: DataFingerprint
     if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
       out.push(`join setting ${k}: ${JSON.stringify(a[k] ?? null)} → ${JSON.stringify(b[k] ?? null)}`);
   return out;
-}
-
-export function readRunData(runDir: string): RunData | null {
-  return readJson<RunData>(join(runDir, RUN_DATA_FILE));
 }
 
 export function writeRunData(

@@ -1,24 +1,42 @@
 /**
- * The Table-2 grid. Units of work ("cells"), each resumable with its outputs on disk:
+ * The Table-2 grid. Units of work ("cells", cells.ts), each resumable with its outputs on disk:
  *   features/<variant>            image-tower features, once per variant (shared by zero-shot and LP)
  *   cells/zeroshot.json           zero-shot predictions (both protocols), val + test, both variants
  *   cells/<setup>-<train>-s<seed>/  LP or JFT trained on `train` ∈ {original, masked} with one seed:
  *       state.json + epoch-<e>.ckpt + best.ckpt while training, result.json when finished
  *       (validation + test predictions on original and masked images of the best epoch).
+ * A trained cell's predictions come from its best.ckpt opened with openModel (ts/model/open.ts): the
+ * kind the checkpoint records says whether it scores the cached features or the images.
  * `--resume` skips finished cells, resumes an unfinished one from its last epoch checkpoint, then
  * re-aggregates (evaluate.ts) into results.json and the reports.
  */
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
-import { shuffled } from '../common/random.js';
+import { classifierFor, inputOf } from '../model/kinds.js';
+import { type OpenedModel, openModel } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
-import type { Backend, Batch, CacheLike, ClassifierLike, Split } from './backend.js';
+import type { ImageInput } from '../model/records.js';
+import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
+import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
 import { checkCellConfigs, recordCell } from './cell-config.js';
-import { type ExperimentConfig, PREDICTED, type Setup, VARIANTS, type Variant } from './config.js';
+import {
+  type CellResult,
+  cellId,
+  featureSource,
+  imageSource,
+  limitTrain,
+  type PredGrid,
+  type SplitData,
+  splitData,
+  type TrainedSetup,
+  toPredSet,
+  type ZeroShotResult,
+} from './cells.js';
+import { type ExperimentConfig, PREDICTED, type TestVariant, VARIANTS, type Variant } from './config.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
 import {
   ensurePredictedMasks,
@@ -30,50 +48,11 @@ import { checkCellResult, checkZeroShotResult } from './stored-predictions.js';
 import {
   type BatchSource,
   type EpochRecord,
-  type Predictions,
   predictAllSharded,
   type TrainProgress,
+  type TrainState,
   trainWithCheckpoints,
 } from './train.js';
-import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from './zeroshot.js';
-
-export type TrainedSetup = Exclude<Setup, 'zeroshot'>;
-
-export interface PredSet {
-  /** probabilities [n, 5] (NaN rows = unreadable images) */
-  probs: number[];
-  failed: number[];
-}
-
-/** Predictions of one trained/zero-shot model: split → test variant → probabilities ('masked-pred' with config.segmenter). */
-export type PredGrid = Record<
-  'validate' | 'test',
-  Record<Variant, PredSet> & Partial<Record<typeof PREDICTED, PredSet>>
->;
-
-export interface CellResult {
-  id: string;
-  setup: Setup;
-  trainVariant: Variant | 'none';
-  seed: number | null;
-  protocol?: ZeroShotProtocol;
-  predictions: PredGrid;
-  history?: EpochRecord[];
-  bestEpoch?: number;
-  seconds: number;
-  device: string;
-  finishedAt: string;
-}
-
-export interface ZeroShotResult {
-  id: 'zeroshot';
-  prompts: string[];
-  negativePrompts: string[] | null;
-  logitScale: number;
-  protocols: Record<ZeroShotProtocol, PredGrid>;
-  seconds: number;
-  finishedAt: string;
-}
 
 /** Progress of a run, as `RunOptions.onEvent` receives it (the CLI's progress bars). */
 export type GridEvent =
@@ -83,14 +62,6 @@ export type GridEvent =
   | { kind: 'cell-progress'; id: string; progress: TrainProgress }
   | { kind: 'cell-epoch'; id: string; record: EpochRecord }
   | { kind: 'cell-done'; id: string; skipped: boolean; seconds: number };
-
-export interface SplitData {
-  train: number[];
-  validate: number[];
-  test: number[];
-  labels: Float32Array; // [N, 5] for all cache rows
-  labelMask: Float32Array;
-}
 
 export interface GridContext {
   config: ExperimentConfig;
@@ -105,68 +76,13 @@ export interface GridContext {
   device?: string;
 }
 
-export const cellId = (setup: TrainedSetup, train: Variant, seed: number) =>
-  `${setup === 'linear-probe' ? 'lp' : 'jft'}-${train}-s${seed}`;
-
-/** Split indices and the label matrix of every cache row (from entries when they carry labels). */
-export async function splitData(cache: CacheLike): Promise<SplitData> {
-  const N = cache.entries.length;
-  const labels = new Float32Array(N * NUM_LABELS);
-  const labelMask = new Float32Array(N * NUM_LABELS);
-  const missing: number[] = [];
-  cache.entries.forEach((e, i) => {
-    if (Array.isArray(e.labels) && e.labels.length === NUM_LABELS) {
-      labels.set(e.labels, i * NUM_LABELS);
-      labelMask.set(Array.isArray(e.labelMask) ? e.labelMask : new Array(NUM_LABELS).fill(1), i * NUM_LABELS);
-    } else missing.push(i);
-  });
-  for (let s = 0; s < missing.length; s += 64) {
-    const idx = missing.slice(s, s + 64);
-    const b = await cache.batch(idx, 'original');
-    idx.forEach((row, j) => {
-      labels.set(b.labels.subarray(j * NUM_LABELS, (j + 1) * NUM_LABELS), row * NUM_LABELS);
-      labelMask.set(b.labelMask.subarray(j * NUM_LABELS, (j + 1) * NUM_LABELS), row * NUM_LABELS);
-    });
-  }
-  return {
-    train: cache.indicesOf('train'),
-    validate: cache.indicesOf('validate'),
-    test: cache.indicesOf('test'),
-    labels,
-    labelMask,
-  };
-}
-
-function rowsOf(a: Float32Array, idx: number[], k = NUM_LABELS): Float32Array {
-  return gatherRows(a, k, idx);
-}
-
-export function toPredSet(p: Predictions): PredSet {
-  return { probs: Array.from(p.probs), failed: p.failed };
-}
-
-function limitTrain(train: number[], max: number | null, seed: number): number[] {
-  if (max === null || train.length <= max) return train;
-  return shuffled(train, 99_991 + seed).slice(0, max);
-}
-
-/** A batch source over cached features (linear probe). */
-export function featureSource(f: FeatureSet, sd: SplitData): BatchSource {
-  return async (idx) => {
-    for (const i of idx) if (f.failed.includes(i)) throw new Error(`row ${i} has no features`);
-    return {
-      x: gatherRows(f.x, f.dim, idx),
-      n: idx.length,
-      labels: rowsOf(sd.labels, idx),
-      labelMask: rowsOf(sd.labelMask, idx),
-    };
-  };
-}
-
-/** Images of one variant: cache records for the addon's uint8 path when the cache has them. */
-export function imageSource(cache: CacheLike, variant: Variant): BatchSource {
-  if (cache.recordBatch) return (idx) => cache.recordBatch!(idx, [variant]);
-  return async (idx) => (await cache.batch(idx, variant)) as Batch;
+/** One trained cell while it runs: where it lives and what it was asked for. */
+interface TrainedCell {
+  id: string;
+  dir: string;
+  setup: TrainedSetup;
+  trainVariant: Variant;
+  seed: number;
 }
 
 export class Grid {
@@ -345,10 +261,10 @@ export class Grid {
 
   /** Train (or resume, or skip when finished) one LP/JFT cell; returns its predictions. */
   async trainCell(setup: TrainedSetup, trainVariant: Variant, seed: number): Promise<CellResult> {
-    const { config, backend, cache, runDir } = this.ctx;
+    const { config, runDir } = this.ctx;
     const id = cellId(setup, trainVariant, seed);
-    const dir = join(runDir, 'cells', id);
-    const resultPath = join(dir, 'result.json');
+    const cell: TrainedCell = { id, dir: join(runDir, 'cells', id), setup, trainVariant, seed };
+    const resultPath = join(cell.dir, 'result.json');
     // a cell trained with other settings is not continued nor reported under these (cell-config.ts)
     checkCellConfigs(runDir, config, [id], `continue cell ${id}`);
     const done = readJson<CellResult>(resultPath);
@@ -357,161 +273,183 @@ export class Grid {
       this.emit({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
       return done;
     }
-    mkdirSync(dir, { recursive: true });
-    if (!this.ctx.dist || this.ctx.dist.rank === 0) recordCell(runDir, id, config);
+    mkdirSync(cell.dir, { recursive: true });
+    if (this.root) recordCell(runDir, id, config);
     const t0 = performance.now();
-    const prior = readJson<{ secondsBefore: number }>(join(dir, 'timing.json'))?.secondsBefore ?? 0;
+    const prior = readJson<{ secondsBefore: number }>(join(cell.dir, 'timing.json'))?.secondsBefore ?? 0;
+    const seconds = () => prior + (performance.now() - t0) / 1000;
+    const st = await this.train(cell, seconds);
+    const predictions = await this.predictCell(cell);
+    const res: CellResult = {
+      id,
+      setup,
+      trainVariant,
+      seed,
+      predictions,
+      history: st.history,
+      bestEpoch: st.bestEpoch,
+      seconds: seconds(),
+      device: this.device,
+      finishedAt: new Date().toISOString(),
+    };
+    if (this.root) writeJsonAtomic(resultPath, res);
+    await this.group?.barrier();
+    this.emit({ kind: 'cell-done', id, skipped: false, seconds: res.seconds });
+    return res;
+  }
+
+  /** The group when data parallel over more than one rank. */
+  private get group(): GroupLike | undefined {
+    const d = this.ctx.dist;
+    return d && d.worldSize > 1 ? d : undefined;
+  }
+
+  /** Whether this process writes the run's files (rank 0, or the only process). */
+  private get root(): boolean {
+    return !this.ctx.dist || this.ctx.dist.rank === 0;
+  }
+
+  /** The config block of a trained setup. */
+  private settingsOf(setup: TrainedSetup) {
+    return setup === 'linear-probe' ? this.ctx.config.linearProbe : this.ctx.config.finetune;
+  }
+
+  /** Trains (or resumes) the cell's classifier to the end; best.ckpt then holds its best epoch. */
+  private async train(cell: TrainedCell, seconds: () => number): Promise<TrainState> {
+    const { config } = this.ctx;
     const sd = await this.sd;
-    const lp = setup === 'linear-probe';
-    const tc = lp ? config.linearProbe : config.finetune;
-    let clf: ClassifierLike;
-    let sources: Record<Variant, BatchSource>;
-    if (lp) {
-      await this.ensureFeatures();
-      const fo = this.features.get('original')!;
-      sources = { original: featureSource(fo, sd), masked: featureSource(this.features.get('masked')!, sd) };
-      clf = await backend.createClassifier({
-        modelDir: null,
-        inputDim: fo.dim,
-        numLabels: NUM_LABELS,
-        device: this.device,
-        lrHead: config.linearProbe.lr,
-        weightDecay: config.linearProbe.weightDecay,
-        seed,
-      });
-    } else {
-      sources = { original: imageSource(cache, 'original'), masked: imageSource(cache, 'masked') };
-      const ft = config.finetune;
-      clf = await backend.createClassifier({
-        modelDir: config.model.dir,
-        numLabels: NUM_LABELS,
-        device: this.device,
-        lrEncoder: ft.lrEncoder,
-        lrHead: ft.lrHead,
-        weightDecay: ft.weightDecay,
-        ...(ft.gradClip === null ? {} : { gradClip: ft.gradClip }),
-        bf16: this.bf16,
-        seed,
-      });
-    }
-    const dist = this.ctx.dist && this.ctx.dist.worldSize > 1 ? this.ctx.dist : undefined;
-    const root = !dist || dist.rank === 0;
+    const tc = this.settingsOf(cell.setup);
+    const features = inputOf(cell.setup) === 'features';
+    if (features) await this.ensureFeatures();
+    const source = features
+      ? featureSource(this.features.get(cell.trainVariant)!, sd)
+      : imageSource(this.ctx.cache, cell.trainVariant);
+    const clf = await this.ctx.backend.createClassifier(this.classifierOptions(cell));
+    const dist = this.group;
     try {
       if (dist) {
         if (!clf.attachGroup) throw new Error('data-parallel training needs a classifier with attachGroup()');
         await clf.attachGroup(dist);
       }
-      const existing = readJson<{ epochsDone: number }>(join(dir, 'state.json'));
-      this.emit({ kind: 'cell-start', id, epochs: tc.epochs, resumedFrom: existing?.epochsDone ?? 0 });
-      const trainIdx = limitTrain(sd.train, tc.maxTrainImages, seed);
-      const st = await trainWithCheckpoints(clf, {
-        dir,
+      const existing = readJson<{ epochsDone: number }>(join(cell.dir, 'state.json'));
+      this.emit({
+        kind: 'cell-start',
+        id: cell.id,
+        epochs: tc.epochs,
+        resumedFrom: existing?.epochsDone ?? 0,
+      });
+      return await trainWithCheckpoints(clf, {
+        dir: cell.dir,
         epochs: tc.epochs,
         batchSize: tc.batchSize,
-        seed,
-        trainIdx,
+        seed: cell.seed,
+        trainIdx: limitTrain(sd.train, tc.maxTrainImages, cell.seed),
         valIdx: sd.validate,
-        source: sources[trainVariant],
+        source,
         selection: config.metrics.selection,
         patience: tc.patience,
         keepCheckpoints: tc.keepCheckpoints,
         maxUnreadableShare: tc.maxUnreadableShare,
         thresholdRule: config.metrics.thresholdRule,
         signal: this.ctx.signal,
-        onProgress: (progress) => this.emit({ kind: 'cell-progress', id, progress }),
+        onProgress: (progress) => this.emit({ kind: 'cell-progress', id: cell.id, progress }),
         ...(dist ? { dist } : {}),
         onEpoch: (record) => {
-          if (root)
-            writeJsonAtomic(join(dir, 'timing.json'), {
-              secondsBefore: prior + (performance.now() - t0) / 1000,
-            });
-          this.emit({ kind: 'cell-epoch', id, record });
+          if (this.root) writeJsonAtomic(join(cell.dir, 'timing.json'), { secondsBefore: seconds() });
+          this.emit({ kind: 'cell-epoch', id: cell.id, record });
         },
       });
-      const predictions = { validate: {}, test: {} } as PredGrid;
-      for (const split of ['validate', 'test'] as const) {
-        for (const v of VARIANTS) {
-          const p = await predictAllSharded(
-            (x, n) => clf.predict(x, n),
-            sources[v],
-            sd[split],
-            tc.batchSize,
-            NUM_LABELS,
-            this.ctx.signal,
-            undefined,
-            dist,
-          );
-          predictions[split][v] = toPredSet(p);
-        }
-      }
-      const pm = this.ensurePredicted();
-      if (pm) {
-        const predF = lp ? await this.ensurePredFeatures() : null;
-        const source = predF ? featureSource(predF, sd) : predictedSource(cache, await pm);
-        for (const split of ['validate', 'test'] as const) {
-          const p = await predictAllSharded(
-            (x, n) => clf.predict(x, n),
-            source,
-            sd[split],
-            tc.batchSize,
-            NUM_LABELS,
-            this.ctx.signal,
-            undefined,
-            dist,
-          );
-          predictions[split][PREDICTED] = toPredSet(p);
-        }
-      }
-      const res: CellResult = {
-        id,
-        setup,
-        trainVariant,
-        seed,
-        predictions,
-        history: st.history,
-        bestEpoch: st.bestEpoch,
-        seconds: prior + (performance.now() - t0) / 1000,
-        device: this.device,
-        finishedAt: new Date().toISOString(),
-      };
-      if (root) writeJsonAtomic(resultPath, res);
-      await dist?.barrier();
-      this.emit({ kind: 'cell-done', id, skipped: false, seconds: res.seconds });
-      return res;
     } finally {
-      clf.dispose();
+      await clf.dispose();
     }
   }
-}
 
-/** The trained cells of a config, in run order: setup, then seed, then training variant. */
-export function trainedCells(
-  config: ExperimentConfig,
-): { setup: TrainedSetup; train: Variant; seed: number }[] {
-  const cells: { setup: TrainedSetup; train: Variant; seed: number }[] = [];
-  for (const setup of ['linear-probe', 'finetune'] as const) {
-    const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
-    if (!enabled) continue;
-    for (const seed of config.seeds)
-      for (const train of config.trainVariants) cells.push({ setup, train, seed });
+  /** The classifier a cell trains: its kind's shape (ts/model/kinds.ts) with the setup's settings. */
+  private classifierOptions(cell: TrainedCell): ClassifierOptions {
+    const { config } = this.ctx;
+    const where = {
+      modelDir: config.model.dir,
+      inputDim: this.features.get('original')?.dim ?? 0,
+      device: this.device,
+    };
+    if (cell.setup === 'linear-probe') {
+      const lp = config.linearProbe;
+      return classifierFor(cell.setup, where, {
+        lrHead: lp.lr,
+        weightDecay: lp.weightDecay,
+        seed: cell.seed,
+      });
+    }
+    const ft = config.finetune;
+    return classifierFor(cell.setup, where, {
+      lrEncoder: ft.lrEncoder,
+      lrHead: ft.lrHead,
+      weightDecay: ft.weightDecay,
+      ...(ft.gradClip === null ? {} : { gradClip: ft.gradClip }),
+      bf16: this.bf16,
+      seed: cell.seed,
+    });
   }
-  return cells;
-}
 
-/** Cell ids the config asks for, in run order. */
-export function plannedCells(config: ExperimentConfig): string[] {
-  const ids = trainedCells(config).map((c) => cellId(c.setup, c.train, c.seed));
-  return config.zeroshot.enabled ? ['zeroshot', ...ids] : ids;
-}
+  /**
+   * Validation and test predictions of the cell's best.ckpt on every test variant, opened as the kind
+   * it records (which must be the cell's setup).
+   */
+  private async predictCell(cell: TrainedCell): Promise<PredGrid> {
+    const { config, backend } = this.ctx;
+    const model = await openModel({
+      modelDir: config.model.dir,
+      checkpoint: join(cell.dir, 'best.ckpt'),
+      kind: cell.setup,
+      device: this.device,
+      bf16: this.bf16,
+      backend,
+    });
+    try {
+      const sd = await this.sd;
+      const sources = await this.testSources(model, sd);
+      const { predictFeatures } = model;
+      // feature sources give Float32Array rows
+      const predict = predictFeatures
+        ? (x: ImageInput, n: number) => predictFeatures(x as Float32Array, n)
+        : model.predict;
+      const predictions = { validate: {}, test: {} } as PredGrid;
+      for (const split of ['validate', 'test'] as const)
+        for (const [v, source] of sources) {
+          const p = await this.predictRows(predict, source, sd[split], this.settingsOf(cell.setup).batchSize);
+          predictions[split][v] = toPredSet(p);
+        }
+      return predictions;
+    } finally {
+      await model.dispose();
+    }
+  }
 
-/** Which planned cells already have results on disk. */
-export function finishedCells(runDir: string): Set<string> {
-  const out = new Set<string>();
-  const cells = join(runDir, 'cells');
-  if (!existsSync(cells)) return out;
-  if (existsSync(join(cells, 'zeroshot.json'))) out.add('zeroshot');
-  for (const d of readdirSync(cells)) if (existsSync(join(cells, d, 'result.json'))) out.add(d);
-  return out;
-}
+  /** What a model is tested on: cached features when it scores them (zero-shot, LP), else the images. */
+  private async testSources(model: OpenedModel, sd: SplitData): Promise<[TestVariant, BatchSource][]> {
+    const { cache } = this.ctx;
+    const features = model.predictFeatures !== undefined;
+    if (features) await this.ensureFeatures();
+    const out: [TestVariant, BatchSource][] = VARIANTS.map((v) => [
+      v,
+      features ? featureSource(this.features.get(v)!, sd) : imageSource(cache, v),
+    ]);
+    const pm = this.ensurePredicted();
+    if (pm) {
+      const predF = features ? await this.ensurePredFeatures() : null;
+      out.push([PREDICTED, predF ? featureSource(predF, sd) : predictedSource(cache, await pm)]);
+    }
+    return out;
+  }
 
-export type { Split };
+  /** Predictions of `rows`, shared out over the group's ranks when data parallel. */
+  private predictRows(
+    predict: (x: ImageInput, n: number) => Promise<Float32Array>,
+    source: BatchSource,
+    rows: number[],
+    batchSize: number,
+  ) {
+    const wait = undefined; // no data-wait accounting for predictions
+    return predictAllSharded(predict, source, rows, batchSize, NUM_LABELS, this.ctx.signal, wait, this.group);
+  }
+}

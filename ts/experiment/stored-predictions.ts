@@ -8,8 +8,8 @@
  */
 import { DataError } from '../common/errors.js';
 import { NUM_LABELS } from '../common/labels.js';
+import { ZS_PROTOCOLS } from '../model/zeroshot.js';
 import { PREDICTED, VARIANTS } from './config.js';
-import { ZS_PROTOCOLS } from './zeroshot.js';
 
 const SPLITS = ['validate', 'test'] as const;
 

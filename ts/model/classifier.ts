@@ -10,6 +10,7 @@ import {
   type DeviceSpec,
   loadNative,
   type NativeClassifier,
+  type NativeClassifierHeader,
   type NativeClassifierInfo,
   type NativeProcessGroup,
   type NativeStepResult,
@@ -112,6 +113,36 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
       );
     }
     return new Classifier(native, { ...options }, imageSize);
+  }
+
+  /**
+   * What a checkpoint written by save() says about itself, without a classifier to load it into: its
+   * kind ('linear-probe': a head over a fixed image tower; 'finetune': encoder and head trained), head
+   * only or not, inputDim, numLabels. Reads the whole file once (on the CPU).
+   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
+   * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.
+   */
+  static readHeader(path: string): Promise<NativeClassifierHeader> {
+    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    try {
+      refuseNonFile(path);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const stack = new Error('Classifier.readHeader');
+    return withJsStack(loadNative().Classifier.readHeader(path), stack);
+  }
+
+  /**
+   * Copies of the linear head: `weight` [numLabels, inputDim] row-major and `bias` [numLabels], so that
+   * logit_k = features · weight[k] + bias[k] (what predict() applies sigmoid to).
+   * @throws {Error} (synchronously) the classifier is disposed.
+   */
+  headWeights(): Promise<{ weight: Float32Array; bias: Float32Array }> {
+    const native = this.live();
+    const stack = new Error('Classifier.headWeights');
+    return this.queue.run(() => withJsStack(native.headWeights(), stack));
   }
 
   /** The native model's facts: input size, labels, head-only, device, bf16, step. */

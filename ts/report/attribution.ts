@@ -1,6 +1,8 @@
 /** The report's attribution section and figure (results.json `attribution`, ts/experiment/grid-attribution.ts). */
 
-import { attributionTable, type GridAttribution, localisationTable } from '../experiment/grid-attribution.js';
+import { FINDINGS } from '../common/labels.js';
+import type { DiffInterval, ModelAttribution } from '../experiment/attribution-measure.js';
+import type { GridAttribution } from '../experiment/grid-attribution.js';
 import { ATTRIBUTION_METHOD_NAMES, type AttributionMethod } from '../model/attribution.js';
 import { groupedBarSvg } from './plots.js';
 
@@ -38,7 +40,6 @@ export function attributionMarkdown(g: GridAttribution): string {
       '',
       located,
     );
-  for (const s of g.skipped) out.push(`- ${s.model}: not measured — ${s.reason}`);
   if (g.examples?.length) {
     out.push(
       '',
@@ -48,4 +49,48 @@ export function attributionMarkdown(g: GridAttribution): string {
     for (const e of g.examples) out.push(`![${e}](${e})`, '');
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * Markdown table per model and finding (synthetic data): attribution mass inside the drawn finding
+ * and pointing-game hit rate, original and masked input, against chance (the region's grid share).
+ */
+export function localisationTable(results: ModelAttribution[]): string {
+  const pct = (x: number | undefined) =>
+    x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)} %`;
+  const lines: string[] = [];
+  for (const r of results) {
+    if (!r.localisation) continue;
+    for (const o of r.localisation.original) {
+      const m = r.localisation.masked.find((x) => x.finding === o.finding);
+      lines.push(
+        `| ${r.model} | ${o.finding} | ${o.images} | ${pct(o.massInside)} | ${pct(m?.massInside)} | ${pct(o.pointingRate)} | ${pct(m?.pointingRate)} | ${pct(o.chance)} |`,
+      );
+    }
+  }
+  if (lines.length === 0) return '';
+  return [
+    '| model | finding | images | mass inside: original | masked | pointing game: original | masked | chance |',
+    '|---|---|---|---|---|---|---|---|',
+    ...lines,
+  ].join('\n');
+}
+
+/** Markdown table of several models' numbers (for the report). */
+export function attributionTable(results: ModelAttribution[]): string {
+  const pct = (x: number | null | undefined) =>
+    x === null || x === undefined || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)} %`;
+  const ci = (d: DiffInterval | null) =>
+    d && Number.isFinite(d.diff)
+      ? `${(100 * d.diff).toFixed(1)} [${(100 * d.lo).toFixed(1)}, ${(100 * d.hi).toFixed(1)}]`
+      : '–';
+  const lines = [
+    '| model | images | lungs ∪ heart: original | masked | masked − original (95 % CI, pp) | area | finding region: original | masked | masked − original | area |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of results)
+    lines.push(
+      `| ${r.model} | ${r.images} | ${pct(r.anatomy.original.mean)} | ${pct(r.anatomy.masked.mean)} | ${ci(r.anatomyDiff)} | ${pct(r.anatomyArea)} | ${pct(r.finding?.original.mean)} | ${pct(r.finding?.masked.mean)} | ${ci(r.findingDiff)} | ${pct(r.findingArea)} |`,
+    );
+  return `${lines.join('\n')}\n\nShare of attribution mass (sum over channels of |IG| unless stated) inside the region; "area" is the region's share of the image, the share an even map would give. Findings explained: those the image is labelled positive for (${FINDINGS.length} possible).\n`;
 }

@@ -10,10 +10,11 @@ import { fileURLToPath } from 'node:url';
 import { readJson } from '../common/io.js';
 import { packageVersion } from '../common/version.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
+import type { CellResult, SplitData, ZeroShotResult } from '../experiment/cells.js';
 import { type ExperimentConfig, VARIANTS } from '../experiment/config.js';
 import { evaluate, testPrevalence } from '../experiment/evaluate.js';
 import type { DataFingerprint } from '../experiment/fingerprint.js';
-import type { CellResult, SplitData, ZeroShotResult } from '../experiment/grid.js';
+
 import type { Results } from '../experiment/results.js';
 import { readModelMeta } from '../model/meta.js';
 

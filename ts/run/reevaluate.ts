@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
+import { type CellResult, type SplitData, splitData, type ZeroShotResult } from '../experiment/cells.js';
 import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
 import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
 import { checkSameData, dataFingerprint, readRunData } from '../experiment/fingerprint.js';
-import { type CellResult, type SplitData, splitData, type ZeroShotResult } from '../experiment/grid.js';
+
 import { readGridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
 import { lockRun } from '../experiment/run-lock.js';

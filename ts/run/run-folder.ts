@@ -7,9 +7,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
+import { plannedCells } from '../experiment/cells.js';
 import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
 import type { RunData } from '../experiment/fingerprint.js';
-import { plannedCells } from '../experiment/grid.js';
+
 import { lockRun, type RunLock } from '../experiment/run-lock.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
 

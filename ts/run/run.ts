@@ -11,6 +11,15 @@ import { writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { runCellsOnDevices } from '../distributed/devices.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
+import {
+  type CellResult,
+  cellId,
+  finishedCells,
+  plannedCells,
+  type SplitData,
+  trainedCells,
+  type ZeroShotResult,
+} from '../experiment/cells.js';
 import type { ExperimentConfig } from '../experiment/config.js';
 import {
   checkTestDatasets,
@@ -26,17 +35,7 @@ import {
   readRunData,
   writeRunData,
 } from '../experiment/fingerprint.js';
-import {
-  type CellResult,
-  cellId,
-  finishedCells,
-  Grid,
-  type GridEvent,
-  plannedCells,
-  type SplitData,
-  trainedCells,
-  type ZeroShotResult,
-} from '../experiment/grid.js';
+import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';

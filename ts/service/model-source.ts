@@ -9,8 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
-import type { ExperimentConfig } from '../experiment/config.js';
-import { readRunData } from '../experiment/fingerprint.js';
+import { readRunData, readRunModelDir } from '../model/run-files.js';
 
 export interface ModelSource {
   modelDir: string;
@@ -39,8 +38,7 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   if (basename(dirname(cell)) !== 'cells') {
     throw new ConfigError(`${cell} is not inside a run's cells/ folder, so its model folder is unknown`);
   }
-  const config = readJson<ExperimentConfig>(join(runDir, 'config.json'));
-  const modelDir = config?.model?.dir;
+  const modelDir = readRunModelDir(runDir);
   if (!modelDir) throw new ConfigError(`${runDir} has no config.json naming the model folder`);
   if (!existsSync(join(modelDir, 'model.json'))) {
     throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);

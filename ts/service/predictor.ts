@@ -10,9 +10,9 @@
  *
  * Load once; `predict` may be called concurrently: JPEG decoding and the overlay PNG run alongside,
  * while the model steps (segment, classify) are queued and run one image at a time (the native layer
- * runs one op per model). Without a checkpoint the model is used zero-shot
- * (per-finding protocol). With a checkpoint from a run: `finetune` (encoder + head, jft-* cells) or
- * `linear-probe` (frozen image tower + head, lp-* cells), inferred from the cell folder name.
+ * runs one op per model). The model is opened with openModel (ts/model/open.ts): zero-shot
+ * (per-finding protocol) without a checkpoint; with one, the kind the checkpoint records (`finetune`:
+ * encoder + head; `linear-probe`: a head over the image tower).
  */
 
 import { basename } from 'node:path';
@@ -21,10 +21,6 @@ import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
 import { parseOptions } from '../common/options.js';
 import { type ChexmaskRow, joinChexmask, parseChexmaskRecord } from '../data/chexmask.js';
-import type { Backend, ClassifierLike, ClipLike } from '../experiment/backend.js';
-import { preprocessFor, readModelMeta, realBackend } from '../experiment/backend-real.js';
-import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../experiment/config.js';
-import { encodePrompts, type TextBank, zeroShotScores } from '../experiment/zeroshot.js';
 import { type ImageLimits, resolveImageLimits } from '../images/input.js';
 import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
 import type { Geometry } from '../masks/geometry.js';
@@ -37,13 +33,17 @@ import {
   type RegionMasks,
   type ResolvedOverlay,
 } from '../masks/overlay.js';
+import type { ModelBackend } from '../model/backend.js';
+import { preprocessFor, readModelMeta, realModelBackend } from '../model/backend-real.js';
+import type { ModelKind } from '../model/kinds.js';
+import { type OpenedModel, openModel } from '../model/open.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
 import { checkpointContour } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
-/** Which model a predictor runs: zero-shot, a linear probe, or a fine-tuned classifier. */
-export type PredictorKind = 'zeroshot' | 'linear-probe' | 'finetune';
+/** The kinds of model a predictor serves (ts/model/kinds.ts). */
+export type PredictorKind = ModelKind;
 
 /** What `preprocess` of ts/images returns (only the fields used here). */
 export interface PreprocessedPair {
@@ -72,7 +72,7 @@ export interface PredictorOptions {
   modelDir: string;
   /** `best.ckpt` of a trained cell; null/absent = zero-shot. */
   checkpoint?: string | null;
-  /** Default: from the checkpoint path (lp-* → linear-probe, otherwise finetune), zeroshot without one. */
+  /** The kind the checkpoint must record (a ConfigError otherwise); default whatever it records, zeroshot without one. */
   kind?: PredictorKind;
   device?: 'auto' | 'cpu' | 'cuda';
   prompt?: string;
@@ -99,7 +99,7 @@ export interface PredictorOptions {
   /** Accept a segmenter that was never trained (`segmenter.trained === false`); default false. */
   untrained?: boolean;
   /** For tests / custom stacks. */
-  backend?: Backend;
+  backend?: ModelBackend;
   preprocessFn?: PreprocessFn;
 }
 
@@ -141,11 +141,6 @@ function toScores(p: Float32Array, row: number): FindingScores {
   return out;
 }
 
-export function inferKind(checkpoint: string | null | undefined): PredictorKind {
-  if (!checkpoint) return 'zeroshot';
-  return /(^|[\\/])lp-[^\\/]*[\\/]/.test(checkpoint) ? 'linear-probe' : 'finetune';
-}
-
 /**
  * Scores an X-ray as given and with the lung/heart contours drawn in (from a CheXmask row or the segmenter).
  */
@@ -160,11 +155,10 @@ export class MaskingPredictor {
   private readonly ov: ResolvedOverlay;
   private readonly paint: Float32Array;
 
+  readonly kind: PredictorKind;
+
   private constructor(
-    readonly kind: PredictorKind,
-    private readonly clip: ClipLike | null,
-    private readonly clf: ClassifierLike | null,
-    private readonly bank: TextBank | null,
+    private readonly model: OpenedModel,
     private readonly prep: PreprocessFn,
     private readonly prepOptions: {
       preprocess?: Record<string, unknown>;
@@ -173,6 +167,7 @@ export class MaskingPredictor {
     },
     readonly segmenter: SegmenterLike | null,
   ) {
+    this.kind = model.kind;
     this.pp = resolvePreprocess(prepOptions.preprocess);
     this.ov = parseOptions(OverlayOptionsSchema, prepOptions.overlay ?? {}, 'overlay');
     this.paint = paintTable(paintPart(this.ov));
@@ -180,9 +175,7 @@ export class MaskingPredictor {
 
   /** Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict. */
   static async load(o: PredictorOptions): Promise<MaskingPredictor> {
-    const backend = o.backend ?? (await realBackend());
-    const kind = o.kind ?? inferKind(o.checkpoint);
-    if (kind !== 'zeroshot' && !o.checkpoint) throw new Error(`a ${kind} predictor needs a checkpoint`);
+    const backend = o.backend ?? realModelBackend();
     const device = backend.resolveDevice(o.device ?? 'auto');
     const prep: PreprocessFn =
       o.preprocessFn ?? ((await import('../images/preprocess.js')).preprocess as unknown as PreprocessFn);
@@ -203,39 +196,17 @@ export class MaskingPredictor {
         `the segmenter's grid is ${o.segmenter.size}×${o.segmenter.size} but the classifier's images are ${size}×${size}`,
       );
     }
-    let clip: ClipLike | null = null;
-    let clf: ClassifierLike | null = null;
-    let bank: TextBank | null = null;
-    // A failed load frees the models it made (a service that retries must not leak them); the
-    // segmenter stays the caller's until a load succeeds.
-    try {
-      if (kind === 'zeroshot' || kind === 'linear-probe') clip = await backend.loadClip(o.modelDir, device);
-      if (kind === 'zeroshot') {
-        const tok = await backend.loadTokenizer(o.modelDir);
-        bank = await encodePrompts(
-          clip!,
-          tok,
-          o.prompt ?? DEFAULT_PROMPT,
-          o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt,
-        );
-      } else if (kind === 'linear-probe') {
-        clf = await backend.createClassifier({
-          modelDir: null,
-          inputDim: clip!.embedDim,
-          numLabels: FINDINGS.length,
-          device,
-        });
-        await clf.load(o.checkpoint!);
-      } else {
-        clf = await backend.createClassifier({ modelDir: o.modelDir, numLabels: FINDINGS.length, device });
-        await clf.load(o.checkpoint!);
-      }
-    } catch (e) {
-      (clf as ClassifierLike | null)?.dispose();
-      (clip as ClipLike | null)?.dispose();
-      throw e;
-    }
-    return new MaskingPredictor(kind, clip, clf, bank, prep, prepOptions, o.segmenter ?? null);
+    // openModel frees what it made when it fails; the segmenter stays the caller's until a load succeeds.
+    const model = await openModel({
+      modelDir: o.modelDir,
+      checkpoint: o.checkpoint ?? null,
+      device,
+      backend,
+      ...(o.kind ? { kind: o.kind } : {}),
+      ...(o.prompt === undefined ? {} : { prompt: o.prompt }),
+      ...(o.negativePrompt === undefined ? {} : { negativePrompt: o.negativePrompt }),
+    });
+    return new MaskingPredictor(model, prep, prepOptions, o.segmenter ?? null);
   }
 
   /** Calls accepted and not yet answered (decoding, waiting for the model, or on it). */
@@ -257,13 +228,6 @@ export class MaskingPredictor {
     );
     this.calls.add(settled);
     return call;
-  }
-
-  private async scores(x: Float32Array, n: number): Promise<Float32Array> {
-    if (this.kind === 'finetune') return this.clf!.predict(x, n);
-    const f = await this.clip!.encodeImage(x, n);
-    if (this.kind === 'linear-probe') return this.clf!.predict(f, n);
-    return zeroShotScores(f, n, this.bank!, this.clip!.logitScale)['per-finding'];
   }
 
   private async run(image: string | Buffer, chexmask: unknown, extras: PredictExtras): Promise<Prediction> {
@@ -318,7 +282,7 @@ export class MaskingPredictor {
     const x = new Float32Array(pp.original.length * (both ? 2 : 1));
     x.set(pp.original, 0);
     if (both) x.set(pp.masked!, pp.original.length);
-    return { p: await this.scores(x, both ? 2 : 1), bits, maskSource };
+    return { p: await this.model.predict(x, both ? 2 : 1), bits, maskSource };
   }
 
   private overlayPng(gray: Uint8Array, contour: Uint8Array): Promise<Buffer> {
@@ -333,8 +297,7 @@ export class MaskingPredictor {
   async dispose(): Promise<void> {
     this.disposed = true;
     await Promise.all([...this.calls]);
-    this.clf?.dispose();
-    this.clip?.dispose();
+    await this.model.dispose();
     await this.segmenter?.dispose();
   }
 }

@@ -11,17 +11,10 @@
  */
 import { FINDINGS } from '../common/labels.js';
 import type { ClipLike, TokenizerLike } from './backend.js';
+import { findingPrompts } from './prompts.js';
 
 export const ZS_PROTOCOLS = ['per-finding', 'softmax-5way'] as const;
 export type ZeroShotProtocol = (typeof ZS_PROTOCOLS)[number];
-
-export function findingText(f: string): string {
-  return f.toLowerCase();
-}
-
-export function fillPrompt(template: string, finding: string): string {
-  return template.split('{finding}').join(findingText(finding));
-}
 
 export function l2normalize(x: Float32Array, n: number, d: number): Float32Array {
   const out = new Float32Array(n * d);
@@ -48,8 +41,7 @@ export async function encodePrompts(
   prompt: string,
   negativePrompt: string | null,
 ): Promise<TextBank> {
-  const prompts = FINDINGS.map((f) => fillPrompt(prompt, f));
-  const negativePrompts = negativePrompt ? FINDINGS.map((f) => fillPrompt(negativePrompt, f)) : null;
+  const { prompts, negativePrompts } = findingPrompts(prompt, negativePrompt);
   const d = clip.embedDim;
   const pos = await clip.encodeText(tok.encode(prompts), prompts.length);
   const neg = negativePrompts

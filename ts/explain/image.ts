@@ -1,0 +1,134 @@
+/**
+ * One image explained (`cxrmask explain`): the attribution map of one finding's logit on the image as
+ * given and, with its CheXmask row, on the masked input; as a figure (image | map on the original |
+ * map on the masked input, one colour scale) and as numbers (scores, share of attribution mass in
+ * lungs ∪ heart). The model is any kind openModel opens.
+ */
+import { DataError } from '../common/errors.js';
+import { FINDINGS } from '../common/labels.js';
+import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
+import type { ImageLimits } from '../images/input.js';
+import { preprocess } from '../images/preprocess.js';
+import { tensorToRgb } from '../images/tensor-rgb.js';
+import type { Geometry } from '../masks/geometry.js';
+import { regionMasksOnGrid } from '../masks/overlay.js';
+import type { Attribution, AttributionOptions } from '../model/attribution.js';
+import { type OpenModelOptions, openModel } from '../model/open.js';
+import { attributionFigure, sharedScale } from './figure.js';
+import { massInside } from './measures.js';
+
+export interface ExplainImageOptions {
+  /** JPEG/PNG path or bytes. */
+  image: string | Buffer;
+  /** The image's CheXmask row: adds the masked input and the mass in lungs ∪ heart; null: original only. */
+  row: ChexmaskRow | null;
+  /** The model to explain (opened after the image is read, disposed before returning). */
+  model: OpenModelOptions;
+  /** Index into FINDINGS. */
+  finding: number;
+  attribution: AttributionOptions;
+  preset?: 'biomedclip' | 'paper';
+  limits?: ImageLimits;
+}
+
+/** The numbers of one explanation (`cxrmask explain --json`). */
+export interface ExplanationNumbers {
+  finding: string;
+  method: string;
+  explained: string;
+  map: string;
+  inputs: {
+    input: 'original' | 'masked';
+    score: number | undefined;
+    baselineScore?: number | undefined;
+    massInLungsHeart: number | null;
+  }[];
+  anatomyShare: number | null;
+}
+
+export interface ImageExplanation {
+  /** The figure as PNG bytes. */
+  png: Buffer;
+  numbers: ExplanationNumbers;
+}
+
+/** The CheXmask row of `id` in `csv` (stops reading at it); DataError `no-chexmask` naming why not. */
+export async function chexmaskRowOf(csv: string, id: string): Promise<ChexmaskRow> {
+  const { rows, summary } = await joinChexmask(csv, [id], { stopEarly: true });
+  const row = rows.get(id);
+  if (row) return row;
+  const why = summary.missing
+    ? 'no row with this dicom_id'
+    : (Object.values(summary.refused.examples).flat()[0] ?? 'row refused');
+  throw new DataError('no-chexmask', why, { file: csv, id });
+}
+
+export async function explainImage(o: ExplainImageOptions): Promise<ImageExplanation> {
+  const k = o.finding;
+  const pp = await preprocess(o.image, o.row, {
+    preprocess: { preset: o.preset ?? 'biomedclip' },
+    ...(o.limits ? { limits: o.limits } : {}),
+  });
+  const size = pp.geometry.outW;
+  const hw = 3 * size * size;
+  const n = pp.masked ? 2 : 1;
+  const x = new Float32Array(n * hw);
+  x.set(pp.original, 0);
+  if (pp.masked) x.set(pp.masked, hw);
+  const model = await openModel(o.model);
+  let result: Attribution;
+  let explained: string;
+  try {
+    result = await model.attribute(x, n, k, o.attribution);
+    explained = model.describe(k);
+  } finally {
+    await model.dispose();
+  }
+  const maps = Array.from({ length: n }, (_, i) =>
+    result.map.subarray(i * size * size, (i + 1) * size * size),
+  );
+  const anatomy = o.row ? anatomyOnGrid(o.row, pp.geometry, size) : null;
+  const png = await attributionFigure(
+    [
+      { rgb: tensorToRgb(pp.original, size), map: null, title: 'image' },
+      {
+        rgb: tensorToRgb(pp.original, size),
+        map: maps[0]!,
+        title: `original: ${result.score[0]!.toPrecision(3)}`,
+      },
+      ...(pp.masked
+        ? [
+            {
+              rgb: tensorToRgb(pp.masked, size),
+              map: maps[1]!,
+              title: `masked: ${result.score[1]!.toPrecision(3)}`,
+            },
+          ]
+        : []),
+    ],
+    size,
+    sharedScale(maps),
+  );
+  const numbers: ExplanationNumbers = {
+    finding: FINDINGS[k]!,
+    method: o.attribution.method ?? 'gradient',
+    explained,
+    map: 'per pixel: sum over channels of |attribution|',
+    inputs: maps.map((m, i) => ({
+      input: i === 0 ? 'original' : 'masked',
+      score: result.score[i],
+      ...(result.baselineScore ? { baselineScore: result.baselineScore[i] } : {}),
+      massInLungsHeart: anatomy ? massInside(m, anatomy) : null,
+    })),
+    anatomyShare: anatomy ? anatomy.reduce((a, v) => a + v, 0) / anatomy.length : null,
+  };
+  return { png, numbers };
+}
+
+/** Lungs ∪ heart of a CheXmask row on the model grid (1 inside, 0 outside). */
+function anatomyOnGrid(row: ChexmaskRow, geometry: Geometry, size: number): Uint8Array {
+  const anatomy = new Uint8Array(size * size);
+  for (const m of Object.values(regionMasksOnGrid(row, geometry)))
+    if (m) for (let p = 0; p < m.length; p++) anatomy[p]! |= m[p]!;
+  return anatomy;
+}
