@@ -18,12 +18,23 @@ export {
 } from './common/errors.js';
 export { type ChexmaskRow, joinChexmask } from './data/chexmask.js';
 export { imagePath } from './data/mimic.js';
+export type { Results } from './experiment/results.js';
 export { rankBatch, stepsPerEpoch } from './experiment/sampler.js';
 export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from './images/input.js';
 export { preprocess } from './images/preprocess.js';
+export type {
+  ClassifierLike,
+  ClipLike,
+  SegmenterBackendLike,
+  StepLoss,
+  TokenizerLike,
+} from './model/backend.js';
 // Data parallel over torch.distributed's c10d (docs/distributed.md).
 export { type DistEnv, readDistEnv } from './model/dist-env.js';
 export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
+export type { DataFingerprint } from './model/run-files.js';
+export { writeReports } from './report/write.js';
+export type { RunResult } from './run/assemble.js';
 
 // Every error class thrown on purpose (ts/common/errors.ts).
 
@@ -35,17 +46,7 @@ export type { JoinOptions, JoinSummary } from './data/chexmask.js';
 export type { Landmarks, Region } from './data/landmarks.js';
 export type { Split } from './data/mimic.js';
 export type { ModelAttribution } from './experiment/attribution-measure.js';
-export type {
-  Backend,
-  CacheEntryLike,
-  CacheLike,
-  ClassifierLike,
-  ClassifierOptions,
-  ClipLike,
-  SegmenterBackendLike,
-  StepLoss,
-  TokenizerLike,
-} from './experiment/backend.js';
+export type { Backend, CacheEntryLike, CacheLike } from './experiment/backend.js';
 export { prepareData, prepareTestData, realBackend } from './experiment/backend-real.js';
 export type { TestVariant } from './experiment/config.js';
 export {
@@ -73,7 +74,7 @@ export type {
   MeanSdT,
   SummaryCell,
 } from './experiment/evaluate.js';
-export type { DataFingerprint } from './experiment/fingerprint.js';
+
 export type { GridEvent } from './experiment/grid.js';
 export type { GridAttribution } from './experiment/grid-attribution.js';
 /**
@@ -95,9 +96,9 @@ export {
   type AttributionOptions,
 } from './model/attribution.js';
 // Model layer over the LibTorch addon (docs/native.md).
-export { Classifier, type ClassifierCreateOptions } from './model/classifier.js';
+export { Classifier, type ClassifierCreateOptions, type ClassifierOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
-export { type Diagnostics, diagnostics } from './model/diagnostics.js';
+export { diagnostics } from './model/diagnostics.js';
 // One model of any kind (zero-shot, linear probe, fine-tuned), the kind read from its checkpoint.
 export { MODEL_KINDS, type ModelKind, type TrainedKind } from './model/kinds.js';
 export type { ModelMeta, SegmenterMeta } from './model/meta.js';
@@ -118,12 +119,12 @@ export {
 } from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
 export type { NativeClassifierInfo, NativeSegmenterInfo, NativeStepResult } from './native.js';
-export { type DeviceSpec, setTf32, setThreads } from './native.js';
-export { writeReports } from './report/index.js';
+export { type DeviceSpec, type Diagnostics, setTf32, setThreads } from './native.js';
+
 export type { ReportFiles } from './report/write.js';
 export { reevaluate } from './run/reevaluate.js';
-export type { RunResult } from './run/run.js';
-export { type Results, type RunOptions, runExperiment } from './run/run.js';
+
+export { type RunOptions, runExperiment } from './run/run.js';
 export { type OpenSegmenterOptions, openSegmenter } from './segment/open.js';
 export type { ChexmaskIndexSummary } from './service/chexmask-index.js';
 export { ChexmaskIndex, type ChexmaskIndexOptions } from './service/chexmask-index.js';

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseSize } from '../../ts/cli/serve.js';
+import { parseSize } from '../../ts/cli/options.js';
+
 import { FINDINGS } from '../../ts/common/labels.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { preprocess } from '../../ts/images/preprocess.js';

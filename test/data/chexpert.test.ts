@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chexpertId } from '../../ts/data/datasets/chexpert.js';
-import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
+import { buildDatasetIndex } from '../../ts/data/datasets/registry.js';
 import { rejects, tempDir } from './helpers.js';
 import { realTables, realTablesMissing, TABLES } from './real-tables.js';
 

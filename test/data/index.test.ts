@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { FINDINGS } from '../../ts/common/labels.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { PRESETS as INDEX_PRESETS, readIndex, writeIndex } from '../../ts/data/mimic.js';
-import type { SynthImage } from '../../ts/synth/synthesize.js';
+import type { SynthImage } from '../../ts/synth/plan.js';
+
 import { synthTree, tempDir } from './helpers.js';
 
 const frontal = (im: SynthImage) => im.view === 'PA' || im.view === 'AP';

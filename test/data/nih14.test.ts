@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
 import { nihLabels } from '../../ts/data/datasets/nih14.js';
+import { buildDatasetIndex } from '../../ts/data/datasets/registry.js';
 import { rejects, tempDir } from './helpers.js';
 import { realTables, realTablesMissing, TABLES } from './real-tables.js';
 

@@ -3,8 +3,8 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
 import { PADCHEST_TABLE, padchestLabelList, padchestLabels } from '../../ts/data/datasets/padchest.js';
+import { buildDatasetIndex } from '../../ts/data/datasets/registry.js';
 import { rejects, tempDir } from './helpers.js';
 import { realTables, realTablesMissing, TABLES } from './real-tables.js';
 

@@ -3,6 +3,7 @@
  * `--devices cpu,cpu` (cells side by side) gives exactly the sequential results, and
  * `cxrmask run --nproc 2` at half the per-rank batch matches one process within float32 rounding.
  */
+
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,8 @@ import * as assert from 'uvu/assert';
 import type { Backend } from '../../ts/experiment/backend.js';
 import type { CellResult } from '../../ts/experiment/cells.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import type { Results } from '../../ts/experiment/results.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { spawnTs } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dpgrid-'));

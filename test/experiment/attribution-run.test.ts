@@ -1,14 +1,16 @@
 /**
  * A real (tiny) run with `attribution.enabled`: zero-shot, LP and JFT cells measured; results.json, attribution.json, the report's section and figure; re-evaluation keeps it.
  */
+
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { requireModel } from '../native/helpers.js';
 
 test('a run with attribution enabled measures zero-shot and JFT cells on original and masked test images', async () => {

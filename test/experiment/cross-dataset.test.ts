@@ -26,8 +26,9 @@ import type {
 } from '../../ts/experiment/cross-dataset.js';
 import type { GridEvent } from '../../ts/experiment/grid.js';
 import { chooseThresholds } from '../../ts/experiment/metrics.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 
 const MODEL = 'models/tiny';
 

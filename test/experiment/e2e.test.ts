@@ -20,7 +20,8 @@ import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import type { Results } from '../../ts/experiment/results.js';
+import { runExperiment } from '../../ts/run/run.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-e2e-'));

@@ -4,17 +4,13 @@
  * whose pixel blocks carry the labels; the "CLIP" is a fixed random projection; the classifier is a
  * logistic regression trained with Adam whose state (weights + moments + step) is saved/loaded.
  */
+
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mulberry32 } from '../../ts/common/random.js';
-import type {
-  Backend,
-  CacheLike,
-  ClassifierLike,
-  ClassifierOptions,
-  ClipLike,
-  FloatBatch,
-  Split,
-} from '../../ts/experiment/backend.js';
+import type { Split } from '../../ts/data/mimic.js';
+import type { Backend, CacheLike, FloatBatch } from '../../ts/experiment/backend.js';
+import type { ClassifierLike, ClipLike } from '../../ts/model/backend.js';
+import type { ClassifierOptions } from '../../ts/model/classifier.js';
 
 const K = 5;
 const S = 8;

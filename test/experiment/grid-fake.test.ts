@@ -10,8 +10,9 @@ import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
 import { plannedCells } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 
 import { fakeBackend } from './fake-backend.js';
 

@@ -2,6 +2,7 @@
  * Resume and re-evaluation against changed data are refused, and a resumed run's
  * results.json keeps data.cache (item 9). Pure-JS fake backend: no native addon.
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));

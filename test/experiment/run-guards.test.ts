@@ -13,8 +13,9 @@ import * as assert from 'uvu/assert';
 import { parseSeeds } from '../../ts/cli/config-merge.js';
 import { ConfigError } from '../../ts/common/errors.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-run-guards-'));

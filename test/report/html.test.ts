@@ -2,13 +2,15 @@
  * report.html: rendered from report.md by a real markdown renderer — links, GFM tables, images — and
  * still one self-contained file (inline CSS, images relative to the run folder, no scripts).
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { reportHtml } from '../../ts/report/index.js';
+import { reportHtml } from '../../ts/report/html.js';
+
 import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 

@@ -4,6 +4,7 @@
  * CheXmask's Dice RCA for the same images. (The ≥ 0.90 figure on the demo data set is measured by
  * `cxrmask segmenter train` in docs/segmenter.md; a unit test cannot afford the epochs.)
  */
+
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,11 +18,12 @@ import {
   predictedFeatures,
   predictedPlane,
 } from '../../ts/experiment/predicted-masks.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
-import { type Results, runExperiment } from '../../ts/run/run.js';
+import { runExperiment } from '../../ts/run/run.js';
 import { demoSegmenter } from '../../ts/run/segmenter-demo.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';

@@ -13,12 +13,12 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
-
 import { ChexmaskIndex } from '../../ts/service/chexmask-index.js';
 import { createServer } from '../../ts/service/http.js';
 import { MaskingPredictor, type Prediction } from '../../ts/service/predictor.js';
 import { closeOnSignals } from '../../ts/service/shutdown.js';
-import { type SynthImage, synthesize } from '../../ts/synth/synthesize.js';
+import type { SynthImage } from '../../ts/synth/plan.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-http-'));

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
+import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
 
-import { RUN_DATA_FILE } from '../../ts/experiment/fingerprint.js';
 import { checkpointContour, resolveModelSource } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildDatasetIndex } from '../../ts/data/datasets/index.js';
+import { buildDatasetIndex } from '../../ts/data/datasets/registry.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 
 import { isDicom } from '../../ts/images/dicom.js';

@@ -1,11 +1,9 @@
 /** `cxrmask index`: a dataset root (MIMIC-CXR-JPG, NIH ChestX-ray14, CheXpert) → index.jsonl + summary.json. */
+
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import {
-  buildDatasetIndex,
-  DATASETS,
-  type DatasetIndexOptions,
-  type DatasetName,
-} from '../data/datasets/index.js';
+import type { DatasetIndexOptions } from '../data/datasets/common.js';
+import { DATASETS, type DatasetName } from '../data/datasets/names.js';
+import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { PRESETS, writeIndex } from '../data/mimic.js';
 import { parseList } from './options.js';
 import { runCommand } from './run-command.js';

@@ -33,8 +33,6 @@ export interface ServeArgv extends ImageLimitArgv {
   log: 'info' | 'warn' | 'error' | 'silent';
 }
 
-export { parseSize } from './options.js';
-
 /** Longest --grace: a day (setTimeout cannot wait beyond ~24.8 days, and no drain needs that long). */
 const MAX_GRACE_SECONDS = 86_400;
 /** Largest --body-limit: a request body is held in memory, and no X-ray comes near 1 GiB. */

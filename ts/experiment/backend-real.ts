@@ -5,7 +5,7 @@
 
 import { ConfigError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { adapterFor, buildDatasetIndex } from '../data/datasets/index.js';
+import { adapterFor, buildDatasetIndex } from '../data/datasets/registry.js';
 import type { Split } from '../data/mimic.js';
 import { openCache } from '../images/cache.js';
 import { buildCache } from '../images/cache-build.js';

@@ -9,19 +9,8 @@ import type { ModelBackend } from '../model/backend.js';
 import type { ImageInput } from '../model/records.js';
 import type { Variant } from './config.js';
 
-// The model side's interfaces, named where the experiment's modules have always found them.
-export type {
-  CheckpointHeader,
-  ClassifierLike,
-  ClassifierOptions,
-  ClipLike,
-  SegmenterBackendLike,
-  StepLoss,
-  TokenizerLike,
-} from '../model/backend.js';
-
 /** FloatBatch: normalised float32 images (the reference path; figures and services use it). */
-export type { FloatBatch, Split };
+export type { FloatBatch };
 
 /** The data layer's batch with `x` widened: images or features (float32), or cache records the addon paints and normalises. */
 export type Batch = Omit<FloatBatch, 'x'> & { x: ImageInput };

@@ -26,6 +26,7 @@ import type { DatasetName } from '../data/datasets/names.js';
 import { inputOf } from '../model/kinds.js';
 import { openModel } from '../model/open.js';
 import type { ImageInput } from '../model/records.js';
+import type { DataFingerprint } from '../model/run-files.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
 import type { Backend, CacheLike } from './backend.js';
 import {
@@ -41,7 +42,7 @@ import {
 import { type ExperimentConfig, PREDICTED, VARIANTS, type Variant } from './config.js';
 import { type Evaluation, evaluate, testPrevalence } from './evaluate.js';
 import { computeFeatures, type FeatureSet, gatherRows } from './features.js';
-import { type DataFingerprint, dataFingerprint, fingerprintChanges } from './fingerprint.js';
+import { dataFingerprint, fingerprintChanges } from './fingerprint.js';
 import type { GridEvent } from './grid.js';
 import { cellModelFingerprint, zeroShotModelFingerprint } from './model-fingerprint.js';
 import {

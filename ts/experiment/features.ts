@@ -10,7 +10,8 @@ import { InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
-import type { Batch, CacheLike, ClipLike } from './backend.js';
+import type { ClipLike } from '../model/backend.js';
+import type { Batch, CacheLike } from './backend.js';
 import type { Variant } from './config.js';
 
 export interface FeatureMeta {

@@ -12,9 +12,6 @@ import { writeJsonAtomic } from '../common/io.js';
 import { type DataFingerprint, RUN_DATA_FILE, type RunData } from '../model/run-files.js';
 import type { CacheLike } from './backend.js';
 
-// The run folder's data.json is read below the experiment too (a service opening a run's cell).
-export { type DataFingerprint, RUN_DATA_FILE, type RunData, readRunData } from '../model/run-files.js';
-
 export function dataFingerprint(cache: CacheLike): DataFingerprint {
   const h = createHash('sha256');
   for (const e of cache.entries)

@@ -16,12 +16,13 @@ import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
+import type { ClassifierOptions } from '../model/classifier.js';
 import { classifierFor, inputOf } from '../model/kinds.js';
 import { type OpenedModel, openModel } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import type { ImageInput } from '../model/records.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
-import type { Backend, CacheLike, ClassifierOptions } from './backend.js';
+import type { Backend, CacheLike } from './backend.js';
 import { checkCellConfigs, recordCell } from './cell-config.js';
 import {
   type CellResult,

@@ -15,8 +15,9 @@ import { prefetch } from '../common/prefetch.js';
 import { REGIONS } from '../data/landmarks.js';
 import { FILL_SHIFT, REGION_BITS } from '../masks/overlay.js';
 import { maskBoundary } from '../masks/raster.js';
+import type { ClipLike, SegmenterBackendLike } from '../model/backend.js';
 import { isRecordBatch } from '../model/records.js';
-import type { Batch, CacheLike, ClipLike, SegmenterBackendLike } from './backend.js';
+import type { Batch, CacheLike } from './backend.js';
 import type { FeatureSet } from './features.js';
 
 import { readableRows } from './unreadable.js';

@@ -3,11 +3,12 @@
  * run (which writes the reports).
  */
 
+import type { DataFingerprint } from '../model/run-files.js';
 import type { CellResult } from './cells.js';
 import type { ExperimentConfig } from './config.js';
 import type { CrossDatasetResult } from './cross-dataset.js';
 import type { Evaluation } from './evaluate.js';
-import type { DataFingerprint } from './fingerprint.js';
+
 import type { GridAttribution } from './grid-attribution.js';
 import type { SegmenterQuality } from './segmenter-quality.js';
 

@@ -17,7 +17,6 @@ import { parseOptions } from '../common/options.js';
 import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {
   CONTOUR_BITS,
-  type ContourOptions,
   type ContourOptionsSchema,
   checkMaskSource,
   checkRowSize,
@@ -25,7 +24,6 @@ import {
   contourPart,
   type OverlayOptions,
   OverlayOptionsSchema,
-  type PaintOptions,
   paintPart,
   paintTable,
   type RegionMasks,
@@ -281,5 +279,3 @@ export async function preprocess(
   }
   return { original, masked, gray, contour, geometry, settings: pp };
 }
-
-export type { ContourOptions, PaintOptions };

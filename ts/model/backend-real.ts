@@ -7,15 +7,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
-import type { CheckpointHeader, ClassifierOptions, ModelBackend } from './backend.js';
-import { Classifier } from './classifier.js';
+import type { CheckpointHeader, ModelBackend } from './backend.js';
+import { Classifier, type ClassifierOptions } from './classifier.js';
 import { ClipModel } from './clip.js';
 import { MODEL_KINDS, type TrainedKind } from './kinds.js';
 import { type ModelMeta, readModelMeta as readMeta } from './meta.js';
 import { Segmenter } from './segmenter.js';
 import { loadTokenizer } from './tokenizer.js';
-
-export type { ModelMeta };
 
 /**
  * model.json of an exported model folder (meta.ts reads it); a missing file is the user's setting, so

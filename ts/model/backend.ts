@@ -5,7 +5,7 @@
  */
 import type { NativeProcessGroup } from '../native.js';
 import type { Attribution, AttributionOptions } from './attribution.js';
-import type { ClassifierCreateOptions } from './classifier.js';
+import type { ClassifierOptions } from './classifier.js';
 import type { TrainedKind } from './kinds.js';
 import type { ImageInput } from './records.js';
 
@@ -37,9 +37,6 @@ export interface TokenizerLike {
   encode(texts: string[]): BigInt64Array;
   contextLength: number;
 }
-
-/** Classifier.create's options, with the device as the experiment resolves it ('cpu' | 'cuda'). */
-export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { device?: string };
 
 /** A step's loss; `losses`, when given, holds every unread step's loss up to this one (Classifier.trainStep). */
 export interface StepLoss {

@@ -48,6 +48,9 @@ export interface ClassifierCreateOptions {
   seed?: number;
 }
 
+/** Classifier.create's options, with the device as the experiment resolves it ('cpu' | 'cuda'). */
+export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { device?: string };
+
 /**
  * A classifier over the addon: the BiomedCLIP image tower with a linear head (or the head alone over
  * features), trained with AdamW.

@@ -1,8 +1,6 @@
 /** Diagnostics for `cxrmask doctor`: the native facts plus a readable summary and warnings. */
 import { type Diagnostics, diagnostics as nativeDiagnostics } from '../native.js';
 
-export type { Diagnostics } from '../native.js';
-
 /** What the addon was built against and runs on: torch, CUDA devices, BLAS, CPU features, threads. */
 export function diagnostics(): Diagnostics {
   return nativeDiagnostics();

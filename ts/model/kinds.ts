@@ -7,8 +7,9 @@
  * A trained kind is recorded in its checkpoint by Classifier.save (native Classifier::Save) and read
  * back with Classifier.readHeader; openModel (open.ts) opens any of them from it.
  */
+
 import { NUM_LABELS } from '../common/labels.js';
-import type { ClassifierOptions } from './backend.js';
+import type { ClassifierOptions } from './classifier.js';
 
 export const MODEL_KINDS = ['zeroshot', 'linear-probe', 'finetune'] as const;
 export type ModelKind = (typeof MODEL_KINDS)[number];

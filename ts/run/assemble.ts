@@ -13,10 +13,9 @@ import type { Backend, CacheLike } from '../experiment/backend.js';
 import type { CellResult, SplitData, ZeroShotResult } from '../experiment/cells.js';
 import { type ExperimentConfig, VARIANTS } from '../experiment/config.js';
 import { evaluate, testPrevalence } from '../experiment/evaluate.js';
-import type { DataFingerprint } from '../experiment/fingerprint.js';
-
 import type { Results } from '../experiment/results.js';
 import { readModelMeta } from '../model/meta.js';
+import type { DataFingerprint } from '../model/run-files.js';
 
 export const DEFINITIONS: Record<string, string> = {
   meanLabelAccuracy:

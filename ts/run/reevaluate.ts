@@ -12,13 +12,14 @@ import { type CellResult, type SplitData, splitData, type ZeroShotResult } from 
 import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
 import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
-import { checkSameData, dataFingerprint, readRunData } from '../experiment/fingerprint.js';
-
+import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
 import { lockRun } from '../experiment/run-lock.js';
 import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
-import { writeReports } from '../report/index.js';
+import { readRunData } from '../model/run-files.js';
+import { writeReports } from '../report/write.js';
+
 import type { RunResult } from './assemble.js';
 import { assembleResults } from './assemble.js';
 import { recordedCacheDir } from './run-folder.js';

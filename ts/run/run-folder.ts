@@ -9,10 +9,9 @@ import { readJson, writeJsonAtomic } from '../common/io.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
 import { plannedCells } from '../experiment/cells.js';
 import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
-import type { RunData } from '../experiment/fingerprint.js';
-
 import { lockRun, type RunLock } from '../experiment/run-lock.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
+import type { RunData } from '../model/run-files.js';
 
 function timestamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');

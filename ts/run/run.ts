@@ -28,23 +28,17 @@ import {
   testDatasets,
 } from '../experiment/cross-dataset.js';
 import { readEvalOverrides, withMetricOverrides } from '../experiment/eval-settings.js';
-import {
-  checkSameData,
-  dataFingerprint,
-  type RunData,
-  readRunData,
-  writeRunData,
-} from '../experiment/fingerprint.js';
+import { checkSameData, dataFingerprint, writeRunData } from '../experiment/fingerprint.js';
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
-import { writeReports } from '../report/index.js';
+import { type RunData, readRunData } from '../model/run-files.js';
+import { writeReports } from '../report/write.js';
+
 import { assembleResults, cacheFacts, type RunResult } from './assemble.js';
 import { claimRunFolder, recordedCacheDir, resumedConfig } from './run-folder.js';
-
-export type { Results, RunResult };
 
 /** What `runExperiment` runs, with what, and whom it tells. */
 export interface RunOptions {

@@ -22,8 +22,6 @@ import type { RenderSettings } from './render.js';
 import { renderAll } from './render-all.js';
 import { vindrLayout, writeVindrTables } from './vindr.js';
 
-export type { RawLabel, SynthImage } from './plan.js';
-
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
   /** The layout written: out/<dataset>/ plus CheXmask's file for it under out/chexmask/. */

@@ -11,10 +11,6 @@ import { nih14 } from './nih14.js';
 import { padchest } from './padchest.js';
 import { vindr } from './vindr.js';
 
-export type { DatasetAdapter } from './adapter.js';
-export { type DatasetIndexOptions, DatasetIndexOptionsSchema } from './common.js';
-export { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, DATASETS, type DatasetName, isDatasetName } from './names.js';
-
 const ADAPTERS: Partial<Record<DatasetName, DatasetAdapter>> = { mimic, nih14, chexpert, padchest, vindr };
 
 /** The adapter of `name`; a dataset without one yet is a clear error. */
