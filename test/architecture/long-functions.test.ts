@@ -12,40 +12,11 @@ import { longFunctions } from '../../scripts/long-functions.mjs';
 
 type Long = { file: string; name: string; lines: number; reason: boolean };
 
-/**
- * Long functions being split on the other branches of this restructuring; the merge empties this list
- * (a name still here once its function is short fails the second test, so the list cannot go stale).
- */
-const BEING_SPLIT_ELSEWHERE = [
-  'images/cache-build.ts buildCache',
-  'experiment/grid.ts trainCell',
-  'data/mimic.ts buildIndex',
-  'cli/explain.ts handler',
-  'data/datasets/nih14.ts buildNihIndex',
-  'experiment/grid-attribution.ts gridAttribution',
-  'experiment/features.ts computeFeatures',
-];
-
-const key = (f: Long) => `${f.file} ${f.name.replace(/^<anonymous@\d+>$/, '<anonymous>')}`;
+const key = (f: Long) => `${f.file} ${f.name}`;
 
 test('every function of ts/ over the limit says why in its comment', () => {
-  const unexplained = (longFunctions('ts') as Long[])
-    .filter((f) => !f.reason)
-    .map(key)
-    // an anonymous function that is the body of a listed handler goes with it
-    .filter(
-      (k) =>
-        !BEING_SPLIT_ELSEWHERE.some((b) => b === k || b.split(' ')[0] === k.replace(/ <anonymous>$/, '')),
-    );
+  const unexplained = (longFunctions('ts') as Long[]).filter((f) => !f.reason).map(key);
   assert.deepEqual(unexplained, []);
-});
-
-test('every function listed as being split elsewhere is still long (the list cannot go stale)', () => {
-  const long = new Set((longFunctions('ts') as Long[]).map(key));
-  assert.deepEqual(
-    BEING_SPLIT_ELSEWHERE.filter((k) => !long.has(k)),
-    [],
-  );
 });
 
 test('the checker counts header to closing brace and reads the reason above functions, methods and arrows', () => {
