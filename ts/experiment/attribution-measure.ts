@@ -53,6 +53,7 @@ export interface DiffInterval {
   samples: number;
 }
 
+/** One model's attribution numbers over the sampled test images (results.json `attribution.models`). */
 export interface ModelAttribution {
   model: string;
   images: number;

@@ -50,5 +50,6 @@ export interface CacheLike {
 
 /** The model backend plus the image cache the grid reads. */
 export interface Backend extends ModelBackend {
+  /** The uint8 image cache in `dir` (built by buildCache). */
   openCache(dir: string): CacheLike | Promise<CacheLike>;
 }

@@ -9,11 +9,14 @@ import type { ClassifierOptions } from './classifier.js';
 import type { TrainedKind } from './kinds.js';
 import type { ImageInput } from './records.js';
 
+/** The CLIP model as a run uses it (ClipModel implements it). */
 export interface ClipLike {
   embedDim: number;
   logitScale: number;
   device?: string;
+  /** Image embeddings `[rows, D]`. */
   encodeImage(x: ImageInput, n: number, opts?: { bf16?: boolean }): Promise<Float32Array>;
+  /** Text embeddings `[n, D]` of token ids `[n, L]`. */
   encodeText(ids: BigInt64Array, n: number): Promise<Float32Array>;
   /** The zero-shot logit against prompt embeddings, explained (ClipModel.attribute); optional. */
   attribute?(
@@ -30,10 +33,13 @@ export interface ClipLike {
     bias: number,
     options?: AttributionOptions,
   ): Promise<Attribution>;
+  /** Frees the native model once queued calls are done. */
   dispose(): void | Promise<void>;
 }
 
+/** The text tokenizer as a run uses it (TextTokenizer implements it). */
 export interface TokenizerLike {
+  /** Token ids, row-major `[texts.length, contextLength]`. */
   encode(texts: string[]): BigInt64Array;
   contextLength: number;
 }
@@ -44,7 +50,9 @@ export interface StepLoss {
   losses?: number[];
 }
 
+/** The classifier as a run uses it (Classifier implements it). */
 export interface ClassifierLike {
+  /** One optimizer step on `n` rows; the loss before the step (read lazily with `readLoss: false`). */
   trainStep(
     x: ImageInput,
     n: number,
@@ -54,22 +62,27 @@ export interface ClassifierLike {
   ): Promise<StepLoss>;
   /** When present, steps read their loss only once per logging interval (readLoss) and this at the end. */
   readLosses?(): Promise<StepLoss>;
+  /** Sigmoid probabilities `[n, numLabels]`. */
   predict(x: ImageInput, n: number): Promise<Float32Array>;
   /** Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). */
   save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
+  /** Restores what save() wrote. */
   load(path: string): Promise<void>;
   /** One finding's logit explained (Classifier.attribute; needs the image tower); optional. */
   attribute?(x: ImageInput, n: number, label: number, options?: AttributionOptions): Promise<Attribution>;
   /** The head's weight [numLabels, inputDim] and bias [numLabels] (Classifier.headWeights); optional. */
   headWeights?(): Promise<{ weight: Float32Array; bias: Float32Array }>;
+  /** Frees the native model once queued calls are done. */
   dispose(): void | Promise<void>;
   /** Data parallel (ts/distributed): join a group; a step for a rank with no rows. */
   attachGroup?(group: { readonly nativeGroup: NativeProcessGroup } | null): Promise<void>;
+  /** A data-parallel step for a rank with no rows left: joins the gradient all-reduce with zeros. */
   idleStep?(options?: { readLoss?: boolean }): Promise<StepLoss>;
 }
 
 /** What a classifier checkpoint records about itself (Classifier.readHeader). */
 export interface CheckpointHeader {
+  /** The kind save() recorded (or, in a file from before it did, what the file's tensors show). */
   kind: TrainedKind;
   /** A head over feature vectors, without the image tower's weights. */
   headOnly: boolean;
@@ -81,14 +94,20 @@ export interface CheckpointHeader {
 
 /** A trained segmenter as the grid uses it (ts/model/segmenter.ts). */
 export interface SegmenterBackendLike {
+  /** Region bits `[n, S, S]` (lungs, heart) of each image. */
   predictMasks(x: ImageInput, n: number): Promise<Uint8Array>;
+  /** Frees the native model once queued calls are done. */
   dispose(): Promise<void>;
 }
 
+/** Where models come from: the addon (realModelBackend) or a pure-JS stand-in in tests. */
 export interface ModelBackend {
   name: string;
+  /** The CLIP towers of an exported model folder, on `device`. */
   loadClip(dir: string, device: string): Promise<ClipLike>;
+  /** The text tokenizer of an exported model folder. */
   loadTokenizer(dir: string): TokenizerLike | Promise<TokenizerLike>;
+  /** A new classifier (random head; the image tower from `modelDir` unless head-only). */
   createClassifier(opts: ClassifierOptions): Promise<ClassifierLike>;
   /** What a checkpoint written by a classifier's save() says about itself. */
   readCheckpointHeader(path: string): Promise<CheckpointHeader>;
@@ -100,6 +119,8 @@ export interface ModelBackend {
   ): Promise<SegmenterBackendLike>;
   /** Resolved device ('cpu' | 'cuda') for a requested one ('auto' | 'cpu' | 'cuda'). */
   resolveDevice(requested: string): string;
+  /** Intra-op threads of the compute library. */
   setThreads?(n: number): void;
+  /** Library versions results.json records (torch, CUDA, the addon). */
   versions(): Record<string, unknown>;
 }

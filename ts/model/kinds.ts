@@ -11,8 +11,11 @@
 import { NUM_LABELS } from '../common/labels.js';
 import type { ClassifierOptions } from './classifier.js';
 
+/** The three kinds, in the paper's order. */
 export const MODEL_KINDS = ['zeroshot', 'linear-probe', 'finetune'] as const;
+/** `zeroshot`, `linear-probe` or `finetune`. */
 export type ModelKind = (typeof MODEL_KINDS)[number];
+/** The kinds a checkpoint can hold: `linear-probe` or `finetune`. */
 export type TrainedKind = Exclude<ModelKind, 'zeroshot'>;
 
 /** What a trained kind's classifier is fed: the image tower's embeddings, or the images. */

@@ -25,6 +25,7 @@ import {
 import type { ImageInput } from './records.js';
 import { encodePrompts, type TextBank, zeroShotScores } from './zeroshot.js';
 
+/** Options of `openModel`: the model folder, the checkpoint (none for zero-shot) and how to run it. */
 export interface OpenModelOptions {
   /** Exported model folder (model.json, clip.pt, tokenizer.json). */
   modelDir: string;
@@ -43,6 +44,7 @@ export interface OpenModelOptions {
   backend?: ModelBackend;
 }
 
+/** One model of any kind, opened: what it scores, explains and embeds, whatever its kind. */
 export interface OpenedModel {
   readonly kind: ModelKind;
   /** The device it runs on, as resolved ('cpu', 'cuda', …). */
@@ -57,6 +59,7 @@ export interface OpenedModel {
   attribute(x: ImageInput, n: number, finding: number, options?: AttributionOptions): Promise<Attribution>;
   /** What `attribute` explains, in words (for figures and JSON). */
   describe(finding: number): string;
+  /** Frees the native models once queued calls are done. */
   dispose(): Promise<void>;
 }
 

@@ -4,7 +4,9 @@
  */
 import { FINDINGS } from '../common/labels.js';
 
+/** The zero-shot positive prompt; `{finding}` becomes the finding's text. */
 export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
+/** The zero-shot negative prompt; `{finding}` becomes the finding's text. */
 export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
 
 export function findingText(f: string): string {

@@ -9,6 +9,10 @@ import { readJson } from '../common/io.js';
 export const RUN_CONFIG_FILE = 'config.json';
 export const RUN_DATA_FILE = 'data.json';
 
+/**
+ * What identifies the data a run used: the cache key and digest, the entries and the CheXmask join; a
+ * resume or a re-evaluation checks it.
+ */
 export interface DataFingerprint {
   /** The cache's settings key (folder name), null for a cache without one. */
   cacheKey: string | null;
