@@ -332,9 +332,17 @@ ClassifierCheckpointHeader Classifier::ReadHeader(const std::string& path) {
   c10::IValue weights_only(false), kind;
   ar.try_read("weightsOnly", weights_only);
   h.weights_only = weights_only.isBool() && weights_only.toBool();
-  h.kind_recorded = ar.try_read("kind", kind) && kind.isString();
-  h.kind = h.kind_recorded ? kind.toStringRef()
-                           : (h.head_only || h.freeze_encoder ? "linear-probe" : "finetune");
+  // What the tensors are: a head over fixed features, or a tower trained with its head. A file
+  // from before the kind was recorded gets this; a recorded kind must agree with it.
+  const std::string structural = h.head_only || h.freeze_encoder ? "linear-probe" : "finetune";
+  h.kind_recorded = ar.try_read("kind", kind);
+  if (h.kind_recorded && (!kind.isString() || kind.toStringRef() != structural)) {
+    throw std::invalid_argument(
+        path + ": records kind " +
+        (kind.isString() ? "'" + kind.toStringRef() + "'" : "(not a string)") + " but holds a " +
+        structural + " classifier");
+  }
+  h.kind = structural;
   return h;
 }
 

@@ -102,7 +102,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     return w->Promise();
   }
 
-  // trainStep(x, shape, labels, mask | null, pixels?, readLoss = true)
+  // trainStep(x, shape, labels, mask | null, pixels | undefined, readLoss)
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     auto model = Live(info.Env());
     ImageBatch x = ImageArg(info[0], ShapeArg(info[1], "shape"), info[4]);
@@ -114,7 +114,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     if (!info[3].IsUndefined() && !info[3].IsNull()) {
       mask = InputCopy::From(info[3], napi_float32_array, "labelMask");
     }
-    const bool read_loss = info[5].IsUndefined() || info[5].ToBoolean().Value();
+    const bool read_loss = BoolArg(info[5], "readLoss");
     auto* w = new TrainStepWorker(info.Env(), model, std::move(x), std::move(labels),
                                   std::move(mask), read_loss);
     w->Keep(info.This().As<Napi::Object>());
@@ -146,7 +146,7 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
                                    info.This().As<Napi::Object>());
   }
   Napi::Value IdleStep(const Napi::CallbackInfo& info) {
-    const bool read_loss = info[0].IsUndefined() || info[0].ToBoolean().Value();
+    const bool read_loss = BoolArg(info[0], "readLoss");
     return IdleStepOnClassifier(info.Env(), Live(info.Env()), info.This().As<Napi::Object>(),
                                 read_loss);
   }

@@ -19,7 +19,7 @@ struct AddonData {
   Napi::FunctionReference clip_ctor;
   Napi::FunctionReference classifier_ctor;
   Napi::FunctionReference segmenter_ctor;  // js_segmenter.cc
-  // ts/errors.ts NativeError, handed over by loadNative() (setErrorClass): rejections are
+  // ts/common/errors.ts NativeError, handed over by loadNative() (setErrorClass): rejections are
   // instanceof it. Empty until then, and plain Errors are used.
   Napi::FunctionReference error_ctor;
 };
@@ -49,6 +49,7 @@ Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);
 // Helpers shared by the wrappers.
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name);
 std::string StringArg(const Napi::Value& v, const char* name);
+bool BoolArg(const Napi::Value& v, const char* name);
 // Keys of an option object, read strictly: the TypeScript layer passes every key, so a missing
 // one (absent or undefined) is a TypeError naming it, and no default is guessed here. The
 // Nullable readers take null as "none"; the others refuse it.

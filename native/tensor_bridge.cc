@@ -178,8 +178,8 @@ ImageBatch ImageArg(const Napi::Value& x, std::vector<int64_t> shape, const Napi
   PixelSpec spec;
   spec.mean = Triple(o, "mean");
   spec.std = Triple(o, "std");
-  spec.original = o.Get("original").ToBoolean().Value();
-  spec.masked = o.Get("masked").ToBoolean().Value();
+  spec.original = BoolKey(o, "original");
+  spec.masked = BoolKey(o, "masked");
   Napi::Value paint = o.Get("paint");
   if (!paint.IsTypedArray() ||
       paint.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||

@@ -1,6 +1,7 @@
 // One Napi::AsyncWorker per heavy op. Each resolves a Promise; C++ exceptions (c10::Error
-// included) become rejected NativeErrors (ts/errors.ts) with a `code`. Thread-local torch guards
-// (no-grad, inference mode, autocast) are created inside the core calls, i.e. on the worker thread.
+// included) become rejected NativeErrors (ts/common/errors.ts) with a `code`. Thread-local torch
+// guards (no-grad, inference mode, autocast) are created inside the core calls, i.e. on the worker
+// thread.
 #pragma once
 
 #include <napi.h>

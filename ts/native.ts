@@ -156,8 +156,8 @@ export interface NativeClassifier {
     shape: number[],
     labels: Float32Array | NativeHeld,
     labelMask: Float32Array | NativeHeld | null,
-    pixels?: NativePixels,
-    readLoss?: boolean,
+    pixels: NativePixels | undefined,
+    readLoss: boolean,
   ): Promise<NativeStepResult>;
   /** The losses steps run with readLoss false left on the device; `loss` is the last of them. */
   readLosses(): Promise<NativeStepResult>;
@@ -177,7 +177,7 @@ export interface NativeClassifier {
   /** Data-parallel steps over a process group (null detaches); broadcasts rank 0's weights first. */
   attachGroup(group: NativeProcessGroup | null): Promise<void>;
   /** A data-parallel step for a replica without rows (joins the group's all-reduce). */
-  idleStep(readLoss?: boolean): Promise<NativeStepResult>;
+  idleStep(readLoss: boolean): Promise<NativeStepResult>;
   dispose(): void;
   readonly disposed: boolean;
 }

@@ -156,6 +156,30 @@ test('a checkpoint written before the kind was recorded: the kind follows what t
   }
 });
 
+test('a recorded kind that disagrees with what the file holds is refused, naming both', async () => {
+  requireModel();
+  const dir = tempDir();
+  const c = await checkpoints(dir);
+  await c.lp.dispose();
+  await c.jft.dispose();
+  const f = join(dir, 'lp-says-finetune.ckpt');
+  const r = spawnSync(
+    python(),
+    [
+      '-c',
+      'import sys, torch\nm = torch.jit.load(sys.argv[1])\nm._c.setattr("kind", "finetune")\nm.save(sys.argv[2])',
+      c.lpCkpt,
+      f,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.is(r.status, 0, r.stderr);
+  await Classifier.readHeader(f).then(
+    () => assert.unreachable('a head-only file recording finetune was accepted'),
+    (e: Error) => assert.match(e.message, /records kind 'finetune' but holds a linear-probe classifier/),
+  );
+});
+
 test('openModel: each kind from its checkpoint; predictions and attributions as the parts give them', async () => {
   requireModel();
   const dir = tempDir();

@@ -185,4 +185,37 @@ test('ProcessGroup: the addon requires each key (refused before any rendezvous)'
   eachKeyRequired(full, (o) => raw.create(o as never));
 });
 
+test('positional flags and the pixel spec: readLoss and original/masked must be booleans, no default', async () => {
+  requireModel();
+  const native = loadNative();
+  const clf = await Classifier.create({ inputDim: 4, device: 'cpu', seed: 1 });
+  try {
+    const raw = (clf as unknown as { live(): { trainStep(...a: unknown[]): Promise<unknown> } }).live();
+    const x = Float32Array.of(1, 2, 3, 4);
+    const y = new Float32Array(5);
+    assert.throws(() => raw.trainStep(x, [1, 4], y, null, undefined), /readLoss must be a boolean/);
+    assert.throws(() => raw.trainStep(x, [1, 4], y, null, undefined, 1), /readLoss must be a boolean/);
+    assert.ok(((await raw.trainStep(x, [1, 4], y, null, undefined, true)) as { loss: number }).loss > 0);
+  } finally {
+    await clf.dispose();
+  }
+  const S = 4;
+  const records = new Uint8Array(2 * S * S);
+  const spec = {
+    mean: [0.5, 0.5, 0.5],
+    std: [0.25, 0.25, 0.25],
+    paint: new Float32Array(24),
+    original: true,
+    masked: false,
+  };
+  assert.ok((await native.recordsToImages(records, [1, 2, S, S], spec, 'cpu')) instanceof Float32Array);
+  for (const key of ['original', 'masked'] as const) {
+    const { [key]: _dropped, ...rest } = spec;
+    assert.throws(
+      () => native.recordsToImages(records, [1, 2, S, S], rest as typeof spec, 'cpu'),
+      (e: Error) => e instanceof TypeError && e.message.includes(`option '${key}' is missing`),
+    );
+  }
+});
+
 test.run();
