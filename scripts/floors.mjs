@@ -1,5 +1,6 @@
 // The floors of ts/ and the imports that run back up them (docs/architecture.md).
 // node scripts/floors.mjs [TS_DIR]                 → every upward import; exit 1 when there is one
+// node scripts/floors.mjs [TS_DIR] --re-exports  → modules other than ts/index.ts that re-export; exit 1 when one does
 // node scripts/floors.mjs [TS_DIR] --option NAME --from ts/cli/run-command.ts
 //   → the files one option passes through on its way from that CLI module to ts/native.ts
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -75,6 +76,51 @@ export function upwardImports(tsDir) {
   return found;
 }
 
+/** The local names a module's imports bind: `a` of `import a from`, `c` of `{ b as c }`, `ns` of `* as ns`. */
+function importedNames(src) {
+  const names = new Set();
+  for (const m of src.matchAll(/^\s*import\s+(?:type\s+)?([^;'"]*?)\s*from\s*['"][^'"]+['"]/gm)) {
+    const clause = m[1];
+    const ns = /\*\s*as\s+([\w$]+)/.exec(clause);
+    if (ns) names.add(ns[1]);
+    const def = /^([\w$]+)\s*(?:,|$)/.exec(clause.trim());
+    if (def) names.add(def[1]);
+    const braces = /\{([^}]*)\}/.exec(clause);
+    for (const item of braces ? braces[1].split(',') : []) {
+      const local = item.trim().replace(/^type\s+/, '').split(/\s+as\s+/).pop()?.trim();
+      if (local) names.add(local);
+    }
+  }
+  return names;
+}
+
+/**
+ * Modules other than the package root (ts/index.ts) that re-export: `export … from`, `export * from`,
+ * and `export { x }` / `export type { x }` of a name they import. The root is the only barrel; every
+ * other module is imported from where its names are defined.
+ */
+export function reExports(tsDir) {
+  const dir = resolve(tsDir);
+  const found = [];
+  for (const f of modules(dir)) {
+    const rel = relative(dir, f);
+    if (rel === 'index.ts') continue;
+    const src = readFileSync(f, 'utf8');
+    const lineOf = (i) => src.slice(0, i).split('\n').length;
+    const from = /^[ \t]*export\s+(?:type\s+)?(?:\*(?:\s*as\s+[\w$]+)?|\{[^}]*\})\s*from\s*['"]([^'"]+)['"]/gm;
+    for (const m of src.matchAll(from)) found.push({ file: rel, line: lineOf(m.index), what: `from ${m[1]}` });
+    const imported = importedNames(src);
+    for (const m of src.matchAll(/^[ \t]*export\s+(?:type\s+)?\{([^}]*)\}(?!\s*from\b)/gm)) {
+      const names = m[1]
+        .split(',')
+        .map((x) => x.trim().replace(/^type\s+/, '').split(/\s+as\s+/)[0].trim())
+        .filter((x) => imported.has(x));
+      if (names.length) found.push({ file: rel, line: lineOf(m.index), what: `imported ${names.join(', ')}` });
+    }
+  }
+  return found;
+}
+
 /**
  * The files an option passes through from `entry` to ts/native.ts: modules reachable from the entry that
  * name the option and from which native.ts is reachable, with the upward steps among them.
@@ -106,7 +152,12 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const tsDir = args[0] && !args[0].startsWith('--') ? args[0] : 'ts';
   const opt = args.indexOf('--option');
-  if (opt >= 0) {
+  if (args.includes('--re-exports')) {
+    const re = reExports(tsDir);
+    for (const r of re) console.log(`${r.file}:${r.line}: re-exports ${r.what}`);
+    console.log(`${re.length} re-exports below the package root`);
+    process.exit(re.length ? 1 : 0);
+  } else if (opt >= 0) {
     const from = args[args.indexOf('--from') + 1] ?? 'ts/cli/run-command.ts';
     const r = optionPath(tsDir, from, args[opt + 1]);
     for (const f of r.files) console.log(f);

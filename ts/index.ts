@@ -9,7 +9,7 @@
 
 // biome-ignore-all assist/source/organizeImports: the package root is grouped by floor (docs/architecture.md), not sorted
 
-// Every error class thrown on purpose, the five findings, the stop signal.
+// Every error class thrown on purpose, the five findings, the stop signal, summary statistics.
 export {
   ConfigError,
   DataError,
@@ -20,6 +20,12 @@ export {
 } from './common/errors.js';
 export type { StopSignal } from './common/interrupt.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
+/**
+ * Summary statistics of the metrics and the bootstrap: the mean of the finite values (`nanMean`), a
+ * quantile of an ascending array by linear interpolation (`quantile`), and the mean with the sample
+ * standard deviation (`meanSd`).
+ */
+export * as stats from './common/stats.js';
 
 // The addon: devices, threads, TF32, what the native objects report.
 export type {

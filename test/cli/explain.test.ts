@@ -108,4 +108,20 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
   assert.match(lone.err, /--chexmask and --id go together/);
 });
 
+test('explain --steps/--samples above their ceiling (or not a count) are usage errors, before any work', () => {
+  const base = ['explain', '--image', join(tempDir(), 'absent.jpg'), '--model', join(tempDir(), 'no-model')];
+  const cases: [string[], RegExp][] = [
+    [['--steps', '1e9'], /--steps 1000000000: expected an integer from 1 to 1024/],
+    [['--samples', '1025', '--method', 'smoothgrad'], /--samples 1025: expected an integer from 1 to 1024/],
+    [['--steps', '0'], /--steps 0: expected an integer from 1 to 1024/],
+    [['--samples', '2.5'], /--samples 2.5: expected an integer from 1 to 1024/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = runCli([...base, '--finding', 'Edema', '--out', join(tempDir(), 'ex.png'), ...flags]);
+    assert.is(r.code, 2, `${flags.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.not.match(r.err, /absent\.jpg|no-model/, 'refused before the image or the model is read');
+  }
+});
+
 test.run();

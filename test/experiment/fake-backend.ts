@@ -8,7 +8,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mulberry32 } from '../../ts/common/random.js';
 import type { Split } from '../../ts/data/mimic.js';
-import type { Backend, CacheLike, FloatBatch } from '../../ts/experiment/backend.js';
+import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
+import type { Batch as FloatBatch } from '../../ts/images/cache.js';
 import type { ClassifierLike, ClipLike } from '../../ts/model/backend.js';
 import type { ClassifierOptions } from '../../ts/model/classifier.js';
 

@@ -15,8 +15,9 @@ import { FINDINGS } from '../../ts/common/labels.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { preprocess } from '../../ts/images/preprocess.js';
-import { preprocessFor, readModelMeta } from '../../ts/model/backend-real.js';
+import { preprocessFor } from '../../ts/model/backend-real.js';
 import { Classifier } from '../../ts/model/classifier.js';
+import { readModelMeta } from '../../ts/model/meta.js';
 import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 

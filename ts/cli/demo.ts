@@ -12,7 +12,7 @@ import { writeJsonAtomic } from '../common/io.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
-import { readModelMeta } from '../model/backend-real.js';
+import { readModelMeta } from '../model/meta.js';
 import { demoSegmenter } from '../run/segmenter-demo.js';
 import { parseSeeds } from './config-merge.js';
 import { executeRun } from './run.js';

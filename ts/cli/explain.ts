@@ -14,7 +14,14 @@ import {
   ATTRIBUTION_METHODS,
   type AttributionMethod,
 } from '../model/attribution.js';
-import { checkOutputFile, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
+import { ATTRIBUTION_DEFAULTS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
+import {
+  checkCount,
+  checkOutputFile,
+  type ImageLimitArgv,
+  imageLimitOptions,
+  imageLimitsFrom,
+} from './options.js';
 import { runCommand } from './run-command.js';
 
 export interface ExplainArgv extends ImageLimitArgv {
@@ -33,6 +40,14 @@ export interface ExplainArgv extends ImageLimitArgv {
   device: string;
   preset: 'biomedclip' | 'paper';
 }
+
+/**
+ * Ceilings on the work one explanation asks for: IG runs a backward pass per step and SmoothGrad one
+ * per sample, for each input, and the addon holds a tensor of that length; far above what a map needs
+ * (32 and 16 by default), well below what exhausts memory or takes hours.
+ */
+export const MAX_EXPLAIN_STEPS = 1024;
+export const MAX_EXPLAIN_SAMPLES = 1024;
 
 function findingIndex(s: string): number {
   const k = FINDINGS.findIndex((f) => f.toLowerCase() === s.toLowerCase());
@@ -65,12 +80,24 @@ const command: CommandModule<object, ExplainArgv> = {
       .option('finding', { type: 'string', demandOption: true, describe: `one of ${FINDINGS.join(', ')}` })
       .option('method', {
         choices: ATTRIBUTION_METHODS,
-        default: 'ig' as const,
+        default: EXPLAIN_CLI_DEFAULTS.method,
         describe: `attribution method: ${ATTRIBUTION_METHODS.map((m) => `${m} = ${ATTRIBUTION_METHOD_NAMES[m]}`).join(', ')}`,
       })
-      .option('steps', { type: 'number', default: 32, describe: 'Integrated Gradients steps (ig)' })
-      .option('samples', { type: 'number', default: 16, describe: 'SmoothGrad noisy samples (smoothgrad)' })
-      .option('seed', { type: 'number', default: 0, describe: 'SmoothGrad noise seed' })
+      .option('steps', {
+        type: 'number',
+        default: ATTRIBUTION_DEFAULTS.steps,
+        describe: `Integrated Gradients steps (ig; at most ${MAX_EXPLAIN_STEPS})`,
+      })
+      .option('samples', {
+        type: 'number',
+        default: ATTRIBUTION_DEFAULTS.samples,
+        describe: `SmoothGrad noisy samples (smoothgrad; at most ${MAX_EXPLAIN_SAMPLES})`,
+      })
+      .option('seed', {
+        type: 'number',
+        default: ATTRIBUTION_DEFAULTS.seed,
+        describe: 'SmoothGrad noise seed',
+      })
       .option('out', { type: 'string', demandOption: true, describe: 'output PNG' })
       .option('json', { type: 'string', describe: 'numbers as JSON (default: <out>.json)' })
       .option('device', { type: 'string', default: 'auto', describe: 'cpu | cuda | cuda:N | auto' })
@@ -83,6 +110,8 @@ const command: CommandModule<object, ExplainArgv> = {
     runCommand(async () => {
       checkOutputFile('out', argv.out);
       checkOutputFile('json', argv.json);
+      checkCount('steps', argv.steps, 1, MAX_EXPLAIN_STEPS);
+      checkCount('samples', argv.samples, 1, MAX_EXPLAIN_SAMPLES);
       const finding = findingIndex(argv.finding);
       const limits = imageLimitsFrom(argv);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))

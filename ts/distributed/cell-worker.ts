@@ -8,10 +8,9 @@ import { realBackend } from '../experiment/backend-real.js';
 import { cellId, trainedCells } from '../experiment/cells.js';
 import { parseConfig } from '../experiment/config.js';
 import { Grid } from '../experiment/grid.js';
-import type { CellJob } from './devices.js';
+import { CELL_JOB_VARIABLE, parseCellJob } from './cell-job.js';
 
-const job = JSON.parse(process.env['CXRMASK_CELL_JOB'] ?? 'null') as CellJob | null;
-if (!job) throw new Error('cell-worker: CXRMASK_CELL_JOB is not set (started by ts/distributed/devices.ts)');
+const job = parseCellJob(process.env[CELL_JOB_VARIABLE]);
 const config = parseConfig(readJson<unknown>(join(job.runDir, 'config.json')), `${job.runDir}/config.json`);
 const cell = trainedCells(config).find((c) => cellId(c.setup, c.train, c.seed) === job.cell);
 if (!cell) throw new Error(`cell-worker: ${job.cell} is not a cell of ${job.runDir}`);

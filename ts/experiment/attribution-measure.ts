@@ -19,12 +19,13 @@ import {
   summarizeLocalisation,
 } from '../explain/localisation.js';
 import { massInside } from '../explain/measures.js';
+import type { Batch as FloatBatch } from '../images/cache.js';
 import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { ResizeMode } from '../masks/geometry.js';
 import type { Attribution } from '../model/attribution.js';
 import type { ImageInput } from '../model/records.js';
 import { readRegionsOnGrid } from '../synth/regions.js';
-import type { Batch, FloatBatch } from './backend.js';
+import type { Batch } from './backend.js';
 import type { Variant } from './config.js';
 
 /** What is measured needs from the cache (ts/images/cache.ts Cache has all of it). */

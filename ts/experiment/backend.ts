@@ -4,13 +4,11 @@
  * tests may pass a pure-JS stand-in to check orchestration, resume and reports without the native addon.
  */
 import type { Split } from '../data/mimic.js';
+// FloatBatch: normalised float32 images (the reference path; figures and services use it).
 import type { Batch as FloatBatch } from '../images/cache.js';
 import type { ModelBackend } from '../model/backend.js';
 import type { ImageInput } from '../model/records.js';
 import type { Variant } from './config.js';
-
-/** FloatBatch: normalised float32 images (the reference path; figures and services use it). */
-export type { FloatBatch };
 
 /** The data layer's batch with `x` widened: images or features (float32), or cache records the addon paints and normalises. */
 export type Batch = Omit<FloatBatch, 'x'> & { x: ImageInput };

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
+import { setupOfCell } from './cells.js';
 import type { ExperimentConfig } from './config.js';
 
 export interface CellRecord {
@@ -34,7 +35,8 @@ export function cellConfig(config: ExperimentConfig, id: string): Record<string,
     model: { dir: config.model.dir },
     segmenter: config.segmenter,
   };
-  if (id === 'zeroshot') {
+  const setup = setupOfCell(id);
+  if (setup === 'zeroshot') {
     const { prompt, negativePrompt } = config.zeroshot;
     return { ...common, zeroshot: { prompt, negativePrompt } };
   }
@@ -44,13 +46,12 @@ export function cellConfig(config: ExperimentConfig, id: string): Record<string,
     selection === 'meanLabelAccuracy'
       ? { selection, thresholdRule, ...(thresholdRule === 'fixed' ? { fixedThreshold } : {}) }
       : { selection };
-  const { enabled, keepCheckpoints, maxUnreadableShare, ...training } = id.startsWith('lp-')
-    ? config.linearProbe
-    : config.finetune;
+  const section = setup === 'linear-probe' ? 'linearProbe' : 'finetune';
+  const { enabled, keepCheckpoints, maxUnreadableShare, ...training } = config[section];
   void enabled;
   void keepCheckpoints;
   void maxUnreadableShare;
-  return { ...common, metrics, [id.startsWith('lp-') ? 'linearProbe' : 'finetune']: training };
+  return { ...common, metrics, [section]: training };
 }
 
 function flatten(v: unknown, prefix: string, out: Map<string, string>): Map<string, string> {

@@ -64,6 +64,14 @@ export interface SplitData {
 export const cellId = (setup: TrainedSetup, train: Variant, seed: number) =>
   `${setup === 'linear-probe' ? 'lp' : 'jft'}-${train}-s${seed}`;
 
+/** The setup of a cell id ('zeroshot' or one cellId made): the one place a cell id is read. */
+export function setupOfCell(id: string): Setup {
+  if (id === 'zeroshot') return 'zeroshot';
+  if (id.startsWith('lp-')) return 'linear-probe';
+  if (id.startsWith('jft-')) return 'finetune';
+  throw new Error(`"${id}" is not a cell id (zeroshot, lp-<variant>-s<seed> or jft-<variant>-s<seed>)`);
+}
+
 /** The trained cells of a config, in run order: setup, then seed, then training variant. */
 export function trainedCells(
   config: ExperimentConfig,

@@ -171,7 +171,7 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     linearProbe: TrainSchema.extend({
-      lr: lr.default(1e-3),
+      lr: lr.default(CLASSIFIER_DEFAULTS.lrHead),
       epochs: positiveInt.default(30),
       batchSize: positiveInt.default(256),
     }).prefault({}),

@@ -13,6 +13,7 @@ import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { Geometry } from '../masks/geometry.js';
 import { regionMasksOnGrid } from '../masks/overlay.js';
 import type { Attribution, AttributionOptions } from '../model/attribution.js';
+import { ATTRIBUTION_DEFAULTS } from '../model/defaults.js';
 import { type OpenModelOptions, openModel } from '../model/open.js';
 import { attributionFigure, sharedScale } from './figure.js';
 import { massInside } from './measures.js';
@@ -63,6 +64,17 @@ export async function chexmaskRowOf(csv: string, id: string): Promise<ChexmaskRo
   throw new DataError('no-chexmask', why, { file: csv, id });
 }
 
+/**
+ * Explains finding `o.finding` of one image: reads and preprocesses the image (and, with its CheXmask
+ * row, the masked input), opens the model, computes the attribution map of the finding's logit on
+ * each input in one call, and disposes of the model. Returns the figure as PNG bytes and the numbers:
+ * the score of each input (IG: and its baseline score) and, with a row, the share of attribution mass
+ * inside lungs ∪ heart and the share of the image those regions cover.
+ *
+ * @throws {DataError} (rejects) an image that cannot be read or decoded within `o.limits`.
+ * @throws {ConfigError|DataError|NativeError} (rejects) a model that cannot be opened (see openModel).
+ * @throws {RangeError} (rejects) attribution options out of range, or a finding outside FINDINGS.
+ */
 export async function explainImage(o: ExplainImageOptions): Promise<ImageExplanation> {
   const k = o.finding;
   const pp = await preprocess(o.image, o.row, {
@@ -111,7 +123,7 @@ export async function explainImage(o: ExplainImageOptions): Promise<ImageExplana
   );
   const numbers: ExplanationNumbers = {
     finding: FINDINGS[k]!,
-    method: o.attribution.method ?? 'gradient',
+    method: o.attribution.method ?? ATTRIBUTION_DEFAULTS.method,
     explained,
     map: 'per pixel: sum over channels of |attribution|',
     inputs: maps.map((m, i) => ({

@@ -41,14 +41,6 @@ import {
   settingsKey,
 } from './preprocess.js';
 
-// The writer and the shared format live in their own modules; their names stay importable from here.
-export {
-  CACHE_VERSION,
-  type CacheBuildSettings,
-  type CachedEntry,
-  type CacheSummary,
-} from './cache-format.js';
-
 export interface Batch {
   /** NCHW [n, 3, size, size], normalised. */
   x: Float32Array;

@@ -3,29 +3,15 @@
  * The imports are static; the native addon itself is loaded on first use (ts/native.ts loadNative), so
  * commands that never touch a model (e.g. `--help`, config errors) do not load it.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { type Diagnostics, diagnostics, setThreads } from '../native.js';
 import type { CheckpointHeader, ModelBackend } from './backend.js';
 import { Classifier, type ClassifierOptions } from './classifier.js';
 import { ClipModel } from './clip.js';
 import { MODEL_KINDS, type TrainedKind } from './kinds.js';
-import { type ModelMeta, readModelMeta as readMeta } from './meta.js';
+import type { ModelMeta } from './meta.js';
 import { Segmenter } from './segmenter.js';
 import { loadTokenizer } from './tokenizer.js';
-
-/**
- * model.json of an exported model folder (meta.ts reads it); a missing file is the user's setting, so
- * it is a ConfigError here rather than meta.ts's plain Error.
- */
-export function readModelMeta(dir: string): ModelMeta {
-  if (!existsSync(join(dir, 'model.json')))
-    throw new ConfigError(
-      `model folder ${dir} has no model.json (export one with scripts/setup.sh or tools/export_biomedclip.py)`,
-    );
-  return readMeta(dir);
-}
 
 /** Preprocessing options matching an exported model (size, mean, std). */
 export function preprocessFor(

@@ -28,7 +28,7 @@ import { modelFile, readModelMeta } from './meta.js';
 import { ClassifierCreateSchema, ReadLossSchema, SaveSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
 
-/** Options of `Classifier.create`; the defaults are the paper's (docs/native.md). */
+/** Options of `Classifier.create`; the defaults are the paper's (CLASSIFIER_DEFAULTS in model/defaults.ts). */
 export interface ClassifierCreateOptions {
   /** Exported model folder (clip.pt + model.json). null/absent = head-only over features. */
   modelDir?: string | null;

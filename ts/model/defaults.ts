@@ -53,5 +53,12 @@ export const ATTRIBUTION_DEFAULTS = {
   baseline: 'zeros',
 } as const;
 
+/**
+ * `cxrmask explain`: the command's own default method. The library defaults to the plain gradient
+ * (one backward pass); the command explains with Integrated Gradients, whose map sums to the score's
+ * difference from the baseline, and takes its other attribution defaults from ATTRIBUTION_DEFAULTS.
+ */
+export const EXPLAIN_CLI_DEFAULTS = { method: 'ig' } as const;
+
 /** ProcessGroup.create: the device of the collective tensors. */
 export const PROCESS_GROUP_DEFAULTS = { device: 'cpu' } as const;

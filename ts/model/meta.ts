@@ -1,6 +1,7 @@
 /** model.json, written by tools/export_biomedclip.py beside clip.pt (docs/contracts.md). */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../common/errors.js';
 import { refuseNonFile } from '../common/files.js';
 
 /** model.json is a few hundred bytes; anything past this is not one. */
@@ -25,10 +26,14 @@ export interface ModelMeta {
   [k: string]: unknown;
 }
 
+/**
+ * model.json of an exported model folder. A folder without one is the user's setting: a ConfigError
+ * saying how to export a model.
+ */
 export function readModelMeta(dir: string): ModelMeta {
   const p = join(dir, 'model.json');
   if (!existsSync(p)) {
-    throw new Error(
+    throw new ConfigError(
       `model folder ${dir} has no model.json; export one with ` +
         '`python tools/export_biomedclip.py --random-init tiny --out models/tiny` (or run scripts/setup.sh)',
     );

@@ -34,8 +34,9 @@ import {
   type ResolvedOverlay,
 } from '../masks/overlay.js';
 import type { ModelBackend } from '../model/backend.js';
-import { preprocessFor, readModelMeta, realModelBackend } from '../model/backend-real.js';
+import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import type { ModelKind } from '../model/kinds.js';
+import { readModelMeta } from '../model/meta.js';
 import { type OpenedModel, openModel } from '../model/open.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
