@@ -5,8 +5,9 @@
  *   cells/<setup>-<train>-s<seed>/  LP or JFT trained on `train` ∈ {original, masked} with one seed:
  *       state.json + epoch-<e>.ckpt + best.ckpt while training, result.json when finished
  *       (validation + test predictions on original and masked images of the best epoch).
- * A trained cell's predictions come from its best.ckpt opened with openModel (ts/model/open.ts): the
- * kind the checkpoint records says whether it scores the cached features or the images.
+ * A trained cell's predictions come from the classifier it trained, holding best.ckpt's weights, opened
+ * as its kind (openedClassifier, ts/model/open.ts): a linear probe scores the cached features, a
+ * fine-tuned model the images.
  * `--resume` skips finished cells, resumes an unfinished one from its last epoch checkpoint, then
  * re-aggregates (evaluate.ts) into results.json and the reports.
  */
@@ -18,7 +19,7 @@ import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { ClassifierOptions } from '../model/classifier.js';
 import { classifierFor, inputOf } from '../model/kinds.js';
-import { type OpenedModel, openModel } from '../model/open.js';
+import { type OpenedModel, openedClassifier } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import type { ImageInput } from '../model/records.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
@@ -279,8 +280,8 @@ export class Grid {
     const t0 = performance.now();
     const prior = readJson<{ secondsBefore: number }>(join(cell.dir, 'timing.json'))?.secondsBefore ?? 0;
     const seconds = () => prior + (performance.now() - t0) / 1000;
-    const st = await this.train(cell, seconds);
-    const predictions = await this.predictCell(cell);
+    const { state: st, model } = await this.train(cell, seconds);
+    const predictions = await this.predictCell(cell, model);
     const res: CellResult = {
       id,
       setup,
@@ -315,8 +316,14 @@ export class Grid {
     return setup === 'linear-probe' ? this.ctx.config.linearProbe : this.ctx.config.finetune;
   }
 
-  /** Trains (or resumes) the cell's classifier to the end; best.ckpt then holds its best epoch. */
-  private async train(cell: TrainedCell, seconds: () => number): Promise<TrainState> {
+  /**
+   * Trains (or resumes) the cell's classifier to the end; best.ckpt then holds its best epoch, and so
+   * does the classifier, returned as an opened model of the cell's kind (the caller disposes it).
+   */
+  private async train(
+    cell: TrainedCell,
+    seconds: () => number,
+  ): Promise<{ state: TrainState; model: OpenedModel }> {
     const { config } = this.ctx;
     const sd = await this.sd;
     const tc = this.settingsOf(cell.setup);
@@ -339,7 +346,7 @@ export class Grid {
         epochs: tc.epochs,
         resumedFrom: existing?.epochsDone ?? 0,
       });
-      return await trainWithCheckpoints(clf, {
+      const state = await trainWithCheckpoints(clf, {
         dir: cell.dir,
         epochs: tc.epochs,
         batchSize: tc.batchSize,
@@ -360,8 +367,20 @@ export class Grid {
           this.emit({ kind: 'cell-epoch', id: cell.id, record });
         },
       });
-    } finally {
+      // The classifier holds best.ckpt's weights (trainWithCheckpoints loads them last): it predicts as
+      // it is, without reading the checkpoint again.
+      const model = openedClassifier(clf, {
+        kind: cell.setup,
+        headOnly: features,
+        device: this.device,
+        checkpoint: join(cell.dir, 'best.ckpt'),
+        modelDir: config.model.dir,
+        backend: this.ctx.backend,
+      });
+      return { state, model };
+    } catch (e) {
       await clf.dispose();
+      throw e;
     }
   }
 
@@ -392,20 +411,8 @@ export class Grid {
     });
   }
 
-  /**
-   * Validation and test predictions of the cell's best.ckpt on every test variant, opened as the kind
-   * it records (which must be the cell's setup).
-   */
-  private async predictCell(cell: TrainedCell): Promise<PredGrid> {
-    const { config, backend } = this.ctx;
-    const model = await openModel({
-      modelDir: config.model.dir,
-      checkpoint: join(cell.dir, 'best.ckpt'),
-      kind: cell.setup,
-      device: this.device,
-      bf16: this.bf16,
-      backend,
-    });
+  /** Validation and test predictions of the cell's best model on every test variant; disposes it. */
+  private async predictCell(cell: TrainedCell, model: OpenedModel): Promise<PredGrid> {
     try {
       const sd = await this.sd;
       const sources = await this.testSources(model, sd);
