@@ -165,6 +165,28 @@ test('a load that fails frees the models it made (linear probe: the head, its to
   assert.equal([...live], [], 'every model made by the failed loads was disposed');
 });
 
+test('MaskingPredictor.load refuses an unknown option by name, and checks the ones it knows', async () => {
+  const backend = fakeBackend();
+  await MaskingPredictor.load({ modelDir: 'm', checkpont: 'x.ckpt', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) => {
+      assert.instance(e, TypeError);
+      assert.match(e.message, /unknown MaskingPredictor.load option 'checkpont' \(known: modelDir, checkpoint,/);
+    },
+  );
+  await MaskingPredictor.load({ modelDir: 'm', device: 'tpu', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) => {
+      assert.instance(e, RangeError);
+      assert.match(e.message, /MaskingPredictor.load option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got tpu/);
+    },
+  );
+  await MaskingPredictor.load({ modelDir: 'm', kind: 'lp', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.match(e.message, /option 'kind': kind must be one of zeroshot, linear-probe, finetune, got lp/),
+  );
+});
+
 test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {
   let decoding = 0;
   let maxDecoding = 0;
