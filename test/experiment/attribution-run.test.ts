@@ -53,7 +53,12 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
   });
   const step = (k: keyof LoadCounts) => after![k] - before![k];
   assert.equal(
-    { clip: step('loadClip'), headers: step('readCheckpointHeader'), made: step('createClassifier'), load: step('load') },
+    {
+      clip: step('loadClip'),
+      headers: step('readCheckpointHeader'),
+      made: step('createClassifier'),
+      load: step('load'),
+    },
     // one tower for zero-shot and the LP head; the LP head and the JFT classifier each made and loaded once
     { clip: 1, headers: 2, made: 2, load: 2 },
   );

@@ -16,7 +16,6 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { toJson } from '../../ts/common/io.js';
 import type { Backend } from '../../ts/experiment/backend.js';
-import { countLoads, type LoadCounts } from './fake-backend.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type {
@@ -30,6 +29,7 @@ import { chooseThresholds } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
 import { runExperiment } from '../../ts/run/run.js';
+import { countLoads, type LoadCounts } from './fake-backend.js';
 
 const MODEL = 'models/tiny';
 
@@ -191,7 +191,12 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   // testing on NIH: one tower for its features, one for zero-shot; each cell's best.ckpt read for its
   // kind, then made and loaded once; the linear probes score the features without a tower of their own
   assert.equal(
-    { clip: step('loadClip'), headers: step('readCheckpointHeader'), made: step('createClassifier'), load: step('load') },
+    {
+      clip: step('loadClip'),
+      headers: step('readCheckpointHeader'),
+      made: step('createClassifier'),
+      load: step('load'),
+    },
     { clip: 2, headers: 4, made: 4, load: 4 },
   );
   assert.is(counts.liveClips, 0);

@@ -226,7 +226,13 @@ export interface LoadCounts {
 
 /** `backend` with every model load counted in `counts` (the models it returns are its own, their load and dispose counted). */
 export function countLoads<B extends ModelBackend>(backend: B): { backend: B; counts: LoadCounts } {
-  const counts: LoadCounts = { loadClip: 0, createClassifier: 0, load: 0, readCheckpointHeader: 0, liveClips: 0 };
+  const counts: LoadCounts = {
+    loadClip: 0,
+    createClassifier: 0,
+    load: 0,
+    readCheckpointHeader: 0,
+    liveClips: 0,
+  };
   const counted: B = {
     ...backend,
     loadClip: async (dir: string, device: string) => {

@@ -67,11 +67,14 @@ test('a linear probe opened to score stored features loads no image tower; predi
   assert.is(counts.liveClips, 1);
   await m.dispose();
   assert.is(counts.liveClips, 0, 'dispose frees the tower it loaded');
-  assert.equal({ header: counts.readCheckpointHeader, made: counts.createClassifier, load: counts.load }, {
-    header: 1,
-    made: 1,
-    load: 1,
-  });
+  assert.equal(
+    { header: counts.readCheckpointHeader, made: counts.createClassifier, load: counts.load },
+    {
+      header: 1,
+      made: 1,
+      load: 1,
+    },
+  );
 });
 
 test('a borrowed tower serves zero-shot and linear-probe opens: none loaded, none freed', async () => {
@@ -95,7 +98,8 @@ test('a head that does not fit the tower is refused before anything is loaded', 
   const { backend, counts } = countLoads(fakeBackend());
   await openModel({ modelDir: 'm', checkpoint: path, backend }).then(
     () => assert.unreachable(),
-    (e: Error) => assert.match(e.message, /lp-wide\.ckpt is a head over 24 features, but the image tower of m gives 16/),
+    (e: Error) =>
+      assert.match(e.message, /lp-wide\.ckpt is a head over 24 features, but the image tower of m gives 16/),
   );
   assert.is(counts.loadClip + counts.createClassifier, 0);
 });
@@ -113,7 +117,10 @@ test('openModel refuses an unknown option by name, and a wrong device', async ()
     () => assert.unreachable(),
     (e: Error) => {
       assert.instance(e, RangeError);
-      assert.match(e.message, /openModel option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got gpu/);
+      assert.match(
+        e.message,
+        /openModel option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got gpu/,
+      );
     },
   );
 });

@@ -171,19 +171,26 @@ test('MaskingPredictor.load refuses an unknown option by name, and checks the on
     () => assert.unreachable(),
     (e: Error) => {
       assert.instance(e, TypeError);
-      assert.match(e.message, /unknown MaskingPredictor.load option 'checkpont' \(known: modelDir, checkpoint,/);
+      assert.match(
+        e.message,
+        /unknown MaskingPredictor.load option 'checkpont' \(known: modelDir, checkpoint,/,
+      );
     },
   );
   await MaskingPredictor.load({ modelDir: 'm', device: 'tpu', backend, preprocessFn } as never).then(
     () => assert.unreachable(),
     (e: Error) => {
       assert.instance(e, RangeError);
-      assert.match(e.message, /MaskingPredictor.load option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got tpu/);
+      assert.match(
+        e.message,
+        /MaskingPredictor.load option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got tpu/,
+      );
     },
   );
   await MaskingPredictor.load({ modelDir: 'm', kind: 'lp', backend, preprocessFn } as never).then(
     () => assert.unreachable(),
-    (e: Error) => assert.match(e.message, /option 'kind': kind must be one of zeroshot, linear-probe, finetune, got lp/),
+    (e: Error) =>
+      assert.match(e.message, /option 'kind': kind must be one of zeroshot, linear-probe, finetune, got lp/),
   );
 });
 

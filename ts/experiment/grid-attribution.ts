@@ -77,7 +77,11 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
   // Borrowed by the zero-shot and linear-probe opens, freed here.
   const clip = await backend.loadClip(a.config.model.dir, a.device);
   try {
-    const models = await measureModels(a, { modelDir: a.config.model.dir, device: a.device, backend, clip }, opts);
+    const models = await measureModels(
+      a,
+      { modelDir: a.config.model.dir, device: a.device, backend, clip },
+      opts,
+    );
     const out: GridAttribution = {
       method: c.method,
       steps: c.steps,
@@ -99,7 +103,10 @@ async function measureModels(
   opts: AttributionOptions,
 ): Promise<Pick<GridAttribution, 'models' | 'examples'>> {
   const withMasks = a.cache as AttributionCache;
-  const measureOpts = { images: a.config.attribution.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
+  const measureOpts = {
+    images: a.config.attribution.images,
+    ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}),
+  };
   const models: ModelAttribution[] = [];
   const examples: string[] = [];
   let finetuneFigures = false;
@@ -121,7 +128,11 @@ async function measureModels(
     await measure('zeroshot', { ...base, prompt: zs.prompt, negativePrompt: zs.negativePrompt });
   }
   for (const cell of a.cells)
-    await measure(cell.id, { ...base, checkpoint: join(a.runDir, 'cells', cell.id, 'best.ckpt'), bf16: opts.bf16 });
+    await measure(cell.id, {
+      ...base,
+      checkpoint: join(a.runDir, 'cells', cell.id, 'best.ckpt'),
+      bf16: opts.bf16,
+    });
   return { models, examples };
 }
 

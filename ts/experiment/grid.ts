@@ -16,9 +16,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
-import { NUM_LABELS } from '../common/labels.js';
 import type { ClassifierOptions } from '../model/classifier.js';
-import { classifierFor, inputOf } from '../model/kinds.js';
+import { classifierFor, inputOf, type TrainedKind } from '../model/kinds.js';
 import { type OpenedModel, openedClassifier } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import type { ImageInput } from '../model/records.js';
@@ -34,7 +33,6 @@ import {
   type PredGrid,
   type SplitData,
   splitData,
-  type TrainedSetup,
   toPredSet,
   type ZeroShotResult,
 } from './cells.js';
@@ -65,6 +63,10 @@ export type GridEvent =
   | { kind: 'cell-epoch'; id: string; record: EpochRecord }
   | { kind: 'cell-done'; id: string; skipped: boolean; seconds: number };
 
+/**
+ * What a Grid works with: the run's config, backend, folder and cache, how it is stopped and whom it
+ * tells, and (data parallel, or a device a launcher chose) its group and device.
+ */
 export interface GridContext {
   config: ExperimentConfig;
   backend: Backend;
@@ -82,7 +84,7 @@ export interface GridContext {
 interface TrainedCell {
   id: string;
   dir: string;
-  setup: TrainedSetup;
+  setup: TrainedKind;
   trainVariant: Variant;
   seed: number;
 }
@@ -262,7 +264,7 @@ export class Grid {
   }
 
   /** Train (or resume, or skip when finished) one LP/JFT cell; returns its predictions. */
-  async trainCell(setup: TrainedSetup, trainVariant: Variant, seed: number): Promise<CellResult> {
+  async trainCell(setup: TrainedKind, trainVariant: Variant, seed: number): Promise<CellResult> {
     const { config, runDir } = this.ctx;
     const id = cellId(setup, trainVariant, seed);
     const cell: TrainedCell = { id, dir: join(runDir, 'cells', id), setup, trainVariant, seed };
@@ -312,7 +314,7 @@ export class Grid {
   }
 
   /** The config block of a trained setup. */
-  private settingsOf(setup: TrainedSetup) {
+  private settingsOf(setup: TrainedKind) {
     return setup === 'linear-probe' ? this.ctx.config.linearProbe : this.ctx.config.finetune;
   }
 
@@ -457,7 +459,11 @@ export class Grid {
     rows: number[],
     batchSize: number,
   ) {
-    const wait = undefined; // no data-wait accounting for predictions
-    return predictAllSharded(predict, source, rows, batchSize, NUM_LABELS, this.ctx.signal, wait, this.group);
+    const { signal } = this.ctx;
+    return predictAllSharded(predict, source, rows, {
+      batchSize,
+      ...(signal ? { signal } : {}),
+      ...(this.group ? { dist: this.group } : {}),
+    });
   }
 }

@@ -17,7 +17,7 @@ import type { Attribution, AttributionOptions } from './attribution.js';
 import type { CheckpointHeader, ClassifierLike, ClipLike, ModelBackend, TokenizerLike } from './backend.js';
 import { readModelMeta, realModelBackend } from './backend-real.js';
 import { classifierFor, MODEL_KINDS, type ModelKind, type TrainedKind } from './kinds.js';
-import { aString, anObject, deviceOption } from './options.js';
+import { anObject, aString, deviceOption } from './options.js';
 import {
   DEFAULT_NEGATIVE_PROMPT,
   DEFAULT_PROMPT,
@@ -68,9 +68,7 @@ export const MODEL_CHOICE = {
 };
 
 /** `openModel(options)`: every key known, a misspelled one refused by name. */
-const OpenModelSchema = z
-  .object({ ...MODEL_CHOICE, bf16: z.boolean().optional(), clip: anObject.optional() })
-  .strict();
+const OpenModelSchema = z.object({ ...MODEL_CHOICE, bf16: flag, clip: anObject.optional() }).strict();
 
 /** One model of any kind, opened: what it scores, explains and embeds, whatever its kind. */
 export interface OpenedModel {
@@ -275,7 +273,8 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
       },
     };
   const modelDir = o.modelDir;
-  if (!modelDir) throw new TypeError('openedClassifier: a head-only classifier needs modelDir (its image tower)');
+  if (!modelDir)
+    throw new TypeError('openedClassifier: a head-only classifier needs modelDir (its image tower)');
   // The tower, loaded once on first use (a caller scoring stored features never needs it).
   let loading: Promise<ClipLike> | null = null;
   const tower = (): Promise<ClipLike> => {
