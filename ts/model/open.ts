@@ -54,8 +54,9 @@ export interface OpenModelOptions {
 }
 
 /**
- * The options openModel and MaskingPredictor.load share (the zod vocabulary of common/options.ts); a
- * kind schema lives here rather than in options.ts, which the kinds' own module imports.
+ * The options openModel and MaskingPredictor.load share, as zod pieces (common/options.ts). They sit
+ * here, not in options.ts: options.ts importing the kinds would close a cycle (kinds → classifier →
+ * options).
  */
 export const MODEL_CHOICE = {
   modelDir: nonEmptyString,
@@ -91,6 +92,7 @@ export interface OpenedModel {
 
 /**
  * Opens the model `checkpoint` holds over `modelDir` (zero-shot without one).
+ * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
  * @throws {ConfigError} (rejects) `kind` is not the checkpoint's, a trained kind without a checkpoint,
  *   or a head that does not fit the image tower of `modelDir`.
  * @throws {DataError|NativeError} (rejects) the checkpoint cannot be read or does not fit.

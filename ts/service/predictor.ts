@@ -191,7 +191,12 @@ export class MaskingPredictor {
     this.paint = paintTable(paintPart(this.ov));
   }
 
-  /** Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict. */
+  /**
+   * Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict.
+   * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
+   * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images;
+   *   see openModel for the checkpoint.
+   */
   static async load(options: PredictorOptions): Promise<MaskingPredictor> {
     const o = parseOptions(PredictorLoadSchema, options, 'MaskingPredictor.load') as PredictorOptions;
     const backend = o.backend ?? realModelBackend();
