@@ -12,12 +12,13 @@ import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
 import { runExperiment } from '../../ts/run/run.js';
 import { requireModel } from '../native/helpers.js';
+import { countLoads, type LoadCounts } from './fake-backend.js';
 
 test('a run with attribution enabled measures zero-shot and JFT cells on original and masked test images', async () => {
   requireModel();
   const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-attr-run-'));
   const { realBackend, prepareData } = await import('../../ts/experiment/backend-real.js');
-  const backend = await realBackend();
+  const { backend, counts } = countLoads(await realBackend());
   backend.setThreads?.(2);
   const { synthesize } = await import('../../ts/synth/synthesize.js');
   await synthesize({ out: join(tmp, 'data'), n: 200, seed: 5, width: 160, height: 160 });
@@ -38,7 +39,30 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
     attribution: { enabled: true, images: 3, steps: 4 },
   });
   await prepareData(config, { log: () => {} });
-  const { runDir } = await runExperiment({ config, backend });
+  // the loads between the attribution phase and the next one are the attribution step's
+  let before: LoadCounts | null = null;
+  let after: LoadCounts | null = null;
+  const { runDir } = await runExperiment({
+    config,
+    backend,
+    onEvent: (e) => {
+      if (e.kind !== 'phase') return;
+      if (e.name === 'attribution') before = { ...counts };
+      else if (before && !after) after = { ...counts };
+    },
+  });
+  const step = (k: keyof LoadCounts) => after![k] - before![k];
+  assert.equal(
+    {
+      clip: step('loadClip'),
+      headers: step('readCheckpointHeader'),
+      made: step('createClassifier'),
+      load: step('load'),
+    },
+    // one tower for zero-shot and the LP head; the LP head and the JFT classifier each made and loaded once
+    { clip: 1, headers: 2, made: 2, load: 2 },
+  );
+  assert.is(counts.liveClips, 0);
   const r = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as Results;
   const a = r.attribution!;
   assert.ok(a, 'no attribution in results.json');

@@ -10,7 +10,7 @@ import { mulberry32 } from '../../ts/common/random.js';
 import type { Split } from '../../ts/data/mimic.js';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import type { Batch as FloatBatch } from '../../ts/images/cache.js';
-import type { ClassifierLike, ClipLike } from '../../ts/model/backend.js';
+import type { ClassifierLike, ClipLike, ModelBackend } from '../../ts/model/backend.js';
 import type { ClassifierOptions } from '../../ts/model/classifier.js';
 
 const K = 5;
@@ -177,6 +177,7 @@ export function fakeBackend(opts: FakeOptions & { beforeTrainStep?: () => void }
     name: 'fake',
     openCache: () => cache,
     loadClip: async () => new FakeClip(),
+    embedDim: () => new FakeClip().embedDim,
     loadTokenizer: () => ({
       contextLength: 8,
       encode: (texts: string[]) => {
@@ -212,4 +213,54 @@ export function fakeBackend(opts: FakeOptions & { beforeTrainStep?: () => void }
     resolveDevice: (d) => (d === 'auto' ? 'cpu' : d),
     versions: () => ({ backend: 'fake' }),
   };
+}
+
+/** How often a backend loaded or read a model: CLIP towers, classifiers made, checkpoints loaded, headers read. */
+export interface LoadCounts {
+  loadClip: number;
+  createClassifier: number;
+  load: number;
+  readCheckpointHeader: number;
+  /** Towers loaded and not yet disposed. */
+  liveClips: number;
+}
+
+/** `backend` with every model load counted in `counts` (the models it returns are its own, their load and dispose counted). */
+export function countLoads<B extends ModelBackend>(backend: B): { backend: B; counts: LoadCounts } {
+  const counts: LoadCounts = {
+    loadClip: 0,
+    createClassifier: 0,
+    load: 0,
+    readCheckpointHeader: 0,
+    liveClips: 0,
+  };
+  const counted: B = {
+    ...backend,
+    loadClip: async (dir: string, device: string) => {
+      counts.loadClip++;
+      const c = await backend.loadClip(dir, device);
+      counts.liveClips++;
+      const dispose = c.dispose.bind(c);
+      c.dispose = () => {
+        counts.liveClips--;
+        return dispose();
+      };
+      return c;
+    },
+    createClassifier: async (o: ClassifierOptions) => {
+      counts.createClassifier++;
+      const c = await backend.createClassifier(o);
+      const load = c.load.bind(c);
+      c.load = (path: string) => {
+        counts.load++;
+        return load(path);
+      };
+      return c;
+    },
+    readCheckpointHeader: (path: string) => {
+      counts.readCheckpointHeader++;
+      return backend.readCheckpointHeader(path);
+    },
+  };
+  return { backend: counted, counts };
 }

@@ -119,7 +119,7 @@ test('the kind is the one the checkpoint records, whatever its folder is called;
   );
 });
 
-test('a load that fails frees the models it made (linear probe: clip and head; fine-tuned: the classifier)', async () => {
+test('a load that fails frees the models it made (linear probe: the head, its tower not yet loaded; fine-tuned: the classifier)', async () => {
   const base = fakeBackend();
   // checkpoints that record their kind, as a run writes them
   const ckpts = { 'linear-probe': join(tmp, 'fail-lp.ckpt'), finetune: join(tmp, 'fail-ft.ckpt') };
@@ -161,8 +161,37 @@ test('a load that fails frees the models it made (linear probe: clip and head; f
       (e: Error) => assert.match(e.message, /checkpoint unreadable/),
     );
   }
-  assert.is(made, 3, 'clip + head, then the fine-tuned classifier');
+  assert.is(made, 2, 'the head (its tower is loaded on first use), then the fine-tuned classifier');
   assert.equal([...live], [], 'every model made by the failed loads was disposed');
+});
+
+test('MaskingPredictor.load refuses an unknown option by name, and checks the ones it knows', async () => {
+  const backend = fakeBackend();
+  await MaskingPredictor.load({ modelDir: 'm', checkpont: 'x.ckpt', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) => {
+      assert.instance(e, TypeError);
+      assert.match(
+        e.message,
+        /unknown MaskingPredictor.load option 'checkpont' \(known: modelDir, checkpoint,/,
+      );
+    },
+  );
+  await MaskingPredictor.load({ modelDir: 'm', device: 'tpu', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) => {
+      assert.instance(e, RangeError);
+      assert.match(
+        e.message,
+        /MaskingPredictor.load option 'device': device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got tpu/,
+      );
+    },
+  );
+  await MaskingPredictor.load({ modelDir: 'm', kind: 'lp', backend, preprocessFn } as never).then(
+    () => assert.unreachable(),
+    (e: Error) =>
+      assert.match(e.message, /option 'kind': kind must be one of zeroshot, linear-probe, finetune, got lp/),
+  );
 });
 
 test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {

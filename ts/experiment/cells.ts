@@ -14,9 +14,6 @@ import type { ExperimentConfig, PREDICTED, Setup, Variant } from './config.js';
 import { type FeatureSet, gatherRows } from './features.js';
 import type { BatchSource, EpochRecord, Predictions } from './train.js';
 
-/** A setup that trains: its name is the model kind it makes (ts/model/kinds.ts). */
-export type TrainedSetup = TrainedKind;
-
 export interface PredSet {
   /** probabilities [n, 5] (NaN rows = unreadable images) */
   probs: number[];
@@ -61,7 +58,7 @@ export interface SplitData {
   labelMask: Float32Array;
 }
 
-export const cellId = (setup: TrainedSetup, train: Variant, seed: number) =>
+export const cellId = (setup: TrainedKind, train: Variant, seed: number) =>
   `${setup === 'linear-probe' ? 'lp' : 'jft'}-${train}-s${seed}`;
 
 /** The setup of a cell id ('zeroshot' or one cellId made): the one place a cell id is read. */
@@ -75,8 +72,8 @@ export function setupOfCell(id: string): Setup {
 /** The trained cells of a config, in run order: setup, then seed, then training variant. */
 export function trainedCells(
   config: ExperimentConfig,
-): { setup: TrainedSetup; train: Variant; seed: number }[] {
-  const cells: { setup: TrainedSetup; train: Variant; seed: number }[] = [];
+): { setup: TrainedKind; train: Variant; seed: number }[] {
+  const cells: { setup: TrainedKind; train: Variant; seed: number }[] = [];
   for (const setup of ['linear-probe', 'finetune'] as const) {
     const enabled = setup === 'linear-probe' ? config.linearProbe.enabled : config.finetune.enabled;
     if (!enabled) continue;

@@ -416,7 +416,7 @@ async function cellTestPreds(
       ? (x: ImageInput, n: number) => predictFeatures(x as Float32Array, n)
       : model.predict;
     for (const [v, source] of sources(Boolean(predictFeatures))) {
-      const p = await predictAll(predict, source, sdT.test, batchSize, NUM_LABELS, signal);
+      const p = await predictAll(predict, source, sdT.test, { batchSize, ...(signal ? { signal } : {}) });
       test[v] = toPredSet(p);
     }
     return test;

@@ -1,13 +1,16 @@
 /**
  * The run's attribution step (docs/attribution.md): after the cells, the zero-shot model and every
  * trained cell's best.ckpt, each opened with openModel (the kind its checkpoint records), measured on
- * the same test rows (attribution-measure.ts); written to runDir/attribution.json.
+ * the same test rows (attribution-measure.ts); written to runDir/attribution.json. One image tower
+ * serves the zero-shot model and every linear-probe head (a probe's logit is embedding·w + b).
  */
 
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
+import type { AttributionOptions } from '../model/attribution.js';
 import type { ModelBackend } from '../model/backend.js';
+import { realModelBackend } from '../model/backend-real.js';
 import { type OpenModelOptions, openModel } from '../model/open.js';
 import {
   type AttributionCache,
@@ -37,12 +40,12 @@ export interface GridAttributionConfig {
   samples: number;
 }
 
+/** What gridAttribution is given: the run's config, folder, cache, test rows, device and cells. */
 export interface GridAttributionInput {
   config: {
     attribution: GridAttributionConfig;
     model: { dir: string };
     zeroshot: { enabled: boolean; prompt: string; negativePrompt: string | null };
-    finetune: { bf16: boolean | 'auto' };
   };
   runDir: string;
   /** The run's cache; attribution needs its filled-region masks (ts/images/cache.ts Cache). */
@@ -51,7 +54,10 @@ export interface GridAttributionInput {
     regionMasks?: AttributionCache['regionMasks'];
   };
   testRows: number[];
+  /** The device the run resolved (the grid's). */
   device: string;
+  /** bf16 autocast, as the grid resolved config.finetune.bf16 for `device`. */
+  bf16: boolean;
   /** The trained cells, in run order: each one's best.ckpt is measured. */
   cells: readonly { id: string }[];
   imageRoot?: string;
@@ -66,15 +72,40 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
   const cache = a.cache;
   if (typeof cache.regionMasks !== 'function' || typeof cache.size !== 'number')
     throw new ConfigError('attribution.enabled needs an image cache with region masks (cache format 3)');
-  const withMasks = cache as AttributionCache;
-  const bf16 =
-    a.config.finetune.bf16 === true || (a.config.finetune.bf16 === 'auto' && a.device.startsWith('cuda'));
-  const opts = { method: c.method, steps: c.steps, samples: c.samples, bf16 };
-  const measureOpts = { images: c.images, ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}) };
-  const base = {
-    modelDir: a.config.model.dir,
-    device: a.device,
-    ...(a.backend ? { backend: a.backend } : {}),
+  const opts = { method: c.method, steps: c.steps, samples: c.samples, bf16: a.bf16 };
+  const backend = a.backend ?? realModelBackend();
+  // Borrowed by the zero-shot and linear-probe opens, freed here.
+  const clip = await backend.loadClip(a.config.model.dir, a.device);
+  try {
+    const models = await measureModels(
+      a,
+      { modelDir: a.config.model.dir, device: a.device, backend, clip },
+      opts,
+    );
+    const out: GridAttribution = {
+      method: c.method,
+      steps: c.steps,
+      imagesPerModel: c.images,
+      map: 'per pixel: sum over channels of |attribution|; explained: the logit of each finding the image is positive for',
+      ...models,
+    };
+    writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
+    return out;
+  } finally {
+    await clip.dispose();
+  }
+}
+
+/** The zero-shot model (when enabled) and every cell, each opened over `base`, measured in turn. */
+async function measureModels(
+  a: GridAttributionInput,
+  base: OpenModelOptions,
+  opts: AttributionOptions,
+): Promise<Pick<GridAttribution, 'models' | 'examples'>> {
+  const withMasks = a.cache as AttributionCache;
+  const measureOpts = {
+    images: a.config.attribution.images,
+    ...(a.imageRoot ? { imageRoot: a.imageRoot } : {}),
   };
   const models: ModelAttribution[] = [];
   const examples: string[] = [];
@@ -97,17 +128,12 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
     await measure('zeroshot', { ...base, prompt: zs.prompt, negativePrompt: zs.negativePrompt });
   }
   for (const cell of a.cells)
-    await measure(cell.id, { ...base, checkpoint: join(a.runDir, 'cells', cell.id, 'best.ckpt'), bf16 });
-  const out: GridAttribution = {
-    method: c.method,
-    steps: c.steps,
-    imagesPerModel: c.images,
-    map: 'per pixel: sum over channels of |attribution|; explained: the logit of each finding the image is positive for',
-    models,
-    examples,
-  };
-  writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
-  return out;
+    await measure(cell.id, {
+      ...base,
+      checkpoint: join(a.runDir, 'cells', cell.id, 'best.ckpt'),
+      bf16: opts.bf16,
+    });
+  return { models, examples };
 }
 
 /** runDir/attribution.json when the run measured attribution (re-evaluation keeps it). */

@@ -5,8 +5,9 @@
  *   cells/<setup>-<train>-s<seed>/  LP or JFT trained on `train` ∈ {original, masked} with one seed:
  *       state.json + epoch-<e>.ckpt + best.ckpt while training, result.json when finished
  *       (validation + test predictions on original and masked images of the best epoch).
- * A trained cell's predictions come from its best.ckpt opened with openModel (ts/model/open.ts): the
- * kind the checkpoint records says whether it scores the cached features or the images.
+ * A trained cell's predictions come from the classifier it trained, holding best.ckpt's weights, opened
+ * as its kind (openedClassifier, ts/model/open.ts): a linear probe scores the cached features, a
+ * fine-tuned model the images.
  * `--resume` skips finished cells, resumes an unfinished one from its last epoch checkpoint, then
  * re-aggregates (evaluate.ts) into results.json and the reports.
  */
@@ -15,10 +16,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
-import { NUM_LABELS } from '../common/labels.js';
 import type { ClassifierOptions } from '../model/classifier.js';
-import { classifierFor, inputOf } from '../model/kinds.js';
-import { type OpenedModel, openModel } from '../model/open.js';
+import { classifierFor, inputOf, type TrainedKind } from '../model/kinds.js';
+import { type OpenedModel, openedClassifier } from '../model/open.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import type { ImageInput } from '../model/records.js';
 import { encodePrompts, type ZeroShotProtocol, ZS_PROTOCOLS, zeroShotScores } from '../model/zeroshot.js';
@@ -33,7 +33,6 @@ import {
   type PredGrid,
   type SplitData,
   splitData,
-  type TrainedSetup,
   toPredSet,
   type ZeroShotResult,
 } from './cells.js';
@@ -64,6 +63,10 @@ export type GridEvent =
   | { kind: 'cell-epoch'; id: string; record: EpochRecord }
   | { kind: 'cell-done'; id: string; skipped: boolean; seconds: number };
 
+/**
+ * What a Grid works with: the run's config, backend, folder and cache, how it is stopped and whom it
+ * tells, and (data parallel, or a device a launcher chose) its group and device.
+ */
 export interface GridContext {
   config: ExperimentConfig;
   backend: Backend;
@@ -81,7 +84,7 @@ export interface GridContext {
 interface TrainedCell {
   id: string;
   dir: string;
-  setup: TrainedSetup;
+  setup: TrainedKind;
   trainVariant: Variant;
   seed: number;
 }
@@ -261,7 +264,7 @@ export class Grid {
   }
 
   /** Train (or resume, or skip when finished) one LP/JFT cell; returns its predictions. */
-  async trainCell(setup: TrainedSetup, trainVariant: Variant, seed: number): Promise<CellResult> {
+  async trainCell(setup: TrainedKind, trainVariant: Variant, seed: number): Promise<CellResult> {
     const { config, runDir } = this.ctx;
     const id = cellId(setup, trainVariant, seed);
     const cell: TrainedCell = { id, dir: join(runDir, 'cells', id), setup, trainVariant, seed };
@@ -279,8 +282,8 @@ export class Grid {
     const t0 = performance.now();
     const prior = readJson<{ secondsBefore: number }>(join(cell.dir, 'timing.json'))?.secondsBefore ?? 0;
     const seconds = () => prior + (performance.now() - t0) / 1000;
-    const st = await this.train(cell, seconds);
-    const predictions = await this.predictCell(cell);
+    const { state: st, model } = await this.train(cell, seconds);
+    const predictions = await this.predictCell(cell, model);
     const res: CellResult = {
       id,
       setup,
@@ -311,12 +314,18 @@ export class Grid {
   }
 
   /** The config block of a trained setup. */
-  private settingsOf(setup: TrainedSetup) {
+  private settingsOf(setup: TrainedKind) {
     return setup === 'linear-probe' ? this.ctx.config.linearProbe : this.ctx.config.finetune;
   }
 
-  /** Trains (or resumes) the cell's classifier to the end; best.ckpt then holds its best epoch. */
-  private async train(cell: TrainedCell, seconds: () => number): Promise<TrainState> {
+  /**
+   * Trains (or resumes) the cell's classifier to the end; best.ckpt then holds its best epoch, and so
+   * does the classifier, returned as an opened model of the cell's kind (the caller disposes it).
+   */
+  private async train(
+    cell: TrainedCell,
+    seconds: () => number,
+  ): Promise<{ state: TrainState; model: OpenedModel }> {
     const { config } = this.ctx;
     const sd = await this.sd;
     const tc = this.settingsOf(cell.setup);
@@ -339,7 +348,7 @@ export class Grid {
         epochs: tc.epochs,
         resumedFrom: existing?.epochsDone ?? 0,
       });
-      return await trainWithCheckpoints(clf, {
+      const state = await trainWithCheckpoints(clf, {
         dir: cell.dir,
         epochs: tc.epochs,
         batchSize: tc.batchSize,
@@ -360,8 +369,20 @@ export class Grid {
           this.emit({ kind: 'cell-epoch', id: cell.id, record });
         },
       });
-    } finally {
+      // The classifier holds best.ckpt's weights (trainWithCheckpoints loads them last): it predicts as
+      // it is, without reading the checkpoint again.
+      const model = openedClassifier(clf, {
+        kind: cell.setup,
+        headOnly: features,
+        device: this.device,
+        checkpoint: join(cell.dir, 'best.ckpt'),
+        modelDir: config.model.dir,
+        backend: this.ctx.backend,
+      });
+      return { state, model };
+    } catch (e) {
       await clf.dispose();
+      throw e;
     }
   }
 
@@ -392,20 +413,8 @@ export class Grid {
     });
   }
 
-  /**
-   * Validation and test predictions of the cell's best.ckpt on every test variant, opened as the kind
-   * it records (which must be the cell's setup).
-   */
-  private async predictCell(cell: TrainedCell): Promise<PredGrid> {
-    const { config, backend } = this.ctx;
-    const model = await openModel({
-      modelDir: config.model.dir,
-      checkpoint: join(cell.dir, 'best.ckpt'),
-      kind: cell.setup,
-      device: this.device,
-      bf16: this.bf16,
-      backend,
-    });
+  /** Validation and test predictions of the cell's best model on every test variant; disposes it. */
+  private async predictCell(cell: TrainedCell, model: OpenedModel): Promise<PredGrid> {
     try {
       const sd = await this.sd;
       const sources = await this.testSources(model, sd);
@@ -450,7 +459,11 @@ export class Grid {
     rows: number[],
     batchSize: number,
   ) {
-    const wait = undefined; // no data-wait accounting for predictions
-    return predictAllSharded(predict, source, rows, batchSize, NUM_LABELS, this.ctx.signal, wait, this.group);
+    const { signal } = this.ctx;
+    return predictAllSharded(predict, source, rows, {
+      batchSize,
+      ...(signal ? { signal } : {}),
+      ...(this.group ? { dist: this.group } : {}),
+    });
   }
 }

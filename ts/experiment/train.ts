@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
+import { NUM_LABELS } from '../common/labels.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
 import { epochSeed, shuffled } from '../common/random.js';
 import type { ClassifierLike, StepLoss } from '../model/backend.js';
@@ -100,6 +101,15 @@ export interface Predictions {
   failed: number[];
 }
 
+/** How predictAll / predictAllSharded go through the rows. */
+export interface PredictOptions {
+  batchSize: number;
+  /** Stops between batches (InterruptedError). */
+  signal?: StopSignal;
+  /** Where the time spent waiting for batches is added up (validation during training); none by default. */
+  wait?: DataWait;
+}
+
 /**
  * Predict `indices` in batches. A batch that fails to load is retried image by image; an image that
  * still fails is skipped (its row is NaN, its labels ignored) and counted in `failed`.
@@ -108,11 +118,9 @@ export async function predictAll(
   predict: (x: ImageInput, n: number) => Promise<Float32Array>,
   source: BatchSource,
   indices: number[],
-  batchSize: number,
-  k = 5,
-  signal?: StopSignal,
-  wait?: DataWait,
+  { batchSize, signal, wait }: PredictOptions,
 ): Promise<Predictions> {
+  const k = NUM_LABELS;
   const n = indices.length;
   const probs = new Float32Array(n * k).fill(Number.NaN);
   const labels = new Float32Array(n * k);
@@ -160,17 +168,15 @@ export async function predictAllSharded(
   predict: (x: ImageInput, n: number) => Promise<Float32Array>,
   source: BatchSource,
   indices: number[],
-  batchSize: number,
-  k: number,
-  signal: StopSignal | undefined,
-  wait: DataWait | undefined,
-  dist: DataParallel | undefined,
+  o: PredictOptions & { dist?: DataParallel },
 ): Promise<Predictions> {
-  if (!dist || dist.worldSize === 1) return predictAll(predict, source, indices, batchSize, k, signal, wait);
+  const { dist, ...options } = o;
+  if (!dist || dist.worldSize === 1) return predictAll(predict, source, indices, options);
+  const k = NUM_LABELS;
   const n = indices.length;
   const mine = shardOf(indices, dist.rank, dist.worldSize);
   const off = Math.floor((dist.rank * n) / dist.worldSize);
-  const p = await predictAll(predict, source, mine, batchSize, k, signal, wait);
+  const p = await predictAll(predict, source, mine, options);
   // [probs | labels | labelMask | failed flag per row]; a failed row's NaN probabilities stay NaN.
   const buf = new Float32Array(3 * n * k + n);
   buf.set(p.probs, off * k);
@@ -190,7 +196,7 @@ export async function predictAllSharded(
 }
 
 /** Masked mean BCE of probabilities (clamped) — the validation loss. */
-export function bceLoss(p: Predictions, k = 5): number {
+export function bceLoss(p: Predictions): number {
   let s = 0;
   let c = 0;
   for (let i = 0; i < p.probs.length; i++) {
@@ -199,11 +205,10 @@ export function bceLoss(p: Predictions, k = 5): number {
     s += p.labels[i]! > 0.5 ? -Math.log(q) : -Math.log(1 - q);
     c++;
   }
-  void k;
   return c ? s / c : Number.NaN;
 }
 
-export function asLabelArrays(p: Predictions, k = 5): LabelArrays {
+export function asLabelArrays(p: Predictions, k = NUM_LABELS): LabelArrays {
   return { probs: p.probs, labels: p.labels, mask: p.labelMask, n: p.probs.length / k, k };
 }
 
@@ -362,16 +367,12 @@ async function validateEpoch(
   plan: StepPlan,
   wait: DataWait,
 ): Promise<EpochRecord['val']> {
-  const vp = await predictAllSharded(
-    (x, n) => clf.predict(x, n),
-    o.source,
-    o.valIdx,
-    o.batchSize,
-    5,
-    o.signal,
+  const vp = await predictAllSharded((x, n) => clf.predict(x, n), o.source, o.valIdx, {
+    batchSize: o.batchSize,
     wait,
-    plan.dist,
-  );
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(plan.dist ? { dist: plan.dist } : {}),
+  });
   const va = asLabelArrays(vp);
   const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
   return { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) };

@@ -105,6 +105,11 @@ export interface ModelBackend {
   name: string;
   /** The CLIP towers of an exported model folder, on `device`. */
   loadClip(dir: string, device: string): Promise<ClipLike>;
+  /**
+   * The image tower's embedding width of an exported model folder, without loading it; optional:
+   * openModel reads model.json's embedDim without it (a stand-in whose towers are not in model.json says it here).
+   */
+  embedDim?(dir: string): number;
   /** The text tokenizer of an exported model folder. */
   loadTokenizer(dir: string): TokenizerLike | Promise<TokenizerLike>;
   /** A new classifier (random head; the image tower from `modelDir` unless head-only). */

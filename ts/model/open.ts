@@ -9,12 +9,17 @@
  *   const a = await m.attribute(x, n, 1, { method: 'ig' });
  *   await m.dispose();
  */
+
+import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { FINDINGS, NUM_LABELS } from '../common/labels.js';
+import { flag, nonEmptyString, oneOf, parseOptions } from '../common/options.js';
 import type { Attribution, AttributionOptions } from './attribution.js';
 import type { CheckpointHeader, ClassifierLike, ClipLike, ModelBackend, TokenizerLike } from './backend.js';
 import { realModelBackend } from './backend-real.js';
-import { classifierFor, type ModelKind } from './kinds.js';
+import { classifierFor, MODEL_KINDS, type ModelKind, type TrainedKind } from './kinds.js';
+import { readModelMeta } from './meta.js';
+import { anObject, aString, deviceOption } from './options.js';
 import {
   DEFAULT_NEGATIVE_PROMPT,
   DEFAULT_PROMPT,
@@ -42,7 +47,31 @@ export interface OpenModelOptions {
   bf16?: boolean;
   /** For tests / custom stacks; default the addon's (realModelBackend). */
   backend?: ModelBackend;
+  /**
+   * The image tower of `modelDir`, already loaded on `device`, for zero-shot and linear-probe heads to
+   * use instead of loading their own (several models measured one after the other share one). Borrowed:
+   * the opened model's dispose() leaves it to the caller.
+   */
+  clip?: ClipLike;
 }
+
+/**
+ * The options openModel and MaskingPredictor.load share, as zod pieces (common/options.ts). They sit
+ * here, not in options.ts: options.ts importing the kinds would close a cycle (kinds → classifier →
+ * options).
+ */
+export const MODEL_CHOICE = {
+  modelDir: nonEmptyString,
+  checkpoint: nonEmptyString.nullable().optional(),
+  kind: oneOf(MODEL_KINDS).optional(),
+  device: deviceOption,
+  prompt: aString.optional(),
+  negativePrompt: aString.nullable().optional(),
+  backend: anObject.optional(),
+};
+
+/** `openModel(options)`: every key known, a misspelled one refused by name. */
+const OpenModelSchema = z.object({ ...MODEL_CHOICE, bf16: flag, clip: anObject.optional() }).strict();
 
 /** One model of any kind, opened: what it scores, explains and embeds, whatever its kind. */
 export interface OpenedModel {
@@ -65,11 +94,13 @@ export interface OpenedModel {
 
 /**
  * Opens the model `checkpoint` holds over `modelDir` (zero-shot without one).
+ * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
  * @throws {ConfigError} (rejects) `kind` is not the checkpoint's, a trained kind without a checkpoint,
  *   or a head that does not fit the image tower of `modelDir`.
  * @throws {DataError|NativeError} (rejects) the checkpoint cannot be read or does not fit.
  */
-export async function openModel(o: OpenModelOptions): Promise<OpenedModel> {
+export async function openModel(options: OpenModelOptions): Promise<OpenedModel> {
+  const o = parseOptions(OpenModelSchema, options, 'openModel') as OpenModelOptions;
   const backend = o.backend ?? realModelBackend();
   const device = backend.resolveDevice(o.device ?? 'auto');
   const header = o.checkpoint ? await backend.readCheckpointHeader(o.checkpoint) : null;
@@ -97,14 +128,15 @@ async function openZeroShot(
   const prompt = o.prompt ?? DEFAULT_PROMPT;
   const negative = o.negativePrompt === undefined ? DEFAULT_NEGATIVE_PROMPT : o.negativePrompt;
   const prompts = findingPrompts(prompt, negative);
-  const clip = await backend.loadClip(o.modelDir, device);
+  const own = !o.clip;
+  const clip = o.clip ?? (await backend.loadClip(o.modelDir, device));
   let tok: TokenizerLike;
   let bank: TextBank;
   try {
     tok = await backend.loadTokenizer(o.modelDir);
     bank = await encodePrompts(clip, tok, prompt, negative);
   } catch (e) {
-    await clip.dispose();
+    if (own) await clip.dispose();
     throw e;
   }
   const predictFeatures = async (f: Float32Array, n: number) =>
@@ -129,7 +161,7 @@ async function openZeroShot(
     },
     describe: (k) => zeroShotLogit(prompts, k),
     dispose: async () => {
-      await clip.dispose();
+      if (own) await clip.dispose();
     },
   };
 }
@@ -141,11 +173,11 @@ function zeroShotLogit(p: FindingPrompts, k: number): string {
     : `zero-shot logit s·(cos(img, "${pos}") − cos(img, "${neg}"))`;
 }
 
-function classifierLogit(header: CheckpointHeader, ckpt: string, k: number): string {
-  return `logit of ${FINDINGS[k]} (${header.kind === 'finetune' ? 'fine-tuned' : 'linear-probe'} classifier ${ckpt})`;
-}
-
-/** A linear probe's head over the CLIP image tower's embeddings (the grid's LP cells). */
+/**
+ * A linear probe's head over the CLIP image tower's embeddings (the grid's LP cells). The head must
+ * fit the tower (model.json's embedDim, read without loading it); the tower itself is loaded when
+ * first needed, so a caller that scores stored features (predictFeatures) never loads it.
+ */
 async function openHeadOverTower(
   o: OpenModelOptions,
   backend: ModelBackend,
@@ -153,46 +185,34 @@ async function openHeadOverTower(
   header: CheckpointHeader,
 ): Promise<OpenedModel> {
   const ckpt = o.checkpoint!;
-  let clip: ClipLike | null = null;
-  let clf: ClassifierLike | null = null;
-  try {
-    clip = await backend.loadClip(o.modelDir, device);
-    if (header.inputDim !== clip.embedDim)
-      throw new ConfigError(
-        `${ckpt} is a head over ${header.inputDim} features, but the image tower of ${o.modelDir} gives ${clip.embedDim}`,
-      );
-    clf = await backend.createClassifier(
-      classifierFor(header.kind, { modelDir: o.modelDir, inputDim: clip.embedDim, device }),
+  const width = o.clip?.embedDim ?? towerWidth(backend, o.modelDir);
+  if (header.inputDim !== width)
+    throw new ConfigError(
+      `${ckpt} is a head over ${header.inputDim} features, but the image tower of ${o.modelDir} gives ${width}`,
     );
-    await clf.load(ckpt);
+  const head = await backend.createClassifier(
+    classifierFor(header.kind, { modelDir: o.modelDir, inputDim: width, device }),
+  );
+  try {
+    await head.load(ckpt);
   } catch (e) {
-    await clf?.dispose();
-    await clip?.dispose();
+    await head.dispose();
     throw e;
   }
-  const tower = clip;
-  const head = clf;
-  let weights: Promise<{ weight: Float32Array; bias: Float32Array }> | null = null;
-  return {
+  return openedClassifier(head, {
     kind: header.kind,
+    headOnly: true,
     device,
-    embed: (x, n) => tower.encodeImage(x, n),
-    predictFeatures: (f, n) => head.predict(f, n),
-    predict: async (x, n) => head.predict(await tower.encodeImage(x, n), n),
-    attribute: async (x, n, k, options) => {
-      const attributeLinear = need(tower.attributeLinear, 'attributeLinear', tower);
-      weights ??= need(head.headWeights, 'headWeights', head)();
-      const { weight, bias } = await weights;
-      const d = tower.embedDim;
-      if (!(k >= 0 && k < NUM_LABELS)) throw new RangeError(`finding must be in [0,${NUM_LABELS}), got ${k}`);
-      return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, options);
-    },
-    describe: (k) => classifierLogit(header, ckpt, k),
-    dispose: async () => {
-      await head.dispose();
-      await tower.dispose();
-    },
-  };
+    checkpoint: ckpt,
+    modelDir: o.modelDir,
+    backend,
+    ...(o.clip ? { clip: o.clip } : {}),
+  });
+}
+
+/** The image tower's embedding width from model.json (a backend may say it instead: tests' stand-ins). */
+function towerWidth(backend: ModelBackend, modelDir: string): number {
+  return backend.embedDim ? backend.embedDim(modelDir) : readModelMeta(modelDir).embedDim;
 }
 
 /** A classifier that holds its image tower: fine-tuned, or a linear probe made with a frozen tower. */
@@ -216,14 +236,82 @@ async function openClassifier(
     await clf.dispose();
     throw e;
   }
+  return openedClassifier(clf, { kind: header.kind, headOnly: false, device, checkpoint: ckpt });
+}
+
+/** What `openedClassifier` needs to know about a classifier it did not make. */
+export interface OpenedClassifierOptions {
+  /** The kind it was made as. */
+  kind: TrainedKind;
+  /** A head over the image tower's embeddings (made without modelDir), not the tower and head in one. */
+  headOnly: boolean;
+  /** The device it runs on, as resolved. */
+  device: string;
+  /** The checkpoint its weights are (for describe()). */
+  checkpoint: string;
+  /** headOnly: the model folder whose image tower feeds the head, loaded on first embed/predict/attribute. */
+  modelDir?: string;
+  /** headOnly: where that tower comes from; default the addon's. */
+  backend?: ModelBackend;
+  /** headOnly: a tower already loaded, borrowed instead (dispose() leaves it to its owner). */
+  clip?: ClipLike;
+}
+
+/**
+ * A classifier already made and holding its weights (the grid's just-trained cell), as an opened model
+ * of the kind it was made as: no checkpoint read again, nothing loaded twice. The opened model owns
+ * `clf` from here: its dispose() frees it (and the tower it loaded, if any).
+ */
+export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions): OpenedModel {
+  const describe = (k: number) =>
+    `logit of ${FINDINGS[k]} (${o.kind === 'finetune' ? 'fine-tuned' : 'linear-probe'} classifier ${o.checkpoint})`;
+  if (!o.headOnly)
+    return {
+      kind: o.kind,
+      device: o.device,
+      predict: (x, n) => clf.predict(x, n),
+      attribute: (x, n, k, options) => need(clf.attribute, 'attribute', clf)(x, n, k, options),
+      describe,
+      dispose: async () => {
+        await clf.dispose();
+      },
+    };
+  const modelDir = o.modelDir;
+  if (!modelDir)
+    throw new TypeError('openedClassifier: a head-only classifier needs modelDir (its image tower)');
+  // The tower, loaded once on first use (a caller scoring stored features never needs it).
+  let loading: Promise<ClipLike> | null = null;
+  const tower = (): Promise<ClipLike> => {
+    if (o.clip) return Promise.resolve(o.clip);
+    loading ??= (o.backend ?? realModelBackend()).loadClip(modelDir, o.device).catch((e) => {
+      loading = null;
+      throw e;
+    });
+    return loading;
+  };
+  let weights: Promise<{ weight: Float32Array; bias: Float32Array }> | null = null;
+  const embed = async (x: ImageInput, n: number) => (await tower()).encodeImage(x, n);
   return {
-    kind: header.kind,
-    device,
-    predict: (x, n) => clf.predict(x, n),
-    attribute: (x, n, k, options) => need(clf.attribute, 'attribute', clf)(x, n, k, options),
-    describe: (k) => classifierLogit(header, ckpt, k),
+    kind: o.kind,
+    device: o.device,
+    embed,
+    predictFeatures: (f, n) => clf.predict(f, n),
+    predict: async (x, n) => clf.predict(await embed(x, n), n),
+    attribute: async (x, n, k, options) => {
+      const t = await tower();
+      const attributeLinear = need(t.attributeLinear, 'attributeLinear', t);
+      weights ??= need(clf.headWeights, 'headWeights', clf)();
+      const { weight, bias } = await weights;
+      const d = t.embedDim;
+      if (!(k >= 0 && k < NUM_LABELS)) throw new RangeError(`finding must be in [0,${NUM_LABELS}), got ${k}`);
+      return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, options);
+    },
+    describe,
     dispose: async () => {
       await clf.dispose();
+      // a tower still loading is freed once it arrives; a borrowed one stays its owner's
+      const t = loading ? await loading.catch(() => null) : null;
+      await t?.dispose();
     },
   };
 }

@@ -13,6 +13,7 @@ import {
   nonNegativeNumber,
   or,
   positiveInt,
+  rule,
 } from '../common/options.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from './defaults.js';
 
@@ -57,3 +58,24 @@ export const ReadLossSchema = z.object({ readLoss: z.preprocess((v) => v !== fal
 
 /** `encodeImage(x, n, { bf16 })`. */
 export const EncodeSchema = z.object({ bf16: flag }).strict();
+
+/** An object the caller hands in as is (a backend, a loaded model): checked to be one, never copied. */
+export const anObject = rule<object>(
+  (v) => typeof v === 'object' && v !== null,
+  (v) => `must be an object, got ${v === null ? 'null' : typeof v}`,
+  'type',
+);
+
+/** Any string (a prompt template may be anything the tokenizer reads). */
+export const aString = rule<string>(
+  (v) => typeof v === 'string',
+  (v) => `must be a string, got ${typeof v}`,
+  'type',
+);
+
+/** A function the caller hands in (a preprocess stand-in). */
+export const aFunction = rule<(...a: never[]) => unknown>(
+  (v) => typeof v === 'function',
+  (v) => `must be a function, got ${typeof v}`,
+  'type',
+);

@@ -158,6 +158,7 @@ async function trainModels(
 
 /** Attribution of every trained model on the test images with a positive finding (rank 0 alone). */
 function measureAttribution(
+  o: RunOptions,
   config: ExperimentConfig,
   runDir: string,
   cache: CacheLike,
@@ -172,8 +173,10 @@ function measureAttribution(
       sd.labels.subarray(i * NUM_LABELS, (i + 1) * NUM_LABELS).some((v) => v === 1),
     ),
     device: grid.device,
-    cells: trainedCells(config).map((c) => ({ id: cellId(c.setup, c.train, c.seed), setup: c.setup })),
+    bf16: grid.bf16,
+    cells: trainedCells(config).map((c) => ({ id: cellId(c.setup, c.train, c.seed) })),
     ...(config.data.root ? { imageRoot: config.data.root } : {}),
+    backend: o.backend,
   });
 }
 
@@ -240,7 +243,7 @@ async function runInFolder(
     const sd = await grid.sd;
     if (config.attribution.enabled && root) o.onEvent?.({ kind: 'phase', name: 'attribution' });
     // Rank 0 alone measures and writes attribution (the other ranks hold the same weights).
-    const attribution = root ? await measureAttribution(config, runDir, cache, grid, sd) : null;
+    const attribution = root ? await measureAttribution(o, config, runDir, cache, grid, sd) : null;
     // scored with the metric settings of the run's latest `eval`, if any (training used config.json's)
     const evalOverrides = resumed ? readEvalOverrides(runDir) : {};
     const scoring = withMetricOverrides(config, evalOverrides);

@@ -17,9 +17,10 @@
 
 import { basename } from 'node:path';
 import sharp from 'sharp';
+import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
-import { parseOptions } from '../common/options.js';
+import { flag, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, joinChexmask, parseChexmaskRecord } from '../data/chexmask.js';
 import { type ImageLimits, resolveImageLimits } from '../images/input.js';
 import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
@@ -37,7 +38,8 @@ import type { ModelBackend } from '../model/backend.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import type { ModelKind } from '../model/kinds.js';
 import { readModelMeta } from '../model/meta.js';
-import { type OpenedModel, openModel } from '../model/open.js';
+import { MODEL_CHOICE, type OpenedModel, openModel } from '../model/open.js';
+import { aFunction, anObject } from '../model/options.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
 import { SerialQueue } from '../model/serial.js';
 import { checkpointContour } from './model-source.js';
@@ -103,6 +105,22 @@ export interface PredictorOptions {
   backend?: ModelBackend;
   preprocessFn?: PreprocessFn;
 }
+
+/**
+ * PredictorOptions as a schema: every key known (a misspelled one is refused by name); the nested
+ * option objects (overlay, preprocess, imageLimits) are checked by their own parsers.
+ */
+const PredictorLoadSchema = z
+  .object({
+    ...MODEL_CHOICE,
+    overlay: z.unknown().optional(),
+    preprocess: z.unknown().optional(),
+    imageLimits: z.unknown().optional(),
+    segmenter: anObject.nullable().optional(),
+    untrained: flag,
+    preprocessFn: aFunction.optional(),
+  })
+  .strict();
 
 /** A probability per finding. */
 export type FindingScores = Record<Finding, number>;
@@ -174,8 +192,14 @@ export class MaskingPredictor {
     this.paint = paintTable(paintPart(this.ov));
   }
 
-  /** Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict. */
-  static async load(o: PredictorOptions): Promise<MaskingPredictor> {
+  /**
+   * Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict.
+   * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
+   * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images;
+   *   see openModel for the checkpoint.
+   */
+  static async load(options: PredictorOptions): Promise<MaskingPredictor> {
+    const o = parseOptions(PredictorLoadSchema, options, 'MaskingPredictor.load') as PredictorOptions;
     const backend = o.backend ?? realModelBackend();
     const device = backend.resolveDevice(o.device ?? 'auto');
     const prep: PreprocessFn =
