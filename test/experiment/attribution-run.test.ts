@@ -12,7 +12,7 @@ import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
 import { runExperiment } from '../../ts/run/run.js';
 import { requireModel } from '../native/helpers.js';
-import { countLoads, type LoadCounts } from './fake-backend.js';
+import { countLoads, loadsDuringPhase } from './fake-backend.js';
 
 test('a run with attribution enabled measures zero-shot and JFT cells on original and masked test images', async () => {
   requireModel();
@@ -40,25 +40,10 @@ test('a run with attribution enabled measures zero-shot and JFT cells on origina
   });
   await prepareData(config, { log: () => {} });
   // the loads between the attribution phase and the next one are the attribution step's
-  let before: LoadCounts | null = null;
-  let after: LoadCounts | null = null;
-  const { runDir } = await runExperiment({
-    config,
-    backend,
-    onEvent: (e) => {
-      if (e.kind !== 'phase') return;
-      if (e.name === 'attribution') before = { ...counts };
-      else if (before && !after) after = { ...counts };
-    },
-  });
-  const step = (k: keyof LoadCounts) => after![k] - before![k];
+  const attribution = loadsDuringPhase(counts, 'attribution');
+  const { runDir } = await runExperiment({ config, backend, onEvent: attribution.onEvent });
   assert.equal(
-    {
-      clip: step('loadClip'),
-      headers: step('readCheckpointHeader'),
-      made: step('createClassifier'),
-      load: step('load'),
-    },
+    attribution.loads(),
     // one tower for zero-shot and the LP head; the LP head and the JFT classifier each made and loaded once
     { clip: 1, headers: 2, made: 2, load: 2 },
   );

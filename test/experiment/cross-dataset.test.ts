@@ -29,7 +29,7 @@ import { chooseThresholds } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/run/reevaluate.js';
 import { runExperiment } from '../../ts/run/run.js';
-import { countLoads, type LoadCounts } from './fake-backend.js';
+import { countLoads, loadsDuringPhase } from './fake-backend.js';
 
 const MODEL = 'models/tiny';
 
@@ -173,32 +173,18 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
   };
   const cacheDir = (extra['cache'] as { dir: string }).dir;
   const { backend: counted, counts } = countLoads(backend);
-  let before: LoadCounts | null = null;
-  let after: LoadCounts | null = null;
+  const testing = loadsDuringPhase(counts, 'test datasets');
   const first = await runExperiment({
     config,
     backend: counted,
     extra,
     cacheDir,
     prepareTestData: prepareTest,
-    onEvent: (e) => {
-      if (e.kind !== 'phase') return;
-      if (e.name === 'test datasets') before = { ...counts };
-      else if (before && !after) after = { ...counts };
-    },
+    onEvent: testing.onEvent,
   });
-  const step = (k: keyof LoadCounts) => after![k] - before![k];
   // testing on NIH: one tower for its features, one for zero-shot; each cell's best.ckpt read for its
   // kind, then made and loaded once; the linear probes score the features without a tower of their own
-  assert.equal(
-    {
-      clip: step('loadClip'),
-      headers: step('readCheckpointHeader'),
-      made: step('createClassifier'),
-      load: step('load'),
-    },
-    { clip: 2, headers: 4, made: 4, load: 4 },
-  );
+  assert.equal(testing.loads(), { clip: 2, headers: 4, made: 4, load: 4 });
   assert.is(counts.liveClips, 0);
   const { runDir, results } = first;
   assert.is(prepared, 1);

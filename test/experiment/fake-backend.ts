@@ -264,3 +264,32 @@ export function countLoads<B extends ModelBackend>(backend: B): { backend: B; co
   };
   return { backend: counted, counts };
 }
+
+/**
+ * The loads made while the run's phase `name` lasted (from its phase event to the next one): hand
+ * `onEvent` to runExperiment, then read `loads()` — towers, headers read, classifiers made and loaded.
+ */
+export function loadsDuringPhase(
+  counts: LoadCounts,
+  name: string,
+): {
+  onEvent: (e: { kind: string; name?: string }) => void;
+  loads: () => { clip: number; headers: number; made: number; load: number };
+} {
+  let before: LoadCounts | null = null;
+  let after: LoadCounts | null = null;
+  const step = (k: keyof LoadCounts) => after![k] - before![k];
+  return {
+    onEvent: (e) => {
+      if (e.kind !== 'phase') return;
+      if (e.name === name) before = { ...counts };
+      else if (before && !after) after = { ...counts };
+    },
+    loads: () => ({
+      clip: step('loadClip'),
+      headers: step('readCheckpointHeader'),
+      made: step('createClassifier'),
+      load: step('load'),
+    }),
+  };
+}
