@@ -64,14 +64,12 @@ export type {
 export { Classifier, type ClassifierCreateOptions, type ClassifierOptions } from './model/classifier.js';
 export { type ClipLoadOptions, ClipModel } from './model/clip.js';
 export { diagnostics } from './model/diagnostics.js';
-// Data parallel over torch.distributed's c10d (docs/distributed.md).
-export { type DistEnv, readDistEnv } from './model/dist-env.js';
 // One model of any kind (zero-shot, linear probe, fine-tuned), the kind read from its checkpoint.
 export { MODEL_KINDS, type ModelKind, type TrainedKind } from './model/kinds.js';
-export type { ModelMeta, SegmenterMeta } from './model/meta.js';
 export { type OpenedModel, type OpenModelOptions, openModel } from './model/open.js';
-export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
 export { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from './model/prompts.js';
+// What an export folder declares, the inputs the models take, the segmenter and the tokenizer.
+export type { ModelMeta, SegmenterMeta } from './model/meta.js';
 export {
   hostBytes,
   type ImageInput,
@@ -87,6 +85,9 @@ export {
   type SegmentStep,
 } from './model/segmenter.js';
 export { loadTokenizer, type TextTokenizer } from './model/tokenizer.js';
+// Data parallel over torch.distributed's c10d (docs/distributed.md).
+export { type DistEnv, readDistEnv } from './model/dist-env.js';
+export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
 
 // Images: limits and preprocessing.
 export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from './images/input.js';
