@@ -77,6 +77,40 @@ test('a linear probe opened to score stored features loads no image tower; predi
   );
 });
 
+test('after dispose no tower is loaded; ready() loads it now; a tower narrower than its model.json says is refused', async () => {
+  const ckpt = await lpCheckpoint('lp-lifecycle.ckpt');
+  const { backend, counts } = countLoads(fakeBackend());
+  const x = (fakeCache({ n: 5 }).batch([0, 1], 'original') as { x: Float32Array }).x;
+  const m = await openModel({ modelDir: 'm', checkpoint: ckpt, backend });
+  await m.dispose();
+  await m.embed!(x, 2).then(
+    () => assert.unreachable('a disposed model loaded its tower'),
+    (e: Error) => assert.match(e.message, /is disposed/),
+  );
+  assert.is(counts.loadClip, 0, 'nothing loaded after dispose');
+  const eager = await openModel({ modelDir: 'm', checkpoint: ckpt, backend });
+  await eager.ready!();
+  assert.is(counts.loadClip, 1, 'ready() loads the tower at once');
+  await eager.dispose();
+  assert.is(counts.liveClips, 0);
+  // model.json (embedDim) says 16, the tower that arrives gives 8: refused and freed, not sliced wrong
+  const lying = {
+    ...backend,
+    embedDim: () => 16,
+    loadClip: async (d: string, dev: string) => {
+      const t = await backend.loadClip(d, dev);
+      return Object.assign(t, { embedDim: 8 });
+    },
+  };
+  const bad = await openModel({ modelDir: 'm', checkpoint: ckpt, backend: lying });
+  await bad.ready!().then(
+    () => assert.unreachable('a tower of the wrong width was used'),
+    (e: Error) => assert.match(e.message, /is a head over 16 features, but the image tower of m gives 8/),
+  );
+  await bad.dispose();
+  assert.is(counts.liveClips, 0, 'the refused tower is freed');
+});
+
 test('a borrowed tower serves zero-shot and linear-probe opens: none loaded, none freed', async () => {
   const ckpt = await lpCheckpoint('lp-borrowed.ckpt');
   const { backend, counts } = countLoads(fakeBackend());

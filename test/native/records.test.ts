@@ -95,6 +95,13 @@ test('records that are not cache records are refused with a clear error', async 
   assert.throws(() => recordsToImages(batchOf(rec.subarray(1), S, true, false), 1), /must hold 128 bytes/);
   const noVariant = batchOf(rec, S, false, false);
   assert.throws(() => recordsToImages(noVariant, 1), /neither original nor masked/);
+  // a flag left out is named on the TypeScript side (the addon would only say the key is missing)
+  const b = batchOf(rec, S, true, false);
+  const { masked: _left, ...pixels } = b.pixels;
+  assert.throws(
+    () => recordsToImages({ ...b, pixels: pixels as typeof b.pixels }, 1),
+    (e: Error) => e instanceof TypeError && /x\.pixels\.masked must be a boolean/.test(e.message),
+  );
 });
 
 test('model ops on records equal the same ops on planeToTensor floats', async () => {

@@ -19,6 +19,7 @@ import {
   type ModelAttribution,
   measureModelAttribution,
 } from './attribution-measure.js';
+import { setupOfCell } from './cells.js';
 
 /** results.json's `attribution` (also runDir/attribution.json). */
 export interface GridAttribution {
@@ -74,12 +75,14 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
     throw new ConfigError('attribution.enabled needs an image cache with region masks (cache format 3)');
   const opts = { method: c.method, steps: c.steps, samples: c.samples, bf16: a.bf16 };
   const backend = a.backend ?? realModelBackend();
-  // Borrowed by the zero-shot and linear-probe opens, freed here.
-  const clip = await backend.loadClip(a.config.model.dir, a.device);
+  // One tower, borrowed by the zero-shot and linear-probe opens and freed here; none when no model
+  // needs it (fine-tuned cells carry their own).
+  const needsTower = a.config.zeroshot.enabled || a.cells.some((c) => setupOfCell(c.id) === 'linear-probe');
+  const clip = needsTower ? await backend.loadClip(a.config.model.dir, a.device) : null;
   try {
     const models = await measureModels(
       a,
-      { modelDir: a.config.model.dir, device: a.device, backend, clip },
+      { modelDir: a.config.model.dir, device: a.device, backend, ...(clip ? { clip } : {}) },
       opts,
     );
     const out: GridAttribution = {
@@ -92,7 +95,7 @@ export async function gridAttribution(a: GridAttributionInput): Promise<GridAttr
     writeJsonAtomic(join(a.runDir, 'attribution.json'), out);
     return out;
   } finally {
-    await clip.dispose();
+    await clip?.dispose();
   }
 }
 

@@ -14,6 +14,7 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { DataError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { ClassifierOptions } from '../model/classifier.js';
@@ -370,12 +371,17 @@ export class Grid {
         },
       });
       // The classifier holds best.ckpt's weights (trainWithCheckpoints loads them last): it predicts as
-      // it is, without reading the checkpoint again.
+      // it is, without reading the checkpoint again. Without the file it would hold the last epoch's.
+      const best = join(cell.dir, 'best.ckpt');
+      if (!existsSync(best))
+        throw new DataError('missing-file', `cell ${cell.id} has no best.ckpt to predict with`, {
+          file: best,
+        });
       const model = openedClassifier(clf, {
         kind: cell.setup,
         headOnly: features,
         device: this.device,
-        checkpoint: join(cell.dir, 'best.ckpt'),
+        checkpoint: best,
         modelDir: config.model.dir,
         backend: this.ctx.backend,
       });

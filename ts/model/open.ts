@@ -88,6 +88,11 @@ export interface OpenedModel {
   attribute(x: ImageInput, n: number, finding: number, options?: AttributionOptions): Promise<Attribution>;
   /** What `attribute` explains, in words (for figures and JSON). */
   describe(finding: number): string;
+  /**
+   * Loads now what the model would load on first use (a linear probe's image tower), so that a service
+   * fails at startup rather than on its first request. Absent when nothing is loaded lazily.
+   */
+  ready?(): Promise<void>;
   /** Frees the native models once queued calls are done. */
   dispose(): Promise<void>;
 }
@@ -202,6 +207,7 @@ async function openHeadOverTower(
   return openedClassifier(head, {
     kind: header.kind,
     headOnly: true,
+    inputDim: header.inputDim,
     device,
     checkpoint: ckpt,
     modelDir: o.modelDir,
@@ -249,6 +255,8 @@ export interface OpenedClassifierOptions {
   device: string;
   /** The checkpoint its weights are (for describe()). */
   checkpoint: string;
+  /** headOnly: the head's input width; the tower, when it arrives, must give as many features. */
+  inputDim?: number;
   /** headOnly: the model folder whose image tower feeds the head, loaded on first embed/predict/attribute. */
   modelDir?: string;
   /** headOnly: where that tower comes from; default the addon's. */
@@ -279,11 +287,30 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
   const modelDir = o.modelDir;
   if (!modelDir)
     throw new TypeError('openedClassifier: a head-only classifier needs modelDir (its image tower)');
-  // The tower, loaded once on first use (a caller scoring stored features never needs it).
+  // The tower, loaded once on first use (a caller scoring stored features never needs it); none is
+  // loaded after dispose(), and one that does not fit the head is refused (and freed).
+  let disposed = false;
   let loading: Promise<ClipLike> | null = null;
+  const fits = (t: ClipLike): ClipLike => {
+    if (o.inputDim !== undefined && t.embedDim !== o.inputDim)
+      throw new ConfigError(
+        `${o.checkpoint} is a head over ${o.inputDim} features, but the image tower of ${modelDir} gives ${t.embedDim}`,
+      );
+    return t;
+  };
+  const load = async (): Promise<ClipLike> => {
+    const t = await (o.backend ?? realModelBackend()).loadClip(modelDir, o.device);
+    try {
+      return fits(t);
+    } catch (e) {
+      await t.dispose();
+      throw e;
+    }
+  };
   const tower = (): Promise<ClipLike> => {
-    if (o.clip) return Promise.resolve(o.clip);
-    loading ??= (o.backend ?? realModelBackend()).loadClip(modelDir, o.device).catch((e) => {
+    if (disposed) return Promise.reject(new Error(`the opened model of ${o.checkpoint} is disposed`));
+    if (o.clip) return Promise.resolve(fits(o.clip));
+    loading ??= load().catch((e) => {
       loading = null;
       throw e;
     });
@@ -307,7 +334,11 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
       return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, options);
     },
     describe,
+    ready: async () => {
+      await tower();
+    },
     dispose: async () => {
+      disposed = true;
       await clf.dispose();
       // a tower still loading is freed once it arrives; a borrowed one stays its owner's
       const t = loading ? await loading.catch(() => null) : null;

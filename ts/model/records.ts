@@ -68,6 +68,8 @@ export function checkRecords(x: RecordBatch, n: number, size: number, name = 'x'
   if (!(p.paint instanceof Float32Array) || p.paint.length !== 24)
     throw new TypeError(`${name}.pixels.paint must be a Float32Array(24) (see paintTable)`);
   if (!p.paint.every((e) => Number.isFinite(e))) throw new RangeError(`${name}.pixels.paint must be finite`);
+  for (const k of ['original', 'masked'] as const)
+    if (typeof p[k] !== 'boolean') throw new TypeError(`${name}.pixels.${k} must be a boolean`);
   if (!p.original && !p.masked) throw new RangeError(`${name}.pixels: neither original nor masked is set`);
   return [n, 2, size, size];
 }

@@ -231,6 +231,13 @@ export class MaskingPredictor {
       ...(o.prompt === undefined ? {} : { prompt: o.prompt }),
       ...(o.negativePrompt === undefined ? {} : { negativePrompt: o.negativePrompt }),
     });
+    try {
+      // a service loads everything at startup: a missing or broken clip.pt fails here, not per request
+      await model.ready?.();
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
     return new MaskingPredictor(model, prep, prepOptions, o.segmenter ?? null);
   }
 
