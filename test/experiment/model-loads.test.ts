@@ -4,7 +4,7 @@
  * and a borrowed tower is neither loaded again nor freed.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -47,6 +47,34 @@ async function lpCheckpoint(name: string): Promise<string> {
   await (await base.createClassifier({ modelDir: null, inputDim: 16, seed: 1 })).save(path);
   return path;
 }
+
+test('a cell whose best.ckpt is missing is not scored with the last epoch’s weights', async () => {
+  const config = parseConfig({
+    runsDir: join(tmp, 'runs'),
+    name: 'no-best',
+    data: { cache: 'unused' },
+    seeds: [0],
+    zeroshot: { enabled: false },
+    linearProbe: { epochs: 1, batchSize: 16 },
+    finetune: { epochs: 1, batchSize: 16 },
+    metrics: { bootstrap: 0 },
+  });
+  // best.ckpt removed after the cell's last epoch (between its save and the predictions)
+  const runsDir = join(tmp, 'runs');
+  const onEvent = (e: { kind: string; id?: string }) => {
+    if (e.kind !== 'cell-epoch') return;
+    for (const run of readdirSync(runsDir).filter((d) => d.endsWith('no-best')))
+      rmSync(join(runsDir, run, 'cells', e.id!, 'best.ckpt'), { force: true });
+  };
+  const backend = fakeBackend();
+  await runExperiment({ config, backend, onEvent }).then(
+    () => assert.unreachable('a cell without best.ckpt was scored'),
+    (e: Error & { reason?: string }) => {
+      assert.is(e.reason, 'missing-file');
+      assert.match(e.message, /has no best\.ckpt to predict with/);
+    },
+  );
+});
 
 test('a linear probe opened to score stored features loads no image tower; predicting images loads it once', async () => {
   const ckpt = await lpCheckpoint('lp.ckpt');
