@@ -50,6 +50,37 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
+test('without a window the first VOI LUT of the VOI LUT Sequence maps the values (clamped at both ends)', async () => {
+  const values = Uint16Array.from({ length: W * H }, (_, i) => (i * 37) % 4096);
+  const first = 100;
+  const data = Array.from({ length: 3000 }, (_, i) => Math.round(255 * (i / 2999) ** 2));
+  const buf = writeDicom({ width: W, height: H, values, bitsStored: 12, voiLut: { first, bits: 8, data } });
+  const img = await decodeDicom(buf);
+  assert.is(img.window, null);
+  const want = Array.from(values, (v) => data[Math.min(data.length - 1, Math.max(0, v - first))]!);
+  assert.equal(Array.from(img.gray), want);
+  // a window, when there is one, still wins (as before)
+  const windowed = await decodeDicom(
+    writeDicom({
+      width: W,
+      height: H,
+      values,
+      bitsStored: 12,
+      window: [2048, 4096],
+      voiLut: { first, bits: 8, data },
+    }),
+  );
+  assert.equal(windowed.window, [2048, 4096]);
+  // an item too short for its descriptor is refused, not read past its end
+  const short = writeDicom({ width: W, height: H, values, bitsStored: 12, voiLut: { first, bits: 8, data } });
+  const at = short.indexOf(Buffer.from([0x28, 0x00, 0x02, 0x30]));
+  short.writeUInt16LE(4000, at + 8); // entries: 4000 > the 3000 stored
+  await decodeDicom(short).then(
+    () => assert.unreachable('read past the LUT data'),
+    (e: Error) => assert.match(e.message, /VOI LUT Data holds 6000 bytes, 4000 16-bit entries needed/),
+  );
+});
+
 test('native and JPEG Lossless DICOM decode alike and match DCMTK (rescale, VOI window, MONOCHROME1)', async () => {
   const native = await decodeDicom(mono1Fixture());
   const jll = await decodeDicom(readFileSync(join(FIX, 'mono1-12bit-jpeg-lossless.dcm')));

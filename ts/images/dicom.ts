@@ -1,8 +1,8 @@
 /**
  * DICOM X-rays (VinDr-CXR ships .dicom files) to an 8-bit gray plane, the way CheXmask prepared them:
  * stored values masked to Bits Stored (sign-extended when signed), Rescale Slope/Intercept applied, then
- * the first VOI window (Window Center/Width, LINEAR, LINEAR_EXACT or SIGMOID) or, without one, the
- * image's own min–max, and MONOCHROME1 inverted so that bone is bright. Parsing is dicom-parser's;
+ * the first VOI window (Window Center/Width, LINEAR, LINEAR_EXACT or SIGMOID), or without one the
+ * first VOI LUT of the VOI LUT Sequence, or without either the image's own min–max, and MONOCHROME1 inverted so that bone is bright. Parsing is dicom-parser's;
  * JPEG Lossless frames are decoded by jpeg-lossless-decoder-js, JPEG 2000 by OpenJPEG (WASM) and
  * baseline JPEG by sharp. Any other transfer syntax is refused with the conversion that fixes it.
  */
@@ -18,13 +18,15 @@ interface DicomElement {
   dataOffset: number;
   length: number;
   encapsulatedPixelData?: boolean;
+  /** A sequence's items (SQ). */
+  items?: { dataSet: DicomDataSet }[];
   fragments?: unknown[];
   basicOffsetTable?: number[];
 }
 interface DicomDataSet {
   byteArray: Uint8Array;
   elements: Record<string, DicomElement>;
-  uint16(tag: string): number | undefined;
+  uint16(tag: string, index?: number): number | undefined;
   string(tag: string, index?: number): string | undefined;
   floatString(tag: string, index?: number): number | undefined;
   intString(tag: string, index?: number): number | undefined;
@@ -308,10 +310,33 @@ function pixelFormat(ds: DicomDataSet): PixelFormat {
   return { ts, width, height, bitsAllocated, bitsStored, signed, photometric, el };
 }
 
+/** The first item of the VOI LUT Sequence (0028,3010) as a function of the modality value, or null without one. */
+function voiLut(ds: DicomDataSet, signed: boolean): ((x: number) => number) | null {
+  const item = ds.elements['x00283010']?.items?.[0]?.dataSet;
+  if (!item) return null;
+  const d = item.elements['x00283002'];
+  const data = item.elements['x00283006'];
+  if (d?.length !== 6 || !data)
+    throw new DicomError(
+      'VOI LUT Sequence item without a 3-value LUT Descriptor (0028,3002) and LUT Data (0028,3006)',
+    );
+  const entries = item.uint16('x00283002', 0) || 65536; // 0 means 2^16
+  const raw = item.uint16('x00283002', 1)!;
+  const first = signed && raw >= 0x8000 ? raw - 0x10000 : raw;
+  const bits = item.uint16('x00283002', 2)!;
+  if (bits < 1 || bits > 16) throw new DicomError(`VOI LUT Descriptor: ${bits} bits per entry (1 to 16)`);
+  if (data.length < entries * 2)
+    throw new DicomError(`VOI LUT Data holds ${data.length} bytes, ${entries} 16-bit entries needed`);
+  const table = new Float64Array(entries);
+  const top = 2 ** bits - 1;
+  for (let i = 0; i < entries; i++) table[i] = item.uint16('x00283006', i)! / top;
+  return (x) => table[Math.min(entries - 1, Math.max(0, Math.round(x) - first))]!;
+}
+
 /**
  * One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
- * level: rescale, window and inversion are computed once per code, not once per pixel. Without a VOI
- * window the codes present in `stored` are scaled min–max.
+ * level: rescale, VOI and inversion are computed once per code, not once per pixel. The VOI is the first
+ * window, else the first VOI LUT, else the codes present in `stored` scaled min–max.
  */
 function grayTable(
   ds: DicomDataSet,
@@ -330,9 +355,10 @@ function grayTable(
   const fn = (ds.string('x00281056') ?? 'LINEAR').trim().toUpperCase();
   const window: [number, number] | null =
     center !== undefined && widthW !== undefined && widthW >= 1 ? [center, widthW] : null;
+  const lutVoi = window ? null : voiLut(ds, f.signed);
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
-  if (!window) {
+  if (!window && !lutVoi) {
     const seen = new Uint8Array(codes);
     for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
     for (let code = 0; code < codes; code++) {
@@ -352,7 +378,8 @@ function grayTable(
       if (fn === 'SIGMOID') y = 1 / (1 + Math.exp((-4 * (x - c)) / w));
       else if (fn === 'LINEAR_EXACT') y = (x - (c - w / 2)) / w;
       else y = (x - (c - 0.5)) / (w - 1) + 0.5;
-    } else y = hi > lo ? (x - lo) / (hi - lo) : 0;
+    } else if (lutVoi) y = lutVoi(x);
+    else y = hi > lo ? (x - lo) / (hi - lo) : 0;
     y = y < 0 ? 0 : Math.min(y, 1);
     const g = Math.round(y * 255);
     lut[code] = invert ? 255 - g : g;

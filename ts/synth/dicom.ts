@@ -14,6 +14,8 @@ export interface DicomFixture {
   intercept?: number;
   window?: [number, number];
   voiFunction?: string;
+  /** One VOI LUT Sequence item: the first modality value mapped, bits per entry, the entries. */
+  voiLut?: { first: number; bits: number; data: ArrayLike<number> };
   transferSyntax?: string;
   /** One compressed frame, stored encapsulated. */
   frame?: Uint8Array;
@@ -35,6 +37,24 @@ const us = (v: number) => {
   b.writeUInt16LE(v);
   return b;
 };
+
+/** One sequence item of explicit length holding `body`. */
+function sequenceItem(body: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt16LE(0xfffe, 0);
+  h.writeUInt16LE(0xe000, 2);
+  h.writeUInt32LE(body.length, 4);
+  return Buffer.concat([h, body]);
+}
+
+/** LUT Descriptor (entries, first mapped value, bits) and LUT Data of a VOI LUT. */
+function voiLutItem(l: { first: number; bits: number; data: ArrayLike<number> }): Buffer {
+  const n = l.data.length;
+  const desc = Buffer.concat([us(n === 65536 ? 0 : n), us(l.first & 0xffff), us(l.bits)]);
+  const data = Buffer.alloc(2 * n);
+  for (let i = 0; i < n; i++) data.writeUInt16LE(l.data[i]! & 0xffff, 2 * i);
+  return Buffer.concat([element(0x0028, 0x3002, 'US', desc), element(0x0028, 0x3006, 'OW', data)]);
+}
 
 export function writeDicom(f: DicomFixture): Buffer {
   const ts = f.transferSyntax ?? '1.2.840.10008.1.2.1';
@@ -65,6 +85,7 @@ export function writeDicom(f: DicomFixture): Buffer {
   if (f.intercept !== undefined) parts.push(element(0x0028, 0x1052, 'DS', text(String(f.intercept))));
   if (f.slope !== undefined) parts.push(element(0x0028, 0x1053, 'DS', text(String(f.slope))));
   if (f.voiFunction) parts.push(element(0x0028, 0x1056, 'CS', text(f.voiFunction)));
+  if (f.voiLut) parts.push(element(0x0028, 0x3010, 'SQ', sequenceItem(voiLutItem(f.voiLut))));
   if (f.frame) {
     const item = (b: Uint8Array) => {
       const h = Buffer.alloc(8);
