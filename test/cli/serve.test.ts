@@ -237,15 +237,16 @@ function stream(total: number): Promise<{ status: number; sent: number }> {
 test('oversized bodies in parallel: 413 each, the server’s RSS stays bounded, and it still serves', async () => {
   const rss0 = await metric('cxrmask_process_resident_memory_bytes');
   assert.ok(rss0 > 0, 'the server reports its RSS');
+  const tooLarge = () => metric('cxrmask_http_requests_total', 'route="/predict",method="POST",status="413"');
+  const answered0 = await tooLarge();
   const big = await Promise.all([0, 1, 2, 3].map(() => stream(200 << 20)));
   for (const b of big) {
     assert.ok(b.status === 413 || b.status === 0, `413 or cut off, got ${b.status}`);
     assert.ok(b.sent < 100 << 20, `the client stopped once answered (sent ${b.sent >> 20} MB)`);
   }
-  assert.ok(
-    big.some((b) => b.status === 413),
-    'the 413 answer arrives (at least once before the cut)',
-  );
+  // The server answers each one 413; whether the client reads the answer before the server's close
+  // cuts its upload is a race on a loaded machine, so the server's own count is what is checked.
+  assert.is((await tooLarge()) - answered0, 4, 'each oversized body answered 413 by the server');
   const grew = (await metric('cxrmask_process_resident_memory_bytes')) - rss0;
   assert.ok(grew < 96 << 20, `server RSS grew ${(grew / 2 ** 20).toFixed(0)} MB for 4×200 MB bodies`);
   const im = images[1]!;
