@@ -20,8 +20,8 @@ export const FLOORS = [
   ['explain'],
   ['service'],
   ['experiment'],
-  ['report', 'distributed'],
-  ['run'],
+  ['report'],
+  ['distributed'],
   ['cli'],
   ['index'],
 ];

@@ -166,6 +166,6 @@ export type { EpochRecord, TrainProgress } from './experiment/train.js';
 
 // Reports and whole runs.
 export { type ReportFiles, writeReports } from './report/write.js';
-export type { RunResult } from './run/assemble.js';
-export { reevaluate } from './run/reevaluate.js';
-export { type RunOptions, runExperiment } from './run/run.js';
+export type { RunResult } from './experiment/results-assembly.js';
+export { reevaluate } from './report/reevaluate.js';
+export { type RunOptions, runExperiment } from './distributed/run-experiment.js';

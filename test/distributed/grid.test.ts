@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import type { CellResult } from '../../ts/experiment/cells.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { runExperiment } from '../../ts/run/run.js';
 import { spawnTs } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dpgrid-'));

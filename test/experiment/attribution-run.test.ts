@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 import { requireModel } from '../native/helpers.js';
 import { countLoads, loadsDuringPhase } from './fake-backend.js';
 

@@ -15,6 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { toJson } from '../../ts/common/io.js';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
 import { parseConfig } from '../../ts/experiment/config.js';
@@ -27,8 +28,7 @@ import type {
 import type { GridEvent } from '../../ts/experiment/grid.js';
 import { chooseThresholds } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 import { countLoads, loadsDuringPhase } from './fake-backend.js';
 
 const MODEL = 'models/tiny';

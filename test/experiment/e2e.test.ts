@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { runExperiment } from '../../ts/run/run.js';
 
 const MODEL = 'models/tiny';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-e2e-'));

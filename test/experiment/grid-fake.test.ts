@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { InterruptedError } from '../../ts/common/errors.js';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { plannedCells } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 
 import { fakeBackend } from './fake-backend.js';
 

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { openModel } from '../../ts/model/open.js';
-import { runExperiment } from '../../ts/run/run.js';
 import { countLoads, fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-loads-'));

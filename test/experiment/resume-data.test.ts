@@ -8,11 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));

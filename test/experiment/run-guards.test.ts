@@ -12,10 +12,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSeeds } from '../../ts/cli/config-merge.js';
 import { ConfigError } from '../../ts/common/errors.js';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 import { fakeBackend } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-run-guards-'));

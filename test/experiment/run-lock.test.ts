@@ -10,9 +10,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { reevaluate } from '../../ts/run/reevaluate.js';
-import { runExperiment } from '../../ts/run/run.js';
+import { reevaluate } from '../../ts/report/reevaluate.js';
 import { fakeBackend } from './fake-backend.js';
 
 const RUN_LOCK_FILE = 'run.lock';

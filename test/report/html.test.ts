@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { reportHtml } from '../../ts/report/html.js';
-
-import { runExperiment } from '../../ts/run/run.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-report-'));

@@ -13,8 +13,8 @@ import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { readModelMeta } from '../model/meta.js';
-import { demoSegmenter } from '../run/segmenter-demo.js';
 import { parseSeeds } from './config-merge.js';
+import { demoSegmenter } from './demo-segmenter.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
 

@@ -2,8 +2,8 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
+import { reevaluate } from '../report/reevaluate.js';
 import { table2Markdown } from '../report/tables.js';
-import { reevaluate } from '../run/reevaluate.js';
 import { metricOptions } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 

@@ -6,12 +6,12 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
-import { checkCellConfigs } from '../experiment/cell-config.js';
-import { plannedCells } from '../experiment/cells.js';
-import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
-import { lockRun, type RunLock } from '../experiment/run-lock.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
 import type { RunData } from '../model/run-files.js';
+import { checkCellConfigs } from './cell-config.js';
+import { plannedCells } from './cells.js';
+import { type ExperimentConfig, parseConfig } from './config.js';
+import { lockRun, type RunLock } from './run-lock.js';
 
 function timestamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');

@@ -9,13 +9,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readJson } from '../common/io.js';
 import { packageVersion } from '../common/version.js';
-import type { Backend, CacheLike } from '../experiment/backend.js';
-import type { CellResult, SplitData, ZeroShotResult } from '../experiment/cells.js';
-import { type ExperimentConfig, VARIANTS } from '../experiment/config.js';
-import { evaluate, testPrevalence } from '../experiment/evaluate.js';
-import type { Results } from '../experiment/results.js';
 import { readModelMeta } from '../model/meta.js';
 import type { DataFingerprint } from '../model/run-files.js';
+import type { Backend, CacheLike } from './backend.js';
+import type { CellResult, SplitData, ZeroShotResult } from './cells.js';
+import { type ExperimentConfig, VARIANTS } from './config.js';
+import { evaluate, testPrevalence } from './evaluate.js';
+import type { Results } from './results.js';
 
 export const DEFINITIONS: Record<string, string> = {
   meanLabelAccuracy:

@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import type { StopSignal } from '../common/interrupt.js';
 import { writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
-import { runCellsOnDevices } from '../distributed/devices.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import {
   type CellResult,
@@ -32,13 +31,13 @@ import { checkSameData, dataFingerprint, writeRunData } from '../experiment/fing
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
+import { assembleResults, cacheFacts, type RunResult } from '../experiment/results-assembly.js';
+import { claimRunFolder, recordedCacheDir, resumedConfig } from '../experiment/run-folder.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { type RunData, readRunData } from '../model/run-files.js';
 import { writeReports } from '../report/write.js';
-
-import { assembleResults, cacheFacts, type RunResult } from './assemble.js';
-import { claimRunFolder, recordedCacheDir, resumedConfig } from './run-folder.js';
+import { runCellsOnDevices } from './devices.js';
 
 /** What `runExperiment` runs, with what, and whom it tells. */
 export interface RunOptions {

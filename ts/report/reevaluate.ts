@@ -15,14 +15,13 @@ import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../
 import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
 import type { Results } from '../experiment/results.js';
+import type { RunResult } from '../experiment/results-assembly.js';
+import { assembleResults } from '../experiment/results-assembly.js';
+import { recordedCacheDir } from '../experiment/run-folder.js';
 import { lockRun } from '../experiment/run-lock.js';
 import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
 import { readRunData } from '../model/run-files.js';
-import { writeReports } from '../report/write.js';
-
-import type { RunResult } from './assemble.js';
-import { assembleResults } from './assemble.js';
-import { recordedCacheDir } from './run-folder.js';
+import { writeReports } from './write.js';
 
 /**
  * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
