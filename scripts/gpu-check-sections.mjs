@@ -257,7 +257,7 @@ const sections = {
     const out = join(root, 'bench', 'out', 'native.json');
     rmSync(out, { force: true });
     const args = [...tsx, join(root, 'bench/native.ts'), '--model', clipDir, '--device', dev, '--batch', String(batch)];
-    args.push('--threads', String(threads), '--warmup', cuda ? '3' : '1', '--iters', cuda ? '10' : '1', '--python', python, '--json');
+    args.push('--threads', String(threads), '--warmup', '3', '--iters', cuda ? '10' : '5', '--python', python, '--json');
     const r = await run(process.execPath, args);
     const res = r.ok ? readJson(out) : null;
     if (!check(res?.addon && res?.python?.eager, `bench/native.ts (${clipPreset}, batch ${batch}, ${r.seconds.toFixed(0)} s): ${r.why}`)) return;

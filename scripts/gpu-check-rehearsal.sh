@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Rehearses the GPU machine's run here, on CPU, as that machine would see it: a fresh folder holding
+# only what travels (the tracked and untracked-not-ignored files, plus the carry from
+# `bash scripts/gpu-check.sh --prepare`), no node, npm or xz on PATH, and a Python that has torch, timm
+# and transformers but not open_clip, ftfy or wcwidth. Then `bash scripts/gpu-check.sh` runs there with
+# CXRMASK_GPU_CHECK_DEVICE=cpu and its results are checked: setup used the carried Node, packages,
+# wheels and addon, every section is ok, and $OUT holds results.json and gpu-check.log only.
+#
+#   bash scripts/gpu-check.sh --prepare && bash scripts/gpu-check-rehearsal.sh
+# Passed through: CXRMASK_GPU_CHECK_ONLY, CXRMASK_GPU_CHECK_SECONDS (default 1200 here),
+# CXRMASK_GPU_CHECK_BUILD=1 (rehearse the build-there path too; several minutes on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '[rehearsal] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+[ -f .cache/gpu/addon.tar.xz ] || die ".cache/gpu is not prepared: run bash scripts/gpu-check.sh --prepare"
+venv_py=$(node -p "require('./build/env.json').python") || die "build/env.json missing: run scripts/setup.sh"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cxrmask-rehearsal-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tree="$work/tree" out="$work/out" bin="$work/bin" py="$work/python"
+mkdir -p "$tree/.cache" "$out" "$bin" "$work/home"
+
+# What travels: the files git does not ignore, and the carry.
+git ls-files -co --exclude-standard -z | xargs -0 -n 200 cp --parents -a -t "$tree"
+cp -a .cache/gpu "$tree/.cache/"
+log "tree: $(du -sh "$tree" | cut -f1) ($(git ls-files -co --exclude-standard | wc -l) files + .cache/gpu)"
+
+# PATH: every tool of /usr/bin and /bin but node, npm, npx, corepack, xz and the system Pythons.
+for f in /usr/bin/* /bin/*; do
+  b=$(basename "$f")
+  case $b in node | npm | npx | corepack | xz | unxz | xzcat | python* | pip*) continue ;; esac
+  [ -e "$bin/$b" ] || ln -s "$f" "$bin/$b"
+done
+
+# Python: a venv over the project venv's packages, with open_clip, ftfy and wcwidth hidden.
+base_py=$("$venv_py" -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))')
+"$base_py" -m venv "$py"
+site=$("$py/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+venv_site=$("$venv_py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat >"$site/_rehearsal_hide.py" <<PY
+# The GPU image lacks these; found only outside the project venv (in the check's --target folder).
+import importlib.machinery, sys
+HIDDEN = {"open_clip", "open_clip_train", "ftfy", "wcwidth"}
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if "." in name or name not in HIDDEN:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if p != "$venv_site"])
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return spec
+sys.meta_path.insert(0, Hide())
+PY
+printf 'import _rehearsal_hide\n%s\n' "$venv_site" >"$site/zz_rehearsal_venv.pth"
+"$py/bin/python" -c 'import torch, timm, transformers' || die "the rehearsal Python cannot import torch, timm, transformers"
+if "$py/bin/python" -c 'import open_clip' 2>/dev/null; then die "open_clip is not hidden"; fi
+
+log "running scripts/gpu-check.sh in $tree"
+set +e
+(cd "$tree" && env -i HOME="$work/home" PATH="$py/bin:$bin" OUT="$out" CXRMASK_GPU_CHECK_DEVICE=cpu \
+  CXRMASK_GPU_CHECK_SECONDS="${CXRMASK_GPU_CHECK_SECONDS:-1200}" \
+  ${CXRMASK_GPU_CHECK_ONLY:+CXRMASK_GPU_CHECK_ONLY="$CXRMASK_GPU_CHECK_ONLY"} \
+  ${CXRMASK_GPU_CHECK_BUILD:+CXRMASK_GPU_CHECK_BUILD="$CXRMASK_GPU_CHECK_BUILD"} \
+  bash scripts/gpu-check.sh)
+rc=$?
+set -e
+
+node - "$out" "$rc" "${CXRMASK_GPU_CHECK_BUILD:-}" <<'JS'
+const fs = require('node:fs');
+const path = require('node:path');
+const [out, rc, build] = process.argv.slice(2);
+const problems = [];
+const files = fs.readdirSync(out).sort().join(',');
+if (files !== 'gpu-check.log,results.json') problems.push(`$OUT holds ${files}`);
+const r = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+const setup = r.sections.setup;
+if (!setup || setup.status !== 'ok') problems.push(`setup: ${JSON.stringify(setup)}`);
+const want = build === '1' ? /addon built here/ : /carried addon used/;
+if (setup && !want.test(setup.note)) problems.push(`setup note lacks ${want}: ${setup.note}`);
+if (setup && !/node v\d+/.test(setup.note)) problems.push(`setup note names no node: ${setup.note}`);
+for (const [name, s] of Object.entries(r.sections)) if (s.status !== 'ok') problems.push(`${name}: ${s.status} ${s.note}`);
+if (rc !== '0') problems.push(`scripts/gpu-check.sh exited ${rc}`);
+for (const p of problems) console.error(`[rehearsal] FAIL ${p}`);
+console.error(`[rehearsal] ${problems.length === 0 ? 'passed' : 'FAILED'}: ${Object.keys(r.sections).length} sections, ${r.table.length} table rows`);
+process.exit(problems.length === 0 ? 0 : 1);
+JS
