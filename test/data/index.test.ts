@@ -25,6 +25,11 @@ test('default index: counts per split, view, label and drops equal what the gene
     0,
   );
   assert.is(dropped, notSel.length);
+  // every metadata row's view is counted, blank ones as "(blank)" (MIMIC's summary once left this {})
+  const seen: Record<string, number> = {};
+  for (const im of s.images) seen[im.view || '(blank)'] = (seen[im.view || '(blank)'] ?? 0) + 1;
+  assert.equal(summary.viewsSeen, seen);
+  assert.ok(Object.keys(seen).length >= 3, JSON.stringify(seen));
   assert.ok(
     notSel.some((im) => im.view === 'LATERAL'),
     'generator should write laterals',

@@ -117,9 +117,9 @@ export class IndexBuild {
   }
 
   /** Counts a view value (blank shown as "(blank)") and says whether the options keep it. */
-  keepsView(view: string, countSeen = true): boolean {
+  keepsView(view: string): boolean {
     const key = view === '' ? '(blank)' : view;
-    if (countSeen) this.viewsSeen[key] = (this.viewsSeen[key] ?? 0) + 1;
+    this.viewsSeen[key] = (this.viewsSeen[key] ?? 0) + 1;
     if (this.opts.views.includes(view)) return true;
     this.dropped.add(`view-not-selected:${key}`);
     return false;

@@ -108,9 +108,7 @@ async function readMetadata(
       take: (dicomId, r) => {
         const [subjectId, studyId, view] = [r.cell(ci.subject), r.cell(ci.study), r.cell(ci.view)];
         const where = `${metaPath}, row ${r.row}, id ${dicomId}`;
-        // MIMIC's summary has never counted the views seen (its viewsSeen is {}): kept so that an index
-        // built again is the same file
-        if (!build.keepsView(view, false)) return;
+        if (!build.keepsView(view)) return;
         const raw = labels.byStudy.get(`${subjectId}/${studyId}`);
         if (!raw) {
           build.dropped.add(
