@@ -273,7 +273,7 @@ void Classifier::Save(const std::string& path, bool weights_only) {
   torch::serialize::OutputArchive ar;
   ar.write("format", c10::IValue(kFormatVersion));
   ar.write("weightsOnly", c10::IValue(weights_only));
-  ar.write("step", c10::IValue(step_));
+  ar.write("step", c10::IValue(step_.load()));
   ar.write("headOnly", c10::IValue(head_only()));
   ar.write("inputDim", c10::IValue(input_dim_));
   ar.write("numLabels", c10::IValue(opts_.num_labels));

@@ -5,6 +5,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -94,7 +95,7 @@ class Classifier {
   bool head_only() const { return !encoder_.has_value(); }
   int64_t input_dim() const { return input_dim_; }
   int64_t num_labels() const { return opts_.num_labels; }
-  int64_t step() const { return step_; }
+  int64_t step() const { return step_.load(); }
   bool bf16_active() const { return bf16_active_; }
   const c10::Device& device() const { return device_; }
   const ClassifierOptions& options() const { return opts_; }
@@ -116,7 +117,8 @@ class Classifier {
   std::vector<at::Tensor> unread_losses_;  // device scalars, read by ReadLosses
   at::Tensor last_grad_norm_;
   int64_t input_dim_ = 0;
-  int64_t step_ = 0;
+  // read by the JS thread (info()) while a worker trains
+  std::atomic<int64_t> step_{0};
   bool bf16_active_ = false;
   std::mutex mu_;
   std::shared_ptr<GradientSync> sync_;

@@ -150,7 +150,7 @@ void Segmenter::Save(const std::string& path, bool weights_only) {
   ar.write("format", c10::IValue(kFormatVersion));
   ar.write("kind", c10::IValue(std::string("segmenter")));
   ar.write("weightsOnly", c10::IValue(weights_only));
-  ar.write("step", c10::IValue(step_));
+  ar.write("step", c10::IValue(step_.load()));
   ar.write("numParams", c10::IValue(num_params_));
   SaveCheckpoint(ar, State(), weights_only ? nullptr : optimizer_.get(), path);
 }

@@ -6,6 +6,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,7 +51,7 @@ class Segmenter {
   // All or nothing: on any error the segmenter keeps the state it had.
   void Load(const std::string& path);
 
-  int64_t step() const { return step_; }
+  int64_t step() const { return step_.load(); }
   int64_t num_params() const { return num_params_; }
   bool bf16_active() const { return bf16_active_; }
   const c10::Device& device() const { return device_; }
@@ -67,7 +68,8 @@ class Segmenter {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<at::Tensor> params_;
   int64_t num_params_ = 0;
-  int64_t step_ = 0;
+  // read by the JS thread (info()) while a worker trains
+  std::atomic<int64_t> step_{0};
   bool bf16_active_ = false;
   std::mutex mu_;
 };
