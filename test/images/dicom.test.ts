@@ -282,4 +282,37 @@ test('a compressed frame larger than Rows × Columns is refused from its own hea
   );
 });
 
+test('a JPEG 2000 frame of thousands of tiny tiles, or a truncated one, is refused by name', async () => {
+  // 1500×1250 with its SIZ tile size set to 6×6: 52,250 tiles. OpenJPEG allocated every tile's coding
+  // parameters (~0.5 GB that the WebAssembly heap keeps), then decoded the one tile it found: a
+  // silently wrong image.
+  const [w, h] = [1500, 1250];
+  const { frame } = await j2kFrame(w, h);
+  const tiny = Buffer.from(frame);
+  tiny.writeUInt32BE(6, 24); // XTsiz (after SOC, SIZ, Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz)
+  tiny.writeUInt32BE(6, 28); // YTsiz
+  const dicom = (f: Uint8Array, W = w, H = h) =>
+    writeDicom({ width: W, height: H, bitsStored: 12, transferSyntax: TRANSFER_SYNTAX.jpeg2000, frame: f });
+  const refused = await refusedWithRss(() => decodeDicom(dicom(tiny)));
+  assert.match(refused.message, /JPEG 2000 frame has 52250 tiles of 6×6; more than 4096 are refused/);
+  assert.ok(refused.grewMB < 100, `RSS grew ${refused.grewMB.toFixed(0)} MB`);
+  const zero = Buffer.from(frame);
+  zero.writeUInt32BE(0, 24);
+  await decodeDicom(dicom(zero)).then(
+    () => assert.unreachable(),
+    (e) => assert.match(e.message, /JPEG 2000 SIZ tile size is 0×1250/),
+  );
+  // cut at 70 %: OpenJPEG reports a 0×0 frame, which is named as what it is
+  const small = await j2kFrame(160, 120);
+  const cut = small.frame.subarray(0, Math.floor(small.frame.length * 0.7));
+  await decodeDicom(dicom(cut, 160, 120)).then(
+    () => assert.unreachable(),
+    (e) =>
+      assert.match(e.message, /JPEG 2000 frame could not be decoded \(a truncated or corrupt codestream\)/),
+  );
+  // the codec still decodes a good frame afterwards
+  const good = await decodeDicom(dicom(small.frame, 160, 120));
+  assert.is(good.width, 160);
+});
+
 test.run();

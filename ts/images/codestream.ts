@@ -90,6 +90,14 @@ function j2kCodestreamStart(b: Uint8Array): number {
   throw new CodestreamError('JPEG 2000 frame is neither a codestream (FF4F) nor a JP2 file with a jp2c box');
 }
 
+/**
+ * The most tiles a JPEG 2000 frame may have. OpenJPEG allocates the coding parameters of every tile
+ * when it reads SIZ, before any data: 52,250 tiles of 12×12 on a 3000×2500 frame took 535 MB that the
+ * WebAssembly heap never gives back. Real X-rays have one tile, or a few of 256² and up; 4,096 still
+ * allows 47×47 tiles on 3000×2500.
+ */
+export const MAX_J2K_TILES = 4096;
+
 /** The image size of a JPEG 2000 codestream from its SIZ segment (which must follow SOC). */
 export function j2kFrameHeader(b: Uint8Array): FrameHeader {
   const s = j2kCodestreamStart(b);
@@ -102,6 +110,15 @@ export function j2kFrameHeader(b: Uint8Array): FrameHeader {
   const y0 = u32(b, s + 20);
   if (x0 > x || y0 > y)
     throw new CodestreamError(`JPEG 2000 SIZ offsets (${x0}, ${y0}) lie outside the image`);
+  const [tw, th, tx0, ty0] = [u32(b, s + 24), u32(b, s + 28), u32(b, s + 32), u32(b, s + 36)];
+  if (tw === 0 || th === 0) throw new CodestreamError(`JPEG 2000 SIZ tile size is ${tw}×${th}`);
+  const tiles = Math.ceil((x - tx0) / tw) * Math.ceil((y - ty0) / th);
+  if (tx0 > x0 || ty0 > y0 || tiles > MAX_J2K_TILES)
+    throw new CodestreamError(
+      tiles > MAX_J2K_TILES
+        ? `JPEG 2000 frame has ${tiles} tiles of ${tw}×${th}; more than ${MAX_J2K_TILES} are refused (the decoder allocates every tile up front)`
+        : `JPEG 2000 SIZ tile offsets (${tx0}, ${ty0}) lie past the image offsets (${x0}, ${y0})`,
+    );
   const components = (b[s + 40] << 8) | b[s + 41];
   return { width: x - x0, height: y - y0, components, scanComponents: components };
 }

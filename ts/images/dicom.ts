@@ -196,6 +196,9 @@ async function jpeg2000Samples(frame: Uint8Array, width: number, height: number)
     d.getEncodedBuffer(frame.length).set(frame);
     d.decode();
     const info = d.getFrameInfo();
+    // OpenJPEG reports a stream it could not decode (truncated, corrupt) as a 0×0 frame, not an error
+    if (info.width === 0 || info.height === 0)
+      throw new DicomError('JPEG 2000 frame could not be decoded (a truncated or corrupt codestream)');
     if (info.width * info.height !== n || info.componentCount !== 1)
       throw new DicomError(
         `JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, the header says ${n} gray pixels`,
