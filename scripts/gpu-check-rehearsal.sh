@@ -4,7 +4,9 @@
 # `bash scripts/gpu-check.sh --prepare`), no node, npm or xz on PATH, and a Python that has torch, timm
 # and transformers but not open_clip, ftfy or wcwidth. Then `bash scripts/gpu-check.sh` runs there with
 # CXRMASK_GPU_CHECK_DEVICE=cpu and its results are checked: setup used the carried Node, packages,
-# wheels and addon, every section is ok, and $OUT holds results.json and gpu-check.log only.
+# wheels and addon, every section is ok, and $OUT holds results.json and gpu-check.log only. A second
+# call then plays a rerun on the warm machine after a fix here: same tree, a changed dist.tar.xz, which
+# must replace the dist/ the first call unpacked.
 #
 #   bash scripts/gpu-check.sh --prepare && bash scripts/gpu-check-rehearsal.sh
 # Passed through: CXRMASK_GPU_CHECK_ONLY, CXRMASK_GPU_CHECK_SECONDS (default 1200 here),
@@ -56,17 +58,19 @@ printf 'import _rehearsal_hide\n%s\n' "$venv_site" >"$site/zz_rehearsal_venv.pth
 "$py/bin/python" -c 'import torch, timm, transformers' || die "the rehearsal Python cannot import torch, timm, transformers"
 if "$py/bin/python" -c 'import open_clip' 2>/dev/null; then die "open_clip is not hidden"; fi
 
-log "running scripts/gpu-check.sh in $tree"
-set +e
-(cd "$tree" && env -i HOME="$work/home" PATH="$py/bin:$bin" OUT="$out" CXRMASK_GPU_CHECK_DEVICE=cpu \
-  CXRMASK_GPU_CHECK_SECONDS="${CXRMASK_GPU_CHECK_SECONDS:-1200}" \
-  ${CXRMASK_GPU_CHECK_ONLY:+CXRMASK_GPU_CHECK_ONLY="$CXRMASK_GPU_CHECK_ONLY"} \
-  ${CXRMASK_GPU_CHECK_BUILD:+CXRMASK_GPU_CHECK_BUILD="$CXRMASK_GPU_CHECK_BUILD"} \
-  bash scripts/gpu-check.sh)
-rc=$?
-set -e
-
-node - "$out" "$rc" "${CXRMASK_GPU_CHECK_BUILD:-}" <<'JS'
+# check_run ONLY BUILD: scripts/gpu-check.sh there, as the GPU machine runs it; then its results checked.
+check_run() {
+  local only=$1 build=$2 rc
+  rm -rf "$out" && mkdir -p "$out"
+  log "running scripts/gpu-check.sh in $tree${only:+ (sections $only)}"
+  set +e
+  (cd "$tree" && env -i HOME="$work/home" PATH="$py/bin:$bin" OUT="$out" CXRMASK_GPU_CHECK_DEVICE=cpu \
+    CXRMASK_GPU_CHECK_SECONDS="${CXRMASK_GPU_CHECK_SECONDS:-1200}" \
+    ${only:+CXRMASK_GPU_CHECK_ONLY="$only"} ${build:+CXRMASK_GPU_CHECK_BUILD="$build"} \
+    bash scripts/gpu-check.sh)
+  rc=$?
+  set -e
+  node - "$out" "$rc" "$build" <<'JS'
 const fs = require('node:fs');
 const path = require('node:path');
 const [out, rc, build] = process.argv.slice(2);
@@ -85,3 +89,18 @@ for (const p of problems) console.error(`[rehearsal] FAIL ${p}`);
 console.error(`[rehearsal] ${problems.length === 0 ? 'passed' : 'FAILED'}: ${Object.keys(r.sections).length} sections, ${r.table.length} table rows`);
 process.exit(problems.length === 0 ? 0 : 1);
 JS
+}
+
+check_run "${CXRMASK_GPU_CHECK_ONLY:-}" "${CXRMASK_GPU_CHECK_BUILD:-}"
+
+# A second call on the warm machine after a fix here: the tree keeps last call's ignored outputs, the
+# carry is new. Its dist/ must replace the old one (no stale module left) and the check still pass.
+rm -rf "$work/dist-new" && mkdir -p "$work/dist-new"
+tar -xJf .cache/gpu/dist.tar.xz -C "$work/dist-new"
+echo "carried by the second call" >"$work/dist-new/dist/carry-marker.txt"
+(cd "$work/dist-new" && tar -cf - dist | xz -T0 -1 >"$tree/.cache/gpu/dist.tar.xz")
+echo "export const stale = true;" >"$tree/dist/stale-from-the-last-call.js"
+check_run env ""
+[ -f "$tree/dist/carry-marker.txt" ] || die "the second call kept the last call's dist/ (the new carry was not unpacked)"
+[ ! -e "$tree/dist/stale-from-the-last-call.js" ] || die "a module of the last call's dist/ lingers"
+log "second call: the changed dist.tar.xz replaced dist/"

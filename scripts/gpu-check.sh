@@ -161,25 +161,39 @@ PY
   fi
 }
 
+# carried NAME TARGET [DIR]: unpacks $CARRY/NAME.tar.xz into DIR when TARGET is missing, or when this
+# machine unpacked another NAME.tar.xz before (a warm machine keeps ignored outputs between calls, and
+# the carry may have changed since: a fix must not meet last call's dist/ or addon).
+carried() {
+  local name=$1 target=$2 dir=${3:-.} sum stamp="$RUN/stamps/$1"
+  [ -f "$CARRY/$name.tar.xz" ] || return 1
+  sum=$(cksum <"$CARRY/$name.tar.xz")
+  if [ -e "$target" ] && { [ ! -f "$stamp" ] || [ "$(cat "$stamp")" = "$sum" ]; }; then return 0; fi
+  [ "$name" = dist ] && rm -rf dist # an earlier carry's modules must not linger
+  unpack "$CARRY/$name.tar.xz" "$dir" && mkdir -p "$RUN/stamps" && echo "$sum" >"$stamp"
+}
+
 # 1. Node: on PATH, or the carried build (CXRMASK_GPU_CHECK_NODE=carried: always the carried one).
 if [ "${CXRMASK_GPU_CHECK_NODE:-}" = carried ] || ! command -v node >/dev/null 2>&1; then
   [ -f "$CARRY/node.tar.xz" ] || { setup_fail "no node on PATH and $CARRY/node.tar.xz not carried (run --prepare)"; }
-  unpack "$CARRY/node.tar.xz" "$RUN" && export PATH="$RUN/package/bin:$PATH"
+  carried node "$RUN/package/bin/node" "$RUN" && export PATH="$RUN/package/bin:$PATH"
 fi
 command -v node >/dev/null 2>&1 && note "node $(node --version)"
-# 2. npm packages, dist/, the tiny exports (where the tree lacks them).
-[ -e node_modules/tsx/package.json ] || unpack "$CARRY/node-deps.tar.xz" || setup_fail "node-deps.tar.xz did not unpack"
+# 2. npm packages, dist/, the tiny exports (where the tree lacks them, or anew from a changed carry).
+carried node-deps node_modules/tsx/package.json || setup_fail "node-deps.tar.xz did not unpack"
 if [ ! -x node_modules/esbuild/bin/esbuild ]; then
   esb=$(ls node_modules/@esbuild/*/bin/esbuild 2>/dev/null | head -1)
   [ -n "$esb" ] && export ESBUILD_BINARY_PATH="$PWD/$esb"
 fi
-[ -f dist/index.js ] || unpack "$CARRY/dist.tar.xz" || setup_fail "dist.tar.xz did not unpack"
-[ -f models/tiny/reference.json ] || unpack "$CARRY/models.tar.xz" || setup_fail "models.tar.xz did not unpack"
+carried dist dist/index.js || setup_fail "dist.tar.xz did not unpack"
+carried models models/tiny/reference.json || setup_fail "models.tar.xz did not unpack"
 # 3. Python packages the GPU image lacks (open_clip for the exports and the eager baselines).
+# An earlier call's install is used as it is (a warm machine keeps $RUN/site).
+export PYTHONPATH="$RUN/site${PYTHONPATH:+:$PYTHONPATH}"
 if ! timeout 60 "$PY" -c 'import open_clip, ftfy' 2>/dev/null; then
-  timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$RUN/site" \
+  timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$RUN/site" \
     "$CARRY"/wheels/open_clip_torch-*.whl "$CARRY"/wheels/ftfy-*.whl "$CARRY"/wheels/wcwidth-*.whl \
-    && export PYTHONPATH="$RUN/site${PYTHONPATH:+:$PYTHONPATH}" || setup_fail "pip install of the carried wheels failed"
+    || setup_fail "pip install of the carried wheels failed"
   timeout 60 "$PY" -c 'import open_clip' || setup_fail "open_clip not importable"
 fi
 # 4. The addon: the carried one when it loads against this torch, else built here.
@@ -190,7 +204,7 @@ addon_loads() {
     if (d.torch.version.split("+")[0] !== process.argv[1].split("+")[0]) throw new Error(`built against ${d.torch.version}`);
     console.log(`addon loads: torch ${d.torch.version}, cuda ${d.cuda.available}, gloo ${b.ProcessGroup.backends().gloo}, nccl ${b.ProcessGroup.backends().nccl}`);' "$TORCH_VERSION"
 }
-[ -f build/Release/cxrmask_native.node ] || unpack "$CARRY/addon.tar.xz" || note "addon.tar.xz not carried"
+carried addon build/Release/cxrmask_native.node || note "addon.tar.xz not carried"
 if [ "${CXRMASK_GPU_CHECK_BUILD:-}" != 1 ] && [ -f build/Release/cxrmask_native.node ] && addon_loads; then
   note "carried addon used (built against torch $(cat build/Release/torch-version.txt 2>/dev/null))"
 else
