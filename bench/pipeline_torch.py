@@ -15,6 +15,7 @@ Prints one JSON line.
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,24 @@ def timed(loader, step, seconds, device, warm=3):
     return {"imgPerSec": images / s, "waitFraction": wait / s, "steps": steps - warm, "seconds": s}
 
 
+PREFETCH = 4
+
+
+def item_bytes(records: bool, size: int) -> int:
+    """Bytes of one item a worker hands over: a uint8 record (gray + contour planes) or a float32 image."""
+    return 2 * size * size if records else 3 * size * size * 4
+
+
+def shm_workers(wanted: int, prefetch: int, batch_bytes: int) -> int:
+    """Workers whose batches in flight fit half of /dev/shm: worker batches travel through it, and a
+    container's default 64 MB would kill them mid-run (14 workers x 4 x 256 records is ~1.4 GB)."""
+    if wanted == 0 or not os.path.isdir("/dev/shm"):
+        return wanted
+    st = os.statvfs("/dev/shm")
+    free = st.f_bavail * st.f_frsize
+    return max(0, min(wanted, free // (2 * prefetch * batch_bytes)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, required=True)
@@ -175,15 +194,19 @@ def main(argv=None):
         paths = [line for line in args.list.read_text().splitlines() if line]
         n_items = len(paths)
 
+    used_workers = {}
+
     def loader(batch):
         # enough items for the budget at any speed; workers stop with the iterator
         if args.cache:
             ds = Records(cache_dir, length=batch * 100_000)
         else:
             ds = Jpegs(paths, size, meta["mean"], meta["std"], length=batch * 100_000)
+        workers = shm_workers(args.workers, PREFETCH, batch * item_bytes(args.cache is not None, size))
+        used_workers[batch] = workers
         return torch.utils.data.DataLoader(
-            ds, batch_size=batch, shuffle=False, num_workers=args.workers, pin_memory=device.type == "cuda",
-            persistent_workers=False, prefetch_factor=4 if args.workers else None)
+            ds, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
+            persistent_workers=False, prefetch_factor=PREFETCH if workers else None)
 
     def images(x, original=True, masked=False):
         return records_to_images(x, mean, std, table, original, masked) if args.cache else x
@@ -201,7 +224,9 @@ def main(argv=None):
 
     visual.train()
     head = nn.Linear(meta["embedDim"], 5).to(device)
-    opt = torch.optim.AdamW([{"params": visual.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-3}])
+    # fused on CUDA, as the addon's AdamW is
+    opt = torch.optim.AdamW([{"params": visual.parameters(), "lr": 1e-5}, {"params": head.parameters(), "lr": 1e-3}],
+                            fused=device.type == "cuda")
     bce = nn.BCEWithLogitsLoss()
 
     def train_step(x, y):
@@ -216,6 +241,7 @@ def main(argv=None):
 
     train = timed(loader(args.train_batch), train_step, args.seconds, device)
     out = {"torch": torch.__version__, "device": str(device), "bf16": args.bf16, "workers": args.workers,
+           "workersUsed": used_workers,
            "input": "cache" if args.cache else "jpegs", "items": n_items, "features": features, "train": train,
            "note": ("uint8 records from a numpy memmap, pinned, non_blocking; painted and normalised on the device; "
                     "features: original and masked rows per record" if args.cache else

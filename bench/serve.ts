@@ -10,7 +10,8 @@
  *     [--model models/tiny] [--segmenter models/seg-tiny] [--device cpu] [--threads T] [--python PATH]
  *
  * --eager: the Python side builds the models as a PyTorch user does (open_clip image tower, U-Net
- * nn.Module, same weights) instead of loading the TorchScript files; --bf16: under bf16 autocast.
+ * nn.Module, same weights) instead of loading the TorchScript files; --bf16: both sides under bf16
+ * autocast (the addon's image tower and segmenter, `cxrmask serve --bf16`; the Python models).
  * Writes bench/out/serve.json (--out: the synthetic JPEGs and serve.json there). The GPU run of the
  * real-size presets is in scripts/gpu-check.mjs.
  */
@@ -107,9 +108,16 @@ const images = files.map((f) => readFileSync(f));
 process.stderr.write(`[serve] ${images.length} JPEGs ${a.width}×${a.height}, ${REPS} passes each\n`);
 
 // 2. In process: the library call a Node service makes.
-const segmenter = await Segmenter.load(a.segmenter, { device });
+const bf16 = a.bf16 ? { bf16: true } : {};
+const segmenter = await Segmenter.load(a.segmenter, { device, ...bf16 });
 // Timing only: an untrained export segments as fast as a trained one.
-const predictor = await MaskingPredictor.load({ modelDir: a.model, device, segmenter, untrained: true });
+const predictor = await MaskingPredictor.load({
+  modelDir: a.model,
+  device,
+  segmenter,
+  untrained: true,
+  ...bf16,
+});
 const call = async (b: Buffer) => {
   const r = await predictor.predict(b, null, { overlay: true });
   if (r.maskSource !== 'segmenter' || !r.overlayPng) throw new Error('no predicted-mask answer');
@@ -128,6 +136,7 @@ const serveArgs = [
 ];
 serveArgs.push('--port', '0', '--max-queue', '64', '--log', 'error');
 if (a.threads) serveArgs.push('--threads', a.threads);
+if (a.bf16) serveArgs.push('--bf16');
 const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'ts/cli/main.ts'), ...serveArgs], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });

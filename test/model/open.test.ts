@@ -18,6 +18,7 @@ import {
   promptPair,
 } from '../../ts/model/prompts.js';
 import { loadTokenizer } from '../../ts/model/tokenizer.js';
+import { diagnostics } from '../../ts/native.js';
 import { tempDir } from '../data/helpers.js';
 import { python } from '../explain/helpers.js';
 import { MODEL_DIR, ROOT, requireModel } from '../native/helpers.js';
@@ -247,6 +248,30 @@ test('openModel: each kind from its checkpoint; predictions and attributions as 
     );
     assert.ok(readFileSync(c.lpCkpt).length > 0);
   } finally {
+    await c.lp.dispose();
+    await c.jft.dispose();
+  }
+});
+
+test('openModel bf16: the zero-shot and linear-probe towers run under bf16 autocast, as the parts do', async () => {
+  requireModel();
+  const dir = tempDir();
+  const c = await checkpoints(dir);
+  const clip = await ClipModel.load(MODEL_DIR, { device: 'cpu' });
+  try {
+    const f16 = await clip.encodeImage(c.x, 2, { bf16: true });
+    const lp = await openModel({ modelDir: MODEL_DIR, checkpoint: c.lpCkpt, device: 'cpu', bf16: true });
+    assert.equal(Array.from(await lp.embed!(c.x, 2)), Array.from(f16));
+    assert.equal(Array.from(await lp.predict(c.x, 2)), Array.from(await c.lp.predict(f16, 2)));
+    await lp.dispose();
+    const zs = await openModel({ modelDir: MODEL_DIR, device: 'cpu', bf16: true });
+    assert.equal(Array.from(await zs.embed!(c.x, 2)), Array.from(f16));
+    assert.equal(Array.from(await zs.predict(c.x, 2)), Array.from(await zs.predictFeatures!(f16, 2)));
+    await zs.dispose();
+    // bf16 is really on here, or the test shows nothing: its features differ from float32's
+    if (diagnostics().cpu.bf16) assert.not.equal(Array.from(f16), Array.from(c.feats));
+  } finally {
+    await clip.dispose();
     await c.lp.dispose();
     await c.jft.dispose();
   }

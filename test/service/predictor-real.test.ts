@@ -18,6 +18,7 @@ import { preprocess } from '../../ts/images/preprocess.js';
 import { preprocessFor } from '../../ts/model/backend-real.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { readModelMeta } from '../../ts/model/meta.js';
+import { diagnostics } from '../../ts/native.js';
 import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 
@@ -62,6 +63,26 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
     () => assert.unreachable('a disposed predictor must reject'),
     (e: Error) => assert.match(e.message, /disposed/),
   );
+});
+
+test('bf16: the image tower runs under bf16 autocast where the CPU has it; scores stay near float32', async () => {
+  const fp32 = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu' });
+  const bf16 = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', bf16: true });
+  const [a, b] = [
+    await fp32.predict(images[0]!.path, images[0]!.row),
+    await bf16.predict(images[0]!.path, images[0]!.row),
+  ];
+  const diffs = FINDINGS.flatMap((f) => [
+    Math.abs(a.original[f] - b.original[f]),
+    Math.abs(a.masked![f] - b.masked![f]),
+  ]);
+  const worst = Math.max(...diffs);
+  assert.ok(worst < 0.05, `bf16 moved a probability by ${worst}`);
+  // without AVX512-BF16/AMX autocast is off and the answers are float32's exactly
+  if (diagnostics().cpu.bf16) assert.ok(worst > 0, 'bf16 asked for on a bf16 CPU, yet float32 answers');
+  else assert.is(worst, 0);
+  await fp32.dispose();
+  await bf16.dispose();
 });
 
 test('fine-tuned checkpoint served by the predictor equals Classifier.predict', async () => {

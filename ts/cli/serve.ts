@@ -29,6 +29,7 @@ export interface ServeArgv extends ImageLimitArgv {
   bodyLimit: string;
   device: 'auto' | 'cpu' | 'cuda';
   threads?: number;
+  bf16?: boolean;
   grace: number;
   log: 'info' | 'warn' | 'error' | 'silent';
 }
@@ -95,6 +96,11 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         describe: 'where to run',
       })
       .option('threads', { type: 'number', describe: 'intra-op CPU threads of the models' })
+      .option('bf16', {
+        type: 'boolean',
+        describe:
+          'run the image tower and the segmenter under bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX)',
+      })
       .option('grace', {
         type: 'number',
         default: 30,
@@ -142,7 +148,11 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         : null;
       const untrained = argv.allowUntrained === true;
       const segmenter = argv.segmenter
-        ? await openSegmenter(argv.segmenter, { device: argv.device, untrained })
+        ? await openSegmenter(argv.segmenter, {
+            device: argv.device,
+            untrained,
+            ...(argv.bf16 ? { bf16: true } : {}),
+          })
         : null;
       const predictor = await MaskingPredictor.load({
         segmenter,
@@ -151,6 +161,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         checkpoint: src.checkpoint,
         ...(argv.kind ? { kind: argv.kind } : {}),
         device: argv.device,
+        ...(argv.bf16 ? { bf16: true } : {}),
         ...(src.overlay ? { overlay: src.overlay } : {}),
         imageLimits,
       });

@@ -43,7 +43,10 @@ export interface OpenModelOptions {
   /** Zero-shot prompt templates (default DEFAULT_PROMPT / DEFAULT_NEGATIVE_PROMPT; null: no negative). */
   prompt?: string;
   negativePrompt?: string | null;
-  /** bf16 autocast of a fine-tuned classifier (CUDA, or CPUs with AVX512-BF16/AMX). */
+  /**
+   * bf16 autocast of the image tower's forward, whatever the kind (CUDA, or CPUs with
+   * AVX512-BF16/AMX; elsewhere float32).
+   */
   bf16?: boolean;
   /** For tests / custom stacks; default the addon's (realModelBackend). */
   backend?: ModelBackend;
@@ -146,14 +149,15 @@ async function openZeroShot(
   }
   const predictFeatures = async (f: Float32Array, n: number) =>
     zeroShotScores(f, n, bank, clip.logitScale)['per-finding'];
+  const forward = o.bf16 ? { bf16: true } : {};
   // Each finding's pair of prompts is encoded on its own, when first explained.
   const texts = new Map<number, Float32Array>();
   return {
     kind: 'zeroshot',
     device,
-    embed: (x, n) => clip.encodeImage(x, n),
+    embed: (x, n) => clip.encodeImage(x, n, forward),
     predictFeatures,
-    predict: async (x, n) => predictFeatures(await clip.encodeImage(x, n), n),
+    predict: async (x, n) => predictFeatures(await clip.encodeImage(x, n, forward), n),
     attribute: async (x, n, k, options) => {
       const attribute = need(clip.attribute, 'attribute', clip);
       let text = texts.get(k);
@@ -213,6 +217,7 @@ async function openHeadOverTower(
     modelDir: o.modelDir,
     backend,
     ...(o.clip ? { clip: o.clip } : {}),
+    ...(o.bf16 ? { bf16: true } : {}),
   });
 }
 
@@ -263,6 +268,8 @@ export interface OpenedClassifierOptions {
   backend?: ModelBackend;
   /** headOnly: a tower already loaded, borrowed instead (dispose() leaves it to its owner). */
   clip?: ClipLike;
+  /** headOnly: the tower's forward under bf16 autocast (where supported). */
+  bf16?: boolean;
 }
 
 /**
@@ -317,7 +324,8 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
     return loading;
   };
   let weights: Promise<{ weight: Float32Array; bias: Float32Array }> | null = null;
-  const embed = async (x: ImageInput, n: number) => (await tower()).encodeImage(x, n);
+  const forward = o.bf16 ? { bf16: true } : {};
+  const embed = async (x: ImageInput, n: number) => (await tower()).encodeImage(x, n, forward);
   return {
     kind: o.kind,
     device: o.device,

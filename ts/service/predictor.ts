@@ -81,6 +81,11 @@ export interface PredictorOptions {
   prompt?: string;
   negativePrompt?: string | null;
   /**
+   * The image tower under bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX; elsewhere float32), as
+   * openModel's `bf16`. A segmenter given is loaded with its own `bf16`.
+   */
+  bf16?: boolean;
+  /**
    * Overlay (contour) options passed to the data layer (colours, alpha, thickness). Default: for a
    * checkpoint inside runs/<run>/cells/, the contour thickness and source of the run's cache.
    */
@@ -118,6 +123,7 @@ const PredictorLoadSchema = z
     imageLimits: z.unknown().optional(),
     segmenter: anObject.nullable().optional(),
     untrained: flag,
+    bf16: flag,
     preprocessFn: aFunction.optional(),
   })
   .strict();
@@ -230,6 +236,7 @@ export class MaskingPredictor {
       ...(o.kind ? { kind: o.kind } : {}),
       ...(o.prompt === undefined ? {} : { prompt: o.prompt }),
       ...(o.negativePrompt === undefined ? {} : { negativePrompt: o.negativePrompt }),
+      ...(o.bf16 ? { bf16: true } : {}),
     });
     try {
       // a service loads everything at startup: a missing or broken clip.pt fails here, not per request
