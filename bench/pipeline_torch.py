@@ -196,14 +196,14 @@ def main(argv=None):
 
     used_workers = {}
 
-    def loader(batch):
+    def loader(batch, name):
         # enough items for the budget at any speed; workers stop with the iterator
         if args.cache:
             ds = Records(cache_dir, length=batch * 100_000)
         else:
             ds = Jpegs(paths, size, meta["mean"], meta["std"], length=batch * 100_000)
         workers = shm_workers(args.workers, PREFETCH, batch * item_bytes(args.cache is not None, size))
-        used_workers[batch] = workers
+        used_workers[name] = workers
         return torch.utils.data.DataLoader(
             ds, batch_size=batch, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda",
             persistent_workers=False, prefetch_factor=PREFETCH if workers else None)
@@ -218,7 +218,7 @@ def main(argv=None):
         with autocast:
             visual(images(x, True, bool(args.cache))).float().cpu()
 
-    features = timed(loader(args.feature_batch), feature_step, args.seconds, device)
+    features = timed(loader(args.feature_batch, "features"), feature_step, args.seconds, device)
     if args.cache:  # two model rows per record
         features["rowsPerSec"] = 2 * features["imgPerSec"]
 
@@ -239,7 +239,7 @@ def main(argv=None):
         opt.step()
         loss.item()  # the addon returns the loss each step: the same sync point
 
-    train = timed(loader(args.train_batch), train_step, args.seconds, device)
+    train = timed(loader(args.train_batch, "train"), train_step, args.seconds, device)
     out = {"torch": torch.__version__, "device": str(device), "bf16": args.bf16, "workers": args.workers,
            "workersUsed": used_workers,
            "input": "cache" if args.cache else "jpegs", "items": n_items, "features": features, "train": train,

@@ -32,7 +32,7 @@ log "tree: $(du -sh "$tree" | cut -f1) ($(git ls-files -co --exclude-standard | 
 for f in /usr/bin/* /bin/*; do
   b=$(basename "$f")
   case $b in node | npm | npx | corepack | xz | unxz | xzcat | python* | pip*) continue ;; esac
-  [ -e "$bin/$b" ] || ln -s "$f" "$bin/$b"
+  [ -e "$bin/$b" ] || ln -sf "$f" "$bin/$b"
 done
 
 # Python: a venv over the project venv's packages, with open_clip, ftfy and wcwidth hidden.

@@ -163,14 +163,20 @@ PY
 
 # carried NAME TARGET [DIR]: unpacks $CARRY/NAME.tar.xz into DIR when TARGET is missing, or when this
 # machine unpacked another NAME.tar.xz before (a warm machine keeps ignored outputs between calls, and
-# the carry may have changed since: a fix must not meet last call's dist/ or addon).
+# the carry may have changed since: a fix must not meet last call's dist/ or addon). The stamp says
+# "unpacking" until the unpack ends, so a call cut short is unpacked again by the next.
 carried() {
-  local name=$1 target=$2 dir=${3:-.} sum stamp="$RUN/stamps/$1"
-  [ -f "$CARRY/$name.tar.xz" ] || return 1
-  sum=$(cksum <"$CARRY/$name.tar.xz")
-  if [ -e "$target" ] && { [ ! -f "$stamp" ] || [ "$(cat "$stamp")" = "$sum" ]; }; then return 0; fi
-  [ "$name" = dist ] && rm -rf dist # an earlier carry's modules must not linger
-  unpack "$CARRY/$name.tar.xz" "$dir" && mkdir -p "$RUN/stamps" && echo "$sum" >"$stamp"
+  local name=$1 target=$2 dir=${3:-.} sum stamp="$RUN/stamps/$1" archive="$CARRY/$1.tar.xz" ours=0
+  [ -f "$stamp" ] && ours=1
+  if [ -e "$target" ] && { [ ! -f "$archive" ] || [ "$ours" = 0 ]; }; then return 0; fi
+  [ -f "$archive" ] || return 1
+  sum=$(cksum <"$archive")
+  [ "$ours" = 1 ] && [ "$(cat "$stamp")" = "$sum" ] && [ -e "$target" ] && return 0
+  mkdir -p "$RUN/stamps" && echo unpacking >"$stamp"
+  # what an earlier carry unpacked must not linger (a module or package the new one dropped)
+  [ "$name" = dist ] && rm -rf dist
+  [ "$name" = node-deps ] && [ "$ours" = 1 ] && rm -rf node_modules
+  unpack "$archive" "$dir" && echo "$sum" >"$stamp"
 }
 
 # 1. Node: on PATH, or the carried build (CXRMASK_GPU_CHECK_NODE=carried: always the carried one).

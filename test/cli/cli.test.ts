@@ -13,6 +13,7 @@ import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js'
 import { buildCli } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
+import { diagnostics } from '../../ts/native.js';
 import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
@@ -32,6 +33,19 @@ test('runs when started through a symlink, as npm bin links and npx do', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', link, '--version'], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
   assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+});
+
+test('predict --bf16: the image tower runs under bf16 autocast where the CPU has it, near float32', () => {
+  const image = join(import.meta.dirname, '..', 'data', 'fixtures', 'phantom-640x768.jpg');
+  const scores = (extra: string[]) => {
+    const r = runCli(['predict', image, '--model', 'models/tiny', '--device', 'cpu', '--json', ...extra]);
+    assert.is(r.code, 0, r.err);
+    return (JSON.parse(r.out) as { original: Record<string, number> }).original;
+  };
+  const [a, b] = [scores([]), scores(['--bf16'])];
+  const worst = Math.max(...Object.keys(a).map((f) => Math.abs(a[f]! - b[f]!)));
+  assert.ok(worst < 0.05, `--bf16 moved a probability by ${worst}`);
+  if (diagnostics().cpu.bf16) assert.ok(worst > 0, '--bf16 on a bf16 CPU gave float32 answers');
 });
 
 test('top-level help lists every command', async () => {

@@ -3,7 +3,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../common/labels.js';
 import { openSegmenter } from '../segment/open.js';
 import { chexmaskRowFor, MaskingPredictor } from '../service/predictor.js';
-import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
+import { bf16Option, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
 export interface PredictArgv extends ImageLimitArgv {
@@ -16,6 +16,7 @@ export interface PredictArgv extends ImageLimitArgv {
   checkpoint?: string;
   kind?: 'zeroshot' | 'linear-probe' | 'finetune';
   device: 'auto' | 'cpu' | 'cuda';
+  bf16?: boolean;
   json?: boolean;
 }
 
@@ -24,7 +25,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
   describe:
     'Per-finding probabilities for one chest X-ray, as given and with its CheXmask lung/heart contours drawn in (inference-time masking); zero-shot without --checkpoint',
   builder: (y: Argv<object>) =>
-    imageLimitOptions(y)
+    bf16Option(imageLimitOptions(y))
       .positional('image', { type: 'string', describe: 'JPEG/PNG file', demandOption: true })
       .option('chexmask', { type: 'string', describe: 'CheXmask CSV holding the row of this image' })
       .option('segmenter', {
@@ -69,7 +70,11 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
       const untrained = argv.allowUntrained === true;
       const segmenter = argv.segmenter
-        ? await openSegmenter(argv.segmenter, { device: argv.device, untrained })
+        ? await openSegmenter(argv.segmenter, {
+            device: argv.device,
+            untrained,
+            ...(argv.bf16 ? { bf16: true } : {}),
+          })
         : null;
       const p = await MaskingPredictor.load({
         segmenter,
@@ -78,6 +83,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
         checkpoint: argv.checkpoint ?? null,
         ...(argv.kind ? { kind: argv.kind } : {}),
         device: argv.device,
+        ...(argv.bf16 ? { bf16: true } : {}),
         imageLimits,
       });
       try {

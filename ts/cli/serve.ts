@@ -12,7 +12,7 @@ import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/
 import { resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
-import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
+import { bf16Option, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
 export interface ServeArgv extends ImageLimitArgv {
@@ -44,7 +44,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
   describe:
     'HTTP service: POST a chest X-ray JPEG to /predict → probabilities on the original and on the lung/heart-masked image (CheXmask row by dicomId, or predicted by --segmenter); /healthz, /metrics',
   builder: (y: Argv<object>) =>
-    imageLimitOptions(y)
+    bf16Option(imageLimitOptions(y))
       .option('model', {
         type: 'string',
         default: 'models/tiny',
@@ -96,11 +96,6 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         describe: 'where to run',
       })
       .option('threads', { type: 'number', describe: 'intra-op CPU threads of the models' })
-      .option('bf16', {
-        type: 'boolean',
-        describe:
-          'run the image tower and the segmenter under bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX)',
-      })
       .option('grace', {
         type: 'number',
         default: 30,

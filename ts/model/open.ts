@@ -44,8 +44,8 @@ export interface OpenModelOptions {
   prompt?: string;
   negativePrompt?: string | null;
   /**
-   * bf16 autocast of the image tower's forward, whatever the kind (CUDA, or CPUs with
-   * AVX512-BF16/AMX; elsewhere float32).
+   * bf16 autocast of the image tower, whatever the kind (CUDA, or CPUs with AVX512-BF16/AMX; elsewhere
+   * float32): its forward, and attribution unless its options say otherwise.
    */
   bf16?: boolean;
   /** For tests / custom stacks; default the addon's (realModelBackend). */
@@ -149,15 +149,15 @@ async function openZeroShot(
   }
   const predictFeatures = async (f: Float32Array, n: number) =>
     zeroShotScores(f, n, bank, clip.logitScale)['per-finding'];
-  const forward = o.bf16 ? { bf16: true } : {};
+  const towerOptions = o.bf16 ? { bf16: true } : {};
   // Each finding's pair of prompts is encoded on its own, when first explained.
   const texts = new Map<number, Float32Array>();
   return {
     kind: 'zeroshot',
     device,
-    embed: (x, n) => clip.encodeImage(x, n, forward),
+    embed: (x, n) => clip.encodeImage(x, n, towerOptions),
     predictFeatures,
-    predict: async (x, n) => predictFeatures(await clip.encodeImage(x, n, forward), n),
+    predict: async (x, n) => predictFeatures(await clip.encodeImage(x, n, towerOptions), n),
     attribute: async (x, n, k, options) => {
       const attribute = need(clip.attribute, 'attribute', clip);
       let text = texts.get(k);
@@ -166,13 +166,21 @@ async function openZeroShot(
         text = await clip.encodeText(tok.encode(pair), pair.length);
         texts.set(k, text);
       }
-      return attribute(x, n, text, options);
+      return attribute(x, n, text, withBf16(o.bf16, options));
     },
     describe: (k) => zeroShotLogit(prompts, k),
     dispose: async () => {
       if (own) await clip.dispose();
     },
   };
+}
+
+/** Attribution options with the opened model's bf16 where they do not say it themselves. */
+function withBf16(
+  bf16: boolean | undefined,
+  options: AttributionOptions | undefined,
+): AttributionOptions | undefined {
+  return bf16 && options?.bf16 === undefined ? { ...options, bf16: true } : options;
 }
 
 function zeroShotLogit(p: FindingPrompts, k: number): string {
@@ -324,8 +332,8 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
     return loading;
   };
   let weights: Promise<{ weight: Float32Array; bias: Float32Array }> | null = null;
-  const forward = o.bf16 ? { bf16: true } : {};
-  const embed = async (x: ImageInput, n: number) => (await tower()).encodeImage(x, n, forward);
+  const towerOptions = o.bf16 ? { bf16: true } : {};
+  const embed = async (x: ImageInput, n: number) => (await tower()).encodeImage(x, n, towerOptions);
   return {
     kind: o.kind,
     device: o.device,
@@ -339,7 +347,7 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
       const { weight, bias } = await weights;
       const d = t.embedDim;
       if (!(k >= 0 && k < NUM_LABELS)) throw new RangeError(`finding must be in [0,${NUM_LABELS}), got ${k}`);
-      return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, options);
+      return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, withBf16(o.bf16, options));
     },
     describe,
     ready: async () => {
