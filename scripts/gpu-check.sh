@@ -194,12 +194,16 @@ fi
 carried dist dist/index.js || setup_fail "dist.tar.xz did not unpack"
 carried models models/tiny/reference.json || setup_fail "models.tar.xz did not unpack"
 # 3. Python packages the GPU image lacks (open_clip for the exports and the eager baselines).
-# An earlier call's install is used as it is (a warm machine keeps $RUN/site).
+# An earlier call's install is kept while the carried wheels are the same (a warm machine keeps
+# $RUN/site); an image that has open_clip itself needs none.
 export PYTHONPATH="$RUN/site${PYTHONPATH:+:$PYTHONPATH}"
-if ! timeout 60 "$PY" -c 'import open_clip, ftfy' 2>/dev/null; then
+WHEEL_FILES=("$CARRY"/wheels/open_clip_torch-*.whl "$CARRY"/wheels/ftfy-*.whl "$CARRY"/wheels/wcwidth-*.whl)
+wheels_sum=$(cat "${WHEEL_FILES[@]}" 2>/dev/null | cksum)
+installed=$(cat "$RUN/stamps/wheels" 2>/dev/null)
+if { [ -n "$installed" ] && [ "$installed" != "$wheels_sum" ]; } || ! timeout 60 "$PY" -c 'import open_clip, ftfy' 2>/dev/null; then
+  mkdir -p "$RUN/stamps" && echo installing >"$RUN/stamps/wheels"
   timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$RUN/site" \
-    "$CARRY"/wheels/open_clip_torch-*.whl "$CARRY"/wheels/ftfy-*.whl "$CARRY"/wheels/wcwidth-*.whl \
-    || setup_fail "pip install of the carried wheels failed"
+    "${WHEEL_FILES[@]}" && echo "$wheels_sum" >"$RUN/stamps/wheels" || setup_fail "pip install of the carried wheels failed"
   timeout 60 "$PY" -c 'import open_clip' || setup_fail "open_clip not importable"
 fi
 # 4. The addon: the carried one when it loads against this torch, else built here.
