@@ -24,7 +24,9 @@ tree="$work/tree" out="$work/out" bin="$work/bin" py="$work/python"
 mkdir -p "$tree/.cache" "$out" "$bin" "$work/home"
 
 # What travels: the files git does not ignore, and the carry.
-git ls-files -co --exclude-standard -z | xargs -0 -n 200 cp --parents -a -t "$tree"
+# (a tracked file deleted from the work tree does not travel either)
+git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done |
+  xargs -0 -r -n 200 cp --parents -a -t "$tree"
 cp -a .cache/gpu "$tree/.cache/"
 log "tree: $(du -sh "$tree" | cut -f1) ($(git ls-files -co --exclude-standard | wc -l) files + .cache/gpu)"
 
