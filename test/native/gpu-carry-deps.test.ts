@@ -14,8 +14,9 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT } from './helpers.js';
@@ -40,12 +41,14 @@ function pkg(
   );
 }
 
-/** Where Node would find `name` when `fromDir` (absolute) requires it, or null. */
-function nodeResolves(fromDir: string, name: string, root: string): string | null {
-  for (let d = fromDir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'node_modules', name, 'package.json'))) return join(d, 'node_modules', name);
-    if (d === root) return null;
-  }
+/**
+ * Where Node finds `name` when code in `fromDir` requires it: the first folder of Node's own lookup
+ * list (require.resolve.paths) that holds the package, or null.
+ */
+function nodeResolves(fromDir: string, name: string): string | null {
+  const paths = createRequire(join(fromDir, 'package.json')).resolve.paths(name) ?? [];
+  const hit = paths.find((p) => existsSync(join(p, name, 'package.json')));
+  return hit ? join(hit, name) : null;
 }
 
 test('a nested package requires from its own node_modules first, then the root; its deps travel too', () => {
@@ -103,7 +106,7 @@ test("this checkout's list is closed: every dependency of every packed package r
   for (const dir of pkgDirs) {
     const p = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: object };
     for (const dep of Object.keys(p.dependencies ?? {})) {
-      const at = nodeResolves(dir, dep, ROOT);
+      const at = nodeResolves(dir, dep);
       assert.ok(
         at !== null && inside(at),
         `${dir.slice(ROOT.length + 1)} requires ${dep}: ${at ?? 'not installed'}`,
