@@ -1,9 +1,13 @@
 #include "checkpoint.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <torch/csrc/jit/api/compilation_unit.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -161,6 +165,67 @@ void OpenCheckpoint(torch::serialize::InputArchive& ar, const std::string& path,
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read " + what + " " + path + ": " +
                              e.what_without_backtrace());
+  }
+}
+
+std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::string& path,
+                                                                  const std::string& what) {
+  try {
+    caffe2::serialize::PyTorchStreamReader zip(path);
+    auto [pickle, size] = zip.getRecord("data.pkl");
+    const char* bytes = static_cast<const char*>(pickle.get());
+    size_t at = 0;
+    auto read = [&](char* buf, size_t n) {
+      n = std::min(n, size - at);
+      std::memcpy(buf, bytes + at, n);
+      at += n;
+      return n;
+    };
+    // Every class in the file gets a bare type whose attributes are whatever its pickled state
+    // holds: the fields need no compiled code. Container type tags still parse as types.
+    auto cu = std::make_shared<torch::jit::CompilationUnit>();
+    auto resolve = [cu](const c10::QualifiedName& name) -> c10::StrongTypePtr {
+      if (name.atoms().empty() || name.atoms()[0] != "__torch__") {
+        return c10::StrongTypePtr(cu,
+                                  torch::jit::Unpickler::defaultTypeParser(name.qualifiedName()));
+      }
+      auto cls = cu->get_class(name);
+      if (!cls) {
+        cls = c10::ClassType::create(name, cu, /*is_module=*/true);
+        cu->register_type(cls);
+      }
+      return c10::StrongTypePtr(cu, cls);
+    };
+    auto build = [](const c10::StrongTypePtr& type, c10::IValue state) {
+      auto cls = type.type_->expect<c10::ClassType>();
+      if (!state.isGenericDict()) throw std::invalid_argument("an object without a state dict");
+      auto dict = state.toGenericDict();
+      auto obj = c10::ivalue::Object::create(type, dict.size());
+      for (const auto& kv : dict) {
+        obj->setSlot(cls->addOrCheckAttribute(kv.key().toStringRef(), kv.value().type()),
+                     kv.value());
+      }
+      return obj;
+    };
+    // Tensors get storages with no bytes behind them (never read; dropped below), and stay on the
+    // CPU whatever device they were saved from, so nothing is read, allocated or copied for them.
+    auto no_bytes = [](const std::string&) { return at::DataPtr(nullptr, c10::Device(c10::kCPU)); };
+    torch::jit::Unpickler unpickler(read, resolve, build, no_bytes, c10::Device(c10::kCPU));
+    unpickler.set_version(zip.version());
+    auto root = unpickler.parse_ivalue();
+    if (!root.isObject()) throw std::invalid_argument("the archive is not a module");
+    auto obj = root.toObject();
+    std::unordered_map<std::string, c10::IValue> fields;
+    for (size_t i = 0; i < obj->slots().size(); ++i) {
+      const auto& v = obj->getSlot(i);
+      if (!v.isObject() && !v.isTensor()) fields.emplace(obj->type()->getAttributeName(i), v);
+    }
+    return fields;
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read " + what + " " + path + ": " +
+                             e.what_without_backtrace());
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("cannot read " + what + " " + path + ": " + e.what());
   }
 }
 

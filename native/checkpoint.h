@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,13 @@ void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& sta
 // Opens `path` onto `device`; `what` names the kind of state in the error ("classifier state").
 void OpenCheckpoint(torch::serialize::InputArchive& ar, const std::string& path,
                     const c10::Device& device, const std::string& what);
+
+// The checkpoint's top-level fields (the model's header: ints, bools, strings) by name, from its
+// pickled object graph alone: no tensor is read, so a 1 GB fine-tuned checkpoint costs what its
+// header costs. Nested archives ("params", "optimizer") are left out. Errors name `what` and `path`
+// as OpenCheckpoint's do.
+std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::string& path,
+                                                                  const std::string& what);
 
 // Every tensor of `state` from the archive's "params", checked for presence, shape and dtype kind.
 std::vector<at::Tensor> ReadParams(torch::serialize::InputArchive& ar, const NamedTensors& state,

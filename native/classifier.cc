@@ -315,27 +315,38 @@ void Classifier::Load(const std::string& path) {
 }
 
 ClassifierCheckpointHeader Classifier::ReadHeader(const std::string& path) {
-  torch::serialize::InputArchive ar;
-  OpenCheckpoint(ar, path, c10::Device(c10::kCPU), "classifier state");
-  auto read = [&](const char* key) {
-    c10::IValue v;
-    if (!ar.try_read(key, v)) throw std::invalid_argument(path + ": no " + key + " field");
-    return v;
+  const auto fields = ReadCheckpointFields(path, "classifier state");
+  auto read = [&](const char* key, bool (c10::IValue::*is)() const, const char* type) {
+    auto it = fields.find(key);
+    if (it == fields.end()) throw std::invalid_argument(path + ": no " + key + " field");
+    if (!(it->second.*is)()) {
+      throw std::invalid_argument(path + ": field " + key + " is not " + type);
+    }
+    return it->second;
+  };
+  auto int_field = [&](const char* key) {
+    return read(key, &c10::IValue::isInt, "an int").toInt();
+  };
+  auto bool_field = [&](const char* key) {
+    return read(key, &c10::IValue::isBool, "a bool").toBool();
+  };
+  auto maybe = [&](const char* key) {
+    auto it = fields.find(key);
+    return it == fields.end() ? c10::IValue() : it->second;
   };
   ClassifierCheckpointHeader h;
-  h.format = read("format").toInt();
-  h.head_only = read("headOnly").toBool();
-  h.freeze_encoder = read("freezeEncoder").toBool();
-  h.input_dim = read("inputDim").toInt();
-  h.num_labels = read("numLabels").toInt();
-  h.step = read("step").toInt();
-  c10::IValue weights_only(false), kind;
-  ar.try_read("weightsOnly", weights_only);
+  h.format = int_field("format");
+  h.head_only = bool_field("headOnly");
+  h.freeze_encoder = bool_field("freezeEncoder");
+  h.input_dim = int_field("inputDim");
+  h.num_labels = int_field("numLabels");
+  h.step = int_field("step");
+  const c10::IValue weights_only = maybe("weightsOnly"), kind = maybe("kind");
   h.weights_only = weights_only.isBool() && weights_only.toBool();
   // What the tensors are: a head over fixed features, or a tower trained with its head. A file
   // from before the kind was recorded gets this; a recorded kind must agree with it.
   const std::string structural = h.head_only || h.freeze_encoder ? "linear-probe" : "finetune";
-  h.kind_recorded = ar.try_read("kind", kind);
+  h.kind_recorded = !kind.isNone();
   if (h.kind_recorded && (!kind.isString() || kind.toStringRef() != structural)) {
     throw std::invalid_argument(
         path + ": records kind " +

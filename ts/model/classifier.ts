@@ -121,7 +121,8 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   /**
    * What a checkpoint written by save() says about itself, without a classifier to load it into: its
    * kind ('linear-probe': a head over a fixed image tower; 'finetune': encoder and head trained), head
-   * only or not, inputDim, numLabels. Reads the whole file once (on the CPU).
+   * only or not, inputDim, numLabels. Reads the pickled header alone, none of the tensors (a
+   * fine-tuned BiomedCLIP checkpoint with its optimizer state is ~1 GB).
    * @throws {TypeError} (synchronously) `path` not a non-empty string.
    * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.

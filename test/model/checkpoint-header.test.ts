@@ -1,0 +1,98 @@
+/**
+ * Classifier.readHeader reads a checkpoint's fields without its tensors: openModel reads it before the
+ * load, and a fine-tuned BiomedCLIP checkpoint with its optimizer state is ~1 GB. The proof: the same
+ * file with every tensor record taken out gives the same header (and no longer loads).
+ */
+import { spawnSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Classifier } from '../../ts/model/classifier.js';
+import { tempDir } from '../data/helpers.js';
+import { python } from '../explain/helpers.js';
+import { MODEL_DIR, requireModel } from '../native/helpers.js';
+
+const S = 224;
+
+/** Copies the zip `src` to `dst` without the entries whose names match `drop` (a Python regex). */
+function copyZipWithout(src: string, dst: string, drop: string): number {
+  const script = [
+    'import re, sys, zipfile',
+    'src, dst, drop = sys.argv[1:4]',
+    'kept = 0',
+    'with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:',
+    '    for info in zin.infolist():',
+    '        if re.search(drop, info.filename): continue',
+    '        zout.writestr(info, zin.read(info.filename)); kept += 1',
+    'print(kept)',
+  ].join('\n');
+  const r = spawnSync(python(), ['-c', script, src, dst, drop], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  return Number(r.stdout.trim());
+}
+
+test('the header of a fine-tuned checkpoint is read without its tensors', async () => {
+  requireModel();
+  const dir = tempDir();
+  const c = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 0 });
+  const full = join(dir, 'full.ckpt');
+  try {
+    const x = Float32Array.from({ length: 2 * 3 * S * S }, (_, i) => Math.sin(0.37 * i));
+    await c.trainStep(x, 2, new Float32Array(10).fill(1));
+    await c.trainStep(x, 2, new Float32Array(10).fill(0));
+    await c.save(full);
+  } finally {
+    await c.dispose();
+  }
+  const headerOf = await Classifier.readHeader(full);
+  assert.equal(
+    [headerOf.kind, headerOf.kindRecorded, headerOf.step, headerOf.weightsOnly, headerOf.numLabels],
+    ['finetune', true, 2, false, 5],
+  );
+
+  const bare = join(dir, 'no-tensors.ckpt');
+  const kept = copyZipWithout(full, bare, String.raw`/data/\d+$`);
+  assert.ok(kept >= 2, `kept ${kept} entries`);
+  assert.ok(statSync(bare).size * 20 < statSync(full).size, 'the tensor records were not taken out');
+  assert.equal(await Classifier.readHeader(bare), headerOf);
+  // a full read needs the records the header read did without
+  const other = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 0 });
+  try {
+    await other.load(bare).then(
+      () => assert.unreachable('a checkpoint without its tensors loaded'),
+      (e: Error) => assert.match(e.message, /no-tensors\.ckpt/),
+    );
+  } finally {
+    await other.dispose();
+  }
+});
+
+test('a file that is not a checkpoint, or lacks a field, is refused naming the file', async () => {
+  const dir = tempDir();
+  const text = join(dir, 'notes.ckpt');
+  writeFileSync(text, 'not a zip archive\n');
+  await Classifier.readHeader(text).then(
+    () => assert.unreachable('a text file was read as a checkpoint'),
+    (e: Error) => assert.match(e.message, /cannot read classifier state .*notes\.ckpt/),
+  );
+  const head = await Classifier.create({ inputDim: 8, device: 'cpu' });
+  const ckpt = join(dir, 'head.ckpt');
+  await head.save(ckpt, { weightsOnly: true });
+  await head.dispose();
+  assert.equal((await Classifier.readHeader(ckpt)).kind, 'linear-probe');
+  // the same file with its pickled header replaced by an empty module's: no fields at all
+  const empty = join(dir, 'empty.ckpt');
+  const r = spawnSync(
+    python(),
+    ['-c', 'import sys, torch\ntorch.jit.save(torch.jit.script(torch.nn.Module()), sys.argv[1])', empty],
+    { encoding: 'utf8' },
+  );
+  assert.is(r.status, 0, r.stderr);
+  await Classifier.readHeader(empty).then(
+    () => assert.unreachable('a module without the header fields was accepted'),
+    (e: Error) => assert.match(e.message, /empty\.ckpt: no format field/),
+  );
+});
+
+test.run();
