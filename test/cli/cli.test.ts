@@ -4,7 +4,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -13,6 +13,8 @@ import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js'
 import { buildCli } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
+import { Classifier } from '../../ts/model/classifier.js';
+import { readModelMeta } from '../../ts/model/meta.js';
 import { diagnostics } from '../../ts/native.js';
 import { runCli } from './helpers.js';
 
@@ -46,6 +48,28 @@ test('predict --bf16: the image tower runs under bf16 autocast where the CPU has
   const worst = Math.max(...Object.keys(a).map((f) => Math.abs(a[f]! - b[f]!)));
   assert.ok(worst < 0.05, `--bf16 moved a probability by ${worst}`);
   if (diagnostics().cpu.bf16) assert.ok(worst > 0, '--bf16 on a bf16 CPU gave float32 answers');
+});
+
+test('predict takes a trained cell as --model, as serve does: its run names the model folder', async () => {
+  const model = join(process.cwd(), 'models', 'tiny');
+  const cell = join(tmp, 'runs', 'R', 'cells', 'lp-original-s0');
+  mkdirSync(cell, { recursive: true });
+  writeFileSync(join(tmp, 'runs', 'R', 'config.json'), JSON.stringify({ model: { dir: model } }));
+  const head = await Classifier.create({ inputDim: readModelMeta(model).embedDim, device: 'cpu', seed: 3 });
+  await head.save(join(cell, 'best.ckpt'), { weightsOnly: true });
+  await head.dispose();
+  const image = join(import.meta.dirname, '..', 'data', 'fixtures', 'phantom-640x768.jpg');
+  const scores = (args: string[]) => {
+    const r = runCli(['predict', image, ...args, '--device', 'cpu', '--json']);
+    assert.is(r.code, 0, r.err);
+    return JSON.parse(r.out) as { kind: string; original: Record<string, number> };
+  };
+  const byCell = scores(['--model', cell]);
+  assert.is(byCell.kind, 'linear-probe');
+  assert.equal(byCell, scores(['--model', model, '--checkpoint', join(cell, 'best.ckpt')]));
+  const both = runCli(['predict', image, '--model', cell, '--checkpoint', join(cell, 'best.ckpt')]);
+  assert.is(both.code, 2, both.err);
+  assert.match(both.err, /a cell brings its own best\.ckpt/);
 });
 
 test('top-level help lists every command', async () => {

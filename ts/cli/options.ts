@@ -28,15 +28,6 @@ export function imageLimitOptions<T>(y: Argv<T>) {
     });
 }
 
-/** --bf16 of the commands that serve a model (predict, serve): its image tower and the segmenter. */
-export function bf16Option<T>(y: Argv<T>) {
-  return y.option('bf16', {
-    type: 'boolean',
-    describe:
-      'run the image tower and the segmenter under bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX)',
-  });
-}
-
 export interface ImageLimitArgv {
   maxPixels?: number;
   maxImageSize?: string;

@@ -6,30 +6,21 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
-import { openSegmenter } from '../segment/open.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
-import { resolveModelSource } from '../service/model-source.js';
-import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
-import { bf16Option, type ImageLimitArgv, imageLimitOptions, imageLimitsFrom, parseSize } from './options.js';
+import { imageLimitsFrom, parseSize } from './options.js';
+import { openPredictor, type PredictorArgv, predictorOptions, predictorSource } from './predictor-args.js';
 import { runCommand, UsageError } from './run-command.js';
 
-export interface ServeArgv extends ImageLimitArgv {
-  model: string;
-  checkpoint?: string;
-  kind?: PredictorKind;
-  segmenter?: string;
-  allowUntrained?: boolean;
+export interface ServeArgv extends PredictorArgv {
   chexmask?: string;
   minDice: number;
   host: string;
   port: number;
   maxQueue: number;
   bodyLimit: string;
-  device: 'auto' | 'cpu' | 'cuda';
   threads?: number;
-  bf16?: boolean;
   grace: number;
   log: 'info' | 'warn' | 'error' | 'silent';
 }
@@ -44,27 +35,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
   describe:
     'HTTP service: POST a chest X-ray JPEG to /predict → probabilities on the original and on the lung/heart-masked image (CheXmask row by dicomId, or predicted by --segmenter); /healthz, /metrics',
   builder: (y: Argv<object>) =>
-    bf16Option(imageLimitOptions(y))
-      .option('model', {
-        type: 'string',
-        default: 'models/tiny',
-        describe:
-          'exported model folder (zero-shot, or with --checkpoint) or a trained cell runs/<run>/cells/<cell>',
-      })
-      .option('checkpoint', { type: 'string', describe: 'best.ckpt of a trained cell, with a model folder' })
-      .option('kind', {
-        choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
-        describe: 'the kind the checkpoint must record (default: whatever it records; zeroshot without one)',
-      })
-      .option('segmenter', {
-        type: 'string',
-        describe:
-          'segmenter: a `cxrmask segmenter train` output folder (its best.pt; the demo leaves one in <data>/segmenter), a .pt weights file in one, or an exported folder of trained weights; images without a CheXmask row get predicted lung/heart masks',
-      })
-      .option('allow-untrained', {
-        type: 'boolean',
-        describe: 'accept a --segmenter that was never trained (a random-init export: its masks are noise)',
-      })
+    predictorOptions(y)
       .option('chexmask', {
         type: 'string',
         describe: 'CheXmask CSV: requests with ?dicomId= use that row (indexed once at start)',
@@ -89,11 +60,6 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         type: 'string',
         default: `${DEFAULT_BODY_LIMIT / 2 ** 20}mb`,
         describe: 'largest image body or multipart file (e.g. 20mb); larger get 413',
-      })
-      .option('device', {
-        choices: ['auto', 'cpu', 'cuda'] as const,
-        default: 'auto' as const,
-        describe: 'where to run',
       })
       .option('threads', { type: 'number', describe: 'intra-op CPU threads of the models' })
       .option('grace', {
@@ -128,38 +94,20 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       const bodyLimit = parseSize(argv.bodyLimit);
       if (bodyLimit > MAX_BODY_LIMIT)
         throw new UsageError(`--body-limit ${argv.bodyLimit}: at most ${MAX_BODY_LIMIT / 2 ** 20}mb`);
-      const imageLimits = imageLimitsFrom(argv);
+      imageLimitsFrom(argv); // flags checked before the CheXmask CSV is indexed
       if (argv.threads !== undefined) {
         const problem = threadsProblem(argv.threads);
         if (problem) throw new UsageError(`--threads ${argv.threads}: ${problem}`);
         setThreads(argv.threads);
       }
-      const src = resolveModelSource(argv.model, argv.checkpoint ?? null);
+      const src = predictorSource(argv);
       const chexmask = argv.chexmask
         ? await ChexmaskIndex.build(argv.chexmask, {
             minDice: argv.minDice,
             keepRle: src.overlay?.source === 'rle',
           })
         : null;
-      const untrained = argv.allowUntrained === true;
-      const segmenter = argv.segmenter
-        ? await openSegmenter(argv.segmenter, {
-            device: argv.device,
-            untrained,
-            ...(argv.bf16 ? { bf16: true } : {}),
-          })
-        : null;
-      const predictor = await MaskingPredictor.load({
-        segmenter,
-        untrained,
-        modelDir: src.modelDir,
-        checkpoint: src.checkpoint,
-        ...(argv.kind ? { kind: argv.kind } : {}),
-        device: argv.device,
-        ...(argv.bf16 ? { bf16: true } : {}),
-        ...(src.overlay ? { overlay: src.overlay } : {}),
-        imageLimits,
-      });
+      const predictor = await openPredictor(argv, src);
       const app = createServer({
         predictor,
         chexmask,

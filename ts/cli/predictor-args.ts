@@ -1,0 +1,91 @@
+/**
+ * The flags of the commands that score images with one classifier (`cxrmask predict`, `cxrmask
+ * serve`), and the predictor opened from them: which model (a model folder, or a run's trained cell),
+ * which segmenter, where and how it runs, what an image may be.
+ */
+import type { Argv } from 'yargs';
+import { openSegmenter } from '../segment/open.js';
+import { type ModelSource, resolveModelSource } from '../service/model-source.js';
+import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
+import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
+
+export interface PredictorArgv extends ImageLimitArgv {
+  model: string;
+  checkpoint?: string;
+  kind?: PredictorKind;
+  segmenter?: string;
+  allowUntrained?: boolean;
+  device: 'auto' | 'cpu' | 'cuda';
+  bf16?: boolean;
+}
+
+export function predictorOptions<T>(y: Argv<T>) {
+  return imageLimitOptions(y)
+    .option('model', {
+      type: 'string',
+      default: 'models/tiny',
+      describe:
+        'exported model folder (zero-shot, or with --checkpoint) or a trained cell runs/<run>/cells/<cell> (or its best.ckpt)',
+    })
+    .option('checkpoint', { type: 'string', describe: 'best.ckpt of a trained cell, with a model folder' })
+    .option('kind', {
+      choices: ['zeroshot', 'linear-probe', 'finetune'] as const,
+      describe: 'the kind the checkpoint must record (default: whatever it records; zeroshot without one)',
+    })
+    .option('segmenter', {
+      type: 'string',
+      describe:
+        'segmenter: a `cxrmask segmenter train` output folder (its best.pt; the demo leaves one in <data>/segmenter), a .pt weights file in one, or an exported folder of trained weights; images without a CheXmask row get predicted lung/heart masks',
+    })
+    .option('allow-untrained', {
+      type: 'boolean',
+      describe: 'accept a --segmenter that was never trained (a random-init export: its masks are noise)',
+    })
+    .option('device', {
+      choices: ['auto', 'cpu', 'cuda'] as const,
+      default: 'auto' as const,
+      describe: 'where to run',
+    })
+    .option('bf16', {
+      type: 'boolean',
+      describe:
+        'run the image tower and the segmenter under bf16 autocast (CUDA, or CPUs with AVX512-BF16/AMX)',
+    });
+}
+
+/** The model `--model` / `--checkpoint` name (a cell brings its run's model folder and contour settings). */
+export function predictorSource(argv: PredictorArgv): ModelSource {
+  return resolveModelSource(argv.model, argv.checkpoint ?? null);
+}
+
+/**
+ * The segmenter, then the classifier over `source`: loaded now, so a broken file fails at start. A
+ * classifier that fails to load frees the segmenter opened for it.
+ */
+export async function openPredictor(
+  argv: PredictorArgv,
+  source: ModelSource = predictorSource(argv),
+): Promise<MaskingPredictor> {
+  const imageLimits = imageLimitsFrom(argv);
+  const untrained = argv.allowUntrained === true;
+  const bf16 = argv.bf16 ? { bf16: true } : {};
+  const segmenter = argv.segmenter
+    ? await openSegmenter(argv.segmenter, { device: argv.device, untrained, ...bf16 })
+    : null;
+  try {
+    return await MaskingPredictor.load({
+      segmenter,
+      untrained,
+      modelDir: source.modelDir,
+      checkpoint: source.checkpoint,
+      ...(argv.kind ? { kind: argv.kind } : {}),
+      device: argv.device,
+      ...bf16,
+      ...(source.overlay ? { overlay: source.overlay } : {}),
+      imageLimits,
+    });
+  } catch (e) {
+    await segmenter?.dispose();
+    throw e;
+  }
+}
