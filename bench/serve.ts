@@ -9,6 +9,8 @@
  *   node --import tsx bench/serve.ts [--n 16] [--reps 2] [--width 1024] [--height 1280]
  *     [--model models/tiny] [--segmenter models/seg-tiny] [--device cpu] [--threads T] [--python PATH]
  *
+ * --max-batch B: the most requests that go through the models together (default the predictor's; 1 =
+ * one at a time, as before batching); the in-process batch counts go into serve.json.
  * --eager: the Python side builds the models as a PyTorch user does (open_clip image tower, U-Net
  * nn.Module, same weights) instead of loading the TorchScript files; --bf16: both sides under bf16
  * autocast (the addon's image tower and segmenter, `cxrmask serve --bf16`; the Python models).
@@ -44,6 +46,7 @@ const { values: a } = parseArgs({
     out: { type: 'string', default: join(benchDir, 'out') },
     eager: { type: 'boolean', default: false },
     bf16: { type: 'boolean', default: false },
+    'max-batch': { type: 'string' },
   },
 });
 const N = Number(a.n);
@@ -117,6 +120,7 @@ const predictor = await MaskingPredictor.load({
   segmenter,
   untrained: true,
   ...bf16,
+  ...(a['max-batch'] ? { maxBatch: Number(a['max-batch']) } : {}),
 });
 const call = async (b: Buffer) => {
   const r = await predictor.predict(b, null, { overlay: true });
@@ -137,6 +141,7 @@ const serveArgs = [
 serveArgs.push('--port', '0', '--max-queue', '64', '--log', 'error');
 if (a.threads) serveArgs.push('--threads', a.threads);
 if (a.bf16) serveArgs.push('--bf16');
+if (a['max-batch']) serveArgs.push('--max-batch', a['max-batch']);
 const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'ts/cli/main.ts'), ...serveArgs], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -211,6 +216,7 @@ for (let r = 0; r < REPS; r++) {
   for (const c of CONCURRENCY) await pass(c, images, call, acc[`inProcess_c${c}`]);
   for (const c of CONCURRENCY) await pass(c, images, post, acc[`http_c${c}`]);
 }
+const batches = predictor.batchCounts;
 await predictor.dispose();
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
@@ -249,6 +255,8 @@ const result = {
   size: `${a.width}x${a.height}`,
   inProcess,
   http,
+  /** In-process model batches over every pass (warm-up included): calls ÷ batches = mean batch. */
+  batches,
   python: pyStats ? { ...pyStats, ...python, eager: a.eager, bf16: a.bf16 } : null,
   loadAverage: os.loadavg(),
   ratios: pyStats
@@ -262,5 +270,5 @@ const result = {
 };
 writeFileSync(join(a.out, 'serve.json'), `${JSON.stringify(result, null, 2)}\n`);
 process.stdout.write(
-  `segment + overlay + classify per ${a.width}×${a.height} JPEG (${device}, ${a.model}, ${a.segmenter}; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)\n${rows.join('\n')}\n`,
+  `segment + overlay + classify per ${a.width}×${a.height} JPEG (${device}, ${a.model}, ${a.segmenter}; load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} cores)\n${rows.join('\n')}\nin-process model batches: ${batches.calls} calls in ${batches.batches} (largest ${batches.largest})\n`,
 );

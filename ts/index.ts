@@ -107,11 +107,14 @@ export {
   type ChexmaskIndexOptions,
   type ChexmaskIndexSummary,
 } from './service/chexmask-index.js';
+export type { BatchCounts } from './service/batch-queue.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {
   chexmaskRowFor,
+  DEFAULT_MAX_BATCH,
   type FindingScores,
   type MaskSource,
+  MAX_BATCH,
   MaskingPredictor,
   type PredictExtras,
   type Prediction,

@@ -37,6 +37,14 @@ test('a model.json that is a device (symlink to /dev/zero) is refused, naming it
   assert.match(r.err, /model\.json.*not a regular file \(a character device\)/);
 });
 
+test('serve --max-batch outside 1–256 is refused before any model loads (exit 2)', () => {
+  for (const bad of ['0', '257', '2.5']) {
+    const r = cli(['serve', '--max-batch', bad, '--model', join(tmp, 'no-model')]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, new RegExp(`--max-batch ${bad}: expected an integer from 1 to 256`));
+  }
+});
+
 test('serve --body-limit above 1 GiB is refused (exit 2)', () => {
   const r = cli(['serve', '--body-limit', '2gb', '--model', join(tmp, 'no-model')]);
   assert.is(r.code, 2, r.err);

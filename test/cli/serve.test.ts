@@ -149,6 +149,10 @@ test('healthz; raw JPEG and multipart give the in-process answers; overlay and m
 });
 
 test('concurrent requests: each answered 200 with its own image’s scores, or 503 + Retry-After', async () => {
+  const before = {
+    calls: await metric('cxrmask_model_batch_calls_total'),
+    batches: await metric('cxrmask_model_batches_total'),
+  };
   const sends = Array.from({ length: 16 }, (_, i) => {
     const im = images[i % images.length]!;
     const body = i % 2 ? form(im.bytes) : new Uint8Array(im.bytes);
@@ -168,6 +172,11 @@ test('concurrent requests: each answered 200 with its own image’s scores, or 5
   }
   assert.ok(served >= 4, `at least the queue's worth served (${served})`);
   assert.is(await metric('cxrmask_queue_depth'), 0, 'nothing left queued');
+  // every request served went through a model batch; batches are shared, never more than requests
+  const calls = (await metric('cxrmask_model_batch_calls_total')) - before.calls;
+  const batches = (await metric('cxrmask_model_batches_total')) - before.batches;
+  assert.is(calls, served);
+  assert.ok(batches >= 1 && batches <= calls, `${batches} batches for ${calls} requests`);
 });
 
 test('malformed requests: 400/404/413 with fixed texts and no server details', async () => {

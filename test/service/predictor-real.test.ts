@@ -18,8 +18,9 @@ import { preprocess } from '../../ts/images/preprocess.js';
 import { preprocessFor } from '../../ts/model/backend-real.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { readModelMeta } from '../../ts/model/meta.js';
+import { Segmenter } from '../../ts/model/segmenter.js';
 import { diagnostics } from '../../ts/native.js';
-import { MaskingPredictor } from '../../ts/service/predictor.js';
+import { MaskingPredictor, type PreprocessFn } from '../../ts/service/predictor.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 
 const MODEL = 'models/tiny';
@@ -63,6 +64,56 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
     () => assert.unreachable('a disposed predictor must reject'),
     (e: Error) => assert.match(e.message, /disposed/),
   );
+});
+
+test('concurrent calls share model batches (segmenter and classifier), with the answers each gets alone', async () => {
+  // the real preprocess, held until all six calls have been made, so that they reach the models together
+  let release!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  let made = 0;
+  const gated: PreprocessFn = async (image, row, o) => {
+    if (++made === 6) release();
+    await gate;
+    return preprocess(image, row, o) as ReturnType<PreprocessFn>;
+  };
+  const open = async (maxBatch: number, prep?: PreprocessFn) =>
+    MaskingPredictor.load({
+      modelDir: MODEL,
+      device: 'cpu',
+      segmenter: await Segmenter.load('models/seg-tiny', { device: 'cpu' }),
+      untrained: true,
+      maxBatch,
+      ...(prep ? { preprocessFn: prep } : {}),
+    });
+  // three with their CheXmask rows, three without (masks from the segmenter)
+  const calls = images.flatMap((im) => [
+    [im.path, im.row],
+    [im.path, undefined],
+  ]) as [string, ChexmaskRow | undefined][];
+  const batched = await open(4, gated);
+  const together = await Promise.all(calls.map(([path, row]) => batched.predict(path, row)));
+  const counts = batched.batchCounts;
+  await batched.dispose();
+  assert.is(counts.calls, 6);
+  assert.ok(counts.batches < 6 && counts.largest >= 2 && counts.largest <= 4, JSON.stringify(counts));
+
+  const single = await open(1);
+  let worst = 0;
+  for (const [i, [path, row]] of calls.entries()) {
+    const alone = await single.predict(path, row);
+    assert.is(together[i]!.maskSource, alone.maskSource);
+    assert.is(alone.maskSource, row ? 'chexmask' : 'segmenter');
+    for (const f of FINDINGS) {
+      worst = Math.max(worst, Math.abs(together[i]!.original[f] - alone.original[f]));
+      worst = Math.max(worst, Math.abs(together[i]!.masked![f] - alone.masked![f]));
+    }
+  }
+  assert.equal(single.batchCounts, { batches: 6, calls: 6, largest: 1 });
+  await single.dispose();
+  // a batch's rows are computed as one forward: equal to the lone answers up to float rounding
+  assert.ok(worst < 1e-5, `batched answers differ from lone ones by ${worst}`);
 });
 
 test('bf16: the image tower runs under bf16 autocast where the CPU has it; scores stay near float32', async () => {

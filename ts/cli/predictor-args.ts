@@ -17,6 +17,8 @@ export interface PredictorArgv extends ImageLimitArgv {
   allowUntrained?: boolean;
   device: 'auto' | 'cpu' | 'cuda';
   bf16?: boolean;
+  /** serve only: the most requests that go through the models together. */
+  maxBatch?: number;
 }
 
 export function predictorOptions<T>(y: Argv<T>) {
@@ -82,6 +84,7 @@ export async function openPredictor(
       device: argv.device,
       ...bf16,
       ...(source.overlay ? { overlay: source.overlay } : {}),
+      ...(argv.maxBatch === undefined ? {} : { maxBatch: argv.maxBatch }),
       imageLimits,
     });
   } catch (e) {

@@ -8,6 +8,7 @@ import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
+import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
 import { imageLimitsFrom, parseSize } from './options.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorSource } from './predictor-args.js';
@@ -56,6 +57,12 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         default: DEFAULT_MAX_QUEUE,
         describe: 'requests admitted at once (reading, queued, on the model); more get 503',
       })
+      .option('max-batch', {
+        type: 'number',
+        default: DEFAULT_MAX_BATCH,
+        describe:
+          'the most requests segmented and classified together (those that arrive while the models are busy); 1 = one at a time',
+      })
       .option('body-limit', {
         type: 'string',
         default: `${DEFAULT_BODY_LIMIT / 2 ** 20}mb`,
@@ -87,6 +94,10 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       }
       if (!Number.isInteger(argv.maxQueue) || argv.maxQueue < 1) {
         throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
+      }
+      const maxBatch = argv.maxBatch ?? DEFAULT_MAX_BATCH;
+      if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH) {
+        throw new UsageError(`--max-batch ${argv.maxBatch}: expected an integer from 1 to ${MAX_BATCH}`);
       }
       // a negative or NaN grace would exit at once (or never) on SIGTERM
       if (!Number.isFinite(argv.grace) || argv.grace < 0 || argv.grace > MAX_GRACE_SECONDS)

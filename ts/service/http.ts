@@ -26,6 +26,7 @@ import Fastify, {
 } from 'fastify';
 import sharp from 'sharp';
 import { INPUT_FORMATS, sniffFormat } from '../images/input.js';
+import type { BatchCounts } from './batch-queue.js';
 import type { ChexmaskIndex } from './chexmask-index.js';
 import { createMetrics } from './metrics.js';
 import type { MaskingPredictor, Prediction } from './predictor.js';
@@ -35,6 +36,8 @@ export interface ServiceOptions {
   /** Loaded once by the caller; every request goes through its queue. */
   predictor: Pick<MaskingPredictor, 'kind' | 'pending' | 'predict' | 'dispose'> & {
     readonly segmenter?: unknown;
+    /** Model batches so far (MaskingPredictor's), for /metrics; absent = not exported. */
+    readonly batchCounts?: BatchCounts;
   };
   /** Lookup of CheXmask rows by dicomId; without it only `/predict` without a dicomId is served. */
   chexmask?: Pick<ChexmaskIndex, 'row' | 'size' | 'close'> | null;
@@ -344,7 +347,11 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const admission = new Admission(options.predictor, options.maxQueue ?? DEFAULT_MAX_QUEUE);
   const app = newFastify(options, bodyLimit);
-  const metrics = createMetrics(() => admission.pending, admission.maxQueue);
+  const metrics = createMetrics(
+    () => admission.pending,
+    admission.maxQueue,
+    () => options.predictor.batchCounts,
+  );
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);

@@ -3,6 +3,7 @@
  * one process (tests, a host app) keep their own counts. `GET /metrics` serves `registry.metrics()`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BatchCounts } from './batch-queue.js';
 
 export interface ServiceMetrics {
   registry: Registry;
@@ -15,8 +16,15 @@ export interface ServiceMetrics {
 // Per-image CPU latencies of the tiny model are ~10–100 ms; real-size ones on CPU ~1 s.
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** `queueDepth()` is read at scrape time (requests admitted and not yet answered by the model). */
-export function createMetrics(queueDepth: () => number, maxQueue: number): ServiceMetrics {
+/**
+ * `queueDepth()` (requests admitted and not yet answered by the model) and `batches()` (the
+ * predictor's model batches so far) are read at scrape time.
+ */
+export function createMetrics(
+  queueDepth: () => number,
+  maxQueue: number,
+  batches: () => BatchCounts | undefined = () => undefined,
+): ServiceMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'cxrmask_' });
   const requests = new Counter({
@@ -45,6 +53,29 @@ export function createMetrics(queueDepth: () => number, maxQueue: number): Servi
     registers: [registry],
     collect() {
       this.set(queueDepth());
+    },
+  });
+  // calls ÷ batches is the mean batch size: how much concurrent requests share the models
+  new Counter({
+    name: 'cxrmask_model_batches_total',
+    help: 'Batches the models ran (segment + classify); concurrent requests share one',
+    registers: [registry],
+    collect() {
+      const c = batches();
+      if (!c) return;
+      this.reset();
+      this.inc(c.batches);
+    },
+  });
+  new Counter({
+    name: 'cxrmask_model_batch_calls_total',
+    help: 'Prediction requests taken into model batches',
+    registers: [registry],
+    collect() {
+      const c = batches();
+      if (!c) return;
+      this.reset();
+      this.inc(c.calls);
     },
   });
   new Gauge({

@@ -9,8 +9,9 @@
  * row, when given, still wins (`maskSource` says which was used).
  *
  * Load once; `predict` may be called concurrently: JPEG decoding and the overlay PNG run alongside,
- * while the model steps (segment, classify) are queued and run one image at a time (the native layer
- * runs one op per model). The model is opened with openModel (ts/model/open.ts): zero-shot
+ * while the model steps (segment, classify) run one batch at a time (the native layer runs one op per
+ * model): the calls that arrive while a batch runs go through the models together in the next one
+ * (`maxBatch`, batch-queue.ts). The model is opened with openModel (ts/model/open.ts): zero-shot
  * (per-finding protocol) without a checkpoint; with one, the kind the checkpoint records (`finetune`:
  * encoder + head; `linear-probe`: a head over the image tower).
  */
@@ -41,12 +42,17 @@ import { readModelMeta } from '../model/meta.js';
 import { MODEL_CHOICE, type OpenedModel, openModel } from '../model/open.js';
 import { aFunction, anObject } from '../model/options.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
-import { SerialQueue } from '../model/serial.js';
+import { type BatchCounts, BatchQueue } from './batch-queue.js';
 import { checkpointContour } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
 /** The kinds of model a predictor serves (ts/model/kinds.ts). */
 export type PredictorKind = ModelKind;
+
+/** Images per model batch by default: a GPU is well used by then, and a CPU batch of 16 still answers in seconds. */
+export const DEFAULT_MAX_BATCH = 16;
+/** The largest `maxBatch`: 256 pairs of 224² float32 images are ~300 MB of input. */
+export const MAX_BATCH = 256;
 
 /** What `preprocess` of ts/images returns (only the fields used here). */
 export interface PreprocessedPair {
@@ -106,6 +112,11 @@ export interface PredictorOptions {
   segmenter?: SegmenterLike | null;
   /** Accept a segmenter that was never trained (`segmenter.trained === false`); default false. */
   untrained?: boolean;
+  /**
+   * The most images that go through the models together (default DEFAULT_MAX_BATCH): calls that
+   * arrive while the models are busy are segmented and classified as one batch. 1 = one at a time.
+   */
+  maxBatch?: number;
   /** For tests / custom stacks. */
   backend?: ModelBackend;
   preprocessFn?: PreprocessFn;
@@ -124,9 +135,23 @@ const PredictorLoadSchema = z
     segmenter: anObject.nullable().optional(),
     untrained: flag,
     bf16: flag,
+    maxBatch: z.number().int().min(1).max(MAX_BATCH).optional(),
     preprocessFn: aFunction.optional(),
   })
   .strict();
+
+/** One call's part of a model batch: its decoded images and the row whose masks they carry. */
+interface ModelCall {
+  pp: PreprocessedPair;
+  row: ChexmaskRow | RegionMasks | null;
+}
+
+/** One call's answer from a model batch: probabilities [1 or 2, 5] (original, then masked). */
+interface ModelAnswer {
+  p: Float32Array;
+  bits: Uint8Array | null;
+  maskSource: MaskSource;
+}
 
 /** A probability per finding. */
 export type FindingScores = Record<Finding, number>;
@@ -170,8 +195,8 @@ function toScores(p: Float32Array, row: number): FindingScores {
  * Scores an X-ray as given and with the lung/heart contours drawn in (from a CheXmask row or the segmenter).
  */
 export class MaskingPredictor {
-  /** One predict call on the model at a time (the native layer runs one op per model). */
-  private readonly queue = new SerialQueue();
+  /** The model steps of concurrent calls, batched (the native layer runs one op per model). */
+  private readonly batches: BatchQueue<ModelCall, ModelAnswer>;
   /** Calls accepted and not yet settled (decoding, queued for the model, or on it). */
   private readonly calls = new Set<Promise<unknown>>();
   private disposed = false;
@@ -191,7 +216,9 @@ export class MaskingPredictor {
       limits: ImageLimits;
     },
     readonly segmenter: SegmenterLike | null,
+    maxBatch: number,
   ) {
+    this.batches = new BatchQueue((calls) => this.modelSteps(calls), maxBatch);
     this.kind = model.kind;
     this.pp = resolvePreprocess(prepOptions.preprocess);
     this.ov = parseOptions(OverlayOptionsSchema, prepOptions.overlay ?? {}, 'overlay');
@@ -245,12 +272,23 @@ export class MaskingPredictor {
       await model.dispose();
       throw e;
     }
-    return new MaskingPredictor(model, prep, prepOptions, o.segmenter ?? null);
+    return new MaskingPredictor(
+      model,
+      prep,
+      prepOptions,
+      o.segmenter ?? null,
+      o.maxBatch ?? DEFAULT_MAX_BATCH,
+    );
   }
 
   /** Calls accepted and not yet answered (decoding, waiting for the model, or on it). */
   get pending(): number {
     return this.calls.size;
+  }
+
+  /** Model batches run so far, the calls they took and the largest (for /metrics). */
+  get batchCounts(): BatchCounts {
+    return this.batches.stats;
   }
 
   /**
@@ -281,7 +319,7 @@ export class MaskingPredictor {
     }
     // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
     const pp = await this.prep(image, row, this.prepOptions);
-    const { p, bits, maskSource } = await this.queue.run(() => this.modelSteps(pp, row));
+    const { p, bits, maskSource } = await this.batches.run({ pp, row });
     const both = pp.masked !== null;
     const original = toScores(p, 0);
     const masked = both ? toScores(p, 1) : null;
@@ -299,29 +337,61 @@ export class MaskingPredictor {
     return out;
   }
 
-  /** Segment (when there is no row) and classify: the part that runs on the models, one image at a time. */
-  private async modelSteps(
-    pp: PreprocessedPair,
-    row: ChexmaskRow | RegionMasks | null,
-  ): Promise<{ p: Float32Array; bits: Uint8Array | null; maskSource: MaskSource }> {
-    let maskSource: MaskSource = row ? 'chexmask' : null;
-    let bits: Uint8Array | null = null;
-    if (!row && this.segmenter) {
-      if (!pp.gray) throw new Error('predicted masks need the gray plane from the preprocess function');
-      const S = this.segmenter.size;
-      bits = await this.segmenter.predictMasks(pp.original, 1);
-      if (bits.length !== S * S) {
-        throw new Error(`the segmenter returned ${bits.length} mask pixels for one ${S}×${S} image`);
-      }
-      pp.contour = contourFromRegionBits(bits, S, this.ov.thickness);
-      pp.masked = planeToTensor(pp.gray, pp.contour, this.pp, this.paint);
-      maskSource = 'segmenter';
+  /**
+   * Segment (the calls without a row) and classify, each as one batch: the part that runs on the
+   * models. Each call's image, and its masked image when it has masks, are rows of one forward.
+   */
+  private async modelSteps(calls: ModelCall[]): Promise<ModelAnswer[]> {
+    const bits = await this.segmentBatch(calls);
+    const rows: Float32Array[] = [];
+    for (const { pp } of calls) {
+      rows.push(pp.original);
+      if (pp.masked) rows.push(pp.masked);
     }
-    const both = pp.masked !== null;
-    const x = new Float32Array(pp.original.length * (both ? 2 : 1));
-    x.set(pp.original, 0);
-    if (both) x.set(pp.masked!, pp.original.length);
-    return { p: await this.model.predict(x, both ? 2 : 1), bits, maskSource };
+    const x = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    let at = 0;
+    for (const r of rows) {
+      x.set(r, at);
+      at += r.length;
+    }
+    const p = await this.model.predict(x, rows.length);
+    const L = FINDINGS.length;
+    let row = 0;
+    return calls.map((c, i) => {
+      const n = c.pp.masked ? 2 : 1;
+      const out = p.subarray(row * L, (row + n) * L);
+      row += n;
+      const maskSource: MaskSource = c.row ? 'chexmask' : bits[i] ? 'segmenter' : null;
+      return { p: out, bits: bits[i] ?? null, maskSource };
+    });
+  }
+
+  /** The segmenter's masks of the calls without a row (one forward), their contours drawn in. */
+  private async segmentBatch(calls: ModelCall[]): Promise<(Uint8Array | null)[]> {
+    const bits: (Uint8Array | null)[] = calls.map(() => null);
+    const todo = this.segmenter ? calls.flatMap((c, i) => (c.row ? [] : [i])) : [];
+    if (todo.length === 0) return bits;
+    const seg = this.segmenter!;
+    const S = seg.size;
+    const plane = 3 * S * S;
+    const x = new Float32Array(todo.length * plane);
+    todo.forEach((i, k) => {
+      if (!calls[i]!.pp.gray)
+        throw new Error('predicted masks need the gray plane from the preprocess function');
+      x.set(calls[i]!.pp.original, k * plane);
+    });
+    const all = await seg.predictMasks(x, todo.length);
+    if (all.length !== todo.length * S * S) {
+      throw new Error(`the segmenter returned ${all.length} mask pixels for ${todo.length} ${S}×${S} images`);
+    }
+    todo.forEach((i, k) => {
+      const pp = calls[i]!.pp;
+      const b = all.slice(k * S * S, (k + 1) * S * S);
+      pp.contour = contourFromRegionBits(b, S, this.ov.thickness);
+      pp.masked = planeToTensor(pp.gray!, pp.contour, this.pp, this.paint);
+      bits[i] = b;
+    });
+    return bits;
   }
 
   private overlayPng(gray: Uint8Array, contour: Uint8Array): Promise<Buffer> {
