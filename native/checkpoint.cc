@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 
 namespace cxrmask {
 namespace {
@@ -173,45 +174,50 @@ std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::str
   try {
     caffe2::serialize::PyTorchStreamReader zip(path);
     auto [pickle, size] = zip.getRecord("data.pkl");
-    const char* bytes = static_cast<const char*>(pickle.get());
+    const std::string_view bytes(static_cast<const char*>(pickle.get()), size);
+    // The rebuilders below would compute from tensor bytes (quantizer scales, sparse indices) or
+    // reach outside the file (remote references); the tensors here have none. A classifier
+    // checkpoint holds plain tensors only, so a file naming one is refused, not half read.
+    for (const char* global : {"\n_rebuild_qtensor\n", "\n_rebuild_sparse_tensor\n",
+                               "\n_rebuild_from_type_v2\n", "torch.distributed.rpc\n"}) {
+      if (bytes.find(global) != std::string_view::npos) {
+        throw std::invalid_argument("it holds quantized, sparse, subclassed or remote tensors");
+      }
+    }
     size_t at = 0;
     auto read = [&](char* buf, size_t n) {
       n = std::min(n, size - at);
-      std::memcpy(buf, bytes + at, n);
+      std::memcpy(buf, bytes.data() + at, n);
       at += n;
       return n;
     };
-    // Every class in the file gets a bare type whose attributes are whatever its pickled state
-    // holds: the fields need no compiled code. Container type tags still parse as types.
+    // Classes need no compiled code: each object gets a type of its own whose attributes are what
+    // its pickled state holds (a type shared by name would let two objects disagree on its slots).
     auto cu = std::make_shared<torch::jit::CompilationUnit>();
     auto resolve = [cu](const c10::QualifiedName& name) -> c10::StrongTypePtr {
       if (name.atoms().empty() || name.atoms()[0] != "__torch__") {
         return c10::StrongTypePtr(cu,
                                   torch::jit::Unpickler::defaultTypeParser(name.qualifiedName()));
       }
-      auto cls = cu->get_class(name);
-      if (!cls) {
-        cls = c10::ClassType::create(name, cu, /*is_module=*/true);
-        cu->register_type(cls);
-      }
-      return c10::StrongTypePtr(cu, cls);
+      return c10::StrongTypePtr(cu, c10::ClassType::create(name, cu, /*is_module=*/true));
     };
-    auto build = [](const c10::StrongTypePtr& type, c10::IValue state) {
-      auto cls = type.type_->expect<c10::ClassType>();
+    auto build = [cu](const c10::StrongTypePtr& type, c10::IValue state) {
       if (!state.isGenericDict()) throw std::invalid_argument("an object without a state dict");
       auto dict = state.toGenericDict();
-      auto obj = c10::ivalue::Object::create(type, dict.size());
-      for (const auto& kv : dict) {
-        obj->setSlot(cls->addOrCheckAttribute(kv.key().toStringRef(), kv.value().type()),
-                     kv.value());
-      }
+      auto cls = c10::ClassType::create(type.type_->expect<c10::ClassType>()->name(), cu, true);
+      for (const auto& kv : dict) cls->addAttribute(kv.key().toStringRef(), kv.value().type());
+      auto obj = c10::ivalue::Object::create(c10::StrongTypePtr(cu, cls), dict.size());
+      size_t slot = 0;
+      for (const auto& kv : dict) obj->setSlot(slot++, kv.value());
       return obj;
     };
     // Tensors get storages with no bytes behind them (never read; dropped below), and stay on the
     // CPU whatever device they were saved from, so nothing is read, allocated or copied for them.
     auto no_bytes = [](const std::string&) { return at::DataPtr(nullptr, c10::Device(c10::kCPU)); };
     torch::jit::Unpickler unpickler(read, resolve, build, no_bytes, c10::Device(c10::kCPU));
-    unpickler.set_version(zip.version());
+    // Format versions up to 2 make the unpickler walk every object's slots to restore container
+    // type tags; the header's fields are ints, bools and strings, which need none.
+    unpickler.set_version(std::max<uint64_t>(zip.version(), 3));
     auto root = unpickler.parse_ivalue();
     if (!root.isObject()) throw std::invalid_argument("the archive is not a module");
     auto obj = root.toObject();
@@ -224,7 +230,7 @@ std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::str
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read " + what + " " + path + ": " +
                              e.what_without_backtrace());
-  } catch (const std::invalid_argument& e) {
+  } catch (const std::exception& e) {
     throw std::runtime_error("cannot read " + what + " " + path + ": " + e.what());
   }
 }

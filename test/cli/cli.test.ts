@@ -15,7 +15,9 @@ import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { readModelMeta } from '../../ts/model/meta.js';
+import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
 import { diagnostics } from '../../ts/native.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
 import { runCli } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-cli-'));
@@ -50,23 +52,32 @@ test('predict --bf16: the image tower runs under bf16 autocast where the CPU has
   if (diagnostics().cpu.bf16) assert.ok(worst > 0, '--bf16 on a bf16 CPU gave float32 answers');
 });
 
-test('predict takes a trained cell as --model, as serve does: its run names the model folder', async () => {
+test('predict takes a trained cell as --model, as serve does: its run names the model folder and contours', async () => {
   const model = join(process.cwd(), 'models', 'tiny');
-  const cell = join(tmp, 'runs', 'R', 'cells', 'lp-original-s0');
+  const run = join(tmp, 'runs', 'R');
+  const cell = join(run, 'cells', 'lp-original-s0');
+  const cache = join(tmp, 'cache', 'k1');
   mkdirSync(cell, { recursive: true });
-  writeFileSync(join(tmp, 'runs', 'R', 'config.json'), JSON.stringify({ model: { dir: model } }));
+  mkdirSync(cache, { recursive: true });
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: model } }));
+  // the run trained on RLE contours: a CheXmask row must then keep its RLE masks
+  writeFileSync(join(run, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
+  writeFileSync(join(cache, 'cache.json'), JSON.stringify({ contour: { thickness: 2, source: 'rle' } }));
   const head = await Classifier.create({ inputDim: readModelMeta(model).embedDim, device: 'cpu', seed: 3 });
   await head.save(join(cell, 'best.ckpt'), { weightsOnly: true });
   await head.dispose();
-  const image = join(import.meta.dirname, '..', 'data', 'fixtures', 'phantom-640x768.jpg');
+  const s = await synthesize({ out: join(tmp, 'synth'), n: 4, seed: 5, width: 256, height: 288 });
+  const im = s.images.find((x) => x.chexmask === 'ok')!;
+  const image = join(s.mimicRoot, im.path);
   const scores = (args: string[]) => {
     const r = runCli(['predict', image, ...args, '--device', 'cpu', '--json']);
     assert.is(r.code, 0, r.err);
-    return JSON.parse(r.out) as { kind: string; original: Record<string, number> };
+    return JSON.parse(r.out) as { kind: string; maskSource: string | null; original: Record<string, number> };
   };
-  const byCell = scores(['--model', cell]);
-  assert.is(byCell.kind, 'linear-probe');
-  assert.equal(byCell, scores(['--model', model, '--checkpoint', join(cell, 'best.ckpt')]));
+  const withRow = ['--chexmask', s.chexmaskCsv, '--dicom-id', im.dicomId];
+  const byCell = scores(['--model', cell, ...withRow]);
+  assert.equal([byCell.kind, byCell.maskSource], ['linear-probe', 'chexmask']);
+  assert.equal(byCell, scores(['--model', model, '--checkpoint', join(cell, 'best.ckpt'), ...withRow]));
   const both = runCli(['predict', image, '--model', cell, '--checkpoint', join(cell, 'best.ckpt')]);
   assert.is(both.code, 2, both.err);
   assert.match(both.err, /a cell brings its own best\.ckpt/);

@@ -95,4 +95,31 @@ test('a file that is not a checkpoint, or lacks a field, is refused naming the f
   );
 });
 
+test('a file holding quantized tensors is refused, not half read (their rebuild needs the bytes)', async () => {
+  const dir = tempDir();
+  const script = join(dir, 'quantized.py');
+  writeFileSync(
+    script,
+    [
+      'import sys, torch',
+      'class M(torch.nn.Module):',
+      '    def __init__(self):',
+      '        super().__init__()',
+      '        self.format = 1',
+      '        s = torch.rand(4, dtype=torch.double) + 0.1',
+      '        self.q = torch.quantize_per_channel(torch.randn(4, 3), s, torch.zeros(4, dtype=torch.long), 0, torch.qint8)',
+      '    def forward(self, x: int) -> int:',
+      '        return x + self.format',
+      'torch.jit.script(M()).save(sys.argv[1])',
+    ].join('\n'),
+  );
+  const f = join(dir, 'quantized.ckpt');
+  const r = spawnSync(python(), [script, f], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  await Classifier.readHeader(f).then(
+    () => assert.unreachable('a quantized file was read'),
+    (e: Error) => assert.match(e.message, /cannot read classifier state .*quantized\.ckpt: .*quantized/),
+  );
+});
+
 test.run();

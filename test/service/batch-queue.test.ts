@@ -30,11 +30,12 @@ test('a lone call runs at once; calls that arrive meanwhile share the next batch
   const rest = [2, 3, 4, 5, 6].map((i) => q.run(i));
   assert.is(q.pending, 6);
   await m.release();
+  assert.is(q.pending, 5, 'a running batch of 3 and 2 waiting');
   await m.release();
   await m.release();
   assert.equal(await Promise.all([first, ...rest]), [10, 20, 30, 40, 50, 60]);
   assert.equal(m.batches, [[1], [2, 3, 4], [5, 6]]);
-  assert.equal(q.stats, { batches: 3, calls: 6, largest: 3 });
+  assert.equal(q.stats, { batches: 3, calls: 6, largest: 3, rerun: 0 });
   assert.is(q.pending, 0);
 });
 
@@ -51,7 +52,7 @@ test('a batch that fails is answered call by call: only the bad call fails', asy
     [10, 20, 'item -1 is bad', 30],
   );
   assert.equal(m.batches, [[1], [2, -1, 3], [2], [-1], [3]]);
-  assert.equal(q.stats, { batches: 5, calls: 4, largest: 3 });
+  assert.equal(q.stats, { batches: 2, calls: 4, largest: 3, rerun: 3 });
 });
 
 test('a model that answers the wrong number of calls is an error, not a shifted answer', async () => {

@@ -66,18 +66,25 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
   );
 });
 
-test('concurrent calls share model batches (segmenter and classifier), with the answers each gets alone', async () => {
-  // the real preprocess, held until all six calls have been made, so that they reach the models together
+/**
+ * The real preprocess, held until `n` calls have been made so that they reach the models together;
+ * `spoil(image)` true gives that call an image of the wrong size.
+ */
+function gatedPreprocess(n: number, spoil: (image: string | Buffer) => boolean = () => false): PreprocessFn {
   let release!: () => void;
   const gate = new Promise<void>((r) => {
     release = r;
   });
   let made = 0;
-  const gated: PreprocessFn = async (image, row, o) => {
-    if (++made === 6) release();
+  return async (image, row, o) => {
+    if (++made === n) release();
     await gate;
-    return preprocess(image, row, o) as ReturnType<PreprocessFn>;
+    const pp = (await preprocess(image, row, o)) as Awaited<ReturnType<PreprocessFn>>;
+    return spoil(image) ? { ...pp, original: pp.original.subarray(1) } : pp;
   };
+}
+
+test('concurrent calls share model batches (segmenter and classifier), with the answers each gets alone', async () => {
   const open = async (maxBatch: number, prep?: PreprocessFn) =>
     MaskingPredictor.load({
       modelDir: MODEL,
@@ -92,7 +99,7 @@ test('concurrent calls share model batches (segmenter and classifier), with the 
     [im.path, im.row],
     [im.path, undefined],
   ]) as [string, ChexmaskRow | undefined][];
-  const batched = await open(4, gated);
+  const batched = await open(4, gatedPreprocess(6));
   const together = await Promise.all(calls.map(([path, row]) => batched.predict(path, row)));
   const counts = batched.batchCounts;
   await batched.dispose();
@@ -110,10 +117,50 @@ test('concurrent calls share model batches (segmenter and classifier), with the 
       worst = Math.max(worst, Math.abs(together[i]!.masked![f] - alone.masked![f]));
     }
   }
-  assert.equal(single.batchCounts, { batches: 6, calls: 6, largest: 1 });
+  assert.equal(single.batchCounts, { batches: 6, calls: 6, largest: 1, rerun: 0 });
   await single.dispose();
   // a batch's rows are computed as one forward: equal to the lone answers up to float rounding
   assert.ok(worst < 1e-5, `batched answers differ from lone ones by ${worst}`);
+});
+
+test('a batch mixing one-image and two-image calls answers each; a bad call fails alone', async () => {
+  // no segmenter: calls without a row have no masked image (one row), calls with one have two
+  const lone = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu', maxBatch: 1 });
+  const bad = images[2]!.path;
+  const batched = await MaskingPredictor.load({
+    modelDir: MODEL,
+    device: 'cpu',
+    maxBatch: 8,
+    preprocessFn: gatedPreprocess(6, (image) => image === bad),
+  });
+  const calls = [0, 1, 2].flatMap((i) => [
+    [images[i]!.path, undefined],
+    [images[i]!.path, images[i]!.row],
+  ]) as [string, ChexmaskRow | undefined][];
+  const settled = await Promise.allSettled(calls.map(([path, row]) => batched.predict(path, row)));
+  for (const [i, [path, row]] of calls.entries()) {
+    const got = settled[i]!;
+    if (path === bad) {
+      assert.is(got.status, 'rejected');
+      assert.match(
+        String((got as PromiseRejectedResult).reason),
+        /a preprocessed image has \d+ values|x must hold \d+ values/,
+      );
+      continue;
+    }
+    assert.is(got.status, 'fulfilled', String((got as PromiseRejectedResult).reason));
+    const want = await lone.predict(path, row);
+    const have = (got as PromiseFulfilledResult<Awaited<ReturnType<MaskingPredictor['predict']>>>).value;
+    assert.is(have.masked === null, row === undefined);
+    for (const f of FINDINGS) {
+      assert.ok(Math.abs(have.original[f] - want.original[f]) < 1e-5, `call ${i} original ${f}`);
+      if (row) assert.ok(Math.abs(have.masked![f] - want.masked![f]) < 1e-5, `call ${i} masked ${f}`);
+    }
+  }
+  const counts = batched.batchCounts;
+  assert.ok(counts.rerun >= 2, `the failed batch was rerun call by call: ${JSON.stringify(counts)}`);
+  await batched.dispose();
+  await lone.dispose();
 });
 
 test('bf16: the image tower runs under bf16 autocast where the CPU has it; scores stay near float32', async () => {

@@ -14,18 +14,21 @@ interface Waiting<I, O> {
 
 /** Counts since the queue was made (for /metrics). */
 export interface BatchCounts {
-  /** Batches run (a failed batch retried call by call counts each retry). */
+  /** Batches run, reruns of a failed batch's calls left out: calls ÷ batches is the mean batch. */
   batches: number;
   /** Calls taken onto the model (answered, failed, or running now). */
   calls: number;
   /** The most calls one batch took. */
   largest: number;
+  /** Calls run again alone after their batch failed. */
+  rerun: number;
 }
 
 export class BatchQueue<I, O> {
   private readonly waiting: Waiting<I, O>[] = [];
-  private busy = false;
-  private readonly counts: BatchCounts = { batches: 0, calls: 0, largest: 0 };
+  /** Calls of the batch on the model now (0 when idle). */
+  private running = 0;
+  private readonly counts: BatchCounts = { batches: 0, calls: 0, largest: 0, rerun: 0 };
 
   /**
    * @param runBatch answers `items` in order (one output per item), or throws for the whole batch.
@@ -41,7 +44,7 @@ export class BatchQueue<I, O> {
 
   /** Calls waiting or on the model. */
   get pending(): number {
-    return this.waiting.length + (this.busy ? 1 : 0);
+    return this.waiting.length + this.running;
   }
 
   get stats(): BatchCounts {
@@ -56,17 +59,19 @@ export class BatchQueue<I, O> {
   }
 
   private next(): void {
-    if (this.busy || this.waiting.length === 0) return;
-    this.busy = true;
+    if (this.running > 0 || this.waiting.length === 0) return;
     const batch = this.waiting.splice(0, this.maxBatch);
+    this.running = batch.length;
     this.settle(batch).finally(() => {
-      this.busy = false;
+      this.running = 0;
       this.next();
     });
   }
 
   private async settle(batch: Waiting<I, O>[]): Promise<void> {
     this.counts.calls += batch.length;
+    this.counts.batches++;
+    this.counts.largest = Math.max(this.counts.largest, batch.length);
     try {
       const out = await this.answer(batch.map((w) => w.item));
       for (const [i, w] of batch.entries()) w.resolve(out[i]!);
@@ -76,6 +81,7 @@ export class BatchQueue<I, O> {
         return;
       }
       // which call broke the batch is unknown: each gets its own answer or its own error
+      this.counts.rerun += batch.length;
       for (const w of batch) {
         try {
           w.resolve((await this.answer([w.item]))[0]!);
@@ -87,8 +93,6 @@ export class BatchQueue<I, O> {
   }
 
   private async answer(items: I[]): Promise<O[]> {
-    this.counts.batches++;
-    this.counts.largest = Math.max(this.counts.largest, items.length);
     const out = await this.runBatch(items);
     if (out.length !== items.length)
       throw new Error(`a batch of ${items.length} calls gave ${out.length} answers`);

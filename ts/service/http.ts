@@ -36,7 +36,7 @@ export interface ServiceOptions {
   /** Loaded once by the caller; every request goes through its queue. */
   predictor: Pick<MaskingPredictor, 'kind' | 'pending' | 'predict' | 'dispose'> & {
     readonly segmenter?: unknown;
-    /** Model batches so far (MaskingPredictor's), for /metrics; absent = not exported. */
+    /** Model batches so far (MaskingPredictor's), for /metrics; absent, those counters stay 0. */
     readonly batchCounts?: BatchCounts;
   };
   /** Lookup of CheXmask rows by dicomId; without it only `/predict` without a dicomId is served. */

@@ -55,29 +55,29 @@ export function createMetrics(
       this.set(queueDepth());
     },
   });
-  // calls ÷ batches is the mean batch size: how much concurrent requests share the models
-  new Counter({
-    name: 'cxrmask_model_batches_total',
-    help: 'Batches the models ran (segment + classify); concurrent requests share one',
-    registers: [registry],
-    collect() {
-      const c = batches();
-      if (!c) return;
-      this.reset();
-      this.inc(c.batches);
-    },
-  });
-  new Counter({
-    name: 'cxrmask_model_batch_calls_total',
-    help: 'Prediction requests taken into model batches',
-    registers: [registry],
-    collect() {
-      const c = batches();
-      if (!c) return;
-      this.reset();
-      this.inc(c.calls);
-    },
-  });
+  // read from the predictor at scrape time; calls ÷ batches is the mean batch size
+  const fromBatches = (name: string, help: string, pick: (c: BatchCounts) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const c = batches();
+        if (!c) return;
+        this.reset();
+        this.inc(pick(c));
+      },
+    });
+  fromBatches(
+    'cxrmask_model_batches_total',
+    'Batches the models ran (segment + classify); concurrent requests share one',
+    (c) => c.batches,
+  );
+  fromBatches(
+    'cxrmask_model_batch_calls_total',
+    'Prediction requests taken into model batches',
+    (c) => c.calls,
+  );
   new Gauge({
     name: 'cxrmask_queue_limit',
     help: 'Queue depth at which new prediction requests get 503',

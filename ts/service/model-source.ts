@@ -2,7 +2,8 @@
  * What `--model` names for the commands that serve a classifier: an exported model folder (zero-shot,
  * or with `--checkpoint`), or a trained cell of a run (`runs/<run>/cells/<cell>`, or its best.ckpt),
  * whose run config names the model folder and whose cache recorded the contour settings the model
- * was trained with (so predicted contours are drawn as thick as the training ones).
+ * was trained with (so predicted contours are drawn as thick as the training ones). A checkpoint
+ * given with a model folder brings its cell's contour settings the same way.
  */
 
 import { existsSync, statSync } from 'node:fs';
@@ -23,7 +24,10 @@ export interface ModelSource {
  *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder.
  */
 export function resolveModelSource(model: string, checkpoint?: string | null): ModelSource {
-  if (existsSync(join(model, 'model.json'))) return { modelDir: model, checkpoint: checkpoint ?? null };
+  if (existsSync(join(model, 'model.json'))) {
+    const contour = checkpoint ? checkpointContour(checkpoint) : undefined;
+    return { modelDir: model, checkpoint: checkpoint ?? null, ...(contour ? { overlay: contour } : {}) };
+  }
   const isFile = existsSync(model) && statSync(model).isFile();
   const cell = isFile ? dirname(model) : model;
   const ckpt = isFile ? model : join(cell, 'best.ckpt');

@@ -183,6 +183,11 @@ export interface Prediction {
   masks?: { size: number; bits: Uint8Array } | null;
 }
 
+/** Whether the call has a masked image too (its second row in a model batch). */
+function hasMasked(pp: PreprocessedPair): boolean {
+  return pp.masked !== null && pp.masked !== undefined;
+}
+
 function toScores(p: Float32Array, row: number): FindingScores {
   const out = {} as FindingScores;
   FINDINGS.forEach((f, k) => {
@@ -320,7 +325,7 @@ export class MaskingPredictor {
     // Decoding (sharp, on libuv's pool) overlaps other images' model steps; only those are queued.
     const pp = await this.prep(image, row, this.prepOptions);
     const { p, bits, maskSource } = await this.batches.run({ pp, row });
-    const both = pp.masked !== null;
+    const both = hasMasked(pp);
     const original = toScores(p, 0);
     const masked = both ? toScores(p, 1) : null;
     let delta: FindingScores | null = null;
@@ -346,8 +351,13 @@ export class MaskingPredictor {
     const rows: Float32Array[] = [];
     for (const { pp } of calls) {
       rows.push(pp.original);
-      if (pp.masked) rows.push(pp.masked);
+      if (hasMasked(pp)) rows.push(pp.masked!);
     }
+    // one forward over every row: a row of another size would shift the others' answers (the
+    // model checks the total against its own input size)
+    const sample = rows[0]!.length;
+    const wrong = rows.find((r) => r.length !== sample);
+    if (wrong) throw new Error(`a preprocessed image has ${wrong.length} values, another ${sample}`);
     const x = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
     let at = 0;
     for (const r of rows) {
@@ -358,7 +368,7 @@ export class MaskingPredictor {
     const L = FINDINGS.length;
     let row = 0;
     return calls.map((c, i) => {
-      const n = c.pp.masked ? 2 : 1;
+      const n = hasMasked(c.pp) ? 2 : 1;
       const out = p.subarray(row * L, (row + n) * L);
       row += n;
       const maskSource: MaskSource = c.row ? 'chexmask' : bits[i] ? 'segmenter' : null;
@@ -411,9 +421,17 @@ export class MaskingPredictor {
   }
 }
 
-/** Convenience: the CheXmask row of one image from a CheXmask CSV (streams the file once). */
-export async function chexmaskRowFor(csvPath: string, dicomId: string, minDice = 0): Promise<unknown> {
-  const { rows } = await joinChexmask(csvPath, [dicomId], { minDice });
+/**
+ * Convenience: the CheXmask row of one image from a CheXmask CSV (streams the file once). `keepRle`
+ * keeps the RLE masks, which a predictor drawing RLE contours (a cell trained on them) needs.
+ */
+export async function chexmaskRowFor(
+  csvPath: string,
+  dicomId: string,
+  minDice = 0,
+  keepRle = false,
+): Promise<unknown> {
+  const { rows } = await joinChexmask(csvPath, [dicomId], { minDice, keepRle });
   const row = rows.get(dicomId);
   if (!row) throw new Error(`no CheXmask row for ${dicomId} in ${csvPath} (or it failed the quality filter)`);
   return row;
