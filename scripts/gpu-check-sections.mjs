@@ -423,7 +423,7 @@ const sections = {
     if (!check(res?.http?.c8?.imagesPerSecond > 0, `bench/serve.ts (${r.seconds.toFixed(0)} s): ${r.why}`)) return;
     check(res.python?.imagesPerSecond > 0, 'eager Python serving loop ran');
     const c1 = res.inProcess.c1;
-    row({ work: 'serve (JPEG -> segment -> overlay -> score)', unit: 'img/s', dtype: cuda ? 'bf16' : 'fp32', batch: 1, addon: c1.imagesPerSecond, eager: res.python?.imagesPerSecond, note: `${res.size} JPEGs; in process c1 p50 ${c1.p50Ms.toFixed(0)} ms, c8 ${res.inProcess.c8.imagesPerSecond.toFixed(1)} img/s, HTTP c8 ${res.http.c8.imagesPerSecond.toFixed(1)} img/s; eager PIL + open_clip + U-Net${cuda ? ', both sides under bf16 autocast' : ''}, one at a time` });
+    row({ work: 'serve (JPEG -> segment -> overlay -> score)', unit: 'img/s', dtype: cuda ? 'bf16' : 'fp32', batch: 1, addon: c1.imagesPerSecond, eager: res.python?.imagesPerSecond, note: `${res.size} JPEGs; in process c1 p50 ${c1.p50Ms.toFixed(0)} ms, c8 ${res.inProcess.c8.imagesPerSecond.toFixed(1)} img/s, HTTP c8 ${res.http.c8.imagesPerSecond.toFixed(1)} img/s; mean model batch ${res.batches ? (res.batches.calls / Math.max(1, res.batches.batches)).toFixed(1) : 'n/a'} in process; eager PIL + open_clip + U-Net${cuda ? ', both sides under bf16 autocast' : ''}, one at a time` });
   },
 };
 

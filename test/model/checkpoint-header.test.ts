@@ -51,6 +51,30 @@ test('the header of a fine-tuned checkpoint is read without its tensors', async 
     ['finetune', true, 2, false, 5],
   );
 
+  // the same fields as PyTorch reads them from the whole file
+  const script = [
+    'import json, sys, torch',
+    'm = torch.jit.load(sys.argv[1])',
+    'keys = ["format", "headOnly", "freezeEncoder", "inputDim", "numLabels", "step", "weightsOnly", "kind"]',
+    'print(json.dumps({k: m._c.getattr(k) for k in keys}))',
+  ].join('\n');
+  const r = spawnSync(python(), ['-c', script, full], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const torchSays = JSON.parse(r.stdout) as Record<string, unknown>;
+  assert.equal(
+    {
+      format: headerOf.format,
+      headOnly: headerOf.headOnly,
+      freezeEncoder: headerOf.freezeEncoder,
+      inputDim: headerOf.inputDim,
+      numLabels: headerOf.numLabels,
+      step: headerOf.step,
+      weightsOnly: headerOf.weightsOnly,
+      kind: headerOf.kind,
+    },
+    torchSays,
+  );
+
   const bare = join(dir, 'no-tensors.ckpt');
   const kept = copyZipWithout(full, bare, String.raw`/data/\d+$`);
   assert.ok(kept >= 2, `kept ${kept} entries`);
