@@ -58,6 +58,8 @@ test('MIMIC-shaped tree: paths, sizes and CheXmask Height/Width match the JPEGs;
     const meta = await sharp(join(s.mimicRoot, im.path)).metadata();
     assert.is(meta.width, im.width);
     assert.is(meta.height, im.height);
+    // one grey component, as MIMIC-CXR-JPG's files (sRGB would decode slower than the real ones)
+    assert.equal([meta.channels, meta.space], [1, 'b-w']);
     const r = rows.get(im.dicomId);
     assert.is(!!r, im.chexmask === 'ok' || im.chexmask === 'low-rca', `${im.view} ${im.chexmask}`);
     if (r) {
@@ -84,6 +86,18 @@ test('MIMIC-shaped tree: paths, sizes and CheXmask Height/Width match the JPEGs;
     }
   }
   assert.ok(checked > 5);
+});
+
+test('NIH-shaped PNGs: one grey component, one in forty RGBA (as a few real ones are)', async () => {
+  const s = await synthesize({ out: tempDir(), dataset: 'nih14', n: 80, seed: 4, width: 64, height: 64 });
+  const kinds: Record<string, number> = {};
+  for (const im of s.images) {
+    const m = await sharp(join(s.mimicRoot, im.path)).metadata();
+    const k = `${m.format} ${m.channels} ${m.space}`;
+    kinds[k] = (kinds[k] ?? 0) + 1;
+  }
+  assert.equal(Object.keys(kinds).sort(), ['png 1 b-w', 'png 4 srgb']);
+  assert.ok(kinds['png 4 srgb']! >= 1 && kinds['png 4 srgb']! <= 4, JSON.stringify(kinds));
 });
 
 test('findings change what is drawn: cardiomegaly widens the heart (and its landmarks), effusion/consolidation/edema add lung density', async () => {

@@ -88,9 +88,10 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
       });
       await writeFile(file, dicom);
     }
-  } else if (img.format === 'png') await pipe.png().toFile(file);
+  } else if (img.format === 'png') await pipe.toColourspace('b-w').png().toFile(file);
   else if (img.format === 'png-rgba') await pipe.toColourspace('srgb').ensureAlpha(1).png().toFile(file);
-  else await pipe.jpeg({ quality: s.quality }).toFile(file);
+  // one grey component, as the real files are (sharp would write sRGB by default, which decodes slower)
+  else await pipe.toColourspace('b-w').jpeg({ quality: s.quality }).toFile(file);
   // Ground truth for attribution: where each finding was drawn (no pixel above depends on it).
   if (ph.regions) await writeRegions(join(s.mimicRoot, img.path), ph.regions, img.width, img.height);
   return line;
