@@ -28,7 +28,8 @@ const N = Number(arg('n', '24'));
 const W = Number(arg('width', '2500'));
 const H = Number(arg('height', '3000'));
 const PY = arg('python', join(homedir(), '.cache', 'cxrmask', 'venv', 'bin', 'python'));
-const dir = join('bench', 'out', `data-${W}x${H}-${N}`);
+// grey JPEGs, as MIMIC-CXR-JPG's (a folder of older sRGB ones, another name, is not reused)
+const dir = join('bench', 'out', `data-grey-${W}x${H}-${N}`);
 mkdirSync(dir, { recursive: true });
 
 // 1. Inputs: N phantom JPEGs at full size + their landmarks (generated once, reused).
@@ -51,6 +52,7 @@ for (let k = 0; k < N; k++) {
     const ph = renderFrontal(rng, W, H, f, k % 2 === 1);
     await sharp(Buffer.from(ph.pixels), { raw: { width: W, height: H, channels: 1 } })
       .blur(1.5)
+      .toColourspace('b-w')
       .jpeg({ quality: 95 })
       .toFile(file);
     lm = ph.landmarks as Float64Array;

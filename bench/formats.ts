@@ -44,6 +44,7 @@ async function fixtures(): Promise<Record<string, string>> {
   const nih = field(1024, 1024, 255);
   out['nih14 PNG 8-bit 1024²'] = join(dir, 'nih.png');
   await sharp(Buffer.from(nih), { raw: { width: 1024, height: 1024, channels: 1 } })
+    .toColourspace('b-w')
     .png()
     .toFile(out['nih14 PNG 8-bit 1024²']);
   const pc = field(2000, 2400, 4095);

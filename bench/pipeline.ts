@@ -94,7 +94,8 @@ const load = () => loadavg().map((v) => Number(v.toFixed(2)));
 /** Synthetic MIMIC/CheXmask tree under dir, reused while its parameters are unchanged. */
 async function synthData(dir: string, p: { n: number; width: number; height: number }) {
   const stamp = join(dir, 'synth-params.json');
-  const want = JSON.stringify({ ...p, seed: 11, lateralRate: 0 });
+  // `grey`: trees rendered before the synthetic JPEGs had one grey component are made again
+  const want = JSON.stringify({ ...p, seed: 11, lateralRate: 0, grey: true });
   const mimicRoot = join(dir, 'mimic');
   const chexmaskCsv = join(dir, 'chexmask', 'MIMIC-CXR-JPG.csv');
   if (!(existsSync(stamp) && readFileSync(stamp, 'utf8') === want && existsSync(chexmaskCsv))) {

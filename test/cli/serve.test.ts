@@ -177,6 +177,8 @@ test('concurrent requests: each answered 200 with its own image’s scores, or 5
   const batches = (await metric('cxrmask_model_batches_total')) - before.batches;
   assert.is(calls, served);
   assert.ok(batches >= 1 && batches <= calls, `${batches} batches for ${calls} requests`);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  assert.match(text, /^cxrmask_model_batch_reruns_total 0$/m, 'no batch failed, and the counter says so');
 });
 
 test('malformed requests: 400/404/413 with fixed texts and no server details', async () => {

@@ -77,7 +77,9 @@ function gatedPreprocess(n: number, spoil: (image: string | Buffer) => boolean =
   });
   let done = 0;
   return async (image, row, o) => {
-    const pp = (await preprocess(image, row, o)) as Awaited<ReturnType<PreprocessFn>>;
+    const pp = (await preprocess(image, row as Parameters<typeof preprocess>[1], o)) as Awaited<
+      ReturnType<PreprocessFn>
+    >;
     if (++done === n) release();
     await gate;
     return spoil(image) ? { ...pp, original: pp.original.subarray(1) } : pp;
@@ -158,7 +160,8 @@ test('a batch mixing one-image and two-image calls answers each; a bad call fail
       if (row) assert.ok(Math.abs(have.masked![f] - want.masked![f]) < 1e-5, `call ${i} masked ${f}`);
     }
   }
-  // the first call runs alone; the other five (a spoiled one among them) fail together, then alone
+  // the first call runs alone; the other five fail together, then run alone. Both calls of the
+  // spoiled image are spoiled, so the five hold one whichever call finishes decoding first.
   assert.equal(batched.batchCounts, { batches: 2, calls: 6, largest: 5, rerun: 5 });
   await batched.dispose();
   await lone.dispose();

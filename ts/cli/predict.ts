@@ -38,9 +38,8 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       imageLimitsFrom(argv); // flags checked before the CSV is searched
       const source = predictorSource(argv);
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
-      // a cell trained on RLE contours draws them from the row's RLE masks
-      const keepRle = source.overlay?.source === 'rle';
-      const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id, 0, keepRle) : null;
+      // the row keeps its RLE masks: a cell trained on RLE contours draws from them
+      const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
       const p = await openPredictor(argv, source);
       try {
         const r = await p.predict(argv.image, row);

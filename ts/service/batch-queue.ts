@@ -26,7 +26,9 @@ export interface BatchCounts {
 
 export class BatchQueue<I, O> {
   private readonly waiting: Waiting<I, O>[] = [];
-  /** Calls of the batch on the model now (0 when idle). */
+  /** A batch is on the model (one at a time). */
+  private busy = false;
+  /** Calls of that batch not yet settled (for `pending`). */
   private running = 0;
   private readonly counts: BatchCounts = { batches: 0, calls: 0, largest: 0, rerun: 0 };
 
@@ -59,10 +61,12 @@ export class BatchQueue<I, O> {
   }
 
   private next(): void {
-    if (this.running > 0 || this.waiting.length === 0) return;
+    if (this.busy || this.waiting.length === 0) return;
+    this.busy = true;
     const batch = this.waiting.splice(0, this.maxBatch);
     this.running = batch.length;
     this.settle(batch).finally(() => {
+      this.busy = false;
       this.running = 0;
       this.next();
     });
@@ -88,6 +92,7 @@ export class BatchQueue<I, O> {
         } catch (e1) {
           w.reject(e1);
         }
+        this.running--;
       }
     }
   }

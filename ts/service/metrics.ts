@@ -78,6 +78,11 @@ export function createMetrics(
     'Prediction requests taken into model batches',
     (c) => c.calls,
   );
+  fromBatches(
+    'cxrmask_model_batch_reruns_total',
+    'Requests run again alone because their batch failed',
+    (c) => c.rerun,
+  );
   new Gauge({
     name: 'cxrmask_queue_limit',
     help: 'Queue depth at which new prediction requests get 503',

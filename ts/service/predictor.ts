@@ -386,9 +386,13 @@ export class MaskingPredictor {
     const plane = 3 * S * S;
     const x = new Float32Array(todo.length * plane);
     todo.forEach((i, k) => {
-      if (!calls[i]!.pp.gray)
-        throw new Error('predicted masks need the gray plane from the preprocess function');
-      x.set(calls[i]!.pp.original, k * plane);
+      const pp = calls[i]!.pp;
+      if (!pp.gray) throw new Error('predicted masks need the gray plane from the preprocess function');
+      if (pp.original.length !== plane)
+        throw new Error(
+          `a preprocessed image has ${pp.original.length} values, the segmenter takes ${plane}`,
+        );
+      x.set(pp.original, k * plane);
     });
     const all = await seg.predictMasks(x, todo.length);
     if (all.length !== todo.length * S * S) {
@@ -423,13 +427,14 @@ export class MaskingPredictor {
 
 /**
  * Convenience: the CheXmask row of one image from a CheXmask CSV (streams the file once). `keepRle`
- * keeps the RLE masks, which a predictor drawing RLE contours (a cell trained on them) needs.
+ * (default true: one row's masks cost little) keeps the RLE masks, which a predictor drawing RLE
+ * contours (a cell trained on them) needs.
  */
 export async function chexmaskRowFor(
   csvPath: string,
   dicomId: string,
   minDice = 0,
-  keepRle = false,
+  keepRle = true,
 ): Promise<unknown> {
   const { rows } = await joinChexmask(csvPath, [dicomId], { minDice, keepRle });
   const row = rows.get(dicomId);
