@@ -13,6 +13,7 @@ import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
+import { runContour } from '../../ts/service/model-source.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));
@@ -38,8 +39,16 @@ const JOIN = {
 function withCache(cache: CacheLike): Backend {
   return { ...fakeBackend(), openCache: () => cache };
 }
+const CONTOUR = { thickness: 3, source: 'rle' as const };
 const keyed = (c: CacheLike, over: Partial<CacheLike> = {}): CacheLike =>
-  Object.assign(c, { key: 'k1', dir: join(tmp, 'no-such-cache'), digest: 'd1', build: JOIN, ...over });
+  Object.assign(c, {
+    key: 'k1',
+    dir: join(tmp, 'no-such-cache'),
+    digest: 'd1',
+    build: JOIN,
+    contour: CONTOUR,
+    ...over,
+  });
 
 let runDir = '';
 let first: Results;
@@ -54,6 +63,9 @@ test('a run records its data fingerprint in data.json and results.json', async (
   assert.equal(recorded.fingerprint.join, JOIN);
   assert.equal(first.data.fingerprint, recorded.fingerprint);
   assert.ok(first.data['cache'], 'data.cache in results.json');
+  // the contour settings stay with the run: its cache folder here never existed
+  assert.equal(recorded.summaries.cache.contour, CONTOUR);
+  assert.equal(runContour(runDir), CONTOUR);
 });
 
 test('resume after a rebuild with fewer images is refused, naming what changed; nothing is recomputed', async () => {

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
 
-import { checkpointContour, resolveModelSource } from '../../ts/service/model-source.js';
+import { checkpointContour, resolveModelSource, runContour } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
 const run = join(tmp, 'runs', 'R');
@@ -67,6 +67,37 @@ test('anything else is a ConfigError naming the problem', () => {
   }
   writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: join(tmp, 'gone') } }));
   assert.throws(() => resolveModelSource(cell), /has no model.json/);
+});
+
+test('a run whose cache is gone: its recorded settings, else the defaults with a warning', async () => {
+  const old = join(tmp, 'runs', 'Old');
+  mkdirSync(old, { recursive: true });
+  writeFileSync(
+    join(old, RUN_DATA_FILE),
+    JSON.stringify({ fingerprint: { cacheDir: join(tmp, 'deleted') } }),
+  );
+  const warnings: Error[] = [];
+  const listen = (w: Error) => warnings.push(w);
+  process.on('warning', listen);
+  try {
+    assert.is(runContour(old), undefined);
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    assert.is(warnings.length, 1);
+    assert.match(warnings[0]!.message, /the cache it trained on \(.*deleted\) is gone/);
+    // a run that recorded them needs no cache
+    writeFileSync(
+      join(old, RUN_DATA_FILE),
+      JSON.stringify({
+        fingerprint: { cacheDir: join(tmp, 'deleted') },
+        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' } } },
+      }),
+    );
+    assert.equal(runContour(old), { thickness: 4, source: 'landmarks' });
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 1, 'no warning when the run recorded its settings');
+  } finally {
+    process.off('warning', listen);
+  }
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

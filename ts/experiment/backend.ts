@@ -32,6 +32,8 @@ export interface CacheLike {
   build?: unknown;
   /** Images the cache build left out, per reason (corrupt/missing JPEG, no CheXmask row, …). */
   skipped?: { counts: Record<string, number> };
+  /** The contour settings the masked images were drawn with (recorded so a served cell draws the same). */
+  contour?: { thickness: number; source: 'landmarks' | 'rle' };
   /** Indices of the entries in `split`. */
   indicesOf(split: Split): number[];
   /** Float32 images and labels of these entries, original or masked. */

@@ -66,6 +66,8 @@ export function cacheFacts(cache: CacheLike): Record<string, unknown> {
     key: cache.key ?? null,
     entries: cache.entries.length,
     skipped: cache.skipped ?? null,
+    // kept in the run's data.json: a cell served after its cache is deleted still draws its contours
+    contour: cache.contour ? { thickness: cache.contour.thickness, source: cache.contour.source } : null,
   };
 }
 

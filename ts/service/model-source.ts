@@ -53,13 +53,28 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   return out;
 }
 
-/** The contour settings of the cache a run trained on (its data.json names the keyed cache folder). */
+/**
+ * The contour settings a run trained with: recorded in its data.json (runs since 2026-12-05), else
+ * read from the cache its data.json names. Neither (an older run whose cache was deleted): undefined,
+ * with a warning, since the contours are then drawn with the defaults.
+ */
 export function runContour(runDir: string): ModelSource['overlay'] {
-  const cacheDir = readRunData(runDir)?.fingerprint.cacheDir;
+  const data = readRunData(runDir);
+  const recorded = (data?.summaries?.['cache'] as { contour?: ModelSource['overlay'] | null } | undefined)
+    ?.contour;
+  if (recorded) return { thickness: recorded.thickness, source: recorded.source };
+  const cacheDir = data?.fingerprint.cacheDir;
   const c = cacheDir
     ? readJson<{ contour?: ModelSource['overlay'] }>(join(cacheDir, 'cache.json'))?.contour
     : undefined;
-  return c ? { thickness: c.thickness, source: c.source } : undefined;
+  if (c) return { thickness: c.thickness, source: c.source };
+  if (cacheDir) {
+    process.emitWarning(
+      `${runDir}: the cache it trained on (${cacheDir}) is gone and its data.json predates recording the contour settings, so contours are drawn with the defaults`,
+      { code: 'CXRMASK_CONTOUR_UNKNOWN' },
+    );
+  }
+  return undefined;
 }
 
 /** runContour of the run holding `runs/<run>/cells/<cell>/best.ckpt`; undefined for any other path. */
