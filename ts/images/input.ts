@@ -8,7 +8,7 @@
  */
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { checkRegularFile, statRegularFile } from '../common/files.js';
@@ -124,6 +124,8 @@ export interface CheckedImage {
   format: ImageFormat;
   width: number;
   height: number;
+  /** sharp's header of a JPEG/PNG (absent for DICOM), for imageSource to reuse instead of parsing again. */
+  header?: Metadata;
 }
 
 /**
@@ -158,9 +160,13 @@ export async function checkedImage(
   }
   let width: number | undefined;
   let height: number | undefined;
+  let header: Metadata | undefined;
   try {
-    ({ width, height } =
-      format === 'dicom' ? dicomSize(buf) : await sharp(buf, { limitInputPixels: false }).metadata());
+    if (format === 'dicom') ({ width, height } = dicomSize(buf));
+    else {
+      header = await sharp(buf, { limitInputPixels: false }).metadata();
+      ({ width, height } = header);
+    }
   } catch (e) {
     throw new DataError(
       'image-corrupt',
@@ -178,7 +184,7 @@ export async function checkedImage(
       { file: name },
     );
   }
-  return { buf, name, format, width, height };
+  return { buf, name, format, width, height, ...(header ? { header } : {}) };
 }
 
 function hexHead(buf: Uint8Array): string {

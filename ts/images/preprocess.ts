@@ -133,9 +133,9 @@ export async function decodePlane(
   limits: ImageLimits = {},
 ): Promise<DecodedPlane & { buf: Buffer }> {
   const lim = resolveImageLimits(limits);
-  const { buf, name } = await checkedImage(input, lim);
+  const { buf, name, header } = await checkedImage(input, lim);
   try {
-    const src = await imageSource(buf, lim.maxPixels);
+    const src = await imageSource(buf, lim.maxPixels, header);
     const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
     let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
@@ -160,9 +160,9 @@ export async function decodeFull(
   limits: ImageLimits = {},
 ): Promise<{ gray: Uint8Array; width: number; height: number }> {
   const lim = resolveImageLimits(limits);
-  const { buf, name } = await checkedImage(input, lim);
+  const { buf, name, header } = await checkedImage(input, lim);
   try {
-    const { data, info } = await (await imageSource(buf, lim.maxPixels))
+    const { data, info } = await (await imageSource(buf, lim.maxPixels, header))
       .open()
       .raw()
       .toBuffer({ resolveWithObject: true });

@@ -4,7 +4,7 @@
  * real bit depth (bit-depth.ts), DICOM through its rescale, VOI window and photometric interpretation
  * (dicom.ts).
  */
-import sharp, { type Sharp } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { bitsFor, pngSignificantBits } from './bit-depth.js';
 import { decodeDicom, isDicom } from './dicom.js';
 
@@ -27,8 +27,15 @@ export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
   return out;
 }
 
-/** `maxPixels` is handed to sharp too, so its decoders stop at the same cap the header check used. */
-export async function imageSource(buf: Buffer, maxPixels: number | false = false): Promise<ImageSource> {
+/**
+ * `maxPixels` is handed to sharp too, so its decoders stop at the same cap the header check used.
+ * `header`: sharp's metadata of `buf` when the caller has it (checkedImage), so it is not parsed twice.
+ */
+export async function imageSource(
+  buf: Buffer,
+  maxPixels: number | false = false,
+  header?: Metadata,
+): Promise<ImageSource> {
   const opts = { failOn: 'warning' as const, limitInputPixels: maxPixels };
   if (isDicom(buf)) {
     const d = await decodeDicom(buf);
@@ -40,7 +47,7 @@ export async function imageSource(buf: Buffer, maxPixels: number | false = false
       open: () => sharp(d.gray, { raw }).grayscale(),
     };
   }
-  const meta = await sharp(buf, { limitInputPixels: maxPixels }).metadata();
+  const meta = header ?? (await sharp(buf, { limitInputPixels: maxPixels }).metadata());
   if (!meta.width || !meta.height) throw new Error('image has no size');
   if (meta.depth !== 'ushort')
     return {
