@@ -2,8 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../service/predictor.js';
-import { imageLimitsFrom } from './options.js';
-import { openPredictor, type PredictorArgv, predictorOptions, predictorSource } from './predictor-args.js';
+import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand, UsageError } from './run-command.js';
 
 export interface PredictArgv extends PredictorArgv {
@@ -35,12 +34,11 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
   handler: async (argv: ArgumentsCamelCase<PredictArgv>) => {
     await runCommand(async () => {
       if (argv.dicomId && !argv.chexmask) throw new UsageError('--dicom-id needs --chexmask');
-      imageLimitsFrom(argv); // flags checked before the CSV is searched
-      const source = predictorSource(argv);
+      const plan = predictorPlan(argv); // flags checked before the CSV is searched
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       // the row keeps its RLE masks: a cell trained on RLE contours draws from them
       const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
-      const p = await openPredictor(argv, source);
+      const p = await openPredictor(argv, plan);
       try {
         const r = await p.predict(argv.image, row);
         if (argv.json) {

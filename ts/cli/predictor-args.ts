@@ -4,6 +4,7 @@
  * which segmenter, where and how it runs, what an image may be.
  */
 import type { Argv } from 'yargs';
+import type { ImageLimits } from '../images/input.js';
 import { openSegmenter } from '../segment/open.js';
 import { type ModelSource, resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
@@ -55,20 +56,27 @@ export function predictorOptions<T>(y: Argv<T>) {
     });
 }
 
-/** The model `--model` / `--checkpoint` name (a cell brings its run's model folder and contour settings). */
-export function predictorSource(argv: PredictorArgv): ModelSource {
-  return resolveModelSource(argv.model, argv.checkpoint ?? null);
+/** What the flags name, checked before any slow work: the model source and the image limits. */
+export interface PredictorPlan {
+  /** The model `--model` / `--checkpoint` name (a cell brings its run's model folder and contour settings). */
+  source: ModelSource;
+  imageLimits: ImageLimits;
+}
+
+/** @throws {UsageError|ConfigError} a bad image-limit flag, or a model that is neither folder nor cell. */
+export function predictorPlan(argv: PredictorArgv): PredictorPlan {
+  return {
+    imageLimits: imageLimitsFrom(argv),
+    source: resolveModelSource(argv.model, argv.checkpoint ?? null),
+  };
 }
 
 /**
- * The segmenter, then the classifier over `source`: loaded now, so a broken file fails at start. A
- * classifier that fails to load frees the segmenter opened for it.
+ * The segmenter, then the classifier over the plan's source: loaded now, so a broken file fails at
+ * start. A classifier that fails to load frees the segmenter opened for it.
  */
-export async function openPredictor(
-  argv: PredictorArgv,
-  source: ModelSource = predictorSource(argv),
-): Promise<MaskingPredictor> {
-  const imageLimits = imageLimitsFrom(argv);
+export async function openPredictor(argv: PredictorArgv, plan: PredictorPlan): Promise<MaskingPredictor> {
+  const { source, imageLimits } = plan;
   const untrained = argv.allowUntrained === true;
   const bf16 = argv.bf16 ? { bf16: true } : {};
   const segmenter = argv.segmenter

@@ -10,8 +10,8 @@ import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
 import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
-import { imageLimitsFrom, parseSize } from './options.js';
-import { openPredictor, type PredictorArgv, predictorOptions, predictorSource } from './predictor-args.js';
+import { parseSize } from './options.js';
+import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand, UsageError } from './run-command.js';
 
 export interface ServeArgv extends PredictorArgv {
@@ -105,20 +105,19 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       const bodyLimit = parseSize(argv.bodyLimit);
       if (bodyLimit > MAX_BODY_LIMIT)
         throw new UsageError(`--body-limit ${argv.bodyLimit}: at most ${MAX_BODY_LIMIT / 2 ** 20}mb`);
-      imageLimitsFrom(argv); // flags checked before the CheXmask CSV is indexed
       if (argv.threads !== undefined) {
         const problem = threadsProblem(argv.threads);
         if (problem) throw new UsageError(`--threads ${argv.threads}: ${problem}`);
         setThreads(argv.threads);
       }
-      const src = predictorSource(argv);
+      const plan = predictorPlan(argv); // checked before the CheXmask CSV is indexed
       const chexmask = argv.chexmask
         ? await ChexmaskIndex.build(argv.chexmask, {
             minDice: argv.minDice,
-            keepRle: src.overlay?.source === 'rle',
+            keepRle: plan.source.overlay?.source === 'rle',
           })
         : null;
-      const predictor = await openPredictor(argv, src);
+      const predictor = await openPredictor(argv, plan);
       const app = createServer({
         predictor,
         chexmask,
