@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { DATASET_FORMATS } from '../ts/images/input.js';
 import { decodePlane, resolvePreprocess } from '../ts/images/preprocess.js';
 import { writeDicom } from '../ts/synth/dicom.js';
-import { median, pythonExe } from './common.js';
+import { benchPython, median } from './common.js';
 import { encodeJ2k } from './j2k.js';
 
 const args = process.argv.slice(2);
@@ -88,24 +88,54 @@ async function fixtures(): Promise<Record<string, string>> {
   return out;
 }
 
-const PIL = `
+/**
+ * What a Python user runs for the same file: PIL for PNG; pydicom (pixel_array through its pylibjpeg
+ * plugins, the modality LUT, the VOI window, MONOCHROME1 inverted) for DICOM; then 8-bit gray, a
+ * bicubic resize of the short side to 224 and the centre crop (torchvision's arithmetic). Prints the median seconds; writes the
+ * last plane (224² bytes) to argv[3] so the bench can say how far the two planes are apart.
+ */
+const PYTHON = `
 import sys, time
+import numpy as np
 from PIL import Image
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def gray(path):
+    if not path.endswith('.dcm'):
+        im = Image.open(path)
+        if not im.mode.startswith('I'):
+            return im
+        return Image.fromarray(np.rint(np.asarray(im, np.float32) * (255 / 4095)).astype(np.uint8), 'L')
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    ds = pydicom.dcmread(path)
+    a = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float32)
+    slope, icpt = float(getattr(ds, 'RescaleSlope', 1)), float(getattr(ds, 'RescaleIntercept', 0))
+    lo, hi = icpt, (2 ** ds.BitsStored - 1) * slope + icpt
+    g = (a - lo) / (hi - lo)
+    if ds.PhotometricInterpretation == 'MONOCHROME1':
+        g = 1 - g
+    return Image.fromarray(np.clip(np.rint(g * 255), 0, 255).astype(np.uint8), 'L')
+
 ts = []
 for _ in range(n):
     t = time.perf_counter()
-    im = Image.open(path)
-    im = im.point(lambda v: v * (255 / 4095)) if im.mode.startswith('I') else im
-    im = im.convert('L')
-    s = 224 / min(im.size)
-    im = im.resize((round(im.size[0] * s), round(im.size[1] * s)), Image.BICUBIC)
+    im = gray(path).convert('L')
+    w, h = im.size
+    # torchvision's Resize and CenterCrop arithmetic (int(), Python's round)
+    rw, rh = (224, int(224 * h / w)) if w <= h else (int(224 * w / h), 224)
+    im = im.resize((rw, rh), Image.BICUBIC)
+    left, top = int(round((rw - 224) / 2)), int(round((rh - 224) / 2))
+    plane = np.asarray(im.crop((left, top, left + 224, top + 224)))
     ts.append(time.perf_counter() - t)
+plane.tofile(out)
 ts.sort()
 print(ts[len(ts) // 2])
 `;
 
 async function main() {
+  const given = arg('python', '');
+  const python = given || benchPython('pydicom').python;
   const files = await fixtures();
   const pp = resolvePreprocess({ size: 224 });
   // these are dataset files: DICOM is allowed (a caller's image may only be JPEG or PNG)
@@ -121,18 +151,23 @@ async function main() {
       t.push(performance.now() - t0);
     }
     const ms = median(t);
-    let pil: number | null = null;
-    if (file.endsWith('.png')) {
-      const r = spawnSync(pythonExe(arg('python', '')), ['-c', PIL, file, String(N)], { encoding: 'utf8' });
-      if (r.status === 0) pil = Number(r.stdout.trim()) * 1000;
-    }
+    const ours = (await decodePlane(buf, pp, formats)).gray;
+    const planeFile = join(dir, 'python-plane.u8');
+    const r = spawnSync(python, ['-c', PYTHON, file, String(N), planeFile], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`the Python baseline failed on ${name}: ${r.stderr}`);
+    const py = Number(r.stdout.trim()) * 1000;
+    const theirs = readFileSync(planeFile);
+    if (theirs.length !== ours.length) throw new Error(`${name}: Python's plane has ${theirs.length} bytes`);
+    let diff = 0;
+    for (let i = 0; i < ours.length; i++) diff += Math.abs(ours[i]! - theirs[i]!);
     rows.push({
       form: name,
       bytes: buf.length,
       msPerImage: Number(ms.toFixed(1)),
       imagesPerSecond: Number((1000 / ms).toFixed(1)),
-      pilMsPerImage: pil === null ? null : Number(pil.toFixed(1)),
-      speedupVsPil: pil === null ? null : Number((pil / ms).toFixed(2)),
+      pythonMsPerImage: Number(py.toFixed(1)),
+      speedupVsPython: Number((py / ms).toFixed(2)),
+      meanAbsDiffVsPython: Number((diff / ours.length).toFixed(2)),
     });
   }
   process.stdout.write(`${JSON.stringify({ n: N, rows }, null, 2)}\n`);

@@ -31,7 +31,7 @@ import { mulberry32 } from '../ts/common/random.js';
 import { CHEXMASK_COLUMNS, type JoinSummary, joinChexmask } from '../ts/data/chexmask.js';
 import { formatLandmarksFlat, formatLandmarksNumpy } from '../ts/data/landmarks.js';
 
-import { benchDir, root, venvPython } from './common.js';
+import { benchDir, benchPython } from './common.js';
 
 export interface JoinBench {
   /** preprocessed: 1024² rows, flat landmarks (≈ 18.5 KB per row); original: full-size rows (≈ 55 KB). */
@@ -241,31 +241,6 @@ function warm(path: string): void {
   closeSync(fd);
 }
 
-/** Only the project's venv: pandas is installed into it on demand, never into a system Python. */
-function python(): string {
-  const py = venvPython();
-  if (!py) throw new Error('build/env.json is missing: run scripts/setup.sh first (it creates the venv)');
-  return py;
-}
-
-/** pandas into the project venv on demand, at the version pinned for the benches. */
-function ensurePandas(py: string): string {
-  const probe = spawnSync(py, ['-c', 'import pandas; print(pandas.__version__)'], { encoding: 'utf8' });
-  if (probe.status === 0) return probe.stdout.trim();
-  process.stderr.write('[bench join] installing pandas into the venv (tools/requirements-bench.txt)\n');
-  const pip = spawnSync(
-    py,
-    ['-m', 'pip', 'install', '-q', '-r', join(root, 'tools', 'requirements-bench.txt')],
-    {
-      stdio: 'inherit',
-    },
-  );
-  if (pip.status !== 0) throw new Error('pip install of tools/requirements-bench.txt failed');
-  return spawnSync(py, ['-c', 'import pandas; print(pandas.__version__)'], {
-    encoding: 'utf8',
-  }).stdout.trim();
-}
-
 /**
  * pandas' read of the same cells, timed, and (untimed) the rows the join should keep by its rule: the
  * ids with at least one row whose Dice RCA (Mean) passes minDice.
@@ -311,8 +286,7 @@ export async function benchJoin(
   const file = join(dir, `chexmask-${shape}-${sizeGB}GB.csv`);
   const made = makeChexmaskFile(file, Math.round(sizeGB * 1e9), shape);
   const fileBytes = statSync(file).size;
-  const py = python();
-  const pandasVersion = ensurePandas(py);
+  const { python: py, version: pandasVersion } = benchPython('pandas');
   warm(file);
 
   let joinSeconds = Number.POSITIVE_INFINITY;
