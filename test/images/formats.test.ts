@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bitsFor, pngSignificantBits } from '../../ts/images/bit-depth.js';
+import { bitsFor, pngSignificantBits, sampleBits } from '../../ts/images/bit-depth.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
 
 const W = 96;
@@ -80,6 +80,42 @@ test('16-bit PNG: the sBIT chunk wins over the maximum; full-range 16-bit is lef
   assert.ok(Math.abs(Math.max(...g) - Math.round((511 / 1023) * 255)) <= 1, `max ${Math.max(...g)}`);
   const full = await decodeFull(await png16(pattern(65535)));
   assert.ok(maxDiff(full.gray, gray8) <= 1);
+});
+
+test('16-bit PNG written as the PNG spec says (12-bit samples scaled up to 16 bits, sBIT 12) reads as 16 bits', async () => {
+  const twelve = pattern(4095);
+  // the spec's left bit replication: v16 = v12 << 4 | v12 >> 8
+  const replicated = withSbit(await png16(twelve.map((v) => (v << 4) | (v >> 8))), 12);
+  const shifted = withSbit(await png16(pattern(255).map((v) => v << 4)), 12); // dark: low bits all zero
+  assert.is(sampleBits(twelve, 12), 12);
+  assert.is(sampleBits(twelve.map((v) => (v << 4) | (v >> 8)), 12), 16);
+  assert.is(sampleBits(pattern(255).map((v) => v << 4), 12), 16);
+  // the old reading (values in the low 12 bits) left 94 % of such an image white
+  assert.ok(maxDiff((await decodeFull(replicated)).gray, gray8) <= 1);
+  const dark = (await decodeFull(shifted)).gray;
+  assert.is(Math.max(...dark), Math.round(((255 << 4) * 255) / 65535));
+});
+
+test('16-bit PNGs with alpha (grey+alpha, RGBA, grey with tRNS) decode to the gray plane, the alpha dropped', async () => {
+  const values = Uint16Array.from(pattern(65535));
+  const grey = () => sharp(values, { raw: { width: W, height: H, channels: 1 } }).toColourspace('grey16');
+  const greyAlpha = await grey().ensureAlpha(1).png().toBuffer();
+  const rgba = await grey().toColourspace('rgb16').ensureAlpha(1).png().toBuffer();
+  const plain = await grey().png().toBuffer();
+  // a tRNS chunk (transparent grey value 0) after IHDR
+  const ihdrEnd = 8 + 12 + plain.readUInt32BE(8);
+  const body = Buffer.concat([Buffer.from('tRNS', 'latin1'), Buffer.from([0, 0])]);
+  const trns = Buffer.alloc(4 + body.length + 4);
+  trns.writeUInt32BE(2, 0);
+  body.copy(trns, 4);
+  trns.writeUInt32BE(crc32(body), 4 + body.length);
+  const withTrns = Buffer.concat([plain.subarray(0, ihdrEnd), trns, plain.subarray(ihdrEnd)]);
+  assert.equal([(await sharp(greyAlpha).metadata()).channels, (await sharp(rgba).metadata()).channels], [2, 4]);
+  assert.ok((await sharp(withTrns).metadata()).hasAlpha);
+  for (const b of [greyAlpha, rgba, withTrns]) {
+    const d = await decodeFull(b);
+    assert.ok(maxDiff(d.gray, gray8) <= 1, `max diff ${maxDiff(d.gray, gray8)}`);
+  }
 });
 
 test('RGBA and palette PNGs decode to the same gray plane as the gray image', async () => {

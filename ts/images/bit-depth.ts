@@ -22,6 +22,27 @@ export function pngSignificantBits(buf: Buffer): number | null {
   return null;
 }
 
+/**
+ * The bits that scale `values` (16-bit samples) to 0–255. Without an sBIT chunk (`sbit` null): the
+ * fewest bits that hold the largest value (bitsFor). With one, two layouts exist. The PNG spec has the
+ * encoder scale the samples up to the full 16 bits (sBIT then records the original precision only):
+ * values above 2^sbit − 1, or low 16 − sbit bits all zero, read as 16 bits. Other writers leave the
+ * values in the low `sbit` bits: those read as `sbit` bits.
+ */
+export function sampleBits(values: ArrayLike<number>, sbit: number | null): number {
+  let max = 0;
+  let low = 0;
+  const lowMask = sbit !== null && sbit < 16 ? 2 ** (16 - sbit) - 1 : 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v > max) max = v;
+    low |= v & lowMask;
+  }
+  if (sbit === null) return bitsFor(max);
+  if (max > 2 ** sbit - 1 || (low === 0 && max > 0)) return 16;
+  return sbit;
+}
+
 /** Bits needed for `max` (at least 8). */
 export function bitsFor(max: number): number {
   let bits = 8;

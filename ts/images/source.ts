@@ -5,7 +5,7 @@
  * (dicom.ts).
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { bitsFor, pngSignificantBits } from './bit-depth.js';
+import { pngSignificantBits, sampleBits } from './bit-depth.js';
 import { decodeDicom, isDicom } from './dicom.js';
 
 export interface ImageSource {
@@ -60,16 +60,12 @@ export async function imageSource(
   // the samples are read at 16 bits and scaled here from the real depth.
   const { data, info } = await sharp(buf, opts)
     .toColourspace('grey16')
+    .removeAlpha() // grey+alpha, RGBA or tRNS: the alpha is dropped, as for 8-bit PNGs
     .raw({ depth: 'ushort' })
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 1) throw new Error(`16-bit image decoded to ${info.channels} channels`);
   const values = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
-  let bits = pngSignificantBits(buf);
-  if (bits === null) {
-    let max = 0;
-    for (let i = 0; i < values.length; i++) if (values[i] > max) max = values[i];
-    bits = bitsFor(max);
-  }
+  const bits = sampleBits(values, pngSignificantBits(buf));
   const gray = scaleTo8(values, bits);
   const raw = { width: info.width, height: info.height, channels: 1 as const };
   return { width: info.width, height: info.height, bits, open: () => sharp(gray, { raw }).grayscale() };
