@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mulberry32 } from '../../ts/common/random.js';
@@ -8,6 +9,7 @@ import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js'
 import { computeGeometry, identityGeometry } from '../../ts/masks/geometry.js';
 import { contourMap, paintTable, regionMasksOnGrid } from '../../ts/masks/overlay.js';
 import { fillPolygon, maskBoundary } from '../../ts/masks/raster.js';
+import { renderFigure } from '../../ts/report/figure.js';
 import { renderFrontal } from '../../ts/synth/phantom.js';
 
 function blob(w: number, h: number, seed: number): Uint8Array {
@@ -168,6 +170,34 @@ test('Eq. 1: masked equals original exactly outside the contour, and differs on 
   const lungPix = c.indexOf(1);
   assert.ok(masked[lungPix] > orig[lungPix] || gray[lungPix] > 127);
   assert.is(masked[2 * 224 * 224 + lungPix], orig[2 * 224 * 224 + lungPix]);
+});
+
+test('renderFigure at full resolution scales the band past the option cap (a real-size X-ray, default thickness)', async () => {
+  // 1900×2000: the default thickness 2 scales to round(2·1900/224) = 17 px, above the option's cap of 16
+  const W = 1900;
+  const H = 2000;
+  const heart = new Uint8Array(W * H);
+  for (let y = 500; y < 1500; y++) heart.fill(1, y * W + 400, y * W + 1400);
+  const gray = await sharp(Buffer.alloc(W * H), { raw: { width: W, height: H, channels: 1 } })
+    .png()
+    .toBuffer();
+  const fig = await renderFigure(gray, { width: W, height: H, masks: { heart } }, { layout: 'single' });
+  assert.equal([fig.width, fig.height], [W, H]);
+  const { data } = await sharp(fig.data).raw().toBuffer({ resolveWithObject: true });
+  // along row 1000 the heart's band is blue from x = 400 to 416 and black from 417
+  const blue = (x: number) => data[(1000 * W + x) * 3 + 2]! > 128;
+  assert.equal(
+    [blue(399), blue(400), blue(416), blue(417), blue(1383), blue(1399), blue(1400)],
+    [false, true, true, false, true, true, false],
+  );
+  // the same band from contourMap with the scale, and the option itself still capped
+  const bits = contourMap({ width: W, height: H, masks: { heart } }, identityGeometry(W, H), {}, W / 224);
+  assert.is(bits[1000 * W + 416], 4);
+  assert.is(bits[1000 * W + 417], 0);
+  assert.throws(
+    () => contourMap({ width: W, height: H, masks: { heart } }, identityGeometry(W, H), { thickness: 17 }),
+    /thickness/,
+  );
 });
 
 test.run();

@@ -175,13 +175,18 @@ export function regionMasksOnGrid(
   return out;
 }
 
-/** Contour bit map on the output grid: bit 1 right lung, 2 left lung, 4 heart. */
+/**
+ * Contour bit map on the output grid: bit 1 right lung, 2 left lung, 4 heart. `scale` multiplies the
+ * band width (rounded, at least 1): a figure drawn at full resolution scales it by min(W, H)/224 so
+ * the band looks as it does on the model's grid; the option itself stays within 1–16.
+ */
 export function contourMap(
   src: ChexmaskRow | RegionMasks,
   g: Geometry,
   opts: ContourOptions = {},
+  scale = 1,
 ): Uint8Array {
-  return drawMasks(src, g, opts, false);
+  return drawMasks(src, g, opts, false, scale);
 }
 
 /**
@@ -201,14 +206,18 @@ function drawMasks(
   g: Geometry,
   opts: ContourOptions,
   fill: boolean,
+  scale = 1,
 ): Uint8Array {
   const o = parseOptions(ContourOptionsSchema, opts, 'contour');
+  if (!(scale > 0 && Number.isFinite(scale)))
+    throw new RangeError(`contour scale must be positive, got ${scale}`);
+  const thickness = Math.max(1, Math.round(o.thickness * scale));
   const masks = regionMasksOnGrid(src, g, o.source);
   const out = new Uint8Array(g.outW * g.outH);
   for (const r of REGIONS) {
     const m = masks[r];
     if (!m) continue;
-    maskBoundary(m, g.outW, g.outH, o.thickness, out, REGION_BITS[r]);
+    maskBoundary(m, g.outW, g.outH, thickness, out, REGION_BITS[r]);
     if (fill) {
       const bit = REGION_BITS[r] << FILL_SHIFT;
       for (let p = 0; p < m.length; p++) if (m[p]) out[p] |= bit;

@@ -56,8 +56,8 @@ export async function renderFigure(
     h = d.height;
     const row = sized(w, h);
     checkRowSize(row, w, h, file);
-    const thickness = Math.max(1, Math.round((ov.thickness * Math.min(w, h)) / 224));
-    contour = contourMap(row, identityGeometry(w, h), { thickness, source: ov.source });
+    // the band as thick as on the 224 grid: 27 px for the default 2 on a 3000 px image
+    contour = contourMap(row, identityGeometry(w, h), contourPart(ov), Math.min(w, h) / 224);
   } else {
     const pp = resolvePreprocess(opts.preprocess);
     const d = await decodePlane(image, pp, opts.limits);
