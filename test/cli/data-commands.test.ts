@@ -8,6 +8,7 @@ import cacheCmd from '../../ts/cli/cache.js';
 import indexCmd from '../../ts/cli/index-command.js';
 import overlayCmd from '../../ts/cli/overlay.js';
 import synthCmd from '../../ts/cli/synth.js';
+import { decodeDicom } from '../../ts/images/dicom.js';
 import { tempDir } from '../data/helpers.js';
 import { smallSynthArgs } from './helpers.js';
 
@@ -183,6 +184,28 @@ test('synth → index → cache → overlay through the command modules', async 
   assert.match(bad.err, /id no-such-id: no row with this dicom_id/);
   const badColor = await overlay(entry.dicomId, '--lung-color', 'pink');
   assert.match(badColor.err, /--lung-color must be/);
+});
+
+test('overlay draws a VinDr DICOM (.dicom): the left panel is the decoded DICOM', async () => {
+  const d = tempDir();
+  const size = ['--width', '96', '--height', '112'];
+  const s = await cli(['synth', '--dataset', 'vindr', '--out', d, '--n', '6', ...size, '--no-progress']);
+  assert.is(s.code, undefined, s.err);
+  const { mimicRoot, chexmaskCsv } = JSON.parse(s.out);
+  const id = readFileSync(chexmaskCsv, 'utf8').split('\n')[1]!.split(',')[0]!;
+  const image = ['train', 'test'].map((sub) => join(mimicRoot, sub, `${id}.dicom`)).find(existsSync)!;
+  const png = join(d, 'vindr.png');
+  // used to be refused: "not a JPEG or PNG file"
+  const o = await cli(['overlay', '--image', image, '--chexmask', chexmaskCsv, '--id', id, '--out', png]);
+  assert.is(o.code, undefined, o.err);
+  const want = await decodeDicom(readFileSync(image));
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  assert.is(info.height, want.height);
+  const left = Uint8Array.from({ length: want.width * want.height }, (_, i) => {
+    const [y, x] = [Math.floor(i / want.width), i % want.width];
+    return data[(y * info.width + x) * info.channels]!;
+  });
+  assert.equal(left, want.gray);
 });
 
 test.run();

@@ -1,7 +1,8 @@
 /**
- * DICOM decoding (VinDr-CXR): MONOCHROME1 inverted, rescale slope/intercept and the VOI window applied,
- * native and compressed transfer syntaxes, against DCMTK's rendering of the same file; refusals name
- * the fix. Fixtures are made here (dicom-writer.ts) or by DCMTK (fixtures/make_dicom_fixtures.sh).
+ * DICOM decoding (VinDr-CXR): MONOCHROME1 inverted (or as Presentation LUT Shape says), High Bit,
+ * rescale slope/intercept and the VOI window applied, native and compressed transfer syntaxes, against
+ * DCMTK's rendering of the same file; refusals name the fix. Fixtures are made here (dicom-writer.ts) or
+ * by DCMTK (fixtures/make_dicom_fixtures.sh).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { encodeJ2k } from '../../bench/j2k.js';
-import { DICOM_CONVERSION, decodeDicom, isDicom, TRANSFER_SYNTAX } from '../../ts/images/dicom.js';
+import { DICOM_CONVERSION, decodeDicom, dicomSize, isDicom, TRANSFER_SYNTAX } from '../../ts/images/dicom.js';
 import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
 
@@ -23,17 +24,22 @@ const FIX = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 
 const W = 64;
 const H = 48;
 
-/** The uncompressed twin of fixtures/mono1-12bit-jpeg-lossless.dcm (same values, same tags). */
-export function mono1Fixture(over: Partial<DicomFixture> = {}): Buffer {
+/** The 12-bit stored values of mono1Fixture. */
+function mono1Values(): Uint16Array {
   const v = new Uint16Array(W * H);
   for (let y = 0; y < H; y++)
     for (let x = 0; x < W; x++)
       v[y * W + x] =
         Math.round(((x + y) / (W + H - 2)) * 4095 * (0.6 + 0.4 * Math.sin(x / 5) * Math.cos(y / 7))) & 4095;
+  return v;
+}
+
+/** The uncompressed twin of fixtures/mono1-12bit-jpeg-lossless.dcm (same values, same tags). */
+export function mono1Fixture(over: Partial<DicomFixture> = {}): Buffer {
   return writeDicom({
     width: W,
     height: H,
-    values: v,
+    values: mono1Values(),
     bitsStored: 12,
     photometric: 'MONOCHROME1',
     slope: 2,
@@ -48,6 +54,14 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   return d;
+}
+
+/** DCMTK's `dcmj2pnm +Wi 1` rendering of mono1Fixture (fixtures/make_dicom_fixtures.sh). */
+async function dcmtkMono1(): Promise<Buffer> {
+  return sharp(readFileSync(join(FIX, 'mono1-12bit-dcmtk.png')))
+    .grayscale()
+    .raw()
+    .toBuffer();
 }
 
 test('without a window the first VOI LUT of the VOI LUT Sequence maps the values (clamped at both ends)', async () => {
@@ -87,10 +101,7 @@ test('native and JPEG Lossless DICOM decode alike and match DCMTK (rescale, VOI 
   assert.is(jll.transferSyntax, '1.2.840.10008.1.2.4.70');
   assert.equal([native.width, native.height, native.window], [W, H, [1500, 3000]]);
   assert.is(maxDiff(native.gray, jll.gray), 0);
-  const ref = await sharp(readFileSync(join(FIX, 'mono1-12bit-dcmtk.png')))
-    .grayscale()
-    .raw()
-    .toBuffer();
+  const ref = await dcmtkMono1();
   assert.ok(maxDiff(native.gray, ref) <= 1, `vs DCMTK: ${maxDiff(native.gray, ref)}`);
   // the window is not the min-max: values beyond it saturate
   assert.ok(native.gray.filter((g) => g === 255).length > 50);
@@ -114,6 +125,86 @@ test('MONOCHROME1 is the inverse of MONOCHROME2; slope/intercept move the window
   assert.is(mm.window, null);
   assert.is(Math.min(...mm.gray), 0);
   assert.is(Math.max(...mm.gray), 255);
+});
+
+test('Presentation LUT Shape (2050,0020) decides the polarity over MONOCHROME1/2, as DCMTK renders it', async () => {
+  // dcmj2pnm +Wi 1 (3.6.7) on these files: MONOCHROME2 + INVERSE gives the MONOCHROME1 picture and
+  // MONOCHROME1 + IDENTITY its inverse, within 1 level; an unknown shape is ignored (DCMTK warns)
+  const ref = await dcmtkMono1();
+  const m1 = (await decodeDicom(mono1Fixture())).gray;
+  const flipped = Array.from(m1, (g) => 255 - g);
+  const shaped = async (photometric: 'MONOCHROME1' | 'MONOCHROME2', presentationLutShape: string) =>
+    Array.from((await decodeDicom(mono1Fixture({ photometric, presentationLutShape }))).gray);
+  assert.equal(await shaped('MONOCHROME2', 'INVERSE'), Array.from(m1));
+  assert.equal(await shaped('MONOCHROME1', 'INVERSE'), Array.from(m1));
+  assert.equal(await shaped('MONOCHROME1', 'IDENTITY'), flipped);
+  assert.equal(await shaped('MONOCHROME2', 'IDENTITY'), flipped);
+  assert.equal(await shaped('MONOCHROME1', 'LIN OD'), Array.from(m1));
+  assert.ok(maxDiff(await shaped('MONOCHROME2', 'INVERSE'), ref) <= 1);
+  const refFlipped = Array.from(ref, (g) => 255 - g);
+  assert.ok(maxDiff(await shaped('MONOCHROME1', 'IDENTITY'), refFlipped) <= 1);
+});
+
+test('High Bit above Bits Stored − 1: values are shifted down (signed too); an impossible High Bit is refused', async () => {
+  const m1 = await decodeDicom(mono1Fixture());
+  // 12 bits stored in the top of the cell (High Bit 15), the low bits garbage: the same picture, and
+  // DCMTK's within 1 level
+  const top = Array.from(mono1Values(), (v) => (v << 4) | 0x9);
+  const hb15 = await decodeDicom(mono1Fixture({ values: top, highBit: 15 }));
+  assert.equal(Array.from(hb15.gray), Array.from(m1.gray));
+  assert.ok(maxDiff(hb15.gray, await dcmtkMono1()) <= 1);
+  // High Bit 13: garbage on both sides of the value
+  const mid = Array.from(mono1Values(), (v) => (v << 2) | 0xc001);
+  const hb13 = await decodeDicom(mono1Fixture({ values: mid, highBit: 13 }));
+  assert.equal(Array.from(hb13.gray), Array.from(m1.gray));
+  // signed: sign-extended from bit 15, not from bit 11 of the cell
+  const vals = [-2048, -1, 0, 2047, -1000, 1000];
+  const signed = await decodeDicom(
+    writeDicom({
+      width: 3,
+      height: 2,
+      values: vals.map((v) => ((v << 4) | 0x5) & 0xffff),
+      bitsStored: 12,
+      highBit: 15,
+      signed: true,
+    }),
+  );
+  assert.equal([...signed.gray], [0, 127, 128, 255, 65, 190]); // min-max over -2048..2047
+  // below Bits Stored − 1 or outside the cell
+  for (const [highBit, bitsStored, bitsAllocated] of [
+    [10, 12, 16],
+    [16, 12, 16],
+    [8, 8, 8],
+  ] as const)
+    await decodeDicom(
+      writeDicom({ width: 2, height: 1, values: [1, 2], bitsAllocated, bitsStored, highBit }),
+    ).then(
+      () => assert.unreachable(`High Bit ${highBit} accepted`),
+      (e: Error) =>
+        assert.is(
+          e.message,
+          `High Bit (0028,0102) ${highBit} is impossible with Bits Stored ${bitsStored} and Bits Allocated ${bitsAllocated} (it must be ${bitsStored - 1} to ${bitsAllocated - 1})`,
+        ),
+    );
+});
+
+test("a header cut off mid-element is refused with dicom-parser's reason, not [object Object]", async () => {
+  const buf = mono1Fixture();
+  const at = buf.indexOf(Buffer.from([0x28, 0x00, 0x50, 0x10])); // Window Center, before Pixel Data
+  const cut = buf.subarray(0, at + 5);
+  const reason = 'not a readable DICOM file: dicomParser.readFixedString: attempt to read past end of buffer';
+  assert.throws(
+    () => dicomSize(cut),
+    (e: Error) => e.message === reason,
+  );
+  await decodeDicom(cut).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.is(e.message, reason),
+  );
+  await decodePlane(cut, resolvePreprocess({ size: 16 }), dataset).then(
+    () => assert.unreachable(),
+    (e: Error) => assert.is(e.message, `<buffer>: cannot read the image header: ${reason}`),
+  );
 });
 
 test('signed pixels and bits above Bits Stored are handled', async () => {

@@ -44,7 +44,7 @@ const command: CommandModule<object, OverlayArgv> = {
   describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
-      .option('image', { type: 'string', demandOption: true, describe: 'JPEG' })
+      .option('image', { type: 'string', demandOption: true, describe: 'JPEG, PNG or DICOM' })
       .option('chexmask', { type: 'string', demandOption: true, describe: 'CheXmask CSV holding the row' })
       .option('id', { type: 'string', demandOption: true, describe: 'dicom_id of the row' })
       .option('out', { type: 'string', demandOption: true, describe: 'output PNG (or .jpg)' })

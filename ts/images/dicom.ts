@@ -1,8 +1,10 @@
 /**
  * DICOM X-rays (VinDr-CXR ships .dicom files) to an 8-bit gray plane, the way CheXmask prepared them:
- * stored values masked to Bits Stored (sign-extended when signed), Rescale Slope/Intercept applied, then
- * the first VOI window (Window Center/Width, LINEAR, LINEAR_EXACT or SIGMOID), or without one the
- * first VOI LUT of the VOI LUT Sequence, or without either the image's own min–max, and MONOCHROME1 inverted so that bone is bright. Parsing is dicom-parser's;
+ * stored values shifted down to High Bit and masked to Bits Stored (sign-extended when signed), Rescale
+ * Slope/Intercept applied, then the first VOI window (Window Center/Width, LINEAR, LINEAR_EXACT or
+ * SIGMOID), or without one the first VOI LUT of the VOI LUT Sequence, or without either the image's own
+ * min–max, and inverted where Presentation LUT Shape says INVERSE (without one: MONOCHROME1) so that bone
+ * is bright, as DCMTK renders it. Parsing is dicom-parser's;
  * JPEG Lossless frames are decoded by jpeg-lossless-decoder-js, JPEG 2000 by OpenJPEG (WASM) and
  * baseline JPEG by sharp. Any other transfer syntax is refused with the conversion that fixes it.
  */
@@ -266,6 +268,22 @@ function firstFloat(ds: DicomDataSet, tag: string): number | undefined {
   return v !== undefined && Number.isFinite(v) ? v : undefined;
 }
 
+/**
+ * dicom-parser's failure as a DicomError. It throws Errors, bare strings, and `{exception, dataSet}`
+ * objects (a data set that broke off part way), which String() would print as "[object Object]".
+ */
+function unreadable(e: unknown): DicomError {
+  const message = (x: unknown): string =>
+    x instanceof Error
+      ? x.message
+      : typeof x === 'string'
+        ? x
+        : x && typeof x === 'object' && 'exception' in x
+          ? message(x.exception)
+          : String(x);
+  return new DicomError(`not a readable DICOM file: ${message(e)}`);
+}
+
 /** Rows × Columns from the header alone (no pixel decoding), for the pixel cap before decoding. */
 export function dicomSize(buf: Uint8Array): { width: number; height: number } {
   const parser = require('dicom-parser') as DicomParser;
@@ -273,7 +291,7 @@ export function dicomSize(buf: Uint8Array): { width: number; height: number } {
   try {
     ds = parser.parseDicom(buf, { untilTag: 'x7fe00010' });
   } catch (e) {
-    throw new DicomError(`not a readable DICOM file: ${e instanceof Error ? e.message : String(e)}`);
+    throw unreadable(e);
   }
   return { width: ds.uint16('x00280011') ?? 0, height: ds.uint16('x00280010') ?? 0 };
 }
@@ -285,6 +303,8 @@ interface PixelFormat {
   height: number;
   bitsAllocated: number;
   bitsStored: number;
+  /** High Bit − Bits Stored + 1: how far the stored value sits above bit 0 of its cell. */
+  shift: number;
   signed: boolean;
   photometric: string;
   el: DicomElement;
@@ -310,7 +330,14 @@ function pixelFormat(ds: DicomDataSet): PixelFormat {
     throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported (8 or 16)`);
   if (bitsStored < 1 || bitsStored > bitsAllocated)
     throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
-  return { ts, width, height, bitsAllocated, bitsStored, signed, photometric, el };
+  // the value's top bit; below Bits Stored − 1 or outside the cell no bits of it can be read
+  const highBit = ds.uint16('x00280102') ?? bitsStored - 1;
+  if (highBit < bitsStored - 1 || highBit >= bitsAllocated)
+    throw new DicomError(
+      `High Bit (0028,0102) ${highBit} is impossible with Bits Stored ${bitsStored} and Bits Allocated ${bitsAllocated} (it must be ${bitsStored - 1} to ${bitsAllocated - 1})`,
+    );
+  const shift = highBit - bitsStored + 1;
+  return { ts, width, height, bitsAllocated, bitsStored, shift, signed, photometric, el };
 }
 
 /** The first item of the VOI LUT Sequence (0028,3010) as a function of the modality value, or null without one. */
@@ -337,7 +364,26 @@ function voiLut(ds: DicomDataSet, signed: boolean): ((x: number) => number) | nu
 }
 
 /**
- * One table from every stored code (masked to Bits Stored, sign-extended when signed) to its grey
+ * Whether the display is inverted: Presentation LUT Shape (2050,0020) decides when it is IDENTITY or
+ * INVERSE, whatever the photometric interpretation says (DCMTK does the same); without it MONOCHROME1
+ * is inverted.
+ */
+function inverted(ds: DicomDataSet, photometric: string): boolean {
+  const shape = (ds.string('x20500020') ?? '').trim().toUpperCase();
+  if (shape === 'INVERSE') return true;
+  if (shape === 'IDENTITY') return false;
+  return photometric === 'MONOCHROME1';
+}
+
+/** A stored cell's value as a code: shifted down to bit 0, masked to Bits Stored (sign bit kept in the code). */
+function codeOf(f: PixelFormat): (cell: number) => number {
+  const mask = 2 ** f.bitsStored - 1;
+  const shift = f.shift;
+  return (cell) => (cell >> shift) & mask;
+}
+
+/**
+ * One table from every stored code (see codeOf; sign-extended when signed) to its grey
  * level: rescale, VOI and inversion are computed once per code, not once per pixel. The VOI is the first
  * window, else the first VOI LUT, else the codes present in `stored` scaled min–max.
  */
@@ -350,7 +396,7 @@ function grayTable(
   const slope = firstFloat(ds, 'x00281053') ?? 1;
   const intercept = firstFloat(ds, 'x00281052') ?? 0;
   const codes = 2 ** f.bitsStored;
-  const mask = codes - 1;
+  const toCode = codeOf(f);
   const modality = (code: number) =>
     (f.signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
   const center = firstFloat(ds, 'x00281050');
@@ -363,7 +409,7 @@ function grayTable(
   let hi = Number.NEGATIVE_INFINITY;
   if (!window && !lutVoi) {
     const seen = new Uint8Array(codes);
-    for (let i = 0; i < n; i++) seen[stored[i] & mask] = 1;
+    for (let i = 0; i < n; i++) seen[toCode(stored[i])] = 1;
     for (let code = 0; code < codes; code++) {
       if (!seen[code]) continue;
       const m = modality(code);
@@ -371,7 +417,7 @@ function grayTable(
       if (m > hi) hi = m;
     }
   }
-  const invert = f.photometric === 'MONOCHROME1';
+  const invert = inverted(ds, f.photometric);
   const lut = new Uint8Array(codes);
   for (let code = 0; code < codes; code++) {
     const x = modality(code);
@@ -403,13 +449,7 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   try {
     ds = parser.parseDicom(buf);
   } catch (e) {
-    const m =
-      e instanceof Error
-        ? e.message
-        : typeof e === 'string'
-          ? e
-          : String((e as { exception?: string }).exception ?? e);
-    throw new DicomError(`not a readable DICOM file: ${m}`);
+    throw unreadable(e);
   }
   const f = pixelFormat(ds);
   const { ts, width, height, bitsStored, photometric } = f;
@@ -417,8 +457,8 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   const stored = await storedValues(parser, ds, f.el, ts, width, height, f.bitsAllocated, f.signed);
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
   const { lut, window } = grayTable(ds, f, stored);
-  const mask = 2 ** bitsStored - 1;
+  const toCode = codeOf(f);
   const gray = new Uint8Array(n);
-  for (let i = 0; i < n; i++) gray[i] = lut[stored[i] & mask];
+  for (let i = 0; i < n; i++) gray[i] = lut[toCode(stored[i])];
   return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };
 }

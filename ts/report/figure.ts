@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { parseOptions } from '../common/options.js';
 import { type ChexmaskRow, sizeRowFromImage } from '../data/chexmask.js';
-import type { ImageLimits } from '../images/input.js';
+import { DATASET_FORMATS, type ImageLimits } from '../images/input.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
 import { identityGeometry } from '../masks/geometry.js';
 import {
@@ -29,7 +29,7 @@ export interface FigureOptions {
   preprocess?: PreprocessOptions;
   /** Gap between the panels, in pixels. */
   gap?: number;
-  /** What the image may be (ts/images/input.ts); default JPEG/PNG, 256 MiB, 50 MP. */
+  /** What the image may be (ts/images/input.ts); default JPEG/PNG/DICOM (a dataset image), 256 MiB, 50 MP. */
   limits?: ImageLimits;
 }
 
@@ -42,6 +42,8 @@ export async function renderFigure(
 ): Promise<{ width: number; height: number; data: Buffer }> {
   const ov = parseOptions(OverlayOptionsSchema, opts.overlay ?? {}, 'overlay');
   const file = typeof image === 'string' ? image : undefined;
+  // figures are of dataset images, and VinDr-CXR's are DICOM
+  const limits: ImageLimits = { ...opts.limits, formats: opts.limits?.formats ?? [...DATASET_FORMATS] };
   // A row with blank Height/Width (PadChest) takes the image's size, as preprocess and the cache do.
   const sized = (w: number, h: number) =>
     'sizeFromImage' in chexmask && chexmask.sizeFromImage ? sizeRowFromImage(chexmask, w, h, file) : chexmask;
@@ -50,7 +52,7 @@ export async function renderFigure(
   let h: number;
   let contour: Uint8Array;
   if ((opts.grid ?? 'full') === 'full') {
-    const d = await decodeFull(image, opts.limits);
+    const d = await decodeFull(image, limits);
     gray = d.gray;
     w = d.width;
     h = d.height;
@@ -60,7 +62,7 @@ export async function renderFigure(
     contour = contourMap(row, identityGeometry(w, h), contourPart(ov), Math.min(w, h) / 224);
   } else {
     const pp = resolvePreprocess(opts.preprocess);
-    const d = await decodePlane(image, pp, opts.limits);
+    const d = await decodePlane(image, pp, limits);
     gray = d.gray;
     w = d.geometry.outW;
     h = d.geometry.outH;

@@ -7,6 +7,8 @@ export interface DicomFixture {
   values?: ArrayLike<number>;
   bitsAllocated?: 8 | 16;
   bitsStored?: number;
+  /** High Bit (0028,0102); default Bits Stored − 1. */
+  highBit?: number;
   signed?: boolean;
   photometric?: 'MONOCHROME1' | 'MONOCHROME2' | 'RGB';
   samplesPerPixel?: number;
@@ -16,6 +18,8 @@ export interface DicomFixture {
   voiFunction?: string;
   /** One VOI LUT Sequence item: the first modality value mapped, bits per entry, the entries. */
   voiLut?: { first: number; bits: number; data: ArrayLike<number> };
+  /** Presentation LUT Shape (2050,0020): IDENTITY or INVERSE. */
+  presentationLutShape?: string;
   transferSyntax?: string;
   /** One compressed frame, stored encapsulated. */
   frame?: Uint8Array;
@@ -75,7 +79,7 @@ export function writeDicom(f: DicomFixture): Buffer {
     element(0x0028, 0x0011, 'US', us(f.width)),
     element(0x0028, 0x0100, 'US', us(bitsAllocated)),
     element(0x0028, 0x0101, 'US', us(f.bitsStored ?? bitsAllocated)),
-    element(0x0028, 0x0102, 'US', us((f.bitsStored ?? bitsAllocated) - 1)),
+    element(0x0028, 0x0102, 'US', us(f.highBit ?? (f.bitsStored ?? bitsAllocated) - 1)),
     element(0x0028, 0x0103, 'US', us(f.signed ? 1 : 0)),
   ];
   if (f.window) {
@@ -86,6 +90,7 @@ export function writeDicom(f: DicomFixture): Buffer {
   if (f.slope !== undefined) parts.push(element(0x0028, 0x1053, 'DS', text(String(f.slope))));
   if (f.voiFunction) parts.push(element(0x0028, 0x1056, 'CS', text(f.voiFunction)));
   if (f.voiLut) parts.push(element(0x0028, 0x3010, 'SQ', sequenceItem(voiLutItem(f.voiLut))));
+  if (f.presentationLutShape) parts.push(element(0x2050, 0x0020, 'CS', text(f.presentationLutShape)));
   if (f.frame) {
     const item = (b: Uint8Array) => {
       const h = Buffer.alloc(8);
