@@ -184,6 +184,28 @@ test('synth → index → cache → overlay through the command modules', async 
   assert.match(bad.err, /id no-such-id: no row with this dicom_id/);
   const badColor = await overlay(entry.dicomId, '--lung-color', 'pink');
   assert.match(badColor.err, /--lung-color must be/);
+  // --out: another extension is refused before any work (it used to get PNG bytes); a folder that does
+  // not exist yet is made (it used to fail with a bare ENOENT after rendering)
+  const figure = (out: string) =>
+    cli([
+      'overlay',
+      '--image',
+      join(root, entry.path),
+      '--chexmask',
+      csv,
+      '--id',
+      entry.dicomId,
+      '--out',
+      out,
+    ]);
+  const webp = await figure(join(d, 'fig.webp'));
+  assert.is(webp.code, 2);
+  assert.match(webp.err, /--out .*fig\.webp: a figure is written as \.png, \.jpg or \.jpeg/);
+  assert.not.ok(existsSync(join(d, 'fig.webp')));
+  const nested = join(d, 'new', 'folder', 'fig.jpg');
+  const made = await figure(nested);
+  assert.is(made.code, undefined, made.err);
+  assert.is((await sharp(nested).metadata()).format, 'jpeg');
 });
 
 test('overlay draws a VinDr DICOM (.dicom): the left panel is the decoded DICOM', async () => {

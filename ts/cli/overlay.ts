@@ -2,7 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DataError } from '../common/errors.js';
 import { joinChexmask } from '../data/chexmask.js';
-import { renderFigure } from '../report/figure.js';
+import { checkFigurePath, renderFigure } from '../report/figure.js';
 import {
   checkOutputFile,
   type ImageLimitArgv,
@@ -10,7 +10,7 @@ import {
   imageLimitsFrom,
   parseList,
 } from './options.js';
-import { runCommand } from './run-command.js';
+import { runCommand, UsageError } from './run-command.js';
 
 export interface OverlayArgv extends ImageLimitArgv {
   image: string;
@@ -84,6 +84,11 @@ const command: CommandModule<object, OverlayArgv> = {
   handler: (argv: ArgumentsCamelCase<OverlayArgv>) =>
     runCommand(async () => {
       checkOutputFile('out', argv.out);
+      try {
+        checkFigurePath(argv.out);
+      } catch (e) {
+        throw new UsageError(`--out ${(e as Error).message}`);
+      }
       const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
         minDice: argv.minDice,
         keepRle: argv.source === 'rle',

@@ -2,8 +2,8 @@
  * A picture like the paper's Figure 1: the original radiograph and its masked version (Eq. 1) side by
  * side, or the masked image alone, at full resolution or on the preprocessed grid.
  */
-import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { writeFileAtomicAsync } from '../common/io.js';
 import { parseOptions } from '../common/options.js';
 import { type ChexmaskRow, sizeRowFromImage } from '../data/chexmask.js';
 import { DATASET_FORMATS, type ImageLimits } from '../images/input.js';
@@ -33,6 +33,12 @@ export interface FigureOptions {
   limits?: ImageLimits;
 }
 
+/** A figure is written as PNG or JPEG, chosen by the extension: another extension would hold the wrong bytes. */
+export function checkFigurePath(out: string): void {
+  if (!/\.(png|jpe?g)$/i.test(out))
+    throw new RangeError(`${out}: a figure is written as .png, .jpg or .jpeg`);
+}
+
 /** Renders the figure and writes it (PNG/JPEG by extension) when `out` is given; returns the encoded bytes. */
 export async function renderFigure(
   image: string | Buffer,
@@ -40,6 +46,7 @@ export async function renderFigure(
   opts: FigureOptions = {},
   out?: string,
 ): Promise<{ width: number; height: number; data: Buffer }> {
+  if (out !== undefined) checkFigurePath(out);
   const ov = parseOptions(OverlayOptionsSchema, opts.overlay ?? {}, 'overlay');
   const file = typeof image === 'string' ? image : undefined;
   // figures are of dataset images, and VinDr-CXR's are DICOM
@@ -88,6 +95,6 @@ export async function renderFigure(
   });
   pipe = out && /\.jpe?g$/i.test(out) ? pipe.jpeg({ quality: 92 }) : pipe.png();
   const data = await pipe.toBuffer();
-  if (out) await writeFile(out, data);
+  if (out) await writeFileAtomicAsync(out, data);
   return { width: W, height: h, data };
 }
