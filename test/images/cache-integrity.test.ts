@@ -4,8 +4,21 @@
  * open stays cheap because verified shards are not re-hashed.
  */
 
-import { closeSync, openSync, readFileSync, readSync, statSync, truncateSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  cpSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
@@ -13,7 +26,7 @@ import { joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import type { IndexEntry } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
-import { buildCache } from '../../ts/images/cache-build.js';
+import { buildCache, rebuildNotes } from '../../ts/images/cache-build.js';
 
 import { type ShardInfo, verifyShards } from '../../ts/images/cache-verify.js';
 import { synthTree, tempDir } from '../data/helpers.js';
@@ -31,14 +44,16 @@ async function build(out: string, entries?: IndexEntry[]) {
   };
 }
 
-function refuses(dir: string, re: RegExp): void {
+function refuses(dir: string, re: RegExp): DataError {
+  let err: unknown;
   try {
-    openCache(dir);
-    assert.unreachable('a damaged cache must not open');
+    openCache(dir).close();
   } catch (e) {
-    assert.instance(e, DataError);
-    assert.match((e as Error).message, re);
+    err = e;
   }
+  assert.instance(err, DataError, 'a damaged cache must not open');
+  assert.match((err as Error).message, re);
+  return err as DataError;
 }
 
 function flipByte(path: string, at: number): void {
@@ -158,6 +173,175 @@ test('minDice and the label policy key the cache: a rebuild with other data sett
     /contour thickness \d+ \(cache\) vs 5/,
   );
   assert.is(openCache(strict.dir, { data: { minDice: 0.9, labelPolicy: null } }).key, strict.key);
+});
+
+const HINT = 'the cache is damaged: rebuild it with `cxrmask cache` (same options; intact shards are reused)';
+
+test('cache.json is checked against itself: an edited size, key or digest, a missing shards list or entries.jsonl are bad-cache', async () => {
+  const { sum } = await build(tempDir());
+  const meta = JSON.parse(readFileSync(join(sum.dir, 'cache.json'), 'utf8'));
+  /** A copy of the cache with cache.json edited by `edit` (or another change made by `also`). */
+  const copy = (edit: (m: typeof meta) => void, also?: (dir: string) => void) => {
+    const dir = join(tempDir(), sum.key);
+    cpSync(sum.dir, dir, { recursive: true });
+    const m = structuredClone(meta);
+    edit(m);
+    writeFileSync(join(dir, 'cache.json'), JSON.stringify(m, null, 2));
+    also?.(dir);
+    return dir;
+  };
+  const cases: [string, (m: typeof meta) => void, string, string][] = [
+    // one bit (0x34 -> 0x35): it used to open and cut 225² planes out of 224² records
+    ['size', (m) => (m.size = 225), 'size', '225 ≠ preprocess.size 224'],
+    ['recordBytes', (m) => (m.recordBytes = 100353), 'recordBytes', '100353 ≠ 2 × size² (size 224)'],
+    ['no shards', (m) => delete m.shards, 'shards', 'Invalid input: expected array, received undefined'],
+    [
+      'shard outside',
+      (m) => (m.shards[0].file = '../x.bin'),
+      'shards.0.file',
+      'Invalid string: must match pattern /^shard-\\d+\\.bin$/',
+    ],
+    [
+      'kernel',
+      (m) => (m.preprocess.kernel = 'lanczos3'),
+      'key',
+      `${meta.key} is not the key of the recorded settings`,
+    ],
+    ['minDice', (m) => (m.build.minDice = 0.9), 'key', `${meta.key} is not the key of the recorded settings`],
+    [
+      'digest',
+      (m) => (m.digest = '0'.repeat(32)),
+      'digest',
+      `${'0'.repeat(32)} is not the digest of entriesSha256 and shards`,
+    ],
+  ];
+  for (const [what, edit, field, says] of cases) {
+    const dir = copy(edit);
+    const e = refuses(dir, /cache\.json/);
+    assert.is(e.reason, 'bad-cache', what);
+    assert.equal(e.where, { file: join(dir, 'cache.json'), field }, what);
+    assert.ok(
+      e.message.startsWith(`${join(dir, 'cache.json')}, field "${field}": ${says}`),
+      `${what}: ${e.message}`,
+    );
+    assert.ok(e.message.endsWith(HINT), what);
+  }
+  // entries.jsonl missing: the same refusal, not a raw ENOENT
+  const gone = copy(
+    () => {},
+    (dir) => rmSync(join(dir, 'entries.jsonl')),
+  );
+  const e = refuses(gone, /entries\.jsonl: unreadable: ENOENT/);
+  assert.is(e.reason, 'bad-cache');
+  assert.equal(e.where, { file: join(gone, 'entries.jsonl') });
+  assert.ok(e.message.endsWith(HINT));
+  // the unedited copy opens
+  const same = openCache(copy(() => {}));
+  assert.is(same.entries.length, sum.cached);
+  same.close();
+});
+
+/** A private copy of the synthetic MIMIC tree (its images get broken and repaired), its 48 first entries and their rows. */
+async function privateTree() {
+  const s = await synthTree();
+  const root = tempDir();
+  cpSync(s.mimicRoot, root, { recursive: true });
+  const all = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 48);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    all.map((e) => e.dicomId),
+  );
+  const planned = all.filter((e) => rows.has(e.dicomId));
+  return { s, root, all, rows, planned };
+}
+
+test('a rebuild retries the images that failed before: repaired ones are cached, only their shard is rebuilt', async () => {
+  const { s, root, all, rows, planned } = await privateTree();
+  assert.ok(planned.length > 24, `${planned.length} planned`);
+  const out = tempDir();
+  const opts = { entries: all, root, chexmask: rows, out, shardSize: 12 };
+  const file = (k: number) => join(root, planned[k]!.path);
+  // shard 0: a missing file and an empty one (a download still in progress); shard 1: a corrupt one
+  rmSync(file(1));
+  writeFileSync(file(2), '');
+  writeFileSync(file(14), readFileSync(file(14)).subarray(0, 200));
+  const first = await buildCache(opts);
+  const nShards = Math.ceil(planned.length / 12);
+  assert.is(first.shardsBuilt, nShards);
+  assert.is(first.cached, planned.length - 3);
+  assert.is(first.skipped.counts['image-missing'], 1);
+  assert.is(first.skipped.counts['image-corrupt'], 2);
+  assert.equal([first.retried, first.recovered, first.rebuilt], [0, 0, {}]);
+  // nothing repaired: the three are read again (and only they), every shard is reused
+  const same = await buildCache(opts);
+  assert.equal(
+    [same.shardsBuilt, same.shardsReused, same.retried, same.recovered, same.cached],
+    [0, nShards, 3, 0, first.cached],
+  );
+  assert.equal(same.rebuilt, {});
+  assert.equal(same.skipped.counts, first.skipped.counts);
+  assert.equal(rebuildNotes(same), [
+    'retried 3 image(s) that had failed in an earlier build: 0 now cached, 3 still failing (counted in skipped)',
+  ]);
+  // the missing and the empty file are put back: shard 0 is rebuilt, shard 1 (still corrupt) reused
+  copyFileSync(join(s.mimicRoot, planned[1]!.path), file(1));
+  copyFileSync(join(s.mimicRoot, planned[2]!.path), file(2));
+  const fixed = await buildCache(opts);
+  assert.equal(
+    [fixed.shardsBuilt, fixed.shardsReused, fixed.retried, fixed.recovered, fixed.cached],
+    [1, nShards - 1, 3, 2, planned.length - 1],
+  );
+  assert.equal(fixed.rebuilt, { 'recovered-images': 1 });
+  assert.is(fixed.skipped.counts['image-missing'], undefined);
+  assert.is(fixed.skipped.counts['image-corrupt'], 1);
+  assert.equal(rebuildNotes(fixed), [
+    'rebuilt 1 shard(s) an earlier build left: 1 with images that had failed and now decode',
+    'retried 3 image(s) that had failed in an earlier build: 2 now cached, 1 still failing (counted in skipped)',
+  ]);
+  // the same cache as a fresh build of the repaired tree
+  const fresh = await buildCache({ ...opts, out: tempDir() });
+  const [got, want] = [openCache(fixed.dir), openCache(fresh.dir)];
+  assert.is(got.digest, want.digest);
+  got.close();
+  want.close();
+});
+
+test('image limits are part of a shard: raising --max-pixels rebuilds and admits the images refused before', async () => {
+  const { root, all, rows, planned } = await privateTree();
+  const pixels = await Promise.all(
+    planned.map(async (e) => {
+      const m = await sharp(join(root, e.path)).metadata();
+      return m.width * m.height;
+    }),
+  );
+  const cap = [...pixels].sort((a, b) => a - b)[Math.floor(pixels.length / 2)]!;
+  const over = pixels.filter((p) => p > cap).length;
+  assert.ok(over > 0 && over < planned.length, `${over} of ${planned.length} over ${cap}`);
+  const out = tempDir();
+  const opts = { entries: all, root, chexmask: rows, out, shardSize: 12 };
+  const nShards = Math.ceil(planned.length / 12);
+  const capped = await buildCache({ ...opts, imageLimits: { maxPixels: cap } });
+  assert.is(capped.skipped.counts['image-too-large'], over);
+  assert.is(capped.cached, planned.length - over);
+  const again = await buildCache({ ...opts, imageLimits: { maxPixels: cap } });
+  assert.equal(
+    [again.shardsBuilt, again.retried, again.recovered, again.cached],
+    [0, over, 0, capped.cached],
+  );
+  const raised = await buildCache(opts);
+  assert.equal([raised.shardsBuilt, raised.shardsReused, raised.cached], [nShards, 0, planned.length]);
+  assert.equal(raised.rebuilt, { 'image-limits': nShards });
+  assert.is(raised.skipped.counts['image-too-large'], undefined);
+  assert.equal(rebuildNotes(raised), [
+    `rebuilt ${nShards} shard(s) an earlier build left: ${nShards} built under other image limits (--max-pixels, --max-image-size) or before limits were recorded`,
+  ]);
+  // the manifest records the limits each shard was decoded under
+  const man = JSON.parse(readFileSync(join(raised.dir, 'shard-00000.json'), 'utf8'));
+  assert.equal(man.limits, {
+    maxFileBytes: 256 * 1024 * 1024,
+    maxPixels: 50_000_000,
+    formats: ['jpeg', 'png', 'dicom'],
+  });
 });
 
 test.run();

@@ -1,15 +1,17 @@
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { REGIONS } from '../../ts/data/landmarks.js';
+import type { Split } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 import { CONTOUR_BITS, REGION_BITS, regionMasksOnGrid } from '../../ts/masks/overlay.js';
-import { synthTree, tempDir } from '../data/helpers.js';
+import { rejects, synthTree, tempDir } from '../data/helpers.js';
 
 async function setup() {
   const s = await synthTree();
@@ -132,6 +134,43 @@ test('resumable: a rebuild reuses finished shards and redoes a missing one; sett
     preprocess: { preset: 'paper' },
   });
   assert.is.not(e.key, a.key);
+});
+
+test('an index naming a dicomId twice is refused, naming both rows; each cached entry is its own index row', async () => {
+  const { s, entries, rows } = await setup();
+  const part = entries.filter((e) => rows.has(e.dicomId)).slice(0, 8);
+  const first = part[1]!;
+  // two index files concatenated, or a split edited by hand: the same image with another split
+  const other: Split = first.split === 'test' ? 'train' : 'test';
+  const twice = [...part, { ...first, split: other }];
+  const out = tempDir();
+  const opts = { root: s.mimicRoot, chexmask: rows, out, shardSize: 4 };
+  const e = (await rejects(buildCache({ ...opts, entries: twice }), /repeats row 2/)) as DataError;
+  assert.instance(e, DataError);
+  assert.is(e.reason, 'bad-index');
+  assert.equal(e.where, { file: 'index entries', row: 9, id: first.dicomId, field: 'dicomId' });
+  assert.is(
+    e.message,
+    `index entries, row 9, id ${first.dicomId}, field "dicomId": repeats row 2 (split "${first.split}" there, "${other}" here); an image can be cached once: remove one of the rows`,
+  );
+  assert.equal(
+    readdirSync(out).filter((d) => existsSync(join(out, d, 'cache.json'))),
+    [],
+    'nothing cached',
+  );
+  // without the repeat: slot by slot, the entries are the index rows themselves, in index order
+  const sum = await buildCache({ ...opts, entries: part });
+  assert.is(sum.cached, 8);
+  const cache = openCache(sum.dir);
+  assert.equal(
+    cache.entries.map(({ shard: _s, slot: _t, ...e }) => e),
+    part,
+  );
+  assert.equal(
+    cache.entries.map((e) => [e.shard, e.slot]),
+    [0, 1, 2, 3, 4, 5, 6, 7].map((i) => [Math.floor(i / 4), i % 4]),
+  );
+  cache.close();
 });
 
 test('paint options apply at batch time (α, colours) without a rebuild', async () => {

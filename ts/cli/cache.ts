@@ -3,7 +3,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, readIndex } from '../data/mimic.js';
-import { buildCache } from '../images/cache-build.js';
+import { buildCache, rebuildNotes } from '../images/cache-build.js';
 
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
@@ -123,6 +123,8 @@ const command: CommandModule<object, CacheArgv> = {
         onProgress: bar.update,
       });
       bar.stop();
+      // a rebuild into the same --out: say which earlier shards were redone and which failed images recovered
+      for (const line of rebuildNotes(s)) process.stderr.write(`[cache] ${line}\n`);
       process.stdout.write(`${JSON.stringify({ ...s, chexmask: join }, null, 2)}\n`);
     }),
 };

@@ -8,7 +8,7 @@ import type { StopSignal } from '../common/interrupt.js';
 import { adapterFor, buildDatasetIndex } from '../data/datasets/registry.js';
 import type { Split } from '../data/mimic.js';
 import { openCache } from '../images/cache.js';
-import { buildCache } from '../images/cache-build.js';
+import { buildCache, rebuildNotes } from '../images/cache-build.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import { readModelMeta } from '../model/meta.js';
 import { hostBytes } from '../model/records.js';
@@ -97,6 +97,7 @@ export async function prepareData(
   log(
     `[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`,
   );
+  for (const line of rebuildNotes(cacheSummary)) log(`[data] ${line}`);
   return { index: indexSummary, cache: cacheSummary };
 }
 

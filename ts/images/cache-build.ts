@@ -24,7 +24,7 @@ import {
 } from '../masks/overlay.js';
 import { CACHE_VERSION, type CachedEntry, type CacheMeta, type CacheSummary } from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo, sha256, sha256File } from './cache-verify.js';
-import { DATASET_FORMATS, type ImageLimits, resolveImageLimits } from './input.js';
+import { DATASET_FORMATS, type ImageLimits, type ResolvedImageLimits, resolveImageLimits } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
 
 export interface BuildCacheOptions {
@@ -87,6 +87,8 @@ interface ShardManifest {
   planned: string[];
   records: string[];
   failures: { dicomId: string; reason: string; message: string }[];
+  /** The image limits it was decoded under: other limits may admit or refuse other images. */
+  limits: ResolvedImageLimits;
   /** Size and SHA-256 of the .bin this manifest describes: a manifest is never paired with another build's shard. */
   bytes: number;
   sha256: string;
@@ -115,7 +117,7 @@ interface BuildSettings {
   chexmask: Map<string, ChexmaskRow> | string | null;
   chexmaskIdColumn?: string;
   pp: ReturnType<typeof resolvePreprocess>;
-  imageLimits: ReturnType<typeof resolveImageLimits>;
+  imageLimits: ResolvedImageLimits;
   contour: ReturnType<typeof contourPart>;
   minDice: number;
   labelPolicy: { uncertain: string; blank: string } | null;
@@ -170,10 +172,23 @@ function planEntries(
   skipped: ReasonCounter,
 ): IndexEntry[] {
   // entries name files under root: an entry whose path is not the one its ids give never reaches a read
+  const firstRow = new Map<string, number>();
   b.entries.forEach((e, i) => {
     const bad = indexEntryProblem(e);
     if (bad)
       throw new DataError('bad-index', bad.message, { file: 'index entries', row: i + 1, field: bad.field });
+    // An image is cached once, with one split and one set of labels: a repeat (two index files
+    // concatenated, a split edited by hand) would be decoded twice, and either row could be the right one.
+    const seen = firstRow.get(e.dicomId);
+    if (seen !== undefined) {
+      const was = b.entries[seen - 1]!;
+      throw new DataError(
+        'bad-index',
+        `repeats row ${seen} (split "${was.split}" there, "${e.split}" here); an image can be cached once: remove one of the rows`,
+        { file: 'index entries', row: i + 1, id: e.dicomId, field: 'dicomId' },
+      );
+    }
+    firstRow.set(e.dicomId, i + 1);
   });
   const planned: IndexEntry[] = [];
   for (const e of b.entries) {
@@ -193,24 +208,133 @@ interface ShardPlan {
   manPath: string;
 }
 
-/** The shard's manifest when the files on disk are this very shard (a resumed build), else null. */
-function reusableManifest(b: BuildSettings, s: ShardPlan): ShardManifest | null {
-  if (!existsSync(s.manPath) || !existsSync(s.binPath)) return null;
+/**
+ * The planned entries a manifest's records hold, in slot order: each is the plan's own entry (not
+ * one looked up by id). Null when the records are not a subsequence of the plan.
+ */
+function recordEntries(part: IndexEntry[], records: string[]): IndexEntry[] | null {
+  const out: IndexEntry[] = [];
+  let j = 0;
+  for (const id of records) {
+    while (j < part.length && part[j]!.dicomId !== id) j++;
+    if (j === part.length) return null;
+    out.push(part[j++]!);
+  }
+  return out;
+}
+
+/** Formats in any order are the same limits. */
+const limitsText = (l: ResolvedImageLimits | undefined) =>
+  l ? JSON.stringify([l.maxFileBytes, l.maxPixels, [...l.formats].sort()]) : 'none recorded';
+
+/** Why an earlier build's shard is rebuilt (CacheSummary.rebuilt keys; rebuildNotes says them in words). */
+type StaleReason = 'image-limits' | 'recovered-images' | 'plan' | 'damaged';
+
+/**
+ * The shard's manifest when the files on disk are this very shard (a resumed build); else why not,
+ * or nothing when no earlier build left this shard.
+ */
+function reusableManifest(
+  b: BuildSettings,
+  s: ShardPlan,
+): { manifest: ShardManifest } | { stale: StaleReason | null } {
+  if (!existsSync(s.manPath) || !existsSync(s.binPath)) return { stale: null };
   try {
     const m = JSON.parse(readFileSync(s.manPath, 'utf8')) as ShardManifest;
-    const same =
+    const samePlan =
       m.version === CACHE_VERSION &&
       m.key === b.key &&
       m.rowsHash === s.rowsHash &&
       m.planned.length === s.ids.length &&
-      m.planned.every((id, i) => id === s.ids[i]) &&
+      m.planned.every((id, i) => id === s.ids[i]);
+    if (!samePlan) return { stale: 'plan' };
+    // raised limits may admit an image refused before, lowered ones refuse one cached before;
+    // a manifest from before limits were recorded does not say which it was built under
+    if (limitsText(m.limits) !== limitsText(b.imageLimits)) return { stale: 'image-limits' };
+    const intact =
+      recordEntries(s.part, m.records) !== null &&
       m.bytes === m.records.length * b.recordBytes &&
       statSync(s.binPath).size === m.bytes &&
       sha256File(s.binPath) === m.sha256; // a bit-flipped or foreign shard is rebuilt, never reused
-    return same ? m : null;
+    return intact ? { manifest: m } : { stale: 'damaged' };
   } catch {
-    return null;
+    return { stale: 'damaged' };
   }
+}
+
+/** Runs job(i, worker) for i in 0..n-1, `concurrency` at a time; once `stop()` is true no new job starts. */
+async function runPool(
+  n: number,
+  concurrency: number,
+  job: (i: number, worker: number) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
+  let next = 0;
+  const worker = async (w: number) => {
+    while (next < n && !stop()) await job(next++, w);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, (_, w) => worker(w)));
+}
+
+type Failure = ShardManifest['failures'][number];
+
+/**
+ * Decodes entry e into `rec` (the gray plane, then the contour map). An image that cannot be used
+ * (unreadable, refused, corrupt, its CheXmask row the wrong size) comes back as its failure.
+ */
+async function decodeRecord(
+  b: BuildSettings,
+  e: IndexEntry,
+  rows: Map<string, ChexmaskRow> | null,
+  rec: Buffer,
+): Promise<Failure | null> {
+  const plane = b.pp.size * b.pp.size;
+  const file = join(b.root, e.path);
+  try {
+    const { gray, geometry } = await decodePlane(file, b.pp, b.imageLimits);
+    rec.set(gray, 0);
+    const stored = rows?.get(e.dicomId);
+    const row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);
+    if (row) {
+      checkRowSize(row, geometry.srcW, geometry.srcH, file);
+      rec.set(maskPlane(row, geometry, b.contour), plane);
+    } else rec.fill(0, plane);
+    return null;
+  } catch (err) {
+    const reason = err instanceof DataError ? err.reason : 'error';
+    const message = err instanceof Error ? err.message : String(err);
+    return { dicomId: e.dicomId, reason, message };
+  }
+}
+
+/**
+ * Tries again the images a reusable shard could not decode before (a file since repaired, replaced
+ * or finished downloading; an NFS hiccup). Cheap: only those images are read. Stops at the first
+ * that decodes, since the shard is then rebuilt (which tries them all); else returns their failures now.
+ */
+async function retryFailures(
+  b: BuildSettings,
+  s: ShardPlan,
+  rows: Map<string, ChexmaskRow> | null,
+  m: ShardManifest,
+): Promise<{ decodes: boolean; failures: Failure[] }> {
+  const byId = new Map(s.part.map((e) => [e.dicomId, e]));
+  const failed = m.failures.map((f) => byId.get(f.dicomId)).filter((e): e is IndexEntry => e !== undefined);
+  const recs = Array.from({ length: Math.min(b.concurrency, failed.length) }, () =>
+    Buffer.alloc(b.recordBytes),
+  );
+  const failures: (Failure | null)[] = [];
+  let decodes = failed.length !== m.failures.length; // a failure not in the plan: rebuild rather than guess
+  await runPool(
+    failed.length,
+    b.concurrency,
+    async (i, w) => {
+      failures[i] = await decodeRecord(b, failed[i]!, rows, recs[w]!);
+      if (!failures[i]) decodes = true;
+    },
+    () => decodes,
+  );
+  return { decodes, failures: decodes ? [] : (failures as Failure[]) };
 }
 
 /**
@@ -225,36 +349,22 @@ async function decodeShard(
   failures: ShardManifest['failures'],
   progress: () => void,
 ): Promise<Uint8Array> {
-  const plane = b.pp.size * b.pp.size;
   const ok = new Uint8Array(s.part.length);
-  let next = 0;
-  const worker = async () => {
-    const rec = Buffer.alloc(b.recordBytes);
-    while (next < s.part.length) {
-      const i = next++;
-      const e = s.part[i];
-      const file = join(b.root, e.path);
-      try {
-        const { gray, geometry } = await decodePlane(file, b.pp, b.imageLimits);
-        rec.set(gray, 0);
-        const stored = rows?.get(e.dicomId);
-        const row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);
-        if (row) {
-          checkRowSize(row, geometry.srcW, geometry.srcH, file);
-          rec.set(maskPlane(row, geometry, b.contour), plane);
-        } else rec.fill(0, plane);
-        ok[i] = 1;
-      } catch (err) {
-        const reason = err instanceof DataError ? err.reason : 'error';
-        const message = err instanceof Error ? err.message : String(err);
-        failures.push({ dicomId: e.dicomId, reason, message });
-      }
-      // A write error (disk full) is the build's, not the image's: it ends the build.
-      if (ok[i]) await fh.write(rec, 0, b.recordBytes, i * b.recordBytes);
-      progress();
+  // one record buffer per worker
+  const recs = Array.from({ length: Math.min(b.concurrency, s.part.length) }, () =>
+    Buffer.alloc(b.recordBytes),
+  );
+  await runPool(s.part.length, b.concurrency, async (i, w) => {
+    const rec = recs[w]!;
+    const failure = await decodeRecord(b, s.part[i]!, rows, rec);
+    if (failure) failures.push(failure);
+    // A write error (disk full) is the build's, not the image's: it ends the build.
+    else {
+      ok[i] = 1;
+      await fh.write(rec, 0, b.recordBytes, i * b.recordBytes);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(b.concurrency, s.part.length) }, worker));
+    progress();
+  });
   return ok;
 }
 
@@ -315,6 +425,7 @@ async function writeShard(
     planned: s.ids,
     records: written.records,
     failures,
+    limits: b.imageLimits,
     bytes: written.bytes,
     sha256: written.sha256,
   };
@@ -368,10 +479,10 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   const { rows, summary: chexmaskSummary } = await chexmaskRows(b);
   const skipped = new ReasonCounter();
   const planned = planEntries(b, rows, skipped);
-  const byId = new Map(planned.map((e) => [e.dicomId, e]));
   const shards: ShardInfo[] = [];
   const cachedEntries: CachedEntry[] = [];
-  const count = { built: 0, reused: 0, decoded: 0, done: 0, decodeSeconds: 0 };
+  const count = { built: 0, reused: 0, decoded: 0, done: 0, decodeSeconds: 0, retried: 0, recovered: 0 };
+  const rebuilt = new ReasonCounter();
   const progress = () => {
     count.done++;
     b.onProgress?.(count.done, planned.length);
@@ -386,21 +497,42 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
       binPath: join(b.dir, `${shardName(k)}.bin`),
       manPath: join(b.dir, `${shardName(k)}.json`),
     };
-    let manifest = reusableManifest(b, plan);
+    const found = reusableManifest(b, plan);
+    let manifest = 'manifest' in found ? found.manifest : null;
+    let stale = 'stale' in found ? found.stale : null;
+    let failedBefore: Set<string> | null = null;
+    if (manifest?.failures.length) {
+      count.retried += manifest.failures.length;
+      const retry = await retryFailures(b, plan, rows, manifest);
+      if (retry.decodes) {
+        failedBefore = new Set(manifest.failures.map((f) => f.dicomId));
+        manifest = null;
+        stale = 'recovered-images';
+      } else if (JSON.stringify(retry.failures) !== JSON.stringify(manifest.failures)) {
+        // still failing, perhaps for another reason now (a missing file put back but truncated): say that
+        manifest = { ...manifest, failures: retry.failures };
+        await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
+      }
+    }
     if (manifest) {
       count.reused++;
       count.done += part.length;
       b.onProgress?.(count.done, planned.length);
     } else {
+      if (stale) rebuilt.add(stale);
       const t1 = performance.now();
       manifest = await writeShard(b, plan, rows, progress);
       count.built++;
       count.decoded += part.length;
       count.decodeSeconds += (performance.now() - t1) / 1000;
+      const was = failedBefore;
+      if (was) count.recovered += manifest.records.filter((id) => was.has(id)).length;
     }
     for (const f of manifest.failures) skipped.add(f.reason, f.message);
-    manifest.records.forEach((id, slot) => {
-      cachedEntries.push({ ...(byId.get(id) as IndexEntry), shard: k, slot });
+    const held = recordEntries(part, manifest.records);
+    if (!held) throw new Error(`${plan.manPath}: records are not in plan order`); // checked on reuse; written in order
+    held.forEach((e, slot) => {
+      cachedEntries.push({ ...e, shard: k, slot });
     });
     shards.push({
       file: `${shardName(k)}.bin`,
@@ -421,8 +553,37 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     skipped: skipped.toJSON(),
     shardsBuilt: count.built,
     shardsReused: count.reused,
+    rebuilt: { ...rebuilt.counts },
+    retried: count.retried,
+    recovered: count.recovered,
     seconds: (performance.now() - t0) / 1000,
     imagesPerSecond: count.decodeSeconds > 0 ? count.decoded / count.decodeSeconds : 0,
     chexmask: chexmaskSummary,
   };
+}
+
+const STALE_WORDS: Record<StaleReason, string> = {
+  'image-limits':
+    'built under other image limits (--max-pixels, --max-image-size) or before limits were recorded',
+  'recovered-images': 'with images that had failed and now decode',
+  plan: 'planned for other images, CheXmask rows or settings',
+  damaged: 'whose file is not as its manifest says (damaged)',
+};
+
+/**
+ * What a build did with the shards an earlier build left in its folder, in words, one line each (none
+ * for a first build): which were rebuilt and why, and how the images that had failed fared this time.
+ */
+export function rebuildNotes(s: CacheSummary): string[] {
+  const out: string[] = [];
+  const stale = Object.entries(s.rebuilt);
+  const n = stale.reduce((t, [, c]) => t + c, 0);
+  const why = stale.map(([r, c]) => `${c} ${STALE_WORDS[r as StaleReason] ?? r}`);
+  if (n) out.push(`rebuilt ${n} shard(s) an earlier build left: ${why.join('; ')}`);
+  if (s.retried)
+    out.push(
+      `retried ${s.retried} image(s) that had failed in an earlier build: ${s.recovered} now cached` +
+        (s.retried > s.recovered ? `, ${s.retried - s.recovered} still failing (counted in skipped)` : ''),
+    );
+  return out;
 }

@@ -20,6 +20,16 @@ export interface CacheSummary {
   skipped: { counts: Record<string, number>; examples: Record<string, string[]> };
   shardsBuilt: number;
   shardsReused: number;
+  /**
+   * Shards an earlier build left in the folder that were rebuilt, by why: `image-limits` (other
+   * --max-pixels / --max-image-size / formats), `recovered-images` (an image that had failed now
+   * decodes), `plan` (other images, CheXmask rows or settings), `damaged` (not as its manifest says).
+   */
+  rebuilt: Record<string, number>;
+  /** Images that had failed in a reusable shard's earlier build and were tried again (only those are read). */
+  retried: number;
+  /** Of the retried images, how many decode now and are cached (their shards were rebuilt). */
+  recovered: number;
   seconds: number;
   /** Images decoded per second in this run (reused shards excluded). */
   imagesPerSecond: number;

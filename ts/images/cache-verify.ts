@@ -57,11 +57,12 @@ export function cacheDigest(entriesSha256: string, shards: ShardInfo[]): string 
   );
 }
 
-const damaged = (dir: string, file: string, what: string) =>
+/** The one refusal of a damaged cache file: what is wrong, and the rebuild hint. */
+export const damaged = (dir: string, file: string, what: string, field?: string) =>
   new DataError(
     'bad-cache',
     `${what}; the cache is damaged: rebuild it with \`cxrmask cache\` (same options; intact shards are reused)`,
-    { file: join(dir, file) },
+    { file: join(dir, file), ...(field ? { field } : {}) },
   );
 
 /** Throws a DataError naming the shard when it is missing or not its recorded size. */

@@ -31,10 +31,11 @@ import {
   type CacheMeta,
   type CacheSummary,
 } from './cache-format.js';
-import { checkContent, sha256, verifyShards } from './cache-verify.js';
+import { cacheDigest, checkContent, damaged, sha256, verifyShards } from './cache-verify.js';
 import {
   type CacheDataSettings,
   type PreprocessOptions,
+  PreprocessOptionsSchema,
   planeToTensor,
   type ResolvedPreprocess,
   resolvePreprocess,
@@ -84,12 +85,13 @@ export class Cache {
         file: metaPath,
       });
     }
-    if (this.meta.version !== CACHE_VERSION)
+    if (this.meta?.version !== CACHE_VERSION)
       throw new DataError(
         'bad-cache',
-        `cache version ${this.meta.version} ≠ ${CACHE_VERSION} (written by another cxrmask); rebuild it with \`cxrmask cache\``,
+        `cache version ${this.meta?.version} ≠ ${CACHE_VERSION} (written by another cxrmask); rebuild it with \`cxrmask cache\``,
         { file: metaPath },
       );
+    checkMeta(dir, this.meta);
     this.key = this.meta.key;
     this.size = this.meta.size;
     this.preprocess = this.meta.preprocess;
@@ -98,7 +100,12 @@ export class Cache {
     this.digest = this.meta.digest;
     this.build = this.meta.build;
     const entriesPath = join(dir, 'entries.jsonl');
-    const text = readFileSync(entriesPath, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(entriesPath, 'utf8');
+    } catch (e) {
+      throw damaged(dir, 'entries.jsonl', `unreadable: ${(e as Error).message}`);
+    }
     checkContent(dir, 'entries.jsonl', sha256(text), this.meta.entriesSha256);
     this.entries = text
       .split('\n')
@@ -297,6 +304,73 @@ export class Cache {
     for (const fh of this.handles.values()) void fh.then((h) => h.close()).catch(() => {});
     this.handles.clear();
   }
+}
+
+/** A schema field without its default or optional: cache.json states every value it was built with. */
+const stated = <T extends z.ZodType>(f: { unwrap(): T }) => f.unwrap();
+
+/** The types of the cache.json fields the reader relies on (checkMeta then checks them against each other). */
+const CacheMetaSchema = z.object({
+  key: z.string(),
+  size: z.number().int().min(1),
+  recordBytes: z.number().int().min(1),
+  preprocess: z.object({
+    preset: stated(PreprocessOptionsSchema.shape.preset),
+    size: stated(PreprocessOptionsSchema.shape.size),
+    resize: stated(PreprocessOptionsSchema.shape.resize),
+    kernel: stated(PreprocessOptionsSchema.shape.kernel),
+    mean: stated(PreprocessOptionsSchema.shape.mean),
+    std: stated(PreprocessOptionsSchema.shape.std),
+    fastShrinkOnLoad: stated(PreprocessOptionsSchema.shape.fastShrinkOnLoad),
+  }),
+  contour: z.object({
+    thickness: stated(ContourOptionsSchema.shape.thickness),
+    source: stated(ContourOptionsSchema.shape.source),
+  }),
+  // a shard is a file in this folder, never a path elsewhere
+  shards: z.array(
+    z.object({
+      file: z.string().regex(/^shard-\d+\.bin$/),
+      count: z.number().int().min(0),
+      bytes: z.number().int().min(0),
+      sha256: z.string(),
+    }),
+  ),
+  entriesSha256: z.string(),
+  digest: z.string(),
+  build: z.object({
+    minDice: z.number(),
+    labelPolicy: z.object({ uncertain: z.string(), blank: z.string() }).nullable(),
+    requireMask: z.boolean(),
+    chexmask: z.string().nullable(),
+  }),
+});
+
+/**
+ * cache.json against itself: its fields have the types the reader relies on, and the ones that
+ * repeat each other agree. The shards and entries.jsonl are hashed, cache.json is not, so an edited
+ * `size` (224 → 225: one bit) would otherwise cut wrong planes out of the right records.
+ */
+function checkMeta(dir: string, meta: CacheMeta): void {
+  const r = CacheMetaSchema.safeParse(meta);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const field = issue.path.map(String).join('.');
+    throw damaged(dir, 'cache.json', issue.message, field);
+  }
+  const bad = (field: string, what: string) => damaged(dir, 'cache.json', what, field);
+  if (meta.size !== meta.preprocess.size)
+    throw bad('size', `${meta.size} ≠ preprocess.size ${meta.preprocess.size}`);
+  if (meta.recordBytes !== 2 * meta.size * meta.size)
+    throw bad('recordBytes', `${meta.recordBytes} ≠ 2 × size² (size ${meta.size})`);
+  const key = settingsKey(meta.preprocess, meta.contour, meta.build);
+  if (key !== meta.key)
+    throw bad(
+      'key',
+      `${meta.key} is not the key of the recorded settings (preprocess, contour, build: ${key})`,
+    );
+  if (cacheDigest(meta.entriesSha256, meta.shards) !== meta.digest)
+    throw bad('digest', `${meta.digest} is not the digest of entriesSha256 and shards`);
 }
 
 /** A batch whose images are cache records (see Cache.recordBatch). */
