@@ -82,4 +82,30 @@ test('PhysioNet layout: wide reads per radiologist, consensus test rows, DICOM p
   );
 });
 
+const id = (n: number) => n.toString(16).padStart(32, '0');
+const KAGGLE_HEAD = 'image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max';
+
+test('every drop reason has examples: view-not-selected and no-positive-label name the table and image', async () => {
+  const root = tempDir('cxrmask-vindr-views-');
+  writeFileSync(
+    join(root, 'train.csv'),
+    [KAGGLE_HEAD, `${id(1)},Cardiomegaly,3,R1,1,1,2,2`, `${id(2)},No finding,14,R1,,,,`, ''].join('\n'),
+  );
+  const file = join(root, 'train.csv');
+  const ap = await buildDatasetIndex({ dataset: 'vindr', root, checkFiles: false, views: ['AP'] });
+  assert.equal(ap.summary.dropped.counts, { 'view-not-selected:PA': 2 });
+  assert.equal(ap.summary.dropped.examples['view-not-selected:PA'], [
+    `${file}, id ${id(1)}: view "PA" is not among the selected views (AP)`,
+    `${file}, id ${id(2)}: view "PA" is not among the selected views (AP)`,
+  ]);
+  const pos = await buildDatasetIndex({ dataset: 'vindr', root, checkFiles: false, requirePositive: true });
+  assert.equal(
+    pos.entries.map((e) => e.dicomId),
+    [id(1)],
+  );
+  assert.equal(pos.summary.dropped.examples['no-positive-label'], [
+    `${file}, id ${id(2)}: none of the five findings is a raw 1 (requirePositive)`,
+  ]);
+});
+
 test.run();

@@ -154,7 +154,9 @@ async function buildVindrIndex(opts: ResolvedIndexOptions) {
   // Kaggle's release has no Edema class: it is masked out, never counted as a negative
   const hasEdema = release === 'physionet';
   for (const [imageId, r] of reads) {
-    if (!build.keepsView('PA')) continue;
+    // an image's reads span several rows: its table and id name it
+    const where = `${r.split === 'test' ? files.test : files.train}, id ${imageId}`;
+    if (!build.keepsView('PA', where)) continue;
     const raw: (number | null)[] = vindrLabels(r, opts.readerRule);
     if (!hasEdema) raw[EDEMA] = null;
     const folder = r.split === 'test' ? 'test' : 'train';
@@ -167,7 +169,7 @@ async function buildVindrIndex(opts: ResolvedIndexOptions) {
       split: r.split,
       path: `${folder}/${imageId}.dicom`,
     };
-    const e = build.admit(draft, raw, vindrImage(opts.root, folder, imageId));
+    const e = build.admit(draft, raw, vindrImage(opts.root, folder, imageId), where);
     if (e && !hasEdema) e.labelMask[EDEMA] = 0;
   }
   if (opts.split === 'official' && hasEdema) build.carveValidate(opts.validateFraction);
