@@ -12,7 +12,7 @@ import type { CsvReader } from '../csv.js';
 import { type IndexEntry, IndexOptionsSchema, type IndexSummary, type Split } from '../mimic.js';
 import { applyLabelPolicy } from '../mimic-labels.js';
 import { type Refusal, readTable, type TableRules } from '../table.js';
-import { DATASETS, type DatasetName } from './names.js';
+import { DATASETS, type DatasetName, READER_RULES } from './names.js';
 
 export const DatasetIndexOptionsSchema = IndexOptionsSchema.extend({
   dataset: z.enum(DATASETS).default('mimic'),
@@ -22,7 +22,7 @@ export const DatasetIndexOptionsSchema = IndexOptionsSchema.extend({
    */
   validateFraction: z.number().min(0).max(0.9).default(0.1),
   /** vindr: how several radiologists' reads of an image become one label. */
-  readerRule: z.enum(['majority', 'any']).default('majority'),
+  readerRule: z.enum(READER_RULES).default('majority'),
 });
 export type DatasetIndexOptions = z.input<typeof DatasetIndexOptionsSchema>;
 export type ResolvedIndexOptions = z.output<typeof DatasetIndexOptionsSchema>;

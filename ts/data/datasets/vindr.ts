@@ -17,7 +17,7 @@ import type { Split } from '../mimic.js';
 import type { Refusal, TableRow, TableRules } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
 import { datasetHead, type ImageLookup, IndexBuild, type ResolvedIndexOptions } from './common.js';
-import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
+import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem, type ReaderRule } from './names.js';
 
 /** Our five findings (FINDINGS order) as VinDr spells them. */
 export const VINDR_FIVE = [
@@ -58,7 +58,7 @@ interface Reads {
 }
 
 /** The image's five labels under the reader rule. */
-export function vindrLabels(r: Reads, rule: 'majority' | 'any'): number[] {
+export function vindrLabels(r: Reads, rule: ReaderRule): number[] {
   return r.positive.map((p) => (rule === 'any' ? (p.size > 0 ? 1 : 0) : 2 * p.size > r.readers.size ? 1 : 0));
 }
 
