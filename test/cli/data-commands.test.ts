@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -9,7 +9,7 @@ import indexCmd from '../../ts/cli/index-command.js';
 import overlayCmd from '../../ts/cli/overlay.js';
 import synthCmd from '../../ts/cli/synth.js';
 import { decodeDicom } from '../../ts/images/dicom.js';
-import { tempDir } from '../data/helpers.js';
+import { rejects, tempDir } from '../data/helpers.js';
 import { smallSynthArgs } from './helpers.js';
 
 async function cli(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
@@ -114,6 +114,44 @@ test('synth --dataset nih14 → index --dataset nih14 → cache: NIH layout, PNG
   // every image with a good CheXmask row is cached, RGBA ones included; nothing fails to decode
   assert.is(cache.cached, synth.chexmaskRows - synth.lowRcaRows);
   assert.equal(Object.keys(cache.skipped.counts), ['no-chexmask']);
+});
+
+test('index --reader-rule any|majority (vindr): the labels follow it and the summary records it; other values are refused', async () => {
+  const d = tempDir();
+  const root = join(d, 'vinbig');
+  mkdirSync(root);
+  const img = (n: number) => n.toString(16).padStart(32, '0');
+  // image 1: Cardiomegaly by one of three readers
+  writeFileSync(
+    join(root, 'train.csv'),
+    [
+      'image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max',
+      `${img(1)},Cardiomegaly,3,R1,1,1,2,2`,
+      `${img(1)},No finding,14,R2,,,,`,
+      `${img(1)},No finding,14,R3,,,,`,
+      '',
+    ].join('\n'),
+  );
+  const index = (out: string, ...more: string[]) =>
+    cli(['index', '--dataset', 'vindr', '--root', root, '--out', join(d, out), '--no-check-files', ...more]);
+  const labels = (out: string) =>
+    JSON.parse(readFileSync(join(d, out, 'index.jsonl'), 'utf8').trim()).labels as number[];
+  const options = (out: string) => JSON.parse(readFileSync(join(d, out, 'summary.json'), 'utf8')).options;
+  for (const [out, rule, cardio] of [
+    ['any', ['--reader-rule', 'any'], 1],
+    ['majority', ['--reader-rule', 'majority'], 0],
+    ['default', [], 0],
+  ] as const) {
+    const r = await index(out, ...rule);
+    assert.is(r.code, undefined, r.err);
+    assert.equal(labels(out), [0, cardio, 0, 0, 0], out);
+    assert.is(options(out).readerRule, out === 'any' ? 'any' : 'majority', out);
+  }
+  await rejects(
+    index('bad', '--reader-rule', 'all'),
+    /Invalid values:\s+Argument: reader-rule, Given: "all", Choices: "majority", "any"/,
+  );
+  assert.not.ok(existsSync(join(d, 'bad')));
 });
 
 test('synth → index → cache → overlay through the command modules', async () => {

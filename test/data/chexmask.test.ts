@@ -164,13 +164,81 @@ test('diceOf reads a Dice cell the same from bytes (fast path) and from text; Na
     cells.push(String(rnd() * 10 ** Math.floor(rnd() * 6 - 3)), rnd().toFixed(Math.floor(rnd() * 18)));
   }
   for (const c of cells) {
-    const want = Number(c);
+    // a Dice outside [0, 1] is not a Dice (a percentage, a typo): NaN, refused as bad-dice
+    const v = Number(c);
+    const want = v >= 0 && v <= 1 ? v : Number.NaN;
     assert.ok(Object.is(diceOf(c), want), c);
     assert.ok(Object.is(diceOf(Buffer.from(c)), want), `bytes ${c}`);
   }
   for (const c of ['', ' ', 'nan', '0x1', 'Infinity', '1e999', '.', '-', '1.2.3', '0,5']) {
     assert.ok(Number.isNaN(diceOf(c)) && Number.isNaN(diceOf(Buffer.from(c))), c);
   }
+  for (const c of ['85', '1.5', '-0.2', '1.0000001', '9007199254740993', '-1e-9']) {
+    assert.ok(Number.isNaN(diceOf(c)) && Number.isNaN(diceOf(Buffer.from(c))), c);
+    assert.ok(Number.isNaN(diceOf(Number(c))), `number ${c}`);
+  }
+  assert.equal(
+    ['0', '1', '1.0', '0.7', '7e-1'].map((c) => [diceOf(c), diceOf(Buffer.from(c))]),
+    [
+      [0, 0],
+      [1, 1],
+      [1, 1],
+      [0.7, 0.7],
+      [0.7, 0.7],
+    ],
+  );
+});
+
+test('a Dice outside [0, 1] is bad-dice naming file, row, id and field, in the join (every source) and the service', async () => {
+  const { ChexmaskIndex } = await import('../../ts/service/chexmask-index.js');
+  const csv = join(tempDir(), 'percent.csv');
+  const dices = { d: '85', e: '1.5', f: '-0.2', g: '1', h: '0', i: '0.95', j: '1.0000001' };
+  writeFileSync(
+    csv,
+    [HEADER, ...Object.entries(dices).map(([id, d]) => `${id},${d},0.95,"${LM}",1 4,5 4,9 2,4,4`), ''].join(
+      '\n',
+    ),
+  );
+  const ids = Object.keys(dices);
+  const where = (row: number, id: string, d: string) =>
+    `${csv}, row ${row}, id ${id}, field "Dice RCA (Mean)": "${d}" is outside [0, 1]`;
+  for (const source of [undefined, 'landmarks', 'rle'] as const) {
+    const { rows, summary } = await joinChexmask(csv, ids, source ? { source } : {});
+    assert.equal([...rows.keys()], ['g', 'i'], String(source));
+    assert.equal(summary.refused.counts, { 'bad-dice': 4, 'low-dice': 1 }, String(source));
+    assert.equal(summary.refused.examples['bad-dice'], [
+      where(1, 'd', '85'),
+      where(2, 'e', '1.5'),
+      where(3, 'f', '-0.2'),
+    ]);
+    // before, a percent-scale file's 85 passed minDice and counted in the kept mean
+    assert.is(summary.diceMeanOfKept, (1 + 0.95) / 2);
+  }
+  const index = await ChexmaskIndex.build(csv);
+  try {
+    const err = (await index.row('d').catch((e: unknown) => e)) as DataError;
+    assert.instance(err, DataError);
+    assert.is(err.reason, 'bad-dice');
+    assert.is(err.message, `${csv}, id d, field "Dice RCA (Mean)": "85" is outside [0, 1]`);
+    assert.is((await index.row('g')).diceMean, 1);
+  } finally {
+    await index.close();
+  }
+  assert.throws(
+    () =>
+      parseChexmaskRecord({
+        ...Object.fromEntries(HEADER.split(',').map((h) => [h, ''])),
+        dicom_id: 'x',
+        'Dice RCA (Mean)': '1.5',
+        Landmarks: LM,
+        Height: '4',
+        Width: '4',
+      }),
+    (e: unknown) =>
+      e instanceof DataError &&
+      e.reason === 'bad-dice' &&
+      /field "Dice RCA \(Mean\)": "1\.5" is outside \[0, 1\]/.test(e.message),
+  );
 });
 
 test.run();

@@ -139,4 +139,50 @@ test('CheXpert: missing images are counted, a repeated Path conflicting on a lab
   );
 });
 
+test('CheXpert-coded labels: only 1, 0, -1 as plain decimals (or blank); 0x1, 1e0, +1, .1e1 are bad-label-value', async () => {
+  const root = tempDir('cxrmask-chexpert-cells-');
+  const cells = ['1.0', '1', '-1.0', '0.0', '0', '-0.0', '1.00', '', 'nan'];
+  const bad = ['0x1', '1e0', '+1', '.1e1', '0.99999999999999999', '2.0', '0b1', 'Infinity', '1.5'];
+  // Edema is the 6th of the 14 CheXpert findings; Edema "-0.0" reads as 0
+  const row = (i: number, v: string) =>
+    `CheXpert-v1.0-small/train/patient${String(i).padStart(5, '0')}/study1/view1_frontal.jpg,Male,50,Frontal,AP,,,,,,${v},,,,,,,,`;
+  const table = join(root, 'train.csv');
+  writeFileSync(table, `${[HEADER, ...[...cells, ...bad].map((v, i) => row(i + 1, v))].join('\n')}\n`);
+  writeFileSync(join(root, 'valid.csv'), `${HEADER}\n`);
+  const { entries, summary } = await buildDatasetIndex({
+    dataset: 'chexpert',
+    root,
+    checkFiles: false,
+    validateFraction: 0,
+    uncertain: 'ignore',
+    blank: 'ignore',
+  });
+  assert.equal(
+    entries.map((e) => [e.labels[3], e.labelMask[3]]),
+    [
+      [1, 1],
+      [1, 1],
+      [0, 0],
+      [0, 1],
+      [0, 1],
+      [0, 1],
+      [1, 1],
+      [0, 0],
+      [0, 0],
+    ],
+  );
+  assert.ok(Object.is(entries[5].labels[3], 0), '-0.0 is 0, not -0');
+  assert.equal(summary.dropped.counts, { 'bad-label-value': bad.length });
+  const id = (i: number) => `train/patient${String(i).padStart(5, '0')}/study1/view1_frontal.jpg`;
+  assert.equal(
+    summary.dropped.examples['bad-label-value'],
+    bad
+      .slice(0, 3)
+      .map(
+        (v, k) =>
+          `${table}, row ${cells.length + k + 1}, id ${id(cells.length + k + 1)}, field "Edema": "${v}" is not 1, 0, -1 or blank`,
+      ),
+  );
+});
+
 test.run();

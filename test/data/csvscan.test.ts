@@ -76,6 +76,33 @@ test('a rejected key skips the rest of the record, and the next record is intact
   await sc.close();
 });
 
+test('a large kept cell: the buffer doubles to 16 MiB, then takes one cap plus a chunk (few copies, linear time)', async () => {
+  const cell = 24 << 20;
+  const chunkBytes = 1 << 16;
+  const p = file(Buffer.concat([Buffer.from('id,lm\na,'), Buffer.alloc(cell, 0x31), Buffer.from('\nb,2\n')]));
+  const grown: number[] = [];
+  const alloc = Buffer.allocUnsafe;
+  // the buffers the scanner allocates past its chunk and read-ahead buffers are the growth steps
+  Buffer.allocUnsafe = (n: number) => {
+    if (n > 2 * chunkBytes) grown.push(n);
+    return alloc(n);
+  };
+  try {
+    const sc = await CsvScanner.open(p, { chunkBytes });
+    const a = await sc.next(new Uint8Array([KEY, KEEP]));
+    assert.is(a?.values[1]?.length, cell);
+    assert.ok(a?.values[1]?.every((c) => c === 0x31));
+    const b = await sc.next(new Uint8Array([KEY, KEEP]));
+    assert.is(b?.values[1]?.toString(), '2');
+    await sc.close();
+  } finally {
+    Buffer.allocUnsafe = alloc;
+  }
+  // before: one more chunk per step (≈ 190 buffers, 2.4 GB copied for this cell)
+  const doubling = [4, 8, 16, 32, 64, 128, 256].map((k) => k * chunkBytes);
+  assert.equal(grown, [...doubling, (256 << 20) + chunkBytes]);
+});
+
 test('caps: a kept cell over maxFieldBytes flags its row (file, row, field); a skipped one is free', async () => {
   const big = 'x'.repeat(5000);
   const p = file(`id,rle,small\na,${big},1\nb,"${big}",2\nc,1 2,3\n`);

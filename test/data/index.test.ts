@@ -91,6 +91,21 @@ test('paper preset keeps only images with a positive among the five', async () =
   assert.is(entries.length, want.length);
   assert.is(summary.dropped.counts['no-positive-label'], s.images.filter(frontal).length - want.length);
   assert.ok(entries.every((e) => e.labels.some((v) => v === 1)));
+  // every drop reason has examples (docs/data.md), naming the metadata file, row and id
+  assert.equal(Object.keys(summary.dropped.examples).sort(), Object.keys(summary.dropped.counts).sort());
+  assert.match(
+    summary.dropped.examples['no-positive-label'][0],
+    /mimic-cxr-2\.0\.0-metadata\.csv(\.gz)?, row \d+, id [0-9a-f-]+: none of the five findings is a raw 1 \(requirePositive\)$/,
+  );
+  const view = Object.keys(summary.dropped.examples).find((k) =>
+    k.startsWith('view-not-selected:'),
+  ) as string;
+  assert.match(
+    summary.dropped.examples[view][0],
+    new RegExp(
+      `, row \\d+, id [0-9a-f-]+: view "${view.slice(18).replace('(blank)', '')}" is not among the selected views \\(PA, AP\\)$`,
+    ),
+  );
 });
 
 test('official and seeded patient-level splits have no patient in two splits', async () => {

@@ -138,4 +138,49 @@ test('NIH: repeated rows counted, a conflicting repeat names both rows, an id in
   );
 });
 
+test('NIH: a row dropped for its view or for having no positive is an example naming file, row and id', async () => {
+  const root = tempDir('cxrmask-nih-views-');
+  const head =
+    'Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]';
+  const table = join(root, 'Data_Entry_2017_v2020.csv');
+  writeFileSync(
+    table,
+    [
+      head,
+      '00000001_000.png,Cardiomegaly,0,1,58,M,PA,2682,2749,0.143,0.143',
+      '00000002_000.png,No Finding,0,2,81,M,PA,2500,2048,0.171,0.171',
+      '00000003_000.png,Edema,0,3,81,M,,2500,2048,0.171,0.171',
+      '00000004_000.png,Edema,0,4,81,M,pa,2500,2048,0.171,0.171',
+      '',
+    ].join('\n'),
+  );
+  const { entries, summary } = await buildDatasetIndex({
+    dataset: 'nih14',
+    root,
+    checkFiles: false,
+    split: 'patient',
+    requirePositive: true,
+  });
+  assert.equal(
+    entries.map((e) => e.dicomId),
+    ['00000001_000.png'],
+  );
+  assert.equal(summary.dropped.counts, {
+    'no-positive-label': 1,
+    'view-not-selected:(blank)': 1,
+    'view-not-selected:pa': 1,
+  });
+  assert.equal(summary.dropped.examples, {
+    'no-positive-label': [
+      `${table}, row 2, id 00000002_000.png: none of the five findings is a raw 1 (requirePositive)`,
+    ],
+    'view-not-selected:(blank)': [
+      `${table}, row 3, id 00000003_000.png: view "" is not among the selected views (PA, AP)`,
+    ],
+    'view-not-selected:pa': [
+      `${table}, row 4, id 00000004_000.png: view "pa" is not among the selected views (PA, AP)`,
+    ],
+  });
+});
+
 test.run();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { cellConfig } from '../../ts/experiment/cell-config.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 
 const MODEL = 'models/tiny';
@@ -12,6 +13,24 @@ test('data.dataset: defaults to mimic, takes the five names, refuses others nami
   assert.is(parseConfig({ data: { cache: 'c' } }).data.dataset, 'mimic');
   assert.is(parseConfig({ data: { cache: 'c', dataset: 'nih14' } }).data.dataset, 'nih14');
   assert.throws(() => parseConfig({ data: { cache: 'c', dataset: 'nih' } }), /data\.dataset/);
+});
+
+test("data.readerRule: majority by default, any accepted, others refused naming the field; in the cells' settings when not the default", () => {
+  assert.is(parseConfig({ data: { cache: 'c' } }).data.readerRule, 'majority');
+  const any = parseConfig({ data: { cache: 'c', dataset: 'vindr', readerRule: 'any' } });
+  assert.is(any.data.readerRule, 'any');
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c', readerRule: 'all' } }),
+    /data\.readerRule: Invalid option: expected one of "majority"\|"any"/,
+  );
+  // cells recorded before the key existed (majority) still match; "any" changes vindr's labels
+  assert.equal(cellConfig(parseConfig({ data: { cache: 'c' } }), 'zeroshot').data as object, {
+    views: ['PA', 'AP'],
+    uncertain: 'ignore',
+    requirePositive: false,
+    minDice: 0.7,
+  });
+  assert.is((cellConfig(any, 'zeroshot').data as { readerRule?: string }).readerRule, 'any');
 });
 
 if (existsSync(join(MODEL, 'model.json'))) {
@@ -58,6 +77,39 @@ if (existsSync(join(MODEL, 'model.json'))) {
     assert.is(out.index.kept, s.n);
     assert.is(out.cache.chexmask.idColumn, 'Image Index');
     assert.is(out.cache.cached, s.chexmaskRows - s.lowRcaRows);
+  });
+
+  test('a run config with data.readerRule any indexes vindr with it (the index summary records it)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dsconfig-vindr-'));
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
+    const s = await synthesize({
+      out: join(tmp, 'data'),
+      dataset: 'vindr',
+      n: 36,
+      seed: 9,
+      width: 64,
+      height: 64,
+    });
+    const { prepareData } = await import('../../ts/experiment/backend-real.js');
+    const positives = async (readerRule: 'any' | 'majority') => {
+      const config = parseConfig({
+        data: {
+          dataset: 'vindr',
+          readerRule,
+          cache: join(tmp, `cache-${readerRule}`),
+          root: s.mimicRoot,
+          chexmask: s.chexmaskCsv,
+        },
+        model: { dir: MODEL, device: 'cpu' },
+      });
+      const out = (await prepareData(config, { log: () => {} })) as {
+        index: { options: { readerRule?: string }; perLabel: Record<string, { positive: number }> };
+      };
+      assert.is(out.index.options.readerRule, readerRule);
+      return Object.values(out.index.perLabel).reduce((a, l) => a + l.positive, 0);
+    };
+    // "any" adds the synthetic third reader's false marks (test/synth/layouts.test.ts)
+    assert.ok((await positives('any')) > (await positives('majority')));
   });
 } else test(`SKIP ${MODEL} not exported (run scripts/setup.sh)`, () => {});
 

@@ -1,8 +1,8 @@
-/** `cxrmask index`: a dataset root (MIMIC-CXR-JPG, NIH ChestX-ray14, CheXpert) → index.jsonl + summary.json. */
+/** `cxrmask index`: a dataset root (MIMIC-CXR-JPG, NIH ChestX-ray14, CheXpert, PadChest, VinDr-CXR) → index.jsonl + summary.json. */
 
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { DatasetIndexOptions } from '../data/datasets/common.js';
-import { DATASETS, type DatasetName } from '../data/datasets/names.js';
+import { DATASETS, type DatasetName, READER_RULES, type ReaderRule } from '../data/datasets/names.js';
 import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { PRESETS, writeIndex } from '../data/mimic.js';
 import { parseList } from './options.js';
@@ -12,6 +12,7 @@ export interface IndexArgv {
   dataset: DatasetName;
   root: string;
   validateFraction?: number;
+  readerRule?: ReaderRule;
   out: string;
   preset: 'default' | 'paper';
   views?: string;
@@ -45,6 +46,11 @@ const command: CommandModule<object, IndexArgv> = {
         type: 'number',
         describe:
           'nih14/chexpert: fraction of the official training patients held out as validate (default 0.1)',
+      })
+      .option('reader-rule', {
+        choices: READER_RULES,
+        describe:
+          "vindr: a finding is positive when more than half of the image's radiologists marked it (majority, the default) or at least one (any)",
       })
       .option('out', { type: 'string', demandOption: true, describe: 'output folder' })
       .option('preset', {
@@ -89,6 +95,7 @@ const command: CommandModule<object, IndexArgv> = {
         dataset: argv.dataset,
         root: argv.root,
         ...(argv.validateFraction !== undefined ? { validateFraction: argv.validateFraction } : {}),
+        ...(argv.readerRule ? { readerRule: argv.readerRule } : {}),
         checkFiles: argv.checkFiles,
         ...(argv.views ? { views: parseList(argv.views) } : {}),
         ...(argv.uncertain ? { uncertain: argv.uncertain } : {}),

@@ -133,24 +133,30 @@ function shortDecimal(b: Uint8Array): number | undefined {
 
 /**
  * The value of a `Dice RCA (Mean)` cell: the number when the cell, without surrounding ASCII blanks,
- * is a plain decimal ("0.85", "8.5e-1"), else NaN (blank, "nan", "0x1", "Infinity", "1e999").
+ * is a plain decimal ("0.85", "8.5e-1") in [0, 1], else NaN (blank, "nan", "0x1", "Infinity", "85").
  * The one reading of the quality column: the duplicate-id rule, the threshold and the row use it.
  */
 export function diceOf(cell: string | number | Uint8Array | null | undefined): number {
   if (cell === null || cell === undefined) return Number.NaN;
-  if (typeof cell === 'number') return Number.isFinite(cell) ? cell : Number.NaN;
+  if (typeof cell === 'number') return unitOrNaN(cell);
   if (typeof cell !== 'string') {
     const v = shortDecimal(cell);
-    if (v !== undefined) return v;
+    if (v !== undefined) return unitOrNaN(v);
   }
   const raw =
     typeof cell === 'string'
       ? cell
       : Buffer.from(cell.buffer, cell.byteOffset, cell.length).toString('latin1');
   const t = raw.replace(ASCII_BLANKS, '');
-  if (!DECIMAL_RE.test(t)) return Number.NaN;
-  const v = Number(t);
-  return Number.isFinite(v) ? v : Number.NaN;
+  return DECIMAL_RE.test(t) ? unitOrNaN(Number(t)) : Number.NaN;
+}
+
+/**
+ * A Dice coefficient is in [0, 1]; anything else is NaN (refused as `bad-dice`). A file written in
+ * percent ("85") would otherwise pass every threshold, and the low-dice filter would do nothing.
+ */
+function unitOrNaN(v: number): number {
+  return v >= 0 && v <= 1 ? v : Number.NaN;
 }
 
 /**
@@ -341,10 +347,13 @@ function buildRow(
     });
   }
   const diceMean = diceOf(cell(CHEXMASK_COLUMNS.diceMean));
-  if (Number.isNaN(diceMean)) num(CHEXMASK_COLUMNS.diceMean, false); // throws the bad-dice error
   if (Number.isNaN(diceMean)) {
+    num(CHEXMASK_COLUMNS.diceMean, false); // throws the bad-dice error of a cell that is not a number
     const raw = String(cell(CHEXMASK_COLUMNS.diceMean) ?? '').trim();
-    throw new DataError('bad-dice', `not a number: "${raw}"`, { ...w0, field: CHEXMASK_COLUMNS.diceMean });
+    throw new DataError('bad-dice', `"${raw}" is outside [0, 1]`, {
+      ...w0,
+      field: CHEXMASK_COLUMNS.diceMean,
+    });
   }
   const diceMaxRaw = cell(CHEXMASK_COLUMNS.diceMax);
   const diceMax = diceMaxRaw === undefined || diceMaxRaw === '' ? Number.NaN : Number(diceMaxRaw);

@@ -81,12 +81,18 @@ function parsedStream(path: string, gz: boolean, maxRecordChars: number): Parsed
   const toDataError = (e: unknown): Error => {
     if (failed) return failed;
     if (e instanceof DataError) return e;
-    const err = e as Error & { lines?: number; code?: string };
-    if (err.code === 'CSV_MAX_RECORD_SIZE')
-      return new DataError('too-large', `a record exceeds ${maxRecordChars} characters`, {
-        file: path,
-        ...(err.lines ? { row: err.lines } : {}),
-      });
+    const err = e as Error & { records?: number; code?: string };
+    // `records` counts the records before this one, the header being record 0: it is this one's data
+    // row. (`lines` counts physical lines, quoted newlines included; and the error can surface while
+    // the reader is still at an earlier record, as csv-parse parses a whole chunk ahead.)
+    if (err.code === 'CSV_MAX_RECORD_SIZE') {
+      const row = err.records ?? 0;
+      return new DataError(
+        'too-large',
+        `${row === 0 ? 'the header' : 'a record'} exceeds ${maxRecordChars} characters`,
+        { file: path, row },
+      );
+    }
     return new DataError('bad-csv', `CSV parse error: ${err.message}`, { file: path });
   };
   const it = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>;

@@ -43,6 +43,9 @@ export const DEFAULT_LIMITS: ScanLimits = {
   maxRecordBytes: 256 << 20,
 };
 
+/** A buffer held for a kept cell doubles up to this size, then is given one cap plus a chunk (grownSize). */
+const DOUBLE_UP_TO = 16 << 20;
+
 export interface ScannedRecord {
   /** 1-based data row (the header is row 0). */
   row: number;
@@ -495,9 +498,8 @@ export class CsvScanner {
     this.qpos = Math.max(0, this.qpos - shift);
     // Grow for a kept field in progress (never past one cap plus a chunk); shrink back after one.
     const chunkBytes = Math.max(16, this.limits.chunkBytes);
-    const maxFieldBytes = this.limits.maxFieldBytes;
     let size = buf.length;
-    if (size - this.end < size / 4) size = Math.max(size, Math.min(size * 2, maxFieldBytes + chunkBytes));
+    if (size - this.end < size / 4) size = this.grownSize(size, size);
     else if (size > 2 * chunkBytes && this.end < chunkBytes / 4) size = chunkBytes;
     let b = buf;
     if (size !== buf.length) {
@@ -519,6 +521,19 @@ export class CsvScanner {
       return n > 0 || this.end > this.pos;
     }
     return (await this.readMore()) > 0;
+  }
+
+  /**
+   * The size a buffer of `size` bytes grows to so that `need` bytes fit, for a kept cell in progress.
+   * It doubles while small, so a growing cell is copied O(log n) times (linear time, not one copy per
+   * chunk); past DOUBLE_UP_TO it goes straight to one cap plus a chunk, so a big cell is copied once
+   * more instead of living in two large buffers at once. Pages past the cell are never written, so
+   * they are not resident: the peak stays near the cell plus a chunk.
+   */
+  private grownSize(size: number, need: number): number {
+    const most = this.limits.maxFieldBytes + Math.max(16, this.limits.chunkBytes);
+    const doubled = Math.max(need, size * 2);
+    return Math.max(need, size, Math.min(doubled > DOUBLE_UP_TO ? most : doubled, most));
   }
 
   /** Starts reading the next chunk into the spare buffer (the scan goes on with `buf` meanwhile). */
@@ -556,8 +571,7 @@ export class CsvScanner {
       move = 0;
       const need = carry + n;
       let b = this.buf;
-      if (b.length < need)
-        b = Buffer.allocUnsafe(Math.max(need, Math.min(b.length * 2, need + this.limits.chunkBytes)));
+      if (b.length < need) b = Buffer.allocUnsafe(this.grownSize(b.length, need));
       this.buf.copy(b, 0, keepFrom, this.end); // overlapping when b is buf: copy moves like memmove
       spare.copy(b, carry, this.aheadAt, this.aheadAt + n);
       this.buf = b;

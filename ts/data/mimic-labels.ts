@@ -7,12 +7,17 @@ import { readTable, shortRow } from './table.js';
 
 export const CHEXPERT_COLUMNS = ['subject_id', 'study_id', ...FINDINGS] as const;
 
-/** Raw label cell: number, null when blank/nan, NaN when not a number (refused by the caller). */
+/** 1, 0 or -1 as a plain decimal ("1", "1.0", "-1.00"); the tables write 1.0, 0.0, -1.0. */
+const LABEL_RE = /^-?[01](?:\.0*)?$/;
+
+/**
+ * Raw label cell: 1, 0 or -1, null when blank/nan, NaN otherwise (refused by the caller). Number()
+ * would also read "0x1", "1e0", "+1", ".1e1" and "0.99999999999999999" as a positive.
+ */
 export function parseLabel(cell: string | undefined): number | null {
   const s = (cell ?? '').trim();
   if (s === '' || s.toLowerCase() === 'nan') return null;
-  const v = Number(s);
-  return Number.isFinite(v) ? v : Number.NaN;
+  return LABEL_RE.test(s) ? Number(s) || 0 : Number.NaN; // "-0.0" is 0, not -0
 }
 
 /**

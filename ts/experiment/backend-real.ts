@@ -78,6 +78,7 @@ export async function prepareData(
     uncertain: labelPolicy.uncertain,
     blank: labelPolicy.blank,
     requirePositive: d.requirePositive,
+    readerRule: d.readerRule,
   });
   const entries = splits ? indexed.filter((e) => splits.includes(e.split)) : indexed;
   log(

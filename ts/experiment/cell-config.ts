@@ -29,9 +29,17 @@ export function cellRecordPath(runDir: string, id: string): string {
 
 /** The settings cell `id` ('zeroshot', 'lp-…', 'jft-…') depends on. */
 export function cellConfig(config: ExperimentConfig, id: string): Record<string, unknown> {
-  const { views, uncertain, requirePositive, minDice } = config.data;
+  const { views, uncertain, requirePositive, minDice, readerRule } = config.data;
   const common = {
-    data: { views, uncertain, requirePositive, minDice },
+    // readerRule changes vindr's labels; recorded only when not the default, so that cells recorded
+    // before it existed (majority) still match
+    data: {
+      views,
+      uncertain,
+      requirePositive,
+      minDice,
+      ...(readerRule !== 'majority' ? { readerRule } : {}),
+    },
     model: { dir: config.model.dir },
     segmenter: config.segmenter,
   };

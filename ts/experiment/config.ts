@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
-import { DATASETS } from '../data/datasets/names.js';
+import { DATASETS, READER_RULES } from '../data/datasets/names.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
@@ -97,6 +97,8 @@ export const ConfigSchema = z
           uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
           /** Keep only images with ≥ 1 positive among the five findings (the paper's filter). */
           requirePositive: z.boolean().default(false),
+          /** vindr (also as a test dataset): how its radiologists' reads become one label; others ignore it. */
+          readerRule: z.enum(READER_RULES).default('majority'),
           /** CheXmask quality filter (Dice RCA mean). */
           minDice: z.number().min(0).max(1).default(0.7),
         },

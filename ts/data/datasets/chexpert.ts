@@ -48,7 +48,7 @@ function chexpertRows(build: IndexBuild, table: string, split: Split) {
           return;
         }
         const view = r.cell(c.fl) === 'Lateral' ? 'LATERAL' : r.cell(c.appa);
-        if (!build.keepsView(view)) return;
+        if (!build.keepsView(view, where)) return;
         const [, patient, study] = /patient(\d+)\/study(\d+)/.exec(id) as RegExpExecArray;
         const draft = {
           dataset: 'chexpert' as const,
@@ -59,7 +59,7 @@ function chexpertRows(build: IndexBuild, table: string, split: Split) {
           split,
           path: id,
         };
-        build.admit(draft, raw, build.onDisk(where));
+        build.admit(draft, raw, build.onDisk(where), where);
       },
     };
   };

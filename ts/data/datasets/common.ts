@@ -12,7 +12,7 @@ import type { CsvReader } from '../csv.js';
 import { type IndexEntry, IndexOptionsSchema, type IndexSummary, type Split } from '../mimic.js';
 import { applyLabelPolicy } from '../mimic-labels.js';
 import { type Refusal, readTable, type TableRules } from '../table.js';
-import { DATASETS, type DatasetName } from './names.js';
+import { DATASETS, type DatasetName, READER_RULES } from './names.js';
 
 export const DatasetIndexOptionsSchema = IndexOptionsSchema.extend({
   dataset: z.enum(DATASETS).default('mimic'),
@@ -22,7 +22,7 @@ export const DatasetIndexOptionsSchema = IndexOptionsSchema.extend({
    */
   validateFraction: z.number().min(0).max(0.9).default(0.1),
   /** vindr: how several radiologists' reads of an image become one label. */
-  readerRule: z.enum(['majority', 'any']).default('majority'),
+  readerRule: z.enum(READER_RULES).default('majority'),
 });
 export type DatasetIndexOptions = z.input<typeof DatasetIndexOptionsSchema>;
 export type ResolvedIndexOptions = z.output<typeof DatasetIndexOptionsSchema>;
@@ -116,12 +116,18 @@ export class IndexBuild {
     this.rows += await readTable(file, columns, this, makeRules);
   }
 
-  /** Counts a view value (blank shown as "(blank)") and says whether the options keep it. */
-  keepsView(view: string): boolean {
+  /**
+   * Counts a view value (blank shown as "(blank)") and says whether the options keep it; a dropped row
+   * is an example under its reason, `where` naming it (file, row, id), as every other drop is.
+   */
+  keepsView(view: string, where: string): boolean {
     const key = view === '' ? '(blank)' : view;
     this.viewsSeen[key] = (this.viewsSeen[key] ?? 0) + 1;
     if (this.opts.views.includes(view)) return true;
-    this.dropped.add(`view-not-selected:${key}`);
+    this.dropped.add(
+      `view-not-selected:${key}`,
+      `${where}: view "${view}" is not among the selected views (${this.opts.views.join(', ')})`,
+    );
     return false;
   }
 
@@ -136,12 +142,15 @@ export class IndexBuild {
   /**
    * The last steps of every row that is kept so far: the positive filter (requirePositive), the image on
    * disk (checkFiles; `lookup` may move the path), then the label policy. The entry keeps the draft's key
-   * order, which index.jsonl shows.
+   * order, which index.jsonl shows. `where` names the row (file, row, id) in a drop's example.
    * @returns the pending entry, or null when the row was dropped (counted).
    */
-  admit(draft: EntryDraft, raw: (number | null)[], lookup: ImageLookup): PendingEntry | null {
+  admit(draft: EntryDraft, raw: (number | null)[], lookup: ImageLookup, where: string): PendingEntry | null {
     if (this.opts.requirePositive && !raw.includes(1)) {
-      this.dropped.add('no-positive-label');
+      this.dropped.add(
+        'no-positive-label',
+        `${where}: none of the five findings is a raw 1 (requirePositive)`,
+      );
       return null;
     }
     let path = draft.path;

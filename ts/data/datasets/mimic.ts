@@ -108,7 +108,7 @@ async function readMetadata(
       take: (dicomId, r) => {
         const [subjectId, studyId, view] = [r.cell(ci.subject), r.cell(ci.study), r.cell(ci.view)];
         const where = `${metaPath}, row ${r.row}, id ${dicomId}`;
-        if (!build.keepsView(view)) return;
+        if (!build.keepsView(view, where)) return;
         const raw = labels.byStudy.get(`${subjectId}/${studyId}`);
         if (!raw) {
           build.dropped.add(
@@ -130,7 +130,7 @@ async function readMetadata(
           split: sp,
           path: imagePath(subjectId, studyId, dicomId),
         };
-        const e = build.admit(draft, raw, build.onDisk(where));
+        const e = build.admit(draft, raw, build.onDisk(where), where);
         const size = imageSize(r.values, ci.rows, ci.cols);
         if (e && size) Object.assign(e, size);
       },

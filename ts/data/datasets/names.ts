@@ -9,6 +9,14 @@ import { DICOM_ID } from '../mimic-ids.js';
 export const DATASETS = ['mimic', 'nih14', 'chexpert', 'padchest', 'vindr'] as const;
 export type DatasetName = (typeof DATASETS)[number];
 
+/**
+ * vindr: how several radiologists' reads of an image become one label (majority: more than half of
+ * its readers; any: at least one). The one list the index options, `cxrmask index --reader-rule` and
+ * run configs' `data.readerRule` accept.
+ */
+export const READER_RULES = ['majority', 'any'] as const;
+export type ReaderRule = (typeof READER_RULES)[number];
+
 /** CheXmask's id column per dataset (its per-dataset CSVs). */
 export const CHEXMASK_ID_COLUMN: Record<DatasetName, string> = {
   mimic: 'dicom_id',

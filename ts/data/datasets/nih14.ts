@@ -159,7 +159,7 @@ function nihRows(
           build.dropped.add('bad-label-value', `${where}, field "Finding Labels": ${raw}`);
           return;
         }
-        if (!build.keepsView(r.cell(c.view))) return;
+        if (!build.keepsView(r.cell(c.view), where)) return;
         const split = official ? official.get(id) : 'train';
         if (!split) {
           build.dropped.add(
@@ -186,6 +186,7 @@ function nihRows(
               drop: 'image-missing',
               message: `${where}: no ${id} under images/ or images_NNN/images/`,
             },
+          where,
         );
       },
     };

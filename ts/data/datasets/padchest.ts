@@ -79,7 +79,7 @@ async function buildPadchestIndex(opts: ResolvedIndexOptions) {
       },
       take: (id, r) => {
         const where = `${table}, row ${r.row}, id ${id}`;
-        if (!build.keepsView(r.cell(c.Projection))) return;
+        if (!build.keepsView(r.cell(c.Projection), where)) return;
         const items = padchestLabelList(r.cell(c.Labels));
         if (!items) {
           build.dropped.add(
@@ -97,7 +97,7 @@ async function buildPadchestIndex(opts: ResolvedIndexOptions) {
           split: 'train' as const,
           path: `${Number(r.cell(c.ImageDir))}/${id}`,
         };
-        build.admit(draft, padchestLabels(items), build.onDisk(where));
+        build.admit(draft, padchestLabels(items), build.onDisk(where), where);
       },
     };
   });

@@ -17,7 +17,7 @@ import type { Split } from '../mimic.js';
 import type { Refusal, TableRow, TableRules } from '../table.js';
 import type { DatasetAdapter } from './adapter.js';
 import { datasetHead, type ImageLookup, IndexBuild, type ResolvedIndexOptions } from './common.js';
-import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem } from './names.js';
+import { CHEXMASK_FILE, CHEXMASK_ID_COLUMN, datasetIdProblem, type ReaderRule } from './names.js';
 
 /** Our five findings (FINDINGS order) as VinDr spells them. */
 export const VINDR_FIVE = [
@@ -28,6 +28,24 @@ export const VINDR_FIVE = [
   'Pleural effusion',
 ] as const;
 const EDEMA = 3;
+/** VinBigData's 15 classes; a row's `class_id` is the class's index here. */
+export const VINDR_KAGGLE_CLASSES = [
+  'Aortic enlargement',
+  'Atelectasis',
+  'Calcification',
+  'Cardiomegaly',
+  'Consolidation',
+  'ILD',
+  'Infiltration',
+  'Lung Opacity',
+  'Nodule/Mass',
+  'Other lesion',
+  'Pleural effusion',
+  'Pleural thickening',
+  'Pneumothorax',
+  'Pulmonary fibrosis',
+  'No finding',
+] as const;
 
 interface Reads {
   /** Readers of the image. */
@@ -35,14 +53,12 @@ interface Reads {
   /** Per finding, the readers who marked it. */
   positive: Set<string>[];
   split: Split;
-}
-
-function newReads(split: Split): Reads {
-  return { readers: new Set(), positive: VINDR_FIVE.map(() => new Set<string>()), split };
+  /** Findings (FINDINGS indices) the image's table has no column for: unknown, masked out. */
+  unknown: readonly number[];
 }
 
 /** The image's five labels under the reader rule. */
-export function vindrLabels(r: Reads, rule: 'majority' | 'any'): number[] {
+export function vindrLabels(r: Reads, rule: ReaderRule): number[] {
   return r.positive.map((p) => (rule === 'any' ? (p.size > 0 ? 1 : 0) : 2 * p.size > r.readers.size ? 1 : 0));
 }
 
@@ -52,9 +68,57 @@ function vindrId(file: string, r: TableRow, col: number): Refusal | null {
   return bad ? { drop: 'bad-row', message: `${file}, row ${r.row}: ${bad}` } : null;
 }
 
-/** The reads of `imageId` so far, `reader` among its readers (made on its first row, in `split`). */
-function readBy(reads: Map<string, Reads>, imageId: string, reader: string, split: Split): Reads {
-  const r = reads.get(imageId) ?? newReads(split);
+/** Refuses a blank `rad_id`: it would count as one more reader (named "") in the majority rule. */
+function vindrReader(file: string, r: TableRow, c: { id: number; rad: number }): Refusal | null {
+  if (c.rad < 0 || r.cell(c.rad) !== '') return null;
+  return {
+    drop: 'bad-row',
+    message: `${file}, row ${r.row}, id ${r.cell(c.id)}, field "rad_id": blank (each read names its radiologist)`,
+  };
+}
+
+/**
+ * Refuses a Kaggle row whose `class_name` is not one of VinBigData's 15 (a typo or another dataset's
+ * spelling would otherwise read as "not this finding"), or whose `class_id` names another class.
+ */
+function vindrClass(
+  file: string,
+  r: TableRow,
+  c: { id: number; cls: number; clsId: number },
+): Refusal | null {
+  const where = `${file}, row ${r.row}, id ${r.cell(c.id)}`;
+  const name = r.cell(c.cls);
+  const j = (VINDR_KAGGLE_CLASSES as readonly string[]).indexOf(name);
+  if (j < 0)
+    return {
+      drop: 'bad-label-value',
+      message: `${where}, field "class_name": "${name}" is not a VinBigData class (${VINDR_KAGGLE_CLASSES.join(', ')})`,
+    };
+  if (c.clsId >= 0 && r.cell(c.clsId) !== String(j))
+    return {
+      drop: 'bad-label-value',
+      message: `${where}, field "class_id": "${r.cell(c.clsId)}" is not the id of "${name}" (${j})`,
+    };
+  return null;
+}
+
+/**
+ * The reads of `imageId` so far, `reader` among its readers (made on its first row, in `split`, with
+ * the findings its table lacks).
+ */
+function readBy(
+  reads: Map<string, Reads>,
+  imageId: string,
+  reader: string,
+  split: Split,
+  unknown: readonly number[],
+): Reads {
+  const r = reads.get(imageId) ?? {
+    readers: new Set<string>(),
+    positive: VINDR_FIVE.map(() => new Set<string>()),
+    split,
+    unknown,
+  };
   reads.set(imageId, r);
   r.readers.add(reader);
   return r;
@@ -66,10 +130,14 @@ function wideRows(file: string, split: Split, reads: Map<string, Reads>, dropped
     const id = csv.col('image_id');
     const rad = csv.header.indexOf('rad_id');
     const cols = VINDR_FIVE.map((f) => csv.header.indexOf(f));
+    // a finding without a column (Edema in a test table) is unknown, not negative
+    const unknown = cols.flatMap((c, k) => (c < 0 ? [k] : []));
     const readerOf = (r: TableRow) => (rad >= 0 ? r.cell(rad) : 'consensus');
     return {
       keyName: 'image_id/rad_id',
-      read: (r) => vindrId(file, r, id) ?? { key: `${r.cell(id)}/${readerOf(r)}`, value: readerOf(r) },
+      read: (r) =>
+        vindrId(file, r, id) ??
+        vindrReader(file, r, { id, rad }) ?? { key: `${r.cell(id)}/${readerOf(r)}`, value: readerOf(r) },
       take: (reader, r) => {
         const cells = cols.map((c) => (c < 0 ? '0' : r.cell(c)));
         const k = cells.findIndex((c) => c !== '0' && c !== '1' && c !== '0.0' && c !== '1.0');
@@ -80,7 +148,7 @@ function wideRows(file: string, split: Split, reads: Map<string, Reads>, dropped
           );
           return;
         }
-        const image = readBy(reads, r.cell(id), reader, split);
+        const image = readBy(reads, r.cell(id), reader, split, unknown);
         cells.forEach((c, j) => {
           if (Number(c) === 1) image.positive[j].add(reader);
         });
@@ -92,13 +160,22 @@ function wideRows(file: string, split: Split, reads: Map<string, Reads>, dropped
 /** Kaggle's long table: one row per box (or one "No finding" row per reader). */
 function longRows(file: string, reads: Map<string, Reads>) {
   return (csv: CsvReader): TableRules<null> => {
-    const c = { id: csv.col('image_id'), cls: csv.col('class_name'), rad: csv.col('rad_id') };
+    const c = {
+      id: csv.col('image_id'),
+      cls: csv.col('class_name'),
+      clsId: csv.header.indexOf('class_id'),
+      rad: csv.col('rad_id'),
+    };
     return {
       // a box repeated verbatim is counted; two boxes of one class by one reader are one read
       keyName: 'row',
-      read: (r) => vindrId(file, r, c.id) ?? { key: r.values.map((v) => v.trim()).join(','), value: null },
+      read: (r) =>
+        vindrId(file, r, c.id) ??
+        vindrReader(file, r, c) ??
+        vindrClass(file, r, c) ?? { key: r.values.map((v) => v.trim()).join(','), value: null },
       take: (_v, r) => {
-        const image = readBy(reads, r.cell(c.id), r.cell(c.rad), 'train');
+        // Kaggle's release has no Edema class: it is masked out, never counted as a negative
+        const image = readBy(reads, r.cell(c.id), r.cell(c.rad), 'train', [EDEMA]);
         const j = (VINDR_FIVE as readonly string[]).indexOf(r.cell(c.cls));
         if (j >= 0) image.positive[j].add(r.cell(c.rad));
       },
@@ -151,12 +228,12 @@ async function buildVindrIndex(opts: ResolvedIndexOptions) {
   const build = new IndexBuild(opts);
   const reads = new Map<string, Reads>();
   const { release, files } = await readRelease(build, reads);
-  // Kaggle's release has no Edema class: it is masked out, never counted as a negative
-  const hasEdema = release === 'physionet';
   for (const [imageId, r] of reads) {
-    if (!build.keepsView('PA')) continue;
+    // an image's reads span several rows: its table and id name it
+    const where = `${r.split === 'test' ? files.test : files.train}, id ${imageId}`;
+    if (!build.keepsView('PA', where)) continue;
     const raw: (number | null)[] = vindrLabels(r, opts.readerRule);
-    if (!hasEdema) raw[EDEMA] = null;
+    for (const k of r.unknown) raw[k] = null;
     const folder = r.split === 'test' ? 'test' : 'train';
     const draft = {
       dataset: 'vindr' as const,
@@ -167,10 +244,11 @@ async function buildVindrIndex(opts: ResolvedIndexOptions) {
       split: r.split,
       path: `${folder}/${imageId}.dicom`,
     };
-    const e = build.admit(draft, raw, vindrImage(opts.root, folder, imageId));
-    if (e && !hasEdema) e.labelMask[EDEMA] = 0;
+    const e = build.admit(draft, raw, vindrImage(opts.root, folder, imageId), where);
+    // whatever the blank policy, a finding the table does not have is not a negative
+    if (e) for (const k of r.unknown) e.labelMask[k] = 0;
   }
-  if (opts.split === 'official' && hasEdema) build.carveValidate(opts.validateFraction);
+  if (opts.split === 'official' && release === 'physionet') build.carveValidate(opts.validateFraction);
   else build.splitByPatient();
   return build.finish(datasetHead('vindr', opts, files));
 }
