@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
 import { writeJsonAtomic } from '../common/io.js';
-import { type DataFingerprint, RUN_DATA_FILE, type RunData } from '../model/run-files.js';
+import { type DataFingerprint, RUN_DATA_FILE, type RunData, type RunModel } from '../model/run-files.js';
 import type { CacheLike } from './backend.js';
 
 export function dataFingerprint(cache: CacheLike): DataFingerprint {
@@ -53,8 +53,9 @@ export function writeRunData(
   runDir: string,
   fingerprint: DataFingerprint,
   summaries: Record<string, unknown>,
+  model: RunModel,
 ): RunData {
-  const d: RunData = { fingerprint, recordedAt: new Date().toISOString(), summaries };
+  const d: RunData = { fingerprint, recordedAt: new Date().toISOString(), summaries, model };
   writeJsonAtomic(join(runDir, RUN_DATA_FILE), d);
   return d;
 }

@@ -14,6 +14,7 @@ import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
 import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
+import { modelChange, runModel } from '../experiment/model-fingerprint.js';
 import type { Results } from '../experiment/results.js';
 import type { RunResult } from '../experiment/results-assembly.js';
 import { assembleResults } from '../experiment/results-assembly.js';
@@ -124,6 +125,14 @@ async function reevaluateLocked(
     `re-evaluate ${runDir}`,
   );
   const recorded = readRunData(runDir);
+  // Nothing here is computed from the model (stored predictions only), so another model in model.dir
+  // is not refused; but a cell served from this run would load it as its encoder: say so.
+  const modelNow = recorded?.model ? modelChange(recorded.model, runModel(config.model.dir)) : null;
+  if (modelNow)
+    process.emitWarning(
+      `${runDir}: ${modelNow}. eval scores the stored predictions the recorded model made; serving or resuming this run needs that model back`,
+      { code: 'CXRMASK_MODEL_CHANGED' },
+    );
   const cache: CacheLike = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
   // Shard handles are released however re-evaluation ends.
   try {
