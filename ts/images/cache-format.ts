@@ -33,6 +33,18 @@ export interface CacheBuildSettings {
   requireMask: boolean;
   /** CheXmask CSV path, or null when the caller passed joined rows. */
   chexmask: string | null;
+  /**
+   * The index's row filters, which decided which images it listed: null when the caller did not say
+   * (an index without summary.json); absent in caches built before they were recorded.
+   */
+  rows?: IndexRowFilters | null;
+}
+
+/** The index options that choose its rows (IndexSummary: dataset, options.views, options.requirePositive). */
+export interface IndexRowFilters {
+  dataset: string;
+  views: string[];
+  requirePositive: boolean;
 }
 
 export interface CacheMeta {
