@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mulberry32 } from '../../ts/common/random.js';
 import { meanSd } from '../../ts/common/stats.js';
 import {
   auroc,
@@ -130,6 +131,43 @@ test('bootstrap CI of masked − original brackets the point estimate and is det
   close(none.diff, 0);
   close(none.lo, 0);
   close(none.hi, 0);
+});
+
+test('bootstrap: a replicate in which a finding defined on the full test set loses its class is dropped, not averaged over fewer findings', () => {
+  // finding 0: 20/20 classes, the same scores in both conditions (Δ 0); finding 1: one positive (row 0),
+  // ranked last on original (AUROC 0) and first on masked (AUROC 1): macro Δ = (0 + 1) / 2 = 0.5.
+  const n = 40;
+  const labels: number[] = [];
+  const po: number[] = [];
+  const pm: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s0 = 0.3 + 0.4 * (i % 2) + 0.01 * ((i * 7) % 5);
+    labels.push(i % 2, i === 0 ? 1 : 0);
+    po.push(s0, i === 0 ? 0.01 : 0.5 + i / 100);
+    pm.push(s0, i === 0 ? 0.99 : 0.5 + i / 100);
+  }
+  const arrays = (probs: number[]) => ({ probs, labels, n, k: 2 });
+  const pair = {
+    original: arrays(po),
+    masked: arrays(pm),
+    thresholdsOriginal: [0.5, 0.5],
+    thresholdsMasked: [0.5, 0.5],
+  };
+  const ci = bootstrapDiff([pair], 'macroAUROC', { iterations: 300, seed: 7 });
+  // replay the resamples: only those that drew row 0 keep finding 1 defined
+  const rand = mulberry32(7);
+  let withRow0 = 0;
+  for (let b = 0; b < 300; b++) {
+    let hit = false;
+    for (let i = 0; i < n; i++) if (Math.floor(rand() * n) === 0) hit = true;
+    if (hit) withRow0++;
+  }
+  assert.is(ci.samples, withRow0);
+  assert.ok(withRow0 < 300 - 50, `${300 - withRow0} replicates lost the positive`);
+  // each kept replicate has the same estimand as the point: finding 0 Δ 0, finding 1 Δ 1
+  assert.equal([ci.diff, ci.lo, ci.hi], [0.5, 0.5, 0.5]);
+  // the per-finding accuracy at 0.5 stays defined in every replicate: nothing is dropped
+  assert.is(bootstrapDiff([pair], 'meanLabelAccuracy', { iterations: 300, seed: 7 }).samples, 300);
 });
 
 test('meanSd', () => {
