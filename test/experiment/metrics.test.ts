@@ -90,6 +90,30 @@ test('thresholds chosen on validation', () => {
   close(m.perLabel[1]!.accuracy, 2 / 3);
 });
 
+test('one class on validation: every rule falls back to the fixed threshold (accuracy and F1 picked 0.700001, 0.475, 0.099999)', () => {
+  const s = [0.1, 0.2, 0.3, 0.35, 0.6, 0.7];
+  for (const y of [
+    [0, 0, 0, 0, 0, 0],
+    [1, 1, 1, 1, 1, 1],
+  ])
+    for (const rule of ['youden', 'f1', 'accuracy', 'fixed'] as const) {
+      assert.is(chooseThreshold(s, y, rule), 0.5, `${rule} on ${y.join('')}`);
+      assert.is(chooseThreshold(s, y, rule, 0.3), 0.3, `${rule} on ${y.join('')} with fixedThreshold 0.3`);
+    }
+  assert.is(chooseThreshold([], [], 'accuracy'), 0.5);
+  // a masked-out label is no class: label 1's only negative (row 2) is ignored; label 0 has both
+  const v = {
+    probs: [0.2, 0.9, 0.6, 0.6, 0.1, 0.3],
+    labels: [0, 1, 1, 1, 0, 0],
+    mask: [1, 1, 1, 1, 1, 0],
+    n: 3,
+    k: 2,
+  };
+  const t = chooseThresholds(v, 'accuracy');
+  close(t[0]!, 0.4);
+  assert.is(t[1], 0.5);
+});
+
 test('top-1 (5-way) accuracy uses only single-positive, fully-labelled images', () => {
   const a = {
     probs: [0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.5, 0.5, 0.5],

@@ -138,7 +138,9 @@ export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp 
  * - `f1`: maximise F1; `accuracy`: maximise accuracy;
  * - `fixed`: `fixed` (default 0.5).
  * Candidates are midpoints between consecutive distinct scores (plus ±∞ ends); ties in the objective go
- * to the candidate closest to 0.5. With one class absent on validation (objective undefined) → 0.5.
+ * to the candidate closest to 0.5. Validation with one class (or none) → `fixed`, whatever the rule:
+ * there is nothing to separate (Youden is undefined, F1 is 0 at every threshold without a positive,
+ * accuracy would put the threshold past every score), so every rule falls back to the same threshold.
  */
 export function chooseThreshold(
   s: ArrayLike<number>,
@@ -147,9 +149,11 @@ export function chooseThreshold(
   fixed = 0.5,
 ): number {
   if (rule === 'fixed') return fixed;
+  let positives = 0;
+  for (let i = 0; i < y.length; i++) if (y[i]! > 0.5) positives++;
+  if (positives === 0 || positives === y.length) return fixed;
   const sorted = Array.from(s).sort((a, b) => a - b);
   const cands: number[] = [];
-  if (sorted.length === 0) return fixed;
   cands.push(sorted[0]! - 1e-6);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i] !== sorted[i - 1]) cands.push((sorted[i]! + sorted[i - 1]!) / 2);
