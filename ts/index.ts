@@ -170,5 +170,5 @@ export type { EpochRecord, TrainProgress } from './experiment/train.js';
 // Reports and whole runs.
 export { type ReportFiles, writeReports } from './report/write.js';
 export type { RunResult } from './experiment/results-assembly.js';
-export { reevaluate } from './report/reevaluate.js';
+export { type Reevaluation, reevaluate } from './report/reevaluate.js';
 export { type RunOptions, runExperiment } from './distributed/run-experiment.js';

@@ -41,6 +41,42 @@ test('run --seeds 0,0 is refused with exit 2 before any work', () => {
   assert.not.ok(readdirSync(tmp).includes('runs'), 'no run folder was made');
 });
 
+test('run --resume with experiment flags is refused (exit 2) naming them and config.json; --progress/--devices are taken', () => {
+  const dir = join(tmp, 'runs-resume', 'R');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ data: { cache: join(tmp, 'no-cache') } }));
+  const r = runCli([
+    'run',
+    '--resume',
+    dir,
+    '--ft-epochs',
+    '10',
+    '--seeds',
+    '0,1,2',
+    '--bootstrap',
+    '7',
+    '--threshold-rule',
+    'fixed',
+  ]);
+  assert.is(r.code, 2, r.err);
+  assert.ok(
+    r.err.includes(
+      `error: --resume ${dir} takes every setting from ${join(dir, 'config.json')}; --seeds, --ft-epochs, --threshold-rule, --bootstrap are not used with it.`,
+    ),
+    r.err,
+  );
+  assert.match(r.err, /Edit config\.json instead/);
+  assert.match(r.err, /only --progress, --devices and --nproc are taken/);
+  const one = runCli(['run', '--resume', dir, '--config', join(tmp, 'x.json')]);
+  assert.is(one.code, 2, one.err);
+  assert.match(one.err, /; --config is not used with it/);
+  assert.equal(readdirSync(dir), ['config.json'], 'nothing started: no lock, no cells');
+  // per-invocation flags pass (the run then stops at the missing cache, past this check)
+  const ok = runCli(['run', '--resume', dir, '--no-progress', '--devices', 'cpu']);
+  assert.not.match(ok.err, /not used with it/);
+  assert.match(ok.err, /no-cache/);
+});
+
 test('an option given twice is refused for every single-valued option, naming it', () => {
   const a = runCli([
     'explain',

@@ -114,6 +114,11 @@ test('synth --dataset nih14 → index --dataset nih14 → cache: NIH layout, PNG
   // every image with a good CheXmask row is cached, RGBA ones included; nothing fails to decode
   assert.is(cache.cached, synth.chexmaskRows - synth.lowRcaRows);
   assert.equal(Object.keys(cache.skipped.counts), ['no-chexmask']);
+  // the index's row filters are recorded, for a run to compare with its data.views / requirePositive / dataset
+  const meta = JSON.parse(readFileSync(join(cache.dir, 'cache.json'), 'utf8'));
+  const views = JSON.parse(readFileSync(join(d, 'index', 'summary.json'), 'utf8')).options.views;
+  assert.equal(views, ['PA', 'AP']);
+  assert.equal(meta.build.rows, { dataset: 'nih14', views, requirePositive: false });
 });
 
 test('index --reader-rule any|majority (vindr): the labels follow it and the summary records it; other values are refused', async () => {

@@ -1,9 +1,14 @@
-/** `data.dataset` in run configs: the run's data step indexes through that dataset's adapter and joins on its CheXmask id column. */
-import { existsSync, mkdtempSync } from 'node:fs';
+/**
+ * `data.dataset` in run configs: the run's data step indexes through that dataset's adapter and joins
+ * on its CheXmask id column. An existing cache indexed with other row filters (views, requirePositive,
+ * dataset) than the config's is refused, naming the field.
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError } from '../../ts/common/errors.js';
 import { cellConfig } from '../../ts/experiment/cell-config.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 
@@ -110,6 +115,83 @@ if (existsSync(join(MODEL, 'model.json'))) {
     };
     // "any" adds the synthetic third reader's false marks (test/synth/layouts.test.ts)
     assert.ok((await positives('any')) > (await positives('majority')));
+    // the labels depend on the rule: a cache built with one is refused for the other
+    try {
+      await prepareData(
+        parseConfig({
+          data: { dataset: 'vindr', readerRule: 'majority', cache: join(tmp, 'cache-any') },
+          model: { dir: MODEL, device: 'cpu' },
+        }),
+        { log: () => {} },
+      );
+      assert.unreachable('a cache of readerRule any was used for majority');
+    } catch (e) {
+      assert.instance(e, ConfigError);
+      assert.match((e as Error).message, /data\.readerRule "any" \(cache\) vs "majority" \(config\)/);
+    }
+  });
+
+  test('an existing cache indexed with other row filters is refused naming the field; one that does not record them only at the defaults', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dsconfig-rows-'));
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
+    const s = await synthesize({ out: join(tmp, 'data'), n: 40, seed: 2, width: 96, height: 96 });
+    const { prepareData } = await import('../../ts/experiment/backend-real.js');
+    const data = { cache: join(tmp, 'cache'), root: s.mimicRoot, chexmask: s.chexmaskCsv };
+    const prepare = (more: object = {}) =>
+      prepareData(parseConfig({ data: { ...data, ...more }, model: { dir: MODEL, device: 'cpu' } }), {
+        log: () => {},
+      }) as Promise<{ cache: { dir: string } }>;
+    const dir = (await prepare()).cache.dir;
+    const metaPath = join(dir, 'cache.json');
+    const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+    assert.equal(meta.build.rows, { dataset: 'mimic', views: ['PA', 'AP'], requirePositive: false });
+    const refused = async (more: object, ...patterns: RegExp[]) => {
+      try {
+        await prepare(more);
+      } catch (e) {
+        assert.instance(e, ConfigError);
+        assert.ok((e as Error).message.includes(`the image cache ${dir} `), (e as Error).message);
+        for (const re of patterns) assert.match((e as Error).message, re);
+        return;
+      }
+      assert.unreachable(`a cache built with the defaults was used for ${JSON.stringify(more)}`);
+    };
+    await refused({ requirePositive: true }, /data\.requirePositive false \(cache\) vs true \(config\)/);
+    await refused({ views: ['AP'] }, /data\.views \["PA","AP"\] \(cache\) vs \["AP"\] \(config\)/);
+    await refused({ dataset: 'nih14' }, /data\.dataset "mimic" \(cache\) vs "nih14" \(config\)/);
+    // a test dataset's cache is held to the run's filters the same way
+    const { prepareTestData } = await import('../../ts/experiment/backend-real.js');
+    const run = parseConfig({ data: { ...data, views: ['AP'] }, model: { dir: MODEL, device: 'cpu' } });
+    const spec = {
+      name: 'site2',
+      dataset: 'mimic' as const,
+      root: s.mimicRoot,
+      chexmask: s.chexmaskCsv,
+      cache: data.cache,
+    };
+    try {
+      await prepareTestData(run, spec, { log: () => {} });
+      assert.unreachable('a test cache indexed with other views was used');
+    } catch (e) {
+      assert.instance(e, ConfigError);
+      assert.match((e as Error).message, /data\.views \["PA","AP"\] \(cache\) vs \["AP"\] \(config\)/);
+    }
+    // the same views in another order are the same filter; nothing was rebuilt meanwhile
+    assert.is((await prepare({ views: ['AP', 'PA'] })).cache.dir, dir);
+    assert.equal(JSON.parse(readFileSync(metaPath, 'utf8')), meta);
+
+    // a cache from before the filters were recorded: the defaults are taken, anything else refused
+    const { rows: _rows, ...older } = meta.build;
+    writeFileSync(metaPath, JSON.stringify({ ...meta, build: older }));
+    assert.is((await prepare()).cache.dir, dir);
+    await refused(
+      { requirePositive: true },
+      /data\.requirePositive not recorded \(cache\) vs true \(config\)/,
+      /does not record its index filters/,
+    );
+    await refused({ views: ['PA'] }, /data\.views not recorded \(cache\) vs \["PA"\] \(config\)/);
+    // its dataset is known from its entries
+    await refused({ dataset: 'nih14' }, /data\.dataset "mimic" \(cache\) vs "nih14" \(config\)/);
   });
 } else test(`SKIP ${MODEL} not exported (run scripts/setup.sh)`, () => {});
 

@@ -12,7 +12,7 @@ import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { plannedCells } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { reevaluate } from '../../ts/report/reevaluate.js';
+import { evalSummary, reevaluate } from '../../ts/report/reevaluate.js';
 
 import { fakeBackend } from './fake-backend.js';
 
@@ -156,6 +156,40 @@ test('eval: re-evaluation from stored predictions keeps the run facts', async ()
     results.evaluation.cells.map((c) => c.metrics.macroAUROC),
   );
   assert.match(readFileSync(join(runDir, 'table2.md'), 'utf8'), /fixed threshold 0\.5/);
+});
+
+test('eval of a partly finished run: rows with fewer seeds say so; the planned cells without a result are named', async () => {
+  const config = cfg({
+    name: 'partial',
+    seeds: [0, 1],
+    finetune: { enabled: false },
+    metrics: { bootstrap: 20 },
+  });
+  const { runDir } = await runExperiment({ config, backend: fakeBackend() });
+  const complete = await reevaluate(runDir, fakeBackend());
+  assert.equal(complete.missing, []);
+  assert.not.match(evalSummary(complete), /Not scored/);
+  assert.not.match(readFileSync(join(runDir, 'table2.md'), 'utf8'), /seeds\)/);
+
+  rmSync(join(runDir, 'cells', 'lp-masked-s0', 'result.json'));
+  rmSync(join(runDir, 'cells', 'zeroshot.json'));
+  const re = await reevaluate(runDir, fakeBackend());
+  assert.equal(re.missing, ['zeroshot', 'lp-masked-s0']);
+  const table = readFileSync(join(runDir, 'table2.md'), 'utf8');
+  assert.match(table, /^\| Linear probing \| masked \(1\/2 seeds\) \| \d\.\d{3} \| \d\.\d{3} \| /m);
+  assert.match(table, /^\| Linear probing \| original \| \d\.\d{3} ± \d\.\d{3} \| /m);
+  assert.match(
+    table,
+    /Mean ± sd over 2 seeds \(0, 1\) for trained models; zero-shot is deterministic\. Rows marked \(k\/n seeds\)/,
+  );
+  const printed = evalSummary(re);
+  assert.ok(printed.startsWith(readFileSync(join(runDir, 'table2.md'), 'utf8')), printed);
+  assert.ok(
+    printed.includes(
+      `Not scored, no result yet (2 planned cells): zeroshot, lp-masked-s0. Rows marked (k/n seeds) are over the seeds they have; \`cxrmask run --resume ${runDir}\` computes the rest.`,
+    ),
+    printed,
+  );
 });
 
 test('plannedCells lists every unit', () => {

@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mulberry32 } from '../../ts/common/random.js';
 import { meanSd } from '../../ts/common/stats.js';
 import {
   auroc,
@@ -89,6 +90,30 @@ test('thresholds chosen on validation', () => {
   close(m.perLabel[1]!.accuracy, 2 / 3);
 });
 
+test('one class on validation: every rule falls back to the fixed threshold (accuracy and F1 picked 0.700001, 0.475, 0.099999)', () => {
+  const s = [0.1, 0.2, 0.3, 0.35, 0.6, 0.7];
+  for (const y of [
+    [0, 0, 0, 0, 0, 0],
+    [1, 1, 1, 1, 1, 1],
+  ])
+    for (const rule of ['youden', 'f1', 'accuracy', 'fixed'] as const) {
+      assert.is(chooseThreshold(s, y, rule), 0.5, `${rule} on ${y.join('')}`);
+      assert.is(chooseThreshold(s, y, rule, 0.3), 0.3, `${rule} on ${y.join('')} with fixedThreshold 0.3`);
+    }
+  assert.is(chooseThreshold([], [], 'accuracy'), 0.5);
+  // a masked-out label is no class: label 1's only negative (row 2) is ignored; label 0 has both
+  const v = {
+    probs: [0.2, 0.9, 0.6, 0.6, 0.1, 0.3],
+    labels: [0, 1, 1, 1, 0, 0],
+    mask: [1, 1, 1, 1, 1, 0],
+    n: 3,
+    k: 2,
+  };
+  const t = chooseThresholds(v, 'accuracy');
+  close(t[0]!, 0.4);
+  assert.is(t[1], 0.5);
+});
+
 test('top-1 (5-way) accuracy uses only single-positive, fully-labelled images', () => {
   const a = {
     probs: [0.1, 0.9, 0.2, 0.8, 0.7, 0.3, 0.5, 0.5, 0.5],
@@ -130,6 +155,43 @@ test('bootstrap CI of masked − original brackets the point estimate and is det
   close(none.diff, 0);
   close(none.lo, 0);
   close(none.hi, 0);
+});
+
+test('bootstrap: a replicate in which a finding defined on the full test set loses its class is dropped, not averaged over fewer findings', () => {
+  // finding 0: 20/20 classes, the same scores in both conditions (Δ 0); finding 1: one positive (row 0),
+  // ranked last on original (AUROC 0) and first on masked (AUROC 1): macro Δ = (0 + 1) / 2 = 0.5.
+  const n = 40;
+  const labels: number[] = [];
+  const po: number[] = [];
+  const pm: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const s0 = 0.3 + 0.4 * (i % 2) + 0.01 * ((i * 7) % 5);
+    labels.push(i % 2, i === 0 ? 1 : 0);
+    po.push(s0, i === 0 ? 0.01 : 0.5 + i / 100);
+    pm.push(s0, i === 0 ? 0.99 : 0.5 + i / 100);
+  }
+  const arrays = (probs: number[]) => ({ probs, labels, n, k: 2 });
+  const pair = {
+    original: arrays(po),
+    masked: arrays(pm),
+    thresholdsOriginal: [0.5, 0.5],
+    thresholdsMasked: [0.5, 0.5],
+  };
+  const ci = bootstrapDiff([pair], 'macroAUROC', { iterations: 300, seed: 7 });
+  // replay the resamples: only those that drew row 0 keep finding 1 defined
+  const rand = mulberry32(7);
+  let withRow0 = 0;
+  for (let b = 0; b < 300; b++) {
+    let hit = false;
+    for (let i = 0; i < n; i++) if (Math.floor(rand() * n) === 0) hit = true;
+    if (hit) withRow0++;
+  }
+  assert.is(ci.samples, withRow0);
+  assert.ok(withRow0 < 300 - 50, `${300 - withRow0} replicates lost the positive`);
+  // each kept replicate has the same estimand as the point: finding 0 Δ 0, finding 1 Δ 1
+  assert.equal([ci.diff, ci.lo, ci.hi], [0.5, 0.5, 0.5]);
+  // the per-finding accuracy at 0.5 stays defined in every replicate: nothing is dropped
+  assert.is(bootstrapDiff([pair], 'meanLabelAccuracy', { iterations: 300, seed: 7 }).samples, 300);
 });
 
 test('meanSd', () => {

@@ -113,5 +113,30 @@ test('resume on the same data finishes the run; results.json keeps data.cache an
   assert.equal(onDisk.data.fingerprint, first.data.fingerprint);
 });
 
+test('a cache recording its index row filters resumes a run recorded before caches did; other filters are refused', async () => {
+  // the run's data.json has no join.rows: the same data with the filters recorded is the same data
+  const rows = { dataset: 'mimic', views: ['PA', 'AP'], requirePositive: false };
+  const recorded = keyed(fakeCache(), { build: { ...JOIN, rows } });
+  const r = await runExperiment({ config, backend: withCache(recorded), resume: runDir });
+  assert.equal(r.results.data.fingerprint.join, { ...JOIN, rows });
+  const data = JSON.parse(readFileSync(join(runDir, 'data.json'), 'utf8'));
+  assert.equal(data.fingerprint.join, JOIN, 'data.json keeps what the run started with');
+  // a run that recorded them compares them
+  const { runDir: dir } = await runExperiment({
+    config,
+    backend: withCache(keyed(fakeCache(), { build: { ...JOIN, rows } })),
+  });
+  const other = keyed(fakeCache(), { build: { ...JOIN, rows: { ...rows, requirePositive: true } } });
+  try {
+    await runExperiment({ config, backend: withCache(other), resume: dir });
+    assert.unreachable('resume on a cache indexed with other row filters must fail');
+  } catch (e) {
+    assert.match(
+      (e as Error).message,
+      /join setting rows: \{.*"requirePositive":false\} → \{.*"requirePositive":true\}/,
+    );
+  }
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

@@ -1,13 +1,15 @@
 /**
  * What a resumed or re-evaluated run may trust: a seed given twice is
  * refused; a config.json edited after cells were trained is refused by --resume and eval, naming the
- * cell and the fields; stored predictions that do not fit their split (short, null, strings, outside
+ * cell and the fields; a model folder whose weights changed is refused by --resume (eval warns);
+ * stored predictions that do not fit their split (short, null, strings, outside
  * [0, 1], rows of another split) are refused naming the file and field. Pure-JS fake backend.
  */
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseSeeds } from '../../ts/cli/config-merge.js';
@@ -299,6 +301,81 @@ test('eval overrides under selection meanLabelAccuracy: later evals and resume s
     /cannot re-evaluate/,
     /linearProbe\.epochs 2 → 3/,
   );
+});
+
+/** The warnings `p` emits (process 'warning' events, which arrive on a later tick). */
+async function warningsOf<T>(
+  p: () => Promise<T>,
+): Promise<{ value: T; warnings: (Error & { code?: string })[] }> {
+  const warnings: Error[] = [];
+  const on = (w: Error) => warnings.push(w);
+  process.on('warning', on);
+  try {
+    const value = await p();
+    await new Promise((r) => setImmediate(r));
+    return { value, warnings };
+  } finally {
+    process.off('warning', on);
+  }
+}
+
+test('resume refuses a model folder whose weights changed, naming it and both fingerprints; eval warns', async () => {
+  const modelDir = join(tmp, 'model-a');
+  cpSync(join('models', 'tiny'), modelDir, { recursive: true });
+  const hex = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  const weights = join(modelDir, 'clip.pt');
+  const before = `${hex(readFileSync(join(modelDir, 'model.json')))}:${hex(readFileSync(weights))}`;
+  // a relative model.dir is saved absolute: a resume from another working directory opens the same folder
+  const cfg = parseConfig({ ...input, name: 'model', model: { dir: relative(process.cwd(), modelDir) } });
+  const { runDir: dir } = await runExperiment({ config: cfg, backend: fakeBackend() });
+  const saved = readJsonFile<{ model: { dir: string } }>(join(dir, 'config.json'));
+  assert.is(saved.model.dir, modelDir);
+  const dataPath = join(dir, 'data.json');
+  assert.equal(readJsonFile<{ model: unknown }>(dataPath).model, { dir: modelDir, sha256: before });
+
+  const original = readFileSync(weights);
+  writeFileSync(weights, Buffer.concat([original, Buffer.from('other weights')]));
+  const after = `${hex(readFileSync(join(modelDir, 'model.json')))}:${hex(readFileSync(weights))}`;
+  const resultsBefore = readFileSync(join(dir, 'results.json'), 'utf8');
+  const err = await rejects(
+    runExperiment({ config: cfg, backend: fakeBackend(), resume: dir }),
+    'DataError',
+    /cannot resume/,
+    new RegExp(
+      `the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not the model this run started with`,
+    ),
+  );
+  assert.is((err as Error & { reason?: string }).reason, 'model-changed');
+  assert.ok(err.message.startsWith(`${dataPath}: `), err.message);
+  const short = (h: string) =>
+    h
+      .split(':')
+      .map((p) => `${p.slice(0, 12)}…`)
+      .join(':');
+  assert.ok(
+    err.message.includes(`${short(before)} when recorded (from ${modelDir}), ${short(after)} now`),
+    err.message,
+  );
+  assert.is(readFileSync(join(dir, 'results.json'), 'utf8'), resultsBefore, 'nothing was rewritten');
+
+  // eval recomputes nothing from the model: it scores the stored predictions, with a warning
+  const ev = await warningsOf(() => reevaluate(dir, fakeBackend()));
+  const changed = ev.warnings.filter((w) => w.code === 'CXRMASK_MODEL_CHANGED');
+  assert.is(changed.length, 1);
+  assert.ok(changed[0]!.message.includes(short(after)), changed[0]!.message);
+
+  // the same model again (the weights restored) resumes
+  writeFileSync(weights, original);
+  await runExperiment({ config: cfg, backend: fakeBackend(), resume: dir });
+
+  // a run recorded before the model was: a warning, not a refusal, and the model is recorded from then on
+  const { model: _m, ...older } = readJsonFile<Record<string, unknown>>(dataPath);
+  writeJsonFile(dataPath, older);
+  const old = await warningsOf(() => runExperiment({ config: cfg, backend: fakeBackend(), resume: dir }));
+  const unrecorded = old.warnings.filter((w) => w.code === 'CXRMASK_MODEL_UNRECORDED');
+  assert.is(unrecorded.length, 1);
+  assert.match(unrecorded[0]!.message, new RegExp(`no model in data\\.json.*${modelDir}`));
+  assert.equal(readJsonFile<{ model: unknown }>(dataPath).model, { dir: modelDir, sha256: before });
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

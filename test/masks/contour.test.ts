@@ -181,7 +181,7 @@ test('renderFigure at full resolution scales the band past the option cap (a rea
   const gray = await sharp(Buffer.alloc(W * H), { raw: { width: W, height: H, channels: 1 } })
     .png()
     .toBuffer();
-  const fig = await renderFigure(gray, { width: W, height: H, masks: { heart } }, { layout: 'single' });
+  const fig = await renderFigure(gray, { width: W, height: H, masks: { heart } }, { layout: 'masked' });
   assert.equal([fig.width, fig.height], [W, H]);
   const { data } = await sharp(fig.data).raw().toBuffer({ resolveWithObject: true });
   // along row 1000 the heart's band is blue from x = 400 to 416 and black from 417

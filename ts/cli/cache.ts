@@ -2,7 +2,7 @@
 
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
-import { indexLabelPolicy, readIndex } from '../data/mimic.js';
+import { indexLabelPolicy, indexRowFilters, readIndex } from '../data/mimic.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
 
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
@@ -109,6 +109,8 @@ const command: CommandModule<object, CacheArgv> = {
         // part of the cache key: another --min-dice or label policy builds another cache folder
         minDice: argv.minDice,
         labelPolicy: indexLabelPolicy(argv.index),
+        // recorded: a run compares its data.views / requirePositive / dataset with them
+        rows: indexRowFilters(argv.index),
         out: argv.out,
         preprocess: {
           preset: argv.preset,

@@ -2,8 +2,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
-import { reevaluate } from '../report/reevaluate.js';
-import { table2Markdown } from '../report/tables.js';
+import { evalSummary, reevaluate } from '../report/reevaluate.js';
 import { metricOptions } from './options.js';
 import { runCommand, UsageError } from './run-command.js';
 
@@ -46,8 +45,7 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
       // validate the overrides before loading anything
       parseConfig({ data: { cache: '-' }, metrics: overrides }, 'flags');
       void ConfigSchema;
-      const { runDir, results } = await reevaluate(argv.run, await realBackend(), overrides);
-      process.stdout.write(`${table2Markdown(results)}\nRewrote ${runDir}/results.json and reports.\n`);
+      process.stdout.write(evalSummary(await reevaluate(argv.run, await realBackend(), overrides)));
     });
   },
 };

@@ -143,6 +143,41 @@ export interface ExperimentArgv {
   threads?: number;
 }
 
+/** The flag of each experiment option (a Record: the compiler keeps it in step with ExperimentArgv). */
+export const EXPERIMENT_FLAGS: Record<keyof ExperimentArgv, string> = {
+  config: '--config',
+  cache: '--cache',
+  dataset: '--dataset',
+  dataRoot: '--data-root',
+  chexmask: '--chexmask',
+  runsDir: '--runs-dir',
+  name: '--name',
+  seeds: '--seeds',
+  prompt: '--prompt',
+  negativePrompt: '--negative-prompt',
+  lpEpochs: '--lp-epochs',
+  ftEpochs: '--ft-epochs',
+  ftBatchSize: '--ft-batch-size',
+  lrEncoder: '--lr-encoder',
+  lrHead: '--lr-head',
+  maxTrainImages: '--max-train-images',
+  thresholdRule: '--threshold-rule',
+  operatingPointRule: '--operating-point-rule',
+  threshold: '--threshold',
+  bootstrap: '--bootstrap',
+  primary: '--primary',
+  model: '--model',
+  device: '--device',
+  threads: '--threads',
+};
+
+/** The experiment flags given in `argv`, as typed (`--seeds`, `--ft-epochs` …). */
+export function experimentFlagsGiven(argv: ExperimentArgv): string[] {
+  return Object.entries(EXPERIMENT_FLAGS)
+    .filter(([k]) => argv[k as keyof ExperimentArgv] !== undefined)
+    .map(([, flag]) => flag);
+}
+
 /** `a,b , c` → ['a','b','c'] (undefined stays undefined). */
 export function parseList(s: string | undefined): string[] | undefined {
   if (s === undefined) return undefined;

@@ -11,7 +11,7 @@ import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { table2Markdown } from '../report/tables.js';
 import { configFromArgv } from './config-merge.js';
-import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
+import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOptions } from './options.js';
 import { progressReporter } from './progress.js';
 import { runCommand, UsageError } from './run-command.js';
 import { installStop } from './signals.js';
@@ -110,7 +110,10 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
       ) as unknown as Argv<RunArgv>,
   handler: async (argv: ArgumentsCamelCase<RunArgv>) => {
     // checked before any rank is started (a typo would start that many processes)
-    await runCommand(async () => checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS));
+    await runCommand(async () => {
+      checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS);
+      if (argv.resume) checkResumeFlags(argv.resume, argv);
+    });
     if (process.exitCode) return;
     if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
@@ -137,6 +140,22 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     );
   },
 };
+
+/**
+ * A resume goes on with the settings in DIR/config.json (what its cells were trained with); a flag
+ * that would change one was silently dropped. Only how this process runs may be given with it:
+ * --progress, --devices, --nproc.
+ * @throws {UsageError} naming the flags given.
+ */
+function checkResumeFlags(dir: string, argv: RunArgv): void {
+  const given = experimentFlagsGiven(argv);
+  if (!given.length) return;
+  throw new UsageError(
+    `--resume ${dir} takes every setting from ${join(dir, 'config.json')}; ${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} not used with it. ` +
+      "Edit config.json instead (new seeds, device, threads, paths and metric settings may change on resume; a finished cell's training settings may not), " +
+      `or re-score the stored predictions with \`cxrmask eval ${dir} --threshold-rule …\`. With --resume only --progress, --devices and --nproc are taken`,
+  );
+}
 
 function configFromResume(dir: string): ExperimentConfig {
   if (!existsSync(join(dir, 'config.json')))

@@ -151,19 +151,53 @@ export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
   return out;
 }
 
-/** The uncertain/blank label handling an index was built with (its summary.json), or null if unknown. */
-export function indexLabelPolicy(pathOrDir: string): { uncertain: string; blank: string } | null {
+/** The summary.json next to an index (its folder or its index.jsonl), or null when there is none. */
+function readIndexSummary(pathOrDir: string): Partial<IndexSummary> | null {
   const dir = pathOrDir.endsWith('.jsonl') ? dirname(pathOrDir) : pathOrDir;
   const p = join(dir, 'summary.json');
   if (!existsSync(p)) return null;
-  let o: { uncertain?: unknown; blank?: unknown } | undefined;
   try {
-    o = (JSON.parse(readFileSync(p, 'utf8')) as IndexSummary).options;
+    return JSON.parse(readFileSync(p, 'utf8')) as Partial<IndexSummary>;
   } catch (e) {
     throw new DataError('bad-index', `summary is not JSON: ${(e as Error).message}`, { file: p });
   }
+}
+
+/** The uncertain/blank label handling an index was built with (its summary.json), or null if unknown. */
+export function indexLabelPolicy(pathOrDir: string): { uncertain: string; blank: string } | null {
+  const o: { uncertain?: unknown; blank?: unknown } | undefined = readIndexSummary(pathOrDir)?.options;
   if (typeof o?.uncertain !== 'string' || typeof o?.blank !== 'string') return null;
   return { uncertain: o.uncertain, blank: o.blank };
+}
+
+/**
+ * The index options that choose its rows and their labels (IndexSummary: dataset, options.views,
+ * options.requirePositive, options.readerRule).
+ */
+export interface IndexRowFilters {
+  dataset: string;
+  views: string[];
+  requirePositive: boolean;
+  /** VinDr-CXR: how the three readers' labels were combined (absent: majority, the default). */
+  readerRule?: string;
+}
+
+/**
+ * The row filters an index was built with (its summary.json: dataset, views, requirePositive and,
+ * for VinDr-CXR, readerRule), or null if unknown.
+ */
+export function indexRowFilters(pathOrDir: string): IndexRowFilters | null {
+  const s = readIndexSummary(pathOrDir);
+  const o: { views?: unknown; requirePositive?: unknown; readerRule?: unknown } | undefined = s?.options;
+  if (!Array.isArray(o?.views) || typeof o?.requirePositive !== 'boolean') return null;
+  // a MIMIC summary has no dataset field
+  const rows: IndexRowFilters = {
+    dataset: s?.dataset ?? 'mimic',
+    views: o.views.map(String),
+    requirePositive: o.requirePositive,
+  };
+  if (typeof o.readerRule === 'string') rows.readerRule = o.readerRule;
+  return rows;
 }
 
 const is01 = (x: unknown) => x === 0 || x === 1;

@@ -6,6 +6,7 @@
  */
 
 import { join } from 'node:path';
+import { DataError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
@@ -30,12 +31,18 @@ import { readEvalOverrides, withMetricOverrides } from '../experiment/eval-setti
 import { checkSameData, dataFingerprint, writeRunData } from '../experiment/fingerprint.js';
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
+import { modelChange, runModel } from '../experiment/model-fingerprint.js';
 import type { Results } from '../experiment/results.js';
 import { assembleResults, cacheFacts, type RunResult } from '../experiment/results-assembly.js';
-import { claimRunFolder, recordedCacheDir, resumedConfig } from '../experiment/run-folder.js';
+import {
+  claimRunFolder,
+  recordedCacheDir,
+  resumedConfig,
+  withAbsoluteModelDir,
+} from '../experiment/run-folder.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
-import { type RunData, readRunData } from '../model/run-files.js';
+import { RUN_DATA_FILE, type RunData, type RunModel, readRunData } from '../model/run-files.js';
 import { writeReports } from '../report/write.js';
 import { runCellsOnDevices } from './devices.js';
 
@@ -74,7 +81,8 @@ export interface RunOptions {
  * @throws {Error} (rejects) `o.resume` has no config.json.
  * @throws {ConfigError} (rejects) the resumed folder's config.json does not validate.
  * @throws {DataError} (rejects) the cache cannot be opened; on resume, its data differ from data.json
- *   (`data-changed`); a cell's training split has more unreadable images than `maxUnreadableShare`
+ *   (`data-changed`), or model.dir holds another model than data.json recorded (`model-changed`); a
+ *   cell's training split has more unreadable images than `maxUnreadableShare`
  *   (`unreadable-training-images`).
  * @throws {InterruptedError} (rejects) `o.signal` asked to stop; the run can be resumed.
  * @throws {NativeError} (rejects) a model op fails (see ts/model).
@@ -83,16 +91,49 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
   const started = new Date();
   const resumed = !!o.resume;
   const root = !o.dist || o.dist.rank === 0;
-  const { runDir, lock } = await claimRunFolder(o.config, o.resume, o.dist);
+  // a new run saves model.dir absolute: a resume from another working directory opens the same folder
+  const fresh = resumed ? o.config : withAbsoluteModelDir(o.config);
+  const { runDir, lock } = await claimRunFolder(fresh, o.resume, o.dist);
   try {
     // a resumed run goes on with the config it saved
-    const config = resumed ? resumedConfig(runDir) : o.config;
+    const config = resumed ? resumedConfig(runDir) : fresh;
     if (lock?.tookOver)
       o.onEvent?.({ kind: 'phase', name: 'stale lock removed', detail: `${lock.path}: ${lock.tookOver}` });
     return await runInFolder(o, config, runDir, started, resumed, root);
   } finally {
     lock?.release();
   }
+}
+
+/**
+ * The model a run is tied to (model.json and weights of model.dir, hashed). Its features, zero-shot
+ * predictions and cells all come from it, so a resume whose model folder now holds another model is
+ * refused before anything is computed. A run recorded before the model was cannot be checked: a
+ * warning, and fixRunData records the model from this resume on.
+ * @throws {DataError} `model-changed`, naming the folder and both fingerprints.
+ */
+function fixRunModel(
+  config: ExperimentConfig,
+  runDir: string,
+  recorded: RunData | null,
+  resumed: boolean,
+  root: boolean,
+): RunModel {
+  const now = runModel(config.model.dir);
+  if (!resumed) return now;
+  const change = recorded?.model ? modelChange(recorded.model, now) : null;
+  if (change)
+    throw new DataError(
+      'model-changed',
+      `cannot resume ${runDir}: ${change} (recorded ${recorded!.recordedAt}). Its features, zero-shot predictions and trained cells come from the recorded model; restore that model folder, or start a new run`,
+      { file: join(runDir, RUN_DATA_FILE) },
+    );
+  if (!recorded?.model && root)
+    process.emitWarning(
+      `${runDir}: the run started before runs recorded their model (no model in ${RUN_DATA_FILE}), so the model folder ${now.dir} cannot be checked against the one its finished cells were computed with; it is recorded now and checked on later resumes`,
+      { code: 'CXRMASK_MODEL_UNRECORDED' },
+    );
+  return now;
 }
 
 /**
@@ -104,6 +145,7 @@ function fixRunData(
   runDir: string,
   cache: CacheLike,
   recorded: RunData | null,
+  model: RunModel,
   root: boolean,
 ): { fingerprint: ReturnType<typeof dataFingerprint>; summaries: Record<string, unknown> } {
   const fingerprint = dataFingerprint(cache);
@@ -113,7 +155,10 @@ function fixRunData(
     ...(recorded?.summaries ?? {}),
     ...(o.extra ?? {}),
   };
-  if (!recorded && root) writeRunData(runDir, fingerprint, summaries);
+  if (!recorded && root) writeRunData(runDir, fingerprint, summaries, model);
+  // a run recorded before the model was: checked from now on
+  else if (recorded && !recorded.model && root)
+    writeJsonAtomic(join(runDir, RUN_DATA_FILE), { ...recorded, model } satisfies RunData);
   return { fingerprint, summaries };
 }
 
@@ -221,11 +266,12 @@ async function runInFolder(
   if (root) checkTestDatasets(config, runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
+  const model = fixRunModel(config, runDir, recorded, resumed, root);
   const cacheDir = o.cacheDir ?? recordedCacheDir(recorded) ?? config.data.cache;
   const cache = await o.backend.openCache(cacheDir);
   // Shard file handles are released however the run ends (done, interrupted, failed).
   try {
-    const { fingerprint, summaries } = fixRunData(o, runDir, cache, recorded, root);
+    const { fingerprint, summaries } = fixRunData(o, runDir, cache, recorded, model, root);
     const grid = new Grid({
       config,
       backend: o.backend,

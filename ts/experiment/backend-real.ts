@@ -6,14 +6,14 @@
 import { ConfigError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { adapterFor, buildDatasetIndex } from '../data/datasets/registry.js';
-import type { Split } from '../data/mimic.js';
-import { openCache } from '../images/cache.js';
+import type { IndexRowFilters, Split } from '../data/mimic.js';
+import { type Cache, openCache } from '../images/cache.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import { readModelMeta } from '../model/meta.js';
 import { hostBytes } from '../model/records.js';
 import type { Backend, CacheLike } from './backend.js';
-import type { ExperimentConfig } from './config.js';
+import { type ExperimentConfig, parseConfig } from './config.js';
 import type { TestDatasetSpec } from './cross-dataset.js';
 
 /** The real model backend (ts/model/backend-real.ts) with the image cache of ts/images. */
@@ -27,6 +27,62 @@ export async function realBackend(): Promise<Backend> {
       return cache as unknown as CacheLike;
     },
   };
+}
+
+/** The config's index row filters, as a cache records them (cache.json build.rows). */
+function rowFilters(d: ExperimentConfig['data']): IndexRowFilters {
+  const rows: IndexRowFilters = { dataset: d.dataset, views: d.views, requirePositive: d.requirePositive };
+  if (d.dataset === 'vindr') rows.readerRule = d.readerRule;
+  return rows;
+}
+
+const viewSet = (v: readonly string[]) => JSON.stringify([...new Set(v)].sort());
+
+/**
+ * The row filters are not part of the cache key, so an existing cache may have been indexed with
+ * others than the config's (e.g. without requirePositive): a run would train on other images than
+ * its results.json says. Refused, naming each field. A cache that does not record them (built
+ * before caches did, or from an index without summary.json) is taken only for the default filters;
+ * its dataset is known from its entries.
+ * @throws {ConfigError} naming the cache folder and each differing field.
+ */
+function checkRowFilters(cache: Cache, d: ExperimentConfig['data']): void {
+  const want = rowFilters(d);
+  const had = cache.build?.rows;
+  const out: string[] = [];
+  const datasets = had ? [had.dataset] : [...new Set(cache.entries.map((e) => e.dataset ?? 'mimic'))];
+  if (datasets.some((x) => x !== want.dataset))
+    out.push(
+      `data.dataset ${datasets.map((x) => `"${x}"`).join(', ')} (cache) vs "${want.dataset}" (config)`,
+    );
+  const defaults = parseConfig({ data: { cache: '-' } }).data;
+  const views = had?.views ?? defaults.views;
+  if (viewSet(views) !== viewSet(want.views))
+    out.push(
+      `data.views ${had ? JSON.stringify(views) : 'not recorded'} (cache) vs ${JSON.stringify(want.views)} (config)`,
+    );
+  const positive = had?.requirePositive ?? defaults.requirePositive;
+  if (positive !== want.requirePositive)
+    out.push(
+      `data.requirePositive ${had ? positive : 'not recorded'} (cache) vs ${want.requirePositive} (config)`,
+    );
+  // VinDr labels depend on how the readers were combined (the images do not)
+  if (want.dataset === 'vindr') {
+    const rule = had?.readerRule ?? defaults.readerRule;
+    if (rule !== want.readerRule)
+      out.push(
+        `data.readerRule "${rule}"${had ? '' : ' (not recorded: the default)'} (cache) vs "${want.readerRule}" (config)`,
+      );
+  }
+  if (!out.length) return;
+  cache.close();
+  throw new ConfigError(
+    `the image cache ${cache.dir} was not indexed with this config's row filters: ${out.join('; ')}. ` +
+      (had
+        ? 'It holds other images than the config asks for. '
+        : 'It does not record its index filters (built before caches recorded them, or from an index without summary.json), so only the defaults can be trusted. ') +
+      'Set these fields to what the cache was built with, or give data.cache a new folder (with data.root and data.chexmask) to build a cache with them',
+  );
 }
 
 /**
@@ -55,8 +111,10 @@ export async function prepareData(
   const labelPolicy = { uncertain: d.uncertain, blank: 'zeros' as const };
   try {
     const cache = openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
+    checkRowFilters(cache, d);
     return { cache: { dir: cache.dir, entries: cache.entries.length, skipped: cache.skipped ?? null } };
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     // A keyed cache folder built with another label policy / minDice / size: never train on it.
     if ((e as { reason?: string }).reason === 'cache-mismatch')
       throw new ConfigError(
@@ -91,6 +149,7 @@ export async function prepareData(
     chexmaskIdColumn: adapterFor(d.dataset).chexmaskIdColumn,
     minDice: d.minDice,
     labelPolicy,
+    rows: rowFilters(d),
     out: d.cache,
     preprocess,
     onProgress,

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
 import { writeJsonAtomic } from '../common/io.js';
-import { type DataFingerprint, RUN_DATA_FILE, type RunData } from '../model/run-files.js';
+import { type DataFingerprint, RUN_DATA_FILE, type RunData, type RunModel } from '../model/run-files.js';
 import type { CacheLike } from './backend.js';
 
 export function dataFingerprint(cache: CacheLike): DataFingerprint {
@@ -43,8 +43,9 @@ export function fingerprintChanges(before: DataFingerprint, now: DataFingerprint
     out.push(`cache content differs (digest ${short(before.cacheDigest)} → ${short(now.cacheDigest)})`);
   const a = before.join ?? {};
   const b = now.join ?? {};
+  // a setting caches record since this run started (rows) was not recorded then: not compared
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    if (!(before.join && !(k in before.join)) && JSON.stringify(a[k]) !== JSON.stringify(b[k]))
       out.push(`join setting ${k}: ${JSON.stringify(a[k] ?? null)} → ${JSON.stringify(b[k] ?? null)}`);
   return out;
 }
@@ -53,8 +54,9 @@ export function writeRunData(
   runDir: string,
   fingerprint: DataFingerprint,
   summaries: Record<string, unknown>,
+  model: RunModel,
 ): RunData {
-  const d: RunData = { fingerprint, recordedAt: new Date().toISOString(), summaries };
+  const d: RunData = { fingerprint, recordedAt: new Date().toISOString(), summaries, model };
   writeJsonAtomic(join(runDir, RUN_DATA_FILE), d);
   return d;
 }

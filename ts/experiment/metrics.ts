@@ -138,7 +138,9 @@ export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp 
  * - `f1`: maximise F1; `accuracy`: maximise accuracy;
  * - `fixed`: `fixed` (default 0.5).
  * Candidates are midpoints between consecutive distinct scores (plus ±∞ ends); ties in the objective go
- * to the candidate closest to 0.5. With one class absent on validation (objective undefined) → 0.5.
+ * to the candidate closest to 0.5. Validation with one class (or none) → `fixed`, whatever the rule:
+ * there is nothing to separate (Youden is undefined, F1 is 0 at every threshold without a positive,
+ * accuracy would put the threshold past every score), so every rule falls back to the same threshold.
  */
 export function chooseThreshold(
   s: ArrayLike<number>,
@@ -147,9 +149,11 @@ export function chooseThreshold(
   fixed = 0.5,
 ): number {
   if (rule === 'fixed') return fixed;
+  let positives = 0;
+  for (let i = 0; i < y.length; i++) if (y[i]! > 0.5) positives++;
+  if (positives === 0 || positives === y.length) return fixed;
   const sorted = Array.from(s).sort((a, b) => a - b);
   const cands: number[] = [];
-  if (sorted.length === 0) return fixed;
   cands.push(sorted[0]! - 1e-6);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i] !== sorted[i - 1]) cands.push((sorted[i]! + sorted[i - 1]!) / 2);
@@ -295,31 +299,54 @@ export interface DiffCI {
 /** The scalar metrics a paired bootstrap compares. */
 export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | 'macroF1';
 
+/** The per-finding value each macro metric averages (exact match has none: it is one ratio over images). */
+const PER_FINDING: Partial<Record<ScalarMetric, 'auroc' | 'f1' | 'accuracy'>> = {
+  macroAUROC: 'auroc',
+  macroF1: 'f1',
+  meanLabelAccuracy: 'accuracy',
+};
+
 /**
  * Paired bootstrap 95 % CI of (masked − original) for a scalar metric, averaged over `pairs` (the seeds),
  * which must share the same test images (same n and row order). Each replicate resamples test images
- * with replacement once and applies the same rows to every pair and both conditions. Replicates whose
- * difference is undefined (e.g. a label lost a class) are dropped; `samples` counts the kept ones.
+ * with replacement once and applies the same rows to every pair and both conditions. A replicate in
+ * which a value defined on the full test set becomes undefined is dropped — a finding that lost a class
+ * (its AUROC or F1 left out of the macro mean would change what is averaged, e.g. a single-positive
+ * finding), or a seed's difference; `samples` counts the kept ones.
  */
 export function bootstrapDiff(
   pairs: PairedCondition[],
   metric: ScalarMetric,
   { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
 ): DiffCI {
-  const diffOf = (rows?: ArrayLike<number>) =>
-    nanMean(
-      pairs.map(
-        (p) =>
-          computeMetrics(p.masked, p.thresholdsMasked, rows, p.operatingMasked ?? p.thresholdsMasked)[
-            metric
-          ] -
-          computeMetrics(p.original, p.thresholdsOriginal, rows, p.operatingOriginal ?? p.thresholdsOriginal)[
-            metric
-          ],
-      ),
-    );
-  const point = diffOf();
+  const perFinding = PER_FINDING[metric];
+  // per pair: [masked, original] metrics on these rows
+  const scored = (rows?: ArrayLike<number>) =>
+    pairs.map((p) => [
+      computeMetrics(p.masked, p.thresholdsMasked, rows, p.operatingMasked ?? p.thresholdsMasked),
+      computeMetrics(p.original, p.thresholdsOriginal, rows, p.operatingOriginal ?? p.thresholdsOriginal),
+    ]);
+  const full = scored();
+  const point = nanMean(full.map(([m, o]) => m![metric] - o![metric]));
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
+  // what the point estimate is made of: each seed's difference and, per model, the findings it averages
+  const definedDiff = full.map(([m, o]) => Number.isFinite(m![metric] - o![metric]));
+  const definedFindings = full.map((ms) =>
+    ms.map((x) =>
+      perFinding ? x.perLabel.flatMap((p, k) => (Number.isFinite(p[perFinding]) ? [k] : [])) : [],
+    ),
+  );
+  const diffOf = (rows: ArrayLike<number>) => {
+    const s = scored(rows);
+    for (let j = 0; j < s.length; j++) {
+      const [m, o] = s[j]!;
+      if (definedDiff[j] && !Number.isFinite(m![metric] - o![metric])) return Number.NaN;
+      for (let c = 0; c < 2; c++)
+        for (const k of definedFindings[j]![c]!)
+          if (!Number.isFinite(s[j]![c]!.perLabel[k]![perFinding!])) return Number.NaN;
+    }
+    return nanMean(s.map(([m, o]) => m![metric] - o![metric]));
+  };
   const n = pairs[0]!.original.n;
   const rand = mulberry32(seed);
   const ds: number[] = [];

@@ -4,7 +4,7 @@
  */
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
 import type { RunData } from '../model/run-files.js';
@@ -31,6 +31,14 @@ export function newRunDir(runsDir: string, name: string): string {
 export function recordedCacheDir(recorded: RunData | null): string | null {
   const dir = recorded?.fingerprint.cacheDir;
   return dir && existsSync(dir) ? dir : null;
+}
+
+/**
+ * The config a new run saves and runs with: model.dir absolute, so a resume from another working
+ * directory opens the same model folder (data.json's model fingerprint then refuses any other).
+ */
+export function withAbsoluteModelDir(config: ExperimentConfig): ExperimentConfig {
+  return { ...config, model: { ...config.model, dir: resolve(config.model.dir) } };
 }
 
 export interface RunFolder {

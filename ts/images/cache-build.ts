@@ -43,6 +43,8 @@ export interface BuildCacheOptions {
   minDice?: number;
   /** The index's uncertain/blank label handling (indexLabelPolicy); part of the cache key. */
   labelPolicy?: { uncertain: string; blank: string } | null;
+  /** The index's row filters (indexRowFilters), recorded in cache.json so a run can compare its own. */
+  rows?: CacheMeta['build']['rows'];
   /** Skip entries with no usable CheXmask row (default true: original and masked sets stay identical). */
   requireMask?: boolean;
   shardSize?: number;
@@ -72,6 +74,7 @@ const BuildCacheOptionsSchema = z
     imageLimits: z.unknown().optional(),
     minDice: or(z.number(), 0.7),
     labelPolicy: or(z.custom<{ uncertain: string; blank: string } | null>(), null),
+    rows: or(z.custom<CacheMeta['build']['rows']>(), null),
     requireMask: or(z.boolean(), true),
     shardSize: or(z.number().int().min(1), 1024),
     concurrency: or(z.number().int().min(1).max(256), availableParallelism),
@@ -121,6 +124,7 @@ interface BuildSettings {
   contour: ReturnType<typeof contourPart>;
   minDice: number;
   labelPolicy: { uncertain: string; blank: string } | null;
+  rows: CacheMeta['build']['rows'];
   requireMask: boolean;
   shardSize: number;
   concurrency: number;
@@ -460,6 +464,7 @@ async function writeCacheFiles(
       labelPolicy: b.labelPolicy,
       requireMask: b.requireMask,
       chexmask: typeof b.chexmask === 'string' ? b.chexmask : null,
+      rows: b.rows,
     },
   };
   await writeFileAtomicAsync(join(b.dir, 'entries.jsonl'), entriesText);

@@ -1,6 +1,6 @@
 /** The cache's on-disk description (cache.json) and entry shape: shared by the writer (cache-build.ts) and the reader (cache.ts). */
 import type { z } from 'zod';
-import type { IndexEntry, Split } from '../data/mimic.js';
+import type { IndexEntry, IndexRowFilters, Split } from '../data/mimic.js';
 import type { ContourOptionsSchema } from '../masks/overlay.js';
 import type { ShardInfo } from './cache-verify.js';
 import type { ResolvedPreprocess } from './preprocess.js';
@@ -43,6 +43,11 @@ export interface CacheBuildSettings {
   requireMask: boolean;
   /** CheXmask CSV path, or null when the caller passed joined rows. */
   chexmask: string | null;
+  /**
+   * The index's row filters, which decided which images it listed: null when the caller did not say
+   * (an index without summary.json); absent in caches built before they were recorded.
+   */
+  rows?: IndexRowFilters | null;
 }
 
 export interface CacheMeta {

@@ -1,7 +1,8 @@
 /**
  * The files of a run folder that say where its trained models came from: `config.json` names the
- * exported model folder (model.dir), `data.json` the data the run used (ts/experiment/fingerprint.ts
- * writes it). Here, below the experiment, so that a service can open a run's cell without it.
+ * exported model folder (model.dir), `data.json` the data the run used and the model folder's
+ * fingerprint when it started (ts/experiment/fingerprint.ts writes it). Here, below the experiment, so
+ * that a service can open a run's cell without it.
  */
 import { join } from 'node:path';
 import { readJson } from '../common/io.js';
@@ -27,12 +28,22 @@ export interface DataFingerprint {
   join: Record<string, unknown> | null;
 }
 
+/** The exported model folder a run started with (ts/experiment/model-fingerprint.ts runModel). */
+export interface RunModel {
+  /** model.dir, made absolute. */
+  dir: string;
+  /** sha256 of model.json and of the weights file, `<model.json>:<weights>`; null: no model.json there. */
+  sha256: string | null;
+}
+
 /** `<run>/data.json`: the fingerprint plus the data summaries recorded when the run started. */
 export interface RunData {
   fingerprint: DataFingerprint;
   recordedAt: string;
   /** The data facts results.json shows under `data` (index/cache summaries), kept for resumed runs. */
   summaries: Record<string, unknown>;
+  /** The model the run started with; absent in runs recorded before it was (their resume records it). */
+  model?: RunModel;
 }
 
 export function readRunData(runDir: string): RunData | null {

@@ -8,12 +8,19 @@ import { join } from 'node:path';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
-import { type CellResult, type SplitData, splitData, type ZeroShotResult } from '../experiment/cells.js';
+import {
+  type CellResult,
+  plannedCells,
+  type SplitData,
+  splitData,
+  type ZeroShotResult,
+} from '../experiment/cells.js';
 import { type ExperimentConfig, parseConfig } from '../experiment/config.js';
 import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
 import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
+import { modelChange, runModel } from '../experiment/model-fingerprint.js';
 import type { Results } from '../experiment/results.js';
 import type { RunResult } from '../experiment/results-assembly.js';
 import { assembleResults } from '../experiment/results-assembly.js';
@@ -21,6 +28,7 @@ import { recordedCacheDir } from '../experiment/run-folder.js';
 import { lockRun } from '../experiment/run-lock.js';
 import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
 import { readRunData } from '../model/run-files.js';
+import { table2Markdown } from './tables.js';
 import { writeReports } from './write.js';
 
 /**
@@ -36,7 +44,7 @@ export async function reevaluate(
   runDir: string,
   backend: Backend,
   metricOverrides: MetricOverrides = {},
-): Promise<RunResult> {
+): Promise<Reevaluation> {
   const started = new Date();
   if (!existsSync(join(runDir, 'config.json')))
     throw new Error(`${runDir} is not a run folder (no config.json)`);
@@ -46,6 +54,12 @@ export async function reevaluate(
   } finally {
     lock.release();
   }
+}
+
+/** A re-evaluated run, and the cells its config plans that have no result yet (a partly finished run). */
+export interface Reevaluation extends RunResult {
+  /** Planned cell ids ('zeroshot', 'lp-original-s1', …) without zeroshot.json / result.json, in plan order. */
+  missing: string[];
 }
 
 /** The stored results of a run: zeroshot.json and every cell's result.json (with its file and id). */
@@ -105,7 +119,7 @@ async function reevaluateLocked(
   backend: Backend,
   metricOverrides: MetricOverrides,
   started: Date,
-): Promise<RunResult> {
+): Promise<Reevaluation> {
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
   if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
   // earlier evals' overrides still apply; config.json keeps the training-time settings
@@ -124,6 +138,14 @@ async function reevaluateLocked(
     `re-evaluate ${runDir}`,
   );
   const recorded = readRunData(runDir);
+  // Nothing here is computed from the model (stored predictions only), so another model in model.dir
+  // is not refused; but a cell served from this run would load it as its encoder: say so.
+  const modelNow = recorded?.model ? modelChange(recorded.model, runModel(config.model.dir)) : null;
+  if (modelNow)
+    process.emitWarning(
+      `${runDir}: ${modelNow}. eval scores the stored predictions the recorded model made; serving or resuming this run needs that model back`,
+      { code: 'CXRMASK_MODEL_CHANGED' },
+    );
   const cache: CacheLike = await backend.openCache(recordedCacheDir(recorded) ?? config.data.cache);
   // Shard handles are released however re-evaluation ends.
   try {
@@ -153,8 +175,20 @@ async function reevaluateLocked(
     if (Object.keys(overrides).length) writeEvalOverrides(runDir, overrides);
     writeJsonAtomic(join(runDir, 'results.json'), results);
     await writeReports(runDir, results, { cache });
-    return { runDir, results };
+    const scoredIds = new Set([...(zs ? ['zeroshot'] : []), ...resultFiles.map((f) => f.id)]);
+    return { runDir, results, missing: plannedCells(config).filter((id) => !scoredIds.has(id)) };
   } finally {
     cache.close?.();
   }
+}
+
+/** What `cxrmask eval` prints: Table 2, what it rewrote, and the planned cells that have no result yet. */
+export function evalSummary({ runDir, results, missing }: Reevaluation): string {
+  const out = [table2Markdown(results), `Rewrote ${runDir}/results.json and reports.`];
+  if (missing.length)
+    out.push(
+      `Not scored, no result yet (${missing.length} planned cell${missing.length === 1 ? '' : 's'}): ${missing.join(', ')}. ` +
+        `Rows marked (k/n seeds) are over the seeds they have; \`cxrmask run --resume ${runDir}\` computes the rest.`,
+    );
+  return `${out.join('\n')}\n`;
 }

@@ -43,6 +43,16 @@ function summaryOf(r: Results, group: string, v: 'original' | 'masked' | 'masked
   return r.evaluation.summary.find((s) => s.group === group && s.testVariant === v);
 }
 
+/**
+ * How many of the configured seeds a trained group's row is over, when fewer (a partly finished run
+ * scored by `eval`): `(1/2 seeds)`; '' for a complete row and for zero-shot (one deterministic cell).
+ */
+function seedsNote(r: Results, g: ReturnType<typeof table2Groups>[number]): string {
+  if (g.setup === 'zeroshot') return '';
+  const have = summaryOf(r, g.key, 'original')?.seeds ?? summaryOf(r, g.key, 'masked')?.seeds;
+  return have !== undefined && have < r.seeds.length ? ` (${have}/${r.seeds.length} seeds)` : '';
+}
+
 export function metricTable(r: Results, metric: Scalar, withDiff = true): string {
   // With config.segmenter: test images masked with predicted contours, and their paired differences.
   const pred = r.evaluation.summary.some((s) => s.testVariant === 'masked-pred');
@@ -59,7 +69,7 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
         : g.setup === 'linear-probe'
           ? 'Linear probing'
           : 'Joint fine-tuning';
-    const trained = g.trainVariant === 'none' ? '—' : g.trainVariant;
+    const trained = `${g.trainVariant === 'none' ? '—' : g.trainVariant}${seedsNote(r, g)}`;
     let row = `| ${setup} | ${trained} | ${fmtMeanSd(o?.metrics[metric])} | ${fmtMeanSd(m?.metrics[metric])} |`;
     if (pred) row += ` ${fmtMeanSd(summaryOf(r, g.key, 'masked-pred')?.metrics[metric])} |`;
     if (withDiff) {
@@ -85,10 +95,13 @@ export function table2Markdown(r: Results): string {
   const primary = r.config.metrics.primary;
   const seeds = r.seeds.length;
   const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
+  const partial = table2Groups(r).some((g) => seedsNote(r, g))
+    ? 'Rows marked (k/n seeds) are over the seeds whose cells have finished (a partly finished run): their mean, sd and Δ CI miss the others. '
+    : '';
   const out = [
     `# Table 2 — ${METRIC_LABELS[primary]} (\`${primary}\`)`,
     '',
-    `Test split, ${r.data.counts.test} images. Mean ± sd over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ` +
+    `Test split, ${r.data.counts.test} images. Mean ± sd over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
       `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`,
     '',
     metricTable(r, primary),
