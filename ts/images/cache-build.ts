@@ -473,6 +473,64 @@ async function writeCacheFiles(
   recordStamps(b.dir, shards);
 }
 
+/** Shard counts a build reports (buildCache's summary). */
+interface ShardCounts {
+  built: number;
+  reused: number;
+  decoded: number;
+  done: number;
+  decodeSeconds: number;
+  retried: number;
+  recovered: number;
+}
+
+/**
+ * One shard's manifest: the one a previous build left when it is intact (its failed images tried
+ * again first: if one now decodes the shard is rebuilt), else the shard written anew.
+ */
+async function shardManifest(
+  b: BuildSettings,
+  plan: ShardPlan,
+  rows: Map<string, ChexmaskRow> | null,
+  count: ShardCounts,
+  rebuilt: ReasonCounter,
+  progress: () => void,
+  total: number,
+): Promise<ShardManifest> {
+  const found = reusableManifest(b, plan);
+  let manifest = 'manifest' in found ? found.manifest : null;
+  let stale = 'stale' in found ? found.stale : null;
+  let failedBefore: Set<string> | null = null;
+  if (manifest?.failures.length) {
+    count.retried += manifest.failures.length;
+    const retry = await retryFailures(b, plan, rows, manifest);
+    if (retry.decodes) {
+      failedBefore = new Set(manifest.failures.map((f) => f.dicomId));
+      manifest = null;
+      stale = 'recovered-images';
+    } else if (JSON.stringify(retry.failures) !== JSON.stringify(manifest.failures)) {
+      // still failing, perhaps for another reason now (a missing file put back but truncated): say that
+      manifest = { ...manifest, failures: retry.failures };
+      await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
+    }
+  }
+  if (manifest) {
+    count.reused++;
+    count.done += plan.part.length;
+    b.onProgress?.(count.done, total);
+  } else {
+    if (stale) rebuilt.add(stale);
+    const t1 = performance.now();
+    manifest = await writeShard(b, plan, rows, progress);
+    count.built++;
+    count.decoded += plan.part.length;
+    count.decodeSeconds += (performance.now() - t1) / 1000;
+    const was = failedBefore;
+    if (was) count.recovered += manifest.records.filter((id) => was.has(id)).length;
+  }
+  return manifest;
+}
+
 /**
  * Builds (or resumes) the cache of `options.entries` in out/<settings key>/: plan, then shard by shard
  * reuse what a previous build left intact or decode it, then the entry list and cache.json.
@@ -486,7 +544,15 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   const planned = planEntries(b, rows, skipped);
   const shards: ShardInfo[] = [];
   const cachedEntries: CachedEntry[] = [];
-  const count = { built: 0, reused: 0, decoded: 0, done: 0, decodeSeconds: 0, retried: 0, recovered: 0 };
+  const count: ShardCounts = {
+    built: 0,
+    reused: 0,
+    decoded: 0,
+    done: 0,
+    decodeSeconds: 0,
+    retried: 0,
+    recovered: 0,
+  };
   const rebuilt = new ReasonCounter();
   const progress = () => {
     count.done++;
@@ -502,37 +568,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
       binPath: join(b.dir, `${shardName(k)}.bin`),
       manPath: join(b.dir, `${shardName(k)}.json`),
     };
-    const found = reusableManifest(b, plan);
-    let manifest = 'manifest' in found ? found.manifest : null;
-    let stale = 'stale' in found ? found.stale : null;
-    let failedBefore: Set<string> | null = null;
-    if (manifest?.failures.length) {
-      count.retried += manifest.failures.length;
-      const retry = await retryFailures(b, plan, rows, manifest);
-      if (retry.decodes) {
-        failedBefore = new Set(manifest.failures.map((f) => f.dicomId));
-        manifest = null;
-        stale = 'recovered-images';
-      } else if (JSON.stringify(retry.failures) !== JSON.stringify(manifest.failures)) {
-        // still failing, perhaps for another reason now (a missing file put back but truncated): say that
-        manifest = { ...manifest, failures: retry.failures };
-        await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
-      }
-    }
-    if (manifest) {
-      count.reused++;
-      count.done += part.length;
-      b.onProgress?.(count.done, planned.length);
-    } else {
-      if (stale) rebuilt.add(stale);
-      const t1 = performance.now();
-      manifest = await writeShard(b, plan, rows, progress);
-      count.built++;
-      count.decoded += part.length;
-      count.decodeSeconds += (performance.now() - t1) / 1000;
-      const was = failedBefore;
-      if (was) count.recovered += manifest.records.filter((id) => was.has(id)).length;
-    }
+    const manifest = await shardManifest(b, plan, rows, count, rebuilt, progress, planned.length);
     for (const f of manifest.failures) skipped.add(f.reason, f.message);
     const held = recordEntries(part, manifest.records);
     if (!held) throw new Error(`${plan.manPath}: records are not in plan order`); // checked on reuse; written in order
