@@ -26,7 +26,7 @@ import { MaskingPredictor, type Prediction } from '../../ts/service/predictor.js
 import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { assertSameArray } from '../service/same-array.js';
-import { serveCli } from './helpers.js';
+import { runCli, serveCli } from './helpers.js';
 
 const MODEL = 'models/tiny';
 const SIZE = readModelMeta(MODEL).imageSize;
@@ -211,6 +211,18 @@ test('malformed requests: 400/404/413 with fixed texts and no server details', a
   const r = await fetch(`${base}/nowhere`);
   assert.is(r.status, 404);
   assertClean((await r.json()) as Record<string, unknown>);
+});
+
+test('serve --min-dice outside [0, 1] or not a number: exit 2 naming the flag, before listening', () => {
+  for (const v of ['abc', '2', '-1']) {
+    // the watchdog: a server that starts anyway would never exit
+    const r = runCli(['serve', '--model', MODEL, '--device', 'cpu', '--port', '0', '--min-dice', v], {
+      timeoutMs: 60_000,
+    });
+    assert.is(r.code, 2, `--min-dice ${v}: ${r.err}`);
+    assert.match(r.err, /^error: --min-dice (NaN|2|-1): expected a Dice RCA \(Mean\) from 0 to 1$/m);
+    assert.not.match(r.out, /listening/);
+  }
 });
 
 /**
