@@ -299,6 +299,26 @@ test('serve --min-dice outside [0, 1] or not a number: exit 2 naming the flag, b
   }
 });
 
+test('serve --log info: the JSON request log goes to stderr; stdout holds only the listening line', async () => {
+  const s = await serveCli(['--model', MODEL, '--device', 'cpu', '--port', '0', '--log', 'info']);
+  try {
+    assert.is((await fetch(`${s.url}/healthz`)).status, 200);
+    const deadline = Date.now() + 5000;
+    while (!s.stderr().includes('request completed') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(s.stdout(), /^cxrmask serve: listening on http:\/\/\S+ \([^)]*\)\n$/);
+    const lines = s.stderr().trim().split('\n');
+    const log = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string });
+    assert.ok(
+      log.some((l) => l.msg === 'request completed'),
+      `pino's lines on stderr:\n${s.stderr()}`,
+    );
+  } finally {
+    s.child.kill('SIGKILL');
+  }
+});
+
 /**
  * Streams `total` bytes in 1 MiB chunks (chunked encoding) until the server answers. The server
  * closes the connection after its 413, so a write may fail before the answer is parsed: that counts

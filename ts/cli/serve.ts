@@ -117,7 +117,8 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         chexmask,
         bodyLimit,
         maxQueue: argv.maxQueue,
-        logger: argv.log === 'silent' ? false : { level: argv.log },
+        // stdout carries only the listening line (a supervisor reads the port from it)
+        logger: argv.log === 'silent' ? false : { level: argv.log, stream: process.stderr },
       });
       closeOnSignals(app, { graceMs: argv.grace * 1000 });
       await app.listen({ host: argv.host, port: argv.port });
