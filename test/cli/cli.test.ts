@@ -13,6 +13,8 @@ import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js'
 import { buildCli } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
+import { joinChexmask } from '../../ts/data/chexmask.js';
+import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { readModelMeta } from '../../ts/model/meta.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
@@ -81,6 +83,58 @@ test('predict takes a trained cell as --model, as serve does: its run names the 
   const both = runCli(['predict', image, '--model', cell, '--checkpoint', join(cell, 'best.ckpt')]);
   assert.is(both.code, 2, both.err);
   assert.match(both.err, /a cell brings its own best\.ckpt/);
+});
+
+test('predict --chexmask: the quality filter of serve (--min-dice, default 0.7) and its row of a duplicate id', async () => {
+  const s = await synthesize({ out: join(tmp, 'synth-dice'), n: 4, seed: 6, width: 256, height: 288 });
+  const im = s.images.find((x) => x.chexmask === 'ok')!;
+  const image = join(s.mimicRoot, im.path);
+  const good = (await joinChexmask(s.chexmaskCsv, [im.dicomId], { minDice: 0 })).rows.get(im.dicomId)!;
+  const line = (dice: string, lm: ArrayLike<number>) =>
+    [im.dicomId, dice, '0.95', `"${formatLandmarksFlat(lm)}"`, '', '', '', good.height, good.width].join(',');
+  const header = 'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width';
+  const clean = join(tmp, 'clean.csv');
+  writeFileSync(clean, `${header}\n${line('0.9', good.landmarks)}\n`);
+  // a first, low-quality row of the same id whose landmarks are elsewhere: not the id's row
+  const dup = join(tmp, 'dup.csv');
+  const shrunk = Array.from(good.landmarks, (v) => v / 2);
+  writeFileSync(dup, `${header}\n${line('0.3', shrunk)}\n${line('0.9', good.landmarks)}\n`);
+  const predict = (...args: string[]) =>
+    runCli(['predict', image, '--model', 'models/tiny', '--device', 'cpu', '--json', ...args]);
+  const want = predict('--chexmask', clean);
+  assert.is(want.code, 0, want.err);
+  const got = predict('--chexmask', dup);
+  assert.is(got.code, 0, got.err);
+  assert.equal(JSON.parse(got.out), JSON.parse(want.out), 'the row that passes, as serve and training pick');
+  const low = predict('--chexmask', dup, '--min-dice', '0.25');
+  assert.is(low.code, 0, low.err);
+  assert.not.equal(JSON.parse(low.out).masked, JSON.parse(want.out).masked, '--min-dice reaches the lookup');
+  // user-fixable refusals exit 2, naming the file and id, before the model is loaded
+  const below = predict('--chexmask', clean, '--min-dice', '0.95');
+  assert.is(below.code, 2, below.err);
+  assert.match(
+    below.err,
+    `error: ${clean}, id ${im.dicomId}: no usable CheXmask row (row 1: Dice RCA (Mean) 0.9 < 0.95)`,
+  );
+  const unknown = predict('--chexmask', clean, '--dicom-id', 'nope');
+  assert.is(unknown.code, 2, unknown.err);
+  assert.match(unknown.err, `error: ${clean}, id nope: no CheXmask row`);
+  for (const v of ['1.5', '-0.1', 'x']) {
+    const bad = predict('--chexmask', clean, '--min-dice', v);
+    assert.is(bad.code, 2, bad.err);
+    assert.match(bad.err, /^error: --min-dice \S+: expected a Dice RCA \(Mean\) from 0 to 1$/m);
+  }
+});
+
+test('predict --checkpoint missing or a folder: exit 2 naming the flag and the path, before any model is read', () => {
+  const image = join(import.meta.dirname, '..', 'data', 'fixtures', 'phantom-640x768.jpg');
+  const missing = join(tmp, 'nope.ckpt');
+  const r = runCli(['predict', image, '--model', 'models/tiny', '--checkpoint', missing]);
+  assert.is(r.code, 2, r.err);
+  assert.is(r.err, `error: --checkpoint ${missing}: cannot read it (ENOENT)\n`);
+  const folder = runCli(['predict', image, '--model', 'models/tiny', '--checkpoint', tmp]);
+  assert.is(folder.code, 2, folder.err);
+  assert.is(folder.err, `error: --checkpoint ${tmp}: not a regular file (a folder)\n`);
 });
 
 test('top-level help lists every command', async () => {

@@ -31,10 +31,11 @@ export function runCli(args: string[], o: { timeoutMs?: number } = {}): CliResul
   return { code: r.status, out: r.stdout, err: r.stderr, signal: r.signal, timedOut: r.error !== undefined };
 }
 
-/** A running server: its child process, its base URL, and what it has written to stderr so far. */
+/** A running server: its child process, its base URL, and what it has written to stdout and stderr so far. */
 export interface Served {
   child: ChildProcess;
   url: string;
+  stdout: () => string;
   stderr: () => string;
 }
 
@@ -58,7 +59,7 @@ export function startServe(
     child.stdout!.on('data', (d) => {
       out += d;
       const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) ok({ child, url: m[1]!, stderr: () => err });
+      if (m) ok({ child, url: m[1]!, stdout: () => out, stderr: () => err });
     });
     child.on('exit', (code) => fail(new Error(`serve exited (${code}) before listening:\n${err}`)));
   });

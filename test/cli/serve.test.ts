@@ -26,7 +26,7 @@ import { MaskingPredictor, type Prediction } from '../../ts/service/predictor.js
 import { regionBitsOnGrid } from '../../ts/service/region-bits.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { assertSameArray } from '../service/same-array.js';
-import { serveCli } from './helpers.js';
+import { runCli, serveCli } from './helpers.js';
 
 const MODEL = 'models/tiny';
 const SIZE = readModelMeta(MODEL).imageSize;
@@ -181,7 +181,7 @@ test('concurrent requests: each answered 200 with its own image’s scores, or 5
   assert.match(text, /^cxrmask_model_batch_reruns_total 0$/m, 'no batch failed, and the counter says so');
 });
 
-test('malformed requests: 400/404/413 with fixed texts and no server details', async () => {
+test('malformed requests: 400/404 with fixed texts and no server details', async () => {
   const im = images[0]!;
   const noFile = new FormData();
   noFile.append('dicomId', im.dicomId);
@@ -200,7 +200,6 @@ test('malformed requests: 400/404/413 with fixed texts and no server details', a
     [post('xyz', '', { 'content-type': 'multipart/form-data' }), 400, 'bad-multipart'],
     [post(new Uint8Array(im.bytes), '?overlay=yes'), 400, 'bad-request'],
     [post(new Uint8Array(im.bytes), '?dicomId=nope'), 404, 'unknown-id'],
-    [post(form(Buffer.alloc(3 << 20, 1))), 413, 'too-large'],
   ];
   for (const [p, status, error] of cases) {
     const r = await p;
@@ -211,6 +210,113 @@ test('malformed requests: 400/404/413 with fixed texts and no server details', a
   const r = await fetch(`${base}/nowhere`);
   assert.is(r.status, 404);
   assertClean((await r.json()) as Record<string, unknown>);
+});
+
+/**
+ * A multipart upload of one file part: `send` bytes of it are written (chunked, or under a declared
+ * `length`), then the client stalls with the request open. Resolves with the answer and how long after
+ * the stall began it came (negative: while still sending), or status 0 if none came within `waitMs`.
+ */
+function stalledMultipart(
+  send: number,
+  length?: number,
+  waitMs = 5000,
+): Promise<{ status: number; afterStallMs: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = { 'content-type': 'multipart/form-data; boundary=XX' };
+    if (length !== undefined) headers['content-length'] = String(length);
+    const req = request(`${base}/predict`, { method: 'POST', headers });
+    let stalledAt = Number.POSITIVE_INFINITY;
+    const done = (r: Awaited<ReturnType<typeof stalledMultipart>>) => {
+      clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done({ status: 0, afterStallMs: waitMs, headers: {}, body: '' }), waitMs);
+    req.on('response', (res) => {
+      const at = Date.now() - stalledAt;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => done({ status: res.statusCode!, afterStallMs: at, headers: res.headers, body }));
+    });
+    req.on('error', () => {}); // the server closes after its 413; the answer came first
+    req.write(
+      '--XX\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n',
+    );
+    const chunk = Buffer.alloc(64 << 10, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < send) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+      stalledAt = Date.now();
+    };
+    pump();
+  });
+}
+
+test('multipart over --body-limit: 413 as soon as the limit is passed, while the client still sends', async () => {
+  const limit = 1 << 20; // the server's --body-limit 1mb
+  // No length declared: 1 MiB past the limit, then the client stalls. Before, busboy truncated the
+  // file and read on to the end of the form, so nothing came back until the request timed out.
+  const streamed = await stalledMultipart(limit + (1 << 20));
+  assert.is(streamed.status, 413, 'answered while the request is still open');
+  assert.ok(streamed.afterStallMs < 3000, `answered ${streamed.afterStallMs} ms after the stall`);
+  assert.is(streamed.headers.connection, 'close');
+  assert.equal(JSON.parse(streamed.body), {
+    error: 'too-large',
+    message: `image body larger than ${limit} bytes`,
+  });
+  // A declared length that cannot hold a file within the limit (beyond the form's small framing): 413
+  // before the file's first byte.
+  const declared = await stalledMultipart(0, limit + (100 << 20));
+  assert.is(declared.status, 413);
+  assert.ok(declared.afterStallMs < 3000, `answered ${declared.afterStallMs} ms after the headers`);
+  assert.is(declared.headers.connection, 'close');
+  assert.is(JSON.parse(declared.body).error, 'too-large');
+  // Still served afterwards; a file of exactly the limit (a JPEG padded after its end) is served,
+  // although its form, with the framing, is declared a little over the limit.
+  const im = images[2]!;
+  const padded = Buffer.concat([im.bytes, Buffer.alloc(limit - im.bytes.length)]);
+  const atLimit = await post(form(padded), `?dicomId=${im.dicomId}`);
+  assert.is(atLimit.status, 200, JSON.stringify(atLimit.body));
+  assertScores(atLimit.body, expected.get(im.dicomId)!);
+});
+
+test('serve --min-dice outside [0, 1] or not a number: exit 2 naming the flag, before listening', () => {
+  for (const v of ['abc', '2', '-1']) {
+    // the watchdog: a server that starts anyway would never exit
+    const r = runCli(['serve', '--model', MODEL, '--device', 'cpu', '--port', '0', '--min-dice', v], {
+      timeoutMs: 60_000,
+    });
+    assert.is(r.code, 2, `--min-dice ${v}: ${r.err}`);
+    assert.match(r.err, /^error: --min-dice (NaN|2|-1): expected a Dice RCA \(Mean\) from 0 to 1$/m);
+    assert.not.match(r.out, /listening/);
+  }
+});
+
+test('serve --log info: the JSON request log goes to stderr; stdout holds only the listening line', async () => {
+  const s = await serveCli(['--model', MODEL, '--device', 'cpu', '--port', '0', '--log', 'info']);
+  try {
+    assert.is((await fetch(`${s.url}/healthz`)).status, 200);
+    const deadline = Date.now() + 5000;
+    while (!s.stderr().includes('request completed') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(s.stdout(), /^cxrmask serve: listening on http:\/\/\S+ \([^)]*\)\n$/);
+    const lines = s.stderr().trim().split('\n');
+    const log = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string });
+    assert.ok(
+      log.some((l) => l.msg === 'request completed'),
+      `pino's lines on stderr:\n${s.stderr()}`,
+    );
+  } finally {
+    s.child.kill('SIGKILL');
+  }
 });
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Duplicate CheXmask ids: the service's ChexmaskIndex and the training join (joinChexmask) pick the
- * same row of an id by one rule (claimsId: the first row whose Dice passes the threshold), and refuse
- * the same ids.
+ * Duplicate CheXmask ids: the service's ChexmaskIndex, `cxrmask predict`'s chexmaskRowFor and the
+ * training join (joinChexmask) pick the same row of an id by one rule (claimsId: the first row whose
+ * Dice passes the threshold), and refuse the same ids for the same reason.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { DataError } from '../../ts/common/errors.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
 import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
 import { ChexmaskIndex } from '../../ts/service/chexmask-index.js';
+import { chexmaskRowFor } from '../../ts/service/predictor.js';
 import { tempDir } from '../data/helpers.js';
 
 const HEADER = 'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width';
@@ -46,7 +47,7 @@ const CASES: [string, string[], number | string][] = [
   ['single-blank-dice', [row('single-blank-dice', ' ', 17)], 'bad-dice'],
 ];
 
-test('a duplicate id: the index serves the row the join keeps, and refuses what the join refuses', async () => {
+test('a duplicate id: the index and chexmaskRowFor serve the row the join keeps, and refuse what the join refuses', async () => {
   const csv = join(tempDir(), 'dups.csv');
   // interleave the ids' rows so that duplicates are not adjacent
   const lines = [HEADER, ...CASES.map((c) => c[1][0]), ...CASES.flatMap((c) => c[1].slice(1))];
@@ -59,7 +60,11 @@ test('a duplicate id: the index serves the row the join keeps, and refuses what 
     for (const [id, , want] of CASES) {
       const joined = rows.get(id);
       const served = await index.row(id).catch((e: unknown) => e);
+      // predict's lookup, with its defaults (the threshold is serve's and the join's)
+      const looked = (await chexmaskRowFor(csv, id).catch((e: unknown) => e)) as typeof joined;
       if (typeof want === 'number') {
+        assert.not.instance(looked, Error, `${id}: chexmaskRowFor finds it`);
+        assert.is(looked!.landmarks[0], want, `${id}: chexmaskRowFor gives the same row`);
         assert.ok(joined, `${id}: kept by the join`);
         assert.is(joined.landmarks[0], want, `${id}: the join keeps the row tagged ${want}`);
         assert.not.instance(served, Error, `${id}: served`);
@@ -69,6 +74,9 @@ test('a duplicate id: the index serves the row the join keeps, and refuses what 
         assert.is(joined, undefined, `${id}: refused by the join`);
         assert.instance(served, DataError, `${id}: refused by the index`);
         assert.is((served as DataError).reason, want, `${id}: the index's reason`);
+        assert.instance(looked, DataError, `${id}: refused by chexmaskRowFor`);
+        assert.is((looked as unknown as DataError).reason, want, `${id}: chexmaskRowFor's reason`);
+        assert.match((looked as unknown as Error).message, `id ${id}`);
         assert.ok(summary.refused.counts[want]! > 0, `${id}: the join counts ${want}`);
       }
     }
@@ -90,6 +98,27 @@ test('stopEarly waits for a row that passes the threshold, not just any row of e
   const { rows, summary } = await joinChexmask(csv, ['a', 'b'], { source: 'landmarks', stopEarly: true });
   assert.is(rows.get('a')?.landmarks[0], 3);
   assert.is(summary.rowsRead, 4, 'stops at the row after the last id got its row');
+});
+
+test('an id the CSV lacks is unknown-id; a threshold outside [0, 1] is refused by name, before any read', async () => {
+  const csv = join(tempDir(), 'one.csv');
+  writeFileSync(csv, `${[HEADER, row('a', '0.9', 1)].join('\n')}\n`);
+  const missing = await chexmaskRowFor(csv, 'b').catch((e: unknown) => e);
+  assert.instance(missing, DataError);
+  assert.is((missing as DataError).reason, 'unknown-id');
+  assert.equal((missing as DataError).where, { file: csv, id: 'b' });
+  // NaN would refuse every row and -1 accept every one: both are option errors naming minDice
+  for (const minDice of [Number.NaN, -1, 2]) {
+    const e = await ChexmaskIndex.build(csv, { minDice }).catch((x: unknown) => x);
+    assert.instance(e, minDice > 1 || minDice < 0 ? RangeError : TypeError, String(minDice));
+    assert.match((e as Error).message, /ChexmaskIndex\.build option 'minDice'/);
+    const r = await chexmaskRowFor(csv, 'a', minDice).catch((x: unknown) => x);
+    assert.match((r as Error).message, /option 'minDice'/);
+  }
+  const unknown = await ChexmaskIndex.build(csv, { minDise: 0.5 } as never).catch((x: unknown) => x);
+  assert.match((unknown as Error).message, /unknown ChexmaskIndex\.build option 'minDise'/);
+  const index = await ChexmaskIndex.build(csv, { minDice: 1, onProgress: () => {} });
+  await index.close();
 });
 
 test.run();

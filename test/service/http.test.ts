@@ -6,7 +6,7 @@
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -48,9 +48,9 @@ test.before(async () => {
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
 
-const post = async (body: Buffer | string, query = '') => {
+const post = async (body: Buffer | string, query = '', headers: Record<string, string> = {}) => {
   const data = typeof body === 'string' ? body : new Uint8Array(body);
-  const r = await fetch(`${base}/predict${query}`, { method: 'POST', body: data });
+  const r = await fetch(`${base}/predict${query}`, { method: 'POST', body: data, headers });
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 };
 
@@ -108,6 +108,7 @@ test('bad requests: 400 for undecodable or empty bodies and bad queries, 404 unk
     [post(''), 400, 'empty-body'],
     [post(ok[0]!.bytes, '?dicomId='), 400, 'bad-request'],
     [post(ok[0]!.bytes, '?dicom=1'), 400, 'bad-request'],
+    [post(ok[0]!.bytes, '?overlayy=1&masks=1'), 400, 'bad-request'],
     [post(ok[0]!.bytes, '?dicomId=does-not-exist'), 404, 'unknown-id'],
   ];
   // Another image's row: its grid is not this image's size.
@@ -126,6 +127,28 @@ test('bad requests: 400 for undecodable or empty bodies and bad queries, 404 unk
     .toBuffer();
   const r = await post(png);
   assert.is(r.status, 200, 'a PNG without a row is scored');
+});
+
+test('400 for an unknown query parameter names it', async () => {
+  for (const name of ['dicom', 'dicomID', 'overlayy']) {
+    const r = await post(ok[0]!.bytes, `?${name}=1`);
+    assert.is(r.status, 400);
+    assert.equal(r.body, { error: 'bad-request', message: `unknown query parameter "${name}"` });
+  }
+  const bad = await post(ok[0]!.bytes, '?overlay=yes');
+  assert.match(bad.body.message as string, /overlay/, 'a bad value names its parameter too');
+});
+
+test('any content type is the image bytes, even one fastify cannot parse (no 415)', async () => {
+  const want = await post(ok[0]!.bytes);
+  assert.is(want.status, 200);
+  for (const type of ['jpeg', 'image/jpeg, image/png', 'image/', ';', 'text/plain; charset=utf-8']) {
+    const r = await post(ok[0]!.bytes, '', { 'content-type': type });
+    assert.is(r.status, 200, `${type}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body, want.body, type);
+  }
+  const empty = await post('', '', { 'content-type': 'jpeg' });
+  assert.equal([empty.status, empty.body.error], [400, 'empty-body']);
 });
 
 /** Sends `total` bytes (one reused chunk; chunked, or with a declared length) until the server answers. */
@@ -182,7 +205,52 @@ test('503 when the model queue is full, before the body is read', async () => {
   assert.is((await post(ok[0]!.bytes)).status, 200, 'served again once the queue drains');
 });
 
-test('SIGTERM: in-flight requests finish with 200, then the model is freed and exit(0)', async () => {
+const port = () => Number(new URL(base).port);
+
+/** A raw TCP connection to the server. */
+function openConnection(): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port(), '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Whether the server still accepts new connections (false once its listener is closed). */
+function accepts(): Promise<boolean> {
+  return openConnection().then(
+    (s) => {
+      s.destroy();
+      return true;
+    },
+    () => false,
+  );
+}
+
+/** The HTTP answer read from `s` until the server closes it. */
+function answerOf(s: Socket) {
+  return new Promise<{ status: number; headers: Record<string, string>; body: string; text: string }>(
+    (resolve, reject) => {
+      let text = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        text += d;
+      });
+      s.once('error', reject);
+      s.once('close', () => {
+        const [head = '', body = ''] = text.split('\r\n\r\n');
+        const [statusLine = '', ...lines] = head.split('\r\n');
+        const headers: Record<string, string> = {};
+        for (const l of lines) {
+          const i = l.indexOf(':');
+          headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+        }
+        resolve({ status: Number(statusLine.split(' ')[1]), headers, body, text });
+      });
+    },
+  );
+}
+
+test('SIGTERM: in-flight requests finish with 200, a request arriving meanwhile gets 503 shutting-down, then the model is freed and exit(0)', async () => {
   let exited: number | null = null;
   let remove = () => {};
   const exitedP = new Promise<void>((resolve) => {
@@ -196,7 +264,21 @@ test('SIGTERM: in-flight requests finish with 200, then the model is freed and e
   // One request on the model, one waiting in its queue.
   const inFlight = ok.slice(1).map((im) => post(im.bytes, `?dicomId=${im.dicomId}`));
   while (predictor.pending < 2) await new Promise((r) => setTimeout(r, 2));
+  // A connection whose request has begun is not idle, so closing keeps it: the rest of its request
+  // arrives while the server closes.
+  const late = await openConnection();
+  late.write('POST /predict HTTP/1.1\r\nHost: x\r\n');
+  await new Promise((r) => setTimeout(r, 50));
   process.emit('SIGTERM', 'SIGTERM');
+  while (await accepts()) await new Promise((r) => setTimeout(r, 5));
+  const lateAnswer = answerOf(late);
+  late.write(`content-length: ${ok[0]!.bytes.length}\r\n\r\n`);
+  late.write(ok[0]!.bytes);
+  const a = await lateAnswer;
+  assert.is(a.status, 503, a.text);
+  assert.is(a.headers['retry-after'], '1');
+  assert.is(a.headers.connection, 'close');
+  assert.equal(JSON.parse(a.body), { error: 'shutting-down', message: 'the server is shutting down' });
   for (const r of await Promise.all(inFlight)) assert.is(r.status, 200);
   await exitedP;
   remove(); // uvu runs every file in one process: leave Ctrl-C to its default

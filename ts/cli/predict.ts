@@ -37,7 +37,7 @@ export const predictCommand: CommandModule<object, PredictArgv> = {
       const plan = predictorPlan(argv); // flags checked before the CSV is searched
       const id = argv.dicomId ?? argv.image.replace(/^.*[\\/]/, '').replace(/\.[^.]+$/, '');
       // the row keeps its RLE masks: a cell trained on RLE contours draws from them
-      const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id) : null;
+      const row = argv.chexmask ? await chexmaskRowFor(argv.chexmask, id, plan.minDice) : null;
       const p = await openPredictor(argv, plan);
       try {
         const r = await p.predict(argv.image, row);

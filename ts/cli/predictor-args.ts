@@ -3,12 +3,16 @@
  * serve`), and the predictor opened from them: which model (a model folder, or a run's trained cell),
  * which segmenter, where and how it runs, what an image may be.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { nonFileKind } from '../common/files.js';
+import { DEFAULT_MIN_DICE, JoinOptionsSchema } from '../data/chexmask.js';
 import type { ImageLimits } from '../images/input.js';
 import { openSegmenter } from '../segment/open.js';
 import { type ModelSource, resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
+import { UsageError } from './run-command.js';
 
 export interface PredictorArgv extends ImageLimitArgv {
   model: string;
@@ -18,6 +22,8 @@ export interface PredictorArgv extends ImageLimitArgv {
   allowUntrained?: boolean;
   device: 'auto' | 'cpu' | 'cuda';
   bf16?: boolean;
+  /** The CheXmask quality filter for `--chexmask` (both commands pick an id's row by it). */
+  minDice: number;
   /** serve only: the most requests that go through the models together. */
   maxBatch?: number;
 }
@@ -49,6 +55,12 @@ export function predictorOptions<T>(y: Argv<T>) {
       default: 'auto' as const,
       describe: 'where to run',
     })
+    .option('min-dice', {
+      type: 'number',
+      default: DEFAULT_MIN_DICE,
+      describe:
+        'CheXmask quality filter for --chexmask: a row whose Dice RCA (Mean) is below this is refused, and of an id with several rows the first one passing it is used',
+    })
     .option('bf16', {
       type: 'boolean',
       describe:
@@ -61,14 +73,36 @@ export interface PredictorPlan {
   /** The model `--model` / `--checkpoint` name (a cell brings its run's model folder and contour settings). */
   source: ModelSource;
   imageLimits: ImageLimits;
+  minDice: number;
 }
 
-/** @throws {UsageError|ConfigError} a bad image-limit flag, or a model that is neither folder nor cell. */
+/**
+ * @throws {UsageError|ConfigError} a bad image-limit or `--min-dice` flag, a `--checkpoint` that is not a
+ *   readable file, or a model that is neither folder nor cell.
+ */
 export function predictorPlan(argv: PredictorArgv): PredictorPlan {
+  // the library's own range: NaN would refuse every row and -1 accept every one
+  if (!JoinOptionsSchema.shape.minDice.safeParse(argv.minDice).success) {
+    throw new UsageError(`--min-dice ${argv.minDice}: expected a Dice RCA (Mean) from 0 to 1`);
+  }
+  if (argv.checkpoint !== undefined) checkCheckpoint(argv.checkpoint);
   return {
     imageLimits: imageLimitsFrom(argv),
     source: resolveModelSource(argv.model, argv.checkpoint ?? null),
+    minDice: argv.minDice,
   };
+}
+
+/** A missing or unreadable checkpoint is named here, not by the native loader after the slow work. */
+function checkCheckpoint(file: string): void {
+  try {
+    const kind = nonFileKind(statSync(file));
+    if (kind) throw new UsageError(`--checkpoint ${file}: not a regular file (${kind})`);
+    accessSync(file, constants.R_OK);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--checkpoint ${file}: cannot read it (${(e as NodeJS.ErrnoException).code})`);
+  }
 }
 
 /**

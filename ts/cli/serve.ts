@@ -16,7 +16,6 @@ import { runCommand, UsageError } from './run-command.js';
 
 export interface ServeArgv extends PredictorArgv {
   chexmask?: string;
-  minDice: number;
   host: string;
   port: number;
   maxQueue: number;
@@ -40,11 +39,6 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       .option('chexmask', {
         type: 'string',
         describe: 'CheXmask CSV: requests with ?dicomId= use that row (indexed once at start)',
-      })
-      .option('min-dice', {
-        type: 'number',
-        default: 0.7,
-        describe: 'CheXmask quality filter for --chexmask',
       })
       .option('host', {
         type: 'string',
@@ -113,7 +107,7 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       const plan = predictorPlan(argv); // checked before the CheXmask CSV is indexed
       const chexmask = argv.chexmask
         ? await ChexmaskIndex.build(argv.chexmask, {
-            minDice: argv.minDice,
+            minDice: plan.minDice,
             keepRle: plan.source.overlay?.source === 'rle',
           })
         : null;
@@ -123,7 +117,8 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         chexmask,
         bodyLimit,
         maxQueue: argv.maxQueue,
-        logger: argv.log === 'silent' ? false : { level: argv.log },
+        // stdout carries only the listening line (a supervisor reads the port from it)
+        logger: argv.log === 'silent' ? false : { level: argv.log, stream: process.stderr },
       });
       closeOnSignals(app, { graceMs: argv.grace * 1000 });
       await app.listen({ host: argv.host, port: argv.port });

@@ -217,9 +217,13 @@ export function sizeRowFromImage(
   return { ...rest, height, width };
 }
 
+/** The paper's CheXmask quality filter: rows with `Dice RCA (Mean)` below it are refused. */
+export const DEFAULT_MIN_DICE = 0.7;
+
 export const JoinOptionsSchema = z
   .object({
-    minDice: z.number().min(0).max(1).default(0.7),
+    /** The quality threshold in [0, 1], also ChexmaskIndex's (NaN would refuse every row, -1 accept every row). */
+    minDice: z.number().min(0).max(1).default(DEFAULT_MIN_DICE),
     /**
      * The contour source the rows are for. 'landmarks': the RLE cells are only looked at for emptiness
      * (validateRle and keepRle default to false). 'rle': the RLE cells are kept (keepRle defaults to

@@ -11,13 +11,16 @@
  * positioned read of one row plus its parse — far below one model call.
  */
 import { type FileHandle, open } from 'node:fs/promises';
+import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { statRegularFile } from '../common/files.js';
+import { parseOptions } from '../common/options.js';
 import {
   type ChexmaskRow,
   chexmaskColumnIndex,
   claimsId,
   diceOf,
+  JoinOptionsSchema,
   parseChexmaskRecord,
 } from '../data/chexmask.js';
 import { isGzip } from '../data/csv.js';
@@ -25,7 +28,10 @@ import { CsvScanner, KEEP } from '../data/csvscan.js';
 
 /** Options of `ChexmaskIndex.build`. */
 export interface ChexmaskIndexOptions {
-  /** Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). Default 0.7. */
+  /**
+   * Rows with `Dice RCA (Mean)` below this are refused at lookup (reason `low-dice`). In [0, 1]; default
+   * 0.7, as in joinChexmask.
+   */
   minDice?: number;
   /** Keep the RLE cells in looked-up rows (needed by the `rle` contour source). Default false. */
   keepRle?: boolean;
@@ -34,6 +40,15 @@ export interface ChexmaskIndexOptions {
   /** Called every 10,000 rows while the index is built. */
   onProgress?: (rowsRead: number) => void;
 }
+
+/** The options' schema (the callback aside): minDice is joinChexmask's, so both filter alike. */
+const IndexOptionsSchema = z
+  .object({
+    minDice: JoinOptionsSchema.shape.minDice,
+    keepRle: z.boolean().default(false),
+    idColumn: z.string().optional(),
+  })
+  .strict();
 
 /** What building the index read. */
 export interface ChexmaskIndexSummary {
@@ -94,9 +109,20 @@ export class ChexmaskIndex {
     readonly summary: ChexmaskIndexSummary,
   ) {}
 
-  /** Builds the index in one streaming pass. A gzipped CSV is refused: offsets need the plain file. */
+  /**
+   * Builds the index in one streaming pass. A gzipped CSV is refused: offsets need the plain file.
+   * @throws {TypeError|RangeError} (rejects) an unknown option or a bad option value (`minDice`
+   *   outside [0, 1]), naming it (parseOptions).
+   * @throws {DataError} (rejects) the CSV cannot be read or is not a CheXmask CSV, naming the file.
+   */
   static async build(csvPath: string, options: ChexmaskIndexOptions = {}): Promise<ChexmaskIndex> {
     const t0 = performance.now();
+    const { onProgress: _p, ...schemaOptions } = options;
+    const {
+      minDice,
+      keepRle,
+      idColumn: wantedIdColumn,
+    } = parseOptions(IndexOptionsSchema, schemaOptions, 'ChexmaskIndex.build');
     await statRegularFile(csvPath); // a FIFO would block the open below
     const file = await open(csvPath, 'r').catch((e: NodeJS.ErrnoException) => {
       throw new DataError('missing-file', `cannot open: ${e.code ?? e.message}`, { file: csvPath });
@@ -116,9 +142,8 @@ export class ChexmaskIndex {
       const header = csv.header;
       let idColumn: string;
       let idIdx: number;
-      const minDice = options.minDice ?? 0.7;
       try {
-        const cols = chexmaskColumnIndex(header, csvPath, options.idColumn);
+        const cols = chexmaskColumnIndex(header, csvPath, wantedIdColumn);
         idColumn = cols.idColumn;
         idIdx = cols.id;
         // Only the id and Dice cells are decoded; the scanner steps over the rest at memchr speed.
@@ -160,7 +185,7 @@ export class ChexmaskIndex {
         idIdx,
         ids,
         table,
-        { minDice, keepRle: options.keepRle ?? false },
+        { minDice, keepRle },
         { rows: ids.size, duplicates, noId, seconds: (performance.now() - t0) / 1000 },
       );
     } catch (e) {

@@ -7,8 +7,8 @@
  *         maskSource: "chexmask" (the id's row), "segmenter" (predicted masks), or null (no masks:
  *         masked/delta null); overlayPng / masks: base64 PNGs on the model grid (masks: pixel value =
  *         region bits, 1 right lung, 2 left lung, 4 heart)
- *     400 bad image / empty body / malformed multipart or no file part / bad query
- *     404 no CheXmask row for the id · 413 body or file too large, too many parts
+ *     400 bad image / empty body / malformed multipart or no file part / bad query (naming the parameter)
+ *     404 no CheXmask row for the id · 413 body or file too large (at once), too many parts
  *     422 the id's row is unusable for this image · 503 queue full or shutting down (Retry-After: 1)
  *   GET /healthz  { status, kind, segmenter, pending, maxQueue, chexmaskRows }
  *   GET /metrics  Prometheus text: requests by route/status, latency histograms, queue depth, process
@@ -17,6 +17,7 @@
  * error goes to the log). Bodies are buffered only once admitted, so memory stays under
  * maxQueue × bodyLimit however many clients there are.
  */
+import { finished, type Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import Fastify, {
   type FastifyError,
@@ -71,6 +72,19 @@ export class HttpError extends Error {
 
 const TOO_MANY_PARTS = 'send one file part (and at most a few small fields)';
 const BAD_IMAGE = 'cannot decode the image (JPEG or PNG expected)';
+/**
+ * Room for a multipart body's framing beyond its file: boundaries, part headers and the 8 fields of
+ * ≤ 1 KiB the limits allow. A declared length over bodyLimit plus this cannot hold a file within it.
+ */
+const MULTIPART_OVERHEAD = 64 * 1024;
+
+const tooLarge = (bodyLimit: number) =>
+  new HttpError(413, 'too-large', `image body larger than ${bodyLimit} bytes`);
+
+/** The body is a multipart form (read by @fastify/multipart in the handler), whatever its parameters. */
+function isMultipartType(contentType: string | undefined): boolean {
+  return (contentType ?? '').split(';')[0]!.trim().toLowerCase() === 'multipart/form-data';
+}
 
 /** Data-layer refusals (DataError reasons) as client-facing answers; anything else is a 500. */
 function dataErrorToHttp(reason: string): HttpError {
@@ -108,7 +122,7 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
   const err = e as FastifyError & { reason?: unknown; validation?: unknown };
   if (err?.name === 'DataError' && typeof err.reason === 'string') return dataErrorToHttp(err.reason);
   if (err?.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || err?.code === 'FST_REQ_FILE_TOO_LARGE') {
-    return new HttpError(413, 'too-large', `image body larger than ${bodyLimit} bytes`);
+    return tooLarge(bodyLimit);
   }
   if (
     err?.code === 'FST_PARTS_LIMIT' ||
@@ -124,7 +138,7 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
   ) {
     return new HttpError(400, 'bad-multipart', 'malformed multipart/form-data body');
   }
-  if (err?.validation) return new HttpError(400, 'bad-request', err.message);
+  if (err?.validation) return new HttpError(400, 'bad-request', validationMessage(err));
   // A model call that fails because the server is closing (its predictor is being disposed).
   if (closing) return new HttpError(503, 'shutting-down', 'the server is shutting down');
   // fastify's own 4xx (bad content length, aborted body, …) carry fixed texts without server details.
@@ -134,16 +148,40 @@ function toHttpError(e: unknown, bodyLimit: number, closing: boolean): HttpError
   return new HttpError(500, 'internal', 'internal error');
 }
 
+/** ajv's message, except that an unknown query parameter is named (ajv says only "additional properties"). */
+function validationMessage(err: FastifyError): string {
+  const first = err.validation?.[0];
+  if (first?.keyword === 'additionalProperties') {
+    return `unknown query parameter "${(first.params as { additionalProperty: string }).additionalProperty}"`;
+  }
+  return err.message;
+}
+
+/**
+ * A file part's bytes. Past the limit it rejects at once with 413: busboy truncates the file but
+ * ends it only where its part ends, so waiting for the end (part.toBuffer) read the whole upload first.
+ */
+function readFilePart(file: Readable & { truncated?: boolean }, bodyLimit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (file.truncated) return reject(tooLarge(bodyLimit));
+    const chunks: Buffer[] = [];
+    file.once('limit', () => reject(tooLarge(bodyLimit)));
+    file.on('data', (c: Buffer) => chunks.push(c));
+    // an error, or a close before the end (the client went away), settles it too
+    finished(file, (err) => (err ? reject(err) : resolve(Buffer.concat(chunks))));
+  });
+}
+
 /**
  * The file part of a multipart request, buffered (its size bounded by the multipart limits). The
  * whole body is read, so that a second file is refused (busboy's files limit, 413) instead of dropped.
  */
-async function filePart(req: FastifyRequest): Promise<Buffer> {
+async function filePart(req: FastifyRequest, bodyLimit: number): Promise<Buffer> {
   let image: Buffer | null = null;
   for await (const part of req.parts()) {
     if (part.type !== 'file') continue;
     if (image) throw new HttpError(413, 'too-many-parts', TOO_MANY_PARTS);
-    image = await part.toBuffer();
+    image = await readFilePart(part.file, bodyLimit);
   }
   if (!image)
     throw new HttpError(400, 'no-file', 'the multipart body has no file part (send the image as a file)');
@@ -205,7 +243,8 @@ function newFastify(options: ServiceOptions, bodyLimit: number): FastifyInstance
     bodyLimit,
     requestTimeout: options.requestTimeoutMs ?? 60_000,
     logger: options.logger ?? false,
-    return503OnClosing: true,
+    // closing is answered by our own hook (addShutdownHooks): the documented 503 body and Retry-After
+    return503OnClosing: false,
     // A misspelt query parameter is a 400, not silently dropped (fastify's default strips it).
     ajv: { customOptions: { removeAdditional: false } },
   });
@@ -269,9 +308,24 @@ const PREDICT_QUERY = {
   additionalProperties: false,
 };
 
+/**
+ * Before admission: a multipart body declared too large to hold a file within the limit is refused
+ * unread (fastify checks raw bodies itself, but leaves multipart to the handler). Any other body is
+ * the image whatever its content type, so a type fastify cannot parse (`jpeg`, `image/jpeg, image/png`)
+ * is dropped rather than answered 415.
+ */
+function checkBody(req: FastifyRequest, bodyLimit: number): void {
+  const type = req.headers['content-type'];
+  if (!isMultipartType(type)) {
+    if (type !== undefined) delete req.raw.headers['content-type'];
+    return;
+  }
+  if (Number(req.headers['content-length']) > bodyLimit + MULTIPART_OVERHEAD) throw tooLarge(bodyLimit);
+}
+
 /** The image of a /predict request: a non-empty JPEG or PNG body or file part. */
-async function requestImage(req: FastifyRequest): Promise<Buffer> {
-  const image = req.isMultipart() ? await filePart(req) : req.body;
+async function requestImage(req: FastifyRequest, bodyLimit: number): Promise<Buffer> {
+  const image = req.isMultipart() ? await filePart(req, bodyLimit) : req.body;
   if (!Buffer.isBuffer(image) || image.length === 0) {
     throw new HttpError(400, 'empty-body', 'send the image bytes as the request body');
   }
@@ -284,6 +338,7 @@ async function requestImage(req: FastifyRequest): Promise<Buffer> {
 function addPredictRoute(
   app: FastifyInstance,
   options: ServiceOptions,
+  bodyLimit: number,
   admission: Admission,
   metrics: ReturnType<typeof createMetrics>,
 ): void {
@@ -293,7 +348,7 @@ function addPredictRoute(
     {
       schema: { querystring: PREDICT_QUERY },
       // Admission before the body is read: a full queue answers 503 without buffering anything.
-      onRequest: async (req) => admission.admit(req.raw),
+      onRequest: [async (req) => checkBody(req, bodyLimit), async (req) => admission.admit(req.raw)],
       onResponse: async (req) => admission.release(req.raw),
       onRequestAbort: async (req) => admission.release(req.raw),
     },
@@ -306,7 +361,7 @@ function addPredictRoute(
       const extras = { overlay: on(req.query.overlay), masks: on(req.query.masks) };
       let job: Promise<Prediction>;
       try {
-        const image = await requestImage(req);
+        const image = await requestImage(req, bodyLimit);
         const row = dicomId ? await chexmask!.row(dicomId) : null;
         job = predictor.predict(image, row, extras) as Promise<Prediction>;
       } finally {
@@ -325,6 +380,11 @@ function addShutdownHooks(app: FastifyInstance, options: ServiceOptions, admissi
   // open until its keep-alive timeout.
   app.addHook('preClose', async () => {
     admission.closing = true;
+  });
+  // A request that arrives on an open connection while closing: the documented 503 (Retry-After,
+  // `{ error, message }`) from the error handler, before admission.
+  app.addHook('onRequest', async () => {
+    if (admission.closing) throw new HttpError(503, 'shutting-down', 'the server is shutting down');
   });
   app.addHook('onSend', async (_req, reply) => {
     if (admission.closing) reply.header('connection', 'close');
@@ -358,7 +418,7 @@ export function createServer(options: ServiceOptions): FastifyInstance {
   });
   addErrorAnswers(app, bodyLimit, admission);
   addStatusRoutes(app, options, admission, metrics);
-  addPredictRoute(app, options, admission, metrics);
+  addPredictRoute(app, options, bodyLimit, admission, metrics);
   addShutdownHooks(app, options, admission);
   return app;
 }
