@@ -1,13 +1,15 @@
 /**
  * BERT WordPiece (uncased) tokenizer for the text tower: tokenizer.json (Hugging Face format, written
  * by tools/export_biomedclip.py from vocab.txt) loaded with @huggingface/tokenizers. Output matches
- * open_clip's HFTokenizer: whitespace clean, `[CLS] … [SEP] [PAD]*`, truncated/padded to contextLength.
+ * open_clip's HFTokenizer (within what clean-text.ts ports): its 'whitespace' clean, `[CLS] … [SEP]
+ * [PAD]*`, truncated/padded to contextLength.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { ConfigError } from '../common/errors.js';
 import { readJsonFile } from '../common/io.js';
+import { cleanText } from './clean-text.js';
 import { readModelMeta } from './meta.js';
 
 /** The export's text tokenizer: the same ids as open_clip's HFTokenizer. */
@@ -16,26 +18,6 @@ export interface TextTokenizer {
   encode(texts: string[]): BigInt64Array;
   readonly contextLength: number;
   readonly padId: number;
-}
-
-const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
-
-function unescapeHtml(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, body: string) => {
-    if (body[0] === '#') {
-      const code =
-        body[1] === 'x' || body[1] === 'X'
-          ? Number.parseInt(body.slice(2), 16)
-          : Number.parseInt(body.slice(1), 10);
-      return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : m;
-    }
-    return NAMED[body.toLowerCase()] ?? m;
-  });
-}
-
-/** open_clip's 'whitespace' clean: html-unescape twice, collapse whitespace, trim (ftfy not applied). */
-export function cleanText(text: string): string {
-  return unescapeHtml(unescapeHtml(text)).trim().split(/\s+/).join(' ').trim();
 }
 
 /**
