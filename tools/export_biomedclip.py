@@ -10,7 +10,8 @@ open_clip_pytorch_model.bin, open_clip_config.json, vocab.txt. Nothing is downlo
 tower's BERT config is written locally (AutoConfig.from_pretrained on a local directory).
 
 Output (docs/contracts.md): clip.pt, tokenizer.json (+ tokenizer_config.json), model.json,
-reference.json + reference_*.bin blobs, and hf/ (local config + vocab used at export time).
+reference.json + reference_*.bin blobs, and hf/ (local config + vocab used at export time). It is
+written all or nothing (export_staging.py): a failed export leaves an existing --out as it was.
 
 The exported module is scripted, not traced: the image tower keeps its train/eval behaviour and
 has no baked-in device, and its parameters (`visual.*`) require grad so LibTorch can fine-tune it.
@@ -29,6 +30,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # export_staging.py beside this file
+from export_staging import staged_export  # noqa: E402
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -384,10 +388,18 @@ def main(argv=None):
     ap.add_argument("--ref-batch", type=int, default=2, help="images in the reference input")
     args = ap.parse_args(argv)
 
+    # everything is written into a temp folder beside --out, which replaces --out only once the export
+    # passed its checks: a failure leaves an existing export as it was (export_staging.py)
+    with staged_export(args.out) as staging:
+        export(args, staging)
+    log(f"wrote {args.out}/clip.pt, tokenizer.json, model.json, reference.json")
+    return 0
+
+
+def export(args, out: Path) -> None:
+    """Writes the export of `args` into the folder `out`, checking it against the open_clip model."""
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     hf_dir = out / "hf"
     hf_dir.mkdir(exist_ok=True)
 
@@ -470,8 +482,6 @@ def main(argv=None):
         "files": {"model": "clip.pt", "tokenizer": "tokenizer.json", "reference": "reference.json"},
     }
     (out / "model.json").write_text(json.dumps(meta, indent=1))
-    log(f"wrote {out}/clip.pt, tokenizer.json, model.json, reference.json")
-    return 0
 
 
 if __name__ == "__main__":

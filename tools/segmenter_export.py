@@ -8,7 +8,8 @@ Output: seg.pt (TorchScript; `segment(x)` maps normalised images [n,3,S,S] to pe
 [n,3,S,S] for right lung, left lung, heart; `forward` is the same), model.json (kind 'segmenter',
 preset, imageSize, mean/std: the classifier's preprocessing) and reference.json + reference_*.bin
 (Python outputs on fixed inputs, for the addon's parity tests). `seg_loss` is the training loss the
-addon implements (native/segmenter.cc); the parity tests import it from here.
+addon implements (native/segmenter.cc); the parity tests import it from here. The folder is written
+all or nothing (export_staging.py): a failed export leaves an existing --out as it was.
 """
 
 import argparse
@@ -20,6 +21,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # export_staging.py beside this file
+from export_staging import staged_export  # noqa: E402
 
 # Same preprocessing as the classifier (tools/export_biomedclip.py OPENAI_MEAN/STD).
 MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -148,11 +152,18 @@ def write_blob(out: Path, name: str, arr: np.ndarray) -> dict:
 
 
 def export(preset: str, out: Path, seed: int, ref_batch: int = 2) -> dict:
+    """Exports into a temp folder that replaces `out` once the export passed its parity check."""
+    with staged_export(out) as staging:
+        meta = _export_into(preset, staging, seed, ref_batch)
+    log(f"wrote {out}/seg.pt ({preset}, {meta['params'] / 1e6:.3f}M params), model.json, reference.json")
+    return meta
+
+
+def _export_into(preset: str, out: Path, seed: int, ref_batch: int) -> dict:
     p = PRESETS[preset]
     torch.manual_seed(seed)
     net = UNet(p["base"], p["depth"], p["stem"])
     scripted = torch.jit.script(Exported(net))
-    out.mkdir(parents=True, exist_ok=True)
     scripted.save(str(out / "seg.pt"))
     params = sum(t.numel() for t in net.parameters())
     s = p["image_size"]
@@ -184,7 +195,6 @@ def export(preset: str, out: Path, seed: int, ref_batch: int = 2) -> dict:
         "files": {"model": "seg.pt", "reference": "reference.json"},
     }
     (out / "model.json").write_text(json.dumps(meta, indent=1))
-    log(f"wrote {out}/seg.pt ({preset}, {params / 1e6:.3f}M params), model.json, reference.json")
     return meta
 
 

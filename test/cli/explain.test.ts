@@ -1,10 +1,12 @@
 /** `cxrmask explain`: PNG + JSON for an image with its CheXmask row; bad input named. */
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { preprocess } from '../../ts/images/preprocess.js';
 import { Classifier } from '../../ts/model/classifier.js';
+import { openModel } from '../../ts/model/open.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { tempDir } from '../data/helpers.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
@@ -106,6 +108,47 @@ test('explain writes the three-panel PNG and the numbers (zero-shot, IG, origina
     out,
   ]);
   assert.match(lone.err, /--chexmask and --id go together/);
+});
+
+test("explain preprocesses with the model's model.json size, mean and std, as predict does", async () => {
+  requireModel();
+  const syn = await synthesize({ out: tempDir(), n: 4, seed: 5, width: 160, height: 192 });
+  const image = join(syn.mimicRoot, syn.images[0]!.path);
+  // an export with its own normalisation (export --checkpoint takes it from preprocess_cfg)
+  const model = join(tempDir(), 'tiny-std');
+  cpSync(MODEL_DIR, model, { recursive: true });
+  const meta = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8'));
+  writeFileSync(
+    join(model, 'model.json'),
+    JSON.stringify({ ...meta, mean: [0.5, 0.5, 0.5], std: [0.1, 0.1, 0.1] }),
+  );
+  const out = join(tempDir(), 'ex.png');
+  const r = runCli(
+    ['explain', '--image', image, '--model', model, '--finding', 'Edema', '--method', 'gradient'].concat([
+      '--device',
+      'cpu',
+      '--out',
+      out,
+    ]),
+  );
+  assert.is(r.code, 0, r.err);
+  const score = JSON.parse(readFileSync(out.replace(/\.png$/, '.json'), 'utf8')).inputs[0].score;
+  // the score of the input the model scores (predict's path: preprocessFor(model.json))
+  const scoreWith = async (pre: Record<string, unknown>) => {
+    const pp = await preprocess(image, null, { preprocess: pre });
+    const m = await openModel({ modelDir: model, device: 'cpu' });
+    try {
+      return (await m.attribute(pp.original, 1, 3, { method: 'gradient' })).score[0];
+    } finally {
+      await m.dispose();
+    }
+  };
+  assert.is(
+    score,
+    await scoreWith({ preset: 'biomedclip', size: 224, mean: [0.5, 0.5, 0.5], std: [0.1, 0.1, 0.1] }),
+  );
+  // and not that of the preset's CLIP statistics (what explain used to give)
+  assert.is.not(score, await scoreWith({ preset: 'biomedclip' }));
 });
 
 test('explain --steps/--samples above their ceiling (or not a count) are usage errors, before any work', () => {

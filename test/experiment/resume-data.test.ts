@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import { dataFingerprint, fingerprintChanges } from '../../ts/experiment/fingerprint.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
 import { runContour } from '../../ts/service/model-source.js';
@@ -136,6 +137,19 @@ test('a cache recording its index row filters resumes a run recorded before cach
       /join setting rows: \{.*"requirePositive":false\} → \{.*"requirePositive":true\}/,
     );
   }
+});
+
+test('the CheXmask CSV path is not compared: a cache rebuilt by `cxrmask cache` (which now records it) still resumes', () => {
+  const before = dataFingerprint(keyed(fakeCache()));
+  const now = dataFingerprint(
+    keyed(fakeCache(), { build: { ...JOIN, chexmask: '/data/MIMIC-CXR-JPG.csv' } }),
+  );
+  assert.equal(fingerprintChanges(before, now), []);
+  const moved = dataFingerprint(keyed(fakeCache(), { build: { ...JOIN, chexmask: '/elsewhere/x.csv' } }));
+  assert.equal(fingerprintChanges(now, moved), []);
+  // the settings next to it still are
+  const other = dataFingerprint(keyed(fakeCache(), { build: { ...JOIN, requireMask: false } }));
+  assert.equal(fingerprintChanges(before, other), ['join setting requireMask: true → false']);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

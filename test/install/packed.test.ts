@@ -57,6 +57,7 @@ test('npm pack + npm install --engine-strict of the tarball into an empty projec
     'scripts/install.mjs',
     'tools/export_biomedclip.py',
     'tools/segmenter_export.py',
+    'tools/export_staging.py',
     'tools/requirements.txt',
     'CMakeLists.txt',
     'native/addon.cc',

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError } from '../../ts/common/errors.js';
+import { parseConfig } from '../../ts/experiment/config.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { openModel } from '../../ts/model/open.js';
@@ -19,6 +21,7 @@ import {
 } from '../../ts/model/prompts.js';
 import { loadTokenizer } from '../../ts/model/tokenizer.js';
 import { diagnostics } from '../../ts/native.js';
+import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { tempDir } from '../data/helpers.js';
 import { python } from '../explain/helpers.js';
 import { MODEL_DIR, ROOT, requireModel } from '../native/helpers.js';
@@ -275,6 +278,123 @@ test('openModel bf16: the zero-shot and linear-probe towers run under bf16 autoc
     await c.lp.dispose();
     await c.jft.dispose();
   }
+});
+
+test('openModel: calls made before dispose() complete with their results; later ones reject (zero-shot, head-only LP)', async () => {
+  requireModel();
+  const dir = tempDir();
+  const c = await checkpoints(dir);
+  const x = c.x;
+  const gradient = { method: 'gradient' as const };
+  try {
+    // what the calls must give, from models nobody disposes meanwhile
+    const ref = await openModel({ modelDir: MODEL_DIR, device: 'cpu' });
+    const zsP = await ref.predict(x, 2);
+    const zsA = await ref.attribute(x, 2, 2, gradient);
+    await ref.dispose();
+    const lpRef = await openModel({ modelDir: MODEL_DIR, checkpoint: c.lpCkpt, device: 'cpu' });
+    const lpA = await lpRef.attribute(x, 2, 2, gradient);
+    await lpRef.dispose();
+    const lpP = await c.lp.predict(c.feats, 2);
+
+    // zero-shot: the logit scale and the finding's prompts are needed after the tower's op
+    const zs = await openModel({ modelDir: MODEL_DIR, device: 'cpu' });
+    const p = zs.predict(x, 2);
+    const a = zs.attribute(x, 2, 2, gradient); // finding 2's prompts are encoded after dispose() was called
+    const freed = zs.dispose();
+    assert.equal(Array.from(await p), Array.from(zsP));
+    assert.equal(Array.from((await a).map), Array.from(zsA.map));
+    await freed;
+    await zs.predict(x, 2).then(
+      () => assert.unreachable(),
+      (e: Error) => assert.is(e.message, `the opened zero-shot model of ${MODEL_DIR} is disposed`),
+    );
+
+    // head-only linear probe: the head runs after the tower; the tower loaded or still loading
+    for (const warm of [true, false]) {
+      const lp = await openModel({ modelDir: MODEL_DIR, checkpoint: c.lpCkpt, device: 'cpu' });
+      if (warm) await lp.ready!();
+      const lpPending = lp.predict(x, 2);
+      const lpAttr = lp.attribute(x, 2, 2, gradient);
+      const gone = lp.dispose();
+      assert.equal(Array.from(await lpPending), Array.from(lpP), `warm ${warm}`);
+      assert.equal(Array.from((await lpAttr).map), Array.from(lpA.map), `warm ${warm}`);
+      await gone;
+      for (const late of [() => lp.predict(x, 2), () => lp.attribute(x, 2, 0), () => lp.ready!()])
+        await late().then(
+          () => assert.unreachable(),
+          (e: Error) => assert.is(e.message, `the opened model of ${c.lpCkpt} is disposed`),
+        );
+    }
+  } finally {
+    await c.lp.dispose();
+    await c.jft.dispose();
+  }
+});
+
+test('openModel: a finding that is not an integer in [0,5) is a RangeError for attribute and describe, whatever the kind', async () => {
+  requireModel();
+  const dir = tempDir();
+  const c = await checkpoints(dir);
+  try {
+    const x = c.x;
+    const message = (k: number) => `finding must be an integer in [0,5), got ${k}`;
+    const lp = await openModel({ modelDir: MODEL_DIR, checkpoint: c.lpCkpt, device: 'cpu' });
+    const jft = await openModel({ modelDir: MODEL_DIR, checkpoint: c.jftCkpt, device: 'cpu' });
+    const zs = await openModel({ modelDir: MODEL_DIR, device: 'cpu' });
+    for (const k of [1.5, -1, 5]) {
+      // it used to read bias[1.5] (undefined) and fail as "bias must be finite, got undefined"
+      await lp.attribute(x, 1, k).then(
+        () => assert.unreachable(),
+        (e: Error) => assert.ok(e instanceof RangeError && e.message === message(k), e.message),
+      );
+      for (const m of [lp, jft, zs])
+        assert.throws(
+          () => m.describe(k),
+          (e: Error) => e instanceof RangeError && e.message === message(k),
+          `${m.kind} describe(${k})`,
+        );
+    }
+    await Promise.all([lp.dispose(), jft.dispose(), zs.dispose()]);
+  } finally {
+    await c.lp.dispose();
+    await c.jft.dispose();
+  }
+});
+
+test('a prompt template without {finding} is refused by openModel and MaskingPredictor, as by the run config', async () => {
+  await openModel({ modelDir: MODEL_DIR, device: 'cpu', prompt: 'a chest X-ray showing {findings}' }).then(
+    () => assert.unreachable(),
+    (e: Error) =>
+      assert.ok(
+        e instanceof RangeError &&
+          e.message ===
+            `openModel option 'prompt': prompt must contain {finding}, got "a chest X-ray showing {findings}"`,
+        e.message,
+      ),
+  );
+  await openModel({ modelDir: MODEL_DIR, device: 'cpu', negativePrompt: 'no finding' }).then(
+    () => assert.unreachable(),
+    (e: Error) =>
+      assert.is(
+        e.message,
+        `openModel option 'negativePrompt': negativePrompt must contain {finding}, got "no finding"`,
+      ),
+  );
+  await MaskingPredictor.load({ modelDir: MODEL_DIR, device: 'cpu', prompt: 'no slot' }).then(
+    () => assert.unreachable(),
+    (e: Error) =>
+      assert.is(
+        e.message,
+        `MaskingPredictor.load option 'prompt': prompt must contain {finding}, got "no slot"`,
+      ),
+  );
+  assert.throws(
+    () => parseConfig({ data: { cache: 'c' }, zeroshot: { prompt: 'no slot' } }),
+    (e: Error) =>
+      e instanceof ConfigError &&
+      e.message.includes('zeroshot.prompt: must contain {finding}, got "no slot"'),
+  );
 });
 
 test.run();

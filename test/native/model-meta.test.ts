@@ -1,13 +1,14 @@
 /**
- * model.json's sizes are checked against the loaded model: an embedDim or a
- * contextLength that misstates the TorchScript export is refused at load, naming the file and the
- * field, instead of slicing embeddings wrongly or failing on the first prompt.
+ * model.json's sizes are checked against the loaded model: an embedDim, contextLength or imageSize
+ * that misstates the TorchScript export is refused at load, naming the file and the field, instead of
+ * slicing embeddings wrongly or failing on the first prompt or image.
  */
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError } from '../../ts/common/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { MODEL_DIR, requireModel } from './helpers.js';
@@ -62,6 +63,15 @@ test('a contextLength the text tower refuses, or that differs from the exported 
     ClipModel.load(short, { device: 'cpu' }),
     /model\.json: contextLength 32, but the exported tokenizer \(.*tokenizer_config\.json\) pads to 64/,
   );
+});
+
+test('an imageSize the image tower refuses is refused at load, naming model.json (not at the first image)', async () => {
+  const dir = misstated('size', { imageSize: 128 });
+  await refused(
+    ClipModel.load(dir, { device: 'cpu' }),
+    new RegExp(`^${dir}/model\\.json: imageSize 128: the image tower refuses 128×128 images \\(`),
+  );
+  await ClipModel.load(dir, { device: 'cpu' }).catch((e) => assert.instance(e, ConfigError));
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

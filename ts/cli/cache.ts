@@ -1,5 +1,6 @@
 /** `cxrmask cache`: index + CheXmask → decode-once preprocessed cache (original and masked from one decode). */
 
+import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, indexRowFilters, readIndex } from '../data/mimic.js';
@@ -106,6 +107,9 @@ const command: CommandModule<object, CacheArgv> = {
         entries,
         root: argv.root,
         chexmask: rows,
+        // recorded in cache.json: `segmenter eval` reads CheXmask's Dice RCA from it (absolute: it may
+        // run from another folder)
+        chexmaskCsv: resolve(argv.chexmask),
         // part of the cache key: another --min-dice or label policy builds another cache folder
         minDice: argv.minDice,
         labelPolicy: indexLabelPolicy(argv.index),

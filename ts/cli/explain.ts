@@ -104,7 +104,8 @@ const command: CommandModule<object, ExplainArgv> = {
       .option('preset', {
         choices: ['biomedclip', 'paper'] as const,
         default: 'biomedclip' as const,
-        describe: 'preprocessing',
+        describe:
+          "resize (biomedclip: shortest side + centre crop; paper: squash); size, mean and std are the model folder's",
       }) as unknown as Argv<ExplainArgv>,
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {

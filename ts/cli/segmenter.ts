@@ -1,8 +1,9 @@
 /** `cxrmask segmenter train|eval`: the lung/heart segmenter trained on and measured against CheXmask. */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../common/io.js';
 import type { Split } from '../data/mimic.js';
+import { fileSha256 } from '../experiment/segmenter-quality.js';
 import { openCache } from '../images/cache.js';
 import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';
@@ -105,17 +106,25 @@ const command: CommandModule<object, SegmenterArgv> = {
             },
           });
           bar.stop();
-          await seg.load(join(argv.out, 'best.pt'));
-        } else {
-          await seg.load(argv.weights ?? join(argv.out, 'best.pt'));
         }
+        const weights = resolve(
+          argv.action === 'eval' && argv.weights ? argv.weights : join(argv.out, 'best.pt'),
+        );
+        await seg.load(weights);
         const report = await evaluateSegmenter(seg, cache, {
           split: argv.action === 'train' ? 'test' : argv.split,
           batchSize: argv.batchSize,
           chexmaskCsv: argv.chexmask ?? null,
           ...(argv.maxImages !== undefined ? { maxImages: argv.maxImages } : {}),
         });
-        writeJsonAtomic(join(argv.out, 'eval.json'), { ...report, cache: cache.digest, model: argv.model });
+        // the numbers belong to these weights: eval --weights X overwrites eval.json in place
+        writeJsonAtomic(join(argv.out, 'eval.json'), {
+          ...report,
+          cache: cache.digest,
+          model: argv.model,
+          weights,
+          weightsSha256: await fileSha256(weights),
+        });
         process.stdout.write(`${formatSegEval(report)}\n`);
       } finally {
         await seg.dispose();

@@ -21,7 +21,8 @@ import {
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { DataError, NativeError } from './errors.js';
+import { ConfigError, DataError, NativeError } from './errors.js';
+import { refuseNonFile } from './files.js';
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
@@ -181,10 +182,52 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 export function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
+    return parseJsonText(readFileSync(path, 'utf8')) as T;
   } catch (e) {
     throw new DataError('bad-json', `cannot read: ${(e as Error).message}`, { file: path });
   }
+}
+
+/** JSON.parse after a byte-order mark (Windows editors save one; JSON.parse refuses it). */
+function parseJsonText(text: string): unknown {
+  return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+}
+
+/**
+ * A JSON object file of settings (a model folder's model.json, tokenizer.json, …), with every way it
+ * can be unusable named by its path: a bare SyntaxError or `Cannot read properties of null` named none.
+ * @param what the file's role in messages (`model.json`, `tokenizer.json`).
+ * @param o.maxBytes refuse a larger file before reading it.
+ * @throws {DataError} `not-a-file`: a FIFO, device or folder (reading one blocks or never ends).
+ * @throws {ConfigError} it cannot be read, is over `maxBytes`, is not JSON, or holds no JSON object.
+ */
+export function readJsonFile(
+  path: string,
+  what: string,
+  o: { maxBytes?: number } = {},
+): Record<string, unknown> {
+  const st = refuseNonFile(path);
+  if (st && o.maxBytes !== undefined && st.size > o.maxBytes)
+    throw new ConfigError(`${path}: ${st.size} bytes, over the ${o.maxBytes} a ${what} may have`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(
+      `${path}: cannot read the ${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = parseJsonText(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: the ${what} is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ConfigError(
+      `${path}: the ${what} must hold a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+    );
+  return value as Record<string, unknown>;
 }
 
 /** null → NaN for numbers read back from JSON. */

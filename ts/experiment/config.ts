@@ -10,6 +10,7 @@ import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS, READER_RULES } from '../data/datasets/names.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
+import { promptTemplate } from '../model/options.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
 /** The two image variants a model is trained on: as given, and with the CheXmask contours drawn in. */
@@ -158,16 +159,9 @@ export const ConfigSchema = z
       .object({
         enabled: z.boolean().default(true),
         /** `{finding}` is replaced by the finding's text (FINDINGS name, lower-cased). */
-        prompt: z
-          .string()
-          .includes('{finding}', { message: 'must contain {finding}' })
-          .default(DEFAULT_PROMPT),
+        prompt: promptTemplate.default(DEFAULT_PROMPT),
         /** Negative prompt for the per-finding protocol; null = raw scaled cosine → sigmoid. */
-        negativePrompt: z
-          .string()
-          .includes('{finding}', { message: 'must contain {finding}' })
-          .nullable()
-          .default(DEFAULT_NEGATIVE_PROMPT),
+        negativePrompt: promptTemplate.nullable().default(DEFAULT_NEGATIVE_PROMPT),
         batchSize: positiveInt.default(64),
       })
       .strict()

@@ -43,9 +43,15 @@ export function fingerprintChanges(before: DataFingerprint, now: DataFingerprint
     out.push(`cache content differs (digest ${short(before.cacheDigest)} → ${short(now.cacheDigest)})`);
   const a = before.join ?? {};
   const b = now.join ?? {};
-  // a setting caches record since this run started (rows) was not recorded then: not compared
+  // a setting caches record since this run started (rows) was not recorded then: not compared;
+  // chexmask is where the rows were read from (a moved CSV, or a cache built before `cxrmask cache`
+  // recorded it); the rows themselves are in the cache digest above
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)]))
-    if (!(before.join && !(k in before.join)) && JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    if (
+      k !== 'chexmask' &&
+      !(before.join && !(k in before.join)) &&
+      JSON.stringify(a[k]) !== JSON.stringify(b[k])
+    )
       out.push(`join setting ${k}: ${JSON.stringify(a[k] ?? null)} → ${JSON.stringify(b[k] ?? null)}`);
   return out;
 }

@@ -37,6 +37,7 @@ export interface SegmenterQuality {
   } | null;
 }
 
+/** The first 16 hex digits of a file's SHA-256, read as a stream (results.json's and eval.json's `weightsSha256`). */
 export async function fileSha256(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);

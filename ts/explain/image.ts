@@ -13,7 +13,9 @@ import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { Geometry } from '../masks/geometry.js';
 import { regionMasksOnGrid } from '../masks/overlay.js';
 import type { Attribution, AttributionOptions } from '../model/attribution.js';
+import { preprocessFor } from '../model/backend-real.js';
 import { ATTRIBUTION_DEFAULTS } from '../model/defaults.js';
+import { readModelMeta } from '../model/meta.js';
 import { type OpenModelOptions, openModel } from '../model/open.js';
 import { attributionFigure, sharedScale } from './figure.js';
 import { massInside } from './measures.js';
@@ -28,6 +30,7 @@ export interface ExplainImageOptions {
   /** Index into FINDINGS. */
   finding: number;
   attribution: AttributionOptions;
+  /** How the image is resized (shortest side + centre crop, or squashed); size, mean and std are model.json's. */
   preset?: 'biomedclip' | 'paper';
   limits?: ImageLimits;
 }
@@ -66,7 +69,7 @@ export async function chexmaskRowOf(csv: string, id: string): Promise<ChexmaskRo
 
 /**
  * Explains finding `o.finding` of one image: reads and preprocesses the image (and, with its CheXmask
- * row, the masked input), opens the model, computes the attribution map of the finding's logit on
+ * row, the masked input) with the model's model.json size, mean and std, opens the model, computes the attribution map of the finding's logit on
  * each input in one call, and disposes of the model. Returns the figure as PNG bytes and the numbers:
  * the score of each input (IG: and its baseline score) and, with a row, the share of attribution mass
  * inside lungs ∪ heart and the share of the image those regions cover.
@@ -77,8 +80,11 @@ export async function chexmaskRowOf(csv: string, id: string): Promise<ChexmaskRo
  */
 export async function explainImage(o: ExplainImageOptions): Promise<ImageExplanation> {
   const k = o.finding;
+  // the model's own size and normalisation (model.json), as predict, serve and runs preprocess for it:
+  // otherwise the map explains another input than the one the model scores
+  const meta = readModelMeta(o.model.modelDir);
   const pp = await preprocess(o.image, o.row, {
-    preprocess: { preset: o.preset ?? 'biomedclip' },
+    preprocess: { preset: o.preset ?? 'biomedclip', ...preprocessFor(meta) },
     ...(o.limits ? { limits: o.limits } : {}),
   });
   const size = pp.geometry.outW;

@@ -35,6 +35,11 @@ export interface BuildCacheOptions {
   chexmask: Map<string, ChexmaskRow> | string | null;
   /** The id column of a CheXmask CSV path (the dataset adapter's); found from the header when unset. */
   chexmaskIdColumn?: string;
+  /**
+   * The CheXmask CSV that joined rows given as `chexmask` came from: recorded in cache.json
+   * (`build.chexmask`), where `segmenter eval` reads CheXmask's Dice RCA. Not part of the cache key.
+   */
+  chexmaskCsv?: string;
   /** Parent directory; the cache goes to out/<settings key>/. */
   out: string;
   preprocess?: PreprocessOptions;
@@ -67,6 +72,7 @@ const BuildCacheOptionsSchema = z
       'must be a CheXmask CSV path, joined rows (a Map) or null',
     ),
     chexmaskIdColumn: z.string().optional(),
+    chexmaskCsv: z.string().optional(),
     out: z.string(),
     /** Resolved by resolvePreprocess, overlay and imageLimits by their own schemas. */
     preprocess: z.unknown().optional(),
@@ -119,6 +125,7 @@ interface BuildSettings {
   root: string;
   chexmask: Map<string, ChexmaskRow> | string | null;
   chexmaskIdColumn?: string;
+  chexmaskCsv?: string;
   pp: ReturnType<typeof resolvePreprocess>;
   imageLimits: ResolvedImageLimits;
   contour: ReturnType<typeof contourPart>;
@@ -463,7 +470,7 @@ async function writeCacheFiles(
       minDice: b.minDice,
       labelPolicy: b.labelPolicy,
       requireMask: b.requireMask,
-      chexmask: typeof b.chexmask === 'string' ? b.chexmask : null,
+      chexmask: typeof b.chexmask === 'string' ? b.chexmask : (b.chexmaskCsv ?? null),
       rows: b.rows,
     },
   };

@@ -41,7 +41,10 @@ export interface CacheBuildSettings {
   minDice: number;
   labelPolicy: { uncertain: string; blank: string } | null;
   requireMask: boolean;
-  /** CheXmask CSV path, or null when the caller passed joined rows. */
+  /**
+   * The CheXmask CSV the rows came from (a path given to buildCache, or `chexmaskCsv` with joined
+   * rows); null when unknown. Where `segmenter eval` reads Dice RCA; not part of the cache key.
+   */
   chexmask: string | null;
   /**
    * The index's row filters, which decided which images it listed: null when the caller did not say

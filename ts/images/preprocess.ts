@@ -28,6 +28,7 @@ import {
   paintTable,
   type RegionMasks,
 } from '../masks/overlay.js';
+import { MAX_IMAGE_SIZE } from '../model/meta.js';
 import { checkedImage, type ImageLimits, resolveImageLimits } from './input.js';
 import { imageSource } from './source.js';
 
@@ -41,7 +42,7 @@ export const PreprocessOptionsSchema = z
   .object({
     /** biomedclip: shortest-side bicubic + centre crop + CLIP stats; paper: squash to size + ImageNet stats. */
     preset: z.enum(['biomedclip', 'paper']).default('biomedclip'),
-    size: z.number().int().min(16).max(2048).default(224),
+    size: z.number().int().min(16).max(MAX_IMAGE_SIZE).default(224),
     resize: z.enum(['shortest-crop', 'squash']).optional(),
     kernel: z.enum(['cubic', 'lanczos3', 'linear', 'mitchell', 'nearest']).default('cubic'),
     mean: Triple.optional(),

@@ -1,7 +1,9 @@
 /** BiomedCLIP towers over the native addon: validated, queued (one op at a time), disposable. */
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../common/errors.js';
+import { readJsonFile } from '../common/io.js';
 import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeClipModel } from '../native.js';
 import {
@@ -36,8 +38,10 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
    * Loads `<dir>/clip.pt` (TorchScript) on 'cpu' | 'cuda' | 'cuda:N' | 'auto' (default).
    * @throws {TypeError} (rejects) `dir` is not a non-empty string, or an unknown option.
    * @throws {RangeError} (rejects) a bad `device`.
-   * @throws {Error} (rejects) `<dir>/model.json` is missing or lacks a size field, its embedDim or
-   *   contextLength misstate the model (checkMetaAgainstModel), or the addon cannot be loaded.
+   * @throws {ConfigError} (rejects) `<dir>/model.json` is missing, unreadable or has a field missing or
+   *   out of range (readModelMeta), or its embedDim, contextLength or imageSize misstate the model
+   *   (checkMetaAgainstModel).
+   * @throws {Error} (rejects) the addon cannot be loaded.
    * @throws {NativeError} (rejects) LibTorch cannot load the file or the device (`ERR_TORCH`).
    */
   static async load(dir: string, options: ClipLoadOptions = {}): Promise<ClipModel> {
@@ -223,34 +227,44 @@ export class ClipModel extends NativeLifecycle<NativeClipModel> {
 
 /**
  * model.json's sizes, checked against the loaded model: one text of contextLength tokens must pass
- * the text tower and give embedDim numbers (the image tower projects to the same width), and the
- * tokenizer exported beside it must pad to the same length. A misstated embedDim would slice every
- * embedding wrongly; a misstated contextLength truncates prompts or fails on the first one.
+ * the text tower and give embedDim numbers (the image tower projects to the same width), one
+ * imageSize² image must pass the image tower, and the tokenizer exported beside it must pad to the
+ * same length. A misstated embedDim would slice every embedding wrongly; a misstated contextLength
+ * truncates prompts or fails on the first one; a misstated imageSize fails on the first image, in
+ * words that do not name model.json.
  */
 async function checkMetaAgainstModel(native: NativeClipModel, meta: ModelMeta, dir: string): Promise<void> {
   const file = join(dir, 'model.json');
   const L = meta.contextLength;
-  if (!Number.isInteger(L) || L < 2) throw new Error(`${file}: contextLength ${L} is not an integer ≥ 2`);
-  if (!Number.isInteger(meta.embedDim) || meta.embedDim < 1)
-    throw new Error(`${file}: embedDim ${meta.embedDim} is not a positive integer`);
+  if (L < 2) throw new ConfigError(`${file}: contextLength ${L} is not an integer ≥ 2`);
   const tokCfg = join(dir, 'tokenizer_config.json');
   if (existsSync(tokCfg)) {
-    const max = (JSON.parse(readFileSync(tokCfg, 'utf8')) as { model_max_length?: unknown }).model_max_length;
+    const max = readJsonFile(tokCfg, 'tokenizer_config.json').model_max_length;
     // Hugging Face writes ~1e30 when a tokenizer has no length of its own: nothing to compare then
     if (typeof max === 'number' && max < 1e6 && max !== L)
-      throw new Error(`${file}: contextLength ${L}, but the exported tokenizer (${tokCfg}) pads to ${max}`);
+      throw new ConfigError(
+        `${file}: contextLength ${L}, but the exported tokenizer (${tokCfg}) pads to ${max}`,
+      );
   }
-  const ids = new BigInt64Array(L).fill(BigInt(meta.padId ?? 0));
   let out: Float32Array;
   try {
-    out = await native.encodeText(ids, [1, L]);
+    out = await native.encodeText(new BigInt64Array(L).fill(BigInt(meta.padId ?? 0)), [1, L]);
   } catch (e) {
-    throw new Error(
+    throw new ConfigError(
       `${file}: contextLength ${L}: the text tower refuses ${L} tokens (${(e as Error).message})`,
     );
   }
   if (out.length !== meta.embedDim)
-    throw new Error(
+    throw new ConfigError(
       `${file}: embedDim ${meta.embedDim}, but the model's embeddings have ${out.length} numbers`,
     );
+  const s = meta.imageSize;
+  const shape = [1, 3, s, s];
+  try {
+    await native.encodeImage(holdImages(new Float32Array(3 * s * s), shape), shape, false);
+  } catch (e) {
+    throw new ConfigError(
+      `${file}: imageSize ${s}: the image tower refuses ${s}×${s} images (${(e as Error).message})`,
+    );
+  }
 }

@@ -1,8 +1,10 @@
 /** model.json, written by tools/export_biomedclip.py beside clip.pt (docs/contracts.md). */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
-import { refuseNonFile } from '../common/files.js';
+import { readJsonFile } from '../common/io.js';
+import { nonNegativeInt, rule } from '../common/options.js';
 
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;
@@ -27,8 +29,72 @@ export interface ModelMeta {
 }
 
 /**
+ * The largest image side preprocessing makes (images/preprocess.ts uses this one): a model.json asking
+ * for more would fail on every image, and its load-time probe would allocate S² floats for nothing.
+ */
+export const MAX_IMAGE_SIZE = 2048;
+
+/** A positive integer JS counts exactly (1e308 is an integer, but no size). */
+const count = rule<number>(
+  (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1,
+  (v) => `must be a positive integer, got ${String(v)}`,
+);
+
+const imageSize = rule<number>(
+  (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_IMAGE_SIZE,
+  (v) => `must be an integer from 1 to ${MAX_IMAGE_SIZE}, got ${String(v)}`,
+);
+
+/** Three finite numbers (`positive`: each > 0, a std divides by them). */
+const triple = (positive: boolean) =>
+  rule<[number, number, number]>(
+    (v) =>
+      Array.isArray(v) &&
+      v.length === 3 &&
+      v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0)),
+    (v) => `must be 3 finite numbers${positive ? ' > 0' : ''}, got ${JSON.stringify(v) ?? String(v)}`,
+  );
+
+/**
+ * The fields the models read (sizes, normalisation), checked when model.json is read: a wrong one
+ * used to pass the load and fail later without naming the file (an imageSize at the first image, a
+ * fractional padId as a BigInt error, std 0 as infinite inputs). Other fields pass as they are.
+ */
+const ModelMetaSchema = z.looseObject({
+  embedDim: count,
+  imageSize,
+  contextLength: count,
+  padId: nonNegativeInt.optional(),
+  mean: triple(false),
+  std: triple(true),
+});
+
+const SegmenterMetaSchema = z.looseObject({
+  imageSize,
+  mean: triple(false),
+  std: triple(true),
+});
+
+function readMetaJson(file: string): Record<string, unknown> {
+  return readJsonFile(file, 'model.json', { maxBytes: MAX_MODEL_JSON_BYTES });
+}
+
+/** model.json checked with `schema`; a field that fails is a ConfigError naming the file and the field. */
+function checkMeta<T>(file: string, raw: Record<string, unknown>, schema: z.ZodType): T {
+  const r = schema.safeParse(raw);
+  if (r.success) return r.data as T;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.map(String).join('.');
+  const problem = raw[field] === undefined ? 'is missing' : issue.message;
+  throw new ConfigError(`${file}: field ${field} ${problem}`, { cause: r.error });
+}
+
+/**
  * model.json of an exported model folder. A folder without one is the user's setting: a ConfigError
  * saying how to export a model.
+ * @throws {ConfigError} no model.json, or one that is not a JSON object, over 1 MiB, or has a size or
+ *   normalisation field missing or out of range (the message names the file and the field).
+ * @throws {DataError} `not-a-file`: model.json is a FIFO, device or folder.
  */
 export function readModelMeta(dir: string): ModelMeta {
   const p = join(dir, 'model.json');
@@ -38,14 +104,7 @@ export function readModelMeta(dir: string): ModelMeta {
         '`python tools/export_biomedclip.py --random-init tiny --out models/tiny` (or run scripts/setup.sh)',
     );
   }
-  const st = refuseNonFile(p);
-  if (st && st.size > MAX_MODEL_JSON_BYTES)
-    throw new Error(`${p}: ${st.size} bytes, over the ${MAX_MODEL_JSON_BYTES} a model.json may have`);
-  const meta = JSON.parse(readFileSync(p, 'utf8')) as ModelMeta;
-  for (const k of ['embedDim', 'imageSize', 'contextLength'] as const) {
-    if (typeof meta[k] !== 'number') throw new Error(`${p}: field ${k} is missing or not a number`);
-  }
-  return meta;
+  return checkMeta<ModelMeta>(p, readMetaJson(p), ModelMetaSchema);
 }
 
 export function modelFile(dir: string, meta: ModelMeta): string {
@@ -65,20 +124,23 @@ export interface SegmenterMeta {
   [k: string]: unknown;
 }
 
+/**
+ * model.json of a segmenter folder, checked as readModelMeta checks an export's.
+ * @throws {ConfigError} no model.json, or one that is not a segmenter's or has a field missing or out
+ *   of range (the message names the file and the field).
+ * @throws {DataError} `not-a-file`: model.json is a FIFO, device or folder.
+ */
 export function readSegmenterMeta(dir: string): SegmenterMeta {
   const p = join(dir, 'model.json');
   if (!existsSync(p)) {
-    throw new Error(
+    throw new ConfigError(
       `segmenter folder ${dir} has no model.json; export one with ` +
         '`python tools/segmenter_export.py --random-init unet-tiny --out models/seg-tiny` (or run scripts/setup.sh)',
     );
   }
-  const meta = JSON.parse(readFileSync(p, 'utf8')) as SegmenterMeta;
-  if (meta.kind !== 'segmenter') throw new Error(`${p}: kind is ${String(meta.kind)}, not 'segmenter'`);
-  if (typeof meta.imageSize !== 'number') throw new Error(`${p}: field imageSize is missing or not a number`);
-  for (const k of ['mean', 'std'] as const) {
-    const v = meta[k];
-    if (!Array.isArray(v) || v.length !== 3) throw new Error(`${p}: field ${k} must be 3 numbers`);
-  }
-  return meta;
+  const raw = readMetaJson(p);
+  // an export of another kind (a CLIP folder given as the segmenter) is named as such, not by its fields
+  if (raw.kind !== 'segmenter')
+    throw new ConfigError(`${p}: field kind is ${JSON.stringify(raw.kind) ?? 'missing'}, not 'segmenter'`);
+  return checkMeta<SegmenterMeta>(p, raw, SegmenterMetaSchema);
 }

@@ -19,7 +19,7 @@ import type { CheckpointHeader, ClassifierLike, ClipLike, ModelBackend, Tokenize
 import { realModelBackend } from './backend-real.js';
 import { classifierFor, MODEL_KINDS, type ModelKind, type TrainedKind } from './kinds.js';
 import { readModelMeta } from './meta.js';
-import { anObject, aString, deviceOption } from './options.js';
+import { anObject, deviceOption, promptTemplate } from './options.js';
 import {
   DEFAULT_NEGATIVE_PROMPT,
   DEFAULT_PROMPT,
@@ -40,7 +40,10 @@ export interface OpenModelOptions {
   kind?: ModelKind;
   /** 'auto' (default), 'cpu', 'cuda' or 'cuda:N'. */
   device?: string;
-  /** Zero-shot prompt templates (default DEFAULT_PROMPT / DEFAULT_NEGATIVE_PROMPT; null: no negative). */
+  /**
+   * Zero-shot prompt templates (default DEFAULT_PROMPT / DEFAULT_NEGATIVE_PROMPT; null: no negative).
+   * Each must contain `{finding}` (RangeError otherwise), as in a run config.
+   */
   prompt?: string;
   negativePrompt?: string | null;
   /**
@@ -68,8 +71,8 @@ export const MODEL_CHOICE = {
   checkpoint: nonEmptyString.nullable().optional(),
   kind: oneOf(MODEL_KINDS).optional(),
   device: deviceOption,
-  prompt: aString.optional(),
-  negativePrompt: aString.nullable().optional(),
+  prompt: promptTemplate.optional(),
+  negativePrompt: promptTemplate.nullable().optional(),
   backend: anObject.optional(),
 };
 
@@ -147,32 +150,75 @@ async function openZeroShot(
     if (own) await clip.dispose();
     throw e;
   }
+  // read once: the getter asks the native model, which a call still running after dispose() must not need
+  const scale = clip.logitScale;
   const predictFeatures = async (f: Float32Array, n: number) =>
-    zeroShotScores(f, n, bank, clip.logitScale)['per-finding'];
+    zeroShotScores(f, n, bank, scale)['per-finding'];
   const towerOptions = o.bf16 ? { bf16: true } : {};
   // Each finding's pair of prompts is encoded on its own, when first explained.
   const texts = new Map<number, Float32Array>();
+  const calls = new CallTracker(`the opened zero-shot model of ${o.modelDir}`);
   return {
     kind: 'zeroshot',
     device,
-    embed: (x, n) => clip.encodeImage(x, n, towerOptions),
-    predictFeatures,
-    predict: async (x, n) => predictFeatures(await clip.encodeImage(x, n, towerOptions), n),
-    attribute: async (x, n, k, options) => {
-      const attribute = need(clip.attribute, 'attribute', clip);
-      let text = texts.get(k);
-      if (!text) {
-        const pair = promptPair(prompts, k);
-        text = await clip.encodeText(tok.encode(pair), pair.length);
-        texts.set(k, text);
-      }
-      return attribute(x, n, text, withBf16(o.bf16, options));
-    },
+    embed: (x, n) => calls.run(() => clip.encodeImage(x, n, towerOptions)),
+    predictFeatures: (f, n) => calls.run(() => predictFeatures(f, n)),
+    predict: (x, n) => calls.run(async () => predictFeatures(await clip.encodeImage(x, n, towerOptions), n)),
+    attribute: (x, n, k, options) =>
+      calls.run(async () => {
+        const attribute = need(clip.attribute, 'attribute', clip);
+        let text = texts.get(k);
+        if (!text) {
+          const pair = promptPair(prompts, k);
+          text = await clip.encodeText(tok.encode(pair), pair.length);
+          texts.set(k, text);
+        }
+        return attribute(x, n, text, withBf16(o.bf16, options));
+      }),
     describe: (k) => zeroShotLogit(prompts, k),
     dispose: async () => {
+      await calls.close();
       if (own) await clip.dispose();
     },
   };
+}
+
+/**
+ * The calls an opened model has accepted: dispose() refuses new ones at once, then waits for these to
+ * settle before it frees anything (docs/contracts.md, Lifetimes). A call spans several native ops (the
+ * tower, then the head or the prompts), so the models' own queues cannot do this for it.
+ */
+class CallTracker {
+  private readonly pending = new Set<Promise<unknown>>();
+  private closed = false;
+  constructor(private readonly what: string) {}
+
+  get disposed(): boolean {
+    return this.closed;
+  }
+
+  /** Runs `call` now (its inputs are taken at the call), or rejects once disposed. */
+  run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`${this.what} is disposed`));
+    const p = call();
+    this.pending.add(p);
+    const done = () => this.pending.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Refuses new calls; resolves once the accepted ones have settled (their errors are their callers'). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.pending]);
+  }
+}
+
+/** Finding index `k` checked: an integer in [0, NUM_LABELS). */
+function checkFinding(k: number): number {
+  if (!(Number.isInteger(k) && k >= 0 && k < NUM_LABELS))
+    throw new RangeError(`finding must be an integer in [0,${NUM_LABELS}), got ${k}`);
+  return k;
 }
 
 /** Attribution options with the opened model's bf16 where they do not say it themselves. */
@@ -287,7 +333,7 @@ export interface OpenedClassifierOptions {
  */
 export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions): OpenedModel {
   const describe = (k: number) =>
-    `logit of ${FINDINGS[k]} (${o.kind === 'finetune' ? 'fine-tuned' : 'linear-probe'} classifier ${o.checkpoint})`;
+    `logit of ${FINDINGS[checkFinding(k)]} (${o.kind === 'finetune' ? 'fine-tuned' : 'linear-probe'} classifier ${o.checkpoint})`;
   if (!o.headOnly)
     return {
       kind: o.kind,
@@ -299,12 +345,21 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
         await clf.dispose();
       },
     };
+  return openedHead(clf, o, describe);
+}
+
+/** openedClassifier of a head-only classifier: the head over the image tower of `o.modelDir`. */
+function openedHead(
+  clf: ClassifierLike,
+  o: OpenedClassifierOptions,
+  describe: (k: number) => string,
+): OpenedModel {
   const modelDir = o.modelDir;
   if (!modelDir)
     throw new TypeError('openedClassifier: a head-only classifier needs modelDir (its image tower)');
   // The tower, loaded once on first use (a caller scoring stored features never needs it); none is
   // loaded after dispose(), and one that does not fit the head is refused (and freed).
-  let disposed = false;
+  const calls = new CallTracker(`the opened model of ${o.checkpoint}`);
   let loading: Promise<ClipLike> | null = null;
   const fits = (t: ClipLike): ClipLike => {
     if (o.inputDim !== undefined && t.embedDim !== o.inputDim)
@@ -323,7 +378,7 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
     }
   };
   const tower = (): Promise<ClipLike> => {
-    if (disposed) return Promise.reject(new Error(`the opened model of ${o.checkpoint} is disposed`));
+    if (calls.disposed) return Promise.reject(new Error(`the opened model of ${o.checkpoint} is disposed`));
     if (o.clip) return Promise.resolve(fits(o.clip));
     loading ??= load().catch((e) => {
       loading = null;
@@ -337,24 +392,32 @@ export function openedClassifier(clf: ClassifierLike, o: OpenedClassifierOptions
   return {
     kind: o.kind,
     device: o.device,
-    embed,
-    predictFeatures: (f, n) => clf.predict(f, n),
-    predict: async (x, n) => clf.predict(await embed(x, n), n),
-    attribute: async (x, n, k, options) => {
-      const t = await tower();
-      const attributeLinear = need(t.attributeLinear, 'attributeLinear', t);
-      weights ??= need(clf.headWeights, 'headWeights', clf)();
-      const { weight, bias } = await weights;
-      const d = t.embedDim;
-      if (!(k >= 0 && k < NUM_LABELS)) throw new RangeError(`finding must be in [0,${NUM_LABELS}), got ${k}`);
-      return attributeLinear(x, n, weight.subarray(k * d, (k + 1) * d), bias[k]!, withBf16(o.bf16, options));
-    },
+    embed: (x, n) => calls.run(() => embed(x, n)),
+    predictFeatures: (f, n) => calls.run(() => clf.predict(f, n)),
+    predict: (x, n) => calls.run(async () => clf.predict(await embed(x, n), n)),
+    attribute: (x, n, k, options) =>
+      calls.run(async () => {
+        checkFinding(k);
+        const t = await tower();
+        const attributeLinear = need(t.attributeLinear, 'attributeLinear', t);
+        weights ??= need(clf.headWeights, 'headWeights', clf)();
+        const { weight, bias } = await weights;
+        const d = t.embedDim;
+        return attributeLinear(
+          x,
+          n,
+          weight.subarray(k * d, (k + 1) * d),
+          bias[k]!,
+          withBf16(o.bf16, options),
+        );
+      }),
     describe,
-    ready: async () => {
-      await tower();
-    },
+    ready: () =>
+      calls.run(async () => {
+        await tower();
+      }),
     dispose: async () => {
-      disposed = true;
+      await calls.close();
       await clf.dispose();
       // a tower still loading is freed once it arrives; a borrowed one stays its owner's
       const t = loading ? await loading.catch(() => null) : null;

@@ -16,6 +16,7 @@ import {
   rule,
 } from '../common/options.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from './defaults.js';
+import { FINDING_SLOT } from './prompts.js';
 
 /** `device` of every model class. */
 export const deviceOption = or(deviceName, DEFAULT_DEVICE);
@@ -72,6 +73,16 @@ export const aString = rule<string>(
   (v) => `must be a string, got ${typeof v}`,
   'type',
 );
+
+/**
+ * A zero-shot prompt template: a string with `{finding}` in it. Without it (a typo such as
+ * `{findings}`) the five findings would get one and the same prompt; the run config and the API
+ * refuse it alike.
+ */
+export const promptTemplate = aString.refine((v) => v.includes(FINDING_SLOT), {
+  error: (iss) => `must contain ${FINDING_SLOT}, got ${JSON.stringify(iss.input)}`,
+  params: { kind: 'range' },
+});
 
 /** A function the caller hands in (a preprocess stand-in). */
 export const aFunction = rule<(...a: never[]) => unknown>(

@@ -9,12 +9,15 @@ export const DEFAULT_PROMPT = 'a chest X-ray showing {finding}';
 /** The zero-shot negative prompt; `{finding}` becomes the finding's text. */
 export const DEFAULT_NEGATIVE_PROMPT = 'a chest X-ray showing no {finding}';
 
+/** What a template's finding text replaces. */
+export const FINDING_SLOT = '{finding}';
+
 export function findingText(f: string): string {
   return f.toLowerCase();
 }
 
 export function fillPrompt(template: string, finding: string): string {
-  return template.split('{finding}').join(findingText(finding));
+  return template.split(FINDING_SLOT).join(findingText(finding));
 }
 
 /** The positive (and, with a negative template, negative) prompt of each finding, in FINDINGS order. */

@@ -1,11 +1,15 @@
 /**
  * BERT WordPiece (uncased) tokenizer for the text tower: tokenizer.json (Hugging Face format, written
  * by tools/export_biomedclip.py from vocab.txt) loaded with @huggingface/tokenizers. Output matches
- * open_clip's HFTokenizer: whitespace clean, `[CLS] … [SEP] [PAD]*`, truncated/padded to contextLength.
+ * open_clip's HFTokenizer (within what clean-text.ts ports): its 'whitespace' clean, `[CLS] … [SEP]
+ * [PAD]*`, truncated/padded to contextLength.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { ConfigError } from '../common/errors.js';
+import { readJsonFile } from '../common/io.js';
+import { cleanText } from './clean-text.js';
 import { readModelMeta } from './meta.js';
 
 /** The export's text tokenizer: the same ids as open_clip's HFTokenizer. */
@@ -16,44 +20,31 @@ export interface TextTokenizer {
   readonly padId: number;
 }
 
-const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0' };
-
-function unescapeHtml(s: string): string {
-  return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, body: string) => {
-    if (body[0] === '#') {
-      const code =
-        body[1] === 'x' || body[1] === 'X'
-          ? Number.parseInt(body.slice(2), 16)
-          : Number.parseInt(body.slice(1), 10);
-      return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : m;
-    }
-    return NAMED[body.toLowerCase()] ?? m;
-  });
-}
-
-/** open_clip's 'whitespace' clean: html-unescape twice, collapse whitespace, trim (ftfy not applied). */
-export function cleanText(text: string): string {
-  return unescapeHtml(unescapeHtml(text)).trim().split(/\s+/).join(' ').trim();
-}
-
 /**
  * Loads `tokenizer.json` of an export folder: BERT WordPiece, uncased, `[CLS] … [SEP]` padded with
  * `[PAD]` to the context length.
+ * @throws {ConfigError} tokenizer.json is missing, or it, tokenizer_config.json or model.json cannot
+ *   be read, is not a JSON object or not a tokenizer (the message names the file).
+ * @throws {DataError} `not-a-file`: one of them is a FIFO, device or folder.
  */
 export function loadTokenizer(dir: string, options: { contextLength?: number } = {}): TextTokenizer {
   const path = join(dir, 'tokenizer.json');
   if (!existsSync(path))
-    throw new Error(`${dir} has no tokenizer.json (export the model with tools/export_biomedclip.py)`);
-  const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    throw new ConfigError(`${dir} has no tokenizer.json (export the model with tools/export_biomedclip.py)`);
+  const json = readJsonFile(path, 'tokenizer.json');
   const cfgPath = join(dir, 'tokenizer_config.json');
-  const config = existsSync(cfgPath)
-    ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>)
-    : {};
+  const config = existsSync(cfgPath) ? readJsonFile(cfgPath, 'tokenizer_config.json') : {};
   const contextLength = options.contextLength ?? readModelMeta(dir).contextLength;
-  const tok = new Tokenizer(json, config);
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, config);
+  } catch (e) {
+    // the library's own message ("Tokenizer must contain a \"model\" property") names no file
+    throw new ConfigError(`${path}: not a tokenizer the library can load (${(e as Error).message})`);
+  }
   const id = (t: string): number => {
     const v = tok.token_to_id(t);
-    if (v === undefined) throw new Error(`${path}: vocabulary has no ${t}`);
+    if (v === undefined) throw new ConfigError(`${path}: vocabulary has no ${t}`);
     return v;
   };
   const padId = id('[PAD]');

@@ -84,6 +84,7 @@ export interface PredictorOptions {
   /** The kind the checkpoint must record (a ConfigError otherwise); default whatever it records, zeroshot without one. */
   kind?: PredictorKind;
   device?: 'auto' | 'cpu' | 'cuda';
+  /** Zero-shot prompt templates, as openModel's: each must contain `{finding}` (RangeError otherwise). */
   prompt?: string;
   negativePrompt?: string | null;
   /**

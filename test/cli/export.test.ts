@@ -1,0 +1,113 @@
+/**
+ * `cxrmask export` is all or nothing (tools/export_staging.py): a failed export over an existing one
+ * leaves its files byte for byte as they were (it used to write the new tokenizer first, and the old
+ * clip.pt with it still loaded and scored differently), and leaves no temp folder; a successful one
+ * replaces the export and keeps the files of --out it does not write.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readSegmenterMeta } from '../../ts/model/meta.js';
+import { tempDir } from '../data/helpers.js';
+import { python } from '../explain/helpers.js';
+import { MODEL_DIR, ROOT, requireModel } from '../native/helpers.js';
+import { runCli } from './helpers.js';
+
+const SEG_DIR = join(ROOT, 'models', 'seg-tiny');
+
+/** Every file under `dir` (relative path → SHA-256 of its bytes). */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      if (statSync(p).isDirectory()) walk(p);
+      else out[relative(dir, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** What sits beside `out` other than `out` itself (a temp or old folder left behind would show). */
+const besides = (out: string) => readdirSync(dirname(out)).filter((f) => f !== 'ckpt');
+
+test('a failed `export --checkpoint` over an existing export leaves it byte for byte as it was', () => {
+  requireModel();
+  const d = tempDir();
+  const out = join(d, 'exp');
+  cpSync(MODEL_DIR, out, { recursive: true });
+  writeFileSync(join(out, 'NOTES.txt'), 'mine\n');
+  const before = snapshot(out);
+  // A published-layout folder whose vocab.txt has the same tokens in another order and no weights
+  // file: the export fails at torch.load, after the tokenizer files are made.
+  const ck = join(d, 'ckpt');
+  mkdirSync(ck);
+  const config = {
+    model_cfg: {
+      embed_dim: 64,
+      vision_cfg: {
+        timm_model_name: 'vit_tiny_patch16_224',
+        timm_pool: '',
+        timm_proj: 'linear',
+        image_size: 224,
+      },
+      text_cfg: { hf_proj_type: 'mlp', hf_pooler_type: 'cls_last_hidden_state_pooler', context_length: 64 },
+    },
+    preprocess_cfg: {},
+  };
+  writeFileSync(join(ck, 'open_clip_config.json'), JSON.stringify(config));
+  const vocab = readFileSync(join(MODEL_DIR, 'hf', 'vocab.txt'), 'utf8')
+    .trim()
+    .split('\n');
+  writeFileSync(join(ck, 'vocab.txt'), `${[...vocab.slice(0, 5), ...vocab.slice(5).reverse()].join('\n')}\n`);
+  const r = runCli(['export', '--checkpoint', ck, '--out', out]);
+  assert.is(r.code, 1, r.err);
+  assert.match(r.err, /No such file or directory: '.*open_clip_pytorch_model\.bin'/);
+  assert.match(r.err, /error: the exporter failed \(exit 1\)/);
+  assert.equal(snapshot(out), before);
+  assert.equal(besides(out), ['exp']);
+});
+
+test('a segmenter export that fails after writing seg.pt leaves the existing one as it was', () => {
+  const d = tempDir();
+  const out = join(d, 'seg');
+  cpSync(SEG_DIR, out, { recursive: true });
+  const before = snapshot(out);
+  // seg_loss runs after seg.pt is saved and reloaded: a failure there is a failure mid-export
+  const script = [
+    'import sys',
+    `sys.path.insert(0, ${JSON.stringify(join(ROOT, 'tools'))})`,
+    'import segmenter_export as s',
+    'def boom(*a):',
+    '    raise RuntimeError("injected failure")',
+    's.seg_loss = boom',
+    's.main(["--random-init", "unet-tiny", "--out", sys.argv[1], "--seed", "7"])',
+  ].join('\n');
+  const r = spawnSync(python(), ['-c', script, out], { encoding: 'utf8' });
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /RuntimeError: injected failure/);
+  assert.equal(snapshot(out), before);
+  assert.equal(besides(out), ['seg']);
+});
+
+test('a successful export replaces the existing one and keeps the files of --out it does not write', () => {
+  const d = tempDir();
+  const out = join(d, 'seg');
+  cpSync(SEG_DIR, out, { recursive: true });
+  writeFileSync(join(out, 'NOTES.txt'), 'mine\n');
+  const before = snapshot(out);
+  const r = runCli(['export', '--segmenter', 'unet-tiny', '--out', out, '--seed', '7']);
+  assert.is(r.code, 0, r.err);
+  const after = snapshot(out);
+  assert.equal(Object.keys(after).sort(), Object.keys(before).sort());
+  assert.is(after['NOTES.txt'], before['NOTES.txt']);
+  assert.is.not(after['reference_logits.bin'], before['reference_logits.bin'], 'seed 7 wrote new weights');
+  assert.is(readSegmenterMeta(out).seed, 7);
+  assert.equal(besides(out), ['seg']);
+});
+
+test.run();
