@@ -3,7 +3,7 @@
  * so eval shows CheXmask's own Dice RCA next to its Dice without --chexmask; eval.json names the
  * weights it measured and their digest (eval --weights X overwrites it in place).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -73,6 +73,35 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
   assert.is(report.weights, weights);
   assert.is(report.weightsSha256, await fileSha256(weights));
   assert.match(report.weightsSha256, /^[0-9a-f]{16}$/);
+
+  // the CSV moved away after caching (the cache no longer needs it): eval still writes its report,
+  // without the RCA and saying why; a CSV named with --chexmask is read strictly
+  renameSync(csv, `${csv}.moved`);
+  const evalArgs = [
+    'segmenter',
+    'eval',
+    '--cache',
+    cacheDir,
+    '--model',
+    SEG,
+    '--out',
+    out,
+    '--split',
+    'train',
+    '--weights',
+    weights,
+  ];
+  const moved = ok([...evalArgs, '--batch-size', '8', '--device', 'cpu', '--no-progress']);
+  assert.match(
+    moved.out,
+    /Dice RCA: not shown, the CSV cache\.json records is gone \(.*MIMIC-CXR-JPG\.csv\); pass --chexmask/,
+  );
+  const again = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
+  assert.is(again.chexmaskDiceRca, null);
+  assert.is(again.chexmaskCsvMissing, csv);
+  const strict = runCli([...evalArgs, '--chexmask', csv, '--device', 'cpu', '--no-progress']);
+  assert.is(strict.code, 2);
+  assert.match(strict.err, /MIMIC-CXR-JPG\.csv/);
 });
 
 test.run();

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, ReasonCounter } from '../common/errors.js';
 import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
@@ -470,7 +470,9 @@ async function writeCacheFiles(
       minDice: b.minDice,
       labelPolicy: b.labelPolicy,
       requireMask: b.requireMask,
-      chexmask: typeof b.chexmask === 'string' ? b.chexmask : (b.chexmaskCsv ?? null),
+      // absolute: segmenter eval reads it from another working folder
+      chexmask:
+        typeof b.chexmask === 'string' ? resolve(b.chexmask) : b.chexmaskCsv ? resolve(b.chexmaskCsv) : null,
       rows: b.rows,
     },
   };

@@ -4,6 +4,7 @@
  * estimate for the same images (Dice RCA (Mean): reverse classification accuracy, its per-image
  * estimate of the Dice of its masks, read from the CheXmask CSV the cache was built from).
  */
+import { existsSync } from 'node:fs';
 import { joinChexmask } from '../data/chexmask.js';
 import type { Split } from '../data/mimic.js';
 import type { Cache } from '../images/cache.js';
@@ -21,6 +22,8 @@ export interface SegEvalReport {
   gridSize: number;
   /** CheXmask's Dice RCA (Mean) over the same images; null without the CSV. */
   chexmaskDiceRca: (Summary & { csv: string }) | null;
+  /** The CSV cache.json records when it is no longer there (moved or deleted since the cache was built). */
+  chexmaskCsvMissing?: string;
 }
 
 export async function evaluateSegmenter(
@@ -40,14 +43,27 @@ export async function evaluateSegmenter(
     hd[st] = summarize(scores.hd95[st]);
   }
   let rca: SegEvalReport['chexmaskDiceRca'] = null;
-  const csv = o.chexmaskCsv ?? cache.build.chexmask;
+  // the cache no longer needs its CSV (many GB): a recorded one that has gone leaves the RCA out, so a
+  // finished training still writes its evaluation; a CSV the caller names is read strictly
+  const recorded = o.chexmaskCsv ? null : cache.build.chexmask;
+  const missing = recorded && !existsSync(recorded) ? recorded : undefined;
+  const csv = o.chexmaskCsv ?? (missing ? null : recorded);
   if (csv) {
     const ids = idx.map((i) => cache.entries[i]!.dicomId);
     const { rows } = await joinChexmask(csv, ids, { minDice: 0 });
     const values = ids.map((id) => rows.get(id)?.diceMean ?? Number.NaN);
     rca = { ...summarize(values), csv };
   }
-  return { split, images: idx.length, dice, hd95: hd, gridSize: cache.size, chexmaskDiceRca: rca };
+  const report: SegEvalReport = {
+    split,
+    images: idx.length,
+    dice,
+    hd95: hd,
+    gridSize: cache.size,
+    chexmaskDiceRca: rca,
+  };
+  if (missing) report.chexmaskCsvMissing = missing;
+  return report;
 }
 
 /** The report as a small text table (one line per structure). */
@@ -60,6 +76,10 @@ export function formatSegEval(r: SegEvalReport): string {
   for (const st of STRUCTURES)
     lines.push(
       `${st.padEnd(11)} ${f(r.dice[st].mean)} (${f(r.dice[st].sd)})     ${f(r.hd95[st].median, 1)} (${f(r.hd95[st].mean, 1)})`,
+    );
+  if (r.chexmaskCsvMissing)
+    lines.push(
+      `CheXmask's own Dice RCA: not shown, the CSV cache.json records is gone (${r.chexmaskCsvMissing}); pass --chexmask`,
     );
   if (r.chexmaskDiceRca)
     lines.push(
