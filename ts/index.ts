@@ -37,7 +37,13 @@ export type {
 export { type DeviceSpec, type Diagnostics, setTf32, setThreads } from './native.js';
 
 // Data-layer helpers a service typically needs next to the predictor.
-export { type ChexmaskRow, type JoinOptions, type JoinSummary, joinChexmask } from './data/chexmask.js';
+export {
+  type ChexmaskRow,
+  chexmaskRowFor,
+  type JoinOptions,
+  type JoinSummary,
+  joinChexmask,
+} from './data/chexmask.js';
 export type { Landmarks, Region } from './data/landmarks.js';
 export { imagePath, type Split } from './data/mimic.js';
 export type { Geometry } from './masks/geometry.js';
@@ -110,7 +116,6 @@ export {
 export type { BatchCounts } from './service/batch-queue.js';
 export { createServer, HttpError, type ServiceOptions } from './service/http.js';
 export {
-  chexmaskRowFor,
   DEFAULT_MAX_BATCH,
   type FindingScores,
   type MaskSource,

@@ -118,7 +118,7 @@ test('predict --chexmask: the quality filter of serve (--min-dice, default 0.7) 
   );
   const unknown = predict('--chexmask', clean, '--dicom-id', 'nope');
   assert.is(unknown.code, 2, unknown.err);
-  assert.match(unknown.err, `error: ${clean}, id nope: no CheXmask row`);
+  assert.match(unknown.err, `error: ${clean}, id nope: no row with this dicom_id`);
   for (const v of ['1.5', '-0.1', 'x']) {
     const bad = predict('--chexmask', clean, '--min-dice', v);
     assert.is(bad.code, 2, bad.err);

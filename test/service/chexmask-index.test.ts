@@ -8,10 +8,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
-import { joinChexmask } from '../../ts/data/chexmask.js';
+import { chexmaskRowFor, joinChexmask } from '../../ts/data/chexmask.js';
 import { formatLandmarksFlat } from '../../ts/data/landmarks.js';
 import { ChexmaskIndex } from '../../ts/service/chexmask-index.js';
-import { chexmaskRowFor } from '../../ts/service/predictor.js';
 import { tempDir } from '../data/helpers.js';
 
 const HEADER = 'dicom_id,Dice RCA (Mean),Dice RCA (Max),Landmarks,Left Lung,Right Lung,Heart,Height,Width';

@@ -8,7 +8,8 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { ConfigError } from '../common/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
-import { chexmaskRowOf, explainImage } from '../explain/image.js';
+import { chexmaskRowFor } from '../data/chexmask.js';
+import { explainImage } from '../explain/image.js';
 import {
   ATTRIBUTION_METHOD_NAMES,
   ATTRIBUTION_METHODS,
@@ -117,7 +118,7 @@ const command: CommandModule<object, ExplainArgv> = {
       const limits = imageLimitsFrom(argv);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))
         throw new ConfigError('--chexmask and --id go together');
-      const row = argv.chexmask && argv.id ? await chexmaskRowOf(argv.chexmask, argv.id) : null;
+      const row = argv.chexmask && argv.id ? await chexmaskRowFor(argv.chexmask, argv.id) : null;
       const { png, numbers } = await explainImage({
         image: argv.image,
         row,

@@ -1,7 +1,7 @@
 /** `cxrmask overlay`: one image + its CheXmask row → a Figure-1-like picture (original | masked). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DataError } from '../common/errors.js';
-import { joinChexmask } from '../data/chexmask.js';
+import { chexmaskRowFor } from '../data/chexmask.js';
 import { checkFigurePath, renderFigure } from '../report/figure.js';
 import {
   checkOutputFile,
@@ -89,18 +89,7 @@ const command: CommandModule<object, OverlayArgv> = {
       } catch (e) {
         throw new UsageError(`--out ${(e as Error).message}`);
       }
-      const { rows, summary } = await joinChexmask(argv.chexmask, [argv.id], {
-        minDice: argv.minDice,
-        keepRle: argv.source === 'rle',
-        stopEarly: true,
-      });
-      const row = rows.get(argv.id);
-      if (!row) {
-        const why = summary.missing
-          ? 'no row with this dicom_id'
-          : (Object.values(summary.refused.examples).flat()[0] ?? 'row refused');
-        throw new DataError('no-chexmask', why, { file: argv.chexmask, id: argv.id });
-      }
+      const row = await chexmaskRowFor(argv.chexmask, argv.id, argv.minDice, argv.source === 'rle');
       const lung = color(argv.lungColor, 'lung-color');
       const heart = color(argv.heartColor, 'heart-color');
       const r = await renderFigure(

@@ -1,7 +1,7 @@
 /** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { FINDINGS } from '../common/labels.js';
-import { chexmaskRowFor } from '../service/predictor.js';
+import { chexmaskRowFor } from '../data/chexmask.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand, UsageError } from './run-command.js';
 

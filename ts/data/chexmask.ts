@@ -468,6 +468,39 @@ export async function joinChexmask(
   }
 }
 
+/**
+ * The CheXmask row of one image from a CheXmask CSV (streams the file up to the row), as `cxrmask
+ * predict`, `explain` and `overlay` read it. It is
+ * the row joinChexmask and ChexmaskIndex serve for the id (claimsId: its first row whose Dice passes
+ * `minDice`; the default is theirs and `cxrmask serve`'s, 0.7). `keepRle` (default true: one row's
+ * masks cost little) keeps the RLE masks, which a predictor drawing RLE contours (a cell trained on
+ * them) needs.
+ * @throws {TypeError|RangeError} (rejects) `minDice` outside [0, 1] (joinChexmask's option check).
+ * @throws {DataError} (rejects) naming the file and id: `unknown-id` (no row), `low-dice` (its rows are
+ *   below `minDice`), or the reason its row is malformed (`bad-landmarks`, `bad-row`, …); or
+ *   joinChexmask's whole-file reasons.
+ */
+export async function chexmaskRowFor(
+  csvPath: string,
+  dicomId: string,
+  minDice = DEFAULT_MIN_DICE,
+  keepRle = true,
+): Promise<ChexmaskRow> {
+  const { rows, summary } = await joinChexmask(csvPath, [dicomId], { minDice, keepRle, stopEarly: true });
+  const row = rows.get(dicomId);
+  if (row) return row;
+  const where = { file: csvPath, id: dicomId };
+  if (summary.missing) throw new DataError('unknown-id', 'no row with this dicom_id', where);
+  // Refused for their Dice alone, else for the defect of the row that passed (as ChexmaskIndex.row).
+  const reasons = Object.keys(summary.refused.counts).filter((r) => r !== 'duplicate');
+  const reason = reasons.find((r) => r !== 'low-dice') ?? 'low-dice';
+  // the example repeats the file and id that `where` puts in front
+  const example = (summary.refused.examples[reason]?.[0] ?? '')
+    .replace(`${csvPath}, `, '')
+    .replace(`, id ${dicomId}`, '');
+  throw new DataError(reason, `no usable CheXmask row (${example})`, where);
+}
+
 /** A cell's bytes hold a blank ASCII character (the trimming csv values get). */
 function isBlankByte(c: number): boolean {
   return c === 32 || (c >= 9 && c <= 13);

@@ -1,12 +1,5 @@
-/**
- * One image explained (`cxrmask explain`): the attribution map of one finding's logit on the image as
- * given and, with its CheXmask row, on the masked input; as a figure (image | map on the original |
- * map on the masked input, one colour scale) and as numbers (scores, share of attribution mass in
- * lungs ∪ heart). The model is any kind openModel opens.
- */
-import { DataError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
-import { type ChexmaskRow, joinChexmask } from '../data/chexmask.js';
+import type { ChexmaskRow } from '../data/chexmask.js';
 import type { ImageLimits } from '../images/input.js';
 import { preprocess } from '../images/preprocess.js';
 import { tensorToRgb } from '../images/tensor-rgb.js';
@@ -54,17 +47,6 @@ export interface ImageExplanation {
   /** The figure as PNG bytes. */
   png: Buffer;
   numbers: ExplanationNumbers;
-}
-
-/** The CheXmask row of `id` in `csv` (stops reading at it); DataError `no-chexmask` naming why not. */
-export async function chexmaskRowOf(csv: string, id: string): Promise<ChexmaskRow> {
-  const { rows, summary } = await joinChexmask(csv, [id], { stopEarly: true });
-  const row = rows.get(id);
-  if (row) return row;
-  const why = summary.missing
-    ? 'no row with this dicom_id'
-    : (Object.values(summary.refused.examples).flat()[0] ?? 'row refused');
-  throw new DataError('no-chexmask', why, { file: csv, id });
 }
 
 /**

@@ -19,10 +19,10 @@
 import { basename } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { ConfigError, DataError } from '../common/errors.js';
+import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
 import { flag, parseOptions } from '../common/options.js';
-import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, parseChexmaskRecord } from '../data/chexmask.js';
+import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
 import { type ImageLimits, resolveImageLimits } from '../images/input.js';
 import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
 import type { Geometry } from '../masks/geometry.js';
@@ -424,36 +424,4 @@ export class MaskingPredictor {
     await this.model.dispose();
     await this.segmenter?.dispose();
   }
-}
-
-/**
- * Convenience: the CheXmask row of one image from a CheXmask CSV (streams the file up to the row). It is
- * the row joinChexmask and ChexmaskIndex serve for the id (claimsId: its first row whose Dice passes
- * `minDice`; the default is theirs and `cxrmask serve`'s, 0.7). `keepRle` (default true: one row's
- * masks cost little) keeps the RLE masks, which a predictor drawing RLE contours (a cell trained on
- * them) needs.
- * @throws {TypeError|RangeError} (rejects) `minDice` outside [0, 1] (joinChexmask's option check).
- * @throws {DataError} (rejects) naming the file and id: `unknown-id` (no row), `low-dice` (its rows are
- *   below `minDice`), or the reason its row is malformed (`bad-landmarks`, `bad-row`, …); or
- *   joinChexmask's whole-file reasons.
- */
-export async function chexmaskRowFor(
-  csvPath: string,
-  dicomId: string,
-  minDice = DEFAULT_MIN_DICE,
-  keepRle = true,
-): Promise<unknown> {
-  const { rows, summary } = await joinChexmask(csvPath, [dicomId], { minDice, keepRle, stopEarly: true });
-  const row = rows.get(dicomId);
-  if (row) return row;
-  const where = { file: csvPath, id: dicomId };
-  if (summary.missing) throw new DataError('unknown-id', 'no CheXmask row', where);
-  // Refused for their Dice alone, else for the defect of the row that passed (as ChexmaskIndex.row).
-  const reasons = Object.keys(summary.refused.counts).filter((r) => r !== 'duplicate');
-  const reason = reasons.find((r) => r !== 'low-dice') ?? 'low-dice';
-  // the example repeats the file and id that `where` puts in front
-  const example = (summary.refused.examples[reason]?.[0] ?? '')
-    .replace(`${csvPath}, `, '')
-    .replace(`, id ${dicomId}`, '');
-  throw new DataError(reason, `no usable CheXmask row (${example})`, where);
 }
