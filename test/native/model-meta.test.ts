@@ -71,7 +71,10 @@ test('an imageSize the image tower refuses is refused at load, naming model.json
     ClipModel.load(dir, { device: 'cpu' }),
     new RegExp(`^${dir}/model\\.json: imageSize 128: the image tower refuses 128×128 images \\(`),
   );
-  await ClipModel.load(dir, { device: 'cpu' }).catch((e) => assert.instance(e, ConfigError));
+  await ClipModel.load(dir, { device: 'cpu' }).then(
+    () => assert.unreachable('a model.json imageSize the tower refuses was loaded'),
+    (e) => assert.instance(e, ConfigError),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

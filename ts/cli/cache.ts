@@ -2,7 +2,7 @@
 
 import { resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { joinChexmask } from '../data/chexmask.js';
+import { DEFAULT_MIN_DICE, joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, indexRowFilters, readIndex } from '../data/mimic.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
 
@@ -52,7 +52,7 @@ const command: CommandModule<object, CacheArgv> = {
         demandOption: true,
         describe: 'cache parent folder (the cache goes to OUT/<settings key>/)',
       })
-      .option('min-dice', { type: 'number', default: 0.7, describe: 'minimum Dice RCA (Mean)' })
+      .option('min-dice', { type: 'number', default: DEFAULT_MIN_DICE, describe: 'minimum Dice RCA (Mean)' })
       .option('preset', {
         choices: ['biomedclip', 'paper'] as const,
         default: 'biomedclip' as const,

@@ -36,15 +36,27 @@ function knownKeys(schema: z.ZodType): string[] | null {
   return schema instanceof z.ZodObject ? Object.keys(schema.shape) : null;
 }
 
+/** The first zod issue of `value` against `schema` and its dotted field path, or the parsed value. */
+export function firstIssue<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+):
+  | { ok: true; data: z.output<S> }
+  | { ok: false; field: string; issue: z.core.$ZodIssue; error: z.ZodError } {
+  const r = schema.safeParse(value);
+  if (r.success) return { ok: true, data: r.data };
+  const issue = r.error.issues[0]!;
+  return { ok: false, field: issue.path.map(String).join('.'), issue, error: r.error };
+}
+
 /**
  * An option object parsed with its schema (defaults filled in). `what` names the entry point in the
  * message: `unknown <what> option 'k'`, `<what> option '<path>': <problem>`.
  */
 export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
-  const r = schema.safeParse(input);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const at = issue.path.map(String).join('.');
+  const r = firstIssue(schema, input);
+  if (r.ok) return r.data;
+  const { issue, field: at } = r;
   if (issue.code === 'unrecognized_keys') {
     const names = issue.keys.map((k) => `'${at ? `${at}.` : ''}${k}'`).join(', ');
     const known = at ? null : knownKeys(schema);
@@ -58,10 +70,9 @@ export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, wha
 
 /** One named value (a positional argument) checked with a schema: `<name> must be …, got …`. */
 export function checkArg<S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  return fail(`${name} ${issue.message}`, issue, r.error);
+  const r = firstIssue(schema, value);
+  if (r.ok) return r.data;
+  return fail(`${name} ${r.issue.message}`, r.issue, r.error);
 }
 
 /** Human-readable list of zod issues, one per line: `  - path.to.field: message`. */
@@ -99,7 +110,7 @@ export function rule<T>(
 const got = (v: unknown) => String(v);
 
 export const positiveInt = rule<number>(
-  (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1,
+  (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1,
   (v) => `must be a positive integer, got ${got(v)}`,
 );
 

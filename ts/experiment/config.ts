@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
+import { DEFAULT_MIN_DICE } from '../data/chexmask.js';
 import { DATASETS, READER_RULES } from '../data/datasets/names.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
 import { promptTemplate } from '../model/options.js';
@@ -101,7 +102,7 @@ export const ConfigSchema = z
           /** vindr (also as a test dataset): how its radiologists' reads become one label; others ignore it. */
           readerRule: z.enum(READER_RULES).default('majority'),
           /** CheXmask quality filter (Dice RCA mean). */
-          minDice: z.number().min(0).max(1).default(0.7),
+          minDice: z.number().min(0).max(1).default(DEFAULT_MIN_DICE),
         },
         {
           error: (iss) =>

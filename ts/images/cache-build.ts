@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { DataError, ReasonCounter } from '../common/errors.js';
 import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
-import { type ChexmaskRow, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
+import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
 import { type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
 import {
   type ContourOptions,
@@ -78,7 +78,7 @@ const BuildCacheOptionsSchema = z
     preprocess: z.unknown().optional(),
     overlay: z.unknown().optional(),
     imageLimits: z.unknown().optional(),
-    minDice: or(z.number(), 0.7),
+    minDice: or(z.number(), DEFAULT_MIN_DICE),
     labelPolicy: or(z.custom<{ uncertain: string; blank: string } | null>(), null),
     rows: or(z.custom<CacheMeta['build']['rows']>(), null),
     requireMask: or(z.boolean(), true),

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { NUM_LABELS } from '../common/labels.js';
-import { parseOptions } from '../common/options.js';
+import { firstIssue, parseOptions } from '../common/options.js';
 import type { Split } from '../data/mimic.js';
 import {
   type ContourOptions,
@@ -352,12 +352,8 @@ const CacheMetaSchema = z.object({
  * `size` (224 → 225: one bit) would otherwise cut wrong planes out of the right records.
  */
 function checkMeta(dir: string, meta: CacheMeta): void {
-  const r = CacheMetaSchema.safeParse(meta);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    const field = issue.path.map(String).join('.');
-    throw damaged(dir, 'cache.json', issue.message, field);
-  }
+  const r = firstIssue(CacheMetaSchema, meta);
+  if (!r.ok) throw damaged(dir, 'cache.json', r.issue.message, r.field);
   const bad = (field: string, what: string) => damaged(dir, 'cache.json', what, field);
   if (meta.size !== meta.preprocess.size)
     throw bad('size', `${meta.size} ≠ preprocess.size ${meta.preprocess.size}`);

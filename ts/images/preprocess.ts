@@ -7,7 +7,12 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type ChexmaskRow, parseChexmaskRecord, sizeRowFromImage } from '../data/chexmask.js';
+import {
+  type ChexmaskRow,
+  DEFAULT_MIN_DICE,
+  parseChexmaskRecord,
+  sizeRowFromImage,
+} from '../data/chexmask.js';
 
 /** One CheXmask CSV record as column name → cell (e.g. from a service's own CSV reader). */
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
@@ -82,7 +87,7 @@ export function resolvePreprocess(opts: PreprocessOptions = {}): ResolvedPreproc
 
 /** The data settings that change which images a cache holds and with which labels. */
 export interface CacheDataSettings {
-  /** CheXmask quality filter the rows were joined with (default 0.7, as joinChexmask). */
+  /** CheXmask quality filter the rows were joined with (default DEFAULT_MIN_DICE, 0.7, as joinChexmask). */
   minDice?: number;
   /** The index's uncertain (-1) and blank label handling; null when not known (an index without summary). */
   labelPolicy?: { uncertain: string; blank: string } | null;
@@ -107,7 +112,7 @@ export function settingsKey(
     ...geom,
     thickness: contour.thickness,
     source: contour.source,
-    minDice: data.minDice ?? 0.7,
+    minDice: data.minDice ?? DEFAULT_MIN_DICE,
     labels,
   });
   return createHash('sha1').update(text).digest('hex').slice(0, 12);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { readJsonFile } from '../common/io.js';
-import { nonNegativeInt, rule } from '../common/options.js';
+import { firstIssue, nonNegativeInt, positiveInt, rule } from '../common/options.js';
 
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;
@@ -35,11 +35,6 @@ export interface ModelMeta {
 export const MAX_IMAGE_SIZE = 2048;
 
 /** A positive integer JS counts exactly (1e308 is an integer, but no size). */
-const count = rule<number>(
-  (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1,
-  (v) => `must be a positive integer, got ${String(v)}`,
-);
-
 const imageSize = rule<number>(
   (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_IMAGE_SIZE,
   (v) => `must be an integer from 1 to ${MAX_IMAGE_SIZE}, got ${String(v)}`,
@@ -61,9 +56,9 @@ const triple = (positive: boolean) =>
  * fractional padId as a BigInt error, std 0 as infinite inputs). Other fields pass as they are.
  */
 const ModelMetaSchema = z.looseObject({
-  embedDim: count,
+  embedDim: positiveInt,
   imageSize,
-  contextLength: count,
+  contextLength: positiveInt,
   padId: nonNegativeInt.optional(),
   mean: triple(false),
   std: triple(true),
@@ -81,12 +76,10 @@ function readMetaJson(file: string): Record<string, unknown> {
 
 /** model.json checked with `schema`; a field that fails is a ConfigError naming the file and the field. */
 function checkMeta<T>(file: string, raw: Record<string, unknown>, schema: z.ZodType): T {
-  const r = schema.safeParse(raw);
-  if (r.success) return r.data as T;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.map(String).join('.');
-  const problem = raw[field] === undefined ? 'is missing' : issue.message;
-  throw new ConfigError(`${file}: field ${field} ${problem}`, { cause: r.error });
+  const r = firstIssue(schema, raw);
+  if (r.ok) return r.data as T;
+  const problem = raw[r.field] === undefined ? 'is missing' : r.issue.message;
+  throw new ConfigError(`${file}: field ${r.field} ${problem}`, { cause: r.error });
 }
 
 /**
