@@ -63,7 +63,12 @@ bool BoolArg(const Napi::Value& v, const char* name) {
 
 std::string StringArg(const Napi::Value& v, const char* name) {
   if (!v.IsString()) throw ArgTypeError(v.Env(), std::string(name) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
+  std::string s = v.As<Napi::String>().Utf8Value();
+  // Paths and names go on as C strings, which end at a NUL: "a\0b.ckpt" would become "a".
+  if (s.find('\0') != std::string::npos) {
+    throw ArgTypeError(v.Env(), std::string(name) + " must not contain a NUL character");
+  }
+  return s;
 }
 
 }  // namespace cxrmask

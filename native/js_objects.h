@@ -48,6 +48,7 @@ Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);
 
 // Helpers shared by the wrappers.
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name);
+// A string without NUL characters (TypeError naming `name` otherwise).
 std::string StringArg(const Napi::Value& v, const char* name);
 bool BoolArg(const Napi::Value& v, const char* name);
 // Keys of an option object, read strictly: the TypeScript layer passes every key, so a missing

@@ -4,7 +4,7 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
-import { refuseNonFile } from '../common/files.js';
+import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
 import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
@@ -128,7 +128,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.
    */
   static readHeader(path: string): Promise<NativeClassifierHeader> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     try {
       refuseNonFile(path);
     } catch (e) {
@@ -286,17 +286,27 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
 
   /**
    * Whole trainable state: encoder + head weights, AdamW moments, step count — what resume needs. With
-   * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict.
-   * @throws {TypeError} (synchronously) `path` not a non-empty string, or an unknown option.
+   * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict. A symlink
+   * is written through: its target gets the file (docs/contracts.md, Checkpoints).
+   * @throws {TypeError} (synchronously) `path` not a non-empty string or holding a NUL, an unknown
+   *   option, or `weightsOnly` not a boolean.
    * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {DataError} (rejects) `not-a-file`: the path (or the link's target) is a FIFO, device,
+   *   socket or folder.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
+    let target: string;
+    try {
+      target = saveTarget(path); // the save renames over its path: never over a device, FIFO or link
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const stack = new Error('Classifier.save');
-    return this.queue.run(() => withJsStack(native.save(path, weightsOnly), stack));
+    return this.queue.run(() => withJsStack(native.save(target, weightsOnly), stack));
   }
 
   /**
@@ -309,7 +319,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.
    */
   load(path: string): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     try {
       refuseNonFile(path); // a FIFO would block the compute thread, a device never end
     } catch (e) {
