@@ -103,6 +103,19 @@ export const positiveInt = rule<number>(
   (v) => `must be a positive integer, got ${got(v)}`,
 );
 
+/** An integer from `lo` to `hi` (inclusive). */
+export const intInRange = (lo: number, hi: number) =>
+  rule<number>(
+    (v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi,
+    (v) => `must be an integer from ${lo} to ${hi}, got ${got(v)}`,
+  );
+
+/** The largest size or count the addon takes (native/js_objects.h kMaxCount: int32's range). */
+export const MAX_NATIVE_COUNT = 2 ** 31 - 1;
+
+/** A size or count handed to the addon (a label count, a feature width, a batch). */
+export const positiveCount = intInRange(1, MAX_NATIVE_COUNT);
+
 export const nonNegativeInt = rule<number>(
   (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0,
   (v) => `must be a non-negative integer, got ${got(v)}`,

@@ -9,7 +9,12 @@ import { ConfigError } from '../common/errors.js';
 import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DATASETS, READER_RULES } from '../data/datasets/names.js';
-import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
+import {
+  ATTRIBUTION_LIMITS,
+  CLASSIFIER_DEFAULTS,
+  DEFAULT_DEVICE,
+  SEGMENTER_DEFAULTS,
+} from '../model/defaults.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
 /** The two image variants a model is trained on: as given, and with the CheXmask contours drawn in. */
@@ -191,8 +196,8 @@ export const ConfigSchema = z
         /** Test images per model (evenly spaced over the test split's images with a positive finding). */
         images: positiveInt.default(8),
         method: z.enum(['gradient', 'smoothgrad', 'ig']).default('ig'),
-        steps: positiveInt.default(16),
-        samples: positiveInt.default(8),
+        steps: positiveInt.max(ATTRIBUTION_LIMITS.steps).default(16),
+        samples: positiveInt.max(ATTRIBUTION_LIMITS.samples).default(8),
       })
       .strict()
       .prefault({}),

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
-import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
+import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
   loadNative,
@@ -77,14 +77,18 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * A classifier over the image tower of `modelDir` (joint fine-tuning), or head-only over features of
    * `inputDim` when `modelDir` is absent (linear probing).
    * @throws {TypeError} (rejects) an unknown option, or `modelDir` not a non-empty string.
-   * @throws {RangeError} (rejects) `inputDim` missing/not a positive integer without `modelDir`, a bad
-   *   `numLabels`, `seed`, `device` or a negative/non-finite learning rate, weight decay or gradClip.
+   * @throws {RangeError} (rejects) `inputDim` missing without `modelDir`; `inputDim` or `numLabels` not an
+   *   integer from 1 to 2^31−1; a bad `seed` or `device`, or a negative/non-finite learning rate, weight
+   *   decay or gradClip.
    * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, its embedDim is not the
    *   image tower's width, or the addon cannot load.
    * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
    */
   static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
     const { modelDir, inputDim, ...o } = parseOptions(ClassifierCreateSchema, options, 'Classifier.create');
+    if (modelDir === null) checkArg(positiveCount, inputDim, 'inputDim (required without modelDir)');
+    // with a model, a given inputDim is checked against the tower's width: a count all the same
+    else if (inputDim !== undefined && inputDim !== null) checkArg(positiveCount, inputDim, 'inputDim');
     let imageSize: number | null = null;
     let embedDim: number | null = null;
     let modelPath: string | null = null;
@@ -93,8 +97,6 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
       imageSize = meta.imageSize;
       embedDim = meta.embedDim;
       modelPath = modelFile(modelDir, meta);
-    } else {
-      checkArg(positiveInt, inputDim, 'inputDim (required without modelDir)');
     }
     const native = await withJsStack(
       loadNative().Classifier.create({
