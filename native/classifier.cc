@@ -100,6 +100,8 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   std::lock_guard<std::mutex> lock(mu_);
   ApplyWorkerSettings(/*training=*/true);
   RequireFinite(labels_in, "labels");
+  // BCE targets are probabilities: a raw CheXpert -1 ("uncertain") would train towards nonsense.
+  RequireUnitInterval(labels_in, "labels");
   // A NaN/negative mask would poison the loss and, through the step, every weight.
   if (mask_in) {
     RequireFinite(*mask_in, "labelMask");

@@ -129,6 +129,34 @@ test('NaN input', async () => {
   await stillWorks();
 });
 
+test('labels outside [0, 1] (a raw CheXpert -1, a 5) are refused naming labels; soft labels train', async () => {
+  // Before: trained silently towards a BCE target of -1 or 5.
+  const c = await Classifier.create({ inputDim: 4, device: 'cpu', seed: 1 });
+  try {
+    const x = Float32Array.of(1, 2, 3, 4);
+    for (const [labels, got, at] of [
+      [Float32Array.of(0, 1, -1, 0, 1), '-1', 2],
+      [Float32Array.of(5, 0, 0, 0, 0), '5', 0],
+      [Float32Array.of(0, 0, 0, 0, 1.5), '1.5', 4],
+      [Float32Array.of(0, -0.25, 0, 0, 0), '-0.25', 1],
+    ] as const) {
+      const e = await expectReject(c.trainStep(x, 1, labels), /labels must be in \[0, 1\]/);
+      assert.instance(e, NativeError);
+      assert.is((e as NativeError).code, 'ERR_INVALID_ARG');
+      assert.is(
+        e.message,
+        `Classifier.trainStep: labels must be in [0, 1] (0/1, or soft labels between), got ${got} at index ${at}`,
+      );
+    }
+    assert.is(c.info.step, 0, 'a refused step moved the step count');
+    const soft = await c.trainStep(x, 1, Float32Array.of(0, 0.3, 1, 0.5, 0.999));
+    assert.ok(Number.isFinite(soft.loss) && soft.loss > 0);
+    assert.is(c.info.step, 1);
+  } finally {
+    c.dispose();
+  }
+});
+
 test('Classifier.create: numLabels and inputDim beyond int32 or not integers are refused, in TS and in the addon', async () => {
   // Before: 1e300 was cast from double to int64 in js_classifier.cc (undefined behaviour), giving
   // "IntArrayRef contains an int that cannot be represented as a SymInt" or "needs inputDim > 0".
