@@ -119,6 +119,13 @@ void SyncParentDir(const std::string& path) {
 }
 
 void SaveAtomically(torch::serialize::OutputArchive& ar, const std::string& path) {
+  // The rename below replaces whatever is at `path`. TS refuses a device, FIFO or folder before
+  // queueing and hands over a symlink's target; this holds for a path that changed since, and for
+  // direct addon calls (a symlink included: renaming over it would leave its target stale).
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    throw std::invalid_argument(path + " is not a regular file; refusing to write over it");
+  }
   const std::string tmp = TempPathFor(path);
   int err = 0;
   {

@@ -25,7 +25,9 @@ class IoError : public std::runtime_error {
 // Writes params (and the optimizer state when `optimizer` is given) into `ar`, then saves it
 // atomically: into `<path>.tmp-<pid>-<hex>` next to it, fsynced, renamed over `path`. On any write
 // error the temp file is removed, nothing appears under `path`, and IoError names the file and the
-// errno. Test-only: CXRMASK_FAULT_WRITE_BYTES=N makes the write fail with ENOSPC past N bytes.
+// errno. A `path` that exists and is not a regular file (a symlink, FIFO, device or folder) is
+// refused with std::invalid_argument before anything is written. Test-only:
+// CXRMASK_FAULT_WRITE_BYTES=N makes the write fail with ENOSPC past N bytes.
 void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& state,
                     torch::optim::AdamW* optimizer, const std::string& path);
 

@@ -100,6 +100,8 @@ StepResult Classifier::TrainStep(const ImageBatch& x_in, const at::Tensor& label
   std::lock_guard<std::mutex> lock(mu_);
   ApplyWorkerSettings(/*training=*/true);
   RequireFinite(labels_in, "labels");
+  // BCE targets are probabilities: a raw CheXpert -1 ("uncertain") would train towards nonsense.
+  RequireUnitInterval(labels_in, "labels");
   // A NaN/negative mask would poison the loss and, through the step, every weight.
   if (mask_in) {
     RequireFinite(*mask_in, "labelMask");
@@ -286,17 +288,33 @@ void Classifier::Load(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   torch::serialize::InputArchive ar;
   OpenCheckpoint(ar, path, device_, "classifier state");
-  auto read_int = [&](const char* key) {
+  // Header fields read with try_read: a foreign archive (a segmenter's state, clip.pt) lacks them,
+  // and ar.read's error names neither the file nor what it is.
+  auto field = [&](const char* key, bool (c10::IValue::*is)() const, const char* type) {
     c10::IValue v;
-    ar.read(key, v);
-    return v.toInt();
+    if (!ar.try_read(key, v)) {
+      throw std::invalid_argument(path + " is not a classifier checkpoint (no " + key + " field)");
+    }
+    if (!(v.*is)()) {
+      throw std::invalid_argument(path + " is not a classifier checkpoint (field " + key +
+                                  " is not " + type + ")");
+    }
+    return v;
   };
-  c10::IValue head_only_v, frozen_v;
-  ar.read("headOnly", head_only_v);
-  ar.read("freezeEncoder", frozen_v);
-  if (read_int("format") != kFormatVersion || head_only_v.toBool() != head_only() ||
-      read_int("inputDim") != input_dim_ || read_int("numLabels") != opts_.num_labels ||
-      frozen_v.toBool() != opts_.freeze_encoder) {
+  c10::IValue kind;
+  if (ar.try_read("kind", kind) && kind.isString() && kind.toStringRef() != "linear-probe" &&
+      kind.toStringRef() != "finetune") {
+    throw std::invalid_argument(path + " is not a classifier checkpoint (it records kind '" +
+                                kind.toStringRef() + "')");
+  }
+  const int64_t format = field("format", &c10::IValue::isInt, "an int").toInt();
+  const bool head_only_v = field("headOnly", &c10::IValue::isBool, "a bool").toBool();
+  const bool frozen_v = field("freezeEncoder", &c10::IValue::isBool, "a bool").toBool();
+  const int64_t input_dim = field("inputDim", &c10::IValue::isInt, "an int").toInt();
+  const int64_t num_labels = field("numLabels", &c10::IValue::isInt, "an int").toInt();
+  const int64_t step = field("step", &c10::IValue::isInt, "an int").toInt();
+  if (format != kFormatVersion || head_only_v != head_only() || input_dim != input_dim_ ||
+      num_labels != opts_.num_labels || frozen_v != opts_.freeze_encoder) {
     throw std::invalid_argument(path +
                                 " was saved by a classifier with another configuration "
                                 "(mode, inputDim, numLabels or freezeEncoder differ)");
@@ -308,7 +326,6 @@ void Classifier::Load(const std::string& path) {
   auto state = State();
   const std::vector<at::Tensor> incoming = ReadParams(ar, state, path);
   auto loaded = ReadOptimizer(ar, *optimizer_, opts_.lr_head, weights_only);
-  const int64_t step = read_int("step");
   CommitParams(state, incoming);
   if (loaded) optimizer_ = std::move(loaded);
   step_ = step;

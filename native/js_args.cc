@@ -1,5 +1,6 @@
 // Reading JS arguments and option objects for every wrapper (declared in js_objects.h): shapes,
 // strings, and option keys read strictly, with no default guessed on this side.
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,17 @@ double NumberKey(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+int64_t IntKey(const Napi::Object& o, const char* key, int64_t lo, int64_t hi) {
+  const double v = NumberKey(o, key);
+  // Checked as a double before the cast: a double outside int64's range (1e300, NaN) cast to
+  // int64 is undefined behaviour, not an error.
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || v != std::trunc(v)) {
+    throw ArgRangeError(o.Env(), std::string(key) + " must be an integer in [" +
+                                     std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return static_cast<int64_t>(v);
+}
+
 bool BoolKey(const Napi::Object& o, const char* key) {
   Napi::Value v = RequiredKey(o, key);
   if (!v.IsBoolean()) throw ArgTypeError(o.Env(), std::string(key) + " must be a boolean");
@@ -63,7 +75,12 @@ bool BoolArg(const Napi::Value& v, const char* name) {
 
 std::string StringArg(const Napi::Value& v, const char* name) {
   if (!v.IsString()) throw ArgTypeError(v.Env(), std::string(name) + " must be a string");
-  return v.As<Napi::String>().Utf8Value();
+  std::string s = v.As<Napi::String>().Utf8Value();
+  // Paths and names go on as C strings, which end at a NUL: "a\0b.ckpt" would become "a".
+  if (s.find('\0') != std::string::npos) {
+    throw ArgTypeError(v.Env(), std::string(name) + " must not contain a NUL character");
+  }
+  return s;
 }
 
 }  // namespace cxrmask

@@ -29,16 +29,14 @@ AttributionOptions ParseOptions(const Napi::Value& v, const std::vector<int64_t>
   } else {
     throw ArgRangeError(env, "method must be 'gradient', 'smoothgrad' or 'ig'");
   }
-  opts.samples = static_cast<int64_t>(NumberKey(o, "samples"));
+  opts.samples = IntKey(o, "samples", 1, kMaxCount);
   opts.sigma = NumberKey(o, "sigma");
-  opts.steps = static_cast<int64_t>(NumberKey(o, "steps"));
-  opts.batch = static_cast<int64_t>(NumberKey(o, "batch"));
-  opts.seed = static_cast<uint64_t>(NumberKey(o, "seed"));
+  opts.steps = IntKey(o, "steps", 1, kMaxCount);
+  opts.batch = IntKey(o, "batch", 1, kMaxCount);
+  opts.seed = static_cast<uint64_t>(IntKey(o, "seed", 0, kMaxSeed));
   opts.want_signed = BoolKey(o, "signed");
   opts.bf16 = BoolKey(o, "bf16");
-  if (opts.samples < 1 || opts.steps < 1 || opts.batch < 1 || !(opts.sigma >= 0)) {
-    throw ArgRangeError(env, "samples, steps and batch must be >= 1, sigma >= 0");
-  }
+  if (!(opts.sigma >= 0)) throw ArgRangeError(env, "sigma must be >= 0");
   Napi::Value b = RequiredKey(o, "baseline");
   if (!b.IsNull()) {
     auto copy = InputCopy::From(b, napi_float32_array, "baseline");
@@ -98,7 +96,7 @@ Napi::Value QueueClassifierAttribution(const Napi::CallbackInfo& info,
   std::vector<int64_t> shape;
   ImageBatch x = Images(info, &shape);
   AttributionOptions opts = ParseOptions(info[3], shape);
-  const auto label = static_cast<int64_t>(NumberKey(info[3].As<Napi::Object>(), "label"));
+  const int64_t label = IntKey(info[3].As<Napi::Object>(), "label", 0, kMaxCount);
   std::string device = model->device().str();
   auto* w = new AttributeWorker(
       info.Env(), "cxrmask.Classifier.attribute", device,
@@ -114,7 +112,7 @@ Napi::Value QueueClipAttribution(const Napi::CallbackInfo& info, std::shared_ptr
   AttributionOptions opts = ParseOptions(info[3], shape);
   auto o = info[3].As<Napi::Object>();
   auto text_copy = InputCopy::From(RequiredKey(o, "text"), napi_float32_array, "text");
-  const auto rows = static_cast<int64_t>(NumberKey(o, "textRows"));
+  const int64_t rows = IntKey(o, "textRows", 1, kMaxCount);
   if (rows < 1 || text_copy.length() % static_cast<size_t>(rows) != 0) {
     throw ArgRangeError(info.Env(), "text must hold textRows embeddings");
   }

@@ -72,8 +72,8 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     auto o = info[0].As<Napi::Object>();
     ClassifierOptions opts;
     opts.model_path = NullableStringKey(o, "modelPath").value_or("");
-    opts.input_dim = static_cast<int64_t>(NumberKey(o, "inputDim"));
-    opts.num_labels = static_cast<int64_t>(NumberKey(o, "numLabels"));
+    opts.input_dim = IntKey(o, "inputDim", 0, kMaxCount);
+    opts.num_labels = IntKey(o, "numLabels", 1, kMaxCount);
     opts.device = StringKey(o, "device");
     opts.lr_encoder = NumberKey(o, "lrEncoder");
     opts.lr_head = NumberKey(o, "lrHead");
@@ -81,8 +81,8 @@ class JsClassifier : public Napi::ObjectWrap<JsClassifier> {
     opts.freeze_encoder = BoolKey(o, "freezeEncoder");
     opts.grad_clip = NumberKey(o, "gradClip");
     opts.bf16 = BoolKey(o, "bf16");
-    opts.seed = static_cast<int64_t>(NumberKey(o, "seed"));
-    opts.image_size = static_cast<int64_t>(NumberKey(o, "imageSize"));
+    opts.seed = IntKey(o, "seed", 0, kMaxSeed);
+    opts.image_size = IntKey(o, "imageSize", 0, kMaxCount);
     auto* w = new CreateClassifierWorker(info.Env(), std::move(opts));
     w->Queue();
     return w->Promise();

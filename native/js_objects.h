@@ -6,6 +6,7 @@
 
 #include <napi.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,11 @@ struct AddonData {
   // instanceof it. Empty until then, and plain Errors are used.
   Napi::FunctionReference error_ctor;
 };
+
+// Bounds of the integers read with IntKey: sizes and counts within int32 (far above any real
+// model), seeds within the doubles that are exact integers (what TS's safe-integer check allows).
+constexpr int64_t kMaxCount = 2147483647;
+constexpr int64_t kMaxSeed = 9007199254740991;
 
 // Argument errors thrown synchronously keep their JS type and carry code 'ERR_INVALID_ARG', as
 // Node's own argument checks do, so callers can branch on the code whatever the class.
@@ -48,6 +54,7 @@ Napi::Object NewJsClassifier(Napi::Env env, std::shared_ptr<Classifier> model);
 
 // Helpers shared by the wrappers.
 std::vector<int64_t> ShapeArg(const Napi::Value& v, const char* name);
+// A string without NUL characters (TypeError naming `name` otherwise).
 std::string StringArg(const Napi::Value& v, const char* name);
 bool BoolArg(const Napi::Value& v, const char* name);
 // Keys of an option object, read strictly: the TypeScript layer passes every key, so a missing
@@ -55,6 +62,8 @@ bool BoolArg(const Napi::Value& v, const char* name);
 // Nullable readers take null as "none"; the others refuse it.
 Napi::Value RequiredKey(const Napi::Object& o, const char* key);
 double NumberKey(const Napi::Object& o, const char* key);
+// An integer in [lo, hi], range-checked before the cast to int64 (RangeError naming the key).
+int64_t IntKey(const Napi::Object& o, const char* key, int64_t lo, int64_t hi);
 bool BoolKey(const Napi::Object& o, const char* key);
 std::string StringKey(const Napi::Object& o, const char* key);
 std::optional<double> NullableNumberKey(const Napi::Object& o, const char* key);

@@ -1,6 +1,7 @@
 #include "tensor_bridge.h"
 
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -257,6 +258,17 @@ void RequireFinite(const at::Tensor& t, const char* what) {
   if (t.is_floating_point() && !at::isfinite(t).all().item<bool>()) {
     throw std::invalid_argument(std::string(what) + " contains NaN or Inf");
   }
+}
+
+void RequireUnitInterval(const at::Tensor& t, const char* what) {
+  const auto flat = t.reshape({-1});
+  const auto outside = flat.lt(0).logical_or(flat.gt(1));
+  if (!outside.any().item<bool>()) return;
+  const int64_t i = outside.nonzero()[0][0].item<int64_t>();
+  std::ostringstream m;
+  m << what << " must be in [0, 1] (0/1, or soft labels between), got " << flat[i].item<float>()
+    << " at index " << i;
+  throw std::invalid_argument(m.str());
 }
 
 }  // namespace cxrmask

@@ -54,4 +54,8 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t);
 // Checks for NaN/Inf; throws std::invalid_argument naming `what`.
 void RequireFinite(const at::Tensor& t, const char* what);
 
+// Checks that every value is in [0, 1] (after RequireFinite); throws std::invalid_argument naming
+// `what`, the first value outside and its index.
+void RequireUnitInterval(const at::Tensor& t, const char* what);
+
 }  // namespace cxrmask

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import {
   checkArg,
   deviceName,
+  flag,
   nonNegativeNumber,
   or,
   parseOptions,
@@ -77,6 +78,24 @@ test('lone arguments: `<name> must …, got …`', () => {
   assert.is(typedArray(Float32Array, 6, '[2,3]'), f32, 'one schema per shape, built once');
   e = thrown(() => checkArg(deviceName, 'tpu', 'device'));
   assert.is(e.message, "device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got tpu");
+});
+
+test('a flag is a boolean or left out; anything else is a TypeError (it read as false before)', () => {
+  const Flags = z.object({ on: flag }).strict();
+  assert.equal(parseOptions(Flags, {}, 'save'), { on: false });
+  assert.equal(parseOptions(Flags, { on: null }, 'save'), { on: false });
+  assert.equal(parseOptions(Flags, { on: true }, 'save'), { on: true });
+  assert.equal(parseOptions(Flags, { on: false }, 'save'), { on: false });
+  for (const [v, got] of [
+    ['yes', "'yes'"],
+    ['true', "'true'"],
+    [1, 'number'],
+    [{}, 'Object'],
+  ] as const) {
+    const e = thrown(() => parseOptions(Flags, { on: v }, 'save'));
+    assert.instance(e, TypeError);
+    assert.is(e.message, `save option 'on': on must be a boolean, got ${got}`);
+  }
 });
 
 test('the model options take their defaults from model/defaults.ts, as does the experiment config', () => {

@@ -205,7 +205,10 @@ test('bad arguments fail in JS with clear messages', async () => {
       () => clip.attribute(x, 1, text, { method: 'lime' as 'ig' }),
       /method must be one of gradient, smoothgrad, ig/,
     );
-    assert.throws(() => clip.attribute(x, 1, text, { steps: 0 }), /steps must be a positive integer/);
+    assert.throws(
+      () => clip.attribute(x, 1, text, { steps: 0 }),
+      /steps must be an integer from 1 to 1024, got 0/,
+    );
     assert.throws(() => clip.attribute(x, 1, text, { sigma: -1 }), /sigma must be a finite number >= 0/);
     assert.throws(
       () => clip.attribute(x, 1, text, { baseline: new Float32Array(5) }),

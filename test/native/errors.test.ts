@@ -10,6 +10,7 @@ import { NativeError } from '../../ts/common/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { diagnostics } from '../../ts/model/diagnostics.js';
+import { loadNative } from '../../ts/native.js';
 import { expectReject, MODEL_DIR, readF32, reference, requireModel } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-err-'));
@@ -126,6 +127,99 @@ test('NaN input', async () => {
   assert.ok((await c.trainStep(Float32Array.of(1, 2, 3, 4), 1, new Float32Array(5))).loss > 0);
   c.dispose();
   await stillWorks();
+});
+
+test('labels outside [0, 1] (a raw CheXpert -1, a 5) are refused naming labels; soft labels train', async () => {
+  // Before: trained silently towards a BCE target of -1 or 5.
+  const c = await Classifier.create({ inputDim: 4, device: 'cpu', seed: 1 });
+  try {
+    const x = Float32Array.of(1, 2, 3, 4);
+    for (const [labels, got, at] of [
+      [Float32Array.of(0, 1, -1, 0, 1), '-1', 2],
+      [Float32Array.of(5, 0, 0, 0, 0), '5', 0],
+      [Float32Array.of(0, 0, 0, 0, 1.5), '1.5', 4],
+      [Float32Array.of(0, -0.25, 0, 0, 0), '-0.25', 1],
+    ] as const) {
+      const e = await expectReject(c.trainStep(x, 1, labels), /labels must be in \[0, 1\]/);
+      assert.instance(e, NativeError);
+      assert.is((e as NativeError).code, 'ERR_INVALID_ARG');
+      assert.is(
+        e.message,
+        `Classifier.trainStep: labels must be in [0, 1] (0/1, or soft labels between), got ${got} at index ${at}`,
+      );
+    }
+    assert.is(c.info.step, 0, 'a refused step moved the step count');
+    const soft = await c.trainStep(x, 1, Float32Array.of(0, 0.3, 1, 0.5, 0.999));
+    assert.ok(Number.isFinite(soft.loss) && soft.loss > 0);
+    assert.is(c.info.step, 1);
+  } finally {
+    c.dispose();
+  }
+});
+
+test('Classifier.create: numLabels and inputDim beyond int32 or not integers are refused, in TS and in the addon', async () => {
+  // Before: 1e300 was cast from double to int64 in js_classifier.cc (undefined behaviour), giving
+  // "IntArrayRef contains an int that cannot be represented as a SymInt" or "needs inputDim > 0".
+  for (const [o, re] of [
+    [
+      { inputDim: 4, numLabels: 1e300 },
+      /^Classifier\.create option 'numLabels': numLabels must be an integer from 1 to 2147483647, got 1e\+300$/,
+    ],
+    [
+      { inputDim: 4, numLabels: 2 ** 31 },
+      /numLabels must be an integer from 1 to 2147483647, got 2147483648/,
+    ],
+    [
+      { inputDim: 1e300 },
+      /^inputDim \(required without modelDir\) must be an integer from 1 to 2147483647, got 1e\+300$/,
+    ],
+    [
+      { modelDir: MODEL_DIR, inputDim: 1e300 },
+      /^inputDim must be an integer from 1 to 2147483647, got 1e\+300$/,
+    ],
+    [{ inputDim: 4.5 }, /must be an integer from 1 to 2147483647, got 4\.5/],
+  ] as const) {
+    const e = await expectReject(() => Classifier.create(o), re);
+    assert.instance(e, RangeError);
+  }
+  // the addon reads them strictly, whoever calls it
+  const raw = loadNative().Classifier;
+  const passed = {
+    modelPath: null,
+    inputDim: 4,
+    numLabels: 5,
+    device: 'cpu',
+    lrEncoder: 0,
+    lrHead: 0.01,
+    weightDecay: 0,
+    freezeEncoder: false,
+    gradClip: 0,
+    bf16: false,
+    seed: 0,
+    imageSize: 0,
+  };
+  for (const [key, value, range] of [
+    ['numLabels', 1e300, '[1, 2147483647]'],
+    ['numLabels', Number.NaN, '[1, 2147483647]'],
+    ['numLabels', 0, '[1, 2147483647]'],
+    ['inputDim', 1e300, '[0, 2147483647]'],
+    ['inputDim', -1, '[0, 2147483647]'],
+    ['inputDim', 2.5, '[0, 2147483647]'],
+    ['imageSize', 1e300, '[0, 2147483647]'],
+    ['seed', 2 ** 60, '[0, 9007199254740991]'],
+  ] as const) {
+    assert.throws(
+      () => raw.create({ ...passed, [key]: value } as never),
+      (e: Error) =>
+        e instanceof RangeError &&
+        (e as NativeError).code === 'ERR_INVALID_ARG' &&
+        e.message === `${key} must be an integer in ${range}`,
+      `${key}: ${value}`,
+    );
+  }
+  const ok = await raw.create({ ...passed, numLabels: 3 } as never);
+  assert.is(ok.info().numLabels, 3);
+  ok.dispose();
 });
 
 test('cuda requested without a GPU', async () => {

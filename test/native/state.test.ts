@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { NativeError } from '../../ts/common/errors.js';
 import { Classifier, type ClassifierCreateOptions } from '../../ts/model/classifier.js';
-import { expectReject, MODEL_DIR, requireModel, toyBatch } from './helpers.js';
+import { Segmenter } from '../../ts/model/segmenter.js';
+import { expectReject, MODEL_DIR, ROOT, requireModel, toyBatch } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-state-'));
 const N = 8;
@@ -75,6 +77,38 @@ test('load rejects a state saved with another configuration, and a missing file'
   } finally {
     a.dispose();
     b.dispose();
+  }
+});
+
+test("load of a segmenter's state or clip.pt names the file: not a classifier checkpoint", async () => {
+  // Before: a bare c10 error ("__torch__.Module … does not have a field with name 'headOnly'").
+  requireModel();
+  const segDir = process.env['CXRMASK_TEST_SEGMENTER'] ?? join(ROOT, 'models', 'seg-tiny');
+  const seg = await Segmenter.load(segDir, { device: 'cpu' });
+  const head = await Classifier.create({ inputDim: 64, device: 'cpu' });
+  const ft = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu' });
+  try {
+    const segState = join(tmp, 'seg-state.pt');
+    await seg.save(segState);
+    const clipPt = join(MODEL_DIR, 'clip.pt');
+    const before = await head.predict(new Float32Array(64).fill(0.25), 1);
+    for (const [c, path, why] of [
+      [head, segState, "(it records kind 'segmenter')"],
+      [ft, segState, "(it records kind 'segmenter')"],
+      [head, clipPt, '(no format field)'],
+      [ft, clipPt, '(no format field)'],
+    ] as const) {
+      const e = await expectReject(c.load(path), /is not a classifier checkpoint/);
+      assert.instance(e, NativeError);
+      assert.is((e as NativeError).code, 'ERR_INVALID_ARG');
+      assert.is(e.message, `Classifier.load: ${path} is not a classifier checkpoint ${why}`);
+    }
+    // refused before anything changed
+    assert.equal(await head.predict(new Float32Array(64).fill(0.25), 1), before);
+  } finally {
+    await seg.dispose();
+    await head.dispose();
+    await ft.dispose();
   }
 });
 

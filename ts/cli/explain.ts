@@ -15,7 +15,7 @@ import {
   ATTRIBUTION_METHODS,
   type AttributionMethod,
 } from '../model/attribution.js';
-import { ATTRIBUTION_DEFAULTS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
+import { ATTRIBUTION_DEFAULTS, ATTRIBUTION_LIMITS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
 import {
   checkCount,
   checkOutputFile,
@@ -42,13 +42,9 @@ export interface ExplainArgv extends ImageLimitArgv {
   preset: 'biomedclip' | 'paper';
 }
 
-/**
- * Ceilings on the work one explanation asks for: IG runs a backward pass per step and SmoothGrad one
- * per sample, for each input, and the addon holds a tensor of that length; far above what a map needs
- * (32 and 16 by default), well below what exhausts memory or takes hours.
- */
-export const MAX_EXPLAIN_STEPS = 1024;
-export const MAX_EXPLAIN_SAMPLES = 1024;
+/** The library's ceilings on steps and samples (ATTRIBUTION_LIMITS), checked here as flags. */
+export const MAX_EXPLAIN_STEPS = ATTRIBUTION_LIMITS.steps;
+export const MAX_EXPLAIN_SAMPLES = ATTRIBUTION_LIMITS.samples;
 
 function findingIndex(s: string): number {
   const k = FINDINGS.findIndex((f) => f.toLowerCase() === s.toLowerCase());

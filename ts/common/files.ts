@@ -1,10 +1,12 @@
 /**
  * Input paths must name regular files. A device (`/dev/zero`), a FIFO, a socket or a folder is
  * refused from its stat, before it is opened: reading one either never ends, blocks forever, or fills
- * memory. Symlinks are followed (a link to a real file is fine).
+ * memory. Symlinks are followed (a link to a real file is fine). Save targets likewise (saveTarget):
+ * an atomic save renames over its path, which would replace the device or FIFO.
  */
-import { type Stats, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { DataError } from './errors.js';
 
 /** What `st` is when it is not a regular file ("a FIFO", "a folder", …); null for a regular file. */
@@ -38,10 +40,15 @@ export async function statRegularFile(
   return st;
 }
 
-/** Refuses `st` (of `file`) unless it is a regular file. */
-export function checkRegularFile(st: Stats, file: string, reason = 'not-a-file'): void {
+/** Refuses `st` (of `file`) unless it is a regular file; `act` says what was refused. */
+export function checkRegularFile(
+  st: Stats,
+  file: string,
+  reason = 'not-a-file',
+  act: 'read it' | 'write over it' = 'read it',
+): void {
   const kind = nonFileKind(st);
-  if (kind) throw new DataError(reason, `not a regular file (${kind}); refusing to read it`, { file });
+  if (kind) throw new DataError(reason, `not a regular file (${kind}); refusing to ${act}`, { file });
 }
 
 /**
@@ -58,4 +65,45 @@ export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null
   }
   checkRegularFile(st, file, reason);
   return st;
+}
+
+/** Links followed before a save target is refused (Linux's own limit, ELOOP). */
+const MAX_LINKS = 40;
+
+/**
+ * The path a save to `file` writes (Classifier.save, Segmenter.save): `file` itself, or, when it is a
+ * symlink, the file its chain of links ends at, so that the temp file and the rename land beside the
+ * target: the link stays a link and its target gets the new contents (a rename over the link itself
+ * would replace it, and leave the target stale). A missing target is created, as for a missing file.
+ * @throws {DataError} `not-a-file`: the path (or the link's target) exists and is a FIFO, device,
+ *   socket or folder (the rename would replace it: once it was /dev/null), or the links loop.
+ */
+export function saveTarget(file: string): string {
+  let p = file;
+  for (let links = 0; links <= MAX_LINKS; links++) {
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return p; // missing (created), or unreachable: the write itself names the errno
+    }
+    if (!st.isSymbolicLink()) {
+      checkRegularFile(st, p, 'not-a-file', 'write over it');
+      return p;
+    }
+    p = resolve(dirname(p), readlinkSync(p));
+  }
+  throw new DataError('not-a-file', `more than ${MAX_LINKS} symbolic links; refusing to write over it`, {
+    file,
+  });
+}
+
+/**
+ * Refuses a file path argument that is not a non-empty string or holds a NUL character: the addon
+ * takes paths as C strings, which end at the first NUL (`a\0b.ckpt` was read and written as `a`).
+ * @throws {TypeError}
+ */
+export function checkPathArg(path: unknown, name = 'path'): asserts path is string {
+  if (typeof path !== 'string' || path === '') throw new TypeError(`${name} must be a non-empty string`);
+  if (path.includes('\0')) throw new TypeError(`${name} must not contain a NUL character`);
 }

@@ -114,6 +114,19 @@ export const positiveInt = rule<number>(
   (v) => `must be a positive integer, got ${got(v)}`,
 );
 
+/** An integer from `lo` to `hi` (inclusive). */
+export const intInRange = (lo: number, hi: number) =>
+  rule<number>(
+    (v) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi,
+    (v) => `must be an integer from ${lo} to ${hi}, got ${got(v)}`,
+  );
+
+/** The largest size or count the addon takes (native/js_objects.h kMaxCount: int32's range). */
+export const MAX_NATIVE_COUNT = 2 ** 31 - 1;
+
+/** A size or count handed to the addon (a label count, a feature width, a batch). */
+export const positiveCount = intInRange(1, MAX_NATIVE_COUNT);
+
 export const nonNegativeInt = rule<number>(
   (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0,
   (v) => `must be a non-negative integer, got ${got(v)}`,
@@ -155,8 +168,18 @@ export const oneOf = <T extends string>(values: readonly T[]) =>
     (v) => `must be one of ${values.join(', ')}, got ${got(v)}`,
   );
 
-/** Anything but `true` is off (a flag's old reading: undefined, null or a non-boolean is false). */
-export const flag = z.preprocess((v) => v === true, z.boolean());
+/**
+ * A boolean option, off when left out (undefined or null). Anything else is refused: a flag that read
+ * every non-`true` value as off made `{ weightsOnly: 'yes' }` save the full state without a word.
+ */
+export const flag = or(
+  rule<boolean>(
+    (v) => typeof v === 'boolean',
+    (v) => `must be a boolean, got ${typeof v === 'string' ? `'${v}'` : typeName(v)}`,
+    'type',
+  ),
+  false,
+);
 
 type TypedArray = Float32Array | BigInt64Array | Uint8Array;
 type TypedArrayClass<A extends TypedArray> = { new (n: number): A; name: string };

@@ -10,7 +10,12 @@ import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DEFAULT_MIN_DICE } from '../data/chexmask.js';
 import { DATASETS, READER_RULES } from '../data/datasets/names.js';
-import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../model/defaults.js';
+import {
+  ATTRIBUTION_LIMITS,
+  CLASSIFIER_DEFAULTS,
+  DEFAULT_DEVICE,
+  SEGMENTER_DEFAULTS,
+} from '../model/defaults.js';
 import { promptTemplate } from '../model/options.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
@@ -186,8 +191,8 @@ export const ConfigSchema = z
         /** Test images per model (evenly spaced over the test split's images with a positive finding). */
         images: positiveInt.default(8),
         method: z.enum(['gradient', 'smoothgrad', 'ig']).default('ig'),
-        steps: positiveInt.default(16),
-        samples: positiveInt.default(8),
+        steps: positiveInt.max(ATTRIBUTION_LIMITS.steps).default(16),
+        samples: positiveInt.max(ATTRIBUTION_LIMITS.samples).default(8),
       })
       .strict()
       .prefault({}),

@@ -7,17 +7,18 @@
 import { z } from 'zod';
 import {
   flag,
+  intInRange,
   nonNegativeInt,
   nonNegativeNumber,
   oneOf,
   or,
   parseOptions,
-  positiveInt,
+  positiveCount,
   rule,
   typeName,
 } from '../common/options.js';
 import type { NativeAttribution, NativeAttributionOptions } from '../native.js';
-import { ATTRIBUTION_DEFAULTS } from './defaults.js';
+import { ATTRIBUTION_DEFAULTS, ATTRIBUTION_LIMITS } from './defaults.js';
 
 /** The attribution methods `attribute` accepts. */
 export const ATTRIBUTION_METHODS = ['gradient', 'smoothgrad', 'ig'] as const;
@@ -34,15 +35,18 @@ export const ATTRIBUTION_METHOD_NAMES: Record<AttributionMethod, string> = {
 export interface AttributionOptions {
   /** 'gradient' (vanilla), 'smoothgrad' or 'ig' (Integrated Gradients). Default 'gradient'. */
   method?: AttributionMethod;
-  /** SmoothGrad: noisy copies per image (default 16). */
+  /** SmoothGrad: noisy copies per image (default 16, at most 1024). */
   samples?: number;
   /** SmoothGrad: noise std as a fraction of each image's value range (default 0.15). */
   sigma?: number;
-  /** IG: midpoint Riemann steps (default 32). */
+  /** IG: midpoint Riemann steps (default 32, at most 1024). */
   steps?: number;
   /** IG: 'zeros' (the normalised-space origin, default) or an image [3,S,S] or [rows,3,S,S]. */
   baseline?: 'zeros' | Float32Array;
-  /** Rows per forward/backward pass (IG steps and SmoothGrad samples are batched; default 16). */
+  /**
+   * Rows per forward/backward pass (IG steps and SmoothGrad samples are batched; default 16). Memory
+   * follows `batch`, not `steps` or `samples`.
+   */
   batch?: number;
   /** SmoothGrad noise seed (default 0): the same seed gives the same map on any device. */
   seed?: number;
@@ -55,9 +59,9 @@ export interface AttributionOptions {
 const AttributionOptionsSchema = z
   .object({
     method: or(oneOf(ATTRIBUTION_METHODS), ATTRIBUTION_DEFAULTS.method),
-    samples: or(positiveInt, ATTRIBUTION_DEFAULTS.samples),
+    samples: or(intInRange(1, ATTRIBUTION_LIMITS.samples), ATTRIBUTION_DEFAULTS.samples),
     sigma: or(nonNegativeNumber, ATTRIBUTION_DEFAULTS.sigma),
-    steps: or(positiveInt, ATTRIBUTION_DEFAULTS.steps),
+    steps: or(intInRange(1, ATTRIBUTION_LIMITS.steps), ATTRIBUTION_DEFAULTS.steps),
     /** Its length depends on the images: checked by attributionOptions. */
     baseline: or(
       rule<'zeros' | Float32Array>(
@@ -67,7 +71,7 @@ const AttributionOptionsSchema = z
       ),
       ATTRIBUTION_DEFAULTS.baseline,
     ),
-    batch: or(positiveInt, ATTRIBUTION_DEFAULTS.batch),
+    batch: or(positiveCount, ATTRIBUTION_DEFAULTS.batch),
     seed: or(nonNegativeInt, ATTRIBUTION_DEFAULTS.seed),
     signed: flag,
     bf16: flag,
@@ -92,7 +96,8 @@ export interface Attribution {
 /**
  * Checked native options for `rows` images of size S (label/text are added by the model class).
  * @throws {TypeError} an unknown option, a non-string method, or a baseline that is not a Float32Array.
- * @throws {RangeError} an unknown method, samples/steps/batch not positive integers, sigma < 0, a
+ * @throws {RangeError} an unknown method, samples/steps/batch not positive integers (samples and steps
+ *   at most ATTRIBUTION_LIMITS), sigma < 0, a
  *   negative or non-integer seed, or a baseline of the wrong length.
  */
 export function attributionOptions(

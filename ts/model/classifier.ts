@@ -4,8 +4,8 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
-import { refuseNonFile } from '../common/files.js';
-import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
+import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
+import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
   loadNative,
@@ -77,14 +77,18 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * A classifier over the image tower of `modelDir` (joint fine-tuning), or head-only over features of
    * `inputDim` when `modelDir` is absent (linear probing).
    * @throws {TypeError} (rejects) an unknown option, or `modelDir` not a non-empty string.
-   * @throws {RangeError} (rejects) `inputDim` missing/not a positive integer without `modelDir`, a bad
-   *   `numLabels`, `seed`, `device` or a negative/non-finite learning rate, weight decay or gradClip.
+   * @throws {RangeError} (rejects) `inputDim` missing without `modelDir`; `inputDim` or `numLabels` not an
+   *   integer from 1 to 2^31−1; a bad `seed` or `device`, or a negative/non-finite learning rate, weight
+   *   decay or gradClip.
    * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, its embedDim is not the
    *   image tower's width, or the addon cannot load.
    * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
    */
   static async create(options: ClassifierCreateOptions = {}): Promise<Classifier> {
     const { modelDir, inputDim, ...o } = parseOptions(ClassifierCreateSchema, options, 'Classifier.create');
+    if (modelDir === null) checkArg(positiveCount, inputDim, 'inputDim (required without modelDir)');
+    // with a model, a given inputDim is checked against the tower's width: a count all the same
+    else if (inputDim !== undefined && inputDim !== null) checkArg(positiveCount, inputDim, 'inputDim');
     let imageSize: number | null = null;
     let embedDim: number | null = null;
     let modelPath: string | null = null;
@@ -93,8 +97,6 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
       imageSize = meta.imageSize;
       embedDim = meta.embedDim;
       modelPath = modelFile(modelDir, meta);
-    } else {
-      checkArg(positiveInt, inputDim, 'inputDim (required without modelDir)');
     }
     const native = await withJsStack(
       loadNative().Classifier.create({
@@ -128,7 +130,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.
    */
   static readHeader(path: string): Promise<NativeClassifierHeader> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     try {
       refuseNonFile(path);
     } catch (e) {
@@ -286,17 +288,27 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
 
   /**
    * Whole trainable state: encoder + head weights, AdamW moments, step count — what resume needs. With
-   * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict.
-   * @throws {TypeError} (synchronously) `path` not a non-empty string, or an unknown option.
+   * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict. A symlink
+   * is written through: its target gets the file (docs/contracts.md, Checkpoints).
+   * @throws {TypeError} (synchronously) `path` not a non-empty string or holding a NUL, an unknown
+   *   option, or `weightsOnly` not a boolean.
    * @throws {Error} (synchronously) the classifier is disposed.
+   * @throws {DataError} (rejects) `not-a-file`: the path (or the link's target) is a FIFO, device,
+   *   socket or folder.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
+    let target: string;
+    try {
+      target = saveTarget(path); // the save renames over its path: never over a device, FIFO or link
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const stack = new Error('Classifier.save');
-    return this.queue.run(() => withJsStack(native.save(path, weightsOnly), stack));
+    return this.queue.run(() => withJsStack(native.save(target, weightsOnly), stack));
   }
 
   /**
@@ -309,7 +321,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.
    */
   load(path: string): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     try {
       refuseNonFile(path); // a FIFO would block the compute thread, a device never end
     } catch (e) {

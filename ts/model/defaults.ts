@@ -54,6 +54,13 @@ export const ATTRIBUTION_DEFAULTS = {
 } as const;
 
 /**
+ * Ceilings on the work one attribution asks for, wherever it is asked (the API, the run config,
+ * `cxrmask explain`): IG runs a backward pass per step and SmoothGrad one per sample, for each image.
+ * Far above what a map needs (32 and 16 by default), well below what takes hours.
+ */
+export const ATTRIBUTION_LIMITS = { samples: 1024, steps: 1024 } as const;
+
+/**
  * `cxrmask explain`: the command's own default method. The library defaults to the plain gradient
  * (one backward pass); the command explains with Integrated Gradients, whose map sums to the score's
  * difference from the baseline, and takes its other attribution defaults from ATTRIBUTION_DEFAULTS.

@@ -12,7 +12,7 @@ import {
   nonNegativeInt,
   nonNegativeNumber,
   or,
-  positiveInt,
+  positiveCount,
   rule,
 } from '../common/options.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from './defaults.js';
@@ -26,7 +26,7 @@ export const ClassifierCreateSchema = z
     modelDir: z.preprocess((v) => v ?? null, nonEmptyString.nullable()),
     /** Checked by Classifier.create: required without modelDir, not read with it. */
     inputDim: z.unknown().optional(),
-    numLabels: or(positiveInt, CLASSIFIER_DEFAULTS.numLabels),
+    numLabels: or(positiveCount, CLASSIFIER_DEFAULTS.numLabels),
     device: deviceOption,
     lrEncoder: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrEncoder),
     lrHead: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrHead),

@@ -7,7 +7,7 @@
  * targets (bits 3-5), so training reads records and decodes nothing.
  */
 import { join } from 'node:path';
-import { refuseNonFile } from '../common/files.js';
+import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
 import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
 import { holdArray, holdImages } from './hold.js';
@@ -178,16 +178,26 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
   }
 
   /**
-   * Weights, AdamW moments and step (exact resume), or with `weightsOnly` the weights alone.
-   * @throws {TypeError} (synchronously) `path` not a non-empty string, or an unknown option.
+   * Weights, AdamW moments and step (exact resume), or with `weightsOnly` the weights alone. A symlink
+   * is written through, as Classifier.save does.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string or holding a NUL, an unknown
+   *   option, or `weightsOnly` not a boolean.
+   * @throws {DataError} (rejects) `not-a-file`: the path (or the link's target) is a FIFO, device,
+   *   socket or folder.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     const { weightsOnly } = parseOptions(SaveSchema, options, 'Segmenter.save');
     const native = this.live();
+    let target: string;
+    try {
+      target = saveTarget(path); // the save renames over its path: never over a device, FIFO or link
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const stack = new Error('Segmenter.save');
-    return this.queue.run(() => withJsStack(native.save(path, weightsOnly), stack));
+    return this.queue.run(() => withJsStack(native.save(target, weightsOnly), stack));
   }
 
   /**
@@ -197,7 +207,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) the file is missing, unreadable or from another model.
    */
   load(path: string): Promise<void> {
-    if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    checkPathArg(path);
     try {
       refuseNonFile(path); // a FIFO would block the compute thread, a device never end
     } catch (e) {
