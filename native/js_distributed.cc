@@ -143,10 +143,11 @@ class JsProcessGroup : public Napi::ObjectWrap<JsProcessGroup> {
     if (!info[0].IsObject()) throw ArgTypeError(info.Env(), "options must be an object");
     auto o = info[0].As<Napi::Object>();
     GroupOptions g;
-    g.rank = static_cast<int>(NumberKey(o, "rank"));
-    g.world_size = static_cast<int>(NumberKey(o, "worldSize"));
-    g.master_port = static_cast<int>(NumberKey(o, "masterPort"));
-    g.timeout_ms = static_cast<int64_t>(NumberKey(o, "timeoutMs"));
+    // range-checked before the casts: an out-of-range double converts with undefined behaviour
+    g.world_size = static_cast<int>(IntKey(o, "worldSize", 1, kMaxCount));
+    g.rank = static_cast<int>(IntKey(o, "rank", 0, g.world_size - 1));
+    g.master_port = static_cast<int>(IntKey(o, "masterPort", 1, 65535));
+    g.timeout_ms = IntKey(o, "timeoutMs", 1, 30LL * 86400 * 1000);
     g.master_addr = StringKey(o, "masterAddr");
     g.backend = StringKey(o, "backend");
     g.device = StringKey(o, "device");

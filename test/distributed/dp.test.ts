@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProcessGroup } from '../../ts/model/process-group.js';
+import { loadNative } from '../../ts/native.js';
 import { freePort, spawnRanks, spawnTs } from './helpers.js';
 
 const WORKER = 'test/distributed/fixtures/dp-worker.ts';
@@ -46,6 +47,39 @@ test('a rank waiting on root-only work longer than the group timeout waits at a 
   const waited = JSON.parse(ranks[1]!.stdout().trim()) as { rank: number; waitedMs: number };
   assert.is(waited.rank, 1);
   assert.ok(waited.waitedMs > 4_000, `rank 1 waited ${waited.waitedMs} ms (past the 2 s group timeout)`);
+});
+
+test('ranks, world size, port and timeout out of range are refused before any cast (TS and the addon itself)', async () => {
+  const base = { rank: 0, worldSize: 1, masterAddr: '127.0.0.1', masterPort: 29500, timeoutMs: 1000 };
+  for (const [k, v] of [
+    ['worldSize', 2 ** 31],
+    ['timeoutMs', 1e300],
+    ['masterPort', 70000],
+  ] as const) {
+    try {
+      await ProcessGroup.create({ ...base, [k]: v });
+      assert.unreachable(`${k} ${v} was taken`);
+    } catch (e) {
+      assert.instance(e, RangeError);
+      assert.match((e as Error).message, k);
+    }
+  }
+  // a direct addon call: a double outside an int converted with undefined behaviour before
+  const native = loadNative().ProcessGroup as unknown as { create(o: object): Promise<unknown> };
+  for (const [k, v] of [
+    ['worldSize', 2 ** 31],
+    ['rank', 5],
+    ['masterPort', 1e300],
+    ['timeoutMs', Number.NaN],
+  ] as const) {
+    try {
+      await native.create({ ...base, backend: 'gloo', device: 'cpu', [k]: v });
+      assert.unreachable(`the addon took ${k} ${v}`);
+    } catch (e) {
+      assert.is((e as { code?: string }).code, 'ERR_INVALID_ARG', String(e));
+      assert.match((e as Error).message, k);
+    }
+  }
 });
 
 test('rendezvous with a missing peer fails with ERR_DIST_TIMEOUT, not a hang', async () => {

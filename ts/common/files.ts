@@ -4,7 +4,7 @@
  * memory. Symlinks are followed (a link to a real file is fine). Save targets likewise (saveTarget):
  * an atomic save renames over its path, which would replace the device or FIFO.
  */
-import { lstatSync, readlinkSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DataError } from './errors.js';
@@ -91,7 +91,8 @@ export function saveTarget(file: string): string {
       checkRegularFile(st, p, 'not-a-file', 'write over it');
       return p;
     }
-    p = resolve(dirname(p), readlinkSync(p));
+    // as the kernel resolves it: from the folder the link really is in (a `..` through a linked folder)
+    p = resolve(realpathSync(dirname(p)), readlinkSync(p));
   }
   throw new DataError('not-a-file', `more than ${MAX_LINKS} symbolic links; refusing to write over it`, {
     file,

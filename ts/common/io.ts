@@ -22,7 +22,7 @@ import {
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError, DataError, NativeError } from './errors.js';
-import { refuseNonFile } from './files.js';
+import { refuseNonFile, saveTarget } from './files.js';
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
@@ -86,7 +86,8 @@ export function removeStaleTemps(dir: string): string[] {
  */
 export async function saveAtomic(path: string, save: (tmp: string) => Promise<void>): Promise<void> {
   try {
-    await withAtomicPath(path, save);
+    // a link at `path` is written through (its target replaced, the link kept); a FIFO or device refused
+    await withAtomicPath(saveTarget(path), save);
   } catch (e) {
     if (e instanceof NativeError && e.code === 'ERR_IO')
       throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {
@@ -98,9 +99,21 @@ export async function saveAtomic(path: string, save: (tmp: string) => Promise<vo
   }
 }
 
-/** fsync a file, or a folder's files (recursively) and then the folder; a folder is fsynced read-only. */
+/**
+ * fsync a file, or a folder's files (recursively) and then the folder; a folder is fsynced read-only.
+ * For a staged temp path only: the folder it is renamed into gets fsyncEntry, which does not walk it.
+ */
 export function fsyncPath(path: string): void {
   if (statSync(path).isDirectory()) for (const f of readdirSync(path)) fsyncPath(join(path, f));
+  fsyncEntry(path);
+}
+
+/**
+ * fsync one path's own entry (after a rename into a folder, the folder: so the rename survives a
+ * crash). Never its contents: walking an output's parent opened every file below it, which blocked
+ * forever on a FIFO and failed on a folder the user may not read, after the file was in place.
+ */
+export function fsyncEntry(path: string): void {
   const fd = openSync(path, 'r');
   try {
     fsyncSync(fd);
@@ -133,7 +146,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw writeFailure(path, e);
   }
-  fsyncPath(dirname(path));
+  fsyncEntry(dirname(path));
 }
 
 /** writeFileAtomic without blocking the event loop (large cache shards). */
@@ -153,7 +166,7 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
     await rm(tmp, { force: true });
     throw writeFailure(path, e);
   }
-  fsyncPath(dirname(path));
+  fsyncEntry(dirname(path));
 }
 
 /** JSON.stringify with non-finite numbers as null (JSON has no NaN) and typed arrays as arrays. */
@@ -247,5 +260,5 @@ export async function withAtomicPath(path: string, write: (tmp: string) => Promi
     rmSync(tmp, { force: true, recursive: true });
     throw writeFailure(path, e);
   }
-  fsyncPath(dirname(path));
+  fsyncEntry(dirname(path));
 }

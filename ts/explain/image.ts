@@ -1,3 +1,9 @@
+/**
+ * One image explained (`cxrmask explain`): the attribution map of one finding's logit on the image as
+ * given and, with its CheXmask row, on the masked input; as a figure (image | map on the original |
+ * map on the masked input, one colour scale) and as numbers (scores, share of attribution mass in
+ * lungs ∪ heart). The model is any kind openModel opens.
+ */
 import { FINDINGS } from '../common/labels.js';
 import type { ChexmaskRow } from '../data/chexmask.js';
 import type { ImageLimits } from '../images/input.js';

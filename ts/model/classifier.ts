@@ -125,7 +125,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * kind ('linear-probe': a head over a fixed image tower; 'finetune': encoder and head trained), head
    * only or not, inputDim, numLabels. Reads the pickled header alone, none of the tensors (a
    * fine-tuned BiomedCLIP checkpoint with its optimizer state is ~1 GB).
-   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string, or holding a NUL.
    * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.
    */
@@ -192,7 +192,8 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {RangeError} (synchronously) `n` not a positive integer, a wrong length, or records asking
    *   for both variants.
    * @throws {Error} (synchronously) the classifier is disposed.
-   * @throws {NativeError} (rejects) the native step fails (e.g. out of memory).
+   * @throws {NativeError} (rejects) `ERR_INVALID_ARG`: a label outside [0, 1] (a raw −1 "uncertain"), naming its
+   *   index; or the native step fails (e.g. out of memory).
    */
   trainStep(
     x: ImageInput,
@@ -315,7 +316,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * Restores what save() wrote (the classifier must have been created with the same options). All or
    * nothing: a file that does not fit leaves the classifier as it was. A weights-only file keeps the
    * current optimiser state.
-   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string, or holding a NUL.
    * @throws {Error} (synchronously) the classifier is disposed.
    * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.

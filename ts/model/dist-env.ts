@@ -67,7 +67,7 @@ export function readDistEnv(env: NodeJS.ProcessEnv = process.env): DistEnv | nul
 }
 
 /** Longest timeout a variable may set: 30 days (a larger one overflows the native millisecond count). */
-const MAX_TIMEOUT_S = 30 * 86_400;
+export const MAX_TIMEOUT_S = 30 * 86_400;
 
 /** `name` in seconds → ms (default `defaultS`); not a number in (0, 30 days] is a ConfigError. */
 function secondsVar(env: NodeJS.ProcessEnv, name: string, defaultS: number): number {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { readJsonFile } from '../common/io.js';
-import { firstIssue, nonNegativeInt, positiveInt, rule } from '../common/options.js';
+import { firstIssue, intInRange, nonNegativeInt, positiveInt, rule } from '../common/options.js';
 
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;
@@ -34,11 +34,7 @@ export interface ModelMeta {
  */
 export const MAX_IMAGE_SIZE = 2048;
 
-/** A positive integer JS counts exactly (1e308 is an integer, but no size). */
-const imageSize = rule<number>(
-  (v) => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_IMAGE_SIZE,
-  (v) => `must be an integer from 1 to ${MAX_IMAGE_SIZE}, got ${String(v)}`,
-);
+const imageSize = intInRange(1, MAX_IMAGE_SIZE);
 
 /** Three finite numbers (`positive`: each > 0, a std divides by them). */
 const triple = (positive: boolean) =>

@@ -6,7 +6,7 @@
  * timeout, never a hang.
  */
 
-import { checkArg, positiveInt } from '../common/options.js';
+import { checkArg, intInRange, positiveCount, positiveInt } from '../common/options.js';
 import { loadNative, type NativeProcessGroup } from '../native.js';
 import { PROCESS_GROUP_DEFAULTS } from './defaults.js';
 import {
@@ -14,6 +14,7 @@ import {
   DEFAULT_ROOT_WORK_TIMEOUT_S,
   type DistEnv,
   distTimeoutMs,
+  MAX_TIMEOUT_S,
   rootWorkTimeoutMs,
 } from './dist-env.js';
 import { withJsStack } from './js-stack.js';
@@ -80,13 +81,17 @@ export class ProcessGroup implements GroupLike {
    *   built in (ERR_DIST_UNAVAILABLE), or c10d fails (ERR_DIST).
    */
   static async create(o: ProcessGroupOptions): Promise<ProcessGroup> {
-    const worldSize = checkArg(positiveInt, o.worldSize, 'worldSize');
+    const worldSize = checkArg(positiveCount, o.worldSize, 'worldSize'); // the addon's int
     if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= worldSize)
       throw new RangeError(`rank must be an integer in [0, ${worldSize}), got ${String(o.rank)}`);
     const port = checkArg(positiveInt, o.masterPort, 'masterPort');
     if (port > 65535) throw new RangeError(`masterPort must be a TCP port, got ${port}`);
     const device = o.device ?? PROCESS_GROUP_DEFAULTS.device;
-    const timeoutMs = checkArg(positiveInt, o.timeoutMs ?? distTimeoutMs(), 'timeoutMs');
+    const timeoutMs = checkArg(
+      intInRange(1, MAX_TIMEOUT_S * 1000),
+      o.timeoutMs ?? distTimeoutMs(),
+      'timeoutMs',
+    );
     const native = await withJsStack(
       loadNative().ProcessGroup.create({
         rank: o.rank,
@@ -144,7 +149,7 @@ export class ProcessGroup implements GroupLike {
   }
 
   barrier(timeoutMs?: number): Promise<void> {
-    if (timeoutMs !== undefined) checkArg(positiveInt, timeoutMs, 'timeoutMs');
+    if (timeoutMs !== undefined) checkArg(intInRange(1, MAX_TIMEOUT_S * 1000), timeoutMs, 'timeoutMs');
     return withJsStack(this.nativeGroup.barrier(timeoutMs), 'ProcessGroup.barrier');
   }
 

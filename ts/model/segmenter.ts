@@ -202,7 +202,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
 
   /**
    * Restores what save() wrote; all or nothing. A weights-only file keeps the current optimiser state.
-   * @throws {TypeError} (synchronously) `path` not a non-empty string.
+   * @throws {TypeError} (synchronously) `path` not a non-empty string, or holding a NUL.
    * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
    * @throws {NativeError} (rejects) the file is missing, unreadable or from another model.
    */
