@@ -47,7 +47,7 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
   await seg.save(weights);
   await seg.dispose();
   const out = join(d, 'seg');
-  const e = ok([
+  const evalArgs = (w: string) => [
     'segmenter',
     'eval',
     '--cache',
@@ -57,15 +57,14 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
     '--out',
     out,
     '--weights',
-    relative(process.cwd(), weights),
+    w,
     '--split',
     'train',
-    '--batch-size',
-    '8',
     '--device',
     'cpu',
     '--no-progress',
-  ]);
+  ];
+  const e = ok([...evalArgs(relative(process.cwd(), weights)), '--batch-size', '8']);
   assert.match(e.out, /CheXmask's own Dice RCA \(Mean\) on these images: \d\.\d{3} \(sd /);
   const report = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
   assert.is(report.chexmaskDiceRca.csv, csv);
@@ -77,21 +76,7 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
   // the CSV moved away after caching (the cache no longer needs it): eval still writes its report,
   // without the RCA and saying why; a CSV named with --chexmask is read strictly
   renameSync(csv, `${csv}.moved`);
-  const evalArgs = [
-    'segmenter',
-    'eval',
-    '--cache',
-    cacheDir,
-    '--model',
-    SEG,
-    '--out',
-    out,
-    '--split',
-    'train',
-    '--weights',
-    weights,
-  ];
-  const moved = ok([...evalArgs, '--batch-size', '8', '--device', 'cpu', '--no-progress']);
+  const moved = ok([...evalArgs(weights), '--batch-size', '8']);
   assert.match(
     moved.out,
     /Dice RCA: not shown, the CSV cache\.json records is gone \(.*MIMIC-CXR-JPG\.csv\); pass --chexmask/,
@@ -99,7 +84,7 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
   const again = JSON.parse(readFileSync(join(out, 'eval.json'), 'utf8'));
   assert.is(again.chexmaskDiceRca, null);
   assert.is(again.chexmaskCsvMissing, csv);
-  const strict = runCli([...evalArgs, '--chexmask', csv, '--device', 'cpu', '--no-progress']);
+  const strict = runCli([...evalArgs(weights), '--chexmask', csv]);
   assert.is(strict.code, 2);
   assert.match(strict.err, /MIMIC-CXR-JPG\.csv/);
 });

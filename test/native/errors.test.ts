@@ -11,7 +11,7 @@ import { Classifier } from '../../ts/model/classifier.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { diagnostics } from '../../ts/model/diagnostics.js';
 import { loadNative } from '../../ts/native.js';
-import { expectReject, MODEL_DIR, readF32, reference, requireModel } from './helpers.js';
+import { expectReject, MODEL_DIR, RAW_HEAD_OPTIONS, readF32, reference, requireModel } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-err-'));
 let model: ClipModel;
@@ -184,20 +184,7 @@ test('Classifier.create: numLabels and inputDim beyond int32 or not integers are
   }
   // the addon reads them strictly, whoever calls it
   const raw = loadNative().Classifier;
-  const passed = {
-    modelPath: null,
-    inputDim: 4,
-    numLabels: 5,
-    device: 'cpu',
-    lrEncoder: 0,
-    lrHead: 0.01,
-    weightDecay: 0,
-    freezeEncoder: false,
-    gradClip: 0,
-    bf16: false,
-    seed: 0,
-    imageSize: 0,
-  };
+  const passed = RAW_HEAD_OPTIONS;
   for (const [key, value, range] of [
     ['numLabels', 1e300, '[1, 2147483647]'],
     ['numLabels', Number.NaN, '[1, 2147483647]'],

@@ -69,3 +69,19 @@ export async function expectReject(p: Promise<unknown> | (() => unknown), re: Re
   }
   throw new Error(`expected an error matching ${re}`);
 }
+
+/** Every option of a raw addon `Classifier.create` for a 4-wide head-only classifier (what the TS wrapper would pass). */
+export const RAW_HEAD_OPTIONS = {
+  modelPath: null,
+  inputDim: 4,
+  numLabels: 5,
+  device: 'cpu',
+  lrEncoder: 0,
+  lrHead: 0.01,
+  weightDecay: 0,
+  freezeEncoder: false,
+  gradClip: 0,
+  bf16: false,
+  seed: 0,
+  imageSize: 0,
+};

@@ -26,7 +26,7 @@ import { DataError, type NativeError } from '../../ts/common/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { loadNative } from '../../ts/native.js';
-import { ROOT } from './helpers.js';
+import { RAW_HEAD_OPTIONS, ROOT } from './helpers.js';
 
 const SEG_DIR = process.env['CXRMASK_TEST_SEGMENTER'] ?? join(ROOT, 'models', 'seg-tiny');
 
@@ -159,20 +159,7 @@ test('Segmenter.save: the same refusals and the same write-through', async () =>
 
 test('the addon refuses a non-regular file at write time too (a path that changed, a direct call)', async () => {
   // Classifier.save hands the addon a resolved path; a raw call with a link or FIFO is refused there.
-  const raw = await loadNative().Classifier.create({
-    modelPath: null,
-    inputDim: 4,
-    numLabels: 5,
-    device: 'cpu',
-    lrEncoder: 0,
-    lrHead: 0.01,
-    weightDecay: 0,
-    freezeEncoder: false,
-    gradClip: 0,
-    bf16: false,
-    seed: 0,
-    imageSize: 0,
-  });
+  const raw = await loadNative().Classifier.create(RAW_HEAD_OPTIONS);
   const sub = mkdtempSync(join(dir, 'raw-'));
   try {
     const target = join(sub, 'real.ckpt');
