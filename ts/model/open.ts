@@ -17,6 +17,7 @@ import { flag, nonEmptyString, oneOf, parseOptions } from '../common/options.js'
 import type { Attribution, AttributionOptions } from './attribution.js';
 import type { CheckpointHeader, ClassifierLike, ClipLike, ModelBackend, TokenizerLike } from './backend.js';
 import { realModelBackend } from './backend-real.js';
+import { CallTracker } from './call-tracker.js';
 import { classifierFor, MODEL_KINDS, type ModelKind, type TrainedKind } from './kinds.js';
 import { readModelMeta } from './meta.js';
 import { anObject, deviceOption, promptTemplate } from './options.js';
@@ -181,37 +182,6 @@ async function openZeroShot(
       if (own) await clip.dispose();
     },
   };
-}
-
-/**
- * The calls an opened model has accepted: dispose() refuses new ones at once, then waits for these to
- * settle before it frees anything (docs/contracts.md, Lifetimes). A call spans several native ops (the
- * tower, then the head or the prompts), so the models' own queues cannot do this for it.
- */
-class CallTracker {
-  private readonly pending = new Set<Promise<unknown>>();
-  private closed = false;
-  constructor(private readonly what: string) {}
-
-  get disposed(): boolean {
-    return this.closed;
-  }
-
-  /** Runs `call` now (its inputs are taken at the call), or rejects once disposed. */
-  run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error(`${this.what} is disposed`));
-    const p = call();
-    this.pending.add(p);
-    const done = () => this.pending.delete(p);
-    p.then(done, done);
-    return p;
-  }
-
-  /** Refuses new calls; resolves once the accepted ones have settled (their errors are their callers'). */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.allSettled([...this.pending]);
-  }
 }
 
 /** Finding index `k` checked: an integer in [0, NUM_LABELS). */

@@ -37,6 +37,7 @@ import {
 } from '../masks/overlay.js';
 import type { ModelBackend } from '../model/backend.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
+import { CallTracker } from '../model/call-tracker.js';
 import type { ModelKind } from '../model/kinds.js';
 import { readModelMeta } from '../model/meta.js';
 import { MODEL_CHOICE, type OpenedModel, openModel } from '../model/open.js';
@@ -204,8 +205,7 @@ export class MaskingPredictor {
   /** The model steps of concurrent calls, batched (the native layer runs one op per model). */
   private readonly batches: BatchQueue<ModelCall, ModelAnswer>;
   /** Calls accepted and not yet settled (decoding, queued for the model, or on it). */
-  private readonly calls = new Set<Promise<unknown>>();
-  private disposed = false;
+  private readonly calls = new CallTracker('MaskingPredictor');
 
   private readonly pp: ResolvedPreprocess;
   private readonly ov: ResolvedOverlay;
@@ -303,14 +303,7 @@ export class MaskingPredictor {
    * record, or region masks) when given, else those the segmenter predicts, else none (masked null).
    */
   predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
-    if (this.disposed) return Promise.reject(new Error('MaskingPredictor is disposed'));
-    const call = this.run(image, chexmask, extras);
-    const settled: Promise<unknown> = call.then(
-      () => this.calls.delete(settled),
-      () => this.calls.delete(settled),
-    );
-    this.calls.add(settled);
-    return call;
+    return this.calls.run(() => this.run(image, chexmask, extras));
   }
 
   private async run(image: string | Buffer, chexmask: unknown, extras: PredictExtras): Promise<Prediction> {
@@ -419,8 +412,7 @@ export class MaskingPredictor {
 
   /** Refuses new calls, lets accepted ones finish, then frees the model (and the segmenter). */
   async dispose(): Promise<void> {
-    this.disposed = true;
-    await Promise.all([...this.calls]);
+    await this.calls.close();
     await this.model.dispose();
     await this.segmenter?.dispose();
   }
