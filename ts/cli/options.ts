@@ -143,39 +143,39 @@ export interface ExperimentArgv {
   threads?: number;
 }
 
-/** The flag of each experiment option (a Record: the compiler keeps it in step with ExperimentArgv). */
-export const EXPERIMENT_FLAGS: Record<keyof ExperimentArgv, string> = {
-  config: '--config',
-  cache: '--cache',
-  dataset: '--dataset',
-  dataRoot: '--data-root',
-  chexmask: '--chexmask',
-  runsDir: '--runs-dir',
-  name: '--name',
-  seeds: '--seeds',
-  prompt: '--prompt',
-  negativePrompt: '--negative-prompt',
-  lpEpochs: '--lp-epochs',
-  ftEpochs: '--ft-epochs',
-  ftBatchSize: '--ft-batch-size',
-  lrEncoder: '--lr-encoder',
-  lrHead: '--lr-head',
-  maxTrainImages: '--max-train-images',
-  thresholdRule: '--threshold-rule',
-  operatingPointRule: '--operating-point-rule',
-  threshold: '--threshold',
-  bootstrap: '--bootstrap',
-  primary: '--primary',
-  model: '--model',
-  device: '--device',
-  threads: '--threads',
+/** Every experiment option (a Record: the compiler keeps it in step with ExperimentArgv). */
+const EXPERIMENT_KEYS: Record<keyof ExperimentArgv, true> = {
+  config: true,
+  cache: true,
+  dataset: true,
+  dataRoot: true,
+  chexmask: true,
+  runsDir: true,
+  name: true,
+  seeds: true,
+  prompt: true,
+  negativePrompt: true,
+  lpEpochs: true,
+  ftEpochs: true,
+  ftBatchSize: true,
+  lrEncoder: true,
+  lrHead: true,
+  maxTrainImages: true,
+  thresholdRule: true,
+  operatingPointRule: true,
+  threshold: true,
+  bootstrap: true,
+  primary: true,
+  model: true,
+  device: true,
+  threads: true,
 };
 
-/** The experiment flags given in `argv`, as typed (`--seeds`, `--ft-epochs` …). */
+/** The experiment flags given in `argv`, as typed (`--seeds`, `--ft-epochs`: yargs' camelCase key in kebab case). */
 export function experimentFlagsGiven(argv: ExperimentArgv): string[] {
-  return Object.entries(EXPERIMENT_FLAGS)
-    .filter(([k]) => argv[k as keyof ExperimentArgv] !== undefined)
-    .map(([, flag]) => flag);
+  return (Object.keys(EXPERIMENT_KEYS) as (keyof ExperimentArgv)[])
+    .filter((k) => argv[k] !== undefined)
+    .map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
 /** `a,b , c` → ['a','b','c'] (undefined stays undefined). */
