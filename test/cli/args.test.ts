@@ -133,7 +133,8 @@ test('segmenter train --epochs 0 (and other bad counts) are refused before loadi
   assert.is(e.code, 2, e.err);
   assert.match(e.err, /error: --epochs 0: expected an integer ≥ 1/);
   assert.match(runCli([...base, '--batch-size', '2.5']).err, /--batch-size 2\.5: expected an integer ≥ 1/);
-  assert.match(runCli([...base, '--lr', '-1']).err, /--lr -1: expected a positive number/);
+  assert.match(runCli([...base, '--lr', '-1']).err, /--lr -1: must be a finite number from 0 to 1, got -1/);
+  assert.match(runCli([...base, '--lr', '1e308']).err, /--lr 1e\+308: must be a finite number from 0 to 1/);
 });
 
 test('explain --out naming a folder is refused before the model runs; a library write names the folder', () => {

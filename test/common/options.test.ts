@@ -17,9 +17,16 @@ import {
   positiveInt,
   typedArray,
 } from '../../ts/common/options.js';
+import { configFromArgv } from '../../ts/cli/config-merge.js';
+import { ConfigError } from '../../ts/common/errors.js';
 import { parseConfig } from '../../ts/experiment/config.js';
-import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from '../../ts/model/defaults.js';
-import { ClassifierCreateSchema } from '../../ts/model/options.js';
+import {
+  CLASSIFIER_DEFAULTS,
+  DEFAULT_DEVICE,
+  MAX_LEARNING_RATE,
+  SEGMENTER_DEFAULTS,
+} from '../../ts/model/defaults.js';
+import { ClassifierCreateSchema, SegmenterLoadSchema } from '../../ts/model/options.js';
 
 function thrown(f: () => unknown): Error {
   try {
@@ -106,6 +113,38 @@ test('the model options take their defaults from model/defaults.ts, as does the 
   assert.is(c.finetune.lrHead, CLASSIFIER_DEFAULTS.lrHead);
   assert.is(c.model.device, DEFAULT_DEVICE);
   assert.is(c.segmenter?.threshold, SEGMENTER_DEFAULTS.threshold);
+});
+
+test('learning rates: finite, 0 to MAX_LEARNING_RATE, at every entry point', () => {
+  const bad = [1e308, Number.NaN, Number.POSITIVE_INFINITY, -1e-3, 1.5];
+  for (const v of bad) {
+    for (const k of ['lrHead', 'lrEncoder'] as const) {
+      const e = thrown(() => parseOptions(ClassifierCreateSchema, { inputDim: 4, [k]: v }, 'Classifier.create'));
+      assert.instance(e, RangeError);
+      assert.is(
+        e.message,
+        `Classifier.create option '${k}': ${k} must be a finite number from 0 to ${MAX_LEARNING_RATE}, got ${v}`,
+      );
+    }
+    const s = thrown(() => parseOptions(SegmenterLoadSchema, { lr: v }, 'Segmenter.load'));
+    assert.instance(s, RangeError);
+    assert.match(s.message, /^Segmenter\.load option 'lr': lr must be a finite number from 0 to 1/);
+    // the run config (file and CLI flags alike) refuses the same values, naming the field
+    for (const over of [{ linearProbe: { lr: v } }, { finetune: { lrHead: v } }, { finetune: { lrEncoder: v } }]) {
+      const c = thrown(() => parseConfig({ data: { cache: 'c' }, ...over }));
+      assert.instance(c, ConfigError);
+      const [setup, block] = Object.entries(over)[0]!;
+      assert.match(c.message, new RegExp(`${setup}\\.${Object.keys(block)[0]}: must be a finite number from 0 to 1`));
+    }
+  }
+  const flag = thrown(() => configFromArgv({ cache: 'c', lrHead: 1e308 }));
+  assert.instance(flag, ConfigError);
+  assert.match(flag.message, /finetune\.lrHead: must be a finite number from 0 to 1, got 1e\+308/);
+  // the edges are taken
+  for (const v of [0, 1e-6, MAX_LEARNING_RATE]) {
+    assert.is(parseOptions(ClassifierCreateSchema, { inputDim: 4, lrHead: v }, 'x').lrHead, v);
+    assert.is(parseConfig({ data: { cache: 'c' }, finetune: { lrHead: v } }).finetune.lrHead, v);
+  }
 });
 
 test.run();

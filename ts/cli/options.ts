@@ -1,6 +1,8 @@
 /** Option groups shared by the commands (yargs definitions), their argv shape, and list-valued flags. */
 import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import type { z } from 'zod';
+import { firstIssue } from '../common/options.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
 import { UsageError } from './run-command.js';
@@ -199,11 +201,14 @@ export function checkCount(flag: string, value: number | undefined, min = 1, max
     );
 }
 
-/** A positive finite number from the command line (a learning rate, seconds …), else a UsageError. */
-export function checkPositive(flag: string, value: number | undefined): void {
+/**
+ * A flag checked with a piece of the library's validation vocabulary (e.g. model/options.ts
+ * learningRate), so the command line and the API refuse the same values: `--<flag> <value>: must be …`.
+ */
+export function checkFlag(flag: string, schema: z.ZodType, value: unknown): void {
   if (value === undefined) return;
-  if (!Number.isFinite(value) || value <= 0)
-    throw new UsageError(`--${flag} ${value}: expected a positive number`);
+  const r = firstIssue(schema, value);
+  if (!r.ok) throw new UsageError(`--${flag} ${String(value)}: ${r.issue.message}`);
 }
 
 /** An output file flag must not name a folder (checked before any work, not at the final write). */

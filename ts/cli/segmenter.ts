@@ -9,7 +9,8 @@ import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';
 import { evaluateSegmenter, formatSegEval } from '../segment/eval.js';
 import { trainSegmenter } from '../segment/train.js';
-import { checkCount, checkPositive } from './options.js';
+import { learningRate } from '../model/options.js';
+import { checkCount, checkFlag } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
@@ -73,7 +74,7 @@ const command: CommandModule<object, SegmenterArgv> = {
       checkCount('batch-size', argv.batchSize);
       checkCount('seed', argv.seed, 0);
       checkCount('max-images', argv.maxImages);
-      checkPositive('lr', argv.lr);
+      checkFlag('lr', learningRate, argv.lr);
       const cache = openCache(argv.cache);
       const seg = await Segmenter.load(argv.model, { device: argv.device, lr: argv.lr, bf16: argv.bf16 });
       try {

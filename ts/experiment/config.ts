@@ -16,7 +16,7 @@ import {
   DEFAULT_DEVICE,
   SEGMENTER_DEFAULTS,
 } from '../model/defaults.js';
-import { promptTemplate } from '../model/options.js';
+import { learningRate, promptTemplate } from '../model/options.js';
 import { DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT } from '../model/prompts.js';
 
 /** The two image variants a model is trained on: as given, and with the CheXmask contours drawn in. */
@@ -31,7 +31,8 @@ export const SETUPS = ['zeroshot', 'linear-probe', 'finetune'] as const;
 export type Setup = (typeof SETUPS)[number];
 
 const positiveInt = z.number().int().positive();
-const lr = z.number().positive().max(1);
+/** Learning rates: the model classes' own rule (finite, 0 to MAX_LEARNING_RATE). */
+const lr = learningRate;
 
 export const TrainSchema = z
   .object({

@@ -351,6 +351,7 @@ export class Grid {
       });
       const state = await trainWithCheckpoints(clf, {
         dir: cell.dir,
+        name: `cell ${cell.id}`,
         epochs: tc.epochs,
         batchSize: tc.batchSize,
         seed: cell.seed,

@@ -12,10 +12,10 @@
 
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InterruptedError } from '../common/errors.js';
+import { DataError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
-import { NUM_LABELS } from '../common/labels.js';
+import { FINDINGS, NUM_LABELS } from '../common/labels.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
 import { epochSeed, shuffled } from '../common/random.js';
 import type { ClassifierLike, StepLoss } from '../model/backend.js';
@@ -68,6 +68,8 @@ export interface TrainProgress {
 
 export interface TrainOptions {
   dir: string;
+  /** What errors call this training (the grid: `cell <id>`); default the folder `dir`. */
+  name?: string;
   epochs: number;
   batchSize: number;
   seed: number;
@@ -142,22 +144,42 @@ export async function predictAll(
     if (signal?.stop) throw new InterruptedError('interrupted');
     const s = item.i * batchSize;
     const idx = indices.slice(s, s + batchSize);
+    let p: Float32Array | null = null;
     try {
       if (!item.ok) throw item.error;
-      put(s, item.value, await predict(item.value.x, item.value.n));
+      p = await predict(item.value.x, item.value.n);
     } catch {
       // Retry image by image; an image that still fails is skipped and counted.
       for (let j = 0; j < idx.length; j++) {
+        let one: { b: Batch; p: Float32Array } | null = null;
         try {
           const b = await source([idx[j]!]);
-          put(s + j, b, await predict(b.x, b.n));
+          one = { b, p: await predict(b.x, b.n) };
         } catch {
           failed.push(indices[s + j]!);
         }
+        // checked outside the catch: NaN weights are no unreadable image, and would fail every row
+        if (one) put(s + j, one.b, checkFiniteOutput(one.p, [idx[j]!]));
       }
     }
+    if (p && item.ok) put(s, item.value, checkFiniteOutput(p, idx));
   }
   return { probs, labels, labelMask, failed };
+}
+
+/**
+ * `p` ([rows, NUM_LABELS] probabilities of `rows`) or a DataError `non-finite-output`: a NaN comes from
+ * non-finite weights (a diverged training, a NaN checkpoint), and metrics on it would mean nothing.
+ */
+function checkFiniteOutput(p: Float32Array, rows: number[]): Float32Array {
+  const k = NUM_LABELS;
+  for (let i = 0; i < rows.length * k; i++)
+    if (!Number.isFinite(p[i]!))
+      throw new DataError(
+        'non-finite-output',
+        `the model's output for row ${rows[Math.floor(i / k)]} (${FINDINGS[i % k]}) is ${p[i]}: its weights are not finite (a training that diverged, or a checkpoint saved from one)`,
+      );
+  return p;
 }
 
 /**
@@ -261,27 +283,31 @@ function stepPlan(o: TrainOptions): StepPlan {
 class EpochLoss {
   private sum = 0;
   private n = 0;
-  private unreadRows: number[] = [];
+  /** The steps not yet read: their 1-based number in the epoch and their rows. */
+  private unreadSteps: { step: number; rows: number }[] = [];
   /** The newest loss read (NaN before the first). */
   last = Number.NaN;
-  stepped(rows: number): void {
-    this.unreadRows.push(rows);
+  stepped(step: number, rows: number): void {
+    this.unreadSteps.push({ step, rows });
   }
   get unread(): boolean {
-    return this.unreadRows.length > 0;
+    return this.unreadSteps.length > 0;
   }
-  take(r: StepLoss): void {
+  /** Adds the losses read; returns the first step whose loss is NaN or infinite (null when none). */
+  take(r: StepLoss): { step: number; loss: number } | null {
     const losses = r.losses ?? [r.loss];
-    const off = this.unreadRows.length - losses.length;
+    const off = this.unreadSteps.length - losses.length;
+    let bad: { step: number; loss: number } | null = null;
     losses.forEach((l, i) => {
-      const rows = this.unreadRows[i + off] ?? 0;
+      const at = this.unreadSteps[i + off];
       if (Number.isFinite(l)) {
-        this.sum += l * rows;
-        this.n += rows;
-      }
+        this.sum += l * (at?.rows ?? 0);
+        this.n += at?.rows ?? 0;
+      } else bad ??= { step: at?.step ?? 0, loss: l };
     });
     if (losses.length) this.last = losses[losses.length - 1]!;
-    this.unreadRows = [];
+    this.unreadSteps = [];
+    return bad;
   }
   mean(): number {
     return this.n ? this.sum / this.n : Number.NaN;
@@ -305,10 +331,25 @@ async function resumeState(clf: ClassifierLike, o: TrainOptions, statePath: stri
   return { st, keep };
 }
 
+/** What errors call a training: its name, else its folder. */
+const nameOf = (o: TrainOptions) => o.name ?? o.dir;
+
+/**
+ * A loss read as NaN or infinite: the step before it left the weights non-finite or on the way there,
+ * and every later step trains on garbage, so the training stops before the epoch is saved.
+ */
+function nonFiniteLoss(o: TrainOptions, epoch: number, bad: { step: number; loss: number }): DataError {
+  return new DataError(
+    'non-finite-loss',
+    `${nameOf(o)}, epoch ${epoch}, step ${bad.step}: the training loss is ${bad.loss}. Training diverged: lower the learning rate (or turn bf16 off, or look for a bad input); nothing of this epoch was saved`,
+  );
+}
+
 /**
  * The training steps of one epoch over `order`; returns the mean training loss. A batch that fails
  * to load is trained on its readable images (unreadable.ts); a rank without rows still joins the
- * group's step.
+ * group's step. A loss read as NaN or infinite stops it (DataError `non-finite-loss`); the losses are
+ * checked where they are read anyway (once per LOSS_READ_EVERY steps), never with a wait of their own.
  */
 async function trainEpoch(
   clf: ClassifierLike,
@@ -345,8 +386,9 @@ async function trainEpoch(
     // the loss of a group's step is the group's (all ranks agree)
     const readLoss = !lazyLoss || (s + 1) % LOSS_READ_EVERY === 0 || s === steps - 1;
     const r = b ? await clf.trainStep(b.x, b.n, b.labels, b.labelMask, { readLoss }) : await idle(readLoss);
-    loss.stepped(plan.stepRows(order, s, b));
-    if (readLoss) loss.take(r);
+    loss.stepped(s + 1, plan.stepRows(order, s, b));
+    const bad = readLoss ? loss.take(r) : null;
+    if (bad) throw nonFiniteLoss(o, epoch, bad);
     o.onProgress?.({
       epoch,
       epochs: o.epochs,
@@ -356,23 +398,40 @@ async function trainEpoch(
     });
   }
   // the epoch's last steps may have been skipped (unreadable batches) before reading
-  if (loss.unread && clf.readLosses) loss.take(await clf.readLosses());
+  if (loss.unread && clf.readLosses) {
+    const bad = loss.take(await clf.readLosses());
+    if (bad) throw nonFiniteLoss(o, epoch, bad);
+  }
   return loss.mean();
 }
 
-/** Validation metrics of the model as it is now (sharded over the group, gathered on every rank). */
+/**
+ * Validation metrics of the model as it is now (sharded over the group, gathered on every rank). A
+ * NaN output (the epoch's last step made the weights non-finite, after the last loss read) stops the
+ * training as a NaN loss does, before anything of the epoch is saved.
+ */
 async function validateEpoch(
   clf: ClassifierLike,
   o: TrainOptions,
   plan: StepPlan,
   wait: DataWait,
+  epoch: number,
 ): Promise<EpochRecord['val']> {
-  const vp = await predictAllSharded((x, n) => clf.predict(x, n), o.source, o.valIdx, {
-    batchSize: o.batchSize,
-    wait,
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...(plan.dist ? { dist: plan.dist } : {}),
-  });
+  let vp: Predictions;
+  try {
+    vp = await predictAllSharded((x, n) => clf.predict(x, n), o.source, o.valIdx, {
+      batchSize: o.batchSize,
+      wait,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(plan.dist ? { dist: plan.dist } : {}),
+    });
+  } catch (e) {
+    if (!(e instanceof DataError && e.reason === 'non-finite-output')) throw e;
+    throw new DataError(
+      'non-finite-loss',
+      `${nameOf(o)}, epoch ${epoch}, validation: ${e.message}. Training diverged: lower the learning rate (or turn bf16 off, or look for a bad input); nothing of this epoch was saved`,
+    );
+  }
   const va = asLabelArrays(vp);
   const m = computeMetrics(va, chooseThresholds(va, o.thresholdRule ?? 'youden'));
   return { macroAUROC: m.macroAUROC, meanLabelAccuracy: m.meanLabelAccuracy, loss: bceLoss(vp) };
@@ -446,7 +505,7 @@ export async function trainWithCheckpoints(clf: ClassifierLike, o: TrainOptions)
     );
     const trainLoss = await trainEpoch(clf, o, plan, epoch, order, wait, unreadable);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const val = await validateEpoch(clf, o, plan, wait);
+    const val = await validateEpoch(clf, o, plan, wait, epoch);
     const rec: EpochRecord = {
       epoch,
       trainLoss,

@@ -8,6 +8,13 @@ import { NUM_LABELS } from '../common/labels.js';
 /** Where a model runs when no device is named: CUDA when present, else the CPU. */
 export const DEFAULT_DEVICE = 'auto';
 
+/**
+ * The largest learning rate any entry point takes (Classifier.create, Segmenter.load, the run config,
+ * the CLI flags). AdamW moves each weight by about lr per step whatever the gradient's size: a step of
+ * 1 already scrambles a trained tower, and larger ones (1e308 overflows float32) only train to NaN.
+ */
+export const MAX_LEARNING_RATE = 1;
+
 /** Classifier.create. */
 export const CLASSIFIER_DEFAULTS = {
   numLabels: NUM_LABELS,

@@ -15,8 +15,17 @@ import {
   positiveCount,
   rule,
 } from '../common/options.js';
-import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, SEGMENTER_DEFAULTS } from './defaults.js';
+import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, MAX_LEARNING_RATE, SEGMENTER_DEFAULTS } from './defaults.js';
 import { FINDING_SLOT } from './prompts.js';
+
+/**
+ * A learning rate, wherever one is taken (the model classes, the run config, the CLI): finite, from 0
+ * (as PyTorch, a rate that leaves the weights as they are) to MAX_LEARNING_RATE.
+ */
+export const learningRate = rule<number>(
+  (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= MAX_LEARNING_RATE,
+  (v) => `must be a finite number from 0 to ${MAX_LEARNING_RATE}, got ${String(v)}`,
+);
 
 /** `device` of every model class. */
 export const deviceOption = or(deviceName, DEFAULT_DEVICE);
@@ -28,8 +37,8 @@ export const ClassifierCreateSchema = z
     inputDim: z.unknown().optional(),
     numLabels: or(positiveCount, CLASSIFIER_DEFAULTS.numLabels),
     device: deviceOption,
-    lrEncoder: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrEncoder),
-    lrHead: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.lrHead),
+    lrEncoder: or(learningRate, CLASSIFIER_DEFAULTS.lrEncoder),
+    lrHead: or(learningRate, CLASSIFIER_DEFAULTS.lrHead),
     weightDecay: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.weightDecay),
     freezeEncoder: flag,
     gradClip: or(nonNegativeNumber, CLASSIFIER_DEFAULTS.gradClip),
@@ -41,7 +50,7 @@ export const ClassifierCreateSchema = z
 export const SegmenterLoadSchema = z
   .object({
     device: deviceOption,
-    lr: or(nonNegativeNumber, SEGMENTER_DEFAULTS.lr),
+    lr: or(learningRate, SEGMENTER_DEFAULTS.lr),
     weightDecay: or(nonNegativeNumber, SEGMENTER_DEFAULTS.weightDecay),
     gradClip: or(nonNegativeNumber, SEGMENTER_DEFAULTS.gradClip),
     bf16: flag,

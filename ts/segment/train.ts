@@ -8,7 +8,7 @@
 
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { InterruptedError } from '../common/errors.js';
+import { DataError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
@@ -145,7 +145,11 @@ function segSplits(o: SegTrainOptions): { train: number[]; val: number[] } {
   return { train, val };
 }
 
-/** One epoch's steps over `order`: the row-weighted mean loss and training Dice. */
+/**
+ * One epoch's steps over `order`: the row-weighted mean loss and training Dice. A step's loss is read
+ * with its result (the segmenter's steps return it); a NaN or infinite one stops the training with a
+ * DataError `non-finite-loss` before the epoch is saved.
+ */
 async function trainSegEpoch(
   o: SegTrainOptions,
   epoch: number,
@@ -164,6 +168,11 @@ async function trainSegEpoch(
     if (!r.ok) throw r.error;
     if (o.signal?.stop) throw new InterruptedError(`stopped in segmenter epoch ${epoch}`);
     const step = await o.segmenter.trainStep(r.value.x, r.value.n);
+    if (!Number.isFinite(step.loss))
+      throw new DataError(
+        'non-finite-loss',
+        `segmenter training ${o.out}, epoch ${epoch}, step ${Math.ceil((done + 1) / o.batchSize)}: the training loss is ${step.loss}. Training diverged: lower the learning rate (--lr), or turn bf16 off; nothing of this epoch was saved`,
+      );
     lossSum += step.loss * r.value.n;
     diceSum += step.dice * r.value.n;
     done += r.value.n;
