@@ -7,6 +7,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
+import { configFromArgv } from '../../ts/cli/config-merge.js';
+import { ConfigError } from '../../ts/common/errors.js';
 import {
   checkArg,
   deviceName,
@@ -17,8 +19,6 @@ import {
   positiveInt,
   typedArray,
 } from '../../ts/common/options.js';
-import { configFromArgv } from '../../ts/cli/config-merge.js';
-import { ConfigError } from '../../ts/common/errors.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import {
   CLASSIFIER_DEFAULTS,
@@ -119,7 +119,9 @@ test('learning rates: finite, 0 to MAX_LEARNING_RATE, at every entry point', () 
   const bad = [1e308, Number.NaN, Number.POSITIVE_INFINITY, -1e-3, 1.5];
   for (const v of bad) {
     for (const k of ['lrHead', 'lrEncoder'] as const) {
-      const e = thrown(() => parseOptions(ClassifierCreateSchema, { inputDim: 4, [k]: v }, 'Classifier.create'));
+      const e = thrown(() =>
+        parseOptions(ClassifierCreateSchema, { inputDim: 4, [k]: v }, 'Classifier.create'),
+      );
       assert.instance(e, RangeError);
       assert.is(
         e.message,
@@ -130,11 +132,18 @@ test('learning rates: finite, 0 to MAX_LEARNING_RATE, at every entry point', () 
     assert.instance(s, RangeError);
     assert.match(s.message, /^Segmenter\.load option 'lr': lr must be a finite number from 0 to 1/);
     // the run config (file and CLI flags alike) refuses the same values, naming the field
-    for (const over of [{ linearProbe: { lr: v } }, { finetune: { lrHead: v } }, { finetune: { lrEncoder: v } }]) {
+    for (const over of [
+      { linearProbe: { lr: v } },
+      { finetune: { lrHead: v } },
+      { finetune: { lrEncoder: v } },
+    ]) {
       const c = thrown(() => parseConfig({ data: { cache: 'c' }, ...over }));
       assert.instance(c, ConfigError);
       const [setup, block] = Object.entries(over)[0]!;
-      assert.match(c.message, new RegExp(`${setup}\\.${Object.keys(block)[0]}: must be a finite number from 0 to 1`));
+      assert.match(
+        c.message,
+        new RegExp(`${setup}\\.${Object.keys(block)[0]}: must be a finite number from 0 to 1`),
+      );
     }
   }
   const flag = thrown(() => configFromArgv({ cache: 'c', lrHead: 1e308 }));

@@ -26,6 +26,25 @@ test('auroc: hand-computed values, ties, perfect, inverted, single class', () =>
   assert.ok(Number.isNaN(auroc([], [])));
 });
 
+test('a NaN score (a model with non-finite weights) is a RangeError, not an AUROC or a threshold', () => {
+  // sorted with NaN the pairs came out in any order: 0.25, 0.5 or 0.75 from the same scores
+  assert.throws(
+    () => auroc([0.8, Number.NaN, 0.5, 0.1], [1, 1, 0, 0]),
+    (e: Error) => e instanceof RangeError && /^scores\[1\] is NaN/.test(e.message),
+  );
+  assert.throws(() => chooseThreshold([0.2, Number.NaN, 0.7], [0, 1, 1], 'youden'), /scores\[1\] is NaN/);
+  const a = { probs: [0.9, Number.NaN, 0.3, 0.7], labels: [1, 0, 0, 1], mask: [1, 1, 1, 1], n: 2, k: 2 };
+  assert.throws(
+    () => computeMetrics(a, [0.5, 0.5]),
+    (e: Error) => e instanceof RangeError && /^probs\[0, 1\] \(row 0, finding 1\) is NaN/.test(e.message),
+  );
+  assert.throws(() => chooseThresholds(a, 'accuracy'), /probs\[0, 1\]/);
+  // masked out, a row without a prediction is left out as before
+  const m = computeMetrics({ ...a, mask: [1, 0, 1, 1] }, [0.5, 0.5]);
+  close(m.perLabel[0]!.auroc, 1);
+  assert.ok(Number.isNaN(m.perLabel[1]!.auroc), 'one pair left: one class');
+});
+
 // 4 images × 2 labels; label 1 has a masked-out entry.
 const probs = [0.9, 0.2, 0.3, 0.7, 0.6, 0.4, 0.1, 0.8];
 const labels = [1, 0, 0, 1, 1, 1, 0, 0];

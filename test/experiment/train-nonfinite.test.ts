@@ -75,7 +75,11 @@ test('lrHead 1e308 (real addon): stops at the first NaN loss read, nothing of th
     assert.match(e.message, /^cell lp-original-s0, epoch 1, step 2: the training loss is NaN/);
     assert.match(e.message, /lower the learning rate/);
     assert.ok(LOSS_READ_EVERY > 2, 'read later than the step that failed: no wait of its own');
-    assert.equal(existsSync(dir) ? readdirSync(dir) : [], [], 'no best.ckpt, no epoch checkpoint, no state.json');
+    assert.equal(
+      existsSync(dir) ? readdirSync(dir) : [],
+      [],
+      'no best.ckpt, no epoch checkpoint, no state.json',
+    );
   } finally {
     clf.dispose();
   }
@@ -99,7 +103,10 @@ test('weights made NaN by the epoch last step: validation stops it before best.c
       }),
     );
     assert.is(e.reason, 'non-finite-loss');
-    assert.match(e.message, new RegExp(`^${dir}, epoch 1, validation: the model's output for row 8 \\(\\w+\\) is NaN`));
+    assert.match(
+      e.message,
+      new RegExp(`^${dir}, epoch 1, validation: the model's output for row 8 \\(\\w+\\) is NaN`),
+    );
     assert.not.ok(existsSync(join(dir, 'best.ckpt')));
     assert.not.ok(existsSync(join(dir, 'state.json')));
   } finally {

@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { demoSegmenter } from '../../ts/cli/demo-segmenter.js';
+import { DataError } from '../../ts/common/errors.js';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { CacheLike } from '../../ts/experiment/backend.js';
 import { realBackend } from '../../ts/experiment/backend-real.js';
@@ -24,7 +25,9 @@ import type { Results } from '../../ts/experiment/results.js';
 import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
+import { readSegmenterMeta } from '../../ts/model/meta.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
+import { loadNative } from '../../ts/native.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
 import { dice, hd95 } from '../../ts/segment/metrics.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
@@ -216,6 +219,51 @@ test("the demo's segmenter folder is what serve/predict/openSegmenter take (trai
   const opened = await openSegmenter(join(data, 'segmenter'), { device: 'cpu' });
   assert.is(opened.trained, true);
   await opened.dispose();
+});
+
+test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or state of NaN weights', async () => {
+  const cache = openCache(join(tmp, 'cache'));
+  // Segmenter.load refuses lr 1e308: the raw addon's segmenter, in the class's clothes
+  const raw = await loadNative().Segmenter.create({
+    modelPath: join(SEG, 'seg.pt'),
+    device: 'cpu',
+    lr: 1e308,
+    weightDecay: 0,
+    gradClip: 0,
+    bf16: false,
+  });
+  const Ctor = Segmenter as unknown as new (...a: unknown[]) => Segmenter;
+  const seg = new Ctor(raw, readSegmenterMeta(SEG), SEG, 0.5);
+  const out = join(tmp, 'seg-nan');
+  try {
+    let err: unknown = null;
+    try {
+      await trainSegmenter({
+        cache,
+        segmenter: seg,
+        out,
+        epochs: 2,
+        batchSize: 4,
+        seed: 0,
+        maxTrain: 12,
+        fingerprint: {},
+      });
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, DataError);
+    assert.is((err as DataError).reason, 'non-finite-loss');
+    // step 1's loss is taken before its update: step 2 is the first on NaN weights
+    assert.match(
+      (err as Error).message,
+      new RegExp(`^segmenter training ${out}, epoch 1, step 2: the training loss is NaN`),
+    );
+    assert.match((err as Error).message, /lower the learning rate \(--lr\)/);
+    for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+  } finally {
+    await seg.dispose();
+    cache.close();
+  }
 });
 
 test.run();

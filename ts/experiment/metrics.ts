@@ -6,6 +6,8 @@
  * - `mask[i,k] = 0` means the label is ignored (U-Ignore / missing): the pair (i,k) is left out of
  *   every per-label count. A label with no positive or no negative among the counted pairs has an
  *   undefined AUROC, returned as `NaN` (serialised as `null` in JSON).
+ * - A counted pair needs a score: a NaN one (a model with non-finite weights) is a RangeError, never
+ *   ranked or thresholded as if it were a number. A row without a prediction has its mask set to 0.
  *
  * Definitions (see docs/experiments.md):
  * - `meanLabelAccuracy` — the paper's "accuracy averaged across the five findings":
@@ -68,7 +70,10 @@ function isCounted(mask: LabelArrays['mask'], idx: number): boolean {
   return !mask || mask[idx]! > 0.5;
 }
 
-/** Scores and 0/1 labels of the counted pairs for label `k`, optionally restricted to `rows`. */
+/**
+ * Scores and 0/1 labels of the counted pairs for label `k`, optionally restricted to `rows`.
+ * @throws {RangeError} a counted pair's score is NaN.
+ */
 export function column(a: LabelArrays, k: number, rows?: ArrayLike<number>): { s: number[]; y: number[] } {
   const s: number[] = [];
   const y: number[] = [];
@@ -77,15 +82,25 @@ export function column(a: LabelArrays, k: number, rows?: ArrayLike<number>): { s
     const i = rows ? rows[r]! : r;
     const idx = i * a.k + k;
     if (!isCounted(a.mask, idx)) continue;
+    if (Number.isNaN(a.probs[idx]!)) throw nanScore(`probs[${i}, ${k}] (row ${i}, finding ${k})`);
     s.push(a.probs[idx]!);
     y.push(a.labels[idx]! > 0.5 ? 1 : 0);
   }
   return { s, y };
 }
 
-/** ROC AUC via the rank-sum (Mann–Whitney) statistic with mid-ranks for ties. NaN if one class is absent. */
+const nanScore = (what: string) =>
+  new RangeError(
+    `${what} is NaN: every counted pair needs a score (mask a row without a prediction out; a model that outputs NaN has non-finite weights)`,
+  );
+
+/**
+ * ROC AUC via the rank-sum (Mann–Whitney) statistic with mid-ranks for ties. NaN if one class is absent.
+ * @throws {RangeError} a score is NaN (it has no rank).
+ */
 export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   const n = scores.length;
+  for (let i = 0; i < n; i++) if (Number.isNaN(scores[i]!)) throw nanScore(`scores[${i}]`);
   let pos = 0;
   for (let i = 0; i < n; i++) if (labels[i]! > 0.5) pos++;
   const neg = n - pos;
@@ -141,6 +156,7 @@ export const accuracy = (c: Confusion) => ratio(c.tp + c.tn, c.tp + c.tn + c.fp 
  * to the candidate closest to 0.5. Validation with one class (or none) → `fixed`, whatever the rule:
  * there is nothing to separate (Youden is undefined, F1 is 0 at every threshold without a positive,
  * accuracy would put the threshold past every score), so every rule falls back to the same threshold.
+ * @throws {RangeError} a score is NaN (rules other than `fixed`).
  */
 export function chooseThreshold(
   s: ArrayLike<number>,
@@ -149,6 +165,7 @@ export function chooseThreshold(
   fixed = 0.5,
 ): number {
   if (rule === 'fixed') return fixed;
+  for (let i = 0; i < s.length; i++) if (Number.isNaN(s[i]!)) throw nanScore(`scores[${i}]`);
   let positives = 0;
   for (let i = 0; i < y.length; i++) if (y[i]! > 0.5) positives++;
   if (positives === 0 || positives === y.length) return fixed;
