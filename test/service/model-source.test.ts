@@ -1,12 +1,13 @@
 /** `--model` as a model folder or a trained cell: the cell's run names the model folder and its cache the contour settings. */
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
+import { runModel } from '../../ts/model/run-model.js';
 
 import { checkpointContour, resolveModelSource, runContour } from '../../ts/service/model-source.js';
 
@@ -20,7 +21,10 @@ test.before(() => {
   mkdirSync(cache, { recursive: true });
   writeFileSync(join(cell, 'best.ckpt'), 'x');
   writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
-  writeFileSync(join(run, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
+  writeFileSync(
+    join(run, RUN_DATA_FILE),
+    JSON.stringify({ fingerprint: { cacheDir: cache }, model: runModel('models/tiny') }),
+  );
   writeFileSync(join(cache, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
 });
 
@@ -98,6 +102,103 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
   } finally {
     process.off('warning', listen);
   }
+});
+
+/** Warnings emitted while `f` runs (they come on the next tick). */
+async function warningsOf<T>(f: () => T): Promise<{ value: T; warnings: (Error & { code?: string })[] }> {
+  const warnings: Error[] = [];
+  const listen = (w: Error) => warnings.push(w);
+  process.on('warning', listen);
+  try {
+    const value = f();
+    await new Promise((r) => setImmediate(r));
+    return { value, warnings };
+  } finally {
+    process.off('warning', listen);
+  }
+}
+
+function refusal(f: () => unknown): Error {
+  try {
+    f();
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    return e as Error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+test('a cell is refused on a model folder whose weights or model.json changed since its run recorded it', async () => {
+  const modelDir = join(tmp, 'model-a');
+  cpSync(join('models', 'tiny'), modelDir, { recursive: true });
+  const r = join(tmp, 'runs', 'Fingerprinted');
+  const c = join(r, 'cells', 'lp-original-s0');
+  mkdirSync(c, { recursive: true });
+  writeFileSync(join(c, 'best.ckpt'), 'x');
+  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
+  writeFileSync(
+    join(r, RUN_DATA_FILE),
+    JSON.stringify({
+      fingerprint: { cacheDir: cache },
+      recordedAt: '2026-12-05T10:00:00Z',
+      model: runModel(modelDir),
+    }),
+  );
+  // unchanged (and a copy of the same files is the same model): served, without a warning
+  const same = await warningsOf(() => resolveModelSource(c));
+  assert.is(same.value.modelDir, modelDir);
+  assert.is(same.value.checkpoint, join(c, 'best.ckpt'));
+  assert.equal(same.warnings, []);
+
+  // the folder re-exported with other weights: the cell's head would sit on another encoder
+  const weights = join(modelDir, 'clip.pt');
+  const original = readFileSync(weights);
+  writeFileSync(weights, Buffer.concat([original, Buffer.from('re-exported')]));
+  for (const m of [c, join(c, 'best.ckpt')]) {
+    const e = refusal(() => resolveModelSource(m));
+    assert.match(e.message, new RegExp(`^cannot use ${join(c, 'best.ckpt')} of run ${r}: `));
+    assert.match(
+      e.message,
+      new RegExp(
+        `the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not the model this run started with: the weights file changed`,
+      ),
+    );
+    assert.match(e.message, /recorded 2026-12-05T10:00:00Z in data\.json/);
+  }
+  // a checkpoint of that run put on a model folder by hand: the same check, naming --model
+  const byHand = refusal(() => resolveModelSource(modelDir, join(c, 'best.ckpt')));
+  assert.match(byHand.message, new RegExp(`the model folder ${modelDir} \\(--model\\) is not the model`));
+  writeFileSync(weights, original);
+  assert.is(resolveModelSource(modelDir, join(c, 'best.ckpt')).checkpoint, join(c, 'best.ckpt'));
+
+  const meta = join(modelDir, 'model.json');
+  const json = readFileSync(meta, 'utf8');
+  writeFileSync(meta, `${json}\n`);
+  assert.match(
+    refusal(() => resolveModelSource(c)).message,
+    /: model\.json changed; sha256 of model\.json:weights /,
+  );
+  writeFileSync(meta, json);
+  assert.is(resolveModelSource(c).modelDir, modelDir);
+});
+
+test('a run that recorded no model: its cell is served, with a warning that it cannot be checked', async () => {
+  const r = join(tmp, 'runs', 'Unrecorded');
+  const c = join(r, 'cells', 'lp-masked-s1');
+  mkdirSync(c, { recursive: true });
+  writeFileSync(join(c, 'best.ckpt'), 'x');
+  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
+  writeFileSync(join(r, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
+  const { value, warnings } = await warningsOf(() => resolveModelSource(c));
+  assert.is(value.checkpoint, join(c, 'best.ckpt'));
+  const w = warnings.filter((x) => x.code === 'CXRMASK_MODEL_UNRECORDED');
+  assert.is(w.length, 1);
+  assert.match(
+    w[0]!.message,
+    new RegExp(
+      `^${r}: the run recorded no model .*cannot be checked against the one ${join(c, 'best.ckpt')}`,
+    ),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

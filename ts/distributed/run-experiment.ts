@@ -31,7 +31,7 @@ import { readEvalOverrides, withMetricOverrides } from '../experiment/eval-setti
 import { checkSameData, dataFingerprint, writeRunData } from '../experiment/fingerprint.js';
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
-import { modelChange, runModel } from '../experiment/model-fingerprint.js';
+import { modelChange, runModel } from '../model/run-model.js';
 import type { Results } from '../experiment/results.js';
 import { assembleResults, cacheFacts, type RunResult } from '../experiment/results-assembly.js';
 import {

@@ -23,7 +23,8 @@ import {
   type PaintOptions,
 } from '../masks/overlay.js';
 import { CACHE_VERSION, type CachedEntry, type CacheMeta, type CacheSummary } from './cache-format.js';
-import { cacheDigest, recordStamps, type ShardInfo, sha256, sha256File } from './cache-verify.js';
+import { sha256, sha256File } from '../common/hash.js';
+import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
 import { DATASET_FORMATS, type ImageLimits, type ResolvedImageLimits, resolveImageLimits } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
 

@@ -11,10 +11,10 @@
  * shard's last change is not trusted (coarse file-system clocks), so such a shard is hashed on the next
  * open. A rebuild hashes every shard it considers reusing, always (its cost is small next to decoding).
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
+import { sha256, sha256File } from '../common/hash.js';
 import { writeFileAtomic } from '../common/io.js';
 
 export interface ShardInfo {
@@ -26,28 +26,6 @@ export interface ShardInfo {
 
 export const STAMPS_FILE = 'shards.verified.json';
 const RACY_NS = 2_000_000_000n;
-const CHUNK = 16 << 20;
-
-export function sha256(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-/** SHA-256 of a file, read in 16 MB chunks (a shard is never held twice in memory). */
-export function sha256File(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK);
-    for (;;) {
-      const got = readSync(fd, buf, 0, CHUNK, null);
-      if (got <= 0) break;
-      h.update(buf.subarray(0, got));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 /** One digest over everything the records and labels come from (recorded by runs). */
 export function cacheDigest(entriesSha256: string, shards: ShardInfo[]): string {

@@ -31,7 +31,8 @@ import {
   type CacheMeta,
   type CacheSummary,
 } from './cache-format.js';
-import { cacheDigest, checkContent, damaged, sha256, verifyShards } from './cache-verify.js';
+import { sha256 } from '../common/hash.js';
+import { cacheDigest, checkContent, damaged, verifyShards } from './cache-verify.js';
 import {
   type CacheDataSettings,
   type PreprocessOptions,

@@ -28,7 +28,7 @@ export interface DataFingerprint {
   join: Record<string, unknown> | null;
 }
 
-/** The exported model folder a run started with (ts/experiment/model-fingerprint.ts runModel). */
+/** The exported model folder a run started with (ts/model/run-model.ts runModel). */
 export interface RunModel {
   /** model.dir, made absolute. */
   dir: string;

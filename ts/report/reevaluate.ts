@@ -20,7 +20,7 @@ import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
 import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
-import { modelChange, runModel } from '../experiment/model-fingerprint.js';
+import { modelChange, runModel } from '../model/run-model.js';
 import type { Results } from '../experiment/results.js';
 import type { RunResult } from '../experiment/results-assembly.js';
 import { assembleResults } from '../experiment/results-assembly.js';

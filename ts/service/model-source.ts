@@ -4,13 +4,18 @@
  * whose run config names the model folder and whose cache recorded the contour settings the model
  * was trained with (so predicted contours are drawn as thick as the training ones). A checkpoint
  * given with a model folder brings its cell's contour settings the same way.
+ *
+ * A cell's head was trained on its run's encoder: the model folder it is put on must still hold the
+ * model.json and weights the run recorded in data.json (ts/model/run-model.ts), else the scores would
+ * be silently wrong. Checking hashes the weights once per call (under a second for BiomedCLIP).
  */
 
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
-import { readRunData, readRunModelDir } from '../model/run-files.js';
+import { RUN_DATA_FILE, readRunData, readRunModelDir } from '../model/run-files.js';
+import { modelChange, runModel } from '../model/run-model.js';
 
 export interface ModelSource {
   modelDir: string;
@@ -21,10 +26,15 @@ export interface ModelSource {
 
 /**
  * @throws {ConfigError} `model` is neither a model folder (model.json) nor a trained cell (best.ckpt
- *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder.
+ *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder;
+ *   or the model folder is not the model the cell's run recorded (a checkpoint inside a run given
+ *   with a model folder: that folder). A run that recorded none: a warning (CXRMASK_MODEL_UNRECORDED).
  */
 export function resolveModelSource(model: string, checkpoint?: string | null): ModelSource {
   if (existsSync(join(model, 'model.json'))) {
+    const cells = checkpoint ? dirname(dirname(checkpoint)) : null;
+    if (checkpoint && cells && basename(cells) === 'cells')
+      checkRunModel(dirname(cells), model, checkpoint, '--model');
     const contour = checkpoint ? checkpointContour(checkpoint) : undefined;
     return { modelDir: model, checkpoint: checkpoint ?? null, ...(contour ? { overlay: contour } : {}) };
   }
@@ -47,10 +57,31 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   if (!existsSync(join(modelDir, 'model.json'))) {
     throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);
   }
+  checkRunModel(runDir, modelDir, ckpt, 'config.json model.dir');
   const out: ModelSource = { modelDir, checkpoint: ckpt };
   const contour = runContour(runDir);
   if (contour) out.overlay = contour;
   return out;
+}
+
+/**
+ * `modelDir` (`named` so in messages) against the model `runDir` recorded in data.json when it started:
+ * a ConfigError naming the run, the folder and what changed; a warning for a run that recorded none.
+ */
+function checkRunModel(runDir: string, modelDir: string, checkpoint: string, named: string): void {
+  const data = readRunData(runDir);
+  if (!data?.model) {
+    process.emitWarning(
+      `${runDir}: the run recorded no model (no model in ${RUN_DATA_FILE}: it predates that record), so the model folder ${resolve(modelDir)} cannot be checked against the one ${checkpoint} was trained on`,
+      { code: 'CXRMASK_MODEL_UNRECORDED' },
+    );
+    return;
+  }
+  const change = modelChange(data.model, runModel(modelDir), named);
+  if (change)
+    throw new ConfigError(
+      `cannot use ${checkpoint} of run ${runDir}: ${change} (recorded ${data.recordedAt} in ${RUN_DATA_FILE}). The checkpoint's head was trained on the recorded model's encoder: restore that model folder, or train the cell again`,
+    );
 }
 
 /**
