@@ -31,7 +31,6 @@ import { readEvalOverrides, withMetricOverrides } from '../experiment/eval-setti
 import { checkSameData, dataFingerprint, writeRunData } from '../experiment/fingerprint.js';
 import { Grid, type GridEvent } from '../experiment/grid.js';
 import { gridAttribution } from '../experiment/grid-attribution.js';
-import { modelChange, runModel } from '../model/run-model.js';
 import type { Results } from '../experiment/results.js';
 import { assembleResults, cacheFacts, type RunResult } from '../experiment/results-assembly.js';
 import {
@@ -43,6 +42,7 @@ import {
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { RUN_DATA_FILE, type RunData, type RunModel, readRunData } from '../model/run-files.js';
+import { modelChange, runModel } from '../model/run-model.js';
 import { writeReports } from '../report/write.js';
 import { runCellsOnDevices } from './devices.js';
 

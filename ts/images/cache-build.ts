@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, ReasonCounter } from '../common/errors.js';
+import { sha256, sha256File } from '../common/hash.js';
 import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
@@ -23,7 +24,6 @@ import {
   type PaintOptions,
 } from '../masks/overlay.js';
 import { CACHE_VERSION, type CachedEntry, type CacheMeta, type CacheSummary } from './cache-format.js';
-import { sha256, sha256File } from '../common/hash.js';
 import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
 import { DATASET_FORMATS, type ImageLimits, type ResolvedImageLimits, resolveImageLimits } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';

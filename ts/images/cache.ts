@@ -13,6 +13,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
+import { sha256 } from '../common/hash.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { firstIssue, parseOptions } from '../common/options.js';
 import type { Split } from '../data/mimic.js';
@@ -31,7 +32,6 @@ import {
   type CacheMeta,
   type CacheSummary,
 } from './cache-format.js';
-import { sha256 } from '../common/hash.js';
 import { cacheDigest, checkContent, damaged, verifyShards } from './cache-verify.js';
 import {
   type CacheDataSettings,

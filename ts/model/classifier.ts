@@ -78,8 +78,8 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * `inputDim` when `modelDir` is absent (linear probing).
    * @throws {TypeError} (rejects) an unknown option, or `modelDir` not a non-empty string.
    * @throws {RangeError} (rejects) `inputDim` missing without `modelDir`; `inputDim` or `numLabels` not an
-   *   integer from 1 to 2^31−1; a bad `seed` or `device`, or a negative/non-finite learning rate, weight
-   *   decay or gradClip.
+   *   integer from 1 to 2^31−1; a bad `seed` or `device`; a learning rate that is not a finite number
+   *   from 0 to 1 (MAX_LEARNING_RATE); a negative/non-finite weight decay or gradClip.
    * @throws {Error} (rejects) `<modelDir>/model.json` is missing or incomplete, its embedDim is not the
    *   image tower's width, or the addon cannot load.
    * @throws {NativeError} (rejects) LibTorch cannot load the model or the device.
@@ -186,7 +186,9 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * resolves with this step's (masked mean) loss and pre-clip gradient norm, plus `losses`: every step's
    * loss since the last step that read them, oldest first, this one last. With `readLoss: false` it
    * resolves as soon as the step is queued, with `loss` and `gradNorm` NaN and `losses` empty; a later
-   * reading step returns those losses. A training loop reads once per logging interval that way.
+   * reading step returns those losses. A training loop reads once per logging interval that way. A NaN
+   * or infinite loss is returned as it is, as PyTorch does (the weights are then no longer trustworthy);
+   * the run's loop (trainWithCheckpoints) stops on it with a DataError `non-finite-loss`.
    * @throws {TypeError} (synchronously) `x`, `labels` or `labelMask` of the wrong type; cache records
    *   on a head-only classifier; an unknown option.
    * @throws {RangeError} (synchronously) `n` not a positive integer, a wrong length, or records asking

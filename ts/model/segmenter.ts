@@ -85,7 +85,8 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
   /**
    * Loads `<dir>/seg.pt` (random-init export or any TorchScript module with `segment(x)`).
    * @throws {TypeError} (rejects) `dir` not a non-empty string, or an unknown option.
-   * @throws {RangeError} (rejects) a bad `device`, a negative/non-finite lr, weightDecay or gradClip,
+   * @throws {RangeError} (rejects) a bad `device`, an lr that is not a finite number from 0 to 1, a
+   *   negative/non-finite weightDecay or gradClip,
    *   or a threshold outside (0, 1).
    * @throws {Error} (rejects) `<dir>/model.json` is missing, not a segmenter's, or the addon cannot load.
    * @throws {NativeError} (rejects) LibTorch cannot load the file, or it has no `segment` method.

@@ -20,7 +20,6 @@ import { rescoreTestDatasets } from '../experiment/cross-dataset.js';
 import { type MetricOverrides, readEvalOverrides, writeEvalOverrides } from '../experiment/eval-settings.js';
 import { checkSameData, dataFingerprint } from '../experiment/fingerprint.js';
 import { readGridAttribution } from '../experiment/grid-attribution.js';
-import { modelChange, runModel } from '../model/run-model.js';
 import type { Results } from '../experiment/results.js';
 import type { RunResult } from '../experiment/results-assembly.js';
 import { assembleResults } from '../experiment/results-assembly.js';
@@ -28,6 +27,7 @@ import { recordedCacheDir } from '../experiment/run-folder.js';
 import { lockRun } from '../experiment/run-lock.js';
 import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
 import { readRunData } from '../model/run-files.js';
+import { modelChange, runModel } from '../model/run-model.js';
 import { table2Markdown } from './tables.js';
 import { writeReports } from './write.js';
 
