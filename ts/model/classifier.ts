@@ -36,7 +36,9 @@ export interface ClassifierCreateOptions {
   inputDim?: number;
   numLabels?: number;
   device?: DeviceSpec;
+  /** AdamW learning rate of the image tower: a finite number from 0 to 1 (default 1e-5). */
   lrEncoder?: number;
+  /** AdamW learning rate of the head: a finite number from 0 to 1 (default 1e-3). */
   lrHead?: number;
   weightDecay?: number;
   /** Linear probing: encoder weights fixed, features computed without gradients. */

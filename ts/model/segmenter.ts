@@ -44,7 +44,7 @@ export function untrainedMessage(what: string): string {
 /** Options of `Segmenter.load`. */
 export interface SegmenterLoadOptions {
   device?: DeviceSpec;
-  /** AdamW learning rate (default 1e-3). */
+  /** AdamW learning rate: a finite number from 0 to 1 (default 1e-3). */
   lr?: number;
   /** AdamW weight decay (default 1e-4). */
   weightDecay?: number;
