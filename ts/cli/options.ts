@@ -1,6 +1,8 @@
 /** Option groups shared by the commands (yargs definitions), their argv shape, and list-valued flags. */
 import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { DataError } from '../common/errors.js';
+import { saveTarget } from '../common/files.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
 import { UsageError } from './run-command.js';
@@ -206,7 +208,10 @@ export function checkPositive(flag: string, value: number | undefined): void {
     throw new UsageError(`--${flag} ${value}: expected a positive number`);
 }
 
-/** An output file flag must not name a folder (checked before any work, not at the final write). */
+/**
+ * An output file flag must name a file to write (checked before any work, not at the final write):
+ * not a folder, FIFO or device (`--out /dev/null`), which the atomic write would refuse at the end.
+ */
 export function checkOutputFile(flag: string, path: string | undefined): void {
   if (path === undefined) return;
   let folder = false;
@@ -214,4 +219,10 @@ export function checkOutputFile(flag: string, path: string | undefined): void {
     folder = statSync(path).isDirectory();
   } catch {}
   if (folder) throw new UsageError(`--${flag} ${path}: is a folder; give the path of the file to write`);
+  try {
+    saveTarget(path);
+  } catch (e) {
+    if (e instanceof DataError) throw new UsageError(`--${flag} ${e.message}`);
+    throw e;
+  }
 }
