@@ -577,15 +577,11 @@ async function shardManifest(
   let manifest = 'manifest' in found ? found.manifest : null;
   let stale = 'stale' in found ? found.stale : null;
   let failedBefore: Set<string> | null = null;
+  let unstamped = false;
   if (manifest) {
     const changed = await changedSources(b, plan, manifest);
-    if (changed === null) {
-      // built before sources were recorded: kept (a rebuild of every shard would take hours), and
-      // stamped now, so that an image replaced from now on is seen
-      count.unstamped++;
-      manifest = { ...manifest, sources: await currentSources(b, plan, manifest) };
-      await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
-    } else if (changed > 0) {
+    unstamped = changed === null;
+    if (changed) {
       count.changed += changed;
       manifest = null;
       stale = 'changed-images';
@@ -605,6 +601,13 @@ async function shardManifest(
     }
   }
   if (manifest) {
+    if (unstamped) {
+      // built before sources were recorded: kept (a rebuild of every shard would take hours), and
+      // stamped now, so that an image replaced from now on is seen
+      count.unstamped++;
+      manifest = { ...manifest, sources: await currentSources(b, plan, manifest) };
+      await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
+    }
     count.reused++;
     count.done += plan.part.length;
     b.onProgress?.(count.done, total);
