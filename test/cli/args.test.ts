@@ -156,9 +156,29 @@ test('explain --out naming a folder is refused before the model runs; a library 
   assert.not.match(r.err, /EISDIR/);
   assert.throws(
     () => writeFileAtomic(dir, 'x'),
-    (e: Error) => e.name === 'DataError' && e.message.startsWith(`${dir}: is a folder`),
+    (e: Error) =>
+      e.name === 'DataError' &&
+      e.message === `${dir}: not a regular file (a folder); refusing to write over it`,
   );
   assert.equal(readdirSync(dir), [], 'no temp file left');
+});
+
+test('explain --out naming a FIFO is refused before the model runs, not replaced at the end', () => {
+  const fifo = join(tmp, 'out-fifo.png');
+  spawnSync('mkfifo', [fifo]);
+  const r = runCli([
+    'explain',
+    '--image',
+    'x.jpg',
+    '--model',
+    'models/tiny',
+    '--finding',
+    'Edema',
+    '--out',
+    fifo,
+  ]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, `--out ${fifo}: not a regular file (a FIFO); refusing to write over it`);
 });
 
 test('a write that fails for lack of space names the file it was writing', () => {

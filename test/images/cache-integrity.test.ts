@@ -14,6 +14,7 @@ import {
   rmSync,
   statSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -304,6 +305,86 @@ test('a rebuild retries the images that failed before: repaired ones are cached,
   assert.is(got.digest, want.digest);
   got.close();
   want.close();
+});
+
+test('an image replaced under the same path (new pixels) is re-decoded on rebuild; only its shard is rebuilt', async () => {
+  const { root, all, rows, planned } = await privateTree();
+  const out = tempDir();
+  const opts = { entries: all, root, chexmask: rows, out, shardSize: 12 };
+  const nShards = Math.ceil(planned.length / 12);
+  const first = await buildCache(opts);
+  assert.is(first.cached, planned.length);
+  const man = JSON.parse(readFileSync(join(first.dir, 'shard-00001.json'), 'utf8'));
+  assert.is(man.sources.length, man.records.length, 'each record names its source file version');
+  const k = 14; // shard 1
+  const id = planned[k]!.dicomId;
+  const file = join(root, planned[k]!.path);
+  const gray = (dir: string) => {
+    const c = openCache(dir);
+    try {
+      return Uint8Array.from(c.planes(c.entries.findIndex((e) => e.dicomId === id)).gray);
+    } finally {
+      c.close();
+    }
+  };
+  const before = gray(first.dir);
+  // a corrected scan: same size in pixels (its CheXmask row still fits), other pixels, a later mtime
+  const replaced = await sharp(readFileSync(file)).negate().jpeg({ quality: 95 }).toBuffer();
+  writeFileSync(file, replaced);
+  const { mtimeMs } = statSync(file);
+  utimesSync(file, new Date(mtimeMs + 60_000), new Date(mtimeMs + 60_000));
+  const again = await buildCache(opts);
+  assert.equal(
+    [again.shardsBuilt, again.shardsReused, again.changed, again.cached],
+    [1, nShards - 1, 1, planned.length],
+  );
+  assert.equal(again.rebuilt, { 'changed-images': 1 });
+  assert.equal(rebuildNotes(again), [
+    'rebuilt 1 shard(s) an earlier build left: 1 with image files changed since they were cached (size or modification time)',
+    're-decoded 1 image(s) whose file changed since it was cached (and their shards)',
+  ]);
+  const after = gray(again.dir);
+  assert.not.equal(after, before, 'the cache kept the old pixels');
+  // the same cache as a fresh build of the changed tree; and nothing more to redo
+  const fresh = await buildCache({ ...opts, out: tempDir() });
+  assert.equal(after, gray(fresh.dir));
+  const [got, want] = [openCache(again.dir), openCache(fresh.dir)];
+  assert.is(got.digest, want.digest);
+  got.close();
+  want.close();
+  const same = await buildCache(opts);
+  assert.equal([same.shardsBuilt, same.changed, same.unstamped], [0, 0, 0]);
+  // a file gone since is not a change: its record keeps the pixels it had
+  rmSync(join(root, planned[3]!.path));
+  const gone = await buildCache(opts);
+  assert.equal([gone.shardsBuilt, gone.changed, gone.cached], [0, 0, planned.length]);
+});
+
+test('a cache from before source versions were recorded is kept (no rebuild), said once, and stamped for next time', async () => {
+  const { root, all, rows, planned } = await privateTree();
+  const out = tempDir();
+  const opts = { entries: all, root, chexmask: rows, out, shardSize: 12 };
+  const nShards = Math.ceil(planned.length / 12);
+  const first = await buildCache(opts);
+  for (let k = 0; k < nShards; k++) {
+    const p = join(first.dir, `shard-${String(k).padStart(5, '0')}.json`);
+    const { sources: _, ...old } = JSON.parse(readFileSync(p, 'utf8'));
+    writeFileSync(p, JSON.stringify(old));
+  }
+  const old = await buildCache(opts);
+  assert.equal([old.shardsBuilt, old.shardsReused, old.unstamped, old.changed], [0, nShards, nShards, 0]);
+  assert.equal(rebuildNotes(old), [
+    `warning: ${nShards} shard(s) from an earlier version recorded no source file sizes and times: kept as they are, with the files as they are now recorded; an image replaced before this run is not seen (delete the cache folder to re-decode everything)`,
+  ]);
+  const man = JSON.parse(readFileSync(join(first.dir, 'shard-00000.json'), 'utf8'));
+  assert.is(man.sources.length, man.records.length);
+  // said once: the next build has the stamps and sees a replacement made from now on
+  const file = join(root, planned[0]!.path);
+  writeFileSync(file, await sharp(readFileSync(file)).negate().jpeg().toBuffer());
+  const { mtimeMs } = statSync(file);
+  utimesSync(file, new Date(mtimeMs + 60_000), new Date(mtimeMs + 60_000));
+  const next = await buildCache(opts);
+  assert.equal([next.unstamped, next.changed, next.shardsBuilt], [0, 1, 1]);
 });
 
 test('image limits are part of a shard: raising --max-pixels rebuilds and admits the images refused before', async () => {

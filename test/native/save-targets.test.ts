@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError, type NativeError } from '../../ts/common/errors.js';
+import { saveAtomic } from '../../ts/common/io.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { loadNative } from '../../ts/native.js';
@@ -155,6 +156,37 @@ test('Segmenter.save: the same refusals and the same write-through', async () =>
   } finally {
     await seg.dispose();
   }
+});
+
+test('a FIFO or folder put at the path while the save is under way is not replaced (checked again before the rename)', async () => {
+  const sub = mkdtempSync(join(dir, 'swap-'));
+  for (const [kind, swap] of [
+    ['a FIFO', mkfifo],
+    ['a folder', (p: string) => mkdirSync(p)],
+  ] as const) {
+    const p = join(sub, kind === 'a FIFO' ? 'fifo.ckpt' : 'folder.ckpt');
+    const saving = clf.save(p); // checked now: nothing there yet
+    swap(p); // another process, before the save's rename
+    await notAFile(saving, p, new RegExp(kind));
+    // the same through saveAtomic (training checkpoints), the swap after the addon has written
+    const q = join(sub, `late-${kind === 'a FIFO' ? 'fifo' : 'folder'}.ckpt`);
+    await notAFile(
+      saveAtomic(q, async (tmp) => {
+        await clf.save(tmp, { weightsOnly: true });
+        swap(q);
+      }),
+      q,
+      new RegExp(kind),
+    );
+  }
+  assert.ok(lstatSync(join(sub, 'fifo.ckpt')).isFIFO() && lstatSync(join(sub, 'late-fifo.ckpt')).isFIFO());
+  assert.ok(statSync(join(sub, 'folder.ckpt')).isDirectory());
+  assert.equal(readdirSync(join(sub, 'folder.ckpt')), []);
+  assert.equal(
+    readdirSync(sub).sort(),
+    ['fifo.ckpt', 'folder.ckpt', 'late-fifo.ckpt', 'late-folder.ckpt'],
+    'a temp file was left',
+  );
 });
 
 test('the addon refuses a non-regular file at write time too (a path that changed, a direct call)', async () => {

@@ -2,6 +2,8 @@
 import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import type { z } from 'zod';
+import { DataError } from '../common/errors.js';
+import { saveTarget } from '../common/files.js';
 import { firstIssue } from '../common/options.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
@@ -211,7 +213,10 @@ export function checkFlag(flag: string, schema: z.ZodType, value: unknown): void
   if (!r.ok) throw new UsageError(`--${flag} ${String(value)}: ${r.issue.message}`);
 }
 
-/** An output file flag must not name a folder (checked before any work, not at the final write). */
+/**
+ * An output file flag must name a file to write (checked before any work, not at the final write):
+ * not a folder, FIFO or device (`--out /dev/null`), which the atomic write would refuse at the end.
+ */
 export function checkOutputFile(flag: string, path: string | undefined): void {
   if (path === undefined) return;
   let folder = false;
@@ -219,4 +224,10 @@ export function checkOutputFile(flag: string, path: string | undefined): void {
     folder = statSync(path).isDirectory();
   } catch {}
   if (folder) throw new UsageError(`--${flag} ${path}: is a folder; give the path of the file to write`);
+  try {
+    saveTarget(path);
+  } catch (e) {
+    if (e instanceof DataError) throw new UsageError(`--${flag} ${e.message}`);
+    throw e;
+  }
 }

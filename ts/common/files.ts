@@ -1,8 +1,9 @@
 /**
  * Input paths must name regular files. A device (`/dev/zero`), a FIFO, a socket or a folder is
  * refused from its stat, before it is opened: reading one either never ends, blocks forever, or fills
- * memory. Symlinks are followed (a link to a real file is fine). Save targets likewise (saveTarget):
- * an atomic save renames over its path, which would replace the device or FIFO.
+ * memory. Symlinks are followed (a link to a real file is fine). Write targets likewise (saveTarget, for
+ * every atomic write in io.ts): an atomic write renames over its path, which would replace the device
+ * or FIFO, or a symlink (its target left stale).
  */
 import { lstatSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -71,7 +72,7 @@ export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null
 const MAX_LINKS = 40;
 
 /**
- * The path a save to `file` writes (Classifier.save, Segmenter.save): `file` itself, or, when it is a
+ * The path a write to `file` lands at (every atomic write: results, reports, cache files, model saves): `file` itself, or, when it is a
  * symlink, the file its chain of links ends at, so that the temp file and the rename land beside the
  * target: the link stays a link and its target gets the new contents (a rename over the link itself
  * would replace it, and leave the target stale). A missing target is created, as for a missing file.
@@ -97,6 +98,23 @@ export function saveTarget(file: string): string {
   throw new DataError('not-a-file', `more than ${MAX_LINKS} symbolic links; refusing to write over it`, {
     file,
   });
+}
+
+/**
+ * The check of saveTarget repeated just before the rename of a write to `file` that began at
+ * `target` (saveTarget then): a write takes a while (a 2 GB checkpoint, a shard of 1,024 images),
+ * and another process may since have put a FIFO, folder or link at the path, or pointed the link
+ * elsewhere. The rename would replace that, or land where the path no longer leads.
+ * @throws {DataError} `not-a-file` (as saveTarget), or `target-changed`: the path now leads elsewhere.
+ */
+export function recheckSaveTarget(file: string, target: string): void {
+  const now = saveTarget(file);
+  if (now !== target)
+    throw new DataError(
+      'target-changed',
+      `now leads to ${now}, not to ${target} as when the write began; refusing to write over it`,
+      { file },
+    );
 }
 
 /**

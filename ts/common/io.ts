@@ -1,9 +1,11 @@
 /**
- * The one copy of the crash-safe write (every module that must survive a crash uses it): parent
- * folders made, data written to a temp file in the same folder, fsynced, renamed over the target,
- * then the folder fsynced so the rename itself is durable; the temp file is removed on error. Without
- * the fsyncs a power loss after the rename can leave a zero-length or partial file under the final
- * name (ext4/xfs delayed allocation). Also JSON helpers that keep NaN as null.
+ * The one copy of the crash-safe write (every module that must survive a crash uses it): the target
+ * resolved by saveTarget (a symlink written through, its target updated and the link kept; a FIFO,
+ * device, socket or folder refused: the rename would replace it), parent folders made, data written
+ * to a temp file beside the target, fsynced, the target checked again (recheckSaveTarget), renamed
+ * over it, then the folder fsynced so the rename itself is durable; the temp file is removed on
+ * error. Without the fsyncs a power loss after the rename can leave a zero-length or partial file
+ * under the final name (ext4/xfs delayed allocation). Also JSON helpers that keep NaN as null.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -22,7 +24,7 @@ import {
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError, DataError, NativeError } from './errors.js';
-import { refuseNonFile, saveTarget } from './files.js';
+import { recheckSaveTarget, refuseNonFile, saveTarget } from './files.js';
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
@@ -86,8 +88,7 @@ export function removeStaleTemps(dir: string): string[] {
  */
 export async function saveAtomic(path: string, save: (tmp: string) => Promise<void>): Promise<void> {
   try {
-    // a link at `path` is written through (its target replaced, the link kept); a FIFO or device refused
-    await withAtomicPath(saveTarget(path), save);
+    await withAtomicPath(path, save);
   } catch (e) {
     if (e instanceof NativeError && e.code === 'ERR_IO')
       throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {
@@ -136,23 +137,32 @@ function writeAllSync(path: string, data: string | Uint8Array): void {
   }
 }
 
+/**
+ * Writes `data` to `path` atomically (see the top of this file).
+ * @throws {DataError} `not-a-file`: the path (or a link's target) is a FIFO, device, socket or folder,
+ *   before or just before the rename; `target-changed`: a link there was pointed elsewhere meanwhile;
+ *   `write-failed`: a file-system call failed (the errno on `code`).
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = tmpPathFor(path);
+  const target = saveTarget(path);
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = tmpPathFor(target);
   try {
     writeAllSync(tmp, data);
-    renameSync(tmp, path);
+    recheckSaveTarget(path, target);
+    renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw writeFailure(path, e);
   }
-  fsyncEntry(dirname(path));
+  fsyncEntry(dirname(target));
 }
 
-/** writeFileAtomic without blocking the event loop (large cache shards). */
+/** writeFileAtomic without blocking the event loop (large cache shards); the same refusals. */
 export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = tmpPathFor(path);
+  const target = saveTarget(path);
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = tmpPathFor(target);
   try {
     const fh = await open(tmp, 'w');
     try {
@@ -161,12 +171,13 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
     } finally {
       await fh.close();
     }
-    await rename(tmp, path);
+    recheckSaveTarget(path, target);
+    await rename(tmp, target);
   } catch (e) {
     await rm(tmp, { force: true });
     throw writeFailure(path, e);
   }
-  fsyncEntry(dirname(path));
+  fsyncEntry(dirname(target));
 }
 
 /** JSON.stringify with non-finite numbers as null (JSON has no NaN) and typed arrays as arrays. */
@@ -248,17 +259,25 @@ export function num(v: number | null | undefined): number {
   return v === null || v === undefined ? Number.NaN : v;
 }
 
-/** Write `f(tmp)` output atomically: the callback writes a temp path, which is renamed into place. */
+/**
+ * Write `f(tmp)` output atomically: the callback writes a temp path beside the target, which is
+ * renamed into place (the same target resolution and refusals as writeFileAtomic). An error that
+ * names the temp path (the addon's) names the target instead.
+ */
 export async function withAtomicPath(path: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = tmpPathFor(path);
+  const target = saveTarget(path);
+  mkdirSync(dirname(target), { recursive: true });
+  const tmp = tmpPathFor(target);
   try {
     await write(tmp);
     fsyncPath(tmp);
-    renameSync(tmp, path);
+    // the write may have taken minutes: what is at the path now is what the rename replaces
+    recheckSaveTarget(path, target);
+    renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true, recursive: true });
+    if (e instanceof Error && e.message.includes(tmp)) e.message = e.message.replaceAll(tmp, target);
     throw writeFailure(path, e);
   }
-  fsyncEntry(dirname(path));
+  fsyncEntry(dirname(target));
 }

@@ -23,13 +23,22 @@ export interface CacheSummary {
   /**
    * Shards an earlier build left in the folder that were rebuilt, by why: `image-limits` (other
    * --max-pixels / --max-image-size / formats), `recovered-images` (an image that had failed now
-   * decodes), `plan` (other images, CheXmask rows or settings), `damaged` (not as its manifest says).
+   * decodes), `changed-images` (an image's file has another size or modification time than when it
+   * was cached: replaced under the same path), `plan` (other images, CheXmask rows or settings),
+   * `damaged` (not as its manifest says).
    */
   rebuilt: Record<string, number>;
   /** Images that had failed in a reusable shard's earlier build and were tried again (only those are read). */
   retried: number;
   /** Of the retried images, how many decode now and are cached (their shards were rebuilt). */
   recovered: number;
+  /** Cached images whose file changed since (size or mtime): re-decoded, their shards rebuilt. */
+  changed: number;
+  /**
+   * Reused shards from before source files were recorded: kept as they were (a replaced image
+   * there is not seen), their files' current sizes and times recorded now.
+   */
+  unstamped: number;
   seconds: number;
   /** Images decoded per second in this run (reused shards excluded). */
   imagesPerSecond: number;

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
+import { withAtomicPath } from '../common/io.js';
 import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
@@ -299,21 +300,24 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    *   option, or `weightsOnly` not a boolean.
    * @throws {Error} (synchronously) the classifier is disposed.
    * @throws {DataError} (rejects) `not-a-file`: the path (or the link's target) is a FIFO, device,
-   *   socket or folder.
+   *   socket or folder, when called or just before the file is renamed into place (put there
+   *   meanwhile); `target-changed`: a link at the path was pointed elsewhere meanwhile.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
     checkPathArg(path);
     const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
-    let target: string;
     try {
-      target = saveTarget(path); // the save renames over its path: never over a device, FIFO or link
+      saveTarget(path); // refused before queueing; checked again before the rename (withAtomicPath)
     } catch (e) {
       return Promise.reject(e);
     }
     const stack = new Error('Classifier.save');
-    return this.queue.run(() => withJsStack(native.save(target, weightsOnly), stack));
+    // the addon writes a temp file; the rename onto the path is withAtomicPath's, after its re-check
+    return this.queue.run(() =>
+      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack)),
+    );
   }
 
   /**

@@ -1,0 +1,263 @@
+/** The one crash-safe write helper: parents made, temp removed on error, same helper from the data layer. */
+import { spawnSync } from 'node:child_process';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { DataError } from '../../ts/common/errors.js';
+import { recheckSaveTarget, saveTarget } from '../../ts/common/files.js';
+import {
+  saveAtomic,
+  withAtomicPath,
+  writeFileAtomic,
+  writeFileAtomicAsync,
+  writeJsonAtomic,
+} from '../../ts/common/io.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-io-'));
+
+test('writeFileAtomicAsync (mkdir -p, no temp left on error)', async () => {
+  const deep = join(tmp, 'a', 'b', 'c.json');
+  await writeFileAtomicAsync(deep, '{"x":1}\n');
+  assert.is(readFileSync(deep, 'utf8'), '{"x":1}\n');
+  // the rename fails when the target is a non-empty folder: the temp file must not stay behind
+  const blocked = join(tmp, 'blocked');
+  mkdirSync(join(blocked, 'inside'), { recursive: true });
+  try {
+    await writeFileAtomicAsync(blocked, 'data');
+    assert.unreachable('rename over a folder should fail');
+  } catch (e) {
+    assert.not.instance(e, assert.Assertion);
+  }
+  try {
+    writeFileAtomic(blocked, 'data');
+    assert.unreachable('rename over a folder should fail');
+  } catch (e) {
+    assert.not.instance(e, assert.Assertion);
+  }
+  assert.equal(
+    readdirSync(tmp).filter((f) => f.includes('.tmp')),
+    [],
+  );
+});
+
+test('withAtomicPath syncs what the callback wrote and renames it; removes it on error', async () => {
+  const p = join(tmp, 'ckpt', 'epoch-1.ckpt');
+  await withAtomicPath(p, async (t) => {
+    writeFileAtomic(t, 'weights');
+  });
+  assert.is(readFileSync(p, 'utf8'), 'weights');
+  try {
+    await withAtomicPath(join(tmp, 'ckpt', 'bad.ckpt'), async (t) => {
+      writeFileAtomic(t, 'half');
+      throw new Error('save failed');
+    });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as Error).message, 'save failed');
+  }
+  assert.equal(readdirSync(join(tmp, 'ckpt')), ['epoch-1.ckpt']);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test('an atomic write syncs its folder, never what is below it: a FIFO in a subfolder does not block it', () => {
+  const d = join(tmp, 'fifo-below');
+  mkdirSync(join(d, 'sub'), { recursive: true });
+  spawnSync('mkfifo', [join(d, 'sub', 'pipe')]);
+  assert.ok(lstatSync(join(d, 'sub', 'pipe')).isFIFO());
+  // in a child with a deadline: the old walk opened the FIFO and blocked forever
+  const io = join(import.meta.dirname, '..', '..', 'ts', 'common', 'io.ts');
+  const code = `const { writeFileAtomic } = await import(${JSON.stringify(io)}); writeFileAtomic(${JSON.stringify(join(d, 'out.json'))}, '{}');`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    timeout: 30_000,
+    encoding: 'utf8',
+  });
+  assert.is(r.signal, null, 'the write blocked on the FIFO below its folder');
+  assert.is(r.status, 0, r.stderr);
+  assert.is(readFileSync(join(d, 'out.json'), 'utf8'), '{}');
+});
+
+test('saveAtomic writes through a link (the link stays), resolving `..` from the folder the link is in', async () => {
+  // real/sub/link.ckpt -> ../x.ckpt, reached as alias/link.ckpt with alias -> real/sub: the kernel's
+  // target is real/x.ckpt; resolving the spelling (alias/..) named another file
+  const d = join(tmp, 'links');
+  mkdirSync(join(d, 'real', 'sub'), { recursive: true });
+  writeFileSync(join(d, 'real', 'x.ckpt'), 'old');
+  symlinkSync('../x.ckpt', join(d, 'real', 'sub', 'link.ckpt'));
+  symlinkSync(join(d, 'real', 'sub'), join(d, 'alias'));
+  const path = join(d, 'alias', 'link.ckpt');
+  assert.is(saveTarget(path), join(d, 'real', 'x.ckpt'));
+  await saveAtomic(path, async (t) => writeFileSync(t, 'new'));
+  assert.ok(lstatSync(join(d, 'real', 'sub', 'link.ckpt')).isSymbolicLink());
+  assert.is(readFileSync(join(d, 'real', 'x.ckpt'), 'utf8'), 'new');
+  assert.not.ok(readdirSync(d).includes('x.ckpt'));
+  // a FIFO at a checkpoint path is refused, not replaced
+  spawnSync('mkfifo', [join(d, 'best.pt')]);
+  try {
+    await saveAtomic(join(d, 'best.pt'), async (t) => writeFileSync(t, 'x'));
+    assert.unreachable('a FIFO was replaced by a checkpoint');
+  } catch (e) {
+    assert.match((e as Error).message, /best\.pt/);
+  }
+  assert.ok(lstatSync(join(d, 'best.pt')).isFIFO());
+});
+
+/** Runs `write`, expecting a DataError of `reason` naming `file`. */
+async function refused(write: () => unknown, reason: string, file: string, kind: RegExp): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    assert.instance(e, DataError, String(e));
+    assert.is((e as DataError).reason, reason);
+    assert.is((e as DataError).where.file, file);
+    assert.match((e as Error).message, kind);
+    return;
+  }
+  assert.unreachable('the write went ahead');
+}
+
+const WRITERS: [string, (p: string, text: string) => unknown][] = [
+  ['writeFileAtomic', (p, text) => writeFileAtomic(p, text)],
+  ['writeFileAtomicAsync', (p, text) => writeFileAtomicAsync(p, text)],
+  ['writeJsonAtomic', (p, text) => writeJsonAtomic(p, text)],
+  ['withAtomicPath', (p, text) => withAtomicPath(p, async (t) => writeFileSync(t, text))],
+];
+
+test('every atomic writer writes through a link (results.json -> a shared file): the link stays, its target is updated', async () => {
+  const d = join(tmp, 'results-links');
+  mkdirSync(join(d, 'shared'), { recursive: true });
+  mkdirSync(join(d, 'run'));
+  for (const [name, write] of WRITERS) {
+    const real = join(d, 'shared', `${name}.json`);
+    writeFileSync(real, 'old');
+    const link = join(d, 'run', `${name}.json`);
+    symlinkSync(join('..', 'shared', `${name}.json`), link);
+    await write(link, name);
+    assert.ok(lstatSync(link).isSymbolicLink(), `${name} replaced the link`);
+    assert.is(readFileSync(real, 'utf8'), name === 'writeJsonAtomic' ? `"${name}"\n` : name, name);
+  }
+  assert.equal(readdirSync(join(d, 'run')).sort(), WRITERS.map(([n]) => `${n}.json`).sort());
+  assert.equal(
+    readdirSync(join(d, 'shared')).sort(),
+    WRITERS.map(([n]) => `${n}.json`).sort(),
+    'a temp file was left',
+  );
+});
+
+test('every atomic writer refuses a FIFO, a device or a folder at the path (directly or through a link), leaving it as it was', async () => {
+  const d = join(tmp, 'non-files');
+  mkdirSync(d);
+  const fifo = join(d, 'results.json');
+  spawnSync('mkfifo', [fifo]);
+  const folder = join(d, 'table2.md');
+  mkdirSync(folder);
+  const toFifo = join(d, 'report.html');
+  symlinkSync('results.json', toFifo);
+  // a device of our own (root only), never /dev/null itself: the old writers renamed over it
+  const dev = join(d, 'null');
+  const haveDev = spawnSync('mknod', [dev, 'c', '1', '3']).status === 0;
+  for (const [name, write] of WRITERS) {
+    await refused(() => write(fifo, 'x'), 'not-a-file', fifo, /a FIFO/);
+    await refused(() => write(folder, 'x'), 'not-a-file', folder, /a folder/);
+    await refused(() => write(toFifo, 'x'), 'not-a-file', fifo, /a FIFO/);
+    if (haveDev) await refused(() => write(dev, name), 'not-a-file', dev, /a character device/);
+  }
+  assert.ok(
+    lstatSync(fifo).isFIFO() && lstatSync(toFifo).isSymbolicLink() && lstatSync(folder).isDirectory(),
+  );
+  if (haveDev) assert.ok(lstatSync(dev).isCharacterDevice());
+  assert.equal(
+    readdirSync(d).sort(),
+    [...(haveDev ? ['null'] : []), 'report.html', 'results.json', 'table2.md'],
+    'a temp file was left',
+  );
+});
+
+test('recheckSaveTarget: passes while the path leads where the write began; a FIFO, folder or re-pointed link put there since is refused', () => {
+  const d = join(tmp, 'recheck');
+  mkdirSync(d);
+  const p = join(d, 'out.json');
+  recheckSaveTarget(p, saveTarget(p)); // missing: created by the rename
+  writeFileSync(p, 'x');
+  recheckSaveTarget(p, p);
+  rmSync(p);
+  spawnSync('mkfifo', [p]);
+  assert.throws(
+    () => recheckSaveTarget(p, p),
+    (e: Error) => e instanceof DataError && e.reason === 'not-a-file' && /a FIFO/.test(e.message),
+  );
+  rmSync(p);
+  mkdirSync(p);
+  assert.throws(
+    () => recheckSaveTarget(p, p),
+    (e: Error) => e instanceof DataError && e.reason === 'not-a-file',
+  );
+  rmSync(p, { recursive: true });
+  writeFileSync(join(d, 'a.json'), 'a');
+  writeFileSync(join(d, 'b.json'), 'b');
+  symlinkSync('a.json', p);
+  recheckSaveTarget(p, join(d, 'a.json'));
+  rmSync(p);
+  symlinkSync('b.json', p);
+  assert.throws(
+    () => recheckSaveTarget(p, join(d, 'a.json')),
+    (e: Error) =>
+      e instanceof DataError &&
+      e.reason === 'target-changed' &&
+      e.message ===
+        `${p}: now leads to ${join(d, 'b.json')}, not to ${join(d, 'a.json')} as when the write began; refusing to write over it`,
+  );
+  // a plain file in place of the link: the write would replace the file, not the link's target
+  rmSync(p);
+  writeFileSync(p, 'plain');
+  assert.throws(
+    () => recheckSaveTarget(p, join(d, 'a.json')),
+    (e: Error) => (e as DataError).reason === 'target-changed',
+  );
+});
+
+test('withAtomicPath checks the path again before the rename: a FIFO, folder or link put there during the write is not replaced', async () => {
+  const d = join(tmp, 'swapped');
+  mkdirSync(d);
+  writeFileSync(join(d, 'elsewhere.ckpt'), 'theirs');
+  const swaps: [string, (p: string) => void, (p: string) => boolean][] = [
+    ['a FIFO', (p) => spawnSync('mkfifo', [p]), (p) => lstatSync(p).isFIFO()],
+    ['a folder', (p) => mkdirSync(p), (p) => lstatSync(p).isDirectory()],
+    ['a link', (p) => symlinkSync('elsewhere.ckpt', p), (p) => lstatSync(p).isSymbolicLink()],
+  ];
+  for (const [i, [kind, swap, still]] of swaps.entries()) {
+    const p = join(d, `epoch-${i}.ckpt`);
+    const reason = kind === 'a link' ? 'target-changed' : 'not-a-file';
+    // another process puts it there while the checkpoint is being written
+    await refused(
+      () =>
+        saveAtomic(p, async (t) => {
+          writeFileSync(t, 'weights');
+          swap(p);
+        }),
+      reason,
+      p,
+      kind === 'a link' ? /now leads to/ : new RegExp(kind),
+    );
+    assert.ok(still(p), `${kind} was replaced`);
+  }
+  assert.is(readFileSync(join(d, 'elsewhere.ckpt'), 'utf8'), 'theirs');
+  assert.equal(
+    readdirSync(d).sort(),
+    ['elsewhere.ckpt', 'epoch-0.ckpt', 'epoch-1.ckpt', 'epoch-2.ckpt'],
+    'a temp file was left',
+  );
+});
+
+test.run();
