@@ -73,7 +73,10 @@ test('every device is checked against the machine: a CUDA index it lacks is a Co
       assert.match((e as Error).message, /--devices: cuda(:\d)? is not a device of this machine/);
     }
   }
-  assert.throws(() => parseDevices('gpu'), (e: Error) => e instanceof ConfigError && /'gpu'/.test(e.message));
+  assert.throws(
+    () => parseDevices('gpu'),
+    (e: Error) => e instanceof ConfigError && /'gpu'/.test(e.message),
+  );
 });
 
 /** `cxrmask run …` in a subprocess, to its end. */
@@ -122,7 +125,12 @@ test('run --devices under --nproc, torchrun or Slurm: exit 2 before any rank sta
 test('runExperiment refuses devices with a group (every rank would train every cell)', async () => {
   const group = { rank: 0, worldSize: 2 } as unknown as GroupLike;
   try {
-    await runExperiment({ config: parseConfig(input('lib', 1)), backend, dist: group, devices: ['cpu', 'cpu'] });
+    await runExperiment({
+      config: parseConfig(input('lib', 1)),
+      backend,
+      dist: group,
+      devices: ['cpu', 'cpu'],
+    });
     assert.unreachable('devices and dist were taken together');
   } catch (e) {
     assert.instance(e, ConfigError);
@@ -163,32 +171,63 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startLongRun(name: string): Promise<Running> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'ts/cli/main.ts', 'run', '--progress', 'false', '--config', configFile(name, 500), '--devices', 'cpu,cpu'],
+    [
+      '--import',
+      'tsx',
+      'ts/cli/main.ts',
+      'run',
+      '--progress',
+      'false',
+      '--config',
+      configFile(name, 500),
+      '--devices',
+      'cpu,cpu',
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   let err = '';
   child.stderr!.on('data', (d: Buffer) => {
     err += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // a watchdog, not a timing: a run that ignores the signal would otherwise train for minutes
+  let watchdog: NodeJS.Timeout | undefined;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => {
+      clearTimeout(watchdog);
+      resolve(code);
+    });
+  });
+  const startWatchdog = () => {
+    watchdog ??= setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
+  };
   while (liveWorkers().length < 2) {
     if (child.exitCode !== null) break;
     await sleep(100);
   }
   // into their first epochs (a signal before the worker's handler is installed is covered too)
   await sleep(1500);
-  return { child, err: () => err, exited };
+  return {
+    child,
+    err: () => err,
+    exited,
+    signal: (sig) => {
+      startWatchdog();
+      process.kill(sig === 'SIGINT' ? -child.pid! : child.pid!, sig);
+    },
+  };
 }
 
 interface Running {
   child: ChildProcess;
   err: () => string;
   exited: Promise<number | null>;
+  /** SIGTERM to the run, or SIGINT to its process group (Ctrl-C); the watchdog starts. */
+  signal: (sig: 'SIGTERM' | 'SIGINT') => void;
 }
 
 test('run --devices: one SIGTERM stops the workers at a step boundary; exit 130 with the resume hint', async () => {
   const run = await startLongRun('term');
-  run.child.kill('SIGTERM');
+  run.signal('SIGTERM');
   assert.is(await run.exited, 130, run.err());
   assert.match(run.err(), /interrupted: .*Resume with: cxrmask run --resume .*-term/);
   assert.not.match(run.err(), /failed/);
@@ -199,7 +238,7 @@ test('run --devices: one SIGTERM stops the workers at a step boundary; exit 130 
 
 test('run --devices: Ctrl-C (SIGINT to the whole process group) ends as interrupted, not as a failed cell', async () => {
   const run = await startLongRun('ctrlc');
-  process.kill(-run.child.pid!, 'SIGINT');
+  run.signal('SIGINT');
   assert.is(await run.exited, 130, run.err());
   assert.match(run.err(), /interrupted: .*Resume with: cxrmask run --resume .*-ctrlc/);
   assert.not.match(run.err(), /failed/);
@@ -208,9 +247,9 @@ test('run --devices: Ctrl-C (SIGINT to the whole process group) ends as interrup
 
 test('run --devices: a second signal exits now and takes the workers with it', async () => {
   const run = await startLongRun('twice');
-  run.child.kill('SIGTERM');
+  run.signal('SIGTERM');
   await sleep(50);
-  run.child.kill('SIGTERM');
+  run.signal('SIGTERM');
   assert.is(await run.exited, 130, run.err());
   assert.match(run.err(), /forced exit/);
   await sleep(300);

@@ -5,7 +5,6 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 /** The `cxrmask` CLI: one yargs command module per command. */
 import { packageVersion } from '../common/version.js';
-import { rendezvousAbandoned } from '../model/process-group.js';
 
 import cache from './cache.js';
 import demo from './demo.js';
@@ -100,6 +99,4 @@ function isEntryPoint(): boolean {
 if (isEntryPoint()) {
   const cli = await buildCli();
   await cli.parseAsync();
-  // a native rendezvous thread still waiting on a silent MASTER_PORT would keep the process alive
-  if (rendezvousAbandoned()) process.exit();
 }

@@ -40,7 +40,9 @@ export async function executeRun(
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
   if (opts.devices && readDistEnv())
-    throw new UsageError('--devices does not combine with --nproc, torchrun or Slurm (one process per device, or one rank per device)');
+    throw new UsageError(
+      '--devices does not combine with --nproc, torchrun or Slurm (one process per device, or one rank per device)',
+    );
   const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.

@@ -6,7 +6,6 @@
  * timeout, never a hang.
  */
 
-import { NativeError } from '../common/errors.js';
 import { checkArg, intInRange, positiveCount, positiveInt } from '../common/options.js';
 import { loadNative, type NativeProcessGroup } from '../native.js';
 import { PROCESS_GROUP_DEFAULTS } from './defaults.js';
@@ -93,18 +92,18 @@ export class ProcessGroup implements GroupLike {
       o.timeoutMs ?? distTimeoutMs(),
       'timeoutMs',
     );
-    const backend = o.backend ?? backendFor(device);
-    const joining = loadNative().ProcessGroup.create({
-      rank: o.rank,
-      worldSize,
-      masterAddr: o.masterAddr,
-      masterPort: port,
-      backend,
-      timeoutMs,
-      device,
-    });
-    const where = `rendezvous (rank ${o.rank} of ${worldSize}, ${backend}, ${o.masterAddr}:${port})`;
-    const native = await withJsStack(withDeadline(joining, Math.min(2 * timeoutMs, MAX_TIMER_MS), where), 'ProcessGroup.create');
+    const native = await withJsStack(
+      loadNative().ProcessGroup.create({
+        rank: o.rank,
+        worldSize,
+        masterAddr: o.masterAddr,
+        masterPort: port,
+        backend: o.backend ?? backendFor(device),
+        timeoutMs,
+        device,
+      }),
+      'ProcessGroup.create',
+    );
     return new ProcessGroup(native);
   }
 
@@ -158,43 +157,6 @@ export class ProcessGroup implements GroupLike {
   close(): Promise<void> {
     return this.nativeGroup.close();
   }
-}
-
-let abandoned = false;
-
-/**
- * Whether a rendezvous was given up at its deadline while the native thread still waits: that
- * thread keeps the event loop alive, so a command that failed this way ends with process.exit.
- */
-export function rendezvousAbandoned(): boolean {
-  return abandoned;
-}
-
-// setTimeout's longest delay (a longer one fires at once)
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * `joining`, or an ERR_DIST_TIMEOUT after `ms`. c10d bounds the store connection and the backend's
- * rendezvous by the timeout each (hence twice it here), but a store client that connected to a
- * listener that never answers (MASTER_PORT held by another program) waits in recv without one. The
- * native rendezvous thread then stays blocked, and keeps the process alive (rendezvousAbandoned). A group that still forms later is closed at once.
- */
-function withDeadline(joining: Promise<NativeProcessGroup>, ms: number, where: string): Promise<NativeProcessGroup> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      abandoned = true;
-      joining.then((g) => g.close()).catch(() => {});
-      reject(
-        new NativeError(
-          `distributed ${where} failed: no answer from the store within ${ms / 1000} s (twice CXRMASK_DIST_TIMEOUT); is MASTER_PORT taken by another program?`,
-          'ERR_DIST_TIMEOUT',
-        ),
-      );
-    }, ms);
-    timer.unref();
-  });
-  return Promise.race([joining, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** A string (e.g. the run folder rank 0 chose) sent from rank 0 to every rank. */
