@@ -2,8 +2,13 @@
 
 #include <c10/util/Exception.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <future>
 #include <map>
+#include <memory>
+#include <stdexcept>
+#include <thread>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #ifdef USE_C10D_GLOO
@@ -83,6 +88,32 @@ bool IsLoopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
 }
 
+// The store at addr:port. c10d bounds the client's connect by the timeout, but not its wait for the
+// server's first answer: a listener that accepts and never answers (MASTER_PORT taken by another
+// program) would hold the rendezvous, and the libuv thread that carries it, forever, and a process
+// cannot exit while a libuv thread is busy. So the store is built on a thread of its own; past
+// twice the timeout that thread is left behind, blocked, and the rendezvous fails with a timeout.
+c10::intrusive_ptr<c10d::TCPStore> ConnectStore(const std::string& addr,
+                                                const c10d::TCPStoreOptions& so,
+                                                int64_t timeout_ms) {
+  auto made = std::make_shared<std::promise<c10::intrusive_ptr<c10d::TCPStore>>>();
+  auto future = made->get_future();
+  std::thread([made, addr, so] {
+    try {
+      made->set_value(c10::make_intrusive<c10d::TCPStore>(addr, so));
+    } catch (...) {
+      made->set_exception(std::current_exception());
+    }
+  }).detach();
+  if (future.wait_for(std::chrono::milliseconds(2 * timeout_ms)) == std::future_status::timeout) {
+    throw std::runtime_error("timed out after " + std::to_string(2 * timeout_ms) +
+                             " ms (twice the group timeout) waiting for the store at " + addr +
+                             ":" + std::to_string(so.port) +
+                             " to answer; is MASTER_PORT taken by another program?");
+  }
+  return future.get();
+}
+
 }  // namespace
 
 #ifdef USE_C10D_GLOO
@@ -158,7 +189,7 @@ std::shared_ptr<DistributedGroup> DistributedGroup::Create(const GroupOptions& o
     so.numWorkers = static_cast<std::size_t>(opts.world_size);
     so.waitWorkers = true;
     so.timeout = std::chrono::milliseconds(opts.timeout_ms);
-    g->store_ = c10::make_intrusive<c10d::TCPStore>(opts.master_addr, so);
+    g->store_ = ConnectStore(opts.master_addr, so, opts.timeout_ms);
     g->backend_ = opts.backend == "gloo" ? MakeGlooBackend(g->store_, opts)
                                          : MakeNcclBackend(g->store_, opts);
   });

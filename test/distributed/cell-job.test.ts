@@ -33,14 +33,15 @@ test('unset, not JSON, or not a job: an error naming the variable and the proble
   for (const [raw, re] of cases) assert.throws(() => parseCellJob(raw), re, String(raw));
 });
 
-test('the worker started with a damaged variable exits non-zero, naming it', () => {
+test('the worker started with a damaged variable exits 1 with one error line naming it, no stack', () => {
   const r = spawnSync(
     process.execPath,
     ['--import', 'tsx', join(process.cwd(), 'ts', 'distributed', 'cell-worker.ts')],
     { encoding: 'utf8', env: { ...process.env, CXRMASK_CELL_JOB: '{not json' }, timeout: 120_000 },
   );
-  assert.ok(r.status !== 0 && r.status !== null, `exit ${r.status}`);
-  assert.match(r.stderr, /cell-worker: CXRMASK_CELL_JOB is not valid JSON/);
+  assert.is(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^error: cell-worker: CXRMASK_CELL_JOB is not valid JSON/m);
+  assert.not.match(r.stderr, /\n\s+at /, 'no JS stack');
 });
 
 test.run();

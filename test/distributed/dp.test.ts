@@ -4,6 +4,7 @@
  * peer ends the other rank with a clear error within the timeout.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -99,6 +100,33 @@ test('rendezvous with a missing peer fails with ERR_DIST_TIMEOUT, not a hang', a
     assert.match(String(e), /rendezvous \(rank 0 of 2, gloo, 127\.0\.0\.1:\d+\)/);
   }
   assert.ok(performance.now() - t0 < 10_000);
+});
+
+test('a MASTER_PORT held by a program that never answers: the rank exits with ERR_DIST_TIMEOUT, not a hang', async () => {
+  // accepts every connection and says nothing (another service, or a wedged process of a dead job)
+  const held: Socket[] = [];
+  const listener = createServer((s) => held.push(s));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const port = (listener.address() as AddressInfo).port;
+  const rank = spawnTs('ts/cli/main.ts', ['run', '--cache', join(tmp(), 'cache'), '--progress', 'false'], {
+    WORLD_SIZE: '2',
+    RANK: '1',
+    LOCAL_RANK: '1',
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: String(port),
+    CXRMASK_DIST_TIMEOUT: '1',
+  });
+  // a watchdog for the hang this was, not a timing
+  const watchdog = setTimeout(() => rank.child.kill('SIGKILL'), 60_000);
+  const end = await rank.exited;
+  clearTimeout(watchdog);
+  for (const s of held) s.destroy();
+  listener.close();
+  assert.is(end.code, 1, `${end.signal ?? ''} ${rank.stderr()}`);
+  assert.match(
+    rank.stderr(),
+    /error: ProcessGroup\.create: distributed rendezvous \(rank 1 of 2, gloo, 127\.0\.0\.1:\d+\) failed: timed out after 2000 ms .*MASTER_PORT taken by another program/,
+  );
 });
 
 test('replicas are identical after every step; 2 ranks at batch 2 equal 1 process at batch 4', async () => {

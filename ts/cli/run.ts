@@ -2,13 +2,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { parseDevices } from '../distributed/devices.js';
+import { checkDevices, parseDevices } from '../distributed/devices.js';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { runExperiment } from '../distributed/run-experiment.js';
 import { joinGroupFromEnv } from '../distributed/run-group.js';
 import { prepareData, prepareTestData, realBackend } from '../experiment/backend-real.js';
 import { type ExperimentConfig, loadConfig } from '../experiment/config.js';
+import { readDistEnv } from '../model/dist-env.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
+import { diagnostics } from '../native.js';
 import { table2Markdown } from '../report/tables.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOptions } from './options.js';
@@ -37,6 +39,10 @@ export async function executeRun(
   } = {},
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
+  if (opts.devices && readDistEnv())
+    throw new UsageError(
+      '--devices does not combine with --nproc, torchrun or Slurm (one process per device, or one rank per device)',
+    );
   const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
@@ -113,17 +119,20 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     await runCommand(async () => {
       checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS);
       if (argv.resume) checkResumeFlags(argv.resume, argv);
+      // inside a rank --nproc is gone: the launcher's variables say it is one
+      if (argv.devices !== undefined && ((argv.nproc ?? 1) > 1 || readDistEnv()))
+        throw new UsageError(
+          '--devices does not combine with --nproc, torchrun or Slurm: cells side by side on several devices, or each cell on all ranks',
+        );
     });
     if (process.exitCode) return;
     if (await launchIfAsked(argv.nproc)) return;
     let dir: string | null = null;
     await runCommand(
       async () => {
-        if (argv.devices !== undefined && argv.nproc !== undefined && argv.nproc > 1)
-          throw new UsageError(
-            '--devices and --nproc do not combine: cells side by side, or each cell on all',
-          );
         const devices = argv.devices === undefined ? {} : { devices: parseDevices(argv.devices) };
+        // before the data step: a device this machine lacks would fail only in a cell worker
+        if (devices.devices) checkDevices(devices.devices, diagnostics().cuda?.deviceCount ?? 0);
         if (argv.resume) {
           dir = argv.resume;
           await executeRun(configFromResume(argv.resume), {

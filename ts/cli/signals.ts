@@ -1,18 +1,11 @@
 /** Ctrl-C / SIGTERM during long runs. */
+import { type StopSignal, stopOnSignals } from '../common/interrupt.js';
 
-/** First Ctrl-C: stop at the next step boundary (finished epochs are kept). Second: exit now. */
-import type { StopSignal } from '../common/interrupt.js';
+/** First Ctrl-C or SIGTERM: stop at the next step boundary (finished epochs are kept). Second: exit now. */
 export function installStop(hint: () => string): StopSignal {
-  const signal: StopSignal = { stop: false };
-  const onSig = () => {
-    if (signal.stop) {
-      process.stderr.write('\nforced exit\n');
-      process.exit(130);
-    }
-    signal.stop = true;
-    process.stderr.write(`\nstopping after the current step (Ctrl-C again to exit now). ${hint()}\n`);
-  };
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
-  return signal;
+  return stopOnSignals(['SIGINT', 'SIGTERM'], {
+    onStop: () =>
+      process.stderr.write(`\nstopping after the current step (Ctrl-C again to exit now). ${hint()}\n`),
+    onForced: () => process.stderr.write('\nforced exit\n'),
+  });
 }

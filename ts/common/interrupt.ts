@@ -1,4 +1,39 @@
+/** Stopping long runs on request: Ctrl-C / SIGTERM, and the child processes that must stop with them. */
+import type { ChildProcess } from 'node:child_process';
+
 /** Set `stop = true` (e.g. on SIGINT) to make a long loop (training, caching, attribution) stop at its next step boundary. */
 export interface StopSignal {
   stop: boolean;
+}
+
+// Children that work for this process (cell workers): an exit-now kills them first, so none goes on
+// writing into a run folder that a later --resume takes over.
+const children = new Set<ChildProcess>();
+
+/** Registers `child` until it exits: a forced exit (stopOnSignals) kills it before this process ends. */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+/**
+ * The first of `signals` sets `stop` (work ends at its next step boundary) and calls `onStop`; a
+ * second one kills the tracked children and exits now with code 130, after `onForced`.
+ */
+export function stopOnSignals(
+  signals: readonly NodeJS.Signals[],
+  o: { onStop?: () => void; onForced?: () => void } = {},
+): StopSignal {
+  const signal: StopSignal = { stop: false };
+  const onSignal = () => {
+    if (signal.stop) {
+      o.onForced?.();
+      for (const c of children) c.kill('SIGKILL');
+      process.exit(130);
+    }
+    signal.stop = true;
+    o.onStop?.();
+  };
+  for (const s of signals) process.on(s, onSignal);
+  return signal;
 }

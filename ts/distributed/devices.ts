@@ -6,9 +6,11 @@
  * process then finds every cell finished and assembles results.json as usual. A device takes the next
  * waiting cell as soon as its previous one ends (linear probes are short, fine-tuning long).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ConfigError, InterruptedError } from '../common/errors.js';
+import { type StopSignal, trackChild } from '../common/interrupt.js';
 
 export interface CellJob {
   runDir: string;
@@ -25,9 +27,25 @@ export function parseDevices(spec: string): string[] {
     .filter(Boolean);
   for (const d of list)
     if (!/^(cpu|cuda|cuda:\d+)$/.test(d))
-      throw new RangeError(`--devices: '${d}' is not a device (cpu, cuda or cuda:N)`);
-  if (!list.length) throw new RangeError('--devices: no device given');
+      throw new ConfigError(`--devices: '${d}' is not a device (cpu, cuda or cuda:N)`);
+  if (!list.length) throw new ConfigError('--devices: no device given');
   return list;
+}
+
+/**
+ * Refuses a device this machine does not have (`cudaDevices`: the addon's CUDA device count), so a
+ * wrong index fails before the data step and the feature pass, not in a cell worker afterwards.
+ * @throws {ConfigError} naming the device and what the machine has.
+ */
+export function checkDevices(devices: readonly string[], cudaDevices: number): void {
+  for (const d of devices) {
+    if (d === 'cpu') continue;
+    const index = d === 'cuda' ? 0 : Number(d.slice('cuda:'.length));
+    if (index >= cudaDevices)
+      throw new ConfigError(
+        `--devices: ${d} is not a device of this machine (${cudaDevices ? `CUDA devices: cuda:0 to cuda:${cudaDevices - 1}` : 'no CUDA device; the addon runs on cpu only'})`,
+      );
+  }
 }
 
 // The worker next to this module: .ts under tsx (tests, development), .js in dist/.
@@ -36,58 +54,82 @@ const workerPath = () => {
   return self.slice(0, -extname(self).length).replace(/devices$/, 'cell-worker') + extname(self);
 };
 
-function runCell(job: CellJob, onExit: (kill: () => void) => void): Promise<void> {
+/** Exit code of a worker stopped at a step boundary (cell-worker.ts), as the CLI's for Ctrl-C. */
+export const CELL_STOPPED_CODE = 130;
+
+function runCell(job: CellJob, onSpawn: (child: ChildProcess) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, workerPath()], {
       env: { ...process.env, CXRMASK_CELL_JOB: JSON.stringify(job) },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
-    onExit(() => child.kill('SIGTERM'));
+    trackChild(child);
+    onSpawn(child);
     child.on('error', reject);
-    child.on('exit', (code, signal) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`cell ${job.cell} on ${job.device} failed (${signal ?? `exit code ${code}`})`)),
-    );
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolve();
+      else if (code === CELL_STOPPED_CODE || signal === 'SIGINT' || signal === 'SIGTERM')
+        reject(new InterruptedError(`cell ${job.cell} on ${job.device} stopped`));
+      else reject(new Error(`cell ${job.cell} on ${job.device} failed (${signal ?? `exit code ${code}`})`));
+    });
   });
 }
 
 /**
  * Trains `cells` (ids from grid.ts cellId) with at most one process per entry of `devices`. Rejects
  * with the first failure after stopping the cells still running (their checkpoints stay consistent:
- * a later `--resume` continues them).
+ * a later `--resume` continues them). When `signal` asks to stop, no cell is started any more, the
+ * running workers are told to stop at their next step boundary (SIGTERM), and it rejects with an
+ * InterruptedError once they have.
  */
 export async function runCellsOnDevices(o: {
   runDir: string;
   cacheDir: string;
   devices: readonly string[];
   cells: readonly string[];
+  signal?: StopSignal;
   onCell?: (cell: string, device: string, phase: 'start' | 'done') => void;
 }): Promise<void> {
   const queue = [...o.cells];
-  const kills = new Set<() => void>();
+  const running = new Set<ChildProcess>();
   let failed: Error | null = null;
+  const stopAll = () => {
+    for (const c of running) c.kill('SIGTERM');
+  };
+  // the signal is a flag polled at step boundaries; the workers are separate processes, told once
+  let told = false;
+  const watch = setInterval(() => {
+    if (o.signal?.stop && !told) {
+      told = true;
+      stopAll();
+    }
+  }, 200);
   const lane = async (device: string) => {
-    while (queue.length && !failed) {
+    while (queue.length && !failed && !o.signal?.stop) {
       const cell = queue.shift()!;
       o.onCell?.(cell, device, 'start');
-      let kill: (() => void) | null = null;
+      let child: ChildProcess | null = null;
       try {
-        await runCell({ runDir: o.runDir, cacheDir: o.cacheDir, device, cell }, (k) => {
-          kill = k;
-          kills.add(k);
+        await runCell({ runDir: o.runDir, cacheDir: o.cacheDir, device, cell }, (c) => {
+          child = c;
+          running.add(c);
         });
         o.onCell?.(cell, device, 'done');
       } catch (e) {
         if (!failed) {
           failed = e as Error;
-          for (const k of kills) k();
+          stopAll();
         }
       } finally {
-        if (kill) kills.delete(kill);
+        if (child) running.delete(child);
       }
     }
   };
-  await Promise.all(o.devices.map(lane));
+  try {
+    await Promise.all(o.devices.map(lane));
+  } finally {
+    clearInterval(watch);
+  }
   if (failed) throw failed;
+  if (o.signal?.stop && queue.length) throw new InterruptedError(`stopped before ${queue.join(', ')}`);
 }

@@ -6,7 +6,7 @@
  */
 
 import { join } from 'node:path';
-import { DataError } from '../common/errors.js';
+import { ConfigError, DataError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
@@ -68,7 +68,7 @@ export interface RunOptions {
   dist?: GroupLike;
   /** This process's device (e.g. cuda:LOCAL_RANK under a launcher); default config.model.device. */
   device?: string;
-  /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts). */
+  /** Several devices: independent cells run side by side, one process per device (distributed/devices.ts); one: the run's device. Not with `dist`. */
   devices?: readonly string[];
   /** Builds or opens a test dataset's cache (config.test.datasets); default: open its `cache` folder as is. */
   prepareTestData?: PrepareTestData;
@@ -79,7 +79,8 @@ export interface RunOptions {
  * writes results.json and the reports. Finished cells are skipped; an unfinished one restarts from its
  * last epoch checkpoint.
  * @throws {Error} (rejects) `o.resume` has no config.json.
- * @throws {ConfigError} (rejects) the resumed folder's config.json does not validate.
+ * @throws {ConfigError} (rejects) the resumed folder's config.json does not validate; `o.devices`
+ *   given with `o.dist`.
  * @throws {DataError} (rejects) the cache cannot be opened; on resume, its data differ from data.json
  *   (`data-changed`), or model.dir holds another model than data.json recorded (`model-changed`); a
  *   cell's training split has more unreadable images than `maxUnreadableShare`
@@ -88,6 +89,15 @@ export interface RunOptions {
  * @throws {NativeError} (rejects) a model op fails (see ts/model).
  */
 export async function runExperiment(o: RunOptions): Promise<RunResult> {
+  if (o.dist && o.devices)
+    throw new ConfigError(
+      'devices and dist do not combine: every rank would train every cell (cells side by side, or each cell on the whole group)',
+    );
+  // one device is where the whole run goes
+  if (o.devices?.length === 1) {
+    const { devices, ...rest } = o;
+    o = { ...rest, device: devices[0]! };
+  }
   const started = new Date();
   const resumed = !!o.resume;
   const root = !o.dist || o.dist.rank === 0;
@@ -183,6 +193,7 @@ async function trainModels(
       runDir,
       cacheDir,
       devices: o.devices,
+      ...(o.signal ? { signal: o.signal } : {}),
       cells: trainedCells(config)
         .map((c) => cellId(c.setup, c.train, c.seed))
         .filter((id) => !done.has(id)),
