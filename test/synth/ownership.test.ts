@@ -18,10 +18,25 @@ test('a dataset tree synth did not write is refused, named, and left as it was; 
   const precious = join(out, 'padchest', 'images', '000001.png');
   mkdirSync(join(out, 'padchest', 'images'), { recursive: true });
   writeFileSync(precious, 'precious');
-  const args = ['synth', '--dataset', 'padchest', '--out', out, '--n', '3', '--width', '64', '--height', '64'];
+  const args = [
+    'synth',
+    '--dataset',
+    'padchest',
+    '--out',
+    out,
+    '--n',
+    '3',
+    '--width',
+    '64',
+    '--height',
+    '64',
+  ];
   const r = runCli([...args, '--no-progress']);
   assert.is(r.code, 2, r.err);
-  assert.match(r.err, `error: synth would delete or overwrite what it did not write: ${join(out, 'padchest')} exists`);
+  assert.match(
+    r.err,
+    `error: synth would delete or overwrite what it did not write: ${join(out, 'padchest')} exists`,
+  );
   assert.match(r.err, /--force/);
   assert.is(readFileSync(precious, 'utf8'), 'precious');
   assert.not.ok(existsSync(join(out, 'chexmask')), 'nothing written before the refusal');
@@ -50,7 +65,10 @@ test('a CheXmask CSV synth did not write is refused, even beside synth trees; on
   assert.is(b.chexmaskCsv, a.chexmaskCsv);
   // the synthetic CSV replaced by the real one (same path): refused again
   writeFileSync(real, 'REAL CheXmask\n');
-  await rejects(synthesize({ out, dataset: 'nih14', seed: 1, ...small }), /ChestX-Ray8\.csv exists and was not/);
+  await rejects(
+    synthesize({ out, dataset: 'nih14', seed: 1, ...small }),
+    /ChestX-Ray8\.csv exists and was not/,
+  );
   await synthesize({ out, dataset: 'nih14', seed: 1, ...small, force: true });
   assert.match(readFileSync(real, 'utf8'), /^Image Index,/);
 });
@@ -75,7 +93,11 @@ test('seeds: 0 to 2^32-1, each its own data (seeds above ~3.4 million used to sh
   const a = await synthesize({ out: tempDir(), seed: 4294967293, ...small });
   const b = await synthesize({ out: tempDir(), seed: 4294602504, ...small });
   assert.is.not(readFileSync(a.chexmaskCsv, 'utf8'), readFileSync(b.chexmaskCsv, 'utf8'));
-  assert.not.ok(readFileSync(join(a.mimicRoot, a.images[0]!.path)).equals(readFileSync(join(b.mimicRoot, b.images[0]!.path))));
+  assert.not.ok(
+    readFileSync(join(a.mimicRoot, a.images[0]!.path)).equals(
+      readFileSync(join(b.mimicRoot, b.images[0]!.path)),
+    ),
+  );
 });
 
 test.run();
