@@ -76,7 +76,8 @@ export async function checkSynthTargets(
     const known = marker?.chexmaskCsv;
     const ours =
       csvStat.isFile() &&
-      (legacy || (known !== undefined && known.size === csvStat.size && known.sha256 === (await sha256(csv))));
+      (legacy ||
+        (known !== undefined && known.size === csvStat.size && known.sha256 === (await sha256(csv))));
     if (!ours) problems.push(`${csv} exists and was not written by cxrmask synth`);
     else kept = known;
   }
@@ -94,7 +95,8 @@ export async function markSynthTree(
   csv: { path: string } | SynthMarker['chexmaskCsv'],
 ): Promise<void> {
   let chexmaskCsv: SynthMarker['chexmaskCsv'];
-  if (csv && 'path' in csv) chexmaskCsv = { size: (await stat(csv.path)).size, sha256: await sha256(csv.path) };
+  if (csv && 'path' in csv)
+    chexmaskCsv = { size: (await stat(csv.path)).size, sha256: await sha256(csv.path) };
   else chexmaskCsv = csv;
   const marker: SynthMarker = { writer: 'cxrmask synth', dataset, ...(chexmaskCsv ? { chexmaskCsv } : {}) };
   await writeFileAtomicAsync(join(tree, SYNTH_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
