@@ -35,11 +35,13 @@ import { writeReports } from './write.js';
 /**
  * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
  * metric settings (threshold rule, bootstrap, primary metric); rewrites results.json and the reports.
- * @throws {Error} (rejects) `runDir` has no config.json, or no finished cell (zeroshot.json or a cell's
- *   result.json).
+ * Only the cells config.json plans are scored (`ignored` lists the other finished cells on disk).
+ * @throws {Error} (rejects) `runDir` has no config.json, or no finished planned cell (zeroshot.json or a
+ *   cell's result.json).
  * @throws {ConfigError} (rejects) the saved config with `metricOverrides` does not validate.
  * @throws {DataError} (rejects) the cache cannot be opened (the backend's openCache), or its data
- *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed).
+ *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed), or a
+ *   run fact kept from the old results.json has the wrong shape (reason `bad-results`, naming the field).
  */
 export async function reevaluate(
   runDir: string,

@@ -77,7 +77,11 @@ export interface SynthSummary {
   images: SynthImage[];
 }
 
-/** Plan, render (JPEGs + CheXmask lines), write the CSVs, then the summary. */
+/**
+ * Plan, render (JPEGs + CheXmask lines), write the CSVs, then the summary.
+ * @throws {ConfigError} (rejects) out/<dataset> or its CheXmask CSV exists and synth did not write it
+ *   (without `force`), naming each path; nothing is written then.
+ */
 export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const t0 = performance.now();
   const o = SynthOptionsSchema.parse(options);
