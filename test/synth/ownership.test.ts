@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ensureDemoData } from '../../ts/cli/demo.js';
 import { SYNTH_MARKER } from '../../ts/synth/ownership.js';
 import { synthesize } from '../../ts/synth/synthesize.js';
 import { runCli } from '../cli/helpers.js';
@@ -81,6 +82,17 @@ test('trees synth wrote before it marked them (out/synth-summary.json names the 
   rmSync(join(s.mimicRoot, SYNTH_MARKER));
   writeFileSync(join(out, 'synth-summary.json'), JSON.stringify({ dataset: 'nih14' }));
   await rejects(synthesize({ out, seed: 2, ...small }), /mimic exists and was not written by cxrmask synth/);
+});
+
+test('the demo re-synthesizes in a folder with its stamp (its own), and refuses a folder without one', async () => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'mimic'));
+  writeFileSync(join(dir, 'mimic', 'unmarked'), 'x');
+  await rejects(ensureDemoData(dir, 3, 1), /mimic exists and was not written by cxrmask synth/);
+  writeFileSync(join(dir, 'synth.json'), JSON.stringify({ params: {} }));
+  const d = await ensureDemoData(dir, 3, 1);
+  assert.is(d.reused, false);
+  assert.ok(existsSync(join(d.mimicRoot, SYNTH_MARKER)));
 });
 
 test('seeds: 0 to 2^32-1, each its own data (seeds above ~3.4 million used to share streams)', async () => {
