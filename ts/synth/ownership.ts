@@ -5,11 +5,11 @@
  * unless the caller forces it.
  */
 
-import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
+import { sha256File } from '../common/hash.js';
 import { writeFileAtomicAsync } from '../common/io.js';
 import type { DatasetName } from '../data/datasets/names.js';
 
@@ -43,12 +43,6 @@ function summaryNames(out: string, dataset: DatasetName): boolean {
   return s !== null && (s.dataset ?? 'mimic') === dataset;
 }
 
-async function sha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 const statOrNull = (path: string) => stat(path).catch(() => null);
 
 /**
@@ -76,8 +70,7 @@ export async function checkSynthTargets(
     const known = marker?.chexmaskCsv;
     const ours =
       csvStat.isFile() &&
-      (legacy ||
-        (known !== undefined && known.size === csvStat.size && known.sha256 === (await sha256(csv))));
+      (legacy || (known !== undefined && known.size === csvStat.size && known.sha256 === sha256File(csv)));
     if (!ours) problems.push(`${csv} exists and was not written by cxrmask synth`);
     else kept = known;
   }
@@ -95,8 +88,7 @@ export async function markSynthTree(
   csv: { path: string } | SynthMarker['chexmaskCsv'],
 ): Promise<void> {
   let chexmaskCsv: SynthMarker['chexmaskCsv'];
-  if (csv && 'path' in csv)
-    chexmaskCsv = { size: (await stat(csv.path)).size, sha256: await sha256(csv.path) };
+  if (csv && 'path' in csv) chexmaskCsv = { size: (await stat(csv.path)).size, sha256: sha256File(csv.path) };
   else chexmaskCsv = csv;
   const marker: SynthMarker = { writer: 'cxrmask synth', dataset, ...(chexmaskCsv ? { chexmaskCsv } : {}) };
   await writeFileAtomicAsync(join(tree, SYNTH_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
