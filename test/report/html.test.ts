@@ -10,7 +10,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
 import { reportHtml } from '../../ts/report/html.js';
+import { reportMarkdown } from '../../ts/report/markdown.js';
+import { mdCode, mdText } from '../../ts/report/md-text.js';
+import { segmenterQualityMarkdown } from '../../ts/report/segmenter.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-report-'));
@@ -60,6 +64,92 @@ test('raw HTML in the markdown is shown as text', () => {
   assert.not.match(html, /<b>bold<\/b>/);
   assert.match(html, /&lt;b&gt;bold&lt;\/b&gt;/);
   assert.match(html, /<code>a&lt;b&gt;<\/code>/);
+});
+
+/** Every href and src of the page, as the browser reads it (character references decoded, controls dropped). */
+function targets(html: string): string[] {
+  return [...html.matchAll(/(?:href|src)="([^"]*)"/gi)].map((m) =>
+    m[1]!
+      .replace(/&#x([0-9a-f]+);?/gi, (_, h) => String.fromCodePoint(Number.parseInt(h, 16)))
+      .replace(/&#(\d+);?/g, (_, d) => String.fromCodePoint(Number(d)))
+      .replace(/&colon;/gi, ':')
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: browsers skip them in a URL's scheme
+      .replace(/[\u0000-\u0020]/g, ''),
+  );
+}
+const scripted = (t: string) => /^(?:javascript|data|vbscript):/i.test(t);
+
+test('links and images to javascript:, data: and vbscript: render as text, however written', () => {
+  const payloads = [
+    '[a](javascript:alert(1))',
+    '[a](JaVaScRiPt:alert(1))',
+    '<javascript:alert(2)>',
+    '[c](javascript&#58;alert(1))',
+    '[d](&#106;avascript:alert(1))',
+    '[e](&#x6a;avascript&colon;alert(1))',
+    '[f](data:text/html;base64,PHNjcmlwdD4=)',
+    '[g](vbscript:msgbox(1))',
+    '![h](javascript:alert(1))',
+    '[i](<javascript:alert(1)>)',
+    'x [j]\n\n[j]: javascript:alert(9)',
+  ];
+  for (const p of payloads) {
+    const html = reportHtml(`Run ${p} here\n`);
+    assert.not.ok(targets(html).some(scripted), `${p} → ${html.split('<body>')[1]}`);
+  }
+  // relative paths and http(s) stay links
+  const ok = reportHtml('[t](table2.md) [w](https://example.org/a) ![p](plots/a.png) [f](#x)\n');
+  assert.equal(targets(ok), ['table2.md', 'https://example.org/a', 'plots/a.png', '#x']);
+});
+
+test('values from model.json and results.json are shown as text in report.md and report.html', async () => {
+  const config = parseConfig({
+    runsDir: join(tmp, 'runs'),
+    name: 'inject',
+    data: { cache: 'unused' },
+    seeds: [0],
+    linearProbe: { epochs: 1, batchSize: 16 },
+    finetune: { enabled: false },
+    metrics: { bootstrap: 10 },
+  });
+  const { results } = await runExperiment({ config, backend: fakeBackend() });
+  const link = '` [full results](javascript:alert(document.domain)) `';
+  const r: Results = {
+    ...results,
+    run: {
+      ...results.run,
+      dir: `/runs/x${link}`,
+      device: 'cpu [d](javascript:alert(3))',
+      model: { preset: `tiny${link}`, source: '<javascript:alert(2)> *bold*', dir: 'm' },
+    },
+  };
+  const md = reportMarkdown(r, { plots: [], overlay: null });
+  const html = reportHtml(md);
+  assert.not.ok(targets(html).some(scripted), html);
+  assert.not.match(html, /<strong>bold|<em>/);
+  assert.match(html, /<code>tiny` \[full results\]\(javascript:alert\(document\.domain\)\) `<\/code>/);
+  assert.match(html, /\(&lt;javascript:alert\(2\)&gt; \*bold\*\)/);
+  assert.match(html, /device cpu \[d\]\(javascript:alert\(3\)\)/);
+  // a code span cannot be closed or broken out of (blank lines end paragraphs)
+  assert.is(
+    reportHtml(`a ${mdCode('x``y\n\n[z](javascript:1)')} b`).match(/<code>(.*)<\/code>/)![1],
+    'x``y [z](javascript:1)',
+  );
+  assert.is(
+    reportHtml(mdText('_a_ [b](c) <d> & e|f')).match(/<p>(.*)<\/p>/)![1],
+    '_a_ [b](c) &lt;d&gt; &amp; e|f',
+  );
+  const seg = segmenterQualityMarkdown({
+    dir: 'seg` [x](javascript:alert(4)) `',
+    weights: 'w.pt',
+    weightsSha256: 'abc',
+    images: 1,
+    gridSize: 4,
+    dice: { rightLung: { mean: 1 }, leftLung: { mean: 1 }, heart: { mean: 1 } },
+    hd95: { rightLung: { median: 0 }, leftLung: { median: 0 }, heart: { median: 0 } },
+    training: null,
+  } as unknown as Parameters<typeof segmenterQualityMarkdown>[0]);
+  assert.not.ok(targets(reportHtml(seg)).some(scripted), seg);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -68,7 +68,9 @@ export async function ensureDemoData(
     if (f.startsWith('cache-')) rmSync(join(dir, f), { recursive: true, force: true });
   const { synthesize } = await import('../synth/synthesize.js');
   process.stderr.write(`[demo] synthesizing ${n} images into ${dir}\n`);
-  const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height });
+  // a folder with the demo's stamp is the demo's own, trees from before synth marked them included
+  const force = existsSync(stamp);
+  const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height, force });
   writeJsonAtomic(stamp, {
     params: want,
     mimicRoot: s.mimicRoot,

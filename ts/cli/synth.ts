@@ -18,6 +18,7 @@ export interface SynthArgv {
   landmarks: 'numpy' | 'flat';
   workers: number;
   progress: boolean;
+  force: boolean;
 }
 
 const command: CommandModule<object, SynthArgv> = {
@@ -29,7 +30,8 @@ const command: CommandModule<object, SynthArgv> = {
       .option('out', {
         type: 'string',
         demandOption: true,
-        describe: 'output folder (gets <dataset>/ and chexmask/)',
+        describe:
+          'output folder (gets <dataset>/ and chexmask/; refused when they hold data synth did not write, see --force)',
       })
       .option('dataset', {
         choices: DATASETS,
@@ -37,7 +39,11 @@ const command: CommandModule<object, SynthArgv> = {
         describe: 'layout written: its tables, image files (JPEG, PNG, 16-bit PNG, DICOM) and CheXmask file',
       })
       .option('n', { type: 'number', default: 500, describe: 'number of images' })
-      .option('seed', { type: 'number', default: 0, describe: 'random seed (same seed → same files)' })
+      .option('seed', {
+        type: 'number',
+        default: 0,
+        describe: 'random seed, 0 to 2^32-1 (same seed → same files)',
+      })
       .option('width', { type: 'number', default: 320, describe: 'nominal image width (±6% per image)' })
       .option('height', { type: 'number', default: 384, describe: 'nominal image height (±6% per image)' })
       .option('lateral-rate', {
@@ -59,6 +65,12 @@ const command: CommandModule<object, SynthArgv> = {
         describe: 'worker threads rendering images (0: this thread)',
       })
       .option('progress', { type: 'boolean', default: true, describe: 'progress bar' })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'replace <out>/<dataset>/ and <out>/chexmask/<CheXmask file> even when synth did not write them (deletes them)',
+      })
       .example('$0 synth --out data/synth --n 1000 --seed 1', '')
       .example('$0 synth --dataset nih14 --out data/synth-nih --n 500', '') as unknown as Argv<SynthArgv>,
   handler: (argv: ArgumentsCamelCase<SynthArgv>) =>
@@ -75,6 +87,7 @@ const command: CommandModule<object, SynthArgv> = {
         lowRcaRate: argv.lowRcaRate,
         landmarkFormat: argv.landmarks,
         workers: argv.workers,
+        force: argv.force,
         onProgress: bar.update,
       });
       bar.stop();

@@ -3,6 +3,7 @@
 import type { CrossDatasetResult } from '../experiment/cross-dataset.js';
 import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
+import { mdText } from './md-text.js';
 import { fmt, metricTable, table2Markdown } from './tables.js';
 
 /** The run's results as seen on one test dataset (its evaluation and test facts; no segmenter section). */
@@ -22,7 +23,7 @@ function onDataset(r: Results, x: CrossDatasetResult): Results {
 
 function provenance(r: Results, x: CrossDatasetResult): string {
   return (
-    `Trained on \`${r.config.data.dataset}\` (${r.data.counts.train} training images), tested on the ${x.counts.test} test-split images of \`${x.name}\` (${x.dataset}, ${x.root}). ` +
+    `Trained on \`${r.config.data.dataset}\` (${r.data.counts.train} training images), tested on the ${x.counts.test} test-split images of \`${x.name}\` (${x.dataset}, ${mdText(x.root)}). ` +
     `Thresholds and operating points come from the ${r.config.data.dataset} validation split (${r.data.counts.validate} images): nothing is tuned on ${x.name}.`
   );
 }

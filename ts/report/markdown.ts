@@ -5,6 +5,7 @@ import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
+import { mdCode, mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 import { fmt, fmtSigned, metricTable } from './tables.js';
 
@@ -13,27 +14,27 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
   const out: string[] = [
     '# cxrmask run report',
     '',
-    `Run \`${r.run.dir}\` · device ${r.run.device} · ${r.seeds.length} seed(s) · git ${r.run.git.commit?.slice(0, 10) ?? 'unknown'}${r.run.git.dirty ? ' (dirty)' : ''} · ${fmt(r.run.timings.totalSeconds / 60, 1)} min.`,
+    `Run ${mdCode(r.run.dir)} · device ${mdText(r.run.device)} · ${r.seeds.length} seed(s) · git ${mdText(r.run.git.commit?.slice(0, 10) ?? 'unknown')}${r.run.git.dirty ? ' (dirty)' : ''} · ${fmt(r.run.timings.totalSeconds / 60, 1)} min.`,
     '',
     ...(r.run.model?.['source'] === 'random-init'
       ? [
-          `Model: \`${r.run.model['preset']}\` preset with **random initial weights** (no pretraining): zero-shot is at chance by construction; the trained rows show what the images themselves teach.`,
+          `Model: ${mdCode(r.run.model['preset'])} preset with **random initial weights** (no pretraining): zero-shot is at chance by construction; the trained rows show what the images themselves teach.`,
           '',
         ]
       : r.run.model
         ? [
-            `Model: \`${r.run.model['preset'] ?? r.run.model['dir']}\` (${r.run.model['source'] ?? 'exported checkpoint'}).`,
+            `Model: ${mdCode(r.run.model['preset'] ?? r.run.model['dir'])} (${mdText(r.run.model['source'] ?? 'exported checkpoint')}).`,
             '',
           ]
         : []),
     `Data: ${r.data.counts.train} train / ${r.data.counts.validate} validation / ${r.data.counts.test} test images; ` +
       `skipped (unreadable) images: ${
         Object.entries(r.data.skippedImages.features)
-          .map(([v, n]) => `${v} ${n}`)
+          .map(([v, n]) => `${mdText(v)} ${n}`)
           .join(', ') || '0'
       }; left out when the cache was built: ${
         Object.entries(r.data.skippedImages.cache ?? {})
-          .map(([why, n]) => `${why} ${n}`)
+          .map(([why, n]) => `${mdText(why)} ${n}`)
           .join(', ') || 'none'
       }.`,
     '',

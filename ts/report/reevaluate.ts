@@ -28,17 +28,20 @@ import { lockRun } from '../experiment/run-lock.js';
 import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predictions.js';
 import { readRunData } from '../model/run-files.js';
 import { modelChange, runModel } from '../model/run-model.js';
+import { readEarlierResults } from './earlier-facts.js';
 import { table2Markdown } from './tables.js';
 import { writeReports } from './write.js';
 
 /**
  * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
  * metric settings (threshold rule, bootstrap, primary metric); rewrites results.json and the reports.
- * @throws {Error} (rejects) `runDir` has no config.json, or no finished cell (zeroshot.json or a cell's
- *   result.json).
+ * Only the cells config.json plans are scored (`ignored` lists the other finished cells on disk).
+ * @throws {Error} (rejects) `runDir` has no config.json, or no finished planned cell (zeroshot.json or a
+ *   cell's result.json).
  * @throws {ConfigError} (rejects) the saved config with `metricOverrides` does not validate.
  * @throws {DataError} (rejects) the cache cannot be opened (the backend's openCache), or its data
- *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed).
+ *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed), or a
+ *   run fact kept from the old results.json has the wrong shape (reason `bad-results`, naming the field).
  */
 export async function reevaluate(
   runDir: string,
@@ -60,31 +63,49 @@ export async function reevaluate(
 export interface Reevaluation extends RunResult {
   /** Planned cell ids ('zeroshot', 'lp-original-s1', …) without zeroshot.json / result.json, in plan order. */
   missing: string[];
+  /** Cells with a result on disk that the config does not plan (e.g. seeds taken out of config.json): not scored. */
+  ignored: string[];
 }
 
-/** The stored results of a run: zeroshot.json and every cell's result.json (with its file and id). */
+/** The stored results of the planned cells: zeroshot.json and each cell's result.json (with its file and id). */
 interface FinishedCells {
   zs: ZeroShotResult | null;
   trained: CellResult[];
   resultFiles: { file: string; id: string }[];
+  /** Finished cells on disk outside the plan, sorted. */
+  ignored: string[];
 }
 
-function readFinishedCells(runDir: string): FinishedCells {
+/** Only the cells the config plans are scored, as `run --resume` does: Table 2's seeds are the config's. */
+function readFinishedCells(runDir: string, planned: string[]): FinishedCells {
   const cellsDir = join(runDir, 'cells');
-  const zs = readJson<ZeroShotResult>(join(cellsDir, 'zeroshot.json'));
+  const plan = new Set(planned);
+  const ignored: string[] = [];
+  const zsFile = join(cellsDir, 'zeroshot.json');
+  let zs: ZeroShotResult | null = null;
+  if (plan.has('zeroshot')) zs = readJson<ZeroShotResult>(zsFile);
+  else if (existsSync(zsFile)) ignored.push('zeroshot');
   const trained: CellResult[] = [];
   const resultFiles: { file: string; id: string }[] = [];
   if (existsSync(cellsDir)) {
     for (const d of readdirSync(cellsDir).sort()) {
-      const c = readJson<CellResult>(join(cellsDir, d, 'result.json'));
+      const file = join(cellsDir, d, 'result.json');
+      if (!plan.has(d)) {
+        if (existsSync(file)) ignored.push(d);
+        continue;
+      }
+      const c = readJson<CellResult>(file);
       if (c) {
         trained.push(c);
-        resultFiles.push({ file: join(cellsDir, d, 'result.json'), id: d });
+        resultFiles.push({ file, id: d });
       }
     }
   }
-  if (!zs && trained.length === 0) throw new Error(`${runDir} has no finished cells to evaluate`);
-  return { zs, trained, resultFiles };
+  if (!zs && trained.length === 0)
+    throw new Error(
+      `${runDir} has no finished cells to evaluate${ignored.length ? ` among those config.json plans (not planned: ${ignored.join(', ')})` : ''}`,
+    );
+  return { zs, trained, resultFiles, ignored };
 }
 
 /**
@@ -99,9 +120,10 @@ function withEarlierFacts(
   cells: FinishedCells,
   sd: SplitData,
 ): Results {
-  const before = readJson<Results>(join(runDir, 'results.json'));
+  const before = readEarlierResults(runDir);
   if (before) {
-    results.run = { ...results.run, ...before.run, reevaluatedAt: new Date().toISOString() };
+    // the folder evaluated now, wherever the run was when it wrote the file
+    results.run = { ...results.run, ...before.run, dir: runDir, reevaluatedAt: new Date().toISOString() };
     results.data = { ...before.data, ...results.data };
   }
   delete results.run.evaluationOverrides;
@@ -128,7 +150,7 @@ async function reevaluateLocked(
     { ...saved, metrics: { ...saved.metrics, ...overrides } },
     `${runDir}/config.json + eval-settings.json`,
   );
-  const cells = readFinishedCells(runDir);
+  const cells = readFinishedCells(runDir, plannedCells(config));
   const { zs, trained, resultFiles } = cells;
   // the settings the cells were computed with, before this evaluation's metric overrides
   checkCellConfigs(
@@ -176,15 +198,20 @@ async function reevaluateLocked(
     writeJsonAtomic(join(runDir, 'results.json'), results);
     await writeReports(runDir, results, { cache });
     const scoredIds = new Set([...(zs ? ['zeroshot'] : []), ...resultFiles.map((f) => f.id)]);
-    return { runDir, results, missing: plannedCells(config).filter((id) => !scoredIds.has(id)) };
+    const missing = plannedCells(config).filter((id) => !scoredIds.has(id));
+    return { runDir, results, missing, ignored: cells.ignored };
   } finally {
     cache.close?.();
   }
 }
 
 /** What `cxrmask eval` prints: Table 2, what it rewrote, and the planned cells that have no result yet. */
-export function evalSummary({ runDir, results, missing }: Reevaluation): string {
+export function evalSummary({ runDir, results, missing, ignored }: Reevaluation): string {
   const out = [table2Markdown(results), `Rewrote ${runDir}/results.json and reports.`];
+  if (ignored.length)
+    out.push(
+      `Not scored, not planned by config.json (${ignored.length} finished cell${ignored.length === 1 ? '' : 's'} on disk): ${ignored.join(', ')}.`,
+    );
   if (missing.length)
     out.push(
       `Not scored, no result yet (${missing.length} planned cell${missing.length === 1 ? '' : 's'}): ${missing.join(', ')}. ` +

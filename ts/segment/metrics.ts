@@ -1,8 +1,9 @@
 /**
- * Segmentation quality per structure on the model grid: Dice and HD95. HD95 follows medpy's `hd95`:
- * the larger of the two directed 95th percentiles of the distances from one mask's boundary pixels
- * to the other's, in model-grid pixels (Euclidean, pixel centres). A structure empty in both masks
- * has Dice 1 and HD95 0; empty in exactly one, Dice 0 and HD95 undefined (NaN, left out of means).
+ * Segmentation quality per structure on the model grid: Dice and HD95. HD95 is medpy's `hd95`: the
+ * 95th percentile (linear interpolation, numpy's default) of the distances from each mask's boundary
+ * pixels to the other's nearest boundary pixel, both directions pooled, in model-grid pixels
+ * (Euclidean, pixel centres). A structure empty in both masks has Dice 1 and HD95 0; empty in exactly
+ * one, Dice 0 and HD95 undefined (NaN, left out of means).
  */
 
 import { meanSd, quantile } from '../common/stats.js';
@@ -95,18 +96,19 @@ function distanceMap(points: number[], s: number): Float64Array {
   return g;
 }
 
-function directed95(from: number[], to: Float64Array): number {
-  const ds = from.map((p) => Math.sqrt(to[p]!)).sort((a, b) => a - b);
-  return quantile(ds, 0.95);
-}
-
 /** HD95 of structure `bit` between two region-bit masks of one s×s image, in grid pixels. */
 export function hd95(pred: Uint8Array, ref: Uint8Array, s: number, bit: number): number {
   const a = boundary(pred, s, bit);
   const b = boundary(ref, s, bit);
   if (a.length === 0 && b.length === 0) return 0;
   if (a.length === 0 || b.length === 0) return Number.NaN;
-  return Math.max(directed95(a, distanceMap(b, s)), directed95(b, distanceMap(a, s)));
+  const toB = distanceMap(b, s);
+  const toA = distanceMap(a, s);
+  const ds = [...a.map((p) => Math.sqrt(toB[p]!)), ...b.map((p) => Math.sqrt(toA[p]!))];
+  return quantile(
+    ds.sort((x, y) => x - y),
+    0.95,
+  );
 }
 
 /** Per-image, per-structure Dice and HD95 of n masks [n,S,S]. */

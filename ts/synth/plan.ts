@@ -62,7 +62,8 @@ export interface PlanSettings {
 
 /** The images to render, in plan order; `stream` picks each image's own PRNG stream. */
 export function planImages(o: PlanSettings): (SynthImage & PlannedImage)[] {
-  const master = mulberry32(o.seed * 2654435761 + 12345);
+  // Math.imul: a float product loses low bits for seeds above ~3.4 million, and two seeds then share data
+  const master = mulberry32(Math.imul(o.seed, 2654435761) + 12345);
   const plan: (SynthImage & PlannedImage)[] = [];
   let subjectNo = 0;
   let studyCounter = 0;

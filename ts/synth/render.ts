@@ -35,7 +35,7 @@ export interface RenderSettings {
 }
 
 export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<string> {
-  const rng = mulberry32((s.seed * 0x9e3779b1) ^ (img.stream * 0x85ebca6b + 0x165667b1));
+  const rng = mulberry32(Math.imul(s.seed, 0x9e3779b1) ^ (img.stream * 0x85ebca6b + 0x165667b1));
   const [atelectasis, cardiomegaly, consolidation, edema, effusion] = img.shown;
   const f = { atelectasis, cardiomegaly, consolidation, edema, effusion };
   const frontal = img.view !== 'LATERAL' && img.view !== 'LL';

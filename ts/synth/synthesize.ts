@@ -10,12 +10,14 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomicAsync } from '../common/io.js';
-import { DATASETS, type DatasetName } from '../data/datasets/names.js';
+import { intInRange } from '../common/options.js';
+import { CHEXMASK_FILE, DATASETS, type DatasetName } from '../data/datasets/names.js';
 import type { Split } from '../data/mimic.js';
 import { writeDatasetChexmask } from './chexmask-csv.js';
 import { chexpertLayout, writeChexpertTables } from './chexpert.js';
 import { writeChexmaskCsv, writeMimicCsvs } from './mimic-csv.js';
 import { nihLayout, writeNihTables } from './nih14.js';
+import { checkSynthTargets, markSynthTree } from './ownership.js';
 import { padchestLayout, writePadchestTable } from './padchest.js';
 import { planImages, type SynthImage } from './plan.js';
 import type { RenderSettings } from './render.js';
@@ -27,7 +29,8 @@ export const SynthOptionsSchema = z.object({
   /** The layout written: out/<dataset>/ plus CheXmask's file for it under out/chexmask/. */
   dataset: z.enum(DATASETS).default('mimic'),
   n: z.number().int().min(1).max(1_000_000),
-  seed: z.number().int().default(0),
+  /** The PRNG seeds are 32-bit: a larger seed would give another seed's data. */
+  seed: intInRange(0, 2 ** 32 - 1).default(0),
   width: z.number().int().min(64).max(8192).default(320),
   height: z.number().int().min(64).max(8192).default(384),
   /** Relative per-image size jitter (real images vary in size). */
@@ -45,6 +48,11 @@ export const SynthOptionsSchema = z.object({
   /** Worker threads rendering images (0 = in this thread, the default: on small machines threads cost more than they save). */
   workers: z.number().int().min(0).max(64).optional(),
   clean: z.boolean().default(true),
+  /**
+   * Replace out/<dataset> and its CheXmask CSV even when synth did not write them (by default they are
+   * refused: those are the paths of the real datasets).
+   */
+  force: z.boolean().default(false),
 });
 export type SynthOptions = z.input<typeof SynthOptionsSchema> & {
   onProgress?: (done: number, total: number) => void;
@@ -69,16 +77,25 @@ export interface SynthSummary {
   images: SynthImage[];
 }
 
-/** Plan, render (JPEGs + CheXmask lines), write the CSVs, then the summary. */
+/**
+ * Plan, render (JPEGs + CheXmask lines), write the CSVs, then the summary.
+ * @throws {ConfigError} (rejects) out/<dataset> or its CheXmask CSV exists and synth did not write it
+ *   (without `force`), naming each path; nothing is written then.
+ */
 export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const t0 = performance.now();
   const o = SynthOptionsSchema.parse(options);
   const out = o.out;
   const mimicRoot = join(out, o.dataset);
   const chexDir = join(out, 'chexmask');
+  const keptCsv = o.force
+    ? undefined
+    : await checkSynthTargets(out, o.dataset, mimicRoot, join(chexDir, CHEXMASK_FILE[o.dataset]));
   if (o.clean) await rm(mimicRoot, { recursive: true, force: true });
   await mkdir(mimicRoot, { recursive: true });
   await mkdir(chexDir, { recursive: true });
+  // marked first, so that an interrupted synth's partial tree is still its own
+  await markSynthTree(mimicRoot, o.dataset, keptCsv);
 
   // NIH and VinDr have frontal images only
   const frontalOnly = o.dataset === 'nih14' || o.dataset === 'vindr';
@@ -118,6 +135,7 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     o.dataset === 'mimic'
       ? await writeChexmaskCsv(chexDir, chexRows)
       : await writeDatasetChexmask(chexDir, o.dataset, chexRows);
+  await markSynthTree(mimicRoot, o.dataset, chexmask);
 
   const perView: Record<string, number> = {};
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };

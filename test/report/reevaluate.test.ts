@@ -1,0 +1,137 @@
+/**
+ * `eval` of a run folder that was edited or moved: it scores the cells config.json plans (as `run
+ * --resume` does), says which finished cells it left out, keeps only checked facts from the old
+ * results.json, and records the folder it evaluated.
+ */
+
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import type { Results } from '../../ts/experiment/results.js';
+import { evalSummary, reevaluate } from '../../ts/report/reevaluate.js';
+import { rejects } from '../data/helpers.js';
+import { fakeBackend } from '../experiment/fake-backend.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-reeval-'));
+const readResults = (dir: string) => JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Results;
+const editJson = (
+  file: string,
+  edit: (v: { run: Record<string, unknown>; [k: string]: unknown }) => void,
+) => {
+  const v = JSON.parse(readFileSync(file, 'utf8'));
+  edit(v);
+  writeFileSync(file, JSON.stringify(v));
+};
+
+let three = '';
+async function threeSeedRun(): Promise<string> {
+  if (three) return three;
+  const config = parseConfig({
+    runsDir: join(tmp, 'runs'),
+    name: 'seeds',
+    data: { cache: 'unused' },
+    seeds: [0, 1, 2],
+    linearProbe: { epochs: 2, batchSize: 16, lr: 0.05 },
+    finetune: { enabled: false },
+    metrics: { bootstrap: 20 },
+  });
+  three = (await runExperiment({ config, backend: fakeBackend() })).runDir;
+  return three;
+}
+
+/** A copy of the finished 3-seed run. */
+async function copyOfRun(name: string): Promise<string> {
+  const to = join(tmp, name);
+  cpSync(await threeSeedRun(), to, { recursive: true });
+  return to;
+}
+
+test('seeds taken out of config.json: eval scores the planned cells, as run --resume does, and names the others', async () => {
+  const a = await copyOfRun('eval-a');
+  const b = await copyOfRun('eval-b');
+  for (const d of [a, b]) editJson(join(d, 'config.json'), (c) => (c['seeds'] = [0]));
+  const re = await reevaluate(a, fakeBackend());
+  const resumed = await runExperiment({
+    config: parseConfig({ data: { cache: 'x' } }),
+    backend: fakeBackend(),
+    resume: b,
+  });
+  const lp = (r: Results) =>
+    r.evaluation.summary
+      .filter((s) => s.group.startsWith('linear-probe'))
+      .map((s) => [s.group, s.testVariant, s.seeds, s.metrics.macroAUROC]);
+  assert.equal(lp(re.results), lp(resumed.results));
+  assert.ok(
+    lp(re.results).every((row) => row[2] === 1),
+    JSON.stringify(lp(re.results)),
+  );
+  assert.equal(re.results.seeds, [0]);
+  assert.equal(readResults(a).evaluation.summary, re.results.evaluation.summary);
+  assert.equal(
+    readFileSync(join(a, 'table2.md'), 'utf8').split('\n').slice(2),
+    readFileSync(join(b, 'table2.md'), 'utf8').split('\n').slice(2),
+  );
+  assert.equal(re.ignored, ['lp-masked-s1', 'lp-masked-s2', 'lp-original-s1', 'lp-original-s2']);
+  assert.match(
+    evalSummary(re),
+    'Not scored, not planned by config.json (4 finished cells on disk): lp-masked-s1, lp-masked-s2, lp-original-s1, lp-original-s2.',
+  );
+  // zero-shot switched off: its stored predictions are left out too
+  editJson(join(a, 'config.json'), (c) => (c['zeroshot'] = { ...(c['zeroshot'] as object), enabled: false }));
+  const noZs = await reevaluate(a, fakeBackend());
+  assert.ok(noZs.ignored.includes('zeroshot'));
+  assert.not.ok(noZs.results.evaluation.summary.some((s) => s.group.startsWith('zeroshot')));
+});
+
+test('a moved run folder: results.json records the folder evaluated, and the report shows it', async () => {
+  const moved = await copyOfRun('moved');
+  const re = await reevaluate(moved, fakeBackend());
+  assert.is(re.results.run.dir, moved);
+  assert.is(readResults(moved).run.dir, moved);
+  assert.is(
+    re.results.run.startedAt,
+    readResults(await threeSeedRun()).run.startedAt,
+    'the run facts are kept',
+  );
+  assert.ok(readFileSync(join(moved, 'report.md'), 'utf8').includes(`Run \`${moved}\``));
+});
+
+test('a hand-edited results.json: a kept field of the wrong shape is an error naming the file and the field', async () => {
+  const d = await copyOfRun('edited');
+  const file = join(d, 'results.json');
+  editJson(file, (r) => (r['run']['timings'] = null));
+  await rejects(
+    reevaluate(d, fakeBackend()),
+    new RegExp(`^${file}, field "run\\.timings": .*expected object`),
+  );
+  editJson(file, (r) => {
+    r['run']['timings'] = { totalSeconds: 1, features: {}, cells: {} };
+    r['run']['git'] = 'abc';
+  });
+  await rejects(reevaluate(d, fakeBackend()), /results\.json, field "run\.git": /);
+  editJson(file, (r) => {
+    r['run']['git'] = { commit: null, dirty: null };
+    r['segmenter'] = { dir: 1 };
+  });
+  await rejects(reevaluate(d, fakeBackend()), /results\.json, field "segmenter\.dir": /);
+  // fields outside the list are not carried over
+  editJson(file, (r) => {
+    r['segmenter'] = null;
+    r['run']['evaluationOverrides'] = { bootstrap: 7 };
+    r['run']['planted'] = 'x';
+  });
+  const re = await reevaluate(d, fakeBackend());
+  assert.is(re.results.run.evaluationOverrides, undefined);
+  assert.is((re.results.run as Record<string, unknown>)['planted'], undefined);
+  assert.is(re.results.run.timings.totalSeconds, 1);
+  // not an object at all
+  writeFileSync(file, '[1, 2]');
+  await rejects(reevaluate(d, fakeBackend()), /results\.json: .*expected object/);
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
