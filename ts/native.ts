@@ -345,7 +345,9 @@ export function loadNative(): NativeBinding {
       errors.push(`${p}: ${(e as Error).message}`);
     }
   }
-  throw new Error(`cannot load the cxrmask native addon (LibTorch):\n  ${errors.join('\n  ')}\n${addonHelp()}`);
+  throw new Error(
+    `cannot load the cxrmask native addon (LibTorch):\n  ${errors.join('\n  ')}\n${addonHelp()}`,
+  );
 }
 
 /** Path of the loaded addon (loads it if needed). */

@@ -18,7 +18,9 @@ const env = {
   GIT_COMMITTER_EMAIL: 't@example.com',
 };
 const git = (cwd: string, ...args: string[]) =>
-  execFileSync('git', args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+  execFileSync('git', args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    .toString()
+    .trim();
 
 // a consumer's project under git, with a committed file edited since, and an installed cxrmask inside it
 const app = join(tmp, 'app');
