@@ -102,6 +102,36 @@ test('README: each `npx cxrmask …` line names a command and flags it has', asy
   }
 });
 
+test('README: the synth → index → cache → zeroshot lines run as written, one after the other', () => {
+  const shell = blocks(/^(bash|sh|shell)$/).flatMap((b) => b.split('\n'));
+  const line = (re: RegExp) => {
+    const l = shell.find((x) => re.test(x));
+    assert.ok(l, `README has no line matching ${re}`);
+    // optional [--flags] are left out; 40 images instead of 500 keep it quick
+    return l!
+      .replace(/#.*$/, '')
+      .replace(/\[[^\]]*\]/g, '')
+      .replace(/--n \d+/, '--n 40')
+      .trim()
+      .split(/\s+/)
+      .slice(2);
+  };
+  const steps = [
+    line(/^npx cxrmask synth /),
+    line(/^npx cxrmask index --root D\/mimic/),
+    [...line(/^npx cxrmask cache --index D\/idx/), '--no-progress'],
+    [...line(/^npx cxrmask zeroshot --cache D\/cache/), '--no-progress', '--device', 'cpu'],
+  ];
+  const cwd = join(ws, 'cli-sequence');
+  mkdirSync(join(cwd, 'models'), { recursive: true });
+  symlinkSync(MODEL_DIR, join(cwd, 'models', 'tiny'));
+  const cli = join(ws, 'node_modules', 'cxrmask', 'dist', 'cli', 'main.js');
+  for (const args of steps) {
+    const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+    assert.is(r.status, 0, `npx cxrmask ${args.join(' ')} failed:\n${r.stderr}`);
+  }
+});
+
 test('examples/predict-batch.mjs scores synthetic images original → masked', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'examples', 'predict-batch.mjs'), data], {
     cwd: ws,
