@@ -211,6 +211,27 @@ test('resume of a folder that is not a run: clear error', () => {
   assert.match(r.err, /not a run folder/);
 });
 
+test('eval of a folder that is not a run, cache of an index that does not exist: exit 2 naming the path', () => {
+  const run = join(tmp, 'no-such-run');
+  const e = runCli(['eval', run]);
+  assert.is(e.code, 2, e.err);
+  assert.is(e.err, `error: ${run} is not a run folder (no config.json)\n`);
+  const idx = join(tmp, 'no-such-index');
+  const c = runCli([
+    'cache',
+    '--index',
+    idx,
+    '--root',
+    tmp,
+    '--chexmask',
+    join(tmp, 'x.csv'),
+    '--out',
+    join(tmp, 'c'),
+  ]);
+  assert.is(c.code, 2, c.err);
+  assert.is(c.err, `error: ${join(idx, 'index.jsonl')}: no index here (run \`cxrmask index\` first)\n`);
+});
+
 test('one exit code per kind of error, whatever the command', async () => {
   const exitOf = async (err: Error): Promise<number | undefined> => {
     const before = process.exitCode;
