@@ -18,13 +18,31 @@ const { values: a, positionals: images } = parseArgs({
     overlays: { type: 'string' },
   },
 });
-if (images.length === 0) throw new Error('give one or more JPEG files');
+if (images.length === 0) {
+  console.error('usage: node examples/predict-service.mjs [--url URL] [--dicom-id ID] [--overlays DIR] a.jpg …');
+  process.exitCode = 2;
+}
 
 for (const file of images) {
   const q = new URLSearchParams();
   if (a['dicom-id']) q.set('dicomId', a['dicom-id']);
   if (a.overlays) q.set('overlay', '1');
-  const res = await fetch(`${a.url}/predict?${q}`, { method: 'POST', body: readFileSync(file) });
+  let bytes;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    console.error(`${file}: cannot read (${e.code ?? e.message})`);
+    process.exitCode = 1;
+    continue;
+  }
+  let res;
+  try {
+    res = await fetch(`${a.url}/predict?${q}`, { method: 'POST', body: bytes });
+  } catch (e) {
+    console.error(`${a.url}: cannot reach the service (${e.cause?.code ?? e.cause?.message ?? e.message}); is \`cxrmask serve\` running?`);
+    process.exitCode = 1;
+    break;
+  }
   const body = await res.json();
   if (res.status !== 200) {
     console.error(`${file}: ${res.status} ${body.error}: ${body.message}`);

@@ -21,6 +21,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeVersionProblem } from './node-version.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (s) => process.stderr.write(`[cxrmask install] ${s}\n`);
@@ -214,4 +215,9 @@ function main() {
 }
 
 const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && resolve(process.argv[1]) === self) process.exitCode = main();
+if (process.argv[1] && resolve(process.argv[1]) === self) {
+  // an old Node cannot run the package whatever is built: say so once (npm only warns about engines)
+  const tooOld = nodeVersionProblem();
+  if (tooOld) process.stderr.write(`${tooOld}\n`);
+  process.exitCode = tooOld ? 1 : main();
+}

@@ -377,6 +377,10 @@ def write_blob(out: Path, name: str, arr: np.ndarray) -> dict:
     return {"file": name, "dtype": str(arr.dtype), "shape": list(arr.shape)}
 
 
+# what a BiomedCLIP checkpoint folder holds as published
+CHECKPOINT_FILES = ("open_clip_pytorch_model.bin", "open_clip_config.json", "vocab.txt")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -387,11 +391,22 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ref-batch", type=int, default=2, help="images in the reference input")
     args = ap.parse_args(argv)
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_dir():
+            ap.exit(2, f"error: --checkpoint {args.checkpoint}: no such folder\n")
+        missing = [f for f in CHECKPOINT_FILES if not (args.checkpoint / f).is_file()]
+        if missing:
+            ap.exit(2, f"error: --checkpoint {args.checkpoint}: missing {', '.join(missing)} "
+                       f"(a BiomedCLIP checkpoint folder as published holds {', '.join(CHECKPOINT_FILES)})\n")
 
     # everything is written into a temp folder beside --out, which replaces --out only once the export
     # passed its checks: a failure leaves an existing export as it was (export_staging.py)
-    with staged_export(args.out) as staging:
-        export(args, staging)
+    try:
+        with staged_export(args.out) as staging:
+            export(args, staging)
+    except FileNotFoundError as e:
+        # an input file that is not there is the user's to fix: one line, exit 2 (not a traceback)
+        ap.exit(2, f"error: {e.filename}: no such file ({e.strerror})\n")
     log(f"wrote {args.out}/clip.pt, tokenizer.json, model.json, reference.json")
     return 0
 

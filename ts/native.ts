@@ -289,16 +289,34 @@ export function addonCandidates(): string[] {
   return [...(env ? [resolve(env)] : []), join(packageRoot, 'build', 'Release', 'cxrmask_native.node')];
 }
 
-const HELP = [
-  'Possible solutions:',
-  '  - run `npx cxrmask setup` (what `npm install` runs: finds LibTorch or creates the pinned Python venv with',
-  '    torch in ~/.cache/cxrmask, then builds the addon; in a clone `bash scripts/setup.sh` does the same and more),',
-  '  - npm skips dependency install scripts it has not been allowed to run: `npm install-scripts approve cxrmask`,',
-  '  - or build it yourself: `npx cmake-js compile` with `python3 -c "import torch"` working on PATH,',
-  '    or with LIBTORCH=/path/to/libtorch (an unpacked LibTorch zip, cxx11 ABI) set,',
-  '  - "libtorch*.so: cannot open shared object file" means the LibTorch it was built against moved or was',
-  '    removed: rebuild with `npx cmake-js rebuild`.',
-].join('\n');
+/**
+ * Whether `root` is a source checkout (a clone: it has .git or ts/) rather than an installed package.
+ * Advice that only works from a clone (scripts/setup.sh, tools/*.py, raw cmake-js) is given only there:
+ * `npx` in a consumer's project runs in that project, where `cmake-js rebuild` wipes the project's own build/.
+ */
+export function isSourceCheckout(root: string = packageRoot): boolean {
+  return existsSync(join(root, '.git')) || existsSync(join(root, 'ts'));
+}
+
+/** What the "cannot load the addon" error suggests; the cmake-js lines only in a clone. */
+export function addonHelp(clone: boolean = isSourceCheckout()): string {
+  return [
+    'Possible solutions:',
+    '  - run `npx cxrmask setup` (what `npm install` runs: finds LibTorch or creates the pinned Python venv with',
+    '    torch in ~/.cache/cxrmask, then builds the addon); with an unpacked LibTorch zip (cxx11 ABI):',
+    '    `LIBTORCH=/path/to/libtorch npx cxrmask setup`,',
+    '  - npm skips dependency install scripts it has not been allowed to run: `npm install-scripts approve cxrmask`,',
+    '  - "libtorch*.so: cannot open shared object file" means the LibTorch it was built against moved or was',
+    '    removed: run `npx cxrmask setup` again (with LIBTORCH=/path for a LibTorch zip).',
+    ...(clone
+      ? [
+          '  - in this clone, `bash scripts/setup.sh` does the same and more; or build it yourself here:',
+          '    `npx cmake-js compile` (`npx cmake-js rebuild` after LibTorch moved) with `python3 -c "import torch"`',
+          '    working on PATH or LIBTORCH=/path/to/libtorch set.',
+        ]
+      : []),
+  ].join('\n');
+}
 
 let cached: { binding: NativeBinding; path: string } | null = null;
 
@@ -327,7 +345,9 @@ export function loadNative(): NativeBinding {
       errors.push(`${p}: ${(e as Error).message}`);
     }
   }
-  throw new Error(`cannot load the cxrmask native addon (LibTorch):\n  ${errors.join('\n  ')}\n${HELP}`);
+  throw new Error(
+    `cannot load the cxrmask native addon (LibTorch):\n  ${errors.join('\n  ')}\n${addonHelp()}`,
+  );
 }
 
 /** Path of the loaded addon (loads it if needed). */

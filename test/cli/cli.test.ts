@@ -4,13 +4,13 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { configFromArgv, overridesFromArgv } from '../../ts/cli/config-merge.js';
-import { buildCli } from '../../ts/cli/main.js';
+import { buildCli, docsEpilogue } from '../../ts/cli/main.js';
 import { runCommand, UsageError } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, NativeError } from '../../ts/common/errors.js';
 import { joinChexmask } from '../../ts/data/chexmask.js';
@@ -209,6 +209,52 @@ test('resume of a folder that is not a run: clear error', () => {
   const r = runCli(['run', '--resume', tmp]);
   assert.is(r.code, 2);
   assert.match(r.err, /not a run folder/);
+});
+
+test('eval of a folder that is not a run, cache of an index that does not exist: exit 2 naming the path', () => {
+  const run = join(tmp, 'no-such-run');
+  const e = runCli(['eval', run]);
+  assert.is(e.code, 2, e.err);
+  assert.is(e.err, `error: ${run} is not a run folder (no config.json)\n`);
+  const idx = join(tmp, 'no-such-index');
+  const c = runCli([
+    'cache',
+    '--index',
+    idx,
+    '--root',
+    tmp,
+    '--chexmask',
+    join(tmp, 'x.csv'),
+    '--out',
+    join(tmp, 'c'),
+  ]);
+  assert.is(c.code, 2, c.err);
+  assert.is(c.err, `error: ${join(idx, 'index.jsonl')}: no index here (run \`cxrmask index\` first)\n`);
+});
+
+test('the help epilogue names docs that exist from where the user stands (an installed package too)', () => {
+  assert.is(
+    docsEpilogue('/app', '/app/node_modules/cxrmask'),
+    'Docs: node_modules/cxrmask/README.md, node_modules/cxrmask/docs/experiments.md (configs, the grid, metrics) and the rest of node_modules/cxrmask/docs/',
+  );
+  assert.match(docsEpilogue('/src/cxrmask', '/src/cxrmask'), /^Docs: README\.md, docs\/experiments\.md /);
+  // from a folder outside the package (the built bin, as npx runs it): every path it names opens from there
+  const elsewhere = mkdtempSync(join(tmpdir(), 'cxrmask-epilogue-'));
+  try {
+    const r = spawnSync(process.execPath, [join(process.cwd(), 'dist', 'cli', 'main.js'), '--help'], {
+      cwd: elsewhere,
+      encoding: 'utf8',
+    });
+    assert.is(r.status, 0, r.stderr);
+    // the epilogue is the end of the help, wrapped to the terminal width
+    const line = r.stdout.slice(r.stdout.indexOf('Docs: ')).replace(/\s+/g, ' ');
+    assert.ok(line.startsWith('Docs: '), r.stdout);
+    const paths = line.match(/[^\s,]+(?:\.md|docs\/)/g) ?? [];
+    assert.is(paths.length, 3, line);
+    for (const p of paths) assert.ok(existsSync(resolve(elsewhere, p)), `${p} (from ${line})`);
+  } finally {
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
 });
 
 test('one exit code per kind of error, whatever the command', async () => {

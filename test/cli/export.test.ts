@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -42,8 +42,8 @@ test('a failed `export --checkpoint` over an existing export leaves it byte for 
   cpSync(MODEL_DIR, out, { recursive: true });
   writeFileSync(join(out, 'NOTES.txt'), 'mine\n');
   const before = snapshot(out);
-  // A published-layout folder whose vocab.txt has the same tokens in another order and no weights
-  // file: the export fails at torch.load, after the tokenizer files are made.
+  // A published-layout folder whose vocab.txt has the same tokens in another order and a weights file
+  // that is not one: the export fails at torch.load, after the tokenizer files are made.
   const ck = join(d, 'ckpt');
   mkdirSync(ck);
   const config = {
@@ -64,12 +64,56 @@ test('a failed `export --checkpoint` over an existing export leaves it byte for 
     .trim()
     .split('\n');
   writeFileSync(join(ck, 'vocab.txt'), `${[...vocab.slice(0, 5), ...vocab.slice(5).reverse()].join('\n')}\n`);
+  writeFileSync(join(ck, 'open_clip_pytorch_model.bin'), 'not a checkpoint\n');
   const r = runCli(['export', '--checkpoint', ck, '--out', out]);
   assert.is(r.code, 1, r.err);
-  assert.match(r.err, /No such file or directory: '.*open_clip_pytorch_model\.bin'/);
+  assert.match(r.err, /torch\.load|Unpickl|KeyError/);
   assert.match(r.err, /error: the exporter failed \(exit 1\)/);
   assert.equal(snapshot(out), before);
   assert.equal(besides(out), ['exp']);
+});
+
+test('`export --checkpoint` with a missing or incomplete folder: one line naming what is missing, exit 2, no Python', () => {
+  const d = tempDir();
+  const gone = join(d, 'nonexist');
+  let r = runCli(['export', '--checkpoint', gone, '--out', join(d, 'out')]);
+  assert.is(r.code, 2, r.err);
+  assert.is(
+    r.err,
+    `error: --checkpoint ${gone}: no such folder (it should hold open_clip_pytorch_model.bin, open_clip_config.json, vocab.txt)\n`,
+  );
+  const ck = join(d, 'ckpt');
+  mkdirSync(ck);
+  writeFileSync(join(ck, 'open_clip_config.json'), '{}');
+  r = runCli(['export', '--checkpoint', ck, '--out', join(d, 'out')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, `error: --checkpoint ${ck}: missing open_clip_pytorch_model.bin, vocab.txt (`);
+  assert.is(r.err.trim().split('\n').length, 1, r.err);
+  assert.not.ok(existsSync(join(d, 'out')));
+});
+
+test('the Python exporter alone: a missing checkpoint file is one line and exit 2, not a traceback', () => {
+  const d = tempDir();
+  const ck = join(d, 'ckpt');
+  mkdirSync(ck);
+  writeFileSync(join(ck, 'open_clip_config.json'), '{}');
+  const run = (dir: string) =>
+    spawnSync(
+      python(),
+      [join(ROOT, 'tools', 'export_biomedclip.py'), '--checkpoint', dir, '--out', join(d, 'out')],
+      {
+        encoding: 'utf8',
+      },
+    );
+  let r = run(ck);
+  assert.is(r.status, 2, r.stderr);
+  assert.is(
+    r.stderr,
+    `error: --checkpoint ${ck}: missing open_clip_pytorch_model.bin, vocab.txt (a BiomedCLIP checkpoint folder as published holds open_clip_pytorch_model.bin, open_clip_config.json, vocab.txt)\n`,
+  );
+  r = run(join(d, 'nonexist'));
+  assert.is(r.status, 2, r.stderr);
+  assert.is(r.stderr, `error: --checkpoint ${join(d, 'nonexist')}: no such folder\n`);
 });
 
 test('a segmenter export that fails after writing seg.pt leaves the existing one as it was', () => {

@@ -176,6 +176,48 @@ test('minDice and the label policy key the cache: a rebuild with other data sett
   assert.is(openCache(strict.dir, { data: { minDice: 0.9, labelPolicy: null } }).key, strict.key);
 });
 
+test("a parent folder whose caches all differ from the settings asked names each one's difference", async () => {
+  const out = tempDir();
+  const s = await synthTree();
+  const all = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 12);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    all.map((e) => e.dicomId),
+  );
+  const base = { entries: all, root: s.mimicRoot, chexmask: rows, out, shardSize: 12 };
+  // what `cxrmask index` + `cxrmask cache` build by default (U-Zeros), then a stricter minDice
+  const zeros = await buildCache({ ...base, labelPolicy: { uncertain: 'zeros', blank: 'zeros' } });
+  const strict = await buildCache({
+    ...base,
+    labelPolicy: { uncertain: 'ignore', blank: 'zeros' },
+    minDice: 0.9,
+  });
+  let err: unknown;
+  try {
+    // what `run` asks by default: U-Ignore
+    openCache(out, { data: { minDice: 0.7, labelPolicy: { uncertain: 'ignore', blank: 'zeros' } } });
+  } catch (e) {
+    err = e;
+  }
+  assert.instance(err, DataError, 'no cache matches');
+  assert.is((err as DataError).reason, 'no-matching-cache');
+  const msg = (err as Error).message;
+  assert.match(
+    msg,
+    `${zeros.key}: label policy uncertain=zeros, blank=zeros (cache) vs uncertain=ignore, blank=zeros (asked)`,
+  );
+  assert.match(msg, `${strict.key}: minDice 0.9 (cache) vs 0.7 (asked)`);
+  assert.not.match(msg, 'build it first');
+  // an empty parent folder still says to build one
+  try {
+    openCache(tempDir(), { data: { minDice: 0.7, labelPolicy: null } });
+    assert.unreachable();
+  } catch (e) {
+    assert.is((e as DataError).reason, 'missing-cache');
+    assert.match((e as Error).message, 'build it first');
+  }
+});
+
 const HINT = 'the cache is damaged: rebuild it with `cxrmask cache` (same options; intact shards are reused)';
 
 test('cache.json is checked against itself: an edited size, key or digest, a missing shards list or entries.jsonl are bad-cache', async () => {

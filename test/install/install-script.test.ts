@@ -87,7 +87,13 @@ test('LibTorch order: LIBTORCH/Torch_DIR, then a Python torch of the pinned majo
 /** A copy of the package's build inputs, so a failing configure cannot touch the clone's build/. */
 function packageCopy(): string {
   const dir = join(tmp, 'pkg');
-  for (const f of ['package.json', 'CMakeLists.txt', 'scripts/install.mjs', 'tools/requirements.txt'])
+  for (const f of [
+    'package.json',
+    'CMakeLists.txt',
+    'scripts/install.mjs',
+    'scripts/node-version.mjs',
+    'tools/requirements.txt',
+  ])
     cpSync(join(ROOT, f), join(dir, f), { recursive: true });
   for (const d of ['native', 'third_party']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));

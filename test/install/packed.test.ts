@@ -13,6 +13,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -66,6 +67,30 @@ test('npm pack + npm install --engine-strict of the tarball into an empty projec
   assert.not.ok(
     files.some((f) => f.startsWith('test/') || f.startsWith('build/') || f.startsWith('models/')),
   );
+  // the licence, the Node-version-checking bin, and what README links to, inside node_modules/cxrmask
+  for (const want of [
+    'LICENSE',
+    'bin/cxrmask.mjs',
+    'scripts/node-version.mjs',
+    'examples/predict-batch.mjs',
+    'examples/predict-service.mjs',
+    'docs/experiments.md',
+  ])
+    assert.ok(files.includes(want), `the tarball lacks ${want}`);
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const linked = [...readme.matchAll(/\]\(((?:docs|examples)\/[^)#\s]+)/g)].map((m) => m[1]!);
+  assert.ok(linked.length >= 5, `README links: ${linked.join(', ')}`);
+  // docs/api/ (171 generated pages) stays in the repository: dist/*.d.ts carry the same doc comments
+  for (const l of linked.filter((l) => !l.startsWith('docs/api/')))
+    assert.ok(files.includes(l), `README links ${l}, not in the tarball`);
+  for (const f of readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')))
+    assert.ok(files.includes(`docs/${f}`), `the tarball lacks docs/${f}`);
+  // source maps carry their sources: ts/ is not shipped
+  const map = JSON.parse(readFileSync(join(ROOT, 'dist', 'index.js.map'), 'utf8')) as {
+    sourcesContent?: string[];
+  };
+  assert.ok(map.sourcesContent?.[0]?.includes('export'), 'dist/index.js.map has no sourcesContent');
+  assert.not.ok(files.some((f) => f.startsWith('ts/')));
 
   app = join(tmp, 'app');
   mkdirSync(app);

@@ -13,6 +13,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -102,6 +103,36 @@ test('README: each `npx cxrmask …` line names a command and flags it has', asy
   }
 });
 
+test('README: the synth → index → cache → zeroshot lines run as written, one after the other', () => {
+  const shell = blocks(/^(bash|sh|shell)$/).flatMap((b) => b.split('\n'));
+  const line = (re: RegExp) => {
+    const l = shell.find((x) => re.test(x));
+    assert.ok(l, `README has no line matching ${re}`);
+    // optional [--flags] are left out; 40 images instead of 500 keep it quick
+    return l!
+      .replace(/#.*$/, '')
+      .replace(/\[[^\]]*\]/g, '')
+      .replace(/--n \d+/, '--n 40')
+      .trim()
+      .split(/\s+/)
+      .slice(2);
+  };
+  const steps = [
+    line(/^npx cxrmask synth /),
+    line(/^npx cxrmask index --root D\/mimic/),
+    [...line(/^npx cxrmask cache --index D\/idx/), '--no-progress'],
+    [...line(/^npx cxrmask zeroshot --cache D\/cache/), '--no-progress', '--device', 'cpu'],
+  ];
+  const cwd = join(ws, 'cli-sequence');
+  mkdirSync(join(cwd, 'models'), { recursive: true });
+  symlinkSync(MODEL_DIR, join(cwd, 'models', 'tiny'));
+  const cli = join(ws, 'node_modules', 'cxrmask', 'dist', 'cli', 'main.js');
+  for (const args of steps) {
+    const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+    assert.is(r.status, 0, `npx cxrmask ${args.join(' ')} failed:\n${r.stderr}`);
+  }
+});
+
 test('examples/predict-batch.mjs scores synthetic images original → masked', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'examples', 'predict-batch.mjs'), data], {
     cwd: ws,
@@ -112,6 +143,29 @@ test('examples/predict-batch.mjs scores synthetic images original → masked', (
   const rows = r.stdout.trim().split('\n');
   assert.is(rows.length, 4, r.stdout);
   for (const row of rows) assert.match(row, /Atelectasis: 0\.\d{3} → 0\.\d{3}/);
+});
+
+test('examples/predict-service.mjs: no image, a missing file or no server is one line and an exit code', async () => {
+  const script = join(ROOT, 'examples', 'predict-service.mjs');
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [script, ...args], { encoding: 'utf8', timeout: 30_000 });
+  // a port nothing listens on: one that was free a moment ago
+  const closed = await new Promise<number>((ok) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => ok(port));
+    });
+  });
+  const url = `http://127.0.0.1:${closed}`;
+  const none = run([]);
+  assert.is(none.status, 2, none.stderr);
+  assert.match(none.stderr, /^usage: node examples\/predict-service\.mjs .*\n$/);
+  const missing = run(['--url', url, join(ws, 'nope.jpg')]);
+  assert.is(missing.status, 1, missing.stderr);
+  assert.is(missing.stderr, `${join(ws, 'nope.jpg')}: cannot read (ENOENT)\n`);
+  const down = run(['--url', url, jpeg]);
+  assert.is(down.status, 1, down.stderr);
+  assert.is(down.stderr, `${url}: cannot reach the service (ECONNREFUSED); is \`cxrmask serve\` running?\n`);
 });
 
 test('examples/predict-service.mjs against `cxrmask serve` with the trained segmenter', async () => {

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError, DataError } from '../../ts/common/errors.js';
 import { readJson } from '../../ts/common/io.js';
-import { readModelMeta, readSegmenterMeta } from '../../ts/model/meta.js';
+import { exportAdvice, readModelMeta, readSegmenterMeta } from '../../ts/model/meta.js';
 import { loadTokenizer } from '../../ts/model/tokenizer.js';
 import { MODEL_DIR, requireModel } from '../native/helpers.js';
 
@@ -58,8 +58,25 @@ test('a folder without model.json: a ConfigError naming it and the export comman
   } catch (e) {
     assert.instance(e, ConfigError);
     assert.match((e as Error).message, `model folder ${tmp} has no model.json`);
-    assert.match((e as Error).message, 'tools/export_biomedclip.py --random-init tiny');
+    // the shipped exporter works from a consumer's project; scripts/setup.sh only from this clone
+    assert.match((e as Error).message, '`npx cxrmask export --random-init tiny --out models/tiny`');
+    assert.match((e as Error).message, 'scripts/setup.sh');
   }
+  try {
+    readSegmenterMeta(tmp);
+    assert.unreachable('no model.json');
+  } catch (e) {
+    assert.instance(e, ConfigError);
+    assert.match((e as Error).message, `segmenter folder ${tmp} has no model.json`);
+    assert.match((e as Error).message, '`npx cxrmask export --segmenter unet-tiny --out models/seg-tiny`');
+  }
+});
+
+test('an installed package names only the shipped exporter, never repo-only paths', () => {
+  const advice = exportAdvice('--random-init tiny --out models/tiny', false);
+  assert.is(advice, '`npx cxrmask export --random-init tiny --out models/tiny`');
+  assert.not.match(advice, /setup\.sh|tools\//);
+  assert.match(exportAdvice('--random-init tiny --out models/tiny', true), 'scripts/setup.sh');
 });
 
 test('model.json that is not JSON, or not an object: a ConfigError naming the file', () => {

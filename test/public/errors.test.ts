@@ -88,6 +88,14 @@ test('bad configs: a ConfigError naming the file or the field', () => {
   );
 });
 
+test('a config file saved with a UTF-8 byte-order mark (Windows editors) loads like one without', () => {
+  const file = join(tmp, 'bom.json');
+  writeFileSync(file, `\ufeff${JSON.stringify({ data: { cache: 'c', uncertain: 'zeros' }, seeds: [4] })}`);
+  const config = loadConfig(file);
+  assert.is(config.data.uncertain, 'zeros');
+  assert.equal(config.seeds, [4]);
+});
+
 test('a run stopped by its signal rejects with InterruptedError', async () => {
   const config = parseConfig({
     runsDir: join(tmp, 'runs'),

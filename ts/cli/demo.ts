@@ -114,7 +114,7 @@ export const demoCommand: CommandModule<object, DemoArgv> = {
         default: true,
         describe: `train the tiny segmenter (${DEMO.segmenter.model}) and add the predicted-mask column (--no-segmenter: CheXmask masks only)`,
       })
-      .example('$0 demo', 'the README demo (about 6 minutes on 2 CPU cores)')
+      .example('$0 demo', 'the README demo (about 3.5 minutes on 2 idle CPU cores)')
       .example(
         '$0 demo --dataset nih14 --data .cache/demo-nih',
         'the same on NIH ChestX-ray14-shaped data',

@@ -3,6 +3,7 @@
  * scripts/install.mjs chose (build/env.json, else the pinned venv, created when missing). No clone needed.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { packageRoot } from '../native.js';
@@ -25,6 +26,30 @@ export function exporterPython(): string {
   const py = r.stdout?.trim();
   if (r.status !== 0 || !py) throw new Error('no Python with torch for the exporter (see the lines above)');
   return py;
+}
+
+/** The files of a BiomedCLIP checkpoint folder as published (what tools/export_biomedclip.py reads). */
+export const CHECKPOINT_FILES = [
+  'open_clip_pytorch_model.bin',
+  'open_clip_config.json',
+  'vocab.txt',
+] as const;
+
+/**
+ * `--checkpoint` must be a folder holding the published files: checked before Python starts, so that a
+ * mistyped path is one line (exit 2), not a traceback after the venv is looked for.
+ * @throws {UsageError} not a folder, or a folder missing some of CHECKPOINT_FILES (named).
+ */
+export function checkCheckpointDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UsageError(
+      `--checkpoint ${dir}: no such folder (it should hold ${CHECKPOINT_FILES.join(', ')})`,
+    );
+  const missing = CHECKPOINT_FILES.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length)
+    throw new UsageError(
+      `--checkpoint ${dir}: missing ${missing.join(', ')} (a BiomedCLIP checkpoint folder as published holds ${CHECKPOINT_FILES.join(', ')})`,
+    );
 }
 
 /** The exporter script and its arguments for one request. */
@@ -65,7 +90,11 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
   handler: (argv: ArgumentsCamelCase<ExportArgv>) =>
     runCommand(async () => {
       const args = exporterArgs(argv);
+      if (argv.checkpoint !== undefined) checkCheckpointDir(argv.checkpoint);
       const r = spawnSync(exporterPython(), args, { stdio: 'inherit' });
+      // the exporters exit 2 for what the user can fix (their arguments, a missing input file): said above
+      if (r.status === 2)
+        throw new UsageError(`the exporter refused its input (see the line above): ${args[0]}`);
       if (r.status !== 0) throw new Error(`the exporter failed (exit ${r.status ?? r.signal}): ${args[0]}`);
     }),
 };

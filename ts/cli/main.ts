@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 /** The `cxrmask` CLI: one yargs command module per command. */
 import { packageVersion } from '../common/version.js';
+import { packageRoot } from '../native.js';
 
 import cache from './cache.js';
 import demo from './demo.js';
@@ -30,6 +32,17 @@ type AnyCommand = CommandModule<any, any>;
 interface DeclaredOptions {
   key: Record<string, unknown>;
   array: string[];
+}
+
+/**
+ * Where the package's docs are, as a path the user can open from here: README.md and docs/ sit in the
+ * package (node_modules/cxrmask in a project that installed it), not in the project.
+ */
+export function docsEpilogue(cwd: string = process.cwd(), root: string = packageRoot): string {
+  const rel = relative(cwd, root);
+  const at = (f: string) =>
+    !rel ? f : rel.startsWith('..') || isAbsolute(rel) ? join(root, f) : join(rel, f);
+  return `Docs: ${at('README.md')}, ${at('docs/experiments.md')} (configs, the grid, metrics) and the rest of ${at('docs')}/`;
 }
 
 /**
@@ -83,7 +96,7 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .help()
     .alias('h', 'help')
     .wrap(Math.min(120, process.stdout.columns || 100))
-    .epilogue('Docs: README.md, docs/experiments.md');
+    .epilogue(docsEpilogue());
 }
 
 // Run when executed directly, also through the symlinks npm makes for `bin` (npx, node_modules/.bin).

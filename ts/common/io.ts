@@ -213,7 +213,7 @@ export function readJson<T>(path: string): T | null {
 }
 
 /** JSON.parse after a byte-order mark (Windows editors save one; JSON.parse refuses it). */
-function parseJsonText(text: string): unknown {
+export function parseJsonText(text: string): unknown {
   return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
 }
 

@@ -131,10 +131,19 @@ export async function writeIndex(
   return { index, summary: sum };
 }
 
-/** Reads an `index.jsonl` written by writeIndex (or a directory holding one). */
+/**
+ * Reads an `index.jsonl` written by writeIndex (or a directory holding one).
+ * @throws {DataError} `missing-file` when there is none; `bad-index` for a row that is not an entry.
+ */
 export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
   const p = pathOrDir.endsWith('.jsonl') ? pathOrDir : join(pathOrDir, 'index.jsonl');
-  const text = await readFile(p, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(p, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    throw new DataError('missing-file', 'no index here (run `cxrmask index` first)', { file: p });
+  }
   const out: IndexEntry[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;

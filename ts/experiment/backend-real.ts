@@ -120,6 +120,12 @@ export async function prepareData(
       throw new ConfigError(
         `the image cache does not match this config: ${(e as Error).message}. Set data.uncertain/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
       );
+    // The folder holds caches, each built with other settings (often the index's default label policy
+    // uncertain=zeros against the config's ignore): say how, not "run `cxrmask cache`" once more.
+    if ((e as { reason?: string }).reason === 'no-matching-cache' && (!d.root || !d.chexmask))
+      throw new ConfigError(
+        `${(e as Error).message}. Set data.uncertain/data.minDice to what one was built with (\`cxrmask index --uncertain\` and \`cxrmask cache --min-dice\` picked them), or set data.root and data.chexmask to build a matching one next to them`,
+      );
     if (!d.root || !d.chexmask)
       throw new ConfigError(
         `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root/--chexmask) to build it, or run \`cxrmask cache\``,

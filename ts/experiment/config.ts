@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
+import { parseJsonText } from '../common/io.js';
 import { formatIssues } from '../common/options.js';
 import { MAX_THREADS, threadsProblem } from '../common/threads.js';
 import { DEFAULT_MIN_DICE } from '../data/chexmask.js';
@@ -292,7 +293,7 @@ export function loadConfig(file: string | null | undefined, overrides: unknown =
       throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message}`);
     }
     try {
-      base = JSON.parse(text);
+      base = parseJsonText(text);
     } catch (e) {
       throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
     }
@@ -303,7 +304,8 @@ export function loadConfig(file: string | null | undefined, overrides: unknown =
 
 /**
  * The demo's sizes, in one place. Tuned so `cxrmask demo` (synthesize → index → cache → full grid,
- * 3 seeds) takes about 6 minutes on 2 CPU cores with the `tiny` model (measured 6:15 wall).
+ * 3 seeds) takes about 3.5 minutes on 2 idle CPU cores with the `tiny` model (README: 3.1 min measured
+ * in a fresh clone, plus about half a minute of attribution).
  */
 export const DEMO = {
   images: 1500,

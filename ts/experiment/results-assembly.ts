@@ -4,13 +4,13 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { readJson } from '../common/io.js';
 import { packageVersion } from '../common/version.js';
 import { readModelMeta } from '../model/meta.js';
 import type { DataFingerprint } from '../model/run-files.js';
+import { packageRoot } from '../native.js';
 import type { Backend, CacheLike } from './backend.js';
 import type { CellResult, SplitData, ZeroShotResult } from './cells.js';
 import { type ExperimentConfig, VARIANTS } from './config.js';
@@ -38,21 +38,20 @@ export const DEFINITIONS: Record<string, string> = {
   aggregation: 'mean ± sample sd (n-1) over seeds; zero-shot is deterministic (one run).',
 };
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-export function gitInfo(): { commit: string | null; dirty: boolean | null } {
-  try {
-    const cwd = resolve(here, '..', '..');
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] })
+/**
+ * cxrmask's own commit and dirty flag, or nulls when `root` is not itself the top of a git checkout: an
+ * installed copy sits inside the consumer's repository, whose HEAD git would otherwise report as ours.
+ */
+export function gitInfo(root: string = packageRoot): { commit: string | null; dirty: boolean | null } {
+  const git = (args: string[]) =>
+    execFileSync('git', args, { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
       .toString()
       .trim();
-    const dirty =
-      execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-        cwd,
-        stdio: ['ignore', 'pipe', 'ignore'],
-      })
-        .toString()
-        .trim().length > 0;
+  try {
+    if (realpathSync(git(['rev-parse', '--show-toplevel'])) !== realpathSync(root))
+      return { commit: null, dirty: null };
+    const commit = git(['rev-parse', 'HEAD']);
+    const dirty = git(['status', '--porcelain', '--untracked-files=no']).length > 0;
     return { commit, dirty };
   } catch {
     return { commit: null, dirty: null };

@@ -422,11 +422,23 @@ export function openCache(
   if (given) {
     const k = key();
     if (existsSync(join(dir, k, 'cache.json'))) return new Cache(join(dir, k));
+    // caches built here with other settings: name how each differs (a label policy or size the caller
+    // did not know it picked), rather than send them to build one they think they already built
+    const others = keyedCaches(dir).map((d) => {
+      const diff = recordedSettingsDiff(join(dir, d, 'cache.json'), settings);
+      return `${d}: ${diff.length ? diff.join(', ') : 'other preprocessing or contour settings'}`;
+    });
+    if (others.length)
+      throw new DataError(
+        'no-matching-cache',
+        `no cache for these settings (key ${k}); the caches here were built with other settings: ${others.join('; ')}`,
+        { file: dir },
+      );
     throw new DataError('missing-cache', `no cache for these settings (key ${k}); build it first`, {
       file: dir,
     });
   }
-  const keys = readdirSync(dir).filter((d) => existsSync(join(dir, d, 'cache.json')));
+  const keys = keyedCaches(dir);
   if (keys.length === 1) return new Cache(join(dir, keys[0]));
   throw new DataError(
     'missing-cache',
@@ -437,9 +449,24 @@ export function openCache(
   );
 }
 
+/** The keyed caches (folders holding a cache.json) under a buildCache parent folder. */
+function keyedCaches(dir: string): string[] {
+  return readdirSync(dir).filter((d) => existsSync(join(dir, d, 'cache.json')));
+}
+
+/** settingsDiff of a keyed cache from its cache.json alone (no entries or shards read); [] if unreadable. */
+function recordedSettingsDiff(metaPath: string, settings: Parameters<typeof settingsDiff>[1]): string[] {
+  try {
+    const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CacheMeta;
+    return settingsDiff(meta, settings);
+  } catch {
+    return [];
+  }
+}
+
 /** What differs between a cache's recorded build and the settings asked for, in words. */
 function settingsDiff(
-  cache: Cache,
+  cache: Pick<Cache, 'build' | 'size' | 'contour'>,
   settings: { preprocess?: PreprocessOptions; overlay?: ContourOptions; data?: CacheDataSettings },
 ): string[] {
   const out: string[] = [];

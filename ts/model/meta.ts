@@ -5,6 +5,15 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { readJsonFile } from '../common/io.js';
 import { firstIssue, intInRange, nonNegativeInt, positiveInt, rule } from '../common/options.js';
+import { isSourceCheckout } from '../native.js';
+
+/**
+ * How to make a missing model folder: the exporter shipped in the package (it works from a consumer's
+ * project), plus scripts/setup.sh only in a clone (an installed package has no scripts/ or tools/ there).
+ */
+export function exportAdvice(args: string, clone: boolean = isSourceCheckout()): string {
+  return `\`npx cxrmask export ${args}\`${clone ? ' (or, in this clone, run scripts/setup.sh)' : ''}`;
+}
 
 /** model.json is a few hundred bytes; anything past this is not one. */
 const MAX_MODEL_JSON_BYTES = 1024 * 1024;
@@ -89,8 +98,7 @@ export function readModelMeta(dir: string): ModelMeta {
   const p = join(dir, 'model.json');
   if (!existsSync(p)) {
     throw new ConfigError(
-      `model folder ${dir} has no model.json; export one with ` +
-        '`python tools/export_biomedclip.py --random-init tiny --out models/tiny` (or run scripts/setup.sh)',
+      `model folder ${dir} has no model.json; export one with ${exportAdvice('--random-init tiny --out models/tiny')}`,
     );
   }
   return checkMeta<ModelMeta>(p, readMetaJson(p), ModelMetaSchema);
@@ -123,8 +131,7 @@ export function readSegmenterMeta(dir: string): SegmenterMeta {
   const p = join(dir, 'model.json');
   if (!existsSync(p)) {
     throw new ConfigError(
-      `segmenter folder ${dir} has no model.json; export one with ` +
-        '`python tools/segmenter_export.py --random-init unet-tiny --out models/seg-tiny` (or run scripts/setup.sh)',
+      `segmenter folder ${dir} has no model.json; export one with ${exportAdvice('--segmenter unet-tiny --out models/seg-tiny')}`,
     );
   }
   const raw = readMetaJson(p);

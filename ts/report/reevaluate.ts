@@ -5,6 +5,7 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigError } from '../common/errors.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
@@ -50,7 +51,7 @@ export async function reevaluate(
 ): Promise<Reevaluation> {
   const started = new Date();
   if (!existsSync(join(runDir, 'config.json')))
-    throw new Error(`${runDir} is not a run folder (no config.json)`);
+    throw new ConfigError(`${runDir} is not a run folder (no config.json)`);
   const lock = lockRun(runDir);
   try {
     return await reevaluateLocked(runDir, backend, metricOverrides, started);
@@ -143,7 +144,7 @@ async function reevaluateLocked(
   started: Date,
 ): Promise<Reevaluation> {
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
-  if (!saved) throw new Error(`${runDir} is not a run folder (no config.json)`);
+  if (!saved) throw new ConfigError(`${runDir} is not a run folder (no config.json)`);
   // earlier evals' overrides still apply; config.json keeps the training-time settings
   const overrides = { ...readEvalOverrides(runDir), ...metricOverrides };
   const config = parseConfig(

@@ -1,0 +1,41 @@
+/** The "cannot load the addon" advice: safe from a consumer's project, cmake-js only in a clone. */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { addonHelp, isSourceCheckout, packageRoot } from '../../ts/native.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-addon-help-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('an installed package is told `npx cxrmask setup`, never cmake-js (which runs in the consumer project)', () => {
+  const help = addonHelp(false);
+  assert.match(help, '`npx cxrmask setup`');
+  assert.match(help, 'LIBTORCH=/path/to/libtorch npx cxrmask setup');
+  // `npx cmake-js rebuild` from the consumer's project removes the project's own build/ folder
+  assert.not.match(help, /cmake-js|scripts\/setup\.sh/);
+});
+
+test('a clone also gets the raw cmake-js and setup.sh advice', () => {
+  const help = addonHelp(true);
+  assert.match(help, '`npx cxrmask setup`');
+  assert.match(help, '`npx cmake-js compile`');
+  assert.match(help, 'bash scripts/setup.sh');
+});
+
+test('isSourceCheckout: .git (a folder, or a worktree file) or ts/ make a clone; an installed copy is neither', () => {
+  const installed = join(tmp, 'node_modules', 'cxrmask');
+  mkdirSync(join(installed, 'dist'), { recursive: true });
+  assert.is(isSourceCheckout(installed), false);
+  const worktree = join(tmp, 'wt');
+  mkdirSync(worktree);
+  writeFileSync(join(worktree, '.git'), 'gitdir: /elsewhere\n');
+  assert.is(isSourceCheckout(worktree), true);
+  const src = join(tmp, 'src');
+  mkdirSync(join(src, 'ts'), { recursive: true });
+  assert.is(isSourceCheckout(src), true);
+  assert.is(isSourceCheckout(packageRoot), true); // these tests run from a clone
+});
+
+test.run();
