@@ -9,7 +9,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
-import { sha256File } from '../common/hash.js';
+import { sha256FileAsync } from '../common/hash.js';
 import { readJsonFile, writeFileAtomicAsync } from '../common/io.js';
 import type { DatasetName } from '../data/datasets/names.js';
 
@@ -71,7 +71,7 @@ export async function checkSynthTargets(
       csvStat.isFile() &&
       known !== undefined &&
       known.size === csvStat.size &&
-      known.sha256 === sha256File(csv);
+      known.sha256 === (await sha256FileAsync(csv));
     if (!ours) problems.push(`${csv} exists and was not written by cxrmask synth`);
     else kept = known;
   }
@@ -89,7 +89,8 @@ export async function markSynthTree(
   csv: { path: string } | SynthMarker['chexmaskCsv'],
 ): Promise<void> {
   let chexmaskCsv: SynthMarker['chexmaskCsv'];
-  if (csv && 'path' in csv) chexmaskCsv = { size: (await stat(csv.path)).size, sha256: sha256File(csv.path) };
+  if (csv && 'path' in csv)
+    chexmaskCsv = { size: (await stat(csv.path)).size, sha256: await sha256FileAsync(csv.path) };
   else chexmaskCsv = csv;
   const marker: SynthMarker = { writer: 'cxrmask synth', dataset, ...(chexmaskCsv ? { chexmaskCsv } : {}) };
   await writeFileAtomicAsync(join(tree, SYNTH_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
