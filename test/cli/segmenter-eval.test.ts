@@ -7,7 +7,7 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
+import { sha256File } from '../../ts/common/hash.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { tempDir } from '../data/helpers.js';
 import { runCli, smallSynthArgs } from './helpers.js';
@@ -70,7 +70,7 @@ test('segmenter eval on a `cxrmask cache` cache: Dice RCA from the recorded CSV;
   assert.is(report.chexmaskDiceRca.csv, csv);
   assert.is(report.chexmaskDiceRca.n, report.images);
   assert.is(report.weights, weights);
-  assert.is(report.weightsSha256, await fileSha256(weights));
+  assert.is(report.weightsSha256, sha256File(weights).slice(0, 16));
   assert.match(report.weightsSha256, /^[0-9a-f]{16}$/);
 
   // the CSV moved away after caching (the cache no longer needs it): eval still writes its report,

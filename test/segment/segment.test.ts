@@ -12,6 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { demoSegmenter } from '../../ts/cli/demo-segmenter.js';
 import { DataError } from '../../ts/common/errors.js';
+import { sha256File } from '../../ts/common/hash.js';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { CacheLike } from '../../ts/experiment/backend.js';
 import { realBackend } from '../../ts/experiment/backend-real.js';
@@ -22,7 +23,6 @@ import {
   predictedPlane,
 } from '../../ts/experiment/predicted-masks.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { fileSha256 } from '../../ts/experiment/segmenter-quality.js';
 import { type Cache, openCache } from '../../ts/images/cache.js';
 import { ClipModel } from '../../ts/model/clip.js';
 import { readSegmenterMeta } from '../../ts/model/meta.js';
@@ -150,7 +150,7 @@ test('trains on a synthetic cache to a Dice floor per structure, resumes, and ev
         );
         assert.ok(Math.abs(q.hd95[k].median - r.hd95[k].median) < 1e-9, `${k} HD95`);
       }
-      assert.is(q.weightsSha256, await fileSha256(join(out, 'best.pt')));
+      assert.is(q.weightsSha256, sha256File(join(out, 'best.pt')).slice(0, 16));
       assert.is(q.training?.epochs, 4);
       assert.equal(q.training?.fingerprint, fingerprint);
       const table = readFileSync(join(runDir, 'table2.md'), 'utf8');

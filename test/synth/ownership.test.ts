@@ -74,25 +74,77 @@ test('a CheXmask CSV synth did not write is refused, even beside synth trees; on
   assert.match(readFileSync(real, 'utf8'), /^Image Index,/);
 });
 
-test('trees synth wrote before it marked them (out/synth-summary.json names the dataset) are still its own', async () => {
+test("only the marker in the tree proves it synth's: a stale synth-summary.json beside real data proves nothing", async () => {
+  const out = tempDir();
+  await synthesize({ out, seed: 1, ...small });
+  // the user replaces synth's tree and CSV with the real downloads; synth-summary.json still names mimic
+  rmSync(join(out, 'mimic'), { recursive: true });
+  rmSync(join(out, 'chexmask'), { recursive: true });
+  mkdirSync(join(out, 'mimic', 'files'), { recursive: true });
+  mkdirSync(join(out, 'chexmask'));
+  const real = join(out, 'mimic', 'files', 'REAL.jpg');
+  const csv = join(out, 'chexmask', 'MIMIC-CXR-JPG.csv');
+  writeFileSync(real, 'real image');
+  writeFileSync(csv, 'real chexmask csv');
+  assert.is(JSON.parse(readFileSync(join(out, 'synth-summary.json'), 'utf8')).dataset, 'mimic');
+  await rejects(
+    synthesize({ out, seed: 1, ...small }),
+    /mimic exists and was not written by cxrmask synth \(it has no \.cxrmask-synth\.json; a tree an older synth wrote has none either and must be replaced by force once\); .*MIMIC-CXR-JPG\.csv exists and was not written/,
+  );
+  assert.is(readFileSync(real, 'utf8'), 'real image');
+  assert.is(readFileSync(csv, 'utf8'), 'real chexmask csv');
+  // the real tree keeps only the CSV synth did not write: refused alone
+  rmSync(join(out, 'mimic'), { recursive: true });
+  const e = await rejects(synthesize({ out, seed: 1, ...small }), /MIMIC-CXR-JPG\.csv exists and was not/);
+  assert.not.match(e.message, /mimic exists/);
+  assert.is(readFileSync(csv, 'utf8'), 'real chexmask csv');
+});
+
+test('a tree an older synth wrote (no marker) is refused once, whatever the summary says; --force replaces it', async () => {
   const out = tempDir();
   const s = await synthesize({ out, seed: 1, ...small });
   rmSync(join(s.mimicRoot, SYNTH_MARKER));
-  await synthesize({ out, seed: 2, ...small });
+  await rejects(synthesize({ out, seed: 2, ...small }), /mimic exists and was not written by cxrmask synth/);
+  assert.ok(existsSync(join(s.mimicRoot, s.images[0]!.path)), 'left as it was');
+  await synthesize({ out, seed: 2, ...small, force: true });
+  await synthesize({ out, seed: 3, ...small }); // marked again: its own from now on
+  // a marker that is not one (a folder in its place) proves nothing either
   rmSync(join(s.mimicRoot, SYNTH_MARKER));
-  writeFileSync(join(out, 'synth-summary.json'), JSON.stringify({ dataset: 'nih14' }));
+  mkdirSync(join(s.mimicRoot, SYNTH_MARKER));
   await rejects(synthesize({ out, seed: 2, ...small }), /mimic exists and was not written by cxrmask synth/);
 });
 
-test('the demo re-synthesizes in a folder with its stamp (its own), and refuses a folder without one', async () => {
+test('a marker saved with a byte-order mark still counts (the io.ts reader)', async () => {
+  const out = tempDir();
+  const s = await synthesize({ out, seed: 1, ...small });
+  const marker = join(s.mimicRoot, SYNTH_MARKER);
+  writeFileSync(marker, `\ufeff${readFileSync(marker, 'utf8')}`);
+  rmSync(join(out, 'synth-summary.json')); // the marker alone decides
+  await synthesize({ out, seed: 2, ...small });
+});
+
+test('the demo re-synthesizes over its own marked tree; its stamp beside an unmarked tree proves nothing', async () => {
   const dir = tempDir();
+  const a = await ensureDemoData(dir, 3, 1);
+  assert.is(a.reused, false);
+  assert.is((await ensureDemoData(dir, 3, 1)).reused, true);
+  // other sizes (or a changed generator): synthesized again over the demo's own tree and CSV
+  mkdirSync(join(dir, 'cache-224'));
+  const b = await ensureDemoData(dir, 4, 1);
+  assert.is(b.reused, false);
+  assert.not.ok(existsSync(join(dir, 'cache-224')), 'the stale cache goes');
+  // real data put in place of the demo's tree, with the stamp still there (and asking for new data)
+  rmSync(join(dir, 'mimic'), { recursive: true });
   mkdirSync(join(dir, 'mimic'));
   writeFileSync(join(dir, 'mimic', 'unmarked'), 'x');
-  await rejects(ensureDemoData(dir, 3, 1), /mimic exists and was not written by cxrmask synth/);
-  writeFileSync(join(dir, 'synth.json'), JSON.stringify({ params: {} }));
-  const d = await ensureDemoData(dir, 3, 1);
-  assert.is(d.reused, false);
-  assert.ok(existsSync(join(d.mimicRoot, SYNTH_MARKER)));
+  mkdirSync(join(dir, 'cache-224'));
+  await rejects(
+    ensureDemoData(dir, 5, 1),
+    /mimic exists and was not written by cxrmask synth .*Choose another --data folder/,
+  );
+  assert.is(readFileSync(join(dir, 'mimic', 'unmarked'), 'utf8'), 'x');
+  assert.ok(existsSync(join(dir, 'cache-224')), 'a refusal deletes nothing');
+  assert.ok(existsSync(join(dir, 'synth.json')));
 });
 
 test('seeds: 0 to 2^32-1, each its own data (seeds above ~3.4 million used to share streams)', async () => {

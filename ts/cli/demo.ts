@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { writeJsonAtomic } from '../common/io.js';
-import { DATASETS, type DatasetName } from '../data/datasets/names.js';
+import { CHEXMASK_FILE, DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { readModelMeta } from '../model/meta.js';
+import { checkSynthTargets, SYNTH_MARKER } from '../synth/ownership.js';
 import { parseSeeds } from './config-merge.js';
 import { demoSegmenter } from './demo-segmenter.js';
 import { executeRun } from './run.js';
@@ -64,13 +65,19 @@ export async function ensureDemoData(
     if (JSON.stringify(have.params) === JSON.stringify(want) && existsSync(have.chexmaskCsv))
       return { mimicRoot: have.mimicRoot, chexmaskCsv: have.chexmaskCsv, reused: true };
   }
+  // Only a marker inside the tree proves it the demo's: its stamp beside the tree outlives a tree
+  // someone replaced. Checked before the caches go, so a refusal deletes nothing.
+  await checkSynthTargets(
+    dataset,
+    join(dir, dataset),
+    join(dir, 'chexmask', CHEXMASK_FILE[dataset]),
+    `Choose another --data folder, or remove those paths if they hold nothing of yours (a demo folder from a cxrmask before ${SYNTH_MARKER} has no marker)`,
+  );
   for (const f of existsSync(dir) ? readdirSync(dir) : [])
     if (f.startsWith('cache-')) rmSync(join(dir, f), { recursive: true, force: true });
   const { synthesize } = await import('../synth/synthesize.js');
   process.stderr.write(`[demo] synthesizing ${n} images into ${dir}\n`);
-  // a folder with the demo's stamp is the demo's own, trees from before synth marked them included
-  const force = existsSync(stamp);
-  const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height, force });
+  const s = await synthesize({ out: dir, dataset, n, seed, width: want.width, height: want.height });
   writeJsonAtomic(stamp, {
     params: want,
     mimicRoot: s.mimicRoot,

@@ -1,9 +1,9 @@
 /** `cxrmask segmenter train|eval`: the lung/heart segmenter trained on and measured against CheXmask. */
 import { join, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { sha256FileAsync } from '../common/hash.js';
 import { writeJsonAtomic } from '../common/io.js';
 import type { Split } from '../data/mimic.js';
-import { fileSha256 } from '../experiment/segmenter-quality.js';
 import { openCache } from '../images/cache.js';
 import { learningRate } from '../model/options.js';
 import { Segmenter } from '../model/segmenter.js';
@@ -124,7 +124,7 @@ const command: CommandModule<object, SegmenterArgv> = {
           cache: cache.digest,
           model: argv.model,
           weights,
-          weightsSha256: await fileSha256(weights),
+          weightsSha256: (await sha256FileAsync(weights)).slice(0, 16),
         });
         process.stdout.write(`${formatSegEval(report)}\n`);
       } finally {

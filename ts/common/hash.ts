@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 
 const CHUNK = 16 << 20;
 
@@ -29,6 +30,23 @@ export function sha256File(path: string): string {
     }
   } finally {
     closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** sha256File without blocking the event loop (a server or a training loop awaits it). */
+export async function sha256FileAsync(path: string): Promise<string> {
+  const h = createHash('sha256');
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      if (bytesRead <= 0) break;
+      h.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
   }
   return h.digest('hex');
 }

@@ -4,9 +4,9 @@
  * (predicted-masks/, no second forward pass), the fingerprint of its weights and what it was trained
  * on (the train.json `cxrmask segmenter train` wrote beside them).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { sha256FileAsync } from '../common/hash.js';
 import { readJson } from '../common/io.js';
 import { FILL_SHIFT } from '../masks/overlay.js';
 import { STRUCTURES, type Structure, type Summary, scoreMasks, summarize } from '../segment/metrics.js';
@@ -35,13 +35,6 @@ export interface SegmenterQuality {
     bestEpoch: number | null;
     bestValDice: number | null;
   } | null;
-}
-
-/** The first 16 hex digits of a file's SHA-256, read as a stream (results.json's and eval.json's `weightsSha256`). */
-export async function fileSha256(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex').slice(0, 16);
 }
 
 interface TrainJson {
@@ -87,7 +80,7 @@ export async function segmenterQuality(
   return {
     dir: seg.dir,
     weights: seg.weights,
-    weightsSha256: await fileSha256(seg.weights),
+    weightsSha256: (await sha256FileAsync(seg.weights)).slice(0, 16),
     images: rows.length,
     gridSize: pm.size,
     dice,

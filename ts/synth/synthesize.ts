@@ -85,29 +85,8 @@ export interface SynthSummary {
 export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const t0 = performance.now();
   const o = SynthOptionsSchema.parse(options);
-  const out = o.out;
-  const mimicRoot = join(out, o.dataset);
-  const chexDir = join(out, 'chexmask');
-  const keptCsv = o.force
-    ? undefined
-    : await checkSynthTargets(out, o.dataset, mimicRoot, join(chexDir, CHEXMASK_FILE[o.dataset]));
-  if (o.clean) await rm(mimicRoot, { recursive: true, force: true });
-  await mkdir(mimicRoot, { recursive: true });
-  await mkdir(chexDir, { recursive: true });
-  // marked first, so that an interrupted synth's partial tree is still its own
-  await markSynthTree(mimicRoot, o.dataset, keptCsv);
-
-  // NIH and VinDr have frontal images only
-  const frontalOnly = o.dataset === 'nih14' || o.dataset === 'vindr';
-  const planned = planImages(frontalOnly ? { ...o, lateralRate: 0 } : o);
-  const layouts = {
-    mimic: (p: typeof planned) => p,
-    nih14: nihLayout,
-    chexpert: chexpertLayout,
-    padchest: padchestLayout,
-    vindr: vindrLayout,
-  };
-  const plan = layouts[o.dataset](planned);
+  const { mimicRoot, chexDir } = await claimTargets(o);
+  const plan = planLayout(o);
 
   // Render + encode: in worker threads when there is enough work, else in this thread.
   const dirs = new Set(plan.map((p) => dirname(join(mimicRoot, p.path))));
@@ -121,22 +100,88 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
   const nWorkers = Math.min(o.workers ?? 0, availableParallelism(), plan.length);
   const chexRows = await renderAll(plan, settings, nWorkers, o.concurrency, options.onProgress);
 
-  let studies = plan.length;
-  if (o.dataset === 'mimic') studies = await writeMimicCsvs(plan, mimicRoot);
-  else if (o.dataset === 'nih14') await writeNihTables(plan, mimicRoot);
-  else if (o.dataset === 'chexpert') {
-    await writeChexpertTables(plan, mimicRoot);
-    studies = new Set(plan.map((p) => `${p.subjectId}/${p.studyId}`)).size;
-  } else if (o.dataset === 'padchest') {
-    await writePadchestTable(plan, mimicRoot);
-    studies = new Set(plan.map((p) => p.studyId)).size;
-  } else await writeVindrTables(plan, mimicRoot);
+  const studies = await writeTables(o.dataset, plan, mimicRoot);
   const chexmask =
     o.dataset === 'mimic'
       ? await writeChexmaskCsv(chexDir, chexRows)
       : await writeDatasetChexmask(chexDir, o.dataset, chexRows);
   await markSynthTree(mimicRoot, o.dataset, chexmask);
 
+  const c = counts(plan);
+  const summary: SynthSummary = {
+    out: o.out,
+    dataset: o.dataset,
+    mimicRoot,
+    chexmaskCsv: chexmask.path,
+    seed: o.seed,
+    n: plan.length,
+    subjects: c.subjects,
+    studies,
+    perView: c.perView,
+    perSplit: c.perSplit,
+    chexmaskRows: chexmask.rows,
+    lowRcaRows: c.lowRcaRows,
+    missingChexmask: c.missingChexmask,
+    seconds: (performance.now() - t0) / 1000,
+    images: plan.map(({ stream: _s, ...im }) => im),
+  };
+  const { images: _i, ...small } = summary;
+  await writeFileAtomicAsync(join(o.out, 'synth-summary.json'), `${JSON.stringify(small, null, 2)}\n`);
+  return summary;
+}
+
+type Parsed = z.output<typeof SynthOptionsSchema>;
+type Planned = ReturnType<typeof planImages>;
+
+/**
+ * Checks that out/<dataset> and its CheXmask CSV are synth's (unless forced), empties the tree and marks
+ * it, before anything else is written.
+ */
+async function claimTargets(o: Parsed): Promise<{ mimicRoot: string; chexDir: string }> {
+  const mimicRoot = join(o.out, o.dataset);
+  const chexDir = join(o.out, 'chexmask');
+  const keptCsv = o.force
+    ? undefined
+    : await checkSynthTargets(o.dataset, mimicRoot, join(chexDir, CHEXMASK_FILE[o.dataset]));
+  if (o.clean) await rm(mimicRoot, { recursive: true, force: true });
+  await mkdir(mimicRoot, { recursive: true });
+  await mkdir(chexDir, { recursive: true });
+  // marked first, so that an interrupted synth's partial tree is still its own
+  await markSynthTree(mimicRoot, o.dataset, keptCsv);
+  return { mimicRoot, chexDir };
+}
+
+/** The images, with the paths and ids of the dataset's layout. */
+function planLayout(o: Parsed): Planned {
+  // NIH and VinDr have frontal images only
+  const frontalOnly = o.dataset === 'nih14' || o.dataset === 'vindr';
+  const planned = planImages(frontalOnly ? { ...o, lateralRate: 0 } : o);
+  const layouts = {
+    mimic: (p: Planned) => p,
+    nih14: nihLayout,
+    chexpert: chexpertLayout,
+    padchest: padchestLayout,
+    vindr: vindrLayout,
+  };
+  return layouts[o.dataset](planned);
+}
+
+/** Writes the dataset's label and metadata tables. @returns the number of studies. */
+async function writeTables(dataset: DatasetName, plan: Planned, root: string): Promise<number> {
+  if (dataset === 'mimic') return writeMimicCsvs(plan, root);
+  if (dataset === 'nih14') await writeNihTables(plan, root);
+  else if (dataset === 'chexpert') {
+    await writeChexpertTables(plan, root);
+    return new Set(plan.map((p) => `${p.subjectId}/${p.studyId}`)).size;
+  } else if (dataset === 'padchest') {
+    await writePadchestTable(plan, root);
+    return new Set(plan.map((p) => p.studyId)).size;
+  } else await writeVindrTables(plan, root);
+  return plan.length;
+}
+
+/** The summary's counts of the plan. */
+function counts(plan: Planned) {
   const perView: Record<string, number> = {};
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
   for (const im of plan) {
@@ -144,25 +189,11 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
     perView[v] = (perView[v] ?? 0) + 1;
     perSplit[im.split]++;
   }
-  const images: SynthImage[] = plan.map(({ stream: _s, ...im }) => im);
-  const summary: SynthSummary = {
-    out,
-    dataset: o.dataset,
-    mimicRoot,
-    chexmaskCsv: chexmask.path,
-    seed: o.seed,
-    n: plan.length,
+  return {
     subjects: new Set(plan.map((p) => p.subjectId)).size,
-    studies,
     perView,
     perSplit,
-    chexmaskRows: chexmask.rows,
     lowRcaRows: plan.filter((p) => p.chexmask === 'low-rca').length,
     missingChexmask: plan.filter((p) => p.chexmask === 'missing').length,
-    seconds: (performance.now() - t0) / 1000,
-    images,
   };
-  const { images: _i, ...small } = summary;
-  await writeFileAtomicAsync(join(out, 'synth-summary.json'), `${JSON.stringify(small, null, 2)}\n`);
-  return summary;
 }
