@@ -111,6 +111,7 @@ async function synthData(dir: string, p: { n: number; width: number; height: num
       height: p.height,
       lateralRate: 0,
       workers,
+      force: true, // the bench's own scratch folder, made before synth marked its trees
     });
     writeFileSync(stamp, want);
     log(

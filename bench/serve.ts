@@ -102,6 +102,7 @@ const synth = await synthesize({
   height: Number(a.height),
   // big images render in worker threads when the machine has cores to spare
   workers: Math.max(0, Math.min(os.availableParallelism(), 16) - 1),
+  force: true, // the bench's own scratch folder, made before synth marked its trees
 });
 const files = synth.images
   .filter((im) => im.view === 'PA' || im.view === 'AP')
