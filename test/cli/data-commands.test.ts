@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -271,6 +271,15 @@ test('overlay draws a VinDr DICOM (.dicom): the left panel is the decoded DICOM'
     return data[(y * info.width + x) * info.channels]!;
   });
   assert.equal(left, want.gray);
+  // --out names a link of the user's own (a figure kept in a shared folder): written through, the link kept
+  mkdirSync(join(d, 'shared'));
+  writeFileSync(join(d, 'shared', 'fig.png'), 'old');
+  const link = join(d, 'fig-link.png');
+  symlinkSync(join('shared', 'fig.png'), link);
+  const via = await cli(['overlay', '--image', image, '--chexmask', chexmaskCsv, '--id', id, '--out', link]);
+  assert.is(via.code, undefined, via.err);
+  assert.ok(lstatSync(link).isSymbolicLink(), 'the link was replaced');
+  assert.equal(readFileSync(join(d, 'shared', 'fig.png')), readFileSync(png));
 });
 
 test.run();

@@ -10,6 +10,8 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -18,6 +20,7 @@ import * as assert from 'uvu/assert';
 import { DataError } from '../../ts/common/errors.js';
 import { recheckSaveTarget, saveTarget } from '../../ts/common/files.js';
 import {
+  type AtomicWriteOptions,
   saveAtomic,
   withAtomicPath,
   writeFileAtomic,
@@ -27,25 +30,29 @@ import {
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-io-'));
 
+/** Runs `write`, expecting a DataError of `reason` naming `file`. */
+async function refused(write: () => unknown, reason: string, file: string, kind: RegExp): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    assert.instance(e, DataError, String(e));
+    assert.is((e as DataError).reason, reason);
+    assert.is((e as DataError).where.file, file);
+    assert.match((e as Error).message, kind);
+    return;
+  }
+  assert.unreachable('the write went ahead');
+}
+
 test('writeFileAtomicAsync (mkdir -p, no temp left on error)', async () => {
   const deep = join(tmp, 'a', 'b', 'c.json');
   await writeFileAtomicAsync(deep, '{"x":1}\n');
   assert.is(readFileSync(deep, 'utf8'), '{"x":1}\n');
-  // the rename fails when the target is a non-empty folder: the temp file must not stay behind
+  // a folder at the path is refused before any temp file is made, and none stays behind
   const blocked = join(tmp, 'blocked');
   mkdirSync(join(blocked, 'inside'), { recursive: true });
-  try {
-    await writeFileAtomicAsync(blocked, 'data');
-    assert.unreachable('rename over a folder should fail');
-  } catch (e) {
-    assert.not.instance(e, assert.Assertion);
-  }
-  try {
-    writeFileAtomic(blocked, 'data');
-    assert.unreachable('rename over a folder should fail');
-  } catch (e) {
-    assert.not.instance(e, assert.Assertion);
-  }
+  await refused(() => writeFileAtomicAsync(blocked, 'data'), 'not-a-file', blocked, /a folder/);
+  await refused(() => writeFileAtomic(blocked, 'data'), 'not-a-file', blocked, /a folder/);
   assert.equal(
     readdirSync(tmp).filter((f) => f.includes('.tmp')),
     [],
@@ -88,7 +95,7 @@ test('an atomic write syncs its folder, never what is below it: a FIFO in a subf
   assert.is(readFileSync(join(d, 'out.json'), 'utf8'), '{}');
 });
 
-test('saveAtomic writes through a link (the link stays), resolving `..` from the folder the link is in', async () => {
+test('saveAtomic following links writes through a link (the link stays), resolving `..` from the folder the link is in', async () => {
   // real/sub/link.ckpt -> ../x.ckpt, reached as alias/link.ckpt with alias -> real/sub: the kernel's
   // target is real/x.ckpt; resolving the spelling (alias/..) named another file
   const d = join(tmp, 'links');
@@ -97,8 +104,9 @@ test('saveAtomic writes through a link (the link stays), resolving `..` from the
   symlinkSync('../x.ckpt', join(d, 'real', 'sub', 'link.ckpt'));
   symlinkSync(join(d, 'real', 'sub'), join(d, 'alias'));
   const path = join(d, 'alias', 'link.ckpt');
-  assert.is(saveTarget(path), join(d, 'real', 'x.ckpt'));
-  await saveAtomic(path, async (t) => writeFileSync(t, 'new'));
+  assert.is(saveTarget(path, 'follow'), join(d, 'real', 'x.ckpt'));
+  assert.is(saveTarget(path), path);
+  await saveAtomic(path, async (t) => writeFileSync(t, 'new'), { links: 'follow' });
   assert.ok(lstatSync(join(d, 'real', 'sub', 'link.ckpt')).isSymbolicLink());
   assert.is(readFileSync(join(d, 'real', 'x.ckpt'), 'utf8'), 'new');
   assert.not.ok(readdirSync(d).includes('x.ckpt'));
@@ -113,28 +121,17 @@ test('saveAtomic writes through a link (the link stays), resolving `..` from the
   assert.ok(lstatSync(join(d, 'best.pt')).isFIFO());
 });
 
-/** Runs `write`, expecting a DataError of `reason` naming `file`. */
-async function refused(write: () => unknown, reason: string, file: string, kind: RegExp): Promise<void> {
-  try {
-    await write();
-  } catch (e) {
-    assert.instance(e, DataError, String(e));
-    assert.is((e as DataError).reason, reason);
-    assert.is((e as DataError).where.file, file);
-    assert.match((e as Error).message, kind);
-    return;
-  }
-  assert.unreachable('the write went ahead');
-}
-
-const WRITERS: [string, (p: string, text: string) => unknown][] = [
-  ['writeFileAtomic', (p, text) => writeFileAtomic(p, text)],
-  ['writeFileAtomicAsync', (p, text) => writeFileAtomicAsync(p, text)],
-  ['writeJsonAtomic', (p, text) => writeJsonAtomic(p, text)],
-  ['withAtomicPath', (p, text) => withAtomicPath(p, async (t) => writeFileSync(t, text))],
+type Writer = (p: string, text: string, o?: AtomicWriteOptions) => unknown;
+const WRITERS: [string, Writer][] = [
+  ['writeFileAtomic', (p, text, o) => writeFileAtomic(p, text, o)],
+  ['writeFileAtomicAsync', (p, text, o) => writeFileAtomicAsync(p, text, o)],
+  ['writeJsonAtomic', (p, text, o) => writeJsonAtomic(p, text, o)],
+  ['withAtomicPath', (p, text, o) => withAtomicPath(p, async (t) => writeFileSync(t, text), o)],
+  ['saveAtomic', (p, text, o) => saveAtomic(p, async (t) => writeFileSync(t, text), o)],
 ];
+const MODES: AtomicWriteOptions[] = [{}, { links: 'replace' }, { links: 'follow' }];
 
-test('every atomic writer writes through a link (results.json -> a shared file): the link stays, its target is updated', async () => {
+test("links: 'follow' (a path the caller named) writes through a link (--out -> a shared file): the link stays, its target is updated", async () => {
   const d = join(tmp, 'results-links');
   mkdirSync(join(d, 'shared'), { recursive: true });
   mkdirSync(join(d, 'run'));
@@ -143,7 +140,7 @@ test('every atomic writer writes through a link (results.json -> a shared file):
     writeFileSync(real, 'old');
     const link = join(d, 'run', `${name}.json`);
     symlinkSync(join('..', 'shared', `${name}.json`), link);
-    await write(link, name);
+    await write(link, name, { links: 'follow' });
     assert.ok(lstatSync(link).isSymbolicLink(), `${name} replaced the link`);
     assert.is(readFileSync(real, 'utf8'), name === 'writeJsonAtomic' ? `"${name}"\n` : name, name);
   }
@@ -155,7 +152,25 @@ test('every atomic writer writes through a link (results.json -> a shared file):
   );
 });
 
-test('every atomic writer refuses a FIFO, a device or a folder at the path (directly or through a link), leaving it as it was', async () => {
+test('by default (a file a run or cache writes in its own folder) a link at the path is replaced and its target left alone', async () => {
+  const d = join(tmp, 'planted-links');
+  mkdirSync(join(d, 'run'), { recursive: true });
+  const victim = join(d, 'my-notes.txt');
+  writeFileSync(victim, 'precious');
+  for (const [name, write] of WRITERS)
+    for (const [i, o] of [{}, { links: 'replace' } as const].entries()) {
+      const link = join(d, 'run', `${name}-${i}.json`);
+      symlinkSync(victim, link);
+      await write(link, name, o);
+      assert.ok(lstatSync(link).isFile(), `${name} kept the link`);
+      assert.is(readFileSync(link, 'utf8'), name === 'writeJsonAtomic' ? `"${name}"\n` : name, name);
+    }
+  assert.is(readFileSync(victim, 'utf8'), 'precious');
+  assert.equal(readdirSync(d).sort(), ['my-notes.txt', 'run'], 'a temp file was left beside the target');
+  assert.is(readdirSync(join(d, 'run')).length, 2 * WRITERS.length, 'a temp file was left');
+});
+
+test('every atomic writer, in both link modes, refuses a FIFO, a device or a folder at the path (or through a followed link), leaving it as it was', async () => {
   const d = join(tmp, 'non-files');
   mkdirSync(d);
   const fifo = join(d, 'results.json');
@@ -167,12 +182,13 @@ test('every atomic writer refuses a FIFO, a device or a folder at the path (dire
   // a device of our own (root only), never /dev/null itself: the old writers renamed over it
   const dev = join(d, 'null');
   const haveDev = spawnSync('mknod', [dev, 'c', '1', '3']).status === 0;
-  for (const [name, write] of WRITERS) {
-    await refused(() => write(fifo, 'x'), 'not-a-file', fifo, /a FIFO/);
-    await refused(() => write(folder, 'x'), 'not-a-file', folder, /a folder/);
-    await refused(() => write(toFifo, 'x'), 'not-a-file', fifo, /a FIFO/);
-    if (haveDev) await refused(() => write(dev, name), 'not-a-file', dev, /a character device/);
-  }
+  for (const [name, write] of WRITERS)
+    for (const o of MODES) {
+      await refused(() => write(fifo, 'x', o), 'not-a-file', fifo, /a FIFO/);
+      await refused(() => write(folder, 'x', o), 'not-a-file', folder, /a folder/);
+      if (o.links === 'follow') await refused(() => write(toFifo, 'x', o), 'not-a-file', fifo, /a FIFO/);
+      if (haveDev) await refused(() => write(dev, name, o), 'not-a-file', dev, /a character device/);
+    }
   assert.ok(
     lstatSync(fifo).isFIFO() && lstatSync(toFifo).isSymbolicLink() && lstatSync(folder).isDirectory(),
   );
@@ -207,11 +223,12 @@ test('recheckSaveTarget: passes while the path leads where the write began; a FI
   writeFileSync(join(d, 'a.json'), 'a');
   writeFileSync(join(d, 'b.json'), 'b');
   symlinkSync('a.json', p);
-  recheckSaveTarget(p, join(d, 'a.json'));
+  recheckSaveTarget(p, join(d, 'a.json'), 'follow');
+  recheckSaveTarget(p, p); // replaced: the link is the target
   rmSync(p);
   symlinkSync('b.json', p);
   assert.throws(
-    () => recheckSaveTarget(p, join(d, 'a.json')),
+    () => recheckSaveTarget(p, join(d, 'a.json'), 'follow'),
     (e: Error) =>
       e instanceof DataError &&
       e.reason === 'target-changed' &&
@@ -222,12 +239,48 @@ test('recheckSaveTarget: passes while the path leads where the write began; a FI
   rmSync(p);
   writeFileSync(p, 'plain');
   assert.throws(
-    () => recheckSaveTarget(p, join(d, 'a.json')),
+    () => recheckSaveTarget(p, join(d, 'a.json'), 'follow'),
     (e: Error) => (e as DataError).reason === 'target-changed',
   );
 });
 
-test('withAtomicPath checks the path again before the rename: a FIFO, folder or link put there during the write is not replaced', async () => {
+/**
+ * writeFileAtomicAsync with `swap` run once its temp file is open (another process, during the write):
+ * fs/promises `open` wrapped for the one call, its ESM binding in io.ts updated to match.
+ */
+async function writeAsyncSwapping(p: string, text: string, o: AtomicWriteOptions, swap: () => void) {
+  const real = fsp.open;
+  fsp.open = (async (...a: Parameters<typeof real>) => {
+    const fh = await real(...a);
+    swap();
+    return fh;
+  }) as typeof real;
+  syncBuiltinESMExports();
+  try {
+    await writeFileAtomicAsync(p, text, o);
+  } finally {
+    fsp.open = real;
+    syncBuiltinESMExports();
+  }
+}
+
+const SWAPPING_WRITERS: [string, (p: string, o: AtomicWriteOptions, swap: () => void) => Promise<void>][] = [
+  [
+    'saveAtomic',
+    (p, o, swap) =>
+      saveAtomic(
+        p,
+        async (t) => {
+          writeFileSync(t, 'weights');
+          swap();
+        },
+        o,
+      ),
+  ],
+  ['writeFileAtomicAsync', (p, o, swap) => writeAsyncSwapping(p, 'weights', o, swap)],
+];
+
+test('the path is checked again before the rename: a FIFO or folder put there during the write is refused in both link modes, a link is refused when following and replaced otherwise', async () => {
   const d = join(tmp, 'swapped');
   mkdirSync(d);
   writeFileSync(join(d, 'elsewhere.ckpt'), 'theirs');
@@ -236,28 +289,35 @@ test('withAtomicPath checks the path again before the rename: a FIFO, folder or 
     ['a folder', (p) => mkdirSync(p), (p) => lstatSync(p).isDirectory()],
     ['a link', (p) => symlinkSync('elsewhere.ckpt', p), (p) => lstatSync(p).isSymbolicLink()],
   ];
-  for (const [i, [kind, swap, still]] of swaps.entries()) {
-    const p = join(d, `epoch-${i}.ckpt`);
-    const reason = kind === 'a link' ? 'target-changed' : 'not-a-file';
-    // another process puts it there while the checkpoint is being written
-    await refused(
-      () =>
-        saveAtomic(p, async (t) => {
-          writeFileSync(t, 'weights');
-          swap(p);
-        }),
-      reason,
-      p,
-      kind === 'a link' ? /now leads to/ : new RegExp(kind),
-    );
-    assert.ok(still(p), `${kind} was replaced`);
-  }
+  const names: string[] = [];
+  for (const [w, write] of SWAPPING_WRITERS)
+    for (const o of MODES)
+      for (const [kind, swap, still] of swaps) {
+        const name = `${w}-${o.links ?? 'default'}-${kind.slice(2)}.ckpt`;
+        const p = join(d, name);
+        names.push(name);
+        let swapped = false;
+        const go = () =>
+          write(p, o, () => {
+            swap(p);
+            swapped = true;
+          });
+        if (kind === 'a link' && o.links !== 'follow') {
+          await go(); // the link is replaced, its target untouched
+          assert.ok(swapped && lstatSync(p).isFile(), `${name}: the link was kept`);
+          assert.is(readFileSync(p, 'utf8'), 'weights');
+          continue;
+        }
+        await refused(
+          go,
+          kind === 'a link' ? 'target-changed' : 'not-a-file',
+          p,
+          kind === 'a link' ? /now leads to/ : new RegExp(kind),
+        );
+        assert.ok(swapped && still(p), `${name}: ${kind} was replaced`);
+      }
   assert.is(readFileSync(join(d, 'elsewhere.ckpt'), 'utf8'), 'theirs');
-  assert.equal(
-    readdirSync(d).sort(),
-    ['elsewhere.ckpt', 'epoch-0.ckpt', 'epoch-1.ckpt', 'epoch-2.ckpt'],
-    'a temp file was left',
-  );
+  assert.equal(readdirSync(d).sort(), ['elsewhere.ckpt', ...names].sort(), 'a temp file was left');
 });
 
 test.run();

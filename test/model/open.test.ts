@@ -4,7 +4,7 @@
  * openModel opening each kind from its checkpoint alone.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,6 +19,8 @@ import {
   findingPrompts,
   promptPair,
 } from '../../ts/model/prompts.js';
+import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
+import { runModel } from '../../ts/model/run-model.js';
 import { loadTokenizer } from '../../ts/model/tokenizer.js';
 import { diagnostics } from '../../ts/native.js';
 import { MaskingPredictor } from '../../ts/service/predictor.js';
@@ -395,6 +397,63 @@ test('a prompt template without {finding} is refused by openModel and MaskingPre
       e instanceof ConfigError &&
       e.message.includes('zeroshot.prompt: must contain {finding}, got "no slot"'),
   );
+});
+
+test("a run's cell over a model folder whose weights changed since the run recorded it: openModel and MaskingPredictor.load refuse it, naming what changed", async () => {
+  requireModel();
+  const dir = tempDir();
+  const modelDir = join(dir, 'model-a');
+  cpSync(MODEL_DIR, modelDir, { recursive: true });
+  const run = join(dir, 'runs', 'R');
+  const cell = join(run, 'cells', 'lp-original-s0');
+  mkdirSync(cell, { recursive: true });
+  const c = await checkpoints(dir);
+  await c.lp.dispose();
+  await c.jft.dispose();
+  const ckpt = join(cell, 'best.ckpt');
+  cpSync(c.lpCkpt, ckpt);
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
+  writeFileSync(
+    join(run, RUN_DATA_FILE),
+    JSON.stringify({
+      fingerprint: { cacheDir: null },
+      recordedAt: '2026-12-05T10:00:00Z',
+      summaries: {},
+      model: runModel(modelDir),
+    }),
+  );
+  const open = () => openModel({ modelDir, checkpoint: ckpt, device: 'cpu' });
+  const load = () => MaskingPredictor.load({ modelDir, checkpoint: ckpt, device: 'cpu' });
+  await (await open()).dispose(); // the model the run recorded
+  await (await load()).dispose();
+  // the folder re-exported with other weights (one parameter moved), a valid model all the same
+  const weights = join(modelDir, 'clip.pt');
+  const script =
+    'import sys, torch\nm = torch.jit.load(sys.argv[1])\nwith torch.no_grad():\n  next(m.parameters()).add_(0.01)\ntorch.jit.save(m, sys.argv[1])';
+  const r = spawnSync(python(), ['-c', script, weights], { encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  for (const [name, f] of [
+    ['openModel', open],
+    ['MaskingPredictor.load', load],
+  ] as const) {
+    await f().then(
+      async (m) => {
+        await m.dispose();
+        assert.unreachable(`${name} served the cell on another encoder`);
+      },
+      (e: Error) => {
+        assert.instance(e, ConfigError, `${name}: ${e.message}`);
+        assert.match(
+          e.message,
+          new RegExp(
+            `^cannot use ${ckpt} of run ${run}: the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not the model this run started with: the weights file changed; .*recorded 2026-12-05T10:00:00Z in data\\.json`,
+          ),
+        );
+      },
+    );
+  }
+  // the same head outside a run is not checked: nothing recorded what it was trained on
+  await (await openModel({ modelDir, checkpoint: c.lpCkpt, device: 'cpu' })).dispose();
 });
 
 test.run();

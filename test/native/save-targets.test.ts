@@ -158,17 +158,19 @@ test('Segmenter.save: the same refusals and the same write-through', async () =>
   }
 });
 
-test('a FIFO or folder put at the path while the save is under way is not replaced (checked again before the rename)', async () => {
+test('a FIFO or folder put at the path after save() is called is not replaced: before the queued save starts, and during the write (checked again before the rename)', async () => {
   const sub = mkdtempSync(join(dir, 'swap-'));
   for (const [kind, swap] of [
     ['a FIFO', mkfifo],
     ['a folder', (p: string) => mkdirSync(p)],
   ] as const) {
     const p = join(sub, kind === 'a FIFO' ? 'fifo.ckpt' : 'folder.ckpt');
-    const saving = clf.save(p); // checked now: nothing there yet
-    swap(p); // another process, before the save's rename
+    // checked at the call (nothing there yet); the swap lands before the queued save's own check runs
+    const saving = clf.save(p);
+    swap(p);
     await notAFile(saving, p, new RegExp(kind));
-    // the same through saveAtomic (training checkpoints), the swap after the addon has written
+    // during the write, through saveAtomic (training checkpoints): the swap after the addon has
+    // written, caught only by the check just before the rename
     const q = join(sub, `late-${kind === 'a FIFO' ? 'fifo' : 'folder'}.ckpt`);
     await notAFile(
       saveAtomic(q, async (tmp) => {

@@ -4,7 +4,7 @@
  * results.json, and records the folder it evaluated.
  */
 
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -131,6 +131,22 @@ test('a hand-edited results.json: a kept field of the wrong shape is an error na
   // not an object at all
   writeFileSync(file, '[1, 2]');
   await rejects(reevaluate(d, fakeBackend()), /results\.json: .*expected object/);
+});
+
+test('a run folder from someone else with links planted in it: eval replaces the links, their targets are untouched', async () => {
+  const d = await copyOfRun('planted');
+  const victim = join(tmp, 'my-notes.txt');
+  writeFileSync(victim, 'precious notes\n');
+  const planted = ['table2.md', 'report.md', 'report.html'];
+  for (const f of planted) {
+    rmSync(join(d, f));
+    symlinkSync(victim, join(d, f));
+  }
+  await reevaluate(d, fakeBackend());
+  assert.is(readFileSync(victim, 'utf8'), 'precious notes\n');
+  for (const f of planted) assert.ok(lstatSync(join(d, f)).isFile(), `${f} is still a link`);
+  assert.match(readFileSync(join(d, 'table2.md'), 'utf8'), /^# Table 2/);
+  assert.is(readResults(d).run.dir, d);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

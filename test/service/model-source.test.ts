@@ -7,9 +7,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
-import { runModel } from '../../ts/model/run-model.js';
+import { checkRunCheckpoint, runModel } from '../../ts/model/run-model.js';
 
-import { checkpointContour, resolveModelSource, runContour } from '../../ts/service/model-source.js';
+import {
+  checkpointContour,
+  type ModelSource,
+  resolveModelSource,
+  runContour,
+} from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
 const run = join(tmp, 'runs', 'R');
@@ -118,6 +123,13 @@ async function warningsOf<T>(f: () => T): Promise<{ value: T; warnings: (Error &
   }
 }
 
+/** What the CLI does with `--model` (and `--checkpoint`): resolveModelSource, then openModel's check. */
+function served(model: string, checkpoint?: string): ModelSource {
+  const s = resolveModelSource(model, checkpoint ?? null);
+  if (s.checkpoint) checkRunCheckpoint(s.modelDir, s.checkpoint);
+  return s;
+}
+
 function refusal(f: () => unknown): Error {
   try {
     f();
@@ -145,7 +157,7 @@ test('a cell is refused on a model folder whose weights or model.json changed si
     }),
   );
   // unchanged (and a copy of the same files is the same model): served, without a warning
-  const same = await warningsOf(() => resolveModelSource(c));
+  const same = await warningsOf(() => served(c));
   assert.is(same.value.modelDir, modelDir);
   assert.is(same.value.checkpoint, join(c, 'best.ckpt'));
   assert.equal(same.warnings, []);
@@ -155,7 +167,7 @@ test('a cell is refused on a model folder whose weights or model.json changed si
   const original = readFileSync(weights);
   writeFileSync(weights, Buffer.concat([original, Buffer.from('re-exported')]));
   for (const m of [c, join(c, 'best.ckpt')]) {
-    const e = refusal(() => resolveModelSource(m));
+    const e = refusal(() => served(m));
     assert.match(e.message, new RegExp(`^cannot use ${join(c, 'best.ckpt')} of run ${r}: `));
     assert.match(
       e.message,
@@ -165,21 +177,29 @@ test('a cell is refused on a model folder whose weights or model.json changed si
     );
     assert.match(e.message, /recorded 2026-12-05T10:00:00Z in data\.json/);
   }
-  // a checkpoint of that run put on a model folder by hand: the same check, naming --model
-  const byHand = refusal(() => resolveModelSource(modelDir, join(c, 'best.ckpt')));
-  assert.match(byHand.message, new RegExp(`the model folder ${modelDir} \\(--model\\) is not the model`));
+  // a checkpoint of that run put on a model folder by hand: the same check, on that folder
+  const byHand = refusal(() => served(modelDir, join(c, 'best.ckpt')));
+  assert.match(
+    byHand.message,
+    new RegExp(`the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not`),
+  );
+  const other = join(tmp, 'model-b');
+  cpSync(modelDir, other, { recursive: true });
+  assert.match(
+    refusal(() => served(other, join(c, 'best.ckpt'))).message,
+    new RegExp(
+      `the model folder ${other} \\(given with the checkpoint\\) is not the model this run started with: the weights file changed; .*\\(from ${modelDir}\\)`,
+    ),
+  );
   writeFileSync(weights, original);
-  assert.is(resolveModelSource(modelDir, join(c, 'best.ckpt')).checkpoint, join(c, 'best.ckpt'));
+  assert.is(served(modelDir, join(c, 'best.ckpt')).checkpoint, join(c, 'best.ckpt'));
 
   const meta = join(modelDir, 'model.json');
   const json = readFileSync(meta, 'utf8');
   writeFileSync(meta, `${json}\n`);
-  assert.match(
-    refusal(() => resolveModelSource(c)).message,
-    /: model\.json changed; sha256 of model\.json:weights /,
-  );
+  assert.match(refusal(() => served(c)).message, /: model\.json changed; sha256 of model\.json:weights /);
   writeFileSync(meta, json);
-  assert.is(resolveModelSource(c).modelDir, modelDir);
+  assert.is(served(c).modelDir, modelDir);
 });
 
 test('a run that recorded no model: its cell is served, with a warning that it cannot be checked', async () => {
@@ -189,7 +209,7 @@ test('a run that recorded no model: its cell is served, with a warning that it c
   writeFileSync(join(c, 'best.ckpt'), 'x');
   writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
   writeFileSync(join(r, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
-  const { value, warnings } = await warningsOf(() => resolveModelSource(c));
+  const { value, warnings } = await warningsOf(() => served(c));
   assert.is(value.checkpoint, join(c, 'best.ckpt'));
   const w = warnings.filter((x) => x.code === 'CXRMASK_MODEL_UNRECORDED');
   assert.is(w.length, 1);

@@ -124,9 +124,9 @@ const command: CommandModule<object, ExplainArgv> = {
         preset: argv.preset,
         limits,
       });
-      writeFileAtomic(argv.out, png);
+      writeFileAtomic(argv.out, png, { links: 'follow' });
       const json = argv.json ?? argv.out.replace(/\.[^./]+$/, '') + '.json';
-      writeJsonAtomic(json, { image: argv.image, dicomId: argv.id ?? null, ...numbers });
+      writeJsonAtomic(json, { image: argv.image, dicomId: argv.id ?? null, ...numbers }, { links: 'follow' });
       process.stdout.write(`${argv.out}, ${json}\n`);
     }),
 };

@@ -225,7 +225,7 @@ export function checkOutputFile(flag: string, path: string | undefined): void {
   } catch {}
   if (folder) throw new UsageError(`--${flag} ${path}: is a folder; give the path of the file to write`);
   try {
-    saveTarget(path);
+    saveTarget(path, 'follow');
   } catch (e) {
     if (e instanceof DataError) throw new UsageError(`--${flag} ${e.message}`);
     throw e;

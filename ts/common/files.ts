@@ -3,7 +3,8 @@
  * refused from its stat, before it is opened: reading one either never ends, blocks forever, or fills
  * memory. Symlinks are followed (a link to a real file is fine). Write targets likewise (saveTarget, for
  * every atomic write in io.ts): an atomic write renames over its path, which would replace the device
- * or FIFO, or a symlink (its target left stale).
+ * or FIFO. A symlink at a write's path is followed only where the caller named the path itself
+ * (`links: 'follow'`); in a folder the program writes into (a run, a cache) it is replaced.
  */
 import { lstatSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -72,16 +73,26 @@ export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null
 const MAX_LINKS = 40;
 
 /**
- * The path a write to `file` lands at (every atomic write: results, reports, cache files, model saves): `file` itself, or, when it is a
- * symlink, the file its chain of links ends at, so that the temp file and the rename land beside the
- * target: the link stays a link and its target gets the new contents (a rename over the link itself
- * would replace it, and leave the target stale). A missing target is created, as for a missing file.
- * @throws {DataError} `not-a-file`: the path (or the link's target) exists and is a FIFO, device,
- *   socket or folder (the rename would replace it: once it was /dev/null), or the links loop.
+ * What an atomic write does with a symlink at its path. `follow`: the write goes to the link's target
+ * (the link kept), for a path the caller named itself (`--out`, `Classifier.save(path)`). `replace`
+ * (the default): the link itself is replaced by the new file and its target left alone, for the files a
+ * run, cache or report writes inside its own folder: such a folder may come from someone else, and a
+ * link planted in it (`table2.md -> ~/notes.txt`) must not choose where the program writes.
  */
-export function saveTarget(file: string): string {
+export type LinkPolicy = 'follow' | 'replace';
+
+/**
+ * The path a write to `file` lands at (every atomic write: results, reports, cache files, model saves):
+ * `file` itself, or, when it is a symlink and `links` is `follow`, the file its chain of links ends at,
+ * so that the temp file and the rename land beside the target: the link stays a link and its target gets
+ * the new contents. A missing target is created, as for a missing file. With `replace`, a link at `file`
+ * is `file` (the rename replaces the link, never touching its target).
+ * @throws {DataError} `not-a-file`: the path (or, following, the link's target) exists and is a FIFO,
+ *   device, socket or folder (the rename would replace it: once it was /dev/null), or the links loop.
+ */
+export function saveTarget(file: string, links: LinkPolicy = 'replace'): string {
   let p = file;
-  for (let links = 0; links <= MAX_LINKS; links++) {
+  for (let n = 0; n <= MAX_LINKS; n++) {
     let st: Stats;
     try {
       st = lstatSync(p);
@@ -92,6 +103,7 @@ export function saveTarget(file: string): string {
       checkRegularFile(st, p, 'not-a-file', 'write over it');
       return p;
     }
+    if (links === 'replace') return p;
     // as the kernel resolves it: from the folder the link really is in (a `..` through a linked folder)
     p = resolve(realpathSync(dirname(p)), readlinkSync(p));
   }
@@ -102,13 +114,13 @@ export function saveTarget(file: string): string {
 
 /**
  * The check of saveTarget repeated just before the rename of a write to `file` that began at
- * `target` (saveTarget then): a write takes a while (a 2 GB checkpoint, a shard of 1,024 images),
- * and another process may since have put a FIFO, folder or link at the path, or pointed the link
- * elsewhere. The rename would replace that, or land where the path no longer leads.
+ * `target` (saveTarget then, with the same `links`): a write takes a while (a 2 GB checkpoint, a shard
+ * of 1,024 images), and another process may since have put a FIFO, folder or link at the path, or
+ * pointed the link elsewhere. The rename would replace that, or land where the path no longer leads.
  * @throws {DataError} `not-a-file` (as saveTarget), or `target-changed`: the path now leads elsewhere.
  */
-export function recheckSaveTarget(file: string, target: string): void {
-  const now = saveTarget(file);
+export function recheckSaveTarget(file: string, target: string, links: LinkPolicy = 'replace'): void {
+  const now = saveTarget(file, links);
   if (now !== target)
     throw new DataError(
       'target-changed',

@@ -1,7 +1,8 @@
 /**
  * The one copy of the crash-safe write (every module that must survive a crash uses it): the target
- * resolved by saveTarget (a symlink written through, its target updated and the link kept; a FIFO,
- * device, socket or folder refused: the rename would replace it), parent folders made, data written
+ * resolved by saveTarget (a symlink at the path replaced, or with `links: 'follow'`, for a path the
+ * caller named itself, written through: its target updated and the link kept; a FIFO, device, socket
+ * or folder refused either way: the rename would replace it), parent folders made, data written
  * to a temp file beside the target, fsynced, the target checked again (recheckSaveTarget), renamed
  * over it, then the folder fsynced so the rename itself is durable; the temp file is removed on
  * error. Without the fsyncs a power loss after the rename can leave a zero-length or partial file
@@ -24,7 +25,12 @@ import {
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ConfigError, DataError, NativeError } from './errors.js';
-import { recheckSaveTarget, refuseNonFile, saveTarget } from './files.js';
+import { type LinkPolicy, recheckSaveTarget, refuseNonFile, saveTarget } from './files.js';
+
+/** How an atomic write treats a symlink at its path (files.ts LinkPolicy; default `replace`). */
+export interface AtomicWriteOptions {
+  links?: LinkPolicy;
+}
 
 /**
  * A failed file-system call of a write to `path` as a DataError naming the file (a bare `ENOSPC` or
@@ -86,9 +92,13 @@ export function removeStaleTemps(dir: string): string[] {
  * written, the temp file is removed, and a write failure (full disk, quota: NativeError ERR_IO) becomes
  * a DataError('write-failed') naming `path`.
  */
-export async function saveAtomic(path: string, save: (tmp: string) => Promise<void>): Promise<void> {
+export async function saveAtomic(
+  path: string,
+  save: (tmp: string) => Promise<void>,
+  o: AtomicWriteOptions = {},
+): Promise<void> {
   try {
-    await withAtomicPath(path, save);
+    await withAtomicPath(path, save, o);
   } catch (e) {
     if (e instanceof NativeError && e.code === 'ERR_IO')
       throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {
@@ -139,17 +149,20 @@ function writeAllSync(path: string, data: string | Uint8Array): void {
 
 /**
  * Writes `data` to `path` atomically (see the top of this file).
- * @throws {DataError} `not-a-file`: the path (or a link's target) is a FIFO, device, socket or folder,
- *   before or just before the rename; `target-changed`: a link there was pointed elsewhere meanwhile;
+ * @param o.links `replace` (default): a symlink at the path is replaced, its target untouched;
+ *   `follow`: its target is written (only for a path the caller named itself).
+ * @throws {DataError} `not-a-file`: the path (or a followed link's target) is a FIFO, device, socket or
+ *   folder, before or just before the rename; `target-changed`: the path now leads elsewhere (a link
+ *   there, when following, was pointed elsewhere meanwhile);
  *   `write-failed`: a file-system call failed (the errno on `code`).
  */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const target = saveTarget(path);
+export function writeFileAtomic(path: string, data: string | Uint8Array, o: AtomicWriteOptions = {}): void {
+  const target = saveTarget(path, o.links);
   mkdirSync(dirname(target), { recursive: true });
   const tmp = tmpPathFor(target);
   try {
     writeAllSync(tmp, data);
-    recheckSaveTarget(path, target);
+    recheckSaveTarget(path, target, o.links);
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -159,8 +172,12 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
 }
 
 /** writeFileAtomic without blocking the event loop (large cache shards); the same refusals. */
-export async function writeFileAtomicAsync(path: string, data: string | Uint8Array): Promise<void> {
-  const target = saveTarget(path);
+export async function writeFileAtomicAsync(
+  path: string,
+  data: string | Uint8Array,
+  o: AtomicWriteOptions = {},
+): Promise<void> {
+  const target = saveTarget(path, o.links);
   mkdirSync(dirname(target), { recursive: true });
   const tmp = tmpPathFor(target);
   try {
@@ -171,7 +188,7 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
     } finally {
       await fh.close();
     }
-    recheckSaveTarget(path, target);
+    recheckSaveTarget(path, target, o.links);
     await rename(tmp, target);
   } catch (e) {
     await rm(tmp, { force: true });
@@ -194,8 +211,8 @@ export function toJson(value: unknown, indent = 2): string {
   );
 }
 
-export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, `${toJson(value)}\n`);
+export function writeJsonAtomic(path: string, value: unknown, o: AtomicWriteOptions = {}): void {
+  writeFileAtomic(path, `${toJson(value)}\n`, o);
 }
 
 /**
@@ -264,15 +281,19 @@ export function num(v: number | null | undefined): number {
  * renamed into place (the same target resolution and refusals as writeFileAtomic). An error that
  * names the temp path (the addon's) names the target instead.
  */
-export async function withAtomicPath(path: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const target = saveTarget(path);
+export async function withAtomicPath(
+  path: string,
+  write: (tmp: string) => Promise<void>,
+  o: AtomicWriteOptions = {},
+): Promise<void> {
+  const target = saveTarget(path, o.links);
   mkdirSync(dirname(target), { recursive: true });
   const tmp = tmpPathFor(target);
   try {
     await write(tmp);
     fsyncPath(tmp);
     // the write may have taken minutes: what is at the path now is what the rename replaces
-    recheckSaveTarget(path, target);
+    recheckSaveTarget(path, target, o.links);
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true, recursive: true });

@@ -309,14 +309,14 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
     const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
     try {
-      saveTarget(path); // refused before queueing; checked again before the rename (withAtomicPath)
+      saveTarget(path, 'follow'); // refused before queueing; checked again before the rename (withAtomicPath)
     } catch (e) {
       return Promise.reject(e);
     }
     const stack = new Error('Classifier.save');
     // the addon writes a temp file; the rename onto the path is withAtomicPath's, after its re-check
     return this.queue.run(() =>
-      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack)),
+      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack), { links: 'follow' }),
     );
   }
 

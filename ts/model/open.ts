@@ -29,6 +29,7 @@ import {
   promptPair,
 } from './prompts.js';
 import type { ImageInput } from './records.js';
+import { checkRunCheckpoint } from './run-model.js';
 import { encodePrompts, type TextBank, zeroShotScores } from './zeroshot.js';
 
 /** Options of `openModel`: the model folder, the checkpoint (none for zero-shot) and how to run it. */
@@ -108,7 +109,10 @@ export interface OpenedModel {
  * Opens the model `checkpoint` holds over `modelDir` (zero-shot without one).
  * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
  * @throws {ConfigError} (rejects) `kind` is not the checkpoint's, a trained kind without a checkpoint,
- *   or a head that does not fit the image tower of `modelDir`.
+ *   a head that does not fit the image tower of `modelDir`, or a run's checkpoint
+ *   (`runs/<run>/cells/<cell>/best.ckpt`) over a model folder whose model.json or weights are not the
+ *   ones the run recorded in data.json (its head was trained on that encoder); a run that recorded
+ *   none: a warning (CXRMASK_MODEL_UNRECORDED).
  * @throws {DataError|NativeError} (rejects) the checkpoint cannot be read or does not fit.
  */
 export async function openModel(options: OpenModelOptions): Promise<OpenedModel> {
@@ -125,6 +129,8 @@ export async function openModel(options: OpenModelOptions): Promise<OpenedModel>
     );
   }
   if (!header) return openZeroShot(o, backend, device);
+  // a run's cell: its head was trained on the model its run recorded, which modelDir must still hold
+  checkRunCheckpoint(o.modelDir, o.checkpoint!);
   if (header.numLabels !== NUM_LABELS)
     throw new ConfigError(`${o.checkpoint} has ${header.numLabels} labels, not the ${NUM_LABELS} findings`);
   return header.headOnly

@@ -1,15 +1,17 @@
 /**
  * The exported model folder a run started with, as data.json records it (RunModel): the folder made
  * absolute and the sha256 of its model.json and weights. A resume checks the folder still holds that
- * model (ts/distributed/run-experiment.ts), and so does serving a cell of the run
- * (ts/service/model-source.ts): its best.ckpt was trained on that encoder. Here, below the experiment
- * and the service, so that both use one fingerprint.
+ * model (ts/distributed/run-experiment.ts), and so does opening a cell's checkpoint of the run
+ * (checkRunCheckpoint, from openModel: the CLI's serve/predict/explain, MaskingPredictor.load, a
+ * library call): its best.ckpt was trained on that encoder. Here, below the experiment and the service,
+ * so that all use one fingerprint.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ConfigError } from '../common/errors.js';
 import { sha256, sha256File } from '../common/hash.js';
 import { modelFile, readModelMeta } from './meta.js';
-import type { RunModel } from './run-files.js';
+import { RUN_DATA_FILE, type RunModel, readRunData, readRunModelDir } from './run-files.js';
 
 /**
  * sha256 of an exported model folder's model.json and of its weights file, as `<model.json>:<weights>`
@@ -65,4 +67,76 @@ export function modelChange(
     `the model folder ${now.dir} (${named}) is not the model this run started with: ` +
     `${changedFiles(recorded.sha256, now.sha256)}; sha256 of model.json:weights ${shortHash(recorded.sha256)} when recorded (from ${recorded.dir}), ${shortHash(now.sha256)} now`
   );
+}
+
+/** The run folder of a cell's checkpoint (`runs/<run>/cells/<cell>/best.ckpt`); null for any other path. */
+export function checkpointRun(checkpoint: string): string | null {
+  const cells = dirname(dirname(checkpoint));
+  return basename(cells) === 'cells' ? dirname(cells) : null;
+}
+
+/**
+ * modelFolderHash, remembered while the folder's files keep their identity (device, inode, size, mtime):
+ * a process that opens every cell of a run (attribution, cross-dataset tests) hashes the weights once.
+ */
+const hashes = new Map<string, { key: string; hash: string | null }>();
+function modelFolderHashOnce(modelDir: string): string | null {
+  const dir = resolve(modelDir);
+  const metaPath = join(dir, 'model.json');
+  if (!existsSync(metaPath)) return null;
+  const id = (f: string) => {
+    try {
+      const st = statSync(f, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+    } catch {
+      return 'none';
+    }
+  };
+  const key = `${id(metaPath)}/${id(modelFile(dir, readModelMeta(dir)))}`;
+  const known = hashes.get(dir);
+  if (known?.key === key) return known.hash;
+  const hash = modelFolderHash(dir);
+  hashes.set(dir, { key, hash });
+  return hash;
+}
+
+/** Runs already warned about for recording no model (once per process, not per cell opened). */
+const unrecordedWarned = new Set<string>();
+
+/**
+ * A cell's checkpoint (`runs/<run>/cells/<cell>/best.ckpt`) is put on `modelDir`: that folder must hold
+ * the model.json and weights the run recorded in data.json when it started, else the head sits on another
+ * encoder and its scores are silently wrong. Any other checkpoint path: nothing to check. A run that
+ * recorded no model: a warning (CXRMASK_MODEL_UNRECORDED), once per run.
+ * @throws {ConfigError} naming the checkpoint, the run, the folder (as config.json model.dir, or as
+ *   given with the checkpoint when it is another folder), what changed and when it was recorded.
+ */
+export function checkRunCheckpoint(modelDir: string, checkpoint: string): void {
+  const runDir = checkpointRun(checkpoint);
+  if (!runDir) return;
+  const data = readRunData(runDir);
+  if (!data?.model) {
+    if (!unrecordedWarned.has(resolve(runDir))) {
+      unrecordedWarned.add(resolve(runDir));
+      process.emitWarning(
+        `${runDir}: the run recorded no model (no model in ${RUN_DATA_FILE}: it predates that record), so the model folder ${resolve(modelDir)} cannot be checked against the one ${checkpoint} was trained on`,
+        { code: 'CXRMASK_MODEL_UNRECORDED' },
+      );
+    }
+    return;
+  }
+  const configured = readRunModelDir(runDir);
+  const named =
+    configured !== null && resolve(configured) === resolve(modelDir)
+      ? 'config.json model.dir'
+      : 'given with the checkpoint';
+  const change = modelChange(
+    data.model,
+    { dir: resolve(modelDir), sha256: modelFolderHashOnce(modelDir) },
+    named,
+  );
+  if (change)
+    throw new ConfigError(
+      `cannot use ${checkpoint} of run ${runDir}: ${change} (recorded ${data.recordedAt} in ${RUN_DATA_FILE}). The checkpoint's head was trained on the recorded model's encoder: restore that model folder, or train the cell again`,
+    );
 }

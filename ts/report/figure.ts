@@ -95,6 +95,6 @@ export async function renderFigure(
   });
   pipe = out && /\.jpe?g$/i.test(out) ? pipe.jpeg({ quality: 92 }) : pipe.png();
   const data = await pipe.toBuffer();
-  if (out) await writeFileAtomicAsync(out, data);
+  if (out) await writeFileAtomicAsync(out, data, { links: 'follow' }); // a path the caller named
   return { width: W, height: h, data };
 }

@@ -6,16 +6,17 @@
  * given with a model folder brings its cell's contour settings the same way.
  *
  * A cell's head was trained on its run's encoder: the model folder it is put on must still hold the
- * model.json and weights the run recorded in data.json (ts/model/run-model.ts), else the scores would
- * be silently wrong. Checking hashes the weights once per call (under a second for BiomedCLIP).
+ * model.json and weights the run recorded in data.json, else the scores would be silently wrong.
+ * openModel checks that (ts/model/run-model.ts checkRunCheckpoint) for every caller, hashing the
+ * weights once (under a second for BiomedCLIP); nothing here hashes them again.
  */
 
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
-import { RUN_DATA_FILE, readRunData, readRunModelDir } from '../model/run-files.js';
-import { modelChange, runModel } from '../model/run-model.js';
+import { readRunData, readRunModelDir } from '../model/run-files.js';
+import { checkpointRun } from '../model/run-model.js';
 
 export interface ModelSource {
   modelDir: string;
@@ -26,15 +27,11 @@ export interface ModelSource {
 
 /**
  * @throws {ConfigError} `model` is neither a model folder (model.json) nor a trained cell (best.ckpt
- *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder;
- *   or the model folder is not the model the cell's run recorded (a checkpoint inside a run given
- *   with a model folder: that folder). A run that recorded none: a warning (CXRMASK_MODEL_UNRECORDED).
+ *   inside runs/<run>/cells/), or the cell's run has no config.json naming an existing model folder.
+ *   Whether the folder is still the model the run recorded is openModel's check (checkRunCheckpoint).
  */
 export function resolveModelSource(model: string, checkpoint?: string | null): ModelSource {
   if (existsSync(join(model, 'model.json'))) {
-    const cells = checkpoint ? dirname(dirname(checkpoint)) : null;
-    if (checkpoint && cells && basename(cells) === 'cells')
-      checkRunModel(dirname(cells), model, checkpoint, '--model');
     const contour = checkpoint ? checkpointContour(checkpoint) : undefined;
     return { modelDir: model, checkpoint: checkpoint ?? null, ...(contour ? { overlay: contour } : {}) };
   }
@@ -57,31 +54,10 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   if (!existsSync(join(modelDir, 'model.json'))) {
     throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);
   }
-  checkRunModel(runDir, modelDir, ckpt, 'config.json model.dir');
   const out: ModelSource = { modelDir, checkpoint: ckpt };
   const contour = runContour(runDir);
   if (contour) out.overlay = contour;
   return out;
-}
-
-/**
- * `modelDir` (`named` so in messages) against the model `runDir` recorded in data.json when it started:
- * a ConfigError naming the run, the folder and what changed; a warning for a run that recorded none.
- */
-function checkRunModel(runDir: string, modelDir: string, checkpoint: string, named: string): void {
-  const data = readRunData(runDir);
-  if (!data?.model) {
-    process.emitWarning(
-      `${runDir}: the run recorded no model (no model in ${RUN_DATA_FILE}: it predates that record), so the model folder ${resolve(modelDir)} cannot be checked against the one ${checkpoint} was trained on`,
-      { code: 'CXRMASK_MODEL_UNRECORDED' },
-    );
-    return;
-  }
-  const change = modelChange(data.model, runModel(modelDir), named);
-  if (change)
-    throw new ConfigError(
-      `cannot use ${checkpoint} of run ${runDir}: ${change} (recorded ${data.recordedAt} in ${RUN_DATA_FILE}). The checkpoint's head was trained on the recorded model's encoder: restore that model folder, or train the cell again`,
-    );
 }
 
 /**
@@ -110,6 +86,6 @@ export function runContour(runDir: string): ModelSource['overlay'] {
 
 /** runContour of the run holding `runs/<run>/cells/<cell>/best.ckpt`; undefined for any other path. */
 export function checkpointContour(checkpoint: string): ModelSource['overlay'] {
-  const cells = dirname(dirname(checkpoint));
-  return basename(cells) === 'cells' ? runContour(dirname(cells)) : undefined;
+  const runDir = checkpointRun(checkpoint);
+  return runDir ? runContour(runDir) : undefined;
 }
