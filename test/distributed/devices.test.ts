@@ -346,6 +346,14 @@ test('run --devices: one SIGTERM stops the workers at a step boundary; exit 130 
       [],
       `no half-written file in ${c}`,
     );
+  // what a --resume starts from: each state.json names a checkpoint that is there
+  for (const c of cells) {
+    const statePath = join(dir, 'cells', c, 'state.json');
+    if (!existsSync(statePath)) continue;
+    const st = JSON.parse(readFileSync(statePath, 'utf8')) as { lastCheckpoint: string | null };
+    if (st.lastCheckpoint)
+      assert.ok(existsSync(join(dir, 'cells', c, st.lastCheckpoint)), `${c}: ${st.lastCheckpoint}`);
+  }
 });
 
 test('run --devices: Ctrl-C (SIGINT to the whole process group) ends as interrupted, not as a failed cell', async () => {
