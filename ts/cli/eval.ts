@@ -1,5 +1,4 @@
 /** `cxrmask eval`: recompute metrics and reports of a run from its stored predictions. */
-
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { realBackend } from '../experiment/backend-real.js';

@@ -2,7 +2,6 @@
  * `cxrmask export`: runs the exporters shipped in the package (tools/*.py) with the Python that
  * scripts/install.mjs chose (build/env.json, else the pinned venv, created when missing). No clone needed.
  */
-
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';

@@ -1,5 +1,4 @@
 /** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
-
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';

@@ -3,7 +3,6 @@
  * serve`), and the predictor opened from them: which model (a model folder, or a run's trained cell),
  * which segmenter, where and how it runs, what an image may be.
  */
-
 import { accessSync, constants, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { UsageError } from '../common/errors.js';

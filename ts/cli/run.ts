@@ -1,5 +1,4 @@
 /** `cxrmask run`: the whole Table-2 grid in a new run folder (or `--resume` an interrupted one). */
-
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';

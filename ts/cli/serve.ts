@@ -3,7 +3,6 @@
  * optional segmenter (images without a CheXmask row get predicted masks) and an optional CheXmask
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
-
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { threadsProblem } from '../common/threads.js';
