@@ -4,6 +4,8 @@
  * SyntaxError from JSON.parse.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -42,6 +44,29 @@ test('the worker started with a damaged variable exits 1 with one error line nam
   assert.is(r.status, 1, r.stderr);
   assert.match(r.stderr, /^error: cell-worker: CXRMASK_CELL_JOB is not valid JSON/m);
   assert.not.match(r.stderr, /\n\s+at /, 'no JS stack');
+});
+
+test('a worker started by hand exits with the CLI’s code for its error: 2 for a bad config, one error line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-cell-job-'));
+  try {
+    const runDir = join(dir, 'run');
+    mkdirSync(runDir);
+    writeFileSync(join(runDir, 'config.json'), JSON.stringify({ name: 'x', seeds: 'zero' }));
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(process.cwd(), 'ts', 'distributed', 'cell-worker.ts')],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, CXRMASK_CELL_JOB: JSON.stringify({ ...job, runDir }) },
+        timeout: 120_000,
+      },
+    );
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^error: invalid .*config\.json:\n/);
+    assert.is(r.stderr.match(/^error:/gm)?.length, 1, r.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

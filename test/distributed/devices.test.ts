@@ -5,13 +5,27 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../ts/common/errors.js';
-import { checkDevices, parseDevices } from '../../ts/distributed/devices.js';
+import { runCommand } from '../../ts/cli/run-command.js';
+import { ConfigError, DataError, InterruptedError, UsageError } from '../../ts/common/errors.js';
+import {
+  cellExitError,
+  checkDevices,
+  parseDevices,
+  runCellsOnDevices,
+} from '../../ts/distributed/devices.js';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
@@ -150,6 +164,90 @@ test('one --devices entry is the run’s device (config.model.device says cuda)'
   assert.ok(existsSync(join(runDir, 'cells', 'jft-masked-s0', 'result.json')));
 });
 
+/** `body` run as a command: its exit code and what it printed (the run's own stderr only). */
+async function asCommand(body: () => Promise<void>): Promise<{ code: number; err: string }> {
+  const before = process.exitCode;
+  const write = process.stderr.write;
+  let err = '';
+  process.exitCode = undefined;
+  process.stderr.write = ((s: string) => {
+    err += s;
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await runCommand(body);
+    return { code: Number(process.exitCode ?? 0), err };
+  } finally {
+    process.stderr.write = write;
+    process.exitCode = before;
+  }
+}
+
+test('a cell worker’s user-fixable error comes back as its class with the cell’s message: exit 2, as without --devices', async () => {
+  const runDir = join(tmp, 'runs', 'broken-cells');
+  mkdirSync(runDir, { recursive: true });
+  const cells = ['jft-masked-s0'];
+  const missingCache = join(tmp, 'no-such-cache');
+  // a config the worker cannot read: a ConfigError naming the file and the field
+  writeFileSync(join(runDir, 'config.json'), JSON.stringify({ ...input('broken', 1), seeds: 'zero' }));
+  const config = await asCommand(() =>
+    runCellsOnDevices({ runDir, cacheDir: join(tmp, 'cache'), devices: ['cpu'], cells }),
+  );
+  assert.is(config.code, 2, config.err);
+  assert.match(config.err, /^error: invalid .*broken-cells\/config\.json:\n\s+- seeds: /);
+  assert.not.match(config.err, /exit code|failed/);
+  // a cache folder that is not there: the DataError keeps its reason and where
+  writeFileSync(join(runDir, 'config.json'), JSON.stringify(input('broken', 1)));
+  try {
+    await runCellsOnDevices({ runDir, cacheDir: missingCache, devices: ['cpu', 'cpu'], cells });
+    assert.unreachable('the cell did not fail');
+  } catch (e) {
+    assert.instance(e, DataError);
+    assert.is((e as Error).message, `${missingCache}: cache directory does not exist`);
+    assert.ok(
+      (e as DataError).reason.length > 0 && (e as DataError).reason !== 'unknown',
+      (e as DataError).reason,
+    );
+  }
+});
+
+test('how a worker ended decides the error: a clean stop, a kill, a reported error, a crash', () => {
+  const label = 'cell jft-masked-s0 on cpu';
+  const stopped = cellExitError(label, 130, null, null);
+  assert.instance(stopped, InterruptedError);
+  assert.is(stopped.message, `${label} stopped at a step boundary`);
+  const killed = cellExitError(label, null, 'SIGTERM', null);
+  assert.instance(killed, InterruptedError);
+  assert.is(killed.message, `${label} killed by SIGTERM`);
+  const usage = cellExitError(label, 2, null, { kind: 'cell-failure', name: 'UsageError', message: 'bad' });
+  assert.instance(usage, UsageError);
+  assert.is(usage.message, 'bad');
+  const bug = cellExitError(label, 1, null, { kind: 'cell-failure', name: 'NativeError', message: 'torch' });
+  assert.not.instance(bug, DataError);
+  assert.is(bug.message, `${label} failed: torch`);
+  assert.is(cellExitError(label, null, 'SIGKILL', null).message, `${label} failed (SIGKILL)`);
+});
+
+test('executeRun refuses devices under a launcher with the same words as the CLI', async () => {
+  const { executeRun } = await import('../../ts/cli/run.js');
+  const saved = { ...process.env };
+  Object.assign(process.env, { WORLD_SIZE: '2', RANK: '1', LOCAL_RANK: '1' });
+  try {
+    await executeRun(parseConfig(input('exec', 1)), { devices: ['cpu'] });
+    assert.unreachable('devices were taken under torchrun');
+  } catch (e) {
+    assert.instance(e, UsageError);
+    assert.is(
+      (e as Error).message,
+      '--devices does not combine with --nproc, torchrun or Slurm: cells side by side on several devices, or each cell on all ranks',
+    );
+  } finally {
+    for (const k of ['WORLD_SIZE', 'RANK', 'LOCAL_RANK']) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+  assert.equal(runsNamed('exec'), []);
+});
+
 /** Cell workers still alive whose job is in this test's folder. */
 function liveWorkers(): number[] {
   const pids: number[] = [];
@@ -200,11 +298,12 @@ async function startLongRun(name: string): Promise<Running> {
   const startWatchdog = () => {
     watchdog ??= setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 60_000);
   };
-  while (liveWorkers().length < 2) {
+  // both workers at their cell (so their stop handler is in place), then into their first epochs
+  const cellsDir = () => (runsNamed(name).length ? join(tmp, 'runs', runsNamed(name)[0]!, 'cells') : '');
+  while (liveWorkers().length < 2 || !existsSync(cellsDir()) || readdirSync(cellsDir()).length < 2) {
     if (child.exitCode !== null) break;
     await sleep(100);
   }
-  // into their first epochs (a signal before the worker's handler is installed is covered too)
   await sleep(1500);
   return {
     child,
@@ -229,11 +328,32 @@ test('run --devices: one SIGTERM stops the workers at a step boundary; exit 130 
   const run = await startLongRun('term');
   run.signal('SIGTERM');
   assert.is(await run.exited, 130, run.err());
-  assert.match(run.err(), /interrupted: .*Resume with: cxrmask run --resume .*-term/);
-  assert.not.match(run.err(), /failed/);
+  // a worker that stopped at a step boundary, not one the signal killed mid-write
+  assert.match(
+    run.err(),
+    /interrupted: cell \S+ on cpu stopped at a step boundary\. Resume with: cxrmask run --resume .*-term/,
+    run.err(),
+  );
+  assert.not.match(run.err(), /failed|killed/);
   const dir = join(tmp, 'runs', runsNamed('term')[0]!);
   assert.not.ok(existsSync(join(dir, 'results.json')), 'the grid did not run to its end');
   assert.equal(liveWorkers(), [], 'no worker outlives the run');
+  const cells = readdirSync(join(dir, 'cells'));
+  assert.ok(cells.length > 0);
+  for (const c of cells)
+    assert.equal(
+      readdirSync(join(dir, 'cells', c)).filter((f) => f.includes('.tmp-')),
+      [],
+      `no half-written file in ${c}`,
+    );
+  // what a --resume starts from: each state.json names a checkpoint that is there
+  for (const c of cells) {
+    const statePath = join(dir, 'cells', c, 'state.json');
+    if (!existsSync(statePath)) continue;
+    const st = JSON.parse(readFileSync(statePath, 'utf8')) as { lastCheckpoint: string | null };
+    if (st.lastCheckpoint)
+      assert.ok(existsSync(join(dir, 'cells', c, st.lastCheckpoint)), `${c}: ${st.lastCheckpoint}`);
+  }
 });
 
 test('run --devices: Ctrl-C (SIGINT to the whole process group) ends as interrupted, not as a failed cell', async () => {

@@ -1,10 +1,11 @@
 /** `cxrmask eval`: recompute metrics and reports of a run from its stored predictions. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
 import { evalSummary, reevaluate } from '../report/reevaluate.js';
 import { metricOptions } from './options.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 export interface EvalArgv {
   run: string;

@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { packageRoot } from '../native.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 export interface ExportArgv {
   randomInit?: 'tiny' | 'biomedclip';

@@ -2,12 +2,11 @@
 import { statSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import type { z } from 'zod';
-import { DataError } from '../common/errors.js';
+import { DataError, UsageError } from '../common/errors.js';
 import { saveTarget } from '../common/files.js';
 import { firstIssue } from '../common/options.js';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from '../images/input.js';
-import { UsageError } from './run-command.js';
 
 /** `20mb`, `512k`, `1048576` → bytes (binary units); `flag` names the option in the error. */
 export function parseSize(s: string, flag = '--body-limit'): number {

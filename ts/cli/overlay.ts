@@ -1,6 +1,6 @@
 /** `cxrmask overlay`: one image + its CheXmask row → a Figure-1-like picture (original | masked). */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { DataError } from '../common/errors.js';
+import { DataError, UsageError } from '../common/errors.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
 import { checkFigurePath, renderFigure } from '../report/figure.js';
 import {
@@ -10,7 +10,7 @@ import {
   imageLimitsFrom,
   parseList,
 } from './options.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 export interface OverlayArgv extends ImageLimitArgv {
   image: string;

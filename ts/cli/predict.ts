@@ -1,9 +1,10 @@
 /** `cxrmask predict`: one image, with and without its lung/heart contours (CheXmask row or --segmenter) → per-finding probabilities. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 export interface PredictArgv extends PredictorArgv {
   image: string;

@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { nonFileKind } from '../common/files.js';
 import { DEFAULT_MIN_DICE, JoinOptionsSchema } from '../data/chexmask.js';
 import type { ImageLimits } from '../images/input.js';
@@ -12,7 +13,6 @@ import { openSegmenter } from '../segment/open.js';
 import { type ModelSource, resolveModelSource } from '../service/model-source.js';
 import { MaskingPredictor, type PredictorKind } from '../service/predictor.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
-import { UsageError } from './run-command.js';
 
 export interface PredictorArgv extends ImageLimitArgv {
   model: string;

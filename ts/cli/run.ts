@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { checkDevices, parseDevices } from '../distributed/devices.js';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
 import { runExperiment } from '../distributed/run-experiment.js';
@@ -15,7 +16,7 @@ import { table2Markdown } from '../report/tables.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOptions } from './options.js';
 import { progressReporter } from './progress.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
 
 export interface RunArgv extends ExperimentArgv {
@@ -23,6 +24,19 @@ export interface RunArgv extends ExperimentArgv {
   progress?: boolean;
   nproc?: number;
   devices?: string;
+}
+
+/**
+ * `--devices` (cells side by side, one process per device) refused with `--nproc`, torchrun or Slurm,
+ * where every rank would train every cell: checked before any rank starts or joins its group.
+ * @throws {UsageError}
+ */
+export function checkDevicesAlone(devices: unknown, nproc = 1): void {
+  // inside a rank --nproc is gone: the launcher's variables say it is one
+  if (devices !== undefined && (nproc > 1 || readDistEnv()))
+    throw new UsageError(
+      '--devices does not combine with --nproc, torchrun or Slurm: cells side by side on several devices, or each cell on all ranks',
+    );
 }
 
 /** Shared by run / zeroshot / train / demo: data → grid → print Table 2. */
@@ -39,10 +53,7 @@ export async function executeRun(
   } = {},
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
-  if (opts.devices && readDistEnv())
-    throw new UsageError(
-      '--devices does not combine with --nproc, torchrun or Slurm (one process per device, or one rank per device)',
-    );
+  checkDevicesAlone(opts.devices);
   const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
@@ -119,11 +130,7 @@ export const runCommandModule: CommandModule<object, RunArgv> = {
     await runCommand(async () => {
       checkCount('nproc', argv.nproc, 1, MAX_LOCAL_RANKS);
       if (argv.resume) checkResumeFlags(argv.resume, argv);
-      // inside a rank --nproc is gone: the launcher's variables say it is one
-      if (argv.devices !== undefined && ((argv.nproc ?? 1) > 1 || readDistEnv()))
-        throw new UsageError(
-          '--devices does not combine with --nproc, torchrun or Slurm: cells side by side on several devices, or each cell on all ranks',
-        );
+      checkDevicesAlone(argv.devices, argv.nproc);
     });
     if (process.exitCode) return;
     if (await launchIfAsked(argv.nproc)) return;

@@ -4,6 +4,7 @@
  * index. Localhost by default; SIGINT/SIGTERM finish in-flight requests, free the models, exit 0.
  */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { UsageError } from '../common/errors.js';
 import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
@@ -12,7 +13,7 @@ import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
 import { parseSize } from './options.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
-import { runCommand, UsageError } from './run-command.js';
+import { runCommand } from './run-command.js';
 
 export interface ServeArgv extends PredictorArgv {
   chexmask?: string;

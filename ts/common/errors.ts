@@ -60,6 +60,11 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Misuse of the command line that the option parser cannot catch (the CLI's exit code 2). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 /** A run stopped on request (StopSignal) at a step boundary; what was saved so far stays valid. */
 export class InterruptedError extends Error {
   override name = 'InterruptedError';

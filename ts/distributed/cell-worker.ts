@@ -2,24 +2,30 @@
  * One grid cell in a process of its own (devices.ts): reads the job from CXRMASK_CELL_JOB, opens the
  * run's config and cache, and trains the cell on its device into the run folder. SIGTERM (sent by
  * the parent when it is asked to stop) stops at the next step boundary with exit code 130; a second
- * one exits now.
+ * one exits now. Any other error exits with the code the CLI gives it (common/report-error.ts) and is
+ * handed to the parent over the IPC channel, which rethrows it (cell-job.ts cellError): it is printed
+ * once, by the run. Started without a channel (by hand), the worker prints it itself.
  */
 import { join } from 'node:path';
 import { InterruptedError } from '../common/errors.js';
 import { stopOnSignals } from '../common/interrupt.js';
 import { readJson } from '../common/io.js';
-import { realBackend } from '../experiment/backend-real.js';
-import { cellId, trainedCells } from '../experiment/cells.js';
-import { parseConfig } from '../experiment/config.js';
-import { Grid } from '../experiment/grid.js';
-import { CELL_JOB_VARIABLE, parseCellJob } from './cell-job.js';
-import { CELL_STOPPED_CODE } from './devices.js';
+import { exitCodeOf, reportError } from '../common/report-error.js';
+import { CELL_JOB_VARIABLE, cellFailure, parseCellJob } from './cell-job.js';
 
+// before the grid and the addon load (seconds on a busy machine): a stop asked meanwhile is a
+// stop at the first step boundary, not a kill
 const signal = stopOnSignals(['SIGTERM']);
 // Ctrl-C reaches the whole terminal's process group: the parent alone decides, and tells the worker
 process.on('SIGINT', () => {});
 
 async function main(): Promise<void> {
+  const [{ realBackend }, { cellId, trainedCells }, { parseConfig }, { Grid }] = await Promise.all([
+    import('../experiment/backend-real.js'),
+    import('../experiment/cells.js'),
+    import('../experiment/config.js'),
+    import('../experiment/grid.js'),
+  ]);
   const job = parseCellJob(process.env[CELL_JOB_VARIABLE]);
   const config = parseConfig(readJson<unknown>(join(job.runDir, 'config.json')), `${job.runDir}/config.json`);
   const cell = trainedCells(config).find((c) => cellId(c.setup, c.train, c.seed) === job.cell);
@@ -35,14 +41,27 @@ async function main(): Promise<void> {
   }
 }
 
+/** Hands `err` to the parent; false when there is no channel or it is closed. */
+function tellParent(err: Error): Promise<boolean> {
+  const send = process.send?.bind(process);
+  if (!send || !process.connected) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      send(cellFailure(err), undefined, {}, (e: Error | null) => resolve(!e));
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
 try {
   await main();
 } catch (e) {
-  if (e instanceof InterruptedError) process.exitCode = CELL_STOPPED_CODE;
-  else {
-    // one line, as the CLI prints its errors; the parent then names the cell and device
-    process.stderr.write(`error: ${(e as Error).message}\n`);
-    if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${(e as Error).stack}\n`);
-    process.exitCode = 1;
-  }
+  const err = e as Error;
+  // a stop at a step boundary (exit 130) needs no word: the parent asked for it
+  if (!(err instanceof InterruptedError) && !(await tellParent(err))) reportError(err);
+  process.exitCode = exitCodeOf(err);
+} finally {
+  // the channel would keep this process alive
+  if (process.connected) process.disconnect();
 }

@@ -11,13 +11,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, InterruptedError } from '../common/errors.js';
 import { type StopSignal, trackChild } from '../common/interrupt.js';
-
-export interface CellJob {
-  runDir: string;
-  cacheDir: string;
-  device: string;
-  cell: string;
-}
+import { EXIT_INTERRUPTED } from '../common/report-error.js';
+import { CELL_JOB_VARIABLE, type CellFailure, type CellJob, cellError, isCellFailure } from './cell-job.js';
 
 /** `cpu,cpu` / `cuda:0,cuda:1` → the device list (validated). */
 export function parseDevices(spec: string): string[] {
@@ -55,22 +50,44 @@ const workerPath = () => {
 };
 
 /** Exit code of a worker stopped at a step boundary (cell-worker.ts), as the CLI's for Ctrl-C. */
-export const CELL_STOPPED_CODE = 130;
+export const CELL_STOPPED_CODE = EXIT_INTERRUPTED;
+
+/**
+ * How a worker ended, as an error: exit 130 stopped at a step boundary and SIGINT/SIGTERM killed it
+ * (an InterruptedError each, the message saying which: a kill may have cut a write short); an error
+ * it reported is rethrown as its class (cell-job.ts cellError), so `--devices` exits as one process.
+ */
+export function cellExitError(
+  label: string,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  failure: CellFailure | null,
+): Error {
+  if (code === CELL_STOPPED_CODE) return new InterruptedError(`${label} stopped at a step boundary`);
+  if (signal === 'SIGINT' || signal === 'SIGTERM')
+    return new InterruptedError(`${label} killed by ${signal}`);
+  if (failure) return cellError(failure, label);
+  return new Error(`${label} failed (${signal ?? `exit code ${code}`})`);
+}
 
 function runCell(job: CellJob, onSpawn: (child: ChildProcess) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, workerPath()], {
-      env: { ...process.env, CXRMASK_CELL_JOB: JSON.stringify(job) },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, [CELL_JOB_VARIABLE]: JSON.stringify(job) },
+      // the channel carries a failed cell's error back (cell-worker.ts)
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     trackChild(child);
     onSpawn(child);
+    let failure: CellFailure | null = null;
+    child.on('message', (m) => {
+      if (isCellFailure(m)) failure = m;
+    });
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': it comes after every message on the channel
+    child.on('close', (code, signal) => {
       if (code === 0) resolve();
-      else if (code === CELL_STOPPED_CODE || signal === 'SIGINT' || signal === 'SIGTERM')
-        reject(new InterruptedError(`cell ${job.cell} on ${job.device} stopped`));
-      else reject(new Error(`cell ${job.cell} on ${job.device} failed (${signal ?? `exit code ${code}`})`));
+      else reject(cellExitError(`cell ${job.cell} on ${job.device}`, code, signal, failure));
     });
   });
 }
