@@ -7,8 +7,8 @@ import { regionPolygon } from '../../ts/data/landmarks.js';
 import { encodeRle } from '../../ts/data/rle.js';
 import { planeToTensor, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { computeGeometry, identityGeometry } from '../../ts/masks/geometry.js';
-import { contourMap, paintTable, regionMasksOnGrid } from '../../ts/masks/overlay.js';
-import { fillPolygon, maskBoundary } from '../../ts/masks/raster.js';
+import { contourMap, overlayRgb, paintTable, regionMasksOnGrid } from '../../ts/masks/overlay.js';
+import { bitsBoundary, fillPolygon, maskBoundary } from '../../ts/masks/raster.js';
 import { renderFigure } from '../../ts/report/figure.js';
 import { renderFrontal } from '../../ts/synth/phantom.js';
 
@@ -92,6 +92,89 @@ test('a mask cut by the grid edge gets no line along the edge', () => {
     maskBoundary(m, w, h, 2).reduce((a, b) => a + b, 0),
     0,
   );
+});
+
+/** The per-mask erosion as first written (branching on each neighbour), the reference for bitsBoundary. */
+function erodedBand(m: Uint8Array, w: number, h: number, thickness: number): Uint8Array {
+  let cur = Uint8Array.from(m, (v) => (v ? 1 : 0));
+  for (let t = 0; t < thickness; t++) {
+    const next = new Uint8Array(w * h);
+    for (let i = 0; i < h; i++)
+      for (let j = 0; j < w; j++) {
+        const p = i * w + j;
+        next[p] =
+          cur[p] &&
+          (j === 0 || cur[p - 1]) &&
+          (j === w - 1 || cur[p + 1]) &&
+          (i === 0 || cur[p - w]) &&
+          (i === h - 1 || cur[p + w])
+            ? 1
+            : 0;
+      }
+    cur = next;
+  }
+  return Uint8Array.from(m, (v, p) => (v && !cur[p] ? 1 : 0));
+}
+
+test('bitsBoundary erodes every bit as its own mask: each bit of the result is that mask’s band', () => {
+  // one-pixel-wide, one-row and full grids included: the edge rules are where a shared pass could slip
+  const shapes = [
+    [40, 50],
+    [1, 9],
+    [9, 1],
+    [1, 1],
+    [2, 3],
+    [33, 17],
+  ] as const;
+  for (const [w, h] of shapes) {
+    for (let s = 0; s < 6; s++) {
+      const masks = [0, 1, 2, 7].map((k) =>
+        s === 5 ? new Uint8Array(w * h).fill(1) : blob(w, h, 10 * s + k),
+      );
+      const planes = new Uint8Array(w * h);
+      const bits = [1, 2, 4, 128];
+      masks.forEach((m, k) => {
+        for (let p = 0; p < w * h; p++) if (m[p]) planes[p] |= bits[k]!;
+      });
+      const before = planes.slice();
+      for (const t of [1, 2, 3, 5]) {
+        const out = new Uint8Array(w * h).fill(8); // ORed into, not overwritten
+        bitsBoundary(planes, w, h, t, out);
+        masks.forEach((m, k) => {
+          const want = erodedBand(m, w, h, t);
+          const got = Uint8Array.from(out, (v) => (v & bits[k]! ? 1 : 0));
+          assert.equal(
+            Array.from(got),
+            Array.from(want),
+            `${w}×${h} seed ${s} bit ${bits[k]} thickness ${t}`,
+          );
+          assert.equal(Array.from(maskBoundary(m, w, h, t)), Array.from(want));
+        });
+        assert.ok(out.every((v) => v & 8));
+      }
+      assert.equal(Array.from(planes), Array.from(before), 'planes left as they were');
+    }
+  }
+});
+
+test('overlayRgb: every gray level under every contour bit combination, as Eq. 1 by the pixel', () => {
+  const paint = { alpha: 0.37 };
+  const table = paintTable(paint);
+  const gray = new Uint8Array(256 * 8);
+  const contour = new Uint8Array(256 * 8);
+  for (let b = 0; b < 8; b++)
+    for (let v = 0; v < 256; v++) {
+      gray[b * 256 + v] = v;
+      contour[b * 256 + v] = b | (b << 3); // fill bits (3-5) are not painted
+    }
+  const rgb = overlayRgb(gray, contour, paint);
+  const plain = overlayRgb(gray, null, paint);
+  for (let p = 0; p < gray.length; p++)
+    for (let c = 0; c < 3; c++) {
+      const b = contour[p]! & 7;
+      assert.is(rgb[p * 3 + c], Math.round(Math.min(1, gray[p]! / 255 + table[b * 3 + c]!) * 255));
+      assert.is(plain[p * 3 + c], gray[p]);
+    }
 });
 
 function phantomRow(): { row: ChexmaskRow; w: number; h: number; masks: Uint8Array[] } {

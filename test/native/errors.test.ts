@@ -129,6 +129,33 @@ test('NaN input', async () => {
   await stillWorks();
 });
 
+test('NaN and ±Inf anywhere in a float input are refused; the largest finite values, -0 and subnormals pass', async () => {
+  const n = good.length;
+  const asFloat = (bits: number) => new Float32Array(Uint32Array.of(bits).buffer)[0]!;
+  // quiet and signalling NaNs of either sign, and the infinities, first, in the middle and last
+  const bad = [
+    Number.NaN,
+    asFloat(0xffc00000),
+    asFloat(0x7f800001),
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+  ];
+  for (const v of bad)
+    for (const at of [0, n >> 1, n - 1]) {
+      const x = good.slice();
+      x[at] = v;
+      await expectReject(model.encodeImage(x, 2), /NaN or Inf/);
+    }
+  const edge = good.slice();
+  edge[0] = 3.4028234663852886e38;
+  edge[1] = -3.4028234663852886e38;
+  edge[2] = -0;
+  edge[n - 1] = asFloat(1); // the smallest subnormal
+  const f = await model.encodeImage(edge, 2);
+  assert.is(f.length, 2 * model.embedDim);
+  await stillWorks();
+});
+
 test('labels outside [0, 1] (a raw CheXpert -1, a 5) are refused naming labels; soft labels train', async () => {
   // Before: trained silently towards a BCE target of -1 or 5.
   const c = await Classifier.create({ inputDim: 4, device: 'cpu', seed: 1 });

@@ -223,12 +223,15 @@ export function planeToTensor(
 
 let scratch = new Int32Array(0);
 let lutKey = '';
-let lutCache = new Float64Array(0);
-/** (v/255 − mean)/std for every uint8 v and channel, computed exactly as the per-pixel formula. */
-function normLut(pp: ResolvedPreprocess): Float64Array {
+let lutCache = new Float32Array(0);
+/**
+ * (v/255 − mean)/std for every uint8 v and channel, computed exactly as the per-pixel formula and
+ * rounded to float32 once, as storing it in the output would.
+ */
+function normLut(pp: ResolvedPreprocess): Float32Array {
   const key = `${pp.mean.join(',')}|${pp.std.join(',')}`;
   if (key !== lutKey) {
-    lutCache = new Float64Array(3 * 256);
+    lutCache = new Float32Array(3 * 256);
     for (let c = 0; c < 3; c++) {
       const inv = 1 / pp.std[c];
       for (let v = 0; v < 256; v++) lutCache[c * 256 + v] = (v / 255 - pp.mean[c]) * inv;

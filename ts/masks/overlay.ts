@@ -251,13 +251,18 @@ export function overlayRgb(
   paint: PaintOptions = {},
 ): Uint8Array {
   const table = paintTable(paint);
+  // Every (contour bits, channel, gray level) value looked up, not recomputed per pixel: same formula.
+  const lut = new Uint8Array(8 * 3 * 256);
+  for (let k = 0; k < 8 * 3; k++) {
+    for (let v = 0; v < 256; v++) lut[k * 256 + v] = Math.round(Math.min(1, v / 255 + table[k]) * 255);
+  }
   const out = new Uint8Array(gray.length * 3);
-  for (let p = 0; p < gray.length; p++) {
-    const b = contour ? contour[p] & CONTOUR_BITS : 0;
-    for (let c = 0; c < 3; c++) {
-      const v = gray[p] / 255 + table[b * 3 + c];
-      out[p * 3 + c] = Math.round(Math.min(1, v) * 255);
-    }
+  for (let p = 0, o = 0; p < gray.length; p++, o += 3) {
+    const v = gray[p];
+    const at = contour ? (contour[p] & CONTOUR_BITS) * 768 + v : v;
+    out[o] = lut[at];
+    out[o + 1] = lut[at + 256];
+    out[o + 2] = lut[at + 512];
   }
   return out;
 }

@@ -59,32 +59,52 @@ export function maskBoundary(
   out?: Uint8Array,
   bit = 1,
 ): Uint8Array {
-  const res = out ?? new Uint8Array(w * h);
-  if (thickness <= 0) return res;
-  let cur = new Uint8Array(w * h);
-  for (let p = 0; p < w * h; p++) cur[p] = mask[p] ? 1 : 0;
-  let next = new Uint8Array(w * h);
+  const planes = new Uint8Array(w * h);
+  for (let p = 0; p < w * h; p++) planes[p] = mask[p] ? bit : 0;
+  return bitsBoundary(planes, w, h, thickness, out);
+}
+
+/**
+ * maskBoundary of up to eight masks at once, one per bit of `planes` (bit k set: the pixel is in mask
+ * k): erosion is the AND of a pixel and its 4-neighbours, which works bit by bit, so one pass per
+ * step serves every mask (three region masks cost one mask's time). ORs each band pixel's bits into
+ * `out` (allocated if absent); `planes` is left as it is.
+ */
+export function bitsBoundary(
+  planes: Uint8Array,
+  w: number,
+  h: number,
+  thickness = 1,
+  out?: Uint8Array,
+): Uint8Array {
+  const n = w * h;
+  const res = out ?? new Uint8Array(n);
+  if (thickness <= 0 || n === 0) return res;
+  // two buffers take turns; `planes` is only read
+  const a = new Uint8Array(n);
+  const b = thickness > 1 ? new Uint8Array(n) : a;
+  let cur = planes;
   for (let t = 0; t < thickness; t++) {
+    const next = cur === a ? b : a;
     for (let i = 0; i < h; i++) {
       const r = i * w;
-      for (let j = 0; j < w; j++) {
-        const p = r + j;
-        if (!cur[p]) {
-          next[p] = 0;
-          continue;
-        }
-        const keep =
-          (j === 0 || cur[p - 1]) &&
-          (j === w - 1 || cur[p + 1]) &&
-          (i === 0 || cur[p - w]) &&
-          (i === h - 1 || cur[p + w]);
-        next[p] = keep ? 1 : 0;
+      // beyond the edge counts as inside: the missing neighbour is the pixel itself
+      const up = i > 0 ? r - w : r;
+      const dn = i < h - 1 ? r + w : r;
+      if (w === 1) {
+        next[r] = cur[r] & cur[up] & cur[dn];
+        continue;
       }
+      next[r] = cur[r] & cur[r + 1] & cur[up] & cur[dn];
+      for (let j = 1; j < w - 1; j++) {
+        const p = r + j;
+        next[p] = cur[p] & cur[p - 1] & cur[p + 1] & cur[up + j] & cur[dn + j];
+      }
+      const p = r + w - 1;
+      next[p] = cur[p] & cur[p - 1] & cur[up + w - 1] & cur[dn + w - 1];
     }
-    const tmp = cur;
     cur = next;
-    next = tmp;
   }
-  for (let p = 0; p < w * h; p++) if (mask[p] && !cur[p]) res[p] |= bit;
+  for (let p = 0; p < n; p++) res[p] |= planes[p] & ~cur[p];
   return res;
 }

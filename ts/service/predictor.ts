@@ -353,11 +353,10 @@ export class MaskingPredictor {
     const sample = rows[0]!.length;
     const wrong = rows.find((r) => r.length !== sample);
     if (wrong) throw new Error(`a preprocessed image has ${wrong.length} values, another ${sample}`);
-    const x = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-    let at = 0;
-    for (const r of rows) {
-      x.set(r, at);
-      at += r.length;
+    // one image without masks goes in as it is; otherwise the rows are laid end to end
+    const x = rows.length === 1 ? rows[0]! : new Float32Array(rows.length * sample);
+    if (rows.length > 1) {
+      for (const [k, r] of rows.entries()) x.set(r, k * sample);
     }
     const p = await this.model.predict(x, rows.length);
     const L = FINDINGS.length;
@@ -379,16 +378,19 @@ export class MaskingPredictor {
     const seg = this.segmenter!;
     const S = seg.size;
     const plane = 3 * S * S;
-    const x = new Float32Array(todo.length * plane);
-    todo.forEach((i, k) => {
+    for (const i of todo) {
       const pp = calls[i]!.pp;
       if (!pp.gray) throw new Error('predicted masks need the gray plane from the preprocess function');
       if (pp.original.length !== plane)
         throw new Error(
           `a preprocessed image has ${pp.original.length} values, the segmenter takes ${plane}`,
         );
-      x.set(pp.original, k * plane);
-    });
+    }
+    // one image goes in as it is (the native call copies its input); more are laid end to end
+    const x = todo.length === 1 ? calls[todo[0]!]!.pp.original : new Float32Array(todo.length * plane);
+    if (todo.length > 1) {
+      for (const [k, i] of todo.entries()) x.set(calls[i]!.pp.original, k * plane);
+    }
     const all = await seg.predictMasks(x, todo.length);
     if (all.length !== todo.length * S * S) {
       throw new Error(`the segmenter returned ${all.length} mask pixels for ${todo.length} ${S}×${S} images`);

@@ -7,24 +7,18 @@ import type { ChexmaskRow } from '../data/chexmask.js';
 import { REGIONS } from '../data/landmarks.js';
 import type { Geometry } from '../masks/geometry.js';
 import { REGION_BITS, type RegionMasks, regionMasksOnGrid } from '../masks/overlay.js';
-import { maskBoundary } from '../masks/raster.js';
+import { bitsBoundary } from '../masks/raster.js';
 
 /** Contour bit map (inner band of `thickness` pixels per region) of a size×size region bit map. */
 export function contourFromRegionBits(bits: Uint8Array, size: number, thickness: number): Uint8Array {
   const hw = size * size;
   if (bits.length !== hw) throw new Error(`region bits have ${bits.length} pixels, expected ${size}×${size}`);
-  const out = new Uint8Array(hw);
-  const mask = new Uint8Array(hw);
-  for (const r of REGIONS) {
-    const bit = REGION_BITS[r];
-    let any = false;
-    for (let p = 0; p < hw; p++) {
-      mask[p] = bits[p]! & bit ? 1 : 0;
-      any ||= mask[p] === 1;
-    }
-    if (any) maskBoundary(mask, size, size, thickness, out, bit);
-  }
-  return out;
+  let regions = 0;
+  for (const r of REGIONS) regions |= REGION_BITS[r];
+  // the three regions are eroded together, one bit each (bitsBoundary); other bits are not regions
+  const planes = new Uint8Array(hw);
+  for (let p = 0; p < hw; p++) planes[p] = bits[p] & regions;
+  return bitsBoundary(planes, size, size, thickness);
 }
 
 /** The regions of a CheXmask row (or given masks) as one bit map on the output grid. */
