@@ -298,8 +298,11 @@ export function isSourceCheckout(root: string = packageRoot): boolean {
   return existsSync(join(root, '.git')) || existsSync(join(root, 'ts'));
 }
 
-/** What the "cannot load the addon" error suggests; the cmake-js lines only in a clone. */
-export function addonHelp(clone: boolean = isSourceCheckout()): string {
+/**
+ * What the "cannot load the addon" error suggests; the cmake-js lines only in a clone, and with a `cd` to
+ * it: a clone linked into a project (`npm link`, `file:`) is read from that project's folder.
+ */
+export function addonHelp(clone: boolean = isSourceCheckout(), root: string = packageRoot): string {
   return [
     'Possible solutions:',
     '  - run `npx cxrmask setup` (what `npm install` runs: finds LibTorch or creates the pinned Python venv with',
@@ -310,9 +313,9 @@ export function addonHelp(clone: boolean = isSourceCheckout()): string {
     '    removed: run `npx cxrmask setup` again (with LIBTORCH=/path for a LibTorch zip).',
     ...(clone
       ? [
-          '  - in this clone, `bash scripts/setup.sh` does the same and more; or build it yourself here:',
-          '    `npx cmake-js compile` (`npx cmake-js rebuild` after LibTorch moved) with `python3 -c "import torch"`',
-          '    working on PATH or LIBTORCH=/path/to/libtorch set.',
+          `  - in the clone (${root}), \`cd ${root} && bash scripts/setup.sh\` does the same and more; or build it`,
+          `    yourself there: \`cd ${root} && npx cmake-js compile\` (\`rebuild\` after LibTorch moved) with`,
+          '    `python3 -c "import torch"` working on PATH or LIBTORCH=/path/to/libtorch set.',
         ]
       : []),
   ].join('\n');

@@ -4,10 +4,12 @@
  * open stays cheap because verified shards are not re-hashed.
  */
 
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   copyFileSync,
   cpSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -192,6 +194,9 @@ test("a parent folder whose caches all differ from the settings asked names each
     labelPolicy: { uncertain: 'ignore', blank: 'zeros' },
     minDice: 0.9,
   });
+  // a sibling whose cache.json is a FIFO is passed over (a plain read of it would wait forever)
+  mkdirSync(join(out, 'fifo'));
+  assert.is(spawnSync('mkfifo', [join(out, 'fifo', 'cache.json')]).status, 0);
   let err: unknown;
   try {
     // what `run` asks by default: U-Ignore

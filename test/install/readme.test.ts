@@ -126,7 +126,8 @@ test('README: the synth → index → cache → zeroshot lines run as written, o
   const cwd = join(ws, 'cli-sequence');
   mkdirSync(join(cwd, 'models'), { recursive: true });
   symlinkSync(MODEL_DIR, join(cwd, 'models', 'tiny'));
-  const cli = join(ws, 'node_modules', 'cxrmask', 'dist', 'cli', 'main.js');
+  // the package's bin (what `npx cxrmask` runs in a project that installed it)
+  const cli = join(ws, 'node_modules', 'cxrmask', 'bin', 'cxrmask.mjs');
   for (const args of steps) {
     const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
     assert.is(r.status, 0, `npx cxrmask ${args.join(' ')} failed:\n${r.stderr}`);
@@ -169,8 +170,8 @@ test('examples/predict-service.mjs: no image, a missing file or no server is one
 });
 
 test('examples/predict-service.mjs against `cxrmask serve` with the trained segmenter', async () => {
-  // the built bin, as a project that installed cxrmask runs it
-  const cli = join(ws, 'node_modules', 'cxrmask', 'dist', 'cli', 'main.js');
+  // the package's bin, as a project that installed cxrmask runs it
+  const cli = join(ws, 'node_modules', 'cxrmask', 'bin', 'cxrmask.mjs');
   const args = [cli, 'serve', '--model', 'models/tiny', '--segmenter', '.cache/demo-data/segmenter'];
   const s = await startServe(
     process.execPath,

@@ -76,7 +76,11 @@ test('an installed package names only the shipped exporter, never repo-only path
   const advice = exportAdvice('--random-init tiny --out models/tiny', false);
   assert.is(advice, '`npx cxrmask export --random-init tiny --out models/tiny`');
   assert.not.match(advice, /setup\.sh|tools\//);
-  assert.match(exportAdvice('--random-init tiny --out models/tiny', true), 'scripts/setup.sh');
+  // a clone linked into a project is read from that project's folder: the advice names the clone
+  assert.match(
+    exportAdvice('--random-init tiny --out models/tiny', true, '/src/cxrmask'),
+    '`cd /src/cxrmask && bash scripts/setup.sh`',
+  );
 });
 
 test('model.json that is not JSON, or not an object: a ConfigError naming the file', () => {

@@ -4,7 +4,7 @@
  * openModel opening each kind from its checkpoint alone.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -424,34 +424,51 @@ test("a run's cell over a model folder whose weights changed since the run recor
   );
   const open = () => openModel({ modelDir, checkpoint: ckpt, device: 'cpu' });
   const load = () => MaskingPredictor.load({ modelDir, checkpoint: ckpt, device: 'cpu' });
-  await (await open()).dispose(); // the model the run recorded
-  await (await load()).dispose();
-  // the folder re-exported with other weights (one parameter moved), a valid model all the same
   const weights = join(modelDir, 'clip.pt');
+  utimesSync(weights, 1e9, 1e9); // a whole second, so that it can be put back exactly below
+  await (await open()).dispose(); // the model the run recorded (its hash now remembered)
+  await (await load()).dispose();
+  const refused = async () => {
+    for (const [name, f] of [
+      ['openModel', open],
+      ['MaskingPredictor.load', load],
+    ] as const) {
+      await f().then(
+        async (m) => {
+          await m.dispose();
+          assert.unreachable(`${name} served the cell on another encoder`);
+        },
+        (e: Error) => {
+          assert.instance(e, ConfigError, `${name}: ${e.message}`);
+          assert.match(
+            e.message,
+            new RegExp(
+              `^cannot use ${ckpt} of run ${run}: the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not the model this run started with: the weights file changed; .*recorded 2026-12-05T10:00:00Z in data\\.json`,
+            ),
+          );
+        },
+      );
+    }
+  };
+  // other bytes copied in place as `cp -p` does: same inode, same size, the old mtime; only the ctime
+  // tells, so the hash remembered for the old file must not be used (the check comes before the load)
+  const original = readFileSync(weights);
+  const before = statSync(weights);
+  const other = Buffer.from(original);
+  other[other.length >> 1]! ^= 0xff;
+  writeFileSync(weights, other);
+  utimesSync(weights, 1e9, 1e9);
+  const after = statSync(weights);
+  assert.equal([after.ino, after.size, after.mtimeMs], [before.ino, before.size, before.mtimeMs]);
+  await refused();
+  writeFileSync(weights, original);
+  await (await open()).dispose(); // the recorded bytes again
+  // the folder re-exported with other weights (one parameter moved), a valid model all the same
   const script =
     'import sys, torch\nm = torch.jit.load(sys.argv[1])\nwith torch.no_grad():\n  next(m.parameters()).add_(0.01)\ntorch.jit.save(m, sys.argv[1])';
   const r = spawnSync(python(), ['-c', script, weights], { encoding: 'utf8' });
   assert.is(r.status, 0, r.stderr);
-  for (const [name, f] of [
-    ['openModel', open],
-    ['MaskingPredictor.load', load],
-  ] as const) {
-    await f().then(
-      async (m) => {
-        await m.dispose();
-        assert.unreachable(`${name} served the cell on another encoder`);
-      },
-      (e: Error) => {
-        assert.instance(e, ConfigError, `${name}: ${e.message}`);
-        assert.match(
-          e.message,
-          new RegExp(
-            `^cannot use ${ckpt} of run ${run}: the model folder ${modelDir} \\(config\\.json model\\.dir\\) is not the model this run started with: the weights file changed; .*recorded 2026-12-05T10:00:00Z in data\\.json`,
-          ),
-        );
-      },
-    );
-  }
+  await refused();
   // the same head outside a run is not checked: nothing recorded what it was trained on
   await (await openModel({ modelDir, checkpoint: c.lpCkpt, device: 'cpu' })).dispose();
 });

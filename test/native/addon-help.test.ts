@@ -17,11 +17,14 @@ test('an installed package is told `npx cxrmask setup`, never cmake-js (which ru
   assert.not.match(help, /cmake-js|scripts\/setup\.sh/);
 });
 
-test('a clone also gets the raw cmake-js and setup.sh advice', () => {
-  const help = addonHelp(true);
+test('a clone also gets the raw cmake-js and setup.sh advice, each with a cd to the clone', () => {
+  // a clone linked into a project (npm link, file:) is read from that project's folder, where a bare
+  // `npx cmake-js rebuild` would wipe the project's build/
+  const help = addonHelp(true, '/src/cxrmask');
   assert.match(help, '`npx cxrmask setup`');
-  assert.match(help, '`npx cmake-js compile`');
-  assert.match(help, 'bash scripts/setup.sh');
+  assert.match(help, '`cd /src/cxrmask && npx cmake-js compile`');
+  assert.match(help, '`cd /src/cxrmask && bash scripts/setup.sh`');
+  assert.not.match(help, /(?<!&& )npx cmake-js|(?<!&& )bash scripts/);
 });
 
 test('isSourceCheckout: .git (a folder, or a worktree file) or ts/ make a clone; an installed copy is neither', () => {

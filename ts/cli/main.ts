@@ -99,7 +99,8 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .epilogue(docsEpilogue());
 }
 
-// Run when executed directly, also through the symlinks npm makes for `bin` (npx, node_modules/.bin).
+// Run when executed as `node dist/cli/main.js`; the package's bin (bin/cxrmask.mjs) checks the Node version
+// first and calls buildCli itself.
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;

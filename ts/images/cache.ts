@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { sha256 } from '../common/hash.js';
+import { readJsonFile } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { firstIssue, parseOptions } from '../common/options.js';
 import type { Split } from '../data/mimic.js';
@@ -79,13 +80,7 @@ export class Cache {
   constructor(dir: string) {
     this.dir = dir;
     const metaPath = join(dir, 'cache.json');
-    try {
-      this.meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CacheMeta;
-    } catch (e) {
-      throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
-        file: metaPath,
-      });
-    }
+    this.meta = readCacheMeta(metaPath);
     if (this.meta?.version !== CACHE_VERSION)
       throw new DataError(
         'bad-cache',
@@ -457,10 +452,32 @@ function keyedCaches(dir: string): string[] {
 /** settingsDiff of a keyed cache from its cache.json alone (no entries or shards read); [] if unreadable. */
 function recordedSettingsDiff(metaPath: string, settings: Parameters<typeof settingsDiff>[1]): string[] {
   try {
-    const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as CacheMeta;
-    return settingsDiff(meta, settings);
+    return settingsDiff(readCacheMeta(metaPath), settings);
   } catch {
     return [];
+  }
+}
+
+/**
+ * cache.json's largest sane size: a few KB plus the skipped images' list, which at 243 k images with
+ * reasons stays in the tens of MB.
+ */
+const MAX_CACHE_JSON_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A cache.json, read with the house JSON reader (a FIFO or device refused, the size capped, a BOM
+ * dropped), its shape checked by the caller (checkMeta).
+ * @throws {DataError} `bad-cache` naming the file.
+ */
+function readCacheMeta(metaPath: string): CacheMeta {
+  try {
+    return readJsonFile(metaPath, 'cache description', {
+      maxBytes: MAX_CACHE_JSON_BYTES,
+    }) as unknown as CacheMeta;
+  } catch (e) {
+    throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
+      file: metaPath,
+    });
   }
 }
 

@@ -5,14 +5,18 @@ import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { readJsonFile } from '../common/io.js';
 import { firstIssue, intInRange, nonNegativeInt, positiveInt, rule } from '../common/options.js';
-import { isSourceCheckout } from '../native.js';
+import { isSourceCheckout, packageRoot } from '../native.js';
 
 /**
  * How to make a missing model folder: the exporter shipped in the package (it works from a consumer's
  * project), plus scripts/setup.sh only in a clone (an installed package has no scripts/ or tools/ there).
  */
-export function exportAdvice(args: string, clone: boolean = isSourceCheckout()): string {
-  return `\`npx cxrmask export ${args}\`${clone ? ' (or, in this clone, run scripts/setup.sh)' : ''}`;
+export function exportAdvice(
+  args: string,
+  clone: boolean = isSourceCheckout(),
+  root: string = packageRoot,
+): string {
+  return `\`npx cxrmask export ${args}\`${clone ? ` (or, in the clone: \`cd ${root} && bash scripts/setup.sh\`)` : ''}`;
 }
 
 /** model.json is a few hundred bytes; anything past this is not one. */

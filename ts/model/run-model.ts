@@ -76,8 +76,10 @@ export function checkpointRun(checkpoint: string): string | null {
 }
 
 /**
- * modelFolderHash, remembered while the folder's files keep their identity (device, inode, size, mtime):
- * a process that opens every cell of a run (attribution, cross-dataset tests) hashes the weights once.
+ * modelFolderHash, remembered while the folder's files keep their identity (device, inode, size, mtime,
+ * ctime): a process that opens every cell of a run (attribution, cross-dataset tests) hashes the weights
+ * once. ctime because an in-place copy that keeps size and mtime (`cp -p`, `rsync -t --inplace`) still
+ * moves it, and no call can set it back.
  */
 const hashes = new Map<string, { key: string; hash: string | null }>();
 function modelFolderHashOnce(modelDir: string): string | null {
@@ -87,7 +89,7 @@ function modelFolderHashOnce(modelDir: string): string | null {
   const id = (f: string) => {
     try {
       const st = statSync(f, { bigint: true });
-      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     } catch {
       return 'none';
     }
