@@ -21,6 +21,7 @@ The text tower is a small scriptable BERT that loads the HF BERT weights under t
 import argparse
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -381,6 +382,15 @@ def write_blob(out: Path, name: str, arr: np.ndarray) -> dict:
 CHECKPOINT_FILES = ("open_clip_pytorch_model.bin", "open_clip_config.json", "vocab.txt")
 
 
+def names_checkpoint_file(args, filename) -> bool:
+    """Whether `filename` (a FileNotFoundError's) is the --checkpoint folder or a file in it."""
+    if args.checkpoint is None or not isinstance(filename, (str, bytes, os.PathLike)):
+        return False
+    ck = Path(os.path.abspath(args.checkpoint))
+    p = Path(os.path.abspath(os.fsdecode(filename)))
+    return p == ck or p.parent == ck
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -405,7 +415,11 @@ def main(argv=None):
         with staged_export(args.out) as staging:
             export(args, staging)
     except FileNotFoundError as e:
-        # an input file that is not there is the user's to fix: one line, exit 2 (not a traceback)
+        # a file of the --checkpoint folder that is not there (gone since the check above) is the
+        # user's to fix: one line, exit 2; any other (a file of this package or the venv) is a fault
+        # of the installation: the traceback, exit 1
+        if not names_checkpoint_file(args, e.filename):
+            raise
         ap.exit(2, f"error: {e.filename}: no such file ({e.strerror})\n")
     log(f"wrote {args.out}/clip.pt, tokenizer.json, model.json, reference.json")
     return 0

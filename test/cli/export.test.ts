@@ -116,6 +116,50 @@ test('the Python exporter alone: a missing checkpoint file is one line and exit 
   assert.is(r.stderr, `error: --checkpoint ${join(d, 'nonexist')}: no such folder\n`);
 });
 
+test("the Python exporter: only a missing file of --checkpoint is the user's (exit 2); any other is a fault (exit 1)", () => {
+  const d = tempDir();
+  const ck = join(d, 'ckpt');
+  mkdirSync(ck);
+  for (const f of ['open_clip_config.json', 'open_clip_pytorch_model.bin', 'vocab.txt'])
+    writeFileSync(join(ck, f), '{}');
+  // `missing` goes away after the exporter's own check: a file of the package or venv (a fault of the
+  // installation) or a file of the checkpoint folder (removed meanwhile)
+  const run = (args: string[], missing: string) =>
+    spawnSync(
+      python(),
+      [
+        '-c',
+        [
+          'import sys',
+          `sys.path.insert(0, ${JSON.stringify(join(ROOT, 'tools'))})`,
+          'import export_biomedclip as x',
+          'def gone(*a, **k):',
+          '    raise FileNotFoundError(2, "No such file or directory", sys.argv[1])',
+          // the first step of each source
+          'x.generated_vocab = x.read_vocab = gone',
+          'x.main(sys.argv[2:])',
+        ].join('\n'),
+        missing,
+        ...args,
+      ],
+      { encoding: 'utf8' },
+    );
+  const asset = join(d, 'venv', 'site-packages', 'open_clip', 'asset.json');
+  for (const args of [
+    ['--random-init', 'tiny', '--out', join(d, 'a')],
+    ['--checkpoint', ck, '--out', join(d, 'b')],
+  ]) {
+    const r = run(args, asset);
+    assert.is(r.status, 1, r.stderr);
+    assert.match(r.stderr, /Traceback[\s\S]*FileNotFoundError: \[Errno 2\] No such file or directory: /);
+    assert.not.match(r.stderr, /^error: /m);
+  }
+  const r = run(['--checkpoint', ck, '--out', join(d, 'c')], join(ck, 'vocab.txt'));
+  assert.is(r.status, 2, r.stderr);
+  assert.is(r.stderr, `error: ${join(ck, 'vocab.txt')}: no such file (No such file or directory)\n`);
+  assert.equal(readdirSync(d).sort(), ['ckpt']);
+});
+
 test('a segmenter export that fails after writing seg.pt leaves the existing one as it was', () => {
   const d = tempDir();
   const out = join(d, 'seg');

@@ -18,8 +18,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { z } from 'zod';
 import { runCommand } from '../../ts/cli/run-command.js';
 import { ConfigError, DataError, InterruptedError, UsageError } from '../../ts/common/errors.js';
+import { parseOptions } from '../../ts/common/options.js';
+import { exitCodeOf } from '../../ts/common/report-error.js';
+import { cellFailure } from '../../ts/distributed/cell-job.js';
 import {
   cellExitError,
   checkDevices,
@@ -222,7 +226,36 @@ test('how a worker ended decides the error: a clean stop, a kill, a reported err
   const usage = cellExitError(label, 2, null, { kind: 'cell-failure', name: 'UsageError', message: 'bad' });
   assert.instance(usage, UsageError);
   assert.is(usage.message, 'bad');
-  const bug = cellExitError(label, 1, null, { kind: 'cell-failure', name: 'NativeError', message: 'torch' });
+  // a library option schema's RangeError (a ZodError as cause): exit 2 and the CLI's words, as
+  // without --devices, both from the worker's own verdict
+  const schema = z.object({ lr: z.number().positive() }).strict();
+  let optionErr: Error | undefined;
+  try {
+    parseOptions(schema, { lr: -1 }, 'train');
+  } catch (e) {
+    optionErr = e as Error;
+  }
+  assert.instance(optionErr, RangeError);
+  const sent = cellFailure(optionErr as Error);
+  assert.is(sent.exitCode, 2);
+  const option = cellExitError(label, 2, null, JSON.parse(JSON.stringify(sent)));
+  assert.instance(option, UsageError);
+  assert.is(option.message, `invalid option: ${(optionErr as Error).message}`);
+  assert.is(exitCodeOf(option), 2);
+  const typeErr = cellExitError(label, 2, null, {
+    kind: 'cell-failure',
+    name: 'TypeError',
+    message: "invalid option: unknown train option 'x'",
+    exitCode: 2,
+  });
+  assert.instance(typeErr, UsageError);
+  assert.is(typeErr.message, "invalid option: unknown train option 'x'");
+  const bug = cellExitError(label, 1, null, {
+    kind: 'cell-failure',
+    name: 'NativeError',
+    message: 'torch',
+    exitCode: 1,
+  });
   assert.not.instance(bug, DataError);
   assert.is(bug.message, `${label} failed: torch`);
   assert.is(cellExitError(label, null, 'SIGKILL', null).message, `${label} failed (SIGKILL)`);

@@ -20,6 +20,17 @@ export function exitCodeOf(err: Error): number {
   return userFixable ? 2 : 1;
 }
 
+/** What reportError prints after `error: ` for `err` (not an InterruptedError). */
+export function errorText(err: Error): string {
+  // a raw ZodError's message is its issues as JSON: one `option: problem` per issue instead
+  const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
+  const message =
+    err.name === 'ZodError' && Array.isArray(issues)
+      ? issues.map((i) => `${i.path.map(String).join('.') || '(options)'}: ${i.message}`).join('; ')
+      : err.message;
+  return isZod(err) ? `invalid option: ${message}` : message;
+}
+
 /**
  * Prints `err` as one line (`interrupted: …` with the resume command `hints.resume` names, or
  * `error: …`; the stack only under CXRMASK_DEBUG) and returns its exit code (exitCodeOf).
@@ -32,14 +43,7 @@ export function reportError(err: Error, hints: { resume?: () => string | null } 
     );
     return exitCodeOf(err);
   }
-  const zod = isZod(err);
-  // a raw ZodError's message is its issues as JSON: one `option: problem` per issue instead
-  const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
-  const message =
-    err.name === 'ZodError' && Array.isArray(issues)
-      ? issues.map((i) => `${i.path.map(String).join('.') || '(options)'}: ${i.message}`).join('; ')
-      : err.message;
-  process.stderr.write(`error: ${zod ? `invalid option: ${message}` : message}\n`);
+  process.stderr.write(`error: ${errorText(err)}\n`);
   if (process.env['CXRMASK_DEBUG']) process.stderr.write(`${err.stack}\n`);
   return exitCodeOf(err);
 }

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError, DataError, type DataErrorWhere, UsageError } from '../common/errors.js';
 import { formatIssues } from '../common/options.js';
+import { errorText, exitCodeOf } from '../common/report-error.js';
 
 /** One cell for one worker: train `cell` of the run in `runDir` on `device`, from the cache in `cacheDir`. */
 export interface CellJob {
@@ -47,7 +48,10 @@ export function parseCellJob(raw: string | undefined): CellJob {
 export interface CellFailure {
   kind: 'cell-failure';
   name: string;
+  /** What the worker would print after `error: ` (report-error.ts errorText). */
   message: string;
+  /** The exit code the worker gives it (exitCodeOf): 2 when the user can fix it. */
+  exitCode?: number;
   stack?: string;
   /** A DataError's reason and where. */
   reason?: string;
@@ -56,7 +60,12 @@ export interface CellFailure {
 
 /** What a worker sends its parent about `err`. */
 export function cellFailure(err: Error): CellFailure {
-  const f: CellFailure = { kind: 'cell-failure', name: err.name, message: err.message };
+  const f: CellFailure = {
+    kind: 'cell-failure',
+    name: err.name,
+    message: errorText(err),
+    exitCode: exitCodeOf(err),
+  };
   if (err.stack) f.stack = err.stack;
   if (err instanceof DataError) Object.assign(f, { reason: err.reason, where: err.where });
   return f;
@@ -67,8 +76,9 @@ export const isCellFailure = (m: unknown): m is CellFailure =>
 
 /**
  * The error the parent rethrows for a failed cell. What the user can fix (DataError, ConfigError,
- * UsageError) comes back as its own class with the cell's message, so the run exits and reads as the
- * same error without `--devices` would; anything else becomes an Error naming the cell and device.
+ * UsageError, or any error the worker gave exit code 2) comes back as its own class (a UsageError for
+ * the last) with the cell's message, so the run exits and reads as the same error without `--devices`
+ * would; anything else becomes an Error naming the cell and device.
  */
 export function cellError(f: CellFailure, label: string): Error {
   let e: Error;
@@ -78,6 +88,9 @@ export function cellError(f: CellFailure, label: string): Error {
     Object.assign(e, { where: f.where ?? {} });
   } else if (f.name === 'ConfigError') e = new ConfigError(f.message);
   else if (f.name === 'UsageError') e = new UsageError(f.message);
+  // another class the worker judged user-fixable (an option schema's TypeError/RangeError): its
+  // words, already as the CLI prints them, and its exit code
+  else if (f.exitCode === 2) e = new UsageError(f.message);
   else e = new Error(`${label} failed: ${f.message}`);
   if (f.stack) e.stack = f.stack;
   return e;
