@@ -12,11 +12,10 @@ import { InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { prefetch } from '../common/prefetch.js';
-import { REGIONS } from '../data/landmarks.js';
-import { FILL_SHIFT, REGION_BITS } from '../masks/overlay.js';
-import { maskBoundary } from '../masks/raster.js';
+import { FILL_SHIFT } from '../masks/overlay.js';
 import type { ClipLike, SegmenterBackendLike } from '../model/backend.js';
 import { isRecordBatch } from '../model/records.js';
+import { contourFromRegionBits } from '../service/region-bits.js';
 import type { Batch, CacheLike } from './backend.js';
 import type { FeatureSet } from './features.js';
 
@@ -41,13 +40,7 @@ interface PredictedMeta {
 
 /** The cache's mask plane for predicted region bits (1 right lung, 2 left lung, 4 heart) of one image. */
 export function predictedPlane(bits: Uint8Array, size: number, thickness: number): Uint8Array {
-  const out = new Uint8Array(size * size);
-  const m = new Uint8Array(size * size);
-  for (const r of REGIONS) {
-    const bit = REGION_BITS[r];
-    for (let p = 0; p < m.length; p++) m[p] = bits[p]! & bit ? 1 : 0;
-    maskBoundary(m, size, size, thickness, out, bit);
-  }
+  const out = contourFromRegionBits(bits, size, thickness);
   for (let p = 0; p < out.length; p++) out[p]! |= (bits[p]! & 7) << FILL_SHIFT;
   return out;
 }
