@@ -50,9 +50,10 @@ const workerPath = () => {
 };
 
 /**
- * How a worker ended, as an error: exit 130 (EXIT_INTERRUPTED, as the CLI's for Ctrl-C) stopped at a step boundary and SIGINT/SIGTERM killed it
- * (an InterruptedError each, the message saying which: a kill may have cut a write short); an error
- * it reported is rethrown as its class (cell-job.ts cellError), so `--devices` exits as one process.
+ * How a worker ended, as an error: exit 130 (EXIT_INTERRUPTED, the CLI's for Ctrl-C) stopped at a
+ * step boundary and SIGINT/SIGTERM killed it (an InterruptedError each, the message saying which: a
+ * kill may have cut a write short); an error it reported is rethrown as its class (cell-job.ts
+ * cellError), so `--devices` exits as one process.
  */
 export function cellExitError(
   label: string,
