@@ -18,7 +18,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
 import { DataError } from '../../ts/common/errors.js';
-import { recheckSaveTarget, saveTarget } from '../../ts/common/files.js';
+import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/common/files.js';
 import {
   type AtomicWriteOptions,
   saveAtomic,
@@ -318,6 +318,51 @@ test('the path is checked again before the rename: a FIFO or folder put there du
       }
   assert.is(readFileSync(join(d, 'elsewhere.ckpt'), 'utf8'), 'theirs');
   assert.equal(readdirSync(d).sort(), ['elsewhere.ckpt', ...names].sort(), 'a temp file was left');
+});
+
+test('refuseLinkedFolders: a symlinked folder inside an owned folder is refused, named, at any depth; the owned folder itself may be a link', async () => {
+  const d = join(tmp, 'owned');
+  const elsewhere = join(d, 'elsewhere');
+  const disk = join(d, 'disk');
+  mkdirSync(join(elsewhere, 'x'), { recursive: true });
+  mkdirSync(join(disk, 'run', 'cells', 'a'), { recursive: true });
+  writeFileSync(join(disk, 'run', 'cells', 'a', 'state.json'), '{}');
+  // `runs` on another disk: the root is a link, nothing inside it is
+  symlinkSync(disk, join(d, 'runs'));
+  const run = join(d, 'runs', 'run');
+  refuseLinkedFolders(run, 'run folder');
+  refuseLinkedFolders(join(d, 'runs'), 'cache folder', run);
+  // a link to a file, or a dangling one, leads no write of a folder below it elsewhere
+  symlinkSync(join(elsewhere, 'notes.txt'), join(run, 'table2.md'));
+  symlinkSync(join(d, 'missing'), join(run, 'cells', 'gone'));
+  refuseLinkedFolders(run, 'run folder');
+  for (const [at, rootOf] of [
+    [join(run, 'cells', 'b'), run],
+    [join(run, 'cells', 'a', 'sub'), run],
+  ] as const) {
+    symlinkSync(elsewhere, at);
+    await refused(
+      () => refuseLinkedFolders(rootOf, 'run folder'),
+      'linked-folder',
+      at,
+      new RegExp(
+        `a symbolic link to a folder \\(-> ${elsewhere}\\) inside the run folder ${run}: .*refusing to write`,
+      ),
+    );
+    rmSync(at);
+  }
+  // between root and sub: the settings folder of a cache planted as a link
+  const cache = join(d, 'cache');
+  mkdirSync(cache);
+  symlinkSync(elsewhere, join(cache, 'key'));
+  await refused(
+    () => refuseLinkedFolders(cache, 'cache folder', join(cache, 'key')),
+    'linked-folder',
+    join(cache, 'key'),
+    /inside the cache folder/,
+  );
+  refuseLinkedFolders(cache, 'cache folder', join(cache, 'other-key')); // missing: created later
+  assert.equal(readdirSync(elsewhere), ['x'], 'nothing written to the link target');
 });
 
 test.run();

@@ -34,6 +34,7 @@ import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
 import { type ConfigInput, parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
+import { lockRun } from '../../ts/experiment/run-lock.js';
 import type { GroupLike } from '../../ts/model/process-group.js';
 import { spawnTs } from './helpers.js';
 
@@ -396,6 +397,44 @@ test('run --devices: Ctrl-C (SIGINT to the whole process group) ends as interrup
   assert.match(run.err(), /interrupted: .*Resume with: cxrmask run --resume .*-ctrlc/);
   assert.not.match(run.err(), /failed/);
   assert.equal(liveWorkers(), []);
+});
+
+test('run --devices: workers whose run is SIGKILLed stop at a step boundary, and a resume takes the stale lock', async () => {
+  const run = await startLongRun('orphan');
+  const dir = join(tmp, 'runs', runsNamed('orphan')[0]!);
+  const workers = liveWorkers();
+  assert.is(workers.length, 2);
+  // as the OOM killer does: the run gets no chance to tell its workers
+  process.kill(run.child.pid!, 'SIGKILL');
+  await run.exited;
+  // a bound, not a timing: a worker that goes on trains its 500 epochs for minutes
+  for (let waited = 0; liveWorkers().length && waited < 60_000; waited += 100) await sleep(100);
+  const left = liveWorkers();
+  for (const pid of left) process.kill(pid, 'SIGKILL');
+  assert.equal(left, [], 'no worker outlives its run');
+  // they went through the stop path (the workers share the run's stderr), not a crash
+  assert.is(
+    run.err().match(/the run that started it is gone; stopping at the next step boundary/g)?.length,
+    2,
+    run.err(),
+  );
+  assert.not.match(run.err(), /error:/);
+  for (const c of readdirSync(join(dir, 'cells'))) {
+    const files = readdirSync(join(dir, 'cells', c));
+    assert.equal(
+      files.filter((f) => f.includes('.tmp-')),
+      [],
+      `no half-written file in ${c}`,
+    );
+    const statePath = join(dir, 'cells', c, 'state.json');
+    if (!existsSync(statePath)) continue;
+    const st = JSON.parse(readFileSync(statePath, 'utf8')) as { lastCheckpoint: string | null };
+    if (st.lastCheckpoint) assert.ok(files.includes(st.lastCheckpoint), `${c}: ${st.lastCheckpoint}`);
+  }
+  // the killed run's lock names a pid no longer running: the next --resume takes it over
+  const lock = lockRun(dir);
+  assert.match(lock.tookOver ?? '', new RegExp(`process ${run.child.pid} is no longer running`));
+  lock.release();
 });
 
 test('run --devices: a second signal exits now and takes the workers with it', async () => {

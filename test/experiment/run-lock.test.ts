@@ -2,10 +2,22 @@
  * One process per run folder: two real processes resume the same folder; the
  * second is refused with a clear error naming the holder, the first finishes untouched. A lock left
  * by a dead process is taken over (and said so); a lock from another host is refused with the way out.
+ * A run folder with a symlinked subfolder planted is refused before anything is written; a run folder
+ * that is itself a link (runs on a bigger disk) is used as usual.
  * Pure-JS fake backend; the processes run test/experiment/fixtures/resume-worker.ts.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -133,6 +145,60 @@ test("another host's lock is refused (its pid cannot be checked) with the way ou
     }
   }
   rmSync(join(runDir, RUN_LOCK_FILE));
+});
+
+/** Every file below `dir` with its contents. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+    try {
+      out[f] = readFileSync(join(dir, f), 'latin1');
+    } catch {
+      out[f] = '<folder>';
+    }
+  }
+  return out;
+}
+
+test('a run folder with `cells` linked elsewhere: resume and eval are refused naming the link; nothing is written there', async () => {
+  const run = join(tmp, 'planted');
+  cpSync(runDir, run, { recursive: true });
+  rmSync(join(run, 'cells', 'lp-original-s0'), { recursive: true }); // a resume would train it again
+  const elsewhere = join(tmp, 'elsewhere');
+  renameSync(join(run, 'cells'), elsewhere);
+  symlinkSync(elsewhere, join(run, 'cells'));
+  const before = snapshot(elsewhere);
+  for (const start of [
+    () => runExperiment({ config, backend: fakeBackend(), resume: run }),
+    () => reevaluate(run, fakeBackend()),
+  ]) {
+    try {
+      await start();
+      assert.unreachable('a planted folder link must refuse');
+    } catch (e) {
+      assert.is((e as Error).name, 'DataError', String(e));
+      assert.is((e as { reason?: string }).reason, 'linked-folder');
+      assert.match(
+        (e as Error).message,
+        `${join(run, 'cells')}: a symbolic link to a folder (-> ${elsewhere}) inside the run folder ${run}`,
+      );
+    }
+  }
+  assert.equal(snapshot(elsewhere), before, 'nothing written to the link target');
+  assert.not.ok(existsSync(join(run, RUN_LOCK_FILE)), 'not even the lock');
+});
+
+test('a run folder that is itself a link (runs on another disk): resume and eval work through it', async () => {
+  const disk = join(tmp, 'disk');
+  cpSync(runDir, join(disk, 'run'), { recursive: true });
+  rmSync(join(disk, 'run', 'cells', 'lp-original-s0'), { recursive: true });
+  symlinkSync(disk, join(tmp, 'runs-link'));
+  const run = join(tmp, 'runs-link', 'run');
+  await runExperiment({ config, backend: fakeBackend(), resume: run });
+  assert.ok(existsSync(join(disk, 'run', 'cells', 'lp-original-s0', 'result.json')));
+  await reevaluate(run, fakeBackend());
+  assert.ok(existsSync(join(disk, 'run', 'results.json')));
+  assert.not.ok(existsSync(join(disk, 'run', RUN_LOCK_FILE)));
 });
 
 test.after(() => {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -187,6 +187,30 @@ test('paint options apply at batch time (α, colours) without a rebuild', async 
   assert.ok(o[p] < a[p] || a[p] === b[p]);
   assert.ok(a[p] <= b[p]);
   cache.close();
+});
+
+test('a settings folder planted as a link is refused, naming it, nothing written there; the cache folder itself may be a link', async () => {
+  const { s, entries, rows } = await setup();
+  const part = entries.slice(0, 12);
+  // the cache folder on another disk: built through the link
+  const disk = tempDir();
+  const out = join(tempDir(), 'cache');
+  symlinkSync(disk, out);
+  const a = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.ok(existsSync(join(disk, a.key, 'cache.json')));
+  // a cache folder from someone else whose <key> leads elsewhere
+  const handed = tempDir();
+  const elsewhere = tempDir();
+  mkdirSync(join(elsewhere, 'kept'));
+  symlinkSync(elsewhere, join(handed, a.key));
+  const err = await rejects(
+    buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out: handed, shardSize: 16 }),
+    /a symbolic link to a folder \(-> .*\) inside the cache folder .*refusing to write/,
+  );
+  assert.instance(err, DataError);
+  assert.is((err as DataError).reason, 'linked-folder');
+  assert.is((err as DataError).where.file, join(handed, a.key));
+  assert.equal(readdirSync(elsewhere), ['kept'], 'nothing written to the link target');
 });
 
 test.run();

@@ -4,11 +4,12 @@
  * memory. Symlinks are followed (a link to a real file is fine). Write targets likewise (saveTarget, for
  * every atomic write in io.ts): an atomic write renames over its path, which would replace the device
  * or FIFO. A symlink at a write's path is followed only where the caller named the path itself
- * (`links: 'follow'`); in a folder the program writes into (a run, a cache) it is replaced.
+ * (`links: 'follow'`); in a folder the program writes into (a run, a cache) it is replaced, and a
+ * symlinked folder inside it is refused before any write (refuseLinkedFolders).
  */
-import { lstatSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { DataError } from './errors.js';
 
 /** What `st` is when it is not a regular file ("a FIFO", "a folder", …); null for a regular file. */
@@ -137,4 +138,72 @@ export function recheckSaveTarget(file: string, target: string, links: LinkPolic
 export function checkPathArg(path: unknown, name = 'path'): asserts path is string {
   if (typeof path !== 'string' || path === '') throw new TypeError(`${name} must be a non-empty string`);
   if (path.includes('\0')) throw new TypeError(`${name} must not contain a NUL character`);
+}
+
+/**
+ * Refuses a symbolic link to a folder inside `root`, a folder the program owns and writes below (a run
+ * folder, a cache's settings folder): at `sub` (a folder at or below `root`; default `root` itself), at
+ * each folder between the two, and anywhere below `sub`. Such a folder may come from someone else, and a
+ * planted `cells -> /elsewhere` would send every write below it (checkpoints, the temp files a resume
+ * clears, the epochs it prunes) to /elsewhere, which replacing links at a file's own path (saveTarget)
+ * cannot see. `root` itself may be a link (a `runs` folder on a bigger disk): it is the user's choice.
+ * Missing folders pass (the program creates them); a link to a file is saveTarget's to replace.
+ * @param what the folder's role in the message (`run folder`, `cache folder`).
+ * @throws {DataError} `linked-folder`, naming the link and where it leads.
+ */
+export function refuseLinkedFolders(root: string, what: string, sub: string = root): void {
+  const refuse = (link: string) => {
+    let to = '';
+    try {
+      to = readlinkSync(link);
+    } catch {}
+    throw new DataError(
+      'linked-folder',
+      `a symbolic link to a folder (-> ${to}) inside the ${what} ${root}: what the program writes below it would land outside the ${what}; refusing to write. Put a real folder there (copy the link's target in)`,
+      { file: link },
+    );
+  };
+  const isLinkedFolder = (p: string, st: Stats) => {
+    if (!st.isSymbolicLink()) return false;
+    try {
+      return statSync(p).isDirectory();
+    } catch {
+      return false; // dangling: nothing is written through it (mkdir below it fails)
+    }
+  };
+  // the folders between root and sub, sub included
+  const rel = relative(root, sub);
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))
+    throw new Error(`refuseLinkedFolders: ${sub} is not inside ${root}`);
+  let p = root;
+  for (const part of rel ? rel.split(sep) : []) {
+    p = join(p, part);
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return; // missing: nothing below it yet
+    }
+    if (isLinkedFolder(p, st)) refuse(p);
+  }
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return; // missing, or not a folder: the write itself names the problem
+    }
+    for (const name of names) {
+      const q = join(dir, name);
+      let st: Stats;
+      try {
+        st = lstatSync(q);
+      } catch {
+        continue; // removed meanwhile
+      }
+      if (isLinkedFolder(q, st)) refuse(q);
+      if (st.isDirectory()) walk(q);
+    }
+  };
+  walk(sub);
 }

@@ -1,4 +1,7 @@
-/** Stopping long runs on request: Ctrl-C / SIGTERM, and the child processes that must stop with them. */
+/**
+ * Stopping long runs on request: Ctrl-C / SIGTERM, the loss of the parent a worker was started by, and
+ * the child processes that must stop with them.
+ */
 import type { ChildProcess } from 'node:child_process';
 
 /** Set `stop = true` (e.g. on SIGINT) to make a long loop (training, caching, attribution) stop at its next step boundary. */
@@ -36,4 +39,28 @@ export function stopOnSignals(
   };
   for (const s of signals) process.on(s, onSignal);
   return signal;
+}
+
+/**
+ * Stops `signal` as the first signal of stopOnSignals does (work ends at its next step boundary) when
+ * this process's parent is gone: the IPC channel it was started with closes, which also happens when
+ * the parent is SIGKILLed or taken by the OOM killer and so never tells its children. A worker left
+ * training would go on writing into a folder that a later `--resume` takes over. Calls `onGone` once
+ * when it stops `signal`. Without a channel (started by hand) it watches nothing.
+ * @returns a function that stops watching: call it before the process closes the channel itself.
+ */
+export function stopOnParentExit(signal: StopSignal, onGone?: () => void): () => void {
+  if (!process.send) return () => {};
+  const gone = () => {
+    if (signal.stop) return;
+    signal.stop = true;
+    onGone?.();
+  };
+  // the parent may have died before this process got this far: the channel is closed already
+  if (!process.connected) {
+    gone();
+    return () => {};
+  }
+  process.once('disconnect', gone);
+  return () => process.off('disconnect', gone);
 }

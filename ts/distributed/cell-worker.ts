@@ -2,13 +2,15 @@
  * One grid cell in a process of its own (devices.ts): reads the job from CXRMASK_CELL_JOB, opens the
  * run's config and cache, and trains the cell on its device into the run folder. SIGTERM (sent by
  * the parent when it is asked to stop) stops at the next step boundary with exit code 130; a second
- * one exits now. Any other error exits with the code the CLI gives it (common/report-error.ts) and is
+ * one exits now. The parent's death (its channel closes, even after a SIGKILL that let it tell no one)
+ * stops it the same way, so no orphan goes on writing into a run folder a later `--resume` takes
+ * over. Any other error exits with the code the CLI gives it (common/report-error.ts) and is
  * handed to the parent over the IPC channel, which rethrows it (cell-job.ts cellError): it is printed
  * once, by the run. Started without a channel (by hand), the worker prints it itself.
  */
 import { join } from 'node:path';
 import { InterruptedError } from '../common/errors.js';
-import { stopOnSignals } from '../common/interrupt.js';
+import { stopOnParentExit, stopOnSignals } from '../common/interrupt.js';
 import { readJson } from '../common/io.js';
 import { exitCodeOf, reportError } from '../common/report-error.js';
 import { CELL_JOB_VARIABLE, cellFailure, parseCellJob } from './cell-job.js';
@@ -16,6 +18,15 @@ import { CELL_JOB_VARIABLE, cellFailure, parseCellJob } from './cell-job.js';
 // before the grid and the addon load (seconds on a busy machine): a stop asked meanwhile is a
 // stop at the first step boundary, not a kill
 const signal = stopOnSignals(['SIGTERM']);
+const unwatchParent = stopOnParentExit(signal, () => {
+  // the terminal or pipe the parent shared may be gone too: a failed write must not end this
+  // process before it reaches the step boundary
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+  process.stderr.write(
+    `cell-worker ${process.pid}: the run that started it is gone; stopping at the next step boundary\n`,
+  );
+});
 // Ctrl-C reaches the whole terminal's process group: the parent alone decides, and tells the worker
 process.on('SIGINT', () => {});
 
@@ -62,6 +73,7 @@ try {
   if (!(err instanceof InterruptedError) && !(await tellParent(err))) reportError(err);
   process.exitCode = exitCodeOf(err);
 } finally {
+  unwatchParent();
   // the channel would keep this process alive
   if (process.connected) process.disconnect();
 }

@@ -49,13 +49,11 @@ const workerPath = () => {
   return self.slice(0, -extname(self).length).replace(/devices$/, 'cell-worker') + extname(self);
 };
 
-/** Exit code of a worker stopped at a step boundary (cell-worker.ts), as the CLI's for Ctrl-C. */
-export const CELL_STOPPED_CODE = EXIT_INTERRUPTED;
-
 /**
- * How a worker ended, as an error: exit 130 stopped at a step boundary and SIGINT/SIGTERM killed it
- * (an InterruptedError each, the message saying which: a kill may have cut a write short); an error
- * it reported is rethrown as its class (cell-job.ts cellError), so `--devices` exits as one process.
+ * How a worker ended, as an error: exit 130 (EXIT_INTERRUPTED, the CLI's for Ctrl-C) stopped at a
+ * step boundary and SIGINT/SIGTERM killed it (an InterruptedError each, the message saying which: a
+ * kill may have cut a write short); an error it reported is rethrown as its class (cell-job.ts
+ * cellError), so `--devices` exits as one process.
  */
 export function cellExitError(
   label: string,
@@ -63,7 +61,7 @@ export function cellExitError(
   signal: NodeJS.Signals | null,
   failure: CellFailure | null,
 ): Error {
-  if (code === CELL_STOPPED_CODE) return new InterruptedError(`${label} stopped at a step boundary`);
+  if (code === EXIT_INTERRUPTED) return new InterruptedError(`${label} stopped at a step boundary`);
   if (signal === 'SIGINT' || signal === 'SIGTERM')
     return new InterruptedError(`${label} killed by ${signal}`);
   if (failure) return cellError(failure, label);
@@ -113,14 +111,19 @@ export async function runCellsOnDevices(o: {
   const stopAll = () => {
     for (const c of running) c.kill('SIGTERM');
   };
-  // the signal is a flag polled at step boundaries; the workers are separate processes, told once
-  let told = false;
-  const watch = setInterval(() => {
-    if (o.signal?.stop && !told) {
-      told = true;
-      stopAll();
-    }
-  }, 200);
+  // The workers are separate processes, told once. What is watched is the stop flag, not the workers
+  // (their ends come as 'close' events, runCell): a StopSignal is a plain flag that whoever stops the
+  // run sets (stopOnSignals, a caller's own code) and loops read at step boundaries, with no event
+  // to listen to, so this loop reads it too. Each lane's next cell is refused on the flag itself.
+  const signal = o.signal;
+  const watch = signal
+    ? setInterval(() => {
+        if (signal.stop) {
+          clearInterval(watch);
+          stopAll();
+        }
+      }, 200)
+    : undefined;
   const lane = async (device: string) => {
     while (queue.length && !failed && !o.signal?.stop) {
       const cell = queue.shift()!;

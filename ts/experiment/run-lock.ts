@@ -4,7 +4,14 @@
  * holder's pid, host and start time. The lock is `<run>/run.lock`, created with O_EXCL and holding
  * {pid, host, startedAt, command}; it is removed when the holder ends, however it ends. A lock left by
  * a process that died (same host, pid no longer running) is stale and taken over; one from another
- * host cannot be checked and is reported with the way to remove it.
+ * host cannot be checked and is reported with the way to remove it. The pid is this process's: a cell
+ * worker (distributed/devices.ts) runs under its parent's lock and stops when that parent is gone
+ * (common/interrupt.ts stopOnParentExit): after a killed run, its workers write no further than the
+ * step they were in (a step is short next to a `--resume` loading its model and data).
+ *
+ * Taking the lock is also where a folder that may come from someone else is checked for a planted
+ * symlinked subfolder (`cells -> /elsewhere`, files.ts refuseLinkedFolders): every process that writes
+ * into a run folder (a new run, `--resume`, `eval`) takes it first.
  */
 import {
   closeSync,
@@ -19,6 +26,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
+import { refuseLinkedFolders } from '../common/files.js';
 
 export const RUN_LOCK_FILE = 'run.lock';
 
@@ -75,10 +83,12 @@ export interface RunLock {
 }
 
 /**
- * Takes the lock of `runDir`.
- * @throws {DataError} (reason `run-in-use`) another live process holds it, naming pid, host and start.
+ * Takes the lock of `runDir`, once no folder inside it is a symlink (`runDir` itself may be one).
+ * @throws {DataError} (reason `run-in-use`) another live process holds it, naming pid, host and start;
+ *   (reason `linked-folder`) a folder inside it is a symbolic link, naming it.
  */
 export function lockRun(runDir: string): RunLock {
+  refuseLinkedFolders(runDir, 'run folder');
   const path = join(runDir, RUN_LOCK_FILE);
   const info: RunLockInfo = {
     pid: process.pid,

@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, ReasonCounter } from '../common/errors.js';
+import { refuseLinkedFolders } from '../common/files.js';
 import { sha256, sha256File } from '../common/hash.js';
 import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
@@ -632,6 +633,8 @@ async function shardManifest(
 export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
   const t0 = performance.now();
   const b = resolveSettings(options);
+  // out/<key> is ours to write below; `out` itself may be a link to a bigger disk
+  refuseLinkedFolders(options.out, 'cache folder', b.dir);
   await mkdir(b.dir, { recursive: true });
   const { rows, summary: chexmaskSummary } = await chexmaskRows(b);
   const skipped = new ReasonCounter();
