@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError, type NativeError } from '../../ts/common/errors.js';
-import { saveAtomic } from '../../ts/common/io.js';
+import { withAtomicPath } from '../../ts/common/io.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { loadNative } from '../../ts/native.js';
@@ -169,11 +169,11 @@ test('a FIFO or folder put at the path after save() is called is not replaced: b
     const saving = clf.save(p);
     swap(p);
     await notAFile(saving, p, new RegExp(kind));
-    // during the write, through saveAtomic (training checkpoints): the swap after the addon has
-    // written, caught only by the check just before the rename
+    // during the write: the swap after the addon has written, caught only by the check just before
+    // the rename
     const q = join(sub, `late-${kind === 'a FIFO' ? 'fifo' : 'folder'}.ckpt`);
     await notAFile(
-      saveAtomic(q, async (tmp) => {
+      withAtomicPath(q, async (tmp) => {
         await clf.save(tmp, { weightsOnly: true });
         swap(q);
       }),
