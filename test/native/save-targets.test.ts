@@ -255,4 +255,32 @@ test("save(path, { weightsOnly: 'yes' }) is refused: it wrote the full state bef
   assert.is((await Classifier.readHeader(p)).weightsOnly, false);
 });
 
+test("save(path, { links: 'replace' }) (a run's own folder) replaces a link with the file, its target untouched; another policy is refused", async () => {
+  const sub = mkdtempSync(join(dir, 'replace-'));
+  const theirs = join(sub, 'theirs.ckpt');
+  writeFileSync(theirs, 'theirs');
+  const seg = await Segmenter.load(SEG_DIR, { device: 'cpu' });
+  try {
+    for (const [name, save] of [
+      ['clf.ckpt', (p: string) => clf.save(p, { links: 'replace' })],
+      ['seg.pt', (p: string) => seg.save(p, { links: 'replace', weightsOnly: true })],
+    ] as const) {
+      const p = join(sub, name);
+      symlinkSync(theirs, p);
+      await save(p);
+      assert.ok(lstatSync(p).isFile(), `${name} is still a link`);
+      assert.is(readFileSync(theirs, 'utf8'), 'theirs');
+    }
+    await seg.load(join(sub, 'seg.pt'));
+    assert.is((await Classifier.readHeader(join(sub, 'clf.ckpt'))).weightsOnly, false);
+    assert.equal(readdirSync(sub).sort(), ['clf.ckpt', 'seg.pt', 'theirs.ckpt']);
+    assert.throws(
+      () => clf.save(join(sub, 'x.ckpt'), { links: 'ignore' as never }),
+      (e: Error) => e instanceof RangeError && /^Classifier\.save option 'links': /.test(e.message),
+    );
+  } finally {
+    await seg.dispose();
+  }
+});
+
 test.run();
