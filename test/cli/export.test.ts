@@ -10,6 +10,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import { dirname, join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { exporterArgs } from '../../ts/cli/export.js';
+import { UsageError } from '../../ts/common/errors.js';
+import { exitCodeOf } from '../../ts/common/report-error.js';
 import { readSegmenterMeta } from '../../ts/model/meta.js';
 import { tempDir } from '../data/helpers.js';
 import { python } from '../explain/helpers.js';
@@ -71,6 +74,36 @@ test('a failed `export --checkpoint` over an existing export leaves it byte for 
   assert.match(r.err, /error: the exporter failed \(exit 1\)/);
   assert.equal(snapshot(out), before);
   assert.equal(besides(out), ['exp']);
+});
+
+test("a missing exporter script is the installation's fault (exit 1, naming it), not 'the exporter refused its input' (exit 2)", () => {
+  // Python exits 2 for a script it cannot open, as the exporters do for input the user can fix
+  const d = tempDir();
+  const cases = [
+    [{ segmenter: 'unet-tiny' as const }, 'segmenter_export.py'],
+    [{ randomInit: 'tiny' as const }, 'export_biomedclip.py'],
+    [{ checkpoint: d }, 'export_biomedclip.py'],
+  ] as const;
+  for (const [a, script] of cases) {
+    let err: unknown = null;
+    try {
+      exporterArgs({ ...a, out: join(d, 'out') }, d);
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, Error);
+    assert.not.instance(err, UsageError);
+    assert.is(exitCodeOf(err as Error), 1);
+    assert.is(
+      (err as Error).message,
+      `the exporter ${join(d, script)} is missing: the cxrmask installation is incomplete (reinstall it)`,
+    );
+  }
+  // the package's own are found
+  assert.is(
+    exporterArgs({ segmenter: 'unet-tiny', out: 'x' })[0],
+    join(ROOT, 'tools', 'segmenter_export.py'),
+  );
 });
 
 test('`export --checkpoint` with a missing or incomplete folder: one line naming what is missing, exit 2, no Python', () => {

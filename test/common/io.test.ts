@@ -21,7 +21,6 @@ import { DataError } from '../../ts/common/errors.js';
 import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/common/files.js';
 import {
   type AtomicWriteOptions,
-  saveAtomic,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -95,7 +94,7 @@ test('an atomic write syncs its folder, never what is below it: a FIFO in a subf
   assert.is(readFileSync(join(d, 'out.json'), 'utf8'), '{}');
 });
 
-test('saveAtomic following links writes through a link (the link stays), resolving `..` from the folder the link is in', async () => {
+test('withAtomicPath following links writes through a link (the link stays), resolving `..` from the folder the link is in', async () => {
   // real/sub/link.ckpt -> ../x.ckpt, reached as alias/link.ckpt with alias -> real/sub: the kernel's
   // target is real/x.ckpt; resolving the spelling (alias/..) named another file
   const d = join(tmp, 'links');
@@ -106,14 +105,14 @@ test('saveAtomic following links writes through a link (the link stays), resolvi
   const path = join(d, 'alias', 'link.ckpt');
   assert.is(saveTarget(path, 'follow'), join(d, 'real', 'x.ckpt'));
   assert.is(saveTarget(path), path);
-  await saveAtomic(path, async (t) => writeFileSync(t, 'new'), { links: 'follow' });
+  await withAtomicPath(path, async (t) => writeFileSync(t, 'new'), { links: 'follow' });
   assert.ok(lstatSync(join(d, 'real', 'sub', 'link.ckpt')).isSymbolicLink());
   assert.is(readFileSync(join(d, 'real', 'x.ckpt'), 'utf8'), 'new');
   assert.not.ok(readdirSync(d).includes('x.ckpt'));
   // a FIFO at a checkpoint path is refused, not replaced
   spawnSync('mkfifo', [join(d, 'best.pt')]);
   try {
-    await saveAtomic(join(d, 'best.pt'), async (t) => writeFileSync(t, 'x'));
+    await withAtomicPath(join(d, 'best.pt'), async (t) => writeFileSync(t, 'x'));
     assert.unreachable('a FIFO was replaced by a checkpoint');
   } catch (e) {
     assert.match((e as Error).message, /best\.pt/);
@@ -127,7 +126,6 @@ const WRITERS: [string, Writer][] = [
   ['writeFileAtomicAsync', (p, text, o) => writeFileAtomicAsync(p, text, o)],
   ['writeJsonAtomic', (p, text, o) => writeJsonAtomic(p, text, o)],
   ['withAtomicPath', (p, text, o) => withAtomicPath(p, async (t) => writeFileSync(t, text), o)],
-  ['saveAtomic', (p, text, o) => saveAtomic(p, async (t) => writeFileSync(t, text), o)],
 ];
 const MODES: AtomicWriteOptions[] = [{}, { links: 'replace' }, { links: 'follow' }];
 
@@ -266,9 +264,9 @@ async function writeAsyncSwapping(p: string, text: string, o: AtomicWriteOptions
 
 const SWAPPING_WRITERS: [string, (p: string, o: AtomicWriteOptions, swap: () => void) => Promise<void>][] = [
   [
-    'saveAtomic',
+    'withAtomicPath',
     (p, o, swap) =>
-      saveAtomic(
+      withAtomicPath(
         p,
         async (t) => {
           writeFileSync(t, 'weights');

@@ -5,7 +5,9 @@
  * logistic regression trained with Adam whose state (weights + moments + step) is saved/loaded.
  */
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import type { LinkPolicy } from '../../ts/common/files.js';
+import { writeFileAtomic } from '../../ts/common/io.js';
 import { mulberry32 } from '../../ts/common/random.js';
 import type { Split } from '../../ts/data/mimic.js';
 import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
@@ -148,8 +150,9 @@ class FakeClassifier implements ClassifierLike {
       for (let k = 0; k < K; k++) out[i * K + k] = 1 / (1 + Math.exp(-this.logit(x, i, k)));
     return out;
   }
-  async save(path: string) {
-    writeFileSync(
+  // atomic, with the link policy asked for, as Classifier.save (a run saves each checkpoint once)
+  async save(path: string, o: { links?: LinkPolicy } = {}) {
+    writeFileAtomic(
       path,
       JSON.stringify({
         kind: this.kind,
@@ -159,6 +162,7 @@ class FakeClassifier implements ClassifierLike {
         v: Array.from(this.v),
         t: this.t,
       }),
+      { links: o.links ?? 'follow' },
     );
   }
   async load(path: string) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError, NativeError } from '../../ts/common/errors.js';
-import { removeStaleTemps, saveAtomic } from '../../ts/common/io.js';
+import { removeStaleTemps, saveCheckpoint } from '../../ts/common/io.js';
 import { trainWithCheckpoints } from '../../ts/experiment/train.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
@@ -88,15 +88,15 @@ test('Segmenter.save fails the same way: ERR_IO, nothing left', async () => {
   }
 });
 
-test('saveAtomic: a failed native write becomes a DataError naming the final file', async () => {
+test('saveCheckpoint: a failed native write becomes a DataError naming the final file', async () => {
   requireModel();
   const dir = mkdtempSync(join(tmpdir(), 'cxrmask-full-'));
   const c = await Classifier.create({ modelDir: MODEL_DIR, device: 'cpu', seed: 1 });
   try {
     const path = join(dir, 'cell', 'epoch-2.ckpt');
     try {
-      await withFaultAfter(5000, () => saveAtomic(path, (tmp) => c.save(tmp)));
-      assert.unreachable('saveAtomic did not fail');
+      await withFaultAfter(5000, () => saveCheckpoint(c, path));
+      assert.unreachable('saveCheckpoint did not fail');
     } catch (e) {
       assert.instance(e, DataError);
       assert.is((e as DataError).reason, 'write-failed');

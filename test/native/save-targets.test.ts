@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DataError, type NativeError } from '../../ts/common/errors.js';
-import { saveAtomic } from '../../ts/common/io.js';
+import { withAtomicPath } from '../../ts/common/io.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { loadNative } from '../../ts/native.js';
@@ -169,11 +169,11 @@ test('a FIFO or folder put at the path after save() is called is not replaced: b
     const saving = clf.save(p);
     swap(p);
     await notAFile(saving, p, new RegExp(kind));
-    // during the write, through saveAtomic (training checkpoints): the swap after the addon has
-    // written, caught only by the check just before the rename
+    // during the write: the swap after the addon has written, caught only by the check just before
+    // the rename
     const q = join(sub, `late-${kind === 'a FIFO' ? 'fifo' : 'folder'}.ckpt`);
     await notAFile(
-      saveAtomic(q, async (tmp) => {
+      withAtomicPath(q, async (tmp) => {
         await clf.save(tmp, { weightsOnly: true });
         swap(q);
       }),
@@ -253,6 +253,34 @@ test("save(path, { weightsOnly: 'yes' }) is refused: it wrote the full state bef
   assert.not.ok(existsSync(p));
   await clf.save(p, { weightsOnly: false });
   assert.is((await Classifier.readHeader(p)).weightsOnly, false);
+});
+
+test("save(path, { links: 'replace' }) (a run's own folder) replaces a link with the file, its target untouched; another policy is refused", async () => {
+  const sub = mkdtempSync(join(dir, 'replace-'));
+  const theirs = join(sub, 'theirs.ckpt');
+  writeFileSync(theirs, 'theirs');
+  const seg = await Segmenter.load(SEG_DIR, { device: 'cpu' });
+  try {
+    for (const [name, save] of [
+      ['clf.ckpt', (p: string) => clf.save(p, { links: 'replace' })],
+      ['seg.pt', (p: string) => seg.save(p, { links: 'replace', weightsOnly: true })],
+    ] as const) {
+      const p = join(sub, name);
+      symlinkSync(theirs, p);
+      await save(p);
+      assert.ok(lstatSync(p).isFile(), `${name} is still a link`);
+      assert.is(readFileSync(theirs, 'utf8'), 'theirs');
+    }
+    await seg.load(join(sub, 'seg.pt'));
+    assert.is((await Classifier.readHeader(join(sub, 'clf.ckpt'))).weightsOnly, false);
+    assert.equal(readdirSync(sub).sort(), ['clf.ckpt', 'seg.pt', 'theirs.ckpt']);
+    assert.throws(
+      () => clf.save(join(sub, 'x.ckpt'), { links: 'ignore' as never }),
+      (e: Error) => e instanceof RangeError && /^Classifier\.save option 'links': /.test(e.message),
+    );
+  } finally {
+    await seg.dispose();
+  }
 });
 
 test.run();

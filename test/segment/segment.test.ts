@@ -29,7 +29,7 @@ import { readSegmenterMeta } from '../../ts/model/meta.js';
 import { Segmenter } from '../../ts/model/segmenter.js';
 import { loadNative } from '../../ts/native.js';
 import { evaluateSegmenter } from '../../ts/segment/eval.js';
-import { dice, hd95 } from '../../ts/segment/metrics.js';
+import { dice, hd95, STRUCTURES } from '../../ts/segment/metrics.js';
 import { openSegmenter, resolveSegmenter } from '../../ts/segment/open.js';
 import { type SegTrainState, trainSegmenter } from '../../ts/segment/train.js';
 
@@ -92,6 +92,14 @@ test('trains on a synthetic cache to a Dice floor per structure, resumes, and ev
       assert.is(st.history[2]!.step, steps + (st.history[1]!.step - st.history[0]!.step));
       assert.ok(!existsSync(join(out, 'state-2.pt')), 'older checkpoints are removed');
       await again.load(join(out, 'best.pt'));
+      // validation thresholds the logits itself (to see a NaN one): the same masks as predictMasks'
+      const bestEpoch = st.history.find((h) => h.epoch === st.best!.epoch)!;
+      const v = await evaluateSegmenter(again, cache, { split: 'validate', batchSize: 8 });
+      for (const k of STRUCTURES)
+        assert.ok(
+          Math.abs(v.dice[k].mean - bestEpoch.val[k]) < 1e-12,
+          `${k}: ${v.dice[k].mean} vs ${bestEpoch.val[k]}`,
+        );
       const r = await evaluateSegmenter(again, cache, { batchSize: 8 });
       const json = JSON.parse(readFileSync(join(out, 'train.json'), 'utf8')) as SegTrainState;
       assert.is(json.epoch, 4);
@@ -221,9 +229,8 @@ test("the demo's segmenter folder is what serve/predict/openSegmenter take (trai
   await opened.dispose();
 });
 
-test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or state of NaN weights', async () => {
-  const cache = openCache(join(tmp, 'cache'));
-  // Segmenter.load refuses lr 1e308: the raw addon's segmenter, in the class's clothes
+/** The raw addon's segmenter with lr 1e308 (Segmenter.load refuses it), in the class's clothes. */
+async function divergingSegmenter(): Promise<Segmenter> {
   const raw = await loadNative().Segmenter.create({
     modelPath: join(SEG, 'seg.pt'),
     device: 'cpu',
@@ -233,7 +240,12 @@ test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or st
     bf16: false,
   });
   const Ctor = Segmenter as unknown as new (...a: unknown[]) => Segmenter;
-  const seg = new Ctor(raw, readSegmenterMeta(SEG), SEG, 0.5);
+  return new Ctor(raw, readSegmenterMeta(SEG), SEG, 0.5);
+}
+
+test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or state of NaN weights', async () => {
+  const cache = openCache(join(tmp, 'cache'));
+  const seg = await divergingSegmenter();
   const out = join(tmp, 'seg-nan');
   try {
     let err: unknown = null;
@@ -259,6 +271,45 @@ test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or st
       new RegExp(`^segmenter training ${out}, epoch 1, step 2: the training loss is NaN`),
     );
     assert.match((err as Error).message, /lower the learning rate \(--lr\)/);
+    for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+  } finally {
+    await seg.dispose();
+    cache.close();
+  }
+});
+
+test("lr 1e308, one step per epoch: the epoch's last step made the weights NaN; validation's logits stop it, nothing saved", async () => {
+  const cache = openCache(join(tmp, 'cache'));
+  const seg = await divergingSegmenter();
+  const out = join(tmp, 'seg-nan-last');
+  try {
+    let err: unknown = null;
+    try {
+      // the only step's loss is read before its update: finite; the weights after it are not
+      await trainSegmenter({
+        cache,
+        segmenter: seg,
+        out,
+        epochs: 2,
+        batchSize: 4,
+        seed: 0,
+        maxTrain: 4,
+        maxValidate: 8,
+        fingerprint: {},
+      });
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, DataError);
+    assert.is((err as DataError).reason, 'non-finite-loss');
+    assert.match(
+      (err as Error).message,
+      new RegExp(
+        `^segmenter training ${out}, epoch 1, validation: the rightLung logit of cache row \\d+ is (NaN|-?Infinity): the weights are not finite`,
+      ),
+    );
+    assert.match((err as Error).message, /lower the learning rate \(--lr\)/);
+    assert.is(seg.step, 1);
     for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
   } finally {
     await seg.dispose();

@@ -53,16 +53,29 @@ export function checkCheckpointDir(dir: string): void {
     );
 }
 
-/** The exporter script and its arguments for one request. */
-export function exporterArgs(a: Omit<ExportArgv, 'seed'> & { seed?: number }): string[] {
+/**
+ * The exporter script and its arguments for one request. `tools`: where the exporters are (the
+ * package's tools/).
+ * @throws {UsageError} not exactly one of randomInit, checkpoint, segmenter.
+ * @throws {Error} the script is not there: the installation is incomplete, a fault (exit 1), not a
+ *   refusal of the user's input (Python exits 2 for a script it cannot open, as the exporters do
+ *   for input the user can fix).
+ */
+export function exporterArgs(
+  a: Omit<ExportArgv, 'seed'> & { seed?: number },
+  tools = join(packageRoot, 'tools'),
+): string[] {
   const given = [a.randomInit, a.checkpoint, a.segmenter].filter((v) => v !== undefined).length;
   if (given !== 1) throw new UsageError('give exactly one of --random-init, --checkpoint, --segmenter');
   const seed = ['--seed', String(a.seed ?? 0)];
-  const tools = join(packageRoot, 'tools');
-  if (a.segmenter)
-    return [join(tools, 'segmenter_export.py'), '--random-init', a.segmenter, '--out', a.out, ...seed];
+  const script = join(tools, a.segmenter ? 'segmenter_export.py' : 'export_biomedclip.py');
+  if (!existsSync(script))
+    throw new Error(
+      `the exporter ${script} is missing: the cxrmask installation is incomplete (reinstall it)`,
+    );
+  if (a.segmenter) return [script, '--random-init', a.segmenter, '--out', a.out, ...seed];
   const src = a.randomInit ? ['--random-init', a.randomInit] : ['--checkpoint', a.checkpoint as string];
-  return [join(tools, 'export_biomedclip.py'), ...src, '--out', a.out, ...seed];
+  return [script, ...src, '--out', a.out, ...seed];
 }
 
 export const exportCommand: CommandModule<object, ExportArgv> = {

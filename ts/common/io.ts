@@ -88,24 +88,23 @@ export function removeStaleTemps(dir: string): string[] {
 }
 
 /**
- * withAtomicPath for a model's native save: nothing appears under `path` unless the whole file was
- * written, the temp file is removed, and a write failure (full disk, quota: NativeError ERR_IO) becomes
- * a DataError('write-failed') naming `path`.
+ * A training checkpoint inside a run's own folder, with one call of the model's save (which writes
+ * atomically itself: a wrapping atomic write staged every checkpoint twice): a link planted at `path`
+ * is replaced, never followed, and a failed native write (full disk, quota: NativeError ERR_IO)
+ * becomes a DataError('write-failed') naming `path`, as every other failed write of a run does.
  */
-export async function saveAtomic(
+export async function saveCheckpoint(
+  model: { save(path: string, o: { weightsOnly?: boolean; links?: LinkPolicy }): Promise<void> },
   path: string,
-  save: (tmp: string) => Promise<void>,
-  o: AtomicWriteOptions = {},
+  o: { weightsOnly?: boolean } = {},
 ): Promise<void> {
   try {
-    await withAtomicPath(path, save, o);
+    await model.save(path, { ...o, links: 'replace' });
   } catch (e) {
     if (e instanceof NativeError && e.code === 'ERR_IO')
       throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {
         file: path,
       });
-    if ((e as NodeJS.ErrnoException).code === 'ENOSPC' || (e as NodeJS.ErrnoException).code === 'EDQUOT')
-      throw new DataError('write-failed', `not written: ${(e as Error).message}`, { file: path });
     throw e;
   }
 }

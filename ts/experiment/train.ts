@@ -14,7 +14,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
+import { readJson, removeStaleTemps, saveCheckpoint, writeJsonAtomic } from '../common/io.js';
 import { FINDINGS, NUM_LABELS } from '../common/labels.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
 import { epochSeed, shuffled } from '../common/random.js';
@@ -451,8 +451,8 @@ async function saveEpochCheckpoints(
 ): Promise<NonNullable<EpochRecord['checkpoint']>> {
   if (!root) return { seconds: 0, bytes: 0 };
   const tSave = performance.now();
-  if (improved) await saveAtomic(bestPath, (tmp) => clf.save(tmp, { weightsOnly: true }));
-  await saveAtomic(join(dir, ckpt), (tmp) => clf.save(tmp));
+  if (improved) await saveCheckpoint(clf, bestPath, { weightsOnly: true });
+  await saveCheckpoint(clf, join(dir, ckpt));
   return {
     seconds: (performance.now() - tSave) / 1000,
     bytes: fileBytes(join(dir, ckpt)) + (improved ? fileBytes(bestPath) : 0),

@@ -64,8 +64,12 @@ export interface ClassifierLike {
   readLosses?(): Promise<StepLoss>;
   /** Sigmoid probabilities `[n, numLabels]`. */
   predict(x: ImageInput, n: number): Promise<Float32Array>;
-  /** Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). */
-  save(path: string, opts?: { weightsOnly?: boolean }): Promise<void>;
+  /**
+   * Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs), written atomically
+   * (a run writes each checkpoint with one call); a symlink at `path` is written through, or with
+   * `links: 'replace'` (what a run passes for its own folder) replaced.
+   */
+  save(path: string, opts?: { weightsOnly?: boolean; links?: 'follow' | 'replace' }): Promise<void>;
   /** Restores what save() wrote. */
   load(path: string): Promise<void>;
   /** One finding's logit explained (Classifier.attribute; needs the image tower); optional. */

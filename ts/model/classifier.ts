@@ -295,28 +295,30 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
   /**
    * Whole trainable state: encoder + head weights, AdamW moments, step count — what resume needs. With
    * `weightsOnly` just the weights (a third of the bytes for BiomedCLIP): enough to predict. A symlink
-   * is written through: its target gets the file (docs/contracts.md, Checkpoints).
+   * is written through: its target gets the file (docs/contracts.md, Checkpoints); with
+   * `links: 'replace'` (a file inside a run's own folder) the link itself is replaced by the file.
    * @throws {TypeError} (synchronously) `path` not a non-empty string or holding a NUL, an unknown
    *   option, or `weightsOnly` not a boolean.
+   * @throws {RangeError} (synchronously) `links` not 'follow' or 'replace'.
    * @throws {Error} (synchronously) the classifier is disposed.
    * @throws {DataError} (rejects) `not-a-file`: the path (or the link's target) is a FIFO, device,
    *   socket or folder, when called or just before the file is renamed into place (put there
    *   meanwhile); `target-changed`: a link at the path was pointed elsewhere meanwhile.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
-  save(path: string, options: { weightsOnly?: boolean } = {}): Promise<void> {
+  save(path: string, options: { weightsOnly?: boolean; links?: 'follow' | 'replace' } = {}): Promise<void> {
     checkPathArg(path);
-    const { weightsOnly } = parseOptions(SaveSchema, options, 'Classifier.save');
+    const { weightsOnly, links } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();
     try {
-      saveTarget(path, 'follow'); // refused before queueing; checked again before the rename (withAtomicPath)
+      saveTarget(path, links); // refused before queueing; checked again before the rename (withAtomicPath)
     } catch (e) {
       return Promise.reject(e);
     }
     const stack = new Error('Classifier.save');
     // the addon writes a temp file; the rename onto the path is withAtomicPath's, after its re-check
     return this.queue.run(() =>
-      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack), { links: 'follow' }),
+      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack), { links }),
     );
   }
 

@@ -11,6 +11,7 @@ import {
   nonEmptyString,
   nonNegativeInt,
   nonNegativeNumber,
+  oneOf,
   or,
   positiveCount,
   rule,
@@ -60,8 +61,14 @@ export const SegmenterLoadSchema = z
 
 export const ClipLoadSchema = z.object({ device: deviceOption }).strict();
 
-/** `save(path, { weightsOnly })` of the trainable models. */
-export const SaveSchema = z.object({ weightsOnly: flag }).strict();
+/**
+ * `save(path, { weightsOnly, links })` of the trainable models: a symlink at the path is written
+ * through (`follow`, the default: a path the caller named) or replaced (`replace`: a file inside a
+ * run's own folder, files.ts LinkPolicy).
+ */
+export const SaveSchema = z
+  .object({ weightsOnly: flag, links: or(oneOf(['follow', 'replace'] as const), 'follow') })
+  .strict();
 
 /** `trainStep(…, { readLoss })` / `idleStep({ readLoss })`: anything but false reads the loss. */
 export const ReadLossSchema = z.object({ readLoss: z.preprocess((v) => v !== false, z.boolean()) }).strict();

@@ -10,13 +10,14 @@ import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DataError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { readJson, removeStaleTemps, saveAtomic, writeJsonAtomic } from '../common/io.js';
+import { readJson, removeStaleTemps, saveCheckpoint, writeJsonAtomic } from '../common/io.js';
 import { DataWait, prefetch } from '../common/prefetch.js';
 import { epochSeed, shuffled } from '../common/random.js';
 
 import type { Cache } from '../images/cache.js';
+import type { ImageInput } from '../model/records.js';
 import type { Segmenter } from '../model/segmenter.js';
-import { meanDice, type SegScores, scoreMasks } from './metrics.js';
+import { meanDice, type SegScores, STRUCTURES, scoreMasks } from './metrics.js';
 
 export interface SegTrainOptions {
   cache: Cache;
@@ -70,9 +71,14 @@ export function maskedIndices(cache: Cache, split: 'train' | 'validate' | 'test'
   return all.filter((i) => cache.regionMasks([i]).some((b) => b !== 0));
 }
 
+/** What scoreSplit predicts with: a Segmenter, or training's validation (checkedMasks); `rows` are cache rows. */
+interface MaskPredictor {
+  predictMasks(x: ImageInput, n: number, rows: number[]): Promise<Uint8Array>;
+}
+
 /** Predicted region masks of cache rows, batch by batch, scored against the cache's own regions. */
 export async function scoreSplit(
-  seg: Segmenter,
+  seg: MaskPredictor,
   cache: Cache,
   indices: number[],
   batchSize: number,
@@ -86,11 +92,43 @@ export async function scoreSplit(
   })) {
     if (!r.ok) throw r.error;
     const { idx, batch } = r.value;
-    const masks = await seg.predictMasks(batch.x, idx.length);
+    const masks = await seg.predictMasks(batch.x, idx.length, idx);
     onMasks?.(idx, masks);
     scores = scoreMasks(masks, cache.regionMasks(idx), idx.length, cache.size, scores);
   }
   return scores ?? scoreMasks(new Uint8Array(0), new Uint8Array(0), 0, cache.size);
+}
+
+/**
+ * Segmenter.predictMasks through the logits, for validation while training: the same masks (a
+ * structure where its logit is above logit(threshold), compared in float32 as the addon does), but a
+ * NaN or infinite logit stops the training. Thresholded, NaN weights read as "no structure", so an
+ * epoch whose last step made the weights non-finite (after that step's loss was read) was scored and
+ * saved.
+ */
+function checkedMasks(seg: Segmenter, o: SegTrainOptions, epoch: number): MaskPredictor {
+  const cut = Math.fround(Math.log(seg.threshold / (1 - seg.threshold)));
+  const plane = seg.size * seg.size;
+  return {
+    async predictMasks(x, n, rows) {
+      const logits = await seg.logits(x, n);
+      const masks = new Uint8Array(n * plane);
+      for (let i = 0; i < n; i++)
+        for (let c = 0; c < STRUCTURES.length; c++) {
+          const at = (i * STRUCTURES.length + c) * plane;
+          for (let p = 0; p < plane; p++) {
+            const v = logits[at + p]!;
+            if (v > cut) masks[i * plane + p]! |= 1 << c;
+            else if (!Number.isFinite(v))
+              throw new DataError(
+                'non-finite-loss',
+                `segmenter training ${o.out}, epoch ${epoch}, validation: the ${STRUCTURES[c]} logit of cache row ${rows[i]} is ${v}: the weights are not finite. Training diverged: lower the learning rate (--lr), or turn bf16 off; nothing of this epoch was saved`,
+              );
+          }
+        }
+      return masks;
+    },
+  };
 }
 
 const sameFingerprint = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -198,7 +236,12 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
     const wait = new DataWait();
     const trained = await trainSegEpoch(o, epoch, order, wait);
     const valDice = meanDice(
-      await scoreSplit(seg, cache, val.length ? val : train.slice(0, 64), o.batchSize),
+      await scoreSplit(
+        checkedMasks(seg, o, epoch),
+        cache,
+        val.length ? val : train.slice(0, 64),
+        o.batchSize,
+      ),
     );
     const rec: SegEpoch = {
       epoch,
@@ -209,13 +252,13 @@ export async function trainSegmenter(o: SegTrainOptions): Promise<SegTrainState>
       dataWaitSeconds: wait.seconds,
     };
     if (!state.best || valDice.mean > state.best.valDice) {
-      await saveAtomic(best, (tmp) => seg.save(tmp, { weightsOnly: true }));
+      await saveCheckpoint(seg, best, { weightsOnly: true });
       state.best = { epoch, valDice: valDice.mean };
     }
     // The new checkpoint, then train.json naming it, then the old one goes: a crash anywhere in between
     // leaves a train.json whose checkpoint exists and matches it.
     const checkpoint = `state-${epoch}.pt`;
-    await saveAtomic(join(o.out, checkpoint), (tmp) => seg.save(tmp));
+    await saveCheckpoint(seg, join(o.out, checkpoint));
     const old = state.checkpoint;
     state = {
       ...state,
