@@ -55,7 +55,7 @@ const OpenSegmenterSchema = SegmenterLoadSchema.extend({ untrained: flag }).stri
 /**
  * Loads the export, then the trained weights when there are any (disposed again if they do not fit).
  * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
- * @throws {ConfigError} the path is no segmenter, or an untrained export without `untrained: true`.
+ * @throws {ConfigError} (rejects) the path is no segmenter, or an untrained export without `untrained: true`.
  */
 export async function openSegmenter(path: string, options: OpenSegmenterOptions = {}): Promise<Segmenter> {
   // checked here, not only by Segmenter.load: `untrained` is ours, and `'no'` must not read as true

@@ -244,8 +244,8 @@ export class MaskingPredictor {
    * Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict.
    * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
    * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images,
-   *   or `preprocess.size` is not the model's image size (model.json `imageSize`); see openModel for the checkpoint (a run's cell over a model folder that is not the one its run
-   *   recorded is refused).
+   *   or `preprocess.size` is not the model's image size (model.json `imageSize`); see openModel for
+   *   the checkpoint (a run's cell over a model folder that is not the one its run recorded is refused).
    */
   static async load(options: PredictorOptions): Promise<MaskingPredictor> {
     const o = parseOptions(PredictorLoadSchema, options, 'MaskingPredictor.load') as PredictorOptions;
