@@ -93,4 +93,40 @@ test('a Buffer works like a path', async () => {
   assert.equal(Array.from(a.gray), Array.from(b.gray));
 });
 
+test('an unknown option is refused by name (imageLimits for limits would drop the pixel cap), as is a row that is no object', async () => {
+  const img = join(FIXTURES, 'phantom-640x768.jpg');
+  const refused = async (p: Promise<unknown>): Promise<Error> => {
+    const e = await p.then(
+      () => null,
+      (x: unknown) => x as Error,
+    );
+    assert.ok(e, 'accepted');
+    return e as Error;
+  };
+  const known = '(known: preprocess, overlay, limits)';
+  for (const [options, message] of [
+    [{ imageLimits: { maxPixels: 1000 } }, `unknown preprocess option 'imageLimits' ${known}`],
+    [{ preproces: { size: 64 } }, `unknown preprocess option 'preproces' ${known}`],
+    ['x', "preprocess option '(options)': Invalid input: expected object, received string"],
+  ] as const) {
+    const e = await refused(preprocess(img, null, options as never));
+    assert.instance(e, TypeError);
+    assert.is(e.message, message);
+  }
+  // the key it knows sets the cap
+  const capped = await refused(preprocess(img, null, { limits: { maxPixels: 1000 } }));
+  assert.match(capped.message, /over the limit of 1000 \(maxPixels\)/);
+  // a dicom_id given instead of its row
+  for (const [row, type] of [
+    ['abc', 'string'],
+    [42, 'number'],
+    [true, 'boolean'],
+    [[1, 2], 'Array'],
+  ] as const) {
+    const e = await refused(preprocess(img, row as never));
+    assert.instance(e, TypeError);
+    assert.is(e.message, `row must be a CheXmask row, a CSV record or region masks, got ${type}`);
+  }
+});
+
 test.run();

@@ -90,6 +90,25 @@ test('an untrained export is refused by openSegmenter and MaskingPredictor unles
   await Promise.all([p.dispose(), q.dispose()]);
 });
 
+test('openSegmenter checks its own options by its own name: untrained is a boolean, a typo lists untrained', async () => {
+  const known = '(known: device, lr, weightDecay, gradClip, bf16, threshold, untrained)';
+  for (const [options, message] of [
+    [{ untrained: 'no' }, "openSegmenter option 'untrained': untrained must be a boolean, got 'no'"],
+    [{ untrained: 1 }, "openSegmenter option 'untrained': untrained must be a boolean, got number"],
+    [{ untrained: true, devcie: 'cpu' }, `unknown openSegmenter option 'devcie' ${known}`],
+  ] as const) {
+    const e = await openSegmenter(SEG_DIR, options as never).then(
+      async (seg) => {
+        await seg.dispose();
+        return null;
+      },
+      (x: unknown) => x as Error,
+    );
+    assert.instance(e, TypeError, `opened with ${JSON.stringify(options)}`);
+    assert.is(e!.message, message);
+  }
+});
+
 test('folders that are neither, and train folders without weights or export, are ConfigErrors', () => {
   const empty = mkdtempSync(join(tmpdir(), 'cxrmask-segopen-'));
   dirs.push(empty);

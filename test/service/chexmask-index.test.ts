@@ -120,4 +120,21 @@ test('an id the CSV lacks is unknown-id; a threshold outside [0, 1] is refused b
   await index.close();
 });
 
+test('row() after close() says the index of that CSV is closed; close() twice is fine', async () => {
+  const csv = join(tempDir(), 'closed.csv');
+  writeFileSync(csv, `${[HEADER, row('a', '0.9', 1)].join('\n')}\n`);
+  const index = await ChexmaskIndex.build(csv);
+  assert.is((await index.row('a')).dicomId, 'a');
+  // a read in flight when close() is called still completes
+  const inFlight = index.row('a');
+  await index.close();
+  assert.is((await inFlight).dicomId, 'a');
+  for (const id of ['a', 'b']) {
+    const e = await index.row(id).catch((x: unknown) => x);
+    assert.instance(e, Error);
+    assert.is((e as Error).message, `the ChexmaskIndex of ${csv} is closed`);
+  }
+  await index.close();
+});
+
 test.run();

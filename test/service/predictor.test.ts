@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError, DataError, NativeError } from '../../ts/common/errors.js';
 import { FINDINGS } from '../../ts/common/labels.js';
 import type { ModelBackend as Backend, ClassifierLike, ClipLike } from '../../ts/model/backend.js';
 import { MaskingPredictor } from '../../ts/service/predictor.js';
 import { fakeBackend, fakeCache } from '../experiment/fake-backend.js';
+import { MODEL_DIR } from '../native/helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-'));
 const cache = fakeCache({ n: 20 });
@@ -192,6 +194,112 @@ test('MaskingPredictor.load refuses an unknown option by name, and checks the on
     (e: Error) =>
       assert.match(e.message, /option 'kind': kind must be one of zeroshot, linear-probe, finetune, got lp/),
   );
+});
+
+test('predict refuses unknown or non-boolean extras and a CheXmask argument that is no object, by rejecting', async () => {
+  const p = await MaskingPredictor.load({ modelDir: 'unused', backend: fakeBackend(), preprocessFn });
+  const cases: [unknown, unknown, RegExp][] = [
+    [
+      null,
+      { overlay: true, maks: true },
+      /^unknown MaskingPredictor\.predict option 'maks' \(known: overlay, masks\)$/,
+    ],
+    [
+      null,
+      { overlay: 1 },
+      /^MaskingPredictor\.predict option 'overlay': overlay must be a boolean, got number$/,
+    ],
+    [
+      null,
+      { masks: 'yes' },
+      /^MaskingPredictor\.predict option 'masks': masks must be a boolean, got 'yes'$/,
+    ],
+    [null, null, /^MaskingPredictor\.predict option '\(options\)': .*expected object, received null/],
+    // a dicom_id given instead of its row
+    ['abc', {}, /^chexmask must be a CheXmask row, a CSV record or region masks, got string$/],
+    [42, {}, /^chexmask must be a CheXmask row, a CSV record or region masks, got number$/],
+  ];
+  for (const [chexmask, extras, message] of cases) {
+    let call: Promise<unknown> | undefined;
+    try {
+      call = p.predict('3', chexmask, extras as never);
+    } catch (e) {
+      assert.unreachable(`thrown, not rejected: ${(e as Error).message}`);
+    }
+    const e = await call!.then(
+      () => assert.unreachable(`accepted ${JSON.stringify([chexmask, extras])}`),
+      (x: unknown) => x,
+    );
+    assert.instance(e, TypeError);
+    assert.match((e as Error).message, message);
+  }
+  // the keys it knows still work, and leaving extras out is no error
+  const r = await p.predict('3', { any: 'row' }, { overlay: false, masks: true });
+  assert.ok('masks' in r && !('overlayPng' in r));
+  await p.predict('3', undefined, undefined);
+  await p.dispose();
+});
+
+test("predict's errors carry the caller's stack, their messages unchanged (a model step, a decode)", async () => {
+  // both fail from a timer callback: nothing of the caller is on the stack where they are made
+  const later = (e: Error) => new Promise<never>((_, reject) => setTimeout(() => reject(e), 1));
+  const base = fakeBackend();
+  const backend: Backend = {
+    ...base,
+    loadClip: async (dir, device) => {
+      const c = await base.loadClip(dir, device);
+      const w: ClipLike = Object.create(c);
+      w.encodeImage = () => later(new NativeError('ClipModel.encodeImage: input batch contains NaN or Inf'));
+      return w;
+    },
+  };
+  const failingPrep = () => later(new DataError('image-corrupt', 'cannot decode image', { file: 'x.jpg' }));
+  const onModel = await MaskingPredictor.load({ modelDir: 'unused', backend, preprocessFn });
+  const onDecode = await MaskingPredictor.load({
+    modelDir: 'unused',
+    backend: fakeBackend(),
+    preprocessFn: failingPrep,
+  });
+  async function handleModelRequest() {
+    return await onModel.predict('3', null);
+  }
+  async function handleDecodeRequest() {
+    return await onDecode.predict('3', null);
+  }
+  const modelError = await handleModelRequest().catch((e: Error) => e);
+  assert.instance(modelError, NativeError);
+  assert.is((modelError as Error).message, 'ClipModel.encodeImage: input batch contains NaN or Inf');
+  assert.match((modelError as Error).stack!, /^NativeError: ClipModel\.encodeImage: input batch/);
+  assert.match((modelError as Error).stack!, /at handleModelRequest /);
+  const decodeError = await handleDecodeRequest().catch((e: Error) => e);
+  assert.instance(decodeError, DataError);
+  assert.is((decodeError as Error).message, 'x.jpg: cannot decode image');
+  assert.match((decodeError as Error).stack!, /at handleDecodeRequest /);
+  await Promise.all([onModel.dispose(), onDecode.dispose()]);
+});
+
+test("load refuses a preprocess.size that is not the model's image size, before it opens anything", async () => {
+  let opened = 0;
+  const base = fakeBackend();
+  const backend: Backend = {
+    ...base,
+    loadClip: (dir, device) => {
+      opened++;
+      return base.loadClip(dir, device);
+    },
+  };
+  const e = await MaskingPredictor.load({ modelDir: MODEL_DIR, backend, preprocess: { size: 64 } }).catch(
+    (x: unknown) => x,
+  );
+  assert.instance(e, ConfigError);
+  assert.is(
+    (e as Error).message,
+    `preprocess.size 64 is not the model's image size 224 (${join(MODEL_DIR, 'model.json')} imageSize)`,
+  );
+  assert.is(opened, 0, 'nothing was opened');
+  // the model's own size is accepted
+  const p = await MaskingPredictor.load({ modelDir: MODEL_DIR, backend, preprocess: { size: 224 } });
+  await p.dispose();
 });
 
 test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {

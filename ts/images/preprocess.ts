@@ -18,7 +18,7 @@ import {
 export type ChexmaskRecord = Record<string, string | number | null | undefined>;
 
 import { DataError } from '../common/errors.js';
-import { parseOptions } from '../common/options.js';
+import { checkArg, parseOptions, rule, typeName } from '../common/options.js';
 import { computeGeometry, type Geometry } from '../masks/geometry.js';
 import {
   CONTOUR_BITS,
@@ -256,25 +256,54 @@ export interface PreprocessResult {
 }
 
 /**
+ * The options object of `preprocess`: every key known, since a misspelled one (`imageLimits` for
+ * `limits`) would drop what it sets, the pixel cap included, without a word. The nested objects are
+ * checked by their own parsers.
+ */
+const PreprocessCallSchema = z
+  .object({
+    preprocess: z.unknown().optional(),
+    overlay: z.unknown().optional(),
+    limits: z.unknown().optional(),
+  })
+  .strict();
+
+/**
+ * The CheXmask argument of `preprocess` and `MaskingPredictor.predict`: an object or nothing. A string
+ * (the dicom_id given instead of its row) or a number is refused by name.
+ */
+export const chexmaskArg = rule<object | null | undefined>(
+  (v) => v === undefined || v === null || (typeof v === 'object' && !Array.isArray(v)),
+  (v) => `must be a CheXmask row, a CSV record or region masks, got ${typeName(v)}`,
+  'type',
+);
+
+/**
  * For a service: one image (path or Buffer) and optionally its CheXmask row (a parsed ChexmaskRow, a raw
  * CSV record, or region masks) → the original and masked preprocessed tensors. A row whose
  * Height/Width differ from the JPEG, region masks whose arrays are not width×height, and an image
  * outside `limits` (ts/images/input.ts: JPEG/PNG, ≤ 256 MiB, ≤ 50 MP by default) are refused (DataError).
+ * @throws {TypeError|RangeError} (rejects) an unknown option (at any level), one of the wrong type or
+ *   out of range, or a `row` that is not an object (a string, a number).
+ * @throws {DataError} (rejects) an image that cannot be read or decoded within `limits`, or a row that
+ *   does not fit it.
  */
 export async function preprocess(
   image: string | Buffer,
   row?: ChexmaskRow | RegionMasks | ChexmaskRecord | null,
   options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions; limits?: ImageLimits } = {},
 ): Promise<PreprocessResult> {
-  const pp = resolvePreprocess(options.preprocess);
-  const ov = parseOptions(OverlayOptionsSchema, options.overlay ?? {}, 'overlay');
+  const o = parseOptions(PreprocessCallSchema, options, 'preprocess') as typeof options;
+  checkArg(chexmaskArg, row, 'row');
+  const pp = resolvePreprocess(o.preprocess);
+  const ov = parseOptions(OverlayOptionsSchema, o.overlay ?? {}, 'overlay');
   // A raw CSV record (column name → cell) is parsed first (and refused with a DataError if malformed).
   const chexmask =
     row && 'Landmarks' in row
       ? parseChexmaskRecord(row as ChexmaskRecord, { keepRle: ov.source === 'rle' })
       : (row as ChexmaskRow | RegionMasks | null | undefined);
   if (chexmask) checkMaskSource(chexmask, typeof image === 'string' ? image : undefined);
-  const { gray, geometry } = await decodePlane(image, pp, options.limits);
+  const { gray, geometry } = await decodePlane(image, pp, o.limits);
   const original = planeToTensor(gray, null, pp, null);
   let contour: Uint8Array | null = null;
   let masked: Float32Array | null = null;

@@ -7,9 +7,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
-
 import { readJson } from '../common/io.js';
+import { flag, parseOptions } from '../common/options.js';
 import { readSegmenterMeta } from '../model/meta.js';
+import { SegmenterLoadSchema } from '../model/options.js';
 import { Segmenter, type SegmenterLoadOptions, untrainedMessage } from '../model/segmenter.js';
 import type { SegTrainState } from './train.js';
 
@@ -48,11 +49,17 @@ export interface OpenSegmenterOptions extends SegmenterLoadOptions {
   untrained?: boolean;
 }
 
+/** OpenSegmenterOptions as a schema: Segmenter.load's keys and `untrained`, a boolean. */
+const OpenSegmenterSchema = SegmenterLoadSchema.extend({ untrained: flag }).strict();
+
 /**
  * Loads the export, then the trained weights when there are any (disposed again if they do not fit).
- * @throws {ConfigError} the path is no segmenter, or an untrained export without `untrained: true`.
+ * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
+ * @throws {ConfigError} (rejects) the path is no segmenter, or an untrained export without `untrained: true`.
  */
 export async function openSegmenter(path: string, options: OpenSegmenterOptions = {}): Promise<Segmenter> {
+  // checked here, not only by Segmenter.load: `untrained` is ours, and `'no'` must not read as true
+  parseOptions(OpenSegmenterSchema, options, 'openSegmenter');
   const { untrained, ...loadOptions } = options;
   const src = resolveSegmenter(path);
   if (!src.weights && !untrained && readSegmenterMeta(src.dir).source === 'random-init')

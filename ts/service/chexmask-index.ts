@@ -97,6 +97,9 @@ class Table {
  * demand.
  */
 export class ChexmaskIndex {
+  /** Set by close(): a later row() is refused by name, not with the closed handle's bare EBADF. */
+  private closed = false;
+
   private constructor(
     private readonly csvPath: string,
     private readonly file: FileHandle,
@@ -207,8 +210,10 @@ export class ChexmaskIndex {
   /**
    * The parsed row of `id`. Throws a DataError: reason `unknown-id` (no row), `low-dice` (below the
    * quality threshold), or the parse reason of a malformed row (`bad-landmarks`, `bad-size`, …).
+   * @throws {Error} (rejects) the index is closed.
    */
   async row(id: string): Promise<ChexmaskRow> {
+    if (this.closed) throw new Error(`the ChexmaskIndex of ${this.csvPath} is closed`);
     const k = this.ids.get(id);
     if (k === undefined) throw new DataError('unknown-id', 'no CheXmask row', { file: this.csvPath, id });
     // Errors name the CSV and the id (the HTTP layer answers with fixed texts only).
@@ -235,8 +240,9 @@ export class ChexmaskIndex {
     return parseChexmaskRecord(rec, { keepRle: this.options.keepRle, idColumn: this.idColumn }, where);
   }
 
-  /** Closes the CSV file. */
+  /** Closes the CSV file (after the reads in flight); a later `row()` rejects. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.file.close();
   }
 }

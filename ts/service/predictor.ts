@@ -16,15 +16,20 @@
  * encoder + head; `linear-probe`: a head over the image tower).
  */
 
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
-import { flag, parseOptions } from '../common/options.js';
+import { checkArg, flag, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
 import { type ImageLimits, resolveImageLimits } from '../images/input.js';
-import { planeToTensor, type ResolvedPreprocess, resolvePreprocess } from '../images/preprocess.js';
+import {
+  chexmaskArg,
+  planeToTensor,
+  type ResolvedPreprocess,
+  resolvePreprocess,
+} from '../images/preprocess.js';
 import type { Geometry } from '../masks/geometry.js';
 import {
   checkMaskSource,
@@ -38,8 +43,9 @@ import {
 import type { ModelBackend } from '../model/backend.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import { CallTracker } from '../model/call-tracker.js';
+import { withJsStack } from '../model/js-stack.js';
 import type { ModelKind } from '../model/kinds.js';
-import { readModelMeta } from '../model/meta.js';
+import { type ModelMeta, readModelMeta } from '../model/meta.js';
 import { MODEL_CHOICE, type OpenedModel, openModel } from '../model/open.js';
 import { aFunction, anObject } from '../model/options.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
@@ -169,6 +175,9 @@ export interface PredictExtras {
   masks?: boolean;
 }
 
+/** PredictExtras as a schema: a misspelled key (`maks`) is refused, and each is a boolean. */
+const PredictExtrasSchema = z.object({ overlay: flag, masks: flag }).strict();
+
 /** What `MaskingPredictor.predict` returns. */
 export interface Prediction {
   kind: PredictorKind;
@@ -234,9 +243,9 @@ export class MaskingPredictor {
   /**
    * Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict.
    * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
-   * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images;
-   *   see openModel for the checkpoint (a run's cell over a model folder that is not the one its run
-   *   recorded is refused).
+   * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images,
+   *   or `preprocess.size` is not the model's image size (model.json `imageSize`); see openModel for
+   *   the checkpoint (a run's cell over a model folder that is not the one its run recorded is refused).
    */
   static async load(options: PredictorOptions): Promise<MaskingPredictor> {
     const o = parseOptions(PredictorLoadSchema, options, 'MaskingPredictor.load') as PredictorOptions;
@@ -244,7 +253,7 @@ export class MaskingPredictor {
     const device = backend.resolveDevice(o.device ?? 'auto');
     const prep: PreprocessFn =
       o.preprocessFn ?? ((await import('../images/preprocess.js')).preprocess as unknown as PreprocessFn);
-    const meta = o.preprocessFn ? {} : readModelMeta(o.modelDir);
+    const meta: Partial<ModelMeta> = o.preprocessFn ? {} : readModelMeta(o.modelDir);
     const prepOptions = {
       preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
       // A run's cell draws its contours as thick as the cache it was trained on.
@@ -252,6 +261,12 @@ export class MaskingPredictor {
       limits: resolveImageLimits(o.imageLimits),
     };
     const size = resolvePreprocess(prepOptions.preprocess).size;
+    // otherwise the load succeeds and every call fails on the model's input length
+    if (meta.imageSize !== undefined && size !== meta.imageSize) {
+      throw new ConfigError(
+        `preprocess.size ${size} is not the model's image size ${meta.imageSize} (${join(o.modelDir, 'model.json')} imageSize)`,
+      );
+    }
     if (o.segmenter && o.segmenter.trained === false && o.untrained !== true) {
       const dir = (o.segmenter as { dir?: unknown }).dir;
       throw new ConfigError(untrainedMessage(typeof dir === 'string' ? basename(dir) : '(given)'));
@@ -302,12 +317,27 @@ export class MaskingPredictor {
    * Per-finding probabilities for `image` (JPEG/PNG path or Buffer) as given and with the anatomical
    * contours drawn in: those of `chexmask` (a CheXmask row from ts/data `joinChexmask`, a raw CSV
    * record, or region masks) when given, else those the segmenter predicts, else none (masked null).
+   * Every error rejects (none is thrown), with the stack of the call to `predict`.
+   * @throws {TypeError|RangeError} (rejects) an unknown `extras` key or one that is not a boolean, or a
+   *   `chexmask` that is not an object (a string, a number).
+   * @throws {DataError} (rejects) an image that cannot be read or decoded within `imageLimits`, or a
+   *   CheXmask row or region masks that do not fit it.
+   * @throws {NativeError} (rejects) a model step failed (e.g. NaN in the image).
+   * @throws {Error} (rejects) the predictor is disposed.
    */
   predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
-    return this.calls.run(() => this.run(image, chexmask, extras));
+    // captured before anything is queued: the model steps run from the batch queue, not from here
+    const caller = new Error('MaskingPredictor.predict');
+    return withJsStack(
+      this.calls.run(() => this.run(image, chexmask, extras)),
+      caller,
+      { prefix: false },
+    );
   }
 
-  private async run(image: string | Buffer, chexmask: unknown, extras: PredictExtras): Promise<Prediction> {
+  private async run(image: string | Buffer, chexmask: unknown, options: unknown): Promise<Prediction> {
+    const extras = parseOptions(PredictExtrasSchema, options, 'MaskingPredictor.predict');
+    checkArg(chexmaskArg, chexmask, 'chexmask');
     // A raw CSV record is parsed once here, so that its region bits can be returned too.
     const row =
       chexmask && typeof chexmask === 'object' && 'Landmarks' in chexmask
