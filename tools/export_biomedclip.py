@@ -431,6 +431,8 @@ def read_checkpoint_config(path: Path) -> dict:
         raise CheckpointError(path, "not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(path, f"not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
     except OSError as e:
         raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
     if not isinstance(oc, dict):
@@ -462,6 +464,8 @@ def read_checkpoint_vocab(path: Path) -> list[str]:
         vocab = read_vocab(path)
     except UnicodeDecodeError:
         raise CheckpointError(path, "not a vocab (not UTF-8 text)") from None
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
     except OSError as e:
         raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
     problem = vocab_problem(vocab)
@@ -475,6 +479,8 @@ def read_checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         with open(path, "rb") as f:
             head = f.read(4)
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
     except OSError as e:
         raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
     if not head:
