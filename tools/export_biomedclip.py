@@ -22,8 +22,10 @@ import argparse
 import json
 import math
 import os
+import pickle
 import re
 import shutil
+import struct
 import sys
 from pathlib import Path
 
@@ -119,14 +121,27 @@ def read_vocab(path: Path) -> list[str]:
     return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+def vocab_problem(vocab: list[str]) -> str | None:
+    """What makes `vocab` unusable as a BERT WordPiece vocab (None: nothing)."""
+    lacking = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocab]
+    if lacking:
+        return f"lacks {', '.join(lacking)} (not a BERT vocab)"
+    if vocab.index("[PAD]") != 0:
+        return "[PAD] must be the first line (BERT pad_token_id 0)"
+    seen: dict[str, int] = {}
+    for i, t in enumerate(vocab):
+        if t in seen:
+            return f"token {t!r} is on lines {seen[t] + 1} and {i + 1}"
+        seen[t] = i
+    return None
+
+
 def write_tokenizer_files(vocab: list[str], hf_dir: Path, out: Path, context_length: int):
     from tokenizers import BertWordPieceTokenizer
 
-    for tok in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
-        if tok not in vocab:
-            raise ValueError(f"vocab.txt lacks {tok}")
-    if vocab.index("[PAD]") != 0:
-        raise ValueError("[PAD] must have id 0 (BERT pad_token_id 0)")
+    problem = vocab_problem(vocab)
+    if problem:
+        raise ValueError(f"vocab.txt {problem}")
     (hf_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tok_cfg = {
         "tokenizer_class": "BertTokenizer", "do_lower_case": True, "strip_accents": None,
@@ -391,6 +406,135 @@ def names_checkpoint_file(args, filename) -> bool:
     return p == ck or p.parent == ck
 
 
+class CheckpointError(Exception):
+    """A file of the --checkpoint folder that cannot be exported: the user's to fix (one line, exit 2)."""
+
+    def __init__(self, path: Path, what: str):
+        super().__init__(f"{path}: {what}")
+
+
+# What torch.load raises for bytes that are not a whole torch file (seen truncating real files and
+# changing bytes in them): all of them are the file's fault.
+_DAMAGED_TORCH_FILE = (OSError, EOFError, RuntimeError, ValueError, LookupError, TypeError, AssertionError,
+                       OverflowError, struct.error, pickle.UnpicklingError)
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def read_checkpoint_config(path: Path) -> dict:
+    """open_clip_config.json, checked as far as the export reads it."""
+    try:
+        oc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CheckpointError(path, "not JSON (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(path, f"not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
+    except OSError as e:
+        raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
+    if not isinstance(oc, dict):
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(oc), "number")
+        raise CheckpointError(path, f"not an open_clip config (a JSON {kind}, not an object)")
+    mc = oc.get("model_cfg")
+    if not isinstance(mc, dict):
+        raise CheckpointError(path, "not an open_clip config (no model_cfg object)")
+    if not _positive_int(mc.get("embed_dim")):
+        raise CheckpointError(path, "model_cfg.embed_dim is not a positive integer")
+    for part, size in (("vision_cfg", "image_size"), ("text_cfg", "context_length")):
+        if not isinstance(mc.get(part), dict):
+            raise CheckpointError(path, f"model_cfg.{part} is not an object")
+        if size in mc[part] and not _positive_int(mc[part][size]):
+            raise CheckpointError(path, f"model_cfg.{part}.{size} is not a positive integer")
+    pre = oc.get("preprocess_cfg", {})
+    if not isinstance(pre, dict):
+        raise CheckpointError(path, "preprocess_cfg is not an object")
+    for k in ("mean", "std"):
+        v = pre.get(k)
+        if v is not None and not (isinstance(v, list) and len(v) == 3 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+            raise CheckpointError(path, f"preprocess_cfg.{k} is not a list of 3 numbers")
+    return oc
+
+
+def read_checkpoint_vocab(path: Path) -> list[str]:
+    try:
+        vocab = read_vocab(path)
+    except UnicodeDecodeError:
+        raise CheckpointError(path, "not a vocab (not UTF-8 text)") from None
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
+    except OSError as e:
+        raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
+    problem = vocab_problem(vocab)
+    if problem:
+        raise CheckpointError(path, problem)
+    return vocab
+
+
+def read_checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
+    """open_clip_pytorch_model.bin: a state dict (names to tensors), loaded with tensors only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise  # gone since main() looked: said there
+    except OSError as e:
+        raise CheckpointError(path, f"cannot be read ({e.strerror})") from None
+    if not head:
+        raise CheckpointError(path, "empty file (not a PyTorch weights file)")
+    # a torch zip archive, or the pickle of torch's legacy format
+    kind = "torch zip archive" if head == b"PK\x03\x04" else "legacy torch file" if head[0] == 0x80 else None
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except _DAMAGED_TORCH_FILE as e:
+        # torch's own text is not passed on: for a file with other objects than tensors, it advises
+        # loading with weights_only=False, which runs whatever code the file holds
+        if kind is None:
+            what = "not a PyTorch weights file (neither a torch zip archive nor a legacy torch file)"
+        elif isinstance(e, pickle.UnpicklingError):
+            what = f"not a plain state dict, or damaged (a {kind} that holds more than tensors: not loaded)"
+        else:
+            what = f"truncated or damaged (a {kind} that cannot be read)"
+        raise CheckpointError(path, what) from None
+    if not isinstance(sd, dict):
+        raise CheckpointError(path, f"not a state dict (a {type(sd).__name__}, not names to tensors)")
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise CheckpointError(path, f"not a state dict (the key {k!r} is not a name)")
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(path, f"not a state dict ({k!r} holds a {type(v).__name__}, not a tensor)")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(path, f"damaged: {k} holds NaN or infinite values")
+    return {k: v for k, v in sd.items() if not k.endswith("position_ids")}
+
+
+def check_weights_match(path: Path, sd: dict[str, torch.Tensor], model: nn.Module) -> None:
+    """The state dict has the model's names and shapes (another model's weights are refused, named)."""
+    want = {k: v.shape for k, v in model.state_dict().items()}
+    missing = [k for k in want if k not in sd and not k.endswith("token_type_ids")]
+    unexpected = [k for k in sd if k not in want]
+    reshaped = [k for k in sd if k in want and sd[k].shape != want[k]]
+
+    def some(keys, show=lambda k: k):
+        return ", ".join(show(k) for k in keys[:3]) + (", …" if len(keys) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weights missing ({some(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model ({some(unexpected)})")
+    if reshaped:
+        def shapes(k):
+            return f"{k}: {list(sd[k].shape)} in the file, {list(want[k])} in the model"
+        parts.append(f"{len(reshaped)} of another shape ({some(reshaped, shapes)})")
+    if parts:
+        raise CheckpointError(path, "not the weights of the model that open_clip_config.json and vocab.txt "
+                                    f"describe: {'; '.join(parts)}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -421,6 +565,8 @@ def main(argv=None):
         if not names_checkpoint_file(args, e.filename):
             raise
         ap.exit(2, f"error: {e.filename}: no such file ({e.strerror})\n")
+    except CheckpointError as e:
+        ap.exit(2, f"error: {e}\n")
     log(f"wrote {args.out}/clip.pt, tokenizer.json, model.json, reference.json")
     return 0
 
@@ -443,8 +589,10 @@ def export(args, out: Path) -> None:
         preset = "biomedclip"
         p = dict(PRESETS["biomedclip"])
         ck: Path = args.checkpoint
-        oc = json.loads((ck / "open_clip_config.json").read_text())
-        vocab = read_vocab(ck / "vocab.txt")
+        # every file is read and checked before anything is built: a damaged one is named, exit 2
+        oc = read_checkpoint_config(ck / "open_clip_config.json")
+        vocab = read_checkpoint_vocab(ck / "vocab.txt")
+        sd = read_checkpoint_weights(ck / "open_clip_pytorch_model.bin")
         p["vocab_size"] = len(vocab)
         model_cfg = oc["model_cfg"]
         p["embed_dim"] = model_cfg["embed_dim"]
@@ -455,14 +603,18 @@ def export(args, out: Path) -> None:
 
     write_bert_config(hf_dir, p, p["vocab_size"])
     write_tokenizer_files(vocab, hf_dir, out, p["context_length"])
-    model, model_cfg = build_open_clip(p, hf_dir, model_cfg)
     if args.checkpoint:
-        sd = torch.load(args.checkpoint / "open_clip_pytorch_model.bin", map_location="cpu", weights_only=True)
-        sd = {k: v for k, v in sd.items() if not k.endswith("position_ids")}
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if not k.endswith("token_type_ids")]
-        if missing or unexpected:
-            raise RuntimeError(f"checkpoint mismatch: missing={missing} unexpected={unexpected}")
+        try:
+            model, model_cfg = build_open_clip(p, hf_dir, model_cfg)
+        except (TypeError, ValueError, KeyError, RuntimeError) as e:
+            # open_clip/timm refusing what model_cfg says (an unknown timm model, an unknown field)
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            raise CheckpointError(ck / "open_clip_config.json",
+                                  f"model_cfg does not describe an open_clip model ({reason})") from None
+        check_weights_match(ck / "open_clip_pytorch_model.bin", sd, model)
+        model.load_state_dict(sd, strict=False)
+    else:
+        model, model_cfg = build_open_clip(p, hf_dir, model_cfg)
     model.eval()
     pad_id = vocab.index("[PAD]")
 
@@ -488,7 +640,7 @@ def export(args, out: Path) -> None:
     d_img = (img_ts - img_ref).abs().max().item()
     d_txt = (txt_ts - txt_ref).abs().max().item()
     log(f"export vs open_clip: image max|diff|={d_img:.2e} text max|diff|={d_txt:.2e}")
-    if d_img > 1e-4 or d_txt > 1e-4:
+    if not (d_img <= 1e-4 and d_txt <= 1e-4):  # NaN is a failure too
         raise RuntimeError("the TorchScript export does not reproduce the open_clip model")
     check_trainable(loaded, s)
 

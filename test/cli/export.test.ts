@@ -5,7 +5,7 @@
  * replaces the export and keeps the files of --out it does not write.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'uvu';
@@ -38,6 +38,61 @@ function snapshot(dir: string): Record<string, string> {
 /** What sits beside `out` other than `out` itself (a temp or old folder left behind would show). */
 const besides = (out: string) => readdirSync(dirname(out)).filter((f) => f !== 'ckpt');
 
+/** An open_clip config of a small model of BiomedCLIP's kind (a timm ViT, a BERT with an MLP projection). */
+const CONFIG = {
+  model_cfg: {
+    embed_dim: 64,
+    vision_cfg: {
+      timm_model_name: 'vit_tiny_patch16_224',
+      timm_pool: '',
+      timm_proj: 'linear',
+      image_size: 224,
+    },
+    text_cfg: { hf_proj_type: 'mlp', hf_pooler_type: 'cls_last_hidden_state_pooler', context_length: 64 },
+  },
+  preprocess_cfg: {},
+};
+
+const CHECKPOINT = ['open_clip_config.json', 'vocab.txt', 'open_clip_pytorch_model.bin'] as const;
+
+/**
+ * A folder `ck` under `d` with the published files: CONFIG, the tiny model's vocab, and `files`'
+ * contents in place of any of them (the weights are none unless given).
+ */
+function checkpointDir(
+  d: string,
+  files: Partial<Record<(typeof CHECKPOINT)[number], string | Buffer>> = {},
+  ck = join(d, 'ckpt'),
+): string {
+  mkdirSync(ck, { recursive: true });
+  const all = {
+    'open_clip_config.json': JSON.stringify(CONFIG),
+    'vocab.txt': readFileSync(join(MODEL_DIR, 'hf', 'vocab.txt')),
+    'open_clip_pytorch_model.bin': 'not a checkpoint\n',
+    ...files,
+  };
+  for (const f of CHECKPOINT) writeFileSync(join(ck, f), all[f]);
+  return ck;
+}
+
+/** Runs Python `code` with `args` (the venv's torch); its stdout, or throws with its stderr. */
+function py(code: string, ...args: string[]): string {
+  const r = spawnSync(python(), ['-c', code, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout;
+}
+
+/** The tiny export's weights as a state dict (`torch.save` of its names and tensors): another model's. */
+function tinyStateDict(path: string): string {
+  requireModel();
+  py(
+    'import sys, torch; torch.save(torch.jit.load(sys.argv[1]).state_dict(), sys.argv[2])',
+    join(MODEL_DIR, 'clip.pt'),
+    path,
+  );
+  return path;
+}
+
 test('a failed `export --checkpoint` over an existing export leaves it byte for byte as it was', () => {
   requireModel();
   const d = tempDir();
@@ -45,35 +100,162 @@ test('a failed `export --checkpoint` over an existing export leaves it byte for 
   cpSync(MODEL_DIR, out, { recursive: true });
   writeFileSync(join(out, 'NOTES.txt'), 'mine\n');
   const before = snapshot(out);
-  // A published-layout folder whose vocab.txt has the same tokens in another order and a weights file
-  // that is not one: the export fails at torch.load, after the tokenizer files are made.
-  const ck = join(d, 'ckpt');
-  mkdirSync(ck);
-  const config = {
-    model_cfg: {
-      embed_dim: 64,
-      vision_cfg: {
-        timm_model_name: 'vit_tiny_patch16_224',
-        timm_pool: '',
-        timm_proj: 'linear',
-        image_size: 224,
-      },
-      text_cfg: { hf_proj_type: 'mlp', hf_pooler_type: 'cls_last_hidden_state_pooler', context_length: 64 },
-    },
-    preprocess_cfg: {},
-  };
-  writeFileSync(join(ck, 'open_clip_config.json'), JSON.stringify(config));
+  // A published-layout folder whose vocab.txt has the same tokens in another order and the weights of
+  // another model: the export fails when it compares them with the model, after the tokenizer files
+  // are made.
   const vocab = readFileSync(join(MODEL_DIR, 'hf', 'vocab.txt'), 'utf8')
     .trim()
     .split('\n');
-  writeFileSync(join(ck, 'vocab.txt'), `${[...vocab.slice(0, 5), ...vocab.slice(5).reverse()].join('\n')}\n`);
-  writeFileSync(join(ck, 'open_clip_pytorch_model.bin'), 'not a checkpoint\n');
+  const ck = checkpointDir(d, {
+    'vocab.txt': `${[...vocab.slice(0, 5), ...vocab.slice(5).reverse()].join('\n')}\n`,
+    'open_clip_pytorch_model.bin': readFileSync(tinyStateDict(join(tempDir(), 'tiny.bin'))),
+  });
   const r = runCli(['export', '--checkpoint', ck, '--out', out]);
-  assert.is(r.code, 1, r.err);
-  assert.match(r.err, /torch\.load|Unpickl|KeyError/);
-  assert.match(r.err, /error: the exporter failed \(exit 1\)/);
+  // another model's weights: the user's to fix, named with what differs
+  assert.is(r.code, 2, r.err);
+  const bin = join(ck, 'open_clip_pytorch_model.bin');
+  assert.match(
+    r.err,
+    `error: ${bin}: not the weights of the model that open_clip_config.json and vocab.txt describe: `,
+  );
+  assert.match(
+    r.err,
+    / weights missing \(.*\); \d+ of another shape \(visual\.trunk\.cls_token: \[1, 1, 64\] in the file, \[1, 1, 192\] in the model, /,
+  );
+  assert.match(r.err, /error: the exporter refused its input \(see the line above\)/);
+  assert.not.match(r.err, /Traceback/);
   assert.equal(snapshot(out), before);
   assert.equal(besides(out), ['exp']);
+});
+
+test('`export --checkpoint` with a damaged file: one line naming it and what is wrong, exit 2, no traceback', () => {
+  requireModel();
+  const d = tempDir();
+  const clip = readFileSync(join(MODEL_DIR, 'clip.pt'));
+  const cases: [Partial<Record<(typeof CHECKPOINT)[number], string | Buffer>>, string, string][] = [
+    // an interrupted download
+    [
+      { 'open_clip_pytorch_model.bin': clip.subarray(0, 200_000) },
+      'open_clip_pytorch_model.bin',
+      'truncated or damaged (a torch zip archive that cannot be read)',
+    ],
+    [
+      { 'open_clip_pytorch_model.bin': randomBytes(5000) },
+      'open_clip_pytorch_model.bin',
+      'not a PyTorch weights file (neither a torch zip archive nor a legacy torch file)',
+    ],
+    [
+      { 'open_clip_config.json': '{"model_cfg": ' },
+      'open_clip_config.json',
+      'not JSON (Expecting value at line 1 column 15)',
+    ],
+    [
+      { 'open_clip_config.json': '{}' },
+      'open_clip_config.json',
+      'not an open_clip config (no model_cfg object)',
+    ],
+  ];
+  for (const [files, name, what] of cases) {
+    const ck = checkpointDir(d, files);
+    const out = join(d, 'out');
+    const r = runCli(['export', '--checkpoint', ck, '--out', out]);
+    assert.is(r.code, 2, r.err);
+    assert.is(
+      r.err,
+      `error: ${join(ck, name)}: ${what}\nerror: the exporter refused its input (see the line above): ${join(ROOT, 'tools', 'export_biomedclip.py')}\n`,
+    );
+    assert.not.ok(existsSync(out));
+  }
+});
+
+test('the Python exporter: each damaged or foreign file of --checkpoint is named with what is wrong (exit 2)', () => {
+  const d = tempDir();
+  const empty = join(d, 'empty.bin');
+  const nan = join(d, 'nan.bin');
+  const list = join(d, 'list.bin');
+  const notTensor = join(d, 'not-tensor.bin');
+  py(
+    [
+      'import sys, torch',
+      'torch.save({"a": torch.tensor([1.0, float("nan")])}, sys.argv[1])',
+      'torch.save([torch.zeros(2)], sys.argv[2])',
+      'torch.save({"a": [1, 2]}, sys.argv[3])',
+      'torch.save({}, sys.argv[4])',
+    ].join('\n'),
+    nan,
+    list,
+    notTensor,
+    empty,
+  );
+  const config = (patch: object) => JSON.stringify({ ...CONFIG, ...patch });
+  const bin = 'open_clip_pytorch_model.bin';
+  const cases: [Partial<Record<(typeof CHECKPOINT)[number], string | Buffer>>, string, string][] = [
+    [{ [bin]: '' }, bin, 'empty file (not a PyTorch weights file)'],
+    [{ [bin]: readFileSync(list) }, bin, 'not a state dict (a list, not names to tensors)'],
+    [{ [bin]: readFileSync(notTensor) }, bin, "not a state dict ('a' holds a list, not a tensor)"],
+    [{ [bin]: readFileSync(nan) }, bin, 'damaged: a holds NaN or infinite values'],
+    [
+      { 'open_clip_config.json': '[1]' },
+      'open_clip_config.json',
+      'not an open_clip config (a JSON array, not an object)',
+    ],
+    [
+      { 'open_clip_config.json': Buffer.from([0xff, 0xfe, 0x7b]) },
+      'open_clip_config.json',
+      'not JSON (not UTF-8 text)',
+    ],
+    [
+      { 'open_clip_config.json': config({ model_cfg: { ...CONFIG.model_cfg, vision_cfg: 'vit' } }) },
+      'open_clip_config.json',
+      'model_cfg.vision_cfg is not an object',
+    ],
+    [
+      { 'open_clip_config.json': config({ preprocess_cfg: { mean: [0.5] } }) },
+      'open_clip_config.json',
+      'preprocess_cfg.mean is not a list of 3 numbers',
+    ],
+    [{ 'vocab.txt': 'a\nb\n' }, 'vocab.txt', 'lacks [PAD], [UNK], [CLS], [SEP] (not a BERT vocab)'],
+    [
+      {
+        'open_clip_config.json': config({
+          model_cfg: {
+            ...CONFIG.model_cfg,
+            vision_cfg: { ...CONFIG.model_cfg.vision_cfg, timm_model_name: 'no_such_vit' },
+          },
+        }),
+        [bin]: readFileSync(empty),
+      },
+      'open_clip_config.json',
+      'model_cfg does not describe an open_clip model (RuntimeError: Unknown model (no_such_vit))',
+    ],
+  ];
+  const dirs = cases.map(([files], i) => checkpointDir(d, files, join(d, `ck${i}`)));
+  // one Python for all of them: main() per folder, its exit code and what it wrote to stderr
+  const got = JSON.parse(
+    py(
+      [
+        'import contextlib, io, json, sys',
+        `sys.path.insert(0, ${JSON.stringify(join(ROOT, 'tools'))})`,
+        'import export_biomedclip as x',
+        'res = []',
+        'for ck in sys.argv[2:]:',
+        '    err = io.StringIO()',
+        '    with contextlib.redirect_stderr(err):',
+        '        try:',
+        '            code = x.main(["--checkpoint", ck, "--out", sys.argv[1]])',
+        '        except SystemExit as e:',
+        '            code = e.code',
+        '    res.append([code, err.getvalue()])',
+        'print(json.dumps(res))',
+      ].join('\n'),
+      join(d, 'out'),
+      ...dirs,
+    ),
+  ) as [number, string][];
+  cases.forEach(([, name, what], i) => {
+    assert.equal(got[i], [2, `error: ${join(dirs[i] as string, name)}: ${what}\n`], `case ${i}`);
+  });
+  assert.not.ok(existsSync(join(d, 'out')));
 });
 
 test("a missing exporter script is the installation's fault (exit 1, naming it), not 'the exporter refused its input' (exit 2)", () => {
@@ -151,10 +333,7 @@ test('the Python exporter alone: a missing checkpoint file is one line and exit 
 
 test("the Python exporter: only a missing file of --checkpoint is the user's (exit 2); any other is a fault (exit 1)", () => {
   const d = tempDir();
-  const ck = join(d, 'ckpt');
-  mkdirSync(ck);
-  for (const f of ['open_clip_config.json', 'open_clip_pytorch_model.bin', 'vocab.txt'])
-    writeFileSync(join(ck, f), '{}');
+  const ck = checkpointDir(d);
   // `missing` goes away after the exporter's own check: a file of the package or venv (a fault of the
   // installation) or a file of the checkpoint folder (removed meanwhile)
   const run = (args: string[], missing: string) =>
