@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -91,6 +92,28 @@ test('a Buffer works like a path', async () => {
   const a = await preprocess(img);
   const b = await preprocess(await readFile(img));
   assert.equal(Array.from(a.gray), Array.from(b.gray));
+});
+
+test('a plain Uint8Array (a view at an offset into a larger ArrayBuffer) works like a Buffer, every format', async () => {
+  const jpg = readFileSync(join(FIXTURES, 'phantom-640x768.jpg'));
+  const png8 = await sharp(jpg).grayscale().png().toBuffer();
+  const png16 = await sharp(jpg).grayscale().toColourspace('grey16').png().toBuffer();
+  const dcm = readFileSync(join(import.meta.dirname, 'fixtures', 'mono1-12bit-jpeg-lossless.dcm'));
+  const limits = { formats: ['jpeg' as const, 'png' as const, 'dicom' as const] };
+  assert.is((await sharp(png16).metadata()).depth, 'ushort');
+  for (const [name, buf] of [
+    ['jpeg', jpg],
+    ['png8', png8],
+    ['png16', png16],
+    ['dicom', dcm],
+  ] as const) {
+    const backing = new ArrayBuffer(buf.length + 7);
+    const view = new Uint8Array(backing, 3, buf.length);
+    view.set(buf);
+    const a = await preprocess(buf, null, { limits });
+    const b = await preprocess(view as Buffer, null, { limits });
+    assert.equal(Array.from(b.gray), Array.from(a.gray), name);
+  }
 });
 
 test.run();
