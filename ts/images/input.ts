@@ -135,7 +135,7 @@ export interface CheckedImage {
  *   `image-corrupt` (unknown format, unreadable header), naming the file.
  */
 export async function checkedImage(
-  input: string | Buffer,
+  input: string | Uint8Array,
   limits: ResolvedImageLimits,
 ): Promise<CheckedImage> {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
