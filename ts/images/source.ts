@@ -47,7 +47,7 @@ export async function imageSource(
       open: () => sharp(buf, opts).grayscale(),
     };
   // 16-bit: sharp's own gray conversion keeps the top 8 bits, which leaves 12-bit data nearly black, so
-  // the samples are read at 16 bits and scaled here from the real depth.
+  // the samples are read at 16 bits and scaled from the real depth, in the addon off the JS thread (bit-depth.ts).
   const { data, info } = await sharp(buf, opts)
     .toColourspace('grey16')
     .removeAlpha() // grey+alpha, RGBA or tRNS: the alpha is dropped, as for 8-bit PNGs
