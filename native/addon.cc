@@ -1,7 +1,7 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setTf32(on),
 //   setErrorClass(ctor), recordsToImages(...), allocHostBuffer(bytes), holdImages(...),
-//   holdArray(...), ClipModel, Classifier, Segmenter, ProcessGroup
+//   holdArray(...), gray16To8(samples, sbit), ClipModel, Classifier, Segmenter, ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
 
@@ -71,6 +71,29 @@ Napi::Value JsSetErrorClass(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// gray16To8(samples: Uint16Array, sbit: number | null) → Promise<{ bits, gray: Buffer }>
+Napi::Value JsGray16To8(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+    throw ArgTypeError(env, "samples must be a Uint16Array");
+  }
+  int sbit = 0;
+  if (!info[1].IsNull()) {
+    const double s = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    if (!(s >= 1 && s <= 16) || s != static_cast<int>(s)) {
+      throw ArgRangeError(env, "sbit must be an integer from 1 to 16, or null");
+    }
+    sbit = static_cast<int>(s);
+  }
+  auto samples = info[0].As<Napi::Uint16Array>();
+  auto gray = Napi::Buffer<uint8_t>::New(env, samples.ElementLength());
+  auto* w = new Gray16Worker(env, samples.Data(), samples.ElementLength(), sbit, gray);
+  w->Keep(samples);
+  w->Queue();
+  return w->Promise();
+}
+
 Napi::Value JsGetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
@@ -98,6 +121,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recordsToImages", Napi::Function::New<JsRecordsToImages>(env, "recordsToImages"));
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
   exports.Set("setTf32", Napi::Function::New<JsSetTf32>(env, "setTf32"));
+  exports.Set("gray16To8", Napi::Function::New<JsGray16To8>(env, "gray16To8"));
   exports.Set("setErrorClass", Napi::Function::New<JsSetErrorClass>(env, "setErrorClass"));
   return exports;
 }

@@ -9,6 +9,7 @@
 #include "checkpoint.h"
 #include "compute_thread.h"
 #include "distributed.h"
+#include "gray16.h"
 #include "js_objects.h"
 #include "runtime.h"
 
@@ -46,7 +47,12 @@ PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
 
 void PromiseWorker::Execute() {
   try {
-    RunOnComputeThread(DeviceKey(), [this] { Run(); });
+    const std::string key = DeviceKey();
+    if (key.empty()) {
+      Run();
+    } else {
+      RunOnComputeThread(key, [this] { Run(); });
+    }
   } catch (const DistributedError& e) {
     code_ = e.code();
     SetError(e.what());
@@ -71,20 +77,26 @@ void PromiseWorker::Execute() {
 
 void PromiseWorker::OnOK() {
   Napi::Env env = Env();
-  Napi::HandleScope scope(env);
   try {
-    deferred_.Resolve(Result(env));
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
-  } catch (const std::exception& e) {
-    deferred_.Reject(NativeErrorValue(env, e.what(), "ERR_NATIVE"));
+    Napi::HandleScope scope(env);
+    try {
+      deferred_.Resolve(Result(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(NativeErrorValue(env, e.what(), "ERR_NATIVE"));
+    }
+  } catch (...) {  // the env went away under the op (see workers.h): nothing is left to settle
   }
 }
 
 void PromiseWorker::OnError(const Napi::Error& e) {
   Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  deferred_.Reject(NativeErrorValue(env, e.Message(), code_));
+  try {
+    Napi::HandleScope scope(env);
+    deferred_.Reject(NativeErrorValue(env, e.Message(), code_));
+  } catch (...) {  // as in OnOK
+  }
 }
 
 // ---- ClipModel ------------------------------------------------------------------------------
@@ -209,5 +221,22 @@ void RecordsWorker::Run() {
   out_ = x_.On(ResolveDevice(device_)).to(at::kCPU).contiguous();
 }
 Napi::Value RecordsWorker::Result(Napi::Env env) { return ToFloat32Array(env, out_); }
+
+// ---- Pixels --------------------------------------------------------------------------------
+Gray16Worker::Gray16Worker(Napi::Env env, const uint16_t* samples, size_t n, int sbit,
+                           Napi::Buffer<uint8_t> gray)
+    : PromiseWorker(env, "cxrmask.gray16To8"),
+      samples_(samples),
+      n_(n),
+      sbit_(sbit),
+      out_(gray.Data()),
+      gray_(Napi::Persistent(gray)) {}
+void Gray16Worker::Run() { bits_ = Gray16To8(samples_, n_, sbit_, out_); }
+Napi::Value Gray16Worker::Result(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bits", bits_);
+  o.Set("gray", gray_.Value());
+  return o;
+}
 
 }  // namespace cxrmask

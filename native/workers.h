@@ -28,11 +28,16 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   virtual void Run() = 0;                         // compute thread: no N-API calls
   virtual Napi::Value Result(Napi::Env env) = 0;  // JS thread
-  // Which compute thread runs the op (compute_thread.h): the device the model lives on.
+  // Which compute thread runs the op (compute_thread.h): the device the model lives on. Empty: the
+  // libuv pool thread that picked the op up (plain loops that touch no LibTorch state, so they run
+  // beside the model ops instead of queueing behind them).
   virtual std::string DeviceKey() const { return "cpu"; }
 
  private:
   void Execute() final;
+  // Neither lets an exception escape: once the env is being torn down (a worker thread ending)
+  // N-API can no longer settle the promise, and a throw out of a completion callback aborts the
+  // whole process. The result is dropped then.
   void OnOK() final;
   void OnError(const Napi::Error& e) final;
   Napi::Promise::Deferred deferred_;
@@ -197,6 +202,27 @@ class RecordsWorker : public PromiseWorker {
   ImageBatch x_;
   std::string device_;
   at::Tensor out_;
+};
+
+// gray16To8: a 16-bit gray plane scaled to 8 bits from its real depth (gray16.h), off the JS
+// thread. `samples` and `gray` are JS memory kept alive (Keep) until the op ends.
+class Gray16Worker : public PromiseWorker {
+ public:
+  Gray16Worker(Napi::Env env, const uint16_t* samples, size_t n, int sbit,
+               Napi::Buffer<uint8_t> gray);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return ""; }
+
+ private:
+  const uint16_t* samples_;
+  size_t n_;
+  int sbit_;
+  uint8_t* out_;
+  Napi::Reference<Napi::Buffer<uint8_t>> gray_;
+  int bits_ = 0;
 };
 
 }  // namespace cxrmask

@@ -271,6 +271,11 @@ export interface NativeBinding {
     pixels: NativePixels,
     device: string,
   ): Promise<Float32Array>;
+  /**
+   * A 16-bit gray plane scaled to 0–255 from its real bit depth (ts/images/bit-depth.ts), on a libuv
+   * pool thread. `sbit`: the PNG's sBIT value, or null.
+   */
+  gray16To8(samples: Uint16Array, sbit: number | null): Promise<{ bits: number; gray: Buffer }>;
   allocHostBuffer(bytes: number): ArrayBuffer;
   /** Takes an image-op input now (copied, or borrowed when it is hostBytes memory). */
   holdImages(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): NativeHeld;

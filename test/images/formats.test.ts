@@ -1,10 +1,14 @@
 /** The file forms real datasets use, decoded to the same 8-bit plane: 16-bit PNG by its real bit depth, RGBA and palette PNG. */
+import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bitsFor, pngSignificantBits, sampleBits } from '../../ts/images/bit-depth.js';
+import { gray16To8, pngSignificantBits } from '../../ts/images/bit-depth.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { cc0Image, FIXTURES } from '../data/helpers.js';
 
 const W = 96;
 const H = 80;
@@ -46,10 +50,8 @@ test('bit depth: sBIT read from the PNG, else the fewest bits holding the maximu
   assert.is(pngSignificantBits(p), null);
   assert.is(pngSignificantBits(withSbit(p, 12)), 12);
   assert.is(pngSignificantBits(Buffer.from('not a png')), null);
-  assert.equal(
-    [bitsFor(0), bitsFor(255), bitsFor(256), bitsFor(4095), bitsFor(4096), bitsFor(65535)],
-    [8, 8, 9, 12, 13, 16],
-  );
+  const bitsFor = async (max: number) => (await gray16To8(Uint16Array.of(0, max), null)).bits;
+  assert.equal(await Promise.all([0, 255, 256, 4095, 4096, 65535].map(bitsFor)), [8, 8, 9, 12, 13, 16]);
 });
 
 test('16-bit PNG holding 12-bit values decodes to the full 8-bit range, as the 8-bit image of the same picture', async () => {
@@ -88,7 +90,8 @@ test('16-bit PNG written as the PNG spec says (12-bit samples scaled up to 16 bi
   const darkShifted = pattern(255).map((v) => v << 4); // low bits all zero
   const replicated = withSbit(await png16(spec), 12);
   const shifted = withSbit(await png16(darkShifted), 12);
-  assert.equal([sampleBits(twelve, 12), sampleBits(spec, 12), sampleBits(darkShifted, 12)], [12, 16, 16]);
+  const bits = async (v: number[]) => (await gray16To8(Uint16Array.from(v), 12)).bits;
+  assert.equal([await bits(twelve), await bits(spec), await bits(darkShifted)], [12, 16, 16]);
   // the old reading (values in the low 12 bits) left 94 % of such an image white
   assert.ok(maxDiff((await decodeFull(replicated)).gray, gray8) <= 1);
   const dark = (await decodeFull(shifted)).gray;
@@ -132,6 +135,96 @@ test('RGBA and palette PNGs decode to the same gray plane as the gray image', as
     const pl = await decodePlane(b, resolvePreprocess({ size: 32 }));
     assert.is(pl.gray.length, 32 * 32);
   }
+});
+
+/** The bit depth as JavaScript worked it out before the addon did (gray16To8 must match it exactly). */
+function jsSampleBits(values: Uint16Array, sbit: number | null): number {
+  let max = 0;
+  let low = 0;
+  const lowMask = sbit !== null && sbit < 16 ? 2 ** (16 - sbit) - 1 : 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v > max) max = v;
+    low |= v & lowMask;
+  }
+  if (sbit === null) {
+    let bits = 8;
+    while (bits < 16 && max > 2 ** bits - 1) bits++;
+    return bits;
+  }
+  if (max > 2 ** sbit - 1 || (low === 0 && max > 0)) return 16;
+  return sbit;
+}
+
+/** The JavaScript scaling formula gray16To8 replaced. */
+function jsScaleTo8(values: Uint16Array, bits: number): Buffer {
+  const k = 255 / (2 ** bits - 1);
+  const out = Buffer.alloc(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = Math.min(255, Math.round(values[i]! * k));
+  return out;
+}
+
+test('gray16To8 gives the JavaScript formula byte for byte: every value at every bit depth it can be scaled from', async () => {
+  for (let bits = 8; bits <= 16; bits++) {
+    const values = new Uint16Array(2 ** bits).map((_, v) => v);
+    const r = await gray16To8(values, null);
+    assert.is(r.bits, bits);
+    assert.ok(r.gray.equals(jsScaleTo8(values, bits)), `bits ${bits}`);
+    for (let sbit = 1; sbit <= 16; sbit++) {
+      const shifted = values.map((v) => (v << (16 - bits)) & 0xffff);
+      for (const v of [values, shifted]) {
+        const q = await gray16To8(v, sbit);
+        assert.is(q.bits, jsSampleBits(v, sbit), `bits ${bits} sbit ${sbit}`);
+        assert.ok(q.gray.equals(jsScaleTo8(v, q.bits)), `bits ${bits} sbit ${sbit}`);
+      }
+    }
+  }
+});
+
+test('a 16-bit PNG of a real X-ray decodes to the bytes the JavaScript formula gave: 12-bit, with and without sBIT', async () => {
+  const sources = [join(FIXTURES, 'phantom-640x768.jpg'), cc0Image()].filter((p) => p !== null);
+  for (const file of sources) {
+    const { data, info } = await sharp(readFileSync(file))
+      .grayscale()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const raw = { width: info.width, height: info.height, channels: 1 as const };
+    const twelve = Uint16Array.from(data, (v) => Math.round((v * 4095) / 255));
+    const png = await sharp(twelve, { raw }).toColourspace('grey16').png().toBuffer();
+    const spec = await sharp(
+      twelve.map((v) => (v << 4) | (v >> 8)),
+      { raw },
+    )
+      .toColourspace('grey16')
+      .png()
+      .toBuffer();
+    for (const p of [png, withSbit(png, 12), withSbit(png, 14), withSbit(spec, 12)]) {
+      const samples = await sharp(p).toColourspace('grey16').raw({ depth: 'ushort' }).toBuffer();
+      const values = new Uint16Array(samples.buffer, samples.byteOffset, samples.length / 2);
+      const expected = jsScaleTo8(values, jsSampleBits(values, pngSignificantBits(p)));
+      const got = await decodeFull(p);
+      assert.equal([got.width, got.height], [info.width, info.height]);
+      assert.ok(Buffer.from(got.gray).equals(expected), `${file} sBIT ${pngSignificantBits(p)}`);
+    }
+  }
+});
+
+test('gray16To8 runs off the JS thread: setImmediate callbacks run while a 2500×3000 plane is converted', async () => {
+  const values = new Uint16Array(2500 * 3000).map((_, i) => (i * 7) & 0xfff);
+  // Called from a poll-phase continuation (an fs callback), the next check phase (the first tick) comes
+  // before any poll that could deliver the op's completion: a tick can only be missed if the op ran here.
+  await stat(import.meta.filename);
+  let ticks = 0;
+  let running = true;
+  const tick = () => {
+    ticks++;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const r = await gray16To8(values, null);
+  running = false;
+  assert.is(r.bits, 12);
+  assert.ok(ticks > 0, 'no setImmediate callback ran while the plane was converted');
 });
 
 test.run();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -126,6 +127,28 @@ test('an unknown option is refused by name (imageLimits for limits would drop th
     const e = await refused(preprocess(img, row as never));
     assert.instance(e, TypeError);
     assert.is(e.message, `row must be a CheXmask row, a CSV record or region masks, got ${type}`);
+  }
+});
+
+test('a plain Uint8Array (a view at an offset into a larger ArrayBuffer) works like a Buffer, every format', async () => {
+  const jpg = readFileSync(join(FIXTURES, 'phantom-640x768.jpg'));
+  const png8 = await sharp(jpg).grayscale().png().toBuffer();
+  const png16 = await sharp(jpg).grayscale().toColourspace('grey16').png().toBuffer();
+  const dcm = readFileSync(join(import.meta.dirname, 'fixtures', 'mono1-12bit-jpeg-lossless.dcm'));
+  const limits = { formats: ['jpeg' as const, 'png' as const, 'dicom' as const] };
+  assert.is((await sharp(png16).metadata()).depth, 'ushort');
+  for (const [name, buf] of [
+    ['jpeg', jpg],
+    ['png8', png8],
+    ['png16', png16],
+    ['dicom', dcm],
+  ] as const) {
+    const backing = new ArrayBuffer(buf.length + 7);
+    const view = new Uint8Array(backing, 3, buf.length);
+    view.set(buf);
+    const a = await preprocess(buf, null, { limits });
+    const b = await preprocess(view as Buffer, null, { limits });
+    assert.equal(Array.from(b.gray), Array.from(a.gray), name);
   }
 });
 

@@ -3,6 +3,8 @@
  * samples, so dividing by 65535 would leave them nearly black: the depth is read from the PNG's sBIT
  * chunk when it has one, else taken as the fewest bits that hold the image's largest value (at least 8).
  */
+import { loadNative } from '../native.js';
+
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** The significant bits a PNG's sBIT chunk states (its first channel), or null when it has none. */
@@ -23,29 +25,14 @@ export function pngSignificantBits(buf: Buffer): number | null {
 }
 
 /**
- * The bits that scale `values` (16-bit samples) to 0–255. Without an sBIT chunk (`sbit` null): the
- * fewest bits that hold the largest value (bitsFor). With one, two layouts exist. The PNG spec has the
- * encoder scale the samples up to the full 16 bits (sBIT then records the original precision only):
- * values above 2^sbit − 1, or low 16 − sbit bits all zero, read as 16 bits. Other writers leave the
- * values in the low `sbit` bits: those read as `sbit` bits.
+ * A 16-bit gray plane scaled to 0–255 (`gray`, one byte per pixel: min(255, round(v · 255 / (2^bits − 1))))
+ * and the bits it was scaled from. Without an sBIT chunk (`sbit` null): the fewest bits (at least 8) that
+ * hold the largest value. With one, two layouts exist. The PNG spec has the encoder scale the samples up
+ * to the full 16 bits (sBIT then records the original precision only): values above 2^sbit − 1, or low
+ * 16 − sbit bits all zero, read as 16 bits. Other writers leave the values in the low `sbit` bits: those
+ * read as `sbit` bits. Both passes over the pixels run in the addon on a libuv pool thread: as JS loops
+ * they held the event loop for 0.1–1 s per image.
  */
-export function sampleBits(values: ArrayLike<number>, sbit: number | null): number {
-  let max = 0;
-  let low = 0;
-  const lowMask = sbit !== null && sbit < 16 ? 2 ** (16 - sbit) - 1 : 0;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v > max) max = v;
-    low |= v & lowMask;
-  }
-  if (sbit === null) return bitsFor(max);
-  if (max > 2 ** sbit - 1 || (low === 0 && max > 0)) return 16;
-  return sbit;
-}
-
-/** Bits needed for `max` (at least 8). */
-export function bitsFor(max: number): number {
-  let bits = 8;
-  while (bits < 16 && max > 2 ** bits - 1) bits++;
-  return bits;
+export function gray16To8(values: Uint16Array, sbit: number | null): Promise<{ bits: number; gray: Buffer }> {
+  return loadNative().gray16To8(values, sbit);
 }

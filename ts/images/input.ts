@@ -135,7 +135,7 @@ export interface CheckedImage {
  *   `image-corrupt` (unknown format, unreadable header), naming the file.
  */
 export async function checkedImage(
-  input: string | Buffer,
+  input: string | Uint8Array,
   limits: ResolvedImageLimits,
 ): Promise<CheckedImage> {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
@@ -148,7 +148,9 @@ export async function checkedImage(
   if (typeof input === 'string') buf = await readImageFile(input, limits.maxFileBytes);
   else {
     if (input.length > limits.maxFileBytes) throw tooManyBytes(name, input.length, limits.maxFileBytes);
-    buf = input;
+    // a plain Uint8Array (fetch's arrayBuffer(), Web streams) is viewed as a Buffer, not copied: the
+    // decoders read it with Buffer methods
+    buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   }
   const format = sniffFormat(buf, limits.formats);
   if (!format) {

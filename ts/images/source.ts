@@ -5,7 +5,7 @@
  * (dicom.ts).
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
-import { pngSignificantBits, sampleBits } from './bit-depth.js';
+import { gray16To8, pngSignificantBits } from './bit-depth.js';
 import { decodeDicom, isDicom } from './dicom.js';
 
 export interface ImageSource {
@@ -15,16 +15,6 @@ export interface ImageSource {
   bits: number;
   /** A fresh pipeline: grayscale, 8-bit. */
   open(): Sharp;
-}
-
-/** A 16-bit gray plane scaled from `bits` to 0–255 (rounded), one byte per pixel. */
-export function scaleTo8(values: Uint16Array, bits: number): Uint8Array {
-  const k = 255 / (2 ** bits - 1);
-  const lut = new Uint8Array(65536);
-  for (let v = 0; v < 65536; v++) lut[v] = Math.min(255, Math.round(v * k));
-  const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = lut[values[i]];
-  return out;
 }
 
 /**
@@ -57,7 +47,7 @@ export async function imageSource(
       open: () => sharp(buf, opts).grayscale(),
     };
   // 16-bit: sharp's own gray conversion keeps the top 8 bits, which leaves 12-bit data nearly black, so
-  // the samples are read at 16 bits and scaled here from the real depth.
+  // the samples are read at 16 bits and scaled from the real depth, in the addon off the JS thread (bit-depth.ts).
   const { data, info } = await sharp(buf, opts)
     .toColourspace('grey16')
     .removeAlpha() // grey+alpha, RGBA or tRNS: the alpha is dropped, as for 8-bit PNGs
@@ -65,8 +55,7 @@ export async function imageSource(
     .toBuffer({ resolveWithObject: true });
   if (info.channels !== 1) throw new Error(`16-bit image decoded to ${info.channels} channels`);
   const values = new Uint16Array(data.buffer, data.byteOffset, data.length / 2);
-  const bits = sampleBits(values, pngSignificantBits(buf));
-  const gray = scaleTo8(values, bits);
+  const { bits, gray } = await gray16To8(values, pngSignificantBits(buf));
   const raw = { width: info.width, height: info.height, channels: 1 as const };
   return { width: info.width, height: info.height, bits, open: () => sharp(gray, { raw }).grayscale() };
 }
