@@ -64,12 +64,12 @@ function findingIndex(s: string): number {
  * another file. Returns the JSON path.
  */
 function explainOutputs(out: string, json: string | undefined): string {
+  checkOutputFile('out', out);
   if (extname(out).toLowerCase() !== '.png')
     throw new UsageError(
       `--out ${out}: the heat map is written as a PNG; give a path ending in .png (the numbers go to --json, by default the same name ending in .json)`,
     );
   const numbers = json ?? `${out.slice(0, -extname(out).length)}.json`;
-  checkOutputFile('out', out);
   checkOutputFile('json', numbers);
   if (resolve(numbers) === resolve(out) || sameFile(numbers, out))
     throw new UsageError(
