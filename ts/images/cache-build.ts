@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js';
-import { refuseLinkedFolders } from '../common/files.js';
+import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
 import { sha256, sha256File } from '../common/hash.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
@@ -285,6 +285,8 @@ function reusableManifest(
   s: ShardPlan,
 ): { manifest: ShardManifest } | { stale: StaleReason | null } {
   if (!existsSync(s.manPath) || !existsSync(s.binPath)) return { stale: null };
+  // a FIFO there would block the read forever (a cache folder may come from someone else)
+  refuseNonFile(s.manPath);
   try {
     const m = JSON.parse(readFileSync(s.manPath, 'utf8')) as ShardManifest;
     const samePlan =
