@@ -13,10 +13,20 @@
 set(CXRMASK_TORCH_MODE "auto" CACHE STRING "How to import LibTorch: auto | find_package | imported")
 set(CXRMASK_PYTHON "" CACHE FILEPATH "Python interpreter whose torch is used when LIBTORCH/Torch_DIR are unset")
 
+# Advice a reader can follow where this runs: an installed package ships no scripts/setup.sh, so it is
+# named only in a source checkout (.git or ts/ beside CMakeLists.txt, as ts/native.ts isSourceCheckout).
+get_filename_component(_cxr_root "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLUTE)
+if(EXISTS "${_cxr_root}/.git" OR EXISTS "${_cxr_root}/ts")
+  set(_cxr_setup_help "    (in this clone, `bash scripts/setup.sh` does this in a venv and puts it on PATH), or\n")
+else()
+  string(CONCAT _cxr_setup_help
+    "    (`npx cxrmask setup` does this in a venv in ~/.cache/cxrmask when LIBTORCH and Torch_DIR are unset\n"
+    "    and no such torch is on PATH), or\n")
+endif()
 set(_cxr_install_help
   "Install one of:\n"
   "  * PyTorch for Python (the addon links the wheel's LibTorch):  pip install \"torch==${CXRMASK_TORCH_PIN}.*\"\n"
-  "    (scripts/setup.sh does this in a venv and puts it on PATH), or\n"
+  "${_cxr_setup_help}"
   "  * a LibTorch zip from https://pytorch.org/get-started/locally/ (C++/Java, cxx11 ABI), unpacked, then\n"
   "    export LIBTORCH=/path/to/libtorch   (or pass --CDTorch_DIR=/path/to/libtorch/share/cmake/Torch).\n")
 

@@ -1,4 +1,12 @@
-import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -12,7 +20,10 @@ import { decodeDicom } from '../../ts/images/dicom.js';
 import { rejects, tempDir } from '../data/helpers.js';
 import { smallSynthArgs } from './helpers.js';
 
-async function cli(args: string[]): Promise<{ out: string; err: string; code: number | undefined }> {
+async function cli(
+  args: string[],
+  onErr?: (s: string) => void,
+): Promise<{ out: string; err: string; code: number | undefined }> {
   const ow = process.stdout.write.bind(process.stdout);
   const ew = process.stderr.write.bind(process.stderr);
   let out = '';
@@ -23,6 +34,7 @@ async function cli(args: string[]): Promise<{ out: string; err: string; code: nu
   }) as typeof process.stdout.write;
   process.stderr.write = ((s: string) => {
     err += s;
+    onErr?.(s);
     return true;
   }) as typeof process.stderr.write;
   const before = process.exitCode;
@@ -249,6 +261,50 @@ test('synth → index → cache → overlay through the command modules', async 
   const made = await figure(nested);
   assert.is(made.code, undefined, made.err);
   assert.is((await sharp(nested).metadata()).format, 'jpeg');
+});
+
+test('Ctrl-C during cache: stops at the next image, no temp left, exit 130 saying the same command continues; it does', async () => {
+  const d = tempDir();
+  assert.is((await cli(smallSynthArgs(d))).code, undefined);
+  assert.is((await cli(['index', '--root', join(d, 'mimic'), '--out', join(d, 'idx')])).code, undefined);
+  const args = ['cache', '--index', join(d, 'idx'), '--root', join(d, 'mimic')];
+  args.push('--chexmask', join(d, 'chexmask', 'MIMIC-CXR-JPG.csv'), '--out', join(d, 'cache'));
+  args.push('--shard-size', '8', '--concurrency', '1');
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = signals.map((n) => process.listeners(n));
+  let sent = false;
+  let shards = 0;
+  try {
+    // Ctrl-C while the second shard is decoded (the progress line of its images)
+    const stopped = await cli(args, (line) => {
+      const m = /^\[cache\] (\d+)\/\d+$/m.exec(line);
+      if (m && Number(m[1]) > 8 && !sent) {
+        sent = true;
+        process.emit('SIGINT', 'SIGINT');
+      }
+    });
+    assert.ok(sent, stopped.err);
+    assert.is(stopped.code, 130, stopped.err);
+    assert.match(stopped.err, /stopping after the current step .*run the same command again to continue/);
+    const m =
+      /interrupted: stopped building the image cache .* with 1 of (\d+) shard\(s\) finished; they are kept, and the same build run again continues from them\./.exec(
+        stopped.err,
+      );
+    assert.ok(m, stopped.err);
+    shards = Number(m[1]);
+    const dir = readdirSync(join(d, 'cache'))[0]!;
+    assert.equal(readdirSync(join(d, 'cache', dir)).sort(), ['shard-00000.bin', 'shard-00000.json']);
+  } finally {
+    // the command's handlers stay on this process: take them off
+    signals.forEach((n, i) => {
+      for (const l of process.listeners(n)) if (!before[i]!.includes(l)) process.off(n, l);
+    });
+  }
+  const again = await cli(args);
+  assert.is(again.code, undefined, again.err);
+  const summary = JSON.parse(again.out);
+  assert.is(summary.shardsReused, 1);
+  assert.is(summary.shardsBuilt, shards - 1);
 });
 
 test('overlay draws a VinDr DICOM (.dicom): the left panel is the decoded DICOM', async () => {

@@ -1,5 +1,5 @@
 /** `cxrmask explain`: PNG + JSON for an image with its CheXmask row; bad input named. */
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -165,6 +165,40 @@ test('explain --steps/--samples above their ceiling (or not a count) are usage e
     assert.match(r.err, re);
     assert.not.match(r.err, /absent\.jpg|no-model/, 'refused before the image or the model is read');
   }
+});
+
+test('explain refuses an --out that is not a .png and a --json that is --out, before any work; a default JSON path in the way too', () => {
+  const dir = tempDir();
+  const base = ['explain', '--image', join(dir, 'absent.jpg'), '--model', join(dir, 'no-model')];
+  base.push('--finding', 'Edema');
+  const png = join(dir, 'h.png');
+  writeFileSync(join(dir, 'keep.png'), 'an earlier heat map');
+  symlinkSync(join(dir, 'keep.png'), join(dir, 'keep-link.json'));
+  mkdirSync(join(dir, 'taken.json'));
+  const cases: [string[], RegExp][] = [
+    [
+      ['--out', join(dir, 'h.json')],
+      /--out .*h\.json: the heat map is written as a PNG; give a path ending in \.png/,
+    ],
+    [['--out', join(dir, 'h')], /--out .*h: the heat map is written as a PNG/],
+    [
+      ['--out', png, '--json', png],
+      /--out .*h\.png and --json .*h\.png name the same file: the numbers would replace the PNG/,
+    ],
+    // the same file by another spelling, or through a link
+    [['--out', png, '--json', join(dir, '.', 'x', '..', 'h.png')], /name the same file/],
+    [['--out', join(dir, 'keep.png'), '--json', join(dir, 'keep-link.json')], /name the same file/],
+    // the default JSON path (<out>.json) is a folder: refused before the attribution, not after the PNG
+    [['--out', join(dir, 'taken.png')], /--json .*taken\.json: is a folder/],
+  ];
+  for (const [flags, re] of cases) {
+    const r = runCli([...base, ...flags]);
+    assert.is(r.code, 2, `${flags.join(' ')}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.not.match(r.err, /absent\.jpg|no-model/, 'refused before the image or the model is read');
+  }
+  assert.is(readFileSync(join(dir, 'keep.png'), 'utf8'), 'an earlier heat map');
+  assert.not.ok(existsSync(join(dir, 'taken.png')));
 });
 
 test.run();

@@ -1,5 +1,5 @@
 /** The one crash-safe write helper: parents made, temp removed on error, same helper from the data layer. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   lstatSync,
   mkdirSync,
@@ -21,6 +21,7 @@ import { DataError } from '../../ts/common/errors.js';
 import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/common/files.js';
 import {
   type AtomicWriteOptions,
+  readJson,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -361,6 +362,37 @@ test('refuseLinkedFolders: a symlinked folder inside an owned folder is refused,
   );
   refuseLinkedFolders(cache, 'cache folder', join(cache, 'other-key')); // missing: created later
   assert.equal(readdirSync(elsewhere), ['x'], 'nothing written to the link target');
+});
+
+test('readJson: a FIFO, a folder or a truncated file in place of a JSON file is a DataError naming it (a FIFO used to block forever)', async () => {
+  const dir = join(tmp, 'read-json');
+  mkdirSync(dir);
+  const fifo = join(dir, 'result.json');
+  spawnSync('mkfifo', [fifo]);
+  // a writer at the other end, so that a read of the FIFO returns instead of blocking this test
+  const writer = spawn('sh', ['-c', 'printf "{}" > "$0"', fifo], { stdio: 'ignore' });
+  try {
+    await refused(
+      () => readJson(fifo),
+      'not-a-file',
+      fifo,
+      /not a regular file \(a FIFO\); refusing to read it/,
+    );
+  } finally {
+    writer.kill();
+  }
+  const folder = join(dir, 'results.json');
+  mkdirSync(folder);
+  await refused(() => readJson(folder), 'not-a-file', folder, /not a regular file \(a folder\)/);
+  const truncated = join(dir, 'data.json');
+  writeFileSync(truncated, '{"fingerprint": ');
+  await refused(
+    () => readJson(truncated),
+    'bad-json',
+    truncated,
+    new RegExp(`^${truncated}: cannot read: .*JSON`),
+  );
+  assert.is(readJson(join(dir, 'absent.json')), null);
 });
 
 test.run();

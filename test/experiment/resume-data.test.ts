@@ -69,6 +69,25 @@ test('a run records its data fingerprint in data.json and results.json', async (
   assert.equal(runContour(runDir), CONTOUR);
 });
 
+test("a run started as the CLI starts it (the data step's cache summary, a relative cache folder) records its contours and the cache folder absolute", async () => {
+  const home = process.cwd();
+  process.chdir(tmp);
+  try {
+    const cache = keyed(fakeCache(), { dir: 'caches/k1' });
+    // what prepareData returns for an existing cache: no contour settings in it
+    const extra = { cache: { dir: 'caches/k1', entries: 120, skipped: null } };
+    const r = await runExperiment({ config, backend: withCache(cache), extra });
+    const recorded = JSON.parse(readFileSync(join(r.runDir, 'data.json'), 'utf8'));
+    assert.is(recorded.fingerprint.cacheDir, join(tmp, 'caches', 'k1'));
+    assert.equal(recorded.summaries.cache.contour, CONTOUR);
+    assert.is(recorded.summaries.cache.entries, 120);
+    process.chdir(home);
+    assert.equal(runContour(r.runDir), CONTOUR);
+  } finally {
+    process.chdir(home);
+  }
+});
+
 test('resume after a rebuild with fewer images is refused, naming what changed; nothing is recomputed', async () => {
   const cell = join(runDir, 'cells', 'lp-masked-s0', 'result.json');
   rmSync(cell);

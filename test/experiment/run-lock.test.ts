@@ -2,7 +2,7 @@
  * One process per run folder: two real processes resume the same folder; the
  * second is refused with a clear error naming the holder, the first finishes untouched. A lock left
  * by a dead process is taken over (and said so); a lock from another host is refused with the way out.
- * A run folder with a symlinked subfolder planted is refused before anything is written; a run folder
+ * A run folder with a symlinked subfolder planted (`cells`, `plots`) is refused before anything is written; a run folder
  * that is itself a link (runs on a bigger disk) is used as usual.
  * Pure-JS fake backend; the processes run test/experiment/fixtures/resume-worker.ts.
  */
@@ -160,33 +160,37 @@ function snapshot(dir: string): Record<string, string> {
   return out;
 }
 
-test('a run folder with `cells` linked elsewhere: resume and eval are refused naming the link; nothing is written there', async () => {
-  const run = join(tmp, 'planted');
-  cpSync(runDir, run, { recursive: true });
-  rmSync(join(run, 'cells', 'lp-original-s0'), { recursive: true }); // a resume would train it again
-  const elsewhere = join(tmp, 'elsewhere');
-  renameSync(join(run, 'cells'), elsewhere);
-  symlinkSync(elsewhere, join(run, 'cells'));
-  const before = snapshot(elsewhere);
-  for (const start of [
-    () => runExperiment({ config, backend: fakeBackend(), resume: run }),
-    () => reevaluate(run, fakeBackend()),
-  ]) {
-    try {
-      await start();
-      assert.unreachable('a planted folder link must refuse');
-    } catch (e) {
-      assert.is((e as Error).name, 'DataError', String(e));
-      assert.is((e as { reason?: string }).reason, 'linked-folder');
-      assert.match(
-        (e as Error).message,
-        `${join(run, 'cells')}: a symbolic link to a folder (-> ${elsewhere}) inside the run folder ${run}`,
-      );
+for (const folder of ['cells', 'plots']) {
+  test(`a run folder with \`${folder}\` linked elsewhere: resume and eval are refused naming the link; nothing is written there`, async () => {
+    const run = join(tmp, `planted-${folder}`);
+    cpSync(runDir, run, { recursive: true });
+    rmSync(join(run, 'cells', 'lp-original-s0'), { recursive: true }); // a resume would train it again
+    const elsewhere = join(tmp, `elsewhere-${folder}`);
+    renameSync(join(run, folder), elsewhere);
+    // the target holds someone else's file by a name the report writes
+    if (folder === 'plots') writeFileSync(join(elsewhere, 'macroAUROC.png'), "someone else's figure");
+    symlinkSync(elsewhere, join(run, folder));
+    const before = snapshot(elsewhere);
+    for (const start of [
+      () => runExperiment({ config, backend: fakeBackend(), resume: run }),
+      () => reevaluate(run, fakeBackend()),
+    ]) {
+      try {
+        await start();
+        assert.unreachable('a planted folder link must refuse');
+      } catch (e) {
+        assert.is((e as Error).name, 'DataError', String(e));
+        assert.is((e as { reason?: string }).reason, 'linked-folder');
+        assert.match(
+          (e as Error).message,
+          `${join(run, folder)}: a symbolic link to a folder (-> ${elsewhere}) inside the run folder ${run}`,
+        );
+      }
     }
-  }
-  assert.equal(snapshot(elsewhere), before, 'nothing written to the link target');
-  assert.not.ok(existsSync(join(run, RUN_LOCK_FILE)), 'not even the lock');
-});
+    assert.equal(snapshot(elsewhere), before, 'nothing written to the link target');
+    assert.not.ok(existsSync(join(run, RUN_LOCK_FILE)), 'not even the lock');
+  });
+}
 
 test('a run folder that is itself a link (runs on another disk): resume and eval work through it', async () => {
   const disk = join(tmp, 'disk');

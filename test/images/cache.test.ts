@@ -1,14 +1,24 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataError } from '../../ts/common/errors.js';
+import { DataError, InterruptedError } from '../../ts/common/errors.js';
 import { type ChexmaskRow, joinChexmask } from '../../ts/data/chexmask.js';
 import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { REGIONS } from '../../ts/data/landmarks.js';
 import type { Split } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache } from '../../ts/images/cache-build.js';
+import { STAMPS_FILE } from '../../ts/images/cache-verify.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 import { CONTOUR_BITS, REGION_BITS, regionMasksOnGrid } from '../../ts/masks/overlay.js';
 import { rejects, synthTree, tempDir } from '../data/helpers.js';
@@ -211,6 +221,71 @@ test('a settings folder planted as a link is refused, naming it, nothing written
   assert.is((err as DataError).reason, 'linked-folder');
   assert.is((err as DataError).where.file, join(handed, a.key));
   assert.equal(readdirSync(elsewhere), ['kept'], 'nothing written to the link target');
+});
+
+test("a killed build's shard temp is removed by the next build; a live process's is left alone", async () => {
+  const { s, entries, rows } = await setup();
+  const part = entries.slice(0, 20);
+  const out = tempDir();
+  const a = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: its pid names no process
+  const stale = join(a.dir, `shard-00001.bin.tmp-${dead}-0a1b2c3d`);
+  const live = join(a.dir, `shard-00001.bin.tmp-${process.ppid}-0a1b2c3d`); // another build still writing
+  writeFileSync(stale, Buffer.alloc(4096));
+  writeFileSync(live, Buffer.alloc(4096));
+  const b = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.is(b.shardsReused, 2);
+  assert.not.ok(existsSync(stale), "the dead build's temp is gone");
+  assert.ok(existsSync(live), "a live writer's temp is kept");
+});
+
+test('a stop mid-build drops the unfinished shard (no temp left) and keeps the finished ones; the next build completes it, equal to an uninterrupted build', async () => {
+  const { s, entries, rows } = await setup();
+  const part = entries.slice(0, 50);
+  const whole = await buildCache({
+    entries: part,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out: tempDir(),
+    shardSize: 16,
+  });
+  const shards = Math.ceil(whole.planned / 16);
+  assert.ok(shards >= 3);
+  const out = tempDir();
+  const signal = { stop: false };
+  const err = await rejects(
+    buildCache({
+      entries: part,
+      root: s.mimicRoot,
+      chexmask: rows,
+      out,
+      shardSize: 16,
+      concurrency: 2,
+      signal,
+      // Ctrl-C while the second shard is being decoded
+      onProgress: (done) => {
+        if (done === 20) signal.stop = true;
+      },
+    }),
+    new RegExp(
+      `^stopped building the image cache .* with 1 of ${shards} shard\\(s\\) finished; they are kept, and the same build run again continues from them$`,
+    ),
+  );
+  assert.instance(err, InterruptedError);
+  const dir = join(out, whole.key);
+  assert.equal(
+    readdirSync(dir).sort(),
+    ['shard-00000.bin', 'shard-00000.json'],
+    'the finished shard and nothing else: no temp, no cache.json',
+  );
+  const resumed = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.is(resumed.shardsReused, 1);
+  assert.is(resumed.shardsBuilt, shards - 1);
+  const files = readdirSync(whole.dir).sort();
+  assert.equal(readdirSync(dir).sort(), files);
+  for (const f of files)
+    if (f !== STAMPS_FILE) assert.ok(readFileSync(join(dir, f)).equals(readFileSync(join(whole.dir, f))), f);
+  assert.is(openCache(out).digest, openCache(whole.dir).digest);
 });
 
 test.run();

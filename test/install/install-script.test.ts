@@ -131,6 +131,17 @@ test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragrap
     /has no share\/cmake\/Torch\/TorchConfig\.cmake/,
     'cmake names what is missing',
   );
+  // cmake's advice names only what an installed package has: no scripts/setup.sh (not shipped)
+  assert.not.match(failed.stderr, /setup\.sh/);
+  assert.match(
+    failed.stderr.replace(/\s+/g, ' '),
+    /\(`npx cxrmask setup` does this in a venv in ~\/\.cache\/cxrmask/,
+  );
+  // in a source checkout (ts/ beside CMakeLists.txt) it names the clone's setup script
+  mkdirSync(join(dir, 'ts'));
+  const inClone = run({ LIBTORCH: join(tmp, 'no-libtorch-here'), npm_lifecycle_event: '' });
+  assert.is(inClone.status, 1, inClone.stderr);
+  assert.match(inClone.stderr, /\(in this clone, `bash scripts\/setup\.sh` does this in a venv/);
 });
 
 test.run();

@@ -202,6 +202,50 @@ test('a cell is refused on a model folder whose weights or model.json changed si
   assert.is(served(c).modelDir, modelDir);
 });
 
+test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the same cell: found, checked and given its contours', () => {
+  const modelDir = join(tmp, 'model-rel');
+  cpSync(join('models', 'tiny'), modelDir, { recursive: true });
+  const r = join(tmp, 'runs', 'Relative');
+  const c = join(r, 'cells', 'lp-masked-s0');
+  mkdirSync(c, { recursive: true });
+  writeFileSync(join(c, 'best.ckpt'), 'x');
+  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
+  writeFileSync(
+    join(r, RUN_DATA_FILE),
+    JSON.stringify({
+      fingerprint: { cacheDir: cache },
+      summaries: { cache: { contour: { thickness: 5, source: 'landmarks' } } },
+      model: runModel(modelDir),
+    }),
+  );
+  const changed = join(tmp, 'model-rel-changed');
+  cpSync(modelDir, changed, { recursive: true });
+  writeFileSync(join(changed, 'model.json'), `${readFileSync(join(changed, 'model.json'), 'utf8')}\n`);
+  const home = process.cwd();
+  try {
+    for (const [cwd, model, ckpt] of [
+      [c, '.', 'best.ckpt'],
+      [c, 'best.ckpt', './best.ckpt'],
+      [join(r, 'cells'), 'lp-masked-s0', 'lp-masked-s0/best.ckpt'],
+      [r, 'cells/lp-masked-s0/../lp-masked-s0', 'cells/lp-masked-s0/../lp-masked-s0/best.ckpt'],
+    ] as const) {
+      process.chdir(cwd);
+      const s = served(model);
+      assert.is(s.modelDir, modelDir, `${cwd}: --model ${model}`);
+      assert.equal(s.overlay, { thickness: 5, source: 'landmarks' });
+      // the run's checkpoint put on another model folder by a relative path: refused as when absolute
+      assert.match(
+        refusal(() => served(changed, ckpt)).message,
+        /\(given with the checkpoint\) is not the model this run started with: model\.json changed/,
+        `${cwd}: --checkpoint ${ckpt}`,
+      );
+      assert.equal(checkpointContour(ckpt), { thickness: 5, source: 'landmarks' });
+    }
+  } finally {
+    process.chdir(home);
+  }
+});
+
 test('a run that recorded no model: its cell is served, with a warning that it cannot be checked', async () => {
   const r = join(tmp, 'runs', 'Unrecorded');
   const c = join(r, 'cells', 'lp-masked-s1');

@@ -2,6 +2,7 @@
  * synth writes where the real datasets go (out/<dataset>/, out/chexmask/<CheXmask file>): it replaces
  * only what it wrote itself, unless forced. And its seeds are 32-bit: each one its own data set.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -145,6 +146,37 @@ test('the demo re-synthesizes over its own marked tree; its stamp beside an unma
   assert.is(readFileSync(join(dir, 'mimic', 'unmarked'), 'utf8'), 'x');
   assert.ok(existsSync(join(dir, 'cache-224')), 'a refusal deletes nothing');
   assert.ok(existsSync(join(dir, 'synth.json')));
+});
+
+test("the demo's stamp as a FIFO or truncated is refused naming it, with the way out (a FIFO used to hang the demo)", async () => {
+  const dir = tempDir();
+  const stamp = join(dir, 'synth.json');
+  spawnSync('mkfifo', [stamp]);
+  // a writer at the other end, so that a read of the FIFO returns instead of blocking this test
+  const writer = spawn('sh', ['-c', 'printf "{}" > "$0"', stamp], { stdio: 'ignore' });
+  try {
+    await rejects(
+      ensureDemoData(dir, 3, 1),
+      new RegExp(
+        `^${stamp}: not a regular file \\(a FIFO\\); refusing to read it \\(the demo's stamp: delete it to synthesize the data again\\)$`,
+      ),
+    );
+  } finally {
+    writer.kill();
+  }
+  rmSync(stamp);
+  writeFileSync(stamp, '{"params": ');
+  const err = await rejects(
+    ensureDemoData(dir, 3, 1),
+    new RegExp(
+      `^${stamp}: cannot read: .*JSON.*\\(the demo's stamp: delete it to synthesize the data again\\)$`,
+    ),
+  );
+  assert.is(err.name, 'DataError');
+  // a stamp that records no data (another version's): synthesized again, as for other parameters
+  writeFileSync(stamp, '{}');
+  assert.is((await ensureDemoData(dir, 3, 1)).reused, false);
+  assert.is((await ensureDemoData(dir, 3, 1)).reused, true);
 });
 
 test('seeds: 0 to 2^32-1, each its own data (seeds above ~3.4 million used to share streams)', async () => {

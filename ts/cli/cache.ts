@@ -9,6 +9,7 @@ import { buildCache, rebuildNotes } from '../images/cache-build.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
+import { installStop } from './signals.js';
 
 export interface CacheArgv extends ImageLimitArgv {
   index: string;
@@ -102,6 +103,10 @@ const command: CommandModule<object, CacheArgv> = {
       process.stderr.write(
         `[cache] CheXmask: ${join.kept} rows kept, ${join.missing} ids absent, refused ${JSON.stringify(join.refused.counts)}\n`,
       );
+      // first Ctrl-C: the build stops at its next image, keeping the finished shards (no temp left)
+      const signal = installStop(
+        () => 'The finished shards are kept: run the same command again to continue.',
+      );
       const bar = progress('cache', argv.progress);
       const s = await buildCache({
         entries,
@@ -127,8 +132,8 @@ const command: CommandModule<object, CacheArgv> = {
         shardSize: argv.shardSize,
         imageLimits,
         onProgress: bar.update,
-      });
-      bar.stop();
+        signal,
+      }).finally(bar.stop);
       // a rebuild into the same --out: say which earlier shards were redone and which failed images recovered
       for (const line of rebuildNotes(s)) process.stderr.write(`[cache] ${line}\n`);
       process.stdout.write(`${JSON.stringify({ ...s, chexmask: join }, null, 2)}\n`);

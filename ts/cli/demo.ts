@@ -8,7 +8,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { writeJsonAtomic } from '../common/io.js';
+import { DataError } from '../common/errors.js';
+import { readJson, writeJsonAtomic } from '../common/io.js';
 import { CHEXMASK_FILE, DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
@@ -60,11 +61,9 @@ export async function ensureDemoData(
     generator: synthFingerprint(),
     ...(dataset === 'mimic' ? {} : { dataset }),
   };
-  if (existsSync(stamp)) {
-    const have = JSON.parse(readFileSync(stamp, 'utf8'));
-    if (JSON.stringify(have.params) === JSON.stringify(want) && existsSync(have.chexmaskCsv))
-      return { mimicRoot: have.mimicRoot, chexmaskCsv: have.chexmaskCsv, reused: true };
-  }
+  const have = readStamp(stamp);
+  if (have && JSON.stringify(have.params) === JSON.stringify(want) && existsSync(have.chexmaskCsv))
+    return { mimicRoot: have.mimicRoot, chexmaskCsv: have.chexmaskCsv, reused: true };
   // Only a marker inside the tree proves it the demo's: its stamp beside the tree outlives a tree
   // someone replaced. Checked before the caches go, so a refusal deletes nothing.
   await checkSynthTargets(
@@ -85,6 +84,36 @@ export async function ensureDemoData(
     perSplit: s.perSplit,
   });
   return { mimicRoot: s.mimicRoot, chexmaskCsv: s.chexmaskCsv, reused: false };
+}
+
+/** What the demo's stamp records of the data it synthesized. */
+interface DemoStamp {
+  params: unknown;
+  mimicRoot: string;
+  chexmaskCsv: string;
+}
+
+/**
+ * The demo's stamp (`<data>/synth.json`); null when there is none, or when it records no data (made
+ * by another version: the data are synthesized again, as for other parameters).
+ * @throws {DataError} it is not a regular file (a FIFO would block the read) or not JSON, naming it
+ *   and how to start afresh.
+ */
+function readStamp(stamp: string): DemoStamp | null {
+  let have: Partial<DemoStamp> | null;
+  try {
+    have = readJson<Partial<DemoStamp>>(stamp);
+  } catch (e) {
+    if (e instanceof DataError)
+      e.message = `${e.message} (the demo's stamp: delete it to synthesize the data again)`;
+    throw e;
+  }
+  const usable =
+    typeof have === 'object' &&
+    have !== null &&
+    typeof have.mimicRoot === 'string' &&
+    typeof have.chexmaskCsv === 'string';
+  return usable ? (have as DemoStamp) : null;
 }
 
 export const demoCommand: CommandModule<object, DemoArgv> = {

@@ -4,8 +4,10 @@
  * The work is ts/explain/image.ts; this module parses the options and writes the files.
  */
 
+import { existsSync, statSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { ConfigError } from '../common/errors.js';
+import { ConfigError, UsageError } from '../common/errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
@@ -56,6 +58,34 @@ function findingIndex(s: string): number {
   );
 }
 
+/**
+ * The two output paths, checked before any work: `--out` is the PNG (a name ending in .png, so that
+ * `--out map.json` does not write a PNG under a JSON name), `--json` (default: `--out` with .json)
+ * another file. Returns the JSON path.
+ */
+function explainOutputs(out: string, json: string | undefined): string {
+  checkOutputFile('out', out);
+  if (extname(out).toLowerCase() !== '.png')
+    throw new UsageError(
+      `--out ${out}: the heat map is written as a PNG; give a path ending in .png (the numbers go to --json, by default the same name ending in .json)`,
+    );
+  const numbers = json ?? `${out.slice(0, -extname(out).length)}.json`;
+  checkOutputFile('json', numbers);
+  if (resolve(numbers) === resolve(out) || sameFile(numbers, out))
+    throw new UsageError(
+      `--out ${out} and --json ${numbers} name the same file: the numbers would replace the PNG; give --json another path`,
+    );
+  return numbers;
+}
+
+/** Both exist and are one file (a link to the other, a hard link). */
+function sameFile(a: string, b: string): boolean {
+  if (!existsSync(a) || !existsSync(b)) return false;
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.dev === y.dev && x.ino === y.ino;
+}
+
 const command: CommandModule<object, ExplainArgv> = {
   command: 'explain',
   describe: 'Attribution map of one finding for an image, on the original and the masked input (PNG + JSON)',
@@ -95,8 +125,11 @@ const command: CommandModule<object, ExplainArgv> = {
         default: ATTRIBUTION_DEFAULTS.seed,
         describe: 'SmoothGrad noise seed',
       })
-      .option('out', { type: 'string', demandOption: true, describe: 'output PNG' })
-      .option('json', { type: 'string', describe: 'numbers as JSON (default: <out>.json)' })
+      .option('out', { type: 'string', demandOption: true, describe: 'output PNG (a path ending in .png)' })
+      .option('json', {
+        type: 'string',
+        describe: 'numbers as JSON (default: --out with .json for .png; must differ from --out)',
+      })
       .option('device', { type: 'string', default: 'auto', describe: 'cpu | cuda | cuda:N | auto' })
       .option('preset', {
         choices: ['biomedclip', 'paper'] as const,
@@ -106,8 +139,7 @@ const command: CommandModule<object, ExplainArgv> = {
       }) as unknown as Argv<ExplainArgv>,
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {
-      checkOutputFile('out', argv.out);
-      checkOutputFile('json', argv.json);
+      const json = explainOutputs(argv.out, argv.json);
       checkCount('steps', argv.steps, 1, MAX_EXPLAIN_STEPS);
       checkCount('samples', argv.samples, 1, MAX_EXPLAIN_SAMPLES);
       const finding = findingIndex(argv.finding);
@@ -125,7 +157,6 @@ const command: CommandModule<object, ExplainArgv> = {
         limits,
       });
       writeFileAtomic(argv.out, png, { links: 'follow' });
-      const json = argv.json ?? argv.out.replace(/\.[^./]+$/, '') + '.json';
       writeJsonAtomic(json, { image: argv.image, dicomId: argv.id ?? null, ...numbers }, { links: 'follow' });
       process.stdout.write(`${argv.out}, ${json}\n`);
     }),

@@ -216,11 +216,13 @@ export function writeJsonAtomic(path: string, value: unknown, o: AtomicWriteOpti
 
 /**
  * A JSON file, or null when there is none.
- * @throws {DataError} (reason `bad-json`) it cannot be read or parsed, naming the file (a truncated
- *   result.json or a folder in its place gave a bare SyntaxError / EISDIR).
+ * @throws {DataError} `not-a-file`: a FIFO, device, socket or folder in its place (reading a FIFO
+ *   blocks forever), naming the file. `bad-json`: it cannot be read or parsed, naming the file (a
+ *   truncated result.json gave a bare SyntaxError).
  */
 export function readJson<T>(path: string): T | null {
   if (!existsSync(path)) return null;
+  refuseNonFile(path);
   try {
     return parseJsonText(readFileSync(path, 'utf8')) as T;
   } catch (e) {

@@ -8,6 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
+import { refuseNonFile } from '../common/files.js';
 import { writeFileAtomicAsync } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
 import {
@@ -165,6 +166,7 @@ function readIndexSummary(pathOrDir: string): Partial<IndexSummary> | null {
   const dir = pathOrDir.endsWith('.jsonl') ? dirname(pathOrDir) : pathOrDir;
   const p = join(dir, 'summary.json');
   if (!existsSync(p)) return null;
+  refuseNonFile(p); // a FIFO would block the read forever
   try {
     return JSON.parse(readFileSync(p, 'utf8')) as Partial<IndexSummary>;
   } catch (e) {

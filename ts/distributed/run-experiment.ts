@@ -160,10 +160,12 @@ function fixRunData(
 ): { fingerprint: ReturnType<typeof dataFingerprint>; summaries: Record<string, unknown> } {
   const fingerprint = dataFingerprint(cache);
   if (recorded) checkSameData(runDir, recorded, fingerprint, `resume ${runDir}`);
-  const summaries = {
-    cache: cacheFacts(cache),
-    ...(recorded?.summaries ?? {}),
-    ...(o.extra ?? {}),
+  const summaries: Record<string, unknown> = { ...(recorded?.summaries ?? {}), ...(o.extra ?? {}) };
+  // the data step's summary of the cache (o.extra) has no contour settings: the cache's own facts fill
+  // them in, so that a cell served after the cache is deleted still draws the contours it trained on
+  summaries['cache'] = {
+    ...cacheFacts(cache),
+    ...(summaries['cache'] as Record<string, unknown> | undefined),
   };
   if (!recorded && root) writeRunData(runDir, fingerprint, summaries, model);
   // a run recorded before the model was: checked from now on

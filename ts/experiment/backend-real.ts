@@ -159,6 +159,7 @@ export async function prepareData(
     out: d.cache,
     preprocess,
     onProgress,
+    signal,
   });
   log(
     `[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`,

@@ -6,7 +6,7 @@
  * whose fingerprint differs, naming what changed, instead of scoring stale predictions against new labels.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DataError } from '../common/errors.js';
 import { writeJsonAtomic } from '../common/io.js';
 import { type DataFingerprint, RUN_DATA_FILE, type RunData, type RunModel } from '../model/run-files.js';
@@ -18,7 +18,8 @@ export function dataFingerprint(cache: CacheLike): DataFingerprint {
     h.update(`${e.dicomId}\t${e.split}\t${e.labels?.join(',') ?? '-'}\t${e.labelMask?.join(',') ?? '-'}\n`);
   return {
     cacheKey: cache.key ?? null,
-    cacheDir: cache.dir ?? null,
+    // absolute: read from other folders (a cell served elsewhere looks up its contour settings there)
+    cacheDir: cache.dir ? resolve(cache.dir) : null,
     cacheDigest: cache.digest ?? null,
     entries: cache.entries.length,
     entriesDigest: h.digest('hex').slice(0, 32),

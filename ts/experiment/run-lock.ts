@@ -26,7 +26,7 @@ import {
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
-import { refuseLinkedFolders } from '../common/files.js';
+import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
 
 export const RUN_LOCK_FILE = 'run.lock';
 
@@ -107,6 +107,8 @@ export function lockRun(runDir: string): RunLock {
         throw new DataError('run-lock-failed', `cannot take the run folder's lock: ${(e as Error).message}`, {
           file: path,
         });
+      // a FIFO in its place would block the read below forever; no process of ours makes one
+      refuseNonFile(path);
       const held = readLock(path);
       const stale = staleReason(path, held);
       if (stale === null) {

@@ -9,10 +9,11 @@ import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DataError, ReasonCounter } from '../common/errors.js';
-import { refuseLinkedFolders } from '../common/files.js';
+import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js';
+import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
 import { sha256, sha256File } from '../common/hash.js';
-import { withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
 import { type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
@@ -62,6 +63,12 @@ export interface BuildCacheOptions {
    */
   imageLimits?: ImageLimits;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Set `stop` (Ctrl-C) to end the build at its next image: the shard being written is dropped (its
+   * temp file removed), the finished ones stay, and buildCache rejects with an InterruptedError.
+   * Building the same cache again reuses the finished shards.
+   */
+  signal?: StopSignal;
 }
 
 /** Every BuildCacheOptions key: a misspelled option is refused instead of silently ignored. */
@@ -87,6 +94,9 @@ const BuildCacheOptionsSchema = z
     shardSize: or(z.number().int().min(1), 1024),
     concurrency: or(z.number().int().min(1).max(256), availableParallelism),
     onProgress: z.custom<(done: number, total: number) => void>().optional(),
+    signal: z
+      .custom<StopSignal>((v) => typeof (v as StopSignal | null)?.stop === 'boolean', 'must be a StopSignal')
+      .optional(),
   })
   .strict();
 
@@ -160,6 +170,7 @@ interface BuildSettings {
   shardSize: number;
   concurrency: number;
   onProgress?: (done: number, total: number) => void;
+  signal?: StopSignal;
   key: string;
   /** out/<key>: the cache folder. */
   dir: string;
@@ -274,6 +285,8 @@ function reusableManifest(
   s: ShardPlan,
 ): { manifest: ShardManifest } | { stale: StaleReason | null } {
   if (!existsSync(s.manPath) || !existsSync(s.binPath)) return { stale: null };
+  // a FIFO there would block the read forever (a cache folder may come from someone else)
+  refuseNonFile(s.manPath);
   try {
     const m = JSON.parse(readFileSync(s.manPath, 'utf8')) as ShardManifest;
     const samePlan =
@@ -427,18 +440,23 @@ async function decodeShard(
   const recs = Array.from({ length: Math.min(b.concurrency, s.part.length) }, () =>
     Buffer.alloc(b.recordBytes),
   );
-  await runPool(s.part.length, b.concurrency, async (i, w) => {
-    const rec = recs[w]!;
-    const r = await decodeRecord(b, s.part[i]!, rows, rec);
-    if ('failure' in r) failures.push(r.failure);
-    // A write error (disk full) is the build's, not the image's: it ends the build.
-    else {
-      ok[i] = 1;
-      sources[i] = r.source;
-      await fh.write(rec, 0, b.recordBytes, i * b.recordBytes);
-    }
-    progress();
-  });
+  await runPool(
+    s.part.length,
+    b.concurrency,
+    async (i, w) => {
+      const rec = recs[w]!;
+      const r = await decodeRecord(b, s.part[i]!, rows, rec);
+      if ('failure' in r) failures.push(r.failure);
+      // A write error (disk full) is the build's, not the image's: it ends the build.
+      else {
+        ok[i] = 1;
+        sources[i] = r.source;
+        await fh.write(rec, 0, b.recordBytes, i * b.recordBytes);
+      }
+      progress();
+    },
+    () => b.signal?.stop === true,
+  );
   return ok;
 }
 
@@ -486,6 +504,8 @@ async function writeShard(
     const fh = await open(tmp, 'w+');
     try {
       const ok = await decodeShard(b, s, rows, fh, failures, slotSources, progress);
+      // stopped part-way: the shard is unfinished; throwing here removes its temp file
+      if (b.signal?.stop) throw new InterruptedError(`stopped while writing ${s.binPath}`);
       written = await compactShard(b, s, fh, ok);
     } finally {
       await fh.close();
@@ -628,7 +648,10 @@ async function shardManifest(
 
 /**
  * Builds (or resumes) the cache of `options.entries` in out/<settings key>/: plan, then shard by shard
- * reuse what a previous build left intact or decode it, then the entry list and cache.json.
+ * reuse what a previous build left intact or decode it, then the entry list and cache.json. Temp files
+ * a killed build left in that folder are removed first.
+ * @throws {InterruptedError} (rejects) `options.signal` was stopped: the finished shards are kept (the
+ *   message says how many) and the same build run again continues from them.
  */
 export async function buildCache(options: BuildCacheOptions): Promise<CacheSummary> {
   const t0 = performance.now();
@@ -636,6 +659,8 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   // out/<key> is ours to write below; `out` itself may be a link to a bigger disk
   refuseLinkedFolders(options.out, 'cache folder', b.dir);
   await mkdir(b.dir, { recursive: true });
+  // shard temps of an earlier build that was killed (its pid gone): a rebuild writes them anew
+  removeStaleTemps(b.dir);
   const { rows, summary: chexmaskSummary } = await chexmaskRows(b);
   const skipped = new ReasonCounter();
   const planned = planEntries(b, rows, skipped);
@@ -658,7 +683,13 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     b.onProgress?.(count.done, planned.length);
   };
 
-  for (let k = 0; k < Math.ceil(planned.length / b.shardSize); k++) {
+  const shardCount = Math.ceil(planned.length / b.shardSize);
+  const stopped = () =>
+    new InterruptedError(
+      `stopped building the image cache ${b.dir} with ${shards.length} of ${shardCount} shard(s) finished; they are kept, and the same build run again continues from them`,
+    );
+  for (let k = 0; k < shardCount; k++) {
+    if (b.signal?.stop) throw stopped();
     const part = planned.slice(k * b.shardSize, (k + 1) * b.shardSize);
     const plan: ShardPlan = {
       part,
@@ -667,7 +698,12 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
       binPath: join(b.dir, `${shardName(k)}.bin`),
       manPath: join(b.dir, `${shardName(k)}.json`),
     };
-    const manifest = await shardManifest(b, plan, rows, count, rebuilt, progress, planned.length);
+    let manifest: ShardManifest;
+    try {
+      manifest = await shardManifest(b, plan, rows, count, rebuilt, progress, planned.length);
+    } catch (e) {
+      throw e instanceof InterruptedError ? stopped() : e;
+    }
     for (const f of manifest.failures) skipped.add(f.reason, f.message);
     const held = recordEntries(part, manifest.records);
     if (!held) throw new Error(`${plan.manPath}: records are not in plan order`); // checked on reuse; written in order

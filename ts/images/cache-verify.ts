@@ -97,6 +97,8 @@ function stampHolds(path: string, s: Stamp | undefined, hash: string): boolean {
 
 function readStamps(dir: string): Record<string, Stamp> {
   try {
+    // not a regular file (a FIFO would block the read): no stamps, every shard is hashed
+    if (!statSync(join(dir, STAMPS_FILE)).isFile()) return {};
     return JSON.parse(readFileSync(join(dir, STAMPS_FILE), 'utf8')) as Record<string, Stamp>;
   } catch {
     return {};

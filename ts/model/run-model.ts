@@ -69,9 +69,12 @@ export function modelChange(
   );
 }
 
-/** The run folder of a cell's checkpoint (`runs/<run>/cells/<cell>/best.ckpt`); null for any other path. */
+/**
+ * The run folder of a cell's checkpoint (`runs/<run>/cells/<cell>/best.ckpt`), absolute; null for any
+ * other path. Resolved first: `best.ckpt` typed inside the cell folder is the same cell.
+ */
 export function checkpointRun(checkpoint: string): string | null {
-  const cells = dirname(dirname(checkpoint));
+  const cells = dirname(dirname(resolve(checkpoint)));
   return basename(cells) === 'cells' ? dirname(cells) : null;
 }
 

@@ -12,7 +12,7 @@
  */
 
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
 import { readRunData, readRunModelDir } from '../model/run-files.js';
@@ -36,7 +36,8 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
     return { modelDir: model, checkpoint: checkpoint ?? null, ...(contour ? { overlay: contour } : {}) };
   }
   const isFile = existsSync(model) && statSync(model).isFile();
-  const cell = isFile ? dirname(model) : model;
+  // resolved, so that `.` or `best.ckpt` typed inside the cell folder is found in its run
+  const cell = resolve(isFile ? dirname(model) : model);
   const ckpt = isFile ? model : join(cell, 'best.ckpt');
   if (!existsSync(ckpt)) {
     throw new ConfigError(
@@ -45,8 +46,8 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   }
   if (checkpoint)
     throw new ConfigError('--checkpoint is for a model folder; a cell brings its own best.ckpt');
-  const runDir = dirname(dirname(cell));
-  if (basename(dirname(cell)) !== 'cells') {
+  const runDir = checkpointRun(ckpt);
+  if (!runDir) {
     throw new ConfigError(`${cell} is not inside a run's cells/ folder, so its model folder is unknown`);
   }
   const modelDir = readRunModelDir(runDir);
