@@ -21,6 +21,7 @@ import { DataError } from '../../ts/common/errors.js';
 import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/common/files.js';
 import {
   type AtomicWriteOptions,
+  saveCheckpoint,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -361,6 +362,48 @@ test('refuseLinkedFolders: a symlinked folder inside an owned folder is refused,
   );
   refuseLinkedFolders(cache, 'cache folder', join(cache, 'other-key')); // missing: created later
   assert.equal(readdirSync(elsewhere), ['x'], 'nothing written to the link target');
+});
+
+test("saveCheckpoint: a model whose save writes plainly (a user's backend) is staged and renamed here; a planted link is replaced, its target untouched", async () => {
+  const d = mkdtempSync(join(tmp, 'ckpt-'));
+  writeFileSync(join(d, 'theirs.txt'), 'theirs');
+  symlinkSync(join(d, 'theirs.txt'), join(d, 'best.ckpt')); // planted in a received run folder
+  const calls: string[] = [];
+  const plain = {
+    async save(p: string, o: { weightsOnly?: boolean }) {
+      calls.push(p);
+      writeFileSync(p, `weights ${o.weightsOnly}`);
+    },
+  };
+  await saveCheckpoint(plain, join(d, 'best.ckpt'), { weightsOnly: true });
+  assert.is(lstatSync(join(d, 'best.ckpt')).isSymbolicLink(), false);
+  assert.is(readFileSync(join(d, 'best.ckpt'), 'utf8'), 'weights true');
+  assert.is(readFileSync(join(d, 'theirs.txt'), 'utf8'), 'theirs');
+  assert.is(calls.length, 1);
+  assert.ok(calls[0] !== join(d, 'best.ckpt'), 'a temp path, not the final one');
+  assert.equal(readdirSync(d).sort(), ['best.ckpt', 'theirs.txt'], 'no temp left');
+  // a failed plain save leaves nothing at the final name
+  const failing = {
+    async save(p: string) {
+      writeFileSync(p, 'half');
+      throw new Error('disk gone');
+    },
+  };
+  await saveCheckpoint(failing, join(d, 'epoch-1.ckpt')).then(
+    () => assert.unreachable('did not fail'),
+    (e: Error) => assert.match(e.message, 'disk gone'),
+  );
+  assert.equal(readdirSync(d).sort(), ['best.ckpt', 'theirs.txt']);
+  // a model that says it saves atomically is called once, at the final path, told to replace links
+  const own: { path: string; o: unknown }[] = [];
+  const atomic = {
+    savesAtomically: true,
+    async save(path: string, o: unknown) {
+      own.push({ path, o });
+    },
+  };
+  await saveCheckpoint(atomic, join(d, 'epoch-2.ckpt'));
+  assert.equal(own, [{ path: join(d, 'epoch-2.ckpt'), o: { links: 'replace' } }]);
 });
 
 test.run();

@@ -16,6 +16,7 @@ import {
   positiveCount,
   rule,
 } from '../common/options.js';
+import { LINK_POLICIES } from '../common/files.js';
 import { CLASSIFIER_DEFAULTS, DEFAULT_DEVICE, MAX_LEARNING_RATE, SEGMENTER_DEFAULTS } from './defaults.js';
 import { FINDING_SLOT } from './prompts.js';
 
@@ -67,7 +68,7 @@ export const ClipLoadSchema = z.object({ device: deviceOption }).strict();
  * run's own folder, files.ts LinkPolicy).
  */
 export const SaveSchema = z
-  .object({ weightsOnly: flag, links: or(oneOf(['follow', 'replace'] as const), 'follow') })
+  .object({ weightsOnly: flag, links: or(oneOf(LINK_POLICIES), 'follow') })
   .strict();
 
 /** `trainStep(…, { readLoss })` / `idleStep({ readLoss })`: anything but false reads the loss. */
