@@ -350,6 +350,34 @@ test('refuseLinkedFolders: a symlinked folder inside an owned folder is refused,
     );
     rmSync(at);
   }
+  // the way out the message gives: link the owned folder itself (or its parent), as `runs` is here
+  await refused(
+    () => {
+      symlinkSync(elsewhere, join(run, 'cells', 'c'));
+      try {
+        refuseLinkedFolders(run, 'run folder');
+      } finally {
+        rmSync(join(run, 'cells', 'c'));
+      }
+    },
+    'linked-folder',
+    join(run, 'cells', 'c'),
+    /To keep the run folder on another disk, link the run folder itself, or the folder holding it, instead/,
+  );
+  // a link to a folder inside the root (by its real path) keeps the writes inside: it passes, named
+  // through the linked root or relatively; one climbing out of the root does not
+  symlinkSync(join(run, 'cells', 'a'), join(run, 'cells', 'latest'));
+  symlinkSync('a', join(run, 'cells', 'rel'));
+  symlinkSync('..', join(run, 'cells', 'a', 'up'));
+  refuseLinkedFolders(run, 'run folder');
+  symlinkSync('../..', join(run, 'cells', 'out'));
+  await refused(
+    () => refuseLinkedFolders(run, 'run folder'),
+    'linked-folder',
+    join(run, 'cells', 'out'),
+    /-> \.\.\/\.\./,
+  );
+  for (const l of ['latest', 'rel', 'out', 'a/up']) rmSync(join(run, 'cells', l));
   // between root and sub: the settings folder of a cache planted as a link
   const cache = join(d, 'cache');
   mkdirSync(cache);
