@@ -80,8 +80,10 @@ const MAX_LINKS = 40;
  * run, cache or report writes inside its own folder: such a folder may come from someone else, and a
  * link planted in it (`table2.md -> ~/notes.txt`) must not choose where the program writes.
  */
-export const LINK_POLICIES = ['follow', 'replace'] as const;
-export type LinkPolicy = (typeof LINK_POLICIES)[number];
+export type LinkPolicy = 'follow' | 'replace';
+
+/** Every LinkPolicy, for option checks. */
+export const LINK_POLICIES = ['follow', 'replace'] as const satisfies readonly LinkPolicy[];
 
 /**
  * The path a write to `file` lands at (every atomic write: results, reports, cache files, model saves):
