@@ -19,6 +19,7 @@ export {
   type NativeErrorCode,
 } from './common/errors.js';
 export type { StopSignal } from './common/interrupt.js';
+export type { LinkPolicy } from './common/files.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
 /**
  * Summary statistics of the metrics and the bootstrap: the mean of the finite values (`nanMean`), a

@@ -22,6 +22,7 @@ import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/com
 import {
   type AtomicWriteOptions,
   readJson,
+  saveCheckpoint,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -350,6 +351,34 @@ test('refuseLinkedFolders: a symlinked folder inside an owned folder is refused,
     );
     rmSync(at);
   }
+  // the way out the message gives: link the owned folder itself (or its parent), as `runs` is here
+  await refused(
+    () => {
+      symlinkSync(elsewhere, join(run, 'cells', 'c'));
+      try {
+        refuseLinkedFolders(run, 'run folder');
+      } finally {
+        rmSync(join(run, 'cells', 'c'));
+      }
+    },
+    'linked-folder',
+    join(run, 'cells', 'c'),
+    /To keep the run folder on another disk, link the run folder itself, or the folder holding it, instead/,
+  );
+  // a link to a folder inside the root (by its real path) keeps the writes inside: it passes, named
+  // through the linked root or relatively; one climbing out of the root does not
+  symlinkSync(join(run, 'cells', 'a'), join(run, 'cells', 'latest'));
+  symlinkSync('a', join(run, 'cells', 'rel'));
+  symlinkSync('..', join(run, 'cells', 'a', 'up'));
+  refuseLinkedFolders(run, 'run folder');
+  symlinkSync('../..', join(run, 'cells', 'out'));
+  await refused(
+    () => refuseLinkedFolders(run, 'run folder'),
+    'linked-folder',
+    join(run, 'cells', 'out'),
+    /-> \.\.\/\.\./,
+  );
+  for (const l of ['latest', 'rel', 'out', 'a/up']) rmSync(join(run, 'cells', l));
   // between root and sub: the settings folder of a cache planted as a link
   const cache = join(d, 'cache');
   mkdirSync(cache);
@@ -393,6 +422,48 @@ test('readJson: a FIFO, a folder or a truncated file in place of a JSON file is 
     new RegExp(`^${truncated}: cannot read: .*JSON`),
   );
   assert.is(readJson(join(dir, 'absent.json')), null);
+});
+
+test("saveCheckpoint: a model whose save writes plainly (a user's backend) is staged and renamed here; a planted link is replaced, its target untouched", async () => {
+  const d = mkdtempSync(join(tmp, 'ckpt-'));
+  writeFileSync(join(d, 'theirs.txt'), 'theirs');
+  symlinkSync(join(d, 'theirs.txt'), join(d, 'best.ckpt')); // planted in a received run folder
+  const calls: string[] = [];
+  const plain = {
+    async save(p: string, o: { weightsOnly?: boolean }) {
+      calls.push(p);
+      writeFileSync(p, `weights ${o.weightsOnly}`);
+    },
+  };
+  await saveCheckpoint(plain, join(d, 'best.ckpt'), { weightsOnly: true });
+  assert.is(lstatSync(join(d, 'best.ckpt')).isSymbolicLink(), false);
+  assert.is(readFileSync(join(d, 'best.ckpt'), 'utf8'), 'weights true');
+  assert.is(readFileSync(join(d, 'theirs.txt'), 'utf8'), 'theirs');
+  assert.is(calls.length, 1);
+  assert.ok(calls[0] !== join(d, 'best.ckpt'), 'a temp path, not the final one');
+  assert.equal(readdirSync(d).sort(), ['best.ckpt', 'theirs.txt'], 'no temp left');
+  // a failed plain save leaves nothing at the final name
+  const failing = {
+    async save(p: string) {
+      writeFileSync(p, 'half');
+      throw new Error('disk gone');
+    },
+  };
+  await saveCheckpoint(failing, join(d, 'epoch-1.ckpt')).then(
+    () => assert.unreachable('did not fail'),
+    (e: Error) => assert.match(e.message, 'disk gone'),
+  );
+  assert.equal(readdirSync(d).sort(), ['best.ckpt', 'theirs.txt']);
+  // a model that says it saves atomically is called once, at the final path, told to replace links
+  const own: { path: string; o: unknown }[] = [];
+  const atomic = {
+    savesAtomically: true,
+    async save(path: string, o: unknown) {
+      own.push({ path, o });
+    },
+  };
+  await saveCheckpoint(atomic, join(d, 'epoch-2.ckpt'));
+  assert.equal(own, [{ path: join(d, 'epoch-2.ckpt'), o: { links: 'replace' } }]);
 });
 
 test.run();

@@ -404,11 +404,19 @@ test('run --devices: workers whose run is SIGKILLed stop at a step boundary, and
   const dir = join(tmp, 'runs', runsNamed('orphan')[0]!);
   const workers = liveWorkers();
   assert.is(workers.length, 2);
+  // the run's lock records its workers
+  const record = JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8')) as {
+    pid: number;
+    workers: number[];
+  };
+  assert.is(record.pid, run.child.pid);
+  assert.equal([...record.workers].sort(), [...workers].sort());
   // as the OOM killer does: the run gets no chance to tell its workers
   process.kill(run.child.pid!, 'SIGKILL');
   await run.exited;
-  // a bound, not a timing: a worker that goes on trains its 500 epochs for minutes
-  for (let waited = 0; liveWorkers().length && waited < 60_000; waited += 100) await sleep(100);
+  // what the next --resume does first, at once: the killed run's lock names a pid no longer running,
+  // but it is taken over only once the workers, which may still end an epoch, are gone
+  const lock = await lockRun(dir);
   const left = liveWorkers();
   for (const pid of left) process.kill(pid, 'SIGKILL');
   assert.equal(left, [], 'no worker outlives its run');
@@ -431,8 +439,6 @@ test('run --devices: workers whose run is SIGKILLed stop at a step boundary, and
     const st = JSON.parse(readFileSync(statePath, 'utf8')) as { lastCheckpoint: string | null };
     if (st.lastCheckpoint) assert.ok(files.includes(st.lastCheckpoint), `${c}: ${st.lastCheckpoint}`);
   }
-  // the killed run's lock names a pid no longer running: the next --resume takes it over
-  const lock = lockRun(dir);
   assert.match(lock.tookOver ?? '', new RegExp(`process ${run.child.pid} is no longer running`));
   lock.release();
 });

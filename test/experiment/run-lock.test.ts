@@ -22,8 +22,10 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError } from '../../ts/common/errors.js';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
+import { lockRun } from '../../ts/experiment/run-lock.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
 import { fakeBackend } from './fake-backend.js';
 
@@ -209,4 +211,96 @@ test.after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 });
+test("a dead run's lock whose recorded cell worker still runs is taken over only once that worker has ended; a dead worker is no hindrance", async () => {
+  const dir = mkdtempSync(join(tmp, 'workers-'));
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const plant = (workers: number[]) =>
+    writeFileSync(
+      join(dir, RUN_LOCK_FILE),
+      JSON.stringify({
+        pid: dead,
+        host: hostname(),
+        startedAt: '2026-01-01T00:00:00Z',
+        command: 'x',
+        workers,
+      }),
+    );
+  // a worker still ending its epoch: a process that exits when told on stdin
+  const child = spawn(process.execPath, ['-e', 'process.stdin.on("data", () => process.exit(0))'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  await new Promise((r) => child.on('spawn', r));
+  let exited = false;
+  const gone = new Promise<void>((r) =>
+    child.on('exit', () => {
+      exited = true;
+      r();
+    }),
+  );
+  plant([child.pid!, dead]);
+  let taken = false;
+  const locking = lockRun(dir).then((l) => {
+    taken = true;
+    return l;
+  });
+  // the taker polls; give it several rounds: the worker still runs, so nothing may be taken
+  await new Promise((r) => setTimeout(r, 800));
+  assert.is(taken, false, 'not taken over while the worker runs');
+  assert.is(
+    JSON.parse(readFileSync(join(dir, RUN_LOCK_FILE), 'utf8')).pid,
+    dead,
+    'the lock is left as it was',
+  );
+  child.stdin!.end('stop');
+  await gone;
+  const lock = await locking;
+  assert.ok(exited);
+  assert.match(lock.tookOver ?? '', `process ${dead} is no longer running`);
+  assert.is(JSON.parse(readFileSync(join(dir, RUN_LOCK_FILE), 'utf8')).pid, process.pid);
+  // the holder records its own workers (atomically: no temp left beside it)
+  lock.setWorkers([123, 456]);
+  assert.equal(JSON.parse(readFileSync(join(dir, RUN_LOCK_FILE), 'utf8')).workers, [123, 456]);
+  assert.equal(readdirSync(dir), [RUN_LOCK_FILE]);
+  lock.release();
+  assert.not.ok(existsSync(join(dir, RUN_LOCK_FILE)));
+  // only dead workers recorded: taken over at once (no wait to let pass)
+  plant([dead]);
+  const again = await lockRun(dir, { workerWaitMs: 0 });
+  assert.match(again.tookOver ?? '', `process ${dead} is no longer running`);
+  again.release();
+});
+
+test("a dead run's worker that outlasts the wait: refused, naming its pid and saying to retry; the lock is left", async () => {
+  const dir = mkdtempSync(join(tmp, 'workers-'));
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const child = spawn(process.execPath, ['-e', 'process.stdin.on("data", () => process.exit(0))'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
+  await new Promise((r) => child.on('spawn', r));
+  const record = JSON.stringify({
+    pid: dead,
+    host: hostname(),
+    startedAt: '2026-01-01T00:00:00Z',
+    command: 'x',
+    workers: [child.pid],
+  });
+  writeFileSync(join(dir, RUN_LOCK_FILE), record);
+  try {
+    let err: unknown = null;
+    await lockRun(dir, { workerWaitMs: 300 }).catch((e) => {
+      err = e;
+    });
+    assert.instance(err, DataError);
+    assert.is((err as DataError).reason, 'run-in-use');
+    assert.match(
+      (err as Error).message,
+      `the run folder's holder, process ${dead}, is gone, but its cell workers (pid ${child.pid}) still run`,
+    );
+    assert.match((err as Error).message, 'retry once they have ended');
+    assert.is(readFileSync(join(dir, RUN_LOCK_FILE), 'utf8'), record);
+  } finally {
+    child.kill();
+  }
+});
+
 test.run();

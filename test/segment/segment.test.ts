@@ -317,4 +317,48 @@ test("lr 1e308, one step per epoch: the epoch's last step made the weights NaN; 
   }
 });
 
+test('validation stops on an infinite logit of either sign (+Infinity is above every threshold)', async () => {
+  const cache = openCache(join(tmp, 'cache'));
+  const real = await Segmenter.load(SEG, { device: 'cpu', lr: 1e-2 });
+  try {
+    for (const v of [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+      // the real segmenter, its logits all `v`: what a diverged output layer gives
+      const seg = new Proxy(real, {
+        get(t, k) {
+          if (k === 'logits')
+            return async (_x: unknown, n: number) =>
+              new Float32Array(n * STRUCTURES.length * t.size * t.size).fill(v);
+          const f = Reflect.get(t, k, t);
+          return typeof f === 'function' ? f.bind(t) : f;
+        },
+      });
+      const out = join(tmp, `seg-inf-${v}`);
+      let err: unknown = null;
+      try {
+        await trainSegmenter({
+          cache,
+          segmenter: seg,
+          out,
+          epochs: 1,
+          batchSize: 4,
+          seed: 0,
+          maxTrain: 4,
+          maxValidate: 8,
+          fingerprint: {},
+        });
+      } catch (e) {
+        err = e;
+      }
+      assert.instance(err, DataError, String(v));
+      assert.is((err as DataError).reason, 'non-finite-loss');
+      assert.match((err as Error).message, `validation: the rightLung logit of cache row`);
+      assert.match((err as Error).message, ` is ${v}: the weights are not finite`);
+      for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+    }
+  } finally {
+    await real.dispose();
+    cache.close();
+  }
+});
+
 test.run();

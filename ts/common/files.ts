@@ -82,6 +82,9 @@ const MAX_LINKS = 40;
  */
 export type LinkPolicy = 'follow' | 'replace';
 
+/** Every LinkPolicy, for option checks. */
+export const LINK_POLICIES = ['follow', 'replace'] as const satisfies readonly LinkPolicy[];
+
 /**
  * The path a write to `file` lands at (every atomic write: results, reports, cache files, model saves):
  * `file` itself, or, when it is a symlink and `links` is `follow`, the file its chain of links ends at,
@@ -147,7 +150,9 @@ export function checkPathArg(path: unknown, name = 'path'): asserts path is stri
  * planted `cells -> /elsewhere` would send every write below it (checkpoints, the temp files a resume
  * clears, the epochs it prunes) to /elsewhere, which replacing links at a file's own path (saveTarget)
  * cannot see. `root` itself may be a link (a `runs` folder on a bigger disk): it is the user's choice.
- * Missing folders pass (the program creates them); a link to a file is saveTarget's to replace.
+ * A link to a folder inside `root` (by real path: `cells/latest -> cells/lp-original-s0`) passes, as
+ * writes through it stay inside. Missing folders pass (the program creates them); a link to a file is
+ * saveTarget's to replace.
  * @param what the folder's role in the message (`run folder`, `cache folder`).
  * @throws {DataError} `linked-folder`, naming the link and where it leads.
  */
@@ -159,14 +164,18 @@ export function refuseLinkedFolders(root: string, what: string, sub: string = ro
     } catch {}
     throw new DataError(
       'linked-folder',
-      `a symbolic link to a folder (-> ${to}) inside the ${what} ${root}: what the program writes below it would land outside the ${what}; refusing to write. Put a real folder there (copy the link's target in)`,
+      `a symbolic link to a folder (-> ${to}) inside the ${what} ${root}: what the program writes below it would land outside the ${what}; refusing to write. To keep the ${what} on another disk, link the ${what} itself, or the folder holding it, instead: those may be links`,
       { file: link },
     );
   };
+  let realRoot: string | null = null;
   const isLinkedFolder = (p: string, st: Stats) => {
     if (!st.isSymbolicLink()) return false;
     try {
-      return statSync(p).isDirectory();
+      if (!statSync(p).isDirectory()) return false;
+      realRoot ??= realpathSync(root);
+      const to = relative(realRoot, realpathSync(p));
+      return to === '..' || to.startsWith(`..${sep}`) || isAbsolute(to); // outside root
     } catch {
       return false; // dangling: nothing is written through it (mkdir below it fails)
     }

@@ -88,18 +88,24 @@ export function removeStaleTemps(dir: string): string[] {
 }
 
 /**
- * A training checkpoint inside a run's own folder, with one call of the model's save (which writes
- * atomically itself: a wrapping atomic write staged every checkpoint twice): a link planted at `path`
- * is replaced, never followed, and a failed native write (full disk, quota: NativeError ERR_IO)
- * becomes a DataError('write-failed') naming `path`, as every other failed write of a run does.
+ * A training checkpoint inside a run's own folder, written atomically, and a link planted at `path`
+ * replaced, never followed. A model that says `savesAtomically` (Classifier, Segmenter: they stage and
+ * rename themselves, honouring `links`) is called once, as a wrapping write would stage the file twice;
+ * any other model's save (a user's backend may write the path plainly) writes a temp path that is
+ * renamed into place here. A failed native write (full disk, quota: NativeError ERR_IO) becomes a
+ * DataError('write-failed') naming `path`, as every other failed write of a run does.
  */
 export async function saveCheckpoint(
-  model: { save(path: string, o: { weightsOnly?: boolean; links?: LinkPolicy }): Promise<void> },
+  model: {
+    save(path: string, o: { weightsOnly?: boolean; links?: LinkPolicy }): Promise<void>;
+    readonly savesAtomically?: boolean;
+  },
   path: string,
   o: { weightsOnly?: boolean } = {},
 ): Promise<void> {
   try {
-    await model.save(path, { ...o, links: 'replace' });
+    if (model.savesAtomically === true) await model.save(path, { ...o, links: 'replace' });
+    else await withAtomicPath(path, (tmp) => model.save(tmp, { ...o }), { links: 'replace' });
   } catch (e) {
     if (e instanceof NativeError && e.code === 'ERR_IO')
       throw new DataError('write-failed', `not written: ${e.message.replace(/^cannot write \S+: /, '')}`, {

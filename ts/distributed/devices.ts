@@ -103,10 +103,14 @@ export async function runCellsOnDevices(o: {
   devices: readonly string[];
   cells: readonly string[];
   signal?: StopSignal;
+  /** The pids of the workers now running, after each start and end of one. */
+  onWorkers?: (pids: number[]) => void;
   onCell?: (cell: string, device: string, phase: 'start' | 'done') => void;
 }): Promise<void> {
   const queue = [...o.cells];
   const running = new Set<ChildProcess>();
+  const reportWorkers = () =>
+    o.onWorkers?.([...running].flatMap((c) => (c.pid === undefined ? [] : [c.pid])));
   let failed: Error | null = null;
   const stopAll = () => {
     for (const c of running) c.kill('SIGTERM');
@@ -133,6 +137,7 @@ export async function runCellsOnDevices(o: {
         await runCell({ runDir: o.runDir, cacheDir: o.cacheDir, device, cell }, (c) => {
           child = c;
           running.add(c);
+          reportWorkers();
         });
         o.onCell?.(cell, device, 'done');
       } catch (e) {
@@ -141,7 +146,7 @@ export async function runCellsOnDevices(o: {
           stopAll();
         }
       } finally {
-        if (child) running.delete(child);
+        if (child && running.delete(child)) reportWorkers();
       }
     }
   };

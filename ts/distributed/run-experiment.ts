@@ -39,6 +39,7 @@ import {
   resumedConfig,
   withAbsoluteModelDir,
 } from '../experiment/run-folder.js';
+import type { RunLock } from '../experiment/run-lock.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { RUN_DATA_FILE, type RunData, type RunModel, readRunData } from '../model/run-files.js';
@@ -109,7 +110,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResult> {
     const config = resumed ? resumedConfig(runDir) : fresh;
     if (lock?.tookOver)
       o.onEvent?.({ kind: 'phase', name: 'stale lock removed', detail: `${lock.path}: ${lock.tookOver}` });
-    return await runInFolder(o, config, runDir, started, resumed, root);
+    return await runInFolder(o, config, runDir, started, resumed, root, lock);
   } finally {
     lock?.release();
   }
@@ -184,6 +185,7 @@ async function trainModels(
   grid: Grid,
   runDir: string,
   cacheDir: string,
+  lock: RunLock | null,
 ): Promise<{ zs: ZeroShotResult | null; trained: CellResult[] }> {
   let zs: ZeroShotResult | null = null;
   if (config.zeroshot.enabled) zs = await grid.zeroShot();
@@ -199,6 +201,8 @@ async function trainModels(
       cells: trainedCells(config)
         .map((c) => cellId(c.setup, c.train, c.seed))
         .filter((id) => !done.has(id)),
+      // in run.lock: a resume after this process is killed waits for them (run-lock.ts)
+      onWorkers: (pids) => lock?.setWorkers(pids),
       onCell: (cell, device, phase) =>
         o.onEvent?.({
           kind: 'phase',
@@ -274,6 +278,7 @@ async function runInFolder(
   started: Date,
   resumed: boolean,
   root: boolean,
+  lock: RunLock | null,
 ): Promise<RunResult> {
   o.onRunDir?.(runDir);
   if (root) checkTestDatasets(config, runDir);
@@ -297,7 +302,7 @@ async function runInFolder(
     });
     const plan = [...plannedCells(config), ...testDatasets(config).map((t) => `test:${t.name}`)];
     o.onEvent?.({ kind: 'phase', name: 'plan', detail: plan.join(',') });
-    const models = await trainModels(o, config, grid, runDir, cacheDir);
+    const models = await trainModels(o, config, grid, runDir, cacheDir, lock);
     const sd = await grid.sd;
     if (config.attribution.enabled && root) o.onEvent?.({ kind: 'phase', name: 'attribution' });
     // Rank 0 alone measures and writes attribution (the other ranks hold the same weights).

@@ -61,14 +61,14 @@ export async function claimRunFolder(
   if (resume) {
     if (!existsSync(join(resume, 'config.json')))
       throw new Error(`cannot resume ${resume}: no config.json there`);
-    return { runDir: resume, lock: root ? lockRun(resume) : null };
+    return { runDir: resume, lock: root ? await lockRun(resume) : null };
   }
   if (dist && dist.rank !== 0) {
     // the folder rank 0 created (names carry a timestamp, so each rank would pick its own)
     return { runDir: await broadcastString(dist, ''), lock: null };
   }
   const runDir = newRunDir(config.runsDir, config.name);
-  const lock = lockRun(runDir);
+  const lock = await lockRun(runDir);
   writeJsonAtomic(join(runDir, 'config.json'), config);
   if (dist) await broadcastString(dist, runDir);
   return { runDir, lock };

@@ -2,12 +2,14 @@
  * One process at a time per run folder. Two `--resume` (or a resume and an `eval`) of the same folder
  * would train the same cells into the same checkpoints and temp files; the second is refused with the
  * holder's pid, host and start time. The lock is `<run>/run.lock`, created with O_EXCL and holding
- * {pid, host, startedAt, command}; it is removed when the holder ends, however it ends. A lock left by
- * a process that died (same host, pid no longer running) is stale and taken over; one from another
- * host cannot be checked and is reported with the way to remove it. The pid is this process's: a cell
- * worker (distributed/devices.ts) runs under its parent's lock and stops when that parent is gone
- * (common/interrupt.ts stopOnParentExit): after a killed run, its workers write no further than the
- * step they were in (a step is short next to a `--resume` loading its model and data).
+ * {pid, host, startedAt, command, workers}; it is removed when the holder ends, however it ends. A lock
+ * left by a process that died (same host, pid no longer running) is stale and taken over; one from
+ * another host cannot be checked and is reported with the way to remove it. The pid is this process's:
+ * a cell worker (distributed/devices.ts) runs under its parent's lock, which records the pids of the
+ * workers running (`workers`, rewritten atomically as they start and end). A worker stops when its
+ * parent is gone (common/interrupt.ts stopOnParentExit), but only at its next step boundary, and an
+ * epoch's end (checkpoints, state.json, pruning) may still follow: so a takeover first waits for the
+ * recorded workers still running (up to WORKER_WAIT_MS) and refuses, naming them, if they outlast it.
  *
  * Taking the lock is also where a folder that may come from someone else is checked for a planted
  * symlinked subfolder (`cells -> /elsewhere`, files.ts refuseLinkedFolders): every process that writes
@@ -27,6 +29,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
 import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
+import { writeJsonAtomic } from '../common/io.js';
 
 export const RUN_LOCK_FILE = 'run.lock';
 
@@ -35,10 +38,18 @@ export interface RunLockInfo {
   host: string;
   startedAt: string;
   command: string;
+  /** The cell workers (`--devices`) running under this lock, on the same host. */
+  workers?: number[];
 }
 
 /** An empty or unreadable lock younger than this is being written by its holder, not stale. */
 const UNWRITTEN_LOCK_MS = 10_000;
+
+/** How long a takeover waits for a dead holder's workers to stop (each stops at its next step). */
+const WORKER_WAIT_MS = 60_000;
+const WORKER_POLL_MS = 150;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function alive(pid: number): boolean {
   try {
@@ -53,7 +64,11 @@ function alive(pid: number): boolean {
 function readLock(path: string): RunLockInfo | null {
   try {
     const v = JSON.parse(readFileSync(path, 'utf8')) as RunLockInfo;
-    return Number.isInteger(v?.pid) && typeof v.host === 'string' ? v : null;
+    if (!Number.isInteger(v?.pid) || typeof v.host !== 'string') return null;
+    // a malformed list is read as no workers (the holder's pid still decides)
+    if (v.workers !== undefined && !(Array.isArray(v.workers) && v.workers.every(Number.isInteger)))
+      v.workers = [];
+    return v;
   } catch {
     return null;
   }
@@ -79,15 +94,40 @@ export interface RunLock {
   path: string;
   /** Set when a stale lock was taken over: why it was stale. */
   tookOver: string | null;
+  /**
+   * Records the pids of the cell workers now writing under this lock (all of them, replacing the last
+   * list), so that a takeover after this process dies waits for them.
+   */
+  setWorkers(pids: readonly number[]): void;
   release(): void;
 }
 
 /**
- * Takes the lock of `runDir`, once no folder inside it is a symlink (`runDir` itself may be one).
- * @throws {DataError} (reason `run-in-use`) another live process holds it, naming pid, host and start;
+ * The recorded workers of a dead holder's lock still running (their host is this one). An orphan that
+ * has exited but is not yet reaped (a zombie: a container's pid 1 may never reap it) writes nothing.
+ */
+function liveWorkers(info: RunLockInfo | null): number[] {
+  return (info?.workers ?? []).filter((pid) => pid !== process.pid && alive(pid) && !zombie(pid));
+}
+
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // no /proc (not Linux), or gone
+  }
+}
+
+/**
+ * Takes the lock of `runDir`, once no folder inside it is a symlink (`runDir` itself may be one). A
+ * stale lock whose recorded workers still run is taken over once they have ended (waiting up to
+ * `workerWaitMs`, default 60 s).
+ * @throws {DataError} (rejects; reason `run-in-use`) another live process holds it, naming pid, host
+ *   and start, or a dead holder's workers still run after the wait, naming their pids;
  *   (reason `linked-folder`) a folder inside it is a symbolic link, naming it.
  */
-export function lockRun(runDir: string): RunLock {
+export async function lockRun(runDir: string, o: { workerWaitMs?: number } = {}): Promise<RunLock> {
   refuseLinkedFolders(runDir, 'run folder');
   const path = join(runDir, RUN_LOCK_FILE);
   const info: RunLockInfo = {
@@ -121,6 +161,20 @@ export function lockRun(runDir: string): RunLock {
             : '; wait for it to finish, or stop it';
         throw new DataError('run-in-use', `the run folder is in use by ${who}${hint}`, { file: path });
       }
+      if (liveWorkers(held).length) {
+        // the holder is gone, its workers not yet: they stop at their next step boundary
+        const until = Date.now() + (o.workerWaitMs ?? WORKER_WAIT_MS);
+        while (liveWorkers(held).length && Date.now() < until) await sleep(WORKER_POLL_MS);
+        const left = liveWorkers(held);
+        if (left.length)
+          throw new DataError(
+            'run-in-use',
+            `the run folder's holder, process ${held!.pid}, is gone, but its cell workers (pid ${left.join(', ')}) still run; they stop at their next step boundary: retry once they have ended (if those processes are not cxrmask's, delete ${path})`,
+            { file: path },
+          );
+        attempt--; // the wait was no failed attempt: look at the lock afresh
+        continue;
+      }
       // Move the stale lock aside under a name of our own before deleting it: of two processes
       // taking it over at once, one renames it and the other finds nothing to rename and retries.
       // If what we moved was a fresh lock another process had just taken, it goes back.
@@ -150,6 +204,11 @@ export function lockRun(runDir: string): RunLock {
     return {
       path,
       tookOver,
+      setWorkers(pids) {
+        // only our own lock, while held
+        if (released || readLock(path)?.pid !== process.pid) return;
+        writeJsonAtomic(path, { ...info, workers: [...pids] });
+      },
       release() {
         if (released) return;
         released = true;

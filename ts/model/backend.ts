@@ -3,6 +3,7 @@
  * binds them to the addon's classes; tests may pass a pure-JS stand-in to check orchestration without
  * the native addon. The experiment's backend adds the image cache on top (ts/experiment/backend.ts).
  */
+import type { LinkPolicy } from '../common/files.js';
 import type { NativeProcessGroup } from '../native.js';
 import type { Attribution, AttributionOptions } from './attribution.js';
 import type { ClassifierOptions } from './classifier.js';
@@ -65,11 +66,16 @@ export interface ClassifierLike {
   /** Sigmoid probabilities `[n, numLabels]`. */
   predict(x: ImageInput, n: number): Promise<Float32Array>;
   /**
-   * Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs), written atomically
-   * (a run writes each checkpoint with one call); a symlink at `path` is written through, or with
-   * `links: 'replace'` (what a run passes for its own folder) replaced.
+   * Full state for resume, or `weightsOnly` (best.ckpt: what prediction needs). A run writes its
+   * checkpoints through a temp path it renames into place, unless `savesAtomically` is true.
    */
-  save(path: string, opts?: { weightsOnly?: boolean; links?: 'follow' | 'replace' }): Promise<void>;
+  save(path: string, opts?: { weightsOnly?: boolean; links?: LinkPolicy }): Promise<void>;
+  /**
+   * True when save() itself writes atomically (a temp file renamed into place) and, with
+   * `links: 'replace'`, replaces a symlink at the path instead of writing through it: a run then
+   * calls it once per checkpoint. Absent or false (a plain write), the run stages the write itself.
+   */
+  readonly savesAtomically?: boolean;
   /** Restores what save() wrote. */
   load(path: string): Promise<void>;
   /** One finding's logit explained (Classifier.attribute; needs the image tower); optional. */

@@ -4,7 +4,7 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
-import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
+import { checkPathArg, type LinkPolicy, refuseNonFile, saveTarget } from '../common/files.js';
 import { withAtomicPath } from '../common/io.js';
 import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
@@ -59,6 +59,8 @@ export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { devi
  * features), trained with AdamW.
  */
 export class Classifier extends NativeLifecycle<NativeClassifier> {
+  /** save() stages its file and renames it into place itself, honouring `links`: a run's checkpoint is one call. */
+  readonly savesAtomically = true;
   /** Per-sample input size: 3*S*S for images, inputDim for features. */
   private readonly sampleSize: number;
   private readonly sampleShape: number[];
@@ -306,7 +308,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    *   meanwhile); `target-changed`: a link at the path was pointed elsewhere meanwhile.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
-  save(path: string, options: { weightsOnly?: boolean; links?: 'follow' | 'replace' } = {}): Promise<void> {
+  save(path: string, options: { weightsOnly?: boolean; links?: LinkPolicy } = {}): Promise<void> {
     checkPathArg(path);
     const { weightsOnly, links } = parseOptions(SaveSchema, options, 'Classifier.save');
     const native = this.live();

@@ -4,6 +4,7 @@
  * addon every key: it reads its option objects strictly.
  */
 import { z } from 'zod';
+import { LINK_POLICIES } from '../common/files.js';
 import {
   between,
   deviceName,
@@ -66,9 +67,7 @@ export const ClipLoadSchema = z.object({ device: deviceOption }).strict();
  * through (`follow`, the default: a path the caller named) or replaced (`replace`: a file inside a
  * run's own folder, files.ts LinkPolicy).
  */
-export const SaveSchema = z
-  .object({ weightsOnly: flag, links: or(oneOf(['follow', 'replace'] as const), 'follow') })
-  .strict();
+export const SaveSchema = z.object({ weightsOnly: flag, links: or(oneOf(LINK_POLICIES), 'follow') }).strict();
 
 /** `trainStep(…, { readLoss })` / `idleStep({ readLoss })`: anything but false reads the loss. */
 export const ReadLossSchema = z.object({ readLoss: z.preprocess((v) => v !== false, z.boolean()) }).strict();

@@ -7,7 +7,7 @@
  * targets (bits 3-5), so training reads records and decodes nothing.
  */
 import { join } from 'node:path';
-import { checkPathArg, refuseNonFile, saveTarget } from '../common/files.js';
+import { checkPathArg, type LinkPolicy, refuseNonFile, saveTarget } from '../common/files.js';
 import { withAtomicPath } from '../common/io.js';
 import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
@@ -68,6 +68,8 @@ export interface SegmentStep {
 }
 
 export class Segmenter extends NativeLifecycle<NativeSegmenter> implements SegmenterLike {
+  /** save() stages its file and renames it into place itself, honouring `links`: a run's checkpoint is one call. */
+  readonly savesAtomically = true;
   readonly size: number;
   readonly threshold: number;
   private weightsLoaded = false;
@@ -190,7 +192,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    *   meanwhile); `target-changed`: a link at the path was pointed elsewhere meanwhile.
    * @throws {NativeError} (rejects) the file cannot be written.
    */
-  save(path: string, options: { weightsOnly?: boolean; links?: 'follow' | 'replace' } = {}): Promise<void> {
+  save(path: string, options: { weightsOnly?: boolean; links?: LinkPolicy } = {}): Promise<void> {
     checkPathArg(path);
     const { weightsOnly, links } = parseOptions(SaveSchema, options, 'Segmenter.save');
     const native = this.live();

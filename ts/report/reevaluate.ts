@@ -52,7 +52,7 @@ export async function reevaluate(
   const started = new Date();
   if (!existsSync(join(runDir, 'config.json')))
     throw new ConfigError(`${runDir} is not a run folder (no config.json)`);
-  const lock = lockRun(runDir);
+  const lock = await lockRun(runDir);
   try {
     return await reevaluateLocked(runDir, backend, metricOverrides, started);
   } finally {

@@ -118,12 +118,13 @@ function checkedMasks(seg: Segmenter, o: SegTrainOptions, epoch: number): MaskPr
           const at = (i * STRUCTURES.length + c) * plane;
           for (let p = 0; p < plane; p++) {
             const v = logits[at + p]!;
-            if (v > cut) masks[i * plane + p]! |= 1 << c;
-            else if (!Number.isFinite(v))
+            // finiteness first: +Infinity is also > cut
+            if (!Number.isFinite(v))
               throw new DataError(
                 'non-finite-loss',
                 `segmenter training ${o.out}, epoch ${epoch}, validation: the ${STRUCTURES[c]} logit of cache row ${rows[i]} is ${v}: the weights are not finite. Training diverged: lower the learning rate (--lr), or turn bf16 off; nothing of this epoch was saved`,
               );
+            if (v > cut) masks[i * plane + p]! |= 1 << c;
           }
         }
       return masks;
