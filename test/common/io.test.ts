@@ -13,7 +13,7 @@ import {
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -22,6 +22,8 @@ import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/com
 import {
   type AtomicWriteOptions,
   readJson,
+  removeStaleTemps,
+  tmpPathFor,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -393,6 +395,28 @@ test('readJson: a FIFO, a folder or a truncated file in place of a JSON file is 
     new RegExp(`^${truncated}: cannot read: .*JSON`),
   );
   assert.is(readJson(join(dir, 'absent.json')), null);
+});
+
+test("removeStaleTemps: this host's temp of a dead pid is removed; another host's (its pid not ours to check, a writer on a shared disk) is kept", () => {
+  const dir = mkdtempSync(join(tmp, 'stale-'));
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no local process
+  const ours = basename(tmpPathFor(join(dir, 'shard-00001.bin')));
+  assert.match(
+    ours,
+    new RegExp(`^shard-00001\\.bin\\.tmp-${process.pid}-[0-9a-f]{8}@`),
+    'temps carry the host',
+  );
+  const host = ours.slice(ours.indexOf('@') + 1);
+  assert.ok(host.length > 0);
+  const names = {
+    oursDead: `shard-00001.bin.tmp-${dead}-0a1b2c3d@${host}`,
+    otherHostDead: `shard-00001.bin.tmp-${dead}-0a1b2c3d@not-${host}`,
+    oldFormatDead: `shard-00002.bin.tmp-${dead}-0a1b2c3d`,
+    oursLive: `shard-00003.bin.tmp-${process.pid}-0a1b2c3d@${host}`,
+  };
+  for (const f of Object.values(names)) writeFileSync(join(dir, f), 'x');
+  assert.equal(removeStaleTemps(dir).sort(), [names.oldFormatDead, names.oursDead].sort());
+  assert.equal(readdirSync(dir).sort(), [names.otherHostDead, names.oursLive].sort());
 });
 
 test.run();
