@@ -294,7 +294,7 @@ test("predict's errors carry the caller's stack, their messages unchanged (a mod
   assert.match(stack, /at buggyInternalHelper \(.*predictor\.test\.ts:\d+/, 'the throwing site is kept');
   assert.match(
     stack,
-    /\n {4}at <caller> \(called from\)\n[^]*at handleBugRequest /,
+    /\n {4}at <caller> \(called from\)\n[\s\S]*at handleBugRequest /,
     "then the caller's frames",
   );
   assert.ok(stack.indexOf('buggyInternalHelper') < stack.indexOf('handleBugRequest'));
