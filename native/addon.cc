@@ -89,6 +89,9 @@ Napi::Value JsGray16To8(const Napi::CallbackInfo& info) {
   auto samples = info[0].As<Napi::Uint16Array>();
   auto gray = Napi::Buffer<uint8_t>::New(env, samples.ElementLength());
   auto* w = new Gray16Worker(env, samples.Data(), samples.ElementLength(), sbit, gray);
+  // Keeps the array object alive, not its memory: the caller must not transfer, detach or
+  // write `samples` until the promise settles (the pool thread reads it in place; the one
+  // caller, ts/images/source.ts, passes sharp's private output).
   w->Keep(samples);
   w->Queue();
   return w->Promise();

@@ -1,6 +1,6 @@
 // 16-bit gray samples (a decoded 16-bit PNG) scaled to 0–255 from their real bit depth. A plain
 // loop over every pixel: it runs on a libuv pool thread (Gray16Worker), not on the JS thread,
-// where it stalled the event loop for 0.1–1 s per image.
+// where it stalled the event loop for ≈40–60 ms at 2500×3000, up to ≈1 s at 49 MP.
 #pragma once
 
 #include <cstddef>

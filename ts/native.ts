@@ -273,7 +273,8 @@ export interface NativeBinding {
   ): Promise<Float32Array>;
   /**
    * A 16-bit gray plane scaled to 0–255 from its real bit depth (ts/images/bit-depth.ts), on a libuv
-   * pool thread. `sbit`: the PNG's sBIT value, or null.
+   * pool thread. `sbit`: the PNG's sBIT value, or null. The pool thread reads `samples` in place: do
+   * not transfer, detach or write its buffer until the promise settles.
    */
   gray16To8(samples: Uint16Array, sbit: number | null): Promise<{ bits: number; gray: Buffer }>;
   allocHostBuffer(bytes: number): ArrayBuffer;

@@ -13,7 +13,7 @@ import {
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -22,7 +22,9 @@ import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/com
 import {
   type AtomicWriteOptions,
   readJson,
+  removeStaleTemps,
   saveCheckpoint,
+  tmpPathFor,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
@@ -464,6 +466,28 @@ test("saveCheckpoint: a model whose save writes plainly (a user's backend) is st
   };
   await saveCheckpoint(atomic, join(d, 'epoch-2.ckpt'));
   assert.equal(own, [{ path: join(d, 'epoch-2.ckpt'), o: { links: 'replace' } }]);
+});
+
+test("removeStaleTemps: this host's temp of a dead pid is removed; another host's (its pid not ours to check, a writer on a shared disk) is kept", () => {
+  const dir = mkdtempSync(join(tmp, 'stale-'));
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!; // exited: its pid names no local process
+  const ours = basename(tmpPathFor(join(dir, 'shard-00001.bin')));
+  assert.match(
+    ours,
+    new RegExp(`^shard-00001\\.bin\\.tmp-${process.pid}-[0-9a-f]{8}@`),
+    'temps carry the host',
+  );
+  const host = ours.slice(ours.indexOf('@') + 1);
+  assert.ok(host.length > 0);
+  const names = {
+    oursDead: `shard-00001.bin.tmp-${dead}-0a1b2c3d@${host}`,
+    otherHostDead: `shard-00001.bin.tmp-${dead}-0a1b2c3d@not-${host}`,
+    oldFormatDead: `shard-00002.bin.tmp-${dead}-0a1b2c3d`,
+    oursLive: `shard-00003.bin.tmp-${process.pid}-0a1b2c3d@${host}`,
+  };
+  for (const f of Object.values(names)) writeFileSync(join(dir, f), 'x');
+  assert.equal(removeStaleTemps(dir).sort(), [names.oldFormatDead, names.oursDead].sort());
+  assert.equal(readdirSync(dir).sort(), [names.otherHostDead, names.oursLive].sort());
 });
 
 test.run();

@@ -3,7 +3,7 @@
  * results.json keeps data.cache (item 9). Pure-JS fake backend: no native addon.
  */
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -81,8 +81,31 @@ test("a run started as the CLI starts it (the data step's cache summary, a relat
     assert.is(recorded.fingerprint.cacheDir, join(tmp, 'caches', 'k1'));
     assert.equal(recorded.summaries.cache.contour, CONTOUR);
     assert.is(recorded.summaries.cache.entries, 120);
+    assert.is(recorded.summaries.cache.dir, join(tmp, 'caches', 'k1'), 'data.json summaries: absolute');
+    assert.is((r.results.data['cache'] as { dir: string }).dir, join(tmp, 'caches', 'k1'), 'results.json');
     process.chdir(home);
     assert.equal(runContour(r.runDir), CONTOUR);
+    // a run from before either was recorded absolute: the warning says where the relative folder was sought
+    const data = join(r.runDir, 'data.json');
+    const old = JSON.parse(readFileSync(data, 'utf8'));
+    old.fingerprint.cacheDir = 'caches/gone';
+    delete old.summaries.cache;
+    writeFileSync(data, JSON.stringify(old));
+    const warned: string[] = [];
+    const emit = process.emitWarning;
+    process.emitWarning = ((w: string) => warned.push(w)) as typeof process.emitWarning;
+    try {
+      assert.is(runContour(r.runDir), undefined);
+    } finally {
+      process.emitWarning = emit;
+    }
+    assert.is(warned.length, 1);
+    assert.ok(
+      warned[0]!.includes(
+        `(caches/gone, recorded relative to the folder the run was started from; looked for from ${home})`,
+      ),
+      warned[0],
+    );
   } finally {
     process.chdir(home);
   }

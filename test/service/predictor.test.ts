@@ -240,7 +240,7 @@ test('predict refuses unknown or non-boolean extras and a CheXmask argument that
   await p.dispose();
 });
 
-test("predict's errors carry the caller's stack, their messages unchanged (a model step, a decode)", async () => {
+test("predict's errors carry the caller's stack, their messages unchanged (a model step, a decode); a JS error keeps where it was thrown", async () => {
   // both fail from a timer callback: nothing of the caller is on the stack where they are made
   const later = (e: Error) => new Promise<never>((_, reject) => setTimeout(() => reject(e), 1));
   const base = fakeBackend();
@@ -275,7 +275,30 @@ test("predict's errors carry the caller's stack, their messages unchanged (a mod
   assert.instance(decodeError, DataError);
   assert.is((decodeError as Error).message, 'x.jpg: cannot decode image');
   assert.match((decodeError as Error).stack!, /at handleDecodeRequest /);
-  await Promise.all([onModel.dispose(), onDecode.dispose()]);
+  // a JS error (a bug in our own code) keeps the frame that threw it, then the caller's
+  function buggyInternalHelper(): never {
+    return (undefined as unknown as { field: { x: never } }).field.x;
+  }
+  const onBug = await MaskingPredictor.load({
+    modelDir: 'unused',
+    backend: fakeBackend(),
+    preprocessFn: async () => buggyInternalHelper(),
+  });
+  async function handleBugRequest() {
+    return await onBug.predict('3', null);
+  }
+  const bug = await handleBugRequest().catch((e: Error) => e);
+  assert.instance(bug, TypeError);
+  const stack = (bug as Error).stack!;
+  assert.match(stack, /^TypeError: Cannot read properties of undefined/);
+  assert.match(stack, /at buggyInternalHelper \(.*predictor\.test\.ts:\d+/, 'the throwing site is kept');
+  assert.match(
+    stack,
+    /\n {4}at <caller> \(called from\)\n[\s\S]*at handleBugRequest /,
+    "then the caller's frames",
+  );
+  assert.ok(stack.indexOf('buggyInternalHelper') < stack.indexOf('handleBugRequest'));
+  await Promise.all([onModel.dispose(), onDecode.dispose(), onBug.dispose()]);
 });
 
 test("load refuses a preprocess.size that is not the model's image size, before it opens anything", async () => {

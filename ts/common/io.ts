@@ -23,6 +23,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigError, DataError, NativeError } from './errors.js';
 import { type LinkPolicy, recheckSaveTarget, refuseNonFile, saveTarget } from './files.js';
@@ -49,12 +50,23 @@ export function writeFailure(path: string, e: unknown): unknown {
   return Object.assign(out, { code: err.code, cause: err });
 }
 
+/** This machine's name as a temp name carries it (only characters safe in a file name). */
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'unknown';
+
+/**
+ * A temp path beside `path`: `<path>.tmp-<pid>-<hex>@<host>`. The host lets removeStaleTemps tell a
+ * dead local writer from a live one on another machine sharing the disk (or another container: its
+ * pids are not ours to check).
+ */
 export function tmpPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}@${HOST}`;
 }
 
-/** What tmpPathFor (and the addon's checkpoint writer) name a temp file: `<name>.tmp-<pid>[-<hex>]`. */
-const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
+/**
+ * What tmpPathFor names a temp file, `<name>.tmp-<pid>-<hex>@<host>`; earlier versions (and the addon's
+ * checkpoint writer) wrote `<name>.tmp-<pid>[-<hex>]`, without the host.
+ */
+const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?(?:@([A-Za-z0-9._-]+))?$/;
 
 function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -67,8 +79,11 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Removes the temp files a killed or crashed writer left in `dir` (not recursive): those whose pid is
- * not a live process. Returns the names removed. Resume calls it before it writes again.
+ * Removes the temp files a killed or crashed writer left in `dir` (not recursive): those of this host
+ * whose pid is not a live process. Returns the names removed. Resume calls it before it writes again.
+ * A temp named for another host is left alone: its pid cannot be checked from here, and it may be a
+ * build still writing on another machine that shares the disk. A temp without a host (an older
+ * version, the addon's checkpoint writer) is judged by its pid, as before.
  */
 export function removeStaleTemps(dir: string): string[] {
   let names: string[];
@@ -80,7 +95,7 @@ export function removeStaleTemps(dir: string): string[] {
   const removed: string[] = [];
   for (const f of names) {
     const m = TEMP_NAME.exec(f);
-    if (!m || processAlive(Number(m[1]))) continue;
+    if (!m || (m[2] !== undefined && m[2] !== HOST) || processAlive(Number(m[1]))) continue;
     rmSync(join(dir, f), { force: true, recursive: true });
     removed.push(f);
   }

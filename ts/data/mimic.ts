@@ -3,13 +3,12 @@
  * (index.jsonl + summary.json) and the checks of an entry read back. MIMIC-CXR-JPG's builder is in
  * datasets/mimic.ts, the others' beside it.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { refuseNonFile } from '../common/files.js';
-import { writeFileAtomicAsync } from '../common/io.js';
+import { readJson, writeFileAtomicAsync } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
 import {
   DATASETS,
@@ -134,10 +133,12 @@ export async function writeIndex(
 
 /**
  * Reads an `index.jsonl` written by writeIndex (or a directory holding one).
- * @throws {DataError} `missing-file` when there is none; `bad-index` for a row that is not an entry.
+ * @throws {DataError} `missing-file` when there is none; `not-a-file` for a FIFO, device or folder in
+ *   its place; `bad-index` for a row that is not an entry.
  */
 export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
   const p = pathOrDir.endsWith('.jsonl') ? pathOrDir : join(pathOrDir, 'index.jsonl');
+  refuseNonFile(p); // a FIFO would park a pool thread forever, a device never end
   let text: string;
   try {
     text = await readFile(p, 'utf8');
@@ -164,14 +165,8 @@ export async function readIndex(pathOrDir: string): Promise<IndexEntry[]> {
 /** The summary.json next to an index (its folder or its index.jsonl), or null when there is none. */
 function readIndexSummary(pathOrDir: string): Partial<IndexSummary> | null {
   const dir = pathOrDir.endsWith('.jsonl') ? dirname(pathOrDir) : pathOrDir;
-  const p = join(dir, 'summary.json');
-  if (!existsSync(p)) return null;
-  refuseNonFile(p); // a FIFO would block the read forever
-  try {
-    return JSON.parse(readFileSync(p, 'utf8')) as Partial<IndexSummary>;
-  } catch (e) {
-    throw new DataError('bad-index', `summary is not JSON: ${(e as Error).message}`, { file: p });
-  }
+  // null when missing; a FIFO or folder in its place, or bad JSON, is a DataError naming it
+  return readJson<Partial<IndexSummary>>(join(dir, 'summary.json'));
 }
 
 /** The uncertain/blank label handling an index was built with (its summary.json), or null if unknown. */

@@ -164,9 +164,11 @@ function fixRunData(
   const summaries: Record<string, unknown> = { ...(recorded?.summaries ?? {}), ...(o.extra ?? {}) };
   // the data step's summary of the cache (o.extra) has no contour settings: the cache's own facts fill
   // them in, so that a cell served after the cache is deleted still draws the contours it trained on
+  // the folder absolute, as in the fingerprint: the data step's summary has it as typed (relative)
   summaries['cache'] = {
     ...cacheFacts(cache),
     ...(summaries['cache'] as Record<string, unknown> | undefined),
+    ...(fingerprint.cacheDir ? { dir: fingerprint.cacheDir } : {}),
   };
   if (!recorded && root) writeRunData(runDir, fingerprint, summaries, model);
   // a run recorded before the model was: checked from now on

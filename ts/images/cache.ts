@@ -13,6 +13,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DataError } from '../common/errors.js';
+import { refuseNonFile } from '../common/files.js';
 import { sha256 } from '../common/hash.js';
 import { readJsonFile } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
@@ -96,6 +97,8 @@ export class Cache {
     this.digest = this.meta.digest;
     this.build = this.meta.build;
     const entriesPath = join(dir, 'entries.jsonl');
+    // a FIFO would block this synchronous read, and with it Ctrl-C, forever
+    refuseNonFile(entriesPath);
     let text: string;
     try {
       text = readFileSync(entriesPath, 'utf8');

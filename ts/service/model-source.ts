@@ -12,7 +12,7 @@
  */
 
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
 import { readRunData, readRunModelDir } from '../model/run-files.js';
@@ -78,7 +78,7 @@ export function runContour(runDir: string): ModelSource['overlay'] {
   if (c) return { thickness: c.thickness, source: c.source };
   if (cacheDir) {
     process.emitWarning(
-      `${runDir}: the cache it trained on (${cacheDir}) is gone and its data.json predates recording the contour settings, so contours are drawn with the defaults`,
+      `${runDir}: the cache it trained on (${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}) is gone and its data.json predates recording the contour settings, so contours are drawn with the defaults`,
       { code: 'CXRMASK_CONTOUR_UNKNOWN' },
     );
   }
