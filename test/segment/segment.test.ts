@@ -243,35 +243,37 @@ async function divergingSegmenter(): Promise<Segmenter> {
   return new Ctor(raw, readSegmenterMeta(SEG), SEG, 0.5);
 }
 
+/** Trains into `out` and returns the DataError `non-finite-loss` it must stop with, having saved nothing. */
+async function refusedTraining(
+  cache: ReturnType<typeof openCache>,
+  segmenter: Segmenter,
+  out: string,
+  sizes: { epochs: number; maxTrain: number; maxValidate?: number },
+): Promise<DataError> {
+  let err: unknown = null;
+  try {
+    await trainSegmenter({ cache, segmenter, out, batchSize: 4, seed: 0, fingerprint: {}, ...sizes });
+  } catch (e) {
+    err = e;
+  }
+  assert.instance(err, DataError, out);
+  assert.is((err as DataError).reason, 'non-finite-loss');
+  for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+  return err as DataError;
+}
+
 test('lr 1e308 (real addon): the first NaN loss stops training, no best.pt or state of NaN weights', async () => {
   const cache = openCache(join(tmp, 'cache'));
   const seg = await divergingSegmenter();
   const out = join(tmp, 'seg-nan');
   try {
-    let err: unknown = null;
-    try {
-      await trainSegmenter({
-        cache,
-        segmenter: seg,
-        out,
-        epochs: 2,
-        batchSize: 4,
-        seed: 0,
-        maxTrain: 12,
-        fingerprint: {},
-      });
-    } catch (e) {
-      err = e;
-    }
-    assert.instance(err, DataError);
-    assert.is((err as DataError).reason, 'non-finite-loss');
+    const err = await refusedTraining(cache, seg, out, { epochs: 2, maxTrain: 12 });
     // step 1's loss is taken before its update: step 2 is the first on NaN weights
     assert.match(
-      (err as Error).message,
+      err.message,
       new RegExp(`^segmenter training ${out}, epoch 1, step 2: the training loss is NaN`),
     );
-    assert.match((err as Error).message, /lower the learning rate \(--lr\)/);
-    for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+    assert.match(err.message, /lower the learning rate \(--lr\)/);
   } finally {
     await seg.dispose();
     cache.close();
@@ -283,34 +285,16 @@ test("lr 1e308, one step per epoch: the epoch's last step made the weights NaN; 
   const seg = await divergingSegmenter();
   const out = join(tmp, 'seg-nan-last');
   try {
-    let err: unknown = null;
-    try {
-      // the only step's loss is read before its update: finite; the weights after it are not
-      await trainSegmenter({
-        cache,
-        segmenter: seg,
-        out,
-        epochs: 2,
-        batchSize: 4,
-        seed: 0,
-        maxTrain: 4,
-        maxValidate: 8,
-        fingerprint: {},
-      });
-    } catch (e) {
-      err = e;
-    }
-    assert.instance(err, DataError);
-    assert.is((err as DataError).reason, 'non-finite-loss');
+    // the only step's loss is read before its update: finite; the weights after it are not
+    const err = await refusedTraining(cache, seg, out, { epochs: 2, maxTrain: 4, maxValidate: 8 });
     assert.match(
-      (err as Error).message,
+      err.message,
       new RegExp(
         `^segmenter training ${out}, epoch 1, validation: the rightLung logit of cache row \\d+ is (NaN|-?Infinity): the weights are not finite`,
       ),
     );
-    assert.match((err as Error).message, /lower the learning rate \(--lr\)/);
+    assert.match(err.message, /lower the learning rate \(--lr\)/);
     assert.is(seg.step, 1);
-    for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
   } finally {
     await seg.dispose();
     cache.close();
@@ -332,28 +316,13 @@ test('validation stops on an infinite logit of either sign (+Infinity is above e
           return typeof f === 'function' ? f.bind(t) : f;
         },
       });
-      const out = join(tmp, `seg-inf-${v}`);
-      let err: unknown = null;
-      try {
-        await trainSegmenter({
-          cache,
-          segmenter: seg,
-          out,
-          epochs: 1,
-          batchSize: 4,
-          seed: 0,
-          maxTrain: 4,
-          maxValidate: 8,
-          fingerprint: {},
-        });
-      } catch (e) {
-        err = e;
-      }
-      assert.instance(err, DataError, String(v));
-      assert.is((err as DataError).reason, 'non-finite-loss');
-      assert.match((err as Error).message, `validation: the rightLung logit of cache row`);
-      assert.match((err as Error).message, ` is ${v}: the weights are not finite`);
-      for (const f of ['best.pt', 'state-1.pt', 'train.json']) assert.not.ok(existsSync(join(out, f)), f);
+      const err = await refusedTraining(cache, seg, join(tmp, `seg-inf-${v}`), {
+        epochs: 1,
+        maxTrain: 4,
+        maxValidate: 8,
+      });
+      assert.match(err.message, `validation: the rightLung logit of cache row`);
+      assert.match(err.message, ` is ${v}: the weights are not finite`);
     }
   } finally {
     await real.dispose();
