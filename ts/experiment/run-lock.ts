@@ -119,6 +119,54 @@ function zombie(pid: number): boolean {
   }
 }
 
+function inUseError(path: string, held: RunLockInfo | null): DataError {
+  const who = held
+    ? `process ${held.pid} on ${held.host} (since ${held.startedAt}: ${held.command})`
+    : 'a process that is starting';
+  const hint =
+    held && held.host !== hostname()
+      ? `; if that process no longer runs, delete ${path}`
+      : '; wait for it to finish, or stop it';
+  return new DataError('run-in-use', `the run folder is in use by ${who}${hint}`, { file: path });
+}
+
+/** A dead holder's workers stop at their next step boundary: waits up to `waitMs` for them to end. */
+async function waitForWorkers(path: string, held: RunLockInfo, waitMs: number): Promise<void> {
+  const until = Date.now() + waitMs;
+  while (liveWorkers(held).length && Date.now() < until) await sleep(WORKER_POLL_MS);
+  const left = liveWorkers(held);
+  if (left.length)
+    throw new DataError(
+      'run-in-use',
+      `the run folder's holder, process ${held.pid}, is gone, but its cell workers (pid ${left.join(', ')}) still run; they stop at their next step boundary: retry once they have ended (if those processes are not cxrmask's, delete ${path})`,
+      { file: path },
+    );
+}
+
+/**
+ * Moves a stale lock aside under a name of our own before deleting it: of two processes taking it
+ * over at once, one renames it and the other finds nothing to rename and retries. If what was moved
+ * is a fresh lock another process had just taken, it goes back.
+ * @returns whether the stale lock was removed (false: look again).
+ */
+function removeStaleLock(path: string): boolean {
+  const aside = `${path}.stale-${process.pid}`;
+  try {
+    renameSync(path, aside);
+  } catch {
+    return false;
+  }
+  if (staleReason(aside, readLock(aside)) === null) {
+    try {
+      linkSync(aside, path);
+    } catch {}
+    rmSync(aside, { force: true });
+    return false;
+  }
+  rmSync(aside, { force: true });
+  return true;
+}
+
 /**
  * Takes the lock of `runDir`, once no folder inside it is a symlink (`runDir` itself may be one). A
  * stale lock whose recorded workers still run is taken over once they have ended (waiting up to
@@ -151,48 +199,13 @@ export async function lockRun(runDir: string, o: { workerWaitMs?: number } = {})
       refuseNonFile(path);
       const held = readLock(path);
       const stale = staleReason(path, held);
-      if (stale === null) {
-        const who = held
-          ? `process ${held.pid} on ${held.host} (since ${held.startedAt}: ${held.command})`
-          : 'a process that is starting';
-        const hint =
-          held && held.host !== hostname()
-            ? `; if that process no longer runs, delete ${path}`
-            : '; wait for it to finish, or stop it';
-        throw new DataError('run-in-use', `the run folder is in use by ${who}${hint}`, { file: path });
-      }
+      if (stale === null) throw inUseError(path, held);
       if (liveWorkers(held).length) {
-        // the holder is gone, its workers not yet: they stop at their next step boundary
-        const until = Date.now() + (o.workerWaitMs ?? WORKER_WAIT_MS);
-        while (liveWorkers(held).length && Date.now() < until) await sleep(WORKER_POLL_MS);
-        const left = liveWorkers(held);
-        if (left.length)
-          throw new DataError(
-            'run-in-use',
-            `the run folder's holder, process ${held!.pid}, is gone, but its cell workers (pid ${left.join(', ')}) still run; they stop at their next step boundary: retry once they have ended (if those processes are not cxrmask's, delete ${path})`,
-            { file: path },
-          );
+        await waitForWorkers(path, held as RunLockInfo, o.workerWaitMs ?? WORKER_WAIT_MS);
         attempt--; // the wait was no failed attempt: look at the lock afresh
         continue;
       }
-      // Move the stale lock aside under a name of our own before deleting it: of two processes
-      // taking it over at once, one renames it and the other finds nothing to rename and retries.
-      // If what we moved was a fresh lock another process had just taken, it goes back.
-      const aside = `${path}.stale-${process.pid}`;
-      try {
-        renameSync(path, aside);
-      } catch {
-        continue;
-      }
-      if (staleReason(aside, readLock(aside)) === null) {
-        try {
-          linkSync(aside, path);
-        } catch {}
-        rmSync(aside, { force: true });
-        continue;
-      }
-      rmSync(aside, { force: true });
-      tookOver = stale;
+      if (removeStaleLock(path)) tookOver = stale;
       continue;
     }
     try {

@@ -646,6 +646,20 @@ async function shardManifest(
   return manifest;
 }
 
+function noShardCounts(): ShardCounts {
+  return {
+    built: 0,
+    reused: 0,
+    decoded: 0,
+    done: 0,
+    decodeSeconds: 0,
+    retried: 0,
+    recovered: 0,
+    changed: 0,
+    unstamped: 0,
+  };
+}
+
 /**
  * Builds (or resumes) the cache of `options.entries` in out/<settings key>/: plan, then shard by shard
  * reuse what a previous build left intact or decode it, then the entry list and cache.json. Temp files
@@ -666,17 +680,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   const planned = planEntries(b, rows, skipped);
   const shards: ShardInfo[] = [];
   const cachedEntries: CachedEntry[] = [];
-  const count: ShardCounts = {
-    built: 0,
-    reused: 0,
-    decoded: 0,
-    done: 0,
-    decodeSeconds: 0,
-    retried: 0,
-    recovered: 0,
-    changed: 0,
-    unstamped: 0,
-  };
+  const count = noShardCounts();
   const rebuilt = new ReasonCounter();
   const progress = () => {
     count.done++;
