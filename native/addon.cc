@@ -1,9 +1,13 @@
 // Module init: the exported functions and classes of cxrmask_native.node.
 //   diagnostics(), setThreads(n), getThreads(), setGraphOptimize(on), setTf32(on),
 //   setErrorClass(ctor), recordsToImages(...), allocHostBuffer(bytes), holdImages(...),
-//   holdArray(...), gray16To8(samples, sbit), ClipModel, Classifier, Segmenter, ProcessGroup
+//   holdArray(...), gray16To8(samples, sbit),
+//   dicomCodes / dicomApplyLut(cells, shift, mask[, lut]), ClipModel, Classifier, Segmenter,
+//   ProcessGroup
 #include <ATen/Parallel.h>
 #include <napi.h>
+
+#include <cstring>
 
 #include "diagnostics.h"
 #include "host_buffers.h"
@@ -97,6 +101,65 @@ Napi::Value JsGray16To8(const Napi::CallbackInfo& info) {
   return w->Promise();
 }
 
+// The cells, shift and mask of dicomCodes / dicomApplyLut, checked.
+struct DicomCells {
+  Napi::TypedArray cells;
+  int shift;
+  uint32_t mask;
+};
+DicomCells DicomArgs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw ArgTypeError(env, "cells must be a typed array");
+  auto cells = info[0].As<Napi::TypedArray>();
+  const auto type = cells.TypedArrayType();
+  if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint16_array &&
+      type != napi_int16_array) {
+    throw ArgTypeError(env, "cells must be a Uint8Array, Int8Array, Uint16Array or Int16Array");
+  }
+  const double shift = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+  if (!(shift >= 0 && shift <= 15) || shift != static_cast<int>(shift)) {
+    throw ArgRangeError(env, "shift must be an integer from 0 to 15");
+  }
+  const double mask = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+  // 2^bits - 1 for bits 1..16
+  if (!(mask >= 1 && mask <= 65535) || mask != static_cast<uint32_t>(mask) ||
+      ((static_cast<uint32_t>(mask) + 1) & static_cast<uint32_t>(mask)) != 0) {
+    throw ArgRangeError(env, "mask must be 2^bits - 1 for bits from 1 to 16");
+  }
+  return {cells, static_cast<int>(shift), static_cast<uint32_t>(mask)};
+}
+
+// dicomCodes(cells, shift, mask) → Promise<Buffer>: byte `code` is 1 where a cell has that code.
+// As gray16To8: the caller must not transfer, detach or write `cells` until the promise settles.
+Napi::Value JsDicomCodes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DicomCells a = DicomArgs(info);
+  auto out = Napi::Buffer<uint8_t>::New(env, a.mask + 1);
+  std::memset(out.Data(), 0, out.Length());
+  auto* w = new DicomCodesWorker(env, a.cells, a.shift, a.mask, nullptr, out);
+  w->Keep(a.cells);
+  w->Queue();
+  return w->Promise();
+}
+
+// dicomApplyLut(cells, shift, mask, lut: Uint8Array of mask + 1) → Promise<Buffer>: lut[code].
+Napi::Value JsDicomApplyLut(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DicomCells a = DicomArgs(info);
+  if (!info[3].IsTypedArray() ||
+      info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[3].As<Napi::TypedArray>().ElementLength() != a.mask + 1) {
+    throw ArgTypeError(env, "lut must be a Uint8Array of mask + 1 entries");
+  }
+  auto lut = info[3].As<Napi::Uint8Array>();
+  auto out = Napi::Buffer<uint8_t>::New(env, a.cells.ElementLength());
+  auto* w = new DicomCodesWorker(env, a.cells, a.shift, a.mask, lut.Data(), out);
+  w->Keep(a.cells);
+  w->Keep(lut);
+  w->Queue();
+  return w->Promise();
+}
+
 Napi::Value JsGetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), at::get_num_threads());
 }
@@ -125,6 +188,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setGraphOptimize", Napi::Function::New<JsSetGraphOptimize>(env, "setGraphOptimize"));
   exports.Set("setTf32", Napi::Function::New<JsSetTf32>(env, "setTf32"));
   exports.Set("gray16To8", Napi::Function::New<JsGray16To8>(env, "gray16To8"));
+  exports.Set("dicomCodes", Napi::Function::New<JsDicomCodes>(env, "dicomCodes"));
+  exports.Set("dicomApplyLut", Napi::Function::New<JsDicomApplyLut>(env, "dicomApplyLut"));
   exports.Set("setErrorClass", Napi::Function::New<JsSetErrorClass>(env, "setErrorClass"));
   return exports;
 }

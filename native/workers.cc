@@ -239,4 +239,33 @@ Napi::Value Gray16Worker::Result(Napi::Env env) {
   return o;
 }
 
+DicomCodesWorker::DicomCodesWorker(Napi::Env env, Napi::TypedArray cells, int shift, uint32_t mask,
+                                   const uint8_t* lut, Napi::Buffer<uint8_t> out)
+    : PromiseWorker(env, lut ? "cxrmask.dicomApplyLut" : "cxrmask.dicomCodes"),
+      type_(cells.TypedArrayType()),
+      cells_(static_cast<const uint8_t*>(cells.ArrayBuffer().Data()) + cells.ByteOffset()),
+      n_(cells.ElementLength()),
+      shift_(shift),
+      mask_(mask),
+      lut_(lut),
+      out_(out.Data()),
+      out_ref_(Napi::Persistent(out)) {}
+void DicomCodesWorker::Run() {
+  auto run = [&](auto* cells) {
+    if (lut_)
+      DicomApplyLut(cells, n_, shift_, mask_, lut_, out_);
+    else
+      DicomCodesPresent(cells, n_, shift_, mask_, out_);
+  };
+  if (type_ == napi_uint8_array)
+    run(static_cast<const uint8_t*>(cells_));
+  else if (type_ == napi_int8_array)
+    run(static_cast<const int8_t*>(cells_));
+  else if (type_ == napi_uint16_array)
+    run(static_cast<const uint16_t*>(cells_));
+  else
+    run(static_cast<const int16_t*>(cells_));
+}
+Napi::Value DicomCodesWorker::Result(Napi::Env) { return out_ref_.Value(); }
+
 }  // namespace cxrmask

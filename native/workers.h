@@ -225,4 +225,28 @@ class Gray16Worker : public PromiseWorker {
   int bits_ = 0;
 };
 
+// dicomCodes / dicomApplyLut: a DICOM frame's codes present, or its gray plane through a code
+// LUT (gray16.h), off the JS thread. `cells`, `lut` and `out` are JS memory kept alive (Keep).
+// `lut` null: codes present (out has mask + 1 bytes); else the LUT applied (out has n bytes).
+class DicomCodesWorker : public PromiseWorker {
+ public:
+  DicomCodesWorker(Napi::Env env, Napi::TypedArray cells, int shift, uint32_t mask,
+                   const uint8_t* lut, Napi::Buffer<uint8_t> out);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+  std::string DeviceKey() const override { return ""; }
+
+ private:
+  napi_typedarray_type type_;
+  const void* cells_;
+  size_t n_;
+  int shift_;
+  uint32_t mask_;
+  const uint8_t* lut_;
+  uint8_t* out_;
+  Napi::Reference<Napi::Buffer<uint8_t>> out_ref_;
+};
+
 }  // namespace cxrmask

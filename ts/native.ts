@@ -55,6 +55,9 @@ export interface NativeHeld {
 /** An image-op input: float32 images/features, uint8 cache records, or either held (NativeHeld). */
 export type NativeImages = Float32Array | Uint8Array | NativeHeld;
 
+/** The typed arrays DICOM stored cells come in. */
+export type DicomCells = Uint8Array | Int8Array | Uint16Array | Int16Array;
+
 /**
  * What a classifier step resolves with. `losses`: every step's loss since the last step that read
  * them, oldest first, this step's last; empty (and loss/gradNorm NaN) for a step run with readLoss
@@ -277,6 +280,14 @@ export interface NativeBinding {
    * not transfer, detach or write its buffer until the promise settles.
    */
   gray16To8(samples: Uint16Array, sbit: number | null): Promise<{ bits: number; gray: Buffer }>;
+  /**
+   * DICOM cells as codes, `(cell >> shift) & mask` (ts/images/dicom.ts), on a libuv pool thread:
+   * dicomCodes gives mask + 1 bytes, 1 where a cell has that code; dicomApplyLut gives lut[code] per
+   * cell. The pool thread reads `cells` in place: do not transfer, detach or write its buffer until
+   * the promise settles.
+   */
+  dicomCodes(cells: DicomCells, shift: number, mask: number): Promise<Buffer>;
+  dicomApplyLut(cells: DicomCells, shift: number, mask: number, lut: Uint8Array): Promise<Buffer>;
   allocHostBuffer(bytes: number): ArrayBuffer;
   /** Takes an image-op input now (copied, or borrowed when it is hostBytes memory). */
   holdImages(x: Float32Array | Uint8Array, shape: number[], pixels?: NativePixels): NativeHeld;

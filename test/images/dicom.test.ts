@@ -5,6 +5,7 @@
  * by DCMTK (fixtures/make_dicom_fixtures.sh).
  */
 import { readFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -14,6 +15,7 @@ import { encodeJ2k } from '../../bench/j2k.js';
 import { DICOM_CONVERSION, decodeDicom, dicomSize, isDicom, TRANSFER_SYNTAX } from '../../ts/images/dicom.js';
 import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { type DicomCells, loadNative } from '../../ts/native.js';
 
 /** Dataset files may be DICOM; callers' images (serve, predict) may not. */
 const dataset = { formats: [...DATASET_FORMATS] };
@@ -404,6 +406,83 @@ test('a JPEG 2000 frame of thousands of tiny tiles, or a truncated one, is refus
   // the codec still decodes a good frame afterwards
   const good = await decodeDicom(dicom(small.frame, 160, 120));
   assert.is(good.width, 160);
+});
+
+test('dicomCodes and dicomApplyLut give the bytes of the JavaScript formulas: (cell >> shift) & mask, signed and unsigned', async () => {
+  const native = loadNative();
+  const n = 20000;
+  // every 16-bit pattern's edges plus a pseudo-random spread
+  const bits = Uint16Array.from({ length: n }, (_, i) =>
+    i < 16
+      ? [0, 1, 0x7fff, 0x8000, 0x8001, 0xffff, 0xfff, 0x1000][i % 8]
+      : (i * 40503 + (i >> 3) * 977) & 0xffff,
+  );
+  const arrays: DicomCells[] = [
+    bits,
+    new Int16Array(bits.buffer),
+    Uint8Array.from(bits, (v) => v & 0xff),
+    Int8Array.from(bits, (v) => (v << 24) >> 24),
+  ];
+  // [bits stored, shift]: 8, 12 and 16 bits, and stored values above bit 0 (High Bit below the top)
+  const layouts = [
+    [8, 0],
+    [12, 0],
+    [12, 4],
+    [12, 3],
+    [16, 0],
+    [8, 8],
+    [1, 15],
+  ] as const;
+  for (const cells of arrays)
+    for (const [bitsStored, shift] of layouts) {
+      const mask = 2 ** bitsStored - 1;
+      const seen = new Uint8Array(mask + 1);
+      for (let i = 0; i < n; i++) seen[(cells[i] >> shift) & mask] = 1;
+      const lut = Uint8Array.from({ length: mask + 1 }, (_, c) => (c * 131 + 7) & 0xff);
+      const gray = Uint8Array.from(cells, (v) => lut[(v >> shift) & mask]);
+      const what = `${cells.constructor.name} bits ${bitsStored} shift ${shift}`;
+      assert.ok(Buffer.from(await native.dicomCodes(cells, shift, mask)).equals(seen), what);
+      assert.ok(Buffer.from(await native.dicomApplyLut(cells, shift, mask, lut)).equals(gray), what);
+    }
+  // a LUT of the wrong size would be read past its end
+  assert.throws(
+    () => native.dicomApplyLut(bits, 0, 4095, new Uint8Array(256)),
+    /lut must be a Uint8Array of mask \+ 1 entries/,
+  );
+  assert.throws(() => native.dicomCodes(bits, 0, 1000), /mask must be 2\^bits - 1/);
+});
+
+test('decodeDicom runs its per-pixel passes off the JS thread: setImmediate callbacks run while a 2500×3000 frame is decoded', async () => {
+  const w = 2500;
+  const h = 3000;
+  const values = new Uint16Array(w * h).map((_, i) => (i * 7) & 0xfff);
+  // without a window both passes (codes present, LUT) run; with one, only the LUT
+  for (const window of [undefined, [2048, 4096] as [number, number]]) {
+    const buf = writeDicom({
+      width: w,
+      height: h,
+      values,
+      bitsStored: 12,
+      photometric: 'MONOCHROME2',
+      window,
+    });
+    // from a poll-phase continuation the next check phase (the first tick) comes before any poll that
+    // could deliver an op's completion: a tick can only be missed if the passes ran here
+    await stat(import.meta.filename);
+    let ticks = 0;
+    let running = true;
+    const tick = () => {
+      ticks++;
+      if (running) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const d = await decodeDicom(buf);
+    running = false;
+    assert.is(d.gray.length, w * h);
+    const v = values[300]; // 2100
+    assert.is(d.gray[300], Math.round((window ? (v - 2047.5) / 4095 + 0.5 : v / 4095) * 255));
+    assert.ok(ticks > 0, `no setImmediate callback ran while the frame was decoded (window ${window})`);
+  }
 });
 
 test.run();

@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
+import { type DicomCells, loadNative } from '../native.js';
 import { CodestreamError, type FrameHeader, j2kFrameHeader, jpegFrameHeader } from './codestream.js';
 
 const require = createRequire(import.meta.url);
@@ -139,7 +140,7 @@ function nativeSamples(
   n: number,
   bitsAllocated: number,
   signed: boolean,
-): ArrayLike<number> {
+): DicomCells {
   const bytes = (bitsAllocated / 8) * n;
   if (el.dataOffset + bytes > ds.byteArray.length || el.length < bytes)
     throw new DicomError(`pixel data holds ${el.length} bytes, ${bytes} needed for the image size`);
@@ -166,7 +167,7 @@ function jpegLosslessSamples(
   height: number,
   bitsAllocated: number,
   signed: boolean,
-): ArrayLike<number> {
+): DicomCells {
   const n = width * height;
   checkFrame(jpegFrameHeader, frame, 'JPEG Lossless', width, height, true);
   const { Decoder } = require('jpeg-lossless-decoder-js') as {
@@ -181,7 +182,7 @@ function jpegLosslessSamples(
 }
 
 /** A JPEG 2000 frame, decoded by OpenJPEG (WebAssembly, loaded on first use). */
-async function jpeg2000Samples(frame: Uint8Array, width: number, height: number): Promise<ArrayLike<number>> {
+async function jpeg2000Samples(frame: Uint8Array, width: number, height: number): Promise<DicomCells> {
   const n = width * height;
   openjpeg ??= (
     require('@cornerstonejs/codec-openjpeg/wasmjs') as (
@@ -215,11 +216,7 @@ async function jpeg2000Samples(frame: Uint8Array, width: number, height: number)
 }
 
 /** A baseline (8-bit lossy) JPEG frame, decoded by sharp. */
-async function jpegBaselineSamples(
-  frame: Uint8Array,
-  width: number,
-  height: number,
-): Promise<ArrayLike<number>> {
+async function jpegBaselineSamples(frame: Uint8Array, width: number, height: number): Promise<DicomCells> {
   const n = width * height;
   checkFrame(jpegFrameHeader, frame, 'JPEG', width, height, false);
   // sharp's own cap as a second guard, in case libjpeg reads a size this reader did not
@@ -241,7 +238,7 @@ async function storedValues(
   height: number,
   bitsAllocated: number,
   signed: boolean,
-): Promise<ArrayLike<number>> {
+): Promise<DicomCells> {
   if (
     ts === TRANSFER_SYNTAX.implicitLE ||
     ts === TRANSFER_SYNTAX.explicitLE ||
@@ -375,28 +372,28 @@ function inverted(ds: DicomDataSet, photometric: string): boolean {
   return photometric === 'MONOCHROME1';
 }
 
-/** A stored cell's value as a code: shifted down to bit 0, masked to Bits Stored (sign bit kept in the code). */
-function codeOf(f: PixelFormat): (cell: number) => number {
-  const mask = 2 ** f.bitsStored - 1;
-  const shift = f.shift;
-  return (cell) => (cell >> shift) & mask;
+/**
+ * A stored cell's value as a code: shifted down to bit 0, masked to Bits Stored (sign bit kept in the
+ * code), `(cell >> shift) & mask`. The addon applies it to every cell (dicomCodes, dicomApplyLut) on a
+ * libuv pool thread: as JS loops the two passes held the event loop for tens of ms per 2500×3000 image.
+ */
+function codeMask(f: PixelFormat): number {
+  return 2 ** f.bitsStored - 1;
 }
 
 /**
- * One table from every stored code (see codeOf; sign-extended when signed) to its grey
+ * One table from every stored code (see codeMask; sign-extended when signed) to its grey
  * level: rescale, VOI and inversion are computed once per code, not once per pixel. The VOI is the first
  * window, else the first VOI LUT, else the codes present in `stored` scaled min–max.
  */
-function grayTable(
+async function grayTable(
   ds: DicomDataSet,
   f: PixelFormat,
-  stored: ArrayLike<number>,
-): { lut: Uint8Array; window: [number, number] | null } {
-  const n = f.width * f.height;
+  stored: DicomCells,
+): Promise<{ lut: Uint8Array; window: [number, number] | null }> {
   const slope = firstFloat(ds, 'x00281053') ?? 1;
   const intercept = firstFloat(ds, 'x00281052') ?? 0;
   const codes = 2 ** f.bitsStored;
-  const toCode = codeOf(f);
   const modality = (code: number) =>
     (f.signed && code >= codes / 2 ? code - codes : code) * slope + intercept;
   const center = firstFloat(ds, 'x00281050');
@@ -408,8 +405,7 @@ function grayTable(
   let lo = Number.POSITIVE_INFINITY;
   let hi = Number.NEGATIVE_INFINITY;
   if (!window && !lutVoi) {
-    const seen = new Uint8Array(codes);
-    for (let i = 0; i < n; i++) seen[toCode(stored[i])] = 1;
+    const seen = await loadNative().dicomCodes(stored, f.shift, codeMask(f));
     for (let code = 0; code < codes; code++) {
       if (!seen[code]) continue;
       const m = modality(code);
@@ -442,6 +438,8 @@ function grayTable(
  *   data shorter than the header says, a compressed frame whose own header (JPEG SOF, JPEG 2000 SIZ) is
  *   not Rows × Columns (checked before decoding), or a transfer syntax without a codec here (naming the
  *   conversion).
+ * The per-pixel passes read `buf` in place on a libuv pool thread: do not write, transfer or detach it
+ * until the promise settles.
  */
 export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   const parser = require('dicom-parser') as DicomParser;
@@ -456,9 +454,9 @@ export async function decodeDicom(buf: Uint8Array): Promise<DicomImage> {
   const n = width * height;
   const stored = await storedValues(parser, ds, f.el, ts, width, height, f.bitsAllocated, f.signed);
   if (stored.length < n) throw new DicomError(`decoded ${stored.length} pixels, ${n} expected`);
-  const { lut, window } = grayTable(ds, f, stored);
-  const toCode = codeOf(f);
-  const gray = new Uint8Array(n);
-  for (let i = 0; i < n; i++) gray[i] = lut[toCode(stored[i])];
+  const cells = stored.length > n ? stored.subarray(0, n) : stored;
+  const { lut, window } = await grayTable(ds, f, cells);
+  const out = await loadNative().dicomApplyLut(cells, f.shift, codeMask(f), lut);
+  const gray = new Uint8Array(out.buffer, out.byteOffset, out.length);
   return { width, height, gray, photometric, transferSyntax: ts, bitsStored, window };
 }
