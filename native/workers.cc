@@ -99,6 +99,14 @@ void PromiseWorker::OnError(const Napi::Error& e) {
   }
 }
 
+void PromiseWorker::OnWorkComplete(Napi::Env env, napi_status status) {
+  try {
+    Napi::AsyncWorker::OnWorkComplete(env, status);
+  } catch (...) {  // as in OnOK; the base skipped its Destroy() when it threw
+    Destroy();
+  }
+}
+
 // ---- ClipModel ------------------------------------------------------------------------------
 LoadClipWorker::LoadClipWorker(Napi::Env env, std::string path, std::string device)
     : PromiseWorker(env, "cxrmask.ClipModel.load"),

@@ -40,6 +40,9 @@ class PromiseWorker : public Napi::AsyncWorker {
   // whole process. The result is dropped then.
   void OnOK() final;
   void OnError(const Napi::Error& e) final;
+  // The same for what node-addon-api does before OnError: it makes the error object, which
+  // throws once the env is going away.
+  void OnWorkComplete(Napi::Env env, napi_status status) final;
   Napi::Promise::Deferred deferred_;
   std::string code_ = "ERR_NATIVE";
   std::vector<Napi::ObjectReference> keep_;

@@ -19,6 +19,16 @@ const addon = require(workerData.addon);
   const model = await addon.ClipModel.load(workerData.model, 'cpu');
   const n = 8;
   const x = new Float32Array(n * 3 * 224 * 224).fill(workerData.fail ? NaN : 0.5);
+  if (workerData.sync) {
+    // sync calls refused by the addon, back to back: terminate() lands inside one, where the
+    // refusal can no longer be thrown into JS
+    parentPort.postMessage('busy');
+    for (;;) {
+      try {
+        model.encodeImage(x, [n + 1, 3, 224, 224], false);
+      } catch {}
+    }
+  }
   for (let first = true; ; first = false) {
     const op = model.encodeImage(x, [n, 3, 224, 224], false).catch(() => {});
     if (first && workerData.end === 'exit') process.exit(3);
@@ -44,8 +54,9 @@ w.on('exit', (code) => {
 function host(
   end: 'terminate' | 'exit',
   fail: boolean,
+  sync = false,
 ): { status: number | null; signal: string | null; out: string } {
-  const data = { addon: addonPath(), model: join(MODEL_DIR, 'clip.pt'), end, fail };
+  const data = { addon: addonPath(), model: join(MODEL_DIR, 'clip.pt'), end, fail, sync };
   const r = spawnSync(process.execPath, ['-e', HOST, JSON.stringify(data)], {
     encoding: 'utf8',
     timeout: 120_000,
@@ -64,5 +75,15 @@ for (const end of ['terminate', 'exit'] as const) {
     });
   }
 }
+
+test('a worker terminated while it makes sync calls the addon refuses leaves its host running (ten tries)', () => {
+  requireModel();
+  for (let i = 0; i < 10; i++) {
+    const r = host('terminate', false, true);
+    assert.equal([r.status, r.signal], [0, null], r.out);
+    assert.ok(r.out.includes('worker exit 1\n'), r.out);
+    assert.ok(r.out.includes('host alive'), r.out);
+  }
+});
 
 test.run();
