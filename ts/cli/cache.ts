@@ -133,7 +133,10 @@ const command: CommandModule<object, CacheArgv> = {
         imageLimits,
         onProgress: bar.update,
         signal,
-      }).finally(bar.stop);
+      }).finally(() => {
+        bar.stop();
+        signal.release();
+      });
       // a rebuild into the same --out: say which earlier shards were redone and which failed images recovered
       for (const line of rebuildNotes(s)) process.stderr.write(`[cache] ${line}\n`);
       process.stdout.write(`${JSON.stringify({ ...s, chexmask: join }, null, 2)}\n`);

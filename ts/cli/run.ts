@@ -54,7 +54,6 @@ export async function executeRun(
 ): Promise<string> {
   let runDir: string | null = opts.resume ?? null;
   checkDevicesAlone(opts.devices);
-  const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   const backend = await realBackend();
   // Under torchrun / Slurm / --nproc: join the group; rank 0 prepares the data first, alone.
   const dist = await joinGroupFromEnv(backend, config);
@@ -63,6 +62,7 @@ export async function executeRun(
   const quiet = opts.quiet || otherRank;
   const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
+  const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
   // the group is closed on every path (a rank 0 that fails preparing the data frees the others at once)
   try {
     if (dist && dist.group.rank !== 0) await dist.group.barrier(ROOT_WORK_TIMEOUT_MS);
@@ -88,6 +88,7 @@ export async function executeRun(
     });
   } finally {
     progress.stop();
+    signal.release();
     await dist?.group.close();
   }
   if (!quiet) {

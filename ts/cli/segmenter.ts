@@ -81,31 +81,35 @@ const command: CommandModule<object, SegmenterArgv> = {
         if (argv.action === 'train') {
           const signal = installStop(() => `Resume with the same command (${argv.out}/train.json).`);
           const bar = progress('segmenter', argv.progress);
-          await trainSegmenter({
-            cache,
-            segmenter: seg,
-            out: argv.out,
-            modelDir: argv.model,
-            epochs: argv.epochs,
-            batchSize: argv.batchSize,
-            seed: argv.seed,
-            signal,
-            fingerprint: {
-              cache: cache.digest,
-              model: seg.meta.preset,
-              modelParams: seg.meta.params ?? null,
-              lr: argv.lr,
+          try {
+            await trainSegmenter({
+              cache,
+              segmenter: seg,
+              out: argv.out,
+              modelDir: argv.model,
+              epochs: argv.epochs,
               batchSize: argv.batchSize,
               seed: argv.seed,
-            },
-            onBatch: (done, total) => bar.update(done, total),
-            onEpoch: (e) => {
-              bar.stop();
-              process.stderr.write(
-                `[segmenter] epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, val Dice R ${e.val.rightLung.toFixed(3)} L ${e.val.leftLung.toFixed(3)} heart ${e.val.heart.toFixed(3)} (${e.seconds.toFixed(0)} s)\n`,
-              );
-            },
-          });
+              signal,
+              fingerprint: {
+                cache: cache.digest,
+                model: seg.meta.preset,
+                modelParams: seg.meta.params ?? null,
+                lr: argv.lr,
+                batchSize: argv.batchSize,
+                seed: argv.seed,
+              },
+              onBatch: (done, total) => bar.update(done, total),
+              onEpoch: (e) => {
+                bar.stop();
+                process.stderr.write(
+                  `[segmenter] epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, val Dice R ${e.val.rightLung.toFixed(3)} L ${e.val.leftLung.toFixed(3)} heart ${e.val.heart.toFixed(3)} (${e.seconds.toFixed(0)} s)\n`,
+                );
+              },
+            });
+          } finally {
+            signal.release();
+          }
           bar.stop();
         }
         const weights = resolve(

@@ -1,8 +1,11 @@
 /** Ctrl-C / SIGTERM during long runs. */
-import { type StopSignal, stopOnSignals } from '../common/interrupt.js';
+import { type SignalStop, stopOnSignals } from '../common/interrupt.js';
 
-/** First Ctrl-C or SIGTERM: stop at the next step boundary (finished epochs are kept). Second: exit now. */
-export function installStop(hint: () => string): StopSignal {
+/**
+ * First Ctrl-C or SIGTERM: stop at the next step boundary (finished epochs are kept). Second: exit now.
+ * The command calls `release()` when it ends.
+ */
+export function installStop(hint: () => string): SignalStop {
   return stopOnSignals(['SIGINT', 'SIGTERM'], {
     onStop: () =>
       process.stderr.write(`\nstopping after the current step (Ctrl-C again to exit now). ${hint()}\n`),

@@ -19,15 +19,27 @@ export function trackChild(child: ChildProcess): void {
   child.once('exit', () => children.delete(child));
 }
 
+/** A StopSignal set by process signals; `release()` takes its handlers off the process again. */
+export interface SignalStop extends StopSignal {
+  release(): void;
+}
+
 /**
  * The first of `signals` sets `stop` (work ends at its next step boundary) and calls `onStop`; a
- * second one kills the tracked children and exits now with code 130, after `onForced`.
+ * second one kills the tracked children and exits now with code 130, after `onForced`. A command run
+ * in a longer-lived process (a test, a service) calls `release()` when it ends: a handler left on the
+ * process would count that process's next signal as this command's second and exit it.
  */
 export function stopOnSignals(
   signals: readonly NodeJS.Signals[],
   o: { onStop?: () => void; onForced?: () => void } = {},
-): StopSignal {
-  const signal: StopSignal = { stop: false };
+): SignalStop {
+  const signal: SignalStop = {
+    stop: false,
+    release: () => {
+      for (const s of signals) process.off(s, onSignal);
+    },
+  };
   const onSignal = () => {
     if (signal.stop) {
       o.onForced?.();
