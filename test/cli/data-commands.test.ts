@@ -296,7 +296,7 @@ test('Ctrl-C during cache: stops at the next image, no temp left, exit 130 sayin
     assert.equal(readdirSync(join(d, 'cache', dir)).sort(), ['shard-00000.bin', 'shard-00000.json']);
     // the command takes its Ctrl-C handlers off this process when it ends (uvu runs every file in
     // one process: a handler left behind made a later file's SIGTERM a "second signal", exit 130)
-    signals.forEach((n, i) => assert.equal(process.listeners(n), before[i], n));
+    for (const [i, n] of signals.entries()) assert.equal(process.listeners(n), before[i], n);
   } finally {
     // a failed check above: take them off anyway
     signals.forEach((n, i) => {
