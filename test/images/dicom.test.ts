@@ -5,7 +5,6 @@
  * by DCMTK (fixtures/make_dicom_fixtures.sh).
  */
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import sharp from 'sharp';
@@ -16,6 +15,7 @@ import { DICOM_CONVERSION, decodeDicom, dicomSize, isDicom, TRANSFER_SYNTAX } fr
 import { DATASET_FORMATS } from '../../ts/images/input.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { type DicomCells, loadNative } from '../../ts/native.js';
+import { loopTicksDuring } from './loop-ticks.js';
 
 /** Dataset files may be DICOM; callers' images (serve, predict) may not. */
 const dataset = { formats: [...DATASET_FORMATS] };
@@ -466,18 +466,7 @@ test('decodeDicom runs its per-pixel passes off the JS thread: setImmediate call
       photometric: 'MONOCHROME2',
       window,
     });
-    // from a poll-phase continuation the next check phase (the first tick) comes before any poll that
-    // could deliver an op's completion: a tick can only be missed if the passes ran here
-    await stat(import.meta.filename);
-    let ticks = 0;
-    let running = true;
-    const tick = () => {
-      ticks++;
-      if (running) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const d = await decodeDicom(buf);
-    running = false;
+    const { result: d, ticks } = await loopTicksDuring(() => decodeDicom(buf));
     assert.is(d.gray.length, w * h);
     const v = values[300]; // 2100
     assert.is(d.gray[300], Math.round((window ? (v - 2047.5) / 4095 + 0.5 : v / 4095) * 255));

@@ -1,6 +1,5 @@
 /** The file forms real datasets use, decoded to the same 8-bit plane: 16-bit PNG by its real bit depth, RGBA and palette PNG. */
 import { readFileSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
@@ -9,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { gray16To8, pngSignificantBits } from '../../ts/images/bit-depth.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { cc0Image, FIXTURES } from '../data/helpers.js';
+import { loopTicksDuring } from './loop-ticks.js';
 
 const W = 96;
 const H = 80;
@@ -211,18 +211,7 @@ test('a 16-bit PNG of a real X-ray decodes to the bytes the JavaScript formula g
 
 test('gray16To8 runs off the JS thread: setImmediate callbacks run while a 2500×3000 plane is converted', async () => {
   const values = new Uint16Array(2500 * 3000).map((_, i) => (i * 7) & 0xfff);
-  // Called from a poll-phase continuation (an fs callback), the next check phase (the first tick) comes
-  // before any poll that could deliver the op's completion: a tick can only be missed if the op ran here.
-  await stat(import.meta.filename);
-  let ticks = 0;
-  let running = true;
-  const tick = () => {
-    ticks++;
-    if (running) setImmediate(tick);
-  };
-  setImmediate(tick);
-  const r = await gray16To8(values, null);
-  running = false;
+  const { result: r, ticks } = await loopTicksDuring(() => gray16To8(values, null));
   assert.is(r.bits, 12);
   assert.ok(ticks > 0, 'no setImmediate callback ran while the plane was converted');
 });
