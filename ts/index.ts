@@ -97,7 +97,12 @@ export { type DistEnv, readDistEnv } from './model/dist-env.js';
 export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
 
 // Images: limits and preprocessing.
-export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from './images/input.js';
+export {
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_PIXELS,
+  type EncodedImage,
+  type ImageLimits,
+} from './images/input.js';
 export {
   type ChexmaskRecord,
   type PreprocessResult,

@@ -17,19 +17,28 @@ import {
 } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
-const run = join(tmp, 'runs', 'R');
-const cell = join(run, 'cells', 'jft-masked-s0');
 const cache = join(tmp, 'cache', 'abc123');
 
-test.before(() => {
+/** A run folder as `cxrmask run` leaves it, as far as serving reads it: one cell's best.ckpt, config.json and data.json. */
+function fakeRun(
+  name: string,
+  cellName: string,
+  modelDir: string,
+  data: object,
+): { run: string; cell: string } {
+  const run = join(tmp, 'runs', name);
+  const cell = join(run, 'cells', cellName);
   mkdirSync(cell, { recursive: true });
-  mkdirSync(cache, { recursive: true });
   writeFileSync(join(cell, 'best.ckpt'), 'x');
-  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
-  writeFileSync(
-    join(run, RUN_DATA_FILE),
-    JSON.stringify({ fingerprint: { cacheDir: cache }, model: runModel('models/tiny') }),
-  );
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
+  writeFileSync(join(run, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache }, ...data }));
+  return { run, cell };
+}
+
+const { run, cell } = fakeRun('R', 'jft-masked-s0', 'models/tiny', { model: runModel('models/tiny') });
+
+test.before(() => {
+  mkdirSync(cache, { recursive: true });
   writeFileSync(join(cache, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
 });
 
@@ -143,19 +152,10 @@ function refusal(f: () => unknown): Error {
 test('a cell is refused on a model folder whose weights or model.json changed since its run recorded it', async () => {
   const modelDir = join(tmp, 'model-a');
   cpSync(join('models', 'tiny'), modelDir, { recursive: true });
-  const r = join(tmp, 'runs', 'Fingerprinted');
-  const c = join(r, 'cells', 'lp-original-s0');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
-  writeFileSync(
-    join(r, RUN_DATA_FILE),
-    JSON.stringify({
-      fingerprint: { cacheDir: cache },
-      recordedAt: '2026-12-05T10:00:00Z',
-      model: runModel(modelDir),
-    }),
-  );
+  const { run: r, cell: c } = fakeRun('Fingerprinted', 'lp-original-s0', modelDir, {
+    recordedAt: '2026-12-05T10:00:00Z',
+    model: runModel(modelDir),
+  });
   // unchanged (and a copy of the same files is the same model): served, without a warning
   const same = await warningsOf(() => served(c));
   assert.is(same.value.modelDir, modelDir);
@@ -205,19 +205,10 @@ test('a cell is refused on a model folder whose weights or model.json changed si
 test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the same cell: found, checked and given its contours', () => {
   const modelDir = join(tmp, 'model-rel');
   cpSync(join('models', 'tiny'), modelDir, { recursive: true });
-  const r = join(tmp, 'runs', 'Relative');
-  const c = join(r, 'cells', 'lp-masked-s0');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
-  writeFileSync(
-    join(r, RUN_DATA_FILE),
-    JSON.stringify({
-      fingerprint: { cacheDir: cache },
-      summaries: { cache: { contour: { thickness: 5, source: 'landmarks' } } },
-      model: runModel(modelDir),
-    }),
-  );
+  const { run: r, cell: c } = fakeRun('Relative', 'lp-masked-s0', modelDir, {
+    summaries: { cache: { contour: { thickness: 5, source: 'landmarks' } } },
+    model: runModel(modelDir),
+  });
   const changed = join(tmp, 'model-rel-changed');
   cpSync(modelDir, changed, { recursive: true });
   writeFileSync(join(changed, 'model.json'), `${readFileSync(join(changed, 'model.json'), 'utf8')}\n`);
@@ -247,12 +238,7 @@ test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the s
 });
 
 test('a run that recorded no model: its cell is served, with a warning that it cannot be checked', async () => {
-  const r = join(tmp, 'runs', 'Unrecorded');
-  const c = join(r, 'cells', 'lp-masked-s1');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
-  writeFileSync(join(r, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
+  const { run: r, cell: c } = fakeRun('Unrecorded', 'lp-masked-s1', 'models/tiny', {});
   const { value, warnings } = await warningsOf(() => served(c));
   assert.is(value.checkpoint, join(c, 'best.ckpt'));
   const w = warnings.filter((x) => x.code === 'CXRMASK_MODEL_UNRECORDED');

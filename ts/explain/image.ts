@@ -6,7 +6,7 @@
  */
 import { FINDINGS } from '../common/labels.js';
 import type { ChexmaskRow } from '../data/chexmask.js';
-import type { ImageLimits } from '../images/input.js';
+import type { EncodedImage, ImageLimits } from '../images/input.js';
 import { preprocess } from '../images/preprocess.js';
 import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { Geometry } from '../masks/geometry.js';
@@ -21,7 +21,7 @@ import { massInside } from './measures.js';
 
 export interface ExplainImageOptions {
   /** JPEG/PNG path or bytes. */
-  image: string | Buffer;
+  image: EncodedImage;
   /** The image's CheXmask row: adds the masked input and the mass in lungs ∪ heart; null: original only. */
   row: ChexmaskRow | null;
   /** The model to explain (opened after the image is read, disposed before returning). */

@@ -34,7 +34,7 @@ import {
   type RegionMasks,
 } from '../masks/overlay.js';
 import { MAX_IMAGE_SIZE } from '../model/meta.js';
-import { checkedImage, type ImageLimits, resolveImageLimits } from './input.js';
+import { checkedImage, type EncodedImage, type ImageLimits, resolveImageLimits } from './input.js';
 import { imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -134,7 +134,7 @@ const decodeError = (e: unknown, file: string) =>
  * header within the pixel cap), then decodes once into the output-grid grayscale plane.
  */
 export async function decodePlane(
-  input: string | Buffer,
+  input: EncodedImage,
   pp: ResolvedPreprocess,
   limits: ImageLimits = {},
 ): Promise<DecodedPlane & { buf: Buffer }> {
@@ -162,7 +162,7 @@ export async function decodePlane(
 
 /** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */
 export async function decodeFull(
-  input: string | Buffer,
+  input: EncodedImage,
   limits: ImageLimits = {},
 ): Promise<{ gray: Uint8Array; width: number; height: number }> {
   const lim = resolveImageLimits(limits);
@@ -289,7 +289,7 @@ export const chexmaskArg = rule<object | null | undefined>(
  *   does not fit it.
  */
 export async function preprocess(
-  image: string | Buffer,
+  image: EncodedImage,
   row?: ChexmaskRow | RegionMasks | ChexmaskRecord | null,
   options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions; limits?: ImageLimits } = {},
 ): Promise<PreprocessResult> {

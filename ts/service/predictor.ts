@@ -23,7 +23,7 @@ import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
 import { checkArg, flag, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
-import { type ImageLimits, resolveImageLimits } from '../images/input.js';
+import { type EncodedImage, type ImageLimits, resolveImageLimits } from '../images/input.js';
 import {
   chexmaskArg,
   planeToTensor,
@@ -73,7 +73,7 @@ export interface PreprocessedPair {
 
 /** Replaces `preprocess` (tests, other image sources). */
 export type PreprocessFn = (
-  image: string | Buffer,
+  image: EncodedImage,
   chexmask: unknown,
   options: {
     preprocess?: Record<string, unknown>;
@@ -325,7 +325,7 @@ export class MaskingPredictor {
    * @throws {NativeError} (rejects) a model step failed (e.g. NaN in the image).
    * @throws {Error} (rejects) the predictor is disposed.
    */
-  predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
+  predict(image: EncodedImage, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
     // captured before anything is queued: the model steps run from the batch queue, not from here
     const caller = new Error('MaskingPredictor.predict');
     return withJsStack(
@@ -335,7 +335,7 @@ export class MaskingPredictor {
     );
   }
 
-  private async run(image: string | Buffer, chexmask: unknown, options: unknown): Promise<Prediction> {
+  private async run(image: EncodedImage, chexmask: unknown, options: unknown): Promise<Prediction> {
     const extras = parseOptions(PredictExtrasSchema, options, 'MaskingPredictor.predict');
     checkArg(chexmaskArg, chexmask, 'chexmask');
     // A raw CSV record is parsed once here, so that its region bits can be returned too.
