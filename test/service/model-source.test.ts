@@ -126,6 +126,20 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
     assert.equal(runSettings(old), { overlay: { thickness: 4, source: 'landmarks' }, preprocess: PAPER });
     await new Promise((r) => setImmediate(r));
     assert.is(warnings.length, 2, 'no warning when the run recorded its settings');
+    // a cache folder that is there but records no preprocessing: said as such, not as gone
+    const partial = join(tmp, 'runs', 'Partial');
+    const bare = join(tmp, 'cache', 'bare');
+    mkdirSync(partial, { recursive: true });
+    mkdirSync(bare, { recursive: true });
+    writeFileSync(join(bare, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
+    writeFileSync(join(partial, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: bare } }));
+    assert.equal(runSettings(partial), { overlay: { thickness: 3, source: 'rle' } });
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 3);
+    assert.match(
+      warnings[2]!.message,
+      `${partial}: neither its data.json nor the cache it trained on (${bare}) records its preprocessing`,
+    );
   } finally {
     process.off('warning', listen);
   }

@@ -103,16 +103,18 @@ export function runSettings(runDir: string): TrainedSettings {
     : undefined;
   let preprocess = recordedPreprocess(recorded?.preprocess);
   const cacheDir = data?.fingerprint.cacheDir;
+  let meta: { contour?: ModelSource['overlay']; preprocess?: unknown } | null = null;
   if ((!overlay || !preprocess) && cacheDir) {
-    const meta = readJson<{ contour?: ModelSource['overlay']; preprocess?: unknown }>(
-      join(cacheDir, 'cache.json'),
-    );
+    meta = readJson(join(cacheDir, 'cache.json'));
     if (!overlay && meta?.contour)
       overlay = { thickness: meta.contour.thickness, source: meta.contour.source };
     preprocess ??= recordedPreprocess(meta?.preprocess);
   }
   if (cacheDir && (!overlay || !preprocess)) {
-    const gone = `${runDir}: the cache it trained on (${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}) is gone and its data.json predates recording`;
+    const where = `${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}`;
+    const gone = meta
+      ? `${runDir}: neither its data.json nor the cache it trained on (${where}) records`
+      : `${runDir}: the cache it trained on (${where}) is gone and its data.json predates recording`;
     if (!overlay)
       warnOnce(
         runDir,
