@@ -6,18 +6,22 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
+import { resolvePreprocess } from '../../ts/images/preprocess.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
 import { checkRunCheckpoint, runModel } from '../../ts/model/run-model.js';
 
 import {
-  checkpointContour,
+  checkpointSettings,
   type ModelSource,
   resolveModelSource,
   runContour,
+  runSettings,
 } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
 const cache = join(tmp, 'cache', 'abc123');
+/** What a `cxrmask cache --preset paper` records: squash resize, ImageNet statistics. */
+const PAPER = resolvePreprocess({ preset: 'paper' });
 
 /** A run folder as `cxrmask run` leaves it, as far as serving reads it: one cell's best.ckpt, config.json and data.json. */
 function fakeRun(
@@ -39,7 +43,10 @@ const { run, cell } = fakeRun('R', 'jft-masked-s0', 'models/tiny', { model: runM
 
 test.before(() => {
   mkdirSync(cache, { recursive: true });
-  writeFileSync(join(cache, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
+  writeFileSync(
+    join(cache, 'cache.json'),
+    JSON.stringify({ contour: { thickness: 3, source: 'rle' }, preprocess: PAPER }),
+  );
 });
 
 test('a model folder is used as is, with or without a checkpoint', () => {
@@ -50,19 +57,25 @@ test('a model folder is used as is, with or without a checkpoint', () => {
   });
 });
 
-test('a cell (folder or its best.ckpt) brings its checkpoint, model folder and contour settings', () => {
+test('a cell (folder or its best.ckpt) brings its checkpoint, model folder, contour settings and preprocessing', () => {
   const want = {
     modelDir: 'models/tiny',
     checkpoint: join(cell, 'best.ckpt'),
     overlay: { thickness: 3, source: 'rle' },
+    preprocess: PAPER,
   };
   assert.equal(resolveModelSource(cell), want);
   assert.equal(resolveModelSource(join(cell, 'best.ckpt')), want);
 });
 
-test('a checkpoint inside a run carries the run cache’s contour settings; others none', () => {
-  assert.equal(checkpointContour(join(cell, 'best.ckpt')), { thickness: 3, source: 'rle' });
-  assert.is(checkpointContour(join(tmp, 'elsewhere', 'best.ckpt')), undefined);
+test('a checkpoint inside a run carries the run cache’s contour settings and preprocessing; others none', () => {
+  assert.equal(checkpointSettings(join(cell, 'best.ckpt')), {
+    overlay: { thickness: 3, source: 'rle' },
+    preprocess: PAPER,
+  });
+  assert.equal(checkpointSettings(join(tmp, 'elsewhere', 'best.ckpt')), {});
+  // a model folder given with that checkpoint gets them too
+  assert.equal(resolveModelSource('models/tiny', join(cell, 'best.ckpt')).preprocess, PAPER);
 });
 
 test('anything else is a ConfigError naming the problem', () => {
@@ -98,21 +111,44 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
   const listen = (w: Error) => warnings.push(w);
   process.on('warning', listen);
   try {
+    assert.equal(runSettings(old), {});
     assert.is(runContour(old), undefined);
     await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
-    assert.is(warnings.length, 1);
+    // one warning of each kind, once per run (a CLI resolves the cell, then loads it)
+    assert.equal(
+      warnings.map((w) => (w as Error & { code?: string }).code),
+      ['CXRMASK_CONTOUR_UNKNOWN', 'CXRMASK_PREPROCESS_UNKNOWN'],
+    );
     assert.match(warnings[0]!.message, /the cache it trained on \(.*deleted\) is gone/);
+    assert.match(
+      warnings[1]!.message,
+      /is gone and its data\.json predates recording its preprocessing, so images are preprocessed as the model folder's model\.json says/,
+    );
     // a run that recorded them needs no cache
     writeFileSync(
       join(old, RUN_DATA_FILE),
       JSON.stringify({
         fingerprint: { cacheDir: join(tmp, 'deleted') },
-        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' } } },
+        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' }, preprocess: PAPER } },
       }),
     );
-    assert.equal(runContour(old), { thickness: 4, source: 'landmarks' });
+    assert.equal(runSettings(old), { overlay: { thickness: 4, source: 'landmarks' }, preprocess: PAPER });
     await new Promise((r) => setImmediate(r));
-    assert.is(warnings.length, 1, 'no warning when the run recorded its settings');
+    assert.is(warnings.length, 2, 'no warning when the run recorded its settings');
+    // a cache folder that is there but records no preprocessing: said as such, not as gone
+    const partial = join(tmp, 'runs', 'Partial');
+    const bare = join(tmp, 'cache', 'bare');
+    mkdirSync(partial, { recursive: true });
+    mkdirSync(bare, { recursive: true });
+    writeFileSync(join(bare, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
+    writeFileSync(join(partial, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: bare } }));
+    assert.equal(runSettings(partial), { overlay: { thickness: 3, source: 'rle' } });
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 3);
+    assert.match(
+      warnings[2]!.message,
+      `${partial}: neither its data.json nor the cache it trained on (${bare}) records its preprocessing`,
+    );
   } finally {
     process.off('warning', listen);
   }
@@ -230,7 +266,7 @@ test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the s
         /\(given with the checkpoint\) is not the model this run started with: model\.json changed/,
         `${cwd}: --checkpoint ${ckpt}`,
       );
-      assert.equal(checkpointContour(ckpt), { thickness: 5, source: 'landmarks' });
+      assert.equal(checkpointSettings(ckpt).overlay, { thickness: 5, source: 'landmarks' });
     }
   } finally {
     process.chdir(home);

@@ -85,6 +85,25 @@ export function resolvePreprocess(opts: PreprocessOptions = {}): ResolvedPreproc
   };
 }
 
+/** The settings that decide what a model sees; shrink-on-load is a speed choice close to either. */
+const TRAINED_FIELDS = ['preset', 'size', 'resize', 'kernel', 'mean', 'std'] as const;
+
+/**
+ * The fields `asked` names whose values differ from the preprocessing a model was trained with, in
+ * words (`preset "biomedclip" (asked) vs "paper" (trained)`); [] when it names none that differ.
+ * Fields `asked` leaves out are not compared: they take the trained values.
+ */
+export function preprocessConflicts(trained: ResolvedPreprocess, asked: PreprocessOptions): string[] {
+  const out: string[] = [];
+  for (const k of TRAINED_FIELDS) {
+    const v = (asked as Record<string, unknown>)[k];
+    if (v === undefined) continue;
+    const [a, t] = [JSON.stringify(v), JSON.stringify(trained[k])];
+    if (a !== t) out.push(`${k} ${a} (asked) vs ${t} (trained)`);
+  }
+  return out;
+}
+
 /** The data settings that change which images a cache holds and with which labels. */
 export interface CacheDataSettings {
   /** CheXmask quality filter the rows were joined with (default DEFAULT_MIN_DICE, 0.7, as joinChexmask). */
