@@ -9,8 +9,10 @@ import sharp from 'sharp';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pythonExe } from '../../bench/common.js';
+import { pilResize } from '../../ts/images/pil-resample.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess } from '../../ts/images/preprocess.js';
 import { FIXTURES, tempDir } from '../data/helpers.js';
+import { loopTicksDuring } from './loop-ticks.js';
 
 /** For each job, the uint8 plane PIL gives: open_clip's transform (crop), or torchvision Resize((s, s)) (squash). */
 const PIL_PLANES = `
@@ -104,6 +106,14 @@ test('shrinking is untouched: the same bytes as sharp resize + extract', async (
     .raw()
     .toBuffer();
   assert.ok(Buffer.from(gray).equals(want));
+});
+
+test('a large enlargement gives the event loop turns as it goes (≈33 M multiply-adds at 2048²)', async () => {
+  const src = new Uint8Array(1500 * 1810).map((_, i) => (i * 7) & 255);
+  const win = { outW: 2048, outH: 2471, left: 0, top: 212, width: 2048, height: 2048 };
+  const { result, ticks } = await loopTicksDuring(() => pilResize(src, 1500, 1810, win, 'cubic'));
+  assert.is(result.length, 2048 * 2048);
+  assert.ok(ticks >= 16, `${ticks} event-loop turns`);
 });
 
 test.run();

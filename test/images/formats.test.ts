@@ -174,10 +174,16 @@ test('gray+alpha at 8 and 16 bits: one rule, alpha composited onto black (transp
   const deepGray = await deepSrc.open().raw().toBuffer();
   assert.equal([deepGray[0], deepGray[W]], [0, Math.round((1000 * 255) / 4095)]);
   // Through a resize (shrunk and enlarged) the two depths still agree, and match the composited 8-bit gray.
-  const flat = await sharp(Buffer.from(want), { raw: { width: W, height: H, channels: 1 } }).png().toBuffer();
+  const flat = await sharp(Buffer.from(want), { raw: { width: W, height: H, channels: 1 } })
+    .png()
+    .toBuffer();
   for (const size of [48, 128]) {
     const pp = resolvePreprocess({ size });
-    const [a, b, c] = [await decodePlane(png8, pp), await decodePlane(png16, pp), await decodePlane(flat, pp)];
+    const [a, b, c] = [
+      await decodePlane(png8, pp),
+      await decodePlane(png16, pp),
+      await decodePlane(flat, pp),
+    ];
     assert.is(maxDiff(a.gray, b.gray), 0, `${size}: 8 vs 16 bits`);
     assert.is(maxDiff(a.gray, c.gray), 0, `${size}: vs the composited gray`);
   }

@@ -8,7 +8,10 @@
  * around source position (i + 0.5)·in/out; taps past an image edge are dropped and the rest
  * renormalised; weights rounded to 22-bit fixed point; each pass rounded and clipped to 8 bits.
  * Only the wanted output window is computed, so a crop of a very long enlarged image costs its window.
+ * The passes yield to the event loop every few milliseconds of work: a 2048² output is ≈ 33 M
+ * multiply-adds, far longer than a service should go without answering.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 /** The sharp kernels that have a Pillow filter of the same shape. */
 export type PilKernel = 'cubic' | 'linear' | 'lanczos3';
@@ -47,6 +50,9 @@ function sinc(x: number): number {
 export function isPilKernel(kernel: string): kernel is PilKernel {
   return kernel in FILTERS;
 }
+
+/** Multiply-adds between yields to the event loop (a few milliseconds). */
+const OPS_PER_TURN = 1 << 20;
 
 const PRECISION_BITS = 22;
 const ONE = 1 << PRECISION_BITS;
@@ -112,13 +118,21 @@ export interface ResizeWindow {
  * `src` (`srcW`×`srcH`, one byte per pixel) resized to `win.outW`×`win.outH` as Pillow would, returning
  * only the window's pixels (row-major, `win.width`×`win.height`).
  */
-export function pilResize(
+export async function pilResize(
   src: Uint8Array,
   srcW: number,
   srcH: number,
   win: ResizeWindow,
   kernel: PilKernel,
-): Uint8Array {
+): Promise<Uint8Array> {
+  let ops = 0;
+  const turn = async (n: number) => {
+    ops += n;
+    if (ops >= OPS_PER_TURN) {
+      ops = 0;
+      await nextTurn();
+    }
+  };
   const { width, height } = win;
   const out = new Uint8Array(width * height);
   const needH = win.outW !== srcW;
@@ -145,6 +159,7 @@ export function pilResize(
         for (let k = 0, n = th.count[x]; k < n; k++) ss += src[s0 + k] * th.weights[k0 + k];
         mid[y * width + x] = clip8(ss);
       }
+      await turn(width * th.ksize);
     }
   } else {
     mid = src.subarray(rowFirst * srcW, rowEnd * srcW);
@@ -156,15 +171,20 @@ export function pilResize(
       out.set(mid.subarray(y * midW + midX0, y * midW + midX0 + width), y * width);
     return out;
   }
+  // Row by row, tap by tap, so the inner loop walks memory in order.
+  const acc = new Float64Array(width);
   for (let y = 0; y < height; y++) {
+    acc.fill(HALF);
     const r0 = tv.start[y] - rowFirst;
     const k0 = y * tv.ksize;
-    const n = tv.count[y];
-    for (let x = 0; x < width; x++) {
-      let ss = HALF;
-      for (let k = 0; k < n; k++) ss += mid[(r0 + k) * midW + midX0 + x] * tv.weights[k0 + k];
-      out[y * width + x] = clip8(ss);
+    for (let k = 0, n = tv.count[y]; k < n; k++) {
+      const w = tv.weights[k0 + k];
+      const m0 = (r0 + k) * midW + midX0;
+      for (let x = 0; x < width; x++) acc[x] += mid[m0 + x] * w;
     }
+    const o = y * width;
+    for (let x = 0; x < width; x++) out[o + x] = clip8(acc[x]);
+    await turn(width * tv.ksize);
   }
   return out;
 }

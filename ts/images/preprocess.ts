@@ -182,7 +182,13 @@ async function enlargePlane(
   if (info.channels !== 1 || info.width !== w || info.height !== h)
     throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
   const plane = new Uint8Array(data.buffer, data.byteOffset, data.length);
-  return pilResize(plane, w, h, { ...g, width: g.outW, height: g.outH, outW: g.resizeW, outH: g.resizeH }, kernel);
+  return await pilResize(
+    plane,
+    w,
+    h,
+    { ...g, width: g.outW, height: g.outH, outW: g.resizeW, outH: g.resizeH },
+    kernel,
+  );
 }
 
 /** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */

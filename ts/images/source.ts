@@ -1,8 +1,8 @@
 /**
  * One decoded X-ray, whatever its file form, as a grayscale sharp pipeline on the 0–255 scale: JPEG and
- * 8-bit PNG as they are (RGBA and palette PNGs made gray, alpha dropped), 16-bit PNG stretched from its
- * real bit depth (bit-depth.ts), DICOM through its rescale, VOI window and photometric interpretation
- * (dicom.ts).
+ * 8-bit PNG as they are (RGBA and palette PNGs made gray), 16-bit PNG stretched from its real bit depth
+ * (bit-depth.ts), DICOM through its rescale, VOI window and photometric interpretation (dicom.ts). An
+ * image with alpha, 8 or 16 bits, is composited onto black: a transparent pixel reads black.
  */
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { gray16To8, pngSignificantBits } from './bit-depth.js';
@@ -48,7 +48,8 @@ export async function imageSource(
       bits: 8,
       // Alpha composited onto black first (see the 16-bit case): sharp alone would keep a transparent
       // pixel's gray when nothing is resized and darken it only through a resize.
-      open: () => (meta.hasAlpha ? sharp(buf, opts).flatten({ background: BLACK }) : sharp(buf, opts)).grayscale(),
+      open: () =>
+        (meta.hasAlpha ? sharp(buf, opts).flatten({ background: BLACK }) : sharp(buf, opts)).grayscale(),
     };
   // 16-bit: sharp's own gray conversion keeps the top 8 bits, which leaves 12-bit data nearly black, so
   // the samples are read at 16 bits and scaled from the real depth, in the addon off the JS thread (bit-depth.ts).
@@ -68,7 +69,7 @@ export async function imageSource(
   // Grey+alpha, RGBA or tRNS: the depth is found from the gray alone (a transparent bright area must not
   // change it), then gray and alpha, both at 8 bits, are composited as an 8-bit PNG is, so both depths
   // of one picture read alike.
-  const band = (c: number) =>
+  const band = (c: 0 | 1) =>
     sharp(u16, { raw: { width, height, channels: 2 } })
       .extractChannel(c)
       .toColourspace('grey16') // else the band is read back as 8-bit
