@@ -165,7 +165,7 @@ export async function decodePlane(
 
 /**
  * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks, then the
- * enlarging is done as Pillow does it (pil-resample.ts), so the output stays within 1/255 of open_clip's.
+ * enlarging is done as Pillow does it (pil-resample.ts): byte for byte open_clip's output when no axis shrinks.
  */
 async function enlargePlane(
   src: ImageSource,
