@@ -35,7 +35,8 @@ import {
 } from '../masks/overlay.js';
 import { MAX_IMAGE_SIZE } from '../model/meta.js';
 import { checkedImage, type EncodedImage, type ImageLimits, resolveImageLimits } from './input.js';
-import { imageSource } from './source.js';
+import { isPilKernel, type PilKernel, pilResize } from './pil-resample.js';
+import { type ImageSource, imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -162,6 +163,8 @@ export async function decodePlane(
   try {
     const src = await imageSource(buf, lim.maxPixels, header);
     const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
+    if ((g.resizeW > g.srcW || g.resizeH > g.srcH) && isPilKernel(pp.kernel))
+      return { gray: await enlargePlane(src, g, pp, pp.kernel), geometry: g, buf };
     let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
       kernel: pp.kernel,
@@ -177,6 +180,34 @@ export async function decodePlane(
   } catch (e) {
     throw decodeError(e, name);
   }
+}
+
+/**
+ * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks, then the
+ * enlarging is done as Pillow does it (pil-resample.ts): byte for byte open_clip's output when no axis shrinks.
+ */
+async function enlargePlane(
+  src: ImageSource,
+  g: Geometry,
+  pp: ResolvedPreprocess,
+  kernel: PilKernel,
+): Promise<Uint8Array> {
+  const w = Math.min(g.srcW, g.resizeW);
+  const h = Math.min(g.srcH, g.resizeH);
+  let pipe = src.open();
+  if (w !== g.srcW || h !== g.srcH)
+    pipe = pipe.resize(w, h, { fit: 'fill', kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
+  const { data, info } = await pipe.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1 || info.width !== w || info.height !== h)
+    throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
+  const plane = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return await pilResize(
+    plane,
+    w,
+    h,
+    { ...g, width: g.outW, height: g.outH, outW: g.resizeW, outH: g.resizeH },
+    kernel,
+  );
 }
 
 /** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */
