@@ -86,6 +86,7 @@ export class ChexmaskRecords {
     return { ...row, rle };
   }
 
+  /** Closes the CSV (after the reads in flight). */
   async close(): Promise<void> {
     await this.file.close();
   }
