@@ -45,6 +45,7 @@ export {
   type JoinSummary,
   joinChexmask,
 } from './data/chexmask.js';
+export { ChexmaskRecords, type RecordRange } from './data/chexmask-records.js';
 export type { Landmarks, Region } from './data/landmarks.js';
 export { imagePath, type Split } from './data/mimic.js';
 export type { Geometry } from './masks/geometry.js';
