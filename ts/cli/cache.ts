@@ -10,6 +10,7 @@ import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './optio
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface CacheArgv extends ImageLimitArgv {
   index: string;
@@ -29,8 +30,7 @@ export interface CacheArgv extends ImageLimitArgv {
 }
 
 const command: CommandModule<object, CacheArgv> = {
-  command: 'cache',
-  describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
+  ...COMMAND_TEXT.cache,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('index', {

@@ -19,6 +19,7 @@ import { parseSeeds } from './config-merge.js';
 import { demoSegmenter } from './demo-segmenter.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface DemoArgv {
   dataset: DatasetName;
@@ -117,9 +118,7 @@ function readStamp(stamp: string): DemoStamp | null {
 }
 
 export const demoCommand: CommandModule<object, DemoArgv> = {
-  command: 'demo',
-  describe:
-    'Generate a synthetic MIMIC-CXR-JPG + CheXmask data set, cache it, run the whole grid (zero-shot, linear probing, joint fine-tuning × original/masked × 3 seeds) with the tiny model and print Table 2',
+  ...COMMAND_TEXT.demo,
   builder: (y: Argv<object>) =>
     y
       .option('dataset', {

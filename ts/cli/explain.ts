@@ -26,6 +26,7 @@ import {
   imageLimitsFrom,
 } from './options.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface ExplainArgv extends ImageLimitArgv {
   image: string;
@@ -87,8 +88,7 @@ function sameFile(a: string, b: string): boolean {
 }
 
 const command: CommandModule<object, ExplainArgv> = {
-  command: 'explain',
-  describe: 'Attribution map of one finding for an image, on the original and the masked input (PNG + JSON)',
+  ...COMMAND_TEXT.explain,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG/PNG' })

@@ -7,6 +7,7 @@ import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { PRESETS, writeIndex } from '../data/mimic.js';
 import { parseList } from './options.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface IndexArgv {
   dataset: DatasetName;
@@ -26,9 +27,7 @@ export interface IndexArgv {
 }
 
 const command: CommandModule<object, IndexArgv> = {
-  command: 'index',
-  describe:
-    'Index a dataset root (frontal views, five labels, split, CheXmask id) into index.jsonl + summary.json',
+  ...COMMAND_TEXT.index,
   builder: (y: Argv<object>) =>
     y
       .option('dataset', {

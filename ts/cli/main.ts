@@ -5,28 +5,65 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 /** The `cxrmask` CLI: one yargs command module per command. */
+import { dropOutputWhenClosed } from '../common/closed-output.js';
+import { UsageError } from '../common/errors.js';
+import { reportError } from '../common/report-error.js';
 import { packageVersion } from '../common/version.js';
 import { packageRoot } from '../native.js';
 
-import cache from './cache.js';
-import demo from './demo.js';
-import doctor from './doctor.js';
-import evalCmd from './eval.js';
-import explain from './explain.js';
-import exportCmd from './export.js';
-import indexCmd from './index-command.js';
-import overlay from './overlay.js';
-import predict from './predict.js';
-import run from './run.js';
-import segmenter from './segmenter.js';
-import serve from './serve.js';
-import setup from './setup.js';
-import synth from './synth.js';
-import train from './train.js';
-import zeroshot from './zeroshot.js';
+import { COMMAND_TEXT, type CommandName } from './commands.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: command modules have their own argv types
 type AnyCommand = CommandModule<any, any>;
+
+// Each command's module, loaded when the command runs or shows its help: loading all sixteen (and the
+// whole library under them) for `--version` or a listing opened ~100 files at once.
+const COMMAND_MODULES: Record<CommandName, () => Promise<{ default: AnyCommand }>> = {
+  demo: () => import('./demo.js'),
+  run: () => import('./run.js'),
+  zeroshot: () => import('./zeroshot.js'),
+  train: () => import('./train.js'),
+  eval: () => import('./eval.js'),
+  predict: () => import('./predict.js'),
+  serve: () => import('./serve.js'),
+  index: () => import('./index-command.js'),
+  cache: () => import('./cache.js'),
+  overlay: () => import('./overlay.js'),
+  explain: () => import('./explain.js'),
+  synth: () => import('./synth.js'),
+  doctor: () => import('./doctor.js'),
+  segmenter: () => import('./segmenter.js'),
+  export: () => import('./export.js'),
+  setup: () => import('./setup.js'),
+};
+
+/** A command module that could not be loaded: too few file descriptors is said as such. */
+function loadFailure(name: CommandName, e: NodeJS.ErrnoException): Error {
+  if (e.code !== 'EMFILE' && e.code !== 'ENFILE') return e;
+  return new UsageError(
+    `cannot load the ${name} command: too many open files (${e.code}); raise the open-file limit (e.g. ulimit -n 1024) and run it again`,
+  );
+}
+
+/** `name` as yargs sees it: its usage and description now, its options and body once it is used. */
+function lazyCommand(name: CommandName): AnyCommand {
+  let loaded: Promise<AnyCommand> | undefined;
+  const load = () =>
+    (loaded ??= COMMAND_MODULES[name]().then(
+      (m) => m.default,
+      (e) => {
+        throw loadFailure(name, e);
+      },
+    ));
+  return {
+    ...COMMAND_TEXT[name],
+    builder: async (y) => {
+      const { builder } = await load();
+      return typeof builder === 'function' ? builder(y) : y.options(builder ?? {});
+    },
+    handler: async (argv) => (await load()).handler(argv),
+  };
+}
 
 /** What yargs' (untyped) getOptions() reports: every declared option, and those declared as arrays. */
 interface DeclaredOptions {
@@ -59,24 +96,7 @@ export function repeatedOptions(argv: Record<string, unknown>, declared: Declare
 }
 
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
-  const commands: AnyCommand[] = [
-    demo,
-    run,
-    zeroshot,
-    train,
-    evalCmd,
-    predict,
-    serve,
-    indexCmd,
-    cache,
-    overlay,
-    explain,
-    synth,
-    doctor,
-    segmenter,
-    exportCmd,
-    setup,
-  ];
+  const commands = (Object.keys(COMMAND_TEXT) as CommandName[]).map(lazyCommand);
   const y = yargs(argv);
   return y
     .scriptName('cxrmask')
@@ -99,8 +119,40 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .epilogue(docsEpilogue());
 }
 
+/** Why this process cannot work where it stands (its working folder was deleted), or null. */
+export function workingFolderProblem(): string | null {
+  try {
+    process.cwd();
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'the current folder no longer exists (cd to an existing folder and run it again)'
+      : `cannot read the current folder: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * The CLI as a process runs it (the bin, or `node dist/cli/main.js`): a closed output pipe only drops
+ * output, a deleted working folder is one line and exit 2 (yargs reads the folder first thing), and a
+ * command that cannot even load is one `error:` line.
+ */
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  dropOutputWhenClosed();
+  const problem = workingFolderProblem();
+  if (problem) {
+    process.stderr.write(`error: ${problem}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    await (await buildCli(argv)).parseAsync();
+  } catch (e) {
+    process.exitCode = reportError(e as Error);
+  }
+}
+
 // Run when executed as `node dist/cli/main.js`; the package's bin (bin/cxrmask.mjs) checks the Node version
-// first and calls buildCli itself.
+// first and calls main itself.
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;
@@ -110,7 +162,4 @@ function isEntryPoint(): boolean {
     return false;
   }
 }
-if (isEntryPoint()) {
-  const cli = await buildCli();
-  await cli.parseAsync();
-}
+if (isEntryPoint()) await main();

@@ -11,6 +11,7 @@ import {
   parseList,
 } from './options.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface OverlayArgv extends ImageLimitArgv {
   image: string;
@@ -40,8 +41,7 @@ function color(s: string, opt: string): [number, number, number] {
 }
 
 const command: CommandModule<object, OverlayArgv> = {
-  command: 'overlay',
-  describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
+  ...COMMAND_TEXT.overlay,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG, PNG or DICOM' })

@@ -18,6 +18,7 @@ import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOption
 import { progressReporter } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface RunArgv extends ExperimentArgv {
   resume?: string;
@@ -101,9 +102,7 @@ export async function executeRun(
 }
 
 export const runCommandModule: CommandModule<object, RunArgv> = {
-  command: 'run',
-  describe:
-    'Run the whole grid: zero-shot, linear probing and joint fine-tuning, each trained on original and masked images, tested on both, for every seed; writes results.json, table2.md, per_disease.md, plots and report.md/html in a new run folder',
+  ...COMMAND_TEXT.run,
   builder: (y: Argv<object>) =>
     experimentOptions(y)
       .option('nproc', {

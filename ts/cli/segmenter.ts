@@ -14,6 +14,7 @@ import { checkCount, checkFlag } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface SegmenterArgv {
   action: 'train' | 'eval';
@@ -34,9 +35,7 @@ export interface SegmenterArgv {
 }
 
 const command: CommandModule<object, SegmenterArgv> = {
-  command: 'segmenter <action>',
-  describe:
-    "Train the lung/heart segmenter on a cache (train split, validation each epoch, best + resumable checkpoints), or evaluate it: Dice and HD95 per structure vs CheXmask, next to CheXmask's Dice RCA",
+  ...COMMAND_TEXT.segmenter,
   builder: (y: Argv<object>) =>
     y
       .positional('action', { choices: ['train', 'eval'] as const, demandOption: true })

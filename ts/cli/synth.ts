@@ -5,6 +5,7 @@ import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { synthesize } from '../synth/synthesize.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface SynthArgv {
   out: string;
@@ -22,9 +23,7 @@ export interface SynthArgv {
 }
 
 const command: CommandModule<object, SynthArgv> = {
-  command: 'synth',
-  describe:
-    'Generate a synthetic dataset tree in MIMIC-CXR-JPG or NIH ChestX-ray14 layout and a CheXmask-shaped CSV for it',
+  ...COMMAND_TEXT.synth,
   builder: (y: Argv<object>) =>
     y
       .option('out', {

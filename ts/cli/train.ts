@@ -5,6 +5,7 @@ import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export interface TrainArgv extends ExperimentArgv {
   setup: 'linear-probe' | 'finetune';
@@ -14,9 +15,7 @@ export interface TrainArgv extends ExperimentArgv {
 }
 
 export const trainCommand: CommandModule<object, TrainArgv> = {
-  command: 'train',
-  describe:
-    'Train linear-probe or joint fine-tuning models (BCE, AdamW, model selection on validation, a checkpoint per epoch) on original and/or masked images, then test each on both; resumable with `cxrmask run --resume`',
+  ...COMMAND_TEXT.train,
   builder: (y: Argv<object>) =>
     experimentOptions(y)
       .option('setup', {
