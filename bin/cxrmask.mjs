@@ -8,5 +8,13 @@ if (problem) {
   process.stderr.write(`${problem}\n`);
   process.exit(1);
 }
-const { main } = await import('../dist/cli/main.js');
-await main();
+let cli;
+try {
+  cli = await import('../dist/cli/main.js');
+} catch (e) {
+  // yargs and the CLI's core are a few dozen files, opened at once
+  if (e?.code !== 'EMFILE' && e?.code !== 'ENFILE') throw e;
+  process.stderr.write('error: cannot start: too many open files; raise the limit (e.g. ulimit -n 1024)\n');
+  process.exit(2);
+}
+await cli.main();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
@@ -37,24 +37,49 @@ const COMMAND_MODULES: Record<CommandName, () => Promise<{ default: AnyCommand }
   setup: () => import('./setup.js'),
 };
 
-/** A command module that could not be loaded: too few file descriptors is said as such. */
-function loadFailure(name: CommandName, e: NodeJS.ErrnoException): Error {
-  if (e.code !== 'EMFILE' && e.code !== 'ENFILE') return e;
+/** This process's open-file limit where the system says (Linux's /proc), else null. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+// Below this many open files, loading the library can fail on its own descriptors
+const LOW_OPEN_FILE_LIMIT = 256;
+
+/**
+ * A command module that could not be loaded. Out of descriptors, the loader says EMFILE, or that a
+ * file it could not open is missing: under a low limit either is said as what to raise.
+ */
+function loadFailure(name: CommandName, e: NodeJS.ErrnoException, limit: number | null): Error {
+  const outOfFiles =
+    e.code === 'EMFILE' ||
+    e.code === 'ENFILE' ||
+    (e.code === 'ERR_MODULE_NOT_FOUND' && limit !== null && limit < LOW_OPEN_FILE_LIMIT);
+  if (!outOfFiles) return e;
+  const had = limit === null ? '' : ` (the open-file limit is ${limit})`;
   return new UsageError(
-    `cannot load the ${name} command: too many open files (${e.code}); raise the open-file limit (e.g. ulimit -n 1024) and run it again`,
+    `cannot load the ${name} command: too many open files${had}; raise the limit (e.g. ulimit -n 1024) and run it again. The loader said: ${e.message}`,
   );
 }
 
 /** `name` as yargs sees it: its usage and description now, its options and body once it is used. */
 function lazyCommand(name: CommandName): AnyCommand {
   let loaded: Promise<AnyCommand> | undefined;
-  const load = () =>
-    (loaded ??= COMMAND_MODULES[name]().then(
+  const load = () => {
+    if (loaded) return loaded;
+    const limit = openFileLimit();
+    loaded = COMMAND_MODULES[name]().then(
       (m) => m.default,
       (e) => {
-        throw loadFailure(name, e);
+        throw loadFailure(name, e, limit);
       },
-    ));
+    );
+    return loaded;
+  };
   return {
     ...COMMAND_TEXT[name],
     builder: async (y) => {
@@ -95,9 +120,21 @@ export function repeatedOptions(argv: Record<string, unknown>, declared: Declare
   return problems;
 }
 
+/**
+ * `--` ends the options (POSIX): what follows is a file name even when it starts with '-'. yargs
+ * would not fill a positional (`predict -- -x.jpg`) from there, so each such word becomes `./-x.jpg`,
+ * the same file, and takes the place of the `--`.
+ */
+export function operandsAfterDashDash(argv: readonly string[]): string[] {
+  const at = argv.indexOf('--');
+  if (at < 0) return [...argv];
+  const operands = argv.slice(at + 1).map((a) => (a.startsWith('-') ? `./${a}` : a));
+  return [...argv.slice(0, at), ...operands];
+}
+
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
   const commands = (Object.keys(COMMAND_TEXT) as CommandName[]).map(lazyCommand);
-  const y = yargs(argv);
+  const y = yargs(operandsAfterDashDash(argv));
   return y
     .scriptName('cxrmask')
     .usage(

@@ -2,6 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
 import { type PlannedImage, type RenderSettings, renderOne } from './render.js';
+import { DataError } from '../common/errors.js';
 
 sharp.concurrency(1);
 parentPort?.on('message', async (msg: { job: number; img: PlannedImage; settings: RenderSettings }) => {
@@ -9,6 +10,8 @@ parentPort?.on('message', async (msg: { job: number; img: PlannedImage; settings
     const line = await renderOne(msg.img, msg.settings);
     parentPort?.postMessage({ job: msg.job, line });
   } catch (e) {
-    parentPort?.postMessage({ job: msg.job, error: (e as Error).message });
+    // a DataError (a write that failed) stays one on the other side: the CLI exits 2 for it
+    const reason = e instanceof DataError ? e.reason : undefined;
+    parentPort?.postMessage({ job: msg.job, error: (e as Error).message, reason });
   }
 });
