@@ -5,7 +5,15 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,20 +98,28 @@ test('run: stdout and stderr whose readers are gone after the first line; the ru
 /** POST an image to `url`/predict; resolves with the status code. */
 function postImage(url: string, bytes: Buffer): Promise<number> {
   return new Promise((ok, fail) => {
-    const req = request(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'image/jpeg' } }, (res) => {
-      res.resume();
-      res.on('end', () => ok(res.statusCode ?? 0));
-    });
+    const req = request(
+      `${url}/predict`,
+      { method: 'POST', headers: { 'content-type': 'image/jpeg' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => ok(res.statusCode ?? 0));
+      },
+    );
     req.on('error', fail);
     req.end(bytes);
   });
 }
 
 test('serve keeps answering after the reader of its request log is gone', async () => {
-  const s = await startServe(process.execPath, [BIN, 'serve', '--model', MODEL, '--device', 'cpu', '--port', '0'], {
-    cwd: ROOT,
-    env,
-  });
+  const s = await startServe(
+    process.execPath,
+    [BIN, 'serve', '--model', MODEL, '--device', 'cpu', '--port', '0'],
+    {
+      cwd: ROOT,
+      env,
+    },
+  );
   try {
     const bytes = readFileSync(IMAGE);
     assert.is(await postImage(s.url, bytes), 200);
@@ -119,11 +135,17 @@ test('serve keeps answering after the reader of its request log is gone', async 
 
 test('a deleted working folder: one error line and exit 2, for --version and for a command with absolute paths', () => {
   const gone = join(tmp, 'gone');
-  for (const args of ['--version', `run --cache ${cache} --model ${MODEL} --runs-dir ${join(tmp, 'runs-gone')}`]) {
+  for (const args of [
+    '--version',
+    `run --cache ${cache} --model ${MODEL} --runs-dir ${join(tmp, 'runs-gone')}`,
+  ]) {
     mkdirSync(gone);
     const r = shell(`cd ${gone} && rmdir ${gone} && $CXRMASK ${args}`);
     assert.is(r.code, 2, r.err);
-    assert.is(r.err, 'error: the current folder no longer exists (cd to an existing folder and run it again)\n');
+    assert.is(
+      r.err,
+      'error: the current folder no longer exists (cd to an existing folder and run it again)\n',
+    );
   }
 });
 
@@ -139,7 +161,10 @@ test('an open-file limit of 64: --version and --help work; a command too big to 
   const r = shell('ulimit -n 64 && $CXRMASK run --help');
   if (r.code !== 0) {
     assert.is(r.code, 2, r.err);
-    assert.match(r.err, /^error: cannot load the run command: too many open files \(the open-file limit is 64\); raise/);
+    assert.match(
+      r.err,
+      /^error: cannot load the run command: too many open files \(the open-file limit is 64\); raise/,
+    );
     assert.is(r.err.trim().split('\n').length, 1, r.err);
   } else assert.match(r.out, /--lp-epochs/);
 });
@@ -153,7 +178,11 @@ test('commands list the same options when loaded on use: run --help, segmenter t
 });
 
 test('`--` before a file name starting with "-": predict -- -x.jpg reads ./-x.jpg', () => {
-  assert.equal(operandsAfterDashDash(['predict', '--json', '--', '-x.jpg']), ['predict', '--json', './-x.jpg']);
+  assert.equal(operandsAfterDashDash(['predict', '--json', '--', '-x.jpg']), [
+    'predict',
+    '--json',
+    './-x.jpg',
+  ]);
   assert.equal(operandsAfterDashDash(['eval', '--', 'R', '--', '-']), ['eval', 'R', './--', './-']);
   assert.equal(operandsAfterDashDash(['run', '--seeds', '0']), ['run', '--seeds', '0']);
   const dir = join(tmp, 'dash');
@@ -180,7 +209,8 @@ test('run folders that cannot be made: a DataError naming the path, exit 2; a --
   // a runs folder this process may not write in (root's permission bypass dropped, where it is root)
   const ro = join(tmp, 'ro-runs');
   mkdirSync(ro, { mode: 0o555 });
-  const drop = process.getuid?.() === 0 ? 'setpriv --bounding-set=-dac_override,-dac_read_search,-fowner ' : '';
+  const drop =
+    process.getuid?.() === 0 ? 'setpriv --bounding-set=-dac_override,-dac_read_search,-fowner ' : '';
   const args = tinyRun(ro)
     .map((a) => JSON.stringify(a))
     .join(' ');
@@ -195,7 +225,11 @@ test('synth whose image writes fail (a 1 KiB file-size limit): a DataError namin
     const args = [...smallSynthArgs(out), '--workers', workers].map((a) => JSON.stringify(a)).join(' ');
     const r = shell(`ulimit -f 1 && $CXRMASK ${args}`);
     assert.is(r.code, 2, `workers ${workers}: ${r.err}`);
-    assert.match(r.err, new RegExp(`^error: ${out}/mimic/files/\\S+\\.(jpg|png): cannot write: EFBIG`), r.err);
+    assert.match(
+      r.err,
+      new RegExp(`^error: ${out}/mimic/files/\\S+\\.(jpg|png): cannot write: EFBIG`),
+      r.err,
+    );
     const path = /^error: (\S+): cannot write/.exec(r.err)![1]!;
     assert.not.ok(existsSync(path), `the partial ${path} was removed`);
   }

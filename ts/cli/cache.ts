@@ -5,12 +5,11 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_MIN_DICE, joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, indexRowFilters, readIndex } from '../data/mimic.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
-
+import { COMMAND_TEXT } from './commands.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface CacheArgv extends ImageLimitArgv {
   index: string;

@@ -46,13 +46,11 @@ export const COMMAND_TEXT = {
   },
   cache: {
     command: 'cache',
-    describe:
-      'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
+    describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
   },
   overlay: {
     command: 'overlay',
-    describe:
-      "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
+    describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
   },
   explain: {
     command: 'explain',
@@ -66,8 +64,7 @@ export const COMMAND_TEXT = {
   },
   doctor: {
     command: 'doctor',
-    describe:
-      'Check the native layer: LibTorch version, CUDA devices, BLAS, threads, addon path',
+    describe: 'Check the native layer: LibTorch version, CUDA devices, BLAS, threads, addon path',
   },
   segmenter: {
     command: 'segmenter <action>',

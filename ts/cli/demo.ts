@@ -15,11 +15,11 @@ import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { readModelMeta } from '../model/meta.js';
 import { checkSynthTargets, SYNTH_MARKER } from '../synth/ownership.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseSeeds } from './config-merge.js';
 import { demoSegmenter } from './demo-segmenter.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface DemoArgv {
   dataset: DatasetName;

@@ -4,9 +4,9 @@ import { UsageError } from '../common/errors.js';
 import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
 import { evalSummary, reevaluate } from '../report/reevaluate.js';
+import { COMMAND_TEXT } from './commands.js';
 import { metricOptions } from './options.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface EvalArgv {
   run: string;

@@ -18,6 +18,7 @@ import {
   type AttributionMethod,
 } from '../model/attribution.js';
 import { ATTRIBUTION_DEFAULTS, ATTRIBUTION_LIMITS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
+import { COMMAND_TEXT } from './commands.js';
 import {
   checkCount,
   checkOutputFile,
@@ -26,7 +27,6 @@ import {
   imageLimitsFrom,
 } from './options.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface ExplainArgv extends ImageLimitArgv {
   image: string;

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { packageRoot } from '../native.js';
-import { runCommand } from './run-command.js';
 import { COMMAND_TEXT } from './commands.js';
+import { runCommand } from './run-command.js';
 
 export interface ExportArgv {
   randomInit?: 'tiny' | 'biomedclip';

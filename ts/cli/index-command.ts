@@ -5,9 +5,9 @@ import type { DatasetIndexOptions } from '../data/datasets/common.js';
 import { DATASETS, type DatasetName, READER_RULES, type ReaderRule } from '../data/datasets/names.js';
 import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { PRESETS, writeIndex } from '../data/mimic.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseList } from './options.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface IndexArgv {
   dataset: DatasetName;

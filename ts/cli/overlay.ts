@@ -3,6 +3,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DataError, UsageError } from '../common/errors.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
 import { checkFigurePath, renderFigure } from '../report/figure.js';
+import { COMMAND_TEXT } from './commands.js';
 import {
   checkOutputFile,
   type ImageLimitArgv,
@@ -11,7 +12,6 @@ import {
   parseList,
 } from './options.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface OverlayArgv extends ImageLimitArgv {
   image: string;

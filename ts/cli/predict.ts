@@ -3,9 +3,9 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
+import { COMMAND_TEXT } from './commands.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface PredictArgv extends PredictorArgv {
   image: string;

@@ -13,12 +13,12 @@ import { readDistEnv } from '../model/dist-env.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { diagnostics } from '../native.js';
 import { table2Markdown } from '../report/tables.js';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOptions } from './options.js';
 import { progressReporter } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface RunArgv extends ExperimentArgv {
   resume?: string;

@@ -10,11 +10,11 @@ import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';
 import { evaluateSegmenter, formatSegEval } from '../segment/eval.js';
 import { trainSegmenter } from '../segment/train.js';
+import { COMMAND_TEXT } from './commands.js';
 import { checkCount, checkFlag } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 import { installStop } from './signals.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface SegmenterArgv {
   action: 'train' | 'eval';

@@ -11,10 +11,10 @@ import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
 import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseSize } from './options.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface ServeArgv extends PredictorArgv {
   chexmask?: string;

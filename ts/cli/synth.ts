@@ -3,9 +3,9 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { synthesize } from '../synth/synthesize.js';
+import { COMMAND_TEXT } from './commands.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface SynthArgv {
   out: string;

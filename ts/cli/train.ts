@@ -1,11 +1,11 @@
 /** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export interface TrainArgv extends ExperimentArgv {
   setup: 'linear-probe' | 'finetune';

@@ -1,10 +1,10 @@
 /** `cxrmask zeroshot`: zero-shot only (both protocols), on original and masked test images. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
-import { COMMAND_TEXT } from './commands.js';
 
 export const zeroshotCommand: CommandModule<object, ExperimentArgv & { progress?: boolean }> = {
   ...COMMAND_TEXT.zeroshot,

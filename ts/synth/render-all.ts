@@ -2,8 +2,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type PlannedImage, type RenderSettings, renderOne } from './render.js';
 import { DataError } from '../common/errors.js';
+import { type PlannedImage, type RenderSettings, renderOne } from './render.js';
 
 /** A worker running ./worker.js (built) or ./worker.ts (under tsx, which the worker must register itself). */
 function makeWorkerFactory(): (() => Worker) | null {

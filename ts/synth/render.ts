@@ -89,7 +89,8 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
       });
       await writeTreeFile(file, dicom);
     }
-  } else if (img.format === 'png') await writeTreeFile(file, await pipe.toColourspace('b-w').png().toBuffer());
+  } else if (img.format === 'png')
+    await writeTreeFile(file, await pipe.toColourspace('b-w').png().toBuffer());
   else if (img.format === 'png-rgba')
     await writeTreeFile(file, await pipe.toColourspace('srgb').ensureAlpha(1).png().toBuffer());
   // one grey component, as the real files are (sharp would write sRGB by default, which decodes slower)
