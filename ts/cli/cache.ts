@@ -5,7 +5,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DEFAULT_MIN_DICE, joinChexmask } from '../data/chexmask.js';
 import { indexLabelPolicy, indexRowFilters, readIndex } from '../data/mimic.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
-
+import { COMMAND_TEXT } from './commands.js';
 import { type ImageLimitArgv, imageLimitOptions, imageLimitsFrom } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
@@ -29,8 +29,7 @@ export interface CacheArgv extends ImageLimitArgv {
 }
 
 const command: CommandModule<object, CacheArgv> = {
-  command: 'cache',
-  describe: 'Build the preprocessed image cache (224² uint8 planes + contour maps, sharded, resumable)',
+  ...COMMAND_TEXT.cache,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('index', {

@@ -15,6 +15,7 @@ import { prepareData } from '../experiment/backend-real.js';
 import { DEMO, demoConfig } from '../experiment/config.js';
 import { readModelMeta } from '../model/meta.js';
 import { checkSynthTargets, SYNTH_MARKER } from '../synth/ownership.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseSeeds } from './config-merge.js';
 import { demoSegmenter } from './demo-segmenter.js';
 import { executeRun } from './run.js';
@@ -117,9 +118,7 @@ function readStamp(stamp: string): DemoStamp | null {
 }
 
 export const demoCommand: CommandModule<object, DemoArgv> = {
-  command: 'demo',
-  describe:
-    'Generate a synthetic MIMIC-CXR-JPG + CheXmask data set, cache it, run the whole grid (zero-shot, linear probing, joint fine-tuning × original/masked × 3 seeds) with the tiny model and print Table 2',
+  ...COMMAND_TEXT.demo,
   builder: (y: Argv<object>) =>
     y
       .option('dataset', {

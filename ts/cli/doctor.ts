@@ -1,5 +1,6 @@
 /** `cxrmask doctor [--json]`: torch version, CUDA devices, BLAS, threads, addon path. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { COMMAND_TEXT } from './commands.js';
 
 interface DoctorArgs {
   json: boolean;
@@ -7,8 +8,7 @@ interface DoctorArgs {
 }
 
 const doctor: CommandModule<object, DoctorArgs> = {
-  command: 'doctor',
-  describe: 'Check the native layer: LibTorch version, CUDA devices, BLAS, threads, addon path',
+  ...COMMAND_TEXT.doctor,
   builder: (y: Argv<object>) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'print the full diagnostics as JSON' })

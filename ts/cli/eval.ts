@@ -4,6 +4,7 @@ import { UsageError } from '../common/errors.js';
 import { realBackend } from '../experiment/backend-real.js';
 import { ConfigSchema, parseConfig } from '../experiment/config.js';
 import { evalSummary, reevaluate } from '../report/reevaluate.js';
+import { COMMAND_TEXT } from './commands.js';
 import { metricOptions } from './options.js';
 import { runCommand } from './run-command.js';
 
@@ -17,9 +18,7 @@ export interface EvalArgv {
 }
 
 export const evalCommand: CommandModule<object, EvalArgv> = {
-  command: 'eval <run>',
-  describe:
-    'Re-evaluate a run folder from its stored validation/test predictions (e.g. another threshold rule or primary metric); rewrites results.json, table2.md, per_disease.md, plots and the report',
+  ...COMMAND_TEXT.eval,
   builder: (y: Argv<object>) =>
     metricOptions(y)
       .positional('run', {

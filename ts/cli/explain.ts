@@ -20,6 +20,7 @@ import {
 } from '../model/attribution.js';
 import { ATTRIBUTION_DEFAULTS, ATTRIBUTION_LIMITS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
 import { resolveModelSource } from '../service/model-source.js';
+import { COMMAND_TEXT } from './commands.js';
 import {
   checkCount,
   checkOutputFile,
@@ -89,8 +90,7 @@ function sameFile(a: string, b: string): boolean {
 }
 
 const command: CommandModule<object, ExplainArgv> = {
-  command: 'explain',
-  describe: 'Attribution map of one finding for an image, on the original and the masked input (PNG + JSON)',
+  ...COMMAND_TEXT.explain,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG/PNG' })

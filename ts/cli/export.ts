@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { packageRoot } from '../native.js';
+import { COMMAND_TEXT } from './commands.js';
 import { runCommand } from './run-command.js';
 
 export interface ExportArgv {
@@ -79,9 +80,7 @@ export function exporterArgs(
 }
 
 export const exportCommand: CommandModule<object, ExportArgv> = {
-  command: 'export',
-  describe:
-    'Export a model to TorchScript with the exporters shipped in the package: BiomedCLIP (random init or a published checkpoint) or the lung/heart segmenter (random init; train it with `cxrmask segmenter train`)',
+  ...COMMAND_TEXT.export,
   builder: (y: Argv<object>) =>
     y
       .option('random-init', {

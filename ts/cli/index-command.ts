@@ -5,6 +5,7 @@ import type { DatasetIndexOptions } from '../data/datasets/common.js';
 import { DATASETS, type DatasetName, READER_RULES, type ReaderRule } from '../data/datasets/names.js';
 import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { PRESETS, writeIndex } from '../data/mimic.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseList } from './options.js';
 import { runCommand } from './run-command.js';
 
@@ -26,9 +27,7 @@ export interface IndexArgv {
 }
 
 const command: CommandModule<object, IndexArgv> = {
-  command: 'index',
-  describe:
-    'Index a dataset root (frontal views, five labels, split, CheXmask id) into index.jsonl + summary.json',
+  ...COMMAND_TEXT.index,
   builder: (y: Argv<object>) =>
     y
       .option('dataset', {

@@ -1,32 +1,94 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 /** The `cxrmask` CLI: one yargs command module per command. */
+import { dropOutputWhenClosed } from '../common/closed-output.js';
+import { UsageError } from '../common/errors.js';
+import { reportError } from '../common/report-error.js';
 import { packageVersion } from '../common/version.js';
 import { packageRoot } from '../native.js';
 
-import cache from './cache.js';
-import demo from './demo.js';
-import doctor from './doctor.js';
-import evalCmd from './eval.js';
-import explain from './explain.js';
-import exportCmd from './export.js';
-import indexCmd from './index-command.js';
-import overlay from './overlay.js';
-import predict from './predict.js';
-import run from './run.js';
-import segmenter from './segmenter.js';
-import serve from './serve.js';
-import setup from './setup.js';
-import synth from './synth.js';
-import train from './train.js';
-import zeroshot from './zeroshot.js';
+import { COMMAND_TEXT, type CommandName } from './commands.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: command modules have their own argv types
 type AnyCommand = CommandModule<any, any>;
+
+// Each command's module, loaded when the command runs or shows its help: loading all sixteen (and the
+// whole library under them) for `--version` or a listing opened ~100 files at once.
+const COMMAND_MODULES: Record<CommandName, () => Promise<{ default: AnyCommand }>> = {
+  demo: () => import('./demo.js'),
+  run: () => import('./run.js'),
+  zeroshot: () => import('./zeroshot.js'),
+  train: () => import('./train.js'),
+  eval: () => import('./eval.js'),
+  predict: () => import('./predict.js'),
+  serve: () => import('./serve.js'),
+  index: () => import('./index-command.js'),
+  cache: () => import('./cache.js'),
+  overlay: () => import('./overlay.js'),
+  explain: () => import('./explain.js'),
+  synth: () => import('./synth.js'),
+  doctor: () => import('./doctor.js'),
+  segmenter: () => import('./segmenter.js'),
+  export: () => import('./export.js'),
+  setup: () => import('./setup.js'),
+};
+
+/** This process's open-file limit where the system says (Linux's /proc), else null. */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+// Below this many open files, loading the library can fail on its own descriptors
+const LOW_OPEN_FILE_LIMIT = 256;
+
+/**
+ * A command module that could not be loaded. Out of descriptors, the loader says EMFILE, or that a
+ * file it could not open is missing: under a low limit either is said as what to raise.
+ */
+function loadFailure(name: CommandName, e: NodeJS.ErrnoException, limit: number | null): Error {
+  const outOfFiles =
+    e.code === 'EMFILE' ||
+    e.code === 'ENFILE' ||
+    (e.code === 'ERR_MODULE_NOT_FOUND' && limit !== null && limit < LOW_OPEN_FILE_LIMIT);
+  if (!outOfFiles) return e;
+  const had = limit === null ? '' : ` (the open-file limit is ${limit})`;
+  return new UsageError(
+    `cannot load the ${name} command: too many open files${had}; raise the limit (e.g. ulimit -n 1024) and run it again. The loader said: ${e.message}`,
+  );
+}
+
+/** `name` as yargs sees it: its usage and description now, its options and body once it is used. */
+function lazyCommand(name: CommandName): AnyCommand {
+  let loaded: Promise<AnyCommand> | undefined;
+  const load = () => {
+    if (loaded) return loaded;
+    const limit = openFileLimit();
+    loaded = COMMAND_MODULES[name]().then(
+      (m) => m.default,
+      (e) => {
+        throw loadFailure(name, e, limit);
+      },
+    );
+    return loaded;
+  };
+  return {
+    ...COMMAND_TEXT[name],
+    builder: async (y) => {
+      const { builder } = await load();
+      return typeof builder === 'function' ? builder(y) : y.options(builder ?? {});
+    },
+    handler: async (argv) => (await load()).handler(argv),
+  };
+}
 
 /** What yargs' (untyped) getOptions() reports: every declared option, and those declared as arrays. */
 interface DeclaredOptions {
@@ -58,26 +120,21 @@ export function repeatedOptions(argv: Record<string, unknown>, declared: Declare
   return problems;
 }
 
+/**
+ * `--` ends the options (POSIX): what follows is a file name even when it starts with '-'. yargs
+ * would not fill a positional (`predict -- -x.jpg`) from there, so each such word becomes `./-x.jpg`,
+ * the same file, and takes the place of the `--`.
+ */
+export function operandsAfterDashDash(argv: readonly string[]): string[] {
+  const at = argv.indexOf('--');
+  if (at < 0) return [...argv];
+  const operands = argv.slice(at + 1).map((a) => (a.startsWith('-') ? `./${a}` : a));
+  return [...argv.slice(0, at), ...operands];
+}
+
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
-  const commands: AnyCommand[] = [
-    demo,
-    run,
-    zeroshot,
-    train,
-    evalCmd,
-    predict,
-    serve,
-    indexCmd,
-    cache,
-    overlay,
-    explain,
-    synth,
-    doctor,
-    segmenter,
-    exportCmd,
-    setup,
-  ];
-  const y = yargs(argv);
+  const commands = (Object.keys(COMMAND_TEXT) as CommandName[]).map(lazyCommand);
+  const y = yargs(operandsAfterDashDash(argv));
   return y
     .scriptName('cxrmask')
     .usage(
@@ -99,8 +156,40 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
     .epilogue(docsEpilogue());
 }
 
+/** Why this process cannot work where it stands (its working folder was deleted), or null. */
+export function workingFolderProblem(): string | null {
+  try {
+    process.cwd();
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT'
+      ? 'the current folder no longer exists (cd to an existing folder and run it again)'
+      : `cannot read the current folder: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * The CLI as a process runs it (the bin, or `node dist/cli/main.js`): a closed output pipe only drops
+ * output, a deleted working folder is one line and exit 2 (yargs reads the folder first thing), and a
+ * command that cannot even load is one `error:` line.
+ */
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  dropOutputWhenClosed();
+  const problem = workingFolderProblem();
+  if (problem) {
+    process.stderr.write(`error: ${problem}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    await (await buildCli(argv)).parseAsync();
+  } catch (e) {
+    process.exitCode = reportError(e as Error);
+  }
+}
+
 // Run when executed as `node dist/cli/main.js`; the package's bin (bin/cxrmask.mjs) checks the Node version
-// first and calls buildCli itself.
+// first and calls main itself.
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;
@@ -110,7 +199,4 @@ function isEntryPoint(): boolean {
     return false;
   }
 }
-if (isEntryPoint()) {
-  const cli = await buildCli();
-  await cli.parseAsync();
-}
+if (isEntryPoint()) await main();

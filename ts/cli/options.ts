@@ -99,7 +99,10 @@ export function experimentOptions<T>(y: Argv<T>) {
     })
     .option('chexmask', { type: 'string', describe: 'CheXmask CSV (to build a missing cache)' })
     .option('runs-dir', { type: 'string', describe: 'parent folder of run folders (default runs)' })
-    .option('name', { type: 'string', describe: 'suffix of the run folder name' })
+    .option('name', {
+      type: 'string',
+      describe: 'suffix of the run folder name (letters, digits, ".", "_", "-"; at most 200 characters)',
+    })
     .option('seeds', { type: 'string', describe: 'comma-separated seeds, e.g. 0,1,2' })
     .option('prompt', { type: 'string', describe: 'zero-shot prompt template with {finding}' })
     .option('negative-prompt', {

@@ -3,6 +3,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DataError, UsageError } from '../common/errors.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
 import { checkFigurePath, renderFigure } from '../report/figure.js';
+import { COMMAND_TEXT } from './commands.js';
 import {
   checkOutputFile,
   type ImageLimitArgv,
@@ -40,8 +41,7 @@ function color(s: string, opt: string): [number, number, number] {
 }
 
 const command: CommandModule<object, OverlayArgv> = {
-  command: 'overlay',
-  describe: "Draw the CheXmask contours of one image (Eq. 1) and write a picture like the paper's Figure 1",
+  ...COMMAND_TEXT.overlay,
   builder: (y: Argv<object>) =>
     imageLimitOptions(y)
       .option('image', { type: 'string', demandOption: true, describe: 'JPEG, PNG or DICOM' })

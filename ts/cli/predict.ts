@@ -3,6 +3,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { UsageError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
+import { COMMAND_TEXT } from './commands.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand } from './run-command.js';
 
@@ -14,9 +15,7 @@ export interface PredictArgv extends PredictorArgv {
 }
 
 export const predictCommand: CommandModule<object, PredictArgv> = {
-  command: 'predict <image>',
-  describe:
-    'Per-finding probabilities for one chest X-ray, as given and with its CheXmask lung/heart contours drawn in (inference-time masking); zero-shot without --checkpoint',
+  ...COMMAND_TEXT.predict,
   builder: (y: Argv<object>) =>
     predictorOptions(y)
       .positional('image', { type: 'string', describe: 'JPEG/PNG file', demandOption: true })

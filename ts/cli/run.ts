@@ -13,6 +13,7 @@ import { readDistEnv } from '../model/dist-env.js';
 import { ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { diagnostics } from '../native.js';
 import { table2Markdown } from '../report/tables.js';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentFlagsGiven, experimentOptions } from './options.js';
 import { progressReporter } from './progress.js';
@@ -101,9 +102,7 @@ export async function executeRun(
 }
 
 export const runCommandModule: CommandModule<object, RunArgv> = {
-  command: 'run',
-  describe:
-    'Run the whole grid: zero-shot, linear probing and joint fine-tuning, each trained on original and masked images, tested on both, for every seed; writes results.json, table2.md, per_disease.md, plots and report.md/html in a new run folder',
+  ...COMMAND_TEXT.run,
   builder: (y: Argv<object>) =>
     experimentOptions(y)
       .option('nproc', {

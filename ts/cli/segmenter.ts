@@ -10,6 +10,7 @@ import { Segmenter } from '../model/segmenter.js';
 import type { DeviceSpec } from '../native.js';
 import { evaluateSegmenter, formatSegEval } from '../segment/eval.js';
 import { trainSegmenter } from '../segment/train.js';
+import { COMMAND_TEXT } from './commands.js';
 import { checkCount, checkFlag } from './options.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
@@ -34,9 +35,7 @@ export interface SegmenterArgv {
 }
 
 const command: CommandModule<object, SegmenterArgv> = {
-  command: 'segmenter <action>',
-  describe:
-    "Train the lung/heart segmenter on a cache (train split, validation each epoch, best + resumable checkpoints), or evaluate it: Dice and HD95 per structure vs CheXmask, next to CheXmask's Dice RCA",
+  ...COMMAND_TEXT.segmenter,
   builder: (y: Argv<object>) =>
     y
       .positional('action', { choices: ['train', 'eval'] as const, demandOption: true })

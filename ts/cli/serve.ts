@@ -11,6 +11,7 @@ import { ChexmaskIndex } from '../service/chexmask-index.js';
 import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
 import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
+import { COMMAND_TEXT } from './commands.js';
 import { parseSize } from './options.js';
 import { openPredictor, type PredictorArgv, predictorOptions, predictorPlan } from './predictor-args.js';
 import { runCommand } from './run-command.js';
@@ -32,9 +33,7 @@ const MAX_GRACE_SECONDS = 86_400;
 const MAX_BODY_LIMIT = 1024 ** 3;
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
-  command: 'serve',
-  describe:
-    'HTTP service: POST a chest X-ray JPEG to /predict → probabilities on the original and on the lung/heart-masked image (CheXmask row by dicomId, or predicted by --segmenter); /healthz, /metrics',
+  ...COMMAND_TEXT.serve,
   builder: (y: Argv<object>) =>
     predictorOptions(y)
       .option('chexmask', {

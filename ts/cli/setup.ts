@@ -3,11 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { packageRoot } from '../native.js';
+import { COMMAND_TEXT } from './commands.js';
 
 export const setupCommand: CommandModule<object, object> = {
-  command: 'setup',
-  describe:
-    'Find LibTorch (LIBTORCH / Torch_DIR, a Python torch on PATH, else the pinned venv in ~/.cache/cxrmask, created when missing) and build the native addon; what `npm install cxrmask` runs',
+  ...COMMAND_TEXT.setup,
   handler: () => {
     const r = spawnSync(process.execPath, [join(packageRoot, 'scripts', 'install.mjs')], {
       stdio: 'inherit',

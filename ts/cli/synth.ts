@@ -3,6 +3,7 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { DATASETS, type DatasetName } from '../data/datasets/names.js';
 import { synthesize } from '../synth/synthesize.js';
+import { COMMAND_TEXT } from './commands.js';
 import { progress } from './progress.js';
 import { runCommand } from './run-command.js';
 
@@ -22,9 +23,7 @@ export interface SynthArgv {
 }
 
 const command: CommandModule<object, SynthArgv> = {
-  command: 'synth',
-  describe:
-    'Generate a synthetic dataset tree in MIMIC-CXR-JPG or NIH ChestX-ray14 layout and a CheXmask-shaped CSV for it',
+  ...COMMAND_TEXT.synth,
   builder: (y: Argv<object>) =>
     y
       .option('out', {

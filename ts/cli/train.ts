@@ -1,6 +1,7 @@
 /** `cxrmask train`: one setup (linear probe or joint fine-tuning) on chosen training variants and seeds. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { launchIfAsked, MAX_LOCAL_RANKS, NPROC_HELP } from '../distributed/launch.js';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { checkCount, type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
@@ -14,9 +15,7 @@ export interface TrainArgv extends ExperimentArgv {
 }
 
 export const trainCommand: CommandModule<object, TrainArgv> = {
-  command: 'train',
-  describe:
-    'Train linear-probe or joint fine-tuning models (BCE, AdamW, model selection on validation, a checkpoint per epoch) on original and/or masked images, then test each on both; resumable with `cxrmask run --resume`',
+  ...COMMAND_TEXT.train,
   builder: (y: Argv<object>) =>
     experimentOptions(y)
       .option('setup', {

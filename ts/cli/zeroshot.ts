@@ -1,14 +1,13 @@
 /** `cxrmask zeroshot`: zero-shot only (both protocols), on original and masked test images. */
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { COMMAND_TEXT } from './commands.js';
 import { configFromArgv } from './config-merge.js';
 import { type ExperimentArgv, experimentOptions } from './options.js';
 import { executeRun } from './run.js';
 import { runCommand } from './run-command.js';
 
 export const zeroshotCommand: CommandModule<object, ExperimentArgv & { progress?: boolean }> = {
-  command: 'zeroshot',
-  describe:
-    'Zero-shot classification with prompts (default "a chest X-ray showing {finding}") on original and masked test images; two protocols: per-finding scores (multi-label metrics) and 5-way softmax (top-1)',
+  ...COMMAND_TEXT.zeroshot,
   builder: (y: Argv<object>) =>
     experimentOptions(y).example(
       '$0 zeroshot --cache data/cache --prompt "chest radiograph with {finding}"',

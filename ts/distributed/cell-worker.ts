@@ -9,20 +9,22 @@
  * once, by the run. Started without a channel (by hand), the worker prints it itself.
  */
 import { join } from 'node:path';
+import { dropOutputWhenClosed } from '../common/closed-output.js';
 import { InterruptedError } from '../common/errors.js';
 import { stopOnParentExit, stopOnSignals } from '../common/interrupt.js';
 import { readJson } from '../common/io.js';
 import { exitCodeOf, reportError } from '../common/report-error.js';
 import { CELL_JOB_VARIABLE, cellFailure, parseCellJob } from './cell-job.js';
 
+// a closed log pipe (the parent's stdio, shared) must not end the cell partway
+dropOutputWhenClosed();
 // before the grid and the addon load (seconds on a busy machine): a stop asked meanwhile is a
 // stop at the first step boundary, not a kill
 const signal = stopOnSignals(['SIGTERM']);
 const unwatchParent = stopOnParentExit(signal, () => {
   // the terminal or pipe the parent shared may be gone too: a failed write must not end this
   // process before it reaches the step boundary
-  process.stdout.on('error', () => {});
-  process.stderr.on('error', () => {});
+  dropOutputWhenClosed({ anyError: true });
   process.stderr.write(
     `cell-worker ${process.pid}: the run that started it is gone; stopping at the next step boundary\n`,
   );

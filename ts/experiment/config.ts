@@ -85,6 +85,8 @@ export const ConfigSchema = z
     name: z
       .string()
       .regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-"')
+      // the run folder is `<timestamp>-<name>[-k]`, and a file name has at most 255 bytes
+      .max(200, 'at most 200 characters (it becomes part of the run folder name)')
       .default(''),
     /** Parent folder of run folders; each run gets a new `<timestamp>-<name>` folder inside. */
     runsDir: z.string().min(1).default('runs'),

@@ -5,7 +5,7 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readJson, writeJsonAtomic } from '../common/io.js';
+import { readJson, writeFailure, writeJsonAtomic } from '../common/io.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
 import type { RunData } from '../model/run-files.js';
 import { checkCellConfigs } from './cell-config.js';
@@ -19,12 +19,22 @@ function timestamp(d = new Date()): string {
 
 /** A fresh folder `<runsDir>/<timestamp>[-name][-k]`; never an existing one. */
 export function newRunDir(runsDir: string, name: string): string {
-  mkdirSync(runsDir, { recursive: true });
+  try {
+    mkdirSync(runsDir, { recursive: true });
+  } catch (e) {
+    throw writeFailure(runsDir, e);
+  }
   const base = join(runsDir, `${timestamp()}${name ? `-${name}` : ''}`);
-  let dir = base;
-  for (let k = 2; existsSync(dir); k++) dir = `${base}-${k}`;
-  mkdirSync(dir);
-  return dir;
+  for (let k = 1; ; k++) {
+    const dir = k === 1 ? base : `${base}-${k}`;
+    try {
+      mkdirSync(dir);
+      return dir;
+    } catch (e) {
+      // taken (by an earlier run, or another started this second): the next suffix
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeFailure(dir, e);
+    }
+  }
 }
 
 /** The recorded keyed cache folder when it still exists (the config may name a parent holding several). */

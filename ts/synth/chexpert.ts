@@ -3,11 +3,11 @@
  * train.csv / valid.csv with CheXpert's header and `CheXpert-v1.0-small/` in front of every Path, and
  * CheXmask's CheXpert.csv keyed by the Path without that folder. Test-split patients go to valid/.
  */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FINDINGS } from '../common/labels.js';
 import type { RawLabel, SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
+import { writeTreeFile } from './write.js';
 
 export const CHEXPERT_HEADER =
   'Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices';
@@ -59,6 +59,6 @@ export async function writeChexpertTables(plan: SynthImage[], root: string): Pro
     });
     rows[im.dicomId.startsWith('valid/') ? 'valid' : 'train'].push(cols.map((c) => cell[c] ?? '').join(','));
   }
-  await writeFile(join(root, 'train.csv'), `${rows.train.join('\n')}\n`);
-  await writeFile(join(root, 'valid.csv'), `${rows.valid.join('\n')}\n`);
+  await writeTreeFile(join(root, 'train.csv'), `${rows.train.join('\n')}\n`);
+  await writeTreeFile(join(root, 'valid.csv'), `${rows.valid.join('\n')}\n`);
 }

@@ -1,12 +1,12 @@
 /** Writes the MIMIC-CXR-JPG CSVs (metadata, chexpert labels, split; gzipped) and the CheXmask CSV for a plan. */
 
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { writeFileAtomicAsync } from '../common/io.js';
 
 import { FINDINGS } from '../common/labels.js';
 import type { RawLabel, SynthImage } from './plan.js';
+import { writeTreeFile } from './write.js';
 
 const fmt = (v: RawLabel) => (v === null ? '' : v.toFixed(1));
 
@@ -105,9 +105,9 @@ export async function writeMimicCsvs(plan: SynthImage[], mimicRoot: string): Pro
     ...plan.map((im) => [im.dicomId, im.studyId, im.subjectId, im.split].join(',')),
   ];
   const base = join(mimicRoot, 'mimic-cxr-2.0.0-');
-  await writeFile(`${base}metadata.csv.gz`, gzipSync(`${meta.join('\n')}\n`));
-  await writeFile(`${base}chexpert.csv.gz`, gzipSync(`${chex.lines.join('\n')}\n`));
-  await writeFile(`${base}split.csv.gz`, gzipSync(`${split.join('\n')}\n`));
+  await writeTreeFile(`${base}metadata.csv.gz`, gzipSync(`${meta.join('\n')}\n`));
+  await writeTreeFile(`${base}chexpert.csv.gz`, gzipSync(`${chex.lines.join('\n')}\n`));
+  await writeTreeFile(`${base}split.csv.gz`, gzipSync(`${split.join('\n')}\n`));
   return chex.studies;
 }
 

@@ -4,11 +4,11 @@
  * train_val_list.txt / test_list.txt, and CheXmask's ChestX-Ray8.csv keyed by `Image Index`.
  * NIH labels have no uncertainty: a finding is listed when the phantom shows it.
  */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NIH_FIVE } from '../data/datasets/nih14.js';
 import type { SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
+import { writeTreeFile } from './write.js';
 
 /** Gives each planned image its NIH name, path and PNG form; laterals are not part of NIH and are left out. */
 export function nihLayout<T extends SynthImage & PlannedImage>(plan: T[]): T[] {
@@ -64,17 +64,17 @@ export async function writeNihTables(plan: SynthImage[], root: string): Promise<
       ].join(','),
     );
   }
-  await writeFile(join(root, 'Data_Entry_2017_v2020.csv'), `${rows.join('\n')}\n`);
+  await writeTreeFile(join(root, 'Data_Entry_2017_v2020.csv'), `${rows.join('\n')}\n`);
   const list = (want: (s: string) => boolean) =>
     `${plan
       .filter((im) => want(im.split))
       .map((im) => im.dicomId)
       .join('\n')}\n`;
-  await writeFile(
+  await writeTreeFile(
     join(root, 'train_val_list.txt'),
     list((s) => s !== 'test'),
   );
-  await writeFile(
+  await writeTreeFile(
     join(root, 'test_list.txt'),
     list((s) => s === 'test'),
   );

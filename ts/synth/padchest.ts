@@ -3,11 +3,11 @@
  * label table with PadChest's columns and its list-literal `Labels`, and CheXmask's Padchest.csv keyed by
  * ImageID with Height and Width blank, as the real file has them.
  */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PADCHEST_TABLE } from '../data/datasets/padchest.js';
 import type { SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
+import { writeTreeFile } from './write.js';
 
 const NAMES = ['atelectasis', 'cardiomegaly', 'consolidation', 'pulmonary edema', 'pleural effusion'];
 
@@ -49,5 +49,5 @@ export async function writePadchestTable(plan: SynthImage[], root: string): Prom
       ].join(','),
     );
   });
-  await writeFile(join(root, `${PADCHEST_TABLE}.csv`), `${rows.join('\n')}\n`);
+  await writeTreeFile(join(root, `${PADCHEST_TABLE}.csv`), `${rows.join('\n')}\n`);
 }

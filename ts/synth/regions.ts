@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { computeGeometry, type ResizeMode, sampleMask } from '../masks/geometry.js';
+import { writeTreeFile } from './write.js';
 
 /** `<image path without extension>.regions.png`. */
 export function regionsPath(imagePath: string): string {
@@ -21,12 +22,13 @@ export async function writeRegions(
   height: number,
 ): Promise<boolean> {
   if (!regions.some((v) => v !== 0)) return false;
-  await sharp(Buffer.from(regions.buffer, regions.byteOffset, regions.length), {
+  const png = await sharp(Buffer.from(regions.buffer, regions.byteOffset, regions.length), {
     raw: { width, height, channels: 1 },
   })
     .toColourspace('b-w')
     .png({ compressionLevel: 6 })
-    .toFile(regionsPath(imagePath));
+    .toBuffer();
+  await writeTreeFile(regionsPath(imagePath), png);
   return true;
 }
 

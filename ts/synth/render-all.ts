@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { DataError } from '../common/errors.js';
 import { type PlannedImage, type RenderSettings, renderOne } from './render.js';
 
 /** A worker running ./worker.js (built) or ./worker.ts (under tsx, which the worker must register itself). */
@@ -48,9 +49,13 @@ export async function renderAll(
                 const job = next++;
                 w.postMessage({ job, img: plan[job], settings });
               };
-              w.on('message', (m: { job: number; line?: string; error?: string }) => {
+              w.on('message', (m: { job: number; line?: string; error?: string; reason?: string }) => {
                 if (m.error !== undefined)
-                  return reject(new Error(`synth image ${plan[m.job]?.path}: ${m.error}`));
+                  return reject(
+                    m.reason === undefined
+                      ? new Error(`synth image ${plan[m.job]?.path}: ${m.error}`)
+                      : new DataError(m.reason, m.error),
+                  );
                 lines[m.job] = m.line ?? '';
                 tick();
                 send();

@@ -1,6 +1,5 @@
 /** Renders one planned synthetic image: JPEG on disk + its CheXmask CSV line (or '' when it has none). */
 
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { mulberry32 } from '../common/random.js';
@@ -11,6 +10,7 @@ import { fillPolygon } from '../masks/raster.js';
 import { writeDicom } from './dicom.js';
 import { perturbLandmarks, renderFrontal, renderLateral } from './phantom.js';
 import { writeRegions } from './regions.js';
+import { writeTreeFile } from './write.js';
 
 export interface PlannedImage {
   dicomId: string;
@@ -74,7 +74,8 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
       await sharp(v, { raw: { width: img.width, height: img.height, channels: 1 } })
         .toColourspace('grey16')
         .png()
-        .toFile(file);
+        .toBuffer()
+        .then((png) => writeTreeFile(file, png));
     else {
       // stored inverted as MONOCHROME1 (as many VinDr files), windowed to the full range
       for (let i = 0; i < v.length; i++) v[i] = 4095 - v[i];
@@ -86,12 +87,14 @@ export async function renderOne(img: PlannedImage, s: RenderSettings): Promise<s
         photometric: 'MONOCHROME1',
         window: [2048, 4096],
       });
-      await writeFile(file, dicom);
+      await writeTreeFile(file, dicom);
     }
-  } else if (img.format === 'png') await pipe.toColourspace('b-w').png().toFile(file);
-  else if (img.format === 'png-rgba') await pipe.toColourspace('srgb').ensureAlpha(1).png().toFile(file);
+  } else if (img.format === 'png')
+    await writeTreeFile(file, await pipe.toColourspace('b-w').png().toBuffer());
+  else if (img.format === 'png-rgba')
+    await writeTreeFile(file, await pipe.toColourspace('srgb').ensureAlpha(1).png().toBuffer());
   // one grey component, as the real files are (sharp would write sRGB by default, which decodes slower)
-  else await pipe.toColourspace('b-w').jpeg({ quality: s.quality }).toFile(file);
+  else await writeTreeFile(file, await pipe.toColourspace('b-w').jpeg({ quality: s.quality }).toBuffer());
   // Ground truth for attribution: where each finding was drawn (no pixel above depends on it).
   if (ph.regions) await writeRegions(join(s.mimicRoot, img.path), ph.regions, img.width, img.height);
   return line;

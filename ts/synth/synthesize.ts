@@ -5,7 +5,7 @@
  * Deterministic per seed: every image has its own PRNG stream derived from (seed, image number).
  */
 
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -23,6 +23,7 @@ import { planImages, type SynthImage } from './plan.js';
 import type { RenderSettings } from './render.js';
 import { renderAll } from './render-all.js';
 import { vindrLayout, writeVindrTables } from './vindr.js';
+import { makeTreeFolder } from './write.js';
 
 export const SynthOptionsSchema = z.object({
   out: z.string().min(1),
@@ -90,7 +91,7 @@ export async function synthesize(options: SynthOptions): Promise<SynthSummary> {
 
   // Render + encode: in worker threads when there is enough work, else in this thread.
   const dirs = new Set(plan.map((p) => dirname(join(mimicRoot, p.path))));
-  await Promise.all([...dirs].map((d) => mkdir(d, { recursive: true })));
+  await Promise.all([...dirs].map(makeTreeFolder));
   const settings: RenderSettings = {
     seed: o.seed,
     mimicRoot,
@@ -144,8 +145,8 @@ async function claimTargets(o: Parsed): Promise<{ mimicRoot: string; chexDir: st
     ? undefined
     : await checkSynthTargets(o.dataset, mimicRoot, join(chexDir, CHEXMASK_FILE[o.dataset]));
   if (o.clean) await rm(mimicRoot, { recursive: true, force: true });
-  await mkdir(mimicRoot, { recursive: true });
-  await mkdir(chexDir, { recursive: true });
+  await makeTreeFolder(mimicRoot);
+  await makeTreeFolder(chexDir);
   // marked first, so that an interrupted synth's partial tree is still its own
   await markSynthTree(mimicRoot, o.dataset, keptCsv);
   return { mimicRoot, chexDir };

@@ -5,11 +5,11 @@
  * any-reader rules differ), image_labels_test.csv with consensus rows, and CheXmask's VinDr-CXR.csv.
  * VinDr is frontal only: laterals are left out.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VINDR_FIVE } from '../data/datasets/vindr.js';
 import type { SynthImage } from './plan.js';
 import type { PlannedImage } from './render.js';
+import { makeTreeFolder, writeTreeFile } from './write.js';
 
 export function vindrLayout<T extends SynthImage & PlannedImage>(plan: T[]): T[] {
   return plan
@@ -40,7 +40,7 @@ export async function writeVindrTables(
   plan: (SynthImage & { stream: number })[],
   root: string,
 ): Promise<void> {
-  await mkdir(join(root, 'annotations'), { recursive: true });
+  await makeTreeFolder(join(root, 'annotations'));
   const train = [`image_id,rad_id,${VINDR_FIVE.join(',')},No finding`];
   const test = [`image_id,${VINDR_FIVE.join(',')},No finding`];
   for (const im of plan) {
@@ -54,6 +54,6 @@ export async function writeVindrTables(
       train.push([im.dicomId, `R${r}`, ...v, v.includes(1) ? 0 : 1].join(','));
     }
   }
-  await writeFile(join(root, 'annotations', 'image_labels_train.csv'), `${train.join('\n')}\n`);
-  await writeFile(join(root, 'annotations', 'image_labels_test.csv'), `${test.join('\n')}\n`);
+  await writeTreeFile(join(root, 'annotations', 'image_labels_train.csv'), `${train.join('\n')}\n`);
+  await writeTreeFile(join(root, 'annotations', 'image_labels_test.csv'), `${test.join('\n')}\n`);
 }
