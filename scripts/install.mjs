@@ -147,11 +147,20 @@ export function install(env = process.env) {
     const require = createRequire(join(root, 'package.json'));
     const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
     const addonApi = dirname(require.resolve('node-addon-api/package.json'));
-    const args = [cmakeJs, 'compile', '--parallel', String(env.CXRMASK_JOBS || 2), '--log-level', 'warn'];
+    const args = ['--parallel', String(env.CXRMASK_JOBS || 2), '--log-level', 'warn'];
     args.push(`--CDNODE_ADDON_API_DIR=${addonApi}`);
     if (torch.facts) args.push(`--CDCXRMASK_PYTHON=${torch.python}`);
     if (env.CXRMASK_CMAKE_ARGS) args.push(...env.CXRMASK_CMAKE_ARGS.split(/\s+/).filter(Boolean));
-    const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
+    const cmake = (command) =>
+      spawnSync(process.execPath, [cmakeJs, command, ...args], { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
+    // `cmake-js compile` retries every failure from a clean folder, so a fresh install printed each
+    // CMake error twice; only a CMake cache left by an earlier build can be stale enough to need that.
+    const hadCache = existsSync(join(build, 'CMakeCache.txt'));
+    let r = cmake('build');
+    if (r.status !== 0 && hadCache) {
+      log('retrying from a clean build folder (the CMake cache of an earlier build may be stale)');
+      r = cmake('rebuild');
+    }
     if (r.status !== 0) throw new InstallError(`cmake-js failed (exit ${r.status ?? r.signal}) building against ${torch.how}`);
     mkdirSync(build, { recursive: true });
     writeFileSync(stampFile, stamp);

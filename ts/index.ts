@@ -45,6 +45,7 @@ export {
   type JoinSummary,
   joinChexmask,
 } from './data/chexmask.js';
+export { ChexmaskRecords, type RecordRange } from './data/chexmask-records.js';
 export type { Landmarks, Region } from './data/landmarks.js';
 export { imagePath, type Split } from './data/mimic.js';
 export type { Geometry } from './masks/geometry.js';
@@ -97,7 +98,12 @@ export { type DistEnv, readDistEnv } from './model/dist-env.js';
 export { ProcessGroup, type ProcessGroupOptions } from './model/process-group.js';
 
 // Images: limits and preprocessing.
-export { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type ImageLimits } from './images/input.js';
+export {
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_PIXELS,
+  type EncodedImage,
+  type ImageLimits,
+} from './images/input.js';
 export {
   type ChexmaskRecord,
   type PreprocessResult,

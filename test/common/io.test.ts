@@ -1,6 +1,6 @@
 /** The one crash-safe write helper: parents made, temp removed on error, same helper from the data layer. */
 import { spawn, spawnSync } from 'node:child_process';
-import {
+import fs, {
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -21,6 +21,7 @@ import { DataError } from '../../ts/common/errors.js';
 import { recheckSaveTarget, refuseLinkedFolders, saveTarget } from '../../ts/common/files.js';
 import {
   type AtomicWriteOptions,
+  readBinaryFileSync,
   readJson,
   removeStaleTemps,
   saveCheckpoint,
@@ -623,6 +624,59 @@ test('writeFilesAtomic: a pair is replaced together or not at all; a folder at e
   }
   assert.is(readFileSync(png, 'utf8'), 'map 1');
   assert.equal(readdirSync(d).sort(), ['e.json', 'e.png', 'plain', 'taken.json']);
+});
+
+test('writeFileAtomic writes a buffer over 2 GiB in calls of at most 1 GiB (one writeSync is refused over 2^31-1 bytes)', () => {
+  // 2 GiB + 5 of zeros, never touched: the writes of the big temp file are counted, not made
+  const big = new Uint8Array(2 ** 31 + 5);
+  const real = fs.writeSync;
+  const calls: { off: number; len: number }[] = [];
+  fs.writeSync = ((fd: number, buf: Uint8Array, off: number, len: number, ...rest: unknown[]) => {
+    if (buf !== big) return (real as (...a: unknown[]) => number)(fd, buf, off, len, ...rest);
+    calls.push({ off, len });
+    return len;
+  }) as typeof real;
+  syncBuiltinESMExports();
+  try {
+    writeFileAtomic(join(tmp, 'big.u8'), big);
+  } finally {
+    fs.writeSync = real;
+    syncBuiltinESMExports();
+  }
+  assert.equal(
+    calls.map((c) => c.len),
+    [2 ** 30, 2 ** 30, 5],
+  );
+  assert.equal(
+    calls.map((c) => c.off),
+    [0, 2 ** 30, 2 ** 31],
+  );
+});
+
+test('readBinaryFileSync: the bytes in an array of their own; a folder, a missing file and a FIFO are refused naming the file', () => {
+  const f = join(tmp, 'bytes.bin');
+  writeFileSync(f, Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]));
+  const b = readBinaryFileSync(f);
+  assert.equal(Array.from(b), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.is(b.byteOffset, 0);
+  assert.is(b.buffer.byteLength, 8); // a Float32Array may view it whole
+  const expect = (path: string, reason: string, kind: RegExp) => {
+    try {
+      readBinaryFileSync(path);
+    } catch (e) {
+      assert.instance(e, DataError, String(e));
+      assert.is((e as DataError).reason, reason);
+      assert.is((e as DataError).where.file, path);
+      assert.match((e as Error).message, kind);
+      return;
+    }
+    assert.unreachable(`${path} was read`);
+  };
+  expect(join(tmp, 'no-such.bin'), 'read-failed', /cannot open: ENOENT/);
+  expect(tmp, 'not-a-file', /a folder/);
+  const fifo = join(tmp, 'bytes.fifo');
+  spawnSync('mkfifo', [fifo]);
+  expect(fifo, 'not-a-file', /FIFO/);
 });
 
 test.run();

@@ -193,6 +193,61 @@ if (existsSync(join(MODEL, 'model.json'))) {
     // its dataset is known from its entries
     await refused({ dataset: 'nih14' }, /data\.dataset "mimic" \(cache\) vs "nih14" \(config\)/);
   });
+
+  test('data.blank: a cache built from an index with --blank ignore runs with data.blank "ignore" and is refused otherwise, naming data.blank', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-dsconfig-blank-'));
+    const { synthesize } = await import('../../ts/synth/synthesize.js');
+    const s = await synthesize({ out: join(tmp, 'data'), n: 40, seed: 2, width: 96, height: 96 });
+    const { runCli } = await import('../cli/helpers.js');
+    const index = join(tmp, 'index');
+    const built = [
+      ['index', '--root', s.mimicRoot, '--out', index, '--uncertain', 'ignore', '--blank', 'ignore'],
+      [
+        'cache',
+        '--index',
+        index,
+        '--root',
+        s.mimicRoot,
+        '--chexmask',
+        s.chexmaskCsv,
+        '--out',
+        join(tmp, 'cache'),
+        '--no-progress',
+      ],
+    ].map((args) => runCli(args));
+    for (const r of built) assert.is(r.code, 0, r.err);
+    const keyed = (JSON.parse(built[1]!.out) as { dir: string }).dir;
+    const { prepareData } = await import('../../ts/experiment/backend-real.js');
+    const prepare = (more: object) =>
+      prepareData(parseConfig({ data: { cache: keyed, ...more }, model: { dir: MODEL, device: 'cpu' } }), {
+        log: () => {},
+      }) as Promise<{ cache: { dir: string; entries: number } }>;
+    const opened = await prepare({ blank: 'ignore' });
+    assert.is(opened.cache.dir, keyed);
+    assert.ok(opened.cache.entries > 0);
+    try {
+      await prepare({});
+      assert.unreachable('a blank=ignore cache was used for blank zeros');
+    } catch (e) {
+      assert.instance(e, ConfigError);
+      const msg = (e as Error).message;
+      assert.match(
+        msg,
+        'label policy uncertain=ignore, blank=ignore (cache) vs uncertain=ignore, blank=zeros (asked)',
+      );
+      assert.match(msg, /Set data\.uncertain\/data\.blank\/data\.minDice to what it was built with/);
+    }
+    assert.is(parseConfig({ data: { cache: 'c' } }).data.blank, 'zeros');
+    assert.throws(() => parseConfig({ data: { cache: 'c', blank: 'ones' } }), /data\.blank/);
+    assert.is(
+      (
+        cellConfig(parseConfig({ data: { cache: 'c', blank: 'ignore' } }), 'zeroshot').data as {
+          blank?: string;
+        }
+      ).blank,
+      'ignore',
+    );
+  });
 } else test(`SKIP ${MODEL} not exported (run scripts/setup.sh)`, () => {});
 
 test.run();

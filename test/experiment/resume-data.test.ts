@@ -13,8 +13,9 @@ import type { Backend, CacheLike } from '../../ts/experiment/backend.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { dataFingerprint, fingerprintChanges } from '../../ts/experiment/fingerprint.js';
 import type { Results } from '../../ts/experiment/results.js';
+import { resolvePreprocess } from '../../ts/images/preprocess.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
-import { runContour } from '../../ts/service/model-source.js';
+import { runContour, runSettings } from '../../ts/service/model-source.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));
@@ -41,6 +42,7 @@ function withCache(cache: CacheLike): Backend {
   return { ...fakeBackend(), openCache: () => cache };
 }
 const CONTOUR = { thickness: 3, source: 'rle' as const };
+const PREPROCESS = resolvePreprocess({ preset: 'paper' });
 const keyed = (c: CacheLike, over: Partial<CacheLike> = {}): CacheLike =>
   Object.assign(c, {
     key: 'k1',
@@ -48,6 +50,7 @@ const keyed = (c: CacheLike, over: Partial<CacheLike> = {}): CacheLike =>
     digest: 'd1',
     build: JOIN,
     contour: CONTOUR,
+    preprocess: PREPROCESS,
     ...over,
   });
 
@@ -67,6 +70,9 @@ test('a run records its data fingerprint in data.json and results.json', async (
   // the contour settings stay with the run: its cache folder here never existed
   assert.equal(recorded.summaries.cache.contour, CONTOUR);
   assert.equal(runContour(runDir), CONTOUR);
+  // and the preprocessing its images were made with (a paper-preset cache here)
+  assert.equal(recorded.summaries.cache.preprocess, PREPROCESS);
+  assert.equal(runSettings(runDir), { overlay: CONTOUR, preprocess: PREPROCESS });
 });
 
 test("a run started as the CLI starts it (the data step's cache summary, a relative cache folder) records its contours and the cache folder absolute", async () => {
@@ -80,6 +86,7 @@ test("a run started as the CLI starts it (the data step's cache summary, a relat
     const recorded = JSON.parse(readFileSync(join(r.runDir, 'data.json'), 'utf8'));
     assert.is(recorded.fingerprint.cacheDir, join(tmp, 'caches', 'k1'));
     assert.equal(recorded.summaries.cache.contour, CONTOUR);
+    assert.equal(recorded.summaries.cache.preprocess, PREPROCESS);
     assert.is(recorded.summaries.cache.entries, 120);
     assert.is(recorded.summaries.cache.dir, join(tmp, 'caches', 'k1'), 'data.json summaries: absolute');
     assert.is((r.results.data['cache'] as { dir: string }).dir, join(tmp, 'caches', 'k1'), 'results.json');
@@ -99,13 +106,14 @@ test("a run started as the CLI starts it (the data step's cache summary, a relat
     } finally {
       process.emitWarning = emit;
     }
-    assert.is(warned.length, 1);
-    assert.ok(
-      warned[0]!.includes(
-        `(caches/gone, recorded relative to the folder the run was started from; looked for from ${home})`,
-      ),
-      warned[0],
-    );
+    assert.is(warned.length, 2, 'contours and preprocessing');
+    for (const w of warned)
+      assert.ok(
+        w.includes(
+          `(caches/gone, recorded relative to the folder the run was started from; looked for from ${home})`,
+        ),
+        w,
+      );
   } finally {
     process.chdir(home);
   }

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gray16To8, pngSignificantBits } from '../../ts/images/bit-depth.js';
 import { decodeFull, decodePlane, resolvePreprocess } from '../../ts/images/preprocess.js';
+import { imageSource } from '../../ts/images/source.js';
 import { cc0Image, FIXTURES } from '../data/helpers.js';
 import { loopTicksDuring } from './loop-ticks.js';
 
@@ -98,7 +99,7 @@ test('16-bit PNG written as the PNG spec says (12-bit samples scaled up to 16 bi
   assert.is(Math.max(...dark), Math.round(((255 << 4) * 255) / 65535));
 });
 
-test('16-bit PNGs with alpha (grey+alpha, RGBA, grey with tRNS) decode to the gray plane, the alpha dropped', async () => {
+test('16-bit PNGs with alpha (grey+alpha, RGBA, grey with tRNS) decode to the gray plane when opaque', async () => {
   const values = Uint16Array.from(pattern(65535));
   const grey = () => sharp(values, { raw: { width: W, height: H, channels: 1 } }).toColourspace('grey16');
   const greyAlpha = await grey().ensureAlpha(1).png().toBuffer();
@@ -120,6 +121,71 @@ test('16-bit PNGs with alpha (grey+alpha, RGBA, grey with tRNS) decode to the gr
   for (const b of [greyAlpha, rgba, withTrns]) {
     const d = await decodeFull(b);
     assert.ok(maxDiff(d.gray, gray8) <= 1, `max diff ${maxDiff(d.gray, gray8)}`);
+  }
+});
+
+test('gray+alpha at 8 and 16 bits: one rule, alpha composited onto black (transparent reads black)', async () => {
+  // The pattern with a fully transparent band (rows 30-44) and a half-transparent one (rows 60-69).
+  const alpha = (y: number) => (y >= 30 && y < 45 ? 0 : y >= 60 && y < 70 ? 128 : 255);
+  const la8 = Buffer.alloc(W * H * 2);
+  const la16 = new Uint16Array(W * H * 2);
+  const want = new Uint8Array(W * H);
+  for (let i = 0; i < W * H; i++) {
+    const a = alpha(Math.floor(i / W));
+    la8[2 * i] = gray8[i];
+    la8[2 * i + 1] = a;
+    la16[2 * i] = gray8[i] * 257;
+    la16[2 * i + 1] = a * 257;
+    want[i] = Math.floor((gray8[i] * a) / 255); // libvips' flatten truncates
+  }
+  const png8 = await sharp(la8, { raw: { width: W, height: H, channels: 2 } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
+  const png16 = await sharp(la16, { raw: { width: W, height: H, channels: 2 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+  const meta = [await sharp(png8).metadata(), await sharp(png16).metadata()];
+  assert.equal(
+    meta.map((m) => [m.channels, m.depth]),
+    [
+      [2, 'uchar'],
+      [2, 'ushort'],
+    ],
+  );
+  const full = [await decodeFull(png8), await decodeFull(png16)];
+  for (const d of full) assert.is(maxDiff(d.gray, want), 0);
+  assert.is(full[0].gray[35 * W + 50], 0);
+  assert.is(full[1].gray[35 * W + 50], 0);
+  // The bit depth comes from the gray alone: 12-bit values whose only ones above 10 bits are transparent.
+  const deep = new Uint16Array(W * H * 2);
+  for (let i = 0; i < W * H; i++) {
+    const hidden = Math.floor(i / W) === 0;
+    deep[2 * i] = hidden ? 4095 : 1000;
+    deep[2 * i + 1] = hidden ? 0 : 65535;
+  }
+  const deepPng = await sharp(deep, { raw: { width: W, height: H, channels: 2 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+  const deepSrc = await imageSource(deepPng);
+  assert.is(deepSrc.bits, 12);
+  const deepGray = await deepSrc.open().raw().toBuffer();
+  assert.equal([deepGray[0], deepGray[W]], [0, Math.round((1000 * 255) / 4095)]);
+  // Through a resize (shrunk and enlarged) the two depths still agree, and match the composited 8-bit gray.
+  const flat = await sharp(Buffer.from(want), { raw: { width: W, height: H, channels: 1 } })
+    .png()
+    .toBuffer();
+  for (const size of [48, 128]) {
+    const pp = resolvePreprocess({ size });
+    const [a, b, c] = [
+      await decodePlane(png8, pp),
+      await decodePlane(png16, pp),
+      await decodePlane(flat, pp),
+    ];
+    assert.is(maxDiff(a.gray, b.gray), 0, `${size}: 8 vs 16 bits`);
+    assert.is(maxDiff(a.gray, c.gray), 0, `${size}: vs the composited gray`);
   }
 });
 

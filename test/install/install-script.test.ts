@@ -131,6 +131,12 @@ test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragrap
     /has no share\/cmake\/Torch\/TorchConfig\.cmake/,
     'cmake names what is missing',
   );
+  // a first build is not retried: cmake's error is printed once
+  assert.is(
+    failed.stderr.replace(/\s+/g, ' ').split('has no share/cmake/Torch/TorchConfig.cmake').length - 1,
+    1,
+  );
+  assert.not.match(failed.stderr, /retrying from a clean build folder/);
   // cmake's advice names only what an installed package has: no scripts/setup.sh (not shipped)
   assert.not.match(failed.stderr, /setup\.sh/);
   assert.match(

@@ -6,31 +6,47 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../ts/common/errors.js';
+import { resolvePreprocess } from '../../ts/images/preprocess.js';
 import { RUN_DATA_FILE } from '../../ts/model/run-files.js';
 import { checkRunCheckpoint, runModel } from '../../ts/model/run-model.js';
 
 import {
-  checkpointContour,
+  checkpointSettings,
   type ModelSource,
   resolveModelSource,
   runContour,
+  runSettings,
 } from '../../ts/service/model-source.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-modelsrc-'));
-const run = join(tmp, 'runs', 'R');
-const cell = join(run, 'cells', 'jft-masked-s0');
 const cache = join(tmp, 'cache', 'abc123');
+/** What a `cxrmask cache --preset paper` records: squash resize, ImageNet statistics. */
+const PAPER = resolvePreprocess({ preset: 'paper' });
+
+/** A run folder as `cxrmask run` leaves it, as far as serving reads it: one cell's best.ckpt, config.json and data.json. */
+function fakeRun(
+  name: string,
+  cellName: string,
+  modelDir: string,
+  data: object,
+): { run: string; cell: string } {
+  const run = join(tmp, 'runs', name);
+  const cell = join(run, 'cells', cellName);
+  mkdirSync(cell, { recursive: true });
+  writeFileSync(join(cell, 'best.ckpt'), 'x');
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
+  writeFileSync(join(run, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache }, ...data }));
+  return { run, cell };
+}
+
+const { run, cell } = fakeRun('R', 'jft-masked-s0', 'models/tiny', { model: runModel('models/tiny') });
 
 test.before(() => {
-  mkdirSync(cell, { recursive: true });
   mkdirSync(cache, { recursive: true });
-  writeFileSync(join(cell, 'best.ckpt'), 'x');
-  writeFileSync(join(run, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
   writeFileSync(
-    join(run, RUN_DATA_FILE),
-    JSON.stringify({ fingerprint: { cacheDir: cache }, model: runModel('models/tiny') }),
+    join(cache, 'cache.json'),
+    JSON.stringify({ contour: { thickness: 3, source: 'rle' }, preprocess: PAPER }),
   );
-  writeFileSync(join(cache, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
 });
 
 test('a model folder is used as is, with or without a checkpoint', () => {
@@ -41,19 +57,25 @@ test('a model folder is used as is, with or without a checkpoint', () => {
   });
 });
 
-test('a cell (folder or its best.ckpt) brings its checkpoint, model folder and contour settings', () => {
+test('a cell (folder or its best.ckpt) brings its checkpoint, model folder, contour settings and preprocessing', () => {
   const want = {
     modelDir: 'models/tiny',
     checkpoint: join(cell, 'best.ckpt'),
     overlay: { thickness: 3, source: 'rle' },
+    preprocess: PAPER,
   };
   assert.equal(resolveModelSource(cell), want);
   assert.equal(resolveModelSource(join(cell, 'best.ckpt')), want);
 });
 
-test('a checkpoint inside a run carries the run cache’s contour settings; others none', () => {
-  assert.equal(checkpointContour(join(cell, 'best.ckpt')), { thickness: 3, source: 'rle' });
-  assert.is(checkpointContour(join(tmp, 'elsewhere', 'best.ckpt')), undefined);
+test('a checkpoint inside a run carries the run cache’s contour settings and preprocessing; others none', () => {
+  assert.equal(checkpointSettings(join(cell, 'best.ckpt')), {
+    overlay: { thickness: 3, source: 'rle' },
+    preprocess: PAPER,
+  });
+  assert.equal(checkpointSettings(join(tmp, 'elsewhere', 'best.ckpt')), {});
+  // a model folder given with that checkpoint gets them too
+  assert.equal(resolveModelSource('models/tiny', join(cell, 'best.ckpt')).preprocess, PAPER);
 });
 
 test('anything else is a ConfigError naming the problem', () => {
@@ -89,21 +111,44 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
   const listen = (w: Error) => warnings.push(w);
   process.on('warning', listen);
   try {
+    assert.equal(runSettings(old), {});
     assert.is(runContour(old), undefined);
     await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
-    assert.is(warnings.length, 1);
+    // one warning of each kind, once per run (a CLI resolves the cell, then loads it)
+    assert.equal(
+      warnings.map((w) => (w as Error & { code?: string }).code),
+      ['CXRMASK_CONTOUR_UNKNOWN', 'CXRMASK_PREPROCESS_UNKNOWN'],
+    );
     assert.match(warnings[0]!.message, /the cache it trained on \(.*deleted\) is gone/);
+    assert.match(
+      warnings[1]!.message,
+      /is gone and its data\.json predates recording its preprocessing, so images are preprocessed as the model folder's model\.json says/,
+    );
     // a run that recorded them needs no cache
     writeFileSync(
       join(old, RUN_DATA_FILE),
       JSON.stringify({
         fingerprint: { cacheDir: join(tmp, 'deleted') },
-        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' } } },
+        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' }, preprocess: PAPER } },
       }),
     );
-    assert.equal(runContour(old), { thickness: 4, source: 'landmarks' });
+    assert.equal(runSettings(old), { overlay: { thickness: 4, source: 'landmarks' }, preprocess: PAPER });
     await new Promise((r) => setImmediate(r));
-    assert.is(warnings.length, 1, 'no warning when the run recorded its settings');
+    assert.is(warnings.length, 2, 'no warning when the run recorded its settings');
+    // a cache folder that is there but records no preprocessing: said as such, not as gone
+    const partial = join(tmp, 'runs', 'Partial');
+    const bare = join(tmp, 'cache', 'bare');
+    mkdirSync(partial, { recursive: true });
+    mkdirSync(bare, { recursive: true });
+    writeFileSync(join(bare, 'cache.json'), JSON.stringify({ contour: { thickness: 3, source: 'rle' } }));
+    writeFileSync(join(partial, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: bare } }));
+    assert.equal(runSettings(partial), { overlay: { thickness: 3, source: 'rle' } });
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 3);
+    assert.match(
+      warnings[2]!.message,
+      `${partial}: neither its data.json nor the cache it trained on (${bare}) records its preprocessing`,
+    );
   } finally {
     process.off('warning', listen);
   }
@@ -143,19 +188,10 @@ function refusal(f: () => unknown): Error {
 test('a cell is refused on a model folder whose weights or model.json changed since its run recorded it', async () => {
   const modelDir = join(tmp, 'model-a');
   cpSync(join('models', 'tiny'), modelDir, { recursive: true });
-  const r = join(tmp, 'runs', 'Fingerprinted');
-  const c = join(r, 'cells', 'lp-original-s0');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
-  writeFileSync(
-    join(r, RUN_DATA_FILE),
-    JSON.stringify({
-      fingerprint: { cacheDir: cache },
-      recordedAt: '2026-12-05T10:00:00Z',
-      model: runModel(modelDir),
-    }),
-  );
+  const { run: r, cell: c } = fakeRun('Fingerprinted', 'lp-original-s0', modelDir, {
+    recordedAt: '2026-12-05T10:00:00Z',
+    model: runModel(modelDir),
+  });
   // unchanged (and a copy of the same files is the same model): served, without a warning
   const same = await warningsOf(() => served(c));
   assert.is(same.value.modelDir, modelDir);
@@ -205,19 +241,10 @@ test('a cell is refused on a model folder whose weights or model.json changed si
 test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the same cell: found, checked and given its contours', () => {
   const modelDir = join(tmp, 'model-rel');
   cpSync(join('models', 'tiny'), modelDir, { recursive: true });
-  const r = join(tmp, 'runs', 'Relative');
-  const c = join(r, 'cells', 'lp-masked-s0');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: modelDir } }));
-  writeFileSync(
-    join(r, RUN_DATA_FILE),
-    JSON.stringify({
-      fingerprint: { cacheDir: cache },
-      summaries: { cache: { contour: { thickness: 5, source: 'landmarks' } } },
-      model: runModel(modelDir),
-    }),
-  );
+  const { run: r, cell: c } = fakeRun('Relative', 'lp-masked-s0', modelDir, {
+    summaries: { cache: { contour: { thickness: 5, source: 'landmarks' } } },
+    model: runModel(modelDir),
+  });
   const changed = join(tmp, 'model-rel-changed');
   cpSync(modelDir, changed, { recursive: true });
   writeFileSync(join(changed, 'model.json'), `${readFileSync(join(changed, 'model.json'), 'utf8')}\n`);
@@ -239,7 +266,7 @@ test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the s
         /\(given with the checkpoint\) is not the model this run started with: model\.json changed/,
         `${cwd}: --checkpoint ${ckpt}`,
       );
-      assert.equal(checkpointContour(ckpt), { thickness: 5, source: 'landmarks' });
+      assert.equal(checkpointSettings(ckpt).overlay, { thickness: 5, source: 'landmarks' });
     }
   } finally {
     process.chdir(home);
@@ -247,12 +274,7 @@ test('a cell named by a relative path (`.`, `best.ckpt`, `c/best.ckpt`) is the s
 });
 
 test('a run that recorded no model: its cell is served, with a warning that it cannot be checked', async () => {
-  const r = join(tmp, 'runs', 'Unrecorded');
-  const c = join(r, 'cells', 'lp-masked-s1');
-  mkdirSync(c, { recursive: true });
-  writeFileSync(join(c, 'best.ckpt'), 'x');
-  writeFileSync(join(r, 'config.json'), JSON.stringify({ model: { dir: 'models/tiny' } }));
-  writeFileSync(join(r, RUN_DATA_FILE), JSON.stringify({ fingerprint: { cacheDir: cache } }));
+  const { run: r, cell: c } = fakeRun('Unrecorded', 'lp-masked-s1', 'models/tiny', {});
   const { value, warnings } = await warningsOf(() => served(c));
   assert.is(value.checkpoint, join(c, 'best.ckpt'));
   const w = warnings.filter((x) => x.code === 'CXRMASK_MODEL_UNRECORDED');

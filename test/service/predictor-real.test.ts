@@ -70,7 +70,10 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
  * The real preprocess, each call's answer held until `n` calls have theirs, so that they reach the
  * models together; `spoil(image)` true gives that call an image of the wrong size.
  */
-function gatedPreprocess(n: number, spoil: (image: string | Buffer) => boolean = () => false): PreprocessFn {
+function gatedPreprocess(
+  n: number,
+  spoil: (image: string | Uint8Array) => boolean = () => false,
+): PreprocessFn {
   let release!: () => void;
   const gate = new Promise<void>((r) => {
     release = r;

@@ -14,7 +14,7 @@ import { MODEL_DIR } from '../native/helpers.js';
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-svc-'));
 const cache = fakeCache({ n: 20 });
 // "images" are cache rows; the fake preprocess returns the cache tensors (3×8×8) for a row id.
-const preprocessFn = async (image: string | Buffer, chexmask: unknown) => {
+const preprocessFn = async (image: string | Uint8Array, chexmask: unknown) => {
   const row = Number(String(image));
   const o = cache.batch([row], 'original') as { x: Float32Array };
   const m = chexmask ? (cache.batch([row], 'masked') as { x: Float32Array }).x : null;
@@ -328,7 +328,7 @@ test("load refuses a preprocess.size that is not the model's image size, before 
 test('decoding overlaps the model; dispose lets calls still decoding finish on a live model', async () => {
   let decoding = 0;
   let maxDecoding = 0;
-  const slowPrep = async (image: string | Buffer, chexmask: unknown) => {
+  const slowPrep = async (image: string | Uint8Array, chexmask: unknown) => {
     decoding++;
     maxDecoding = Math.max(maxDecoding, decoding);
     await new Promise((r) => setTimeout(r, 10));

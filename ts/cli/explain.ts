@@ -1,6 +1,7 @@
 /**
  * `cxrmask explain`: one image (+ its CheXmask row), a model (zero-shot export, or a JFT/LP cell
- * checkpoint over it: the kind it records), a finding and a method → a PNG and the numbers as JSON.
+ * checkpoint over it: the kind it records; or the cell itself, as predict takes it), a finding and a
+ * method → a PNG and the numbers as JSON. A cell's images are made as its run's cache made them.
  * The work is ts/explain/image.ts; this module parses the options and writes the files.
  */
 
@@ -18,6 +19,7 @@ import {
   type AttributionMethod,
 } from '../model/attribution.js';
 import { ATTRIBUTION_DEFAULTS, ATTRIBUTION_LIMITS, EXPLAIN_CLI_DEFAULTS } from '../model/defaults.js';
+import { resolveModelSource } from '../service/model-source.js';
 import {
   checkCount,
   checkOutputFile,
@@ -41,7 +43,7 @@ export interface ExplainArgv extends ImageLimitArgv {
   out: string;
   json?: string;
   device: string;
-  preset: 'biomedclip' | 'paper';
+  preset?: 'biomedclip' | 'paper';
 }
 
 /** The library's ceilings on steps and samples (ATTRIBUTION_LIMITS), checked here as flags. */
@@ -97,7 +99,8 @@ const command: CommandModule<object, ExplainArgv> = {
       .option('model', {
         type: 'string',
         demandOption: true,
-        describe: 'exported model folder (clip.pt + model.json)',
+        describe:
+          'exported model folder (clip.pt + model.json), or a trained cell runs/<run>/cells/<cell> (or its best.ckpt)',
       })
       .option('checkpoint', {
         type: 'string',
@@ -133,9 +136,8 @@ const command: CommandModule<object, ExplainArgv> = {
       .option('device', { type: 'string', default: 'auto', describe: 'cpu | cuda | cuda:N | auto' })
       .option('preset', {
         choices: ['biomedclip', 'paper'] as const,
-        default: 'biomedclip' as const,
         describe:
-          "resize (biomedclip: shortest side + centre crop; paper: squash); size, mean and std are the model folder's",
+          "resize (biomedclip: shortest side + centre crop; paper: squash); size, mean and std are the model folder's. Default: a run's cell's own preprocessing (another preset is refused), else biomedclip",
       }) as unknown as Argv<ExplainArgv>,
   handler: (argv: ArgumentsCamelCase<ExplainArgv>) =>
     runCommand(async () => {
@@ -146,11 +148,14 @@ const command: CommandModule<object, ExplainArgv> = {
       const limits = imageLimitsFrom(argv);
       if ((argv.chexmask === undefined) !== (argv.id === undefined))
         throw new ConfigError('--chexmask and --id go together');
+      const source = resolveModelSource(argv.model, argv.checkpoint ?? null);
       const row = argv.chexmask && argv.id ? await chexmaskRowFor(argv.chexmask, argv.id) : null;
       const { png, numbers } = await explainImage({
         image: argv.image,
         row,
-        model: { modelDir: argv.model, checkpoint: argv.checkpoint ?? null, device: argv.device },
+        ...(source.preprocess ? { preprocess: source.preprocess } : {}),
+        ...(source.overlay ? { overlay: source.overlay } : {}),
+        model: { modelDir: source.modelDir, checkpoint: source.checkpoint, device: argv.device },
         finding,
         attribution: { method: argv.method, steps: argv.steps, samples: argv.samples, seed: argv.seed },
         preset: argv.preset,

@@ -70,7 +70,7 @@ export function predictorOptions<T>(y: Argv<T>) {
 
 /** What the flags name, checked before any slow work: the model source and the image limits. */
 export interface PredictorPlan {
-  /** The model `--model` / `--checkpoint` name (a cell brings its run's model folder and contour settings). */
+  /** The model `--model` / `--checkpoint` name (a cell brings its run's model folder, contours and preprocessing). */
   source: ModelSource;
   imageLimits: ImageLimits;
   minDice: number;
@@ -126,6 +126,7 @@ export async function openPredictor(argv: PredictorArgv, plan: PredictorPlan): P
       device: argv.device,
       ...bf16,
       ...(source.overlay ? { overlay: source.overlay } : {}),
+      ...(source.preprocess ? { preprocess: { ...source.preprocess } } : {}),
       ...(argv.maxBatch === undefined ? {} : { maxBatch: argv.maxBatch }),
       imageLimits,
     });

@@ -18,6 +18,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -192,9 +193,10 @@ export function fsyncEntry(path: string): void {
  * Runs `use(fd)`, then closes `fd`. A failed close is thrown only after a `use` that succeeded (on a
  * network disk a close can report a failed write), never in place of `use`'s own error.
  */
-function useFd(fd: number, use: (fd: number) => void): void {
+function useFd<T>(fd: number, use: (fd: number) => T): T {
+  let out: T;
   try {
-    use(fd);
+    out = use(fd);
   } catch (e) {
     try {
       closeSync(fd);
@@ -202,6 +204,7 @@ function useFd(fd: number, use: (fd: number) => void): void {
     throw e;
   }
   closeSync(fd);
+  return out;
 }
 
 /**
@@ -217,7 +220,9 @@ function discard(path: string): void {
 function writeAllSync(path: string, data: string | Uint8Array): void {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
   useFd(openSync(path, 'w'), (fd) => {
-    for (let off = 0; off < buf.byteLength; ) off += writeSync(fd, buf, off, buf.byteLength - off);
+    // one writeSync is refused over 2^31-1 bytes (predicted mask planes reach that at MIMIC scale)
+    for (let off = 0; off < buf.byteLength; )
+      off += writeSync(fd, buf, off, Math.min(buf.byteLength - off, IO_CHUNK_BYTES));
     fsyncSync(fd);
   });
 }
@@ -409,4 +414,45 @@ export async function withAtomicPath(
     throw writeFailure(path, e);
   }
   fsyncEntry(dirname(target));
+}
+
+/** Bytes per read or write call of a large file: one call is refused over 2^31-1 bytes. */
+const IO_CHUNK_BYTES = 1 << 30;
+
+/**
+ * A whole binary file (feature matrix, predicted mask planes) in a new array, read in chunks by
+ * position: readFileSync refuses a file over 2 GiB, which these reach at the real scale. The array owns
+ * its buffer from byte 0, so a Float32Array can view it without a copy.
+ * @throws {DataError} naming the file: `not-a-file` (a FIFO, device or folder: reading one blocks or
+ *   never ends), `read-failed` (it cannot be opened or read, shrank while read, or is larger than an
+ *   array may be).
+ */
+export function readBinaryFileSync(path: string): Uint8Array {
+  refuseNonFile(path);
+  const failed = (message: string) => new DataError('read-failed', message, { file: path });
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw failed(`cannot open: ${(e as Error).message}`);
+  }
+  return useFd(fd, () => {
+    try {
+      const size = fstatSync(fd).size;
+      let out: Uint8Array;
+      try {
+        out = new Uint8Array(size);
+      } catch (e) {
+        throw failed(`${size} bytes, more than one array can hold here (${(e as Error).message})`);
+      }
+      for (let off = 0; off < size; ) {
+        const got = readSync(fd, out, off, Math.min(size - off, IO_CHUNK_BYTES), off);
+        if (got === 0) throw failed(`ended at byte ${off} of ${size}: the file shrank while it was read`);
+        off += got;
+      }
+      return out;
+    } catch (e) {
+      throw e instanceof DataError ? e : failed(`cannot read: ${(e as Error).message}`);
+    }
+  });
 }

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { DataError, type DataErrorWhere, ReasonCounter } from '../common/errors.js';
 import { parseOptions } from '../common/options.js';
+import { isGzip } from './csv.js';
 import { CsvScanner, isBlankCell, KEEP, KEY, PEEK, type ScannedRecord } from './csvscan.js';
 import {
   checkLandmarkRange,
@@ -185,6 +186,11 @@ export interface ChexmaskRow {
   landmarks: Landmarks;
   /** Raw RLE cells, kept only with `keepRle` (they are large at original resolution). */
   rle?: Record<Region, string>;
+  /**
+   * Where the row's record lies in the CSV, set by a join with `locateRle`: ChexmaskRecords reads its
+   * RLE cells from there when they are needed, instead of every row holding them.
+   */
+  record?: { offset: number; length: number };
   /** Regions whose RLE cell was empty. */
   emptyMasks: Region[];
   /**
@@ -231,6 +237,13 @@ export const JoinOptionsSchema = z
      */
     source: z.enum(['landmarks', 'rle']).optional(),
     keepRle: z.boolean().optional(),
+    /**
+     * Kept rows record where they lie in the file (`record`) instead of holding their RLE cells, which
+     * are then read back one row at a time (ChexmaskRecords): the `rle` source at scale, where the cells
+     * are most of a multi-GB file (≈ 55 KB per row, ≈ 13 GB for MIMIC-CXR-JPG). The cells are still
+     * validated. keepRle then defaults to false. A gzipped file is refused: offsets need the plain file.
+     */
+    locateRle: z.boolean().default(false),
     /** Check the RLE cells (pairs, bounds) of kept rows; a malformed cell refuses the row. */
     validateRle: z.boolean().optional(),
     idColumn: z.string().optional(),
@@ -453,7 +466,7 @@ export async function joinChexmask(
   // the callbacks are not schema fields; everything else must be
   const { onProgress: _p, onBytes: _b, ...schemaOptions } = options;
   const opts = parseOptions(JoinOptionsSchema, schemaOptions, 'joinChexmask');
-  const keepRle = opts.keepRle ?? opts.source === 'rle';
+  const keepRle = opts.keepRle ?? (opts.source === 'rle' && !opts.locateRle);
   const validateRle = opts.validateRle ?? opts.source !== 'landmarks';
   const wanted = new WantedIds(ids);
   const csv = await CsvScanner.open(
@@ -462,6 +475,12 @@ export async function joinChexmask(
     options.onBytes,
   );
   try {
+    if (opts.locateRle && isGzip(csvPath))
+      throw new DataError(
+        'bad-csv',
+        'gzipped CheXmask CSV: the rle contour source reads each row back by byte offset; gunzip it once (or use the landmarks source)',
+        { file: csvPath },
+      );
     return await joinScanned(csv, wanted, { ...opts, keepRle, validateRle }, options);
   } finally {
     await csv.close();
@@ -735,6 +754,7 @@ async function joinScanned(
       r ??= checkedScannedRow(rec, header, cols, id, opts, refused, { file: csvPath, row, id });
     }
     if (r) {
+      if (opts.locateRle) r.record = { offset: rec.start, length: rec.end - rec.start };
       for (const e of r.emptyMasks) emptyMaskCells[e]++;
       rows.set(id, r);
       diceSumKept += r.diceMean;

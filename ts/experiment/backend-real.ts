@@ -108,7 +108,7 @@ export async function prepareData(
   const meta = readModelMeta(config.model.dir);
   const preprocess = preprocessFor(meta);
   // the index's label policy and the CheXmask filter are part of the cache key (settingsKey)
-  const labelPolicy = { uncertain: d.uncertain, blank: 'zeros' as const };
+  const labelPolicy = { uncertain: d.uncertain, blank: d.blank };
   try {
     const cache = openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
     checkRowFilters(cache, d);
@@ -118,13 +118,13 @@ export async function prepareData(
     // A keyed cache folder built with another label policy / minDice / size: never train on it.
     if ((e as { reason?: string }).reason === 'cache-mismatch')
       throw new ConfigError(
-        `the image cache does not match this config: ${(e as Error).message}. Set data.uncertain/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
+        `the image cache does not match this config: ${(e as Error).message}. Set data.uncertain/data.blank/data.minDice to what it was built with, or point data.cache at its parent folder to build a matching one next to it`,
       );
     // The folder holds caches, each built with other settings (often the index's default label policy
     // uncertain=zeros against the config's ignore): say how, not "run `cxrmask cache`" once more.
     if ((e as { reason?: string }).reason === 'no-matching-cache' && (!d.root || !d.chexmask))
       throw new ConfigError(
-        `${(e as Error).message}. Set data.uncertain/data.minDice to what one was built with (\`cxrmask index --uncertain\` and \`cxrmask cache --min-dice\` picked them), or set data.root and data.chexmask to build a matching one next to them`,
+        `${(e as Error).message}. Set data.uncertain/data.blank/data.minDice to what one was built with (\`cxrmask index --uncertain/--blank\` and \`cxrmask cache --min-dice\` picked them), or set data.root and data.chexmask to build a matching one next to them`,
       );
     if (!d.root || !d.chexmask)
       throw new ConfigError(

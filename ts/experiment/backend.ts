@@ -6,6 +6,7 @@
 import type { Split } from '../data/mimic.js';
 // FloatBatch: normalised float32 images (the reference path; figures and services use it).
 import type { Batch as FloatBatch } from '../images/cache.js';
+import type { ResolvedPreprocess } from '../images/preprocess.js';
 import type { ModelBackend } from '../model/backend.js';
 import type { ImageInput } from '../model/records.js';
 import type { Variant } from './config.js';
@@ -34,6 +35,8 @@ export interface CacheLike {
   skipped?: { counts: Record<string, number> };
   /** The contour settings the masked images were drawn with (recorded so a served cell draws the same). */
   contour?: { thickness: number; source: 'landmarks' | 'rle' };
+  /** The preprocessing the images were made with (recorded so a served cell sees images made the same way). */
+  preprocess?: ResolvedPreprocess;
   /** Indices of the entries in `split`. */
   indicesOf(split: Split): number[];
   /** Float32 images and labels of these entries, original or masked. */

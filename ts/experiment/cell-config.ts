@@ -29,7 +29,7 @@ export function cellRecordPath(runDir: string, id: string): string {
 
 /** The settings cell `id` ('zeroshot', 'lp-…', 'jft-…') depends on. */
 export function cellConfig(config: ExperimentConfig, id: string): Record<string, unknown> {
-  const { views, uncertain, requirePositive, minDice, readerRule } = config.data;
+  const { views, uncertain, blank, requirePositive, minDice, readerRule } = config.data;
   const common = {
     // readerRule changes vindr's labels; recorded only when not the default, so that cells recorded
     // before it existed (majority) still match
@@ -39,6 +39,8 @@ export function cellConfig(config: ExperimentConfig, id: string): Record<string,
       requirePositive,
       minDice,
       ...(readerRule !== 'majority' ? { readerRule } : {}),
+      // blank changes the labels; recorded only when not the default, as readerRule
+      ...(blank !== 'zeros' ? { blank } : {}),
     },
     model: { dir: config.model.dir },
     segmenter: config.segmenter,

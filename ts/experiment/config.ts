@@ -104,6 +104,8 @@ export const ConfigSchema = z
           views: z.array(z.string().min(1)).min(1).default(['PA', 'AP']),
           /** CheXpert −1 labels: ignore (masked out of loss and metrics), zeros or ones. */
           uncertain: z.enum(['ignore', 'zeros', 'ones']).default('ignore'),
+          /** Blank labels (no mention in the report): zeros (negative) or ignore (masked out of loss and metrics). */
+          blank: z.enum(['zeros', 'ignore']).default('zeros'),
           /** Keep only images with ≥ 1 positive among the five findings (the paper's filter). */
           requirePositive: z.boolean().default(false),
           /** vindr (also as a test dataset): how its radiologists' reads become one label; others ignore it. */

@@ -6,11 +6,11 @@
  * 'masked-pred' batch is the cache's records with that plane in place of CheXmask's, painted as usual.
  */
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { readBinaryFileSync, readJson, writeFileAtomic, writeJsonAtomic } from '../common/io.js';
 import { prefetch } from '../common/prefetch.js';
 import { FILL_SHIFT } from '../masks/overlay.js';
 import type { ClipLike, SegmenterBackendLike } from '../model/backend.js';
@@ -67,11 +67,9 @@ export async function ensurePredictedMasks(
   const same = (m: PredictedMeta) =>
     JSON.stringify([m.rows, m.size, m.thickness, m.segmenter]) ===
     JSON.stringify([o.rows, o.size, o.thickness, o.segmenter]);
-  if (have && same(have) && existsSync(binPath)) {
-    const b = readFileSync(binPath);
-    if (b.length === o.rows.length * hw)
-      return { size: o.size, rows: o.rows, planes: new Uint8Array(b), slot, meta: have };
-  }
+  // over 2 GiB at MIMIC scale (rows × size²): read by readBinaryFileSync, and only at the right size
+  if (have && same(have) && existsSync(binPath) && statSync(binPath).size === o.rows.length * hw)
+    return { size: o.size, rows: o.rows, planes: readBinaryFileSync(binPath), slot, meta: have };
   if (!cache.recordBatch) throw new Error('predicted masks need a cache with records (Cache.recordBatch)');
   const t0 = performance.now();
   const planes = new Uint8Array(o.rows.length * hw);
@@ -136,11 +134,13 @@ export async function predictedFeatures(
   const binPath = join(o.dir, 'masked-pred.f32');
   const n = cache.entries.length;
   const have = readJson<Omit<FeatureSet, 'x'> & { rows: number }>(metaPath);
-  if (have && have.rows === pm.rows.length && existsSync(binPath)) {
-    const b = readFileSync(binPath);
-    const x = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    if (x.length === have.n * have.dim) return { ...have, x };
-  }
+  if (
+    have &&
+    have.rows === pm.rows.length &&
+    existsSync(binPath) &&
+    statSync(binPath).size === have.n * have.dim * 4
+  )
+    return { ...have, x: new Float32Array(readBinaryFileSync(binPath).buffer) };
   const t0 = performance.now();
   const model = await clip();
   try {

@@ -67,6 +67,8 @@ export function cacheFacts(cache: CacheLike): Record<string, unknown> {
     skipped: cache.skipped ?? null,
     // kept in the run's data.json: a cell served after its cache is deleted still draws its contours
     contour: cache.contour ? { thickness: cache.contour.thickness, source: cache.contour.source } : null,
+    // and the preprocessing it made the images with (a paper-preset cache squashes, with ImageNet stats)
+    preprocess: cache.preprocess ?? null,
   };
 }
 

@@ -4,13 +4,19 @@
  * map on the masked input, one colour scale) and as numbers (scores, share of attribution mass in
  * lungs ∪ heart). The model is any kind openModel opens.
  */
+import { ConfigError } from '../common/errors.js';
 import { FINDINGS } from '../common/labels.js';
 import type { ChexmaskRow } from '../data/chexmask.js';
-import type { ImageLimits } from '../images/input.js';
-import { preprocess } from '../images/preprocess.js';
+import type { EncodedImage, ImageLimits } from '../images/input.js';
+import {
+  type PreprocessOptions,
+  preprocess,
+  preprocessConflicts,
+  resolvePreprocess,
+} from '../images/preprocess.js';
 import { tensorToRgb } from '../images/tensor-rgb.js';
 import type { Geometry } from '../masks/geometry.js';
-import { regionMasksOnGrid } from '../masks/overlay.js';
+import { type ContourOptions, regionMasksOnGrid } from '../masks/overlay.js';
 import type { Attribution, AttributionOptions } from '../model/attribution.js';
 import { preprocessFor } from '../model/backend-real.js';
 import { ATTRIBUTION_DEFAULTS } from '../model/defaults.js';
@@ -21,7 +27,7 @@ import { massInside } from './measures.js';
 
 export interface ExplainImageOptions {
   /** JPEG/PNG path or bytes. */
-  image: string | Buffer;
+  image: EncodedImage;
   /** The image's CheXmask row: adds the masked input and the mass in lungs ∪ heart; null: original only. */
   row: ChexmaskRow | null;
   /** The model to explain (opened after the image is read, disposed before returning). */
@@ -29,8 +35,18 @@ export interface ExplainImageOptions {
   /** Index into FINDINGS. */
   finding: number;
   attribution: AttributionOptions;
-  /** How the image is resized (shortest side + centre crop, or squashed); size, mean and std are model.json's. */
+  /**
+   * How the image is resized (shortest side + centre crop, or squashed). Without `preprocess`, size,
+   * mean and std are model.json's; with it, a preset other than its own is refused (ConfigError).
+   */
   preset?: 'biomedclip' | 'paper';
+  /**
+   * The preprocessing the model was trained with: a run's cell's, as resolveModelSource returns it
+   * (ts/service/model-source.ts). Default: the `preset` with model.json's size, mean and std.
+   */
+  preprocess?: PreprocessOptions;
+  /** Contour settings of the masked input (a run's cell's, as resolveModelSource returns them). */
+  overlay?: ContourOptions;
   limits?: ImageLimits;
 }
 
@@ -68,11 +84,20 @@ export interface ImageExplanation {
  */
 export async function explainImage(o: ExplainImageOptions): Promise<ImageExplanation> {
   const k = o.finding;
-  // the model's own size and normalisation (model.json), as predict, serve and runs preprocess for it:
-  // otherwise the map explains another input than the one the model scores
+  // what the model was trained on (a cell's cache), else the model's own size and normalisation
+  // (model.json), as predict, serve and runs preprocess for it: otherwise the map explains another
+  // input than the one the model scores
+  if (o.preprocess && o.preset) {
+    const conflicts = preprocessConflicts(resolvePreprocess(o.preprocess), { preset: o.preset });
+    if (conflicts.length)
+      throw new ConfigError(
+        `preset ${conflicts.join(', ')}: the model was trained on images preprocessed otherwise (its run's cache), so the map would explain another input than the one it scores; leave the preset out`,
+      );
+  }
   const meta = readModelMeta(o.model.modelDir);
   const pp = await preprocess(o.image, o.row, {
-    preprocess: { preset: o.preset ?? 'biomedclip', ...preprocessFor(meta) },
+    preprocess: o.preprocess ?? { preset: o.preset ?? 'biomedclip', ...preprocessFor(meta) },
+    ...(o.overlay ? { overlay: o.overlay } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
   });
   const size = pp.geometry.outW;

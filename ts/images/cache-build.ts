@@ -16,6 +16,7 @@ import type { StopSignal } from '../common/interrupt.js';
 import { removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
+import { ChexmaskRecords } from '../data/chexmask-records.js';
 import { type IndexEntry, indexEntryProblem, type Split } from '../data/mimic.js';
 import {
   type ContourOptions,
@@ -139,13 +140,23 @@ async function sourceStamp(file: string): Promise<SourceStamp | null> {
 
 const shardName = (k: number) => `shard-${String(k).padStart(5, '0')}`;
 
-function rowsFingerprint(part: IndexEntry[], rows: Map<string, ChexmaskRow> | null, source: string): string {
+/**
+ * The shard's CheXmask rows in one hash. Located rows (the rle source) have their RLE cells read
+ * back one at a time, so the hash is the one of rows that hold them and memory stays one row's.
+ */
+async function rowsFingerprint(
+  part: IndexEntry[],
+  rows: Map<string, ChexmaskRow> | null,
+  source: string,
+  records: ChexmaskRecords | null,
+): Promise<string> {
   const h = createHash('sha1');
   for (const e of part) {
-    const r = rows?.get(e.dicomId);
+    const stored = rows?.get(e.dicomId);
     h.update(`${e.dicomId}|`);
-    if (!r) continue;
-    h.update(`${r.height}x${r.width}|`);
+    if (!stored) continue;
+    h.update(`${stored.height}x${stored.width}|`);
+    const r = source === 'rle' && records ? await records.withRle(stored) : stored;
     if (source === 'rle' && r.rle)
       h.update(`${r.rle.rightLung}|${r.rle.leftLung}|${r.rle.heart}|${r.emptyMasks.join()}`);
     else h.update(new Uint8Array(r.landmarks.buffer, r.landmarks.byteOffset, r.landmarks.byteLength));
@@ -176,6 +187,8 @@ interface BuildSettings {
   dir: string;
   /** Bytes of one record: the S×S gray plane, then the S×S contour bit map. */
   recordBytes: number;
+  /** Where rows joined with locateRle (the rle source) get their RLE cells; set once rows are joined. */
+  records: ChexmaskRecords | null;
 }
 
 function resolveSettings(options: BuildCacheOptions): BuildSettings {
@@ -195,6 +208,7 @@ function resolveSettings(options: BuildCacheOptions): BuildSettings {
     key,
     dir: join(options.out, key),
     recordBytes: 2 * pp.size * pp.size,
+    records: null,
   };
 }
 
@@ -206,9 +220,38 @@ async function chexmaskRows(
   const j = await joinChexmask(
     b.chexmask,
     b.entries.map((e) => e.dicomId),
-    { minDice: b.minDice, source: b.contour.source, idColumn: b.chexmaskIdColumn },
+    {
+      minDice: b.minDice,
+      source: b.contour.source,
+      locateRle: b.contour.source === 'rle',
+      idColumn: b.chexmaskIdColumn,
+    },
   );
   return { rows: j.rows, summary: j.summary };
+}
+
+/**
+ * The reader of located rows' RLE cells (joinChexmask's `locateRle`), when the rle source draws from
+ * such rows: the CSV they came from is `chexmask` when a path, else `chexmaskCsv`.
+ */
+async function locatedRecords(
+  b: BuildSettings,
+  rows: Map<string, ChexmaskRow> | null,
+): Promise<ChexmaskRecords | null> {
+  if (b.contour.source !== 'rle' || !rows) return null;
+  let located = false;
+  for (const r of rows.values())
+    if (r.record && !r.rle) {
+      located = true;
+      break;
+    }
+  if (!located) return null;
+  const csv = typeof b.chexmask === 'string' ? b.chexmask : b.chexmaskCsv;
+  if (csv === undefined)
+    throw new TypeError(
+      'buildCache: CheXmask rows joined with locateRle need chexmaskCsv, the CSV they were joined from',
+    );
+  return ChexmaskRecords.open(csv, b.chexmaskIdColumn);
 }
 
 /** The entries to cache, in order: a malformed entry ends the build; one without a mask is skipped (requireMask). */
@@ -345,9 +388,11 @@ async function decodeRecord(
     const { gray, geometry } = await decodePlane(file, b.pp, b.imageLimits);
     rec.set(gray, 0);
     const stored = rows?.get(e.dicomId);
-    const row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);
+    let row = stored && sizeRowFromImage(stored, geometry.srcW, geometry.srcH, file);
     if (row) {
       checkRowSize(row, geometry.srcW, geometry.srcH, file);
+      // a located row's RLE cells are read for this image only (none held for the whole build)
+      if (b.records) row = await b.records.withRle(row);
       rec.set(maskPlane(row, geometry, b.contour), plane);
     } else rec.fill(0, plane);
     return { source };
@@ -676,6 +721,21 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   // shard temps of an earlier build that was killed (its pid gone): a rebuild writes them anew
   removeStaleTemps(b.dir);
   const { rows, summary: chexmaskSummary } = await chexmaskRows(b);
+  b.records = await locatedRecords(b, rows);
+  try {
+    return await buildShards(b, rows, chexmaskSummary, t0);
+  } finally {
+    await b.records?.close();
+  }
+}
+
+/** buildCache once the rows are joined: plan, shards, entry list and cache.json, and the summary. */
+async function buildShards(
+  b: BuildSettings,
+  rows: Map<string, ChexmaskRow> | null,
+  chexmaskSummary: unknown,
+  t0: number,
+): Promise<CacheSummary> {
   const skipped = new ReasonCounter();
   const planned = planEntries(b, rows, skipped);
   const shards: ShardInfo[] = [];
@@ -698,7 +758,7 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
     const plan: ShardPlan = {
       part,
       ids: part.map((e) => e.dicomId),
-      rowsHash: rowsFingerprint(part, rows, b.contour.source),
+      rowsHash: await rowsFingerprint(part, rows, b.contour.source, b.records),
       binPath: join(b.dir, `${shardName(k)}.bin`),
       manPath: join(b.dir, `${shardName(k)}.json`),
     };

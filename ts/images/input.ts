@@ -40,7 +40,7 @@ export const DEFAULT_MAX_PIXELS = 50_000_000;
 const FORMAT_NAMES = Object.keys(IMAGE_SIGNATURES) as [ImageFormat, ...ImageFormat[]];
 export const ImageLimitsSchema = z
   .object({
-    /** Largest image file (or Buffer) in bytes. */
+    /** Largest image file (or bytes given as a Buffer / Uint8Array). */
     maxFileBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_FILE_BYTES),
     /** Largest width × height the header may declare. */
     maxPixels: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(DEFAULT_MAX_PIXELS),
@@ -51,6 +51,12 @@ export const ImageLimitsSchema = z
       .default([...INPUT_FORMATS]),
   })
   .strict();
+/**
+ * An encoded image (JPEG, PNG or DICOM) given to cxrmask: its file path, or its bytes as a Buffer or
+ * any Uint8Array (what `fetch`'s `arrayBuffer()` and Web streams give), used without a copy.
+ */
+export type EncodedImage = string | Uint8Array;
+
 /** Caps on an input image: file bytes, pixels, and the formats accepted. */
 export type ImageLimits = z.input<typeof ImageLimitsSchema>;
 export type ResolvedImageLimits = z.output<typeof ImageLimitsSchema>;
@@ -134,13 +140,10 @@ export interface CheckedImage {
  * @throws {DataError} `image-missing`, `image-not-file`, `image-too-large` (bytes or pixels) or
  *   `image-corrupt` (unknown format, unreadable header), naming the file.
  */
-export async function checkedImage(
-  input: string | Uint8Array,
-  limits: ResolvedImageLimits,
-): Promise<CheckedImage> {
+export async function checkedImage(input: EncodedImage, limits: ResolvedImageLimits): Promise<CheckedImage> {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
     throw new TypeError(
-      `an image must be a file path or a Buffer, got ${input === null ? 'null' : typeof input}`,
+      `an image must be a file path, a Buffer or a Uint8Array, got ${input === null ? 'null' : typeof input}`,
     );
   }
   const name = typeof input === 'string' ? input : '<buffer>';

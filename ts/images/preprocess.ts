@@ -34,8 +34,9 @@ import {
   type RegionMasks,
 } from '../masks/overlay.js';
 import { MAX_IMAGE_SIZE } from '../model/meta.js';
-import { checkedImage, type ImageLimits, resolveImageLimits } from './input.js';
-import { imageSource } from './source.js';
+import { checkedImage, type EncodedImage, type ImageLimits, resolveImageLimits } from './input.js';
+import { isPilKernel, type PilKernel, pilResize } from './pil-resample.js';
+import { type ImageSource, imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
@@ -83,6 +84,25 @@ export function resolvePreprocess(opts: PreprocessOptions = {}): ResolvedPreproc
     std: (o.std ?? (paper ? [...IMAGENET_STD] : [...CLIP_STD])) as [number, number, number],
     fastShrinkOnLoad: o.fastShrinkOnLoad,
   };
+}
+
+/** The settings that decide what a model sees; shrink-on-load is a speed choice close to either. */
+const TRAINED_FIELDS = ['preset', 'size', 'resize', 'kernel', 'mean', 'std'] as const;
+
+/**
+ * The fields `asked` names whose values differ from the preprocessing a model was trained with, in
+ * words (`preset "biomedclip" (asked) vs "paper" (trained)`); [] when it names none that differ.
+ * Fields `asked` leaves out are not compared: they take the trained values.
+ */
+export function preprocessConflicts(trained: ResolvedPreprocess, asked: PreprocessOptions): string[] {
+  const out: string[] = [];
+  for (const k of TRAINED_FIELDS) {
+    const v = (asked as Record<string, unknown>)[k];
+    if (v === undefined) continue;
+    const [a, t] = [JSON.stringify(v), JSON.stringify(trained[k])];
+    if (a !== t) out.push(`${k} ${a} (asked) vs ${t} (trained)`);
+  }
+  return out;
 }
 
 /** The data settings that change which images a cache holds and with which labels. */
@@ -134,7 +154,7 @@ const decodeError = (e: unknown, file: string) =>
  * header within the pixel cap), then decodes once into the output-grid grayscale plane.
  */
 export async function decodePlane(
-  input: string | Buffer,
+  input: EncodedImage,
   pp: ResolvedPreprocess,
   limits: ImageLimits = {},
 ): Promise<DecodedPlane & { buf: Buffer }> {
@@ -143,6 +163,8 @@ export async function decodePlane(
   try {
     const src = await imageSource(buf, lim.maxPixels, header);
     const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
+    if ((g.resizeW > g.srcW || g.resizeH > g.srcH) && isPilKernel(pp.kernel))
+      return { gray: await enlargePlane(src, g, pp, pp.kernel), geometry: g, buf };
     let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
       kernel: pp.kernel,
@@ -160,9 +182,37 @@ export async function decodePlane(
   }
 }
 
+/**
+ * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks, then the
+ * enlarging is done as Pillow does it (pil-resample.ts): byte for byte open_clip's output when no axis shrinks.
+ */
+async function enlargePlane(
+  src: ImageSource,
+  g: Geometry,
+  pp: ResolvedPreprocess,
+  kernel: PilKernel,
+): Promise<Uint8Array> {
+  const w = Math.min(g.srcW, g.resizeW);
+  const h = Math.min(g.srcH, g.resizeH);
+  let pipe = src.open();
+  if (w !== g.srcW || h !== g.srcH)
+    pipe = pipe.resize(w, h, { fit: 'fill', kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
+  const { data, info } = await pipe.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1 || info.width !== w || info.height !== h)
+    throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
+  const plane = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return await pilResize(
+    plane,
+    w,
+    h,
+    { ...g, width: g.outW, height: g.outH, outW: g.resizeW, outH: g.resizeH },
+    kernel,
+  );
+}
+
 /** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */
 export async function decodeFull(
-  input: string | Buffer,
+  input: EncodedImage,
   limits: ImageLimits = {},
 ): Promise<{ gray: Uint8Array; width: number; height: number }> {
   const lim = resolveImageLimits(limits);
@@ -289,7 +339,7 @@ export const chexmaskArg = rule<object | null | undefined>(
  *   does not fit it.
  */
 export async function preprocess(
-  image: string | Buffer,
+  image: EncodedImage,
   row?: ChexmaskRow | RegionMasks | ChexmaskRecord | null,
   options: { preprocess?: PreprocessOptions; overlay?: OverlayOptions; limits?: ImageLimits } = {},
 ): Promise<PreprocessResult> {

@@ -4,8 +4,7 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
-import { checkPathArg, type LinkPolicy, refuseNonFile, saveTarget } from '../common/files.js';
-import { withAtomicPath } from '../common/io.js';
+import { checkPathArg, type LinkPolicy, refuseNonFile } from '../common/files.js';
 import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
@@ -22,11 +21,11 @@ import {
   attributionOptions,
   attributionResult,
 } from './attribution.js';
+import { CheckpointedLifecycle } from './checkpoint-lifecycle.js';
 import { holdArray, holdImages } from './hold.js';
 import { withJsStack } from './js-stack.js';
-import { NativeLifecycle } from './lifecycle.js';
 import { modelFile, readModelMeta } from './meta.js';
-import { ClassifierCreateSchema, ReadLossSchema, SaveSchema } from './options.js';
+import { ClassifierCreateSchema, ReadLossSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch, variantsOf } from './records.js';
 
 /** Options of `Classifier.create`; the defaults are the paper's (CLASSIFIER_DEFAULTS in model/defaults.ts). */
@@ -58,7 +57,7 @@ export type ClassifierOptions = Omit<ClassifierCreateOptions, 'device'> & { devi
  * A classifier over the addon: the BiomedCLIP image tower with a linear head (or the head alone over
  * features), trained with AdamW.
  */
-export class Classifier extends NativeLifecycle<NativeClassifier> {
+export class Classifier extends CheckpointedLifecycle<NativeClassifier> {
   /** save() stages its file and renames it into place itself, honouring `links`: a run's checkpoint is one call. */
   readonly savesAtomically = true;
   /** Per-sample input size: 3*S*S for images, inputDim for features. */
@@ -309,19 +308,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean; links?: LinkPolicy } = {}): Promise<void> {
-    checkPathArg(path);
-    const { weightsOnly, links } = parseOptions(SaveSchema, options, 'Classifier.save');
-    const native = this.live();
-    try {
-      saveTarget(path, links); // refused before queueing; checked again before the rename (withAtomicPath)
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const stack = new Error('Classifier.save');
-    // the addon writes a temp file; the rename onto the path is withAtomicPath's, after its re-check
-    return this.queue.run(() =>
-      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack), { links }),
-    );
+    return this.saveFile(path, options);
   }
 
   /**
@@ -334,15 +321,7 @@ export class Classifier extends NativeLifecycle<NativeClassifier> {
    * @throws {NativeError} (rejects) the file is missing, unreadable or does not fit this classifier.
    */
   load(path: string): Promise<void> {
-    checkPathArg(path);
-    try {
-      refuseNonFile(path); // a FIFO would block the compute thread, a device never end
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const native = this.live();
-    const stack = new Error('Classifier.load');
-    return this.queue.run(() => withJsStack(native.load(path), stack));
+    return this.loadFile(path);
   }
 
   /**

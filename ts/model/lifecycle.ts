@@ -1,5 +1,5 @@
 /**
- * What ClipModel and Classifier share: one native op at a time (later calls wait their turn), and a
+ * What ClipModel, Classifier and Segmenter share: one native op at a time (later calls wait their turn), and a
  * dispose that refuses new calls at once but lets queued ones finish before the native model is freed.
  */
 import { SerialQueue } from './serial.js';
@@ -11,7 +11,7 @@ export abstract class NativeLifecycle<N extends { dispose(): void }> {
 
   protected constructor(
     native: N,
-    private readonly what: string,
+    protected readonly what: string,
   ) {
     this.#native = native;
   }

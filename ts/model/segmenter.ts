@@ -7,15 +7,14 @@
  * targets (bits 3-5), so training reads records and decodes nothing.
  */
 import { join } from 'node:path';
-import { checkPathArg, type LinkPolicy, refuseNonFile, saveTarget } from '../common/files.js';
-import { withAtomicPath } from '../common/io.js';
+import type { LinkPolicy } from '../common/files.js';
 import { checkArg, parseOptions, positiveInt, typedArray } from '../common/options.js';
 import { type DeviceSpec, loadNative, type NativeSegmenter, type NativeSegmenterInfo } from '../native.js';
+import { CheckpointedLifecycle } from './checkpoint-lifecycle.js';
 import { holdArray, holdImages } from './hold.js';
 import { withJsStack } from './js-stack.js';
-import { NativeLifecycle } from './lifecycle.js';
 import { readSegmenterMeta, type SegmenterMeta } from './meta.js';
-import { SaveSchema, SegmenterLoadSchema } from './options.js';
+import { SegmenterLoadSchema } from './options.js';
 import { checkRecords, type ImageInput, isRecordBatch, type RecordBatch } from './records.js';
 
 /** What a predictor needs from a segmenter (the service codes against this). */
@@ -67,7 +66,7 @@ export interface SegmentStep {
   step: number;
 }
 
-export class Segmenter extends NativeLifecycle<NativeSegmenter> implements SegmenterLike {
+export class Segmenter extends CheckpointedLifecycle<NativeSegmenter> implements SegmenterLike {
   /** save() stages its file and renames it into place itself, honouring `links`: a run's checkpoint is one call. */
   readonly savesAtomically = true;
   readonly size: number;
@@ -193,19 +192,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) the file cannot be written.
    */
   save(path: string, options: { weightsOnly?: boolean; links?: LinkPolicy } = {}): Promise<void> {
-    checkPathArg(path);
-    const { weightsOnly, links } = parseOptions(SaveSchema, options, 'Segmenter.save');
-    const native = this.live();
-    try {
-      saveTarget(path, links); // refused before queueing; checked again before the rename (withAtomicPath)
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const stack = new Error('Segmenter.save');
-    // the addon writes a temp file; the rename onto the path is withAtomicPath's, after its re-check
-    return this.queue.run(() =>
-      withAtomicPath(path, (tmp) => withJsStack(native.save(tmp, weightsOnly), stack), { links }),
-    );
+    return this.saveFile(path, options);
   }
 
   /**
@@ -215,16 +202,7 @@ export class Segmenter extends NativeLifecycle<NativeSegmenter> implements Segme
    * @throws {NativeError} (rejects) the file is missing, unreadable or from another model.
    */
   load(path: string): Promise<void> {
-    checkPathArg(path);
-    try {
-      refuseNonFile(path); // a FIFO would block the compute thread, a device never end
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const native = this.live();
-    const stack = new Error('Segmenter.load');
-    return this.queue.run(async () => {
-      await withJsStack(native.load(path), stack);
+    return this.loadFile(path, () => {
       this.weightsLoaded = true;
     });
   }

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { writeFileAtomicAsync } from '../common/io.js';
 import { parseOptions } from '../common/options.js';
 import { type ChexmaskRow, sizeRowFromImage } from '../data/chexmask.js';
-import { DATASET_FORMATS, type ImageLimits } from '../images/input.js';
+import { DATASET_FORMATS, type EncodedImage, type ImageLimits } from '../images/input.js';
 import { decodeFull, decodePlane, type PreprocessOptions, resolvePreprocess } from '../images/preprocess.js';
 import { identityGeometry } from '../masks/geometry.js';
 import {
@@ -41,7 +41,7 @@ export function checkFigurePath(out: string): void {
 
 /** Renders the figure and writes it (PNG/JPEG by extension) when `out` is given; returns the encoded bytes. */
 export async function renderFigure(
-  image: string | Buffer,
+  image: EncodedImage,
   chexmask: ChexmaskRow | RegionMasks,
   opts: FigureOptions = {},
   out?: string,

@@ -23,6 +23,7 @@ import {
   JoinOptionsSchema,
   parseChexmaskRecord,
 } from '../data/chexmask.js';
+import { readRecordAt } from '../data/chexmask-records.js';
 import { isGzip } from '../data/csv.js';
 import { CsvScanner, KEEP } from '../data/csvscan.js';
 
@@ -223,16 +224,12 @@ export class ChexmaskIndex {
     if (!claimsId(dice, this.options.minDice) && !Number.isNaN(dice)) {
       throw new DataError('low-dice', `Dice RCA (Mean) ${dice.toFixed(3)} < ${this.options.minDice}`, where);
     }
-    const buf = Buffer.allocUnsafe(this.table.length[k]!);
-    const { bytesRead } = await this.file.read(buf, 0, buf.length, this.table.offset[k]!);
-    const values = CsvScanner.splitRecord(buf.subarray(0, bytesRead));
-    // The file changed since the index was built: refuse rather than serve another image's row.
-    if (!values || values[this.idIdx]?.trim() !== id) {
-      throw new DataError('stale-index', 'the CheXmask CSV changed since the index was built', where);
-    }
-    if (values.length !== this.header.length) {
-      throw new DataError('bad-row', `${values.length} cells, header has ${this.header.length}`, where);
-    }
+    const values = await readRecordAt(
+      this.file,
+      { offset: this.table.offset[k]!, length: this.table.length[k]! },
+      { idIdx: this.idIdx, id, columns: this.header.length },
+      where,
+    );
     const rec: Record<string, string> = {};
     this.header.forEach((c, i) => {
       rec[c] = values[i]!;

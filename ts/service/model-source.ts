@@ -1,9 +1,10 @@
 /**
  * What `--model` names for the commands that serve a classifier: an exported model folder (zero-shot,
  * or with `--checkpoint`), or a trained cell of a run (`runs/<run>/cells/<cell>`, or its best.ckpt),
- * whose run config names the model folder and whose cache recorded the contour settings the model
- * was trained with (so predicted contours are drawn as thick as the training ones). A checkpoint
- * given with a model folder brings its cell's contour settings the same way.
+ * whose run config names the model folder and whose cache recorded the contour settings and the
+ * preprocessing the model was trained with (so served images are resized, normalised and contoured
+ * as the training ones were: a `--preset paper` cache squashes with ImageNet statistics). A
+ * checkpoint given with a model folder brings its cell's settings the same way.
  *
  * A cell's head was trained on its run's encoder: the model folder it is put on must still hold the
  * model.json and weights the run recorded in data.json, else the scores would be silently wrong.
@@ -15,6 +16,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
+import type { ResolvedPreprocess } from '../images/preprocess.js';
 import { readRunData, readRunModelDir } from '../model/run-files.js';
 import { checkpointRun } from '../model/run-model.js';
 
@@ -23,7 +25,15 @@ export interface ModelSource {
   checkpoint: string | null;
   /** Contour settings of the cache the cell was trained on (absent for a bare model folder). */
   overlay?: { thickness: number; source: 'landmarks' | 'rle' };
+  /**
+   * Preprocessing of the cache the cell was trained on (preset, size, resize, kernel, mean/std):
+   * absent for a bare model folder, whose images are preprocessed as its model.json says.
+   */
+  preprocess?: ResolvedPreprocess;
 }
+
+/** What a run's cache made its images with, which a served cell must repeat. */
+export type TrainedSettings = Pick<ModelSource, 'overlay' | 'preprocess'>;
 
 /**
  * @throws {ConfigError} `model` is neither a model folder (model.json) nor a trained cell (best.ckpt
@@ -32,8 +42,8 @@ export interface ModelSource {
  */
 export function resolveModelSource(model: string, checkpoint?: string | null): ModelSource {
   if (existsSync(join(model, 'model.json'))) {
-    const contour = checkpoint ? checkpointContour(checkpoint) : undefined;
-    return { modelDir: model, checkpoint: checkpoint ?? null, ...(contour ? { overlay: contour } : {}) };
+    const trained = checkpoint ? checkpointSettings(checkpoint) : {};
+    return { modelDir: model, checkpoint: checkpoint ?? null, ...trained };
   }
   const isFile = existsSync(model) && statSync(model).isFile();
   // resolved, so that `.` or `best.ckpt` typed inside the cell folder is found in its run
@@ -55,38 +65,79 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
   if (!existsSync(join(modelDir, 'model.json'))) {
     throw new ConfigError(`the run's model folder ${modelDir} (config.json model.dir) has no model.json`);
   }
-  const out: ModelSource = { modelDir, checkpoint: ckpt };
-  const contour = runContour(runDir);
-  if (contour) out.overlay = contour;
-  return out;
+  return { modelDir, checkpoint: ckpt, ...runSettings(runDir) };
+}
+
+const PREPROCESS_FIELDS = ['preset', 'size', 'resize', 'kernel', 'mean', 'std', 'fastShrinkOnLoad'] as const;
+
+/** The preprocessing fields of a recorded object (data.json summaries.cache, cache.json); undefined without any. */
+function recordedPreprocess(p: unknown): ResolvedPreprocess | undefined {
+  if (!p || typeof p !== 'object') return undefined;
+  const r = p as Record<string, unknown>;
+  const kept = PREPROCESS_FIELDS.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]);
+  return kept.length ? (Object.fromEntries(kept) as unknown as ResolvedPreprocess) : undefined;
+}
+
+/** Runs already warned about, per warning code: a CLI resolves a cell and then loads it. */
+const warned = new Set<string>();
+
+function warnOnce(runDir: string, code: string, message: string): void {
+  if (warned.has(`${code}\0${runDir}`)) return;
+  warned.add(`${code}\0${runDir}`);
+  process.emitWarning(message, { code });
 }
 
 /**
- * The contour settings a run trained with: recorded in its data.json (runs since 2026-12-05), else
- * read from the cache its data.json names. Neither (an older run whose cache was deleted): undefined,
- * with a warning, since the contours are then drawn with the defaults.
+ * The contour settings and preprocessing a run trained with: recorded in its data.json (contours
+ * since 2026-12-05, preprocessing since 2026-12-06), else read from the cache its data.json names.
+ * Neither (an older run whose cache was deleted): left out, with a warning for each (once per run),
+ * since contours are then drawn with the defaults and images preprocessed as the model folder says.
  */
-export function runContour(runDir: string): ModelSource['overlay'] {
+export function runSettings(runDir: string): TrainedSettings {
   const data = readRunData(runDir);
-  const recorded = (data?.summaries?.['cache'] as { contour?: ModelSource['overlay'] | null } | undefined)
-    ?.contour;
-  if (recorded) return { thickness: recorded.thickness, source: recorded.source };
-  const cacheDir = data?.fingerprint.cacheDir;
-  const c = cacheDir
-    ? readJson<{ contour?: ModelSource['overlay'] }>(join(cacheDir, 'cache.json'))?.contour
+  const recorded = data?.summaries?.['cache'] as
+    | { contour?: ModelSource['overlay'] | null; preprocess?: unknown }
+    | undefined;
+  let overlay = recorded?.contour
+    ? { thickness: recorded.contour.thickness, source: recorded.contour.source }
     : undefined;
-  if (c) return { thickness: c.thickness, source: c.source };
-  if (cacheDir) {
-    process.emitWarning(
-      `${runDir}: the cache it trained on (${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}) is gone and its data.json predates recording the contour settings, so contours are drawn with the defaults`,
-      { code: 'CXRMASK_CONTOUR_UNKNOWN' },
-    );
+  let preprocess = recordedPreprocess(recorded?.preprocess);
+  const cacheDir = data?.fingerprint.cacheDir;
+  let meta: { contour?: ModelSource['overlay']; preprocess?: unknown } | null = null;
+  if ((!overlay || !preprocess) && cacheDir) {
+    meta = readJson(join(cacheDir, 'cache.json'));
+    if (!overlay && meta?.contour)
+      overlay = { thickness: meta.contour.thickness, source: meta.contour.source };
+    preprocess ??= recordedPreprocess(meta?.preprocess);
   }
-  return undefined;
+  if (cacheDir && (!overlay || !preprocess)) {
+    const where = `${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}`;
+    const gone = meta
+      ? `${runDir}: neither its data.json nor the cache it trained on (${where}) records`
+      : `${runDir}: the cache it trained on (${where}) is gone and its data.json predates recording`;
+    if (!overlay)
+      warnOnce(
+        runDir,
+        'CXRMASK_CONTOUR_UNKNOWN',
+        `${gone} the contour settings, so contours are drawn with the defaults`,
+      );
+    if (!preprocess)
+      warnOnce(
+        runDir,
+        'CXRMASK_PREPROCESS_UNKNOWN',
+        `${gone} its preprocessing, so images are preprocessed as the model folder's model.json says (the biomedclip preset), which may not be what the run trained on`,
+      );
+  }
+  return { ...(overlay ? { overlay } : {}), ...(preprocess ? { preprocess } : {}) };
 }
 
-/** runContour of the run holding `runs/<run>/cells/<cell>/best.ckpt`; undefined for any other path. */
-export function checkpointContour(checkpoint: string): ModelSource['overlay'] {
+/** The contour settings a run trained with (runSettings). */
+export function runContour(runDir: string): ModelSource['overlay'] {
+  return runSettings(runDir).overlay;
+}
+
+/** runSettings of the run holding `runs/<run>/cells/<cell>/best.ckpt`; none for any other path. */
+export function checkpointSettings(checkpoint: string): TrainedSettings {
   const runDir = checkpointRun(checkpoint);
-  return runDir ? runContour(runDir) : undefined;
+  return runDir ? runSettings(runDir) : {};
 }

@@ -23,10 +23,11 @@ import { ConfigError } from '../common/errors.js';
 import { FINDINGS, type Finding } from '../common/labels.js';
 import { checkArg, flag, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, parseChexmaskRecord } from '../data/chexmask.js';
-import { type ImageLimits, resolveImageLimits } from '../images/input.js';
+import { type EncodedImage, type ImageLimits, resolveImageLimits } from '../images/input.js';
 import {
   chexmaskArg,
   planeToTensor,
+  preprocessConflicts,
   type ResolvedPreprocess,
   resolvePreprocess,
 } from '../images/preprocess.js';
@@ -50,7 +51,7 @@ import { MODEL_CHOICE, type OpenedModel, openModel } from '../model/open.js';
 import { aFunction, anObject } from '../model/options.js';
 import { type SegmenterLike, untrainedMessage } from '../model/segmenter.js';
 import { type BatchCounts, BatchQueue } from './batch-queue.js';
-import { checkpointContour } from './model-source.js';
+import { checkpointSettings } from './model-source.js';
 import { contourFromRegionBits, regionBitsOnGrid } from './region-bits.js';
 
 /** The kinds of model a predictor serves (ts/model/kinds.ts). */
@@ -73,7 +74,7 @@ export interface PreprocessedPair {
 
 /** Replaces `preprocess` (tests, other image sources). */
 export type PreprocessFn = (
-  image: string | Buffer,
+  image: EncodedImage,
   chexmask: unknown,
   options: {
     preprocess?: Record<string, unknown>;
@@ -104,7 +105,13 @@ export interface PredictorOptions {
    * checkpoint inside runs/<run>/cells/, the contour thickness and source of the run's cache.
    */
   overlay?: Record<string, unknown>;
-  /** Preprocessing overrides (default: matches model.json). */
+  /**
+   * Preprocessing (preset, size, resize, kernel, mean, std, fastShrinkOnLoad). Default: for a
+   * checkpoint inside runs/<run>/cells/, the preprocessing of the run's cache (a `--preset paper`
+   * cache: squash resize and ImageNet statistics); otherwise model.json's size, mean and std with the
+   * biomedclip preset. A field given that differs from what such a checkpoint was trained with is
+   * refused (ConfigError naming it); the fields left out take the trained values.
+   */
   preprocess?: Record<string, unknown>;
   /**
    * What an image may be (ts/images/input.ts): formats by their leading bytes (default JPEG, PNG),
@@ -244,7 +251,8 @@ export class MaskingPredictor {
    * Loads the model (zero-shot, or the checkpoint) and the segmenter, ready to predict.
    * @throws {TypeError|RangeError} (rejects) an unknown option, or one of the wrong type or out of range.
    * @throws {ConfigError} (rejects) the segmenter was never trained or does not fit the model's images,
-   *   or `preprocess.size` is not the model's image size (model.json `imageSize`); see openModel for
+   *   `preprocess.size` is not the model's image size (model.json `imageSize`), or `preprocess` names
+   *   a value other than the one a run's checkpoint was trained with; see openModel for
    *   the checkpoint (a run's cell over a model folder that is not the one its run recorded is refused).
    */
   static async load(options: PredictorOptions): Promise<MaskingPredictor> {
@@ -254,10 +262,18 @@ export class MaskingPredictor {
     const prep: PreprocessFn =
       o.preprocessFn ?? ((await import('../images/preprocess.js')).preprocess as unknown as PreprocessFn);
     const meta: Partial<ModelMeta> = o.preprocessFn ? {} : readModelMeta(o.modelDir);
+    // A run's cell sees images made as its cache made them, contours drawn as thick.
+    const trained = o.checkpoint ? checkpointSettings(o.checkpoint) : {};
+    if (trained.preprocess && o.preprocess) {
+      const conflicts = preprocessConflicts(trained.preprocess, o.preprocess);
+      if (conflicts.length)
+        throw new ConfigError(
+          `preprocess ${conflicts.join(', ')}: ${o.checkpoint} was trained on images its run's cache preprocessed otherwise, and scores on other images would be skewed; leave these fields out`,
+        );
+    }
     const prepOptions = {
-      preprocess: { ...preprocessFor(meta), ...(o.preprocess ?? {}) },
-      // A run's cell draws its contours as thick as the cache it was trained on.
-      overlay: o.overlay ?? (o.checkpoint ? checkpointContour(o.checkpoint) : undefined) ?? {},
+      preprocess: { ...(trained.preprocess ?? preprocessFor(meta)), ...(o.preprocess ?? {}) },
+      overlay: o.overlay ?? trained.overlay ?? {},
       limits: resolveImageLimits(o.imageLimits),
     };
     const size = resolvePreprocess(prepOptions.preprocess).size;
@@ -325,7 +341,7 @@ export class MaskingPredictor {
    * @throws {NativeError} (rejects) a model step failed (e.g. NaN in the image).
    * @throws {Error} (rejects) the predictor is disposed.
    */
-  predict(image: string | Buffer, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
+  predict(image: EncodedImage, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
     // captured before anything is queued: the model steps run from the batch queue, not from here
     const caller = new Error('MaskingPredictor.predict');
     return withJsStack(
@@ -335,7 +351,7 @@ export class MaskingPredictor {
     );
   }
 
-  private async run(image: string | Buffer, chexmask: unknown, options: unknown): Promise<Prediction> {
+  private async run(image: EncodedImage, chexmask: unknown, options: unknown): Promise<Prediction> {
     const extras = parseOptions(PredictExtrasSchema, options, 'MaskingPredictor.predict');
     checkArg(chexmaskArg, chexmask, 'chexmask');
     // A raw CSV record is parsed once here, so that its region bits can be returned too.
