@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -45,8 +46,12 @@ const char* ErrnoName(int err) {
   }
 }
 
-[[noreturn]] void ThrowIo(const std::string& path, int err) {
-  throw IoError("cannot write " + path + ": " + std::strerror(err) + " (" + ErrnoName(err) + ")");
+// The test hook that fails a save past N bytes (FileSink), as a full disk would.
+constexpr const char* kFaultVar = "CXRMASK_FAULT_WRITE_BYTES";
+
+[[noreturn]] void ThrowIo(const std::string& path, int err, bool injected) {
+  throw IoError("cannot write " + path + ": " + std::strerror(err) + " (" + ErrnoName(err) +
+                (injected ? std::string(", injected by ") + kFaultVar : "") + ")");
 }
 
 // Where torch's zip writer puts its bytes. It never sees a failure: an exception thrown inside the
@@ -55,11 +60,9 @@ const char* ErrnoName(int err) {
 // reports it once the writer has finished.
 class FileSink {
  public:
-  explicit FileSink(const std::string& path) {
+  FileSink(const std::string& path, int64_t fault_after) : fault_after_(fault_after) {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) err_ = errno;
-    const char* limit = std::getenv("CXRMASK_FAULT_WRITE_BYTES");
-    if (limit != nullptr && *limit != '\0') fault_after_ = std::strtoll(limit, nullptr, 10);
   }
   ~FileSink() {
     if (fd_ >= 0) ::close(fd_);
@@ -68,6 +71,7 @@ class FileSink {
     if (err_ != 0) return n;
     if (fault_after_ >= 0 && written_ + static_cast<int64_t>(n) > fault_after_) {
       err_ = ENOSPC;
+      injected_ = true;
       return n;
     }
     const char* p = static_cast<const char*>(data);
@@ -94,19 +98,52 @@ class FileSink {
     }
     return err_;
   }
+  // Whether the error came from CXRMASK_FAULT_WRITE_BYTES, not from the disk.
+  bool injected() const { return injected_; }
 
  private:
   int fd_ = -1;
   int err_ = 0;
   int64_t written_ = 0;
   int64_t fault_after_ = -1;
+  bool injected_ = false;
 };
 
+// The test hook's byte budget, -1 when unset or empty. Anything but a whole number >= 0 is refused:
+// strtoll read `off` or `no` as 0, and every save then failed with a false "No space left on
+// device".
+int64_t FaultAfterBytes() {
+  const char* limit = std::getenv(kFaultVar);
+  if (limit == nullptr || *limit == '\0') return -1;
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(limit, &end, 10);
+  if (!std::isdigit(static_cast<unsigned char>(*limit)) || *end != '\0' || errno == ERANGE ||
+      n < 0) {
+    throw std::invalid_argument(
+        std::string(kFaultVar) + "=" + limit +
+        " is not a byte count (a whole number >= 0; unset it to write normally)");
+  }
+  return n;
+}
+
+// `<path>.tmp-<pid>-<hex>`, its name part cut (at a UTF-8 character boundary) so that the temp's
+// name stays within 255 bytes and its path within 4095: a target name near the limit is still
+// writable.
 std::string TempPathFor(const std::string& path) {
+  constexpr size_t kNameMax = 255;
+  constexpr size_t kPathMax = 4095;
   std::random_device rd;
   char hex[9];
   std::snprintf(hex, sizeof hex, "%08x", rd());
-  return path + ".tmp-" + std::to_string(::getpid()) + "-" + hex;
+  const std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + hex;
+  const size_t slash = path.find_last_of('/');
+  const size_t name_at = slash == std::string::npos ? 0 : slash + 1;
+  const size_t path_room =
+      kPathMax > name_at + suffix.size() ? kPathMax - name_at - suffix.size() : 0;
+  size_t keep = std::min({path.size() - name_at, kNameMax - suffix.size(), path_room});
+  while (keep > 0 && (static_cast<unsigned char>(path[name_at + keep]) & 0xC0) == 0x80) --keep;
+  return path.substr(0, name_at + keep) + suffix;
 }
 
 void SyncParentDir(const std::string& path) {
@@ -126,10 +163,12 @@ void SaveAtomically(torch::serialize::OutputArchive& ar, const std::string& path
   if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     throw std::invalid_argument(path + " is not a regular file; refusing to write over it");
   }
+  const int64_t fault_after = FaultAfterBytes();
   const std::string tmp = TempPathFor(path);
   int err = 0;
+  bool injected = false;
   {
-    FileSink sink(tmp);
+    FileSink sink(tmp, fault_after);
     try {
       ar.save_to([&sink](const void* data, size_t n) { return sink.Write(data, n); });
     } catch (const c10::Error& e) {
@@ -142,11 +181,12 @@ void SaveAtomically(torch::serialize::OutputArchive& ar, const std::string& path
       throw;
     }
     err = sink.Finish();
+    injected = sink.injected();
   }
   if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
   if (err != 0) {
     ::unlink(tmp.c_str());
-    ThrowIo(path, err);
+    ThrowIo(path, err, injected);
   }
   SyncParentDir(path);
 }

@@ -23,11 +23,13 @@ class IoError : public std::runtime_error {
 };
 
 // Writes params (and the optimizer state when `optimizer` is given) into `ar`, then saves it
-// atomically: into `<path>.tmp-<pid>-<hex>` next to it, fsynced, renamed over `path`. On any write
-// error the temp file is removed, nothing appears under `path`, and IoError names the file and the
-// errno. A `path` that exists and is not a regular file (a symlink, FIFO, device or folder) is
-// refused with std::invalid_argument before anything is written. Test-only:
-// CXRMASK_FAULT_WRITE_BYTES=N makes the write fail with ENOSPC past N bytes.
+// atomically: into `<path>.tmp-<pid>-<hex>` next to it (its name cut to fit 255 bytes), fsynced,
+// renamed over `path`. On any write error the temp file is removed, nothing appears under `path`,
+// and IoError names the file and the errno. A `path` that exists and is not a regular file (a
+// symlink, FIFO, device or folder) is refused with std::invalid_argument before anything is
+// written. Test-only: CXRMASK_FAULT_WRITE_BYTES=N makes the write fail with ENOSPC past N bytes,
+// the message saying it was injected; a value that is not a whole number >= 0 is refused
+// (std::invalid_argument naming the variable) before anything is written.
 void SaveCheckpoint(torch::serialize::OutputArchive& ar, const NamedTensors& state,
                     torch::optim::AdamW* optimizer, const std::string& path);
 

@@ -1,5 +1,13 @@
 /** `cxrmask explain`: PNG + JSON for an image with its CheXmask row; bad input named. */
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { test } from 'uvu';
@@ -199,6 +207,24 @@ test('explain refuses an --out that is not a .png and a --json that is --out, be
   }
   assert.is(readFileSync(join(dir, 'keep.png'), 'utf8'), 'an earlier heat map');
   assert.not.ok(existsSync(join(dir, 'taken.png')));
+});
+
+test('explain writes the PNG and the JSON as a pair: when the numbers cannot be written, the earlier heat map stays', async () => {
+  requireModel();
+  const syn = await synthesize({ out: tempDir(), n: 2, seed: 4, width: 128, height: 160 });
+  const dir = tempDir();
+  const out = join(dir, 'e.png');
+  writeFileSync(out, 'an earlier heat map');
+  // the numbers' folder is a file: the JSON write fails after the attribution
+  writeFileSync(join(dir, 'plain'), 'a file');
+  const json = join(dir, 'plain', 'e.json');
+  const args = ['explain', '--image', join(syn.mimicRoot, syn.images[0]!.path), '--model', MODEL_DIR];
+  args.push('--finding', 'Edema', '--method', 'gradient', '--device', 'cpu', '--out', out, '--json', json);
+  const r = runCli(args);
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /plain\/e\.json: cannot write/);
+  assert.is(readFileSync(out, 'utf8'), 'an earlier heat map', 'the PNG was replaced without its numbers');
+  assert.equal(readdirSync(dir).sort(), ['e.png', 'plain']);
 });
 
 test.run();

@@ -25,10 +25,12 @@ import {
   readJson,
   removeStaleTemps,
   saveCheckpoint,
+  tempOwner,
   tmpPathFor,
   withAtomicPath,
   writeFileAtomic,
   writeFileAtomicAsync,
+  writeFilesAtomic,
   writeJsonAtomic,
 } from '../../ts/common/io.js';
 
@@ -489,6 +491,139 @@ test("removeStaleTemps: this host's temp of a dead pid is removed; another host'
   for (const f of Object.values(names)) writeFileSync(join(dir, f), 'x');
   assert.equal(removeStaleTemps(dir).sort(), [names.oldFormatDead, names.oursDead].sort());
   assert.equal(readdirSync(dir).sort(), [names.otherHostDead, names.oursLive].sort());
+});
+
+test('a file name of up to 255 bytes is written by every atomic writer: the temp name is cut to fit, never the file', async () => {
+  const d = mkdtempSync(join(tmp, 'long-'));
+  // ASCII, and multi-byte names whose cut must fall between characters
+  const names = [
+    `${'b'.repeat(236)}.png`,
+    `${'b'.repeat(250)}.json`,
+    `${'é'.repeat(125)}.png`,
+    `${'数'.repeat(83)}.ckpt`,
+  ];
+  for (const name of names) {
+    assert.ok(Buffer.byteLength(name) > 200 && Buffer.byteLength(name) <= 255, name);
+    const p = join(d, name);
+    writeFileAtomic(p, 'sync');
+    assert.is(readFileSync(p, 'utf8'), 'sync');
+    await writeFileAtomicAsync(p, 'async');
+    assert.is(readFileSync(p, 'utf8'), 'async');
+    await withAtomicPath(p, async (t) => writeFileSync(t, 'staged'));
+    assert.is(readFileSync(p, 'utf8'), 'staged');
+    rmSync(p);
+  }
+  assert.equal(readdirSync(d), [], 'a temp file was left');
+});
+
+test("a temp name of a long file and a 64-byte host fits 255 bytes and still reads back as the writer's pid and host", () => {
+  const cloud = 'ip-10-0-12-34.eu-west-1.compute.internal.';
+  const host = cloud + 'h'.repeat(64 - cloud.length);
+  assert.is(host.length, 64); // the longest host name Linux allows
+  for (const name of [`${'b'.repeat(240)}.png`, `${'ü'.repeat(120)}.json`, 'x.png']) {
+    const t = basename(tmpPathFor(join(tmp, 'any', name), host));
+    assert.ok(Buffer.byteLength(t) <= 255, `${Buffer.byteLength(t)} bytes`);
+    assert.is(Buffer.from(t).toString(), t, 'cut inside a character');
+    assert.ok(name.startsWith(t.slice(0, t.indexOf('.tmp-'))), 'the temp starts with the file name');
+    assert.equal(tempOwner(t), { pid: process.pid, host });
+  }
+  // a short name is kept whole
+  assert.match(basename(tmpPathFor(join(tmp, 'x.png'))), /^x\.png\.tmp-\d+-[0-9a-f]{8}@/);
+  assert.equal(tempOwner('epoch-2.ckpt.tmp-42-0a1b2c3d'), { pid: 42, host: null });
+  assert.is(tempOwner('notes.tmp-x'), null);
+
+  // removeStaleTemps reads such names back: this host's dead writer removed, another host's kept
+  const dir = mkdtempSync(join(tmp, 'stale-long-'));
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  const ours = basename(tmpPathFor(join(dir, `${'b'.repeat(240)}.png`)));
+  const ourHost = tempOwner(ours)!.host!;
+  const cut = ours.slice(0, ours.indexOf('.tmp-'));
+  const oursDead = `${cut.slice(0, 100)}.tmp-${dead}-0a1b2c3d@${ourHost}`;
+  const otherDead = `${cut.slice(0, 100)}.tmp-${dead}-0a1b2c3d@${host}`;
+  for (const f of [oursDead, otherDead]) writeFileSync(join(dir, f), 'x');
+  assert.equal(removeStaleTemps(dir), [oursDead]);
+  assert.equal(readdirSync(dir), [otherDead]);
+});
+
+test("a temp that cannot be made (or cleaned up) is reported as the user's file: DataError write-failed naming it first", async () => {
+  const d = mkdtempSync(join(tmp, 'unwritable-'));
+  // a folder so deep that no temp name fits under the 4095-byte path limit, though the file's own
+  // path does: the open fails, and so did the cleanup's rm (ENAMETOOLONG), which hid the first error
+  let deep = d;
+  while (deep.length < 4084) deep = join(deep, 'd'.repeat(Math.min(200, 4083 - deep.length)));
+  mkdirSync(deep, { recursive: true });
+  const inDeep = join(deep, 'o.json');
+  assert.ok(inDeep.length <= 4095, `${inDeep.length}`);
+  // a regular file where a folder should be: the mkdir, the open and the rm all fail
+  writeFileSync(join(d, 'plain'), 'a file');
+  const underFile = join(d, 'plain', 'out.json');
+  for (const [path, code] of [
+    [inDeep, 'ENAMETOOLONG'],
+    [underFile, /^(EEXIST|ENOTDIR)$/],
+  ] as const) {
+    const writers: [string, () => unknown][] = [
+      ['writeFileAtomic', () => writeFileAtomic(path, '{}')],
+      ['writeFileAtomicAsync', () => writeFileAtomicAsync(path, '{}')],
+      ['withAtomicPath', () => withAtomicPath(path, async (t) => writeFileSync(t, '{}'))],
+      ['writeFilesAtomic', () => writeFilesAtomic([{ path, data: '{}' }])],
+    ];
+    for (const [what, write] of writers) {
+      try {
+        await write();
+        assert.unreachable(`${what}: the write went ahead`);
+      } catch (e) {
+        assert.instance(e, DataError, `${what}: ${String(e)}`);
+        assert.is((e as DataError).reason, 'write-failed', what);
+        assert.is((e as DataError).where.file, path, what);
+        if (typeof code === 'string') assert.is((e as DataError & { code: string }).code, code, what);
+        else assert.match((e as DataError & { code: string }).code, code, what);
+        assert.ok(
+          (e as Error).message.startsWith(`${path}: cannot write: `),
+          `${what}: ${(e as Error).message}`,
+        );
+      }
+    }
+  }
+  assert.equal(readdirSync(deep), []);
+});
+
+test('writeFilesAtomic: a pair is replaced together or not at all; a folder at either path is refused before any temp is made', () => {
+  const d = mkdtempSync(join(tmp, 'pair-'));
+  const png = join(d, 'e.png');
+  const json = join(d, 'e.json');
+  writeFilesAtomic([
+    { path: png, data: 'map 1' },
+    { path: json, data: 'numbers 1' },
+  ]);
+  assert.is(readFileSync(png, 'utf8'), 'map 1');
+  assert.is(readFileSync(json, 'utf8'), 'numbers 1');
+  // the second file cannot be written (its folder is a file): the first keeps its earlier content
+  writeFileSync(join(d, 'plain'), 'a file');
+  try {
+    writeFilesAtomic([
+      { path: png, data: 'map 2' },
+      { path: join(d, 'plain', 'e.json'), data: 'numbers 2' },
+    ]);
+    assert.unreachable('the pair was written');
+  } catch (e) {
+    assert.instance(e, DataError);
+    assert.is((e as DataError).where.file, join(d, 'plain', 'e.json'));
+  }
+  assert.is(readFileSync(png, 'utf8'), 'map 1');
+  // a folder at the second path: refused before the first is staged
+  mkdirSync(join(d, 'taken.json'));
+  try {
+    writeFilesAtomic([
+      { path: png, data: 'map 3' },
+      { path: join(d, 'taken.json'), data: 'numbers 3' },
+    ]);
+    assert.unreachable('the pair was written');
+  } catch (e) {
+    assert.instance(e, DataError);
+    assert.is((e as DataError).reason, 'not-a-file');
+  }
+  assert.is(readFileSync(png, 'utf8'), 'map 1');
+  assert.equal(readdirSync(d).sort(), ['e.json', 'e.png', 'plain', 'taken.json']);
 });
 
 test('writeFileAtomic writes a buffer over 2 GiB in calls of at most 1 GiB (one writeSync is refused over 2^31-1 bytes)', () => {

@@ -19,13 +19,19 @@ import { Segmenter } from '../../ts/model/segmenter.js';
 
 import { MODEL_DIR, ROOT, requireModel, toyBatch } from './helpers.js';
 
-async function rejectsWithIo(p: Promise<unknown>, path: string): Promise<void> {
+/** `injected`: the failure came from CXRMASK_FAULT_WRITE_BYTES, and its message must say so (and only then). */
+async function rejectsWithIo(p: Promise<unknown>, path: string, injected = true): Promise<void> {
   try {
     await p;
   } catch (e) {
     assert.instance(e, NativeError);
     assert.is((e as NativeError).code, 'ERR_IO');
     assert.match((e as Error).message, /ENOSPC/);
+    assert.is(
+      (e as Error).message.includes('injected by CXRMASK_FAULT_WRITE_BYTES'),
+      injected,
+      (e as Error).message,
+    );
     assert.ok((e as Error).message.includes(`cannot write ${path}: `), (e as Error).message);
     assert.not.match((e as Error).message, /\.tmp-/, 'the message names a temp file, not the path');
     return;
@@ -153,6 +159,75 @@ test('training stops with a DataError naming the checkpoint; resume removes stal
   }
 });
 
+test('CXRMASK_FAULT_WRITE_BYTES that is not a whole byte count is refused naming the variable, before anything is written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-fault-env-'));
+  const c = await Classifier.create({ inputDim: 6, device: 'cpu', seed: 1 });
+  const path = join(dir, 'best.ckpt');
+  try {
+    // strtoll read each of these as 0 (or 1): every save then failed with a false "No space left on device"
+    for (const value of [
+      'off',
+      'no',
+      'abc',
+      '-1',
+      '+5',
+      ' 5',
+      '5x',
+      '1e3',
+      '0x10',
+      '99999999999999999999999',
+    ]) {
+      process.env['CXRMASK_FAULT_WRITE_BYTES'] = value;
+      try {
+        await c.save(path);
+        assert.unreachable(`${value}: the save went ahead`);
+      } catch (e) {
+        assert.instance(e, NativeError, `${value}: ${String(e)}`);
+        assert.is((e as NativeError).code, 'ERR_INVALID_ARG', value);
+        assert.ok(
+          (e as Error).message.includes(`CXRMASK_FAULT_WRITE_BYTES=${value} is not a byte count`),
+          (e as Error).message,
+        );
+        assert.not.match((e as Error).message, /ENOSPC|No space/);
+      } finally {
+        delete process.env['CXRMASK_FAULT_WRITE_BYTES'];
+      }
+      assert.equal(readdirSync(dir), [], `${value}: a file was left`);
+    }
+    // empty is unset; a whole number injects its failure past that many bytes
+    process.env['CXRMASK_FAULT_WRITE_BYTES'] = '';
+    try {
+      await c.save(path);
+    } finally {
+      delete process.env['CXRMASK_FAULT_WRITE_BYTES'];
+    }
+    assert.equal(readdirSync(dir), ['best.ckpt']);
+    await withFaultAfter(0, () => rejectsWithIo(c.save(path), path));
+  } finally {
+    await c.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a checkpoint name of up to 255 bytes is saved: the native temp name is cut to fit, never the file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-long-ckpt-'));
+  const c = await Classifier.create({ inputDim: 6, device: 'cpu', seed: 1 });
+  try {
+    for (const name of [`${'b'.repeat(250)}.ckpt`, `${'数'.repeat(83)}.pt`]) {
+      const path = join(dir, name);
+      await c.save(path);
+      assert.equal(readdirSync(dir), [name]);
+      const back = await Classifier.create({ inputDim: 6, device: 'cpu', seed: 2 });
+      await back.load(path);
+      await back.dispose();
+      rmSync(path);
+    }
+  } finally {
+    await c.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('removeStaleTemps removes the temp files of dead processes only', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cxrmask-stale-'));
   try {
@@ -200,7 +275,7 @@ test('a real full tmpfs: the save rejects, the process lives, nothing is left (r
       // the tmpfs is as full as it gets
     }
     const path = join(mnt, 'model.ckpt');
-    await rejectsWithIo(c.save(path), path);
+    await rejectsWithIo(c.save(path), path, false);
     assert.not.ok(existsSync(path));
     assert.equal(readdirSync(mnt), ['filler']);
     rmSync(filler);

@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { ConfigError, UsageError } from '../common/errors.js';
-import { writeFileAtomic, writeJsonAtomic } from '../common/io.js';
+import { toJson, writeFilesAtomic } from '../common/io.js';
 import { FINDINGS } from '../common/labels.js';
 import { chexmaskRowFor } from '../data/chexmask.js';
 import { explainImage } from '../explain/image.js';
@@ -161,8 +161,16 @@ const command: CommandModule<object, ExplainArgv> = {
         preset: argv.preset,
         limits,
       });
-      writeFileAtomic(argv.out, png, { links: 'follow' });
-      writeJsonAtomic(json, { image: argv.image, dicomId: argv.id ?? null, ...numbers }, { links: 'follow' });
+      // as a pair: a failed write of either (a full disk) replaces neither, so the map and the numbers
+      // on disk always come from the same call
+      const record = { image: argv.image, dicomId: argv.id ?? null, ...numbers };
+      writeFilesAtomic(
+        [
+          { path: argv.out, data: png },
+          { path: json, data: `${toJson(record)}\n` },
+        ],
+        { links: 'follow' },
+      );
       process.stdout.write(`${argv.out}, ${json}\n`);
     }),
 };

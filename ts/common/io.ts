@@ -24,7 +24,7 @@ import {
   statSync,
   writeSync,
 } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ConfigError, DataError, NativeError } from './errors.js';
@@ -52,16 +52,39 @@ export function writeFailure(path: string, e: unknown): unknown {
   return Object.assign(out, { code: err.code, cause: err });
 }
 
-/** This machine's name as a temp name carries it (only characters safe in a file name). */
-const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'unknown';
+/**
+ * This machine's name as a temp name carries it: only characters safe in a file name, and at most the
+ * 64 bytes a Linux host name may have (so a temp name keeps room for the file's own name).
+ */
+const HOST = (hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'unknown').slice(0, 64);
+
+/** The longest file name, and path (without its NUL), that Linux takes, in bytes. */
+const NAME_MAX = 255;
+const PATH_MAX = 4095;
+
+/** `s` cut to at most `bytes` bytes of UTF-8, at a character boundary. */
+function cutUtf8(s: string, bytes: number): string {
+  const b = Buffer.from(s);
+  if (b.length <= bytes) return s;
+  let n = Math.max(0, bytes);
+  while (n > 0 && ((b[n] as number) & 0xc0) === 0x80) n--;
+  return b.subarray(0, n).toString();
+}
 
 /**
- * A temp path beside `path`: `<path>.tmp-<pid>-<hex>@<host>`. The host lets removeStaleTemps tell a
- * dead local writer from a live one on another machine sharing the disk (or another container: its
- * pids are not ours to check).
+ * A temp path beside `path`: `<name>.tmp-<pid>-<hex>@<host>`, where `<name>` is the file's name cut
+ * (at a character boundary) so that the temp's name fits 255 bytes and its path 4095: the suffix
+ * (up to 86 bytes) made a valid name of over ~170 bytes unwritable, at a length that depended on the
+ * machine's name. The host lets removeStaleTemps tell a dead local writer from a live one on another
+ * machine sharing the disk (or another container: its pids are not ours to check).
+ * @param host the writer's host as temp names carry it (tests: a long one); this machine's by default.
  */
-export function tmpPathFor(path: string): string {
-  return `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}@${HOST}`;
+export function tmpPathFor(path: string, host: string = HOST): string {
+  const suffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}@${host}`;
+  const at = path.lastIndexOf('/') + 1;
+  const folderBytes = Buffer.byteLength(path.slice(0, at));
+  const room = Math.min(NAME_MAX, PATH_MAX - folderBytes) - Buffer.byteLength(suffix);
+  return path.slice(0, at) + cutUtf8(path.slice(at), room) + suffix;
 }
 
 /**
@@ -69,6 +92,15 @@ export function tmpPathFor(path: string): string {
  * checkpoint writer) wrote `<name>.tmp-<pid>[-<hex>]`, without the host.
  */
 const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?(?:@([A-Za-z0-9._-]+))?$/;
+
+/**
+ * Who wrote a temp file, read back from its name (tmpPathFor's, or an older one's): its pid, and its
+ * host (null for a temp without one); null for a name that is not a temp's.
+ */
+export function tempOwner(name: string): { pid: number; host: string | null } | null {
+  const m = TEMP_NAME.exec(name);
+  return m ? { pid: Number(m[1]), host: m[2] ?? null } : null;
+}
 
 function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
@@ -96,8 +128,8 @@ export function removeStaleTemps(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const f of names) {
-    const m = TEMP_NAME.exec(f);
-    if (!m || (m[2] !== undefined && m[2] !== HOST) || processAlive(Number(m[1]))) continue;
+    const owner = tempOwner(f);
+    if (!owner || (owner.host !== null && owner.host !== HOST) || processAlive(owner.pid)) continue;
     rmSync(join(dir, f), { force: true, recursive: true });
     removed.push(f);
   }
@@ -147,28 +179,52 @@ export function fsyncPath(path: string): void {
  * forever on a FIFO and failed on a folder the user may not read, after the file was in place.
  */
 export function fsyncEntry(path: string): void {
-  const fd = openSync(path, 'r');
+  useFd(openSync(path, 'r'), (fd) => {
+    try {
+      fsyncSync(fd);
+    } catch (e) {
+      // some filesystems refuse fsync on a folder opened read-only; the data itself was synced above
+      if (!fstatSync(fd).isDirectory()) throw e;
+    }
+  });
+}
+
+/**
+ * Runs `use(fd)`, then closes `fd`. A failed close is thrown only after a `use` that succeeded (on a
+ * network disk a close can report a failed write), never in place of `use`'s own error.
+ */
+function useFd<T>(fd: number, use: (fd: number) => T): T {
+  let out: T;
   try {
-    fsyncSync(fd);
+    out = use(fd);
   } catch (e) {
-    // some filesystems refuse fsync on a folder opened read-only; the data itself was synced above
-    if (!statSync(path).isDirectory()) throw e;
-  } finally {
-    closeSync(fd);
+    try {
+      closeSync(fd);
+    } catch {}
+    throw e;
   }
+  closeSync(fd);
+  return out;
+}
+
+/**
+ * Removes a temp file (or folder) after a failed write, never throwing: the write's own error is the
+ * one to report (a failed rm, e.g. ENAMETOOLONG or ENOTDIR like the write's, hid it and named the temp).
+ */
+function discard(path: string): void {
+  try {
+    rmSync(path, { force: true, recursive: true });
+  } catch {}
 }
 
 function writeAllSync(path: string, data: string | Uint8Array): void {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
-  const fd = openSync(path, 'w');
-  try {
+  useFd(openSync(path, 'w'), (fd) => {
     // one writeSync is refused over 2^31-1 bytes (predicted mask planes reach that at MIMIC scale)
     for (let off = 0; off < buf.byteLength; )
       off += writeSync(fd, buf, off, Math.min(buf.byteLength - off, IO_CHUNK_BYTES));
     fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 /**
@@ -181,18 +237,47 @@ function writeAllSync(path: string, data: string | Uint8Array): void {
  *   `write-failed`: a file-system call failed (the errno on `code`).
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, o: AtomicWriteOptions = {}): void {
-  const target = saveTarget(path, o.links);
-  mkdirSync(dirname(target), { recursive: true });
-  const tmp = tmpPathFor(target);
+  writeFilesAtomic([{ path, data }], o);
+}
+
+/** One file of writeFilesAtomic. */
+export interface AtomicFile {
+  path: string;
+  data: string | Uint8Array;
+}
+
+/**
+ * Writes files that belong together (a heat map and its numbers) so that a failure replaces none of
+ * them: each is checked as writeFileAtomic checks it, then each is written to a temp beside its target
+ * and synced, and only then are they renamed into place, in order. A rename failing after another
+ * succeeded (a folder put at the path meanwhile) removes the files already placed, so the set never
+ * mixes this call's files with an earlier call's.
+ * @throws {DataError} as writeFileAtomic, naming the file that failed.
+ */
+export function writeFilesAtomic(files: readonly AtomicFile[], o: AtomicWriteOptions = {}): void {
+  // every path is refused (a folder, a FIFO) before any temp is made
+  const staged = files.map((f) => ({ ...f, target: saveTarget(f.path, o.links), tmp: '' }));
+  const placed: string[] = [];
+  let failing = '';
   try {
-    writeAllSync(tmp, data);
-    recheckSaveTarget(path, target, o.links);
-    renameSync(tmp, target);
+    for (const f of staged) {
+      failing = f.path;
+      mkdirSync(dirname(f.target), { recursive: true });
+      f.tmp = tmpPathFor(f.target);
+      writeAllSync(f.tmp, f.data);
+    }
+    for (const f of staged) {
+      failing = f.path;
+      recheckSaveTarget(f.path, f.target, o.links);
+      renameSync(f.tmp, f.target);
+      placed.push(f.target);
+    }
   } catch (e) {
-    rmSync(tmp, { force: true });
-    throw writeFailure(path, e);
+    for (const f of staged) if (f.tmp) discard(f.tmp);
+    for (const t of placed) discard(t);
+    throw writeFailure(failing, e);
   }
-  fsyncEntry(dirname(target));
+  for (const folder of new Set(staged.map((f) => dirname(f.target)))) fsyncEntry(folder);
 }
 
 /** writeFileAtomic without blocking the event loop (large cache shards); the same refusals. */
@@ -202,20 +287,22 @@ export async function writeFileAtomicAsync(
   o: AtomicWriteOptions = {},
 ): Promise<void> {
   const target = saveTarget(path, o.links);
-  mkdirSync(dirname(target), { recursive: true });
   const tmp = tmpPathFor(target);
   try {
+    mkdirSync(dirname(target), { recursive: true });
     const fh = await open(tmp, 'w');
     try {
       await fh.writeFile(data);
       await fh.sync();
-    } finally {
-      await fh.close();
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
     }
+    await fh.close();
     recheckSaveTarget(path, target, o.links);
     await rename(tmp, target);
   } catch (e) {
-    await rm(tmp, { force: true });
+    discard(tmp);
     throw writeFailure(path, e);
   }
   fsyncEntry(dirname(target));
@@ -313,16 +400,16 @@ export async function withAtomicPath(
   o: AtomicWriteOptions = {},
 ): Promise<void> {
   const target = saveTarget(path, o.links);
-  mkdirSync(dirname(target), { recursive: true });
   const tmp = tmpPathFor(target);
   try {
+    mkdirSync(dirname(target), { recursive: true });
     await write(tmp);
     fsyncPath(tmp);
     // the write may have taken minutes: what is at the path now is what the rename replaces
     recheckSaveTarget(path, target, o.links);
     renameSync(tmp, target);
   } catch (e) {
-    rmSync(tmp, { force: true, recursive: true });
+    discard(tmp);
     if (e instanceof Error && e.message.includes(tmp)) e.message = e.message.replaceAll(tmp, target);
     throw writeFailure(path, e);
   }
@@ -349,23 +436,23 @@ export function readBinaryFileSync(path: string): Uint8Array {
   } catch (e) {
     throw failed(`cannot open: ${(e as Error).message}`);
   }
-  try {
-    const size = fstatSync(fd).size;
-    let out: Uint8Array;
+  return useFd(fd, () => {
     try {
-      out = new Uint8Array(size);
+      const size = fstatSync(fd).size;
+      let out: Uint8Array;
+      try {
+        out = new Uint8Array(size);
+      } catch (e) {
+        throw failed(`${size} bytes, more than one array can hold here (${(e as Error).message})`);
+      }
+      for (let off = 0; off < size; ) {
+        const got = readSync(fd, out, off, Math.min(size - off, IO_CHUNK_BYTES), off);
+        if (got === 0) throw failed(`ended at byte ${off} of ${size}: the file shrank while it was read`);
+        off += got;
+      }
+      return out;
     } catch (e) {
-      throw failed(`${size} bytes, more than one array can hold here (${(e as Error).message})`);
+      throw e instanceof DataError ? e : failed(`cannot read: ${(e as Error).message}`);
     }
-    for (let off = 0; off < size; ) {
-      const got = readSync(fd, out, off, Math.min(size - off, IO_CHUNK_BYTES), off);
-      if (got === 0) throw failed(`ended at byte ${off} of ${size}: the file shrank while it was read`);
-      off += got;
-    }
-    return out;
-  } catch (e) {
-    throw e instanceof DataError ? e : failed(`cannot read: ${(e as Error).message}`);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
