@@ -428,4 +428,66 @@ test('with a segmenter, the test dataset is also tested on its predicted contour
   assert.match(readFileSync(join(runDir, 'table2-nih14.md'), 'utf8'), /Test: masked \(predicted\)/);
 });
 
+test('a run on a --preset paper cache builds its test dataset cache the same way, and refuses one made otherwise', async () => {
+  if (!backend) {
+    console.log(`SKIP ${skip}`);
+    return;
+  }
+  const { prepareData, prepareTestData } = await import('../../ts/experiment/backend-real.js');
+  const { readModelMeta } = await import('../../ts/model/meta.js');
+  const { resolvePreprocess } = await import('../../ts/images/preprocess.js');
+  const paper = resolvePreprocess({ preset: 'paper', size: readModelMeta(MODEL).imageSize });
+  const own = parseConfig({
+    ...cfg(),
+    name: 'paper',
+    data: { ...cfg().data, cache: join(tmp, 'paper-cache') },
+    finetune: { enabled: false },
+    metrics: { bootstrap: 0 },
+    test: {
+      datasets: [
+        { dataset: 'nih14', root: nihData.root, chexmask: nihData.chexmask, cache: join(tmp, 'paper-nih') },
+      ],
+    },
+  });
+  const extra = await prepareData(own, { log: () => {}, preprocess: paper });
+  const cacheDir = (extra['cache'] as { dir: string }).dir;
+  const asked: (string | undefined)[] = [];
+  const { results } = await runExperiment({
+    config: own,
+    backend,
+    extra,
+    cacheDir,
+    prepareTestData: (t, pp) => {
+      asked.push(pp?.preset);
+      return prepareTestData(own, t, { log: () => {}, ...(pp ? { preprocess: pp } : {}) });
+    },
+  });
+  assert.equal(asked, ['paper']);
+  const built = results.testDatasets?.['nih14'] as CrossDatasetResult;
+  const testCache = JSON.parse(
+    readFileSync(join((built.summary?.['cache'] as { dir: string }).dir, 'cache.json'), 'utf8'),
+  ) as { preprocess: { preset: string; resize: string } };
+  assert.equal([testCache.preprocess.preset, testCache.preprocess.resize], ['paper', 'squash']);
+
+  // a test cache made with the model's default (a prepare that ignores the run's preprocessing)
+  const other = parseConfig({
+    ...own,
+    name: 'paper-2',
+    test: { datasets: [{ ...own.test.datasets[0]!, cache: join(tmp, 'default-nih') }] },
+  });
+  let err: Error | null = null;
+  await runExperiment({
+    config: other,
+    backend,
+    extra,
+    cacheDir,
+    prepareTestData: (t) => prepareTestData(other, t, { log: () => {} }),
+  }).catch((e: Error) => (err = e));
+  assert.instance(err, ConfigError);
+  assert.match(
+    (err as unknown as Error).message,
+    /^test dataset nih14: its cache .*default-nih.* was made with other preprocessing than the run's cache \(preset "biomedclip" \(test cache\) vs "paper" \(run\), .*resize "shortest-crop" \(test cache\) vs "squash" \(run\)/,
+  );
+});
+
 test.run();

@@ -85,7 +85,8 @@ export async function executeRun(
       },
       ...(dist ? { dist: dist.group, device: dist.device } : {}),
       ...(opts.devices ? { devices: opts.devices } : {}),
-      prepareTestData: (t) => prepareTestData(config, t, { signal }),
+      prepareTestData: (t, preprocess) =>
+        prepareTestData(config, t, { signal, ...(preprocess ? { preprocess } : {}) }),
     });
   } finally {
     progress.stop();

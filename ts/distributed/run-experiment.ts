@@ -41,6 +41,7 @@ import {
 } from '../experiment/run-folder.js';
 import type { RunLock } from '../experiment/run-lock.js';
 import { segmenterQuality } from '../experiment/segmenter-quality.js';
+import type { ResolvedPreprocess } from '../images/preprocess.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { RUN_DATA_FILE, type RunData, type RunModel, readRunData } from '../model/run-files.js';
 import { modelChange, runModel } from '../model/run-model.js';
@@ -251,9 +252,11 @@ function testOnDatasets(
   grid: Grid,
   sd: SplitData,
   models: { zs: ZeroShotResult | null; trained: CellResult[] },
+  preprocess: ResolvedPreprocess | undefined,
 ) {
   return crossDatasetEvaluations({
     config: scoring,
+    ...(preprocess ? { preprocess } : {}),
     backend: o.backend,
     runDir,
     device: grid.device,
@@ -315,7 +318,7 @@ async function runInFolder(
     let tested: Results['testDatasets'] | null = null;
     if (root && config.test.datasets.length) {
       o.onEvent?.({ kind: 'phase', name: 'test datasets' });
-      tested = await testOnDatasets(o, scoring, runDir, grid, sd, models);
+      tested = await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess);
     }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = assembleResults({

@@ -9,6 +9,7 @@ import { adapterFor, buildDatasetIndex } from '../data/datasets/registry.js';
 import type { IndexRowFilters, Split } from '../data/mimic.js';
 import { type Cache, openCache } from '../images/cache.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
+import type { ResolvedPreprocess } from '../images/preprocess.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
 import { readModelMeta } from '../model/meta.js';
 import { hostBytes } from '../model/records.js';
@@ -96,17 +97,19 @@ export async function prepareData(
     log = (s: string) => process.stderr.write(`${s}\n`),
     onProgress,
     splits,
+    preprocess: asked,
   }: {
     signal?: StopSignal;
     log?: (s: string) => void;
     onProgress?: (done: number, total: number) => void;
     /** Cache only these splits' images (a test dataset needs its test split alone); default all. */
     splits?: readonly Split[];
+    /** Build with this preprocessing instead of the model's default (a test dataset of a run). */
+    preprocess?: ResolvedPreprocess;
   } = {},
 ): Promise<Record<string, unknown>> {
   const d = config.data;
-  const meta = readModelMeta(config.model.dir);
-  const preprocess = preprocessFor(meta);
+  const preprocess = asked ?? preprocessFor(readModelMeta(config.model.dir));
   // the index's label policy and the CheXmask filter are part of the cache key (settingsKey)
   const labelPolicy = { uncertain: d.uncertain, blank: d.blank };
   try {
@@ -170,12 +173,13 @@ export async function prepareData(
 
 /**
  * Builds (or opens) the image cache of a test dataset's test split (config.test.datasets), with the
- * run's label policy, views and CheXmask filter. For RunOptions.prepareTestData.
+ * run's label policy, views and CheXmask filter, and `opts.preprocess` (the run's own cache's) when
+ * given. For RunOptions.prepareTestData.
  */
 export async function prepareTestData(
   config: ExperimentConfig,
   t: TestDatasetSpec,
-  opts: { signal?: StopSignal; log?: (s: string) => void } = {},
+  opts: { signal?: StopSignal; log?: (s: string) => void; preprocess?: ResolvedPreprocess } = {},
 ): Promise<{ cacheDir: string; summary: Record<string, unknown> }> {
   const c: ExperimentConfig = {
     ...config,

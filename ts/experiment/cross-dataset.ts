@@ -23,6 +23,7 @@ import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
+import { preprocessConflicts, type ResolvedPreprocess } from '../images/preprocess.js';
 import { inputOf } from '../model/kinds.js';
 import { openModel } from '../model/open.js';
 import type { ImageInput } from '../model/records.js';
@@ -98,9 +99,13 @@ export function checkTestDatasets(config: ExperimentConfig, runDir: string): voi
     );
 }
 
-/** Builds (or opens) a test dataset's cache; returns the keyed folder and the data step's summaries. */
+/**
+ * Builds (or opens) a test dataset's cache, with `preprocess` (the run's own cache's) when given;
+ * returns the keyed folder and the data step's summaries.
+ */
 export type PrepareTestData = (
   t: TestDatasetSpec,
+  preprocess?: ResolvedPreprocess,
 ) => Promise<{ cacheDir: string; summary?: Record<string, unknown> }>;
 
 /** `data.json` of a test dataset: what its predictions were made on. */
@@ -165,6 +170,11 @@ export interface CrossDatasetContext {
   sd: SplitData;
   zs: ZeroShotResult | null;
   trained: CellResult[];
+  /**
+   * The preprocessing of the run's own cache: the models saw images made this way, so a test
+   * dataset's cache is built with it, and one made otherwise is refused.
+   */
+  preprocess?: ResolvedPreprocess;
   /** Default: open `spec.cache` as it is (a cache built beforehand). */
   prepare?: PrepareTestData;
   signal?: StopSignal;
@@ -228,9 +238,10 @@ export async function crossDatasetEvaluations(
     }
     const t0 = performance.now();
     ctx.onEvent?.({ kind: 'cell-start', id, epochs: 0, resumedFrom: 0 });
-    const prepared = ctx.prepare ? await ctx.prepare(spec) : { cacheDir: spec.cache };
+    const prepared = ctx.prepare ? await ctx.prepare(spec, ctx.preprocess) : { cacheDir: spec.cache };
     const cache = await ctx.backend.openCache(prepared.cacheDir);
     try {
+      checkTestPreprocess(spec, prepared.cacheDir, cache.preprocess, ctx.preprocess);
       await predictTestDataset(ctx, spec, cache, prepared.summary ?? null, fingerprints);
     } finally {
       cache.close?.();
@@ -249,6 +260,25 @@ export async function crossDatasetEvaluations(
     ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
   }
   return out;
+}
+
+/**
+ * @throws {ConfigError} the test dataset's cache was made with other preprocessing than the run's
+ *   cache (a `--preset paper` run tested on a cache of the model's default, or the other way round):
+ *   its scores would measure the preprocessing gap, not the dataset shift.
+ */
+function checkTestPreprocess(
+  spec: TestDatasetSpec,
+  dir: string,
+  test: ResolvedPreprocess | undefined,
+  run: ResolvedPreprocess | undefined,
+): void {
+  if (!test || !run) return;
+  const diff = preprocessConflicts(run, test);
+  if (diff.length)
+    throw new ConfigError(
+      `test dataset ${spec.name}: its cache ${dir} was made with other preprocessing than the run's cache (${diff.join(', ').replaceAll('(asked)', '(test cache)').replaceAll('(trained)', '(run)')}); build it with the run's settings (\`cxrmask cache --preset ${run.preset}\`) or let the run build it in another folder (test.datasets[].cache)`,
+    );
 }
 
 /**
