@@ -396,7 +396,7 @@ export function bootstrapDiff(
   const perK = new Float64Array(Math.max(0, ...pairs.flatMap((p) => [p.masked.k, p.original.k])));
   // one condition's metric on a replicate, as computeMetrics gives it on the resampled rows; null when
   // a finding it averages on the full set lost its class
-  const valueOf = (c: Layout, w: Uint32Array, defined: number[]): number | null => {
+  const conditionValue = (c: Layout, w: Uint32Array, defined: number[]): number | null => {
     if (c.exact) return exactMatchWeighted(c.exact, w);
     const vs = perK.subarray(0, c.findings.length);
     for (let k = 0; k < c.findings.length; k++)
@@ -410,8 +410,8 @@ export function bootstrapDiff(
   const diffs = new Float64Array(pairs.length);
   const diffOf = (w: Uint32Array) => {
     for (let j = 0; j < pairs.length; j++) {
-      const m = valueOf(laid[j]![0]!, w, definedFindings[j]![0]!);
-      const o = valueOf(laid[j]![1]!, w, definedFindings[j]![1]!);
+      const m = conditionValue(laid[j]![0]!, w, definedFindings[j]![0]!);
+      const o = conditionValue(laid[j]![1]!, w, definedFindings[j]![1]!);
       if (m === null || o === null) return Number.NaN;
       diffs[j] = m - o;
       if (definedDiff[j] && !Number.isFinite(diffs[j]!)) return Number.NaN;
@@ -542,8 +542,11 @@ function countsWeighted(f: FindingLayout, w: Uint32Array, metric: ScalarMetric):
   for (let r = 0; r < f.rows.length; r++) {
     const m = w[f.rows[r]!]!;
     if (m === 0) continue;
-    if (f.positive[r]) f.predicted[r] ? (c.tp += m) : (c.fn += m);
-    else f.predicted[r] ? (c.fp += m) : (c.tn += m);
+    if (f.positive[r]) {
+      if (f.predicted[r]) c.tp += m;
+      else c.fn += m;
+    } else if (f.predicted[r]) c.fp += m;
+    else c.tn += m;
   }
   return metric === 'macroF1' ? f1(c) : accuracy(c);
 }
