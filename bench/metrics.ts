@@ -4,14 +4,14 @@
  *   step every training epoch runs, at NIH14's (8,839), CheXpert's (19,118) and MIMIC `--split patient`'s
  *   (24,333) validation sizes;
  * - one paired-bootstrap replicate (3 seeds × masked/original × 5 findings) at MIMIC's official frontal
- *   test size (3,400) and NIH14's test_list (25,596): timed at two iteration counts, so the slope is
- *   the replicate and the intercept the one-off setup;
+ *   test size (3,400) and NIH14's test_list (25,596): timed at 5 and `--replicates` iterations, so the
+ *   slope is the replicate and the intercept the one-off setup;
  * - evaluate() of the default grid (2 zero-shot protocols + LP/JFT × original/masked × 3 seeds, 28
  *   scored cells, 12 bootstraps) at NIH14's validate/test sizes, with `metrics.bootstrap` 0 and B.
  * Scores are float32 like a model's, 30 % positives, 10 % of the labels masked (U-Ignore). Times are
  * CPU milliseconds / seconds of this process (all of it is synchronous work on the main thread).
  *
- *   node --import tsx bench/metrics.ts [--bootstrap 100] [--quick]
+ *   node --import tsx bench/metrics.ts [--bootstrap 100] [--replicates 200] [--quick]
  */
 import { parseArgs } from 'node:util';
 import { mulberry32 } from '../ts/common/random.js';
@@ -30,6 +30,7 @@ import { median } from './common.js';
 const { values: opt } = parseArgs({
   options: {
     bootstrap: { type: 'string', default: '100' },
+    replicates: { type: 'string', default: '200' },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -73,7 +74,7 @@ for (const n of quick ? [3400] : [3400, 25596]) {
     thresholdsMasked: [0.5, 0.5, 0.5, 0.5, 0.5],
   }));
   for (const metric of ['macroAUROC', 'meanLabelAccuracy'] as const) {
-    const [few, many] = [10, quick ? 50 : 200];
+    const [few, many] = [5, quick ? 50 : Number(opt.replicates)];
     const tFew = median([0, 1, 2].map(() => ms(() => bootstrapDiff(pairs, metric, { iterations: few }))));
     const tMany = ms(() => bootstrapDiff(pairs, metric, { iterations: many }));
     const perReplicate = (tMany - tFew) / (many - few);

@@ -194,6 +194,8 @@ function randomArrays(r: () => number, n: number, k: number, kind: number, maskR
       labels[i * k + j] = r() < rate[j]! ? 1 : 0;
       probs[i * k + j] = Math.min(1, Math.max(0, 0.3 * labels[i * k + j]! + randomScore(r, kind) * 0.7));
       mask[i * k + j] = r() < maskRate ? 0 : 1;
+      // a masked-out label may have no score at all
+      if (mask[i * k + j] === 0 && r() < 0.5) probs[i * k + j] = Number.NaN;
     }
   return { probs, labels, mask: maskRate > 0 ? mask : null, n, k };
 }
@@ -268,6 +270,34 @@ test('bootstrapDiff: pairs over different test sets are a RangeError naming the 
       e instanceof RangeError &&
       /pairs\[1\]\.masked has 31 test rows, pairs\[0\]\.original 30/.test(e.message),
   );
+});
+
+test('bootstrapDiff: a counted NaN score is the RangeError computeMetrics gives, naming the same row and finding, for every metric', () => {
+  const r = mulberry32(9);
+  const a = randomArrays(r, 30, 3, 1, 0);
+  const b = { ...randomArrays(r, 30, 3, 1, 0), labels: a.labels };
+  b.probs[7 * 3 + 2] = Number.NaN;
+  b.probs[9 * 3 + 1] = Number.NaN;
+  const pair = {
+    original: a,
+    masked: b,
+    thresholdsOriginal: [0.5, 0.5, 0.5],
+    thresholdsMasked: [0.5, 0.5, 0.5],
+  };
+  for (const metric of METRICS) {
+    let want = '';
+    try {
+      bootstrapDiffReference([pair], metric, { iterations: 3 });
+    } catch (e) {
+      want = (e as Error).message;
+    }
+    assert.match(want, /^probs\[9, 1\] \(row 9, finding 1\) is NaN/);
+    assert.throws(
+      () => bootstrapDiff([pair], metric, { iterations: 3 }),
+      (e: Error) => e instanceof RangeError && e.message === want,
+      metric,
+    );
+  }
 });
 
 test.run();

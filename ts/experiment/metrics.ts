@@ -342,13 +342,6 @@ export interface DiffCI {
 /** The scalar metrics a paired bootstrap compares. */
 export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | 'macroF1';
 
-/** The per-finding value each macro metric averages (exact match has none: it is one ratio over images). */
-const PER_FINDING: Partial<Record<ScalarMetric, 'auroc' | 'f1' | 'accuracy'>> = {
-  macroAUROC: 'auroc',
-  macroF1: 'f1',
-  meanLabelAccuracy: 'accuracy',
-};
-
 /**
  * Paired bootstrap 95 % CI of (masked − original) for a scalar metric, averaged over `pairs` (the seeds),
  * which must share the same test images (same n and row order). Each replicate resamples test images
@@ -363,13 +356,6 @@ export function bootstrapDiff(
   metric: ScalarMetric,
   { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
 ): DiffCI {
-  const perFinding = PER_FINDING[metric];
-  // per pair: [masked, original] metrics on the full test set
-  const full = pairs.map((p) => [
-    computeMetrics(p.masked, p.thresholdsMasked, undefined, p.operatingMasked ?? p.thresholdsMasked),
-    computeMetrics(p.original, p.thresholdsOriginal, undefined, p.operatingOriginal ?? p.thresholdsOriginal),
-  ]);
-  const point = nanMean(full.map(([m, o]) => m![metric] - o![metric]));
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
   const n = pairs[0]!.original.n;
   pairs.forEach((p, j) => {
@@ -382,28 +368,41 @@ export function bootstrapDiff(
           `pairs[${j}].${side} has ${a.n} test rows, pairs[0].original ${n}: a paired bootstrap needs the same test images in every pair`,
         );
   });
-  // what the point estimate is made of: each seed's difference and, per model, the findings it averages
-  const definedDiff = full.map(([m, o]) => Number.isFinite(m![metric] - o![metric]));
-  const definedFindings = full.map((ms) =>
-    ms.map((x) =>
-      perFinding ? x.perLabel.flatMap((p, k) => (Number.isFinite(p[perFinding]) ? [k] : [])) : [],
-    ),
-  );
+  // per pair: [masked, original], each laid out once for the metric
   const laid = pairs.map((p) => [
     layOut(p.masked, p.thresholdsMasked, p.operatingMasked ?? p.thresholdsMasked, metric),
     layOut(p.original, p.thresholdsOriginal, p.operatingOriginal ?? p.thresholdsOriginal, metric),
   ]);
+  // one condition's per-finding values on the rows drawn w[i] times each: what macroAUROC, macroF1 or
+  // meanLabelAccuracy averages
   const perK = new Float64Array(Math.max(0, ...pairs.flatMap((p) => [p.masked.k, p.original.k])));
-  // one condition's metric on a replicate, as computeMetrics gives it on the resampled rows; null when
-  // a finding it averages on the full set lost its class
-  const conditionValue = (c: Layout, w: Uint32Array, defined: number[]): number | null => {
-    if (c.exact) return exactMatchWeighted(c.exact, w);
+  const findingValues = (c: Layout, w: Uint32Array): Float64Array => {
     const vs = perK.subarray(0, c.findings.length);
     for (let k = 0; k < c.findings.length; k++)
       vs[k] =
         metric === 'macroAUROC'
           ? aurocWeighted(c.findings[k]!, w)
           : countsWeighted(c.findings[k]!, w, metric);
+    return vs;
+  };
+  // the point estimate: every test row drawn once is computeMetrics on the test set, to the bit
+  const once = new Uint32Array(n).fill(1);
+  const full = laid.map((cs) =>
+    cs.map((c) => {
+      if (c.exact) return { value: exactMatchWeighted(c.exact, once), defined: [] as number[] };
+      const vs = findingValues(c, once);
+      return { value: nanMean(vs), defined: [...vs.keys()].filter((k) => Number.isFinite(vs[k]!)) };
+    }),
+  );
+  const point = nanMean(full.map(([m, o]) => m!.value - o!.value));
+  // what the point estimate is made of: each seed's difference and, per model, the findings it averages
+  const definedDiff = full.map(([m, o]) => Number.isFinite(m!.value - o!.value));
+  const definedFindings = full.map((cs) => cs.map((c) => c.defined));
+  // one condition's metric on a replicate, as computeMetrics gives it on the resampled rows; null when
+  // a finding it averages on the full set lost its class
+  const conditionValue = (c: Layout, w: Uint32Array, defined: number[]): number | null => {
+    if (c.exact) return exactMatchWeighted(c.exact, w);
+    const vs = findingValues(c, w);
     for (const k of defined) if (!Number.isFinite(vs[k]!)) return null;
     return nanMean(vs);
   };
@@ -458,6 +457,13 @@ interface Layout {
 }
 
 function layOut(a: LabelArrays, thresholds: number[], operating: number[], metric: ScalarMetric): Layout {
+  // a counted NaN score is the RangeError computeMetrics gives (same pair, finding and row first)
+  for (let k = 0; k < a.k; k++)
+    for (let i = 0; i < a.n; i++) {
+      const idx = i * a.k + k;
+      if (isCounted(a.mask, idx) && Number.isNaN(a.probs[idx]!))
+        throw nanScore(`probs[${i}, ${k}] (row ${i}, finding ${k})`);
+    }
   if (metric === 'exactMatch') {
     const exact = new Uint8Array(a.n);
     for (let i = 0; i < a.n; i++) {
@@ -477,18 +483,21 @@ function layOut(a: LabelArrays, thresholds: number[], operating: number[], metri
   const t = metric === 'macroF1' ? operating : thresholds;
   const findings: FindingLayout[] = [];
   for (let k = 0; k < a.k; k++) {
-    const score = (i: number) => a.probs[i * a.k + k]!;
+    const score = new Float64Array(a.n);
     const counted: number[] = [];
-    for (let i = 0; i < a.n; i++) if (isCounted(a.mask, i * a.k + k)) counted.push(i);
-    const rows = Uint32Array.from(counted).sort((p, q) => score(p) - score(q));
+    for (let i = 0; i < a.n; i++) {
+      score[i] = a.probs[i * a.k + k]!;
+      if (isCounted(a.mask, i * a.k + k)) counted.push(i);
+    }
+    const rows = Uint32Array.from(counted).sort((p, q) => score[p]! - score[q]!);
     const positive = new Uint8Array(rows.length);
     const predicted = new Uint8Array(rows.length);
     const ends: number[] = [];
     for (let r = 0; r < rows.length; r++) {
       const i = rows[r]!;
       positive[r] = a.labels[i * a.k + k]! > 0.5 ? 1 : 0;
-      predicted[r] = score(i) >= t[k]! ? 1 : 0;
-      if (r + 1 === rows.length || score(rows[r + 1]!) !== score(i)) ends.push(r + 1);
+      predicted[r] = score[i]! >= t[k]! ? 1 : 0;
+      if (r + 1 === rows.length || score[rows[r + 1]!] !== score[i]) ends.push(r + 1);
     }
     findings.push({ rows, positive, predicted, groupEnds: Uint32Array.from(ends) });
   }
