@@ -439,13 +439,13 @@ export function bootstrapDiff(
 
 /** One finding of one condition, ordered once by score for every replicate. */
 interface FindingLayout {
-  /** The counted rows, ascending score. */
+  /** The counted rows: ascending score for AUROC, else in row order. */
   rows: Uint32Array;
   /** 1 where that row's label is positive. */
   positive: Uint8Array;
   /** 1 where that row's score is ≥ the metric's threshold. */
   predicted: Uint8Array;
-  /** The end (exclusive) of each run of equal scores in `rows`: the tie groups of the mid-ranks. */
+  /** The end (exclusive) of each run of equal scores in `rows`: the tie groups of the mid-ranks (AUROC). */
   groupEnds: Uint32Array;
 }
 
@@ -489,7 +489,9 @@ function layOut(a: LabelArrays, thresholds: number[], operating: number[], metri
       score[i] = a.probs[i * a.k + k]!;
       if (isCounted(a.mask, i * a.k + k)) counted.push(i);
     }
-    const rows = Uint32Array.from(counted).sort((p, q) => score[p]! - score[q]!);
+    // only AUROC needs the score order; counts read the rows in order, which is also cheaper to gather
+    const rows = Uint32Array.from(counted);
+    if (metric === 'macroAUROC') rows.sort((p, q) => score[p]! - score[q]!);
     const positive = new Uint8Array(rows.length);
     const predicted = new Uint8Array(rows.length);
     const ends: number[] = [];
@@ -497,7 +499,8 @@ function layOut(a: LabelArrays, thresholds: number[], operating: number[], metri
       const i = rows[r]!;
       positive[r] = a.labels[i * a.k + k]! > 0.5 ? 1 : 0;
       predicted[r] = score[i]! >= t[k]! ? 1 : 0;
-      if (r + 1 === rows.length || score[rows[r + 1]!] !== score[i]) ends.push(r + 1);
+      if (metric === 'macroAUROC' && (r + 1 === rows.length || score[rows[r + 1]!] !== score[i]))
+        ends.push(r + 1);
     }
     findings.push({ rows, positive, predicted, groupEnds: Uint32Array.from(ends) });
   }
