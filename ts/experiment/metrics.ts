@@ -536,7 +536,7 @@ function aurocWeighted(f: FindingLayout, w: Uint32Array): number {
     for (let r = start; r < end; r++) {
       const c = w[f.rows[r]!]!;
       drawn += c;
-      if (f.positive[r]) drawnPos += c;
+      drawnPos += c * f.positive[r]!;
     }
     if (drawnPos > 0) rankSumPos += drawnPos * ((below + (below + drawn - 1)) / 2 + 1);
     below += drawn;
@@ -548,17 +548,14 @@ function aurocWeighted(f: FindingLayout, w: Uint32Array): number {
   return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
 }
 
+/** Scratch confusion counts of countsWeighted (one call at a time: all of this is synchronous). */
+const COUNTS = new Float64Array(4);
+
 /** Per-finding accuracy or F1 (at the layout's threshold) over the rows drawn `w[i]` times each. */
 function countsWeighted(f: FindingLayout, w: Uint32Array, metric: ScalarMetric): number {
-  const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
-  for (let r = 0; r < f.rows.length; r++) {
-    const m = w[f.rows[r]!]!;
-    if (m === 0) continue;
-    if (f.positive[r]) {
-      if (f.predicted[r]) c.tp += m;
-      else c.fn += m;
-    } else if (f.predicted[r]) c.fp += m;
-    else c.tn += m;
-  }
+  // indexed by 2·label + prediction instead of branching: tn, fp, fn, tp
+  const counts = COUNTS.fill(0);
+  for (let r = 0; r < f.rows.length; r++) counts[(f.positive[r]! << 1) | f.predicted[r]!]! += w[f.rows[r]!]!;
+  const c = { tn: counts[0]!, fp: counts[1]!, fn: counts[2]!, tp: counts[3]! };
   return metric === 'macroF1' ? f1(c) : accuracy(c);
 }
