@@ -169,25 +169,51 @@ export function chooseThreshold(
   let positives = 0;
   for (let i = 0; i < y.length; i++) if (y[i]! > 0.5) positives++;
   if (positives === 0 || positives === y.length) return fixed;
-  const sorted = Array.from(s).sort((a, b) => a - b);
-  const cands: number[] = [];
-  cands.push(sorted[0]! - 1e-6);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i] !== sorted[i - 1]) cands.push((sorted[i]! + sorted[i - 1]!) / 2);
+  // Sorted once: each candidate's confusion counts come from two binary searches instead of a pass over
+  // every score. The counts are taken at the candidate itself (not assumed at its boundary), so a
+  // midpoint that rounds onto a neighbouring score counts exactly as a full pass would.
+  const n = s.length;
+  const sorted = Float64Array.from(s).sort();
+  let npos = 0;
+  for (let i = 0; i < n; i++) if (y[i]! > 0.5) npos++;
+  const pos = new Float64Array(npos);
+  const neg = new Float64Array(n - npos);
+  for (let i = 0, a = 0, b = 0; i < n; i++) {
+    if (y[i]! > 0.5) pos[a++] = s[i]!;
+    else neg[b++] = s[i]!;
   }
-  cands.push(sorted[sorted.length - 1]! + 1e-6);
+  pos.sort();
+  neg.sort();
   let best = fixed;
   let bestVal = Number.NEGATIVE_INFINITY;
-  for (const t of cands) {
-    const c = confusion(s, y, t);
+  const consider = (t: number) => {
+    const tp = pos.length - firstAtLeast(pos, t);
+    const fp = neg.length - firstAtLeast(neg, t);
+    const c = { tp, fp, tn: neg.length - fp, fn: pos.length - tp };
     const v = rule === 'youden' ? sensitivity(c) + specificity(c) - 1 : rule === 'f1' ? f1(c) : accuracy(c);
-    if (!Number.isFinite(v)) continue;
+    if (!Number.isFinite(v)) return;
     if (v > bestVal + 1e-12 || (Math.abs(v - bestVal) <= 1e-12 && Math.abs(t - 0.5) < Math.abs(best - 0.5))) {
       bestVal = v;
       best = t;
     }
-  }
+  };
+  // candidates in ascending order: below every score, midpoints between distinct scores, above every score
+  consider(sorted[0]! - 1e-6);
+  for (let i = 1; i < n; i++) if (sorted[i] !== sorted[i - 1]) consider((sorted[i]! + sorted[i - 1]!) / 2);
+  consider(sorted[n - 1]! + 1e-6);
   return Number.isFinite(bestVal) ? best : fixed;
+}
+
+/** Index of the first element of ascending `a` that is ≥ `t` (`a.length` if none, and for a NaN `t`). */
+function firstAtLeast(a: Float64Array, t: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! >= t) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /** Per-label thresholds chosen on a validation set. */
@@ -316,13 +342,6 @@ export interface DiffCI {
 /** The scalar metrics a paired bootstrap compares. */
 export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | 'macroF1';
 
-/** The per-finding value each macro metric averages (exact match has none: it is one ratio over images). */
-const PER_FINDING: Partial<Record<ScalarMetric, 'auroc' | 'f1' | 'accuracy'>> = {
-  macroAUROC: 'auroc',
-  macroF1: 'f1',
-  meanLabelAccuracy: 'accuracy',
-};
-
 /**
  * Paired bootstrap 95 % CI of (masked − original) for a scalar metric, averaged over `pairs` (the seeds),
  * which must share the same test images (same n and row order). Each replicate resamples test images
@@ -330,47 +349,82 @@ const PER_FINDING: Partial<Record<ScalarMetric, 'auroc' | 'f1' | 'accuracy'>> = 
  * which a value defined on the full test set becomes undefined is dropped — a finding that lost a class
  * (its AUROC or F1 left out of the macro mean would change what is averaged, e.g. a single-positive
  * finding), or a seed's difference; `samples` counts the kept ones.
+ * @throws {RangeError} the pairs' test sets differ in size, or a counted score is NaN.
  */
 export function bootstrapDiff(
   pairs: PairedCondition[],
   metric: ScalarMetric,
   { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
 ): DiffCI {
-  const perFinding = PER_FINDING[metric];
-  // per pair: [masked, original] metrics on these rows
-  const scored = (rows?: ArrayLike<number>) =>
-    pairs.map((p) => [
-      computeMetrics(p.masked, p.thresholdsMasked, rows, p.operatingMasked ?? p.thresholdsMasked),
-      computeMetrics(p.original, p.thresholdsOriginal, rows, p.operatingOriginal ?? p.thresholdsOriginal),
-    ]);
-  const full = scored();
-  const point = nanMean(full.map(([m, o]) => m![metric] - o![metric]));
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
-  // what the point estimate is made of: each seed's difference and, per model, the findings it averages
-  const definedDiff = full.map(([m, o]) => Number.isFinite(m![metric] - o![metric]));
-  const definedFindings = full.map((ms) =>
-    ms.map((x) =>
-      perFinding ? x.perLabel.flatMap((p, k) => (Number.isFinite(p[perFinding]) ? [k] : [])) : [],
-    ),
-  );
-  const diffOf = (rows: ArrayLike<number>) => {
-    const s = scored(rows);
-    for (let j = 0; j < s.length; j++) {
-      const [m, o] = s[j]!;
-      if (definedDiff[j] && !Number.isFinite(m![metric] - o![metric])) return Number.NaN;
-      for (let c = 0; c < 2; c++)
-        for (const k of definedFindings[j]![c]!)
-          if (!Number.isFinite(s[j]![c]!.perLabel[k]![perFinding!])) return Number.NaN;
-    }
-    return nanMean(s.map(([m, o]) => m![metric] - o![metric]));
-  };
   const n = pairs[0]!.original.n;
+  pairs.forEach((p, j) => {
+    for (const [side, a] of [
+      ['masked', p.masked],
+      ['original', p.original],
+    ] as const)
+      if (a.n !== n)
+        throw new RangeError(
+          `pairs[${j}].${side} has ${a.n} test rows, pairs[0].original ${n}: a paired bootstrap needs the same test images in every pair`,
+        );
+  });
+  // per pair: [masked, original], each laid out once for the metric
+  const laid = pairs.map((p) => [
+    layOut(p.masked, p.thresholdsMasked, p.operatingMasked ?? p.thresholdsMasked, metric),
+    layOut(p.original, p.thresholdsOriginal, p.operatingOriginal ?? p.thresholdsOriginal, metric),
+  ]);
+  // one condition's per-finding values on the rows drawn w[i] times each: what macroAUROC, macroF1 or
+  // meanLabelAccuracy averages
+  const perK = new Float64Array(Math.max(0, ...pairs.flatMap((p) => [p.masked.k, p.original.k])));
+  const findingValues = (c: Layout, w: Uint32Array): Float64Array => {
+    const vs = perK.subarray(0, c.findings.length);
+    for (let k = 0; k < c.findings.length; k++)
+      vs[k] =
+        metric === 'macroAUROC'
+          ? aurocWeighted(c.findings[k]!, w)
+          : countsWeighted(c.findings[k]!, w, metric);
+    return vs;
+  };
+  // the point estimate: every test row drawn once is computeMetrics on the test set, to the bit
+  const once = new Uint32Array(n).fill(1);
+  const full = laid.map((cs) =>
+    cs.map((c) => {
+      if (c.exact) return { value: exactMatchWeighted(c.exact, once), defined: [] as number[] };
+      const vs = findingValues(c, once);
+      return { value: nanMean(vs), defined: [...vs.keys()].filter((k) => Number.isFinite(vs[k]!)) };
+    }),
+  );
+  const point = nanMean(full.map(([m, o]) => m!.value - o!.value));
+  // what the point estimate is made of: each seed's difference and, per model, the findings it averages
+  const definedDiff = full.map(([m, o]) => Number.isFinite(m!.value - o!.value));
+  const definedFindings = full.map((cs) => cs.map((c) => c.defined));
+  // one condition's metric on a replicate, as computeMetrics gives it on the resampled rows; null when
+  // a finding it averages on the full set lost its class
+  const conditionValue = (c: Layout, w: Uint32Array, defined: number[]): number | null => {
+    if (c.exact) return exactMatchWeighted(c.exact, w);
+    const vs = findingValues(c, w);
+    for (const k of defined) if (!Number.isFinite(vs[k]!)) return null;
+    return nanMean(vs);
+  };
+  const diffs = new Float64Array(pairs.length);
+  const diffOf = (w: Uint32Array) => {
+    for (let j = 0; j < pairs.length; j++) {
+      const m = conditionValue(laid[j]![0]!, w, definedFindings[j]![0]!);
+      const o = conditionValue(laid[j]![1]!, w, definedFindings[j]![1]!);
+      if (m === null || o === null) return Number.NaN;
+      diffs[j] = m - o;
+      if (definedDiff[j] && !Number.isFinite(diffs[j]!)) return Number.NaN;
+    }
+    return nanMean(diffs);
+  };
   const rand = mulberry32(seed);
   const ds: number[] = [];
-  const rows = new Uint32Array(n);
+  // a replicate is how often each test row was drawn: no resampled copies, no per-replicate sorts
+  const w = new Uint32Array(n);
   for (let b = 0; b < iterations; b++) {
-    for (let i = 0; i < n; i++) rows[i] = Math.floor(rand() * n);
-    const d = diffOf(rows);
+    w.fill(0);
+    for (let i = 0; i < n; i++) w[Math.floor(rand() * n)]!++;
+    const d = diffOf(w);
     if (Number.isFinite(d)) ds.push(d);
   }
   ds.sort((a, b) => a - b);
@@ -381,4 +435,127 @@ export function bootstrapDiff(
     hi: quantile(ds, 1 - alpha / 2),
     samples: ds.length,
   };
+}
+
+/** One finding of one condition, ordered once by score for every replicate. */
+interface FindingLayout {
+  /** The counted rows: ascending score for AUROC, else in row order. */
+  rows: Uint32Array;
+  /** 1 where that row's label is positive. */
+  positive: Uint8Array;
+  /** 1 where that row's score is ≥ the metric's threshold. */
+  predicted: Uint8Array;
+  /** The end (exclusive) of each run of equal scores in `rows`: the tie groups of the mid-ranks (AUROC). */
+  groupEnds: Uint32Array;
+}
+
+/** One condition laid out for a metric: per-image exact-match states, or one layout per finding. */
+interface Layout {
+  /** Per test row: 0 no counted label, 1 a counted label wrong, 2 all right (exact match only). */
+  exact: Uint8Array | null;
+  findings: FindingLayout[];
+}
+
+function layOut(a: LabelArrays, thresholds: number[], operating: number[], metric: ScalarMetric): Layout {
+  // a counted NaN score is the RangeError computeMetrics gives (same pair, finding and row first)
+  for (let k = 0; k < a.k; k++)
+    for (let i = 0; i < a.n; i++) {
+      const idx = i * a.k + k;
+      if (isCounted(a.mask, idx) && Number.isNaN(a.probs[idx]!))
+        throw nanScore(`probs[${i}, ${k}] (row ${i}, finding ${k})`);
+    }
+  if (metric === 'exactMatch') {
+    const exact = new Uint8Array(a.n);
+    for (let i = 0; i < a.n; i++) {
+      let any = false;
+      let all = true;
+      for (let k = 0; k < a.k; k++) {
+        const idx = i * a.k + k;
+        if (!isCounted(a.mask, idx)) continue;
+        any = true;
+        if (a.probs[idx]! >= thresholds[k]! !== a.labels[idx]! > 0.5) all = false;
+      }
+      exact[i] = any ? (all ? 2 : 1) : 0;
+    }
+    return { exact, findings: [] };
+  }
+  // computeMetrics: accuracy at `thresholds`, F1 at the operating thresholds
+  const t = metric === 'macroF1' ? operating : thresholds;
+  const findings: FindingLayout[] = [];
+  for (let k = 0; k < a.k; k++) {
+    const score = new Float64Array(a.n);
+    const counted: number[] = [];
+    for (let i = 0; i < a.n; i++) {
+      score[i] = a.probs[i * a.k + k]!;
+      if (isCounted(a.mask, i * a.k + k)) counted.push(i);
+    }
+    // only AUROC needs the score order; counts read the rows in order, which is also cheaper to gather
+    const rows = Uint32Array.from(counted);
+    if (metric === 'macroAUROC') rows.sort((p, q) => score[p]! - score[q]!);
+    const positive = new Uint8Array(rows.length);
+    const predicted = new Uint8Array(rows.length);
+    const ends: number[] = [];
+    for (let r = 0; r < rows.length; r++) {
+      const i = rows[r]!;
+      positive[r] = a.labels[i * a.k + k]! > 0.5 ? 1 : 0;
+      predicted[r] = score[i]! >= t[k]! ? 1 : 0;
+      if (metric === 'macroAUROC' && (r + 1 === rows.length || score[rows[r + 1]!] !== score[i]))
+        ends.push(r + 1);
+    }
+    findings.push({ rows, positive, predicted, groupEnds: Uint32Array.from(ends) });
+  }
+  return { exact: null, findings };
+}
+
+/** `exactMatch` over the rows drawn `w[i]` times each. */
+function exactMatchWeighted(exact: Uint8Array, w: Uint32Array): number {
+  let ok = 0;
+  let tot = 0;
+  for (let i = 0; i < exact.length; i++) {
+    if (exact[i] === 0) continue;
+    tot += w[i]!;
+    if (exact[i] === 2) ok += w[i]!;
+  }
+  return ratio(ok, tot);
+}
+
+/**
+ * `auroc` over the rows drawn `w[i]` times each: a tie group of W drawn copies starting at 0-based
+ * position `below` has the mid-rank (below + below + W − 1) / 2 + 1. Every term is a multiple of ½, so
+ * the sums are exact and equal `auroc` on the resampled arrays to the bit.
+ */
+function aurocWeighted(f: FindingLayout, w: Uint32Array): number {
+  let below = 0;
+  let pos = 0;
+  let rankSumPos = 0;
+  let start = 0;
+  for (let g = 0; g < f.groupEnds.length; g++) {
+    const end = f.groupEnds[g]!;
+    let drawn = 0;
+    let drawnPos = 0;
+    for (let r = start; r < end; r++) {
+      const c = w[f.rows[r]!]!;
+      drawn += c;
+      drawnPos += c * f.positive[r]!;
+    }
+    if (drawnPos > 0) rankSumPos += drawnPos * ((below + (below + drawn - 1)) / 2 + 1);
+    below += drawn;
+    pos += drawnPos;
+    start = end;
+  }
+  const neg = below - pos;
+  if (pos === 0 || neg === 0) return Number.NaN;
+  return (rankSumPos - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+/** Scratch confusion counts of countsWeighted (one call at a time: all of this is synchronous). */
+const COUNTS = new Float64Array(4);
+
+/** Per-finding accuracy or F1 (at the layout's threshold) over the rows drawn `w[i]` times each. */
+function countsWeighted(f: FindingLayout, w: Uint32Array, metric: ScalarMetric): number {
+  // indexed by 2·label + prediction instead of branching: tn, fp, fn, tp
+  const counts = COUNTS.fill(0);
+  for (let r = 0; r < f.rows.length; r++) counts[(f.positive[r]! << 1) | f.predicted[r]!]! += w[f.rows[r]!]!;
+  const c = { tn: counts[0]!, fp: counts[1]!, fn: counts[2]!, tp: counts[3]! };
+  return metric === 'macroF1' ? f1(c) : accuracy(c);
 }
