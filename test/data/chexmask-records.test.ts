@@ -156,13 +156,46 @@ test('a cache built with the rle source from the CSV path or located rows is byt
   );
 });
 
-test('the rle rows of every region are read back, blank cells included', async () => {
+test('the long rle cells of every region are read back whole', async () => {
   const { path, ids } = longRleCsv(3);
   const { rows } = await joinChexmask(path, ids, { source: 'rle', locateRle: true });
   const records = await ChexmaskRecords.open(path);
   const r = await records.withRle(rows.get('img-1')!);
   await records.close();
   for (const region of REGIONS) assert.ok(r.rle![region].length > 30000, region);
+});
+
+test('empty, nan, blank-space and quoted rle cells read back as a keepRle join holds them (CRLF file)', async () => {
+  const path = join(tempDir('cxrmask-rle-'), 'chexmask.csv');
+  const lm = formatLandmarksFlat(Array.from({ length: 240 }, (_, i) => 10 + ((i * 37) % 80)));
+  const rows = [
+    `a,0.9,0.85,"${lm}",10 5,,nan,100,100`,
+    `b,0.9,0.85,"${lm}","20 5",30 5, ,100,100`,
+    `c,0.9,0.85,"${lm}",NaN,"",${rleCell(5, 9)},${H},${W}`,
+  ];
+  writeFileSync(
+    path,
+    `dicom_id,Dice RCA (Max),Dice RCA (Mean),Landmarks,Left Lung,Right Lung,Heart,Height,Width\r\n${rows.join('\r\n')}\r\n`,
+  );
+  const ids = ['a', 'b', 'c'];
+  const kept = (await joinChexmask(path, ids, { source: 'rle' })).rows;
+  const located = (await joinChexmask(path, ids, { source: 'rle', locateRle: true })).rows;
+  const records = await ChexmaskRecords.open(path);
+  try {
+    for (const id of ids) {
+      const k = kept.get(id)!;
+      const r = await records.withRle(located.get(id)!);
+      assert.equal(r.rle, k.rle, id);
+      assert.equal(r.emptyMasks, k.emptyMasks, id);
+    }
+  } finally {
+    await records.close();
+  }
+  // the fixture does hold blanks, and b's quoted cell is read unquoted
+  assert.equal(kept.get('a')!.emptyMasks, ['rightLung', 'heart']);
+  assert.equal(kept.get('b')!.emptyMasks, ['heart']);
+  assert.equal(kept.get('c')!.emptyMasks, ['rightLung', 'leftLung']);
+  assert.is(kept.get('b')!.rle!.leftLung, '20 5');
 });
 
 test.run();

@@ -15,7 +15,7 @@ import { dataFingerprint, fingerprintChanges } from '../../ts/experiment/fingerp
 import type { Results } from '../../ts/experiment/results.js';
 import { resolvePreprocess } from '../../ts/images/preprocess.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
-import { runContour, runSettings } from '../../ts/service/model-source.js';
+import { runSettings } from '../../ts/service/model-source.js';
 import { fakeBackend, fakeCache } from './fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-resume-data-'));
@@ -69,7 +69,7 @@ test('a run records its data fingerprint in data.json and results.json', async (
   assert.ok(first.data['cache'], 'data.cache in results.json');
   // the contour settings stay with the run: its cache folder here never existed
   assert.equal(recorded.summaries.cache.contour, CONTOUR);
-  assert.equal(runContour(runDir), CONTOUR);
+  assert.equal(runSettings(runDir).overlay, CONTOUR);
   // and the preprocessing its images were made with (a paper-preset cache here)
   assert.equal(recorded.summaries.cache.preprocess, PREPROCESS);
   assert.equal(runSettings(runDir), { overlay: CONTOUR, preprocess: PREPROCESS });
@@ -91,7 +91,7 @@ test("a run started as the CLI starts it (the data step's cache summary, a relat
     assert.is(recorded.summaries.cache.dir, join(tmp, 'caches', 'k1'), 'data.json summaries: absolute');
     assert.is((r.results.data['cache'] as { dir: string }).dir, join(tmp, 'caches', 'k1'), 'results.json');
     process.chdir(home);
-    assert.equal(runContour(r.runDir), CONTOUR);
+    assert.equal(runSettings(r.runDir).overlay, CONTOUR);
     // a run from before either was recorded absolute: the warning says where the relative folder was sought
     const data = join(r.runDir, 'data.json');
     const old = JSON.parse(readFileSync(data, 'utf8'));
@@ -102,7 +102,7 @@ test("a run started as the CLI starts it (the data step's cache summary, a relat
     const emit = process.emitWarning;
     process.emitWarning = ((w: string) => warned.push(w)) as typeof process.emitWarning;
     try {
-      assert.is(runContour(r.runDir), undefined);
+      assert.is(runSettings(r.runDir).overlay, undefined);
     } finally {
       process.emitWarning = emit;
     }

@@ -30,6 +30,7 @@ import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import type { IndexEntry } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
 import { buildCache, rebuildNotes } from '../../ts/images/cache-build.js';
+import { DECODER_REVISION, decoderChangesSince } from '../../ts/images/cache-format.js';
 
 import { type ShardInfo, verifyShards } from '../../ts/images/cache-verify.js';
 import { synthTree, tempDir } from '../data/helpers.js';
@@ -432,6 +433,64 @@ test('a cache from before source versions were recorded is kept (no rebuild), sa
   utimesSync(file, new Date(mtimeMs + 60_000), new Date(mtimeMs + 60_000));
   const next = await buildCache(opts);
   assert.equal([next.unstamped, next.changed, next.shardsBuilt], [0, 1, 1]);
+});
+
+test('a cache decoded by an older decoder revision is kept, warned about once per folder on open, and its revision survives a rebuild', async () => {
+  const out = tempDir();
+  const { sum, all } = await build(out);
+  const nShards = Math.ceil(all.length / 12);
+  const meta = () => JSON.parse(readFileSync(join(sum.dir, 'cache.json'), 'utf8'));
+  const shardJson = (k: number) => join(sum.dir, `shard-${String(k).padStart(5, '0')}.json`);
+  assert.is(meta().decoder, DECODER_REVISION);
+  assert.is(JSON.parse(readFileSync(shardJson(0), 'utf8')).decoder, DECODER_REVISION);
+  assert.equal([sum.olderDecoder, sum.decoder], [0, DECODER_REVISION]);
+  const codes: string[] = [];
+  const listen = (w: Error & { code?: string }) => {
+    if (w.code === 'CXRMASK_CACHE_DECODER') codes.push(w.message);
+  };
+  process.on('warning', listen);
+  try {
+    openCache(sum.dir).close();
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    assert.equal(codes, [], 'a cache of this decoder opens without a word');
+    // what a build before the revision was recorded left: no decoder in cache.json or the manifests
+    const { decoder: _, ...old } = meta();
+    writeFileSync(join(sum.dir, 'cache.json'), JSON.stringify(old));
+    for (let k = 0; k < nShards; k++) {
+      const { decoder: _d, ...m } = JSON.parse(readFileSync(shardJson(k), 'utf8'));
+      writeFileSync(shardJson(k), JSON.stringify(m));
+    }
+    openCache(sum.dir).close();
+    openCache(out).close(); // the same folder through its parent: still once
+    await new Promise((r) => setImmediate(r));
+    assert.is(codes.length, 1, codes.join('\n'));
+    assert.ok(
+      codes[0]!.startsWith(`${sum.dir}: built by an older cxrmask (decoder revision 1, now 2)`),
+      codes[0],
+    );
+    assert.match(codes[0]!, /enlarged with libvips' pixel centres .* kept their stored gray \(now black\)/);
+    // a rebuild keeps the shards (no forced re-decode) and says so; cache.json keeps the oldest revision
+    const again = (await build(out, all)).sum;
+    assert.equal(
+      [again.shardsBuilt, again.shardsReused, again.olderDecoder, again.decoder],
+      [0, nShards, nShards, 1],
+    );
+    assert.equal(rebuildNotes(again), [
+      `warning: ${nShards} shard(s) were decoded by an older cxrmask and kept: ${decoderChangesSince(1)}; delete ${sum.dir} to re-decode them if the images are small or transparent`,
+    ]);
+    assert.is(meta().decoder, 1);
+    // one shard decoded anew: the cache still holds older ones, so it still says the oldest
+    truncateSync(join(sum.dir, 'shard-00001.bin'), 0);
+    const mixed = (await build(out, all)).sum;
+    assert.equal([mixed.shardsBuilt, mixed.olderDecoder, meta().decoder], [1, nShards - 1, 1]);
+    assert.is(JSON.parse(readFileSync(shardJson(1), 'utf8')).decoder, DECODER_REVISION);
+    // every shard decoded anew (the folder deleted): the current revision, and no warning on open
+    rmSync(sum.dir, { recursive: true });
+    const fresh = (await build(out, all)).sum;
+    assert.equal([fresh.shardsBuilt, fresh.olderDecoder, meta().decoder], [nShards, 0, DECODER_REVISION]);
+  } finally {
+    process.off('warning', listen);
+  }
 });
 
 test('image limits are part of a shard: raising --max-pixels rebuilds and admits the images refused before', async () => {

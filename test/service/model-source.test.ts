@@ -14,7 +14,6 @@ import {
   checkpointSettings,
   type ModelSource,
   resolveModelSource,
-  runContour,
   runSettings,
 } from '../../ts/service/model-source.js';
 
@@ -112,7 +111,7 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
   process.on('warning', listen);
   try {
     assert.equal(runSettings(old), {});
-    assert.is(runContour(old), undefined);
+    assert.is(runSettings(old).overlay, undefined);
     await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
     // one warning of each kind, once per run (a CLI resolves the cell, then loads it)
     assert.equal(
@@ -152,6 +151,49 @@ test('a run whose cache is gone: its recorded settings, else the defaults with a
   } finally {
     process.off('warning', listen);
   }
+});
+
+test('a damaged recorded preprocessing is refused naming data.json (or cache.json) and the field', () => {
+  const run = join(tmp, 'runs', 'Damaged');
+  mkdirSync(run, { recursive: true });
+  const dataJson = join(run, RUN_DATA_FILE);
+  const record = (preprocess: unknown) =>
+    writeFileSync(
+      dataJson,
+      JSON.stringify({
+        fingerprint: { cacheDir: join(tmp, 'deleted') },
+        summaries: { cache: { contour: { thickness: 4, source: 'landmarks' }, preprocess } },
+      }),
+    );
+  const refused = (re: RegExp) => {
+    try {
+      runSettings(run);
+      assert.unreachable('accepted');
+    } catch (e) {
+      assert.instance(e, ConfigError);
+      assert.match((e as Error).message, re);
+    }
+  };
+  record({ ...PAPER, resize: 'squish' });
+  refused(/Damaged\/data\.json: field summaries\.cache\.preprocess\.resize .*\(recorded "squish"\)/);
+  record({ ...PAPER, std: [0.229, 0.224] });
+  refused(/data\.json: field summaries\.cache\.preprocess\.std/);
+  record({ ...PAPER, size: '224' });
+  refused(/data\.json: field summaries\.cache\.preprocess\.size/);
+  record('paper');
+  refused(/data\.json: field summaries\.cache\.preprocess must be an object, got string/);
+  // the cache.json a run falls back to is checked the same way
+  const cacheDir = join(tmp, 'cache', 'damaged');
+  mkdirSync(cacheDir, { recursive: true });
+  writeFileSync(
+    join(cacheDir, 'cache.json'),
+    JSON.stringify({ preprocess: { ...PAPER, kernel: 'bicubic' } }),
+  );
+  writeFileSync(dataJson, JSON.stringify({ fingerprint: { cacheDir } }));
+  refused(/damaged\/cache\.json: field preprocess\.kernel/);
+  // a sound record comes back as it was recorded
+  record(PAPER);
+  assert.equal(runSettings(run).preprocess, PAPER);
 });
 
 /** Warnings emitted while `f` runs (they come on the next tick). */

@@ -26,7 +26,15 @@ import {
   OverlayOptionsSchema,
   type PaintOptions,
 } from '../masks/overlay.js';
-import { CACHE_VERSION, type CachedEntry, type CacheMeta, type CacheSummary } from './cache-format.js';
+import {
+  CACHE_VERSION,
+  type CachedEntry,
+  type CacheMeta,
+  type CacheSummary,
+  DECODER_REVISION,
+  decoderChangesSince,
+  decoderRevision,
+} from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
 import { DATASET_FORMATS, type ImageLimits, type ResolvedImageLimits, resolveImageLimits } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
@@ -103,6 +111,8 @@ const BuildCacheOptionsSchema = z
 
 interface ShardManifest {
   version: number;
+  /** The decoder revision its images were decoded with (DECODER_REVISION); absent before it was recorded. */
+  decoder?: number;
   key: string;
   /** Hash of the CheXmask rows used (grid size + landmarks, or RLE cells): new rows rebuild the shard. */
   rowsHash: string;
@@ -561,6 +571,7 @@ async function writeShard(
   failures.sort((x, y) => (order.get(x.dicomId) ?? 0) - (order.get(y.dicomId) ?? 0));
   const manifest: ShardManifest = {
     version: CACHE_VERSION,
+    decoder: DECODER_REVISION,
     key: b.key,
     rowsHash: s.rowsHash,
     planned: s.ids,
@@ -581,12 +592,14 @@ async function writeCacheFiles(
   shards: ShardInfo[],
   cachedEntries: CachedEntry[],
   skipped: ReasonCounter,
+  decoder: number,
 ): Promise<void> {
   const entriesText =
     cachedEntries.map((e) => JSON.stringify(e)).join('\n') + (cachedEntries.length ? '\n' : '');
   const entriesSha256 = sha256(entriesText);
   const meta: CacheMeta = {
     version: CACHE_VERSION,
+    decoder,
     key: b.key,
     size: b.pp.size,
     recordBytes: b.recordBytes,
@@ -624,6 +637,10 @@ interface ShardCounts {
   recovered: number;
   changed: number;
   unstamped: number;
+  /** Reused shards decoded by an older decoder revision. */
+  olderDecoder: number;
+  /** The oldest decoder revision among the shards (cache.json's `decoder`). */
+  decoder: number;
 }
 
 /**
@@ -675,6 +692,9 @@ async function shardManifest(
       manifest = { ...manifest, sources: await currentSources(b, plan, manifest) };
       await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
     }
+    // kept, not re-decoded: most images decode as they did (warned about in rebuildNotes and on open)
+    if (decoderRevision(manifest) < DECODER_REVISION) count.olderDecoder++;
+    count.decoder = Math.min(count.decoder, decoderRevision(manifest));
     count.reused++;
     count.done += plan.part.length;
     b.onProgress?.(count.done, total);
@@ -702,6 +722,8 @@ function noShardCounts(): ShardCounts {
     recovered: 0,
     changed: 0,
     unstamped: 0,
+    olderDecoder: 0,
+    decoder: DECODER_REVISION,
   };
 }
 
@@ -781,7 +803,7 @@ async function buildShards(
       sha256: manifest.sha256,
     });
   }
-  await writeCacheFiles(b, shards, cachedEntries, skipped);
+  await writeCacheFiles(b, shards, cachedEntries, skipped, count.decoder);
   const perSplit: Record<Split, number> = { train: 0, validate: 0, test: 0 };
   for (const e of cachedEntries) perSplit[e.split]++;
   return {
@@ -798,6 +820,8 @@ async function buildShards(
     recovered: count.recovered,
     changed: count.changed,
     unstamped: count.unstamped,
+    olderDecoder: count.olderDecoder,
+    decoder: count.decoder,
     seconds: (performance.now() - t0) / 1000,
     imagesPerSecond: count.decodeSeconds > 0 ? count.decoded / count.decodeSeconds : 0,
     chexmask: chexmaskSummary,
@@ -835,6 +859,11 @@ export function rebuildNotes(s: CacheSummary): string[] {
       `warning: ${s.unstamped} shard(s) from an earlier version recorded no source file sizes and times: ` +
         'kept as they are, with the files as they are now recorded; an image replaced before this run is ' +
         'not seen (delete the cache folder to re-decode everything)',
+    );
+  if (s.olderDecoder)
+    out.push(
+      `warning: ${s.olderDecoder} shard(s) were decoded by an older cxrmask and kept: ${decoderChangesSince(s.decoder)}; ` +
+        `delete ${s.dir} to re-decode them if the images are small or transparent`,
     );
   return out;
 }

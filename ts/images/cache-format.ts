@@ -11,6 +11,32 @@ import type { ResolvedPreprocess } from './preprocess.js';
  */
 export const CACHE_VERSION = 3;
 
+/**
+ * What decodePlane made of a source image, for caches whose format did not change (CACHE_VERSION) but
+ * whose pixels may: recorded in cache.json and each shard manifest; absent means 1.
+ * 2 (2026-12-06): enlarging with Pillow's pixel centres, and transparency composited on black at
+ * every size and bit depth. Not part of the key: a cache of large opaque images decodes the same.
+ */
+export const DECODER_REVISION = 2;
+
+/** What each decoder revision changed, for the warnings about caches decoded before it. */
+const DECODER_CHANGES: Record<number, string> = {
+  2:
+    "images smaller than the cache size were enlarged with libvips' pixel centres (26-52/255 off the " +
+    'open_clip/PIL enlarging used now, for the cubic, linear and lanczos3 kernels), and transparent ' +
+    'pixels of 16-bit images, and of 8-bit ones that were not resized, kept their stored gray (now black)',
+};
+
+/** What the decoder revisions after `revision` changed, in words. */
+export function decoderChangesSince(revision: number): string {
+  const out: string[] = [];
+  for (let r = revision + 1; r <= DECODER_REVISION; r++) if (DECODER_CHANGES[r]) out.push(DECODER_CHANGES[r]);
+  return out.join('; ');
+}
+
+/** A cache.json's or shard manifest's decoder revision (1 when it records none). */
+export const decoderRevision = (m: { decoder?: number }): number => m.decoder ?? 1;
+
 export interface CacheSummary {
   dir: string;
   key: string;
@@ -39,6 +65,10 @@ export interface CacheSummary {
    * there is not seen), their files' current sizes and times recorded now.
    */
   unstamped: number;
+  /** Reused shards decoded by an older decoder revision (DECODER_REVISION): kept, with a warning. */
+  olderDecoder: number;
+  /** The oldest decoder revision among the cache's shards, as cache.json records it. */
+  decoder: number;
   seconds: number;
   /** Images decoded per second in this run (reused shards excluded). */
   imagesPerSecond: number;
@@ -64,6 +94,8 @@ export interface CacheBuildSettings {
 
 export interface CacheMeta {
   version: number;
+  /** The oldest decoder revision among its shards (DECODER_REVISION); absent in caches built before it. */
+  decoder?: number;
   key: string;
   size: number;
   recordBytes: number;

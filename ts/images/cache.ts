@@ -18,6 +18,7 @@ import { sha256 } from '../common/hash.js';
 import { readJsonFile } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { firstIssue, parseOptions } from '../common/options.js';
+import { warnOnce } from '../common/warn-once.js';
 import type { Split } from '../data/mimic.js';
 import {
   type ContourOptions,
@@ -33,6 +34,9 @@ import {
   type CachedEntry,
   type CacheMeta,
   type CacheSummary,
+  DECODER_REVISION,
+  decoderChangesSince,
+  decoderRevision,
 } from './cache-format.js';
 import { cacheDigest, checkContent, damaged, verifyShards } from './cache-verify.js';
 import {
@@ -120,6 +124,7 @@ export class Cache {
     });
     verifyShards(dir, shards, this.meta.recordBytes);
     this.defaultTable = paintTable({});
+    warnOlderDecoder(dir, this.meta);
   }
 
   /** What was built and what was skipped (for run records). */
@@ -311,6 +316,7 @@ const stated = <T extends z.ZodType>(f: { unwrap(): T }) => f.unwrap();
 /** The types of the cache.json fields the reader relies on (checkMeta then checks them against each other). */
 const CacheMetaSchema = z.object({
   key: z.string(),
+  decoder: z.number().int().min(1).optional(),
   size: z.number().int().min(1),
   recordBytes: z.number().int().min(1),
   preprocess: z.object({
@@ -366,6 +372,21 @@ function checkMeta(dir: string, meta: CacheMeta): void {
     );
   if (cacheDigest(meta.entriesSha256, meta.shards) !== meta.digest)
     throw bad('digest', `${meta.digest} is not the digest of entriesSha256 and shards`);
+}
+
+/**
+ * A cache decoded by an older decoder revision is used as it is (rebuilding 243 k images for the few
+ * that enlarge or carry alpha is the user's call), with a warning once per cache folder.
+ */
+function warnOlderDecoder(dir: string, meta: CacheMeta): void {
+  const revision = decoderRevision(meta);
+  if (revision >= DECODER_REVISION) return;
+  warnOnce(
+    dir,
+    'CXRMASK_CACHE_DECODER',
+    `${dir}: built by an older cxrmask (decoder revision ${revision}, now ${DECODER_REVISION}), whose ${decoderChangesSince(revision)}. ` +
+      'Those images differ from what predict and serve give now; a cache of opaque images larger than its size is unaffected. Delete the folder and build it again to re-decode them',
+  );
 }
 
 /** A batch whose images are cache records (see Cache.recordBatch). */

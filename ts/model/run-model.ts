@@ -10,6 +10,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { sha256, sha256File } from '../common/hash.js';
+import { warnOnce } from '../common/warn-once.js';
 import { modelFile, readModelMeta } from './meta.js';
 import { RUN_DATA_FILE, type RunModel, readRunData, readRunModelDir } from './run-files.js';
 
@@ -105,9 +106,6 @@ function modelFolderHashOnce(modelDir: string): string | null {
   return hash;
 }
 
-/** Runs already warned about for recording no model (once per process, not per cell opened). */
-const unrecordedWarned = new Set<string>();
-
 /**
  * A cell's checkpoint (`runs/<run>/cells/<cell>/best.ckpt`) is put on `modelDir`: that folder must hold
  * the model.json and weights the run recorded in data.json when it started, else the head sits on another
@@ -121,13 +119,12 @@ export function checkRunCheckpoint(modelDir: string, checkpoint: string): void {
   if (!runDir) return;
   const data = readRunData(runDir);
   if (!data?.model) {
-    if (!unrecordedWarned.has(resolve(runDir))) {
-      unrecordedWarned.add(resolve(runDir));
-      process.emitWarning(
-        `${runDir}: the run recorded no model (no model in ${RUN_DATA_FILE}: it predates that record), so the model folder ${resolve(modelDir)} cannot be checked against the one ${checkpoint} was trained on`,
-        { code: 'CXRMASK_MODEL_UNRECORDED' },
-      );
-    }
+    // once per run, not per cell opened
+    warnOnce(
+      runDir,
+      'CXRMASK_MODEL_UNRECORDED',
+      `${runDir}: the run recorded no model (no model in ${RUN_DATA_FILE}: it predates that record), so the model folder ${resolve(modelDir)} cannot be checked against the one ${checkpoint} was trained on`,
+    );
     return;
   }
   const configured = readRunModelDir(runDir);

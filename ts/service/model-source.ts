@@ -16,8 +16,10 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../common/errors.js';
 import { readJson } from '../common/io.js';
-import type { ResolvedPreprocess } from '../images/preprocess.js';
-import { readRunData, readRunModelDir } from '../model/run-files.js';
+import { firstIssue, typeName } from '../common/options.js';
+import { warnOnce } from '../common/warn-once.js';
+import { PreprocessOptionsSchema, type ResolvedPreprocess } from '../images/preprocess.js';
+import { RUN_DATA_FILE, readRunData, readRunModelDir } from '../model/run-files.js';
 import { checkpointRun } from '../model/run-model.js';
 
 export interface ModelSource {
@@ -70,21 +72,27 @@ export function resolveModelSource(model: string, checkpoint?: string | null): M
 
 const PREPROCESS_FIELDS = ['preset', 'size', 'resize', 'kernel', 'mean', 'std', 'fastShrinkOnLoad'] as const;
 
-/** The preprocessing fields of a recorded object (data.json summaries.cache, cache.json); undefined without any. */
-function recordedPreprocess(p: unknown): ResolvedPreprocess | undefined {
-  if (!p || typeof p !== 'object') return undefined;
+/**
+ * The preprocessing fields of a recorded object (data.json summaries.cache, cache.json); undefined
+ * without any. Each field it holds is checked as the option would be, so a hand-edited or damaged
+ * value is refused here by file and field rather than later without either.
+ * @throws {ConfigError} naming `file` and `field`.<name>, the value and what it must be.
+ */
+function recordedPreprocess(p: unknown, file: string, field: string): ResolvedPreprocess | undefined {
+  if (p === undefined || p === null) return undefined;
+  if (typeof p !== 'object' || Array.isArray(p))
+    throw new ConfigError(`${file}: field ${field} must be an object, got ${typeName(p)}`);
   const r = p as Record<string, unknown>;
-  const kept = PREPROCESS_FIELDS.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]);
-  return kept.length ? (Object.fromEntries(kept) as unknown as ResolvedPreprocess) : undefined;
-}
-
-/** Runs already warned about, per warning code: a CLI resolves a cell and then loads it. */
-const warned = new Set<string>();
-
-function warnOnce(runDir: string, code: string, message: string): void {
-  if (warned.has(`${code}\0${runDir}`)) return;
-  warned.add(`${code}\0${runDir}`);
-  process.emitWarning(message, { code });
+  const kept = Object.fromEntries(PREPROCESS_FIELDS.filter((k) => r[k] !== undefined).map((k) => [k, r[k]]));
+  if (Object.keys(kept).length === 0) return undefined;
+  const checked = firstIssue(PreprocessOptionsSchema, kept);
+  if (!checked.ok)
+    throw new ConfigError(
+      `${file}: field ${field}.${checked.field} ${checked.issue.message} (recorded ${JSON.stringify(kept[checked.field.split('.')[0]!])})`,
+      { cause: checked.error },
+    );
+  // the recorded values themselves, not the schema's defaults for the fields left out
+  return kept as unknown as ResolvedPreprocess;
 }
 
 /**
@@ -101,14 +109,18 @@ export function runSettings(runDir: string): TrainedSettings {
   let overlay = recorded?.contour
     ? { thickness: recorded.contour.thickness, source: recorded.contour.source }
     : undefined;
-  let preprocess = recordedPreprocess(recorded?.preprocess);
+  let preprocess = recordedPreprocess(
+    recorded?.preprocess,
+    join(runDir, RUN_DATA_FILE),
+    'summaries.cache.preprocess',
+  );
   const cacheDir = data?.fingerprint.cacheDir;
   let meta: { contour?: ModelSource['overlay']; preprocess?: unknown } | null = null;
   if ((!overlay || !preprocess) && cacheDir) {
     meta = readJson(join(cacheDir, 'cache.json'));
     if (!overlay && meta?.contour)
       overlay = { thickness: meta.contour.thickness, source: meta.contour.source };
-    preprocess ??= recordedPreprocess(meta?.preprocess);
+    preprocess ??= recordedPreprocess(meta?.preprocess, join(cacheDir, 'cache.json'), 'preprocess');
   }
   if (cacheDir && (!overlay || !preprocess)) {
     const where = `${cacheDir}${isAbsolute(cacheDir) ? '' : `, recorded relative to the folder the run was started from; looked for from ${process.cwd()}`}`;
@@ -129,11 +141,6 @@ export function runSettings(runDir: string): TrainedSettings {
       );
   }
   return { ...(overlay ? { overlay } : {}), ...(preprocess ? { preprocess } : {}) };
-}
-
-/** The contour settings a run trained with (runSettings). */
-export function runContour(runDir: string): ModelSource['overlay'] {
-  return runSettings(runDir).overlay;
 }
 
 /** runSettings of the run holding `runs/<run>/cells/<cell>/best.ckpt`; none for any other path. */
