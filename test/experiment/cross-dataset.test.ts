@@ -464,9 +464,10 @@ test('a run on a --preset paper cache builds its test dataset cache the same way
   });
   assert.equal(asked, ['paper']);
   const built = results.testDatasets?.['nih14'] as CrossDatasetResult;
-  const testCache = JSON.parse(
-    readFileSync(join((built.summary?.['cache'] as { dir: string }).dir, 'cache.json'), 'utf8'),
-  ) as { preprocess: { preset: string; resize: string } };
+  const testDir = (built.summary?.['cache'] as { dir?: string } | undefined)?.dir ?? '';
+  const testCache = JSON.parse(readFileSync(join(testDir, 'cache.json'), 'utf8')) as {
+    preprocess: { preset: string; resize: string };
+  };
   assert.equal([testCache.preprocess.preset, testCache.preprocess.resize], ['paper', 'squash']);
 
   // a test cache made with the model's default (a prepare that ignores the run's preprocessing)
