@@ -239,9 +239,11 @@ else
       || setup_fail "addon build failed or does not load"
   fi
 fi
-# 5. The CLI loads with the carried packages (a package missing from the carry shows here, by name).
+# 5. The CLI and every command module load with the carried packages (a package missing from the carry
+#    shows here, by name; --help alone loads no command module).
 if command -v node >/dev/null 2>&1; then
   cli_err=$(timeout 60 node dist/cli/main.js --help 2>&1 >/dev/null) || setup_fail "dist/cli/main.js --help: $(grep -m1 -E 'Error|Cannot' <<<"$cli_err")"
+  cli_err=$(timeout 120 node scripts/cli-loads.mjs 2>&1 >/dev/null) || setup_fail "a CLI module does not load: $(head -c 400 <<<"$cli_err")"
 fi
 write_setup
 log "setup: $SETUP_STATUS in $(( ($(date +%s%3N) - START_MS) / 1000 )) s, $(left_s) s left"

@@ -121,6 +121,16 @@ function newestSource() {
   return newest;
 }
 
+/**
+ * What the addon was built against: LIBTORCH, Torch_DIR, the torch found and CXRMASK_CMAKE_ARGS (the
+ * same stamp earlier setup.sh builds wrote, so an existing build is not redone).
+ */
+export function buildStamp(torch, env = process.env) {
+  const f = torch.stampFacts;
+  const facts = f ? `${f.version} ${f.file} ${f.blas}` : '';
+  return [env.LIBTORCH ?? '', env.Torch_DIR ?? '', facts, env.CXRMASK_CMAKE_ARGS ?? ''].join('|');
+}
+
 const FAST_BLAS = /^(mkl|openblas|accelerate|blis|armpl|flexi)/;
 
 /** Builds the addon unless it is up to date; writes build/env.json either way. */
@@ -131,15 +141,9 @@ export function install(env = process.env) {
   const build = join(root, 'build');
   const addon = join(build, 'Release', 'cxrmask_native.node');
   const stampFile = join(build, 'native.stamp');
-  // Same stamp as earlier setup.sh builds wrote, so an existing build is not redone.
-  const f = torch.stampFacts;
-  const facts = f ? `${f.version} ${f.file} ${f.blas}` : '';
-  const stamp = [env.LIBTORCH ?? '', env.Torch_DIR ?? '', facts, env.CXRMASK_CMAKE_ARGS ?? ''].join('|');
-  const upToDate =
-    existsSync(addon) &&
-    statSync(addon).mtimeMs > newestSource() &&
-    existsSync(stampFile) &&
-    readFileSync(stampFile, 'utf8') === stamp;
+  const stamp = buildStamp(torch, env);
+  const oldStamp = existsSync(stampFile) ? readFileSync(stampFile, 'utf8') : null;
+  const upToDate = existsSync(addon) && statSync(addon).mtimeMs > newestSource() && oldStamp === stamp;
   if (upToDate) {
     log('native addon up to date');
   } else {
@@ -156,8 +160,13 @@ export function install(env = process.env) {
     // `cmake-js compile` retries every failure from a clean folder, so a fresh install printed each
     // CMake error twice; only a CMake cache left by an earlier build can be stale enough to need that.
     const hadCache = existsSync(join(build, 'CMakeCache.txt'));
-    let r = cmake('build');
-    if (r.status !== 0 && hadCache) {
+    // `cmake-js build` configures only when there is no CMake cache, so a cache made for another
+    // torch, LIBTORCH or CXRMASK_CMAKE_ARGS would be built as it is; a source change alone stays
+    // incremental
+    const settingsChanged = hadCache && oldStamp !== null && oldStamp !== stamp;
+    if (settingsChanged) log('torch or CMake settings changed since the last build: cmake-js rebuild (a clean configure)');
+    let r = cmake(settingsChanged ? 'rebuild' : 'build');
+    if (r.status !== 0 && hadCache && !settingsChanged) {
       log('retrying from a clean build folder (the CMake cache of an earlier build may be stale)');
       r = cmake('rebuild');
     }

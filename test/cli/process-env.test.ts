@@ -196,7 +196,7 @@ test('`--` before a file name starting with "-": predict -- -x.jpg reads ./-x.jp
   assert.match(missing.err, /\.\/-no-run/);
 });
 
-test('run folders that cannot be made: a DataError naming the path, exit 2; a --name over 200 characters is refused', () => {
+test('run folders that cannot be made: a DataError naming the path, exit 2; a --name over 200 characters is refused for a new run, an older run with a longer name still resumes', () => {
   const file = join(tmp, 'a-file');
   writeFileSync(file, 'x');
   const under = cli(tinyRun(join(file, 'runs')));
@@ -206,6 +206,16 @@ test('run folders that cannot be made: a DataError naming the path, exit 2; a --
   assert.is(long.code, 2, long.err);
   assert.match(long.err, /name: at most 200 characters/);
   assert.not.ok(existsSync(join(tmp, 'runs-long')), 'nothing was made');
+  // a run an earlier version made with a longer name (up to 239) still evaluates and resumes
+  const made = cli(tinyRun(join(tmp, 'runs-old')));
+  assert.is(made.code, 0, made.err);
+  const old = join(tmp, 'runs-old', readdirSync(join(tmp, 'runs-old'))[0]!);
+  const saved = JSON.parse(readFileSync(join(old, 'config.json'), 'utf8'));
+  writeFileSync(join(old, 'config.json'), JSON.stringify({ ...saved, name: 'n'.repeat(220) }));
+  const evaluated = cli(['eval', old]);
+  assert.is(evaluated.code, 0, evaluated.err);
+  const resumed = cli(['run', '--resume', old, '--no-progress']);
+  assert.is(resumed.code, 0, resumed.err);
   // a runs folder this process may not write in (root's permission bypass dropped, where it is root)
   const ro = join(tmp, 'ro-runs');
   mkdirSync(ro, { mode: 0o555 });

@@ -531,6 +531,9 @@ test("a temp name of a long file and a 64-byte host fits 255 bytes and still rea
   assert.match(basename(tmpPathFor(join(tmp, 'x.png'))), /^x\.png\.tmp-\d+-[0-9a-f]{8}@/);
   assert.equal(tempOwner('epoch-2.ckpt.tmp-42-0a1b2c3d'), { pid: 42, host: null });
   assert.is(tempOwner('notes.tmp-x'), null);
+  // the addon's own temp beside the tmpPathFor path a save hands it: the same process wrote both
+  assert.equal(tempOwner(`best.ckpt.tmp-42-58118e8a@${host}.tmp-42-deadbeef`), { pid: 42, host });
+  assert.equal(tempOwner('best.ckpt.tmp-42-58118e8a.tmp-42-deadbeef'), { pid: 42, host: null });
 
   // removeStaleTemps reads such names back: this host's dead writer removed, another host's kept
   const dir = mkdtempSync(join(tmp, 'stale-long-'));
@@ -540,9 +543,12 @@ test("a temp name of a long file and a 64-byte host fits 255 bytes and still rea
   const cut = ours.slice(0, ours.indexOf('.tmp-'));
   const oursDead = `${cut.slice(0, 100)}.tmp-${dead}-0a1b2c3d@${ourHost}`;
   const otherDead = `${cut.slice(0, 100)}.tmp-${dead}-0a1b2c3d@${host}`;
-  for (const f of [oursDead, otherDead]) writeFileSync(join(dir, f), 'x');
-  assert.equal(removeStaleTemps(dir), [oursDead]);
-  assert.equal(readdirSync(dir), [otherDead]);
+  // what a save killed mid-write leaves: the addon's temp of the staged path, on this host and another
+  const nestedDead = `best.ckpt.tmp-${dead}-58118e8a@${ourHost}.tmp-${dead}-deadbeef`;
+  const nestedOther = `best.ckpt.tmp-${dead}-58118e8a@${host}.tmp-${dead}-deadbeef`;
+  for (const f of [oursDead, otherDead, nestedDead, nestedOther]) writeFileSync(join(dir, f), 'x');
+  assert.equal(removeStaleTemps(dir).sort(), [nestedDead, oursDead].sort());
+  assert.equal(readdirSync(dir).sort(), [nestedOther, otherDead].sort());
 });
 
 test("a temp that cannot be made (or cleaned up) is reported as the user's file: DataError write-failed naming it first", async () => {

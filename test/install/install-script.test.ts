@@ -19,6 +19,7 @@ interface Found {
 }
 interface InstallModule {
   findTorch(env: NodeJS.ProcessEnv): Found;
+  buildStamp(torch: Found, env: NodeJS.ProcessEnv): string;
   venvPaths(env: NodeJS.ProcessEnv): { venv: string; python: string; pin: string };
 }
 const script = join(ROOT, 'scripts', 'install.mjs');
@@ -85,8 +86,8 @@ test('LibTorch order: LIBTORCH/Torch_DIR, then a Python torch of the pinned majo
 });
 
 /** A copy of the package's build inputs, so a failing configure cannot touch the clone's build/. */
-function packageCopy(): string {
-  const dir = join(tmp, 'pkg');
+function packageCopy(name = 'pkg'): string {
+  const dir = join(tmp, name);
   for (const f of [
     'package.json',
     'CMakeLists.txt',
@@ -148,6 +149,36 @@ test('CXRMASK_SKIP_BUILD=1 builds nothing; a failed build ends with one paragrap
   const inClone = run({ LIBTORCH: join(tmp, 'no-libtorch-here'), npm_lifecycle_event: '' });
   assert.is(inClone.status, 1, inClone.stderr);
   assert.match(inClone.stderr, /\(in this clone, `bash scripts\/setup\.sh` does this in a venv/);
+});
+
+test('a build whose torch or CMake settings changed configures from clean (cmake-js rebuild); otherwise the CMake cache is kept (cmake-js build)', async () => {
+  const m = (await import(pathToFileURL(script).href)) as InstallModule;
+  const dir = packageCopy('pkg-stamp');
+  const env = { ...process.env, CXRMASK_HOME: join(tmp, 'home3'), LIBTORCH: join(tmp, 'no-libtorch-here') };
+  const run = () =>
+    spawnSync(process.execPath, [join(dir, 'scripts', 'install.mjs')], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...env, npm_lifecycle_event: '' },
+      timeout: 300_000,
+    });
+  const earlierBuild = (stamp: string) => {
+    mkdirSync(join(dir, 'build'), { recursive: true });
+    writeFileSync(join(dir, 'build', 'CMakeCache.txt'), '# an earlier build\n');
+    writeFileSync(join(dir, 'build', 'native.stamp'), stamp);
+  };
+  // built for another torch: one clean configure, which fails here (no LibTorch), not retried
+  earlierBuild('|/opt/other-libtorch|2.0.0 /other/torch mkl|');
+  const changed = run();
+  assert.is(changed.status, 1, changed.stderr);
+  assert.match(changed.stderr, /settings changed since the last build: cmake-js rebuild/);
+  assert.not.match(changed.stderr, /retrying from a clean build folder/);
+  // the same settings (a source change): the cache is built incrementally; its failure is retried clean
+  earlierBuild(m.buildStamp(m.findTorch(env), env));
+  const same = run();
+  assert.is(same.status, 1, same.stderr);
+  assert.not.match(same.stderr, /settings changed since the last build/);
+  assert.match(same.stderr, /retrying from a clean build folder/);
 });
 
 test.run();

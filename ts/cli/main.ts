@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
@@ -51,14 +51,30 @@ function openFileLimit(): number | null {
 const LOW_OPEN_FILE_LIMIT = 256;
 
 /**
+ * Whether the file a module-not-found error names is there after all (the loader could not open it),
+ * checked by stat, which takes no descriptor. Out of descriptors, Node names the resolved file
+ * ("Cannot find package '/…/sharp/index.js'"); a package really missing is named bare ('zod').
+ */
+function namedFileExists(e: NodeJS.ErrnoException & { url?: string }): boolean {
+  const named = e.url?.startsWith('file:')
+    ? fileURLToPath(e.url)
+    : /^Cannot find (?:module|package) '([^']+)'/.exec(e.message)?.[1];
+  return !!named && isAbsolute(named) && existsSync(named);
+}
+
+/**
  * A command module that could not be loaded. Out of descriptors, the loader says EMFILE, or that a
- * file it could not open is missing: under a low limit either is said as what to raise.
+ * file it could not open is missing: under a low limit either is said as what to raise. A module that
+ * is really missing (a broken install) is said as such, whatever the limit.
  */
 function loadFailure(name: CommandName, e: NodeJS.ErrnoException, limit: number | null): Error {
   const outOfFiles =
     e.code === 'EMFILE' ||
     e.code === 'ENFILE' ||
-    (e.code === 'ERR_MODULE_NOT_FOUND' && limit !== null && limit < LOW_OPEN_FILE_LIMIT);
+    (e.code === 'ERR_MODULE_NOT_FOUND' &&
+      limit !== null &&
+      limit < LOW_OPEN_FILE_LIMIT &&
+      namedFileExists(e));
   if (!outOfFiles) return e;
   const had = limit === null ? '' : ` (the open-file limit is ${limit})`;
   return new UsageError(

@@ -78,6 +78,12 @@ export const TestDatasetSchema = z
 
 export type TestDatasetInput = z.input<typeof TestDatasetSchema>;
 
+/**
+ * The longest `name` a new run folder takes: `<timestamp>-<name>[-k]` stays well inside a file name's
+ * 255 bytes. Saved configs of earlier runs may hold up to 239 characters and still resume.
+ */
+export const MAX_NEW_RUN_NAME = 200;
+
 /** The zod schema of an experiment config: every field, its default and its bounds (docs/experiments.md). */
 export const ConfigSchema = z
   .object({
@@ -85,8 +91,9 @@ export const ConfigSchema = z
     name: z
       .string()
       .regex(/^[A-Za-z0-9._-]*$/, 'only letters, digits, ".", "_" and "-"')
-      // the run folder is `<timestamp>-<name>[-k]`, and a file name has at most 255 bytes
-      .max(200, 'at most 200 characters (it becomes part of the run folder name)')
+      // a saved config may hold what an earlier version let a run folder have (255 bytes less
+      // `<timestamp>-`); a new run folder takes MAX_NEW_RUN_NAME (newRunDir checks)
+      .max(239, 'at most 239 characters (it becomes part of the run folder name)')
       .default(''),
     /** Parent folder of run folders; each run gets a new `<timestamp>-<name>` folder inside. */
     runsDir: z.string().min(1).default('runs'),

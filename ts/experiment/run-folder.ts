@@ -5,20 +5,28 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ConfigError } from '../common/errors.js';
 import { readJson, writeFailure, writeJsonAtomic } from '../common/io.js';
 import { broadcastString, type GroupLike } from '../model/process-group.js';
 import type { RunData } from '../model/run-files.js';
 import { checkCellConfigs } from './cell-config.js';
 import { plannedCells } from './cells.js';
-import { type ExperimentConfig, parseConfig } from './config.js';
+import { type ExperimentConfig, MAX_NEW_RUN_NAME, parseConfig } from './config.js';
 import { lockRun, type RunLock } from './run-lock.js';
 
 function timestamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\..+$/, '').replace('T', '-');
 }
 
-/** A fresh folder `<runsDir>/<timestamp>[-name][-k]`; never an existing one. */
+/**
+ * A fresh folder `<runsDir>/<timestamp>[-name][-k]`; never an existing one.
+ * @throws {ConfigError} `name` is longer than MAX_NEW_RUN_NAME (nothing is made).
+ */
 export function newRunDir(runsDir: string, name: string): string {
+  if (name.length > MAX_NEW_RUN_NAME)
+    throw new ConfigError(
+      `invalid config:\n- name: at most ${MAX_NEW_RUN_NAME} characters for a new run (it becomes part of the run folder name); ${name.length} given`,
+    );
   try {
     mkdirSync(runsDir, { recursive: true });
   } catch (e) {
