@@ -6,7 +6,7 @@
  * and the contour map (see ../masks/overlay.ts).
  */
 import { createHash } from 'node:crypto';
-import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import sharp, { type OutputInfo } from 'sharp';
 import { z } from 'zod';
 import {
   type ChexmaskRow,
@@ -193,10 +193,9 @@ const AFFINE_INTERPOLATORS: Partial<Record<ResolvedPreprocess['kernel'], 'bicubi
 };
 
 /**
- * Pixels copied outwards at an image edge before each affine pass: libvips' affine reads black past
- * the edge (up to 25/255 from PIL in the outermost pixels), while PIL drops those taps and
- * renormalises; repeating the edge pixel comes within 2/255 of it. Three covers the bicubic taps (two)
- * with one spare.
+ * Pixels copied outwards at an image edge before the affine: libvips' affine reads black past the
+ * edge (up to 25/255 from PIL in the outermost pixels), while PIL drops those taps and renormalises;
+ * repeating the edge pixel comes within 2/255 of it. Three covers the bicubic taps (two) with one spare.
  */
 const EDGE_PAD = 3;
 
@@ -216,9 +215,7 @@ function sourceSpan(left: number, out: number, scale: number, len: number): { fr
 /**
  * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks (resize, as
  * when nothing enlarges), then enlarges with affine, output pixel i centred on source position
- * (i + 0.5)/scale − 0.5 as in PIL. Like PIL it goes horizontally first and rounds and clips that pass
- * to 8 bits: one 2-D pass keeps the overshoot PIL clips, up to 4/255 brighter next to white.
- * Only the output window is made.
+ * (i + 0.5)/scale − 0.5 as in PIL. Only the output window is made.
  */
 async function enlargePlane(
   src: ImageSource,
@@ -234,42 +231,43 @@ async function enlargePlane(
   const ys = sourceSpan(g.top, g.outH, sy, h);
   const win = { left: xs.from, top: ys.from, width: xs.to - xs.from, height: ys.to - ys.from };
   // Only a real image edge is padded: a window's inner side has its real neighbours.
-  const padX = { left: xs.from === 0 ? EDGE_PAD : 0, right: xs.to === w ? EDGE_PAD : 0 };
-  const padY = { top: ys.from === 0 ? EDGE_PAD : 0, bottom: ys.to === h ? EDGE_PAD : 0 };
+  const pad = {
+    left: xs.from === 0 ? EDGE_PAD : 0,
+    right: xs.to === w ? EDGE_PAD : 0,
+    top: ys.from === 0 ? EDGE_PAD : 0,
+    bottom: ys.to === h ? EDGE_PAD : 0,
+  };
   let pipe = src.open();
   if (w !== g.srcW || h !== g.srcH)
     pipe = pipe.resize(w, h, { fit: 'fill', kernel: pp.kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
   if (win.width !== w || win.height !== h) pipe = pipe.extract(win);
   const a = await pipe
-    .extend({ ...padX, extendWith: 'copy' })
+    .extend({ ...pad, extendWith: 'copy' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  checkDecoded(a.info, win.width + padX.left + padX.right, win.height);
+  checkDecoded(a.info, win.width + pad.left + pad.right, win.height + pad.top + pad.bottom);
   // libvips maps input pixel u to (u + idx)·scale + odx and starts its output at 0 whatever the
-  // offsets, so output pixel j is the window's pixel j; the output runs a few pixels past the window.
-  const b = await gray(a)
-    .affine([sx, 0, 0, 1], { interpolator, idx: xs.from - padX.left, odx: 0.5 * (sx - 1) - g.left })
-    .extend({ ...padY, extendWith: 'copy' })
-    .extractChannel(0) // affine makes the gray 3 bands to match its background
+  // offsets, so output pixel j is the window's pixel j.
+  const { data, info } = await sharp(a.data, { raw: { ...a.info, channels: 1 } })
+    .grayscale() // else sharp writes the gray out as sRGB, 3 bands
+    .affine([sx, 0, 0, sy], {
+      interpolator,
+      idx: xs.from - pad.left,
+      idy: ys.from - pad.top,
+      odx: 0.5 * (sx - 1) - g.left,
+      ody: 0.5 * (sy - 1) - g.top,
+    })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  const bh = win.height + padY.top + padY.bottom;
-  if (b.info.channels !== 1 || b.info.width < g.outW || b.info.height !== bh)
-    throw new Error(`unexpected enlarge result ${b.info.width}×${b.info.height}×${b.info.channels}`);
-  const c = await gray(b)
-    .extract({ left: 0, top: 0, width: g.outW, height: bh })
-    .affine([1, 0, 0, sy], { interpolator, idy: ys.from - padY.top, ody: 0.5 * (sy - 1) - g.top })
-    .extractChannel(0)
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (c.info.channels !== 1 || c.info.width !== g.outW || c.info.height < g.outH)
-    throw new Error(`unexpected enlarge result ${c.info.width}×${c.info.height}×${c.info.channels}`);
-  return new Uint8Array(c.data.buffer, c.data.byteOffset, g.outW * g.outH); // rows past the window dropped
-}
-
-/** A raw 8-bit gray buffer as a pipeline. */
-function gray({ data, info }: { data: Buffer; info: OutputInfo }): Sharp {
-  return sharp(data, { raw: { width: info.width, height: info.height, channels: 1 } }).grayscale();
+  if (info.channels !== 1 || info.width < g.outW || info.height < g.outH)
+    throw new Error(`unexpected enlarge result ${info.width}×${info.height}×${info.channels}`);
+  // The output covers the whole padded input: a few pixels past the window on the right and bottom.
+  // Keeping the window's rows is a copy of outH rows, cheaper than another libvips pass.
+  if (info.width === g.outW) return new Uint8Array(data.buffer, data.byteOffset, g.outW * g.outH);
+  const out = new Uint8Array(g.outW * g.outH);
+  for (let y = 0; y < g.outH; y++)
+    out.set(data.subarray(y * info.width, y * info.width + g.outW), y * g.outW);
+  return out;
 }
 
 function checkDecoded(info: OutputInfo, width: number, height: number): void {
