@@ -6,6 +6,7 @@
  * and the contour map (see ../masks/overlay.ts).
  */
 import { createHash } from 'node:crypto';
+import sharp, { type OutputInfo } from 'sharp';
 import { z } from 'zod';
 import {
   type ChexmaskRow,
@@ -35,7 +36,6 @@ import {
 } from '../masks/overlay.js';
 import { MAX_IMAGE_SIZE } from '../model/meta.js';
 import { checkedImage, type EncodedImage, type ImageLimits, resolveImageLimits } from './input.js';
-import { isPilKernel, type PilKernel, pilResize } from './pil-resample.js';
 import { type ImageSource, imageSource } from './source.js';
 
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -163,8 +163,9 @@ export async function decodePlane(
   try {
     const src = await imageSource(buf, lim.maxPixels, header);
     const g = computeGeometry(src.width, src.height, pp.size, pp.resize);
-    if ((g.resizeW > g.srcW || g.resizeH > g.srcH) && isPilKernel(pp.kernel))
-      return { gray: await enlargePlane(src, g, pp, pp.kernel), geometry: g, buf };
+    const interpolator = AFFINE_INTERPOLATORS[pp.kernel];
+    if ((g.resizeW > g.srcW || g.resizeH > g.srcH) && interpolator)
+      return { gray: await enlargePlane(src, g, pp, interpolator), geometry: g, buf };
     let pipe = src.open().resize(g.resizeW, g.resizeH, {
       fit: 'fill',
       kernel: pp.kernel,
@@ -173,9 +174,7 @@ export async function decodePlane(
     if (g.resizeW !== g.outW || g.resizeH !== g.outH)
       pipe = pipe.extract({ left: g.left, top: g.top, width: g.outW, height: g.outH });
     const { data, info } = await pipe.raw().toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1 || info.width !== g.outW || info.height !== g.outH) {
-      throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
-    }
+    checkDecoded(info, g.outW, g.outH);
     return { gray: new Uint8Array(data.buffer, data.byteOffset, data.length), geometry: g, buf };
   } catch (e) {
     throw decodeError(e, name);
@@ -183,31 +182,97 @@ export async function decodePlane(
 }
 
 /**
- * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks, then the
- * enlarging is done as Pillow does it (pil-resample.ts): byte for byte open_clip's output when no axis shrinks.
+ * The kernels whose enlarging is done with libvips' affine, which interpolates at Pillow's pixel
+ * centres (libvips' resize puts them about half a source pixel away: up to 57/255 from open_clip's
+ * output). Catmull-Rom is PIL's BICUBIC and bilinear its BILINEAR when enlarging. libvips has no
+ * lanczos3 interpolator, so `lanczos3`, like `mitchell` and `nearest`, still enlarges in resize.
+ */
+const AFFINE_INTERPOLATORS: Partial<Record<ResolvedPreprocess['kernel'], 'bicubic' | 'bilinear'>> = {
+  cubic: 'bicubic',
+  linear: 'bilinear',
+};
+
+/**
+ * Pixels copied outwards at an image edge before the affine: libvips' affine reads black past the
+ * edge (up to 25/255 from PIL in the outermost pixels), while PIL drops those taps and renormalises;
+ * repeating the edge pixel comes within 2/255 of it. Three covers the bicubic taps (two) with one spare.
+ */
+const EDGE_PAD = 3;
+
+/**
+ * One axis of an enlargement: the source span [from, to) the output window [left, left + out) reads
+ * (its interpolation taps included), so a crop of a long enlarged image decodes only its window.
+ * Output pixel i is centred on source position (i + 0.5)/scale − 0.5, as in PIL.
+ */
+function sourceSpan(left: number, out: number, scale: number, len: number): { from: number; to: number } {
+  const centre = (i: number) => (i + 0.5) / scale - 0.5;
+  return {
+    from: Math.max(0, Math.floor(centre(left)) - EDGE_PAD),
+    to: Math.min(len, Math.floor(centre(left + out - 1)) + 1 + EDGE_PAD),
+  };
+}
+
+/**
+ * An image enlarged along at least one axis: libvips shrinks the other axis if it shrinks (resize, as
+ * when nothing enlarges), then enlarges with affine, output pixel i centred on source position
+ * (i + 0.5)/scale − 0.5 as in PIL. Only the output window is made.
  */
 async function enlargePlane(
   src: ImageSource,
   g: Geometry,
   pp: ResolvedPreprocess,
-  kernel: PilKernel,
+  interpolator: 'bicubic' | 'bilinear',
 ): Promise<Uint8Array> {
   const w = Math.min(g.srcW, g.resizeW);
   const h = Math.min(g.srcH, g.resizeH);
+  const sx = g.resizeW / w;
+  const sy = g.resizeH / h;
+  const xs = sourceSpan(g.left, g.outW, sx, w);
+  const ys = sourceSpan(g.top, g.outH, sy, h);
+  const win = { left: xs.from, top: ys.from, width: xs.to - xs.from, height: ys.to - ys.from };
+  // Only a real image edge is padded: a window's inner side has its real neighbours.
+  const pad = {
+    left: xs.from === 0 ? EDGE_PAD : 0,
+    right: xs.to === w ? EDGE_PAD : 0,
+    top: ys.from === 0 ? EDGE_PAD : 0,
+    bottom: ys.to === h ? EDGE_PAD : 0,
+  };
   let pipe = src.open();
   if (w !== g.srcW || h !== g.srcH)
-    pipe = pipe.resize(w, h, { fit: 'fill', kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
-  const { data, info } = await pipe.raw().toBuffer({ resolveWithObject: true });
-  if (info.channels !== 1 || info.width !== w || info.height !== h)
+    pipe = pipe.resize(w, h, { fit: 'fill', kernel: pp.kernel, fastShrinkOnLoad: pp.fastShrinkOnLoad });
+  if (win.width !== w || win.height !== h) pipe = pipe.extract(win);
+  const a = await pipe
+    .extend({ ...pad, extendWith: 'copy' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  checkDecoded(a.info, win.width + pad.left + pad.right, win.height + pad.top + pad.bottom);
+  // libvips maps input pixel u to (u + idx)·scale + odx and starts its output at 0 whatever the
+  // offsets, so output pixel j is the window's pixel j.
+  const { data, info } = await sharp(a.data, { raw: { ...a.info, channels: 1 } })
+    .grayscale() // else sharp writes the gray out as sRGB, 3 bands
+    .affine([sx, 0, 0, sy], {
+      interpolator,
+      idx: xs.from - pad.left,
+      idy: ys.from - pad.top,
+      odx: 0.5 * (sx - 1) - g.left,
+      ody: 0.5 * (sy - 1) - g.top,
+    })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 1 || info.width < g.outW || info.height < g.outH)
+    throw new Error(`unexpected enlarge result ${info.width}×${info.height}×${info.channels}`);
+  // The output covers the whole padded input: a few pixels past the window on the right and bottom.
+  // Keeping the window's rows is a copy of outH rows, cheaper than another libvips pass.
+  if (info.width === g.outW) return new Uint8Array(data.buffer, data.byteOffset, g.outW * g.outH);
+  const out = new Uint8Array(g.outW * g.outH);
+  for (let y = 0; y < g.outH; y++)
+    out.set(data.subarray(y * info.width, y * info.width + g.outW), y * g.outW);
+  return out;
+}
+
+function checkDecoded(info: OutputInfo, width: number, height: number): void {
+  if (info.channels !== 1 || info.width !== width || info.height !== height)
     throw new Error(`unexpected decode result ${info.width}×${info.height}×${info.channels}`);
-  const plane = new Uint8Array(data.buffer, data.byteOffset, data.length);
-  return await pilResize(
-    plane,
-    w,
-    h,
-    { ...g, width: g.outW, height: g.outH, outW: g.resizeW, outH: g.resizeH },
-    kernel,
-  );
 }
 
 /** Full-resolution grayscale decode (for figures), after the same checks as decodePlane. */
