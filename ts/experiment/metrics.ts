@@ -357,17 +357,7 @@ export function bootstrapDiff(
   { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
 ): DiffCI {
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
-  const n = pairs[0]!.original.n;
-  pairs.forEach((p, j) => {
-    for (const [side, a] of [
-      ['masked', p.masked],
-      ['original', p.original],
-    ] as const)
-      if (a.n !== n)
-        throw new RangeError(
-          `pairs[${j}].${side} has ${a.n} test rows, pairs[0].original ${n}: a paired bootstrap needs the same test images in every pair`,
-        );
-  });
+  const n = sameTestRows(pairs);
   // per pair: [masked, original], each laid out once for the metric
   const laid = pairs.map((p) => [
     layOut(p.masked, p.thresholdsMasked, p.operatingMasked ?? p.thresholdsMasked, metric),
@@ -435,6 +425,26 @@ export function bootstrapDiff(
     hi: quantile(ds, 1 - alpha / 2),
     samples: ds.length,
   };
+}
+
+/**
+ * The test-set size every pair shares.
+ * @throws {RangeError} a pair's condition has another number of test rows (a replicate's draws would
+ *   read past its end).
+ */
+function sameTestRows(pairs: PairedCondition[]): number {
+  const n = pairs[0]!.original.n;
+  pairs.forEach((p, j) => {
+    for (const [side, a] of [
+      ['masked', p.masked],
+      ['original', p.original],
+    ] as const)
+      if (a.n !== n)
+        throw new RangeError(
+          `pairs[${j}].${side} has ${a.n} test rows, pairs[0].original ${n}: a paired bootstrap needs the same test images in every pair`,
+        );
+  });
+  return n;
 }
 
 /** One finding of one condition, ordered once by score for every replicate. */

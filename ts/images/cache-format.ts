@@ -14,7 +14,7 @@ export const CACHE_VERSION = 3;
 /**
  * What decodePlane made of a source image, for caches whose format did not change (CACHE_VERSION) but
  * whose pixels may: recorded in cache.json and each shard manifest; absent means 1.
- * 2 (2026-12-06): enlarging with Pillow's pixel centres, and transparency composited on black at
+ * 2 (2026-12-06): enlarging (cubic, linear) at Pillow's pixel centres, and transparency composited on black at
  * every size and bit depth. Not part of the key: a cache of large opaque images decodes the same.
  */
 export const DECODER_REVISION = 2;
@@ -22,8 +22,8 @@ export const DECODER_REVISION = 2;
 /** What each decoder revision changed, for the warnings about caches decoded before it. */
 const DECODER_CHANGES: Record<number, string> = {
   2:
-    "images smaller than the cache size were enlarged with libvips' pixel centres (26-52/255 off the " +
-    'open_clip/PIL enlarging used now, for the cubic, linear and lanczos3 kernels), and transparent ' +
+    "images smaller than the cache size were enlarged with libvips' own pixel centres (26-52/255 off " +
+    'open_clip/PIL; now within 4/255, for the cubic and linear kernels), and transparent ' +
     'pixels of 16-bit images, and of 8-bit ones that were not resized, kept their stored gray (now black)',
 };
 
