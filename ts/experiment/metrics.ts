@@ -226,25 +226,27 @@ export function chooseThresholds(val: LabelArrays, rule: ThresholdRule, fixed = 
   return out;
 }
 
+/** Image `i` for exact match: 0 no counted label, 1 a counted label mispredicted, 2 all right. */
+function exactState(a: LabelArrays, thresholds: number[], i: number): 0 | 1 | 2 {
+  let any = false;
+  for (let k = 0; k < a.k; k++) {
+    const idx = i * a.k + k;
+    if (!isCounted(a.mask, idx)) continue;
+    any = true;
+    if (a.probs[idx]! >= thresholds[k]! !== a.labels[idx]! > 0.5) return 1;
+  }
+  return any ? 2 : 0;
+}
+
 /** Fraction of images (with ≥ 1 counted label) whose thresholded predictions match on all counted labels. */
 export function exactMatch(a: LabelArrays, thresholds: number[], rows?: ArrayLike<number>): number {
   let ok = 0;
   let tot = 0;
   const m = rows ? rows.length : a.n;
   for (let r = 0; r < m; r++) {
-    const i = rows ? rows[r]! : r;
-    let any = false;
-    let all = true;
-    for (let k = 0; k < a.k; k++) {
-      const idx = i * a.k + k;
-      if (!isCounted(a.mask, idx)) continue;
-      any = true;
-      if (a.probs[idx]! >= thresholds[k]! !== a.labels[idx]! > 0.5) all = false;
-    }
-    if (any) {
-      tot++;
-      if (all) ok++;
-    }
+    const state = exactState(a, thresholds, rows ? rows[r]! : r);
+    if (state > 0) tot++;
+    if (state === 2) ok++;
   }
   return ratio(ok, tot);
 }
@@ -476,17 +478,7 @@ function layOut(a: LabelArrays, thresholds: number[], operating: number[], metri
     }
   if (metric === 'exactMatch') {
     const exact = new Uint8Array(a.n);
-    for (let i = 0; i < a.n; i++) {
-      let any = false;
-      let all = true;
-      for (let k = 0; k < a.k; k++) {
-        const idx = i * a.k + k;
-        if (!isCounted(a.mask, idx)) continue;
-        any = true;
-        if (a.probs[idx]! >= thresholds[k]! !== a.labels[idx]! > 0.5) all = false;
-      }
-      exact[i] = any ? (all ? 2 : 1) : 0;
-    }
+    for (let i = 0; i < a.n; i++) exact[i] = exactState(a, thresholds, i);
     return { exact, findings: [] };
   }
   // computeMetrics: accuracy at `thresholds`, F1 at the operating thresholds
