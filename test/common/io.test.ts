@@ -534,6 +534,9 @@ test("a temp name of a long file and a 64-byte host fits 255 bytes and still rea
   // the addon's own temp beside the tmpPathFor path a save hands it: the same process wrote both
   assert.equal(tempOwner(`best.ckpt.tmp-42-58118e8a@${host}.tmp-42-deadbeef`), { pid: 42, host });
   assert.equal(tempOwner('best.ckpt.tmp-42-58118e8a.tmp-42-deadbeef'), { pid: 42, host: null });
+  // a host name holding `.tmp-<digits>` is still the host (its digits are not a pid), nested or not
+  assert.equal(tempOwner('x.json.tmp-12-ab@ci.tmp-3'), { pid: 12, host: 'ci.tmp-3' });
+  assert.equal(tempOwner('x.json.tmp-12-ab@ci.tmp-3.tmp-12-cd'), { pid: 12, host: 'ci.tmp-3' });
 
   // removeStaleTemps reads such names back: this host's dead writer removed, another host's kept
   const dir = mkdtempSync(join(tmp, 'stale-long-'));

@@ -8,7 +8,16 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -452,15 +461,16 @@ test('a run on a --preset paper cache builds its test dataset cache the same way
   const extra = await prepareData(own, { log: () => {}, preprocess: paper });
   const cacheDir = (extra['cache'] as { dir: string }).dir;
   const asked: (string | undefined)[] = [];
-  const { results } = await runExperiment({
+  const prepare = (t: TestDatasetSpec, pp?: ReturnType<typeof resolvePreprocess>) => {
+    asked.push(pp?.preset);
+    return prepareTestData(own, t, { log: () => {}, ...(pp ? { preprocess: pp } : {}) });
+  };
+  const { results, runDir } = await runExperiment({
     config: own,
     backend,
     extra,
     cacheDir,
-    prepareTestData: (t, pp) => {
-      asked.push(pp?.preset);
-      return prepareTestData(own, t, { log: () => {}, ...(pp ? { preprocess: pp } : {}) });
-    },
+    prepareTestData: prepare,
   });
   assert.equal(asked, ['paper']);
   const built = results.testDatasets?.['nih14'] as CrossDatasetResult;
@@ -489,6 +499,26 @@ test('a run on a --preset paper cache builds its test dataset cache the same way
     (err as unknown as Error).message,
     /^test dataset nih14: its cache .*default-nih.* was made with other preprocessing than the run's cache \(preset "biomedclip" \(test cache\) vs "paper" \(run\), .*resize "shortest-crop" \(test cache\) vs "squash" \(run\)/,
   );
+
+  // an evaluation an earlier version scored on a cache of the model's default: scored again on resume
+  const evalFile = join(runDir, 'cross', 'nih14', 'evaluation.json');
+  const scored = JSON.parse(readFileSync(evalFile, 'utf8')) as CrossDatasetResult;
+  const defaultDir = join(tmp, 'default-nih');
+  const defaultKey = readdirSync(defaultDir).find((d) => existsSync(join(defaultDir, d, 'cache.json')))!;
+  scored.fingerprint.cacheDir = join(defaultDir, defaultKey);
+  writeFileSync(evalFile, JSON.stringify(scored));
+  const phases: string[] = [];
+  const again = await runExperiment({
+    config: own,
+    backend,
+    resume: runDir,
+    prepareTestData: prepare,
+    onEvent: (e) => {
+      if (e.kind === 'phase' && e.name === 'test evaluation outdated') phases.push(e.detail ?? '');
+    },
+  });
+  assert.equal(phases, ['nih14: the test cache preprocessing changed since it was scored']);
+  assert.is(again.results.testDatasets?.['nih14']?.fingerprint.cacheDir, testDir);
 });
 
 test.run();

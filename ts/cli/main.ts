@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs, { type CommandModule } from 'yargs';
@@ -51,15 +51,15 @@ function openFileLimit(): number | null {
 const LOW_OPEN_FILE_LIMIT = 256;
 
 /**
- * Whether the file a module-not-found error names is there after all (the loader could not open it),
- * checked by stat, which takes no descriptor. Out of descriptors, Node names the resolved file
- * ("Cannot find package '/…/sharp/index.js'"); a package really missing is named bare ('zod').
+ * Whether a module-not-found error names a resolved file, as Node does when it could not open that
+ * file or its package.json for lack of descriptors ("Cannot find package '/…/sharp/index.js'", a path
+ * that need not exist: without package.json it guesses index.js); a package really missing is named
+ * bare ('zod').
  */
-function namedFileExists(e: NodeJS.ErrnoException & { url?: string }): boolean {
-  const named = e.url?.startsWith('file:')
-    ? fileURLToPath(e.url)
-    : /^Cannot find (?:module|package) '([^']+)'/.exec(e.message)?.[1];
-  return !!named && isAbsolute(named) && existsSync(named);
+function namesResolvedFile(e: NodeJS.ErrnoException & { url?: string }): boolean {
+  if (e.url?.startsWith('file:')) return true;
+  const named = /^Cannot find (?:module|package) '([^']+)'/.exec(e.message)?.[1];
+  return !!named && (isAbsolute(named) || named.startsWith('file:'));
 }
 
 /**
@@ -74,7 +74,7 @@ function loadFailure(name: CommandName, e: NodeJS.ErrnoException, limit: number 
     (e.code === 'ERR_MODULE_NOT_FOUND' &&
       limit !== null &&
       limit < LOW_OPEN_FILE_LIMIT &&
-      namedFileExists(e));
+      namesResolvedFile(e));
   if (!outOfFiles) return e;
   const had = limit === null ? '' : ` (the open-file limit is ${limit})`;
   return new UsageError(

@@ -89,11 +89,15 @@ export function tmpPathFor(path: string, host: string = HOST): string {
 
 /**
  * What tmpPathFor names a temp file, `<name>.tmp-<pid>-<hex>@<host>`; earlier versions (and the addon's
- * checkpoint writer) wrote `<name>.tmp-<pid>[-<hex>]`, without the host. The host never spans a
- * `.tmp-`: the addon writes its own temp beside the path it is given, `<tmpPathFor's>.tmp-<pid>-<hex>`,
- * and only the last section names that file's writer.
+ * checkpoint writer) wrote `<name>.tmp-<pid>[-<hex>]`, without the host. A host name may itself hold
+ * `.tmp-<digits>`, so the first `.tmp-` section is the writer's.
  */
-const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?(?:@((?:(?!\.tmp-)[A-Za-z0-9._-])+))?$/;
+const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?(?:@([A-Za-z0-9._-]+))?$/;
+/**
+ * The addon's temp inside a save to a tmpPathFor path: `<tmpPathFor's>.tmp-<pid>-<hex>`, both
+ * sections written by one process (so the same pid).
+ */
+const NESTED_TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?@([A-Za-z0-9._-]+)\.tmp-(\d+)(?:-[0-9a-f]+)?$/;
 
 /**
  * Who wrote a temp file, read back from its name (tmpPathFor's, an older one's, or the addon's temp
@@ -101,14 +105,10 @@ const TEMP_NAME = /\.tmp-(\d+)(?:-[0-9a-f]+)?(?:@((?:(?!\.tmp-)[A-Za-z0-9._-])+)
  * not a temp's.
  */
 export function tempOwner(name: string): { pid: number; host: string | null } | null {
+  const nested = NESTED_TEMP_NAME.exec(name);
+  if (nested && nested[1] === nested[3]) return { pid: Number(nested[1]), host: nested[2]! };
   const m = TEMP_NAME.exec(name);
-  if (!m) return null;
-  const pid = Number(m[1]);
-  if (m[2] !== undefined) return { pid, host: m[2] };
-  // the addon's temp inside a save to a tmpPathFor path: one process wrote both names, so the
-  // enclosing name's host is this one's
-  const outer = TEMP_NAME.exec(name.slice(0, m.index));
-  return { pid, host: outer?.[2] !== undefined && Number(outer[1]) === pid ? outer[2] : null };
+  return m ? { pid: Number(m[1]), host: m[2] ?? null } : null;
 }
 
 function processAlive(pid: number): boolean {

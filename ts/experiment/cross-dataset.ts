@@ -224,7 +224,10 @@ export async function crossDatasetEvaluations(
     const id = `test:${spec.name}`;
     const done = readJson<CrossDatasetResult>(join(crossDir(ctx.runDir, spec.name), 'evaluation.json'));
     if (done && sameSpec(done, spec) && done.models.join() === models.join()) {
-      const changed = changedModels(done.modelFingerprints, fingerprints);
+      const changed = [
+        ...changedModels(done.modelFingerprints, fingerprints),
+        ...(scoredOnOtherPreprocessing(done, ctx.preprocess) ? ['the test cache preprocessing'] : []),
+      ];
       if (!changed.length) {
         ctx.onEvent?.({ kind: 'cell-done', id, skipped: true, seconds: done.seconds });
         out[spec.name] = done;
@@ -260,6 +263,22 @@ export async function crossDatasetEvaluations(
     ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
   }
   return out;
+}
+
+/**
+ * Whether a finished evaluation was scored on a cache made with other preprocessing than the run's
+ * (as earlier versions did for a --preset paper run): its cache.json says so. A cache that is gone or
+ * records none cannot tell, and the evaluation stands.
+ */
+function scoredOnOtherPreprocessing(done: CrossDatasetResult, run: ResolvedPreprocess | undefined): boolean {
+  const dir = done.fingerprint.cacheDir;
+  if (!run || !dir) return false;
+  try {
+    const recorded = readJson<{ preprocess?: ResolvedPreprocess }>(join(dir, 'cache.json'))?.preprocess;
+    return !!recorded && preprocessConflicts(run, recorded).length > 0;
+  } catch {
+    return true; // a damaged cache.json: score again (preparing the cache says what is wrong)
+  }
 }
 
 /**

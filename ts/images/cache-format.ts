@@ -23,7 +23,8 @@ export const DECODER_REVISION = 2;
 const DECODER_CHANGES: Record<number, string> = {
   2:
     "images smaller than the cache size were enlarged with libvips' own pixel centres (26-52/255 off " +
-    'open_clip/PIL; now within 4/255, for the cubic and linear kernels), and transparent ' +
+    'open_clip/PIL; now within 2/255 inside, up to 8 at textured borders, for the cubic and linear ' +
+    'kernels), and transparent ' +
     'pixels of 16-bit images, and of 8-bit ones that were not resized, kept their stored gray (now black)',
 };
 
