@@ -468,7 +468,10 @@ test('a cache decoded by an older decoder revision is kept, warned about once pe
       codes[0]!.startsWith(`${sum.dir}: built by an older cxrmask (decoder revision 1, now 2)`),
       codes[0],
     );
-    assert.match(codes[0]!, /enlarged with libvips' own pixel centres .* kept their stored gray \(now black\)/);
+    assert.match(
+      codes[0]!,
+      /enlarged with libvips' own pixel centres .* kept their stored gray \(now black\)/,
+    );
     // a rebuild keeps the shards (no forced re-decode) and says so; cache.json keeps the oldest revision
     const again = (await build(out, all)).sum;
     assert.equal(
