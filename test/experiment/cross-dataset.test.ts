@@ -309,6 +309,18 @@ test('train on MIMIC, test on NIH: Table 2 per test dataset, source-validation t
     assert.equal(c.thresholds, own.thresholds);
   }
   assert.ok(existsSync(join(runDir, 'table2-nih14.md')));
+  // eval lists a run's cells alphabetically; a resume after it still finds the test dataset done
+  assert.is.not(z.models.join(), x.models.join(), 'eval wrote the models in another order');
+  const afterEval: GridEvent[] = [];
+  await runExperiment({
+    config,
+    backend,
+    resume: runDir,
+    prepareTestData: prepareTest,
+    onEvent: (e) => afterEval.push(e),
+  });
+  assert.is(prepared, 2, 'its cache was not prepared again');
+  assert.ok(afterEval.some((e) => e.kind === 'cell-done' && e.id === 'test:nih14' && e.skipped));
 
   // retrained cells (their folders deleted, the run resumed; 2 epochs now, so another model): their NIH
   // predictions are redone, never scored with the new model's thresholds; the other models' are kept

@@ -496,6 +496,54 @@ test('a cache decoded by an older decoder revision is kept, warned about once pe
   }
 });
 
+test('an older cache of JPEGs larger than its size decodes as before: no warning on open, and a rebuild marks its shards current', async () => {
+  const s = await synthTree();
+  const all = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 24);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    all.map((e) => e.dicomId),
+  );
+  const out = tempDir();
+  // 160×192 JPEGs into a 128 grid: shrunk, opaque, untouched by the newer decoder
+  const opts = {
+    entries: all,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out,
+    shardSize: 12,
+    preprocess: { size: 128 },
+  };
+  const sum = await buildCache(opts);
+  const shardJson = (k: number) => join(sum.dir, `shard-${String(k).padStart(5, '0')}.json`);
+  const meta = () => JSON.parse(readFileSync(join(sum.dir, 'cache.json'), 'utf8'));
+  const { decoder: _, ...old } = meta();
+  writeFileSync(join(sum.dir, 'cache.json'), JSON.stringify(old));
+  for (const k of [0, 1]) {
+    const { decoder: _d, ...m } = JSON.parse(readFileSync(shardJson(k), 'utf8'));
+    writeFileSync(shardJson(k), JSON.stringify(m));
+  }
+  const codes: string[] = [];
+  const listen = (w: Error & { code?: string }) => {
+    if (w.code === 'CXRMASK_CACHE_DECODER') codes.push(w.message);
+  };
+  process.on('warning', listen);
+  try {
+    openCache(sum.dir).close();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(codes, [], 'nothing to re-decode, nothing said');
+  } finally {
+    process.off('warning', listen);
+  }
+  const again = await buildCache(opts);
+  assert.equal(
+    [again.shardsBuilt, again.shardsReused, again.olderDecoder, again.decoder],
+    [0, 2, 0, DECODER_REVISION],
+  );
+  assert.equal(rebuildNotes(again), []);
+  assert.is(meta().decoder, DECODER_REVISION);
+  for (const k of [0, 1]) assert.is(JSON.parse(readFileSync(shardJson(k), 'utf8')).decoder, DECODER_REVISION);
+});
+
 test('image limits are part of a shard: raising --max-pixels rebuilds and admits the images refused before', async () => {
   const { root, all, rows, planned } = await privateTree();
   const pixels = await Promise.all(

@@ -182,6 +182,7 @@ export interface CrossDatasetContext {
 }
 
 const crossDir = (runDir: string, name: string) => join(runDir, 'cross', name);
+const sameModels = (a: string[], b: string[]) => [...a].sort().join() === [...b].sort().join();
 const sameSpec = (a: TestDatasetSpec, b: TestDatasetSpec) =>
   a.dataset === b.dataset && a.root === b.root && a.chexmask === b.chexmask && a.cache === b.cache;
 
@@ -223,7 +224,8 @@ export async function crossDatasetEvaluations(
   for (const spec of specs) {
     const id = `test:${spec.name}`;
     const done = readJson<CrossDatasetResult>(join(crossDir(ctx.runDir, spec.name), 'evaluation.json'));
-    if (done && sameSpec(done, spec) && done.models.join() === models.join()) {
+    // the same models in any order: `cxrmask eval` lists a run's cells alphabetically
+    if (done && sameSpec(done, spec) && sameModels(done.models, models)) {
       const changed = [
         ...changedModels(done.modelFingerprints, fingerprints),
         ...(scoredOnOtherPreprocessing(done, ctx.preprocess) ? ['the test cache preprocessing'] : []),

@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
+import sharp from 'sharp';
 import { z } from 'zod';
 import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js';
 import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
@@ -32,6 +33,7 @@ import {
   type CacheMeta,
   type CacheSummary,
   DECODER_REVISION,
+  decoderChangeReaches,
   decoderChangesSince,
   decoderRevision,
 } from './cache-format.js';
@@ -432,6 +434,36 @@ async function changedSources(b: BuildSettings, s: ShardPlan, m: ShardManifest):
   return changed;
 }
 
+/**
+ * Whether a shard an older decoder revision wrote holds what this one would: none of its images is
+ * enlarged or is a PNG with transparency (read from the PNG's header; a size the index did not record
+ * is read there too).
+ */
+async function decodesAsBefore(b: BuildSettings, s: ShardPlan, m: ShardManifest): Promise<boolean> {
+  const held = recordEntries(s.part, m.records)!; // reusableManifest checked the records
+  let same = true;
+  await runPool(held.length, Math.max(b.concurrency, STAT_CONCURRENCY), async (i) => {
+    const e = held[i]!;
+    const why = decoderChangeReaches(e, b.pp);
+    if (!same || !why) return;
+    if (why === 'enlarged' && e.width && e.height) {
+      same = false;
+      return;
+    }
+    try {
+      const head = await sharp(join(b.root, e.path)).metadata();
+      if (
+        head.hasAlpha ||
+        decoderChangeReaches({ ...e, width: head.width, height: head.height }, b.pp) === 'enlarged'
+      )
+        same = false;
+    } catch {
+      same = false; // unreadable now: it cannot be shown unchanged
+    }
+  });
+  return same;
+}
+
 /** The current stamps of a shard's records (a manifest from before they were recorded). */
 async function currentSources(
   b: BuildSettings,
@@ -692,7 +724,12 @@ async function shardManifest(
       manifest = { ...manifest, sources: await currentSources(b, plan, manifest) };
       await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
     }
-    // kept, not re-decoded: most images decode as they did (warned about in rebuildNotes and on open)
+    // kept, not re-decoded: most images decode as they did (warned about in rebuildNotes and on open);
+    // a shard none of whose images the newer decoder changes is marked current
+    if (decoderRevision(manifest) < DECODER_REVISION && (await decodesAsBefore(b, plan, manifest))) {
+      manifest = { ...manifest, decoder: DECODER_REVISION };
+      await writeFileAtomicAsync(plan.manPath, JSON.stringify(manifest));
+    }
     if (decoderRevision(manifest) < DECODER_REVISION) count.olderDecoder++;
     count.decoder = Math.min(count.decoder, decoderRevision(manifest));
     count.reused++;

@@ -1,6 +1,7 @@
 /** The cache's on-disk description (cache.json) and entry shape: shared by the writer (cache-build.ts) and the reader (cache.ts). */
 import type { z } from 'zod';
 import type { IndexEntry, IndexRowFilters, Split } from '../data/mimic.js';
+import { computeGeometry } from '../masks/geometry.js';
 import type { ContourOptionsSchema } from '../masks/overlay.js';
 import type { ShardInfo } from './cache-verify.js';
 import type { ResolvedPreprocess } from './preprocess.js';
@@ -27,6 +28,21 @@ const DECODER_CHANGES: Record<number, string> = {
     'kernels), and transparent ' +
     'pixels of 16-bit images, and of 8-bit ones that were not resized, kept their stored gray (now black)',
 };
+
+/**
+ * Whether revision 2's changes can reach an image of a cache at `pp`: it is enlarged on some axis
+ * (its recorded size, unknown counting as perhaps), or it is a PNG (transparency). A JPEG or DICOM
+ * larger than the cache size decodes as it did.
+ */
+export function decoderChangeReaches(
+  e: Pick<IndexEntry, 'path' | 'width' | 'height'>,
+  pp: Pick<ResolvedPreprocess, 'size' | 'resize'>,
+): 'enlarged' | 'png' | null {
+  if (!e.width || !e.height) return 'enlarged';
+  const g = computeGeometry(e.width, e.height, pp.size, pp.resize);
+  if (g.resizeW > e.width || g.resizeH > e.height) return 'enlarged';
+  return /\.png$/i.test(e.path) ? 'png' : null;
+}
 
 /** What the decoder revisions after `revision` changed, in words. */
 export function decoderChangesSince(revision: number): string {

@@ -35,6 +35,7 @@ import {
   type CacheMeta,
   type CacheSummary,
   DECODER_REVISION,
+  decoderChangeReaches,
   decoderChangesSince,
   decoderRevision,
 } from './cache-format.js';
@@ -124,7 +125,7 @@ export class Cache {
     });
     verifyShards(dir, shards, this.meta.recordBytes);
     this.defaultTable = paintTable({});
-    warnOlderDecoder(dir, this.meta);
+    warnOlderDecoder(dir, this.meta, this.entries);
   }
 
   /** What was built and what was skipped (for run records). */
@@ -376,16 +377,30 @@ function checkMeta(dir: string, meta: CacheMeta): void {
 
 /**
  * A cache decoded by an older decoder revision is used as it is (rebuilding 243 k images for the few
- * that enlarge or carry alpha is the user's call), with a warning once per cache folder.
+ * that enlarge or carry alpha is the user's call), with a warning once per cache folder when its
+ * entries hold an image the newer decoder can change (enlarged, or a PNG).
  */
-function warnOlderDecoder(dir: string, meta: CacheMeta): void {
+function warnOlderDecoder(dir: string, meta: CacheMeta, entries: CachedEntry[]): void {
   const revision = decoderRevision(meta);
   if (revision >= DECODER_REVISION) return;
+  // most caches (large JPEGs or DICOMs) decode as they did: said nothing about
+  let enlarged = 0;
+  let png = 0;
+  for (const e of entries) {
+    const why = decoderChangeReaches(e, meta.preprocess);
+    if (why === 'enlarged') enlarged++;
+    else if (why === 'png') png++;
+  }
+  if (!enlarged && !png) return;
+  const which = [
+    enlarged ? `${enlarged} image(s) smaller than its size (or of unknown size)` : '',
+    png ? `${png} PNG image(s), which may carry transparency` : '',
+  ].filter(Boolean);
   warnOnce(
     dir,
     'CXRMASK_CACHE_DECODER',
     `${dir}: built by an older cxrmask (decoder revision ${revision}, now ${DECODER_REVISION}), whose ${decoderChangesSince(revision)}. ` +
-      'Those images differ from what predict and serve give now; a cache of opaque images larger than its size is unaffected. Delete the folder and build it again to re-decode them',
+      `It holds ${which.join(' and ')}: those may differ from what predict and serve give now. \`cxrmask cache\` with the same settings marks the shards none of whose images changed as current (it reads the PNGs' headers); delete the folder and build it again to re-decode the rest`,
   );
 }
 
