@@ -64,8 +64,8 @@ function namesResolvedFile(e: NodeJS.ErrnoException & { url?: string }): boolean
 
 /**
  * A command module that could not be loaded. Out of descriptors, the loader says EMFILE, or that a
- * file it could not open is missing: under a low limit either is said as what to raise. A module that
- * is really missing (a broken install) is said as such, whatever the limit.
+ * resolved file it could not open is missing: under a low limit either is said as what to raise. A
+ * package named bare (not installed) is said as such, whatever the limit.
  */
 function loadFailure(name: CommandName, e: NodeJS.ErrnoException, limit: number | null): Error {
   const outOfFiles =

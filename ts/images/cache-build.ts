@@ -38,7 +38,14 @@ import {
   decoderRevision,
 } from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
-import { DATASET_FORMATS, type ImageLimits, type ResolvedImageLimits, resolveImageLimits } from './input.js';
+import { dicomSize } from './dicom.js';
+import {
+  DATASET_FORMATS,
+  type ImageLimits,
+  type ResolvedImageLimits,
+  resolveImageLimits,
+  sniffFormat,
+} from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
 
 export interface BuildCacheOptions {
@@ -436,32 +443,40 @@ async function changedSources(b: BuildSettings, s: ShardPlan, m: ShardManifest):
 
 /**
  * Whether a shard an older decoder revision wrote holds what this one would: none of its images is
- * enlarged or is a PNG with transparency (read from the PNG's header; a size the index did not record
- * is read there too).
+ * enlarged or is a PNG with transparency, read from each file's header (the index's sizes may not be
+ * the files': a downsampled copy of a dataset).
  */
 async function decodesAsBefore(b: BuildSettings, s: ShardPlan, m: ShardManifest): Promise<boolean> {
   const held = recordEntries(s.part, m.records)!; // reusableManifest checked the records
   let same = true;
   await runPool(held.length, Math.max(b.concurrency, STAT_CONCURRENCY), async (i) => {
-    const e = held[i]!;
-    const why = decoderChangeReaches(e, b.pp);
-    if (!same || !why) return;
-    if (why === 'enlarged' && e.width && e.height) {
-      same = false;
-      return;
-    }
+    if (!same) return;
     try {
-      const head = await sharp(join(b.root, e.path)).metadata();
-      if (
-        head.hasAlpha ||
-        decoderChangeReaches({ ...e, width: head.width, height: head.height }, b.pp) === 'enlarged'
-      )
-        same = false;
+      const head = await imageHeader(join(b.root, held[i]!.path));
+      const size = { path: '', width: head.width, height: head.height };
+      if (head.hasAlpha || decoderChangeReaches(size, b.pp) !== null) same = false;
     } catch {
       same = false; // unreadable now: it cannot be shown unchanged
     }
   });
   return same;
+}
+
+/** Size and transparency of an image file from its header alone (DICOM: the first 256 KiB). */
+async function imageHeader(file: string): Promise<{ width: number; height: number; hasAlpha: boolean }> {
+  const fh = await open(file, 'r');
+  try {
+    const sig = Buffer.alloc(132); // the preamble and `DICM`
+    if (sniffFormat(sig.subarray(0, (await fh.read(sig, 0, sig.length, 0)).bytesRead), ['dicom'])) {
+      const head = Buffer.alloc(256 * 1024);
+      const { bytesRead } = await fh.read(head, 0, head.length, 0);
+      return { ...dicomSize(head.subarray(0, bytesRead)), hasAlpha: false };
+    }
+  } finally {
+    await fh.close();
+  }
+  const m = await sharp(file).metadata();
+  return { width: m.width ?? 0, height: m.height ?? 0, hasAlpha: m.hasAlpha ?? false };
 }
 
 /** The current stamps of a shard's records (a manifest from before they were recorded). */

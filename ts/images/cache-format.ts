@@ -30,18 +30,18 @@ const DECODER_CHANGES: Record<number, string> = {
 };
 
 /**
- * Whether revision 2's changes can reach an image of a cache at `pp`: it is enlarged on some axis
- * (its recorded size, unknown counting as perhaps), or it is a PNG (transparency). A JPEG or DICOM
- * larger than the cache size decodes as it did.
+ * Whether revision 2's changes can reach an image of a cache at `pp`, from what the index recorded:
+ * it is enlarged on some axis, its size is not recorded ('unknown'), or it is a PNG (transparency).
+ * A JPEG or DICOM larger than the cache size decodes as it did.
  */
 export function decoderChangeReaches(
   e: Pick<IndexEntry, 'path' | 'width' | 'height'>,
   pp: Pick<ResolvedPreprocess, 'size' | 'resize'>,
-): 'enlarged' | 'png' | null {
-  if (!e.width || !e.height) return 'enlarged';
+): 'enlarged' | 'unknown' | 'png' | null {
+  if (/\.png$/i.test(e.path)) return 'png';
+  if (!e.width || !e.height) return 'unknown';
   const g = computeGeometry(e.width, e.height, pp.size, pp.resize);
-  if (g.resizeW > e.width || g.resizeH > e.height) return 'enlarged';
-  return /\.png$/i.test(e.path) ? 'png' : null;
+  return g.resizeW > e.width || g.resizeH > e.height ? 'enlarged' : null;
 }
 
 /** What the decoder revisions after `revision` changed, in words. */

@@ -384,17 +384,16 @@ function warnOlderDecoder(dir: string, meta: CacheMeta, entries: CachedEntry[]):
   const revision = decoderRevision(meta);
   if (revision >= DECODER_REVISION) return;
   // most caches (large JPEGs or DICOMs) decode as they did: said nothing about
-  let enlarged = 0;
-  let png = 0;
+  const reached = { enlarged: 0, unknown: 0, png: 0 };
   for (const e of entries) {
     const why = decoderChangeReaches(e, meta.preprocess);
-    if (why === 'enlarged') enlarged++;
-    else if (why === 'png') png++;
+    if (why) reached[why]++;
   }
-  if (!enlarged && !png) return;
+  if (!reached.enlarged && !reached.unknown && !reached.png) return;
   const which = [
-    enlarged ? `${enlarged} image(s) smaller than its size (or of unknown size)` : '',
-    png ? `${png} PNG image(s), which may carry transparency` : '',
+    reached.enlarged ? `${reached.enlarged} image(s) smaller than its size` : '',
+    reached.png ? `${reached.png} PNG image(s), which may carry transparency` : '',
+    reached.unknown ? `${reached.unknown} image(s) whose size the index did not record` : '',
   ].filter(Boolean);
   warnOnce(
     dir,
