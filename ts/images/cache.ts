@@ -399,7 +399,7 @@ function warnOlderDecoder(dir: string, meta: CacheMeta, entries: CachedEntry[]):
     dir,
     'CXRMASK_CACHE_DECODER',
     `${dir}: built by an older cxrmask (decoder revision ${revision}, now ${DECODER_REVISION}), whose ${decoderChangesSince(revision)}. ` +
-      `It holds ${which.join(' and ')}: those may differ from what predict and serve give now. \`cxrmask cache\` with the same settings marks the shards none of whose images changed as current (it reads the PNGs' headers); delete the folder and build it again to re-decode the rest`,
+      `It holds ${which.join(' and ')}: those may differ from what predict and serve give now. \`cxrmask cache\` with the same settings marks the shards none of whose images changed as current (it reads their headers); delete the folder and build it again to re-decode the rest`,
   );
 }
 
