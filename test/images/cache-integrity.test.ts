@@ -435,6 +435,15 @@ test('a cache from before source versions were recorded is kept (no rebuild), sa
   assert.equal([next.unstamped, next.changed, next.shardsBuilt], [0, 1, 1]);
 });
 
+/** A cache folder as a build before decoder revisions were recorded left it: no `decoder` anywhere. */
+function forgetDecoder(dir: string, shards: number): void {
+  for (const f of ['cache.json', ...Array.from({ length: shards }, (_, k) => shardFile(k))]) {
+    const { decoder: _, ...rest } = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+    writeFileSync(join(dir, f), JSON.stringify(rest));
+  }
+}
+const shardFile = (k: number) => `shard-${String(k).padStart(5, '0')}.json`;
+
 test('a cache decoded by an older decoder revision is kept, warned about once per folder on open, and its revision survives a rebuild', async () => {
   const out = tempDir();
   const { sum, all } = await build(out);
@@ -453,13 +462,7 @@ test('a cache decoded by an older decoder revision is kept, warned about once pe
     openCache(sum.dir).close();
     await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
     assert.equal(codes, [], 'a cache of this decoder opens without a word');
-    // what a build before the revision was recorded left: no decoder in cache.json or the manifests
-    const { decoder: _, ...old } = meta();
-    writeFileSync(join(sum.dir, 'cache.json'), JSON.stringify(old));
-    for (let k = 0; k < nShards; k++) {
-      const { decoder: _d, ...m } = JSON.parse(readFileSync(shardJson(k), 'utf8'));
-      writeFileSync(shardJson(k), JSON.stringify(m));
-    }
+    forgetDecoder(sum.dir, nShards);
     openCache(sum.dir).close();
     openCache(out).close(); // the same folder through its parent: still once
     await new Promise((r) => setImmediate(r));
@@ -516,12 +519,7 @@ test('an older cache of JPEGs larger than its size decodes as before: no warning
   const sum = await buildCache(opts);
   const shardJson = (k: number) => join(sum.dir, `shard-${String(k).padStart(5, '0')}.json`);
   const meta = () => JSON.parse(readFileSync(join(sum.dir, 'cache.json'), 'utf8'));
-  const { decoder: _, ...old } = meta();
-  writeFileSync(join(sum.dir, 'cache.json'), JSON.stringify(old));
-  for (const k of [0, 1]) {
-    const { decoder: _d, ...m } = JSON.parse(readFileSync(shardJson(k), 'utf8'));
-    writeFileSync(shardJson(k), JSON.stringify(m));
-  }
+  forgetDecoder(sum.dir, 2);
   const codes: string[] = [];
   const listen = (w: Error & { code?: string }) => {
     if (w.code === 'CXRMASK_CACHE_DECODER') codes.push(w.message);
