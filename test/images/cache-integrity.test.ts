@@ -542,6 +542,49 @@ test('an older cache of JPEGs larger than its size decodes as before: no warning
   for (const k of [0, 1]) assert.is(JSON.parse(readFileSync(shardJson(k), 'utf8')).decoder, DECODER_REVISION);
 });
 
+test('an older cache of PNGs: a rebuild marks the shards of opaque PNGs current and keeps the one holding a transparent PNG', async () => {
+  const s = await synthTree();
+  const jpegs = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 24);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    jpegs.map((e) => e.dicomId),
+  );
+  // the same images as PNGs (gray, opaque), the first of shard 1 with a transparent band; the MIMIC
+  // layout keeps its .jpg names (the decoders go by the bytes, the header check too)
+  const root = tempDir();
+  const all = jpegs;
+  for (const [i, e] of all.entries()) {
+    mkdirSync(join(root, e.path, '..'), { recursive: true });
+    const gray = sharp(join(s.mimicRoot, jpegs[i]!.path)).grayscale();
+    if (i !== 12) await gray.png().toFile(join(root, e.path));
+    else {
+      const { data, info } = await gray.raw().toBuffer({ resolveWithObject: true });
+      const la = Buffer.alloc(info.width * info.height * 2);
+      for (let p = 0; p < info.width * info.height; p++) {
+        la[2 * p] = data[p]!;
+        la[2 * p + 1] = Math.floor(p / info.width) < 20 ? 0 : 255;
+      }
+      await sharp(la, { raw: { width: info.width, height: info.height, channels: 2 } })
+        .png()
+        .toFile(join(root, e.path));
+    }
+  }
+  const out = tempDir();
+  const opts = { entries: all, root, chexmask: rows, out, shardSize: 12, preprocess: { size: 128 } };
+  const sum = await buildCache(opts);
+  forgetDecoder(sum.dir, 2);
+  const again = await buildCache(opts);
+  assert.equal([again.shardsReused, again.olderDecoder, again.decoder], [2, 1, 1]);
+  // the transparent image's shard keeps revision 1 (absent), the other is marked current
+  const decoderOf = (k: number) => JSON.parse(readFileSync(join(sum.dir, shardFile(k)), 'utf8')).decoder ?? 1;
+  const held = readFileSync(join(sum.dir, 'entries.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { dicomId: string; shard: number });
+  const k = held.find((e) => e.dicomId === all[12]!.dicomId)!.shard;
+  assert.equal([decoderOf(k), decoderOf(1 - k)], [1, DECODER_REVISION]);
+});
+
 test('image limits are part of a shard: raising --max-pixels rebuilds and admits the images refused before', async () => {
   const { root, all, rows, planned } = await privateTree();
   const pixels = await Promise.all(
