@@ -435,6 +435,33 @@ test('a cache from before source versions were recorded is kept (no rebuild), sa
   assert.equal([next.unstamped, next.changed, next.shardsBuilt], [0, 1, 1]);
 });
 
+/** The first 24 entries of the synthetic tree (two shards of 12) and their CheXmask rows. */
+async function twoShards() {
+  const s = await synthTree();
+  const all = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 24);
+  const { rows } = await joinChexmask(
+    s.chexmaskCsv,
+    all.map((e) => e.dicomId),
+  );
+  return { root: s.mimicRoot, all, rows };
+}
+
+/** The CXRMASK_CACHE_DECODER warnings emitted while `f` runs (they come on the next tick). */
+async function decoderWarnings(f: () => void): Promise<string[]> {
+  const codes: string[] = [];
+  const listen = (w: Error & { code?: string }) => {
+    if (w.code === 'CXRMASK_CACHE_DECODER') codes.push(w.message);
+  };
+  process.on('warning', listen);
+  try {
+    f();
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.off('warning', listen);
+  }
+  return codes;
+}
+
 /** A cache folder as a build before decoder revisions were recorded left it: no `decoder` anywhere. */
 function forgetDecoder(dir: string, shards: number): void {
   for (const f of ['cache.json', ...Array.from({ length: shards }, (_, k) => shardFile(k))]) {
@@ -500,62 +527,38 @@ test('a cache decoded by an older decoder revision is kept, warned about once pe
 });
 
 test('an older cache of JPEGs larger than its size decodes as before: no warning on open, and a rebuild marks its shards current', async () => {
-  const s = await synthTree();
-  const all = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 24);
-  const { rows } = await joinChexmask(
-    s.chexmaskCsv,
-    all.map((e) => e.dicomId),
-  );
-  const out = tempDir();
+  const { root, all, rows } = await twoShards();
   // 160×192 JPEGs into a 128 grid: shrunk, opaque, untouched by the newer decoder
   const opts = {
     entries: all,
-    root: s.mimicRoot,
+    root,
     chexmask: rows,
-    out,
+    out: tempDir(),
     shardSize: 12,
     preprocess: { size: 128 },
   };
   const sum = await buildCache(opts);
-  const shardJson = (k: number) => join(sum.dir, `shard-${String(k).padStart(5, '0')}.json`);
-  const meta = () => JSON.parse(readFileSync(join(sum.dir, 'cache.json'), 'utf8'));
+  const decoderOf = (f: string) => JSON.parse(readFileSync(join(sum.dir, f), 'utf8')).decoder;
   forgetDecoder(sum.dir, 2);
-  const codes: string[] = [];
-  const listen = (w: Error & { code?: string }) => {
-    if (w.code === 'CXRMASK_CACHE_DECODER') codes.push(w.message);
-  };
-  process.on('warning', listen);
-  try {
-    openCache(sum.dir).close();
-    await new Promise((r) => setImmediate(r));
-    assert.equal(codes, [], 'nothing to re-decode, nothing said');
-  } finally {
-    process.off('warning', listen);
-  }
+  const said = await decoderWarnings(() => openCache(sum.dir).close());
+  assert.equal(said, [], 'nothing to re-decode, nothing said');
   const again = await buildCache(opts);
   assert.equal(
     [again.shardsBuilt, again.shardsReused, again.olderDecoder, again.decoder],
     [0, 2, 0, DECODER_REVISION],
   );
   assert.equal(rebuildNotes(again), []);
-  assert.is(meta().decoder, DECODER_REVISION);
-  for (const k of [0, 1]) assert.is(JSON.parse(readFileSync(shardJson(k), 'utf8')).decoder, DECODER_REVISION);
+  for (const f of ['cache.json', shardFile(0), shardFile(1)]) assert.is(decoderOf(f), DECODER_REVISION, f);
 });
 
 test('an older cache of PNGs: a rebuild marks the shards of opaque PNGs current and keeps the one holding a transparent PNG', async () => {
-  const s = await synthTree();
-  const jpegs = (await buildIndex({ root: s.mimicRoot })).entries.slice(0, 24);
-  const { rows } = await joinChexmask(
-    s.chexmaskCsv,
-    jpegs.map((e) => e.dicomId),
-  );
-  // the same images as PNGs (gray, opaque), the first of shard 1 with a transparent band; the MIMIC
-  // layout keeps its .jpg names (the decoders go by the bytes, the header check too)
+  const { root: jpegRoot, all, rows } = await twoShards();
+  // the same images as PNGs (gray, opaque), entry 12 with a transparent band; the MIMIC layout keeps
+  // its .jpg names (the decoders go by the bytes, the header check too)
   const root = tempDir();
-  const all = jpegs;
   for (const [i, e] of all.entries()) {
     mkdirSync(join(root, e.path, '..'), { recursive: true });
-    const gray = sharp(join(s.mimicRoot, jpegs[i]!.path)).grayscale();
+    const gray = sharp(join(jpegRoot, e.path)).grayscale();
     if (i !== 12) await gray.png().toFile(join(root, e.path));
     else {
       const { data, info } = await gray.raw().toBuffer({ resolveWithObject: true });
