@@ -8,7 +8,6 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { type FileHandle, mkdir, open, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
 import { z } from 'zod';
 import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js';
 import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
@@ -38,13 +37,12 @@ import {
   decoderRevision,
 } from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
-import { dicomSize } from './dicom.js';
 import {
   DATASET_FORMATS,
   type ImageLimits,
   type ResolvedImageLimits,
+  readImageHeader,
   resolveImageLimits,
-  sniffFormat,
 } from './input.js';
 import { decodePlane, type PreprocessOptions, resolvePreprocess, settingsKey } from './preprocess.js';
 
@@ -452,7 +450,7 @@ async function decodesAsBefore(b: BuildSettings, s: ShardPlan, m: ShardManifest)
   await runPool(held.length, Math.max(b.concurrency, STAT_CONCURRENCY), async (i) => {
     if (!same) return;
     try {
-      const head = await imageHeader(join(b.root, held[i]!.path));
+      const head = await readImageHeader(join(b.root, held[i]!.path));
       const size = { path: '', width: head.width, height: head.height };
       if (head.hasAlpha || decoderChangeReaches(size, b.pp) !== null) same = false;
     } catch {
@@ -460,23 +458,6 @@ async function decodesAsBefore(b: BuildSettings, s: ShardPlan, m: ShardManifest)
     }
   });
   return same;
-}
-
-/** Size and transparency of an image file from its header alone (DICOM: the first 256 KiB). */
-async function imageHeader(file: string): Promise<{ width: number; height: number; hasAlpha: boolean }> {
-  const fh = await open(file, 'r');
-  try {
-    const sig = Buffer.alloc(132); // the preamble and `DICM`
-    if (sniffFormat(sig.subarray(0, (await fh.read(sig, 0, sig.length, 0)).bytesRead), ['dicom'])) {
-      const head = Buffer.alloc(256 * 1024);
-      const { bytesRead } = await fh.read(head, 0, head.length, 0);
-      return { ...dicomSize(head.subarray(0, bytesRead)), hasAlpha: false };
-    }
-  } finally {
-    await fh.close();
-  }
-  const m = await sharp(file).metadata();
-  return { width: m.width ?? 0, height: m.height ?? 0, hasAlpha: m.hasAlpha ?? false };
 }
 
 /** The current stamps of a shard's records (a manifest from before they were recorded). */

@@ -196,3 +196,28 @@ function hexHead(buf: Uint8Array): string {
   if (buf.length === 0) return 'none: the file is empty';
   return Array.from(buf.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
 }
+
+/**
+ * Size and transparency of an image file from its header alone, without the byte and pixel caps'
+ * full read (DICOM: its first 256 KiB, which hold the header before the pixel data).
+ * @throws the file cannot be opened, or its header read.
+ */
+export async function readImageHeader(
+  file: string,
+): Promise<{ width: number; height: number; hasAlpha: boolean }> {
+  const fh = await open(file, 'r');
+  try {
+    const { offset, bytes } = IMAGE_SIGNATURES.dicom;
+    const sig = Buffer.alloc(offset + bytes.length);
+    const { bytesRead } = await fh.read(sig, 0, sig.length, 0);
+    if (sniffFormat(sig.subarray(0, bytesRead), ['dicom'])) {
+      const head = Buffer.alloc(256 * 1024);
+      const got = await fh.read(head, 0, head.length, 0);
+      return { ...dicomSize(head.subarray(0, got.bytesRead)), hasAlpha: false };
+    }
+  } finally {
+    await fh.close();
+  }
+  const m = await sharp(file).metadata();
+  return { width: m.width ?? 0, height: m.height ?? 0, hasAlpha: m.hasAlpha ?? false };
+}
