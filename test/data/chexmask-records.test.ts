@@ -68,10 +68,10 @@ test('a join for the rle source with locateRle holds about what a landmarks join
   const located = await heldByJoin(path, ids, { source: 'rle', locateRle: true });
   const kept = await heldByJoin(path, ids, { source: 'rle' });
   assert.ok(kept > 25e6, `the text a keepRle join holds: ${kept} B`);
-  assert.ok(
-    located < 2 * landmarks + 2e6,
-    `located rows hold ${located} B, landmarks rows ${landmarks} B (text: ${kept} B)`,
-  );
+  // heap differences move by a few MB with what earlier tests of the same process free meanwhile
+  // (landmarks once read -1.3 MB in the full suite): bounds with that slack, far below the text
+  const says = `located rows hold ${located} B, landmarks rows ${landmarks} B (text: ${kept} B)`;
+  assert.ok(located < Math.max(landmarks, 0) + 4e6 && located < kept / 8, says);
 });
 
 test('ChexmaskRecords reads back the RLE text a keepRle join holds; a changed file is refused naming the file and id', async () => {
