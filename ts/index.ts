@@ -18,7 +18,7 @@ export {
   NativeError,
   type NativeErrorCode,
 } from './common/errors.js';
-export type { StopSignal } from './common/interrupt.js';
+export type { Steps, StopSignal } from './common/interrupt.js';
 export type { LinkPolicy } from './common/files.js';
 export { FINDINGS, type Finding, NUM_LABELS } from './common/labels.js';
 /**

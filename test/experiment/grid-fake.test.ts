@@ -141,6 +141,44 @@ test('interrupt mid-cell then --resume equals an uninterrupted run', async () =>
   assert.equal(strip(resumed.results), strip(full.results));
 });
 
+test('a stop during the final bootstrap ends the run as interrupted, and --resume scores it', async () => {
+  // 10^5 replicates on 36 test rows: seconds of arithmetic that a stop cuts short
+  const config = cfg({
+    name: 'stop-eval',
+    seeds: [0],
+    finetune: { enabled: false },
+    metrics: { bootstrap: 100_000 },
+  });
+  const signal = { stop: false };
+  let runDir = '';
+  const stopped = await runExperiment({
+    config,
+    backend: fakeBackend(),
+    signal,
+    onRunDir: (d) => {
+      runDir = d;
+    },
+    onEvent: (e) => {
+      // as a Ctrl-C handler would, once the event loop gets a turn during the bootstrap
+      if (e.kind === 'phase' && e.name === 'evaluate') setTimeout(() => (signal.stop = true), 50);
+    },
+  }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.instance(stopped, InterruptedError);
+  assert.match(String(stopped), /bootstrap/);
+  assert.not.ok(existsSync(join(runDir, 'results.json')), 'no results.json from an interrupted evaluation');
+  const resumed = await runExperiment({
+    config: { ...config, metrics: { ...config.metrics, bootstrap: 100 } },
+    backend: fakeBackend(),
+    resume: runDir,
+  });
+  assert.is(resumed.runDir, runDir);
+  assert.ok(existsSync(join(runDir, 'results.json')));
+  assert.ok(resumed.results.evaluation.differences.every((d) => d.samples > 0));
+});
+
 test('eval: re-evaluation from stored predictions keeps the run facts', async () => {
   const config = cfg({ name: 'reeval', seeds: [0], finetune: { enabled: false } });
   const { runDir, results } = await runExperiment({ config, backend: fakeBackend() });

@@ -3,6 +3,9 @@
  * the child processes that must stop with them.
  */
 import type { ChildProcess } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { InterruptedError } from './errors.js';
 
 /** Set `stop = true` (e.g. on SIGINT) to make a long loop (training, caching, attribution) stop at its next step boundary. */
 export interface StopSignal {
@@ -75,4 +78,41 @@ export function stopOnParentExit(signal: StopSignal, onGone?: () => void): () =>
   }
   process.once('disconnect', gone);
   return () => process.off('disconnect', gone);
+}
+
+/**
+ * Synchronous work cut into steps: a generator that yields between steps and returns the result.
+ * `finishSteps` runs it in one go; `finishStepsInTurns` gives the event loop a turn now and then, so
+ * that a Ctrl-C handler runs during minutes of arithmetic instead of after it.
+ */
+export type Steps<T> = Generator<void, T, void>;
+
+/** Runs `steps` to its result without pausing. */
+export function finishSteps<T>(steps: Steps<T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Runs `steps` to its result, yielding to the event loop every `turnMs` of work (signal handlers run
+ * only there), and stops at the next step once `signal.stop` is set.
+ * @throws {InterruptedError} (rejects) `signal` was stopped; the message is `stoppedWhile`.
+ */
+export async function finishStepsInTurns<T>(
+  steps: Steps<T>,
+  signal: StopSignal | undefined,
+  stoppedWhile: string,
+  turnMs = 50,
+): Promise<T> {
+  let turnStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() - turnStart < turnMs) continue;
+    await nextTurn();
+    if (signal?.stop) throw new InterruptedError(stoppedWhile);
+    turnStart = performance.now();
+  }
 }

@@ -321,7 +321,7 @@ async function runInFolder(
       tested = await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess);
     }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
-    const results = assembleResults({
+    const results = await assembleResults({
       config: scoring,
       runDir,
       started,
@@ -333,6 +333,7 @@ async function runInFolder(
       cache,
       fingerprint,
       extra: summaries,
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     if (attribution) results.attribution = attribution;
     if (Object.keys(evalOverrides).length) results.run.evaluationOverrides = evalOverrides;

@@ -252,16 +252,11 @@ export async function crossDatasetEvaluations(
       cache.close?.();
     }
     const seconds = (performance.now() - t0) / 1000;
-    out[spec.name] = scoreTestDataset(
-      ctx.runDir,
-      ctx.config,
-      spec,
-      ctx.sd,
-      ctx.zs,
-      ctx.trained,
+    out[spec.name] = await scoreTestDataset(ctx.runDir, ctx.config, spec, ctx.sd, ctx.zs, ctx.trained, {
       seconds,
       fingerprints,
-    );
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
     ctx.onEvent?.({ kind: 'cell-done', id, skipped: false, seconds });
   }
   return out;
@@ -592,16 +587,23 @@ function joinedSplits(source: SplitData, data: CrossData): SplitData {
  * and writes evaluation.json. Used after predicting and by re-evaluation.
  * @throws {Error} data.json or a model's predictions are missing.
  */
-export function scoreTestDataset(
+export async function scoreTestDataset(
   runDir: string,
   config: ExperimentConfig,
   spec: TestDatasetSpec,
   sd: SplitData,
   zs: ZeroShotResult | null,
   trained: CellResult[],
-  seconds?: number,
-  fingerprints: Record<string, string> = modelFingerprints(runDir, config, zs, trained),
-): CrossDatasetResult {
+  o: {
+    /** The prediction's seconds; default: those evaluation.json recorded. */
+    seconds?: number;
+    /** The models' fingerprints; default: computed from their files. */
+    fingerprints?: Record<string, string>;
+    /** Stops the bootstrap at its next replicate. */
+    signal?: StopSignal;
+  } = {},
+): Promise<CrossDatasetResult> {
+  const fingerprints = o.fingerprints ?? modelFingerprints(runDir, config, zs, trained);
   const dir = crossDir(runDir, spec.name);
   const before = readJson<CrossDatasetResult>(join(dir, 'evaluation.json'));
   const data = readJson<CrossData>(join(dir, 'data.json'));
@@ -632,7 +634,7 @@ export function scoreTestDataset(
     predictions: { validate: c.predictions.validate, test: read(c.id).test! },
   }));
   const joined = joinedSplits(sd, data);
-  const evaluation = evaluate(config, joined, zsX, trainedX);
+  const evaluation = await evaluate(config, joined, zsX, trainedX, o.signal);
   const { prevalence, allNegative } = testPrevalence(joined);
   let skipped = 0;
   for (const c of trainedX) for (const v of VARIANTS) skipped += c.predictions.test[v].failed.length;
@@ -652,7 +654,7 @@ export function scoreTestDataset(
     models: modelIds(zs, trained),
     modelFingerprints: Object.fromEntries(modelIds(zs, trained).map((m) => [m, fingerprints[m] ?? ''])),
     // a re-scoring keeps the prediction time of the run that predicted
-    seconds: seconds ?? before?.seconds ?? 0,
+    seconds: o.seconds ?? before?.seconds ?? 0,
     evaluation,
     evaluatedAt: new Date().toISOString(),
   };
@@ -661,13 +663,13 @@ export function scoreTestDataset(
 }
 
 /** Re-scores every test dataset that has stored predictions (re-evaluation with other metric settings). */
-export function rescoreTestDatasets(
+export async function rescoreTestDatasets(
   runDir: string,
   config: ExperimentConfig,
   sd: SplitData,
   zs: ZeroShotResult | null,
   trained: CellResult[],
-): Record<string, CrossDatasetResult> {
+): Promise<Record<string, CrossDatasetResult>> {
   const out: Record<string, CrossDatasetResult> = {};
   let fingerprints: Record<string, string> | null = null;
   for (const spec of testDatasets(config)) {
@@ -675,7 +677,7 @@ export function rescoreTestDatasets(
     // predictions of another dataset spec under this name are not this one's
     if (!done || !sameSpec(done, spec)) continue;
     fingerprints ??= modelFingerprints(runDir, config, zs, trained);
-    out[spec.name] = scoreTestDataset(runDir, config, spec, sd, zs, trained, undefined, fingerprints);
+    out[spec.name] = await scoreTestDataset(runDir, config, spec, sd, zs, trained, { fingerprints });
   }
   return out;
 }

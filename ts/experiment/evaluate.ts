@@ -6,13 +6,14 @@
  * differences get a paired bootstrap 95 % CI over test images (same resample for all seeds).
  */
 
+import { finishStepsInTurns, type Steps, type StopSignal } from '../common/interrupt.js';
 import { FINDINGS, NUM_LABELS } from '../common/labels.js';
 import { meanSd } from '../common/stats.js';
 import type { CellResult, PredSet, SplitData, ZeroShotResult } from './cells.js';
 import type { ExperimentConfig, Setup, TestVariant, Variant } from './config.js';
 import { PREDICTED, VARIANTS } from './config.js';
 import {
-  bootstrapDiff,
+  bootstrapDiffSteps,
   chooseThresholds,
   computeMetrics,
   type DiffCI,
@@ -250,17 +251,17 @@ function summarize(
  * Paired bootstrap CIs: masked − original per group, then (with predicted masks) masked-pred against
  * both. One fixed seed, so every contrast resamples the same test images.
  */
-function differencesOf(
+function* differenceSteps(
   config: ExperimentConfig,
   pairsByGroup: Map<string, PairedCondition[]>,
   predPairs: Map<string, PredictedPairs>,
-): DiffRow[] {
+): Steps<DiffRow[]> {
   const differences: DiffRow[] = [];
   const diffMetrics = [...new Set<ScalarMetric>([config.metrics.primary, 'macroAUROC'])];
   const opts = { iterations: config.metrics.bootstrap, seed: 20240601 };
   for (const [group, pairs] of pairsByGroup) {
     for (const metric of diffMetrics) {
-      differences.push({ group, ...bootstrapDiff(pairs, metric, opts) });
+      differences.push({ group, ...(yield* bootstrapDiffSteps(pairs, metric, opts)) });
     }
   }
   for (const [group, e] of predPairs) {
@@ -268,24 +269,30 @@ function differencesOf(
       differences.push({
         group,
         contrast: 'masked-pred − original',
-        ...bootstrapDiff(e.vsOriginal, metric, opts),
+        ...(yield* bootstrapDiffSteps(e.vsOriginal, metric, opts)),
       });
       differences.push({
         group,
         contrast: 'masked-pred − masked',
-        ...bootstrapDiff(e.vsMasked, metric, opts),
+        ...(yield* bootstrapDiffSteps(e.vsMasked, metric, opts)),
       });
     }
   }
   return differences;
 }
 
-export function evaluate(
+/**
+ * Scores every model's stored predictions (thresholds from validation, metrics on test, per group
+ * and test variant) and the paired bootstrap differences.
+ * @throws {InterruptedError} (rejects) `signal` was stopped during the bootstrap.
+ */
+export async function evaluate(
   config: ExperimentConfig,
   sd: SplitData,
   zs: ZeroShotResult | null,
   trained: CellResult[],
-): Evaluation {
+  signal?: StopSignal,
+): Promise<Evaluation> {
   const { models, groups } = modelsOf(zs, trained);
   const cells: EvalCell[] = [];
   const pairsByGroup = new Map<string, PairedCondition[]>();
@@ -310,7 +317,12 @@ export function evaluate(
     groups: [...groups.values()],
     cells,
     summary: summarize(groups.values(), cells, testVariants),
-    differences: differencesOf(config, pairsByGroup, predPairs),
+    // tens of seconds at NIH14's test size: a Ctrl-C is answered between replicates
+    differences: await finishStepsInTurns(
+      differenceSteps(config, pairsByGroup, predPairs),
+      signal,
+      'interrupted while computing the bootstrap intervals',
+    ),
   };
 }
 

@@ -22,6 +22,7 @@
  *   macro versions average the defined per-label values.
  */
 
+import { finishSteps, type Steps } from '../common/interrupt.js';
 import { mulberry32 } from '../common/random.js';
 import { nanMean, quantile } from '../common/stats.js';
 
@@ -356,9 +357,45 @@ export type ScalarMetric = 'meanLabelAccuracy' | 'exactMatch' | 'macroAUROC' | '
 export function bootstrapDiff(
   pairs: PairedCondition[],
   metric: ScalarMetric,
-  { iterations = 1000, seed = 12345, alpha = 0.05 } = {},
+  options: BootstrapOptions = {},
 ): DiffCI {
+  return finishSteps(bootstrapDiffSteps(pairs, metric, options));
+}
+
+/** The replicates of a paired bootstrap and the quantiles that make its interval. */
+export interface BootstrapOptions {
+  /** Replicates (resamplings of the test images); default 1000. */
+  iterations?: number;
+  /** The resampling's seed; default 12345. */
+  seed?: number;
+  /** 1 − the interval's coverage; default 0.05. */
+  alpha?: number;
+}
+
+/**
+ * bootstrapDiff cut into steps, one replicate each (interrupt.ts's finishStepsInTurns runs them with
+ * turns for the event loop): the same numbers, to the bit.
+ */
+export function* bootstrapDiffSteps(
+  pairs: PairedCondition[],
+  metric: ScalarMetric,
+  { iterations = 1000, seed = 12345, alpha = 0.05 }: BootstrapOptions = {},
+): Steps<DiffCI> {
   if (pairs.length === 0) return { metric, diff: Number.NaN, lo: Number.NaN, hi: Number.NaN, samples: 0 };
+  // the arithmetic lives in plain closures; the generator only hands out the replicates
+  const b = pairedBootstrap(pairs, metric, seed);
+  for (let i = 0; i < iterations; i++) {
+    b.replicate();
+    yield;
+  }
+  return b.interval(alpha);
+}
+
+/**
+ * A paired bootstrap's state: the point estimate, then one replicate per `replicate()` call, and the
+ * interval of those kept.
+ */
+function pairedBootstrap(pairs: PairedCondition[], metric: ScalarMetric, seed: number) {
   const n = sameTestRows(pairs);
   // per pair: [masked, original], each laid out once for the metric
   const laid = pairs.map((p) => [
@@ -413,19 +450,23 @@ export function bootstrapDiff(
   const ds: number[] = [];
   // a replicate is how often each test row was drawn: no resampled copies, no per-replicate sorts
   const w = new Uint32Array(n);
-  for (let b = 0; b < iterations; b++) {
-    w.fill(0);
-    for (let i = 0; i < n; i++) w[Math.floor(rand() * n)]!++;
-    const d = diffOf(w);
-    if (Number.isFinite(d)) ds.push(d);
-  }
-  ds.sort((a, b) => a - b);
   return {
-    metric,
-    diff: point,
-    lo: quantile(ds, alpha / 2),
-    hi: quantile(ds, 1 - alpha / 2),
-    samples: ds.length,
+    replicate(): void {
+      w.fill(0);
+      for (let i = 0; i < n; i++) w[Math.floor(rand() * n)]!++;
+      const d = diffOf(w);
+      if (Number.isFinite(d)) ds.push(d);
+    },
+    interval(alpha: number): DiffCI {
+      ds.sort((a, b) => a - b);
+      return {
+        metric,
+        diff: point,
+        lo: quantile(ds, alpha / 2),
+        hi: quantile(ds, 1 - alpha / 2),
+        samples: ds.length,
+      };
+    },
   };
 }
 

@@ -6,6 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import type { StopSignal } from '../common/interrupt.js';
 import { readJson } from '../common/io.js';
 import { packageVersion } from '../common/version.js';
 import { readModelMeta } from '../model/meta.js';
@@ -98,6 +99,8 @@ export interface RunRecord {
   zs: ZeroShotResult | null;
   trained: CellResult[];
   cache: CacheLike;
+  /** Stops the bootstrap at its next replicate (Ctrl-C). */
+  signal?: StopSignal;
   fingerprint: DataFingerprint;
   extra?: Record<string, unknown>;
 }
@@ -125,9 +128,9 @@ function cellSeconds(zs: ZeroShotResult | null, trained: CellResult[]): Record<s
 }
 
 /** Scores the predictions and puts results.json together: a finished run and a re-evaluation alike. */
-export function assembleResults(a: RunRecord): Results {
+export async function assembleResults(a: RunRecord): Promise<Results> {
   const { sd } = a;
-  const evaluation = evaluate(a.config, sd, a.zs, a.trained);
+  const evaluation = await evaluate(a.config, sd, a.zs, a.trained, a.signal);
   const { prevalence, allNegative } = testPrevalence(sd);
   const features = featureFacts(a.runDir);
   let predSkipped = 0;

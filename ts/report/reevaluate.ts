@@ -113,14 +113,14 @@ function readFinishedCells(runDir: string, planned: string[]): FinishedCells {
  * The new scores with the facts of the original run kept (timings, commit, data summaries,
  * attribution, segmenter quality), the re-evaluation noted, and the test datasets rescored.
  */
-function withEarlierFacts(
+async function withEarlierFacts(
   results: Results,
   runDir: string,
   config: ExperimentConfig,
   overrides: MetricOverrides,
   cells: FinishedCells,
   sd: SplitData,
-): Results {
+): Promise<Results> {
   const before = readEarlierResults(runDir);
   if (before) {
     // the folder evaluated now, wherever the run was when it wrote the file
@@ -132,7 +132,7 @@ function withEarlierFacts(
   const attribution = readGridAttribution(runDir);
   if (attribution) results.attribution = attribution;
   if (before?.segmenter) results.segmenter = before.segmenter;
-  const tested = rescoreTestDatasets(runDir, config, sd, cells.zs, cells.trained);
+  const tested = await rescoreTestDatasets(runDir, config, sd, cells.zs, cells.trained);
   if (Object.keys(tested).length) results.testDatasets = tested;
   return results;
 }
@@ -180,7 +180,7 @@ async function reevaluateLocked(
     if (zs) checkZeroShotResult(join(runDir, 'cells', 'zeroshot.json'), zs, sd);
     for (const [i, c] of trained.entries()) checkCellResult(resultFiles[i]!.file, c, resultFiles[i]!.id, sd);
     const device = trained[0]?.device ?? backend.resolveDevice(config.model.device);
-    const scored = assembleResults({
+    const scored = await assembleResults({
       config,
       runDir,
       started,
@@ -194,7 +194,7 @@ async function reevaluateLocked(
       fingerprint,
       extra: recorded?.summaries,
     });
-    const results = withEarlierFacts(scored, runDir, config, overrides, cells, sd);
+    const results = await withEarlierFacts(scored, runDir, config, overrides, cells, sd);
     if (Object.keys(overrides).length) writeEvalOverrides(runDir, overrides);
     writeJsonAtomic(join(runDir, 'results.json'), results);
     await writeReports(runDir, results, { cache });

@@ -1,0 +1,111 @@
+/**
+ * The bootstrap at the end of a run is tens of seconds of arithmetic at NIH14's test size; a Ctrl-C
+ * must be answered during it, not after (signal handlers run only when the event loop gets a turn).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InterruptedError } from '../../ts/common/errors.js';
+import { finishSteps, finishStepsInTurns, type Steps } from '../../ts/common/interrupt.js';
+import { mulberry32 } from '../../ts/common/random.js';
+import type { CellResult, PredGrid, SplitData, ZeroShotResult } from '../../ts/experiment/cells.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import { evaluate } from '../../ts/experiment/evaluate.js';
+
+const K = 5;
+
+/** A grid's stored predictions on `nVal` validation and `nTest` test images, 30 % positives. */
+function storedRun(nVal: number, nTest: number) {
+  const r = mulberry32(3);
+  const n = nVal + nTest;
+  const labels = new Float32Array(n * K).map(() => (r() < 0.3 ? 1 : 0));
+  const labelMask = new Float32Array(n * K).fill(1);
+  const validate = Array.from({ length: nVal }, (_, i) => i);
+  const test = Array.from({ length: nTest }, (_, i) => nVal + i);
+  const sd: SplitData = { train: [], validate, test, labels, labelMask };
+  const preds = (rows: number[]) => ({
+    probs: rows.flatMap((i) => Array.from({ length: K }, (_, k) => labels[i * K + k]! * 0.3 + r() * 0.7)),
+    failed: [],
+  });
+  const grid = (): PredGrid => ({
+    validate: { original: preds(validate), masked: preds(validate) },
+    test: { original: preds(test), masked: preds(test) },
+  });
+  const zs: ZeroShotResult = {
+    id: 'zeroshot',
+    prompts: [],
+    negativePrompts: null,
+    logitScale: 100,
+    protocols: { 'per-finding': grid(), 'softmax-5way': grid() },
+    seconds: 0,
+    finishedAt: '',
+  };
+  const trained: CellResult[] = (['original', 'masked'] as const).map((v) => ({
+    id: `lp-${v}-s0`,
+    setup: 'linear-probe',
+    trainVariant: v,
+    seed: 0,
+    predictions: grid(),
+    seconds: 0,
+    device: 'cpu',
+    finishedAt: '',
+  }));
+  return { sd, zs, trained };
+}
+
+const config = (bootstrap: number) =>
+  parseConfig({ data: { cache: 'unused' }, metrics: { bootstrap } }, 'test config');
+
+test('a stop during the bootstrap rejects with InterruptedError at the next replicate, not at the end', async () => {
+  const { sd, zs, trained } = storedRun(300, 2000);
+  // ~10^5 replicates: minutes of work if nothing stopped it
+  const signal = { stop: false };
+  let stoppedAt = 0;
+  let replicatesLeft = true;
+  setTimeout(() => {
+    signal.stop = true;
+    stoppedAt = performance.now();
+  }, 200);
+  const err = await evaluate(config(100_000), sd, zs, trained, signal).then(
+    () => {
+      replicatesLeft = false;
+      return null;
+    },
+    (e: unknown) => e,
+  );
+  assert.ok(replicatesLeft, 'evaluate finished every replicate: the stop was never seen');
+  assert.ok(err instanceof InterruptedError, String(err));
+  assert.match((err as Error).message, /bootstrap/);
+  assert.ok(stoppedAt > 0, 'the timer ran while the bootstrap was under way');
+});
+
+test('evaluate with turns gives the numbers of the same work done in one go', async () => {
+  const { sd, zs, trained } = storedRun(200, 400);
+  const a = await evaluate(config(200), sd, zs, trained, { stop: false });
+  const b = await evaluate(config(200), sd, zs, trained);
+  assert.equal(a.differences, b.differences);
+  assert.ok(
+    a.differences.length > 0 && a.differences.every((d) => d.samples === 200),
+    JSON.stringify(a.differences[0]),
+  );
+});
+
+test('finishStepsInTurns: every step runs once, in order, the result is the generator value', async () => {
+  const seen: number[] = [];
+  function* steps(): Steps<string> {
+    for (let i = 0; i < 5; i++) {
+      seen.push(i);
+      yield;
+    }
+    return 'done';
+  }
+  assert.is(await finishStepsInTurns(steps(), { stop: false }, 'x', 0), 'done');
+  assert.equal(seen, [0, 1, 2, 3, 4]);
+  assert.is(finishSteps(steps()), 'done');
+  // a stop already set is seen at the first turn
+  await finishStepsInTurns(steps(), { stop: true }, 'stopped here', 0).then(
+    () => assert.unreachable('a stopped signal must reject'),
+    (e: unknown) => assert.ok(e instanceof InterruptedError && e.message === 'stopped here', String(e)),
+  );
+});
+
+test.run();
