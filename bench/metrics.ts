@@ -10,9 +10,14 @@
  *   scored cells, 12 bootstraps) at NIH14's validate/test sizes, with `metrics.bootstrap` 0 and B.
  * Scores are float32 like a model's, 30 % positives, 10 % of the labels masked (U-Ignore). Times are
  * CPU milliseconds / seconds of this process (all of it is synchronous work on the main thread).
+ * The first two are also timed with scikit-learn as a Python user would write them (roc_curve for
+ * Youden's J plus roc_auc_score, f1_score and recall_score per finding; a bootstrap replicate as
+ * roc_auc_score or accuracy on `rng.integers` rows per seed, condition and finding), CPU time of the
+ * same shapes in the project's venv, and `vsSklearn` = sklearn's time ÷ ours.
  *
  *   node --import tsx bench/metrics.ts [--bootstrap 100] [--replicates 200] [--quick]
  */
+import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { mulberry32 } from '../ts/common/random.js';
 import type { CellResult, PredGrid, SplitData, ZeroShotResult } from '../ts/experiment/cells.js';
@@ -25,7 +30,7 @@ import {
   type LabelArrays,
   type PairedCondition,
 } from '../ts/experiment/metrics.js';
-import { median } from './common.js';
+import { benchPython, median } from './common.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -60,13 +65,84 @@ const ms = (f: () => unknown) => {
 };
 const line = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
-for (const n of quick ? [8839] : [8839, 19118, 24333]) {
+/** The same steps in scikit-learn: CPU ms of one epoch's validation metrics and of one replicate. */
+const SKLEARN = `
+import json, sys, time
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve, f1_score, recall_score, accuracy_score
+K = 5
+rng = np.random.default_rng(7)
+def arrays(n):
+    y = rng.random((n, K)) < 0.3
+    s = np.minimum(1, y * 0.25 + rng.random((n, K)) * 0.75).astype(np.float32)
+    return s, y, rng.random((n, K)) < 0.9
+def cpu_ms(f, repeat=3):
+    ts = []
+    for _ in range(repeat):
+        t0 = time.process_time(); f(); ts.append((time.process_time() - t0) * 1000)
+    return float(np.median(ts))
+def epoch(s, y, m):
+    for k in range(K):
+        sk, yk = s[m[:, k], k], y[m[:, k], k]
+        fpr, tpr, th = roc_curve(yk, sk)
+        t = th[np.argmax(tpr - fpr)]
+        p = sk >= t
+        roc_auc_score(yk, sk); f1_score(yk, p); recall_score(yk, p); recall_score(~yk, ~p); accuracy_score(yk, p)
+def replicate(pairs, metric, n):
+    idx = rng.integers(0, n, n)
+    for conds in pairs:
+        for s, y, m in conds:
+            for k in range(K):
+                mk = m[idx, k]
+                sk, yk = s[idx, k][mk], y[idx, k][mk]
+                if metric == 'macroAUROC': roc_auc_score(yk, sk)
+                else: accuracy_score(yk, sk >= 0.5)
+job = json.load(sys.stdin)
+out = {'epoch': {}, 'replicate': {}}
+for n in job['epoch']:
+    a = arrays(n)
+    out['epoch'][str(n)] = cpu_ms(lambda: epoch(*a))
+for n in job['replicate']:
+    pairs = [[arrays(n), arrays(n)] for _ in range(3)]
+    for metric in ('macroAUROC', 'meanLabelAccuracy'):
+        out['replicate'][f'{n} {metric}'] = cpu_ms(lambda: replicate(pairs, metric, n), 5)
+out['version'] = __import__('sklearn').__version__
+print(json.dumps(out))
+`;
+const epochSizes = quick ? [8839] : [8839, 19118, 24333];
+const replicateSizes = quick ? [3400] : [3400, 25596];
+const sk = (() => {
+  const { python } = benchPython('sklearn');
+  const r = spawnSync(python, ['-c', SKLEARN], {
+    input: JSON.stringify({ epoch: epochSizes, replicate: replicateSizes }),
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`the scikit-learn run failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as {
+    epoch: Record<string, number>;
+    replicate: Record<string, number>;
+    version: string;
+  };
+})();
+const vs = (theirs: number | undefined, ours: number) =>
+  theirs === undefined ? null : +(theirs / ours).toFixed(1);
+
+for (const n of epochSizes) {
   const va = labelArrays(n);
   const times = [0, 1, 2].map(() => ms(() => computeMetrics(va, chooseThresholds(va, 'youden'))));
-  line({ step: 'epoch validation metrics', n, cpuMs: +median(times).toFixed(1) });
+  const cpuMs = median(times);
+  const sklearnCpuMs = sk.epoch[String(n)]!;
+  line({
+    step: 'epoch validation metrics',
+    n,
+    cpuMs: +cpuMs.toFixed(1),
+    sklearnCpuMs: +sklearnCpuMs.toFixed(1),
+    vsSklearn: vs(sklearnCpuMs, cpuMs),
+    sklearn: sk.version,
+  });
 }
 
-for (const n of quick ? [3400] : [3400, 25596]) {
+for (const n of replicateSizes) {
   const pairs: PairedCondition[] = [0, 1, 2].map(() => ({
     original: labelArrays(n),
     masked: labelArrays(n),
@@ -78,12 +154,15 @@ for (const n of quick ? [3400] : [3400, 25596]) {
     const tFew = median([0, 1, 2].map(() => ms(() => bootstrapDiff(pairs, metric, { iterations: few }))));
     const tMany = ms(() => bootstrapDiff(pairs, metric, { iterations: many }));
     const perReplicate = (tMany - tFew) / (many - few);
+    const sklearnCpuMs = sk.replicate[`${n} ${metric}`];
     line({
       step: 'bootstrap replicate',
       n,
       metric,
       cpuMsPerReplicate: +perReplicate.toFixed(2),
       setupCpuMs: +(tFew - few * perReplicate).toFixed(0),
+      sklearnCpuMsPerReplicate: sklearnCpuMs === undefined ? null : +sklearnCpuMs.toFixed(1),
+      vsSklearn: vs(sklearnCpuMs, perReplicate),
     });
   }
 }

@@ -51,6 +51,7 @@ const keyed = (c: CacheLike, over: Partial<CacheLike> = {}): CacheLike =>
     build: JOIN,
     contour: CONTOUR,
     preprocess: PREPROCESS,
+    decoder: 2,
     ...over,
   });
 
@@ -73,6 +74,9 @@ test('a run records its data fingerprint in data.json and results.json', async (
   // and the preprocessing its images were made with (a paper-preset cache here)
   assert.equal(recorded.summaries.cache.preprocess, PREPROCESS);
   assert.equal(runSettings(runDir), { overlay: CONTOUR, preprocess: PREPROCESS });
+  // and the decoder revision that decoded them
+  assert.is(recorded.summaries.cache.decoder, 2);
+  assert.is((first.data['cache'] as { decoder: number }).decoder, 2);
 });
 
 test("a run started as the CLI starts it (the data step's cache summary, a relative cache folder) records its contours and the cache folder absolute", async () => {

@@ -539,7 +539,14 @@ test('an older cache of JPEGs larger than its size decodes as before: no warning
   };
   const sum = await buildCache(opts);
   const decoderOf = (f: string) => JSON.parse(readFileSync(join(sum.dir, f), 'utf8')).decoder;
+  const decoderOpened = () => {
+    const c = openCache(sum.dir);
+    c.close();
+    return c.decoder;
+  };
+  assert.is(decoderOpened(), DECODER_REVISION);
   forgetDecoder(sum.dir, 2);
+  assert.is(decoderOpened(), 1, 'a cache.json without the field: revision 1');
   const said = await decoderWarnings(() => openCache(sum.dir).close());
   assert.equal(said, [], 'nothing to re-decode, nothing said');
   const again = await buildCache(opts);

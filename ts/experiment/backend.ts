@@ -37,6 +37,8 @@ export interface CacheLike {
   contour?: { thickness: number; source: 'landmarks' | 'rle' };
   /** The preprocessing the images were made with (recorded so a served cell sees images made the same way). */
   preprocess?: ResolvedPreprocess;
+  /** The decoder revision its images were decoded with, the oldest among its shards (DECODER_REVISION). */
+  decoder?: number;
   /** Indices of the entries in `split`. */
   indicesOf(split: Split): number[];
   /** Float32 images and labels of these entries, original or masked. */

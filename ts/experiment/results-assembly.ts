@@ -70,6 +70,8 @@ export function cacheFacts(cache: CacheLike): Record<string, unknown> {
     contour: cache.contour ? { thickness: cache.contour.thickness, source: cache.contour.source } : null,
     // and the preprocessing it made the images with (a paper-preset cache squashes, with ImageNet stats)
     preprocess: cache.preprocess ?? null,
+    // and the decoder revision that made them (an older one may decode some images otherwise)
+    decoder: cache.decoder ?? null,
   };
 }
 

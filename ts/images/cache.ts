@@ -63,6 +63,8 @@ export class Cache {
   readonly key: string;
   readonly size: number;
   readonly preprocess: ResolvedPreprocess;
+  /** The decoder revision its images were decoded with, the oldest among its shards (1 before it was recorded). */
+  readonly decoder: number;
   readonly contour: z.output<typeof ContourOptionsSchema>;
   readonly entries: CachedEntry[];
   readonly skipped: CacheSummary['skipped'];
@@ -97,6 +99,7 @@ export class Cache {
     this.key = this.meta.key;
     this.size = this.meta.size;
     this.preprocess = this.meta.preprocess;
+    this.decoder = decoderRevision(this.meta);
     this.contour = this.meta.contour;
     this.skipped = this.meta.skipped;
     this.digest = this.meta.digest;
