@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { InterruptedError } from '../../ts/common/errors.js';
 import type { CacheLike } from '../../ts/experiment/backend.js';
 import type { PredictedMasks } from '../../ts/experiment/predicted-masks.js';
 import { segmenterQuality } from '../../ts/experiment/segmenter-quality.js';
@@ -85,6 +86,33 @@ test('Dice/HD95 of the predicted planes vs CheXmask on the test rows, weights ha
   );
   assert.match(md, /right lung 0\.833 \(HD95 /);
   assert.match(md, /on 2 test images/);
+});
+
+test('scoring answers a stop between images: InterruptedError, not minutes of HD95 first', async () => {
+  // one model-grid image with lung-sized structures, scored 600 times (~7 s if nothing stopped it)
+  const s = 224;
+  const m = new Uint8Array(s * s);
+  for (let y = 40; y < 190; y++)
+    for (let x = 20; x < 200; x++)
+      m[y * s + x] = (x < 100 ? 1 : x > 120 ? 2 : 0) | (y > 120 && x > 80 && x < 150 ? 4 : 0);
+  const cache = { entries: [], indicesOf: () => [], regionMasks: () => m } as unknown as CacheLike;
+  const planes = m.map((v) => v << FILL_SHIFT);
+  const pm = { size: s, rows: [0], planes, slot: new Map([[0, 0]]) } as unknown as PredictedMasks;
+  const signal = { stop: false };
+  setTimeout(() => (signal.stop = true), 100);
+  const rows = new Array<number>(600).fill(0);
+  const got = await segmenterQuality(
+    { dir: tmp, weights: join(tmp, 'best.pt') },
+    cache,
+    pm,
+    rows,
+    signal,
+  ).then(
+    (q) => q,
+    (e: unknown) => e,
+  );
+  assert.instance(got, InterruptedError);
+  assert.match(String(got), /segmenter/);
 });
 
 test.run();

@@ -9,6 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pythonExe } from '../../bench/common.js';
 import { mulberry32 } from '../../ts/common/random.js';
+import { quantile } from '../../ts/common/stats.js';
 import { hd95 } from '../../ts/segment/metrics.js';
 
 // medpy: border = mask ^ binary_erosion(mask, cross, border_value=0); distances from one border's
@@ -98,6 +99,52 @@ test('random ellipses: equal to numpy from medpy’s definition', () => {
   assert.ok(cases.length >= 30);
   for (const [i, w] of want.entries())
     assert.ok(Math.abs(ours[i]! - w) < 1e-9, `case ${i}: ${ours[i]} vs ${w}`);
+});
+
+/** HD95 from every pair of boundary pixels (exact integer squared distances): no distance transform. */
+function bruteHd95(pred: Uint8Array, ref: Uint8Array, s: number, bit: number): number {
+  const border = (m: Uint8Array) => {
+    const out: [number, number][] = [];
+    const on = (x: number, y: number) => x >= 0 && y >= 0 && x < s && y < s && (m[y * s + x]! & bit) !== 0;
+    for (let y = 0; y < s; y++)
+      for (let x = 0; x < s; x++)
+        if (on(x, y) && !(on(x - 1, y) && on(x + 1, y) && on(x, y - 1) && on(x, y + 1))) out.push([x, y]);
+    return out;
+  };
+  const a = border(pred);
+  const b = border(ref);
+  const nearest = (from: [number, number][], to: [number, number][]) =>
+    from.map(([x, y]) => Math.sqrt(Math.min(...to.map(([u, v]) => (x - u) ** 2 + (y - v) ** 2))));
+  const ds = [...nearest(a, b), ...nearest(b, a)].sort((x, y) => x - y);
+  return quantile(ds, 0.95);
+}
+
+test('at the model grid (224), to the bit the pairwise minimum over boundary pixels: far-apart, edge-touching and small structures', () => {
+  const r = mulberry32(11);
+  const s = 224;
+  let checked = 0;
+  for (let i = 0; i < 40; i++) {
+    // structures as region bits (right lung 1, left lung 2, heart 4): the bit under test among others
+    const bit = [1, 2, 4][i % 3]!;
+    const blob = (scale: number) => {
+      const m = new Uint8Array(s * s);
+      const cx = r() * s;
+      const cy = r() * s;
+      const rx = 1 + r() * s * scale;
+      const ry = 1 + r() * s * scale;
+      for (let y = 0; y < s; y++)
+        for (let x = 0; x < s; x++) if (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1) m[y * s + x] = bit;
+      return m;
+    };
+    const scale = i % 4 === 0 ? 0.03 : 0.25; // a few pixels across, or lung-sized
+    const other = blob(0.3).map((v) => (v ? 7 & ~bit : 0));
+    const pred = blob(scale).map((v, p) => v | other[p]!);
+    const ref = blob(scale);
+    if (!pred.some((v) => v & bit) || !ref.some((v) => v & bit)) continue;
+    checked++;
+    assert.is(hd95(pred, ref, s, bit), bruteHd95(pred, ref, s, bit), `case ${i}`);
+  }
+  assert.ok(checked >= 30, `${checked} cases`);
 });
 
 test.run();

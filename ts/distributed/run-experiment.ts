@@ -340,7 +340,7 @@ async function runInFolder(
     // rank 0 alone: the segmenter's masks of the test images, scored against CheXmask's
     const predicted = root ? grid.ensurePredicted() : null;
     if (predicted && config.segmenter)
-      results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test);
+      results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test, o.signal);
     if (tested) addTestDatasets(results, tested);
     if (root) {
       writeJsonAtomic(join(runDir, 'results.json'), results);
