@@ -196,13 +196,29 @@ test('invalid config: clear error, exit 2, nothing started', () => {
   assert.match(noCache.err, /--cache/);
 });
 
-test('unknown command / option is rejected', () => {
+test('what the parser refuses is a usage error: one line naming it and the help to read, exit 2', () => {
   const r = runCli(['frobnicate']);
-  assert.ok(r.code !== 0);
-  assert.match(r.err, /Unknown argument|Did you mean|unknown/i);
-  const o = runCli(['run', '--no-such-flag']);
-  assert.ok(o.code !== 0);
-  assert.match(o.err, /Unknown argument/);
+  assert.is(r.code, 2, r.err);
+  assert.equal(r.err.trim().split('\n'), [
+    'error: Unknown argument: frobnicate (`cxrmask --help` lists the options)',
+  ]);
+  const o = runCli(['run', '--frobnicate-level', '3']);
+  assert.is(o.code, 2, o.err);
+  assert.match(o.err, /^error: Unknown argument: frobnicate-level \(`cxrmask run --help` lists the options\)\n$/);
+  const missing = runCli(['synth']);
+  assert.is(missing.code, 2, missing.err);
+  assert.match(
+    missing.err,
+    /^error: Missing required argument: out \(`cxrmask synth --help` lists the options\)\n$/,
+  );
+  const choice = runCli(['index', '--root', tmp, '--out', join(tmp, 'i'), '--uncertain', 'maybe']);
+  assert.is(choice.code, 2, choice.err);
+  assert.match(choice.err, /Given: "maybe", Choices: "zeros", "ones", "ignore" \(`cxrmask index --help`/);
+  assert.not.match(choice.err, /Options:/, 'no help text before the error');
+  // no command at all: the list of commands, then the one line
+  const none = runCli([]);
+  assert.is(none.code, 2);
+  assert.match(none.err, /Commands:[\s\S]*\nerror: Choose a command \(see the list above\)\.\n$/);
 });
 
 test('resume of a folder that is not a run: clear error', () => {

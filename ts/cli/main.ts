@@ -148,6 +148,28 @@ export function operandsAfterDashDash(argv: readonly string[]): string[] {
   return [...argv.slice(0, at), ...operands];
 }
 
+const NO_COMMAND = 'Choose a command (see the list above).';
+
+/** yargs names an unknown `--bogus-flag` twice ("bogus-flag, bogusFlag"): once is enough. */
+function withoutCamelCopies(message: string): string {
+  const m = /^Unknown arguments?: (.*)$/s.exec(message);
+  if (!m) return message;
+  const names = m[1]!.split(', ');
+  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const kept = names.filter((n) => !names.some((o) => o !== n && o.includes('-') && camel(o) === n));
+  return `Unknown argument${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}`;
+}
+
+/** The help command for the command line `argv` starts: `cxrmask predict --help`, else `cxrmask --help`. */
+function helpCommand(argv: readonly string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const name = words[0] as CommandName | undefined;
+  if (!name || !(name in COMMAND_TEXT)) return 'cxrmask --help';
+  // the segmenter's subcommands have options of their own
+  const sub = name === 'segmenter' && words[1] && !words[1].includes('/') ? ` ${words[1]}` : '';
+  return `cxrmask ${name}${sub} --help`;
+}
+
 export async function buildCli(argv: string[] = hideBin(process.argv)) {
   const commands = (Object.keys(COMMAND_TEXT) as CommandName[]).map(lazyCommand);
   const y = yargs(operandsAfterDashDash(argv));
@@ -157,13 +179,24 @@ export async function buildCli(argv: string[] = hideBin(process.argv)) {
       '$0 <command> [options]\n\nAnatomical masking (CheXmask contours) as visual priors for chest X-ray classification.',
     )
     .command(commands)
-    .demandCommand(1, 'Choose a command (see the list above).')
+    .demandCommand(1, NO_COMMAND)
     .strict()
     .check((a) => {
       const problems = repeatedOptions(a, (y as unknown as { getOptions(): DeclaredOptions }).getOptions());
-      if (problems.length) throw new Error(problems.join('\n'));
+      if (problems.length) throw new UsageError(problems.join('\n'));
       return true;
     }, true)
+    .fail((message, error, parser) => {
+      // a command's own failure: reportError words it and picks the exit code
+      if (error) throw error;
+      // what the parser found wrong with the words typed (an unknown, missing or repeated option, a
+      // value outside its choices) is the user's to fix: one line and exit 2, not the help and exit 1
+      if (message === NO_COMMAND) {
+        parser.showHelp((h: string) => process.stderr.write(`${h}\n\n`));
+        throw new UsageError(message);
+      }
+      throw new UsageError(`${withoutCamelCopies(message)} (\`${helpCommand(argv)}\` lists the options)`);
+    })
     .recommendCommands()
     .version(packageVersion())
     .help()

@@ -3,11 +3,12 @@
  * CheXmask join, image cache), and the steps that build a run's cache.
  */
 
-import { ConfigError, InterruptedError } from '../common/errors.js';
+import { dirname } from 'node:path';
+import { ConfigError, type DataError, InterruptedError } from '../common/errors.js';
 import type { StopSignal } from '../common/interrupt.js';
 import { adapterFor, buildDatasetIndex } from '../data/datasets/registry.js';
-import type { IndexRowFilters, Split } from '../data/mimic.js';
-import { type Cache, openCache } from '../images/cache.js';
+import type { IndexEntry, IndexRowFilters, Split } from '../data/mimic.js';
+import { type Cache, intactEntries, openCache } from '../images/cache.js';
 import { buildCache, rebuildNotes } from '../images/cache-build.js';
 import type { ResolvedPreprocess } from '../images/preprocess.js';
 import { preprocessFor, realModelBackend } from '../model/backend-real.js';
@@ -47,7 +48,10 @@ const viewSet = (v: readonly string[]) => JSON.stringify([...new Set(v)].sort())
  * its dataset is known from its entries.
  * @throws {ConfigError} naming the cache folder and each differing field.
  */
-function checkRowFilters(cache: Cache, d: ExperimentConfig['data']): void {
+function checkRowFilters(
+  cache: { dir: string; build: Cache['build']; entries: readonly IndexEntry[]; close?: () => void },
+  d: ExperimentConfig['data'],
+): void {
   const want = rowFilters(d);
   const had = cache.build?.rows;
   const out: string[] = [];
@@ -76,7 +80,7 @@ function checkRowFilters(cache: Cache, d: ExperimentConfig['data']): void {
       );
   }
   if (!out.length) return;
-  cache.close();
+  cache.close?.();
   throw new ConfigError(
     `the image cache ${cache.dir} was not indexed with this config's row filters: ${out.join('; ')}. ` +
       (had
@@ -112,6 +116,7 @@ export async function prepareData(
   const preprocess = asked ?? preprocessFor(readModelMeta(config.model.dir));
   // the index's label policy and the CheXmask filter are part of the cache key (settingsKey)
   const labelPolicy = { uncertain: d.uncertain, blank: d.blank };
+  let repair: ReturnType<typeof intactEntries> = null;
   try {
     const cache = openCache(d.cache, { preprocess, data: { minDice: d.minDice, labelPolicy } });
     checkRowFilters(cache, d);
@@ -134,20 +139,33 @@ export async function prepareData(
         `cannot open the image cache ${d.cache} (${(e as Error).message}); set data.root and data.chexmask (or --data-root/--chexmask) to build it, or run \`cxrmask cache\``,
       );
     // a damaged cache is rebuilt (intact shards are reused after their checksum is verified); say so
-    if ((e as { reason?: string }).reason === 'bad-cache') log(`[data] ${(e as Error).message}`);
+    if ((e as { reason?: string }).reason === 'bad-cache') {
+      log(`[data] ${(e as Error).message}`);
+      repair = repairSource(e as DataError, d);
+    }
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
-  log(`[data] indexing ${d.root}`);
-  const { entries: indexed, summary: indexSummary } = await buildDatasetIndex({
-    dataset: d.dataset,
-    root: d.root,
-    views: d.views,
-    uncertain: labelPolicy.uncertain,
-    blank: labelPolicy.blank,
-    requirePositive: d.requirePositive,
-    readerRule: d.readerRule,
-  });
-  const entries = splits ? indexed.filter((e) => splits.includes(e.split)) : indexed;
+  let indexSummary: unknown = null;
+  let entries: IndexEntry[];
+  if (repair) {
+    log(
+      `[data] repairing it from its own entries.jsonl: the same ${repair.entries.length} images, labels and splits`,
+    );
+    entries = repair.entries;
+  } else {
+    log(`[data] indexing ${d.root}`);
+    const indexed = await buildDatasetIndex({
+      dataset: d.dataset,
+      root: d.root,
+      views: d.views,
+      uncertain: labelPolicy.uncertain,
+      blank: labelPolicy.blank,
+      requirePositive: d.requirePositive,
+      readerRule: d.readerRule,
+    });
+    indexSummary = indexed.summary;
+    entries = splits ? indexed.entries.filter((e) => splits.includes(e.split)) : indexed.entries;
+  }
   log(
     `[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`,
   );
@@ -158,7 +176,9 @@ export async function prepareData(
     chexmaskIdColumn: adapterFor(d.dataset).chexmaskIdColumn,
     minDice: d.minDice,
     labelPolicy,
-    rows: rowFilters(d),
+    // a repair keeps what the cache recorded of the index it came from
+    rows: repair ? (repair.build.rows ?? null) : rowFilters(d),
+    ...(repair ? { shardSize: repair.shardSize } : {}),
     out: d.cache,
     preprocess,
     onProgress,
@@ -168,7 +188,20 @@ export async function prepareData(
     `[data] cached ${cacheSummary.cached} images, skipped ${JSON.stringify(cacheSummary.skipped?.counts ?? {})}`,
   );
   for (const line of rebuildNotes(cacheSummary)) log(`[data] ${line}`);
-  return { index: indexSummary, cache: cacheSummary };
+  return { ...(repair ? {} : { index: indexSummary }), cache: cacheSummary };
+}
+
+/**
+ * What a damaged cache can be repaired from: its own entries, when they are intact and it was built
+ * with the config's row filters (checkRowFilters). Null sends the build back to indexing data.root.
+ * @throws {ConfigError} the cache was built with other row filters than the config's.
+ */
+function repairSource(e: DataError, d: ExperimentConfig['data']): ReturnType<typeof intactEntries> {
+  const file = e.where.file;
+  const dir = file ? dirname(file) : null;
+  const found = dir ? intactEntries(dir) : null;
+  if (dir && found) checkRowFilters({ dir, build: found.build, entries: found.entries }, d);
+  return found;
 }
 
 /**

@@ -19,7 +19,7 @@ import { readJsonFile } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { firstIssue, parseOptions } from '../common/options.js';
 import { warnOnce } from '../common/warn-once.js';
-import type { Split } from '../data/mimic.js';
+import type { IndexEntry, Split } from '../data/mimic.js';
 import {
   type ContourOptions,
   ContourOptionsSchema,
@@ -519,6 +519,38 @@ function readCacheMeta(metaPath: string): CacheMeta {
     throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
       file: metaPath,
     });
+  }
+}
+
+/**
+ * What a damaged cache was built from, when its cache.json and entries.jsonl are intact (the damage
+ * is in its shards): its entries (shard and slot dropped) and recorded build. Rebuilding from them
+ * repairs it with the same images, labels and splits, where indexing the dataset again could give
+ * others (an index made with `--split patient`, another label table); with its shard size, so that
+ * the rebuild lays the shards out as before. Null when either file is unreadable or entries.jsonl is
+ * not the one cache.json records.
+ */
+export function intactEntries(
+  dir: string,
+): { entries: IndexEntry[]; build: CacheBuildSettings; shardSize: number } | null {
+  try {
+    const meta = readCacheMeta(join(dir, 'cache.json'));
+    const path = join(dir, 'entries.jsonl');
+    refuseNonFile(path);
+    const text = readFileSync(path, 'utf8');
+    if (sha256(text) !== meta.entriesSha256 || !meta.build) return null;
+    const entries = text
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => {
+        const { shard: _s, slot: _t, ...e } = JSON.parse(l) as CachedEntry;
+        return e;
+      });
+    // the shard size it was built with (`cxrmask cache --shard-size`): the same layout reuses its shards
+    const shardSize = Math.max(1, ...meta.shards.map((x) => x.count));
+    return { entries, build: meta.build, shardSize };
+  } catch {
+    return null;
   }
 }
 
