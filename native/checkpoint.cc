@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string_view>
@@ -219,7 +220,15 @@ void OpenCheckpoint(torch::serialize::InputArchive& ar, const std::string& path,
 std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::string& path,
                                                                   const std::string& what) {
   try {
-    caffe2::serialize::PyTorchStreamReader zip(path);
+    std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
+    try {
+      archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+    } catch (const c10::Error&) {
+      // miniz's own text ("failed finding central directory … internal miniz error") names neither
+      // the file's problem nor what was expected
+      throw std::invalid_argument("not a checkpoint: not the zip archive torch.save writes");
+    }
+    auto& zip = *archive;
     auto [pickle, size] = zip.getRecord("data.pkl");
     const std::string_view bytes(static_cast<const char*>(pickle.get()), size);
     // The rebuilders below would compute from tensor bytes (quantizer scales, sparse indices) or
@@ -277,6 +286,9 @@ std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::str
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read " + what + " " + path + ": " +
                              e.what_without_backtrace());
+  } catch (const std::invalid_argument& e) {
+    // the file's content is refused: an argument error (ERR_INVALID_ARG), not the addon's failure
+    throw std::invalid_argument("cannot read " + what + " " + path + ": " + e.what());
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read " + what + " " + path + ": " + e.what());
   }

@@ -333,11 +333,17 @@ void Classifier::Load(const std::string& path) {
 
 ClassifierCheckpointHeader Classifier::ReadHeader(const std::string& path) {
   const auto fields = ReadCheckpointFields(path, "classifier state");
+  // Worded as Load words them: a segmenter's best.pt or clip.pt handed in as a cell's checkpoint is
+  // an easy mistake (all live under runs/), and "no headOnly field" did not say what the file is
+  // not.
   auto read = [&](const char* key, bool (c10::IValue::*is)() const, const char* type) {
     auto it = fields.find(key);
-    if (it == fields.end()) throw std::invalid_argument(path + ": no " + key + " field");
+    if (it == fields.end()) {
+      throw std::invalid_argument(path + " is not a classifier checkpoint (no " + key + " field)");
+    }
     if (!(it->second.*is)()) {
-      throw std::invalid_argument(path + ": field " + key + " is not " + type);
+      throw std::invalid_argument(path + " is not a classifier checkpoint (field " + key +
+                                  " is not " + type + ")");
     }
     return it->second;
   };

@@ -204,7 +204,10 @@ test('what the parser refuses is a usage error: one line naming it and the help 
   ]);
   const o = runCli(['run', '--frobnicate-level', '3']);
   assert.is(o.code, 2, o.err);
-  assert.match(o.err, /^error: Unknown argument: frobnicate-level \(`cxrmask run --help` lists the options\)\n$/);
+  assert.match(
+    o.err,
+    /^error: Unknown argument: frobnicate-level \(`cxrmask run --help` lists the options\)\n$/,
+  );
   const missing = runCli(['synth']);
   assert.is(missing.code, 2, missing.err);
   assert.match(

@@ -83,6 +83,14 @@ test('out-of-range and mistyped values are a RangeError / TypeError naming the o
   isA(await sync(() => resolvePreprocess({ size: 8 })), RangeError, /preprocess option 'size'/);
   isA(await sync(() => resolvePreprocess({ kernel: 'box' as never })), RangeError, /'kernel'/);
   isA(await sync(() => resolvePreprocess({ size: '224' as never })), TypeError, /'size'/);
+  // a std of 0 made every predict fail on NaN/Inf without naming std; a negative one flipped the image
+  for (const std of [
+    [0, 0, 0],
+    [-1, -1, -1],
+    [1e-300, 0.2, 0.2],
+  ] as [number, number, number][])
+    isA(await sync(() => resolvePreprocess({ std })), RangeError, /preprocess option 'std\.0': Too small/);
+  assert.equal(resolvePreprocess({ std: [0.2, 0.2, 0.2] }).std, [0.2, 0.2, 0.2]);
   isA(
     await rejects(preprocess(Buffer.alloc(8), null, { overlay: { alpha: 20 } }), /alpha/),
     RangeError,

@@ -8,6 +8,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DataError, type NativeError } from '../../ts/common/errors.js';
 import { Classifier } from '../../ts/model/classifier.js';
 import { tempDir } from '../data/helpers.js';
 import { python } from '../explain/helpers.js';
@@ -98,7 +99,22 @@ test('a file that is not a checkpoint, or lacks a field, is refused naming the f
   writeFileSync(text, 'not a zip archive\n');
   await Classifier.readHeader(text).then(
     () => assert.unreachable('a text file was read as a checkpoint'),
-    (e: Error) => assert.match(e.message, /cannot read classifier state .*notes\.ckpt/),
+    (e: NativeError) => {
+      // the file's fault (ERR_INVALID_ARG), said in words, not miniz's "failed finding central directory"
+      assert.match(
+        e.message,
+        /cannot read classifier state .*notes\.ckpt: not a checkpoint: not the zip archive torch\.save writes$/,
+      );
+      assert.is(e.code, 'ERR_INVALID_ARG');
+    },
+  );
+  await Classifier.readHeader(join(dir, 'gone.ckpt')).then(
+    () => assert.unreachable('a missing file was read'),
+    (e: DataError) => {
+      assert.instance(e, DataError);
+      assert.is(e.reason, 'missing-file');
+      assert.match(e.message, /gone\.ckpt: no such checkpoint file/);
+    },
   );
   const head = await Classifier.create({ inputDim: 8, device: 'cpu' });
   const ckpt = join(dir, 'head.ckpt');
@@ -115,7 +131,7 @@ test('a file that is not a checkpoint, or lacks a field, is refused naming the f
   assert.is(r.status, 0, r.stderr);
   await Classifier.readHeader(empty).then(
     () => assert.unreachable('a module without the header fields was accepted'),
-    (e: Error) => assert.match(e.message, /empty\.ckpt: no format field/),
+    (e: Error) => assert.match(e.message, /empty\.ckpt is not a classifier checkpoint \(no format field\)/),
   );
 });
 

@@ -43,6 +43,29 @@ test('zero-shot predictor: original and masked probabilities per finding', async
   }
 });
 
+test('predict takes the bytes of a Buffer at the call: the caller may reuse its buffer at once', async () => {
+  const seen: string[] = [];
+  // reads the bytes only after a turn of the event loop, as decoding on libuv's pool does
+  const reading = async (image: string | Uint8Array, chexmask: unknown) => {
+    await new Promise((r) => setTimeout(r, 5));
+    seen.push(Buffer.from(image as Uint8Array).toString());
+    return preprocessFn('3', chexmask);
+  };
+  const p = await MaskingPredictor.load({
+    modelDir: 'unused',
+    backend: fakeBackend(),
+    preprocessFn: reading,
+  });
+  const receive = Buffer.from('image one');
+  const first = p.predict(receive, null);
+  receive.write('IMAGE TWO'); // a service's receive buffer, refilled by the next request
+  const second = p.predict(receive, null);
+  receive.fill(0);
+  await Promise.all([first, second]);
+  assert.equal(seen, ['image one', 'IMAGE TWO']);
+  await p.dispose();
+});
+
 test('fine-tuned predictor from a checkpoint; concurrent calls are queued, one at a time', async () => {
   const base = fakeBackend();
   const seed = await base.createClassifier({ modelDir: 'm', seed: 3 });

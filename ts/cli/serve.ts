@@ -8,7 +8,7 @@ import { UsageError } from '../common/errors.js';
 import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
-import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE } from '../service/http.js';
+import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE, MAX_BODY_LIMIT } from '../service/http.js';
 import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
 import { COMMAND_TEXT } from './commands.js';
@@ -30,7 +30,6 @@ export interface ServeArgv extends PredictorArgv {
 /** Longest --grace: a day (setTimeout cannot wait beyond ~24.8 days, and no drain needs that long). */
 const MAX_GRACE_SECONDS = 86_400;
 /** Largest --body-limit: a request body is held in memory, and no X-ray comes near 1 GiB. */
-const MAX_BODY_LIMIT = 1024 ** 3;
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
   ...COMMAND_TEXT.serve,

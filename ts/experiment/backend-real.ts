@@ -145,27 +145,8 @@ export async function prepareData(
     }
   }
   if (signal?.stop) throw new InterruptedError('interrupted before building the cache');
-  let indexSummary: unknown = null;
-  let entries: IndexEntry[];
-  if (repair) {
-    log(
-      `[data] repairing it from its own entries.jsonl: the same ${repair.entries.length} images, labels and splits`,
-    );
-    entries = repair.entries;
-  } else {
-    log(`[data] indexing ${d.root}`);
-    const indexed = await buildDatasetIndex({
-      dataset: d.dataset,
-      root: d.root,
-      views: d.views,
-      uncertain: labelPolicy.uncertain,
-      blank: labelPolicy.blank,
-      requirePositive: d.requirePositive,
-      readerRule: d.readerRule,
-    });
-    indexSummary = indexed.summary;
-    entries = splits ? indexed.entries.filter((e) => splits.includes(e.split)) : indexed.entries;
-  }
+  // data.root is set here: prepareData stops above without it
+  const { entries, indexSummary } = await entriesToCache({ ...d, root: d.root! }, repair, splits, log);
   log(
     `[data] ${entries.length} images${splits ? ` (${splits.join(', ')})` : ''}; building the image cache in ${d.cache} (CheXmask ${d.chexmask})`,
   );
@@ -189,6 +170,36 @@ export async function prepareData(
   );
   for (const line of rebuildNotes(cacheSummary)) log(`[data] ${line}`);
   return { ...(repair ? {} : { index: indexSummary }), cache: cacheSummary };
+}
+
+/**
+ * The images a cache build takes: a damaged cache's own (repair), else data.root indexed with the
+ * config's settings, restricted to `splits`.
+ */
+async function entriesToCache(
+  d: ExperimentConfig['data'] & { root: string },
+  repair: ReturnType<typeof intactEntries>,
+  splits: readonly Split[] | undefined,
+  log: (s: string) => void,
+): Promise<{ entries: IndexEntry[]; indexSummary: unknown }> {
+  if (repair) {
+    log(
+      `[data] repairing it from its own entries.jsonl: the same ${repair.entries.length} images, labels and splits`,
+    );
+    return { entries: repair.entries, indexSummary: null };
+  }
+  log(`[data] indexing ${d.root}`);
+  const indexed = await buildDatasetIndex({
+    dataset: d.dataset,
+    root: d.root,
+    views: d.views,
+    uncertain: d.uncertain,
+    blank: d.blank,
+    requirePositive: d.requirePositive,
+    readerRule: d.readerRule,
+  });
+  const entries = splits ? indexed.entries.filter((e) => splits.includes(e.split)) : indexed.entries;
+  return { entries, indexSummary: indexed.summary };
 }
 
 /**

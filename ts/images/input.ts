@@ -53,7 +53,8 @@ export const ImageLimitsSchema = z
   .strict();
 /**
  * An encoded image (JPEG, PNG or DICOM) given to cxrmask: its file path, or its bytes as a Buffer or
- * any Uint8Array (what `fetch`'s `arrayBuffer()` and Web streams give), used without a copy.
+ * any Uint8Array (what `fetch`'s `arrayBuffer()` and Web streams give). Decoders read the bytes
+ * without a copy; `MaskingPredictor.predict`, whose decoding may start later, copies them at the call.
  */
 export type EncodedImage = string | Uint8Array;
 

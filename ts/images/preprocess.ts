@@ -44,6 +44,11 @@ export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
 const Triple = z.tuple([z.number(), z.number(), z.number()]);
+// Normalisation divides by std: 0 made every input NaN/Inf (a failure at each predict that never
+// named std), a negative one a sign-flipped image scored without a word, and a tiny one overflows
+// float32. Real stds are 0.2-0.3 on the [0, 1] scale.
+const MIN_STD = 1e-4;
+const StdTriple = z.tuple([z.number().min(MIN_STD), z.number().min(MIN_STD), z.number().min(MIN_STD)]);
 export const PreprocessOptionsSchema = z
   .object({
     /** biomedclip: shortest-side bicubic + centre crop + CLIP stats; paper: squash to size + ImageNet stats. */
@@ -52,7 +57,7 @@ export const PreprocessOptionsSchema = z
     resize: z.enum(['shortest-crop', 'squash']).optional(),
     kernel: z.enum(['cubic', 'lanczos3', 'linear', 'mitchell', 'nearest']).default('cubic'),
     mean: Triple.optional(),
-    std: Triple.optional(),
+    std: StdTriple.optional(),
     /**
      * JPEG shrink-on-load (DCT scaling): several times faster on large images but further from PIL
      * (mean abs diff ≈0.002 instead of ≈0.0006 on the [0,1] scale); off by default.

@@ -4,6 +4,7 @@
  * U-Ignore). Optimiser: AdamW with separate learning rates for encoder and head.
  */
 import { join } from 'node:path';
+import { DataError } from '../common/errors.js';
 import { checkPathArg, type LinkPolicy, refuseNonFile } from '../common/files.js';
 import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
@@ -130,13 +131,17 @@ export class Classifier extends CheckpointedLifecycle<NativeClassifier> {
    * only or not, inputDim, numLabels. Reads the pickled header alone, none of the tensors (a
    * fine-tuned BiomedCLIP checkpoint with its optimizer state is ~1 GB).
    * @throws {TypeError} (synchronously) `path` not a non-empty string, or holding a NUL.
-   * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder.
-   * @throws {NativeError} (rejects) the file is missing, unreadable or not a classifier checkpoint.
+   * @throws {DataError} (rejects) `not-a-file`: the path is a FIFO, device, socket or folder;
+   *   `missing-file`: nothing is there.
+   * @throws {NativeError} (rejects) the file is unreadable or not a classifier checkpoint
+   *   (ERR_INVALID_ARG, `<path> is not a classifier checkpoint (…)` or `not the zip archive torch.save
+   *   writes`).
    */
   static readHeader(path: string): Promise<NativeClassifierHeader> {
     checkPathArg(path);
     try {
-      refuseNonFile(path);
+      if (!refuseNonFile(path))
+        throw new DataError('missing-file', 'no such checkpoint file', { file: path });
     } catch (e) {
       return Promise.reject(e);
     }

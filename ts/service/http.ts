@@ -26,7 +26,10 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify';
 import sharp from 'sharp';
+import { z } from 'zod';
+import { flag, intInRange, or, parseOptions, rule } from '../common/options.js';
 import { INPUT_FORMATS, sniffFormat } from '../images/input.js';
+import { anObject } from '../model/options.js';
 import type { BatchCounts } from './batch-queue.js';
 import type { ChexmaskIndex } from './chexmask-index.js';
 import { createMetrics } from './metrics.js';
@@ -57,7 +60,46 @@ export interface ServiceOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 20 * 1024 * 1024;
+/** The largest body limit: the image must fit in one Buffer next to its decoded planes. */
+export const MAX_BODY_LIMIT = 1024 ** 3;
 export const DEFAULT_MAX_QUEUE = 16;
+/** The largest admission bound; memory is bounded by maxQueue × bodyLimit. */
+export const MAX_QUEUE_LIMIT = 100_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * ServiceOptions as a schema: a NaN or misspelt `maxQueue` would otherwise lift the admission bound
+ * (`pending >= NaN` is never true) or be ignored, and a server without a predictor would answer
+ * every request with 500.
+ */
+const ServiceOptionsSchema = z
+  .object({
+    predictor: rule<ServiceOptions['predictor']>(
+      (v) =>
+        typeof v === 'object' && v !== null && typeof (v as { predict?: unknown }).predict === 'function',
+      () => 'must be a loaded predictor (an object with predict(), e.g. MaskingPredictor.load())',
+      'type',
+    ),
+    chexmask: anObject.nullable().optional(),
+    bodyLimit: or(intInRange(1, MAX_BODY_LIMIT), DEFAULT_BODY_LIMIT),
+    maxQueue: or(intInRange(1, MAX_QUEUE_LIMIT), DEFAULT_MAX_QUEUE),
+    requireRow: flag,
+    requestTimeoutMs: or(intInRange(1, 2 ** 31 - 1), DEFAULT_REQUEST_TIMEOUT_MS),
+    disposeOnClose: or(
+      rule<boolean>(
+        (v) => typeof v === 'boolean',
+        (v) => `must be a boolean, got ${typeof v}`,
+        'type',
+      ),
+      true,
+    ),
+    logger: z.unknown().optional(),
+  })
+  .strict();
+
+/** ServiceOptions checked, with the defaults filled in. */
+type CheckedServiceOptions = ServiceOptions &
+  Required<Pick<ServiceOptions, 'bodyLimit' | 'maxQueue' | 'requestTimeoutMs'>>;
 
 /** An error whose status, code and message may be shown to the client as they are. */
 export class HttpError extends Error {
@@ -238,10 +280,10 @@ class Admission {
 }
 
 /** fastify with the body parsers /predict reads: any content type as the image bytes, or a multipart form. */
-function newFastify(options: ServiceOptions, bodyLimit: number): FastifyInstance {
+function newFastify(options: CheckedServiceOptions, bodyLimit: number): FastifyInstance {
   const app = Fastify({
     bodyLimit,
-    requestTimeout: options.requestTimeoutMs ?? 60_000,
+    requestTimeout: options.requestTimeoutMs,
     logger: options.logger ?? false,
     // closing is answered by our own hook (addShutdownHooks): the documented 503 body and Retry-After
     return503OnClosing: false,
@@ -297,13 +339,13 @@ function addStatusRoutes(
   });
 }
 
-const flag = { type: 'string', enum: ['0', '1', 'true', 'false'] };
+const queryFlag = { type: 'string', enum: ['0', '1', 'true', 'false'] };
 const PREDICT_QUERY = {
   type: 'object',
   properties: {
     dicomId: { type: 'string', minLength: 1, maxLength: 256 },
-    overlay: flag,
-    masks: flag,
+    overlay: queryFlag,
+    masks: queryFlag,
   },
   additionalProperties: false,
 };
@@ -400,12 +442,14 @@ function addShutdownHooks(app: FastifyInstance, options: ServiceOptions, admissi
  * A fastify instance serving `options.predictor` (routes above); the caller calls `listen()`, and
  * `close()` disposes the predictor and closes the index unless `disposeOnClose` is false. Request
  * failures never throw out of it: they are answered as above (HttpError), anything unexpected as 500.
- * @throws {FastifyError} `bodyLimit` is not a positive integer
- *   (`FST_ERR_ROUTE_BODY_LIMIT_OPTION_NOT_INT`, thrown by fastify).
+ * @throws {TypeError} an unknown option, one of the wrong type, or no predictor.
+ * @throws {RangeError} `bodyLimit`, `maxQueue` or `requestTimeoutMs` is not an integer in its range
+ *   (1 to MAX_BODY_LIMIT, MAX_QUEUE_LIMIT, 2³¹ − 1).
  */
-export function createServer(options: ServiceOptions): FastifyInstance {
-  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-  const admission = new Admission(options.predictor, options.maxQueue ?? DEFAULT_MAX_QUEUE);
+export function createServer(serviceOptions: ServiceOptions): FastifyInstance {
+  const options = parseOptions(ServiceOptionsSchema, serviceOptions, 'createServer') as CheckedServiceOptions;
+  const bodyLimit = options.bodyLimit;
+  const admission = new Admission(options.predictor, options.maxQueue);
   const app = newFastify(options, bodyLimit);
   const metrics = createMetrics(
     () => admission.pending,

@@ -330,7 +330,8 @@ export class MaskingPredictor {
   }
 
   /**
-   * Per-finding probabilities for `image` (JPEG/PNG path or Buffer) as given and with the anatomical
+   * Per-finding probabilities for `image` (JPEG/PNG path or Buffer, whose bytes are copied at the
+   * call: the caller may reuse it at once) as given and with the anatomical
    * contours drawn in: those of `chexmask` (a CheXmask row from ts/data `joinChexmask`, a raw CSV
    * record, or region masks) when given, else those the segmenter predicts, else none (masked null).
    * Every error rejects (none is thrown), with the stack of the call to `predict`.
@@ -344,8 +345,15 @@ export class MaskingPredictor {
   predict(image: EncodedImage, chexmask?: unknown, extras: PredictExtras = {}): Promise<Prediction> {
     // captured before anything is queued: the model steps run from the batch queue, not from here
     const caller = new Error('MaskingPredictor.predict');
+    // the bytes as they are now: decoding starts later, and a service reuses its receive buffers (a
+    // copy of a few MB next to decoding it); one over the size limit is refused uncopied
+    const bytes =
+      image instanceof Uint8Array &&
+      image.length <= (this.prepOptions.limits.maxFileBytes ?? Number.POSITIVE_INFINITY)
+        ? Buffer.from(image)
+        : image;
     return withJsStack(
-      this.calls.run(() => this.run(image, chexmask, extras)),
+      this.calls.run(() => this.run(bytes, chexmask, extras)),
       caller,
       { prefix: false },
     );

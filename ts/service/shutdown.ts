@@ -3,7 +3,10 @@
  * requests finish, run the close hooks (createServer's frees the model), then exit 0. A second
  * signal, or a close that outlasts `graceMs`, exits 1 at once.
  */
+import { constants } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { intInRange, or, parseOptions, rule } from '../common/options.js';
 
 /** Options of `closeOnSignals`. */
 export interface ShutdownOptions {
@@ -14,9 +17,39 @@ export interface ShutdownOptions {
   exit?: (code: number) => void;
 }
 
-/** Installs the handlers; returns a function that removes them. */
-export function closeOnSignals(app: Pick<FastifyInstance, 'close' | 'log'>, options: ShutdownOptions = {}) {
-  const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
+const DEFAULT_GRACE_MS = 30_000;
+
+/** ShutdownOptions as a schema: a NaN grace became Node's 1 ms timer, dropping every request in flight. */
+const ShutdownOptionsSchema = z
+  .object({
+    signals: or(
+      rule<NodeJS.Signals[]>(
+        (v) =>
+          Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && s in constants.signals),
+        (v) => `must be a non-empty list of signal names (SIGINT, SIGTERM, …), got ${JSON.stringify(v)}`,
+      ),
+      ['SIGINT', 'SIGTERM'],
+    ),
+    graceMs: or(intInRange(0, 2 ** 31 - 1), DEFAULT_GRACE_MS),
+    exit: rule<(code: number) => void>(
+      (v) => typeof v === 'function',
+      (v) => `must be a function, got ${typeof v}`,
+      'type',
+    ).optional(),
+  })
+  .strict();
+
+/**
+ * Installs the handlers; returns a function that removes them.
+ * @throws {TypeError} an unknown option or one of the wrong type.
+ * @throws {RangeError} `graceMs` is not an integer from 0 to 2³¹ − 1, or `signals` names no signal.
+ */
+export function closeOnSignals(
+  app: Pick<FastifyInstance, 'close' | 'log'>,
+  shutdownOptions: ShutdownOptions = {},
+) {
+  const options = parseOptions(ShutdownOptionsSchema, shutdownOptions, 'closeOnSignals');
+  const signals = options.signals;
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let closing = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -28,9 +61,9 @@ export function closeOnSignals(app: Pick<FastifyInstance, 'close' | 'log'>, opti
     closing = true;
     app.log.info(`${signal}: finishing in-flight requests, then exiting`);
     const timer = setTimeout(() => {
-      app.log.error(`in-flight requests still running after ${options.graceMs ?? 30000} ms: exiting`);
+      app.log.error(`in-flight requests still running after ${options.graceMs} ms: exiting`);
       exit(1);
-    }, options.graceMs ?? 30000);
+    }, options.graceMs);
     timer.unref();
     app.close().then(
       () => {
