@@ -122,7 +122,7 @@ test('a failed `export --checkpoint` over an existing export leaves it byte for 
     r.err,
     / weights missing \(.*\); \d+ of another shape \(visual\.trunk\.cls_token: \[1, 1, 64\] in the file, \[1, 1, 192\] in the model, /,
   );
-  assert.match(r.err, /error: the exporter refused its input \(see the line above\)/);
+  assert.not.match(r.err, /the exporter refused its input/, 'one line: the exporter says what is wrong');
   assert.not.match(r.err, /Traceback/);
   assert.equal(snapshot(out), before);
   assert.equal(besides(out), ['exp']);
@@ -160,10 +160,7 @@ test('`export --checkpoint` with a damaged file: one line naming it and what is 
     const out = join(d, 'out');
     const r = runCli(['export', '--checkpoint', ck, '--out', out]);
     assert.is(r.code, 2, r.err);
-    assert.is(
-      r.err,
-      `error: ${join(ck, name)}: ${what}\nerror: the exporter refused its input (see the line above): ${join(ROOT, 'tools', 'export_biomedclip.py')}\n`,
-    );
+    assert.is(r.err, `error: ${join(ck, name)}: ${what}\n`);
     assert.not.ok(existsSync(out));
   }
 });

@@ -105,9 +105,12 @@ export const exportCommand: CommandModule<object, ExportArgv> = {
       const args = exporterArgs(argv);
       if (argv.checkpoint !== undefined) checkCheckpointDir(argv.checkpoint);
       const r = spawnSync(exporterPython(), args, { stdio: 'inherit' });
-      // the exporters exit 2 for what the user can fix (their arguments, a missing input file): said above
-      if (r.status === 2)
-        throw new UsageError(`the exporter refused its input (see the line above): ${args[0]}`);
+      // the exporters exit 2 for what the user can fix (their arguments, a damaged input file), after
+      // their own `error:` line naming the file: that line is the whole message
+      if (r.status === 2) {
+        process.exitCode = 2;
+        return;
+      }
       if (r.status !== 0) throw new Error(`the exporter failed (exit ${r.status ?? r.signal}): ${args[0]}`);
     }),
 };
