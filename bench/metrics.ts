@@ -20,7 +20,6 @@
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { mulberry32 } from '../ts/common/random.js';
-import type { CellResult, PredGrid, SplitData, ZeroShotResult } from '../ts/experiment/cells.js';
 import { parseConfig } from '../ts/experiment/config.js';
 import { evaluate } from '../ts/experiment/evaluate.js';
 import {
@@ -31,6 +30,7 @@ import {
   type PairedCondition,
 } from '../ts/experiment/metrics.js';
 import { benchPython, median } from './common.js';
+import { storedGrid } from './stored-grid.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -169,50 +169,21 @@ for (const n of replicateSizes) {
 
 // evaluate() on the default grid's models, as `run` and `eval` call it at the end
 const [nVal, nTest] = quick ? [2000, 3400] : [8839, 25596];
-const N = nVal + nTest;
-const all = labelArrays(N);
-const validate = Array.from({ length: nVal }, (_, i) => i);
-const test = Array.from({ length: nTest }, (_, i) => nVal + i);
-const sd: SplitData = {
-  train: [],
-  validate,
-  test,
+const all = labelArrays(nVal + nTest);
+const cells = (['linear-probe', 'finetune'] as const).flatMap((setup) =>
+  (['original', 'masked'] as const).flatMap((trainVariant) =>
+    [0, 1, 2].map((seed) => ({ setup, trainVariant, seed })),
+  ),
+);
+const { sd, zs, trained } = storedGrid({
+  nVal,
+  nTest,
   labels: all.labels as Float32Array,
   labelMask: all.mask as Float32Array,
-};
-const preds = (rows: number[]) => ({
-  probs: rows.flatMap((i) =>
-    Array.from({ length: K }, (_, k) => Math.min(1, all.labels[i * K + k]! * 0.25 + r() * 0.75)),
-  ),
-  failed: [],
+  k: K,
+  score: (label) => Math.min(1, label * 0.25 + r() * 0.75),
+  cells,
 });
-const grid = (): PredGrid => ({
-  validate: { original: preds(validate), masked: preds(validate) },
-  test: { original: preds(test), masked: preds(test) },
-});
-const zs: ZeroShotResult = {
-  id: 'zeroshot',
-  prompts: [],
-  negativePrompts: null,
-  logitScale: 100,
-  protocols: { 'per-finding': grid(), 'softmax-5way': grid() },
-  seconds: 0,
-  finishedAt: '',
-};
-const trained: CellResult[] = [];
-for (const setup of ['linear-probe', 'finetune'] as const)
-  for (const v of ['original', 'masked'] as const)
-    for (const seed of [0, 1, 2])
-      trained.push({
-        id: `${setup}-${v}-${seed}`,
-        setup,
-        trainVariant: v,
-        seed,
-        predictions: grid(),
-        seconds: 0,
-        device: 'cpu',
-        finishedAt: '',
-      });
 for (const b of [0, bootstrap]) {
   const config = parseConfig({ data: { cache: 'bench/out/no-cache' }, metrics: { bootstrap: b } });
   // evaluate() yields to the event loop now and then; CPU time still counts only its work

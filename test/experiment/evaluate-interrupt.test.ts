@@ -4,10 +4,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { storedGrid } from '../../bench/stored-grid.js';
 import { InterruptedError } from '../../ts/common/errors.js';
 import { finishSteps, finishStepsInTurns, type Steps } from '../../ts/common/interrupt.js';
 import { mulberry32 } from '../../ts/common/random.js';
-import type { CellResult, PredGrid, SplitData, ZeroShotResult } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { evaluate } from '../../ts/experiment/evaluate.js';
 
@@ -17,39 +17,19 @@ const K = 5;
 function storedRun(nVal: number, nTest: number) {
   const r = mulberry32(3);
   const n = nVal + nTest;
-  const labels = new Float32Array(n * K).map(() => (r() < 0.3 ? 1 : 0));
-  const labelMask = new Float32Array(n * K).fill(1);
-  const validate = Array.from({ length: nVal }, (_, i) => i);
-  const test = Array.from({ length: nTest }, (_, i) => nVal + i);
-  const sd: SplitData = { train: [], validate, test, labels, labelMask };
-  const preds = (rows: number[]) => ({
-    probs: rows.flatMap((i) => Array.from({ length: K }, (_, k) => labels[i * K + k]! * 0.3 + r() * 0.7)),
-    failed: [],
+  return storedGrid({
+    nVal,
+    nTest,
+    labels: new Float32Array(n * K).map(() => (r() < 0.3 ? 1 : 0)),
+    labelMask: new Float32Array(n * K).fill(1),
+    k: K,
+    score: (label) => label * 0.3 + r() * 0.7,
+    cells: (['original', 'masked'] as const).map((trainVariant) => ({
+      setup: 'linear-probe',
+      trainVariant,
+      seed: 0,
+    })),
   });
-  const grid = (): PredGrid => ({
-    validate: { original: preds(validate), masked: preds(validate) },
-    test: { original: preds(test), masked: preds(test) },
-  });
-  const zs: ZeroShotResult = {
-    id: 'zeroshot',
-    prompts: [],
-    negativePrompts: null,
-    logitScale: 100,
-    protocols: { 'per-finding': grid(), 'softmax-5way': grid() },
-    seconds: 0,
-    finishedAt: '',
-  };
-  const trained: CellResult[] = (['original', 'masked'] as const).map((v) => ({
-    id: `lp-${v}-s0`,
-    setup: 'linear-probe',
-    trainVariant: v,
-    seed: 0,
-    predictions: grid(),
-    seconds: 0,
-    device: 'cpu',
-    finishedAt: '',
-  }));
-  return { sd, zs, trained };
 }
 
 const config = (bootstrap: number) =>
