@@ -12,6 +12,7 @@ import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { plannedCells } from '../../ts/experiment/cells.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { Results } from '../../ts/experiment/results.js';
+import { publishResults } from '../../ts/report/publish.js';
 import { evalSummary, reevaluate } from '../../ts/report/reevaluate.js';
 
 import { fakeBackend } from './fake-backend.js';
@@ -194,6 +195,47 @@ test('eval: re-evaluation from stored predictions keeps the run facts', async ()
     results.evaluation.cells.map((c) => c.metrics.macroAUROC),
   );
   assert.match(readFileSync(join(runDir, 'table2.md'), 'utf8'), /fixed threshold 0\.5/);
+});
+
+test('eval stopped during its bootstrap writes nothing: results.json, the reports and the eval settings stay', async () => {
+  const config = cfg({ name: 'reeval-stop', seeds: [0], finetune: { enabled: false } });
+  const { runDir } = await runExperiment({ config, backend: fakeBackend() });
+  const files = ['results.json', 'table2.md', 'report.md'];
+  const before = files.map((f) => readFileSync(join(runDir, f), 'utf8'));
+  const signal = { stop: false };
+  setTimeout(() => (signal.stop = true), 50);
+  const got = await reevaluate(
+    runDir,
+    fakeBackend(),
+    { thresholdRule: 'fixed', bootstrap: 100_000 },
+    signal,
+  ).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.instance(got, InterruptedError);
+  assert.equal(
+    files.map((f) => readFileSync(join(runDir, f), 'utf8')),
+    before,
+  );
+  assert.not.ok(existsSync(join(runDir, 'eval-settings.json')), 'the interrupted settings are not recorded');
+  assert.not.ok(existsSync(join(runDir, 'run.lock')));
+});
+
+test('publishing results: the old reports go before results.json is replaced, so a failure in between leaves none that disagree', async () => {
+  const config = cfg({ name: 'publish', seeds: [0], finetune: { enabled: false } });
+  const { runDir } = await runExperiment({ config, backend: fakeBackend() });
+  const old = ['table2.md', 'per_disease.md', 'report.md', 'report.html', 'plots/macroAUROC.png'];
+  for (const f of old) assert.ok(existsSync(join(runDir, f)), f);
+  // results the report writer cannot render: results.json is written, the reports fail
+  const broken = { schema: 1 } as unknown as Results;
+  await publishResults(runDir, broken).then(
+    () => assert.unreachable('the reports of broken results were written'),
+    () => {},
+  );
+  assert.equal(JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')), { schema: 1 });
+  for (const f of old) assert.not.ok(existsSync(join(runDir, f)), `${f} of the earlier scoring is left`);
+  assert.ok(existsSync(join(runDir, 'config.json')), 'nothing else is touched');
 });
 
 test('eval of a partly finished run: rows with fewer seeds say so; the planned cells without a result are named', async () => {

@@ -104,6 +104,30 @@ test('two processes resuming one folder at once: the second is refused, the firs
   assert.not.ok(existsSync(join(runDir, RUN_LOCK_FILE)), 'the lock is removed when the holder ends');
 });
 
+test('a forced exit (the second Ctrl-C: process.exit) takes the lock with it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cxrmask-lock-exit-'));
+  const lockModule = join(import.meta.dirname, '..', '..', 'ts', 'experiment', 'run-lock.ts');
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      `const { lockRun } = await import(${JSON.stringify(lockModule)});
+       await lockRun(${JSON.stringify(dir)});
+       process.stdout.write('locked\\n');
+       process.exit(130);`,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.is(r.stdout, 'locked\n', r.stderr);
+  assert.is(r.status, 130);
+  // from another host this lock could not be checked: the resume there would be refused until deleted by hand
+  assert.not.ok(existsSync(join(dir, RUN_LOCK_FILE)), 'the lock outlived its process');
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('a lock left by a dead process is taken over, and said so', async () => {
   const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
   writeFileSync(

@@ -17,7 +17,7 @@ import { buildIndex } from '../../ts/data/datasets/mimic.js';
 import { REGIONS } from '../../ts/data/landmarks.js';
 import type { Split } from '../../ts/data/mimic.js';
 import { openCache } from '../../ts/images/cache.js';
-import { buildCache } from '../../ts/images/cache-build.js';
+import { buildCache, rebuildNotes } from '../../ts/images/cache-build.js';
 import { STAMPS_FILE } from '../../ts/images/cache-verify.js';
 import { preprocess } from '../../ts/images/preprocess.js';
 import { CONTOUR_BITS, REGION_BITS, regionMasksOnGrid } from '../../ts/masks/overlay.js';
@@ -144,6 +144,33 @@ test('resumable: a rebuild reuses finished shards and redoes a missing one; sett
     preprocess: { preset: 'paper' },
   });
   assert.is.not(e.key, a.key);
+});
+
+test('a rebuild asked for another shard size keeps the layout of the cache already there: same digest, every shard reused', async () => {
+  const { s, entries, rows } = await setup();
+  const out = tempDir();
+  const part = entries.slice(0, 50);
+  const a = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  const digest = () => JSON.parse(readFileSync(join(a.dir, 'cache.json'), 'utf8')).digest;
+  const before = digest();
+  // another layout would change the digest that runs record: none of them could resume
+  const b = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 64 });
+  assert.equal([b.shardsBuilt, b.shardsReused], [0, a.shardsBuilt]);
+  assert.equal(b.keptShardSize, { kept: 16, asked: 64 });
+  assert.match(rebuildNotes(b).join('\n'), /kept the shard size of the cache already in .* \(16; asked 64\)/);
+  assert.is(digest(), before);
+  // the same size asked: nothing to say
+  const c = await buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 16 });
+  assert.is(c.keptShardSize, undefined);
+  // a new folder takes the size asked
+  const d = await buildCache({
+    entries: part,
+    root: s.mimicRoot,
+    chexmask: rows,
+    out: tempDir(),
+    shardSize: 64,
+  });
+  assert.is(d.shardsBuilt, 1);
 });
 
 test('an index naming a dicomId twice is refused, naming both rows; each cached entry is its own index row', async () => {

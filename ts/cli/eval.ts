@@ -7,6 +7,7 @@ import { evalSummary, reevaluate } from '../report/reevaluate.js';
 import { COMMAND_TEXT } from './commands.js';
 import { metricOptions } from './options.js';
 import { runCommand } from './run-command.js';
+import { installStop } from './signals.js';
 
 export interface EvalArgv {
   run: string;
@@ -45,7 +46,14 @@ export const evalCommand: CommandModule<object, EvalArgv> = {
       // validate the overrides before loading anything
       parseConfig({ data: { cache: '-' }, metrics: overrides }, 'flags');
       void ConfigSchema;
-      process.stdout.write(evalSummary(await reevaluate(argv.run, await realBackend(), overrides)));
+      // the first Ctrl-C stops the scoring before anything is written; a second exits at once, which
+      // leaves the old results.json or the new one, never reports of other numbers (report/publish.ts)
+      const stop = installStop(() => 'Nothing is written until the scoring ends.');
+      try {
+        process.stdout.write(evalSummary(await reevaluate(argv.run, await realBackend(), overrides, stop)));
+      } finally {
+        stop.release();
+      }
     });
   },
 };

@@ -45,7 +45,7 @@ import type { ResolvedPreprocess } from '../images/preprocess.js';
 import { type GroupLike, ROOT_WORK_TIMEOUT_MS } from '../model/process-group.js';
 import { RUN_DATA_FILE, type RunData, type RunModel, readRunData } from '../model/run-files.js';
 import { modelChange, runModel } from '../model/run-model.js';
-import { writeReports } from '../report/write.js';
+import { publishResults } from '../report/publish.js';
 import { runCellsOnDevices } from './devices.js';
 
 /** What `runExperiment` runs, with what, and whom it tells. */
@@ -343,9 +343,8 @@ async function runInFolder(
       results.segmenter = await segmenterQuality(config.segmenter, cache, await predicted, sd.test, o.signal);
     if (tested) addTestDatasets(results, tested);
     if (root) {
-      writeJsonAtomic(join(runDir, 'results.json'), results);
       o.onEvent?.({ kind: 'phase', name: 'report' });
-      await writeReports(runDir, results, { cache });
+      await publishResults(runDir, results, { cache });
     }
     // rank 0 alone measures attribution and writes the reports meanwhile
     await o.dist?.barrier(root ? undefined : ROOT_WORK_TIMEOUT_MS);

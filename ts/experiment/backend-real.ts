@@ -159,7 +159,6 @@ export async function prepareData(
     labelPolicy,
     // a repair keeps what the cache recorded of the index it came from
     rows: repair ? (repair.build.rows ?? null) : rowFilters(d),
-    ...(repair ? { shardSize: repair.shardSize } : {}),
     out: d.cache,
     preprocess,
     onProgress,

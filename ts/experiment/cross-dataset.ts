@@ -669,6 +669,7 @@ export async function rescoreTestDatasets(
   sd: SplitData,
   zs: ZeroShotResult | null,
   trained: CellResult[],
+  signal?: StopSignal,
 ): Promise<Record<string, CrossDatasetResult>> {
   const out: Record<string, CrossDatasetResult> = {};
   let fingerprints: Record<string, string> | null = null;
@@ -677,7 +678,10 @@ export async function rescoreTestDatasets(
     // predictions of another dataset spec under this name are not this one's
     if (!done || !sameSpec(done, spec)) continue;
     fingerprints ??= modelFingerprints(runDir, config, zs, trained);
-    out[spec.name] = await scoreTestDataset(runDir, config, spec, sd, zs, trained, { fingerprints });
+    out[spec.name] = await scoreTestDataset(runDir, config, spec, sd, zs, trained, {
+      fingerprints,
+      ...(signal ? { signal } : {}),
+    });
   }
   return out;
 }

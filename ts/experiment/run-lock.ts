@@ -214,6 +214,17 @@ export async function lockRun(runDir: string, o: { workerWaitMs?: number } = {})
       closeSync(fd);
     }
     let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      process.off('exit', release);
+      // only our own lock is removed
+      if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
+    };
+    // A second Ctrl-C exits at once (process.exit, common/interrupt.ts), past the command's `finally`:
+    // the lock goes with the process all the same, or a resume from another host is refused until
+    // someone deletes it by hand.
+    process.once('exit', release);
     return {
       path,
       tookOver,
@@ -222,12 +233,7 @@ export async function lockRun(runDir: string, o: { workerWaitMs?: number } = {})
         if (released || readLock(path)?.pid !== process.pid) return;
         writeJsonAtomic(path, { ...info, workers: [...pids] });
       },
-      release() {
-        if (released) return;
-        released = true;
-        // only our own lock is removed
-        if (readLock(path)?.pid === process.pid) rmSync(path, { force: true });
-      },
+      release,
     };
   }
 }

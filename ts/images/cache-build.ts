@@ -775,12 +775,38 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
   await mkdir(b.dir, { recursive: true });
   // shard temps of an earlier build that was killed (its pid gone): a rebuild writes them anew
   removeStaleTemps(b.dir);
+  const asked = b.shardSize;
+  b.shardSize = earlierShardSize(b.dir, asked);
   const { rows, summary: chexmaskSummary } = await chexmaskRows(b);
   b.records = await locatedRecords(b, rows);
   try {
-    return await buildShards(b, rows, chexmaskSummary, t0);
+    const summary = await buildShards(b, rows, chexmaskSummary, t0);
+    return b.shardSize === asked ? summary : { ...summary, keptShardSize: { kept: b.shardSize, asked } };
   } finally {
     await b.records?.close();
+  }
+}
+
+/**
+ * The shard size for a build into `dir`: that of the finished cache already there (its largest
+ * shard: every shard but the last is full; any size from its count up for a single shard), else
+ * `asked`. The folder is keyed by the images' settings, not the shard size: rebuilding it with
+ * another would re-lay every shard, change the digest runs record, and leave every run on it unable
+ * to resume, for the same images, labels and splits.
+ */
+function earlierShardSize(dir: string, asked: number): number {
+  const path = join(dir, 'cache.json');
+  if (!existsSync(path)) return asked;
+  try {
+    const meta = JSON.parse(readFileSync(path, 'utf8')) as { shards?: { count?: unknown }[] };
+    const counts = (meta.shards ?? [])
+      .map((s) => s.count)
+      .filter((c): c is number => Number.isSafeInteger(c));
+    if (counts.length === 0) return asked;
+    const full = Math.max(1, ...counts);
+    return counts.length === 1 && asked >= full ? asked : full;
+  } catch {
+    return asked; // damaged: rebuilt with the size asked
   }
 }
 
@@ -892,6 +918,11 @@ export function rebuildNotes(s: CacheSummary): string[] {
       `warning: ${s.unstamped} shard(s) from an earlier version recorded no source file sizes and times: ` +
         'kept as they are, with the files as they are now recorded; an image replaced before this run is ' +
         'not seen (delete the cache folder to re-decode everything)',
+    );
+  if (s.keptShardSize)
+    out.push(
+      `kept the shard size of the cache already in ${s.dir} (${s.keptShardSize.kept}; asked ${s.keptShardSize.asked}): ` +
+        'the runs recorded on it stay resumable; build into another --out (or delete the folder) for another layout',
     );
   if (s.olderDecoder)
     out.push(

@@ -86,6 +86,11 @@ export interface CacheSummary {
   olderDecoder: number;
   /** The oldest decoder revision among the cache's shards, as cache.json records it. */
   decoder: number;
+  /**
+   * The shard size an earlier build of this folder used, kept instead of the one asked (a new layout
+   * would change the cache's digest, and the runs on it could not resume); absent when they agree.
+   */
+  keptShardSize?: { kept: number; asked: number };
   seconds: number;
   /** Images decoded per second in this run (reused shards excluded). */
   imagesPerSecond: number;

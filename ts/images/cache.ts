@@ -526,13 +526,10 @@ function readCacheMeta(metaPath: string): CacheMeta {
  * What a damaged cache was built from, when its cache.json and entries.jsonl are intact (the damage
  * is in its shards): its entries (shard and slot dropped) and recorded build. Rebuilding from them
  * repairs it with the same images, labels and splits, where indexing the dataset again could give
- * others (an index made with `--split patient`, another label table); with its shard size, so that
- * the rebuild lays the shards out as before. Null when either file is unreadable or entries.jsonl is
- * not the one cache.json records.
+ * others (an index made with `--split patient`, another label table); buildCache keeps its shard
+ * size. Null when either file is unreadable or entries.jsonl is not the one cache.json records.
  */
-export function intactEntries(
-  dir: string,
-): { entries: IndexEntry[]; build: CacheBuildSettings; shardSize: number } | null {
+export function intactEntries(dir: string): { entries: IndexEntry[]; build: CacheBuildSettings } | null {
   try {
     const meta = readCacheMeta(join(dir, 'cache.json'));
     const path = join(dir, 'entries.jsonl');
@@ -546,9 +543,7 @@ export function intactEntries(
         const { shard: _s, slot: _t, ...e } = JSON.parse(l) as CachedEntry;
         return e;
       });
-    // the shard size it was built with (`cxrmask cache --shard-size`): the same layout reuses its shards
-    const shardSize = Math.max(1, ...meta.shards.map((x) => x.count));
-    return { entries, build: meta.build, shardSize };
+    return { entries, build: meta.build };
   } catch {
     return null;
   }

@@ -6,7 +6,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../common/errors.js';
-import { readJson, writeJsonAtomic } from '../common/io.js';
+import type { StopSignal } from '../common/interrupt.js';
+import { readJson } from '../common/io.js';
 import type { Backend, CacheLike } from '../experiment/backend.js';
 import { checkCellConfigs } from '../experiment/cell-config.js';
 import {
@@ -30,8 +31,8 @@ import { checkCellResult, checkZeroShotResult } from '../experiment/stored-predi
 import { readRunData } from '../model/run-files.js';
 import { modelChange, runModel } from '../model/run-model.js';
 import { readEarlierResults } from './earlier-facts.js';
+import { publishResults } from './publish.js';
 import { table2Markdown } from './tables.js';
-import { writeReports } from './write.js';
 
 /**
  * Re-evaluate a finished (or partly finished) run from its stored predictions, optionally with other
@@ -43,18 +44,20 @@ import { writeReports } from './write.js';
  * @throws {DataError} (rejects) the cache cannot be opened (the backend's openCache), or its data
  *   differ from what the run recorded in data.json (reason `data-changed`, naming what changed), or a
  *   run fact kept from the old results.json has the wrong shape (reason `bad-results`, naming the field).
+ * @throws {InterruptedError} (rejects) `signal` was stopped while scoring; nothing was written.
  */
 export async function reevaluate(
   runDir: string,
   backend: Backend,
   metricOverrides: MetricOverrides = {},
+  signal?: StopSignal,
 ): Promise<Reevaluation> {
   const started = new Date();
   if (!existsSync(join(runDir, 'config.json')))
     throw new ConfigError(`${runDir} is not a run folder (no config.json)`);
   const lock = await lockRun(runDir);
   try {
-    return await reevaluateLocked(runDir, backend, metricOverrides, started);
+    return await reevaluateLocked(runDir, backend, metricOverrides, started, signal);
   } finally {
     lock.release();
   }
@@ -120,6 +123,7 @@ async function withEarlierFacts(
   overrides: MetricOverrides,
   cells: FinishedCells,
   sd: SplitData,
+  signal: StopSignal | undefined,
 ): Promise<Results> {
   const before = readEarlierResults(runDir);
   if (before) {
@@ -132,7 +136,7 @@ async function withEarlierFacts(
   const attribution = readGridAttribution(runDir);
   if (attribution) results.attribution = attribution;
   if (before?.segmenter) results.segmenter = before.segmenter;
-  const tested = await rescoreTestDatasets(runDir, config, sd, cells.zs, cells.trained);
+  const tested = await rescoreTestDatasets(runDir, config, sd, cells.zs, cells.trained, signal);
   if (Object.keys(tested).length) results.testDatasets = tested;
   return results;
 }
@@ -142,6 +146,7 @@ async function reevaluateLocked(
   backend: Backend,
   metricOverrides: MetricOverrides,
   started: Date,
+  signal: StopSignal | undefined,
 ): Promise<Reevaluation> {
   const saved = readJson<ExperimentConfig>(join(runDir, 'config.json'));
   if (!saved) throw new ConfigError(`${runDir} is not a run folder (no config.json)`);
@@ -193,11 +198,11 @@ async function reevaluateLocked(
       cache,
       fingerprint,
       extra: recorded?.summaries,
+      ...(signal ? { signal } : {}),
     });
-    const results = await withEarlierFacts(scored, runDir, config, overrides, cells, sd);
+    const results = await withEarlierFacts(scored, runDir, config, overrides, cells, sd, signal);
     if (Object.keys(overrides).length) writeEvalOverrides(runDir, overrides);
-    writeJsonAtomic(join(runDir, 'results.json'), results);
-    await writeReports(runDir, results, { cache });
+    await publishResults(runDir, results, { cache });
     const scoredIds = new Set([...(zs ? ['zeroshot'] : []), ...resultFiles.map((f) => f.id)]);
     const missing = plannedCells(config).filter((id) => !scoredIds.has(id));
     return { runDir, results, missing, ignored: cells.ignored };
