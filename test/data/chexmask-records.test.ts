@@ -64,12 +64,18 @@ async function heldByJoin(path: string, ids: string[], o: JoinOptions): Promise<
 
 test('a join for the rle source with locateRle holds about what a landmarks join holds, not the RLE text', async () => {
   const { path, ids } = longRleCsv(300); // ≈ 33 MB of RLE text
-  const landmarks = await heldByJoin(path, ids, { source: 'landmarks' });
-  const located = await heldByJoin(path, ids, { source: 'rle', locateRle: true });
+  // A heap difference also counts what the rest of the process allocates meanwhile (up to ~6 MB seen
+  // in the full suite on a loaded machine, in either join): the least of three is the join's own.
+  const least = async (o: JoinOptions) => {
+    const got: number[] = [];
+    for (let i = 0; i < 3; i++) got.push(await heldByJoin(path, ids, o));
+    return Math.min(...got);
+  };
+  const landmarks = await least({ source: 'landmarks' });
+  const located = await least({ source: 'rle', locateRle: true });
   const kept = await heldByJoin(path, ids, { source: 'rle' });
   assert.ok(kept > 25e6, `the text a keepRle join holds: ${kept} B`);
-  // heap differences move by a few MB with what earlier tests of the same process free meanwhile
-  // (landmarks once read -1.3 MB in the full suite): bounds with that slack, far below the text
+  // measured alone: located 0.1-1.1 MB, landmarks 1.1-5.0 MB (one sample each), text 33 MB
   const says = `located rows hold ${located} B, landmarks rows ${landmarks} B (text: ${kept} B)`;
   assert.ok(located < Math.max(landmarks, 0) + 4e6 && located < kept / 8, says);
 });
