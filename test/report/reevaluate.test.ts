@@ -71,10 +71,11 @@ test('seeds taken out of config.json: eval scores the planned cells, as run --re
   );
   assert.equal(re.results.seeds, [0]);
   assert.equal(readResults(a).evaluation.summary, re.results.evaluation.summary);
-  assert.equal(
-    readFileSync(join(a, 'table2.md'), 'utf8').split('\n').slice(2),
-    readFileSync(join(b, 'table2.md'), 'utf8').split('\n').slice(2),
-  );
+  // the same table; only the eval's says it was re-evaluated
+  const table2 = (d: string) => readFileSync(join(d, 'table2.md'), 'utf8').split('\n').slice(2).join('\n');
+  const note = /\n\nRe-evaluated from the stored predictions [^\n]*, with config\.json's metric settings\./;
+  assert.match(table2(a), note);
+  assert.is(table2(a).replace(note, ''), table2(b));
   assert.equal(re.ignored, ['lp-masked-s1', 'lp-masked-s2', 'lp-original-s1', 'lp-original-s2']);
   assert.match(
     evalSummary(re),
@@ -147,6 +148,39 @@ test('a run folder from someone else with links planted in it: eval replaces the
   for (const f of planted) assert.ok(lstatSync(join(d, f)).isFile(), `${f} is still a link`);
   assert.match(readFileSync(join(d, 'table2.md'), 'utf8'), /^# Table 2/);
   assert.is(readResults(d).run.dir, d);
+});
+
+test("re-evaluated with other metric settings: report.md carries Table 2's caption, and every report says it was re-evaluated and how", async () => {
+  const d = await copyOfRun('reeval-note');
+  const read = (f: string) => readFileSync(join(d, f), 'utf8');
+  assert.not.match(read('report.md'), /Re-evaluated/);
+  const re = await reevaluate(d, fakeBackend(), { thresholdRule: 'fixed', fixedThreshold: 0.4 });
+  const at = re.results.run.reevaluatedAt!;
+  assert.ok(at);
+  const note = `Re-evaluated from the stored predictions (\`cxrmask eval\`) at ${at}, with these metric settings over config.json's: thresholdRule=fixed, fixedThreshold=0.4.`;
+  for (const f of ['table2.md', 'per_disease.md', 'report.md', 'report.html'])
+    assert.ok(
+      read(f).includes(
+        f.endsWith('.html') ? note.replace(/`([^`]+)`/, '<code>$1</code>').replace(/'/g, '&#39;') : note,
+      ),
+      f,
+    );
+  // the caption table2.md has (split, images, seeds and sd, threshold rule, bootstrap) is report.md's too
+  const caption = read('table2.md').split('\n')[2]!;
+  assert.match(
+    caption,
+    /^Test split, \d+ images\. Mean ± sample sd \(n − 1\) over 3 seeds \(0, 1, 2\).* a fixed threshold 0\.4\b.*\(20 resamples\)/,
+  );
+  assert.ok(
+    read('report.md').includes(`## Table 2 — Mean per-finding accuracy\n\n${caption}\n\n${note}\n\n| Setup`),
+  );
+  // scored again without flags: the settings left by the first eval still apply, and the note says so
+  const again = await reevaluate(d, fakeBackend());
+  assert.ok(
+    read('report.md').includes(
+      `at ${again.results.run.reevaluatedAt}, with these metric settings over config.json's: thresholdRule=fixed, fixedThreshold=0.4.`,
+    ),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { mdCode, mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
-import { fmt, fmtSigned, metricTable } from './tables.js';
+import { fmt, fmtSigned, metricTable, reevaluationNote, table2Caption } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
   const primary = r.config.metrics.primary;
@@ -49,7 +49,10 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
       '',
     );
   }
-  out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', metricTable(r, primary), '');
+  const note = reevaluationNote(r);
+  out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', table2Caption(r), '');
+  if (note) out.push(note, '');
+  out.push(metricTable(r, primary), '');
   if (r.segmenter) out.push(segmenterQualityMarkdown(r.segmenter), '');
   if (primary !== 'macroAUROC') out.push('### Macro AUROC', '', metricTable(r, 'macroAUROC'), '');
   out.push(

@@ -3,6 +3,7 @@
 import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
+import { mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {
@@ -91,19 +92,48 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
   return lines.join('\n');
 }
 
-export function table2Markdown(r: Results): string {
-  const primary = r.config.metrics.primary;
+/**
+ * Table 2's caption (table2.md and report.md): the test split and its size, the seeds and the sd, how
+ * the predictions were thresholded, and the bootstrap.
+ */
+export function table2Caption(r: Results): string {
   const seeds = r.seeds.length;
-  const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
   const partial = table2Groups(r).some((g) => seedsNote(r, g))
     ? 'Rows marked (k/n seeds) are over the seeds whose cells have finished (a partly finished run): their mean, sd and Δ CI miss the others. '
     : '';
+  return (
+    `Test split, ${r.data.counts.test} images. Mean ± sample sd (n − 1) over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
+    `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`
+  );
+}
+
+/**
+ * The line saying the numbers were scored again by `cxrmask eval` and with which metric settings over
+ * config.json's (run.reevaluatedAt, run.evaluationOverrides); null for a run scored as it was trained.
+ */
+export function reevaluationNote(r: Results): string | null {
+  const overrides = Object.entries(r.run.evaluationOverrides ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  const settings = overrides
+    ? `with these metric settings over config.json's: ${mdText(overrides)}`
+    : "with config.json's metric settings";
+  if (r.run.reevaluatedAt)
+    return `Re-evaluated from the stored predictions (\`cxrmask eval\`) at ${mdText(r.run.reevaluatedAt)}, ${settings}.`;
+  // a `run --resume` after an eval scores with the eval's settings too
+  return overrides ? `Scored ${settings} (left by an earlier \`cxrmask eval\`).` : null;
+}
+
+export function table2Markdown(r: Results): string {
+  const primary = r.config.metrics.primary;
+  const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
+  const note = reevaluationNote(r);
   const out = [
     `# Table 2 — ${METRIC_LABELS[primary]} (\`${primary}\`)`,
     '',
-    `Test split, ${r.data.counts.test} images. Mean ± sd over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
-      `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`,
+    table2Caption(r),
     '',
+    ...(note ? [note, ''] : []),
     metricTable(r, primary),
     '',
     ...(r.segmenter ? [segmenterQualityMarkdown(r.segmenter), ''] : []),
@@ -147,6 +177,8 @@ export function perDiseaseMarkdown(r: Results): string {
       'Δ = masked − original. n/a: undefined (e.g. a finding with a single class in the test set).',
     '',
   ];
+  const note = reevaluationNote(r);
+  if (note) out.push(note, '');
   for (const g of r.evaluation.groups) {
     const o = summaryOf(r, g.key, 'original');
     const m = summaryOf(r, g.key, 'masked');
