@@ -35,6 +35,22 @@ function operatingRuleText(r: Results): string {
   return ruleText(r.config.metrics.operatingPointRule, r.config.metrics.fixedThreshold);
 }
 
+/**
+ * How Table 2's metric met a threshold, as metrics.ts computes it: accuracy and exact match at the
+ * thresholds t_k (thresholdRule), F1 at the operating points o_k (operatingPointRule), AUROC at none.
+ */
+function primaryThresholdText(r: Results): string {
+  switch (r.config.metrics.primary) {
+    case 'meanLabelAccuracy':
+    case 'exactMatch':
+      return `Predictions are thresholded with ${thresholdRuleText(r)}.`;
+    case 'macroF1':
+      return `F1 is computed at the operating point: predictions are thresholded with ${operatingRuleText(r)}.`;
+    case 'macroAUROC':
+      return 'Macro AUROC is threshold-free.';
+  }
+}
+
 /** The rows of Table 2 (multi-label groups only; the 5-way softmax protocol gets its own line). */
 export function table2Groups(r: Results) {
   return r.evaluation.groups.filter((g) => g.key !== 'zeroshot/softmax-5way');
@@ -103,7 +119,7 @@ export function table2Caption(r: Results): string {
     : '';
   return (
     `Test split, ${r.data.counts.test} images. Mean ± sample sd (n − 1) over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
-    `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`
+    `${primaryThresholdText(r)} Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`
   );
 }
 

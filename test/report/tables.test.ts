@@ -1,0 +1,77 @@
+/**
+ * The text around the numbers of table2.md, per_disease.md and report.md says what was computed: which
+ * thresholds Table 2's metric used, and how the cells are formatted.
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runExperiment } from '../../ts/distributed/run-experiment.js';
+import { parseConfig } from '../../ts/experiment/config.js';
+import type { ThresholdRule } from '../../ts/experiment/metrics.js';
+import type { Results } from '../../ts/experiment/results.js';
+import { table2Caption } from '../../ts/report/tables.js';
+import { fakeBackend } from '../experiment/fake-backend.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-tables-'));
+
+let finished: Results | null = null;
+/** A finished two-seed fake run's results. */
+async function fakeResults(): Promise<Results> {
+  finished ??= (
+    await runExperiment({
+      config: parseConfig({
+        runsDir: join(tmp, 'runs'),
+        name: 'tables',
+        data: { cache: 'unused' },
+        seeds: [0, 1],
+        linearProbe: { epochs: 2, batchSize: 16, lr: 0.05 },
+        finetune: { enabled: false },
+        metrics: { bootstrap: 20 },
+      }),
+      backend: fakeBackend(),
+    })
+  ).results;
+  return structuredClone(finished);
+}
+
+function withMetrics(r: Results, metrics: Partial<Results['config']['metrics']>): Results {
+  return { ...r, config: { ...r.config, metrics: { ...r.config.metrics, ...metrics } } };
+}
+
+const RULES: ThresholdRule[] = ['accuracy', 'youden', 'f1', 'fixed'];
+const RULE_NAMES: Record<ThresholdRule, string> = {
+  accuracy: 'maximise accuracy',
+  youden: "Youden's J",
+  f1: 'maximise F1',
+  fixed: 'a fixed threshold 0.35',
+};
+
+test("Table 2's caption names the thresholds its metric was computed at, for every primary metric and rule", async () => {
+  const r = await fakeResults();
+  for (const primary of ['meanLabelAccuracy', 'exactMatch', 'macroF1', 'macroAUROC'] as const)
+    for (const thresholdRule of RULES)
+      for (const operatingPointRule of RULES) {
+        const caption = table2Caption(
+          withMetrics(r, { primary, thresholdRule, operatingPointRule, fixedThreshold: 0.35 }),
+        );
+        const what = `${primary}, thresholdRule ${thresholdRule}, operatingPointRule ${operatingPointRule}: ${caption}`;
+        // metrics.ts: accuracy and exact match at t_k, F1 at the operating point o_k, AUROC at none
+        const used =
+          primary === 'macroF1' ? operatingPointRule : primary === 'macroAUROC' ? null : thresholdRule;
+        if (used === null) {
+          assert.ok(caption.includes('Macro AUROC is threshold-free.'), what);
+          assert.not.match(caption, /thresholded/, what);
+          continue;
+        }
+        assert.ok(caption.includes(RULE_NAMES[used]), what);
+        const unused = primary === 'macroF1' ? thresholdRule : operatingPointRule;
+        if (unused !== used) assert.not.ok(caption.includes(RULE_NAMES[unused]), what);
+        assert.is(caption.includes('at the operating point'), primary === 'macroF1', what);
+      }
+});
+
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test.run();
