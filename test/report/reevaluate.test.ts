@@ -183,5 +183,30 @@ test("re-evaluated with other metric settings: report.md carries Table 2's capti
   );
 });
 
+test('eval --threshold alone: the reports and definitions name the fallback threshold it sets, not 0.5', async () => {
+  const d = await copyOfRun('fallback');
+  const re = await reevaluate(d, fakeBackend(), { fixedThreshold: 0.3 });
+  const fallback =
+    /a finding with one class among its validation labels gets config\.metrics\.fixedThreshold, here 0\.3, under every rule\./;
+  assert.match(re.results.definitions['thresholds']!, fallback);
+  assert.match(
+    re.results.definitions['thresholds']!,
+    /thresholdRule \(here accuracy;.*operatingPointRule \(here youden;/,
+  );
+  assert.not.match(re.results.definitions['thresholds']!, /gets 0\.5/);
+  const read = (f: string) => readFileSync(join(d, f), 'utf8');
+  assert.match(read('report.md'), fallback);
+  assert.ok(
+    read('table2.md').includes(
+      '(maximise accuracy; a finding with one class among its validation labels gets 0.3)',
+    ),
+  );
+  assert.ok(
+    read('per_disease.md').includes(
+      "F1 at per-finding thresholds chosen on the validation split (Youden's J; a finding with one class among its validation labels gets 0.3)",
+    ),
+  );
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

@@ -12,7 +12,7 @@ import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { ThresholdRule } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { table2Caption } from '../../ts/report/tables.js';
+import { perDiseaseMarkdown, table2Caption } from '../../ts/report/tables.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-tables-'));
@@ -71,6 +71,29 @@ test("Table 2's caption names the thresholds its metric was computed at, for eve
         if (unused !== used) assert.not.ok(caption.includes(RULE_NAMES[unused]), what);
         assert.is(caption.includes('at the operating point'), primary === 'macroF1', what);
       }
+});
+
+test('the captions name the threshold a finding with one class on validation falls back to: metrics.fixedThreshold, under every rule', async () => {
+  const r = withMetrics(await fakeResults(), { fixedThreshold: 0.3, operatingPointRule: 'f1' });
+  assert.ok(
+    table2Caption(r).includes(
+      'per-finding thresholds chosen on the validation split (maximise accuracy; a finding with one class among its validation labels gets 0.3)',
+    ),
+    table2Caption(r),
+  );
+  const perDisease = perDiseaseMarkdown(r);
+  assert.ok(
+    perDisease.includes('(maximise accuracy; a finding with one class among its validation labels gets 0.3)'),
+  );
+  assert.ok(
+    perDisease.includes('(maximise F1; a finding with one class among its validation labels gets 0.3)'),
+  );
+  // with the fixed rule there is no fallback to name
+  assert.ok(
+    table2Caption(withMetrics(r, { thresholdRule: 'fixed' })).includes(
+      'thresholded with a fixed threshold 0.3.',
+    ),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

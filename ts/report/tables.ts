@@ -20,11 +20,12 @@ export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
   return m.n > 1 ? `${m.mean.toFixed(digits)} ± ${m.sd.toFixed(digits)}` : m.mean.toFixed(digits);
 }
 
+/** A rule's thresholds; a chosen one falls back to metrics.fixedThreshold where validation has one class (metrics.ts). */
 function ruleText(rule: string, fixed: number): string {
   const name = rule === 'accuracy' ? 'maximise accuracy' : rule === 'youden' ? "Youden's J" : 'maximise F1';
   return rule === 'fixed'
     ? `a fixed threshold ${fixed}`
-    : `per-finding thresholds chosen on the validation split (${name})`;
+    : `per-finding thresholds chosen on the validation split (${name}; a finding with one class among its validation labels gets ${fixed})`;
 }
 
 function thresholdRuleText(r: Results): string {
