@@ -169,7 +169,7 @@ test("re-evaluated with other metric settings: report.md carries Table 2's capti
   const caption = read('table2.md').split('\n')[2]!;
   assert.match(
     caption,
-    /^Test split, \d+ images\. Mean ± sample sd \(n − 1\) over 3 seeds \(0, 1, 2\).* a fixed threshold 0\.4\b.*\(20 resamples\)/,
+    /^Test split, \d+ images\. Mean ± sample sd \(n − 1\) over 3 seeds \(0, 1, 2\).* a fixed threshold 0\.4\b.*\(20 resamples;/,
   );
   assert.ok(
     read('report.md').includes(`## Table 2 — Mean per-finding accuracy\n\n${caption}\n\n${note}\n\n| Setup`),

@@ -12,7 +12,8 @@ import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import type { ThresholdRule } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
-import { perDiseaseMarkdown, table2Caption } from '../../ts/report/tables.js';
+import { reportMarkdown } from '../../ts/report/markdown.js';
+import { fmtSigned, metricTable, perDiseaseMarkdown, table2Caption } from '../../ts/report/tables.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-tables-'));
@@ -92,6 +93,35 @@ test('the captions name the threshold a finding with one class on validation fal
   assert.ok(
     table2Caption(withMetrics(r, { thresholdRule: 'fixed' })).includes(
       'thresholded with a fixed threshold 0.3.',
+    ),
+  );
+});
+
+test('a bootstrap CI from fewer resamples than asked says how many were kept, in the tables and the verdicts', async () => {
+  const r = await fakeResults();
+  const lp = r.evaluation.differences.find(
+    (d) => d.group === 'linear-probe/original' && d.metric === 'macroAUROC',
+  )!;
+  const full = r.evaluation.differences.find(
+    (d) => d.group === 'linear-probe/masked' && d.metric === 'macroAUROC',
+  )!;
+  assert.is(full.samples, 20);
+  lp.samples = 7;
+  const table = metricTable(r, 'macroAUROC');
+  const row = (trained: string) =>
+    table.split('\n').find((l) => l.startsWith(`| Linear probing | ${trained} |`))!;
+  const ci = `${fmtSigned(lp.diff)} [${fmtSigned(lp.lo)}, ${fmtSigned(lp.hi)}]`;
+  assert.ok(row('original').endsWith(` ${ci} (7 of 20 resamples kept) |`), row('original'));
+  assert.not.match(row('masked'), /resamples kept/);
+  const report = reportMarkdown(r, { plots: [], overlay: null });
+  assert.ok(
+    report.includes(`- Linear probing, trained on original, macroAUROC: Δ ${ci} (7 of 20 resamples kept) — `),
+    report,
+  );
+  assert.is(report.match(/resamples kept\)/g)?.length, 2, 'the table row and the verdict');
+  assert.ok(
+    table2Caption(r).includes(
+      '(20 resamples; one in which a finding the metric averages loses its only positive or negative is dropped',
     ),
   );
 });

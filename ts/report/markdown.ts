@@ -7,7 +7,7 @@ import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { mdCode, mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
-import { fmt, fmtSigned, metricTable, reevaluationNote, table2Caption } from './tables.js';
+import { fmt, fmtDiffCI, metricTable, reevaluationNote, table2Caption } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
   const primary = r.config.metrics.primary;
@@ -72,7 +72,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
           : 'no clear difference (CI includes 0)';
     const what = d.contrast ? ` (${d.contrast.replace('masked-pred', 'predicted masks')})` : '';
     out.push(
-      `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
+      `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtDiffCI(d, r.config.metrics.bootstrap)} — ${verdict}`,
     );
   }
   if (r.testDatasets && Object.keys(r.testDatasets).length) out.push('', testDatasetsMarkdown(r));

@@ -2,6 +2,7 @@
 
 import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
+import type { DiffCI } from '../experiment/metrics.js';
 import type { Results } from '../experiment/results.js';
 import { mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
@@ -13,6 +14,15 @@ export function fmt(x: number | null | undefined, digits = 3): string {
 export function fmtSigned(x: number | null | undefined, digits = 3): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
   return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+}
+
+/**
+ * A difference and its bootstrap CI, with how many of the `asked` resamples the CI is from when some
+ * were dropped (a finding the metric averages lost a class in them; metrics.ts pairedBootstrap).
+ */
+export function fmtDiffCI(d: DiffCI, asked: number): string {
+  const kept = d.samples < asked ? ` (${d.samples} of ${asked} resamples kept)` : '';
+  return `${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}]${kept}`;
 }
 
 export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
@@ -95,13 +105,13 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
       const dm = Number.isFinite(o?.metrics[metric].mean ?? Number.NaN)
         ? (m?.metrics[metric].mean ?? Number.NaN) - (o?.metrics[metric].mean ?? Number.NaN)
         : Number.NaN;
-      row += d ? ` ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] |` : ` ${fmtSigned(dm)} |`;
+      row += d ? ` ${fmtDiffCI(d, r.config.metrics.bootstrap)} |` : ` ${fmtSigned(dm)} |`;
       if (pred)
         for (const c of ['masked-pred − original', 'masked-pred − masked'] as const) {
           const e = r.evaluation.differences.find(
             (x) => x.group === g.key && x.metric === metric && x.contrast === c,
           );
-          row += e ? ` ${fmtSigned(e.diff)} [${fmtSigned(e.lo)}, ${fmtSigned(e.hi)}] |` : ' — |';
+          row += e ? ` ${fmtDiffCI(e, r.config.metrics.bootstrap)} |` : ' — |';
         }
     }
     lines.push(row);
@@ -120,7 +130,7 @@ export function table2Caption(r: Results): string {
     : '';
   return (
     `Test split, ${r.data.counts.test} images. Mean ± sample sd (n − 1) over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
-    `${primaryThresholdText(r)} Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`
+    `${primaryThresholdText(r)} Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples; one in which a finding the metric averages loses its only positive or negative is dropped, and a CI from fewer says how many were kept).`
   );
 }
 
