@@ -4,7 +4,17 @@
  * results.json, and records the folder it evaluated.
  */
 
-import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -206,6 +216,30 @@ test('eval --threshold alone: the reports and definitions name the fallback thre
       "F1 at per-finding thresholds chosen on the validation split (Youden's J; a finding with one class among its validation labels gets 0.3)",
     ),
   );
+});
+
+test('eval with another primary metric: the plots the new report does not draw are removed, nothing else in plots/', async () => {
+  const d = await copyOfRun('stale-plots');
+  const plots = join(d, 'plots');
+  assert.ok(existsSync(join(plots, 'meanLabelAccuracy.png')));
+  const victim = join(tmp, 'my-figure.png');
+  writeFileSync(victim, 'mine');
+  symlinkSync(victim, join(plots, 'exactMatch.png'));
+  writeFileSync(join(plots, 'notes.png'), 'mine');
+  mkdirSync(join(plots, 'macroSensitivity.png'));
+  await reevaluate(d, fakeBackend(), { primary: 'macroF1' });
+  assert.not.ok(existsSync(join(plots, 'meanLabelAccuracy.png')), 'the old primary metric plot is gone');
+  const report = readFileSync(join(d, 'report.md'), 'utf8');
+  for (const p of ['macroF1.png', 'macroAUROC.png', 'per_disease_delta_auroc.png']) {
+    assert.ok(existsSync(join(plots, p)), p);
+    assert.ok(report.includes(`](plots/${p})`), p);
+  }
+  assert.not.ok(report.includes('meanLabelAccuracy.png'));
+  // a link with a plot's name is removed, its target untouched; other files and a folder stay
+  assert.is(lstatSync(join(plots, 'exactMatch.png'), { throwIfNoEntry: false }), undefined);
+  assert.is(readFileSync(victim, 'utf8'), 'mine');
+  assert.is(readFileSync(join(plots, 'notes.png'), 'utf8'), 'mine');
+  assert.ok(lstatSync(join(plots, 'macroSensitivity.png')).isDirectory());
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
