@@ -126,5 +126,18 @@ test('a bootstrap CI from fewer resamples than asked says how many were kept, in
   );
 });
 
+test('a signed number is rounded before its sign is taken: no −0.000', () => {
+  // per_disease.md's Δ of two means of 11/30 computed in another order
+  assert.is(fmtSigned(0.36666666666666664 - 0.3666666666666667), '+0.000');
+  assert.is(fmtSigned(-0.0004), '+0.000');
+  assert.is(fmtSigned(-0), '+0.000');
+  assert.is(fmtSigned(-0.0006), '−0.001');
+  assert.is(fmtSigned(-0.013), '−0.013');
+  assert.is(fmtSigned(0.0004), '+0.000');
+  assert.is(fmtSigned(-0.26, 1), '−0.3');
+  assert.is(fmtSigned(-0.04, 1), '+0.0');
+  assert.is(fmtSigned(Number.NaN), 'n/a');
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

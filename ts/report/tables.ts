@@ -13,7 +13,10 @@ export function fmt(x: number | null | undefined, digits = 3): string {
 
 export function fmtSigned(x: number | null | undefined, digits = 3): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
-  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+  const abs = Math.abs(x).toFixed(digits);
+  // the sign of the number printed: a difference that rounds to 0 (two equal means a rounding error
+  // apart) is +0.000, not −0.000
+  return `${x < 0 && Number(abs) !== 0 ? '−' : '+'}${abs}`;
 }
 
 /**
