@@ -13,7 +13,13 @@ import { parseConfig } from '../../ts/experiment/config.js';
 import type { ThresholdRule } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reportMarkdown } from '../../ts/report/markdown.js';
-import { fmtSigned, metricTable, perDiseaseMarkdown, table2Caption } from '../../ts/report/tables.js';
+import {
+  fmtSigned,
+  metricTable,
+  perDiseaseMarkdown,
+  table2Caption,
+  table2Markdown,
+} from '../../ts/report/tables.js';
 import { fakeBackend } from '../experiment/fake-backend.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-tables-'));
@@ -137,6 +143,16 @@ test('a signed number is rounded before its sign is taken: no −0.000', () => {
   assert.is(fmtSigned(-0.26, 1), '−0.3');
   assert.is(fmtSigned(-0.04, 1), '+0.0');
   assert.is(fmtSigned(Number.NaN), 'n/a');
+});
+
+test('the 5-way line says which test images it counts: exactly one positive and no ignored label', async () => {
+  const r = await fakeResults();
+  const n = r.evaluation.cells.find((c) => c.group === 'zeroshot/softmax-5way')!.top1.n;
+  assert.ok(
+    table2Markdown(r).includes(
+      `Top-1 accuracy over the ${n} test images with exactly one positive finding and no ignored label (chance 0.200): `,
+    ),
+  );
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

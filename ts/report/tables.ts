@@ -185,7 +185,7 @@ export function table2Markdown(r: Results): string {
     out.push(
       '## Zero-shot, 5-way softmax protocol',
       '',
-      `Top-1 accuracy over the ${n} test images with exactly one positive finding (chance 0.200): ` +
+      `Top-1 accuracy over the ${n} test images with exactly one positive finding and no ignored label (chance 0.200): ` +
         `original ${fmtMeanSd(o?.metrics.top1Accuracy)}, masked ${fmtMeanSd(m?.metrics.top1Accuracy)}.`,
       '',
     );
