@@ -155,5 +155,23 @@ test('the 5-way line says which test images it counts: exactly one positive and 
   );
 });
 
+test('"Does masking help?" gives verdicts for the rows of the tables only, not the 5-way protocol scored by top-1', async () => {
+  const r = await fakeResults();
+  assert.ok(r.evaluation.differences.some((d) => d.group === 'zeroshot/softmax-5way'));
+  const report = reportMarkdown(r, { plots: [], overlay: null });
+  const section = report.slice(report.indexOf('## Does masking help?'));
+  const verdicts = section
+    .slice(0, section.indexOf('\n## '))
+    .split('\n')
+    .filter((l) => l.startsWith('- '));
+  assert.not.ok(
+    verdicts.some((l) => l.includes('softmax-5way')),
+    verdicts.join('\n'),
+  );
+  // zero-shot per-finding, LP original, LP masked; the primary metric and macro AUROC
+  assert.is(verdicts.length, 3 * 2, verdicts.join('\n'));
+  assert.ok(verdicts[0]!.startsWith('- Zero-shot (per-finding), meanLabelAccuracy: Δ '), verdicts[0]);
+});
+
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 test.run();

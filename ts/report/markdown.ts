@@ -7,7 +7,7 @@ import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { mdCode, mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
-import { fmt, fmtDiffCI, metricTable, reevaluationNote, table2Caption } from './tables.js';
+import { fmt, fmtDiffCI, metricTable, reevaluationNote, table2Caption, table2Groups } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
   const primary = r.config.metrics.primary;
@@ -61,8 +61,11 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
   );
   for (const p of files.plots) out.push(`![${p}](${p})`, '');
   out.push('## Does masking help?', '');
+  // the rows of the tables above, the metrics they show (the 5-way protocol is scored by top-1 alone)
+  const rows = table2Groups(r);
   for (const d of r.evaluation.differences.filter((x) => x.metric === primary || x.metric === 'macroAUROC')) {
-    const g = r.evaluation.groups.find((x) => x.key === d.group);
+    const g = rows.find((x) => x.key === d.group);
+    if (!g) continue;
     const verdict = !Number.isFinite(d.lo)
       ? 'undetermined'
       : d.lo > 0
@@ -71,9 +74,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
           ? 'masked worse (CI excludes 0)'
           : 'no clear difference (CI includes 0)';
     const what = d.contrast ? ` (${d.contrast.replace('masked-pred', 'predicted masks')})` : '';
-    out.push(
-      `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtDiffCI(d, r.config.metrics.bootstrap)} — ${verdict}`,
-    );
+    out.push(`- ${g.label}, ${d.metric}${what}: Δ ${fmtDiffCI(d, r.config.metrics.bootstrap)} — ${verdict}`);
   }
   if (r.testDatasets && Object.keys(r.testDatasets).length) out.push('', testDatasetsMarkdown(r));
   if (r.attribution) out.push('', attributionMarkdown(r.attribution));
