@@ -8,8 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runExperiment } from '../../ts/distributed/run-experiment.js';
-import { parseConfig } from '../../ts/experiment/config.js';
 import type { ThresholdRule } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reportMarkdown } from '../../ts/report/markdown.js';
@@ -20,29 +18,11 @@ import {
   table2Caption,
   table2Markdown,
 } from '../../ts/report/tables.js';
-import { fakeBackend } from '../experiment/fake-backend.js';
+import { fakeResults as fakeRun } from './fake-results.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cxrmask-tables-'));
 
-let finished: Results | null = null;
-/** A finished two-seed fake run's results. */
-async function fakeResults(): Promise<Results> {
-  finished ??= (
-    await runExperiment({
-      config: parseConfig({
-        runsDir: join(tmp, 'runs'),
-        name: 'tables',
-        data: { cache: 'unused' },
-        seeds: [0, 1],
-        linearProbe: { epochs: 2, batchSize: 16, lr: 0.05 },
-        finetune: { enabled: false },
-        metrics: { bootstrap: 20 },
-      }),
-      backend: fakeBackend(),
-    })
-  ).results;
-  return structuredClone(finished);
-}
+const fakeResults = () => fakeRun(tmp);
 
 function withMetrics(r: Results, metrics: Partial<Results['config']['metrics']>): Results {
   return { ...r, config: { ...r.config, metrics: { ...r.config.metrics, ...metrics } } };

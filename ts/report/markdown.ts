@@ -6,6 +6,7 @@ import type { Results } from '../experiment/results.js';
 import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { mdCode, mdText } from './md-text.js';
+import { errorBarsText } from './plots.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 import { fmt, fmtDiffCI, metricTable, reevaluationNote, table2Caption, table2Groups } from './tables.js';
 
@@ -59,6 +60,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
     'Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).',
     '',
   );
+  if (files.plots.length) out.push(errorBarsText(r), '');
   for (const p of files.plots) out.push(`![${p}](${p})`, '');
   out.push('## Does masking help?', '');
   // the rows of the tables above, the metrics they show (the 5-way protocol is scored by top-1 alone)
