@@ -150,6 +150,11 @@ test('per-command help is specific', async () => {
   assert.match(await help('train --help'), /--setup/);
   assert.match(await help('train --help'), /linear-probe/);
   assert.match(await help('eval --help'), /--threshold-rule/);
+  // --threshold is also the fallback of every rule (metrics.fixedThreshold in chooseThreshold)
+  assert.match(
+    (await help('eval --help')).replace(/\s+/g, ' '),
+    /--threshold .*fallback of a finding with one class among its validation labels/,
+  );
   assert.match(await help('predict --help'), /--checkpoint/);
   assert.match(await help('demo --help'), /--images/);
 });

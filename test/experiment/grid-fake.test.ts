@@ -260,7 +260,7 @@ test('eval of a partly finished run: rows with fewer seeds say so; the planned c
   assert.match(table, /^\| Linear probing \| original \| \d\.\d{3} ± \d\.\d{3} \| /m);
   assert.match(
     table,
-    /Mean ± sd over 2 seeds \(0, 1\) for trained models; zero-shot is deterministic\. Rows marked \(k\/n seeds\)/,
+    /Mean ± sample sd \(n − 1\) over 2 seeds \(0, 1\) for trained models; zero-shot is deterministic\. Rows marked \(k\/n seeds\)/,
   );
   const printed = evalSummary(re);
   assert.ok(printed.startsWith(readFileSync(join(runDir, 'table2.md'), 'utf8')), printed);

@@ -4,7 +4,17 @@
  * results.json, and records the folder it evaluated.
  */
 
-import { cpSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -71,10 +81,11 @@ test('seeds taken out of config.json: eval scores the planned cells, as run --re
   );
   assert.equal(re.results.seeds, [0]);
   assert.equal(readResults(a).evaluation.summary, re.results.evaluation.summary);
-  assert.equal(
-    readFileSync(join(a, 'table2.md'), 'utf8').split('\n').slice(2),
-    readFileSync(join(b, 'table2.md'), 'utf8').split('\n').slice(2),
-  );
+  // the same table; only the eval's says it was re-evaluated
+  const table2 = (d: string) => readFileSync(join(d, 'table2.md'), 'utf8').split('\n').slice(2).join('\n');
+  const note = /\n\nRe-evaluated from the stored predictions [^\n]*, with config\.json's metric settings\./;
+  assert.match(table2(a), note);
+  assert.is(table2(a).replace(note, ''), table2(b));
   assert.equal(re.ignored, ['lp-masked-s1', 'lp-masked-s2', 'lp-original-s1', 'lp-original-s2']);
   assert.match(
     evalSummary(re),
@@ -147,6 +158,88 @@ test('a run folder from someone else with links planted in it: eval replaces the
   for (const f of planted) assert.ok(lstatSync(join(d, f)).isFile(), `${f} is still a link`);
   assert.match(readFileSync(join(d, 'table2.md'), 'utf8'), /^# Table 2/);
   assert.is(readResults(d).run.dir, d);
+});
+
+test("re-evaluated with other metric settings: report.md carries Table 2's caption, and every report says it was re-evaluated and how", async () => {
+  const d = await copyOfRun('reeval-note');
+  const read = (f: string) => readFileSync(join(d, f), 'utf8');
+  assert.not.match(read('report.md'), /Re-evaluated/);
+  const re = await reevaluate(d, fakeBackend(), { thresholdRule: 'fixed', fixedThreshold: 0.4 });
+  const at = re.results.run.reevaluatedAt!;
+  assert.ok(at);
+  const note = `Re-evaluated from the stored predictions (\`cxrmask eval\`) at ${at}, with these metric settings over config.json's: thresholdRule=fixed, fixedThreshold=0.4.`;
+  for (const f of ['table2.md', 'per_disease.md', 'report.md', 'report.html'])
+    assert.ok(
+      read(f).includes(
+        f.endsWith('.html') ? note.replace(/`([^`]+)`/, '<code>$1</code>').replace(/'/g, '&#39;') : note,
+      ),
+      f,
+    );
+  // the caption table2.md has (split, images, seeds and sd, threshold rule, bootstrap) is report.md's too
+  const caption = read('table2.md').split('\n')[2]!;
+  assert.match(
+    caption,
+    /^Test split, \d+ images\. Mean ± sample sd \(n − 1\) over 3 seeds \(0, 1, 2\).* a fixed threshold 0\.4\b.*\(20 resamples;/,
+  );
+  assert.ok(
+    read('report.md').includes(`## Table 2 — Mean per-finding accuracy\n\n${caption}\n\n${note}\n\n| Setup`),
+  );
+  // scored again without flags: the settings left by the first eval still apply, and the note says so
+  const again = await reevaluate(d, fakeBackend());
+  assert.ok(
+    read('report.md').includes(
+      `at ${again.results.run.reevaluatedAt}, with these metric settings over config.json's: thresholdRule=fixed, fixedThreshold=0.4.`,
+    ),
+  );
+});
+
+test('eval --threshold alone: the reports and definitions name the fallback threshold it sets, not 0.5', async () => {
+  const d = await copyOfRun('fallback');
+  const re = await reevaluate(d, fakeBackend(), { fixedThreshold: 0.3 });
+  const fallback =
+    /a finding with one class among its validation labels gets config\.metrics\.fixedThreshold, here 0\.3, under every rule\./;
+  assert.match(re.results.definitions['thresholds']!, fallback);
+  assert.match(
+    re.results.definitions['thresholds']!,
+    /thresholdRule \(here accuracy;.*operatingPointRule \(here youden;/,
+  );
+  assert.not.match(re.results.definitions['thresholds']!, /gets 0\.5/);
+  const read = (f: string) => readFileSync(join(d, f), 'utf8');
+  assert.match(read('report.md'), fallback);
+  assert.ok(
+    read('table2.md').includes(
+      '(maximise accuracy; a finding with one class among its validation labels gets 0.3)',
+    ),
+  );
+  assert.ok(
+    read('per_disease.md').includes(
+      "F1 at per-finding thresholds chosen on the validation split (Youden's J; a finding with one class among its validation labels gets 0.3)",
+    ),
+  );
+});
+
+test('eval with another primary metric: the plots the new report does not draw are removed, nothing else in plots/', async () => {
+  const d = await copyOfRun('stale-plots');
+  const plots = join(d, 'plots');
+  assert.ok(existsSync(join(plots, 'meanLabelAccuracy.png')));
+  const victim = join(tmp, 'my-figure.png');
+  writeFileSync(victim, 'mine');
+  symlinkSync(victim, join(plots, 'exactMatch.png'));
+  writeFileSync(join(plots, 'notes.png'), 'mine');
+  mkdirSync(join(plots, 'macroSensitivity.png'));
+  await reevaluate(d, fakeBackend(), { primary: 'macroF1' });
+  assert.not.ok(existsSync(join(plots, 'meanLabelAccuracy.png')), 'the old primary metric plot is gone');
+  const report = readFileSync(join(d, 'report.md'), 'utf8');
+  for (const p of ['macroF1.png', 'macroAUROC.png', 'per_disease_delta_auroc.png']) {
+    assert.ok(existsSync(join(plots, p)), p);
+    assert.ok(report.includes(`](plots/${p})`), p);
+  }
+  assert.not.ok(report.includes('meanLabelAccuracy.png'));
+  // a link with a plot's name is removed, its target untouched; other files and a folder stay
+  assert.is(lstatSync(join(plots, 'exactMatch.png'), { throwIfNoEntry: false }), undefined);
+  assert.is(readFileSync(victim, 'utf8'), 'mine');
+  assert.is(readFileSync(join(plots, 'notes.png'), 'utf8'), 'mine');
+  assert.ok(lstatSync(join(plots, 'macroSensitivity.png')).isDirectory());
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -73,7 +73,11 @@ export function metricOptions<T>(y: Argv<T>) {
       choices: THRESHOLD_RULES,
       describe: 'threshold rule of sensitivity/specificity/F1 (default youden)',
     })
-    .option('threshold', { type: 'number', describe: 'the threshold for --threshold-rule fixed' })
+    .option('threshold', {
+      type: 'number',
+      describe:
+        'the threshold for --threshold-rule/--operating-point-rule fixed, and under every rule the fallback of a finding with one class among its validation labels (default 0.5)',
+    })
     .option('bootstrap', { type: 'number', describe: 'bootstrap resamples for the masked − original CIs' })
     .option('primary', {
       choices: ['meanLabelAccuracy', 'macroAUROC', 'exactMatch', 'macroF1'] as const,

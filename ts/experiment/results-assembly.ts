@@ -18,26 +18,42 @@ import { type ExperimentConfig, VARIANTS } from './config.js';
 import { evaluate, testPrevalence } from './evaluate.js';
 import type { Results } from './results.js';
 
-export const DEFINITIONS: Record<string, string> = {
-  meanLabelAccuracy:
-    "The paper's 'accuracy averaged across the five findings': for each finding k, acc_k = fraction of test images (label not ignored) whose thresholded prediction 1[p_k >= t_k] equals the label; the mean of acc_k over the five findings.",
-  thresholds:
-    "Per-finding thresholds are chosen on the validation split of the same test variant (original or masked). Accuracy metrics (meanLabelAccuracy, exactMatch) use t_k from config.metrics.thresholdRule (default accuracy: the threshold maximising that finding's validation accuracy); sensitivity, specificity and F1 use the operating point o_k from config.metrics.operatingPointRule (default youden: max sensitivity+specificity-1). Other rules: f1, fixed (config.metrics.fixedThreshold). Candidates are midpoints between distinct validation scores; ties go to the threshold closest to 0.5; a finding with one class on validation gets 0.5.",
-  exactMatch:
-    'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
-  macroAUROC:
-    'Mean over findings of ROC AUC (Mann-Whitney, mid-ranks for ties); a finding with only one class among its non-ignored test labels has AUROC undefined (null) and is left out of the mean.',
-  sensitivity:
-    'TP/(TP+FN) at the operating point o_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
-  top1Accuracy:
-    '5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).',
-  difference:
-    'masked - original on the test split for the same trained models (mean over seeds); 95% CI by paired bootstrap over test images (the same resampled images for both variants and all seeds).',
-  zeroshotPerFinding:
-    'P(k) = softmax over {positive prompt, negative prompt} of exp(logit_scale)*cosine(image, text), first component; without a negative prompt, sigmoid of the scaled cosine.',
-  zeroshotSoftmax5: 'P = softmax over the five positive prompts of exp(logit_scale)*cosine(image, text).',
-  aggregation: 'mean ± sample sd (n-1) over seeds; zero-shot is deterministic (one run).',
-};
+/**
+ * How the thresholds were chosen, with this scoring's rules and the threshold a finding with one class
+ * on validation falls back to (metrics.fixedThreshold, under every rule: chooseThreshold).
+ */
+function thresholdsDefinition(m: ExperimentConfig['metrics']): string {
+  return (
+    'Per-finding thresholds are chosen on the validation split of the same test variant (original or masked). ' +
+    `Accuracy metrics (meanLabelAccuracy, exactMatch) use t_k from config.metrics.thresholdRule (here ${m.thresholdRule}; default accuracy: the threshold maximising that finding's validation accuracy); ` +
+    `sensitivity, specificity and F1 use the operating point o_k from config.metrics.operatingPointRule (here ${m.operatingPointRule}; default youden: max sensitivity+specificity-1). ` +
+    'Other rules: f1, fixed (config.metrics.fixedThreshold). Candidates are midpoints between distinct validation scores; ties go to the threshold closest to 0.5; ' +
+    `a finding with one class among its validation labels gets config.metrics.fixedThreshold, here ${m.fixedThreshold}, under every rule.`
+  );
+}
+
+/** results.json's `definitions`: every number's meaning, with the threshold settings it was scored with. */
+export function definitions(metrics: ExperimentConfig['metrics']): Record<string, string> {
+  return {
+    meanLabelAccuracy:
+      "The paper's 'accuracy averaged across the five findings': for each finding k, acc_k = fraction of test images (label not ignored) whose thresholded prediction 1[p_k >= t_k] equals the label; the mean of acc_k over the five findings.",
+    thresholds: thresholdsDefinition(metrics),
+    exactMatch:
+      'Fraction of test images whose thresholded predictions match the labels on every non-ignored finding.',
+    macroAUROC:
+      'Mean over findings of ROC AUC (Mann-Whitney, mid-ranks for ties); a finding with only one class among its non-ignored test labels has AUROC undefined (null) and is left out of the mean.',
+    sensitivity:
+      'TP/(TP+FN) at the operating point o_k; specificity TN/(TN+FP); F1 2TP/(2TP+FP+FN); null when the denominator is 0.',
+    top1Accuracy:
+      '5-way top-1 accuracy: over test images with exactly one positive finding (and no ignored label), the fraction whose highest-scoring finding is the positive one (chance 0.2).',
+    difference:
+      'masked - original on the test split for the same trained models (mean over seeds); 95% CI by paired bootstrap over test images (the same resampled images for both variants and all seeds).',
+    zeroshotPerFinding:
+      'P(k) = softmax over {positive prompt, negative prompt} of exp(logit_scale)*cosine(image, text), first component; without a negative prompt, sigmoid of the scaled cosine.',
+    zeroshotSoftmax5: 'P = softmax over the five positive prompts of exp(logit_scale)*cosine(image, text).',
+    aggregation: 'mean ± sample sd (n-1) over seeds; zero-shot is deterministic (one run).',
+  };
+}
 
 /**
  * cxrmask's own commit and dirty flag, or nulls when `root` is not itself the top of a git checkout: an
@@ -170,7 +186,7 @@ export async function assembleResults(a: RunRecord): Promise<Results> {
       ...(a.extra ?? {}),
       fingerprint: a.fingerprint,
     },
-    definitions: DEFINITIONS,
+    definitions: definitions(a.config.metrics),
     zeroshot: a.zs
       ? { prompts: a.zs.prompts, negativePrompts: a.zs.negativePrompts, logitScale: a.zs.logitScale }
       : null,

@@ -6,8 +6,9 @@ import type { Results } from '../experiment/results.js';
 import { attributionMarkdown } from './attribution.js';
 import { testDatasetsMarkdown } from './cross-dataset.js';
 import { mdCode, mdText } from './md-text.js';
+import { errorBarsText } from './plots.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
-import { fmt, fmtSigned, metricTable } from './tables.js';
+import { fmt, fmtDiffCI, metricTable, reevaluationNote, table2Caption, table2Groups } from './tables.js';
 
 export function reportMarkdown(r: Results, files: { plots: string[]; overlay: string | null }): string {
   const primary = r.config.metrics.primary;
@@ -49,17 +50,24 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
       '',
     );
   }
-  out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', metricTable(r, primary), '');
+  const note = reevaluationNote(r);
+  out.push(`## Table 2 — ${METRIC_LABELS[primary]}`, '', table2Caption(r), '');
+  if (note) out.push(note, '');
+  out.push(metricTable(r, primary), '');
   if (r.segmenter) out.push(segmenterQualityMarkdown(r.segmenter), '');
   if (primary !== 'macroAUROC') out.push('### Macro AUROC', '', metricTable(r, 'macroAUROC'), '');
   out.push(
     'Full table with notes: [table2.md](table2.md); per finding: [per_disease.md](per_disease.md).',
     '',
   );
+  if (files.plots.length) out.push(errorBarsText(r), '');
   for (const p of files.plots) out.push(`![${p}](${p})`, '');
   out.push('## Does masking help?', '');
+  // the rows of the tables above, the metrics they show (the 5-way protocol is scored by top-1 alone)
+  const rows = table2Groups(r);
   for (const d of r.evaluation.differences.filter((x) => x.metric === primary || x.metric === 'macroAUROC')) {
-    const g = r.evaluation.groups.find((x) => x.key === d.group);
+    const g = rows.find((x) => x.key === d.group);
+    if (!g) continue;
     const verdict = !Number.isFinite(d.lo)
       ? 'undetermined'
       : d.lo > 0
@@ -68,9 +76,7 @@ export function reportMarkdown(r: Results, files: { plots: string[]; overlay: st
           ? 'masked worse (CI excludes 0)'
           : 'no clear difference (CI includes 0)';
     const what = d.contrast ? ` (${d.contrast.replace('masked-pred', 'predicted masks')})` : '';
-    out.push(
-      `- ${g?.label ?? d.group}, ${d.metric}${what}: Δ ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] — ${verdict}`,
-    );
+    out.push(`- ${g.label}, ${d.metric}${what}: Δ ${fmtDiffCI(d, r.config.metrics.bootstrap)} — ${verdict}`);
   }
   if (r.testDatasets && Object.keys(r.testDatasets).length) out.push('', testDatasetsMarkdown(r));
   if (r.attribution) out.push('', attributionMarkdown(r.attribution));

@@ -18,6 +18,8 @@ export interface BarSeries {
 
 export interface GroupedBars {
   title: string;
+  /** A smaller line under the title: what the bars and error bars are. */
+  subtitle?: string;
   yLabel: string;
   categories: string[];
   series: BarSeries[];
@@ -26,6 +28,8 @@ export interface GroupedBars {
   width?: number;
   height?: number;
   refLine?: number;
+  /** The reference line's name, written at its right end. */
+  refLabel?: string;
 }
 
 /** The chart's geometry: size, margins, plot area, and the value → y mapping (clamped to the range). */
@@ -53,7 +57,8 @@ function chartFrame(o: GroupedBars): ChartFrame {
 function gridLines(f: ChartFrame, o: GroupedBars): string[] {
   const { W, m, y } = f;
   const parts: string[] = [];
-  const ticks = 5;
+  // an even count on a range symmetric about 0 puts a tick on 0 (the Δ plot)
+  const ticks = o.yMin === -o.yMax ? 4 : 5;
   for (let i = 0; i <= ticks; i++) {
     const v = o.yMin + ((o.yMax - o.yMin) * i) / ticks;
     parts.push(
@@ -65,6 +70,10 @@ function gridLines(f: ChartFrame, o: GroupedBars): string[] {
     parts.push(
       `<line x1="${m.l}" x2="${W - m.r}" y1="${y(o.refLine)}" y2="${y(o.refLine)}" stroke="#333" stroke-dasharray="4 3"/>`,
     );
+    if (o.refLabel)
+      parts.push(
+        `<text x="${W - m.r - 4}" y="${y(o.refLine) - 4}" font-size="11" text-anchor="end" fill="#333">${esc(o.refLabel)}</text>`,
+      );
   }
   return parts;
 }
@@ -103,7 +112,12 @@ export function groupedBarSvg(o: GroupedBars): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="28" font-size="18" text-anchor="middle">${esc(o.title)}</text>`,
+    `<text x="${W / 2}" y="26" font-size="18" text-anchor="middle">${esc(o.title)}</text>`,
+    ...(o.subtitle
+      ? [
+          `<text x="${W / 2}" y="43" font-size="12" text-anchor="middle" fill="#444">${esc(o.subtitle)}</text>`,
+        ]
+      : []),
     ...gridLines(f, o),
   ];
   const gw = pw / Math.max(1, o.categories.length);
@@ -148,6 +162,12 @@ function shortLabel(label: string): string {
     .replace(/\)$/, ')');
 }
 
+/** What a bar and its error bar are, for the plots' subtitles and the report's line above them. */
+export function errorBarsText(r: Results): string {
+  const n = r.seeds.length;
+  return `Test split. Bars: mean over ${n} seed${n === 1 ? '' : 's'}; error bars: ± sample sd (n − 1) over seeds; zero-shot: one deterministic run, no error bar.`;
+}
+
 /** Plot 1: the primary metric per setup, original vs masked test images (± sd over seeds). */
 export function metricBarsSvg(r: Results, metric: Scalar): string {
   const groups = r.evaluation.groups.filter(
@@ -166,13 +186,23 @@ export function metricBarsSvg(r: Results, metric: Scalar): string {
   });
   return groupedBarSvg({
     title: `${METRIC_LABELS[metric]} — original vs masked test images`,
+    subtitle: errorBarsText(r),
     yLabel: METRIC_LABELS[metric],
     categories: groups.map((g) => shortLabel(g.label)),
     series,
     yMin: 0,
     yMax: 1,
-    refLine: metric === 'macroAUROC' ? 0.5 : undefined,
+    ...referenceLine(r, metric),
   });
+}
+
+/** The line a bar is read against: chance for AUROC, predicting every finding absent for accuracy. */
+function referenceLine(r: Results, metric: Scalar): Pick<GroupedBars, 'refLine' | 'refLabel'> {
+  if (metric === 'macroAUROC') return { refLine: 0.5, refLabel: 'chance 0.5' };
+  const allNegative = r.data.allNegativeMeanLabelAccuracy;
+  if (metric === 'meanLabelAccuracy' && Number.isFinite(allNegative))
+    return { refLine: allNegative, refLabel: `every finding absent ${allNegative.toFixed(3)}` };
+  return {};
 }
 
 /** Plot 2: per-finding AUROC delta (masked − original) for each setup. */
@@ -190,6 +220,7 @@ export function perDiseaseDeltaSvg(r: Results): string {
   const span = Math.ceil(lim * 20) / 20;
   return groupedBarSvg({
     title: 'Per-finding AUROC change when test images are masked (masked − original)',
+    subtitle: `Test split. Each bar: the mean over seeds of a finding's masked AUROC minus the mean of its original AUROC; no error bars.`,
     yLabel: 'Δ AUROC',
     categories: groups.map((g) => shortLabel(g.label)),
     series: FINDINGS.map((f, k) => ({

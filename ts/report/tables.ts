@@ -2,7 +2,9 @@
 
 import { FINDINGS } from '../common/labels.js';
 import { METRIC_LABELS, type MeanSdT, type Scalar } from '../experiment/evaluate.js';
+import type { DiffCI } from '../experiment/metrics.js';
 import type { Results } from '../experiment/results.js';
+import { mdText } from './md-text.js';
 import { segmenterQualityMarkdown } from './segmenter.js';
 
 export function fmt(x: number | null | undefined, digits = 3): string {
@@ -11,7 +13,19 @@ export function fmt(x: number | null | undefined, digits = 3): string {
 
 export function fmtSigned(x: number | null | undefined, digits = 3): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return 'n/a';
-  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
+  const abs = Math.abs(x).toFixed(digits);
+  // the sign of the number printed: a difference that rounds to 0 (two equal means a rounding error
+  // apart) is +0.000, not −0.000
+  return `${x < 0 && Number(abs) !== 0 ? '−' : '+'}${abs}`;
+}
+
+/**
+ * A difference and its bootstrap CI, with how many of the `asked` resamples the CI is from when some
+ * were dropped (a finding the metric averages lost a class in them; metrics.ts pairedBootstrap).
+ */
+export function fmtDiffCI(d: DiffCI, asked: number): string {
+  const kept = d.samples < asked ? ` (${d.samples} of ${asked} resamples kept)` : '';
+  return `${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}]${kept}`;
 }
 
 export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
@@ -19,11 +33,12 @@ export function fmtMeanSd(m: MeanSdT | undefined, digits = 3): string {
   return m.n > 1 ? `${m.mean.toFixed(digits)} ± ${m.sd.toFixed(digits)}` : m.mean.toFixed(digits);
 }
 
+/** A rule's thresholds; a chosen one falls back to metrics.fixedThreshold where validation has one class (metrics.ts). */
 function ruleText(rule: string, fixed: number): string {
   const name = rule === 'accuracy' ? 'maximise accuracy' : rule === 'youden' ? "Youden's J" : 'maximise F1';
   return rule === 'fixed'
     ? `a fixed threshold ${fixed}`
-    : `per-finding thresholds chosen on the validation split (${name})`;
+    : `per-finding thresholds chosen on the validation split (${name}; a finding with one class among its validation labels gets ${fixed})`;
 }
 
 function thresholdRuleText(r: Results): string {
@@ -32,6 +47,22 @@ function thresholdRuleText(r: Results): string {
 
 function operatingRuleText(r: Results): string {
   return ruleText(r.config.metrics.operatingPointRule, r.config.metrics.fixedThreshold);
+}
+
+/**
+ * How Table 2's metric met a threshold, as metrics.ts computes it: accuracy and exact match at the
+ * thresholds t_k (thresholdRule), F1 at the operating points o_k (operatingPointRule), AUROC at none.
+ */
+function primaryThresholdText(r: Results): string {
+  switch (r.config.metrics.primary) {
+    case 'meanLabelAccuracy':
+    case 'exactMatch':
+      return `Predictions are thresholded with ${thresholdRuleText(r)}.`;
+    case 'macroF1':
+      return `F1 is computed at the operating point: predictions are thresholded with ${operatingRuleText(r)}.`;
+    case 'macroAUROC':
+      return 'Macro AUROC is threshold-free.';
+  }
 }
 
 /** The rows of Table 2 (multi-label groups only; the 5-way softmax protocol gets its own line). */
@@ -77,13 +108,13 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
       const dm = Number.isFinite(o?.metrics[metric].mean ?? Number.NaN)
         ? (m?.metrics[metric].mean ?? Number.NaN) - (o?.metrics[metric].mean ?? Number.NaN)
         : Number.NaN;
-      row += d ? ` ${fmtSigned(d.diff)} [${fmtSigned(d.lo)}, ${fmtSigned(d.hi)}] |` : ` ${fmtSigned(dm)} |`;
+      row += d ? ` ${fmtDiffCI(d, r.config.metrics.bootstrap)} |` : ` ${fmtSigned(dm)} |`;
       if (pred)
         for (const c of ['masked-pred − original', 'masked-pred − masked'] as const) {
           const e = r.evaluation.differences.find(
             (x) => x.group === g.key && x.metric === metric && x.contrast === c,
           );
-          row += e ? ` ${fmtSigned(e.diff)} [${fmtSigned(e.lo)}, ${fmtSigned(e.hi)}] |` : ' — |';
+          row += e ? ` ${fmtDiffCI(e, r.config.metrics.bootstrap)} |` : ' — |';
         }
     }
     lines.push(row);
@@ -91,19 +122,48 @@ export function metricTable(r: Results, metric: Scalar, withDiff = true): string
   return lines.join('\n');
 }
 
-export function table2Markdown(r: Results): string {
-  const primary = r.config.metrics.primary;
+/**
+ * Table 2's caption (table2.md and report.md): the test split and its size, the seeds and the sd, how
+ * the predictions were thresholded, and the bootstrap.
+ */
+export function table2Caption(r: Results): string {
   const seeds = r.seeds.length;
-  const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
   const partial = table2Groups(r).some((g) => seedsNote(r, g))
     ? 'Rows marked (k/n seeds) are over the seeds whose cells have finished (a partly finished run): their mean, sd and Δ CI miss the others. '
     : '';
+  return (
+    `Test split, ${r.data.counts.test} images. Mean ± sample sd (n − 1) over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
+    `${primaryThresholdText(r)} Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples; one in which a finding the metric averages loses its only positive or negative is dropped, and a CI from fewer says how many were kept).`
+  );
+}
+
+/**
+ * The line saying the numbers were scored again by `cxrmask eval` and with which metric settings over
+ * config.json's (run.reevaluatedAt, run.evaluationOverrides); null for a run scored as it was trained.
+ */
+export function reevaluationNote(r: Results): string | null {
+  const overrides = Object.entries(r.run.evaluationOverrides ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  const settings = overrides
+    ? `with these metric settings over config.json's: ${mdText(overrides)}`
+    : "with config.json's metric settings";
+  if (r.run.reevaluatedAt)
+    return `Re-evaluated from the stored predictions (\`cxrmask eval\`) at ${mdText(r.run.reevaluatedAt)}, ${settings}.`;
+  // a `run --resume` after an eval scores with the eval's settings too
+  return overrides ? `Scored ${settings} (left by an earlier \`cxrmask eval\`).` : null;
+}
+
+export function table2Markdown(r: Results): string {
+  const primary = r.config.metrics.primary;
+  const zs5 = r.evaluation.summary.filter((s) => s.group === 'zeroshot/softmax-5way');
+  const note = reevaluationNote(r);
   const out = [
     `# Table 2 — ${METRIC_LABELS[primary]} (\`${primary}\`)`,
     '',
-    `Test split, ${r.data.counts.test} images. Mean ± sd over ${seeds} seed${seeds === 1 ? '' : 's'} (${r.seeds.join(', ')}) for trained models; zero-shot is deterministic. ${partial}` +
-      `Predictions are thresholded with ${thresholdRuleText(r)}. Δ: masked − original with a paired bootstrap 95 % CI over test images (${r.config.metrics.bootstrap} resamples).`,
+    table2Caption(r),
     '',
+    ...(note ? [note, ''] : []),
     metricTable(r, primary),
     '',
     ...(r.segmenter ? [segmenterQualityMarkdown(r.segmenter), ''] : []),
@@ -125,7 +185,7 @@ export function table2Markdown(r: Results): string {
     out.push(
       '## Zero-shot, 5-way softmax protocol',
       '',
-      `Top-1 accuracy over the ${n} test images with exactly one positive finding (chance 0.200): ` +
+      `Top-1 accuracy over the ${n} test images with exactly one positive finding and no ignored label (chance 0.200): ` +
         `original ${fmtMeanSd(o?.metrics.top1Accuracy)}, masked ${fmtMeanSd(m?.metrics.top1Accuracy)}.`,
       '',
     );
@@ -147,6 +207,8 @@ export function perDiseaseMarkdown(r: Results): string {
       'Δ = masked − original. n/a: undefined (e.g. a finding with a single class in the test set).',
     '',
   ];
+  const note = reevaluationNote(r);
+  if (note) out.push(note, '');
   for (const g of r.evaluation.groups) {
     const o = summaryOf(r, g.key, 'original');
     const m = summaryOf(r, g.key, 'masked');

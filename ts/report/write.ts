@@ -1,8 +1,10 @@
 /** Writes a run's reports next to results.json: table2.md, per_disease.md, plots/*.png, report.md/html. */
 
+import { lstatSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/io.js';
 import type { CacheLike } from '../experiment/backend.js';
+import { METRIC_LABELS } from '../experiment/evaluate.js';
 import type { Results } from '../experiment/results.js';
 import { attributionBarsSvg } from './attribution.js';
 import { testDatasetTable2Markdown } from './cross-dataset.js';
@@ -22,6 +24,30 @@ export interface ReportFiles {
   overlay: string | null;
   reportMd: string;
   reportHtml: string;
+}
+
+/** Every plot writeReports may write: the ones a report no longer draws are removed (removeUndrawnPlots). */
+const REPORT_PLOTS = [
+  ...Object.keys(METRIC_LABELS).map((m) => `plots/${m}.png`),
+  'plots/per_disease_delta_auroc.png',
+  'plots/attribution_anatomy.png',
+  'plots/overlay_example.png',
+];
+
+/**
+ * Removes the plots an earlier report of the run drew and this one does not (a re-evaluation with
+ * another primary metric left plots/<old metric>.png, showing numbers results.json no longer has).
+ * Only REPORT_PLOTS names, only in a real plots folder (a link leads outside the run), and only a file
+ * or a link (the link removed, its target untouched).
+ */
+function removeUndrawnPlots(runDir: string, drawn: string[]): void {
+  if (!lstatSync(join(runDir, 'plots'), { throwIfNoEntry: false })?.isDirectory()) return;
+  for (const name of REPORT_PLOTS) {
+    if (drawn.includes(name)) continue;
+    const path = join(runDir, name);
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (st?.isFile() || st?.isSymbolicLink()) unlinkSync(path);
+  }
 }
 
 /** Writes a run's reports from its results: table2.md, per_disease.md, plots, report.md and report.html. */
@@ -63,6 +89,7 @@ export async function writeReports(
       writeFileAtomic(join(runDir, overlay), png);
     }
   }
+  removeUndrawnPlots(runDir, overlay ? [...plots, overlay] : plots);
   const md = reportMarkdown(r, { plots, overlay });
   writeFileAtomic(join(runDir, 'report.md'), md);
   writeFileAtomic(join(runDir, 'report.html'), reportHtml(md));
