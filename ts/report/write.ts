@@ -1,7 +1,7 @@
 /** Writes a run's reports next to results.json: table2.md, per_disease.md, plots/*.png, report.md/html. */
 
-import { lstatSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, unlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../common/io.js';
 import type { CacheLike } from '../experiment/backend.js';
 import { METRIC_LABELS } from '../experiment/evaluate.js';
@@ -26,7 +26,7 @@ export interface ReportFiles {
   reportHtml: string;
 }
 
-/** Every plot writeReports may write: the ones a report no longer draws are removed (removeUndrawnPlots). */
+/** Every plot writeReports may write. */
 const REPORT_PLOTS = [
   ...Object.keys(METRIC_LABELS).map((m) => `plots/${m}.png`),
   'plots/per_disease_delta_auroc.png',
@@ -34,16 +34,28 @@ const REPORT_PLOTS = [
   'plots/overlay_example.png',
 ];
 
+/** The report files of `runDir` that writeReports writes and that are there now (relative names). */
+function reportFilesIn(runDir: string): string[] {
+  const texts = readdirSync(runDir).filter(
+    (f) =>
+      ['table2.md', 'per_disease.md', 'report.md', 'report.html'].includes(f) || /^table2-.+\.md$/.test(f),
+  );
+  // only in a real plots folder: a link leads outside the run
+  const plots = lstatSync(join(runDir, 'plots'), { throwIfNoEntry: false })?.isDirectory()
+    ? REPORT_PLOTS
+    : [];
+  return [...texts, ...plots];
+}
+
 /**
- * Removes the plots an earlier report of the run drew and this one does not (a re-evaluation with
- * another primary metric left plots/<old metric>.png, showing numbers results.json no longer has).
- * Only REPORT_PLOTS names, only in a real plots folder (a link leads outside the run), and only a file
- * or a link (the link removed, its target untouched).
+ * Removes the run's report files but `keep` (relative names): each is a file or a link (the link
+ * removed, its target untouched), of writeReports' names only. A report made from other results
+ * leaves none of the earlier one's behind (a re-evaluation with another primary metric left
+ * plots/<old metric>.png, numbers results.json no longer has); publishResults clears them all first.
  */
-function removeUndrawnPlots(runDir: string, drawn: string[]): void {
-  if (!lstatSync(join(runDir, 'plots'), { throwIfNoEntry: false })?.isDirectory()) return;
-  for (const name of REPORT_PLOTS) {
-    if (drawn.includes(name)) continue;
+export function removeReportFiles(runDir: string, keep: readonly string[] = []): void {
+  for (const name of reportFilesIn(runDir)) {
+    if (keep.includes(name)) continue;
     const path = join(runDir, name);
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (st?.isFile() || st?.isSymbolicLink()) unlinkSync(path);
@@ -89,10 +101,15 @@ export async function writeReports(
       writeFileAtomic(join(runDir, overlay), png);
     }
   }
-  removeUndrawnPlots(runDir, overlay ? [...plots, overlay] : plots);
   const md = reportMarkdown(r, { plots, overlay });
   writeFileAtomic(join(runDir, 'report.md'), md);
   writeFileAtomic(join(runDir, 'report.html'), reportHtml(md));
+  const written = ['table2.md', 'per_disease.md', 'report.md', 'report.html', ...plots];
+  removeReportFiles(runDir, [
+    ...written,
+    ...table2ByDataset.map((f) => basename(f)),
+    ...(overlay ? [overlay] : []),
+  ]);
   return {
     table2,
     perDisease,
