@@ -79,7 +79,7 @@ interface TrainJson {
 /**
  * Scores the run's predicted masks of `testRows` against CheXmask's, image by image: bounded memory
  * (two planes, not two copies of the test split: 2.5 GB at NIH14's 25,596 test images) and, at
- * ~12 ms an image, a turn for the event loop every 50 ms, so a Ctrl-C is answered.
+ * ~7 ms an image (bench/seg-metrics.ts), a turn for the event loop every 50 ms, so a Ctrl-C is answered.
  * @throws {InterruptedError} (rejects) `signal` was stopped.
  */
 export async function segmenterQuality(
