@@ -46,10 +46,16 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
   const p = await MaskingPredictor.load({ modelDir: MODEL, device: 'cpu' });
   assert.is(p.kind, 'zeroshot');
   const concurrent = await Promise.all(images.map((im) => p.predict(im.path, im.row)));
+  // a batch of three against a batch of one: equal up to float rounding (docs/service.md; a loaded CI
+  // machine saw 3e-8, PyTorch does not promise bitwise batch invariance)
+  const near = (a: Record<string, number> | null, b: Record<string, number> | null, what: string) => {
+    assert.ok(a && b, what);
+    for (const f of FINDINGS) assert.ok(Math.abs(a[f]! - b[f]!) < 1e-5, `${what} ${f}: ${a[f]} vs ${b[f]}`);
+  };
   for (let i = 0; i < images.length; i++) {
     const again = await p.predict(images[i]!.path, images[i]!.row);
-    assert.equal(again.original, concurrent[i]!.original);
-    assert.equal(again.masked, concurrent[i]!.masked);
+    near(again.original, concurrent[i]!.original, `image ${i} original`);
+    near(again.masked, concurrent[i]!.masked, `image ${i} masked`);
     for (const f of FINDINGS) {
       assert.ok(again.original[f] >= 0 && again.original[f] <= 1, f);
     }
@@ -58,7 +64,7 @@ test('zero-shot predictor: concurrent calls equal sequential calls; masked input
   assert.ok(moved, 'drawing the contours changes the model input, so some score moves');
   const bare = await p.predict(images[0]!.path);
   assert.is(bare.masked, null);
-  assert.equal(bare.original, concurrent[0]!.original);
+  near(bare.original, concurrent[0]!.original, 'without a row');
   await p.dispose();
   await p.predict(images[0]!.path).then(
     () => assert.unreachable('a disposed predictor must reject'),

@@ -176,8 +176,11 @@ test('the real tiny Segmenter (addon): JPEG alone → its masks, drawn as a fixe
   for (const g of got) {
     assert.is(g.maskSource, 'segmenter');
     assertSameArray(g.masks!.bits, bits, 'predicted region bits');
-    assert.equal(g.masked, want.masked);
-    assert.equal(g.original, want.original);
+    // two calls batched together against a lone call: equal up to float rounding (docs/service.md)
+    for (const f of FINDINGS) {
+      assert.ok(Math.abs(g.masked![f] - want.masked![f]) < 1e-5, `masked ${f}`);
+      assert.ok(Math.abs(g.original[f] - want.original[f]) < 1e-5, `original ${f}`);
+    }
   }
   assert.ok(
     FINDINGS.some((f) => got[0]!.delta![f] !== 0),
