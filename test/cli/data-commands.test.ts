@@ -4,6 +4,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -131,6 +132,38 @@ test('synth --dataset nih14 → index --dataset nih14 → cache: NIH layout, PNG
   const views = JSON.parse(readFileSync(join(d, 'index', 'summary.json'), 'utf8')).options.views;
   assert.equal(views, ['PA', 'AP']);
   assert.equal(meta.build.rows, { dataset: 'nih14', views, requirePositive: false });
+});
+
+test('index that keeps no image (the images under a folder the adapter does not look in) is refused, naming the root and the drops; nothing written', async () => {
+  const d = tempDir();
+  const s = await cli([
+    'synth',
+    '--dataset',
+    'nih14',
+    '--out',
+    d,
+    '--n',
+    '6',
+    '--seed',
+    '1',
+    '--width',
+    '64',
+    '--height',
+    '64',
+    '--no-progress',
+  ]);
+  assert.is(s.code, undefined, s.err);
+  const root = join(d, 'nih14');
+  renameSync(join(root, 'images'), join(root, 'elsewhere'));
+  const r = await cli(['index', '--dataset', 'nih14', '--root', root, '--out', join(d, 'idx')]);
+  assert.is(r.code, 2, r.err);
+  assert.match(
+    r.err,
+    new RegExp(
+      `error: ${root}: no image of nih14 was kept: every listed row was dropped \\(\\{"image-missing":6\\}\\)`,
+    ),
+  );
+  assert.not.ok(existsSync(join(d, 'idx')));
 });
 
 test('index --reader-rule any|majority (vindr): the labels follow it and the summary records it; other values are refused', async () => {

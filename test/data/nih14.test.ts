@@ -100,6 +100,25 @@ if (tables) {
   });
 } else test(realTablesMissing(), () => {});
 
+test("NIH from Google Cloud's bucket: its png/ folder is found (it indexed 0 images, exit 0, before)", async () => {
+  const root = tempDir('cxrmask-nih-gcs-');
+  const head =
+    'Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]';
+  writeFileSync(
+    join(root, 'Data_Entry_2017_v2020.csv'),
+    [head, '00000001_000.png,Cardiomegaly,0,1,58,M,PA,2682,2749,0.143,0.143', ''].join('\n'),
+  );
+  writeFileSync(join(root, 'train_val_list.txt'), '00000001_000.png\n');
+  writeFileSync(join(root, 'test_list.txt'), '');
+  mkdirSync(join(root, 'png'));
+  writeFileSync(join(root, 'png', '00000001_000.png'), 'x');
+  const { entries } = await buildDatasetIndex({ dataset: 'nih14', root, validateFraction: 0 });
+  assert.equal(
+    entries.map((e) => e.path),
+    ['png/00000001_000.png'],
+  );
+});
+
 test('NIH: repeated rows counted, a conflicting repeat names both rows, an id in both lists is an error', async () => {
   const root = tempDir('cxrmask-nih-dup-');
   const head =

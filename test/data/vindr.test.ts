@@ -82,6 +82,23 @@ test('PhysioNet layout: wide reads per radiologist, consensus test rows, DICOM p
   );
 });
 
+test('PhysioNet layout without image_labels_test.csv: the official split is refused naming that file (it held no test image); --split patient indexes', async () => {
+  const root = tempDir('cxrmask-vindr-notest-');
+  mkdirSync(join(root, 'annotations'));
+  writeFileSync(join(root, 'annotations', 'image_labels_train.csv'), `${HEAD}\n${A},R1,0,1,1,0,1,0,0\n`);
+  await rejects(
+    buildDatasetIndex({ dataset: 'vindr', root, checkFiles: false }),
+    /annotations\/image_labels_test\.csv: the official split's test images are listed there/,
+  );
+  const { entries } = await buildDatasetIndex({
+    dataset: 'vindr',
+    root,
+    checkFiles: false,
+    split: 'patient',
+  });
+  assert.is(entries.length, 1);
+});
+
 const id = (n: number) => n.toString(16).padStart(32, '0');
 const KAGGLE_HEAD = 'image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max';
 

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError } from '../../ts/common/errors.js';
+import { ConfigError, DataError } from '../../ts/common/errors.js';
 import { toJson } from '../../ts/common/io.js';
 import { runExperiment } from '../../ts/distributed/run-experiment.js';
 import type { Backend } from '../../ts/experiment/backend.js';
@@ -38,7 +38,8 @@ import type { GridEvent } from '../../ts/experiment/grid.js';
 import { chooseThresholds } from '../../ts/experiment/metrics.js';
 import type { Results } from '../../ts/experiment/results.js';
 import { reevaluate } from '../../ts/report/reevaluate.js';
-import { countLoads, loadsDuringPhase } from './fake-backend.js';
+import { synthesize } from '../../ts/synth/synthesize.js';
+import { countLoads, fakeBackend, loadsDuringPhase } from './fake-backend.js';
 
 const MODEL = 'models/tiny';
 
@@ -120,6 +121,97 @@ test('a missing test dataset root fails when the run starts, before any training
   assert.instance(err, ConfigError);
   assert.match(String(err), /test\.datasets\.0\.root: .*no-such-root does not exist/);
   assert.match(String(err), /test\.datasets\.0\.chexmask: .*x\.csv does not exist/);
+});
+
+test('a test dataset root one folder off (it exists, but holds no NIH table) fails before any training, naming it', async () => {
+  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-root-'));
+  const s = await synthesize({
+    out: join(tmpRuns, 'data'),
+    dataset: 'nih14',
+    n: 12,
+    seed: 3,
+    width: 64,
+    height: 64,
+  });
+  const never = () => {
+    throw new Error('the data must not be opened');
+  };
+  const stub = { name: 'stub', openCache: never, resolveDevice: () => 'cpu', versions: () => ({}) };
+  const run = async (root: string) => {
+    const config = parseConfig({
+      runsDir: tmpRuns,
+      data: { cache: join(tmpRuns, 'cache') },
+      test: { datasets: [{ dataset: 'nih14', root, chexmask: s.chexmaskCsv }] },
+    });
+    return runExperiment({ config, backend: stub as unknown as Backend }).then(
+      () => null,
+      (e: Error) => e,
+    );
+  };
+  // the parent of the NIH layout: it exists, so the old path check let the grid train first
+  const off = await run(join(tmpRuns, 'data'));
+  assert.instance(off, ConfigError);
+  assert.match(String(off), /checked before training/);
+  assert.match(
+    String(off),
+    /test\.datasets\.0\.root: .*data is not a nih14 root as the index reads it: .*Data_Entry_2017/,
+  );
+  // the right root passes the check: the run goes on to open its own data (the stub refuses)
+  const right = await run(s.mimicRoot);
+  assert.match(String(right), /the data must not be opened/);
+});
+
+test('a test dataset that fails after training says that the trained cells are kept and how to go on (exit 2 kept)', async () => {
+  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-late-'));
+  const s = await synthesize({
+    out: join(tmpRuns, 'data'),
+    dataset: 'nih14',
+    n: 12,
+    seed: 3,
+    width: 64,
+    height: 64,
+  });
+  const config = parseConfig({
+    runsDir: tmpRuns,
+    data: { cache: join(tmpRuns, 'cache') },
+    seeds: [0],
+    zeroshot: { enabled: false },
+    finetune: { enabled: false },
+    linearProbe: { epochs: 1, batchSize: 16 },
+    metrics: { bootstrap: 10 },
+    test: { datasets: [{ dataset: 'nih14', root: s.mimicRoot, chexmask: s.chexmaskCsv }] },
+  });
+  let runDir = '';
+  const err = await runExperiment({
+    config,
+    backend: fakeBackend(),
+    onRunDir: (d) => {
+      runDir = d;
+    },
+    prepareTestData: async () => {
+      throw new DataError('bad-csv', 'not a CheXmask CSV of ChestX-Ray8', { file: s.chexmaskCsv });
+    },
+  }).then(
+    () => null,
+    (e: Error) => e,
+  );
+  assert.instance(err, DataError);
+  assert.is((err as DataError).reason, 'bad-csv');
+  assert.match(
+    String(err),
+    new RegExp(
+      `not a CheXmask CSV of ChestX-Ray8\\. The trained cells are kept in ${runDir}: fix test\\.datasets in its config\\.json and continue with \`cxrmask run --resume ${runDir}\``,
+    ),
+  );
+  assert.ok(existsSync(join(runDir, 'cells', 'lp-original-s0', 'result.json')), 'the cells trained');
+});
+
+test('a test dataset named "." or ".." is refused: its folder would be the run folder or above it', () => {
+  for (const name of ['.', '..'])
+    assert.throws(
+      () => parseConfig({ ...base, test: { datasets: [{ ...nih, name }] } }),
+      /test\.datasets\.0\.name: not "\." or "\.\."/,
+    );
 });
 
 let backend: Backend | null = null;

@@ -1,6 +1,7 @@
 /** `cxrmask index`: a dataset root (MIMIC-CXR-JPG, NIH ChestX-ray14, CheXpert, PadChest, VinDr-CXR) → index.jsonl + summary.json. */
 
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { DataError } from '../common/errors.js';
 import type { DatasetIndexOptions } from '../data/datasets/common.js';
 import { DATASETS, type DatasetName, READER_RULES, type ReaderRule } from '../data/datasets/names.js';
 import { buildDatasetIndex } from '../data/datasets/registry.js';
@@ -105,6 +106,16 @@ const command: CommandModule<object, IndexArgv> = {
         ...(fr ? { splitFractions: fr as [number, number, number] } : {}),
       };
       const { entries, summary } = await buildDatasetIndex(opts);
+      // an index of nothing (the images under another folder name than the adapter looks in, a
+      // filter that drops every row) is refused here, not found out by a later cache or run
+      if (summary.kept === 0)
+        throw new DataError(
+          'no-images',
+          `no image of ${argv.dataset} was kept: every listed row was dropped (${JSON.stringify(summary.dropped.counts)}); nothing written. ` +
+            'For image-missing rows, check where the images are under the root (docs/public-data.md gives each layout); ' +
+            '`--no-check-files` indexes without looking',
+          { file: argv.root },
+        );
       const files = await writeIndex(argv.out, entries, summary);
       const { kept, perSplit, perView } = summary;
       const out = { ...files, dataset: argv.dataset, kept, perSplit, perView };

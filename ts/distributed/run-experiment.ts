@@ -270,6 +270,16 @@ function testOnDatasets(
   });
 }
 
+/**
+ * A test dataset's failure, after every cell has trained: what the user can fix keeps its class (exit
+ * 2) and says that the trained cells are kept and how to go on; anything else is passed on as it is.
+ */
+function afterTraining(e: Error, runDir: string): Error {
+  if (!(e instanceof DataError || e instanceof ConfigError)) return e;
+  const next = `${e.message}. The trained cells are kept in ${runDir}: fix test.datasets in its config.json and continue with \`cxrmask run --resume ${runDir}\``;
+  return e instanceof DataError ? new DataError(e.reason, next) : new ConfigError(next);
+}
+
 /** The test datasets' section of results.json, and their seconds among the cells' timings. */
 function addTestDatasets(results: Results, tested: NonNullable<Results['testDatasets']>): void {
   results.testDatasets = tested;
@@ -286,7 +296,7 @@ async function runInFolder(
   lock: RunLock | null,
 ): Promise<RunResult> {
   o.onRunDir?.(runDir);
-  if (root) checkTestDatasets(config, runDir);
+  if (root) await checkTestDatasets(config, runDir);
   if (config.model.threads && o.backend.setThreads) o.backend.setThreads(config.model.threads);
   const recorded = resumed ? readRunData(runDir) : null;
   const model = fixRunModel(config, runDir, recorded, resumed, root);
@@ -318,7 +328,11 @@ async function runInFolder(
     let tested: Results['testDatasets'] | null = null;
     if (root && config.test.datasets.length) {
       o.onEvent?.({ kind: 'phase', name: 'test datasets' });
-      tested = await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess);
+      tested = await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess).catch(
+        (e: Error) => {
+          throw afterTraining(e, runDir);
+        },
+      );
     }
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = await assembleResults({

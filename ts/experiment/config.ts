@@ -61,6 +61,8 @@ export const TestDatasetSchema = z
     name: z
       .string()
       .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
+      // its folder is <run>/test/<name>: "." or ".." would be the run folder or above it
+      .refine((n) => n !== '.' && n !== '..', 'not "." or ".." (it names a folder of the run)')
       .nullable()
       .default(null),
     /** Dataset root, as for `cxrmask index --dataset`. */

@@ -23,6 +23,7 @@ import type { StopSignal } from '../common/interrupt.js';
 import { readJson, writeJsonAtomic } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import type { DatasetName } from '../data/datasets/names.js';
+import { buildDatasetIndex } from '../data/datasets/registry.js';
 import { preprocessConflicts, type ResolvedPreprocess } from '../images/preprocess.js';
 import { inputOf } from '../model/kinds.js';
 import { openModel } from '../model/open.js';
@@ -82,21 +83,51 @@ export function testDatasets(config: ExperimentConfig): TestDatasetSpec[] {
 
 /**
  * Checked when a run starts, before the grid: a test dataset still to evaluate needs its cache, or its
- * root and CheXmask CSV to build one, so a mistyped path fails at once rather than after training.
- * @throws {ConfigError} naming the field and the path.
+ * root and CheXmask CSV to build one. Its root is indexed (without looking for the images) with the
+ * run's label policy and views, so a root one folder off, a dataset of another kind or one with no
+ * test-split image fails at once, not after hours of training.
+ * @throws {ConfigError} naming the field, the path and what is wrong.
  */
-export function checkTestDatasets(config: ExperimentConfig, runDir: string): void {
+export async function checkTestDatasets(config: ExperimentConfig, runDir: string): Promise<void> {
   const problems: string[] = [];
-  testDatasets(config).forEach((t, i) => {
+  for (const [i, t] of testDatasets(config).entries()) {
     const done = readJson<CrossDatasetResult>(join(crossDir(runDir, t.name), 'evaluation.json'));
-    if ((done && sameSpec(done, t)) || existsSync(t.cache)) return;
-    for (const k of ['root', 'chexmask'] as const)
-      if (!existsSync(t[k])) problems.push(`  - test.datasets.${i}.${k}: ${t[k]} does not exist`);
-  });
+    if (done && sameSpec(done, t)) continue;
+    const missing = (['root', 'chexmask'] as const).filter((k) => !existsSync(t[k]));
+    // a test cache built beforehand serves without its root
+    if (missing.length) {
+      if (!existsSync(t.cache))
+        for (const k of missing) problems.push(`  - test.datasets.${i}.${k}: ${t[k]} does not exist`);
+      continue;
+    }
+    const problem = await testSplitProblem(config, t);
+    if (problem) problems.push(`  - test.datasets.${i}.root: ${problem}`);
+  }
   if (problems.length)
     throw new ConfigError(
-      `cannot test on the datasets of test.datasets (no cache yet, and nothing to build one from):\n${problems.join('\n')}`,
+      `cannot test on the datasets of test.datasets (checked before training):\n${problems.join('\n')}`,
     );
+}
+
+/** Why `t.root` gives no test-split image to test on (its index fails, or lists none), or null. */
+async function testSplitProblem(config: ExperimentConfig, t: TestDatasetSpec): Promise<string | null> {
+  const d = config.data;
+  try {
+    const { entries } = await buildDatasetIndex({
+      dataset: t.dataset,
+      root: t.root,
+      views: d.views,
+      uncertain: d.uncertain,
+      blank: d.blank,
+      requirePositive: d.requirePositive,
+      readerRule: d.readerRule,
+      checkFiles: false,
+    });
+    if (!entries.some((e) => e.split === 'test')) return `${t.root} lists no ${t.dataset} test-split image`;
+    return null;
+  } catch (e) {
+    return `${t.root} is not a ${t.dataset} root as the index reads it: ${(e as Error).message}`;
+  }
 }
 
 /**

@@ -104,11 +104,14 @@ export async function readNihSplit(root: string, duplicates: ReasonCounter): Pro
   return new Map([...out].map(([k, v]) => [k, v.split]));
 }
 
-/** Where each PNG is: images/NAME.png (Box, GCS) or images_NNN/images/NAME.png (Kaggle), listed once. */
+/**
+ * Where each PNG is: images/NAME.png (Box), png/NAME.png (Google Cloud's bucket) or
+ * images_NNN/images/NAME.png (Kaggle), listed once.
+ */
 export function listNihImages(root: string): Map<string, string> {
   const found = new Map<string, string>();
   const dirs: string[] = [];
-  if (existsSync(join(root, 'images'))) dirs.push('images');
+  for (const d of ['images', 'png']) if (existsSync(join(root, d))) dirs.push(d);
   for (const d of existsSync(root) ? readdirSync(root).sort() : [])
     if (/^images_\d{3}$/.test(d) && existsSync(join(root, d, 'images'))) dirs.push(`${d}/images`);
   for (const d of dirs)

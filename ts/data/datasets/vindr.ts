@@ -198,6 +198,14 @@ async function readRelease(
       ...VINDR_FIVE.filter((f) => f !== 'Edema' || split === 'train'),
     ];
     await build.readListing(physionet, wide('train'), wideRows(physionet, 'train', reads, build.dropped));
+    // the official split's test images are that table's: without it the index had none, and a run
+    // failed later on an empty test split
+    if (!existsSync(test) && build.opts.split === 'official')
+      throw new DataError(
+        'missing-file',
+        "the official split's test images are listed there (PhysioNet's annotations/); give it, or index with --split patient",
+        { file: test },
+      );
     if (existsSync(test))
       await build.readListing(test, wide('test'), wideRows(test, 'test', reads, build.dropped));
     return { release: 'physionet', files: { train: physionet, test: existsSync(test) ? test : null } };
