@@ -244,7 +244,10 @@ function measureAttribution(
   });
 }
 
-/** Every model on each test dataset of config.test (prediction only, nothing to train). */
+/**
+ * Every model on each test dataset of config.test (prediction only, nothing to train); a failure
+ * says that the trained cells are kept (afterTraining).
+ */
 function testOnDatasets(
   o: RunOptions,
   scoring: ExperimentConfig,
@@ -254,6 +257,7 @@ function testOnDatasets(
   models: { zs: ZeroShotResult | null; trained: CellResult[] },
   preprocess: ResolvedPreprocess | undefined,
 ) {
+  o.onEvent?.({ kind: 'phase', name: 'test datasets' });
   return crossDatasetEvaluations({
     config: scoring,
     ...(preprocess ? { preprocess } : {}),
@@ -267,6 +271,8 @@ function testOnDatasets(
     ...(o.prepareTestData ? { prepare: o.prepareTestData } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+  }).catch((e: Error) => {
+    throw afterTraining(e, runDir);
   });
 }
 
@@ -325,15 +331,10 @@ async function runInFolder(
     // scored with the metric settings of the run's latest `eval`, if any (training used config.json's)
     const evalOverrides = resumed ? readEvalOverrides(runDir) : {};
     const scoring = withMetricOverrides(config, evalOverrides);
-    let tested: Results['testDatasets'] | null = null;
-    if (root && config.test.datasets.length) {
-      o.onEvent?.({ kind: 'phase', name: 'test datasets' });
-      tested = await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess).catch(
-        (e: Error) => {
-          throw afterTraining(e, runDir);
-        },
-      );
-    }
+    const tested =
+      root && config.test.datasets.length
+        ? await testOnDatasets(o, scoring, runDir, grid, sd, models, cache.preprocess)
+        : null;
     o.onEvent?.({ kind: 'phase', name: 'evaluate' });
     const results = await assembleResults({
       config: scoring,
