@@ -788,25 +788,26 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
 }
 
 /**
- * The shard size for a build into `dir`: that of the finished cache already there (its largest
- * shard: every shard but the last is full; any size from its count up for a single shard), else
- * `asked`. The folder is keyed by the images' settings, not the shard size: rebuilding it with
- * another would re-lay every shard, change the digest runs record, and leave every run on it unable
- * to resume, for the same images, labels and splits.
+ * The shard size for a build into `dir`: that of the finished cache already there (the ids its first
+ * shard was planned with: every shard but the last is full; any size from that count up when it has
+ * one shard), else `asked`. Records are not the measure: a shard's failed images hold none. The
+ * folder is keyed by the images' settings, not the shard size: rebuilding it with another would
+ * re-lay every shard, change the digest runs record, and leave every run on it unable to resume,
+ * for the same images, labels and splits.
  */
 function earlierShardSize(dir: string, asked: number): number {
-  const path = join(dir, 'cache.json');
-  if (!existsSync(path)) return asked;
+  if (!existsSync(join(dir, 'cache.json'))) return asked;
   try {
-    const meta = JSON.parse(readFileSync(path, 'utf8')) as { shards?: { count?: unknown }[] };
-    const counts = (meta.shards ?? [])
-      .map((s) => s.count)
-      .filter((c): c is number => Number.isSafeInteger(c));
-    if (counts.length === 0) return asked;
-    const full = Math.max(1, ...counts);
-    return counts.length === 1 && asked >= full ? asked : full;
+    const meta = JSON.parse(readFileSync(join(dir, 'cache.json'), 'utf8')) as { shards?: unknown[] };
+    const first = JSON.parse(readFileSync(join(dir, `${shardName(0)}.json`), 'utf8')) as {
+      planned?: unknown;
+    };
+    const shards = meta.shards?.length ?? 0;
+    const planned = Array.isArray(first.planned) ? first.planned.length : 0;
+    if (shards === 0 || planned === 0) return asked;
+    return shards === 1 && asked >= planned ? asked : planned;
   } catch {
-    return asked; // damaged: rebuilt with the size asked
+    return asked; // damaged or from an interrupted build: built with the size asked
   }
 }
 
