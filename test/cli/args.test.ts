@@ -260,8 +260,16 @@ test('distributed timeouts from the environment are checked (a bad root timeout 
     () => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: 'abc' }),
     (e: Error) =>
       e instanceof ConfigError &&
-      /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a positive number of seconds/.test(e.message),
+      /CXRMASK_DIST_ROOT_TIMEOUT=abc must be a positive number of seconds \(at least 0\.001\)/.test(
+        e.message,
+      ),
   );
+  // it rounded to 0 ms and failed later in the addon, naming no variable
+  assert.throws(
+    () => distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '0.0004' }),
+    /CXRMASK_DIST_TIMEOUT=0\.0004 must be/,
+  );
+  assert.is(distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '0.001' }), 1);
   assert.throws(() => distTimeoutMs({ CXRMASK_DIST_TIMEOUT: '1e300' }), /CXRMASK_DIST_TIMEOUT=1e300/);
   assert.throws(() => rootWorkTimeoutMs({ CXRMASK_DIST_ROOT_TIMEOUT: '-5' }), /at most 2592000/);
   assert.is(rootWorkTimeoutMs({}), 24 * 3600 * 1000);

@@ -63,7 +63,9 @@ export async function executeRun(
   const quiet = opts.quiet || otherRank;
   const progress = progressReporter(opts.progress === false || !process.stderr.isTTY);
   let result: Awaited<ReturnType<typeof runExperiment>>;
-  const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''));
+  const signal = installStop(() => (runDir ? `Resume later with: cxrmask run --resume ${runDir}` : ''), {
+    quiet: otherRank,
+  });
   // the group is closed on every path (a rank 0 that fails preparing the data frees the others at once)
   try {
     if (dist && dist.group.rank !== 0) await dist.group.barrier(ROOT_WORK_TIMEOUT_MS);

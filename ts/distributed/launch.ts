@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { EXIT_INTERRUPTED } from '../common/report-error.js';
 import { readDistEnv } from '../model/dist-env.js';
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
@@ -51,11 +52,14 @@ export async function launchLocal(
   if (!Number.isInteger(nproc) || nproc < 1 || nproc > MAX_LOCAL_RANKS)
     throw new RangeError(`--nproc must be an integer from 1 to ${MAX_LOCAL_RANKS}, got ${nproc}`);
   const port = await freePort();
+  const env = opts.env ?? process.env;
+  const threads = rankThreads(env, nproc);
   const children: ChildProcess[] = [];
   const ends = Array.from({ length: nproc }, (_, rank) => {
     const child = spawn(process.execPath, [...(opts.execArgv ?? process.execArgv), ...withoutNproc(args)], {
       env: {
-        ...(opts.env ?? process.env),
+        ...env,
+        ...(threads ? { OMP_NUM_THREADS: String(threads) } : {}),
         RANK: String(rank),
         LOCAL_RANK: String(rank),
         WORLD_SIZE: String(nproc),
@@ -66,16 +70,19 @@ export async function launchLocal(
       stdio: 'inherit',
     });
     children.push(child);
-    return new Promise<{ rank: number; code: number }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ rank, code: code ?? (signal ? 1 : 0) })),
+    return new Promise<{ rank: number; code: number; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ rank, code: code ?? (signal ? 1 : 0), signal })),
     );
   });
-  // Ctrl-C reaches every child through the terminal's process group; a SIGTERM to the launcher is
-  // passed on.
+  // A SIGTERM to the launcher is passed on. Ctrl-C reaches every rank through the terminal's process
+  // group: the launcher waits for them (their stop, their exit 130) instead of dying at once and
+  // giving the prompt back while they still run, out of reach of a second Ctrl-C.
   const forward = () => {
     for (const c of children) c.kill('SIGTERM');
   };
+  const waitForRanks = () => {};
   process.once('SIGTERM', forward);
+  process.on('SIGINT', waitForRanks);
   let first: { rank: number; code: number } | null = null;
   const pending = new Set(ends);
   while (pending.size) {
@@ -83,14 +90,35 @@ export async function launchLocal(
     pending.delete(done.p);
     if (done.r.code !== 0 && !first) {
       first = done.r;
-      process.stderr.write(
-        `cxrmask: rank ${done.r.rank} exited with code ${done.r.code}; stopping the others\n`,
-      );
+      // a stopped rank (130) is one of many told to stop: nothing to add
+      if (done.r.code !== EXIT_INTERRUPTED)
+        process.stderr.write(`cxrmask: rank ${done.r.rank} ${endedHow(done.r)}; stopping the others\n`);
       for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     }
   }
   process.off('SIGTERM', forward);
+  process.off('SIGINT', waitForRanks);
   return first ? first.code : 0;
+}
+
+/** How a rank ended, in words: a signal death (the OOM killer's SIGKILL) is not an exit code. */
+function endedHow(r: { code: number; signal: NodeJS.Signals | null }): string {
+  if (!r.signal) return `exited with code ${r.code}`;
+  return `was killed by ${r.signal}${r.signal === 'SIGKILL' ? ' (out of memory? the kernel log says)' : ''}`;
+}
+
+/**
+ * Intra-op threads per rank where the user set none: N ranks each taking every core oversubscribe
+ * the CPU many times over (127-295 s against 19-21 s for one small run on 2 cores). torchrun sets
+ * OMP_NUM_THREADS=1; here each rank gets its share of the cores. Null: OMP_NUM_THREADS is set.
+ */
+function rankThreads(env: NodeJS.ProcessEnv, nproc: number): number | null {
+  if (env['OMP_NUM_THREADS'] || nproc < 2) return null;
+  const threads = Math.max(1, Math.floor(availableParallelism() / nproc));
+  process.stderr.write(
+    `cxrmask: OMP_NUM_THREADS=${threads} for each of the ${nproc} ranks (${availableParallelism()} cores); set OMP_NUM_THREADS or model.threads to choose\n`,
+  );
+  return threads;
 }
 
 /** The `--nproc` option's help, shared by the training commands. */

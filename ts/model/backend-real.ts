@@ -63,7 +63,11 @@ export function realModelBackend(): ModelBackend {
       if (requested !== 'auto') return requested;
       return diagnose().cuda?.available ? 'cuda' : 'cpu';
     },
-    setThreads: (n: number) => setThreads(n),
+    setThreads: (n: number) => {
+      setThreads(n);
+      // the recorded thread counts are read again: under --nproc the device was resolved first
+      diag = null;
+    },
     versions: () => {
       const d = diagnose();
       return {

@@ -74,8 +74,11 @@ function secondsVar(env: NodeJS.ProcessEnv, name: string, defaultS: number): num
   const s = env[name];
   if (s === undefined || s === '') return defaultS * 1000;
   const n = Number(s);
-  if (!Number.isFinite(n) || n <= 0 || n > MAX_TIMEOUT_S)
-    throw new ConfigError(`${name}=${s} must be a positive number of seconds, at most ${MAX_TIMEOUT_S}`);
+  // at least a millisecond: 0.0004 passed and then rounded to 0, refused later without naming `name`
+  if (!Number.isFinite(n) || n < 0.001 || n > MAX_TIMEOUT_S)
+    throw new ConfigError(
+      `${name}=${s} must be a positive number of seconds (at least 0.001), at most ${MAX_TIMEOUT_S}`,
+    );
   return Math.round(n * 1000);
 }
 
