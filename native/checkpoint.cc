@@ -223,9 +223,11 @@ std::unordered_map<std::string, c10::IValue> ReadCheckpointFields(const std::str
     std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
     try {
       archive = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
-    } catch (const c10::Error&) {
+    } catch (const c10::Error& e) {
       // miniz's own text ("failed finding central directory … internal miniz error") names neither
-      // the file's problem nor what was expected
+      // the file's problem nor what was expected; a file that cannot be opened keeps torch's words
+      const std::string why = e.what_without_backtrace();
+      if (why.find("open file failed") != std::string::npos) throw;
       throw std::invalid_argument("not a checkpoint: not the zip archive torch.save writes");
     }
     auto& zip = *archive;

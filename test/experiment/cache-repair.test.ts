@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ConfigError } from '../../ts/common/errors.js';
 import { buildDatasetIndex } from '../../ts/data/datasets/registry.js';
 import { parseConfig } from '../../ts/experiment/config.js';
 import { openCache } from '../../ts/images/cache.js';
@@ -87,6 +88,23 @@ if (existsSync(join(MODEL, 'model.json'))) {
     // and what it records of its index stays what the index said
     const meta = JSON.parse(readFileSync(join(built.dir, 'cache.json'), 'utf8'));
     assert.equal(meta.build.rows, { dataset: 'mimic', views: ['PA', 'AP'], requirePositive: false });
+    // the keyed folder given directly, damaged again, with another label policy in the config: its
+    // labels would be recorded under settings they were not made with
+    truncateSync(join(built.dir, shards[0]!), 1000);
+    const other = parseConfig({
+      data: { cache: built.dir, root: s.mimicRoot, chexmask: s.chexmaskCsv, uncertain: 'zeros' },
+      model: { dir: MODEL, device: 'cpu' },
+    });
+    await prepareData(other, { log: () => {} }).then(
+      () => assert.unreachable('repaired under another label policy'),
+      (e: Error) => {
+        assert.instance(e, ConfigError);
+        assert.match(
+          e.message,
+          /the damaged cache .* was built with other settings than the config's \(labels/,
+        );
+      },
+    );
   });
 }
 

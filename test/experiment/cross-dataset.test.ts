@@ -197,6 +197,7 @@ test('a test dataset that fails after training says that the trained cells are k
   );
   assert.instance(err, DataError);
   assert.is((err as DataError).reason, 'bad-csv');
+  assert.is((err as DataError).where.file, s.chexmaskCsv, 'the file it names is kept');
   assert.match(
     String(err),
     new RegExp(

@@ -8,7 +8,13 @@ import { UsageError } from '../common/errors.js';
 import { threadsProblem } from '../common/threads.js';
 import { setThreads } from '../native.js';
 import { ChexmaskIndex } from '../service/chexmask-index.js';
-import { createServer, DEFAULT_BODY_LIMIT, DEFAULT_MAX_QUEUE, MAX_BODY_LIMIT } from '../service/http.js';
+import {
+  createServer,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_MAX_QUEUE,
+  MAX_BODY_LIMIT,
+  MAX_QUEUE_LIMIT,
+} from '../service/http.js';
 import { DEFAULT_MAX_BATCH, MAX_BATCH } from '../service/predictor.js';
 import { closeOnSignals } from '../service/shutdown.js';
 import { COMMAND_TEXT } from './commands.js';
@@ -29,7 +35,6 @@ export interface ServeArgv extends PredictorArgv {
 
 /** Longest --grace: a day (setTimeout cannot wait beyond ~24.8 days, and no drain needs that long). */
 const MAX_GRACE_SECONDS = 86_400;
-/** Largest --body-limit: a request body is held in memory, and no X-ray comes near 1 GiB. */
 
 export const serveCommand: CommandModule<object, ServeArgv> = {
   ...COMMAND_TEXT.serve,
@@ -85,8 +90,10 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
       if (!Number.isInteger(argv.port) || argv.port < 0 || argv.port > 65535) {
         throw new UsageError(`--port ${argv.port}: expected 0–65535`);
       }
-      if (!Number.isInteger(argv.maxQueue) || argv.maxQueue < 1) {
-        throw new UsageError(`--max-queue ${argv.maxQueue}: expected a positive integer`);
+      if (!Number.isInteger(argv.maxQueue) || argv.maxQueue < 1 || argv.maxQueue > MAX_QUEUE_LIMIT) {
+        throw new UsageError(
+          `--max-queue ${argv.maxQueue}: expected an integer from 1 to ${MAX_QUEUE_LIMIT}`,
+        );
       }
       const maxBatch = argv.maxBatch ?? DEFAULT_MAX_BATCH;
       if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH) {
@@ -119,7 +126,8 @@ export const serveCommand: CommandModule<object, ServeArgv> = {
         // stdout carries only the listening line (a supervisor reads the port from it)
         logger: argv.log === 'silent' ? false : { level: argv.log, stream: process.stderr },
       });
-      closeOnSignals(app, { graceMs: argv.grace * 1000 });
+      // whole milliseconds: 1.005 s is 1004.9999999999999 ms in floating point
+      closeOnSignals(app, { graceMs: Math.round(argv.grace * 1000) });
       await app.listen({ host: argv.host, port: argv.port });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : argv.port;

@@ -282,8 +282,9 @@ function testOnDatasets(
  */
 function afterTraining(e: Error, runDir: string): Error {
   if (!(e instanceof DataError || e instanceof ConfigError)) return e;
-  const next = `${e.message}. The trained cells are kept in ${runDir}: fix test.datasets in its config.json and continue with \`cxrmask run --resume ${runDir}\``;
-  return e instanceof DataError ? new DataError(e.reason, next) : new ConfigError(next);
+  // the same error (its class, reason, where, cause and stack), its message made longer
+  e.message = `${e.message}. The trained cells are kept in ${runDir}: fix test.datasets in its config.json and continue with \`cxrmask run --resume ${runDir}\``;
+  return e;
 }
 
 /** The test datasets' section of results.json, and their seconds among the cells' timings. */

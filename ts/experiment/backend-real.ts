@@ -203,14 +203,32 @@ async function entriesToCache(
 
 /**
  * What a damaged cache can be repaired from: its own entries, when they are intact and it was built
- * with the config's row filters (checkRowFilters). Null sends the build back to indexing data.root.
- * @throws {ConfigError} the cache was built with other row filters than the config's.
+ * with the config's label policy, Dice filter and row filters (checkRowFilters). Null sends the build
+ * back to indexing data.root.
+ * @throws {ConfigError} the cache was built with other settings than the config's.
  */
 function repairSource(e: DataError, d: ExperimentConfig['data']): ReturnType<typeof intactEntries> {
   const file = e.where.file;
   const dir = file ? dirname(file) : null;
   const found = dir ? intactEntries(dir) : null;
-  if (dir && found) checkRowFilters({ dir, build: found.build, entries: found.entries }, d);
+  if (!dir || !found) return null;
+  // a keyed folder given directly may hold another label policy or Dice filter than the config's:
+  // repaired as the config says, its labels would be recorded under settings they were not made with
+  const want = { uncertain: d.uncertain, blank: d.blank };
+  const had = found.build.labelPolicy;
+  const differ = [
+    ...(had && (had.uncertain !== want.uncertain || had.blank !== want.blank)
+      ? [`labels ${JSON.stringify(had)} (cache) vs ${JSON.stringify(want)} (config)`]
+      : []),
+    ...(found.build.minDice !== d.minDice
+      ? [`minDice ${found.build.minDice} (cache) vs ${d.minDice} (config)`]
+      : []),
+  ];
+  if (differ.length)
+    throw new ConfigError(
+      `the damaged cache ${dir} was built with other settings than the config's (${differ.join('; ')}): set data.* to what it was built with to repair it, or give data.cache a new folder`,
+    );
+  checkRowFilters({ dir, build: found.build, entries: found.entries }, d);
   return found;
 }
 

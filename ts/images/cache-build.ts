@@ -13,7 +13,7 @@ import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js'
 import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
 import { sha256, sha256File } from '../common/hash.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
+import { readJsonFile, removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
 import { ChexmaskRecords } from '../data/chexmask-records.js';
@@ -797,18 +797,28 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
  */
 function earlierShardSize(dir: string, asked: number): number {
   if (!existsSync(join(dir, 'cache.json'))) return asked;
+  // the house reader: a FIFO or device in a manifest's place would block a plain read forever
+  const read = (file: string) => readJsonFile(join(dir, file), 'cache description', { maxBytes: 256 << 20 });
+  let shards: number;
   try {
-    const meta = JSON.parse(readFileSync(join(dir, 'cache.json'), 'utf8')) as { shards?: unknown[] };
-    const first = JSON.parse(readFileSync(join(dir, `${shardName(0)}.json`), 'utf8')) as {
-      planned?: unknown;
-    };
-    const shards = meta.shards?.length ?? 0;
-    const planned = Array.isArray(first.planned) ? first.planned.length : 0;
-    if (shards === 0 || planned === 0) return asked;
-    return shards === 1 && asked >= planned ? asked : planned;
+    const listed = read('cache.json')['shards'];
+    shards = Array.isArray(listed) ? listed.length : 0;
   } catch {
-    return asked; // damaged or from an interrupted build: built with the size asked
+    return asked; // damaged: rebuilt with the size asked
   }
+  // the first full shard whose manifest reads (shard 0's may be the damaged one)
+  for (let k = 0; k < Math.max(1, shards - 1); k++) {
+    let planned: unknown;
+    try {
+      planned = read(`${shardName(k)}.json`)['planned'];
+    } catch {
+      continue;
+    }
+    const n = Array.isArray(planned) ? planned.length : 0;
+    if (n === 0) continue;
+    return shards === 1 && asked >= n ? asked : n;
+  }
+  return asked;
 }
 
 /** buildCache once the rows are joined: plan, shards, entry list and cache.json, and the summary. */

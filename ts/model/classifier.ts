@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { DataError } from '../common/errors.js';
-import { checkPathArg, type LinkPolicy, refuseNonFile } from '../common/files.js';
+import { checkPathArg, type LinkPolicy, nothingAt, refuseNonFile } from '../common/files.js';
 import { checkArg, parseOptions, positiveCount, positiveInt, typedArray } from '../common/options.js';
 import {
   type DeviceSpec,
@@ -140,7 +140,9 @@ export class Classifier extends CheckpointedLifecycle<NativeClassifier> {
   static readHeader(path: string): Promise<NativeClassifierHeader> {
     checkPathArg(path);
     try {
-      if (!refuseNonFile(path))
+      // nothing there is a missing file; another stat failure (a folder it may not enter) is the
+      // addon's to name
+      if (!refuseNonFile(path) && nothingAt(path))
         throw new DataError('missing-file', 'no such checkpoint file', { file: path });
     } catch (e) {
       return Promise.reject(e);

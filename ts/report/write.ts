@@ -62,7 +62,11 @@ export function removeReportFiles(runDir: string, keep: readonly string[] = []):
   }
 }
 
-/** Writes a run's reports from its results: table2.md, per_disease.md, plots, report.md and report.html. */
+/**
+ * Writes a run's reports from its results: table2.md, per_disease.md, table2-<test dataset>.md, plots,
+ * report.md and report.html; then removes the report files of those names an earlier report left and
+ * this one did not write (removeReportFiles), so none shows numbers of another scoring.
+ */
 export async function writeReports(
   runDir: string,
   r: Results,
