@@ -123,8 +123,9 @@ test('a missing test dataset root fails when the run starts, before any training
   assert.match(String(err), /test\.datasets\.0\.chexmask: .*x\.csv does not exist/);
 });
 
-test('a test dataset root one folder off (it exists, but holds no NIH table) fails before any training, naming it', async () => {
-  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-root-'));
+/** A fresh runs folder with a 12-image NIH layout (and its CheXmask CSV) in it. */
+async function smallNih(prefix: string) {
+  const tmpRuns = mkdtempSync(join(tmpdir(), prefix));
   const s = await synthesize({
     out: join(tmpRuns, 'data'),
     dataset: 'nih14',
@@ -133,6 +134,11 @@ test('a test dataset root one folder off (it exists, but holds no NIH table) fai
     width: 64,
     height: 64,
   });
+  return { tmpRuns, s };
+}
+
+test('a test dataset root one folder off (it exists, but holds no NIH table) fails before any training, naming it', async () => {
+  const { tmpRuns, s } = await smallNih('cxrmask-xdata-root-');
   const never = () => {
     throw new Error('the data must not be opened');
   };
@@ -162,15 +168,7 @@ test('a test dataset root one folder off (it exists, but holds no NIH table) fai
 });
 
 test('a test dataset that fails after training says that the trained cells are kept and how to go on (exit 2 kept)', async () => {
-  const tmpRuns = mkdtempSync(join(tmpdir(), 'cxrmask-xdata-late-'));
-  const s = await synthesize({
-    out: join(tmpRuns, 'data'),
-    dataset: 'nih14',
-    n: 12,
-    seed: 3,
-    width: 64,
-    height: 64,
-  });
+  const { tmpRuns, s } = await smallNih('cxrmask-xdata-late-');
   const config = parseConfig({
     runsDir: tmpRuns,
     data: { cache: join(tmpRuns, 'cache') },
