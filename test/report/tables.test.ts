@@ -154,4 +154,18 @@ test('"Does masking help?" gives verdicts for the rows of the tables only, not t
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
+test('table2.md defines the metric it shows, not always mean label accuracy', async () => {
+  const r = await fakeResults();
+  for (const [primary, words] of [
+    ['meanLabelAccuracy', /Metric definition: The paper's 'accuracy averaged across the five findings'/],
+    ['exactMatch', /Metric definition: Fraction of test images whose thresholded predictions match/],
+    ['macroF1', /Metric definition: TP\/\(TP\+FN\) at the operating point/],
+    ['macroAUROC', /Metric definition: Mean over findings of ROC AUC/],
+  ] as const) {
+    const md = table2Markdown(withMetrics(r, { primary }));
+    assert.match(md, words, primary);
+    if (primary !== 'meanLabelAccuracy') assert.match(md, /Other metrics \(mean label accuracy, /, primary);
+  }
+});
+
 test.run();

@@ -190,10 +190,20 @@ export function table2Markdown(r: Results): string {
       '',
     );
   }
+  // the definition of the metric the table shows (F1's lives with sensitivity's), then where the rest are
+  const others = (
+    [
+      ['meanLabelAccuracy', 'mean label accuracy'],
+      ['exactMatch', 'exact match'],
+      ['macroF1', 'sensitivity, specificity, F1'],
+    ] as const
+  )
+    .filter(([m]) => m !== primary)
+    .map(([, words]) => words);
   out.push(
-    `Metric definition: ${r.definitions['meanLabelAccuracy'] ?? ''}`,
+    `Metric definition: ${r.definitions[primary === 'macroF1' ? 'sensitivity' : primary] ?? ''}`,
     '',
-    `Other metrics (exact match, sensitivity, specificity, F1, per-finding AUROC) are in results.json and per_disease.md.`,
+    `Other metrics (${[...others, 'per-finding AUROC'].join(', ')}) are in results.json and per_disease.md.`,
     '',
   );
   return out.join('\n');
