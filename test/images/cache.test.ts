@@ -171,6 +171,13 @@ test('a rebuild asked for another shard size keeps the layout of the cache alrea
     shardSize: 64,
   });
   assert.is(d.shardsBuilt, 1);
+  // a FIFO planted as a shard manifest is refused by name, not read (a read would block forever)
+  rmSync(join(a.dir, 'shard-00000.json'));
+  spawnSync('mkfifo', [join(a.dir, 'shard-00000.json')]);
+  await rejects(
+    buildCache({ entries: part, root: s.mimicRoot, chexmask: rows, out, shardSize: 64 }),
+    /shard-00000\.json.*not a regular file/,
+  );
 });
 
 test('an index naming a dicomId twice is refused, naming both rows; each cached entry is its own index row', async () => {

@@ -59,16 +59,6 @@ export function checkRegularFile(
  * that follows, a device never end); a missing file passes, for the caller's own "missing" error.
  * @returns its stat, or null when it cannot be stat'ed.
  */
-/** Whether nothing is at `file` (ENOENT); false when something is, or when it cannot be looked at. */
-export function nothingAt(file: string): boolean {
-  try {
-    statSync(file);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-}
-
 export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null {
   let st: Stats;
   try {
@@ -78,6 +68,16 @@ export function refuseNonFile(file: string, reason = 'not-a-file'): Stats | null
   }
   checkRegularFile(st, file, reason);
   return st;
+}
+
+/** Whether nothing is at `file` (ENOENT); false when something is, or when it cannot be looked at. */
+export function nothingAt(file: string): boolean {
+  try {
+    statSync(file);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
 }
 
 /** Links followed before a save target is refused (Linux's own limit, ELOOP). */

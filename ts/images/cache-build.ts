@@ -13,7 +13,7 @@ import { DataError, InterruptedError, ReasonCounter } from '../common/errors.js'
 import { refuseLinkedFolders, refuseNonFile } from '../common/files.js';
 import { sha256, sha256File } from '../common/hash.js';
 import type { StopSignal } from '../common/interrupt.js';
-import { readJsonFile, removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
+import { removeStaleTemps, withAtomicPath, writeFileAtomicAsync } from '../common/io.js';
 import { or, parseOptions } from '../common/options.js';
 import { type ChexmaskRow, DEFAULT_MIN_DICE, joinChexmask, sizeRowFromImage } from '../data/chexmask.js';
 import { ChexmaskRecords } from '../data/chexmask-records.js';
@@ -35,6 +35,7 @@ import {
   decoderChangeReaches,
   decoderChangesSince,
   decoderRevision,
+  readCacheMeta,
 } from './cache-format.js';
 import { cacheDigest, recordStamps, type ShardInfo } from './cache-verify.js';
 import {
@@ -337,6 +338,15 @@ const limitsText = (l: ResolvedImageLimits | undefined) =>
 type StaleReason = 'image-limits' | 'recovered-images' | 'changed-images' | 'plan' | 'damaged';
 
 /**
+ * A shard manifest as JSON. A FIFO in its place would block the read forever (a cache folder may come
+ * from someone else): refused.
+ */
+function readManifest(path: string): ShardManifest {
+  refuseNonFile(path);
+  return JSON.parse(readFileSync(path, 'utf8')) as ShardManifest;
+}
+
+/**
  * The shard's manifest when the files on disk are this very shard (a resumed build); else why not,
  * or nothing when no earlier build left this shard.
  */
@@ -345,10 +355,8 @@ function reusableManifest(
   s: ShardPlan,
 ): { manifest: ShardManifest } | { stale: StaleReason | null } {
   if (!existsSync(s.manPath) || !existsSync(s.binPath)) return { stale: null };
-  // a FIFO there would block the read forever (a cache folder may come from someone else)
-  refuseNonFile(s.manPath);
   try {
-    const m = JSON.parse(readFileSync(s.manPath, 'utf8')) as ShardManifest;
+    const m = readManifest(s.manPath);
     const samePlan =
       m.version === CACHE_VERSION &&
       m.key === b.key &&
@@ -797,24 +805,20 @@ export async function buildCache(options: BuildCacheOptions): Promise<CacheSumma
  */
 function earlierShardSize(dir: string, asked: number): number {
   if (!existsSync(join(dir, 'cache.json'))) return asked;
-  // the house reader: a FIFO or device in a manifest's place would block a plain read forever
-  const read = (file: string) => readJsonFile(join(dir, file), 'cache description', { maxBytes: 256 << 20 });
   let shards: number;
   try {
-    const listed = read('cache.json')['shards'];
-    shards = Array.isArray(listed) ? listed.length : 0;
+    shards = readCacheMeta(join(dir, 'cache.json')).shards?.length ?? 0;
   } catch {
     return asked; // damaged: rebuilt with the size asked
   }
   // the first full shard whose manifest reads (shard 0's may be the damaged one)
   for (let k = 0; k < Math.max(1, shards - 1); k++) {
-    let planned: unknown;
+    let n = 0;
     try {
-      planned = read(`${shardName(k)}.json`)['planned'];
+      n = readManifest(join(dir, `${shardName(k)}.json`)).planned?.length ?? 0;
     } catch {
       continue;
     }
-    const n = Array.isArray(planned) ? planned.length : 0;
     if (n === 0) continue;
     return shards === 1 && asked >= n ? asked : n;
   }

@@ -1,5 +1,7 @@
 /** The cache's on-disk description (cache.json) and entry shape: shared by the writer (cache-build.ts) and the reader (cache.ts). */
 import type { z } from 'zod';
+import { DataError } from '../common/errors.js';
+import { readJsonFile } from '../common/io.js';
 import type { IndexEntry, IndexRowFilters, Split } from '../data/mimic.js';
 import { computeGeometry } from '../masks/geometry.js';
 import type { ContourOptionsSchema } from '../masks/overlay.js';
@@ -136,4 +138,27 @@ export interface CacheMeta {
 export interface CachedEntry extends IndexEntry {
   shard: number;
   slot: number;
+}
+
+/**
+ * cache.json's largest sane size: a few KB plus the skipped images' list, which at 243 k images with
+ * reasons stays in the tens of MB.
+ */
+const MAX_CACHE_JSON_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A cache.json, read with the house JSON reader (a FIFO or device refused, the size capped, a BOM
+ * dropped), its shape checked by the caller (checkMeta).
+ * @throws {DataError} `bad-cache` naming the file.
+ */
+export function readCacheMeta(metaPath: string): CacheMeta {
+  try {
+    return readJsonFile(metaPath, 'cache description', {
+      maxBytes: MAX_CACHE_JSON_BYTES,
+    }) as unknown as CacheMeta;
+  } catch (e) {
+    throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
+      file: metaPath,
+    });
+  }
 }

@@ -15,7 +15,6 @@ import { z } from 'zod';
 import { DataError } from '../common/errors.js';
 import { refuseNonFile } from '../common/files.js';
 import { sha256 } from '../common/hash.js';
-import { readJsonFile } from '../common/io.js';
 import { NUM_LABELS } from '../common/labels.js';
 import { firstIssue, parseOptions } from '../common/options.js';
 import { warnOnce } from '../common/warn-once.js';
@@ -38,6 +37,7 @@ import {
   decoderChangeReaches,
   decoderChangesSince,
   decoderRevision,
+  readCacheMeta,
 } from './cache-format.js';
 import { cacheDigest, checkContent, damaged, verifyShards } from './cache-verify.js';
 import {
@@ -496,29 +496,6 @@ function recordedSettingsDiff(metaPath: string, settings: Parameters<typeof sett
     return settingsDiff(readCacheMeta(metaPath), settings);
   } catch {
     return [];
-  }
-}
-
-/**
- * cache.json's largest sane size: a few KB plus the skipped images' list, which at 243 k images with
- * reasons stays in the tens of MB.
- */
-const MAX_CACHE_JSON_BYTES = 256 * 1024 * 1024;
-
-/**
- * A cache.json, read with the house JSON reader (a FIFO or device refused, the size capped, a BOM
- * dropped), its shape checked by the caller (checkMeta).
- * @throws {DataError} `bad-cache` naming the file.
- */
-function readCacheMeta(metaPath: string): CacheMeta {
-  try {
-    return readJsonFile(metaPath, 'cache description', {
-      maxBytes: MAX_CACHE_JSON_BYTES,
-    }) as unknown as CacheMeta;
-  } catch (e) {
-    throw new DataError('bad-cache', `unreadable cache description: ${(e as Error).message}`, {
-      file: metaPath,
-    });
   }
 }
 
