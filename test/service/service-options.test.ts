@@ -51,6 +51,11 @@ test('createServer refuses a NaN, zero or fractional maxQueue, a misspelt key, a
     /requireRow must be a boolean/,
   );
   refused(() => createServer({} as ServiceOptions), TypeError, /predictor must be a loaded predictor/);
+  refused(
+    () => createServer({ predictor, disposeOnClose: 'no' } as unknown as ServiceOptions),
+    TypeError,
+    /disposeOnClose must be a boolean, got 'no'/,
+  );
   // the defaults and good values still make a server
   const app = createServer({ predictor, maxQueue: 3, requireRow: true, disposeOnClose: false });
   const health = await app.inject({ method: 'GET', url: '/healthz' });

@@ -168,18 +168,18 @@ export const oneOf = <T extends string>(values: readonly T[]) =>
     (v) => `must be one of ${values.join(', ')}, got ${got(v)}`,
   );
 
+/** A boolean, nothing else (`'yes'`, 1 and the like are refused). */
+export const aBoolean = rule<boolean>(
+  (v) => typeof v === 'boolean',
+  (v) => `must be a boolean, got ${typeof v === 'string' ? `'${v}'` : typeName(v)}`,
+  'type',
+);
+
 /**
  * A boolean option, off when left out (undefined or null). Anything else is refused: a flag that read
  * every non-`true` value as off made `{ weightsOnly: 'yes' }` save the full state without a word.
  */
-export const flag = or(
-  rule<boolean>(
-    (v) => typeof v === 'boolean',
-    (v) => `must be a boolean, got ${typeof v === 'string' ? `'${v}'` : typeName(v)}`,
-    'type',
-  ),
-  false,
-);
+export const flag = or(aBoolean, false);
 
 type TypedArray = Float32Array | BigInt64Array | Uint8Array;
 type TypedArrayClass<A extends TypedArray> = { new (n: number): A; name: string };

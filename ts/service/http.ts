@@ -27,7 +27,7 @@ import Fastify, {
 } from 'fastify';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { flag, intInRange, or, parseOptions, rule } from '../common/options.js';
+import { aBoolean, flag, intInRange, or, parseOptions, rule } from '../common/options.js';
 import { INPUT_FORMATS, sniffFormat } from '../images/input.js';
 import { anObject } from '../model/options.js';
 import type { BatchCounts } from './batch-queue.js';
@@ -85,14 +85,7 @@ const ServiceOptionsSchema = z
     maxQueue: or(intInRange(1, MAX_QUEUE_LIMIT), DEFAULT_MAX_QUEUE),
     requireRow: flag,
     requestTimeoutMs: or(intInRange(1, 2 ** 31 - 1), DEFAULT_REQUEST_TIMEOUT_MS),
-    disposeOnClose: or(
-      rule<boolean>(
-        (v) => typeof v === 'boolean',
-        (v) => `must be a boolean, got ${typeof v}`,
-        'type',
-      ),
-      true,
-    ),
+    disposeOnClose: or(aBoolean, true),
     logger: z.unknown().optional(),
   })
   .strict();
