@@ -355,6 +355,8 @@ function reusableManifest(
   s: ShardPlan,
 ): { manifest: ShardManifest } | { stale: StaleReason | null } {
   if (!existsSync(s.manPath) || !existsSync(s.binPath)) return { stale: null };
+  // refused here, outside the try: a FIFO is not a damaged manifest to rebuild over
+  refuseNonFile(s.manPath);
   try {
     const m = readManifest(s.manPath);
     const samePlan =
